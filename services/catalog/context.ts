@@ -1,0 +1,89 @@
+/**
+ * What every catalog handler works with: the database, the fact relay, configuration, and the
+ * caller's identity and event roles, always read fresh (a revoked role or admin flag counts on
+ * the very next request).
+ */
+import type { Sql } from "@shared/db.ts";
+import type { FactRelay } from "@shared/facts.ts";
+import type { FactActor } from "@shared/facts.ts";
+import type { Config } from "@shared/config.ts";
+import type { Logger } from "@shared/log.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import { ForbiddenError, UnauthorizedError } from "@shared/errors.ts";
+import { findCaller, rolesOnEvent } from "./store/users.ts";
+
+export interface CatalogContext {
+  sql: Sql;
+  relay: FactRelay;
+  config: Config & { jwtSecret: string };
+  log: Logger;
+}
+
+export interface Caller {
+  id: string;
+  email: string;
+  isAdmin: boolean;
+  isSuperAdmin: boolean;
+}
+
+export type EventRole = "owner" | "organizer" | "coorganizer";
+
+/** Access levels of api-surface §2: organizer = owner|organizer, co-organizer adds coorganizer. */
+export const levels = {
+  organizer: ["owner", "organizer"] as EventRole[],
+  coorganizer: ["owner", "organizer", "coorganizer"] as EventRole[],
+};
+
+/** The caller behind a token; a token of a deleted user is refused. */
+export async function loadCaller(sql: Sql, actor: Actor | null): Promise<Caller | null> {
+  if (!actor) return null;
+  const caller = await findCaller(sql, actor.id);
+  if (!caller) throw new UnauthorizedError("Cannot authenticate: the token's user does not exist");
+  return caller;
+}
+
+export function requireLogin(caller: Caller | null): Caller {
+  if (!caller) throw new UnauthorizedError("Cannot continue: log in first");
+  return caller;
+}
+
+export function isAdmin(caller: Caller | null): boolean {
+  return !!caller && (caller.isAdmin || caller.isSuperAdmin);
+}
+
+export function requireAdmin(caller: Caller | null): Caller {
+  const known = requireLogin(caller);
+  if (!isAdmin(known)) throw new ForbiddenError("Cannot continue: only admins may do this");
+  return known;
+}
+
+/** True when the caller is admin or holds one of `roles` on the event. */
+export async function hasEventLevel(
+  sql: Sql,
+  caller: Caller | null,
+  eventId: string,
+  roles: EventRole[],
+): Promise<boolean> {
+  if (!caller) return false;
+  if (isAdmin(caller)) return true;
+  const held = await rolesOnEvent(sql, caller.id, eventId);
+  return held.some((role) => roles.includes(role as EventRole));
+}
+
+export async function requireEventLevel(
+  sql: Sql,
+  caller: Caller | null,
+  eventId: string,
+  level: keyof typeof levels,
+): Promise<Caller> {
+  const known = requireLogin(caller);
+  if (!await hasEventLevel(sql, known, eventId, levels[level])) {
+    const who = level === "organizer" ? "organizers" : "co-organizers";
+    throw new ForbiddenError(`Cannot continue: only the event's ${who} may do this`);
+  }
+  return known;
+}
+
+export function factActor(caller: Caller | null): FactActor {
+  return caller ? { id: caller.id, email: caller.email } : null;
+}

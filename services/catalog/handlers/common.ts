@@ -1,0 +1,122 @@
+/** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
+import type { Handler } from "@shared/bus.ts";
+import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
+import {
+  listDocument,
+  metaDocument,
+  relationshipDocument,
+  type ResourceDef,
+  type ResourceObject,
+  singleDocument,
+  toResource,
+} from "@shared/jsonapi.ts";
+import type { ListQuery } from "@shared/query.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { NewFact } from "@shared/facts.ts";
+import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
+import type { Row } from "../store/common.ts";
+import type { Viewer } from "../store/events.ts";
+
+export interface Call {
+  req: HttpRequest;
+  caller: Caller | null;
+}
+
+/** Wraps a handler so it receives the caller, loaded fresh from the database. */
+export function handle(
+  ctx: CatalogContext,
+  fn: (call: Call) => Promise<HttpReply>,
+): Handler<HttpRequest, HttpReply> {
+  return async (req) => fn({ req, caller: await loadCaller(ctx.sql, req.actor) });
+}
+
+export function viewer(caller: Caller | null): Viewer {
+  return { id: caller?.id ?? null, admin: isAdmin(caller) };
+}
+
+/** `?get_trashed=true` shows soft-deleted rows, to admins only. */
+export function withTrashed(caller: Caller | null, query: Record<string, string>): boolean {
+  return query.get_trashed === "true" && isAdmin(caller);
+}
+
+/** `?permanent=true` deletes for good; only admins may ask. */
+export function permanentDelete(caller: Caller | null, query: Record<string, string>): boolean {
+  if (query.permanent !== "true") return false;
+  if (!isAdmin(caller)) throw new ForbiddenError("Cannot delete permanently: admins only");
+  return true;
+}
+
+export function notFound(what: string, id: string | undefined): never {
+  throw new NotFoundError(`Cannot find ${what} ${JSON.stringify(id ?? "")}`);
+}
+
+export const deletedReply: HttpReply = {
+  status: 200,
+  body: metaDocument({ message: "Object successfully deleted" }),
+};
+
+export function renderOne(
+  def: ResourceDef<Row>,
+  row: Row,
+  req: HttpRequest,
+  options: { included?: ResourceObject[]; fields?: Record<string, string[]>; status?: number } = {},
+): HttpReply {
+  const self = options.status === 201 ? `/v1/${def.collection}/${row.id}` : req.path;
+  return {
+    status: options.status ?? 200,
+    body: singleDocument(def, row, { self, included: options.included, fields: options.fields }),
+    location: options.status === 201 ? self : undefined,
+  };
+}
+
+export function renderList(
+  def: ResourceDef<Row>,
+  result: { rows: Row[]; count: number },
+  req: HttpRequest,
+  query: ListQuery,
+  included?: ResourceObject[],
+): HttpReply {
+  return {
+    status: 200,
+    body: listDocument(def, result.rows, {
+      path: req.path,
+      query: req.query,
+      count: result.count,
+      page: query.page,
+      included,
+      fields: query.fields,
+    }),
+  };
+}
+
+/** `/relationships/<rel>`: linkage of what `/<rel>` would show. */
+export function renderLinkage(
+  req: HttpRequest,
+  def: ResourceDef<Row>,
+  related: Row | Row[] | null,
+  relatedDef: ResourceDef<Row>,
+): HttpReply {
+  const base = `/v1/${def.collection}/${req.params.id}`;
+  const link = (row: Row) => ({ type: relatedDef.type, id: toResource(relatedDef, row).id });
+  return {
+    status: 200,
+    body: relationshipDocument({
+      self: `${base}/relationships/${req.params.rel}`,
+      related: `${base}/${req.params.rel}`,
+      data: Array.isArray(related) ? related.map(link) : related ? link(related) : null,
+    }),
+  };
+}
+
+/** The fact a change announces; secrets (password hashes) never travel. */
+export function fact(call: Call, type: string, verb: string, row: Row): NewFact {
+  const { password_hash: _, ...data } = row;
+  return {
+    service: "catalog",
+    type,
+    verb,
+    actor: factActor(call.caller),
+    resource: { type, id: String(row.id) },
+    data,
+  };
+}

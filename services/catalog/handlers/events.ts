@@ -1,0 +1,329 @@
+/** Events: anyone logged in creates one (and owns it); co-organizers change it; drafts stay private. */
+import { type Route, route } from "@shared/bus.ts";
+import { UnprocessableError } from "@shared/errors.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import {
+  type ParsedResource,
+  parseResourceDocument,
+  type ResourceDef,
+  validateAttributes,
+} from "@shared/jsonapi.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.ts";
+import { catalog } from "@shared/subjects.ts";
+import { type CatalogContext, requireEventLevel, requireLogin } from "../context.ts";
+import {
+  eventDef,
+  eventQuery,
+  eventSubTopicDef,
+  eventTopicDef,
+  publicUserDef,
+  ticketDef,
+  ticketQuery,
+  usersEventsRoleDef,
+  usersEventsRoleQuery,
+} from "../resources.ts";
+import type { Row } from "../store/common.ts";
+import {
+  deleteEvent,
+  type EventValues,
+  getEvent,
+  insertEvent,
+  listEvents,
+  updateEvent,
+} from "../store/events.ts";
+import { listGrants } from "../store/roles.ts";
+import { listTickets } from "../store/tickets.ts";
+import { getTopic } from "../store/topics.ts";
+import { getUser } from "../store/users.ts";
+import {
+  type Call,
+  deletedReply,
+  fact,
+  handle,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  viewer,
+  withTrashed,
+} from "./common.ts";
+import { loadIncluded, userDefFor } from "./includes.ts";
+
+const writableRelationships = {
+  "event-topic": { type: "event-topic" },
+  "event-sub-topic": { type: "event-sub-topic" },
+};
+
+/** The event named by `{id}` (id or identifier), if the caller may see it. */
+export async function eventOr404(ctx: CatalogContext, call: Call, key = call.req.params.id) {
+  return await getEvent(ctx.sql, key, {
+    viewer: viewer(call.caller),
+    withTrashed: withTrashed(call.caller, call.req.query),
+  }) ?? notFound("event", key);
+}
+
+function unprocessable(detail: string, pointer: string): never {
+  throw new UnprocessableError(`Cannot save event: ${detail}`, { pointer });
+}
+
+/** Topic and sub-topic from the relationships; the sub-topic must belong to the topic. */
+async function topicValues(
+  ctx: CatalogContext,
+  doc: ParsedResource,
+  current: { event_topic_id?: unknown },
+): Promise<EventValues> {
+  const values: EventValues = {};
+  const topicRef = doc.relationships["event-topic"];
+  const subRef = doc.relationships["event-sub-topic"];
+  if (topicRef !== undefined) {
+    if (topicRef === null) values.event_topic_id = null;
+    else if (Array.isArray(topicRef)) {
+      unprocessable("event-topic is a to-one relationship", "/data/relationships/event-topic");
+    } else {
+      const topic = await getTopic(ctx.sql, "event_topics", topicRef.id);
+      if (!topic) {
+        unprocessable("the event topic does not exist", "/data/relationships/event-topic");
+      }
+      values.event_topic_id = String(topic.id);
+    }
+  }
+  if (subRef !== undefined) {
+    if (subRef === null) values.event_sub_topic_id = null;
+    else if (Array.isArray(subRef)) {
+      unprocessable(
+        "event-sub-topic is a to-one relationship",
+        "/data/relationships/event-sub-topic",
+      );
+    } else {
+      const sub = await getTopic(ctx.sql, "event_sub_topics", subRef.id);
+      if (!sub) {
+        unprocessable("the event sub-topic does not exist", "/data/relationships/event-sub-topic");
+      }
+      const topicId = values.event_topic_id !== undefined
+        ? values.event_topic_id
+        : current.event_topic_id ?? null;
+      if (topicId === null) values.event_topic_id = String(sub.event_topic_id);
+      else if (String(topicId) !== String(sub.event_topic_id)) {
+        unprocessable(
+          "the event sub-topic belongs to another topic",
+          "/data/relationships/event-sub-topic",
+        );
+      }
+      values.event_sub_topic_id = String(sub.id);
+    }
+  }
+  return values;
+}
+
+/** The URL may name the event by identifier while the body carries its numeric id. */
+function sameEvent(body: unknown, event: Row): boolean {
+  const id = (body as { data?: { id?: unknown } })?.data?.id;
+  return id !== undefined && id !== null && String(id) === String(event.id);
+}
+
+function checkDates(startsAt: Date, endsAt: Date) {
+  if (endsAt.getTime() <= startsAt.getTime()) {
+    unprocessable("ends-at must be after starts-at", "/data/attributes/ends-at");
+  }
+}
+
+type Related =
+  | { def: ResourceDef<Row>; one: Row | null }
+  | { def: ResourceDef<Row>; query: ListQuery; many: { rows: Row[]; count: number } };
+
+async function relatedRows(
+  ctx: CatalogContext,
+  call: Call,
+  event: Row,
+  linkageOnly: boolean,
+): Promise<Related> {
+  const rel = call.req.params.rel;
+  const eventId = String(event.id);
+  const all = { "page[size]": "0" };
+  switch (rel) {
+    case "event-topic":
+      return {
+        def: eventTopicDef,
+        one: event.event_topic_id
+          ? await getTopic(ctx.sql, "event_topics", String(event.event_topic_id)) ?? null
+          : null,
+      };
+    case "event-sub-topic":
+      return {
+        def: eventSubTopicDef,
+        one: event.event_sub_topic_id
+          ? await getTopic(ctx.sql, "event_sub_topics", String(event.event_sub_topic_id)) ?? null
+          : null,
+      };
+    case "owner": {
+      const owner = event.owner_id ? await getUser(ctx.sql, String(event.owner_id)) : undefined;
+      return { def: owner ? userDefFor(call.caller, owner) : publicUserDef, one: owner ?? null };
+    }
+    case "tickets": {
+      const query = parseListQuery(linkageOnly ? all : call.req.query, ticketQuery);
+      return { def: ticketDef, query, many: await listTickets(ctx.sql, query, { eventId }) };
+    }
+    default: {
+      await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
+      const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
+      return {
+        def: usersEventsRoleDef,
+        query,
+        many: await listGrants(ctx.sql, query, { eventId }),
+      };
+    }
+  }
+}
+
+export function eventRoutes(ctx: CatalogContext): Route[] {
+  const e = catalog.events;
+  return [
+    route(
+      e.list,
+      handle(ctx, async (call) => {
+        const query = parseListQuery(call.req.query, eventQuery);
+        const result = await listEvents(ctx.sql, query, {
+          viewer: viewer(call.caller),
+          withTrashed: withTrashed(call.caller, query.extra),
+        });
+        const included = await loadIncluded(ctx, call.caller, "event", result.rows, query);
+        return renderList(eventDef, result, call.req, query, included);
+      }),
+    ),
+    route(
+      e.get,
+      handle(ctx, async (call) => {
+        const query = parseSingleQuery(call.req.query, eventQuery);
+        const row = await eventOr404(ctx, call);
+        const included = await loadIncluded(ctx, call.caller, "event", [row], query);
+        return renderOne(eventDef, row, call.req, { included, fields: query.fields });
+      }),
+    ),
+    route(
+      e.create,
+      handle(ctx, async (call) => {
+        const caller = requireLogin(call.caller);
+        const doc = parseResourceDocument(call.req.body, {
+          type: "event",
+          relationships: writableRelationships,
+        });
+        const attrs = validateAttributes(eventAttributes, doc.attributes);
+        checkDates(attrs["starts-at"], attrs["ends-at"]);
+        const values: EventValues = {
+          name: attrs.name,
+          description: attrs.description ?? null,
+          location_name: attrs["location-name"] ?? null,
+          starts_at: attrs["starts-at"],
+          ends_at: attrs["ends-at"],
+          timezone: attrs.timezone,
+          state: attrs.state,
+          privacy: attrs.privacy,
+          can_pay_by_stripe: attrs["can-pay-by-stripe"],
+          ...await topicValues(ctx, doc, {}),
+        };
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => insertEvent(tx, values, caller.id),
+          ({ owner_role, ...event }) => [
+            fact(call, "event", "created", event),
+            fact(call, "users-events-role", "created", owner_role as Row),
+          ],
+        );
+        const { owner_role: _, ...event } = row;
+        return renderOne(eventDef, event, call.req, { status: 201 });
+      }),
+    ),
+    route(
+      e.update,
+      handle(ctx, async (call) => {
+        const existing = await eventOr404(ctx, call);
+        const eventId = String(existing.id);
+        await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
+        const doc = parseResourceDocument(call.req.body, {
+          type: "event",
+          id: sameEvent(call.req.body, existing) ? String(existing.id) : call.req.params.id,
+          relationships: writableRelationships,
+        });
+        const attrs = validateAttributes(eventUpdateAttributes, doc.attributes);
+        const values: EventValues = {};
+        if (attrs.name !== undefined) values.name = attrs.name;
+        if (attrs.description !== undefined) values.description = attrs.description;
+        if (attrs["location-name"] !== undefined) values.location_name = attrs["location-name"];
+        if (attrs["starts-at"]) values.starts_at = attrs["starts-at"];
+        if (attrs["ends-at"]) values.ends_at = attrs["ends-at"];
+        if (attrs.timezone) values.timezone = attrs.timezone;
+        if (attrs.state) values.state = attrs.state;
+        if (attrs.privacy) values.privacy = attrs.privacy;
+        if (attrs["can-pay-by-stripe"] !== undefined) {
+          values.can_pay_by_stripe = attrs["can-pay-by-stripe"];
+        }
+        checkDates(
+          values.starts_at ?? existing.starts_at as Date,
+          values.ends_at ?? existing.ends_at as Date,
+        );
+        Object.assign(values, await topicValues(ctx, doc, existing));
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => updateEvent(tx, eventId, values),
+          (row) => fact(call, "event", "updated", row),
+        );
+        return renderOne(eventDef, row, call.req);
+      }),
+    ),
+    route(
+      e.delete,
+      handle(ctx, async (call) => {
+        const existing = await eventOr404(ctx, call);
+        const eventId = String(existing.id);
+        await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
+        const permanent = permanentDelete(call.caller, call.req.query);
+        await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => deleteEvent(tx, eventId, permanent),
+          () => fact(call, "event", "deleted", existing),
+        );
+        return deletedReply;
+      }),
+    ),
+    route(
+      e.related,
+      handle(ctx, async (call) => {
+        const event = await eventOr404(ctx, call);
+        const found = await relatedRows(ctx, call, event, false);
+        if ("many" in found) {
+          const included = found.def.type === "users-events-role"
+            ? await loadIncluded(
+              ctx,
+              call.caller,
+              "users-events-role",
+              found.many.rows,
+              found.query,
+            )
+            : undefined;
+          return renderList(found.def, found.many, call.req, found.query, included);
+        }
+        if (!found.one) notFound(call.req.params.rel, "of this event");
+        return renderOne(found.def, found.one, call.req);
+      }),
+    ),
+    route(
+      e.relationship,
+      handle(ctx, async (call) => {
+        const event = await eventOr404(ctx, call);
+        const found = await relatedRows(ctx, call, event, true);
+        return renderLinkage(
+          call.req,
+          eventDef,
+          "many" in found ? found.many.rows : found.one,
+          found.def,
+        );
+      }),
+    ),
+  ];
+}

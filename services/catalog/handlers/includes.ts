@@ -1,0 +1,115 @@
+/**
+ * Compound documents inside the catalog: for each allowed `include` path, how to load the
+ * related rows of a page of parents in one query. Visibility rules still apply (a draft event
+ * is never included for someone who may not see it; other people's emails never appear).
+ */
+import { type ResourceDef, type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { type Caller, type CatalogContext, isAdmin } from "../context.ts";
+import type { Row } from "../store/common.ts";
+import { getEvents } from "../store/events.ts";
+import { getRoles } from "../store/roles.ts";
+import { ticketsOf } from "../store/tickets.ts";
+import { getTopics, subTopicsOf } from "../store/topics.ts";
+import { getUsers } from "../store/users.ts";
+import {
+  eventDef,
+  eventSubTopicDef,
+  eventTopicDef,
+  publicUserDef,
+  roleDef,
+  ticketDef,
+  userDef,
+} from "../resources.ts";
+import { viewer } from "./common.ts";
+
+type Loader = (
+  ctx: CatalogContext,
+  caller: Caller | null,
+  parents: Row[],
+) => Promise<{ def: ResourceDef<Row>; rows: Row[] }>;
+
+const ids = (rows: Row[], key: string) =>
+  [...new Set(rows.map((row) => row[key]).filter((v) => v !== null && v !== undefined))].map(
+    String,
+  );
+
+/** Self and admins see a user in full; everyone else sees the public part. */
+export function userDefFor(caller: Caller | null, row: Row): ResourceDef<Row> {
+  return isAdmin(caller) || caller?.id === String(row.id) ? userDef : publicUserDef;
+}
+
+const usersBy = (key: string): Loader => async (ctx, _caller, parents) => ({
+  def: publicUserDef,
+  rows: await getUsers(ctx.sql, ids(parents, key)),
+});
+
+const loaders: Record<string, Record<string, Loader>> = {
+  "event": {
+    "event-topic": async (ctx, _c, parents) => ({
+      def: eventTopicDef,
+      rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),
+    }),
+    "event-sub-topic": async (ctx, _c, parents) => ({
+      def: eventSubTopicDef,
+      rows: await getTopics(ctx.sql, "event_sub_topics", ids(parents, "event_sub_topic_id")),
+    }),
+    "tickets": async (ctx, _c, parents) => ({
+      def: ticketDef,
+      rows: await ticketsOf(ctx.sql, ids(parents, "id")),
+    }),
+    "owner": usersBy("owner_id"),
+  },
+  "event-topic": {
+    "event-sub-topics": async (ctx, _c, parents) => ({
+      def: eventSubTopicDef,
+      rows: await subTopicsOf(ctx.sql, ids(parents, "id")),
+    }),
+  },
+  "event-sub-topic": {
+    "event-topic": async (ctx, _c, parents) => ({
+      def: eventTopicDef,
+      rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),
+    }),
+  },
+  "ticket": {
+    "event": async (ctx, caller, parents) => ({
+      def: eventDef,
+      rows: await getEvents(ctx.sql, ids(parents, "event_id"), viewer(caller)),
+    }),
+  },
+  "users-events-role": {
+    "user": usersBy("user_id"),
+    "event": async (ctx, caller, parents) => ({
+      def: eventDef,
+      rows: await getEvents(ctx.sql, ids(parents, "event_id"), viewer(caller)),
+    }),
+    "role": async (ctx, _c, parents) => ({
+      def: roleDef,
+      rows: await getRoles(ctx.sql, ids(parents, "role_name")),
+    }),
+  },
+};
+
+/** The `included` array for `query.include` on rows of `type`. */
+export async function loadIncluded(
+  ctx: CatalogContext,
+  caller: Caller | null,
+  type: string,
+  parents: Row[],
+  query: Pick<ListQuery, "include" | "fields">,
+): Promise<ResourceObject[] | undefined> {
+  if (!query.include.length || !parents.length) return undefined;
+  const groups = await Promise.all(
+    query.include.map((path) => loaders[type]?.[path]?.(ctx, caller, parents)),
+  );
+  const out: ResourceObject[] = [];
+  for (const group of groups) {
+    if (!group) continue;
+    for (const row of group.rows) {
+      const def = group.def.type === "user" ? userDefFor(caller, row) : group.def;
+      out.push(toResource(def, row, { fields: query.fields[def.type] }));
+    }
+  }
+  return out;
+}

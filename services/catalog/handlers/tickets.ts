@@ -1,0 +1,207 @@
+/** Tickets: managed by the co-organizers of their event; listed publicly under published events. */
+import { type Route, route } from "@shared/bus.ts";
+import { UnprocessableError } from "@shared/errors.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
+import { catalog } from "@shared/subjects.ts";
+import { type CatalogContext, requireAdmin, requireEventLevel } from "../context.ts";
+import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
+import type { Row } from "../store/common.ts";
+import { getEvent } from "../store/events.ts";
+import {
+  deleteTicket,
+  getTicket,
+  insertTicket,
+  listTickets,
+  type TicketValues,
+  updateTicket,
+} from "../store/tickets.ts";
+import {
+  type Call,
+  deletedReply,
+  fact,
+  handle,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  viewer,
+  withTrashed,
+} from "./common.ts";
+import { loadIncluded } from "./includes.ts";
+
+function unprocessable(detail: string, pointer: string): never {
+  throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
+}
+
+/** The ticket and its event, once the caller is known to be a co-organizer of that event. */
+async function managedTicket(
+  ctx: CatalogContext,
+  call: Call,
+): Promise<{ ticket: Row; event: Row }> {
+  const id = call.req.params.id;
+  const ticket = await getTicket(ctx.sql, id, withTrashed(call.caller, call.req.query)) ??
+    notFound("ticket", id);
+  const event = await getEvent(ctx.sql, String(ticket.event_id), {
+    viewer: viewer(call.caller),
+    withTrashed: true,
+  }) ?? notFound("ticket", id);
+  await requireEventLevel(ctx.sql, call.caller, String(event.id), "coorganizer");
+  return { ticket, event };
+}
+
+/** Rules on the merged state: free iff price 0, sales window in order. */
+function checkTicket(values: TicketValues) {
+  const price = Number(values.price ?? 0);
+  if (values.type === "free" && price !== 0) {
+    unprocessable("a free ticket has price 0", "/data/attributes/price");
+  }
+  if (values.type !== "free" && price === 0) {
+    unprocessable(`a ${values.type} ticket needs a price above 0`, "/data/attributes/price");
+  }
+  if (
+    values.sales_starts_at && values.sales_ends_at &&
+    values.sales_ends_at.getTime() <= values.sales_starts_at.getTime()
+  ) {
+    unprocessable("sales-ends-at must be after sales-starts-at", "/data/attributes/sales-ends-at");
+  }
+}
+
+function ticketValues(attrs: Record<string, unknown>): TicketValues {
+  const values: TicketValues = {};
+  const map: [string, keyof TicketValues][] = [
+    ["name", "name"],
+    ["description", "description"],
+    ["type", "type"],
+    ["quantity", "quantity"],
+    ["sales-starts-at", "sales_starts_at"],
+    ["sales-ends-at", "sales_ends_at"],
+  ];
+  for (const [from, to] of map) {
+    if (attrs[from] !== undefined) (values as Record<string, unknown>)[to] = attrs[from];
+  }
+  if (attrs.price !== undefined) values.price = Number(attrs.price).toFixed(2);
+  return values;
+}
+
+export function ticketRoutes(ctx: CatalogContext): Route[] {
+  const t = catalog.tickets;
+  return [
+    route(
+      t.list,
+      handle(ctx, async (call) => {
+        requireAdmin(call.caller);
+        const query = parseListQuery(call.req.query, ticketQuery);
+        const result = await listTickets(ctx.sql, query, {
+          withTrashed: withTrashed(call.caller, query.extra),
+        });
+        const included = await loadIncluded(ctx, call.caller, "ticket", result.rows, query);
+        return renderList(ticketDef, result, call.req, query, included);
+      }),
+    ),
+    route(
+      t.get,
+      handle(ctx, async (call) => {
+        const query = parseSingleQuery(call.req.query, ticketQuery);
+        const { ticket } = await managedTicket(ctx, call);
+        const included = await loadIncluded(ctx, call.caller, "ticket", [ticket], query);
+        return renderOne(ticketDef, ticket, call.req, { included, fields: query.fields });
+      }),
+    ),
+    route(
+      t.create,
+      handle(ctx, async (call) => {
+        const doc = parseResourceDocument(call.req.body, {
+          type: "ticket",
+          relationships: { event: { type: "event" } },
+        });
+        const ref = doc.relationships.event;
+        if (!ref || Array.isArray(ref)) {
+          unprocessable("event is required", "/data/relationships/event");
+        }
+        const event = await getEvent(ctx.sql, ref.id, { viewer: viewer(call.caller) });
+        if (!event) {
+          unprocessable("the event does not exist", "/data/relationships/event");
+        }
+        await requireEventLevel(ctx.sql, call.caller, String(event.id), "coorganizer");
+        const attrs = validateAttributes(ticketAttributes, doc.attributes);
+        const values = { ...ticketValues(attrs), event_id: String(event.id) };
+        checkTicket(values);
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => insertTicket(tx, values),
+          (row) => fact(call, "ticket", "created", row),
+        );
+        return renderOne(ticketDef, row, call.req, { status: 201 });
+      }),
+    ),
+    route(
+      t.update,
+      handle(ctx, async (call) => {
+        const { ticket } = await managedTicket(ctx, call);
+        const doc = parseResourceDocument(call.req.body, {
+          type: "ticket",
+          id: call.req.params.id,
+          relationships: { event: { type: "event" } },
+        });
+        const ref = doc.relationships.event;
+        if (ref !== undefined && (Array.isArray(ref) || ref?.id !== String(ticket.event_id))) {
+          throw new UnprocessableError(
+            "Cannot save ticket: a ticket cannot move to another event",
+            {
+              pointer: "/data/relationships/event",
+            },
+          );
+        }
+        const attrs = validateAttributes(ticketUpdateAttributes, doc.attributes);
+        const values = ticketValues(attrs);
+        checkTicket({
+          type: String(ticket.type),
+          price: String(ticket.price),
+          sales_starts_at: ticket.sales_starts_at as Date | null,
+          sales_ends_at: ticket.sales_ends_at as Date | null,
+          ...values,
+        });
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => updateTicket(tx, String(ticket.id), values),
+          (row) => fact(call, "ticket", "updated", row),
+        );
+        return renderOne(ticketDef, row, call.req);
+      }),
+    ),
+    route(
+      t.delete,
+      handle(ctx, async (call) => {
+        const { ticket } = await managedTicket(ctx, call);
+        const permanent = permanentDelete(call.caller, call.req.query);
+        await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => deleteTicket(tx, String(ticket.id), permanent),
+          () => fact(call, "ticket", "deleted", ticket),
+        );
+        return deletedReply;
+      }),
+    ),
+    route(
+      t.related,
+      handle(ctx, async (call) => {
+        const { event } = await managedTicket(ctx, call);
+        return renderOne(eventDef, event, call.req);
+      }),
+    ),
+    route(
+      t.relationship,
+      handle(ctx, async (call) => {
+        const { event } = await managedTicket(ctx, call);
+        return renderLinkage(call.req, ticketDef, event, eventDef);
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,228 @@
+/** Users and login: sign-up is open, a user sees and changes only themselves (admins: everyone). */
+import { type Route, route } from "@shared/bus.ts";
+import { sign } from "hono/jwt";
+import { ForbiddenError, UnauthorizedError, UnprocessableError } from "@shared/errors.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import {
+  loginSchema,
+  userCreateAttributes,
+  userUpdateAttributes,
+} from "@shared/schemas/catalog.ts";
+import { catalog } from "@shared/subjects.ts";
+import {
+  type Caller,
+  type CatalogContext,
+  isAdmin,
+  requireAdmin,
+  requireLogin,
+} from "../context.ts";
+import { hashPassword, verifyPassword } from "../passwords.ts";
+import {
+  eventDef,
+  eventQuery,
+  userDef,
+  userQuery,
+  usersEventsRoleDef,
+  usersEventsRoleQuery,
+} from "../resources.ts";
+import type { Row } from "../store/common.ts";
+import { listEvents } from "../store/events.ts";
+import { listGrants } from "../store/roles.ts";
+import {
+  deleteUser,
+  findUserForLogin,
+  getUser,
+  insertUser,
+  listUsers,
+  updateUser,
+  type UserValues,
+} from "../store/users.ts";
+import {
+  type Call,
+  deletedReply,
+  fact,
+  handle,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  viewer,
+  withTrashed,
+} from "./common.ts";
+import { loadIncluded } from "./includes.ts";
+
+const TOKEN_LIFETIME_S = 24 * 3600;
+
+/** The user named in the URL, if the caller is that user or an admin. */
+async function ownUser(ctx: CatalogContext, call: Call): Promise<{ caller: Caller; user: Row }> {
+  const caller = requireLogin(call.caller);
+  const id = call.req.params.id;
+  if (caller.id !== id && !isAdmin(caller)) {
+    throw new ForbiddenError("Cannot continue: only the user themselves or an admin may do this");
+  }
+  const user = await getUser(ctx.sql, id, withTrashed(caller, call.req.query)) ??
+    notFound("user", id);
+  return { caller, user };
+}
+
+/** Issues the JWT the gateway verifies: HS256, one day, subject = user id. */
+export async function issueToken(userId: string, secret: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return await sign(
+    { sub: userId, identity: userId, iat: now, nbf: now, exp: now + TOKEN_LIFETIME_S },
+    secret,
+    "HS256",
+  );
+}
+
+async function related(ctx: CatalogContext, call: Call, user: Row, linkageOnly: boolean) {
+  const all = { "page[size]": "0" };
+  if (call.req.params.rel === "events") {
+    const query = parseListQuery(linkageOnly ? all : call.req.query, eventQuery);
+    const many = await listEvents(ctx.sql, query, {
+      viewer: viewer(call.caller),
+      scope: { userId: String(user.id) },
+    });
+    return { def: eventDef, query, many };
+  }
+  const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
+  const many = await listGrants(ctx.sql, query, { userId: String(user.id) });
+  return { def: usersEventsRoleDef, query, many };
+}
+
+export function userRoutes(ctx: CatalogContext): Route[] {
+  const u = catalog.users;
+  return [
+    route(catalog.login, async (req) => {
+      const parsed = loginSchema.safeParse(req.body);
+      if (!parsed.success) {
+        throw new UnprocessableError("Cannot log in: email and password are required", {
+          pointer: "/email",
+        });
+      }
+      const user = await findUserForLogin(ctx.sql, parsed.data.email);
+      const ok = await verifyPassword(parsed.data.password, String(user?.password_hash ?? ""));
+      if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
+      const token = await issueToken(String(user.id), ctx.config.jwtSecret);
+      const caller = { id: String(user.id), email: String(user.email) };
+      await changeWithFact(ctx.sql, ctx.relay, () => Promise.resolve(user), () => ({
+        service: "catalog",
+        type: "user",
+        verb: "logged-in",
+        actor: caller,
+        resource: { type: "user", id: caller.id },
+        data: { email: user.email },
+      }));
+      return { status: 200, body: { access_token: token } };
+    }),
+    route(
+      u.list,
+      handle(ctx, async (call) => {
+        requireAdmin(call.caller);
+        const query = parseListQuery(call.req.query, userQuery);
+        const result = await listUsers(ctx.sql, query, withTrashed(call.caller, query.extra));
+        return renderList(userDef, result, call.req, query);
+      }),
+    ),
+    route(
+      u.get,
+      handle(ctx, async (call) => {
+        const query = parseSingleQuery(call.req.query, userQuery);
+        const { user } = await ownUser(ctx, call);
+        return renderOne(userDef, user, call.req, { fields: query.fields });
+      }),
+    ),
+    route(
+      u.create,
+      handle(ctx, async (call) => {
+        const doc = parseResourceDocument(call.req.body, { type: "user" });
+        const attrs = validateAttributes(userCreateAttributes, doc.attributes);
+        const values: UserValues = {
+          email: attrs.email,
+          password_hash: await hashPassword(attrs.password, ctx.config.passwordIterations),
+          first_name: attrs["first-name"] ?? null,
+          last_name: attrs["last-name"] ?? null,
+        };
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => insertUser(tx, values),
+          (row) => fact(call, "user", "created", row),
+        );
+        return renderOne(userDef, row, call.req, { status: 201 });
+      }),
+    ),
+    route(
+      u.update,
+      handle(ctx, async (call) => {
+        const { caller, user } = await ownUser(ctx, call);
+        const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
+        const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
+        const flags = (["is-admin", "is-super-admin"] as const).filter((f) =>
+          attrs[f] !== undefined
+        );
+        if (flags.length && !caller.isSuperAdmin) {
+          throw new ForbiddenError("Cannot change admin flags: only super admins may", {
+            pointer: `/data/attributes/${flags[0]}`,
+          });
+        }
+        const values: UserValues = {};
+        if (attrs.email !== undefined) values.email = attrs.email;
+        if (attrs.password !== undefined) {
+          values.password_hash = await hashPassword(attrs.password, ctx.config.passwordIterations);
+        }
+        if (attrs["first-name"] !== undefined) values.first_name = attrs["first-name"];
+        if (attrs["last-name"] !== undefined) values.last_name = attrs["last-name"];
+        if (attrs["is-admin"] !== undefined) values.is_admin = attrs["is-admin"];
+        if (attrs["is-super-admin"] !== undefined) values.is_super_admin = attrs["is-super-admin"];
+        const row = await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => updateUser(tx, String(user.id), values),
+          (row) => fact(call, "user", "updated", row),
+        );
+        return renderOne(userDef, row, call.req);
+      }),
+    ),
+    route(
+      u.delete,
+      handle(ctx, async (call) => {
+        const { user } = await ownUser(ctx, call);
+        const permanent = permanentDelete(call.caller, call.req.query);
+        await changeWithFact(
+          ctx.sql,
+          ctx.relay,
+          (tx) => deleteUser(tx, String(user.id), permanent),
+          () => fact(call, "user", "deleted", user),
+        );
+        return deletedReply;
+      }),
+    ),
+    route(
+      u.related,
+      handle(ctx, async (call) => {
+        const { user } = await ownUser(ctx, call);
+        const found = await related(ctx, call, user, false);
+        const included = await loadIncluded(
+          ctx,
+          call.caller,
+          found.def.type,
+          found.many.rows,
+          found.query,
+        );
+        return renderList(found.def, found.many, call.req, found.query, included);
+      }),
+    ),
+    route(
+      u.relationship,
+      handle(ctx, async (call) => {
+        const { user } = await ownUser(ctx, call);
+        const found = await related(ctx, call, user, true);
+        return renderLinkage(call.req, userDef, found.many.rows, found.def);
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,230 @@
+/**
+ * How catalog rows look on the wire (JSON:API resource definitions) and which query parameters
+ * each list accepts (whitelisted client names -> columns).
+ */
+import type { ResourceDef } from "@shared/jsonapi.ts";
+import type { QuerySpec } from "@shared/query.ts";
+
+type Row = Record<string, unknown>;
+
+const isoOrNull = (value: unknown) => value instanceof Date ? value.toISOString() : value ?? null;
+
+export const userDef: ResourceDef<Row> = {
+  type: "user",
+  collection: "users",
+  attributes: {
+    "email": "email",
+    "first-name": "first_name",
+    "last-name": "last_name",
+    "is-admin": "is_admin",
+    "is-super-admin": "is_super_admin",
+    "created-at": "created_at",
+    "deleted-at": "deleted_at",
+  },
+  relationships: {
+    "events": { type: "event", many: true },
+    "users-events-roles": { type: "users-events-role", many: true },
+    "discount-codes": { type: "discount-code", many: true },
+  },
+};
+
+/** Other people see a user's name only: emails and flags are not public. */
+export const publicUserDef: ResourceDef<Row> = {
+  ...userDef,
+  attributes: { "first-name": "first_name", "last-name": "last_name" },
+};
+
+export const roleDef: ResourceDef<Row> = {
+  type: "role",
+  collection: "roles",
+  attributes: { "name": "name", "title-name": "title_name" },
+};
+
+export const usersEventsRoleDef: ResourceDef<Row> = {
+  type: "users-events-role",
+  collection: "users-events-roles",
+  attributes: { "created-at": "created_at" },
+  relationships: {
+    "user": { type: "user", key: "user_id" },
+    "event": { type: "event", key: "event_id" },
+    "role": { type: "role", key: "role_name" },
+  },
+};
+
+export const eventDef: ResourceDef<Row> = {
+  type: "event",
+  collection: "events",
+  attributes: {
+    "identifier": "identifier",
+    "name": "name",
+    "description": "description",
+    "location-name": "location_name",
+    "starts-at": (row) => isoOrNull(row.starts_at),
+    "ends-at": (row) => isoOrNull(row.ends_at),
+    "timezone": "timezone",
+    "state": "state",
+    "privacy": "privacy",
+    "can-pay-by-stripe": "can_pay_by_stripe",
+    "is-stripe-linked": "is_stripe_linked",
+    "created-at": "created_at",
+    "deleted-at": "deleted_at",
+  },
+  relationships: {
+    "event-topic": { type: "event-topic", key: "event_topic_id" },
+    "event-sub-topic": { type: "event-sub-topic", key: "event_sub_topic_id" },
+    "owner": { type: "user", key: "owner_id" },
+    "tickets": { type: "ticket", many: true },
+    "users-events-roles": { type: "users-events-role", many: true },
+    "discount-codes": { type: "discount-code", many: true },
+    "discount-code": { type: "discount-code" },
+    "stripe-authorization": { type: "stripe-authorization" },
+  },
+};
+
+export const eventTopicDef: ResourceDef<Row> = {
+  type: "event-topic",
+  collection: "event-topics",
+  attributes: {
+    "name": "name",
+    "slug": "slug",
+    "system-image-url": "system_image_url",
+    "created-at": "created_at",
+    "deleted-at": "deleted_at",
+  },
+  relationships: {
+    "events": { type: "event", many: true },
+    "event-sub-topics": { type: "event-sub-topic", many: true },
+  },
+};
+
+export const eventSubTopicDef: ResourceDef<Row> = {
+  type: "event-sub-topic",
+  collection: "event-sub-topics",
+  attributes: {
+    "name": "name",
+    "slug": "slug",
+    "created-at": "created_at",
+    "deleted-at": "deleted_at",
+  },
+  relationships: {
+    "event-topic": { type: "event-topic", key: "event_topic_id" },
+    "events": { type: "event", many: true },
+  },
+};
+
+export const ticketDef: ResourceDef<Row> = {
+  type: "ticket",
+  collection: "tickets",
+  attributes: {
+    "name": "name",
+    "description": "description",
+    "type": "type",
+    // numeric(12,2) arrives as a string; clients expect a number.
+    "price": (row) => row.price === null ? null : Number(row.price),
+    "quantity": "quantity",
+    "sales-starts-at": (row) => isoOrNull(row.sales_starts_at),
+    "sales-ends-at": (row) => isoOrNull(row.sales_ends_at),
+    "created-at": "created_at",
+    "deleted-at": "deleted_at",
+  },
+  relationships: {
+    "event": { type: "event", key: "event_id" },
+    "discount-codes": { type: "discount-code", many: true },
+  },
+};
+
+const created = { column: "created_at", type: "datetime" } as const;
+const deleted = { column: "deleted_at", type: "datetime" } as const;
+const sparse = (def: ResourceDef<Row>) => ({
+  [def.type]: [...Object.keys(def.attributes), ...Object.keys(def.relationships ?? {})],
+});
+const trash = ["get_trashed"];
+
+export const userQuery: QuerySpec = {
+  fields: {
+    "email": { column: "email", type: "string" },
+    "first-name": { column: "first_name", type: "string" },
+    "last-name": { column: "last_name", type: "string" },
+    "is-admin": { column: "is_admin", type: "boolean" },
+    "is-super-admin": { column: "is_super_admin", type: "boolean" },
+    "created-at": created,
+    "deleted-at": deleted,
+  },
+  sparse: sparse(userDef),
+  extra: trash,
+};
+
+/** Three fixed roles: no filters or sorts to offer. */
+export const roleQuery: QuerySpec = { fields: {}, sparse: sparse(roleDef) };
+
+export const usersEventsRoleQuery: QuerySpec = {
+  fields: { "created-at": created },
+  includes: ["user", "event", "role"],
+  sparse: { ...sparse(usersEventsRoleDef), ...sparse(publicUserDef), ...sparse(roleDef) },
+};
+
+export const eventQuery: QuerySpec = {
+  fields: {
+    "name": { column: "name", type: "string" },
+    "identifier": { column: "identifier", type: "string" },
+    "starts-at": { column: "starts_at", type: "datetime" },
+    "ends-at": { column: "ends_at", type: "datetime" },
+    "timezone": { column: "timezone", type: "string" },
+    "state": { column: "state", type: "string" },
+    "privacy": { column: "privacy", type: "string" },
+    "location-name": { column: "location_name", type: "string" },
+    "can-pay-by-stripe": { column: "can_pay_by_stripe", type: "boolean" },
+    "is-stripe-linked": { column: "is_stripe_linked", type: "boolean" },
+    "created-at": created,
+    "deleted-at": deleted,
+  },
+  includes: ["event-topic", "event-sub-topic", "tickets", "owner"],
+  sparse: {
+    ...sparse(eventDef),
+    ...sparse(eventTopicDef),
+    ...sparse(eventSubTopicDef),
+    ...sparse(ticketDef),
+    ...sparse(publicUserDef),
+  },
+  extra: trash,
+};
+
+export const eventTopicQuery: QuerySpec = {
+  fields: {
+    "name": { column: "name", type: "string" },
+    "slug": { column: "slug", type: "string" },
+    "created-at": created,
+    "deleted-at": deleted,
+  },
+  includes: ["event-sub-topics"],
+  sparse: { ...sparse(eventTopicDef), ...sparse(eventSubTopicDef) },
+  extra: trash,
+};
+
+export const eventSubTopicQuery: QuerySpec = {
+  fields: {
+    "name": { column: "name", type: "string" },
+    "slug": { column: "slug", type: "string" },
+    "created-at": created,
+    "deleted-at": deleted,
+  },
+  includes: ["event-topic"],
+  sparse: { ...sparse(eventSubTopicDef), ...sparse(eventTopicDef) },
+  extra: trash,
+};
+
+export const ticketQuery: QuerySpec = {
+  fields: {
+    "name": { column: "name", type: "string" },
+    "type": { column: "type", type: "string" },
+    "price": { column: "price", type: "number" },
+    "quantity": { column: "quantity", type: "integer" },
+    "sales-starts-at": { column: "sales_starts_at", type: "datetime" },
+    "sales-ends-at": { column: "sales_ends_at", type: "datetime" },
+    "created-at": created,
+    "deleted-at": deleted,
+  },
+  includes: ["event"],
+  sparse: { ...sparse(ticketDef), ...sparse(eventDef) },
+  extra: trash,
+};

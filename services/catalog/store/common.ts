@@ -1,0 +1,39 @@
+/** SQL pieces every catalog list shares: paging with a total, trash visibility, id checks. */
+import type { Sql } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+
+export type Row = Record<string, unknown>;
+// deno-lint-ignore no-explicit-any
+export type Fragment = any;
+
+/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
+export function isId(value: string | undefined): value is string {
+  return !!value && /^[1-9]\d{0,17}$/.test(value);
+}
+
+/** Rows of one page and the total matching count, in one round trip for the common case. */
+export async function listRows(
+  sql: Sql,
+  table: string,
+  scope: Fragment,
+  query: ListQuery,
+): Promise<{ rows: Row[]; count: number }> {
+  const rows = await sql`
+    select *, count(*) over () as total_count from ${sql(table)}
+    where ${scope} and ${whereSql(sql, query.filter)}
+    ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
+  if (rows.length) {
+    const count = Number(rows[0].total_count);
+    return { rows: rows.map(({ total_count: _, ...row }) => row), count };
+  }
+  const [{ count }] = await sql`
+    select count(*)::int as count from ${sql(table)}
+    where ${scope} and ${whereSql(sql, query.filter)}`;
+  return { rows: [], count };
+}
+
+/** `deleted_at is null`, unless an admin asked for trashed rows too. */
+export function liveRows(sql: Sql, table: string, withTrashed: boolean): Fragment {
+  return withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`;
+}

@@ -1,0 +1,124 @@
+/** All SQL about events. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+
+/** Who is looking: drafts are visible to admins and to people with a role on the event. */
+export interface Viewer {
+  id: string | null;
+  admin: boolean;
+}
+
+export function visibleEvents(sql: Sql, viewer: Viewer): Fragment {
+  if (viewer.admin) return sql`true`;
+  if (!viewer.id) return sql`events.state = 'published'`;
+  return sql`(events.state = 'published' or exists (
+    select 1 from users_events_roles r where r.event_id = events.id and r.user_id = ${viewer.id}))`;
+}
+
+/** `{id}` in a URL is the numeric id or the 8-character identifier. */
+function eventKey(sql: Sql, key: string): Fragment | null {
+  if (isId(key)) return sql`events.id = ${key}`;
+  if (/^[0-9a-f]{8}$/.test(key)) return sql`events.identifier = ${key}`;
+  return null;
+}
+
+export async function getEvent(
+  sql: Sql,
+  key: string,
+  options: { viewer: Viewer; withTrashed?: boolean },
+): Promise<Row | undefined> {
+  const match = eventKey(sql, key);
+  if (!match) return undefined;
+  const [row] = await sql`select * from events where ${match}
+    and ${liveRows(sql, "events", !!options.withTrashed)} and ${
+    visibleEvents(sql, options.viewer)
+  }`;
+  return row;
+}
+
+export async function getEvents(sql: Sql, ids: string[], viewer: Viewer): Promise<Row[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from events where id in ${sql(valid)}
+    and deleted_at is null and ${visibleEvents(sql, viewer)}`;
+}
+
+export interface EventScope {
+  topicId?: string;
+  subTopicId?: string;
+  /** Events on which this user holds any role. */
+  userId?: string;
+}
+
+export function listEvents(
+  sql: Sql,
+  query: ListQuery,
+  options: { viewer: Viewer; scope?: EventScope; withTrashed?: boolean },
+) {
+  const { scope = {} } = options;
+  const where = sql`${liveRows(sql, "events", !!options.withTrashed)}
+    and ${visibleEvents(sql, options.viewer)}
+    and ${scope.topicId ? sql`event_topic_id = ${scope.topicId}` : sql`true`}
+    and ${scope.subTopicId ? sql`event_sub_topic_id = ${scope.subTopicId}` : sql`true`}
+    and ${
+    scope.userId
+      ? sql`exists (select 1 from users_events_roles r
+          where r.event_id = events.id and r.user_id = ${scope.userId})`
+      : sql`true`
+  }`;
+  return listRows(sql, "events", where, query);
+}
+
+export interface EventValues {
+  name?: string;
+  description?: string | null;
+  location_name?: string | null;
+  starts_at?: Date;
+  ends_at?: Date;
+  timezone?: string;
+  state?: string;
+  privacy?: string;
+  can_pay_by_stripe?: boolean;
+  event_topic_id?: string | null;
+  event_sub_topic_id?: string | null;
+}
+
+function newIdentifier(): string {
+  // First character a-f: an identifier never looks like a numeric id.
+  const hex = Array.from(crypto.getRandomValues(new Uint8Array(4)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return "abcdef"[Number.parseInt(hex[0], 16) % 6] + hex.slice(1);
+}
+
+/** Inserts the event and makes its creator the owner. */
+export async function insertEvent(tx: Sql, values: EventValues, ownerId: string): Promise<Row> {
+  try {
+    const row = { ...values, owner_id: ownerId, identifier: newIdentifier() };
+    const [event] = await tx`insert into events ${tx(row, ...Object.keys(row) as never[])}
+      returning *`;
+    const [role] = await tx`insert into users_events_roles (user_id, event_id, role_name)
+      values (${ownerId}, ${event.id}, 'owner') returning *`;
+    return { ...event, owner_role: role };
+  } catch (error) {
+    throw translateDbError(error);
+  }
+}
+
+export async function updateEvent(tx: Sql, id: string, values: EventValues): Promise<Row> {
+  const keys = Object.keys(values) as (keyof EventValues)[];
+  try {
+    const [row] = keys.length
+      ? await tx`update events set ${tx(values, ...keys)} where id = ${id} returning *`
+      : await tx`select * from events where id = ${id}`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error);
+  }
+}
+
+export async function deleteEvent(tx: Sql, id: string, permanent: boolean): Promise<void> {
+  if (permanent) await tx`delete from events where id = ${id}`;
+  else await tx`update events set deleted_at = now() where id = ${id} and deleted_at is null`;
+}

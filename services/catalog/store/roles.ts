@@ -1,0 +1,73 @@
+/** All SQL about roles and event role grants. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { isId, listRows, type Row } from "./common.ts";
+
+/** Roles are few and fixed; their name is their id. */
+export async function listRoles(sql: Sql): Promise<{ rows: Row[]; count: number }> {
+  const rows = await sql`select name as id, name, title_name from roles order by name`;
+  return { rows, count: rows.length };
+}
+
+export async function getRole(sql: Sql, name: string): Promise<Row | undefined> {
+  const [row] = await sql`select name as id, name, title_name from roles where name = ${name}`;
+  return row;
+}
+
+export async function getRoles(sql: Sql, names: string[]): Promise<Row[]> {
+  if (!names.length) return [];
+  return await sql`select name as id, name, title_name from roles where name in ${sql(names)}`;
+}
+
+export async function getGrant(sql: Sql, id: string): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from users_events_roles where id = ${id}`;
+  return row;
+}
+
+export function listGrants(
+  sql: Sql,
+  query: ListQuery,
+  scope: { eventId?: string; userId?: string },
+) {
+  const where = sql`${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`} and ${
+    scope.userId ? sql`user_id = ${scope.userId}` : sql`true`
+  }`;
+  return listRows(sql, "users_events_roles", where, query);
+}
+
+export async function insertGrant(
+  tx: Sql,
+  values: { user_id: string; event_id: string; role_name: string },
+): Promise<Row> {
+  try {
+    const [row] = await tx`insert into users_events_roles ${
+      tx(values, "user_id", "event_id", "role_name")
+    } returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, { conflict: "Cannot grant role: the user already has it" });
+  }
+}
+
+export async function updateGrant(tx: Sql, id: string, roleName: string): Promise<Row> {
+  try {
+    const [row] = await tx`update users_events_roles set role_name = ${roleName}
+      where id = ${id} returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, { conflict: "Cannot change role: the user already has it" });
+  }
+}
+
+export async function deleteGrant(tx: Sql, id: string): Promise<void> {
+  await tx`delete from users_events_roles where id = ${id}`;
+}
+
+/** How many owners an event has (the last one cannot be removed). */
+export async function ownerCount(sql: Sql, eventId: string): Promise<number> {
+  const [row] = await sql`select count(*)::int as count from users_events_roles
+    where event_id = ${eventId} and role_name = 'owner'`;
+  return row.count;
+}

@@ -1,0 +1,81 @@
+/** All SQL about tickets. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+
+export async function getTicket(
+  sql: Sql,
+  id: string,
+  withTrashed = false,
+): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from tickets where id = ${id} and ${
+    liveRows(sql, "tickets", withTrashed)
+  }`;
+  return row;
+}
+
+export async function getTickets(sql: Sql, ids: string[]): Promise<Row[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from tickets where id in ${sql(valid)} and deleted_at is null`;
+}
+
+/** Live tickets of several events at once (for `include=tickets`). */
+export async function ticketsOf(sql: Sql, eventIds: string[]): Promise<Row[]> {
+  const valid = eventIds.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from tickets
+    where event_id in ${sql(valid)} and deleted_at is null order by id`;
+}
+
+export function listTickets(
+  sql: Sql,
+  query: ListQuery,
+  options: { eventId?: string; withTrashed?: boolean; scope?: Fragment } = {},
+) {
+  const where = sql`${liveRows(sql, "tickets", !!options.withTrashed)} and ${
+    options.eventId ? sql`event_id = ${options.eventId}` : sql`true`
+  }`;
+  return listRows(sql, "tickets", where, query);
+}
+
+export interface TicketValues {
+  event_id?: string;
+  name?: string;
+  description?: string | null;
+  type?: string;
+  price?: string;
+  quantity?: number;
+  sales_starts_at?: Date | null;
+  sales_ends_at?: Date | null;
+}
+
+export async function insertTicket(tx: Sql, values: TicketValues): Promise<Row> {
+  try {
+    const [row] = await tx`insert into tickets ${
+      tx(values, ...Object.keys(values) as (keyof TicketValues)[])
+    } returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error);
+  }
+}
+
+export async function updateTicket(tx: Sql, id: string, values: TicketValues): Promise<Row> {
+  const keys = Object.keys(values) as (keyof TicketValues)[];
+  try {
+    const [row] = keys.length
+      ? await tx`update tickets set ${tx(values, ...keys)} where id = ${id} returning *`
+      : await tx`select * from tickets where id = ${id}`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error);
+  }
+}
+
+export async function deleteTicket(tx: Sql, id: string, permanent: boolean): Promise<void> {
+  if (permanent) await tx`delete from tickets where id = ${id}`;
+  else await tx`update tickets set deleted_at = now() where id = ${id} and deleted_at is null`;
+}

@@ -1,0 +1,96 @@
+/** All SQL about event topics and sub-topics. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { isId, listRows, liveRows, type Row } from "./common.ts";
+
+export type TopicTable = "event_topics" | "event_sub_topics";
+
+const conflicts: Record<TopicTable, string> = {
+  event_topics: "Cannot save event topic: a topic with this name (slug) already exists",
+  event_sub_topics: "Cannot save event sub-topic: this topic already has one with this name (slug)",
+};
+
+export async function getTopic(
+  sql: Sql,
+  table: TopicTable,
+  id: string,
+  withTrashed = false,
+): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from ${sql(table)} where id = ${id} and ${
+    liveRows(sql, table, withTrashed)
+  }`;
+  return row;
+}
+
+export async function getTopics(sql: Sql, table: TopicTable, ids: string[]): Promise<Row[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from ${sql(table)} where id in ${sql(valid)} and deleted_at is null`;
+}
+
+export function listTopics(
+  sql: Sql,
+  table: TopicTable,
+  query: ListQuery,
+  options: { withTrashed?: boolean; topicId?: string } = {},
+) {
+  const where = sql`${liveRows(sql, table, !!options.withTrashed)} and ${
+    options.topicId ? sql`event_topic_id = ${options.topicId}` : sql`true`
+  }`;
+  return listRows(sql, table, where, query);
+}
+
+/** Sub-topics of several topics at once (for `include=event-sub-topics`). */
+export async function subTopicsOf(sql: Sql, topicIds: string[]): Promise<Row[]> {
+  const valid = topicIds.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from event_sub_topics
+    where event_topic_id in ${sql(valid)} and deleted_at is null order by id`;
+}
+
+export interface TopicValues {
+  name?: string;
+  slug?: string;
+  system_image_url?: string | null;
+  event_topic_id?: string;
+}
+
+export async function insertTopic(tx: Sql, table: TopicTable, values: TopicValues): Promise<Row> {
+  try {
+    const [row] = await tx`insert into ${tx(table)} ${
+      tx(values, ...Object.keys(values) as (keyof TopicValues)[])
+    } returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, { conflict: conflicts[table] });
+  }
+}
+
+export async function updateTopic(
+  tx: Sql,
+  table: TopicTable,
+  id: string,
+  values: TopicValues,
+): Promise<Row> {
+  const keys = Object.keys(values) as (keyof TopicValues)[];
+  try {
+    const [row] = keys.length
+      ? await tx`update ${tx(table)} set ${tx(values, ...keys)} where id = ${id} returning *`
+      : await tx`select * from ${tx(table)} where id = ${id}`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, { conflict: conflicts[table] });
+  }
+}
+
+export async function deleteTopic(
+  tx: Sql,
+  table: TopicTable,
+  id: string,
+  permanent: boolean,
+): Promise<void> {
+  if (permanent) await tx`delete from ${tx(table)} where id = ${id}`;
+  else await tx`update ${tx(table)} set deleted_at = now() where id = ${id} and deleted_at is null`;
+}

@@ -1,0 +1,117 @@
+/** All SQL about users and their event roles. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import type { Caller } from "../context.ts";
+import { isId, listRows, liveRows, type Row } from "./common.ts";
+
+const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
+
+export async function findCaller(sql: Sql, id: string): Promise<Caller | null> {
+  if (!isId(id)) return null;
+  const [row] = await sql`select id, email, is_admin, is_super_admin from users
+    where id = ${id} and deleted_at is null`;
+  return row
+    ? {
+      id: String(row.id),
+      email: row.email,
+      isAdmin: row.is_admin,
+      isSuperAdmin: row.is_super_admin,
+    }
+    : null;
+}
+
+export async function rolesOnEvent(sql: Sql, userId: string, eventId: string): Promise<string[]> {
+  if (!isId(userId) || !isId(eventId)) return [];
+  const rows = await sql`select role_name from users_events_roles
+    where user_id = ${userId} and event_id = ${eventId}`;
+  return rows.map((r) => r.role_name);
+}
+
+export async function findUserForLogin(sql: Sql, email: string): Promise<Row | undefined> {
+  const [row] = await sql`select id, email, password_hash from users
+    where lower(email) = lower(${email}) and deleted_at is null`;
+  return row;
+}
+
+export async function getUser(sql: Sql, id: string, withTrashed = false): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from users where id = ${id} and ${
+    liveRows(sql, "users", withTrashed)
+  }`;
+  return row;
+}
+
+export async function getUsers(sql: Sql, ids: string[]): Promise<Row[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from users where id in ${sql(valid)} and deleted_at is null`;
+}
+
+export function listUsers(sql: Sql, query: ListQuery, withTrashed: boolean) {
+  return listRows(sql, "users", liveRows(sql, "users", withTrashed), query);
+}
+
+export interface UserValues {
+  email?: string;
+  password_hash?: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  is_admin?: boolean;
+  is_super_admin?: boolean;
+}
+
+export async function insertUser(tx: Sql, values: UserValues): Promise<Row> {
+  try {
+    const [row] = await tx`insert into users ${
+      tx(values, ...Object.keys(values) as (keyof UserValues)[])
+    } returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, emailTaken);
+  }
+}
+
+export async function updateUser(tx: Sql, id: string, values: UserValues): Promise<Row> {
+  const keys = Object.keys(values) as (keyof UserValues)[];
+  if (!keys.length) return (await getUser(tx, id))!;
+  try {
+    const [row] = await tx`update users set ${tx(values, ...keys)} where id = ${id} returning *`;
+    return row;
+  } catch (error) {
+    throw translateDbError(error, emailTaken);
+  }
+}
+
+export async function deleteUser(tx: Sql, id: string, permanent: boolean): Promise<void> {
+  if (permanent) await tx`delete from users where id = ${id}`;
+  else await tx`update users set deleted_at = now() where id = ${id} and deleted_at is null`;
+}
+
+/** Creates or updates the configured super admin; returns the row and whether it is new. */
+export async function upsertAdmin(
+  tx: Sql,
+  email: string,
+  passwordHash: string,
+): Promise<{ row: Row; created: boolean }> {
+  const [found] = await tx`select id from users
+    where lower(email) = lower(${email}) and deleted_at is null for update`;
+  if (found) {
+    const [row] = await tx`update users set password_hash = ${passwordHash},
+      is_admin = true, is_super_admin = true where id = ${found.id} returning *`;
+    return { row, created: false };
+  }
+  const row = await insertUser(tx, {
+    email,
+    password_hash: passwordHash,
+    is_admin: true,
+    is_super_admin: true,
+  });
+  return { row, created: true };
+}
+
+export async function anyAdmin(sql: Sql): Promise<boolean> {
+  const [row] = await sql`select exists (select 1 from users
+    where is_super_admin and deleted_at is null) as found`;
+  return row.found;
+}

@@ -1,0 +1,420 @@
+/**
+ * The one bus helper: services serve endpoints, the gateway and services request them. Payloads
+ * are validated with the endpoint's zod schemas on both sides, endpoints listen in a queue group
+ * (so N instances share the load), and failures come back as the typed errors of errors.ts.
+ *
+ * Wire format: a JSON payload; every reply carries a `Status` header. Errors carry the NATS
+ * services headers (`Nats-Service-Error-Code`, `Nats-Service-Error`) and a JSON:API errors
+ * document. Services answer `$SRV.PING|INFO|STATS` like the NATS services API, with the bus
+ * prefix in their metadata so several systems can share one NATS server.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { Bus, defineEndpoint, route } from "@shared/bus.ts";
+ * const echo = defineEndpoint("demo.echo", z.object({ text: z.string() }), z.string());
+ * const bus = await Bus.connect({ url: "nats://127.0.0.1:4222", prefix: "demo" });
+ * const service = bus.serve({ name: "demo", version: "1.0.0" }, [
+ *   route(echo, ({ text }) => text.toUpperCase()),
+ * ]);
+ * console.log(await bus.request(echo, { text: "hi" })); // "HI"
+ * await service.stop();
+ * await bus.close();
+ * ```
+ */
+import { errors as natsErrors, headers as natsHeaders, nuid } from "@nats-io/nats-core";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import type { z } from "zod";
+import {
+  ApiError,
+  BadRequestError,
+  errorFromObjects,
+  type ErrorObject,
+  GatewayTimeoutError,
+  InternalError,
+  ServiceUnavailableError,
+  toErrorObjects,
+} from "./errors.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import { httpRequestSchema } from "./schemas/http.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+/** A named request/reply capability: its subject (without the bus prefix) and its schemas. */
+export interface Endpoint<Req, Res> {
+  readonly subject: string;
+  readonly kind: "rpc" | "http";
+  readonly request: z.ZodType<Req>;
+  readonly response?: z.ZodType<Res>;
+}
+
+/** An endpoint answering a typed request with a typed, validated response. */
+export function defineEndpoint<Req, Res>(
+  subject: string,
+  request: z.ZodType<Req>,
+  response: z.ZodType<Res>,
+): Endpoint<Req, Res> {
+  return { subject, kind: "rpc", request, response };
+}
+
+/** An endpoint that answers one HTTP request forwarded by the gateway. */
+export function httpEndpoint(subject: string): Endpoint<HttpRequest, HttpReply> {
+  return { subject, kind: "http", request: httpRequestSchema };
+}
+
+export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
+
+/** An endpoint with the function that serves it. */
+export interface Route {
+  // deno-lint-ignore no-explicit-any
+  endpoint: Endpoint<any, any>;
+  // deno-lint-ignore no-explicit-any
+  handler: Handler<any, any>;
+}
+
+export function route<Req, Res>(endpoint: Endpoint<Req, Res>, handler: Handler<Req, Res>): Route {
+  return { endpoint, handler };
+}
+
+export interface ServiceInfo {
+  name: string;
+  version: string;
+  description?: string;
+}
+
+/** One instance as discovery reports it. */
+export interface ServiceIdentity {
+  name: string;
+  id: string;
+  version: string;
+  metadata: Record<string, string>;
+}
+
+export interface EndpointStats {
+  name: string;
+  subject: string;
+  queue_group: string;
+  num_requests: number;
+  num_errors: number;
+  last_error: string;
+  processing_time: number;
+  average_processing_time: number;
+}
+
+export interface RunningService {
+  readonly id: string;
+  stats(): EndpointStats[];
+  /** Stops taking requests, waits for the ones in flight, then returns. */
+  stop(): Promise<void>;
+}
+
+/** The raw answer to a forwarded HTTP request: status, location and the body's bytes. */
+export interface ForwardedReply {
+  status: number;
+  location?: string;
+  /** Set when the body still needs resources from other services (see HttpReply). */
+  foreignIncludes?: Record<string, string[]>;
+  body: Uint8Array;
+}
+
+export interface BusOptions {
+  url: string;
+  prefix: string;
+  /** Connection name shown by the NATS server. */
+  name?: string;
+  logger?: Logger;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const QUEUE_GROUP = "q";
+const DEFAULT_TIMEOUT_MS = 5000;
+
+function errorDocument(objects: ErrorObject[]): Uint8Array {
+  return encoder.encode(JSON.stringify({ errors: objects, jsonapi: { version: "1.0" } }));
+}
+
+function causeChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let current = error;
+  while (current && chain.length < 5) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** Translates NATS request failures into the API's errors: 503 no responders, 504 timeout. */
+function translateRequestError(error: unknown, subject: string): ApiError {
+  const chain = causeChain(error);
+  if (chain.some((e) => e instanceof natsErrors.NoRespondersError)) {
+    return new ServiceUnavailableError(`Cannot reach ${subject}: no service instance is running`, {
+      cause: error,
+    });
+  }
+  if (chain.some((e) => e instanceof natsErrors.TimeoutError)) {
+    return new GatewayTimeoutError(`Cannot reach ${subject}: the service did not answer in time`, {
+      cause: error,
+    });
+  }
+  return new ServiceUnavailableError(`Cannot reach ${subject}: the bus is unavailable`, {
+    cause: error,
+  });
+}
+
+function replyStatus(headers: MsgHdrs | undefined): number {
+  const status = Number(headers?.get("Status") || 200);
+  return Number.isInteger(status) ? status : 500;
+}
+
+function foreignIncludes(headers: MsgHdrs | undefined): Record<string, string[]> | undefined {
+  const raw = headers?.get("Foreign-Includes");
+  return raw ? JSON.parse(raw) : undefined;
+}
+
+function parseJson(data: Uint8Array): unknown {
+  return data.length === 0 ? undefined : JSON.parse(decoder.decode(data));
+}
+
+export class Bus {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly #log: Logger;
+
+  constructor(nc: NatsConnection, options: { prefix: string; logger?: Logger }) {
+    this.nc = nc;
+    this.prefix = options.prefix;
+    this.#log = options.logger ?? createLogger("bus");
+  }
+
+  static async connect(options: BusOptions): Promise<Bus> {
+    const nc = await connect({
+      servers: options.url,
+      name: options.name,
+      maxReconnectAttempts: -1,
+    });
+    return new Bus(nc, options);
+  }
+
+  /** The full subject of an endpoint or fact on this bus. */
+  subject(name: string): string {
+    return `${this.prefix}.${name}`;
+  }
+
+  /** Sends a typed request and returns the validated answer, or throws the typed error. */
+  async request<Req, Res>(
+    endpoint: Endpoint<Req, Res>,
+    payload: Req,
+    options: RequestOptions = {},
+  ): Promise<Res> {
+    const checked = endpoint.request.safeParse(payload);
+    if (!checked.success) {
+      throw new InternalError(`Cannot request ${endpoint.subject}: the payload is invalid`, {
+        cause: checked.error,
+      });
+    }
+    const reply = await this.#send(endpoint.subject, checked.data, options);
+    const status = replyStatus(reply.headers);
+    const body = parseJson(reply.data);
+    if (status >= 400) {
+      throw errorFromObjects((body as { errors?: ErrorObject[] })?.errors ?? []);
+    }
+    if (!endpoint.response) return body as Res;
+    const answer = endpoint.response.safeParse(body);
+    if (!answer.success) {
+      throw new InternalError(`Cannot read the answer of ${endpoint.subject}`, {
+        cause: answer.error,
+      });
+    }
+    return answer.data;
+  }
+
+  /**
+   * Forwards an HTTP request and returns the reply's bytes untouched: the gateway relays them
+   * without decoding, which is most of why the bus path is nearly as fast as a direct call.
+   */
+  async forward(
+    endpoint: Endpoint<HttpRequest, HttpReply>,
+    request: HttpRequest,
+    options: RequestOptions = {},
+  ): Promise<ForwardedReply> {
+    const reply = await this.#send(endpoint.subject, request, options);
+    return {
+      status: replyStatus(reply.headers),
+      location: reply.headers?.get("Location") || undefined,
+      foreignIncludes: foreignIncludes(reply.headers),
+      body: reply.data,
+    };
+  }
+
+  async #send(subject: string, payload: unknown, options: RequestOptions): Promise<Msg> {
+    const full = this.subject(subject);
+    try {
+      return await this.nc.request(full, encoder.encode(JSON.stringify(payload)), {
+        timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      });
+    } catch (error) {
+      throw translateRequestError(error, subject);
+    }
+  }
+
+  /** Serves the routes in queue groups and answers discovery; returns a handle to stop it. */
+  serve(info: ServiceInfo, routes: Route[]): RunningService {
+    const id = nuid.next();
+    const started = new Date().toISOString();
+    const metadata = { prefix: this.prefix };
+    const identity = { name: info.name, id, version: info.version, metadata };
+    const inFlight = new Set<Promise<void>>();
+    const subscriptions: Subscription[] = [];
+    const stats = new Map<string, EndpointStats>();
+    const log = this.#log;
+
+    for (const { endpoint, handler } of routes) {
+      const subject = this.subject(endpoint.subject);
+      const stat: EndpointStats = {
+        name: endpoint.subject.replaceAll(".", "-"),
+        subject,
+        queue_group: QUEUE_GROUP,
+        num_requests: 0,
+        num_errors: 0,
+        last_error: "",
+        processing_time: 0,
+        average_processing_time: 0,
+      };
+      stats.set(subject, stat);
+      const sub = this.nc.subscribe(subject, {
+        queue: QUEUE_GROUP,
+        callback: (error, msg) => {
+          if (error) return log.error("subscription failed", { subject, error });
+          const work = answer(endpoint, handler, msg, stat, log);
+          inFlight.add(work);
+          work.finally(() => inFlight.delete(work));
+        },
+      });
+      subscriptions.push(sub);
+    }
+
+    const discovery = (verb: string, body: () => unknown) => {
+      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${info.name}`]) {
+        subscriptions.push(this.nc.subscribe(subject, {
+          callback: (_error, msg) => {
+            msg.respond(encoder.encode(JSON.stringify(body())));
+          },
+        }));
+      }
+    };
+    discovery("PING", () => ({ type: "io.nats.micro.v1.ping_response", ...identity }));
+    discovery("INFO", () => ({
+      type: "io.nats.micro.v1.info_response",
+      ...identity,
+      description: info.description ?? "",
+      endpoints: [...stats.values()].map((s) => ({
+        name: s.name,
+        subject: s.subject,
+        queue_group: s.queue_group,
+      })),
+    }));
+    discovery("STATS", () => ({
+      type: "io.nats.micro.v1.stats_response",
+      ...identity,
+      started,
+      endpoints: [...stats.values()],
+    }));
+
+    return {
+      id,
+      stats: () => [...stats.values()],
+      stop: async () => {
+        await Promise.all(subscriptions.map((sub) => sub.drain().catch(() => {})));
+        await Promise.all([...inFlight]);
+      },
+    };
+  }
+
+  /** Every running instance of `name` on this bus prefix (waits briefly for answers). */
+  async discover(name: string, options: { maxWaitMs?: number } = {}): Promise<ServiceIdentity[]> {
+    const found: ServiceIdentity[] = [];
+    try {
+      const replies = await this.nc.requestMany(`$SRV.PING.${name}`, undefined, {
+        strategy: "stall",
+        stall: 50,
+        maxWait: options.maxWaitMs ?? 500,
+      } as never);
+      for await (const msg of replies) {
+        const identity = parseJson(msg.data) as ServiceIdentity;
+        if (identity?.metadata?.prefix === this.prefix) found.push(identity);
+      }
+    } catch (error) {
+      if (!causeChain(error).some((e) => e instanceof natsErrors.NoRespondersError)) throw error;
+    }
+    return found;
+  }
+
+  /** Drains the connection: pending messages are delivered, then it closes. */
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.drain();
+  }
+}
+
+async function answer(
+  // deno-lint-ignore no-explicit-any
+  endpoint: Endpoint<any, any>,
+  // deno-lint-ignore no-explicit-any
+  handler: Handler<any, any>,
+  msg: Msg,
+  stat: EndpointStats,
+  log: Logger,
+): Promise<void> {
+  const began = performance.now();
+  stat.num_requests++;
+  const reply = natsHeaders();
+  let body: Uint8Array;
+  try {
+    let payload: unknown;
+    try {
+      payload = parseJson(msg.data);
+    } catch (cause) {
+      throw new BadRequestError("Cannot read the bus request: it is not JSON", { cause });
+    }
+    const checked = endpoint.request.safeParse(payload);
+    if (!checked.success) {
+      throw new BadRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
+        cause: checked.error,
+      });
+    }
+    const result = await handler(checked.data, msg);
+    if (endpoint.kind === "http") {
+      const http = result as HttpReply;
+      reply.set("Status", String(http.status));
+      if (http.location) reply.set("Location", http.location);
+      if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
+        reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
+      }
+      body = encoder.encode(JSON.stringify(http.body));
+    } else {
+      const out = endpoint.response ? endpoint.response.parse(result) : result;
+      reply.set("Status", "200");
+      body = encoder.encode(JSON.stringify(out ?? null));
+    }
+  } catch (error) {
+    const objects = toErrorObjects(error);
+    const status = objects[0].status;
+    if (!(error instanceof ApiError) || Number(status) >= 500) {
+      log.error("request failed", { subject: endpoint.subject, error });
+    }
+    stat.num_errors++;
+    stat.last_error = `${status}:${objects[0].title}`;
+    reply.set("Status", status);
+    reply.set("Nats-Service-Error-Code", status);
+    reply.set("Nats-Service-Error", objects[0].title);
+    body = errorDocument(objects);
+  }
+  const elapsedNs = Math.round((performance.now() - began) * 1e6);
+  stat.processing_time += elapsedNs;
+  stat.average_processing_time = Math.round(stat.processing_time / stat.num_requests);
+  if (msg.reply) msg.respond(body, { headers: reply });
+}

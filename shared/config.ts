@@ -1,0 +1,77 @@
+/**
+ * Configuration from the environment, with the defaults api-surface.md §0 names. Read once in a
+ * `main.ts` and passed down; nothing else reads `Deno.env`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "@shared/config.ts";
+ * const config = loadConfig();
+ * console.log(config.natsUrl); // "nats://127.0.0.1:4222" unless NATS_URL is set
+ * ```
+ */
+
+export interface Config {
+  host: string;
+  port: number;
+  databaseUrl: string;
+  natsUrl: string;
+  /** Prefix of every bus subject and stream, so several systems (or test runs) share one NATS. */
+  busPrefix: string;
+  /** Milliseconds the gateway waits for a service before answering 504. */
+  requestTimeoutMs: number;
+  /** Undefined when JWT_SECRET is unset; `scripts/start.ts` then makes one for all processes. */
+  jwtSecret?: string;
+  adminEmail?: string;
+  adminPassword?: string;
+  /** PBKDF2 iterations for new password hashes (stored with each hash, so it can change). */
+  passwordIterations: number;
+  /** Largest request body the gateway accepts, in bytes. */
+  bodyLimitBytes: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+type Env = Record<string, string | undefined>;
+
+function envObject(): Env {
+  return Deno.env.toObject();
+}
+
+function integer(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new Error(`Cannot read ${name}: "${raw}" is not a non-negative integer`);
+  }
+  return value;
+}
+
+/**
+ * The database URL of one service: `<SERVICE>_DATABASE_URL` if set, else `DATABASE_URL`.
+ */
+export function serviceDatabaseUrl(service: string, env: Env = envObject()): string {
+  return env[`${service.toUpperCase()}_DATABASE_URL`] || env.DATABASE_URL ||
+    "postgres://postgres@127.0.0.1:5432/open_event";
+}
+
+/** Reads the configuration; `env` is injectable for tests. */
+export function loadConfig(env: Env = envObject()): Config {
+  const logLevel = env.LOG_LEVEL ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new Error(`Cannot read LOG_LEVEL: "${logLevel}" is not debug, info, warn or error`);
+  }
+  return {
+    host: env.HOST || "127.0.0.1",
+    port: integer(env, "PORT", 8080),
+    databaseUrl: env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/open_event",
+    natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
+    busPrefix: env.BUS_PREFIX || "oe",
+    requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", 5000),
+    jwtSecret: env.JWT_SECRET || undefined,
+    adminEmail: env.ADMIN_EMAIL || undefined,
+    adminPassword: env.ADMIN_PASSWORD || undefined,
+    passwordIterations: integer(env, "PASSWORD_ITERATIONS", 210_000),
+    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
+    logLevel: logLevel as Config["logLevel"],
+  };
+}

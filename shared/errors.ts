@@ -1,0 +1,136 @@
+/**
+ * The fixed set of API errors. Each class carries its HTTP status and a stable `code`; services
+ * throw them, the bus carries them across, and the gateway's single `onError` renders them as
+ * JSON:API error objects. Anything else that escapes is an `InternalError` whose details go only
+ * to the log.
+ *
+ * @example
+ * ```ts
+ * import { UnprocessableError } from "@shared/errors.ts";
+ * throw new UnprocessableError("Cannot save event: ends-at must be after starts-at", {
+ *   pointer: "/data/attributes/ends-at",
+ * });
+ * ```
+ */
+
+/** Where in the request an error points (JSON:API `source`). */
+export interface ErrorSource {
+  pointer?: string;
+  parameter?: string;
+  header?: string;
+}
+
+/** One JSON:API error object as it travels on the bus and to clients. */
+export interface ErrorObject {
+  status: string;
+  code: string;
+  title: string;
+  detail?: string;
+  source?: ErrorSource;
+}
+
+export interface ApiErrorOptions {
+  pointer?: string;
+  parameter?: string;
+  header?: string;
+  cause?: unknown;
+  /** More error objects (for example several invalid fields at once). */
+  more?: ErrorObject[];
+}
+
+/** Base class: never thrown directly, use one of the subclasses. */
+export class ApiError extends Error {
+  readonly status: number = 500;
+  readonly code: string = "internal_error";
+  readonly title: string = "Internal server error";
+  readonly source?: ErrorSource;
+  readonly more: ErrorObject[];
+
+  constructor(detail: string, options: ApiErrorOptions = {}) {
+    super(detail, { cause: options.cause });
+    this.name = new.target.name;
+    const source: ErrorSource = {};
+    if (options.pointer) source.pointer = options.pointer;
+    if (options.parameter) source.parameter = options.parameter;
+    if (options.header) source.header = options.header;
+    if (Object.keys(source).length) this.source = source;
+    this.more = options.more ?? [];
+  }
+
+  /** The JSON:API error objects this error renders as. */
+  toObjects(): ErrorObject[] {
+    const first: ErrorObject = {
+      status: String(this.status),
+      code: this.code,
+      title: this.title,
+      detail: this.message,
+    };
+    if (this.source) first.source = this.source;
+    return [first, ...this.more];
+  }
+}
+
+function defineError(status: number, code: string, title: string) {
+  return class extends ApiError {
+    override readonly status = status;
+    override readonly code = code;
+    override readonly title = title;
+  };
+}
+
+export class BadRequestError extends defineError(400, "bad_request", "Bad request") {}
+export class UnauthorizedError extends defineError(401, "unauthorized", "Unauthorized") {}
+export class ForbiddenError extends defineError(403, "forbidden", "Access forbidden") {}
+export class NotFoundError extends defineError(404, "not_found", "Object not found") {}
+export class MethodNotAllowedError
+  extends defineError(405, "method_not_allowed", "Method not allowed") {}
+export class NotAcceptableError extends defineError(406, "not_acceptable", "Not acceptable") {}
+export class ConflictError extends defineError(409, "conflict", "Conflict") {}
+export class PayloadTooLargeError
+  extends defineError(413, "payload_too_large", "Payload too large") {}
+export class UnsupportedMediaTypeError
+  extends defineError(415, "unsupported_media_type", "Unsupported media type") {}
+export class UnprocessableError
+  extends defineError(422, "unprocessable_entity", "Unprocessable entity") {}
+export class InternalError extends defineError(500, "internal_error", "Internal server error") {}
+export class BadGatewayError extends defineError(502, "bad_gateway", "Bad gateway") {}
+export class ServiceUnavailableError
+  extends defineError(503, "service_unavailable", "Service unavailable") {}
+export class GatewayTimeoutError extends defineError(504, "gateway_timeout", "Gateway timeout") {}
+
+const byStatus: Record<number, new (detail: string, options?: ApiErrorOptions) => ApiError> = {
+  400: BadRequestError,
+  401: UnauthorizedError,
+  403: ForbiddenError,
+  404: NotFoundError,
+  405: MethodNotAllowedError,
+  406: NotAcceptableError,
+  409: ConflictError,
+  413: PayloadTooLargeError,
+  415: UnsupportedMediaTypeError,
+  422: UnprocessableError,
+  500: InternalError,
+  502: BadGatewayError,
+  503: ServiceUnavailableError,
+  504: GatewayTimeoutError,
+};
+
+/**
+ * Rebuilds a typed error from error objects that crossed the bus, so a caller can
+ * `catch (e) { if (e instanceof NotFoundError) ... }` whatever service threw it.
+ */
+export function errorFromObjects(objects: ErrorObject[]): ApiError {
+  const [first, ...more] = objects;
+  const status = Number(first?.status ?? 500);
+  const ErrorClass = byStatus[status] ?? InternalError;
+  return new ErrorClass(first?.detail ?? first?.title ?? "Unknown error", {
+    ...first?.source,
+    more,
+  });
+}
+
+/** Renders any thrown value as error objects; unknown errors become a bare 500. */
+export function toErrorObjects(error: unknown): ErrorObject[] {
+  if (error instanceof ApiError) return error.toObjects();
+  return new InternalError("The server could not complete the request").toObjects();
+}

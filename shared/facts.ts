@@ -1,0 +1,196 @@
+/**
+ * Facts: what a service announces after each change, on JetStream, for the audit log and for
+ * other services. Written through a transactional outbox: the fact is inserted in the same
+ * transaction as the change (so a change never happens without its fact, nor a fact without its
+ * change), then a relay publishes it with the fact id as JetStream message id (so a re-publish
+ * after a crash is de-duplicated) and deletes it from the outbox.
+ *
+ * @example
+ * ```ts
+ * import { FactRelay, recordFact } from "@shared/facts.ts";
+ * // inside sql.begin(async (tx) => { ...change...;
+ * //   await recordFact(tx, { service: "catalog", type: "event-topic", verb: "created",
+ * //     actor, resource: { type: "event-topic", id: "1" }, data: { name: "Tech" } });
+ * // });
+ * // after commit: relay.kick();
+ * ```
+ */
+import { z } from "zod";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Bus } from "./bus.ts";
+import type { Sql } from "./db.ts";
+import { facts } from "./subjects.ts";
+import type { Logger } from "./log.ts";
+
+export const factActorSchema = z.object({ id: z.string(), email: z.string() }).nullable();
+export type FactActor = z.infer<typeof factActorSchema>;
+
+/** Every fact on the bus has this shape; `data` is the resource after the change. */
+export const factSchema = z.object({
+  id: z.uuid(),
+  subject: z.string(),
+  service: z.string(),
+  type: z.string(),
+  verb: z.string(),
+  occurredAt: z.iso.datetime({ offset: true }),
+  actor: factActorSchema,
+  resource: z.object({ type: z.string(), id: z.string() }),
+  data: z.record(z.string(), z.unknown()).nullable(),
+});
+export type Fact = z.infer<typeof factSchema>;
+
+export interface NewFact {
+  service: string;
+  type: string;
+  verb: string;
+  actor: FactActor;
+  resource: { type: string; id: string };
+  data: Record<string, unknown> | null;
+}
+
+// deno-lint-ignore no-explicit-any
+type Tx = Sql | any;
+
+/** Creates the outbox table in the service's schema (idempotent). */
+export async function installOutbox(sql: Sql): Promise<void> {
+  await sql`create table if not exists outbox (
+    seq bigserial primary key,
+    id uuid not null unique,
+    subject text not null,
+    payload jsonb not null
+  )`;
+}
+
+/** Inserts a fact into the outbox; call it inside the transaction that makes the change. */
+export async function recordFact(tx: Tx, fact: NewFact): Promise<Fact> {
+  const full: Fact = {
+    id: crypto.randomUUID(),
+    subject: facts.subject(fact.service, fact.type, fact.verb),
+    occurredAt: new Date().toISOString(),
+    ...fact,
+    data: fact.data ? JSON.parse(JSON.stringify(fact.data)) : null,
+  };
+  await tx`insert into outbox (id, subject, payload)
+    values (${full.id}, ${full.subject}, ${tx.json(full)})`;
+  return full;
+}
+
+/** Creates (or updates) the stream that keeps every fact of this bus prefix. */
+export async function ensureFactStream(bus: Bus): Promise<string> {
+  const jsm = await jetstreamManager(bus.nc);
+  const name = facts.stream(bus.prefix);
+  const config = {
+    name,
+    subjects: [bus.subject(facts.all)],
+    // An audit trail: keep a year, de-duplicate re-publishes for ten minutes.
+    max_age: 365 * 24 * 3600 * 1e9,
+    duplicate_window: 10 * 60 * 1e9,
+  };
+  try {
+    await jsm.streams.info(name);
+    await jsm.streams.update(name, config);
+  } catch {
+    await jsm.streams.add(config).catch(async (error) => {
+      // Another instance created it between our look and our add.
+      if (!(await jsm.streams.info(name).catch(() => null))) throw error;
+    });
+  }
+  return name;
+}
+
+/** Removes this prefix's fact stream (tests clean up with it). */
+export async function deleteFactStream(bus: Bus): Promise<void> {
+  const jsm = await jetstreamManager(bus.nc);
+  await jsm.streams.delete(facts.stream(bus.prefix)).catch(() => {});
+}
+
+/** Publishes what the outbox holds, oldest first; safe with several instances running. */
+export class FactRelay {
+  readonly #sql: Sql;
+  readonly #bus: Bus;
+  readonly #log: Logger;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(sql: Sql, bus: Bus, log: Logger) {
+    this.#sql = sql;
+    this.#bus = bus;
+    this.#log = log;
+  }
+
+  /** Publishes soon, without waiting: the request path never waits on JetStream. */
+  kick(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#drain().finally(() => {
+      this.#running = undefined;
+      if (this.#again) {
+        this.#again = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** Resolves when everything recorded so far has been published (tests, shutdown). */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running;
+    await this.#drain();
+  }
+
+  /** Also retries on a timer, for facts left behind by a crash or an unreachable NATS. */
+  start(intervalMs = 1000): void {
+    this.#timer = setInterval(() => this.kick(), intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush().catch((error) => this.#log.warn("facts not yet published", { error }));
+  }
+
+  async #drain(): Promise<void> {
+    const js = jetstream(this.#bus.nc);
+    try {
+      for (;;) {
+        const sent = await this.#sql.begin(async (tx) => {
+          const rows = await tx`select seq, id, subject, payload from outbox
+            order by seq limit 200 for update skip locked`;
+          await Promise.all(
+            rows.map((row) =>
+              js.publish(this.#bus.subject(row.subject), JSON.stringify(row.payload), {
+                msgID: row.id,
+              })
+            ),
+          );
+          if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
+          return rows.length;
+        });
+        if (sent < 200) return;
+      }
+    } catch (error) {
+      this.#log.warn("cannot publish facts yet; will retry", { error });
+    }
+  }
+}
+
+/**
+ * Runs `change` in a transaction together with recording its fact, then asks the relay to
+ * publish. `describe` turns the change's result into the fact (or null when nothing changed).
+ */
+export async function changeWithFact<T>(
+  sql: Sql,
+  relay: FactRelay,
+  change: (tx: Tx) => Promise<T>,
+  describe: (result: T) => NewFact | NewFact[] | null,
+): Promise<T> {
+  const result = await sql.begin(async (tx) => {
+    const value = await change(tx);
+    const described = describe(value);
+    for (const fact of [described ?? []].flat()) await recordFact(tx, fact);
+    return value;
+  });
+  relay.kick();
+  return result as T;
+}

@@ -1,0 +1,364 @@
+/**
+ * Parses and whitelists JSON:API list parameters: `filter` (the original's JSON form), `sort`,
+ * `page[...]`, `include`, `fields[...]`. Client names map to columns through the route's spec, so
+ * nothing the client sends reaches SQL except as a bound value.
+ *
+ * @example
+ * ```ts
+ * import { parseListQuery } from "@shared/query.ts";
+ * const query = parseListQuery(
+ *   { filter: '[{"name":"code","op":"eq","val":"X"}]', sort: "-created-at" },
+ *   { fields: {
+ *     code: { column: "code", type: "string" },
+ *     "created-at": { column: "created_at", type: "datetime" },
+ *   } },
+ * );
+ * // query.filter = { and: [{ column: "code", op: "eq", value: "X", type: "string" }] }
+ * // query.sort = [{ column: "created_at", desc: true }]
+ * ```
+ */
+import { BadRequestError } from "./errors.ts";
+
+export type FieldType = "string" | "integer" | "number" | "boolean" | "datetime";
+
+export interface QuerySpec {
+  /** Filterable and sortable attributes: dasherized name -> column. */
+  fields: Record<string, { column: string; type: FieldType }>;
+  /** Allowed include paths, e.g. ["event", "event.event-topic"]. */
+  includes?: string[];
+  /** Allowed `fields[<type>]` types -> allowed field names. */
+  sparse?: Record<string, string[]>;
+  /** Other parameters this route accepts, e.g. ["get_trashed"]. */
+  extra?: string[];
+  defaultSort?: SortKey[];
+  /** Largest page[size] (default 1000). */
+  maxPageSize?: number;
+  /** Whether page[size]=0 ("no paging") is allowed (default true). */
+  allowUnpaged?: boolean;
+}
+
+export interface SortKey {
+  column: string;
+  desc: boolean;
+}
+
+export type FilterOp =
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "like"
+  | "ilike"
+  | "in_"
+  | "notin_"
+  | "is_"
+  | "isnot";
+
+export type FilterNode =
+  | { and: FilterNode[] }
+  | { or: FilterNode[] }
+  | { not: FilterNode }
+  | { column: string; op: FilterOp; value: unknown; type: FieldType };
+
+export interface ListQuery {
+  filter?: FilterNode;
+  sort: SortKey[];
+  page: { size: number; number: number };
+  include: string[];
+  fields: Record<string, string[]>;
+  extra: Record<string, string>;
+}
+
+const ops = new Set<string>([
+  "eq",
+  "ne",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "like",
+  "ilike",
+  "in_",
+  "notin_",
+  "is_",
+  "isnot",
+]);
+const maxDepth = 5;
+const maxConditions = 50;
+const defaultPageSize = 20;
+const isoDateTime =
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+function filterError(detail: string): BadRequestError {
+  return new BadRequestError(`Cannot filter: ${detail}`, { parameter: "filter" });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function lookup(spec: QuerySpec, name: string) {
+  // The original's clients send both "starts-at" and "starts_at".
+  return Object.hasOwn(spec.fields, name)
+    ? spec.fields[name]
+    : Object.hasOwn(spec.fields, name.replaceAll("_", "-"))
+    ? spec.fields[name.replaceAll("_", "-")]
+    : undefined;
+}
+
+function coerce(name: string, type: FieldType, value: unknown): unknown {
+  const fail = () => filterError(`${name} takes ${type} values, got ${JSON.stringify(value)}`);
+  switch (type) {
+    case "string":
+      if (typeof value === "string") return value;
+      if (typeof value === "number" && Number.isFinite(value)) return String(value);
+      throw fail();
+    case "integer": {
+      const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+      if (typeof n === "number" && Number.isSafeInteger(n)) return n;
+      throw fail();
+    }
+    case "number": {
+      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+      if (typeof n === "number" && Number.isFinite(n)) return n;
+      throw fail();
+    }
+    case "boolean":
+      if (typeof value === "boolean") return value;
+      if (value === "true" || value === "false") return value === "true";
+      throw fail();
+    case "datetime": {
+      if (typeof value === "string" && isoDateTime.test(value)) {
+        const date = new Date(value);
+        if (!Number.isNaN(date.getTime())) return date;
+      }
+      throw fail();
+    }
+  }
+}
+
+function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
+  for (const key of Object.keys(raw)) {
+    if (key !== "name" && key !== "op" && key !== "val") {
+      throw filterError(`unknown key "${key}" in a condition`);
+    }
+  }
+  const { name, op, val } = raw;
+  if (typeof name !== "string") throw filterError("each condition needs a name");
+  const field = lookup(spec, name);
+  if (!field) throw filterError(`unknown field "${name}"`);
+  if (typeof op !== "string" || !ops.has(op)) {
+    throw filterError(`unknown op ${JSON.stringify(op)} for "${name}"`);
+  }
+  if (!("val" in raw)) throw filterError(`the condition on "${name}" needs a val`);
+  const node = { column: field.column, op: op as FilterOp, type: field.type };
+  switch (op) {
+    case "is_":
+    case "isnot":
+      if (val !== null) throw filterError(`${op} takes only null`);
+      return { ...node, value: null };
+    case "in_":
+    case "notin_":
+      if (!Array.isArray(val)) throw filterError(`${op} takes an array`);
+      if (val.length > maxConditions) {
+        throw filterError(`${op} takes at most ${maxConditions} values`);
+      }
+      return { ...node, value: val.map((v) => coerce(name, field.type, v)) };
+    case "like":
+    case "ilike":
+      if (field.type !== "string") throw filterError(`${op} works only on text fields`);
+      if (typeof val !== "string") throw filterError(`${op} takes a string pattern`);
+      return { ...node, value: val };
+    case "eq":
+    case "ne":
+      // SQLAlchemy, behind the original, turned `== None` into IS NULL; clients rely on it.
+      if (val === null) return { ...node, value: null };
+      return { ...node, value: coerce(name, field.type, val) };
+    default:
+      return { ...node, value: coerce(name, field.type, val) };
+  }
+}
+
+function node(raw: unknown, spec: QuerySpec, depth: number, counter: { n: number }): FilterNode {
+  // `depth` counts the and/or/not groups (the top-level array is one) around this node.
+  const group = () => {
+    if (depth + 1 > maxDepth) throw filterError(`groups nest deeper than ${maxDepth} levels`);
+    return depth + 1;
+  };
+  if (Array.isArray(raw)) {
+    const level = group();
+    return { and: raw.map((item) => node(item, spec, level, counter)) };
+  }
+  if (!isObject(raw)) throw filterError("each condition must be an object");
+  const keys = Object.keys(raw);
+  const only = keys.length === 1 ? keys[0] : undefined;
+  if (only === "and" || only === "or") {
+    const items = raw[only];
+    if (!Array.isArray(items)) throw filterError(`"${only}" takes an array`);
+    const level = group();
+    const children = items.map((item) => node(item, spec, level, counter));
+    return only === "and" ? { and: children } : { or: children };
+  }
+  if (only === "not") return { not: node(raw.not, spec, group(), counter) };
+  if (++counter.n > maxConditions) throw filterError(`more than ${maxConditions} conditions`);
+  return condition(raw, spec);
+}
+
+// The `filter` parameter: a JSON array of conditions (all must hold) or one
+// `{"and"|"or": [...]}` / `{"not": {...}}` object.
+function parseFilter(text: string, spec: QuerySpec): FilterNode | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw filterError("it is not valid JSON");
+  }
+  if (Array.isArray(raw) && raw.length === 0) return undefined;
+  return node(raw, spec, 0, { n: 0 });
+}
+
+function parseSort(text: string, spec: QuerySpec): SortKey[] {
+  return text.split(",").map((part) => {
+    const key = part.trim();
+    const desc = key.startsWith("-");
+    const name = desc ? key.slice(1) : key;
+    const field = name ? lookup(spec, name) : undefined;
+    if (!field) {
+      throw new BadRequestError(`Cannot sort: unknown sort key "${key}"`, { parameter: "sort" });
+    }
+    return { column: field.column, desc };
+  });
+}
+
+function pageValue(query: Record<string, string>, key: string, fallback: number, min: number) {
+  const text = query[key];
+  if (text === undefined) return fallback;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new BadRequestError(`Cannot page: ${key} must be an integer of at least ${min}`, {
+      parameter: key,
+    });
+  }
+  return n;
+}
+
+function parsePage(query: Record<string, string>, spec: QuerySpec) {
+  const size = pageValue(query, "page[size]", defaultPageSize, 0);
+  const number = pageValue(query, "page[number]", 1, 1);
+  const max = spec.maxPageSize ?? 1000;
+  if (size > max) {
+    throw new BadRequestError(`Cannot page: page[size] must be at most ${max}`, {
+      parameter: "page[size]",
+    });
+  }
+  if (size === 0 && spec.allowUnpaged === false) {
+    throw new BadRequestError("Cannot page: page[size]=0 is not allowed here", {
+      parameter: "page[size]",
+    });
+  }
+  return { size, number };
+}
+
+function parseInclude(text: string, allowed: string[]): string[] {
+  const paths = text.split(",").map((p) => p.trim());
+  for (const path of paths) {
+    if (!allowed.includes(path)) {
+      throw new BadRequestError(`Cannot include: "${path}" is not an include path here`, {
+        parameter: "include",
+      });
+    }
+  }
+  return [...new Set(paths)];
+}
+
+const fieldsKey = /^fields\[([^\]]+)\]$/;
+
+function parseFields(key: string, text: string, sparse: Record<string, string[]>): string[] {
+  const type = fieldsKey.exec(key)![1];
+  const allowed = Object.hasOwn(sparse, type) ? sparse[type] : undefined;
+  if (!allowed) {
+    throw new BadRequestError(`Cannot select fields: unknown type "${type}"`, { parameter: key });
+  }
+  // An empty value is valid JSON:API: no attributes or relationships, just type and id.
+  const names = text === "" ? [] : text.split(",").map((n) => n.trim());
+  for (const name of names) {
+    if (!allowed.includes(name)) {
+      throw new BadRequestError(`Cannot select fields: "${name}" is not a field of ${type}`, {
+        parameter: key,
+      });
+    }
+  }
+  return names;
+}
+
+/**
+ * The include/fields/extra part of a query, for single-resource routes; anything else is 400.
+ *
+ * @example
+ * ```ts
+ * import { parseSingleQuery } from "@shared/query.ts";
+ * parseSingleQuery({ include: "event" }, { includes: ["event"] });
+ * // { include: ["event"], fields: {}, extra: {} }
+ * ```
+ */
+export function parseSingleQuery(
+  query: Record<string, string>,
+  spec: Pick<QuerySpec, "includes" | "sparse" | "extra">,
+): Pick<ListQuery, "include" | "fields" | "extra"> {
+  return parse(query, spec, new Set());
+}
+
+function parse(
+  query: Record<string, string>,
+  spec: Pick<QuerySpec, "includes" | "sparse" | "extra">,
+  listKeys: Set<string>,
+): Pick<ListQuery, "include" | "fields" | "extra"> {
+  const out: Pick<ListQuery, "include" | "fields" | "extra"> = {
+    include: [],
+    fields: {},
+    extra: {},
+  };
+  for (const [key, value] of Object.entries(query)) {
+    if (listKeys.has(key)) continue;
+    if (key === "include") out.include = parseInclude(value, spec.includes ?? []);
+    else if (fieldsKey.test(key)) {
+      out.fields[fieldsKey.exec(key)![1]] = parseFields(key, value, spec.sparse ?? {});
+    } else if (spec.extra?.includes(key)) out.extra[key] = value;
+    else {
+      throw new BadRequestError(`Cannot read query: unknown parameter "${key}"`, {
+        parameter: key,
+      });
+    }
+  }
+  return out;
+}
+
+const listKeys = new Set(["filter", "sort", "page[size]", "page[number]"]);
+
+/**
+ * Parses a list route's query against its whitelist; every unknown name is a 400 whose
+ * `source.parameter` names the offending parameter.
+ *
+ * @example
+ * ```ts
+ * import { parseListQuery } from "@shared/query.ts";
+ * parseListQuery({ "page[size]": "10", "page[number]": "2", sort: "name" }, {
+ *   fields: { name: { column: "name", type: "string" } },
+ * }); // { sort: [{ column: "name", desc: false }], page: { size: 10, number: 2 }, ... }
+ * ```
+ */
+export function parseListQuery(query: Record<string, string>, spec: QuerySpec): ListQuery {
+  const rest = parse(query, spec, listKeys);
+  const result: ListQuery = {
+    sort: query.sort === undefined ? [...(spec.defaultSort ?? [])] : parseSort(query.sort, spec),
+    page: parsePage(query, spec),
+    ...rest,
+  };
+  if (query.filter !== undefined) {
+    const filter = parseFilter(query.filter, spec);
+    if (filter) result.filter = filter;
+  }
+  return result;
+}

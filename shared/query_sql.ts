@@ -1,0 +1,138 @@
+/**
+ * Turns parsed filters, sorts and pages (from `@shared/query.ts`) into postgres.js fragments.
+ * Columns come only from a route's whitelist and go through `sql(column)`; every value is bound.
+ *
+ * @example
+ * ```ts
+ * import { openDatabase } from "@shared/db.ts";
+ * import { parseListQuery } from "@shared/query.ts";
+ * import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+ * const sql = await openDatabase("postgres://postgres@127.0.0.1:5432/open_event", {
+ *   schema: "catalog",
+ * });
+ * const q = parseListQuery({ sort: "-name" }, {
+ *   fields: { name: { column: "name", type: "string" } },
+ * });
+ * const rows = await sql`select * from event_topics where ${whereSql(sql, q.filter)}
+ *   ${orderSql(sql, q.sort)} ${pageSql(sql, q.page)}`;
+ * await sql.end();
+ * ```
+ */
+import type postgres from "postgres";
+import type { Sql } from "./db.ts";
+import type { FilterNode, SortKey } from "./query.ts";
+
+export type Fragment = postgres.Fragment;
+
+// What parseListQuery puts in a condition after coercion.
+type Scalar = string | number | boolean | Date;
+
+function join(sql: Sql, parts: Fragment[], separator: "and" | "or" | ","): Fragment {
+  return parts.reduce((acc, part) =>
+    separator === "and"
+      ? sql`${acc} and ${part}`
+      : separator === "or"
+      ? sql`${acc} or ${part}`
+      : sql`${acc}, ${part}`
+  );
+}
+
+function condition(sql: Sql, node: Extract<FilterNode, { op: string }>): Fragment {
+  const column = sql(node.column);
+  const value = node.value as Scalar;
+  switch (node.op) {
+    case "eq":
+      return node.value === null ? sql`${column} is null` : sql`${column} = ${value}`;
+    case "ne":
+      return node.value === null ? sql`${column} is not null` : sql`${column} <> ${value}`;
+    case "lt":
+      return sql`${column} < ${value}`;
+    case "le":
+      return sql`${column} <= ${value}`;
+    case "gt":
+      return sql`${column} > ${value}`;
+    case "ge":
+      return sql`${column} >= ${value}`;
+    case "like":
+      return sql`${column} like ${value}`;
+    case "ilike":
+      return sql`${column} ilike ${value}`;
+    case "in_":
+    case "notin_": {
+      const values = node.value as Scalar[];
+      // `in ()` is a syntax error: an empty list matches nothing (in_) or everything (notin_).
+      if (values.length === 0) return node.op === "in_" ? sql`false` : sql`true`;
+      return node.op === "in_"
+        ? sql`${column} in ${sql(values)}`
+        : sql`${column} not in ${sql(values)}`;
+    }
+    case "is_":
+      return sql`${column} is null`;
+    case "isnot":
+      return sql`${column} is not null`;
+  }
+}
+
+/**
+ * A `where` condition for a parsed filter; `true` when there is none.
+ *
+ * @example
+ * ```ts
+ * import type { Sql } from "@shared/db.ts";
+ * import { whereSql } from "@shared/query_sql.ts";
+ * declare const sql: Sql;
+ * await sql`select * from tickets where ${
+ *   whereSql(sql, { column: "price", op: "ge", value: 10, type: "number" })
+ * }`;
+ * ```
+ */
+export function whereSql(sql: Sql, filter: FilterNode | undefined): Fragment {
+  if (!filter) return sql`true`;
+  if ("and" in filter) {
+    if (filter.and.length === 0) return sql`true`;
+    return sql`(${join(sql, filter.and.map((f) => whereSql(sql, f)), "and")})`;
+  }
+  if ("or" in filter) {
+    if (filter.or.length === 0) return sql`false`;
+    return sql`(${join(sql, filter.or.map((f) => whereSql(sql, f)), "or")})`;
+  }
+  if ("not" in filter) return sql`not (${whereSql(sql, filter.not)})`;
+  return condition(sql, filter);
+}
+
+/**
+ * `order by` for the parsed sort, always ending with `tiebreak` (default "id") so pages are
+ * stable.
+ *
+ * @example
+ * ```ts
+ * import type { Sql } from "@shared/db.ts";
+ * import { orderSql } from "@shared/query_sql.ts";
+ * declare const sql: Sql;
+ * await sql`select * from tickets ${orderSql(sql, [{ column: "price", desc: true }])}`;
+ * // ... order by "price" desc, "id"
+ * ```
+ */
+export function orderSql(sql: Sql, sort: SortKey[], tiebreak = "id"): Fragment {
+  const keys = sort.map((key) =>
+    key.desc ? sql`${sql(key.column)} desc` : sql`${sql(key.column)} asc`
+  );
+  if (!sort.some((key) => key.column === tiebreak)) keys.push(sql`${sql(tiebreak)} asc`);
+  return sql`order by ${join(sql, keys, ",")}`;
+}
+
+/**
+ * `limit`/`offset` for a page; empty when the size is 0 (no paging).
+ *
+ * @example
+ * ```ts
+ * import type { Sql } from "@shared/db.ts";
+ * import { pageSql } from "@shared/query_sql.ts";
+ * declare const sql: Sql;
+ * await sql`select * from tickets order by id ${pageSql(sql, { size: 20, number: 2 })}`;
+ * ```
+ */
+export function pageSql(sql: Sql, page: { size: number; number: number }): Fragment {
+  if (page.size === 0) return sql``;
+  return sql`limit ${page.size} offset ${(page.number - 1) * page.size}`;
+}

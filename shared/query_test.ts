@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import { BadRequestError } from "./errors.ts";
+import { type FilterNode, parseListQuery, parseSingleQuery, type QuerySpec } from "./query.ts";
+
+const spec: QuerySpec = {
+  fields: {
+    code: { column: "code", type: "string" },
+    "tickets-number": { column: "tickets_number", type: "integer" },
+    value: { column: "value", type: "number" },
+    "is-active": { column: "is_active", type: "boolean" },
+    "valid-from": { column: "valid_from", type: "datetime" },
+  },
+  includes: ["event", "tickets", "event.event-topic"],
+  sparse: { "discount-code": ["code", "value", "event"], event: ["name"] },
+  extra: ["get_trashed"],
+  defaultSort: [{ column: "code", desc: false }],
+};
+
+function filter(value: unknown): FilterNode | undefined {
+  return parseListQuery({ filter: JSON.stringify(value) }, spec).filter;
+}
+
+function assertBadParameter(fn: () => unknown, parameter: string, detail?: RegExp) {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof BadRequestError, String(error));
+    assert.equal(error.source?.parameter, parameter);
+    assert.match(error.message, detail ?? /^Cannot /);
+    return true;
+  });
+}
+
+Deno.test("[query] parseListQuery applies defaults", () => {
+  assert.deepEqual(parseListQuery({}, spec), {
+    sort: [{ column: "code", desc: false }],
+    page: { size: 20, number: 1 },
+    include: [],
+    fields: {},
+    extra: {},
+  });
+  assert.deepEqual(parseListQuery({}, { fields: {} }).sort, []);
+});
+
+Deno.test("[query] parseListQuery reads sort, page, include, fields and extra", () => {
+  const q = parseListQuery({
+    sort: "code,-valid-from",
+    "page[size]": "0",
+    "page[number]": "3",
+    include: "event,event.event-topic,event",
+    "fields[discount-code]": "code,event",
+    "fields[event]": "",
+    get_trashed: "true",
+  }, spec);
+  assert.deepEqual(q.sort, [{ column: "code", desc: false }, { column: "valid_from", desc: true }]);
+  assert.deepEqual(q.page, { size: 0, number: 3 });
+  assert.deepEqual(q.include, ["event", "event.event-topic"]);
+  assert.deepEqual(q.fields, { "discount-code": ["code", "event"], event: [] });
+  assert.deepEqual(q.extra, { get_trashed: "true" });
+  assert.equal(q.filter, undefined);
+});
+
+Deno.test("[query] parseListQuery parses every filter op with coercion", async (t) => {
+  const cases: [string, unknown, FilterNode][] = [
+    ["eq", { name: "code", op: "eq", val: "X" }, {
+      column: "code",
+      op: "eq",
+      value: "X",
+      type: "string",
+    }],
+    ["eq null", { name: "code", op: "eq", val: null }, {
+      column: "code",
+      op: "eq",
+      value: null,
+      type: "string",
+    }],
+    ["ne", { name: "tickets-number", op: "ne", val: "4" }, {
+      column: "tickets_number",
+      op: "ne",
+      value: 4,
+      type: "integer",
+    }],
+    ["lt", { name: "value", op: "lt", val: "2.5" }, {
+      column: "value",
+      op: "lt",
+      value: 2.5,
+      type: "number",
+    }],
+    ["le", { name: "value", op: "le", val: 3 }, {
+      column: "value",
+      op: "le",
+      value: 3,
+      type: "number",
+    }],
+    ["gt", { name: "tickets-number", op: "gt", val: -1 }, {
+      column: "tickets_number",
+      op: "gt",
+      value: -1,
+      type: "integer",
+    }],
+    ["ge", { name: "valid-from", op: "ge", val: "2024-01-01T00:00:00Z" }, {
+      column: "valid_from",
+      op: "ge",
+      value: new Date("2024-01-01T00:00:00Z"),
+      type: "datetime",
+    }],
+    ["like", { name: "code", op: "like", val: "SUM%" }, {
+      column: "code",
+      op: "like",
+      value: "SUM%",
+      type: "string",
+    }],
+    ["ilike", { name: "code", op: "ilike", val: "%sum%" }, {
+      column: "code",
+      op: "ilike",
+      value: "%sum%",
+      type: "string",
+    }],
+    ["in_", { name: "is-active", op: "in_", val: [true, "false"] }, {
+      column: "is_active",
+      op: "in_",
+      value: [true, false],
+      type: "boolean",
+    }],
+    ["notin_", { name: "tickets-number", op: "notin_", val: [1, "2"] }, {
+      column: "tickets_number",
+      op: "notin_",
+      value: [1, 2],
+      type: "integer",
+    }],
+    ["is_", { name: "valid-from", op: "is_", val: null }, {
+      column: "valid_from",
+      op: "is_",
+      value: null,
+      type: "datetime",
+    }],
+    ["isnot", { name: "valid_from", op: "isnot", val: null }, {
+      column: "valid_from",
+      op: "isnot",
+      value: null,
+      type: "datetime",
+    }],
+  ];
+  for (const [name, condition, expected] of cases) {
+    await t.step(name, () => {
+      assert.deepEqual(filter([condition]), { and: [expected] });
+    });
+  }
+});
+
+Deno.test("[query] parseListQuery parses nested and/or/not filters", () => {
+  const code = { name: "code", op: "eq", val: "A" };
+  const leaf = { column: "code", op: "eq", value: "A", type: "string" };
+  assert.deepEqual(filter({ or: [code, { and: [code, { not: code }] }] }), {
+    or: [leaf, { and: [leaf, { not: leaf }] }],
+  });
+  assert.deepEqual(filter([{ not: { or: [] } }]), { and: [{ not: { or: [] } }] });
+  assert.equal(filter([]), undefined);
+  // Five levels of groups are fine: the top-level array and four nots.
+  assert.ok(filter([{ not: { not: { not: { not: code } } } }]));
+});
+
+Deno.test("[query] parseListQuery rejects bad filters with parameter filter", async (t) => {
+  const code = { name: "code", op: "eq", val: "A" };
+  const cases: [string, string][] = [
+    ["bad JSON", "[{"],
+    ["a string", '"code"'],
+    ["a number inside the array", "[1]"],
+    ["an unknown field", JSON.stringify([{ name: "secret", op: "eq", val: 1 }])],
+    ["a missing name", JSON.stringify([{ op: "eq", val: 1 }])],
+    ["an unknown op", JSON.stringify([{ name: "code", op: "==", val: "A" }])],
+    ["a missing op", JSON.stringify([{ name: "code", val: "A" }])],
+    ["a missing val", JSON.stringify([{ name: "code", op: "eq" }])],
+    ["an unknown key", JSON.stringify([{ ...code, field: "value" }])],
+    ["a string for an integer", JSON.stringify([{ name: "tickets-number", op: "eq", val: "x" }])],
+    ["a fraction for an integer", JSON.stringify([{ name: "tickets-number", op: "eq", val: 1.5 }])],
+    ["a string for a number", JSON.stringify([{ name: "value", op: "gt", val: "ten" }])],
+    ["an empty string for a number", JSON.stringify([{ name: "value", op: "gt", val: "" }])],
+    ["a word for a boolean", JSON.stringify([{ name: "is-active", op: "eq", val: "yes" }])],
+    ["a bad datetime", JSON.stringify([{ name: "valid-from", op: "ge", val: "tomorrow" }])],
+    [
+      "an impossible datetime",
+      JSON.stringify([{ name: "valid-from", op: "ge", val: "2024-13-45" }]),
+    ],
+    ["a boolean for a string", JSON.stringify([{ name: "code", op: "eq", val: true }])],
+    ["an object value", JSON.stringify([{ name: "code", op: "eq", val: { a: 1 } }])],
+    ["in_ without an array", JSON.stringify([{ name: "code", op: "in_", val: "A" }])],
+    ["notin_ with a bad element", JSON.stringify([{ name: "value", op: "notin_", val: [1, "x"] }])],
+    ["is_ with a value", JSON.stringify([{ name: "code", op: "is_", val: "A" }])],
+    ["isnot with a value", JSON.stringify([{ name: "code", op: "isnot", val: false }])],
+    ["like on a number", JSON.stringify([{ name: "value", op: "like", val: "1%" }])],
+    ["ilike with a number", JSON.stringify([{ name: "code", op: "ilike", val: 1 }])],
+    ["and without an array", JSON.stringify({ and: code })],
+    ["a group with extra keys", JSON.stringify({ and: [code], or: [code] })],
+    ["too deep", JSON.stringify([{ not: { not: { not: { not: { not: code } } } } }])],
+    ["too many conditions", JSON.stringify(Array.from({ length: 51 }, () => code))],
+    [
+      "too many in_ values",
+      JSON.stringify([{ name: "code", op: "in_", val: Array(51).fill("A") }]),
+    ],
+  ];
+  for (const [name, text] of cases) {
+    await t.step(name, () => {
+      assertBadParameter(
+        () => parseListQuery({ filter: text }, spec),
+        "filter",
+        /^Cannot filter: /,
+      );
+    });
+  }
+  await t.step("the detail names the problem", () => {
+    assertBadParameter(
+      () => filter([{ name: "secret", op: "eq", val: 1 }]),
+      "filter",
+      /unknown field "secret"/,
+    );
+  });
+});
+
+Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t) => {
+  const cases: [string, Record<string, string>, string][] = [
+    ["an unknown parameter", { color: "red" }, "color"],
+    ["a non-numeric page size", { "page[size]": "ten" }, "page[size]"],
+    ["a negative page size", { "page[size]": "-1" }, "page[size]"],
+    ["a fractional page size", { "page[size]": "1.5" }, "page[size]"],
+    ["a page size over the maximum", { "page[size]": "1001" }, "page[size]"],
+    ["page number 0", { "page[number]": "0" }, "page[number]"],
+    ["an empty page number", { "page[number]": "" }, "page[number]"],
+    ["a huge page number", { "page[number]": "99999999999999999999" }, "page[number]"],
+    ["an unknown page key", { "page[offset]": "1" }, "page[offset]"],
+    ["an unknown sort key", { sort: "code,secret" }, "sort"],
+    ["an empty sort key", { sort: "code," }, "sort"],
+    ["a bare minus in sort", { sort: "-" }, "sort"],
+    ["an unknown include", { include: "event,owner" }, "include"],
+    ["an empty include", { include: "" }, "include"],
+    ["fields for an unknown type", { "fields[user]": "email" }, "fields[user]"],
+    ["an unknown sparse field", { "fields[event]": "name,secret" }, "fields[event]"],
+  ];
+  for (const [name, query, parameter] of cases) {
+    await t.step(name, () => assertBadParameter(() => parseListQuery(query, spec), parameter));
+  }
+  await t.step("page[size]=0 where the route forbids it", () => {
+    assertBadParameter(
+      () => parseListQuery({ "page[size]": "0" }, { ...spec, allowUnpaged: false }),
+      "page[size]",
+    );
+  });
+  await t.step("a route's own maxPageSize", () => {
+    assertBadParameter(
+      () => parseListQuery({ "page[size]": "11" }, { ...spec, maxPageSize: 10 }),
+      "page[size]",
+    );
+  });
+  await t.step("an include on a route without includes", () => {
+    assertBadParameter(() => parseListQuery({ include: "event" }, { fields: {} }), "include");
+  });
+});
+
+Deno.test("[query] parseSingleQuery reads include, fields and extra only", () => {
+  assert.deepEqual(
+    parseSingleQuery({ include: "tickets", "fields[event]": "name", get_trashed: "true" }, spec),
+    { include: ["tickets"], fields: { event: ["name"] }, extra: { get_trashed: "true" } },
+  );
+  assert.deepEqual(parseSingleQuery({}, {}), { include: [], fields: {}, extra: {} });
+  for (const key of ["filter", "sort", "page[size]", "page[number]", "permanent"]) {
+    assertBadParameter(() => parseSingleQuery({ [key]: "1" }, spec), key);
+  }
+  assertBadParameter(() => parseSingleQuery({ include: "owner" }, spec), "include");
+  assertBadParameter(
+    () => parseSingleQuery({ "fields[event]": "secret" }, spec),
+    "fields[event]",
+  );
+});

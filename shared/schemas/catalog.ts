@@ -1,0 +1,107 @@
+/**
+ * Attribute schemas of the catalog's resources (dasherized names, as clients send them). The
+ * catalog validates request documents with these; other services reuse the pieces.
+ *
+ * @example
+ * ```ts
+ * import { eventTopicAttributes } from "@shared/schemas/catalog.ts";
+ * eventTopicAttributes.parse({ name: "Science" });
+ * ```
+ */
+import { z } from "zod";
+
+/** A timezone-aware ISO 8601 date-time, read as a Date. */
+export const dateTime = z.iso.datetime({
+  offset: true,
+  message: "must be an ISO 8601 date-time with a timezone",
+})
+  .transform((text) => new Date(text));
+
+export function isTimezone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const text = (max: number) => z.string().trim().min(1, "must not be empty").max(max);
+const optionalText = (max: number) => z.string().max(max).nullish();
+
+export const loginSchema = z.object({
+  email: z.string().min(1).max(320),
+  password: z.string().min(1).max(1024),
+});
+
+const password = z.string().min(8, "must be at least 8 characters").max(1024);
+
+export const userCreateAttributes = z.object({
+  "email": z.email("must be an email address").max(320),
+  "password": password,
+  "first-name": optionalText(255),
+  "last-name": optionalText(255),
+});
+
+export const userUpdateAttributes = userCreateAttributes.partial().extend({
+  "is-admin": z.boolean().optional(),
+  "is-super-admin": z.boolean().optional(),
+});
+
+export const eventAttributes = z.object({
+  "name": text(255),
+  "description": optionalText(20_000),
+  "location-name": optionalText(500),
+  "starts-at": dateTime,
+  "ends-at": dateTime,
+  "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").default("UTC"),
+  "state": z.enum(["draft", "published"]).default("draft"),
+  "privacy": z.enum(["public", "private"]).default("public"),
+  "can-pay-by-stripe": z.boolean().default(false),
+});
+
+export const eventUpdateAttributes = z.object({
+  "name": text(255).optional(),
+  "description": optionalText(20_000),
+  "location-name": optionalText(500),
+  "starts-at": dateTime.optional(),
+  "ends-at": dateTime.optional(),
+  "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").optional(),
+  "state": z.enum(["draft", "published"]).optional(),
+  "privacy": z.enum(["public", "private"]).optional(),
+  "can-pay-by-stripe": z.boolean().optional(),
+});
+
+export const eventTopicAttributes = z.object({
+  "name": text(255),
+  "system-image-url": z.url({ protocol: /^https?$/, message: "must be an http(s) URL" })
+    .max(2000).nullish(),
+});
+
+export const eventSubTopicAttributes = z.object({ "name": text(255) });
+
+/** Money as clients send it: a number or a numeric string, at most 2 decimals. */
+export const money = z.union([z.number(), z.string().trim().regex(/^\d+(\.\d+)?$/)])
+  .transform(Number)
+  .pipe(
+    z.number().min(0, "must be at least 0").max(9_999_999_999.99, "is too large")
+      .refine(
+        (n) => Math.round(n * 100) === Number((n * 100).toFixed(6)),
+        "has more than 2 decimals",
+      ),
+  );
+
+export const ticketAttributes = z.object({
+  "name": text(255),
+  "description": optionalText(20_000),
+  "type": z.enum(["free", "paid", "donation"]),
+  "price": money.default(0),
+  "quantity": z.number().int().min(0).max(10_000_000).default(100),
+  "sales-starts-at": dateTime.nullish(),
+  "sales-ends-at": dateTime.nullish(),
+});
+
+export const ticketUpdateAttributes = ticketAttributes.partial().extend({
+  "price": money.optional(),
+  "quantity": z.number().int().min(0).max(10_000_000).optional(),
+});

@@ -1,0 +1,42 @@
+/**
+ * What the gateway sends a service for one HTTP request, and what comes back. The gateway
+ * authenticates and parses; the service decides everything else.
+ *
+ * @example
+ * ```ts
+ * import { httpRequestSchema } from "@shared/schemas/http.ts";
+ * httpRequestSchema.parse({ actor: null, params: { id: "1" }, path: "/v1/events/1", query: {}, requestId: "r1" });
+ * ```
+ */
+import { z } from "zod";
+
+/** The authenticated caller: only the id travels; services look up roles fresh. */
+export const actorSchema = z.object({ id: z.string().min(1) });
+export type Actor = z.infer<typeof actorSchema>;
+
+export const httpRequestSchema = z.object({
+  actor: actorSchema.nullable(),
+  /** Path parameters, plus fixed ones a route adds (for example `rel`). */
+  params: z.record(z.string(), z.string()),
+  /** The request path as the client sent it (for `links`), e.g. `/v1/event-topics`. */
+  path: z.string(),
+  /** Raw query parameters, one value each (the last one wins, as in the original). */
+  query: z.record(z.string(), z.string()),
+  /** The parsed JSON body of POST/PATCH requests. */
+  body: z.unknown().optional(),
+  requestId: z.string(),
+});
+export type HttpRequest = z.infer<typeof httpRequestSchema>;
+
+/** A service's answer to an HTTP-mapped request: the full response document and its status. */
+export interface HttpReply {
+  status: number;
+  body: unknown;
+  /** Absolute path of a created resource (the gateway makes it a `Location` header). */
+  location?: string;
+  /**
+   * Resources another service owns that `include` asked for, by type: the gateway fetches them
+   * from their owner (see `resolveEndpoint` in subjects.ts) and adds them to `included`.
+   */
+  foreignIncludes?: Record<string, string[]>;
+}

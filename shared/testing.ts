@@ -1,0 +1,156 @@
+/**
+ * Test set-up against the real Postgres and NATS. Every call makes uniquely named resources
+ * (a database, a bus prefix) that `await using` removes again.
+ *
+ * Where they come from: `DATABASE_URL` / `NATS_URL` when given; otherwise containers started with
+ * testcontainers when a Docker engine answers; otherwise the machine's own services on
+ * 127.0.0.1. If none answers, the set-up stops with a message that says what to start.
+ *
+ * @example
+ * ```ts
+ * import { testDatabase, testBus } from "@shared/testing.ts";
+ * Deno.test("[demo] a database and a bus of our own", async () => {
+ *   await using db = await testDatabase();
+ *   await using bus = await testBus();
+ *   console.log(db.url, bus.prefix);
+ * });
+ * ```
+ */
+import postgres from "postgres";
+import { Bus } from "./bus.ts";
+import { createLogger } from "./log.ts";
+
+interface Backends {
+  databaseUrl: string;
+  natsUrl: string;
+}
+
+let backends: Promise<Backends> | undefined;
+
+function uniqueName(kind: string): string {
+  return `${kind}_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
+}
+
+async function reachable(host: string, port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: host, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function dockerAvailable(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("docker", {
+      args: ["info"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+async function startContainers(): Promise<Backends> {
+  // Loaded only here: most runs never need it.
+  const { GenericContainer, Wait } = await import("testcontainers");
+  const pg = await new GenericContainer("postgres:15")
+    .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: "trust" })
+    .withExposedPorts(5432)
+    .withWaitStrategy(Wait.forLogMessage(/ready to accept connections/, 2))
+    .start();
+  const nats = await new GenericContainer("nats:2.10").withCommand(["-js"]).withExposedPorts(4222)
+    .start();
+  return {
+    databaseUrl: `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`,
+    natsUrl: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
+  };
+}
+
+async function findBackends(): Promise<Backends> {
+  const env = Deno.env.toObject();
+  if (!env.DATABASE_URL || !env.NATS_URL) {
+    if (await dockerAvailable()) {
+      const started = await startContainers();
+      return {
+        databaseUrl: env.DATABASE_URL || started.databaseUrl,
+        natsUrl: env.NATS_URL || started.natsUrl,
+      };
+    }
+  }
+  const databaseUrl = env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+  const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
+  const db = new URL(databaseUrl);
+  const nats = new URL(natsUrl.replace(/^nats:/, "http:"));
+  const missing: string[] = [];
+  if (!await reachable(db.hostname, Number(db.port || 5432))) {
+    missing.push(`Postgres at ${db.host}`);
+  }
+  if (!await reachable(nats.hostname, Number(nats.port || 4222))) {
+    missing.push(`NATS at ${nats.host}`);
+  }
+  if (missing.length) {
+    throw new Error(
+      `Cannot run the integration tests: ${missing.join(" and ")} did not answer. ` +
+        "Start them (see README, 'Running the tests'), or set DATABASE_URL and NATS_URL, " +
+        "or run a Docker engine so testcontainers can start them.",
+    );
+  }
+  return { databaseUrl, natsUrl };
+}
+
+/** Where the test Postgres and NATS are (found once per test process). */
+export function testBackends(): Promise<Backends> {
+  backends ??= findBackends();
+  return backends;
+}
+
+export interface TestDatabase extends AsyncDisposable {
+  /** URL of a fresh, empty database of this test's own. */
+  url: string;
+  name: string;
+}
+
+/** A new empty database, dropped again on dispose. */
+export async function testDatabase(): Promise<TestDatabase> {
+  const { databaseUrl } = await testBackends();
+  const name = uniqueName("test");
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  await admin`create database ${admin(name)}`;
+  await admin.end();
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    async [Symbol.asyncDispose]() {
+      const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+      await sql`drop database if exists ${sql(name)} with (force)`;
+      await sql.end();
+    },
+  };
+}
+
+export interface TestBus extends AsyncDisposable {
+  bus: Bus;
+  prefix: string;
+  natsUrl: string;
+}
+
+/** A bus connection with a unique subject prefix, drained on dispose. */
+export async function testBus(prefix = uniqueName("t")): Promise<TestBus> {
+  const { natsUrl } = await testBackends();
+  const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("test", "error") });
+  return {
+    bus,
+    prefix,
+    natsUrl,
+    async [Symbol.asyncDispose]() {
+      await bus.close();
+    },
+  };
+}
