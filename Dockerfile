@@ -1,0 +1,11 @@
+# One image for every process: which one runs is the compose service's `command`.
+FROM denoland/deno:2.9.6
+WORKDIR /app
+COPY deno.json deno.lock ./
+COPY shared/ shared/
+COPY services/ services/
+COPY gateway/ gateway/
+COPY scripts/ scripts/
+# Download and cache every dependency at build time, not at container start.
+RUN deno cache gateway/main.ts services/*/main.ts
+USER deno

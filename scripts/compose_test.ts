@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { serviceNames } from "@shared/subjects.ts";
+
+const composeFile = new URL("../compose.yaml", import.meta.url);
+
+async function dockerCompose(): Promise<string | undefined> {
+  try {
+    const { success } = await new Deno.Command("docker-compose", { args: ["version"], stdout: "null" })
+      .output();
+    return success ? "docker-compose" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+Deno.test("[compose] compose.yaml runs every service and the gateway on Postgres and NATS", async () => {
+  const text = await Deno.readTextFile(composeFile);
+  for (const name of [...serviceNames, "gateway", "postgres", "nats"]) {
+    assert.match(text, new RegExp(`^  ${name}:$`, "m"), `compose.yaml lacks service ${name}`);
+  }
+  for (const name of serviceNames) {
+    assert.ok(text.includes(`services/${name}/main.ts`), `${name} does not run its main.ts`);
+  }
+  assert.match(text, /"-js"/, "NATS must run with JetStream");
+});
+
+Deno.test("[compose] docker-compose accepts compose.yaml", async (t) => {
+  const binary = await dockerCompose();
+  if (!binary) {
+    // .ci/run installs docker-compose; a developer machine without it still gets the test above.
+    assert.ok(!Deno.env.get("CI"), "docker-compose must be installed in CI (.ci/run does it)");
+    console.warn("docker-compose is not installed: `apt-get install docker-compose` to check fully");
+    return;
+  }
+  await t.step("with JWT_SECRET set it is valid", async () => {
+    const out = await new Deno.Command(binary, {
+      args: ["-f", composeFile.pathname, "config", "-q"],
+      env: { JWT_SECRET: "check" },
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  });
+  await t.step("without JWT_SECRET it refuses to start processes that disagree", async () => {
+    const out = await new Deno.Command(binary, {
+      args: ["-f", composeFile.pathname, "config", "-q"],
+      env: { JWT_SECRET: "" },
+      clearEnv: true,
+      stderr: "piped",
+    }).output();
+    assert.notEqual(out.code, 0);
+  });
+});

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { Bus, defineEndpoint, httpEndpoint, route } from "./bus.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  GatewayTimeoutError,
+  InternalError,
+  NotFoundError,
+  ServiceUnavailableError,
+  UnprocessableError,
+} from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { testBus } from "./testing.ts";
+
+const double = defineEndpoint(
+  "demo.double",
+  z.object({ n: z.number() }),
+  z.object({ doubled: z.number(), instance: z.string() }),
+);
+const slow = defineEndpoint("demo.slow", z.object({ ms: z.number() }), z.literal("done"));
+const failing = defineEndpoint("demo.fail", z.object({ kind: z.string() }), z.null());
+const http = httpEndpoint("demo.http");
+
+const quiet = createLogger("test", "error");
+
+async function secondConnection(prefix: string, natsUrl: string) {
+  return await Bus.connect({ url: natsUrl, prefix, logger: quiet });
+}
+
+Deno.test("[bus] request returns the validated answer of the serving instance", async () => {
+  await using t = await testBus();
+  const service = t.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, ({ n }) => ({ doubled: n * 2, instance: "a" })),
+  ]);
+  assert.deepEqual(await t.bus.request(double, { n: 21 }), { doubled: 42, instance: "a" });
+  await service.stop();
+});
+
+Deno.test("[bus] errors thrown by a handler arrive as the same typed errors", async (t) => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(failing, ({ kind }) => {
+      if (kind === "404") throw new NotFoundError("Cannot find thing 7");
+      if (kind === "409") throw new ConflictError("Cannot save: taken");
+      if (kind === "422") {
+        throw new UnprocessableError("Cannot save: value too big", {
+          pointer: "/data/attributes/value",
+        });
+      }
+      throw new Error("secret internal detail: password=hunter2");
+    }),
+  ]);
+  await t.step("404 keeps its class and detail", async () => {
+    await assert.rejects(
+      b.bus.request(failing, { kind: "404" }),
+      (e) => e instanceof NotFoundError && e.message === "Cannot find thing 7",
+    );
+  });
+  await t.step("409 keeps its class", async () => {
+    await assert.rejects(b.bus.request(failing, { kind: "409" }), ConflictError);
+  });
+  await t.step("422 keeps its pointer", async () => {
+    await assert.rejects(
+      b.bus.request(failing, { kind: "422" }),
+      (e) => e instanceof UnprocessableError && e.source?.pointer === "/data/attributes/value",
+    );
+  });
+  await t.step("an unknown error becomes a generic 500 without its message", async () => {
+    await assert.rejects(
+      b.bus.request(failing, { kind: "boom" }),
+      (e) => e instanceof InternalError && !e.message.includes("hunter2"),
+    );
+  });
+  await service.stop();
+});
+
+Deno.test("[bus] a payload that fails the schema is refused on both sides", async (t) => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, ({ n }) => ({ doubled: n * 2, instance: "a" })),
+  ]);
+  await t.step("the requester refuses to send it", async () => {
+    await assert.rejects(b.bus.request(double, { n: "2" } as never), InternalError);
+  });
+  await t.step("the server refuses a raw message with 400", async () => {
+    const loose = defineEndpoint(double.subject, z.unknown(), z.unknown());
+    await assert.rejects(b.bus.request(loose, { n: "2" }), BadRequestError);
+  });
+  await service.stop();
+});
+
+Deno.test("[bus] no responders fails at once with 503, a slow service with 504", async (t) => {
+  await using b = await testBus();
+  await t.step("nobody serves the subject", async () => {
+    const started = performance.now();
+    await assert.rejects(b.bus.request(double, { n: 1 }), ServiceUnavailableError);
+    assert.ok(performance.now() - started < 1000, "no-responders should not wait for the timeout");
+  });
+  await t.step("the service answers after the timeout", async () => {
+    const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+      route(slow, async ({ ms }) => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return "done" as const;
+      }),
+    ]);
+    await assert.rejects(b.bus.request(slow, { ms: 300 }, { timeoutMs: 50 }), GatewayTimeoutError);
+    assert.equal(await b.bus.request(slow, { ms: 1 }, { timeoutMs: 1000 }), "done");
+    await service.stop();
+  });
+});
+
+Deno.test("[bus] two instances in the queue group share the requests", async () => {
+  await using b = await testBus();
+  const other = await secondConnection(b.prefix, b.natsUrl);
+  const a = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, ({ n }) => ({ doubled: n * 2, instance: "a" })),
+  ]);
+  const c = other.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, ({ n }) => ({ doubled: n * 2, instance: "b" })),
+  ]);
+  await other.nc.flush();
+  const answers = await Promise.all(
+    Array.from({ length: 200 }, (_, n) => b.bus.request(double, { n })),
+  );
+  const counts = { a: 0, b: 0 } as Record<string, number>;
+  for (const answer of answers) counts[answer.instance]++;
+  assert.equal(counts.a + counts.b, 200, "every request answered exactly once");
+  assert.ok(counts.a > 20 && counts.b > 20, `load not shared: ${JSON.stringify(counts)}`);
+  const found = await b.bus.discover("demo");
+  assert.equal(found.length, 2, "discovery sees both instances");
+  await a.stop();
+  await c.stop();
+  await other.close();
+});
+
+Deno.test("[bus] discovery ignores instances of another bus prefix", async () => {
+  await using mine = await testBus();
+  await using theirs = await testBus();
+  const service = theirs.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, ({ n }) => ({ doubled: n, instance: "x" })),
+  ]);
+  assert.deepEqual(await mine.bus.discover("demo", { maxWaitMs: 200 }), []);
+  assert.equal((await theirs.bus.discover("demo")).length, 1);
+  await service.stop();
+});
+
+Deno.test("[bus] stop lets in-flight requests finish", async () => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(slow, async ({ ms }) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return "done" as const;
+    }),
+  ]);
+  const pending = b.bus.request(slow, { ms: 200 }, { timeoutMs: 2000 });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await service.stop();
+  assert.equal(await pending, "done");
+  await assert.rejects(b.bus.request(slow, { ms: 1 }), ServiceUnavailableError);
+});
+
+Deno.test("[bus] forward relays status, location and body bytes of an HTTP endpoint", async () => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(http, (req) => ({
+      status: 201,
+      location: "/v1/things/9",
+      body: { data: { type: "thing", id: "9" }, echo: req.params },
+      foreignIncludes: { event: ["1"] },
+    })),
+  ]);
+  const reply = await b.bus.forward(http, {
+    actor: null,
+    params: { id: "9" },
+    path: "/v1/things",
+    query: {},
+    requestId: "r1",
+  });
+  assert.equal(reply.status, 201);
+  assert.equal(reply.location, "/v1/things/9");
+  assert.deepEqual(reply.foreignIncludes, { event: ["1"] });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(reply.body)).echo, { id: "9" });
+  await service.stop();
+});
+
+Deno.test("[bus] stats count requests and errors per endpoint", async () => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(failing, () => {
+      throw new NotFoundError("Cannot find it");
+    }),
+  ]);
+  await assert.rejects(b.bus.request(failing, { kind: "x" }), NotFoundError);
+  const [stats] = service.stats();
+  assert.equal(stats.num_requests, 1);
+  assert.equal(stats.num_errors, 1);
+  assert.match(stats.last_error, /^404/);
+  await service.stop();
+});

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { migrate, openDatabase, translateDbError } from "./db.ts";
+import { BadRequestError, ConflictError } from "./errors.ts";
+import { testDatabase } from "./testing.ts";
+
+async function migrationsDir(files: Record<string, string>): Promise<URL> {
+  const dir = await Deno.makeTempDir();
+  for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, text);
+  return new URL(`file://${dir}/`);
+}
+
+Deno.test("[db] openDatabase creates a missing database and pins the schema", async () => {
+  await using db = await testDatabase();
+  const url = new URL(db.url);
+  url.pathname = `${url.pathname}_fresh`;
+  const sql = await openDatabase(url.toString(), { schema: "demo" });
+  try {
+    const [row] = await sql`select current_schema() as schema, current_database() as name`;
+    assert.equal(row.schema, "demo");
+    assert.equal(row.name, url.pathname.slice(1));
+  } finally {
+    await sql.end();
+    const admin = await openDatabase(db.url, { schema: "public" });
+    await admin`drop database ${admin(url.pathname.slice(1))} with (force)`;
+    await admin.end();
+  }
+});
+
+Deno.test("[db] migrations apply once, in order, even when instances start together", async () => {
+  await using db = await testDatabase();
+  const dir = await migrationsDir({
+    "0001_things.sql": "create table things (id serial primary key, name text not null);",
+    "0002_more.sql": "alter table things add column size int not null default 0;",
+    "notes.txt": "ignored",
+  });
+  const pools = await Promise.all(
+    [1, 2, 3].map(() => openDatabase(db.url, { schema: "demo", max: 2 })),
+  );
+  try {
+    const results = await Promise.all(pools.map((sql) => migrate(sql, { schema: "demo", dir })));
+    assert.deepEqual(results.flat().sort(), ["0001_things.sql", "0002_more.sql"]);
+    assert.deepEqual(await migrate(pools[0], { schema: "demo", dir }), []);
+    const cols = await pools[0]`select column_name from information_schema.columns
+      where table_schema = 'demo' and table_name = 'things' order by ordinal_position`;
+    assert.deepEqual(cols.map((c) => c.column_name), ["id", "name", "size"]);
+  } finally {
+    await Promise.all(pools.map((sql) => sql.end()));
+  }
+});
+
+Deno.test("[db] a failing migration applies nothing of itself", async () => {
+  await using db = await testDatabase();
+  const dir = await migrationsDir({
+    "0001_bad.sql": "create table half (id int); select 1/0;",
+  });
+  const sql = await openDatabase(db.url, { schema: "demo" });
+  try {
+    await assert.rejects(migrate(sql, { schema: "demo", dir }));
+    const [row] = await sql`select to_regclass('demo.half') as found`;
+    assert.equal(row.found, null);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("[db] database errors become API errors", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "demo" });
+  try {
+    await sql`create table u (email text unique)`;
+    await sql`insert into u values ('a')`;
+    const duplicate = await sql`insert into u values ('a')`.catch((e) => e);
+    assert.ok(translateDbError(duplicate, { conflict: "taken" }) instanceof ConflictError);
+    const badInt = await sql`select ${"abc"}::int`.catch((e) => e);
+    assert.ok(translateDbError(badInt) instanceof BadRequestError);
+    const other = new Error("x");
+    assert.equal(translateDbError(other), other);
+  } finally {
+    await sql.end();
+  }
+});

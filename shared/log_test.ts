@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { redact } from "./log.ts";
+
+Deno.test("[log] redact hides secret-looking fields at any depth", () => {
+  const out = redact({
+    user: { email: "a@example.com", password: "hunter2", nested: { access_token: "t" } },
+    headers: [{ Authorization: "JWT x" }],
+    stripeAuthCode: "ac_123",
+    count: 3,
+  });
+  const text = JSON.stringify(out);
+  for (const secret of ["hunter2", "JWT x", "ac_123", '"t"']) assert.ok(!text.includes(secret));
+  assert.ok(text.includes("a@example.com"));
+  assert.ok(text.includes('"count":3'));
+});
