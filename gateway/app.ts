@@ -1,0 +1,88 @@
+/**
+ * The gateway as a Hono app: request ids and the access log, authentication, one sub-app per
+ * resource forwarding to the bus, `/health`, and the single error seam. It holds no business
+ * rules and opens no database.
+ */
+import { Hono } from "hono";
+import type { Bus } from "@shared/bus.ts";
+import type { Config } from "@shared/config.ts";
+import { createLogger, type Logger } from "@shared/log.ts";
+import { serviceNames } from "@shared/subjects.ts";
+import type { GatewayEnv } from "./env.ts";
+import { methodNotAllowed, notFound, onError } from "./errors.ts";
+import { createForward, type Forward } from "./forward.ts";
+import { health } from "./health.ts";
+import { auth } from "./middleware/auth.ts";
+import { requestId } from "./middleware/request_id.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { eventSubTopicsRoutes } from "./routes/event_sub_topics.ts";
+import { eventTopicsRoutes } from "./routes/event_topics.ts";
+import { eventsRoutes } from "./routes/events.ts";
+import { rolesRoutes } from "./routes/roles.ts";
+import { ticketsRoutes } from "./routes/tickets.ts";
+import { usersEventsRolesRoutes } from "./routes/users_events_roles.ts";
+import { usersRoutes } from "./routes/users.ts";
+
+/** Every sub-app and where it is mounted; new services add their collections here. */
+const mounts: readonly (readonly [string, (forward: Forward) => Hono<GatewayEnv>])[] = [
+  ["/v1/auth", authRoutes],
+  ["/v1/users", usersRoutes],
+  ["/v1/roles", rolesRoutes],
+  ["/v1/users-events-roles", usersEventsRolesRoutes],
+  ["/v1/events", eventsRoutes],
+  ["/v1/event-topics", eventTopicsRoutes],
+  ["/v1/event-sub-topics", eventSubTopicsRoutes],
+  ["/v1/tickets", ticketsRoutes],
+];
+
+export interface AppOptions {
+  bus: Bus;
+  /** `jwtSecret` must be set (main.ts makes one when the environment has none). */
+  config: Config;
+  logger?: Logger;
+  /** Services `/health` expects (default: `serviceNames` from subjects.ts). */
+  services?: readonly string[];
+}
+
+/** Registers a 405 fallback, after all real routes, on every path that has routes. */
+function addMethodFallbacks(app: Hono<GatewayEnv>): void {
+  const methodsByPath = new Map<string, Set<string>>();
+  for (const { path, method } of app.routes) {
+    if (method === "ALL") continue;
+    if (!methodsByPath.has(path)) methodsByPath.set(path, new Set());
+    methodsByPath.get(path)!.add(method);
+  }
+  for (const [path, methods] of methodsByPath) app.all(path, methodNotAllowed([...methods]));
+}
+
+/**
+ * Builds the gateway app.
+ *
+ * @example
+ * ```ts
+ * import { Bus } from "@shared/bus.ts";
+ * import { loadConfig } from "@shared/config.ts";
+ * import { createApp } from "./app.ts";
+ * const config = loadConfig({ JWT_SECRET: "a long random secret" });
+ * const bus = await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix });
+ * const app = createApp({ bus, config });
+ * console.log((await app.request("/health")).status);
+ * await bus.close();
+ * ```
+ */
+export function createApp(options: AppOptions): Hono<GatewayEnv> {
+  const { bus, config } = options;
+  if (!config.jwtSecret) throw new Error("Cannot create the gateway: config.jwtSecret is unset");
+  const logger = options.logger ?? createLogger("gateway", config.logLevel);
+  const forward = createForward({ bus, config, logger });
+
+  const app = new Hono<GatewayEnv>();
+  app.use("*", requestId({ logger }));
+  app.use("/v1/*", auth({ secret: config.jwtSecret }));
+  app.get("/health", health({ bus, services: options.services ?? serviceNames }));
+  for (const [path, routes] of mounts) app.route(path, routes(forward));
+  addMethodFallbacks(app);
+  app.onError(onError({ logger }));
+  app.notFound(notFound());
+  return app;
+}

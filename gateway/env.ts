@@ -1,0 +1,10 @@
+/** What the gateway's middleware hands to the handlers after it (Hono's `c.var`). */
+import type { Actor } from "@shared/schemas/http.ts";
+
+export interface GatewayEnv {
+  Variables: {
+    /** The authenticated caller, or null when the request carried no token. */
+    actor: Actor | null;
+    requestId: string;
+  };
+}

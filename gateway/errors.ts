@@ -1,0 +1,88 @@
+/**
+ * The gateway's single error seam: every failure, whether thrown by our middleware, relayed from
+ * the bus, raised by Hono or unexpected, leaves as a JSON:API error document.
+ */
+import type { Context, ErrorHandler, Handler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import {
+  ApiError,
+  errorFromObjects,
+  InternalError,
+  MethodNotAllowedError,
+  NotFoundError,
+} from "@shared/errors.ts";
+import type { Logger } from "@shared/log.ts";
+import type { GatewayEnv } from "./env.ts";
+import { JSONAPI } from "./middleware/media_type.ts";
+
+/** A JSON:API error response for `error`, with any extra headers. */
+export function errorResponse(error: ApiError, headers: Record<string, string> = {}): Response {
+  const document = { errors: error.toObjects(), jsonapi: { version: "1.0" } };
+  return new Response(JSON.stringify(document), {
+    status: error.status,
+    headers: { "Content-Type": JSONAPI, ...headers },
+  });
+}
+
+/** Hono's own exceptions (for example from its helpers) mapped onto our classes by status. */
+function fromHttpException(exception: HTTPException): ApiError {
+  // errorFromObjects picks the class (and so code and title) by status; unknown ones become 500.
+  return errorFromObjects([{
+    status: String(exception.status),
+    code: "",
+    title: "",
+    detail: "Cannot process the request",
+  }]);
+}
+
+function requestFields(c: Context<GatewayEnv>) {
+  return { requestId: c.get("requestId"), method: c.req.method, path: c.req.path };
+}
+
+/**
+ * The `app.onError` handler: API errors keep their status; anything else is a generic 500 whose
+ * details go only to the log, next to the request id a client can quote.
+ *
+ * @example
+ * ```ts ignore
+ * app.onError(onError({ logger }));
+ * ```
+ */
+export function onError(options: { logger: Logger }): ErrorHandler<GatewayEnv> {
+  const log = options.logger;
+  return function handleError(error, c) {
+    if (error instanceof ApiError) {
+      if (error.status >= 500) log.warn(error.message, requestFields(c));
+      return errorResponse(error);
+    }
+    if (error instanceof HTTPException) return errorResponse(fromHttpException(error));
+    // Name and message only: stack traces stay out of logs as well as responses.
+    log.error("request failed", {
+      ...requestFields(c),
+      errorName: error?.name,
+      errorMessage: error?.message,
+    });
+    return errorResponse(new InternalError("The server could not complete the request"));
+  };
+}
+
+/** The `app.notFound` handler. */
+export function notFound(): NotFoundHandler<GatewayEnv> {
+  return function handleNotFound(c) {
+    return errorResponse(new NotFoundError(`Cannot find ${c.req.path}: no such route`));
+  };
+}
+
+/** Answers 405 with an `Allow` header for a path that exists with other methods. */
+export function methodNotAllowed(methods: readonly string[]): Handler<GatewayEnv> {
+  const allowed = methods.includes("GET") && !methods.includes("HEAD")
+    ? [...methods, "HEAD"]
+    : [...methods];
+  const allow = allowed.join(", ");
+  return function handleMethodNotAllowed(c) {
+    return errorResponse(
+      new MethodNotAllowedError(`Cannot ${c.req.method} ${c.req.path}: allowed are ${allow}`),
+      { Allow: allow },
+    );
+  };
+}

@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { ConflictError, NotFoundError } from "@shared/errors.ts";
+import type { HttpRequest } from "@shared/schemas/http.ts";
+import { catalog, resolveEndpoint } from "@shared/subjects.ts";
+import { firstError, JSONAPI, testGateway, token } from "./_test_utils.ts";
+import { queryOf } from "./forward.ts";
+
+/** A service that answers with the request it received, so tests can inspect it. */
+function echo(endpoint: typeof catalog.events.get, status = 200) {
+  return route(endpoint, (request: HttpRequest) => ({
+    status,
+    body: { data: null, meta: { received: request } },
+  }));
+}
+
+Deno.test("[gateway] queryOf keeps the last value of a repeated key", () => {
+  assert.deepEqual(queryOf("http://x/v1/events"), {});
+  assert.deepEqual(queryOf("http://x/v1/events?a=1&b=2&a=3"), { a: "3", b: "2" });
+  assert.deepEqual(queryOf("http://x/e?page%5Bsize%5D=5&sort=-name#frag"), {
+    "page[size]": "5",
+    sort: "-name",
+  });
+});
+
+Deno.test("[gateway] GET /v1/events/:id/tickets passes params, query, path and actor", async () => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [echo(catalog.events.related)]);
+  const response = await gw.app.request(
+    "/v1/events/42/tickets?include=event&page%5Bsize%5D=5&sort=a&sort=-b",
+    { headers: { Authorization: `JWT ${await token("7")}`, "X-Request-Id": "trace-1" } },
+  );
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("Content-Type"), JSONAPI);
+  const { meta } = await response.json();
+  assert.deepEqual(meta.received, {
+    actor: { id: "7" },
+    params: { id: "42", rel: "tickets" },
+    path: "/v1/events/42/tickets",
+    query: { include: "event", "page[size]": "5", sort: "-b" },
+    requestId: "trace-1",
+  });
+});
+
+Deno.test("[gateway] relationship routes pass params.rel to the relationship endpoint", async () => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [echo(catalog.eventTopics.relationship)]);
+  const response = await gw.app.request("/v1/event-topics/3/relationships/event-sub-topics");
+  assert.equal(response.status, 200);
+  const { meta } = await response.json();
+  assert.deepEqual(meta.received.params, { id: "3", rel: "event-sub-topics" });
+  assert.equal(meta.received.actor, null);
+});
+
+Deno.test("[gateway] POST /v1/events relays status, Location and body bytes", async () => {
+  await using gw = await testGateway();
+  let received: HttpRequest | undefined;
+  await gw.serve("catalog", [
+    route(catalog.events.create, (request) => {
+      received = request;
+      return {
+        status: 201,
+        location: "/v1/events/9",
+        body: { data: { type: "event", id: "9" }, jsonapi: { version: "1.0" } },
+      };
+    }),
+  ]);
+  const body = { data: { type: "event", attributes: { name: "Deno Fest" } } };
+  const response = await gw.app.request("/v1/events", {
+    method: "POST",
+    headers: { "Content-Type": JSONAPI, Authorization: `Bearer ${await token("1")}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 201);
+  assert.equal(response.headers.get("Location"), "/v1/events/9");
+  assert.equal(response.headers.get("Content-Type"), JSONAPI);
+  assert.equal(
+    await response.text(),
+    JSON.stringify({ data: { type: "event", id: "9" }, jsonapi: { version: "1.0" } }),
+  );
+  assert.deepEqual(received?.body, body);
+  assert.deepEqual(received?.actor, { id: "1" });
+});
+
+Deno.test("[gateway] DELETE /v1/tickets/:id without a body sends no body", async () => {
+  await using gw = await testGateway();
+  let received: HttpRequest | undefined;
+  await gw.serve("catalog", [
+    route(catalog.tickets.delete, (request) => {
+      received = request;
+      return { status: 200, body: { meta: { message: "Object successfully deleted" } } };
+    }),
+  ]);
+  const response = await gw.app.request("/v1/tickets/4", { method: "DELETE" });
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { meta: { message: "Object successfully deleted" } });
+  assert.ok(received && !("body" in received));
+});
+
+Deno.test("[gateway] a 204 reply has neither body nor Content-Type", async () => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [route(catalog.users.delete, () => ({ status: 204, body: null }))]);
+  const response = await gw.app.request("/v1/users/4", { method: "DELETE" });
+  assert.equal(response.status, 204);
+  assert.equal(response.headers.get("Content-Type"), null);
+  assert.equal(await response.text(), "");
+});
+
+Deno.test("[gateway] errors thrown by the service arrive with their status and body", async (t) => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [
+    route(catalog.events.get, () => {
+      throw new NotFoundError("Cannot find event 5: no such event");
+    }),
+    route(catalog.events.update, () => {
+      throw new ConflictError("Cannot update event 5: data.id does not match", {
+        pointer: "/data/id",
+      });
+    }),
+  ]);
+  await t.step("404", async () => {
+    const response = await gw.app.request("/v1/events/5");
+    assert.equal(response.status, 404);
+    assert.deepEqual(await firstError(response), {
+      status: "404",
+      code: "not_found",
+      title: "Object not found",
+      detail: "Cannot find event 5: no such event",
+    });
+  });
+  await t.step("409 with a pointer", async () => {
+    const response = await gw.app.request("/v1/events/5", {
+      method: "PATCH",
+      headers: { "Content-Type": JSONAPI },
+      body: JSON.stringify({ data: { type: "event", id: "6" } }),
+    });
+    assert.equal(response.status, 409);
+    assert.deepEqual((await firstError(response)).source, { pointer: "/data/id" });
+  });
+});
+
+Deno.test("[gateway] POST /v1/auth/login answers plain JSON", async () => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [
+    route(catalog.login, (request) => ({
+      status: 200,
+      body: { access_token: `token-for-${(request.body as { email: string }).email}` },
+    })),
+  ]);
+  for (const path of ["/v1/auth/login", "/v1/auth/session"]) {
+    const response = await gw.app.request(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ email: "a@example.com", password: "secret123" }),
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("Content-Type"), "application/json");
+    assert.deepEqual(await response.json(), { access_token: "token-for-a@example.com" });
+  }
+});
+
+Deno.test("[gateway] GET /v1/events answers 503 when no service instance runs", async () => {
+  await using gw = await testGateway();
+  const response = await gw.app.request("/v1/events");
+  assert.equal(response.status, 503);
+  const error = await firstError(response);
+  assert.equal(error.code, "service_unavailable");
+});
+
+Deno.test("[gateway] GET /v1/events answers 504 when the service answers too late", async () => {
+  await using gw = await testGateway({ env: { REQUEST_TIMEOUT_MS: "100" } });
+  await gw.serve("catalog", [
+    route(catalog.events.list, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return { status: 200, body: { data: [] } };
+    }),
+  ]);
+  const response = await gw.app.request("/v1/events");
+  assert.equal(response.status, 504);
+  assert.equal((await firstError(response)).code, "gateway_timeout");
+});
+
+Deno.test("[gateway] GET /v1/events?include= merges foreign includes from their owner", async () => {
+  await using gw = await testGateway();
+  let resolvedWith: unknown;
+  await gw.serve("catalog", [
+    route(catalog.events.get, () => ({
+      status: 200,
+      body: {
+        data: { type: "event", id: "1" },
+        included: [{ type: "ticket", id: "3" }],
+      },
+      foreignIncludes: { "discount-code": ["10", "11", "10"] },
+    })),
+  ]);
+  await gw.serve("discounts", [
+    route(resolveEndpoint("discounts"), (request) => {
+      resolvedWith = request;
+      return {
+        data: request.ids.map((id) => ({
+          type: "discount-code",
+          id,
+          attributes: { code: `C${id}` },
+        })),
+      };
+    }),
+  ]);
+  const response = await gw.app.request("/v1/events/1?include=discount-codes", {
+    headers: { Authorization: `JWT ${await token("5")}` },
+  });
+  assert.equal(response.status, 200);
+  assert.deepEqual(resolvedWith, { actor: { id: "5" }, type: "discount-code", ids: ["10", "11"] });
+  assert.deepEqual(await response.json(), {
+    data: { type: "event", id: "1" },
+    included: [
+      { type: "ticket", id: "3" },
+      { type: "discount-code", id: "10", attributes: { code: "C10" } },
+      { type: "discount-code", id: "11", attributes: { code: "C11" } },
+    ],
+  });
+});

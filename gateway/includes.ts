@@ -1,0 +1,92 @@
+/**
+ * Cross-service `include`: a service lists the ids of resources other services own, and the
+ * gateway asks each owner's resolve endpoint for them and appends them to `included`.
+ */
+import type { Bus } from "@shared/bus.ts";
+import type { Logger } from "@shared/log.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import { resolveEndpoint, typeOwners } from "@shared/subjects.ts";
+
+const decoder = new TextDecoder();
+/** The resolve endpoint takes at most this many ids per request. */
+const IDS_PER_REQUEST = 1000;
+const resolvers = new Map<string, ReturnType<typeof resolveEndpoint>>();
+
+interface ResourceIdentity {
+  type: string;
+  id: string;
+}
+
+function resolverOf(owner: string) {
+  let endpoint = resolvers.get(owner);
+  if (!endpoint) resolvers.set(owner, endpoint = resolveEndpoint(owner));
+  return endpoint;
+}
+
+function key(resource: ResourceIdentity): string {
+  return `${resource.type}\u0000${resource.id}`;
+}
+
+export interface MergeOptions {
+  bus: Bus;
+  actor: Actor | null;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * The response body with the foreign resources added to `included`, each type+id once (the
+ * primary data counts as present, as JSON:API requires).
+ *
+ * @example
+ * ```ts ignore
+ * const body = await mergeForeignIncludes(reply.body, reply.foreignIncludes, {
+ *   bus, actor: null, timeoutMs: 5000, logger,
+ * });
+ * ```
+ */
+export async function mergeForeignIncludes(
+  body: Uint8Array,
+  foreign: Record<string, string[]>,
+  options: MergeOptions,
+): Promise<string> {
+  const document = JSON.parse(decoder.decode(body)) as {
+    data?: ResourceIdentity | ResourceIdentity[] | null;
+    included?: ResourceIdentity[];
+  };
+  const included = document.included ?? [];
+  const primary = Array.isArray(document.data)
+    ? document.data
+    : document.data
+    ? [document.data]
+    : [];
+  const seen = new Set([...primary, ...included].map(key));
+
+  const requests: Promise<{ data: ResourceIdentity[] }>[] = [];
+  for (const [type, ids] of Object.entries(foreign)) {
+    const owner = typeOwners[type];
+    if (owner === undefined) {
+      options.logger.error("cannot include an unknown type", { type });
+      continue;
+    }
+    const wanted = [...new Set(ids)].filter((id) => !seen.has(key({ type, id })));
+    for (let start = 0; start < wanted.length; start += IDS_PER_REQUEST) {
+      const chunk = wanted.slice(start, start + IDS_PER_REQUEST);
+      requests.push(
+        options.bus.request(resolverOf(owner), { actor: options.actor, type, ids: chunk }, {
+          timeoutMs: options.timeoutMs,
+        }),
+      );
+    }
+  }
+  for (const { data } of await Promise.all(requests)) {
+    for (const resource of data) {
+      const id = key(resource);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      included.push(resource);
+    }
+  }
+  document.included = included;
+  return JSON.stringify(document);
+}

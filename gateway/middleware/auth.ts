@@ -1,0 +1,77 @@
+/**
+ * Authentication: turns `Authorization: JWT <token>` (or `Bearer <token>`) into `c.var.actor`.
+ * No header means an anonymous caller (services decide whether that is enough); a header that
+ * does not hold a valid token is a 401 here, so services never see a forged identity.
+ */
+import type { MiddlewareHandler } from "hono";
+import { verify } from "hono/jwt";
+import { UnauthorizedError } from "@shared/errors.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import type { GatewayEnv } from "../env.ts";
+
+const SCHEME = /^(?:jwt|bearer)[ \t]+(\S+)[ \t]*$/i;
+/** Verified tokens are remembered so a client reusing its token costs one HMAC, not one per call. */
+const CACHE_LIMIT = 10_000;
+
+interface Verified {
+  actor: Actor;
+  exp: number;
+}
+
+function unauthorized(detail: string): UnauthorizedError {
+  return new UnauthorizedError(`Cannot authenticate: ${detail}`, { header: "Authorization" });
+}
+
+function subject(sub: unknown): string | undefined {
+  if (typeof sub === "string" && sub.length > 0) return sub;
+  if (typeof sub === "number" && Number.isSafeInteger(sub)) return String(sub);
+  return undefined;
+}
+
+async function verifyToken(token: string, secret: string): Promise<Verified> {
+  let payload: Record<string, unknown>;
+  try {
+    payload = await verify(token, secret, "HS256");
+  } catch {
+    // hono's errors name the reason (expired, bad signature...); the client gets one message.
+    throw unauthorized("the token is invalid or expired");
+  }
+  const id = subject(payload.sub);
+  if (id === undefined) throw unauthorized("the token names no user");
+  if (typeof payload.exp !== "number") throw unauthorized("the token has no expiry");
+  return { actor: { id }, exp: payload.exp };
+}
+
+/**
+ * Verifies HS256 tokens signed with `secret` and sets `c.var.actor` to `{ id }` or null.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { auth } from "./auth.ts";
+ * const app = new Hono();
+ * app.use("/v1/*", auth({ secret: "a long random secret" }));
+ * ```
+ */
+export function auth(options: { secret: string }): MiddlewareHandler<GatewayEnv> {
+  const { secret } = options;
+  const cache = new Map<string, Verified>();
+  return async function authMiddleware(c, next) {
+    const header = c.req.header("Authorization");
+    if (header === undefined) {
+      c.set("actor", null);
+      return await next();
+    }
+    const token = SCHEME.exec(header)?.[1];
+    if (token === undefined) throw unauthorized("use 'Authorization: JWT <token>'");
+    const now = Date.now() / 1000;
+    let verified = cache.get(token);
+    if (verified === undefined || verified.exp <= now) {
+      verified = await verifyToken(token, secret);
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(token, verified);
+    }
+    c.set("actor", verified.actor);
+    await next();
+  };
+}

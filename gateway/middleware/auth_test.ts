@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { sign } from "hono/jwt";
+import { route } from "@shared/bus.ts";
+import type { HttpRequest } from "@shared/schemas/http.ts";
+import { catalog } from "@shared/subjects.ts";
+import { firstError, testGateway, token } from "../_test_utils.ts";
+
+async function actorSeen(gw: Awaited<ReturnType<typeof testGateway>>, authorization?: string) {
+  const headers: Record<string, string> = authorization ? { Authorization: authorization } : {};
+  const response = await gw.app.request("/v1/events/1", { headers });
+  if (response.status !== 200) return response;
+  return (await response.json()).meta.actor;
+}
+
+async function serveActorEcho(gw: Awaited<ReturnType<typeof testGateway>>) {
+  await gw.serve("catalog", [
+    route(catalog.events.get, (request: HttpRequest) => ({
+      status: 200,
+      body: { meta: { actor: request.actor } },
+    })),
+  ]);
+}
+
+Deno.test("[gateway] auth accepts JWT and Bearer schemes in any case", async () => {
+  await using gw = await testGateway();
+  await serveActorEcho(gw);
+  const jwt = await token("12");
+  for (const header of [`JWT ${jwt}`, `Bearer ${jwt}`, `jwt ${jwt}`, `BEARER  ${jwt}`]) {
+    assert.deepEqual(await actorSeen(gw, header), { id: "12" }, header.slice(0, 7));
+  }
+});
+
+Deno.test("[gateway] auth passes a null actor when there is no Authorization header", async () => {
+  await using gw = await testGateway();
+  await serveActorEcho(gw);
+  assert.equal(await actorSeen(gw), null);
+});
+
+Deno.test("[gateway] auth rejects bad tokens with a 401 JSON:API error", async (t) => {
+  await using gw = await testGateway();
+  await serveActorEcho(gw);
+  const now = Math.floor(Date.now() / 1000);
+  const good = await token("3");
+  const [head, payload] = good.split(".");
+  const cases: Record<string, string> = {
+    "bad signature": `JWT ${head}.${payload}.${"A".repeat(43)}`,
+    "wrong secret": `JWT ${await token("3", { secret: "another-secret" })}`,
+    "expired": `JWT ${await token("3", { exp: now - 10 })}`,
+    "malformed": "JWT not-a-token",
+    "unknown scheme": `Basic ${good}`,
+    "scheme without token": "JWT",
+    "no exp": `JWT ${await sign({ sub: "3" }, "gateway-test-secret", "HS256")}`,
+    "no sub": `JWT ${await sign({ exp: now + 60 }, "gateway-test-secret", "HS256")}`,
+    "another algorithm": `JWT ${await sign(
+      { sub: "3", exp: now + 60 },
+      "gateway-test-secret",
+      "HS512",
+    )}`,
+  };
+  for (const [name, header] of Object.entries(cases)) {
+    await t.step(name, async () => {
+      const response = await actorSeen(gw, header) as Response;
+      assert.equal(response.status, 401);
+      const error = await firstError(response);
+      assert.equal(error.code, "unauthorized");
+      assert.deepEqual(error.source, { header: "Authorization" });
+    });
+  }
+});
+
+Deno.test("[gateway] auth does not guard /health", async () => {
+  await using gw = await testGateway({ services: [] });
+  const response = await gw.app.request("/health", { headers: { Authorization: "JWT junk" } });
+  assert.equal(response.status, 200);
+});

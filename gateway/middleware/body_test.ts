@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
+import { catalog } from "@shared/subjects.ts";
+import { firstError, JSONAPI, testGateway } from "../_test_utils.ts";
+import { readJsonBody } from "./body.ts";
+
+function streamOf(text: string): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(text);
+  return new ReadableStream({
+    start(controller) {
+      for (let i = 0; i < bytes.length; i += 10) controller.enqueue(bytes.slice(i, i + 10));
+      controller.close();
+    },
+  });
+}
+
+Deno.test("[gateway] readJsonBody counts streamed bytes against the limit", async () => {
+  const small = new Request("http://x/", { method: "POST", body: streamOf('{"a":1}') });
+  assert.deepEqual(await readJsonBody(small, 100), { a: 1 });
+  const large = new Request("http://x/", {
+    method: "POST",
+    body: streamOf(JSON.stringify({ a: "x".repeat(200) })),
+  });
+  await assert.rejects(readJsonBody(large, 100), PayloadTooLargeError);
+});
+
+Deno.test("[gateway] readJsonBody points malformed bodies at the whole document", async () => {
+  const request = new Request("http://x/", { method: "POST", body: "{" });
+  const error = await readJsonBody(request, 100).catch((e) => e);
+  assert.ok(error instanceof BadRequestError);
+  assert.deepEqual(error.toObjects()[0].source, { pointer: "" });
+});
+
+Deno.test("[gateway] POST /v1/event-topics checks the body", async (t) => {
+  await using gw = await testGateway({ env: { BODY_LIMIT_BYTES: "100" } });
+  await gw.serve("catalog", [route(catalog.eventTopics.create, () => ({ status: 201, body: {} }))]);
+  const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+    gw.app.request("/v1/event-topics", {
+      method: "POST",
+      headers: { "Content-Type": JSONAPI, ...headers },
+      body,
+    });
+
+  await t.step("413 by Content-Length", async () => {
+    const text = JSON.stringify({ data: { attributes: { name: "x".repeat(200) } } });
+    const response = await post(text, { "Content-Length": String(text.length) });
+    assert.equal(response.status, 413);
+    assert.equal((await firstError(response)).code, "payload_too_large");
+  });
+  await t.step("413 by the bytes read", async () => {
+    const response = await post(streamOf(JSON.stringify({ name: "x".repeat(200) })));
+    assert.equal(response.status, 413);
+  });
+  await t.step("400 for malformed JSON", async () => {
+    const response = await post('{"data": ');
+    assert.equal(response.status, 400);
+    const error = await firstError(response);
+    assert.equal(error.code, "bad_request");
+    assert.deepEqual(error.source, { pointer: "" });
+  });
+  for (const text of ["[1,2]", '"text"', "null", "42", ""]) {
+    await t.step(`400 for a body that is not an object: ${text || "(empty)"}`, async () => {
+      const response = await post(text);
+      assert.equal(response.status, 400);
+      assert.deepEqual((await firstError(response)).source, { pointer: "" });
+    });
+  }
+  await t.step("a small object passes", async () => {
+    const response = await post(JSON.stringify({ data: { type: "event-topic" } }));
+    assert.equal(response.status, 201);
+  });
+});
