@@ -14,7 +14,10 @@ import { createForward, type Forward } from "./forward.ts";
 import { health } from "./health.ts";
 import { auth } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request_id.ts";
+import { activitiesRoutes } from "./routes/activities.ts";
 import { authRoutes } from "./routes/auth.ts";
+import { discountCodesRoutes, ordersRoutes } from "./routes/discount_codes.ts";
+import { stripeAuthorizationsRoutes, webhooksRoutes } from "./routes/stripe.ts";
 import { eventSubTopicsRoutes } from "./routes/event_sub_topics.ts";
 import { eventTopicsRoutes } from "./routes/event_topics.ts";
 import { eventsRoutes } from "./routes/events.ts";
@@ -33,6 +36,11 @@ const mounts: readonly (readonly [string, (forward: Forward) => Hono<GatewayEnv>
   ["/v1/event-topics", eventTopicsRoutes],
   ["/v1/event-sub-topics", eventSubTopicsRoutes],
   ["/v1/tickets", ticketsRoutes],
+  ["/v1/discount-codes", discountCodesRoutes],
+  ["/v1/orders", ordersRoutes],
+  ["/v1/stripe-authorizations", stripeAuthorizationsRoutes],
+  ["/v1/webhooks", webhooksRoutes],
+  ["/v1/activities", activitiesRoutes],
 ];
 
 export interface AppOptions {

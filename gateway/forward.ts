@@ -10,7 +10,7 @@ import type { Logger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "./env.ts";
 import { mergeForeignIncludes } from "./includes.ts";
-import { hasBody, readJsonBody } from "./middleware/body.ts";
+import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
@@ -18,6 +18,11 @@ export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 export interface ForwardOptions {
   /** Content-Type of successful replies (default JSON:API); errors are always JSON:API. */
   contentType?: string;
+  /**
+   * Forward the body as received (`rawBody`) plus these request headers (lower case) instead
+   * of parsing it: for webhooks whose signature covers the exact bytes.
+   */
+  raw?: { headers: readonly string[] };
 }
 
 /** Makes the handler for one route; `fixedParams` are added to the path parameters. */
@@ -86,7 +91,16 @@ export function createForward(options: ForwarderOptions): Forward {
         query: queryOf(raw.url),
         requestId: c.get("requestId"),
       };
-      if (method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(raw))) {
+      if (forwardOptions.raw) {
+        request.rawBody = await readTextBody(raw, limitBytes);
+        request.headers = {};
+        for (const name of forwardOptions.raw.headers) {
+          const value = raw.headers.get(name);
+          if (value !== null) request.headers[name] = value;
+        }
+      } else if (
+        method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(raw))
+      ) {
         request.body = await readJsonBody(raw, limitBytes);
       }
       const reply = await bus.forward(endpoint, request, requestOptions);

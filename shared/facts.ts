@@ -98,10 +98,11 @@ export async function ensureFactStream(bus: Bus): Promise<string> {
   return name;
 }
 
-/** Removes this prefix's fact stream (tests clean up with it). */
+/** Removes this prefix's fact stream and parked stream (tests clean up with it). */
 export async function deleteFactStream(bus: Bus): Promise<void> {
   const jsm = await jetstreamManager(bus.nc);
   await jsm.streams.delete(facts.stream(bus.prefix)).catch(() => {});
+  await jsm.streams.delete(facts.parkedStream(bus.prefix)).catch(() => {});
 }
 
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */

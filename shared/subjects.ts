@@ -41,6 +41,19 @@ function resourceEndpoints(service: string, collection: string): ResourceEndpoin
   };
 }
 
+/** `GET /v1/<collection>/{id}/<rel>` and `/relationships/<rel>` served by another service. */
+export interface ParentEndpoints {
+  related: HttpEndpoint;
+  relationship: HttpEndpoint;
+}
+
+function parentEndpoints(service: string, collection: string): ParentEndpoints {
+  return {
+    related: httpEndpoint(`${service}.${collection}.related`),
+    relationship: httpEndpoint(`${service}.${collection}.relationship`),
+  };
+}
+
 /** A resource object as JSON:API renders it (kept loose: it crosses the bus already built). */
 export const resourceObjectSchema = z.object({
   type: z.string(),
@@ -80,6 +93,40 @@ export const catalog = {
   resolve: resolveEndpoint("catalog"),
 } as const;
 
+/** Discount codes (api-surface §4). Redemption endpoints live in `discountsRedemption`. */
+export const discounts = {
+  service: "discounts",
+  codes: resourceEndpoints("discounts", "discount-codes"),
+  /** `/v1/events/{id}/discount-codes` and `/v1/events/{id}/discount-code` (`params.rel`). */
+  events: parentEndpoints("discounts", "events"),
+  /** `/v1/users/{id}/discount-codes`. */
+  users: parentEndpoints("discounts", "users"),
+  /** `/v1/tickets/{id}/discount-codes`. */
+  tickets: parentEndpoints("discounts", "tickets"),
+  /** `GET /v1/events/{id}/discount-codes/{code}`: the public checkout lookup. */
+  lookup: httpEndpoint("discounts.checkout.lookup"),
+  /** `POST /v1/orders/calculate-amount` (plain JSON). */
+  calculateAmount: httpEndpoint("discounts.orders.calculate-amount"),
+  resolve: resolveEndpoint("discounts"),
+} as const;
+
+/** Stripe Connect authorizations (api-surface §5). */
+export const payments = {
+  service: "payments",
+  authorizations: resourceEndpoints("payments", "stripe-authorizations"),
+  /** `/v1/events/{id}/stripe-authorization` (`params.rel`). */
+  events: parentEndpoints("payments", "events"),
+  /** `POST /v1/webhooks/stripe`: forwarded with its raw body and `Stripe-Signature` header. */
+  webhook: httpEndpoint("payments.webhooks.stripe"),
+  resolve: resolveEndpoint("payments"),
+} as const;
+
+/** The activity log (api-surface §6). */
+export const audit = {
+  service: "audit",
+  activities: resourceEndpoints("audit", "activities"),
+} as const;
+
 /** Which service owns each JSON:API type (for cross-service `include`). */
 export const typeOwners: Record<string, string> = {
   "user": "catalog",
@@ -102,4 +149,55 @@ export const facts = {
   stream: (prefix: string) => `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`,
   subject: (service: string, type: string, verb: string) => `facts.${service}.${type}.${verb}`,
   all: "facts.>",
+  /** Messages on fact subjects that were not valid facts, kept for people to inspect. */
+  parkedStream: (prefix: string) =>
+    `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_PARKED`,
+  parked: "parked.>",
+};
+
+/** The caller as services other than the catalog see them. */
+export const callerSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  isAdmin: z.boolean(),
+  isSuperAdmin: z.boolean(),
+});
+
+/** An event as other services need it for their rules. */
+export const eventAccessSchema = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  state: z.enum(["draft", "published"]),
+  canPayByStripe: z.boolean(),
+  isStripeLinked: z.boolean(),
+  /** The caller's roles on this event (empty for strangers and anonymous callers). */
+  roles: z.array(z.enum(["owner", "organizer", "coorganizer"])),
+});
+
+export const ticketInfoSchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  type: z.enum(["free", "paid", "donation"]),
+  /** Decimal string with two places, e.g. "12.50": money never travels as a float. */
+  price: z.string(),
+});
+
+/** Internal capabilities the catalog offers other services (not reachable over HTTP). */
+export const catalogInternal = {
+  /**
+   * Who the actor is and, when `event` (id or identifier) is given, that event and the actor's
+   * roles on it. `event` is null when it does not exist, is deleted, or the actor may not see it.
+   * Always fresh: a revoked role or admin flag counts on the next call.
+   */
+  access: defineEndpoint(
+    "catalog.internal.access",
+    z.object({ actor: actorSchema.nullable(), event: z.string().max(64).optional() }),
+    z.object({ caller: callerSchema.nullable(), event: eventAccessSchema.nullable() }),
+  ),
+  /** Live tickets by id (unknown or deleted ones are left out). */
+  tickets: defineEndpoint(
+    "catalog.internal.tickets",
+    z.object({ ids: z.array(z.string().max(32)).max(1000) }),
+    z.object({ tickets: z.array(ticketInfoSchema) }),
+  ),
 };

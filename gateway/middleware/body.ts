@@ -49,6 +49,11 @@ async function readBytes(request: Request, limitBytes: number): Promise<Uint8Arr
   return await readLimited(request.body, limitBytes);
 }
 
+/** The request body as text, within the size limit (for routes that verify a signature). */
+export async function readTextBody(request: Request, limitBytes: number): Promise<string> {
+  return decoder.decode(await readBytes(request, limitBytes));
+}
+
 /**
  * The request body parsed as a JSON object: 413 above `limitBytes`, 400 when it is not JSON or
  * not an object.

@@ -1,11 +1,13 @@
 /** `/v1/tickets`. */
 import type { Hono } from "hono";
-import { catalog } from "@shared/subjects.ts";
+import { catalog, discounts } from "@shared/subjects.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { Forward } from "../forward.ts";
-import { resourceRoutes } from "./resource.ts";
+import { relatedRoutes, resourceRoutes } from "./resource.ts";
 
 /** Mounted at `/v1/tickets`. */
 export function ticketsRoutes(forward: Forward): Hono<GatewayEnv> {
-  return resourceRoutes(forward, catalog.tickets, { related: ["event"] });
+  const app = resourceRoutes(forward, catalog.tickets, { related: ["event"] });
+  relatedRoutes(app, forward, "discount-codes", discounts.tickets);
+  return app;
 }

@@ -9,6 +9,7 @@ import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { CatalogContext } from "./context.ts";
 import { eventRoutes } from "./handlers/events.ts";
+import { internalRoutes } from "./handlers/internal.ts";
 import { resolveRoutes } from "./handlers/resolve.ts";
 import { roleRoutes } from "./handlers/roles.ts";
 import { ticketRoutes } from "./handlers/tickets.ts";
@@ -53,6 +54,7 @@ export async function startCatalog(
       ...topicRoutes(ctx),
       ...ticketRoutes(ctx),
       ...resolveRoutes(ctx),
+      ...internalRoutes(ctx),
     ],
   );
   return {

@@ -24,6 +24,10 @@ export const httpRequestSchema = z.object({
   query: z.record(z.string(), z.string()),
   /** The parsed JSON body of POST/PATCH requests. */
   body: z.unknown().optional(),
+  /** The body as received, for routes that verify a signature over it (webhooks). */
+  rawBody: z.string().optional(),
+  /** Request headers a route asks for by name (lower case), e.g. `stripe-signature`. */
+  headers: z.record(z.string(), z.string()).optional(),
   requestId: z.string(),
 });
 export type HttpRequest = z.infer<typeof httpRequestSchema>;

@@ -6,10 +6,11 @@ import { type Route, route } from "@shared/bus.ts";
 import { type ResourceDef, toResource } from "@shared/jsonapi.ts";
 import { catalog } from "@shared/subjects.ts";
 import { type CatalogContext, loadCaller } from "../context.ts";
-import { eventDef, eventSubTopicDef, eventTopicDef, roleDef } from "../resources.ts";
+import { eventDef, eventSubTopicDef, eventTopicDef, roleDef, ticketDef } from "../resources.ts";
 import type { Row } from "../store/common.ts";
 import { getEvents } from "../store/events.ts";
 import { getRoles } from "../store/roles.ts";
+import { getTickets } from "../store/tickets.ts";
 import { getTopics } from "../store/topics.ts";
 import { getUsers } from "../store/users.ts";
 import { viewer } from "./common.ts";
@@ -28,6 +29,15 @@ export function resolveRoutes(ctx: CatalogContext): Route[] {
         ],
         "user": async () => [null, await getUsers(ctx.sql, ids)],
         "role": async () => [roleDef, await getRoles(ctx.sql, ids)],
+        "ticket": async () => {
+          // Tickets of events the actor may see (drafts stay with their organizers).
+          const tickets = await getTickets(ctx.sql, ids);
+          const eventIds = [...new Set(tickets.map((t) => String(t.event_id)))];
+          const visible = new Set(
+            (await getEvents(ctx.sql, eventIds, viewer(caller))).map((e) => String(e.id)),
+          );
+          return [ticketDef, tickets.filter((t) => visible.has(String(t.event_id)))];
+        },
       };
       const [def, rows] = await (found[type]?.() ?? Promise.resolve([null, []]));
       return {

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { consumeFacts } from "./consumer.ts";
+import { deleteFactStream, ensureFactStream, type Fact } from "./facts.ts";
+import { createLogger } from "./log.ts";
+import { facts } from "./subjects.ts";
+import { testBus } from "./testing.ts";
+
+const quiet = createLogger("test", "error");
+
+function fact(n: number): Fact {
+  return {
+    id: crypto.randomUUID(),
+    subject: "facts.demo.thing.created",
+    service: "demo",
+    type: "thing",
+    verb: "created",
+    occurredAt: new Date().toISOString(),
+    actor: null,
+    resource: { type: "thing", id: String(n) },
+    data: { n },
+  };
+}
+
+async function until(check: () => boolean, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("Cannot wait longer: condition not met");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("[consumer] facts arrive in batches, each once, and survive a restart", async () => {
+  await using b = await testBus();
+  await ensureFactStream(b.bus);
+  const js = jetstream(b.bus.nc);
+  try {
+    const seen: string[] = [];
+    const batches: number[] = [];
+    const handle = (batch: Fact[]) => {
+      batches.push(batch.length);
+      seen.push(...batch.map((f) => f.resource.id));
+      return Promise.resolve();
+    };
+    for (let n = 0; n < 300; n++) {
+      await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify(fact(n)));
+    }
+    const first = await consumeFacts(b.bus, {
+      durable: "demo",
+      subject: "facts.demo.>",
+      handle,
+      log: quiet,
+      batchSize: 100,
+    });
+    await until(() => seen.length === 300);
+    await first.stop();
+    assert.ok(batches.every((size) => size <= 100));
+    assert.ok(batches.length < 300, "facts were handled in batches");
+    // Published while nobody consumed: the durable consumer picks them up after a restart.
+    for (let n = 300; n < 350; n++) {
+      await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify(fact(n)));
+    }
+    const second = await consumeFacts(b.bus, {
+      durable: "demo",
+      subject: "facts.demo.>",
+      handle,
+      log: quiet,
+    });
+    await until(() => seen.length === 350);
+    await second.stop();
+    assert.equal(new Set(seen).size, 350, "no fact twice");
+  } finally {
+    await deleteFactStream(b.bus);
+  }
+});
+
+Deno.test("[consumer] a failing batch is redelivered, a malformed message is parked", async () => {
+  await using b = await testBus();
+  await ensureFactStream(b.bus);
+  const js = jetstream(b.bus.nc);
+  try {
+    let failures = 1;
+    const handled: string[] = [];
+    const consumer = await consumeFacts(b.bus, {
+      durable: "demo",
+      subject: "facts.demo.>",
+      log: quiet,
+      handle: (batch) => {
+        if (failures-- > 0) return Promise.reject(new Error("database down"));
+        handled.push(...batch.map((f) => f.resource.id));
+        return Promise.resolve();
+      },
+    });
+    await js.publish(b.bus.subject("facts.demo.thing.created"), "not json");
+    await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify({ id: "x" }));
+    await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify(fact(1)));
+    await until(() => handled.length === 1, 8000);
+    await consumer.stop();
+    assert.deepEqual(handled, ["1"]);
+    const jsm = await jetstreamManager(b.bus.nc);
+    const parked = await jsm.streams.info(facts.parkedStream(b.prefix));
+    assert.equal(parked.state.messages, 2);
+  } finally {
+    await deleteFactStream(b.bus);
+  }
+});
