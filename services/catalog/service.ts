@@ -15,6 +15,7 @@ import { roleRoutes } from "./handlers/roles.ts";
 import { ticketRoutes } from "./handlers/tickets.ts";
 import { topicRoutes } from "./handlers/topics.ts";
 import { userRoutes } from "./handlers/users.ts";
+import { followStripeLinks } from "./stripe_links.ts";
 
 export const SCHEMA = "catalog";
 export const VERSION = "1.0.0";
@@ -45,6 +46,7 @@ export async function startCatalog(
   relay.start();
   relay.kick();
   const ctx: CatalogContext = { sql, relay, config, log };
+  const stripeLinks = await followStripeLinks(sql, bus, log);
   const running = bus.serve(
     { name: "catalog", version: VERSION, description: "Users, roles, events, topics, tickets" },
     [
@@ -62,6 +64,7 @@ export async function startCatalog(
     running,
     async stop() {
       await running.stop();
+      await stripeLinks.stop();
       await relay.stop();
     },
   };

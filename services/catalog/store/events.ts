@@ -122,3 +122,15 @@ export async function deleteEvent(tx: Sql, id: string, permanent: boolean): Prom
   if (permanent) await tx`delete from events where id = ${id}`;
   else await tx`update events set deleted_at = now() where id = ${id} and deleted_at is null`;
 }
+
+/** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */
+export async function applyStripeLink(
+  sql: Sql,
+  eventId: string,
+  linked: boolean,
+  at: Date,
+): Promise<void> {
+  if (!isId(eventId)) return;
+  await sql`update events set is_stripe_linked = ${linked}, stripe_linked_at = ${at}
+    where id = ${eventId} and (stripe_linked_at is null or stripe_linked_at <= ${at})`;
+}

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { jetstream } from "@nats-io/jetstream";
+import { openDatabase } from "@shared/db.ts";
+import { deleteFactStream, ensureFactStream, type Fact } from "@shared/facts.ts";
+import { createLogger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
+import { testBus, testDatabase } from "@shared/testing.ts";
+import { migrateCatalog } from "./service.ts";
+import { followStripeLinks } from "./stripe_links.ts";
+
+const quiet = createLogger("test", "error");
+
+function stripeFact(verb: string, eventId: string, at: Date): Fact {
+  return {
+    id: crypto.randomUUID(),
+    subject: facts.subject("payments", "stripe-authorization", verb),
+    service: "payments",
+    type: "stripe-authorization",
+    verb,
+    occurredAt: at.toISOString(),
+    actor: null,
+    resource: { type: "stripe-authorization", id: "1" },
+    data: { event_id: eventId, stripe_publishable_key: "pk_test_x" },
+  };
+}
+
+async function linked(sql: Awaited<ReturnType<typeof openDatabase>>, id: string) {
+  const [row] = await sql`select is_stripe_linked from events where id = ${id}`;
+  return row.is_stripe_linked as boolean;
+}
+
+async function until(check: () => Promise<boolean>, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error("Cannot wait longer: condition not met");
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent while it was down", async () => {
+  await using db = await testDatabase();
+  await using b = await testBus();
+  const sql = await openDatabase(db.url, { schema: "catalog" });
+  try {
+    await migrateCatalog(sql);
+    const [user] = await sql`insert into users (email, password_hash) values ('o@x.io', 'x')
+      returning id`;
+    const [event] = await sql`insert into events (identifier, name, starts_at, ends_at, owner_id)
+      values ('abcdef01', 'E', now(), now() + interval '1 day', ${user.id}) returning id`;
+    const id = String(event.id);
+    await ensureFactStream(b.bus);
+    const js = jetstream(b.bus.nc);
+    const publish = (fact: Fact) => js.publish(b.bus.subject(fact.subject), JSON.stringify(fact));
+    const t0 = Date.now();
+
+    // The catalog is not running: the fact waits in the stream.
+    await publish(stripeFact("created", id, new Date(t0)));
+    const consumer = await followStripeLinks(sql, b.bus, quiet);
+    await until(() => linked(sql, id));
+
+    await publish(stripeFact("deleted", id, new Date(t0 + 2000)));
+    await until(async () => !await linked(sql, id));
+
+    // An older fact arriving late does not undo the newer one.
+    await publish(stripeFact("updated", id, new Date(t0 + 1000)));
+    await publish(stripeFact("created", "999", new Date(t0 + 3000)));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await linked(sql, id), false);
+    await consumer.stop();
+  } finally {
+    await deleteFactStream(b.bus);
+    await sql.end();
+  }
+});
