@@ -1,6 +1,7 @@
 /** Starts the gateway: reads the config, connects to the bus, serves HTTP, drains on SIGTERM. */
 import { Bus } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
+import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { createApp } from "./app.ts";
 
@@ -19,12 +20,11 @@ if (!config.jwtSecret) {
   config.jwtSecret = randomSecret();
 }
 
-const bus = await Bus.connect({
-  url: config.natsUrl,
-  prefix: config.busPrefix,
-  name: "gateway",
+const bus = await startOrExit(
   logger,
-});
+  "connect to NATS",
+  () => Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, name: "gateway", logger }),
+);
 const app = createApp({ bus, config, logger });
 const server = Deno.serve({
   hostname: config.host,
@@ -34,17 +34,8 @@ const server = Deno.serve({
   },
 }, app.fetch);
 
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info("gateway stopping", { signal });
+onShutdown(logger, async () => {
   // shutdown() stops accepting and resolves once in-flight requests are answered.
   await server.shutdown();
   await bus.close();
-  logger.info("gateway stopped");
-  Deno.exit(0);
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, () => void stop(signal));
-}
+});

@@ -23,6 +23,14 @@ function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, "")) || "postgres";
 }
 
+/**
+ * Services start together: when two create the same database or schema at once, the loser
+ * gets "already exists" (42P04/42P06) or a unique violation on the catalog (23505).
+ */
+function ignoreIfCreatedMeanwhile(error: { code?: string }): void {
+  if (!["42P04", "42P06", "23505"].includes(error?.code ?? "")) throw error;
+}
+
 /** Creates the database named in `url` if it does not exist yet. */
 export async function ensureDatabase(url: string): Promise<void> {
   const name = databaseName(url);
@@ -32,10 +40,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   try {
     const [found] = await sql`select 1 from pg_database where datname = ${name}`;
     if (!found) {
-      await sql`create database ${sql(name)}`.catch((error) => {
-        // Another process may have created it a moment ago.
-        if (error?.code !== "42P04") throw error;
-      });
+      await sql`create database ${sql(name)}`.catch(ignoreIfCreatedMeanwhile);
     }
   } finally {
     await sql.end();
@@ -61,7 +66,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
     connection: { search_path: `${options.schema},public`, application_name: options.schema },
     transform: { undefined: null },
   });
-  await sql`create schema if not exists ${sql(options.schema)}`;
+  await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);
   return sql;
 }
 

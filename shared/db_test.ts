@@ -5,7 +5,9 @@ import { testDatabase } from "./testing.ts";
 
 async function migrationsDir(files: Record<string, string>): Promise<URL> {
   const dir = await Deno.makeTempDir();
-  for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, text);
+  for (const [name, text] of Object.entries(files)) {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+  }
   return new URL(`file://${dir}/`);
 }
 
@@ -78,4 +80,17 @@ Deno.test("[db] database errors become API errors", async () => {
   } finally {
     await sql.end();
   }
+});
+
+Deno.test("[db] several processes may open a new database and schema at the same moment", async () => {
+  await using db = await testDatabase();
+  const url = new URL(db.url);
+  url.pathname = `${url.pathname}_race`;
+  const pools = await Promise.all(
+    Array.from({ length: 6 }, () => openDatabase(url.toString(), { schema: "same", max: 1 })),
+  );
+  await Promise.all(pools.map((sql) => sql.end()));
+  const admin = await openDatabase(db.url, { schema: "public" });
+  await admin`drop database ${admin(url.pathname.slice(1))} with (force)`;
+  await admin.end();
 });

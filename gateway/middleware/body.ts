@@ -16,9 +16,14 @@ function tooLarge(limitBytes: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`Cannot read the body: it is larger than ${limitBytes} bytes`);
 }
 
-/** True when the request carries a body (used for DELETE, where one is optional). */
+/**
+ * True when the request carries a body (used for DELETE, where one is optional). Decided by the
+ * framing headers: a server may hand over an empty stream for a request that has no body.
+ */
 export function hasBody(request: Request): boolean {
-  return request.body !== null && request.headers.get("Content-Length") !== "0";
+  const length = request.headers.get("Content-Length");
+  if (length !== null) return length.trim() !== "0";
+  return request.headers.has("Transfer-Encoding");
 }
 
 async function readLimited(stream: ReadableStream<Uint8Array>, limitBytes: number) {

@@ -3,7 +3,7 @@ import { route } from "@shared/bus.ts";
 import { BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
 import { catalog } from "@shared/subjects.ts";
 import { firstError, JSONAPI, testGateway } from "../_test_utils.ts";
-import { readJsonBody } from "./body.ts";
+import { hasBody, readJsonBody } from "./body.ts";
 
 function streamOf(text: string): ReadableStream<Uint8Array> {
   const bytes = new TextEncoder().encode(text);
@@ -69,5 +69,30 @@ Deno.test("[gateway] POST /v1/event-topics checks the body", async (t) => {
   await t.step("a small object passes", async () => {
     const response = await post(JSON.stringify({ data: { type: "event-topic" } }));
     assert.equal(response.status, 201);
+  });
+});
+
+Deno.test("[gateway] hasBody decides by the framing headers, not by the stream", async (t) => {
+  await t.step("no length and no chunking: no body", () => {
+    assert.equal(hasBody(new Request("http://x/", { method: "DELETE" })), false);
+  });
+  await t.step("Content-Length 0: no body", () => {
+    const request = new Request("http://x/", {
+      method: "DELETE",
+      headers: { "Content-Length": "0" },
+    });
+    assert.equal(hasBody(request), false);
+  });
+  await t.step("a declared length or chunking: a body", () => {
+    const sized = new Request("http://x/", {
+      method: "DELETE",
+      headers: { "Content-Length": "2" },
+    });
+    const chunked = new Request("http://x/", {
+      method: "DELETE",
+      headers: { "Transfer-Encoding": "chunked" },
+    });
+    assert.equal(hasBody(sized), true);
+    assert.equal(hasBody(chunked), true);
   });
 });

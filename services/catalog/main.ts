@@ -2,43 +2,39 @@
 import { Bus } from "@shared/bus.ts";
 import { loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
 import { openDatabase } from "@shared/db.ts";
+import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { ensureFirstAdmin } from "./admin.ts";
 import { migrateCatalog, SCHEMA, startCatalog } from "./service.ts";
 
 const config = loadConfig();
 const log = createLogger("catalog", config.logLevel);
-if (!config.jwtSecret) {
-  log.error("JWT_SECRET is not set: the catalog signs tokens the gateway must verify");
+const jwtSecret = config.jwtSecret;
+if (!jwtSecret) {
+  log.error("Cannot start: JWT_SECRET is not set, and the catalog signs tokens the gateway checks");
   Deno.exit(1);
 }
-const sql = await openDatabase(serviceDatabaseUrl("catalog"), { schema: SCHEMA });
-const applied = await migrateCatalog(sql);
-if (applied.length) log.info("migrations applied", { applied });
-const bus = await Bus.connect({
-  url: config.natsUrl,
-  prefix: config.busPrefix,
-  name: "catalog",
-  logger: log,
+const sql = await startOrExit(log, "open the database", async () => {
+  const sql = await openDatabase(serviceDatabaseUrl("catalog"), { schema: SCHEMA });
+  const applied = await migrateCatalog(sql);
+  if (applied.length) log.info("migrations applied", { applied });
+  return sql;
 });
-const service = await startCatalog({
-  sql,
-  bus,
-  config: { ...config, jwtSecret: config.jwtSecret },
+const bus = await startOrExit(
   log,
+  "connect to NATS",
+  () =>
+    Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, name: "catalog", logger: log }),
+);
+const service = await startOrExit(log, "start the catalog", async () => {
+  const service = await startCatalog({ sql, bus, config: { ...config, jwtSecret }, log });
+  await ensureFirstAdmin({ sql, relay: service.relay, config, log });
+  return service;
 });
-await ensureFirstAdmin({ sql, relay: service.relay, config, log });
 log.info("catalog ready", { instance: service.running.id });
 
-let stopping = false;
-async function shutdown() {
-  if (stopping) return;
-  stopping = true;
-  log.info("catalog stopping");
+onShutdown(log, async () => {
   await service.stop();
   await bus.close();
   await sql.end({ timeout: 5 });
-  Deno.exit(0);
-}
-Deno.addSignalListener("SIGINT", shutdown);
-Deno.addSignalListener("SIGTERM", shutdown);
+});

@@ -3,7 +3,12 @@
  * event; only owners (or admins) make more owners; an event never loses its last owner.
  */
 import { type Route, route } from "@shared/bus.ts";
-import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  UnprocessableError,
+} from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -231,7 +236,11 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
       handle(ctx, async (call) => {
         const grant = await grantOr404(ctx, call);
         const { def, row } = await relatedOf(ctx, call, grant);
-        if (!row) notFound(call.req.params.rel, "of this event role");
+        if (!row) {
+          throw new NotFoundError(
+            `Cannot find the ${call.req.params.rel} of event role ${grant.id}`,
+          );
+        }
         return renderOne(def, row, call.req);
       }),
     ),
