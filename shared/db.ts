@@ -124,7 +124,16 @@ export function translateDbError(error: unknown, messages: { conflict?: string }
     case "22P02":
     case "22007":
     case "22008":
+    case "22009":
       return new BadRequestError("Cannot read a value: it has the wrong format", { cause: error });
+    case "22021":
+      return new BadRequestError("Cannot read a value: text cannot contain NUL characters", {
+        cause: error,
+      });
+    case "22025":
+      return new BadRequestError("Cannot read a pattern: it has an invalid escape", {
+        cause: error,
+      });
     default:
       return error;
   }

@@ -112,7 +112,8 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
   const fail = () => filterError(`${name} takes ${type} values, got ${JSON.stringify(value)}`);
   switch (type) {
     case "string":
-      if (typeof value === "string") return value;
+      // Postgres text cannot hold NUL: refuse it here rather than fail in the database.
+      if (typeof value === "string" && !value.includes("\u0000")) return value;
       if (typeof value === "number" && Number.isFinite(value)) return String(value);
       throw fail();
     case "integer": {
@@ -132,7 +133,9 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
     case "datetime": {
       if (typeof value === "string" && isoDateTime.test(value)) {
         const date = new Date(value);
-        if (!Number.isNaN(date.getTime())) return date;
+        // Postgres timestamps span years 1 to 9999 (and JS dates far beyond).
+        const year = date.getUTCFullYear();
+        if (!Number.isNaN(date.getTime()) && year >= 1 && year <= 9999) return date;
       }
       throw fail();
     }
@@ -170,6 +173,11 @@ function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
     case "ilike":
       if (field.type !== "string") throw filterError(`${op} works only on text fields`);
       if (typeof val !== "string") throw filterError(`${op} takes a string pattern`);
+      if (val.includes("\u0000")) throw filterError(`${op} patterns cannot contain NUL`);
+      // A backslash escapes the next character; one with nothing after it is no pattern.
+      if (/(^|[^\\])(\\\\)*\\$/.test(val)) {
+        throw filterError(`the ${op} pattern ends with a lone backslash`);
+      }
       return { ...node, value: val };
     case "eq":
     case "ne":

@@ -176,6 +176,15 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
     ["an empty string for a number", JSON.stringify([{ name: "value", op: "gt", val: "" }])],
     ["a word for a boolean", JSON.stringify([{ name: "is-active", op: "eq", val: "yes" }])],
     ["a bad datetime", JSON.stringify([{ name: "valid-from", op: "ge", val: "tomorrow" }])],
+    ["year 0", JSON.stringify([{ name: "valid-from", op: "gt", val: "0000-01-01" }])],
+    [
+      "a date past year 9999",
+      JSON.stringify([{ name: "valid-from", op: "lt", val: "9999-12-31T23:59:59-14:00" }]),
+    ],
+    ["a NUL in a string", JSON.stringify([{ name: "code", op: "eq", val: "a\u0000b" }])],
+    ["a NUL in a pattern", JSON.stringify([{ name: "code", op: "like", val: "a\u0000%" }])],
+    ["a pattern ending in a backslash", JSON.stringify([{ name: "code", op: "like", val: "%\\" }])],
+    ["a pattern ending in three", JSON.stringify([{ name: "code", op: "ilike", val: "a\\\\\\" }])],
     [
       "an impossible datetime",
       JSON.stringify([{ name: "valid-from", op: "ge", val: "2024-13-45" }]),
@@ -268,4 +277,12 @@ Deno.test("[query] parseSingleQuery reads include, fields and extra only", () =>
     () => parseSingleQuery({ "fields[event]": "secret" }, spec),
     "fields[event]",
   );
+});
+
+Deno.test("[query] parseListQuery keeps escaped backslashes in like patterns", () => {
+  // `a\\%` is "a, a literal backslash, anything"; `x\\` ends in an escaped backslash.
+  for (const pattern of ["a\\\\%", "x\\\\"]) {
+    const parsed = JSON.stringify(filter([{ name: "code", op: "like", val: pattern }]));
+    assert.ok(parsed.includes(JSON.stringify(pattern)), parsed);
+  }
 });

@@ -26,18 +26,23 @@ export function isTimezone(name: string): boolean {
   }
 }
 
-const text = (max: number) => z.string().trim().min(1, "must not be empty").max(max);
-const optionalText = (max: number) => z.string().max(max).nullish();
+/** Text Postgres can store: no NUL characters. */
+export const storableText = z.string().refine((s) => !s.includes("\u0000"), {
+  message: "must not contain NUL characters",
+});
+const text = (max: number) =>
+  storableText.pipe(z.string().trim().min(1, "must not be empty").max(max));
+const optionalText = (max: number) => storableText.pipe(z.string().max(max)).nullish();
 
 export const loginSchema = z.object({
-  email: z.string().min(1).max(320),
+  email: storableText.pipe(z.string().min(1).max(320)),
   password: z.string().min(1).max(1024),
 });
 
 const password = z.string().min(8, "must be at least 8 characters").max(1024);
 
 export const userCreateAttributes = z.object({
-  "email": z.email("must be an email address").max(320),
+  "email": storableText.pipe(z.email("must be an email address").max(320)),
   "password": password,
   "first-name": optionalText(255),
   "last-name": optionalText(255),

@@ -1,5 +1,6 @@
 /** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
 import type { Handler } from "@shared/bus.ts";
+import { translateDbError } from "@shared/db.ts";
 import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
 import {
   listDocument,
@@ -27,7 +28,14 @@ export function handle(
   ctx: CatalogContext,
   fn: (call: Call) => Promise<HttpReply>,
 ): Handler<HttpRequest, HttpReply> {
-  return async (req) => fn({ req, caller: await loadCaller(ctx.sql, req.actor) });
+  return async (req) => {
+    try {
+      return await fn({ req, caller: await loadCaller(ctx.sql, req.actor) });
+    } catch (error) {
+      // Writes translate their database errors in the store; this catches bad values in reads.
+      throw translateDbError(error);
+    }
+  };
 }
 
 export function viewer(caller: Caller | null): Viewer {
@@ -86,6 +94,14 @@ export function renderList(
       included,
       fields: query.fields,
     }),
+  };
+}
+
+/** A to-one related link with nothing on the other end: `data: null`, as JSON:API says. */
+export function renderEmpty(req: HttpRequest): HttpReply {
+  return {
+    status: 200,
+    body: { data: null, links: { self: req.path }, jsonapi: { version: "1.0" } },
   };
 }
 

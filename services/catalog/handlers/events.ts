@@ -1,6 +1,6 @@
 /** Events: anyone logged in creates one (and owns it); co-organizers change it; drafts stay private. */
 import { type Route, route } from "@shared/bus.ts";
-import { NotFoundError, UnprocessableError } from "@shared/errors.ts";
+import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   type ParsedResource,
@@ -44,6 +44,7 @@ import {
   handle,
   notFound,
   permanentDelete,
+  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,
@@ -308,12 +309,7 @@ export function eventRoutes(ctx: CatalogContext): Route[] {
             : undefined;
           return renderList(found.def, found.many, call.req, found.query, included);
         }
-        if (!found.one) {
-          throw new NotFoundError(
-            `Cannot find the ${call.req.params.rel} of event ${event.id}: none is set`,
-          );
-        }
-        return renderOne(found.def, found.one, call.req);
+        return found.one ? renderOne(found.def, found.one, call.req) : renderEmpty(call.req);
       }),
     ),
     route(

@@ -3,12 +3,7 @@
  * event; only owners (or admins) make more owners; an event never loses its last owner.
  */
 import { type Route, route } from "@shared/bus.ts";
-import {
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  UnprocessableError,
-} from "@shared/errors.ts";
+import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -47,6 +42,7 @@ import {
   fact,
   handle,
   notFound,
+  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,
@@ -143,6 +139,8 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
     route(
       g.create,
       handle(ctx, async (call) => {
+        // Anonymous callers learn nothing about which events exist.
+        requireLogin(call.caller);
         const doc = parseResourceDocument(call.req.body, {
           type: "users-events-role",
           relationships: grantRelationships,
@@ -236,12 +234,7 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
       handle(ctx, async (call) => {
         const grant = await grantOr404(ctx, call);
         const { def, row } = await relatedOf(ctx, call, grant);
-        if (!row) {
-          throw new NotFoundError(
-            `Cannot find the ${call.req.params.rel} of event role ${grant.id}`,
-          );
-        }
-        return renderOne(def, row, call.req);
+        return row ? renderOne(def, row, call.req) : renderEmpty(call.req);
       }),
     ),
     route(

@@ -6,7 +6,7 @@ import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
 import { catalog } from "@shared/subjects.ts";
-import { type CatalogContext, requireAdmin, requireEventLevel } from "../context.ts";
+import { type CatalogContext, requireAdmin, requireEventLevel, requireLogin } from "../context.ts";
 import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
 import type { Row } from "../store/common.ts";
 import { getEvent } from "../store/events.ts";
@@ -114,6 +114,8 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
     route(
       t.create,
       handle(ctx, async (call) => {
+        // Anonymous callers learn nothing about which events exist.
+        requireLogin(call.caller);
         const doc = parseResourceDocument(call.req.body, {
           type: "ticket",
           relationships: { event: { type: "event" } },

@@ -1,0 +1,567 @@
+import assert from "node:assert/strict";
+import {
+  type EventCast,
+  expectError,
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+} from "../../testing/system.ts";
+
+type Who = "anonymous" | "stranger" | "coorganizer" | "organizer" | "owner" | "admin";
+const everyone: Who[] = ["anonymous", "stranger", "coorganizer", "organizer", "owner", "admin"];
+
+function tokenOf(system: TestSystem, cast: EventCast, who: Who): string | undefined {
+  if (who === "anonymous") return undefined;
+  if (who === "admin") return system.admin.token;
+  return cast[who].token;
+}
+
+function eventBody(attributes: Record<string, unknown>, relationships?: Record<string, unknown>) {
+  const data: Record<string, unknown> = {
+    type: "event",
+    attributes: {
+      name: "Rules",
+      "starts-at": "2031-05-01T10:00:00+08:00",
+      "ends-at": "2031-05-01T18:00:00+08:00",
+      ...attributes,
+    },
+  };
+  if (relationships) data.relationships = relationships;
+  return { data };
+}
+
+/** Checks one route for every caller against the expected statuses (in `everyone` order). */
+async function matrix(
+  system: TestSystem,
+  cast: EventCast,
+  method: string,
+  path: string,
+  expected: number[],
+  body?: (who: Who) => unknown,
+) {
+  const problems: string[] = [];
+  for (const [i, who] of everyone.entries()) {
+    const reply = await system.call(method, path, {
+      token: tokenOf(system, cast, who),
+      body: body?.(who),
+    });
+    if (reply.status !== expected[i]) {
+      problems.push(
+        `${who}: expected ${expected[i]}, got ${reply.status} ${reply.text.slice(0, 200)}`,
+      );
+    }
+  }
+  assert.deepEqual(problems, [], `${method} ${path}`);
+}
+
+async function listedIds(system: TestSystem, path: string, token?: string): Promise<string[]> {
+  const reply = await system.call("GET", path, { token });
+  expectStatus(reply, 200, path);
+  return reply.body.data.map((item: { id: string }) => item.id);
+}
+
+Deno.test("[catalog] POST /v1/events makes the creator the owner", async (t) => {
+  await using system = await startTestSystem();
+  const alice = await system.signUp();
+
+  await t.step("anonymous POST is 401 and creates nothing", async () => {
+    expectError(await system.call("POST", "/v1/events", { body: eventBody({}) }), 401);
+    const [{ count }] = await system.sql`select count(*)::int as count from events`;
+    assert.equal(count, 0);
+  });
+
+  await t.step("a logged-in user creates a draft and owns it", async () => {
+    const reply = await system.call("POST", "/v1/events", {
+      token: alice.token,
+      body: eventBody({ name: "Alice's meetup", timezone: "Asia/Singapore" }),
+    });
+    expectStatus(reply, 201);
+    const event = reply.body.data;
+    assert.equal(reply.headers.get("Location"), `/v1/events/${event.id}`);
+    assert.equal(event.type, "event");
+    assert.match(event.attributes.identifier, /^[0-9a-f]{8}$/);
+    assert.equal(event.attributes.state, "draft");
+    assert.equal(event.attributes.timezone, "Asia/Singapore");
+    assert.equal(event.attributes["starts-at"], "2031-05-01T02:00:00.000Z");
+    assert.deepEqual(event.relationships.owner.data, { type: "user", id: alice.id });
+    const grants = await system.call("GET", `/v1/events/${event.id}/users-events-roles`, {
+      token: alice.token,
+    });
+    expectStatus(grants, 200);
+    assert.equal(grants.body.data.length, 1);
+    assert.deepEqual(grants.body.data[0].relationships.user.data, { type: "user", id: alice.id });
+    assert.deepEqual(grants.body.data[0].relationships.role.data, { type: "role", id: "owner" });
+    const owner = await system.call("GET", `/v1/events/${event.id}/owner`, { token: alice.token });
+    expectStatus(owner, 200);
+    assert.equal(owner.body.data.id, alice.id);
+  });
+
+  await t.step("timezone defaults to UTC and state can be published", async () => {
+    const reply = await system.call("POST", "/v1/events", {
+      token: alice.token,
+      body: eventBody({ state: "published", privacy: "private" }),
+    });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes.timezone, "UTC");
+    assert.equal(reply.body.data.attributes.state, "published");
+    assert.equal(reply.body.data.attributes.privacy, "private");
+  });
+});
+
+Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) => {
+  await using system = await startTestSystem();
+  const topicId = await system.createTopic("Matrix");
+  const subTopicId = await system.createSubTopic(topicId, "Matrix sub");
+  const topicLinks = {
+    "event-topic": { data: { type: "event-topic", id: topicId } },
+    "event-sub-topic": { data: { type: "event-sub-topic", id: subTopicId } },
+  };
+  const draft = await system.eventWithCast({ relationships: topicLinks });
+  const published = await system.eventWithCast({
+    attributes: { state: "published" },
+    relationships: topicLinks,
+  });
+  await system.createTicket(draft.owner.token, draft.event.id);
+  await system.createTicket(published.owner.token, published.event.id);
+  const d = `/v1/events/${draft.event.id}`;
+  const p = `/v1/events/${published.event.id}`;
+  const patch = (cast: EventCast) => (who: Who) => ({
+    data: { type: "event", id: cast.event.id, attributes: { description: `by ${who}` } },
+  });
+
+  await t.step("a draft is 404 to anonymous and unrelated users, 200 to its people", async () => {
+    const hidden = [404, 404, 200, 200, 200, 200];
+    for (const rel of ["", "/tickets", "/event-topic", "/event-sub-topic", "/owner"]) {
+      await matrix(system, draft, "GET", `${d}${rel}`, hidden);
+    }
+    for (const rel of ["tickets", "event-topic", "event-sub-topic", "owner"]) {
+      await matrix(system, draft, "GET", `${d}/relationships/${rel}`, hidden);
+    }
+    await matrix(system, draft, "GET", `${d}/users-events-roles`, hidden);
+    await matrix(system, draft, "GET", `${d}/relationships/users-events-roles`, hidden);
+    await matrix(
+      system,
+      draft,
+      "GET",
+      `/v1/events/${draft.event.identifier}`,
+      hidden,
+    );
+  });
+
+  await t.step("a published event is public, its role list is for co-organizers", async () => {
+    const open = [200, 200, 200, 200, 200, 200];
+    for (const rel of ["", "/tickets", "/event-topic", "/event-sub-topic", "/owner"]) {
+      await matrix(system, published, "GET", `${p}${rel}`, open);
+    }
+    await matrix(system, published, "GET", `${p}/relationships/tickets`, open);
+    const team = [401, 403, 200, 200, 200, 200];
+    await matrix(system, published, "GET", `${p}/users-events-roles`, team);
+    await matrix(system, published, "GET", `${p}/relationships/users-events-roles`, team);
+  });
+
+  await t.step("PATCH: co-organizers and admins; a draft stays hidden from others", async () => {
+    await matrix(system, published, "PATCH", p, [401, 403, 200, 200, 200, 200], patch(published));
+    await matrix(system, draft, "PATCH", d, [404, 404, 200, 200, 200, 200], patch(draft));
+    const [row] = await system.sql`select description from events where id = ${published.event.id}`;
+    assert.equal(row.description, "by admin");
+  });
+
+  await t.step("POST /v1/events: anonymous 401, everyone else 201", async () => {
+    await matrix(
+      system,
+      published,
+      "POST",
+      "/v1/events",
+      [401, 201, 201, 201, 201, 201],
+      () => eventBody({}),
+    );
+  });
+
+  await t.step("DELETE: anonymous 401, stranger 403, each co-organizer level 200", async () => {
+    expectError(await system.call("DELETE", p), 401);
+    expectError(await system.call("DELETE", p, { token: published.stranger.token }), 403);
+    expectError(await system.call("DELETE", d, { token: draft.stranger.token }), 404);
+    const [live] = await system.sql`select deleted_at from events where id = ${published.event.id}`;
+    assert.equal(live.deleted_at, null);
+    for (const role of ["coorganizer", "organizer", "owner", "admin"] as const) {
+      const event = await system.createEvent(published.owner.token, {
+        attributes: { state: "published" },
+      });
+      if (role === "coorganizer" || role === "organizer") {
+        await system.grantRole(published.owner.token, {
+          userId: published[role].id,
+          eventId: event.id,
+          role,
+        });
+      }
+      const token = role === "admin" ? system.admin.token : published[role].token;
+      const reply = await system.call("DELETE", `/v1/events/${event.id}`, { token });
+      expectStatus(reply, 200, role);
+      assert.deepEqual(reply.body.meta, { message: "Object successfully deleted" });
+      expectError(await system.call("GET", `/v1/events/${event.id}`, { token }), 404);
+      assert.ok(!(await listedIds(system, "/v1/events?page[size]=0", token)).includes(event.id));
+    }
+  });
+
+  await t.step(
+    "?permanent=true is for admins only; ?get_trashed=true shows to admins",
+    async () => {
+      const event = await system.createEvent(published.owner.token);
+      const path = `/v1/events/${event.id}`;
+      expectError(
+        await system.call("DELETE", `${path}?permanent=true`, { token: published.owner.token }),
+        403,
+      );
+      expectStatus(await system.call("DELETE", path, { token: published.owner.token }), 200);
+      const row = await system.sql`select deleted_at from events where id = ${event.id}`;
+      assert.equal(row.length, 1);
+      assert.notEqual(row[0].deleted_at, null);
+      expectError(
+        await system.call("GET", `${path}?get_trashed=true`, { token: published.owner.token }),
+        404,
+      );
+      const trashed = await system.call("GET", `${path}?get_trashed=true`, {
+        token: system.admin.token,
+      });
+      expectStatus(trashed, 200);
+      assert.notEqual(trashed.body.data.attributes["deleted-at"], null);
+      assert.ok(
+        (await listedIds(system, "/v1/events?get_trashed=true&page[size]=0", system.admin.token))
+          .includes(event.id),
+      );
+      assert.ok(
+        !(await listedIds(
+          system,
+          "/v1/events?get_trashed=true&page[size]=0",
+          published.owner.token,
+        ))
+          .includes(event.id),
+      );
+      const gone = await system.createEvent(published.owner.token);
+      expectStatus(
+        await system.call("DELETE", `/v1/events/${gone.id}?permanent=true`, {
+          token: system.admin.token,
+        }),
+        200,
+      );
+      assert.equal((await system.sql`select 1 from events where id = ${gone.id}`).length, 0);
+    },
+  );
+
+  await t.step("drafts are absent from every list for anonymous and unrelated users", async () => {
+    const lists = [
+      "/v1/events?page[size]=0",
+      `/v1/event-topics/${topicId}/events?page[size]=0`,
+      `/v1/event-sub-topics/${subTopicId}/events?page[size]=0`,
+    ];
+    for (const path of lists) {
+      for (const who of everyone) {
+        const ids = await listedIds(system, path, tokenOf(system, draft, who));
+        const sees = !["anonymous", "stranger"].includes(who);
+        assert.equal(ids.includes(draft.event.id), sees, `${who} ${path}`);
+        assert.ok(ids.includes(published.event.id), `${who} ${path} misses the published one`);
+      }
+    }
+    for (
+      const path of [
+        `/v1/event-topics/${topicId}/relationships/events`,
+        `/v1/event-sub-topics/${subTopicId}/relationships/events`,
+      ]
+    ) {
+      for (const who of everyone) {
+        const ids = await listedIds(system, path, tokenOf(system, draft, who));
+        const sees = !["anonymous", "stranger"].includes(who);
+        assert.equal(ids.includes(draft.event.id), sees, `${who} ${path}`);
+      }
+    }
+  });
+
+  await t.step("a draft's count is not leaked through meta.count", async () => {
+    const anon = await system.call("GET", `/v1/event-topics/${topicId}/events`);
+    expectStatus(anon, 200);
+    assert.equal(anon.body.meta.count, anon.body.data.length);
+    assert.ok(
+      anon.body.data.every((e: { attributes: { state: string } }) =>
+        e.attributes.state === "published"
+      ),
+    );
+  });
+
+  await t.step("a draft is not reached through a ticket or a role", async () => {
+    const [ticket] = await system.sql`select id from tickets where event_id = ${draft.event.id}`;
+    const name = draft.event.resource.attributes.name;
+    for (
+      const path of [
+        `/v1/tickets/${ticket.id}?include=event`,
+        `/v1/tickets/${ticket.id}/event`,
+        `/v1/users-events-roles/${draft.grants.organizer}?include=event`,
+        `/v1/users-events-roles/${draft.grants.organizer}/event`,
+      ]
+    ) {
+      for (const who of ["anonymous", "stranger"] as const) {
+        const reply = await system.call("GET", path, { token: tokenOf(system, draft, who) });
+        assert.ok([401, 403, 404].includes(reply.status), `${who} ${path}: ${reply.status}`);
+        assert.ok(!reply.text.includes(name), `${who} ${path} shows the draft`);
+      }
+    }
+  });
+});
+
+Deno.test("[catalog] an event's identifier works wherever its id does", async (t) => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const { id, identifier } = cast.event;
+  const token = cast.owner.token;
+
+  await t.step("GET, related and relationship routes", async () => {
+    for (
+      const rel of [
+        "",
+        "/tickets",
+        "/owner",
+        "/users-events-roles",
+        "/relationships/tickets",
+        "/relationships/owner",
+        "/relationships/users-events-roles",
+      ]
+    ) {
+      const byId = await system.call("GET", `/v1/events/${id}${rel}`, { token });
+      const byIdentifier = await system.call("GET", `/v1/events/${identifier}${rel}`, { token });
+      expectStatus(byIdentifier, 200, rel);
+      assert.deepEqual(byIdentifier.body.data, byId.body.data, rel);
+    }
+  });
+
+  await t.step("PATCH with data.id as the id or as the identifier", async () => {
+    for (const bodyId of [id, identifier]) {
+      const reply = await system.call("PATCH", `/v1/events/${identifier}`, {
+        token,
+        body: { data: { type: "event", id: bodyId, attributes: { name: `Via ${bodyId}` } } },
+      });
+      expectStatus(reply, 200, `data.id ${bodyId}`);
+      assert.equal(reply.body.data.id, id);
+      assert.equal(reply.body.data.attributes.name, `Via ${bodyId}`);
+    }
+  });
+
+  await t.step("a ticket and a role can name the event by identifier", async () => {
+    await system.createTicket(token, identifier);
+    const someone = await system.signUp();
+    await system.grantRole(token, { userId: someone.id, eventId: identifier, role: "coorganizer" });
+    const [{ count }] = await system.sql`select count(*)::int as count from users_events_roles
+      where event_id = ${id} and user_id = ${someone.id}`;
+    assert.equal(count, 1);
+  });
+
+  await t.step("DELETE by identifier", async () => {
+    expectStatus(await system.call("DELETE", `/v1/events/${identifier}`, { token }), 200);
+    expectError(await system.call("GET", `/v1/events/${id}`, { token }), 404);
+  });
+});
+
+Deno.test("[catalog] a revoked role takes effect on the next request", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast();
+  const path = `/v1/events/${cast.event.id}`;
+  const token = cast.coorganizer.token;
+  expectStatus(await system.call("GET", path, { token }), 200);
+  expectStatus(
+    await system.call("DELETE", `/v1/users-events-roles/${cast.grants.coorganizer}`, {
+      token: cast.organizer.token,
+    }),
+    200,
+  );
+  expectError(await system.call("GET", path, { token }), 404);
+  expectError(
+    await system.call("PATCH", path, {
+      token,
+      body: { data: { type: "event", id: cast.event.id, attributes: { name: "Mine now" } } },
+    }),
+    404,
+  );
+  await system.call("PATCH", path, {
+    token: cast.owner.token,
+    body: { data: { type: "event", id: cast.event.id, attributes: { state: "published" } } },
+  });
+  expectError(
+    await system.call("PATCH", path, {
+      token,
+      body: { data: { type: "event", id: cast.event.id, attributes: { name: "Mine now" } } },
+    }),
+    403,
+  );
+});
+
+Deno.test("[catalog] POST and PATCH /v1/events check the event rules", async (t) => {
+  await using system = await startTestSystem();
+  const alice = await system.signUp();
+  const token = alice.token;
+  const count = async () => (await system.sql`select count(*)::int as count from events`)[0].count;
+
+  await t.step("ends-at must be after starts-at (422 at /data/attributes/ends-at)", async () => {
+    const before = await count();
+    for (
+      const ends of [
+        "2031-05-01T09:00:00+08:00",
+        "2031-05-01T10:00:00+08:00",
+        "2031-05-01T02:00:00Z",
+      ]
+    ) {
+      expectError(
+        await system.call("POST", "/v1/events", { token, body: eventBody({ "ends-at": ends }) }),
+        422,
+        { pointer: "/data/attributes/ends-at" },
+        ends,
+      );
+    }
+    assert.equal(await count(), before);
+  });
+
+  await t.step("PATCH checks the merged state", async () => {
+    const event = await system.createEvent(token, {
+      attributes: { "starts-at": "2031-06-01T10:00:00Z", "ends-at": "2031-06-01T12:00:00Z" },
+    });
+    const path = `/v1/events/${event.id}`;
+    const body = (attributes: Record<string, unknown>) => ({
+      data: { type: "event", id: event.id, attributes },
+    });
+    expectError(
+      await system.call("PATCH", path, {
+        token,
+        body: body({ "ends-at": "2031-06-01T09:00:00Z" }),
+      }),
+      422,
+      { pointer: "/data/attributes/ends-at" },
+    );
+    expectError(
+      await system.call("PATCH", path, {
+        token,
+        body: body({ "starts-at": "2031-06-01T13:00:00Z" }),
+      }),
+      422,
+      { pointer: "/data/attributes/ends-at" },
+    );
+    const [row] = await system.sql`select starts_at, ends_at from events where id = ${event.id}`;
+    assert.equal(row.starts_at.toISOString(), "2031-06-01T10:00:00.000Z");
+    assert.equal(row.ends_at.toISOString(), "2031-06-01T12:00:00.000Z");
+    expectStatus(
+      await system.call("PATCH", path, {
+        token,
+        body: body({ "starts-at": "2031-06-01T11:00:00Z" }),
+      }),
+      200,
+    );
+  });
+
+  await t.step("an unknown timezone is 422", async () => {
+    for (const timezone of ["Mars/Olympus_Mons", "", "UTC+99"]) {
+      expectError(
+        await system.call("POST", "/v1/events", { token, body: eventBody({ timezone }) }),
+        422,
+        { pointer: "/data/attributes/timezone" },
+        timezone,
+      );
+    }
+    const event = await system.createEvent(token);
+    expectError(
+      await system.call("PATCH", `/v1/events/${event.id}`, {
+        token,
+        body: { data: { type: "event", id: event.id, attributes: { timezone: "Nowhere/Town" } } },
+      }),
+      422,
+      { pointer: "/data/attributes/timezone" },
+    );
+  });
+
+  await t.step("a date-time without a timezone is 422", async () => {
+    for (const value of ["2031-05-01T10:00:00", "2031-05-01", "tomorrow", 1900000000]) {
+      expectError(
+        await system.call("POST", "/v1/events", {
+          token,
+          body: eventBody({ "starts-at": value }),
+        }),
+        422,
+        { pointer: "/data/attributes/starts-at" },
+        String(value),
+      );
+    }
+  });
+
+  await t.step("name is required; state and privacy are enums", async () => {
+    expectError(
+      await system.call("POST", "/v1/events", { token, body: eventBody({ name: undefined }) }),
+      422,
+      { pointer: "/data/attributes/name" },
+    );
+    expectError(
+      await system.call("POST", "/v1/events", { token, body: eventBody({ name: "   " }) }),
+      422,
+      { pointer: "/data/attributes/name" },
+    );
+    expectError(
+      await system.call("POST", "/v1/events", { token, body: eventBody({ state: "live" }) }),
+      422,
+      { pointer: "/data/attributes/state" },
+    );
+    expectError(
+      await system.call("POST", "/v1/events", { token, body: eventBody({ privacy: "secret" }) }),
+      422,
+      { pointer: "/data/attributes/privacy" },
+    );
+  });
+
+  await t.step("the sub-topic must belong to the topic (422)", async () => {
+    const science = await system.createTopic("Science");
+    const art = await system.createTopic("Art");
+    const physics = await system.createSubTopic(science, "Physics");
+    const rel = (topic: string | null, sub: string) => ({
+      ...(topic && { "event-topic": { data: { type: "event-topic", id: topic } } }),
+      "event-sub-topic": { data: { type: "event-sub-topic", id: sub } },
+    });
+    const before = await count();
+    expectError(
+      await system.call("POST", "/v1/events", { token, body: eventBody({}, rel(art, physics)) }),
+      422,
+      { pointer: "/data/relationships/event-sub-topic" },
+    );
+    assert.equal(await count(), before);
+    const ok = await system.call("POST", "/v1/events", {
+      token,
+      body: eventBody({}, rel(science, physics)),
+    });
+    expectStatus(ok, 201);
+    const onArt = await system.createEvent(token, {
+      relationships: { "event-topic": { data: { type: "event-topic", id: art } } },
+    });
+    expectError(
+      await system.call("PATCH", `/v1/events/${onArt.id}`, {
+        token,
+        body: { data: { type: "event", id: onArt.id, relationships: rel(null, physics) } },
+      }),
+      422,
+      { pointer: "/data/relationships/event-sub-topic" },
+    );
+    expectError(
+      await system.call("POST", "/v1/events", {
+        token,
+        body: eventBody({}, rel("987654321", physics)),
+      }),
+      422,
+      { pointer: "/data/relationships/event-topic" },
+    );
+  });
+
+  await t.step("read-only attributes cannot be set by clients", async () => {
+    const reply = await system.call("POST", "/v1/events", {
+      token,
+      body: eventBody({ identifier: "deadbeef", "is-stripe-linked": true }),
+    });
+    // Either refused, or the server's values win.
+    if (reply.status === 201) {
+      assert.notEqual(reply.body.data.attributes.identifier, "deadbeef");
+      assert.equal(reply.body.data.attributes["is-stripe-linked"], false);
+    } else {
+      expectError(reply, 422);
+    }
+  });
+});

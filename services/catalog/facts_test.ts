@@ -1,0 +1,292 @@
+import assert from "node:assert/strict";
+import { type Fact, factSchema } from "@shared/facts.ts";
+import {
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+  type TestUser,
+} from "../../testing/system.ts";
+
+/** The facts that `change` leaves on the stream (everything pending is flushed first). */
+async function factsOf(system: TestSystem, change: () => Promise<unknown>): Promise<Fact[]> {
+  const before = (await system.readFacts()).length;
+  await change();
+  return (await system.readFacts()).slice(before);
+}
+
+function assertFact(
+  fact: Fact,
+  expected: { subject: string; actor: TestUser | null; resource: { type: string; id: string } },
+) {
+  factSchema.parse(fact);
+  assert.equal(fact.subject, expected.subject);
+  assert.equal(fact.service, "catalog");
+  assert.deepEqual(
+    fact.actor,
+    expected.actor ? { id: expected.actor.id, email: expected.actor.email } : null,
+  );
+  assert.deepEqual(fact.resource, expected.resource);
+  const text = JSON.stringify(fact);
+  assert.doesNotMatch(text, /password|pbkdf2/i, "a fact carries a password (hash)");
+}
+
+Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t) => {
+  await using system = await startTestSystem();
+  const admin = system.admin;
+  let alice: TestUser;
+  let eventId = "";
+  let ticketId = "";
+  let topicId = "";
+
+  await t.step("sign-up: user created, without the password", async () => {
+    const email = `facts-${crypto.randomUUID().slice(0, 8)}@example.test`;
+    const password = "facts password";
+    let id = "";
+    const facts = await factsOf(system, async () => {
+      const reply = await system.call("POST", "/v1/users", {
+        body: { data: { type: "user", attributes: { email, password } } },
+      });
+      expectStatus(reply, 201);
+      id = reply.body.data.id;
+    });
+    assert.equal(facts.length, 1);
+    assertFact(facts[0], {
+      subject: "facts.catalog.user.created",
+      actor: null,
+      resource: { type: "user", id },
+    });
+    assert.equal(facts[0].data?.email, email);
+    assert.equal(facts[0].data?.password_hash, undefined);
+    assert.ok(!JSON.stringify(facts[0]).includes(password));
+    alice = { id, email, password, token: "" };
+  });
+
+  await t.step("login: one fact with the user as actor", async () => {
+    const facts = await factsOf(system, async () => {
+      alice.token = await system.login(alice.email, alice.password);
+    });
+    assert.equal(facts.length, 1);
+    assertFact(facts[0], {
+      subject: "facts.catalog.user.logged-in",
+      actor: alice,
+      resource: { type: "user", id: alice.id },
+    });
+  });
+
+  await t.step("a failed login and reads leave no fact", async () => {
+    const facts = await factsOf(system, async () => {
+      await system.call("POST", "/v1/auth/login", {
+        body: { email: alice.email, password: "wrong password" },
+        headers: { "Content-Type": "application/json" },
+      });
+      await system.call("GET", `/v1/users/${alice.id}`, { token: alice.token });
+      await system.call("GET", "/v1/events");
+    });
+    assert.deepEqual(facts, []);
+  });
+
+  await t.step("user updated (a new password never travels)", async () => {
+    const facts = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("PATCH", `/v1/users/${alice.id}`, {
+          token: alice.token,
+          body: {
+            data: {
+              type: "user",
+              id: alice.id,
+              attributes: { password: "another facts password", "first-name": "Alice" },
+            },
+          },
+        }),
+        200,
+      );
+    });
+    assert.equal(facts.length, 1);
+    assertFact(facts[0], {
+      subject: "facts.catalog.user.updated",
+      actor: alice,
+      resource: { type: "user", id: alice.id },
+    });
+    assert.equal(facts[0].data?.first_name, "Alice");
+  });
+
+  await t.step("event-topic created, updated, deleted by the admin", async () => {
+    const created = await factsOf(system, async () => {
+      topicId = await system.createTopic("Fact topic");
+    });
+    assert.equal(created.length, 1);
+    assertFact(created[0], {
+      subject: "facts.catalog.event-topic.created",
+      actor: admin,
+      resource: { type: "event-topic", id: topicId },
+    });
+    assert.equal(created[0].data?.slug, "fact-topic");
+    const updated = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("PATCH", `/v1/event-topics/${topicId}`, {
+          token: admin.token,
+          body: {
+            data: { type: "event-topic", id: topicId, attributes: { name: "Fact topic 2" } },
+          },
+        }),
+        200,
+      );
+    });
+    assert.equal(updated.length, 1);
+    assertFact(updated[0], {
+      subject: "facts.catalog.event-topic.updated",
+      actor: admin,
+      resource: { type: "event-topic", id: topicId },
+    });
+    assert.equal(updated[0].data?.name, "Fact topic 2");
+  });
+
+  await t.step("event created: one event fact and one owner-role fact", async () => {
+    const facts = await factsOf(system, async () => {
+      eventId = (await system.createEvent(alice.token)).id;
+    });
+    const events = facts.filter((f) => f.type === "event");
+    assert.equal(events.length, 1);
+    assertFact(events[0], {
+      subject: "facts.catalog.event.created",
+      actor: alice,
+      resource: { type: "event", id: eventId },
+    });
+    const others = facts.filter((f) => f.type !== "event");
+    assert.equal(others.length, 1);
+    assert.equal(others[0].subject, "facts.catalog.users-events-role.created");
+    assert.equal(String(others[0].data?.event_id), eventId);
+    assert.equal(others[0].data?.role_name, "owner");
+  });
+
+  await t.step("event updated", async () => {
+    const facts = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("PATCH", `/v1/events/${eventId}`, {
+          token: alice.token,
+          body: { data: { type: "event", id: eventId, attributes: { state: "published" } } },
+        }),
+        200,
+      );
+    });
+    assert.equal(facts.length, 1);
+    assertFact(facts[0], {
+      subject: "facts.catalog.event.updated",
+      actor: alice,
+      resource: { type: "event", id: eventId },
+    });
+    assert.equal(facts[0].data?.state, "published");
+  });
+
+  await t.step("ticket created, updated, deleted", async () => {
+    const created = await factsOf(system, async () => {
+      ticketId = await system.createTicket(alice.token, eventId, { price: 12 });
+    });
+    assert.equal(created.length, 1);
+    assertFact(created[0], {
+      subject: "facts.catalog.ticket.created",
+      actor: alice,
+      resource: { type: "ticket", id: ticketId },
+    });
+    const updated = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("PATCH", `/v1/tickets/${ticketId}`, {
+          token: alice.token,
+          body: { data: { type: "ticket", id: ticketId, attributes: { quantity: 3 } } },
+        }),
+        200,
+      );
+    });
+    assert.equal(updated.length, 1);
+    assert.equal(updated[0].subject, "facts.catalog.ticket.updated");
+    assert.equal(updated[0].data?.quantity, 3);
+    const deleted = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/tickets/${ticketId}`, { token: alice.token }),
+        200,
+      );
+    });
+    assert.equal(deleted.length, 1);
+    assertFact(deleted[0], {
+      subject: "facts.catalog.ticket.deleted",
+      actor: alice,
+      resource: { type: "ticket", id: ticketId },
+    });
+  });
+
+  await t.step("role granted and revoked", async () => {
+    const bob = await system.signUp();
+    let grantId = "";
+    const granted = await factsOf(system, async () => {
+      grantId = await system.grantRole(alice.token, {
+        userId: bob.id,
+        eventId,
+        role: "coorganizer",
+      });
+    });
+    assert.equal(granted.length, 1);
+    assertFact(granted[0], {
+      subject: "facts.catalog.users-events-role.created",
+      actor: alice,
+      resource: { type: "users-events-role", id: grantId },
+    });
+    const revoked = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/users-events-roles/${grantId}`, { token: alice.token }),
+        200,
+      );
+    });
+    assert.equal(revoked.length, 1);
+    assertFact(revoked[0], {
+      subject: "facts.catalog.users-events-role.deleted",
+      actor: alice,
+      resource: { type: "users-events-role", id: grantId },
+    });
+  });
+
+  await t.step("event and topic deleted", async () => {
+    const event = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/events/${eventId}`, { token: alice.token }),
+        200,
+      );
+    });
+    assert.equal(event.length, 1);
+    assertFact(event[0], {
+      subject: "facts.catalog.event.deleted",
+      actor: alice,
+      resource: { type: "event", id: eventId },
+    });
+    const topic = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/event-topics/${topicId}`, { token: admin.token }),
+        200,
+      );
+    });
+    assert.equal(topic.length, 1);
+    assert.equal(topic[0].subject, "facts.catalog.event-topic.deleted");
+  });
+
+  await t.step("user deleted (by an admin, who is the actor)", async () => {
+    const facts = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/users/${alice.id}`, { token: admin.token }),
+        200,
+      );
+    });
+    assert.equal(facts.length, 1);
+    assertFact(facts[0], {
+      subject: "facts.catalog.user.deleted",
+      actor: admin,
+      resource: { type: "user", id: alice.id },
+    });
+  });
+
+  await t.step("the outbox is drained and every fact id is unique", async () => {
+    const all = await system.readFacts();
+    const [{ count }] = await system.sql`select count(*)::int as count from outbox`;
+    assert.equal(count, 0);
+    assert.equal(new Set(all.map((f) => f.id)).size, all.length);
+    for (const fact of all) assert.ok(fact.subject.startsWith("facts.catalog."));
+  });
+});

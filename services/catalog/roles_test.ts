@@ -1,0 +1,328 @@
+import assert from "node:assert/strict";
+import {
+  type EventCast,
+  expectError,
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+} from "../../testing/system.ts";
+
+function grantBody(userId: string, eventId: string, role: string) {
+  return {
+    data: {
+      type: "users-events-role",
+      relationships: {
+        user: { data: { type: "user", id: userId } },
+        event: { data: { type: "event", id: eventId } },
+        role: { data: { type: "role", id: role } },
+      },
+    },
+  };
+}
+
+async function grant(
+  system: TestSystem,
+  token: string | undefined,
+  userId: string,
+  eventId: string,
+  role: string,
+) {
+  return await system.call("POST", "/v1/users-events-roles", {
+    token,
+    body: grantBody(userId, eventId, role),
+  });
+}
+
+async function grantCount(system: TestSystem, eventId: string, role?: string): Promise<number> {
+  const [{ count }] = await system.sql`select count(*)::int as count from users_events_roles
+    where event_id = ${eventId} and (${role ?? null}::text is null or role_name = ${role ?? null})`;
+  return count;
+}
+
+Deno.test("[catalog] GET /v1/roles lists the three event roles", async (t) => {
+  await using system = await startTestSystem();
+
+  await t.step("the list, for anyone", async () => {
+    const reply = await system.call("GET", "/v1/roles");
+    expectStatus(reply, 200);
+    const byId = Object.fromEntries(
+      reply.body.data.map((r: { id: string; type: string; attributes: unknown }) => [r.id, r]),
+    );
+    assert.deepEqual(Object.keys(byId).sort(), ["coorganizer", "organizer", "owner"]);
+    assert.equal(byId.owner.type, "role");
+    assert.equal(byId.owner.attributes.name, "owner");
+    assert.equal(typeof byId.owner.attributes["title-name"], "string");
+    assert.equal(reply.body.meta.count, 3);
+  });
+
+  await t.step("one role by name; an unknown one is 404; roles are read-only", async () => {
+    const reply = await system.call("GET", "/v1/roles/coorganizer");
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.id, "coorganizer");
+    expectError(await system.call("GET", "/v1/roles/superuser"), 404);
+    const post = await system.call("POST", "/v1/roles", {
+      token: system.admin.token,
+      body: { data: { type: "role", attributes: { name: "x", "title-name": "X" } } },
+    });
+    expectError(post, 405);
+  });
+});
+
+Deno.test("[catalog] POST /v1/users-events-roles grants roles by level", async (t) => {
+  await using system = await startTestSystem();
+  const cast: EventCast = await system.eventWithCast();
+  const eventId = cast.event.id;
+
+  await t.step("organizer grants coorganizer (201 with Location)", async () => {
+    const newcomer = await system.signUp();
+    const reply = await grant(system, cast.organizer.token, newcomer.id, eventId, "coorganizer");
+    expectStatus(reply, 201);
+    const id = reply.body.data.id;
+    assert.equal(reply.headers.get("Location"), `/v1/users-events-roles/${id}`);
+    assert.equal(reply.body.data.type, "users-events-role");
+    assert.deepEqual(reply.body.data.relationships.role.data, { type: "role", id: "coorganizer" });
+    assert.deepEqual(reply.body.data.relationships.user.data, { type: "user", id: newcomer.id });
+    assert.deepEqual(reply.body.data.relationships.event.data, { type: "event", id: eventId });
+    // The new co-organizer sees the draft on the next request.
+    expectStatus(await system.call("GET", `/v1/events/${eventId}`, { token: newcomer.token }), 200);
+  });
+
+  await t.step("anonymous POST is 401, whatever the event's state", async () => {
+    const target = await system.signUp();
+    const published = await system.createEvent(cast.owner.token, {
+      attributes: { state: "published" },
+    });
+    const before = await grantCount(system, eventId);
+    for (const id of [published.id, eventId]) {
+      expectError(await grant(system, undefined, target.id, id, "coorganizer"), 401, {}, id);
+    }
+    assert.equal(await grantCount(system, eventId), before, "nothing was granted");
+  });
+
+  await t.step("coorganizer and stranger cannot grant", async () => {
+    const target = await system.signUp();
+    const before = await grantCount(system, eventId);
+    expectError(
+      await grant(system, cast.coorganizer.token, target.id, eventId, "coorganizer"),
+      403,
+    );
+    expectError(
+      await grant(system, cast.coorganizer.token, cast.coorganizer.id, eventId, "organizer"),
+      403,
+    );
+    const strangerAnswer = await grant(
+      system,
+      cast.stranger.token,
+      cast.stranger.id,
+      eventId,
+      "owner",
+    );
+    // The draft is invisible to the stranger: refused either way, never granted.
+    assert.ok([403, 422].includes(strangerAnswer.status), `stranger: ${strangerAnswer.status}`);
+    assert.equal(await grantCount(system, eventId), before);
+  });
+
+  await t.step("only an owner or an admin grants owner", async () => {
+    const target = await system.signUp();
+    expectError(await grant(system, cast.organizer.token, target.id, eventId, "owner"), 403);
+    expectError(
+      await grant(system, cast.organizer.token, cast.organizer.id, eventId, "owner"),
+      403,
+    );
+    assert.equal(await grantCount(system, eventId, "owner"), 1);
+    expectStatus(await grant(system, cast.owner.token, target.id, eventId, "owner"), 201);
+    const another = await system.signUp();
+    expectStatus(await grant(system, system.admin.token, another.id, eventId, "owner"), 201);
+    assert.equal(await grantCount(system, eventId, "owner"), 3);
+  });
+
+  await t.step("a duplicate grant is 409", async () => {
+    const before = await grantCount(system, eventId);
+    expectError(
+      await grant(system, cast.owner.token, cast.coorganizer.id, eventId, "coorganizer"),
+      409,
+    );
+    assert.equal(await grantCount(system, eventId), before);
+  });
+
+  await t.step("unknown role, user or event is 422; wrong types are 409", async () => {
+    expectError(
+      await grant(system, cast.owner.token, cast.stranger.id, eventId, "superuser"),
+      422,
+      { pointer: "/data/relationships/role" },
+    );
+    expectError(
+      await grant(system, cast.owner.token, "987654321", eventId, "coorganizer"),
+      422,
+      { pointer: "/data/relationships/user" },
+    );
+    expectError(
+      await grant(system, cast.owner.token, cast.stranger.id, "987654321", "coorganizer"),
+      422,
+      { pointer: "/data/relationships/event" },
+    );
+    const body = grantBody(cast.stranger.id, eventId, "coorganizer");
+    body.data.relationships.user.data.type = "event";
+    expectError(
+      await system.call("POST", "/v1/users-events-roles", { token: cast.owner.token, body }),
+      409,
+    );
+    const missing = grantBody(cast.stranger.id, eventId, "coorganizer") as {
+      data: { relationships: Record<string, unknown> };
+    };
+    delete missing.data.relationships.role;
+    expectError(
+      await system.call("POST", "/v1/users-events-roles", {
+        token: cast.owner.token,
+        body: missing,
+      }),
+      422,
+      { pointer: "/data/relationships/role" },
+    );
+  });
+});
+
+Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", async (t) => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast();
+  const eventId = cast.event.id;
+
+  await t.step("GET: the event's co-organizers, the user it names, admins", async () => {
+    const path = `/v1/users-events-roles/${cast.grants.organizer}`;
+    expectError(await system.call("GET", path), 401);
+    expectError(await system.call("GET", path, { token: cast.stranger.token }), 403);
+    for (const token of [cast.coorganizer.token, cast.organizer.token, cast.owner.token]) {
+      expectStatus(await system.call("GET", path, { token }), 200);
+    }
+    expectStatus(await system.call("GET", path, { token: system.admin.token }), 200);
+    const withIncludes = await system.call("GET", `${path}?include=user,role,event`, {
+      token: cast.owner.token,
+    });
+    expectStatus(withIncludes, 200);
+    const types = withIncludes.body.included.map((r: { type: string }) => r.type).sort();
+    assert.deepEqual(types, ["event", "role", "user"]);
+    const user = withIncludes.body.included.find((r: { type: string }) => r.type === "user");
+    assert.equal(user.attributes.email, undefined, "another user's email leaks");
+  });
+
+  await t.step("related and relationship routes resolve", async () => {
+    const base = `/v1/users-events-roles/${cast.grants.coorganizer}`;
+    const token = cast.owner.token;
+    for (
+      const [rel, id] of [["user", cast.coorganizer.id], ["event", eventId], [
+        "role",
+        "coorganizer",
+      ]]
+    ) {
+      const related = await system.call("GET", `${base}/${rel}`, { token });
+      expectStatus(related, 200, rel);
+      assert.equal(related.body.data.id, id);
+      const linkage = await system.call("GET", `${base}/relationships/${rel}`, { token });
+      expectStatus(linkage, 200, rel);
+      assert.equal(linkage.body.data.id, id);
+    }
+  });
+
+  await t.step("GET /v1/events/{id}/users-events-roles lists the event's people", async () => {
+    const reply = await system.call(
+      "GET",
+      `/v1/events/${eventId}/users-events-roles?include=user,role`,
+      { token: cast.coorganizer.token },
+    );
+    expectStatus(reply, 200);
+    assert.equal(reply.body.meta.count, 3);
+    const roles = reply.body.data.map((g: { relationships: { role: { data: { id: string } } } }) =>
+      g.relationships.role.data.id
+    ).sort();
+    assert.deepEqual(roles, ["coorganizer", "organizer", "owner"]);
+    assert.ok(!reply.text.includes(cast.owner.email), "emails of other users leak");
+  });
+
+  await t.step("a user sees their own events and roles", async () => {
+    const events = await system.call("GET", `/v1/users/${cast.coorganizer.id}/events`, {
+      token: cast.coorganizer.token,
+    });
+    expectStatus(events, 200);
+    assert.deepEqual(events.body.data.map((e: { id: string }) => e.id), [eventId]);
+    const grants = await system.call("GET", `/v1/users/${cast.coorganizer.id}/users-events-roles`, {
+      token: cast.coorganizer.token,
+    });
+    expectStatus(grants, 200);
+    assert.deepEqual(grants.body.data.map((g: { id: string }) => g.id), [cast.grants.coorganizer]);
+    expectError(
+      await system.call("GET", `/v1/users/${cast.coorganizer.id}/events`, {
+        token: cast.stranger.token,
+      }),
+      403,
+    );
+  });
+
+  await t.step("DELETE: coorganizer 403, organizer revokes a coorganizer", async () => {
+    const path = `/v1/users-events-roles/${cast.grants.coorganizer}`;
+    expectError(await system.call("DELETE", path), 401);
+    expectError(
+      await system.call("DELETE", `/v1/users-events-roles/${cast.grants.organizer}`, {
+        token: cast.coorganizer.token,
+      }),
+      403,
+    );
+    expectError(await system.call("DELETE", path, { token: cast.stranger.token }), 403);
+    const reply = await system.call("DELETE", path, { token: cast.organizer.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.meta, { message: "Object successfully deleted" });
+    expectError(await system.call("GET", path, { token: cast.owner.token }), 404);
+  });
+
+  await t.step("an organizer cannot revoke an owner", async () => {
+    expectError(
+      await system.call("DELETE", `/v1/users-events-roles/${cast.grants.owner}`, {
+        token: cast.organizer.token,
+      }),
+      403,
+    );
+    assert.equal(await grantCount(system, eventId, "owner"), 1);
+  });
+
+  await t.step("the last owner cannot be removed (409), by anyone", async () => {
+    const path = `/v1/users-events-roles/${cast.grants.owner}`;
+    for (const token of [cast.owner.token, system.admin.token]) {
+      expectError(await system.call("DELETE", path, { token }), 409);
+      expectError(
+        await system.call("PATCH", path, {
+          token,
+          body: {
+            data: {
+              type: "users-events-role",
+              id: cast.grants.owner,
+              relationships: { role: { data: { type: "role", id: "organizer" } } },
+            },
+          },
+        }),
+        409,
+      );
+    }
+    assert.equal(await grantCount(system, eventId, "owner"), 1);
+  });
+
+  await t.step("with a second owner, the first can go; then the second is the last", async () => {
+    const second = await grant(system, cast.owner.token, cast.organizer.id, eventId, "owner");
+    expectStatus(second, 201);
+    expectStatus(
+      await system.call("DELETE", `/v1/users-events-roles/${cast.grants.owner}`, {
+        token: cast.owner.token,
+      }),
+      200,
+    );
+    expectError(
+      await system.call("DELETE", `/v1/users-events-roles/${second.body.data.id}`, {
+        token: cast.organizer.token,
+      }),
+      409,
+    );
+    // The former owner lost access on the very next request.
+    expectError(
+      await system.call("GET", `/v1/events/${eventId}`, { token: cast.owner.token }),
+      404,
+    );
+  });
+});

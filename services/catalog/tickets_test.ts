@@ -1,0 +1,316 @@
+import assert from "node:assert/strict";
+import {
+  type EventCast,
+  expectError,
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+} from "../../testing/system.ts";
+
+type Who = "anonymous" | "stranger" | "coorganizer" | "organizer" | "owner" | "admin";
+const everyone: Who[] = ["anonymous", "stranger", "coorganizer", "organizer", "owner", "admin"];
+
+function tokenOf(system: TestSystem, cast: EventCast, who: Who): string | undefined {
+  if (who === "anonymous") return undefined;
+  if (who === "admin") return system.admin.token;
+  return cast[who].token;
+}
+
+function ticketBody(
+  eventId: string | undefined,
+  attributes: Record<string, unknown>,
+  id?: string,
+) {
+  return {
+    data: {
+      type: "ticket",
+      ...(id && { id }),
+      attributes,
+      ...(eventId && { relationships: { event: { data: { type: "event", id: eventId } } } }),
+    },
+  };
+}
+
+async function ticketCount(system: TestSystem): Promise<number> {
+  return (await system.sql`select count(*)::int as count from tickets`)[0].count;
+}
+
+Deno.test("[catalog] /v1/tickets are managed by the event's co-organizers", async (t) => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const tickets: Partial<Record<Who, string>> = {};
+
+  await t.step("POST: anonymous 401, stranger 403, co-organizer and up 201", async () => {
+    for (const who of everyone) {
+      const reply = await system.call("POST", "/v1/tickets", {
+        token: tokenOf(system, cast, who),
+        body: ticketBody(eventId, { name: `By ${who}`, type: "paid", price: 25, quantity: 50 }),
+      });
+      const expected = who === "anonymous" ? 401 : who === "stranger" ? 403 : 201;
+      expectStatus(reply, expected, who);
+      if (expected === 201) {
+        tickets[who] = reply.body.data.id;
+        assert.equal(reply.headers.get("Location"), `/v1/tickets/${reply.body.data.id}`);
+        assert.equal(reply.body.data.attributes.price, 25);
+        assert.deepEqual(reply.body.data.relationships.event.data, { type: "event", id: eventId });
+      }
+    }
+    const [{ count }] = await system.sql`select count(*)::int as count from tickets
+      where name in ('By anonymous', 'By stranger')`;
+    assert.equal(count, 0);
+  });
+
+  await t.step("anonymous POST is 401, also for a draft event", async () => {
+    const draft = await system.createEvent(cast.owner.token);
+    for (const id of [eventId, draft.id]) {
+      expectError(
+        await system.call("POST", "/v1/tickets", {
+          body: ticketBody(id, { name: "Anonymous", type: "free" }),
+        }),
+        401,
+        {},
+        `event ${id}`,
+      );
+    }
+  });
+
+  await t.step("GET/PATCH/DELETE /v1/tickets/{id}: co-organizers and admins only", async () => {
+    const id = tickets.owner!;
+    for (const who of everyone) {
+      const expected = who === "anonymous" ? 401 : who === "stranger" ? 403 : 200;
+      const token = tokenOf(system, cast, who);
+      expectStatus(await system.call("GET", `/v1/tickets/${id}`, { token }), expected, who);
+      expectStatus(await system.call("GET", `/v1/tickets/${id}/event`, { token }), expected, who);
+      expectStatus(
+        await system.call("GET", `/v1/tickets/${id}/relationships/event`, { token }),
+        expected,
+        who,
+      );
+      expectStatus(
+        await system.call("PATCH", `/v1/tickets/${id}`, {
+          token,
+          body: ticketBody(undefined, { description: `by ${who}` }, id),
+        }),
+        expected,
+        who,
+      );
+    }
+    const [row] = await system.sql`select description from tickets where id = ${id}`;
+    assert.equal(row.description, "by admin");
+    for (const who of everyone) {
+      const target = tickets[who as keyof typeof tickets] ?? tickets.owner!;
+      const expected = who === "anonymous" ? 401 : who === "stranger" ? 403 : 200;
+      expectStatus(
+        await system.call("DELETE", `/v1/tickets/${target}`, {
+          token: tokenOf(system, cast, who),
+        }),
+        expected,
+        who,
+      );
+    }
+  });
+
+  await t.step("GET /v1/events/{id}/tickets is public for published events", async () => {
+    const live = await system.createTicket(cast.owner.token, eventId, { name: "Live" });
+    for (const who of everyone) {
+      const reply = await system.call("GET", `/v1/events/${eventId}/tickets`, {
+        token: tokenOf(system, cast, who),
+      });
+      expectStatus(reply, 200, who);
+      assert.deepEqual(reply.body.data.map((ticket: { id: string }) => ticket.id), [live], who);
+    }
+  });
+
+  await t.step("a draft's tickets are hidden from anonymous and unrelated users", async () => {
+    const draft = await system.createEvent(cast.owner.token);
+    await system.createTicket(cast.owner.token, draft.id);
+    expectError(await system.call("GET", `/v1/events/${draft.id}/tickets`), 404);
+    expectError(
+      await system.call("GET", `/v1/events/${draft.id}/tickets`, { token: cast.stranger.token }),
+      404,
+    );
+    expectStatus(
+      await system.call("GET", `/v1/events/${draft.id}/tickets`, { token: cast.owner.token }),
+      200,
+    );
+  });
+
+  await t.step("a co-organizer of another event cannot touch this event's tickets", async () => {
+    const elsewhere = await system.createEvent(cast.stranger.token);
+    assert.ok(elsewhere.id);
+    const id = await system.createTicket(cast.owner.token, eventId, { name: "Guarded" });
+    const token = cast.stranger.token;
+    expectError(await system.call("GET", `/v1/tickets/${id}`, { token }), 403);
+    expectError(
+      await system.call("PATCH", `/v1/tickets/${id}`, {
+        token,
+        body: ticketBody(undefined, { price: 1 }, id),
+      }),
+      403,
+    );
+    expectError(
+      await system.call("PATCH", `/v1/tickets/${id}`, {
+        token: cast.owner.token,
+        body: ticketBody(elsewhere.id, { name: "Moved" }, id),
+      }),
+      422,
+      { pointer: "/data/relationships/event" },
+    );
+  });
+});
+
+Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const token = owner.token;
+
+  await t.step("price is 0 if and only if the ticket is free (422)", async () => {
+    const before = await ticketCount(system);
+    for (
+      const attributes of [
+        { type: "free", price: 10 },
+        { type: "paid", price: 0 },
+        { type: "paid" },
+        { type: "donation", price: 0 },
+      ]
+    ) {
+      expectError(
+        await system.call("POST", "/v1/tickets", {
+          token,
+          body: ticketBody(event.id, { name: "Bad", ...attributes }),
+        }),
+        422,
+        { pointer: "/data/attributes/price" },
+        JSON.stringify(attributes),
+      );
+    }
+    assert.equal(await ticketCount(system), before);
+    expectStatus(
+      await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, { name: "Free", type: "free" }),
+      }),
+      201,
+    );
+  });
+
+  await t.step('price as the string "100" is accepted', async () => {
+    const reply = await system.call("POST", "/v1/tickets", {
+      token,
+      body: ticketBody(event.id, { name: "String price", type: "paid", price: "100" }),
+    });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes.price, 100);
+    const decimals = await system.call("POST", "/v1/tickets", {
+      token,
+      body: ticketBody(event.id, { name: "Decimal price", type: "paid", price: "12.50" }),
+    });
+    expectStatus(decimals, 201);
+    assert.equal(decimals.body.data.attributes.price, 12.5);
+  });
+
+  await t.step("bad prices and quantities are 422", async () => {
+    for (
+      const [name, value] of [
+        ["price", -1],
+        ["price", "-1"],
+        ["price", "1e3"],
+        ["price", "12.345"],
+        ["price", 1e20],
+        ["price", "abc"],
+        ["price", true],
+        ["quantity", -1],
+        ["quantity", 1.5],
+        ["quantity", 1e20],
+        ["quantity", "10"],
+      ] as const
+    ) {
+      expectError(
+        await system.call("POST", "/v1/tickets", {
+          token,
+          body: ticketBody(event.id, { name: "Bad", type: "paid", price: 5, [name]: value }),
+        }),
+        422,
+        { pointer: `/data/attributes/${name}` },
+        `${name}=${JSON.stringify(value)}`,
+      );
+    }
+  });
+
+  await t.step("the event is required and must exist (422)", async () => {
+    expectError(
+      await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(undefined, { name: "Orphan", type: "free" }),
+      }),
+      422,
+      { pointer: "/data/relationships/event" },
+    );
+    expectError(
+      await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody("987654321", { name: "Orphan", type: "free" }),
+      }),
+      422,
+      { pointer: "/data/relationships/event" },
+    );
+  });
+
+  await t.step("the sales window must be in order (422)", async () => {
+    expectError(
+      await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, {
+          name: "Window",
+          type: "free",
+          "sales-starts-at": "2031-01-02T00:00:00Z",
+          "sales-ends-at": "2031-01-01T00:00:00Z",
+        }),
+      }),
+      422,
+      { pointer: "/data/attributes/sales-ends-at" },
+    );
+  });
+
+  await t.step("PATCH checks the merged state and changes only the keys sent", async () => {
+    const id = await system.createTicket(token, event.id, {
+      name: "Merge",
+      type: "paid",
+      price: 30,
+      quantity: 7,
+    });
+    expectError(
+      await system.call("PATCH", `/v1/tickets/${id}`, {
+        token,
+        body: ticketBody(undefined, { type: "free" }, id),
+      }),
+      422,
+      { pointer: "/data/attributes/price" },
+    );
+    expectError(
+      await system.call("PATCH", `/v1/tickets/${id}`, {
+        token,
+        body: ticketBody(undefined, { price: 0 }, id),
+      }),
+      422,
+      { pointer: "/data/attributes/price" },
+    );
+    const reply = await system.call("PATCH", `/v1/tickets/${id}`, {
+      token,
+      body: ticketBody(undefined, { name: "Merged" }, id),
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes.name, "Merged");
+    assert.equal(reply.body.data.attributes.price, 30);
+    assert.equal(reply.body.data.attributes.quantity, 7);
+    assert.equal(reply.body.data.attributes.type, "paid");
+    const free = await system.call("PATCH", `/v1/tickets/${id}`, {
+      token,
+      body: ticketBody(undefined, { type: "free", price: 0 }, id),
+    });
+    expectStatus(free, 200);
+    assert.equal(free.body.data.attributes.price, 0);
+  });
+});

@@ -1,0 +1,323 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus, startTestSystem } from "../../testing/system.ts";
+
+function topicBody(attributes: Record<string, unknown>, id?: string) {
+  return { data: { type: "event-topic", ...(id && { id }), attributes } };
+}
+
+function subTopicBody(name: string, topicId?: string, id?: string) {
+  return {
+    data: {
+      type: "event-sub-topic",
+      ...(id && { id }),
+      attributes: { name },
+      ...(topicId && {
+        relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
+      }),
+    },
+  };
+}
+
+Deno.test("[catalog] /v1/event-topics: public reads, admin writes, slugs", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const admin = system.admin.token;
+  let topicId = "";
+
+  await t.step("POST: anonymous 401, user 403, admin 201 with a slug from the name", async () => {
+    const body = topicBody({
+      name: "Science & Tech!",
+      "system-image-url": "https://example.test/a.png",
+    });
+    expectError(await system.call("POST", "/v1/event-topics", { body }), 401);
+    expectError(await system.call("POST", "/v1/event-topics", { token: user.token, body }), 403);
+    const [{ count }] = await system.sql`select count(*)::int as count from event_topics`;
+    assert.equal(count, 0);
+    const reply = await system.call("POST", "/v1/event-topics", { token: admin, body });
+    expectStatus(reply, 201);
+    topicId = reply.body.data.id;
+    assert.equal(reply.headers.get("Location"), `/v1/event-topics/${topicId}`);
+    assert.equal(reply.body.data.attributes.slug, "science-tech");
+    assert.equal(reply.body.data.attributes["system-image-url"], "https://example.test/a.png");
+  });
+
+  await t.step("the slug is read-only", async () => {
+    const reply = await system.call("POST", "/v1/event-topics", {
+      token: admin,
+      body: topicBody({ name: "Music", slug: "not-music" }),
+    });
+    if (reply.status === 201) assert.equal(reply.body.data.attributes.slug, "music");
+    else expectError(reply, 422);
+  });
+
+  await t.step("a duplicate slug is 409, on POST and on PATCH", async () => {
+    expectError(
+      await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: "science  TECH" }),
+      }),
+      409,
+    );
+    const other = await system.createTopic("Other things");
+    expectError(
+      await system.call("PATCH", `/v1/event-topics/${other}`, {
+        token: admin,
+        body: topicBody({ name: "Science Tech" }, other),
+      }),
+      409,
+    );
+  });
+
+  await t.step("a bad image URL or an empty name is 422", async () => {
+    expectError(
+      await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: "Pics", "system-image-url": "javascript:alert(1)" }),
+      }),
+      422,
+      { pointer: "/data/attributes/system-image-url" },
+    );
+    expectError(
+      await system.call("POST", "/v1/event-topics", { token: admin, body: topicBody({}) }),
+      422,
+      { pointer: "/data/attributes/name" },
+    );
+    expectError(
+      await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: "!!!" }),
+      }),
+      422,
+      { pointer: "/data/attributes/name" },
+    );
+  });
+
+  await t.step("GET is public", async () => {
+    for (const token of [undefined, user.token, admin]) {
+      expectStatus(await system.call("GET", `/v1/event-topics/${topicId}`, { token }), 200);
+      const list = await system.call("GET", "/v1/event-topics", { token });
+      expectStatus(list, 200);
+      assert.ok(list.body.data.some((topic: { id: string }) => topic.id === topicId));
+    }
+  });
+
+  await t.step("PATCH: user 403, admin 200 and only the keys sent change", async () => {
+    const body = topicBody({ name: "Science and Technology" }, topicId);
+    expectError(await system.call("PATCH", `/v1/event-topics/${topicId}`, { body }), 401);
+    expectError(
+      await system.call("PATCH", `/v1/event-topics/${topicId}`, { token: user.token, body }),
+      403,
+    );
+    const reply = await system.call("PATCH", `/v1/event-topics/${topicId}`, { token: admin, body });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes.slug, "science-and-technology");
+    assert.equal(reply.body.data.attributes["system-image-url"], "https://example.test/a.png");
+  });
+
+  await t.step("DELETE: user 403; admin soft-deletes and the topic disappears", async () => {
+    const doomed = await system.createTopic("Doomed");
+    expectError(await system.call("DELETE", `/v1/event-topics/${doomed}`), 401);
+    expectError(
+      await system.call("DELETE", `/v1/event-topics/${doomed}`, { token: user.token }),
+      403,
+    );
+    const reply = await system.call("DELETE", `/v1/event-topics/${doomed}`, { token: admin });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.meta, { message: "Object successfully deleted" });
+    expectError(await system.call("GET", `/v1/event-topics/${doomed}`), 404);
+    expectError(await system.call("GET", `/v1/event-topics/${doomed}`, { token: admin }), 404);
+    const list = await system.call("GET", "/v1/event-topics?page[size]=0");
+    assert.ok(!list.body.data.some((topic: { id: string }) => topic.id === doomed));
+    const [row] = await system.sql`select deleted_at from event_topics where id = ${doomed}`;
+    assert.notEqual(row.deleted_at, null);
+  });
+
+  await t.step("?get_trashed=true shows soft-deleted topics to admins only", async () => {
+    const [row] = await system.sql`select id from event_topics where slug = 'doomed'`;
+    const doomed = String(row.id);
+    const byAdmin = await system.call("GET", `/v1/event-topics/${doomed}?get_trashed=true`, {
+      token: admin,
+    });
+    expectStatus(byAdmin, 200);
+    assert.notEqual(byAdmin.body.data.attributes["deleted-at"], null);
+    const adminList = await system.call("GET", "/v1/event-topics?get_trashed=true&page[size]=0", {
+      token: admin,
+    });
+    assert.ok(adminList.body.data.some((topic: { id: string }) => topic.id === doomed));
+    for (const token of [undefined, user.token]) {
+      expectError(
+        await system.call("GET", `/v1/event-topics/${doomed}?get_trashed=true`, { token }),
+        404,
+      );
+      const list = await system.call("GET", "/v1/event-topics?get_trashed=true&page[size]=0", {
+        token,
+      });
+      expectStatus(list, 200);
+      assert.ok(!list.body.data.some((topic: { id: string }) => topic.id === doomed));
+    }
+  });
+
+  await t.step("a soft-deleted topic's slug can be used again", async () => {
+    expectStatus(
+      await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: "Doomed" }),
+      }),
+      201,
+    );
+  });
+
+  await t.step("?permanent=true: admin only, and the row is gone", async () => {
+    const gone = await system.createTopic("Gone for good");
+    expectError(
+      await system.call("DELETE", `/v1/event-topics/${gone}?permanent=true`, {
+        token: user.token,
+      }),
+      403,
+    );
+    expectStatus(
+      await system.call("DELETE", `/v1/event-topics/${gone}?permanent=true`, { token: admin }),
+      200,
+    );
+    assert.equal((await system.sql`select 1 from event_topics where id = ${gone}`).length, 0);
+  });
+});
+
+Deno.test("[catalog] /v1/event-sub-topics: admin writes under a topic", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const admin = system.admin.token;
+  const topicId = await system.createTopic("Science");
+  const otherTopic = await system.createTopic("Arts");
+  let subId = "";
+
+  await t.step("POST: user 403; admin 201; event-topic is required (422)", async () => {
+    const body = subTopicBody("Quantum Physics", topicId);
+    expectError(await system.call("POST", "/v1/event-sub-topics", { body }), 401);
+    expectError(
+      await system.call("POST", "/v1/event-sub-topics", { token: user.token, body }),
+      403,
+    );
+    expectError(
+      await system.call("POST", "/v1/event-sub-topics", {
+        token: admin,
+        body: subTopicBody("Orphan"),
+      }),
+      422,
+      { pointer: "/data/relationships/event-topic" },
+    );
+    expectError(
+      await system.call("POST", "/v1/event-sub-topics", {
+        token: admin,
+        body: subTopicBody("Orphan", "987654321"),
+      }),
+      422,
+      { pointer: "/data/relationships/event-topic" },
+    );
+    const reply = await system.call("POST", "/v1/event-sub-topics", { token: admin, body });
+    expectStatus(reply, 201);
+    subId = reply.body.data.id;
+    assert.equal(reply.headers.get("Location"), `/v1/event-sub-topics/${subId}`);
+    assert.equal(reply.body.data.attributes.slug, "quantum-physics");
+    assert.deepEqual(reply.body.data.relationships["event-topic"].data, {
+      type: "event-topic",
+      id: topicId,
+    });
+  });
+
+  await t.step("the same slug is 409 under one topic, fine under another", async () => {
+    expectError(
+      await system.call("POST", "/v1/event-sub-topics", {
+        token: admin,
+        body: subTopicBody("Quantum  physics", topicId),
+      }),
+      409,
+    );
+    expectStatus(
+      await system.call("POST", "/v1/event-sub-topics", {
+        token: admin,
+        body: subTopicBody("Quantum Physics", otherTopic),
+      }),
+      201,
+    );
+  });
+
+  await t.step("reads are public: by id, under the topic, its topic", async () => {
+    for (const token of [undefined, user.token]) {
+      expectStatus(await system.call("GET", `/v1/event-sub-topics/${subId}`, { token }), 200);
+      const list = await system.call("GET", `/v1/event-topics/${topicId}/event-sub-topics`, {
+        token,
+      });
+      expectStatus(list, 200);
+      assert.deepEqual(list.body.data.map((s: { id: string }) => s.id), [subId]);
+      const topic = await system.call("GET", `/v1/event-sub-topics/${subId}/event-topic`, {
+        token,
+      });
+      expectStatus(topic, 200);
+      assert.equal(topic.body.data.id, topicId);
+      const linkage = await system.call(
+        "GET",
+        `/v1/event-sub-topics/${subId}/relationships/event-topic`,
+        { token },
+      );
+      expectStatus(linkage, 200);
+      assert.deepEqual(linkage.body.data, { type: "event-topic", id: topicId });
+    }
+  });
+
+  await t.step("an event's sub-topic is reachable from the event", async () => {
+    const owner = await system.signUp();
+    const event = await system.createEvent(owner.token, {
+      attributes: { state: "published" },
+      relationships: {
+        "event-topic": { data: { type: "event-topic", id: topicId } },
+        "event-sub-topic": { data: { type: "event-sub-topic", id: subId } },
+      },
+    });
+    const reply = await system.call("GET", `/v1/events/${event.id}/event-sub-topic`);
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.id, subId);
+    const topic = await system.call("GET", `/v1/events/${event.id}/event-topic`);
+    expectStatus(topic, 200);
+    assert.equal(topic.body.data.id, topicId);
+  });
+
+  await t.step("PATCH and DELETE: user 403, admin 200", async () => {
+    const body = subTopicBody("Particle Physics", undefined, subId);
+    expectError(
+      await system.call("PATCH", `/v1/event-sub-topics/${subId}`, { token: user.token, body }),
+      403,
+    );
+    const reply = await system.call("PATCH", `/v1/event-sub-topics/${subId}`, {
+      token: admin,
+      body,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes.slug, "particle-physics");
+    assert.deepEqual(reply.body.data.relationships["event-topic"].data, {
+      type: "event-topic",
+      id: topicId,
+    });
+    expectError(
+      await system.call("DELETE", `/v1/event-sub-topics/${subId}`, { token: user.token }),
+      403,
+    );
+    expectStatus(
+      await system.call("DELETE", `/v1/event-sub-topics/${subId}`, { token: admin }),
+      200,
+    );
+    expectError(await system.call("GET", `/v1/event-sub-topics/${subId}`), 404);
+    const list = await system.call("GET", `/v1/event-topics/${topicId}/event-sub-topics`);
+    assert.deepEqual(list.body.data, []);
+  });
+
+  await t.step("a soft-deleted topic hides its sub-topics' routes", async () => {
+    const doomed = await system.createTopic("Doomed topic");
+    const child = await system.createSubTopic(doomed, "Child");
+    expectStatus(await system.call("DELETE", `/v1/event-topics/${doomed}`, { token: admin }), 200);
+    expectError(await system.call("GET", `/v1/event-topics/${doomed}/event-sub-topics`), 404);
+    // The child itself is not deleted, but its topic no longer resolves.
+    const parent = await system.call("GET", `/v1/event-sub-topics/${child}/event-topic`);
+    assert.ok(parent.status < 500, `GET its topic answered ${parent.status}`);
+  });
+});

@@ -1,0 +1,365 @@
+import assert from "node:assert/strict";
+import {
+  type CallResult,
+  expectError,
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+} from "../../testing/system.ts";
+
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+function userBody(attributes: Record<string, unknown>) {
+  return { data: { type: "user", attributes } };
+}
+
+function uniqueEmail(tag: string): string {
+  return `${tag}-${crypto.randomUUID().slice(0, 8)}@example.test`;
+}
+
+/** No answer may carry a password or its hash, under any name. */
+function assertNoPassword(result: CallResult, password?: string) {
+  assert.doesNotMatch(result.text, /password/i, "a response mentions a password");
+  assert.doesNotMatch(result.text, /pbkdf2/i, "a response carries a password hash");
+  if (password) assert.ok(!result.text.includes(password), "a response carries the password");
+}
+
+async function login(system: TestSystem, path: string, body: unknown) {
+  return await system.call("POST", path, { body, headers: JSON_HEADERS });
+}
+
+Deno.test("[catalog] POST /v1/users signs up and POST /v1/auth/login logs in", async (t) => {
+  await using system = await startTestSystem();
+  const email = uniqueEmail("Mixed.Case");
+  const password = "correct horse battery";
+  let userId = "";
+
+  await t.step("sign-up answers 201 with Location and no password", async () => {
+    const reply = await system.call("POST", "/v1/users", {
+      body: userBody({ email, password, "first-name": "Ada", "last-name": "Lovelace" }),
+    });
+    expectStatus(reply, 201);
+    userId = reply.body.data.id;
+    assert.equal(typeof userId, "string");
+    assert.equal(reply.body.data.type, "user");
+    assert.equal(reply.headers.get("Location"), `/v1/users/${userId}`);
+    assert.equal(reply.headers.get("Content-Type"), "application/vnd.api+json");
+    assert.equal(reply.body.data.attributes["first-name"], "Ada");
+    assert.equal(reply.body.data.attributes["is-admin"], false);
+    assertNoPassword(reply, password);
+    const [row] = await system.sql`select password_hash from users where id = ${userId}`;
+    assert.match(row.password_hash, /^pbkdf2-sha256\$/);
+    assert.ok(!row.password_hash.includes(password));
+  });
+
+  await t.step(
+    "a password shorter than 8 characters is 422 at /data/attributes/password",
+    async () => {
+      const other = uniqueEmail("short");
+      const reply = await system.call("POST", "/v1/users", {
+        body: userBody({ email: other, password: "1234567" }),
+      });
+      expectError(reply, 422, { pointer: "/data/attributes/password" });
+      assert.ok(!reply.text.includes("1234567"), "the error echoes the password");
+      const rows = await system.sql`select 1 from users where email = ${other}`;
+      assert.equal(rows.length, 0);
+    },
+  );
+
+  await t.step("a duplicate email, in any case, is 409", async () => {
+    for (const variant of [email, email.toLowerCase(), email.toUpperCase()]) {
+      const reply = await system.call("POST", "/v1/users", {
+        body: userBody({ email: variant, password: "another password" }),
+      });
+      expectError(reply, 409, {}, variant);
+    }
+    const [{ count }] = await system.sql`select count(*)::int as count from users
+      where lower(email) = lower(${email})`;
+    assert.equal(count, 1);
+  });
+
+  await t.step("login answers 200 with a token that works, on both paths", async () => {
+    for (const path of ["/v1/auth/login", "/v1/auth/session"]) {
+      const reply = await login(system, path, { email, password });
+      expectStatus(reply, 200, path);
+      assert.equal(typeof reply.body.access_token, "string");
+      assertNoPassword(reply, password);
+      const me = await system.call("GET", `/v1/users/${userId}`, {
+        token: reply.body.access_token,
+      });
+      expectStatus(me, 200);
+      assertNoPassword(me, password);
+      const bearer = await system.call("GET", `/v1/users/${userId}`, {
+        headers: { Authorization: `Bearer ${reply.body.access_token}` },
+      });
+      expectStatus(bearer, 200, "Bearer scheme");
+    }
+  });
+
+  await t.step("sign-up cannot make an admin", async () => {
+    const other = uniqueEmail("sneaky");
+    const reply = await system.call("POST", "/v1/users", {
+      body: userBody({
+        email: other,
+        password: "long enough",
+        "is-admin": true,
+        "is-super-admin": true,
+      }),
+    });
+    if (reply.status === 201) {
+      assert.equal(reply.body.data.attributes["is-admin"], false);
+      assert.equal(reply.body.data.attributes["is-super-admin"], false);
+    } else {
+      expectError(reply, reply.status === 403 ? 403 : 422);
+    }
+    const rows = await system.sql`select 1 from users where email = ${other}
+      and (is_admin or is_super_admin)`;
+    assert.equal(rows.length, 0);
+  });
+
+  await t.step("a bad or foreign token is 401 even on public routes", async () => {
+    const token = await system.login(email, password);
+    const [header, payload] = token.split(".");
+    for (
+      const authorization of [
+        "Basic dXNlcjpwYXNz",
+        "JWT",
+        "JWT not-a-token",
+        `JWT ${header}.${payload}.forged`,
+        `JWT ${token}x`,
+      ]
+    ) {
+      expectError(
+        await system.call("GET", "/v1/events", { headers: { Authorization: authorization } }),
+        401,
+        {},
+        authorization,
+      );
+    }
+  });
+
+  await t.step("login ignores the email's case", async () => {
+    const reply = await login(system, "/v1/auth/login", { email: email.toUpperCase(), password });
+    expectStatus(reply, 200);
+  });
+
+  await t.step("login accepts a JSON:API content type too", async () => {
+    const reply = await system.call("POST", "/v1/auth/login", { body: { email, password } });
+    expectStatus(reply, 200);
+  });
+
+  await t.step("a wrong password or an unknown email is 401", async () => {
+    expectError(await login(system, "/v1/auth/login", { email, password: "wrong password" }), 401);
+    expectError(
+      await login(system, "/v1/auth/session", { email, password: "wrong password" }),
+      401,
+    );
+    expectError(
+      await login(system, "/v1/auth/login", { email: uniqueEmail("nobody"), password }),
+      401,
+    );
+  });
+
+  await t.step("missing fields are 400 or 422, never 401 or 500", async () => {
+    for (const body of [{}, { email }, { password }, { email: "", password: "" }, { email: 1 }]) {
+      const reply = await login(system, "/v1/auth/login", body);
+      assert.ok([400, 422].includes(reply.status), `${JSON.stringify(body)}: ${reply.status}`);
+      expectError(reply, reply.status);
+    }
+  });
+
+  await t.step("PATCH changes only the keys sent", async () => {
+    const token = await system.login(email, password);
+    const reply = await system.call("PATCH", `/v1/users/${userId}`, {
+      token,
+      body: { data: { type: "user", id: userId, attributes: { "last-name": "Byron" } } },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["last-name"], "Byron");
+    assert.equal(reply.body.data.attributes["first-name"], "Ada");
+    assert.equal(reply.body.data.attributes.email, email);
+    // The password still works: it was not touched.
+    expectStatus(await login(system, "/v1/auth/login", { email, password }), 200);
+  });
+
+  await t.step("PATCH of the password changes the login and never echoes it", async () => {
+    const token = await system.login(email, password);
+    const newPassword = "a brand new password";
+    const reply = await system.call("PATCH", `/v1/users/${userId}`, {
+      token,
+      body: { data: { type: "user", id: userId, attributes: { password: newPassword } } },
+    });
+    expectStatus(reply, 200);
+    assertNoPassword(reply, newPassword);
+    expectError(await login(system, "/v1/auth/login", { email, password }), 401);
+    expectStatus(await login(system, "/v1/auth/login", { email, password: newPassword }), 200);
+  });
+});
+
+Deno.test("[catalog] /v1/users/{id} is for the user themselves or an admin", async (t) => {
+  await using system = await startTestSystem();
+  const alice = await system.signUp();
+  const bob = await system.signUp();
+  const { admin } = system;
+  const plainAdmin = await system.signUp();
+  await system.sql`update users set is_admin = true where id = ${plainAdmin.id}`;
+
+  await t.step("GET: self 200, another user 403, anonymous 401, admin 200", async () => {
+    expectStatus(await system.call("GET", `/v1/users/${alice.id}`, { token: alice.token }), 200);
+    expectError(await system.call("GET", `/v1/users/${alice.id}`, { token: bob.token }), 403);
+    expectError(await system.call("GET", `/v1/users/${alice.id}`), 401);
+    expectStatus(await system.call("GET", `/v1/users/${alice.id}`, { token: admin.token }), 200);
+    expectStatus(
+      await system.call("GET", `/v1/users/${alice.id}`, { token: plainAdmin.token }),
+      200,
+    );
+  });
+
+  await t.step("GET of an unknown user is 404 for an admin", async () => {
+    expectError(await system.call("GET", "/v1/users/987654321", { token: admin.token }), 404);
+  });
+
+  await t.step("PATCH: another user 403 and nothing changes; self and admin 200", async () => {
+    const body = (name: string) => ({
+      data: { type: "user", id: alice.id, attributes: { "first-name": name } },
+    });
+    expectError(
+      await system.call("PATCH", `/v1/users/${alice.id}`, { token: bob.token, body: body("Bob") }),
+      403,
+    );
+    expectError(await system.call("PATCH", `/v1/users/${alice.id}`, { body: body("Anon") }), 401);
+    const [row] = await system.sql`select first_name from users where id = ${alice.id}`;
+    assert.equal(row.first_name, null);
+    expectStatus(
+      await system.call("PATCH", `/v1/users/${alice.id}`, {
+        token: alice.token,
+        body: body("Alice"),
+      }),
+      200,
+    );
+    const byAdmin = await system.call("PATCH", `/v1/users/${alice.id}`, {
+      token: admin.token,
+      body: body("Alicia"),
+    });
+    expectStatus(byAdmin, 200);
+    assert.equal(byAdmin.body.data.attributes["first-name"], "Alicia");
+  });
+
+  await t.step("GET /v1/users: admins only", async () => {
+    expectError(await system.call("GET", "/v1/users"), 401);
+    expectError(await system.call("GET", "/v1/users", { token: alice.token }), 403);
+    const list = await system.call("GET", "/v1/users", { token: admin.token });
+    expectStatus(list, 200);
+    assert.ok(list.body.meta.count >= 4);
+    assertNoPassword(list);
+    expectStatus(await system.call("GET", "/v1/users", { token: plainAdmin.token }), 200);
+  });
+
+  await t.step("is-admin and is-super-admin are changed by super admins only", async () => {
+    for (const flag of ["is-admin", "is-super-admin"]) {
+      const body = { data: { type: "user", id: bob.id, attributes: { [flag]: true } } };
+      expectError(
+        await system.call("PATCH", `/v1/users/${bob.id}`, { token: bob.token, body }),
+        403,
+        { pointer: `/data/attributes/${flag}` },
+        `${flag} by self`,
+      );
+      expectError(
+        await system.call("PATCH", `/v1/users/${bob.id}`, { token: plainAdmin.token, body }),
+        403,
+        {},
+        `${flag} by a plain admin`,
+      );
+      const [row] = await system.sql`select is_admin, is_super_admin from users
+        where id = ${bob.id}`;
+      assert.deepEqual([row.is_admin, row.is_super_admin], [false, false]);
+    }
+    const reply = await system.call("PATCH", `/v1/users/${bob.id}`, {
+      token: admin.token,
+      body: { data: { type: "user", id: bob.id, attributes: { "is-admin": true } } },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["is-admin"], true);
+    assert.equal(reply.body.data.attributes["is-super-admin"], false);
+    // Takes effect on the next request: bob now lists users.
+    expectStatus(await system.call("GET", "/v1/users", { token: bob.token }), 200);
+    expectStatus(
+      await system.call("PATCH", `/v1/users/${bob.id}`, {
+        token: admin.token,
+        body: { data: { type: "user", id: bob.id, attributes: { "is-admin": false } } },
+      }),
+      200,
+    );
+    expectError(await system.call("GET", "/v1/users", { token: bob.token }), 403);
+  });
+
+  await t.step("PATCH to another user's email is 409", async () => {
+    const reply = await system.call("PATCH", `/v1/users/${alice.id}`, {
+      token: alice.token,
+      body: {
+        data: { type: "user", id: alice.id, attributes: { email: bob.email.toUpperCase() } },
+      },
+    });
+    expectError(reply, 409);
+  });
+
+  await t.step("DELETE: another user 403, self 200; the token then stops working", async () => {
+    const carol = await system.signUp();
+    expectError(await system.call("DELETE", `/v1/users/${carol.id}`, { token: alice.token }), 403);
+    expectError(await system.call("DELETE", `/v1/users/${carol.id}`), 401);
+    const reply = await system.call("DELETE", `/v1/users/${carol.id}`, { token: carol.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.meta, { message: "Object successfully deleted" });
+    expectError(await system.call("GET", `/v1/users/${carol.id}`, { token: carol.token }), 401);
+    expectError(await system.call("GET", "/v1/events", { token: carol.token }), 401);
+    expectError(
+      await system.call("POST", "/v1/events", {
+        token: carol.token,
+        body: {
+          data: {
+            type: "event",
+            attributes: {
+              name: "Ghost",
+              "starts-at": "2031-01-01T10:00:00Z",
+              "ends-at": "2031-01-01T11:00:00Z",
+            },
+          },
+        },
+      }),
+      401,
+    );
+    expectError(
+      await login(system, "/v1/auth/login", { email: carol.email, password: carol.password }),
+      401,
+    );
+  });
+
+  await t.step("DELETE by an admin; ?permanent=true is for admins only", async () => {
+    const dave = await system.signUp();
+    expectError(
+      await system.call("DELETE", `/v1/users/${dave.id}?permanent=true`, { token: dave.token }),
+      403,
+    );
+    assert.equal((await system.sql`select 1 from users where id = ${dave.id}`).length, 1);
+    expectStatus(
+      await system.call("DELETE", `/v1/users/${dave.id}?permanent=true`, { token: admin.token }),
+      200,
+    );
+    assert.equal((await system.sql`select 1 from users where id = ${dave.id}`).length, 0);
+    expectError(await system.call("GET", "/v1/events", { token: dave.token }), 401);
+  });
+
+  await t.step("a soft-deleted user's email can sign up again", async () => {
+    const erin = await system.signUp();
+    expectStatus(
+      await system.call("DELETE", `/v1/users/${erin.id}`, { token: erin.token }),
+      200,
+    );
+    expectStatus(
+      await system.call("POST", "/v1/users", {
+        body: userBody({ email: erin.email, password: "a fresh password" }),
+      }),
+      201,
+    );
+  });
+});
