@@ -9,7 +9,7 @@
  * onShutdown(log, async () => { await bus.close(); });
  * ```
  */
-import type { Logger } from "./log.ts";
+import { flushLogs, type Logger } from "./log.ts";
 
 export async function startOrExit<T>(
   log: Logger,
@@ -38,6 +38,7 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
       Deno.exit(1);
     }
     log.info("stopped");
+    flushLogs();
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
