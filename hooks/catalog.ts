@@ -358,7 +358,14 @@ function hasPlaceholder(transaction: Transaction): boolean {
   return header.includes("<");
 }
 
+/** Transactions of other blueprints are planned by their own hook files (hooks/audit.ts, ...). */
+function fromOtherBlueprint(transaction: Transaction): boolean {
+  const file = (transaction.origin as { filename?: string } | undefined)?.filename;
+  return !!file && !file.endsWith("catalog.apib");
+}
+
 hooks.beforeEach(async (transaction) => {
+  if (fromOtherBlueprint(transaction)) return;
   const plan = plans[transaction.name];
   if (!plan) {
     transaction.fail = `Cannot prepare "${transaction.name}": hooks/catalog.ts has no plan for it`;

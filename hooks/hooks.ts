@@ -194,6 +194,23 @@ export function createHooks(options: HookRegistryOptions = {}): HookRegistry {
       return data;
     }
     const transaction = data as Transaction;
+    // With several blueprints Dredd prefixes each name with its API's name ("Open Event API:
+    // audit > Activities > ..."); hook files use the names of their own blueprint, so hooks see
+    // the name without that prefix, and Dredd gets its own name back.
+    const fullName = transaction.name;
+    const apiName = (transaction.origin as { apiName?: string } | undefined)?.apiName;
+    if (apiName && fullName.startsWith(`${apiName} > `)) {
+      transaction.name = fullName.slice(apiName.length + 3);
+    }
+    try {
+      await runNamed(event, transaction);
+    } finally {
+      transaction.name = fullName;
+    }
+    return transaction;
+  }
+
+  async function runNamed(event: HookEvent, transaction: Transaction): Promise<void> {
     const name = transaction.name;
     switch (event) {
       case "beforeEach":
@@ -209,7 +226,6 @@ export function createHooks(options: HookRegistryOptions = {}): HookRegistry {
         await runEach("afterEach", afterEach, transaction);
         break;
     }
-    return transaction;
   }
 
   return {

@@ -13,7 +13,7 @@ import { startSystem } from "./start.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
 /** Other services' hook files join this list. */
-const HOOK_FILES = ["hooks/catalog.ts"];
+const HOOK_FILES = ["hooks/catalog.ts", "hooks/audit.ts", "hooks/payments.ts"];
 const DREDD = "npm:dredd@14.1.0";
 
 const root = new URL("../", import.meta.url);
@@ -165,6 +165,8 @@ async function main(): Promise<number> {
     DATABASE_URL: databaseUrl,
     // A per-service URL in the caller's environment would send the catalog elsewhere.
     CATALOG_DATABASE_URL: databaseUrl,
+    AUDIT_DATABASE_URL: databaseUrl,
+    PAYMENTS_DATABASE_URL: databaseUrl,
     NATS_URL: natsUrl,
     BUS_PREFIX: busPrefix,
     HOST: "127.0.0.1",
@@ -173,6 +175,13 @@ async function main(): Promise<number> {
     ADMIN_EMAIL: "dredd-admin@example.com",
     ADMIN_PASSWORD: randomSecret(),
     PASSWORD_ITERATIONS: "1000",
+    // Payments talks to a fake Stripe that hooks/payments.ts starts on this port: never the
+    // internet. The secrets are this run's own.
+    STRIPE_CONNECT_URL: `http://127.0.0.1:${freePort()}`,
+    STRIPE_SECRET_KEY: `sk_test_${randomSecret()}`,
+    STRIPE_CLIENT_ID: "ca_dredd",
+    STRIPE_WEBHOOK_SECRET: `whsec_${randomSecret()}`,
+    PAYMENTS_ENCRYPTION_KEY: randomSecret(),
   };
 
   const capture = new OutputCapture();

@@ -4,9 +4,11 @@
  * only after `handle` returns. `handle` must be idempotent on `fact.id`: a batch whose
  * acknowledgement was lost (a crash right after commit) is delivered again.
  *
- * A message that is not a valid fact is parked (copied to `<prefix>.parked.<subject>`, kept in
- * its own stream for people to inspect) and terminated, so it is neither lost nor retried
- * forever, and it never stops the facts behind it.
+ * A message that is not a valid fact (not JSON, not the fact schema, or a fact whose own
+ * `subject` is not the subject it arrived on) is parked (copied to `<prefix>.parked.<subject>`,
+ * kept in its own stream for people to inspect) and terminated, so it is neither lost nor retried
+ * forever, and it never stops the facts behind it. `handle` may also reject single facts it can
+ * never handle (say, values its database refuses): those are parked too and the rest are acked.
  *
  * @example
  * ```ts ignore
@@ -40,12 +42,17 @@ export interface FactConsumerOptions {
    * NATS 2.9 (our machines) does not know `filter_subjects`; use wildcards.
    */
   subject: string;
-  handle: (facts: Fact[]) => Promise<void>;
+  handle: (facts: Fact[]) => Promise<void | HandleResult>;
   log: Logger;
   /** Most facts per batch (default 500). */
   batchSize?: number;
   /** How long an unacknowledged batch waits before redelivery (default 30 s). */
   ackWaitMs?: number;
+}
+
+/** What `handle` may answer: facts that no retry can handle, parked instead of redelivered. */
+export interface HandleResult {
+  reject?: { id: string; reason: string }[];
 }
 
 export interface FactConsumer {
@@ -64,13 +71,24 @@ async function ensureParkedStream(bus: Bus): Promise<void> {
   }
 }
 
-function readFact(msg: JsMsg): Fact | undefined {
+const decoder = new TextDecoder();
+
+/** The fact in a message, or why it is not one. */
+function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
+  let raw: unknown;
   try {
-    const parsed = factSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
-    return parsed.success ? parsed.data : undefined;
+    raw = JSON.parse(decoder.decode(msg.data));
   } catch {
-    return undefined;
+    return { reason: "not JSON" };
   }
+  const parsed = factSchema.safeParse(raw);
+  if (!parsed.success) return { reason: "not a fact" };
+  // A fact on a subject other than its own was misrouted or forged: subscribers filter by
+  // subject, so accepting it would show it to the wrong ones.
+  if (bus.subject(parsed.data.subject) !== msg.subject) {
+    return { reason: "its subject differs from the one it arrived on" };
+  }
+  return { fact: parsed.data };
 }
 
 export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Promise<FactConsumer> {
@@ -96,12 +114,15 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
   const consumer = await js.consumers.get(stream, options.durable);
   const batchSize = options.batchSize ?? 500;
   let stopped = false;
+  // The fetch in progress: stop() ends its wait instead of sitting out `expires`.
+  let current: { stop(): void } | undefined;
 
-  async function park(msg: JsMsg): Promise<void> {
+  async function park(msg: JsMsg, reason: string): Promise<void> {
     const target = bus.subject(`parked.${msg.subject}`);
     await js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${stream}` });
     msg.term();
-    log.warn("parked a message that is not a valid fact", {
+    log.warn("parked a message", {
+      reason,
       subject: msg.subject,
       sequence: msg.info.streamSequence,
     });
@@ -109,19 +130,27 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
 
   async function runOnce(): Promise<void> {
     const messages = await consumer.fetch({ max_messages: batchSize, expires: 1000 });
+    current = messages;
     const batch: { msg: JsMsg; fact: Fact }[] = [];
     for await (const msg of messages) {
-      const fact = readFact(msg);
-      if (fact) batch.push({ msg, fact });
-      else await park(msg);
+      const read = readFact(bus, msg);
+      if ("fact" in read) batch.push({ msg, fact: read.fact });
+      else await park(msg, read.reason);
     }
     if (!batch.length) return;
+    let result: void | HandleResult;
     try {
-      await options.handle(batch.map((b) => b.fact));
-      for (const { msg } of batch) msg.ack();
+      result = await options.handle(batch.map((b) => b.fact));
     } catch (error) {
       log.error("cannot handle facts; they will be redelivered", { error, count: batch.length });
       for (const { msg } of batch) msg.nak(1000);
+      return;
+    }
+    const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
+    for (const { msg, fact } of batch) {
+      const reason = rejected.get(fact.id);
+      if (reason === undefined) msg.ack();
+      else await park(msg, `rejected by the handler: ${reason}`);
     }
   }
 
@@ -140,6 +169,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
   return {
     async stop() {
       stopped = true;
+      current?.stop();
       await loop;
     },
   };

@@ -104,3 +104,41 @@ Deno.test("[consumer] a failing batch is redelivered, a malformed message is par
     await deleteFactStream(b.bus);
   }
 });
+
+Deno.test("[consumer] misrouted facts and facts the handler rejects are parked, the rest acked", async () => {
+  await using b = await testBus();
+  await ensureFactStream(b.bus);
+  const js = jetstream(b.bus.nc);
+  try {
+    const handled: string[] = [];
+    const bad = fact(2);
+    const consumer = await consumeFacts(b.bus, {
+      durable: "demo",
+      subject: "facts.demo.>",
+      log: quiet,
+      handle: (batch) => {
+        handled.push(...batch.map((f) => f.resource.id));
+        return Promise.resolve({ reject: [{ id: bad.id, reason: "test" }] });
+      },
+    });
+    // Its own subject says thing.created: on thing.deleted it was misrouted.
+    await js.publish(b.bus.subject("facts.demo.thing.deleted"), JSON.stringify(fact(1)));
+    await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify(bad));
+    await js.publish(b.bus.subject("facts.demo.thing.created"), JSON.stringify(fact(3)));
+    const jsm = await jetstreamManager(b.bus.nc);
+    await until(() => handled.length === 2);
+    const stream = facts.stream(b.prefix);
+    let info = await jsm.consumers.info(stream, "demo");
+    for (let i = 0; i < 100 && (info.num_ack_pending > 0 || info.num_pending > 0); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      info = await jsm.consumers.info(stream, "demo");
+    }
+    await consumer.stop();
+    assert.deepEqual(handled, ["2", "3"]);
+    assert.equal(info.num_ack_pending, 0, "nothing left to redeliver");
+    const parked = await jsm.streams.info(facts.parkedStream(b.prefix));
+    assert.equal(parked.state.messages, 2);
+  } finally {
+    await deleteFactStream(b.bus);
+  }
+});

@@ -110,6 +110,78 @@ export const discounts = {
   resolve: resolveEndpoint("discounts"),
 } as const;
 
+const codeIdSchema = z.string().regex(/^[1-9]\d{0,17}$/, "must be a discount code id");
+const orderIdSchema = z.string().min(1).max(128);
+
+/** One order's hold on uses of one code. */
+export const reservationSchema = z.object({
+  orderId: z.string(),
+  codeId: z.string(),
+  /** Uses held: one use = one discounted ticket. */
+  quantity: z.number().int(),
+  state: z.enum(["reserved", "confirmed", "released"]),
+});
+export type Reservation = z.infer<typeof reservationSchema>;
+
+/** Every redemption call answers with the reservation and the code's counters after it. */
+export const redemptionAnswerSchema = z.object({
+  reservation: reservationSchema,
+  /** Held plus confirmed uses (the code's read-only `used-count`). */
+  usedCount: z.number().int(),
+  /** Uses left under `tickets-number`; null when the code is unlimited. */
+  remaining: z.number().int().nullable(),
+});
+export type RedemptionAnswer = z.infer<typeof redemptionAnswerSchema>;
+
+/** Who the fact of a redemption names as actor (the buyer); omitted or null: the system. */
+const redemptionActor = z.object({ id: z.string(), email: z.string() }).nullable().optional();
+
+/**
+ * Redemption of discount codes for the order flow (bus only, no HTTP route). Each call is one
+ * Postgres transaction in the discounts service; each change publishes a `discount-code` fact
+ * (`reserved`, `confirmed`, `released`).
+ *
+ * - `reserve` takes `quantity` uses of the code for `orderId` with one conditional update, so
+ *   the cap holds under any concurrency. Idempotent per (code, order): repeating it changes
+ *   nothing (a different quantity is 409); a released reservation may be reserved again.
+ *   Errors: 404 unknown or deleted code; 422 inactive or outside its validity window (the
+ *   detail says which); 409 not enough uses left (the detail says how many).
+ * - `confirm` marks a held reservation as used for good (the order is paid); repeating it is
+ *   a no-op; 404 unknown reservation, 409 already released.
+ * - `release` gives the uses back (the order expired or was cancelled, confirmed or not);
+ *   repeating it is a no-op; 404 unknown reservation.
+ *
+ * @example
+ * ```ts ignore
+ * const held = await bus.request(discountsRedemption.reserve, {
+ *   codeId: "7", orderId: "order-42", quantity: 2,
+ * }); // { reservation: { state: "reserved", ... }, usedCount: 2, remaining: 8 }
+ * await bus.request(discountsRedemption.confirm, { codeId: "7", orderId: "order-42" });
+ * ```
+ */
+export const discountsRedemption = {
+  reserve: defineEndpoint(
+    "discounts.redemptions.reserve",
+    z.object({
+      codeId: codeIdSchema,
+      orderId: orderIdSchema,
+      quantity: z.number().int().min(1).max(1_000_000),
+      actor: redemptionActor,
+    }),
+    redemptionAnswerSchema,
+  ),
+  confirm: defineEndpoint(
+    "discounts.redemptions.confirm",
+    z.object({ codeId: codeIdSchema, orderId: orderIdSchema, actor: redemptionActor }),
+    redemptionAnswerSchema,
+  ),
+  release: defineEndpoint(
+    "discounts.redemptions.release",
+    z.object({ codeId: codeIdSchema, orderId: orderIdSchema, actor: redemptionActor }),
+    redemptionAnswerSchema,
+  ),
+};
+
 /** Stripe Connect authorizations (api-surface §5). */
 export const payments = {
   service: "payments",
@@ -142,7 +214,7 @@ export const typeOwners: Record<string, string> = {
 };
 
 /** The services `/health` expects to find on the bus. */
-export const serviceNames = ["catalog"] as const;
+export const serviceNames = ["catalog", "audit", "payments"] as const;
 
 /** Stream and subjects of facts: `<prefix>.facts.<service>.<type>.<verb>`. */
 export const facts = {

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { facts } from "@shared/subjects.ts";
+import {
+  expectError,
+  expectStatus,
+  startTestSystem,
+  type TestSystem,
+} from "../../testing/system.ts";
+import { type RunningAudit, startAuditOn, until } from "./_test_utils.ts";
+import { DURABLE } from "./service.ts";
+
+/** A system with audit running and every fact so far written. */
+async function withAudit(system: TestSystem): Promise<RunningAudit> {
+  const audit = await startAuditOn(system.bus, system.databaseUrl);
+  system.defer(() => audit.stop());
+  await settle(system);
+  return audit;
+}
+
+async function settle(system: TestSystem): Promise<void> {
+  await system.catalog.relay.flush();
+  const jsm = await jetstreamManager(system.bus.nc);
+  await until(
+    async () => {
+      const info = await jsm.consumers.info(facts.stream(system.prefix), DURABLE);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    10_000,
+    "the consumer drained",
+  );
+}
+
+const list = (query = "") => `/v1/activities${query ? `?${query}` : ""}`;
+const q = (params: Record<string, string>) => new URLSearchParams(params).toString();
+
+Deno.test("[audit] GET /v1/activities is for admins: 200, 403 for users, 401 anonymous", async () => {
+  await using system = await startTestSystem();
+  const audit = await withAudit(system);
+  const user = await system.signUp();
+  await settle(system);
+  const [row] = await audit.sql`select id from activities order by id limit 1`;
+  const one = `/v1/activities/${row.id}`;
+
+  const ok = await system.call("GET", list(), { token: system.admin.token });
+  expectStatus(ok, 200);
+  assert.equal(ok.headers.get("Content-Type"), "application/vnd.api+json");
+  assert.ok(ok.body.meta.count >= 4, "admin created, admin login, sign-up, user login");
+  assert.deepEqual(Object.keys(ok.body.data[0].attributes).sort(), ["action", "actor", "time"]);
+  assert.equal(ok.body.data[0].type, "activity");
+  expectStatus(await system.call("GET", one, { token: system.admin.token }), 200);
+
+  expectError(await system.call("GET", list(), { token: user.token }), 403);
+  expectError(await system.call("GET", one, { token: user.token }), 403);
+  expectError(await system.call("GET", list()), 401);
+  expectError(await system.call("GET", one), 401);
+  expectError(
+    await system.call("GET", "/v1/activities/999999", { token: system.admin.token }),
+    404,
+  );
+  expectError(await system.call("GET", "/v1/activities/abc", { token: system.admin.token }), 404);
+  expectError(
+    await system.call("POST", list(), {
+      token: system.admin.token,
+      body: { data: { type: "activity", attributes: { action: "forged" } } },
+    }),
+    405,
+  );
+  expectError(await system.call("DELETE", one, { token: system.admin.token }), 405);
+});
+
+Deno.test("[audit] an activity names the actor, the time of the change and what happened", async () => {
+  await using system = await startTestSystem();
+  const audit = await withAudit(system);
+  // Changed while audit is down: the activity still carries the time of the change.
+  await audit.stop();
+  const topic = await system.createTopic("Science");
+  await system.catalog.relay.flush();
+  const fact = (await system.readFacts()).find((f) =>
+    f.type === "event-topic" && f.resource.id === topic
+  )!;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const again = await startAuditOn(system.bus, system.databaseUrl);
+  system.defer(() => again.stop());
+  await settle(system);
+  const filter = JSON.stringify([{
+    name: "action",
+    op: "eq",
+    val: `Event topic ${topic} created`,
+  }]);
+  const reply = await system.call("GET", list(q({ filter })), { token: system.admin.token });
+  expectStatus(reply, 200);
+  assert.equal(reply.body.meta.count, 1);
+  assert.deepEqual(reply.body.data[0].attributes, {
+    actor: `${system.admin.email} (${system.admin.id})`,
+    time: fact.occurredAt,
+    action: `Event topic ${topic} created`,
+  });
+  const [row] = await again.sql`select recorded_at from activities where fact_id = ${fact.id}`;
+  assert.ok(row.recorded_at.getTime() - Date.parse(fact.occurredAt) >= 300, "written later");
+  // The admin created at start-up had no acting user.
+  const system_ = JSON.stringify([{ name: "actor", op: "eq", val: "system" }]);
+  const bySystem = await system.call("GET", list(q({ filter: system_ })), {
+    token: system.admin.token,
+  });
+  assert.deepEqual(
+    bySystem.body.data.map((d: { attributes: { action: string } }) => d.attributes.action),
+    [
+      `User ${system.admin.id} created`,
+    ],
+  );
+});
+
+Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
+  await using system = await startTestSystem();
+  await withAudit(system);
+  const user = await system.signUp();
+  const event = await system.createEvent(user.token);
+  await system.createTopic("Tech");
+  await settle(system);
+  const admin = system.admin.token;
+  const get = (params: Record<string, string>) =>
+    system.call("GET", list(q(params)), { token: admin });
+  const all = await get({ "page[size]": "0", sort: "time" });
+  expectStatus(all, 200);
+  const total = all.body.meta.count;
+  const times = all.body.data.map((d: { attributes: { time: string } }) => d.attributes.time);
+  assert.deepEqual([...times].sort(), times, "sorted by time");
+
+  await t.step("by actor", async () => {
+    const filter = JSON.stringify([{ name: "actor", op: "eq", val: `${user.email} (${user.id})` }]);
+    const reply = await get({ filter, sort: "time" });
+    expectStatus(reply, 200);
+    const actions = reply.body.data.map((d: { attributes: { action: string } }) =>
+      d.attributes.action
+    );
+    assert.deepEqual(actions, [
+      `User ${user.id} logged in`,
+      `Event ${event.id} created`,
+      `Role owner granted to user ${user.id} for event ${event.id}`,
+    ]);
+  });
+  await t.step("by time range", async () => {
+    const from = times[1];
+    const to = times[times.length - 1];
+    const filter = JSON.stringify([
+      { name: "time", op: "ge", val: from },
+      { name: "time", op: "lt", val: to },
+    ]);
+    const reply = await get({ filter, "page[size]": "0" });
+    expectStatus(reply, 200);
+    const expected = times.filter((time: string) => time >= from && time < to).length;
+    assert.equal(reply.body.meta.count, expected);
+  });
+  await t.step("by service and type, with or", async () => {
+    const filter = JSON.stringify({
+      or: [{ name: "type", op: "eq", val: "event" }, {
+        name: "action",
+        op: "ilike",
+        val: "%topic%",
+      }],
+    });
+    const reply = await get({ filter });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.meta.count, 2);
+  });
+  await t.step("newest first by default, then paged", async () => {
+    const first = await get({ "page[size]": "2" });
+    expectStatus(first, 200);
+    assert.equal(first.body.data.length, 2);
+    assert.equal(first.body.meta.count, total);
+    assert.equal(first.body.data[0].attributes.time, times[times.length - 1]);
+    const second = await get({ "page[size]": "2", "page[number]": "2" });
+    assert.equal(second.body.data[0].attributes.time, times[times.length - 3]);
+    assert.ok(first.body.links.next.includes("page%5Bnumber%5D=2"));
+    const fields = await get({ "page[size]": "1", "fields[activity]": "action" });
+    assert.deepEqual(Object.keys(fields.body.data[0].attributes), ["action"]);
+  });
+  await t.step("bad parameters are 400 naming them", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ filter: JSON.stringify([{ name: "email", op: "eq", val: "x" }]) }, "filter"],
+      [{ filter: JSON.stringify([{ name: "actor", op: "near", val: "x" }]) }, "filter"],
+      [{ filter: JSON.stringify([{ name: "time", op: "ge", val: "yesterday" }]) }, "filter"],
+      [{ filter: "[{" }, "filter"],
+      [{ sort: "-fact_id" }, "sort"],
+      [{ "page[size]": "-1" }, "page[size]"],
+      [{ "page[number]": "0" }, "page[number]"],
+      [{ "page[size]": "5000" }, "page[size]"],
+      [{ include: "actor" }, "include"],
+      [{ "fields[activity]": "secret" }, "fields[activity]"],
+      [{ color: "red" }, "color"],
+    ];
+    for (const [params, parameter] of cases) {
+      expectError(await get(params), 400, { parameter }, JSON.stringify(params));
+    }
+  });
+});

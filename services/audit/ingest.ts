@@ -1,0 +1,64 @@
+/**
+ * From facts to activities: one row per fact, a whole batch in one insert. A fact the database
+ * refuses (a value out of its range) is handed back as rejected, so the consumer parks it
+ * instead of redelivering its batch forever; any other failure (the database is away) fails
+ * the batch, which JetStream then redelivers.
+ */
+import type { Sql } from "@shared/db.ts";
+import type { Fact } from "@shared/facts.ts";
+import type { HandleResult } from "@shared/consumer.ts";
+import type { Logger } from "@shared/log.ts";
+import { clean, describeActor, describeFact } from "./actions.ts";
+import { insertActivities, type NewActivity } from "./store/activities.ts";
+
+export function toActivity(fact: Fact): NewActivity {
+  return {
+    fact_id: fact.id,
+    actor: describeActor(fact),
+    actor_id: fact.actor ? clean(fact.actor.id, 200) : null,
+    occurred_at: fact.occurredAt,
+    action: describeFact(fact),
+    service: clean(fact.service, 100),
+    type: clean(fact.type, 100),
+    verb: clean(fact.verb, 100),
+    resource_type: clean(fact.resource.type, 100),
+    resource_id: clean(fact.resource.id, 200),
+  };
+}
+
+/** Postgres refused the values themselves (classes 22 and 23): retrying cannot help. */
+function refusedValue(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^2[23]/.test(code);
+}
+
+/**
+ * Writes the activities of a batch; facts already written are skipped (idempotent on the fact
+ * id), facts the database refuses come back in `reject`.
+ */
+export async function recordFacts(
+  sql: Sql,
+  facts: Fact[],
+  log: Logger,
+): Promise<HandleResult & { inserted: number }> {
+  // The same fact twice in one batch (re-published with another message id) is written once.
+  const rows = [...new Map(facts.map((fact) => [fact.id, toActivity(fact)])).values()];
+  try {
+    return { inserted: await insertActivities(sql, rows) };
+  } catch (error) {
+    if (!refusedValue(error)) throw error;
+    log.warn("a batch was refused; writing its facts one by one", { count: rows.length });
+  }
+  let inserted = 0;
+  const reject: { id: string; reason: string }[] = [];
+  for (const row of rows) {
+    try {
+      inserted += await insertActivities(sql, [row]);
+    } catch (error) {
+      if (!refusedValue(error)) throw error;
+      const code = (error as { code: string }).code;
+      reject.push({ id: row.fact_id, reason: `the database refused it (${code})` });
+    }
+  }
+  return { inserted, reject };
+}

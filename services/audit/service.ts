@@ -1,0 +1,68 @@
+/**
+ * The audit service as a unit: migrate, consume every fact into activities, serve the log, stop
+ * cleanly. `main.ts` calls it with real configuration; tests and benchmarks with their own.
+ */
+import type { Bus, RunningService } from "@shared/bus.ts";
+import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { migrate, type Sql } from "@shared/db.ts";
+import type { Logger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
+import type { AuditContext } from "./context.ts";
+import { activityRoutes } from "./handlers/activities.ts";
+import { recordFacts } from "./ingest.ts";
+
+export const SCHEMA = "audit";
+export const VERSION = "1.0.0";
+/** One durable consumer shared by every audit instance: each fact goes to one of them. */
+export const DURABLE = "audit";
+
+export function migrateAudit(sql: Sql): Promise<string[]> {
+  return migrate(sql, { schema: SCHEMA, dir: new URL("./migrations/", import.meta.url) });
+}
+
+export interface AuditOptions {
+  sql: Sql;
+  bus: Bus;
+  log: Logger;
+  /** Facts per batch (default 1000: one insert each, well under Postgres' parameter limit). */
+  batchSize?: number;
+  /** How long an unacknowledged batch waits before redelivery (default the consumer's 30 s). */
+  ackWaitMs?: number;
+}
+
+export interface AuditService {
+  running: RunningService;
+  consumer: FactConsumer;
+  /** Stops serving, finishes the batch in hand, stops consuming. */
+  stop(): Promise<void>;
+}
+
+/** Serves the log on `bus` and turns facts into activities; the database must be migrated. */
+export async function startAudit(options: AuditOptions): Promise<AuditService> {
+  const { sql, bus, log } = options;
+  const ctx: AuditContext = { sql, bus, log };
+  const consumer = await consumeFacts(bus, {
+    durable: DURABLE,
+    subject: facts.all,
+    batchSize: options.batchSize ?? 1000,
+    ackWaitMs: options.ackWaitMs,
+    log,
+    handle: async (batch) => {
+      const { inserted, reject } = await recordFacts(sql, batch, log);
+      log.debug("facts recorded", { count: batch.length, inserted });
+      return { reject };
+    },
+  });
+  const running = bus.serve(
+    { name: "audit", version: VERSION, description: "The activity log, fed by facts" },
+    activityRoutes(ctx),
+  );
+  return {
+    running,
+    consumer,
+    async stop() {
+      await running.stop();
+      await consumer.stop();
+    },
+  };
+}

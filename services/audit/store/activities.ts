@@ -1,0 +1,73 @@
+/** All SQL about activities: the idempotent batch insert and the admin reads. */
+import type { Sql } from "@shared/db.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+
+export type Row = Record<string, unknown>;
+
+/** One activity as the consumer writes it. */
+export interface NewActivity {
+  fact_id: string;
+  actor: string;
+  actor_id: string | null;
+  occurred_at: string;
+  action: string;
+  service: string;
+  type: string;
+  verb: string;
+  resource_type: string;
+  resource_id: string;
+}
+
+const COLUMNS = [
+  "fact_id",
+  "actor",
+  "actor_id",
+  "occurred_at",
+  "action",
+  "service",
+  "type",
+  "verb",
+  "resource_type",
+  "resource_id",
+] as const;
+
+/**
+ * Writes a batch in one statement; facts already written (a redelivery) are skipped, so the
+ * same batch may come any number of times. Returns how many rows were new.
+ */
+export async function insertActivities(sql: Sql, rows: NewActivity[]): Promise<number> {
+  if (!rows.length) return 0;
+  const result = await sql`insert into activities ${sql(rows, ...COLUMNS)}
+    on conflict (fact_id) do nothing`;
+  return result.count;
+}
+
+/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
+function isId(value: string | undefined): value is string {
+  return !!value && /^[1-9]\d{0,17}$/.test(value);
+}
+
+export async function getActivity(sql: Sql, id: string): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from activities where id = ${id}`;
+  return row;
+}
+
+/** One page of the log and the total matching count. */
+export async function listActivities(
+  sql: Sql,
+  query: ListQuery,
+): Promise<{ rows: Row[]; count: number }> {
+  const where = whereSql(sql, query.filter);
+  const rows = await sql`select *, count(*) over () as total_count from activities
+    where ${where} ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
+  if (rows.length) {
+    return {
+      rows: rows.map(({ total_count: _, ...row }) => row),
+      count: Number(rows[0].total_count),
+    };
+  }
+  const [{ count }] = await sql`select count(*)::int as count from activities where ${where}`;
+  return { rows: [], count };
+}
