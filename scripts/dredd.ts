@@ -13,7 +13,7 @@ import { startSystem } from "./start.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
 /** Other services' hook files join this list. */
-const HOOK_FILES = ["hooks/catalog.ts", "hooks/audit.ts", "hooks/payments.ts"];
+const HOOK_FILES = ["hooks/catalog.ts", "hooks/audit.ts", "hooks/payments.ts", "hooks/discounts.ts"];
 const DREDD = "npm:dredd@14.1.0";
 
 const root = new URL("../", import.meta.url);
@@ -165,6 +165,7 @@ async function main(): Promise<number> {
     DATABASE_URL: databaseUrl,
     // A per-service URL in the caller's environment would send the catalog elsewhere.
     CATALOG_DATABASE_URL: databaseUrl,
+    DISCOUNTS_DATABASE_URL: databaseUrl,
     AUDIT_DATABASE_URL: databaseUrl,
     PAYMENTS_DATABASE_URL: databaseUrl,
     NATS_URL: natsUrl,

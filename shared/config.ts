@@ -28,6 +28,21 @@ export interface Config {
   /** Largest request body the gateway accepts, in bytes. */
   bodyLimitBytes: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Stripe Connect (payments): the platform's secret key; it goes to Stripe and nowhere else. */
+  stripeSecretKey?: string;
+  /** The platform's Connect client id (`ca_...`), sent when deauthorizing an account. */
+  stripeClientId?: string;
+  /** Base URL of Stripe Connect's OAuth endpoints, without a trailing slash. */
+  stripeConnectUrl: string;
+  /** The webhook endpoint's signing secret (`whsec_...`). */
+  stripeWebhookSecret?: string;
+  /** AES-256 key for secrets at rest: 32 bytes as base64 or 64 hex digits (checked by payments). */
+  paymentsEncryptionKey?: string;
+  /**
+   * Milliseconds payments waits for Stripe. Below `requestTimeoutMs`, so a slow Stripe gets a
+   * clean 504 from payments (nothing stored) rather than the gateway giving up first.
+   */
+  stripeTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,6 +69,20 @@ export function serviceDatabaseUrl(service: string, env: Env = envObject()): str
     "postgres://postgres@127.0.0.1:5432/open_event";
 }
 
+function baseUrl(env: Env, name: string, fallback: string): string {
+  const raw = env[name] || fallback;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`Cannot read ${name}: "${raw}" is not a URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new Error(`Cannot read ${name}: "${raw}" is not an http(s) URL`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
 /** Reads the configuration; `env` is injectable for tests. */
 export function loadConfig(env: Env = envObject()): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
@@ -73,5 +102,11 @@ export function loadConfig(env: Env = envObject()): Config {
     passwordIterations: integer(env, "PASSWORD_ITERATIONS", 210_000),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
     logLevel: logLevel as Config["logLevel"],
+    stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
+    stripeClientId: env.STRIPE_CLIENT_ID || undefined,
+    stripeConnectUrl: baseUrl(env, "STRIPE_CONNECT_URL", "https://connect.stripe.com"),
+    stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
+    paymentsEncryptionKey: env.PAYMENTS_ENCRYPTION_KEY || undefined,
+    stripeTimeoutMs: integer(env, "STRIPE_TIMEOUT_MS", 3000),
   };
 }

@@ -24,3 +24,41 @@ Deno.test("[config] serviceDatabaseUrl prefers <SERVICE>_DATABASE_URL", () => {
   assert.equal(serviceDatabaseUrl("catalog", env), "postgres://b/two");
   assert.equal(serviceDatabaseUrl("audit", env), "postgres://a/one");
 });
+
+Deno.test("[config] loadConfig reads the Stripe settings, all optional", async (t) => {
+  await t.step("defaults: the real Connect URL, nothing secret", () => {
+    const config = loadConfig({});
+    assert.equal(config.stripeConnectUrl, "https://connect.stripe.com");
+    assert.equal(config.stripeSecretKey, undefined);
+    assert.equal(config.stripeClientId, undefined);
+    assert.equal(config.stripeWebhookSecret, undefined);
+    assert.equal(config.paymentsEncryptionKey, undefined);
+    assert.equal(config.stripeTimeoutMs, 3000);
+  });
+  await t.step("values from the environment, the URL without its trailing slash", () => {
+    const config = loadConfig({
+      STRIPE_SECRET_KEY: "sk_test_1",
+      STRIPE_CLIENT_ID: "ca_1",
+      STRIPE_CONNECT_URL: "http://127.0.0.1:9999/",
+      STRIPE_WEBHOOK_SECRET: "whsec_1",
+      PAYMENTS_ENCRYPTION_KEY: "k",
+      STRIPE_TIMEOUT_MS: "250",
+    });
+    assert.equal(config.stripeSecretKey, "sk_test_1");
+    assert.equal(config.stripeClientId, "ca_1");
+    assert.equal(config.stripeConnectUrl, "http://127.0.0.1:9999");
+    assert.equal(config.stripeWebhookSecret, "whsec_1");
+    assert.equal(config.paymentsEncryptionKey, "k");
+    assert.equal(config.stripeTimeoutMs, 250);
+  });
+  await t.step("a Connect URL that is not an http(s) URL is refused", () => {
+    assert.throws(
+      () => loadConfig({ STRIPE_CONNECT_URL: "nope" }),
+      /Cannot read STRIPE_CONNECT_URL/,
+    );
+    assert.throws(
+      () => loadConfig({ STRIPE_CONNECT_URL: "ftp://x" }),
+      /Cannot read STRIPE_CONNECT_URL/,
+    );
+  });
+});

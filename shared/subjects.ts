@@ -214,7 +214,7 @@ export const typeOwners: Record<string, string> = {
 };
 
 /** The services `/health` expects to find on the bus. */
-export const serviceNames = ["catalog", "audit", "payments"] as const;
+export const serviceNames = ["catalog", "audit", "payments", "discounts"] as const;
 
 /** Stream and subjects of facts: `<prefix>.facts.<service>.<type>.<verb>`. */
 export const facts = {

@@ -1,0 +1,106 @@
+/**
+ * What every payments handler works with, and the access rule of api-surface §5: the event's
+ * organizers (owner, organizer) and admins, never co-organizers. Who the caller is and their
+ * roles come fresh from the catalog on every request.
+ */
+import type { Bus } from "@shared/bus.ts";
+import type { Config } from "@shared/config.ts";
+import type { Sql } from "@shared/db.ts";
+import { ForbiddenError, ServiceUnavailableError, UnauthorizedError } from "@shared/errors.ts";
+import type { FactActor, FactRelay } from "@shared/facts.ts";
+import type { Logger } from "@shared/log.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import { type callerSchema, catalogInternal, type eventAccessSchema } from "@shared/subjects.ts";
+import type { z } from "zod";
+import type { SecretBox } from "./crypto.ts";
+import type { StripeSettings } from "./stripe.ts";
+
+export interface PaymentsContext {
+  sql: Sql;
+  bus: Bus;
+  relay: FactRelay;
+  config: Config;
+  log: Logger;
+  /** Null when PAYMENTS_ENCRYPTION_KEY is unset: routes that need secrets answer 503. */
+  box: SecretBox | null;
+}
+
+export type Caller = z.infer<typeof callerSchema>;
+export type EventAccess = z.infer<typeof eventAccessSchema>;
+
+export interface Access {
+  caller: Caller;
+  /** Null when the event does not exist, is deleted, or the caller may not see it. */
+  event: EventAccess | null;
+}
+
+/** Event keys the catalog accepts (ids and identifiers are short). */
+const MAX_EVENT_KEY = 64;
+
+/** 401 for anonymous requests, before anything is looked up. */
+export function requireActor(actor: Actor | null): Actor {
+  if (!actor) throw new UnauthorizedError("Cannot continue: log in first");
+  return actor;
+}
+
+/** The caller and (when `eventKey` is given) the event, from the catalog; 401 when anonymous. */
+export async function loadAccess(
+  ctx: PaymentsContext,
+  actor: Actor | null,
+  eventKey?: string,
+): Promise<Access> {
+  const tooLong = eventKey !== undefined && eventKey.length > MAX_EVENT_KEY;
+  const answer = await ctx.bus.request(catalogInternal.access, {
+    actor: requireActor(actor),
+    event: tooLong ? undefined : eventKey,
+  });
+  if (!answer.caller) throw new UnauthorizedError("Cannot continue: log in first");
+  return { caller: answer.caller, event: tooLong ? null : answer.event };
+}
+
+export function isAdmin(caller: Caller): boolean {
+  return caller.isAdmin || caller.isSuperAdmin;
+}
+
+/** Admins and the event's owners and organizers; co-organizers are not enough. */
+export function isOrganizer(caller: Caller, event: EventAccess): boolean {
+  return isAdmin(caller) || event.roles.some((role) => role === "owner" || role === "organizer");
+}
+
+/** Throws 403 unless the caller is an admin or an owner/organizer of the event. */
+export function requireOrganizer(caller: Caller, event: EventAccess): void {
+  if (isOrganizer(caller, event)) return;
+  throw new ForbiddenError(
+    "Cannot continue: only the event's organizers may manage its Stripe authorization",
+  );
+}
+
+export function factActor(caller: Caller | null): FactActor {
+  return caller ? { id: caller.id, email: caller.email } : null;
+}
+
+/** The Stripe settings, or 503 when the platform is not configured for Stripe. */
+export function stripeSettings(ctx: PaymentsContext): StripeSettings {
+  const { stripeSecretKey, stripeClientId, stripeConnectUrl, stripeTimeoutMs } = ctx.config;
+  if (!stripeSecretKey || !stripeClientId) {
+    throw new ServiceUnavailableError(
+      "Cannot talk to Stripe: STRIPE_SECRET_KEY and STRIPE_CLIENT_ID are not configured",
+    );
+  }
+  return {
+    connectUrl: stripeConnectUrl,
+    secretKey: stripeSecretKey,
+    clientId: stripeClientId,
+    timeoutMs: stripeTimeoutMs,
+  };
+}
+
+/** The secret box, or 503 when PAYMENTS_ENCRYPTION_KEY is not configured. */
+export function secretBox(ctx: PaymentsContext): SecretBox {
+  if (!ctx.box) {
+    throw new ServiceUnavailableError(
+      "Cannot store Stripe keys: PAYMENTS_ENCRYPTION_KEY is not configured",
+    );
+  }
+  return ctx.box;
+}

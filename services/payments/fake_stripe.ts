@@ -1,0 +1,179 @@
+/**
+ * A local stand-in for Stripe Connect's OAuth endpoints, for tests and the Dredd hooks: never
+ * the internet. It answers the way Stripe documents:
+ * - `POST /oauth/token` (form: `client_secret`, `code`, `grant_type=authorization_code`): the
+ *   keys of the account a code was granted for; a code works once. Unknown or spent codes get
+ *   400 `invalid_grant` (whose description quotes the code, as Stripe's does), a wrong platform
+ *   secret 401 `invalid_client`.
+ * - `POST /oauth/deauthorize` (form: `client_id`, `stripe_user_id`; the secret key as bearer):
+ *   200 `{stripe_user_id}` for a connected account, 400 `invalid_client` otherwise.
+ * Codes from `grant({ delayMs })` answer late (for timeouts); every call is recorded.
+ *
+ * @example
+ * ```ts ignore
+ * await using stripe = await startFakeStripe({ secretKey: "sk_test_x", clientId: "ca_x" });
+ * const grant = stripe.grant();
+ * // point STRIPE_CONNECT_URL at stripe.url, then POST grant.code as stripe-auth-code
+ * ```
+ */
+
+export interface FakeStripeOptions {
+  secretKey: string;
+  clientId: string;
+  /** Fixed port (Dredd hooks); 0 or unset picks a free one. */
+  port?: number;
+}
+
+/** One authorization code and what exchanging it yields (all of it secret but the key). */
+export interface FakeGrant {
+  code: string;
+  accessToken: string;
+  refreshToken: string;
+  accountId: string;
+  publishableKey: string;
+  /** Milliseconds the exchange waits before answering. */
+  delayMs: number;
+}
+
+export interface FakeStripeCall {
+  path: string;
+  form: Record<string, string>;
+  authorization: string | null;
+}
+
+export interface FakeStripe extends AsyncDisposable {
+  url: string;
+  port: number;
+  calls: FakeStripeCall[];
+  /** Account ids the platform is connected to right now. */
+  connected: Set<string>;
+  /** A new code; `accountId` reuses an account (one account may serve several events). */
+  grant(options?: { accountId?: string; delayMs?: number; code?: string }): FakeGrant;
+  stop(): Promise<void>;
+}
+
+function random(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe> {
+  const grants = new Map<string, FakeGrant>();
+  const spent = new Set<string>();
+  const calls: FakeStripeCall[] = [];
+  const connected = new Set<string>();
+  const closing = new AbortController();
+
+  async function token(form: Record<string, string>): Promise<Response> {
+    if (form.client_secret !== options.secretKey) {
+      return json(401, { error: "invalid_client", error_description: "No such api key." });
+    }
+    if (form.grant_type !== "authorization_code") {
+      return json(400, {
+        error: "unsupported_grant_type",
+        error_description: `Unsupported grant type: ${form.grant_type}`,
+      });
+    }
+    const grant = grants.get(form.code ?? "");
+    if (!grant) {
+      return json(400, {
+        error: "invalid_grant",
+        error_description: `Authorization code does not exist: ${form.code}`,
+      });
+    }
+    if (spent.has(grant.code)) {
+      return json(400, {
+        error: "invalid_grant",
+        error_description: `This authorization code has already been used. ` +
+          `All tokens issued with this code have been revoked.`,
+      });
+    }
+    if (grant.delayMs) await wait(grant.delayMs, closing.signal);
+    spent.add(grant.code);
+    connected.add(grant.accountId);
+    return json(200, {
+      access_token: grant.accessToken,
+      refresh_token: grant.refreshToken,
+      token_type: "bearer",
+      stripe_publishable_key: grant.publishableKey,
+      stripe_user_id: grant.accountId,
+      scope: "read_write",
+      livemode: false,
+    });
+  }
+
+  function deauthorize(form: Record<string, string>, authorization: string | null): Response {
+    if (authorization !== `Bearer ${options.secretKey}` || form.client_id !== options.clientId) {
+      return json(401, { error: "invalid_client", error_description: "No such application." });
+    }
+    const account = form.stripe_user_id ?? "";
+    if (!connected.delete(account)) {
+      return json(400, {
+        error: "invalid_client",
+        error_description:
+          `This application is not connected to stripe account ${account}, or that account does not exist.`,
+      });
+    }
+    return json(200, { stripe_user_id: account });
+  }
+
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    signal: closing.signal,
+    onListen: () => {},
+  }, async (request) => {
+    const path = new URL(request.url).pathname;
+    const form = Object.fromEntries(new URLSearchParams(await request.text()));
+    const authorization = request.headers.get("authorization");
+    calls.push({ path, form, authorization });
+    if (request.method !== "POST") return json(405, { error: "method_not_allowed" });
+    if (path === "/oauth/token") return await token(form);
+    if (path === "/oauth/deauthorize") return deauthorize(form, authorization);
+    return json(404, { error: "not_found", error_description: "Unrecognized request URL" });
+  });
+  const port = server.addr.port;
+
+  async function stop() {
+    if (!closing.signal.aborted) closing.abort();
+    await server.finished;
+  }
+
+  return Promise.resolve({
+    url: `http://127.0.0.1:${port}`,
+    port,
+    calls,
+    connected,
+    grant(grantOptions = {}) {
+      const grant: FakeGrant = {
+        code: grantOptions.code ?? `ac_${random()}`,
+        accessToken: `sk_test_${random()}`,
+        refreshToken: `rt_${random()}`,
+        accountId: grantOptions.accountId ?? `acct_${random().slice(0, 16)}`,
+        publishableKey: `pk_test_${random()}`,
+        delayMs: grantOptions.delayMs ?? 0,
+      };
+      grants.set(grant.code, grant);
+      spent.delete(grant.code);
+      return grant;
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * `POST /v1/webhooks/stripe`. Only signed, fresh events count; each event id is handled once
+ * (Stripe retries deliveries, and a captured request may be replayed inside the tolerance).
+ * `account.application.deauthorized` removes every authorization of that account (it may serve
+ * several events) and announces each removal, by the system. Anything else is acknowledged
+ * without effect, so Stripe does not keep retrying it.
+ */
+import { type Route, route } from "@shared/bus.ts";
+import { BadRequestError, ServiceUnavailableError } from "@shared/errors.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import type { HttpReply } from "@shared/schemas/http.ts";
+import { payments } from "@shared/subjects.ts";
+import { type PaymentsContext, secretBox } from "../context.ts";
+import {
+  type AuthorizationRow,
+  deleteAuthorizationsOfAccount,
+  recordWebhookEvent,
+} from "../store/authorizations.ts";
+import { verifyStripeSignature } from "../webhook_signature.ts";
+import { authorizationFact } from "./common.ts";
+
+const DEAUTHORIZED = "account.application.deauthorized";
+
+interface StripeEvent {
+  id: string;
+  type: string;
+  account?: string;
+}
+
+function readEvent(text: string): StripeEvent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BadRequestError("Cannot accept the webhook: the body is not JSON");
+  }
+  const event = parsed as Partial<StripeEvent> | null;
+  if (
+    !event || typeof event !== "object" || typeof event.id !== "string" || !event.id ||
+    event.id.length > 255 || typeof event.type !== "string" || !event.type
+  ) {
+    throw new BadRequestError("Cannot accept the webhook: it is not a Stripe event");
+  }
+  const account = typeof event.account === "string" ? event.account : undefined;
+  return { id: event.id, type: event.type.slice(0, 255), account };
+}
+
+function received(extra: Record<string, unknown> = {}): HttpReply {
+  return { status: 200, body: { received: true, ...extra } };
+}
+
+export function webhookRoutes(ctx: PaymentsContext): Route[] {
+  return [
+    route(payments.webhook, async (req) => {
+      const secret = ctx.config.stripeWebhookSecret;
+      if (!secret) {
+        throw new ServiceUnavailableError(
+          "Cannot accept the webhook: STRIPE_WEBHOOK_SECRET is not configured",
+        );
+      }
+      const payload = req.rawBody ?? "";
+      await verifyStripeSignature({ payload, header: req.headers?.["stripe-signature"], secret });
+      const event = readEvent(payload);
+      const deauthorized = event.type === DEAUTHORIZED && !!event.account;
+      const lookup = deauthorized ? await secretBox(ctx).digest(event.account!) : null;
+      const outcome = await changeWithFact(
+        ctx.sql,
+        ctx.relay,
+        async (tx): Promise<{ replay: boolean; removed: AuthorizationRow[] }> => {
+          if (!await recordWebhookEvent(tx, event.id, event.type)) {
+            return { replay: true, removed: [] };
+          }
+          const removed = lookup ? await deleteAuthorizationsOfAccount(tx, lookup) : [];
+          return { replay: false, removed };
+        },
+        ({ removed }) => removed.map((row) => authorizationFact(null, "deleted", row)),
+      );
+      if (outcome.removed.length) {
+        ctx.log.info("Stripe account deauthorized: authorizations removed", {
+          authorizations: outcome.removed.map((row) => row.id),
+        });
+      }
+      return received(outcome.replay ? { duplicate: true } : {});
+    }),
+  ];
+}

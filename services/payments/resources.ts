@@ -1,0 +1,18 @@
+/** How a Stripe authorization looks on the wire: only the publishable key is ever shown. */
+import type { ResourceDef } from "@shared/jsonapi.ts";
+import type { QuerySpec } from "@shared/query.ts";
+import type { AuthorizationRow } from "./store/authorizations.ts";
+
+/** `stripe-auth-code` is write-only and the sealed columns are never mapped. */
+export const stripeAuthorizationDef: ResourceDef<AuthorizationRow> = {
+  type: "stripe-authorization",
+  collection: "stripe-authorizations",
+  attributes: { "stripe-publishable-key": "stripe_publishable_key" },
+  relationships: { "event": { type: "event", key: "event_id" } },
+};
+
+/** Single-resource routes: `include=event` (resolved by the catalog), sparse fields. */
+export const stripeAuthorizationQuery: Pick<QuerySpec, "includes" | "sparse"> = {
+  includes: ["event"],
+  sparse: { "stripe-authorization": ["stripe-publishable-key", "event"] },
+};

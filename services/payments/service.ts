@@ -1,0 +1,70 @@
+/**
+ * The payments service as a unit: migrate, serve every endpoint, publish facts, stop cleanly.
+ * `main.ts` calls it with real configuration; tests call it with their own (and a fake Stripe).
+ */
+import type { Bus, RunningService } from "@shared/bus.ts";
+import type { Config } from "@shared/config.ts";
+import { migrate, type Sql } from "@shared/db.ts";
+import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
+import type { Logger } from "@shared/log.ts";
+import type { PaymentsContext } from "./context.ts";
+import { createSecretBox } from "./crypto.ts";
+import { authorizationRoutes } from "./handlers/authorizations.ts";
+import { eventRoutes } from "./handlers/events.ts";
+import { resolveRoutes } from "./handlers/resolve.ts";
+import { webhookRoutes } from "./handlers/webhook.ts";
+
+export const SCHEMA = "payments";
+export const VERSION = "1.0.0";
+
+export async function migratePayments(sql: Sql): Promise<string[]> {
+  const applied = await migrate(sql, {
+    schema: SCHEMA,
+    dir: new URL("./migrations/", import.meta.url),
+  });
+  await installOutbox(sql);
+  return applied;
+}
+
+export interface PaymentsService {
+  relay: FactRelay;
+  running: RunningService;
+  /** Stops taking requests, finishes those in flight, publishes pending facts. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves payments on `bus`; the database must be migrated (see `migratePayments`). Throws when
+ * PAYMENTS_ENCRYPTION_KEY is set but malformed; unset Stripe settings only make the routes that
+ * need them answer 503, so the rest of the system still starts without Stripe.
+ */
+export async function startPayments(
+  options: { sql: Sql; bus: Bus; config: Config; log: Logger },
+): Promise<PaymentsService> {
+  const { sql, bus, config, log } = options;
+  const box = config.paymentsEncryptionKey
+    ? await createSecretBox(config.paymentsEncryptionKey)
+    : null;
+  await ensureFactStream(bus);
+  const relay = new FactRelay(sql, bus, log);
+  relay.start();
+  relay.kick();
+  const ctx: PaymentsContext = { sql, bus, relay, config, log, box };
+  const running = bus.serve(
+    { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
+    [
+      ...authorizationRoutes(ctx),
+      ...eventRoutes(ctx),
+      ...webhookRoutes(ctx),
+      ...resolveRoutes(ctx),
+    ],
+  );
+  return {
+    relay,
+    running,
+    async stop() {
+      await running.stop();
+      await relay.stop();
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * The Stripe Connect OAuth client: exchange an authorization code for the account's keys, and
+ * deauthorize an account. Every call is bounded in time: an unreachable Stripe becomes 502, a
+ * slow one 504, and Stripe's own refusal (a 4xx with `error_description`) becomes 422 carrying
+ * that description, with any secret-looking token in it blanked out.
+ */
+import { BadGatewayError, GatewayTimeoutError, UnprocessableError } from "@shared/errors.ts";
+
+export interface StripeSettings {
+  /** Base URL of Connect's OAuth endpoints, e.g. "https://connect.stripe.com". */
+  connectUrl: string;
+  secretKey: string;
+  clientId: string;
+  timeoutMs: number;
+}
+
+/** What a successful code exchange gives the platform. */
+export interface StripeTokens {
+  accessToken: string;
+  refreshToken: string | null;
+  /** The connected account id (`acct_...`). */
+  accountId: string;
+  publishableKey: string;
+  scope: string | null;
+  livemode: boolean;
+}
+
+/** Where a refusal points in the client's request (set by the caller of `exchangeCode`). */
+const CODE_POINTER = "/data/attributes/stripe-auth-code";
+
+/**
+ * Stripe's descriptions may quote what was sent (e.g. "Authorization code does not exist:
+ * ac_..."): every value we sent, and anything shaped like a Stripe secret or id, is blanked.
+ */
+export function scrub(text: string, sent: readonly string[]): string {
+  let out = text;
+  for (const value of sent) if (value) out = out.replaceAll(value, "[redacted]");
+  return out.replaceAll(/\b(?:ac|sk|rk|rt|acct|whsec)_[A-Za-z0-9_]+/g, "[redacted]").slice(0, 500);
+}
+
+interface StripeReply {
+  status: number;
+  body: Record<string, unknown> | null;
+}
+
+/** One form POST; `action` names what failed in error messages ("link", "unlink"). */
+async function post(
+  settings: StripeSettings,
+  path: string,
+  options: { form: Record<string, string>; action: string; headers?: Record<string, string> },
+): Promise<StripeReply> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${settings.connectUrl}${path}`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+        ...options.headers,
+      },
+      body: new URLSearchParams(options.form),
+      signal: AbortSignal.timeout(settings.timeoutMs),
+    });
+    text = await response.text();
+  } catch (error) {
+    // Neither the request nor the error's text go anywhere: both may hold secrets.
+    if (error instanceof DOMException && error.name === "TimeoutError") {
+      throw new GatewayTimeoutError(
+        `Cannot ${options.action} Stripe: Stripe did not answer in time`,
+      );
+    }
+    throw new BadGatewayError(`Cannot ${options.action} Stripe: Stripe cannot be reached`);
+  }
+  let body: Record<string, unknown> | null = null;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) body = parsed;
+  } catch {
+    body = null;
+  }
+  return { status: response.status, body };
+}
+
+/** Stripe's refusal as text, when the reply is one (a 4xx with an error description). */
+function refusalText(reply: StripeReply, sent: readonly string[]): string | null {
+  if (reply.status < 400 || reply.status >= 500 || !reply.body) return null;
+  const description = reply.body.error_description ?? reply.body.error;
+  return typeof description === "string" && description ? scrub(description, sent) : null;
+}
+
+function text(value: unknown): string | null {
+  return typeof value === "string" && value ? value : null;
+}
+
+/**
+ * Exchanges an OAuth authorization code at `<connectUrl>/oauth/token`.
+ *
+ * @example
+ * ```ts ignore
+ * const tokens = await exchangeCode(settings, "ac_123");
+ * console.log(tokens.publishableKey);
+ * ```
+ */
+export async function exchangeCode(settings: StripeSettings, code: string): Promise<StripeTokens> {
+  const sent = [code, settings.secretKey];
+  const reply = await post(settings, "/oauth/token", {
+    form: { client_secret: settings.secretKey, code, grant_type: "authorization_code" },
+    action: "link",
+  });
+  if (reply.status !== 200 || !reply.body) {
+    const refused = refusalText(reply, sent);
+    if (refused) {
+      throw new UnprocessableError(`Cannot link Stripe: ${refused}`, { pointer: CODE_POINTER });
+    }
+    throw new BadGatewayError(`Cannot link Stripe: Stripe answered with status ${reply.status}`);
+  }
+  const body = reply.body;
+  const accessToken = text(body.access_token);
+  const accountId = text(body.stripe_user_id);
+  const publishableKey = text(body.stripe_publishable_key);
+  if (!accessToken || !accountId || !publishableKey) {
+    throw new BadGatewayError("Cannot link Stripe: Stripe's answer lacks the account's keys");
+  }
+  return {
+    accessToken,
+    refreshToken: text(body.refresh_token),
+    accountId,
+    publishableKey,
+    scope: text(body.scope),
+    livemode: body.livemode === true,
+  };
+}
+
+/** Stripe refused to deauthorize (e.g. the account is not connected any more). */
+export class DeauthorizeRefusedError extends UnprocessableError {}
+
+/**
+ * Disconnects the platform from an account at `<connectUrl>/oauth/deauthorize`. Throws
+ * `DeauthorizeRefusedError` when Stripe refuses, 502/504 when it cannot be asked.
+ *
+ * @example
+ * ```ts ignore
+ * await deauthorize(settings, "acct_123");
+ * ```
+ */
+export async function deauthorize(settings: StripeSettings, accountId: string): Promise<void> {
+  const sent = [accountId, settings.secretKey];
+  const reply = await post(settings, "/oauth/deauthorize", {
+    form: { client_id: settings.clientId, stripe_user_id: accountId },
+    action: "unlink",
+    headers: { Authorization: `Bearer ${settings.secretKey}` },
+  });
+  if (reply.status === 200) return;
+  const refused = refusalText(reply, sent);
+  if (refused) throw new DeauthorizeRefusedError(`Cannot unlink Stripe: ${refused}`);
+  throw new BadGatewayError(`Cannot unlink Stripe: Stripe answered with status ${reply.status}`);
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { BadGatewayError, GatewayTimeoutError, UnprocessableError } from "@shared/errors.ts";
+import { startFakeStripe } from "./fake_stripe.ts";
+import {
+  deauthorize,
+  DeauthorizeRefusedError,
+  exchangeCode,
+  scrub,
+  type StripeSettings,
+} from "./stripe.ts";
+
+const SECRET = "sk_test_platform_0123456789";
+const CLIENT = "ca_test_client";
+
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+Deno.test("[payments] exchangeCode posts the form and returns the account's keys", async () => {
+  await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
+  const settings: StripeSettings = {
+    connectUrl: stripe.url,
+    secretKey: SECRET,
+    clientId: CLIENT,
+    timeoutMs: 1000,
+  };
+  const grant = stripe.grant();
+  const tokens = await exchangeCode(settings, grant.code);
+  assert.deepEqual(tokens, {
+    accessToken: grant.accessToken,
+    refreshToken: grant.refreshToken,
+    accountId: grant.accountId,
+    publishableKey: grant.publishableKey,
+    scope: "read_write",
+    livemode: false,
+  });
+  assert.deepEqual(stripe.calls[0], {
+    path: "/oauth/token",
+    form: { client_secret: SECRET, code: grant.code, grant_type: "authorization_code" },
+    authorization: null,
+  });
+});
+
+Deno.test("[payments] exchangeCode turns Stripe's refusal into 422 without the code", async () => {
+  await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
+  const settings = { connectUrl: stripe.url, secretKey: SECRET, clientId: CLIENT, timeoutMs: 1000 };
+  const code = "ac_unknown_0123456789";
+  await assert.rejects(() => exchangeCode(settings, code), (error: Error) => {
+    assert.ok(error instanceof UnprocessableError);
+    assert.equal(
+      error.message,
+      "Cannot link Stripe: Authorization code does not exist: [redacted]",
+    );
+    assert.equal(error.source?.pointer, "/data/attributes/stripe-auth-code");
+    return true;
+  });
+  const grant = stripe.grant();
+  await exchangeCode(settings, grant.code);
+  await assert.rejects(() => exchangeCode(settings, grant.code), /already been used/);
+  // A wrong platform key: Stripe's words, never the key.
+  await assert.rejects(
+    () => exchangeCode({ ...settings, secretKey: "sk_test_wrong_key" }, stripe.grant().code),
+    (error: Error) => error instanceof UnprocessableError && !error.message.includes("sk_test"),
+  );
+});
+
+Deno.test("[payments] exchangeCode answers 502 when Stripe is down and 504 when it is slow", async () => {
+  await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
+  const down = {
+    connectUrl: `http://127.0.0.1:${closedPort()}`,
+    secretKey: SECRET,
+    clientId: CLIENT,
+    timeoutMs: 1000,
+  };
+  await assert.rejects(() => exchangeCode(down, "ac_x_0123456789"), BadGatewayError);
+  const slow = { ...down, connectUrl: stripe.url, timeoutMs: 200 };
+  const began = performance.now();
+  await assert.rejects(
+    () => exchangeCode(slow, stripe.grant({ delayMs: 2000 }).code),
+    GatewayTimeoutError,
+  );
+  assert.ok(performance.now() - began < 1500, "bounded by the timeout");
+});
+
+Deno.test("[payments] deauthorize disconnects, and reports Stripe's refusal as its own error", async () => {
+  await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
+  const settings = { connectUrl: stripe.url, secretKey: SECRET, clientId: CLIENT, timeoutMs: 1000 };
+  const grant = stripe.grant();
+  await exchangeCode(settings, grant.code);
+  assert.ok(stripe.connected.has(grant.accountId));
+  await deauthorize(settings, grant.accountId);
+  assert.ok(!stripe.connected.has(grant.accountId));
+  assert.deepEqual(stripe.calls.at(-1), {
+    path: "/oauth/deauthorize",
+    form: { client_id: CLIENT, stripe_user_id: grant.accountId },
+    authorization: `Bearer ${SECRET}`,
+  });
+  await assert.rejects(() => deauthorize(settings, grant.accountId), (error: Error) => {
+    assert.ok(error instanceof DeauthorizeRefusedError);
+    assert.ok(!error.message.includes(grant.accountId));
+    return true;
+  });
+});
+
+Deno.test("[payments] scrub blanks what was sent and Stripe-shaped secrets", () => {
+  assert.equal(
+    scrub("code xyz-1 for acct_123 with sk_live_abc and rk_x_1", ["xyz-1"]),
+    "code [redacted] for [redacted] with [redacted] and [redacted]",
+  );
+  assert.equal(scrub("pk_test_1 is public", []), "pk_test_1 is public");
+});

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus } from "../../testing/system.ts";
+import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { signStripePayload } from "./webhook_signature.ts";
+
+function deauthorizedEvent(account: string, id = `evt_${crypto.randomUUID()}`) {
+  return JSON.stringify({
+    id,
+    object: "event",
+    type: "account.application.deauthorized",
+    account,
+    created: Math.floor(Date.now() / 1000),
+    data: { object: { id: "ca_platform", object: "application", name: "Open Event" } },
+  });
+}
+
+async function send(
+  p: PaymentsSystem,
+  payload: string,
+  signature?: string | null,
+) {
+  const secret = p.secrets().get("STRIPE_WEBHOOK_SECRET")!;
+  const header = signature === undefined ? await signStripePayload(secret, payload) : signature;
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (header !== null) headers["Stripe-Signature"] = header;
+  return await p.call("POST", "/v1/webhooks/stripe", { body: payload, headers });
+}
+
+async function linked(p: PaymentsSystem) {
+  const cast = await p.stripeEvent();
+  const grant = p.grant();
+  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
+  expectStatus(reply, 201);
+  return { cast, grant, id: reply.body.data.id as string };
+}
+
+async function count(p: PaymentsSystem): Promise<number> {
+  const [{ count }] = await p.sql`select count(*)::int as count from stripe_authorizations`;
+  return count;
+}
+
+Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's authorizations", async (t) => {
+  await using p = await startPaymentsSystem();
+  const first = await linked(p);
+  // A second event on the same Stripe account, and an unrelated one.
+  const other = await p.stripeEvent();
+  const same = p.grant({ accountId: first.grant.accountId });
+  const second = await p.link(other.owner.token, other.event.id, same.code);
+  expectStatus(second, 201);
+  const unrelated = await linked(p);
+  const payload = deauthorizedEvent(first.grant.accountId);
+  await t.step("a signed event: 200, both authorizations of the account gone", async () => {
+    const reply = await send(p, payload);
+    expectStatus(reply, 200);
+    assert.equal(reply.headers.get("Content-Type"), "application/json");
+    assert.deepEqual(reply.body, { received: true });
+    assert.equal(await count(p), 1);
+    const [left] = await p.sql`select id from stripe_authorizations`;
+    assert.equal(String(left.id), unrelated.id);
+  });
+  await t.step("facts by the system, and the events unlinked", async () => {
+    const facts = (await p.readFacts()).filter((f) =>
+      f.service === "payments" && f.verb === "deleted"
+    );
+    assert.deepEqual(
+      facts.map((f) => f.data?.event_id).sort(),
+      [first.cast.event.id, other.event.id].sort(),
+    );
+    for (const fact of facts) assert.equal(fact.actor, null);
+    for (const eventId of [first.cast.event.id, other.event.id]) {
+      const deadline = Date.now() + 1000;
+      let flag = true;
+      while (flag && Date.now() < deadline) {
+        const reply = await p.call("GET", `/v1/events/${eventId}`, {
+          token: p.system.admin.token,
+        });
+        flag = reply.body.data.attributes["is-stripe-linked"];
+        if (flag) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.equal(flag, false);
+    }
+  });
+  await t.step("the same event again (a replay): 200, no second effect", async () => {
+    const factsBefore = (await p.readFacts()).length;
+    // Link the account again, then replay the old event: the new link must survive.
+    const again = p.grant({ accountId: first.grant.accountId });
+    expectStatus(await p.link(first.cast.owner.token, first.cast.event.id, again.code), 201);
+    const reply = await send(p, payload);
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body, { received: true, duplicate: true });
+    assert.equal(await count(p), 2);
+    const facts = await p.readFacts();
+    assert.equal(facts.filter((f) => f.verb === "deleted").length, 2);
+    assert.ok(facts.length > factsBefore);
+  });
+  await t.step("Stripe was not called for any of it", () => {
+    assert.ok(p.stripe.calls.every((call) => call.path === "/oauth/token"));
+  });
+});
+
+Deno.test("[payments] POST /v1/webhooks/stripe refuses bad and stale signatures with 400", async (t) => {
+  await using p = await startPaymentsSystem();
+  const { grant } = await linked(p);
+  const payload = deauthorizedEvent(grant.accountId);
+  const now = Math.floor(Date.now() / 1000);
+  const secret = p.secrets().get("STRIPE_WEBHOOK_SECRET")!;
+  const cases: [string, string | null][] = [
+    ["no Stripe-Signature header", null],
+    ["a signature by another secret", await signStripePayload("whsec_wrong", payload)],
+    ["a stale signature (6 minutes)", await signStripePayload(secret, payload, now - 360)],
+    ["garbage", "nonsense"],
+    ["a signature of another body", await signStripePayload(secret, payload + "\n")],
+  ];
+  for (const [name, header] of cases) {
+    await t.step(name, async () => {
+      expectError(await send(p, payload, header), 400, { header: "Stripe-Signature" });
+    });
+  }
+  await t.step("nothing was removed", async () => {
+    assert.equal(await count(p), 1);
+  });
+  await t.step("a signed body that is not a Stripe event: 400", async () => {
+    expectError(await send(p, "not json"), 400);
+    expectError(await send(p, JSON.stringify({ hello: "world" })), 400);
+  });
+});
+
+Deno.test("[payments] POST /v1/webhooks/stripe acknowledges harmless events with 200", async (t) => {
+  await using p = await startPaymentsSystem();
+  await linked(p);
+  await t.step("an account nobody linked", async () => {
+    const reply = await send(p, deauthorizedEvent("acct_nobody_knows"));
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body, { received: true });
+  });
+  await t.step("another event type", async () => {
+    const payload = JSON.stringify({ id: "evt_other_1", type: "charge.succeeded", data: {} });
+    expectStatus(await send(p, payload), 200);
+  });
+  await t.step("nothing changed", async () => {
+    assert.equal(await count(p), 1);
+    const facts = await p.readFacts();
+    assert.equal(facts.filter((f) => f.verb === "deleted").length, 0);
+  });
+});
+
+Deno.test("[payments] POST /v1/webhooks/stripe answers 503 without a webhook secret", async () => {
+  await using p = await startPaymentsSystem({ omit: ["webhookSecret"] });
+  expectError(await send(p, deauthorizedEvent("acct_1"), "t=1,v1=00"), 503);
+});
