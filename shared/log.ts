@@ -26,6 +26,7 @@ export interface Logger {
 
 /** Replaces the values of secret-looking keys, at any depth, with "[redacted]". */
 export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return scrub(value);
   if (depth > 5 || value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   const out: Record<string, unknown> = {};
@@ -65,15 +66,35 @@ function emit(line: string, urgent: boolean): void {
 
 globalThis.addEventListener("unload", flushLogs);
 
+const urlCredentials = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s]+:)[^@/\s]+@/gi;
+const secretAssignment = /\b(pass(?:word)?|secret|token|api[-_]?key)=[^\s&"',;]+/gi;
+
+/**
+ * Scrubs secrets out of free text (error messages quote URLs and settings): URL passwords and
+ * `password=...`-style assignments become "[redacted]".
+ */
+export function scrub(text: string): string {
+  return text.replace(urlCredentials, "$1[redacted]@").replace(secretAssignment, "$1=[redacted]");
+}
+
 function describeError(error: unknown): unknown {
-  if (!(error instanceof Error)) return String(error);
-  return { name: error.name, message: error.message, stack: error.stack };
+  if (!(error instanceof Error)) return scrub(String(error));
+  return {
+    name: error.name,
+    message: scrub(error.message),
+    stack: error.stack && scrub(error.stack),
+  };
 }
 
 export function createLogger(component: string, level: LogLevel = "info"): Logger {
   const write = (at: LogLevel, message: string, fields?: LogFields) => {
     if (rank[at] < rank[level]) return;
-    const entry: LogFields = { time: new Date().toISOString(), level: at, component, message };
+    const entry: LogFields = {
+      time: new Date().toISOString(),
+      level: at,
+      component,
+      message: scrub(message),
+    };
     if (fields) {
       for (const [key, value] of Object.entries(redact(fields) as LogFields)) {
         entry[key] = key === "error" ? describeError(fields.error) : value;
