@@ -13,7 +13,12 @@ import { startSystem } from "./start.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
 /** Other services' hook files join this list. */
-const HOOK_FILES = ["hooks/catalog.ts", "hooks/audit.ts", "hooks/payments.ts", "hooks/discounts.ts"];
+const HOOK_FILES = [
+  "hooks/catalog.ts",
+  "hooks/audit.ts",
+  "hooks/payments.ts",
+  "hooks/discounts.ts",
+];
 const DREDD = "npm:dredd@14.1.0";
 
 const root = new URL("../", import.meta.url);

@@ -1,0 +1,85 @@
+/**
+ * The discounts service follows the catalog's facts to stay consistent with it, even after
+ * being down (the durable consumer delivers what it missed): a deleted event takes its ticket
+ * codes with it (soft delete) and loses its event code; a deleted ticket is detached from every
+ * code. Each change publishes its own fact, naming the actor of the catalog's change.
+ * Idempotent: a redelivered fact finds nothing left to change.
+ */
+import type { Bus } from "@shared/bus.ts";
+import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { changeWithFact, type Fact, type FactRelay, type NewFact } from "@shared/facts.ts";
+import type { Sql } from "@shared/db.ts";
+import type { Logger } from "@shared/log.ts";
+import {
+  codesOfEvent,
+  codesOfTicket,
+  detachTicket,
+  getCode,
+  isId,
+  type Row,
+} from "./store/codes.ts";
+
+function codeFact(fact: Fact, verb: string, row: Row): NewFact {
+  return {
+    service: "discounts",
+    type: "discount-code",
+    verb,
+    actor: fact.actor,
+    resource: { type: "discount-code", id: String(row.id) },
+    data: row,
+  };
+}
+
+async function eventDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<void> {
+  const eventId = fact.resource.id;
+  if (!isId(eventId)) return;
+  await changeWithFact(sql, relay, async (tx) => {
+    const affected = await codesOfEvent(tx, eventId);
+    const changed: { verb: string; row: Row }[] = [];
+    for (const code of affected) {
+      if (String(code.event_id) === eventId) {
+        await tx`update discount_codes set deleted_at = now() where id = ${code.id}`;
+        await tx`delete from discount_code_events where discount_code_id = ${code.id}`;
+        changed.push({ verb: "deleted", row: (await getCode(tx, String(code.id), true))! });
+      } else {
+        await tx`delete from discount_code_events
+          where event_id = ${eventId} and discount_code_id = ${code.id}`;
+        changed.push({ verb: "updated", row: (await getCode(tx, String(code.id), true))! });
+      }
+    }
+    return changed;
+  }, (changed) => changed.map(({ verb, row }) => codeFact(fact, verb, row)));
+}
+
+async function ticketDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<void> {
+  const ticketId = fact.resource.id;
+  if (!isId(ticketId)) return;
+  await changeWithFact(sql, relay, async (tx) => {
+    const affected = await codesOfTicket(tx, ticketId);
+    await detachTicket(tx, ticketId);
+    const rows: Row[] = [];
+    for (const code of affected) rows.push((await getCode(tx, String(code.id), true))!);
+    return rows;
+  }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
+}
+
+/** Applies a batch of catalog facts (exported for tests). */
+export async function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
+  for (const fact of batch) {
+    if (fact.verb !== "deleted") continue;
+    if (fact.type === "event") await eventDeleted(sql, relay, fact);
+    else if (fact.type === "ticket") await ticketDeleted(sql, relay, fact);
+  }
+}
+
+export function followCatalog(
+  options: { sql: Sql; bus: Bus; relay: FactRelay; log: Logger },
+): Promise<FactConsumer> {
+  const { sql, bus, relay, log } = options;
+  return consumeFacts(bus, {
+    durable: "discounts-catalog",
+    subject: "facts.catalog.>",
+    log,
+    handle: (batch) => applyCatalogFacts(sql, relay, batch),
+  });
+}

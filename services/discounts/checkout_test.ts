@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { discountsRedemption } from "@shared/subjects.ts";
+import { expectError, expectStatus } from "../../testing/system.ts";
+import { startDiscountsSystem } from "./_test_utils.ts";
+
+const published = { attributes: { state: "published" } };
+
+Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public checkout lookup", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast(published);
+  const other = await system.eventWithCast(published);
+  const make = (code: string, attributes: Record<string, unknown> = {}, eventId = cast.event.id) =>
+    system.createCode(cast.owner.token, { eventId, attributes: { code, ...attributes } });
+  await make("OPEN");
+  await make("PAUSED", { "is-active": false });
+  await make("SOON", { "valid-from": "2099-01-01T00:00:00Z" });
+  await make("GONE", {
+    "valid-from": "2001-01-01T00:00:00Z",
+    "valid-till": "2001-02-01T00:00:00Z",
+  });
+  await make("WINDOW", {
+    "valid-from": "2001-01-01T00:00:00Z",
+    "valid-till": "2099-01-01T00:00:00Z",
+  });
+  await make("USEDUP", { "tickets-number": 1 });
+  const usedUp = await system.dsql`select id from discount_codes where code = 'USEDUP'`;
+  await system.bus.request(discountsRedemption.reserve, {
+    codeId: String(usedUp[0].id),
+    orderId: "o1",
+    quantity: 1,
+  });
+  await system.createCode(other.owner.token, {
+    eventId: other.event.id,
+    attributes: { code: "ELSEWHERE" },
+  });
+  const lookup = (code: string, event = cast.event.id) =>
+    system.call("GET", `/v1/events/${event}/discount-codes/${code}`);
+
+  await t.step("200 for an active code in its window, any case, by id or identifier", async () => {
+    for (const path of ["OPEN", "open", "WINDOW"]) {
+      const reply = await lookup(path);
+      expectStatus(reply, 200, path);
+      assert.equal(reply.body.data.type, "discount-code");
+    }
+    expectStatus(await lookup("OPEN", cast.event.identifier), 200);
+  });
+  await t.step("422 inactive, not yet valid, expired, used up: the detail says which", async () => {
+    const cases: [string, RegExp][] = [
+      ["PAUSED", /not active/],
+      ["SOON", /not valid before 2099-01-01T00:00:00.000Z/],
+      ["GONE", /expired at 2001-02-01T00:00:00.000Z/],
+      ["USEDUP", /no uses left/],
+    ];
+    for (const [code, detail] of cases) {
+      const reply = await lookup(code);
+      expectError(reply, 422, {}, code);
+      assert.match(reply.body.errors[0].detail, detail);
+    }
+  });
+  await t.step(
+    "404 for unknown codes, another event's code, odd text and unknown events",
+    async () => {
+      for (const code of ["NOPE", "ELSEWHERE", "x'%20or%20'1'='1", "%C3%89T%C3%89", "a%20b"]) {
+        expectError(await lookup(code), 404, {}, code);
+      }
+      expectError(await lookup("OPEN", "99999999"), 404);
+      expectError(await lookup("OPEN", "not-an-event"), 404);
+    },
+  );
+  await t.step("a draft event's codes are not found by outsiders", async () => {
+    const draft = await system.createEvent(cast.owner.token);
+    await make("DRAFTY", {}, draft.id);
+    expectError(await lookup("DRAFTY", draft.id), 404);
+    expectStatus(
+      await system.call("GET", `/v1/events/${draft.id}/discount-codes/DRAFTY`, {
+        token: cast.owner.token,
+      }),
+      200,
+    );
+  });
+});
+
+Deno.test("[discounts] POST /v1/orders/calculate-amount previews prices exactly", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast(published);
+  const token = cast.owner.token;
+  const a = await system.createTicket(token, cast.event.id, { price: "19.99" });
+  const b = await system.createTicket(token, cast.event.id, { price: "0.10" });
+  const c = await system.createTicket(token, cast.event.id, { price: 50 });
+  const free = await system.createTicket(token, cast.event.id, { type: "free", price: 0 });
+  const preview = (body: unknown) =>
+    system.call("POST", "/v1/orders/calculate-amount", {
+      body,
+      headers: { "Content-Type": "application/json" },
+    });
+  const code = (attributes: Record<string, unknown>, ticketIds = [a, b]) =>
+    system.createCode(token, { eventId: cast.event.id, ticketIds, attributes });
+
+  await t.step("no code: the plain total, as two-decimal strings", async () => {
+    const reply = await preview({ tickets: [{ id: a, quantity: 3 }, { id: free, quantity: 2 }] });
+    expectStatus(reply, 200);
+    assert.equal(reply.headers.get("Content-Type"), "application/json");
+    assert.equal(reply.body.total, "59.97");
+    assert.equal(reply.body.discount, "0.00");
+    assert.deepEqual(reply.body.tickets[1], {
+      id: free,
+      price: "0.00",
+      quantity: 2,
+      discount: null,
+      sub_total: "0.00",
+    });
+  });
+  await t.step(
+    "percent: of the unit price, rounded half-up to the cent, attached tickets only",
+    async () => {
+      // 15 % of 19.99 = 2.9985 -> 3.00; of 0.10 = 0.015 -> 0.02.
+      const id = await code({ type: "percent", value: 15, code: "PCT" });
+      const reply = await preview({
+        tickets: [{ id: a, quantity: 2 }, { id: b, quantity: 1 }, { id: c, quantity: 1 }],
+        "discount-code": id,
+      });
+      expectStatus(reply, 200);
+      const [ta, tb, tc] = reply.body.tickets;
+      assert.equal(ta.discount.amount, "3.00");
+      assert.equal(ta.discount.total, "6.00");
+      assert.equal(ta.sub_total, "33.98");
+      assert.equal(tb.discount.amount, "0.02");
+      assert.equal(tb.sub_total, "0.08");
+      assert.equal(tc.discount, null);
+      assert.equal(tc.sub_total, "50.00");
+      assert.equal(reply.body.discount, "6.02");
+      assert.equal(reply.body.total, "84.06");
+      assert.deepEqual(reply.body.warnings, []);
+    },
+  );
+  await t.step("amount: flat off each unit, never below zero", async () => {
+    const id = await code({ type: "amount", value: "0.10", code: "FLAT" });
+    const reply = await preview({
+      tickets: [{ id: a, quantity: 1 }, { id: b, quantity: 4 }],
+      "discount-code": String(id),
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.tickets[0].sub_total, "19.89");
+    assert.equal(reply.body.tickets[1].sub_total, "0.00");
+    assert.equal(reply.body.total, "19.89");
+    // 100 % percent: also never below zero.
+    const all = await code({ type: "percent", value: "100", code: "ALL" });
+    const gratis = await preview({ tickets: [{ id: a, quantity: 2 }], "discount-code": all });
+    assert.equal(gratis.body.total, "0.00");
+  });
+  await t.step(
+    "max-quantity and remaining uses cap the discounted units, with warnings",
+    async () => {
+      const id = await code({
+        type: "amount",
+        value: 1,
+        code: "CAPPED",
+        "max-quantity": 3,
+        "tickets-number": 5,
+      }, [a]);
+      const capped = await preview({ tickets: [{ id: a, quantity: 4 }], "discount-code": id });
+      assert.equal(capped.body.tickets[0].discount.quantity, 3);
+      assert.equal(capped.body.discount, "3.00");
+      assert.match(capped.body.warnings[0], /at most 3 tickets/);
+      await system.bus.request(discountsRedemption.reserve, {
+        codeId: id,
+        orderId: "o",
+        quantity: 3,
+      });
+      const left = await preview({ tickets: [{ id: a, quantity: 3 }], "discount-code": id });
+      assert.equal(left.body.tickets[0].discount.quantity, 2);
+      assert.match(left.body.warnings.join(" "), /2 uses left/);
+    },
+  );
+  await t.step("min-quantity not reached: no discount, and why", async () => {
+    const id = await code({ type: "amount", value: 1, code: "BULK", "min-quantity": 5 }, [a]);
+    const reply = await preview({ tickets: [{ id: a, quantity: 4 }], "discount-code": id });
+    assert.equal(reply.body.discount, "0.00");
+    assert.match(reply.body.warnings[0], /at least 5/);
+  });
+  await t.step("an inactive or expired code is 422, an unknown one 404", async () => {
+    const off = await code({ code: "OFF", "is-active": false }, [a]);
+    expectError(await preview({ tickets: [{ id: a }], "discount-code": off }), 422, {
+      pointer: "/discount-code",
+    });
+    expectError(await preview({ tickets: [{ id: a }], "discount-code": "999999" }), 404, {
+      pointer: "/discount-code",
+    });
+  });
+  await t.step("bad input is 4xx", async () => {
+    expectError(await preview({ tickets: [{ id: "999999", quantity: 1 }] }), 404, {
+      pointer: "/tickets/0/id",
+    });
+    expectError(await preview({ tickets: [{ id: a, quantity: -1 }] }), 422, {
+      pointer: "/tickets/0/quantity",
+    });
+    expectError(await preview({ tickets: [{ id: a, quantity: "2" }] }), 422);
+    expectError(await preview({ tickets: "all" }), 422, { pointer: "/tickets" });
+    expectError(await preview({ tickets: [{ id: a }, { id: a }] }), 422, {
+      pointer: "/tickets/1/id",
+    });
+    expectError(await preview([]), 400);
+    const wrongType = await system.call("POST", "/v1/orders/calculate-amount", {
+      body: { tickets: [] },
+      headers: { "Content-Type": "text/plain" },
+    });
+    expectError(wrongType, 415);
+  });
+});

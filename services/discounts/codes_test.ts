@@ -1,0 +1,454 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus } from "../../testing/system.ts";
+import { codeBody, startDiscountsSystem } from "./_test_utils.ts";
+
+Deno.test("[discounts] POST /v1/discount-codes validates every rule with a pointed 422", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const token = cast.coorganizer.token;
+  const paid = await system.createTicket(cast.owner.token, cast.event.id, { price: 20 });
+  const cheap = await system.createTicket(cast.owner.token, cast.event.id, { price: "7.50" });
+  const free = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "free",
+    price: 0,
+  });
+  const other = await system.createEvent(cast.owner.token);
+  const foreign = await system.createTicket(cast.owner.token, other.id, { price: 20 });
+  const post = (attributes: Record<string, unknown>, ticketIds?: string[]) =>
+    system.postCode(token, { eventId: cast.event.id, attributes, ticketIds });
+  const pointer = (name: string) => `/data/attributes/${name}`;
+
+  const invalid: [string, Record<string, unknown>, string, string[]?][] = [
+    ["code missing", { code: undefined }, pointer("code")],
+    ["code null", { code: null }, pointer("code")],
+    ["code empty after trim", { code: "   " }, pointer("code")],
+    ["code with inner whitespace", { code: "SUMMER SALE" }, pointer("code")],
+    ["code with unicode", { code: "ÉTÉ2030" }, pointer("code")],
+    ["code looking like SQL", { code: "x'; drop table discount_codes; --" }, pointer("code")],
+    ["code too long", { code: "A".repeat(65) }, pointer("code")],
+    ["code a number", { code: 12345 }, pointer("code")],
+    ["value missing", { value: undefined }, pointer("value")],
+    ["value null", { value: null }, pointer("value")],
+    ["value negative", { value: -1 }, pointer("value")],
+    ["value three decimals", { value: "1.005" }, pointer("value")],
+    ["value not numeric", { value: "ten" }, pointer("value")],
+    ["value a boolean", { value: true }, pointer("value")],
+    ["value huge", { value: 1e20 }, pointer("value")],
+    ["type missing", { type: undefined }, pointer("type")],
+    ["type unknown", { type: "gift" }, pointer("type")],
+    ["percent above 100", { type: "percent", value: "100.01" }, pointer("value")],
+    ["used-for missing", { "used-for": undefined }, pointer("used-for")],
+    ["used-for unknown", { "used-for": "order" }, pointer("used-for")],
+    ["min above max", { "min-quantity": 5, "max-quantity": 4 }, pointer("min-quantity")],
+    [
+      "tickets-number below max",
+      { "tickets-number": 5, "max-quantity": 6 },
+      pointer(
+        "tickets-number",
+      ),
+    ],
+    ["tickets-number negative", { "tickets-number": -1 }, pointer("tickets-number")],
+    ["tickets-number huge", { "tickets-number": 1e15 }, pointer("tickets-number")],
+    ["tickets-number a string", { "tickets-number": "10" }, pointer("tickets-number")],
+    ["tickets-number fractional", { "tickets-number": 1.5 }, pointer("tickets-number")],
+    ["max-quantity huge", { "max-quantity": 2 ** 31 }, pointer("max-quantity")],
+    ["valid-till before valid-from", {
+      "valid-from": "2030-01-02T00:00:00Z",
+      "valid-till": "2030-01-01T00:00:00Z",
+    }, pointer("valid-till")],
+    ["valid-till equal in another zone", {
+      "valid-from": "2030-01-01T08:00:00+08:00",
+      "valid-till": "2030-01-01T00:00:00Z",
+    }, pointer("valid-till")],
+    ["valid-from without a zone", { "valid-from": "2030-01-01T00:00:00" }, pointer("valid-from")],
+    ["valid-from not a date", { "valid-from": 12 }, pointer("valid-from")],
+    ["is-active a string", { "is-active": "yes" }, pointer("is-active")],
+    ["discount-url relative", { "discount-url": "/sale" }, pointer("discount-url")],
+    ["amount above a ticket's price", { value: "7.51" }, pointer("value"), [paid, cheap]],
+    ["a free ticket attached", {}, "/data/relationships/tickets", [free]],
+    ["a ticket of another event", {}, "/data/relationships/tickets", [foreign]],
+    ["an unknown ticket", {}, "/data/relationships/tickets", ["999999"]],
+    ["a malformed ticket id", {}, "/data/relationships/tickets", ["abc"]],
+  ];
+  for (const [what, attributes, at, tickets] of invalid) {
+    await t.step(`422 for ${what}`, async () => {
+      const base = codeBody({ eventId: cast.event.id }) as {
+        data: { attributes: Record<string, unknown> };
+      };
+      const body = { ...base.data.attributes, ...attributes };
+      for (const [key, value] of Object.entries(attributes)) {
+        if (value === undefined) delete body[key];
+      }
+      const relationships: Record<string, unknown> = {
+        event: { data: { type: "event", id: cast.event.id } },
+      };
+      if (tickets) {
+        relationships.tickets = { data: tickets.map((id) => ({ type: "ticket", id })) };
+      }
+      const reply = await system.call("POST", "/v1/discount-codes", {
+        token,
+        body: { data: { type: "discount-code", attributes: body, relationships } },
+      });
+      expectError(reply, 422, { pointer: at }, what);
+    });
+  }
+  await t.step("nothing was half-written", async () => {
+    const [{ n }] = await system.dsql`select count(*)::int as n from discount_codes`;
+    assert.equal(n, 0);
+    const [{ m }] = await system.dsql`select count(*)::int as m from discount_code_tickets`;
+    assert.equal(m, 0);
+  });
+  await t.step("several problems are reported together", async () => {
+    const reply = await post({ type: "percent", value: 150, "min-quantity": 9, "max-quantity": 2 });
+    expectError(reply, 422);
+    assert.equal(reply.body.errors.length, 2);
+  });
+  await t.step("a value sent as a string is coerced and kept exact", async () => {
+    const reply = await post({ value: "100", type: "percent", code: " TRIMMED " });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes.value, 100);
+    assert.equal(reply.body.data.attributes.code, "TRIMMED");
+    const exact = await post({ value: "7.50" }, [paid, cheap]);
+    expectStatus(exact, 201);
+    const [row] = await system.dsql`select value::text as v from discount_codes
+      where id = ${exact.body.data.id}`;
+    assert.equal(row.v, "7.50");
+  });
+  await t.step(
+    "defaults: active, quantities 1..100, server-set marketer, 201 with Location",
+    async () => {
+      const reply = await post({});
+      expectStatus(reply, 201);
+      const { attributes, relationships, id } = reply.body.data;
+      assert.equal(reply.headers.get("Location"), `/v1/discount-codes/${id}`);
+      assert.equal(attributes["is-active"], true);
+      assert.equal(attributes["min-quantity"], 1);
+      assert.equal(attributes["max-quantity"], 100);
+      assert.equal(attributes["tickets-number"], null);
+      assert.equal(attributes["used-count"], 0);
+      assert.deepEqual(relationships.marketer.data, { type: "user", id: cast.coorganizer.id });
+      assert.deepEqual(relationships.event.data, { type: "event", id: cast.event.id });
+    },
+  );
+  await t.step("a marketer sent by the client is ignored", async () => {
+    const reply = await system.postCode(token, {
+      eventId: cast.event.id,
+      relationships: { marketer: { data: { type: "user", id: cast.owner.id } } },
+    });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.relationships.marketer.data.id, cast.coorganizer.id);
+  });
+  await t.step("tickets-number alone lowers the default max-quantity", async () => {
+    const reply = await post({ "tickets-number": 10 });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes["max-quantity"], 10);
+  });
+  await t.step("read-only used-count sent by a client is ignored", async () => {
+    const reply = await post({ "used-count": 99 });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes["used-count"], 0);
+  });
+});
+
+Deno.test("[discounts] POST /v1/discount-codes rejects a duplicate code with 409, case-insensitively", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const other = await system.createEvent(cast.owner.token);
+  const post = (code: string, eventId = cast.event.id) =>
+    system.postCode(cast.owner.token, { eventId, attributes: { code } });
+  expectStatus(await post("Summer"), 201);
+  await t.step("same text, other case, same event: 409", async () => {
+    expectError(await post("SUMMER"), 409);
+  });
+  await t.step("same text on another event is fine", async () => {
+    expectStatus(await post("summer", other.id), 201);
+  });
+  await t.step("a deleted code frees its text", async () => {
+    const [row] = await system.dsql`select id from discount_codes where code = 'Summer'`;
+    expectStatus(
+      await system.call("DELETE", `/v1/discount-codes/${row.id}`, { token: cast.owner.token }),
+      200,
+    );
+    expectStatus(await post("SUMMER"), 201);
+  });
+  await t.step("409 on PATCH to another live code's text", async () => {
+    const id = (await post("Winter")).body.data.id;
+    const reply = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token: cast.owner.token,
+      body: { data: { type: "discount-code", id, attributes: { code: "summer" } } },
+    });
+    expectError(reply, 409);
+  });
+});
+
+Deno.test("[discounts] PATCH /v1/discount-codes/{id} checks the merged state", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const token = cast.organizer.token;
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id, { price: 10 });
+  const id = await system.createCode(token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+    attributes: { value: 5, "max-quantity": 20, "tickets-number": 50 },
+  });
+  const patch = (attributes: Record<string, unknown>, relationships?: Record<string, unknown>) =>
+    system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "discount-code", id, attributes, relationships } },
+    });
+  await t.step("tickets-number below the stored max-quantity", async () => {
+    expectError(await patch({ "tickets-number": 10 }), 422, {
+      pointer: "/data/attributes/tickets-number",
+    });
+  });
+  await t.step("min-quantity above the stored max-quantity", async () => {
+    expectError(await patch({ "min-quantity": 21 }), 422, {
+      pointer: "/data/attributes/min-quantity",
+    });
+  });
+  await t.step("an amount above the attached ticket's price", async () => {
+    expectError(await patch({ value: "10.01" }), 422, { pointer: "/data/attributes/value" });
+  });
+  await t.step("switching to percent keeps the 0..100 rule", async () => {
+    expectError(await patch({ type: "percent", value: 101 }), 422, {
+      pointer: "/data/attributes/value",
+    });
+    expectStatus(await patch({ type: "percent", value: 50 }), 200);
+  });
+  await t.step("valid-till before the stored valid-from", async () => {
+    expectStatus(await patch({ "valid-from": "2030-01-01T00:00:00Z" }), 200);
+    expectError(await patch({ "valid-till": "2029-12-31T23:59:59Z" }), 422, {
+      pointer: "/data/attributes/valid-till",
+    });
+  });
+  await t.step("nulls never crash", async () => {
+    expectError(await patch({ value: null }), 422, { pointer: "/data/attributes/value" });
+    expectError(await patch({ code: null }), 422, { pointer: "/data/attributes/code" });
+    expectError(await patch({ type: null }), 422, { pointer: "/data/attributes/type" });
+    expectError(await patch({ "used-for": null }), 422, { pointer: "/data/attributes/used-for" });
+    const reply = await patch({
+      "tickets-number": null,
+      "valid-from": null,
+      "valid-till": null,
+      "discount-url": null,
+      "is-active": null,
+      "min-quantity": null,
+      "max-quantity": null,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["max-quantity"], 100);
+    assert.equal(reply.body.data.attributes["is-active"], true);
+  });
+  await t.step("used-for never changes: 409", async () => {
+    expectError(await patch({ "used-for": "event" }), 409, {
+      pointer: "/data/attributes/used-for",
+    });
+    expectStatus(await patch({ "used-for": "ticket" }), 200);
+  });
+  await t.step("a code never moves to another event", async () => {
+    const other = await system.createEvent(cast.owner.token);
+    expectError(
+      await patch({}, { event: { data: { type: "event", id: other.id } } }),
+      422,
+      { pointer: "/data/relationships/event" },
+    );
+  });
+  await t.step("only the keys sent change; tickets can be replaced", async () => {
+    const second = await system.createTicket(cast.owner.token, cast.event.id, { price: 30 });
+    const reply = await patch({ "discount-url": "https://example.com/sale" }, {
+      tickets: { data: [{ type: "ticket", id: second }] },
+    });
+    expectStatus(reply, 200);
+    const { attributes, relationships } = reply.body.data;
+    assert.equal(attributes.type, "percent");
+    assert.equal(attributes.value, 50);
+    assert.equal(attributes["discount-url"], "https://example.com/sale");
+    assert.deepEqual(relationships.tickets.data, [{ type: "ticket", id: second }]);
+  });
+  await t.step("a body id other than the URL's is 409, a wrong type 409", async () => {
+    const reply = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "discount-code", id: "999", attributes: {} } },
+    });
+    expectError(reply, 409, { pointer: "/data/id" });
+    const wrongType = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "ticket", id, attributes: {} } },
+    });
+    expectError(wrongType, 409, { pointer: "/data/type" });
+  });
+  await t.step("tickets-number below the uses taken is refused", async () => {
+    await system.dsql`update discount_codes set used_count = 30 where id = ${id}`;
+    expectError(await patch({ "tickets-number": 25, "max-quantity": 5 }), 422, {
+      pointer: "/data/attributes/tickets-number",
+    });
+  });
+});
+
+Deno.test("[discounts] bad bodies are 4xx, never 5xx", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const bodies: [string, unknown, number][] = [
+    ["not JSON", "{nope", 400],
+    ["no data", {}, 400],
+    ["data an array", { data: [] }, 400],
+    ["wrong type", { data: { type: "ticket", attributes: {} } }, 409],
+    ["attributes a string", { data: { type: "discount-code", attributes: "x" } }, 400],
+    ["tickets not an array", {
+      data: {
+        type: "discount-code",
+        attributes: { "used-for": "ticket" },
+        relationships: {
+          event: { data: { type: "event", id: cast.event.id } },
+          tickets: { data: { type: "ticket", id: "1" } },
+        },
+      },
+    }, 400],
+    ["an unknown relationship", {
+      data: {
+        type: "discount-code",
+        attributes: {},
+        relationships: { owner: { data: null } },
+      },
+    }, 422],
+    ["a ticket code without event", {
+      data: { type: "discount-code", attributes: { "used-for": "ticket" } },
+    }, 422],
+    ["a ticket code of an unknown event", {
+      data: {
+        type: "discount-code",
+        attributes: { "used-for": "ticket" },
+        relationships: { event: { data: { type: "event", id: "99999999" } } },
+      },
+    }, 422],
+    ["an event id that is SQL", {
+      data: {
+        type: "discount-code",
+        attributes: { "used-for": "ticket" },
+        relationships: { event: { data: { type: "event", id: "1; drop table x" } } },
+      },
+    }, 422],
+  ];
+  for (const [what, body, status] of bodies) {
+    await t.step(`${status} for ${what}`, async () => {
+      const reply = await system.call("POST", "/v1/discount-codes", {
+        token: cast.owner.token,
+        body,
+      });
+      expectError(reply, status, {}, what);
+    });
+  }
+  await t.step("weird ids in URLs are 404", async () => {
+    for (const id of ["abc", "0", "-1", "99999999999999999999999", "1%27%20or%201=1"]) {
+      const reply = await system.call("GET", `/v1/discount-codes/${id}`, {
+        token: system.admin.token,
+      });
+      expectError(reply, 404, {}, id);
+    }
+  });
+});
+
+Deno.test("[discounts] GET /v1/discount-codes lists with filters, sorts, paging and includes", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  for (const code of ["ALPHA", "BRAVO", "CHARLIE"]) {
+    await system.createCode(cast.owner.token, {
+      eventId: cast.event.id,
+      ticketIds: [ticket],
+      attributes: { code },
+    });
+  }
+  const admin = system.admin.token;
+  await t.step("sort, page and meta.count", async () => {
+    const reply = await system.call("GET", "/v1/discount-codes?sort=-code&page[size]=2", {
+      token: admin,
+    });
+    expectStatus(reply, 200);
+    assert.deepEqual(
+      reply.body.data.map((d: { attributes: { code: string } }) => d.attributes.code),
+      [
+        "CHARLIE",
+        "BRAVO",
+      ],
+    );
+    assert.equal(reply.body.meta.count, 3);
+    assert.ok(reply.body.links.next);
+  });
+  await t.step("filter in the original's form", async () => {
+    const filter = encodeURIComponent('[{"name":"code","op":"eq","val":"BRAVO"}]');
+    const reply = await system.call("GET", `/v1/discount-codes?filter=${filter}`, { token: admin });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.meta.count, 1);
+  });
+  await t.step("unknown filter field, sort key and include are 400", async () => {
+    const filter = encodeURIComponent('[{"name":"secret","op":"eq","val":"x"}]');
+    expectError(
+      await system.call("GET", `/v1/discount-codes?filter=${filter}`, { token: admin }),
+      400,
+      {
+        parameter: "filter",
+      },
+    );
+    expectError(await system.call("GET", "/v1/discount-codes?sort=nope", { token: admin }), 400, {
+      parameter: "sort",
+    });
+    expectError(
+      await system.call("GET", "/v1/discount-codes?include=owner", { token: admin }),
+      400,
+      {
+        parameter: "include",
+      },
+    );
+  });
+  await t.step("include=event,tickets crosses services", async () => {
+    const reply = await system.call("GET", "/v1/discount-codes?include=event,tickets", {
+      token: admin,
+    });
+    expectStatus(reply, 200);
+    const types = reply.body.included.map((r: { type: string; id: string }) => `${r.type}:${r.id}`)
+      .sort();
+    assert.deepEqual(types, [`event:${cast.event.id}`, `ticket:${ticket}`]);
+  });
+  await t.step("sparse fieldsets", async () => {
+    const reply = await system.call("GET", "/v1/discount-codes?fields[discount-code]=code", {
+      token: admin,
+    });
+    assert.deepEqual(Object.keys(reply.body.data[0].attributes), ["code"]);
+  });
+  await t.step("trashed codes only with get_trashed, to admins", async () => {
+    const [row] = await system.dsql`select id from discount_codes where code = 'ALPHA'`;
+    expectStatus(
+      await system.call("DELETE", `/v1/discount-codes/${row.id}`, { token: cast.owner.token }),
+      200,
+    );
+    const live = await system.call("GET", "/v1/discount-codes", { token: admin });
+    assert.equal(live.body.meta.count, 2);
+    const all = await system.call("GET", "/v1/discount-codes?get_trashed=true", { token: admin });
+    assert.equal(all.body.meta.count, 3);
+    expectError(
+      await system.call("GET", `/v1/discount-codes/${row.id}`, { token: cast.owner.token }),
+      404,
+    );
+    const trashed = await system.call("GET", `/v1/discount-codes/${row.id}?get_trashed=true`, {
+      token: admin,
+    });
+    expectStatus(trashed, 200);
+    assert.ok(trashed.body.data.attributes["deleted-at"]);
+  });
+  await t.step("permanent delete is for admins", async () => {
+    const [row] = await system.dsql`select id from discount_codes where code = 'BRAVO'`;
+    expectError(
+      await system.call("DELETE", `/v1/discount-codes/${row.id}?permanent=true`, {
+        token: cast.owner.token,
+      }),
+      403,
+    );
+    expectStatus(
+      await system.call("DELETE", `/v1/discount-codes/${row.id}?permanent=true`, { token: admin }),
+      200,
+    );
+    const [gone] = await system.dsql`select id from discount_codes where id = ${row.id}`;
+    assert.equal(gone, undefined);
+  });
+});

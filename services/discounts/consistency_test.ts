@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { expectStatus } from "../../testing/system.ts";
+import { startDiscountsSystem } from "./_test_utils.ts";
+
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`Timed out waiting for: ${what}`);
+}
+
+Deno.test("[discounts] follows the catalog: deleting an event removes its codes", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticketCode = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+    200,
+  );
+  await system.catalog.relay.flush();
+  await eventually(async () => {
+    const [row] = await system.dsql`select deleted_at from discount_codes where id = ${ticketCode}`;
+    return row.deleted_at !== null;
+  }, "the ticket code is soft-deleted");
+  const [applied] = await system.dsql`select count(*)::int as n from discount_code_events
+    where event_id = ${cast.event.id}`;
+  assert.equal(applied.n, 0);
+  const [kept] = await system.dsql`select deleted_at from discount_codes where id = ${eventCode}`;
+  assert.equal(kept.deleted_at, null, "an event code lives on, un-applied");
+  expectStatus(
+    await system.call("GET", `/v1/discount-codes/${ticketCode}`, { token: system.admin.token }),
+    404,
+  );
+  await system.discounts[0].relay.flush();
+  const facts = (await system.readFacts()).filter((f) => f.service === "discounts");
+  const deleted = facts.find((f) => f.verb === "deleted" && f.resource.id === ticketCode);
+  assert.ok(deleted, "a deleted fact for the code");
+  assert.equal(deleted.actor?.id, cast.owner.id);
+  assert.ok(facts.some((f) => f.verb === "updated" && f.resource.id === eventCode));
+});
+
+Deno.test("[discounts] follows the catalog: deleting a ticket detaches it", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const keep = await system.createTicket(cast.owner.token, cast.event.id);
+  const drop = await system.createTicket(cast.owner.token, cast.event.id);
+  const id = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [keep, drop],
+  });
+  expectStatus(
+    await system.call("DELETE", `/v1/tickets/${drop}`, { token: cast.owner.token }),
+    200,
+  );
+  await system.catalog.relay.flush();
+  await eventually(async () => {
+    const rows = await system.dsql`select ticket_id::text as t from discount_code_tickets
+      where discount_code_id = ${id}`;
+    return rows.length === 1 && rows[0].t === keep;
+  }, "the ticket is detached");
+  const reply = await system.call("GET", `/v1/discount-codes/${id}/relationships/tickets`, {
+    token: cast.owner.token,
+  });
+  assert.deepEqual(reply.body.data, [{ type: "ticket", id: keep }]);
+});
+
+Deno.test("[discounts] a revoked role is refused on the very next request", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+  const path = `/v1/discount-codes/${id}`;
+  expectStatus(await system.call("GET", path, { token: cast.coorganizer.token }), 200);
+  expectStatus(
+    await system.call("DELETE", `/v1/users-events-roles/${cast.grants.coorganizer}`, {
+      token: cast.owner.token,
+    }),
+    200,
+  );
+  expectStatus(await system.call("GET", path, { token: cast.coorganizer.token }), 403);
+  expectStatus(
+    await system.call("GET", `/v1/events/${cast.event.id}/discount-codes`, {
+      token: cast.coorganizer.token,
+    }),
+    404,
+    "the draft is now invisible to them",
+  );
+});
+
+Deno.test("[discounts] a token of a deleted user is 401", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.coorganizer.token, { eventId: cast.event.id });
+  expectStatus(
+    await system.call("DELETE", `/v1/users/${cast.coorganizer.id}`, {
+      token: cast.coorganizer.token,
+    }),
+    200,
+  );
+  expectStatus(
+    await system.call("GET", `/v1/discount-codes/${id}`, { token: cast.coorganizer.token }),
+    401,
+  );
+});
+
+Deno.test("[discounts] every create, update and delete publishes a discount-code fact", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    attributes: { code: "FACTS" },
+  });
+  expectStatus(
+    await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token: cast.owner.token,
+      body: { data: { type: "discount-code", id, attributes: { value: 7 } } },
+    }),
+    200,
+  );
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${id}`, { token: cast.owner.token }),
+    200,
+  );
+  await system.discounts[0].relay.flush();
+  const facts = (await system.readFacts()).filter((f) => f.type === "discount-code");
+  assert.deepEqual(facts.map((f) => f.verb), ["created", "updated", "deleted"]);
+  for (const fact of facts) {
+    assert.equal(fact.subject, `facts.discounts.discount-code.${fact.verb}`);
+    assert.equal(fact.actor?.id, cast.owner.id);
+    assert.equal(fact.data?.code, "FACTS");
+    assert.equal(fact.data?.event_id, cast.event.id);
+    assert.equal(fact.data?.used_for, "ticket");
+  }
+  assert.equal(facts[1].data?.value, "7.00");
+  assert.ok(facts[2].data?.deleted_at);
+});

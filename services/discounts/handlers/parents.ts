@@ -1,0 +1,127 @@
+/**
+ * Codes seen from the catalog's resources: `/v1/events/{id}/discount-codes` (co-organizers:
+ * that event's ticket codes), `/v1/events/{id}/discount-code` (admins: the event code applied
+ * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created) and
+ * `/v1/tickets/{id}/discount-codes` (co-organizers of the ticket's event).
+ */
+import { type Route, route } from "@shared/bus.ts";
+import { ForbiddenError } from "@shared/errors.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { catalogInternal, discounts } from "@shared/subjects.ts";
+import {
+  access,
+  type DiscountsContext,
+  isAdmin,
+  requireAdmin,
+  requireCoorganizer,
+  requireLogin,
+} from "../context.ts";
+import { codeQuery } from "../resources.ts";
+import { eventCodeOf, isId, listCodes } from "../store/codes.ts";
+import {
+  notFound,
+  renderCode,
+  renderCodeLinkage,
+  renderCodes,
+  renderNothing,
+  requireActor,
+  resolveCatalog,
+} from "./common.ts";
+
+type Scope = Parameters<typeof listCodes>[2];
+
+/** The codes a list route shows, or linkage to them when `linkage` is set. */
+async function listOrLinkage(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  collection: string,
+  scope: Scope,
+  linkage: boolean,
+): Promise<HttpReply> {
+  if (linkage) {
+    parseSingleQuery(req.query, {});
+    const all = await listCodes(ctx.sql, parseListQuery({ "page[size]": "0" }, codeQuery), scope);
+    return renderCodeLinkage(req, collection, all.rows);
+  }
+  const query = parseListQuery(req.query, { ...codeQuery, extra: [] });
+  return renderCodes(await listCodes(ctx.sql, query, scope), req, query);
+}
+
+async function eventCodes(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  linkage: boolean,
+): Promise<HttpReply> {
+  const rel = req.params.rel;
+  if (rel !== "discount-codes" && rel !== "discount-code") notFound("relationship", rel);
+  requireActor(req);
+  const { caller, event } = await access(ctx, req.actor, req.params.id);
+  requireLogin(caller);
+  if (rel === "discount-code") {
+    requireAdmin(caller, "see the event discount code of an event");
+    if (!event) notFound("event", req.params.id);
+    const code = await eventCodeOf(ctx.sql, event.id) ?? null;
+    if (linkage) {
+      parseSingleQuery(req.query, {});
+      return renderCodeLinkage(req, "events", code);
+    }
+    const query = parseSingleQuery(req.query, codeQuery);
+    return code ? renderCode(code, req, { query }) : renderNothing(req);
+  }
+  if (!event) notFound("event", req.params.id);
+  requireCoorganizer(caller, event, "see the discount codes of this event");
+  return await listOrLinkage(ctx, req, "events", {
+    scope: { eventId: event.id, usedFor: "ticket" },
+  }, linkage);
+}
+
+async function userCodes(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  linkage: boolean,
+): Promise<HttpReply> {
+  if (req.params.rel !== "discount-codes") notFound("relationship", req.params.rel);
+  requireActor(req);
+  const { caller } = await access(ctx, req.actor);
+  const known = requireLogin(caller);
+  const userId = req.params.id;
+  if (known.id !== userId) {
+    if (!isAdmin(known)) {
+      throw new ForbiddenError("Cannot see these discount codes: only that user and admins may");
+    }
+    if (!isId(userId) || !(await resolveCatalog(ctx, req, "user", [userId])).length) {
+      notFound("user", userId);
+    }
+  }
+  return await listOrLinkage(ctx, req, "users", { scope: { marketerId: userId } }, linkage);
+}
+
+async function ticketCodes(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  linkage: boolean,
+): Promise<HttpReply> {
+  if (req.params.rel !== "discount-codes") notFound("relationship", req.params.rel);
+  requireActor(req);
+  const ticketId = req.params.id;
+  const [ticket] = isId(ticketId)
+    ? (await ctx.bus.request(catalogInternal.tickets, { ids: [ticketId] })).tickets
+    : [];
+  const { caller, event } = await access(ctx, req.actor, ticket?.eventId);
+  requireLogin(caller);
+  if (!ticket) notFound("ticket", ticketId);
+  requireCoorganizer(caller, event, "see the discount codes of this ticket");
+  return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId } }, linkage);
+}
+
+export function parentRoutes(ctx: DiscountsContext): Route[] {
+  return [
+    route(discounts.events.related, (req) => eventCodes(ctx, req, false)),
+    route(discounts.events.relationship, (req) => eventCodes(ctx, req, true)),
+    route(discounts.users.related, (req) => userCodes(ctx, req, false)),
+    route(discounts.users.relationship, (req) => userCodes(ctx, req, true)),
+    route(discounts.tickets.related, (req) => ticketCodes(ctx, req, false)),
+    route(discounts.tickets.relationship, (req) => ticketCodes(ctx, req, true)),
+  ];
+}

@@ -1,0 +1,326 @@
+import assert from "node:assert/strict";
+import { expectStatus } from "../../testing/system.ts";
+import { startDiscountsSystem } from "./_test_utils.ts";
+
+type Who = "anonymous" | "user" | "coorganizer" | "otherCoorganizer" | "organizer" | "admin";
+const everyone: Who[] = [
+  "anonymous",
+  "user",
+  "coorganizer",
+  "otherCoorganizer",
+  "organizer",
+  "admin",
+];
+
+async function world() {
+  const system = await startDiscountsSystem();
+  const published = { attributes: { state: "published" } };
+  const cast = await system.eventWithCast(published);
+  const other = await system.eventWithCast(published);
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id, { price: 10 });
+  const tokens: Record<Who, string | undefined> = {
+    anonymous: undefined,
+    user: cast.stranger.token,
+    coorganizer: cast.coorganizer.token,
+    otherCoorganizer: other.coorganizer.token,
+    organizer: cast.organizer.token,
+    admin: system.admin.token,
+  };
+  const ticketCode = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  return { system, cast, other, ticket, tokens, ticketCode, eventCode };
+}
+
+function expectMatrix(
+  label: string,
+  expected: Record<Who, number>,
+  actual: Record<Who, number>,
+): void {
+  assert.deepEqual(actual, expected, label);
+}
+
+Deno.test("[discounts] permission matrix of every discount route", async (t) => {
+  const w = await world();
+  await using system = w.system;
+  const { cast, tokens } = w;
+  const run = async (
+    method: string,
+    path: string | ((who: Who) => Promise<string> | string),
+    body?: (who: Who) => Promise<unknown> | unknown,
+  ) => {
+    const out = {} as Record<Who, number>;
+    for (const who of everyone) {
+      const url = typeof path === "string" ? path : await path(who);
+      const reply = await system.call(method, url, {
+        token: tokens[who],
+        body: body ? await body(who) : undefined,
+      });
+      assert.ok(reply.status < 500, `${method} ${url} as ${who}: ${reply.text}`);
+      out[who] = reply.status;
+    }
+    return out;
+  };
+  const coorg = (ok: number) => ({
+    anonymous: 401,
+    user: 403,
+    coorganizer: ok,
+    otherCoorganizer: 403,
+    organizer: ok,
+    admin: ok,
+  });
+  const adminOnly = (ok: number) => ({
+    anonymous: 401,
+    user: 403,
+    coorganizer: 403,
+    otherCoorganizer: 403,
+    organizer: 403,
+    admin: ok,
+  });
+  let n = 0;
+  const ticketCodeBody = (attrs: Record<string, unknown> = {}) => ({
+    data: {
+      type: "discount-code",
+      attributes: { code: `T${++n}`, value: 1, type: "amount", "used-for": "ticket", ...attrs },
+      relationships: { event: { data: { type: "event", id: cast.event.id } } },
+    },
+  });
+  const freshTicketCode = () => system.createCode(cast.owner.token, { eventId: cast.event.id });
+
+  await t.step("POST a ticket code: co-organizers of that event and admins", async () => {
+    expectMatrix(
+      "post ticket code",
+      coorg(201),
+      await run("POST", "/v1/discount-codes", () => ticketCodeBody()),
+    );
+  });
+  await t.step("POST an event code: admins only, whatever the body carries", async () => {
+    const body = () => ({
+      data: {
+        type: "discount-code",
+        attributes: { code: `E${++n}`, value: 1, type: "amount", "used-for": "event" },
+        relationships: {
+          event: { data: { type: "event", id: cast.event.id } },
+          events: { data: [] },
+        },
+      },
+    });
+    const result = await run("POST", "/v1/discount-codes", body);
+    // The admin's body carries `event`, which an event code does not take: 422 after the check.
+    expectMatrix("post event code", adminOnly(422), result);
+  });
+  await t.step("GET /v1/discount-codes: admins", async () => {
+    expectMatrix("list", adminOnly(200), await run("GET", "/v1/discount-codes"));
+  });
+  await t.step("GET, PATCH, DELETE a ticket code: co-organizers of its own event", async () => {
+    const path = `/v1/discount-codes/${w.ticketCode}`;
+    expectMatrix("get", coorg(200), await run("GET", path));
+    expectMatrix(
+      "patch",
+      coorg(200),
+      await run("PATCH", path, () => ({
+        data: { type: "discount-code", id: w.ticketCode, attributes: { value: 2 } },
+      })),
+    );
+    const ids: Record<string, string> = {};
+    expectMatrix(
+      "delete",
+      coorg(200),
+      await run(
+        "DELETE",
+        async (who) => `/v1/discount-codes/${ids[who] = await freshTicketCode()}`,
+      ),
+    );
+  });
+  await t.step("GET, PATCH, DELETE an event code: admins only", async () => {
+    const path = `/v1/discount-codes/${w.eventCode}`;
+    expectMatrix("get", adminOnly(200), await run("GET", path));
+    expectMatrix(
+      "patch",
+      adminOnly(200),
+      await run("PATCH", path, () => ({
+        data: { type: "discount-code", id: w.eventCode, attributes: { value: 3 } },
+      })),
+    );
+  });
+  await t.step("related and relationship routes are guarded like the code", async () => {
+    for (const rel of ["event", "events", "tickets", "marketer"]) {
+      expectMatrix(
+        `related ${rel}`,
+        coorg(200),
+        await run("GET", `/v1/discount-codes/${w.ticketCode}/${rel}`),
+      );
+      expectMatrix(
+        `relationship ${rel}`,
+        coorg(200),
+        await run("GET", `/v1/discount-codes/${w.ticketCode}/relationships/${rel}`),
+      );
+      expectMatrix(
+        `event code related ${rel}`,
+        adminOnly(200),
+        await run("GET", `/v1/discount-codes/${w.eventCode}/${rel}`),
+      );
+    }
+  });
+  await t.step("GET /v1/events/{id}/discount-codes: co-organizers", async () => {
+    expectMatrix(
+      "event codes",
+      coorg(200),
+      await run("GET", `/v1/events/${cast.event.id}/discount-codes`),
+    );
+    expectMatrix(
+      "event codes linkage",
+      coorg(200),
+      await run("GET", `/v1/events/${cast.event.identifier}/relationships/discount-codes`),
+    );
+  });
+  await t.step("GET /v1/events/{id}/discount-code: admins", async () => {
+    expectMatrix(
+      "event code",
+      adminOnly(200),
+      await run("GET", `/v1/events/${cast.event.id}/discount-code`),
+    );
+    expectMatrix(
+      "event code linkage",
+      adminOnly(200),
+      await run("GET", `/v1/events/${cast.event.id}/relationships/discount-code`),
+    );
+  });
+  await t.step(
+    "GET /v1/tickets/{id}/discount-codes: co-organizers of the ticket's event",
+    async () => {
+      expectMatrix(
+        "ticket codes",
+        coorg(200),
+        await run("GET", `/v1/tickets/${w.ticket}/discount-codes`),
+      );
+      expectMatrix(
+        "ticket codes linkage",
+        coorg(200),
+        await run("GET", `/v1/tickets/${w.ticket}/relationships/discount-codes`),
+      );
+    },
+  );
+  await t.step("GET /v1/users/{id}/discount-codes: that user and admins", async () => {
+    const path = `/v1/users/${cast.coorganizer.id}/discount-codes`;
+    expectMatrix("user codes", {
+      anonymous: 401,
+      user: 403,
+      coorganizer: 200,
+      otherCoorganizer: 403,
+      organizer: 403,
+      admin: 200,
+    }, await run("GET", path));
+  });
+  await t.step("the checkout lookup and the price preview are public", async () => {
+    const [row] = await system.dsql`select code from discount_codes where id = ${w.ticketCode}`;
+    const lookup = await run("GET", `/v1/events/${cast.event.id}/discount-codes/${row.code}`);
+    assert.deepEqual(lookup, {
+      anonymous: 200,
+      user: 200,
+      coorganizer: 200,
+      otherCoorganizer: 200,
+      organizer: 200,
+      admin: 200,
+    });
+    const preview = await system.call("POST", "/v1/orders/calculate-amount", {
+      body: { tickets: [{ id: w.ticket, quantity: 1 }] },
+      headers: { "Content-Type": "application/json" },
+    });
+    expectStatus(preview, 200);
+  });
+});
+
+Deno.test("[discounts] an organizer of event B is refused on event A's codes, whatever they send", async () => {
+  const w = await world();
+  await using system = w.system;
+  const { cast, other } = w;
+  const path = `/v1/discount-codes/${w.ticketCode}`;
+  for (const token of [other.owner.token, other.organizer.token]) {
+    expectStatus(await system.call("GET", path, { token }), 403);
+    const moved = await system.call("PATCH", path, {
+      token,
+      body: {
+        data: {
+          type: "discount-code",
+          id: w.ticketCode,
+          attributes: { value: 0 },
+          relationships: { event: { data: { type: "event", id: other.event.id } } },
+        },
+      },
+    });
+    expectStatus(moved, 403);
+    expectStatus(await system.call("DELETE", path, { token }), 403);
+    const created = await system.postCode(token, { eventId: cast.event.id });
+    expectStatus(created, 403);
+  }
+  const [row] = await system.dsql`select value::text as value, deleted_at
+    from discount_codes where id = ${w.ticketCode}`;
+  assert.deepEqual(row, { value: "5.00", deleted_at: null });
+});
+
+Deno.test("[discounts] event codes: one per event, applied through events, shown on the event", async (t) => {
+  const w = await world();
+  await using system = w.system;
+  const { cast, other } = w;
+  const admin = system.admin.token;
+  await t.step("the event shows its event code", async () => {
+    const reply = await system.call("GET", `/v1/events/${cast.event.id}/discount-code`, {
+      token: admin,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.id, w.eventCode);
+    const linkage = await system.call(
+      "GET",
+      `/v1/events/${cast.event.id}/relationships/discount-code`,
+      { token: admin },
+    );
+    assert.deepEqual(linkage.body.data, { type: "discount-code", id: w.eventCode });
+    const none = await system.call("GET", `/v1/events/${other.event.id}/discount-code`, {
+      token: admin,
+    });
+    expectStatus(none, 200);
+    assert.equal(none.body.data, null);
+  });
+  await t.step("a second event code on the same event is 409", async () => {
+    const reply = await system.postCode(admin, { usedFor: "event", eventIds: [cast.event.id] });
+    expectStatus(reply, 409);
+  });
+  await t.step("an event code may be applied to several events and moved by PATCH", async () => {
+    const reply = await system.call("PATCH", `/v1/discount-codes/${w.eventCode}`, {
+      token: admin,
+      body: {
+        data: {
+          type: "discount-code",
+          id: w.eventCode,
+          relationships: { events: { data: [{ type: "event", id: other.event.id }] } },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.relationships.events.data, [{
+      type: "event",
+      id: other.event.id,
+    }]);
+    const freed = await system.postCode(admin, { usedFor: "event", eventIds: [cast.event.id] });
+    expectStatus(freed, 201);
+  });
+  await t.step("an event code takes no tickets and an unknown event is 422", async () => {
+    expectStatus(
+      await system.postCode(admin, { usedFor: "event", ticketIds: [w.ticket] }),
+      422,
+    );
+    expectStatus(await system.postCode(admin, { usedFor: "event", eventIds: ["999999"] }), 422);
+  });
+  await t.step("a ticket code is not applied to events", async () => {
+    expectStatus(
+      await system.postCode(admin, { eventId: cast.event.id, eventIds: [other.event.id] }),
+      422,
+    );
+  });
+});

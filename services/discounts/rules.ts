@@ -1,0 +1,152 @@
+/**
+ * The rules of a discount code (api-surface §4): attribute schemas for POST and PATCH, and the
+ * checks that need the whole code (applied to the merged state on PATCH). Every failure is a 422
+ * pointing at the attribute or relationship to fix; all of them are reported at once.
+ */
+import { z } from "zod";
+import { type ErrorObject, UnprocessableError } from "@shared/errors.ts";
+import { dateTime } from "@shared/schemas/catalog.ts";
+import type { ticketInfoSchema } from "@shared/subjects.ts";
+import { formatCents, toCents } from "./money.ts";
+
+export type TicketInfo = z.infer<typeof ticketInfoSchema>;
+
+/** Codes travel in URLs and are typed at checkout: plain letters, digits, `-` and `_`. */
+export const CODE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const MAX_INT = 2_147_483_647;
+
+const codeText = z.string().trim().min(1).max(64).regex(
+  CODE_PATTERN,
+  "Cannot save discount code: code may contain only letters A-Z, digits, - and _",
+);
+
+/** `value` as clients send it: a number or a numeric string ("100"), kept as exact cents. */
+const valueCents = z.unknown().transform((input, ctx) => {
+  const cents = typeof input === "number" || typeof input === "string" ? toCents(input) : undefined;
+  if (cents === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: input === null || input === undefined
+        ? "Cannot save discount code: value is required"
+        : "Cannot save discount code: value must be a non-negative amount with at most 2 " +
+          "decimals, below 10000000000",
+    });
+    return z.NEVER;
+  }
+  return cents;
+});
+
+const count = z.number().int().min(0).max(MAX_INT);
+const url = z.url({
+  protocol: /^https?$/,
+  message: "Cannot save discount code: discount-url must be an absolute http(s) URL",
+}).max(2000);
+
+export const codeCreateAttributes = z.object({
+  "code": codeText,
+  "discount-url": url.nullish(),
+  "value": valueCents,
+  "type": z.enum(["amount", "percent"]),
+  "is-active": z.boolean().nullish(),
+  "tickets-number": count.nullish(),
+  "min-quantity": count.nullish(),
+  "max-quantity": count.nullish(),
+  "valid-from": dateTime.nullish(),
+  "valid-till": dateTime.nullish(),
+  "used-for": z.enum(["event", "ticket"]),
+});
+export type CodeCreateAttributes = z.infer<typeof codeCreateAttributes>;
+
+export const codeUpdateAttributes = codeCreateAttributes.extend({
+  "code": codeText.optional(),
+  "value": valueCents.optional(),
+  "type": z.enum(["amount", "percent"]).optional(),
+  "used-for": z.enum(["event", "ticket"]).optional(),
+});
+export type CodeUpdateAttributes = z.infer<typeof codeUpdateAttributes>;
+
+/** A code as the rules see it: stored values merged with the request's. */
+export interface CodeState {
+  type: "amount" | "percent";
+  valueCents: number;
+  ticketsNumber: number | null;
+  minQuantity: number;
+  maxQuantity: number;
+  validFrom: Date | null;
+  validTill: Date | null;
+  usedCount: number;
+  usedFor: "event" | "ticket";
+  /** The code's own event (ticket kind). */
+  eventId: string | null;
+}
+
+function problem(detail: string, pointer: string): ErrorObject {
+  return {
+    status: "422",
+    code: "unprocessable_entity",
+    title: "Unprocessable entity",
+    detail: `Cannot save discount code: ${detail}`,
+    source: { pointer },
+  };
+}
+
+const at = (name: string) => `/data/attributes/${name}`;
+const TICKETS = "/data/relationships/tickets";
+
+/**
+ * Checks the whole code; `tickets` are the attached tickets as the catalog knows them, and
+ * `requested` the ticket ids the client asked for (unknown ones are missing from `tickets`).
+ */
+export function checkCode(
+  state: CodeState,
+  attached: { requested: string[]; tickets: TicketInfo[] } = { requested: [], tickets: [] },
+): void {
+  const problems: ErrorObject[] = [];
+  if (state.type === "percent" && state.valueCents > 100_00) {
+    problems.push(problem("a percent value must be between 0 and 100", at("value")));
+  }
+  if (state.minQuantity > state.maxQuantity) {
+    problems.push(problem(
+      `min-quantity (${state.minQuantity}) must not exceed max-quantity (${state.maxQuantity})`,
+      at("min-quantity"),
+    ));
+  }
+  if (state.ticketsNumber !== null && state.ticketsNumber < state.maxQuantity) {
+    problems.push(problem(
+      `tickets-number (${state.ticketsNumber}) must be at least max-quantity ` +
+        `(${state.maxQuantity})`,
+      at("tickets-number"),
+    ));
+  }
+  if (state.ticketsNumber !== null && state.ticketsNumber < state.usedCount) {
+    problems.push(problem(
+      `tickets-number (${state.ticketsNumber}) must be at least the uses already taken ` +
+        `(${state.usedCount})`,
+      at("tickets-number"),
+    ));
+  }
+  if (state.validFrom && state.validTill && state.validFrom >= state.validTill) {
+    problems.push(problem("valid-till must be after valid-from", at("valid-till")));
+  }
+  const known = new Map(attached.tickets.map((ticket) => [ticket.id, ticket]));
+  for (const id of attached.requested) {
+    const ticket = known.get(id);
+    if (!ticket) {
+      problems.push(problem(`ticket ${id} does not exist`, TICKETS));
+    } else if (state.eventId !== null && ticket.eventId !== state.eventId) {
+      problems.push(problem(`ticket ${id} belongs to another event`, TICKETS));
+    } else if (ticket.type === "free") {
+      problems.push(problem(`ticket ${id} is free: a free ticket takes no discount`, TICKETS));
+    } else if (state.type === "amount" && state.valueCents > (toCents(ticket.price) ?? 0)) {
+      problems.push(problem(
+        `the amount (${formatCents(state.valueCents)}) exceeds the price of ticket ${id} ` +
+          `(${ticket.price})`,
+        at("value"),
+      ));
+    }
+  }
+  if (problems.length) {
+    const [first, ...more] = problems;
+    throw new UnprocessableError(first.detail!, { pointer: first.source?.pointer, more });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The discounts service as a unit: migrate, serve every endpoint, follow the catalog's facts,
+ * publish its own, stop cleanly. `main.ts` calls it with real configuration; tests and
+ * benchmarks call it with their own.
+ */
+import type { Bus, RunningService } from "@shared/bus.ts";
+import { migrate, type Sql } from "@shared/db.ts";
+import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
+import type { Logger } from "@shared/log.ts";
+import { followCatalog } from "./catalog_facts.ts";
+import type { DiscountsContext } from "./context.ts";
+import { checkoutRoutes } from "./handlers/checkout.ts";
+import { codeRoutes } from "./handlers/codes.ts";
+import { parentRoutes } from "./handlers/parents.ts";
+import { redemptionRoutes } from "./handlers/redemption.ts";
+import { resolveRoutes } from "./handlers/resolve.ts";
+
+export const SCHEMA = "discounts";
+export const VERSION = "1.0.0";
+
+export async function migrateDiscounts(sql: Sql): Promise<string[]> {
+  const applied = await migrate(sql, {
+    schema: SCHEMA,
+    dir: new URL("./migrations/", import.meta.url),
+  });
+  await installOutbox(sql);
+  return applied;
+}
+
+export interface DiscountsService {
+  relay: FactRelay;
+  running: RunningService;
+  /** Stops taking requests, finishes those in flight, publishes pending facts. */
+  stop(): Promise<void>;
+}
+
+/** Serves the discounts service on `bus`; the database must be migrated. */
+export async function startDiscounts(
+  options: { sql: Sql; bus: Bus; log: Logger },
+): Promise<DiscountsService> {
+  const { sql, bus, log } = options;
+  await ensureFactStream(bus);
+  const relay = new FactRelay(sql, bus, log);
+  relay.start();
+  relay.kick();
+  const ctx: DiscountsContext = { sql, bus, relay, log };
+  const catalogFacts = await followCatalog({ sql, bus, relay, log });
+  const running = bus.serve(
+    {
+      name: "discounts",
+      version: VERSION,
+      description: "Discount codes, checkout lookup, price preview, redemption",
+    },
+    [
+      ...codeRoutes(ctx),
+      ...parentRoutes(ctx),
+      ...checkoutRoutes(ctx),
+      ...redemptionRoutes(ctx),
+      ...resolveRoutes(ctx),
+    ],
+  );
+  return {
+    relay,
+    running,
+    async stop() {
+      await running.stop();
+      await catalogFacts.stop();
+      await relay.stop();
+    },
+  };
+}

@@ -1,0 +1,230 @@
+/** All SQL about discount codes and what they are attached to. */
+import type { Sql } from "@shared/db.ts";
+import { translateDbError } from "@shared/db.ts";
+import { ConflictError } from "@shared/errors.ts";
+import type { ListQuery } from "@shared/query.ts";
+import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+
+export type Row = Record<string, unknown>;
+// deno-lint-ignore no-explicit-any
+export type Fragment = any;
+
+/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
+export function isId(value: string | undefined | null): value is string {
+  return !!value && /^[1-9]\d{0,17}$/.test(value);
+}
+
+/** The columns a create or update writes (snake_case, as stored). */
+export interface CodeValues {
+  code?: string;
+  discount_url?: string | null;
+  value?: string;
+  type?: "amount" | "percent";
+  is_active?: boolean;
+  tickets_number?: number | null;
+  min_quantity?: number;
+  max_quantity?: number;
+  valid_from?: Date | null;
+  valid_till?: Date | null;
+  used_for?: "event" | "ticket";
+  event_id?: string | null;
+  marketer_id?: string | null;
+}
+
+const conflict = "Cannot save discount code: the event already has a live code with this text";
+
+function live(sql: Sql, withTrashed: boolean): Fragment {
+  return withTrashed ? sql`true` : sql`deleted_at is null`;
+}
+
+export async function getCode(
+  sql: Sql,
+  id: string | undefined,
+  withTrashed = false,
+): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await sql`select * from code_rows where id = ${id} and ${live(sql, withTrashed)}`;
+  return row;
+}
+
+export async function getCodes(sql: Sql, ids: string[]): Promise<Row[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql`select * from code_rows where id in ${sql(valid)} and deleted_at is null`;
+}
+
+/** Which codes a list shows: by event, marketer or ticket (all when none is given). */
+export interface CodeScope {
+  eventId?: string;
+  marketerId?: string;
+  ticketId?: string;
+  usedFor?: "event" | "ticket";
+}
+
+export async function listCodes(
+  sql: Sql,
+  query: ListQuery,
+  options: { scope?: CodeScope; withTrashed?: boolean } = {},
+): Promise<{ rows: Row[]; count: number }> {
+  const { scope = {} } = options;
+  const where = sql`${live(sql, !!options.withTrashed)}
+    and ${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`}
+    and ${scope.marketerId ? sql`marketer_id = ${scope.marketerId}` : sql`true`}
+    and ${scope.usedFor ? sql`used_for = ${scope.usedFor}` : sql`true`}
+    and ${
+    scope.ticketId
+      ? sql`exists (select 1 from discount_code_tickets t
+          where t.discount_code_id = code_rows.id and t.ticket_id = ${scope.ticketId})`
+      : sql`true`
+  }
+    and ${whereSql(sql, query.filter)}`;
+  const rows = await sql`select *, count(*) over () as total_count from code_rows
+    where ${where} ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
+  if (rows.length) {
+    const count = Number(rows[0].total_count);
+    return { rows: rows.map(({ total_count: _, ...row }) => row), count };
+  }
+  const [{ count }] = await sql`select count(*)::int as count from code_rows where ${where}`;
+  return { rows: [], count };
+}
+
+/** The live ticket-kind code of `eventId` whose text is `code`, compared case-insensitively. */
+export async function findByText(
+  sql: Sql,
+  eventId: string,
+  code: string,
+): Promise<Row | undefined> {
+  const [row] = await sql`select * from code_rows where event_id = ${eventId}
+    and lower(code) = lower(${code}) and deleted_at is null`;
+  return row;
+}
+
+/** The live event-kind code applied to `eventId`, if any. */
+export async function eventCodeOf(sql: Sql, eventId: string): Promise<Row | undefined> {
+  if (!isId(eventId)) return undefined;
+  const [row] = await sql`select c.* from code_rows c
+    join discount_code_events e on e.discount_code_id = c.id
+    where e.event_id = ${eventId} and c.deleted_at is null`;
+  return row;
+}
+
+const columns = [
+  "code",
+  "discount_url",
+  "value",
+  "type",
+  "is_active",
+  "tickets_number",
+  "min_quantity",
+  "max_quantity",
+  "valid_from",
+  "valid_till",
+  "used_for",
+  "event_id",
+  "marketer_id",
+] as const;
+
+async function setLinks(
+  tx: Sql,
+  id: string,
+  links: { ticketIds?: string[]; eventIds?: string[] },
+): Promise<void> {
+  if (links.ticketIds) {
+    await tx`delete from discount_code_tickets where discount_code_id = ${id}`;
+    if (links.ticketIds.length) {
+      const rows = links.ticketIds.map((ticket_id) => ({ discount_code_id: id, ticket_id }));
+      await tx`insert into discount_code_tickets ${tx(rows, "discount_code_id", "ticket_id")}`;
+    }
+  }
+  if (links.eventIds) {
+    await tx`delete from discount_code_events where discount_code_id = ${id}`;
+    if (links.eventIds.length) {
+      const rows = links.eventIds.map((event_id) => ({ discount_code_id: id, event_id }));
+      await tx`insert into discount_code_events ${tx(rows, "discount_code_id", "event_id")}`;
+    }
+  }
+}
+
+export async function insertCode(
+  tx: Sql,
+  values: CodeValues,
+  links: { ticketIds?: string[]; eventIds?: string[] },
+): Promise<Row> {
+  try {
+    const keys = columns.filter((key) => values[key] !== undefined);
+    const [{ id }] = await tx`insert into discount_codes ${tx(values, ...keys)} returning id`;
+    await setLinks(tx, String(id), links);
+    return (await getCode(tx, String(id)))!;
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+export async function updateCode(
+  tx: Sql,
+  id: string,
+  values: CodeValues,
+  links: { ticketIds?: string[]; eventIds?: string[] },
+): Promise<Row> {
+  try {
+    const keys = columns.filter((key) => values[key] !== undefined);
+    if (keys.length) await tx`update discount_codes set ${tx(values, ...keys)} where id = ${id}`;
+    await setLinks(tx, id, links);
+    return (await getCode(tx, id, true))!;
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+/** Database errors as API errors; a check that a concurrent change broke is a conflict. */
+function translate(error: unknown): unknown {
+  if ((error as { code?: string })?.code === "23514") {
+    return new ConflictError("Cannot save discount code: it no longer fits its current uses", {
+      cause: error,
+    });
+  }
+  return translateDbError(error, { conflict: conflictMessage(error) });
+}
+
+function conflictMessage(error: unknown): string {
+  const constraint = (error as { constraint_name?: string })?.constraint_name;
+  if (constraint === "discount_code_events_pkey") {
+    return "Cannot save discount code: an event already has an event discount code";
+  }
+  if (constraint === "discount_codes_event_kind_code_live") {
+    return "Cannot save discount code: a live event discount code already has this text";
+  }
+  return conflict;
+}
+
+/** Soft delete (the code stops applying anywhere) or, for admins, for good. */
+export async function deleteCode(tx: Sql, id: string, permanent: boolean): Promise<void> {
+  if (permanent) {
+    await tx`delete from discount_codes where id = ${id}`;
+    return;
+  }
+  await tx`update discount_codes set deleted_at = now() where id = ${id} and deleted_at is null`;
+  await tx`delete from discount_code_events where discount_code_id = ${id}`;
+}
+
+/** Which live codes hold `eventId`: its ticket codes and the event code applied to it. */
+export async function codesOfEvent(sql: Sql, eventId: string): Promise<Row[]> {
+  return await sql`select * from code_rows where deleted_at is null and (event_id = ${eventId}
+    or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))`;
+}
+
+/** Live codes `ticketId` is attached to. */
+export async function codesOfTicket(sql: Sql, ticketId: string): Promise<Row[]> {
+  return await sql`select * from code_rows where id in (
+    select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
+}
+
+/** Un-applies an event code from one event. */
+export async function unapplyEvent(tx: Sql, eventId: string): Promise<void> {
+  await tx`delete from discount_code_events where event_id = ${eventId}`;
+}
+
+/** Detaches a ticket from every code. */
+export async function detachTicket(tx: Sql, ticketId: string): Promise<void> {
+  await tx`delete from discount_code_tickets where ticket_id = ${ticketId}`;
+}
