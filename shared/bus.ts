@@ -24,7 +24,7 @@
  */
 import { errors as natsErrors, headers as natsHeaders, nuid } from "@nats-io/nats-core";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
-import { connect } from "@nats-io/transport-node";
+import { connectNats } from "./nats_transport.ts";
 import type { z } from "zod";
 import {
   ApiError,
@@ -192,7 +192,7 @@ export class Bus {
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
-    const nc = await connect({
+    const nc = await connectNats({
       servers: options.url,
       name: options.name,
       maxReconnectAttempts: -1,
