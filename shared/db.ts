@@ -119,6 +119,10 @@ export function translateDbError(error: unknown, messages: { conflict?: string }
       return new UnprocessableError("Cannot save: a related object does not exist", {
         cause: error,
       });
+    case "23514":
+      return new UnprocessableError("Cannot save: a value breaks a rule of the data", {
+        cause: error,
+      });
     case "22003":
       return new UnprocessableError("Cannot save: a number is out of range", { cause: error });
     case "22P02":

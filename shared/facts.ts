@@ -51,14 +51,19 @@ export interface NewFact {
 // deno-lint-ignore no-explicit-any
 type Tx = Sql | any;
 
-/** Creates the outbox table in the service's schema (idempotent). */
+/**
+ * Creates the outbox table in the service's schema (idempotent). Instances starting together
+ * may race on it: the loser sees "already exists" (42P07) or a catalog unique violation (23505).
+ */
 export async function installOutbox(sql: Sql): Promise<void> {
   await sql`create table if not exists outbox (
     seq bigserial primary key,
     id uuid not null unique,
     subject text not null,
     payload jsonb not null
-  )`;
+  )`.catch((error) => {
+    if (!["42P07", "23505"].includes(error?.code)) throw error;
+  });
 }
 
 /** Inserts a fact into the outbox; call it inside the transaction that makes the change. */
