@@ -5,7 +5,10 @@ const composeFile = new URL("../compose.yaml", import.meta.url);
 
 async function dockerCompose(): Promise<string | undefined> {
   try {
-    const { success } = await new Deno.Command("docker-compose", { args: ["version"], stdout: "null" })
+    const { success } = await new Deno.Command("docker-compose", {
+      args: ["version"],
+      stdout: "null",
+    })
       .output();
     return success ? "docker-compose" : undefined;
   } catch {
@@ -29,7 +32,9 @@ Deno.test("[compose] docker-compose accepts compose.yaml", async (t) => {
   if (!binary) {
     // .ci/run installs docker-compose; a developer machine without it still gets the test above.
     assert.ok(!Deno.env.get("CI"), "docker-compose must be installed in CI (.ci/run does it)");
-    console.warn("docker-compose is not installed: `apt-get install docker-compose` to check fully");
+    console.warn(
+      "docker-compose is not installed: `apt-get install docker-compose` to check fully",
+    );
     return;
   }
   await t.step("with JWT_SECRET set it is valid", async () => {

@@ -1,0 +1,91 @@
+/**
+ * The baseline the gateway path is measured against: one Deno process, Hono + postgres.js, that
+ * answers `GET /v1/event-topics` and `GET /v1/events/{id}` for anonymous callers with the very
+ * same work the catalog does for them: the same query parsing, the same store functions (so the
+ * same SQL), the same pool settings and the same JSON:API document builders. What it leaves out
+ * is exactly what the split adds: the gateway's middleware, the bus hop and the second process.
+ *
+ * Run as its own process: `PORT=8090 DATABASE_URL=... deno run -A bench/baseline.ts`.
+ */
+import { Hono } from "hono";
+import { openDatabase, type Sql } from "@shared/db.ts";
+import { NotFoundError, toErrorObjects } from "@shared/errors.ts";
+import { listDocument, singleDocument } from "@shared/jsonapi.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import { queryOf } from "../gateway/forward.ts";
+import {
+  eventDef,
+  eventQuery,
+  eventTopicDef,
+  eventTopicQuery,
+} from "../services/catalog/resources.ts";
+import { SCHEMA } from "../services/catalog/service.ts";
+import { getEvent } from "../services/catalog/store/events.ts";
+import { listTopics } from "../services/catalog/store/topics.ts";
+
+const JSONAPI = "application/vnd.api+json";
+/** Anonymous callers see published events only, as in the catalog. */
+const anonymous = { id: null, admin: false };
+
+function jsonApi(body: object, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": JSONAPI } });
+}
+
+/**
+ * The two read routes on `sql` (a pool on the catalog's schema).
+ *
+ * @example
+ * ```ts ignore
+ * const sql = await openDatabase(url, { schema: "catalog" });
+ * Deno.serve({ port: 8090 }, createBaselineApp(sql).fetch);
+ * ```
+ */
+export function createBaselineApp(sql: Sql): Hono {
+  const app = new Hono();
+  app.get("/v1/event-topics", async (c) => {
+    const raw = queryOf(c.req.url);
+    const query = parseListQuery(raw, eventTopicQuery);
+    const result = await listTopics(sql, "event_topics", query, { withTrashed: false });
+    return jsonApi(listDocument(eventTopicDef, result.rows, {
+      path: c.req.path,
+      query: raw,
+      count: result.count,
+      page: query.page,
+      fields: query.fields,
+    }));
+  });
+  app.get("/v1/events/:id", async (c) => {
+    const id = c.req.param("id");
+    const query = parseSingleQuery(queryOf(c.req.url), eventQuery);
+    const row = await getEvent(sql, id, { viewer: anonymous, withTrashed: false });
+    if (!row) throw new NotFoundError(`Cannot find event ${JSON.stringify(id)}`);
+    return jsonApi(singleDocument(eventDef, row, { self: c.req.path, fields: query.fields }));
+  });
+  app.onError((error) => {
+    const objects = toErrorObjects(error);
+    return jsonApi({ errors: objects, jsonapi: { version: "1.0" } }, Number(objects[0].status));
+  });
+  return app;
+}
+
+if (import.meta.main) {
+  const url = Deno.env.get("DATABASE_URL");
+  if (!url) {
+    console.error("Cannot start the baseline: DATABASE_URL is not set");
+    Deno.exit(1);
+  }
+  // Same pool as the catalog's (openDatabase's default size), on the catalog's schema.
+  const sql = await openDatabase(url, { schema: SCHEMA });
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: Number(Deno.env.get("PORT") ?? 8090),
+    onListen: () => {},
+  }, createBaselineApp(sql).fetch);
+  const stop = async () => {
+    await server.shutdown();
+    await sql.end({ timeout: 5 });
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => void stop());
+  Deno.addSignalListener("SIGINT", () => void stop());
+}

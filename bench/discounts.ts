@@ -1,0 +1,293 @@
+/**
+ * The discounts benchmark (issue 3), two measurements in one run on a system of its own
+ * (separate processes, two discounts instances):
+ *
+ * 1. Checkout lookup: `GET /v1/events/{identifier}/discount-codes/{code}` through gateway ->
+ *    NATS -> discounts (-> NATS -> catalog for the event) -> Postgres, against
+ *    bench/discounts_baseline.ts doing the same reads in one process. Both must answer the same
+ *    bytes first. Target: gateway throughput >= 0.75x the baseline's.
+ * 2. The reservation race: a code with tickets-number 10, 200 concurrent `reserve` requests of
+ *    one use each over the bus; wall time and the exact number that succeed (must be 10).
+ *
+ * Run alone: `deno run -A bench/discounts.ts [--json] [--concurrency N] [--duration S]`, or from
+ * another module: `const result = await runDiscountsBench({ durationMs: 5000 })`.
+ */
+import { parseArgs } from "node:util";
+import { Bus } from "@shared/bus.ts";
+import { ConflictError } from "@shared/errors.ts";
+import { discountsRedemption } from "@shared/subjects.ts";
+import { startSystem } from "../scripts/start.ts";
+import { runLoad, summarize } from "./load.ts";
+import { compare, formatResult, type ScenarioResult } from "./report.ts";
+import {
+  dropDatabase,
+  dropFactStream,
+  freePort,
+  spawnDeno,
+  stopChild,
+  uniqueSuffix,
+  waitForOk,
+} from "./setup.ts";
+
+const JSONAPI = "application/vnd.api+json";
+
+export interface DiscountsBenchOptions {
+  concurrency?: number;
+  warmupMs?: number;
+  durationMs?: number;
+  /** Concurrent reservations in the race (default 200) and the code's cap (default 10). */
+  racers?: number;
+  cap?: number;
+  log?: boolean;
+}
+
+export interface RaceResult {
+  racers: number;
+  cap: number;
+  succeeded: number;
+  refused: number;
+  otherErrors: number;
+  wallMs: number;
+  usedCount: number;
+  exact: boolean;
+}
+
+export interface DiscountsBenchResult {
+  lookup: ScenarioResult;
+  race: RaceResult;
+}
+
+async function api(
+  url: string,
+  init: { method?: string; token?: string; body?: unknown; type?: string } = {},
+): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = { Accept: JSONAPI };
+  if (init.token) headers.Authorization = `JWT ${init.token}`;
+  if (init.body !== undefined) headers["Content-Type"] = init.type ?? JSONAPI;
+  const response = await fetch(url, {
+    method: init.method ?? "GET",
+    headers,
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`Cannot seed: ${url} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+/** A published event with a ticket and two codes: LOOKUP (unlimited) and RACE (capped). */
+async function seed(baseUrl: string, admin: { email: string; password: string }, cap: number) {
+  const login = await api(`${baseUrl}/v1/auth/login`, {
+    method: "POST",
+    body: admin,
+    type: "application/json",
+  });
+  const token = String(login.access_token);
+  const event = (await api(`${baseUrl}/v1/events`, {
+    method: "POST",
+    token,
+    body: {
+      data: {
+        type: "event",
+        attributes: {
+          name: "Bench conference",
+          "starts-at": "2030-03-01T09:00:00+08:00",
+          "ends-at": "2030-03-03T18:00:00+08:00",
+          state: "published",
+        },
+      },
+    },
+  })).data as { id: string; attributes: { identifier: string } };
+  const ticket = (await api(`${baseUrl}/v1/tickets`, {
+    method: "POST",
+    token,
+    body: {
+      data: {
+        type: "ticket",
+        attributes: { name: "Standard", type: "paid", price: "25.00" },
+        relationships: { event: { data: { type: "event", id: event.id } } },
+      },
+    },
+  })).data as { id: string };
+  const code = async (text: string, attributes: Record<string, unknown>) =>
+    ((await api(`${baseUrl}/v1/discount-codes`, {
+      method: "POST",
+      token,
+      body: {
+        data: {
+          type: "discount-code",
+          attributes: {
+            code: text,
+            value: "5",
+            type: "amount",
+            "used-for": "ticket",
+            ...attributes,
+          },
+          relationships: {
+            event: { data: { type: "event", id: event.id } },
+            tickets: { data: [{ type: "ticket", id: ticket.id }] },
+          },
+        },
+      },
+    })).data as { id: string }).id;
+  await code("LOOKUP", {});
+  const raceId = await code("RACE", { "tickets-number": cap });
+  return { identifier: event.attributes.identifier, raceId, token };
+}
+
+async function race(
+  env: Record<string, string>,
+  codeId: string,
+  racers: number,
+  cap: number,
+  baseUrl: string,
+  token: string,
+): Promise<RaceResult> {
+  const bus = await Bus.connect({ url: env.NATS_URL, prefix: env.BUS_PREFIX, name: "bench-race" });
+  try {
+    const began = performance.now();
+    const results = await Promise.allSettled(
+      Array.from({ length: racers }, (_, i) =>
+        bus.request(
+          discountsRedemption.reserve,
+          { codeId, orderId: `bench-${i}`, quantity: 1 },
+          { timeoutMs: 30_000 },
+        )),
+    );
+    const wallMs = performance.now() - began;
+    const succeeded = results.filter((r) => r.status === "fulfilled").length;
+    const refused = results.filter((r) =>
+      r.status === "rejected" && r.reason instanceof ConflictError
+    ).length;
+    const doc = await api(`${baseUrl}/v1/discount-codes/${codeId}`, { token });
+    const usedCount = Number(
+      (doc.data as { attributes: Record<string, unknown> }).attributes["used-count"],
+    );
+    return {
+      racers,
+      cap,
+      succeeded,
+      refused,
+      otherErrors: racers - succeeded - refused,
+      wallMs: Math.round(wallMs * 10) / 10,
+      usedCount,
+      exact: succeeded === cap && usedCount === cap,
+    };
+  } finally {
+    await bus.close();
+  }
+}
+
+export async function runDiscountsBench(
+  options: DiscountsBenchOptions = {},
+): Promise<DiscountsBenchResult> {
+  const concurrency = options.concurrency ?? 32;
+  const warmupMs = options.warmupMs ?? 2000;
+  const durationMs = options.durationMs ?? 5000;
+  const racers = options.racers ?? 200;
+  const cap = options.cap ?? 10;
+  const suffix = uniqueSuffix();
+  const pg = new URL(Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres");
+  pg.pathname = `/oe_bench_discounts_${suffix}`;
+  const databaseUrl = pg.toString();
+  const prefix = `bench_discounts_${suffix}`;
+  const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
+  const admin = { email: "bench-admin@example.com", password: `bench-${suffix}-password` };
+  const gatewayPort = freePort();
+  const baselinePort = freePort();
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    CATALOG_DATABASE_URL: databaseUrl,
+    DISCOUNTS_DATABASE_URL: databaseUrl,
+    NATS_URL: natsUrl,
+    BUS_PREFIX: prefix,
+    HOST: "127.0.0.1",
+    PORT: String(gatewayPort),
+    JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    PASSWORD_ITERATIONS: "1000",
+    LOG_LEVEL: "error",
+  };
+  let stopSystem: (() => Promise<void>) | undefined;
+  let baseline: Deno.ChildProcess | undefined;
+  try {
+    const system = await startSystem({
+      env,
+      instances: { discounts: 2 },
+      output: options.log ?? false,
+      timeoutMs: 120_000,
+    });
+    stopSystem = system.stop;
+    const seeded = await seed(system.url, admin, cap);
+    baseline = spawnDeno("bench/discounts_baseline.ts", {
+      ...Deno.env.toObject(),
+      ...env,
+      PORT: String(baselinePort),
+    }, { output: options.log ?? false });
+    const path = `/v1/events/${seeded.identifier}/discount-codes/lookup`;
+    const targets = {
+      gateway: `${system.url}${path}`,
+      baseline: `http://127.0.0.1:${baselinePort}${path}`,
+    };
+    await waitForOk(targets.baseline, 60_000);
+    const [a, b] = await Promise.all(
+      [targets.gateway, targets.baseline].map(async (url) => (await fetch(url)).text()),
+    );
+    if (a !== b) throw new Error("Cannot compare: the gateway and the baseline answer differently");
+    const load = (url: string, ms: number) => runLoad(url, { concurrency, durationMs: ms });
+    await load(targets.gateway, warmupMs);
+    await load(targets.baseline, warmupMs);
+    const runs = {
+      gateway: [] as Awaited<ReturnType<typeof load>>[],
+      baseline: [] as Awaited<ReturnType<typeof load>>[],
+    };
+    // A B, then B A: a drift over the run costs both sides the same.
+    runs.gateway.push(await load(targets.gateway, durationMs / 2));
+    runs.baseline.push(await load(targets.baseline, durationMs / 2));
+    runs.baseline.push(await load(targets.baseline, durationMs / 2));
+    runs.gateway.push(await load(targets.gateway, durationMs / 2));
+    const lookup = compare(
+      "GET /v1/events/{id}/discount-codes/{code}",
+      summarize(runs.gateway),
+      summarize(runs.baseline),
+    );
+    const raced = await race(env, seeded.raceId, racers, cap, system.url, seeded.token);
+    return { lookup, race: raced };
+  } finally {
+    if (baseline) await stopChild(baseline);
+    if (stopSystem) await stopSystem();
+    await dropDatabase(databaseUrl).catch(() => {});
+    await dropFactStream(natsUrl, prefix).catch(() => {});
+  }
+}
+
+/** The race as text. */
+export function formatRace(race: RaceResult): string {
+  return [
+    `reservation race: ${race.racers} concurrent reserve(1) on a code with tickets-number ${race.cap}`,
+    `  succeeded ${race.succeeded}, refused ${race.refused}, other errors ${race.otherErrors}`,
+    `  used-count ${race.usedCount}, wall time ${race.wallMs} ms: ${
+      race.exact ? "exact" : "NOT EXACT"
+    }`,
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      json: { type: "boolean", default: false },
+      log: { type: "boolean", default: false },
+      concurrency: { type: "string", default: "32" },
+      duration: { type: "string", default: "5" },
+    },
+  });
+  const result = await runDiscountsBench({
+    concurrency: Number(values.concurrency),
+    durationMs: Number(values.duration) * 1000,
+    log: values.log,
+  });
+  if (values.json) console.log(JSON.stringify(result, null, 2));
+  else console.log(`${formatResult(result.lookup)}\n\n${formatRace(result.race)}`);
+  Deno.exit(result.race.exact ? 0 : 1);
+}

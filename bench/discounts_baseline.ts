@@ -1,0 +1,75 @@
+/**
+ * The baseline of the checkout lookup: one Deno process, Hono + postgres.js, answering
+ * `GET /v1/events/{id}/discount-codes/{code}` for anonymous callers with the same work the split
+ * system does (the catalog's event lookup and visibility rule, the discounts service's query
+ * parsing, SQL, validity check and JSON:API document), minus the gateway, the two bus hops and
+ * the extra processes.
+ *
+ * Run as its own process: `PORT=8091 DATABASE_URL=... deno run -A bench/discounts_baseline.ts`.
+ */
+import { Hono } from "hono";
+import { openDatabase, type Sql } from "@shared/db.ts";
+import { NotFoundError, toErrorObjects, UnprocessableError } from "@shared/errors.ts";
+import { singleDocument } from "@shared/jsonapi.ts";
+import { parseSingleQuery } from "@shared/query.ts";
+import { queryOf } from "../gateway/forward.ts";
+import { getEvent } from "../services/catalog/store/events.ts";
+import { SCHEMA as CATALOG_SCHEMA } from "../services/catalog/service.ts";
+import { unusable } from "../services/discounts/handlers/checkout.ts";
+import { codeDef, codeQuery } from "../services/discounts/resources.ts";
+import { CODE_PATTERN } from "../services/discounts/rules.ts";
+import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
+import { findByText } from "../services/discounts/store/codes.ts";
+
+const JSONAPI = "application/vnd.api+json";
+const anonymous = { id: null, admin: false };
+
+function jsonApi(body: object, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": JSONAPI } });
+}
+
+/** The lookup route on two pools: the catalog's schema and the discounts schema. */
+export function createDiscountsBaselineApp(catalogSql: Sql, discountsSql: Sql): Hono {
+  const app = new Hono();
+  app.get("/v1/events/:id/discount-codes/:code", async (c) => {
+    const query = parseSingleQuery(queryOf(c.req.url), codeQuery);
+    const id = c.req.param("id");
+    const text = c.req.param("code");
+    const event = await getEvent(catalogSql, id, { viewer: anonymous });
+    if (!event) throw new NotFoundError(`Cannot find event ${JSON.stringify(id)}`);
+    const code = CODE_PATTERN.test(text)
+      ? await findByText(discountsSql, String(event.id), text)
+      : undefined;
+    if (!code) throw new NotFoundError(`Cannot find discount code ${JSON.stringify(text)}`);
+    const why = unusable(code);
+    if (why) throw new UnprocessableError(`Cannot use discount code ${code.code}: ${why}`);
+    return jsonApi(singleDocument(codeDef, code, { self: c.req.path, fields: query.fields }));
+  });
+  app.onError((error) => {
+    const objects = toErrorObjects(error);
+    return jsonApi({ errors: objects, jsonapi: { version: "1.0" } }, Number(objects[0].status));
+  });
+  return app;
+}
+
+if (import.meta.main) {
+  const url = Deno.env.get("DATABASE_URL");
+  if (!url) {
+    console.error("Cannot start the baseline: DATABASE_URL is not set");
+    Deno.exit(1);
+  }
+  const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
+  const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: Number(Deno.env.get("PORT") ?? 8091),
+    onListen: () => {},
+  }, createDiscountsBaselineApp(catalogSql, discountsSql).fetch);
+  const stop = async () => {
+    await server.shutdown();
+    await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => void stop());
+  Deno.addSignalListener("SIGINT", () => void stop());
+}

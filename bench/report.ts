@@ -1,0 +1,87 @@
+/**
+ * Turns the two summaries of a scenario into ratios and checks them against the targets; prints
+ * them as a table. The targets are ratios measured in one run, so a faster or slower machine
+ * moves both sides alike.
+ */
+import type { LoadSummary } from "./load.ts";
+
+/** Gateway throughput at least this share of the baseline's. */
+export const MIN_THROUGHPUT_RATIO = 0.75;
+/** Gateway p99 at most this multiple of the baseline's. */
+export const MAX_P99_RATIO = 2;
+
+export interface ScenarioResult {
+  scenario: string;
+  gateway: LoadSummary;
+  baseline: LoadSummary;
+  /** Gateway req/s divided by baseline req/s. */
+  throughputRatio: number;
+  /** Gateway p99 divided by baseline p99. */
+  p99Ratio: number;
+  throughputMet: boolean;
+  p99Met: boolean;
+  /** With --cpu: CPU milliseconds per request of each process, while each target was loaded. */
+  cpuMsPerRequest?: { gateway: Record<string, number>; baseline: Record<string, number> };
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** Compares the gateway path with the baseline for one scenario. */
+export function compare(
+  scenario: string,
+  gateway: LoadSummary,
+  baseline: LoadSummary,
+): ScenarioResult {
+  const throughputRatio = round2(gateway.rps / baseline.rps);
+  const p99Ratio = round2(gateway.p99Ms / baseline.p99Ms);
+  return {
+    scenario,
+    gateway,
+    baseline,
+    throughputRatio,
+    p99Ratio,
+    throughputMet: throughputRatio >= MIN_THROUGHPUT_RATIO,
+    p99Met: p99Ratio <= MAX_P99_RATIO,
+  };
+}
+
+function pad(value: string | number, width: number): string {
+  return String(value).padStart(width);
+}
+
+/** One scenario as a small fixed-width table. */
+export function formatResult(result: ScenarioResult): string {
+  const row = (name: string, s: LoadSummary) =>
+    `  ${name.padEnd(9)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${pad(s.p90Ms.toFixed(2), 9)}${
+      pad(s.p99Ms.toFixed(2), 9)
+    }${pad(s.requests, 10)}${pad(s.errors, 8)}`;
+  const verdict = (met: boolean) => met ? "met" : "NOT met";
+  return [
+    result.scenario,
+    `  ${"".padEnd(9)}${pad("req/s", 9)}${pad("p50 ms", 9)}${pad("p90 ms", 9)}${pad("p99 ms", 9)}${
+      pad("requests", 10)
+    }${pad("errors", 8)}`,
+    row("gateway", result.gateway),
+    row("baseline", result.baseline),
+    `  throughput gateway/baseline ${result.throughputRatio.toFixed(2)}x ` +
+    `(target >= ${MIN_THROUGHPUT_RATIO}x: ${verdict(result.throughputMet)})`,
+    `  p99        gateway/baseline ${result.p99Ratio.toFixed(2)}x ` +
+    `(target <= ${MAX_P99_RATIO}x: ${verdict(result.p99Met)})`,
+  ].join("\n");
+}
+
+/** The CPU lines of a result (empty without --cpu): each process's share, and the sum. */
+export function formatCpu(result: ScenarioResult): string {
+  if (!result.cpuMsPerRequest) return "";
+  const line = (name: string, used: Record<string, number>) => {
+    const total = Object.values(used).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(used).map(([role, ms]) => `${role} ${ms.toFixed(3)}`);
+    return `  ${name.padEnd(9)}${total.toFixed(3)} = ${parts.join(" + ")}`;
+  };
+  return [
+    "",
+    "  CPU ms per request (nats-server counts whatever else uses it too):",
+    line("gateway", result.cpuMsPerRequest.gateway),
+    line("baseline", result.cpuMsPerRequest.baseline),
+  ].join("\n");
+}

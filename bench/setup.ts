@@ -1,0 +1,176 @@
+/**
+ * What a benchmark run needs around the measurement: unique names and free ports, real data
+ * created through the API, a process of our own, and clean-up of the database and the fact
+ * stream afterwards.
+ */
+import postgres from "postgres";
+import { Bus } from "@shared/bus.ts";
+import { deleteFactStream } from "@shared/facts.ts";
+
+const JSONAPI = "application/vnd.api+json";
+
+/** Eight random hex characters, for names no other run uses. */
+export function uniqueSuffix(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function call(
+  url: string,
+  init: { method?: string; token?: string; body?: unknown; type?: string } = {},
+): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = { Accept: JSONAPI };
+  if (init.token) headers.Authorization = `JWT ${init.token}`;
+  if (init.body !== undefined) headers["Content-Type"] = init.type ?? JSONAPI;
+  const response = await fetch(url, {
+    method: init.method ?? "GET",
+    headers,
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(`Cannot seed: ${init.method ?? "GET"} ${url} answered ${response.status}`);
+  }
+  return text ? JSON.parse(text) : {};
+}
+
+export interface Seeded {
+  topicIds: string[];
+  eventId: string;
+}
+
+/** Logs in as the admin and creates `topics` event topics and one published event. */
+export async function seed(
+  baseUrl: string,
+  admin: { email: string; password: string },
+  options: { topics: number },
+): Promise<Seeded> {
+  const login = await call(`${baseUrl}/v1/auth/login`, {
+    method: "POST",
+    body: admin,
+    type: "application/json",
+  });
+  const token = String(login.access_token);
+  const topicIds: string[] = [];
+  for (let i = 1; i <= options.topics; i++) {
+    const doc = await call(`${baseUrl}/v1/event-topics`, {
+      method: "POST",
+      token,
+      body: {
+        data: {
+          type: "event-topic",
+          attributes: {
+            name: `Bench topic ${i}`,
+            "system-image-url": `https://example.com/${i}.png`,
+          },
+        },
+      },
+    });
+    topicIds.push(String((doc.data as { id: string }).id));
+  }
+  const event = await call(`${baseUrl}/v1/events`, {
+    method: "POST",
+    token,
+    body: {
+      data: {
+        type: "event",
+        attributes: {
+          name: "Bench conference",
+          description: "A published event the benchmark reads back.",
+          "location-name": "Singapore",
+          "starts-at": "2030-03-01T09:00:00+08:00",
+          "ends-at": "2030-03-03T18:00:00+08:00",
+          timezone: "Asia/Singapore",
+          state: "published",
+        },
+        relationships: { "event-topic": { data: { type: "event-topic", id: topicIds[0] } } },
+      },
+    },
+  });
+  return { topicIds, eventId: String((event.data as { id: string }).id) };
+}
+
+/** Waits until `url` answers 200, or throws after `timeoutMs`. */
+export async function waitForOk(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url);
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Cannot start the benchmark: ${url} did not answer 200 in time`);
+}
+
+/** A child Deno process running `script` with `env` (its output discarded unless asked). */
+export function spawnDeno(
+  script: string,
+  env: Record<string, string>,
+  options: { output?: boolean } = {},
+): Deno.ChildProcess {
+  const io = options.output ? "inherit" : "null";
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-prompt", script],
+    cwd: new URL("../", import.meta.url),
+    env,
+    stdin: "null",
+    stdout: io,
+    stderr: io,
+  }).spawn();
+}
+
+/** Asks a child to stop, and kills it if it has not gone after `graceMs`. */
+export async function stopChild(child: Deno.ChildProcess, graceMs = 10_000): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, graceMs);
+  await child.status;
+  clearTimeout(timer);
+}
+
+/** Drops the database named in `url`, closing whatever connections are left on it. */
+export async function dropDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  target.pathname = "/postgres";
+  const sql = postgres(target.toString(), { max: 1, onnotice: () => {} });
+  try {
+    await sql`drop database if exists ${sql(name)} with (force)`;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Deletes the JetStream stream that holds the facts of bus prefix `prefix`. */
+export async function dropFactStream(natsUrl: string, prefix: string): Promise<void> {
+  const bus = await Bus.connect({ url: natsUrl, prefix, name: "bench-cleanup" });
+  try {
+    await deleteFactStream(bus);
+  } finally {
+    await bus.close();
+  }
+}
