@@ -1,7 +1,6 @@
-/** Payments service process: config, connect, migrate, serve; drain on SIGTERM. */
-import { Bus } from "@shared/bus.ts";
-import { loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
-import { openDatabase } from "@shared/db.ts";
+/** Payments service process: check the Stripe settings, migrate, serve; drain on SIGTERM. */
+import { loadConfig } from "@shared/config.ts";
+import { runService } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { parseEncryptionKey } from "./crypto.ts";
 import { migratePayments, SCHEMA, startPayments } from "./service.ts";
@@ -24,27 +23,9 @@ if (!config.stripeSecretKey || !config.stripeClientId) {
 if (!config.stripeWebhookSecret) {
   log.warn("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks answer 503");
 }
-const sql = await openDatabase(serviceDatabaseUrl("payments"), { schema: SCHEMA });
-const applied = await migratePayments(sql);
-if (applied.length) log.info("migrations applied", { applied });
-const bus = await Bus.connect({
-  url: config.natsUrl,
-  prefix: config.busPrefix,
+await runService(config, {
   name: "payments",
-  logger: log,
-});
-const service = await startPayments({ sql, bus, config, log });
-log.info("payments ready", { instance: service.running.id });
-
-let stopping = false;
-async function shutdown() {
-  if (stopping) return;
-  stopping = true;
-  log.info("payments stopping");
-  await service.stop();
-  await bus.close();
-  await sql.end({ timeout: 5 });
-  Deno.exit(0);
-}
-Deno.addSignalListener("SIGINT", shutdown);
-Deno.addSignalListener("SIGTERM", shutdown);
+  schema: SCHEMA,
+  migrate: migratePayments,
+  start: ({ sql, bus }) => startPayments({ sql, bus, config, log }),
+}, log);
