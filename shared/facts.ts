@@ -18,7 +18,7 @@
 import { z } from "zod";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import type { Sql } from "./db.ts";
+import { migrate, type Sql } from "./db.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 
@@ -199,4 +199,27 @@ export async function changeWithFact<T>(
   });
   relay.kick();
   return result as T;
+}
+
+/**
+ * Applies a service's migrations and makes its outbox: every service that publishes facts
+ * starts with this.
+ */
+export async function migrateWithOutbox(
+  sql: Sql,
+  options: { schema: string; dir: URL },
+): Promise<string[]> {
+  const applied = await migrate(sql, options);
+  await installOutbox(sql);
+  return applied;
+}
+
+/** Makes sure the fact stream exists, then starts publishing the service's outbox. */
+export async function startFactRelay(sql: Sql, bus: Bus, log: Logger): Promise<FactRelay> {
+  await ensureFactStream(bus);
+  const relay = new FactRelay(sql, bus, log);
+  relay.start();
+  // Facts a crash left behind go out now, not at the first tick.
+  relay.kick();
+  return relay;
 }

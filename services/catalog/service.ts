@@ -4,8 +4,8 @@
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
-import { migrate, type Sql } from "@shared/db.ts";
-import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
+import type { Sql } from "@shared/db.ts";
+import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { CatalogContext } from "./context.ts";
 import { eventRoutes } from "./handlers/events.ts";
@@ -21,12 +21,10 @@ export const SCHEMA = "catalog";
 export const VERSION = "1.0.0";
 
 export async function migrateCatalog(sql: Sql): Promise<string[]> {
-  const applied = await migrate(sql, {
+  return await migrateWithOutbox(sql, {
     schema: SCHEMA,
     dir: new URL("./migrations/", import.meta.url),
   });
-  await installOutbox(sql);
-  return applied;
 }
 
 export interface CatalogService {
@@ -41,10 +39,7 @@ export async function startCatalog(
   options: { sql: Sql; bus: Bus; config: Config & { jwtSecret: string }; log: Logger },
 ): Promise<CatalogService> {
   const { sql, bus, config, log } = options;
-  await ensureFactStream(bus);
-  const relay = new FactRelay(sql, bus, log);
-  relay.start();
-  relay.kick();
+  const relay = await startFactRelay(sql, bus, log);
   const ctx: CatalogContext = { sql, relay, config, log };
   const stripeLinks = await followStripeLinks(sql, bus, log);
   const running = bus.serve(

@@ -4,8 +4,8 @@
  * benchmarks call it with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
-import { migrate, type Sql } from "@shared/db.ts";
-import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
+import type { Sql } from "@shared/db.ts";
+import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import { followCatalog } from "./catalog_facts.ts";
 import type { DiscountsContext } from "./context.ts";
@@ -19,12 +19,10 @@ export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
 
 export async function migrateDiscounts(sql: Sql): Promise<string[]> {
-  const applied = await migrate(sql, {
+  return await migrateWithOutbox(sql, {
     schema: SCHEMA,
     dir: new URL("./migrations/", import.meta.url),
   });
-  await installOutbox(sql);
-  return applied;
 }
 
 export interface DiscountsService {
@@ -39,10 +37,7 @@ export async function startDiscounts(
   options: { sql: Sql; bus: Bus; log: Logger },
 ): Promise<DiscountsService> {
   const { sql, bus, log } = options;
-  await ensureFactStream(bus);
-  const relay = new FactRelay(sql, bus, log);
-  relay.start();
-  relay.kick();
+  const relay = await startFactRelay(sql, bus, log);
   const ctx: DiscountsContext = { sql, bus, relay, log };
   const catalogFacts = await followCatalog({ sql, bus, relay, log });
   const running = bus.serve(

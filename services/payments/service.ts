@@ -4,8 +4,8 @@
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
-import { migrate, type Sql } from "@shared/db.ts";
-import { ensureFactStream, FactRelay, installOutbox } from "@shared/facts.ts";
+import type { Sql } from "@shared/db.ts";
+import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
@@ -18,12 +18,10 @@ export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
 
 export async function migratePayments(sql: Sql): Promise<string[]> {
-  const applied = await migrate(sql, {
+  return await migrateWithOutbox(sql, {
     schema: SCHEMA,
     dir: new URL("./migrations/", import.meta.url),
   });
-  await installOutbox(sql);
-  return applied;
 }
 
 export interface PaymentsService {
@@ -45,10 +43,7 @@ export async function startPayments(
   const box = config.paymentsEncryptionKey
     ? await createSecretBox(config.paymentsEncryptionKey)
     : null;
-  await ensureFactStream(bus);
-  const relay = new FactRelay(sql, bus, log);
-  relay.start();
-  relay.kick();
+  const relay = await startFactRelay(sql, bus, log);
   const ctx: PaymentsContext = { sql, bus, relay, config, log, box };
   const running = bus.serve(
     { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },

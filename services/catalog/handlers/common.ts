@@ -1,6 +1,6 @@
 /** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
 import type { Handler } from "@shared/bus.ts";
-import { translateDbError } from "@shared/db.ts";
+import { type Sql, translateDbError } from "@shared/db.ts";
 import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
 import {
   listDocument,
@@ -13,7 +13,7 @@ import {
 } from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import type { NewFact } from "@shared/facts.ts";
+import { changeWithFact, type NewFact } from "@shared/facts.ts";
 import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
 import type { Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
@@ -122,6 +122,24 @@ export function renderLinkage(
       data: Array.isArray(related) ? related.map(link) : related ? link(related) : null,
     }),
   };
+}
+
+/**
+ * Runs `change` in a transaction with its fact: `about.type` and `about.verb` name the fact, whose
+ * data is the change's result (or `about.row`, for deletes, which return nothing).
+ */
+export function commit<T>(
+  ctx: CatalogContext,
+  call: Call,
+  about: { type: string; verb: string; row?: Row },
+  change: (tx: Sql) => Promise<T>,
+): Promise<T> {
+  return changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    change,
+    (result) => fact(call, about.type, about.verb, about.row ?? (result as Row)),
+  );
 }
 
 /** The fact a change announces; secrets (password hashes) never travel. */

@@ -39,6 +39,7 @@ import { getTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
 import {
   type Call,
+  commit,
   deletedReply,
   fact,
   handle,
@@ -267,11 +268,11 @@ export function eventRoutes(ctx: CatalogContext): Route[] {
           values.ends_at ?? existing.ends_at as Date,
         );
         Object.assign(values, await topicValues(ctx, doc, existing));
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "event", verb: "updated" },
           (tx) => updateEvent(tx, eventId, values),
-          (row) => fact(call, "event", "updated", row),
         );
         return renderOne(eventDef, row, call.req);
       }),
@@ -283,11 +284,11 @@ export function eventRoutes(ctx: CatalogContext): Route[] {
         const eventId = String(existing.id);
         await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
         const permanent = permanentDelete(call.caller, call.req.query);
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "event", verb: "deleted", row: existing },
           (tx) => deleteEvent(tx, eventId, permanent),
-          () => fact(call, "event", "deleted", existing),
         );
         return deletedReply;
       }),

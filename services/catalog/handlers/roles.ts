@@ -4,7 +4,6 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
-import { changeWithFact } from "@shared/facts.ts";
 import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -38,8 +37,8 @@ import {
 import { getUser } from "../store/users.ts";
 import {
   type Call,
+  commit,
   deletedReply,
-  fact,
   handle,
   notFound,
   renderEmpty,
@@ -160,16 +159,16 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
             pointer: "/data/relationships/user",
           });
         }
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "users-events-role", verb: "created" },
           (tx) =>
             insertGrant(tx, {
               user_id: String(user.id),
               event_id: String(event.id),
               role_name: role,
             }),
-          (row) => fact(call, "users-events-role", "created", row),
         );
         return renderOne(usersEventsRoleDef, row, call.req, { status: 201 });
       }),
@@ -202,11 +201,11 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
         ) {
           throw new ConflictError("Cannot change role: the event would have no owner left");
         }
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "users-events-role", verb: "updated" },
           (tx) => updateGrant(tx, String(grant.id), role),
-          (row) => fact(call, "users-events-role", "updated", row),
         );
         return renderOne(usersEventsRoleDef, row, call.req);
       }),
@@ -220,11 +219,11 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
         if (grant.role_name === "owner" && await ownerCount(ctx.sql, eventId) < 2) {
           throw new ConflictError("Cannot revoke role: the event would have no owner left");
         }
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "users-events-role", verb: "deleted", row: grant },
           (tx) => deleteGrant(tx, String(grant.id)),
-          () => fact(call, "users-events-role", "deleted", grant),
         );
         return deletedReply;
       }),

@@ -1,7 +1,6 @@
 /** Tickets: managed by the co-organizers of their event; listed publicly under published events. */
 import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
-import { changeWithFact } from "@shared/facts.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
@@ -20,8 +19,8 @@ import {
 } from "../store/tickets.ts";
 import {
   type Call,
+  commit,
   deletedReply,
-  fact,
   handle,
   notFound,
   permanentDelete,
@@ -132,11 +131,11 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
         const attrs = validateAttributes(ticketAttributes, doc.attributes);
         const values = { ...ticketValues(attrs), event_id: String(event.id) };
         checkTicket(values);
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "ticket", verb: "created" },
           (tx) => insertTicket(tx, values),
-          (row) => fact(call, "ticket", "created", row),
         );
         return renderOne(ticketDef, row, call.req, { status: 201 });
       }),
@@ -168,11 +167,11 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
           sales_ends_at: ticket.sales_ends_at as Date | null,
           ...values,
         });
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "ticket", verb: "updated" },
           (tx) => updateTicket(tx, String(ticket.id), values),
-          (row) => fact(call, "ticket", "updated", row),
         );
         return renderOne(ticketDef, row, call.req);
       }),
@@ -182,11 +181,11 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
       handle(ctx, async (call) => {
         const { ticket } = await managedTicket(ctx, call);
         const permanent = permanentDelete(call.caller, call.req.query);
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "ticket", verb: "deleted", row: ticket },
           (tx) => deleteTicket(tx, String(ticket.id), permanent),
-          () => fact(call, "ticket", "deleted", ticket),
         );
         return deletedReply;
       }),

@@ -1,7 +1,6 @@
 /** Event topics and sub-topics: public reads, admin writes, slugs from names. */
 import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
-import { changeWithFact } from "@shared/facts.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { eventSubTopicAttributes, eventTopicAttributes } from "@shared/schemas/catalog.ts";
@@ -20,8 +19,8 @@ import { listEvents } from "../store/events.ts";
 import { deleteTopic, getTopic, insertTopic, listTopics, updateTopic } from "../store/topics.ts";
 import {
   type Call,
+  commit,
   deletedReply,
-  fact,
   handle,
   notFound,
   permanentDelete,
@@ -103,16 +102,16 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
         requireAdmin(call.caller);
         const doc = parseResourceDocument(call.req.body, { type: "event-topic" });
         const attrs = validateAttributes(eventTopicAttributes, doc.attributes);
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "event-topic", verb: "created" },
           (tx) =>
             insertTopic(tx, "event_topics", {
               name: attrs.name,
               slug: slugFor(attrs.name),
               system_image_url: attrs["system-image-url"] ?? null,
             }),
-          (row) => fact(call, "event-topic", "created", row),
         );
         return renderOne(eventTopicDef, row, call.req, { status: 201 });
       }),
@@ -132,11 +131,11 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
           ...("system-image-url" in attrs &&
             { system_image_url: attrs["system-image-url"] ?? null }),
         };
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "event-topic", verb: "updated" },
           (tx) => updateTopic(tx, "event_topics", String(existing.id), values),
-          (row) => fact(call, "event-topic", "updated", row),
         );
         return renderOne(eventTopicDef, row, call.req);
       }),
@@ -147,11 +146,11 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
         requireAdmin(call.caller);
         const existing = await topicOr404(ctx, call);
         const permanent = permanentDelete(call.caller, call.req.query);
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "event-topic", verb: "deleted", row: existing },
           (tx) => deleteTopic(tx, "event_topics", String(existing.id), permanent),
-          () => fact(call, "event-topic", "deleted", existing),
         );
         return deletedReply;
       }),
@@ -241,16 +240,16 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
             },
           );
         }
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "event-sub-topic", verb: "created" },
           (tx) =>
             insertTopic(tx, "event_sub_topics", {
               name: attrs.name,
               slug: slugFor(attrs.name),
               event_topic_id: String(topic.id),
             }),
-          (row) => fact(call, "event-sub-topic", "created", row),
         );
         return renderOne(eventSubTopicDef, row, call.req, { status: 201 });
       }),
@@ -285,11 +284,11 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
           }
           values.event_topic_id = String(topic.id);
         }
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "event-sub-topic", verb: "updated" },
           (tx) => updateTopic(tx, "event_sub_topics", String(existing.id), values),
-          (row) => fact(call, "event-sub-topic", "updated", row),
         );
         return renderOne(eventSubTopicDef, row, call.req);
       }),
@@ -300,11 +299,11 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
         requireAdmin(call.caller);
         const existing = await subTopicOr404(ctx, call);
         const permanent = permanentDelete(call.caller, call.req.query);
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "event-sub-topic", verb: "deleted", row: existing },
           (tx) => deleteTopic(tx, "event_sub_topics", String(existing.id), permanent),
-          () => fact(call, "event-sub-topic", "deleted", existing),
         );
         return deletedReply;
       }),

@@ -41,8 +41,8 @@ import {
 } from "../store/users.ts";
 import {
   type Call,
+  commit,
   deletedReply,
-  fact,
   handle,
   notFound,
   permanentDelete,
@@ -146,11 +146,11 @@ export function userRoutes(ctx: CatalogContext): Route[] {
           first_name: attrs["first-name"] ?? null,
           last_name: attrs["last-name"] ?? null,
         };
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "user", verb: "created" },
           (tx) => insertUser(tx, values),
-          (row) => fact(call, "user", "created", row),
         );
         return renderOne(userDef, row, call.req, { status: 201 });
       }),
@@ -178,11 +178,11 @@ export function userRoutes(ctx: CatalogContext): Route[] {
         if (attrs["last-name"] !== undefined) values.last_name = attrs["last-name"];
         if (attrs["is-admin"] !== undefined) values.is_admin = attrs["is-admin"];
         if (attrs["is-super-admin"] !== undefined) values.is_super_admin = attrs["is-super-admin"];
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        const row = await commit(
+          ctx,
+          call,
+          { type: "user", verb: "updated" },
           (tx) => updateUser(tx, String(user.id), values),
-          (row) => fact(call, "user", "updated", row),
         );
         return renderOne(userDef, row, call.req);
       }),
@@ -192,11 +192,11 @@ export function userRoutes(ctx: CatalogContext): Route[] {
       handle(ctx, async (call) => {
         const { user } = await ownUser(ctx, call);
         const permanent = permanentDelete(call.caller, call.req.query);
-        await changeWithFact(
-          ctx.sql,
-          ctx.relay,
+        await commit(
+          ctx,
+          call,
+          { type: "user", verb: "deleted", row: user },
           (tx) => deleteUser(tx, String(user.id), permanent),
-          () => fact(call, "user", "deleted", user),
         );
         return deletedReply;
       }),
