@@ -72,6 +72,8 @@ async function ensureParkedStream(bus: Bus): Promise<void> {
 }
 
 const decoder = new TextDecoder();
+/** How long a partial batch waits for more facts before it is handled. */
+const FLUSH_AFTER_MS = 5;
 
 /** The fact in a message, or why it is not one. */
 function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
@@ -114,7 +116,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
   const consumer = await js.consumers.get(stream, options.durable);
   const batchSize = options.batchSize ?? 500;
   let stopped = false;
-  // The fetch in progress: stop() ends its wait instead of sitting out `expires`.
+  // The pull in progress: stop() ends it.
   let current: { stop(): void } | undefined;
 
   async function park(msg: JsMsg, reason: string): Promise<void> {
@@ -128,11 +130,10 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
     });
   }
 
-  async function runOnce(): Promise<void> {
-    const messages = await consumer.fetch({ max_messages: batchSize, expires: 1000 });
-    current = messages;
+  /** Handles one batch: parks what is not a fact, hands the rest over, then acks or naks. */
+  async function handleBatch(messages: JsMsg[]): Promise<void> {
     const batch: { msg: JsMsg; fact: Fact }[] = [];
-    for await (const msg of messages) {
+    for (const msg of messages) {
       const read = readFact(bus, msg);
       if ("fact" in read) batch.push({ msg, fact: read.fact });
       else await park(msg, read.reason);
@@ -152,6 +153,33 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
       if (reason === undefined) msg.ack();
       else await park(msg, `rejected by the handler: ${reason}`);
     }
+  }
+
+  /**
+   * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
+   * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
+   * never overlap, so facts are handled in stream order.
+   */
+  async function runOnce(): Promise<void> {
+    const messages = await consumer.consume({ max_messages: batchSize });
+    current = messages;
+    let pending: JsMsg[] = [];
+    let handled = Promise.resolve();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      const batch = pending;
+      pending = [];
+      if (batch.length) handled = handled.then(() => handleBatch(batch));
+      return handled;
+    };
+    for await (const msg of messages) {
+      pending.push(msg);
+      if (pending.length >= batchSize) await flush();
+      else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+    }
+    await flush();
   }
 
   const loop = (async () => {

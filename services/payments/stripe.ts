@@ -82,12 +82,26 @@ async function post(
   return { status: response.status, body };
 }
 
-/** Stripe's refusal as text, when the reply is one (a 4xx with an error description). */
-function refusalText(reply: StripeReply, sent: readonly string[]): string | null {
-  if (reply.status < 400 || reply.status >= 500 || !reply.body) return null;
+/**
+ * Stripe's refusal as text, when the reply is a 400 with one of `codes`. Other refusals (401,
+ * 403, 429: the platform's key, permissions or rate) are not the caller's doing and become 502.
+ */
+function refusalText(
+  reply: StripeReply,
+  sent: readonly string[],
+  codes: readonly string[],
+): string | null {
+  if (reply.status !== 400 || !reply.body || !codes.includes(String(reply.body.error))) {
+    return null;
+  }
   const description = reply.body.error_description ?? reply.body.error;
   return typeof description === "string" && description ? scrub(description, sent) : null;
 }
+
+/** A bad, used or expired authorization code: the client's to fix (422). */
+const CODE_REFUSALS = ["invalid_grant", "invalid_request", "unsupported_grant_type"];
+/** "This application is not connected to the account": it is already gone. */
+const NOT_CONNECTED = ["invalid_client"];
 
 function text(value: unknown): string | null {
   return typeof value === "string" && value ? value : null;
@@ -109,7 +123,7 @@ export async function exchangeCode(settings: StripeSettings, code: string): Prom
     action: "link",
   });
   if (reply.status !== 200 || !reply.body) {
-    const refused = refusalText(reply, sent);
+    const refused = refusalText(reply, sent, CODE_REFUSALS);
     if (refused) {
       throw new UnprocessableError(`Cannot link Stripe: ${refused}`, { pointer: CODE_POINTER });
     }
@@ -152,7 +166,7 @@ export async function deauthorize(settings: StripeSettings, accountId: string): 
     headers: { Authorization: `Bearer ${settings.secretKey}` },
   });
   if (reply.status === 200) return;
-  const refused = refusalText(reply, sent);
+  const refused = refusalText(reply, sent, NOT_CONNECTED);
   if (refused) throw new DeauthorizeRefusedError(`Cannot unlink Stripe: ${refused}`);
   throw new BadGatewayError(`Cannot unlink Stripe: Stripe answered with status ${reply.status}`);
 }

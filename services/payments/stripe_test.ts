@@ -60,11 +60,26 @@ Deno.test("[payments] exchangeCode turns Stripe's refusal into 422 without the c
   const grant = stripe.grant();
   await exchangeCode(settings, grant.code);
   await assert.rejects(() => exchangeCode(settings, grant.code), /already been used/);
-  // A wrong platform key: Stripe's words, never the key.
+  // A wrong platform key is the operator's problem, not the code's: 502, and never the key.
   await assert.rejects(
     () => exchangeCode({ ...settings, secretKey: "sk_test_wrong_key" }, stripe.grant().code),
-    (error: Error) => error instanceof UnprocessableError && !error.message.includes("sk_test"),
+    (error: Error) => error instanceof BadGatewayError && !error.message.includes("sk_test"),
   );
+});
+
+Deno.test("[payments] deauthorize takes only 'not connected' as already gone", async () => {
+  await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
+  const settings = { connectUrl: stripe.url, secretKey: SECRET, clientId: CLIENT, timeoutMs: 1000 };
+  const grant = stripe.grant();
+  const tokens = await exchangeCode(settings, grant.code);
+  // A wrong platform key (401) must not look like "already disconnected".
+  await assert.rejects(
+    () => deauthorize({ ...settings, secretKey: "sk_test_wrong_key" }, tokens.accountId),
+    (error: Error) =>
+      error instanceof BadGatewayError && !(error instanceof DeauthorizeRefusedError),
+  );
+  await deauthorize(settings, tokens.accountId);
+  await assert.rejects(() => deauthorize(settings, tokens.accountId), DeauthorizeRefusedError);
 });
 
 Deno.test("[payments] exchangeCode answers 502 when Stripe is down and 504 when it is slow", async () => {
