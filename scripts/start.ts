@@ -21,6 +21,8 @@ export interface SystemOptions {
 export interface RunningSystem {
   url: string;
   env: Record<string, string>;
+  /** Resolves with a process's name if one exits before `stop()` was called. */
+  exited: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -128,7 +130,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     await stop();
     throw error;
   }
-  return { url, env, stop };
+  return { url, env, exited, stop };
 }
 
 if (import.meta.main) {
@@ -144,4 +146,12 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
+  // A process that dies leaves a system that only half works: say so and stop it all.
+  system.exited.then(async (name) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`${name} exited unexpectedly; stopping the system`);
+    await system.stop();
+    Deno.exit(1);
+  });
 }

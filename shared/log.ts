@@ -77,13 +77,12 @@ export function scrub(text: string): string {
   return text.replace(urlCredentials, "$1[redacted]@").replace(secretAssignment, "$1=[redacted]");
 }
 
-function describeError(error: unknown): unknown {
+/** Name and message of an error; its stack only at debug level (operators turn it on). */
+function describeError(error: unknown, withStack: boolean): unknown {
   if (!(error instanceof Error)) return scrub(String(error));
-  return {
-    name: error.name,
-    message: scrub(error.message),
-    stack: error.stack && scrub(error.stack),
-  };
+  const described: Record<string, unknown> = { name: error.name, message: scrub(error.message) };
+  if (withStack && error.stack) described.stack = scrub(error.stack);
+  return described;
 }
 
 export function createLogger(component: string, level: LogLevel = "info"): Logger {
@@ -97,7 +96,7 @@ export function createLogger(component: string, level: LogLevel = "info"): Logge
     };
     if (fields) {
       for (const [key, value] of Object.entries(redact(fields) as LogFields)) {
-        entry[key] = key === "error" ? describeError(fields.error) : value;
+        entry[key] = key === "error" ? describeError(fields.error, level === "debug") : value;
       }
     }
     emit(JSON.stringify(entry), rank[at] >= rank.warn);

@@ -38,7 +38,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
   let ticketId = "";
   let topicId = "";
 
-  await t.step("sign-up: user created, without the password", async () => {
+  await t.step("sign-up: user created by the new user, without the password", async () => {
     const email = `facts-${crypto.randomUUID().slice(0, 8)}@example.test`;
     const password = "facts password";
     let id = "";
@@ -52,7 +52,8 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
       subject: "facts.catalog.user.created",
-      actor: null,
+      // A sign-up is the new user's own act (api-surface §7: the real actor).
+      actor: { id, email, password: "", token: "" },
       resource: { type: "user", id },
     });
     assert.equal(facts[0].data?.email, email);

@@ -363,3 +363,79 @@ Deno.test("[catalog] /v1/users/{id} is for the user themselves or an admin", asy
     );
   });
 });
+
+Deno.test("[catalog] super admins are guarded: only super admins change them, one always remains", async (t) => {
+  await using system = await startTestSystem();
+  const superAdmin = system.admin;
+  const admin = await system.signUp();
+  expectStatus(
+    await system.call("PATCH", `/v1/users/${admin.id}`, {
+      token: superAdmin.token,
+      body: { data: { type: "user", id: admin.id, attributes: { "is-admin": true } } },
+    }),
+    200,
+  );
+
+  await t.step("a plain admin cannot change a super admin's password or delete them", async () => {
+    const patch = await system.call("PATCH", `/v1/users/${superAdmin.id}`, {
+      token: admin.token,
+      body: { data: { type: "user", id: superAdmin.id, attributes: { password: "hijacked123" } } },
+    });
+    expectError(patch, 403);
+    expectError(
+      await system.call("DELETE", `/v1/users/${superAdmin.id}`, { token: admin.token }),
+      403,
+    );
+    // The old password still works.
+    assert.ok(await system.login(superAdmin.email, superAdmin.password));
+  });
+
+  await t.step("the last super admin can neither delete nor demote themselves (409)", async () => {
+    expectError(
+      await system.call("DELETE", `/v1/users/${superAdmin.id}`, { token: superAdmin.token }),
+      409,
+    );
+    const demote = await system.call("PATCH", `/v1/users/${superAdmin.id}`, {
+      token: superAdmin.token,
+      body: {
+        data: { type: "user", id: superAdmin.id, attributes: { "is-super-admin": false } },
+      },
+    });
+    expectError(demote, 409);
+    const [row] = await system.sql`select is_super_admin, deleted_at from users
+      where id = ${superAdmin.id}`;
+    assert.deepEqual(row, { is_super_admin: true, deleted_at: null });
+  });
+
+  await t.step("with a second super admin, the first may step down", async () => {
+    expectStatus(
+      await system.call("PATCH", `/v1/users/${admin.id}`, {
+        token: superAdmin.token,
+        body: { data: { type: "user", id: admin.id, attributes: { "is-super-admin": true } } },
+      }),
+      200,
+    );
+    const demote = await system.call("PATCH", `/v1/users/${superAdmin.id}`, {
+      token: superAdmin.token,
+      body: {
+        data: { type: "user", id: superAdmin.id, attributes: { "is-super-admin": false } },
+      },
+    });
+    expectStatus(demote, 200);
+  });
+
+  await t.step("sign-up with admin flags is refused with 403 and a pointer", async () => {
+    const reply = await system.call("POST", "/v1/users", {
+      body: {
+        data: {
+          type: "user",
+          attributes: { email: "flags@example.test", password: "long enough", "is-admin": true },
+        },
+      },
+    });
+    expectError(reply, 403, { pointer: "/data/attributes/is-admin" });
+    const [row] = await system.sql`select count(*)::int as n from users
+      where email = 'flags@example.test'`;
+    assert.equal(row.n, 0);
+  });
+});

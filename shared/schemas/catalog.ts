@@ -41,17 +41,17 @@ export const loginSchema = z.object({
 
 const password = z.string().min(8, "must be at least 8 characters").max(1024);
 
+/** A user as sent on sign-up; the admin flags are honoured for super admins only. */
 export const userCreateAttributes = z.object({
   "email": storableText.pipe(z.email("must be an email address").max(320)),
   "password": password,
   "first-name": optionalText(255),
   "last-name": optionalText(255),
-});
-
-export const userUpdateAttributes = userCreateAttributes.partial().extend({
   "is-admin": z.boolean().optional(),
   "is-super-admin": z.boolean().optional(),
 });
+
+export const userUpdateAttributes = userCreateAttributes.partial();
 
 export const eventAttributes = z.object({
   "name": text(255),

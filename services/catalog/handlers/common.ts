@@ -126,20 +126,20 @@ export function renderLinkage(
 
 /**
  * Runs `change` in a transaction with its fact: `about.type` and `about.verb` name the fact, whose
- * data is the change's result (or `about.row`, for deletes, which return nothing).
+ * data is the change's result, the row after the change (`about.row` when it returns none).
+ * `about.actor` overrides the caller (a sign-up is made by the new user).
  */
 export function commit<T>(
   ctx: CatalogContext,
   call: Call,
-  about: { type: string; verb: string; row?: Row },
+  about: { type: string; verb: string; row?: Row; actor?: (result: T) => Caller },
   change: (tx: Sql) => Promise<T>,
 ): Promise<T> {
-  return changeWithFact(
-    ctx.sql,
-    ctx.relay,
-    change,
-    (result) => fact(call, about.type, about.verb, about.row ?? (result as Row)),
-  );
+  return changeWithFact(ctx.sql, ctx.relay, change, (result) => {
+    const data = (result as Row | undefined) ?? about.row ?? {};
+    const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
+    return fact(actor, about.type, about.verb, data);
+  });
 }
 
 /** The fact a change announces; secrets (password hashes) never travel. */

@@ -1,7 +1,13 @@
 /** Users and login: sign-up is open, a user sees and changes only themselves (admins: everyone). */
 import { type Route, route } from "@shared/bus.ts";
 import { sign } from "hono/jwt";
-import { ForbiddenError, UnauthorizedError, UnprocessableError } from "@shared/errors.ts";
+import {
+  ConflictError,
+  ForbiddenError,
+  UnauthorizedError,
+  UnprocessableError,
+} from "@shared/errors.ts";
+import type { Sql } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -36,6 +42,7 @@ import {
   getUser,
   insertUser,
   listUsers,
+  otherSuperAdmins,
   updateUser,
   type UserValues,
 } from "../store/users.ts";
@@ -66,6 +73,34 @@ async function ownUser(ctx: CatalogContext, call: Call): Promise<{ caller: Calle
   const user = await getUser(ctx.sql, id, withTrashed(caller, call.req.query)) ??
     notFound("user", id);
   return { caller, user };
+}
+
+/** Only super admins change or delete a super admin (other than themselves). */
+function guardSuperAdmin(caller: Caller, user: Row): void {
+  if (user.is_super_admin && String(user.id) !== caller.id && !caller.isSuperAdmin) {
+    throw new ForbiddenError("Cannot change a super admin: only super admins may");
+  }
+}
+
+/** Refuses a change that would leave no live super admin (nobody could manage admins). */
+async function keepASuperAdmin(tx: Sql, user: Row, losesFlag: boolean): Promise<void> {
+  if (!user.is_super_admin || !losesFlag) return;
+  if (await otherSuperAdmins(tx, String(user.id)) === 0) {
+    throw new ConflictError("Cannot continue: this is the last super admin");
+  }
+}
+
+const ADMIN_FLAGS = ["is-admin", "is-super-admin"] as const;
+
+/** The admin flags a request sets; only super admins may set them. */
+function requestedFlags(caller: Caller | null, attributes: Record<string, unknown>): string[] {
+  const flags = ADMIN_FLAGS.filter((f) => attributes[f] !== undefined);
+  if (flags.length && !caller?.isSuperAdmin) {
+    throw new ForbiddenError("Cannot change admin flags: only super admins may", {
+      pointer: `/data/attributes/${flags[0]}`,
+    });
+  }
+  return flags;
 }
 
 /** Issues the JWT the gateway verifies: HS256, one day, subject = user id. */
@@ -139,17 +174,37 @@ export function userRoutes(ctx: CatalogContext): Route[] {
       u.create,
       handle(ctx, async (call) => {
         const doc = parseResourceDocument(call.req.body, { type: "user" });
-        const attrs = validateAttributes(userCreateAttributes, doc.attributes);
+        requestedFlags(call.caller, doc.attributes);
+        const attrs = validateAttributes(
+          userUpdateAttributes.required({
+            email: true,
+            password: true,
+          }),
+          doc.attributes,
+        );
         const values: UserValues = {
           email: attrs.email,
           password_hash: await hashPassword(attrs.password, ctx.config.passwordIterations),
           first_name: attrs["first-name"] ?? null,
           last_name: attrs["last-name"] ?? null,
+          is_admin: attrs["is-admin"] ?? false,
+          is_super_admin: attrs["is-super-admin"] ?? false,
         };
+        // A sign-up is made by the new user themselves (unless an admin creates the account).
         const row = await commit(
           ctx,
           call,
-          { type: "user", verb: "created" },
+          {
+            type: "user",
+            verb: "created",
+            actor: (row: Row) =>
+              call.caller ?? {
+                id: String(row.id),
+                email: String(row.email),
+                isAdmin: false,
+                isSuperAdmin: false,
+              },
+          },
           (tx) => insertUser(tx, values),
         );
         return renderOne(userDef, row, call.req, { status: 201 });
@@ -159,16 +214,10 @@ export function userRoutes(ctx: CatalogContext): Route[] {
       u.update,
       handle(ctx, async (call) => {
         const { caller, user } = await ownUser(ctx, call);
+        guardSuperAdmin(caller, user);
         const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
+        requestedFlags(caller, doc.attributes);
         const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
-        const flags = (["is-admin", "is-super-admin"] as const).filter((f) =>
-          attrs[f] !== undefined
-        );
-        if (flags.length && !caller.isSuperAdmin) {
-          throw new ForbiddenError("Cannot change admin flags: only super admins may", {
-            pointer: `/data/attributes/${flags[0]}`,
-          });
-        }
         const values: UserValues = {};
         if (attrs.email !== undefined) values.email = attrs.email;
         if (attrs.password !== undefined) {
@@ -182,7 +231,10 @@ export function userRoutes(ctx: CatalogContext): Route[] {
           ctx,
           call,
           { type: "user", verb: "updated" },
-          (tx) => updateUser(tx, String(user.id), values),
+          async (tx) => {
+            await keepASuperAdmin(tx, user, values.is_super_admin === false);
+            return await updateUser(tx, String(user.id), values);
+          },
         );
         return renderOne(userDef, row, call.req);
       }),
@@ -190,13 +242,17 @@ export function userRoutes(ctx: CatalogContext): Route[] {
     route(
       u.delete,
       handle(ctx, async (call) => {
-        const { user } = await ownUser(ctx, call);
+        const { caller, user } = await ownUser(ctx, call);
+        guardSuperAdmin(caller, user);
         const permanent = permanentDelete(call.caller, call.req.query);
         await commit(
           ctx,
           call,
           { type: "user", verb: "deleted", row: user },
-          (tx) => deleteUser(tx, String(user.id), permanent),
+          async (tx) => {
+            await keepASuperAdmin(tx, user, true);
+            return await deleteUser(tx, String(user.id), permanent);
+          },
         );
         return deletedReply;
       }),

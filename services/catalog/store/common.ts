@@ -37,3 +37,20 @@ export async function listRows(
 export function liveRows(sql: Sql, table: string, withTrashed: boolean): Fragment {
   return withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`;
 }
+
+/**
+ * Soft-deletes a row (sets `deleted_at`) or, with `permanent`, removes it; returns the row as it
+ * ended, so the fact of a deletion carries its last state.
+ */
+export async function deleteRow(
+  tx: Sql,
+  table: string,
+  id: string,
+  permanent: boolean,
+): Promise<Row | undefined> {
+  const [row] = permanent
+    ? await tx`delete from ${tx(table)} where id = ${id} returning *`
+    : await tx`update ${tx(table)} set deleted_at = now()
+        where id = ${id} and deleted_at is null returning *`;
+  return row;
+}

@@ -2,7 +2,7 @@
 import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
 export interface Viewer {
@@ -118,9 +118,8 @@ export async function updateEvent(tx: Sql, id: string, values: EventValues): Pro
   }
 }
 
-export async function deleteEvent(tx: Sql, id: string, permanent: boolean): Promise<void> {
-  if (permanent) await tx`delete from events where id = ${id}`;
-  else await tx`update events set deleted_at = now() where id = ${id} and deleted_at is null`;
+export function deleteEvent(tx: Sql, id: string, permanent: boolean) {
+  return deleteRow(tx, "events", id, permanent);
 }
 
 /** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */

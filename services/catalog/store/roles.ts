@@ -61,8 +61,9 @@ export async function updateGrant(tx: Sql, id: string, roleName: string): Promis
   }
 }
 
-export async function deleteGrant(tx: Sql, id: string): Promise<void> {
-  await tx`delete from users_events_roles where id = ${id}`;
+export async function deleteGrant(tx: Sql, id: string): Promise<Row | undefined> {
+  const [row] = await tx`delete from users_events_roles where id = ${id} returning *`;
+  return row;
 }
 
 /** How many owners an event has (the last one cannot be removed). */

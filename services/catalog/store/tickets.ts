@@ -2,7 +2,7 @@
 import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
 
 export async function getTicket(
   sql: Sql,
@@ -75,7 +75,6 @@ export async function updateTicket(tx: Sql, id: string, values: TicketValues): P
   }
 }
 
-export async function deleteTicket(tx: Sql, id: string, permanent: boolean): Promise<void> {
-  if (permanent) await tx`delete from tickets where id = ${id}`;
-  else await tx`update tickets set deleted_at = now() where id = ${id} and deleted_at is null`;
+export function deleteTicket(tx: Sql, id: string, permanent: boolean) {
+  return deleteRow(tx, "tickets", id, permanent);
 }

@@ -2,7 +2,7 @@
 import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
 
@@ -85,12 +85,6 @@ export async function updateTopic(
   }
 }
 
-export async function deleteTopic(
-  tx: Sql,
-  table: TopicTable,
-  id: string,
-  permanent: boolean,
-): Promise<void> {
-  if (permanent) await tx`delete from ${tx(table)} where id = ${id}`;
-  else await tx`update ${tx(table)} set deleted_at = now() where id = ${id} and deleted_at is null`;
+export function deleteTopic(tx: Sql, table: TopicTable, id: string, permanent: boolean) {
+  return deleteRow(tx, table, id, permanent);
 }

@@ -3,7 +3,7 @@ import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import type { Caller } from "../context.ts";
-import { isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
 
 const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
 
@@ -83,9 +83,8 @@ export async function updateUser(tx: Sql, id: string, values: UserValues): Promi
   }
 }
 
-export async function deleteUser(tx: Sql, id: string, permanent: boolean): Promise<void> {
-  if (permanent) await tx`delete from users where id = ${id}`;
-  else await tx`update users set deleted_at = now() where id = ${id} and deleted_at is null`;
+export function deleteUser(tx: Sql, id: string, permanent: boolean) {
+  return deleteRow(tx, "users", id, permanent);
 }
 
 /** Creates or updates the configured super admin; returns the row and whether it is new. */
@@ -114,4 +113,11 @@ export async function anyAdmin(sql: Sql): Promise<boolean> {
   const [row] = await sql`select exists (select 1 from users
     where is_super_admin and deleted_at is null) as found`;
   return row.found;
+}
+
+/** Live super admins other than `id`, locked until the transaction ends (no two may race). */
+export async function otherSuperAdmins(tx: Sql, id: string): Promise<number> {
+  const rows = await tx`select id from users
+    where is_super_admin and deleted_at is null and id <> ${id} for update`;
+  return rows.length;
 }
