@@ -184,7 +184,7 @@ async function writes(count: number): Promise<AuditBenchResult["write"]> {
     sql.begin(async (tx) => {
       const [row] = await update(tx as unknown as Sql, i);
       await recordFact(tx, {
-        service: "bench",
+        service: "catalog",
         type: "event-topic",
         verb: "updated",
         actor: null,

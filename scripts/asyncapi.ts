@@ -1,33 +1,16 @@
 /**
  * Writes blueprint/asyncapi.yaml, the AsyncAPI 3 description of the facts on the bus: one
- * channel per fact subject `<prefix>.facts.<service>.<type>.<verb>`, each carrying a fact whose
- * payload schema is generated from the zod schema `factSchema` (shared/facts.ts), so the
- * schema is never written twice. `scripts/asyncapi_test.ts` fails when the committed file is
+ * channel per fact subject `<prefix>.facts.<service>.<type>.<verb>` registered in
+ * shared/fact_catalog.ts (the registry `recordFact` enforces), each carrying a fact whose
+ * payload schema is generated from the zod schema `factSchema` (shared/facts.ts), so neither
+ * the subjects nor the schema are written twice. `scripts/asyncapi_test.ts` fails when the committed file is
  * not what this script writes, and checks it with the AsyncAPI parser.
  *
  * Run: `deno task asyncapi` (add `--check` to only compare).
  */
 import { z } from "zod";
 import { factSchema } from "@shared/facts.ts";
-import { facts } from "@shared/subjects.ts";
-
-/** Every fact a service publishes: service -> resource type -> verbs. Add new ones here. */
-export const FACT_CATALOG: Record<string, Record<string, string[]>> = {
-  catalog: {
-    "user": ["created", "updated", "deleted", "logged-in"],
-    "users-events-role": ["created", "updated", "deleted"],
-    "event": ["created", "updated", "deleted"],
-    "event-topic": ["created", "updated", "deleted"],
-    "event-sub-topic": ["created", "updated", "deleted"],
-    "ticket": ["created", "updated", "deleted"],
-  },
-  discounts: {
-    "discount-code": ["created", "updated", "deleted", "reserved", "confirmed", "released"],
-  },
-  payments: {
-    "stripe-authorization": ["created", "updated", "deleted"],
-  },
-};
+import { factKinds } from "@shared/fact_catalog.ts";
 
 export const OUTPUT = new URL("../blueprint/asyncapi.yaml", import.meta.url);
 
@@ -48,45 +31,41 @@ export function asyncApiDocument(): Record<string, unknown> {
   const channels: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
   const messages: Record<string, unknown> = {};
-  for (const [service, types] of Object.entries(FACT_CATALOG)) {
-    for (const [type, verbs] of Object.entries(types)) {
-      for (const verb of verbs) {
-        const name = pascal(service, type, verb);
-        const subject = facts.subject(service, type, verb);
-        messages[name] = {
-          name,
-          title: `${service}: ${type} ${verb}`,
-          summary: `A ${type} was ${verb.replaceAll("-", " ")} (published by ${service}).`,
-          contentType: "application/json",
-          payload: {
-            allOf: [
-              { $ref: "#/components/schemas/Fact" },
-              {
-                type: "object",
-                properties: {
-                  subject: { const: subject },
-                  service: { const: service },
-                  type: { const: type },
-                  verb: { const: verb },
-                },
-              },
-            ],
+  for (const { service, type, verb, subject, description } of factKinds()) {
+    const name = pascal(service, type, verb);
+    messages[name] = {
+      name,
+      title: `${service}: ${type} ${verb}`,
+      summary: description,
+      contentType: "application/json",
+      payload: {
+        allOf: [
+          { $ref: "#/components/schemas/Fact" },
+          {
+            type: "object",
+            properties: {
+              subject: { const: subject },
+              service: { const: service },
+              type: { const: type },
+              verb: { const: verb },
+            },
           },
-        };
-        channels[name] = {
-          address: `{prefix}.${subject}`,
-          title: subject,
-          messages: { [name]: { $ref: `#/components/messages/${name}` } },
-          parameters: { prefix: { $ref: "#/components/parameters/prefix" } },
-        };
-        operations[`receive${name}`] = {
-          action: "receive",
-          channel: { $ref: `#/channels/${name}` },
-          summary: `Subscribe to ${subject}.`,
-          messages: [{ $ref: `#/channels/${name}/messages/${name}` }],
-        };
-      }
-    }
+        ],
+      },
+    };
+    channels[name] = {
+      address: `{prefix}.${subject}`,
+      title: subject,
+      description,
+      messages: { [name]: { $ref: `#/components/messages/${name}` } },
+      parameters: { prefix: { $ref: "#/components/parameters/prefix" } },
+    };
+    operations[`receive${name}`] = {
+      action: "receive",
+      channel: { $ref: `#/channels/${name}` },
+      summary: `Subscribe to ${subject}.`,
+      messages: [{ $ref: `#/channels/${name}/messages/${name}` }],
+    };
   }
   return {
     asyncapi: "3.0.0",
@@ -99,7 +78,8 @@ export function asyncApiDocument(): Record<string, unknown> {
         "de-duplicated on the fact id for ten minutes). Subscribe with a durable consumer and",
         "be idempotent on `id`: a fact can arrive twice. `data` is the resource after the",
         "change (snake_case column names; secrets never travel). Generated by",
-        "`deno task asyncapi` from shared/facts.ts: do not edit by hand.",
+        "`deno task asyncapi` from shared/fact_catalog.ts (subjects) and shared/facts.ts",
+        "(payload schema): do not edit by hand.",
       ].join(" "),
     },
     defaultContentType: "application/json",

@@ -19,6 +19,7 @@ import { z } from "zod";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
 import { migrate, type Sql } from "./db.ts";
+import { isRegisteredFact } from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 
@@ -66,11 +67,19 @@ export async function installOutbox(sql: Sql): Promise<void> {
   });
 }
 
-/** Inserts a fact into the outbox; call it inside the transaction that makes the change. */
+/**
+ * Inserts a fact into the outbox; call it inside the transaction that makes the change. A fact
+ * missing from shared/fact_catalog.ts is refused (the transaction, and so the change, fails):
+ * what is published is always what the AsyncAPI document names.
+ */
 export async function recordFact(tx: Tx, fact: NewFact): Promise<Fact> {
+  const subject = facts.subject(fact.service, fact.type, fact.verb);
+  if (!isRegisteredFact(fact.service, fact.type, fact.verb)) {
+    throw new Error(`Cannot record fact: ${subject} is not in shared/fact_catalog.ts`);
+  }
   const full: Fact = {
     id: crypto.randomUUID(),
-    subject: facts.subject(fact.service, fact.type, fact.verb),
+    subject,
     occurredAt: new Date().toISOString(),
     ...fact,
     data: fact.data ? JSON.parse(JSON.stringify(fact.data)) : null,

@@ -43,12 +43,13 @@ async function streamMessages(t: Awaited<ReturnType<typeof setUp>>) {
   return (await jsm.streams.info(t.stream)).state.messages;
 }
 
+// A registered fact (recordFact refuses others): the "things" stand in for event topics.
 const thingFact = (name: string, id: string) => ({
-  service: "demo",
-  type: "thing",
+  service: "catalog",
+  type: "event-topic",
   verb: "created",
   actor: { id: "1", email: "a@example.com" },
-  resource: { type: "thing", id },
+  resource: { type: "event-topic", id },
   data: { name },
 });
 
@@ -66,7 +67,7 @@ Deno.test("[facts] a committed change publishes exactly one valid fact", async (
   const msg = await jsm.streams.getMessage(t.stream, { seq: 1 });
   const fact = factSchema.parse(msg!.json());
   assert.equal(fact.resource.id, String(row.id));
-  assert.equal(msg!.subject, t.bus.subject("facts.demo.thing.created"));
+  assert.equal(msg!.subject, t.bus.subject("facts.catalog.event-topic.created"));
   assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
 });
 

@@ -134,7 +134,9 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
     const actions = reply.body.data.map((d: { attributes: { action: string } }) =>
       d.attributes.action
     );
+    // A sign-up is the new user's own act.
     assert.deepEqual(actions, [
+      `User ${user.id} created`,
       `User ${user.id} logged in`,
       `Event ${event.id} created`,
       `Role owner granted to user ${user.id} for event ${event.id}`,
@@ -176,6 +178,33 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
     const fields = await get({ "page[size]": "1", "fields[activity]": "action" });
     assert.deepEqual(Object.keys(fields.body.data[0].attributes), ["action"]);
   });
+  await t.step("by id: sorted either way, filtered by range and list", async () => {
+    const ids = (reply: Awaited<ReturnType<typeof get>>) =>
+      reply.body.data.map((d: { id: string }) => Number(d.id));
+    const down = await get({ sort: "-id", "page[size]": "0" });
+    expectStatus(down, 200);
+    assert.equal(down.body.meta.count, total);
+    const descending = ids(down);
+    assert.deepEqual(descending, [...descending].sort((a, b) => b - a));
+    const up = await get({ sort: "id", "page[size]": "0" });
+    expectStatus(up, 200);
+    assert.deepEqual(ids(up), [...descending].reverse());
+    const [lowest, second, third] = ids(up);
+    const after = await get({
+      filter: JSON.stringify([{ name: "id", op: "gt", val: lowest }]),
+      sort: "id",
+      "page[size]": "2",
+    });
+    expectStatus(after, 200);
+    assert.equal(after.body.meta.count, total - 1);
+    assert.deepEqual(ids(after), [second, third]);
+    const listed = await get({
+      filter: JSON.stringify([{ name: "id", op: "in_", val: [String(lowest), third] }]),
+      sort: "-id",
+    });
+    expectStatus(listed, 200);
+    assert.deepEqual(ids(listed), [third, lowest]);
+  });
   await t.step("bad parameters are 400 naming them", async () => {
     const cases: [Record<string, string>, string][] = [
       [{ filter: JSON.stringify([{ name: "email", op: "eq", val: "x" }]) }, "filter"],
@@ -183,6 +212,8 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
       [{ filter: JSON.stringify([{ name: "time", op: "ge", val: "yesterday" }]) }, "filter"],
       [{ filter: "[{" }, "filter"],
       [{ sort: "-fact_id" }, "sort"],
+      [{ filter: JSON.stringify([{ name: "id", op: "eq", val: "one" }]) }, "filter"],
+      [{ filter: JSON.stringify([{ name: "id", op: "like", val: "1%" }]) }, "filter"],
       [{ "page[size]": "-1" }, "page[size]"],
       [{ "page[number]": "0" }, "page[number]"],
       [{ "page[size]": "5000" }, "page[size]"],

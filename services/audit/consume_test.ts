@@ -1,18 +1,11 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Bus } from "@shared/bus.ts";
+import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
-import {
-  activityCount,
-  makeFact,
-  publishFacts,
-  quiet,
-  startAuditOn,
-  until,
-} from "./_test_utils.ts";
+import { activityCount, makeFact, publishFacts, startAuditOn, until } from "./_test_utils.ts";
 import { DURABLE, SCHEMA } from "./service.ts";
 
 /** True when the audit consumer has nothing left to deliver or to see acknowledged. */
@@ -110,45 +103,139 @@ Deno.test("[audit] malformed, misrouted and refused facts are parked; later fact
   }
 });
 
-Deno.test("[audit] killed mid-backlog, it resumes with no duplicates and no gaps", async () => {
+/** A real audit process (services/audit/main.ts) on the test's database, NATS and prefix. */
+function spawnAudit(databaseUrl: string, natsUrl: string, prefix: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname],
+    env: {
+      DATABASE_URL: databaseUrl,
+      AUDIT_DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      BUS_PREFIX: prefix,
+      LOG_LEVEL: "error",
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/**
+ * A TCP relay in front of NATS whose client-to-server half can be cut: the client still
+ * receives, but what it sends (its acks) is dropped. A process killed after the cut has written
+ * batches it never acknowledged, for certain rather than by the luck of the kill's timing.
+ */
+function natsRelay(natsUrl: string) {
+  const target = new URL(natsUrl);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const pipes: Promise<void>[] = [];
+  let cut = false;
+  const close = (conn: Deno.Conn) => {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  async function pipe(from: Deno.Conn, to: Deno.Conn, dropping: () => boolean): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (let n = await from.read(buffer); n !== null; n = await from.read(buffer)) {
+        if (dropping()) continue;
+        for (let sent = 0; sent < n;) sent += await to.write(buffer.subarray(sent, n));
+      }
+    } catch {
+      /* one side went away: the other goes too */
+    } finally {
+      close(from);
+      close(to);
+    }
+  }
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 4222),
+      });
+      conns.push(client, server);
+      pipes.push(pipe(client, server, () => cut), pipe(server, client, () => false));
+    }
+  })().catch(() => {});
+  return {
+    url: `nats://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    cut() {
+      cut = true;
+    },
+    async close() {
+      listener.close();
+      conns.forEach(close);
+      await accepting;
+      await Promise.all(pipes);
+    },
+  };
+}
+
+Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes nothing twice", async () => {
   await using db = await testDatabase();
   await using b = await testBus();
-  await ensureFactStream(b.bus);
+  const stream = await ensureFactStream(b.bus);
   const total = 20_000;
   const published = Array.from({ length: total }, () => makeFact());
   await publishFacts(b.bus, published);
-  // The first instance has connections of its own, so killing them leaves the test's intact.
-  const doomedBus = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger: quiet });
-  const doomedSql = await openDatabase(db.url, { schema: SCHEMA, max: 2 });
-  const first = await startAuditOn(doomedBus, db.url, {
-    sql: doomedSql,
-    batchSize: 500,
-    ackWaitMs: 1500,
-  });
   const check = await openDatabase(db.url, { schema: SCHEMA, max: 2 });
-  let second: Awaited<ReturnType<typeof startAuditOn>> | undefined;
+  // The process creates the table; until then there is nothing to count.
+  const written = () => activityCount(check).catch(() => 0);
+  const jsm = await jetstreamManager(b.bus.nc);
+  const relay = natsRelay(b.natsUrl);
+  let first: Deno.ChildProcess | undefined = spawnAudit(db.url, relay.url, b.prefix);
+  let second: Deno.ChildProcess | undefined;
   try {
-    await until(async () => await activityCount(check) >= 2000, 20_000, "a first part written");
-    // A crash: the connection drops with a batch in hand (its acks are lost), the pool dies.
-    await doomedBus.nc.close();
-    await doomedSql.end({ timeout: 0 });
-    await first.service.consumer.stop();
-    await first.service.running.stop();
-    const before = await activityCount(check);
-    assert.ok(before < total, "killed before the backlog was done");
-
-    second = await startAuditOn(b.bus, db.url, { batchSize: 500, ackWaitMs: 1500 });
-    await until(async () => await activityCount(check) === total, 30_000, "every fact written");
-    await until(() => drained(b.bus), 10_000, "the consumer drained");
-    const ids = await check`select fact_id from activities`;
-    assert.equal(ids.length, total, "no duplicates");
-    assert.deepEqual(
-      new Set(ids.map((row) => row.fact_id)),
-      new Set(published.map((fact) => fact.id)),
-      "no gaps",
+    await until(async () => await written() > 0, 30_000, "a first batch written");
+    // From now on its acks are lost: the batches it still commits are written, not acked.
+    relay.cut();
+    const atCut = await written();
+    await until(async () => await written() > atCut, 10_000, "a batch written after the cut");
+    first.kill("SIGKILL");
+    const status = await first.status;
+    first = undefined;
+    assert.equal(status.signal, "SIGKILL");
+    const before = await written();
+    assert.ok(before < total, `killed mid-backlog (${before} of ${total} written)`);
+    const dead = await jsm.consumers.info(stream, DURABLE);
+    const acked = total - dead.num_pending - dead.num_ack_pending;
+    assert.ok(
+      before > acked,
+      `facts written but never acknowledged must come again (${before} written, ${acked} acked)`,
     );
+
+    second = spawnAudit(db.url, b.natsUrl, b.prefix);
+    // What the dead process held comes back only after the consumer's ack wait (30 s).
+    await until(async () => await written() >= total, 90_000, "every fact written");
+    await until(() => drained(b.bus), 90_000, "the consumer drained");
+    const info = await jsm.consumers.info(stream, DURABLE);
+    // More deliveries than facts: the dead process's unacknowledged facts, already written
+    // ones among them, were delivered again, and the second process skipped those.
+    assert.equal(info.delivered.stream_seq, total);
+    assert.ok(
+      info.delivered.consumer_seq > total,
+      `facts were redelivered (${info.delivered.consumer_seq} deliveries of ${total} facts)`,
+    );
+    assert.equal(await written(), total, "exactly one activity per fact");
+    const rows = await check`select fact_id::text as fact_id, count(*)::int as n
+      from activities group by fact_id`;
+    assert.equal(rows.length, total, "as many distinct fact ids as activities");
+    assert.ok(rows.every((row) => row.n === 1), "no fact written twice");
+    const missing = new Set(published.map((fact) => fact.id));
+    for (const row of rows) missing.delete(row.fact_id);
+    assert.deepEqual([...missing], [], "no gaps: every published fact has its activity");
   } finally {
-    await second?.stop();
+    for (const child of [first, second]) {
+      if (!child) continue;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* it has exited already */ }
+      await child.status;
+    }
+    await relay.close();
     await check.end();
     await deleteFactStream(b.bus);
   }

@@ -1,7 +1,7 @@
 /**
  * How activities look on the wire and which list parameters they take. The three attributes of
- * the original (`actor`, `time`, `action`) are shown; `service`, `type` and `verb` can also be
- * filtered and sorted on, so an operator can ask for "every discount change" without matching
+ * the original (`actor`, `time`, `action`) are shown; `id`, `service`, `type` and `verb` can also
+ * be filtered and sorted on, so an operator can ask for "every discount change" without matching
  * sentences.
  */
 import type { ResourceDef } from "@shared/jsonapi.ts";
@@ -20,6 +20,8 @@ export const activityDef: ResourceDef<Row> = {
 
 export const activityQuery: QuerySpec = {
   fields: {
+    // The default sort's tie-breaker, so a client can page by it ("sort=-id", "id gt <last>").
+    "id": { column: "id", type: "integer" },
     "actor": { column: "actor", type: "string" },
     "time": { column: "occurred_at", type: "datetime" },
     "action": { column: "action", type: "string" },
