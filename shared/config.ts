@@ -40,7 +40,9 @@ export interface Config {
   paymentsEncryptionKey?: string;
   /**
    * Milliseconds payments waits for Stripe. Below `requestTimeoutMs`, so a slow Stripe gets a
-   * clean 504 from payments (nothing stored) rather than the gateway giving up first.
+   * clean 504 from payments (nothing stored) rather than the gateway giving up first: a value
+   * that is not below is refused. Unset, it is 3000 (half of `requestTimeoutMs` when that is
+   * 3000 or less).
    */
   stripeTimeoutMs: number;
 }
@@ -89,13 +91,25 @@ export function loadConfig(env: Env = envObject()): Config {
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new Error(`Cannot read LOG_LEVEL: "${logLevel}" is not debug, info, warn or error`);
   }
+  const requestTimeoutMs = integer(env, "REQUEST_TIMEOUT_MS", 5000);
+  const stripeTimeoutMs = integer(
+    env,
+    "STRIPE_TIMEOUT_MS",
+    requestTimeoutMs > 3000 ? 3000 : Math.floor(requestTimeoutMs / 2),
+  );
+  if (stripeTimeoutMs >= requestTimeoutMs) {
+    throw new Error(
+      `Cannot read STRIPE_TIMEOUT_MS: ${stripeTimeoutMs} must be below REQUEST_TIMEOUT_MS ` +
+        `(${requestTimeoutMs}), or the gateway gives up before payments hears from Stripe`,
+    );
+  }
   return {
     host: env.HOST || "127.0.0.1",
     port: integer(env, "PORT", 8080),
     databaseUrl: env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/open_event",
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
     busPrefix: env.BUS_PREFIX || "oe",
-    requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", 5000),
+    requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,
     adminEmail: env.ADMIN_EMAIL || undefined,
     adminPassword: env.ADMIN_PASSWORD || undefined,
@@ -107,6 +121,6 @@ export function loadConfig(env: Env = envObject()): Config {
     stripeConnectUrl: baseUrl(env, "STRIPE_CONNECT_URL", "https://connect.stripe.com"),
     stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
     paymentsEncryptionKey: env.PAYMENTS_ENCRYPTION_KEY || undefined,
-    stripeTimeoutMs: integer(env, "STRIPE_TIMEOUT_MS", 3000),
+    stripeTimeoutMs,
   };
 }

@@ -62,3 +62,26 @@ Deno.test("[config] loadConfig reads the Stripe settings, all optional", async (
     );
   });
 });
+
+Deno.test("[config] loadConfig refuses STRIPE_TIMEOUT_MS not below REQUEST_TIMEOUT_MS", async (t) => {
+  await t.step("equal or above: refused with a clear message", () => {
+    for (const stripe of ["5000", "6000"]) {
+      assert.throws(
+        () => loadConfig({ REQUEST_TIMEOUT_MS: "5000", STRIPE_TIMEOUT_MS: stripe }),
+        /^Error: Cannot read STRIPE_TIMEOUT_MS: \d+ must be below REQUEST_TIMEOUT_MS \(5000\)/,
+      );
+    }
+    assert.throws(
+      () => loadConfig({ REQUEST_TIMEOUT_MS: "2000", STRIPE_TIMEOUT_MS: "3000" }),
+      /Cannot read STRIPE_TIMEOUT_MS/,
+    );
+  });
+  await t.step("below: accepted", () => {
+    const config = loadConfig({ REQUEST_TIMEOUT_MS: "5000", STRIPE_TIMEOUT_MS: "4999" });
+    assert.equal(config.stripeTimeoutMs, 4999);
+  });
+  await t.step("unset: 3000, or half a shorter request timeout", () => {
+    assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: "5000" }).stripeTimeoutMs, 3000);
+    assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: "100" }).stripeTimeoutMs, 50);
+  });
+});

@@ -5,6 +5,7 @@
  * system stops: a leak fails the test that caused it.
  */
 import { Bus } from "@shared/bus.ts";
+import type { Config } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
 import type { Fact } from "@shared/facts.ts";
 import type { LogFields, Logger } from "@shared/log.ts";
@@ -21,7 +22,10 @@ import { migratePayments, type PaymentsService, SCHEMA, startPayments } from "./
 export interface PaymentsSystem extends AsyncDisposable {
   system: TestSystem;
   stripe: FakeStripe;
-  payments: PaymentsService;
+  /** The running payments service (a new one after `restartPayments`). */
+  readonly payments: PaymentsService;
+  /** Stops payments and starts it again on the same bus and database with `changes`. */
+  restartPayments(changes: Partial<Config>): Promise<void>;
   /** A pool on the payments schema. */
   sql: Sql;
   /** Every line the payments service logged (unredacted, at every level). */
@@ -102,9 +106,11 @@ export async function startPaymentsSystem(
   let bus: Bus | undefined;
   let sql: Sql | undefined;
   let payments: PaymentsService | undefined;
+  let config: Config | undefined;
+  let log: Logger | undefined;
   try {
     stripe = await startFakeStripe({ secretKey: planted.get("STRIPE_SECRET_KEY")!, clientId });
-    const log = recordingLogger(logs);
+    log = recordingLogger(logs);
     bus = await Bus.connect({
       url: system.config.natsUrl,
       prefix: system.prefix,
@@ -113,7 +119,7 @@ export async function startPaymentsSystem(
     });
     sql = await openDatabase(system.databaseUrl, { schema: SCHEMA, max: 5 });
     await migratePayments(sql);
-    const config = {
+    config = {
       ...system.config,
       stripeConnectUrl: stripe.url,
       stripeSecretKey: omit.has("stripe") ? undefined : planted.get("STRIPE_SECRET_KEY"),
@@ -136,7 +142,8 @@ export async function startPaymentsSystem(
     await system.stop();
     throw error;
   }
-  const [fake, service, paymentsBus, db] = [stripe, payments, bus, sql];
+  const [fake, paymentsBus, db, baseConfig, paymentsLog] = [stripe, bus, sql, config!, log!];
+  let service = payments;
   system.defer(async () => {
     await service.stop();
     await paymentsBus.close();
@@ -194,10 +201,24 @@ export async function startPaymentsSystem(
     return result;
   };
 
+  async function restartPayments(changes: Partial<Config>): Promise<void> {
+    await service.stop();
+    service = await startPayments({
+      sql: db,
+      bus: paymentsBus,
+      config: { ...baseConfig, ...changes },
+      log: paymentsLog,
+    });
+    await paymentsBus.nc.flush();
+  }
+
   return {
     system,
     stripe: fake,
-    payments: service,
+    get payments() {
+      return service;
+    },
+    restartPayments,
     sql: db,
     logs,
     responses,

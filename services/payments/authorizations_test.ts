@@ -182,6 +182,7 @@ Deno.test("[payments] POST /v1/stripe-authorizations allows one authorization pe
       where event_id = ${cast.event.id}`;
     assert.equal(count, 1);
     const loser = grants[replies.findIndex((r) => r.status === 409)];
+    await p.payments.idle(); // the release runs after the reply
     assert.ok(!p.stripe.connected.has(loser.accountId), "the losing account was deauthorized");
   });
   await t.step("the database refuses a second row for an event by itself", async () => {
@@ -389,6 +390,7 @@ Deno.test("[payments] PATCH /v1/stripe-authorizations/{id} re-exchanges the code
     for (const column of ["access_token", "refresh_token", "stripe_user_id", "account_lookup"]) {
       assert.notDeepEqual(after[column], before[column], column);
     }
+    await p.payments.idle(); // the release runs after the reply
     assert.ok(!p.stripe.connected.has(first.accountId), "the replaced account was deauthorized");
     assert.ok(p.stripe.connected.has(second.accountId));
     const facts = await p.readFacts();
@@ -530,4 +532,144 @@ Deno.test("[payments] the database holds the Stripe keys only encrypted", async 
   assert.ok(row.everything.includes(grant.publishableKey));
   const outbox = await p.sql`select payload::text as payload from outbox`;
   for (const { payload } of outbox) assert.ok(!payload.includes(grant.accessToken));
+});
+
+Deno.test("[payments] PATCH and a lost POST race answer before the replaced account is released", async (t) => {
+  await using p = await startPaymentsSystem({ env: { STRIPE_TIMEOUT_MS: "1000" } });
+  // Each deauthorization takes most of STRIPE_TIMEOUT_MS: awaited after an exchange, the two
+  // calls together would outlast it.
+  p.stripe.deauthorizeDelayMs = 700;
+  await t.step("PATCH: 200 at once, the old account released afterwards", async () => {
+    const cast = await p.stripeEvent();
+    const first = p.grant();
+    const created = await p.link(cast.owner.token, cast.event.id, first.code);
+    expectStatus(created, 201);
+    const id = created.body.data.id;
+    const began = performance.now();
+    const reply = await p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "stripe-authorization",
+          id,
+          attributes: { "stripe-auth-code": p.grant().code },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+    assert.ok(performance.now() - began < 500, "the reply did not wait for the release");
+    await p.payments.idle();
+    assert.ok(!p.stripe.connected.has(first.accountId), "the replaced account was released");
+  });
+  await t.step("POST race: the loser's 409 at once, its account released afterwards", async () => {
+    const cast = await p.stripeEvent();
+    const grants = [p.grant({ delayMs: 100 }), p.grant({ delayMs: 100 })];
+    const began = performance.now();
+    const replies = await Promise.all(
+      grants.map((grant) => p.link(cast.owner.token, cast.event.id, grant.code)),
+    );
+    assert.ok(performance.now() - began < 600, "no reply waited for the release");
+    assert.deepEqual(replies.map((r) => r.status).sort(), [201, 409]);
+    const loser = grants[replies.findIndex((r) => r.status === 409)];
+    const winner = grants[replies.findIndex((r) => r.status === 201)];
+    await p.payments.idle();
+    assert.ok(!p.stripe.connected.has(loser.accountId), "the losing account was released");
+    assert.ok(p.stripe.connected.has(winner.accountId));
+  });
+  await t.step("a release that fails is logged without secrets, never answered", async () => {
+    const cast = await p.stripeEvent();
+    const first = p.grant();
+    const created = await p.link(cast.owner.token, cast.event.id, first.code);
+    const id = created.body.data.id;
+    // Stripe forgets the account: the release is refused after the reply.
+    p.stripe.connected.delete(first.accountId);
+    const reply = await p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "stripe-authorization",
+          id,
+          attributes: { "stripe-auth-code": p.grant().code },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+    await p.payments.idle();
+    assert.ok(p.logs.some((line) => line.includes("cannot deauthorize an unused Stripe account")));
+    // The leak check on disposal covers the log lines.
+  });
+});
+
+Deno.test("[payments] two concurrent PATCHes: one 200, one 409, one account left connected", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const first = p.grant();
+  const created = await p.link(cast.owner.token, cast.event.id, first.code);
+  expectStatus(created, 201);
+  const id = created.body.data.id;
+  // Both read the row, then both wait on Stripe, then both write.
+  const grants = [p.grant({ delayMs: 150 }), p.grant({ delayMs: 150 })];
+  const replies = await Promise.all(
+    grants.map((grant) =>
+      p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+        token: cast.owner.token,
+        body: {
+          data: {
+            type: "stripe-authorization",
+            id,
+            attributes: { "stripe-auth-code": grant.code },
+          },
+        },
+      })
+    ),
+  );
+  assert.deepEqual(replies.map((r) => r.status).sort(), [200, 409]);
+  const loser = replies.find((r) => r.status === 409)!;
+  expectError(loser, 409);
+  assert.match(loser.body.errors[0].detail, /changed at the same time/);
+  const winner = grants[replies.findIndex((r) => r.status === 200)];
+  await p.payments.idle();
+  const accounts = [first, ...grants].map((g) => g.accountId);
+  assert.deepEqual(accounts.filter((a) => p.stripe.connected.has(a)), [winner.accountId]);
+  const [row] = await p.sql`select stripe_publishable_key from stripe_authorizations
+    where id = ${id}`;
+  assert.equal(row.stripe_publishable_key, winner.publishableKey);
+  const updates = (await p.readFacts()).filter((f) => f.verb === "updated" && f.resource.id === id);
+  assert.equal(updates.length, 1, "only the winner announced a change");
+});
+
+Deno.test("[payments] a changed PAYMENTS_ENCRYPTION_KEY answers 503 on DELETE and PATCH", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
+  expectStatus(created, 201);
+  const id = created.body.data.id;
+  const otherKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  await p.restartPayments({ paymentsEncryptionKey: otherKey });
+  const calls = p.stripe.calls.length;
+  const logged = p.logs.length;
+  const message = "Cannot read the stored Stripe keys: PAYMENTS_ENCRYPTION_KEY does not match";
+  const token = cast.owner.token;
+  const del = await p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token });
+  expectError(del, 503);
+  assert.equal(del.body.errors[0].detail, message);
+  const patch = await p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+    token,
+    body: {
+      data: {
+        type: "stripe-authorization",
+        id,
+        attributes: { "stripe-auth-code": p.grant().code },
+      },
+    },
+  });
+  expectError(patch, 503);
+  assert.equal(patch.body.errors[0].detail, message);
+  assert.equal(p.stripe.calls.length, calls, "no code was spent, nothing deauthorized");
+  const errors = p.logs.slice(logged).filter((line) => JSON.parse(line).level === "error");
+  assert.equal(errors.length, 2, "one error line per request");
+  for (const line of errors) assert.ok(line.includes(message));
+  const [{ count }] = await p.sql`select count(*)::int as count from stripe_authorizations
+    where id = ${id}`;
+  assert.equal(count, 1, "the authorization is kept for the right key");
 });

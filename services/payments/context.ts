@@ -23,6 +23,45 @@ export interface PaymentsContext {
   log: Logger;
   /** Null when PAYMENTS_ENCRYPTION_KEY is unset: routes that need secrets answer 503. */
   box: SecretBox | null;
+  /** Work done after answering, so Stripe calls never add up on the request path. */
+  background: Background;
+}
+
+/** Tasks started after a reply; `stop()` of the service (and tests) wait for them. */
+export interface Background {
+  /** Starts `task` without waiting; a failure is logged (by message only), never thrown. */
+  run(task: () => Promise<void>): void;
+  /** Resolves when every task started so far has finished. */
+  idle(): Promise<void>;
+}
+
+/**
+ * A tracker of background tasks.
+ *
+ * @example
+ * ```ts ignore
+ * const background = createBackground(log);
+ * background.run(() => releaseAccount(ctx, settings, account));
+ * await background.idle(); // on shutdown
+ * ```
+ */
+export function createBackground(log: Logger): Background {
+  const pending = new Set<Promise<void>>();
+  return {
+    run(task) {
+      const running: Promise<void> = Promise.resolve()
+        .then(task)
+        .catch((error) => {
+          // Only the message: errors of Stripe calls are built without secrets.
+          log.warn("a background task failed", { reason: (error as Error)?.message });
+        })
+        .finally(() => pending.delete(running));
+      pending.add(running);
+    },
+    async idle() {
+      while (pending.size) await Promise.all(pending);
+    },
+  };
 }
 
 export type Caller = z.infer<typeof callerSchema>;

@@ -10,6 +10,12 @@
  *   to open;
  * - the lookup key makes an HMAC of a Stripe account id, which finds an authorization by account
  *   (webhooks) without storing the id in the clear.
+ *
+ * Keys do not rotate: every stored value (and every lookup digest) is bound to the one key that
+ * sealed it, and no older key is ever tried. Changing PAYMENTS_ENCRYPTION_KEY makes the stored
+ * authorizations unreadable: PATCH and DELETE then answer 503 ("Cannot read the stored Stripe
+ * keys: PAYMENTS_ENCRYPTION_KEY does not match") and webhooks no longer find their account.
+ * Keep the key; to change it, unlink every event first (or have organizers link again).
  */
 
 const VERSION = 1;

@@ -7,7 +7,8 @@
  *   secret 401 `invalid_client`.
  * - `POST /oauth/deauthorize` (form: `client_id`, `stripe_user_id`; the secret key as bearer):
  *   200 `{stripe_user_id}` for a connected account, 400 `invalid_client` otherwise.
- * Codes from `grant({ delayMs })` answer late (for timeouts); every call is recorded.
+ * Codes from `grant({ delayMs })` answer late (for timeouts), and so does every deauthorization
+ * while `deauthorizeDelayMs` is set; every call is recorded.
  *
  * @example
  * ```ts ignore
@@ -47,6 +48,8 @@ export interface FakeStripe extends AsyncDisposable {
   calls: FakeStripeCall[];
   /** Account ids the platform is connected to right now. */
   connected: Set<string>;
+  /** Milliseconds each deauthorization waits before answering (0: at once). */
+  deauthorizeDelayMs: number;
   /** A new code; `accountId` reuses an account (one account may serve several events). */
   grant(options?: { accountId?: string; delayMs?: number; code?: string }): FakeGrant;
   stop(): Promise<void>;
@@ -118,7 +121,11 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     });
   }
 
-  function deauthorize(form: Record<string, string>, authorization: string | null): Response {
+  async function deauthorize(
+    form: Record<string, string>,
+    authorization: string | null,
+  ): Promise<Response> {
+    if (fake.deauthorizeDelayMs) await wait(fake.deauthorizeDelayMs, closing.signal);
     if (authorization !== `Bearer ${options.secretKey}` || form.client_id !== options.clientId) {
       return json(401, { error: "invalid_client", error_description: "No such application." });
     }
@@ -145,7 +152,7 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     calls.push({ path, form, authorization });
     if (request.method !== "POST") return json(405, { error: "method_not_allowed" });
     if (path === "/oauth/token") return await token(form);
-    if (path === "/oauth/deauthorize") return deauthorize(form, authorization);
+    if (path === "/oauth/deauthorize") return await deauthorize(form, authorization);
     return json(404, { error: "not_found", error_description: "Unrecognized request URL" });
   });
   const port = server.addr.port;
@@ -155,11 +162,12 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     await server.finished;
   }
 
-  return Promise.resolve({
+  const fake: FakeStripe = {
     url: `http://127.0.0.1:${port}`,
     port,
     calls,
     connected,
+    deauthorizeDelayMs: 0,
     grant(grantOptions = {}) {
       const grant: FakeGrant = {
         code: grantOptions.code ?? `ac_${random()}`,
@@ -175,5 +183,6 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     },
     stop,
     [Symbol.asyncDispose]: stop,
-  });
+  };
+  return Promise.resolve(fake);
 }

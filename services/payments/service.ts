@@ -7,11 +7,13 @@ import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
-import type { PaymentsContext } from "./context.ts";
+import { followCatalog } from "./catalog_facts.ts";
+import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { authorizationRoutes } from "./handlers/authorizations.ts";
 import { eventRoutes } from "./handlers/events.ts";
 import { resolveRoutes } from "./handlers/resolve.ts";
+import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
 import { webhookRoutes } from "./handlers/webhook.ts";
 
 export const SCHEMA = "payments";
@@ -27,7 +29,14 @@ export async function migratePayments(sql: Sql): Promise<string[]> {
 export interface PaymentsService {
   relay: FactRelay;
   running: RunningService;
-  /** Stops taking requests, finishes those in flight, publishes pending facts. */
+  /** What the handlers and the catalog consumer work with (tests call them directly). */
+  context: PaymentsContext;
+  /** Resolves when the work started after replies (account releases) is done. */
+  idle(): Promise<void>;
+  /**
+   * Stops taking requests and catalog facts, finishes those in hand and the background work,
+   * publishes pending facts.
+   */
   stop(): Promise<void>;
 }
 
@@ -44,7 +53,8 @@ export async function startPayments(
     ? await createSecretBox(config.paymentsEncryptionKey)
     : null;
   const relay = await startFactRelay(sql, bus, log);
-  const ctx: PaymentsContext = { sql, bus, relay, config, log, box };
+  const background = createBackground(log);
+  const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
   const running = bus.serve(
     { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
     [
@@ -52,13 +62,23 @@ export async function startPayments(
       ...eventRoutes(ctx),
       ...webhookRoutes(ctx),
       ...resolveRoutes(ctx),
+      ...resolveRelatedRoutes(ctx),
     ],
   );
+  const catalogFacts = await followCatalog(ctx, bus).catch(async (error) => {
+    await running.stop();
+    await relay.stop();
+    throw error;
+  });
   return {
     relay,
     running,
+    context: ctx,
+    idle: () => background.idle(),
     async stop() {
       await running.stop();
+      await catalogFacts.stop();
+      await background.idle();
       await relay.stop();
     },
   };

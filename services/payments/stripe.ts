@@ -150,8 +150,18 @@ export async function exchangeCode(settings: StripeSettings, code: string): Prom
 export class DeauthorizeRefusedError extends UnprocessableError {}
 
 /**
+ * Stripe answered, but turned the platform itself away (a 4xx such as 401 or 403: its key or
+ * permissions). Still 502 to a client; asking again will not help until an operator acts.
+ */
+export class DeauthorizeRejectedError extends BadGatewayError {}
+
+/** 4xx answers that may succeed later: timeouts and rate limits. */
+const RETRYABLE = [408, 409, 425, 429];
+
+/**
  * Disconnects the platform from an account at `<connectUrl>/oauth/deauthorize`. Throws
- * `DeauthorizeRefusedError` when Stripe refuses, 502/504 when it cannot be asked.
+ * `DeauthorizeRefusedError` when Stripe refuses (not connected), `DeauthorizeRejectedError` when
+ * it turns the platform away, other 502/504 errors when it cannot be asked or fails.
  *
  * @example
  * ```ts ignore
@@ -168,5 +178,10 @@ export async function deauthorize(settings: StripeSettings, accountId: string): 
   if (reply.status === 200) return;
   const refused = refusalText(reply, sent, NOT_CONNECTED);
   if (refused) throw new DeauthorizeRefusedError(`Cannot unlink Stripe: ${refused}`);
+  if (reply.status >= 400 && reply.status < 500 && !RETRYABLE.includes(reply.status)) {
+    throw new DeauthorizeRejectedError(
+      `Cannot unlink Stripe: Stripe answered with status ${reply.status}`,
+    );
+  }
   throw new BadGatewayError(`Cannot unlink Stripe: Stripe answered with status ${reply.status}`);
 }

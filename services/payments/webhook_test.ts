@@ -148,3 +148,19 @@ Deno.test("[payments] POST /v1/webhooks/stripe answers 503 without a webhook sec
   await using p = await startPaymentsSystem({ omit: ["webhookSecret"] });
   expectError(await send(p, deauthorizedEvent("acct_1"), "t=1,v1=00"), 503);
 });
+
+Deno.test("[payments] POST /v1/webhooks/stripe forgets handled event ids after 30 days", async () => {
+  await using p = await startPaymentsSystem();
+  const old = `evt_old_${crypto.randomUUID()}`;
+  const recent = `evt_recent_${crypto.randomUUID()}`;
+  await p.sql`insert into stripe_webhook_events (id, type, received_at) values
+    (${old}, 'account.updated', now() - interval '31 days'),
+    (${recent}, 'account.updated', now() - interval '29 days')`;
+  const fresh = `evt_${crypto.randomUUID()}`;
+  expectStatus(await send(p, deauthorizedEvent("acct_nobody", fresh)), 200);
+  const ids = (await p.sql`select id from stripe_webhook_events`).map((row) => row.id).sort();
+  assert.deepEqual(ids, [fresh, recent].sort(), "the 31-day-old id is pruned, the others kept");
+  // A replay inside the window is still recognized.
+  const reply = await send(p, deauthorizedEvent("acct_nobody", recent));
+  assert.deepEqual(reply.body, { received: true, duplicate: true });
+});

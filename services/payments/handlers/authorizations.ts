@@ -13,6 +13,7 @@ import { z } from "zod";
 import {
   type Access,
   type EventAccess,
+  factActor,
   loadAccess,
   type PaymentsContext,
   requireActor,
@@ -36,7 +37,7 @@ import {
   authorizationFact,
   deletedReply,
   notFound,
-  releaseAccount,
+  releaseLater,
   renderAuthorization,
   renderLinkage,
   sealTokens,
@@ -113,14 +114,12 @@ export function authorizationRoutes(ctx: PaymentsContext): Route[] {
           ctx.sql,
           ctx.relay,
           (tx) => insertAuthorization(tx, event.id, sealed),
-          (row) => authorizationFact(caller, "created", row),
+          (row) => authorizationFact(factActor(caller), "created", row),
         );
       } catch (error) {
         // Lost a race to another link of the same event: do not leave this account connected.
-        await releaseAccount(ctx, settings, {
-          id: tokens.accountId,
-          lookup: sealed.account_lookup,
-        });
+        // After the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
+        releaseLater(ctx, settings, { id: tokens.accountId, lookup: sealed.account_lookup });
         throw error;
       }
       return renderAuthorization(row, req, { status: 201 });
@@ -159,15 +158,20 @@ export function authorizationRoutes(ctx: PaymentsContext): Route[] {
       const updated = await changeWithFact(
         ctx.sql,
         ctx.relay,
-        (tx) => replaceAuthorization(tx, row.id, sealed),
-        (updated) => updated && authorizationFact(access.caller, "updated", updated),
+        (tx) => replaceAuthorization(tx, row, sealed),
+        (updated) => updated && authorizationFact(factActor(access.caller), "updated", updated),
       );
       const newAccount = { id: tokens.accountId, lookup: sealed.account_lookup };
+      // Releases run after the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
       if (!updated) {
-        await releaseAccount(ctx, settings, newAccount);
-        missing(req.params.id);
+        // Gone, or re-linked by a concurrent PATCH since we read it: the other one stands.
+        releaseLater(ctx, settings, newAccount);
+        if (!await getAuthorization(ctx.sql, row.id)) missing(req.params.id);
+        throw new ConflictError(
+          "Cannot link Stripe: the authorization was changed at the same time; read it and retry",
+        );
       }
-      if (oldAccount.lookup !== newAccount.lookup) await releaseAccount(ctx, settings, oldAccount);
+      if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
       return renderAuthorization(updated, req);
     }),
 
@@ -194,7 +198,7 @@ export function authorizationRoutes(ctx: PaymentsContext): Route[] {
         ctx.sql,
         ctx.relay,
         (tx) => deleteAuthorization(tx, row.id),
-        (deleted) => deleted && authorizationFact(access.caller, "deleted", deleted),
+        (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
       );
       if (!deleted) missing(req.params.id);
       return deletedReply;

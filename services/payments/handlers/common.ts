@@ -1,9 +1,9 @@
 /** What the payments handlers share: rendering, facts, sealing a code exchange's keys. */
-import { NotFoundError } from "@shared/errors.ts";
-import type { NewFact } from "@shared/facts.ts";
+import { NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
+import type { FactActor, NewFact } from "@shared/facts.ts";
 import { metaDocument, relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { type Caller, factActor, type PaymentsContext } from "../context.ts";
+import type { PaymentsContext } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
 import { stripeAuthorizationDef } from "../resources.ts";
 import { accountInUse, type AuthorizationRow, type SealedValues } from "../store/authorizations.ts";
@@ -59,7 +59,7 @@ export function renderLinkage(
  * Only public values travel; the sealed columns never do.
  */
 export function authorizationFact(
-  caller: Caller | null,
+  actor: FactActor,
   verb: "created" | "updated" | "deleted",
   row: AuthorizationRow,
 ): NewFact {
@@ -67,7 +67,7 @@ export function authorizationFact(
     service: "payments",
     type: "stripe-authorization",
     verb,
-    actor: factActor(caller),
+    actor,
     resource: { type: "stripe-authorization", id: row.id },
     data: {
       id: row.id,
@@ -101,8 +101,36 @@ export async function sealTokens(
   };
 }
 
+/**
+ * The stored keys cannot be opened: PAYMENTS_ENCRYPTION_KEY changed since they were sealed (keys
+ * do not rotate, see crypto.ts) or the row was altered. Nothing a retry fixes: 503 for the
+ * operator, and the bus logs it once at error level (the message holds no secret).
+ */
+export class StoredKeysUnreadableError extends ServiceUnavailableError {
+  constructor() {
+    super("Cannot read the stored Stripe keys: PAYMENTS_ENCRYPTION_KEY does not match");
+  }
+}
+
+/** The connected account's id; `StoredKeysUnreadableError` (503) when it cannot be opened. */
 export async function accountIdOf(box: SecretBox, row: AuthorizationRow): Promise<string> {
-  return await box.open(row.stripe_user_id, sealContext("stripe_user_id", row.event_id));
+  try {
+    return await box.open(row.stripe_user_id, sealContext("stripe_user_id", row.event_id));
+  } catch {
+    throw new StoredKeysUnreadableError();
+  }
+}
+
+/**
+ * `releaseAccount` after the reply: an exchange plus a deauthorization back to back could
+ * outlast the gateway's REQUEST_TIMEOUT_MS.
+ */
+export function releaseLater(
+  ctx: PaymentsContext,
+  settings: StripeSettings,
+  account: { id: string; lookup: string },
+): void {
+  ctx.background.run(() => releaseAccount(ctx, settings, account));
 }
 
 /**

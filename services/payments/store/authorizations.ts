@@ -89,15 +89,22 @@ export async function insertAuthorization(
   }
 }
 
-/** Replaces every key of one authorization in one statement; null when the row is gone. */
+/**
+ * Replaces every key of `row` in one statement, only if the row still holds the account it was
+ * read with (the sealed id changes on every write, so any change in between counts): of two
+ * concurrent re-links only one wins. Null when the row changed or is gone.
+ */
 export async function replaceAuthorization(
   tx: Tx,
-  id: string,
+  row: AuthorizationRow,
   values: SealedValues,
 ): Promise<AuthorizationRow | null> {
-  const [row] = await tx`update stripe_authorizations set ${tx(values, ...SEALED_COLUMNS)},
-    updated_at = now() where id = ${id} returning *`;
-  return row ? normalize(row) : null;
+  const [updated] = await tx`update stripe_authorizations set ${tx(values, ...SEALED_COLUMNS)},
+    updated_at = now()
+    where id = ${row.id} and account_lookup = ${row.account_lookup}
+      and stripe_user_id = ${row.stripe_user_id}
+    returning *`;
+  return updated ? normalize(updated) : null;
 }
 
 export async function deleteAuthorization(tx: Tx, id: string): Promise<AuthorizationRow | null> {
@@ -125,8 +132,19 @@ export async function accountInUse(
   return row.used;
 }
 
-/** Records a webhook event id; false when it was handled before (a replay). */
+/**
+ * How long a handled webhook event id is remembered. Stripe retries a delivery for up to 3 days
+ * and a signature is only fresh for minutes, so an older id can no longer come back.
+ */
+export const WEBHOOK_EVENT_RETENTION_DAYS = 30;
+
+/**
+ * Records a webhook event id; false when it was handled before (a replay). Forgets ids older
+ * than `WEBHOOK_EVENT_RETENTION_DAYS` on the way, so the table does not grow forever.
+ */
 export async function recordWebhookEvent(tx: Tx, id: string, type: string): Promise<boolean> {
+  await tx`delete from stripe_webhook_events
+    where received_at < now() - make_interval(days => ${WEBHOOK_EVENT_RETENTION_DAYS})`;
   const rows = await tx`insert into stripe_webhook_events (id, type) values (${id}, ${type})
     on conflict (id) do nothing returning id`;
   return rows.length === 1;

@@ -1,0 +1,94 @@
+/**
+ * Payments follows the catalog's event facts, so a deleted event does not leave its Stripe
+ * account connected for good (its authorization is unreachable once the event is gone: the
+ * routes answer 404). On `event deleted` the account is deauthorized at Stripe, unless another
+ * live authorization uses it, and the row is deleted with the usual "deleted" fact, naming the
+ * actor of the catalog's change. The durable consumer delivers what payments missed while down.
+ *
+ * Idempotent on redelivery: a row already deleted leaves nothing to do, and an account already
+ * deauthorized is refused by Stripe as "not connected", which counts as done. Stripe unreachable,
+ * slow or failing: the batch is thrown back for redelivery. Anything no retry can fix (Stripe
+ * turning the platform away, Stripe or PAYMENTS_ENCRYPTION_KEY not configured, stored keys that
+ * do not open) parks the fact and keeps the row, for an operator, instead of looping forever.
+ */
+import type { Bus } from "@shared/bus.ts";
+import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
+import { ServiceUnavailableError } from "@shared/errors.ts";
+import { changeWithFact, type Fact } from "@shared/facts.ts";
+import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
+import { accountIdOf, authorizationFact } from "./handlers/common.ts";
+import {
+  accountInUse,
+  deleteAuthorization,
+  getAuthorizationOfEvent,
+  isId,
+} from "./store/authorizations.ts";
+import { deauthorize, DeauthorizeRefusedError, DeauthorizeRejectedError } from "./stripe.ts";
+
+/** Durable consumer name: shared by every payments instance. */
+export const CATALOG_CONSUMER = "payments-catalog";
+
+/** Why the fact can never be handled (it is parked), or null when it was. */
+async function eventDeleted(ctx: PaymentsContext, fact: Fact): Promise<string | null> {
+  const eventId = fact.resource.id;
+  if (!isId(eventId)) return null;
+  const row = await getAuthorizationOfEvent(ctx.sql, eventId);
+  if (!row) return null;
+  try {
+    const settings = stripeSettings(ctx);
+    const accountId = await accountIdOf(secretBox(ctx), row);
+    // Other events linked to the same account keep it connected.
+    if (!await accountInUse(ctx.sql, row.account_lookup, { except: row.id })) {
+      await deauthorize(settings, accountId);
+    }
+  } catch (error) {
+    if (error instanceof DeauthorizeRefusedError) {
+      // Not connected any more: nothing left to undo at Stripe.
+      ctx.log.warn("Stripe refused to deauthorize; deleting the authorization anyway", {
+        authorization: row.id,
+        reason: error.message,
+      });
+    } else if (
+      error instanceof DeauthorizeRejectedError || error instanceof ServiceUnavailableError
+    ) {
+      ctx.log.error("cannot release the Stripe account of a deleted event; the fact is parked", {
+        authorization: row.id,
+        reason: error.message,
+      });
+      return error.message;
+    } else {
+      // Unreachable, slow or failing: the whole batch comes back (the rest is idempotent).
+      throw error;
+    }
+  }
+  await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    (tx) => deleteAuthorization(tx, row.id),
+    (deleted) => deleted && authorizationFact(fact.actor, "deleted", deleted),
+  );
+  return null;
+}
+
+/** Applies a batch of catalog facts (exported for tests). */
+export async function applyCatalogFacts(
+  ctx: PaymentsContext,
+  batch: Fact[],
+): Promise<HandleResult> {
+  const reject: { id: string; reason: string }[] = [];
+  for (const fact of batch) {
+    if (fact.service !== "catalog" || fact.type !== "event" || fact.verb !== "deleted") continue;
+    const reason = await eventDeleted(ctx, fact);
+    if (reason) reject.push({ id: fact.id, reason });
+  }
+  return { reject };
+}
+
+export function followCatalog(ctx: PaymentsContext, bus: Bus): Promise<FactConsumer> {
+  return consumeFacts(bus, {
+    durable: CATALOG_CONSUMER,
+    subject: "facts.catalog.event.>",
+    log: ctx.log,
+    handle: (batch) => applyCatalogFacts(ctx, batch),
+  });
+}

@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import type { Fact } from "@shared/facts.ts";
+import { expectStatus } from "../../testing/system.ts";
+import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { applyCatalogFacts } from "./catalog_facts.ts";
+import type { PaymentsContext } from "./context.ts";
+
+async function linked(p: PaymentsSystem, accountId?: string) {
+  const cast = await p.stripeEvent();
+  const grant = p.grant({ accountId });
+  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
+  expectStatus(reply, 201);
+  return { cast, grant, id: reply.body.data.id as string };
+}
+
+async function exists(p: PaymentsSystem, id: string): Promise<boolean> {
+  const [{ count }] = await p.sql`select count(*)::int as count from stripe_authorizations
+    where id = ${id}`;
+  return count === 1;
+}
+
+/** Waits for the consumer to delete (or keep) the authorization. */
+async function until(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return await check();
+}
+
+function deletedEventFact(eventId: string): Fact {
+  return {
+    id: crypto.randomUUID(),
+    subject: "facts.catalog.event.deleted",
+    service: "catalog",
+    type: "event",
+    verb: "deleted",
+    occurredAt: new Date().toISOString(),
+    actor: { id: "1", email: "admin@example.org" },
+    resource: { type: "event", id: eventId },
+    data: null,
+  };
+}
+
+function deauthorizeCalls(p: PaymentsSystem, accountId: string): number {
+  return p.stripe.calls.filter((call) =>
+    call.path === "/oauth/deauthorize" && call.form.stripe_user_id === accountId
+  ).length;
+}
+
+Deno.test("[payments] deleting an event deauthorizes its Stripe account and deletes the authorization", async (t) => {
+  await using p = await startPaymentsSystem();
+  await t.step(
+    "the account released, the row gone, a deleted fact by the event's deleter",
+    async () => {
+      const { cast, grant, id } = await linked(p);
+      expectStatus(
+        await p.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+        200,
+      );
+      assert.ok(await until(async () => !await exists(p, id)), "the authorization was deleted");
+      assert.ok(!p.stripe.connected.has(grant.accountId));
+      assert.equal(deauthorizeCalls(p, grant.accountId), 1);
+      const fact = (await p.readFacts()).find((f) =>
+        f.service === "payments" && f.verb === "deleted" && f.resource.id === id
+      );
+      assert.ok(fact, "a deleted fact");
+      assert.equal(fact.data?.event_id, cast.event.id);
+      assert.deepEqual(fact.actor, { id: cast.owner.id, email: cast.owner.email });
+    },
+  );
+  await t.step("an account another event still uses stays connected", async () => {
+    const a = await linked(p);
+    const b = await linked(p, a.grant.accountId);
+    expectStatus(
+      await p.call("DELETE", `/v1/events/${a.cast.event.id}`, { token: p.system.admin.token }),
+      200,
+    );
+    assert.ok(await until(async () => !await exists(p, a.id)));
+    assert.equal(deauthorizeCalls(p, a.grant.accountId), 0);
+    assert.ok(p.stripe.connected.has(a.grant.accountId));
+    assert.ok(await exists(p, b.id));
+  });
+  await t.step("Stripe too slow: redelivered until it answers", async () => {
+    const { cast, grant, id } = await linked(p);
+    // Longer than STRIPE_TIMEOUT_MS (1000 in tests): every attempt times out.
+    p.stripe.deauthorizeDelayMs = 1500;
+    expectStatus(
+      await p.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+      200,
+    );
+    assert.ok(await until(() => Promise.resolve(deauthorizeCalls(p, grant.accountId) >= 2), 6000));
+    assert.ok(await exists(p, id), "kept while Stripe cannot confirm");
+    p.stripe.deauthorizeDelayMs = 0;
+    assert.ok(await until(async () => !await exists(p, id), 6000), "deleted once Stripe answers");
+    assert.ok(!p.stripe.connected.has(grant.accountId));
+  });
+});
+
+Deno.test("[payments] the catalog consumer retries an unreachable Stripe and never loops on a refusal", async (t) => {
+  await using p = await startPaymentsSystem();
+  const ctx = p.payments.context;
+  const withConfig = (changes: Partial<PaymentsContext["config"]>): PaymentsContext => ({
+    ...ctx,
+    config: { ...ctx.config, ...changes },
+  });
+  const deletedFacts = async (id: string) =>
+    (await p.readFacts()).filter((f) => f.verb === "deleted" && f.resource.id === id).length;
+
+  await t.step("Stripe unreachable: throws (the batch is redelivered), the row kept", async () => {
+    const { cast, id } = await linked(p);
+    const down = withConfig({ stripeConnectUrl: "http://127.0.0.1:1" });
+    await assert.rejects(
+      () => applyCatalogFacts(down, [deletedEventFact(cast.event.id)]),
+      /Cannot unlink Stripe: Stripe cannot be reached/,
+    );
+    assert.ok(await exists(p, id));
+    // Redelivered once Stripe is back: done, then a second delivery changes nothing.
+    const fact = deletedEventFact(cast.event.id);
+    assert.deepEqual(await applyCatalogFacts(ctx, [fact]), { reject: [] });
+    assert.ok(!await exists(p, id));
+    const calls = p.stripe.calls.length;
+    assert.deepEqual(await applyCatalogFacts(ctx, [fact]), { reject: [] });
+    assert.equal(p.stripe.calls.length, calls, "no second Stripe call");
+    assert.equal(await deletedFacts(id), 1, "no second fact");
+  });
+  await t.step("an account Stripe no longer knows: deleted anyway", async () => {
+    const { cast, grant, id } = await linked(p);
+    p.stripe.connected.delete(grant.accountId);
+    assert.deepEqual(await applyCatalogFacts(ctx, [deletedEventFact(cast.event.id)]), {
+      reject: [],
+    });
+    assert.ok(!await exists(p, id));
+    assert.equal(await deletedFacts(id), 1);
+  });
+  await t.step("Stripe turning the platform away (401): parked, not retried", async () => {
+    const { cast, grant, id } = await linked(p);
+    const fact = deletedEventFact(cast.event.id);
+    const wrongKey = withConfig({ stripeSecretKey: "sk_test_not_the_platform_key" });
+    const result = await applyCatalogFacts(wrongKey, [fact]);
+    assert.equal(result.reject?.length, 1);
+    assert.equal(result.reject?.[0].id, fact.id);
+    assert.match(result.reject![0].reason, /Cannot unlink Stripe: Stripe answered with status 401/);
+    assert.ok(await exists(p, id), "kept for an operator");
+    assert.ok(p.stripe.connected.has(grant.accountId));
+  });
+  await t.step("Stripe not configured: parked, not retried", async () => {
+    const { cast, id } = await linked(p);
+    const unset = withConfig({ stripeSecretKey: undefined });
+    const result = await applyCatalogFacts(unset, [deletedEventFact(cast.event.id)]);
+    assert.match(result.reject![0].reason, /STRIPE_SECRET_KEY/);
+    assert.ok(await exists(p, id));
+  });
+  await t.step("other facts, and events without an authorization, are ignored", async () => {
+    const bare = await p.stripeEvent();
+    const calls = p.stripe.calls.length;
+    const other = { ...deletedEventFact(bare.event.id), type: "ticket" };
+    assert.deepEqual(
+      await applyCatalogFacts(ctx, [deletedEventFact(bare.event.id), other]),
+      { reject: [] },
+    );
+    assert.equal(p.stripe.calls.length, calls);
+  });
+});
+
+Deno.test("[payments] the catalog consumer parks an event whose stored keys the key cannot open", async () => {
+  await using p = await startPaymentsSystem();
+  const { cast, grant, id } = await linked(p);
+  const otherKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  await p.restartPayments({ paymentsEncryptionKey: otherKey });
+  const fact = deletedEventFact(cast.event.id);
+  const result = await applyCatalogFacts(p.payments.context, [fact]);
+  assert.deepEqual(result.reject, [{
+    id: fact.id,
+    reason: "Cannot read the stored Stripe keys: PAYMENTS_ENCRYPTION_KEY does not match",
+  }]);
+  assert.ok(await exists(p, id));
+  assert.ok(p.stripe.connected.has(grant.accountId));
+  const errors = p.logs.filter((line) => JSON.parse(line).level === "error");
+  assert.equal(errors.length, 1);
+  assert.match(errors[0], /PAYMENTS_ENCRYPTION_KEY does not match/);
+});
