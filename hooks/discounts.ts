@@ -71,6 +71,7 @@ export const plans: Record<string, Who> = {
     "owner",
   [`${G} > Price preview > Preview the price of an order > Example 1`]: "anonymous",
   [`${G} > Price preview > Preview the price of an order > Example 2`]: "anonymous",
+  [`${G} > Price preview > Preview the price of an order > Example 3`]: "anonymous",
 };
 
 function env(name: string): string {
@@ -85,10 +86,18 @@ function db(): Sql {
   return database;
 }
 
-/** Empties the discounts tables (not the outbox) and restarts their ids at 1. */
+/**
+ * Empties the discounts tables (not the outbox) and restarts their ids at 1. The projection of
+ * the catalog's events goes too: the catalog's ids restart as well, so old rows would lie.
+ */
 export async function resetDiscounts(sql: Sql): Promise<void> {
-  const tables = ["discount_codes", "discount_code_tickets", "discount_code_events", "redemptions"]
-    .map((name) => `${DISCOUNTS_SCHEMA}.${name}`);
+  const tables = [
+    "discount_codes",
+    "discount_code_tickets",
+    "discount_code_events",
+    "redemptions",
+    "catalog_events",
+  ].map((name) => `${DISCOUNTS_SCHEMA}.${name}`);
   await sql`truncate table ${sql(tables)} restart identity cascade`;
 }
 

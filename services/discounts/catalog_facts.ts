@@ -3,7 +3,8 @@
  * being down (the durable consumer delivers what it missed): a deleted event takes its ticket
  * codes with it (soft delete) and loses its event code; a deleted ticket is detached from every
  * code. Each change publishes its own fact, naming the actor of the catalog's change.
- * Idempotent: a redelivered fact finds nothing left to change.
+ * Idempotent: a redelivered fact finds nothing left to change. Every event fact also updates
+ * the projection of events the anonymous checkout lookup reads (store/events.ts).
  */
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
@@ -18,6 +19,7 @@ import {
   isId,
   type Row,
 } from "./store/codes.ts";
+import { projectEvent } from "./store/events.ts";
 
 function codeFact(fact: Fact, verb: string, row: Row): NewFact {
   return {
@@ -63,9 +65,24 @@ async function ticketDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<vo
   }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
 }
 
+/** What an event fact says of the event: its data is the event row (before a delete). */
+async function eventChanged(sql: Sql, fact: Fact): Promise<void> {
+  const data = fact.data ?? {};
+  const identifier = data.identifier;
+  const state = data.state;
+  if (typeof identifier !== "string" || typeof state !== "string") return;
+  await projectEvent(sql, {
+    id: fact.resource.id,
+    identifier,
+    state,
+    deleted: fact.verb === "deleted" || !!data.deleted_at,
+  }, new Date(fact.occurredAt));
+}
+
 /** Applies a batch of catalog facts (exported for tests). */
 export async function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
   for (const fact of batch) {
+    if (fact.type === "event") await eventChanged(sql, fact);
     if (fact.verb !== "deleted") continue;
     if (fact.type === "event") await eventDeleted(sql, relay, fact);
     else if (fact.type === "ticket") await ticketDeleted(sql, relay, fact);

@@ -36,7 +36,9 @@ const valueCents = z.unknown().transform((input, ctx) => {
   return cents;
 });
 
-const count = z.number().int().min(0).max(MAX_INT);
+// The bounds first, and each stops the checks: int() alone would also report its own limit
+// (2^53 - 1) for a huge number, a second error citing a limit that is not ours.
+const count = z.number().min(0, { abort: true }).max(MAX_INT, { abort: true }).int();
 const url = z.url({
   protocol: /^https?$/,
   message: "Cannot save discount code: discount-url must be an absolute http(s) URL",

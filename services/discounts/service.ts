@@ -14,6 +14,7 @@ import { codeRoutes } from "./handlers/codes.ts";
 import { parentRoutes } from "./handlers/parents.ts";
 import { redemptionRoutes } from "./handlers/redemption.ts";
 import { resolveRoutes } from "./handlers/resolve.ts";
+import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
 
 export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
@@ -52,6 +53,7 @@ export async function startDiscounts(
       ...checkoutRoutes(ctx),
       ...redemptionRoutes(ctx),
       ...resolveRoutes(ctx),
+      ...resolveRelatedRoutes(ctx),
     ],
   );
   return {

@@ -14,6 +14,7 @@ import { formatCents, toCents, unitDiscount } from "../money.ts";
 import { codeQuery } from "../resources.ts";
 import { CODE_PATTERN } from "../rules.ts";
 import { findByText, getCode, isId, type Row } from "../store/codes.ts";
+import { lookupProjected, rememberEvent } from "../store/events.ts";
 import { renderCode } from "./common.ts";
 
 /**
@@ -36,12 +37,25 @@ export function unusable(code: Row, options: { uses?: boolean } = {}): string | 
   return undefined;
 }
 
+/**
+ * The checkout lookup. Anonymous callers are answered from the local projection of the
+ * catalog's events when it knows the event as published (one query, no bus hop); otherwise, and
+ * for every logged-in caller (who may see drafts they co-organize), the catalog is asked live.
+ */
 async function lookup(ctx: DiscountsContext, req: HttpRequest) {
   const query = parseSingleQuery(req.query, codeQuery);
   const text = req.params.code ?? "";
-  const { event } = await access(ctx, req.actor, req.params.id);
-  if (!event) throw new NotFoundError(`Cannot find event ${JSON.stringify(req.params.id)}`);
-  const code = CODE_PATTERN.test(text) ? await findByText(ctx.sql, event.id, text) : undefined;
+  const key = req.params.id ?? "";
+  const readable = CODE_PATTERN.test(text);
+  const projected = !req.actor && readable ? await lookupProjected(ctx.sql, key, text) : undefined;
+  let code = projected?.code;
+  if (!projected) {
+    const { event } = await access(ctx, req.actor, key);
+    if (!event) throw new NotFoundError(`Cannot find event ${JSON.stringify(key)}`);
+    // An event the facts have not brought yet: the next anonymous lookup needs no hop.
+    if (event.state === "published") await rememberEvent(ctx.sql, event);
+    code = readable ? await findByText(ctx.sql, event.id, text) : undefined;
+  }
   if (!code) {
     throw new NotFoundError(`Cannot find discount code ${JSON.stringify(text)} for this event`);
   }
@@ -60,8 +74,11 @@ const previewSchema = z.object({
   tickets: z.array(z.object({
     id: idText,
     quantity: z.number().int().min(0).max(100_000).default(1),
-  })).max(100),
+  })).min(1).max(100),
+  /** The code by id (as the original's clients send it). */
   "discount-code": idText.nullish(),
+  /** Or by its text, as the buyer typed it: looked up among the codes of the tickets' event. */
+  code: z.string().max(64).nullish(),
 });
 
 function readPreview(body: unknown): z.infer<typeof previewSchema> {
@@ -77,6 +94,56 @@ function readPreview(body: unknown): z.infer<typeof previewSchema> {
     source: { pointer: `/${issue.path.map(String).join("/")}` },
   }));
   throw new UnprocessableError(first.detail, { pointer: first.source.pointer, more: rest });
+}
+
+interface PreviewCode {
+  row: Row;
+  /** Named by its text (not its id) in the request. */
+  byText: boolean;
+  pointer: string;
+}
+
+/**
+ * One answer for every code the caller cannot use on these tickets (unknown id or text, another
+ * event's code, an event code, a code attached to none of the tickets): ids cannot be probed.
+ */
+function notApplicable(pointer: string): never {
+  throw new NotFoundError("Cannot apply the discount code: no such code for these tickets", {
+    pointer,
+  });
+}
+
+/** The code the preview applies, by id or by text among the codes of `eventId`. */
+async function previewCode(
+  ctx: DiscountsContext,
+  input: z.infer<typeof previewSchema>,
+  eventId: string,
+): Promise<PreviewCode | undefined> {
+  const ticketIds = input.tickets.map((ticket) => ticket.id);
+  const id = input["discount-code"];
+  const text = input.code;
+  const hasId = id !== undefined && id !== null;
+  const hasText = text !== undefined && text !== null;
+  if (hasId && hasText) {
+    throw new UnprocessableError(
+      "Cannot calculate the amount: send either discount-code (an id) or code (a text)",
+      { pointer: "/code" },
+    );
+  }
+  if (!hasId && !hasText) return undefined;
+  const pointer = hasText ? "/code" : "/discount-code";
+  const row = hasText
+    ? (CODE_PATTERN.test(text) ? await findByText(ctx.sql, eventId, text) : undefined)
+    : await getCode(ctx.sql, id!);
+  const applies = (row?.ticket_ids as string[] | undefined ?? []).some((ticketId) =>
+    ticketIds.includes(ticketId)
+  );
+  if (!row || row.used_for !== "ticket" || String(row.event_id) !== eventId || !applies) {
+    notApplicable(pointer);
+  }
+  const why = unusable(row, { uses: false });
+  if (why) throw new UnprocessableError(`Cannot apply the discount code: ${why}`, { pointer });
+  return { row, byText: hasText, pointer };
 }
 
 interface Line {
@@ -118,36 +185,17 @@ async function calculate(ctx: DiscountsContext, req: HttpRequest) {
       { pointer: "/tickets" },
     );
   }
-
-  let code: Row | undefined;
-  const codeId = input["discount-code"];
-  if (codeId !== undefined && codeId !== null) {
-    code = await getCode(ctx.sql, codeId);
-    if (!code) {
-      throw new NotFoundError(`Cannot find discount code ${JSON.stringify(codeId)}`, {
-        pointer: "/discount-code",
-      });
-    }
-    const pointer = { pointer: "/discount-code" };
-    if (code.used_for !== "ticket") {
-      throw new UnprocessableError(
-        "Cannot apply the discount code: an event code does not discount tickets",
-        pointer,
-      );
-    }
-    if (events.size && !events.has(String(code.event_id))) {
-      throw new UnprocessableError(
-        "Cannot apply the discount code: it belongs to another event",
-        pointer,
-      );
-    }
-    const why = unusable(code, { uses: false });
-    if (why) {
-      throw new UnprocessableError(`Cannot apply discount code ${code.code}: ${why}`, pointer);
-    }
+  const [eventId] = events;
+  // Tickets of an event the caller may not see (a draft of someone else) do not exist for them.
+  const { event } = await access(ctx, req.actor, eventId);
+  if (!event) {
+    throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[0]} does not exist`, {
+      pointer: "/tickets/0/id",
+    });
   }
 
-  const attached = new Set((code?.ticket_ids as string[] | undefined) ?? []);
+  const code = await previewCode(ctx, input, event.id);
+  const attached = new Set((code?.row.ticket_ids as string[] | undefined) ?? []);
   const lines: Line[] = input.tickets.map(({ id, quantity }) => {
     const ticket = byId.get(id)!;
     return {
@@ -159,33 +207,32 @@ async function calculate(ctx: DiscountsContext, req: HttpRequest) {
     };
   });
   const warnings: string[] = [];
-  // Units the code could discount, then the limits that cap them.
+  // Units the code could discount, then the limits that cap them. Warnings never name the code:
+  // a caller who sent an id must not learn its text.
   const eligible = lines.reduce((n, l) => n + (l.attached && !l.free ? l.quantity : 0), 0);
   let budget = 0;
   if (code) {
-    const min = Number(code.min_quantity);
-    const max = Number(code.max_quantity);
-    const remaining = code.tickets_number === null
+    const min = Number(code.row.min_quantity);
+    const max = Number(code.row.max_quantity);
+    const remaining = code.row.tickets_number === null
       ? Infinity
-      : Number(code.tickets_number) - Number(code.used_count);
-    if (eligible === 0) {
-      warnings.push(`Discount code ${code.code} applies to none of these tickets.`);
-    } else if (eligible < min) {
+      : Number(code.row.tickets_number) - Number(code.row.used_count);
+    if (eligible < min) {
       warnings.push(
-        `Discount code ${code.code} needs at least ${min} discounted tickets (min-quantity); ` +
+        `The discount code needs at least ${min} discounted tickets (min-quantity); ` +
           `this order has ${eligible}: no discount applied.`,
       );
     } else {
       budget = Math.min(eligible, max, remaining);
       if (max < eligible) {
         warnings.push(
-          `Discount code ${code.code} discounts at most ${max} tickets per order ` +
+          `The discount code discounts at most ${max} tickets per order ` +
             `(max-quantity): ${eligible - budget} tickets are at full price.`,
         );
       }
       if (remaining < Math.min(eligible, max)) {
         warnings.push(
-          `Discount code ${code.code} has ${remaining} uses left: ` +
+          `The discount code has ${remaining} uses left: ` +
             `${eligible - budget} tickets are at full price.`,
         );
       }
@@ -201,17 +248,19 @@ async function calculate(ctx: DiscountsContext, req: HttpRequest) {
     if (code && line.attached && !line.free && budget > 0 && line.quantity > 0) {
       const units = Math.min(line.quantity, budget);
       budget -= units;
+      const row = code.row;
       const perUnit = unitDiscount(line.price, {
-        type: code.type as "amount" | "percent",
-        valueCents: toCents(String(code.value)) ?? 0,
+        type: row.type as "amount" | "percent",
+        valueCents: toCents(String(row.value)) ?? 0,
       });
       const total = BigInt(perUnit) * BigInt(units);
       totalDiscount += total;
       lineNet = gross - total;
       discount = {
-        code: code.code,
-        type: code.type,
-        value: formatCents(toCents(String(code.value)) ?? 0),
+        // The text only when the caller sent it (they know it); by id, null.
+        code: code.byText ? row.code : null,
+        type: row.type,
+        value: formatCents(toCents(String(row.value)) ?? 0),
         amount: formatCents(perUnit),
         quantity: units,
         total: formatCents(total),

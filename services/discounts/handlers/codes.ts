@@ -31,6 +31,7 @@ import {
   checkCode,
   codeCreateAttributes,
   type CodeState,
+  type CodeUpdateAttributes,
   codeUpdateAttributes,
   type TicketInfo,
 } from "../rules.ts";
@@ -41,6 +42,7 @@ import {
   insertCode,
   isId,
   listCodes,
+  lockCode,
   type Row,
   updateCode,
 } from "../store/codes.ts";
@@ -148,6 +150,42 @@ function stateOf(row: Row): CodeState {
     usedCount: Number(row.used_count),
     usedFor: row.used_for as "event" | "ticket",
     eventId: row.event_id === null ? null : String(row.event_id),
+  };
+}
+
+/** The columns a PATCH writes: only the attributes sent (null resets to the default). */
+function updateValues(attrs: CodeUpdateAttributes): CodeValues {
+  const values: CodeValues = {};
+  if (attrs.code !== undefined) values.code = attrs.code;
+  if (attrs["discount-url"] !== undefined) values.discount_url = attrs["discount-url"];
+  if (attrs.value !== undefined) values.value = formatCents(attrs.value);
+  if (attrs.type !== undefined) values.type = attrs.type;
+  if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"] ?? true;
+  if (attrs["tickets-number"] !== undefined) values.tickets_number = attrs["tickets-number"];
+  if (attrs["min-quantity"] !== undefined) values.min_quantity = attrs["min-quantity"] ?? 1;
+  if (attrs["max-quantity"] !== undefined) values.max_quantity = attrs["max-quantity"] ?? 100;
+  if (attrs["valid-from"] !== undefined) values.valid_from = attrs["valid-from"];
+  if (attrs["valid-till"] !== undefined) values.valid_till = attrs["valid-till"];
+  return values;
+}
+
+/** The stored state with a PATCH's values over it: what the rules check. */
+function mergeState(
+  current: CodeState,
+  values: CodeValues,
+  valueCents: number | undefined,
+): CodeState {
+  return {
+    ...current,
+    type: values.type ?? current.type,
+    valueCents: valueCents ?? current.valueCents,
+    ticketsNumber: values.tickets_number !== undefined
+      ? values.tickets_number
+      : current.ticketsNumber,
+    minQuantity: values.min_quantity ?? current.minQuantity,
+    maxQuantity: values.max_quantity ?? current.maxQuantity,
+    validFrom: values.valid_from !== undefined ? values.valid_from : current.validFrom,
+    validTill: values.valid_till !== undefined ? values.valid_till : current.validTill,
   };
 }
 
@@ -268,45 +306,32 @@ export function codeRoutes(ctx: DiscountsContext): Route[] {
       }
       const requestedTickets = usedFor === "ticket" ? many(doc, "tickets") : undefined;
       const eventIds = usedFor === "event" ? many(doc, "events") : undefined;
-      const current = stateOf(code);
-      const values: CodeValues = {};
-      if (attrs.code !== undefined) values.code = attrs.code;
-      if (attrs["discount-url"] !== undefined) values.discount_url = attrs["discount-url"];
-      if (attrs.value !== undefined) values.value = formatCents(attrs.value);
-      if (attrs.type !== undefined) values.type = attrs.type;
-      if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"] ?? true;
-      if (attrs["tickets-number"] !== undefined) values.tickets_number = attrs["tickets-number"];
-      if (attrs["min-quantity"] !== undefined) values.min_quantity = attrs["min-quantity"] ?? 1;
-      if (attrs["max-quantity"] !== undefined) values.max_quantity = attrs["max-quantity"] ?? 100;
-      if (attrs["valid-from"] !== undefined) values.valid_from = attrs["valid-from"];
-      if (attrs["valid-till"] !== undefined) values.valid_till = attrs["valid-till"];
-      const merged: CodeState = {
-        ...current,
-        type: values.type ?? current.type,
-        valueCents: attrs.value ?? current.valueCents,
-        ticketsNumber: values.tickets_number !== undefined
-          ? values.tickets_number
-          : current.ticketsNumber,
-        minQuantity: values.min_quantity ?? current.minQuantity,
-        maxQuantity: values.max_quantity ?? current.maxQuantity,
-        validFrom: values.valid_from !== undefined ? values.valid_from : current.validFrom,
-        validTill: values.valid_till !== undefined ? values.valid_till : current.validTill,
-      };
-      // Attached tickets are checked against the new values too; tickets deleted meanwhile
-      // (not yet detached by the catalog's facts) are not the client's fault.
-      const ticketIds = requestedTickets ?? (code.ticket_ids as string[]);
-      const tickets = await ticketsOf(ctx, ticketIds);
-      const requested = requestedTickets ?? tickets.map((t) => t.id);
-      checkCode(merged, { requested, tickets });
+      const values = updateValues(attrs);
+      // Prices come from the catalog before the transaction; tickets deleted meanwhile (not yet
+      // detached by the catalog's facts) are not the client's fault.
+      const asked = requestedTickets ?? (code.ticket_ids as string[]);
+      const fetched = await ticketsOf(ctx, asked);
       if (eventIds?.length) await checkEvents(ctx, req, eventIds, String(code.id));
+      const id = String(code.id);
       const row = await changeWithFact(
         ctx.sql,
         ctx.relay,
-        (tx) =>
-          updateCode(tx, String(code.id), values, {
-            ticketIds: requestedTickets,
-            eventIds,
-          }),
+        async (tx) => {
+          // The rules hold for the row as it is now, not as it was read above: a concurrent
+          // PATCH waits here, then checks its change against what the first one stored.
+          const locked = await lockCode(tx, id) ?? notFound("discount code", req.params.id);
+          let tickets = fetched;
+          let requested = requestedTickets;
+          if (!requested) {
+            const attached = locked.ticket_ids as string[];
+            const unseen = attached.filter((ticketId) => !asked.includes(ticketId));
+            if (unseen.length) tickets = [...fetched, ...await ticketsOf(ctx, unseen)];
+            tickets = tickets.filter((ticket) => attached.includes(ticket.id));
+            requested = tickets.map((ticket) => ticket.id);
+          }
+          checkCode(mergeState(stateOf(locked), values, attrs.value), { requested, tickets });
+          return await updateCode(tx, id, values, { ticketIds: requestedTickets, eventIds });
+        },
         (row) => codeFact(caller, "updated", row),
       );
       return renderCode(row, req);

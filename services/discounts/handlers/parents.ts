@@ -11,6 +11,7 @@ import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal, discounts } from "@shared/subjects.ts";
 import {
   access,
+  type Caller,
   type DiscountsContext,
   isAdmin,
   requireAdmin,
@@ -18,7 +19,7 @@ import {
   requireLogin,
 } from "../context.ts";
 import { codeQuery } from "../resources.ts";
-import { eventCodeOf, isId, listCodes } from "../store/codes.ts";
+import { type CodeScope, eventCodeOf, isId, listCodes } from "../store/codes.ts";
 import {
   notFound,
   renderCode,
@@ -29,22 +30,28 @@ import {
   resolveCatalog,
 } from "./common.ts";
 
-type Scope = Parameters<typeof listCodes>[2];
+type Scope = CodeScope;
 
-/** The codes a list route shows, or linkage to them when `linkage` is set. */
+/**
+ * The codes a list route shows, or linkage to them when `linkage` is set. `?get_trashed=true`
+ * adds soft-deleted codes for admins; others may send it and see live codes only (as the
+ * catalog's lists do).
+ */
 async function listOrLinkage(
   ctx: DiscountsContext,
   req: HttpRequest,
   collection: string,
-  scope: Scope,
+  options: { scope: Scope; caller: Caller | null },
   linkage: boolean,
 ): Promise<HttpReply> {
+  const trashed = req.query.get_trashed === "true" && isAdmin(options.caller);
+  const scope = { scope: options.scope, withTrashed: trashed };
   if (linkage) {
-    parseSingleQuery(req.query, {});
+    parseSingleQuery(req.query, { extra: ["get_trashed"] });
     const all = await listCodes(ctx.sql, parseListQuery({ "page[size]": "0" }, codeQuery), scope);
     return renderCodeLinkage(req, collection, all.rows);
   }
-  const query = parseListQuery(req.query, { ...codeQuery, extra: [] });
+  const query = parseListQuery(req.query, codeQuery);
   return renderCodes(await listCodes(ctx.sql, query, scope), req, query);
 }
 
@@ -73,6 +80,7 @@ async function eventCodes(
   requireCoorganizer(caller, event, "see the discount codes of this event");
   return await listOrLinkage(ctx, req, "events", {
     scope: { eventId: event.id, usedFor: "ticket" },
+    caller,
   }, linkage);
 }
 
@@ -94,7 +102,7 @@ async function userCodes(
       notFound("user", userId);
     }
   }
-  return await listOrLinkage(ctx, req, "users", { scope: { marketerId: userId } }, linkage);
+  return await listOrLinkage(ctx, req, "users", { scope: { marketerId: userId }, caller }, linkage);
 }
 
 async function ticketCodes(
@@ -112,7 +120,7 @@ async function ticketCodes(
   requireLogin(caller);
   if (!ticket) notFound("ticket", ticketId);
   requireCoorganizer(caller, event, "see the discount codes of this ticket");
-  return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId } }, linkage);
+  return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
 
 export function parentRoutes(ctx: DiscountsContext): Route[] {

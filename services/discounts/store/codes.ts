@@ -47,6 +47,17 @@ export async function getCode(
   return row;
 }
 
+/**
+ * The live code `id` with its row locked until the transaction ends: concurrent changes of one
+ * code run one after the other, each checking the rules on what the other left.
+ */
+export async function lockCode(tx: Sql, id: string): Promise<Row | undefined> {
+  if (!isId(id)) return undefined;
+  const [locked] = await tx`select id from discount_codes
+    where id = ${id} and deleted_at is null for update`;
+  return locked ? await getCode(tx, id) : undefined;
+}
+
 export async function getCodes(sql: Sql, ids: string[]): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
@@ -183,18 +194,29 @@ function translate(error: unknown): unknown {
       cause: error,
     });
   }
-  return translateDbError(error, { conflict: conflictMessage(error) });
+  if ((error as { code?: string })?.code === "23505") return conflictOf(error);
+  return translateDbError(error);
 }
 
-function conflictMessage(error: unknown): string {
+/** Which rule of uniqueness a 23505 broke, pointing at what the client should change. */
+function conflictOf(error: unknown): ConflictError {
   const constraint = (error as { constraint_name?: string })?.constraint_name;
   if (constraint === "discount_code_events_pkey") {
-    return "Cannot save discount code: an event already has an event discount code";
+    return new ConflictError(
+      "Cannot save discount code: an event already has an event discount code",
+      {
+        pointer: "/data/relationships/events",
+        cause: error,
+      },
+    );
   }
   if (constraint === "discount_codes_event_kind_code_live") {
-    return "Cannot save discount code: a live event discount code already has this text";
+    return new ConflictError(
+      "Cannot save discount code: a live event discount code already has this text",
+      { pointer: "/data/attributes/code", cause: error },
+    );
   }
-  return conflict;
+  return new ConflictError(conflict, { pointer: "/data/attributes/code", cause: error });
 }
 
 /** Soft delete (the code stops applying anywhere) or, for admins, for good. */
@@ -215,7 +237,7 @@ export async function codesOfEvent(sql: Sql, eventId: string): Promise<Row[]> {
 
 /** Live codes `ticketId` is attached to. */
 export async function codesOfTicket(sql: Sql, ticketId: string): Promise<Row[]> {
-  return await sql`select * from code_rows where id in (
+  return await sql`select * from code_rows where deleted_at is null and id in (
     select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
 }
 

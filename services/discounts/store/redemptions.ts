@@ -34,11 +34,46 @@ function reservationOf(row: Row): Reservation {
   };
 }
 
-async function lockCode(tx: Sql, codeId: string, live: boolean): Promise<void> {
+/** Locks the code's row; answers what reserve checks before taking uses. */
+async function lockCode(tx: Sql, codeId: string, live: boolean): Promise<Row> {
   const [row] = live
-    ? await tx`select id from discount_codes where id = ${codeId} and deleted_at is null for update`
-    : await tx`select id from discount_codes where id = ${codeId} for update`;
+    ? await tx`select id, used_for, min_quantity, max_quantity from discount_codes
+      where id = ${codeId} and deleted_at is null for update`
+    : await tx`select id, used_for, min_quantity, max_quantity from discount_codes
+      where id = ${codeId} for update`;
   if (!row) throw new NotFoundError(`Cannot find discount code "${codeId}"`);
+  return row;
+}
+
+/**
+ * The per-order rules of a ticket code: one use is one discounted ticket of the order, and an
+ * order discounts between min-quantity and max-quantity tickets (the price preview discounts
+ * none below min-quantity and caps at max-quantity, so an order never asks for other amounts).
+ * Event codes discount no tickets: they are refused here.
+ */
+function checkOrder(code: Row, quantity: number): void {
+  if (code.used_for !== "ticket") {
+    throw new UnprocessableError(
+      "Cannot reserve: an event discount code does not discount ticket orders",
+      { pointer: "/codeId" },
+    );
+  }
+  const min = Number(code.min_quantity);
+  const max = Number(code.max_quantity);
+  if (quantity > max) {
+    throw new UnprocessableError(
+      `Cannot reserve ${quantity} uses: the discount code discounts at most ${max} tickets ` +
+        "per order (max-quantity)",
+      { pointer: "/quantity" },
+    );
+  }
+  if (quantity < min) {
+    throw new UnprocessableError(
+      `Cannot reserve ${quantity} uses: the discount code needs at least ${min} discounted ` +
+        "tickets per order (min-quantity)",
+      { pointer: "/quantity" },
+    );
+  }
 }
 
 async function findReservation(tx: Sql, codeId: string, orderId: string): Promise<Row | undefined> {
@@ -85,7 +120,7 @@ export async function reserve(
   input: { codeId: string; orderId: string; quantity: number },
 ): Promise<RedemptionResult> {
   const { codeId, orderId, quantity } = input;
-  await lockCode(tx, codeId, true);
+  const code = await lockCode(tx, codeId, true);
   const existing = await findReservation(tx, codeId, orderId);
   if (existing && existing.state !== "released") {
     if (Number(existing.quantity) !== quantity) {
@@ -100,6 +135,9 @@ export async function reserve(
       changed: false,
     };
   }
+  // Checked only when uses are taken: a repeat of an earlier reservation stays a no-op even
+  // if the limits changed since.
+  checkOrder(code, quantity);
   // The one statement that decides: the cap, activity and window are checked as uses are taken.
   const [taken] = await tx`update discount_codes set used_count = used_count + ${quantity}
     where id = ${codeId} and deleted_at is null and is_active

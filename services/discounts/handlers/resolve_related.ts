@@ -1,0 +1,43 @@
+/**
+ * `discounts.resolve-related`: an event's `discount-codes` (its ticket codes, for its
+ * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), for
+ * `include` on events. For events the actor may not manage, the linkage stays unknown (left out).
+ */
+import { type Route, route } from "@shared/bus.ts";
+import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import { discounts } from "@shared/subjects.ts";
+import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
+import { codeDef } from "../resources.ts";
+import { codesOfEvent, eventCodeOf } from "../store/codes.ts";
+
+type Identifier = { type: string; id: string };
+
+export function resolveRelatedRoutes(ctx: DiscountsContext): Route[] {
+  return [
+    route(discounts.resolveRelated, async ({ actor, parentType, relationship, parentIds }) => {
+      const linkage: Record<string, Identifier[] | Identifier | null> = {};
+      const data: ResourceObject[] = [];
+      const known = ["discount-codes", "discount-code"];
+      if (!actor || parentType !== "event" || !known.includes(relationship)) {
+        return { linkage, data };
+      }
+      for (const eventId of new Set(parentIds)) {
+        const { caller, event } = await access(ctx, actor, eventId);
+        if (!event) continue;
+        if (relationship === "discount-code") {
+          if (!isAdmin(caller)) continue;
+          const code = await eventCodeOf(ctx.sql, event.id);
+          linkage[eventId] = code ? { type: codeDef.type, id: String(code.id) } : null;
+          if (code) data.push(toResource(codeDef, code));
+          continue;
+        }
+        if (!isCoorganizer(caller, event)) continue;
+        const codes = (await codesOfEvent(ctx.sql, event.id))
+          .filter((code) => code.used_for === "ticket");
+        linkage[eventId] = codes.map((code) => ({ type: codeDef.type, id: String(code.id) }));
+        data.push(...codes.map((code) => toResource(codeDef, code)));
+      }
+      return { linkage, data };
+    }),
+  ];
+}

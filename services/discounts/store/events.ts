@@ -1,0 +1,75 @@
+/**
+ * The discounts service's projection of the catalog's events (id, identifier, state, deleted),
+ * fed by the catalog's event facts. Only the anonymous checkout lookup reads it; every route
+ * that checks roles asks the catalog live.
+ */
+import type { Sql } from "@shared/db.ts";
+import { isId, type Row } from "./codes.ts";
+
+export interface ProjectedEvent {
+  id: string;
+  identifier: string;
+  state: string;
+  deleted: boolean;
+}
+
+/**
+ * Records what a catalog fact says of an event. Idempotent and order-proof: a fact older than
+ * the stored one changes nothing, and `deleted` never goes back to false.
+ */
+export async function projectEvent(
+  sql: Sql,
+  event: ProjectedEvent,
+  changedAt: Date,
+): Promise<void> {
+  if (!isId(event.id)) return;
+  await sql`insert into catalog_events (id, identifier, state, deleted, changed_at)
+    values (${event.id}, ${event.identifier}, ${event.state}, ${event.deleted}, ${changedAt})
+    on conflict (id) do update set
+      identifier = excluded.identifier,
+      state = excluded.state,
+      deleted = catalog_events.deleted or excluded.deleted,
+      changed_at = excluded.changed_at
+    where catalog_events.changed_at <= excluded.changed_at`;
+}
+
+/**
+ * Records a published event the catalog itself just answered for (the facts have not brought
+ * it yet, or it predates the projection). Any fact, even an older one, overrides this row.
+ */
+export async function rememberEvent(
+  sql: Sql,
+  event: { id: string; identifier: string; state: string },
+): Promise<void> {
+  if (!isId(event.id)) return;
+  await sql`insert into catalog_events (id, identifier, state, deleted, changed_at)
+    values (${event.id}, ${event.identifier}, ${event.state}, false, '-infinity')
+    on conflict (id) do nothing`;
+}
+
+/**
+ * The checkout lookup in one statement: the projected event `key` (id or identifier) and, when
+ * it is published and live, its live ticket code whose text is `code` (case-insensitively).
+ * Undefined when the projection does not know the event as published: ask the catalog then.
+ */
+export async function lookupProjected(
+  sql: Sql,
+  key: string,
+  code: string,
+): Promise<{ eventId: string; code: Row | undefined } | undefined> {
+  const match = isId(key)
+    ? sql`e.id = ${key}`
+    : /^[0-9a-f]{8}$/.test(key)
+    ? sql`e.identifier = ${key}`
+    : undefined;
+  if (!match) return undefined;
+  const [row] = await sql`select e.id::text as projected_event_id, c.*
+    from catalog_events e
+    left join code_rows c on c.event_id = e.id and lower(c.code) = lower(${code})
+      and c.deleted_at is null
+    where ${match} and e.state = 'published' and not e.deleted
+    order by e.changed_at desc limit 1`;
+  if (!row) return undefined;
+  const { projected_event_id: eventId, ...rest } = row;
+  return { eventId: String(eventId), code: rest.id === null ? undefined : rest };
+}
