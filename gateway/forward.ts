@@ -9,7 +9,7 @@ import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "./env.ts";
-import { mergeForeignIncludes } from "./includes.ts";
+import { mergeForeign } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 
@@ -105,8 +105,12 @@ export function createForward(options: ForwarderOptions): Forward {
       }
       const reply = await bus.forward(endpoint, request, requestOptions);
       const contentType = reply.status >= 400 ? JSONAPI : successType;
-      if (reply.foreignIncludes && reply.status < 300 && reply.body.length) {
-        const body = await mergeForeignIncludes(reply.body, reply.foreignIncludes, {
+      const foreign = reply.foreignIncludes || reply.foreignRelations;
+      if (foreign && reply.status < 300 && reply.body.length) {
+        const body = await mergeForeign(reply.body, {
+          includes: reply.foreignIncludes,
+          relations: reply.foreignRelations,
+        }, {
           bus,
           actor: request.actor,
           timeoutMs,

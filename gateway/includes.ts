@@ -1,25 +1,40 @@
 /**
  * Cross-service `include`: a service lists the ids of resources other services own, and the
- * gateway asks each owner's resolve endpoint for them and appends them to `included`.
+ * gateway asks each owner's resolve endpoint for them and appends them to `included`. For
+ * relationships another service owns (an event's `discount-codes`), the service lists the parent
+ * ids, and the owner's resolve-related endpoint gives the linkage as well as the resources.
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
-import type { Actor } from "@shared/schemas/http.ts";
-import { resolveEndpoint, typeOwners } from "@shared/subjects.ts";
+import type { Actor, ForeignRelation } from "@shared/schemas/http.ts";
+import {
+  relationOwners,
+  resolveEndpoint,
+  resolveRelatedEndpoint,
+  typeOwners,
+} from "@shared/subjects.ts";
 
 const decoder = new TextDecoder();
 /** The resolve endpoint takes at most this many ids per request. */
 const IDS_PER_REQUEST = 1000;
 const resolvers = new Map<string, ReturnType<typeof resolveEndpoint>>();
+const relatedResolvers = new Map<string, ReturnType<typeof resolveRelatedEndpoint>>();
 
 interface ResourceIdentity {
   type: string;
   id: string;
+  relationships?: Record<string, unknown>;
 }
 
 function resolverOf(owner: string) {
   let endpoint = resolvers.get(owner);
   if (!endpoint) resolvers.set(owner, endpoint = resolveEndpoint(owner));
+  return endpoint;
+}
+
+function relatedResolverOf(owner: string) {
+  let endpoint = relatedResolvers.get(owner);
+  if (!endpoint) relatedResolvers.set(owner, endpoint = resolveRelatedEndpoint(owner));
   return endpoint;
 }
 
@@ -45,9 +60,22 @@ export interface MergeOptions {
  * });
  * ```
  */
-export async function mergeForeignIncludes(
+export function mergeForeignIncludes(
   body: Uint8Array,
   foreign: Record<string, string[]>,
+  options: MergeOptions,
+): Promise<string> {
+  return mergeForeign(body, { includes: foreign }, options);
+}
+
+/**
+ * The response body completed with what other services own: resources by id (`includes`) and
+ * relationships of the primary data (`relations`, whose linkage is written into the primary
+ * resources too, so the compound document stays fully linked).
+ */
+export async function mergeForeign(
+  body: Uint8Array,
+  foreign: { includes?: Record<string, string[]>; relations?: ForeignRelation[] },
   options: MergeOptions,
 ): Promise<string> {
   const document = JSON.parse(decoder.decode(body)) as {
@@ -63,7 +91,29 @@ export async function mergeForeignIncludes(
   const seen = new Set([...primary, ...included].map(key));
 
   const requests: Promise<{ data: ResourceIdentity[] }>[] = [];
-  for (const [type, ids] of Object.entries(foreign)) {
+  for (const relation of foreign.relations ?? []) {
+    const owner = relationOwners[`${relation.parentType}.${relation.relationship}`];
+    if (owner === undefined) {
+      options.logger.error("cannot include an unknown relationship", { ...relation });
+      continue;
+    }
+    requests.push(
+      options.bus.request(relatedResolverOf(owner), { actor: options.actor, ...relation }, {
+        timeoutMs: options.timeoutMs,
+      }).then(({ linkage, data }) => {
+        for (const parent of primary) {
+          if (parent.type !== relation.parentType || !(parent.id in linkage)) continue;
+          parent.relationships ??= {};
+          parent.relationships[relation.relationship] = {
+            ...(parent.relationships[relation.relationship] as object | undefined),
+            data: linkage[parent.id],
+          };
+        }
+        return { data };
+      }),
+    );
+  }
+  for (const [type, ids] of Object.entries(foreign.includes ?? {})) {
     const owner = typeOwners[type];
     if (owner === undefined) {
       options.logger.error("cannot include an unknown type", { type });

@@ -36,7 +36,7 @@ import {
   ServiceUnavailableError,
   toErrorObjects,
 } from "./errors.ts";
-import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
 
@@ -114,6 +114,8 @@ export interface ForwardedReply {
   location?: string;
   /** Set when the body still needs resources from other services (see HttpReply). */
   foreignIncludes?: Record<string, string[]>;
+  /** Set when the body still needs relationships other services own (see HttpReply). */
+  foreignRelations?: ForeignRelation[];
   body: Uint8Array;
 }
 
@@ -173,6 +175,11 @@ function replyStatus(headers: MsgHdrs | undefined): number {
 
 function foreignIncludes(headers: MsgHdrs | undefined): Record<string, string[]> | undefined {
   const raw = headers?.get("Foreign-Includes");
+  return raw ? JSON.parse(raw) : undefined;
+}
+
+function foreignRelations(headers: MsgHdrs | undefined): ForeignRelation[] | undefined {
+  const raw = headers?.get("Foreign-Relations");
   return raw ? JSON.parse(raw) : undefined;
 }
 
@@ -250,6 +257,7 @@ export class Bus {
       status: replyStatus(reply.headers),
       location: reply.headers?.get("Location") || undefined,
       foreignIncludes: foreignIncludes(reply.headers),
+      foreignRelations: foreignRelations(reply.headers),
       body: reply.data,
     };
   }
@@ -396,6 +404,9 @@ async function answer(
       if (http.location) reply.set("Location", http.location);
       if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
         reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
+      }
+      if (http.foreignRelations?.length) {
+        reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
       }
       body = encoder.encode(JSON.stringify(http.body));
     } else {

@@ -80,6 +80,40 @@ export function resolveEndpoint(service: string) {
   );
 }
 
+const identifierSchema = z.object({ type: z.string(), id: z.string() });
+
+/**
+ * Each service that owns relationships of another service's resources (an event's
+ * `discount-codes`, its `stripe-authorization`) answers `<service>.resolve-related`: for each
+ * parent id, the linkage and the related resources `actor` may see. The gateway uses it for
+ * `include` of those relationships.
+ */
+export function resolveRelatedEndpoint(service: string) {
+  return defineEndpoint(
+    `${service}.resolve-related`,
+    z.object({
+      actor: actorSchema.nullable(),
+      parentType: z.string(),
+      relationship: z.string(),
+      parentIds: z.array(z.string()).max(1000),
+    }),
+    z.object({
+      linkage: z.record(
+        z.string(),
+        z.union([z.array(identifierSchema), identifierSchema, z.null()]),
+      ),
+      data: z.array(resourceObjectSchema),
+    }),
+  );
+}
+
+/** Which service owns each relationship served outside the parent's own service. */
+export const relationOwners: Record<string, string> = {
+  "event.discount-codes": "discounts",
+  "event.discount-code": "discounts",
+  "event.stripe-authorization": "payments",
+};
+
 export const catalog = {
   service: "catalog",
   login: httpEndpoint("catalog.auth.login"),
@@ -108,6 +142,7 @@ export const discounts = {
   /** `POST /v1/orders/calculate-amount` (plain JSON). */
   calculateAmount: httpEndpoint("discounts.orders.calculate-amount"),
   resolve: resolveEndpoint("discounts"),
+  resolveRelated: resolveRelatedEndpoint("discounts"),
 } as const;
 
 const codeIdSchema = z.string().regex(/^[1-9]\d{0,17}$/, "must be a discount code id");
@@ -144,8 +179,15 @@ const redemptionActor = z.object({ id: z.string(), email: z.string() }).nullable
  * - `reserve` takes `quantity` uses of the code for `orderId` with one conditional update, so
  *   the cap holds under any concurrency. Idempotent per (code, order): repeating it changes
  *   nothing (a different quantity is 409); a released reservation may be reserved again.
- *   Errors: 404 unknown or deleted code; 422 inactive or outside its validity window (the
- *   detail says which); 409 not enough uses left (the detail says how many).
+ *   Only ticket codes are redeemed, for ticket orders: one use is one discounted ticket, and
+ *   `quantity` is the number of the order's tickets the code discounts, which must lie within
+ *   the code's `min-quantity`..`max-quantity` (the price preview discounts nothing below
+ *   min-quantity and at most max-quantity tickets, so a correct order never asks otherwise).
+ *   Errors: 404 unknown or deleted code; 422 an event code (`used-for` event discounts no
+ *   tickets), `quantity` above max-quantity or below min-quantity, inactive or outside its
+ *   validity window (the detail says which); 409 not enough uses left (the detail says how
+ *   many). The limits are checked only when uses are taken: repeating a held reservation
+ *   stays a no-op even if the code changed since.
  * - `confirm` marks a held reservation as used for good (the order is paid); repeating it is
  *   a no-op; 404 unknown reservation, 409 already released.
  * - `release` gives the uses back (the order expired or was cancelled, confirmed or not);
@@ -191,6 +233,7 @@ export const payments = {
   /** `POST /v1/webhooks/stripe`: forwarded with its raw body and `Stripe-Signature` header. */
   webhook: httpEndpoint("payments.webhooks.stripe"),
   resolve: resolveEndpoint("payments"),
+  resolveRelated: resolveRelatedEndpoint("payments"),
 } as const;
 
 /** The activity log (api-surface §6). */

@@ -178,7 +178,16 @@ export const eventQuery: QuerySpec = {
     "created-at": created,
     "deleted-at": deleted,
   },
-  includes: ["event-topic", "event-sub-topic", "tickets", "owner"],
+  // The last three are served by discounts and payments; the gateway fetches them.
+  includes: [
+    "event-topic",
+    "event-sub-topic",
+    "tickets",
+    "owner",
+    "discount-codes",
+    "discount-code",
+    "stripe-authorization",
+  ],
   sparse: {
     ...sparse(eventDef),
     ...sparse(eventTopicDef),

@@ -32,6 +32,17 @@ export const httpRequestSchema = z.object({
 });
 export type HttpRequest = z.infer<typeof httpRequestSchema>;
 
+/**
+ * A relationship of the primary data that another service owns, which `include` asked for
+ * (e.g. an event's `discount-codes`): the gateway asks that service for the related resources
+ * of these parents and adds them, with the linkage, to the document.
+ */
+export interface ForeignRelation {
+  parentType: string;
+  relationship: string;
+  parentIds: string[];
+}
+
 /** A service's answer to an HTTP-mapped request: the full response document and its status. */
 export interface HttpReply {
   status: number;
@@ -43,4 +54,6 @@ export interface HttpReply {
    * from their owner (see `resolveEndpoint` in subjects.ts) and adds them to `included`.
    */
   foreignIncludes?: Record<string, string[]>;
+  /** Relationships owned by other services that `include` asked for (see ForeignRelation). */
+  foreignRelations?: ForeignRelation[];
 }

@@ -12,7 +12,8 @@ import {
   toResource,
 } from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
-import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { ForeignRelation, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { relationOwners } from "@shared/subjects.ts";
 import { changeWithFact, type NewFact } from "@shared/facts.ts";
 import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
 import type { Row } from "../store/common.ts";
@@ -63,17 +64,39 @@ export const deletedReply: HttpReply = {
   body: metaDocument({ message: "Object successfully deleted" }),
 };
 
+/** Relationships of `rows` that `include` asks for but another service owns. */
+export function foreignRelationsOf(
+  type: string,
+  rows: Row[],
+  include: string[] | undefined,
+): ForeignRelation[] | undefined {
+  const relations = (include ?? [])
+    .filter((path) => relationOwners[`${type}.${path}`] !== undefined)
+    .map((relationship) => ({
+      parentType: type,
+      relationship,
+      parentIds: rows.map((row) => String(row.id)),
+    }));
+  return relations.length && rows.length ? relations : undefined;
+}
+
 export function renderOne(
   def: ResourceDef<Row>,
   row: Row,
   req: HttpRequest,
-  options: { included?: ResourceObject[]; fields?: Record<string, string[]>; status?: number } = {},
+  options: {
+    included?: ResourceObject[];
+    fields?: Record<string, string[]>;
+    include?: string[];
+    status?: number;
+  } = {},
 ): HttpReply {
   const self = options.status === 201 ? `/v1/${def.collection}/${row.id}` : req.path;
   return {
     status: options.status ?? 200,
     body: singleDocument(def, row, { self, included: options.included, fields: options.fields }),
     location: options.status === 201 ? self : undefined,
+    foreignRelations: foreignRelationsOf(def.type, [row], options.include),
   };
 }
 
@@ -94,6 +117,7 @@ export function renderList(
       included,
       fields: query.fields,
     }),
+    foreignRelations: foreignRelationsOf(def.type, result.rows, query.include),
   };
 }
 

@@ -201,7 +201,11 @@ export function eventRoutes(ctx: CatalogContext): Route[] {
         const query = parseSingleQuery(call.req.query, eventQuery);
         const row = await eventOr404(ctx, call);
         const included = await loadIncluded(ctx, call.caller, "event", [row], query);
-        return renderOne(eventDef, row, call.req, { included, fields: query.fields });
+        return renderOne(eventDef, row, call.req, {
+          included,
+          fields: query.fields,
+          include: query.include,
+        });
       }),
     ),
     route(

@@ -175,13 +175,7 @@ export function userRoutes(ctx: CatalogContext): Route[] {
       handle(ctx, async (call) => {
         const doc = parseResourceDocument(call.req.body, { type: "user" });
         requestedFlags(call.caller, doc.attributes);
-        const attrs = validateAttributes(
-          userUpdateAttributes.required({
-            email: true,
-            password: true,
-          }),
-          doc.attributes,
-        );
+        const attrs = validateAttributes(userCreateAttributes, doc.attributes);
         const values: UserValues = {
           email: attrs.email,
           password_hash: await hashPassword(attrs.password, ctx.config.passwordIterations),
