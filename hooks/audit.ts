@@ -8,7 +8,7 @@
  */
 import { hooks, type Transaction } from "./hooks.ts";
 import { createUser, tokenFor } from "./factories.ts";
-import { openFixtureDatabase, resetCatalog, type Sql } from "./reset.ts";
+import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
 /** The audit service's schema (services/audit/service.ts `SCHEMA`). */
 export const AUDIT_SCHEMA = "audit";
@@ -60,17 +60,8 @@ const ACTIVITIES = [
   ],
 ] as const;
 
-function env(name: string): string {
-  const value = Deno.env.get(name);
-  if (!value) throw new Error(`Cannot run the audit hooks: ${name} is not set`);
-  return value;
-}
-
-let database: Sql | undefined;
-function db(): Sql {
-  database ??= openFixtureDatabase(env("DATABASE_URL"));
-  return database;
-}
+const env = hookEnv;
+const db = fixtureDatabase;
 
 /** Empties the log; the audit service may still be writing facts of earlier transactions. */
 async function resetAudit(sql: Sql): Promise<void> {
@@ -144,6 +135,5 @@ for (const [name, who] of Object.entries(plans)) {
 }
 
 hooks.afterAll(async () => {
-  await database?.end({ timeout: 5 });
-  database = undefined;
+  await closeFixtureDatabase();
 });

@@ -18,7 +18,7 @@ import {
   grantRole,
   tokenFor,
 } from "./factories.ts";
-import { openFixtureDatabase, resetCatalog, type Sql } from "./reset.ts";
+import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
 /** Who sends the request: the fixture users, in the blueprint's numbering. */
 type Who = "admin" | "owner" | "coorganizer" | "outsider";
@@ -47,17 +47,8 @@ interface Plan {
   as?: Who;
 }
 
-function env(name: string): string {
-  const value = Deno.env.get(name);
-  if (!value) throw new Error(`Cannot run the catalog hooks: ${name} is not set`);
-  return value;
-}
-
-let database: Sql | undefined;
-function db(): Sql {
-  database ??= openFixtureDatabase(env("DATABASE_URL"));
-  return database;
-}
+const env = hookEnv;
+const db = fixtureDatabase;
 
 async function build(sql: Sql, world: World): Promise<void> {
   await createUser(sql, {
@@ -389,6 +380,5 @@ for (const [name, plan] of Object.entries(plans)) {
 }
 
 hooks.afterAll(async () => {
-  await database?.end({ timeout: 5 });
-  database = undefined;
+  await closeFixtureDatabase();
 });

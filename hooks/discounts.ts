@@ -10,9 +10,9 @@
  * Needs `DATABASE_URL` and `JWT_SECRET`, which scripts/dredd.ts passes on.
  */
 import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
-import { createEvent, createTicket, createUser, grantRole, tokenFor } from "./factories.ts";
+import { createCast, createTicket, tokenFor } from "./factories.ts";
 import { hooks, type Transaction } from "./hooks.ts";
-import { openFixtureDatabase, resetCatalog, type Sql } from "./reset.ts";
+import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
 type Who = "admin" | "owner" | "coorganizer" | "outsider" | "anonymous";
 
@@ -74,17 +74,8 @@ export const plans: Record<string, Who> = {
   [`${G} > Price preview > Preview the price of an order > Example 3`]: "anonymous",
 };
 
-function env(name: string): string {
-  const value = Deno.env.get(name);
-  if (!value) throw new Error(`Cannot run the discounts hooks: ${name} is not set`);
-  return value;
-}
-
-let database: Sql | undefined;
-function db(): Sql {
-  database ??= openFixtureDatabase(env("DATABASE_URL"));
-  return database;
-}
+const env = hookEnv;
+const db = fixtureDatabase;
 
 /**
  * Empties the discounts tables (not the outbox) and restarts their ids at 1. The projection of
@@ -144,26 +135,7 @@ async function createCode(sql: Sql, code: CodeFixture): Promise<string> {
 
 /** The fixture world every discounts transaction starts from (after both resets). */
 export async function buildDiscountWorld(sql: Sql): Promise<void> {
-  await createUser(sql, {
-    email: "admin@example.com",
-    firstName: "Ada",
-    lastName: "Admin",
-    isAdmin: true,
-    isSuperAdmin: true,
-  });
-  const owner = await createUser(sql, {
-    email: "olivia@example.com",
-    firstName: "Olivia",
-    lastName: "Ortiz",
-  });
-  const coorganizer = await createUser(sql, {
-    email: "cory@example.com",
-    firstName: "Cory",
-    lastName: "Chen",
-  });
-  await createUser(sql, { email: "paul@example.com", firstName: "Paul", lastName: "Park" });
-  const event = await createEvent(sql, { ownerId: owner, identifier: "abcdef01" });
-  await grantRole(sql, { userId: coorganizer, eventId: event, role: "coorganizer" });
+  const { owner, coorganizer, event } = await createCast(sql);
   const ticket = await createTicket(sql, { eventId: event, name: "Standard", price: 25 });
   const early = await createCode(sql, {
     code: "EARLYBIRD",
@@ -223,6 +195,5 @@ hooks.beforeEach(async (transaction) => {
 });
 
 hooks.afterAll(async () => {
-  await database?.end({ timeout: 5 });
-  database = undefined;
+  await closeFixtureDatabase();
 });

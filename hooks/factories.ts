@@ -164,3 +164,44 @@ export async function tokenFor(userId: string, secret: string): Promise<string> 
   const now = Math.floor(Date.now() / 1000);
   return await sign({ sub: userId, iat: now, exp: now + 3600 }, secret, "HS256");
 }
+
+/** The people and the event most transactions start from (ids 1-4 and event 1 after a reset). */
+export interface Cast {
+  admin: string;
+  owner: string;
+  coorganizer: string;
+  stranger: string;
+  event: string;
+}
+
+/**
+ * A super admin (Ada), an event owner (Olivia), a co-organizer of her event (Cory), a user with no
+ * role (Paul), and Olivia's event `abcdef01`.
+ */
+export async function createCast(sql: Sql): Promise<Cast> {
+  const admin = await createUser(sql, {
+    email: "admin@example.com",
+    firstName: "Ada",
+    lastName: "Admin",
+    isAdmin: true,
+    isSuperAdmin: true,
+  });
+  const owner = await createUser(sql, {
+    email: "olivia@example.com",
+    firstName: "Olivia",
+    lastName: "Ortiz",
+  });
+  const coorganizer = await createUser(sql, {
+    email: "cory@example.com",
+    firstName: "Cory",
+    lastName: "Chen",
+  });
+  const stranger = await createUser(sql, {
+    email: "paul@example.com",
+    firstName: "Paul",
+    lastName: "Park",
+  });
+  const event = await createEvent(sql, { ownerId: owner, identifier: "abcdef01" });
+  await grantRole(sql, { userId: coorganizer, eventId: event, role: "coorganizer" });
+  return { admin, owner, coorganizer, stranger, event };
+}

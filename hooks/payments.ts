@@ -18,9 +18,9 @@ import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stri
 import { sealTokens } from "../services/payments/handlers/common.ts";
 import { SCHEMA as PAYMENTS_SCHEMA } from "../services/payments/service.ts";
 import { signStripePayload } from "../services/payments/webhook_signature.ts";
-import { createEvent, createUser, grantRole, tokenFor } from "./factories.ts";
+import { createCast, tokenFor } from "./factories.ts";
 import { hooks, type Transaction } from "./hooks.ts";
-import { openFixtureDatabase, resetCatalog, type Sql } from "./reset.ts";
+import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
 type Who = "admin" | "owner" | "coorganizer" | "outsider" | "anonymous";
 
@@ -119,17 +119,8 @@ const plans: Record<string, Plan> = {
   },
 };
 
-function env(name: string): string {
-  const value = Deno.env.get(name);
-  if (!value) throw new Error(`Cannot run the payments hooks: ${name} is not set`);
-  return value;
-}
-
-let database: Sql | undefined;
-function db(): Sql {
-  database ??= openFixtureDatabase(env("DATABASE_URL"));
-  return database;
-}
+const env = hookEnv;
+const db = fixtureDatabase;
 
 let stripe: FakeStripe | undefined;
 
@@ -150,27 +141,8 @@ async function resetPayments(sql: Sql): Promise<void> {
 }
 
 async function build(sql: Sql, plan: Plan): Promise<void> {
-  await createUser(sql, {
-    email: "admin@example.com",
-    firstName: "Ada",
-    lastName: "Admin",
-    isAdmin: true,
-    isSuperAdmin: true,
-  });
-  const owner = await createUser(sql, {
-    email: "olivia@example.com",
-    firstName: "Olivia",
-    lastName: "Ortiz",
-  });
-  const coorganizer = await createUser(sql, {
-    email: "cory@example.com",
-    firstName: "Cory",
-    lastName: "Chen",
-  });
-  await createUser(sql, { email: "paul@example.com", firstName: "Paul", lastName: "Park" });
-  const event = await createEvent(sql, { ownerId: owner, identifier: "abcdef01" });
+  const { event } = await createCast(sql);
   await sql`update events set can_pay_by_stripe = true where id = ${event}`;
-  await grantRole(sql, { userId: coorganizer, eventId: event, role: "coorganizer" });
   if (plan.linked) {
     const box = await createSecretBox(env("PAYMENTS_ENCRYPTION_KEY"));
     const sealed = await sealTokens(box, event, {
@@ -239,6 +211,5 @@ for (const [name, plan] of Object.entries(plans)) {
 hooks.afterAll(async () => {
   await stripe?.stop();
   stripe = undefined;
-  await database?.end({ timeout: 5 });
-  database = undefined;
+  await closeFixtureDatabase();
 });

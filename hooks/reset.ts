@@ -25,6 +25,28 @@ export const CATALOG_SCHEMA = "catalog";
  */
 const KEEP = ["roles", "schema_migrations", "outbox"];
 
+/** A setting the Dredd runner (scripts/dredd.ts) passes to the hooks; a missing one fails loudly. */
+export function hookEnv(name: string): string {
+  const value = Deno.env.get(name);
+  if (!value) throw new Error(`Cannot run the Dredd hooks: ${name} is not set`);
+  return value;
+}
+
+let shared: Sql | undefined;
+
+/** The run's fixture database, opened once and shared by every hook file. */
+export function fixtureDatabase(): Sql {
+  shared ??= openFixtureDatabase(hookEnv("DATABASE_URL"));
+  return shared;
+}
+
+/** Closes the shared fixture database (every hook file's afterAll may call it). */
+export async function closeFixtureDatabase(): Promise<void> {
+  const sql = shared;
+  shared = undefined;
+  await sql?.end({ timeout: 5 });
+}
+
 /** One connection is enough: hooks run one transaction at a time. */
 export function openFixtureDatabase(url: string): Sql {
   return postgres(url, {
