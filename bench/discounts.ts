@@ -20,16 +20,15 @@ import { startSystem } from "../scripts/start.ts";
 import { runLoad, summarize } from "./load.ts";
 import { compare, formatResult, type ScenarioResult } from "./report.ts";
 import {
+  api,
+  benchSettings,
   dropDatabase,
   dropFactStream,
-  freePort,
   spawnDeno,
   stopChild,
-  uniqueSuffix,
   waitForOk,
 } from "./setup.ts";
 
-const JSONAPI = "application/vnd.api+json";
 
 export interface DiscountsBenchOptions {
   concurrency?: number;
@@ -55,23 +54,6 @@ export interface RaceResult {
 export interface DiscountsBenchResult {
   lookup: ScenarioResult;
   race: RaceResult;
-}
-
-async function api(
-  url: string,
-  init: { method?: string; token?: string; body?: unknown; type?: string } = {},
-): Promise<Record<string, unknown>> {
-  const headers: Record<string, string> = { Accept: JSONAPI };
-  if (init.token) headers.Authorization = `JWT ${init.token}`;
-  if (init.body !== undefined) headers["Content-Type"] = init.type ?? JSONAPI;
-  const response = await fetch(url, {
-    method: init.method ?? "GET",
-    headers,
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`Cannot seed: ${url} answered ${response.status}: ${text}`);
-  return text ? JSON.parse(text) : {};
 }
 
 /** A published event with a ticket and two codes: LOOKUP (unlimited) and RACE (capped). */
@@ -185,29 +167,10 @@ export async function runDiscountsBench(
   const durationMs = options.durationMs ?? 5000;
   const racers = options.racers ?? 200;
   const cap = options.cap ?? 10;
-  const suffix = uniqueSuffix();
-  const pg = new URL(Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres");
-  pg.pathname = `/oe_bench_discounts_${suffix}`;
-  const databaseUrl = pg.toString();
-  const prefix = `bench_discounts_${suffix}`;
-  const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
-  const admin = { email: "bench-admin@example.com", password: `bench-${suffix}-password` };
-  const gatewayPort = freePort();
-  const baselinePort = freePort();
-  const env: Record<string, string> = {
-    DATABASE_URL: databaseUrl,
-    CATALOG_DATABASE_URL: databaseUrl,
-    DISCOUNTS_DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl,
-    BUS_PREFIX: prefix,
-    HOST: "127.0.0.1",
-    PORT: String(gatewayPort),
-    JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-    ADMIN_EMAIL: admin.email,
-    ADMIN_PASSWORD: admin.password,
-    PASSWORD_ITERATIONS: "1000",
-    LOG_LEVEL: "error",
-  };
+  const { databaseUrl, natsUrl, prefix, admin, baselinePort, env } = benchSettings(
+    "discounts_",
+  );
+
   let stopSystem: (() => Promise<void>) | undefined;
   let baseline: Deno.ChildProcess | undefined;
   try {

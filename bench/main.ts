@@ -21,13 +21,12 @@ import { compare, formatCpu, formatResult, type ScenarioResult } from "./report.
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
 import {
+  benchSettings,
   dropDatabase,
   dropFactStream,
-  freePort,
   seed,
   spawnDeno,
   stopChild,
-  uniqueSuffix,
   waitForOk,
 } from "./setup.ts";
 
@@ -70,29 +69,8 @@ function progress(message: string): void {
   if (!flags.json) console.error(message);
 }
 
-const suffix = uniqueSuffix();
-const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
-const pgBase = new URL(
-  Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
-);
-pgBase.pathname = `/oe_bench_${suffix}`;
-const databaseUrl = pgBase.toString();
-const prefix = `bench_${suffix}`;
-const admin = { email: "bench-admin@example.com", password: `bench-${suffix}-password` };
-const gatewayPort = freePort();
-const baselinePort = freePort();
-const env: Record<string, string> = {
-  DATABASE_URL: databaseUrl,
-  CATALOG_DATABASE_URL: databaseUrl,
-  NATS_URL: natsUrl,
-  BUS_PREFIX: prefix,
-  HOST: "127.0.0.1",
-  PORT: String(gatewayPort),
-  JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-  ADMIN_EMAIL: admin.email,
-  ADMIN_PASSWORD: admin.password,
-  PASSWORD_ITERATIONS: "1000",
-};
+const { suffix, databaseUrl, natsUrl, prefix, admin, gatewayPort, baselinePort, env } =
+  benchSettings("");
 
 let stopSystem: (() => Promise<void>) | undefined;
 let baseline: Deno.ChildProcess | undefined;

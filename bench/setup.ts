@@ -26,7 +26,8 @@ export function freePort(): number {
   return port;
 }
 
-async function call(
+/** One API call of the seeding; anything but 2xx stops the benchmark. */
+export async function api(
   url: string,
   init: { method?: string; token?: string; body?: unknown; type?: string } = {},
 ): Promise<Record<string, unknown>> {
@@ -56,7 +57,7 @@ export async function seed(
   admin: { email: string; password: string },
   options: { topics: number },
 ): Promise<Seeded> {
-  const login = await call(`${baseUrl}/v1/auth/login`, {
+  const login = await api(`${baseUrl}/v1/auth/login`, {
     method: "POST",
     body: admin,
     type: "application/json",
@@ -64,7 +65,7 @@ export async function seed(
   const token = String(login.access_token);
   const topicIds: string[] = [];
   for (let i = 1; i <= options.topics; i++) {
-    const doc = await call(`${baseUrl}/v1/event-topics`, {
+    const doc = await api(`${baseUrl}/v1/event-topics`, {
       method: "POST",
       token,
       body: {
@@ -79,7 +80,7 @@ export async function seed(
     });
     topicIds.push(String((doc.data as { id: string }).id));
   }
-  const event = await call(`${baseUrl}/v1/events`, {
+  const event = await api(`${baseUrl}/v1/events`, {
     method: "POST",
     token,
     body: {
@@ -173,4 +174,50 @@ export async function dropFactStream(natsUrl: string, prefix: string): Promise<v
   } finally {
     await bus.close();
   }
+}
+
+/** Where one benchmark run lives: its own database, bus prefix, ports and first admin. */
+export interface BenchSettings {
+  suffix: string;
+  databaseUrl: string;
+  natsUrl: string;
+  prefix: string;
+  admin: { email: string; password: string };
+  gatewayPort: number;
+  baselinePort: number;
+  /** The environment of every process of the system under test. */
+  env: Record<string, string>;
+}
+
+export function benchSettings(label: string): BenchSettings {
+  const suffix = uniqueSuffix();
+  const pg = new URL(Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres");
+  pg.pathname = `/oe_bench_${label}${suffix}`;
+  const databaseUrl = pg.toString();
+  const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
+  const prefix = `bench_${label}${suffix}`;
+  const admin = { email: "bench-admin@example.com", password: `bench-${suffix}-password` };
+  const gatewayPort = freePort();
+  return {
+    suffix,
+    databaseUrl,
+    natsUrl,
+    prefix,
+    admin,
+    gatewayPort,
+    baselinePort: freePort(),
+    env: {
+      // Every service falls back to DATABASE_URL (one schema each).
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      BUS_PREFIX: prefix,
+      HOST: "127.0.0.1",
+      PORT: String(gatewayPort),
+      JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+      ADMIN_EMAIL: admin.email,
+      ADMIN_PASSWORD: admin.password,
+      PASSWORD_ITERATIONS: "1000",
+      LOG_LEVEL: "error",
+    },
+  };
 }
