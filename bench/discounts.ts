@@ -29,7 +29,6 @@ import {
   waitForOk,
 } from "./setup.ts";
 
-
 export interface DiscountsBenchOptions {
   concurrency?: number;
   warmupMs?: number;
