@@ -50,28 +50,18 @@ export interface MergeOptions {
 }
 
 /**
- * The response body with the foreign resources added to `included`, each type+id once (the
- * primary data counts as present, as JSON:API requires).
+ * The response body completed with what other services own: resources by id (`includes`) and
+ * relationships of the primary data (`relations`, whose linkage is written into the primary
+ * resources too, so the compound document stays fully linked). Each type+id is included once
+ * (the primary data counts as present, as JSON:API requires).
  *
  * @example
  * ```ts ignore
- * const body = await mergeForeignIncludes(reply.body, reply.foreignIncludes, {
- *   bus, actor: null, timeoutMs: 5000, logger,
- * });
+ * const body = await mergeForeign(reply.body, {
+ *   includes: reply.foreignIncludes,
+ *   relations: reply.foreignRelations,
+ * }, { bus, actor: null, timeoutMs: 5000, logger });
  * ```
- */
-export function mergeForeignIncludes(
-  body: Uint8Array,
-  foreign: Record<string, string[]>,
-  options: MergeOptions,
-): Promise<string> {
-  return mergeForeign(body, { includes: foreign }, options);
-}
-
-/**
- * The response body completed with what other services own: resources by id (`includes`) and
- * relationships of the primary data (`relations`, whose linkage is written into the primary
- * resources too, so the compound document stays fully linked).
  */
 export async function mergeForeign(
   body: Uint8Array,

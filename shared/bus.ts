@@ -134,6 +134,7 @@ export interface RequestOptions {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const QUEUE_GROUP = "q";
+const UNREADABLE_REQUEST = "Cannot read the bus request";
 const DEFAULT_TIMEOUT_MS = 5000;
 
 function errorDocument(objects: ErrorObject[]): Uint8Array {
@@ -231,7 +232,12 @@ export class Bus {
     const status = replyStatus(reply.headers);
     const body = parseJson(reply.data);
     if (status >= 400) {
-      throw errorFromObjects((body as { errors?: ErrorObject[] })?.errors ?? []);
+      const objects = (body as { errors?: ErrorObject[] })?.errors ?? [];
+      // The other service could not read what we sent: our bug, not the HTTP client's (400).
+      if (objects[0]?.detail?.startsWith(UNREADABLE_REQUEST)) {
+        throw new InternalError(`Cannot request ${endpoint.subject}: ${objects[0].detail}`);
+      }
+      throw errorFromObjects(objects);
     }
     if (!endpoint.response) return body as Res;
     const answer = endpoint.response.safeParse(body);
@@ -389,11 +395,11 @@ async function answer(
     try {
       payload = parseJson(msg.data);
     } catch (cause) {
-      throw new BadRequestError("Cannot read the bus request: it is not JSON", { cause });
+      throw new BadRequestError(`${UNREADABLE_REQUEST}: it is not JSON`, { cause });
     }
     const checked = endpoint.request.safeParse(payload);
     if (!checked.success) {
-      throw new BadRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
+      throw new BadRequestError(`${UNREADABLE_REQUEST} for ${endpoint.subject}`, {
         cause: checked.error,
       });
     }

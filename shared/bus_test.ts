@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { Bus, defineEndpoint, httpEndpoint, route } from "./bus.ts";
 import {
-  BadRequestError,
   ConflictError,
   GatewayTimeoutError,
   InternalError,
@@ -83,9 +82,21 @@ Deno.test("[bus] a payload that fails the schema is refused on both sides", asyn
   await t.step("the requester refuses to send it", async () => {
     await assert.rejects(b.bus.request(double, { n: "2" } as never), InternalError);
   });
-  await t.step("the server refuses a raw message with 400", async () => {
+  await t.step("the server refuses it; the requester reports its own bug as a 500", async () => {
     const loose = defineEndpoint(double.subject, z.unknown(), z.unknown());
-    await assert.rejects(b.bus.request(loose, { n: "2" }), BadRequestError);
+    await assert.rejects(
+      b.bus.request(loose, { n: "2" }),
+      (e) => e instanceof InternalError && /Cannot read the bus request/.test(e.message),
+    );
+    // Over HTTP the same refusal is a 400: the gateway forwards what the client sent.
+    const raw = await b.bus.forward(httpEndpoint(double.subject), {
+      actor: null,
+      params: {},
+      path: "/x",
+      query: {},
+      requestId: "r",
+    });
+    assert.equal(raw.status, 400);
   });
   await service.stop();
 });

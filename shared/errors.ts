@@ -38,6 +38,8 @@ export interface ApiErrorOptions {
   more?: ErrorObject[];
 }
 
+const GENERIC_500 = "The server could not complete the request";
+
 /** Base class: never thrown directly, use one of the subclasses. */
 export class ApiError extends Error {
   readonly status: number = 500;
@@ -63,7 +65,8 @@ export class ApiError extends Error {
       status: String(this.status),
       code: this.code,
       title: this.title,
-      detail: this.message,
+      // A 500 is our fault: its message is for the log (it may name internals), not the client.
+      detail: this.status === 500 ? GENERIC_500 : this.message,
     };
     if (this.source) first.source = this.source;
     return [first, ...this.more];
@@ -132,5 +135,5 @@ export function errorFromObjects(objects: ErrorObject[]): ApiError {
 /** Renders any thrown value as error objects; unknown errors become a bare 500. */
 export function toErrorObjects(error: unknown): ErrorObject[] {
   if (error instanceof ApiError) return error.toObjects();
-  return new InternalError("The server could not complete the request").toObjects();
+  return new InternalError(GENERIC_500).toObjects();
 }

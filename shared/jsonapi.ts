@@ -454,14 +454,24 @@ function escapePointer(segment: PropertyKey): string {
   return String(segment).replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
-function errorObject(issue: z.core.$ZodIssue): ErrorObject {
-  const pointer = ["/data/attributes", ...issue.path.map(escapePointer)].join("/");
-  const name = issue.path.length ? issue.path.map(String).join(".") : "attributes";
+/** Where validated values sit in the request, and what the request was trying to do. */
+export interface ValidateOptions {
+  /** JSON pointer of the validated object (default `/data/attributes`; `""` for a plain body). */
+  base?: string;
+  /** Completes "Cannot ...:" in details (default "save"). */
+  action?: string;
+}
+
+function errorObject(issue: z.core.$ZodIssue, options: ValidateOptions): ErrorObject {
+  const base = options.base ?? "/data/attributes";
+  const action = options.action ?? "save";
+  const pointer = [base, ...issue.path.map(escapePointer)].join("/");
+  const name = issue.path.length ? issue.path.map(String).join(".") : "the body";
   const detail = issue.message.startsWith(mark)
-    ? `Cannot save: ${name} ${issue.message.slice(mark.length)}`
+    ? `Cannot ${action}: ${name} ${issue.message.slice(mark.length)}`
     : issue.message.startsWith("Cannot ")
     ? issue.message
-    : `Cannot save: ${issue.message}`;
+    : `Cannot ${action}: ${issue.message}`;
   return {
     status: "422",
     code: "unprocessable_entity",
@@ -487,11 +497,12 @@ function errorObject(issue: z.core.$ZodIssue): ErrorObject {
  */
 export function validateAttributes<T>(
   schema: z.ZodType<T>,
-  attributes: Record<string, unknown>,
+  attributes: unknown,
+  options: ValidateOptions = {},
 ): T {
   const result = schema.safeParse(attributes, { error: (issue) => mark + readable(issue) });
   if (result.success) return result.data;
-  const [first, ...more] = result.error.issues.map(errorObject);
+  const [first, ...more] = result.error.issues.map((issue) => errorObject(issue, options));
   throw new UnprocessableError(first.detail ?? "Cannot save: invalid attributes", {
     pointer: first.source?.pointer,
     more,

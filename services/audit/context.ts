@@ -7,7 +7,7 @@ import type { Sql } from "@shared/db.ts";
 import { ForbiddenError, UnauthorizedError } from "@shared/errors.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { catalogInternal } from "@shared/subjects.ts";
+import { askAccess, isAdmin, requireLogin } from "@shared/access.ts";
 
 export interface AuditContext {
   sql: Sql;
@@ -18,9 +18,8 @@ export interface AuditContext {
 /** 401 for anonymous callers (or a token of a deleted user), 403 for non-admins. */
 export async function requireAdmin(ctx: AuditContext, actor: Actor | null): Promise<void> {
   if (!actor) throw new UnauthorizedError("Cannot continue: log in first");
-  const { caller } = await ctx.bus.request(catalogInternal.access, { actor });
-  if (!caller) throw new UnauthorizedError("Cannot continue: log in first");
-  if (!caller.isAdmin && !caller.isSuperAdmin) {
+  const { caller } = await askAccess(ctx.bus, actor);
+  if (!isAdmin(requireLogin(caller))) {
     throw new ForbiddenError("Cannot continue: only admins may do this");
   }
 }

@@ -14,10 +14,12 @@ import type { Logger } from "@shared/log.ts";
 import {
   codesOfEvent,
   codesOfTicket,
+  deleteCode,
   detachTicket,
   getCode,
   isId,
   type Row,
+  unapplyEvent,
 } from "./store/codes.ts";
 import { projectEvent } from "./store/events.ts";
 
@@ -39,14 +41,15 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<voi
     const affected = await codesOfEvent(tx, eventId);
     const changed: { verb: string; row: Row }[] = [];
     for (const code of affected) {
+      const codeId = String(code.id);
       if (String(code.event_id) === eventId) {
-        await tx`update discount_codes set deleted_at = now() where id = ${code.id}`;
-        await tx`delete from discount_code_events where discount_code_id = ${code.id}`;
-        changed.push({ verb: "deleted", row: (await getCode(tx, String(code.id), true))! });
+        // A ticket code of the deleted event goes with it.
+        await deleteCode(tx, codeId, false);
+        changed.push({ verb: "deleted", row: (await getCode(tx, codeId, true))! });
       } else {
-        await tx`delete from discount_code_events
-          where event_id = ${eventId} and discount_code_id = ${code.id}`;
-        changed.push({ verb: "updated", row: (await getCode(tx, String(code.id), true))! });
+        // The event code applied to it stays, applied to one event fewer.
+        await unapplyEvent(tx, eventId);
+        changed.push({ verb: "updated", row: (await getCode(tx, codeId, true))! });
       }
     }
     return changed;

@@ -26,7 +26,7 @@ import {
 import { deauthorize, DeauthorizeRefusedError, DeauthorizeRejectedError } from "./stripe.ts";
 
 /** Durable consumer name: shared by every payments instance. */
-export const CATALOG_CONSUMER = "payments-catalog";
+const CATALOG_CONSUMER = "payments-catalog";
 
 /** Why the fact can never be handled (it is parked), or null when it was. */
 async function eventDeleted(ctx: PaymentsContext, fact: Fact): Promise<string | null> {

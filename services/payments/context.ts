@@ -7,11 +7,16 @@ import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { ForbiddenError, ServiceUnavailableError, UnauthorizedError } from "@shared/errors.ts";
-import type { FactActor, FactRelay } from "@shared/facts.ts";
+import type { FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { type callerSchema, catalogInternal, type eventAccessSchema } from "@shared/subjects.ts";
-import type { z } from "zod";
+import {
+  askAccess,
+  type Caller,
+  type EventAccess,
+  isOrganizer,
+  requireLogin,
+} from "@shared/access.ts";
 import type { SecretBox } from "./crypto.ts";
 import type { StripeSettings } from "./stripe.ts";
 
@@ -64,8 +69,8 @@ export function createBackground(log: Logger): Background {
   };
 }
 
-export type Caller = z.infer<typeof callerSchema>;
-export type EventAccess = z.infer<typeof eventAccessSchema>;
+export type { Caller, EventAccess } from "@shared/access.ts";
+export { factActor, isAdmin, isOrganizer } from "@shared/access.ts";
 
 export interface Access {
   caller: Caller;
@@ -73,10 +78,6 @@ export interface Access {
   event: EventAccess | null;
 }
 
-/** Event keys the catalog accepts (ids and identifiers are short). */
-const MAX_EVENT_KEY = 64;
-
-/** 401 for anonymous requests, before anything is looked up. */
 export function requireActor(actor: Actor | null): Actor {
   if (!actor) throw new UnauthorizedError("Cannot continue: log in first");
   return actor;
@@ -88,22 +89,8 @@ export async function loadAccess(
   actor: Actor | null,
   eventKey?: string,
 ): Promise<Access> {
-  const tooLong = eventKey !== undefined && eventKey.length > MAX_EVENT_KEY;
-  const answer = await ctx.bus.request(catalogInternal.access, {
-    actor: requireActor(actor),
-    event: tooLong ? undefined : eventKey,
-  });
-  if (!answer.caller) throw new UnauthorizedError("Cannot continue: log in first");
-  return { caller: answer.caller, event: tooLong ? null : answer.event };
-}
-
-export function isAdmin(caller: Caller): boolean {
-  return caller.isAdmin || caller.isSuperAdmin;
-}
-
-/** Admins and the event's owners and organizers; co-organizers are not enough. */
-export function isOrganizer(caller: Caller, event: EventAccess): boolean {
-  return isAdmin(caller) || event.roles.some((role) => role === "owner" || role === "organizer");
+  const answer = await askAccess(ctx.bus, requireActor(actor), eventKey);
+  return { caller: requireLogin(answer.caller), event: answer.event };
 }
 
 /** Throws 403 unless the caller is an admin or an owner/organizer of the event. */
@@ -112,10 +99,6 @@ export function requireOrganizer(caller: Caller, event: EventAccess): void {
   throw new ForbiddenError(
     "Cannot continue: only the event's organizers may manage its Stripe authorization",
   );
-}
-
-export function factActor(caller: Caller | null): FactActor {
-  return caller ? { id: caller.id, email: caller.email } : null;
 }
 
 /** The Stripe settings, or 503 when the platform is not configured for Stripe. */

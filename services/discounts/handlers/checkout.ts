@@ -5,6 +5,7 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { BadRequestError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
+import { validateAttributes } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal, discounts } from "@shared/subjects.ts";
@@ -82,18 +83,7 @@ const previewSchema = z.object({
 });
 
 function readPreview(body: unknown): z.infer<typeof previewSchema> {
-  const result = previewSchema.safeParse(body);
-  if (result.success) return result.data;
-  const [first, ...rest] = result.error.issues.map((issue) => ({
-    status: "422",
-    code: "unprocessable_entity",
-    title: "Unprocessable entity",
-    detail: `Cannot calculate the amount: ${
-      issue.path.length ? issue.path.join(".") : "the body"
-    } is invalid (${issue.message})`,
-    source: { pointer: `/${issue.path.map(String).join("/")}` },
-  }));
-  throw new UnprocessableError(first.detail, { pointer: first.source.pointer, more: rest });
+  return validateAttributes(previewSchema, body, { base: "", action: "calculate the amount" });
 }
 
 interface PreviewCode {

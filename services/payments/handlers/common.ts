@@ -79,7 +79,7 @@ export function authorizationFact(
 }
 
 /** Contexts bind each sealed value to its column and event: swapped values fail to open. */
-export function sealContext(column: string, eventId: string): string {
+function sealContext(column: string, eventId: string): string {
   return `${column}:event:${eventId}`;
 }
 
@@ -106,7 +106,7 @@ export async function sealTokens(
  * do not rotate, see crypto.ts) or the row was altered. Nothing a retry fixes: 503 for the
  * operator, and the bus logs it once at error level (the message holds no secret).
  */
-export class StoredKeysUnreadableError extends ServiceUnavailableError {
+class StoredKeysUnreadableError extends ServiceUnavailableError {
   constructor() {
     super("Cannot read the stored Stripe keys: PAYMENTS_ENCRYPTION_KEY does not match");
   }

@@ -4,7 +4,8 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { toResource } from "@shared/jsonapi.ts";
-import { catalogInternal, payments } from "@shared/subjects.ts";
+import { askAccess } from "@shared/access.ts";
+import { payments } from "@shared/subjects.ts";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
 import { stripeAuthorizationDef } from "../resources.ts";
 import { getAuthorizations } from "../store/authorizations.ts";
@@ -16,10 +17,7 @@ export function resolveRoutes(ctx: PaymentsContext): Route[] {
       const rows = await getAuthorizations(ctx.sql, ids);
       const visible = [];
       for (const eventId of new Set(rows.map((row) => row.event_id))) {
-        const { caller, event } = await ctx.bus.request(catalogInternal.access, {
-          actor,
-          event: eventId,
-        });
+        const { caller, event } = await askAccess(ctx.bus, actor, eventId);
         if (caller && event && isOrganizer(caller, event)) {
           visible.push(...rows.filter((row) => row.event_id === eventId));
         }

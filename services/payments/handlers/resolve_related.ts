@@ -5,7 +5,8 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { catalogInternal, payments } from "@shared/subjects.ts";
+import { askAccess } from "@shared/access.ts";
+import { payments } from "@shared/subjects.ts";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
 import { stripeAuthorizationDef } from "../resources.ts";
 import { getAuthorizationOfEvent } from "../store/authorizations.ts";
@@ -19,10 +20,7 @@ export function resolveRelatedRoutes(ctx: PaymentsContext): Route[] {
         return { linkage, data };
       }
       for (const eventId of new Set(parentIds)) {
-        const { caller, event } = await ctx.bus.request(catalogInternal.access, {
-          actor,
-          event: eventId,
-        });
+        const { caller, event } = await askAccess(ctx.bus, actor, eventId);
         if (!caller || !event || !isOrganizer(caller, event)) continue;
         const row = await getAuthorizationOfEvent(ctx.sql, event.id);
         linkage[eventId] = row ? { type: "stripe-authorization", id: String(row.id) } : null;

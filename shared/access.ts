@@ -1,0 +1,70 @@
+/**
+ * Who is asking, and what they are to an event, as services other than the catalog learn it:
+ * from `catalog.internal.access` on every request (no cache, so a revoked role or admin flag
+ * counts on the very next request). The level rules are api-surface §2's.
+ *
+ * @example
+ * ```ts ignore
+ * const { caller, event } = await askAccess(bus, req.actor, req.params.id);
+ * if (!isCoorganizer(caller, event)) throw new ForbiddenError("Cannot continue: ...");
+ * ```
+ */
+import type { z } from "zod";
+import type { Bus } from "./bus.ts";
+import { UnauthorizedError } from "./errors.ts";
+import type { FactActor } from "./facts.ts";
+import type { Actor } from "./schemas/http.ts";
+import { type callerSchema, catalogInternal, type eventAccessSchema } from "./subjects.ts";
+
+export type Caller = z.infer<typeof callerSchema>;
+export type EventAccess = z.infer<typeof eventAccessSchema>;
+
+export interface Access {
+  caller: Caller | null;
+  /** Null when the event does not exist, is deleted, or the caller may not see it. */
+  event: EventAccess | null;
+}
+
+/** An event key the catalog can look up: a bigint id or an 8-hex identifier. */
+export function isEventKey(key: string | undefined | null): key is string {
+  return !!key && (/^[1-9]\d{0,17}$/.test(key) || /^[0-9a-f]{8}$/.test(key));
+}
+
+/** The caller and, when `event` is given, that event with the caller's roles on it. */
+export async function askAccess(
+  bus: Bus,
+  actor: Actor | null,
+  event?: string | null,
+): Promise<Access> {
+  const known = event !== undefined && event !== null && isEventKey(event);
+  const answer = await bus.request(catalogInternal.access, {
+    actor,
+    ...(known ? { event } : {}),
+  });
+  return known ? answer : { caller: answer.caller, event: null };
+}
+
+export function isAdmin(caller: Caller | null): boolean {
+  return !!caller && (caller.isAdmin || caller.isSuperAdmin);
+}
+
+export function requireLogin(caller: Caller | null): Caller {
+  if (!caller) throw new UnauthorizedError("Cannot continue: log in first");
+  return caller;
+}
+
+/** Admins, and the event's owners and organizers. */
+export function isOrganizer(caller: Caller | null, event: EventAccess | null): boolean {
+  if (isAdmin(caller)) return true;
+  return !!caller && !!event && event.roles.some((r) => r === "owner" || r === "organizer");
+}
+
+/** Admins, and the event's owners, organizers and co-organizers. */
+export function isCoorganizer(caller: Caller | null, event: EventAccess | null): boolean {
+  if (isAdmin(caller)) return true;
+  return !!caller && !!event && event.roles.length > 0;
+}
+
+export function factActor(caller: Caller | null): FactActor {
+  return caller ? { id: caller.id, email: caller.email } : null;
+}
