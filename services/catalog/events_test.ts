@@ -565,3 +565,22 @@ Deno.test("[catalog] POST and PATCH /v1/events check the event rules", async (t)
     }
   });
 });
+
+Deno.test("[catalog] dates outside Postgres' years are a 422 pointing at the attribute", async () => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const reply = await system.call("POST", "/v1/events", {
+    token: user.token,
+    body: {
+      data: {
+        type: "event",
+        attributes: {
+          name: "Too early",
+          "starts-at": "0000-01-01T00:00:00Z",
+          "ends-at": "2030-01-01T00:00:00Z",
+        },
+      },
+    },
+  });
+  expectError(reply, 422, { pointer: "/data/attributes/starts-at" });
+});

@@ -439,3 +439,59 @@ Deno.test("[catalog] super admins are guarded: only super admins change them, on
     assert.equal(row.n, 0);
   });
 });
+
+Deno.test("[catalog] clients may send the admin flags back unchanged; the last owner cannot leave", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+
+  await t.step("sign-up and PATCH with unchanged false flags are accepted", async () => {
+    const signUp = await system.call("POST", "/v1/users", {
+      body: {
+        data: {
+          type: "user",
+          attributes: {
+            email: "ember@example.test",
+            password: "long enough",
+            "is-admin": false,
+            "is-super-admin": false,
+          },
+        },
+      },
+    });
+    expectStatus(signUp, 201);
+    const patch = await system.call("PATCH", `/v1/users/${user.id}`, {
+      token: user.token,
+      body: {
+        data: {
+          type: "user",
+          id: user.id,
+          attributes: { "first-name": "Ember", "is-admin": false, "is-super-admin": false },
+        },
+      },
+    });
+    expectStatus(patch, 200);
+    assert.equal(patch.body.data.attributes["first-name"], "Ember");
+  });
+
+  await t.step("a flag that would change is still 403, an invalid one 422", async () => {
+    const raise = await system.call("PATCH", `/v1/users/${user.id}`, {
+      token: user.token,
+      body: { data: { type: "user", id: user.id, attributes: { "is-admin": true } } },
+    });
+    expectError(raise, 403, { pointer: "/data/attributes/is-admin" });
+    const invalid = await system.call("PATCH", `/v1/users/${user.id}`, {
+      token: user.token,
+      body: { data: { type: "user", id: user.id, attributes: { "is-admin": null } } },
+    });
+    expectError(invalid, 422);
+  });
+
+  await t.step("the only owner of an event cannot delete themselves (409)", async () => {
+    const event = await system.createEvent(user.token);
+    const reply = await system.call("DELETE", `/v1/users/${user.id}`, { token: user.token });
+    expectError(reply, 409);
+    assert.match(reply.body.errors[0].detail, new RegExp(`event ${event.id}`));
+    const [row] = await system.sql`select deleted_at from users where id = ${user.id}`;
+    assert.equal(row.deleted_at, null);
+  });
+});

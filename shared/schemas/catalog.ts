@@ -15,7 +15,11 @@ export const dateTime = z.iso.datetime({
   offset: true,
   message: "must be an ISO 8601 date-time with a timezone",
 })
-  .transform((text) => new Date(text));
+  .transform((text) => new Date(text))
+  // Postgres stores years 1 to 9999; refuse the rest here with a pointer, not in the database.
+  .refine((date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999, {
+    message: "must be between the years 1 and 9999",
+  });
 
 export function isTimezone(name: string): boolean {
   try {

@@ -38,6 +38,7 @@ import { listEvents } from "../store/events.ts";
 import { listGrants } from "../store/roles.ts";
 import {
   deleteUser,
+  eventsOnlyOwnedBy,
   findUserForLogin,
   getUser,
   insertUser,
@@ -92,9 +93,20 @@ async function keepASuperAdmin(tx: Sql, user: Row, losesFlag: boolean): Promise<
 
 const ADMIN_FLAGS = ["is-admin", "is-super-admin"] as const;
 
-/** The admin flags a request sets; only super admins may set them. */
-function requestedFlags(caller: Caller | null, attributes: Record<string, unknown>): string[] {
-  const flags = ADMIN_FLAGS.filter((f) => attributes[f] !== undefined);
+/**
+ * Refuses a change of the admin flags by anyone but a super admin. Clients such as Open Event
+ * Frontend send every attribute back, so a flag sent with its current value (false for a new
+ * user) is no change; an invalid value is left to validation (422).
+ */
+function requestedFlags(
+  caller: Caller | null,
+  attributes: Record<string, unknown>,
+  current: Row = { is_admin: false, is_super_admin: false },
+): string[] {
+  const column = { "is-admin": "is_admin", "is-super-admin": "is_super_admin" } as const;
+  const flags = ADMIN_FLAGS.filter((f) =>
+    typeof attributes[f] === "boolean" && attributes[f] !== Boolean(current[column[f]])
+  );
   if (flags.length && !caller?.isSuperAdmin) {
     throw new ForbiddenError("Cannot change admin flags: only super admins may", {
       pointer: `/data/attributes/${flags[0]}`,
@@ -210,7 +222,7 @@ export function userRoutes(ctx: CatalogContext): Route[] {
         const { caller, user } = await ownUser(ctx, call);
         guardSuperAdmin(caller, user);
         const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
-        requestedFlags(caller, doc.attributes);
+        requestedFlags(caller, doc.attributes, user);
         const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
         const values: UserValues = {};
         if (attrs.email !== undefined) values.email = attrs.email;
@@ -245,6 +257,13 @@ export function userRoutes(ctx: CatalogContext): Route[] {
           { type: "user", verb: "deleted", row: user },
           async (tx) => {
             await keepASuperAdmin(tx, user, true);
+            const owned = await eventsOnlyOwnedBy(tx, String(user.id));
+            if (owned.length) {
+              throw new ConflictError(
+                `Cannot delete user: they are the only owner of event ${owned.join(", ")}; ` +
+                  "give those events another owner first",
+              );
+            }
             return await deleteUser(tx, String(user.id), permanent);
           },
         );

@@ -121,3 +121,12 @@ export async function otherSuperAdmins(tx: Sql, id: string): Promise<number> {
     where is_super_admin and deleted_at is null and id <> ${id} for update`;
   return rows.length;
 }
+
+/** Live events whose only owner is `userId` (they would be left without one). */
+export async function eventsOnlyOwnedBy(tx: Sql, userId: string): Promise<string[]> {
+  const rows = await tx`select e.id from events e
+    join users_events_roles r on r.event_id = e.id and r.role_name = 'owner'
+    where e.deleted_at is null
+    group by e.id having bool_and(r.user_id = ${userId}) order by e.id`;
+  return rows.map((row) => String(row.id));
+}
