@@ -112,6 +112,7 @@ export const relationOwners: Record<string, string> = {
   "event.discount-codes": "discounts",
   "event.discount-code": "discounts",
   "event.stripe-authorization": "payments",
+  "ticket.discount-codes": "discounts",
 };
 
 export const catalog = {

@@ -233,7 +233,7 @@ export const ticketQuery: QuerySpec = {
     "created-at": created,
     "deleted-at": deleted,
   },
-  includes: ["event"],
+  includes: ["event", "discount-codes"],
   sparse: { ...sparse(ticketDef), ...sparse(eventDef) },
   extra: trash,
 };

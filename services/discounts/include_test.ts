@@ -47,6 +47,16 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     assert.equal(reply.body.data.relationships["discount-codes"].data, undefined);
   });
 
+  await t.step("a ticket includes the codes attached to it, for its co-organizers", async () => {
+    const path = `/v1/tickets/${ticketId}?include=discount-codes`;
+    const reply = await system.call("GET", path, { token: cast.coorganizer.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.relationships["discount-codes"].data, [
+      { type: "discount-code", id: ticketCode },
+    ]);
+    assert.deepEqual(reply.body.included.map((r: { id: string }) => r.id), [ticketCode]);
+  });
+
   await t.step("lists include them too", async () => {
     const reply = await system.call("GET", "/v1/events?include=discount-codes", {
       token: system.admin.token,

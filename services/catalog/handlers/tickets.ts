@@ -107,7 +107,11 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
         const query = parseSingleQuery(call.req.query, ticketQuery);
         const { ticket } = await managedTicket(ctx, call);
         const included = await loadIncluded(ctx, call.caller, "ticket", [ticket], query);
-        return renderOne(ticketDef, ticket, call.req, { included, fields: query.fields });
+        return renderOne(ticketDef, ticket, call.req, {
+          included,
+          fields: query.fields,
+          include: query.include,
+        });
       }),
     ),
     route(

@@ -1,14 +1,15 @@
 /**
  * `discounts.resolve-related`: an event's `discount-codes` (its ticket codes, for its
- * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), for
- * `include` on events. For events the actor may not manage, the linkage stays unknown (left out).
+ * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), and a
+ * ticket's `discount-codes` (for the co-organizers of its event), for `include` on events and
+ * tickets. Where the actor may not manage the codes, the linkage stays unknown (left out).
  */
 import { type Route, route } from "@shared/bus.ts";
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { discounts } from "@shared/subjects.ts";
+import { catalogInternal, discounts } from "@shared/subjects.ts";
 import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
-import { codesOfEvent, eventCodeOf } from "../store/codes.ts";
+import { codesOfEvent, codesOfTicket, eventCodeOf } from "../store/codes.ts";
 
 type Identifier = { type: string; id: string };
 
@@ -17,10 +18,20 @@ export function resolveRelatedRoutes(ctx: DiscountsContext): Route[] {
     route(discounts.resolveRelated, async ({ actor, parentType, relationship, parentIds }) => {
       const linkage: Record<string, Identifier[] | Identifier | null> = {};
       const data: ResourceObject[] = [];
-      const known = ["discount-codes", "discount-code"];
-      if (!actor || parentType !== "event" || !known.includes(relationship)) {
+      if (!actor) return { linkage, data };
+      if (parentType === "ticket" && relationship === "discount-codes") {
+        const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids: parentIds });
+        for (const ticket of tickets) {
+          const { caller, event } = await access(ctx, actor, ticket.eventId);
+          if (!isCoorganizer(caller, event)) continue;
+          const codes = await codesOfTicket(ctx.sql, ticket.id);
+          linkage[ticket.id] = codes.map((code) => ({ type: codeDef.type, id: String(code.id) }));
+          data.push(...codes.map((code) => toResource(codeDef, code)));
+        }
         return { linkage, data };
       }
+      const known = ["discount-codes", "discount-code"];
+      if (parentType !== "event" || !known.includes(relationship)) return { linkage, data };
       for (const eventId of new Set(parentIds)) {
         const { caller, event } = await access(ctx, actor, eventId);
         if (!event) continue;
