@@ -9,7 +9,7 @@ import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "./env.ts";
-import { mergeForeign } from "./includes.ts";
+import { mergeForeign, sparseFieldsOf } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 
@@ -115,6 +115,7 @@ export function createForward(options: ForwarderOptions): Forward {
           actor: request.actor,
           timeoutMs,
           logger,
+          fields: sparseFieldsOf(request.query),
         });
         return respond(reply.status, body, contentType, reply.location);
       }

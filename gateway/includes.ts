@@ -23,6 +23,7 @@ const relatedResolvers = new Map<string, ReturnType<typeof resolveRelatedEndpoin
 interface ResourceIdentity {
   type: string;
   id: string;
+  attributes?: Record<string, unknown>;
   relationships?: Record<string, unknown>;
 }
 
@@ -47,6 +48,26 @@ export interface MergeOptions {
   actor: Actor | null;
   timeoutMs: number;
   logger: Logger;
+  /** Sparse fieldsets (`fields[<type>]`) the request asked for, applied to what is added here. */
+  fields?: Record<string, string[]>;
+}
+
+/** The sparse fieldsets of a query: `fields[discount-code]=code,value` -> type -> names. */
+export function sparseFieldsOf(query: Record<string, string>): Record<string, string[]> {
+  const fields: Record<string, string[]> = {};
+  for (const [key, value] of Object.entries(query)) {
+    const type = /^fields\[([^\]]+)\]$/.exec(key)?.[1];
+    if (type) fields[type] = value === "" ? [] : value.split(",").map((name) => name.trim());
+  }
+  return fields;
+}
+
+function trimmed(resource: ResourceIdentity, names: string[] | undefined): ResourceIdentity {
+  if (!names) return resource;
+  const pick = (record: Record<string, unknown> | undefined) =>
+    record && Object.fromEntries(Object.entries(record).filter(([name]) => names.includes(name)));
+  const { attributes, relationships, ...rest } = resource;
+  return { ...rest, attributes: pick(attributes), relationships: pick(relationships) };
 }
 
 /**
@@ -124,7 +145,7 @@ export async function mergeForeign(
       const id = key(resource);
       if (seen.has(id)) continue;
       seen.add(id);
-      included.push(resource);
+      included.push(trimmed(resource, options.fields?.[resource.type]));
     }
   }
   document.included = included;

@@ -26,7 +26,10 @@ export interface QuerySpec {
   fields: Record<string, { column: string; type: FieldType }>;
   /** Allowed include paths, e.g. ["event", "event.event-topic"]. */
   includes?: string[];
-  /** Allowed `fields[<type>]` types -> allowed field names. */
+  /**
+   * Allowed `fields[<type>]` types -> allowed field names. `["*"]` accepts any well-formed name:
+   * for types another service owns, whose included resources the gateway trims.
+   */
   sparse?: Record<string, string[]>;
   /** Other parameters this route accepts, e.g. ["get_trashed"]. */
   extra?: string[];
@@ -292,7 +295,8 @@ function parseFields(key: string, text: string, sparse: Record<string, string[]>
   // An empty value is valid JSON:API: no attributes or relationships, just type and id.
   const names = text === "" ? [] : text.split(",").map((n) => n.trim());
   for (const name of names) {
-    if (!allowed.includes(name)) {
+    const foreign = allowed.includes("*") && /^[a-z][a-z0-9-]{0,63}$/.test(name);
+    if (!foreign && !allowed.includes(name)) {
       throw new BadRequestError(`Cannot select fields: "${name}" is not a field of ${type}`, {
         parameter: key,
       });

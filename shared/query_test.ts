@@ -286,3 +286,16 @@ Deno.test("[query] parseListQuery keeps escaped backslashes in like patterns", (
     assert.ok(parsed.includes(JSON.stringify(pattern)), parsed);
   }
 });
+
+Deno.test("[query] a fieldset marked ['*'] takes any well-formed name (types another service owns)", () => {
+  const foreign: QuerySpec = { ...spec, sparse: { ...spec.sparse, "stripe-authorization": ["*"] } };
+  const parsed = parseListQuery(
+    { "fields[stripe-authorization]": "stripe-publishable-key" },
+    foreign,
+  );
+  assert.deepEqual(parsed.fields["stripe-authorization"], ["stripe-publishable-key"]);
+  assertBadParameter(
+    () => parseListQuery({ "fields[stripe-authorization]": "Bad Name!" }, foreign),
+    "fields[stripe-authorization]",
+  );
+});

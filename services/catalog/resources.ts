@@ -189,6 +189,9 @@ export const eventQuery: QuerySpec = {
     "stripe-authorization",
   ],
   sparse: {
+    // Trimmed by the gateway, which adds them from their own services.
+    "discount-code": ["*"],
+    "stripe-authorization": ["*"],
     ...sparse(eventDef),
     ...sparse(eventTopicDef),
     ...sparse(eventSubTopicDef),
@@ -234,6 +237,10 @@ export const ticketQuery: QuerySpec = {
     "deleted-at": deleted,
   },
   includes: ["event", "discount-codes"],
-  sparse: { ...sparse(ticketDef), ...sparse(eventDef) },
+  sparse: {
+    "discount-code": ["*"],
+    ...sparse(ticketDef),
+    ...sparse(eventDef),
+  },
   extra: trash,
 };

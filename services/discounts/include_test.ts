@@ -57,6 +57,20 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     assert.deepEqual(reply.body.included.map((r: { id: string }) => r.id), [ticketCode]);
   });
 
+  await t.step("fields[discount-code] trims the codes another service added", async () => {
+    const reply = await system.call(
+      "GET",
+      `/v1/events/${eventId}?include=discount-codes&fields[discount-code]=code,value`,
+      { token: system.admin.token },
+    );
+    expectStatus(reply, 200);
+    const [code] = reply.body.included;
+    assert.deepEqual(Object.keys(code.attributes).sort(), ["code", "value"]);
+    assert.deepEqual(code.relationships ?? {}, {});
+    // The event itself keeps every field: the fieldset names another type.
+    assert.ok(reply.body.data.attributes.name);
+  });
+
   await t.step("lists include them too", async () => {
     const reply = await system.call("GET", "/v1/events?include=discount-codes", {
       token: system.admin.token,
