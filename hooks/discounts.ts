@@ -45,9 +45,19 @@ export const plans: Record<string, Who> = {
   [`${G} > Marketer of a discount code > Get the marketer of a discount code`]: "admin",
   [`${G} > Event relationship of a discount code > Get the event linkage of a discount code`]:
     "coorganizer",
+  [`${G} > Event relationship of a discount code > Set the event linkage of a discount code`]:
+    "coorganizer",
   [`${G} > Events relationship of a discount code > Get the event linkage of an event discount code`]:
     "admin",
   [`${G} > Tickets relationship of a discount code > Get the ticket linkage of a discount code`]:
+    "coorganizer",
+  [`${G} > Tickets relationship of a discount code > Replace the tickets of a discount code > Example 1`]:
+    "coorganizer",
+  [`${G} > Tickets relationship of a discount code > Replace the tickets of a discount code > Example 2`]:
+    "outsider",
+  [`${G} > Tickets relationship of a discount code > Add tickets to a discount code`]:
+    "coorganizer",
+  [`${G} > Tickets relationship of a discount code > Remove tickets from a discount code`]:
     "coorganizer",
   [`${G} > Marketer relationship of a discount code > Get the marketer linkage of a discount code`]:
     "coorganizer",

@@ -132,6 +132,15 @@ export const catalog = {
 export const discounts = {
   service: "discounts",
   codes: resourceEndpoints("discounts", "discount-codes"),
+  /**
+   * Writes of `/v1/discount-codes/{id}/relationships/<rel>` (`params.rel`), one endpoint per
+   * verb: PATCH replaces the linkage, POST adds members, DELETE removes them.
+   */
+  codeRelationships: {
+    replace: httpEndpoint("discounts.discount-codes.relationship-replace"),
+    add: httpEndpoint("discounts.discount-codes.relationship-add"),
+    remove: httpEndpoint("discounts.discount-codes.relationship-remove"),
+  },
   /** `/v1/events/{id}/discount-codes` and `/v1/events/{id}/discount-code` (`params.rel`). */
   events: parentEndpoints("discounts", "events"),
   /** `/v1/users/{id}/discount-codes`. */

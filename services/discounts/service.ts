@@ -10,6 +10,7 @@ import type { Logger } from "@shared/log.ts";
 import { followCatalog } from "./catalog_facts.ts";
 import type { DiscountsContext } from "./context.ts";
 import { checkoutRoutes } from "./handlers/checkout.ts";
+import { codeRelationshipRoutes } from "./handlers/code_relationships.ts";
 import { codeRoutes } from "./handlers/codes.ts";
 import { parentRoutes } from "./handlers/parents.ts";
 import { redemptionRoutes } from "./handlers/redemption.ts";
@@ -49,6 +50,7 @@ export async function startDiscounts(
     },
     [
       ...codeRoutes(ctx),
+      ...codeRelationshipRoutes(ctx),
       ...parentRoutes(ctx),
       ...checkoutRoutes(ctx),
       ...redemptionRoutes(ctx),

@@ -215,6 +215,113 @@ async function createAccess(
   return { caller: caller!, event };
 }
 
+/** A change of one to-many relationship relative to the stored linkage (POST/DELETE). */
+export interface LinkChange {
+  name: "tickets" | "events";
+  op: "add" | "remove";
+  ids: string[];
+}
+
+export interface SaveCodeUpdateOptions {
+  /** The code as `guardCode` read it, and the caller it allowed. */
+  code: Row;
+  caller: Caller;
+  /** What to change: attributes and relationships a PATCH sent (replacing linkage). */
+  doc: ParsedResource;
+  /** Members added to or removed from the stored linkage, merged under the row lock. */
+  change?: LinkChange;
+}
+
+function identifiers(type: string, ids: string[]): Identifier[] {
+  return ids.map((id) => ({ type, id }));
+}
+
+/** `current` with `change` applied (its order kept, added ids last, no duplicates). */
+function applyChange(current: string[], change: LinkChange): string[] {
+  if (change.op === "remove") return current.filter((id) => !change.ids.includes(id));
+  return [...new Set([...current, ...change.ids])];
+}
+
+/**
+ * The one update path, shared by PATCH of the code and writes of its relationships: locks the
+ * row, merges the change over what is stored, checks every rule on the result, writes it and
+ * records the `updated` fact in the same transaction. The caller has checked permission.
+ */
+export async function saveCodeUpdate(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  options: SaveCodeUpdateOptions,
+): Promise<Row> {
+  const { code, caller, doc, change } = options;
+  const attrs = validateAttributes(codeUpdateAttributes, doc.attributes);
+  const usedFor = code.used_for as "event" | "ticket";
+  if (attrs["used-for"] !== undefined && attrs["used-for"] !== usedFor) {
+    throw new ConflictError("Cannot save discount code: used-for never changes", {
+      pointer: "/data/attributes/used-for",
+    });
+  }
+  checkKindRelationships(doc, usedFor);
+  if (change?.op === "add") {
+    const type = change.name === "tickets" ? "ticket" : "event";
+    checkKindRelationships({
+      attributes: {},
+      relationships: { [change.name]: identifiers(type, change.ids) },
+    }, usedFor);
+  }
+  const eventRef = one(doc, "event");
+  if (usedFor === "ticket" && eventRef !== undefined && eventRef?.id !== code.event_id) {
+    unprocessable("a code cannot move to another event", "/data/relationships/event");
+  }
+  const requestedTickets = usedFor === "ticket" ? many(doc, "tickets") : undefined;
+  const eventIds = usedFor === "event" ? many(doc, "events") : undefined;
+  const ticketChange = usedFor === "ticket" && change?.name === "tickets" ? change : undefined;
+  const eventChange = usedFor === "event" && change?.name === "events" ? change : undefined;
+  const values = updateValues(attrs);
+  // Prices come from the catalog before the transaction; tickets deleted meanwhile (not yet
+  // detached by the catalog's facts) are not the client's fault.
+  const stored = code.ticket_ids as string[];
+  const asked = requestedTickets ?? (ticketChange ? applyChange(stored, ticketChange) : stored);
+  const fetched = await ticketsOf(ctx, asked);
+  if (eventIds?.length) await checkEvents(ctx, req, eventIds, String(code.id));
+  if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, String(code.id));
+  const id = String(code.id);
+  return await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    async (tx) => {
+      // The rules hold for the row as it is now, not as it was read above: a concurrent
+      // change waits here, then checks itself against what the first one stored.
+      const locked = await lockCode(tx, id) ?? notFound("discount code", req.params.id);
+      let tickets = fetched;
+      let requested = requestedTickets;
+      if (!requested) {
+        const attached = locked.ticket_ids as string[];
+        const unseen = attached.filter((ticketId) => !asked.includes(ticketId));
+        if (unseen.length) tickets = [...fetched, ...await ticketsOf(ctx, unseen)];
+        const known = tickets.filter((ticket) => attached.includes(ticket.id)).map((t) => t.id);
+        // Added ids stay even when unknown, so the rules below refuse them.
+        requested = ticketChange ? applyChange(known, ticketChange) : known;
+        tickets = tickets.filter((ticket) => requested!.includes(ticket.id));
+        if (requested.length > MAX_LINKS) {
+          unprocessable(`tickets takes at most ${MAX_LINKS} items`, "/data/relationships/tickets");
+        }
+      }
+      const events = eventChange
+        ? applyChange(locked.event_ids as string[], eventChange)
+        : eventIds;
+      if (events && events.length > MAX_LINKS) {
+        unprocessable(`events takes at most ${MAX_LINKS} items`, "/data/relationships/events");
+      }
+      checkCode(mergeState(stateOf(locked), values, attrs.value), { requested, tickets });
+      return await updateCode(tx, id, values, {
+        ticketIds: requestedTickets ?? (ticketChange ? requested : undefined),
+        eventIds: events,
+      });
+    },
+    (row) => codeFact(caller, "updated", row),
+  );
+}
+
 export function codeRoutes(ctx: DiscountsContext): Route[] {
   const c = discounts.codes;
   return [
@@ -285,55 +392,14 @@ export function codeRoutes(ctx: DiscountsContext): Route[] {
       return renderCode(row, req, { status: 201 });
     }),
     route(c.update, async (req) => {
-      const { code, caller } = await guardCode(ctx, req, "change this discount code");
-      if (code.deleted_at) notFound("discount code", req.params.id);
+      const target = await guardCode(ctx, req, "change this discount code");
+      if (target.code.deleted_at) notFound("discount code", req.params.id);
       const doc = parseResourceDocument(req.body, {
         type: "discount-code",
-        id: String(code.id),
+        id: String(target.code.id),
         relationships,
       });
-      const attrs = validateAttributes(codeUpdateAttributes, doc.attributes);
-      const usedFor = code.used_for as "event" | "ticket";
-      if (attrs["used-for"] !== undefined && attrs["used-for"] !== usedFor) {
-        throw new ConflictError("Cannot save discount code: used-for never changes", {
-          pointer: "/data/attributes/used-for",
-        });
-      }
-      checkKindRelationships(doc, usedFor);
-      const eventRef = one(doc, "event");
-      if (usedFor === "ticket" && eventRef !== undefined && eventRef?.id !== code.event_id) {
-        unprocessable("a code cannot move to another event", "/data/relationships/event");
-      }
-      const requestedTickets = usedFor === "ticket" ? many(doc, "tickets") : undefined;
-      const eventIds = usedFor === "event" ? many(doc, "events") : undefined;
-      const values = updateValues(attrs);
-      // Prices come from the catalog before the transaction; tickets deleted meanwhile (not yet
-      // detached by the catalog's facts) are not the client's fault.
-      const asked = requestedTickets ?? (code.ticket_ids as string[]);
-      const fetched = await ticketsOf(ctx, asked);
-      if (eventIds?.length) await checkEvents(ctx, req, eventIds, String(code.id));
-      const id = String(code.id);
-      const row = await changeWithFact(
-        ctx.sql,
-        ctx.relay,
-        async (tx) => {
-          // The rules hold for the row as it is now, not as it was read above: a concurrent
-          // PATCH waits here, then checks its change against what the first one stored.
-          const locked = await lockCode(tx, id) ?? notFound("discount code", req.params.id);
-          let tickets = fetched;
-          let requested = requestedTickets;
-          if (!requested) {
-            const attached = locked.ticket_ids as string[];
-            const unseen = attached.filter((ticketId) => !asked.includes(ticketId));
-            if (unseen.length) tickets = [...fetched, ...await ticketsOf(ctx, unseen)];
-            tickets = tickets.filter((ticket) => attached.includes(ticket.id));
-            requested = tickets.map((ticket) => ticket.id);
-          }
-          checkCode(mergeState(stateOf(locked), values, attrs.value), { requested, tickets });
-          return await updateCode(tx, id, values, { ticketIds: requestedTickets, eventIds });
-        },
-        (row) => codeFact(caller, "updated", row),
-      );
+      const row = await saveCodeUpdate(ctx, req, { ...target, doc });
       return renderCode(row, req);
     }),
     route(c.delete, async (req) => {

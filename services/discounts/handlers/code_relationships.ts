@@ -1,0 +1,117 @@
+/**
+ * Writes of `/v1/discount-codes/{id}/relationships/<rel>`: PATCH replaces `tickets` or `events`,
+ * POST adds members, DELETE removes them. Each is the PATCH of the code with that relationship:
+ * the same permission (`guardCode`), and the same locked, checked, fact-recording update
+ * (`saveCodeUpdate`) on the merged state. `event` and `marketer` are not writable this way: 403,
+ * as JSON:API asks for unsupported relationship updates. The answer is 200 with the linkage.
+ */
+import { type Endpoint, type Route, route } from "@shared/bus.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  ForbiddenError,
+  UnprocessableError,
+} from "@shared/errors.ts";
+import { type Identifier, relationshipDocument } from "@shared/jsonapi.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { discounts } from "@shared/subjects.ts";
+import type { DiscountsContext } from "../context.ts";
+import { codeRelations } from "../resources.ts";
+import type { Row } from "../store/codes.ts";
+import { type LinkChange, saveCodeUpdate } from "./codes.ts";
+import { guardCode, notFound } from "./common.ts";
+
+const MAX_LINKS = 1000;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The ids of a to-many relationship document `{ data: [{ type, id }, ...] }`, deduplicated. */
+function parseLinkage(body: unknown, type: string): string[] {
+  if (!isObject(body) || !Array.isArray(body.data)) {
+    throw new BadRequestError(
+      "Cannot read relationship: the body must be an object whose data is an array",
+      { pointer: "/data" },
+    );
+  }
+  if (body.data.length > MAX_LINKS) {
+    throw new UnprocessableError(
+      `Cannot save relationship: it takes at most ${MAX_LINKS} items`,
+      { pointer: "/data" },
+    );
+  }
+  const ids = body.data.map((item: unknown, i: number) => {
+    const pointer = `/data/${i}`;
+    if (
+      !isObject(item) || typeof item.type !== "string" ||
+      (typeof item.id !== "string" && typeof item.id !== "number")
+    ) {
+      throw new BadRequestError(
+        "Cannot read relationship: each item must be an object with a string type and id",
+        { pointer },
+      );
+    }
+    if (item.type !== type) {
+      throw new ConflictError(
+        `Cannot save relationship: expected type "${type}", got "${item.type}"`,
+        { pointer: `${pointer}/type` },
+      );
+    }
+    return String(item.id);
+  });
+  return [...new Set(ids)];
+}
+
+function linkage(req: HttpRequest, row: Row, key: string, type: string): HttpReply {
+  const base = `/v1/discount-codes/${req.params.id}`;
+  const data: Identifier[] = [row[key] ?? []].flat().map((id) => ({ type, id: String(id) }));
+  return {
+    status: 200,
+    body: relationshipDocument({
+      self: `${base}/relationships/${req.params.rel}`,
+      related: `${base}/${req.params.rel}`,
+      data,
+    }),
+  };
+}
+
+/** One verb: `op` undefined replaces the linkage, otherwise adds or removes members. */
+function write(ctx: DiscountsContext, op?: LinkChange["op"]) {
+  return async function writeRelationship(req: HttpRequest): Promise<HttpReply> {
+    const name = req.params.rel;
+    const rel = codeRelations[name] ?? notFound("relationship", name);
+    const target = await guardCode(ctx, req, "change this discount code");
+    if (target.code.deleted_at) notFound("discount code", req.params.id);
+    if (name !== "tickets" && name !== "events") {
+      throw new ForbiddenError(
+        `Cannot update relationship ${name}: it is set when the code is created`,
+      );
+    }
+    const ids = parseLinkage(req.body, rel.type);
+    const row = op
+      ? await saveCodeUpdate(ctx, req, {
+        ...target,
+        doc: { attributes: {}, relationships: {} },
+        change: { name, op, ids },
+      })
+      : await saveCodeUpdate(ctx, req, {
+        ...target,
+        doc: {
+          attributes: {},
+          relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
+        },
+      });
+    return linkage(req, row, rel.key, rel.type);
+  };
+}
+
+export function codeRelationshipRoutes(ctx: DiscountsContext): Route[] {
+  const w = discounts.codeRelationships;
+  const routes: [Endpoint<HttpRequest, HttpReply>, LinkChange["op"] | undefined][] = [
+    [w.replace, undefined],
+    [w.add, "add"],
+    [w.remove, "remove"],
+  ];
+  return routes.map(([endpoint, op]) => route(endpoint, write(ctx, op)));
+}
