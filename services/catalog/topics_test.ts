@@ -321,3 +321,16 @@ Deno.test("[catalog] /v1/event-sub-topics: admin writes under a topic", async (t
     assert.ok(parent.status < 500, `GET its topic answered ${parent.status}`);
   });
 });
+
+Deno.test("[catalog] an admin purges a soft-deleted topic with ?permanent=true", async () => {
+  await using system = await startTestSystem();
+  const id = await system.createTopic("Purge me");
+  const admin = system.admin.token;
+  expectStatus(await system.call("DELETE", `/v1/event-topics/${id}`, { token: admin }), 200);
+  expectStatus(
+    await system.call("DELETE", `/v1/event-topics/${id}?permanent=true`, { token: admin }),
+    200,
+  );
+  const rows = await system.sql`select id from event_topics where id = ${id}`;
+  assert.equal(rows.length, 0, "the row is gone for good");
+});

@@ -43,9 +43,12 @@ export function viewer(caller: Caller | null): Viewer {
   return { id: caller?.id ?? null, admin: isAdmin(caller) };
 }
 
-/** `?get_trashed=true` shows soft-deleted rows, to admins only. */
+/**
+ * `?get_trashed=true` shows soft-deleted rows, to admins only; so does `?permanent=true`, so an
+ * admin can purge a row that is already soft-deleted.
+ */
 export function withTrashed(caller: Caller | null, query: Record<string, string>): boolean {
-  return query.get_trashed === "true" && isAdmin(caller);
+  return (query.get_trashed === "true" || query.permanent === "true") && isAdmin(caller);
 }
 
 /** `?permanent=true` deletes for good; only admins may ask. */

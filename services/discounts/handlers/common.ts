@@ -39,7 +39,9 @@ export async function guardCode(
 ): Promise<{ code: Row; caller: Caller }> {
   requireActor(req);
   const id = req.params.id;
-  const code = await getCode(ctx.sql, id, req.query.get_trashed === "true") ??
+  // An admin purging (`permanent=true`) may reach a code that is already soft-deleted.
+  const trashed = req.query.get_trashed === "true" || req.query.permanent === "true";
+  const code = await getCode(ctx.sql, id, trashed) ??
     notFound("discount code", id);
   if (code.used_for === "event") {
     const { caller } = await access(ctx, req.actor);
