@@ -232,3 +232,11 @@ export async function startFactRelay(sql: Sql, bus: Bus, log: Logger): Promise<F
   relay.kick();
   return relay;
 }
+
+/**
+ * True when a row came out of an update exactly as it went in: such an update announces no fact
+ * (clients send read-only attributes back unchanged; the audit log should not fill with them).
+ */
+export function unchanged(before: unknown, after: unknown): boolean {
+  return before !== undefined && JSON.stringify(before) === JSON.stringify(after);
+}

@@ -291,3 +291,35 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     for (const fact of all) assert.ok(fact.subject.startsWith("facts.catalog."));
   });
 });
+
+Deno.test("[catalog] a PATCH that changes nothing announces nothing", async () => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const event = await system.createEvent(user.token);
+  const facts = await factsOf(system, async () => {
+    // What Ember sends back after a read: the same values, read-only ones included.
+    const reply = await system.call("PATCH", `/v1/events/${event.id}`, {
+      token: user.token,
+      body: {
+        data: {
+          type: "event",
+          id: event.id,
+          attributes: {
+            name: event.resource.attributes.name,
+            timezone: event.resource.attributes.timezone,
+          },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+  });
+  assert.deepEqual(facts, []);
+  const changed = await factsOf(system, async () => {
+    const reply = await system.call("PATCH", `/v1/events/${event.id}`, {
+      token: user.token,
+      body: { data: { type: "event", id: event.id, attributes: { name: "Renamed" } } },
+    });
+    expectStatus(reply, 200);
+  });
+  assert.equal(changed.length, 1, "a real change still announces itself");
+});

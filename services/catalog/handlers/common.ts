@@ -14,7 +14,7 @@ import {
 import type { ListQuery } from "@shared/query.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { relationOwners } from "@shared/subjects.ts";
-import { changeWithFact, type NewFact } from "@shared/facts.ts";
+import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
 import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
 import type { Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
@@ -159,10 +159,18 @@ export function renderLinkage(
 export function commit<T>(
   ctx: CatalogContext,
   call: Call,
-  about: { type: string; verb: string; row?: Row; actor?: (result: T) => Caller },
+  about: {
+    type: string;
+    verb: string;
+    row?: Row;
+    actor?: (result: T) => Caller;
+    /** The row before an update: an update that changed nothing announces nothing. */
+    before?: Row;
+  },
   change: (tx: Sql) => Promise<T>,
 ): Promise<T> {
   return changeWithFact(ctx.sql, ctx.relay, change, (result) => {
+    if (about.before && unchanged(about.before, result)) return null;
     const data = (result as Row | undefined) ?? about.row ?? {};
     const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
     return fact(actor, about.type, about.verb, data);

@@ -275,7 +275,7 @@ export function eventRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "event", verb: "updated" },
+          { type: "event", verb: "updated", before: existing },
           (tx) => updateEvent(tx, eventId, values),
         );
         return renderOne(eventDef, row, call.req);

@@ -204,7 +204,7 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "users-events-role", verb: "updated" },
+          { type: "users-events-role", verb: "updated", before: grant },
           (tx) => updateGrant(tx, String(grant.id), role),
         );
         return renderOne(usersEventsRoleDef, row, call.req);

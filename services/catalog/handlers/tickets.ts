@@ -174,7 +174,7 @@ export function ticketRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "ticket", verb: "updated" },
+          { type: "ticket", verb: "updated", before: ticket },
           (tx) => updateTicket(tx, String(ticket.id), values),
         );
         return renderOne(ticketDef, row, call.req);

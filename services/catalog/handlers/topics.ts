@@ -134,7 +134,7 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "event-topic", verb: "updated" },
+          { type: "event-topic", verb: "updated", before: existing },
           (tx) => updateTopic(tx, "event_topics", String(existing.id), values),
         );
         return renderOne(eventTopicDef, row, call.req);
@@ -287,7 +287,7 @@ export function topicRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "event-sub-topic", verb: "updated" },
+          { type: "event-sub-topic", verb: "updated", before: existing },
           (tx) => updateTopic(tx, "event_sub_topics", String(existing.id), values),
         );
         return renderOne(eventSubTopicDef, row, call.req);

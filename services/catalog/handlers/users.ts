@@ -236,7 +236,7 @@ export function userRoutes(ctx: CatalogContext): Route[] {
         const row = await commit(
           ctx,
           call,
-          { type: "user", verb: "updated" },
+          { type: "user", verb: "updated", before: user },
           async (tx) => {
             await keepASuperAdmin(tx, user, values.is_super_admin === false);
             return await updateUser(tx, String(user.id), values);

@@ -5,7 +5,7 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
-import { changeWithFact } from "@shared/facts.ts";
+import { changeWithFact, unchanged } from "@shared/facts.ts";
 import {
   type Identifier,
   type ParsedResource,
@@ -285,6 +285,7 @@ export async function saveCodeUpdate(
   if (eventIds?.length) await checkEvents(ctx, req, eventIds, String(code.id));
   if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, String(code.id));
   const id = String(code.id);
+  let before: Row | undefined;
   return await changeWithFact(
     ctx.sql,
     ctx.relay,
@@ -292,6 +293,7 @@ export async function saveCodeUpdate(
       // The rules hold for the row as it is now, not as it was read above: a concurrent
       // change waits here, then checks itself against what the first one stored.
       const locked = await lockCode(tx, id) ?? notFound("discount code", req.params.id);
+      before = locked;
       let tickets = fetched;
       let requested = requestedTickets;
       if (!requested) {
@@ -318,7 +320,7 @@ export async function saveCodeUpdate(
         eventIds: events,
       });
     },
-    (row) => codeFact(caller, "updated", row),
+    (row) => unchanged(before, row) ? null : codeFact(caller, "updated", row),
   );
 }
 
