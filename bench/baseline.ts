@@ -7,9 +7,10 @@
  *
  * Run as its own process: `PORT=8090 DATABASE_URL=... deno run -A bench/baseline.ts`.
  */
-import { Hono } from "hono";
+import type { Hono } from "hono";
+import { baselineApp, jsonApiResponse } from "./setup.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { NotFoundError, toErrorObjects } from "@shared/errors.ts";
+import { NotFoundError } from "@shared/errors.ts";
 import { listDocument, singleDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { queryOf } from "../gateway/forward.ts";
@@ -23,13 +24,8 @@ import { SCHEMA } from "../services/catalog/service.ts";
 import { getEvent } from "../services/catalog/store/events.ts";
 import { listTopics } from "../services/catalog/store/topics.ts";
 
-const JSONAPI = "application/vnd.api+json";
 /** Anonymous callers see published events only, as in the catalog. */
 const anonymous = { id: null, admin: false };
-
-function jsonApi(body: object, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": JSONAPI } });
-}
 
 /**
  * The two read routes on `sql` (a pool on the catalog's schema).
@@ -41,12 +37,12 @@ function jsonApi(body: object, status = 200): Response {
  * ```
  */
 export function createBaselineApp(sql: Sql): Hono {
-  const app = new Hono();
+  const app = baselineApp();
   app.get("/v1/event-topics", async (c) => {
     const raw = queryOf(c.req.url);
     const query = parseListQuery(raw, eventTopicQuery);
     const result = await listTopics(sql, "event_topics", query, { withTrashed: false });
-    return jsonApi(listDocument(eventTopicDef, result.rows, {
+    return jsonApiResponse(listDocument(eventTopicDef, result.rows, {
       path: c.req.path,
       query: raw,
       count: result.count,
@@ -59,11 +55,9 @@ export function createBaselineApp(sql: Sql): Hono {
     const query = parseSingleQuery(queryOf(c.req.url), eventQuery);
     const row = await getEvent(sql, id, { viewer: anonymous, withTrashed: false });
     if (!row) throw new NotFoundError(`Cannot find event ${JSON.stringify(id)}`);
-    return jsonApi(singleDocument(eventDef, row, { self: c.req.path, fields: query.fields }));
-  });
-  app.onError((error) => {
-    const objects = toErrorObjects(error);
-    return jsonApi({ errors: objects, jsonapi: { version: "1.0" } }, Number(objects[0].status));
+    return jsonApiResponse(
+      singleDocument(eventDef, row, { self: c.req.path, fields: query.fields }),
+    );
   });
   return app;
 }

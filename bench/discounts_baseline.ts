@@ -7,9 +7,10 @@
  *
  * Run as its own process: `PORT=8091 DATABASE_URL=... deno run -A bench/discounts_baseline.ts`.
  */
-import { Hono } from "hono";
+import type { Hono } from "hono";
+import { baselineApp, jsonApiResponse } from "./setup.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { NotFoundError, toErrorObjects, UnprocessableError } from "@shared/errors.ts";
+import { NotFoundError, UnprocessableError } from "@shared/errors.ts";
 import { singleDocument } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import { queryOf } from "../gateway/forward.ts";
@@ -21,16 +22,11 @@ import { CODE_PATTERN } from "../services/discounts/rules.ts";
 import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
 import { findByText } from "../services/discounts/store/codes.ts";
 
-const JSONAPI = "application/vnd.api+json";
 const anonymous = { id: null, admin: false };
-
-function jsonApi(body: object, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": JSONAPI } });
-}
 
 /** The lookup route on two pools: the catalog's schema and the discounts schema. */
 export function createDiscountsBaselineApp(catalogSql: Sql, discountsSql: Sql): Hono {
-  const app = new Hono();
+  const app = baselineApp();
   app.get("/v1/events/:id/discount-codes/:code", async (c) => {
     const query = parseSingleQuery(queryOf(c.req.url), codeQuery);
     const id = c.req.param("id");
@@ -43,11 +39,9 @@ export function createDiscountsBaselineApp(catalogSql: Sql, discountsSql: Sql): 
     if (!code) throw new NotFoundError(`Cannot find discount code ${JSON.stringify(text)}`);
     const why = unusable(code);
     if (why) throw new UnprocessableError(`Cannot use discount code ${code.code}: ${why}`);
-    return jsonApi(singleDocument(codeDef, code, { self: c.req.path, fields: query.fields }));
-  });
-  app.onError((error) => {
-    const objects = toErrorObjects(error);
-    return jsonApi({ errors: objects, jsonapi: { version: "1.0" } }, Number(objects[0].status));
+    return jsonApiResponse(
+      singleDocument(codeDef, code, { self: c.req.path, fields: query.fields }),
+    );
   });
   return app;
 }

@@ -3,6 +3,8 @@
  * created through the API, a process of our own, and clean-up of the database and the fact
  * stream afterwards.
  */
+import { Hono } from "hono";
+import { toErrorObjects } from "@shared/errors.ts";
 import postgres from "postgres";
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
@@ -220,4 +222,25 @@ export function benchSettings(label: string): BenchSettings {
       LOG_LEVEL: "error",
     },
   };
+}
+
+/** A JSON:API response, as the gateway sends it. */
+export function jsonApiResponse(body: object, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": JSONAPI },
+  });
+}
+
+/** A Hono app for a baseline: errors rendered as JSON:API documents, as the gateway does. */
+export function baselineApp(): Hono {
+  const app = new Hono();
+  app.onError((error) => {
+    const objects = toErrorObjects(error);
+    return jsonApiResponse(
+      { errors: objects, jsonapi: { version: "1.0" } },
+      Number(objects[0].status),
+    );
+  });
+  return app;
 }

@@ -9,6 +9,7 @@
 import { hooks, type Transaction } from "./hooks.ts";
 import { createUser, tokenFor } from "./factories.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
+import { ACTIVITY_COLUMNS, type NewActivity } from "../services/audit/store/activities.ts";
 
 /** The audit service's schema (services/audit/service.ts `SCHEMA`). */
 export const AUDIT_SCHEMA = "audit";
@@ -72,7 +73,7 @@ async function resetAudit(sql: Sql): Promise<void> {
 async function insertActivities(sql: Sql): Promise<string[]> {
   const ids: string[] = [];
   for (const [actor, actorId, time, action, type, verb, resourceId] of ACTIVITIES) {
-    const row = {
+    const row: NewActivity = {
       fact_id: crypto.randomUUID(),
       actor,
       actor_id: actorId,
@@ -84,20 +85,9 @@ async function insertActivities(sql: Sql): Promise<string[]> {
       resource_type: type,
       resource_id: resourceId,
     };
+    // One row at a time, in order: the transactions expect ids 1-4.
     const [{ id }] = await sql`insert into ${sql(`${AUDIT_SCHEMA}.activities`)} ${
-      sql(
-        row,
-        "fact_id",
-        "actor",
-        "actor_id",
-        "occurred_at",
-        "action",
-        "service",
-        "type",
-        "verb",
-        "resource_type",
-        "resource_id",
-      )
+      sql(row, ...ACTIVITY_COLUMNS)
     } returning id`;
     ids.push(String(id));
   }

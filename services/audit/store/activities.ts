@@ -19,7 +19,8 @@ export interface NewActivity {
   resource_id: string;
 }
 
-const COLUMNS = [
+/** The columns of an activity, in insert order (also used by the Dredd fixtures). */
+export const ACTIVITY_COLUMNS = [
   "fact_id",
   "actor",
   "actor_id",
@@ -38,7 +39,7 @@ const COLUMNS = [
  */
 export async function insertActivities(sql: Sql, rows: NewActivity[]): Promise<number> {
   if (!rows.length) return 0;
-  const result = await sql`insert into activities ${sql(rows, ...COLUMNS)}
+  const result = await sql`insert into activities ${sql(rows, ...ACTIVITY_COLUMNS)}
     on conflict (fact_id) do nothing`;
   return result.count;
 }

@@ -68,7 +68,7 @@ export const deletedReply: HttpReply = {
 };
 
 /** Relationships of `rows` that `include` asks for but another service owns. */
-export function foreignRelationsOf(
+function foreignRelationsOf(
   type: string,
   rows: Row[],
   include: string[] | undefined,

@@ -60,7 +60,7 @@ const writableRelationships = {
 };
 
 /** The event named by `{id}` (id or identifier), if the caller may see it. */
-export async function eventOr404(ctx: CatalogContext, call: Call, key = call.req.params.id) {
+async function eventOr404(ctx: CatalogContext, call: Call, key = call.req.params.id) {
   return await getEvent(ctx.sql, key, {
     viewer: viewer(call.caller),
     withTrashed: withTrashed(call.caller, call.req.query),

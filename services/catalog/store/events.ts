@@ -10,7 +10,7 @@ export interface Viewer {
   admin: boolean;
 }
 
-export function visibleEvents(sql: Sql, viewer: Viewer): Fragment {
+function visibleEvents(sql: Sql, viewer: Viewer): Fragment {
   if (viewer.admin) return sql`true`;
   if (!viewer.id) return sql`events.state = 'published'`;
   return sql`(events.state = 'published' or exists (
