@@ -64,7 +64,45 @@ function field(row: unknown, key: string): unknown {
   return (row as Record<string, unknown>)[key];
 }
 
-function linkage(def: RelationshipDef, row: unknown): Identifier | Identifier[] | null | undefined {
+/**
+ * Where a row carries linkage that is not one of its columns: the ids of the rows an `include`
+ * loaded for a to-many relationship (an event's tickets). A symbol, so it never leaks as a field.
+ */
+const includedLinkage = Symbol("includedLinkage");
+
+type LinkedRow = { [includedLinkage]?: Record<string, string[]> };
+
+/**
+ * Records on `row` which related ids an `include` loaded for its relationship `name`, so the
+ * resource built from it carries that linkage as `data` (JSON:API full linkage).
+ *
+ * @example
+ * ```ts
+ * import { setIncludedLinkage, toResource } from "@shared/jsonapi.ts";
+ * const def = {
+ *   type: "event",
+ *   collection: "events",
+ *   attributes: {},
+ *   relationships: { tickets: { type: "ticket", many: true } },
+ * };
+ * const row = { id: 3 };
+ * setIncludedLinkage(row, "tickets", ["7", "8"]);
+ * toResource(def, row).relationships; // { tickets: { links: {...}, data: [{ type: "ticket", id: "7" }, ...] } }
+ * ```
+ */
+export function setIncludedLinkage(row: object, name: string, ids: string[]): void {
+  const linked = row as LinkedRow;
+  linked[includedLinkage] = { ...linked[includedLinkage], [name]: ids };
+}
+
+function linkage(
+  name: string,
+  def: RelationshipDef,
+  row: unknown,
+): Identifier | Identifier[] | null | undefined {
+  const loaded = (row as LinkedRow)[includedLinkage]?.[name];
+  if (loaded && def.many) return loaded.map((id) => ({ type: def.type, id }));
+  if (loaded) return loaded.length ? { type: def.type, id: loaded[0] } : null;
   if (!def.key) return undefined;
   const value = field(row, def.key);
   if (def.many) {
@@ -113,7 +151,7 @@ export function toResource<Row>(
     const entry: Record<string, unknown> = {
       links: { self: `${self}/relationships/${name}`, related: `${self}/${name}` },
     };
-    const data = linkage(rel, row);
+    const data = linkage(name, rel, row);
     if (data !== undefined) entry.data = data;
     relationships[name] = entry;
   }

@@ -25,7 +25,7 @@ Deno.test("[payments] GET /v1/events/{id}?include=stripe-authorization brings it
   await t.step("a co-organizer sees the event but not the authorization", async () => {
     const reply = await p.call("GET", path, { token: cast.coorganizer.token });
     expectStatus(reply, 200);
-    assert.equal(reply.body.data.relationships["stripe-authorization"].data, undefined);
+    assert.equal(reply.body.data.relationships["stripe-authorization"].data, null);
     assert.deepEqual(reply.body.included ?? [], []);
   });
 });

@@ -3,7 +3,12 @@
  * related rows of a page of parents in one query. Visibility rules still apply (a draft event
  * is never included for someone who may not see it; other people's emails never appear).
  */
-import { type ResourceDef, type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import {
+  type ResourceDef,
+  type ResourceObject,
+  setIncludedLinkage,
+  toResource,
+} from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { type Caller, type CatalogContext, isAdmin } from "../context.ts";
 import type { Row } from "../store/common.ts";
@@ -23,11 +28,17 @@ import {
 } from "../resources.ts";
 import { viewer } from "./common.ts";
 
-type Loader = (
-  ctx: CatalogContext,
-  caller: Caller | null,
-  parents: Row[],
-) => Promise<{ def: ResourceDef<Row>; rows: Row[] }>;
+interface Loaded {
+  def: ResourceDef<Row>;
+  rows: Row[];
+  /**
+   * For a to-many include: the column of a loaded row naming its parent's id. The parents get
+   * that linkage as `data`, so the included rows are reachable (to-one linkage is a column).
+   */
+  backKey?: string;
+}
+
+type Loader = (ctx: CatalogContext, caller: Caller | null, parents: Row[]) => Promise<Loaded>;
 
 const ids = (rows: Row[], key: string) =>
   [...new Set(rows.map((row) => row[key]).filter((v) => v !== null && v !== undefined))].map(
@@ -57,6 +68,7 @@ const loaders: Record<string, Record<string, Loader>> = {
     "tickets": async (ctx, _c, parents) => ({
       def: ticketDef,
       rows: await ticketsOf(ctx.sql, ids(parents, "id")),
+      backKey: "event_id",
     }),
     "owner": usersBy("owner_id"),
   },
@@ -64,6 +76,7 @@ const loaders: Record<string, Record<string, Loader>> = {
     "event-sub-topics": async (ctx, _c, parents) => ({
       def: eventSubTopicDef,
       rows: await subTopicsOf(ctx.sql, ids(parents, "id")),
+      backKey: "event_topic_id",
     }),
   },
   "event-sub-topic": {
@@ -91,7 +104,22 @@ const loaders: Record<string, Record<string, Loader>> = {
   },
 };
 
-/** The `included` array for `query.include` on rows of `type`. */
+/** Gives each parent the ids of its loaded children under the relationship `name`. */
+function linkChildren(parents: Row[], name: string, loaded: Loaded): void {
+  const byParent = new Map<string, string[]>();
+  for (const row of loaded.rows) {
+    const parentId = String(row[loaded.backKey!]);
+    byParent.set(parentId, [...byParent.get(parentId) ?? [], String(row.id)]);
+  }
+  for (const parent of parents) {
+    setIncludedLinkage(parent, name, byParent.get(String(parent.id)) ?? []);
+  }
+}
+
+/**
+ * The `included` array for `query.include` on rows of `type`. Parents of a to-many include are
+ * marked with the linkage of what was loaded for them (see `setIncludedLinkage`).
+ */
 export async function loadIncluded(
   ctx: CatalogContext,
   caller: Caller | null,
@@ -104,8 +132,9 @@ export async function loadIncluded(
     query.include.map((path) => loaders[type]?.[path]?.(ctx, caller, parents)),
   );
   const out: ResourceObject[] = [];
-  for (const group of groups) {
+  for (const [index, group] of groups.entries()) {
     if (!group) continue;
+    if (group.backKey) linkChildren(parents, query.include[index], group);
     for (const row of group.rows) {
       const def = group.def.type === "user" ? userDefFor(caller, row) : group.def;
       out.push(toResource(def, row, { fields: query.fields[def.type] }));

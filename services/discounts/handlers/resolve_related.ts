@@ -2,7 +2,8 @@
  * `discounts.resolve-related`: an event's `discount-codes` (its ticket codes, for its
  * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), and a
  * ticket's `discount-codes` (for the co-organizers of its event), for `include` on events and
- * tickets. Where the actor may not manage the codes, the linkage stays unknown (left out).
+ * tickets. Where the actor may not manage the codes, the linkage is empty (`[]` or `null`),
+ * matching what is included for that parent (nothing): the document stays fully linked.
  */
 import { type Route, route } from "@shared/bus.ts";
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
@@ -16,7 +17,11 @@ type Identifier = { type: string; id: string };
 export function resolveRelatedRoutes(ctx: DiscountsContext): Route[] {
   return [
     route(discounts.resolveRelated, async ({ actor, parentType, relationship, parentIds }) => {
-      const linkage: Record<string, Identifier[] | Identifier | null> = {};
+      // Until the actor proves allowed, each parent links to nothing (nothing is included for it).
+      const empty = relationship === "discount-code" ? null : [];
+      const linkage: Record<string, Identifier[] | Identifier | null> = Object.fromEntries(
+        parentIds.map((id) => [id, empty]),
+      );
       const data: ResourceObject[] = [];
       if (!actor) return { linkage, data };
       if (parentType === "ticket" && relationship === "discount-codes") {

@@ -1,7 +1,8 @@
 /**
  * `payments.resolve-related`: the `stripe-authorization` of events, for `include` on events
  * (the catalog names the events; the gateway asks here). Only events the actor organizes get
- * theirs; for the others the linkage stays unknown (left out).
+ * theirs; the others get `null` linkage, matching what is included for them (nothing), so the
+ * compound document stays fully linked without telling whether an authorization exists.
  */
 import { type Route, route } from "@shared/bus.ts";
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
@@ -16,10 +17,12 @@ export function resolveRelatedRoutes(ctx: PaymentsContext): Route[] {
     route(payments.resolveRelated, async ({ actor, parentType, relationship, parentIds }) => {
       const linkage: Record<string, { type: string; id: string } | null> = {};
       const data: ResourceObject[] = [];
-      if (!actor || parentType !== "event" || relationship !== "stripe-authorization") {
+      if (parentType !== "event" || relationship !== "stripe-authorization") {
         return { linkage, data };
       }
+      if (!actor) return { linkage: Object.fromEntries(parentIds.map((id) => [id, null])), data };
       for (const eventId of new Set(parentIds)) {
+        linkage[eventId] = null;
         const { caller, event } = await askAccess(ctx.bus, actor, eventId);
         if (!caller || !event || !isOrganizer(caller, event)) continue;
         const row = await getAuthorizationOfEvent(ctx.sql, event.id);
