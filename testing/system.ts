@@ -32,6 +32,7 @@ import { createLogger, type LogLevel } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { createApp } from "../gateway/app.ts";
+import { assertJsonApi, isJsonApiMediaType } from "./jsonapi_validity.ts";
 import type { GatewayEnv } from "../gateway/env.ts";
 import { ensureFirstAdmin } from "../services/catalog/admin.ts";
 import {
@@ -179,6 +180,10 @@ export function caller(app: Hono<GatewayEnv>) {
       parsed = text ? JSON.parse(text) : null;
     } catch {
       parsed = null;
+    }
+    // Every JSON:API body a test sees must be valid JSON:API 1.0 with full linkage.
+    if (parsed !== null && isJsonApiMediaType(response.headers.get("Content-Type"))) {
+      assertJsonApi(parsed, `${method} ${path}`);
     }
     return { status: response.status, headers: response.headers, body: parsed, text };
   };
