@@ -18,6 +18,7 @@ const HOOK_FILES = [
   "hooks/audit.ts",
   "hooks/payments.ts",
   "hooks/discounts.ts",
+  "hooks/jsonapi_validity.ts",
 ];
 const DREDD = "npm:dredd@14.1.0";
 
