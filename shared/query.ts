@@ -18,6 +18,7 @@
  * ```
  */
 import { BadRequestError } from "./errors.ts";
+import { booleanFromText } from "./schemas/lenient.ts";
 
 export type FieldType = "string" | "integer" | "number" | "boolean" | "datetime";
 
@@ -129,10 +130,12 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
       if (typeof n === "number" && Number.isFinite(n)) return n;
       throw fail();
     }
-    case "boolean":
-      if (typeof value === "boolean") return value;
-      if (value === "true" || value === "false") return value === "true";
+    case "boolean": {
+      // The spellings the original's serializer took ("True", "1", 0, ...), as in request bodies.
+      const flag = booleanFromText(value);
+      if (typeof flag === "boolean") return flag;
       throw fail();
+    }
     case "datetime": {
       if (typeof value === "string" && isoDateTime.test(value)) {
         const date = new Date(value);

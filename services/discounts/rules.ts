@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { type ErrorObject, UnprocessableError } from "@shared/errors.ts";
 import { dateTime } from "@shared/schemas/catalog.ts";
+import { lenientBoolean, lenientNumber } from "@shared/schemas/lenient.ts";
 import type { ticketInfoSchema } from "@shared/subjects.ts";
 import { formatCents, toCents } from "./money.ts";
 
@@ -38,7 +39,9 @@ const valueCents = z.unknown().transform((input, ctx) => {
 
 // The bounds first, and each stops the checks: int() alone would also report its own limit
 // (2^53 - 1) for a huge number, a second error citing a limit that is not ours.
-const count = z.number().min(0, { abort: true }).max(MAX_INT, { abort: true }).int();
+const count = lenientNumber(
+  z.number().min(0, { abort: true }).max(MAX_INT, { abort: true }).int(),
+);
 const url = z.url({
   protocol: /^https?$/,
   message: "Cannot save discount code: discount-url must be an absolute http(s) URL",
@@ -49,7 +52,7 @@ export const codeCreateAttributes = z.object({
   "discount-url": url.nullish(),
   "value": valueCents,
   "type": z.enum(["amount", "percent"]),
-  "is-active": z.boolean().nullish(),
+  "is-active": lenientBoolean().nullish(),
   "tickets-number": count.nullish(),
   "min-quantity": count.nullish(),
   "max-quantity": count.nullish(),

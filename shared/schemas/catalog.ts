@@ -9,6 +9,7 @@
  * ```
  */
 import { z } from "zod";
+import { lenientBoolean, lenientNumber } from "./lenient.ts";
 
 /** A timezone-aware ISO 8601 date-time, read as a Date. */
 export const dateTime = z.iso.datetime({
@@ -51,8 +52,8 @@ export const userCreateAttributes = z.object({
   "password": password,
   "first-name": optionalText(255),
   "last-name": optionalText(255),
-  "is-admin": z.boolean().optional(),
-  "is-super-admin": z.boolean().optional(),
+  "is-admin": lenientBoolean().optional(),
+  "is-super-admin": lenientBoolean().optional(),
 });
 
 export const userUpdateAttributes = userCreateAttributes.partial();
@@ -66,7 +67,7 @@ export const eventAttributes = z.object({
   "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").default("UTC"),
   "state": z.enum(["draft", "published"]).default("draft"),
   "privacy": z.enum(["public", "private"]).default("public"),
-  "can-pay-by-stripe": z.boolean().default(false),
+  "can-pay-by-stripe": lenientBoolean().default(false),
 });
 
 export const eventUpdateAttributes = z.object({
@@ -78,7 +79,7 @@ export const eventUpdateAttributes = z.object({
   "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").optional(),
   "state": z.enum(["draft", "published"]).optional(),
   "privacy": z.enum(["public", "private"]).optional(),
-  "can-pay-by-stripe": z.boolean().optional(),
+  "can-pay-by-stripe": lenientBoolean().optional(),
 });
 
 export const eventTopicAttributes = z.object({
@@ -90,27 +91,27 @@ export const eventTopicAttributes = z.object({
 export const eventSubTopicAttributes = z.object({ "name": text(255) });
 
 /** Money as clients send it: a number or a numeric string, at most 2 decimals. */
-export const money = z.union([z.number(), z.string().trim().regex(/^\d+(\.\d+)?$/)])
-  .transform(Number)
-  .pipe(
-    z.number().min(0, "must be at least 0").max(9_999_999_999.99, "is too large")
-      .refine(
-        (n) => Math.round(n * 100) === Number((n * 100).toFixed(6)),
-        "has more than 2 decimals",
-      ),
-  );
+export const money = lenientNumber(
+  z.number().min(0, "must be at least 0").max(9_999_999_999.99, "is too large")
+    .refine(
+      (n) => Math.round(n * 100) === Number((n * 100).toFixed(6)),
+      "has more than 2 decimals",
+    ),
+);
+
+const ticketQuantity = lenientNumber(z.number().int().min(0).max(10_000_000));
 
 export const ticketAttributes = z.object({
   "name": text(255),
   "description": optionalText(20_000),
   "type": z.enum(["free", "paid", "donation"]),
   "price": money.default(0),
-  "quantity": z.number().int().min(0).max(10_000_000).default(100),
+  "quantity": ticketQuantity.default(100),
   "sales-starts-at": dateTime.nullish(),
   "sales-ends-at": dateTime.nullish(),
 });
 
 export const ticketUpdateAttributes = ticketAttributes.partial().extend({
   "price": money.optional(),
-  "quantity": z.number().int().min(0).max(10_000_000).optional(),
+  "quantity": ticketQuantity.optional(),
 });

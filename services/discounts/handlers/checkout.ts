@@ -8,6 +8,7 @@ import { BadRequestError, NotFoundError, UnprocessableError } from "@shared/erro
 import { validateAttributes } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
+import { lenientNumber } from "@shared/schemas/lenient.ts";
 import { catalogInternal, discounts } from "@shared/subjects.ts";
 import { z } from "zod";
 import { access, type DiscountsContext } from "../context.ts";
@@ -74,7 +75,7 @@ const idText = z.union([z.string().max(32), z.number().int()]).transform(String)
 const previewSchema = z.object({
   tickets: z.array(z.object({
     id: idText,
-    quantity: z.number().int().min(0).max(100_000).default(1),
+    quantity: lenientNumber(z.number().int().min(0).max(100_000)).default(1),
   })).min(1).max(100),
   /** The code by id (as the original's clients send it). */
   "discount-code": idText.nullish(),

@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus } from "../../testing/system.ts";
+import { startDiscountsSystem } from "./_test_utils.ts";
+
+Deno.test("[discounts] POST /v1/discount-codes takes numbers and booleans sent as strings", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: "30",
+  });
+
+  await t.step("as the original's documentation sends them; answered with real types", async () => {
+    const reply = await system.postCode(cast.owner.token, {
+      eventId,
+      ticketIds: [ticketId],
+      attributes: {
+        "value": "10.5",
+        "tickets-number": "404",
+        "min-quantity": "0",
+        "max-quantity": "100",
+        "is-active": "false",
+      },
+    });
+    expectStatus(reply, 201);
+    const attributes = reply.body.data.attributes;
+    assert.equal(attributes.value, 10.5);
+    assert.equal(attributes["tickets-number"], 404);
+    assert.equal(attributes["min-quantity"], 0);
+    assert.equal(attributes["is-active"], false);
+  });
+
+  await t.step("PATCH takes them too", async () => {
+    const id = await system.createCode(cast.owner.token, { eventId, ticketIds: [ticketId] });
+    const reply = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token: cast.owner.token,
+      body: {
+        data: { type: "discount-code", id, attributes: { "is-active": "0", "max-quantity": "5" } },
+      },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["is-active"], false);
+    assert.equal(reply.body.data.attributes["max-quantity"], 5);
+  });
+
+  for (const bad of ["4.5", "abc", ""]) {
+    await t.step(`tickets-number ${JSON.stringify(bad)} stays a 422 with its pointer`, async () => {
+      const reply = await system.postCode(cast.owner.token, {
+        eventId,
+        ticketIds: [ticketId],
+        attributes: { "tickets-number": bad },
+      });
+      expectError(reply, 422, { pointer: "/data/attributes/tickets-number" });
+    });
+  }
+  await t.step(`is-active "yes please" stays a 422 with its pointer`, async () => {
+    const reply = await system.postCode(cast.owner.token, {
+      eventId,
+      ticketIds: [ticketId],
+      attributes: { "is-active": "yes please" },
+    });
+    expectError(reply, 422, { pointer: "/data/attributes/is-active" });
+  });
+});
