@@ -52,9 +52,10 @@ export class ApiError extends Error {
     super(detail, { cause: options.cause });
     this.name = new.target.name;
     const source: ErrorSource = {};
-    if (options.pointer) source.pointer = options.pointer;
-    if (options.parameter) source.parameter = options.parameter;
-    if (options.header) source.header = options.header;
+    // "" is a real value: the document root, or a query parameter with an empty name.
+    if (options.pointer !== undefined) source.pointer = options.pointer;
+    if (options.parameter !== undefined) source.parameter = options.parameter;
+    if (options.header !== undefined) source.header = options.header;
     if (Object.keys(source).length) this.source = source;
     this.more = options.more ?? [];
   }

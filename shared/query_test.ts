@@ -227,6 +227,7 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
 Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t) => {
   const cases: [string, Record<string, string>, string][] = [
     ["an unknown parameter", { color: "red" }, "color"],
+    ["a parameter with an empty name", { "": "1" }, ""],
     ["a non-numeric page size", { "page[size]": "ten" }, "page[size]"],
     ["a negative page size", { "page[size]": "-1" }, "page[size]"],
     ["a fractional page size", { "page[size]": "1.5" }, "page[size]"],

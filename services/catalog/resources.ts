@@ -8,6 +8,11 @@ import type { QuerySpec } from "@shared/query.ts";
 type Row = Record<string, unknown>;
 
 const isoOrNull = (value: unknown) => value instanceof Date ? value.toISOString() : value ?? null;
+/** Attributes the original's clients read but our design has no state for (README, differences). */
+const alwaysNull = () => null;
+const alwaysFalse = () => false;
+/** Image attributes of the original (we store no images): always null. */
+const images = (...names: string[]) => Object.fromEntries(names.map((name) => [name, alwaysNull]));
 
 export const userDef: ResourceDef<Row> = {
   type: "user",
@@ -18,8 +23,17 @@ export const userDef: ResourceDef<Row> = {
     "last-name": "last_name",
     "is-admin": "is_admin",
     "is-super-admin": "is_super_admin",
+    "is-sales-admin": alwaysFalse,
+    "is-marketer": alwaysFalse,
     "created-at": "created_at",
     "deleted-at": "deleted_at",
+    ...images(
+      "avatar-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "small-image-url",
+      "icon-image-url",
+    ),
   },
   relationships: {
     "events": { type: "event", many: true },
@@ -31,13 +45,24 @@ export const userDef: ResourceDef<Row> = {
 /** Other people see a user's name only: emails and flags are not public. */
 export const publicUserDef: ResourceDef<Row> = {
   ...userDef,
-  attributes: { "first-name": "first_name", "last-name": "last_name" },
+  attributes: {
+    "first-name": "first_name",
+    "last-name": "last_name",
+    ...images(
+      "avatar-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "small-image-url",
+      "icon-image-url",
+    ),
+  },
 };
 
 export const roleDef: ResourceDef<Row> = {
   type: "role",
   collection: "roles",
-  attributes: { "name": "name", "title-name": "title_name" },
+  // Roles are fixed rows, never deleted.
+  attributes: { "name": "name", "title-name": "title_name", "deleted-at": alwaysNull },
 };
 
 export const usersEventsRoleDef: ResourceDef<Row> = {
@@ -68,6 +93,16 @@ export const eventDef: ResourceDef<Row> = {
     "is-stripe-linked": "is_stripe_linked",
     "created-at": "created_at",
     "deleted-at": "deleted_at",
+    "external-event-url": alwaysNull,
+    "is-event-online": alwaysFalse,
+    "is-featured": alwaysFalse,
+    ...images(
+      "logo-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "large-image-url",
+      "icon-image-url",
+    ),
   },
   relationships: {
     "event-topic": { type: "event-topic", key: "event_topic_id" },
@@ -126,6 +161,11 @@ export const ticketDef: ResourceDef<Row> = {
     "sales-ends-at": (row) => isoOrNull(row.sales_ends_at),
     "created-at": "created_at",
     "deleted-at": "deleted_at",
+    // No hidden tickets and no per-order limits beyond the stock: what the original's order
+    // form reads, derived.
+    "is-hidden": alwaysFalse,
+    "min-order": () => 1,
+    "max-order": "quantity",
   },
   relationships: {
     "event": { type: "event", key: "event_id" },
@@ -140,8 +180,11 @@ const sparse = (def: ResourceDef<Row>) => ({
 });
 const trash = ["get_trashed"];
 
+const id = { column: "id", type: "integer" } as const;
+
 export const userQuery: QuerySpec = {
   fields: {
+    "id": id,
     "email": { column: "email", type: "string" },
     "first-name": { column: "first_name", type: "string" },
     "last-name": { column: "last_name", type: "string" },
@@ -154,18 +197,28 @@ export const userQuery: QuerySpec = {
   extra: trash,
 };
 
-/** Three fixed roles: no filters or sorts to offer. */
-export const roleQuery: QuerySpec = { fields: {}, sparse: sparse(roleDef) };
+/** Three fixed roles; their name is their id. */
+export const roleQuery: QuerySpec = {
+  fields: {
+    "id": { column: "name", type: "string" },
+    "name": { column: "name", type: "string" },
+    "title-name": { column: "title_name", type: "string" },
+  },
+  sparse: sparse(roleDef),
+  defaultSort: [{ column: "name", desc: false }],
+};
 
 export const usersEventsRoleQuery: QuerySpec = {
-  fields: { "created-at": created },
+  fields: { "id": id, "created-at": created },
   includes: ["user", "event", "role"],
   sparse: { ...sparse(usersEventsRoleDef), ...sparse(publicUserDef), ...sparse(roleDef) },
 };
 
 export const eventQuery: QuerySpec = {
   fields: {
+    "id": id,
     "name": { column: "name", type: "string" },
+    "description": { column: "description", type: "string" },
     "identifier": { column: "identifier", type: "string" },
     "starts-at": { column: "starts_at", type: "datetime" },
     "ends-at": { column: "ends_at", type: "datetime" },
@@ -203,7 +256,9 @@ export const eventQuery: QuerySpec = {
 
 export const eventTopicQuery: QuerySpec = {
   fields: {
+    "id": id,
     "name": { column: "name", type: "string" },
+    "system-image-url": { column: "system_image_url", type: "string" },
     "slug": { column: "slug", type: "string" },
     "created-at": created,
     "deleted-at": deleted,
@@ -215,6 +270,7 @@ export const eventTopicQuery: QuerySpec = {
 
 export const eventSubTopicQuery: QuerySpec = {
   fields: {
+    "id": id,
     "name": { column: "name", type: "string" },
     "slug": { column: "slug", type: "string" },
     "created-at": created,
@@ -227,7 +283,9 @@ export const eventSubTopicQuery: QuerySpec = {
 
 export const ticketQuery: QuerySpec = {
   fields: {
+    "id": id,
     "name": { column: "name", type: "string" },
+    "description": { column: "description", type: "string" },
     "type": { column: "type", type: "string" },
     "price": { column: "price", type: "number" },
     "quantity": { column: "quantity", type: "integer" },

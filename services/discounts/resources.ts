@@ -43,6 +43,7 @@ export const codeRelations: Record<string, { type: string; many: boolean; key: s
 
 export const codeQuery: QuerySpec = {
   fields: {
+    "id": { column: "id", type: "integer" },
     "code": { column: "code", type: "string" },
     "discount-url": { column: "discount_url", type: "string" },
     "value": { column: "value", type: "number" },

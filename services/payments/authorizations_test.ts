@@ -32,7 +32,10 @@ Deno.test("[payments] POST /v1/stripe-authorizations links the event for organiz
       assert.equal(reply.headers.get("Content-Type"), JSONAPI);
       const data = reply.body.data;
       assert.equal(data.type, "stripe-authorization");
-      assert.deepEqual(data.attributes, { "stripe-publishable-key": grant.publishableKey });
+      assert.deepEqual(data.attributes, {
+        "stripe-publishable-key": grant.publishableKey,
+        "deleted-at": null,
+      });
       assert.deepEqual(data.relationships.event.data, { type: "event", id: cast.event.id });
       assert.equal(reply.headers.get("Location"), `/v1/stripe-authorizations/${data.id}`);
       assert.equal(reply.body.links.self, `/v1/stripe-authorizations/${data.id}`);

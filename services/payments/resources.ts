@@ -7,12 +7,16 @@ import type { AuthorizationRow } from "./store/authorizations.ts";
 export const stripeAuthorizationDef: ResourceDef<AuthorizationRow> = {
   type: "stripe-authorization",
   collection: "stripe-authorizations",
-  attributes: { "stripe-publishable-key": "stripe_publishable_key" },
+  attributes: {
+    "stripe-publishable-key": "stripe_publishable_key",
+    // The original soft-deleted authorizations; we delete them for real, so it is always null.
+    "deleted-at": () => null,
+  },
   relationships: { "event": { type: "event", key: "event_id" } },
 };
 
 /** Single-resource routes: `include=event` (resolved by the catalog), sparse fields. */
 export const stripeAuthorizationQuery: Pick<QuerySpec, "includes" | "sparse"> = {
   includes: ["event"],
-  sparse: { "stripe-authorization": ["stripe-publishable-key", "event"] },
+  sparse: { "stripe-authorization": ["stripe-publishable-key", "deleted-at", "event"] },
 };

@@ -122,7 +122,7 @@ export function roleRoutes(ctx: CatalogContext): Route[] {
       r.list,
       handle(ctx, async (call) => {
         const query = parseListQuery(call.req.query, roleQuery);
-        return renderList(roleDef, await listRoles(ctx.sql), call.req, query);
+        return renderList(roleDef, await listRoles(ctx.sql, query), call.req, query);
       }),
     ),
     route(

@@ -2,11 +2,16 @@
 import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
+import { orderSql, whereSql } from "@shared/query_sql.ts";
 import { isId, listRows, type Row } from "./common.ts";
 
-/** Roles are few and fixed; their name is their id. */
-export async function listRoles(sql: Sql): Promise<{ rows: Row[]; count: number }> {
-  const rows = await sql`select name as id, name, title_name from roles order by name`;
+/** Roles are few and fixed (one page holds them all); their name is their id. */
+export async function listRoles(
+  sql: Sql,
+  query: ListQuery,
+): Promise<{ rows: Row[]; count: number }> {
+  const rows = await sql`select name as id, name, title_name from roles
+    where ${whereSql(sql, query.filter)} ${orderSql(sql, query.sort, "name")}`;
   return { rows, count: rows.length };
 }
 
