@@ -293,7 +293,10 @@ Deno.test("[payments] GET /v1/stripe-authorizations/{id} and its event, for orga
   const token = cast.owner.token;
   await t.step("the documents", async () => {
     const one = await p.call("GET", `/v1/stripe-authorizations/${id}`, { token });
-    assert.deepEqual(one.body.data.attributes, { "stripe-publishable-key": grant.publishableKey });
+    assert.deepEqual(one.body.data.attributes, {
+      "stripe-publishable-key": grant.publishableKey,
+      "deleted-at": null,
+    });
     assert.deepEqual(one.body.data.relationships.event.links, {
       self: `/v1/stripe-authorizations/${id}/relationships/event`,
       related: `/v1/stripe-authorizations/${id}/event`,
