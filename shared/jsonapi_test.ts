@@ -8,6 +8,7 @@ import {
   relationshipDocument,
   type ResourceDef,
   type ResourceObject,
+  setIncludedLinkage,
   singleDocument,
   toResource,
   validateAttributes,
@@ -94,6 +95,25 @@ Deno.test("[jsonapi] toResource keeps only the sparse fieldset", () => {
   const bare = toResource(ticket, row, { fields: [] });
   assert.deepEqual(bare.attributes, {});
   assert.deepEqual(bare.relationships, {});
+});
+
+Deno.test("[jsonapi] setIncludedLinkage gives a relationship the linkage an include loaded", () => {
+  const linked = { ...row };
+  setIncludedLinkage(linked, "attendees", ["11", "12"]);
+  setIncludedLinkage(linked, "event", ["3"]);
+  const resource = toResource(ticket, linked);
+  const relationships = resource.relationships as Record<string, { data?: unknown }>;
+  assert.deepEqual(relationships.attendees.data, [
+    { type: "attendee", id: "11" },
+    { type: "attendee", id: "12" },
+  ]);
+  assert.deepEqual(relationships.event.data, { type: "event", id: "3" });
+  assert.deepEqual(Object.keys(linked), Object.keys(row), "no visible field is added");
+  assert.equal(JSON.stringify(linked), JSON.stringify(row));
+  const none = { ...row };
+  setIncludedLinkage(none, "attendees", []);
+  const empty = toResource(ticket, none).relationships as Record<string, { data?: unknown }>;
+  assert.deepEqual(empty.attendees.data, [], "an include that found nothing links to nothing");
 });
 
 const event: ResourceObject = {
