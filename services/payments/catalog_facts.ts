@@ -16,7 +16,8 @@ import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/cons
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
-import { accountIdOf, authorizationFact } from "./handlers/common.ts";
+import { accountIdOf } from "./handlers/common.ts";
+import { authorizationFact } from "./fact_payloads.ts";
 import {
   accountInUse,
   deleteAuthorization,

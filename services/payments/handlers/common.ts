@@ -1,5 +1,4 @@
 /** What the payments handlers share: rendering, sealing a code exchange's keys. */
-export { authorizationFact } from "../fact_payloads.ts";
 import { NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
 import { metaDocument, relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
