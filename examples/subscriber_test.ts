@@ -50,6 +50,8 @@ Deno.test("[examples] the README's subscriber replays the stream and prints new 
     ]);
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("./subscriber.ts", import.meta.url).pathname],
+      // From the repository root, so deno.json's import map applies.
+      cwd: new URL("..", import.meta.url).pathname,
       env: { NATS_URL: b.natsUrl, BUS_PREFIX: b.prefix, START: "all" },
       stdout: "piped",
       stderr: "inherit",
