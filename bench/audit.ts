@@ -18,11 +18,18 @@
 import { parseArgs } from "node:util";
 import { jetstream } from "@nats-io/jetstream";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { deleteFactStream, ensureFactStream, type Fact, recordFact } from "@shared/facts.ts";
+import { FACTS, factSubject } from "@shared/fact_catalog.ts";
+import {
+  buildFact,
+  deleteFactStream,
+  ensureFactStream,
+  type Fact,
+  recordFact,
+} from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
-import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { migrateAudit, SCHEMA, startAudit } from "../services/audit/service.ts";
+import { catalogFact } from "../services/catalog/fact_payloads.ts";
 import { startTestSystem } from "../testing/system.ts";
 
 /** Activities per second the drain must reach. */
@@ -69,25 +76,16 @@ function percentiles(samples: number[]): Percentiles {
 }
 
 function benchFact(n: number): Fact {
-  const subject = facts.subject("catalog", "event", "updated");
-  return {
-    id: crypto.randomUUID(),
-    subject,
-    service: "catalog",
-    type: "event",
-    verb: "updated",
-    occurredAt: new Date().toISOString(),
+  return buildFact({
+    type: "catalog.event.updated",
     actor: { id: String(1 + (n % 50)), email: `user${n % 50}@example.com` },
-    resource: { type: "event", id: String(1 + (n % 1000)) },
     data: {
-      id: 1 + (n % 1000),
+      ...FACTS["catalog.event.updated"].example,
+      id: String(1 + (n % 1000)),
       name: `Event ${n}`,
-      state: "published",
-      starts_at: "2030-03-01T09:00:00Z",
-      ends_at: "2030-03-03T18:00:00Z",
-      owner_id: 1 + (n % 50),
+      owner: String(1 + (n % 50)),
     },
-  };
+  });
 }
 
 async function drain(backlog: number): Promise<AuditBenchResult["drain"]> {
@@ -103,7 +101,8 @@ async function drain(backlog: number): Promise<AuditBenchResult["drain"]> {
       await Promise.all(
         Array.from({ length: Math.min(1000, backlog - i) }, (_, j) => {
           const fact = benchFact(i + j);
-          return js.publish(b.bus.subject(fact.subject), JSON.stringify(fact), { msgID: fact.id });
+          const subject = b.bus.subject(factSubject(fact.type));
+          return js.publish(subject, JSON.stringify(fact), { msgID: fact.id });
         }),
       );
     }
@@ -157,7 +156,7 @@ async function writes(count: number): Promise<AuditBenchResult["write"]> {
   const arrived = new Map<string, number>();
   const sub = system.bus.nc.subscribe(system.bus.subject("facts.catalog.event-topic.updated"), {
     callback: (_error, msg) => {
-      arrived.set(msg.json<Fact>().data?.name as string, performance.now());
+      arrived.set((msg.json<Fact>().data as { name: string }).name, performance.now());
     },
   });
   const answered = new Map<string, number>();
@@ -183,21 +182,15 @@ async function writes(count: number): Promise<AuditBenchResult["write"]> {
   const withFact = await timed(count, (i) =>
     sql.begin(async (tx) => {
       const [row] = await update(tx as unknown as Sql, i);
-      await recordFact(tx, {
-        service: "catalog",
-        type: "event-topic",
-        verb: "updated",
-        actor: null,
-        resource: { type: "event-topic", id: String(row.id) },
-        data: row,
-      });
+      await recordFact(tx, catalogFact(null, "event-topic", "updated", row));
     }));
   await system.catalog.relay.flush();
 
   const js = jetstream(system.bus.nc);
   const acks = await timed(count, (i) => {
-    const fact = { ...benchFact(i), subject: "facts.bench.event.updated", service: "bench" };
-    return js.publish(system.bus.subject(fact.subject), JSON.stringify(fact), { msgID: fact.id });
+    const fact = benchFact(i);
+    const subject = system.bus.subject("facts.bench.event.updated");
+    return js.publish(subject, JSON.stringify(fact), { msgID: fact.id });
   });
 
   const withOutbox = percentiles(withFact);

@@ -1,18 +1,21 @@
 /**
  * Writes blueprint/asyncapi.yaml, the AsyncAPI 3 description of the facts on the bus: one
- * channel per fact subject `<prefix>.facts.<service>.<type>.<verb>` registered in
- * shared/fact_catalog.ts (the registry `recordFact` enforces), each carrying a fact whose
- * payload schema is generated from the zod schema `factSchema` (shared/facts.ts), so neither
- * the subjects nor the schema are written twice. `scripts/asyncapi_test.ts` fails when the committed file is
- * not what this script writes, and checks it with the AsyncAPI parser.
+ * channel per fact type registered in shared/fact_catalog.ts (subject
+ * `<prefix>.facts.<service>.<type>.<verb>`), each message a CloudEvents 1.0 envelope (generated
+ * from `factEnvelopeSchema`, shared/facts.ts) whose `data` is the JSON Schema generated from the
+ * type's zod payload schema (shared/schemas/facts.ts), with the registry's example. Nothing is
+ * written twice. `scripts/asyncapi_test.ts` fails when the committed file is not what this
+ * script writes, checks it with the AsyncAPI parser, and validates real facts against it.
  *
  * Run: `deno task asyncapi` (add `--check` to only compare).
  */
 import { z } from "zod";
-import { factSchema } from "@shared/facts.ts";
-import { factKinds } from "@shared/fact_catalog.ts";
+import { CLOUDEVENTS_JSON, factEnvelopeSchema } from "@shared/facts.ts";
+import { type FactKind, factKinds } from "@shared/fact_catalog.ts";
 
 export const OUTPUT = new URL("../blueprint/asyncapi.yaml", import.meta.url);
+
+type Json = Record<string, unknown>;
 
 /** "users-events-role" + "logged-in" -> "UsersEventsRoleLoggedIn" (names of channels). */
 function pascal(...parts: string[]): string {
@@ -20,68 +23,135 @@ function pascal(...parts: string[]): string {
     .map((word) => word ? word[0].toUpperCase() + word.slice(1) : "").join("");
 }
 
-/** The fact's JSON Schema as zod generates it (draft 7, which AsyncAPI schemas build on). */
-export function factJsonSchema(): Record<string, unknown> {
-  const { $schema: _, ...schema } = z.toJSONSchema(factSchema, { target: "draft-7" });
-  return schema;
+/**
+ * Tidies zod's output for readers and for evolution: `additionalProperties: false` goes (a
+ * subscriber must accept fields added later, see the README's evolution rules) and so does the
+ * long regular expression beside `format: date-time` (the format says it).
+ */
+function tidy(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(tidy);
+  if (typeof value !== "object" || value === null) return value;
+  const entries = Object.entries(value as Json)
+    .filter(([key, item]) => !(key === "additionalProperties" && item === false))
+    .filter(([key]) => !(key === "pattern" && (value as Json).format === "date-time"))
+    .filter(([key]) => key !== "$schema")
+    .map(([key, item]) => [key, tidy(item)]);
+  return Object.fromEntries(entries);
 }
 
-/** The whole AsyncAPI document as plain data. */
-export function asyncApiDocument(): Record<string, unknown> {
-  const channels: Record<string, unknown> = {};
-  const operations: Record<string, unknown> = {};
-  const messages: Record<string, unknown> = {};
-  for (const { service, type, verb, subject, description } of factKinds()) {
-    const name = pascal(service, type, verb);
-    messages[name] = {
-      name,
-      title: `${service}: ${type} ${verb}`,
-      summary: description,
-      contentType: "application/json",
-      payload: {
-        allOf: [
-          { $ref: "#/components/schemas/Fact" },
-          {
-            type: "object",
-            properties: {
-              subject: { const: subject },
-              service: { const: service },
-              type: { const: type },
-              verb: { const: verb },
-            },
-          },
-        ],
+/** A zod schema as JSON Schema (draft 7, which AsyncAPI schemas build on). */
+export function jsonSchemaOf(schema: z.ZodType): Json {
+  return tidy(z.toJSONSchema(schema, { target: "draft-7", io: "output" })) as Json;
+}
+
+/** The CloudEvents envelope without `data` (each message adds its own). */
+export function envelopeJsonSchema(): Json {
+  const schema = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }));
+  return { ...schema, title: "CloudEvent", description: "A fact: CloudEvents 1.0, structured." };
+}
+
+/** The name of a payload schema under components.schemas (its zod `title`). */
+export function dataSchemaName(kind: FactKind): string {
+  const title = jsonSchemaOf(kind.data).title;
+  return typeof title === "string" ? title : `${pascal(kind.resource)}Data`;
+}
+
+/** A whole fact as a subscriber receives it, for the message's example. */
+export function exampleFact(kind: FactKind): Json {
+  return {
+    specversion: "1.0",
+    id: "3f1c2a8e-6b0d-4c59-9a57-2f0e8b7d4c11",
+    source: kind.service,
+    type: kind.type,
+    subject: `/v1/${kind.collection}/${kind.example.id}`,
+    time: "2030-05-01T09:00:00.000Z",
+    datacontenttype: "application/json",
+    actorid: "4",
+    actoremail: "ada@example.com",
+    data: kind.data.parse(kind.example),
+  };
+}
+
+/** The message of one fact type: the envelope, its `type` and `source`, its typed `data`. */
+export function messagePayload(kind: FactKind): Json {
+  return {
+    allOf: [
+      { $ref: "#/components/schemas/CloudEvent" },
+      {
+        type: "object",
+        properties: {
+          source: { const: kind.service },
+          type: { const: kind.type },
+          data: { $ref: `#/components/schemas/${dataSchemaName(kind)}` },
+        },
+        required: ["data"],
       },
-    };
+    ],
+  };
+}
+
+function message(kind: FactKind, name: string): Json {
+  return {
+    name,
+    title: kind.type,
+    summary: kind.description,
+    contentType: "application/json",
+    headers: {
+      type: "object",
+      properties: {
+        "content-type": { const: CLOUDEVENTS_JSON },
+        "Nats-Msg-Id": { type: "string", description: "The fact id (JetStream de-duplication)." },
+      },
+    },
+    payload: messagePayload(kind),
+    examples: [{
+      name: `${name}Example`,
+      headers: { "content-type": CLOUDEVENTS_JSON, "Nats-Msg-Id": exampleFact(kind).id },
+      payload: exampleFact(kind),
+    }],
+  };
+}
+
+const description = [
+  "Every change a service makes is published after its commit as a fact on NATS JetStream, in",
+  "the stream `<PREFIX>_FACTS` (subjects `<prefix>.facts.>`, kept a year, de-duplicated on the",
+  "fact id for ten minutes). A fact is a CloudEvents 1.0 event in structured JSON mode: `type`",
+  "is `<service>.<resource type>.<verb>` (the subject without `<prefix>.facts.`), `source` the",
+  "service, `subject` the resource's path (`/v1/events/5`), `data` the resource as the HTTP API",
+  "shows it (dasherized attribute names, relationship ids as strings; never a column name or a",
+  "secret), and the acting user is in the extensions `actorid` and `actoremail` (absent for",
+  "system changes). Subscribe with a durable consumer and be idempotent on `id`: a fact can",
+  "arrive twice. Payloads only grow by optional fields; anything else is a new type ending in",
+  "`.v2`. Generated by `deno task asyncapi` from shared/fact_catalog.ts: do not edit by hand.",
+].join(" ");
+
+/** The whole AsyncAPI document as plain data. */
+export function asyncApiDocument(): Json {
+  const channels: Json = {};
+  const operations: Json = {};
+  const messages: Json = {};
+  const schemas: Json = { CloudEvent: envelopeJsonSchema() };
+  for (const kind of factKinds()) {
+    const name = pascal(kind.type);
+    schemas[dataSchemaName(kind)] ??= jsonSchemaOf(kind.data);
+    messages[name] = message(kind, name);
     channels[name] = {
-      address: `{prefix}.${subject}`,
-      title: subject,
-      description,
+      address: `{prefix}.${kind.subject}`,
+      title: kind.subject,
+      description: kind.description,
       messages: { [name]: { $ref: `#/components/messages/${name}` } },
       parameters: { prefix: { $ref: "#/components/parameters/prefix" } },
     };
     operations[`receive${name}`] = {
       action: "receive",
       channel: { $ref: `#/channels/${name}` },
-      summary: `Subscribe to ${subject}.`,
+      summary: `Subscribe to ${kind.type}.`,
       messages: [{ $ref: `#/channels/${name}/messages/${name}` }],
     };
   }
   return {
     asyncapi: "3.0.0",
-    info: {
-      title: "Open Event facts",
-      version: "1.0.0",
-      description: [
-        "Every change a service makes is published after its commit as a fact on NATS",
-        "JetStream, in the stream `<PREFIX>_FACTS` (subjects `<prefix>.facts.>`, kept a year,",
-        "de-duplicated on the fact id for ten minutes). Subscribe with a durable consumer and",
-        "be idempotent on `id`: a fact can arrive twice. `data` is the resource after the",
-        "change (snake_case column names; secrets never travel). Generated by",
-        "`deno task asyncapi` from shared/fact_catalog.ts (subjects) and shared/facts.ts",
-        "(payload schema): do not edit by hand.",
-      ].join(" "),
-    },
+    info: { title: "Open Event facts", version: "2.0.0", description },
     defaultContentType: "application/json",
     servers: {
       nats: {
@@ -93,7 +163,7 @@ export function asyncApiDocument(): Record<string, unknown> {
     channels,
     operations,
     components: {
-      schemas: { Fact: factJsonSchema() },
+      schemas,
       messages,
       parameters: {
         prefix: {

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
-import { FACT_CATALOG, factKinds, isRegisteredFact } from "@shared/fact_catalog.ts";
+import { factKinds, FACTS, isFactType, parseFactType } from "@shared/fact_catalog.ts";
 import { recordFact } from "@shared/facts.ts";
-import { factJsonSchema, OUTPUT, renderAsyncApi } from "./asyncapi.ts";
+import {
+  dataSchemaName,
+  envelopeJsonSchema,
+  jsonSchemaOf,
+  OUTPUT,
+  renderAsyncApi,
+} from "./asyncapi.ts";
 
 Deno.test("[asyncapi] blueprint/asyncapi.yaml is what `deno task asyncapi` generates", async () => {
   const committed = await Deno.readTextFile(OUTPUT);
@@ -34,11 +40,19 @@ Deno.test("[asyncapi] the AsyncAPI parser accepts the document and reads every s
   const summaries = document.messages().all().map((message) => message.summary());
   assert.deepEqual(summaries.sort(), factKinds().map((kind) => kind.description).sort());
   assert.equal(document.operations().all().length, expected.length);
-  // The YAML says exactly what zod generates.
-  const fact = document.components().schemas().all().find((schema) => schema.id() === "Fact");
-  assert.ok(fact, "components.schemas.Fact exists");
-  const { "x-parser-schema-id": _, ...parsed } = fact.json() as Record<string, unknown>;
-  assert.deepEqual(stripParserIds(parsed), factJsonSchema());
+  // The YAML says exactly what zod generates: the envelope and every payload schema.
+  const schemas = new Map(
+    document.components().schemas().all().map((schema) => [schema.id(), schema.json()]),
+  );
+  assert.deepEqual(stripParserIds(schemas.get("CloudEvent")), envelopeJsonSchema());
+  for (const kind of factKinds()) {
+    const name = dataSchemaName(kind);
+    assert.deepEqual(stripParserIds(schemas.get(name)), jsonSchemaOf(kind.data), name);
+  }
+  // Every message has an example.
+  for (const message of document.messages().all()) {
+    assert.equal(message.examples().all().length, 1, `${message.id()} has an example`);
+  }
 });
 
 /** The parser tags every schema with `x-parser-schema-id`; the generated one has none. */
@@ -51,17 +65,39 @@ function stripParserIds(value: unknown): unknown {
   );
 }
 
-Deno.test("[fact catalog] every registered fact has a description and a unique subject", () => {
+Deno.test("[fact catalog] every registered fact has a description, a subject and a valid example", () => {
   const kinds = factKinds();
   assert.equal(new Set(kinds.map((kind) => kind.subject)).size, kinds.length);
   for (const kind of kinds) {
-    assert.match(kind.description, /^[A-Z].{9,}\.$/, kind.subject);
-    assert.ok(!kind.description.includes("\n"), `${kind.subject}: one line`);
+    assert.match(kind.description, /^[A-Z].{9,}\.$/, kind.type);
+    assert.ok(!kind.description.includes("\n"), `${kind.type}: one line`);
+    assert.ok(parseFactType(kind.type), `${kind.type} is <service>.<type>.<verb>[.vN]`);
+    assert.doesNotThrow(() => kind.data.parse(kind.example), `${kind.type}: example`);
   }
-  assert.deepEqual(Object.keys(FACT_CATALOG).sort(), ["catalog", "discounts", "payments"]);
-  assert.equal(isRegisteredFact("catalog", "user", "logged-in"), true);
-  assert.equal(isRegisteredFact("catalog", "user", "constructor"), false);
-  assert.equal(isRegisteredFact("catalog", "toString", "created"), false);
+  assert.deepEqual(
+    [...new Set(kinds.map((kind) => kind.service))].sort(),
+    ["catalog", "discounts", "payments"],
+  );
+  assert.equal(isFactType("catalog.user.logged-in"), true);
+  assert.equal(isFactType("catalog.user.constructor"), false);
+  assert.equal(isFactType("toString"), false);
+  assert.deepEqual(parseFactType("catalog.event.updated.v2"), {
+    service: "catalog",
+    resource: "event",
+    verb: "updated",
+    version: "v2",
+  });
+});
+
+Deno.test("[fact catalog] no payload schema names a database column or a secret", () => {
+  for (const kind of factKinds()) {
+    for (const name of propertyNames(jsonSchemaOf(kind.data))) {
+      // Column names are snake_case; attribute names are dasherized.
+      assert.doesNotMatch(name, /_/, `${kind.type} names a column: ${name}`);
+      assert.doesNotMatch(name, /password|secret|access.token|refresh.token|stripe.user/i);
+    }
+  }
+  assert.ok(FACTS["catalog.user.created"].data.shape.email, "the user payload has its email");
 });
 
 Deno.test("[fact catalog] recordFact refuses a fact missing from the registry", async () => {
@@ -71,33 +107,33 @@ Deno.test("[fact catalog] recordFact refuses a fact missing from the registry", 
     inserts++;
     return Promise.resolve([]);
   };
-  const fact = {
-    actor: null,
-    resource: { type: "event", id: "1" },
-    data: null,
-  };
+  const data = FACTS["catalog.event.updated"].example;
   for (
-    const [service, type, verb] of [
-      ["catalog", "event", "renamed"],
-      ["catalog", "speaker", "created"],
-      ["billing", "event", "created"],
-    ]
+    const type of ["catalog.event.renamed", "catalog.speaker.created", "billing.event.created"]
   ) {
     await assert.rejects(
-      recordFact(tx, { ...fact, service, type, verb }),
-      new Error(
-        `Cannot record fact: facts.${service}.${type}.${verb} is not in shared/fact_catalog.ts`,
-      ),
+      // deno-lint-ignore no-explicit-any
+      recordFact(tx, { type: type as any, actor: null, data }),
+      new Error(`Cannot record fact: ${type} is not in shared/fact_catalog.ts`),
     );
   }
   assert.equal(inserts, 0);
   // A registered one goes on to the outbox insert.
   const recorded = await recordFact(Object.assign(tx, { json: (v: unknown) => v }), {
-    ...fact,
-    service: "catalog",
-    type: "event",
-    verb: "updated",
+    type: "catalog.event.updated",
+    actor: null,
+    data,
   });
-  assert.equal(recorded.subject, "facts.catalog.event.updated");
+  assert.equal(recorded.subject, `/v1/events/${data.id}`);
   assert.equal(inserts, 1);
 });
+
+/** Every property name in a JSON Schema, nested ones included. */
+function propertyNames(schema: unknown): string[] {
+  if (typeof schema !== "object" || schema === null) return [];
+  const own = (schema as { properties?: Record<string, unknown> }).properties ?? {};
+  return [
+    ...Object.keys(own),
+    ...Object.values(schema as Record<string, unknown>).flatMap(propertyNames),
+  ];
+}

@@ -10,13 +10,20 @@
  * forever, and it never stops the facts behind it. `handle` may also reject single facts it can
  * never handle (say, values its database refuses): those are parked too and the rest are acked.
  *
+ * `data` is typed by the subject filter (`facts.payments.>` hands over payments' facts) and
+ * checked against the registry's schema (shared/fact_catalog.ts); `byType` dispatches by fact
+ * type with each handler's `data` typed. `start` chooses where a new consumer begins: the whole
+ * stream (default, a replay), a point in time, or new facts only.
+ *
  * @example
  * ```ts ignore
  * const consumer = await consumeFacts(bus, {
  *   durable: "catalog-payments",
  *   subject: "facts.payments.>",
  *   log,
- *   handle: async (facts) => { for (const fact of facts) await apply(fact); },
+ *   handle: byType({
+ *     "payments.stripe-authorization.created": (fact) => link(fact.data.event),
+ *   }),
  * });
  * // on shutdown:
  * await consumer.stop();
@@ -24,26 +31,51 @@
  */
 import {
   AckPolicy,
+  type ConsumerConfig,
   DeliverPolicy,
   jetstream,
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { ensureFactStream, type Fact, factSchema } from "./facts.ts";
+import { factSubject, type FactType } from "./fact_catalog.ts";
+import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 
-export interface FactConsumerOptions {
-  /** Durable consumer name: one per consuming purpose, shared by all its instances. */
-  durable: string;
+type OrAll<K> = [K] extends [never] ? FactType : K;
+
+/**
+ * The fact types a subject filter delivers: `facts.catalog.event.>` gives `catalog.event.*`,
+ * `facts.catalog.event.deleted` that one type; filters with `*` give every type.
+ */
+export type FactsOn<S extends string> = string extends S ? FactType
+  : S extends `facts.${infer P}.>` ? OrAll<Extract<FactType, `${P}.${string}`>>
+  : S extends `facts.${infer T}` ? OrAll<Extract<FactType, T>>
+  : FactType;
+
+/**
+ * Where a new consumer starts: `"all"` (the beginning of the stream, a full replay), `"new"`
+ * (facts published from now on), or a `Date` (facts published since then). A durable consumer
+ * that exists already resumes where it stopped, whatever this says.
+ */
+export type FactStart = "all" | "new" | Date;
+
+export interface FactConsumerOptions<S extends string = string> {
+  /**
+   * Durable consumer name: one per consuming purpose, shared by all its instances. Without one
+   * the consumer is ephemeral (a replay or a one-off tool): the server forgets it once stopped.
+   */
+  durable?: string;
   /**
    * Fact subject filter without the bus prefix, e.g. `facts.payments.>`. One filter only:
    * NATS 2.9 (our machines) does not know `filter_subjects`; use wildcards.
    */
-  subject: string;
-  handle: (facts: Fact[]) => Promise<void | HandleResult>;
+  subject: S;
+  handle: (facts: Fact<FactsOn<S>>[]) => Promise<void | HandleResult>;
   log: Logger;
+  /** Where a new consumer starts (default `"all"`). */
+  start?: FactStart;
   /** Most facts per batch (default 500). */
   batchSize?: number;
   /** How long an unacknowledged batch waits before redelivery (default 30 s). */
@@ -75,7 +107,10 @@ const decoder = new TextDecoder();
 /** How long a partial batch waits for more facts before it is handled. */
 const FLUSH_AFTER_MS = 5;
 
-/** The fact in a message, or why it is not one. */
+/**
+ * The fact in a message, or why it is not one: not JSON, not a CloudEvent, a type the registry
+ * does not know, data that does not match its schema.
+ */
 function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
   let raw: unknown;
   try {
@@ -83,37 +118,76 @@ function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
   } catch {
     return { reason: "not JSON" };
   }
-  const parsed = factSchema.safeParse(raw);
-  if (!parsed.success) return { reason: "not a fact" };
-  // A fact on a subject other than its own was misrouted or forged: subscribers filter by
+  const read = parseFact(raw);
+  // A fact on a subject other than its type's was misrouted or forged: subscribers filter by
   // subject, so accepting it would show it to the wrong ones.
-  if (bus.subject(parsed.data.subject) !== msg.subject) {
-    return { reason: "its subject differs from the one it arrived on" };
+  if ("fact" in read && bus.subject(factSubject(read.fact.type)) !== msg.subject) {
+    return { reason: "its type differs from the subject it arrived on" };
   }
-  return { fact: parsed.data };
+  return read;
 }
 
-export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Promise<FactConsumer> {
+/**
+ * Hands each fact to the handler of its type (typed `data`); facts of other types are skipped.
+ *
+ * @example
+ * ```ts ignore
+ * handle: byType({
+ *   "catalog.event.deleted": (fact) => forget(fact.data.id),
+ *   "catalog.ticket.deleted": (fact) => detach(fact.data.id, fact.data.event),
+ * }),
+ * ```
+ */
+export function byType(
+  handlers: { [K in FactType]?: (fact: Fact<K>) => Promise<void> | void },
+): (facts: Fact[]) => Promise<void> {
+  return async (batch) => {
+    for (const fact of batch) {
+      const handler = handlers[fact.type] as ((fact: Fact) => Promise<void> | void) | undefined;
+      await handler?.(fact);
+    }
+  };
+}
+
+/** The JetStream deliver policy for a start point. */
+function deliverFrom(start: FactStart = "all"): Partial<ConsumerConfig> {
+  if (start instanceof Date) {
+    return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() };
+  }
+  return { deliver_policy: start === "new" ? DeliverPolicy.New : DeliverPolicy.All };
+}
+
+export async function consumeFacts<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+): Promise<FactConsumer> {
   const { log } = options;
   const stream = await ensureFactStream(bus);
   await ensureParkedStream(bus);
   const jsm = await jetstreamManager(bus.nc);
-  const config = {
+  const config: Partial<ConsumerConfig> = {
     durable_name: options.durable,
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
+    ...deliverFrom(options.start),
     filter_subject: bus.subject(options.subject),
     ack_wait: (options.ackWaitMs ?? 30_000) * 1e6,
     max_ack_pending: 20_000,
+    // An ephemeral consumer is removed by the server soon after its subscriber goes.
+    ...(options.durable ? {} : { inactive_threshold: 30 * 1e9 }),
   };
-  await jsm.consumers.add(stream, config).catch(async () => {
-    await jsm.consumers.update(stream, options.durable, {
-      filter_subject: config.filter_subject,
-      ack_wait: config.ack_wait,
-    });
-  });
+  const name = await jsm.consumers.add(stream, config).then(
+    (info) => info.name,
+    async (error) => {
+      if (!options.durable) throw error;
+      await jsm.consumers.update(stream, options.durable, {
+        filter_subject: config.filter_subject,
+        ack_wait: config.ack_wait,
+      });
+      return options.durable;
+    },
+  );
   const js = jetstream(bus.nc);
-  const consumer = await js.consumers.get(stream, options.durable);
+  const consumer = await js.consumers.get(stream, name);
   const batchSize = options.batchSize ?? 500;
   let stopped = false;
   // The pull in progress: stop() ends it.
@@ -141,7 +215,8 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
     if (!batch.length) return;
     let result: void | HandleResult;
     try {
-      result = await options.handle(batch.map((b) => b.fact));
+      // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
+      result = await options.handle(batch.map((b) => b.fact) as Fact<FactsOn<S>>[]);
     } catch (error) {
       log.error("cannot handle facts; they will be redelivered", { error, count: batch.length });
       for (const { msg } of batch) msg.nak(1000);

@@ -1,109 +1,259 @@
 /**
- * The one registry of facts on the bus: every (service, resource type, verb) a service may
- * publish, with a one-line description. `recordFact` (shared/facts.ts) refuses any fact not
- * listed here and `scripts/asyncapi.ts` documents exactly these subjects, so a publisher the test
- * suite exercises cannot send a fact the AsyncAPI document does not name. Publish something new?
- * Add it here first, then run `deno task asyncapi`.
+ * The one registry of facts on the bus. Each key is a fact's CloudEvents `type`,
+ * `<service>.<resource type>.<verb>` (a later, incompatible payload gets a new key ending in
+ * `.v2`); its entry says what the fact announces, the zod schema of its public `data`, the URL
+ * collection of its resource (for the CloudEvents `subject`) and an example payload.
+ * `recordFact` (shared/facts.ts) refuses a fact that is not here or whose data does not match,
+ * `consumeFacts` types and checks `data` with the same schema, and `scripts/asyncapi.ts`
+ * documents exactly these types. Publish something new? Add it here first, then run
+ * `deno task asyncapi` and `deno task fact-schemas`.
  *
  * @example
  * ```ts
- * import { factKinds, isRegisteredFact } from "@shared/fact_catalog.ts";
- * isRegisteredFact("catalog", "event", "updated"); // true
- * isRegisteredFact("catalog", "event", "renamed"); // false
- * factKinds().length; // one entry per subject
+ * import { FACTS, isFactType, parseFactType } from "@shared/fact_catalog.ts";
+ * isFactType("catalog.event.updated"); // true
+ * isFactType("catalog.event.renamed"); // false
+ * parseFactType("catalog.event.updated"); // { service: "catalog", resource: "event", verb: "updated" }
+ * FACTS["catalog.event.updated"].data.parse(FACTS["catalog.event.updated"].example);
  * ```
  */
-import { facts } from "./subjects.ts";
+import type { z } from "zod";
+import * as data from "./schemas/facts.ts";
 
-/** service -> resource type -> verb -> what the fact announces (one line). */
-export type FactCatalog = Record<string, Record<string, Record<string, string>>>;
+/** What every fact type of one resource shares. */
+interface ResourceFacts<S extends z.ZodObject> {
+  /** URL collection: the fact's `subject` is `/v1/<collection>/<id>`. */
+  collection: string;
+  data: S;
+  /** A payload that matches `data` (shown in the AsyncAPI document). */
+  example: z.input<S>;
+}
 
-export const FACT_CATALOG: FactCatalog = {
-  catalog: {
-    "user": {
-      "created": "A user signed up, or the first admin was created at start-up.",
-      "updated": "A user changed (also the configured admin, set again at start-up).",
-      "deleted": "A user was deleted.",
-      "logged-in": "A user logged in (a token was issued).",
-    },
-    "users-events-role": {
-      "created": "A user was given a role on an event (including the owner of a new event).",
-      "updated": "A user's role on an event changed.",
-      "deleted": "A user's role on an event was revoked.",
-    },
-    "event": {
-      "created": "An event was created.",
-      "updated": "An event changed.",
-      "deleted": "An event was deleted.",
-    },
-    "event-topic": {
-      "created": "An event topic was created.",
-      "updated": "An event topic changed.",
-      "deleted": "An event topic was deleted.",
-    },
-    "event-sub-topic": {
-      "created": "An event sub-topic was created.",
-      "updated": "An event sub-topic changed.",
-      "deleted": "An event sub-topic was deleted.",
-    },
-    "ticket": {
-      "created": "A ticket was created.",
-      "updated": "A ticket changed.",
-      "deleted": "A ticket was deleted.",
-    },
-  },
-  discounts: {
-    "discount-code": {
-      "created": "A discount code was created.",
-      "updated": "A discount code changed (also when a deleted event or ticket is detached).",
-      "deleted": "A discount code was deleted (also when its event was deleted).",
-      "reserved": "Uses of a discount code were reserved for an order.",
-      "confirmed": "An order's reserved uses of a discount code were confirmed.",
-      "released": "An order's reserved uses of a discount code were released.",
-    },
-  },
-  payments: {
-    "stripe-authorization": {
-      "created": "A Stripe account was linked to an event.",
-      "updated": "An event's Stripe account was re-linked.",
-      "deleted":
-        "An event's Stripe authorization was removed (by a user, Stripe or the event's deletion).",
-    },
-  },
-};
-
-/** One registered fact, with its subject (without the bus prefix). */
-export interface FactKind {
-  service: string;
-  type: string;
-  verb: string;
-  subject: string;
+/** One registry entry. */
+export interface FactEntry<S extends z.ZodObject = z.ZodObject> extends ResourceFacts<S> {
   description: string;
 }
 
-/** Every registered fact, in registry order. */
-export function factKinds(catalog: FactCatalog = FACT_CATALOG): FactKind[] {
-  return Object.entries(catalog).flatMap(([service, types]) =>
-    Object.entries(types).flatMap(([type, verbs]) =>
-      Object.entries(verbs).map(([verb, description]) => ({
-        service,
-        type,
-        verb,
-        subject: facts.subject(service, type, verb),
-        description,
-      }))
-    )
-  );
+function resource<S extends z.ZodObject>(facts: ResourceFacts<S>) {
+  return (description: string): FactEntry<S> => ({ ...facts, description });
 }
 
-/** Whether a service may publish this fact (own keys only: "constructor" is no verb). */
-export function isRegisteredFact(
-  service: string,
+const at = "2030-05-01T09:00:00.000Z";
+const user = resource({
+  collection: "users",
+  data: data.userData,
+  example: {
+    id: "4",
+    email: "ada@example.com",
+    "first-name": "Ada",
+    "last-name": "Lovelace",
+    "is-admin": false,
+    "is-super-admin": false,
+    "created-at": at,
+    "deleted-at": null,
+  },
+});
+const usersEventsRole = resource({
+  collection: "users-events-roles",
+  data: data.usersEventsRoleData,
+  example: { id: "11", "created-at": at, user: "4", event: "5", role: "organizer" },
+});
+const event = resource({
+  collection: "events",
+  data: data.eventData,
+  example: {
+    id: "5",
+    identifier: "a1b2c3d4",
+    name: "FOSSASIA Summit",
+    description: null,
+    "location-name": "Singapore",
+    "starts-at": "2030-06-01T09:00:00.000Z",
+    "ends-at": "2030-06-03T18:00:00.000Z",
+    timezone: "Asia/Singapore",
+    state: "published",
+    privacy: "public",
+    "can-pay-by-stripe": true,
+    "is-stripe-linked": false,
+    "created-at": at,
+    "deleted-at": null,
+    "event-topic": "2",
+    "event-sub-topic": null,
+    owner: "4",
+  },
+});
+const eventTopic = resource({
+  collection: "event-topics",
+  data: data.eventTopicData,
+  example: {
+    id: "2",
+    name: "Science & Technology",
+    slug: "science-technology",
+    "system-image-url": null,
+    "created-at": at,
+    "deleted-at": null,
+  },
+});
+const eventSubTopic = resource({
+  collection: "event-sub-topics",
+  data: data.eventSubTopicData,
+  example: {
+    id: "6",
+    name: "Open Source",
+    slug: "open-source",
+    "created-at": at,
+    "deleted-at": null,
+    "event-topic": "2",
+  },
+});
+const ticket = resource({
+  collection: "tickets",
+  data: data.ticketData,
+  example: {
+    id: "9",
+    name: "Early bird",
+    description: null,
+    type: "paid",
+    price: 25.5,
+    quantity: 100,
+    "sales-starts-at": null,
+    "sales-ends-at": null,
+    "created-at": at,
+    "deleted-at": null,
+    event: "5",
+  },
+});
+const codeExample = {
+  id: "8",
+  code: "SUMMER",
+  "discount-url": null,
+  value: 10,
+  type: "percent" as const,
+  "is-active": true,
+  "tickets-number": 50,
+  "min-quantity": 1,
+  "max-quantity": 10,
+  "valid-from": null,
+  "valid-till": null,
+  "used-for": "ticket" as const,
+  "used-count": 2,
+  "created-at": at,
+  "deleted-at": null,
+  event: "5",
+  events: [],
+  tickets: ["9"],
+  marketer: "4",
+};
+const discountCode = resource({
+  collection: "discount-codes",
+  data: data.discountCodeData,
+  example: codeExample,
+});
+const redemption = (state: "reserved" | "confirmed" | "released") =>
+  resource({
+    collection: "discount-codes",
+    data: data.discountCodeRedemptionData,
+    example: { ...codeExample, reservation: { "order-id": "order-17", quantity: 2, state } },
+  });
+const stripeAuthorization = resource({
+  collection: "stripe-authorizations",
+  data: data.stripeAuthorizationData,
+  example: { id: "3", "stripe-publishable-key": "pk_test_51Example", event: "5" },
+});
+
+/** Every fact type a service may publish, by CloudEvents `type`. */
+export const FACTS = {
+  "catalog.user.created": user("A user signed up, or the first admin was created at start-up."),
+  "catalog.user.updated": user(
+    "A user changed (also the configured admin, set again at start-up).",
+  ),
+  "catalog.user.deleted": user("A user was deleted."),
+  "catalog.user.logged-in": user("A user logged in (a token was issued)."),
+  "catalog.users-events-role.created": usersEventsRole(
+    "A user was given a role on an event (including the owner of a new event).",
+  ),
+  "catalog.users-events-role.updated": usersEventsRole("A user's role on an event changed."),
+  "catalog.users-events-role.deleted": usersEventsRole("A user's role on an event was revoked."),
+  "catalog.event.created": event("An event was created."),
+  "catalog.event.updated": event("An event changed."),
+  "catalog.event.deleted": event("An event was deleted."),
+  "catalog.event-topic.created": eventTopic("An event topic was created."),
+  "catalog.event-topic.updated": eventTopic("An event topic changed."),
+  "catalog.event-topic.deleted": eventTopic("An event topic was deleted."),
+  "catalog.event-sub-topic.created": eventSubTopic("An event sub-topic was created."),
+  "catalog.event-sub-topic.updated": eventSubTopic("An event sub-topic changed."),
+  "catalog.event-sub-topic.deleted": eventSubTopic("An event sub-topic was deleted."),
+  "catalog.ticket.created": ticket("A ticket was created."),
+  "catalog.ticket.updated": ticket("A ticket changed."),
+  "catalog.ticket.deleted": ticket("A ticket was deleted."),
+  "discounts.discount-code.created": discountCode("A discount code was created."),
+  "discounts.discount-code.updated": discountCode(
+    "A discount code changed (also when a deleted event or ticket is detached).",
+  ),
+  "discounts.discount-code.deleted": discountCode(
+    "A discount code was deleted (also when its event was deleted).",
+  ),
+  "discounts.discount-code.reserved": redemption("reserved")(
+    "Uses of a discount code were reserved for an order.",
+  ),
+  "discounts.discount-code.confirmed": redemption("confirmed")(
+    "An order's reserved uses of a discount code were confirmed.",
+  ),
+  "discounts.discount-code.released": redemption("released")(
+    "An order's reserved uses of a discount code were released.",
+  ),
+  "payments.stripe-authorization.created": stripeAuthorization(
+    "A Stripe account was linked to an event.",
+  ),
+  "payments.stripe-authorization.updated": stripeAuthorization(
+    "An event's Stripe account was re-linked.",
+  ),
+  "payments.stripe-authorization.deleted": stripeAuthorization(
+    "An event's Stripe authorization was removed (by a user, Stripe or the event's deletion).",
+  ),
+};
+
+/** A registered fact type, e.g. `"catalog.event.updated"`. */
+export type FactType = keyof typeof FACTS;
+
+/** The typed public payload of a fact type (what a subscriber reads). */
+export type FactData<K extends FactType> = z.output<(typeof FACTS)[K]["data"]>;
+
+/** Whether `type` is registered (own keys only: "constructor" is no fact). */
+export function isFactType(type: string): type is FactType {
+  return Object.hasOwn(FACTS, type);
+}
+
+/** The parts of a fact type: `catalog.event.updated` -> catalog, event, updated (and `v2`). */
+export function parseFactType(
   type: string,
-  verb: string,
-  catalog: FactCatalog = FACT_CATALOG,
-): boolean {
-  const types = Object.hasOwn(catalog, service) ? catalog[service] : undefined;
-  const verbs = types && Object.hasOwn(types, type) ? types[type] : undefined;
-  return !!verbs && Object.hasOwn(verbs, verb);
+): { service: string; resource: string; verb: string; version?: string } | undefined {
+  const [service, resource, verb, version, ...rest] = type.split(".");
+  if (!service || !resource || !verb || rest.length) return undefined;
+  if (version !== undefined && !/^v\d+$/.test(version)) return undefined;
+  return version ? { service, resource, verb, version } : { service, resource, verb };
+}
+
+/** The NATS subject of a fact type, without the bus prefix: `facts.catalog.event.updated`. */
+export function factSubject(type: string): string {
+  return `facts.${type}`;
+}
+
+/** One registered fact, for documents and tests. */
+export interface FactKind extends FactEntry {
+  type: FactType;
+  service: string;
+  resource: string;
+  verb: string;
+  /** NATS subject without the bus prefix. */
+  subject: string;
+}
+
+/** Every registered fact, in registry order. */
+export function factKinds(): FactKind[] {
+  return (Object.entries(FACTS) as [FactType, FactEntry][]).map(([type, entry]) => ({
+    ...entry,
+    ...parseFactType(type)!,
+    type,
+    subject: factSubject(type),
+  }));
 }

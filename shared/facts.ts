@@ -1,52 +1,76 @@
 /**
  * Facts: what a service announces after each change, on JetStream, for the audit log and for
- * other services. Written through a transactional outbox: the fact is inserted in the same
- * transaction as the change (so a change never happens without its fact, nor a fact without its
- * change), then a relay publishes it with the fact id as JetStream message id (so a re-publish
- * after a crash is de-duplicated) and deletes it from the outbox.
+ * other services. A fact is a CloudEvents 1.0 event in structured JSON mode (see the README,
+ * "Facts on the bus"): `type` names it (`catalog.event.updated`, registered in
+ * shared/fact_catalog.ts), `source` is the publishing service, `subject` the resource's path,
+ * `data` its public payload (validated against the registry's schema), and the acting user
+ * travels in the extension attributes `actorid` and `actoremail` (absent for system changes).
+ *
+ * Written through a transactional outbox: the fact is inserted in the same transaction as the
+ * change (so a change never happens without its fact, nor a fact without its change), then a
+ * relay publishes it with the fact id as JetStream message id (so a re-publish after a crash is
+ * de-duplicated) and deletes it from the outbox.
  *
  * @example
  * ```ts
  * import { FactRelay, recordFact } from "@shared/facts.ts";
  * // inside sql.begin(async (tx) => { ...change...;
- * //   await recordFact(tx, { service: "catalog", type: "event-topic", verb: "created",
- * //     actor, resource: { type: "event-topic", id: "1" }, data: { name: "Tech" } });
+ * //   await recordFact(tx, { type: "catalog.event-topic.created", actor, data: topicData(row) });
  * // });
  * // after commit: relay.kick();
  * ```
  */
 import { z } from "zod";
+import { headers } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
 import { migrate, type Sql } from "./db.ts";
-import { isRegisteredFact } from "./fact_catalog.ts";
+import {
+  type FactData,
+  FACTS,
+  factSubject,
+  type FactType,
+  isFactType,
+  parseFactType,
+} from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 
 export const factActorSchema = z.object({ id: z.string(), email: z.string() }).nullable();
 export type FactActor = z.infer<typeof factActorSchema>;
 
-/** Every fact on the bus has this shape; `data` is the resource after the change. */
-export const factSchema = z.object({
-  id: z.uuid(),
-  subject: z.string(),
-  service: z.string(),
-  type: z.string(),
-  verb: z.string(),
-  occurredAt: z.iso.datetime({ offset: true }),
-  actor: factActorSchema,
-  resource: z.object({ type: z.string(), id: z.string() }),
-  data: z.record(z.string(), z.unknown()).nullable(),
-});
-export type Fact = z.infer<typeof factSchema>;
+/** The CloudEvents media type of a structured-mode message (sent as its `content-type`). */
+export const CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8";
 
-export interface NewFact {
-  service: string;
-  type: string;
-  verb: string;
+/**
+ * The envelope every fact has (CloudEvents 1.0, structured JSON); `data` is checked per type
+ * against the registry. Extension attribute names are lowercase alphanumerics, as the spec asks.
+ */
+export const factEnvelopeSchema = z.object({
+  specversion: z.literal("1.0"),
+  id: z.string().min(1).meta({ description: "Unique per fact; also the JetStream message id." }),
+  source: z.string().min(1).meta({ description: "The publishing service, e.g. `catalog`." }),
+  type: z.string().min(1).meta({ description: "`<service>.<resource type>.<verb>`." }),
+  subject: z.string().min(1).meta({ description: "The resource's path, e.g. `/v1/events/5`." }),
+  time: z.iso.datetime({ offset: true }).meta({ description: "When the change was made." }),
+  datacontenttype: z.literal("application/json"),
+  data: z.unknown(),
+  actorid: z.string().optional().meta({ description: "Id of the user who made the change." }),
+  actoremail: z.string().optional().meta({ description: "Email of that user." }),
+});
+type Envelope = Omit<z.output<typeof factEnvelopeSchema>, "type" | "data">;
+
+/** A fact of one registered type (by default any), with its typed `data`. */
+export type Fact<K extends FactType = FactType> = {
+  [P in K]: Envelope & { type: P; data: FactData<P> };
+}[K];
+
+/** What a change announces; `recordFact` adds the envelope. */
+export interface NewFact<K extends FactType = FactType> {
+  type: K;
   actor: FactActor;
-  resource: { type: string; id: string };
-  data: Record<string, unknown> | null;
+  /** The public payload (a service maps its row in its fact_payloads.ts). */
+  data: Record<string, unknown>;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -67,26 +91,86 @@ export async function installOutbox(sql: Sql): Promise<void> {
   });
 }
 
+/** A fact whose type is not registered, or whose data does not match its schema. */
+export class FactContractError extends Error {}
+
+/** The issues of a failed parse as "path: message" (never the values: they may be private). */
+function issues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join(".") || "data"}: ${issue.message}`)
+    .join("; ");
+}
+
+/**
+ * The CloudEvent for a new fact; throws `FactContractError` when the type is not in
+ * shared/fact_catalog.ts or the data does not match its schema (extra keys are dropped: only
+ * what the schema names is public).
+ */
+export function buildFact<K extends FactType>(fact: NewFact<K>, time = new Date()): Fact<K> {
+  if (!isFactType(fact.type)) {
+    throw new FactContractError(
+      `Cannot record fact: ${fact.type} is not in shared/fact_catalog.ts`,
+    );
+  }
+  const entry = FACTS[fact.type];
+  // Dates become ISO strings, as they would on the wire.
+  const parsed = entry.data.safeParse(JSON.parse(JSON.stringify(fact.data ?? null)));
+  if (!parsed.success) {
+    throw new FactContractError(
+      `Cannot record fact ${fact.type}: its data does not match its schema (${
+        issues(parsed.error)
+      })`,
+    );
+  }
+  const actor = fact.actor ? { actorid: fact.actor.id, actoremail: fact.actor.email } : {};
+  return {
+    specversion: "1.0",
+    id: crypto.randomUUID(),
+    source: parseFactType(fact.type)!.service,
+    type: fact.type,
+    subject: `/v1/${entry.collection}/${parsed.data.id}`,
+    time: time.toISOString(),
+    datacontenttype: "application/json",
+    data: parsed.data,
+    ...actor,
+  } as Fact<K>;
+}
+
 /**
  * Inserts a fact into the outbox; call it inside the transaction that makes the change. A fact
- * missing from shared/fact_catalog.ts is refused (the transaction, and so the change, fails):
- * what is published is always what the AsyncAPI document names.
+ * that does not keep the contract (see `buildFact`) is refused: the transaction, and so the
+ * change, fails.
  */
-export async function recordFact(tx: Tx, fact: NewFact): Promise<Fact> {
-  const subject = facts.subject(fact.service, fact.type, fact.verb);
-  if (!isRegisteredFact(fact.service, fact.type, fact.verb)) {
-    throw new Error(`Cannot record fact: ${subject} is not in shared/fact_catalog.ts`);
-  }
-  const full: Fact = {
-    id: crypto.randomUUID(),
-    subject,
-    occurredAt: new Date().toISOString(),
-    ...fact,
-    data: fact.data ? JSON.parse(JSON.stringify(fact.data)) : null,
-  };
+export async function recordFact<K extends FactType>(tx: Tx, fact: NewFact<K>): Promise<Fact<K>> {
+  const full = buildFact(fact);
   await tx`insert into outbox (id, subject, payload)
-    values (${full.id}, ${full.subject}, ${tx.json(full)})`;
+    values (${full.id}, ${factSubject(full.type)}, ${tx.json(full)})`;
   return full;
+}
+
+/**
+ * A received fact, checked: the envelope, a registered type, data matching its schema. Returns
+ * why not otherwise (the consumer parks such messages).
+ */
+export function parseFact(raw: unknown): { fact: Fact } | { reason: string } {
+  const envelope = factEnvelopeSchema.safeParse(raw);
+  if (!envelope.success) return { reason: "not a CloudEvents fact" };
+  const { type } = envelope.data;
+  if (!isFactType(type)) return { reason: `unknown fact type ${type}` };
+  const data = FACTS[type].data.safeParse(envelope.data.data);
+  if (!data.success) {
+    return { reason: `data does not match the schema of ${type} (${issues(data.error)})` };
+  }
+  return { fact: { ...envelope.data, type, data: data.data } as Fact };
+}
+
+/** The acting user of a fact, or null for system changes. */
+export function factActor(fact: { actorid?: string; actoremail?: string }): FactActor {
+  return fact.actorid === undefined ? null : { id: fact.actorid, email: fact.actoremail ?? "" };
+}
+
+/** The fact's resource: its type (from the fact type) and id (from its data). */
+export function factResource(fact: Fact): { type: string; id: string } {
+  return { type: parseFactType(fact.type)!.resource, id: fact.data.id };
 }
 
 /** Creates (or updates) the stream that keeps every fact of this bus prefix. */
@@ -117,6 +201,13 @@ export async function deleteFactStream(bus: Bus): Promise<void> {
   const jsm = await jetstreamManager(bus.nc);
   await jsm.streams.delete(facts.stream(bus.prefix)).catch(() => {});
   await jsm.streams.delete(facts.parkedStream(bus.prefix)).catch(() => {});
+}
+
+/** Structured mode: the whole CloudEvent is the body, the header says so. */
+function cloudEventHeaders() {
+  const h = headers();
+  h.set("content-type", CLOUDEVENTS_JSON);
+  return h;
 }
 
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */
@@ -176,6 +267,7 @@ export class FactRelay {
             rows.map((row) =>
               js.publish(this.#bus.subject(row.subject), JSON.stringify(row.payload), {
                 msgID: row.id,
+                headers: cloudEventHeaders(),
               })
             ),
           );

@@ -6,8 +6,8 @@ import {
   deleteFactStream,
   ensureFactStream,
   FactRelay,
-  factSchema,
   installOutbox,
+  parseFact,
   recordFact,
 } from "./facts.ts";
 import { createLogger } from "./log.ts";
@@ -45,12 +45,16 @@ async function streamMessages(t: Awaited<ReturnType<typeof setUp>>) {
 
 // A registered fact (recordFact refuses others): the "things" stand in for event topics.
 const thingFact = (name: string, id: string) => ({
-  service: "catalog",
-  type: "event-topic",
-  verb: "created",
+  type: "catalog.event-topic.created" as const,
   actor: { id: "1", email: "a@example.com" },
-  resource: { type: "event-topic", id },
-  data: { name },
+  data: {
+    id,
+    name,
+    slug: name,
+    "system-image-url": null,
+    "created-at": new Date(),
+    "deleted-at": null,
+  },
 });
 
 Deno.test("[facts] a committed change publishes exactly one valid fact", async () => {
@@ -65,9 +69,20 @@ Deno.test("[facts] a committed change publishes exactly one valid fact", async (
   assert.equal(await streamMessages(t), 1);
   const jsm = await jetstreamManager(t.bus.nc);
   const msg = await jsm.streams.getMessage(t.stream, { seq: 1 });
-  const fact = factSchema.parse(msg!.json());
-  assert.equal(fact.resource.id, String(row.id));
+  const read = parseFact(msg!.json());
+  assert.ok("fact" in read, "a valid fact");
+  const { fact } = read;
+  assert.equal(fact.specversion, "1.0");
+  assert.equal(fact.type, "catalog.event-topic.created");
+  assert.equal(fact.source, "catalog");
+  assert.equal(fact.subject, `/v1/event-topics/${row.id}`);
+  assert.equal(fact.datacontenttype, "application/json");
+  assert.equal(fact.actorid, "1");
+  assert.equal(fact.actoremail, "a@example.com");
+  assert.equal(fact.data.id, String(row.id));
   assert.equal(msg!.subject, t.bus.subject("facts.catalog.event-topic.created"));
+  assert.equal(msg!.header.get("Nats-Msg-Id"), fact.id);
+  assert.equal(msg!.header.get("content-type"), "application/cloudevents+json; charset=utf-8");
   assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
 });
 
@@ -101,9 +116,56 @@ Deno.test("[facts] a re-published fact is de-duplicated by its message id", asyn
   const fact = await t.sql.begin((tx) => recordFact(tx, thingFact("dup", "8")));
   await t.relay.flush();
   const js = jetstream(t.bus.nc);
-  const ack = await js.publish(t.bus.subject(fact.subject), JSON.stringify(fact), {
+  const ack = await js.publish(t.bus.subject(`facts.${fact.type}`), JSON.stringify(fact), {
     msgID: fact.id,
   });
   assert.equal(ack.duplicate, true);
   assert.equal(await streamMessages(t), 1);
+});
+
+Deno.test("[facts] a change whose fact breaks its schema fails with it, in one transaction", async (t) => {
+  await using s = await setUp();
+  const cases: [string, (name: string, id: string) => unknown][] = [
+    ["a required field missing", (name, id) => {
+      const { data: { slug: _, ...data }, ...rest } = thingFact(name, id);
+      return { ...rest, data };
+    }],
+    ["a field of the wrong type", (name, id) => {
+      const fact = thingFact(name, id);
+      return { ...fact, data: { ...fact.data, "deleted-at": 5 } };
+    }],
+    ["a type the registry does not know", (name, id) => ({
+      ...thingFact(name, id),
+      type: "catalog.event-topic.renamed",
+    })],
+  ];
+  for (const [what, make] of cases) {
+    await t.step(what, async () => {
+      await assert.rejects(
+        changeWithFact(
+          s.sql,
+          s.relay,
+          async (tx) => (await tx`insert into things (name) values (${what}) returning *`)[0],
+          // deno-lint-ignore no-explicit-any
+          (row) => make(row.name, String(row.id)) as any,
+        ),
+        /Cannot record fact/,
+      );
+      const [{ n }] = await s.sql`select count(*)::int as n from things where name = ${what}`;
+      assert.equal(n, 0, "the change was rolled back");
+    });
+  }
+  assert.equal((await s.sql`select count(*)::int as n from outbox`)[0].n, 0);
+  await s.relay.flush();
+  assert.equal(await streamMessages(s), 0);
+});
+
+Deno.test("[facts] only what the schema names is published (no column names, no secrets)", async () => {
+  await using t = await setUp();
+  const fact = thingFact("extra", "9");
+  const recorded = await t.sql.begin((tx) =>
+    recordFact(tx, { ...fact, data: { ...fact.data, password_hash: "x", event_topic_id: 1 } })
+  );
+  assert.deepEqual(Object.keys(recorded.data).sort(), Object.keys(fact.data).sort());
+  assert.equal(recorded.data["created-at"], fact.data["created-at"].toISOString());
 });

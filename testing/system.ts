@@ -27,7 +27,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
 import { type Config, loadConfig } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { deleteFactStream, type Fact } from "@shared/facts.ts";
+import { deleteFactStream, type Fact, parseFact } from "@shared/facts.ts";
 import { createLogger, type LogLevel } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
@@ -43,6 +43,10 @@ import {
 } from "../services/catalog/service.ts";
 
 export const JSONAPI = "application/vnd.api+json";
+
+/** A fact as tests read it: typed, with `data` open to any key (tests look up fields freely). */
+// deno-lint-ignore no-explicit-any
+export type TestFact = Fact & { data: Record<string, any> };
 
 export interface TestSystemOptions {
   /** Extra environment for `loadConfig` (overrides the test defaults). */
@@ -97,8 +101,11 @@ export interface TestSystem extends AsyncDisposable {
   login(email: string, password: string): Promise<string>;
   /** One request through the gateway app. */
   call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
-  /** Every fact published on this system's stream so far (pending ones are flushed first). */
-  readFacts(): Promise<Fact[]>;
+  /**
+   * Every fact published on this system's stream so far (pending ones are flushed first), each
+   * checked against its registered schema (an invalid one fails the test).
+   */
+  readFacts(): Promise<TestFact[]>;
   /** Creates an event through the API as `token`'s user (the owner); throws unless 201. */
   createEvent(token: string, options?: NewEventOptions): Promise<CreatedEvent>;
   /** Creates a ticket for `eventId` through the API; throws unless 201. Returns its id. */
@@ -424,10 +431,13 @@ export async function startTestSystem(options: TestSystemOptions = {}): Promise<
         const jsm = await jetstreamManager(testbus.bus.nc);
         const stream = facts.stream(testbus.prefix);
         const { state } = await jsm.streams.info(stream);
-        const out: Fact[] = [];
+        const out: TestFact[] = [];
         for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
           const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-          if (message) out.push(message.json<Fact>());
+          if (!message) continue;
+          const read = parseFact(message.json());
+          if (!("fact" in read)) throw new Error(`Fact ${seq} breaks its contract: ${read.reason}`);
+          out.push(read.fact);
         }
         return out;
       },

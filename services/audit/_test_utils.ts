@@ -2,12 +2,12 @@
  * Test helpers for the audit service: start it on a test database and bus (or next to a
  * `startTestSystem()`), make facts, publish them, wait for activities.
  */
-import { jetstream } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import type { Fact } from "@shared/facts.ts";
+import type { FactData, FactType } from "@shared/fact_catalog.ts";
+import type { Fact, FactActor } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
-import { facts } from "@shared/subjects.ts";
+import { exampleFact, publishFacts } from "../../testing/facts.ts";
 import { type AuditService, migrateAudit, SCHEMA, startAudit } from "./service.ts";
 
 export const quiet = createLogger("audit-test", "error");
@@ -43,36 +43,23 @@ export async function startAuditOn(
 
 let counter = 0;
 
-/** A valid fact (an event topic created by user 1), with any part overridden. */
-export function makeFact(overrides: Partial<Fact> = {}): Fact {
-  const type = overrides.type ?? "event-topic";
-  const verb = overrides.verb ?? "created";
-  const service = overrides.service ?? "catalog";
-  return {
-    id: crypto.randomUUID(),
-    subject: facts.subject(service, type, verb),
-    service,
-    type,
-    verb,
-    occurredAt: new Date().toISOString(),
-    actor: { id: "1", email: "admin@example.com" },
-    resource: { type, id: String(++counter) },
-    data: { name: `Topic ${counter}` },
-    ...overrides,
-  };
+/**
+ * A valid fact (by default an event topic created by user 1, a new id each time): the registry's
+ * example of `type` with `data` laid over it.
+ */
+export function makeFact<K extends FactType = "catalog.event-topic.created">(
+  type: K = "catalog.event-topic.created" as K,
+  data: Partial<FactData<K>> = {},
+  options: { actor?: FactActor; time?: Date } = {},
+): Fact<K> {
+  const id = String(++counter);
+  return exampleFact(type, { id, name: `Topic ${id}`, ...data } as Partial<FactData<K>>, {
+    actor: options.actor === undefined ? { id: "1", email: "admin@example.com" } : options.actor,
+    time: options.time,
+  });
 }
 
-/** Publishes facts on their own subjects, many in flight at once, each with its id as msgID. */
-export async function publishFacts(bus: Bus, list: Fact[]): Promise<void> {
-  const js = jetstream(bus.nc);
-  for (let i = 0; i < list.length; i += 1000) {
-    await Promise.all(
-      list.slice(i, i + 1000).map((fact) =>
-        js.publish(bus.subject(fact.subject), JSON.stringify(fact), { msgID: fact.id })
-      ),
-    );
-  }
-}
+export { publishFacts };
 
 /** Waits until `check` holds (polling), or fails after `ms`. */
 export async function until(

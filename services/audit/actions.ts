@@ -1,25 +1,22 @@
 /**
  * Turns a fact into the activity's `action`: a short sentence in the original's style
- * ("Event 5 updated", "Discount code SUMMER created for event 3"). Sentences are keyed by
- * `type.verb`; facts nobody described yet still get a readable one from their names.
+ * ("Event 5 updated", "Discount code SUMMER created for event 3"). Sentences are keyed by fact
+ * type and read its public payload (typed by the registry, shared/fact_catalog.ts); types
+ * nobody described yet still get a readable one from their names.
  */
-import type { Fact } from "@shared/facts.ts";
-
-type Sentence = (fact: Fact) => string | undefined;
+import type { FactType } from "@shared/fact_catalog.ts";
+import { type Fact, factActor, factResource } from "@shared/facts.ts";
 
 const MAX_LENGTH = 500;
 
-/** A data value as text, or undefined when absent (sentences then fall back). */
-function field(fact: Fact, key: string): string | undefined {
-  const value = fact.data?.[key];
-  if (typeof value === "string" && value !== "") return value;
-  if (typeof value === "number" || typeof value === "bigint") return String(value);
-  return undefined;
+/** The event a fact names in its public payload (`event`), if any. */
+function eventOf(fact: Fact): string | null {
+  return "event" in fact.data ? fact.data.event : null;
 }
 
 /** " for event 3", or nothing when the fact names no event. */
 function forEvent(fact: Fact): string {
-  const event = field(fact, "event_id");
+  const event = eventOf(fact);
   return event ? ` for event ${event}` : "";
 }
 
@@ -34,53 +31,64 @@ function words(verb: string): string {
   return verb.replaceAll(/[-_.]+/g, " ").trim() || "changed";
 }
 
+/** "<Type> <id> <verb>[ for event <id>]", from the fact type and the payload. */
 function generic(fact: Fact): string {
-  return `${label(fact.type)} ${fact.resource.id} ${words(fact.verb)}${forEvent(fact)}`;
+  const { type, id } = factResource(fact);
+  const verb = fact.type.split(".")[2] ?? "";
+  return `${label(type)} ${id} ${words(verb)}${forEvent(fact)}`;
 }
 
-function code(fact: Fact): string {
-  return field(fact, "code") ?? fact.resource.id;
+type CodeFact = Fact<`discounts.discount-code.${string}` & FactType>;
+type RedemptionFact = Fact<`discounts.discount-code.${"reserved" | "confirmed" | "released"}`>;
+type GrantFact = Fact<`catalog.users-events-role.${string}` & FactType>;
+type SubTopicFact = Fact<`catalog.event-sub-topic.${string}` & FactType>;
+
+function code(fact: CodeFact): string {
+  return fact.data.code || fact.data.id;
 }
 
-function grant(fact: Fact, sentence: (role: string, user: string, event: string) => string) {
-  const [role, user, event] = ["role_name", "user_id", "event_id"].map((k) => field(fact, k));
-  return role && user && event ? sentence(role, user, event) : undefined;
+function grant(fact: GrantFact, sentence: (role: string, user: string, event: string) => string) {
+  return sentence(fact.data.role, fact.data.user, fact.data.event);
 }
 
-function uses(fact: Fact): string {
-  const n = field(fact, "quantity");
-  return n ? ` (${n} ${n === "1" ? "use" : "uses"})` : "";
+function uses(fact: RedemptionFact): string {
+  const n = fact.data.reservation.quantity;
+  return ` (${n} ${n === 1 ? "use" : "uses"})`;
 }
 
-const sentences: Record<string, Sentence> = {
-  "user.created": (f) => `User ${f.resource.id} created`,
-  "user.updated": (f) => `User ${f.resource.id} updated`,
-  "user.deleted": (f) => `User ${f.resource.id} deleted`,
-  "user.logged-in": (f) => `User ${f.resource.id} logged in`,
-  "users-events-role.created": (f) =>
+function subTopic(fact: SubTopicFact, verb: string): string {
+  const topic = fact.data["event-topic"];
+  return `Event sub-topic ${fact.data.id} ${verb}${topic ? ` for event topic ${topic}` : ""}`;
+}
+
+/** Sentences by fact type, each reading its type's payload. */
+const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
+  "catalog.user.created": (f) => `User ${f.data.id} created`,
+  "catalog.user.updated": (f) => `User ${f.data.id} updated`,
+  "catalog.user.deleted": (f) => `User ${f.data.id} deleted`,
+  "catalog.user.logged-in": (f) => `User ${f.data.id} logged in`,
+  "catalog.users-events-role.created": (f) =>
     grant(f, (role, user, event) => `Role ${role} granted to user ${user} for event ${event}`),
-  "users-events-role.updated": (f) =>
+  "catalog.users-events-role.updated": (f) =>
     grant(f, (role, user, event) => `Role of user ${user} for event ${event} changed to ${role}`),
-  "users-events-role.deleted": (f) =>
+  "catalog.users-events-role.deleted": (f) =>
     grant(f, (role, user, event) => `Role ${role} revoked from user ${user} for event ${event}`),
-  "event-sub-topic.created": (f) => subTopic(f, "created"),
-  "event-sub-topic.updated": (f) => subTopic(f, "updated"),
-  "event-sub-topic.deleted": (f) => subTopic(f, "deleted"),
-  "stripe-authorization.created": (f) => `Stripe authorization linked${forEvent(f)}`,
-  "stripe-authorization.updated": (f) => `Stripe authorization re-linked${forEvent(f)}`,
-  "stripe-authorization.deleted": (f) => `Stripe authorization removed${forEvent(f)}`,
-  "discount-code.created": (f) => `Discount code ${code(f)} created${forEvent(f)}`,
-  "discount-code.updated": (f) => `Discount code ${code(f)} updated${forEvent(f)}`,
-  "discount-code.deleted": (f) => `Discount code ${code(f)} deleted${forEvent(f)}`,
-  "discount-code.reserved": (f) => `Discount code ${code(f)} reserved${uses(f)}${forEvent(f)}`,
-  "discount-code.confirmed": (f) => `Discount code ${code(f)} confirmed${uses(f)}${forEvent(f)}`,
-  "discount-code.released": (f) => `Discount code ${code(f)} released${uses(f)}${forEvent(f)}`,
+  "catalog.event-sub-topic.created": (f) => subTopic(f, "created"),
+  "catalog.event-sub-topic.updated": (f) => subTopic(f, "updated"),
+  "catalog.event-sub-topic.deleted": (f) => subTopic(f, "deleted"),
+  "payments.stripe-authorization.created": (f) => `Stripe authorization linked${forEvent(f)}`,
+  "payments.stripe-authorization.updated": (f) => `Stripe authorization re-linked${forEvent(f)}`,
+  "payments.stripe-authorization.deleted": (f) => `Stripe authorization removed${forEvent(f)}`,
+  "discounts.discount-code.created": (f) => `Discount code ${code(f)} created${forEvent(f)}`,
+  "discounts.discount-code.updated": (f) => `Discount code ${code(f)} updated${forEvent(f)}`,
+  "discounts.discount-code.deleted": (f) => `Discount code ${code(f)} deleted${forEvent(f)}`,
+  "discounts.discount-code.reserved": (f) =>
+    `Discount code ${code(f)} reserved${uses(f)}${forEvent(f)}`,
+  "discounts.discount-code.confirmed": (f) =>
+    `Discount code ${code(f)} confirmed${uses(f)}${forEvent(f)}`,
+  "discounts.discount-code.released": (f) =>
+    `Discount code ${code(f)} released${uses(f)}${forEvent(f)}`,
 };
-
-function subTopic(fact: Fact, verb: string): string {
-  const topic = field(fact, "event_topic_id");
-  return `Event sub-topic ${fact.resource.id} ${verb}${topic ? ` for event topic ${topic}` : ""}`;
-}
 
 /** Drops control characters (Postgres text refuses NUL) and bounds the length. */
 export function clean(text: string, max = MAX_LENGTH): string {
@@ -94,16 +102,17 @@ export function clean(text: string, max = MAX_LENGTH): string {
  *
  * @example
  * ```ts ignore
- * describeFact({ ...fact, type: "event", verb: "updated", resource: { type: "event", id: "5" } });
+ * describeFact(exampleFact("catalog.event.updated", { id: "5" }));
  * // "Event 5 updated"
  * ```
  */
 export function describeFact(fact: Fact): string {
-  const sentence = sentences[`${fact.type}.${fact.verb}`];
+  const sentence = sentences[fact.type] as ((fact: Fact) => string) | undefined;
   return clean(sentence?.(fact) ?? generic(fact));
 }
 
 /** "email (id)" of the acting user, or "system" for changes nobody made by hand. */
 export function describeActor(fact: Fact): string {
-  return fact.actor ? clean(`${fact.actor.email} (${fact.actor.id})`) : "system";
+  const actor = factActor(fact);
+  return actor ? clean(`${actor.email} (${actor.id})`) : "system";
 }

@@ -77,7 +77,7 @@ Deno.test("[audit] an activity names the actor, the time of the change and what 
   const topic = await system.createTopic("Science");
   await system.catalog.relay.flush();
   const fact = (await system.readFacts()).find((f) =>
-    f.type === "event-topic" && f.resource.id === topic
+    f.type === "catalog.event-topic.created" && f.data.id === topic
   )!;
   await new Promise((resolve) => setTimeout(resolve, 300));
   const again = await startAuditOn(system.bus, system.databaseUrl);
@@ -93,11 +93,11 @@ Deno.test("[audit] an activity names the actor, the time of the change and what 
   assert.equal(reply.body.meta.count, 1);
   assert.deepEqual(reply.body.data[0].attributes, {
     actor: `${system.admin.email} (${system.admin.id})`,
-    time: fact.occurredAt,
+    time: fact.time,
     action: `Event topic ${topic} created`,
   });
   const [row] = await again.sql`select recorded_at from activities where fact_id = ${fact.id}`;
-  assert.ok(row.recorded_at.getTime() - Date.parse(fact.occurredAt) >= 300, "written later");
+  assert.ok(row.recorded_at.getTime() - Date.parse(fact.time) >= 300, "written later");
   // The admin created at start-up had no acting user.
   const system_ = JSON.stringify([{ name: "actor", op: "eq", val: "system" }]);
   const bySystem = await system.call("GET", list(q({ filter: system_ })), {

@@ -4,6 +4,7 @@ import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
+import { factSubject } from "@shared/fact_catalog.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { activityCount, makeFact, publishFacts, startAuditOn, until } from "./_test_utils.ts";
 import { DURABLE, SCHEMA } from "./service.ts";
@@ -22,20 +23,17 @@ Deno.test("[audit] a fact becomes one activity, even when it comes again after t
   const audit = await startAuditOn(b.bus, db.url);
   try {
     const js = jetstream(b.bus.nc);
-    const fact = makeFact({
-      type: "event",
-      verb: "updated",
-      subject: facts.subject("catalog", "event", "updated"),
-      resource: { type: "event", id: "5" },
-      occurredAt: "2030-01-02T03:04:05.678Z",
+    const fact = makeFact("catalog.event.updated", { id: "5" }, {
+      time: new Date("2030-01-02T03:04:05.678Z"),
     });
     const body = JSON.stringify(fact);
-    await js.publish(b.bus.subject(fact.subject), body, { msgID: fact.id });
+    const subject = b.bus.subject(factSubject(fact.type));
+    await js.publish(subject, body, { msgID: fact.id });
     // Inside the window JetStream itself drops the retry.
-    const retry = await js.publish(b.bus.subject(fact.subject), body, { msgID: fact.id });
+    const retry = await js.publish(subject, body, { msgID: fact.id });
     assert.equal(retry.duplicate, true);
     // After the window (simulated with another message id) the stream keeps it: audit must not.
-    const late = await js.publish(b.bus.subject(fact.subject), body, { msgID: `${fact.id}-late` });
+    const late = await js.publish(subject, body, { msgID: `${fact.id}-late` });
     assert.equal(late.duplicate, false);
     await until(() => drained(b.bus), 10_000, "the consumer drained");
     const rows = await audit.sql`select * from activities`;
@@ -77,14 +75,14 @@ Deno.test("[audit] malformed, misrouted and refused facts are parked; later fact
   const audit = await startAuditOn(b.bus, db.url);
   try {
     const js = jetstream(b.bus.nc);
-    const subject = b.bus.subject(facts.subject("catalog", "event-topic", "created"));
+    const subject = b.bus.subject(factSubject("catalog.event-topic.created"));
     await js.publish(subject, "not json");
     await js.publish(subject, JSON.stringify({ id: "x", verb: "created" }));
     // Valid by the schema, but on another fact's subject.
-    const misrouted = makeFact({ type: "event" });
+    const misrouted = makeFact("catalog.event.created");
     await js.publish(subject, JSON.stringify(misrouted));
     // Valid by the schema, but Postgres has no year 0: it comes in a batch with a good fact.
-    const refused = makeFact({ occurredAt: "0000-01-01T00:00:00Z" });
+    const refused = makeFact(undefined, {}, { time: new Date("0000-01-01T00:00:00Z") });
     const good = makeFact();
     await publishFacts(b.bus, [refused, good]);
     await until(() => drained(b.bus), 10_000, "the consumer drained");

@@ -5,24 +5,28 @@
  * the batch, which JetStream then redelivers.
  */
 import type { Sql } from "@shared/db.ts";
-import type { Fact } from "@shared/facts.ts";
+import { type Fact, factActor, factResource } from "@shared/facts.ts";
+import { parseFactType } from "@shared/fact_catalog.ts";
 import type { HandleResult } from "@shared/consumer.ts";
 import type { Logger } from "@shared/log.ts";
 import { clean, describeActor, describeFact } from "./actions.ts";
 import { insertActivities, type NewActivity } from "./store/activities.ts";
 
+/** The activity of a fact: `type` and `verb` are the resource type and verb of the fact type. */
 export function toActivity(fact: Fact): NewActivity {
+  const { service, resource, verb } = parseFactType(fact.type)!;
+  const actor = factActor(fact);
   return {
     fact_id: fact.id,
     actor: describeActor(fact),
-    actor_id: fact.actor ? clean(fact.actor.id, 200) : null,
-    occurred_at: fact.occurredAt,
+    actor_id: actor ? clean(actor.id, 200) : null,
+    occurred_at: fact.time,
     action: describeFact(fact),
-    service: clean(fact.service, 100),
-    type: clean(fact.type, 100),
-    verb: clean(fact.verb, 100),
-    resource_type: clean(fact.resource.type, 100),
-    resource_id: clean(fact.resource.id, 200),
+    service: clean(service, 100),
+    type: clean(resource, 100),
+    verb: clean(verb, 100),
+    resource_type: clean(resource, 100),
+    resource_id: clean(factResource(fact).id, 200),
   };
 }
 

@@ -5,6 +5,7 @@
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
+import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
 import { hashPassword } from "./passwords.ts";
 import { anyAdmin, upsertAdmin } from "./store/users.ts";
@@ -27,14 +28,7 @@ export async function ensureFirstAdmin(
     sql,
     relay,
     (tx) => upsertAdmin(tx, email, hash),
-    ({ row, created }) => ({
-      service: "catalog",
-      type: "user",
-      verb: created ? "created" : "updated",
-      actor: null,
-      resource: { type: "user", id: String(row.id) },
-      data: { email: row.email, is_admin: true, is_super_admin: true },
-    }),
+    ({ row, created }) => catalogFact(null, "user", created ? "created" : "updated", row),
   );
   log.info(created ? "first admin created" : "admin updated", { userId: String(row.id) });
 }

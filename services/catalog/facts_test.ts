@@ -1,31 +1,34 @@
 import assert from "node:assert/strict";
-import { type Fact, factSchema } from "@shared/facts.ts";
+import { factActor, factResource } from "@shared/facts.ts";
 import {
   expectStatus,
   startTestSystem,
+  type TestFact,
   type TestSystem,
   type TestUser,
 } from "../../testing/system.ts";
 
 /** The facts that `change` leaves on the stream (everything pending is flushed first). */
-async function factsOf(system: TestSystem, change: () => Promise<unknown>): Promise<Fact[]> {
+async function factsOf(system: TestSystem, change: () => Promise<unknown>): Promise<TestFact[]> {
   const before = (await system.readFacts()).length;
   await change();
   return (await system.readFacts()).slice(before);
 }
 
+/** Checks the CloudEvents envelope (readFacts already checked the data against its schema). */
 function assertFact(
-  fact: Fact,
-  expected: { subject: string; actor: TestUser | null; resource: { type: string; id: string } },
+  fact: TestFact,
+  expected: { type: string; actor: TestUser | null; resource: { type: string; id: string } },
 ) {
-  factSchema.parse(fact);
-  assert.equal(fact.subject, expected.subject);
-  assert.equal(fact.service, "catalog");
+  assert.equal(fact.type, expected.type);
+  assert.equal(fact.specversion, "1.0");
+  assert.equal(fact.source, "catalog");
+  assert.equal(fact.subject, `/v1/${expected.resource.type}s/${expected.resource.id}`);
   assert.deepEqual(
-    fact.actor,
+    factActor(fact),
     expected.actor ? { id: expected.actor.id, email: expected.actor.email } : null,
   );
-  assert.deepEqual(fact.resource, expected.resource);
+  assert.deepEqual(factResource(fact), expected.resource);
   const text = JSON.stringify(fact);
   assert.doesNotMatch(text, /password|pbkdf2/i, "a fact carries a password (hash)");
 }
@@ -51,13 +54,13 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
-      subject: "facts.catalog.user.created",
+      type: "catalog.user.created",
       // A sign-up is the new user's own act (api-surface §7: the real actor).
       actor: { id, email, password: "", token: "" },
       resource: { type: "user", id },
     });
-    assert.equal(facts[0].data?.email, email);
-    assert.equal(facts[0].data?.password_hash, undefined);
+    assert.equal(facts[0].data.email, email);
+    assert.equal(facts[0].data.password_hash, undefined);
     assert.ok(!JSON.stringify(facts[0]).includes(password));
     alice = { id, email, password, token: "" };
   });
@@ -68,7 +71,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
-      subject: "facts.catalog.user.logged-in",
+      type: "catalog.user.logged-in",
       actor: alice,
       resource: { type: "user", id: alice.id },
     });
@@ -104,11 +107,11 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
-      subject: "facts.catalog.user.updated",
+      type: "catalog.user.updated",
       actor: alice,
       resource: { type: "user", id: alice.id },
     });
-    assert.equal(facts[0].data?.first_name, "Alice");
+    assert.equal(facts[0].data["first-name"], "Alice");
   });
 
   await t.step("event-topic created, updated, deleted by the admin", async () => {
@@ -117,11 +120,11 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(created.length, 1);
     assertFact(created[0], {
-      subject: "facts.catalog.event-topic.created",
+      type: "catalog.event-topic.created",
       actor: admin,
       resource: { type: "event-topic", id: topicId },
     });
-    assert.equal(created[0].data?.slug, "fact-topic");
+    assert.equal(created[0].data.slug, "fact-topic");
     const updated = await factsOf(system, async () => {
       expectStatus(
         await system.call("PATCH", `/v1/event-topics/${topicId}`, {
@@ -135,29 +138,29 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(updated.length, 1);
     assertFact(updated[0], {
-      subject: "facts.catalog.event-topic.updated",
+      type: "catalog.event-topic.updated",
       actor: admin,
       resource: { type: "event-topic", id: topicId },
     });
-    assert.equal(updated[0].data?.name, "Fact topic 2");
+    assert.equal(updated[0].data.name, "Fact topic 2");
   });
 
   await t.step("event created: one event fact and one owner-role fact", async () => {
     const facts = await factsOf(system, async () => {
       eventId = (await system.createEvent(alice.token)).id;
     });
-    const events = facts.filter((f) => f.type === "event");
+    const events = facts.filter((f) => f.type === "catalog.event.created");
     assert.equal(events.length, 1);
     assertFact(events[0], {
-      subject: "facts.catalog.event.created",
+      type: "catalog.event.created",
       actor: alice,
       resource: { type: "event", id: eventId },
     });
-    const others = facts.filter((f) => f.type !== "event");
+    const others = facts.filter((f) => f.type !== "catalog.event.created");
     assert.equal(others.length, 1);
-    assert.equal(others[0].subject, "facts.catalog.users-events-role.created");
-    assert.equal(String(others[0].data?.event_id), eventId);
-    assert.equal(others[0].data?.role_name, "owner");
+    assert.equal(others[0].type, "catalog.users-events-role.created");
+    assert.equal(others[0].data.event, eventId);
+    assert.equal(others[0].data.role, "owner");
   });
 
   await t.step("event updated", async () => {
@@ -172,11 +175,11 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
-      subject: "facts.catalog.event.updated",
+      type: "catalog.event.updated",
       actor: alice,
       resource: { type: "event", id: eventId },
     });
-    assert.equal(facts[0].data?.state, "published");
+    assert.equal(facts[0].data.state, "published");
   });
 
   await t.step("ticket created, updated, deleted", async () => {
@@ -185,7 +188,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(created.length, 1);
     assertFact(created[0], {
-      subject: "facts.catalog.ticket.created",
+      type: "catalog.ticket.created",
       actor: alice,
       resource: { type: "ticket", id: ticketId },
     });
@@ -199,8 +202,8 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
       );
     });
     assert.equal(updated.length, 1);
-    assert.equal(updated[0].subject, "facts.catalog.ticket.updated");
-    assert.equal(updated[0].data?.quantity, 3);
+    assert.equal(updated[0].type, "catalog.ticket.updated");
+    assert.equal(updated[0].data.quantity, 3);
     const deleted = await factsOf(system, async () => {
       expectStatus(
         await system.call("DELETE", `/v1/tickets/${ticketId}`, { token: alice.token }),
@@ -209,7 +212,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(deleted.length, 1);
     assertFact(deleted[0], {
-      subject: "facts.catalog.ticket.deleted",
+      type: "catalog.ticket.deleted",
       actor: alice,
       resource: { type: "ticket", id: ticketId },
     });
@@ -227,7 +230,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(granted.length, 1);
     assertFact(granted[0], {
-      subject: "facts.catalog.users-events-role.created",
+      type: "catalog.users-events-role.created",
       actor: alice,
       resource: { type: "users-events-role", id: grantId },
     });
@@ -239,7 +242,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(revoked.length, 1);
     assertFact(revoked[0], {
-      subject: "facts.catalog.users-events-role.deleted",
+      type: "catalog.users-events-role.deleted",
       actor: alice,
       resource: { type: "users-events-role", id: grantId },
     });
@@ -254,7 +257,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(event.length, 1);
     assertFact(event[0], {
-      subject: "facts.catalog.event.deleted",
+      type: "catalog.event.deleted",
       actor: alice,
       resource: { type: "event", id: eventId },
     });
@@ -265,7 +268,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
       );
     });
     assert.equal(topic.length, 1);
-    assert.equal(topic[0].subject, "facts.catalog.event-topic.deleted");
+    assert.equal(topic[0].type, "catalog.event-topic.deleted");
   });
 
   await t.step("user deleted (by an admin, who is the actor)", async () => {
@@ -277,7 +280,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     });
     assert.equal(facts.length, 1);
     assertFact(facts[0], {
-      subject: "facts.catalog.user.deleted",
+      type: "catalog.user.deleted",
       actor: admin,
       resource: { type: "user", id: alice.id },
     });
@@ -288,7 +291,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
     const [{ count }] = await system.sql`select count(*)::int as count from outbox`;
     assert.equal(count, 0);
     assert.equal(new Set(all.map((f) => f.id)).size, all.length);
-    for (const fact of all) assert.ok(fact.subject.startsWith("facts.catalog."));
+    for (const fact of all) assert.ok(fact.type.startsWith("catalog."));
   });
 });
 

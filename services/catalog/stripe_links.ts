@@ -1,24 +1,29 @@
 /**
  * The catalog follows the payments service's facts to keep each event's read-only
  * `is-stripe-linked` right, even when the catalog was down while the change happened (the
- * durable consumer delivers what it missed).
+ * durable consumer delivers what it missed). It reads only the public payload: the `event` a
+ * Stripe authorization belongs to.
  */
 import type { Bus } from "@shared/bus.ts";
-import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
 import type { Fact } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import { applyStripeLink } from "./store/events.ts";
 
-const linkedByVerb: Record<string, boolean> = { created: true, updated: true, deleted: false };
+type StripeFact = Fact<`payments.stripe-authorization.${"created" | "updated" | "deleted"}`>;
 
-export async function applyStripeFacts(sql: Sql, batch: Fact[]): Promise<void> {
-  for (const fact of batch) {
-    const linked = linkedByVerb[fact.verb];
-    const eventId = fact.data?.event_id;
-    if (fact.type !== "stripe-authorization" || linked === undefined || eventId == null) continue;
-    await applyStripeLink(sql, String(eventId), linked, new Date(fact.occurredAt));
-  }
+function link(sql: Sql, linked: boolean) {
+  return (fact: StripeFact) => applyStripeLink(sql, fact.data.event, linked, new Date(fact.time));
+}
+
+/** Applies a batch of payments facts (exported for tests). */
+export function applyStripeFacts(sql: Sql, batch: Fact[]): Promise<void> {
+  return byType({
+    "payments.stripe-authorization.created": link(sql, true),
+    "payments.stripe-authorization.updated": link(sql, true),
+    "payments.stripe-authorization.deleted": link(sql, false),
+  })(batch);
 }
 
 export function followStripeLinks(sql: Sql, bus: Bus, log: Logger): Promise<FactConsumer> {

@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
-import { jetstream } from "@nats-io/jetstream";
 import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream, type Fact } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
-import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
+import { exampleFact, publishFacts } from "../../testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
 import { followStripeLinks } from "./stripe_links.ts";
 
 const quiet = createLogger("test", "error");
 
-function stripeFact(verb: string, eventId: string, at: Date): Fact {
-  return {
-    id: crypto.randomUUID(),
-    subject: facts.subject("payments", "stripe-authorization", verb),
-    service: "payments",
-    type: "stripe-authorization",
-    verb,
-    occurredAt: at.toISOString(),
-    actor: null,
-    resource: { type: "stripe-authorization", id: "1" },
-    data: { event_id: eventId, stripe_publishable_key: "pk_test_x" },
-  };
+function stripeFact(verb: "created" | "updated" | "deleted", eventId: string, at: Date): Fact {
+  return exampleFact(`payments.stripe-authorization.${verb}`, { event: eventId }, { time: at });
 }
 
 async function linked(sql: Awaited<ReturnType<typeof openDatabase>>, id: string) {
@@ -49,8 +38,7 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
       values ('abcdef01', 'E', now(), now() + interval '1 day', ${user.id}) returning id`;
     const id = String(event.id);
     await ensureFactStream(b.bus);
-    const js = jetstream(b.bus.nc);
-    const publish = (fact: Fact) => js.publish(b.bus.subject(fact.subject), JSON.stringify(fact));
+    const publish = (fact: Fact) => publishFacts(b.bus, [fact]);
     const t0 = Date.now();
 
     // The catalog is not running: the fact waits in the stream.

@@ -4,11 +4,12 @@
  * codes with it (soft delete) and loses its event code; a deleted ticket is detached from every
  * code. Each change publishes its own fact, naming the actor of the catalog's change.
  * Idempotent: a redelivered fact finds nothing left to change. Every event fact also updates
- * the projection of events the anonymous checkout lookup reads (store/events.ts).
+ * the projection of events the anonymous checkout lookup reads (store/events.ts). Only the
+ * public payloads are read (typed by the registry, shared/fact_catalog.ts).
  */
 import type { Bus } from "@shared/bus.ts";
-import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
-import { changeWithFact, type Fact, type FactRelay, type NewFact } from "@shared/facts.ts";
+import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
 import type { Sql } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import {
@@ -22,24 +23,21 @@ import {
   unapplyEvent,
 } from "./store/codes.ts";
 import { projectEvent } from "./store/events.ts";
+import { codeFact as codeFactOf, type CodeVerb } from "./fact_payloads.ts";
 
-function codeFact(fact: Fact, verb: string, row: Row): NewFact {
-  return {
-    service: "discounts",
-    type: "discount-code",
-    verb,
-    actor: fact.actor,
-    resource: { type: "discount-code", id: String(row.id) },
-    data: row,
-  };
+type EventFact = Fact<`catalog.event.${"created" | "updated" | "deleted"}`>;
+
+/** A code changed because of a catalog fact: the same actor. */
+function codeFact(fact: Fact, verb: CodeVerb, row: Row) {
+  return codeFactOf(factActor(fact), verb, row);
 }
 
-async function eventDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<void> {
-  const eventId = fact.resource.id;
+async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promise<void> {
+  const eventId = fact.data.id;
   if (!isId(eventId)) return;
   await changeWithFact(sql, relay, async (tx) => {
     const affected = await codesOfEvent(tx, eventId);
-    const changed: { verb: string; row: Row }[] = [];
+    const changed: { verb: CodeVerb; row: Row }[] = [];
     for (const code of affected) {
       const codeId = String(code.id);
       if (String(code.event_id) === eventId) {
@@ -56,8 +54,12 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<voi
   }, (changed) => changed.map(({ verb, row }) => codeFact(fact, verb, row)));
 }
 
-async function ticketDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<void> {
-  const ticketId = fact.resource.id;
+async function ticketDeleted(
+  sql: Sql,
+  relay: FactRelay,
+  fact: Fact<"catalog.ticket.deleted">,
+): Promise<void> {
+  const ticketId = fact.data.id;
   if (!isId(ticketId)) return;
   await changeWithFact(sql, relay, async (tx) => {
     const affected = await codesOfTicket(tx, ticketId);
@@ -68,28 +70,28 @@ async function ticketDeleted(sql: Sql, relay: FactRelay, fact: Fact): Promise<vo
   }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
 }
 
-/** What an event fact says of the event: its data is the event row (before a delete). */
-async function eventChanged(sql: Sql, fact: Fact): Promise<void> {
-  const data = fact.data ?? {};
-  const identifier = data.identifier;
-  const state = data.state;
-  if (typeof identifier !== "string" || typeof state !== "string") return;
+/** What an event fact says of the event (its data is the event before a delete). */
+async function eventChanged(sql: Sql, fact: EventFact): Promise<void> {
+  const { data } = fact;
   await projectEvent(sql, {
-    id: fact.resource.id,
-    identifier,
-    state,
-    deleted: fact.verb === "deleted" || !!data.deleted_at,
-  }, new Date(fact.occurredAt));
+    id: data.id,
+    identifier: data.identifier,
+    state: data.state,
+    deleted: fact.type === "catalog.event.deleted" || data["deleted-at"] !== null,
+  }, new Date(fact.time));
 }
 
 /** Applies a batch of catalog facts (exported for tests). */
-export async function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
-  for (const fact of batch) {
-    if (fact.type === "event") await eventChanged(sql, fact);
-    if (fact.verb !== "deleted") continue;
-    if (fact.type === "event") await eventDeleted(sql, relay, fact);
-    else if (fact.type === "ticket") await ticketDeleted(sql, relay, fact);
-  }
+export function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
+  return byType({
+    "catalog.event.created": (fact) => eventChanged(sql, fact),
+    "catalog.event.updated": (fact) => eventChanged(sql, fact),
+    "catalog.event.deleted": async (fact) => {
+      await eventChanged(sql, fact);
+      await eventDeleted(sql, relay, fact);
+    },
+    "catalog.ticket.deleted": (fact) => ticketDeleted(sql, relay, fact),
+  })(batch);
 }
 
 export function followCatalog(

@@ -141,8 +141,10 @@ Deno.test("[discounts] reserve is idempotent per order and release gives the use
   });
   await t.step("every change published a fact, repeats none", async () => {
     await system.discounts[0].relay.flush();
-    const facts = (await system.readFacts()).filter((f) => f.type === "discount-code");
-    const verbs = facts.filter((f) => f.resource.id === id).map((f) => f.verb);
+    const facts = (await system.readFacts()).filter((f) =>
+      f.type.startsWith("discounts.discount-code.")
+    );
+    const verbs = facts.filter((f) => f.data.id === id).map((f) => f.type.split(".")[2]);
     assert.deepEqual(verbs, [
       "created",
       "reserved",
@@ -152,9 +154,13 @@ Deno.test("[discounts] reserve is idempotent per order and release gives the use
       "released",
       "reserved",
     ]);
-    const reserved = facts.find((f) => f.verb === "reserved")!;
-    assert.equal(reserved.data?.code !== undefined, true);
-    assert.deepEqual(reserved.data?.reservation, { order_id: "a", quantity: 2, state: "reserved" });
+    const reserved = facts.find((f) => f.type.endsWith(".reserved"))!;
+    assert.equal(reserved.data.code !== undefined, true);
+    assert.deepEqual(reserved.data.reservation, {
+      "order-id": "a",
+      quantity: 2,
+      state: "reserved",
+    });
   });
 });
 

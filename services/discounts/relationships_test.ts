@@ -46,7 +46,7 @@ Deno.test("[discounts] PATCH, POST and DELETE /v1/discount-codes/{id}/relationsh
   const updates = async () => {
     await system.discounts[0].relay.flush();
     return (await system.readFacts()).filter((f) =>
-      f.type === "discount-code" && f.verb === "updated" && f.resource.id === id
+      f.type === "discounts.discount-code.updated" && f.data.id === id
     );
   };
   const linkage = (...ids: string[]) => ids.map((ticket) => ({ type: "ticket", id: ticket }));
@@ -61,8 +61,8 @@ Deno.test("[discounts] PATCH, POST and DELETE /v1/discount-codes/{id}/relationsh
     assert.deepEqual(await stored(), sorted(b, c));
     const facts = await updates();
     assert.equal(facts.length, 1);
-    assert.equal(facts[0].actor?.id, cast.coorganizer.id);
-    assert.deepEqual(facts[0].data?.ticket_ids, sorted(b, c));
+    assert.equal(facts[0].actorid, cast.coorganizer.id);
+    assert.deepEqual(facts[0].data.tickets, sorted(b, c));
   });
   await t.step("POST adds members (repeats are no-ops)", async () => {
     const reply = await send("POST", path(id, "tickets"), { token, body: tickets(a, b) });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { ConflictError, UnprocessableError } from "@shared/errors.ts";
 import type { Fact } from "@shared/facts.ts";
+import { exampleFact } from "../../testing/facts.ts";
 import { discountsRedemption } from "@shared/subjects.ts";
 import { expectError, expectStatus } from "../../testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
@@ -267,17 +268,10 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
   });
   await t.step("facts out of order never resurrect a deleted event", async () => {
     const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms).toISOString();
-    const fact = (verb: string, occurredAt: string, state: string): Fact => ({
-      id: crypto.randomUUID(),
-      subject: `facts.catalog.event.${verb}`,
-      service: "catalog",
-      type: "event",
-      verb,
-      occurredAt,
-      actor: null,
-      resource: { type: "event", id: "777777" },
-      data: { id: 777777, identifier: "0badcafe", state, deleted_at: null },
-    });
+    const fact = (verb: "updated" | "deleted", time: string, state: "published"): Fact =>
+      exampleFact(`catalog.event.${verb}`, { id: "777777", identifier: "0badcafe", state }, {
+        time: new Date(time),
+      });
     const relay = system.discounts[0].relay;
     await applyCatalogFacts(system.dsql, relay, [fact("deleted", at(2000), "published")]);
     await applyCatalogFacts(system.dsql, relay, [fact("updated", at(1000), "published")]);
@@ -352,11 +346,11 @@ Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted code
   await eventually(async () => {
     await system.discounts[0].relay.flush();
     updated = (await system.readFacts()).filter((f) =>
-      f.service === "discounts" && f.verb === "updated"
+      f.source === "discounts" && f.type.endsWith(".updated")
     );
-    return updated.some((f) => f.resource.id === live);
+    return updated.some((f) => f.data.id === live);
   }, "the live code's updated fact");
-  assert.deepEqual(updated.map((f) => f.resource.id), [live]);
+  assert.deepEqual(updated.map((f) => f.data.id), [live]);
 });
 
 Deno.test("[discounts] POST /v1/discount-codes refuses a huge tickets-number with one clear 422", async () => {

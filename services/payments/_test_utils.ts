@@ -7,7 +7,7 @@
 import { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import type { Fact } from "@shared/facts.ts";
+import type { TestFact } from "../../testing/system.ts";
 import type { LogFields, Logger } from "@shared/log.ts";
 import {
   type CallOptions,
@@ -42,7 +42,7 @@ export interface PaymentsSystem extends AsyncDisposable {
   /** POST /v1/stripe-authorizations for `eventId` with `code`, as `token`'s user. */
   link(token: string | undefined, eventId: string, code: string): Promise<CallResult>;
   /** Payments' and the catalog's facts, pending ones published first. */
-  readFacts(): Promise<Fact[]>;
+  readFacts(): Promise<TestFact[]>;
   /** Secrets (by name) found in responses, logs or facts. */
   leaks(): Promise<string[]>;
 }
@@ -167,7 +167,7 @@ export async function startPaymentsSystem(
     return all;
   }
 
-  async function readFacts(): Promise<Fact[]> {
+  async function readFacts(): Promise<TestFact[]> {
     await service.relay.flush();
     return await system.readFacts();
   }

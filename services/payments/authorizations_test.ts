@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { factActor } from "@shared/facts.ts";
 import { expectError, expectStatus } from "../../testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 
@@ -40,13 +41,13 @@ Deno.test("[payments] POST /v1/stripe-authorizations links the event for organiz
       assert.equal(reply.headers.get("Location"), `/v1/stripe-authorizations/${data.id}`);
       assert.equal(reply.body.links.self, `/v1/stripe-authorizations/${data.id}`);
       assert.equal(await linkedFlag(p, cast.event.id, true), true);
-      const facts = (await p.readFacts()).filter((f) => f.service === "payments");
-      const fact = facts.find((f) => f.verb === "created" && f.resource.id === data.id);
+      const facts = (await p.readFacts()).filter((f) => f.source === "payments");
+      const fact = facts.find((f) => f.type.endsWith(".created") && f.data.id === data.id);
       assert.ok(fact, "a created fact");
-      assert.equal(fact.subject, "facts.payments.stripe-authorization.created");
-      assert.equal(fact.data?.event_id, cast.event.id);
-      assert.equal(fact.data?.stripe_publishable_key, grant.publishableKey);
-      assert.deepEqual(fact.actor, { id: cast.owner.id, email: cast.owner.email });
+      assert.equal(fact.type, "payments.stripe-authorization.created");
+      assert.equal(fact.data.event, cast.event.id);
+      assert.equal(fact.data["stripe-publishable-key"], grant.publishableKey);
+      assert.deepEqual(factActor(fact), { id: cast.owner.id, email: cast.owner.email });
     },
   );
   await t.step("an organizer", async () => {
@@ -400,9 +401,9 @@ Deno.test("[payments] PATCH /v1/stripe-authorizations/{id} re-exchanges the code
     assert.ok(!p.stripe.connected.has(first.accountId), "the replaced account was deauthorized");
     assert.ok(p.stripe.connected.has(second.accountId));
     const facts = await p.readFacts();
-    const fact = facts.find((f) => f.verb === "updated" && f.resource.id === id);
-    assert.equal(fact?.data?.event_id, cast.event.id);
-    assert.equal(fact?.data?.stripe_publishable_key, second.publishableKey);
+    const fact = facts.find((f) => f.type.endsWith(".updated") && f.data.id === id);
+    assert.equal(fact?.data.event, cast.event.id);
+    assert.equal(fact?.data["stripe-publishable-key"], second.publishableKey);
     assert.equal(await linkedFlag(p, cast.event.id, true), true);
     current = second.accountId;
   });
@@ -468,8 +469,8 @@ Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} deauthorizes and del
     assert.equal(call?.form.stripe_user_id, grant.accountId);
     assert.ok(!p.stripe.connected.has(grant.accountId));
     assert.equal(await linkedFlag(p, cast.event.id, false), false);
-    const fact = (await p.readFacts()).find((f) => f.verb === "deleted" && f.resource.id === id);
-    assert.equal(fact?.data?.event_id, cast.event.id);
+    const fact = (await p.readFacts()).find((f) => f.type.endsWith(".deleted") && f.data.id === id);
+    assert.equal(fact?.data.event, cast.event.id);
     expectError(
       await p.call("GET", `/v1/stripe-authorizations/${id}`, { token: cast.owner.token }),
       404,
@@ -640,7 +641,9 @@ Deno.test("[payments] two concurrent PATCHes: one 200, one 409, one account left
   const [row] = await p.sql`select stripe_publishable_key from stripe_authorizations
     where id = ${id}`;
   assert.equal(row.stripe_publishable_key, winner.publishableKey);
-  const updates = (await p.readFacts()).filter((f) => f.verb === "updated" && f.resource.id === id);
+  const updates = (await p.readFacts()).filter((f) =>
+    f.type.endsWith(".updated") && f.data.id === id
+  );
   assert.equal(updates.length, 1, "only the winner announced a change");
 });
 

@@ -14,9 +14,10 @@
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
-import { changeWithFact, type Fact } from "@shared/facts.ts";
+import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
-import { accountIdOf, authorizationFact } from "./handlers/common.ts";
+import { accountIdOf } from "./handlers/common.ts";
+import { authorizationFact } from "./fact_payloads.ts";
 import {
   accountInUse,
   deleteAuthorization,
@@ -29,8 +30,11 @@ import { deauthorize, DeauthorizeRefusedError, DeauthorizeRejectedError } from "
 const CATALOG_CONSUMER = "payments-catalog";
 
 /** Why the fact can never be handled (it is parked), or null when it was. */
-async function eventDeleted(ctx: PaymentsContext, fact: Fact): Promise<string | null> {
-  const eventId = fact.resource.id;
+async function eventDeleted(
+  ctx: PaymentsContext,
+  fact: Fact<"catalog.event.deleted">,
+): Promise<string | null> {
+  const eventId = fact.data.id;
   if (!isId(eventId)) return null;
   const row = await getAuthorizationOfEvent(ctx.sql, eventId);
   if (!row) return null;
@@ -65,7 +69,7 @@ async function eventDeleted(ctx: PaymentsContext, fact: Fact): Promise<string | 
     ctx.sql,
     ctx.relay,
     (tx) => deleteAuthorization(tx, row.id),
-    (deleted) => deleted && authorizationFact(fact.actor, "deleted", deleted),
+    (deleted) => deleted && authorizationFact(factActor(fact), "deleted", deleted),
   );
   return null;
 }
@@ -77,7 +81,7 @@ export async function applyCatalogFacts(
 ): Promise<HandleResult> {
   const reject: { id: string; reason: string }[] = [];
   for (const fact of batch) {
-    if (fact.service !== "catalog" || fact.type !== "event" || fact.verb !== "deleted") continue;
+    if (fact.type !== "catalog.event.deleted") continue;
     const reason = await eventDeleted(ctx, fact);
     if (reason) reject.push({ id: fact.id, reason });
   }

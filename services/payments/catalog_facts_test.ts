@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { factActor } from "@shared/facts.ts";
 import type { Fact } from "@shared/facts.ts";
+import { exampleFact } from "../../testing/facts.ts";
 import { expectStatus } from "../../testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./catalog_facts.ts";
@@ -30,17 +32,9 @@ async function until(check: () => Promise<boolean>, ms = 5000): Promise<boolean>
 }
 
 function deletedEventFact(eventId: string): Fact {
-  return {
-    id: crypto.randomUUID(),
-    subject: "facts.catalog.event.deleted",
-    service: "catalog",
-    type: "event",
-    verb: "deleted",
-    occurredAt: new Date().toISOString(),
+  return exampleFact("catalog.event.deleted", { id: eventId }, {
     actor: { id: "1", email: "admin@example.org" },
-    resource: { type: "event", id: eventId },
-    data: null,
-  };
+  });
 }
 
 function deauthorizeCalls(p: PaymentsSystem, accountId: string): number {
@@ -63,11 +57,11 @@ Deno.test("[payments] deleting an event deauthorizes its Stripe account and dele
       assert.ok(!p.stripe.connected.has(grant.accountId));
       assert.equal(deauthorizeCalls(p, grant.accountId), 1);
       const fact = (await p.readFacts()).find((f) =>
-        f.service === "payments" && f.verb === "deleted" && f.resource.id === id
+        f.source === "payments" && f.type.endsWith(".deleted") && f.data.id === id
       );
       assert.ok(fact, "a deleted fact");
-      assert.equal(fact.data?.event_id, cast.event.id);
-      assert.deepEqual(fact.actor, { id: cast.owner.id, email: cast.owner.email });
+      assert.equal(fact.data.event, cast.event.id);
+      assert.deepEqual(factActor(fact), { id: cast.owner.id, email: cast.owner.email });
     },
   );
   await t.step("an account another event still uses stays connected", async () => {
@@ -106,7 +100,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
     config: { ...ctx.config, ...changes },
   });
   const deletedFacts = async (id: string) =>
-    (await p.readFacts()).filter((f) => f.verb === "deleted" && f.resource.id === id).length;
+    (await p.readFacts()).filter((f) => f.type.endsWith(".deleted") && f.data.id === id).length;
 
   await t.step("Stripe unreachable: throws (the batch is redelivered), the row kept", async () => {
     const { cast, id } = await linked(p);
@@ -155,7 +149,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   await t.step("other facts, and events without an authorization, are ignored", async () => {
     const bare = await p.stripeEvent();
     const calls = p.stripe.calls.length;
-    const other = { ...deletedEventFact(bare.event.id), type: "ticket" };
+    const other = exampleFact("catalog.ticket.deleted", { id: bare.event.id });
     assert.deepEqual(
       await applyCatalogFacts(ctx, [deletedEventFact(bare.event.id), other]),
       { reject: [] },

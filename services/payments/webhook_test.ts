@@ -60,13 +60,13 @@ Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's 
   });
   await t.step("facts by the system, and the events unlinked", async () => {
     const facts = (await p.readFacts()).filter((f) =>
-      f.service === "payments" && f.verb === "deleted"
+      f.source === "payments" && f.type.endsWith(".deleted")
     );
     assert.deepEqual(
-      facts.map((f) => f.data?.event_id).sort(),
+      facts.map((f) => f.data.event).sort(),
       [first.cast.event.id, other.event.id].sort(),
     );
-    for (const fact of facts) assert.equal(fact.actor, null);
+    for (const fact of facts) assert.equal(fact.actorid, undefined);
     for (const eventId of [first.cast.event.id, other.event.id]) {
       const deadline = Date.now() + 1000;
       let flag = true;
@@ -90,7 +90,7 @@ Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's 
     assert.deepEqual(reply.body, { received: true, duplicate: true });
     assert.equal(await count(p), 2);
     const facts = await p.readFacts();
-    assert.equal(facts.filter((f) => f.verb === "deleted").length, 2);
+    assert.equal(facts.filter((f) => f.type.endsWith(".deleted")).length, 2);
     assert.ok(facts.length > factsBefore);
   });
   await t.step("Stripe was not called for any of it", () => {
@@ -140,7 +140,7 @@ Deno.test("[payments] POST /v1/webhooks/stripe acknowledges harmless events with
   await t.step("nothing changed", async () => {
     assert.equal(await count(p), 1);
     const facts = await p.readFacts();
-    assert.equal(facts.filter((f) => f.verb === "deleted").length, 0);
+    assert.equal(facts.filter((f) => f.type.endsWith(".deleted")).length, 0);
   });
 });
 

@@ -16,6 +16,7 @@ import type { ForeignRelation, HttpReply, HttpRequest } from "@shared/schemas/ht
 import { relationOwners } from "@shared/subjects.ts";
 import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
 import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
+import { catalogFact } from "../fact_payloads.ts";
 import type { Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
 
@@ -177,15 +178,7 @@ export function commit<T>(
   });
 }
 
-/** The fact a change announces; secrets (password hashes) never travel. */
+/** The fact a change announces: the resource's public payload (fact_payloads.ts). */
 export function fact(call: Call, type: string, verb: string, row: Row): NewFact {
-  const { password_hash: _, ...data } = row;
-  return {
-    service: "catalog",
-    type,
-    verb,
-    actor: factActor(call.caller),
-    resource: { type, id: String(row.id) },
-    data,
-  };
+  return catalogFact(factActor(call.caller), type, verb, row);
 }

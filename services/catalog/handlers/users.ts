@@ -9,6 +9,7 @@ import {
 } from "@shared/errors.ts";
 import type { Sql } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
+import { catalogFact } from "../fact_payloads.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import {
@@ -155,14 +156,12 @@ export function userRoutes(ctx: CatalogContext): Route[] {
       if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
       const token = await issueToken(String(user.id), ctx.config.jwtSecret);
       const caller = { id: String(user.id), email: String(user.email) };
-      await changeWithFact(ctx.sql, ctx.relay, () => Promise.resolve(user), () => ({
-        service: "catalog",
-        type: "user",
-        verb: "logged-in",
-        actor: caller,
-        resource: { type: "user", id: caller.id },
-        data: { email: user.email },
-      }));
+      await changeWithFact(
+        ctx.sql,
+        ctx.relay,
+        () => Promise.resolve(user),
+        () => catalogFact(caller, "user", "logged-in", user),
+      );
       return { status: 200, body: { access_token: token } };
     }),
     route(

@@ -29,7 +29,9 @@ export async function rolesOnEvent(sql: Sql, userId: string, eventId: string): P
 }
 
 export async function findUserForLogin(sql: Sql, email: string): Promise<Row | undefined> {
-  const [row] = await sql`select id, email, password_hash from users
+  // The whole user: the logged-in fact carries its public payload.
+  const [row] = await sql`select id, email, password_hash, first_name, last_name, is_admin,
+    is_super_admin, created_at, deleted_at from users
     where lower(email) = lower(${email}) and deleted_at is null`;
   return row;
 }

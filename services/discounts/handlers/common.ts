@@ -15,6 +15,7 @@ import {
   requireCoorganizer,
 } from "../context.ts";
 import { codeDef, codeRelations } from "../resources.ts";
+import { codeFact as codeFactOf, type CodeVerb } from "../fact_payloads.ts";
 import { getCode, type Row } from "../store/codes.ts";
 
 const jsonapi = { version: "1.0" };
@@ -170,19 +171,7 @@ export async function renderRelated(
   };
 }
 
-/** The fact a change of a code announces: the row after the change (snake_case). */
-export function codeFact(
-  caller: Caller | null,
-  verb: string,
-  row: Row,
-  extra: Record<string, unknown> = {},
-): NewFact {
-  return {
-    service: "discounts",
-    type: "discount-code",
-    verb,
-    actor: factActor(caller),
-    resource: { type: "discount-code", id: String(row.id) },
-    data: { ...row, ...extra },
-  };
+/** The fact a change of a code announces: its public payload (fact_payloads.ts). */
+export function codeFact(caller: Caller | null, verb: CodeVerb, row: Row): NewFact {
+  return codeFactOf(factActor(caller), verb, row);
 }

@@ -4,6 +4,7 @@ import { changeWithFact, type FactActor } from "@shared/facts.ts";
 import { discountsRedemption, type RedemptionAnswer } from "@shared/subjects.ts";
 import type { DiscountsContext } from "../context.ts";
 import { confirm, type RedemptionResult, release, reserve } from "../store/redemptions.ts";
+import { redemptionFact, type RedemptionVerb } from "../fact_payloads.ts";
 import type { Sql } from "@shared/db.ts";
 
 function answer(result: RedemptionResult): RedemptionAnswer {
@@ -18,28 +19,17 @@ function answer(result: RedemptionResult): RedemptionAnswer {
 
 async function redeem(
   ctx: DiscountsContext,
-  verb: "reserved" | "confirmed" | "released",
+  verb: RedemptionVerb,
   actor: FactActor | undefined,
   change: (tx: Sql) => Promise<RedemptionResult>,
 ): Promise<RedemptionAnswer> {
-  const result = await changeWithFact(ctx.sql, ctx.relay, change, (result) =>
-    result.changed
-      ? {
-        service: "discounts",
-        type: "discount-code",
-        verb,
-        actor: actor ?? null,
-        resource: { type: "discount-code", id: result.reservation.codeId },
-        data: {
-          ...result.code,
-          reservation: {
-            order_id: result.reservation.orderId,
-            quantity: result.reservation.quantity,
-            state: result.reservation.state,
-          },
-        },
-      }
-      : null);
+  const result = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    change,
+    (result) =>
+      result.changed ? redemptionFact(actor ?? null, verb, result.code, result.reservation) : null,
+  );
   return answer(result);
 }
 

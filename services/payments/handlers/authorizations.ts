@@ -32,9 +32,9 @@ import {
   replaceAuthorization,
 } from "../store/authorizations.ts";
 import { deauthorize, DeauthorizeRefusedError, exchangeCode } from "../stripe.ts";
+import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
-  authorizationFact,
   deletedReply,
   notFound,
   releaseLater,

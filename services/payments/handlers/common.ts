@@ -1,6 +1,5 @@
-/** What the payments handlers share: rendering, facts, sealing a code exchange's keys. */
+/** What the payments handlers share: rendering, sealing a code exchange's keys. */
 import { NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
-import type { FactActor, NewFact } from "@shared/facts.ts";
 import { metaDocument, relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { PaymentsContext } from "../context.ts";
@@ -51,30 +50,6 @@ export function renderLinkage(
       related: `${base}/${rel}`,
       data,
     }),
-  };
-}
-
-/**
- * The fact of a change: the catalog flips `is-stripe-linked` from `event_id` and the verb.
- * Only public values travel; the sealed columns never do.
- */
-export function authorizationFact(
-  actor: FactActor,
-  verb: "created" | "updated" | "deleted",
-  row: AuthorizationRow,
-): NewFact {
-  return {
-    service: "payments",
-    type: "stripe-authorization",
-    verb,
-    actor,
-    resource: { type: "stripe-authorization", id: row.id },
-    data: {
-      id: row.id,
-      event_id: row.event_id,
-      stripe_publishable_key: row.stripe_publishable_key,
-      livemode: row.livemode,
-    },
   };
 }
 

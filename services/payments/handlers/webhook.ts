@@ -17,7 +17,7 @@ import {
   recordWebhookEvent,
 } from "../store/authorizations.ts";
 import { verifyStripeSignature } from "../webhook_signature.ts";
-import { authorizationFact } from "./common.ts";
+import { authorizationFact } from "../fact_payloads.ts";
 
 const DEAUTHORIZED = "account.application.deauthorized";
 

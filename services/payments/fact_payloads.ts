@@ -1,0 +1,24 @@
+/**
+ * Stripe authorizations as the public payloads of the payments service's facts: the resource as
+ * the HTTP API shows it (stripeAuthorizationDef in resources.ts: the publishable key and the
+ * event), flattened (shared/fact_data.ts). The sealed columns are never mapped, so they cannot
+ * travel; the registry's schema drops anything it does not name.
+ */
+import { resourceData } from "@shared/fact_data.ts";
+import type { FactType } from "@shared/fact_catalog.ts";
+import type { FactActor, NewFact } from "@shared/facts.ts";
+import { stripeAuthorizationDef } from "./resources.ts";
+import type { AuthorizationRow } from "./store/authorizations.ts";
+
+/** `payments.stripe-authorization.<verb>`: the catalog flips `is-stripe-linked` from it. */
+export function authorizationFact(
+  actor: FactActor,
+  verb: "created" | "updated" | "deleted",
+  row: AuthorizationRow,
+): NewFact {
+  return {
+    type: `payments.stripe-authorization.${verb}` satisfies FactType,
+    actor,
+    data: resourceData(stripeAuthorizationDef, row),
+  };
+}
