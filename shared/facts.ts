@@ -18,7 +18,8 @@
 import { z } from "zod";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { migrate, type Sql } from "./db.ts";
+import { migrate, type Sql, transaction } from "./db.ts";
+import { installIdempotency } from "./idempotency.ts";
 import { isRegisteredFact } from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
@@ -200,14 +201,13 @@ export async function changeWithFact<T>(
   change: (tx: Tx) => Promise<T>,
   describe: (result: T) => NewFact | NewFact[] | null,
 ): Promise<T> {
-  const result = await sql.begin(async (tx) => {
+  // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
+  return await transaction(sql, async (tx) => {
     const value = await change(tx);
     const described = describe(value);
     for (const fact of [described ?? []].flat()) await recordFact(tx, fact);
     return value;
-  });
-  relay.kick();
-  return result as T;
+  }, () => relay.kick());
 }
 
 /**
@@ -220,6 +220,7 @@ export async function migrateWithOutbox(
 ): Promise<string[]> {
   const applied = await migrate(sql, options);
   await installOutbox(sql);
+  await installIdempotency(sql);
   return applied;
 }
 
