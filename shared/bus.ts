@@ -141,6 +141,17 @@ export interface RequestOptions {
   idempotencyKey?: string;
 }
 
+const loggedElsewhere = new WeakSet<object>();
+
+/**
+ * Marks an error whose cause is already logged once for all requests it fails (a lost
+ * database: shared/db.ts), so serving does not log it again per request.
+ */
+export function loggedOnce<E extends object>(error: E): E {
+  loggedElsewhere.add(error);
+  return error;
+}
+
 /** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 
@@ -452,9 +463,9 @@ async function answer(
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
-    // An outage (503) or a deadline (504) fails every request alike; the outage itself is
-    // logged once where it is noticed (shared/db.ts), not once per request here.
-    if (!(error instanceof ApiError) || ["500", "502"].includes(status)) {
+    // A deadline (504) or an outage logged once where it was noticed (a lost database) fails
+    // every request alike: not one error line per request.
+    if (!(error instanceof ApiError) || (status !== "504" && !loggedElsewhere.has(error))) {
       log.error("request failed", { subject: endpoint.subject, error });
     }
     stat.num_errors++;

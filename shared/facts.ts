@@ -18,7 +18,7 @@
 import { z } from "zod";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { migrate, type Sql, transaction } from "./db.ts";
+import { migrate, noteDatabaseError, type Sql, transaction } from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
 import { isRegisteredFact } from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";
@@ -186,6 +186,8 @@ export class FactRelay {
         if (sent < 200) return;
       }
     } catch (error) {
+      // An idle service learns of a lost Postgres here first (logged once, in db.ts).
+      noteDatabaseError(this.#sql, error);
       this.#log.warn("cannot publish facts yet; will retry", { error });
     }
   }

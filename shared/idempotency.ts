@@ -18,11 +18,12 @@
  * const running = bus.serve(info, withIdempotency(sql, routes));
  * ```
  */
-import { type Handler, IDEMPOTENCY_HEADER, type Route } from "./bus.ts";
+import { type Handler, IDEMPOTENCY_HEADER, loggedOnce, type Route } from "./bus.ts";
 import { currentDeadline, withScope } from "./deadline.ts";
 import {
   bounded,
   type HeldTransaction,
+  isDatabaseOutage,
   noteDatabaseError,
   type Sql,
   translateDbError,
@@ -72,7 +73,8 @@ function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Han
       return await handler(payload, msg);
     } catch (error) {
       noteDatabaseError(sql, error);
-      throw translateDbError(error);
+      const translated = translateDbError(error);
+      throw isDatabaseOutage(error) ? loggedOnce(translated as object) : translated;
     }
   };
 }

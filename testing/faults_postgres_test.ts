@@ -235,6 +235,8 @@ Deno.test({
       const lines = system.catalogs[0].lines;
       assert.equal(count(lines, "lost the connection to Postgres"), 1, lines.join("\n"));
       assert.equal(count(lines, "Postgres is reachable again"), 1, lines.join("\n"));
+      // The outage is the one line above, not an error line per failed request.
+      assert.equal(count(lines, "request failed"), 0, lines.join("\n"));
     });
 
     await t.step(
