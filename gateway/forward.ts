@@ -78,6 +78,7 @@ export function createForward(options: ForwarderOptions): Forward {
   const timeoutMs = options.config.requestTimeoutMs;
   const limitBytes = options.config.bodyLimitBytes;
   const requestOptions = { timeoutMs };
+  const writes = new Set(["POST", "PATCH", "DELETE"]);
 
   return function forward(endpoint, fixedParams, forwardOptions = {}) {
     const successType = forwardOptions.contentType ?? JSONAPI;
@@ -103,7 +104,13 @@ export function createForward(options: ForwarderOptions): Forward {
       ) {
         request.body = await readJsonBody(raw, limitBytes);
       }
-      const reply = await bus.forward(endpoint, request, requestOptions);
+      // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
+      const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
+      const reply = await bus.forward(
+        endpoint,
+        request,
+        idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
+      );
       const contentType = reply.status >= 400 ? JSONAPI : successType;
       const foreign = reply.foreignIncludes || reply.foreignRelations;
       if (foreign && reply.status < 300 && reply.body.length) {

@@ -39,6 +39,13 @@ import {
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
+import {
+  currentDeadline,
+  DEADLINE_HEADER,
+  deadlineError,
+  parseDeadline,
+  withDeadline,
+} from "./deadline.ts";
 
 /** A named request/reply capability: its subject (without the bus prefix) and its schemas. */
 export interface Endpoint<Req, Res> {
@@ -128,8 +135,25 @@ export interface BusOptions {
 }
 
 export interface RequestOptions {
+  /** How long to wait; never past the deadline of the request being served (shared/deadline.ts). */
   timeoutMs?: number;
+  /** A client's `Idempotency-Key`, for the owning service (shared/idempotency.ts). */
+  idempotencyKey?: string;
 }
+
+const loggedElsewhere = new WeakSet<object>();
+
+/**
+ * Marks an error whose cause is already logged once for all requests it fails (a lost
+ * database: shared/db.ts), so serving does not log it again per request.
+ */
+export function loggedOnce<E extends object>(error: E): E {
+  loggedElsewhere.add(error);
+  return error;
+}
+
+/** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
+export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -268,11 +292,23 @@ export class Bus {
     };
   }
 
+  /**
+   * Every request carries its absolute deadline: the sooner of its own timeout and the deadline
+   * of the request being served, so a chain of services never outlives the gateway's wait.
+   */
   async #send(subject: string, payload: unknown, options: RequestOptions): Promise<Msg> {
     const full = this.subject(subject);
+    const now = Date.now();
+    const inherited = currentDeadline() ?? Infinity;
+    const deadline = Math.min(now + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS), inherited);
+    if (deadline <= now) throw deadlineError(`request ${subject}`);
+    const headers = natsHeaders();
+    headers.set(DEADLINE_HEADER, String(deadline));
+    if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
     try {
       return await this.nc.request(full, encoder.encode(JSON.stringify(payload)), {
-        timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        timeout: deadline - now,
+        headers,
       });
     } catch (error) {
       throw translateRequestError(error, subject);
@@ -391,6 +427,10 @@ async function answer(
   const reply = natsHeaders();
   let body: Uint8Array;
   try {
+    const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
+    // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
+    // change made now would contradict the 504 the client already has.
+    if (deadline !== undefined && Date.now() >= deadline) throw deadlineError("start the work");
     let payload: unknown;
     try {
       payload = parseJson(msg.data);
@@ -403,7 +443,7 @@ async function answer(
         cause: checked.error,
       });
     }
-    const result = await handler(checked.data, msg);
+    const result = await withDeadline(deadline, () => handler(checked.data, msg));
     if (endpoint.kind === "http") {
       const http = result as HttpReply;
       reply.set("Status", String(http.status));
@@ -423,7 +463,9 @@ async function answer(
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
-    if (!(error instanceof ApiError) || Number(status) >= 500) {
+    // A deadline (504) or an outage logged once where it was noticed (a lost database) fails
+    // every request alike: not one error line per request.
+    if (!(error instanceof ApiError) || (status !== "504" && !loggedElsewhere.has(error))) {
       log.error("request failed", { subject: endpoint.subject, error });
     }
     stat.num_errors++;

@@ -13,7 +13,16 @@
  * ```
  */
 import postgres from "postgres";
-import { ApiError, BadRequestError, ConflictError, UnprocessableError } from "./errors.ts";
+import {
+  ApiError,
+  BadRequestError,
+  ConflictError,
+  GatewayTimeoutError,
+  ServiceUnavailableError,
+  UnprocessableError,
+} from "./errors.ts";
+import { COMMIT_MARGIN_MS, currentDeadline, currentScope, requireTimeLeft } from "./deadline.ts";
+import { createLogger, type Logger } from "./log.ts";
 
 export type Sql = postgres.Sql;
 
@@ -52,6 +61,24 @@ export interface OpenOptions {
   schema: string;
   /** Pool size. */
   max?: number;
+  /**
+   * Longest a statement outside a request's transaction may run (reads, the outbox relay,
+   * consumers); transactions of a request are bounded by its deadline instead. Default 5000.
+   */
+  statementTimeoutMs?: number;
+  /** Where losing and regaining Postgres is logged (default: a logger named after the schema). */
+  log?: Logger;
+}
+
+/**
+ * How long a new connection waits before its next attempt after failures, in seconds.
+ * postgres.js grows this to 20 s (3^failures / 100) and a query waiting for a connection waits
+ * it out, then runs: after an outage, writes whose clients had long been told 504 were applied
+ * seconds later. A short, capped pause fails fast while Postgres is down and serves again at
+ * once when it is back.
+ */
+function reconnectPause(failures: number): number {
+  return Math.min(0.05 * failures, 0.25);
 }
 
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
@@ -63,11 +90,138 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    connection: { search_path: `${options.schema},public`, application_name: options.schema },
+    // Seconds. A Postgres that is down refuses at once; one that does not answer at all (a
+    // lost host) must not hold requests for postgres.js's default 30 s.
+    connect_timeout: 1,
+    backoff: reconnectPause,
+    connection: {
+      search_path: `${options.schema},public`,
+      application_name: options.schema,
+      statement_timeout: options.statementTimeoutMs ?? 5000,
+    },
     transform: { undefined: null },
   });
+  watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
   await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);
   return sql;
+}
+
+/** Error codes that mean "Postgres cannot be reached now", not "this query is wrong". */
+const outageCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now: starting up or recovering
+  "53300", // too_many_connections
+]);
+
+function errorCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  for (let e = error, depth = 0; e && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+/** True when `error` (or its cause) says the database is unreachable. */
+export function isDatabaseOutage(error: unknown): boolean {
+  return errorCodes(error).some((code) => outageCodes.has(code) || code.startsWith("08"));
+}
+
+const watches = new WeakMap<Sql, DatabaseWatch>();
+
+/**
+ * Logs losing and regaining Postgres once per transition: a failed query reports the loss, then
+ * a probe every 250 ms finds when it is back.
+ */
+class DatabaseWatch {
+  #down = false;
+  constructor(readonly sql: Sql, readonly log: Logger) {}
+
+  noticed(error: unknown): void {
+    if (this.#down || !isDatabaseOutage(error)) return;
+    this.#down = true;
+    this.log.warn("lost the connection to Postgres; requests fail with 503 until it is back", {
+      reason: errorCodes(error)[0],
+    });
+    this.#probe();
+  }
+
+  async #probe(): Promise<void> {
+    const began = Date.now();
+    while (this.#down) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      try {
+        await this.sql`select 1`;
+        this.#down = false;
+        this.log.info("Postgres is reachable again", { downMs: Date.now() - began });
+      } catch (error) {
+        // Ended on purpose (shutdown): stop watching.
+        if (errorCodes(error).includes("CONNECTION_ENDED")) return;
+      }
+    }
+  }
+}
+
+/** Reports a failed query: an outage is logged once and watched until Postgres is back. */
+export function noteDatabaseError(sql: Sql, error: unknown): void {
+  watches.get(sql)?.noticed(error);
+}
+
+// deno-lint-ignore no-explicit-any
+type Tx = any;
+
+/**
+ * Inside a transaction: bounds every statement by the time left before the request's deadline
+ * (one `set_config` round trip, also ending a transaction left idle), and refuses to commit with
+ * less than COMMIT_MARGIN_MS left, so a request answered 504 has changed nothing. Without a
+ * deadline (start-up, consumers) the pool's statement timeout applies.
+ */
+export async function bounded<T>(tx: Tx, work: (tx: Tx) => Promise<T>): Promise<T> {
+  if (currentDeadline() === undefined) return await work(tx);
+  const left = String(Math.floor(requireTimeLeft("start the transaction", COMMIT_MARGIN_MS)));
+  await tx`select set_config('statement_timeout', ${left}, true),
+    set_config('idle_in_transaction_session_timeout', ${left}, true)`;
+  const value = await work(tx);
+  requireTimeLeft("commit the transaction", COMMIT_MARGIN_MS);
+  return value;
+}
+
+/**
+ * The one way a request's change opens a transaction: bounded by the request's deadline (see
+ * `bounded`), and, when the request carries an Idempotency-Key, joined to the transaction that
+ * records its answer (shared/idempotency.ts). `afterCommit` runs once the change is committed.
+ */
+export async function transaction<T>(
+  sql: Sql,
+  work: (tx: Tx) => Promise<T>,
+  afterCommit?: () => void,
+): Promise<T> {
+  const held = currentScope()?.held as HeldTransaction | undefined;
+  if (held) return await held.join(sql, work, afterCommit);
+  try {
+    const result = await sql.begin((tx) => bounded(tx, work)) as T;
+    afterCommit?.();
+    return result;
+  } catch (error) {
+    noteDatabaseError(sql, error);
+    throw error;
+  }
+}
+
+/** A transaction kept open until the request's answer is known (shared/idempotency.ts). */
+export interface HeldTransaction {
+  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, afterCommit?: () => void): Promise<T>;
 }
 
 export interface MigrateOptions {
@@ -85,6 +239,8 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
   files.sort();
   const applied: string[] = [];
   await sql.begin(async (tx) => {
+    // Migrations may take longer than a request (the pool's statement timeout).
+    await tx`set local statement_timeout = 0`;
     await tx`select pg_advisory_xact_lock(hashtext(${"migrate:" + options.schema}))`;
     await tx`create table if not exists ${tx(options.schema)}.schema_migrations (
       name text primary key, applied_at timestamptz not null default now())`;
@@ -138,7 +294,19 @@ export function translateDbError(error: unknown, messages: { conflict?: string }
       return new BadRequestError("Cannot read a pattern: it has an invalid escape", {
         cause: error,
       });
+    // A statement cut off by the request's deadline (statement or lock timeout): rolled back.
+    case "57014":
+    case "55P03":
+    case "25P03":
+      return new GatewayTimeoutError("Cannot finish in time: nothing was changed", {
+        cause: error,
+      });
     default:
+      if (isDatabaseOutage(error)) {
+        return new ServiceUnavailableError("Cannot reach the database: try again shortly", {
+          cause: error,
+        });
+      }
       return error;
   }
 }

@@ -24,7 +24,8 @@ import { z } from "zod";
 import { headers } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { migrate, type Sql } from "./db.ts";
+import { migrate, noteDatabaseError, type Sql, transaction } from "./db.ts";
+import { installIdempotency } from "./idempotency.ts";
 import {
   type FactData,
   FACTS,
@@ -277,6 +278,8 @@ export class FactRelay {
         if (sent < 200) return;
       }
     } catch (error) {
+      // An idle service learns of a lost Postgres here first (logged once, in db.ts).
+      noteDatabaseError(this.#sql, error);
       this.#log.warn("cannot publish facts yet; will retry", { error });
     }
   }
@@ -292,14 +295,13 @@ export async function changeWithFact<T>(
   change: (tx: Tx) => Promise<T>,
   describe: (result: T) => NewFact | NewFact[] | null,
 ): Promise<T> {
-  const result = await sql.begin(async (tx) => {
+  // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
+  return await transaction(sql, async (tx) => {
     const value = await change(tx);
     const described = describe(value);
     for (const fact of [described ?? []].flat()) await recordFact(tx, fact);
     return value;
-  });
-  relay.kick();
-  return result as T;
+  }, () => relay.kick());
 }
 
 /**
@@ -312,6 +314,7 @@ export async function migrateWithOutbox(
 ): Promise<string[]> {
   const applied = await migrate(sql, options);
   await installOutbox(sql);
+  await installIdempotency(sql);
   return applied;
 }
 

@@ -75,7 +75,10 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   log: Logger = createLogger(process.name, config.logLevel),
 ): Promise<S> {
   const sql = await startOrExit(log, "open the database", async () => {
-    const sql = await openDatabase(serviceDatabaseUrl(process.name), { schema: process.schema });
+    const sql = await openDatabase(serviceDatabaseUrl(process.name), {
+      schema: process.schema,
+      log,
+    });
     const applied = await process.migrate(sql);
     if (applied.length) log.info("migrations applied", { applied });
     return sql;

@@ -10,6 +10,7 @@ import { facts } from "@shared/subjects.ts";
 import type { AuditContext } from "./context.ts";
 import { activityRoutes } from "./handlers/activities.ts";
 import { recordFacts } from "./ingest.ts";
+import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "audit";
 export const VERSION = "1.0.0";
@@ -55,7 +56,7 @@ export async function startAudit(options: AuditOptions): Promise<AuditService> {
   });
   const running = bus.serve(
     { name: "audit", version: VERSION, description: "The activity log, fed by facts" },
-    activityRoutes(ctx),
+    withIdempotency(sql, activityRoutes(ctx)),
   );
   return {
     running,

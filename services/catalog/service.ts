@@ -16,6 +16,7 @@ import { ticketRoutes } from "./handlers/tickets.ts";
 import { topicRoutes } from "./handlers/topics.ts";
 import { userRoutes } from "./handlers/users.ts";
 import { followStripeLinks } from "./stripe_links.ts";
+import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "catalog";
 export const VERSION = "1.0.0";
@@ -44,7 +45,7 @@ export async function startCatalog(
   const stripeLinks = await followStripeLinks(sql, bus, log);
   const running = bus.serve(
     { name: "catalog", version: VERSION, description: "Users, roles, events, topics, tickets" },
-    [
+    withIdempotency(sql, [
       ...userRoutes(ctx),
       ...roleRoutes(ctx),
       ...eventRoutes(ctx),
@@ -52,7 +53,7 @@ export async function startCatalog(
       ...ticketRoutes(ctx),
       ...resolveRoutes(ctx),
       ...internalRoutes(ctx),
-    ],
+    ]),
   );
   return {
     relay,

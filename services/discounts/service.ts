@@ -16,6 +16,7 @@ import { parentRoutes } from "./handlers/parents.ts";
 import { redemptionRoutes } from "./handlers/redemption.ts";
 import { resolveRoutes } from "./handlers/resolve.ts";
 import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
+import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
@@ -48,7 +49,7 @@ export async function startDiscounts(
       version: VERSION,
       description: "Discount codes, checkout lookup, price preview, redemption",
     },
-    [
+    withIdempotency(sql, [
       ...codeRoutes(ctx),
       ...codeRelationshipRoutes(ctx),
       ...parentRoutes(ctx),
@@ -56,7 +57,7 @@ export async function startDiscounts(
       ...redemptionRoutes(ctx),
       ...resolveRoutes(ctx),
       ...resolveRelatedRoutes(ctx),
-    ],
+    ]),
   );
   return {
     relay,

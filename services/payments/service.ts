@@ -15,6 +15,7 @@ import { eventRoutes } from "./handlers/events.ts";
 import { resolveRoutes } from "./handlers/resolve.ts";
 import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
 import { webhookRoutes } from "./handlers/webhook.ts";
+import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
@@ -57,13 +58,13 @@ export async function startPayments(
   const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
   const running = bus.serve(
     { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
-    [
+    withIdempotency(sql, [
       ...authorizationRoutes(ctx),
       ...eventRoutes(ctx),
       ...webhookRoutes(ctx),
       ...resolveRoutes(ctx),
       ...resolveRelatedRoutes(ctx),
-    ],
+    ]),
   );
   const catalogFacts = await followCatalog(ctx, bus).catch(async (error) => {
     await running.stop();

@@ -1,0 +1,260 @@
+/**
+ * Safe retries: a POST, PATCH or DELETE sent with an `Idempotency-Key` header (the convention of
+ * Stripe and the IETF httpapi draft) is done once. The service that owns the change keeps the
+ * key with the caller, a hash of the request and the answer for 24 hours, written in the SAME
+ * transaction as the change: a retry with the same key and request gets the same answer and
+ * changes nothing (and announces no second fact); the same key with another request is 422;
+ * a retry while the first is still running is 409.
+ *
+ * How: the key is claimed first (a row that is "running" until the request's deadline). The
+ * handler then runs as usual, but its transaction (shared/db.ts `transaction`) stays open until
+ * the handler has its answer; the answer is written into the claimed row and both commit
+ * together. A handler that fails rolls back and frees the key, so a retry runs again. A claim
+ * whose request died is taken over once its deadline has passed.
+ *
+ * @example
+ * ```ts ignore
+ * // service.ts: every route of the service, the same way.
+ * const running = bus.serve(info, withIdempotency(sql, routes));
+ * ```
+ */
+import { type Handler, IDEMPOTENCY_HEADER, loggedOnce, type Route } from "./bus.ts";
+import { currentDeadline, withScope } from "./deadline.ts";
+import {
+  bounded,
+  type HeldTransaction,
+  isDatabaseOutage,
+  noteDatabaseError,
+  type Sql,
+  translateDbError,
+} from "./db.ts";
+import { BadRequestError, ConflictError, UnprocessableError } from "./errors.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+
+/** How long an answer is kept for retries. */
+export const KEY_LIFETIME = "24 hours";
+/** How long a claim without a deadline (a direct bus caller) counts as running. */
+const CLAIM_WITHOUT_DEADLINE_MS = 30_000;
+const PURGE_EVERY_MS = 60_000;
+const validKey = /^[\x21-\x7e]{1,255}$/;
+
+/** Creates the key table in the service's schema (idempotent; instances may race on it). */
+export async function installIdempotency(sql: Sql): Promise<void> {
+  const ignoreRace = (error: { code?: string }) => {
+    if (!["42P07", "23505"].includes(error?.code ?? "")) throw error;
+  };
+  await sql`create table if not exists idempotency_keys (
+    caller text not null,
+    key text not null,
+    request_hash text not null,
+    locked_until timestamptz,
+    reply text,
+    expires_at timestamptz not null,
+    primary key (caller, key)
+  )`.catch(ignoreRace);
+  await sql`create index if not exists idempotency_keys_expiry on idempotency_keys (expires_at)`
+    .catch(ignoreRace);
+}
+
+/**
+ * Wraps a service's routes: HTTP routes honour `Idempotency-Key`, and every route reports a
+ * lost database once (shared/db.ts) and answers it as 503 (a deadline cut: 504), not 500.
+ */
+export function withIdempotency(sql: Sql, routes: Route[]): Route[] {
+  return routes.map(({ endpoint, handler }) => {
+    const inner = endpoint.kind === "http" ? idempotent(sql, endpoint.subject, handler) : handler;
+    return { endpoint, handler: translatingOutages(sql, inner) };
+  });
+}
+
+function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Handler<Req, Res> {
+  return async (payload, msg) => {
+    try {
+      return await handler(payload, msg);
+    } catch (error) {
+      noteDatabaseError(sql, error);
+      const translated = translateDbError(error);
+      throw isDatabaseOutage(error) ? loggedOnce(translated as object) : translated;
+    }
+  };
+}
+
+interface KeyedRequest {
+  caller: string;
+  key: string;
+  hash: string;
+  /** The claim's token: it is running until then. */
+  lockedUntil: Date;
+}
+
+function idempotent(
+  sql: Sql,
+  subject: string,
+  handler: Handler<HttpRequest, HttpReply>,
+): Handler<HttpRequest, HttpReply> {
+  return async (req, msg) => {
+    const key = msg.headers?.get(IDEMPOTENCY_HEADER);
+    if (!key) return await handler(req, msg);
+    if (!validKey.test(key)) {
+      throw new BadRequestError(
+        "Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters",
+        {
+          header: "Idempotency-Key",
+        },
+      );
+    }
+    const request: KeyedRequest = {
+      caller: req.actor?.id ?? "",
+      key,
+      hash: await requestHash(subject, req),
+      lockedUntil: new Date(currentDeadline() ?? Date.now() + CLAIM_WITHOUT_DEADLINE_MS),
+    };
+    const replay = await claim(sql, request);
+    if (replay) return replay;
+    return await runHeld(sql, request, async () => await handler(req, msg));
+  };
+}
+
+/** The endpoint (so the method), path, query and body: what makes two requests "the same". */
+async function requestHash(subject: string, req: HttpRequest): Promise<string> {
+  const text = JSON.stringify([
+    subject,
+    req.path,
+    req.query,
+    req.body ?? null,
+    req.rawBody ?? null,
+  ]);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Claims the key; returns the stored answer of a finished request, or throws 409/422. */
+async function claim(sql: Sql, request: KeyedRequest): Promise<HttpReply | undefined> {
+  purgeExpired(sql);
+  const { caller, key, hash, lockedUntil } = request;
+  const [claimed] = await sql`insert into idempotency_keys as k
+      (caller, key, request_hash, locked_until, expires_at)
+    values (${caller}, ${key}, ${hash}, ${lockedUntil}, now() + ${KEY_LIFETIME}::interval)
+    on conflict (caller, key) do update set request_hash = excluded.request_hash,
+      locked_until = excluded.locked_until, reply = null, expires_at = excluded.expires_at
+      where k.expires_at < now() or (k.reply is null and k.locked_until < now())
+    returning 1`;
+  if (claimed) return undefined;
+  const [found] = await sql`select request_hash, reply from idempotency_keys
+    where caller = ${caller} and key = ${key}`;
+  if (found && found.request_hash !== hash) {
+    throw new UnprocessableError(
+      "Cannot reuse Idempotency-Key: it was sent with a different request",
+      { header: "Idempotency-Key" },
+    );
+  }
+  if (!found?.reply) {
+    throw new ConflictError(
+      "Cannot run the request yet: one with the same Idempotency-Key is still running",
+      { header: "Idempotency-Key" },
+    );
+  }
+  return JSON.parse(found.reply);
+}
+
+const lastPurge = new WeakMap<Sql, number>();
+
+/** Drops expired keys, at most once a minute per process, without making the request wait. */
+function purgeExpired(sql: Sql): void {
+  const now = Date.now();
+  if (now - (lastPurge.get(sql) ?? 0) < PURGE_EVERY_MS) return;
+  lastPurge.set(sql, now);
+  sql`delete from idempotency_keys where expires_at < now()`.catch(() => {});
+}
+
+/** Runs the handler with its change held open until the answer is recorded alongside it. */
+async function runHeld(
+  sql: Sql,
+  request: KeyedRequest,
+  run: () => Promise<HttpReply>,
+): Promise<HttpReply> {
+  const held = new HeldAnswer(request);
+  let reply: HttpReply;
+  try {
+    reply = await withScope({ held }, run);
+  } catch (error) {
+    // Rolled back: nothing changed, so the key is free for a retry.
+    await held.abandon(error);
+    await sql`delete from idempotency_keys where caller = ${request.caller}
+      and key = ${request.key} and locked_until = ${request.lockedUntil} and reply is null`
+      .catch(() => {});
+    throw error;
+  }
+  // If this fails the outcome may be unknown (COMMIT lost): the claim stays until its deadline,
+  // and a retry then finds either the answer or a free key, never a second change.
+  await held.finish(sql, reply);
+  return reply;
+}
+
+/** Writes the answer into the claimed row; refuses if the claim was taken over meanwhile. */
+// deno-lint-ignore no-explicit-any
+async function recordAnswer(tx: any, request: KeyedRequest, reply: HttpReply): Promise<void> {
+  const [row] = await tx`update idempotency_keys set reply = ${JSON.stringify(reply)},
+      locked_until = null
+    where caller = ${request.caller} and key = ${request.key}
+      and locked_until = ${request.lockedUntil}
+    returning 1`;
+  if (!row) {
+    throw new ConflictError("Cannot finish: the Idempotency-Key was claimed by a later retry", {
+      header: "Idempotency-Key",
+    });
+  }
+}
+
+/** The transaction of one keyed request, kept open from its first change until its answer. */
+class HeldAnswer implements HeldTransaction {
+  // deno-lint-ignore no-explicit-any
+  #tx: any;
+  #committed: Promise<unknown> | undefined;
+  #afterCommit: (() => void)[] = [];
+  readonly #answer = Promise.withResolvers<HttpReply>();
+
+  constructor(readonly request: KeyedRequest) {
+    this.#answer.promise.catch(() => {});
+  }
+
+  // deno-lint-ignore no-explicit-any
+  join<T>(sql: Sql, work: (tx: any) => Promise<T>, afterCommit?: () => void): Promise<T> {
+    if (afterCommit) this.#afterCommit.push(afterCommit);
+    // A second change of the same request: part of the same transaction.
+    if (this.#tx) return this.#tx.savepoint(work);
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#committed = sql.begin((tx) =>
+      bounded(tx, async () => {
+        this.#tx = tx;
+        resolve(await work(tx));
+        await recordAnswer(tx, this.request, await this.#answer.promise);
+      })
+    ).catch((error) => {
+      // Rolled back: as if this change had never been tried (the handler may go on).
+      this.#tx = undefined;
+      this.#committed = undefined;
+      noteDatabaseError(sql, error);
+      reject(error);
+      throw error;
+    });
+    this.#committed.catch(() => {});
+    return promise;
+  }
+
+  async finish(sql: Sql, reply: HttpReply): Promise<void> {
+    if (!this.#committed) {
+      // Nothing changed (for example an update to the same values): the answer alone.
+      await recordAnswer(sql, this.request, reply);
+      return;
+    }
+    this.#answer.resolve(reply);
+    await this.#committed;
+    for (const kick of this.#afterCommit) kick();
+  }
+
+  async abandon(error: unknown): Promise<void> {
+    this.#answer.reject(error);
+    await this.#committed?.catch(() => {});
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Idempotency-Key end to end: through the gateway app, the bus and the owning service (catalog,
+ * and discounts for a second service), with the real Postgres and NATS.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import type { CallOptions } from "../testing/system.ts";
+import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
+
+function topicBody(name: string) {
+  return { data: { type: "event-topic", attributes: { name } } };
+}
+
+function keyed(key: string, options: CallOptions): CallOptions {
+  return { ...options, headers: { ...options.headers, "Idempotency-Key": key } };
+}
+
+Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", async (t) => {
+  await using system = await startDiscountsSystem();
+  const token = system.admin.token;
+  const topicCount = async (name: string) =>
+    Number((await system.sql`select count(*) from event_topics where name = ${name}`)[0].count);
+  const factsAbout = async (type: string, verb: string, id: string) =>
+    (await system.readFacts()).filter((f) =>
+      f.type === `catalog.${type}.${verb}` && f.data.id === id
+    );
+
+  await t.step("a repeated POST gets the same answer, one row and one fact", async () => {
+    const key = crypto.randomUUID();
+    const first = await system.call(
+      "POST",
+      "/v1/event-topics",
+      keyed(key, {
+        token,
+        body: topicBody("Once"),
+      }),
+    );
+    const again = await system.call(
+      "POST",
+      "/v1/event-topics",
+      keyed(key, {
+        token,
+        body: topicBody("Once"),
+      }),
+    );
+    assert.equal(first.status, 201);
+    assert.equal(again.status, 201);
+    assert.equal(again.text, first.text);
+    assert.equal(again.headers.get("Location"), first.headers.get("Location"));
+    assert.equal(await topicCount("Once"), 1);
+    assert.equal((await factsAbout("event-topic", "created", first.body.data.id)).length, 1);
+  });
+
+  await t.step("the same key with another body is 422 and changes nothing", async () => {
+    const key = crypto.randomUUID();
+    const first = await system.call(
+      "POST",
+      "/v1/event-topics",
+      keyed(key, {
+        token,
+        body: topicBody("First body"),
+      }),
+    );
+    const other = await system.call(
+      "POST",
+      "/v1/event-topics",
+      keyed(key, {
+        token,
+        body: topicBody("Other body"),
+      }),
+    );
+    assert.equal(first.status, 201);
+    assert.equal(other.status, 422);
+    assert.equal(other.body.errors[0].source.header, "Idempotency-Key");
+    assert.equal(await topicCount("Other body"), 0);
+  });
+
+  await t.step("a retry while the first still runs is 409; the first then succeeds", async () => {
+    const key = crypto.randomUUID();
+    // Hold the first request inside its insert with a table lock from another session.
+    const locker = postgres(system.databaseUrl, { max: 1, onnotice: () => {} });
+    try {
+      const lock = Promise.withResolvers<void>();
+      const held = locker.begin(async (tx) => {
+        await tx`lock table catalog.event_topics in exclusive mode`;
+        await lock.promise;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const firstCall = system.call(
+        "POST",
+        "/v1/event-topics",
+        keyed(key, {
+          token,
+          body: topicBody("Slow"),
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const during = await system.call(
+        "POST",
+        "/v1/event-topics",
+        keyed(key, {
+          token,
+          body: topicBody("Slow"),
+        }),
+      );
+      lock.resolve();
+      await held;
+      const first = await firstCall;
+      assert.equal(during.status, 409);
+      assert.equal(first.status, 201);
+      assert.equal(await topicCount("Slow"), 1);
+    } finally {
+      await locker.end();
+    }
+  });
+
+  await t.step(
+    "without the header a repeated POST runs again (and meets the unique name)",
+    async () => {
+      const statuses = [];
+      for (let i = 0; i < 2; i++) {
+        const reply = await system.call("POST", "/v1/event-topics", {
+          token,
+          body: topicBody("Twice"),
+        });
+        statuses.push(reply.status);
+      }
+      assert.deepEqual(statuses, [201, 409]);
+      assert.equal(await topicCount("Twice"), 1);
+    },
+  );
+
+  await t.step("a repeated PATCH and DELETE change and announce once", async () => {
+    const id = await system.createTopic("Patched");
+    const patch = { data: { type: "event-topic", id, attributes: { name: "Patched 2" } } };
+    const key = crypto.randomUUID();
+    const path = `/v1/event-topics/${id}`;
+    const first = await system.call("PATCH", path, keyed(key, { token, body: patch }));
+    // Someone else changes the row between the two tries: the retry must not undo it.
+    await system.sql`update event_topics set name = 'Changed meanwhile' where id = ${id}`;
+    const again = await system.call("PATCH", path, keyed(key, { token, body: patch }));
+    assert.equal(first.status, 200);
+    assert.equal(again.text, first.text);
+    assert.equal(await topicCount("Changed meanwhile"), 1);
+    assert.equal((await factsAbout("event-topic", "updated", id)).length, 1);
+
+    const deleteKey = crypto.randomUUID();
+    const deleted = await system.call("DELETE", path, keyed(deleteKey, { token }));
+    const deletedAgain = await system.call("DELETE", path, keyed(deleteKey, { token }));
+    assert.equal(deleted.status, 200);
+    assert.equal(deletedAgain.status, 200);
+    assert.equal(deletedAgain.text, deleted.text);
+    assert.equal((await factsAbout("event-topic", "deleted", id)).length, 1);
+  });
+
+  await t.step(
+    "keys belong to their caller: another user's same key is a new request",
+    async () => {
+      const key = crypto.randomUUID();
+      const alice = await system.signUp();
+      const mine = await system.call(
+        "POST",
+        "/v1/event-topics",
+        keyed(key, {
+          token,
+          body: topicBody("Mine"),
+        }),
+      );
+      const hers = await system.call(
+        "POST",
+        "/v1/event-topics",
+        keyed(key, {
+          token: alice.token,
+          body: topicBody("Mine"),
+        }),
+      );
+      assert.equal(mine.status, 201);
+      assert.equal(hers.status, 403);
+    },
+  );
+
+  await t.step("a key that is not visible ASCII is 400", async () => {
+    const reply = await system.call(
+      "POST",
+      "/v1/event-topics",
+      keyed("a key", {
+        token,
+        body: topicBody("Bad key"),
+      }),
+    );
+    assert.equal(reply.status, 400);
+    assert.equal(await topicCount("Bad key"), 0);
+  });
+
+  await t.step("[discounts] a repeated POST /v1/discount-codes makes one code", async () => {
+    const { event, owner } = await system.eventWithCast();
+    const key = crypto.randomUUID();
+    const body = {
+      data: {
+        type: "discount-code",
+        attributes: { code: "ONCEONLY", value: 5, type: "amount", "used-for": "ticket" },
+        relationships: { event: { data: { type: "event", id: event.id } } },
+      },
+    };
+    const first = await system.call(
+      "POST",
+      "/v1/discount-codes",
+      keyed(key, {
+        token: owner.token,
+        body,
+      }),
+    );
+    const again = await system.call(
+      "POST",
+      "/v1/discount-codes",
+      keyed(key, {
+        token: owner.token,
+        body,
+      }),
+    );
+    assert.equal(first.status, 201, first.text);
+    assert.equal(again.text, first.text);
+    const [{ count }] = await system.dsql`select count(*) from discount_codes
+      where code = 'ONCEONLY'`;
+    assert.equal(Number(count), 1);
+    const other = await system.call(
+      "POST",
+      "/v1/discount-codes",
+      keyed(key, {
+        token: owner.token,
+        body: { data: { ...body.data, attributes: { ...body.data.attributes, value: 6 } } },
+      }),
+    );
+    assert.equal(other.status, 422);
+  });
+});
