@@ -30,7 +30,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { ensureFactStream, type Fact, factSchema } from "./facts.ts";
+import { ensureFactStream, ensureStream, type Fact, factSchema } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 
@@ -61,19 +61,27 @@ export interface FactConsumer {
 }
 
 async function ensureParkedStream(bus: Bus): Promise<void> {
-  const jsm = await jetstreamManager(bus.nc);
-  const name = facts.parkedStream(bus.prefix);
-  const exists = await jsm.streams.info(name).then(() => true, () => false);
-  if (!exists) {
-    await jsm.streams.add({ name, subjects: [bus.subject(facts.parked)] }).catch(async (error) => {
-      if (!await jsm.streams.info(name).catch(() => null)) throw error;
-    });
-  }
+  await ensureStream(bus, {
+    name: facts.parkedStream(bus.prefix),
+    subjects: [bus.subject(facts.parked)],
+    num_replicas: bus.factsReplicas,
+  });
 }
 
 const decoder = new TextDecoder();
 /** How long a partial batch waits for more facts before it is handled. */
 const FLUSH_AFTER_MS = 5;
+/**
+ * Pull sizing for fast recovery. While a pull waits, the server sends a heartbeat every
+ * IDLE_HEARTBEAT_MS; silence for STALL_AFTER_MS (two heartbeats and a margin) means the pull is
+ * gone: the node leading the consumer or the stream went away, or our connection moved to
+ * another server. The pull is then made again at once (and every RETRY_MS until a leader
+ * answers) instead of waiting out its expiry, which took 26-41 s with the defaults (30 s).
+ */
+const IDLE_HEARTBEAT_MS = 500;
+const PULL_EXPIRES_MS = 5_000;
+const STALL_AFTER_MS = 1_200;
+const RETRY_MS = 250;
 
 /** The fact in a message, or why it is not one. */
 function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
@@ -155,14 +163,22 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
     }
   }
 
+  const health = new PullHealth(log, options.durable);
+
   /**
    * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
    * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
-   * never overlap, so facts are handled in stream order.
+   * never overlap, so facts are handled in stream order. Ends when the pull stalls (see
+   * `watchPull`) so the loop makes a new one.
    */
   async function runOnce(): Promise<void> {
-    const messages = await consumer.consume({ max_messages: batchSize });
+    const messages = await consumer.consume({
+      max_messages: batchSize,
+      expires: PULL_EXPIRES_MS,
+      idle_heartbeat: IDLE_HEARTBEAT_MS,
+    });
     current = messages;
+    const watch = watchPull(messages, health);
     let pending: JsMsg[] = [];
     let handled = Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -174,12 +190,17 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
       if (batch.length) handled = handled.then(() => handleBatch(batch));
       return handled;
     };
-    for await (const msg of messages) {
-      pending.push(msg);
-      if (pending.length >= batchSize) await flush();
-      else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+    try {
+      for await (const msg of messages) {
+        health.alive();
+        pending.push(msg);
+        if (pending.length >= batchSize) await flush();
+        else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+      }
+      await flush();
+    } finally {
+      watch.stop();
     }
-    await flush();
   }
 
   const loop = (async () => {
@@ -188,9 +209,9 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
         await runOnce();
       } catch (error) {
         if (stopped || bus.nc.isClosed()) break;
-        log.warn("fact consumer interrupted; retrying", { error });
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        health.stalled("the pull failed", error);
       }
+      if (!stopped && health.isStalled) await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   })();
 
@@ -199,6 +220,72 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
       stopped = true;
       current?.stop();
       await loop;
+    },
+  };
+}
+
+/** Stalls and resumes of one consumer, each logged once per transition. */
+class PullHealth {
+  #stalledAt: number | undefined;
+  #lastSign = Date.now();
+
+  constructor(readonly log: Logger, readonly durable: string) {}
+
+  get isStalled(): boolean {
+    return this.#stalledAt !== undefined;
+  }
+
+  /** Milliseconds since the server last showed the pull is alive. */
+  get silentMs(): number {
+    return Date.now() - this.#lastSign;
+  }
+
+  /** A message or heartbeat arrived: the pull is alive. */
+  alive(): void {
+    this.#lastSign = Date.now();
+    if (this.#stalledAt === undefined) return;
+    const stalledMs = Date.now() - this.#stalledAt;
+    this.#stalledAt = undefined;
+    this.log.info("fact consumer resumed", { durable: this.durable, stalledMs });
+  }
+
+  stalled(reason: string, error?: unknown): void {
+    this.#lastSign = Date.now();
+    if (this.#stalledAt !== undefined) return;
+    this.#stalledAt = Date.now();
+    this.log.warn("fact consumer stalled; pulling again", { durable: this.durable, reason, error });
+  }
+}
+
+/**
+ * Watches a pull: heartbeats and messages count as signs of life; no sign for STALL_AFTER_MS,
+ * or a "no responders" answer (no leader for the consumer right now), ends the pull so the
+ * loop makes a new one. Not left to nats.js: its recovery waits a whole expiry between tries.
+ */
+function watchPull(
+  messages: { stop(): void; status(): AsyncIterable<{ type: string }> },
+  health: PullHealth,
+): { stop(): void } {
+  let ended = false;
+  const end = (reason: string) => {
+    if (ended) return;
+    ended = true;
+    health.stalled(reason);
+    messages.stop();
+  };
+  (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === "heartbeat") health.alive();
+      else if (status.type === "no_responders") end("no leader answers the pull");
+    }
+  })().catch(() => {});
+  const timer = setInterval(() => {
+    if (health.silentMs > STALL_AFTER_MS) end(`no heartbeat for ${STALL_AFTER_MS} ms`);
+  }, IDLE_HEARTBEAT_MS / 2);
+  return {
+    stop() {
+      ended = true;
+      clearInterval(timer);
     },
   };
 }
