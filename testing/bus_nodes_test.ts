@@ -156,7 +156,10 @@ Deno.test({
     durable: "resume",
     subject: "facts.>",
     log,
-    handle: async (batch) => batch.forEach((fact) => received.set(fact.resource.id, Date.now())),
+    handle: (batch) => {
+      batch.forEach((fact) => received.set(fact.resource.id, Date.now()));
+      return Promise.resolve();
+    },
   });
   const js = jetstream(bus.nc);
   const jsm = await jetstreamManager(bus.nc);
