@@ -75,12 +75,14 @@ const FLUSH_AFTER_MS = 5;
  * Pull sizing for fast recovery. While a pull waits, the server sends a heartbeat every
  * IDLE_HEARTBEAT_MS; silence for STALL_AFTER_MS (two heartbeats and a margin) means the pull is
  * gone: the node leading the consumer or the stream went away, or our connection moved to
- * another server. The pull is then made again at once (and every RETRY_MS until a leader
- * answers) instead of waiting out its expiry, which took 26-41 s with the defaults (30 s).
+ * another server. The pull is then made again at once, and every REPULL_STALLED_MS until the
+ * server answers, instead of waiting out its expiry (26-41 s of silence with the defaults).
  */
 const IDLE_HEARTBEAT_MS = 500;
 const PULL_EXPIRES_MS = 5_000;
 const STALL_AFTER_MS = 1_200;
+const REPULL_STALLED_MS = 600;
+/** Pause before a new pull after one failed outright. */
 const RETRY_MS = 250;
 
 /** The fact in a message, or why it is not one. */
@@ -168,8 +170,8 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
   /**
    * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
    * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
-   * never overlap, so facts are handled in stream order. Ends when the pull stalls (see
-   * `watchPull`) so the loop makes a new one.
+   * never overlap, so facts are handled in stream order. A stalled pull is renewed in place
+   * (see `watchPull`); the loop makes a new one only when it fails or ends.
    */
   async function runOnce(): Promise<void> {
     const messages = await consumer.consume({
@@ -178,7 +180,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
       idle_heartbeat: IDLE_HEARTBEAT_MS,
     });
     current = messages;
-    const watch = watchPull(messages, health);
+    const watch = watchPull(messages as unknown as WatchedPull, health);
     let pending: JsMsg[] = [];
     let handled = Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -187,7 +189,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
       timer = undefined;
       const batch = pending;
       pending = [];
-      if (batch.length) handled = handled.then(() => handleBatch(batch));
+      if (batch.length) handled = handled.then(() => health.busyWith(handleBatch(batch)));
       return handled;
     };
     try {
@@ -207,6 +209,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
     while (!stopped) {
       try {
         await runOnce();
+        if (!stopped) health.stalled("the pull ended");
       } catch (error) {
         if (stopped || bus.nc.isClosed()) break;
         health.stalled("the pull failed", error);
@@ -228,6 +231,7 @@ export async function consumeFacts(bus: Bus, options: FactConsumerOptions): Prom
 class PullHealth {
   #stalledAt: number | undefined;
   #lastSign = Date.now();
+  #handling = 0;
 
   constructor(readonly log: Logger, readonly durable: string) {}
 
@@ -235,9 +239,23 @@ class PullHealth {
     return this.#stalledAt !== undefined;
   }
 
-  /** Milliseconds since the server last showed the pull is alive. */
+  /**
+   * Milliseconds since the server last showed the pull is alive; 0 while a batch is handled
+   * (facts the server sent meanwhile wait unread, so silence then proves nothing).
+   */
   get silentMs(): number {
-    return Date.now() - this.#lastSign;
+    return this.#handling ? 0 : Date.now() - this.#lastSign;
+  }
+
+  /** Runs the handling of a batch; the silence clock restarts when it is done. */
+  async busyWith(work: Promise<void>): Promise<void> {
+    this.#handling++;
+    try {
+      await work;
+    } finally {
+      this.#handling--;
+      this.#lastSign = Date.now();
+    }
   }
 
   /** A message or heartbeat arrived: the pull is alive. */
@@ -258,34 +276,39 @@ class PullHealth {
 }
 
 /**
- * Watches a pull: heartbeats and messages count as signs of life; no sign for STALL_AFTER_MS,
- * or a "no responders" answer (no leader for the consumer right now), ends the pull so the
- * loop makes a new one. Not left to nats.js: its recovery waits a whole expiry between tries.
+ * The part of nats.js's ConsumerMessages the watchdog uses. `resetPendingNoInfo` is a public
+ * method of its implementation (nats.js 3.4, pinned) though not of the interface; without it a
+ * stalled pull is stopped and the loop makes a new one.
  */
-function watchPull(
-  messages: { stop(): void; status(): AsyncIterable<{ type: string }> },
-  health: PullHealth,
-): { stop(): void } {
-  let ended = false;
-  const end = (reason: string) => {
-    if (ended) return;
-    ended = true;
+interface WatchedPull {
+  status(): AsyncIterable<{ type: string }>;
+  stop(): void;
+  resetPendingNoInfo?(): Promise<boolean>;
+}
+
+/**
+ * Watches a pull: heartbeats and messages count as signs of life. No sign for STALL_AFTER_MS
+ * (while stalled: for REPULL_STALLED_MS), or a "no responders" answer (no leader for the
+ * consumer right now), makes nats.js pull again on the same inbox without asking for the
+ * consumer's info first. Same inbox: a message the server hands to an older pull still arrives
+ * here instead of waiting out its ack wait. Not left to nats.js alone: its recovery asks for the
+ * consumer's info and waits a whole pull expiry between tries.
+ */
+function watchPull(messages: WatchedPull, health: PullHealth): { stop(): void } {
+  const repull = (reason: string) => {
     health.stalled(reason);
-    messages.stop();
+    if (messages.resetPendingNoInfo) messages.resetPendingNoInfo().catch(() => {});
+    else messages.stop();
   };
   (async () => {
     for await (const status of messages.status()) {
       if (status.type === "heartbeat") health.alive();
-      else if (status.type === "no_responders") end("no leader answers the pull");
+      else if (status.type === "no_responders") health.stalled("no leader answers the pull");
     }
   })().catch(() => {});
   const timer = setInterval(() => {
-    if (health.silentMs > STALL_AFTER_MS) end(`no heartbeat for ${STALL_AFTER_MS} ms`);
-  }, IDLE_HEARTBEAT_MS / 2);
-  return {
-    stop() {
-      ended = true;
-      clearInterval(timer);
-    },
-  };
+    const limit = health.isStalled ? REPULL_STALLED_MS : STALL_AFTER_MS;
+    if (health.silentMs > limit) repull(`no heartbeat for ${limit} ms`);
+  }, IDLE_HEARTBEAT_MS / 4);
+  return { stop: () => clearInterval(timer) };
 }

@@ -103,13 +103,22 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   return cluster;
 }
 
-/** Waits until JetStream answers on `bus` (the cluster elected its meta leader). */
-export async function waitForJetStream(bus: Bus, timeoutMs = 20_000): Promise<void> {
+/**
+ * Waits until JetStream on `bus` can place a stream of `replicas` copies: the cluster elected
+ * its meta leader and knows enough peers (right after start it refuses with "no suitable peers").
+ */
+export async function waitForJetStream(
+  bus: Bus,
+  timeoutMs = 20_000,
+  replicas = 3,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const name = `READY_${crypto.randomUUID().slice(0, 8)}`;
   for (;;) {
     try {
       const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
-      await jsm.getAccountInfo();
+      await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: replicas });
+      await jsm.streams.delete(name);
       return;
     } catch (error) {
       if (Date.now() > deadline) throw error;
