@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
 import { Bus } from "@shared/bus.ts";
 import { consumeFacts } from "@shared/consumer.ts";
 import { ensureFactStream, publishFailureCause } from "@shared/facts.ts";
@@ -129,20 +130,6 @@ Deno.test("[facts] the relay's failure names the real cause, not 'jetstream is n
   });
 });
 
-function topicFact(n: number) {
-  return {
-    id: crypto.randomUUID(),
-    subject: "facts.catalog.event-topic.created",
-    service: "catalog",
-    type: "event-topic",
-    verb: "created",
-    occurredAt: new Date().toISOString(),
-    actor: null,
-    resource: { type: "event-topic", id: String(n) },
-    data: null,
-  };
-}
-
 Deno.test({
   name: "[consumer] consumeFacts resumes within 2 s once its consumer has a leader again",
   ...unsanitized,
@@ -151,25 +138,33 @@ Deno.test({
   const log = recording();
   const bus = await Bus.connect({ url: cluster.natsUrl, prefix: "cr", factsReplicas: 3 });
   await waitForJetStream(bus);
+  // Facts made and published by audit's test helpers, whatever the envelope: told apart by id.
   const received = new Map<string, number>();
   const consumer = await consumeFacts(bus, {
     durable: "resume",
     subject: "facts.>",
     log,
     handle: (batch) => {
-      batch.forEach((fact) => received.set(fact.resource.id, Date.now()));
+      batch.forEach((fact) => received.set(fact.id, Date.now()));
       return Promise.resolve();
     },
   });
-  const js = jetstream(bus.nc);
   const jsm = await jetstreamManager(bus.nc);
   const stream = facts.stream("cr");
-  const publish = (n: number) =>
-    js.publish(bus.subject("facts.catalog.event-topic.created"), JSON.stringify(topicFact(n)), {
-      timeout: 500,
-    });
-  await publish(0);
-  await until(() => received.has("0"), 5_000, "the first fact");
+  const sent: string[] = [];
+  /** Publishes one new fact, retrying while the stream has no leader; returns when stored. */
+  const publishOne = async () => {
+    const fact = makeFact();
+    for (;;) {
+      const ok = await publishFacts(bus, [fact]).then(() => true, () => false);
+      if (ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    sent.push(fact.id);
+    return { id: fact.id, storedAt: Date.now() };
+  };
+  const first = await publishOne();
+  await until(() => received.has(first.id), 5_000, "the first fact");
   const leader = (await jsm.consumers.info(stream, "resume")).cluster?.leader;
   assert.ok(leader);
   const killedAt = Date.now();
@@ -181,19 +176,15 @@ Deno.test({
     else await new Promise((resolve) => setTimeout(resolve, 100));
   }
   // One fact once the stream takes writes again (its leader may have been on that node too).
-  let n = 0;
-  let storedAt = 0;
-  while (!storedAt) {
-    await publish(++n).then(() => storedAt = Date.now(), () => n--);
-  }
-  await until(() => received.has(String(n)), 10_000, "the fact after the new leader");
-  const resumedAfterMs = received.get(String(n))! - Math.max(ledAt, storedAt);
+  const last = await publishOne();
+  await until(() => received.has(last.id), 10_000, "the fact after the new leader");
+  const resumedAfterMs = received.get(last.id)! - Math.max(ledAt, last.storedAt);
   console.log(
     "[consumer resume]",
     JSON.stringify({ leaderAfterMs: ledAt - killedAt, resumedAfterMs }),
   );
   assert.ok(resumedAfterMs <= 2_000, `resumed ${resumedAfterMs} ms after the new leader`);
-  for (let i = 0; i <= n; i++) assert.ok(received.has(String(i)), `fact ${i} handled`);
+  for (const id of sent) assert.ok(received.has(id), `fact ${id} handled`);
   const told = log.messages.filter((m) => m.startsWith("fact consumer"));
   assert.deepEqual(told, ["fact consumer stalled; pulling again", "fact consumer resumed"]);
   await consumer.stop();

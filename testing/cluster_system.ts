@@ -5,12 +5,17 @@
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Bus } from "@shared/bus.ts";
-import type { Fact } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { freePort, type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 import { startProcess, type TestProcess } from "./processes.ts";
+
+export interface StoredFact {
+  id: string;
+  subject: string;
+  storedAt: Date;
+}
 
 export interface ClusterSystem extends AsyncDisposable {
   cluster: NatsCluster;
@@ -22,8 +27,11 @@ export interface ClusterSystem extends AsyncDisposable {
   processes: Record<"catalog" | "audit" | "gateway", TestProcess>;
   /** The fact stream's name. */
   stream: string;
-  /** Every fact in the stream with the time JetStream stored it. */
-  storedFacts(): Promise<{ fact: Fact; storedAt: Date }[]>;
+  /**
+   * Every message in the fact stream: its id (the fact's id, as the relay publishes it), its
+   * subject and when JetStream stored it. Read without decoding the fact itself.
+   */
+  storedFacts(): Promise<StoredFact[]>;
 }
 
 async function login(url: string, email: string, password: string): Promise<string> {
@@ -44,10 +52,12 @@ async function login(url: string, email: string, password: string): Promise<stri
 async function readStoredFacts(bus: Bus, stream: string) {
   const jsm = await jetstreamManager(bus.nc);
   const { state } = await jsm.streams.info(stream);
-  const out: { fact: Fact; storedAt: Date }[] = [];
+  const out: StoredFact[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
     const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-    if (message) out.push({ fact: message.json<Fact>(), storedAt: message.time });
+    if (!message) continue;
+    const id = message.header?.get("Nats-Msg-Id") ?? "";
+    out.push({ id, subject: message.subject, storedAt: message.time });
   }
   return out;
 }
