@@ -30,9 +30,10 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { ensureFactStream, ensureStream, type Fact, factSchema } from "./facts.ts";
+import { ensureFactStream, type Fact, factSchema } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
+import { ensureStream } from "./facts.ts";
 
 export interface FactConsumerOptions {
   /** Durable consumer name: one per consuming purpose, shared by all its instances. */

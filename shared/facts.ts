@@ -16,12 +16,8 @@
  * ```
  */
 import { z } from "zod";
-import {
-  jetstream,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import { migrate, type Sql } from "./db.ts";
@@ -155,45 +151,6 @@ export async function deleteFactStream(bus: Bus): Promise<void> {
   await jsm.streams.delete(facts.parkedStream(bus.prefix)).catch(() => {});
 }
 
-function inChain(error: unknown, found: (e: unknown) => boolean): boolean {
-  for (let e = error, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
-    if (found(e)) return true;
-  }
-  return false;
-}
-
-/**
- * Why JetStream did not take a fact, in words an operator can act on. nats.js calls every
- * unanswered publish "jetstream is not enabled", which is rarely the case: usually the stream
- * has no leader for a moment (its node went away) or too few of its replicas are up.
- */
-export async function publishFailureCause(bus: Bus, error: unknown): Promise<string> {
-  if (error instanceof JetStreamApiError) return `JetStream refused the fact: ${error.message}`;
-  // nats.js names a publish nobody answered "JetStreamNotEnabled" (not exported as a class).
-  const unanswered = inChain(error, (e) => (e as Error).name === "JetStreamNotEnabled") ||
-    inChain(error, (e) => e instanceof natsErrors.NoRespondersError);
-  const late = inChain(error, (e) => e instanceof natsErrors.TimeoutError);
-  if (!unanswered && !late) return error instanceof Error ? error.message : String(error);
-  const stream = facts.stream(bus.prefix);
-  try {
-    const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
-    const info = await jsm.streams.info(stream);
-    const replicas = info.config.num_replicas ?? 1;
-    if (!info.cluster?.leader) {
-      return `stream ${stream} has no leader (electing one, or too few of its ${replicas} ` +
-        `replicas are up)`;
-    }
-    return `stream ${stream} (leader ${info.cluster.leader}) did not ${
-      late ? "acknowledge in time" : "answer"
-    }: its leader is moving or its node went away`;
-  } catch (probe) {
-    if (isStreamNotFound(probe)) return `stream ${stream} does not exist`;
-    if (probe instanceof JetStreamApiError) return `stream ${stream} unavailable: ${probe.message}`;
-    return "JetStream does not answer: no JetStream leader (too few cluster nodes up) " +
-      "or JetStream not enabled on the server";
-  }
-}
-
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */
 export class FactRelay {
   readonly #sql: Sql;
@@ -273,6 +230,45 @@ export class FactRelay {
     if (cause === this.#failing) return;
     this.#failing = cause;
     this.#log.warn(`cannot publish facts yet (${cause}); will retry`, { error });
+  }
+}
+
+function inChain(error: unknown, found: (e: unknown) => boolean): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
+    if (found(e)) return true;
+  }
+  return false;
+}
+
+/**
+ * Why JetStream did not take a fact, in words an operator can act on. nats.js calls every
+ * unanswered publish "jetstream is not enabled", which is rarely the case: usually the stream
+ * has no leader for a moment (its node went away) or too few of its replicas are up.
+ */
+export async function publishFailureCause(bus: Bus, error: unknown): Promise<string> {
+  if (error instanceof JetStreamApiError) return `JetStream refused the fact: ${error.message}`;
+  // nats.js names a publish nobody answered "JetStreamNotEnabled" (not exported as a class).
+  const unanswered = inChain(error, (e) => (e as Error).name === "JetStreamNotEnabled") ||
+    inChain(error, (e) => e instanceof natsErrors.NoRespondersError);
+  const late = inChain(error, (e) => e instanceof natsErrors.TimeoutError);
+  if (!unanswered && !late) return error instanceof Error ? error.message : String(error);
+  const stream = facts.stream(bus.prefix);
+  try {
+    const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+    const info = await jsm.streams.info(stream);
+    const replicas = info.config.num_replicas ?? 1;
+    if (!info.cluster?.leader) {
+      return `stream ${stream} has no leader (electing one, or too few of its ${replicas} ` +
+        `replicas are up)`;
+    }
+    return `stream ${stream} (leader ${info.cluster.leader}) did not ${
+      late ? "acknowledge in time" : "answer"
+    }: its leader is moving or its node went away`;
+  } catch (probe) {
+    if (isStreamNotFound(probe)) return `stream ${stream} does not exist`;
+    if (probe instanceof JetStreamApiError) return `stream ${stream} unavailable: ${probe.message}`;
+    return "JetStream does not answer: no JetStream leader (too few cluster nodes up) " +
+      "or JetStream not enabled on the server";
   }
 }
 
