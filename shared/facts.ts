@@ -91,6 +91,20 @@ export async function recordFact(tx: Tx, fact: NewFact): Promise<Fact> {
   return full;
 }
 
+/** Creates (or updates) the stream that keeps every fact of this bus prefix. */
+export async function ensureFactStream(bus: Bus): Promise<string> {
+  const name = facts.stream(bus.prefix);
+  await ensureStream(bus, {
+    name,
+    subjects: [bus.subject(facts.all)],
+    num_replicas: bus.factsReplicas,
+    // An audit trail: keep a year, de-duplicate re-publishes for ten minutes.
+    max_age: 365 * 24 * 3600 * 1e9,
+    duplicate_window: 10 * 60 * 1e9,
+  });
+  return name;
+}
+
 /** The stream settings we manage; everything else keeps the server's defaults. */
 export interface ManagedStream {
   name: string;
@@ -128,20 +142,6 @@ export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<voi
   } else if (differs(info.config as unknown as Record<string, unknown>, wanted)) {
     await jsm.streams.update(wanted.name, wanted);
   }
-}
-
-/** Creates (or reconciles) the stream that keeps every fact of this bus prefix. */
-export async function ensureFactStream(bus: Bus): Promise<string> {
-  const name = facts.stream(bus.prefix);
-  await ensureStream(bus, {
-    name,
-    subjects: [bus.subject(facts.all)],
-    num_replicas: bus.factsReplicas,
-    // An audit trail: keep a year, de-duplicate re-publishes for ten minutes.
-    max_age: 365 * 24 * 3600 * 1e9,
-    duplicate_window: 10 * 60 * 1e9,
-  });
-  return name;
 }
 
 /** Removes this prefix's fact stream and parked stream (tests clean up with it). */
