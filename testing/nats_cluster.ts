@@ -38,16 +38,19 @@ export function freePort(): number {
   return port;
 }
 
-async function waitForPort(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
+/** Waits until the node accepts connections; fails early when its process exited. */
+async function waitForPort(node: NatsNode, deadline: number): Promise<void> {
+  let exited = false;
+  node.process?.status.then(() => exited = true);
+  while (Date.now() < deadline && !exited) {
     try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      (await Deno.connect({ hostname: "127.0.0.1", port: node.port })).close();
       return;
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  throw new Error(`nats-server on port ${port} did not start in time`);
+  throw new Error(`nats-server ${node.name} on port ${node.port} did not start`);
 }
 
 function spawnNode(node: NatsNode, clusterPort: number, routes: string, dir: string) {
@@ -62,8 +65,21 @@ function spawnNode(node: NatsNode, clusterPort: number, routes: string, dir: str
   }).spawn();
 }
 
-/** Starts `size` routed nodes and waits until JetStream has a meta leader. */
+/**
+ * Starts `size` routed nodes. Ports are picked free but released before the servers bind them,
+ * so another test may take one meanwhile: a start that fails is retried on new ports.
+ */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await tryStartNatsCluster(size);
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
   const dir = await Deno.makeTempDir({ prefix: "nats-cluster-" });
   const clusterPorts = Array.from({ length: size }, freePort);
   const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
@@ -72,9 +88,18 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     return { name: `node${i + 1}`, port, url: `nats://127.0.0.1:${port}` };
   });
   nodes.forEach((node, i) => node.process = spawnNode(node, clusterPorts[i], routes, dir));
+  const cluster = clusterOf(nodes, dir);
   const deadline = Date.now() + 15_000;
-  await Promise.all(nodes.map((node) => waitForPort(node.port, deadline)));
+  try {
+    await Promise.all(nodes.map((node) => waitForPort(node, deadline)));
+  } catch (error) {
+    await cluster[Symbol.asyncDispose]();
+    throw error;
+  }
+  return cluster;
+}
 
+function clusterOf(nodes: NatsNode[], dir: string): NatsCluster {
   const cluster: NatsCluster = {
     nodes,
     natsUrl: nodes.map((node) => node.url).join(","),
