@@ -104,7 +104,9 @@ export async function startClusterSystem(): Promise<ClusterSystem> {
       audit: startProcess("audit", "services/audit/main.ts", env),
       gateway: startProcess("gateway", "gateway/main.ts", env),
     };
-    for (const process of Object.values(processes)) cleanups.push(() => process.kill());
+    for (const process of Object.values(processes)) {
+      cleanups.push(() => process[Symbol.asyncDispose]());
+    }
     const gatewayUrl = `http://127.0.0.1:${port}`;
     const adminToken = await login(gatewayUrl, admin.email, admin.password);
     await processes.audit.waitForLog((line) => line.message === "audit ready", 30_000);

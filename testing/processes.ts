@@ -1,6 +1,6 @@
 /**
  * Real service processes for fault tests: `deno run -A <main.ts>` with the environment given,
- * their JSON log lines on stderr kept for assertions, SIGKILLed on dispose.
+ * their JSON log lines on stderr kept for assertions, stopped (SIGTERM, then SIGKILL) on dispose.
  *
  * @example
  * ```ts ignore
@@ -87,6 +87,17 @@ export function startProcess(
       });
     },
     kill,
-    [Symbol.asyncDispose]: () => kill(),
+    // A clean stop first (the gateway removes its socket directory); SIGKILL if it hangs.
+    [Symbol.asyncDispose]: async () => {
+      const hung = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // It exited meanwhile.
+        }
+      }, 5_000);
+      await kill("SIGTERM");
+      clearTimeout(hung);
+    },
   };
 }
