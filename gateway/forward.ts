@@ -77,6 +77,7 @@ export function createForward(options: ForwarderOptions): Forward {
   const { bus, logger } = options;
   const timeoutMs = options.config.requestTimeoutMs;
   const limitBytes = options.config.bodyLimitBytes;
+  const bodyTimeoutMs = options.config.bodyTimeoutMs;
   const requestOptions = { timeoutMs };
   const writes = new Set(["POST", "PATCH", "DELETE"]);
 
@@ -93,7 +94,7 @@ export function createForward(options: ForwarderOptions): Forward {
         requestId: c.get("requestId"),
       };
       if (forwardOptions.raw) {
-        request.rawBody = await readTextBody(raw, limitBytes);
+        request.rawBody = await readTextBody(raw, limitBytes, bodyTimeoutMs);
         request.headers = {};
         for (const name of forwardOptions.raw.headers) {
           const value = raw.headers.get(name);
@@ -102,7 +103,7 @@ export function createForward(options: ForwarderOptions): Forward {
       } else if (
         method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(raw))
       ) {
-        request.body = await readJsonBody(raw, limitBytes);
+        request.body = await readJsonBody(raw, limitBytes, bodyTimeoutMs);
       }
       // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
       const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { catalog } from "@shared/subjects.ts";
 import { testGateway } from "./_test_utils.ts";
 
 Deno.test("[gateway] GET /health counts the instances of every service", async () => {
@@ -37,4 +39,29 @@ Deno.test("[gateway] GET /health ignores instances of another bus prefix", async
   const response = await gw.app.request("/health");
   assert.equal(response.status, 503);
   assert.deepEqual((await response.json()).missing, ["catalog"]);
+});
+
+Deno.test("[gateway] GET /health counts every instance while they are busy", async () => {
+  await using gw = await testGateway({ services: ["catalog"] });
+  // Each request keeps its instance's event loop busy for 3 ms: pings wait behind them
+  // (all instances share this process, so 150 requests queue ~450 ms of work, within the 1 s cap).
+  const busy = route(catalog.eventTopics.list, () => {
+    const until = performance.now() + 3;
+    while (performance.now() < until) { /* busy */ }
+    return { status: 200, body: { data: [] } };
+  });
+  for (let i = 0; i < 3; i++) await gw.serve("catalog", [busy]);
+  const load = Promise.all(
+    Array.from(
+      { length: 150 },
+      async () => await (await gw.app.request("/v1/event-topics")).text(),
+    ),
+  );
+  const counts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const report = await (await gw.app.request("/health")).json();
+    counts.push(report.services.catalog.instances);
+  }
+  await load;
+  assert.deepEqual(counts, [3, 3, 3, 3, 3]);
 });

@@ -4,6 +4,7 @@ import { loadConfig } from "@shared/config.ts";
 import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { createApp } from "./app.ts";
+import { serveGuarded } from "./slow_clients.ts";
 
 function randomSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
@@ -26,13 +27,17 @@ const bus = await startOrExit(
   () => Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, name: "gateway", logger }),
 );
 const app = createApp({ bus, config, logger });
-const server = Deno.serve({
+const listen = {
   hostname: config.host,
   port: config.port,
-  onListen: ({ hostname, port }) => {
+  onListen: ({ hostname, port }: { hostname: string; port: number }) => {
     logger.info("gateway listening", { url: `http://${hostname}:${port}` });
   },
-}, app.fetch);
+};
+// HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
+const server = config.headerTimeoutMs > 0
+  ? await serveGuarded({ ...listen, headerTimeoutMs: config.headerTimeoutMs }, app.fetch)
+  : Deno.serve(listen, app.fetch);
 
 onShutdown(logger, async () => {
   // shutdown() stops accepting and resolves once in-flight requests are answered.

@@ -18,13 +18,22 @@ async function dockerCompose(): Promise<string | undefined> {
 
 Deno.test("[compose] compose.yaml runs every service and the gateway on Postgres and NATS", async () => {
   const text = await Deno.readTextFile(composeFile);
-  for (const name of [...serviceNames, "gateway", "postgres", "nats"]) {
+  for (const name of [...serviceNames, "gateway", "postgres", "nats-1", "nats-2", "nats-3"]) {
     assert.match(text, new RegExp(`^  ${name}:$`, "m"), `compose.yaml lacks service ${name}`);
   }
   for (const name of serviceNames) {
     assert.ok(text.includes(`services/${name}/main.ts`), `${name} does not run its main.ts`);
   }
   assert.match(text, /"-js"/, "NATS must run with JetStream");
+});
+
+Deno.test("[compose] compose.yaml runs NATS as a three-node cluster the services all know", async () => {
+  const text = await Deno.readTextFile(composeFile);
+  const routes = "nats://nats-1:6222,nats://nats-2:6222,nats://nats-3:6222";
+  assert.equal(text.split(`"${routes}"`).length - 1, 3, "each node routes to all three");
+  assert.equal(text.split('"--cluster_name"').length - 1, 3);
+  assert.match(text, /NATS_URL: nats:\/\/nats-1:4222,nats:\/\/nats-2:4222,nats:\/\/nats-3:4222/);
+  assert.match(text, /FACTS_REPLICAS: "3"/);
 });
 
 Deno.test("[compose] docker-compose accepts compose.yaml", async (t) => {

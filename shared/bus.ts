@@ -25,6 +25,7 @@
 import { errors as natsErrors, headers as natsHeaders, nuid } from "@nats-io/nats-core";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connectNats } from "./nats_transport.ts";
+import { parseNatsServers } from "./config.ts";
 import type { z } from "zod";
 import {
   ApiError,
@@ -127,8 +128,11 @@ export interface ForwardedReply {
 }
 
 export interface BusOptions {
+  /** One NATS URL or a comma-separated list (NATS_URL); reconnects cycle through all of them. */
   url: string;
   prefix: string;
+  /** Replicas of the facts and parked streams this bus creates (FACTS_REPLICAS, default 1). */
+  factsReplicas?: number;
   /** Connection name shown by the NATS server. */
   name?: string;
   logger?: Logger;
@@ -212,22 +216,50 @@ function parseJson(data: Uint8Array): unknown {
   return data.length === 0 ? undefined : JSON.parse(decoder.decode(data));
 }
 
+/**
+ * Logs losing and regaining NATS once per transition (nats.js reports every failed reconnect
+ * attempt too; those stay quiet). Ends when the connection closes.
+ */
+async function logConnectionStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  let lost = false;
+  for await (const status of nc.status()) {
+    const server = (status as { server?: string }).server;
+    if (status.type === "disconnect" && !lost) {
+      lost = true;
+      log.warn("lost NATS; reconnecting", { server });
+    } else if (status.type === "reconnect" && lost) {
+      lost = false;
+      log.info("NATS is back", { server });
+    }
+  }
+}
+
 export class Bus {
   readonly nc: NatsConnection;
   readonly prefix: string;
+  /** Replicas of the facts and parked streams (see BusOptions). */
+  readonly factsReplicas: number;
   readonly #log: Logger;
 
-  constructor(nc: NatsConnection, options: { prefix: string; logger?: Logger }) {
+  constructor(
+    nc: NatsConnection,
+    options: { prefix: string; logger?: Logger; factsReplicas?: number },
+  ) {
     this.nc = nc;
     this.prefix = options.prefix;
+    this.factsReplicas = options.factsReplicas ?? 1;
     this.#log = options.logger ?? createLogger("bus");
+    logConnectionStatus(nc, this.#log).catch(() => {});
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
     const nc = await connectNats({
-      servers: options.url,
+      // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
+      servers: parseNatsServers(options.url),
       name: options.name,
       maxReconnectAttempts: -1,
+      // After losing a node, try the next server soon (the default waits 2 s per server).
+      reconnectTimeWait: 250,
       // Capturing a stack per request (in case it times out) cost ~15% of the gateway's CPU;
       // our timeouts become 504s whose stack nobody reads.
       noAsyncTraces: true,

@@ -14,7 +14,15 @@ export interface Config {
   host: string;
   port: number;
   databaseUrl: string;
+  /** NATS_URL as given: one server or a comma-separated list (kept for child processes). */
   natsUrl: string;
+  /** Every server of NATS_URL; the client connects to one and reconnects through the others. */
+  natsServers: string[];
+  /**
+   * Replicas of the facts and parked streams (FACTS_REPLICAS, 1–5): applied when a stream is
+   * created and reconciled at every start, so raising it on a running cluster takes effect.
+   */
+  factsReplicas: number;
   /** Prefix of every bus subject and stream, so several systems (or test runs) share one NATS. */
   busPrefix: string;
   /** Milliseconds the gateway waits for a service before answering 504. */
@@ -27,6 +35,13 @@ export interface Config {
   passwordIterations: number;
   /** Largest request body the gateway accepts, in bytes. */
   bodyLimitBytes: number;
+  /** Milliseconds a client has to send a request's whole body (then 408, connection closed). */
+  bodyTimeoutMs: number;
+  /**
+   * Milliseconds a client has to send a request's headers (then the connection is closed);
+   * 0 serves without the guard that enforces it (see gateway/slow_clients.ts).
+   */
+  headerTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Stripe Connect (payments): the platform's secret key; it goes to Stripe and nowhere else. */
   stripeSecretKey?: string;
@@ -85,6 +100,37 @@ function baseUrl(env: Env, name: string, fallback: string): string {
   return raw.replace(/\/+$/, "");
 }
 
+/**
+ * The servers of a NATS_URL: one URL or a comma-separated list (`nats://a:4222,nats://b:4222`;
+ * spaces around commas are fine). Each must be a nats:// or tls:// URL, or `host:port`.
+ */
+export function parseNatsServers(raw: string, name = "NATS_URL"): string[] {
+  const servers = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (!servers.length) throw new Error(`Cannot read ${name}: "${raw}" names no server`);
+  for (const server of servers) {
+    const withScheme = server.includes("://") ? server : `nats://${server}`;
+    let url: URL;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw new Error(`Cannot read ${name}: "${server}" is not a URL`);
+    }
+    if (!["nats:", "tls:", "ws:", "wss:"].includes(url.protocol) || !url.hostname) {
+      throw new Error(`Cannot read ${name}: "${server}" is not a nats:// URL`);
+    }
+  }
+  return servers;
+}
+
+function replicas(env: Env): number {
+  const value = integer(env, "FACTS_REPLICAS", 1);
+  // JetStream allows 1 to 5 replicas of a stream.
+  if (value < 1 || value > 5) {
+    throw new Error(`Cannot read FACTS_REPLICAS: ${value} is not between 1 and 5`);
+  }
+  return value;
+}
+
 /** Reads the configuration; `env` is injectable for tests. */
 export function loadConfig(env: Env = envObject()): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
@@ -108,6 +154,8 @@ export function loadConfig(env: Env = envObject()): Config {
     port: integer(env, "PORT", 8080),
     databaseUrl: env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/open_event",
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
+    natsServers: parseNatsServers(env.NATS_URL || "nats://127.0.0.1:4222"),
+    factsReplicas: replicas(env),
     busPrefix: env.BUS_PREFIX || "oe",
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,
@@ -115,6 +163,8 @@ export function loadConfig(env: Env = envObject()): Config {
     adminPassword: env.ADMIN_PASSWORD || undefined,
     passwordIterations: integer(env, "PASSWORD_ITERATIONS", 210_000),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
+    bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000),
+    headerTimeoutMs: integer(env, "HEADER_TIMEOUT_MS", 10_000),
     logLevel: logLevel as Config["logLevel"],
     stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
     stripeClientId: env.STRIPE_CLIENT_ID || undefined,

@@ -85,3 +85,37 @@ Deno.test("[config] loadConfig refuses STRIPE_TIMEOUT_MS not below REQUEST_TIMEO
     assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: "100" }).stripeTimeoutMs, 50);
   });
 });
+
+Deno.test("[config] loadConfig reads NATS_URL as a list of servers", async (t) => {
+  await t.step("one server", () => {
+    assert.deepEqual(loadConfig({}).natsServers, ["nats://127.0.0.1:4222"]);
+  });
+  await t.step("a comma-separated list, spaces and host:port allowed", () => {
+    const config = loadConfig({ NATS_URL: "nats://a:4222, nats://b:4223 ,c:4224" });
+    assert.deepEqual(config.natsServers, ["nats://a:4222", "nats://b:4223", "c:4224"]);
+    assert.equal(config.natsUrl, "nats://a:4222, nats://b:4223 ,c:4224");
+  });
+  await t.step("a list with something that is no NATS URL is refused", () => {
+    assert.throws(() => loadConfig({ NATS_URL: "nats://a:4222,http://b" }), /Cannot read NATS_URL/);
+    assert.throws(() => loadConfig({ NATS_URL: " , " }), /names no server/);
+  });
+});
+
+Deno.test("[config] loadConfig reads FACTS_REPLICAS, 1 to 5, default 1", async (t) => {
+  await t.step("default", () => assert.equal(loadConfig({}).factsReplicas, 1));
+  await t.step("three", () => assert.equal(loadConfig({ FACTS_REPLICAS: "3" }).factsReplicas, 3));
+  for (const bad of ["0", "6", "two"]) {
+    await t.step(`refused: ${bad}`, () => {
+      assert.throws(() => loadConfig({ FACTS_REPLICAS: bad }), /Cannot read FACTS_REPLICAS/);
+    });
+  }
+});
+
+Deno.test("[config] loadConfig reads the gateway's body and header time limits", () => {
+  assert.deepEqual(
+    [loadConfig({}).bodyTimeoutMs, loadConfig({}).headerTimeoutMs],
+    [10_000, 10_000],
+  );
+  const config = loadConfig({ BODY_TIMEOUT_MS: "2000", HEADER_TIMEOUT_MS: "0" });
+  assert.deepEqual([config.bodyTimeoutMs, config.headerTimeoutMs], [2000, 0]);
+});

@@ -42,6 +42,7 @@ import { factSubject, type FactType } from "./fact_catalog.ts";
 import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
+import { ensureStream } from "./facts.ts";
 
 type OrAll<K> = [K] extends [never] ? FactType : K;
 
@@ -93,19 +94,29 @@ export interface FactConsumer {
 }
 
 async function ensureParkedStream(bus: Bus): Promise<void> {
-  const jsm = await jetstreamManager(bus.nc);
-  const name = facts.parkedStream(bus.prefix);
-  const exists = await jsm.streams.info(name).then(() => true, () => false);
-  if (!exists) {
-    await jsm.streams.add({ name, subjects: [bus.subject(facts.parked)] }).catch(async (error) => {
-      if (!await jsm.streams.info(name).catch(() => null)) throw error;
-    });
-  }
+  await ensureStream(bus, {
+    name: facts.parkedStream(bus.prefix),
+    subjects: [bus.subject(facts.parked)],
+    num_replicas: bus.factsReplicas,
+  });
 }
 
 const decoder = new TextDecoder();
 /** How long a partial batch waits for more facts before it is handled. */
 const FLUSH_AFTER_MS = 5;
+/**
+ * Pull sizing for fast recovery. While a pull waits, the server sends a heartbeat every
+ * IDLE_HEARTBEAT_MS; silence for STALL_AFTER_MS (two heartbeats and a margin) means the pull is
+ * gone: the node leading the consumer or the stream went away, or our connection moved to
+ * another server. The pull is then made again at once, and every REPULL_STALLED_MS until the
+ * server answers, instead of waiting out its expiry (26-41 s of silence with the defaults).
+ */
+const IDLE_HEARTBEAT_MS = 500;
+const PULL_EXPIRES_MS = 5_000;
+const STALL_AFTER_MS = 1_200;
+const REPULL_STALLED_MS = 600;
+/** Pause before a new pull after one failed outright. */
+const RETRY_MS = 250;
 
 /**
  * The fact in a message, or why it is not one: not JSON, not a CloudEvent, a type the registry
@@ -230,14 +241,22 @@ export async function consumeFacts<S extends string>(
     }
   }
 
+  const health = new PullHealth(log, name);
+
   /**
    * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
    * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
-   * never overlap, so facts are handled in stream order.
+   * never overlap, so facts are handled in stream order. A stalled pull is renewed in place
+   * (see `watchPull`); the loop makes a new one only when it fails or ends.
    */
   async function runOnce(): Promise<void> {
-    const messages = await consumer.consume({ max_messages: batchSize });
+    const messages = await consumer.consume({
+      max_messages: batchSize,
+      expires: PULL_EXPIRES_MS,
+      idle_heartbeat: IDLE_HEARTBEAT_MS,
+    });
     current = messages;
+    const watch = watchPull(messages as unknown as WatchedPull, health);
     let pending: JsMsg[] = [];
     let handled = Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -246,26 +265,32 @@ export async function consumeFacts<S extends string>(
       timer = undefined;
       const batch = pending;
       pending = [];
-      if (batch.length) handled = handled.then(() => handleBatch(batch));
+      if (batch.length) handled = handled.then(() => health.busyWith(handleBatch(batch)));
       return handled;
     };
-    for await (const msg of messages) {
-      pending.push(msg);
-      if (pending.length >= batchSize) await flush();
-      else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+    try {
+      for await (const msg of messages) {
+        health.alive();
+        pending.push(msg);
+        if (pending.length >= batchSize) await flush();
+        else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+      }
+      await flush();
+    } finally {
+      watch.stop();
     }
-    await flush();
   }
 
   const loop = (async () => {
     while (!stopped) {
       try {
         await runOnce();
+        if (!stopped) health.stalled("the pull ended");
       } catch (error) {
         if (stopped || bus.nc.isClosed()) break;
-        log.warn("fact consumer interrupted; retrying", { error });
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        health.stalled("the pull failed", error);
       }
+      if (!stopped && health.isStalled) await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   })();
 
@@ -276,4 +301,90 @@ export async function consumeFacts<S extends string>(
       await loop;
     },
   };
+}
+
+/** Stalls and resumes of one consumer, each logged once per transition. */
+class PullHealth {
+  #stalledAt: number | undefined;
+  #lastSign = Date.now();
+  #handling = 0;
+
+  constructor(readonly log: Logger, readonly durable: string) {}
+
+  get isStalled(): boolean {
+    return this.#stalledAt !== undefined;
+  }
+
+  /**
+   * Milliseconds since the server last showed the pull is alive; 0 while a batch is handled
+   * (facts the server sent meanwhile wait unread, so silence then proves nothing).
+   */
+  get silentMs(): number {
+    return this.#handling ? 0 : Date.now() - this.#lastSign;
+  }
+
+  /** Runs the handling of a batch; the silence clock restarts when it is done. */
+  async busyWith(work: Promise<void>): Promise<void> {
+    this.#handling++;
+    try {
+      await work;
+    } finally {
+      this.#handling--;
+      this.#lastSign = Date.now();
+    }
+  }
+
+  /** A message or heartbeat arrived: the pull is alive. */
+  alive(): void {
+    this.#lastSign = Date.now();
+    if (this.#stalledAt === undefined) return;
+    const stalledMs = Date.now() - this.#stalledAt;
+    this.#stalledAt = undefined;
+    this.log.info("fact consumer resumed", { durable: this.durable, stalledMs });
+  }
+
+  stalled(reason: string, error?: unknown): void {
+    this.#lastSign = Date.now();
+    if (this.#stalledAt !== undefined) return;
+    this.#stalledAt = Date.now();
+    this.log.warn("fact consumer stalled; pulling again", { durable: this.durable, reason, error });
+  }
+}
+
+/**
+ * The part of nats.js's ConsumerMessages the watchdog uses. `resetPendingNoInfo` is a public
+ * method of its implementation (nats.js 3.4, pinned) though not of the interface; without it a
+ * stalled pull is stopped and the loop makes a new one.
+ */
+interface WatchedPull {
+  status(): AsyncIterable<{ type: string }>;
+  stop(): void;
+  resetPendingNoInfo?(): Promise<boolean>;
+}
+
+/**
+ * Watches a pull: heartbeats and messages count as signs of life. No sign for STALL_AFTER_MS
+ * (while stalled: for REPULL_STALLED_MS), or a "no responders" answer (no leader for the
+ * consumer right now), makes nats.js pull again on the same inbox without asking for the
+ * consumer's info first. Same inbox: a message the server hands to an older pull still arrives
+ * here instead of waiting out its ack wait. Not left to nats.js alone: its recovery asks for the
+ * consumer's info and waits a whole pull expiry between tries.
+ */
+function watchPull(messages: WatchedPull, health: PullHealth): { stop(): void } {
+  const repull = (reason: string) => {
+    health.stalled(reason);
+    if (messages.resetPendingNoInfo) messages.resetPendingNoInfo().catch(() => {});
+    else messages.stop();
+  };
+  (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === "heartbeat") health.alive();
+      else if (status.type === "no_responders") health.stalled("no leader answers the pull");
+    }
+  })().catch(() => {});
+  const timer = setInterval(() => {
+    const limit = health.isStalled ? REPULL_STALLED_MS : STALL_AFTER_MS;
+    if (health.silentMs > limit) repull(`no heartbeat for ${limit} ms`);
+  }, IDLE_HEARTBEAT_MS / 4);
+  return { stop: () => clearInterval(timer) };
 }

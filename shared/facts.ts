@@ -22,7 +22,13 @@
  */
 import { z } from "zod";
 import { headers } from "@nats-io/nats-core";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import {
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import { migrate, noteDatabaseError, type Sql, transaction } from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
@@ -176,25 +182,55 @@ export function factResource(fact: Fact): { type: string; id: string } {
 
 /** Creates (or updates) the stream that keeps every fact of this bus prefix. */
 export async function ensureFactStream(bus: Bus): Promise<string> {
-  const jsm = await jetstreamManager(bus.nc);
   const name = facts.stream(bus.prefix);
-  const config = {
+  await ensureStream(bus, {
     name,
     subjects: [bus.subject(facts.all)],
+    num_replicas: bus.factsReplicas,
     // An audit trail: keep a year, de-duplicate re-publishes for ten minutes.
     max_age: 365 * 24 * 3600 * 1e9,
     duplicate_window: 10 * 60 * 1e9,
-  };
-  try {
-    await jsm.streams.info(name);
-    await jsm.streams.update(name, config);
-  } catch {
-    await jsm.streams.add(config).catch(async (error) => {
-      // Another instance created it between our look and our add.
-      if (!(await jsm.streams.info(name).catch(() => null))) throw error;
-    });
-  }
+  });
   return name;
+}
+
+/** The stream settings we manage; everything else keeps the server's defaults. */
+export interface ManagedStream {
+  name: string;
+  subjects: string[];
+  num_replicas: number;
+  max_age?: number;
+  duplicate_window?: number;
+}
+
+function isStreamNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+}
+
+function differs(current: Record<string, unknown>, wanted: ManagedStream): boolean {
+  return Object.entries(wanted).some(([key, value]) =>
+    JSON.stringify(current[key]) !== JSON.stringify(value)
+  );
+}
+
+/**
+ * Creates a stream, or brings an existing one to `wanted` (replicas included: raising
+ * FACTS_REPLICAS on a running cluster scales the stream at the next start). Instances starting
+ * together may race; the loser finds the stream made.
+ */
+export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<void> {
+  const jsm = await jetstreamManager(bus.nc);
+  const info = await jsm.streams.info(wanted.name).catch((error) => {
+    if (isStreamNotFound(error)) return null;
+    throw error;
+  });
+  if (!info) {
+    await jsm.streams.add(wanted).catch(async (error) => {
+      if (!(await jsm.streams.info(wanted.name).catch(() => null))) throw error;
+    });
+  } else if (differs(info.config as unknown as Record<string, unknown>, wanted)) {
+    await jsm.streams.update(wanted.name, wanted);
+  }
 }
 
 /** Removes this prefix's fact stream and parked stream (tests clean up with it). */
@@ -219,6 +255,8 @@ export class FactRelay {
   #running: Promise<void> | undefined;
   #again = false;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The cause last logged, so a long outage logs once, not at every retry. */
+  #failing: string | undefined;
 
   constructor(sql: Sql, bus: Bus, log: Logger) {
     this.#sql = sql;
@@ -275,13 +313,61 @@ export class FactRelay {
           if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
           return rows.length;
         });
-        if (sent < 200) return;
+        if (sent < 200) break;
       }
+      if (this.#failing !== undefined) this.#log.info("publishing facts again");
+      this.#failing = undefined;
     } catch (error) {
       // An idle service learns of a lost Postgres here first (logged once, in db.ts).
       noteDatabaseError(this.#sql, error);
-      this.#log.warn("cannot publish facts yet; will retry", { error });
+      await this.#reportFailure(error);
     }
+  }
+
+  async #reportFailure(error: unknown): Promise<void> {
+    const cause = await publishFailureCause(this.#bus, error).catch(() => "unknown");
+    if (cause === this.#failing) return;
+    this.#failing = cause;
+    this.#log.warn(`cannot publish facts yet (${cause}); will retry`, { error });
+  }
+}
+
+function inChain(error: unknown, found: (e: unknown) => boolean): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
+    if (found(e)) return true;
+  }
+  return false;
+}
+
+/**
+ * Why JetStream did not take a fact, in words an operator can act on. nats.js calls every
+ * unanswered publish "jetstream is not enabled", which is rarely the case: usually the stream
+ * has no leader for a moment (its node went away) or too few of its replicas are up.
+ */
+export async function publishFailureCause(bus: Bus, error: unknown): Promise<string> {
+  if (error instanceof JetStreamApiError) return `JetStream refused the fact: ${error.message}`;
+  // nats.js names a publish nobody answered "JetStreamNotEnabled" (not exported as a class).
+  const unanswered = inChain(error, (e) => (e as Error).name === "JetStreamNotEnabled") ||
+    inChain(error, (e) => e instanceof natsErrors.NoRespondersError);
+  const late = inChain(error, (e) => e instanceof natsErrors.TimeoutError);
+  if (!unanswered && !late) return error instanceof Error ? error.message : String(error);
+  const stream = facts.stream(bus.prefix);
+  try {
+    const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+    const info = await jsm.streams.info(stream);
+    const replicas = info.config.num_replicas ?? 1;
+    if (!info.cluster?.leader) {
+      return `stream ${stream} has no leader (electing one, or too few of its ${replicas} ` +
+        `replicas are up)`;
+    }
+    return `stream ${stream} (leader ${info.cluster.leader}) did not ${
+      late ? "acknowledge in time" : "answer"
+    }: its leader is moving or its node went away`;
+  } catch (probe) {
+    if (isStreamNotFound(probe)) return `stream ${stream} does not exist`;
+    if (probe instanceof JetStreamApiError) return `stream ${stream} unavailable: ${probe.message}`;
+    return "JetStream does not answer: no JetStream leader (too few cluster nodes up) " +
+      "or JetStream not enabled on the server";
   }
 }
 

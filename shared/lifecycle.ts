@@ -90,6 +90,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
       Bus.connect({
         url: config.natsUrl,
         prefix: config.busPrefix,
+        factsReplicas: config.factsReplicas,
         name: process.name,
         logger: log,
       }),

@@ -1,19 +1,91 @@
 /**
- * Reading a JSON request body with a size limit: the declared Content-Length is checked before
- * reading, and the bytes actually read are counted when no length is declared.
+ * Reading a request body safely, before anything else parses it: a size limit (the declared
+ * Content-Length is checked before reading, the bytes read are counted otherwise), a time limit
+ * (a client trickling its body is cut off with 408), strict UTF-8, a nesting limit and no NUL
+ * characters. The last three are one cheap pass over the bytes: a body nested 8,000 deep would
+ * otherwise overflow a recursive serializer further on (it did, inside the bus client), and
+ * Postgres refuses NUL in text, which surfaced as 500s.
  */
-import { BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
+import { ApiError, BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
 import type { ErrorSource } from "@shared/errors.ts";
 
-const decoder = new TextDecoder();
+/** Deepest nesting of objects and arrays a JSON body may have. */
+export const MAX_JSON_DEPTH = 64;
+/** Default time a client has to send a whole body (BODY_TIMEOUT_MS overrides it). */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A malformed body points at the whole document (`""`), which ApiError's options cannot say. */
 class MalformedBodyError extends BadRequestError {
   override readonly source: ErrorSource = { pointer: "" };
 }
 
+/** 408: the client did not send its body in time. */
+export class RequestTimeoutError extends ApiError {
+  override readonly status = 408;
+  override readonly code = "request_timeout";
+  override readonly title = "Request timeout";
+}
+
 function tooLarge(limitBytes: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`Cannot read the body: it is larger than ${limitBytes} bytes`);
+}
+
+/** What a body may not be, checked in one pass over its bytes (see `checkJsonBytes`). */
+export type BodyFault = "too-deep" | "nul";
+
+/**
+ * One pass over JSON bytes, without parsing: the nesting depth of objects and arrays outside
+ * strings, and NUL characters, raw or escaped (`\u0000`) inside strings. Not a validator
+ * (JSON.parse follows); multi-byte UTF-8 never contains ASCII bytes, so scanning bytes is safe.
+ */
+export function checkJsonBytes(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): BodyFault | null {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (byte === 0) return "nul";
+    if (inString) {
+      if (byte === 0x22) inString = false;
+      else if (byte === 0x5c) {
+        if (isEscapedNul(bytes, i)) return "nul";
+        i++; // the escaped character cannot end the string
+      }
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x7b || byte === 0x5b) {
+      if (++depth > maxDepth) return "too-deep";
+    } else if (byte === 0x7d || byte === 0x5d) depth--;
+  }
+  return null;
+}
+
+/** `\u0000` starting at the backslash at `i`. */
+function isEscapedNul(bytes: Uint8Array, i: number): boolean {
+  return bytes[i + 1] === 0x75 && bytes[i + 2] === 0x30 && bytes[i + 3] === 0x30 &&
+    bytes[i + 4] === 0x30 && bytes[i + 5] === 0x30;
+}
+
+/** The body as text after the checks every body gets: UTF-8, nesting, NUL. */
+function checkedText(bytes: Uint8Array): string {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch (cause) {
+    throw new MalformedBodyError("Cannot read the body: it is not valid UTF-8", { cause });
+  }
+  const fault = checkJsonBytes(bytes);
+  if (fault === "too-deep") {
+    throw new MalformedBodyError(
+      `Cannot read the body: it nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`,
+    );
+  }
+  if (fault === "nul") {
+    throw new MalformedBodyError(
+      "Cannot read the body: strings must not contain NUL characters (U+0000)",
+    );
+  }
+  return text;
 }
 
 /**
@@ -26,14 +98,8 @@ export function hasBody(request: Request): boolean {
   return request.headers.has("Transfer-Encoding");
 }
 
-async function readLimited(stream: ReadableStream<Uint8Array>, limitBytes: number) {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.byteLength;
-    if (total > limitBytes) throw tooLarge(limitBytes);
-    chunks.push(chunk);
-  }
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
   const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
@@ -43,25 +109,69 @@ async function readLimited(stream: ReadableStream<Uint8Array>, limitBytes: numbe
   return bytes;
 }
 
-async function readBytes(request: Request, limitBytes: number): Promise<Uint8Array> {
-  if (request.body === null) return new Uint8Array();
-  const declared = request.headers.get("Content-Length");
-  if (declared !== null && /^\d+$/.test(declared)) {
-    if (Number(declared) > limitBytes) throw tooLarge(limitBytes);
-    // The HTTP server frames the body by this length, so it cannot grow past it.
-    return new Uint8Array(await request.arrayBuffer());
+/** Reads the stream within `limitBytes` and `timeoutMs`; a slow or large body is cancelled. */
+async function readLimited(
+  stream: ReadableStream<Uint8Array>,
+  limitBytes: number,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new RequestTimeoutError(`Cannot read the body: it did not arrive within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+  });
+  expired.catch(() => {});
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), expired]);
+      if (done) return concat(chunks, total);
+      total += value.byteLength;
+      if (total > limitBytes) throw tooLarge(limitBytes);
+      chunks.push(value);
+    }
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  return await readLimited(request.body, limitBytes);
 }
 
-/** The request body as text, within the size limit (for routes that verify a signature). */
-export async function readTextBody(request: Request, limitBytes: number): Promise<string> {
-  return decoder.decode(await readBytes(request, limitBytes));
+async function readBytes(
+  request: Request,
+  limitBytes: number,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  if (request.body === null) return new Uint8Array();
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limitBytes) {
+    throw tooLarge(limitBytes);
+  }
+  return await readLimited(request.body, limitBytes, timeoutMs);
 }
 
 /**
- * The request body parsed as a JSON object: 413 above `limitBytes`, 400 when it is not JSON or
- * not an object.
+ * The request body as text, within the size and time limits and checked like every body
+ * (UTF-8, nesting, NUL): for routes that verify a signature over the exact bytes.
+ */
+export async function readTextBody(
+  request: Request,
+  limitBytes: number,
+  timeoutMs = DEFAULT_BODY_TIMEOUT_MS,
+): Promise<string> {
+  return checkedText(await readBytes(request, limitBytes, timeoutMs));
+}
+
+/**
+ * The request body parsed as a JSON object: 413 above `limitBytes`, 408 when it does not
+ * arrive within `timeoutMs`, 400 when it is not UTF-8, nests too deep, holds a NUL, is not JSON
+ * or not an object.
  *
  * @example
  * ```ts
@@ -73,11 +183,12 @@ export async function readTextBody(request: Request, limitBytes: number): Promis
 export async function readJsonBody(
   request: Request,
   limitBytes: number,
+  timeoutMs = DEFAULT_BODY_TIMEOUT_MS,
 ): Promise<Record<string, unknown>> {
-  const bytes = await readBytes(request, limitBytes);
+  const text = checkedText(await readBytes(request, limitBytes, timeoutMs));
   let parsed: unknown;
   try {
-    parsed = JSON.parse(decoder.decode(bytes));
+    parsed = JSON.parse(text);
   } catch (cause) {
     throw new MalformedBodyError("Cannot read the body: it is not valid JSON", { cause });
   }

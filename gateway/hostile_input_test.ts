@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { catalog, payments } from "@shared/subjects.ts";
+import { firstError, JSONAPI, testGateway, token } from "./_test_utils.ts";
+import { checkJsonBytes, MAX_JSON_DEPTH } from "./middleware/body.ts";
+
+const encoder = new TextEncoder();
+
+function nested(depth: number): string {
+  return `{"data":{"type":"event-topic","attributes":{"name":"x","deep":${"[".repeat(depth)}${
+    "]".repeat(depth)
+  }}}}`;
+}
+
+/** A gateway whose topics and webhook endpoints count what reaches them. */
+async function countingGateway(env: Record<string, string> = {}) {
+  const gw = await testGateway({ env });
+  const reached = { topics: 0, webhook: 0 };
+  await gw.serve("catalog", [
+    route(catalog.eventTopics.create, () => {
+      reached.topics++;
+      return { status: 201, body: {} };
+    }),
+  ]);
+  await gw.serve("payments", [
+    route(payments.webhook, () => {
+      reached.webhook++;
+      return { status: 200, body: { received: true } };
+    }),
+  ]);
+  return { gw, reached };
+}
+
+Deno.test("[gateway] POST /v1/event-topics refuses hostile bodies with 400 before any service", async (t) => {
+  const { gw, reached } = await countingGateway();
+  await using _ = gw;
+  const auth = `JWT ${await token("1")}`;
+  const post = (body: BodyInit) =>
+    gw.app.request("/v1/event-topics", {
+      method: "POST",
+      headers: { "Content-Type": JSONAPI, Authorization: auth },
+      body,
+    });
+  const refused = async (body: BodyInit, detail: RegExp) => {
+    const response = await post(body);
+    assert.equal(response.status, 400);
+    const error = await firstError(response);
+    assert.match(String(error.detail), detail);
+    assert.deepEqual(error.source, { pointer: "" });
+  };
+
+  await t.step(`nesting ${MAX_JSON_DEPTH} deep passes, one deeper does not`, async () => {
+    // The document itself adds three levels around "deep".
+    assert.equal((await post(nested(MAX_JSON_DEPTH - 3))).status, 201);
+    await refused(nested(MAX_JSON_DEPTH - 2), /deeper than 64/);
+  });
+  await t.step("8,000 deep: 400, not 503", async () => {
+    await refused(nested(8000), /deeper than 64/);
+  });
+  await t.step("invalid UTF-8", async () => {
+    const bytes = new Uint8Array([...encoder.encode('{"data":{"name":"'), 0xff, 0xfe, 0x22, 0x7d]);
+    await refused(bytes, /not valid UTF-8/);
+  });
+  await t.step("an escaped NUL in a value or a key", async () => {
+    await refused('{"data":{"attributes":{"name":"a\\u0000b"}}}', /NUL/);
+    await refused('{"data":{"attributes":{"na\\u0000me":"a"}}}', /NUL/);
+  });
+  await t.step("a raw NUL byte", async () => {
+    await refused(new Uint8Array([...encoder.encode('{"a":"'), 0, ...encoder.encode('"}')]), /NUL/);
+  });
+  await t.step("an escaped backslash before u0000 is no NUL", async () => {
+    assert.equal((await post('{"data":{"attributes":{"name":"a\\\\u0000"}}}')).status, 201);
+  });
+  assert.equal(reached.topics, 2, "only the two acceptable bodies reached the service");
+});
+
+Deno.test("[gateway] POST /v1/webhooks/stripe refuses NUL, bad UTF-8 and deep nesting with 400", async (t) => {
+  const { gw, reached } = await countingGateway();
+  await using _ = gw;
+  {
+    const send = (body: BodyInit) =>
+      gw.app.request("/v1/webhooks/stripe", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Stripe-Signature": "t=1,v1=00" },
+        body,
+      });
+    for (
+      const [name, body] of [
+        ["NUL in the event id", '{"id":"evt_\\u0000","type":"account.updated"}'],
+        ["invalid UTF-8", new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d])],
+        ["8,000 deep", `{"id":"evt_1","data":${"[".repeat(8000)}${"]".repeat(8000)}}`],
+      ] as const
+    ) {
+      await t.step(name, async () => {
+        const response = await send(body);
+        assert.equal(response.status, 400);
+        assert.equal(response.headers.get("Content-Type"), JSONAPI);
+      });
+    }
+    await t.step("a plain event still reaches payments with its raw bytes", async () => {
+      const response = await send('{"id":"evt_1","type":"account.updated"}');
+      assert.equal(response.status, 200);
+    });
+    assert.equal(reached.webhook, 1);
+  }
+});
+
+Deno.test("[gateway] checkJsonBytes scans nesting and NULs without parsing", async (t) => {
+  const check = (text: string) => checkJsonBytes(encoder.encode(text), 3);
+  await t.step("brackets inside strings do not count", () => {
+    assert.equal(check('{"a":"[[[[[[{{{{"}'), null);
+  });
+  await t.step("an escaped quote does not end the string", () => {
+    assert.equal(check('{"a":"\\"[[[[["}'), null);
+  });
+  await t.step("depth over the limit", () => {
+    assert.equal(check('{"a":[[[1]]]}'), "too-deep");
+    assert.equal(check('{"a":[[1]],"b":[[2]]}'), null);
+  });
+  await t.step("NULs", () => {
+    assert.equal(check('{"a":"\\u0000"}'), "nul");
+    assert.equal(check('{"a":"\\\\u0000"}'), null);
+  });
+});

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { catalog } from "@shared/subjects.ts";
+import { JSONAPI, testGateway, token } from "./_test_utils.ts";
+import { serveGuarded } from "./slow_clients.ts";
+
+const encoder = new TextEncoder();
+const LIMIT_MS = 1_000;
+
+/**
+ * Sends `head` at once, then `slow` one byte every 200 ms; returns how long until the server
+ * answered and until it closed the connection, and what it answered (if anything).
+ */
+async function trickle(port: number, head: string, slow: string) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const started = Date.now();
+  let answeredMs: number | undefined;
+  const answer = (async () => {
+    const chunks: string[] = [];
+    const buffer = new Uint8Array(4096);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return chunks.join("");
+      answeredMs ??= Date.now() - started;
+      chunks.push(decoder.decode(buffer.subarray(0, n)));
+    }
+  })();
+  let closed = false;
+  answer.then(() => closed = true);
+  if (head) await conn.write(encoder.encode(head));
+  for (const char of slow) {
+    if (closed) break;
+    await conn.write(encoder.encode(char)).catch(() => closed = true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const text = await answer;
+  const tookMs = Date.now() - started;
+  try {
+    conn.close();
+  } catch {
+    // The server closed it.
+  }
+  return { tookMs, answeredMs, text };
+}
+
+Deno.test("[gateway] slow clients are cut off: headers and bodies have a time limit", async (t) => {
+  await using gw = await testGateway({ env: { BODY_TIMEOUT_MS: String(LIMIT_MS) } });
+  let reached = 0;
+  await gw.serve("catalog", [
+    route(catalog.eventTopics.create, () => {
+      reached++;
+      return { status: 201, body: {} };
+    }),
+  ]);
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS },
+    gw.app.fetch,
+  );
+  try {
+    const auth = `JWT ${await token("1")}`;
+    await t.step("headers at a byte every 200 ms: closed after the limit", async () => {
+      const { tookMs, text } = await trickle(
+        server.port,
+        "",
+        `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nX-Slow: ${"a".repeat(40)}\r\n\r\n`,
+      );
+      assert.equal(text, "");
+      assert.ok(tookMs >= LIMIT_MS && tookMs < LIMIT_MS + 800, `cut off after ${tookMs} ms`);
+    });
+    await t.step("a body at a byte every 200 ms: 408 after the limit", async () => {
+      const head = `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n` +
+        `Content-Type: ${JSONAPI}\r\nContent-Length: 40\r\n\r\n`;
+      const { tookMs, answeredMs, text } = await trickle(server.port, head, "x".repeat(40));
+      assert.match(text, /^HTTP\/1\.1 408/);
+      assert.match(text, /request_timeout/);
+      assert.ok(
+        answeredMs! >= LIMIT_MS && answeredMs! < LIMIT_MS + 800,
+        `408 after ${answeredMs} ms`,
+      );
+      // The server keeps reading the unread body; the header clock then closes the connection.
+      assert.ok(tookMs < 2 * LIMIT_MS + 800, `closed after ${tookMs} ms`);
+    });
+    await t.step("a normal client reuses its connection for several requests", async () => {
+      for (let i = 0; i < 3; i++) {
+        const response = await fetch(`http://127.0.0.1:${server.port}/v1/event-topics`, {
+          method: "POST",
+          headers: { "Content-Type": JSONAPI, Authorization: auth },
+          body: JSON.stringify({ data: { type: "event-topic", attributes: { name: "T" } } }),
+        });
+        assert.equal(response.status, 201);
+        await response.body?.cancel();
+      }
+    });
+    assert.equal(reached, 3, "only the normal requests reached the service");
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
+import { Bus } from "@shared/bus.ts";
+import { consumeFacts } from "@shared/consumer.ts";
+import { ensureFactStream, publishFailureCause } from "@shared/facts.ts";
+import type { Logger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
+import { testBus } from "@shared/testing.ts";
+import { freePort, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+
+/** A logger that keeps its lines' messages. */
+function recording(): Logger & { messages: string[] } {
+  const messages: string[] = [];
+  const keep = (message: string) => void messages.push(message);
+  return { messages, debug: keep, info: keep, warn: keep, error: keep };
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const unsanitized = { sanitizeResources: false, sanitizeOps: false };
+
+Deno.test({
+  name: "[bus] Bus.connect uses every server of NATS_URL and logs losing and regaining NATS once",
+  ...unsanitized,
+}, async (t) => {
+  await using cluster = await startNatsCluster(3);
+  const dead = `nats://127.0.0.1:${freePort()}`;
+  const [first, second, third] = cluster.nodes;
+
+  await t.step("a list whose last server is down still connects (the first answers)", async () => {
+    const bus = await Bus.connect({ url: `${first.url},${dead}`, prefix: "t" });
+    assert.equal(bus.nc.getServer(), `127.0.0.1:${first.port}`);
+    await bus.close();
+  });
+
+  await t.step("losing the node in use: reconnects to another listed node", async () => {
+    const log = recording();
+    // Spaces as operators write them; nats.js picks a server of the list at random.
+    const bus = await Bus.connect({
+      url: `${first.url}, ${second.url}, ${third.url}`,
+      prefix: "t",
+      logger: log,
+    });
+    const inUse = cluster.nodes.find((node) => bus.nc.getServer() === `127.0.0.1:${node.port}`)!;
+    const lostAt = Date.now();
+    await cluster.kill(inUse.name);
+    await until(() => log.messages.includes("NATS is back"), 5_000, "the reconnect");
+    const tookMs = Date.now() - lostAt;
+    assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
+    assert.deepEqual(log.messages, ["lost NATS; reconnecting", "NATS is back"]);
+    assert.ok(tookMs < 2_000, `reconnected in ${tookMs} ms`);
+    // Requests work again on the new server.
+    await bus.nc.flush();
+    await bus.close();
+  });
+});
+
+Deno.test({
+  name: "[facts] ensureFactStream applies FACTS_REPLICAS and reconciles an existing stream",
+  ...unsanitized,
+}, async () => {
+  await using cluster = await startNatsCluster(3);
+  const connect = (replicas: number) =>
+    Bus.connect({ url: cluster.natsUrl, prefix: "rec", factsReplicas: replicas });
+  const one = await connect(1);
+  await waitForJetStream(one);
+  const stream = await ensureFactStream(one);
+  const jsm = await jetstreamManager(one.nc);
+  assert.equal((await jsm.streams.info(stream)).config.num_replicas, 1);
+  const three = await connect(3);
+  // A consumer start reconciles both streams it uses.
+  const consumer = await consumeFacts(three, {
+    durable: "reconcile",
+    subject: "facts.>",
+    log: recording(),
+    handle: async () => {},
+  });
+  await consumer.stop();
+  const facts3 = await jsm.streams.info(stream);
+  assert.equal(facts3.config.num_replicas, 3);
+  assert.equal(facts3.config.subjects[0], "rec.facts.>", "other settings kept");
+  const parked = await jsm.streams.info(facts.parkedStream("rec"));
+  assert.equal(parked.config.num_replicas, 3);
+  await one.close();
+  await three.close();
+});
+
+Deno.test("[facts] the relay's failure names the real cause, not 'jetstream is not enabled'", async (t) => {
+  await using tb = await testBus();
+  const js = jetstream(tb.bus.nc);
+  const failure = await js.publish(tb.bus.subject("facts.catalog.event.created"), "{}", {
+    timeout: 1000,
+  }).then(() => undefined, (error) => error);
+  assert.ok(failure, "publishing without a stream fails");
+  await t.step("no stream: says so", async () => {
+    const cause = await publishFailureCause(tb.bus, failure);
+    assert.equal(cause, `stream ${facts.stream(tb.prefix)} does not exist`);
+  });
+  await t.step("JetStream unreachable: says no leader or not enabled", async () => {
+    // A NATS without JetStream answers nobody on the JetStream API.
+    const port = freePort();
+    const plain = new Deno.Command("nats-server", {
+      args: ["-a", "127.0.0.1", "-p", String(port)],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await until(
+        () =>
+          Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false),
+        5_000,
+        "nats-server",
+      );
+      const bus = await Bus.connect({ url: `nats://127.0.0.1:${port}`, prefix: "x" });
+      const error = await jetstream(bus.nc).publish("x.facts.a.b.c", "{}").catch((e) => e);
+      const cause = await publishFailureCause(bus, error);
+      assert.match(cause, /^JetStream does not answer: no JetStream leader/);
+      await bus.close();
+    } finally {
+      plain.kill("SIGKILL");
+      await plain.status;
+    }
+  });
+});
+
+Deno.test({
+  name: "[consumer] consumeFacts resumes within 2 s once its consumer has a leader again",
+  ...unsanitized,
+}, async () => {
+  await using cluster = await startNatsCluster(3);
+  const log = recording();
+  const bus = await Bus.connect({ url: cluster.natsUrl, prefix: "cr", factsReplicas: 3 });
+  await waitForJetStream(bus);
+  // Facts made and published by audit's test helpers, whatever the envelope: told apart by id.
+  const received = new Map<string, number>();
+  const consumer = await consumeFacts(bus, {
+    durable: "resume",
+    subject: "facts.>",
+    log,
+    handle: (batch) => {
+      batch.forEach((fact) => received.set(fact.id, Date.now()));
+      return Promise.resolve();
+    },
+  });
+  const jsm = await jetstreamManager(bus.nc);
+  const stream = facts.stream("cr");
+  const sent: string[] = [];
+  /** Publishes one new fact, retrying while the stream has no leader; returns when stored. */
+  const publishOne = async () => {
+    const fact = makeFact();
+    for (;;) {
+      const ok = await publishFacts(bus, [fact]).then(() => true, () => false);
+      if (ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    sent.push(fact.id);
+    return { id: fact.id, storedAt: Date.now() };
+  };
+  const first = await publishOne();
+  await until(() => received.has(first.id), 5_000, "the first fact");
+  const leader = (await jsm.consumers.info(stream, "resume")).cluster?.leader;
+  assert.ok(leader);
+  const killedAt = Date.now();
+  await cluster.kill(leader);
+  let ledAt = 0;
+  while (!ledAt) {
+    const info = await jsm.consumers.info(stream, "resume").catch(() => undefined);
+    if (info?.cluster?.leader && info.cluster.leader !== leader) ledAt = Date.now();
+    else await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // One fact once the stream takes writes again (its leader may have been on that node too).
+  const last = await publishOne();
+  await until(() => received.has(last.id), 10_000, "the fact after the new leader");
+  const resumedAfterMs = received.get(last.id)! - Math.max(ledAt, last.storedAt);
+  console.log(
+    "[consumer resume]",
+    JSON.stringify({ leaderAfterMs: ledAt - killedAt, resumedAfterMs }),
+  );
+  assert.ok(resumedAfterMs <= 2_000, `resumed ${resumedAfterMs} ms after the new leader`);
+  for (const id of sent) assert.ok(received.has(id), `fact ${id} handled`);
+  const told = log.messages.filter((m) => m.startsWith("fact consumer"));
+  assert.deepEqual(told, ["fact consumer stalled; pulling again", "fact consumer resumed"]);
+  await consumer.stop();
+  await bus.close();
+});

@@ -1,0 +1,129 @@
+/**
+ * The catalog, audit and the gateway as real processes on a private three-node NATS cluster
+ * (FACTS_REPLICAS=3, NATS_URL listing every node) and a test database: the set-up of the fault
+ * tests that take NATS nodes away. Everything is removed again on dispose.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Bus } from "@shared/bus.ts";
+import { createLogger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
+import { testDatabase } from "@shared/testing.ts";
+import { freePort, type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+import { startProcess, type TestProcess } from "./processes.ts";
+
+export interface StoredFact {
+  id: string;
+  subject: string;
+  storedAt: Date;
+}
+
+export interface ClusterSystem extends AsyncDisposable {
+  cluster: NatsCluster;
+  /** The test's own connection to the cluster, on the system's prefix. */
+  bus: Bus;
+  databaseUrl: string;
+  gatewayUrl: string;
+  adminToken: string;
+  processes: Record<"catalog" | "audit" | "gateway", TestProcess>;
+  /** The fact stream's name. */
+  stream: string;
+  /**
+   * Every message in the fact stream: its id (the fact's id, as the relay publishes it), its
+   * subject and when JetStream stored it. Read without decoding the fact itself.
+   */
+  storedFacts(): Promise<StoredFact[]>;
+}
+
+async function login(url: string, email: string, password: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const reply = await fetch(`${url}/v1/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email, password }),
+    }).catch(() => undefined);
+    const body = await reply?.json().catch(() => undefined);
+    if (reply?.status === 200) return body.access_token;
+    if (Date.now() > deadline) throw new Error(`Cannot log in: ${reply?.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function readStoredFacts(bus: Bus, stream: string) {
+  const jsm = await jetstreamManager(bus.nc);
+  const { state } = await jsm.streams.info(stream);
+  const out: StoredFact[] = [];
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (!message) continue;
+    const id = message.header?.get("Nats-Msg-Id") ?? "";
+    out.push({ id, subject: message.subject, storedAt: message.time });
+  }
+  return out;
+}
+
+export async function startClusterSystem(): Promise<ClusterSystem> {
+  const cleanups: (() => PromiseLike<void>)[] = [];
+  const dispose = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await Promise.resolve(cleanup()).catch(() => {});
+    }
+  };
+  try {
+    const cluster = await startNatsCluster(3);
+    cleanups.push(() => cluster[Symbol.asyncDispose]());
+    const database = await testDatabase();
+    cleanups.push(() => database[Symbol.asyncDispose]());
+    const prefix = `c${crypto.randomUUID().slice(0, 8)}`;
+    const bus = await Bus.connect({
+      url: cluster.natsUrl,
+      prefix,
+      factsReplicas: 3,
+      logger: createLogger("test", "error"),
+    });
+    cleanups.push(() => bus.nc.close());
+    await waitForJetStream(bus);
+    const port = freePort();
+    const admin = { email: "admin@example.test", password: crypto.randomUUID() };
+    const env = {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      DATABASE_URL: database.url,
+      NATS_URL: cluster.natsUrl,
+      BUS_PREFIX: prefix,
+      FACTS_REPLICAS: "3",
+      JWT_SECRET: crypto.randomUUID(),
+      ADMIN_EMAIL: admin.email,
+      ADMIN_PASSWORD: admin.password,
+      PASSWORD_ITERATIONS: "1000",
+      PORT: String(port),
+      LOG_LEVEL: "info",
+    };
+    const processes = {
+      catalog: startProcess("catalog", "services/catalog/main.ts", env),
+      audit: startProcess("audit", "services/audit/main.ts", env),
+      gateway: startProcess("gateway", "gateway/main.ts", env),
+    };
+    for (const process of Object.values(processes)) {
+      cleanups.push(() => process[Symbol.asyncDispose]());
+    }
+    const gatewayUrl = `http://127.0.0.1:${port}`;
+    const adminToken = await login(gatewayUrl, admin.email, admin.password);
+    await processes.audit.waitForLog((line) => line.message === "audit ready", 30_000);
+    const stream = facts.stream(prefix);
+    return {
+      cluster,
+      bus,
+      databaseUrl: database.url,
+      gatewayUrl,
+      adminToken,
+      processes,
+      stream,
+      storedFacts: () => readStoredFacts(bus, stream),
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}

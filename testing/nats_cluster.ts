@@ -1,0 +1,153 @@
+/**
+ * A private NATS cluster for fault tests: N `nats-server` processes with JetStream, routed to
+ * each other on 127.0.0.1 ports picked at random, their data in a temporary directory that is
+ * removed on dispose. Never touches the shared NATS on 4222.
+ *
+ * @example
+ * ```ts ignore
+ * await using cluster = await startNatsCluster(3);
+ * const bus = await Bus.connect({ url: cluster.natsUrl, prefix: "t", factsReplicas: 3 });
+ * cluster.kill(await cluster.streamLeader(bus, "T_FACTS"));
+ * ```
+ */
+import type { Bus } from "@shared/bus.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+
+export interface NatsNode {
+  name: string;
+  port: number;
+  url: string;
+  process?: Deno.ChildProcess;
+}
+
+export interface NatsCluster extends AsyncDisposable {
+  nodes: NatsNode[];
+  /** Every node's URL, comma-separated: the NATS_URL of the processes under test. */
+  natsUrl: string;
+  /** Stops a node by name (as JetStream reports it): SIGKILL unless `signal` says otherwise. */
+  kill(name: string, signal?: Deno.Signal): Promise<NatsNode>;
+  /** The node leading `stream` now (undefined while it has none). */
+  streamLeader(bus: Bus, stream: string): Promise<string | undefined>;
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; we release it for the server). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Waits until the node accepts connections; fails early when its process exited. */
+async function waitForPort(node: NatsNode, deadline: number): Promise<void> {
+  let exited = false;
+  node.process?.status.then(() => exited = true);
+  while (Date.now() < deadline && !exited) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: node.port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`nats-server ${node.name} on port ${node.port} did not start`);
+}
+
+function spawnNode(node: NatsNode, clusterPort: number, routes: string, dir: string) {
+  return new Deno.Command("nats-server", {
+    args: [
+      ...["-a", "127.0.0.1", "-p", String(node.port), "-js", "-sd", `${dir}/${node.name}`],
+      ...["--cluster", `nats://127.0.0.1:${clusterPort}`, "--routes", routes],
+      ...["--cluster_name", "faults", "-n", node.name],
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+/**
+ * Starts `size` routed nodes. Ports are picked free but released before the servers bind them,
+ * so another test may take one meanwhile: a start that fails is retried on new ports.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await tryStartNatsCluster(size);
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "nats-cluster-" });
+  const clusterPorts = Array.from({ length: size }, freePort);
+  const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+  const nodes: NatsNode[] = clusterPorts.map((_, i) => {
+    const port = freePort();
+    return { name: `node${i + 1}`, port, url: `nats://127.0.0.1:${port}` };
+  });
+  nodes.forEach((node, i) => node.process = spawnNode(node, clusterPorts[i], routes, dir));
+  const cluster = clusterOf(nodes, dir);
+  const deadline = Date.now() + 15_000;
+  try {
+    await Promise.all(nodes.map((node) => waitForPort(node, deadline)));
+  } catch (error) {
+    await cluster[Symbol.asyncDispose]();
+    throw error;
+  }
+  return cluster;
+}
+
+function clusterOf(nodes: NatsNode[], dir: string): NatsCluster {
+  const cluster: NatsCluster = {
+    nodes,
+    natsUrl: nodes.map((node) => node.url).join(","),
+    async kill(name, signal = "SIGKILL") {
+      const node = nodes.find((n) => n.name === name);
+      if (!node?.process) throw new Error(`No running node ${name}`);
+      node.process.kill(signal);
+      await node.process.status;
+      node.process = undefined;
+      return node;
+    },
+    async streamLeader(bus, stream) {
+      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+      const info = await jsm.streams.info(stream).catch(() => undefined);
+      return info?.cluster?.leader || undefined;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const node of nodes) {
+        node.process?.kill("SIGKILL");
+        await node.process?.status;
+        node.process = undefined;
+      }
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  return cluster;
+}
+
+/**
+ * Waits until JetStream on `bus` can place a stream of `replicas` copies: the cluster elected
+ * its meta leader and knows enough peers (right after start it refuses with "no suitable peers").
+ */
+export async function waitForJetStream(
+  bus: Bus,
+  timeoutMs = 20_000,
+  replicas = 3,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const name = `READY_${crypto.randomUUID().slice(0, 8)}`;
+  for (;;) {
+    try {
+      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+      await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: replicas });
+      await jsm.streams.delete(name);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
