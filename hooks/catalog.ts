@@ -8,6 +8,7 @@
  * Needs `DATABASE_URL` (the run's database) and `JWT_SECRET` (the system's), which
  * scripts/dredd.ts passes to Dredd and Dredd to this handler.
  */
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import {
   createEvent,
@@ -343,6 +344,9 @@ const plans: Record<string, Plan> = {
   },
 };
 
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/catalog.apib");
+
 /** The blueprint's `Authorization: JWT <...>` placeholders name who calls; the plan supplies it. */
 function hasPlaceholder(transaction: Transaction): boolean {
   const header = transaction.request.headers.Authorization ?? "";
@@ -357,7 +361,7 @@ function fromOtherBlueprint(transaction: Transaction): boolean {
 
 hooks.beforeEach(async (transaction) => {
   if (fromOtherBlueprint(transaction)) return;
-  const plan = plans[transaction.name];
+  const plan = allPlans[transaction.name];
   if (!plan) {
     transaction.fail = `Cannot prepare "${transaction.name}": hooks/catalog.ts has no plan for it`;
     return;
@@ -369,7 +373,7 @@ hooks.beforeEach(async (transaction) => {
   await resetCatalog(db());
 });
 
-for (const [name, plan] of Object.entries(plans)) {
+for (const [name, plan] of Object.entries(allPlans)) {
   hooks.before(name, async (transaction) => {
     if (plan.world) await build(db(), plan.world);
     if (plan.as) {

@@ -11,6 +11,7 @@
  */
 import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
 import { createCast, createTicket, tokenFor } from "./factories.ts";
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
@@ -83,6 +84,9 @@ export const plans: Record<string, Who> = {
   [`${G} > Price preview > Preview the price of an order > Example 2`]: "anonymous",
   [`${G} > Price preview > Preview the price of an order > Example 3`]: "anonymous",
 };
+
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/discounts.apib");
 
 const env = hookEnv;
 const db = fixtureDatabase;
@@ -187,7 +191,7 @@ function ours(transaction: Transaction): boolean {
 
 hooks.beforeEach(async (transaction) => {
   if (!ours(transaction)) return;
-  const who = plans[transaction.name];
+  const who = allPlans[transaction.name];
   if (!who) {
     transaction.fail =
       `Cannot prepare "${transaction.name}": hooks/discounts.ts has no plan for it`;

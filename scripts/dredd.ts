@@ -9,6 +9,7 @@
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
 import postgres from "postgres";
+import { DOCUMENTATION_ONLY } from "../hooks/error_examples.ts";
 import { startSystem } from "./start.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
@@ -18,6 +19,8 @@ const HOOK_FILES = [
   "hooks/audit.ts",
   "hooks/payments.ts",
   "hooks/discounts.ts",
+  // Last: its hooks change what the blueprint's own hook file prepared.
+  "hooks/errors.ts",
 ];
 const DREDD = "npm:dredd@14.1.0";
 
@@ -158,6 +161,13 @@ async function runDredd(url: string, hooksPort: number, env: Record<string, stri
   }
 }
 
+/** Error examples Dredd skips are named with their reason, so none is skipped silently. */
+async function sayDocumentationOnly(): Promise<void> {
+  const entries = Object.entries(DOCUMENTATION_ONLY);
+  const lines = entries.map(([name, reason]) => `  ${name}: ${reason}`);
+  await say([`${entries.length} documentation-only transactions (skipped):`, ...lines].join("\n"));
+}
+
 async function main(): Promise<number> {
   const baseUrl = Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres";
   const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
@@ -204,6 +214,7 @@ async function main(): Promise<number> {
       return 1;
     }
     await say(`System up at ${system.url} (database ${dbName}, bus prefix ${busPrefix})`);
+    await sayDocumentationOnly();
     const code = await runDredd(system.url, freePort(), { ...Deno.env.toObject(), ...env });
     if (code !== 0) {
       // Services log a failure's cause (a 500's error) only to their own output.
