@@ -96,7 +96,7 @@ export const KINDS: Record<ErrorKind, KindInfo> = {
   "invalid": {
     status: 422,
     title: "With an invalid attribute",
-    note: "An attribute has the wrong type; `source.pointer` names it.",
+    note: "A member of the body has a wrong type or value; `source.pointer` names it.",
   },
   "too-large": {
     status: 413,
@@ -168,10 +168,18 @@ export const INVALID_BODIES: Record<string, unknown> = {
 };
 
 /**
- * Generated error examples Dredd does not run, by transaction name, with the reason. The Dredd
- * runner prints how many there are; they are skipped, never silently.
+ * The one list of blueprint examples Dredd does not run, by transaction name, with the reason.
+ * The Dredd runner prints it; they are skipped (hooks/errors.ts), never silently.
  */
-export const DOCUMENTATION_ONLY: Record<string, string> = {};
+export const DOCUMENTATION_ONLY: Record<string, string> = {
+  "Events > Event > Get an event with its tickets":
+    "full linkage of included to-many relationships is issue 9 item 1 (branch clients): " +
+    "remove this entry once that is merged",
+  "Tickets > Tickets > Create a ticket > Example 4":
+    "numbers sent as strings are issue 9 item 2 (branch clients): remove once merged",
+  "Discount Codes > Discount codes > Create a discount code > Example 6":
+    "numbers and booleans sent as strings are issue 9 item 2 (branch clients): remove once merged",
+};
 
 const WRITES = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 
@@ -306,7 +314,7 @@ export function plannedKinds(file: string, actions: Action[]): Map<Action, Error
 export interface GeneratedExample {
   /** The transaction name Dredd prints (without the API name). */
   name: string;
-  /** The name of the action's first example, whose fixtures and caller it reuses. */
+  /** The name of the action's first successful example, whose fixtures and caller it reuses. */
   baseName: string;
   kind: ErrorKind;
 }

@@ -1,15 +1,13 @@
 /**
- * Dredd hooks for the generated error examples (hooks/error_examples.ts): each runs with its
- * action's first example's fixtures and caller (the blueprint's own hook file prepares it), then
- * this file makes the one change its kind needs and the blueprint cannot say: no token, another
- * caller, a missing id or an unknown parameter in the URL, a body over the size limit.
- * Documentation-only examples are skipped here, each named in DOCUMENTATION_ONLY.
+ * Dredd hooks for the generated error examples (hooks/error_examples.ts): each runs with the
+ * fixtures and caller of its action's first successful example (the blueprint's own hook file
+ * prepares them), then this file makes the one change its kind needs and the blueprint cannot
+ * say: no token, another caller, a missing id or an unknown parameter in the URL, a body over
+ * the size limit. Documentation-only examples are skipped here, each named in DOCUMENTATION_ONLY.
  *
- * Dredd loads hook files in alphabetical order and runs named `before` hooks in that order:
- * the blueprint hook files that prepare in named hooks (audit.ts, catalog.ts) sort before this
- * one; the others prepare in `beforeEach`, which always runs first. With
- * `DREDD_CAPTURE=FILE` the real status and body of every generated example go to FILE (one JSON
- * object a line) for `deno task blueprint --capture FILE`.
+ * Its hooks are registered once all hook files are loaded, so they run after the blueprint hook
+ * files' own (see registerHooks). With `DREDD_CAPTURE=FILE` the real status and body of every
+ * generated example go to FILE (one JSON object a line) for `deno task blueprint --capture FILE`.
  */
 import { tokenFor } from "./factories.ts";
 import {
@@ -91,19 +89,32 @@ async function apply(kind: ErrorKind, file: string, transaction: Transaction): P
 const capturePath = Deno.env.get("DREDD_CAPTURE");
 const generated = new Map<string, ErrorKind>();
 
-for (const file of BLUEPRINT_FILES) {
-  for (const example of generatedExamplesOf(file)) {
-    generated.set(example.name, example.kind);
-    hooks.before(example.name, async (transaction) => {
-      const reason = DOCUMENTATION_ONLY[example.name];
-      if (reason) {
-        transaction.skip = true;
-        return;
-      }
-      await apply(example.kind, file, transaction);
+/**
+ * Registered in beforeAll, after every hook file was imported: Dredd imports hook files in
+ * alphabetical order, and a named `before` hook runs in registration order, so these run after
+ * the blueprint hook file's own preparation whatever the files are called.
+ */
+function registerHooks(): void {
+  for (const file of BLUEPRINT_FILES) {
+    for (const example of generatedExamplesOf(file)) {
+      generated.set(example.name, example.kind);
+      if (DOCUMENTATION_ONLY[example.name]) continue;
+      hooks.before(example.name, (transaction) => apply(example.kind, file, transaction));
+    }
+  }
+  // Named in DOCUMENTATION_ONLY with the reason, and printed by the Dredd runner.
+  for (const name of Object.keys(DOCUMENTATION_ONLY)) {
+    hooks.before(name, (transaction) => {
+      transaction.skip = true;
     });
   }
 }
+
+let registered = false;
+hooks.beforeAll(() => {
+  if (!registered) registerHooks();
+  registered = true;
+});
 
 /** With several blueprints, Dredd's name starts with the API's name; ours do not. */
 function shortName(transaction: Transaction): string {

@@ -202,17 +202,15 @@ function fromThisBlueprint(transaction: Transaction): boolean {
   return !!file && file.endsWith("payments.apib");
 }
 
-// In beforeEach, not a named hook: hooks/errors.ts (which sorts before this file, and Dredd
-// loads hook files in that order) changes what this prepared.
-hooks.beforeEach(async (transaction) => {
-  if (!fromThisBlueprint(transaction)) return;
-  const plan = allPlans[transaction.name];
-  if (!plan) {
+hooks.beforeEach((transaction) => {
+  if (fromThisBlueprint(transaction) && !allPlans[transaction.name]) {
     transaction.fail = `Cannot prepare "${transaction.name}": hooks/payments.ts has no plan for it`;
-    return;
   }
-  await prepare(transaction, plan);
 });
+
+for (const [name, plan] of Object.entries(allPlans)) {
+  hooks.before(name, (transaction) => prepare(transaction, plan));
+}
 
 hooks.afterAll(async () => {
   await stripe?.stop();

@@ -1,8 +1,19 @@
 import assert from "node:assert/strict";
 import { generateBlueprint } from "./blueprint.ts";
-import { parseBlueprint, renderBlueprint, section } from "./blueprint_apib.ts";
+import {
+  examplesOf,
+  parseBlueprint,
+  renderBlueprint,
+  section,
+  transactionName,
+} from "./blueprint_apib.ts";
 import { schemaForBody } from "./blueprint_schema.ts";
-import { BLUEPRINT_FILES, generatedExamples, KINDS } from "../hooks/error_examples.ts";
+import {
+  BLUEPRINT_FILES,
+  DOCUMENTATION_ONLY,
+  generatedExamples,
+  KINDS,
+} from "../hooks/error_examples.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (file: string) => Deno.readTextFileSync(new URL(file, root));
@@ -78,4 +89,18 @@ Deno.test("[blueprint] generated error examples are named as Dredd names them", 
   }
   const names = new Set(examples.map((e) => e.name));
   assert.equal(names.size, examples.length);
+});
+
+Deno.test("[blueprint] every documentation-only name is a transaction of a blueprint", () => {
+  const names = new Set<string>();
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(read(file))) {
+      if (!("action" in chunk)) continue;
+      const examples = examplesOf(chunk.action);
+      examples.forEach((_, i) => names.add(transactionName(chunk.action, i, examples.length)));
+    }
+  }
+  for (const name of Object.keys(DOCUMENTATION_ONLY)) {
+    assert.ok(names.has(name), `DOCUMENTATION_ONLY names "${name}", which no blueprint has`);
+  }
 });

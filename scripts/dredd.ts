@@ -19,7 +19,7 @@ const HOOK_FILES = [
   "hooks/audit.ts",
   "hooks/payments.ts",
   "hooks/discounts.ts",
-  // Last: its hooks change what the blueprint's own hook file prepared.
+  // The generated error examples (Dredd loads hook files in alphabetical order anyway).
   "hooks/errors.ts",
 ];
 const DREDD = "npm:dredd@14.1.0";
