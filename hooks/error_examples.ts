@@ -76,7 +76,9 @@ export const KINDS: Record<ErrorKind, KindInfo> = {
   "media-type": {
     status: 415,
     title: "Without the JSON:API Content-Type",
-    note: "Sent as `text/plain`; the body must be `application/vnd.api+json` without parameters.",
+    note: "Sent as `text/plain` (a body without `Content-Type` gets the same answer): the body " +
+      "must be `application/vnd.api+json` without parameters, or `application/json` where " +
+      "the action takes plain JSON.",
   },
   "accept": {
     status: 406,
