@@ -248,7 +248,7 @@ function ruleKinds(action: Action): ErrorKind[] {
   const hasBody = !!(request && section(request, "Body"));
   const kinds: ErrorKind[] = [];
   if (header(request, "Authorization")) kinds.push("anonymous");
-  if (header(request, "Authorization") && WRITES.has(action.method)) kinds.push("forbidden");
+  if (header(request, "Authorization")) kinds.push("forbidden");
   if (/\{[^?}]+\}/.test(action.path)) kinds.push("missing");
   // Relationship endpoints and DELETE take no query parameters and ignore unknown ones.
   if (action.method === "GET" && !action.path.includes("/relationships/")) kinds.push("bad-query");
