@@ -274,6 +274,7 @@ const plans: Record<string, Plan> = {
   "Event Topics > Event topics > Create an event topic > Example 4": { world: topic, as: "admin" },
   "Event Topics > Event topic > Get an event topic > Example 1": { world: topic },
   "Event Topics > Event topic > Get an event topic > Example 2": { world: people, as: "admin" },
+  "Event Topics > Event topic > Get an event topic with its sub-topics": { world: topic },
   "Event Topics > Event topic > Update an event topic > Example 1": { world: topic, as: "admin" },
   "Event Topics > Event topic > Update an event topic > Example 2": { world: topic, as: "owner" },
   "Event Topics > Event topic > Delete an event topic > Example 1": { world: topic, as: "admin" },

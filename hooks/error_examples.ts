@@ -177,6 +177,9 @@ export const DOCUMENTATION_ONLY: Record<string, string> = {
   "Events > Event > Get an event with its tickets":
     "full linkage of included to-many relationships is issue 9 item 1 (branch clients): " +
     "remove this entry once that is merged",
+  "Event Topics > Event topic > Get an event topic with its sub-topics":
+    "full linkage of included to-many relationships is issue 9 item 1 (branch clients): " +
+    "remove this entry once that is merged",
   "Tickets > Tickets > Create a ticket > Example 4":
     "numbers sent as strings are issue 9 item 2 (branch clients): remove once merged",
   "Discount Codes > Discount codes > Create a discount code > Example 6":
