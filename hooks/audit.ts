@@ -6,6 +6,7 @@
  *
  * Needs `DATABASE_URL` (the run's database, which the audit service shares) and `JWT_SECRET`.
  */
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import { createUser, tokenFor } from "./factories.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
@@ -28,6 +29,9 @@ const plans: Record<string, Who> = {
   "Activities > Activity > Get an activity > Example 1": "admin",
   "Activities > Activity > Get an activity > Example 2": "user",
 };
+
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/audit.apib");
 
 /** The blueprint's activities 1-4, oldest first. */
 const ACTIVITIES = [
@@ -120,7 +124,7 @@ async function prepare(transaction: Transaction, who: Who): Promise<void> {
   }
 }
 
-for (const [name, who] of Object.entries(plans)) {
+for (const [name, who] of Object.entries(allPlans)) {
   hooks.before(name, (transaction) => prepare(transaction, who));
 }
 

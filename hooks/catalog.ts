@@ -8,6 +8,7 @@
  * Needs `DATABASE_URL` (the run's database) and `JWT_SECRET` (the system's), which
  * scripts/dredd.ts passes to Dredd and Dredd to this handler.
  */
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import {
   createEvent,
@@ -220,6 +221,7 @@ const plans: Record<string, Plan> = {
     as: "outsider",
   },
   "Events > Event > Get an event > Example 3": { world: event },
+  "Events > Event > Get an event with its tickets": { world: ticket },
   "Events > Event > Update an event > Example 1": { world: event, as: "coorganizer" },
   "Events > Event > Update an event > Example 2": { world: event, as: "outsider" },
   "Events > Event > Update an event > Example 3": { world: event, as: "coorganizer" },
@@ -272,6 +274,7 @@ const plans: Record<string, Plan> = {
   "Event Topics > Event topics > Create an event topic > Example 4": { world: topic, as: "admin" },
   "Event Topics > Event topic > Get an event topic > Example 1": { world: topic },
   "Event Topics > Event topic > Get an event topic > Example 2": { world: people, as: "admin" },
+  "Event Topics > Event topic > Get an event topic with its sub-topics": { world: topic },
   "Event Topics > Event topic > Update an event topic > Example 1": { world: topic, as: "admin" },
   "Event Topics > Event topic > Update an event topic > Example 2": { world: topic, as: "owner" },
   "Event Topics > Event topic > Delete an event topic > Example 1": { world: topic, as: "admin" },
@@ -330,6 +333,7 @@ const plans: Record<string, Plan> = {
   "Tickets > Tickets > Create a ticket > Example 1": { world: ticket, as: "coorganizer" },
   "Tickets > Tickets > Create a ticket > Example 2": { world: event, as: "outsider" },
   "Tickets > Tickets > Create a ticket > Example 3": { world: event, as: "coorganizer" },
+  "Tickets > Tickets > Create a ticket > Example 4": { world: ticket, as: "coorganizer" },
   "Tickets > Ticket > Get a ticket > Example 1": { world: ticket, as: "owner" },
   "Tickets > Ticket > Get a ticket > Example 2": { world: ticket, as: "outsider" },
   "Tickets > Ticket > Update a ticket > Example 1": { world: ticket, as: "coorganizer" },
@@ -342,6 +346,9 @@ const plans: Record<string, Plan> = {
     as: "coorganizer",
   },
 };
+
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/catalog.apib");
 
 /** The blueprint's `Authorization: JWT <...>` placeholders name who calls; the plan supplies it. */
 function hasPlaceholder(transaction: Transaction): boolean {
@@ -357,7 +364,7 @@ function fromOtherBlueprint(transaction: Transaction): boolean {
 
 hooks.beforeEach(async (transaction) => {
   if (fromOtherBlueprint(transaction)) return;
-  const plan = plans[transaction.name];
+  const plan = allPlans[transaction.name];
   if (!plan) {
     transaction.fail = `Cannot prepare "${transaction.name}": hooks/catalog.ts has no plan for it`;
     return;
@@ -369,7 +376,7 @@ hooks.beforeEach(async (transaction) => {
   await resetCatalog(db());
 });
 
-for (const [name, plan] of Object.entries(plans)) {
+for (const [name, plan] of Object.entries(allPlans)) {
   hooks.before(name, async (transaction) => {
     if (plan.world) await build(db(), plan.world);
     if (plan.as) {

@@ -11,6 +11,7 @@
  */
 import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
 import { createCast, createTicket, tokenFor } from "./factories.ts";
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
@@ -34,6 +35,7 @@ export const plans: Record<string, Who> = {
   [`${G} > Discount codes > Create a discount code > Example 3`]: "coorganizer",
   [`${G} > Discount codes > Create a discount code > Example 4`]: "coorganizer",
   [`${G} > Discount codes > Create a discount code > Example 5`]: "coorganizer",
+  [`${G} > Discount codes > Create a discount code > Example 6`]: "coorganizer",
   [`${G} > Discount code > Get a discount code > Example 1`]: "coorganizer",
   [`${G} > Discount code > Get a discount code > Example 2`]: "outsider",
   [`${G} > Discount code > Update a discount code > Example 1`]: "coorganizer",
@@ -83,6 +85,9 @@ export const plans: Record<string, Who> = {
   [`${G} > Price preview > Preview the price of an order > Example 2`]: "anonymous",
   [`${G} > Price preview > Preview the price of an order > Example 3`]: "anonymous",
 };
+
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/discounts.apib");
 
 const env = hookEnv;
 const db = fixtureDatabase;
@@ -187,7 +192,7 @@ function ours(transaction: Transaction): boolean {
 
 hooks.beforeEach(async (transaction) => {
   if (!ours(transaction)) return;
-  const who = plans[transaction.name];
+  const who = allPlans[transaction.name];
   if (!who) {
     transaction.fail =
       `Cannot prepare "${transaction.name}": hooks/discounts.ts has no plan for it`;

@@ -19,6 +19,7 @@ import { sealTokens } from "../services/payments/handlers/common.ts";
 import { SCHEMA as PAYMENTS_SCHEMA } from "../services/payments/service.ts";
 import { signStripePayload } from "../services/payments/webhook_signature.ts";
 import { createCast, tokenFor } from "./factories.ts";
+import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
 
@@ -119,6 +120,9 @@ const plans: Record<string, Plan> = {
   },
 };
 
+/** The plans above, extended to the generated error examples (hooks/error_examples.ts). */
+const allPlans = withGeneratedExamples(plans, "blueprint/payments.apib");
+
 const env = hookEnv;
 const db = fixtureDatabase;
 
@@ -199,12 +203,12 @@ function fromThisBlueprint(transaction: Transaction): boolean {
 }
 
 hooks.beforeEach((transaction) => {
-  if (fromThisBlueprint(transaction) && !plans[transaction.name]) {
+  if (fromThisBlueprint(transaction) && !allPlans[transaction.name]) {
     transaction.fail = `Cannot prepare "${transaction.name}": hooks/payments.ts has no plan for it`;
   }
 });
 
-for (const [name, plan] of Object.entries(plans)) {
+for (const [name, plan] of Object.entries(allPlans)) {
   hooks.before(name, (transaction) => prepare(transaction, plan));
 }
 

@@ -9,6 +9,7 @@
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
 import postgres from "postgres";
+import { DOCUMENTATION_ONLY } from "../hooks/error_examples.ts";
 import { startSystem } from "./start.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
@@ -19,6 +20,8 @@ const HOOK_FILES = [
   "hooks/payments.ts",
   "hooks/discounts.ts",
   "hooks/jsonapi_validity.ts",
+  // The generated error examples (Dredd loads hook files in alphabetical order anyway).
+  "hooks/errors.ts",
 ];
 const DREDD = "npm:dredd@14.1.0";
 
@@ -159,6 +162,13 @@ async function runDredd(url: string, hooksPort: number, env: Record<string, stri
   }
 }
 
+/** Error examples Dredd skips are named with their reason, so none is skipped silently. */
+async function sayDocumentationOnly(): Promise<void> {
+  const entries = Object.entries(DOCUMENTATION_ONLY);
+  const lines = entries.map(([name, reason]) => `  ${name}: ${reason}`);
+  await say([`${entries.length} documentation-only transactions (skipped):`, ...lines].join("\n"));
+}
+
 async function main(): Promise<number> {
   const baseUrl = Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres";
   const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
@@ -205,6 +215,7 @@ async function main(): Promise<number> {
       return 1;
     }
     await say(`System up at ${system.url} (database ${dbName}, bus prefix ${busPrefix})`);
+    await sayDocumentationOnly();
     const code = await runDredd(system.url, freePort(), { ...Deno.env.toObject(), ...env });
     if (code !== 0) {
       // Services log a failure's cause (a 500's error) only to their own output.

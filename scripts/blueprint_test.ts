@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { generateBlueprint } from "./blueprint.ts";
+import {
+  examplesOf,
+  parseBlueprint,
+  renderBlueprint,
+  section,
+  transactionName,
+} from "./blueprint_apib.ts";
+import { schemaForBody } from "./blueprint_schema.ts";
+import {
+  BLUEPRINT_FILES,
+  DOCUMENTATION_ONLY,
+  generatedExamples,
+  KINDS,
+} from "../hooks/error_examples.ts";
+
+const root = new URL("../", import.meta.url);
+const read = (file: string) => Deno.readTextFileSync(new URL(file, root));
+
+Deno.test("[blueprint] the committed blueprints are what deno task blueprint writes", async (t) => {
+  for (const file of BLUEPRINT_FILES) {
+    await t.step(file, () => {
+      const text = read(file);
+      // Compared line by line count first: a whole-file diff of 20,000 lines helps nobody.
+      const expected = generateBlueprint(file, text);
+      assert.ok(expected === text, `${file} is stale: run deno task blueprint and commit it`);
+    });
+  }
+});
+
+Deno.test("[blueprint] reading and writing a blueprint keeps it", () => {
+  for (const file of BLUEPRINT_FILES) {
+    const text = read(file);
+    assert.equal(renderBlueprint(parseBlueprint(text)), text, file);
+  }
+});
+
+Deno.test("[blueprint] schemas state types, not the example's values", () => {
+  const schema = schemaForBody({
+    data: {
+      type: "ticket",
+      id: "1",
+      attributes: { "name": "Standard", "price": 25, "description": null },
+    },
+  }) as { properties: { data: { properties: Record<string, Record<string, unknown>> } } };
+  const data = schema.properties.data.properties;
+  const attributes = data.attributes as {
+    required: string[];
+    properties: Record<string, unknown>;
+    additionalProperties?: unknown;
+  };
+  assert.deepEqual(attributes.properties.price, { type: ["number", "null"] });
+  assert.deepEqual(attributes.properties.name, { type: "string" });
+  assert.deepEqual(attributes.required, ["name", "price", "description"]);
+  assert.equal(attributes.additionalProperties, undefined);
+  assert.deepEqual(data.id, { type: "string" });
+  assert.throws(
+    () => schemaForBody({ data: { type: "ticket", id: "1", attributes: { colour: "red" } } }),
+    /ticket has no attribute colour/,
+  );
+});
+
+Deno.test("[blueprint] every response of every action has a schema and no single-value enum on values", () => {
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(read(file))) {
+      if (!("action" in chunk)) continue;
+      for (const payload of chunk.action.payloads) {
+        if (payload.kind !== "Response" || !section(payload, "Body")) continue;
+        const schema = section(payload, "Schema");
+        const label: string = `${file} ${chunk.action.name} ${payload.status}`;
+        assert.ok(schema, `${label} has no Schema`);
+        // `enum` appears only for a resource's type and the attributes' value sets.
+        for (const match of schema.content.join("\n").matchAll(/"const"|"maxItems"/g)) {
+          assert.fail(`${label} pins a value: ${match[0]}`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("[blueprint] generated error examples are named as Dredd names them", () => {
+  const text = read("blueprint/audit.apib");
+  const examples = generatedExamples(text);
+  assert.ok(examples.length > 0);
+  for (const example of examples) {
+    assert.match(example.name, / > Example \d+$/);
+    assert.ok(KINDS[example.kind]);
+  }
+  const names = new Set(examples.map((e) => e.name));
+  assert.equal(names.size, examples.length);
+});
+
+Deno.test("[blueprint] every documentation-only name is a transaction of a blueprint", () => {
+  const names = new Set<string>();
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(read(file))) {
+      if (!("action" in chunk)) continue;
+      const examples = examplesOf(chunk.action);
+      examples.forEach((_, i) => names.add(transactionName(chunk.action, i, examples.length)));
+    }
+  }
+  for (const name of Object.keys(DOCUMENTATION_ONLY)) {
+    assert.ok(names.has(name), `DOCUMENTATION_ONLY names "${name}", which no blueprint has`);
+  }
+});
