@@ -68,6 +68,10 @@ function target(url: string | undefined): string {
  * cause (nothing answers, login refused, a malformed URL), else the error's own message.
  */
 export function describeStartFailure(step: string, error: unknown, url?: string): string {
+  if (url === "embedded") {
+    return `Cannot ${step}: ${settingOf[step]}=embedded works only with \`deno task start\`, ` +
+      "which runs that server; give this process the URL of a running one.";
+  }
   const known = knownCause(error);
   const setting = settingOf[step];
   if (known && setting) {

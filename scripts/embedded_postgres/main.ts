@@ -20,8 +20,14 @@ const port = Number(Deno.env.get("EMBEDDED_PG_PORT"));
 const cluster = `${dir}/cluster`;
 const passwordFile = `${dir}/password`;
 
-function answer(message: Record<string, unknown>): void {
-  console.log(JSON.stringify(message));
+/** Writes the answer; false when nobody reads it any more (the parent is gone). */
+function answer(message: Record<string, unknown>): boolean {
+  try {
+    console.log(JSON.stringify(message));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -48,16 +54,13 @@ async function openLog(): Promise<(line: string) => void> {
     create: true,
   });
   const encoder = new TextEncoder();
-  return (line) =>
-    void file.write(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
+  return (line) => void file.write(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
 }
 
 /** The FATAL/ERROR lines Postgres printed, which say why it did not start. */
 function reasonFrom(lines: string[]): string {
   const telling = lines.flatMap((chunk) => chunk.split("\n"))
-    .filter((line) =>
-      /FATAL|ERROR|error while|HINT|Permission denied/i.test(line)
-    )
+    .filter((line) => /FATAL|ERROR|error while|HINT|Permission denied/i.test(line))
     .map((line) => line.replace(/^.*?(FATAL|ERROR|HINT):\s*/, "$1: ").trim());
   return telling.slice(-3).join(" ") || "it exited without saying why";
 }
@@ -101,10 +104,12 @@ async function main(): Promise<void> {
     answer({ error: reason + root });
     Deno.exit(1);
   }
-  answer({ ready: true });
-  // The parent holds our stdin open while it lives: end of input means stop, even after a crash.
-  for await (const _ of Deno.stdin.readable) {
-    // Nothing is ever sent; only the end matters.
+  // The parent holds our stdin open while it lives: end of input means stop, even after a crash
+  // (or a Ctrl-C while the first start was still downloading).
+  if (answer({ ready: true })) {
+    for await (const _ of Deno.stdin.readable) {
+      // Nothing is ever sent; only the end matters.
+    }
   }
   await server.stop();
   Deno.exit(0);
