@@ -147,11 +147,8 @@ async function provideDatabase(env: Record<string, string>, config: Config, stac
         "(or DATABASE_URL=embedded for a Postgres of this project's own).",
     );
   }
-  console.log(
-    `Starting an embedded Postgres (data in ${
-      dataDir(env)
-    }/postgres; the first start downloads it)...`,
-  );
+  const where = `${dataDir(env)}/postgres`;
+  console.log(`Starting an embedded Postgres (data in ${where}; the first start downloads it)...`);
   const backend = await startEmbeddedPostgres(env);
   stack.push(backend.stop);
   return backend;
@@ -215,15 +212,11 @@ async function startWith(
 ): Promise<RunningSystem> {
   const config = readConfig(env);
   ensurePortFree(config.host, config.port, "PORT");
-  const brought: Backend[] = [];
-  for (const provide of [provideDatabase, provideNats]) {
-    const backend = await provide(env, config, stack);
-    if (backend) brought.push(backend);
-  }
-  const database = brought.find((backend) => backend.url.startsWith("postgres"));
-  const nats = brought.find((backend) => backend.url.startsWith("nats"));
+  const database = await provideDatabase(env, config, stack);
   if (database) env.DATABASE_URL = database.url;
+  const nats = await provideNats(env, config, stack);
   if (nats) env.NATS_URL = nats.url;
+  const brought = [database, nats].filter((backend): backend is Backend => !!backend);
   const checked = readConfig(env);
   const defaults = ["DATABASE_URL", "NATS_URL"].filter((name) => !env[name]);
   await checkBackends(env, checked, defaults);

@@ -6,7 +6,7 @@
  * always a private nats-server on a free port.
  */
 import assert from "node:assert/strict";
-import { freePort } from "./embedded.ts";
+import { answers, freePort } from "./embedded.ts";
 
 const root = new URL("../", import.meta.url);
 const decoder = new TextDecoder();
@@ -98,15 +98,6 @@ async function postgresUserReachesProject(): Promise<boolean> {
       stderr: "null",
     }).output();
     return success;
-  } catch {
-    return false;
-  }
-}
-
-async function answersOn5432(): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port: 5432 })).close();
-    return true;
   } catch {
     return false;
   }
@@ -215,6 +206,14 @@ Deno.test({
         data: { type: "event-topic", attributes: { name: "Survives restarts" } },
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
+      // A second start on the same data folder is refused in one line: Postgres locks it.
+      const twice = await run("scripts/start.ts", {
+        ...env,
+        PORT: String(freePort()),
+        EMBEDDED_PG_PORT: String(freePort()),
+        EMBEDDED_NATS_PORT: String(freePort()),
+      });
+      assertOneLine(twice, /Cannot start the embedded Postgres .*postmaster\.pid.*DATABASE_URL/);
       assert.equal(await first.stop(), 0);
       stopped = true;
     } finally {
@@ -259,7 +258,7 @@ Deno.test({
     const nobody = `postgres://postgres@127.0.0.1:${freePort()}/open_event`;
     // Only read: a database that exists, so start checks it and creates nothing.
     const shared = "postgres://postgres@127.0.0.1:5432/postgres";
-    const sharedThere = await answersOn5432();
+    const sharedThere = await answers("127.0.0.1", 5432);
     const common = { PORT: String(freePort()), BUS_PREFIX: `fail_${crypto.randomUUID()}` };
 
     await t.step("a database that does not answer", async () => {
