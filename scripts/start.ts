@@ -1,11 +1,32 @@
 /**
  * Starts the whole system: every service and the gateway as separate processes sharing one
  * JWT secret, then waits until `/health` says every service answers on the bus. Ctrl-C (or
- * SIGTERM) stops them all cleanly: each drains its NATS connection and finishes in-flight work.
+ * SIGTERM) stops them all cleanly: each drains its NATS connection and finishes in-flight work;
+ * the servers it brought along (scripts/embedded.ts) stop after them.
+ *
+ * Where the database and NATS come from: DATABASE_URL / NATS_URL when set; else whatever answers
+ * on 127.0.0.1:5432 / 127.0.0.1:4222; else (and for `DATABASE_URL=embedded` / `NATS_URL=embedded`)
+ * servers of its own, with their data in `.data/`. A failure the user can fix ends with one
+ * line naming the cause and the fix, and exit code 1.
  *
  * Run: `deno task start`. Used as a library by the Dredd runner and the benchmark.
  */
+import { Bus } from "@shared/bus.ts";
+import { type Config, loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
+import { ensureDatabase } from "@shared/db.ts";
+import { describeStartFailure, exitWithError, userCausedLine } from "@shared/lifecycle.ts";
+import { createLogger } from "@shared/log.ts";
 import { serviceNames } from "@shared/subjects.ts";
+import { parseEncryptionKey } from "../services/payments/crypto.ts";
+import {
+  answers,
+  type Backend,
+  dataDir,
+  ensurePortFree,
+  startEmbeddedNats,
+  startEmbeddedPostgres,
+  StartError,
+} from "./embedded.ts";
 
 export interface SystemOptions {
   /** Environment for every process, on top of this process's own. */
@@ -16,6 +37,8 @@ export interface SystemOptions {
   output?: boolean;
   /** How long to wait for `/health` (default 90 s: the first start may download packages). */
   timeoutMs?: number;
+  /** Where what was started so far is kept, so a signal during start-up can stop it. */
+  stack?: StopStack;
 }
 
 export interface RunningSystem {
@@ -23,7 +46,20 @@ export interface RunningSystem {
   env: Record<string, string>;
   /** Resolves with a process's name if one exits before `stop()` was called. */
   exited: Promise<string>;
+  /** What was started besides the services (embedded Postgres, nats-server), for the user. */
+  brought: string[];
   stop(): Promise<void>;
+}
+
+/** Stops what was started in reverse order: the services first, the servers they use last. */
+export class StopStack {
+  #stops: (() => Promise<void>)[] = [];
+  push(stop: () => Promise<void>): void {
+    this.#stops.push(stop);
+  }
+  async stopAll(): Promise<void> {
+    while (this.#stops.length) await this.#stops.pop()!().catch(() => {});
+  }
 }
 
 const root = new URL("../", import.meta.url);
@@ -68,7 +104,11 @@ async function waitHealthy(url: string, timeoutMs: number, exited: Promise<strin
   let failed: string | undefined;
   exited.then((name) => failed = name);
   while (Date.now() < deadline) {
-    if (failed) throw new Error(`Cannot start the system: ${failed} exited during start-up`);
+    if (failed) {
+      throw new StartError(
+        `Cannot start the system: ${failed} exited during start-up; its last line above says why.`,
+      );
+    }
     try {
       const response = await fetch(`${url}/health`);
       last = await response.text();
@@ -78,15 +118,126 @@ async function waitHealthy(url: string, timeoutMs: number, exited: Promise<strin
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`Cannot start the system: /health did not turn healthy (${last})`);
+  throw new StartError(`Cannot start the system: /health did not turn healthy (${last})`);
+}
+
+/** The configuration every process will read; a bad setting stops here, before anything runs. */
+function readConfig(env: Record<string, string>): Config {
+  const real = (name: string) => env[name] === "embedded" ? "" : env[name];
+  const config = loadConfig({
+    ...env,
+    DATABASE_URL: real("DATABASE_URL"),
+    NATS_URL: real("NATS_URL"),
+  });
+  // Payments would refuse a malformed key on its own, as one of five processes' output.
+  if (config.paymentsEncryptionKey) parseEncryptionKey(config.paymentsEncryptionKey);
+  return config;
+}
+
+/**
+ * The database: DATABASE_URL, else the default address if it answers, else an embedded one
+ * (never silently in production mode: there a missing database is an error).
+ */
+async function provideDatabase(env: Record<string, string>, config: Config, stack: StopStack) {
+  if (env.DATABASE_URL && env.DATABASE_URL !== "embedded") return undefined;
+  if (!env.DATABASE_URL && await answers("127.0.0.1", 5432)) return undefined;
+  if (!env.DATABASE_URL && config.production) {
+    throw new StartError(
+      "Cannot start in production mode: nothing answers on 127.0.0.1:5432. Set DATABASE_URL " +
+        "(or DATABASE_URL=embedded for a Postgres of this project's own).",
+    );
+  }
+  const where = `${dataDir(env)}/postgres`;
+  console.log(`Starting an embedded Postgres (data in ${where}; the first start downloads it)...`);
+  const backend = await startEmbeddedPostgres(env);
+  stack.push(backend.stop);
+  return backend;
+}
+
+/** NATS: NATS_URL, else the default address if it answers, else one of our own. */
+async function provideNats(env: Record<string, string>, config: Config, stack: StopStack) {
+  if (env.NATS_URL && env.NATS_URL !== "embedded") return undefined;
+  if (!env.NATS_URL && await answers("127.0.0.1", 4222)) return undefined;
+  if (!env.NATS_URL && config.production) {
+    throw new StartError(
+      "Cannot start in production mode: nothing answers on 127.0.0.1:4222. Set NATS_URL " +
+        "(or NATS_URL=embedded for a nats-server of this project's own).",
+    );
+  }
+  const backend = await startEmbeddedNats(env);
+  stack.push(backend.stop);
+  return backend;
+}
+
+/** Connects once to every database and to NATS, so a refusal is one line, not one per process. */
+async function checkBackends(
+  env: Record<string, string>,
+  config: Config,
+  defaults: string[],
+): Promise<void> {
+  const urls = new Set(serviceNames.map((name) => serviceDatabaseUrl(name, env)));
+  for (const url of urls) {
+    try {
+      await ensureDatabase(url);
+    } catch (error) {
+      const line = describeStartFailure("open the database", error, url);
+      // The default address answered but refused: the embedded one is the other way out.
+      const other = defaults.includes("DATABASE_URL") ? " (Or set DATABASE_URL=embedded.)" : "";
+      throw new StartError(line + other);
+    }
+  }
+  try {
+    const logger = createLogger("start", "error");
+    await (await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, logger })).close();
+  } catch (error) {
+    throw new StartError(describeStartFailure("connect to NATS", error, config.natsUrl));
+  }
 }
 
 export async function startSystem(options: SystemOptions = {}): Promise<RunningSystem> {
   const env: Record<string, string> = { ...Deno.env.toObject(), ...options.env };
+  const stack = options.stack ?? new StopStack();
+  try {
+    return await startWith(env, options, stack);
+  } catch (error) {
+    await stack.stopAll();
+    throw error;
+  }
+}
+
+async function startWith(
+  env: Record<string, string>,
+  options: SystemOptions,
+  stack: StopStack,
+): Promise<RunningSystem> {
+  const config = readConfig(env);
+  ensurePortFree(config.host, config.port, "PORT");
+  const database = await provideDatabase(env, config, stack);
+  if (database) env.DATABASE_URL = database.url;
+  const nats = await provideNats(env, config, stack);
+  if (nats) env.NATS_URL = nats.url;
+  const brought = [database, nats].filter((backend): backend is Backend => !!backend);
+  const checked = readConfig(env);
+  const defaults = ["DATABASE_URL", "NATS_URL"].filter((name) => !env[name]);
+  await checkBackends(env, checked, defaults);
   if (!env.JWT_SECRET) {
     console.warn("JWT_SECRET is not set: using a random one, so tokens die with this start");
     env.JWT_SECRET = randomSecret();
   }
+  const services = startProcesses(env, options);
+  stack.push(services.stop);
+  const url = `http://${checked.host}:${checked.port}`;
+  await waitHealthy(url, options.timeoutMs ?? 90_000, services.exited);
+  return {
+    url,
+    env,
+    exited: services.exited,
+    brought: brought.map((backend) => backend.label),
+    stop: () => stack.stopAll(),
+  };
+}
+
+function startProcesses(env: Record<string, string>, options: SystemOptions) {
   const output = options.output ?? true;
   const children: ReturnType<typeof spawn>[] = [];
   for (const name of serviceNames) {
@@ -95,7 +246,6 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     }
   }
   children.push(spawn("gateway", "gateway/main.ts", env, output));
-  const url = `http://${env.HOST || "127.0.0.1"}:${env.PORT || "8080"}`;
 
   let stopping = false;
   const exited = Promise.race(
@@ -123,35 +273,35 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     await Promise.all(children.map(({ child }) => child.status));
     clearTimeout(killer);
   };
+  return { exited, stop };
+}
 
-  try {
-    await waitHealthy(url, options.timeoutMs ?? 90_000, exited);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { url, env, exited, stop };
+/** Ends `deno task start` after a failure: one line for what the user can fix, else the error. */
+function fail(error: unknown): never {
+  const line = error instanceof StartError ? error.message : userCausedLine(error);
+  if (line) exitWithError(line);
+  throw error;
 }
 
 if (import.meta.main) {
-  const system = await startSystem();
-  console.log(`Open Event API ready at ${system.url}/v1 (health: ${system.url}/health)`);
+  const stack = new StopStack();
   let stopping = false;
-  const shutdown = async () => {
+  const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log("Stopping...");
-    await system.stop();
-    Deno.exit(0);
+    await stack.stopAll();
+    Deno.exit(code);
   };
-  Deno.addSignalListener("SIGINT", shutdown);
-  Deno.addSignalListener("SIGTERM", shutdown);
+  Deno.addSignalListener("SIGINT", () => void shutdown(0));
+  Deno.addSignalListener("SIGTERM", () => void shutdown(0));
+  const system = await startSystem({ stack }).catch(fail);
+  for (const label of system.brought) console.log(`Using ${label}`);
+  console.log(`Open Event API ready at ${system.url}/v1 (health: ${system.url}/health)`);
   // A process that dies leaves a system that only half works: say so and stop it all.
-  system.exited.then(async (name) => {
+  system.exited.then((name) => {
     if (stopping) return;
-    stopping = true;
     console.error(`${name} exited unexpectedly; stopping the system`);
-    await system.stop();
-    Deno.exit(1);
+    void shutdown(1);
   });
 }

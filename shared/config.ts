@@ -60,6 +60,8 @@ export interface Config {
    * 3000 or less).
    */
   stripeTimeoutMs: number;
+  /** OE_ENV=production: the secrets must be set; nothing random or embedded stands in for them. */
+  production: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -131,6 +133,22 @@ function replicas(env: Env): number {
   return value;
 }
 
+/** OE_ENV: "production" requires the secrets a development start may leave out. */
+function productionMode(env: Env): boolean {
+  const mode = env.OE_ENV || "development";
+  if (mode !== "production" && mode !== "development") {
+    throw new Error(`Cannot read OE_ENV: "${mode}" is not production or development`);
+  }
+  const missing = ["JWT_SECRET", "PAYMENTS_ENCRYPTION_KEY"].filter((name) => !env[name]);
+  if (mode === "production" && missing.length) {
+    throw new Error(
+      `Cannot start in production mode (OE_ENV=production): ${missing.join(" and ")} not set. ` +
+        "Set them (keep them out of the repository), or unset OE_ENV for a development start.",
+    );
+  }
+  return mode === "production";
+}
+
 /** Reads the configuration; `env` is injectable for tests. */
 export function loadConfig(env: Env = envObject()): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
@@ -172,5 +190,6 @@ export function loadConfig(env: Env = envObject()): Config {
     stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
     paymentsEncryptionKey: env.PAYMENTS_ENCRYPTION_KEY || undefined,
     stripeTimeoutMs,
+    production: productionMode(env),
   };
 }

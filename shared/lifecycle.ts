@@ -1,7 +1,8 @@
 /**
- * The start and stop of a service process: a start-up failure becomes one clear log line and
- * exit code 1 (operators see "Cannot connect to NATS", not a stack trace), and SIGINT/SIGTERM
- * run the shutdown once (drain, finish in-flight work) before exiting 0.
+ * The start and stop of a service process: a start-up failure becomes one plain line on stderr
+ * naming the cause and the fix, and exit code 1 (operators see "Cannot connect to NATS at ...:
+ * nothing answers there. Start NATS there or set NATS_URL.", not a stack trace), and
+ * SIGINT/SIGTERM run the shutdown once (drain, finish in-flight work) before exiting 0.
  *
  * @example
  * ```ts ignore
@@ -12,21 +13,132 @@
 import { Bus, type RunningService } from "./bus.ts";
 import { type Config, serviceDatabaseUrl } from "./config.ts";
 import { openDatabase, type Sql } from "./db.ts";
-import { createLogger, flushLogs, type Logger } from "./log.ts";
+import { createLogger, flushLogs, type Logger, scrub } from "./log.ts";
+
+/** The setting that points at what each start-up step needs, so the fix can name it. */
+const settingOf: Record<string, string> = {
+  "open the database": "DATABASE_URL",
+  "connect to NATS": "NATS_URL",
+};
+
+/** A failure a user can fix: what went wrong, and what to do about it (given the setting). */
+interface KnownCause {
+  cause: string;
+  fix: (setting: string) => string;
+}
+
+/** The cause of a failure a user can cause, in words; undefined for anything else (a bug). */
+function knownCause(error: unknown): KnownCause | undefined {
+  const { code, name, message } = (error ?? {}) as {
+    code?: string;
+    name?: string;
+    message?: string;
+  };
+  const text = String(message ?? error);
+  if (code === "ECONNREFUSED" || /connection refused|ECONNREFUSED/i.test(text)) {
+    return { cause: "nothing answers there", fix: (s) => `Start it, or set ${s} to one that does` };
+  }
+  if (code === "28P01" || code === "28000" || name === "AuthorizationError") {
+    return {
+      cause: `it refused the login (${text})`,
+      fix: (s) => `Put a user and password it accepts in ${s}`,
+    };
+  }
+  if (code === "ENOTFOUND" || /lookup address|ENOTFOUND/i.test(text)) {
+    return { cause: "its host name does not resolve", fix: (s) => `Correct the host in ${s}` };
+  }
+  if (name === "TypeError" && /Invalid URL/i.test(text)) {
+    return { cause: "the URL is malformed", fix: (s) => `Correct ${s}` };
+  }
+  return undefined;
+}
+
+/** Where a step went, without its password: `host:port` of the URL, when there is one. */
+function target(url: string | undefined): string {
+  if (!url) return "";
+  try {
+    return ` at ${new URL(url.split(",")[0]).host}`;
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * One line for a failed start-up step: the cause and the fix when the failure is one a user can
+ * cause (nothing answers, login refused, a malformed URL), else the error's own message.
+ */
+export function describeStartFailure(step: string, error: unknown, url?: string): string {
+  if (url === "embedded") {
+    return `Cannot ${step}: ${settingOf[step]}=embedded works only with \`deno task start\`, ` +
+      "which runs that server; give this process the URL of a running one.";
+  }
+  const known = knownCause(error);
+  const setting = settingOf[step];
+  if (known && setting) {
+    return `Cannot ${step}${target(url)}: ${known.cause}. ${known.fix(setting)}.`;
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return `Cannot ${step}: ${reason}`;
+}
+
+/** Ends the process after a failure the user can fix: one plain line, no stack, exit code 1. */
+export function exitWithError(line: string): never {
+  flushLogs();
+  console.error(scrub(line));
+  Deno.exit(1);
+}
 
 export async function startOrExit<T>(
-  log: Logger,
+  _log: Logger,
   step: string,
   start: () => Promise<T>,
+  url?: string,
 ): Promise<T> {
   try {
     return await start();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    log.error(`Cannot ${step}: ${reason}`);
-    Deno.exit(1);
+    exitWithError(`${processName()}: ${describeStartFailure(step, error, url)}`);
   }
 }
+
+/** The process's name for its one error line: `services/<name>/main.ts` or `gateway`. */
+function processName(): string {
+  const parts = new URL(Deno.mainModule).pathname.split("/");
+  return parts.at(-1) === "main.ts" ? parts.at(-2) ?? "start" : parts.at(-1) ?? "start";
+}
+
+/**
+ * Failures a user causes that surface as thrown errors before any handler runs: a setting
+ * `loadConfig` refuses ("Cannot read PORT: ..."), a port already in use. Every process entry
+ * point imports this module, so they all end with one line instead of a stack trace; any other
+ * uncaught error is a bug and keeps its stack.
+ */
+export function userCausedLine(error: unknown): string | undefined {
+  if (error instanceof Deno.errors.AddrInUse) {
+    return `Cannot listen: ${error.message}. Stop what uses HOST:PORT, or set PORT to a free port.`;
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return `Cannot listen: ${error.message}. Set HOST to an address of this machine.`;
+  }
+  if (!(error instanceof Error) || error.name !== "Error") return undefined;
+  const setting = error.message.match(/^Cannot read ([A-Z_]+):/)?.[1];
+  if (setting) return `${error.message}. Correct ${setting}, or unset it for its default.`;
+  if (error.message.startsWith("Cannot ")) return error.message;
+  return undefined;
+}
+
+globalThis.addEventListener("unhandledrejection", (event) => {
+  const line = userCausedLine(event.reason);
+  if (!line) return;
+  event.preventDefault();
+  exitWithError(`${processName()}: ${line}`);
+});
+globalThis.addEventListener("error", (event) => {
+  const line = userCausedLine(event.error);
+  if (!line) return;
+  event.preventDefault();
+  exitWithError(`${processName()}: ${line}`);
+});
 
 export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
@@ -74,15 +186,13 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   process: ServiceProcess<S>,
   log: Logger = createLogger(process.name, config.logLevel),
 ): Promise<S> {
+  const databaseUrl = serviceDatabaseUrl(process.name);
   const sql = await startOrExit(log, "open the database", async () => {
-    const sql = await openDatabase(serviceDatabaseUrl(process.name), {
-      schema: process.schema,
-      log,
-    });
+    const sql = await openDatabase(databaseUrl, { schema: process.schema, log });
     const applied = await process.migrate(sql);
     if (applied.length) log.info("migrations applied", { applied });
     return sql;
-  });
+  }, databaseUrl);
   const bus = await startOrExit(
     log,
     "connect to NATS",
@@ -94,6 +204,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
         name: process.name,
         logger: log,
       }),
+    config.natsUrl,
   );
   const service = await startOrExit(log, `start ${process.name}`, async () => {
     const service = await process.start({ sql, bus, config, log });

@@ -41,7 +41,8 @@ async function reachable(host: string, port: number): Promise<boolean> {
   }
 }
 
-async function dockerAvailable(): Promise<boolean> {
+/** True when a Docker engine answers (testcontainers can start containers). */
+export async function dockerAvailable(): Promise<boolean> {
   try {
     const { success } = await new Deno.Command("docker", {
       args: ["info"],
@@ -63,11 +64,21 @@ async function startContainers(): Promise<Backends> {
     .withExposedPorts(5432)
     .withWaitStrategy(Wait.forLogMessage(/ready to accept connections/, 2))
     .start();
+  const nats = await startNatsContainer();
+  return {
+    databaseUrl: `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`,
+    natsUrl: nats.url,
+  };
+}
+
+/** A NATS with JetStream in a container (also `deno task start`'s fallback without nats-server). */
+export async function startNatsContainer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const { GenericContainer } = await import("testcontainers");
   const nats = await new GenericContainer("nats:2.10").withCommand(["-js"]).withExposedPorts(4222)
     .start();
   return {
-    databaseUrl: `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`,
-    natsUrl: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
+    url: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
+    stop: async () => void await nats.stop(),
   };
 }
 

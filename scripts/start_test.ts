@@ -1,0 +1,394 @@
+/**
+ * `deno task start` as a user runs it: a whole system on an embedded Postgres and a private
+ * nats-server (data in a temp folder) that keeps a write across a restart, and every start-up
+ * failure a user can cause ending with one plain line and exit code 1. The shared Postgres on
+ * 5432 is only read (a login that is refused, the `postgres` database that exists); NATS is
+ * always a private nats-server on a free port.
+ */
+import assert from "node:assert/strict";
+import { answers, freePort } from "./embedded.ts";
+
+const root = new URL("../", import.meta.url);
+const decoder = new TextDecoder();
+
+/** The environment of a user's shell, without whatever the test run itself was given. */
+function baseEnv(extra: Record<string, string>): Record<string, string> {
+  const keep = ["PATH", "HOME", "DENO_DIR", "TMPDIR"];
+  const env: Record<string, string> = { NO_COLOR: "1", LOG_LEVEL: "warn" };
+  for (const name of keep) {
+    const value = Deno.env.get(name);
+    if (value) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a script the way its task does, bounded in time. */
+async function run(script: string, env: Record<string, string>): Promise<Outcome> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-prompt", script],
+    cwd: root,
+    env: baseEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    signal: AbortSignal.timeout(90_000),
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Exit code 1, one line on stderr that matches `cause`, and no stack trace anywhere. */
+function assertOneLine(outcome: Outcome, cause: RegExp): void {
+  const all = outcome.stdout + outcome.stderr;
+  // Deno's own progress lines appear only while a cold cache fills; they are not ours.
+  const lines = outcome.stderr.split("\n")
+    .filter((line) => line.trim() && !/^(Download|Initialize) /.test(line));
+  assert.equal(outcome.code, 1, all);
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${outcome.stderr}`);
+  assert.match(lines[0], cause);
+  assert.doesNotMatch(all, /Uncaught|^\s+at /m);
+}
+
+/** A nats-server of the test's own on a free port (with a user and password when given). */
+async function privateNats(dir: string, auth?: { user: string; pass: string }) {
+  const port = freePort();
+  const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir];
+  if (auth) args.push("--user", auth.user, "--pass", auth.pass);
+  const child = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** A folder the `postgres` OS user can enter too (Postgres runs as that user under root). */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "oe_start_" });
+  await Deno.chmod(path, 0o755);
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** As root, the embedded Postgres runs as `postgres`, which must reach the project's folder. */
+async function postgresUserReachesProject(): Promise<boolean> {
+  if (Deno.uid() !== 0) return true;
+  try {
+    const { success } = await new Deno.Command("runuser", {
+      args: ["-u", "postgres", "--", "test", "-x", new URL("scripts/", root).pathname],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/** A running `deno task start`: resolves once it says it is ready, stops on SIGINT. */
+async function startUntilReady(env: Record<string, string>) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-prompt", "scripts/start.ts"],
+    cwd: root,
+    env: baseEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let errors = "";
+  const stderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) errors += chunk;
+  })();
+  let stdout = "";
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const deadline = Date.now() + 150_000;
+  while (!stdout.includes("Open Event API ready")) {
+    const next = await Promise.race([
+      reader.read(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("start timed out")), deadline - Date.now())
+      ),
+    ]).catch(async (error) => {
+      child.kill("SIGKILL");
+      await stderr;
+      throw new Error(`${error.message}\n${stdout}\n${errors}`);
+    });
+    if (next.done) {
+      await stderr;
+      throw new Error(`start ended early:\n${stdout}\n${errors}`);
+    }
+    stdout += next.value;
+  }
+  const rest = (async () => {
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      stdout += next.value;
+    }
+  })();
+  return {
+    stdout: () => stdout,
+    stderr: () => errors,
+    async stop(): Promise<number> {
+      child.kill("SIGINT");
+      const { code } = await child.status;
+      await rest;
+      await stderr;
+      return code;
+    },
+  };
+}
+
+async function api(url: string, method: string, path: string, token?: string, body?: unknown) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      "Content-Type": path.startsWith("/v1/auth") ? "application/json" : "application/vnd.api+json",
+      ...(token ? { Authorization: `JWT ${token}` } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: await response.json().catch(() => null) };
+}
+
+Deno.test({
+  name: "[start] deno task start on an embedded Postgres serves /health and keeps a write",
+  ignore: !await postgresUserReachesProject(),
+  sanitizeResources: false,
+  async fn() {
+    await using dir = await tempDir();
+    const gateway = freePort();
+    const pgPort = freePort();
+    const env = {
+      DATABASE_URL: "embedded",
+      NATS_URL: "embedded",
+      EMBEDDED_DATA_DIR: dir.path,
+      EMBEDDED_PG_PORT: String(pgPort),
+      EMBEDDED_NATS_PORT: String(freePort()),
+      PORT: String(gateway),
+      BUS_PREFIX: `start_${crypto.randomUUID().slice(0, 8)}`,
+      JWT_SECRET: crypto.randomUUID(),
+      ADMIN_EMAIL: "start-admin@example.com",
+      ADMIN_PASSWORD: crypto.randomUUID(),
+      PASSWORD_ITERATIONS: "1000",
+      LOG_LEVEL: "info",
+    };
+    const url = `http://127.0.0.1:${gateway}`;
+    const login = async () =>
+      (await api(url, "POST", "/v1/auth/login", undefined, {
+        email: env.ADMIN_EMAIL,
+        password: env.ADMIN_PASSWORD,
+      })).body.access_token as string;
+
+    const first = await startUntilReady(env);
+    let stopped = false;
+    try {
+      assert.match(first.stdout(), new RegExp(`embedded Postgres on 127\\.0\\.0\\.1:${pgPort}`));
+      assert.equal((await api(url, "GET", "/health")).status, 200);
+      const created = await api(url, "POST", "/v1/event-topics", await login(), {
+        data: { type: "event-topic", attributes: { name: "Survives restarts" } },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      // A second start on the same data folder is refused in one line: Postgres locks it.
+      const twice = await run("scripts/start.ts", {
+        ...env,
+        PORT: String(freePort()),
+        EMBEDDED_PG_PORT: String(freePort()),
+        EMBEDDED_NATS_PORT: String(freePort()),
+      });
+      assertOneLine(twice, /Cannot start the embedded Postgres .*postmaster\.pid.*DATABASE_URL/);
+      assert.equal(await first.stop(), 0);
+      stopped = true;
+    } finally {
+      if (!stopped) await first.stop();
+    }
+    // Ctrl-C stopped the Postgres too, after the services: nothing listens on its port.
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: pgPort }));
+    const servicesStopped = [
+      ...first.stderr().matchAll(/"time":"([^"]+)"[^\n]*"message":"stopped"/g),
+    ]
+      .map((match) => Date.parse(match[1]));
+    assert.equal(servicesStopped.length, 5, "every service and the gateway say they stopped");
+    const serverLog = await Deno.readTextFile(`${dir.path}/postgres/server.log`);
+    const shutdown = serverLog.match(/^(\S+ \S+) UTC .*received fast shutdown request/m);
+    assert.ok(shutdown, "the embedded Postgres logged its shutdown");
+    assert.ok(
+      Date.parse(`${shutdown[1].replace(" ", "T")}Z`) >= Math.max(...servicesStopped),
+      "the Postgres stopped only after the services",
+    );
+
+    const second = await startUntilReady(env);
+    try {
+      const topics = await api(url, "GET", "/v1/event-topics");
+      assert.equal(topics.status, 200);
+      const names = topics.body.data.map((topic: { attributes: { name: string } }) =>
+        topic.attributes.name
+      );
+      assert.deepEqual(names, ["Survives restarts"]);
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
+  },
+});
+
+Deno.test({
+  name: "[start] a start-up failure a user can cause ends with one line and exit code 1",
+  sanitizeResources: false,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using nats = await privateNats(`${dir.path}/nats`);
+    await using guarded = await privateNats(`${dir.path}/guarded`, { user: "oe", pass: "right" });
+    const nobody = `postgres://postgres@127.0.0.1:${freePort()}/open_event`;
+    // Only read: a database that exists, so start checks it and creates nothing.
+    const shared = "postgres://postgres@127.0.0.1:5432/postgres";
+    const sharedThere = await answers("127.0.0.1", 5432);
+    const common = { PORT: String(freePort()), BUS_PREFIX: `fail_${crypto.randomUUID()}` };
+
+    await t.step("a database that does not answer", async () => {
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        DATABASE_URL: nobody,
+        NATS_URL: nats.url,
+      });
+      assertOneLine(
+        outcome,
+        /Cannot open the database at .*: nothing answers there\. .*DATABASE_URL/,
+      );
+    });
+    await t.step({
+      name: "a database that refuses the login",
+      ignore: !sharedThere,
+      fn: async () => {
+        const outcome = await run("scripts/start.ts", {
+          ...common,
+          DATABASE_URL: "postgres://no_such_role_oe:wrong@127.0.0.1:5432/postgres",
+          NATS_URL: nats.url,
+        });
+        assertOneLine(
+          outcome,
+          /Cannot open the database at .*: it refused the login.*DATABASE_URL/,
+        );
+      },
+    });
+    await t.step({
+      name: "a NATS that does not answer",
+      ignore: !sharedThere,
+      fn: async () => {
+        const outcome = await run("scripts/start.ts", {
+          ...common,
+          DATABASE_URL: shared,
+          NATS_URL: `nats://127.0.0.1:${freePort()}`,
+        });
+        assertOneLine(outcome, /Cannot connect to NATS at .*: nothing answers there\. .*NATS_URL/);
+      },
+    });
+    await t.step({
+      name: "a NATS that refuses the login",
+      ignore: !sharedThere,
+      fn: async () => {
+        const outcome = await run("scripts/start.ts", {
+          ...common,
+          DATABASE_URL: shared,
+          NATS_URL: guarded.url.replace("nats://", "nats://oe:wrong@"),
+        });
+        assertOneLine(outcome, /Cannot connect to NATS at .*: it refused the login.*NATS_URL/);
+        assert.doesNotMatch(outcome.stderr, /wrong/, "the password must not be printed");
+      },
+    });
+    await t.step("the gateway's port in use", async () => {
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        PORT: String(port),
+        DATABASE_URL: nobody,
+        NATS_URL: nats.url,
+      });
+      assertOneLine(outcome, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*PORT`));
+    });
+    await t.step("the embedded Postgres's port in use", async () => {
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        DATABASE_URL: "embedded",
+        EMBEDDED_DATA_DIR: dir.path,
+        EMBEDDED_PG_PORT: String(port),
+        NATS_URL: nats.url,
+      });
+      assertOneLine(
+        outcome,
+        new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*EMBEDDED_PG_PORT`),
+      );
+    });
+    await t.step("a PORT that is not a number", async () => {
+      const outcome = await run("scripts/start.ts", { ...common, PORT: "eighty" });
+      assertOneLine(outcome, /Cannot read PORT: "eighty".*Correct PORT/);
+    });
+    await t.step("a malformed PAYMENTS_ENCRYPTION_KEY", async () => {
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        PAYMENTS_ENCRYPTION_KEY: "too-short",
+      });
+      assertOneLine(outcome, /Cannot read PAYMENTS_ENCRYPTION_KEY: .*32 bytes/);
+    });
+    await t.step("a malformed DATABASE_URL", async () => {
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        DATABASE_URL: "postgres://postgres@127.0.0.1:notaport/x",
+        NATS_URL: nats.url,
+      });
+      assertOneLine(
+        outcome,
+        /Cannot open the database: the URL is malformed\. Correct DATABASE_URL/,
+      );
+    });
+    await t.step("production mode without its secrets", async () => {
+      const outcome = await run("scripts/start.ts", {
+        ...common,
+        OE_ENV: "production",
+        JWT_SECRET: "set",
+        DATABASE_URL: nobody,
+        NATS_URL: nats.url,
+      });
+      assertOneLine(outcome, /production mode.*PAYMENTS_ENCRYPTION_KEY not set/);
+    });
+    await t.step("a single service whose database does not answer", async () => {
+      const outcome = await run("services/audit/main.ts", {
+        DATABASE_URL: nobody,
+        NATS_URL: nats.url,
+      });
+      assertOneLine(outcome, /^audit: Cannot open the database at .*: nothing answers there/);
+    });
+    await t.step("the gateway alone with a bad setting, then with its port in use", async () => {
+      const bad = await run("gateway/main.ts", { PORT: "-1", NATS_URL: nats.url });
+      assertOneLine(bad, /^gateway: Cannot read PORT/);
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      const busy = await run("gateway/main.ts", {
+        PORT: String(port),
+        NATS_URL: nats.url,
+        BUS_PREFIX: common.BUS_PREFIX,
+        JWT_SECRET: "set",
+      });
+      assertOneLine(busy, /^gateway: Cannot listen: .*in use.*PORT/);
+    });
+  },
+});
