@@ -128,23 +128,45 @@ async function stopChild(child: Deno.ChildProcess, graceMs: number): Promise<voi
   clearTimeout(killer);
 }
 
+const SUPERVISOR_FILES = ["deno.json", "deno.lock", "main.ts"];
+
+/**
+ * The folder the Postgres supervisor runs from (its node_modules, with the server binaries, are made
+ * there). As root, Postgres runs as the `postgres` OS user, which cannot enter a project under
+ * `/root`: there the supervisor runs from a copy in the system's temporary folder instead.
+ */
+async function supervisorFolder(): Promise<URL> {
+  const own = new URL("embedded_postgres/", import.meta.url);
+  if (Deno.uid() !== 0) return own;
+  const copy = `${
+    Deno.env.get("TMPDIR") || "/tmp"
+  }/oe-embedded-postgres-${await postgresVersion()}`;
+  await Deno.mkdir(copy, { recursive: true, mode: 0o755 });
+  await Deno.chmod(copy, 0o755);
+  for (const file of SUPERVISOR_FILES) {
+    await Deno.copyFile(new URL(file, own), `${copy}/${file}`);
+  }
+  return new URL(`file://${copy}/`);
+}
+
 /** Starts (and on the first start creates) the embedded Postgres; resolves once it answers. */
 export async function startEmbeddedPostgres(
   env: Record<string, string | undefined>,
 ): Promise<Backend> {
   const dir = `${dataDir(env)}/postgres`;
   const chosen = port(env, "EMBEDDED_PG_PORT");
+  const supervisor = await supervisorFolder();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--no-prompt",
       "--config",
-      postgresConfig.pathname,
+      new URL("deno.json", supervisor).pathname,
       `--allow-scripts=${platformPackage(await postgresVersion())}`,
-      new URL("embedded_postgres/main.ts", import.meta.url).pathname,
+      new URL("main.ts", supervisor).pathname,
     ],
-    cwd: root,
+    cwd: supervisor.pathname,
     env: { EMBEDDED_PG_DIR: dir, EMBEDDED_PG_PORT: String(chosen), NO_COLOR: "1" },
     stdin: "piped",
     stdout: "piped",
