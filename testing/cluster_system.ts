@@ -34,7 +34,12 @@ export interface ClusterSystem extends AsyncDisposable {
   storedFacts(): Promise<StoredFact[]>;
 }
 
-async function login(url: string, email: string, password: string): Promise<string> {
+async function login(
+  url: string,
+  admin: { email: string; password: string },
+  processes: TestProcess[],
+): Promise<string> {
+  const { email, password } = admin;
   const deadline = Date.now() + 30_000;
   for (;;) {
     const reply = await fetch(`${url}/v1/auth/login`, {
@@ -44,9 +49,20 @@ async function login(url: string, email: string, password: string): Promise<stri
     }).catch(() => undefined);
     const body = await reply?.json().catch(() => undefined);
     if (reply?.status === 200) return body.access_token;
-    if (Date.now() > deadline) throw new Error(`Cannot log in: ${reply?.status}`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Cannot log in: ${reply?.status} ${JSON.stringify(body)}; ${lastWords(processes)}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** What each process logged last, for a failure message that says why it did not come up. */
+function lastWords(processes: TestProcess[]): string {
+  return processes.map((p) =>
+    `${p.name}: ${JSON.stringify(p.logs.slice(-4).map((line) => line.message))}`
+  ).join("; ");
 }
 
 async function readStoredFacts(bus: Bus, stream: string) {
@@ -108,7 +124,7 @@ export async function startClusterSystem(): Promise<ClusterSystem> {
       cleanups.push(() => process[Symbol.asyncDispose]());
     }
     const gatewayUrl = `http://127.0.0.1:${port}`;
-    const adminToken = await login(gatewayUrl, admin.email, admin.password);
+    const adminToken = await login(gatewayUrl, admin, Object.values(processes));
     await processes.audit.waitForLog((line) => line.message === "audit ready", 30_000);
     const stream = facts.stream(prefix);
     return {
