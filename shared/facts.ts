@@ -219,6 +219,22 @@ function differs(current: Record<string, unknown>, wanted: ManagedStream): boole
  * together may race; the loser finds the stream made.
  */
 export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<void> {
+  // A cluster that is forming or electing answers late or not at all for a few seconds (an R3
+  // stream needs a quorum): retry for a while instead of failing the process's start-up.
+  const giveUpAt = Date.now() + ENSURE_STREAM_PATIENCE_MS;
+  for (let pause = 100;; pause = Math.min(pause * 2, 1000)) {
+    try {
+      return await ensureStreamOnce(bus, wanted);
+    } catch (error) {
+      if (Date.now() + pause > giveUpAt) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+const ENSURE_STREAM_PATIENCE_MS = 15_000;
+
+async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<void> {
   const jsm = await jetstreamManager(bus.nc);
   const info = await jsm.streams.info(wanted.name).catch((error) => {
     if (isStreamNotFound(error)) return null;
