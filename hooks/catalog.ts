@@ -43,9 +43,22 @@ interface World {
   ticket?: boolean;
 }
 
+/**
+ * An earlier try of the transaction's request with its `Idempotency-Key`, sent through the
+ * gateway by the hook: with another body instead of the transaction's, or left "still running"
+ * (its stored answer removed and its claim held for a minute, as while a request runs).
+ */
+interface EarlierTry {
+  body?: unknown;
+  running?: boolean;
+}
+
 interface Plan {
   world?: World;
   as?: Who;
+  earlierTry?: EarlierTry;
+  /** Event topics there must be after the transaction (a retry must not create another). */
+  topicsAfter?: number;
 }
 
 const env = hookEnv;
@@ -105,6 +118,15 @@ const topic: World = { topic: true };
 const event: World = { event: true };
 const withDraft: World = { event: true, draft: true };
 const ticket: World = { ticket: true };
+const ARTS_TOPIC = {
+  data: {
+    type: "event-topic",
+    attributes: {
+      "name": "Arts & Culture",
+      "system-image-url": "https://example.com/images/arts.png",
+    },
+  },
+};
 
 /** One entry per transaction name Dredd prints (`dredd ... --names`). */
 const plans: Record<string, Plan> = {
@@ -272,6 +294,30 @@ const plans: Record<string, Plan> = {
   "Event Topics > Event topics > Create an event topic > Example 2": { world: topic, as: "owner" },
   "Event Topics > Event topics > Create an event topic > Example 3": { world: topic, as: "admin" },
   "Event Topics > Event topics > Create an event topic > Example 4": { world: topic, as: "admin" },
+  "Event Topics > Event topics > List event topics with a nameless parameter": {},
+  "Event Topics > Event topics > Retry creating an event topic > Example 1": {
+    world: topic,
+    as: "admin",
+    earlierTry: {},
+    topicsAfter: 2,
+  },
+  "Event Topics > Event topics > Retry creating an event topic > Example 2": {
+    world: topic,
+    as: "admin",
+    earlierTry: { body: ARTS_TOPIC },
+    topicsAfter: 2,
+  },
+  "Event Topics > Event topics > Retry creating an event topic > Example 3": {
+    world: topic,
+    as: "admin",
+    earlierTry: { running: true },
+    topicsAfter: 2,
+  },
+  "Event Topics > Event topics > Retry creating an event topic > Example 4": {
+    world: topic,
+    as: "admin",
+    topicsAfter: 1,
+  },
   "Event Topics > Event topic > Get an event topic > Example 1": { world: topic },
   "Event Topics > Event topic > Get an event topic > Example 2": { world: people, as: "admin" },
   "Event Topics > Event topic > Get an event topic with its sub-topics": { world: topic },
@@ -376,12 +422,35 @@ hooks.beforeEach(async (transaction) => {
   await resetCatalog(db());
 });
 
+/** Sends the transaction's request (or it with `earlier.body`) once, as an earlier try. */
+async function sendEarlierTry(transaction: Transaction, earlier: EarlierTry): Promise<void> {
+  const { protocol, host, port, fullPath, request } = transaction;
+  const body = earlier.body === undefined ? request.body : JSON.stringify(earlier.body);
+  const url = `${protocol}//${host}:${port}${fullPath}`;
+  const response = await fetch(url, { method: request.method, headers: request.headers, body });
+  await response.body?.cancel();
+  if (response.status >= 300) throw new Error(`the earlier try got ${response.status}`);
+  if (earlier.running) {
+    const key = request.headers["Idempotency-Key"];
+    await db()`update idempotency_keys set reply = null,
+      locked_until = now() + interval '1 minute' where key = ${key}`;
+  }
+}
+
 for (const [name, plan] of Object.entries(allPlans)) {
   hooks.before(name, async (transaction) => {
     if (plan.world) await build(db(), plan.world);
     if (plan.as) {
       const token = await tokenFor(USER_IDS[plan.as], env("JWT_SECRET"));
       transaction.request.headers.Authorization = `JWT ${token}`;
+    }
+    if (plan.earlierTry) await sendEarlierTry(transaction, plan.earlierTry);
+  });
+  if (plan.topicsAfter === undefined) continue;
+  hooks.after(name, async (transaction) => {
+    const [{ count }] = await db()`select count(*)::int as count from event_topics`;
+    if (count !== plan.topicsAfter) {
+      transaction.fail = `Expected ${plan.topicsAfter} event topics afterwards, found ${count}`;
     }
   });
 }

@@ -36,6 +36,7 @@ export const plans: Record<string, Who> = {
   [`${G} > Discount codes > Create a discount code > Example 4`]: "coorganizer",
   [`${G} > Discount codes > Create a discount code > Example 5`]: "coorganizer",
   [`${G} > Discount codes > Create a discount code > Example 6`]: "coorganizer",
+  [`${G} > Discount codes > Create a discount code > Example 7`]: "coorganizer",
   [`${G} > Discount code > Get a discount code > Example 1`]: "coorganizer",
   [`${G} > Discount code > Get a discount code > Example 2`]: "outsider",
   [`${G} > Discount code > Update a discount code > Example 1`]: "coorganizer",

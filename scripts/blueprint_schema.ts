@@ -18,6 +18,9 @@ const integer = { type: "integer" };
 const nullableInteger = { type: ["integer", "null"] };
 const number = { type: "number" };
 const nullableNumber = { type: ["number", "null"] };
+/** Image URLs the original's clients read; we store no images, so they are always null. */
+const images = (...names: string[]) =>
+  Object.fromEntries(names.map((name) => [name, nullableString]));
 
 /** Every attribute each resource type can carry, with its type. */
 export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
@@ -28,10 +31,19 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "last-name": nullableString,
     "is-admin": boolean,
     "is-super-admin": boolean,
+    "is-sales-admin": boolean,
+    "is-marketer": boolean,
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
+    ...images(
+      "avatar-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "small-image-url",
+      "icon-image-url",
+    ),
   },
-  "role": { "name": string, "title-name": string },
+  "role": { "name": string, "title-name": string, "deleted-at": nullableDateTime },
   "users-events-role": { "created-at": dateTime },
   "event": {
     "identifier": string,
@@ -47,6 +59,16 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "is-stripe-linked": boolean,
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
+    "external-event-url": nullableString,
+    "is-event-online": boolean,
+    "is-featured": boolean,
+    ...images(
+      "logo-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "large-image-url",
+      "icon-image-url",
+    ),
   },
   "event-topic": {
     "name": string,
@@ -71,6 +93,9 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "sales-ends-at": nullableDateTime,
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
+    "is-hidden": boolean,
+    "min-order": integer,
+    "max-order": nullableInteger,
   },
   "discount-code": {
     "code": string,
