@@ -141,34 +141,44 @@ export function isDatabaseOutage(error: unknown): boolean {
 const watches = new WeakMap<Sql, DatabaseWatch>();
 
 /**
- * Logs losing and regaining Postgres once per transition: a failed query reports the loss, then
- * a probe every 250 ms finds when it is back.
+ * Logs losing and regaining Postgres once per transition: a failed query makes it check at once
+ * (a pooled connection found closed after a restart is no outage if a new one works), then a probe
+ * every 250 ms finds when it is back.
  */
 class DatabaseWatch {
-  #down = false;
+  #checking = false;
   constructor(readonly sql: Sql, readonly log: Logger) {}
 
   noticed(error: unknown): void {
-    if (this.#down || !isDatabaseOutage(error)) return;
-    this.#down = true;
-    this.log.warn("lost the connection to Postgres; requests fail with 503 until it is back", {
-      reason: errorCodes(error)[0],
-    });
-    this.#probe();
+    if (this.#checking || !isDatabaseOutage(error)) return;
+    this.#checking = true;
+    this.#watch(errorCodes(error)[0]).finally(() => this.#checking = false);
   }
 
-  async #probe(): Promise<void> {
+  async #watch(reason: string | undefined): Promise<void> {
+    if (await this.#reachable() !== false) return;
+    this.log.warn("lost the connection to Postgres; requests fail with 503 until it is back", {
+      reason,
+    });
     const began = Date.now();
-    while (this.#down) {
+    for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 250));
-      try {
-        await this.sql`select 1`;
-        this.#down = false;
+      const reachable = await this.#reachable();
+      if (reachable === undefined) return;
+      if (reachable) {
         this.log.info("Postgres is reachable again", { downMs: Date.now() - began });
-      } catch (error) {
-        // Ended on purpose (shutdown): stop watching.
-        if (errorCodes(error).includes("CONNECTION_ENDED")) return;
+        return;
       }
+    }
+  }
+
+  /** True when a query works, false when it fails, undefined once the pool was ended on purpose. */
+  async #reachable(): Promise<boolean | undefined> {
+    try {
+      await this.sql`select 1`;
+      return true;
+    } catch (error) {
+      return errorCodes(error).includes("CONNECTION_ENDED") ? undefined : false;
     }
   }
 }
