@@ -60,11 +60,27 @@ export async function installIdempotency(sql: Sql): Promise<void> {
  * Wraps a service's routes: HTTP routes honour `Idempotency-Key`, and every route reports a
  * lost database once (shared/db.ts) and answers it as 503 (a deadline cut: 504), not 500.
  */
-export function withIdempotency(sql: Sql, routes: Route[]): Route[] {
+export function withIdempotency(
+  sql: Sql,
+  routes: Route[],
+  options: IdempotencyOptions = {},
+): Route[] {
+  const exempt = new Set(options.carrySecrets?.map((endpoint) => endpoint.subject));
   return routes.map(({ endpoint, handler }) => {
-    const inner = endpoint.kind === "http" ? idempotent(sql, endpoint.subject, handler) : handler;
+    const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
+    const inner = keyed ? idempotent(sql, endpoint.subject, handler) : handler;
     return { endpoint, handler: translatingOutages(sql, inner) };
   });
+}
+
+export interface IdempotencyOptions {
+  /**
+   * Endpoints whose request or answer carries a secret (a password, a token). Their key is
+   * ignored: storing a hash of a password (fast to guess, unlike its PBKDF2 hash) or a token for
+   * 24 hours would leak them to whoever reads the table. They are safe to repeat by nature: a
+   * second login is a login, a second sign-up a 409, a second PATCH changes nothing.
+   */
+  carrySecrets?: { subject: string }[];
 }
 
 function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Handler<Req, Res> {

@@ -233,4 +233,32 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     );
     assert.equal(other.status, 422);
   });
+
+  await t.step("a key is never stored for a login, a sign-up or a password change", async () => {
+    const keys = async () =>
+      Number((await system.sql`select count(*) from idempotency_keys`)[0].count);
+    const before = await keys();
+    const email = `keyed-${crypto.randomUUID()}@example.test`;
+    const password = "a long enough password";
+    const signUp = await system.call(
+      "POST",
+      "/v1/users",
+      keyed(crypto.randomUUID(), {
+        body: { data: { type: "user", attributes: { email, password } } },
+      }),
+    );
+    assert.equal(signUp.status, 201);
+    const key = crypto.randomUUID();
+    const login = () =>
+      system.call("POST", "/v1/auth/login", {
+        body: { email, password },
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+      });
+    const first = await login();
+    const second = await login();
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 200);
+    assert.notEqual(first.body.access_token, undefined);
+    assert.equal(await keys(), before, "no key row holds a password hash or a token");
+  });
 });

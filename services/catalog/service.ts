@@ -17,6 +17,7 @@ import { topicRoutes } from "./handlers/topics.ts";
 import { userRoutes } from "./handlers/users.ts";
 import { followStripeLinks } from "./stripe_links.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
+import { catalog } from "@shared/subjects.ts";
 
 export const SCHEMA = "catalog";
 export const VERSION = "1.0.0";
@@ -53,7 +54,7 @@ export async function startCatalog(
       ...ticketRoutes(ctx),
       ...resolveRoutes(ctx),
       ...internalRoutes(ctx),
-    ]),
+    ], { carrySecrets: [catalog.login, catalog.users.create, catalog.users.update] }),
   );
   return {
     relay,
