@@ -97,6 +97,15 @@ Deno.test("[gateway] POST /v1/webhooks/stripe refuses NUL, bad UTF-8 and deep ne
         assert.equal(response.headers.get("Content-Type"), JSONAPI);
       });
     }
+    await t.step(
+      "a body under the limit that outgrows the bus once escaped: 413, not 503",
+      async () => {
+        // 560 KB of backslashes: the raw body travels as a JSON string, escaped to twice its size.
+        const response = await send(`{"id":"evt_1","pad":"${"\\\\".repeat(280_000)}"}`);
+        assert.equal(response.status, 413);
+        assert.equal(response.headers.get("Content-Type"), JSONAPI);
+      },
+    );
     await t.step("a plain event still reaches payments with its raw bytes", async () => {
       const response = await send('{"id":"evt_1","type":"account.updated"}');
       assert.equal(response.status, 200);

@@ -34,6 +34,7 @@ import {
   type ErrorObject,
   GatewayTimeoutError,
   InternalError,
+  PayloadTooLargeError,
   ServiceUnavailableError,
   toErrorObjects,
 } from "./errors.ts";
@@ -164,6 +165,8 @@ const decoder = new TextDecoder();
 const QUEUE_GROUP = "q";
 const UNREADABLE_REQUEST = "Cannot read the bus request";
 const DEFAULT_TIMEOUT_MS = 5000;
+/** Room for the headers of a request (deadline, idempotency key, tracing) within max_payload. */
+const HEADER_ALLOWANCE = 1024;
 
 function errorDocument(objects: ErrorObject[]): Uint8Array {
   return encoder.encode(JSON.stringify({ errors: objects, jsonapi: { version: "1.0" } }));
@@ -337,14 +340,29 @@ export class Bus {
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
+    const data = this.#fitting(encoder.encode(JSON.stringify(payload)), subject);
     try {
-      return await this.nc.request(full, encoder.encode(JSON.stringify(payload)), {
+      return await this.nc.request(full, data, {
         timeout: deadline - now,
         headers,
       });
     } catch (error) {
       throw translateRequestError(error, subject);
     }
+  }
+
+  /**
+   * A request larger than the server carries (`max_payload`, 1 MiB by default) is the client's
+   * 413, not a bus outage: the body the gateway accepted grows when it is wrapped and escaped.
+   */
+  #fitting(data: Uint8Array, subject: string): Uint8Array {
+    const max = this.nc.info?.max_payload;
+    if (max !== undefined && data.length + HEADER_ALLOWANCE > max) {
+      throw new PayloadTooLargeError(
+        `Cannot send ${subject}: the request is larger than the bus carries (${max} bytes)`,
+      );
+    }
+    return data;
   }
 
   /** Serves the routes in queue groups and answers discovery; returns a handle to stop it. */
