@@ -142,7 +142,15 @@ async function supervisorFolder(): Promise<URL> {
     Deno.env.get("TMPDIR") || "/tmp"
   }/oe-embedded-postgres-${await postgresVersion()}`;
   await Deno.mkdir(copy, { recursive: true, mode: 0o755 });
-  await Deno.chmod(copy, 0o755);
+  // The folder's name is predictable: run nothing from it unless root made it and only root can
+  // write to it, or another local user could plant code there that root would then run.
+  const made = await Deno.lstat(copy);
+  if (!made.isDirectory || made.uid !== 0 || ((made.mode ?? 0) & 0o022) !== 0) {
+    throw new StartError(
+      `Cannot use ${copy} for the embedded Postgres: it is not a folder that only root can ` +
+        "write to. Remove it, or set DATABASE_URL to a Postgres of your own.",
+    );
+  }
   for (const file of SUPERVISOR_FILES) {
     await Deno.copyFile(new URL(file, own), `${copy}/${file}`);
   }

@@ -107,7 +107,7 @@ async function findBackends(): Promise<Backends> {
   if (missing.length) {
     throw new Error(
       `Cannot run the integration tests: ${missing.join(" and ")} did not answer. ` +
-        "Start them (see README, 'Running the tests'), or set DATABASE_URL and NATS_URL, " +
+        "Start them (see README, 'Tests'), or set DATABASE_URL and NATS_URL, " +
         "or run a Docker engine so testcontainers can start them.",
     );
   }

@@ -155,9 +155,11 @@ Deno.test({
   /** Publishes one new fact, retrying while the stream has no leader; returns when stored. */
   const publishOne = async () => {
     const fact = makeFact();
+    const giveUpAt = Date.now() + 30_000;
     for (;;) {
       const ok = await publishFacts(bus, [fact]).then(() => true, () => false);
       if (ok) break;
+      if (Date.now() > giveUpAt) throw new Error("The stream took no fact for 30 s");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     sent.push(fact.id);
@@ -170,7 +172,9 @@ Deno.test({
   const killedAt = Date.now();
   await cluster.kill(leader);
   let ledAt = 0;
+  const electionBound = killedAt + 30_000;
   while (!ledAt) {
+    assert.ok(Date.now() < electionBound, "the consumer got no new leader within 30 s");
     const info = await jsm.consumers.info(stream, "resume").catch(() => undefined);
     if (info?.cluster?.leader && info.cluster.leader !== leader) ledAt = Date.now();
     else await new Promise((resolve) => setTimeout(resolve, 100));

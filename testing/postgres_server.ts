@@ -12,7 +12,17 @@
  */
 import { freePort } from "./service_process.ts";
 
-const BIN = "/usr/lib/postgresql/15/bin";
+/** The newest PostgreSQL server installed from Debian's packages (CI may have another than 15). */
+function serverBin(): string {
+  const versions = [...Deno.readDirSync("/usr/lib/postgresql")]
+    .map((entry) => entry.name)
+    .filter((name) => /^\d+$/.test(name))
+    .sort((a, b) => Number(b) - Number(a));
+  if (!versions.length) throw new Error("Cannot find a PostgreSQL server in /usr/lib/postgresql");
+  return `/usr/lib/postgresql/${versions[0]}/bin`;
+}
+
+const BIN = serverBin();
 
 export interface PostgresServer extends AsyncDisposable {
   /** `postgres://postgres@127.0.0.1:<port>/open_event` */

@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     const reason = reasonFrom([message, ...seen]);
     const root = Deno.uid() === 0 && /permission denied/i.test(reason)
       ? " (as root, Postgres runs as the postgres OS user: it must be able to enter the " +
-        "project's folder and the data folder, and every folder above them)"
+        "data folder and every folder above it; EMBEDDED_DATA_DIR moves it, e.g. under /var/lib)"
       : "";
     answer({ error: reason + root });
     Deno.exit(1);
