@@ -14,7 +14,8 @@
 import { Bus } from "@shared/bus.ts";
 import { type Config, loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
 import { ensureDatabase } from "@shared/db.ts";
-import { describeStartFailure, exitWithError, userCausedLine } from "@shared/lifecycle.ts";
+import { atHost, describeStartFailure, exitWithError, userCausedLine } from "@shared/lifecycle.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { createLogger } from "@shared/log.ts";
 import { serviceNames } from "@shared/subjects.ts";
 import { parseEncryptionKey } from "../services/payments/crypto.ts";
@@ -186,11 +187,23 @@ async function checkBackends(
       throw new StartError(line + other);
     }
   }
+  let bus: Bus;
   try {
     const logger = createLogger("start", "error");
-    await (await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, logger })).close();
+    bus = await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, logger });
   } catch (error) {
     throw new StartError(describeStartFailure("connect to NATS", error, config.natsUrl));
+  }
+  try {
+    // Facts live on JetStream: without it every service would fail its start one by one.
+    await jetstreamManager(bus.nc, { timeout: 2000 });
+  } catch {
+    throw new StartError(
+      `Cannot use NATS${atHost(config.natsUrl)}: JetStream is not enabled there. ` +
+        "Start nats-server with -js, or set NATS_URL to one that has JetStream.",
+    );
+  } finally {
+    await bus.close();
   }
 }
 

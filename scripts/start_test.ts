@@ -54,9 +54,13 @@ function assertOneLine(outcome: Outcome, cause: RegExp): void {
 }
 
 /** A nats-server of the test's own on a free port (with a user and password when given). */
-async function privateNats(dir: string, auth?: { user: string; pass: string }) {
+async function privateNats(
+  dir: string,
+  auth?: { user: string; pass: string },
+  jetStream = true,
+) {
   const port = freePort();
-  const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir];
+  const args = ["-a", "127.0.0.1", "-p", String(port), ...(jetStream ? ["-js"] : []), "-sd", dir];
   if (auth) args.push("--user", auth.user, "--pass", auth.pass);
   const child = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
   for (let i = 0; i < 100; i++) {
@@ -239,6 +243,7 @@ Deno.test({
     await using dir = await tempDir();
     await using nats = await privateNats(`${dir.path}/nats`);
     await using guarded = await privateNats(`${dir.path}/guarded`, { user: "oe", pass: "right" });
+    await using plain = await privateNats(`${dir.path}/plain`, undefined, false);
     const nobody = `postgres://postgres@127.0.0.1:${freePort()}/open_event`;
     // Only read: a database that exists, so start checks it and creates nothing.
     const shared = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -294,6 +299,18 @@ Deno.test({
         });
         assertOneLine(outcome, /Cannot connect to NATS at .*: it refused the login.*NATS_URL/);
         assert.doesNotMatch(outcome.stderr, /wrong/, "the password must not be printed");
+      },
+    });
+    await t.step({
+      name: "a NATS without JetStream",
+      ignore: !sharedThere,
+      fn: async () => {
+        const outcome = await run("scripts/start.ts", {
+          ...common,
+          DATABASE_URL: shared,
+          NATS_URL: plain.url,
+        });
+        assertOneLine(outcome, /Cannot use NATS at .*: JetStream is not enabled there\. .*-js/);
       },
     });
     await t.step("the gateway's port in use", async () => {

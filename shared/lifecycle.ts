@@ -54,7 +54,7 @@ function knownCause(error: unknown): KnownCause | undefined {
 }
 
 /** Where a step went, without its password: `host:port` of the URL, when there is one. */
-function target(url: string | undefined): string {
+export function atHost(url: string | undefined): string {
   if (!url) return "";
   try {
     return ` at ${new URL(url.split(",")[0]).host}`;
@@ -75,7 +75,7 @@ export function describeStartFailure(step: string, error: unknown, url?: string)
   const known = knownCause(error);
   const setting = settingOf[step];
   if (known && setting) {
-    return `Cannot ${step}${target(url)}: ${known.cause}. ${known.fix(setting)}.`;
+    return `Cannot ${step}${atHost(url)}: ${known.cause}. ${known.fix(setting)}.`;
   }
   const reason = error instanceof Error ? error.message : String(error);
   return `Cannot ${step}: ${reason}`;
