@@ -2,8 +2,15 @@
 import type { Sql } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import type { Caller } from "../context.ts";
 import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
+
+/** The logged-in user as access checks see it (context.ts re-exports it for handlers). */
+export interface Caller {
+  id: string;
+  email: string;
+  isAdmin: boolean;
+  isSuperAdmin: boolean;
+}
 
 const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
 
