@@ -178,8 +178,10 @@ export function noteDatabaseError(sql: Sql, error: unknown): void {
   watches.get(sql)?.noticed(error);
 }
 
-// deno-lint-ignore no-explicit-any
-type Tx = any;
+/** An open transaction: queries like the pool, plus savepoints. */
+export type Tx = postgres.TransactionSql;
+/** Whatever a query can run on: the pool or an open transaction. */
+export type Queryable = Sql | Tx;
 
 /**
  * Inside a transaction: bounds every statement by the time left before the request's deadline

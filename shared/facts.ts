@@ -30,7 +30,7 @@ import {
 } from "@nats-io/jetstream";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
-import { migrate, noteDatabaseError, type Sql, transaction } from "./db.ts";
+import { migrate, noteDatabaseError, type Queryable as Tx, type Sql, transaction } from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
 import {
   type FactData,
@@ -79,9 +79,6 @@ export interface NewFact<K extends FactType = FactType> {
   /** The public payload (a service maps its row in its fact_payloads.ts). */
   data: Record<string, unknown>;
 }
-
-// deno-lint-ignore no-explicit-any
-type Tx = Sql | any;
 
 /**
  * Creates the outbox table in the service's schema (idempotent). Instances starting together

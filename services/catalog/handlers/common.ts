@@ -1,6 +1,6 @@
 /** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
 import type { Handler } from "@shared/bus.ts";
-import { type Sql, translateDbError } from "@shared/db.ts";
+import { type Queryable, translateDbError } from "@shared/db.ts";
 import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
 import {
   listDocument,
@@ -168,7 +168,7 @@ export function commit<T>(
     /** The row before an update: an update that changed nothing announces nothing. */
     before?: Row;
   },
-  change: (tx: Sql) => Promise<T>,
+  change: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
   return changeWithFact(ctx.sql, ctx.relay, change, (result) => {
     if (about.before && unchanged(about.before, result)) return null;

@@ -1,8 +1,5 @@
 /** All SQL of the payments service: authorizations and handled webhook events. */
-import { type Sql, translateDbError } from "@shared/db.ts";
-
-// deno-lint-ignore no-explicit-any
-type Tx = Sql | any;
+import { type Queryable as Tx, translateDbError } from "@shared/db.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
 export interface AuthorizationRow {
