@@ -29,13 +29,13 @@ import { parseNatsServers } from "./config.ts";
 import type { z } from "zod";
 import {
   ApiError,
-  BadRequestError,
   errorFromObjects,
   type ErrorObject,
   GatewayTimeoutError,
   InternalError,
   ServiceUnavailableError,
   toErrorObjects,
+  UnreadableBusRequestError,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { httpRequestSchema } from "./schemas/http.ts";
@@ -162,7 +162,6 @@ export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const QUEUE_GROUP = "q";
-const UNREADABLE_REQUEST = "Cannot read the bus request";
 const DEFAULT_TIMEOUT_MS = 5000;
 
 function errorDocument(objects: ErrorObject[]): Uint8Array {
@@ -290,7 +289,7 @@ export class Bus {
     if (status >= 400) {
       const objects = (body as { errors?: ErrorObject[] })?.errors ?? [];
       // The other service could not read what we sent: our bug, not the HTTP client's (400).
-      if (objects[0]?.detail?.startsWith(UNREADABLE_REQUEST)) {
+      if (objects[0]?.code === UnreadableBusRequestError.CODE) {
         throw new InternalError(`Cannot request ${endpoint.subject}: ${objects[0].detail}`);
       }
       throw errorFromObjects(objects);
@@ -467,11 +466,11 @@ async function answer(
     try {
       payload = parseJson(msg.data);
     } catch (cause) {
-      throw new BadRequestError(`${UNREADABLE_REQUEST}: it is not JSON`, { cause });
+      throw new UnreadableBusRequestError("Cannot read the bus request: it is not JSON", { cause });
     }
     const checked = endpoint.request.safeParse(payload);
     if (!checked.success) {
-      throw new BadRequestError(`${UNREADABLE_REQUEST} for ${endpoint.subject}`, {
+      throw new UnreadableBusRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
         cause: checked.error,
       });
     }
