@@ -1,4 +1,5 @@
 /** All SQL about activities: the idempotent batch insert and the admin reads. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
@@ -42,11 +43,6 @@ export async function insertActivities(sql: Queryable, rows: NewActivity[]): Pro
   const result = await sql`insert into activities ${sql(rows, ...ACTIVITY_COLUMNS)}
     on conflict (fact_id) do nothing`;
   return result.count;
-}
-
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
 }
 
 export async function getActivity(sql: Queryable, id: string): Promise<Row | undefined> {

@@ -6,11 +6,6 @@ import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts
 export type Row = Record<string, unknown>;
 export type { Fragment };
 
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
-
 /** Rows of one page and the total matching count, in one round trip for the common case. */
 export async function listRows(
   sql: Queryable,

@@ -1,9 +1,10 @@
 /** All SQL about roles and event role grants. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, whereSql } from "@shared/query_sql.ts";
-import { isId, listRows, type Row } from "./common.ts";
+import { listRows, type Row } from "./common.ts";
 
 /** Roles are few and fixed (one page holds them all); their name is their id. */
 export async function listRoles(

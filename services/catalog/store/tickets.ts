@@ -1,8 +1,9 @@
 /** All SQL about tickets. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows, type Row } from "./common.ts";
 
 export async function getTicket(
   sql: Queryable,

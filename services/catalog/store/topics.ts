@@ -1,8 +1,9 @@
 /** All SQL about event topics and sub-topics. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
 

@@ -1,8 +1,9 @@
 /** All SQL about users and their event roles. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
 
 /** The logged-in user as access checks see it (context.ts re-exports it for handlers). */
 export interface Caller {

@@ -3,6 +3,7 @@
  * codes by admins only (whatever relationships the body carries). Every rule of rules.ts is
  * applied to the merged state on PATCH; prices and ticket ownership come from the catalog.
  */
+import { isId } from "@shared/schemas/ids.ts";
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact, unchanged } from "@shared/facts.ts";
@@ -40,7 +41,6 @@ import {
   deleteCode,
   eventCodeOf,
   insertCode,
-  isId,
   listCodes,
   lockCode,
   type Row,

@@ -4,6 +4,7 @@
  * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created) and
  * `/v1/tickets/{id}/discount-codes` (co-organizers of the ticket's event).
  */
+import { isId } from "@shared/schemas/ids.ts";
 import { type Route, route } from "@shared/bus.ts";
 import { ForbiddenError } from "@shared/errors.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -19,7 +20,7 @@ import {
   requireLogin,
 } from "../context.ts";
 import { codeQuery } from "../resources.ts";
-import { type CodeScope, eventCodeOf, isId, listCodes } from "../store/codes.ts";
+import { type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
 import {
   notFound,
   renderCode,

@@ -1,4 +1,5 @@
 /** All SQL about discount codes and what they are attached to. */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
@@ -7,11 +8,6 @@ import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts
 
 export type Row = Record<string, unknown>;
 export type { Fragment };
-
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined | null): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
 
 /** The columns a create or update writes (snake_case, as stored). */
 export interface CodeValues {

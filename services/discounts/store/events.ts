@@ -3,8 +3,9 @@
  * fed by the catalog's event facts. Only the anonymous checkout lookup reads it; every route
  * that checks roles asks the catalog live.
  */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
-import { isId, type Row } from "./codes.ts";
+import { type Row } from "./codes.ts";
 
 export interface ProjectedEvent {
   id: string;

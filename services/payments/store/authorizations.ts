@@ -1,4 +1,5 @@
 /** All SQL of the payments service: authorizations and handled webhook events. */
+import { isId } from "@shared/schemas/ids.ts";
 import { type Queryable as Tx, translateDbError } from "@shared/db.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
@@ -38,11 +39,6 @@ const SEALED_COLUMNS = [
 ] as const;
 
 const CONFLICT = "Cannot link Stripe: the event already has a Stripe authorization";
-
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
 
 function normalize(row: Record<string, unknown>): AuthorizationRow {
   return { ...row, id: String(row.id), event_id: String(row.event_id) } as AuthorizationRow;
