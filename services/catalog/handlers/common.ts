@@ -4,7 +4,6 @@ import { type Queryable, translateDbError } from "@shared/db.ts";
 import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
 import {
   listDocument,
-  metaDocument,
   relationshipDocument,
   type ResourceDef,
   type ResourceObject,
@@ -63,11 +62,6 @@ export function notFound(what: string, id: string | undefined): never {
   throw new NotFoundError(`Cannot find ${what} ${JSON.stringify(id ?? "")}`);
 }
 
-export const deletedReply: HttpReply = {
-  status: 200,
-  body: metaDocument({ message: "Object successfully deleted" }),
-};
-
 /** Relationships of `rows` that `include` asks for but another service owns. */
 function foreignRelationsOf(
   type: string,
@@ -122,14 +116,6 @@ export function renderList(
       fields: query.fields,
     }),
     foreignRelations: foreignRelationsOf(def.type, result.rows, query.include),
-  };
-}
-
-/** A to-one related link with nothing on the other end: `data: null`, as JSON:API says. */
-export function renderEmpty(req: HttpRequest): HttpReply {
-  return {
-    status: 200,
-    body: { data: null, links: { self: req.path }, jsonapi: { version: "1.0" } },
   };
 }
 

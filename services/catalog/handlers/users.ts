@@ -10,7 +10,7 @@ import {
 import type { Queryable } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { catalogFact } from "../fact_payloads.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import {
   loginSchema,
@@ -51,7 +51,6 @@ import {
 import {
   type Call,
   commit,
-  deletedReply,
   handle,
   notFound,
   permanentDelete,
