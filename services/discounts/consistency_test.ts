@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "../../testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`Timed out waiting for: ${what}`);
-}
 
 Deno.test("[discounts] follows the catalog: deleting an event removes its codes", async () => {
   await using system = await startDiscountsSystem();
@@ -24,10 +16,15 @@ Deno.test("[discounts] follows the catalog: deleting an event removes its codes"
     200,
   );
   await system.catalog.relay.flush();
-  await eventually(async () => {
-    const [row] = await system.dsql`select deleted_at from discount_codes where id = ${ticketCode}`;
-    return row.deleted_at !== null;
-  }, "the ticket code is soft-deleted");
+  await eventually(
+    async () => {
+      const [row] = await system
+        .dsql`select deleted_at from discount_codes where id = ${ticketCode}`;
+      return row.deleted_at !== null;
+    },
+    10_000,
+    "the ticket code is soft-deleted",
+  );
   const [applied] = await system.dsql`select count(*)::int as n from discount_code_events
     where event_id = ${cast.event.id}`;
   assert.equal(applied.n, 0);
@@ -59,11 +56,15 @@ Deno.test("[discounts] follows the catalog: deleting a ticket detaches it", asyn
     200,
   );
   await system.catalog.relay.flush();
-  await eventually(async () => {
-    const rows = await system.dsql`select ticket_id::text as t from discount_code_tickets
+  await eventually(
+    async () => {
+      const rows = await system.dsql`select ticket_id::text as t from discount_code_tickets
       where discount_code_id = ${id}`;
-    return rows.length === 1 && rows[0].t === keep;
-  }, "the ticket is detached");
+      return rows.length === 1 && rows[0].t === keep;
+    },
+    10_000,
+    "the ticket is detached",
+  );
   const reply = await system.call("GET", `/v1/discount-codes/${id}/relationships/tickets`, {
     token: cast.owner.token,
   });

@@ -4,6 +4,7 @@
  * the checkout lookup, and the small ones (get_trashed on parent lists, the 409 pointer,
  * soft-deleted codes on ticket deletion, one clear 422 for huge numbers).
  */
+import { eventually } from "@testing/eventually.ts";
 import assert from "node:assert/strict";
 import { ConflictError, UnprocessableError } from "@shared/errors.ts";
 import type { Fact } from "@shared/facts.ts";
@@ -15,15 +16,6 @@ import { applyCatalogFacts } from "./catalog_facts.ts";
 
 const published = { attributes: { state: "published" } };
 const JSON_TYPE = { "Content-Type": "application/json" };
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`Timed out waiting for: ${what}`);
-}
 
 Deno.test("[discounts] POST /v1/orders/calculate-amount never reveals codes to prying callers", async (t) => {
   await using system = await startDiscountsSystem();
@@ -232,7 +224,7 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
   const projected = async () =>
     (await system.dsql`select state, deleted from catalog_events where id = ${cast.event.id}`)[0];
   await t.step("catalog facts fill the projection", async () => {
-    await eventually(async () => (await projected())?.state === "published", "projected");
+    await eventually(async () => (await projected())?.state === "published", 10_000, "projected");
     assert.equal((await projected()).deleted, false);
   });
   const lookup = (event: string) =>
@@ -254,7 +246,7 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
       200,
     );
     await system.catalog.relay.flush();
-    await eventually(async () => (await projected()).state === "draft", "draft projected");
+    await eventually(async () => (await projected()).state === "draft", 10_000, "draft projected");
     expectError(await lookup(cast.event.id), 404);
   });
   await t.step("an event the projection lacks is asked of the catalog", async () => {
@@ -343,13 +335,17 @@ Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted code
   );
   await system.catalog.relay.flush();
   let updated: Fact[] = [];
-  await eventually(async () => {
-    await system.discounts[0].relay.flush();
-    updated = (await system.readFacts()).filter((f) =>
-      f.source === "discounts" && f.type.endsWith(".updated")
-    );
-    return updated.some((f) => f.data.id === live);
-  }, "the live code's updated fact");
+  await eventually(
+    async () => {
+      await system.discounts[0].relay.flush();
+      updated = (await system.readFacts()).filter((f) =>
+        f.source === "discounts" && f.type.endsWith(".updated")
+      );
+      return updated.some((f) => f.data.id === live);
+    },
+    10_000,
+    "the live code's updated fact",
+  );
   assert.deepEqual(updated.map((f) => f.data.id), [live]);
 });
 
