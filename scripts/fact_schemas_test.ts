@@ -1,4 +1,4 @@
-import type { JsonBody } from "../testing/json.ts";
+import type { JsonBody } from "@testing/json.ts";
 import assert from "node:assert/strict";
 import {
   compareWithSnapshot,

@@ -6,7 +6,7 @@ import { deleteFactStream, ensureFactStream, type Fact } from "./facts.ts";
 import { createLogger } from "./log.ts";
 import { facts } from "./subjects.ts";
 import { testBus } from "./testing.ts";
-import { exampleFact } from "../testing/facts.ts";
+import { exampleFact } from "@testing/facts.ts";
 
 const quiet = createLogger("test", "error");
 const CREATED = "facts.catalog.event-topic.created";

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { startTestSystem } from "../testing/system.ts";
+ * import { startTestSystem } from "@testing/system.ts";
  * Deno.test("[catalog] POST /v1/events makes the creator the owner", async () => {
  *   await using system = await startTestSystem();
  *   const alice = await system.signUp();
@@ -236,7 +236,7 @@ let counter = 0;
  *
  * @example
  * ```ts
- * import { startTestSystem } from "../testing/system.ts";
+ * import { startTestSystem } from "@testing/system.ts";
  * await using system = await startTestSystem({ env: { REQUEST_TIMEOUT_MS: "3000" } });
  * const me = await system.call("GET", `/v1/users/${system.admin.id}`, {
  *   token: system.admin.token,

@@ -7,7 +7,7 @@ import { openDatabase, type Sql } from "@shared/db.ts";
 import type { FactData, FactType } from "@shared/fact_catalog.ts";
 import type { Fact, FactActor } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
-import { exampleFact, publishFacts } from "../../testing/facts.ts";
+import { exampleFact, publishFacts } from "@testing/facts.ts";
 import { type AuditService, migrateAudit, SCHEMA, startAudit } from "./service.ts";
 
 export const quiet = createLogger("audit-test", "error");

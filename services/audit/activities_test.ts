@@ -2,12 +2,7 @@ import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
-import {
-  expectError,
-  expectStatus,
-  startTestSystem,
-  type TestSystem,
-} from "../../testing/system.ts";
+import { expectError, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
 import { type RunningAudit, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
 

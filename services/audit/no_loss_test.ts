@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
-import { startTestSystem } from "../../testing/system.ts";
+import { startTestSystem } from "@testing/system.ts";
 import { activityCount, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
 
 const byId = (id: string) =>
   encodeURIComponent(JSON.stringify([{ name: "id", op: "eq", val: id }]));

@@ -4,7 +4,7 @@ import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream, type Fact } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
-import { exampleFact, publishFacts } from "../../testing/facts.ts";
+import { exampleFact, publishFacts } from "@testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
 import { followStripeLinks } from "./stripe_links.ts";
 

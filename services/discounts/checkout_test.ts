@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { discountsRedemption } from "@shared/subjects.ts";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 const published = { attributes: { state: "published" } };

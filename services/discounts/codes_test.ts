@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { codeBody, startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] POST /v1/discount-codes validates every rule with a pointed 422", async (t) => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] follows the catalog: deleting an event removes its codes", async () => {

@@ -8,9 +8,9 @@ import { eventually } from "@testing/eventually.ts";
 import assert from "node:assert/strict";
 import { ConflictError, UnprocessableError } from "@shared/errors.ts";
 import type { Fact } from "@shared/facts.ts";
-import { exampleFact } from "../../testing/facts.ts";
+import { exampleFact } from "@testing/facts.ts";
 import { discountsRedemption } from "@shared/subjects.ts";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./catalog_facts.ts";
 
