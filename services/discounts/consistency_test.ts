@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Fact } from "@shared/facts.ts";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
@@ -143,4 +144,40 @@ Deno.test("[discounts] every create, update and delete publishes a discount-code
   // The public payload: a number, as clients read it (the column is an exact numeric).
   assert.equal(facts[1].data.value, 7);
   assert.ok(facts[2].data["deleted-at"]);
+});
+
+Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted codes", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  const live = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  const gone = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${gone}`, { token: cast.owner.token }),
+    200,
+  );
+  expectStatus(
+    await system.call("DELETE", `/v1/tickets/${ticket}`, { token: cast.owner.token }),
+    200,
+  );
+  await system.catalog.relay.flush();
+  let updated: Fact[] = [];
+  await eventually(
+    async () => {
+      await system.discounts[0].relay.flush();
+      updated = (await system.readFacts()).filter((f) =>
+        f.source === "discounts" && f.type.endsWith(".updated")
+      );
+      return updated.some((f) => f.data.id === live);
+    },
+    10_000,
+    "the live code's updated fact",
+  );
+  assert.deepEqual(updated.map((f) => f.data.id), [live]);
 });
