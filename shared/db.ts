@@ -178,6 +178,11 @@ export function noteDatabaseError(sql: Sql, error: unknown): void {
   watches.get(sql)?.noticed(error);
 }
 
+/**
+ * A row as a store hands it on while it has no typed row of its own (payments has typed rows;
+ * the other services still use this one loose shape).
+ */
+export type Row = Record<string, unknown>;
 /** An open transaction: queries like the pool, plus savepoints. */
 export type Tx = postgres.TransactionSql;
 /** Whatever a query can run on: the pool or an open transaction. */

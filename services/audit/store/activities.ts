@@ -1,10 +1,10 @@
 /** All SQL about activities: the idempotent batch insert and the admin reads. */
 import { isId } from "@shared/schemas/ids.ts";
-import type { Queryable } from "@shared/db.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
+export type { Row };
 
 /** One activity as the consumer writes it. */
 export interface NewActivity {

@@ -1,9 +1,9 @@
 /** SQL pieces every catalog list shares: paging with a total, trash visibility, id checks. */
-import type { Queryable } from "@shared/db.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
+export type { Row };
 export type { Fragment };
 
 /** Rows of one page and the total matching count, in one round trip for the common case. */

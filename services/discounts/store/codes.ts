@@ -1,12 +1,12 @@
 /** All SQL about discount codes and what they are attached to. */
 import { isId } from "@shared/schemas/ids.ts";
-import type { Queryable } from "@shared/db.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
+export type { Row };
 export type { Fragment };
 
 /** The columns a create or update writes (snake_case, as stored). */
