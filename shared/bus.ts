@@ -72,7 +72,11 @@ export function httpEndpoint(subject: string): Endpoint<HttpRequest, HttpReply> 
 
 export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
 
-/** An endpoint with the function that serves it. */
+/**
+ * An endpoint with the function that serves it. A service's route list mixes request and reply
+ * types, so they are erased here (`any`: TypeScript has no existential types); `route()` is the
+ * one way to build a Route and checks that the handler fits its endpoint.
+ */
 export interface Route {
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>;
