@@ -30,7 +30,7 @@ import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { migrateAudit, SCHEMA, startAudit } from "../services/audit/service.ts";
 import { catalogFact } from "../services/catalog/fact_payloads.ts";
-import { startTestSystem } from "../testing/system.ts";
+import { startTestSystem } from "@testing/system.ts";
 
 /** Activities per second the drain must reach. */
 export const MIN_ACTIVITIES_PER_SECOND = 10_000;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
 import { testBus } from "@shared/testing.ts";
-import { exampleFact, publishFacts } from "../testing/facts.ts";
+import { exampleFact, publishFacts } from "@testing/facts.ts";
 
 const ada = { id: "4", email: "ada@example.com" };
 

@@ -16,7 +16,7 @@ import { migrateDiscounts, SCHEMA, startDiscounts } from "../services/discounts/
 import { openDatabase } from "@shared/db.ts";
 import { codeBody } from "../services/discounts/_test_utils.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_test_utils.ts";
-import { expectStatus } from "../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { OUTPUT } from "./asyncapi.ts";
 
 /** One ajv validator per channel address, from the committed document. */

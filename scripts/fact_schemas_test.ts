@@ -1,3 +1,4 @@
+import type { JsonBody } from "@testing/json.ts";
 import assert from "node:assert/strict";
 import {
   compareWithSnapshot,
@@ -21,8 +22,7 @@ Deno.test("[fact schemas] every payload is backward compatible with the recorded
   );
 });
 
-// deno-lint-ignore no-explicit-any
-type Editable = any;
+type Editable = JsonBody;
 
 const topic: Editable = {
   type: "object",

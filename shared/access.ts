@@ -9,6 +9,7 @@
  * if (!isCoorganizer(caller, event)) throw new ForbiddenError("Cannot continue: ...");
  * ```
  */
+import { isId } from "./schemas/ids.ts";
 import type { z } from "zod";
 import type { Bus } from "./bus.ts";
 import { UnauthorizedError } from "./errors.ts";
@@ -27,7 +28,7 @@ export interface Access {
 
 /** An event key the catalog can look up: a bigint id or an 8-hex identifier. */
 export function isEventKey(key: string | undefined | null): key is string {
-  return !!key && (/^[1-9]\d{0,17}$/.test(key) || /^[0-9a-f]{8}$/.test(key));
+  return !!key && (isId(key) || /^[0-9a-f]{8}$/.test(key));
 }
 
 /** The caller and, when `event` is given, that event with the caller's roles on it. */

@@ -29,7 +29,6 @@ import { parseNatsServers } from "./config.ts";
 import type { z } from "zod";
 import {
   ApiError,
-  BadRequestError,
   errorFromObjects,
   type ErrorObject,
   GatewayTimeoutError,
@@ -37,6 +36,7 @@ import {
   PayloadTooLargeError,
   ServiceUnavailableError,
   toErrorObjects,
+  UnreadableBusRequestError,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { httpRequestSchema } from "./schemas/http.ts";
@@ -73,7 +73,11 @@ export function httpEndpoint(subject: string): Endpoint<HttpRequest, HttpReply> 
 
 export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
 
-/** An endpoint with the function that serves it. */
+/**
+ * An endpoint with the function that serves it. A service's route list mixes request and reply
+ * types, so they are erased here (`any`: TypeScript has no existential types); `route()` is the
+ * one way to build a Route and checks that the handler fits its endpoint.
+ */
 export interface Route {
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>;
@@ -163,7 +167,6 @@ export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const QUEUE_GROUP = "q";
-const UNREADABLE_REQUEST = "Cannot read the bus request";
 const DEFAULT_TIMEOUT_MS = 5000;
 /** Room for the headers of a request (deadline, idempotency key, tracing) within max_payload. */
 const HEADER_ALLOWANCE = 1024;
@@ -293,7 +296,7 @@ export class Bus {
     if (status >= 400) {
       const objects = (body as { errors?: ErrorObject[] })?.errors ?? [];
       // The other service could not read what we sent: our bug, not the HTTP client's (400).
-      if (objects[0]?.detail?.startsWith(UNREADABLE_REQUEST)) {
+      if (objects[0]?.code === UnreadableBusRequestError.CODE) {
         throw new InternalError(`Cannot request ${endpoint.subject}: ${objects[0].detail}`);
       }
       throw errorFromObjects(objects);
@@ -485,11 +488,11 @@ async function answer(
     try {
       payload = parseJson(msg.data);
     } catch (cause) {
-      throw new BadRequestError(`${UNREADABLE_REQUEST}: it is not JSON`, { cause });
+      throw new UnreadableBusRequestError("Cannot read the bus request: it is not JSON", { cause });
     }
     const checked = endpoint.request.safeParse(payload);
     if (!checked.success) {
-      throw new BadRequestError(`${UNREADABLE_REQUEST} for ${endpoint.subject}`, {
+      throw new UnreadableBusRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
         cause: checked.error,
       });
     }

@@ -97,6 +97,8 @@ Deno.test("[bus] a payload that fails the schema is refused on both sides", asyn
       requestId: "r",
     });
     assert.equal(raw.status, 400);
+    const [error] = JSON.parse(new TextDecoder().decode(raw.body)).errors;
+    assert.equal(error.code, "unreadable_bus_request");
   });
   await service.stop();
 });

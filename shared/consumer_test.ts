@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { consumeFacts } from "./consumer.ts";
 import { deleteFactStream, ensureFactStream, type Fact } from "./facts.ts";
 import { createLogger } from "./log.ts";
 import { facts } from "./subjects.ts";
 import { testBus } from "./testing.ts";
-import { exampleFact } from "../testing/facts.ts";
+import { exampleFact } from "@testing/facts.ts";
 
 const quiet = createLogger("test", "error");
 const CREATED = "facts.catalog.event-topic.created";
@@ -13,14 +14,6 @@ const CREATED = "facts.catalog.event-topic.created";
 /** Topic `n` created: a valid fact of a registered type. */
 function fact(n: number): Fact<"catalog.event-topic.created"> {
   return exampleFact("catalog.event-topic.created", { id: String(n) });
-}
-
-async function until(check: () => boolean, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("Cannot wait longer: condition not met");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 Deno.test("[consumer] facts arrive in batches, each once, and survive a restart", async () => {
@@ -45,7 +38,7 @@ Deno.test("[consumer] facts arrive in batches, each once, and survive a restart"
       log: quiet,
       batchSize: 100,
     });
-    await until(() => seen.length === 300);
+    await eventually(() => seen.length === 300);
     await first.stop();
     assert.ok(batches.every((size) => size <= 100));
     assert.ok(batches.length < 300, "facts were handled in batches");
@@ -59,7 +52,7 @@ Deno.test("[consumer] facts arrive in batches, each once, and survive a restart"
       handle,
       log: quiet,
     });
-    await until(() => seen.length === 350);
+    await eventually(() => seen.length === 350);
     await second.stop();
     assert.equal(new Set(seen).size, 350, "no fact twice");
   } finally {
@@ -87,7 +80,7 @@ Deno.test("[consumer] a failing batch is redelivered, a malformed message is par
     await js.publish(b.bus.subject(CREATED), "not json");
     await js.publish(b.bus.subject(CREATED), JSON.stringify({ id: "x" }));
     await js.publish(b.bus.subject(CREATED), JSON.stringify(fact(1)));
-    await until(() => handled.length === 1, 8000);
+    await eventually(() => handled.length === 1, 8000);
     await consumer.stop();
     assert.deepEqual(handled, ["1"]);
     const jsm = await jetstreamManager(b.bus.nc);
@@ -119,7 +112,7 @@ Deno.test("[consumer] misrouted facts and facts the handler rejects are parked, 
     await js.publish(b.bus.subject(CREATED), JSON.stringify(bad));
     await js.publish(b.bus.subject(CREATED), JSON.stringify(fact(3)));
     const jsm = await jetstreamManager(b.bus.nc);
-    await until(() => handled.length === 2);
+    await eventually(() => handled.length === 2);
     const stream = facts.stream(b.prefix);
     let info = await jsm.consumers.info(stream, "demo");
     for (let i = 0; i < 100 && (info.num_ack_pending > 0 || info.num_pending > 0); i++) {
@@ -157,7 +150,7 @@ Deno.test("[consumer] facts of unknown types or breaking their schema are parked
     const renamed = { ...fact(2), type: "catalog.event-topic.renamed" };
     await js.publish(b.bus.subject("facts.catalog.event-topic.renamed"), JSON.stringify(renamed));
     await js.publish(b.bus.subject(CREATED), JSON.stringify(fact(3)));
-    await until(() => handled.length === 1);
+    await eventually(() => handled.length === 1);
     const jsm = await jetstreamManager(b.bus.nc);
     const parked = facts.parkedStream(b.prefix);
     for (let i = 0; i < 100 && (await jsm.streams.info(parked)).state.messages < 2; i++) {

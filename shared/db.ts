@@ -188,8 +188,15 @@ export function noteDatabaseError(sql: Sql, error: unknown): void {
   watches.get(sql)?.noticed(error);
 }
 
-// deno-lint-ignore no-explicit-any
-type Tx = any;
+/**
+ * A row as a store hands it on while it has no typed row of its own (payments has typed rows;
+ * the other services still use this one loose shape).
+ */
+export type Row = Record<string, unknown>;
+/** An open transaction: queries like the pool, plus savepoints. */
+export type Tx = postgres.TransactionSql;
+/** Whatever a query can run on: the pool or an open transaction. */
+export type Queryable = Sql | Tx;
 
 /**
  * Inside a transaction: bounds every statement by the time left before the request's deadline

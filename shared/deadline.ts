@@ -33,9 +33,11 @@ export const COMMIT_MARGIN_MS = 100;
 export interface RequestScope {
   /** Epoch ms after which nobody waits for the answer any more. */
   deadline?: number;
-  /** Set by shared/idempotency.ts: the change commits together with the recorded answer. */
-  // deno-lint-ignore no-explicit-any
-  held?: any;
+  /**
+   * Set by shared/idempotency.ts: the change commits together with the recorded answer. Typed
+   * `unknown` so this module needs no database types; shared/db.ts reads it as HeldTransaction.
+   */
+  held?: unknown;
 }
 
 const storage = new AsyncLocalStorage<RequestScope>();

@@ -83,6 +83,14 @@ function defineError(status: number, code: string, title: string) {
 }
 
 export class BadRequestError extends defineError(400, "bad_request", "Bad request") {}
+/**
+ * A service could not read a bus request: the requester's bug. Its own code lets the requester
+ * recognise it (shared/bus.ts turns it into a 500) without reading the message.
+ */
+export class UnreadableBusRequestError extends BadRequestError {
+  static readonly CODE = "unreadable_bus_request";
+  override readonly code = UnreadableBusRequestError.CODE;
+}
 export class UnauthorizedError extends defineError(401, "unauthorized", "Unauthorized") {}
 export class ForbiddenError extends defineError(403, "forbidden", "Access forbidden") {}
 export class NotFoundError extends defineError(404, "not_found", "Object not found") {}

@@ -30,7 +30,14 @@ import {
 } from "@nats-io/jetstream";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
-import { migrate, noteDatabaseError, type Sql, transaction } from "./db.ts";
+import {
+  migrate,
+  noteDatabaseError,
+  type Queryable,
+  type Sql,
+  transaction,
+  type Tx,
+} from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
 import {
   type FactData,
@@ -79,9 +86,6 @@ export interface NewFact<K extends FactType = FactType> {
   /** The public payload (a service maps its row in its fact_payloads.ts). */
   data: Record<string, unknown>;
 }
-
-// deno-lint-ignore no-explicit-any
-type Tx = Sql | any;
 
 /**
  * Creates the outbox table in the service's schema (idempotent). Instances starting together
@@ -147,7 +151,10 @@ export function buildFact<K extends FactType>(fact: NewFact<K>, time = new Date(
  * that does not keep the contract (see `buildFact`) is refused: the transaction, and so the
  * change, fails.
  */
-export async function recordFact<K extends FactType>(tx: Tx, fact: NewFact<K>): Promise<Fact<K>> {
+export async function recordFact<K extends FactType>(
+  tx: Queryable,
+  fact: NewFact<K>,
+): Promise<Fact<K>> {
   const full = buildFact(fact);
   await tx`insert into outbox (id, subject, payload)
     values (${full.id}, ${factSubject(full.type)}, ${tx.json(full)})`;

@@ -25,8 +25,10 @@ import {
   type HeldTransaction,
   isDatabaseOutage,
   noteDatabaseError,
+  type Queryable,
   type Sql,
   translateDbError,
+  type Tx,
 } from "./db.ts";
 import { BadRequestError, ConflictError, UnprocessableError } from "./errors.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
@@ -208,8 +210,7 @@ async function runHeld(
 }
 
 /** Writes the answer into the claimed row; refuses if the claim was taken over meanwhile. */
-// deno-lint-ignore no-explicit-any
-async function recordAnswer(tx: any, request: KeyedRequest, reply: HttpReply): Promise<void> {
+async function recordAnswer(tx: Queryable, request: KeyedRequest, reply: HttpReply): Promise<void> {
   const [row] = await tx`update idempotency_keys set reply = ${JSON.stringify(reply)},
       locked_until = null
     where caller = ${request.caller} and key = ${request.key}
@@ -224,8 +225,7 @@ async function recordAnswer(tx: any, request: KeyedRequest, reply: HttpReply): P
 
 /** The transaction of one keyed request, kept open from its first change until its answer. */
 class HeldAnswer implements HeldTransaction {
-  // deno-lint-ignore no-explicit-any
-  #tx: any;
+  #tx: Tx | undefined;
   #committed: Promise<unknown> | undefined;
   #afterCommit: (() => void)[] = [];
   readonly #answer = Promise.withResolvers<HttpReply>();
@@ -234,11 +234,10 @@ class HeldAnswer implements HeldTransaction {
     this.#answer.promise.catch(() => {});
   }
 
-  // deno-lint-ignore no-explicit-any
-  join<T>(sql: Sql, work: (tx: any) => Promise<T>, afterCommit?: () => void): Promise<T> {
+  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, afterCommit?: () => void): Promise<T> {
     if (afterCommit) this.#afterCommit.push(afterCommit);
     // A second change of the same request: part of the same transaction.
-    if (this.#tx) return this.#tx.savepoint(work);
+    if (this.#tx) return this.#tx.savepoint(work) as Promise<T>;
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#committed = sql.begin((tx) =>
       bounded(tx, async () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { CallOptions } from "../testing/system.ts";
+import type { CallOptions } from "@testing/system.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 
 function topicBody(name: string) {

@@ -18,6 +18,7 @@
  */
 import type { z } from "zod";
 import { BadRequestError, ConflictError, type ErrorObject, UnprocessableError } from "./errors.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
 export interface RelationshipDef {
   type: string;
@@ -545,4 +546,15 @@ export function validateAttributes<T>(
     pointer: first.source?.pointer,
     more,
   });
+}
+
+/** The answer to a successful DELETE, the same in every service. */
+export const deletedReply: HttpReply = {
+  status: 200,
+  body: metaDocument({ message: "Object successfully deleted" }),
+};
+
+/** A to-one link with nothing on the other end: `data: null`, as JSON:API says. */
+export function renderEmpty(req: HttpRequest): HttpReply {
+  return { status: 200, body: { data: null, links: { self: req.path }, jsonapi } };
 }

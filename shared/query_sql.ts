@@ -19,7 +19,7 @@
  * ```
  */
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
+import type { Queryable } from "./db.ts";
 import type { FilterNode, SortKey } from "./query.ts";
 
 export type Fragment = postgres.Fragment;
@@ -27,7 +27,7 @@ export type Fragment = postgres.Fragment;
 // What parseListQuery puts in a condition after coercion.
 type Scalar = string | number | boolean | Date;
 
-function join(sql: Sql, parts: Fragment[], separator: "and" | "or" | ","): Fragment {
+function join(sql: Queryable, parts: Fragment[], separator: "and" | "or" | ","): Fragment {
   return parts.reduce((acc, part) =>
     separator === "and"
       ? sql`${acc} and ${part}`
@@ -37,7 +37,7 @@ function join(sql: Sql, parts: Fragment[], separator: "and" | "or" | ","): Fragm
   );
 }
 
-function condition(sql: Sql, node: Extract<FilterNode, { op: string }>): Fragment {
+function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): Fragment {
   const column = sql(node.column);
   const value = node.value as Scalar;
   switch (node.op) {
@@ -80,13 +80,13 @@ function condition(sql: Sql, node: Extract<FilterNode, { op: string }>): Fragmen
  * ```ts
  * import type { Sql } from "@shared/db.ts";
  * import { whereSql } from "@shared/query_sql.ts";
- * declare const sql: Sql;
+ * declare const sql: Queryable;
  * await sql`select * from tickets where ${
  *   whereSql(sql, { column: "price", op: "ge", value: 10, type: "number" })
  * }`;
  * ```
  */
-export function whereSql(sql: Sql, filter: FilterNode | undefined): Fragment {
+export function whereSql(sql: Queryable, filter: FilterNode | undefined): Fragment {
   if (!filter) return sql`true`;
   if ("and" in filter) {
     if (filter.and.length === 0) return sql`true`;
@@ -108,12 +108,12 @@ export function whereSql(sql: Sql, filter: FilterNode | undefined): Fragment {
  * ```ts
  * import type { Sql } from "@shared/db.ts";
  * import { orderSql } from "@shared/query_sql.ts";
- * declare const sql: Sql;
+ * declare const sql: Queryable;
  * await sql`select * from tickets ${orderSql(sql, [{ column: "price", desc: true }])}`;
  * // ... order by "price" desc, "id"
  * ```
  */
-export function orderSql(sql: Sql, sort: SortKey[], tiebreak = "id"): Fragment {
+export function orderSql(sql: Queryable, sort: SortKey[], tiebreak = "id"): Fragment {
   const keys = sort.map((key) =>
     key.desc ? sql`${sql(key.column)} desc` : sql`${sql(key.column)} asc`
   );
@@ -128,11 +128,11 @@ export function orderSql(sql: Sql, sort: SortKey[], tiebreak = "id"): Fragment {
  * ```ts
  * import type { Sql } from "@shared/db.ts";
  * import { pageSql } from "@shared/query_sql.ts";
- * declare const sql: Sql;
+ * declare const sql: Queryable;
  * await sql`select * from tickets order by id ${pageSql(sql, { size: 20, number: 2 })}`;
  * ```
  */
-export function pageSql(sql: Sql, page: { size: number; number: number }): Fragment {
+export function pageSql(sql: Queryable, page: { size: number; number: number }): Fragment {
   if (page.size === 0) return sql``;
   return sql`limit ${page.size} offset ${(page.number - 1) * page.size}`;
 }

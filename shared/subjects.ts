@@ -8,6 +8,7 @@
  * console.log(catalog.eventTopics.list.subject); // "catalog.event-topics.list"
  * ```
  */
+import { ID_PATTERN } from "./schemas/ids.ts";
 import { z } from "zod";
 import { defineEndpoint, type Endpoint, httpEndpoint } from "./bus.ts";
 import { actorSchema } from "./schemas/http.ts";
@@ -155,7 +156,7 @@ export const discounts = {
   resolveRelated: resolveRelatedEndpoint("discounts"),
 } as const;
 
-const codeIdSchema = z.string().regex(/^[1-9]\d{0,17}$/, "must be a discount code id");
+const codeIdSchema = z.string().regex(ID_PATTERN, "must be a discount code id");
 const orderIdSchema = z.string().min(1).max(128);
 
 /** One order's hold on uses of one code. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import postgres from "postgres";
 import { type ClusterSystem, startClusterSystem, type StoredFact } from "./cluster_system.ts";
 
@@ -36,14 +37,6 @@ async function writeLoad(system: ClusterSystem, stop: Promise<void>, workers = 6
   return { statuses, failed };
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -74,7 +67,7 @@ async function loseTheStreamLeader(signal: Deno.Signal) {
     const failedButApplied = failed.filter((name) => committedNames.has(name)).length;
     const created = (await system.storedFacts()).filter(isTopicCreated);
     // The outbox relay may still be publishing the last facts; audit may still be handling them.
-    await until(
+    await eventually(
       async () => {
         const [{ count }] = await sql`select count(*)::int from audit.activities
           where type = 'event-topic' and verb = 'created'`;
@@ -82,6 +75,7 @@ async function loseTheStreamLeader(signal: Deno.Signal) {
       },
       20_000,
       "an activity for every committed topic",
+      200,
     );
     // Facts are counted by their stream subject and message id (the fact id), so this holds
     // whatever the fact envelope looks like.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
 import { Bus } from "@shared/bus.ts";
@@ -14,14 +15,6 @@ function recording(): Logger & { messages: string[] } {
   const messages: string[] = [];
   const keep = (message: string) => void messages.push(message);
   return { messages, debug: keep, info: keep, warn: keep, error: keep };
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const unsanitized = { sanitizeResources: false, sanitizeOps: false };
@@ -51,7 +44,7 @@ Deno.test({
     const inUse = cluster.nodes.find((node) => bus.nc.getServer() === `127.0.0.1:${node.port}`)!;
     const lostAt = Date.now();
     await cluster.kill(inUse.name);
-    await until(() => log.messages.includes("NATS is back"), 5_000, "the reconnect");
+    await eventually(() => log.messages.includes("NATS is back"), 5_000, "the reconnect");
     const tookMs = Date.now() - lostAt;
     assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
     assert.deepEqual(log.messages, ["lost NATS; reconnecting", "NATS is back"]);
@@ -112,7 +105,7 @@ Deno.test("[facts] the relay's failure names the real cause, not 'jetstream is n
       stderr: "null",
     }).spawn();
     try {
-      await until(
+      await eventually(
         () =>
           Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false),
         5_000,
@@ -166,7 +159,7 @@ Deno.test({
     return { id: fact.id, storedAt: Date.now() };
   };
   const first = await publishOne();
-  await until(() => received.has(first.id), 5_000, "the first fact");
+  await eventually(() => received.has(first.id), 5_000, "the first fact");
   const leader = (await jsm.consumers.info(stream, "resume")).cluster?.leader;
   assert.ok(leader);
   const killedAt = Date.now();
@@ -181,7 +174,7 @@ Deno.test({
   }
   // One fact once the stream takes writes again (its leader may have been on that node too).
   const last = await publishOne();
-  await until(() => received.has(last.id), 10_000, "the fact after the new leader");
+  await eventually(() => received.has(last.id), 10_000, "the fact after the new leader");
   const resumedAfterMs = received.get(last.id)! - Math.max(ledAt, last.storedAt);
   console.log(
     "[consumer resume]",

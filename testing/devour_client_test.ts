@@ -3,12 +3,12 @@
  * ember-data-like app uses one), against the gateway served over real HTTP: the client
  * serializes requests and resolves relationships from linkage and `included` by itself.
  */
+import type { JsonBody } from "./json.ts";
 import assert from "node:assert/strict";
 import JsonApi from "devour-client";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 
-// deno-lint-ignore no-explicit-any
-type Model = any;
+type Model = JsonBody;
 
 const hasOne = (type: string) => ({ jsonApi: "hasOne", type });
 const hasMany = (type: string) => ({ jsonApi: "hasMany", type });

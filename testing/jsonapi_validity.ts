@@ -14,6 +14,7 @@
  * // []
  * ```
  */
+import type { JsonBody } from "./json.ts";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import draft06 from "ajv/dist/refs/json-schema-draft-06.json" with { type: "json" };
@@ -28,8 +29,7 @@ ajv.addMetaSchema(draft06);
 addFormats.default(ajv);
 const validate = ajv.compile(schema);
 
-// deno-lint-ignore no-explicit-any
-type Json = any;
+type Json = JsonBody;
 
 function withoutKeptType(resource: Json): Json {
   if (!TYPE_ATTRIBUTE_KEPT.has(resource?.type) || typeof resource.attributes !== "object") {

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { startTestSystem } from "../testing/system.ts";
+ * import { startTestSystem } from "@testing/system.ts";
  * Deno.test("[catalog] POST /v1/events makes the creator the owner", async () => {
  *   await using system = await startTestSystem();
  *   const alice = await system.signUp();
@@ -22,6 +22,7 @@
  * });
  * ```
  */
+import type { JsonBody } from "./json.ts";
 import type { Hono } from "hono";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
@@ -45,8 +46,7 @@ import {
 export const JSONAPI = "application/vnd.api+json";
 
 /** A fact as tests read it: typed, with `data` open to any key (tests look up fields freely). */
-// deno-lint-ignore no-explicit-any
-export type TestFact = Fact & { data: Record<string, any> };
+export type TestFact = Fact & { data: Record<string, JsonBody> };
 
 export interface TestSystemOptions {
   /** Extra environment for `loadConfig` (overrides the test defaults). */
@@ -70,8 +70,7 @@ export interface CallResult {
   status: number;
   headers: Headers;
   /** The parsed JSON body, or null when the body is empty or not JSON. */
-  // deno-lint-ignore no-explicit-any
-  body: any;
+  body: JsonBody;
   /** The raw body text (for "never contains X" checks). */
   text: string;
 }
@@ -146,8 +145,7 @@ export interface CreatedEvent {
   id: string;
   identifier: string;
   /** The whole resource object as the API returned it. */
-  // deno-lint-ignore no-explicit-any
-  resource: any;
+  resource: JsonBody;
 }
 
 export interface EventCast {
@@ -238,7 +236,7 @@ let counter = 0;
  *
  * @example
  * ```ts
- * import { startTestSystem } from "../testing/system.ts";
+ * import { startTestSystem } from "@testing/system.ts";
  * await using system = await startTestSystem({ env: { REQUEST_TIMEOUT_MS: "3000" } });
  * const me = await system.call("GET", `/v1/users/${system.admin.id}`, {
  *   token: system.admin.token,

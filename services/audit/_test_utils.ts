@@ -7,7 +7,7 @@ import { openDatabase, type Sql } from "@shared/db.ts";
 import type { FactData, FactType } from "@shared/fact_catalog.ts";
 import type { Fact, FactActor } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
-import { exampleFact, publishFacts } from "../../testing/facts.ts";
+import { exampleFact, publishFacts } from "@testing/facts.ts";
 import { type AuditService, migrateAudit, SCHEMA, startAudit } from "./service.ts";
 
 export const quiet = createLogger("audit-test", "error");
@@ -62,17 +62,6 @@ export function makeFact<K extends FactType = "catalog.event-topic.created">(
 export { publishFacts };
 
 /** Waits until `check` holds (polling), or fails after `ms`. */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  ms = 10_000,
-  what = "condition",
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait longer: ${what} not met in ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 export async function activityCount(sql: Sql): Promise<number> {
   const [{ count }] = await sql`select count(*)::int as count from activities`;

@@ -1,13 +1,9 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
-import {
-  expectError,
-  expectStatus,
-  startTestSystem,
-  type TestSystem,
-} from "../../testing/system.ts";
-import { type RunningAudit, startAuditOn, until } from "./_test_utils.ts";
+import { expectError, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { type RunningAudit, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
 
 /** A system with audit running and every fact so far written. */
@@ -21,7 +17,7 @@ async function withAudit(system: TestSystem): Promise<RunningAudit> {
 async function settle(system: TestSystem): Promise<void> {
   await system.catalog.relay.flush();
   const jsm = await jetstreamManager(system.bus.nc);
-  await until(
+  await eventually(
     async () => {
       const info = await jsm.consumers.info(facts.stream(system.prefix), DURABLE);
       return info.num_pending === 0 && info.num_ack_pending === 0;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
@@ -6,7 +7,7 @@ import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { factSubject } from "@shared/fact_catalog.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
-import { activityCount, makeFact, publishFacts, startAuditOn, until } from "./_test_utils.ts";
+import { activityCount, makeFact, publishFacts, startAuditOn } from "./_test_utils.ts";
 import { DURABLE, SCHEMA } from "./service.ts";
 
 /** True when the audit consumer has nothing left to deliver or to see acknowledged. */
@@ -35,7 +36,7 @@ Deno.test("[audit] a fact becomes one activity, even when it comes again after t
     // After the window (simulated with another message id) the stream keeps it: audit must not.
     const late = await js.publish(subject, body, { msgID: `${fact.id}-late` });
     assert.equal(late.duplicate, false);
-    await until(() => drained(b.bus), 10_000, "the consumer drained");
+    await eventually(() => drained(b.bus), 10_000, "the consumer drained");
     const rows = await audit.sql`select * from activities`;
     assert.equal(rows.length, 1);
     assert.equal(rows[0].fact_id, fact.id);
@@ -56,7 +57,11 @@ Deno.test("[audit] a backlog is written in batches of at most batchSize", async 
   await publishFacts(b.bus, published);
   const audit = await startAuditOn(b.bus, db.url, { batchSize: 500 });
   try {
-    await until(async () => await activityCount(audit.sql) === 2500, 20_000, "2500 activities");
+    await eventually(
+      async () => await activityCount(audit.sql) === 2500,
+      20_000,
+      "2500 activities",
+    );
     // Rows of one insert share its transaction's now(): one recorded_at per batch.
     const batches = await audit.sql`select recorded_at, count(*)::int as n from activities
       group by recorded_at`;
@@ -85,7 +90,7 @@ Deno.test("[audit] malformed, misrouted and refused facts are parked; later fact
     const refused = makeFact(undefined, {}, { time: new Date("0000-01-01T00:00:00Z") });
     const good = makeFact();
     await publishFacts(b.bus, [refused, good]);
-    await until(() => drained(b.bus), 10_000, "the consumer drained");
+    await eventually(() => drained(b.bus), 10_000, "the consumer drained");
     const rows = await audit.sql`select fact_id from activities`;
     assert.deepEqual(rows.map((row) => row.fact_id), [good.id]);
     const jsm = await jetstreamManager(b.bus.nc);
@@ -94,7 +99,7 @@ Deno.test("[audit] malformed, misrouted and refused facts are parked; later fact
     // After it, facts still flow.
     const later = makeFact();
     await publishFacts(b.bus, [later]);
-    await until(async () => await activityCount(audit.sql) === 2, 10_000, "the later fact");
+    await eventually(async () => await activityCount(audit.sql) === 2, 10_000, "the later fact");
   } finally {
     await audit.stop();
     await deleteFactStream(b.bus);
@@ -187,11 +192,11 @@ Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes noth
   let first: Deno.ChildProcess | undefined = spawnAudit(db.url, relay.url, b.prefix);
   let second: Deno.ChildProcess | undefined;
   try {
-    await until(async () => await written() > 0, 30_000, "a first batch written");
+    await eventually(async () => await written() > 0, 30_000, "a first batch written");
     // From now on its acks are lost: the batches it still commits are written, not acked.
     relay.cut();
     const atCut = await written();
-    await until(async () => await written() > atCut, 10_000, "a batch written after the cut");
+    await eventually(async () => await written() > atCut, 10_000, "a batch written after the cut");
     first.kill("SIGKILL");
     const status = await first.status;
     first = undefined;
@@ -207,8 +212,8 @@ Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes noth
 
     second = spawnAudit(db.url, b.natsUrl, b.prefix);
     // What the dead process held comes back only after the consumer's ack wait (30 s).
-    await until(async () => await written() >= total, 90_000, "every fact written");
-    await until(() => drained(b.bus), 90_000, "the consumer drained");
+    await eventually(async () => await written() >= total, 90_000, "every fact written");
+    await eventually(() => drained(b.bus), 90_000, "the consumer drained");
     const info = await jsm.consumers.info(stream, DURABLE);
     // More deliveries than facts: the dead process's unacknowledged facts, already written
     // ones among them, were delivered again, and the second process skipped those.

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
-import { startTestSystem } from "../../testing/system.ts";
-import { activityCount, startAuditOn, until } from "./_test_utils.ts";
+import { startTestSystem } from "@testing/system.ts";
+import { activityCount, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
 
 Deno.test("[audit] 500 changes made while audit is down all become activities", async () => {
@@ -15,7 +16,7 @@ Deno.test("[audit] 500 changes made while audit is down all become activities", 
   let audit = await startAuditOn(system.bus, system.databaseUrl);
   system.defer(() => audit.stop());
   await system.catalog.relay.flush();
-  await until(drained, 10_000, "the start-up facts consumed");
+  await eventually(drained, 10_000, "the start-up facts consumed");
   const before = await activityCount(audit.sql);
   await audit.stop();
 
@@ -40,8 +41,8 @@ Deno.test("[audit] 500 changes made while audit is down all become activities", 
   await system.catalog.relay.flush();
 
   audit = await startAuditOn(system.bus, system.databaseUrl);
-  await until(async () => await activityCount(audit.sql) >= before + 500, 20_000, "500 new");
-  await until(drained, 10_000, "the consumer drained");
+  await eventually(async () => await activityCount(audit.sql) >= before + 500, 20_000, "500 new");
+  await eventually(drained, 10_000, "the consumer drained");
   assert.equal(await activityCount(audit.sql), before + 500);
   const actor = `${system.admin.email} (${system.admin.id})`;
   const [{ created, updated, others }] = await audit.sql`select

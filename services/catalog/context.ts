@@ -10,20 +10,15 @@ import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import { ForbiddenError, UnauthorizedError } from "@shared/errors.ts";
-import { findCaller, rolesOnEvent } from "./store/users.ts";
+import { type Caller, findCaller, rolesOnEvent } from "./store/users.ts";
+
+export type { Caller };
 
 export interface CatalogContext {
   sql: Sql;
   relay: FactRelay;
   config: Config & { jwtSecret: string };
   log: Logger;
-}
-
-export interface Caller {
-  id: string;
-  email: string;
-  isAdmin: boolean;
-  isSuperAdmin: boolean;
 }
 
 export type EventRole = "owner" | "organizer" | "coorganizer";

@@ -5,7 +5,7 @@ import {
   JSONAPI,
   startTestSystem,
   type TestSystem,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 
 /** Relationships served by services that are not part of this system yet. */
 const FOREIGN = new Set(["discount-codes", "discount-code", "stripe-authorization"]);

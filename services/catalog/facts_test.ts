@@ -6,7 +6,7 @@ import {
   type TestFact,
   type TestSystem,
   type TestUser,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 
 /** The facts that `change` leaves on the stream (everything pending is flushed first). */
 async function factsOf(system: TestSystem, change: () => Promise<unknown>): Promise<TestFact[]> {

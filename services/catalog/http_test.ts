@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectStatus, startTestSystem } from "@testing/system.ts";
 
 Deno.test("[catalog] over real HTTP, a DELETE without Content-Length deletes (as browsers send it)", async () => {
   await using system = await startTestSystem();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
 
 Deno.test("[catalog] POST /v1/tickets and /v1/events take numbers and booleans as strings", async (t) => {
   await using system = await startTestSystem();

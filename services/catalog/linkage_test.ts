@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectStatus, startTestSystem } from "@testing/system.ts";
 
 type Identifier = { type: string; id: string };
 const ids = (data: Identifier[]) => data.map((r) => r.id).sort();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
 
 const byId = (id: string) =>
   encodeURIComponent(JSON.stringify([{ name: "id", op: "eq", val: id }]));
@@ -64,7 +64,7 @@ Deno.test("[catalog] GET resources carry the attributes the original's clients r
     assert.equal(attributes["min-order"], 1);
     assert.equal(attributes["max-order"], 40);
   });
-  await t.step("an event's image and online attributes", async () => {
+  await t.step("an event's image and online attributes", () => {
     const attributes = event.resource.attributes;
     assert.equal(attributes["logo-url"], null);
     assert.equal(attributes["original-image-url"], null);

@@ -2,10 +2,9 @@
  * How catalog rows look on the wire (JSON:API resource definitions) and which query parameters
  * each list accepts (whitelisted client names -> columns).
  */
+import type { Row } from "@shared/db.ts";
 import type { ResourceDef } from "@shared/jsonapi.ts";
 import type { QuerySpec } from "@shared/query.ts";
-
-type Row = Record<string, unknown>;
 
 const isoOrNull = (value: unknown) => value instanceof Date ? value.toISOString() : value ?? null;
 /** Attributes the original's clients read but our design has no state for (README, differences). */

@@ -5,7 +5,7 @@ import {
   expectStatus,
   startTestSystem,
   type TestSystem,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 
 function grantBody(userId: string, eventId: string, role: string) {
   return {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream, type Fact } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
-import { exampleFact, publishFacts } from "../../testing/facts.ts";
+import { exampleFact, publishFacts } from "@testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
 import { followStripeLinks } from "./stripe_links.ts";
 
@@ -16,14 +17,6 @@ function stripeFact(verb: "created" | "updated" | "deleted", eventId: string, at
 async function linked(sql: Awaited<ReturnType<typeof openDatabase>>, id: string) {
   const [row] = await sql`select is_stripe_linked from events where id = ${id}`;
   return row.is_stripe_linked as boolean;
-}
-
-async function until(check: () => Promise<boolean>, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error("Cannot wait longer: condition not met");
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent while it was down", async () => {
@@ -44,10 +37,10 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
     // The catalog is not running: the fact waits in the stream.
     await publish(stripeFact("created", id, new Date(t0)));
     const consumer = await followStripeLinks(sql, b.bus, quiet);
-    await until(() => linked(sql, id));
+    await eventually(() => linked(sql, id));
 
     await publish(stripeFact("deleted", id, new Date(t0 + 2000)));
-    await until(async () => !await linked(sql, id));
+    await eventually(async () => !await linked(sql, id));
 
     // An older fact arriving late does not undo the newer one.
     await publish(stripeFact("updated", id, new Date(t0 + 1000)));

@@ -5,7 +5,7 @@ import {
   expectStatus,
   startTestSystem,
   type TestSystem,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 
 type Who = "anonymous" | "stranger" | "coorganizer" | "organizer" | "owner" | "admin";
 const everyone: Who[] = ["anonymous", "stranger", "coorganizer", "organizer", "owner", "admin"];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "../../testing/system.ts";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
 
 function topicBody(attributes: Record<string, unknown>, id?: string) {
   return { data: { type: "event-topic", ...(id && { id }), attributes } };

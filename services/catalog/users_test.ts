@@ -5,7 +5,7 @@ import {
   expectStatus,
   startTestSystem,
   type TestSystem,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
 

@@ -12,7 +12,7 @@ import {
   startTestSystem,
   type TestSystem,
   type TestSystemOptions,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 import { type DiscountsService, migrateDiscounts, SCHEMA, startDiscounts } from "./service.ts";
 
 export interface DiscountsTestSystem extends TestSystem {

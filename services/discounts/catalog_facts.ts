@@ -7,6 +7,7 @@
  * the projection of events the anonymous checkout lookup reads (store/events.ts). Only the
  * public payloads are read (typed by the registry, shared/fact_catalog.ts).
  */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
 import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
@@ -18,7 +19,6 @@ import {
   deleteCode,
   detachTicket,
   getCode,
-  isId,
   type Row,
   unapplyEvent,
 } from "./store/codes.ts";

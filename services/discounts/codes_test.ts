@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { codeBody, startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] POST /v1/discount-codes validates every rule with a pointed 422", async (t) => {
@@ -451,4 +451,95 @@ Deno.test("[discounts] GET /v1/discount-codes lists with filters, sorts, paging 
     const [gone] = await system.dsql`select id from discount_codes where id = ${row.id}`;
     assert.equal(gone, undefined);
   });
+});
+
+Deno.test("[discounts] PATCH /v1/discount-codes/{id} in parallel never stores a row that breaks the rules", async () => {
+  await using system = await startDiscountsSystem({ instances: 2 });
+  const cast = await system.eventWithCast();
+  const token = cast.owner.token;
+  const ticket = await system.createTicket(token, cast.event.id, { price: 10 });
+  const id = await system.createCode(token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+    attributes: { "tickets-number": 100, "max-quantity": 10 },
+  });
+  const patch = (attributes: Record<string, unknown>) =>
+    system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "discount-code", id, attributes } },
+    });
+  for (let round = 0; round < 10; round++) {
+    await system.dsql`update discount_codes set tickets_number = 100, max_quantity = 10
+      where id = ${id}`;
+    const replies = await Promise.all([
+      patch({ "max-quantity": 50 }),
+      patch({ "tickets-number": 20 }),
+    ]);
+    const statuses = replies.map((r) => r.status).sort();
+    assert.equal(statuses[0], 200, `round ${round}: ${replies.map((r) => r.text).join(" | ")}`);
+    assert.ok([409, 422].includes(statuses[1]), `round ${round}: ${statuses}`);
+    const [row] = await system.dsql`select tickets_number, max_quantity from discount_codes
+      where id = ${id}`;
+    assert.ok(row.tickets_number >= row.max_quantity, `round ${round}: ${JSON.stringify(row)}`);
+  }
+  await assert.rejects(
+    system.dsql`update discount_codes set tickets_number = 5, max_quantity = 10 where id = ${id}`,
+    (error: { code?: string }) => error.code === "23514",
+  );
+});
+
+Deno.test("[discounts] parent lists take get_trashed: admins see soft-deleted codes", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  const id = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  await system.createCode(cast.owner.token, { eventId: cast.event.id, ticketIds: [ticket] });
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${id}`, { token: cast.owner.token }),
+    200,
+  );
+  const paths = [
+    `/v1/events/${cast.event.id}/discount-codes`,
+    `/v1/users/${cast.owner.id}/discount-codes`,
+    `/v1/tickets/${ticket}/discount-codes`,
+  ];
+  for (const path of paths) {
+    const admin = await system.call("GET", `${path}?get_trashed=true`, {
+      token: system.admin.token,
+    });
+    expectStatus(admin, 200, path);
+    assert.equal(admin.body.meta.count, 2, path);
+    const owner = await system.call("GET", `${path}?get_trashed=true`, {
+      token: cast.owner.token,
+    });
+    expectStatus(owner, 200, path);
+    assert.equal(owner.body.meta.count, 1, path);
+  }
+});
+
+Deno.test("[discounts] POST /v1/discount-codes points its duplicate-code 409 at the code", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const post = () =>
+    system.postCode(cast.owner.token, { eventId: cast.event.id, attributes: { code: "TWICE" } });
+  expectStatus(await post(), 201);
+  expectError(await post(), 409, { pointer: "/data/attributes/code" });
+});
+
+Deno.test("[discounts] POST /v1/discount-codes refuses a huge tickets-number with one clear 422", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const reply = await system.call("POST", "/v1/discount-codes", {
+    token: cast.owner.token,
+    body: `{"data":{"type":"discount-code","attributes":{"code":"HUGE","value":5,"type":"amount",` +
+      `"used-for":"ticket","tickets-number":99999999999999999999},"relationships":{"event":` +
+      `{"data":{"type":"event","id":"${cast.event.id}"}}}}}`,
+  });
+  expectError(reply, 422, { pointer: "/data/attributes/tickets-number" });
+  assert.equal(reply.body.errors.length, 1, reply.text);
+  assert.match(reply.body.errors[0].detail, /2147483647/);
+  assert.doesNotMatch(reply.text, /9007199254740991/);
 });

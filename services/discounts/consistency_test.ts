@@ -1,15 +1,8 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import type { Fact } from "@shared/facts.ts";
+import { eventually } from "@testing/eventually.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`Timed out waiting for: ${what}`);
-}
 
 Deno.test("[discounts] follows the catalog: deleting an event removes its codes", async () => {
   await using system = await startDiscountsSystem();
@@ -24,10 +17,15 @@ Deno.test("[discounts] follows the catalog: deleting an event removes its codes"
     200,
   );
   await system.catalog.relay.flush();
-  await eventually(async () => {
-    const [row] = await system.dsql`select deleted_at from discount_codes where id = ${ticketCode}`;
-    return row.deleted_at !== null;
-  }, "the ticket code is soft-deleted");
+  await eventually(
+    async () => {
+      const [row] = await system
+        .dsql`select deleted_at from discount_codes where id = ${ticketCode}`;
+      return row.deleted_at !== null;
+    },
+    10_000,
+    "the ticket code is soft-deleted",
+  );
   const [applied] = await system.dsql`select count(*)::int as n from discount_code_events
     where event_id = ${cast.event.id}`;
   assert.equal(applied.n, 0);
@@ -59,11 +57,15 @@ Deno.test("[discounts] follows the catalog: deleting a ticket detaches it", asyn
     200,
   );
   await system.catalog.relay.flush();
-  await eventually(async () => {
-    const rows = await system.dsql`select ticket_id::text as t from discount_code_tickets
+  await eventually(
+    async () => {
+      const rows = await system.dsql`select ticket_id::text as t from discount_code_tickets
       where discount_code_id = ${id}`;
-    return rows.length === 1 && rows[0].t === keep;
-  }, "the ticket is detached");
+      return rows.length === 1 && rows[0].t === keep;
+    },
+    10_000,
+    "the ticket is detached",
+  );
   const reply = await system.call("GET", `/v1/discount-codes/${id}/relationships/tickets`, {
     token: cast.owner.token,
   });
@@ -142,4 +144,40 @@ Deno.test("[discounts] every create, update and delete publishes a discount-code
   // The public payload: a number, as clients read it (the column is an exact numeric).
   assert.equal(facts[1].data.value, 7);
   assert.ok(facts[2].data["deleted-at"]);
+});
+
+Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted codes", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  const live = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  const gone = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${gone}`, { token: cast.owner.token }),
+    200,
+  );
+  expectStatus(
+    await system.call("DELETE", `/v1/tickets/${ticket}`, { token: cast.owner.token }),
+    200,
+  );
+  await system.catalog.relay.flush();
+  let updated: Fact[] = [];
+  await eventually(
+    async () => {
+      await system.discounts[0].relay.flush();
+      updated = (await system.readFacts()).filter((f) =>
+        f.source === "discounts" && f.type.endsWith(".updated")
+      );
+      return updated.some((f) => f.data.id === live);
+    },
+    10_000,
+    "the live code's updated fact",
+  );
+  assert.deepEqual(updated.map((f) => f.data.id), [live]);
 });

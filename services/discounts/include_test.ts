@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code brings the codes, linked", async (t) => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] POST /v1/discount-codes takes numbers and booleans sent as strings", async (t) => {

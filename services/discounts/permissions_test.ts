@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 type Who = "anonymous" | "user" | "coorganizer" | "otherCoorganizer" | "organizer" | "admin";

@@ -205,3 +205,45 @@ Deno.test("[discounts] reserve of an unlimited code always succeeds and reports 
   const [row] = await system.dsql`select used_count from discount_codes where id = ${id}`;
   assert.equal(row.used_count, 40);
 });
+
+Deno.test("[discounts] reserve refuses more than max-quantity, less than min-quantity and event codes", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    attributes: { "tickets-number": 100, "min-quantity": 2, "max-quantity": 5 },
+  });
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  const reserve = (codeId: string, orderId: string, quantity: number) =>
+    system.bus.request(discountsRedemption.reserve, { codeId, orderId, quantity });
+  const refusedWith = (pattern: RegExp) => (e: Error) => {
+    assert.ok(e instanceof UnprocessableError, String(e));
+    assert.match(e.message, pattern);
+    return true;
+  };
+  await t.step("more than max-quantity: 422", async () => {
+    await assert.rejects(reserve(id, "big", 6), refusedWith(/at most 5/));
+  });
+  await t.step("fewer than min-quantity: 422", async () => {
+    await assert.rejects(reserve(id, "small", 1), refusedWith(/at least 2/));
+  });
+  await t.step("within the limits: reserved", async () => {
+    assert.equal((await reserve(id, "ok", 5)).usedCount, 5);
+  });
+  await t.step("an event code does not discount ticket orders: 422", async () => {
+    await assert.rejects(reserve(eventCode, "ev", 1), refusedWith(/event discount code/));
+  });
+  await t.step("nothing was taken by the refusals", async () => {
+    const [row] = await system.dsql`select used_count from discount_codes where id = ${id}`;
+    assert.equal(row.used_count, 5);
+    const [ev] = await system.dsql`select used_count from discount_codes where id = ${eventCode}`;
+    assert.equal(ev.used_count, 0);
+  });
+  await t.step("a used-up code is still a 409", async () => {
+    await system.dsql`update discount_codes set tickets_number = 6 where id = ${id}`;
+    await assert.rejects(reserve(id, "late", 2), ConflictError);
+  });
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type CallOptions, expectError, expectStatus } from "../../testing/system.ts";
+import { type CallOptions, expectError, expectStatus } from "@testing/system.ts";
 import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
 
 const tickets = (...ids: string[]) => ({ data: ids.map((id) => ({ type: "ticket", id })) });

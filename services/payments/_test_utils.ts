@@ -7,7 +7,7 @@
 import { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import type { TestFact } from "../../testing/system.ts";
+import type { TestFact } from "@testing/system.ts";
 import type { LogFields, Logger } from "@shared/log.ts";
 import {
   type CallOptions,
@@ -15,7 +15,7 @@ import {
   type EventCast,
   startTestSystem,
   type TestSystem,
-} from "../../testing/system.ts";
+} from "@testing/system.ts";
 import { type FakeGrant, type FakeStripe, startFakeStripe } from "./fake_stripe.ts";
 import { migratePayments, type PaymentsService, SCHEMA, startPayments } from "./service.ts";
 

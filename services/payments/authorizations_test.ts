@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { factActor } from "@shared/facts.ts";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 
 const JSONAPI = "application/vnd.api+json";

@@ -11,6 +11,7 @@
  * turning the platform away, Stripe or PAYMENTS_ENCRYPTION_KEY not configured, stored keys that
  * do not open) parks the fact and keeps the row, for an operator, instead of looping forever.
  */
+import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
@@ -22,7 +23,6 @@ import {
   accountInUse,
   deleteAuthorization,
   getAuthorizationOfEvent,
-  isId,
 } from "./store/authorizations.ts";
 import { deauthorize, DeauthorizeRefusedError, DeauthorizeRejectedError } from "./stripe.ts";
 

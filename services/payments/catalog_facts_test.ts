@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import { factActor } from "@shared/facts.ts";
 import type { Fact } from "@shared/facts.ts";
-import { exampleFact } from "../../testing/facts.ts";
-import { expectStatus } from "../../testing/system.ts";
+import { exampleFact } from "@testing/facts.ts";
+import { expectStatus } from "@testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./catalog_facts.ts";
 import type { PaymentsContext } from "./context.ts";
@@ -22,14 +23,6 @@ async function exists(p: PaymentsSystem, id: string): Promise<boolean> {
 }
 
 /** Waits for the consumer to delete (or keep) the authorization. */
-async function until(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return await check();
-}
 
 function deletedEventFact(eventId: string): Fact {
   return exampleFact("catalog.event.deleted", { id: eventId }, {
@@ -53,7 +46,7 @@ Deno.test("[payments] deleting an event deauthorizes its Stripe account and dele
         await p.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
         200,
       );
-      assert.ok(await until(async () => !await exists(p, id)), "the authorization was deleted");
+      await eventually(async () => !await exists(p, id), 5_000, "the authorization deleted");
       assert.ok(!p.stripe.connected.has(grant.accountId));
       assert.equal(deauthorizeCalls(p, grant.accountId), 1);
       const fact = (await p.readFacts()).find((f) =>
@@ -71,7 +64,7 @@ Deno.test("[payments] deleting an event deauthorizes its Stripe account and dele
       await p.call("DELETE", `/v1/events/${a.cast.event.id}`, { token: p.system.admin.token }),
       200,
     );
-    assert.ok(await until(async () => !await exists(p, a.id)));
+    await eventually(async () => !await exists(p, a.id), 5_000, "the authorization deleted");
     assert.equal(deauthorizeCalls(p, a.grant.accountId), 0);
     assert.ok(p.stripe.connected.has(a.grant.accountId));
     assert.ok(await exists(p, b.id));
@@ -84,10 +77,14 @@ Deno.test("[payments] deleting an event deauthorizes its Stripe account and dele
       await p.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
       200,
     );
-    assert.ok(await until(() => Promise.resolve(deauthorizeCalls(p, grant.accountId) >= 2), 6000));
+    await eventually(
+      () => deauthorizeCalls(p, grant.accountId) >= 2,
+      6_000,
+      "a retried deauthorize",
+    );
     assert.ok(await exists(p, id), "kept while Stripe cannot confirm");
     p.stripe.deauthorizeDelayMs = 0;
-    assert.ok(await until(async () => !await exists(p, id), 6000), "deleted once Stripe answers");
+    await eventually(async () => !await exists(p, id), 6_000, "deleted once Stripe answers");
     assert.ok(!p.stripe.connected.has(grant.accountId));
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startPaymentsSystem } from "./_test_utils.ts";
 
 Deno.test("[payments] GET /v1/events/{id}?include=stripe-authorization brings it to organizers only", async (t) => {

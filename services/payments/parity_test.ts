@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startPaymentsSystem } from "./_test_utils.ts";
 
 Deno.test("[payments] GET /v1/stripe-authorizations/{id} shows the original's deleted-at, always null", async () => {

@@ -4,7 +4,7 @@
  * route and failure, then proof that the scan would notice a leak.
  */
 import assert from "node:assert/strict";
-import { expectStatus } from "../../testing/system.ts";
+import { expectStatus } from "@testing/system.ts";
 import { startPaymentsSystem } from "./_test_utils.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus } from "../../testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 

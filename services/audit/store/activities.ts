@@ -1,9 +1,10 @@
 /** All SQL about activities: the idempotent batch insert and the admin reads. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
+export type { Row };
 
 /** One activity as the consumer writes it. */
 export interface NewActivity {
@@ -37,19 +38,14 @@ export const ACTIVITY_COLUMNS = [
  * Writes a batch in one statement; facts already written (a redelivery) are skipped, so the
  * same batch may come any number of times. Returns how many rows were new.
  */
-export async function insertActivities(sql: Sql, rows: NewActivity[]): Promise<number> {
+export async function insertActivities(sql: Queryable, rows: NewActivity[]): Promise<number> {
   if (!rows.length) return 0;
   const result = await sql`insert into activities ${sql(rows, ...ACTIVITY_COLUMNS)}
     on conflict (fact_id) do nothing`;
   return result.count;
 }
 
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
-
-export async function getActivity(sql: Sql, id: string): Promise<Row | undefined> {
+export async function getActivity(sql: Queryable, id: string): Promise<Row | undefined> {
   if (!isId(id)) return undefined;
   const [row] = await sql`select * from activities where id = ${id}`;
   return row;
@@ -57,7 +53,7 @@ export async function getActivity(sql: Sql, id: string): Promise<Row | undefined
 
 /** One page of the log and the total matching count. */
 export async function listActivities(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
 ): Promise<{ rows: Row[]; count: number }> {
   const where = whereSql(sql, query.filter);

@@ -1,10 +1,9 @@
 /** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
 import type { Handler } from "@shared/bus.ts";
-import { type Sql, translateDbError } from "@shared/db.ts";
+import { type Queryable, translateDbError } from "@shared/db.ts";
 import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
 import {
   listDocument,
-  metaDocument,
   relationshipDocument,
   type ResourceDef,
   type ResourceObject,
@@ -63,11 +62,6 @@ export function notFound(what: string, id: string | undefined): never {
   throw new NotFoundError(`Cannot find ${what} ${JSON.stringify(id ?? "")}`);
 }
 
-export const deletedReply: HttpReply = {
-  status: 200,
-  body: metaDocument({ message: "Object successfully deleted" }),
-};
-
 /** Relationships of `rows` that `include` asks for but another service owns. */
 function foreignRelationsOf(
   type: string,
@@ -125,14 +119,6 @@ export function renderList(
   };
 }
 
-/** A to-one related link with nothing on the other end: `data: null`, as JSON:API says. */
-export function renderEmpty(req: HttpRequest): HttpReply {
-  return {
-    status: 200,
-    body: { data: null, links: { self: req.path }, jsonapi: { version: "1.0" } },
-  };
-}
-
 /** `/relationships/<rel>`: linkage of what `/<rel>` would show. */
 export function renderLinkage(
   req: HttpRequest,
@@ -168,7 +154,7 @@ export function commit<T>(
     /** The row before an update: an update that changed nothing announces nothing. */
     before?: Row;
   },
-  change: (tx: Sql) => Promise<T>,
+  change: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
   return changeWithFact(ctx.sql, ctx.relay, change, (result) => {
     if (about.before && unchanged(about.before, result)) return null;

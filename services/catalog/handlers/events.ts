@@ -3,8 +3,10 @@ import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
+  deletedReply,
   type ParsedResource,
   parseResourceDocument,
+  renderEmpty,
   type ResourceDef,
   validateAttributes,
 } from "@shared/jsonapi.ts";
@@ -40,12 +42,10 @@ import { getUser } from "../store/users.ts";
 import {
   type Call,
   commit,
-  deletedReply,
   fact,
   handle,
   notFound,
   permanentDelete,
-  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,

@@ -4,7 +4,12 @@
  */
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
-import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
+import {
+  deletedReply,
+  type ParsedResource,
+  parseResourceDocument,
+  renderEmpty,
+} from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { catalog } from "@shared/subjects.ts";
 import {
@@ -38,10 +43,8 @@ import { getUser } from "../store/users.ts";
 import {
   type Call,
   commit,
-  deletedReply,
   handle,
   notFound,
-  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,

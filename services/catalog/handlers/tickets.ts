@@ -1,7 +1,7 @@
 /** Tickets: managed by the co-organizers of their event; listed publicly under published events. */
 import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -20,7 +20,6 @@ import {
 import {
   type Call,
   commit,
-  deletedReply,
   handle,
   notFound,
   permanentDelete,

@@ -1,7 +1,7 @@
 /** Event topics and sub-topics: public reads, admin writes, slugs from names. */
 import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { eventSubTopicAttributes, eventTopicAttributes } from "@shared/schemas/catalog.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -20,7 +20,6 @@ import { deleteTopic, getTopic, insertTopic, listTopics, updateTopic } from "../
 import {
   type Call,
   commit,
-  deletedReply,
   handle,
   notFound,
   permanentDelete,

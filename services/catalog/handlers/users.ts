@@ -7,10 +7,10 @@ import {
   UnauthorizedError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import type { Sql } from "@shared/db.ts";
+import type { Queryable } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { catalogFact } from "../fact_payloads.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import {
   loginSchema,
@@ -51,7 +51,6 @@ import {
 import {
   type Call,
   commit,
-  deletedReply,
   handle,
   notFound,
   permanentDelete,
@@ -85,7 +84,7 @@ function guardSuperAdmin(caller: Caller, user: Row): void {
 }
 
 /** Refuses a change that would leave no live super admin (nobody could manage admins). */
-async function keepASuperAdmin(tx: Sql, user: Row, losesFlag: boolean): Promise<void> {
+async function keepASuperAdmin(tx: Queryable, user: Row, losesFlag: boolean): Promise<void> {
   if (!user.is_super_admin || !losesFlag) return;
   if (await otherSuperAdmins(tx, String(user.id)) === 0) {
     throw new ConflictError("Cannot continue: this is the last super admin");

@@ -1,20 +1,14 @@
 /** SQL pieces every catalog list shares: paging with a total, trash visibility, id checks. */
-import type { Sql } from "@shared/db.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
-// deno-lint-ignore no-explicit-any
-export type Fragment = any;
-
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
+export type { Row };
+export type { Fragment };
 
 /** Rows of one page and the total matching count, in one round trip for the common case. */
 export async function listRows(
-  sql: Sql,
+  sql: Queryable,
   table: string,
   scope: Fragment,
   query: ListQuery,
@@ -34,7 +28,7 @@ export async function listRows(
 }
 
 /** `deleted_at is null`, unless an admin asked for trashed rows too. */
-export function liveRows(sql: Sql, table: string, withTrashed: boolean): Fragment {
+export function liveRows(sql: Queryable, table: string, withTrashed: boolean): Fragment {
   return withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`;
 }
 
@@ -43,7 +37,7 @@ export function liveRows(sql: Sql, table: string, withTrashed: boolean): Fragmen
  * ended, so the fact of a deletion carries its last state.
  */
 export async function deleteRow(
-  tx: Sql,
+  tx: Queryable,
   table: string,
   id: string,
   permanent: boolean,

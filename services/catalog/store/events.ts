@@ -1,8 +1,9 @@
 /** All SQL about events. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows, type Row } from "./common.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
 export interface Viewer {
@@ -10,7 +11,7 @@ export interface Viewer {
   admin: boolean;
 }
 
-function visibleEvents(sql: Sql, viewer: Viewer): Fragment {
+function visibleEvents(sql: Queryable, viewer: Viewer): Fragment {
   if (viewer.admin) return sql`true`;
   if (!viewer.id) return sql`events.state = 'published'`;
   return sql`(events.state = 'published' or exists (
@@ -18,14 +19,14 @@ function visibleEvents(sql: Sql, viewer: Viewer): Fragment {
 }
 
 /** `{id}` in a URL is the numeric id or the 8-character identifier. */
-function eventKey(sql: Sql, key: string): Fragment | null {
+function eventKey(sql: Queryable, key: string): Fragment | null {
   if (isId(key)) return sql`events.id = ${key}`;
   if (/^[0-9a-f]{8}$/.test(key)) return sql`events.identifier = ${key}`;
   return null;
 }
 
 export async function getEvent(
-  sql: Sql,
+  sql: Queryable,
   key: string,
   options: { viewer: Viewer; withTrashed?: boolean },
 ): Promise<Row | undefined> {
@@ -38,7 +39,7 @@ export async function getEvent(
   return row;
 }
 
-export async function getEvents(sql: Sql, ids: string[], viewer: Viewer): Promise<Row[]> {
+export async function getEvents(sql: Queryable, ids: string[], viewer: Viewer): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from events where id in ${sql(valid)}
@@ -53,7 +54,7 @@ export interface EventScope {
 }
 
 export function listEvents(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
   options: { viewer: Viewer; scope?: EventScope; withTrashed?: boolean },
 ) {
@@ -93,7 +94,11 @@ function newIdentifier(): string {
 }
 
 /** Inserts the event and makes its creator the owner. */
-export async function insertEvent(tx: Sql, values: EventValues, ownerId: string): Promise<Row> {
+export async function insertEvent(
+  tx: Queryable,
+  values: EventValues,
+  ownerId: string,
+): Promise<Row> {
   try {
     const row = { ...values, owner_id: ownerId, identifier: newIdentifier() };
     const [event] = await tx`insert into events ${tx(row, ...Object.keys(row) as never[])}
@@ -106,7 +111,7 @@ export async function insertEvent(tx: Sql, values: EventValues, ownerId: string)
   }
 }
 
-export async function updateEvent(tx: Sql, id: string, values: EventValues): Promise<Row> {
+export async function updateEvent(tx: Queryable, id: string, values: EventValues): Promise<Row> {
   const keys = Object.keys(values) as (keyof EventValues)[];
   try {
     const [row] = keys.length
@@ -118,13 +123,13 @@ export async function updateEvent(tx: Sql, id: string, values: EventValues): Pro
   }
 }
 
-export function deleteEvent(tx: Sql, id: string, permanent: boolean) {
+export function deleteEvent(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow(tx, "events", id, permanent);
 }
 
 /** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */
 export async function applyStripeLink(
-  sql: Sql,
+  sql: Queryable,
   eventId: string,
   linked: boolean,
   at: Date,

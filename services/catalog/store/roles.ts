@@ -1,13 +1,14 @@
 /** All SQL about roles and event role grants. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, whereSql } from "@shared/query_sql.ts";
-import { isId, listRows, type Row } from "./common.ts";
+import { listRows, type Row } from "./common.ts";
 
 /** Roles are few and fixed (one page holds them all); their name is their id. */
 export async function listRoles(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
 ): Promise<{ rows: Row[]; count: number }> {
   const rows = await sql`select name as id, name, title_name from roles
@@ -15,24 +16,24 @@ export async function listRoles(
   return { rows, count: rows.length };
 }
 
-export async function getRole(sql: Sql, name: string): Promise<Row | undefined> {
+export async function getRole(sql: Queryable, name: string): Promise<Row | undefined> {
   const [row] = await sql`select name as id, name, title_name from roles where name = ${name}`;
   return row;
 }
 
-export async function getRoles(sql: Sql, names: string[]): Promise<Row[]> {
+export async function getRoles(sql: Queryable, names: string[]): Promise<Row[]> {
   if (!names.length) return [];
   return await sql`select name as id, name, title_name from roles where name in ${sql(names)}`;
 }
 
-export async function getGrant(sql: Sql, id: string): Promise<Row | undefined> {
+export async function getGrant(sql: Queryable, id: string): Promise<Row | undefined> {
   if (!isId(id)) return undefined;
   const [row] = await sql`select * from users_events_roles where id = ${id}`;
   return row;
 }
 
 export function listGrants(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
   scope: { eventId?: string; userId?: string },
 ) {
@@ -43,7 +44,7 @@ export function listGrants(
 }
 
 export async function insertGrant(
-  tx: Sql,
+  tx: Queryable,
   values: { user_id: string; event_id: string; role_name: string },
 ): Promise<Row> {
   try {
@@ -56,7 +57,7 @@ export async function insertGrant(
   }
 }
 
-export async function updateGrant(tx: Sql, id: string, roleName: string): Promise<Row> {
+export async function updateGrant(tx: Queryable, id: string, roleName: string): Promise<Row> {
   try {
     const [row] = await tx`update users_events_roles set role_name = ${roleName}
       where id = ${id} returning *`;
@@ -66,13 +67,13 @@ export async function updateGrant(tx: Sql, id: string, roleName: string): Promis
   }
 }
 
-export async function deleteGrant(tx: Sql, id: string): Promise<Row | undefined> {
+export async function deleteGrant(tx: Queryable, id: string): Promise<Row | undefined> {
   const [row] = await tx`delete from users_events_roles where id = ${id} returning *`;
   return row;
 }
 
 /** How many owners an event has (the last one cannot be removed). */
-export async function ownerCount(sql: Sql, eventId: string): Promise<number> {
+export async function ownerCount(sql: Queryable, eventId: string): Promise<number> {
   const [row] = await sql`select count(*)::int as count from users_events_roles
     where event_id = ${eventId} and role_name = 'owner'`;
   return row.count;

@@ -1,11 +1,12 @@
 /** All SQL about tickets. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows, type Row } from "./common.ts";
 
 export async function getTicket(
-  sql: Sql,
+  sql: Queryable,
   id: string,
   withTrashed = false,
 ): Promise<Row | undefined> {
@@ -16,14 +17,14 @@ export async function getTicket(
   return row;
 }
 
-export async function getTickets(sql: Sql, ids: string[]): Promise<Row[]> {
+export async function getTickets(sql: Queryable, ids: string[]): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from tickets where id in ${sql(valid)} and deleted_at is null`;
 }
 
 /** Live tickets of several events at once (for `include=tickets`). */
-export async function ticketsOf(sql: Sql, eventIds: string[]): Promise<Row[]> {
+export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<Row[]> {
   const valid = eventIds.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from tickets
@@ -31,7 +32,7 @@ export async function ticketsOf(sql: Sql, eventIds: string[]): Promise<Row[]> {
 }
 
 export function listTickets(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
   options: { eventId?: string; withTrashed?: boolean; scope?: Fragment } = {},
 ) {
@@ -52,7 +53,7 @@ export interface TicketValues {
   sales_ends_at?: Date | null;
 }
 
-export async function insertTicket(tx: Sql, values: TicketValues): Promise<Row> {
+export async function insertTicket(tx: Queryable, values: TicketValues): Promise<Row> {
   try {
     const [row] = await tx`insert into tickets ${
       tx(values, ...Object.keys(values) as (keyof TicketValues)[])
@@ -63,7 +64,7 @@ export async function insertTicket(tx: Sql, values: TicketValues): Promise<Row> 
   }
 }
 
-export async function updateTicket(tx: Sql, id: string, values: TicketValues): Promise<Row> {
+export async function updateTicket(tx: Queryable, id: string, values: TicketValues): Promise<Row> {
   const keys = Object.keys(values) as (keyof TicketValues)[];
   try {
     const [row] = keys.length
@@ -75,6 +76,6 @@ export async function updateTicket(tx: Sql, id: string, values: TicketValues): P
   }
 }
 
-export function deleteTicket(tx: Sql, id: string, permanent: boolean) {
+export function deleteTicket(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow(tx, "tickets", id, permanent);
 }

@@ -1,8 +1,9 @@
 /** All SQL about event topics and sub-topics. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
 
@@ -12,7 +13,7 @@ const conflicts: Record<TopicTable, string> = {
 };
 
 export async function getTopic(
-  sql: Sql,
+  sql: Queryable,
   table: TopicTable,
   id: string,
   withTrashed = false,
@@ -24,14 +25,14 @@ export async function getTopic(
   return row;
 }
 
-export async function getTopics(sql: Sql, table: TopicTable, ids: string[]): Promise<Row[]> {
+export async function getTopics(sql: Queryable, table: TopicTable, ids: string[]): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from ${sql(table)} where id in ${sql(valid)} and deleted_at is null`;
 }
 
 export function listTopics(
-  sql: Sql,
+  sql: Queryable,
   table: TopicTable,
   query: ListQuery,
   options: { withTrashed?: boolean; topicId?: string } = {},
@@ -43,7 +44,7 @@ export function listTopics(
 }
 
 /** Sub-topics of several topics at once (for `include=event-sub-topics`). */
-export async function subTopicsOf(sql: Sql, topicIds: string[]): Promise<Row[]> {
+export async function subTopicsOf(sql: Queryable, topicIds: string[]): Promise<Row[]> {
   const valid = topicIds.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from event_sub_topics
@@ -57,7 +58,11 @@ export interface TopicValues {
   event_topic_id?: string;
 }
 
-export async function insertTopic(tx: Sql, table: TopicTable, values: TopicValues): Promise<Row> {
+export async function insertTopic(
+  tx: Queryable,
+  table: TopicTable,
+  values: TopicValues,
+): Promise<Row> {
   try {
     const [row] = await tx`insert into ${tx(table)} ${
       tx(values, ...Object.keys(values) as (keyof TopicValues)[])
@@ -69,7 +74,7 @@ export async function insertTopic(tx: Sql, table: TopicTable, values: TopicValue
 }
 
 export async function updateTopic(
-  tx: Sql,
+  tx: Queryable,
   table: TopicTable,
   id: string,
   values: TopicValues,
@@ -85,6 +90,6 @@ export async function updateTopic(
   }
 }
 
-export function deleteTopic(tx: Sql, table: TopicTable, id: string, permanent: boolean) {
+export function deleteTopic(tx: Queryable, table: TopicTable, id: string, permanent: boolean) {
   return deleteRow(tx, table, id, permanent);
 }

@@ -1,13 +1,21 @@
 /** All SQL about users and their event roles. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import type { Caller } from "../context.ts";
-import { deleteRow, isId, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
+
+/** The logged-in user as access checks see it (context.ts re-exports it for handlers). */
+export interface Caller {
+  id: string;
+  email: string;
+  isAdmin: boolean;
+  isSuperAdmin: boolean;
+}
 
 const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
 
-export async function findCaller(sql: Sql, id: string): Promise<Caller | null> {
+export async function findCaller(sql: Queryable, id: string): Promise<Caller | null> {
   if (!isId(id)) return null;
   const [row] = await sql`select id, email, is_admin, is_super_admin from users
     where id = ${id} and deleted_at is null`;
@@ -21,14 +29,18 @@ export async function findCaller(sql: Sql, id: string): Promise<Caller | null> {
     : null;
 }
 
-export async function rolesOnEvent(sql: Sql, userId: string, eventId: string): Promise<string[]> {
+export async function rolesOnEvent(
+  sql: Queryable,
+  userId: string,
+  eventId: string,
+): Promise<string[]> {
   if (!isId(userId) || !isId(eventId)) return [];
   const rows = await sql`select role_name from users_events_roles
     where user_id = ${userId} and event_id = ${eventId}`;
   return rows.map((r) => r.role_name);
 }
 
-export async function findUserForLogin(sql: Sql, email: string): Promise<Row | undefined> {
+export async function findUserForLogin(sql: Queryable, email: string): Promise<Row | undefined> {
   // The whole user: the logged-in fact carries its public payload.
   const [row] = await sql`select id, email, password_hash, first_name, last_name, is_admin,
     is_super_admin, created_at, deleted_at from users
@@ -36,7 +48,11 @@ export async function findUserForLogin(sql: Sql, email: string): Promise<Row | u
   return row;
 }
 
-export async function getUser(sql: Sql, id: string, withTrashed = false): Promise<Row | undefined> {
+export async function getUser(
+  sql: Queryable,
+  id: string,
+  withTrashed = false,
+): Promise<Row | undefined> {
   if (!isId(id)) return undefined;
   const [row] = await sql`select * from users where id = ${id} and ${
     liveRows(sql, "users", withTrashed)
@@ -44,13 +60,13 @@ export async function getUser(sql: Sql, id: string, withTrashed = false): Promis
   return row;
 }
 
-export async function getUsers(sql: Sql, ids: string[]): Promise<Row[]> {
+export async function getUsers(sql: Queryable, ids: string[]): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from users where id in ${sql(valid)} and deleted_at is null`;
 }
 
-export function listUsers(sql: Sql, query: ListQuery, withTrashed: boolean) {
+export function listUsers(sql: Queryable, query: ListQuery, withTrashed: boolean) {
   return listRows(sql, "users", liveRows(sql, "users", withTrashed), query);
 }
 
@@ -63,7 +79,7 @@ export interface UserValues {
   is_super_admin?: boolean;
 }
 
-export async function insertUser(tx: Sql, values: UserValues): Promise<Row> {
+export async function insertUser(tx: Queryable, values: UserValues): Promise<Row> {
   try {
     const [row] = await tx`insert into users ${
       tx(values, ...Object.keys(values) as (keyof UserValues)[])
@@ -74,7 +90,7 @@ export async function insertUser(tx: Sql, values: UserValues): Promise<Row> {
   }
 }
 
-export async function updateUser(tx: Sql, id: string, values: UserValues): Promise<Row> {
+export async function updateUser(tx: Queryable, id: string, values: UserValues): Promise<Row> {
   const keys = Object.keys(values) as (keyof UserValues)[];
   if (!keys.length) return (await getUser(tx, id))!;
   try {
@@ -85,13 +101,13 @@ export async function updateUser(tx: Sql, id: string, values: UserValues): Promi
   }
 }
 
-export function deleteUser(tx: Sql, id: string, permanent: boolean) {
+export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow(tx, "users", id, permanent);
 }
 
 /** Creates or updates the configured super admin; returns the row and whether it is new. */
 export async function upsertAdmin(
-  tx: Sql,
+  tx: Queryable,
   email: string,
   passwordHash: string,
 ): Promise<{ row: Row; created: boolean }> {
@@ -111,21 +127,21 @@ export async function upsertAdmin(
   return { row, created: true };
 }
 
-export async function anyAdmin(sql: Sql): Promise<boolean> {
+export async function anyAdmin(sql: Queryable): Promise<boolean> {
   const [row] = await sql`select exists (select 1 from users
     where is_super_admin and deleted_at is null) as found`;
   return row.found;
 }
 
 /** Live super admins other than `id`, locked until the transaction ends (no two may race). */
-export async function otherSuperAdmins(tx: Sql, id: string): Promise<number> {
+export async function otherSuperAdmins(tx: Queryable, id: string): Promise<number> {
   const rows = await tx`select id from users
     where is_super_admin and deleted_at is null and id <> ${id} for update`;
   return rows.length;
 }
 
 /** Live events whose only owner is `userId` (they would be left without one). */
-export async function eventsOnlyOwnedBy(tx: Sql, userId: string): Promise<string[]> {
+export async function eventsOnlyOwnedBy(tx: Queryable, userId: string): Promise<string[]> {
   const rows = await tx`select e.id from events e
     join users_events_roles r on r.event_id = e.id and r.role_name = 'owner'
     where e.deleted_at is null

@@ -3,6 +3,7 @@
  * preview of an order (plain JSON, as the original). Money is computed in integer cents and
  * answered as two-decimal strings ("12.50") everywhere in the preview.
  */
+import { isId } from "@shared/schemas/ids.ts";
 import { type Route, route } from "@shared/bus.ts";
 import { BadRequestError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
 import { validateAttributes } from "@shared/jsonapi.ts";
@@ -15,7 +16,7 @@ import { access, type DiscountsContext } from "../context.ts";
 import { formatCents, toCents, unitDiscount } from "../money.ts";
 import { codeQuery } from "../resources.ts";
 import { CODE_PATTERN } from "../rules.ts";
-import { findByText, getCode, isId, type Row } from "../store/codes.ts";
+import { findByText, getCode, type Row } from "../store/codes.ts";
 import { lookupProjected, rememberEvent } from "../store/events.ts";
 import { renderCode } from "./common.ts";
 

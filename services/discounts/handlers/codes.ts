@@ -3,10 +3,12 @@
  * codes by admins only (whatever relationships the body carries). Every rule of rules.ts is
  * applied to the merged state on PATCH; prices and ticket ownership come from the catalog.
  */
+import { isId } from "@shared/schemas/ids.ts";
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact, unchanged } from "@shared/facts.ts";
 import {
+  deletedReply,
   type Identifier,
   type ParsedResource,
   parseResourceDocument,
@@ -40,7 +42,6 @@ import {
   deleteCode,
   eventCodeOf,
   insertCode,
-  isId,
   listCodes,
   lockCode,
   type Row,
@@ -417,10 +418,7 @@ export function codeRoutes(ctx: DiscountsContext): Route[] {
         (tx) => deleteCode(tx, String(code.id), permanent),
         () => codeFact(caller, "deleted", { ...code, deleted_at: code.deleted_at ?? new Date() }),
       );
-      return {
-        status: 200,
-        body: { meta: { message: "Object successfully deleted" }, jsonapi: { version: "1.0" } },
-      };
+      return deletedReply;
     }),
     route(c.related, async (req) => {
       const rel = codeRelations[req.params.rel] ?? notFound("relationship", req.params.rel);

@@ -115,11 +115,6 @@ export function renderCodes(
   };
 }
 
-/** A document with no primary resource: `data: null` (e.g. an event without an event code). */
-export function renderNothing(req: HttpRequest): HttpReply {
-  return { status: 200, body: { data: null, links: { self: req.path }, jsonapi } };
-}
-
 /** `/relationships/<rel>` of any parent: linkage to codes. */
 export function renderCodeLinkage(
   req: HttpRequest,

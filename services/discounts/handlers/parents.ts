@@ -4,6 +4,8 @@
  * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created) and
  * `/v1/tickets/{id}/discount-codes` (co-organizers of the ticket's event).
  */
+import { renderEmpty } from "@shared/jsonapi.ts";
+import { isId } from "@shared/schemas/ids.ts";
 import { type Route, route } from "@shared/bus.ts";
 import { ForbiddenError } from "@shared/errors.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -19,13 +21,12 @@ import {
   requireLogin,
 } from "../context.ts";
 import { codeQuery } from "../resources.ts";
-import { type CodeScope, eventCodeOf, isId, listCodes } from "../store/codes.ts";
+import { type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
 import {
   notFound,
   renderCode,
   renderCodeLinkage,
   renderCodes,
-  renderNothing,
   requireActor,
   resolveCatalog,
 } from "./common.ts";
@@ -74,7 +75,7 @@ async function eventCodes(
       return renderCodeLinkage(req, "events", code);
     }
     const query = parseSingleQuery(req.query, codeQuery);
-    return code ? renderCode(code, req, { query }) : renderNothing(req);
+    return code ? renderCode(code, req, { query }) : renderEmpty(req);
   }
   if (!event) notFound("event", req.params.id);
   requireCoorganizer(caller, event, "see the discount codes of this event");

@@ -5,7 +5,7 @@ import { discountsRedemption, type RedemptionAnswer } from "@shared/subjects.ts"
 import type { DiscountsContext } from "../context.ts";
 import { confirm, type RedemptionResult, release, reserve } from "../store/redemptions.ts";
 import { redemptionFact, type RedemptionVerb } from "../fact_payloads.ts";
-import type { Sql } from "@shared/db.ts";
+import type { Queryable } from "@shared/db.ts";
 
 function answer(result: RedemptionResult): RedemptionAnswer {
   const usedCount = Number(result.code.used_count);
@@ -21,7 +21,7 @@ async function redeem(
   ctx: DiscountsContext,
   verb: RedemptionVerb,
   actor: FactActor | undefined,
-  change: (tx: Sql) => Promise<RedemptionResult>,
+  change: (tx: Queryable) => Promise<RedemptionResult>,
 ): Promise<RedemptionAnswer> {
   const result = await changeWithFact(
     ctx.sql,

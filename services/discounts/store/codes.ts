@@ -1,18 +1,13 @@
 /** All SQL about discount codes and what they are attached to. */
-import type { Sql } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable, Row } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type Row = Record<string, unknown>;
-// deno-lint-ignore no-explicit-any
-export type Fragment = any;
-
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined | null): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
+export type { Row };
+export type { Fragment };
 
 /** The columns a create or update writes (snake_case, as stored). */
 export interface CodeValues {
@@ -33,12 +28,12 @@ export interface CodeValues {
 
 const conflict = "Cannot save discount code: the event already has a live code with this text";
 
-function live(sql: Sql, withTrashed: boolean): Fragment {
+function live(sql: Queryable, withTrashed: boolean): Fragment {
   return withTrashed ? sql`true` : sql`deleted_at is null`;
 }
 
 export async function getCode(
-  sql: Sql,
+  sql: Queryable,
   id: string | undefined,
   withTrashed = false,
 ): Promise<Row | undefined> {
@@ -51,14 +46,14 @@ export async function getCode(
  * The live code `id` with its row locked until the transaction ends: concurrent changes of one
  * code run one after the other, each checking the rules on what the other left.
  */
-export async function lockCode(tx: Sql, id: string): Promise<Row | undefined> {
+export async function lockCode(tx: Queryable, id: string): Promise<Row | undefined> {
   if (!isId(id)) return undefined;
   const [locked] = await tx`select id from discount_codes
     where id = ${id} and deleted_at is null for update`;
   return locked ? await getCode(tx, id) : undefined;
 }
 
-export async function getCodes(sql: Sql, ids: string[]): Promise<Row[]> {
+export async function getCodes(sql: Queryable, ids: string[]): Promise<Row[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from code_rows where id in ${sql(valid)} and deleted_at is null`;
@@ -73,7 +68,7 @@ export interface CodeScope {
 }
 
 export async function listCodes(
-  sql: Sql,
+  sql: Queryable,
   query: ListQuery,
   options: { scope?: CodeScope; withTrashed?: boolean } = {},
 ): Promise<{ rows: Row[]; count: number }> {
@@ -101,7 +96,7 @@ export async function listCodes(
 
 /** The live ticket-kind code of `eventId` whose text is `code`, compared case-insensitively. */
 export async function findByText(
-  sql: Sql,
+  sql: Queryable,
   eventId: string,
   code: string,
 ): Promise<Row | undefined> {
@@ -111,7 +106,7 @@ export async function findByText(
 }
 
 /** The live event-kind code applied to `eventId`, if any. */
-export async function eventCodeOf(sql: Sql, eventId: string): Promise<Row | undefined> {
+export async function eventCodeOf(sql: Queryable, eventId: string): Promise<Row | undefined> {
   if (!isId(eventId)) return undefined;
   const [row] = await sql`select c.* from code_rows c
     join discount_code_events e on e.discount_code_id = c.id
@@ -136,7 +131,7 @@ const columns = [
 ] as const;
 
 async function setLinks(
-  tx: Sql,
+  tx: Queryable,
   id: string,
   links: { ticketIds?: string[]; eventIds?: string[] },
 ): Promise<void> {
@@ -157,7 +152,7 @@ async function setLinks(
 }
 
 export async function insertCode(
-  tx: Sql,
+  tx: Queryable,
   values: CodeValues,
   links: { ticketIds?: string[]; eventIds?: string[] },
 ): Promise<Row> {
@@ -172,7 +167,7 @@ export async function insertCode(
 }
 
 export async function updateCode(
-  tx: Sql,
+  tx: Queryable,
   id: string,
   values: CodeValues,
   links: { ticketIds?: string[]; eventIds?: string[] },
@@ -220,7 +215,7 @@ function conflictOf(error: unknown): ConflictError {
 }
 
 /** Soft delete (the code stops applying anywhere) or, for admins, for good. */
-export async function deleteCode(tx: Sql, id: string, permanent: boolean): Promise<void> {
+export async function deleteCode(tx: Queryable, id: string, permanent: boolean): Promise<void> {
   if (permanent) {
     await tx`delete from discount_codes where id = ${id}`;
     return;
@@ -230,23 +225,23 @@ export async function deleteCode(tx: Sql, id: string, permanent: boolean): Promi
 }
 
 /** Which live codes hold `eventId`: its ticket codes and the event code applied to it. */
-export async function codesOfEvent(sql: Sql, eventId: string): Promise<Row[]> {
+export async function codesOfEvent(sql: Queryable, eventId: string): Promise<Row[]> {
   return await sql`select * from code_rows where deleted_at is null and (event_id = ${eventId}
     or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))`;
 }
 
 /** Live codes `ticketId` is attached to. */
-export async function codesOfTicket(sql: Sql, ticketId: string): Promise<Row[]> {
+export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<Row[]> {
   return await sql`select * from code_rows where deleted_at is null and id in (
     select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
 }
 
 /** Un-applies an event code from one event. */
-export async function unapplyEvent(tx: Sql, eventId: string): Promise<void> {
+export async function unapplyEvent(tx: Queryable, eventId: string): Promise<void> {
   await tx`delete from discount_code_events where event_id = ${eventId}`;
 }
 
 /** Detaches a ticket from every code. */
-export async function detachTicket(tx: Sql, ticketId: string): Promise<void> {
+export async function detachTicket(tx: Queryable, ticketId: string): Promise<void> {
   await tx`delete from discount_code_tickets where ticket_id = ${ticketId}`;
 }

@@ -3,8 +3,9 @@
  * fed by the catalog's event facts. Only the anonymous checkout lookup reads it; every route
  * that checks roles asks the catalog live.
  */
-import type { Sql } from "@shared/db.ts";
-import { isId, type Row } from "./codes.ts";
+import { isId } from "@shared/schemas/ids.ts";
+import type { Queryable } from "@shared/db.ts";
+import { type Row } from "./codes.ts";
 
 export interface ProjectedEvent {
   id: string;
@@ -18,7 +19,7 @@ export interface ProjectedEvent {
  * the stored one changes nothing, and `deleted` never goes back to false.
  */
 export async function projectEvent(
-  sql: Sql,
+  sql: Queryable,
   event: ProjectedEvent,
   changedAt: Date,
 ): Promise<void> {
@@ -38,7 +39,7 @@ export async function projectEvent(
  * it yet, or it predates the projection). Any fact, even an older one, overrides this row.
  */
 export async function rememberEvent(
-  sql: Sql,
+  sql: Queryable,
   event: { id: string; identifier: string; state: string },
 ): Promise<void> {
   if (!isId(event.id)) return;
@@ -53,7 +54,7 @@ export async function rememberEvent(
  * Undefined when the projection does not know the event as published: ask the catalog then.
  */
 export async function lookupProjected(
-  sql: Sql,
+  sql: Queryable,
   key: string,
   code: string,
 ): Promise<{ eventId: string; code: Row | undefined } | undefined> {

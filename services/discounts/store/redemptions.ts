@@ -4,7 +4,7 @@
  * the order of locks is always code row, then reservation row (no deadlocks), and the cap is
  * checked by the one conditional update that takes the uses.
  */
-import type { Sql } from "@shared/db.ts";
+import type { Queryable } from "@shared/db.ts";
 import { ConflictError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
 import { getCode, type Row } from "./codes.ts";
 
@@ -35,7 +35,7 @@ function reservationOf(row: Row): Reservation {
 }
 
 /** Locks the code's row; answers what reserve checks before taking uses. */
-async function lockCode(tx: Sql, codeId: string, live: boolean): Promise<Row> {
+async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<Row> {
   const [row] = live
     ? await tx`select id, used_for, min_quantity, max_quantity from discount_codes
       where id = ${codeId} and deleted_at is null for update`
@@ -76,14 +76,18 @@ function checkOrder(code: Row, quantity: number): void {
   }
 }
 
-async function findReservation(tx: Sql, codeId: string, orderId: string): Promise<Row | undefined> {
+async function findReservation(
+  tx: Queryable,
+  codeId: string,
+  orderId: string,
+): Promise<Row | undefined> {
   const [row] = await tx`select * from redemptions
     where discount_code_id = ${codeId} and order_id = ${orderId}`;
   return row;
 }
 
 /** Why the conditional update took nothing: inactive, outside its window, or used up. */
-async function refusal(tx: Sql, codeId: string, quantity: number): Promise<Error> {
+async function refusal(tx: Queryable, codeId: string, quantity: number): Promise<Error> {
   const [code] = await tx`select is_active, valid_from, valid_till, tickets_number, used_count,
     valid_from > now() as early, valid_till <= now() as late
     from discount_codes where id = ${codeId}`;
@@ -116,7 +120,7 @@ async function refusal(tx: Sql, codeId: string, quantity: number): Promise<Error
  * quantity changes nothing; a released reservation may be reserved again.
  */
 export async function reserve(
-  tx: Sql,
+  tx: Queryable,
   input: { codeId: string; orderId: string; quantity: number },
 ): Promise<RedemptionResult> {
   const { codeId, orderId, quantity } = input;
@@ -160,7 +164,7 @@ function missing(codeId: string, orderId: string): NotFoundError {
 
 /** Marks a held reservation as used for good (the order was paid). */
 export async function confirm(
-  tx: Sql,
+  tx: Queryable,
   input: { codeId: string; orderId: string },
 ): Promise<RedemptionResult> {
   const { codeId, orderId } = input;
@@ -188,7 +192,7 @@ export async function confirm(
 
 /** Gives the uses of a reservation back (held or confirmed: a cancelled order). */
 export async function release(
-  tx: Sql,
+  tx: Queryable,
   input: { codeId: string; orderId: string },
 ): Promise<RedemptionResult> {
   const { codeId, orderId } = input;

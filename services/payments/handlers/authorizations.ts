@@ -5,7 +5,7 @@
 import { type Route, route } from "@shared/bus.ts";
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalog, payments } from "@shared/subjects.ts";
@@ -35,7 +35,6 @@ import { deauthorize, DeauthorizeRefusedError, exchangeCode } from "../stripe.ts
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
-  deletedReply,
   notFound,
   releaseLater,
   renderAuthorization,

@@ -1,6 +1,6 @@
 /** What the payments handlers share: rendering, sealing a code exchange's keys. */
 import { NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
-import { metaDocument, relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
+import { relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { PaymentsContext } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
@@ -11,11 +11,6 @@ import { deauthorize, type StripeSettings, type StripeTokens } from "../stripe.t
 export function notFound(detail: string): never {
   throw new NotFoundError(detail);
 }
-
-export const deletedReply: HttpReply = {
-  status: 200,
-  body: metaDocument({ message: "Object successfully deleted" }),
-};
 
 export function renderAuthorization(
   row: AuthorizationRow,

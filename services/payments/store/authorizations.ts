@@ -1,8 +1,6 @@
 /** All SQL of the payments service: authorizations and handled webhook events. */
-import { type Sql, translateDbError } from "@shared/db.ts";
-
-// deno-lint-ignore no-explicit-any
-type Tx = Sql | any;
+import { isId } from "@shared/schemas/ids.ts";
+import { type Queryable, translateDbError } from "@shared/db.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
 export interface AuthorizationRow {
@@ -42,23 +40,21 @@ const SEALED_COLUMNS = [
 
 const CONFLICT = "Cannot link Stripe: the event already has a Stripe authorization";
 
-/** Ids are bigints: anything else cannot name a row (and must not reach a cast). */
-export function isId(value: string | undefined): value is string {
-  return !!value && /^[1-9]\d{0,17}$/.test(value);
-}
-
 function normalize(row: Record<string, unknown>): AuthorizationRow {
   return { ...row, id: String(row.id), event_id: String(row.event_id) } as AuthorizationRow;
 }
 
-export async function getAuthorization(sql: Tx, id: string): Promise<AuthorizationRow | null> {
+export async function getAuthorization(
+  sql: Queryable,
+  id: string,
+): Promise<AuthorizationRow | null> {
   if (!isId(id)) return null;
   const [row] = await sql`select * from stripe_authorizations where id = ${id}`;
   return row ? normalize(row) : null;
 }
 
 export async function getAuthorizationOfEvent(
-  sql: Tx,
+  sql: Queryable,
   eventId: string,
 ): Promise<AuthorizationRow | null> {
   if (!isId(eventId)) return null;
@@ -66,7 +62,10 @@ export async function getAuthorizationOfEvent(
   return row ? normalize(row) : null;
 }
 
-export async function getAuthorizations(sql: Tx, ids: string[]): Promise<AuthorizationRow[]> {
+export async function getAuthorizations(
+  sql: Queryable,
+  ids: string[],
+): Promise<AuthorizationRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   const rows = await sql`select * from stripe_authorizations where id in ${sql(valid)}`;
@@ -74,7 +73,7 @@ export async function getAuthorizations(sql: Tx, ids: string[]): Promise<Authori
 }
 
 export async function insertAuthorization(
-  tx: Tx,
+  tx: Queryable,
   eventId: string,
   values: SealedValues,
 ): Promise<AuthorizationRow> {
@@ -95,7 +94,7 @@ export async function insertAuthorization(
  * concurrent re-links only one wins. Null when the row changed or is gone.
  */
 export async function replaceAuthorization(
-  tx: Tx,
+  tx: Queryable,
   row: AuthorizationRow,
   values: SealedValues,
 ): Promise<AuthorizationRow | null> {
@@ -107,13 +106,16 @@ export async function replaceAuthorization(
   return updated ? normalize(updated) : null;
 }
 
-export async function deleteAuthorization(tx: Tx, id: string): Promise<AuthorizationRow | null> {
+export async function deleteAuthorization(
+  tx: Queryable,
+  id: string,
+): Promise<AuthorizationRow | null> {
   const [row] = await tx`delete from stripe_authorizations where id = ${id} returning *`;
   return row ? normalize(row) : null;
 }
 
 export async function deleteAuthorizationsOfAccount(
-  tx: Tx,
+  tx: Queryable,
   accountLookup: string,
 ): Promise<AuthorizationRow[]> {
   const rows = await tx`delete from stripe_authorizations
@@ -123,7 +125,7 @@ export async function deleteAuthorizationsOfAccount(
 
 /** Whether any authorization (but `except`) uses the account: several events may share one. */
 export async function accountInUse(
-  sql: Tx,
+  sql: Queryable,
   accountLookup: string,
   options: { except?: string } = {},
 ): Promise<boolean> {
@@ -142,7 +144,11 @@ export const WEBHOOK_EVENT_RETENTION_DAYS = 30;
  * Records a webhook event id; false when it was handled before (a replay). Forgets ids older
  * than `WEBHOOK_EVENT_RETENTION_DAYS` on the way, so the table does not grow forever.
  */
-export async function recordWebhookEvent(tx: Tx, id: string, type: string): Promise<boolean> {
+export async function recordWebhookEvent(
+  tx: Queryable,
+  id: string,
+  type: string,
+): Promise<boolean> {
   await tx`delete from stripe_webhook_events
     where received_at < now() - make_interval(days => ${WEBHOOK_EVENT_RETENTION_DAYS})`;
   const rows = await tx`insert into stripe_webhook_events (id, type) values (${id}, ${type})
