@@ -4,7 +4,7 @@
  * transaction, whatever the blueprint's example says.
  */
 import { hooks, type Transaction } from "./hooks.ts";
-import { isJsonApiMediaType, jsonApiProblems } from "../testing/jsonapi_validity.ts";
+import { isJsonApiMediaType, jsonApiProblems } from "@testing/jsonapi_validity.ts";
 
 function headerOf(headers: Record<string, string>, name: string): string | undefined {
   const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
