@@ -10,8 +10,17 @@ const isoOrNull = (value: unknown) => value instanceof Date ? value.toISOString(
 /** Attributes the original's clients read but our design has no state for (README, differences). */
 const alwaysNull = () => null;
 const alwaysFalse = () => false;
+
 /** Image attributes of the original (we store no images): always null. */
 const images = (...names: string[]) => Object.fromEntries(names.map((name) => [name, alwaysNull]));
+/** A user's pictures, in both the full and the public view. */
+const USER_IMAGES = images(
+  "avatar-url",
+  "original-image-url",
+  "thumbnail-image-url",
+  "small-image-url",
+  "icon-image-url",
+);
 
 export const userDef: ResourceDef<Row> = {
   type: "user",
@@ -26,13 +35,7 @@ export const userDef: ResourceDef<Row> = {
     "is-marketer": alwaysFalse,
     "created-at": "created_at",
     "deleted-at": "deleted_at",
-    ...images(
-      "avatar-url",
-      "original-image-url",
-      "thumbnail-image-url",
-      "small-image-url",
-      "icon-image-url",
-    ),
+    ...USER_IMAGES,
   },
   relationships: {
     "events": { type: "event", many: true },
@@ -47,13 +50,7 @@ export const publicUserDef: ResourceDef<Row> = {
   attributes: {
     "first-name": "first_name",
     "last-name": "last_name",
-    ...images(
-      "avatar-url",
-      "original-image-url",
-      "thumbnail-image-url",
-      "small-image-url",
-      "icon-image-url",
-    ),
+    ...USER_IMAGES,
   },
 };
 
