@@ -218,7 +218,7 @@ if (parts.has("catalog")) {
 if (parts.has("discounts")) {
   try {
     progress("Discounts: checkout lookup through the gateway vs a single process, then the race");
-    const result = await runDiscountsBench({ concurrency, warmupMs, durationMs });
+    const result = await runDiscountsBench({ concurrency, warmupMs, durationMs, log: flags.log });
     jsonOut.discounts = result;
     if (!result.race.exact) failed = true;
     if (!flags.json) console.log(`\n${formatResult(result.lookup)}\n${formatRace(result.race)}`);

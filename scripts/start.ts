@@ -90,13 +90,24 @@ function spawn(name: string, script: string, env: Record<string, string>, output
     env,
     stdin: "null",
     stdout: output ? "piped" : "null",
-    stderr: output ? "piped" : "null",
+    stderr: "piped",
   }).spawn();
+  // Without output, the last lines are still kept: a process that dies at start says why.
+  const lastLines: string[] = [];
   if (output) {
     pipeLines(child.stdout, name, "out").catch(() => {});
     pipeLines(child.stderr, name, "err").catch(() => {});
+  } else {
+    keepLastLines(child.stderr, lastLines).catch(() => {});
   }
-  return { name, child };
+  return { name, child, lastLines };
+}
+
+async function keepLastLines(stream: ReadableStream<Uint8Array>, into: string[], keep = 3) {
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    into.push(...chunk.split("\n").filter((line) => line.trim() !== ""));
+    into.splice(0, Math.max(0, into.length - keep));
+  }
 }
 
 async function waitHealthy(url: string, timeoutMs: number, exited: Promise<string>) {
@@ -262,7 +273,11 @@ function startProcesses(env: Record<string, string>, options: SystemOptions) {
 
   let stopping = false;
   const exited = Promise.race(
-    children.map(({ name, child }) => child.status.then(() => name)),
+    children.map(({ name, child, lastLines }) =>
+      child.status.then(({ code, signal }) =>
+        output ? name : `${name} (exit ${signal ?? code}: ${lastLines.join(" | ") || "no output"})`
+      )
+    ),
   ).then((name) => stopping ? new Promise<string>(() => {}) : name);
 
   const stop = async () => {
