@@ -3,6 +3,7 @@
  * created through the API, a process of our own, and clean-up of the database and the fact
  * stream afterwards.
  */
+import { freePort } from "@shared/net.ts";
 import { Hono } from "hono";
 import { toErrorObjects } from "@shared/errors.ts";
 import postgres from "postgres";
@@ -18,14 +19,6 @@ export function uniqueSuffix(): string {
     (b) => b.toString(16).padStart(2, "0"),
   )
     .join("");
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** One API call of the seeding; anything but 2xx stops the benchmark. */

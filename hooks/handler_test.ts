@@ -1,17 +1,11 @@
 import assert from "node:assert/strict";
+import { freePort } from "@shared/net.ts";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PORT, parseArgs } from "./handler.ts";
 import type { Transaction } from "./hooks.ts";
 
 // Dredd and the handler run from the repo root, as in CI.
 const root = fileURLToPath(new URL("..", import.meta.url));
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
 
 function transaction(name: string): Transaction {
   return {

@@ -6,6 +6,7 @@
  * Run: `deno task dredd` (extra arguments go to Dredd, e.g. `deno task dredd --names`).
  * Exits with Dredd's exit code.
  */
+import { freePort } from "@shared/net.ts";
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
 import postgres from "postgres";
@@ -36,13 +37,6 @@ function uniqueSuffix(): string {
 function randomSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 function withDatabase(url: string, name: string): string {

@@ -6,6 +6,7 @@
  * otherwise), listen on 127.0.0.1 only, and run in their own process group so Ctrl-C in the
  * terminal reaches the services first: `stop()` ends them after the services have drained.
  */
+import { freePort } from "@shared/net.ts";
 import { dockerAvailable, startNatsContainer } from "@shared/testing.ts";
 
 export interface Backend {
@@ -37,14 +38,6 @@ export async function answers(hostname: string, port: number): Promise<boolean> 
   } catch {
     return false;
   }
-}
-
-/** A port nothing listens on right now (the OS picks it). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Throws a StartError when `port` on 127.0.0.1 is taken, naming the setting that chose it. */

@@ -5,8 +5,9 @@
  * 5432 is only read (a login that is refused, the `postgres` database that exists); NATS is
  * always a private nats-server on a free port.
  */
+import { freePort } from "@shared/net.ts";
 import assert from "node:assert/strict";
-import { answers, freePort } from "./embedded.ts";
+import { answers } from "./embedded.ts";
 
 const root = new URL("../", import.meta.url);
 const decoder = new TextDecoder();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "@shared/net.ts";
 import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
@@ -8,7 +9,7 @@ import { ensureFactStream, publishFailureCause } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
-import { freePort, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+import { startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 
 /** A logger that keeps its lines' messages. */
 function recording(): Logger & { messages: string[] } {

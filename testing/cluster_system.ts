@@ -3,12 +3,13 @@
  * (FACTS_REPLICAS=3, NATS_URL listing every node) and a test database: the set-up of the fault
  * tests that take NATS nodes away. Everything is removed again on dispose.
  */
+import { freePort } from "@shared/net.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Bus } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
-import { freePort, type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 import { startProcess, type TestProcess } from "./processes.ts";
 
 export interface StoredFact {

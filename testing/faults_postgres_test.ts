@@ -4,6 +4,7 @@
  * SIGKILLed while another runs. Every answer is recorded and checked against what the database
  * and the fact stream hold afterwards: a write answered 504 or 503 must never show up.
  */
+import { freePort } from "@shared/net.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -11,7 +12,7 @@ import { deleteFactStream, type Fact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { startPostgresServer } from "./postgres_server.ts";
-import { freePort, type ServiceProcess, spawnProcess } from "./service_process.ts";
+import { type ServiceProcess, spawnProcess } from "./service_process.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
 const JSONAPI = "application/vnd.api+json";
@@ -28,7 +29,7 @@ interface FaultSystem extends AsyncDisposable {
 /** Catalog instance(s) and a gateway as subprocesses on `databaseUrl`, a bus prefix of its own. */
 async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<FaultSystem> {
   const testbus = await testBus();
-  const port = await freePort();
+  const port = freePort();
   const password = crypto.randomUUID();
   const env = {
     ...Deno.env.toObject(),

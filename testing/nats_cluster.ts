@@ -10,6 +10,7 @@
  * cluster.kill(await cluster.streamLeader(bus, "T_FACTS"));
  * ```
  */
+import { freePort } from "@shared/net.ts";
 import type { Bus } from "@shared/bus.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 
@@ -28,14 +29,6 @@ export interface NatsCluster extends AsyncDisposable {
   kill(name: string, signal?: Deno.Signal): Promise<NatsNode>;
   /** The node leading `stream` now (undefined while it has none). */
   streamLeader(bus: Bus, stream: string): Promise<string | undefined>;
-}
-
-/** A free TCP port on 127.0.0.1 (the OS picks it; we release it for the server). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** Waits until the node accepts connections; fails early when its process exited. */

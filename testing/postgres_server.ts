@@ -10,7 +10,7 @@
  * await pg.start();  // back, accepting connections
  * ```
  */
-import { freePort } from "./service_process.ts";
+import { freePort } from "@shared/net.ts";
 
 /** The newest PostgreSQL server installed from Debian's packages (CI may have another than 15). */
 function serverBin(): string {
@@ -50,7 +50,7 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   const dir = await Deno.makeTempDir({ prefix: "oe-pg-" });
   await Deno.chmod(dir, 0o777);
   const data = `${dir}/data`;
-  const port = await freePort();
+  const port = freePort();
   await asPostgres([`${BIN}/initdb`, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
   const start = () =>

@@ -12,14 +12,6 @@
 
 const root = new URL("../", import.meta.url);
 
-/** A 127.0.0.1 port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return await Promise.resolve(port);
-}
-
 export interface ServiceProcess extends AsyncDisposable {
   name: string;
   /** Every line the process wrote to stderr (our JSON logs) so far. */
