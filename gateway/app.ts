@@ -1,54 +1,27 @@
 /**
- * The gateway as a Hono app: request ids and the access log, authentication, one sub-app per
- * resource forwarding to the bus, `/health`, and the single error seam. It holds no business
+ * The gateway as a Hono app: request ids and the access log, authentication, the routes of every
+ * service contract forwarding to the bus, `/health`, and the single error seam. It holds no business
  * rules and opens no database.
  */
 import { Hono } from "hono";
 import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import { createLogger, type Logger } from "@shared/log.ts";
-import { serviceNames } from "@shared/subjects.ts";
+import { contracts, serviceNames } from "@shared/contracts/mod.ts";
 import type { GatewayEnv } from "./env.ts";
 import { methodNotAllowed, notFound, onError } from "./errors.ts";
-import { createForward, type Forward } from "./forward.ts";
+import { createForward } from "./forward.ts";
 import { health } from "./health.ts";
 import { auth } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request_id.ts";
-import { activitiesRoutes } from "./routes/activities.ts";
-import { authRoutes } from "./routes/auth.ts";
-import { discountCodesRoutes, ordersRoutes } from "./routes/discount_codes.ts";
-import { stripeAuthorizationsRoutes, webhooksRoutes } from "./routes/stripe.ts";
-import { eventSubTopicsRoutes } from "./routes/event_sub_topics.ts";
-import { eventTopicsRoutes } from "./routes/event_topics.ts";
-import { eventsRoutes } from "./routes/events.ts";
-import { rolesRoutes } from "./routes/roles.ts";
-import { ticketsRoutes } from "./routes/tickets.ts";
-import { usersEventsRolesRoutes } from "./routes/users_events_roles.ts";
-import { usersRoutes } from "./routes/users.ts";
-
-/** Every sub-app and where it is mounted; new services add their collections here. */
-const mounts: readonly (readonly [string, (forward: Forward) => Hono<GatewayEnv>])[] = [
-  ["/v1/auth", authRoutes],
-  ["/v1/users", usersRoutes],
-  ["/v1/roles", rolesRoutes],
-  ["/v1/users-events-roles", usersEventsRolesRoutes],
-  ["/v1/events", eventsRoutes],
-  ["/v1/event-topics", eventTopicsRoutes],
-  ["/v1/event-sub-topics", eventSubTopicsRoutes],
-  ["/v1/tickets", ticketsRoutes],
-  ["/v1/discount-codes", discountCodesRoutes],
-  ["/v1/orders", ordersRoutes],
-  ["/v1/stripe-authorizations", stripeAuthorizationsRoutes],
-  ["/v1/webhooks", webhooksRoutes],
-  ["/v1/activities", activitiesRoutes],
-];
+import { mountContracts } from "./routes.ts";
 
 export interface AppOptions {
   bus: Bus;
   /** `jwtSecret` must be set (main.ts makes one when the environment has none). */
   config: Config;
   logger?: Logger;
-  /** Services `/health` expects (default: `serviceNames` from subjects.ts). */
+  /** Services `/health` expects (default: every contract's service). */
   services?: readonly string[];
 }
 
@@ -88,7 +61,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   app.use("*", requestId({ logger }));
   app.use("/v1/*", auth({ secret: config.jwtSecret }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
-  for (const [path, routes] of mounts) app.route(path, routes(forward));
+  mountContracts(app, forward, contracts);
   addMethodFallbacks(app);
   app.onError(onError({ logger }));
   app.notFound(notFound());

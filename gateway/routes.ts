@@ -1,0 +1,50 @@
+/**
+ * The gateway's routes, mounted by iterating the services' contracts (shared/contracts/): each
+ * HTTP route of each operation checks its media type and forwards to the operation's endpoint.
+ * Nothing here names a resource: adding an endpoint is one contract entry and one handler.
+ */
+import type { Hono, MiddlewareHandler } from "hono";
+import type { Media, Operation, ServiceContract } from "@shared/contract.ts";
+import type { GatewayEnv } from "./env.ts";
+import type { Forward, ForwardOptions } from "./forward.ts";
+import { mediaType } from "./middleware/media_type.ts";
+
+/** One instance of each media check, shared by every route that speaks it. */
+const mediaChecks: Record<Media, MiddlewareHandler<GatewayEnv>[]> = {
+  jsonapi: [mediaType()],
+  json: [mediaType({ plainJson: true })],
+  // Stripe posts plain JSON and signs the exact bytes, so nothing is checked or parsed here.
+  "signed-json": [],
+};
+
+function forwardOptionsOf(operation: Operation): ForwardOptions {
+  switch (operation.media) {
+    case "jsonapi":
+      return {};
+    case "json":
+      return { contentType: "application/json" };
+    case "signed-json":
+      return { contentType: "application/json", raw: { headers: operation.rawHeaders ?? [] } };
+  }
+}
+
+/** Adds every HTTP route of `contracts` to `app`, in contract order. */
+export function mountContracts(
+  app: Hono<GatewayEnv>,
+  forward: Forward,
+  contracts: readonly ServiceContract[],
+): void {
+  for (const contract of contracts) {
+    for (const operation of Object.values(contract.operations)) {
+      const options = forwardOptionsOf(operation);
+      for (const route of operation.routes) {
+        app.on(
+          route.method,
+          [route.path],
+          ...mediaChecks[operation.media],
+          forward(operation.endpoint, route.params, options),
+        );
+      }
+    }
+  }
+}

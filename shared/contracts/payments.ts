@@ -1,0 +1,42 @@
+/** The payments service's contract: Stripe Connect authorizations and Stripe's webhook (§5). */
+import {
+  collection,
+  defineContract,
+  httpOperation,
+  resolveOperation,
+  resolveRelatedOperation,
+} from "../contract.ts";
+import {} from "../schemas/bus.ts";
+
+const S = "payments";
+
+export const paymentsContract = defineContract({
+  service: S,
+  description: "Stripe Connect authorizations of events",
+  types: ["stripe-authorization"],
+  relations: ["event.stripe-authorization"],
+  operations: {
+    /** No list: authorizations are reached per event. */
+    ...collection(S, "stripe-authorizations", {
+      access: {
+        create: "signed-in",
+        get: "signed-in",
+        update: "signed-in",
+        delete: "signed-in",
+        related: "signed-in",
+        relationship: "signed-in",
+      },
+      related: ["event"],
+    }),
+    ...collection(S, "events", {
+      access: { related: "signed-in", relationship: "signed-in" },
+      related: ["stripe-authorization"],
+    }),
+    /** Stripe signs the exact bytes it sends, so the body travels raw with its signature. */
+    "webhooks.stripe": httpOperation("payments.webhooks.stripe", "stripe", [
+      { method: "POST", path: "/v1/webhooks/stripe" },
+    ], { media: "signed-json", rawHeaders: ["stripe-signature"] }),
+    resolve: resolveOperation(S),
+    "resolve-related": resolveRelatedOperation(S),
+  },
+});

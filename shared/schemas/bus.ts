@@ -1,0 +1,118 @@
+/**
+ * Schemas of what services ask each other over the bus (not reachable over HTTP): resolving
+ * resources for cross-service `include`, the catalog's internal answers, redemptions.
+ */
+import { z } from "zod";
+import { actorSchema } from "./http.ts";
+import { ID_PATTERN } from "./ids.ts";
+
+/** A resource object as JSON:API renders it (kept loose: it crosses the bus already built). */
+export const resourceObjectSchema = z.object({
+  type: z.string(),
+  id: z.string(),
+  attributes: z.record(z.string(), z.unknown()).optional(),
+  relationships: z.record(z.string(), z.unknown()).optional(),
+  links: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** `<service>.resolve`: the resources of `type` with these ids that `actor` may see. */
+export const resolveRequestSchema = z.object({
+  actor: actorSchema.nullable(),
+  type: z.string(),
+  ids: z.array(z.string()).max(1000),
+});
+export const resolveReplySchema = z.object({ data: z.array(resourceObjectSchema) });
+
+const identifierSchema = z.object({ type: z.string(), id: z.string() });
+
+/** `<service>.resolve-related`: per parent id, the linkage and the related resources. */
+export const resolveRelatedRequestSchema = z.object({
+  actor: actorSchema.nullable(),
+  parentType: z.string(),
+  relationship: z.string(),
+  parentIds: z.array(z.string()).max(1000),
+});
+export const resolveRelatedReplySchema = z.object({
+  linkage: z.record(
+    z.string(),
+    z.union([z.array(identifierSchema), identifierSchema, z.null()]),
+  ),
+  data: z.array(resourceObjectSchema),
+});
+
+/** The caller as services other than the catalog see them. */
+export const callerSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  isAdmin: z.boolean(),
+  isSuperAdmin: z.boolean(),
+});
+
+/** An event as other services need it for their rules. */
+export const eventAccessSchema = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  state: z.enum(["draft", "published"]),
+  canPayByStripe: z.boolean(),
+  isStripeLinked: z.boolean(),
+  /** The caller's roles on this event (empty for strangers and anonymous callers). */
+  roles: z.array(z.enum(["owner", "organizer", "coorganizer"])),
+});
+
+export const accessRequestSchema = z.object({
+  actor: actorSchema.nullable(),
+  event: z.string().max(64).optional(),
+});
+export const accessReplySchema = z.object({
+  caller: callerSchema.nullable(),
+  event: eventAccessSchema.nullable(),
+});
+
+export const ticketInfoSchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  type: z.enum(["free", "paid", "donation"]),
+  /** Decimal string with two places, e.g. "12.50": money never travels as a float. */
+  price: z.string(),
+});
+
+export const ticketsRequestSchema = z.object({ ids: z.array(z.string().max(32)).max(1000) });
+export const ticketsReplySchema = z.object({ tickets: z.array(ticketInfoSchema) });
+
+const codeIdSchema = z.string().regex(ID_PATTERN, "must be a discount code id");
+const orderIdSchema = z.string().min(1).max(128);
+
+/** One order's hold on uses of one code. */
+export const reservationSchema = z.object({
+  orderId: z.string(),
+  codeId: z.string(),
+  /** Uses held: one use = one discounted ticket. */
+  quantity: z.number().int(),
+  state: z.enum(["reserved", "confirmed", "released"]),
+});
+export type Reservation = z.infer<typeof reservationSchema>;
+
+/** Every redemption call answers with the reservation and the code's counters after it. */
+export const redemptionAnswerSchema = z.object({
+  reservation: reservationSchema,
+  /** Held plus confirmed uses (the code's read-only `used-count`). */
+  usedCount: z.number().int(),
+  /** Uses left under `tickets-number`; null when the code is unlimited. */
+  remaining: z.number().int().nullable(),
+});
+export type RedemptionAnswer = z.infer<typeof redemptionAnswerSchema>;
+
+/** Who the fact of a redemption names as actor (the buyer); omitted or null: the system. */
+const redemptionActor = z.object({ id: z.string(), email: z.string() }).nullable().optional();
+
+export const reserveRequestSchema = z.object({
+  codeId: codeIdSchema,
+  orderId: orderIdSchema,
+  quantity: z.number().int().min(1).max(1_000_000),
+  actor: redemptionActor,
+});
+export const reservationRequestSchema = z.object({
+  codeId: codeIdSchema,
+  orderId: orderIdSchema,
+  actor: redemptionActor,
+});
