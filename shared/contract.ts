@@ -65,6 +65,19 @@ export interface HttpRoute {
   path: string;
   /** Fixed parameters added to the path's own, e.g. `{ rel: "tickets" }`. */
   params?: Readonly<Record<string, string>>;
+  /** Who may call this route when it differs from its operation (one relationship of many). */
+  access?: Access;
+}
+
+/** Who may call `route` of `operation`. */
+export function accessOf(operation: Operation, route: HttpRoute): Access {
+  return route.access ?? operation.access;
+}
+
+/** Whether anonymous GETs of `route` may be kept and shared by the gateway's cache. */
+export function sharedByCaches(operation: Operation, route: HttpRoute): boolean {
+  return operation.cache === "public" && route.method === "GET" &&
+    accessOf(operation, route) === "anyone";
 }
 
 // deno-lint-ignore no-explicit-any -- a contract mixes request and reply types (see Route in bus.ts)
@@ -172,13 +185,20 @@ export interface CollectionSpec<A extends Action> {
   access: Readonly<Record<A, Access>>;
   /** Relationship names routed to `related` and `relationship` (`/:id/<rel>`). */
   related?: readonly string[];
+  /** Who may read a relationship, where it differs from `related`'s and `relationship`'s. */
+  relatedAccess?: Readonly<Record<string, Access>>;
   /** Actions whose anonymous replies caches may share. */
   cache?: readonly NoInfer<A>[];
   /** Where the collection is mounted (default `/v1/<collection>`). */
   path?: string;
 }
 
-function actionRoutes(action: Action, base: string, related: readonly string[]): HttpRoute[] {
+function actionRoutes(
+  action: Action,
+  base: string,
+  related: readonly string[],
+  relatedAccess: Readonly<Record<string, Access>>,
+): HttpRoute[] {
   switch (action) {
     case "list":
       return [{ method: "GET", path: base }];
@@ -191,12 +211,18 @@ function actionRoutes(action: Action, base: string, related: readonly string[]):
     case "delete":
       return [{ method: "DELETE", path: `${base}/:id` }];
     case "related":
-      return related.map((rel) => ({ method: "GET", path: `${base}/:id/${rel}`, params: { rel } }));
+      return related.map((rel) => ({
+        method: "GET",
+        path: `${base}/:id/${rel}`,
+        params: { rel },
+        access: relatedAccess[rel],
+      }));
     case "relationship":
       return related.map((rel) => ({
         method: "GET",
         path: `${base}/:id/relationships/${rel}`,
         params: { rel },
+        access: relatedAccess[rel],
       }));
   }
 }
@@ -218,7 +244,7 @@ export function collection<N extends string, A extends Action>(
     operations[`${name}.${action}`] = httpOperation(
       `${service}.${name}.${action}`,
       access,
-      actionRoutes(action, base, spec.related ?? []),
+      actionRoutes(action, base, spec.related ?? [], spec.relatedAccess ?? {}),
       cached.has(action) ? { cache: "public" } : {},
     );
   }

@@ -61,6 +61,7 @@ export const catalogContract = defineContract({
         relationship: "anyone",
       },
       related: ["event-topic", "event-sub-topic", "tickets", "owner", "users-events-roles"],
+      relatedAccess: { "users-events-roles": "signed-in" },
       cache: publicReads,
     }),
     ...collection(S, "event-topics", {
@@ -93,14 +94,13 @@ export const catalogContract = defineContract({
       access: {
         list: "admin",
         create: "signed-in",
-        get: "anyone",
+        get: "signed-in",
         update: "signed-in",
         delete: "signed-in",
-        related: "anyone",
-        relationship: "anyone",
+        related: "signed-in",
+        relationship: "signed-in",
       },
       related: ["event"],
-      cache: ["get", "related", "relationship"],
     }),
     resolve: resolveOperation(S),
     /**

@@ -1,0 +1,154 @@
+/**
+ * The contracts agree with the blueprint, whose every example Dredd runs against the real
+ * system: each HTTP route of a contract is one documented action and the other way round, and
+ * who may call it is what the documented errors show (a `signed-in` or `admin` route answers
+ * 401 without a token, an `admin` route 403 to other users, an `anyone` route never asks for a
+ * token). So a contract that says the wrong thing fails here or in Dredd.
+ */
+import assert from "node:assert/strict";
+import { type Access, accessOf, sharedByCaches } from "@shared/contract.ts";
+import { contracts, relationOwners, serviceNames, typeOwners } from "@shared/contracts/mod.ts";
+import { examplesOf, parseBlueprint, type Payload, section } from "../../scripts/blueprint_apib.ts";
+import { BLUEPRINT_FILES, generatedKind } from "../../hooks/error_examples.ts";
+
+interface ContractRoute {
+  /** `GET /v1/events/:id`. */
+  route: string;
+  name: string;
+  access: Access;
+}
+
+const contractRoutes: ContractRoute[] = contracts.flatMap((contract) =>
+  Object.entries(contract.operations).flatMap(([key, operation]) =>
+    operation.routes.map((route) => ({
+      route: `${route.method} ${route.path}`,
+      name: `${contract.service}/${key}`,
+      access: accessOf(operation, route),
+    }))
+  )
+);
+
+/**
+ * Routes the gateway mounts that the blueprint does not document, with the reason; the service
+ * tests named cover them.
+ */
+const UNDOCUMENTED: Record<string, string> = {
+  "PATCH /v1/discount-codes/:id/relationships/events":
+    "applying event codes: services/discounts/relationships_test.ts",
+  "POST /v1/discount-codes/:id/relationships/events":
+    "applying event codes: services/discounts/relationships_test.ts",
+  "DELETE /v1/discount-codes/:id/relationships/events":
+    "applying event codes: services/discounts/relationships_test.ts",
+  "POST /v1/discount-codes/:id/relationships/event": "403, as the documented PATCH says",
+  "DELETE /v1/discount-codes/:id/relationships/event": "403, as the documented PATCH says",
+  "PATCH /v1/discount-codes/:id/relationships/marketer": "403: the server sets the marketer",
+  "POST /v1/discount-codes/:id/relationships/marketer": "403: the server sets the marketer",
+  "DELETE /v1/discount-codes/:id/relationships/marketer": "403: the server sets the marketer",
+};
+
+/** Routes whose documentation shows only their one answer for everyone, with the reason. */
+const ONE_ANSWER_DOCUMENTED: Record<string, string> = {
+  "PATCH /v1/discount-codes/:id/relationships/event":
+    "documented for its 403 (never writable); without a token it is 401 like the code itself",
+};
+
+/** Whether a documented `METHOD /path` (with `{param}` or example values) is `route`. */
+function documents(method: string, path: string, route: string): boolean {
+  const [routeMethod, routePath] = route.split(" ");
+  const want = routePath.split("/");
+  const have = path.split("/");
+  return method === routeMethod && want.length === have.length &&
+    want.every((segment, i) => segment.startsWith(":") || segment === have[i]);
+}
+
+/** A documented 401 for a request without a token (hand-written or generated). */
+function refusesAnonymous(payload: Payload): boolean {
+  const body = section(payload, "Body")?.content.join("\n") ?? "";
+  return payload.status === 401 && body.includes("log in first");
+}
+
+interface Documentation {
+  /** Error kinds documented per contract route (`anonymous`, `forbidden`, ...). */
+  kinds: Map<string, Set<string>>;
+  /** Documented actions no contract route matches. */
+  unrouted: string[];
+}
+
+async function documentation(): Promise<Documentation> {
+  const kinds = new Map<string, Set<string>>();
+  const unrouted: string[] = [];
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(await Deno.readTextFile(file))) {
+      if (!("action" in chunk) || chunk.action.path === "/health") continue;
+      const { method, path } = chunk.action;
+      const match = contractRoutes.find(({ route }) => documents(method, path, route));
+      if (!match) {
+        unrouted.push(`${method} ${path}`);
+        continue;
+      }
+      const found = kinds.get(match.route) ?? new Set<string>();
+      kinds.set(match.route, found);
+      for (const payload of examplesOf(chunk.action).flat()) {
+        found.add(generatedKind(payload) ?? "");
+        if (refusesAnonymous(payload)) found.add("anonymous");
+        if (payload.status === 403) found.add("forbidden");
+      }
+    }
+  }
+  return { kinds, unrouted };
+}
+
+Deno.test("every contract route is documented, and every documented route is in a contract", async () => {
+  const { kinds, unrouted } = await documentation();
+  const undocumented = contractRoutes
+    .filter(({ route }) => !kinds.has(route) && !UNDOCUMENTED[route])
+    .map(({ route }) => route);
+  assert.deepEqual(undocumented, [], "contract routes without a blueprint action");
+  assert.deepEqual(unrouted, [], "blueprint actions no contract routes");
+});
+
+const NEEDS_TOKEN: ReadonlySet<Access> = new Set(["signed-in", "admin"]);
+
+Deno.test("who may call each route is what its documented (and Dredd-run) errors show", async () => {
+  const { kinds } = await documentation();
+  const wrong: string[] = [];
+  for (const { route, name, access } of contractRoutes) {
+    const documented = kinds.get(route);
+    if (!documented || ONE_ANSWER_DOCUMENTED[route]) continue;
+    const anonymousRefused = documented.has("anonymous");
+    if (anonymousRefused !== NEEDS_TOKEN.has(access)) {
+      wrong.push(
+        `${name} (${route}) says "${access}" but the blueprint ` +
+          (anonymousRefused ? "refuses anonymous callers" : "has no 401 without a token"),
+      );
+    }
+    if (access === "admin" && !documented.has("forbidden")) {
+      wrong.push(`${name} (${route}) is admin-only but shows no 403`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+Deno.test("a cacheable operation is a GET, and only its anonymous routes are shared", () => {
+  for (const contract of contracts) {
+    for (const [key, operation] of Object.entries(contract.operations)) {
+      if (operation.cache !== "public") continue;
+      for (const route of operation.routes) {
+        assert.equal(route.method, "GET", `${contract.service}/${key}: GET only`);
+        assert.equal(sharedByCaches(operation, route), accessOf(operation, route) === "anyone");
+      }
+    }
+  }
+});
+
+Deno.test("the ownership tables and the service list derive from the contracts", () => {
+  assert.deepEqual([...serviceNames].sort(), ["audit", "catalog", "discounts", "payments"]);
+  assert.equal(typeOwners["event"], "catalog");
+  assert.equal(typeOwners["discount-code"], "discounts");
+  assert.equal(relationOwners["event.stripe-authorization"], "payments");
+  // Each foreign relation's parent type is owned by another service.
+  for (const [relation, owner] of Object.entries(relationOwners)) {
+    const parentOwner = typeOwners[relation.split(".")[0]];
+    assert.ok(parentOwner && parentOwner !== owner, `${relation}: parent owned by ${parentOwner}`);
+  }
+});
