@@ -1,0 +1,116 @@
+/**
+ * Every attribute each JSON:API resource type shows its clients, with its JSON Schema type: the
+ * wire shape, declared once. The blueprint's `+ Schema` sections are generated from it
+ * (scripts/blueprint_schema.ts), and each service's resource definition (services/<name>/resources.ts)
+ * must map exactly these names (shared/contracts/attributes_test.ts).
+ */
+export type Schema = Record<string, unknown>;
+
+const string = { type: "string" };
+const nullableString = { type: ["string", "null"] };
+const dateTime = { type: "string", format: "date-time" };
+const nullableDateTime = { type: ["string", "null"], format: "date-time" };
+const boolean = { type: "boolean" };
+const integer = { type: "integer" };
+const nullableInteger = { type: ["integer", "null"] };
+const number = { type: "number" };
+const nullableNumber = { type: ["number", "null"] };
+/** Image URLs the original's clients read; we store no images, so they are always null. */
+const images = (...names: string[]) =>
+  Object.fromEntries(names.map((name) => [name, nullableString]));
+
+export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
+  "activity": { actor: string, time: dateTime, action: string },
+  "user": {
+    "email": string,
+    "first-name": nullableString,
+    "last-name": nullableString,
+    "is-admin": boolean,
+    "is-super-admin": boolean,
+    "is-sales-admin": boolean,
+    "is-marketer": boolean,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+    ...images(
+      "avatar-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "small-image-url",
+      "icon-image-url",
+    ),
+  },
+  "role": { "name": string, "title-name": string, "deleted-at": nullableDateTime },
+  "users-events-role": { "created-at": dateTime },
+  "event": {
+    "identifier": string,
+    "name": string,
+    "description": nullableString,
+    "location-name": nullableString,
+    "starts-at": nullableDateTime,
+    "ends-at": nullableDateTime,
+    "timezone": string,
+    "state": { type: "string", enum: ["draft", "published"] },
+    "privacy": string,
+    "can-pay-by-stripe": boolean,
+    "is-stripe-linked": boolean,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+    "external-event-url": nullableString,
+    "is-event-online": boolean,
+    "is-featured": boolean,
+    ...images(
+      "logo-url",
+      "original-image-url",
+      "thumbnail-image-url",
+      "large-image-url",
+      "icon-image-url",
+    ),
+  },
+  "event-topic": {
+    "name": string,
+    "slug": string,
+    "system-image-url": nullableString,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+  },
+  "event-sub-topic": {
+    "name": string,
+    "slug": string,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+  },
+  "ticket": {
+    "name": string,
+    "description": nullableString,
+    "type": { type: "string", enum: ["free", "paid", "donation"] },
+    "price": nullableNumber,
+    "quantity": nullableInteger,
+    "sales-starts-at": nullableDateTime,
+    "sales-ends-at": nullableDateTime,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+    "is-hidden": boolean,
+    "min-order": integer,
+    "max-order": nullableInteger,
+  },
+  "discount-code": {
+    "code": string,
+    "discount-url": nullableString,
+    "value": number,
+    "type": { type: "string", enum: ["amount", "percent"] },
+    "is-active": boolean,
+    "tickets-number": nullableInteger,
+    "min-quantity": integer,
+    "max-quantity": nullableInteger,
+    "valid-from": nullableDateTime,
+    "valid-till": nullableDateTime,
+    "used-for": { type: "string", enum: ["event", "ticket"] },
+    "used-count": integer,
+    "created-at": dateTime,
+    "deleted-at": nullableDateTime,
+  },
+  "stripe-authorization": {
+    "stripe-publishable-key": string,
+    "deleted-at": nullableDateTime,
+  },
+};
