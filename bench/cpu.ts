@@ -27,6 +27,14 @@ function cpuSeconds(pid: string): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** The processes of a run, by the script they run, and the role each plays. */
+const scripts = [
+  ["gateway/main.ts", "gateway"],
+  ["services/catalog/main.ts", "catalog"],
+  ["bench/baseline.ts", "baseline"],
+  ["bench/bare.ts", "bare"],
+] as const;
+
 /** Finds this run's processes: the children by their bus prefix, NATS, Postgres backends. */
 export async function findProcesses(
   options: { prefix: string; databaseUrl: string },
@@ -45,13 +53,8 @@ export async function findProcesses(
     if (cmdline.includes("nats-server")) add("nats-server", entry.name);
     const environ = readText(`/proc/${entry.name}/environ`) ?? "";
     if (!environ.includes(`\0BUS_PREFIX=${options.prefix}\0`)) continue;
-    for (const script of ["gateway/main.ts", "services/catalog/main.ts", "bench/baseline.ts"]) {
-      if (cmdline.includes(script)) {
-        add(
-          script.split("/").at(-2) === "bench" ? "baseline" : script.split("/").at(-2)!,
-          entry.name,
-        );
-      }
+    for (const [script, role] of scripts) {
+      if (cmdline.includes(script)) add(role, entry.name);
     }
   }
   const admin = new URL(options.databaseUrl);

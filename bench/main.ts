@@ -1,10 +1,12 @@
 /**
  * `deno task bench`: the gateway -> NATS -> catalog -> Postgres read path against a single
- * process doing the same reads (bench/baseline.ts), both measured in one run on one machine.
+ * process doing the same reads (bench/baseline.ts), both measured in one run on one machine; the
+ * topic list also against a bare handler that sends the same rows as plain JSON (bench/bare.ts).
  *
  * It starts the whole system on a database and bus prefix of its own, seeds 20 event topics and
- * one published event through the API, checks that both targets answer with the same bytes,
- * then loads each scenario closed-loop, alternating gateway and baseline so drift hits both.
+ * one published event through the API, checks that both targets answer with the same bytes (and
+ * the bare handler with the same rows), then loads each scenario closed-loop, alternating the
+ * sides so drift hits all of them.
  * Everything it made is removed at the end (processes, database, fact stream).
  *
  * Flags: --json (print the results as JSON), --concurrency N (32), --warmup S (2),
@@ -17,7 +19,9 @@ import { ensureDatabase } from "@shared/db.ts";
 import { startSystem } from "../scripts/start.ts";
 import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from "./cpu.ts";
 import { type LoadRun, runLoad, summarize } from "./load.ts";
-import { compare, formatCpu, formatResult, type ScenarioResult } from "./report.ts";
+import { compare, formatCpu, formatResult, type ScenarioResult, withBare } from "./report.ts";
+import { BARE_PATH } from "./bare.ts";
+import { freePort } from "@shared/net.ts";
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
 import {
@@ -71,14 +75,17 @@ function progress(message: string): void {
 
 const { suffix, databaseUrl, natsUrl, prefix, admin, gatewayPort, baselinePort, env } =
   benchSettings("");
+const barePort = freePort();
 
 let stopSystem: (() => Promise<void>) | undefined;
 let baseline: Deno.ChildProcess | undefined;
+let bare: Deno.ChildProcess | undefined;
 let cleaning: Promise<void> | undefined;
 
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     if (baseline) await stopChild(baseline);
+    if (bare) await stopChild(bare);
     if (stopSystem) await stopSystem();
     await dropDatabase(databaseUrl).catch((error) => {
       console.error(
@@ -116,47 +123,68 @@ async function sameAnswer(gatewayUrl: string, baselineUrl: string): Promise<stri
   return a.body;
 }
 
-async function measure(name: string, path: string): Promise<ScenarioResult> {
-  const targets = {
-    gateway: `http://127.0.0.1:${gatewayPort}${path}`,
-    baseline: `http://127.0.0.1:${baselinePort}${path}`,
+type Side = "gateway" | "baseline" | "bare";
+
+/**
+ * Loads each side of a scenario in turn: `paths` names the path per side on its own port (the
+ * bare handler only answers the topic list).
+ */
+async function measure(
+  name: string,
+  paths: Partial<Record<Side, string>>,
+): Promise<ScenarioResult> {
+  const ports: Record<Side, number> = {
+    gateway: gatewayPort,
+    baseline: baselinePort,
+    bare: barePort,
   };
-  const runs: Record<keyof typeof targets, LoadRun[]> = { gateway: [], baseline: [] };
-  const cpu: Record<keyof typeof targets, CpuSnapshot> = {
-    gateway: new Map(),
-    baseline: new Map(),
-  };
-  const load = (url: string, ms: number) => runLoad(url, { concurrency, durationMs: ms });
+  const sides = (Object.keys(paths) as Side[]).filter((side) => paths[side] !== undefined);
+  const url = (side: Side) => `http://127.0.0.1:${ports[side]}${paths[side]}`;
+  const runs = new Map<Side, LoadRun[]>(sides.map((side) => [side, []]));
+  const cpu = new Map<Side, CpuSnapshot>(sides.map((side) => [side, new Map()]));
+  const load = (side: Side, ms: number) => runLoad(url(side), { concurrency, durationMs: ms });
   progress(`${name}: warming up`);
-  await load(targets.gateway, warmupMs);
-  await load(targets.baseline, warmupMs);
+  for (const side of sides) await load(side, warmupMs);
   // After the warm-up, so every pooled Postgres connection exists.
   const processes = flags.cpu ? await findProcesses({ prefix, databaseUrl }) : new Map();
   const slice = durationMs / rounds;
   for (let round = 0; round < rounds; round++) {
-    // A B, then B A: a linear drift over the run costs both sides the same.
-    const order = round % 2 === 0
-      ? ["gateway", "baseline"] as const
-      : ["baseline", "gateway"] as const;
-    for (const target of order) {
-      progress(`${name}: ${target} ${round + 1}/${rounds}`);
+    // A B C, then C B A: a linear drift over the run costs every side the same.
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      progress(`${name}: ${side} ${round + 1}/${rounds}`);
       const before = cpuSnapshot(processes);
-      runs[target].push(await load(targets[target], slice));
-      addCpu(cpu[target], before, cpuSnapshot(processes));
+      runs.get(side)!.push(await load(side, slice));
+      addCpu(cpu.get(side)!, before, cpuSnapshot(processes));
     }
   }
-  for (const [target, list] of Object.entries(runs)) {
+  for (const [side, list] of runs) {
     const failed = list.find((run) => run.errors > 0);
-    if (failed) console.error(`${name}: ${target} had errors (first: ${failed.firstError})`);
+    if (failed) console.error(`${name}: ${side} had errors (first: ${failed.firstError})`);
   }
-  const result = compare(name, summarize(runs.gateway), summarize(runs.baseline));
+  const summaries = new Map([...runs].map(([side, list]) => [side, summarize(list)]));
+  let result = compare(name, summaries.get("gateway")!, summaries.get("baseline")!);
+  const bare = summaries.get("bare");
+  if (bare) result = withBare(result, bare);
   if (flags.cpu) {
+    const used = (side: Side) => perRequest(cpu.get(side)!, summaries.get(side)!.requests);
     result.cpuMsPerRequest = {
-      gateway: perRequest(cpu.gateway, result.gateway.requests),
-      baseline: perRequest(cpu.baseline, result.baseline.requests),
+      gateway: used("gateway"),
+      baseline: used("baseline"),
+      bare: bare ? used("bare") : undefined,
     };
   }
   return result;
+}
+
+/** Fails unless the bare handler answers the very rows the JSON:API list carries. */
+async function sameRows(barePath: string, listBody: string): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${barePort}${barePath}`);
+  const rows = await response.json() as { id: string; name: string }[];
+  const data = JSON.parse(listBody).data as { id: string; attributes: { name: string } }[];
+  const same = rows.length === data.length &&
+    rows.every((row, i) => row.id === data[i].id && row.name === data[i].attributes.name);
+  if (!same) throw new Error("Cannot compare: the bare handler answers other topics than the list");
 }
 
 const began = performance.now();
@@ -177,13 +205,21 @@ if (parts.has("catalog")) {
     }, {
       output: flags.log,
     });
+    bare = spawnDeno("bench/bare.ts", { ...Deno.env.toObject(), ...env, PORT: String(barePort) }, {
+      output: flags.log,
+    });
     await waitForOk(`http://127.0.0.1:${baselinePort}/v1/events/${seeded.eventId}`, 60_000);
+    await waitForOk(`http://127.0.0.1:${barePort}${BARE_PATH}`, 60_000);
 
-    const scenarios = [
-      { name: `GET /v1/event-topics (${TOPICS} topics)`, path: "/v1/event-topics" },
+    const scenarios: { name: string; path: string; bare?: string }[] = [
+      {
+        name: `GET /v1/event-topics (${TOPICS} topics)`,
+        path: "/v1/event-topics",
+        bare: BARE_PATH,
+      },
       { name: "GET /v1/events/{id}", path: `/v1/events/${seeded.eventId}` },
     ];
-    for (const { path } of scenarios) {
+    for (const { path, bare } of scenarios) {
       const body = await sameAnswer(
         `${system.url}${path}`,
         `http://127.0.0.1:${baselinePort}${path}`,
@@ -191,14 +227,19 @@ if (parts.has("catalog")) {
       if (path === "/v1/event-topics" && JSON.parse(body).data.length !== TOPICS) {
         throw new Error(`Cannot compare: /v1/event-topics does not list ${TOPICS} topics`);
       }
+      if (bare) await sameRows(bare, body);
     }
     progress(
       `Measuring: ${concurrency} connections, ${warmupMs / 1000} s warm-up, ` +
         `${durationMs / 1000} s per target in ${rounds} alternating slices`,
     );
     const results: ScenarioResult[] = [];
-    for (const { name, path } of scenarios) results.push(await measure(name, path));
-    failed = results.some((r) => r.gateway.errors > 0 || r.baseline.errors > 0);
+    for (const { name, path, bare } of scenarios) {
+      results.push(await measure(name, { gateway: path, baseline: path, bare }));
+    }
+    failed = results.some((r) =>
+      r.gateway.errors > 0 || r.baseline.errors > 0 || (r.bare?.errors ?? 0) > 0
+    );
 
     jsonOut.settings = { concurrency, warmupMs, durationMs, rounds };
     jsonOut.catalog = results;

@@ -20,8 +20,16 @@ export interface ScenarioResult {
   p99Ratio: number;
   throughputMet: boolean;
   p99Met: boolean;
+  /** The bare handler (bench/bare.ts), where a scenario has one: the floor under both sides. */
+  bare?: LoadSummary;
+  /** Req/s of each side divided by the bare handler's. */
+  bareRatios?: { baseline: number; gateway: number };
   /** With --cpu: CPU milliseconds per request of each process, while each target was loaded. */
-  cpuMsPerRequest?: { gateway: Record<string, number>; baseline: Record<string, number> };
+  cpuMsPerRequest?: {
+    gateway: Record<string, number>;
+    baseline: Record<string, number>;
+    bare?: Record<string, number>;
+  };
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -45,6 +53,18 @@ export function compare(
   };
 }
 
+/** Adds the bare handler's run to a scenario, with both sides' throughput relative to it. */
+export function withBare(result: ScenarioResult, bare: LoadSummary): ScenarioResult {
+  return {
+    ...result,
+    bare,
+    bareRatios: {
+      baseline: round2(result.baseline.rps / bare.rps),
+      gateway: round2(result.gateway.rps / bare.rps),
+    },
+  };
+}
+
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
 }
@@ -63,10 +83,17 @@ export function formatResult(result: ScenarioResult): string {
     }${pad("errors", 8)}`,
     row("gateway", result.gateway),
     row("baseline", result.baseline),
+    ...(result.bare ? [row("bare", result.bare)] : []),
     `  throughput gateway/baseline ${result.throughputRatio.toFixed(2)}x ` +
     `(target >= ${MIN_THROUGHPUT_RATIO}x: ${verdict(result.throughputMet)})`,
     `  p99        gateway/baseline ${result.p99Ratio.toFixed(2)}x ` +
     `(target <= ${MAX_P99_RATIO}x: ${verdict(result.p99Met)})`,
+    ...(result.bareRatios
+      ? [
+        `  throughput baseline/bare ${result.bareRatios.baseline.toFixed(2)}x, ` +
+        `gateway/bare ${result.bareRatios.gateway.toFixed(2)}x`,
+      ]
+      : []),
   ].join("\n");
 }
 
@@ -83,5 +110,6 @@ export function formatCpu(result: ScenarioResult): string {
     "  CPU ms per request (nats-server counts whatever else uses it too):",
     line("gateway", result.cpuMsPerRequest.gateway),
     line("baseline", result.cpuMsPerRequest.baseline),
+    ...(result.cpuMsPerRequest.bare ? [line("bare", result.cpuMsPerRequest.bare)] : []),
   ].join("\n");
 }

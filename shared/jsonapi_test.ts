@@ -60,6 +60,21 @@ Deno.test("[jsonapi] toResource maps attributes, dates, getters and the self lin
   assert.deepEqual(resource.links, { self: "/v1/tickets/7" });
 });
 
+Deno.test("[jsonapi] toResource writes each date exactly, however often it is seen", () => {
+  const def = { type: "x", collection: "xs", attributes: { at: "at" } };
+  const dates = [
+    "2024-05-01T10:00:00.000Z",
+    "0042-01-02T03:04:05.006Z",
+    "+012345-06-07T00:00:00.000Z",
+  ];
+  for (let round = 0; round < 2; round++) {
+    for (const text of dates) {
+      assert.equal(toResource(def, { id: 1, at: new Date(text) }).attributes.at, text);
+    }
+  }
+  assert.throws(() => toResource(def, { id: 1, at: new Date("nonsense") }), RangeError);
+});
+
 Deno.test("[jsonapi] toResource gives every relationship links and to-one keys data", () => {
   const rels = toResource(ticket, row).relationships as Record<string, Record<string, unknown>>;
   assert.deepEqual(rels.event, {

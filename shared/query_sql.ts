@@ -27,6 +27,37 @@ export type Fragment = postgres.Fragment;
 // What parseListQuery puts in a condition after coercion.
 type Scalar = string | number | boolean | Date;
 
+/** Shared fragments by pool (or transaction), by what they say. */
+const shared = new WeakMap<Queryable, Map<string, unknown>>();
+// Sorts and page numbers come from clients: what is kept stays bounded, the rest is made anew.
+const keepAtMost = 1000;
+
+/**
+ * A fragment that says the same every time (`true`, an identifier, an order, a page), made once
+ * per pool under `key` and then shared. postgres.js makes every fragment a promise-like query
+ * object (about 2 µs each) and a list request made a dozen of them; a fragment only lends its
+ * text and bound values to the queries it is part of, so sharing one is safe.
+ *
+ * @example
+ * ```ts
+ * import type { Queryable } from "@shared/db.ts";
+ * import { fixedFragment } from "@shared/query_sql.ts";
+ * declare const sql: Queryable;
+ * const live = fixedFragment(sql, "live:events", () => sql`events.deleted_at is null`);
+ * await sql`select id from events where ${live}`;
+ * ```
+ */
+export function fixedFragment<T>(sql: Queryable, key: string, make: () => T): T {
+  let kept = shared.get(sql);
+  if (!kept) shared.set(sql, kept = new Map());
+  let fragment = kept.get(key) as T | undefined;
+  if (fragment === undefined) {
+    fragment = make();
+    if (kept.size < keepAtMost) kept.set(key, fragment);
+  }
+  return fragment;
+}
+
 function join(sql: Queryable, parts: Fragment[], separator: "and" | "or" | ","): Fragment {
   return parts.reduce((acc, part) =>
     separator === "and"
@@ -87,9 +118,9 @@ function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): F
  * ```
  */
 export function whereSql(sql: Queryable, filter: FilterNode | undefined): Fragment {
-  if (!filter) return sql`true`;
+  if (!filter) return fixedFragment(sql, "true", () => sql`true`);
   if ("and" in filter) {
-    if (filter.and.length === 0) return sql`true`;
+    if (filter.and.length === 0) return fixedFragment(sql, "true", () => sql`true`);
     return sql`(${join(sql, filter.and.map((f) => whereSql(sql, f)), "and")})`;
   }
   if ("or" in filter) {
@@ -114,6 +145,11 @@ export function whereSql(sql: Queryable, filter: FilterNode | undefined): Fragme
  * ```
  */
 export function orderSql(sql: Queryable, sort: SortKey[], tiebreak = "id"): Fragment {
+  const key = `order:${sort.map((k) => `${k.column}${k.desc ? "-" : "+"}`).join(",")}:${tiebreak}`;
+  return fixedFragment(sql, key, () => makeOrder(sql, sort, tiebreak));
+}
+
+function makeOrder(sql: Queryable, sort: SortKey[], tiebreak: string): Fragment {
   const keys = sort.map((key) =>
     key.desc ? sql`${sql(key.column)} desc` : sql`${sql(key.column)} asc`
   );
@@ -133,6 +169,9 @@ export function orderSql(sql: Queryable, sort: SortKey[], tiebreak = "id"): Frag
  * ```
  */
 export function pageSql(sql: Queryable, page: { size: number; number: number }): Fragment {
-  if (page.size === 0) return sql``;
-  return sql`limit ${page.size} offset ${(page.number - 1) * page.size}`;
+  return fixedFragment(
+    sql,
+    `page:${page.size}:${page.number}`,
+    () => page.size === 0 ? sql`` : sql`limit ${page.size} offset ${(page.number - 1) * page.size}`,
+  );
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { type FilterNode, parseListQuery, type QuerySpec } from "./query.ts";
-import { orderSql, pageSql, whereSql } from "./query_sql.ts";
+import { fixedFragment, orderSql, pageSql, whereSql } from "./query_sql.ts";
 import { testDatabase } from "./testing.ts";
 
 const spec: QuerySpec = {
@@ -166,5 +166,33 @@ Deno.test("[query_sql] pageSql pages with limit/offset and size 0 returns all", 
       await listIds(sql, { "page[size]": "1", "page[number]": "2", sort: "-value", ...f() }),
       [1],
     );
+  });
+});
+
+Deno.test("[query_sql] shared fragments are made once per pool and key and stay correct", async () => {
+  await withTable(async (sql) => {
+    // The same order, page and "no filter" twice: the second list reuses the first's fragments.
+    const query = { sort: "-value", "page[size]": "2", "page[number]": "2" };
+    assert.deepEqual(await listIds(sql, query), [2, 5]);
+    assert.deepEqual(await listIds(sql, query), [2, 5]);
+    const sort = [{ column: "value", desc: true }];
+    assert.equal(orderSql(sql, sort), orderSql(sql, sort));
+    assert.notEqual(orderSql(sql, sort), orderSql(sql, [{ column: "value", desc: false }]));
+    assert.notEqual(pageSql(sql, { size: 2, number: 1 }), pageSql(sql, { size: 2, number: 2 }));
+    assert.equal(whereSql(sql, undefined), whereSql(sql, { and: [] }));
+    // Two pools never share: a fragment belongs to the pool that made it.
+    await using db = await testDatabase();
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      assert.notEqual(orderSql(other, sort), orderSql(sql, sort));
+    } finally {
+      await other.end();
+    }
+    let made = 0;
+    const make = () => (made++, sql`id > ${3}`);
+    for (let i = 0; i < 3; i++) fixedFragment(sql, "test:over-3", make);
+    assert.equal(made, 1);
+    const found = await sql`select id from codes where ${fixedFragment(sql, "test:over-3", make)}`;
+    assert.deepEqual(found.map((r) => r.id).sort(), [4, 5]);
   });
 });

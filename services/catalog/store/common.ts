@@ -1,7 +1,7 @@
 /** SQL pieces every catalog list shares: paging with a total, trash visibility, id checks. */
 import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+import { fixedFragment, type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
 export type { Row };
 export type { Fragment };
@@ -14,7 +14,7 @@ export async function listRows(
   query: ListQuery,
 ): Promise<{ rows: Row[]; count: number }> {
   const rows = await sql`
-    select *, count(*) over () as total_count from ${sql(table)}
+    select *, count(*) over () as total_count from ${tableSql(sql, table)}
     where ${scope} and ${whereSql(sql, query.filter)}
     ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
   if (rows.length) {
@@ -22,14 +22,22 @@ export async function listRows(
     return { rows: rows.map(({ total_count: _, ...row }) => row), count };
   }
   const [{ count }] = await sql`
-    select count(*)::int as count from ${sql(table)}
+    select count(*)::int as count from ${tableSql(sql, table)}
     where ${scope} and ${whereSql(sql, query.filter)}`;
   return { rows: [], count };
 }
 
 /** `deleted_at is null`, unless an admin asked for trashed rows too. */
 export function liveRows(sql: Queryable, table: string, withTrashed: boolean): Fragment {
-  return withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`;
+  return fixedFragment(
+    sql,
+    `live:${table}:${withTrashed}`,
+    () => withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`,
+  );
+}
+
+function tableSql(sql: Queryable, table: string) {
+  return fixedFragment(sql, `table:${table}`, () => sql(table));
 }
 
 /**

@@ -37,9 +37,8 @@ export function listTopics(
   query: ListQuery,
   options: { withTrashed?: boolean; topicId?: string } = {},
 ) {
-  const where = sql`${liveRows(sql, table, !!options.withTrashed)} and ${
-    options.topicId ? sql`event_topic_id = ${options.topicId}` : sql`true`
-  }`;
+  const live = liveRows(sql, table, !!options.withTrashed);
+  const where = options.topicId ? sql`${live} and event_topic_id = ${options.topicId}` : live;
   return listRows(sql, table, where, query);
 }
 
