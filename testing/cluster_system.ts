@@ -10,7 +10,7 @@ import { createLogger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
-import { startProcess, type TestProcess } from "./processes.ts";
+import { spawnProcess, type TestProcess } from "./processes.ts";
 
 export interface StoredFact {
   id: string;
@@ -117,9 +117,9 @@ export async function startClusterSystem(): Promise<ClusterSystem> {
       LOG_LEVEL: "info",
     };
     const processes = {
-      catalog: startProcess("catalog", "services/catalog/main.ts", env),
-      audit: startProcess("audit", "services/audit/main.ts", env),
-      gateway: startProcess("gateway", "gateway/main.ts", env),
+      catalog: spawnProcess("catalog", "services/catalog/main.ts", env),
+      audit: spawnProcess("audit", "services/audit/main.ts", env),
+      gateway: spawnProcess("gateway", "gateway/main.ts", env),
     };
     for (const process of Object.values(processes)) {
       cleanups.push(() => process[Symbol.asyncDispose]());

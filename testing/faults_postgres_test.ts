@@ -12,7 +12,7 @@ import { deleteFactStream, type Fact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { startPostgresServer } from "./postgres_server.ts";
-import { type ServiceProcess, spawnProcess } from "./service_process.ts";
+import { spawnProcess, type TestProcess } from "./processes.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
 const JSONAPI = "application/vnd.api+json";
@@ -21,7 +21,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface FaultSystem extends AsyncDisposable {
   url: string;
   token: string;
-  catalogs: ServiceProcess[];
+  catalogs: TestProcess[];
   readFacts(): Promise<Fact[]>;
   createTopic(name: string): Promise<string>;
 }
@@ -44,7 +44,7 @@ async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<Faul
     REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     LOG_LEVEL: "info",
   };
-  const processes: ServiceProcess[] = [];
+  const processes: TestProcess[] = [];
   const stop = async () => {
     for (const process of processes.reverse()) await process[Symbol.asyncDispose]();
     await deleteFactStream(testbus.bus);
@@ -283,8 +283,7 @@ Deno.test({
     const load = patchLoad(system, topics);
     await sleep(1000);
     const killedAt = Date.now();
-    system.catalogs[1].kill("SIGKILL");
-    await system.catalogs[1].exited;
+    await system.catalogs[1].kill("SIGKILL");
     const goneAt = Date.now();
     await sleep(REQUEST_TIMEOUT_MS + 1000);
     const answers = await load.stop();
