@@ -100,7 +100,7 @@ export interface TestSystem extends AsyncDisposable {
    */
   eventWithCast(options?: NewEventOptions): Promise<EventCast>;
   /** Registers clean-up that runs (last registered first) before the catalog stops. */
-  defer(cleanup: () => Promise<void> | void): void;
+  defer(cleanup: () => PromiseLike<void> | void): void;
   stop(): Promise<void>;
 }
 
