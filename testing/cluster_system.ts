@@ -4,11 +4,11 @@
  * tests that take NATS nodes away. Everything is removed again on dispose.
  */
 import { freePort } from "@shared/net.ts";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Bus } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
+import { storedMessages } from "./facts.ts";
 import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 
@@ -66,17 +66,12 @@ function lastWords(processes: TestProcess[]): string {
   ).join("; ");
 }
 
-async function readStoredFacts(bus: Bus, stream: string) {
-  const jsm = await jetstreamManager(bus.nc);
-  const { state } = await jsm.streams.info(stream);
-  const out: StoredFact[] = [];
-  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-    if (!message) continue;
-    const id = message.header?.get("Nats-Msg-Id") ?? "";
-    out.push({ id, subject: message.subject, storedAt: message.time });
-  }
-  return out;
+async function readStoredFacts(bus: Bus, stream: string): Promise<StoredFact[]> {
+  return (await storedMessages(bus, stream)).map((message) => ({
+    id: message.header?.get("Nats-Msg-Id") ?? "",
+    subject: message.subject,
+    storedAt: message.time,
+  }));
 }
 
 export async function startClusterSystem(): Promise<ClusterSystem> {

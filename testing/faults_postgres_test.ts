@@ -7,10 +7,10 @@
 import { freePort } from "@shared/net.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { deleteFactStream, type Fact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
+import { storedMessages } from "./facts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 
@@ -72,15 +72,8 @@ async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<Faul
       token,
       catalogs: processes.slice(0, catalogs),
       async readFacts() {
-        const jsm = await jetstreamManager(testbus.bus.nc);
-        const stream = facts.stream(testbus.prefix);
-        const { state } = await jsm.streams.info(stream);
-        const out: Fact[] = [];
-        for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-          const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-          if (message) out.push(message.json<Fact>());
-        }
-        return out;
+        const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
+        return messages.map((message) => message.json<Fact>());
       },
       async createTopic(name) {
         const reply = await fetch(`${url}/v1/event-topics`, {
