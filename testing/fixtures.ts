@@ -1,26 +1,26 @@
 /**
- * The pieces a test system is made of, each one fixture that disposes what it made: a bus with a
- * prefix (and fact streams) of its own, the configuration the processes would read, the catalog
- * service on its schema of a test database, and the gateway app. `startTestSystem` composes
- * them; a test that needs less takes only the pieces it needs.
+ * The pieces a test system is made of, each one fixture that disposes what it made: the
+ * configuration the processes would read, the catalog service on its schema of a test database,
+ * and the gateway app (with a fact bus of fact_bus.ts and a test database of shared/testing.ts).
+ * `startTestSystem` composes them; a test that needs less takes only the pieces it needs.
  *
  * @example
- * ```ts
- * import { ensureFactStream } from "@shared/facts.ts";
- * import { factBus } from "@testing/fixtures.ts";
- * Deno.test("[demo] a bus and a fact stream of our own", async () => {
- *   await using b = await factBus();
- *   await ensureFactStream(b.bus);
- * });
+ * ```ts ignore
+ * await using database = await testDatabase();
+ * await using bus = await factBus();
+ * const logLevel = "error";
+ * const config = testConfig({ databaseUrl: database.url, bus, admin, logLevel });
+ * const context = { databaseUrl: database.url, bus: bus.bus, config, logLevel };
+ * await using catalog = await catalogFixture(context);
+ * const { call } = gatewayFixture(context);
  * ```
  */
 import type { Hono } from "hono";
 import type { Bus } from "@shared/bus.ts";
 import { type Config, loadConfig } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { deleteFactStream } from "@shared/facts.ts";
 import { createLogger, type LogLevel } from "@shared/log.ts";
-import { type TestBus, testBus } from "@shared/testing.ts";
+import type { TestBus } from "@shared/testing.ts";
 import { createApp } from "../gateway/app.ts";
 import type { GatewayEnv } from "../gateway/env.ts";
 import { ensureFirstAdmin } from "../services/catalog/admin.ts";
@@ -35,21 +35,6 @@ import { type Call, caller } from "./call.ts";
 /** A secret nobody guesses: for JWT_SECRET and passwords. */
 export function randomSecret(): string {
   return crypto.randomUUID() + crypto.randomUUID();
-}
-
-/**
- * A bus connection with a unique prefix; on dispose the prefix's fact and parked streams are
- * deleted (whoever made them) before the connection closes.
- */
-export async function factBus(): Promise<TestBus> {
-  const made = await testBus();
-  return {
-    ...made,
-    async [Symbol.asyncDispose]() {
-      await deleteFactStream(made.bus);
-      await made[Symbol.asyncDispose]();
-    },
-  };
 }
 
 export interface TestConfigOptions {

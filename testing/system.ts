@@ -41,7 +41,8 @@ import type {
 } from "./actions.ts";
 import type { Call } from "./call.ts";
 import { readFacts, type TestFact } from "./facts.ts";
-import { catalogFixture, factBus, gatewayFixture, randomSecret, testConfig } from "./fixtures.ts";
+import { factBus } from "./fact_bus.ts";
+import { catalogFixture, gatewayFixture, randomSecret, testConfig } from "./fixtures.ts";
 
 // What tests used to import from here before the kit was split: still one import away.
 export { caller, expectError, expectStatus, JSONAPI } from "./call.ts";
