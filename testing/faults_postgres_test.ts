@@ -12,6 +12,7 @@ import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { storedMessages } from "./facts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
+import { holdTableLock } from "./table_lock.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
@@ -236,29 +237,18 @@ Deno.test({
     await t.step(
       "a table lock outlasting the deadline: 504, and nothing applied later",
       async () => {
-        const locker = postgres(pg.url, { max: 1, onnotice: () => {} });
-        try {
-          const release = Promise.withResolvers<void>();
-          const lock = locker.begin(async (tx) => {
-            await tx`lock table catalog.event_topics in exclusive mode`;
-            await release.promise;
-          });
-          await sleep(100);
-          const answers = await Promise.all(
-            topics.map((topic) => patchTopic(system, topic, `${topic}-locked`)),
-          );
-          await sleep(1000);
-          release.resolve();
-          await lock;
-          await sleep(REQUEST_TIMEOUT_MS);
-          assert.deepEqual(answers.map((a) => a.status), topics.map(() => 504));
-          await assertOnlyAnsweredWritesApplied(system, answers);
-          const [{ locked }] = await locker`select count(*)::int as locked
+        await using lock = await holdTableLock(pg.url, "catalog.event_topics");
+        const answers = await Promise.all(
+          topics.map((topic) => patchTopic(system, topic, `${topic}-locked`)),
+        );
+        await sleep(1000);
+        await lock.release();
+        await sleep(REQUEST_TIMEOUT_MS);
+        assert.deepEqual(answers.map((a) => a.status), topics.map(() => 504));
+        await assertOnlyAnsweredWritesApplied(system, answers);
+        const [{ locked }] = await lock.sql`select count(*)::int as locked
           from catalog.event_topics where name like '%-locked'`;
-          assert.equal(locked, 0);
-        } finally {
-          await locker.end();
-        }
+        assert.equal(locked, 0);
       },
     );
   },
