@@ -78,6 +78,20 @@ function waitFor<T>(
   });
 }
 
+/** Keeps every line of `stderr` and its parsed log lines; `waiters` run at each new line. */
+function watchOutput(stderr: ReadableStream<Uint8Array>) {
+  const lines: string[] = [];
+  const logs: LogLine[] = [];
+  const waiters = new Set<() => void>();
+  const read = readLines(stderr, (line) => {
+    lines.push(line);
+    const log = parseLogLine(line);
+    if (log) logs.push(log);
+    waiters.forEach((check) => check());
+  }).catch(() => {});
+  return { lines, logs, waiters, read };
+}
+
 /** Starts `deno run -A <script>` from the repository root with `env` over this process's own. */
 export function spawnProcess(
   name: string,
@@ -92,15 +106,7 @@ export function spawnProcess(
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const lines: string[] = [];
-  const logs: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  const read = readLines(child.stderr, (line) => {
-    lines.push(line);
-    const log = parseLogLine(line);
-    if (log) logs.push(log);
-    waiters.forEach((check) => check());
-  }).catch(() => {});
+  const { lines, logs, waiters, read } = watchOutput(child.stderr);
   const exited = child.status;
   const signal = (sent: Deno.Signal) => {
     try {
