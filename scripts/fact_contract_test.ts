@@ -8,14 +8,11 @@ import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { factKinds } from "@shared/fact_catalog.ts";
-import { createLogger } from "@shared/log.ts";
 import { discountsRedemption, facts } from "@shared/subjects.ts";
-import { migrateDiscounts, SCHEMA, startDiscounts } from "../services/discounts/service.ts";
-import { openDatabase } from "@shared/db.ts";
-import { codeBody } from "../services/discounts/_test_utils.ts";
+import { codeBody, discountsFixture } from "../services/discounts/_test_utils.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_test_utils.ts";
+import { storedMessages } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
 import { OUTPUT } from "./asyncapi.ts";
 
@@ -38,29 +35,18 @@ async function validatorsByAddress(): Promise<Map<string, ValidateFunction>> {
 async function rawFacts(p: PaymentsSystem): Promise<{ subject: string; body: unknown }[]> {
   await p.system.catalog.relay.flush();
   await p.payments.relay.flush();
-  const jsm = await jetstreamManager(p.system.bus.nc);
-  const stream = facts.stream(p.system.prefix);
-  const { state } = await jsm.streams.info(stream);
-  const out: { subject: string; body: unknown }[] = [];
-  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-    if (message) out.push({ subject: message.subject, body: message.json() });
-  }
-  return out;
+  const messages = await storedMessages(p.system.bus, facts.stream(p.system.prefix));
+  return messages.map((message) => ({ subject: message.subject, body: message.json() }));
 }
 
 /** The discounts service on the payments test system (catalog, payments already run there). */
 async function withDiscounts(p: PaymentsSystem) {
-  const dsql = await openDatabase(p.system.databaseUrl, { schema: SCHEMA, max: 4 });
-  p.system.defer(() => dsql.end({ timeout: 5 }));
-  await migrateDiscounts(dsql);
-  const service = await startDiscounts({
-    sql: dsql,
-    bus: p.system.bus,
-    log: createLogger("discounts", "error"),
+  const { databaseUrl, bus, config } = p.system;
+  const discounts = await discountsFixture({ databaseUrl, bus, config, logLevel: "error" }, {
+    poolSize: 4,
   });
-  p.system.defer(() => service.stop());
-  return service;
+  p.system.defer(() => discounts[Symbol.asyncDispose]());
+  return discounts.services[0];
 }
 
 /** Users, roles, topics, events and tickets through the catalog. */

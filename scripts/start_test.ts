@@ -54,6 +54,13 @@ function assertOneLine(outcome: Outcome, cause: RegExp): void {
   assert.doesNotMatch(all, /Uncaught|^\s+at /m);
 }
 
+/** Runs `deno task start` with `env`, expecting it to fail with one line matching `cause`. */
+async function startFails(env: Record<string, string>, cause: RegExp): Promise<Outcome> {
+  const outcome = await run("scripts/start.ts", env);
+  assertOneLine(outcome, cause);
+  return outcome;
+}
+
 /** A nats-server of the test's own on a free port (with a user and password when given). */
 async function privateNats(
   dir: string,
@@ -252,53 +259,43 @@ Deno.test({
     const common = { PORT: String(freePort()), BUS_PREFIX: `fail_${crypto.randomUUID()}` };
 
     await t.step("a database that does not answer", async () => {
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         DATABASE_URL: nobody,
         NATS_URL: nats.url,
-      });
-      assertOneLine(
-        outcome,
-        /Cannot open the database at .*: nothing answers there\. .*DATABASE_URL/,
-      );
+      }, /Cannot open the database at .*: nothing answers there\. .*DATABASE_URL/);
     });
     await t.step({
       name: "a database that refuses the login",
       ignore: !sharedThere,
       fn: async () => {
-        const outcome = await run("scripts/start.ts", {
+        await startFails({
           ...common,
           DATABASE_URL: "postgres://no_such_role_oe:wrong@127.0.0.1:5432/postgres",
           NATS_URL: nats.url,
-        });
-        assertOneLine(
-          outcome,
-          /Cannot open the database at .*: it refused the login.*DATABASE_URL/,
-        );
+        }, /Cannot open the database at .*: it refused the login.*DATABASE_URL/);
       },
     });
     await t.step({
       name: "a NATS that does not answer",
       ignore: !sharedThere,
       fn: async () => {
-        const outcome = await run("scripts/start.ts", {
+        await startFails({
           ...common,
           DATABASE_URL: shared,
           NATS_URL: `nats://127.0.0.1:${freePort()}`,
-        });
-        assertOneLine(outcome, /Cannot connect to NATS at .*: nothing answers there\. .*NATS_URL/);
+        }, /Cannot connect to NATS at .*: nothing answers there\. .*NATS_URL/);
       },
     });
     await t.step({
       name: "a NATS that refuses the login",
       ignore: !sharedThere,
       fn: async () => {
-        const outcome = await run("scripts/start.ts", {
+        const outcome = await startFails({
           ...common,
           DATABASE_URL: shared,
           NATS_URL: guarded.url.replace("nats://", "nats://oe:wrong@"),
-        });
-        assertOneLine(outcome, /Cannot connect to NATS at .*: it refused the login.*NATS_URL/);
+        }, /Cannot connect to NATS at .*: it refused the login.*NATS_URL/);
         assert.doesNotMatch(outcome.stderr, /wrong/, "the password must not be printed");
       },
     });
@@ -306,71 +303,58 @@ Deno.test({
       name: "a NATS without JetStream",
       ignore: !sharedThere,
       fn: async () => {
-        const outcome = await run("scripts/start.ts", {
+        await startFails({
           ...common,
           DATABASE_URL: shared,
           NATS_URL: plain.url,
-        });
-        assertOneLine(outcome, /Cannot use NATS at .*: JetStream is not enabled there\. .*-js/);
+        }, /Cannot use NATS at .*: JetStream is not enabled there\. .*-js/);
       },
     });
     await t.step("the gateway's port in use", async () => {
       using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (listener.addr as Deno.NetAddr).port;
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         PORT: String(port),
         DATABASE_URL: nobody,
         NATS_URL: nats.url,
-      });
-      assertOneLine(outcome, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*PORT`));
+      }, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*PORT`));
     });
     await t.step("the embedded Postgres's port in use", async () => {
       using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (listener.addr as Deno.NetAddr).port;
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         DATABASE_URL: "embedded",
         EMBEDDED_DATA_DIR: dir.path,
         EMBEDDED_PG_PORT: String(port),
         NATS_URL: nats.url,
-      });
-      assertOneLine(
-        outcome,
-        new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*EMBEDDED_PG_PORT`),
-      );
+      }, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*EMBEDDED_PG_PORT`));
     });
     await t.step("a PORT that is not a number", async () => {
-      const outcome = await run("scripts/start.ts", { ...common, PORT: "eighty" });
-      assertOneLine(outcome, /Cannot read PORT: "eighty".*Correct PORT/);
+      await startFails({ ...common, PORT: "eighty" }, /Cannot read PORT: "eighty".*Correct PORT/);
     });
     await t.step("a malformed PAYMENTS_ENCRYPTION_KEY", async () => {
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         PAYMENTS_ENCRYPTION_KEY: "too-short",
-      });
-      assertOneLine(outcome, /Cannot read PAYMENTS_ENCRYPTION_KEY: .*32 bytes/);
+      }, /Cannot read PAYMENTS_ENCRYPTION_KEY: .*32 bytes/);
     });
     await t.step("a malformed DATABASE_URL", async () => {
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         DATABASE_URL: "postgres://postgres@127.0.0.1:notaport/x",
         NATS_URL: nats.url,
-      });
-      assertOneLine(
-        outcome,
-        /Cannot open the database: the URL is malformed\. Correct DATABASE_URL/,
-      );
+      }, /Cannot open the database: the URL is malformed\. Correct DATABASE_URL/);
     });
     await t.step("production mode without its secrets", async () => {
-      const outcome = await run("scripts/start.ts", {
+      await startFails({
         ...common,
         OE_ENV: "production",
         JWT_SECRET: "set",
         DATABASE_URL: nobody,
         NATS_URL: nats.url,
-      });
-      assertOneLine(outcome, /production mode.*PAYMENTS_ENCRYPTION_KEY not set/);
+      }, /production mode.*PAYMENTS_ENCRYPTION_KEY not set/);
     });
     await t.step("a single service whose database does not answer", async () => {
       const outcome = await run("services/audit/main.ts", {

@@ -14,6 +14,11 @@ export interface Config {
   host: string;
   port: number;
   databaseUrl: string;
+  /**
+   * `<SERVICE>_DATABASE_URL` settings by lower-case service name (`catalog`, ...): a service with
+   * one uses it instead of `databaseUrl`. See `serviceDatabaseUrl`.
+   */
+  serviceDatabaseUrls: Record<string, string>;
   /** NATS_URL as given: one server or a comma-separated list (kept for child processes). */
   natsUrl: string;
   /** Every server of NATS_URL; the client connects to one and reconnects through the others. */
@@ -80,12 +85,40 @@ function integer(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+type DatabaseUrls = Pick<Config, "databaseUrl" | "serviceDatabaseUrls">;
+
+/** Where the databases are: `DATABASE_URL` and every `<SERVICE>_DATABASE_URL` that is set. */
+function databaseUrls(env: Env): DatabaseUrls {
+  const serviceDatabaseUrls: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const service = name.match(/^([A-Z][A-Z0-9]*)_DATABASE_URL$/)?.[1];
+    if (service && value) serviceDatabaseUrls[service.toLowerCase()] = value;
+  }
+  const databaseUrl = env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/open_event";
+  return { databaseUrl, serviceDatabaseUrls };
+}
+
 /**
- * The database URL of one service: `<SERVICE>_DATABASE_URL` if set, else `DATABASE_URL`.
+ * The database URL of one service: `<SERVICE>_DATABASE_URL` if set, else `DATABASE_URL`. Reads
+ * a loaded config's `serviceDatabaseUrls` (what `runService` does), or the raw environment (what
+ * `deno task start` does before any service has loaded its config).
+ *
+ * @example
+ * ```ts
+ * import { loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
+ * const config = loadConfig({ CATALOG_DATABASE_URL: "postgres://db/catalog" });
+ * console.log(serviceDatabaseUrl("catalog", config)); // "postgres://db/catalog"
+ * ```
  */
-export function serviceDatabaseUrl(service: string, env: Env = envObject()): string {
-  return env[`${service.toUpperCase()}_DATABASE_URL`] || env.DATABASE_URL ||
-    "postgres://postgres@127.0.0.1:5432/open_event";
+export function serviceDatabaseUrl(
+  service: string,
+  from: Env | DatabaseUrls = envObject(),
+): string {
+  // An environment's values are all strings: an object here is a loaded config's map.
+  const urls = typeof from.serviceDatabaseUrls === "object"
+    ? from as DatabaseUrls
+    : databaseUrls(from as Env);
+  return urls.serviceDatabaseUrls[service] ?? urls.databaseUrl;
 }
 
 function baseUrl(env: Env, name: string, fallback: string): string {
@@ -170,7 +203,7 @@ export function loadConfig(env: Env = envObject()): Config {
   return {
     host: env.HOST || "127.0.0.1",
     port: integer(env, "PORT", 8080),
-    databaseUrl: env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/open_event",
+    ...databaseUrls(env),
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
     natsServers: parseNatsServers(env.NATS_URL || "nats://127.0.0.1:4222"),
     factsReplicas: replicas(env),

@@ -25,6 +25,18 @@ Deno.test("[config] serviceDatabaseUrl prefers <SERVICE>_DATABASE_URL", () => {
   assert.equal(serviceDatabaseUrl("audit", env), "postgres://a/one");
 });
 
+Deno.test("[config] loadConfig keeps <SERVICE>_DATABASE_URL for serviceDatabaseUrl", () => {
+  const config = loadConfig({
+    DATABASE_URL: "postgres://a/one",
+    CATALOG_DATABASE_URL: "postgres://b/two",
+    AUDIT_DATABASE_URL: "",
+  });
+  assert.deepEqual(config.serviceDatabaseUrls, { catalog: "postgres://b/two" });
+  assert.equal(serviceDatabaseUrl("catalog", config), "postgres://b/two");
+  assert.equal(serviceDatabaseUrl("audit", config), "postgres://a/one");
+  assert.equal(serviceDatabaseUrl("audit", loadConfig({})), loadConfig({}).databaseUrl);
+});
+
 Deno.test("[config] loadConfig reads the Stripe settings, all optional", async (t) => {
   await t.step("defaults: the real Connect URL, nothing secret", () => {
     const config = loadConfig({});

@@ -3,8 +3,8 @@
  * and discounts for a second service), with the real Postgres and NATS.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import type { CallOptions } from "@testing/system.ts";
+import { holdTableLock } from "@testing/table_lock.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 
 function topicBody(name: string) {
@@ -24,25 +24,16 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     (await system.readFacts()).filter((f) =>
       f.type === `catalog.${type}.${verb}` && f.data.id === id
     );
+  /** POST /v1/event-topics named `name`, with `key` as its Idempotency-Key (none if undefined). */
+  const postTopic = (name: string, key?: string, as = token) => {
+    const options = { token: as, body: topicBody(name) };
+    return system.call("POST", "/v1/event-topics", key ? keyed(key, options) : options);
+  };
 
   await t.step("a repeated POST gets the same answer, one row and one fact", async () => {
     const key = crypto.randomUUID();
-    const first = await system.call(
-      "POST",
-      "/v1/event-topics",
-      keyed(key, {
-        token,
-        body: topicBody("Once"),
-      }),
-    );
-    const again = await system.call(
-      "POST",
-      "/v1/event-topics",
-      keyed(key, {
-        token,
-        body: topicBody("Once"),
-      }),
-    );
+    const first = await postTopic("Once", key);
+    const again = await postTopic("Once", key);
     assert.equal(first.status, 201);
     assert.equal(again.status, 201);
     assert.equal(again.text, first.text);
@@ -53,22 +44,8 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
 
   await t.step("the same key with another body is 422 and changes nothing", async () => {
     const key = crypto.randomUUID();
-    const first = await system.call(
-      "POST",
-      "/v1/event-topics",
-      keyed(key, {
-        token,
-        body: topicBody("First body"),
-      }),
-    );
-    const other = await system.call(
-      "POST",
-      "/v1/event-topics",
-      keyed(key, {
-        token,
-        body: topicBody("Other body"),
-      }),
-    );
+    const first = await postTopic("First body", key);
+    const other = await postTopic("Other body", key);
     assert.equal(first.status, 201);
     assert.equal(other.status, 422);
     assert.equal(other.body.errors[0].source.header, "Idempotency-Key");
@@ -78,40 +55,15 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
   await t.step("a retry while the first still runs is 409; the first then succeeds", async () => {
     const key = crypto.randomUUID();
     // Hold the first request inside its insert with a table lock from another session.
-    const locker = postgres(system.databaseUrl, { max: 1, onnotice: () => {} });
-    try {
-      const lock = Promise.withResolvers<void>();
-      const held = locker.begin(async (tx) => {
-        await tx`lock table catalog.event_topics in exclusive mode`;
-        await lock.promise;
-      });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const firstCall = system.call(
-        "POST",
-        "/v1/event-topics",
-        keyed(key, {
-          token,
-          body: topicBody("Slow"),
-        }),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const during = await system.call(
-        "POST",
-        "/v1/event-topics",
-        keyed(key, {
-          token,
-          body: topicBody("Slow"),
-        }),
-      );
-      lock.resolve();
-      await held;
-      const first = await firstCall;
-      assert.equal(during.status, 409);
-      assert.equal(first.status, 201);
-      assert.equal(await topicCount("Slow"), 1);
-    } finally {
-      await locker.end();
-    }
+    await using lock = await holdTableLock(system.databaseUrl, "catalog.event_topics");
+    const firstCall = postTopic("Slow", key);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const during = await postTopic("Slow", key);
+    await lock.release();
+    const first = await firstCall;
+    assert.equal(during.status, 409);
+    assert.equal(first.status, 201);
+    assert.equal(await topicCount("Slow"), 1);
   });
 
   await t.step(
@@ -119,10 +71,7 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     async () => {
       const statuses = [];
       for (let i = 0; i < 2; i++) {
-        const reply = await system.call("POST", "/v1/event-topics", {
-          token,
-          body: topicBody("Twice"),
-        });
+        const reply = await postTopic("Twice");
         statuses.push(reply.status);
       }
       assert.deepEqual(statuses, [201, 409]);
@@ -158,36 +107,15 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     async () => {
       const key = crypto.randomUUID();
       const alice = await system.signUp();
-      const mine = await system.call(
-        "POST",
-        "/v1/event-topics",
-        keyed(key, {
-          token,
-          body: topicBody("Mine"),
-        }),
-      );
-      const hers = await system.call(
-        "POST",
-        "/v1/event-topics",
-        keyed(key, {
-          token: alice.token,
-          body: topicBody("Mine"),
-        }),
-      );
+      const mine = await postTopic("Mine", key);
+      const hers = await postTopic("Mine", key, alice.token);
       assert.equal(mine.status, 201);
       assert.equal(hers.status, 403);
     },
   );
 
   await t.step("a key that is not visible ASCII is 400", async () => {
-    const reply = await system.call(
-      "POST",
-      "/v1/event-topics",
-      keyed("a key", {
-        token,
-        body: topicBody("Bad key"),
-      }),
-    );
+    const reply = await postTopic("Bad key", "a key");
     assert.equal(reply.status, 400);
     assert.equal(await topicCount("Bad key"), 0);
   });

@@ -186,7 +186,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   process: ServiceProcess<S>,
   log: Logger = createLogger(process.name, config.logLevel),
 ): Promise<S> {
-  const databaseUrl = serviceDatabaseUrl(process.name);
+  const databaseUrl = serviceDatabaseUrl(process.name, config);
   const sql = await startOrExit(log, "open the database", async () => {
     const sql = await openDatabase(databaseUrl, { schema: process.schema, log });
     const applied = await process.migrate(sql);

@@ -4,13 +4,13 @@
  * tests that take NATS nodes away. Everything is removed again on dispose.
  */
 import { freePort } from "@shared/net.ts";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Bus } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
+import { storedMessages } from "./facts.ts";
 import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
-import { startProcess, type TestProcess } from "./processes.ts";
+import { spawnProcess, type TestProcess } from "./processes.ts";
 
 export interface StoredFact {
   id: string;
@@ -66,81 +66,85 @@ function lastWords(processes: TestProcess[]): string {
   ).join("; ");
 }
 
-async function readStoredFacts(bus: Bus, stream: string) {
-  const jsm = await jetstreamManager(bus.nc);
-  const { state } = await jsm.streams.info(stream);
-  const out: StoredFact[] = [];
-  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-    if (!message) continue;
-    const id = message.header?.get("Nats-Msg-Id") ?? "";
-    out.push({ id, subject: message.subject, storedAt: message.time });
-  }
-  return out;
+async function readStoredFacts(bus: Bus, stream: string): Promise<StoredFact[]> {
+  return (await storedMessages(bus, stream)).map((message) => ({
+    id: message.header?.get("Nats-Msg-Id") ?? "",
+    subject: message.subject,
+    storedAt: message.time,
+  }));
+}
+
+/** The environment every process of the cluster system reads. */
+function clusterEnv(options: {
+  databaseUrl: string;
+  natsUrl: string;
+  prefix: string;
+  port: number;
+  admin: { email: string; password: string };
+}): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "",
+    DATABASE_URL: options.databaseUrl,
+    NATS_URL: options.natsUrl,
+    BUS_PREFIX: options.prefix,
+    FACTS_REPLICAS: "3",
+    JWT_SECRET: crypto.randomUUID(),
+    ADMIN_EMAIL: options.admin.email,
+    ADMIN_PASSWORD: options.admin.password,
+    PASSWORD_ITERATIONS: "1000",
+    PORT: String(options.port),
+    LOG_LEVEL: "info",
+  };
 }
 
 export async function startClusterSystem(): Promise<ClusterSystem> {
-  const cleanups: (() => PromiseLike<void>)[] = [];
-  const dispose = async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      await Promise.resolve(cleanup()).catch(() => {});
-    }
+  await using stack = new AsyncDisposableStack();
+  // A clean-up that fails must not keep the rest (a cluster, a database) alive.
+  const owns = (disposable: AsyncDisposable) =>
+    stack.defer(() => Promise.resolve(disposable[Symbol.asyncDispose]()).catch(() => {}));
+  const cluster = await startNatsCluster(3);
+  owns(cluster);
+  const database = await testDatabase();
+  owns(database);
+  const prefix = `c${crypto.randomUUID().slice(0, 8)}`;
+  const bus = await Bus.connect({
+    url: cluster.natsUrl,
+    prefix,
+    factsReplicas: 3,
+    logger: createLogger("test", "error"),
+  });
+  stack.defer(() => bus.nc.close().catch(() => {}));
+  await waitForJetStream(bus);
+  const port = freePort();
+  const admin = { email: "admin@example.test", password: crypto.randomUUID() };
+  const env = clusterEnv({
+    databaseUrl: database.url,
+    natsUrl: cluster.natsUrl,
+    prefix,
+    port,
+    admin,
+  });
+  const processes = {
+    catalog: spawnProcess("catalog", "services/catalog/main.ts", env),
+    audit: spawnProcess("audit", "services/audit/main.ts", env),
+    gateway: spawnProcess("gateway", "gateway/main.ts", env),
   };
-  try {
-    const cluster = await startNatsCluster(3);
-    cleanups.push(() => cluster[Symbol.asyncDispose]());
-    const database = await testDatabase();
-    cleanups.push(() => database[Symbol.asyncDispose]());
-    const prefix = `c${crypto.randomUUID().slice(0, 8)}`;
-    const bus = await Bus.connect({
-      url: cluster.natsUrl,
-      prefix,
-      factsReplicas: 3,
-      logger: createLogger("test", "error"),
-    });
-    cleanups.push(() => bus.nc.close());
-    await waitForJetStream(bus);
-    const port = freePort();
-    const admin = { email: "admin@example.test", password: crypto.randomUUID() };
-    const env = {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      DATABASE_URL: database.url,
-      NATS_URL: cluster.natsUrl,
-      BUS_PREFIX: prefix,
-      FACTS_REPLICAS: "3",
-      JWT_SECRET: crypto.randomUUID(),
-      ADMIN_EMAIL: admin.email,
-      ADMIN_PASSWORD: admin.password,
-      PASSWORD_ITERATIONS: "1000",
-      PORT: String(port),
-      LOG_LEVEL: "info",
-    };
-    const processes = {
-      catalog: startProcess("catalog", "services/catalog/main.ts", env),
-      audit: startProcess("audit", "services/audit/main.ts", env),
-      gateway: startProcess("gateway", "gateway/main.ts", env),
-    };
-    for (const process of Object.values(processes)) {
-      cleanups.push(() => process[Symbol.asyncDispose]());
-    }
-    const gatewayUrl = `http://127.0.0.1:${port}`;
-    const adminToken = await login(gatewayUrl, admin, Object.values(processes));
-    await processes.audit.waitForLog((line) => line.message === "audit ready", 30_000);
-    const stream = facts.stream(prefix);
-    return {
-      cluster,
-      bus,
-      databaseUrl: database.url,
-      gatewayUrl,
-      adminToken,
-      processes,
-      stream,
-      storedFacts: () => readStoredFacts(bus, stream),
-      [Symbol.asyncDispose]: dispose,
-    };
-  } catch (error) {
-    await dispose();
-    throw error;
-  }
+  Object.values(processes).forEach(owns);
+  const gatewayUrl = `http://127.0.0.1:${port}`;
+  const adminToken = await login(gatewayUrl, admin, Object.values(processes));
+  await processes.audit.waitForLog((line) => line.message === "audit ready", 30_000);
+  const stream = facts.stream(prefix);
+  const owned = stack.move();
+  return {
+    cluster,
+    bus,
+    databaseUrl: database.url,
+    gatewayUrl,
+    adminToken,
+    processes,
+    stream,
+    storedFacts: () => readStoredFacts(bus, stream),
+    [Symbol.asyncDispose]: () => owned.disposeAsync(),
+  };
 }

@@ -7,12 +7,13 @@
 import { freePort } from "@shared/net.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { deleteFactStream, type Fact } from "@shared/facts.ts";
+import type { Fact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
+import { factBus } from "./fact_bus.ts";
+import { storedMessages } from "./facts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
-import { type ServiceProcess, spawnProcess } from "./service_process.ts";
+import { holdTableLock } from "./table_lock.ts";
+import { spawnProcess, type TestProcess } from "./processes.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
 const JSONAPI = "application/vnd.api+json";
@@ -21,16 +22,26 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface FaultSystem extends AsyncDisposable {
   url: string;
   token: string;
-  catalogs: ServiceProcess[];
+  catalogs: TestProcess[];
   readFacts(): Promise<Fact[]>;
   createTopic(name: string): Promise<string>;
 }
 
+/** Logs in as the admin through the gateway at `url`; returns the token. */
+async function adminToken(url: string, env: Record<string, string>): Promise<string> {
+  const login = await fetch(`${url}/v1/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }),
+  });
+  return (await login.json()).access_token;
+}
+
 /** Catalog instance(s) and a gateway as subprocesses on `databaseUrl`, a bus prefix of its own. */
 async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<FaultSystem> {
-  const testbus = await testBus();
+  await using stack = new AsyncDisposableStack();
+  const testbus = stack.use(await factBus());
   const port = freePort();
-  const password = crypto.randomUUID();
   const env = {
     ...Deno.env.toObject(),
     DATABASE_URL: databaseUrl,
@@ -39,64 +50,42 @@ async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<Faul
     PORT: String(port),
     JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
     ADMIN_EMAIL: "admin@example.test",
-    ADMIN_PASSWORD: password,
+    ADMIN_PASSWORD: crypto.randomUUID(),
     PASSWORD_ITERATIONS: "1000",
     REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     LOG_LEVEL: "info",
   };
-  const processes: ServiceProcess[] = [];
-  const stop = async () => {
-    for (const process of processes.reverse()) await process[Symbol.asyncDispose]();
-    await deleteFactStream(testbus.bus);
-    await testbus[Symbol.asyncDispose]();
-  };
-  try {
-    // One after the other: the first migrates and makes the admin.
-    for (let i = 0; i < catalogs; i++) {
-      const catalog = spawnProcess(`catalog-${i}`, "services/catalog/main.ts", env);
-      processes.push(catalog);
-      await catalog.waitForLine("catalog ready");
-    }
-    const gateway = spawnProcess("gateway", "gateway/main.ts", env);
-    processes.push(gateway);
-    await gateway.waitForLine("gateway listening");
-    const url = `http://127.0.0.1:${port}`;
-    const login = await fetch(`${url}/v1/auth/login`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ email: env.ADMIN_EMAIL, password }),
-    });
-    const token = (await login.json()).access_token;
-    return {
-      url,
-      token,
-      catalogs: processes.slice(0, catalogs),
-      async readFacts() {
-        const jsm = await jetstreamManager(testbus.bus.nc);
-        const stream = facts.stream(testbus.prefix);
-        const { state } = await jsm.streams.info(stream);
-        const out: Fact[] = [];
-        for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-          const message = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-          if (message) out.push(message.json<Fact>());
-        }
-        return out;
-      },
-      async createTopic(name) {
-        const reply = await fetch(`${url}/v1/event-topics`, {
-          method: "POST",
-          headers: { "Content-Type": JSONAPI, Authorization: `JWT ${token}` },
-          body: JSON.stringify({ data: { type: "event-topic", attributes: { name } } }),
-        });
-        assert.equal(reply.status, 201, await reply.clone().text());
-        return (await reply.json()).data.id;
-      },
-      [Symbol.asyncDispose]: stop,
-    };
-  } catch (error) {
-    await stop();
-    throw error;
+  const processes: TestProcess[] = [];
+  // One after the other: the first migrates and makes the admin.
+  for (let i = 0; i < catalogs; i++) {
+    const catalog = stack.use(spawnProcess(`catalog-${i}`, "services/catalog/main.ts", env));
+    processes.push(catalog);
+    await catalog.waitForLine("catalog ready");
   }
+  const gateway = stack.use(spawnProcess("gateway", "gateway/main.ts", env));
+  await gateway.waitForLine("gateway listening");
+  const url = `http://127.0.0.1:${port}`;
+  const token = await adminToken(url, env);
+  const owned = stack.move();
+  return {
+    url,
+    token,
+    catalogs: processes,
+    async readFacts() {
+      const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
+      return messages.map((message) => message.json<Fact>());
+    },
+    async createTopic(name) {
+      const reply = await fetch(`${url}/v1/event-topics`, {
+        method: "POST",
+        headers: { "Content-Type": JSONAPI, Authorization: `JWT ${token}` },
+        body: JSON.stringify({ data: { type: "event-topic", attributes: { name } } }),
+      });
+      assert.equal(reply.status, 201, await reply.clone().text());
+      return (await reply.json()).data.id;
+    },
+    [Symbol.asyncDispose]: () => owned.disposeAsync(),
+  };
 }
 
 /** One request of a load run and what came of it (times in epoch ms). */
@@ -243,29 +232,18 @@ Deno.test({
     await t.step(
       "a table lock outlasting the deadline: 504, and nothing applied later",
       async () => {
-        const locker = postgres(pg.url, { max: 1, onnotice: () => {} });
-        try {
-          const release = Promise.withResolvers<void>();
-          const lock = locker.begin(async (tx) => {
-            await tx`lock table catalog.event_topics in exclusive mode`;
-            await release.promise;
-          });
-          await sleep(100);
-          const answers = await Promise.all(
-            topics.map((topic) => patchTopic(system, topic, `${topic}-locked`)),
-          );
-          await sleep(1000);
-          release.resolve();
-          await lock;
-          await sleep(REQUEST_TIMEOUT_MS);
-          assert.deepEqual(answers.map((a) => a.status), topics.map(() => 504));
-          await assertOnlyAnsweredWritesApplied(system, answers);
-          const [{ locked }] = await locker`select count(*)::int as locked
+        await using lock = await holdTableLock(pg.url, "catalog.event_topics");
+        const answers = await Promise.all(
+          topics.map((topic) => patchTopic(system, topic, `${topic}-locked`)),
+        );
+        await sleep(1000);
+        await lock.release();
+        await sleep(REQUEST_TIMEOUT_MS);
+        assert.deepEqual(answers.map((a) => a.status), topics.map(() => 504));
+        await assertOnlyAnsweredWritesApplied(system, answers);
+        const [{ locked }] = await lock.sql`select count(*)::int as locked
           from catalog.event_topics where name like '%-locked'`;
-          assert.equal(locked, 0);
-        } finally {
-          await locker.end();
-        }
+        assert.equal(locked, 0);
       },
     );
   },
@@ -283,8 +261,7 @@ Deno.test({
     const load = patchLoad(system, topics);
     await sleep(1000);
     const killedAt = Date.now();
-    system.catalogs[1].kill("SIGKILL");
-    await system.catalogs[1].exited;
+    await system.catalogs[1].kill("SIGKILL");
     const goneAt = Date.now();
     await sleep(REQUEST_TIMEOUT_MS + 1000);
     const answers = await load.stop();

@@ -1,11 +1,14 @@
 /**
- * Real service processes for fault tests: `deno run -A <main.ts>` with the environment given,
- * their JSON log lines on stderr kept for assertions, stopped (SIGTERM, then SIGKILL) on dispose.
+ * Services and the gateway as real subprocesses (`deno run -A <main.ts>`, as `deno task start`
+ * runs them), for fault tests that kill processes or the servers under them. Every stderr line is
+ * kept (`lines`), and those that are our JSON log lines parsed too (`logs`), so a test can wait
+ * for and check what a process said. Disposing stops it: SIGTERM, then SIGKILL if it hangs.
  *
  * @example
  * ```ts ignore
- * await using audit = startProcess("audit", "services/audit/main.ts", env);
+ * await using audit = spawnProcess("audit", "services/audit/main.ts", env);
  * await audit.waitForLog((line) => line.message === "audit ready", 20_000);
+ * await audit.kill("SIGKILL");
  * ```
  */
 
@@ -17,16 +20,32 @@ export interface LogLine {
 
 export interface TestProcess extends AsyncDisposable {
   name: string;
-  /** Every JSON log line written so far. */
+  /** Every line the process wrote to stderr so far. */
+  lines: string[];
+  /** The lines of `lines` that are JSON log lines, parsed. */
   logs: LogLine[];
+  /** Resolves once a stderr line contains `text`; rejects after `timeoutMs`. */
+  waitForLine(text: string, timeoutMs?: number): Promise<void>;
   /** Resolves with the first log line (already written or to come) that `match` accepts. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine>;
+  /** Sends `signal` (SIGKILL by default) and resolves once the process has exited. */
   kill(signal?: Deno.Signal): Promise<void>;
+  /** Resolves when the process has exited. */
+  exited: Promise<Deno.CommandStatus>;
 }
 
 const root = new URL("../", import.meta.url);
 
-async function collectLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+function parseLogLine(text: string): LogLine | undefined {
+  if (!text.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(text) as LogLine;
+  } catch {
+    return undefined; // Not a log line (a panic trace, say): kept out of `logs`.
+  }
+}
+
+async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
   let rest = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     const lines = (rest + chunk).split("\n");
@@ -35,67 +54,95 @@ async function collectLines(stream: ReadableStream<Uint8Array>, onLine: (line: s
   }
 }
 
-export function startProcess(
+/** Resolves with what `seen` finds, now or after a line to come; rejects after `timeoutMs`. */
+function waitFor<T>(
+  seen: () => T | undefined,
+  waiters: Set<() => void>,
+  timeoutMs: number,
+  timedOut: () => Error,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const found = seen();
+      if (found === undefined) return;
+      clearTimeout(timer);
+      waiters.delete(check);
+      resolve(found);
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      reject(timedOut());
+    }, timeoutMs);
+    waiters.add(check);
+    check();
+  });
+}
+
+/** Keeps every line of `stderr` and its parsed log lines; `waiters` run at each new line. */
+function watchOutput(stderr: ReadableStream<Uint8Array>) {
+  const lines: string[] = [];
+  const logs: LogLine[] = [];
+  const waiters = new Set<() => void>();
+  const read = readLines(stderr, (line) => {
+    lines.push(line);
+    const log = parseLogLine(line);
+    if (log) logs.push(log);
+    waiters.forEach((check) => check());
+  }).catch(() => {});
+  return { lines, logs, waiters, read };
+}
+
+/** Starts `deno run -A <script>` from the repository root with `env` over this process's own. */
+export function spawnProcess(
   name: string,
-  main: string,
+  script: string,
   env: Record<string, string>,
 ): TestProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main],
-    cwd: root.pathname,
+    args: ["run", "-A", "--no-prompt", script],
+    cwd: root,
     env,
+    stdin: "null",
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const logs: LogLine[] = [];
-  const waiters = new Set<(line: LogLine) => void>();
-  const read = collectLines(child.stderr, (text) => {
+  const { lines, logs, waiters, read } = watchOutput(child.stderr);
+  const exited = child.status;
+  const signal = (sent: Deno.Signal) => {
     try {
-      const line = JSON.parse(text) as LogLine;
-      logs.push(line);
-      for (const waiter of waiters) waiter(line);
+      child.kill(sent);
     } catch {
-      // Not a log line (a panic trace, say): kept out of `logs`.
+      // Already gone.
     }
-  }).catch(() => {});
-  let alive = true;
-  const kill = async (signal: Deno.Signal = "SIGKILL") => {
-    if (!alive) return;
-    alive = false;
-    child.kill(signal);
-    await child.status;
+  };
+  const kill = async (sent: Deno.Signal = "SIGKILL") => {
+    signal(sent);
+    await exited;
     await read;
   };
   return {
     name,
+    lines,
     logs,
-    waitForLog(match, timeoutMs) {
-      const found = logs.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`${name} did not log the line awaited within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const waiter = (line: LogLine) => {
-          if (!match(line)) return;
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(line);
-        };
-        waiters.add(waiter);
-      });
-    },
+    exited,
     kill,
+    waitForLine: (text, timeoutMs = 60_000) =>
+      waitFor(
+        () => lines.some((line) => line.includes(text)) || undefined,
+        waiters,
+        timeoutMs,
+        () => new Error(`${name} did not log "${text}": ${lines.slice(-5).join("\n")}`),
+      ).then(() => {}),
+    waitForLog: (match, timeoutMs) =>
+      waitFor(
+        () => logs.find(match),
+        waiters,
+        timeoutMs,
+        () => new Error(`${name} did not log the line awaited within ${timeoutMs} ms`),
+      ),
     // A clean stop first (the gateway removes its socket directory); SIGKILL if it hangs.
-    [Symbol.asyncDispose]: async () => {
-      const hung = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // It exited meanwhile.
-        }
-      }, 5_000);
+    async [Symbol.asyncDispose]() {
+      const hung = setTimeout(() => signal("SIGKILL"), 5_000);
       await kill("SIGTERM");
       clearTimeout(hung);
     },

@@ -12,7 +12,8 @@ import { type AuditService, migrateAudit, SCHEMA, startAudit } from "./service.t
 
 export const quiet = createLogger("audit-test", "error");
 
-export interface RunningAudit {
+/** The audit service and its pool; `stop` (or disposing it) stops both, once. */
+export interface RunningAudit extends AsyncDisposable {
   service: AuditService;
   /** A pool of its own on the audit schema (for checks), separate from the service's. */
   sql: Sql;
@@ -29,16 +30,13 @@ export async function startAuditOn(
   await migrateAudit(sql);
   const service = await startAudit({ sql, bus, log: quiet, ...options });
   let stopped = false;
-  return {
-    service,
-    sql,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await service.stop();
-      await sql.end({ timeout: 5 });
-    },
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await service.stop();
+    await sql.end({ timeout: 5 });
   };
+  return { service, sql, stop, [Symbol.asyncDispose]: stop };
 }
 
 let counter = 0;
@@ -60,8 +58,6 @@ export function makeFact<K extends FactType = "catalog.event-topic.created">(
 }
 
 export { publishFacts };
-
-/** Waits until `check` holds (polling), or fails after `ms`. */
 
 export async function activityCount(sql: Sql): Promise<number> {
   const [{ count }] = await sql`select count(*)::int as count from activities`;

@@ -3,10 +3,11 @@ import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
-import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
+import { ensureFactStream } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { factSubject } from "@shared/fact_catalog.ts";
-import { testBus, testDatabase } from "@shared/testing.ts";
+import { testDatabase } from "@shared/testing.ts";
+import { factBus } from "@testing/fact_bus.ts";
 import { activityCount, makeFact, publishFacts, startAuditOn } from "./_test_utils.ts";
 import { DURABLE, SCHEMA } from "./service.ts";
 
@@ -19,91 +20,73 @@ async function drained(bus: Bus): Promise<boolean> {
 
 Deno.test("[audit] a fact becomes one activity, even when it comes again after the window", async () => {
   await using db = await testDatabase();
-  await using b = await testBus();
-  await ensureFactStream(b.bus);
-  const audit = await startAuditOn(b.bus, db.url);
-  try {
-    const js = jetstream(b.bus.nc);
-    const fact = makeFact("catalog.event.updated", { id: "5" }, {
-      time: new Date("2030-01-02T03:04:05.678Z"),
-    });
-    const body = JSON.stringify(fact);
-    const subject = b.bus.subject(factSubject(fact.type));
-    await js.publish(subject, body, { msgID: fact.id });
-    // Inside the window JetStream itself drops the retry.
-    const retry = await js.publish(subject, body, { msgID: fact.id });
-    assert.equal(retry.duplicate, true);
-    // After the window (simulated with another message id) the stream keeps it: audit must not.
-    const late = await js.publish(subject, body, { msgID: `${fact.id}-late` });
-    assert.equal(late.duplicate, false);
-    await eventually(() => drained(b.bus), 10_000, "the consumer drained");
-    const rows = await audit.sql`select * from activities`;
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0].fact_id, fact.id);
-    assert.equal(rows[0].action, "Event 5 updated");
-    assert.equal(rows[0].actor, "admin@example.com (1)");
-    assert.equal(rows[0].occurred_at.toISOString(), "2030-01-02T03:04:05.678Z");
-  } finally {
-    await audit.stop();
-    await deleteFactStream(b.bus);
-  }
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  const fact = makeFact("catalog.event.updated", { id: "5" }, {
+    time: new Date("2030-01-02T03:04:05.678Z"),
+  });
+  const body = JSON.stringify(fact);
+  const subject = b.bus.subject(factSubject(fact.type));
+  await js.publish(subject, body, { msgID: fact.id });
+  // Inside the window JetStream itself drops the retry.
+  const retry = await js.publish(subject, body, { msgID: fact.id });
+  assert.equal(retry.duplicate, true);
+  // After the window (simulated with another message id) the stream keeps it: audit must not.
+  const late = await js.publish(subject, body, { msgID: `${fact.id}-late` });
+  assert.equal(late.duplicate, false);
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql`select * from activities`;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].fact_id, fact.id);
+  assert.equal(rows[0].action, "Event 5 updated");
+  assert.equal(rows[0].actor, "admin@example.com (1)");
+  assert.equal(rows[0].occurred_at.toISOString(), "2030-01-02T03:04:05.678Z");
 });
 
 Deno.test("[audit] a backlog is written in batches of at most batchSize", async () => {
   await using db = await testDatabase();
-  await using b = await testBus();
-  await ensureFactStream(b.bus);
+  await using b = await factBus({ ensureStream: true });
   const published = Array.from({ length: 2500 }, () => makeFact());
   await publishFacts(b.bus, published);
-  const audit = await startAuditOn(b.bus, db.url, { batchSize: 500 });
-  try {
-    await eventually(
-      async () => await activityCount(audit.sql) === 2500,
-      20_000,
-      "2500 activities",
-    );
-    // Rows of one insert share its transaction's now(): one recorded_at per batch.
-    const batches = await audit.sql`select recorded_at, count(*)::int as n from activities
-      group by recorded_at`;
-    assert.ok(batches.every((batch) => batch.n <= 500), "no batch above 500");
-    assert.ok(batches.length <= 10, `2500 facts took ${batches.length} inserts`);
-  } finally {
-    await audit.stop();
-    await deleteFactStream(b.bus);
-  }
+  await using audit = await startAuditOn(b.bus, db.url, { batchSize: 500 });
+  await eventually(
+    async () => await activityCount(audit.sql) === 2500,
+    20_000,
+    "2500 activities",
+  );
+  // Rows of one insert share its transaction's now(): one recorded_at per batch.
+  const batches = await audit.sql`select recorded_at, count(*)::int as n from activities
+    group by recorded_at`;
+  assert.ok(batches.every((batch) => batch.n <= 500), "no batch above 500");
+  assert.ok(batches.length <= 10, `2500 facts took ${batches.length} inserts`);
 });
 
 Deno.test("[audit] malformed, misrouted and refused facts are parked; later facts go on", async () => {
   await using db = await testDatabase();
-  await using b = await testBus();
-  await ensureFactStream(b.bus);
-  const audit = await startAuditOn(b.bus, db.url);
-  try {
-    const js = jetstream(b.bus.nc);
-    const subject = b.bus.subject(factSubject("catalog.event-topic.created"));
-    await js.publish(subject, "not json");
-    await js.publish(subject, JSON.stringify({ id: "x", verb: "created" }));
-    // Valid by the schema, but on another fact's subject.
-    const misrouted = makeFact("catalog.event.created");
-    await js.publish(subject, JSON.stringify(misrouted));
-    // Valid by the schema, but Postgres has no year 0: it comes in a batch with a good fact.
-    const refused = makeFact(undefined, {}, { time: new Date("0000-01-01T00:00:00Z") });
-    const good = makeFact();
-    await publishFacts(b.bus, [refused, good]);
-    await eventually(() => drained(b.bus), 10_000, "the consumer drained");
-    const rows = await audit.sql`select fact_id from activities`;
-    assert.deepEqual(rows.map((row) => row.fact_id), [good.id]);
-    const jsm = await jetstreamManager(b.bus.nc);
-    const parked = await jsm.streams.info(facts.parkedStream(b.prefix));
-    assert.equal(parked.state.messages, 4);
-    // After it, facts still flow.
-    const later = makeFact();
-    await publishFacts(b.bus, [later]);
-    await eventually(async () => await activityCount(audit.sql) === 2, 10_000, "the later fact");
-  } finally {
-    await audit.stop();
-    await deleteFactStream(b.bus);
-  }
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  const subject = b.bus.subject(factSubject("catalog.event-topic.created"));
+  await js.publish(subject, "not json");
+  await js.publish(subject, JSON.stringify({ id: "x", verb: "created" }));
+  // Valid by the schema, but on another fact's subject.
+  const misrouted = makeFact("catalog.event.created");
+  await js.publish(subject, JSON.stringify(misrouted));
+  // Valid by the schema, but Postgres has no year 0: it comes in a batch with a good fact.
+  const refused = makeFact(undefined, {}, { time: new Date("0000-01-01T00:00:00Z") });
+  const good = makeFact();
+  await publishFacts(b.bus, [refused, good]);
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql`select fact_id from activities`;
+  assert.deepEqual(rows.map((row) => row.fact_id), [good.id]);
+  const jsm = await jetstreamManager(b.bus.nc);
+  const parked = await jsm.streams.info(facts.parkedStream(b.prefix));
+  assert.equal(parked.state.messages, 4);
+  // After it, facts still flow.
+  const later = makeFact();
+  await publishFacts(b.bus, [later]);
+  await eventually(async () => await activityCount(audit.sql) === 2, 10_000, "the later fact");
 });
 
 /** A real audit process (services/audit/main.ts) on the test's database, NATS and prefix. */
@@ -179,7 +162,7 @@ function natsRelay(natsUrl: string) {
 
 Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes nothing twice", async () => {
   await using db = await testDatabase();
-  await using b = await testBus();
+  await using b = await factBus();
   const stream = await ensureFactStream(b.bus);
   const total = 20_000;
   const published = Array.from({ length: total }, () => makeFact());
@@ -240,6 +223,5 @@ Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes noth
     }
     await relay.close();
     await check.end();
-    await deleteFactStream(b.bus);
   }
 });

@@ -1,7 +1,8 @@
 /**
  * The test system of testing/system.ts plus the discounts service: one or more instances, each
  * on its own NATS connection (so requests really spread over them), sharing the test database.
- * Registered with `system.defer`, so `await using` stops everything.
+ * `discountsFixture` starts the service on any bus and database; `startDiscountsSystem` registers
+ * it with `system.defer`, so `await using` stops everything.
  */
 import { Bus } from "@shared/bus.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
@@ -13,6 +14,7 @@ import {
   type TestSystem,
   type TestSystemOptions,
 } from "@testing/system.ts";
+import type { ServiceContext } from "@testing/fixtures.ts";
 import { type DiscountsService, migrateDiscounts, SCHEMA, startDiscounts } from "./service.ts";
 
 export interface DiscountsTestSystem extends TestSystem {
@@ -64,32 +66,60 @@ export function codeBody(options: CodeOptions): Record<string, unknown> {
   };
 }
 
+export interface DiscountsFixture extends AsyncDisposable {
+  /** A pool on the discounts schema of the test database. */
+  sql: Sql;
+  services: DiscountsService[];
+}
+
+/**
+ * The discounts service on its schema of `context.databaseUrl`, migrated: `instances` of it (1 by
+ * default), the first on `context.bus`, each other one on a connection of its own to the same
+ * prefix. Dispose stops them, closes those connections and the pool.
+ */
+export async function discountsFixture(
+  context: ServiceContext,
+  options: { instances?: number; poolSize?: number } = {},
+): Promise<DiscountsFixture> {
+  await using stack = new AsyncDisposableStack();
+  const { bus } = context;
+  const sql = await openDatabase(context.databaseUrl, { schema: SCHEMA, max: options.poolSize });
+  stack.defer(() => sql.end({ timeout: 5 }));
+  await migrateDiscounts(sql);
+  const log = createLogger("discounts", context.logLevel);
+  const services: DiscountsService[] = [];
+  for (let i = 0; i < (options.instances ?? 1); i++) {
+    const own = i === 0 ? bus : await Bus.connect({
+      url: context.config.natsUrl,
+      prefix: bus.prefix,
+      name: `discounts-${i}`,
+      logger: log,
+    });
+    if (i > 0) stack.defer(() => own.close());
+    const service = await startDiscounts({ sql, bus: own, log });
+    stack.defer(() => service.stop());
+    services.push(service);
+    await own.nc.flush();
+  }
+  const owned = stack.move();
+  return { sql, services, [Symbol.asyncDispose]: () => owned.disposeAsync() };
+}
+
 export async function startDiscountsSystem(
   options: TestSystemOptions & { instances?: number } = {},
 ): Promise<DiscountsTestSystem> {
   const system = await startTestSystem(options);
   try {
-    const dsql = await openDatabase(system.databaseUrl, { schema: SCHEMA, max: 10 });
-    system.defer(() => dsql.end({ timeout: 5 }));
-    await migrateDiscounts(dsql);
-    const log = createLogger("discounts", options.logLevel ?? "error");
-    const services: DiscountsService[] = [];
-    for (let i = 0; i < (options.instances ?? 1); i++) {
-      const bus = i === 0 ? system.bus : await Bus.connect({
-        url: system.config.natsUrl,
-        prefix: system.prefix,
-        name: `discounts-${i}`,
-        logger: log,
-      });
-      if (i > 0) system.defer(() => bus.close());
-      const service = await startDiscounts({ sql: dsql, bus, log });
-      system.defer(() => service.stop());
-      services.push(service);
-      await bus.nc.flush();
-    }
+    const { databaseUrl, bus, config } = system;
+    const logLevel = options.logLevel ?? "error";
+    const discounts = await discountsFixture({ databaseUrl, bus, config, logLevel }, {
+      instances: options.instances,
+      poolSize: 10,
+    });
+    system.defer(() => discounts[Symbol.asyncDispose]());
     const out = system as DiscountsTestSystem;
-    out.dsql = dsql;
-    out.discounts = services;
+    out.dsql = discounts.sql;
+    out.discounts = discounts.services;
     out.postCode = (token, codeOptions) =>
       system.call("POST", "/v1/discount-codes", { token, body: codeBody(codeOptions) });
     out.createCode = async (token, codeOptions) => {

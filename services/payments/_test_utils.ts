@@ -47,10 +47,13 @@ export interface PaymentsSystem extends AsyncDisposable {
   leaks(): Promise<string[]>;
 }
 
+/** Settings a test can leave unset. */
+type Omitted = "encryptionKey" | "stripe" | "webhookSecret";
+
 export interface PaymentsSystemOptions {
   env?: Record<string, string>;
   /** Leave a setting unset to test the 503 answers. */
-  omit?: ("encryptionKey" | "stripe" | "webhookSecret")[];
+  omit?: Omitted[];
 }
 
 function expand(value: unknown, depth = 0): unknown {
@@ -89,73 +92,104 @@ function randomBase64Key(): string {
 
 let counter = 0;
 
-export async function startPaymentsSystem(
-  options: PaymentsSystemOptions = {},
-): Promise<PaymentsSystem> {
-  const omit = new Set(options.omit ?? []);
-  const planted = new Map<string, string>([
+/** What a test plants and then looks for: the platform's secrets and the Connect client id. */
+interface Planted {
+  secrets: Map<string, string>;
+  clientId: string;
+}
+
+function plantSecrets(): Planted {
+  const secrets = new Map<string, string>([
     ["STRIPE_SECRET_KEY", `sk_test_platform_${crypto.randomUUID().replaceAll("-", "")}`],
     ["STRIPE_WEBHOOK_SECRET", `whsec_${crypto.randomUUID().replaceAll("-", "")}`],
     ["PAYMENTS_ENCRYPTION_KEY", randomBase64Key()],
   ]);
-  const clientId = `ca_${crypto.randomUUID().slice(0, 12)}`;
-  const system = await startTestSystem({ env: options.env });
-  const logs: string[] = [];
-  const responses: string[] = [];
-  let stripe: FakeStripe | undefined;
-  let bus: Bus | undefined;
-  let sql: Sql | undefined;
-  let payments: PaymentsService | undefined;
-  let config: Config | undefined;
-  let log: Logger | undefined;
-  try {
-    stripe = await startFakeStripe({ secretKey: planted.get("STRIPE_SECRET_KEY")!, clientId });
-    log = recordingLogger(logs);
-    bus = await Bus.connect({
-      url: system.config.natsUrl,
-      prefix: system.prefix,
-      name: "payments-test",
-      logger: log,
-    });
-    sql = await openDatabase(system.databaseUrl, { schema: SCHEMA, max: 5 });
-    await migratePayments(sql);
-    config = {
-      ...system.config,
-      stripeConnectUrl: stripe.url,
-      stripeSecretKey: omit.has("stripe") ? undefined : planted.get("STRIPE_SECRET_KEY"),
-      stripeClientId: omit.has("stripe") ? undefined : clientId,
-      stripeWebhookSecret: omit.has("webhookSecret")
-        ? undefined
-        : planted.get("STRIPE_WEBHOOK_SECRET"),
-      paymentsEncryptionKey: omit.has("encryptionKey")
-        ? undefined
-        : planted.get("PAYMENTS_ENCRYPTION_KEY"),
-      stripeTimeoutMs: Number(options.env?.STRIPE_TIMEOUT_MS ?? 1000),
-    };
-    payments = await startPayments({ sql, bus, config, log });
-    await bus.nc.flush();
-  } catch (error) {
-    await payments?.stop();
-    await bus?.close();
-    await sql?.end();
-    await stripe?.stop();
-    await system.stop();
-    throw error;
-  }
-  const [fake, paymentsBus, db, baseConfig, paymentsLog] = [stripe, bus, sql, config!, log!];
-  let service = payments;
-  system.defer(async () => {
-    await service.stop();
-    await paymentsBus.close();
-    await db.end({ timeout: 5 });
-    await fake.stop();
-  });
+  return { secrets, clientId: `ca_${crypto.randomUUID().slice(0, 12)}` };
+}
 
+/** The system's config with the planted Stripe settings (less those `omit` leaves unset). */
+function paymentsConfig(
+  base: Config,
+  planted: Planted,
+  options: PaymentsSystemOptions & { stripeUrl: string },
+): Config {
+  const omit = new Set(options.omit ?? []);
+  const unless = (setting: Omitted, value: string | undefined) =>
+    omit.has(setting) ? undefined : value;
+  return {
+    ...base,
+    stripeConnectUrl: options.stripeUrl,
+    stripeSecretKey: unless("stripe", planted.secrets.get("STRIPE_SECRET_KEY")),
+    stripeClientId: unless("stripe", planted.clientId),
+    stripeWebhookSecret: unless("webhookSecret", planted.secrets.get("STRIPE_WEBHOOK_SECRET")),
+    paymentsEncryptionKey: unless("encryptionKey", planted.secrets.get("PAYMENTS_ENCRYPTION_KEY")),
+    stripeTimeoutMs: Number(options.env?.STRIPE_TIMEOUT_MS ?? 1000),
+  };
+}
+
+interface PaymentsFixture extends AsyncDisposable {
+  /** The running service (a new one after `restart`). */
+  readonly service: PaymentsService;
+  sql: Sql;
+  /** Stops the service and starts it again on the same bus and pool with `config`. */
+  restart(config: Config): Promise<void>;
+}
+
+/**
+ * Payments on a bus connection of its own to `system`'s prefix and on its schema of `system`'s
+ * database, logging to `log`. Dispose stops it and closes the connection and the pool.
+ */
+async function paymentsFixture(
+  system: TestSystem,
+  config: Config,
+  log: Logger,
+): Promise<PaymentsFixture> {
+  await using stack = new AsyncDisposableStack();
+  const bus = await Bus.connect({
+    url: system.config.natsUrl,
+    prefix: system.prefix,
+    name: "payments-test",
+    logger: log,
+  });
+  stack.defer(() => bus.close());
+  const sql = await openDatabase(system.databaseUrl, { schema: SCHEMA, max: 5 });
+  stack.defer(() => sql.end({ timeout: 5 }));
+  await migratePayments(sql);
+  let service = await startPayments({ sql, bus, config, log });
+  stack.defer(() => service.stop()); // whichever runs then
+  await bus.nc.flush();
+  const owned = stack.move();
+  return {
+    get service() {
+      return service;
+    },
+    sql,
+    async restart(changed) {
+      await service.stop();
+      service = await startPayments({ sql, bus, config: changed, log });
+      await bus.nc.flush();
+    },
+    [Symbol.asyncDispose]: () => owned.disposeAsync(),
+  };
+}
+
+/** Where the tests could see a secret: responses, log lines and facts. */
+interface Haystacks {
+  responses: string[];
+  logs: string[];
+  readFacts(): Promise<TestFact[]>;
+}
+
+/**
+ * The planted secrets plus every code and token the fake Stripe issued (`grants`) or the tests
+ * sent it, and a search for any of them in `haystacks`.
+ */
+function leakCheck(planted: Planted, stripe: FakeStripe, haystacks: Haystacks) {
   const grants: FakeGrant[] = [];
-  function plantedWithGrants(): Map<string, string> {
-    const all = new Map(planted);
+  function secrets(): Map<string, string> {
+    const all = new Map(planted.secrets);
     // Codes the tests sent that Stripe never granted count too.
-    fake.calls.forEach((call, i) => {
+    stripe.calls.forEach((call, i) => {
       if (call.form.code) all.set(`code sent in Stripe call ${i}`, call.form.code);
     });
     grants.forEach((grant, i) => {
@@ -166,81 +200,94 @@ export async function startPaymentsSystem(
     });
     return all;
   }
-
-  async function readFacts(): Promise<TestFact[]> {
-    await service.relay.flush();
-    return await system.readFacts();
-  }
-
   async function leaks(): Promise<string[]> {
-    const facts = JSON.stringify(await readFacts().catch(() => []));
-    const haystacks: [string, string][] = [
-      ["a response", responses.join("\n")],
-      ["a log line", logs.join("\n")],
+    const facts = JSON.stringify(await haystacks.readFacts().catch(() => []));
+    const texts: [string, string][] = [
+      ["a response", haystacks.responses.join("\n")],
+      ["a log line", haystacks.logs.join("\n")],
       ["a fact", facts],
     ];
     const found: string[] = [];
-    for (const [name, secret] of plantedWithGrants()) {
+    for (const [name, secret] of secrets()) {
       if (secret.length < 8) continue; // too short to mean anything (e.g. an empty code)
-      for (const [where, text] of haystacks) {
+      for (const [where, text] of texts) {
         if (text.includes(secret)) found.push(`${name} in ${where}`);
       }
     }
     return found;
   }
+  return { grants, secrets, leaks };
+}
 
-  const stop = async () => {
-    const found = await leaks().catch((error) => [`cannot check for leaks: ${error}`]);
+export async function startPaymentsSystem(
+  options: PaymentsSystemOptions = {},
+): Promise<PaymentsSystem> {
+  const planted = plantSecrets();
+  const system = await startTestSystem({ env: options.env });
+  try {
+    const stripe = await startFakeStripe({
+      secretKey: planted.secrets.get("STRIPE_SECRET_KEY")!,
+      clientId: planted.clientId,
+    });
+    system.defer(() => stripe.stop());
+    const logs: string[] = [];
+    const log = recordingLogger(logs);
+    const config = paymentsConfig(system.config, planted, { ...options, stripeUrl: stripe.url });
+    const payments = await paymentsFixture(system, config, log);
+    system.defer(() => payments[Symbol.asyncDispose]());
+    return paymentsSystemOf({ system, stripe, payments, planted, logs, config });
+  } catch (error) {
     await system.stop();
-    if (found.length) throw new Error(`Secrets leaked: ${found.join(", ")}`);
-  };
+    throw error;
+  }
+}
 
+/** The test's view of a started payments system. */
+function paymentsSystemOf(parts: {
+  system: TestSystem;
+  stripe: FakeStripe;
+  payments: PaymentsFixture;
+  planted: Planted;
+  logs: string[];
+  config: Config;
+}): PaymentsSystem {
+  const { system, stripe, payments, logs } = parts;
+  const responses: string[] = [];
+  const readFacts = async () => {
+    await payments.service.relay.flush();
+    return await system.readFacts();
+  };
+  const check = leakCheck(parts.planted, stripe, { responses, logs, readFacts });
   const call = async (method: string, path: string, callOptions?: CallOptions) => {
     const result = await system.call(method, path, callOptions);
     responses.push(result.text);
     return result;
   };
-
-  async function restartPayments(changes: Partial<Config>): Promise<void> {
-    await service.stop();
-    service = await startPayments({
-      sql: db,
-      bus: paymentsBus,
-      config: { ...baseConfig, ...changes },
-      log: paymentsLog,
-    });
-    await paymentsBus.nc.flush();
-  }
-
+  const stop = async () => {
+    const found = await check.leaks().catch((error) => [`cannot check for leaks: ${error}`]);
+    await system.stop();
+    if (found.length) throw new Error(`Secrets leaked: ${found.join(", ")}`);
+  };
   return {
     system,
-    stripe: fake,
+    stripe,
     get payments() {
-      return service;
+      return payments.service;
     },
-    restartPayments,
-    sql: db,
+    restartPayments: (changes) => payments.restart({ ...parts.config, ...changes }),
+    sql: payments.sql,
     logs,
     responses,
-    secrets: plantedWithGrants,
+    secrets: check.secrets,
     call,
     grant(grantOptions) {
-      const grant = fake.grant(grantOptions);
-      grants.push(grant);
+      const grant = stripe.grant(grantOptions);
+      check.grants.push(grant);
       return grant;
     },
-    stripeEvent(attributes = {}) {
-      return system.eventWithCast({
-        attributes: {
-          name: `Paid event ${++counter}`,
-          state: "published",
-          "can-pay-by-stripe": true,
-          ...attributes,
-        },
-      });
-    },
-    link(token, eventId, code) {
-      return call("POST", "/v1/stripe-authorizations", {
+    stripeEvent: (attributes = {}) => stripeEvent(system, attributes),
+    link: (token, eventId, code) =>
+      call("POST", "/v1/stripe-authorizations", {
         token,
         body: {
           data: {
@@ -249,10 +296,21 @@ export async function startPaymentsSystem(
             relationships: { event: { data: { type: "event", id: eventId } } },
           },
         },
-      });
-    },
+      }),
     readFacts,
-    leaks,
+    leaks: check.leaks,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** A published event that accepts Stripe, with its cast. */
+function stripeEvent(system: TestSystem, attributes: Record<string, unknown>) {
+  return system.eventWithCast({
+    attributes: {
+      name: `Paid event ${++counter}`,
+      state: "published",
+      "can-pay-by-stripe": true,
+      ...attributes,
+    },
+  });
 }

@@ -1,0 +1,51 @@
+/**
+ * A table lock held from a session of the test's own: requests that write to the table wait
+ * inside their statement until the test releases it, so a test can hold a request mid-write
+ * (a retry meets the first still running; a deadline runs out under the lock).
+ *
+ * @example
+ * ```ts ignore
+ * await using lock = await holdTableLock(system.databaseUrl, "catalog.event_topics");
+ * const pending = system.call("POST", "/v1/event-topics", { token, body });
+ * await lock.release();
+ * ```
+ */
+import postgres from "postgres";
+
+export interface TableLock extends AsyncDisposable {
+  /** The locking session's connection (usable again once the lock is released). */
+  sql: postgres.Sql;
+  /** Ends the locking transaction; resolves when it has ended. */
+  release(): Promise<void>;
+}
+
+/** Takes `table` (schema-qualified) in exclusive mode; resolves once the lock is held. */
+export async function holdTableLock(databaseUrl: string, table: string): Promise<TableLock> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const transaction = sql.begin(async (tx) => {
+    await tx`lock table ${tx(table)} in exclusive mode`;
+    held.resolve();
+    await release.promise;
+  });
+  transaction.catch((error) => held.reject(error));
+  const end = async () => {
+    release.resolve();
+    await transaction;
+  };
+  try {
+    await held.promise;
+  } catch (error) {
+    await sql.end();
+    throw error;
+  }
+  return {
+    sql,
+    release: end,
+    async [Symbol.asyncDispose]() {
+      await end().catch(() => {}); // Released already, or failed where the test saw it.
+      await sql.end();
+    },
+  };
+}
