@@ -1,25 +1,17 @@
 /** Event sub-topics: public reads, admin writes; each belongs to one topic. One action per operation. */
 import { UnprocessableError } from "@shared/errors.ts";
-import {
-  deletedReply,
-  notFound,
-  permanentDelete,
-  renderLinkage,
-  renderList,
-  renderOne,
-  requireAdmin,
-  withTrashed,
-} from "@shared/handlers/mod.ts";
+import { notFound, renderLinkage, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
-import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventSubTopicAttributes } from "@shared/schemas/catalog.ts";
 import type { CatalogContext } from "../context.ts";
-import { eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
-import { deleteTopic, getTopic, insertTopic, listTopics, updateTopic } from "../store/topics.ts";
+import { eventSubTopicDef, eventTopicDef } from "../resources.ts";
+import { getTopic, insertTopic, updateTopic } from "../store/topics.ts";
 import { type Call, commit, handleAll } from "./common.ts";
-import { loadIncluded } from "./includes.ts";
 import {
+  deleteAction,
+  getAction,
+  listAction,
   renderEventLinkageUnder,
   renderEventsUnder,
   slugFor,
@@ -42,22 +34,6 @@ async function topicIdOf(ctx: CatalogContext, doc: ParsedResource): Promise<stri
     );
   }
   return topic.id;
-}
-
-async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseListQuery(call.req.query, eventSubTopicQuery);
-  const result = await listTopics(ctx.sql, TABLE, query, {
-    withTrashed: withTrashed(call.caller, query.extra),
-  });
-  const included = await loadIncluded(ctx, call.caller, "event-sub-topic", result.rows, query);
-  return renderList(eventSubTopicDef, result, { req: call.req, query, included });
-}
-
-async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, eventSubTopicQuery);
-  const row = await topicOr404(ctx, call, TABLE);
-  const included = await loadIncluded(ctx, call.caller, "event-sub-topic", [row], query);
-  return renderOne(eventSubTopicDef, row, { req: call.req, included, fields: query.fields });
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
@@ -114,19 +90,6 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   return renderOne(eventSubTopicDef, row, { req: call.req });
 }
 
-async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  requireAdmin(call.caller);
-  const existing = await topicOr404(ctx, call, TABLE);
-  const permanent = permanentDelete(call.caller, call.req.query);
-  await commit(
-    ctx,
-    call,
-    { type: "event-sub-topic", verb: "deleted", row: existing },
-    (tx) => deleteTopic(tx, TABLE, existing.id, permanent),
-  );
-  return deletedReply;
-}
-
 /** `/events` or `/event-topic` of a sub-topic. */
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const sub = await topicOr404(ctx, call, TABLE);
@@ -152,11 +115,11 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
 
 export function eventSubTopicHandlers(ctx: CatalogContext) {
   return handleAll(ctx, {
-    "event-sub-topics.list": list,
-    "event-sub-topics.get": get,
+    "event-sub-topics.list": listAction(TABLE),
+    "event-sub-topics.get": getAction(TABLE),
     "event-sub-topics.create": create,
     "event-sub-topics.update": update,
-    "event-sub-topics.delete": remove,
+    "event-sub-topics.delete": deleteAction(TABLE),
     "event-sub-topics.related": related,
     "event-sub-topics.relationship": relationship,
   });

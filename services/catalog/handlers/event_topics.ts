@@ -1,29 +1,17 @@
 /** Event topics: public reads, admin writes, slugs from names. One action per operation. */
-import {
-  deletedReply,
-  permanentDelete,
-  renderLinkage,
-  renderList,
-  renderOne,
-  requireAdmin,
-  withTrashed,
-} from "@shared/handlers/mod.ts";
+import { renderLinkage, renderList, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
-import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import { parseListQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventTopicAttributes } from "@shared/schemas/catalog.ts";
 import type { CatalogContext } from "../context.ts";
-import {
-  eventQuery,
-  eventSubTopicDef,
-  eventSubTopicQuery,
-  eventTopicDef,
-  eventTopicQuery,
-} from "../resources.ts";
-import { deleteTopic, insertTopic, listTopics, updateTopic } from "../store/topics.ts";
+import { eventQuery, eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
+import { insertTopic, listTopics, updateTopic } from "../store/topics.ts";
 import { type Call, commit, handleAll } from "./common.ts";
-import { loadIncluded } from "./includes.ts";
 import {
+  deleteAction,
+  getAction,
+  listAction,
   renderEventLinkageUnder,
   renderEventsUnder,
   slugFor,
@@ -31,22 +19,6 @@ import {
 } from "./topics_common.ts";
 
 const TABLE = "event_topics";
-
-async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseListQuery(call.req.query, eventTopicQuery);
-  const result = await listTopics(ctx.sql, TABLE, query, {
-    withTrashed: withTrashed(call.caller, query.extra),
-  });
-  const included = await loadIncluded(ctx, call.caller, "event-topic", result.rows, query);
-  return renderList(eventTopicDef, result, { req: call.req, query, included });
-}
-
-async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, eventTopicQuery);
-  const row = await topicOr404(ctx, call, TABLE);
-  const included = await loadIncluded(ctx, call.caller, "event-topic", [row], query);
-  return renderOne(eventTopicDef, row, { req: call.req, included, fields: query.fields });
-}
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
@@ -84,19 +56,6 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   return renderOne(eventTopicDef, row, { req: call.req });
 }
 
-async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  requireAdmin(call.caller);
-  const existing = await topicOr404(ctx, call, TABLE);
-  const permanent = permanentDelete(call.caller, call.req.query);
-  await commit(
-    ctx,
-    call,
-    { type: "event-topic", verb: "deleted", row: existing },
-    (tx) => deleteTopic(tx, TABLE, existing.id, permanent),
-  );
-  return deletedReply;
-}
-
 /** `/events` or `/event-sub-topics` of a topic. */
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const topic = await topicOr404(ctx, call, TABLE);
@@ -123,11 +82,11 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
 
 export function eventTopicHandlers(ctx: CatalogContext) {
   return handleAll(ctx, {
-    "event-topics.list": list,
-    "event-topics.get": get,
+    "event-topics.list": listAction(TABLE),
+    "event-topics.get": getAction(TABLE),
     "event-topics.create": create,
     "event-topics.update": update,
-    "event-topics.delete": remove,
+    "event-topics.delete": deleteAction(TABLE),
     "event-topics.related": related,
     "event-topics.relationship": relationship,
   });

@@ -1,14 +1,36 @@
 /** What event topics and sub-topics share: slugs from names, lookup by id, events under them. */
 import { UnprocessableError } from "@shared/errors.ts";
-import { notFound, renderLinkage, renderList, withTrashed } from "@shared/handlers/mod.ts";
+import {
+  deletedReply,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireAdmin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
 import type { ResourceDef } from "@shared/jsonapi.ts";
-import { parseListQuery } from "@shared/query.ts";
+import { parseListQuery, parseSingleQuery, type QuerySpec } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import type { CatalogContext } from "../context.ts";
-import { eventDef, eventQuery } from "../resources.ts";
+import {
+  eventDef,
+  eventQuery,
+  eventSubTopicDef,
+  eventSubTopicQuery,
+  eventTopicDef,
+  eventTopicQuery,
+} from "../resources.ts";
 import { type EventScope, listEvents } from "../store/events.ts";
-import { getTopic, type TopicRowOf, type TopicTable } from "../store/topics.ts";
-import { type Call, viewer } from "./common.ts";
+import {
+  deleteTopic,
+  getTopic,
+  listTopics,
+  type TopicRowOf,
+  type TopicTable,
+} from "../store/topics.ts";
+import { type Action, type Call, commit, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 /** "Science & Tech!" -> "science-tech"; accents folded so slugs stay ASCII. */
@@ -28,9 +50,10 @@ export function slugFor(name: string): string {
   return slug;
 }
 
-const names: Record<TopicTable, string> = {
-  event_topics: "event topic",
-  event_sub_topics: "event sub-topic",
+/** How each of the two tables shows on the wire. */
+const kinds: Record<TopicTable, { name: string; def: ResourceDef; query: QuerySpec }> = {
+  event_topics: { name: "event topic", def: eventTopicDef, query: eventTopicQuery },
+  event_sub_topics: { name: "event sub-topic", def: eventSubTopicDef, query: eventSubTopicQuery },
 };
 
 /** The topic or sub-topic `{id}` (trashed ones too, for admins asking); 404 otherwise. */
@@ -41,7 +64,7 @@ export async function topicOr404<T extends TopicTable>(
 ): Promise<TopicRowOf<T>> {
   const id = call.req.params.id;
   return await getTopic(ctx.sql, table, id, withTrashed(call.caller, call.req.query)) ??
-    notFound(names[table], id);
+    notFound(kinds[table].name, id);
 }
 
 /** `/{id}/events` of a topic or sub-topic: published events, plus drafts the caller may see. */
@@ -68,4 +91,45 @@ export async function renderEventLinkageUnder(
     scope: options.scope,
   });
   return renderLinkage(eventDef, rows, { req: call.req, parent: options.parent });
+}
+
+/** `GET /v1/<topics>`: trashed ones too for admins asking. */
+export function listAction(table: TopicTable): Action {
+  const { def, query: spec } = kinds[table];
+  return async (ctx, call) => {
+    const query = parseListQuery(call.req.query, spec);
+    const result = await listTopics(ctx.sql, table, query, {
+      withTrashed: withTrashed(call.caller, query.extra),
+    });
+    const included = await loadIncluded(ctx, call.caller, def.type, result.rows, query);
+    return renderList(def, result, { req: call.req, query, included });
+  };
+}
+
+/** `GET /v1/<topics>/{id}`. */
+export function getAction(table: TopicTable): Action {
+  const { def, query: spec } = kinds[table];
+  return async (ctx, call) => {
+    const query = parseSingleQuery(call.req.query, spec);
+    const row = await topicOr404(ctx, call, table);
+    const included = await loadIncluded(ctx, call.caller, def.type, [row], query);
+    return renderOne(def, row, { req: call.req, included, fields: query.fields });
+  };
+}
+
+/** `DELETE /v1/<topics>/{id}`: admins only; `?permanent=true` purges. */
+export function deleteAction(table: TopicTable): Action {
+  const { def } = kinds[table];
+  return async (ctx, call) => {
+    requireAdmin(call.caller);
+    const existing = await topicOr404(ctx, call, table);
+    const permanent = permanentDelete(call.caller, call.req.query);
+    await commit(
+      ctx,
+      call,
+      { type: def.type, verb: "deleted", row: existing },
+      (tx) => deleteTopic(tx, table, existing.id, permanent),
+    );
+    return deletedReply;
+  };
 }
