@@ -1,7 +1,8 @@
 /**
- * One-line JSON logs on stderr. Callers pass fields, never whole request bodies: secrets
- * (passwords, tokens, keys) must not reach a log line, and `redact` drops the field names that
- * usually hold them in case one slips through.
+ * One-line JSON logs on stderr, with `trace_id` and `span_id` when tracing is on (see
+ * telemetry.ts). Callers pass fields, never whole request bodies: secrets (passwords, tokens,
+ * keys) must not reach a log line, and `redact` drops the field names that usually hold them in
+ * case one slips through.
  *
  * @example
  * ```ts
@@ -10,6 +11,7 @@
  * log.info("service started", { instances: 1 });
  * ```
  */
+import { activeIds, tracing } from "./telemetry.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -94,6 +96,8 @@ export function createLogger(component: string, level: LogLevel = "info"): Logge
       component,
       message: scrub(message),
     };
+    // With tracing on, a line names the span it was written in, to find it among the traces.
+    if (tracing) Object.assign(entry, activeIds());
     if (fields) {
       for (const [key, value] of Object.entries(redact(fields) as LogFields)) {
         entry[key] = key === "error" ? describeError(fields.error, level === "debug") : value;
