@@ -250,10 +250,13 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
       });
       assert.equal(reply.status, 201, JSON.stringify(reply.body));
       const inTrace = () => otlp.spans.filter((s) => s.traceId === traceId);
+      // Each process exports on its own schedule: wait for the first span and the last.
       await eventually(
-        () => inTrace().some((s) => s.service === "audit" && s.kind === SPAN_KIND.consumer),
+        () =>
+          inTrace().some((s) => s.service === "audit" && s.kind === SPAN_KIND.consumer) &&
+          inTrace().some((s) => s.service === "gateway" && s.kind === SPAN_KIND.server),
         20_000,
-        "audit's span of the fact in the request's trace",
+        "the gateway's span of the request and audit's span of its fact",
       );
       const spans = inTrace();
       const http = findSpan(spans, "gateway", "POST /v1/discount-codes", SPAN_KIND.server);
