@@ -27,6 +27,17 @@ function cpuSeconds(pid: string): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** The scripts whose processes are measured; a role is the folder's name (bench: "baseline"). */
+const roleScripts = [
+  "gateway/main.ts",
+  "services/catalog/main.ts",
+  "services/discounts/main.ts",
+  "services/payments/main.ts",
+  "services/audit/main.ts",
+  "bench/baseline.ts",
+  "bench/discounts_baseline.ts",
+];
+
 /** Finds this run's processes: the children by their bus prefix, NATS, Postgres backends. */
 export async function findProcesses(
   options: { prefix: string; databaseUrl: string },
@@ -45,7 +56,7 @@ export async function findProcesses(
     if (cmdline.includes("nats-server")) add("nats-server", entry.name);
     const environ = readText(`/proc/${entry.name}/environ`) ?? "";
     if (!environ.includes(`\0BUS_PREFIX=${options.prefix}\0`)) continue;
-    for (const script of ["gateway/main.ts", "services/catalog/main.ts", "bench/baseline.ts"]) {
+    for (const script of roleScripts) {
       if (cmdline.includes(script)) {
         add(
           script.split("/").at(-2) === "bench" ? "baseline" : script.split("/").at(-2)!,

@@ -218,10 +218,19 @@ if (parts.has("catalog")) {
 if (parts.has("discounts")) {
   try {
     progress("Discounts: checkout lookup through the gateway vs a single process, then the race");
-    const result = await runDiscountsBench({ concurrency, warmupMs, durationMs, log: flags.log });
+    const result = await runDiscountsBench({
+      concurrency,
+      warmupMs,
+      durationMs,
+      log: flags.log,
+      cpu: flags.cpu,
+    });
     jsonOut.discounts = result;
     if (!result.race.exact) failed = true;
-    if (!flags.json) console.log(`\n${formatResult(result.lookup)}\n${formatRace(result.race)}`);
+    if (!flags.json) {
+      console.log(`\n${formatResult(result.lookup)}${formatCpu(result.lookup)}`);
+      console.log(formatRace(result.race));
+    }
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));
