@@ -10,7 +10,8 @@
  * Flags: --json (print the results as JSON), --concurrency N (32), --warmup S (2),
  * --duration S (5, per target and scenario), --rounds N (2: slices the duration alternates in),
  * --cpu (also CPU milliseconds per request of each process, from /proc), --log (show the
- * children's output).
+ * children's output), --only catalog|discounts|audit|writes (one part; writes: what a POST
+ * costs every process, its fact and activity included, bench/writes.ts).
  */
 import { parseArgs } from "node:util";
 import { ensureDatabase } from "@shared/db.ts";
@@ -20,6 +21,7 @@ import { type LoadRun, runLoad, summarize } from "./load.ts";
 import { compare, formatCpu, formatResult, type ScenarioResult } from "./report.ts";
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
+import { formatWrites, runWritesBench } from "./writes.ts";
 import {
   benchSettings,
   dropDatabase,
@@ -46,11 +48,12 @@ const { values: flags } = parseArgs({
   },
 });
 
-/** Which parts run: all by default, or one of catalog, discounts, audit (`--only`). */
-const parts = new Set(flags.only ? [flags.only] : ["catalog", "discounts", "audit"]);
+/** Which parts run: all by default, or one of them (`--only`). */
+const PARTS = ["catalog", "discounts", "audit", "writes"];
+const parts = new Set(flags.only ? [flags.only] : PARTS);
 for (const part of parts) {
-  if (!["catalog", "discounts", "audit"].includes(part)) {
-    throw new Error(`Cannot run the benchmark: --only takes catalog, discounts or audit`);
+  if (!PARTS.includes(part)) {
+    throw new Error(`Cannot run the benchmark: --only takes ${PARTS.join(", ")}`);
   }
 }
 
@@ -242,6 +245,23 @@ if (parts.has("audit")) {
     const result = await runAuditBench();
     jsonOut.audit = result;
     if (!flags.json) console.log(`\n${formatAuditResult(result)}`);
+  } catch (error) {
+    failed = true;
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+}
+if (parts.has("writes")) {
+  try {
+    progress("Writes: POST /v1/event-topics until audit has recorded every fact");
+    const result = await runWritesBench({
+      concurrency: 8,
+      durationMs,
+      cpu: flags.cpu,
+      log: flags.log,
+    });
+    jsonOut.writes = result;
+    if (result.errors > 0) failed = true;
+    if (!flags.json) console.log(`\n${formatWrites(result)}`);
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));
