@@ -11,7 +11,10 @@
  * log.info("service started", { instances: 1 });
  * ```
  */
+import { scrub } from "./scrub.ts";
 import { activeIds, tracing } from "./telemetry.ts";
+
+export { scrub };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -67,17 +70,6 @@ function emit(line: string, urgent: boolean): void {
 }
 
 globalThis.addEventListener("unload", flushLogs);
-
-const urlCredentials = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s]+:)[^@/\s]+@/gi;
-const secretAssignment = /\b(pass(?:word)?|secret|token|api[-_]?key)=[^\s&"',;]+/gi;
-
-/**
- * Scrubs secrets out of free text (error messages quote URLs and settings): URL passwords and
- * `password=...`-style assignments become "[redacted]".
- */
-export function scrub(text: string): string {
-  return text.replace(urlCredentials, "$1[redacted]@").replace(secretAssignment, "$1=[redacted]");
-}
 
 /** Name and message of an error; its stack only at debug level (operators turn it on). */
 function describeError(error: unknown, withStack: boolean): unknown {

@@ -30,6 +30,7 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
+import { scrub } from "./scrub.ts";
 
 export { SpanKind };
 export type { Span };
@@ -118,11 +119,11 @@ export function startSpan(name: string, options: SpanOptions): { span: Span; ctx
   return { span, ctx: trace.setSpan(parent, span) };
 }
 
-/** Marks a span failed with the error's name and message (never values: they may be private). */
+/** Marks a span failed with the error's name and message, secrets scrubbed as in log lines. */
 export function failSpan(span: Span, error: unknown): void {
   const name = error instanceof Error ? error.name : "Error";
   const message = error instanceof Error ? error.message : String(error);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: `${name}: ${message}` });
+  span.setStatus({ code: SpanStatusCode.ERROR, message: scrub(`${name}: ${message}`) });
 }
 
 /**

@@ -299,6 +299,22 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
     },
   );
 
+  await t.step("the same figures go out as OpenTelemetry metrics", async () => {
+    const expected = [
+      "gateway/oe_http_request_duration_seconds",
+      "gateway/oe_bus_requests",
+      "discounts/oe_bus_request_duration_seconds",
+      "discounts/oe_outbox_backlog",
+      "audit/oe_fact_consumer_lag",
+      "catalog/process_cpu_seconds",
+    ];
+    await eventually(
+      () => expected.every((name) => otlp.metrics.has(name)),
+      15_000,
+      `OTLP metrics ${expected.join(", ")}`,
+    );
+  });
+
   await t.step("/metrics needs the token", async () => {
     const without = await fetch(`${url}/metrics`);
     assert.equal(without.status, 401);

@@ -1,7 +1,8 @@
 /**
  * A small OTLP/HTTP receiver (JSON protocol, `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`) for tests:
  * it keeps every span that processes export to `POST /v1/traces`, flattened with its service
- * name, and answers `/v1/metrics` and `/v1/logs` without keeping them.
+ * name, and the names of the metrics each service exports to `/v1/metrics`; `/v1/logs` is
+ * answered and dropped.
  *
  * @example
  * ```ts ignore
@@ -31,6 +32,8 @@ export interface OtlpReceiver extends AsyncDisposable {
   /** Environment that points Deno's OpenTelemetry at this receiver. */
   env: Record<string, string>;
   spans: ReceivedSpan[];
+  /** `service/metric name` of every metric exported so far. */
+  metrics: Set<string>;
 }
 
 interface OtlpValue {
@@ -78,11 +81,26 @@ function flatten(body: any): ReceivedSpan[] {
   return out;
 }
 
+// deno-lint-ignore no-explicit-any
+function metricNames(body: any): string[] {
+  const out: string[] = [];
+  for (const resourceMetrics of body.resourceMetrics ?? []) {
+    const service = String(attributes(resourceMetrics.resource?.attributes)["service.name"] ?? "");
+    for (const scope of resourceMetrics.scopeMetrics ?? []) {
+      for (const metric of scope.metrics ?? []) out.push(`${service}/${metric.name}`);
+    }
+  }
+  return out;
+}
+
 export function startOtlpReceiver(): OtlpReceiver {
   const spans: ReceivedSpan[] = [];
+  const metrics = new Set<string>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const body = await req.json().catch(() => ({}));
-    if (new URL(req.url).pathname === "/v1/traces") spans.push(...flatten(body));
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/traces") spans.push(...flatten(body));
+    if (path === "/v1/metrics") metricNames(body).forEach((name) => metrics.add(name));
     return Response.json({});
   });
   return {
@@ -94,6 +112,7 @@ export function startOtlpReceiver(): OtlpReceiver {
       OTEL_METRIC_EXPORT_INTERVAL: "1000",
     },
     spans,
+    metrics,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
     },
