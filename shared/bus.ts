@@ -6,7 +6,9 @@
  * Wire format: a JSON payload; every reply carries a `Status` header. Errors carry the NATS
  * services headers (`Nats-Service-Error-Code`, `Nats-Service-Error`) and a JSON:API errors
  * document. Services answer `$SRV.PING|INFO|STATS` like the NATS services API, with the bus
- * prefix in their metadata so several systems can share one NATS server.
+ * prefix in their metadata so several systems can share one NATS server; `STATS` also carries the
+ * process's metrics (shared/metrics.ts), which the gateway's `/metrics` gathers. Every request is
+ * counted on both sides and, with OTEL_DENO=true, traced (shared/bus_telemetry.ts).
  *
  * @example
  * ```ts
