@@ -31,7 +31,11 @@ function cpuSeconds(pid: string): number {
 const scripts = [
   ["gateway/main.ts", "gateway"],
   ["services/catalog/main.ts", "catalog"],
+  ["services/discounts/main.ts", "discounts"],
+  ["services/payments/main.ts", "payments"],
+  ["services/audit/main.ts", "audit"],
   ["bench/baseline.ts", "baseline"],
+  ["bench/discounts_baseline.ts", "baseline"],
   ["bench/bare.ts", "bare"],
 ] as const;
 

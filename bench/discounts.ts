@@ -17,6 +17,7 @@ import { Bus } from "@shared/bus.ts";
 import { ConflictError } from "@shared/errors.ts";
 import { discountsRedemption } from "@shared/subjects.ts";
 import { startSystem } from "../scripts/start.ts";
+import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from "./cpu.ts";
 import { runLoad, summarize } from "./load.ts";
 import { compare, formatResult, type ScenarioResult } from "./report.ts";
 import {
@@ -37,7 +38,11 @@ export interface DiscountsBenchOptions {
   racers?: number;
   cap?: number;
   log?: boolean;
+  /** Also CPU milliseconds per request of every process (from /proc). */
+  cpu?: boolean;
 }
+
+type Target = "gateway" | "baseline";
 
 export interface RaceResult {
   racers: number;
@@ -199,20 +204,33 @@ export async function runDiscountsBench(
     const load = (url: string, ms: number) => runLoad(url, { concurrency, durationMs: ms });
     await load(targets.gateway, warmupMs);
     await load(targets.baseline, warmupMs);
+    // After the warm-up, so every pooled Postgres connection exists.
+    const processes = options.cpu ? await findProcesses({ prefix, databaseUrl }) : new Map();
     const runs = {
       gateway: [] as Awaited<ReturnType<typeof load>>[],
       baseline: [] as Awaited<ReturnType<typeof load>>[],
     };
+    const cpu = { gateway: new Map(), baseline: new Map() } as Record<Target, CpuSnapshot>;
+    const measured = async (target: Target) => {
+      const before = cpuSnapshot(processes);
+      runs[target].push(await load(targets[target], durationMs / 2));
+      addCpu(cpu[target], before, cpuSnapshot(processes));
+    };
     // A B, then B A: a drift over the run costs both sides the same.
-    runs.gateway.push(await load(targets.gateway, durationMs / 2));
-    runs.baseline.push(await load(targets.baseline, durationMs / 2));
-    runs.baseline.push(await load(targets.baseline, durationMs / 2));
-    runs.gateway.push(await load(targets.gateway, durationMs / 2));
+    for (const target of ["gateway", "baseline", "baseline", "gateway"] as const) {
+      await measured(target);
+    }
     const lookup = compare(
       "GET /v1/events/{id}/discount-codes/{code}",
       summarize(runs.gateway),
       summarize(runs.baseline),
     );
+    if (options.cpu) {
+      lookup.cpuMsPerRequest = {
+        gateway: perRequest(cpu.gateway, lookup.gateway.requests),
+        baseline: perRequest(cpu.baseline, lookup.baseline.requests),
+      };
+    }
     const raced = await race(env, seeded.raceId, racers, cap, system.url, seeded.token);
     return { lookup, race: raced };
   } finally {

@@ -12,7 +12,8 @@
  * Flags: --json (print the results as JSON), --concurrency N (32), --warmup S (2),
  * --duration S (5, per target and scenario), --rounds N (2: slices the duration alternates in),
  * --cpu (also CPU milliseconds per request of each process, from /proc), --log (show the
- * children's output).
+ * children's output), --only catalog|discounts|audit|writes (one part; writes: what a POST
+ * costs every process, its fact and activity included, bench/writes.ts).
  */
 import { parseArgs } from "node:util";
 import { ensureDatabase } from "@shared/db.ts";
@@ -24,6 +25,7 @@ import { BARE_PATH } from "./bare.ts";
 import { freePort } from "@shared/net.ts";
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
+import { formatWrites, runWritesBench } from "./writes.ts";
 import {
   benchSettings,
   dropDatabase,
@@ -50,11 +52,12 @@ const { values: flags } = parseArgs({
   },
 });
 
-/** Which parts run: all by default, or one of catalog, discounts, audit (`--only`). */
-const parts = new Set(flags.only ? [flags.only] : ["catalog", "discounts", "audit"]);
+/** Which parts run: all by default, or one of them (`--only`). */
+const PARTS = ["catalog", "discounts", "audit", "writes"];
+const parts = new Set(flags.only ? [flags.only] : PARTS);
 for (const part of parts) {
-  if (!["catalog", "discounts", "audit"].includes(part)) {
-    throw new Error(`Cannot run the benchmark: --only takes catalog, discounts or audit`);
+  if (!PARTS.includes(part)) {
+    throw new Error(`Cannot run the benchmark: --only takes ${PARTS.join(", ")}`);
   }
 }
 
@@ -259,10 +262,19 @@ if (parts.has("catalog")) {
 if (parts.has("discounts")) {
   try {
     progress("Discounts: checkout lookup through the gateway vs a single process, then the race");
-    const result = await runDiscountsBench({ concurrency, warmupMs, durationMs, log: flags.log });
+    const result = await runDiscountsBench({
+      concurrency,
+      warmupMs,
+      durationMs,
+      log: flags.log,
+      cpu: flags.cpu,
+    });
     jsonOut.discounts = result;
     if (!result.race.exact) failed = true;
-    if (!flags.json) console.log(`\n${formatResult(result.lookup)}\n${formatRace(result.race)}`);
+    if (!flags.json) {
+      console.log(`\n${formatResult(result.lookup)}${formatCpu(result.lookup)}`);
+      console.log(formatRace(result.race));
+    }
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));
@@ -274,6 +286,23 @@ if (parts.has("audit")) {
     const result = await runAuditBench();
     jsonOut.audit = result;
     if (!flags.json) console.log(`\n${formatAuditResult(result)}`);
+  } catch (error) {
+    failed = true;
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+}
+if (parts.has("writes")) {
+  try {
+    progress("Writes: POST /v1/event-topics until audit has recorded every fact");
+    const result = await runWritesBench({
+      concurrency: 8,
+      durationMs,
+      cpu: flags.cpu,
+      log: flags.log,
+    });
+    jsonOut.writes = result;
+    if (result.errors > 0) failed = true;
+    if (!flags.json) console.log(`\n${formatWrites(result)}`);
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));

@@ -12,6 +12,7 @@ import type { GatewayEnv } from "./env.ts";
 import { methodNotAllowed, notFound, onError } from "./errors.ts";
 import { createForward } from "./forward.ts";
 import { health } from "./health.ts";
+import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request_id.ts";
 import { mountContracts } from "./routes.ts";
@@ -58,9 +59,14 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   const forward = createForward({ bus, config, logger });
 
   const app = new Hono<GatewayEnv>();
+  app.use("*", observeHttp());
   app.use("*", requestId({ logger }));
   app.use("/v1/*", auth({ secret: config.jwtSecret }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
+  // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
+  if (config.metricsToken) {
+    app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
+  }
   mountContracts(app, forward, contracts);
   addMethodFallbacks(app);
   app.onError(onError({ logger }));

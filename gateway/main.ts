@@ -4,6 +4,7 @@ import { loadConfig } from "@shared/config.ts";
 import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { createApp } from "./app.ts";
+import { announceGateway, serveMetrics } from "./metrics.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
 function randomSecret(): string {
@@ -39,8 +40,15 @@ const server = config.headerTimeoutMs > 0
   ? await serveGuarded({ ...listen, headerTimeoutMs: config.headerTimeoutMs }, app.fetch)
   : Deno.serve(listen, app.fetch);
 
+// Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).
+const announced = announceGateway(bus);
+const metricsServer = serveMetrics(bus, config);
+if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });
+
 onShutdown(logger, async () => {
   // shutdown() stops accepting and resolves once in-flight requests are answered.
   await server.shutdown();
+  await metricsServer?.shutdown();
+  await announced.stop();
   await bus.close();
 });

@@ -87,7 +87,8 @@ function spawn(name: string, script: string, env: Record<string, string>, output
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-prompt", script],
     cwd: root,
-    env,
+    // Each process's traces and metrics carry its name (with OTEL_DENO=true; see the README).
+    env: { ...env, OTEL_SERVICE_NAME: name },
     stdin: "null",
     stdout: output ? "piped" : "null",
     stderr: "piped",

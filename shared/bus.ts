@@ -6,7 +6,9 @@
  * Wire format: a JSON payload; every reply carries a `Status` header. Errors carry the NATS
  * services headers (`Nats-Service-Error-Code`, `Nats-Service-Error`) and a JSON:API errors
  * document. Services answer `$SRV.PING|INFO|STATS` like the NATS services API, with the bus
- * prefix in their metadata so several systems can share one NATS server.
+ * prefix in their metadata so several systems can share one NATS server; `STATS` also carries the
+ * process's metrics (shared/metrics.ts), which the gateway's `/metrics` gathers. Every request is
+ * counted on both sides and, with OTEL_DENO=true, traced (shared/bus_telemetry.ts).
  *
  * @example
  * ```ts
@@ -41,6 +43,15 @@ import {
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
+import {
+  clientMeter,
+  endBusSpan,
+  EndpointMeter,
+  startClientSpan,
+  startServerSpan,
+} from "./bus_telemetry.ts";
+import { metrics } from "./metrics.ts";
+import { tracing, withContext } from "./telemetry.ts";
 import {
   currentDeadline,
   DEADLINE_HEADER,
@@ -344,13 +355,20 @@ export class Bus {
     headers.set(DEADLINE_HEADER, String(deadline));
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
     const data = this.#fitting(encoder.encode(JSON.stringify(payload)), subject);
+    const meter = clientMeter(subject);
+    const began = meter.start();
+    const span = tracing ? startClientSpan(subject, full, headers) : undefined;
     try {
-      return await this.nc.request(full, data, {
-        timeout: deadline - now,
-        headers,
-      });
+      const reply = await this.nc.request(full, data, { timeout: deadline - now, headers });
+      const status = replyStatus(reply.headers);
+      meter.finish(began, status);
+      if (span) endBusSpan(span, "client", status);
+      return reply;
     } catch (error) {
-      throw translateRequestError(error, subject);
+      const failure = translateRequestError(error, subject);
+      meter.finish(began, failure.status);
+      if (span) endBusSpan(span, "client", failure.status, failure);
+      throw failure;
     }
   }
 
@@ -392,11 +410,12 @@ export class Bus {
         average_processing_time: 0,
       };
       stats.set(subject, stat);
+      const meter = new EndpointMeter("server", endpoint.subject);
       const sub = this.nc.subscribe(subject, {
         queue: QUEUE_GROUP,
         callback: (error, msg) => {
           if (error) return log.error("subscription failed", { subject, error });
-          const work = answer(endpoint, handler, msg, stat, log);
+          const work = answer({ endpoint, handler, stat, meter, log }, msg);
           inFlight.add(work);
           work.finally(() => inFlight.delete(work));
         },
@@ -408,7 +427,9 @@ export class Bus {
       for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${info.name}`]) {
         subscriptions.push(this.nc.subscribe(subject, {
           callback: (_error, msg) => {
-            msg.respond(encoder.encode(JSON.stringify(body())));
+            Promise.resolve(body()).then((answer) =>
+              msg.respond(encoder.encode(JSON.stringify(answer)))
+            ).catch((error) => this.#log.warn("cannot answer discovery", { verb, error }));
           },
         }));
       }
@@ -424,11 +445,14 @@ export class Bus {
         queue_group: s.queue_group,
       })),
     }));
-    discovery("STATS", () => ({
+    // Beside the standard endpoint figures, the process's whole registry (shared/metrics.ts):
+    // what the gateway's /metrics renders, labelled with this service and instance.
+    discovery("STATS", async () => ({
       type: "io.nats.micro.v1.stats_response",
       ...identity,
       started,
       endpoints: [...stats.values()],
+      metrics: await metrics.snapshot(),
     }));
 
     return {
@@ -466,19 +490,47 @@ export class Bus {
   }
 }
 
-async function answer(
+interface Served {
   // deno-lint-ignore no-explicit-any
-  endpoint: Endpoint<any, any>,
+  endpoint: Endpoint<any, any>;
   // deno-lint-ignore no-explicit-any
-  handler: Handler<any, any>,
-  msg: Msg,
-  stat: EndpointStats,
-  log: Logger,
-): Promise<void> {
-  const began = performance.now();
+  handler: Handler<any, any>;
+  stat: EndpointStats;
+  meter: EndpointMeter;
+  log: Logger;
+}
+
+/** An answer ready to send: its status, headers and body. */
+interface Outcome {
+  status: number;
+  headers: MsgHdrs;
+  body: Uint8Array;
+  error?: unknown;
+}
+
+/** Serves one request: counts it, traces it (OTEL_DENO=true), answers it. */
+async function answer(served: Served, msg: Msg): Promise<void> {
+  const { endpoint, stat, meter } = served;
+  const began = meter.start();
   stat.num_requests++;
+  let outcome: Outcome;
+  if (tracing) {
+    const { span, ctx } = startServerSpan(endpoint.subject, msg.subject, msg.headers);
+    outcome = await withContext(ctx, () => outcomeOf(served, msg));
+    endBusSpan(span, "server", outcome.status, outcome.error);
+  } else {
+    outcome = await outcomeOf(served, msg);
+  }
+  const elapsedNs = Math.round(meter.finish(began, outcome.status) * 1e6);
+  stat.processing_time += elapsedNs;
+  stat.average_processing_time = Math.round(stat.processing_time / stat.num_requests);
+  if (msg.reply) msg.respond(outcome.body, { headers: outcome.headers });
+}
+
+/** Runs the handler within the request's deadline and turns its result or error into an answer. */
+async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
+  const { endpoint, handler, stat, log } = served;
   const reply = natsHeaders();
-  let body: Uint8Array;
   try {
     const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
@@ -497,22 +549,7 @@ async function answer(
       });
     }
     const result = await withDeadline(deadline, () => handler(checked.data, msg));
-    if (endpoint.kind === "http") {
-      const http = result as HttpReply;
-      reply.set("Status", String(http.status));
-      if (http.location) reply.set("Location", http.location);
-      if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
-        reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
-      }
-      if (http.foreignRelations?.length) {
-        reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
-      }
-      body = encoder.encode(JSON.stringify(http.body));
-    } else {
-      const out = endpoint.response ? endpoint.response.parse(result) : result;
-      reply.set("Status", "200");
-      body = encoder.encode(JSON.stringify(out ?? null));
-    }
+    return encodeResult(endpoint, result, reply);
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
@@ -526,10 +563,30 @@ async function answer(
     reply.set("Status", status);
     reply.set("Nats-Service-Error-Code", status);
     reply.set("Nats-Service-Error", objects[0].title);
-    body = errorDocument(objects);
+    return { status: Number(status), headers: reply, body: errorDocument(objects), error };
   }
-  const elapsedNs = Math.round((performance.now() - began) * 1e6);
-  stat.processing_time += elapsedNs;
-  stat.average_processing_time = Math.round(stat.processing_time / stat.num_requests);
-  if (msg.reply) msg.respond(body, { headers: reply });
+}
+
+/** The answer of a handler that returned: an HTTP reply's status and headers, or a value. */
+function encodeResult(
+  // deno-lint-ignore no-explicit-any
+  endpoint: Endpoint<any, any>,
+  result: unknown,
+  reply: MsgHdrs,
+): Outcome {
+  if (endpoint.kind === "http") {
+    const http = result as HttpReply;
+    reply.set("Status", String(http.status));
+    if (http.location) reply.set("Location", http.location);
+    if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
+      reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
+    }
+    if (http.foreignRelations?.length) {
+      reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
+    }
+    return { status: http.status, headers: reply, body: encoder.encode(JSON.stringify(http.body)) };
+  }
+  const out = endpoint.response ? endpoint.response.parse(result) : result;
+  reply.set("Status", "200");
+  return { status: 200, headers: reply, body: encoder.encode(JSON.stringify(out ?? null)) };
 }

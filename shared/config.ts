@@ -67,6 +67,13 @@ export interface Config {
   stripeTimeoutMs: number;
   /** OE_ENV=production: the secrets must be set; nothing random or embedded stands in for them. */
   production: boolean;
+  /**
+   * METRICS_TOKEN: the bearer token `GET /metrics` on the gateway's address asks for. Without it
+   * (and without METRICS_ADDR) the gateway serves no metrics: they are not public.
+   */
+  metricsToken?: string;
+  /** METRICS_ADDR (`host:port`): a separate listen address for `GET /metrics` alone. */
+  metricsAddr?: { hostname: string; port: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -182,6 +189,18 @@ function productionMode(env: Env): boolean {
   return mode === "production";
 }
 
+/** METRICS_ADDR as `host:port` (`[::1]:9464` for IPv6), or undefined when unset. */
+function listenAddress(env: Env, name: string): { hostname: string; port: number } | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  const match = raw.match(/^\[?([^\]]*?)\]?:(\d{1,5})$/);
+  const port = Number(match?.[2]);
+  if (!match || !match[1] || port > 65535) {
+    throw new Error(`Cannot read ${name}: "${raw}" is not host:port (e.g. 127.0.0.1:9464)`);
+  }
+  return { hostname: match[1], port };
+}
+
 /** Reads the configuration; `env` is injectable for tests. */
 export function loadConfig(env: Env = envObject()): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
@@ -224,5 +243,7 @@ export function loadConfig(env: Env = envObject()): Config {
     paymentsEncryptionKey: env.PAYMENTS_ENCRYPTION_KEY || undefined,
     stripeTimeoutMs,
     production: productionMode(env),
+    metricsToken: env.METRICS_TOKEN || undefined,
+    metricsAddr: listenAddress(env, "METRICS_ADDR"),
   };
 }

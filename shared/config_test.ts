@@ -131,3 +131,26 @@ Deno.test("[config] loadConfig reads the gateway's body and header time limits",
   const config = loadConfig({ BODY_TIMEOUT_MS: "2000", HEADER_TIMEOUT_MS: "0" });
   assert.deepEqual([config.bodyTimeoutMs, config.headerTimeoutMs], [2000, 0]);
 });
+
+Deno.test("[config] loadConfig reads METRICS_ADDR as host:port and METRICS_TOKEN", async (t) => {
+  await t.step("unset: no metrics address, no token", () => {
+    const config = loadConfig({});
+    assert.equal(config.metricsAddr, undefined);
+    assert.equal(config.metricsToken, undefined);
+  });
+  await t.step("IPv4 and IPv6 addresses", () => {
+    assert.deepEqual(loadConfig({ METRICS_ADDR: "0.0.0.0:9464" }).metricsAddr, {
+      hostname: "0.0.0.0",
+      port: 9464,
+    });
+    assert.deepEqual(loadConfig({ METRICS_ADDR: "[::1]:9464" }).metricsAddr, {
+      hostname: "::1",
+      port: 9464,
+    });
+  });
+  await t.step("anything else is refused", () => {
+    for (const raw of ["9464", "host", ":9464", "host:99999"]) {
+      assert.throws(() => loadConfig({ METRICS_ADDR: raw }), /Cannot read METRICS_ADDR/, raw);
+    }
+  });
+});

@@ -34,6 +34,7 @@ import {
   type ConsumerConfig,
   DeliverPolicy,
   jetstream,
+  type JetStreamManager,
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
@@ -43,6 +44,9 @@ import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 import { ensureStream } from "./facts.ts";
+import { startBatchSpans } from "./fact_telemetry.ts";
+import { metrics } from "./metrics.ts";
+import { tracing, withContext } from "./telemetry.ts";
 
 type OrAll<K> = [K] extends [never] ? FactType : K;
 
@@ -215,6 +219,27 @@ export async function consumeFacts<S extends string>(
     });
   }
 
+  const handled = handledFacts(name);
+
+  /** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
+  async function handOver(batch: { msg: JsMsg; fact: Fact }[]): Promise<void | HandleResult> {
+    // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
+    const facts = batch.map((b) => b.fact) as Fact<FactsOn<S>>[];
+    if (!tracing) return await options.handle(facts);
+    const spans = startBatchSpans(
+      name,
+      batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: msg.headers })),
+    );
+    try {
+      const result = await withContext(spans.ctx, () => options.handle(facts));
+      spans.end(new Set(result?.reject?.map((r) => r.id)));
+      return result;
+    } catch (error) {
+      spans.end("all", error);
+      throw error;
+    }
+  }
+
   /** Handles one batch: parks what is not a fact, hands the rest over, then acks or naks. */
   async function handleBatch(messages: JsMsg[]): Promise<void> {
     const batch: { msg: JsMsg; fact: Fact }[] = [];
@@ -226,11 +251,11 @@ export async function consumeFacts<S extends string>(
     if (!batch.length) return;
     let result: void | HandleResult;
     try {
-      // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
-      result = await options.handle(batch.map((b) => b.fact) as Fact<FactsOn<S>>[]);
+      result = await handOver(batch);
     } catch (error) {
       log.error("cannot handle facts; they will be redelivered", { error, count: batch.length });
       for (const { msg } of batch) msg.nak(1000);
+      handled.retried.add(batch.length);
       return;
     }
     const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
@@ -239,6 +264,8 @@ export async function consumeFacts<S extends string>(
       if (reason === undefined) msg.ack();
       else await park(msg, `rejected by the handler: ${reason}`);
     }
+    handled.acked.add(batch.length - rejected.size);
+    handled.parked.add(rejected.size);
   }
 
   const health = new PullHealth(log, name);
@@ -281,6 +308,7 @@ export async function consumeFacts<S extends string>(
     }
   }
 
+  const unwatch = watchLag(jsm, stream, name);
   const loop = (async () => {
     while (!stopped) {
       try {
@@ -297,10 +325,40 @@ export async function consumeFacts<S extends string>(
   return {
     async stop() {
       stopped = true;
+      unwatch();
       current?.stop();
       await loop;
     },
   };
+}
+
+const lag = metrics.gauge(
+  "oe_fact_consumer_lag",
+  "Facts in the stream that this consumer has not yet handled (not delivered, or delivered " +
+    "and not acknowledged), per durable consumer; every instance reports the shared figure",
+  ["durable"],
+);
+const handledTotal = metrics.counter(
+  "oe_facts_handled",
+  "Facts this instance handled, per consumer and outcome (acked, parked, retried)",
+  ["durable", "outcome"],
+);
+
+function handledFacts(durable: string) {
+  return {
+    acked: handledTotal.series(durable, "acked"),
+    parked: handledTotal.series(durable, "parked"),
+    retried: handledTotal.series(durable, "retried"),
+  };
+}
+
+/** Reads the consumer's lag from JetStream before each metrics snapshot; returns how to stop. */
+function watchLag(jsm: JetStreamManager, stream: string, durable: string): () => void {
+  const series = lag.series(durable);
+  return metrics.collect(async () => {
+    const info = await jsm.consumers.info(stream, durable);
+    series.set(info.num_pending + info.num_ack_pending);
+  });
 }
 
 /** Stalls and resumes of one consumer, each logged once per transition. */

@@ -23,6 +23,7 @@ import {
 } from "./errors.ts";
 import { COMMIT_MARGIN_MS, currentDeadline, currentScope, requireTimeLeft } from "./deadline.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { inSpan, SpanKind, tracing } from "./telemetry.ts";
 
 export type Sql = postgres.Sql;
 
@@ -96,7 +97,8 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
     backoff: reconnectPause,
     connection: {
       search_path: `${options.schema},public`,
-      application_name: options.schema,
+      // One name per pool, so its connections can be counted (db_metrics.ts); the schema first.
+      application_name: `${options.schema} ${crypto.randomUUID().slice(0, 8)}`,
       statement_timeout: options.statementTimeoutMs ?? 5000,
     },
     transform: { undefined: null },
@@ -220,6 +222,24 @@ export async function bounded<T>(tx: Tx, work: (tx: Tx) => Promise<T>): Promise<
  * records its answer (shared/idempotency.ts). `afterCommit` runs once the change is committed.
  */
 export async function transaction<T>(
+  sql: Sql,
+  work: (tx: Tx) => Promise<T>,
+  afterCommit?: () => void,
+): Promise<T> {
+  if (!tracing) return await runTransaction(sql, work, afterCommit);
+  return await inSpan("transaction", {
+    kind: SpanKind.CLIENT,
+    attributes: { "db.system.name": "postgresql", "db.namespace": schemaOf(sql) },
+  }, () => runTransaction(sql, work, afterCommit));
+}
+
+/** The schema a pool is pinned to (the first of its search path). */
+function schemaOf(sql: Sql): string {
+  const connection = sql.options.connection as { search_path?: string };
+  return connection.search_path?.split(",")[0] ?? "";
+}
+
+async function runTransaction<T>(
   sql: Sql,
   work: (tx: Tx) => Promise<T>,
   afterCommit?: () => void,

@@ -49,6 +49,9 @@ import {
 } from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
+import { metrics } from "./metrics.ts";
+import { currentCarrier, tracing } from "./telemetry.ts";
+import { type OutboxEntry, tracePublish } from "./fact_telemetry.ts";
 
 export const factActorSchema = z.object({ id: z.string(), email: z.string() }).nullable();
 export type FactActor = z.infer<typeof factActorSchema>;
@@ -92,14 +95,30 @@ export interface NewFact<K extends FactType = FactType> {
  * may race on it: the loser sees "already exists" (42P07) or a catalog unique violation (23505).
  */
 export async function installOutbox(sql: Sql): Promise<void> {
+  const raced = (error: { code?: string }) => {
+    if (!["42P07", "42701", "23505"].includes(error?.code ?? "")) throw error;
+  };
   await sql`create table if not exists outbox (
     seq bigserial primary key,
     id uuid not null unique,
     subject text not null,
     payload jsonb not null
-  )`.catch((error) => {
-    if (!["42P07", "23505"].includes(error?.code)) throw error;
-  });
+  )`.catch(raced);
+  // Added later (every service gets them here, at its next start): the trace context of the
+  // request that recorded the fact (shared/fact_telemetry.ts), and when it was recorded (the
+  // age of the oldest unpublished fact is a metric). Checked first, so a start where they exist
+  // takes no table lock while other instances write.
+  const columns = new Set(
+    (await sql`select column_name from information_schema.columns
+      where table_schema = current_schema() and table_name = 'outbox'`).map((r) => r.column_name),
+  );
+  if (!columns.has("trace_context")) {
+    await sql`alter table outbox add column if not exists trace_context jsonb`.catch(raced);
+  }
+  if (!columns.has("recorded_at")) {
+    await sql`alter table outbox
+      add column if not exists recorded_at timestamptz not null default now()`.catch(raced);
+  }
 }
 
 /** A fact whose type is not registered, or whose data does not match its schema. */
@@ -156,8 +175,16 @@ export async function recordFact<K extends FactType>(
   fact: NewFact<K>,
 ): Promise<Fact<K>> {
   const full = buildFact(fact);
-  await tx`insert into outbox (id, subject, payload)
-    values (${full.id}, ${factSubject(full.type)}, ${tx.json(full)})`;
+  if (tracing) {
+    // The request's trace goes on where the fact is published (shared/fact_telemetry.ts).
+    const carrier = currentCarrier();
+    await tx`insert into outbox (id, subject, payload, trace_context)
+      values (${full.id}, ${factSubject(full.type)}, ${tx.json(full)},
+        ${carrier ? tx.json(carrier) : null})`;
+  } else {
+    await tx`insert into outbox (id, subject, payload)
+      values (${full.id}, ${factSubject(full.type)}, ${tx.json(full)})`;
+  }
   return full;
 }
 
@@ -278,6 +305,7 @@ export class FactRelay {
   #running: Promise<void> | undefined;
   #again = false;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #unwatch: (() => void) | undefined;
   /** The cause last logged, so a long outage logs once, not at every retry. */
   #failing: string | undefined;
 
@@ -308,13 +336,18 @@ export class FactRelay {
     await this.#drain();
   }
 
-  /** Also retries on a timer, for facts left behind by a crash or an unreachable NATS. */
+  /**
+   * Also retries on a timer, for facts left behind by a crash or an unreachable NATS; and
+   * reports the backlog as metrics.
+   */
   start(intervalMs = 1000): void {
     this.#timer = setInterval(() => this.kick(), intervalMs);
+    this.#unwatch = watchOutbox(this.#sql);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    this.#unwatch?.();
     await this.flush().catch((error) => this.#log.warn("facts not yet published", { error }));
   }
 
@@ -323,16 +356,19 @@ export class FactRelay {
     try {
       for (;;) {
         const sent = await this.#sql.begin(async (tx) => {
-          const rows = await tx`select seq, id, subject, payload from outbox
+          const rows = await tx`select seq, id, subject, payload, trace_context from outbox
             order by seq limit 200 for update skip locked`;
-          await Promise.all(
-            rows.map((row) =>
+          await Promise.all(rows.map((row) => {
+            const headers = cloudEventHeaders();
+            const publish = () =>
               js.publish(this.#bus.subject(row.subject), JSON.stringify(row.payload), {
                 msgID: row.id,
-                headers: cloudEventHeaders(),
-              })
-            ),
-          );
+                headers,
+              });
+            return tracing
+              ? tracePublish(row as unknown as OutboxEntry, headers, publish)
+              : publish();
+          }));
           if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
           return rows.length;
         });
@@ -353,6 +389,27 @@ export class FactRelay {
     this.#failing = cause;
     this.#log.warn(`cannot publish facts yet (${cause}); will retry`, { error });
   }
+}
+
+const backlog = metrics.gauge(
+  "oe_outbox_backlog",
+  "Facts recorded and not yet published to JetStream (the same table for every instance)",
+);
+const oldest = metrics.gauge(
+  "oe_outbox_oldest_age_seconds",
+  "Age of the oldest fact not yet published (0 when none waits)",
+);
+
+/** Reads the outbox's backlog before each metrics snapshot; returns how to stop. */
+function watchOutbox(sql: Sql): () => void {
+  // Made here, not at import: a process without an outbox (audit) shows no backlog at all.
+  const [waiting, age] = [backlog.series(), oldest.series()];
+  return metrics.collect(async () => {
+    const [row] = await sql`select count(*)::int as waiting,
+      coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as age from outbox`;
+    waiting.set(row.waiting);
+    age.set(row.age);
+  });
 }
 
 function inChain(error: unknown, found: (e: unknown) => boolean): boolean {

@@ -13,6 +13,7 @@
 import { Bus, type RunningService } from "./bus.ts";
 import { type Config, serviceDatabaseUrl } from "./config.ts";
 import { openDatabase, type Sql } from "./db.ts";
+import { watchPool } from "./db_metrics.ts";
 import { createLogger, flushLogs, type Logger, scrub } from "./log.ts";
 
 /** The setting that points at what each start-up step needs, so the fix can name it. */
@@ -212,7 +213,9 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
     return service;
   });
   log.info(`${process.name} ready`, { instance: service.running.id });
+  const unwatchPool = watchPool(sql);
   onShutdown(log, async () => {
+    unwatchPool();
     await service.stop();
     await bus.close();
     await sql.end({ timeout: 5 });

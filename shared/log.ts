@@ -1,7 +1,8 @@
 /**
- * One-line JSON logs on stderr. Callers pass fields, never whole request bodies: secrets
- * (passwords, tokens, keys) must not reach a log line, and `redact` drops the field names that
- * usually hold them in case one slips through.
+ * One-line JSON logs on stderr, with `trace_id` and `span_id` when tracing is on (see
+ * telemetry.ts). Callers pass fields, never whole request bodies: secrets (passwords, tokens,
+ * keys) must not reach a log line, and `redact` drops the field names that usually hold them in
+ * case one slips through.
  *
  * @example
  * ```ts
@@ -10,6 +11,10 @@
  * log.info("service started", { instances: 1 });
  * ```
  */
+import { scrub } from "./scrub.ts";
+import { activeIds, tracing } from "./telemetry.ts";
+
+export { scrub };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -66,17 +71,6 @@ function emit(line: string, urgent: boolean): void {
 
 globalThis.addEventListener("unload", flushLogs);
 
-const urlCredentials = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s]+:)[^@/\s]+@/gi;
-const secretAssignment = /\b(pass(?:word)?|secret|token|api[-_]?key)=[^\s&"',;]+/gi;
-
-/**
- * Scrubs secrets out of free text (error messages quote URLs and settings): URL passwords and
- * `password=...`-style assignments become "[redacted]".
- */
-export function scrub(text: string): string {
-  return text.replace(urlCredentials, "$1[redacted]@").replace(secretAssignment, "$1=[redacted]");
-}
-
 /** Name and message of an error; its stack only at debug level (operators turn it on). */
 function describeError(error: unknown, withStack: boolean): unknown {
   if (!(error instanceof Error)) return scrub(String(error));
@@ -94,6 +88,8 @@ export function createLogger(component: string, level: LogLevel = "info"): Logge
       component,
       message: scrub(message),
     };
+    // With tracing on, a line names the span it was written in, to find it among the traces.
+    if (tracing) Object.assign(entry, activeIds());
     if (fields) {
       for (const [key, value] of Object.entries(redact(fields) as LogFields)) {
         entry[key] = key === "error" ? describeError(fields.error, level === "debug") : value;

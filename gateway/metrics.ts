@@ -1,0 +1,184 @@
+/**
+ * The gateway's part in operations: it counts every HTTP request by method and Hono route
+ * pattern (`GET /v1/events/:id`, never the raw path, so the number of series stays bounded),
+ * names Deno's HTTP span after that route when tracing, and serves `GET /metrics`: Prometheus
+ * text of every process of the system, gathered over the bus from each instance's answer to NATS
+ * service `STATS` and labelled with its `service` and `instance`. So one scrape shows which
+ * service is saturated.
+ *
+ * `/metrics` is not public: on the gateway's own address it needs `METRICS_TOKEN` (as a bearer
+ * token) and is absent without it; `METRICS_ADDR` serves it alone on a separate address (an
+ * internal network), where the token is asked for too when set.
+ *
+ * @example
+ * ```ts ignore
+ * app.use("*", observeHttp());
+ * app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
+ * ```
+ */
+import { type Handler, Hono, type MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import { nuid } from "@nats-io/nats-core";
+import type { Bus, RunningService } from "@shared/bus.ts";
+import type { Config } from "@shared/config.ts";
+import { UnauthorizedError } from "@shared/errors.ts";
+import { type FamilySnapshot, metrics, renderPrometheus, type Source } from "@shared/metrics.ts";
+import { serviceNames } from "@shared/subjects.ts";
+import { nameServerSpan, tracing } from "@shared/telemetry.ts";
+import type { GatewayEnv } from "./env.ts";
+import { errorResponse } from "./errors.ts";
+
+const requests = metrics.counter(
+  "oe_http_requests",
+  "HTTP requests answered by the gateway, by method, route pattern and status",
+  ["method", "route", "status"],
+);
+const durations = metrics.histogram(
+  "oe_http_request_duration_seconds",
+  "Time from a request's arrival at the gateway to its answer, by method and route pattern",
+  ["method", "route"],
+);
+const inFlight = metrics.gauge(
+  "oe_http_requests_in_flight",
+  "HTTP requests the gateway is answering now",
+).series();
+
+/** Counts each request and its latency by route pattern; names the HTTP span when tracing. */
+export function observeHttp(): MiddlewareHandler<GatewayEnv> {
+  return async function observeHttpMiddleware(c, next) {
+    const began = performance.now();
+    inFlight.add();
+    try {
+      await next();
+    } finally {
+      inFlight.add(-1);
+      const method = c.req.method;
+      // The last route matched is the most specific one (`*` when no route matched the path).
+      const route = routePath(c, -1) || "*";
+      durations.series(method, route).observe((performance.now() - began) / 1000);
+      requests.series(method, route, String(c.res.status)).add();
+      if (tracing) nameServerSpan(method, route);
+    }
+  };
+}
+
+/** This gateway, announced as a service so other gateways' scrapes include its figures. */
+let announced: RunningService | undefined;
+const unannouncedId = nuid.next();
+
+/** Answers `$SRV.STATS.gateway` (and PING, INFO) for this process; stop it on shutdown. */
+export function announceGateway(bus: Bus): RunningService {
+  announced = bus.serve({
+    name: "gateway",
+    version: "1.0.0",
+    description: "HTTP gateway (answers discovery only, for metrics)",
+  }, []);
+  return announced;
+}
+
+interface StatsAnswer {
+  id: string;
+  name: string;
+  metadata?: { prefix?: string };
+  metrics?: FamilySnapshot[];
+}
+
+/** Every instance of `name` on this prefix that answers `$SRV.STATS` in time. */
+async function statsOf(bus: Bus, name: string): Promise<StatsAnswer[]> {
+  const found: StatsAnswer[] = [];
+  try {
+    const replies = await bus.nc.requestMany(`$SRV.STATS.${name}`, undefined, {
+      // Busy instances answer late: wait until none has answered for a while.
+      strategy: "stall",
+      stall: 250,
+      maxWait: 2_000,
+    } as never);
+    for await (const msg of replies) {
+      if (!msg.data.length) continue; // "no responders": none runs
+      const answer = JSON.parse(new TextDecoder().decode(msg.data)) as StatsAnswer;
+      if (answer.metadata?.prefix === bus.prefix) found.push(answer);
+    }
+  } catch {
+    // No instance answers at all: it shows as oe_instances 0.
+  }
+  return found;
+}
+
+/** How many instances of each service answered this scrape. */
+function instanceCounts(counts: [string, number][]): FamilySnapshot {
+  return {
+    name: "oe_instances",
+    help: "Instances of each service that answered this scrape (NATS service STATS)",
+    type: "gauge",
+    series: counts.map(([service, value]) => ({ labels: { service }, value })),
+  };
+}
+
+/** Prometheus text of every process on the bus, this gateway included. */
+export async function gatherMetrics(bus: Bus, services: readonly string[]): Promise<string> {
+  const self = announced?.id ?? unannouncedId;
+  const names = [...services, "gateway"];
+  const [own, ...answers] = await Promise.all([
+    metrics.snapshot(),
+    ...names.map((name) => statsOf(bus, name)),
+  ]);
+  const sources: Source[] = [{ labels: { service: "gateway", instance: self }, families: own }];
+  const counts: [string, number][] = [];
+  names.forEach((name, i) => {
+    const others = answers[i].filter((answer) => answer.id !== self);
+    counts.push([name, others.length + (name === "gateway" ? 1 : 0)]);
+    for (const answer of others) {
+      sources.push({
+        labels: { service: name, instance: answer.id },
+        families: answer.metrics ?? [],
+      });
+    }
+  });
+  sources.push({ labels: {}, families: [instanceCounts(counts)] });
+  return renderPrometheus(sources);
+}
+
+/** True when `given` is the expected token (compared as digests: no early exit on a prefix). */
+async function tokenMatches(given: string, expected: string): Promise<boolean> {
+  const digest = async (text: string) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const [a, b] = await Promise.all([digest(given), digest(expected)]);
+  let differs = 0;
+  for (let i = 0; i < a.length; i++) differs |= a[i] ^ b[i];
+  return differs === 0;
+}
+
+/** The `GET /metrics` handler; with a token, only callers presenting it are answered. */
+export function metricsEndpoint(
+  options: { bus: Bus; token?: string; services?: readonly string[] },
+): Handler<GatewayEnv> {
+  const { bus, token } = options;
+  const services = options.services ?? serviceNames;
+  return async function metricsHandler(c) {
+    if (token !== undefined) {
+      const given = c.req.header("Authorization")?.match(/^Bearer\s+(.+)$/i)?.[1] ?? "";
+      if (!(await tokenMatches(given, token))) {
+        return errorResponse(
+          new UnauthorizedError("Cannot read metrics: a valid token is needed"),
+          {
+            "WWW-Authenticate": "Bearer",
+          },
+        );
+      }
+    }
+    return c.text(await gatherMetrics(bus, services), 200, {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  };
+}
+
+/**
+ * Serves `GET /metrics` alone on METRICS_ADDR (when set), apart from the public address; the
+ * token is asked for there too when METRICS_TOKEN is set.
+ */
+export function serveMetrics(bus: Bus, config: Config): Deno.HttpServer | undefined {
+  if (!config.metricsAddr) return undefined;
+  const app = new Hono<GatewayEnv>();
+  app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
+  return Deno.serve({ ...config.metricsAddr, onListen: () => {} }, app.fetch);
+}

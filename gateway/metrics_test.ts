@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { loadConfig } from "@shared/config.ts";
+import { freePort } from "@shared/net.ts";
+import { catalog } from "@shared/subjects.ts";
+import { testBus } from "@shared/testing.ts";
+import { serveMetrics } from "./metrics.ts";
+import { testGateway } from "./_test_utils.ts";
+
+const TOKEN = "metrics-test-token";
+
+/** The value of the one sample line that starts with `prefix` (name and labels), or undefined. */
+function sample(text: string, prefix: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+Deno.test("[gateway] GET /metrics is absent without METRICS_TOKEN", async () => {
+  await using gw = await testGateway({ services: [] });
+  const response = await gw.app.request("/metrics");
+  assert.equal(response.status, 404);
+  await response.body?.cancel();
+});
+
+Deno.test("[gateway] GET /metrics needs the token and labels each instance's figures", async (t) => {
+  await using gw = await testGateway({ services: ["catalog"], env: { METRICS_TOKEN: TOKEN } });
+  const instance = await gw.serve("catalog", [
+    route(catalog.events.get, () => ({ status: 200, body: { data: null } })),
+  ]);
+  const scrape = () =>
+    gw.app.request("/metrics", { headers: { Authorization: `Bearer ${TOKEN}` } });
+
+  await t.step("a missing or wrong token is 401", async () => {
+    const attempts: Record<string, string>[] = [
+      {},
+      { Authorization: "Bearer wrong" },
+      { Authorization: TOKEN },
+    ];
+    for (const headers of attempts) {
+      const response = await gw.app.request("/metrics", { headers });
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get("WWW-Authenticate"), "Bearer");
+      await response.body?.cancel();
+    }
+  });
+
+  await t.step("requests count by route pattern on both sides of the bus", async () => {
+    const served = `oe_bus_requests_total{service="catalog",instance="${instance.id}",` +
+      `side="server",endpoint="catalog.events.get"}`;
+    const routed = `oe_http_requests_total{service="gateway",instance=`;
+    const before = await (await scrape()).text();
+    for (const id of ["1", "2", "3"]) {
+      assert.equal((await gw.app.request(`/v1/events/${id}`)).status, 200);
+    }
+    const response = await scrape();
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("Content-Type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const after = await response.text();
+    assert.equal(sample(after, served), (sample(before, served) ?? 0) + 3);
+    const byRoute = (text: string) =>
+      text.split("\n").filter((l) =>
+        l.startsWith(routed) && l.includes('method="GET",route="/v1/events/:id",status="200"')
+      ).map((l) => Number(l.split(" ")[1])).reduce((a, b) => a + b, 0);
+    assert.equal(byRoute(after), byRoute(before) + 3);
+    assert.equal(sample(after, 'oe_instances{service="catalog"}'), 1);
+    assert.equal(sample(after, 'oe_instances{service="gateway"}'), 1);
+  });
+});
+
+Deno.test("[gateway] METRICS_ADDR serves /metrics apart from the public address", async () => {
+  await using bus = await testBus();
+  const port = freePort();
+  const config = loadConfig({ JWT_SECRET: "x", METRICS_ADDR: `127.0.0.1:${port}` });
+  const server = serveMetrics(bus.bus, config)!;
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /^# HELP /m);
+    const other = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+  } finally {
+    await server.shutdown();
+  }
+});

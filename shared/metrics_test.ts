@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { Registry, renderPrometheus } from "./metrics.ts";
+
+Deno.test("[metrics] a histogram counts each observation in its bucket, cumulatively", async () => {
+  const registry = new Registry();
+  const latency = registry.histogram("demo_seconds", "Latency", ["endpoint"], [0.1, 1]);
+  const echo = latency.series("demo.echo");
+  for (const seconds of [0.05, 0.1, 0.5, 3]) echo.observe(seconds);
+  const [family] = await registry.snapshot();
+  assert.deepEqual(family.series, [{
+    labels: { endpoint: "demo.echo" },
+    buckets: [2, 3],
+    sum: 3.65,
+    count: 4,
+  }]);
+});
+
+Deno.test("[metrics] renderPrometheus writes one HELP and TYPE per family over all processes", () => {
+  const text = renderPrometheus([
+    {
+      labels: { service: "catalog", instance: "a" },
+      families: [
+        {
+          name: "x_requests",
+          help: "Requests",
+          type: "counter",
+          series: [{ labels: {}, value: 2 }],
+        },
+        {
+          name: "x_seconds",
+          help: "Latency",
+          type: "histogram",
+          bounds: [0.5],
+          series: [{ labels: { endpoint: 'say "hi"' }, buckets: [1], sum: 0.25, count: 2 }],
+        },
+      ],
+    },
+    {
+      labels: { service: "catalog", instance: "b" },
+      families: [
+        {
+          name: "x_requests",
+          help: "Requests",
+          type: "counter",
+          series: [{ labels: {}, value: 5 }],
+        },
+      ],
+    },
+  ]);
+  assert.equal(
+    text,
+    [
+      "# HELP x_requests_total Requests",
+      "# TYPE x_requests_total counter",
+      'x_requests_total{service="catalog",instance="a"} 2',
+      'x_requests_total{service="catalog",instance="b"} 5',
+      "# HELP x_seconds Latency",
+      "# TYPE x_seconds histogram",
+      'x_seconds_bucket{service="catalog",instance="a",endpoint="say \\"hi\\"",le="0.5"} 1',
+      'x_seconds_bucket{service="catalog",instance="a",endpoint="say \\"hi\\"",le="+Inf"} 2',
+      'x_seconds_sum{service="catalog",instance="a",endpoint="say \\"hi\\""} 0.25',
+      'x_seconds_count{service="catalog",instance="a",endpoint="say \\"hi\\""} 2',
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("[metrics] collectors run before a snapshot; a failing one keeps its last figure", async () => {
+  const registry = new Registry();
+  const backlog = registry.gauge("demo_backlog", "Backlog").series();
+  let reads = 0;
+  const stop = registry.collect(() => {
+    reads++;
+    if (reads === 2) return Promise.reject(new Error("database away"));
+    backlog.set(reads * 10);
+    return Promise.resolve();
+  });
+  const value = async () => (await registry.snapshot())[0].series[0].value;
+  assert.equal(await value(), 10);
+  assert.equal(await value(), 10);
+  assert.equal(await value(), 30);
+  stop();
+  assert.equal(await value(), 30);
+  assert.equal(reads, 3);
+});
