@@ -9,13 +9,7 @@ import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts
 import type { Logger } from "@shared/log.ts";
 import { followCatalog } from "./catalog_facts.ts";
 import type { DiscountsContext } from "./context.ts";
-import { checkoutRoutes } from "./handlers/checkout.ts";
-import { codeRelationshipRoutes } from "./handlers/code_relationships.ts";
-import { codeRoutes } from "./handlers/codes.ts";
-import { parentRoutes } from "./handlers/parents.ts";
-import { redemptionRoutes } from "./handlers/redemption.ts";
-import { resolveRoutes } from "./handlers/resolve.ts";
-import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
+import { discountsRoutes } from "./handlers/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "discounts";
@@ -49,15 +43,7 @@ export async function startDiscounts(
       version: VERSION,
       description: "Discount codes, checkout lookup, price preview, redemption",
     },
-    withIdempotency(sql, [
-      ...codeRoutes(ctx),
-      ...codeRelationshipRoutes(ctx),
-      ...parentRoutes(ctx),
-      ...checkoutRoutes(ctx),
-      ...redemptionRoutes(ctx),
-      ...resolveRoutes(ctx),
-      ...resolveRelatedRoutes(ctx),
-    ]),
+    withIdempotency(sql, discountsRoutes(ctx)),
   );
   return {
     relay,

@@ -14,9 +14,9 @@ import {
   requireAdmin,
   requireCoorganizer,
 } from "../context.ts";
-import { codeDef, codeRelations } from "../resources.ts";
+import { codeDef, type CodeRelation, codeRelations } from "../resources.ts";
 import { codeFact as codeFactOf, type CodeVerb } from "../fact_payloads.ts";
-import { getCode, type Row } from "../store/codes.ts";
+import { type CodeRow, getCode } from "../store/codes.ts";
 
 const jsonapi = { version: "1.0" };
 
@@ -37,7 +37,7 @@ export async function guardCode(
   ctx: DiscountsContext,
   req: HttpRequest,
   what = "use this discount code",
-): Promise<{ code: Row; caller: Caller }> {
+): Promise<{ code: CodeRow; caller: Caller }> {
   requireActor(req);
   const id = req.params.id;
   // An admin purging (`permanent=true`) may reach a code that is already soft-deleted.
@@ -49,7 +49,7 @@ export async function guardCode(
     const admin = requireAdmin(caller, what);
     return { code, caller: admin };
   }
-  const { caller, event } = await access(ctx, req.actor, String(code.event_id));
+  const { caller, event } = await access(ctx, req.actor, code.event_id);
   const allowed = requireCoorganizer(caller, event, what);
   if (code.deleted_at && !isAdmin(allowed)) notFound("discount code", id);
   return { code, caller: allowed };
@@ -60,9 +60,15 @@ export function wantsPermanent(req: HttpRequest): boolean {
   return req.query.permanent === "true";
 }
 
+/** The ids `rel` of `code` links to (none, one or many). */
+export function idsOf(code: CodeRow, rel: CodeRelation): string[] {
+  const value = code[rel.key];
+  return [value ?? []].flat().map(String);
+}
+
 /** Ids of catalog resources `include` asks for, by type, for the gateway to fetch. */
 export function foreignIncludes(
-  rows: Row[],
+  rows: CodeRow[],
   include: string[],
 ): Record<string, string[]> | undefined {
   if (!include.length || !rows.length) return undefined;
@@ -71,10 +77,7 @@ export function foreignIncludes(
     const rel = codeRelations[path];
     if (!rel) continue;
     const set = out[rel.type] ??= new Set();
-    for (const row of rows) {
-      const value = row[rel.key];
-      for (const id of [value ?? []].flat()) set.add(String(id));
-    }
+    for (const row of rows) for (const id of idsOf(row, rel)) set.add(id);
   }
   const result = Object.fromEntries(
     Object.entries(out).filter(([, ids]) => ids.size).map(([type, ids]) => [type, [...ids]]),
@@ -83,7 +86,7 @@ export function foreignIncludes(
 }
 
 export function renderCode(
-  row: Row,
+  row: CodeRow,
   req: HttpRequest,
   options: { status?: number; query?: Pick<ListQuery, "include" | "fields"> } = {},
 ): HttpReply {
@@ -98,7 +101,7 @@ export function renderCode(
 }
 
 export function renderCodes(
-  result: { rows: Row[]; count: number },
+  result: { rows: CodeRow[]; count: number },
   req: HttpRequest,
   query: ListQuery,
 ): HttpReply {
@@ -119,10 +122,10 @@ export function renderCodes(
 export function renderCodeLinkage(
   req: HttpRequest,
   collection: string,
-  rows: Row[] | Row | null,
+  rows: CodeRow[] | CodeRow | null,
 ): HttpReply {
   const base = `/v1/${collection}/${req.params.id}`;
-  const link = (row: Row) => ({ type: codeDef.type, id: String(row.id) });
+  const link = (row: CodeRow) => ({ type: codeDef.type, id: String(row.id) });
   return {
     status: 200,
     body: relationshipDocument({
@@ -147,16 +150,28 @@ export async function resolveCatalog(
   return ids.map((id) => byId.get(id)).filter((r) => r !== undefined);
 }
 
+/** `/v1/discount-codes/{id}/relationships/<rel>`: linkage to the catalog resources. */
+export function renderRelationship(req: HttpRequest, code: CodeRow, rel: CodeRelation): HttpReply {
+  const base = `/v1/discount-codes/${req.params.id}`;
+  const ids = idsOf(code, rel).map((id) => ({ type: rel.type, id }));
+  return {
+    status: 200,
+    body: relationshipDocument({
+      self: `${base}/relationships/${req.params.rel}`,
+      related: `${base}/${req.params.rel}`,
+      data: rel.many ? ids : ids[0] ?? null,
+    }),
+  };
+}
+
 /** `/v1/discount-codes/{id}/<rel>`: the related catalog resources. */
 export async function renderRelated(
   ctx: DiscountsContext,
   req: HttpRequest,
-  code: Row,
-  rel: { type: string; many: boolean; key: string },
+  code: CodeRow,
+  rel: CodeRelation,
 ): Promise<HttpReply> {
-  const value = code[rel.key];
-  const ids = [value ?? []].flat().map(String);
-  const found = await resolveCatalog(ctx, req, rel.type, ids);
+  const found = await resolveCatalog(ctx, req, rel.type, idsOf(code, rel));
   if (!rel.many) {
     return { status: 200, body: { data: found[0] ?? null, links: { self: req.path }, jsonapi } };
   }
@@ -167,6 +182,6 @@ export async function renderRelated(
 }
 
 /** The fact a change of a code announces: its public payload (fact_payloads.ts). */
-export function codeFact(caller: Caller | null, verb: CodeVerb, row: Row): NewFact {
+export function codeFact(caller: Caller | null, verb: CodeVerb, row: CodeRow): NewFact {
   return codeFactOf(factActor(caller), verb, row);
 }

@@ -6,11 +6,10 @@
  */
 import { renderEmpty } from "@shared/jsonapi.ts";
 import { isId } from "@shared/schemas/ids.ts";
-import { type Route, route } from "@shared/bus.ts";
 import { ForbiddenError } from "@shared/errors.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { catalogInternal, discounts } from "@shared/subjects.ts";
+import { catalogInternal } from "@shared/subjects.ts";
 import {
   access,
   type Caller,
@@ -124,13 +123,29 @@ async function ticketCodes(
   return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
 
-export function parentRoutes(ctx: DiscountsContext): Route[] {
-  return [
-    route(discounts.events.related, (req) => eventCodes(ctx, req, false)),
-    route(discounts.events.relationship, (req) => eventCodes(ctx, req, true)),
-    route(discounts.users.related, (req) => userCodes(ctx, req, false)),
-    route(discounts.users.relationship, (req) => userCodes(ctx, req, true)),
-    route(discounts.tickets.related, (req) => ticketCodes(ctx, req, false)),
-    route(discounts.tickets.relationship, (req) => ticketCodes(ctx, req, true)),
-  ];
+/** `GET /v1/events/{id}/discount-codes` and `/discount-code`. */
+export function relatedOfEvent(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return eventCodes(ctx, req, false);
+}
+
+export function linkageOfEvent(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return eventCodes(ctx, req, true);
+}
+
+/** `GET /v1/users/{id}/discount-codes`. */
+export function relatedOfUser(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return userCodes(ctx, req, false);
+}
+
+export function linkageOfUser(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return userCodes(ctx, req, true);
+}
+
+/** `GET /v1/tickets/{id}/discount-codes`. */
+export function relatedOfTicket(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return ticketCodes(ctx, req, false);
+}
+
+export function linkageOfTicket(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return ticketCodes(ctx, req, true);
 }
