@@ -7,7 +7,7 @@ import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
-import { followCatalog } from "./catalog_facts.ts";
+import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
 import { discountsRoutes } from "./handlers/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
@@ -36,7 +36,7 @@ export async function startDiscounts(
   const { sql, bus, log } = options;
   const relay = await startFactRelay(sql, bus, log);
   const ctx: DiscountsContext = { sql, bus, relay, log };
-  const catalogFacts = await followCatalog({ sql, bus, relay, log });
+  const catalogFacts = await followCatalogFacts({ sql, bus, relay, log });
   const running = bus.serve(
     {
       name: "discounts",

@@ -3,14 +3,14 @@
  * preview of an order is price_preview.ts), and when a code can be used at all.
  */
 import { NotFoundError, UnprocessableError } from "@shared/errors.ts";
+import { renderOne } from "@shared/handlers/mod.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { access, type DiscountsContext } from "../context.ts";
-import { codeQuery } from "../resources.ts";
+import { codeDef, codeQuery } from "../resources.ts";
 import { CODE_PATTERN } from "../rules.ts";
 import { type CodeRow, findByText } from "../store/codes.ts";
 import { lookupProjected, rememberEvent } from "../store/events.ts";
-import { renderCode } from "./common.ts";
 
 /**
  * Why a code cannot be used right now, or undefined when it can. `uses`: also refuse a code
@@ -60,5 +60,5 @@ export async function lookupCode(ctx: DiscountsContext, req: HttpRequest): Promi
       parameter: "code",
     });
   }
-  return renderCode(code, req, { query });
+  return renderOne(codeDef, code, { req, fields: query.fields, include: query.include });
 }

@@ -2,15 +2,14 @@
  * What POST /v1/discount-codes needs before it inserts: who may create a code of this kind on
  * this event, and the new code's columns and links once every rule of rules.ts holds.
  */
-import type { ParsedResource } from "@shared/jsonapi.ts";
-import { validateAttributes } from "@shared/jsonapi.ts";
+import { requireActor, requireAdmin } from "@shared/handlers/mod.ts";
+import { type ParsedResource, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import {
   access,
   type Caller,
   type DiscountsContext,
   type EventAccess,
-  requireAdmin,
   requireCoorganizer,
 } from "../context.ts";
 import { formatCents } from "../money.ts";
@@ -29,7 +28,6 @@ import {
   ticketsOf,
   unprocessable,
 } from "./code_input.ts";
-import { requireActor } from "./common.ts";
 
 /** Who creates the code, and the event a ticket code belongs to. */
 export interface CodeOwner {
@@ -51,13 +49,13 @@ export async function createAccess(
   if (usedFor !== "ticket") {
     // The attribute check of `newCode` reports the missing or wrong used-for.
     const { caller } = await access(ctx, req.actor);
-    if (!caller) requireActor(req);
+    if (!caller) requireActor(req.actor);
     return { caller: caller!, event: null };
   }
   const ref = one(doc, "event");
   if (!ref) unprocessable("a ticket code needs its event", "/data/relationships/event");
   const { caller, event } = await access(ctx, req.actor, ref.id);
-  if (!caller) requireActor(req);
+  if (!caller) requireActor(req.actor);
   if (!event) unprocessable(`event ${ref.id} does not exist`, "/data/relationships/event");
   requireCoorganizer(caller, event, "create a discount code for this event");
   return { caller: caller!, event };

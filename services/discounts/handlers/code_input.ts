@@ -3,8 +3,8 @@
  * may send, their size, which belong to which kind of code, and the catalog's tickets and events
  * they name. Shared by POST, PATCH and the relationship writes.
  */
-import { isId } from "@shared/schemas/ids.ts";
 import { ConflictError, UnprocessableError } from "@shared/errors.ts";
+import { isId } from "@shared/handlers/mod.ts";
 import type { Identifier, ParsedResource, RelationshipDef } from "@shared/jsonapi.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";

@@ -11,12 +11,14 @@ import {
   ForbiddenError,
   UnprocessableError,
 } from "@shared/errors.ts";
+import { notFound } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { DiscountsContext } from "../context.ts";
 import { codeRelations } from "../resources.ts";
 import { MAX_LINKS } from "./code_input.ts";
 import { type LinkChange, saveCodeUpdate } from "./code_update.ts";
-import { guardCode, notFound, renderRelationship } from "./common.ts";
+import { renderCodeLinks } from "./codes.ts";
+import { guardCode } from "./common.ts";
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -87,7 +89,7 @@ async function writeRelationship(
         relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
       },
     });
-  return renderRelationship(req, row, rel);
+  return renderCodeLinks(req, row, rel);
 }
 
 /** `PATCH /v1/discount-codes/{id}/relationships/<rel>`: replaces the linkage. */

@@ -5,6 +5,7 @@
  * rule on the result, writes it and records the `updated` fact in the same transaction.
  */
 import { ConflictError } from "@shared/errors.ts";
+import { notFound } from "@shared/handlers/mod.ts";
 import { changeWithFact, unchanged } from "@shared/facts.ts";
 import { type ParsedResource, validateAttributes } from "@shared/jsonapi.ts";
 import type { Queryable } from "@shared/db.ts";
@@ -28,7 +29,7 @@ import {
   ticketsOf,
   unprocessable,
 } from "./code_input.ts";
-import { codeFact, notFound } from "./common.ts";
+import { codeFact } from "./common.ts";
 
 /** A change of one to-many relationship relative to the stored linkage (POST/DELETE). */
 export interface LinkChange {

@@ -4,42 +4,40 @@
  * applied to the merged state on PATCH (code_update.ts); prices and ticket ownership come from
  * the catalog.
  */
-import { ForbiddenError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
-import { deletedReply, parseResourceDocument } from "@shared/jsonapi.ts";
+import {
+  deletedReply,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireActor,
+  requireAdmin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
+import { parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { access, type DiscountsContext, isAdmin, requireAdmin } from "../context.ts";
-import { codeQuery, type CodeRelation, codeRelations } from "../resources.ts";
-import { deleteCode, insertCode, listCodes } from "../store/codes.ts";
+import { access, type DiscountsContext } from "../context.ts";
+import { codeDef, codeQuery, type CodeRelation, codeRelations } from "../resources.ts";
+import { type CodeRow, deleteCode, insertCode, listCodes } from "../store/codes.ts";
 import { codeRelationships } from "./code_input.ts";
 import { createAccess, newCode } from "./code_create.ts";
 import { saveCodeUpdate } from "./code_update.ts";
-import {
-  codeFact,
-  guardCode,
-  notFound,
-  renderCode,
-  renderCodes,
-  renderRelated,
-  renderRelationship,
-  requireActor,
-  wantsPermanent,
-} from "./common.ts";
+import { codeFact, guardCode, idsOf, renderRelated } from "./common.ts";
 
 /** `GET /v1/discount-codes`: every code, for admins. */
 export async function listDiscountCodes(
   ctx: DiscountsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  requireActor(req);
+  requireActor(req.actor);
   const { caller } = await access(ctx, req.actor);
   const admin = requireAdmin(caller, "list all discount codes");
   const query = parseListQuery(req.query, codeQuery);
-  const result = await listCodes(ctx.sql, query, {
-    withTrashed: query.extra.get_trashed === "true" && isAdmin(admin),
-  });
-  return renderCodes(result, req, query);
+  const result = await listCodes(ctx.sql, query, { withTrashed: withTrashed(admin, req.query) });
+  return renderList(codeDef, result, { req, query });
 }
 
 export async function showDiscountCode(
@@ -48,14 +46,14 @@ export async function showDiscountCode(
 ): Promise<HttpReply> {
   const query = parseSingleQuery(req.query, codeQuery);
   const { code } = await guardCode(ctx, req, "see this discount code");
-  return renderCode(code, req, { query });
+  return renderOne(codeDef, code, { req, fields: query.fields, include: query.include });
 }
 
 export async function createDiscountCode(
   ctx: DiscountsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  requireActor(req);
+  requireActor(req.actor);
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     relationships: codeRelationships,
@@ -68,7 +66,7 @@ export async function createDiscountCode(
     (tx) => insertCode(tx, values, links),
     (row) => codeFact(owner.caller, "created", row),
   );
-  return renderCode(row, req, { status: 201 });
+  return renderOne(codeDef, row, { req, status: 201 });
 }
 
 export async function updateDiscountCode(
@@ -83,7 +81,7 @@ export async function updateDiscountCode(
     relationships: codeRelationships,
   });
   const row = await saveCodeUpdate(ctx, req, { ...target, doc });
-  return renderCode(row, req);
+  return renderOne(codeDef, row, { req });
 }
 
 /** Soft delete, or for good with `?permanent=true` (admins only). */
@@ -92,10 +90,7 @@ export async function deleteDiscountCode(
   req: HttpRequest,
 ): Promise<HttpReply> {
   const { code, caller } = await guardCode(ctx, req, "delete this discount code");
-  const permanent = wantsPermanent(req);
-  if (permanent && !isAdmin(caller)) {
-    throw new ForbiddenError("Cannot delete permanently: admins only");
-  }
+  const permanent = permanentDelete(caller, req.query);
   if (code.deleted_at && !permanent) notFound("discount code", req.params.id);
   await changeWithFact(
     ctx.sql,
@@ -124,5 +119,12 @@ export async function relatedOfCode(ctx: DiscountsContext, req: HttpRequest): Pr
 /** `GET /v1/discount-codes/{id}/relationships/<rel>`: linkage to them. */
 export async function linkageOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
   const { code, rel } = await guardRelation(ctx, req);
-  return renderRelationship(req, code, rel);
+  return renderCodeLinks(req, code, rel);
+}
+
+/** The linkage of a code's relationship `rel`: to-many as a list, to-one as one or null. */
+export function renderCodeLinks(req: HttpRequest, code: CodeRow, rel: CodeRelation): HttpReply {
+  const related = idsOf(code, rel).map((id) => ({ id }));
+  const data = rel.many ? related : related[0] ?? null;
+  return renderLinkage(rel, data, { req, parent: codeDef });
 }

@@ -4,8 +4,8 @@
  * ("12.50") everywhere. Warnings never name the code: a caller who sent an id must not learn its
  * text.
  */
-import { isId } from "@shared/schemas/ids.ts";
 import { BadRequestError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
+import { isId } from "@shared/handlers/mod.ts";
 import { validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { lenientNumber } from "@shared/schemas/lenient.ts";

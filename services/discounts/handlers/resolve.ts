@@ -5,7 +5,8 @@
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
 import type { resolveRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
-import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
+import { isAdmin } from "@shared/handlers/mod.ts";
+import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
 import { getCodes } from "../store/codes.ts";
 

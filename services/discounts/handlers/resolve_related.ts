@@ -10,7 +10,8 @@ import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import type { z } from "zod";
-import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
+import { isAdmin } from "@shared/handlers/mod.ts";
+import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
 import { type CodeRow, codesOfEvent, codesOfTicket, eventCodeOf } from "../store/codes.ts";
 

@@ -14,7 +14,7 @@ export type DiscountType = "amount" | "percent";
  * A code as the `code_rows` view shows it: the stored columns and the ids it is attached to.
  * Bigint ids and the exact `numeric` value arrive as strings (postgres.js).
  */
-export interface CodeRow {
+export type CodeRow = {
   id: string;
   code: string;
   discount_url: string | null;
@@ -38,7 +38,7 @@ export interface CodeRow {
   ticket_ids: string[];
   /** Events an event code is applied to, ascending. */
   event_ids: string[];
-}
+};
 
 /** The columns a create or update writes (snake_case, as stored). */
 export interface CodeValues {

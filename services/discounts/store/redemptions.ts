@@ -26,12 +26,12 @@ export interface RedemptionResult {
 }
 
 /** A row of `redemptions` (the timestamps are not read). */
-interface RedemptionRow {
+type RedemptionRow = {
   discount_code_id: string;
   order_id: string;
   quantity: number;
   state: ReservationState;
-}
+};
 
 /** What reserve checks of a code before taking uses. */
 type OrderLimits = Pick<CodeRow, "id" | "used_for" | "min_quantity" | "max_quantity">;

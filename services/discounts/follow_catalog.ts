@@ -94,7 +94,7 @@ export function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Pr
   })(batch);
 }
 
-export function followCatalog(
+export function followCatalogFacts(
   options: { sql: Sql; bus: Bus; relay: FactRelay; log: Logger },
 ): Promise<FactConsumer> {
   const { sql, bus, relay, log } = options;
