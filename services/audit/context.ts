@@ -4,10 +4,10 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
-import { ForbiddenError, UnauthorizedError } from "@shared/errors.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { askAccess, isAdmin, requireLogin } from "@shared/access.ts";
+import { askAccess, type Caller } from "@shared/access.ts";
+import { requireActor, requireAdmin } from "@shared/handlers/mod.ts";
 
 export interface AuditContext {
   sql: Sql;
@@ -15,11 +15,11 @@ export interface AuditContext {
   log: Logger;
 }
 
-/** 401 for anonymous callers (or a token of a deleted user), 403 for non-admins. */
-export async function requireAdmin(ctx: AuditContext, actor: Actor | null): Promise<void> {
-  if (!actor) throw new UnauthorizedError("Cannot continue: log in first");
-  const { caller } = await askAccess(ctx.bus, actor);
-  if (!isAdmin(requireLogin(caller))) {
-    throw new ForbiddenError("Cannot continue: only admins may do this");
-  }
+/**
+ * The caller, once the catalog says they are an admin: 401 for anonymous callers (asked before
+ * the catalog) or a token of a deleted user, 403 for non-admins.
+ */
+export async function adminCaller(ctx: AuditContext, actor: Actor | null): Promise<Caller> {
+  const { caller } = await askAccess(ctx.bus, requireActor(actor));
+  return requireAdmin(caller);
 }

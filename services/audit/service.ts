@@ -3,19 +3,20 @@
  * cleanly. `main.ts` calls it with real configuration; tests and benchmarks with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
-import { consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { auditContract } from "@shared/contracts/mod.ts";
+import type { FactConsumer } from "@shared/consumer.ts";
 import { migrate, type Sql } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
-import { facts } from "@shared/subjects.ts";
 import type { AuditContext } from "./context.ts";
-import { activityRoutes } from "./handlers/activities.ts";
-import { recordFacts } from "./ingest.ts";
+import { followAllFacts } from "./follow_all.ts";
+import { activityHandlers } from "./handlers/activities.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
+
+export { DURABLE } from "./follow_all.ts";
 
 export const SCHEMA = "audit";
 export const VERSION = "1.0.0";
-/** One durable consumer shared by every audit instance: each fact goes to one of them. */
-export const DURABLE = "audit";
 
 export function migrateAudit(sql: Sql): Promise<string[]> {
   return migrate(sql, { schema: SCHEMA, dir: new URL("./migrations/", import.meta.url) });
@@ -42,21 +43,10 @@ export interface AuditService {
 export async function startAudit(options: AuditOptions): Promise<AuditService> {
   const { sql, bus, log } = options;
   const ctx: AuditContext = { sql, bus, log };
-  const consumer = await consumeFacts(bus, {
-    durable: DURABLE,
-    subject: facts.all,
-    batchSize: options.batchSize ?? 1000,
-    ackWaitMs: options.ackWaitMs,
-    log,
-    handle: async (batch) => {
-      const { inserted, reject } = await recordFacts(sql, batch, log);
-      log.debug("facts recorded", { count: batch.length, inserted });
-      return { reject };
-    },
-  });
+  const consumer = await followAllFacts(options);
   const running = bus.serve(
     { name: "audit", version: VERSION, description: "The activity log, fed by facts" },
-    withIdempotency(sql, activityRoutes(ctx)),
+    withIdempotency(sql, bindOperations(auditContract, activityHandlers(ctx))),
   );
   return {
     running,

@@ -10,6 +10,7 @@ import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import { ForbiddenError, UnauthorizedError } from "@shared/errors.ts";
+import { isAdmin, requireLogin } from "@shared/handlers/mod.ts";
 import { type Caller, findCaller, rolesOnEvent } from "./store/users.ts";
 
 export type { Caller };
@@ -35,21 +36,6 @@ export async function loadCaller(sql: Sql, actor: Actor | null): Promise<Caller 
   const caller = await findCaller(sql, actor.id);
   if (!caller) throw new UnauthorizedError("Cannot authenticate: the token's user does not exist");
   return caller;
-}
-
-export function requireLogin(caller: Caller | null): Caller {
-  if (!caller) throw new UnauthorizedError("Cannot continue: log in first");
-  return caller;
-}
-
-export function isAdmin(caller: Caller | null): boolean {
-  return !!caller && (caller.isAdmin || caller.isSuperAdmin);
-}
-
-export function requireAdmin(caller: Caller | null): Caller {
-  const known = requireLogin(caller);
-  if (!isAdmin(known)) throw new ForbiddenError("Cannot continue: only admins may do this");
-  return known;
 }
 
 /** True when the caller is admin or holds one of `roles` on the event. */

@@ -8,14 +8,17 @@ import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { CatalogContext } from "./context.ts";
-import { eventRoutes } from "./handlers/events.ts";
-import { internalRoutes } from "./handlers/internal.ts";
-import { resolveRoutes } from "./handlers/resolve.ts";
-import { roleRoutes } from "./handlers/roles.ts";
-import { ticketRoutes } from "./handlers/tickets.ts";
-import { topicRoutes } from "./handlers/topics.ts";
-import { userRoutes } from "./handlers/users.ts";
-import { followStripeLinks } from "./stripe_links.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { catalogContract } from "@shared/contracts/mod.ts";
+import { eventHandlers } from "./handlers/events.ts";
+import { eventSubTopicHandlers } from "./handlers/event_sub_topics.ts";
+import { eventTopicHandlers } from "./handlers/event_topics.ts";
+import { internalHandlers } from "./handlers/internal.ts";
+import { resolveHandler } from "./handlers/resolve.ts";
+import { roleHandlers } from "./handlers/roles.ts";
+import { ticketHandlers } from "./handlers/tickets.ts";
+import { userHandlers } from "./handlers/users.ts";
+import { followPaymentsFacts } from "./follow_payments.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 import { catalog } from "@shared/subjects.ts";
 
@@ -43,18 +46,22 @@ export async function startCatalog(
   const { sql, bus, config, log } = options;
   const relay = await startFactRelay(sql, bus, log);
   const ctx: CatalogContext = { sql, relay, config, log };
-  const stripeLinks = await followStripeLinks(sql, bus, log);
+  const stripeLinks = await followPaymentsFacts(sql, bus, log);
+  const routes = bindOperations(catalogContract, {
+    ...userHandlers(ctx),
+    ...roleHandlers(ctx),
+    ...eventHandlers(ctx),
+    ...eventTopicHandlers(ctx),
+    ...eventSubTopicHandlers(ctx),
+    ...ticketHandlers(ctx),
+    resolve: resolveHandler(ctx),
+    ...internalHandlers(ctx),
+  });
   const running = bus.serve(
-    { name: "catalog", version: VERSION, description: "Users, roles, events, topics, tickets" },
-    withIdempotency(sql, [
-      ...userRoutes(ctx),
-      ...roleRoutes(ctx),
-      ...eventRoutes(ctx),
-      ...topicRoutes(ctx),
-      ...ticketRoutes(ctx),
-      ...resolveRoutes(ctx),
-      ...internalRoutes(ctx),
-    ], { carrySecrets: [catalog.login, catalog.users.create, catalog.users.update] }),
+    { name: "catalog", version: VERSION, description: catalogContract.description },
+    withIdempotency(sql, routes, {
+      carrySecrets: [catalog.login, catalog.users.create, catalog.users.update],
+    }),
   );
   return {
     relay,

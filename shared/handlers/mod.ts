@@ -10,8 +10,9 @@
  *   `isAdmin(caller)`, `withTrashed(caller, query)`, `permanentDelete(caller, query)`,
  *   `notFound(what, id)`. Any caller with `isAdmin`/`isSuperAdmin` works.
  * - Ids: `isId(value)` / `ID_PATTERN` (a bigint row id; anything else is a 404, never a cast).
- * - Database errors: `translatingDbErrors(handler)` around every handler; stores still translate
- *   their writes' conflicts with their own message (`translateDbError(error, { conflict })`).
+ * - Database errors: stores translate their writes' conflicts with their own message
+ *   (`translateDbError(error, { conflict })`); `withIdempotency` translates whatever else escapes a
+ *   bound handler; `translatingDbErrors(handler)` where a handler needs the API error sooner.
  *
  * Conventions the kit assumes (one way in every service):
  * - Handlers are bound by contract key: `bindOperations(contract, { "things.get": getThing, ... })`

@@ -1,7 +1,9 @@
 /**
- * The one place a handler's database errors become API errors: a bad value in a read (`22P02`),
- * a statement cut by the deadline (`57014`), an outage. Writes translate theirs in the store, with
- * the conflict message of their table; whatever escapes reaches this wrapper.
+ * A handler's database errors as API errors: a bad value in a read (`22P02`), a statement cut by
+ * the deadline (`57014`). Writes translate theirs in the store, with the conflict message of their
+ * table. `withIdempotency` translates whatever still escapes a bound handler (and watches
+ * outages), so this wrapper is only for code that must see the API error itself, as the catalog's
+ * `handle` did before the kit.
  *
  * @example
  * ```ts ignore

@@ -1,20 +1,16 @@
-/** The pieces every catalog handler shares: caller loading, rendering, trash and delete rules. */
+/**
+ * What every catalog handler shares: the caller loaded fresh for each request, binding actions
+ * to their contract keys, who sees drafts, and writing a change with its fact. Replies and the
+ * access checks come from the handler kit (@shared/handlers/mod.ts).
+ */
 import type { Handler } from "@shared/bus.ts";
-import { type Queryable, translateDbError } from "@shared/db.ts";
-import { ForbiddenError, NotFoundError } from "@shared/errors.ts";
-import {
-  listDocument,
-  relationshipDocument,
-  type ResourceDef,
-  type ResourceObject,
-  singleDocument,
-  toResource,
-} from "@shared/jsonapi.ts";
-import type { ListQuery } from "@shared/query.ts";
-import type { ForeignRelation, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { relationOwners } from "@shared/subjects.ts";
+import type { Handlers } from "@shared/contract.ts";
+import { catalogContract } from "@shared/contracts/mod.ts";
+import type { Queryable } from "@shared/db.ts";
 import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
-import { type Caller, type CatalogContext, factActor, isAdmin, loadCaller } from "../context.ts";
+import { isAdmin, translatingDbErrors } from "@shared/handlers/mod.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { type Caller, type CatalogContext, factActor, loadCaller } from "../context.ts";
 import { catalogFact } from "../fact_payloads.ts";
 import type { Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
@@ -24,118 +20,38 @@ export interface Call {
   caller: Caller | null;
 }
 
-/** Wraps a handler so it receives the caller, loaded fresh from the database. */
-export function handle(
+/** One HTTP operation of the catalog, given the context and the call. */
+export type Action = (ctx: CatalogContext, call: Call) => Promise<HttpReply>;
+
+/** The handlers `bindOperations(catalogContract, ...)` takes, by contract key. */
+export type CatalogHandlers = Handlers<typeof catalogContract.operations>;
+
+/** Contract keys of the catalog's HTTP operations (`events.list`, ...). */
+type HttpKey = {
+  [K in keyof CatalogHandlers]: CatalogHandlers[K] extends Handler<HttpRequest, HttpReply> ? K
+    : never;
+}[keyof CatalogHandlers];
+
+/** Wraps an action so it receives the caller, loaded fresh from the database. */
+export function handle(ctx: CatalogContext, action: Action): Handler<HttpRequest, HttpReply> {
+  // Writes translate their database errors in the store; this catches bad values in reads.
+  return translatingDbErrors(async (req) =>
+    await action(ctx, { req, caller: await loadCaller(ctx.sql, req.actor) })
+  );
+}
+
+/** Binds each action to its contract key (a key outside the contract does not compile). */
+export function handleAll<K extends HttpKey>(
   ctx: CatalogContext,
-  fn: (call: Call) => Promise<HttpReply>,
-): Handler<HttpRequest, HttpReply> {
-  return async (req) => {
-    try {
-      return await fn({ req, caller: await loadCaller(ctx.sql, req.actor) });
-    } catch (error) {
-      // Writes translate their database errors in the store; this catches bad values in reads.
-      throw translateDbError(error);
-    }
-  };
+  actions: Record<K, Action>,
+): Record<K, Handler<HttpRequest, HttpReply>> {
+  const out = {} as Record<K, Handler<HttpRequest, HttpReply>>;
+  for (const key of Object.keys(actions) as K[]) out[key] = handle(ctx, actions[key]);
+  return out;
 }
 
 export function viewer(caller: Caller | null): Viewer {
   return { id: caller?.id ?? null, admin: isAdmin(caller) };
-}
-
-/**
- * `?get_trashed=true` shows soft-deleted rows, to admins only; so does `?permanent=true`, so an
- * admin can purge a row that is already soft-deleted.
- */
-export function withTrashed(caller: Caller | null, query: Record<string, string>): boolean {
-  return (query.get_trashed === "true" || query.permanent === "true") && isAdmin(caller);
-}
-
-/** `?permanent=true` deletes for good; only admins may ask. */
-export function permanentDelete(caller: Caller | null, query: Record<string, string>): boolean {
-  if (query.permanent !== "true") return false;
-  if (!isAdmin(caller)) throw new ForbiddenError("Cannot delete permanently: admins only");
-  return true;
-}
-
-export function notFound(what: string, id: string | undefined): never {
-  throw new NotFoundError(`Cannot find ${what} ${JSON.stringify(id ?? "")}`);
-}
-
-/** Relationships of `rows` that `include` asks for but another service owns. */
-function foreignRelationsOf(
-  type: string,
-  rows: Row[],
-  include: string[] | undefined,
-): ForeignRelation[] | undefined {
-  const relations = (include ?? [])
-    .filter((path) => relationOwners[`${type}.${path}`] !== undefined)
-    .map((relationship) => ({
-      parentType: type,
-      relationship,
-      parentIds: rows.map((row) => String(row.id)),
-    }));
-  return relations.length && rows.length ? relations : undefined;
-}
-
-export function renderOne(
-  def: ResourceDef<Row>,
-  row: Row,
-  req: HttpRequest,
-  options: {
-    included?: ResourceObject[];
-    fields?: Record<string, string[]>;
-    include?: string[];
-    status?: number;
-  } = {},
-): HttpReply {
-  const self = options.status === 201 ? `/v1/${def.collection}/${row.id}` : req.path;
-  return {
-    status: options.status ?? 200,
-    body: singleDocument(def, row, { self, included: options.included, fields: options.fields }),
-    location: options.status === 201 ? self : undefined,
-    foreignRelations: foreignRelationsOf(def.type, [row], options.include),
-  };
-}
-
-export function renderList(
-  def: ResourceDef<Row>,
-  result: { rows: Row[]; count: number },
-  req: HttpRequest,
-  query: ListQuery,
-  included?: ResourceObject[],
-): HttpReply {
-  return {
-    status: 200,
-    body: listDocument(def, result.rows, {
-      path: req.path,
-      query: req.query,
-      count: result.count,
-      page: query.page,
-      included,
-      fields: query.fields,
-    }),
-    foreignRelations: foreignRelationsOf(def.type, result.rows, query.include),
-  };
-}
-
-/** `/relationships/<rel>`: linkage of what `/<rel>` would show. */
-export function renderLinkage(
-  req: HttpRequest,
-  def: ResourceDef<Row>,
-  related: Row | Row[] | null,
-  relatedDef: ResourceDef<Row>,
-): HttpReply {
-  const base = `/v1/${def.collection}/${req.params.id}`;
-  const link = (row: Row) => ({ type: relatedDef.type, id: toResource(relatedDef, row).id });
-  return {
-    status: 200,
-    body: relationshipDocument({
-      self: `${base}/relationships/${req.params.rel}`,
-      related: `${base}/${req.params.rel}`,
-      data: Array.isArray(related) ? related.map(link) : related ? link(related) : null,
-    }),
-  };
 }
 
 /**

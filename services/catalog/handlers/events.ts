@@ -1,20 +1,29 @@
 /** Events: anyone logged in creates one (and owns it); co-organizers change it; drafts stay private. */
-import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   deletedReply,
+  notFound,
+  permanentDelete,
+  renderEmpty,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireLogin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
+import {
   type ParsedResource,
   parseResourceDocument,
-  renderEmpty,
   type ResourceDef,
   validateAttributes,
 } from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.ts";
-import { catalog } from "@shared/subjects.ts";
-import { type CatalogContext, requireEventLevel, requireLogin } from "../context.ts";
+import type { HttpReply } from "@shared/schemas/http.ts";
+import type { z } from "zod";
+import { type CatalogContext, requireEventLevel } from "../context.ts";
 import {
   eventDef,
   eventQuery,
@@ -26,7 +35,7 @@ import {
   usersEventsRoleDef,
   usersEventsRoleQuery,
 } from "../resources.ts";
-import type { Row } from "../store/common.ts";
+import type { EventRow, Row } from "../store/common.ts";
 import {
   deleteEvent,
   type EventValues,
@@ -39,19 +48,7 @@ import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
 import { getTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
-import {
-  type Call,
-  commit,
-  fact,
-  handle,
-  notFound,
-  permanentDelete,
-  renderLinkage,
-  renderList,
-  renderOne,
-  viewer,
-  withTrashed,
-} from "./common.ts";
+import { type Call, commit, fact, handleAll, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 const writableRelationships = {
@@ -60,7 +57,11 @@ const writableRelationships = {
 };
 
 /** The event named by `{id}` (id or identifier), if the caller may see it. */
-async function eventOr404(ctx: CatalogContext, call: Call, key = call.req.params.id) {
+async function eventOr404(
+  ctx: CatalogContext,
+  call: Call,
+  key = call.req.params.id,
+): Promise<EventRow> {
   return await getEvent(ctx.sql, key, {
     viewer: viewer(call.caller),
     withTrashed: withTrashed(call.caller, call.req.query),
@@ -121,7 +122,7 @@ async function topicValues(
 }
 
 /** The URL may name the event by identifier while the body carries its numeric id. */
-function sameEvent(body: unknown, event: Row): boolean {
+function sameEvent(body: unknown, event: EventRow): boolean {
   const id = (body as { data?: { id?: unknown } })?.data?.id;
   return id !== undefined && id !== null && String(id) === String(event.id);
 }
@@ -139,7 +140,7 @@ type Related =
 async function relatedRows(
   ctx: CatalogContext,
   call: Call,
-  event: Row,
+  event: EventRow,
   linkageOnly: boolean,
 ): Promise<Related> {
   const rel = call.req.params.rel;
@@ -180,155 +181,140 @@ async function relatedRows(
   }
 }
 
-export function eventRoutes(ctx: CatalogContext): Route[] {
-  const e = catalog.events;
-  return [
-    route(
-      e.list,
-      handle(ctx, async (call) => {
-        const query = parseListQuery(call.req.query, eventQuery);
-        const result = await listEvents(ctx.sql, query, {
-          viewer: viewer(call.caller),
-          withTrashed: withTrashed(call.caller, query.extra),
-        });
-        const included = await loadIncluded(ctx, call.caller, "event", result.rows, query);
-        return renderList(eventDef, result, call.req, query, included);
-      }),
-    ),
-    route(
-      e.get,
-      handle(ctx, async (call) => {
-        const query = parseSingleQuery(call.req.query, eventQuery);
-        const row = await eventOr404(ctx, call);
-        const included = await loadIncluded(ctx, call.caller, "event", [row], query);
-        return renderOne(eventDef, row, call.req, {
-          included,
-          fields: query.fields,
-          include: query.include,
-        });
-      }),
-    ),
-    route(
-      e.create,
-      handle(ctx, async (call) => {
-        const caller = requireLogin(call.caller);
-        const doc = parseResourceDocument(call.req.body, {
-          type: "event",
-          relationships: writableRelationships,
-        });
-        const attrs = validateAttributes(eventAttributes, doc.attributes);
-        checkDates(attrs["starts-at"], attrs["ends-at"]);
-        const values: EventValues = {
-          name: attrs.name,
-          description: attrs.description ?? null,
-          location_name: attrs["location-name"] ?? null,
-          starts_at: attrs["starts-at"],
-          ends_at: attrs["ends-at"],
-          timezone: attrs.timezone,
-          state: attrs.state,
-          privacy: attrs.privacy,
-          can_pay_by_stripe: attrs["can-pay-by-stripe"],
-          ...await topicValues(ctx, doc, {}),
-        };
-        const row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
-          (tx) => insertEvent(tx, values, caller.id),
-          ({ owner_role, ...event }) => [
-            fact(call, "event", "created", event),
-            fact(call, "users-events-role", "created", owner_role as Row),
-          ],
-        );
-        const { owner_role: _, ...event } = row;
-        return renderOne(eventDef, event, call.req, { status: 201 });
-      }),
-    ),
-    route(
-      e.update,
-      handle(ctx, async (call) => {
-        const existing = await eventOr404(ctx, call);
-        const eventId = String(existing.id);
-        await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
-        const doc = parseResourceDocument(call.req.body, {
-          type: "event",
-          id: sameEvent(call.req.body, existing) ? String(existing.id) : call.req.params.id,
-          relationships: writableRelationships,
-        });
-        const attrs = validateAttributes(eventUpdateAttributes, doc.attributes);
-        const values: EventValues = {};
-        if (attrs.name !== undefined) values.name = attrs.name;
-        if (attrs.description !== undefined) values.description = attrs.description;
-        if (attrs["location-name"] !== undefined) values.location_name = attrs["location-name"];
-        if (attrs["starts-at"]) values.starts_at = attrs["starts-at"];
-        if (attrs["ends-at"]) values.ends_at = attrs["ends-at"];
-        if (attrs.timezone) values.timezone = attrs.timezone;
-        if (attrs.state) values.state = attrs.state;
-        if (attrs.privacy) values.privacy = attrs.privacy;
-        if (attrs["can-pay-by-stripe"] !== undefined) {
-          values.can_pay_by_stripe = attrs["can-pay-by-stripe"];
-        }
-        checkDates(
-          values.starts_at ?? existing.starts_at as Date,
-          values.ends_at ?? existing.ends_at as Date,
-        );
-        Object.assign(values, await topicValues(ctx, doc, existing));
-        const row = await commit(
-          ctx,
-          call,
-          { type: "event", verb: "updated", before: existing },
-          (tx) => updateEvent(tx, eventId, values),
-        );
-        return renderOne(eventDef, row, call.req);
-      }),
-    ),
-    route(
-      e.delete,
-      handle(ctx, async (call) => {
-        const existing = await eventOr404(ctx, call);
-        const eventId = String(existing.id);
-        await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
-        const permanent = permanentDelete(call.caller, call.req.query);
-        await commit(
-          ctx,
-          call,
-          { type: "event", verb: "deleted", row: existing },
-          (tx) => deleteEvent(tx, eventId, permanent),
-        );
-        return deletedReply;
-      }),
-    ),
-    route(
-      e.related,
-      handle(ctx, async (call) => {
-        const event = await eventOr404(ctx, call);
-        const found = await relatedRows(ctx, call, event, false);
-        if ("many" in found) {
-          const included = found.def.type === "users-events-role"
-            ? await loadIncluded(
-              ctx,
-              call.caller,
-              "users-events-role",
-              found.many.rows,
-              found.query,
-            )
-            : undefined;
-          return renderList(found.def, found.many, call.req, found.query, included);
-        }
-        return found.one ? renderOne(found.def, found.one, call.req) : renderEmpty(call.req);
-      }),
-    ),
-    route(
-      e.relationship,
-      handle(ctx, async (call) => {
-        const event = await eventOr404(ctx, call);
-        const found = await relatedRows(ctx, call, event, true);
-        return renderLinkage(
-          call.req,
-          eventDef,
-          "many" in found ? found.many.rows : found.one,
-          found.def,
-        );
-      }),
-    ),
-  ];
+async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const query = parseListQuery(call.req.query, eventQuery);
+  const result = await listEvents(ctx.sql, query, {
+    viewer: viewer(call.caller),
+    withTrashed: withTrashed(call.caller, query.extra),
+  });
+  const included = await loadIncluded(ctx, call.caller, "event", result.rows, query);
+  return renderList(eventDef, result, { req: call.req, query, included });
+}
+
+async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const query = parseSingleQuery(call.req.query, eventQuery);
+  const row = await eventOr404(ctx, call);
+  const included = await loadIncluded(ctx, call.caller, "event", [row], query);
+  return renderOne(eventDef, row, {
+    req: call.req,
+    included,
+    fields: query.fields,
+    include: query.include,
+  });
+}
+
+async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const caller = requireLogin(call.caller);
+  const doc = parseResourceDocument(call.req.body, {
+    type: "event",
+    relationships: writableRelationships,
+  });
+  const attrs = validateAttributes(eventAttributes, doc.attributes);
+  checkDates(attrs["starts-at"], attrs["ends-at"]);
+  const values: EventValues = {
+    name: attrs.name,
+    description: attrs.description ?? null,
+    location_name: attrs["location-name"] ?? null,
+    starts_at: attrs["starts-at"],
+    ends_at: attrs["ends-at"],
+    timezone: attrs.timezone,
+    state: attrs.state,
+    privacy: attrs.privacy,
+    can_pay_by_stripe: attrs["can-pay-by-stripe"],
+    ...await topicValues(ctx, doc, {}),
+  };
+  // The creator becomes the owner: one transaction, two facts.
+  const { owner_role: _, ...event } = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    (tx) => insertEvent(tx, values, caller.id),
+    ({ owner_role, ...event }) => [
+      fact(call, "event", "created", event),
+      fact(call, "users-events-role", "created", owner_role),
+    ],
+  );
+  return renderOne(eventDef, event, { req: call.req, status: 201 });
+}
+
+/** The columns a PATCH sets: only the attributes it sends. */
+function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValues {
+  const values: EventValues = {};
+  if (attrs.name !== undefined) values.name = attrs.name;
+  if (attrs.description !== undefined) values.description = attrs.description;
+  if (attrs["location-name"] !== undefined) values.location_name = attrs["location-name"];
+  if (attrs["starts-at"]) values.starts_at = attrs["starts-at"];
+  if (attrs["ends-at"]) values.ends_at = attrs["ends-at"];
+  if (attrs.timezone) values.timezone = attrs.timezone;
+  if (attrs.state) values.state = attrs.state;
+  if (attrs.privacy) values.privacy = attrs.privacy;
+  if (attrs["can-pay-by-stripe"] !== undefined) {
+    values.can_pay_by_stripe = attrs["can-pay-by-stripe"];
+  }
+  return values;
+}
+
+async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const existing = await eventOr404(ctx, call);
+  await requireEventLevel(ctx.sql, call.caller, existing.id, "coorganizer");
+  const doc = parseResourceDocument(call.req.body, {
+    type: "event",
+    id: sameEvent(call.req.body, existing) ? existing.id : call.req.params.id,
+    relationships: writableRelationships,
+  });
+  const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
+  checkDates(values.starts_at ?? existing.starts_at, values.ends_at ?? existing.ends_at);
+  Object.assign(values, await topicValues(ctx, doc, existing));
+  const row = await commit(
+    ctx,
+    call,
+    { type: "event", verb: "updated", before: existing },
+    (tx) => updateEvent(tx, existing.id, values),
+  );
+  return renderOne(eventDef, row, { req: call.req });
+}
+
+async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const existing = await eventOr404(ctx, call);
+  await requireEventLevel(ctx.sql, call.caller, existing.id, "coorganizer");
+  const permanent = permanentDelete(call.caller, call.req.query);
+  await commit(
+    ctx,
+    call,
+    { type: "event", verb: "deleted", row: existing },
+    (tx) => deleteEvent(tx, existing.id, permanent),
+  );
+  return deletedReply;
+}
+
+async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const event = await eventOr404(ctx, call);
+  const found = await relatedRows(ctx, call, event, false);
+  if (!("many" in found)) {
+    return found.one ? renderOne(found.def, found.one, { req: call.req }) : renderEmpty(call.req);
+  }
+  const included = found.def.type === "users-events-role"
+    ? await loadIncluded(ctx, call.caller, "users-events-role", found.many.rows, found.query)
+    : undefined;
+  return renderList(found.def, found.many, { req: call.req, query: found.query, included });
+}
+
+async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const event = await eventOr404(ctx, call);
+  const found = await relatedRows(ctx, call, event, true);
+  return renderLinkage(found.def, "many" in found ? found.many.rows : found.one, {
+    req: call.req,
+    parent: eventDef,
+  });
+}
+
+export function eventHandlers(ctx: CatalogContext) {
+  return handleAll(ctx, {
+    "events.list": list,
+    "events.get": get,
+    "events.create": create,
+    "events.update": update,
+    "events.delete": remove,
+    "events.related": related,
+    "events.relationship": relationship,
+  });
 }

@@ -10,7 +10,8 @@ import {
   toResource,
 } from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { type Caller, type CatalogContext, isAdmin } from "../context.ts";
+import { isAdmin } from "@shared/handlers/mod.ts";
+import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
 import { getEvents } from "../store/events.ts";
 import { getRoles } from "../store/roles.ts";

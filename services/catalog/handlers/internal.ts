@@ -2,19 +2,19 @@
  * Capabilities other services ask the catalog for over the bus: who a caller is, their roles on
  * an event, and ticket prices. Other services never read the catalog's tables.
  */
-import { type Route, route } from "@shared/bus.ts";
-import { catalogInternal } from "@shared/subjects.ts";
 import { type CatalogContext, loadCaller } from "../context.ts";
 import { getEvent } from "../store/events.ts";
 import { getTickets } from "../store/tickets.ts";
 import { rolesOnEvent } from "../store/users.ts";
-import { viewer } from "./common.ts";
+import { type CatalogHandlers, viewer } from "./common.ts";
 
 type Role = "owner" | "organizer" | "coorganizer";
 
-export function internalRoutes(ctx: CatalogContext): Route[] {
-  return [
-    route(catalogInternal.access, async ({ actor, event: key }) => {
+export function internalHandlers(
+  ctx: CatalogContext,
+): Pick<CatalogHandlers, "internal.access" | "internal.tickets"> {
+  return {
+    "internal.access": async ({ actor, event: key }) => {
       // A token of a deleted user is refused here too (UnauthorizedError crosses the bus).
       const caller = await loadCaller(ctx.sql, actor);
       if (!key) return { caller, event: null };
@@ -32,8 +32,8 @@ export function internalRoutes(ctx: CatalogContext): Route[] {
           roles: roles as Role[],
         },
       };
-    }),
-    route(catalogInternal.tickets, async ({ ids }) => {
+    },
+    "internal.tickets": async ({ ids }) => {
       const rows = await getTickets(ctx.sql, ids);
       return {
         tickets: rows.map((row) => ({
@@ -43,6 +43,6 @@ export function internalRoutes(ctx: CatalogContext): Route[] {
           price: String(row.price),
         })),
       };
-    }),
-  ];
+    },
+  };
 }

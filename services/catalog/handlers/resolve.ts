@@ -2,9 +2,7 @@
  * `catalog.resolve`: catalog resources by id for compound documents built by the gateway when
  * another service's response includes them. Only what the actor may see is returned.
  */
-import { type Route, route } from "@shared/bus.ts";
 import { type ResourceDef, toResource } from "@shared/jsonapi.ts";
-import { catalog } from "@shared/subjects.ts";
 import { type CatalogContext, loadCaller } from "../context.ts";
 import { eventDef, eventSubTopicDef, eventTopicDef, roleDef, ticketDef } from "../resources.ts";
 import type { Row } from "../store/common.ts";
@@ -13,36 +11,34 @@ import { getRoles } from "../store/roles.ts";
 import { getTickets } from "../store/tickets.ts";
 import { getTopics } from "../store/topics.ts";
 import { getUsers } from "../store/users.ts";
-import { viewer } from "./common.ts";
+import { type CatalogHandlers, viewer } from "./common.ts";
 import { userDefFor } from "./includes.ts";
 
-export function resolveRoutes(ctx: CatalogContext): Route[] {
-  return [
-    route(catalog.resolve, async ({ actor, type, ids }) => {
-      const caller = await loadCaller(ctx.sql, actor);
-      const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
-        "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller))],
-        "event-topic": async () => [eventTopicDef, await getTopics(ctx.sql, "event_topics", ids)],
-        "event-sub-topic": async () => [
-          eventSubTopicDef,
-          await getTopics(ctx.sql, "event_sub_topics", ids),
-        ],
-        "user": async () => [null, await getUsers(ctx.sql, ids)],
-        "role": async () => [roleDef, await getRoles(ctx.sql, ids)],
-        "ticket": async () => {
-          // Tickets of events the actor may see (drafts stay with their organizers).
-          const tickets = await getTickets(ctx.sql, ids);
-          const eventIds = [...new Set(tickets.map((t) => String(t.event_id)))];
-          const visible = new Set(
-            (await getEvents(ctx.sql, eventIds, viewer(caller))).map((e) => String(e.id)),
-          );
-          return [ticketDef, tickets.filter((t) => visible.has(String(t.event_id)))];
-        },
-      };
-      const [def, rows] = await (found[type]?.() ?? Promise.resolve([null, []]));
-      return {
-        data: rows.map((row) => toResource(def ?? userDefFor(caller, row), row)),
-      };
-    }),
-  ];
+export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] {
+  return async ({ actor, type, ids }) => {
+    const caller = await loadCaller(ctx.sql, actor);
+    const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
+      "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller))],
+      "event-topic": async () => [eventTopicDef, await getTopics(ctx.sql, "event_topics", ids)],
+      "event-sub-topic": async () => [
+        eventSubTopicDef,
+        await getTopics(ctx.sql, "event_sub_topics", ids),
+      ],
+      "user": async () => [null, await getUsers(ctx.sql, ids)],
+      "role": async () => [roleDef, await getRoles(ctx.sql, ids)],
+      "ticket": async () => {
+        // Tickets of events the actor may see (drafts stay with their organizers).
+        const tickets = await getTickets(ctx.sql, ids);
+        const eventIds = [...new Set(tickets.map((t) => String(t.event_id)))];
+        const visible = new Set(
+          (await getEvents(ctx.sql, eventIds, viewer(caller))).map((e) => String(e.id)),
+        );
+        return [ticketDef, tickets.filter((t) => visible.has(String(t.event_id)))];
+      },
+    };
+    const [def, rows] = await (found[type]?.() ?? Promise.resolve([null, []]));
+    return {
+      data: rows.map((row) => toResource(def ?? userDefFor(caller, row), row)),
+    };
+  };
 }

@@ -1,13 +1,23 @@
 /** Tickets: managed by the co-organizers of their event; listed publicly under published events. */
-import { type Route, route } from "@shared/bus.ts";
 import { UnprocessableError } from "@shared/errors.ts";
-import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import {
+  deletedReply,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireAdmin,
+  requireLogin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
+import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
-import { catalog } from "@shared/subjects.ts";
-import { type CatalogContext, requireAdmin, requireEventLevel, requireLogin } from "../context.ts";
+import type { HttpReply } from "@shared/schemas/http.ts";
+import { type CatalogContext, requireEventLevel } from "../context.ts";
 import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
-import type { Row } from "../store/common.ts";
+import type { EventRow, TicketRow } from "../store/common.ts";
 import { getEvent } from "../store/events.ts";
 import {
   deleteTicket,
@@ -17,18 +27,7 @@ import {
   type TicketValues,
   updateTicket,
 } from "../store/tickets.ts";
-import {
-  type Call,
-  commit,
-  handle,
-  notFound,
-  permanentDelete,
-  renderLinkage,
-  renderList,
-  renderOne,
-  viewer,
-  withTrashed,
-} from "./common.ts";
+import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
@@ -39,15 +38,15 @@ function unprocessable(detail: string, pointer: string): never {
 async function managedTicket(
   ctx: CatalogContext,
   call: Call,
-): Promise<{ ticket: Row; event: Row }> {
+): Promise<{ ticket: TicketRow; event: EventRow }> {
   const id = call.req.params.id;
   const ticket = await getTicket(ctx.sql, id, withTrashed(call.caller, call.req.query)) ??
     notFound("ticket", id);
-  const event = await getEvent(ctx.sql, String(ticket.event_id), {
+  const event = await getEvent(ctx.sql, ticket.event_id, {
     viewer: viewer(call.caller),
     withTrashed: true,
   }) ?? notFound("ticket", id);
-  await requireEventLevel(ctx.sql, call.caller, String(event.id), "coorganizer");
+  await requireEventLevel(ctx.sql, call.caller, event.id, "coorganizer");
   return { ticket, event };
 }
 
@@ -85,127 +84,123 @@ function ticketValues(attrs: Record<string, unknown>): TicketValues {
   return values;
 }
 
-export function ticketRoutes(ctx: CatalogContext): Route[] {
-  const t = catalog.tickets;
-  return [
-    route(
-      t.list,
-      handle(ctx, async (call) => {
-        requireAdmin(call.caller);
-        const query = parseListQuery(call.req.query, ticketQuery);
-        const result = await listTickets(ctx.sql, query, {
-          withTrashed: withTrashed(call.caller, query.extra),
-        });
-        const included = await loadIncluded(ctx, call.caller, "ticket", result.rows, query);
-        return renderList(ticketDef, result, call.req, query, included);
-      }),
-    ),
-    route(
-      t.get,
-      handle(ctx, async (call) => {
-        const query = parseSingleQuery(call.req.query, ticketQuery);
-        const { ticket } = await managedTicket(ctx, call);
-        const included = await loadIncluded(ctx, call.caller, "ticket", [ticket], query);
-        return renderOne(ticketDef, ticket, call.req, {
-          included,
-          fields: query.fields,
-          include: query.include,
-        });
-      }),
-    ),
-    route(
-      t.create,
-      handle(ctx, async (call) => {
-        // Anonymous callers learn nothing about which events exist.
-        requireLogin(call.caller);
-        const doc = parseResourceDocument(call.req.body, {
-          type: "ticket",
-          relationships: { event: { type: "event" } },
-        });
-        const ref = doc.relationships.event;
-        if (!ref || Array.isArray(ref)) {
-          unprocessable("event is required", "/data/relationships/event");
-        }
-        const event = await getEvent(ctx.sql, ref.id, { viewer: viewer(call.caller) });
-        if (!event) {
-          unprocessable("the event does not exist", "/data/relationships/event");
-        }
-        await requireEventLevel(ctx.sql, call.caller, String(event.id), "coorganizer");
-        const attrs = validateAttributes(ticketAttributes, doc.attributes);
-        const values = { ...ticketValues(attrs), event_id: String(event.id) };
-        checkTicket(values);
-        const row = await commit(
-          ctx,
-          call,
-          { type: "ticket", verb: "created" },
-          (tx) => insertTicket(tx, values),
-        );
-        return renderOne(ticketDef, row, call.req, { status: 201 });
-      }),
-    ),
-    route(
-      t.update,
-      handle(ctx, async (call) => {
-        const { ticket } = await managedTicket(ctx, call);
-        const doc = parseResourceDocument(call.req.body, {
-          type: "ticket",
-          id: call.req.params.id,
-          relationships: { event: { type: "event" } },
-        });
-        const ref = doc.relationships.event;
-        if (ref !== undefined && (Array.isArray(ref) || ref?.id !== String(ticket.event_id))) {
-          throw new UnprocessableError(
-            "Cannot save ticket: a ticket cannot move to another event",
-            {
-              pointer: "/data/relationships/event",
-            },
-          );
-        }
-        const attrs = validateAttributes(ticketUpdateAttributes, doc.attributes);
-        const values = ticketValues(attrs);
-        checkTicket({
-          type: String(ticket.type),
-          price: String(ticket.price),
-          sales_starts_at: ticket.sales_starts_at as Date | null,
-          sales_ends_at: ticket.sales_ends_at as Date | null,
-          ...values,
-        });
-        const row = await commit(
-          ctx,
-          call,
-          { type: "ticket", verb: "updated", before: ticket },
-          (tx) => updateTicket(tx, String(ticket.id), values),
-        );
-        return renderOne(ticketDef, row, call.req);
-      }),
-    ),
-    route(
-      t.delete,
-      handle(ctx, async (call) => {
-        const { ticket } = await managedTicket(ctx, call);
-        const permanent = permanentDelete(call.caller, call.req.query);
-        await commit(
-          ctx,
-          call,
-          { type: "ticket", verb: "deleted", row: ticket },
-          (tx) => deleteTicket(tx, String(ticket.id), permanent),
-        );
-        return deletedReply;
-      }),
-    ),
-    route(
-      t.related,
-      handle(ctx, async (call) => {
-        const { event } = await managedTicket(ctx, call);
-        return renderOne(eventDef, event, call.req);
-      }),
-    ),
-    route(
-      t.relationship,
-      handle(ctx, async (call) => {
-        const { event } = await managedTicket(ctx, call);
-        return renderLinkage(call.req, ticketDef, event, eventDef);
-      }),
-    ),
-  ];
+async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  requireAdmin(call.caller);
+  const query = parseListQuery(call.req.query, ticketQuery);
+  const result = await listTickets(ctx.sql, query, {
+    withTrashed: withTrashed(call.caller, query.extra),
+  });
+  const included = await loadIncluded(ctx, call.caller, "ticket", result.rows, query);
+  return renderList(ticketDef, result, { req: call.req, query, included });
+}
+
+async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const query = parseSingleQuery(call.req.query, ticketQuery);
+  const { ticket } = await managedTicket(ctx, call);
+  const included = await loadIncluded(ctx, call.caller, "ticket", [ticket], query);
+  return renderOne(ticketDef, ticket, {
+    req: call.req,
+    included,
+    fields: query.fields,
+    include: query.include,
+  });
+}
+
+/** The event the body's `event` names, once the caller may manage its tickets. */
+async function eventOf(
+  ctx: CatalogContext,
+  call: Call,
+  ref: ParsedResource["relationships"][string] | undefined,
+): Promise<EventRow> {
+  if (!ref || Array.isArray(ref)) {
+    unprocessable("event is required", "/data/relationships/event");
+  }
+  const event = await getEvent(ctx.sql, ref.id, { viewer: viewer(call.caller) });
+  if (!event) {
+    unprocessable("the event does not exist", "/data/relationships/event");
+  }
+  await requireEventLevel(ctx.sql, call.caller, event.id, "coorganizer");
+  return event;
+}
+
+async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  // Anonymous callers learn nothing about which events exist.
+  requireLogin(call.caller);
+  const doc = parseResourceDocument(call.req.body, {
+    type: "ticket",
+    relationships: { event: { type: "event" } },
+  });
+  const event = await eventOf(ctx, call, doc.relationships.event);
+  const attrs = validateAttributes(ticketAttributes, doc.attributes);
+  const values = { ...ticketValues(attrs), event_id: event.id };
+  checkTicket(values);
+  const row = await commit(
+    ctx,
+    call,
+    { type: "ticket", verb: "created" },
+    (tx) => insertTicket(tx, values),
+  );
+  return renderOne(ticketDef, row, { req: call.req, status: 201 });
+}
+
+async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { ticket } = await managedTicket(ctx, call);
+  const doc = parseResourceDocument(call.req.body, {
+    type: "ticket",
+    id: call.req.params.id,
+    relationships: { event: { type: "event" } },
+  });
+  const ref = doc.relationships.event;
+  if (ref !== undefined && (Array.isArray(ref) || ref?.id !== ticket.event_id)) {
+    unprocessable("a ticket cannot move to another event", "/data/relationships/event");
+  }
+  const values = ticketValues(validateAttributes(ticketUpdateAttributes, doc.attributes));
+  checkTicket({
+    type: ticket.type,
+    price: ticket.price,
+    sales_starts_at: ticket.sales_starts_at,
+    sales_ends_at: ticket.sales_ends_at,
+    ...values,
+  });
+  const row = await commit(
+    ctx,
+    call,
+    { type: "ticket", verb: "updated", before: ticket },
+    (tx) => updateTicket(tx, ticket.id, values),
+  );
+  return renderOne(ticketDef, row, { req: call.req });
+}
+
+async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { ticket } = await managedTicket(ctx, call);
+  const permanent = permanentDelete(call.caller, call.req.query);
+  await commit(
+    ctx,
+    call,
+    { type: "ticket", verb: "deleted", row: ticket },
+    (tx) => deleteTicket(tx, ticket.id, permanent),
+  );
+  return deletedReply;
+}
+
+async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { event } = await managedTicket(ctx, call);
+  return renderOne(eventDef, event, { req: call.req });
+}
+
+async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { event } = await managedTicket(ctx, call);
+  return renderLinkage(eventDef, event, { req: call.req, parent: ticketDef });
+}
+
+export function ticketHandlers(ctx: CatalogContext) {
+  return handleAll(ctx, {
+    "tickets.list": list,
+    "tickets.get": get,
+    "tickets.create": create,
+    "tickets.update": update,
+    "tickets.delete": remove,
+    "tickets.related": related,
+    "tickets.relationship": relationship,
+  });
 }

@@ -1,5 +1,5 @@
 /** Users and login: sign-up is open, a user sees and changes only themselves (admins: everyone). */
-import { type Route, route } from "@shared/bus.ts";
+import type { Handler } from "@shared/bus.ts";
 import { sign } from "hono/jwt";
 import {
   ConflictError,
@@ -10,21 +10,28 @@ import {
 import type { Queryable } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { catalogFact } from "../fact_payloads.ts";
-import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import {
+  deletedReply,
+  isAdmin,
+  notFound,
+  permanentDelete,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireAdmin,
+  requireLogin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
+import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import {
   loginSchema,
   userCreateAttributes,
   userUpdateAttributes,
 } from "@shared/schemas/catalog.ts";
-import { catalog } from "@shared/subjects.ts";
-import {
-  type Caller,
-  type CatalogContext,
-  isAdmin,
-  requireAdmin,
-  requireLogin,
-} from "../context.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { Caller, CatalogContext } from "../context.ts";
+import type { z } from "zod";
 import { hashPassword, verifyPassword } from "../passwords.ts";
 import {
   eventDef,
@@ -34,7 +41,7 @@ import {
   usersEventsRoleDef,
   usersEventsRoleQuery,
 } from "../resources.ts";
-import type { Row } from "../store/common.ts";
+import type { UserRow } from "../store/common.ts";
 import { listEvents } from "../store/events.ts";
 import { listGrants } from "../store/roles.ts";
 import {
@@ -48,24 +55,16 @@ import {
   updateUser,
   type UserValues,
 } from "../store/users.ts";
-import {
-  type Call,
-  commit,
-  handle,
-  notFound,
-  permanentDelete,
-  renderLinkage,
-  renderList,
-  renderOne,
-  viewer,
-  withTrashed,
-} from "./common.ts";
+import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
 
 /** The user named in the URL, if the caller is that user or an admin. */
-async function ownUser(ctx: CatalogContext, call: Call): Promise<{ caller: Caller; user: Row }> {
+async function ownUser(
+  ctx: CatalogContext,
+  call: Call,
+): Promise<{ caller: Caller; user: UserRow }> {
   const caller = requireLogin(call.caller);
   const id = call.req.params.id;
   if (caller.id !== id && !isAdmin(caller)) {
@@ -77,16 +76,16 @@ async function ownUser(ctx: CatalogContext, call: Call): Promise<{ caller: Calle
 }
 
 /** Only super admins change or delete a super admin (other than themselves). */
-function guardSuperAdmin(caller: Caller, user: Row): void {
-  if (user.is_super_admin && String(user.id) !== caller.id && !caller.isSuperAdmin) {
+function guardSuperAdmin(caller: Caller, user: UserRow): void {
+  if (user.is_super_admin && user.id !== caller.id && !caller.isSuperAdmin) {
     throw new ForbiddenError("Cannot change a super admin: only super admins may");
   }
 }
 
 /** Refuses a change that would leave no live super admin (nobody could manage admins). */
-async function keepASuperAdmin(tx: Queryable, user: Row, losesFlag: boolean): Promise<void> {
+async function keepASuperAdmin(tx: Queryable, user: UserRow, losesFlag: boolean): Promise<void> {
   if (!user.is_super_admin || !losesFlag) return;
-  if (await otherSuperAdmins(tx, String(user.id)) === 0) {
+  if (await otherSuperAdmins(tx, user.id) === 0) {
     throw new ConflictError("Cannot continue: this is the last super admin");
   }
 }
@@ -101,7 +100,10 @@ const ADMIN_FLAGS = ["is-admin", "is-super-admin"] as const;
 function requestedFlags(
   caller: Caller | null,
   attributes: Record<string, unknown>,
-  current: Row = { is_admin: false, is_super_admin: false },
+  current: Pick<UserRow, "is_admin" | "is_super_admin"> = {
+    is_admin: false,
+    is_super_admin: false,
+  },
 ): string[] {
   const column = { "is-admin": "is_admin", "is-super-admin": "is_super_admin" } as const;
   const flags = ADMIN_FLAGS.filter((f) =>
@@ -125,171 +127,160 @@ export async function issueToken(userId: string, secret: string): Promise<string
   );
 }
 
-async function related(ctx: CatalogContext, call: Call, user: Row, linkageOnly: boolean) {
+async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkageOnly: boolean) {
   const all = { "page[size]": "0" };
   if (call.req.params.rel === "events") {
     const query = parseListQuery(linkageOnly ? all : call.req.query, eventQuery);
     const many = await listEvents(ctx.sql, query, {
       viewer: viewer(call.caller),
-      scope: { userId: String(user.id) },
+      scope: { userId: user.id },
     });
     return { def: eventDef, query, many };
   }
   const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
-  const many = await listGrants(ctx.sql, query, { userId: String(user.id) });
+  const many = await listGrants(ctx.sql, query, { userId: user.id });
   return { def: usersEventsRoleDef, query, many };
 }
 
-export function userRoutes(ctx: CatalogContext): Route[] {
-  const u = catalog.users;
-  return [
-    route(catalog.login, async (req) => {
-      const parsed = loginSchema.safeParse(req.body);
-      if (!parsed.success) {
-        throw new UnprocessableError("Cannot log in: email and password are required", {
-          pointer: "/email",
-        });
-      }
-      const user = await findUserForLogin(ctx.sql, parsed.data.email);
-      const ok = await verifyPassword(parsed.data.password, String(user?.password_hash ?? ""));
-      if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
-      const token = await issueToken(String(user.id), ctx.config.jwtSecret);
-      const caller = { id: String(user.id), email: String(user.email) };
-      await changeWithFact(
-        ctx.sql,
-        ctx.relay,
-        () => Promise.resolve(user),
-        () => catalogFact(caller, "user", "logged-in", user),
+/** `POST /v1/auth/login`: plain JSON in and out (as the original), a fact for each login. */
+function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
+  return async (req) => {
+    const parsed = loginSchema.safeParse(req.body);
+    if (!parsed.success) {
+      throw new UnprocessableError("Cannot log in: email and password are required", {
+        pointer: "/email",
+      });
+    }
+    const user = await findUserForLogin(ctx.sql, parsed.data.email);
+    const ok = await verifyPassword(parsed.data.password, user?.password_hash ?? "");
+    if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
+    const token = await issueToken(user.id, ctx.config.jwtSecret);
+    await changeWithFact(
+      ctx.sql,
+      ctx.relay,
+      () => Promise.resolve(user),
+      () => catalogFact({ id: user.id, email: user.email }, "user", "logged-in", user),
+    );
+    return { status: 200, body: { access_token: token } };
+  };
+}
+
+async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  requireAdmin(call.caller);
+  const query = parseListQuery(call.req.query, userQuery);
+  const result = await listUsers(ctx.sql, query, withTrashed(call.caller, query.extra));
+  return renderList(userDef, result, { req: call.req, query });
+}
+
+async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const query = parseSingleQuery(call.req.query, userQuery);
+  const { user } = await ownUser(ctx, call);
+  return renderOne(userDef, user, { req: call.req, fields: query.fields });
+}
+
+async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const doc = parseResourceDocument(call.req.body, { type: "user" });
+  requestedFlags(call.caller, doc.attributes);
+  const attrs = validateAttributes(userCreateAttributes, doc.attributes);
+  const values: UserValues = {
+    email: attrs.email,
+    password_hash: await hashPassword(attrs.password, ctx.config.passwordIterations),
+    first_name: attrs["first-name"] ?? null,
+    last_name: attrs["last-name"] ?? null,
+    is_admin: attrs["is-admin"] ?? false,
+    is_super_admin: attrs["is-super-admin"] ?? false,
+  };
+  // A sign-up is made by the new user themselves (unless an admin creates the account).
+  const signedUp = (row: UserRow): Caller =>
+    call.caller ?? { id: row.id, email: row.email, isAdmin: false, isSuperAdmin: false };
+  const row = await commit(
+    ctx,
+    call,
+    { type: "user", verb: "created", actor: signedUp },
+    (tx) => insertUser(tx, values),
+  );
+  return renderOne(userDef, row, { req: call.req, status: 201 });
+}
+
+/** The columns a PATCH sets: only the attributes it sends (a new password is hashed). */
+async function updatedValues(
+  ctx: CatalogContext,
+  attrs: z.infer<typeof userUpdateAttributes>,
+): Promise<UserValues> {
+  const values: UserValues = {};
+  if (attrs.email !== undefined) values.email = attrs.email;
+  if (attrs.password !== undefined) {
+    values.password_hash = await hashPassword(attrs.password, ctx.config.passwordIterations);
+  }
+  if (attrs["first-name"] !== undefined) values.first_name = attrs["first-name"];
+  if (attrs["last-name"] !== undefined) values.last_name = attrs["last-name"];
+  if (attrs["is-admin"] !== undefined) values.is_admin = attrs["is-admin"];
+  if (attrs["is-super-admin"] !== undefined) values.is_super_admin = attrs["is-super-admin"];
+  return values;
+}
+
+async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { caller, user } = await ownUser(ctx, call);
+  guardSuperAdmin(caller, user);
+  const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
+  requestedFlags(caller, doc.attributes, user);
+  const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
+  const values = await updatedValues(ctx, attrs);
+  const row = await commit(
+    ctx,
+    call,
+    { type: "user", verb: "updated", before: user },
+    async (tx) => {
+      await keepASuperAdmin(tx, user, values.is_super_admin === false);
+      return await updateUser(tx, user.id, values);
+    },
+  );
+  return renderOne(userDef, row, { req: call.req });
+}
+
+async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { caller, user } = await ownUser(ctx, call);
+  guardSuperAdmin(caller, user);
+  const permanent = permanentDelete(call.caller, call.req.query);
+  await commit(ctx, call, { type: "user", verb: "deleted", row: user }, async (tx) => {
+    await keepASuperAdmin(tx, user, true);
+    const owned = await eventsOnlyOwnedBy(tx, user.id);
+    if (owned.length) {
+      throw new ConflictError(
+        `Cannot delete user: they are the only owner of event ${owned.join(", ")}; ` +
+          "give those events another owner first",
       );
-      return { status: 200, body: { access_token: token } };
+    }
+    return await deleteUser(tx, user.id, permanent);
+  });
+  return deletedReply;
+}
+
+async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { user } = await ownUser(ctx, call);
+  const found = await relatedOf(ctx, call, user, false);
+  const { def, many, query } = found;
+  const included = await loadIncluded(ctx, call.caller, def.type, many.rows, query);
+  return renderList(def, many, { req: call.req, query, included });
+}
+
+async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const { user } = await ownUser(ctx, call);
+  const found = await relatedOf(ctx, call, user, true);
+  return renderLinkage(found.def, found.many.rows, { req: call.req, parent: userDef });
+}
+
+export function userHandlers(ctx: CatalogContext) {
+  return {
+    login: login(ctx),
+    ...handleAll(ctx, {
+      "users.list": list,
+      "users.get": get,
+      "users.create": create,
+      "users.update": update,
+      "users.delete": remove,
+      "users.related": related,
+      "users.relationship": relationship,
     }),
-    route(
-      u.list,
-      handle(ctx, async (call) => {
-        requireAdmin(call.caller);
-        const query = parseListQuery(call.req.query, userQuery);
-        const result = await listUsers(ctx.sql, query, withTrashed(call.caller, query.extra));
-        return renderList(userDef, result, call.req, query);
-      }),
-    ),
-    route(
-      u.get,
-      handle(ctx, async (call) => {
-        const query = parseSingleQuery(call.req.query, userQuery);
-        const { user } = await ownUser(ctx, call);
-        return renderOne(userDef, user, call.req, { fields: query.fields });
-      }),
-    ),
-    route(
-      u.create,
-      handle(ctx, async (call) => {
-        const doc = parseResourceDocument(call.req.body, { type: "user" });
-        requestedFlags(call.caller, doc.attributes);
-        const attrs = validateAttributes(userCreateAttributes, doc.attributes);
-        const values: UserValues = {
-          email: attrs.email,
-          password_hash: await hashPassword(attrs.password, ctx.config.passwordIterations),
-          first_name: attrs["first-name"] ?? null,
-          last_name: attrs["last-name"] ?? null,
-          is_admin: attrs["is-admin"] ?? false,
-          is_super_admin: attrs["is-super-admin"] ?? false,
-        };
-        // A sign-up is made by the new user themselves (unless an admin creates the account).
-        const row = await commit(
-          ctx,
-          call,
-          {
-            type: "user",
-            verb: "created",
-            actor: (row: Row) =>
-              call.caller ?? {
-                id: String(row.id),
-                email: String(row.email),
-                isAdmin: false,
-                isSuperAdmin: false,
-              },
-          },
-          (tx) => insertUser(tx, values),
-        );
-        return renderOne(userDef, row, call.req, { status: 201 });
-      }),
-    ),
-    route(
-      u.update,
-      handle(ctx, async (call) => {
-        const { caller, user } = await ownUser(ctx, call);
-        guardSuperAdmin(caller, user);
-        const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
-        requestedFlags(caller, doc.attributes, user);
-        const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
-        const values: UserValues = {};
-        if (attrs.email !== undefined) values.email = attrs.email;
-        if (attrs.password !== undefined) {
-          values.password_hash = await hashPassword(attrs.password, ctx.config.passwordIterations);
-        }
-        if (attrs["first-name"] !== undefined) values.first_name = attrs["first-name"];
-        if (attrs["last-name"] !== undefined) values.last_name = attrs["last-name"];
-        if (attrs["is-admin"] !== undefined) values.is_admin = attrs["is-admin"];
-        if (attrs["is-super-admin"] !== undefined) values.is_super_admin = attrs["is-super-admin"];
-        const row = await commit(
-          ctx,
-          call,
-          { type: "user", verb: "updated", before: user },
-          async (tx) => {
-            await keepASuperAdmin(tx, user, values.is_super_admin === false);
-            return await updateUser(tx, String(user.id), values);
-          },
-        );
-        return renderOne(userDef, row, call.req);
-      }),
-    ),
-    route(
-      u.delete,
-      handle(ctx, async (call) => {
-        const { caller, user } = await ownUser(ctx, call);
-        guardSuperAdmin(caller, user);
-        const permanent = permanentDelete(call.caller, call.req.query);
-        await commit(
-          ctx,
-          call,
-          { type: "user", verb: "deleted", row: user },
-          async (tx) => {
-            await keepASuperAdmin(tx, user, true);
-            const owned = await eventsOnlyOwnedBy(tx, String(user.id));
-            if (owned.length) {
-              throw new ConflictError(
-                `Cannot delete user: they are the only owner of event ${owned.join(", ")}; ` +
-                  "give those events another owner first",
-              );
-            }
-            return await deleteUser(tx, String(user.id), permanent);
-          },
-        );
-        return deletedReply;
-      }),
-    ),
-    route(
-      u.related,
-      handle(ctx, async (call) => {
-        const { user } = await ownUser(ctx, call);
-        const found = await related(ctx, call, user, false);
-        const included = await loadIncluded(
-          ctx,
-          call.caller,
-          found.def.type,
-          found.many.rows,
-          found.query,
-        );
-        return renderList(found.def, found.many, call.req, found.query, included);
-      }),
-    ),
-    route(
-      u.relationship,
-      handle(ctx, async (call) => {
-        const { user } = await ownUser(ctx, call);
-        const found = await related(ctx, call, user, true);
-        return renderLinkage(call.req, userDef, found.many.rows, found.def);
-      }),
-    ),
-  ];
+  };
 }

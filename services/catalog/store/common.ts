@@ -4,22 +4,23 @@ import type { ListQuery } from "@shared/query.ts";
 import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
 export type { Row };
+export type * from "./rows.ts";
 export type { Fragment };
 
 /** Rows of one page and the total matching count, in one round trip for the common case. */
-export async function listRows(
+export async function listRows<R extends Row = Row>(
   sql: Queryable,
   table: string,
   scope: Fragment,
   query: ListQuery,
-): Promise<{ rows: Row[]; count: number }> {
+): Promise<{ rows: R[]; count: number }> {
   const rows = await sql`
     select *, count(*) over () as total_count from ${sql(table)}
     where ${scope} and ${whereSql(sql, query.filter)}
     ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
   if (rows.length) {
     const count = Number(rows[0].total_count);
-    return { rows: rows.map(({ total_count: _, ...row }) => row), count };
+    return { rows: rows.map(({ total_count: _, ...row }) => row as R), count };
   }
   const [{ count }] = await sql`
     select count(*)::int as count from ${sql(table)}
@@ -36,15 +37,15 @@ export function liveRows(sql: Queryable, table: string, withTrashed: boolean): F
  * Soft-deletes a row (sets `deleted_at`) or, with `permanent`, removes it; returns the row as it
  * ended, so the fact of a deletion carries its last state.
  */
-export async function deleteRow(
+export async function deleteRow<R extends Row = Row>(
   tx: Queryable,
   table: string,
   id: string,
   permanent: boolean,
-): Promise<Row | undefined> {
+): Promise<R | undefined> {
   const [row] = permanent
     ? await tx`delete from ${tx(table)} where id = ${id} returning *`
     : await tx`update ${tx(table)} set deleted_at = now()
         where id = ${id} and deleted_at is null returning *`;
-  return row;
+  return row as R | undefined;
 }

@@ -3,7 +3,8 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
+import type { EventRow, GrantRow } from "./rows.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
 export interface Viewer {
@@ -29,20 +30,24 @@ export async function getEvent(
   sql: Queryable,
   key: string,
   options: { viewer: Viewer; withTrashed?: boolean },
-): Promise<Row | undefined> {
+): Promise<EventRow | undefined> {
   const match = eventKey(sql, key);
   if (!match) return undefined;
-  const [row] = await sql`select * from events where ${match}
+  const [row] = await sql<EventRow[]>`select * from events where ${match}
     and ${liveRows(sql, "events", !!options.withTrashed)} and ${
     visibleEvents(sql, options.viewer)
   }`;
   return row;
 }
 
-export async function getEvents(sql: Queryable, ids: string[], viewer: Viewer): Promise<Row[]> {
+export async function getEvents(
+  sql: Queryable,
+  ids: string[],
+  viewer: Viewer,
+): Promise<EventRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from events where id in ${sql(valid)}
+  return await sql<EventRow[]>`select * from events where id in ${sql(valid)}
     and deleted_at is null and ${visibleEvents(sql, viewer)}`;
 }
 
@@ -69,7 +74,7 @@ export function listEvents(
           where r.event_id = events.id and r.user_id = ${scope.userId})`
       : sql`true`
   }`;
-  return listRows(sql, "events", where, query);
+  return listRows<EventRow>(sql, "events", where, query);
 }
 
 export interface EventValues {
@@ -98,12 +103,16 @@ export async function insertEvent(
   tx: Queryable,
   values: EventValues,
   ownerId: string,
-): Promise<Row> {
+): Promise<EventRow & { owner_role: GrantRow }> {
   try {
     const row = { ...values, owner_id: ownerId, identifier: newIdentifier() };
-    const [event] = await tx`insert into events ${tx(row, ...Object.keys(row) as never[])}
+    const [event] = await tx<EventRow[]>`insert into events ${
+      tx(row, ...Object.keys(row) as never[])
+    }
       returning *`;
-    const [role] = await tx`insert into users_events_roles (user_id, event_id, role_name)
+    const [role] = await tx<
+      GrantRow[]
+    >`insert into users_events_roles (user_id, event_id, role_name)
       values (${ownerId}, ${event.id}, 'owner') returning *`;
     return { ...event, owner_role: role };
   } catch (error) {
@@ -111,12 +120,16 @@ export async function insertEvent(
   }
 }
 
-export async function updateEvent(tx: Queryable, id: string, values: EventValues): Promise<Row> {
+export async function updateEvent(
+  tx: Queryable,
+  id: string,
+  values: EventValues,
+): Promise<EventRow> {
   const keys = Object.keys(values) as (keyof EventValues)[];
   try {
     const [row] = keys.length
-      ? await tx`update events set ${tx(values, ...keys)} where id = ${id} returning *`
-      : await tx`select * from events where id = ${id}`;
+      ? await tx<EventRow[]>`update events set ${tx(values, ...keys)} where id = ${id} returning *`
+      : await tx<EventRow[]>`select * from events where id = ${id}`;
     return row;
   } catch (error) {
     throw translateDbError(error);
@@ -124,7 +137,7 @@ export async function updateEvent(tx: Queryable, id: string, values: EventValues
 }
 
 export function deleteEvent(tx: Queryable, id: string, permanent: boolean) {
-  return deleteRow(tx, "events", id, permanent);
+  return deleteRow<EventRow>(tx, "events", id, permanent);
 }
 
 /** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */

@@ -4,31 +4,36 @@ import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, whereSql } from "@shared/query_sql.ts";
-import { listRows, type Row } from "./common.ts";
+import { listRows } from "./common.ts";
+import type { GrantRow, RoleRow } from "./rows.ts";
 
 /** Roles are few and fixed (one page holds them all); their name is their id. */
 export async function listRoles(
   sql: Queryable,
   query: ListQuery,
-): Promise<{ rows: Row[]; count: number }> {
-  const rows = await sql`select name as id, name, title_name from roles
+): Promise<{ rows: RoleRow[]; count: number }> {
+  const rows = await sql<RoleRow[]>`select name as id, name, title_name from roles
     where ${whereSql(sql, query.filter)} ${orderSql(sql, query.sort, "name")}`;
   return { rows, count: rows.length };
 }
 
-export async function getRole(sql: Queryable, name: string): Promise<Row | undefined> {
-  const [row] = await sql`select name as id, name, title_name from roles where name = ${name}`;
+export async function getRole(sql: Queryable, name: string): Promise<RoleRow | undefined> {
+  const [row] = await sql<
+    RoleRow[]
+  >`select name as id, name, title_name from roles where name = ${name}`;
   return row;
 }
 
-export async function getRoles(sql: Queryable, names: string[]): Promise<Row[]> {
+export async function getRoles(sql: Queryable, names: string[]): Promise<RoleRow[]> {
   if (!names.length) return [];
-  return await sql`select name as id, name, title_name from roles where name in ${sql(names)}`;
+  return await sql<RoleRow[]>`select name as id, name, title_name from roles where name in ${
+    sql(names)
+  }`;
 }
 
-export async function getGrant(sql: Queryable, id: string): Promise<Row | undefined> {
+export async function getGrant(sql: Queryable, id: string): Promise<GrantRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await sql`select * from users_events_roles where id = ${id}`;
+  const [row] = await sql<GrantRow[]>`select * from users_events_roles where id = ${id}`;
   return row;
 }
 
@@ -40,15 +45,15 @@ export function listGrants(
   const where = sql`${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`} and ${
     scope.userId ? sql`user_id = ${scope.userId}` : sql`true`
   }`;
-  return listRows(sql, "users_events_roles", where, query);
+  return listRows<GrantRow>(sql, "users_events_roles", where, query);
 }
 
 export async function insertGrant(
   tx: Queryable,
   values: { user_id: string; event_id: string; role_name: string },
-): Promise<Row> {
+): Promise<GrantRow> {
   try {
-    const [row] = await tx`insert into users_events_roles ${
+    const [row] = await tx<GrantRow[]>`insert into users_events_roles ${
       tx(values, "user_id", "event_id", "role_name")
     } returning *`;
     return row;
@@ -57,9 +62,13 @@ export async function insertGrant(
   }
 }
 
-export async function updateGrant(tx: Queryable, id: string, roleName: string): Promise<Row> {
+export async function updateGrant(
+  tx: Queryable,
+  id: string,
+  roleName: string,
+): Promise<GrantRow> {
   try {
-    const [row] = await tx`update users_events_roles set role_name = ${roleName}
+    const [row] = await tx<GrantRow[]>`update users_events_roles set role_name = ${roleName}
       where id = ${id} returning *`;
     return row;
   } catch (error) {
@@ -67,8 +76,8 @@ export async function updateGrant(tx: Queryable, id: string, roleName: string): 
   }
 }
 
-export async function deleteGrant(tx: Queryable, id: string): Promise<Row | undefined> {
-  const [row] = await tx`delete from users_events_roles where id = ${id} returning *`;
+export async function deleteGrant(tx: Queryable, id: string): Promise<GrantRow | undefined> {
+  const [row] = await tx<GrantRow[]>`delete from users_events_roles where id = ${id} returning *`;
   return row;
 }
 

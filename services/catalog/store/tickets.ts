@@ -3,31 +3,34 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
+import type { TicketRow } from "./rows.ts";
 
 export async function getTicket(
   sql: Queryable,
   id: string,
   withTrashed = false,
-): Promise<Row | undefined> {
+): Promise<TicketRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await sql`select * from tickets where id = ${id} and ${
+  const [row] = await sql<TicketRow[]>`select * from tickets where id = ${id} and ${
     liveRows(sql, "tickets", withTrashed)
   }`;
   return row;
 }
 
-export async function getTickets(sql: Queryable, ids: string[]): Promise<Row[]> {
+export async function getTickets(sql: Queryable, ids: string[]): Promise<TicketRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from tickets where id in ${sql(valid)} and deleted_at is null`;
+  return await sql<TicketRow[]>`select * from tickets where id in ${
+    sql(valid)
+  } and deleted_at is null`;
 }
 
 /** Live tickets of several events at once (for `include=tickets`). */
-export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<Row[]> {
+export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<TicketRow[]> {
   const valid = eventIds.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from tickets
+  return await sql<TicketRow[]>`select * from tickets
     where event_id in ${sql(valid)} and deleted_at is null order by id`;
 }
 
@@ -39,7 +42,7 @@ export function listTickets(
   const where = sql`${liveRows(sql, "tickets", !!options.withTrashed)} and ${
     options.eventId ? sql`event_id = ${options.eventId}` : sql`true`
   }`;
-  return listRows(sql, "tickets", where, query);
+  return listRows<TicketRow>(sql, "tickets", where, query);
 }
 
 export interface TicketValues {
@@ -53,9 +56,9 @@ export interface TicketValues {
   sales_ends_at?: Date | null;
 }
 
-export async function insertTicket(tx: Queryable, values: TicketValues): Promise<Row> {
+export async function insertTicket(tx: Queryable, values: TicketValues): Promise<TicketRow> {
   try {
-    const [row] = await tx`insert into tickets ${
+    const [row] = await tx<TicketRow[]>`insert into tickets ${
       tx(values, ...Object.keys(values) as (keyof TicketValues)[])
     } returning *`;
     return row;
@@ -64,12 +67,18 @@ export async function insertTicket(tx: Queryable, values: TicketValues): Promise
   }
 }
 
-export async function updateTicket(tx: Queryable, id: string, values: TicketValues): Promise<Row> {
+export async function updateTicket(
+  tx: Queryable,
+  id: string,
+  values: TicketValues,
+): Promise<TicketRow> {
   const keys = Object.keys(values) as (keyof TicketValues)[];
   try {
     const [row] = keys.length
-      ? await tx`update tickets set ${tx(values, ...keys)} where id = ${id} returning *`
-      : await tx`select * from tickets where id = ${id}`;
+      ? await tx<TicketRow[]>`update tickets set ${
+        tx(values, ...keys)
+      } where id = ${id} returning *`
+      : await tx<TicketRow[]>`select * from tickets where id = ${id}`;
     return row;
   } catch (error) {
     throw translateDbError(error);
@@ -77,5 +86,5 @@ export async function updateTicket(tx: Queryable, id: string, values: TicketValu
 }
 
 export function deleteTicket(tx: Queryable, id: string, permanent: boolean) {
-  return deleteRow(tx, "tickets", id, permanent);
+  return deleteRow<TicketRow>(tx, "tickets", id, permanent);
 }

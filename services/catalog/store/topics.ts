@@ -3,51 +3,60 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows } from "./common.ts";
+import type { SubTopicRow, TopicRow } from "./rows.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
+/** The row of a topic table. */
+export type TopicRowOf<T extends TopicTable> = T extends "event_topics" ? TopicRow : SubTopicRow;
 
 const conflicts: Record<TopicTable, string> = {
   event_topics: "Cannot save event topic: a topic with this name (slug) already exists",
   event_sub_topics: "Cannot save event sub-topic: this topic already has one with this name (slug)",
 };
 
-export async function getTopic(
+export async function getTopic<T extends TopicTable>(
   sql: Queryable,
-  table: TopicTable,
+  of: T,
   id: string,
   withTrashed = false,
-): Promise<Row | undefined> {
+): Promise<TopicRowOf<T> | undefined> {
+  const table: TopicTable = of;
   if (!isId(id)) return undefined;
   const [row] = await sql`select * from ${sql(table)} where id = ${id} and ${
     liveRows(sql, table, withTrashed)
   }`;
-  return row;
+  return row as TopicRowOf<T> | undefined;
 }
 
-export async function getTopics(sql: Queryable, table: TopicTable, ids: string[]): Promise<Row[]> {
+export async function getTopics<T extends TopicTable>(
+  sql: Queryable,
+  of: T,
+  ids: string[],
+): Promise<TopicRowOf<T>[]> {
+  const table: TopicTable = of;
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql`select * from ${sql(table)} where id in ${sql(valid)} and deleted_at is null`;
 }
 
-export function listTopics(
+export function listTopics<T extends TopicTable>(
   sql: Queryable,
-  table: TopicTable,
+  table: T,
   query: ListQuery,
   options: { withTrashed?: boolean; topicId?: string } = {},
 ) {
   const where = sql`${liveRows(sql, table, !!options.withTrashed)} and ${
     options.topicId ? sql`event_topic_id = ${options.topicId}` : sql`true`
   }`;
-  return listRows(sql, table, where, query);
+  return listRows<TopicRowOf<T>>(sql, table, where, query);
 }
 
 /** Sub-topics of several topics at once (for `include=event-sub-topics`). */
-export async function subTopicsOf(sql: Queryable, topicIds: string[]): Promise<Row[]> {
+export async function subTopicsOf(sql: Queryable, topicIds: string[]): Promise<SubTopicRow[]> {
   const valid = topicIds.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from event_sub_topics
+  return await sql<SubTopicRow[]>`select * from event_sub_topics
     where event_topic_id in ${sql(valid)} and deleted_at is null order by id`;
 }
 
@@ -58,38 +67,45 @@ export interface TopicValues {
   event_topic_id?: string;
 }
 
-export async function insertTopic(
+export async function insertTopic<T extends TopicTable>(
   tx: Queryable,
-  table: TopicTable,
+  of: T,
   values: TopicValues,
-): Promise<Row> {
+): Promise<TopicRowOf<T>> {
+  const table: TopicTable = of;
   try {
     const [row] = await tx`insert into ${tx(table)} ${
       tx(values, ...Object.keys(values) as (keyof TopicValues)[])
     } returning *`;
-    return row;
+    return row as TopicRowOf<T>;
   } catch (error) {
     throw translateDbError(error, { conflict: conflicts[table] });
   }
 }
 
-export async function updateTopic(
+export async function updateTopic<T extends TopicTable>(
   tx: Queryable,
-  table: TopicTable,
+  of: T,
   id: string,
   values: TopicValues,
-): Promise<Row> {
+): Promise<TopicRowOf<T>> {
+  const table: TopicTable = of;
   const keys = Object.keys(values) as (keyof TopicValues)[];
   try {
     const [row] = keys.length
       ? await tx`update ${tx(table)} set ${tx(values, ...keys)} where id = ${id} returning *`
       : await tx`select * from ${tx(table)} where id = ${id}`;
-    return row;
+    return row as TopicRowOf<T>;
   } catch (error) {
     throw translateDbError(error, { conflict: conflicts[table] });
   }
 }
 
-export function deleteTopic(tx: Queryable, table: TopicTable, id: string, permanent: boolean) {
-  return deleteRow(tx, table, id, permanent);
+export function deleteTopic<T extends TopicTable>(
+  tx: Queryable,
+  table: T,
+  id: string,
+  permanent: boolean,
+) {
+  return deleteRow<TopicRowOf<T>>(tx, table, id, permanent);
 }

@@ -3,7 +3,8 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, listRows, liveRows, type Row } from "./common.ts";
+import { deleteRow, listRows, liveRows } from "./common.ts";
+import type { UserRow } from "./rows.ts";
 
 /** The logged-in user as access checks see it (context.ts re-exports it for handlers). */
 export interface Caller {
@@ -40,9 +41,14 @@ export async function rolesOnEvent(
   return rows.map((r) => r.role_name);
 }
 
-export async function findUserForLogin(sql: Queryable, email: string): Promise<Row | undefined> {
+export async function findUserForLogin(
+  sql: Queryable,
+  email: string,
+): Promise<UserRow | undefined> {
   // The whole user: the logged-in fact carries its public payload.
-  const [row] = await sql`select id, email, password_hash, first_name, last_name, is_admin,
+  const [row] = await sql<
+    UserRow[]
+  >`select id, email, password_hash, first_name, last_name, is_admin,
     is_super_admin, created_at, deleted_at from users
     where lower(email) = lower(${email}) and deleted_at is null`;
   return row;
@@ -52,22 +58,22 @@ export async function getUser(
   sql: Queryable,
   id: string,
   withTrashed = false,
-): Promise<Row | undefined> {
+): Promise<UserRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await sql`select * from users where id = ${id} and ${
+  const [row] = await sql<UserRow[]>`select * from users where id = ${id} and ${
     liveRows(sql, "users", withTrashed)
   }`;
   return row;
 }
 
-export async function getUsers(sql: Queryable, ids: string[]): Promise<Row[]> {
+export async function getUsers(sql: Queryable, ids: string[]): Promise<UserRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from users where id in ${sql(valid)} and deleted_at is null`;
+  return await sql<UserRow[]>`select * from users where id in ${sql(valid)} and deleted_at is null`;
 }
 
 export function listUsers(sql: Queryable, query: ListQuery, withTrashed: boolean) {
-  return listRows(sql, "users", liveRows(sql, "users", withTrashed), query);
+  return listRows<UserRow>(sql, "users", liveRows(sql, "users", withTrashed), query);
 }
 
 export interface UserValues {
@@ -79,9 +85,9 @@ export interface UserValues {
   is_super_admin?: boolean;
 }
 
-export async function insertUser(tx: Queryable, values: UserValues): Promise<Row> {
+export async function insertUser(tx: Queryable, values: UserValues): Promise<UserRow> {
   try {
-    const [row] = await tx`insert into users ${
+    const [row] = await tx<UserRow[]>`insert into users ${
       tx(values, ...Object.keys(values) as (keyof UserValues)[])
     } returning *`;
     return row;
@@ -90,11 +96,17 @@ export async function insertUser(tx: Queryable, values: UserValues): Promise<Row
   }
 }
 
-export async function updateUser(tx: Queryable, id: string, values: UserValues): Promise<Row> {
+export async function updateUser(
+  tx: Queryable,
+  id: string,
+  values: UserValues,
+): Promise<UserRow> {
   const keys = Object.keys(values) as (keyof UserValues)[];
   if (!keys.length) return (await getUser(tx, id))!;
   try {
-    const [row] = await tx`update users set ${tx(values, ...keys)} where id = ${id} returning *`;
+    const [row] = await tx<UserRow[]>`update users set ${
+      tx(values, ...keys)
+    } where id = ${id} returning *`;
     return row;
   } catch (error) {
     throw translateDbError(error, emailTaken);
@@ -102,7 +114,7 @@ export async function updateUser(tx: Queryable, id: string, values: UserValues):
 }
 
 export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
-  return deleteRow(tx, "users", id, permanent);
+  return deleteRow<UserRow>(tx, "users", id, permanent);
 }
 
 /** Creates or updates the configured super admin; returns the row and whether it is new. */
@@ -110,11 +122,11 @@ export async function upsertAdmin(
   tx: Queryable,
   email: string,
   passwordHash: string,
-): Promise<{ row: Row; created: boolean }> {
+): Promise<{ row: UserRow; created: boolean }> {
   const [found] = await tx`select id from users
     where lower(email) = lower(${email}) and deleted_at is null for update`;
   if (found) {
-    const [row] = await tx`update users set password_hash = ${passwordHash},
+    const [row] = await tx<UserRow[]>`update users set password_hash = ${passwordHash},
       is_admin = true, is_super_admin = true where id = ${found.id} returning *`;
     return { row, created: false };
   }

@@ -4,10 +4,12 @@
  * instead of redelivering its batch forever; any other failure (the database is away) fails
  * the batch, which JetStream then redelivers.
  */
+import type { Bus } from "@shared/bus.ts";
+import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
 import { parseFactType } from "@shared/fact_catalog.ts";
-import type { HandleResult } from "@shared/consumer.ts";
+import { facts as factSubjects } from "@shared/subjects.ts";
 import type { Logger } from "@shared/log.ts";
 import { clean, describeActor, describeFact } from "./actions.ts";
 import { insertActivities, type NewActivity } from "./store/activities.ts";
@@ -40,7 +42,7 @@ function refusedValue(error: unknown): boolean {
  * Writes the activities of a batch; facts already written are skipped (idempotent on the fact
  * id), facts the database refuses come back in `reject`.
  */
-export async function recordFacts(
+export async function applyAllFacts(
   sql: Sql,
   facts: Fact[],
   log: Logger,
@@ -65,4 +67,32 @@ export async function recordFacts(
     }
   }
   return { inserted, reject };
+}
+
+/** One durable consumer shared by every audit instance: each fact goes to one of them. */
+export const DURABLE = "audit";
+
+/** Starts following every service's facts into activities. */
+export function followAllFacts(options: {
+  sql: Sql;
+  bus: Bus;
+  log: Logger;
+  /** Facts per batch (default 1000: one insert each, well under Postgres' parameter limit). */
+  batchSize?: number;
+  /** How long an unacknowledged batch waits before redelivery (default the consumer's 30 s). */
+  ackWaitMs?: number;
+}): Promise<FactConsumer> {
+  const { sql, bus, log } = options;
+  return consumeFacts(bus, {
+    durable: DURABLE,
+    subject: factSubjects.all,
+    batchSize: options.batchSize ?? 1000,
+    ackWaitMs: options.ackWaitMs,
+    log,
+    handle: async (batch) => {
+      const { inserted, reject } = await applyAllFacts(sql, batch, log);
+      log.debug("facts recorded", { count: batch.length, inserted });
+      return { reject };
+    },
+  });
 }

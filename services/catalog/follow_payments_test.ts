@@ -6,7 +6,7 @@ import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { exampleFact, publishFacts } from "@testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
-import { followStripeLinks } from "./stripe_links.ts";
+import { followPaymentsFacts } from "./follow_payments.ts";
 
 const quiet = createLogger("test", "error");
 
@@ -36,7 +36,7 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
 
     // The catalog is not running: the fact waits in the stream.
     await publish(stripeFact("created", id, new Date(t0)));
-    const consumer = await followStripeLinks(sql, b.bus, quiet);
+    const consumer = await followPaymentsFacts(sql, b.bus, quiet);
     await eventually(() => linked(sql, id));
 
     await publish(stripeFact("deleted", id, new Date(t0 + 2000)));

@@ -18,7 +18,7 @@ function link(sql: Sql, linked: boolean) {
 }
 
 /** Applies a batch of payments facts (exported for tests). */
-export function applyStripeFacts(sql: Sql, batch: Fact[]): Promise<void> {
+export function applyPaymentsFacts(sql: Sql, batch: Fact[]): Promise<void> {
   return byType({
     "payments.stripe-authorization.created": link(sql, true),
     "payments.stripe-authorization.updated": link(sql, true),
@@ -26,11 +26,12 @@ export function applyStripeFacts(sql: Sql, batch: Fact[]): Promise<void> {
   })(batch);
 }
 
-export function followStripeLinks(sql: Sql, bus: Bus, log: Logger): Promise<FactConsumer> {
+/** Starts the durable consumer of payments facts (its name predates this file's: keep it). */
+export function followPaymentsFacts(sql: Sql, bus: Bus, log: Logger): Promise<FactConsumer> {
   return consumeFacts(bus, {
     durable: "catalog-stripe-links",
     subject: "facts.payments.>",
     log,
-    handle: (batch) => applyStripeFacts(sql, batch),
+    handle: (batch) => applyPaymentsFacts(sql, batch),
   });
 }
