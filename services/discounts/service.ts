@@ -9,7 +9,9 @@ import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts
 import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
-import { discountsRoutes } from "./handlers/mod.ts";
+import { discountsHandlers } from "./handlers/mod.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { discountsContract } from "@shared/contracts/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "discounts";
@@ -43,7 +45,7 @@ export async function startDiscounts(
       version: VERSION,
       description: "Discount codes, checkout lookup, price preview, redemption",
     },
-    withIdempotency(sql, discountsRoutes(ctx)),
+    withIdempotency(sql, bindOperations(discountsContract, discountsHandlers(ctx))),
   );
   return {
     relay,

@@ -10,7 +10,9 @@ import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
-import { paymentsRoutes } from "./handlers/mod.ts";
+import { paymentsHandlers } from "./handlers/mod.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { paymentsContract } from "@shared/contracts/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "payments";
@@ -54,7 +56,7 @@ export async function startPayments(
   const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
   const running = bus.serve(
     { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
-    withIdempotency(sql, paymentsRoutes(ctx)),
+    withIdempotency(sql, bindOperations(paymentsContract, paymentsHandlers(ctx))),
   );
   const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();

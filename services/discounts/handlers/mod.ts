@@ -1,7 +1,6 @@
-/** Every operation of the discounts contract bound to its handler, by contract key. */
-import type { Route } from "@shared/bus.ts";
-import { bindOperations } from "@shared/contract.ts";
-import { discountsContract } from "@shared/contracts/discounts.ts";
+/** The handler of every operation of the discounts contract, by contract key. */
+import type { Handlers } from "@shared/contract.ts";
+import type { discountsContract } from "@shared/contracts/discounts.ts";
 import type { DiscountsContext } from "../context.ts";
 import { lookupCode } from "./checkout.ts";
 import { addCodeLinks, removeCodeLinks, replaceCodeLinks } from "./code_relationships.ts";
@@ -27,8 +26,11 @@ import { confirmUses, releaseUses, reserveUses } from "./redemption.ts";
 import { resolveCodes } from "./resolve.ts";
 import { resolveRelatedCodes } from "./resolve_related.ts";
 
-export function discountsRoutes(ctx: DiscountsContext): Route[] {
-  return bindOperations(discountsContract, {
+type Operations = typeof discountsContract.operations;
+
+/** For `bindOperations(discountsContract, ...)`: a missing or extra key does not compile. */
+export function discountsHandlers(ctx: DiscountsContext): Handlers<Operations> {
+  return {
     "discount-codes.list": (req) => listDiscountCodes(ctx, req),
     "discount-codes.create": (req) => createDiscountCode(ctx, req),
     "discount-codes.get": (req) => showDiscountCode(ctx, req),
@@ -52,5 +54,5 @@ export function discountsRoutes(ctx: DiscountsContext): Route[] {
     "redemptions.reserve": (request) => reserveUses(ctx, request),
     "redemptions.confirm": (request) => confirmUses(ctx, request),
     "redemptions.release": (request) => releaseUses(ctx, request),
-  });
+  };
 }

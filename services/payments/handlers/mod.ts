@@ -1,7 +1,6 @@
-/** Every operation of the payments contract bound to its handler, by contract key. */
-import type { Route } from "@shared/bus.ts";
-import { bindOperations } from "@shared/contract.ts";
-import { paymentsContract } from "@shared/contracts/payments.ts";
+/** The handler of every operation of the payments contract, by contract key. */
+import type { Handlers } from "@shared/contract.ts";
+import type { paymentsContract } from "@shared/contracts/payments.ts";
 import type { PaymentsContext } from "../context.ts";
 import {
   createStripeAuthorization,
@@ -16,8 +15,11 @@ import { resolveAuthorizations } from "./resolve.ts";
 import { resolveRelatedAuthorizations } from "./resolve_related.ts";
 import { stripeWebhook } from "./webhook.ts";
 
-export function paymentsRoutes(ctx: PaymentsContext): Route[] {
-  return bindOperations(paymentsContract, {
+type Operations = typeof paymentsContract.operations;
+
+/** For `bindOperations(paymentsContract, ...)`: a missing or extra key does not compile. */
+export function paymentsHandlers(ctx: PaymentsContext): Handlers<Operations> {
+  return {
     "stripe-authorizations.create": (req) => createStripeAuthorization(ctx, req),
     "stripe-authorizations.get": (req) => showStripeAuthorization(ctx, req),
     "stripe-authorizations.update": (req) => updateStripeAuthorization(ctx, req),
@@ -29,5 +31,5 @@ export function paymentsRoutes(ctx: PaymentsContext): Route[] {
     "webhooks.stripe": (req) => stripeWebhook(ctx, req),
     resolve: (request) => resolveAuthorizations(ctx, request),
     "resolve-related": (request) => resolveRelatedAuthorizations(ctx, request),
-  });
+  };
 }
