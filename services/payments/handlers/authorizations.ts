@@ -232,13 +232,18 @@ export async function deleteStripeAuthorization(
   return deletedReply;
 }
 
+/** `managed`, for a route of its `event` relationship (the only one it has). */
+async function managedForEvent(ctx: PaymentsContext, req: HttpRequest): Promise<AuthorizationRow> {
+  if (req.params.rel !== "event") missing(req.params.id);
+  return (await managed(ctx, req)).row;
+}
+
 /** `GET /v1/stripe-authorizations/{id}/event`: the event, as the catalog shows it. */
 export async function relatedOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  if (req.params.rel !== "event") missing(req.params.id);
-  const { row } = await managed(ctx, req);
+  const row = await managedForEvent(ctx, req);
   const { data } = await ctx.bus.request(catalog.resolve, {
     actor: req.actor,
     type: "event",
@@ -257,8 +262,7 @@ export async function linkageOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  if (req.params.rel !== "event") missing(req.params.id);
-  const { row } = await managed(ctx, req);
+  const row = await managedForEvent(ctx, req);
   return renderLinkage({ type: "event" }, { id: row.event_id }, {
     req,
     parent: stripeAuthorizationDef,
