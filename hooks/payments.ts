@@ -15,7 +15,7 @@
  */
 import { createSecretBox } from "../services/payments/crypto.ts";
 import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stripe.ts";
-import { sealTokens } from "../services/payments/handlers/common.ts";
+import { sealTokens } from "../services/payments/handlers/accounts.ts";
 import { SCHEMA as PAYMENTS_SCHEMA } from "../services/payments/service.ts";
 import { signStripePayload } from "../services/payments/webhook_signature.ts";
 import { createCast, tokenFor } from "./factories.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Fact } from "@shared/facts.ts";
 import { eventually } from "@testing/eventually.ts";
 import { exampleFact } from "@testing/facts.ts";
-import { applyCatalogFacts } from "./catalog_facts.ts";
+import { applyCatalogFacts } from "./follow_catalog.ts";
 import { discountsRedemption } from "@shared/subjects.ts";
 import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";

@@ -1,7 +1,8 @@
 /**
- * What every discounts handler works with, and the permission rules of api-surface §4. Who the
- * caller is and their roles on an event come from the catalog on every request (no cache: a
- * revoked role counts on the very next request).
+ * What every discounts handler works with, and the permission rule of api-surface §4 the handler
+ * kit does not know: co-organizers (admins and logins are the kit's checks). Who the caller is
+ * and their roles on an event come from the catalog on every request (no cache: a revoked role
+ * counts on the very next request).
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
@@ -10,11 +11,10 @@ import {
   askAccess,
   type Caller,
   type EventAccess,
-  isAdmin,
   isCoorganizer,
-  requireLogin,
 } from "@shared/access.ts";
 import { ForbiddenError } from "@shared/errors.ts";
+import { requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
@@ -27,7 +27,7 @@ export interface DiscountsContext {
 }
 
 export type { Access, Caller, EventAccess } from "@shared/access.ts";
-export { factActor, isAdmin, isCoorganizer, isEventKey, requireLogin } from "@shared/access.ts";
+export { factActor, isCoorganizer } from "@shared/access.ts";
 
 /** The caller and, when `event` is given, that event with the caller's roles (fresh). */
 export function access(
@@ -36,12 +36,6 @@ export function access(
   event?: string | null,
 ): Promise<Access> {
   return askAccess(ctx.bus, actor, event);
-}
-
-export function requireAdmin(caller: Caller | null, what = "do this"): Caller {
-  const known = requireLogin(caller);
-  if (!isAdmin(known)) throw new ForbiddenError(`Cannot ${what}: only admins may`);
-  return known;
 }
 
 export function requireCoorganizer(

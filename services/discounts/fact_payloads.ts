@@ -8,13 +8,13 @@ import type { FactType } from "@shared/fact_catalog.ts";
 import type { FactActor, NewFact } from "@shared/facts.ts";
 import type { Reservation } from "@shared/subjects.ts";
 import { codeDef } from "./resources.ts";
-import type { Row } from "./store/codes.ts";
+import type { CodeRow } from "./store/codes.ts";
 
 export type CodeVerb = "created" | "updated" | "deleted";
 export type RedemptionVerb = "reserved" | "confirmed" | "released";
 
 /** `discounts.discount-code.<verb>` about the code `row`. */
-export function codeFact(actor: FactActor, verb: CodeVerb, row: Row): NewFact {
+export function codeFact(actor: FactActor, verb: CodeVerb, row: CodeRow): NewFact {
   return {
     type: `discounts.discount-code.${verb}` satisfies FactType,
     actor,
@@ -26,7 +26,7 @@ export function codeFact(actor: FactActor, verb: CodeVerb, row: Row): NewFact {
 export function redemptionFact(
   actor: FactActor,
   verb: RedemptionVerb,
-  row: Row,
+  row: CodeRow,
   reservation: Reservation,
 ): NewFact {
   return {

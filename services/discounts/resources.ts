@@ -1,11 +1,11 @@
 /** How discount codes look on the wire, and which query parameters their lists accept. */
 import type { ResourceDef } from "@shared/jsonapi.ts";
 import type { QuerySpec } from "@shared/query.ts";
-import type { Row } from "./store/codes.ts";
+import type { CodeRow } from "./store/codes.ts";
 
 const isoOrNull = (value: unknown) => value instanceof Date ? value.toISOString() : value ?? null;
 
-export const codeDef: ResourceDef<Row> = {
+export const codeDef: ResourceDef<CodeRow> = {
   type: "discount-code",
   collection: "discount-codes",
   attributes: {
@@ -33,8 +33,15 @@ export const codeDef: ResourceDef<Row> = {
   },
 };
 
+/** A relationship of a code to catalog resources, and the column holding its ids. */
+export interface CodeRelation {
+  type: string;
+  many: boolean;
+  key: "event_id" | "event_ids" | "ticket_ids" | "marketer_id";
+}
+
 /** Related resources of a code, by relationship name: the catalog owns all of them. */
-export const codeRelations: Record<string, { type: string; many: boolean; key: string }> = {
+export const codeRelations: Record<string, CodeRelation> = {
   "event": { type: "event", many: false, key: "event_id" },
   "events": { type: "event", many: true, key: "event_ids" },
   "tickets": { type: "ticket", many: true, key: "ticket_ids" },

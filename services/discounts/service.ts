@@ -7,15 +7,11 @@ import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
-import { followCatalog } from "./catalog_facts.ts";
+import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
-import { checkoutRoutes } from "./handlers/checkout.ts";
-import { codeRelationshipRoutes } from "./handlers/code_relationships.ts";
-import { codeRoutes } from "./handlers/codes.ts";
-import { parentRoutes } from "./handlers/parents.ts";
-import { redemptionRoutes } from "./handlers/redemption.ts";
-import { resolveRoutes } from "./handlers/resolve.ts";
-import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
+import { discountsHandlers } from "./handlers/mod.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { discountsContract } from "@shared/contracts/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "discounts";
@@ -42,22 +38,14 @@ export async function startDiscounts(
   const { sql, bus, log } = options;
   const relay = await startFactRelay(sql, bus, log);
   const ctx: DiscountsContext = { sql, bus, relay, log };
-  const catalogFacts = await followCatalog({ sql, bus, relay, log });
+  const catalogFacts = await followCatalogFacts({ sql, bus, relay, log });
   const running = bus.serve(
     {
       name: "discounts",
       version: VERSION,
       description: "Discount codes, checkout lookup, price preview, redemption",
     },
-    withIdempotency(sql, [
-      ...codeRoutes(ctx),
-      ...codeRelationshipRoutes(ctx),
-      ...parentRoutes(ctx),
-      ...checkoutRoutes(ctx),
-      ...redemptionRoutes(ctx),
-      ...resolveRoutes(ctx),
-      ...resolveRelatedRoutes(ctx),
-    ]),
+    withIdempotency(sql, bindOperations(discountsContract, discountsHandlers(ctx))),
   );
   return {
     relay,

@@ -6,17 +6,12 @@
 import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
-import { ForbiddenError, ServiceUnavailableError, UnauthorizedError } from "@shared/errors.ts";
+import { ForbiddenError, ServiceUnavailableError } from "@shared/errors.ts";
+import { requireActor, requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import {
-  askAccess,
-  type Caller,
-  type EventAccess,
-  isOrganizer,
-  requireLogin,
-} from "@shared/access.ts";
+import { askAccess, type Caller, type EventAccess, isOrganizer } from "@shared/access.ts";
 import type { SecretBox } from "./crypto.ts";
 import type { StripeSettings } from "./stripe.ts";
 
@@ -76,11 +71,6 @@ export interface Access {
   caller: Caller;
   /** Null when the event does not exist, is deleted, or the caller may not see it. */
   event: EventAccess | null;
-}
-
-export function requireActor(actor: Actor | null): Actor {
-  if (!actor) throw new UnauthorizedError("Cannot continue: log in first");
-  return actor;
 }
 
 /** The caller and (when `eventKey` is given) the event, from the catalog; 401 when anonymous. */

@@ -100,44 +100,53 @@ export async function createSecretBox(keyText: string): Promise<SecretBox> {
   }, ["sign"]);
 
   return {
-    async seal(plain, context) {
-      const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-      const ciphertext = new Uint8Array(
-        await crypto.subtle.encrypt(
-          { name: "AES-GCM", iv, additionalData: encoder.encode(context) },
-          cipherKey,
-          encoder.encode(plain),
-        ),
-      );
-      const sealed = new Uint8Array(1 + IV_BYTES + ciphertext.length);
-      sealed[0] = VERSION;
-      sealed.set(iv, 1);
-      sealed.set(ciphertext, 1 + IV_BYTES);
-      return sealed;
-    },
-    async open(sealed, context) {
-      if (sealed.length < 1 + IV_BYTES + 16 || sealed[0] !== VERSION) {
-        throw new Error("Cannot open a sealed secret: unknown format");
-      }
-      const bytes = Uint8Array.from(sealed);
-      try {
-        const plain = await crypto.subtle.decrypt(
-          {
-            name: "AES-GCM",
-            iv: bytes.subarray(1, 1 + IV_BYTES),
-            additionalData: encoder.encode(context),
-          },
-          cipherKey,
-          bytes.subarray(1 + IV_BYTES),
-        );
-        return decoder.decode(plain);
-      } catch {
-        throw new Error("Cannot open a sealed secret: wrong key, context or tampered value");
-      }
-    },
+    seal: (plain, context) => seal(cipherKey, plain, context),
+    open: (sealed, context) => open(cipherKey, sealed, context),
     async digest(value) {
       const mac = await crypto.subtle.sign("HMAC", lookupKey, encoder.encode(value));
       return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
     },
   };
+}
+
+/** `VERSION`, the IV, then the AES-GCM ciphertext of `plain` bound to `context`. */
+async function seal(
+  cipherKey: CryptoKey,
+  plain: string,
+  context: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const ciphertext = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: encoder.encode(context) },
+      cipherKey,
+      encoder.encode(plain),
+    ),
+  );
+  const sealed = new Uint8Array(1 + IV_BYTES + ciphertext.length);
+  sealed[0] = VERSION;
+  sealed.set(iv, 1);
+  sealed.set(ciphertext, 1 + IV_BYTES);
+  return sealed;
+}
+
+async function open(cipherKey: CryptoKey, sealed: Uint8Array, context: string): Promise<string> {
+  if (sealed.length < 1 + IV_BYTES + 16 || sealed[0] !== VERSION) {
+    throw new Error("Cannot open a sealed secret: unknown format");
+  }
+  const bytes = Uint8Array.from(sealed);
+  try {
+    const plain = await crypto.subtle.decrypt(
+      {
+        name: "AES-GCM",
+        iv: bytes.subarray(1, 1 + IV_BYTES),
+        additionalData: encoder.encode(context),
+      },
+      cipherKey,
+      bytes.subarray(1 + IV_BYTES),
+    );
+    return decoder.decode(plain);
+  } catch {
+    throw new Error("Cannot open a sealed secret: wrong key, context or tampered value");
+  }
 }

@@ -76,74 +76,116 @@ function wait(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe> {
-  const grants = new Map<string, FakeGrant>();
-  const spent = new Set<string>();
-  const calls: FakeStripeCall[] = [];
-  const connected = new Set<string>();
-  const closing = new AbortController();
+/** What the fake knows between calls. */
+interface FakeState {
+  options: FakeStripeOptions;
+  grants: Map<string, FakeGrant>;
+  spent: Set<string>;
+  connected: Set<string>;
+  /** Aborted on stop: delayed answers end at once. */
+  closing: AbortController;
+  /** The fake as handed out, whose `deauthorizeDelayMs` tests change. */
+  fake?: FakeStripe;
+}
 
-  async function token(form: Record<string, string>): Promise<Response> {
-    if (form.client_secret !== options.secretKey) {
-      return json(401, { error: "invalid_client", error_description: "No such api key." });
-    }
-    if (form.grant_type !== "authorization_code") {
-      return json(400, {
-        error: "unsupported_grant_type",
-        error_description: `Unsupported grant type: ${form.grant_type}`,
-      });
-    }
-    const grant = grants.get(form.code ?? "");
-    if (!grant) {
-      return json(400, {
-        error: "invalid_grant",
-        error_description: `Authorization code does not exist: ${form.code}`,
-      });
-    }
-    if (spent.has(grant.code)) {
-      return json(400, {
-        error: "invalid_grant",
-        error_description: `This authorization code has already been used. ` +
-          `All tokens issued with this code have been revoked.`,
-      });
-    }
-    if (grant.delayMs) await wait(grant.delayMs, closing.signal);
-    spent.add(grant.code);
-    connected.add(grant.accountId);
-    return json(200, {
-      access_token: grant.accessToken,
-      refresh_token: grant.refreshToken,
-      token_type: "bearer",
-      stripe_publishable_key: grant.publishableKey,
-      stripe_user_id: grant.accountId,
-      scope: "read_write",
-      livemode: false,
+/** Why Stripe would refuse exchanging `form.code`, or undefined when it would not. */
+function tokenRefusal(state: FakeState, form: Record<string, string>): Response | undefined {
+  if (form.client_secret !== state.options.secretKey) {
+    return json(401, { error: "invalid_client", error_description: "No such api key." });
+  }
+  if (form.grant_type !== "authorization_code") {
+    return json(400, {
+      error: "unsupported_grant_type",
+      error_description: `Unsupported grant type: ${form.grant_type}`,
     });
   }
-
-  async function deauthorize(
-    form: Record<string, string>,
-    authorization: string | null,
-  ): Promise<Response> {
-    if (fake.deauthorizeDelayMs) await wait(fake.deauthorizeDelayMs, closing.signal);
-    if (authorization !== `Bearer ${options.secretKey}` || form.client_id !== options.clientId) {
-      return json(401, { error: "invalid_client", error_description: "No such application." });
-    }
-    const account = form.stripe_user_id ?? "";
-    if (!connected.delete(account)) {
-      return json(400, {
-        error: "invalid_client",
-        error_description:
-          `This application is not connected to stripe account ${account}, or that account does not exist.`,
-      });
-    }
-    return json(200, { stripe_user_id: account });
+  const grant = state.grants.get(form.code ?? "");
+  if (!grant) {
+    return json(400, {
+      error: "invalid_grant",
+      error_description: `Authorization code does not exist: ${form.code}`,
+    });
   }
+  if (state.spent.has(grant.code)) {
+    return json(400, {
+      error: "invalid_grant",
+      error_description: `This authorization code has already been used. ` +
+        `All tokens issued with this code have been revoked.`,
+    });
+  }
+  return undefined;
+}
 
+async function token(state: FakeState, form: Record<string, string>): Promise<Response> {
+  const refused = tokenRefusal(state, form);
+  if (refused) return refused;
+  const grant = state.grants.get(form.code)!;
+  if (grant.delayMs) await wait(grant.delayMs, state.closing.signal);
+  state.spent.add(grant.code);
+  state.connected.add(grant.accountId);
+  return json(200, {
+    access_token: grant.accessToken,
+    refresh_token: grant.refreshToken,
+    token_type: "bearer",
+    stripe_publishable_key: grant.publishableKey,
+    stripe_user_id: grant.accountId,
+    scope: "read_write",
+    livemode: false,
+  });
+}
+
+async function deauthorize(
+  state: FakeState,
+  form: Record<string, string>,
+  authorization: string | null,
+): Promise<Response> {
+  const delayMs = state.fake?.deauthorizeDelayMs;
+  if (delayMs) await wait(delayMs, state.closing.signal);
+  const { secretKey, clientId } = state.options;
+  if (authorization !== `Bearer ${secretKey}` || form.client_id !== clientId) {
+    return json(401, { error: "invalid_client", error_description: "No such application." });
+  }
+  const account = form.stripe_user_id ?? "";
+  if (!state.connected.delete(account)) {
+    return json(400, {
+      error: "invalid_client",
+      error_description:
+        `This application is not connected to stripe account ${account}, or that account does not exist.`,
+    });
+  }
+  return json(200, { stripe_user_id: account });
+}
+
+function newGrant(
+  state: FakeState,
+  options: { accountId?: string; delayMs?: number; code?: string },
+): FakeGrant {
+  const grant: FakeGrant = {
+    code: options.code ?? `ac_${random()}`,
+    accessToken: `sk_test_${random()}`,
+    refreshToken: `rt_${random()}`,
+    accountId: options.accountId ?? `acct_${random().slice(0, 16)}`,
+    publishableKey: `pk_test_${random()}`,
+    delayMs: options.delayMs ?? 0,
+  };
+  state.grants.set(grant.code, grant);
+  state.spent.delete(grant.code);
+  return grant;
+}
+
+export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe> {
+  const state: FakeState = {
+    options,
+    grants: new Map(),
+    spent: new Set(),
+    connected: new Set(),
+    closing: new AbortController(),
+  };
+  const calls: FakeStripeCall[] = [];
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: options.port ?? 0,
-    signal: closing.signal,
+    signal: state.closing.signal,
     onListen: () => {},
   }, async (request) => {
     const path = new URL(request.url).pathname;
@@ -151,38 +193,24 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     const authorization = request.headers.get("authorization");
     calls.push({ path, form, authorization });
     if (request.method !== "POST") return json(405, { error: "method_not_allowed" });
-    if (path === "/oauth/token") return await token(form);
-    if (path === "/oauth/deauthorize") return await deauthorize(form, authorization);
+    if (path === "/oauth/token") return await token(state, form);
+    if (path === "/oauth/deauthorize") return await deauthorize(state, form, authorization);
     return json(404, { error: "not_found", error_description: "Unrecognized request URL" });
   });
   const port = server.addr.port;
-
   async function stop() {
-    if (!closing.signal.aborted) closing.abort();
+    if (!state.closing.signal.aborted) state.closing.abort();
     await server.finished;
   }
-
-  const fake: FakeStripe = {
+  state.fake = {
     url: `http://127.0.0.1:${port}`,
     port,
     calls,
-    connected,
+    connected: state.connected,
     deauthorizeDelayMs: 0,
-    grant(grantOptions = {}) {
-      const grant: FakeGrant = {
-        code: grantOptions.code ?? `ac_${random()}`,
-        accessToken: `sk_test_${random()}`,
-        refreshToken: `rt_${random()}`,
-        accountId: grantOptions.accountId ?? `acct_${random().slice(0, 16)}`,
-        publishableKey: `pk_test_${random()}`,
-        delayMs: grantOptions.delayMs ?? 0,
-      };
-      grants.set(grant.code, grant);
-      spent.delete(grant.code);
-      return grant;
-    },
+    grant: (grantOptions = {}) => newGrant(state, grantOptions),
     stop,
     [Symbol.asyncDispose]: stop,
   };
-  return Promise.resolve(fake);
+  return Promise.resolve(state.fake);
 }

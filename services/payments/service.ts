@@ -7,14 +7,12 @@ import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
-import { followCatalog } from "./catalog_facts.ts";
+import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
-import { authorizationRoutes } from "./handlers/authorizations.ts";
-import { eventRoutes } from "./handlers/events.ts";
-import { resolveRoutes } from "./handlers/resolve.ts";
-import { resolveRelatedRoutes } from "./handlers/resolve_related.ts";
-import { webhookRoutes } from "./handlers/webhook.ts";
+import { paymentsHandlers } from "./handlers/mod.ts";
+import { bindOperations } from "@shared/contract.ts";
+import { paymentsContract } from "@shared/contracts/mod.ts";
 import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "payments";
@@ -58,15 +56,9 @@ export async function startPayments(
   const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
   const running = bus.serve(
     { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
-    withIdempotency(sql, [
-      ...authorizationRoutes(ctx),
-      ...eventRoutes(ctx),
-      ...webhookRoutes(ctx),
-      ...resolveRoutes(ctx),
-      ...resolveRelatedRoutes(ctx),
-    ]),
+    withIdempotency(sql, bindOperations(paymentsContract, paymentsHandlers(ctx))),
   );
-  const catalogFacts = await followCatalog(ctx, bus).catch(async (error) => {
+  const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();
     await relay.stop();
     throw error;

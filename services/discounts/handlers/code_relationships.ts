@@ -5,23 +5,20 @@
  * (`saveCodeUpdate`) on the merged state. `event` and `marketer` are not writable this way: 403,
  * as JSON:API asks for unsupported relationship updates. The answer is 200 with the linkage.
  */
-import { type Endpoint, type Route, route } from "@shared/bus.ts";
 import {
   BadRequestError,
   ConflictError,
   ForbiddenError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import { type Identifier, relationshipDocument } from "@shared/jsonapi.ts";
+import { notFound } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { discounts } from "@shared/subjects.ts";
 import type { DiscountsContext } from "../context.ts";
 import { codeRelations } from "../resources.ts";
-import type { Row } from "../store/codes.ts";
-import { type LinkChange, saveCodeUpdate } from "./codes.ts";
-import { guardCode, notFound } from "./common.ts";
-
-const MAX_LINKS = 1000;
+import { MAX_LINKS } from "./code_input.ts";
+import { type LinkChange, saveCodeUpdate } from "./code_update.ts";
+import { renderCodeLinks } from "./codes.ts";
+import { guardCode } from "./common.ts";
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -63,55 +60,49 @@ function parseLinkage(body: unknown, type: string): string[] {
   return [...new Set(ids)];
 }
 
-function linkage(req: HttpRequest, row: Row, key: string, type: string): HttpReply {
-  const base = `/v1/discount-codes/${req.params.id}`;
-  const data: Identifier[] = [row[key] ?? []].flat().map((id) => ({ type, id: String(id) }));
-  return {
-    status: 200,
-    body: relationshipDocument({
-      self: `${base}/relationships/${req.params.rel}`,
-      related: `${base}/${req.params.rel}`,
-      data,
-    }),
-  };
-}
-
 /** One verb: `op` undefined replaces the linkage, otherwise adds or removes members. */
-function write(ctx: DiscountsContext, op?: LinkChange["op"]) {
-  return async function writeRelationship(req: HttpRequest): Promise<HttpReply> {
-    const name = req.params.rel;
-    const rel = codeRelations[name] ?? notFound("relationship", name);
-    const target = await guardCode(ctx, req, "change this discount code");
-    if (target.code.deleted_at) notFound("discount code", req.params.id);
-    if (name !== "tickets" && name !== "events") {
-      throw new ForbiddenError(
-        `Cannot update relationship ${name}: it is set when the code is created`,
-      );
-    }
-    const ids = parseLinkage(req.body, rel.type);
-    const row = op
-      ? await saveCodeUpdate(ctx, req, {
-        ...target,
-        doc: { attributes: {}, relationships: {} },
-        change: { name, op, ids },
-      })
-      : await saveCodeUpdate(ctx, req, {
-        ...target,
-        doc: {
-          attributes: {},
-          relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
-        },
-      });
-    return linkage(req, row, rel.key, rel.type);
-  };
+async function writeRelationship(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  op?: LinkChange["op"],
+): Promise<HttpReply> {
+  const name = req.params.rel;
+  const rel = codeRelations[name] ?? notFound("relationship", name);
+  const target = await guardCode(ctx, req, "change this discount code");
+  if (target.code.deleted_at) notFound("discount code", req.params.id);
+  if (name !== "tickets" && name !== "events") {
+    throw new ForbiddenError(
+      `Cannot update relationship ${name}: it is set when the code is created`,
+    );
+  }
+  const ids = parseLinkage(req.body, rel.type);
+  const row = op
+    ? await saveCodeUpdate(ctx, req, {
+      ...target,
+      doc: { attributes: {}, relationships: {} },
+      change: { name, op, ids },
+    })
+    : await saveCodeUpdate(ctx, req, {
+      ...target,
+      doc: {
+        attributes: {},
+        relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
+      },
+    });
+  return renderCodeLinks(req, row, rel);
 }
 
-export function codeRelationshipRoutes(ctx: DiscountsContext): Route[] {
-  const w = discounts.codeRelationships;
-  const routes: [Endpoint<HttpRequest, HttpReply>, LinkChange["op"] | undefined][] = [
-    [w.replace, undefined],
-    [w.add, "add"],
-    [w.remove, "remove"],
-  ];
-  return routes.map(([endpoint, op]) => route(endpoint, write(ctx, op)));
+/** `PATCH /v1/discount-codes/{id}/relationships/<rel>`: replaces the linkage. */
+export function replaceCodeLinks(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return writeRelationship(ctx, req);
+}
+
+/** `POST /v1/discount-codes/{id}/relationships/<rel>`: adds members. */
+export function addCodeLinks(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return writeRelationship(ctx, req, "add");
+}
+
+/** `DELETE /v1/discount-codes/{id}/relationships/<rel>`: removes members. */
+export function removeCodeLinks(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return writeRelationship(ctx, req, "remove");
 }

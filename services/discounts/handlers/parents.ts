@@ -4,34 +4,27 @@
  * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created) and
  * `/v1/tickets/{id}/discount-codes` (co-organizers of the ticket's event).
  */
-import { renderEmpty } from "@shared/jsonapi.ts";
-import { isId } from "@shared/schemas/ids.ts";
-import { type Route, route } from "@shared/bus.ts";
 import { ForbiddenError } from "@shared/errors.ts";
+import {
+  isAdmin,
+  isId,
+  notFound,
+  renderEmpty,
+  renderLinkage,
+  renderList,
+  renderOne,
+  requireActor,
+  requireAdmin,
+  requireLogin,
+  withTrashed,
+} from "@shared/handlers/mod.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { catalogInternal, discounts } from "@shared/subjects.ts";
-import {
-  access,
-  type Caller,
-  type DiscountsContext,
-  isAdmin,
-  requireAdmin,
-  requireCoorganizer,
-  requireLogin,
-} from "../context.ts";
-import { codeQuery } from "../resources.ts";
+import { catalogInternal } from "@shared/subjects.ts";
+import { access, type Caller, type DiscountsContext, requireCoorganizer } from "../context.ts";
+import { codeDef, codeQuery } from "../resources.ts";
 import { type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
-import {
-  notFound,
-  renderCode,
-  renderCodeLinkage,
-  renderCodes,
-  requireActor,
-  resolveCatalog,
-} from "./common.ts";
-
-type Scope = CodeScope;
+import { resolveCatalog } from "./common.ts";
 
 /**
  * The codes a list route shows, or linkage to them when `linkage` is set. `?get_trashed=true`
@@ -42,18 +35,17 @@ async function listOrLinkage(
   ctx: DiscountsContext,
   req: HttpRequest,
   collection: string,
-  options: { scope: Scope; caller: Caller | null },
+  options: { scope: CodeScope; caller: Caller | null },
   linkage: boolean,
 ): Promise<HttpReply> {
-  const trashed = req.query.get_trashed === "true" && isAdmin(options.caller);
-  const scope = { scope: options.scope, withTrashed: trashed };
+  const scope = { scope: options.scope, withTrashed: withTrashed(options.caller, req.query) };
   if (linkage) {
     parseSingleQuery(req.query, { extra: ["get_trashed"] });
     const all = await listCodes(ctx.sql, parseListQuery({ "page[size]": "0" }, codeQuery), scope);
-    return renderCodeLinkage(req, collection, all.rows);
+    return renderLinkage(codeDef, all.rows, { req, parent: { collection } });
   }
   const query = parseListQuery(req.query, codeQuery);
-  return renderCodes(await listCodes(ctx.sql, query, scope), req, query);
+  return renderList(codeDef, await listCodes(ctx.sql, query, scope), { req, query });
 }
 
 async function eventCodes(
@@ -63,7 +55,7 @@ async function eventCodes(
 ): Promise<HttpReply> {
   const rel = req.params.rel;
   if (rel !== "discount-codes" && rel !== "discount-code") notFound("relationship", rel);
-  requireActor(req);
+  requireActor(req.actor);
   const { caller, event } = await access(ctx, req.actor, req.params.id);
   requireLogin(caller);
   if (rel === "discount-code") {
@@ -72,10 +64,12 @@ async function eventCodes(
     const code = await eventCodeOf(ctx.sql, event.id) ?? null;
     if (linkage) {
       parseSingleQuery(req.query, {});
-      return renderCodeLinkage(req, "events", code);
+      return renderLinkage(codeDef, code, { req, parent: { collection: "events" } });
     }
     const query = parseSingleQuery(req.query, codeQuery);
-    return code ? renderCode(code, req, { query }) : renderEmpty(req);
+    return code
+      ? renderOne(codeDef, code, { req, fields: query.fields, include: query.include })
+      : renderEmpty(req);
   }
   if (!event) notFound("event", req.params.id);
   requireCoorganizer(caller, event, "see the discount codes of this event");
@@ -91,7 +85,7 @@ async function userCodes(
   linkage: boolean,
 ): Promise<HttpReply> {
   if (req.params.rel !== "discount-codes") notFound("relationship", req.params.rel);
-  requireActor(req);
+  requireActor(req.actor);
   const { caller } = await access(ctx, req.actor);
   const known = requireLogin(caller);
   const userId = req.params.id;
@@ -112,7 +106,7 @@ async function ticketCodes(
   linkage: boolean,
 ): Promise<HttpReply> {
   if (req.params.rel !== "discount-codes") notFound("relationship", req.params.rel);
-  requireActor(req);
+  requireActor(req.actor);
   const ticketId = req.params.id;
   const [ticket] = isId(ticketId)
     ? (await ctx.bus.request(catalogInternal.tickets, { ids: [ticketId] })).tickets
@@ -124,13 +118,29 @@ async function ticketCodes(
   return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
 
-export function parentRoutes(ctx: DiscountsContext): Route[] {
-  return [
-    route(discounts.events.related, (req) => eventCodes(ctx, req, false)),
-    route(discounts.events.relationship, (req) => eventCodes(ctx, req, true)),
-    route(discounts.users.related, (req) => userCodes(ctx, req, false)),
-    route(discounts.users.relationship, (req) => userCodes(ctx, req, true)),
-    route(discounts.tickets.related, (req) => ticketCodes(ctx, req, false)),
-    route(discounts.tickets.relationship, (req) => ticketCodes(ctx, req, true)),
-  ];
+/** `GET /v1/events/{id}/discount-codes` and `/discount-code`. */
+export function relatedOfEvent(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return eventCodes(ctx, req, false);
+}
+
+export function linkageOfEvent(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return eventCodes(ctx, req, true);
+}
+
+/** `GET /v1/users/{id}/discount-codes`. */
+export function relatedOfUser(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return userCodes(ctx, req, false);
+}
+
+export function linkageOfUser(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return userCodes(ctx, req, true);
+}
+
+/** `GET /v1/tickets/{id}/discount-codes`. */
+export function relatedOfTicket(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return ticketCodes(ctx, req, false);
+}
+
+export function linkageOfTicket(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  return ticketCodes(ctx, req, true);
 }

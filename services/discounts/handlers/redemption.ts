@@ -1,11 +1,15 @@
 /** The order flow's bus capabilities: reserve, confirm and release uses of a code. */
-import { type Route, route } from "@shared/bus.ts";
 import { changeWithFact, type FactActor } from "@shared/facts.ts";
-import { discountsRedemption, type RedemptionAnswer } from "@shared/subjects.ts";
+import type { Queryable } from "@shared/db.ts";
+import type { reservationRequestSchema, reserveRequestSchema } from "@shared/schemas/bus.ts";
+import type { RedemptionAnswer } from "@shared/subjects.ts";
+import type { z } from "zod";
 import type { DiscountsContext } from "../context.ts";
 import { confirm, type RedemptionResult, release, reserve } from "../store/redemptions.ts";
 import { redemptionFact, type RedemptionVerb } from "../fact_payloads.ts";
-import type { Queryable } from "@shared/db.ts";
+
+type ReserveRequest = z.infer<typeof reserveRequestSchema>;
+type ReservationRequest = z.infer<typeof reservationRequestSchema>;
 
 function answer(result: RedemptionResult): RedemptionAnswer {
   const usedCount = Number(result.code.used_count);
@@ -17,6 +21,7 @@ function answer(result: RedemptionResult): RedemptionAnswer {
   };
 }
 
+/** One redemption step in one transaction, with its fact when it changed something. */
 async function redeem(
   ctx: DiscountsContext,
   verb: RedemptionVerb,
@@ -33,19 +38,23 @@ async function redeem(
   return answer(result);
 }
 
-export function redemptionRoutes(ctx: DiscountsContext): Route[] {
-  return [
-    route(
-      discountsRedemption.reserve,
-      ({ actor, ...input }) => redeem(ctx, "reserved", actor, (tx) => reserve(tx, input)),
-    ),
-    route(
-      discountsRedemption.confirm,
-      ({ actor, ...input }) => redeem(ctx, "confirmed", actor, (tx) => confirm(tx, input)),
-    ),
-    route(
-      discountsRedemption.release,
-      ({ actor, ...input }) => redeem(ctx, "released", actor, (tx) => release(tx, input)),
-    ),
-  ];
+export function reserveUses(
+  ctx: DiscountsContext,
+  { actor, ...input }: ReserveRequest,
+): Promise<RedemptionAnswer> {
+  return redeem(ctx, "reserved", actor, (tx) => reserve(tx, input));
+}
+
+export function confirmUses(
+  ctx: DiscountsContext,
+  { actor, ...input }: ReservationRequest,
+): Promise<RedemptionAnswer> {
+  return redeem(ctx, "confirmed", actor, (tx) => confirm(tx, input));
+}
+
+export function releaseUses(
+  ctx: DiscountsContext,
+  { actor, ...input }: ReservationRequest,
+): Promise<RedemptionAnswer> {
+  return redeem(ctx, "released", actor, (tx) => release(tx, input));
 }

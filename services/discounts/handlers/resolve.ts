@@ -2,33 +2,33 @@
  * `discounts.resolve`: codes by id for compound documents other services build; only the codes
  * the actor may manage (admins: all; others: ticket codes of events they co-organize).
  */
-import { type Route, route } from "@shared/bus.ts";
-import { toResource } from "@shared/jsonapi.ts";
-import { discounts } from "@shared/subjects.ts";
-import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
+import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import type { resolveRequestSchema } from "@shared/schemas/bus.ts";
+import type { z } from "zod";
+import { isAdmin } from "@shared/handlers/mod.ts";
+import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
 import { getCodes } from "../store/codes.ts";
 
-export function resolveRoutes(ctx: DiscountsContext): Route[] {
-  return [
-    route(discounts.resolve, async ({ actor, type, ids }) => {
-      if (type !== "discount-code" || !actor) return { data: [] };
-      const rows = await getCodes(ctx.sql, ids);
-      const { caller } = await access(ctx, actor);
-      if (isAdmin(caller)) return { data: rows.map((row) => toResource(codeDef, row)) };
-      const eventIds = [
-        ...new Set(rows.filter((r) => r.used_for === "ticket").map((r) => String(r.event_id))),
-      ];
-      const allowed = new Set<string>();
-      for (const eventId of eventIds) {
-        const { event } = await access(ctx, actor, eventId);
-        if (isCoorganizer(caller, event)) allowed.add(eventId);
-      }
-      return {
-        data: rows
-          .filter((row) => row.used_for === "ticket" && allowed.has(String(row.event_id)))
-          .map((row) => toResource(codeDef, row)),
-      };
-    }),
+export async function resolveCodes(
+  ctx: DiscountsContext,
+  { actor, type, ids }: z.infer<typeof resolveRequestSchema>,
+): Promise<{ data: ResourceObject[] }> {
+  if (type !== "discount-code" || !actor) return { data: [] };
+  const rows = await getCodes(ctx.sql, ids);
+  const { caller } = await access(ctx, actor);
+  if (isAdmin(caller)) return { data: rows.map((row) => toResource(codeDef, row)) };
+  const eventIds = [
+    ...new Set(rows.filter((r) => r.used_for === "ticket").map((r) => String(r.event_id))),
   ];
+  const allowed = new Set<string>();
+  for (const eventId of eventIds) {
+    const { event } = await access(ctx, actor, eventId);
+    if (isCoorganizer(caller, event)) allowed.add(eventId);
+  }
+  return {
+    data: rows
+      .filter((row) => row.used_for === "ticket" && allowed.has(String(row.event_id)))
+      .map((row) => toResource(codeDef, row)),
+  };
 }

@@ -5,55 +5,88 @@
  * tickets. Where the actor may not manage the codes, the linkage is empty (`[]` or `null`),
  * matching what is included for that parent (nothing): the document stays fully linked.
  */
-import { type Route, route } from "@shared/bus.ts";
-import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { catalogInternal, discounts } from "@shared/subjects.ts";
-import { access, type DiscountsContext, isAdmin, isCoorganizer } from "../context.ts";
+import { type Identifier, type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import { catalogInternal } from "@shared/subjects.ts";
+import type { z } from "zod";
+import { isAdmin } from "@shared/handlers/mod.ts";
+import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
-import { codesOfEvent, codesOfTicket, eventCodeOf } from "../store/codes.ts";
+import { type CodeRow, codesOfEvent, codesOfTicket, eventCodeOf } from "../store/codes.ts";
 
-type Identifier = { type: string; id: string };
+type Request = z.infer<typeof resolveRelatedRequestSchema>;
 
-export function resolveRelatedRoutes(ctx: DiscountsContext): Route[] {
-  return [
-    route(discounts.resolveRelated, async ({ actor, parentType, relationship, parentIds }) => {
-      // Until the actor proves allowed, each parent links to nothing (nothing is included for it).
-      const empty = relationship === "discount-code" ? null : [];
-      const linkage: Record<string, Identifier[] | Identifier | null> = Object.fromEntries(
-        parentIds.map((id) => [id, empty]),
-      );
-      const data: ResourceObject[] = [];
-      if (!actor) return { linkage, data };
-      if (parentType === "ticket" && relationship === "discount-codes") {
-        const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids: parentIds });
-        for (const ticket of tickets) {
-          const { caller, event } = await access(ctx, actor, ticket.eventId);
-          if (!isCoorganizer(caller, event)) continue;
-          const codes = await codesOfTicket(ctx.sql, ticket.id);
-          linkage[ticket.id] = codes.map((code) => ({ type: codeDef.type, id: String(code.id) }));
-          data.push(...codes.map((code) => toResource(codeDef, code)));
-        }
-        return { linkage, data };
-      }
-      const known = ["discount-codes", "discount-code"];
-      if (parentType !== "event" || !known.includes(relationship)) return { linkage, data };
-      for (const eventId of new Set(parentIds)) {
-        const { caller, event } = await access(ctx, actor, eventId);
-        if (!event) continue;
-        if (relationship === "discount-code") {
-          if (!isAdmin(caller)) continue;
-          const code = await eventCodeOf(ctx.sql, event.id);
-          linkage[eventId] = code ? { type: codeDef.type, id: String(code.id) } : null;
-          if (code) data.push(toResource(codeDef, code));
-          continue;
-        }
-        if (!isCoorganizer(caller, event)) continue;
-        const codes = (await codesOfEvent(ctx.sql, event.id))
-          .filter((code) => code.used_for === "ticket");
-        linkage[eventId] = codes.map((code) => ({ type: codeDef.type, id: String(code.id) }));
-        data.push(...codes.map((code) => toResource(codeDef, code)));
-      }
-      return { linkage, data };
-    }),
-  ];
+/** Linkage by parent id and the codes it links to, filled in parent by parent. */
+interface Related {
+  linkage: Record<string, Identifier[] | Identifier | null>;
+  data: ResourceObject[];
+}
+
+function link(code: CodeRow): Identifier {
+  return { type: codeDef.type, id: String(code.id) };
+}
+
+/** Links `parentId` to `codes` and includes them. */
+function addCodes(related: Related, parentId: string, codes: CodeRow[]): void {
+  related.linkage[parentId] = codes.map(link);
+  related.data.push(...codes.map((code) => toResource(codeDef, code)));
+}
+
+export async function resolveRelatedCodes(
+  ctx: DiscountsContext,
+  { actor, parentType, relationship, parentIds }: Request,
+): Promise<Related> {
+  // Until the actor proves allowed, each parent links to nothing (nothing is included for it).
+  const empty = relationship === "discount-code" ? null : [];
+  const related: Related = {
+    linkage: Object.fromEntries(parentIds.map((id) => [id, empty])),
+    data: [],
+  };
+  if (!actor) return related;
+  if (parentType === "ticket" && relationship === "discount-codes") {
+    await ticketsCodes(ctx, actor, parentIds, related);
+  } else if (parentType === "event" && relationship === "discount-codes") {
+    await eventsCodes(ctx, actor, parentIds, related);
+  } else if (parentType === "event" && relationship === "discount-code") {
+    await eventsEventCode(ctx, actor, parentIds, related);
+  }
+  return related;
+}
+
+/** A ticket's codes, for the co-organizers of its event. */
+async function ticketsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
+  const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids });
+  for (const ticket of tickets) {
+    const { caller, event } = await access(ctx, actor, ticket.eventId);
+    if (!isCoorganizer(caller, event)) continue;
+    addCodes(related, ticket.id, await codesOfTicket(ctx.sql, ticket.id));
+  }
+}
+
+/** An event's ticket codes, for its co-organizers. */
+async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
+  for (const eventId of new Set(ids)) {
+    const { caller, event } = await access(ctx, actor, eventId);
+    if (!event || !isCoorganizer(caller, event)) continue;
+    const codes = (await codesOfEvent(ctx.sql, event.id))
+      .filter((code) => code.used_for === "ticket");
+    addCodes(related, eventId, codes);
+  }
+}
+
+/** The event code applied to an event, for admins. */
+async function eventsEventCode(
+  ctx: DiscountsContext,
+  actor: Actor,
+  ids: string[],
+  related: Related,
+) {
+  for (const eventId of new Set(ids)) {
+    const { caller, event } = await access(ctx, actor, eventId);
+    if (!event || !isAdmin(caller)) continue;
+    const code = await eventCodeOf(ctx.sql, event.id);
+    related.linkage[eventId] = code ? link(code) : null;
+    if (code) related.data.push(toResource(codeDef, code));
+  }
 }

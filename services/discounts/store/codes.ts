@@ -1,27 +1,58 @@
 /** All SQL about discount codes and what they are attached to. */
 import { isId } from "@shared/schemas/ids.ts";
-import type { Queryable, Row } from "@shared/db.ts";
-import { translateDbError } from "@shared/db.ts";
+import { type Queryable, translateDbError } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
-export type { Row };
 export type { Fragment };
+
+export type CodeKind = "event" | "ticket";
+export type DiscountType = "amount" | "percent";
+
+/**
+ * A code as the `code_rows` view shows it: the stored columns and the ids it is attached to.
+ * Bigint ids and the exact `numeric` value arrive as strings (postgres.js).
+ */
+export type CodeRow = {
+  id: string;
+  code: string;
+  discount_url: string | null;
+  /** numeric(12, 2), e.g. "12.50". */
+  value: string;
+  type: DiscountType;
+  is_active: boolean;
+  tickets_number: number | null;
+  min_quantity: number;
+  max_quantity: number;
+  valid_from: Date | null;
+  valid_till: Date | null;
+  used_for: CodeKind;
+  /** The event of a ticket code; null for event codes. */
+  event_id: string | null;
+  marketer_id: string | null;
+  used_count: number;
+  created_at: Date;
+  deleted_at: Date | null;
+  /** Attached tickets (ticket codes), ascending. */
+  ticket_ids: string[];
+  /** Events an event code is applied to, ascending. */
+  event_ids: string[];
+};
 
 /** The columns a create or update writes (snake_case, as stored). */
 export interface CodeValues {
   code?: string;
   discount_url?: string | null;
   value?: string;
-  type?: "amount" | "percent";
+  type?: DiscountType;
   is_active?: boolean;
   tickets_number?: number | null;
   min_quantity?: number;
   max_quantity?: number;
   valid_from?: Date | null;
   valid_till?: Date | null;
-  used_for?: "event" | "ticket";
+  used_for?: CodeKind;
   event_id?: string | null;
   marketer_id?: string | null;
 }
@@ -36,9 +67,10 @@ export async function getCode(
   sql: Queryable,
   id: string | undefined,
   withTrashed = false,
-): Promise<Row | undefined> {
+): Promise<CodeRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await sql`select * from code_rows where id = ${id} and ${live(sql, withTrashed)}`;
+  const [row] = await sql<CodeRow[]>`select * from code_rows
+    where id = ${id} and ${live(sql, withTrashed)}`;
   return row;
 }
 
@@ -46,17 +78,19 @@ export async function getCode(
  * The live code `id` with its row locked until the transaction ends: concurrent changes of one
  * code run one after the other, each checking the rules on what the other left.
  */
-export async function lockCode(tx: Queryable, id: string): Promise<Row | undefined> {
+export async function lockCode(tx: Queryable, id: string): Promise<CodeRow | undefined> {
   if (!isId(id)) return undefined;
   const [locked] = await tx`select id from discount_codes
     where id = ${id} and deleted_at is null for update`;
   return locked ? await getCode(tx, id) : undefined;
 }
 
-export async function getCodes(sql: Queryable, ids: string[]): Promise<Row[]> {
+export async function getCodes(sql: Queryable, ids: string[]): Promise<CodeRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from code_rows where id in ${sql(valid)} and deleted_at is null`;
+  return await sql<CodeRow[]>`select * from code_rows where id in ${
+    sql(valid)
+  } and deleted_at is null`;
 }
 
 /** Which codes a list shows: by event, marketer or ticket (all when none is given). */
@@ -64,14 +98,14 @@ export interface CodeScope {
   eventId?: string;
   marketerId?: string;
   ticketId?: string;
-  usedFor?: "event" | "ticket";
+  usedFor?: CodeKind;
 }
 
 export async function listCodes(
   sql: Queryable,
   query: ListQuery,
   options: { scope?: CodeScope; withTrashed?: boolean } = {},
-): Promise<{ rows: Row[]; count: number }> {
+): Promise<{ rows: CodeRow[]; count: number }> {
   const { scope = {} } = options;
   const where = sql`${live(sql, !!options.withTrashed)}
     and ${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`}
@@ -84,13 +118,16 @@ export async function listCodes(
       : sql`true`
   }
     and ${whereSql(sql, query.filter)}`;
-  const rows = await sql`select *, count(*) over () as total_count from code_rows
+  const rows = await sql<(CodeRow & { total_count: string })[]>`select *,
+    count(*) over () as total_count from code_rows
     where ${where} ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
   if (rows.length) {
     const count = Number(rows[0].total_count);
     return { rows: rows.map(({ total_count: _, ...row }) => row), count };
   }
-  const [{ count }] = await sql`select count(*)::int as count from code_rows where ${where}`;
+  const [{ count }] = await sql<
+    { count: number }[]
+  >`select count(*)::int as count from code_rows where ${where}`;
   return { rows: [], count };
 }
 
@@ -99,16 +136,19 @@ export async function findByText(
   sql: Queryable,
   eventId: string,
   code: string,
-): Promise<Row | undefined> {
-  const [row] = await sql`select * from code_rows where event_id = ${eventId}
+): Promise<CodeRow | undefined> {
+  const [row] = await sql<CodeRow[]>`select * from code_rows where event_id = ${eventId}
     and lower(code) = lower(${code}) and deleted_at is null`;
   return row;
 }
 
 /** The live event-kind code applied to `eventId`, if any. */
-export async function eventCodeOf(sql: Queryable, eventId: string): Promise<Row | undefined> {
+export async function eventCodeOf(
+  sql: Queryable,
+  eventId: string,
+): Promise<CodeRow | undefined> {
   if (!isId(eventId)) return undefined;
-  const [row] = await sql`select c.* from code_rows c
+  const [row] = await sql<CodeRow[]>`select c.* from code_rows c
     join discount_code_events e on e.discount_code_id = c.id
     where e.event_id = ${eventId} and c.deleted_at is null`;
   return row;
@@ -155,10 +195,12 @@ export async function insertCode(
   tx: Queryable,
   values: CodeValues,
   links: { ticketIds?: string[]; eventIds?: string[] },
-): Promise<Row> {
+): Promise<CodeRow> {
   try {
     const keys = columns.filter((key) => values[key] !== undefined);
-    const [{ id }] = await tx`insert into discount_codes ${tx(values, ...keys)} returning id`;
+    const [{ id }] = await tx<{ id: string }[]>`insert into discount_codes ${
+      tx(values, ...keys)
+    } returning id`;
     await setLinks(tx, String(id), links);
     return (await getCode(tx, String(id)))!;
   } catch (error) {
@@ -171,7 +213,7 @@ export async function updateCode(
   id: string,
   values: CodeValues,
   links: { ticketIds?: string[]; eventIds?: string[] },
-): Promise<Row> {
+): Promise<CodeRow> {
   try {
     const keys = columns.filter((key) => values[key] !== undefined);
     if (keys.length) await tx`update discount_codes set ${tx(values, ...keys)} where id = ${id}`;
@@ -225,14 +267,16 @@ export async function deleteCode(tx: Queryable, id: string, permanent: boolean):
 }
 
 /** Which live codes hold `eventId`: its ticket codes and the event code applied to it. */
-export async function codesOfEvent(sql: Queryable, eventId: string): Promise<Row[]> {
-  return await sql`select * from code_rows where deleted_at is null and (event_id = ${eventId}
+export async function codesOfEvent(sql: Queryable, eventId: string): Promise<CodeRow[]> {
+  return await sql<
+    CodeRow[]
+  >`select * from code_rows where deleted_at is null and (event_id = ${eventId}
     or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))`;
 }
 
 /** Live codes `ticketId` is attached to. */
-export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<Row[]> {
-  return await sql`select * from code_rows where deleted_at is null and id in (
+export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<CodeRow[]> {
+  return await sql<CodeRow[]>`select * from code_rows where deleted_at is null and id in (
     select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
 }
 

@@ -5,7 +5,7 @@
  */
 import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
-import { type Row } from "./codes.ts";
+import type { CodeRow } from "./codes.ts";
 
 export interface ProjectedEvent {
   id: string;
@@ -57,14 +57,16 @@ export async function lookupProjected(
   sql: Queryable,
   key: string,
   code: string,
-): Promise<{ eventId: string; code: Row | undefined } | undefined> {
+): Promise<{ eventId: string; code: CodeRow | undefined } | undefined> {
   const match = isId(key)
     ? sql`e.id = ${key}`
     : /^[0-9a-f]{8}$/.test(key)
     ? sql`e.identifier = ${key}`
     : undefined;
   if (!match) return undefined;
-  const [row] = await sql`select e.id::text as projected_event_id, c.*
+  // The code's columns are all null when the event has no such code (left join).
+  const [row] = await sql<(CodeRow & { projected_event_id: string })[]>`select
+    e.id::text as projected_event_id, c.*
     from catalog_events e
     left join code_rows c on c.event_id = e.id and lower(c.code) = lower(${code})
       and c.deleted_at is null

@@ -6,7 +6,7 @@
  */
 import type { Queryable } from "@shared/db.ts";
 import { ConflictError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
-import { getCode, type Row } from "./codes.ts";
+import { type CodeRow, getCode } from "./codes.ts";
 
 export type ReservationState = "reserved" | "confirmed" | "released";
 
@@ -20,26 +20,37 @@ export interface Reservation {
 export interface RedemptionResult {
   reservation: Reservation;
   /** The code after the change (for the answer and the fact). */
-  code: Row;
+  code: CodeRow;
   /** False when the call repeated an earlier one and nothing changed. */
   changed: boolean;
 }
 
-function reservationOf(row: Row): Reservation {
+/** A row of `redemptions` (the timestamps are not read). */
+type RedemptionRow = {
+  discount_code_id: string;
+  order_id: string;
+  quantity: number;
+  state: ReservationState;
+};
+
+/** What reserve checks of a code before taking uses. */
+type OrderLimits = Pick<CodeRow, "id" | "used_for" | "min_quantity" | "max_quantity">;
+
+function reservationOf(row: RedemptionRow): Reservation {
   return {
     orderId: String(row.order_id),
     codeId: String(row.discount_code_id),
     quantity: Number(row.quantity),
-    state: row.state as ReservationState,
+    state: row.state,
   };
 }
 
 /** Locks the code's row; answers what reserve checks before taking uses. */
-async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<Row> {
+async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<OrderLimits> {
   const [row] = live
-    ? await tx`select id, used_for, min_quantity, max_quantity from discount_codes
+    ? await tx<OrderLimits[]>`select id, used_for, min_quantity, max_quantity from discount_codes
       where id = ${codeId} and deleted_at is null for update`
-    : await tx`select id, used_for, min_quantity, max_quantity from discount_codes
+    : await tx<OrderLimits[]>`select id, used_for, min_quantity, max_quantity from discount_codes
       where id = ${codeId} for update`;
   if (!row) throw new NotFoundError(`Cannot find discount code "${codeId}"`);
   return row;
@@ -51,7 +62,7 @@ async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<R
  * none below min-quantity and caps at max-quantity, so an order never asks for other amounts).
  * Event codes discount no tickets: they are refused here.
  */
-function checkOrder(code: Row, quantity: number): void {
+function checkOrder(code: OrderLimits, quantity: number): void {
   if (code.used_for !== "ticket") {
     throw new UnprocessableError(
       "Cannot reserve: an event discount code does not discount ticket orders",
@@ -80,16 +91,21 @@ async function findReservation(
   tx: Queryable,
   codeId: string,
   orderId: string,
-): Promise<Row | undefined> {
-  const [row] = await tx`select * from redemptions
+): Promise<RedemptionRow | undefined> {
+  const [row] = await tx<RedemptionRow[]>`select * from redemptions
     where discount_code_id = ${codeId} and order_id = ${orderId}`;
   return row;
 }
 
+type Refusal =
+  & Pick<CodeRow, "is_active" | "valid_from" | "valid_till" | "tickets_number" | "used_count">
+  & { early: boolean | null; late: boolean | null };
+
 /** Why the conditional update took nothing: inactive, outside its window, or used up. */
 async function refusal(tx: Queryable, codeId: string, quantity: number): Promise<Error> {
-  const [code] = await tx`select is_active, valid_from, valid_till, tickets_number, used_count,
-    valid_from > now() as early, valid_till <= now() as late
+  const [code] = await tx<Refusal[]>`
+    select is_active, valid_from, valid_till, tickets_number, used_count,
+      valid_from > now() as early, valid_till <= now() as late
     from discount_codes where id = ${codeId}`;
   if (!code.is_active) {
     return new UnprocessableError("Cannot reserve: the discount code is not active", {
@@ -98,13 +114,13 @@ async function refusal(tx: Queryable, codeId: string, quantity: number): Promise
   }
   if (code.early) {
     return new UnprocessableError(
-      `Cannot reserve: the discount code is valid from ${code.valid_from.toISOString()}`,
+      `Cannot reserve: the discount code is valid from ${code.valid_from!.toISOString()}`,
       { pointer: "/codeId" },
     );
   }
   if (code.late) {
     return new UnprocessableError(
-      `Cannot reserve: the discount code expired at ${code.valid_till.toISOString()}`,
+      `Cannot reserve: the discount code expired at ${code.valid_till!.toISOString()}`,
       { pointer: "/codeId" },
     );
   }
@@ -150,7 +166,9 @@ export async function reserve(
       and (tickets_number is null or used_count + ${quantity} <= tickets_number)
     returning id`;
   if (!taken) throw await refusal(tx, codeId, quantity);
-  const [row] = await tx`insert into redemptions (discount_code_id, order_id, quantity, state)
+  const [row] = await tx<
+    RedemptionRow[]
+  >`insert into redemptions (discount_code_id, order_id, quantity, state)
     values (${codeId}, ${orderId}, ${quantity}, 'reserved')
     on conflict (discount_code_id, order_id) do update
       set quantity = excluded.quantity, state = 'reserved', updated_at = now()
@@ -168,7 +186,9 @@ export async function confirm(
   input: { codeId: string; orderId: string },
 ): Promise<RedemptionResult> {
   const { codeId, orderId } = input;
-  const [row] = await tx`update redemptions set state = 'confirmed', updated_at = now()
+  const [row] = await tx<
+    RedemptionRow[]
+  >`update redemptions set state = 'confirmed', updated_at = now()
     where discount_code_id = ${codeId} and order_id = ${orderId} and state = 'reserved'
     returning *`;
   if (row) {
@@ -199,7 +219,9 @@ export async function release(
   await lockCode(tx, codeId, false).catch(() => {
     throw missing(codeId, orderId);
   });
-  const [row] = await tx`update redemptions set state = 'released', updated_at = now()
+  const [row] = await tx<
+    RedemptionRow[]
+  >`update redemptions set state = 'released', updated_at = now()
     where discount_code_id = ${codeId} and order_id = ${orderId} and state <> 'released'
     returning *`;
   if (row) {

@@ -1,29 +1,40 @@
 /**
  * `/v1/stripe-authorizations`: link a Stripe account to an event (POST), read it, re-link it
- * with a new code (PATCH), unlink it (DELETE), and its `event` relationship.
+ * with a new code (PATCH), unlink it (DELETE), and its `event` relationship. Stripe is asked
+ * before the database changes: a refused or failed exchange leaves what is stored as it was.
  */
-import { type Route, route } from "@shared/bus.ts";
-import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  UnprocessableError,
+} from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
-import { deletedReply, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import {
+  deletedReply,
+  notFound,
+  renderLinkage,
+  renderOne,
+  requireActor,
+} from "@shared/handlers/mod.ts";
+import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
-import type { HttpRequest } from "@shared/schemas/http.ts";
-import { catalog, payments } from "@shared/subjects.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { catalog } from "@shared/subjects.ts";
 import { z } from "zod";
 import {
   type Access,
+  type Caller,
   type EventAccess,
   factActor,
   loadAccess,
   type PaymentsContext,
-  requireActor,
   requireOrganizer,
   secretBox,
   stripeSettings,
 } from "../context.ts";
-import { stripeAuthorizationQuery } from "../resources.ts";
+import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import {
-  accountInUse,
   type AuthorizationRow,
   deleteAuthorization,
   getAuthorization,
@@ -31,24 +42,18 @@ import {
   insertAuthorization,
   replaceAuthorization,
 } from "../store/authorizations.ts";
-import { deauthorize, DeauthorizeRefusedError, exchangeCode } from "../stripe.ts";
+import { exchangeCode } from "../stripe.ts";
 import { authorizationFact } from "../fact_payloads.ts";
-import {
-  accountIdOf,
-  notFound,
-  releaseLater,
-  renderAuthorization,
-  renderLinkage,
-  sealTokens,
-} from "./common.ts";
+import { accountIdOf, deauthorizeUnlessShared, releaseLater, sealTokens } from "./accounts.ts";
 
 const code = z.string().trim().min(1, "must not be empty").max(1024);
 const createAttributes = z.object({ "stripe-auth-code": code });
 const updateAttributes = z.object({ "stripe-auth-code": code.optional() });
 const EVENT_POINTER = "/data/relationships/event";
+const eventRelationship = { event: { type: "event" } };
 
 function missing(id: string | undefined): never {
-  notFound(`Cannot find stripe-authorization ${JSON.stringify(id ?? "")}`);
+  notFound("stripe-authorization", id);
 }
 
 function requireStripeEvent(event: EventAccess): void {
@@ -70,161 +75,196 @@ async function managed(
   return { row, access: { caller: access.caller, event: access.event } };
 }
 
-export function authorizationRoutes(ctx: PaymentsContext): Route[] {
-  const a = payments.authorizations;
-  return [
-    route(a.create, async (req) => {
-      const doc = parseResourceDocument(req.body, {
-        type: "stripe-authorization",
-        relationships: { event: { type: "event" } },
-      });
-      requireActor(req.actor);
-      const ref = doc.relationships.event;
-      if (!ref || Array.isArray(ref)) {
-        throw new UnprocessableError("Cannot link Stripe: the event relationship is required", {
-          pointer: EVENT_POINTER,
-        });
-      }
-      const attrs = validateAttributes(createAttributes, doc.attributes);
-      const { caller, event } = await loadAccess(ctx, req.actor, ref.id);
-      if (!event) {
-        throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
-          pointer: EVENT_POINTER,
-        });
-      }
-      requireOrganizer(caller, event);
-      requireStripeEvent(event);
-      // Exchanging spends the code: refuse a duplicate before asking Stripe.
-      if (await getAuthorizationOfEvent(ctx.sql, event.id)) {
-        throw new ConflictError(
-          "Cannot link Stripe: the event already has a Stripe authorization",
-          {
-            pointer: EVENT_POINTER,
-          },
-        );
-      }
-      const box = secretBox(ctx);
-      const settings = stripeSettings(ctx);
-      const tokens = await exchangeCode(settings, attrs["stripe-auth-code"]);
-      const sealed = await sealTokens(box, event.id, tokens);
-      let row: AuthorizationRow;
-      try {
-        row = await changeWithFact(
-          ctx.sql,
-          ctx.relay,
-          (tx) => insertAuthorization(tx, event.id, sealed),
-          (row) => authorizationFact(factActor(caller), "created", row),
-        );
-      } catch (error) {
-        // Lost a race to another link of the same event: do not leave this account connected.
-        // After the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
-        releaseLater(ctx, settings, { id: tokens.accountId, lookup: sealed.account_lookup });
-        throw error;
-      }
-      return renderAuthorization(row, req, { status: 201 });
-    }),
+/** The authorization's reply; `include=event` is resolved by the gateway from the catalog. */
+export function renderAuthorization(
+  row: AuthorizationRow,
+  options: {
+    req: HttpRequest;
+    status?: number;
+    fields?: Record<string, string[]>;
+    include?: string[];
+  },
+): HttpReply {
+  // An empty `included` the gateway fills with the event.
+  const included = options.include?.includes("event") ? [] : undefined;
+  return renderOne(stripeAuthorizationDef, row, { ...options, included });
+}
 
-    route(a.get, async (req) => {
-      const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
-      const { row } = await managed(ctx, req);
-      return renderAuthorization(row, req, { fields: query.fields, include: query.include });
-    }),
+/** What POST links: the event the caller organizes (one without an authorization) and the code. */
+async function linkTarget(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<{ caller: Caller; event: EventAccess; code: string }> {
+  const doc = parseResourceDocument(req.body, {
+    type: "stripe-authorization",
+    relationships: eventRelationship,
+  });
+  requireActor(req.actor);
+  const ref = doc.relationships.event;
+  if (!ref || Array.isArray(ref)) {
+    throw new UnprocessableError("Cannot link Stripe: the event relationship is required", {
+      pointer: EVENT_POINTER,
+    });
+  }
+  const attrs = validateAttributes(createAttributes, doc.attributes);
+  const { caller, event } = await loadAccess(ctx, req.actor, ref.id);
+  if (!event) {
+    throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
+      pointer: EVENT_POINTER,
+    });
+  }
+  requireOrganizer(caller, event);
+  requireStripeEvent(event);
+  // Exchanging spends the code: refuse a duplicate before asking Stripe.
+  if (await getAuthorizationOfEvent(ctx.sql, event.id)) {
+    throw new ConflictError("Cannot link Stripe: the event already has a Stripe authorization", {
+      pointer: EVENT_POINTER,
+    });
+  }
+  return { caller, event, code: attrs["stripe-auth-code"] };
+}
 
-    route(a.update, async (req) => {
-      const { row, access } = await managed(ctx, req);
-      const doc = parseResourceDocument(req.body, {
-        type: "stripe-authorization",
-        id: req.params.id,
-        relationships: { event: { type: "event" } },
-      });
-      const ref = doc.relationships.event;
-      if (ref !== undefined && (Array.isArray(ref) || ref?.id !== row.event_id)) {
-        throw new UnprocessableError(
-          "Cannot link Stripe: an authorization cannot move to another event",
-          { pointer: EVENT_POINTER },
-        );
-      }
-      const attrs = validateAttributes(updateAttributes, doc.attributes);
-      const newCode = attrs["stripe-auth-code"];
-      if (newCode === undefined) return renderAuthorization(row, req);
-      requireStripeEvent(access.event);
-      const box = secretBox(ctx);
-      const settings = stripeSettings(ctx);
-      const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
-      // Stripe first: a refused or failed exchange leaves the stored keys as they were.
-      const tokens = await exchangeCode(settings, newCode);
-      const sealed = await sealTokens(box, row.event_id, tokens);
-      const updated = await changeWithFact(
-        ctx.sql,
-        ctx.relay,
-        (tx) => replaceAuthorization(tx, row, sealed),
-        (updated) => updated && authorizationFact(factActor(access.caller), "updated", updated),
-      );
-      const newAccount = { id: tokens.accountId, lookup: sealed.account_lookup };
-      // Releases run after the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
-      if (!updated) {
-        // Gone, or re-linked by a concurrent PATCH since we read it: the other one stands.
-        releaseLater(ctx, settings, newAccount);
-        if (!await getAuthorization(ctx.sql, row.id)) missing(req.params.id);
-        throw new ConflictError(
-          "Cannot link Stripe: the authorization was changed at the same time; read it and retry",
-        );
-      }
-      if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
-      return renderAuthorization(updated, req);
-    }),
+export async function createStripeAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const { caller, event, code } = await linkTarget(ctx, req);
+  const box = secretBox(ctx);
+  const settings = stripeSettings(ctx);
+  const tokens = await exchangeCode(settings, code);
+  const sealed = await sealTokens(box, event.id, tokens);
+  const row = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    (tx) => insertAuthorization(tx, event.id, sealed),
+    (row) => authorizationFact(factActor(caller), "created", row),
+  ).catch((error) => {
+    // Lost a race to another link of the same event: do not leave this account connected.
+    // After the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
+    releaseLater(ctx, settings, { id: tokens.accountId, lookup: sealed.account_lookup });
+    throw error;
+  });
+  return renderAuthorization(row, { req, status: 201 });
+}
 
-    route(a.delete, async (req) => {
-      const { row, access } = await managed(ctx, req);
-      const box = secretBox(ctx);
-      const settings = stripeSettings(ctx);
-      const accountId = await accountIdOf(box, row);
-      // Other events linked to the same account keep it connected.
-      if (!await accountInUse(ctx.sql, row.account_lookup, { except: row.id })) {
-        try {
-          await deauthorize(settings, accountId);
-        } catch (error) {
-          // Stripe refusing means the account is not connected any more: nothing to undo.
-          // Unreachable or slow: keep the row, so the client can retry (502/504).
-          if (!(error instanceof DeauthorizeRefusedError)) throw error;
-          ctx.log.warn("Stripe refused to deauthorize; deleting the authorization anyway", {
-            authorization: row.id,
-            reason: error.message,
-          });
-        }
-      }
-      const deleted = await changeWithFact(
-        ctx.sql,
-        ctx.relay,
-        (tx) => deleteAuthorization(tx, row.id),
-        (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
-      );
-      if (!deleted) missing(req.params.id);
-      return deletedReply;
-    }),
+export async function showStripeAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  const { row } = await managed(ctx, req);
+  return renderAuthorization(row, { req, fields: query.fields, include: query.include });
+}
 
-    route(a.related, async (req) => {
-      if (req.params.rel !== "event") missing(req.params.id);
-      const { row } = await managed(ctx, req);
-      const { data } = await ctx.bus.request(catalog.resolve, {
-        actor: req.actor,
-        type: "event",
-        ids: [row.event_id],
-      });
-      if (!data[0]) notFound(`Cannot find the event of stripe-authorization ${row.id}`);
-      return {
-        status: 200,
-        body: { data: data[0], links: { self: req.path }, jsonapi: { version: "1.0" } },
-      };
-    }),
+/** PATCH with a new `stripe-auth-code` links the event to the account it grants. */
+export async function updateStripeAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const { row, access } = await managed(ctx, req);
+  const doc = parseResourceDocument(req.body, {
+    type: "stripe-authorization",
+    id: req.params.id,
+    relationships: eventRelationship,
+  });
+  const ref = doc.relationships.event;
+  if (ref !== undefined && (Array.isArray(ref) || ref?.id !== row.event_id)) {
+    throw new UnprocessableError(
+      "Cannot link Stripe: an authorization cannot move to another event",
+      { pointer: EVENT_POINTER },
+    );
+  }
+  const attrs = validateAttributes(updateAttributes, doc.attributes);
+  const newCode = attrs["stripe-auth-code"];
+  if (newCode === undefined) return renderAuthorization(row, { req });
+  requireStripeEvent(access.event);
+  const updated = await relink(ctx, req, { row, caller: access.caller, code: newCode });
+  return renderAuthorization(updated, { req });
+}
 
-    route(a.relationship, async (req) => {
-      if (req.params.rel !== "event") missing(req.params.id);
-      const { row } = await managed(ctx, req);
-      return renderLinkage(`/v1/stripe-authorizations/${row.id}`, "event", {
-        type: "event",
-        id: row.event_id,
-      });
-    }),
-  ];
+/**
+ * Exchanges `code` and replaces the stored keys with the new account's, then releases the old
+ * account (after the reply, as the exchange already took up to STRIPE_TIMEOUT_MS).
+ */
+async function relink(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+  { row, caller, code }: { row: AuthorizationRow; caller: Caller; code: string },
+): Promise<AuthorizationRow> {
+  const box = secretBox(ctx);
+  const settings = stripeSettings(ctx);
+  const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
+  const tokens = await exchangeCode(settings, code);
+  const sealed = await sealTokens(box, row.event_id, tokens);
+  const updated = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    (tx) => replaceAuthorization(tx, row, sealed),
+    (updated) => updated && authorizationFact(factActor(caller), "updated", updated),
+  );
+  const newAccount = { id: tokens.accountId, lookup: sealed.account_lookup };
+  if (!updated) {
+    // Gone, or re-linked by a concurrent PATCH since we read it: the other one stands.
+    releaseLater(ctx, settings, newAccount);
+    if (!await getAuthorization(ctx.sql, row.id)) missing(req.params.id);
+    throw new ConflictError(
+      "Cannot link Stripe: the authorization was changed at the same time; read it and retry",
+    );
+  }
+  if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
+  return updated;
+}
+
+/** Unlinks the account at Stripe (unreachable or slow: 502/504 and the row stays), then here. */
+export async function deleteStripeAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const { row, access } = await managed(ctx, req);
+  await deauthorizeUnlessShared(ctx, row, { box: secretBox(ctx), settings: stripeSettings(ctx) });
+  const deleted = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    (tx) => deleteAuthorization(tx, row.id),
+    (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
+  );
+  if (!deleted) missing(req.params.id);
+  return deletedReply;
+}
+
+/** `managed`, for a route of its `event` relationship (the only one it has). */
+async function managedForEvent(ctx: PaymentsContext, req: HttpRequest): Promise<AuthorizationRow> {
+  if (req.params.rel !== "event") missing(req.params.id);
+  return (await managed(ctx, req)).row;
+}
+
+/** `GET /v1/stripe-authorizations/{id}/event`: the event, as the catalog shows it. */
+export async function relatedOfAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const row = await managedForEvent(ctx, req);
+  const { data } = await ctx.bus.request(catalog.resolve, {
+    actor: req.actor,
+    type: "event",
+    ids: [row.event_id],
+  });
+  if (!data[0]) {
+    throw new NotFoundError(`Cannot find the event of stripe-authorization ${row.id}`);
+  }
+  return {
+    status: 200,
+    body: { data: data[0], links: { self: req.path }, jsonapi: { version: "1.0" } },
+  };
+}
+
+export async function linkageOfAuthorization(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const row = await managedForEvent(ctx, req);
+  return renderLinkage({ type: "event" }, { id: row.event_id }, {
+    req,
+    parent: stripeAuthorizationDef,
+  });
 }

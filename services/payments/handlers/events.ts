@@ -1,12 +1,12 @@
 /** `/v1/events/{id}/stripe-authorization` and its `/relationships/` twin (`params.rel`). */
-import { type Route, route } from "@shared/bus.ts";
+import { NotFoundError } from "@shared/errors.ts";
+import { notFound, renderLinkage } from "@shared/handlers/mod.ts";
 import { parseSingleQuery } from "@shared/query.ts";
-import type { HttpRequest } from "@shared/schemas/http.ts";
-import { payments } from "@shared/subjects.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { loadAccess, type PaymentsContext, requireOrganizer } from "../context.ts";
-import { stripeAuthorizationQuery } from "../resources.ts";
+import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import { type AuthorizationRow, getAuthorizationOfEvent } from "../store/authorizations.ts";
-import { notFound, renderAuthorization, renderLinkage } from "./common.ts";
+import { renderAuthorization } from "./authorizations.ts";
 
 const REL = "stripe-authorization";
 
@@ -16,29 +16,23 @@ async function ofEvent(
   req: HttpRequest,
 ): Promise<{ eventId: string; row: AuthorizationRow | null }> {
   const key = req.params.id;
-  if (req.params.rel !== REL) notFound(`Cannot find ${req.path}`);
+  if (req.params.rel !== REL) throw new NotFoundError(`Cannot find ${req.path}`);
   const { caller, event } = await loadAccess(ctx, req.actor, key);
-  if (!event) notFound(`Cannot find event ${JSON.stringify(key ?? "")}`);
+  if (!event) notFound("event", key);
   requireOrganizer(caller, event);
   return { eventId: event.id, row: await getAuthorizationOfEvent(ctx.sql, event.id) };
 }
 
-export function eventRoutes(ctx: PaymentsContext): Route[] {
-  return [
-    route(payments.events.related, async (req) => {
-      const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
-      const { eventId, row } = await ofEvent(ctx, req);
-      if (!row) notFound(`Cannot find a stripe-authorization of event ${eventId}`);
-      return renderAuthorization(row, req, { fields: query.fields, include: query.include });
-    }),
-    route(payments.events.relationship, async (req) => {
-      const { row } = await ofEvent(ctx, req);
-      // Linkage of an empty to-one relationship is `null`, not an error (JSON:API).
-      return renderLinkage(
-        `/v1/events/${req.params.id}`,
-        REL,
-        row ? { type: "stripe-authorization", id: row.id } : null,
-      );
-    }),
-  ];
+/** `GET /v1/events/{id}/stripe-authorization`. */
+export async function relatedOfEvent(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  const { eventId, row } = await ofEvent(ctx, req);
+  if (!row) throw new NotFoundError(`Cannot find a stripe-authorization of event ${eventId}`);
+  return renderAuthorization(row, { req, fields: query.fields, include: query.include });
+}
+
+/** Linkage of an empty to-one relationship is `null`, not an error (JSON:API). */
+export async function linkageOfEvent(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
+  const { row } = await ofEvent(ctx, req);
+  return renderLinkage(stripeAuthorizationDef, row, { req, parent: { collection: "events" } });
 }

@@ -5,11 +5,9 @@
  * several events) and announces each removal, by the system. Anything else is acknowledged
  * without effect, so Stripe does not keep retrying it.
  */
-import { type Route, route } from "@shared/bus.ts";
 import { BadRequestError, ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
-import type { HttpReply } from "@shared/schemas/http.ts";
-import { payments } from "@shared/subjects.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { type PaymentsContext, secretBox } from "../context.ts";
 import {
   type AuthorizationRow,
@@ -53,38 +51,39 @@ function received(extra: Record<string, unknown> = {}): HttpReply {
   return { status: 200, body: { received: true, ...extra } };
 }
 
-export function webhookRoutes(ctx: PaymentsContext): Route[] {
-  return [
-    route(payments.webhook, async (req) => {
-      const secret = ctx.config.stripeWebhookSecret;
-      if (!secret) {
-        throw new ServiceUnavailableError(
-          "Cannot accept the webhook: STRIPE_WEBHOOK_SECRET is not configured",
-        );
+/** The signed event, or 503 when STRIPE_WEBHOOK_SECRET is not set (401 for a bad signature). */
+async function verifiedEvent(ctx: PaymentsContext, req: HttpRequest): Promise<StripeEvent> {
+  const secret = ctx.config.stripeWebhookSecret;
+  if (!secret) {
+    throw new ServiceUnavailableError(
+      "Cannot accept the webhook: STRIPE_WEBHOOK_SECRET is not configured",
+    );
+  }
+  const payload = req.rawBody ?? "";
+  await verifyStripeSignature({ payload, header: req.headers?.["stripe-signature"], secret });
+  return readEvent(payload);
+}
+
+export async function stripeWebhook(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
+  const event = await verifiedEvent(ctx, req);
+  const deauthorized = event.type === DEAUTHORIZED && !!event.account;
+  const lookup = deauthorized ? await secretBox(ctx).digest(event.account!) : null;
+  const outcome = await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    async (tx): Promise<{ replay: boolean; removed: AuthorizationRow[] }> => {
+      if (!await recordWebhookEvent(tx, event.id, event.type)) {
+        return { replay: true, removed: [] };
       }
-      const payload = req.rawBody ?? "";
-      await verifyStripeSignature({ payload, header: req.headers?.["stripe-signature"], secret });
-      const event = readEvent(payload);
-      const deauthorized = event.type === DEAUTHORIZED && !!event.account;
-      const lookup = deauthorized ? await secretBox(ctx).digest(event.account!) : null;
-      const outcome = await changeWithFact(
-        ctx.sql,
-        ctx.relay,
-        async (tx): Promise<{ replay: boolean; removed: AuthorizationRow[] }> => {
-          if (!await recordWebhookEvent(tx, event.id, event.type)) {
-            return { replay: true, removed: [] };
-          }
-          const removed = lookup ? await deleteAuthorizationsOfAccount(tx, lookup) : [];
-          return { replay: false, removed };
-        },
-        ({ removed }) => removed.map((row) => authorizationFact(null, "deleted", row)),
-      );
-      if (outcome.removed.length) {
-        ctx.log.info("Stripe account deauthorized: authorizations removed", {
-          authorizations: outcome.removed.map((row) => row.id),
-        });
-      }
-      return received(outcome.replay ? { duplicate: true } : {});
-    }),
-  ];
+      const removed = lookup ? await deleteAuthorizationsOfAccount(tx, lookup) : [];
+      return { replay: false, removed };
+    },
+    ({ removed }) => removed.map((row) => authorizationFact(null, "deleted", row)),
+  );
+  if (outcome.removed.length) {
+    ctx.log.info("Stripe account deauthorized: authorizations removed", {
+      authorizations: outcome.removed.map((row) => row.id),
+    });
+  }
+  return received(outcome.replay ? { duplicate: true } : {});
 }

@@ -3,7 +3,7 @@ import { isId } from "@shared/schemas/ids.ts";
 import { type Queryable, translateDbError } from "@shared/db.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
-export interface AuthorizationRow {
+export type AuthorizationRow = {
   id: string;
   event_id: string;
   stripe_publishable_key: string;
@@ -15,7 +15,7 @@ export interface AuthorizationRow {
   livemode: boolean;
   created_at: Date;
   updated_at: Date;
-}
+};
 
 /** What a code exchange stores, already sealed. */
 export interface SealedValues {

@@ -5,7 +5,7 @@ import type { Fact } from "@shared/facts.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
-import { applyCatalogFacts } from "./catalog_facts.ts";
+import { applyCatalogFacts } from "./follow_catalog.ts";
 import type { PaymentsContext } from "./context.ts";
 
 async function linked(p: PaymentsSystem, accountId?: string) {

@@ -14,12 +14,12 @@ import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/fa
 import type { Sql } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import {
+  type CodeRow,
   codesOfEvent,
   codesOfTicket,
   deleteCode,
   detachTicket,
   getCode,
-  type Row,
   unapplyEvent,
 } from "./store/codes.ts";
 import { projectEvent } from "./store/events.ts";
@@ -28,7 +28,7 @@ import { codeFact as codeFactOf, type CodeVerb } from "./fact_payloads.ts";
 type EventFact = Fact<`catalog.event.${"created" | "updated" | "deleted"}`>;
 
 /** A code changed because of a catalog fact: the same actor. */
-function codeFact(fact: Fact, verb: CodeVerb, row: Row) {
+function codeFact(fact: Fact, verb: CodeVerb, row: CodeRow) {
   return codeFactOf(factActor(fact), verb, row);
 }
 
@@ -37,7 +37,7 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
   if (!isId(eventId)) return;
   await changeWithFact(sql, relay, async (tx) => {
     const affected = await codesOfEvent(tx, eventId);
-    const changed: { verb: CodeVerb; row: Row }[] = [];
+    const changed: { verb: CodeVerb; row: CodeRow }[] = [];
     for (const code of affected) {
       const codeId = String(code.id);
       if (String(code.event_id) === eventId) {
@@ -64,7 +64,7 @@ async function ticketDeleted(
   await changeWithFact(sql, relay, async (tx) => {
     const affected = await codesOfTicket(tx, ticketId);
     await detachTicket(tx, ticketId);
-    const rows: Row[] = [];
+    const rows: CodeRow[] = [];
     for (const code of affected) rows.push((await getCode(tx, String(code.id), true))!);
     return rows;
   }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
@@ -94,7 +94,7 @@ export function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Pr
   })(batch);
 }
 
-export function followCatalog(
+export function followCatalogFacts(
   options: { sql: Sql; bus: Bus; relay: FactRelay; log: Logger },
 ): Promise<FactConsumer> {
   const { sql, bus, relay, log } = options;

@@ -1,52 +1,18 @@
-/** What the payments handlers share: rendering, sealing a code exchange's keys. */
-import { NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
-import { relationshipDocument, singleDocument } from "@shared/jsonapi.ts";
-import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+/**
+ * Connected Stripe accounts as the handlers and the catalog follower keep them: sealing a code
+ * exchange's keys, opening the account id, and disconnecting an account no authorization uses.
+ * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
+ */
+import { ServiceUnavailableError } from "@shared/errors.ts";
 import type { PaymentsContext } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
-import { stripeAuthorizationDef } from "../resources.ts";
 import { accountInUse, type AuthorizationRow, type SealedValues } from "../store/authorizations.ts";
-import { deauthorize, type StripeSettings, type StripeTokens } from "../stripe.ts";
-
-export function notFound(detail: string): never {
-  throw new NotFoundError(detail);
-}
-
-export function renderAuthorization(
-  row: AuthorizationRow,
-  req: HttpRequest,
-  options: { status?: number; fields?: Record<string, string[]>; include?: string[] } = {},
-): HttpReply {
-  const created = options.status === 201;
-  const self = created ? `/v1/stripe-authorizations/${row.id}` : req.path;
-  return {
-    status: options.status ?? 200,
-    body: singleDocument(stripeAuthorizationDef, row, {
-      self,
-      fields: options.fields,
-      // The event lives in the catalog: the gateway resolves it into `included`.
-      included: options.include?.includes("event") ? [] : undefined,
-    }),
-    location: created ? self : undefined,
-    foreignIncludes: options.include?.includes("event") ? { event: [row.event_id] } : undefined,
-  };
-}
-
-/** `/relationships/<rel>` of a to-one relationship. */
-export function renderLinkage(
-  base: string,
-  rel: string,
-  data: { type: string; id: string } | null,
-): HttpReply {
-  return {
-    status: 200,
-    body: relationshipDocument({
-      self: `${base}/relationships/${rel}`,
-      related: `${base}/${rel}`,
-      data,
-    }),
-  };
-}
+import {
+  deauthorize,
+  DeauthorizeRefusedError,
+  type StripeSettings,
+  type StripeTokens,
+} from "../stripe.ts";
 
 /** Contexts bind each sealed value to its column and event: swapped values fail to open. */
 function sealContext(column: string, eventId: string): string {
@@ -119,6 +85,29 @@ export async function releaseAccount(
   } catch (error) {
     ctx.log.warn("cannot deauthorize an unused Stripe account", {
       reason: (error as Error).message,
+    });
+  }
+}
+
+/**
+ * Disconnects `row`'s account at Stripe unless another authorization uses it (one account may
+ * serve several events). Stripe refusing means the account is not connected any more: nothing
+ * to undo, logged and not thrown, so the row can go. Any other failure is thrown (the row stays).
+ */
+export async function deauthorizeUnlessShared(
+  ctx: PaymentsContext,
+  row: AuthorizationRow,
+  stripe: { settings: StripeSettings; box: SecretBox },
+): Promise<void> {
+  const accountId = await accountIdOf(stripe.box, row);
+  if (await accountInUse(ctx.sql, row.account_lookup, { except: row.id })) return;
+  try {
+    await deauthorize(stripe.settings, accountId);
+  } catch (error) {
+    if (!(error instanceof DeauthorizeRefusedError)) throw error;
+    ctx.log.warn("Stripe refused to deauthorize; deleting the authorization anyway", {
+      authorization: row.id,
+      reason: error.message,
     });
   }
 }

@@ -17,14 +17,10 @@ import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/cons
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
-import { accountIdOf } from "./handlers/common.ts";
+import { deauthorizeUnlessShared } from "./handlers/accounts.ts";
 import { authorizationFact } from "./fact_payloads.ts";
-import {
-  accountInUse,
-  deleteAuthorization,
-  getAuthorizationOfEvent,
-} from "./store/authorizations.ts";
-import { deauthorize, DeauthorizeRefusedError, DeauthorizeRejectedError } from "./stripe.ts";
+import { deleteAuthorization, getAuthorizationOfEvent } from "./store/authorizations.ts";
+import { DeauthorizeRejectedError } from "./stripe.ts";
 
 /** Durable consumer name: shared by every payments instance. */
 const CATALOG_CONSUMER = "payments-catalog";
@@ -39,20 +35,12 @@ async function eventDeleted(
   const row = await getAuthorizationOfEvent(ctx.sql, eventId);
   if (!row) return null;
   try {
-    const settings = stripeSettings(ctx);
-    const accountId = await accountIdOf(secretBox(ctx), row);
-    // Other events linked to the same account keep it connected.
-    if (!await accountInUse(ctx.sql, row.account_lookup, { except: row.id })) {
-      await deauthorize(settings, accountId);
-    }
+    await deauthorizeUnlessShared(ctx, row, {
+      settings: stripeSettings(ctx),
+      box: secretBox(ctx),
+    });
   } catch (error) {
-    if (error instanceof DeauthorizeRefusedError) {
-      // Not connected any more: nothing left to undo at Stripe.
-      ctx.log.warn("Stripe refused to deauthorize; deleting the authorization anyway", {
-        authorization: row.id,
-        reason: error.message,
-      });
-    } else if (
+    if (
       error instanceof DeauthorizeRejectedError || error instanceof ServiceUnavailableError
     ) {
       ctx.log.error("cannot release the Stripe account of a deleted event; the fact is parked", {
@@ -60,10 +48,9 @@ async function eventDeleted(
         reason: error.message,
       });
       return error.message;
-    } else {
-      // Unreachable, slow or failing: the whole batch comes back (the rest is idempotent).
-      throw error;
     }
+    // Unreachable, slow or failing: the whole batch comes back (the rest is idempotent).
+    throw error;
   }
   await changeWithFact(
     ctx.sql,
@@ -88,7 +75,7 @@ export async function applyCatalogFacts(
   return { reject };
 }
 
-export function followCatalog(ctx: PaymentsContext, bus: Bus): Promise<FactConsumer> {
+export function followCatalogFacts(ctx: PaymentsContext, bus: Bus): Promise<FactConsumer> {
   return consumeFacts(bus, {
     durable: CATALOG_CONSUMER,
     subject: "facts.catalog.event.>",

@@ -1,0 +1,97 @@
+/**
+ * Reading a discount code document and checking what it links to: the relationships clients
+ * may send, their size, which belong to which kind of code, and the catalog's tickets and events
+ * they name. Shared by POST, PATCH and the relationship writes.
+ */
+import { ConflictError, UnprocessableError } from "@shared/errors.ts";
+import { isId } from "@shared/handlers/mod.ts";
+import type { Identifier, ParsedResource, RelationshipDef } from "@shared/jsonapi.ts";
+import type { HttpRequest } from "@shared/schemas/http.ts";
+import { catalogInternal } from "@shared/subjects.ts";
+import type { DiscountsContext } from "../context.ts";
+import type { TicketInfo } from "../rules.ts";
+import { type CodeKind, eventCodeOf } from "../store/codes.ts";
+import { resolveCatalog } from "./common.ts";
+
+/** The relationships a code document may carry. */
+export const codeRelationships: Record<string, RelationshipDef> = {
+  event: { type: "event" },
+  events: { type: "event", many: true },
+  tickets: { type: "ticket", many: true },
+  // Server-set (the creator): accepted so clients may echo it, never read.
+  marketer: { type: "user" },
+};
+
+/** The most tickets or events one code links to. */
+export const MAX_LINKS = 1000;
+
+export function unprocessable(detail: string, pointer: string): never {
+  throw new UnprocessableError(`Cannot save discount code: ${detail}`, { pointer });
+}
+
+/** The ids of to-many relationship `name`, deduplicated; undefined when the document omits it. */
+export function many(doc: ParsedResource, name: string): string[] | undefined {
+  const value = doc.relationships[name] as Identifier[] | undefined;
+  if (value === undefined) return undefined;
+  if (value.length > MAX_LINKS) {
+    unprocessable(`${name} takes at most ${MAX_LINKS} items`, `/data/relationships/${name}`);
+  }
+  return [...new Set(value.map((item) => item.id))];
+}
+
+export function one(doc: ParsedResource, name: string): Identifier | null | undefined {
+  return doc.relationships[name] as Identifier | null | undefined;
+}
+
+/** Relationships that do not belong to the kind: a ticket code has no `events`, and so on. */
+export function checkKindRelationships(doc: ParsedResource, usedFor: CodeKind): void {
+  if (usedFor === "ticket") {
+    if ((many(doc, "events") ?? []).length) {
+      unprocessable(
+        "a ticket code is not applied to events; use used-for event",
+        "/data/relationships/events",
+      );
+    }
+    return;
+  }
+  if (one(doc, "event")) {
+    unprocessable(
+      "an event code belongs to no event; apply it through events",
+      "/data/relationships/event",
+    );
+  }
+  if ((many(doc, "tickets") ?? []).length) {
+    unprocessable("an event code takes no tickets", "/data/relationships/tickets");
+  }
+}
+
+/** Attached tickets as the catalog knows them (unknown or deleted ones are missing). */
+export async function ticketsOf(ctx: DiscountsContext, ids: string[]): Promise<TicketInfo[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids: valid });
+  return tickets;
+}
+
+/** The events an event code is applied to: each must exist and hold no other event code. */
+export async function checkEvents(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  eventIds: string[],
+  codeId?: string,
+): Promise<void> {
+  const pointer = "/data/relationships/events";
+  const found = new Set(
+    (await resolveCatalog(ctx, req, "event", eventIds.filter(isId))).map((e) => String(e.id)),
+  );
+  for (const id of eventIds) {
+    if (!found.has(id)) unprocessable(`event ${id} does not exist`, pointer);
+    const current = await eventCodeOf(ctx.sql, id);
+    if (current && String(current.id) !== codeId) {
+      throw new ConflictError(
+        `Cannot save discount code: event ${id} already has event discount code ${current.id}`,
+        { pointer },
+      );
+    }
+  }
+}

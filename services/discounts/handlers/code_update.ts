@@ -1,0 +1,244 @@
+/**
+ * The one update path of a discount code, shared by PATCH of the code and writes of its
+ * relationships: checks what can be checked before the transaction (the document, the catalog's
+ * tickets and events), then locks the row, merges the change over what is stored, checks every
+ * rule on the result, writes it and records the `updated` fact in the same transaction.
+ */
+import { ConflictError } from "@shared/errors.ts";
+import { notFound } from "@shared/handlers/mod.ts";
+import { changeWithFact, unchanged } from "@shared/facts.ts";
+import { type ParsedResource, validateAttributes } from "@shared/jsonapi.ts";
+import type { Queryable } from "@shared/db.ts";
+import type { HttpRequest } from "@shared/schemas/http.ts";
+import type { Caller, DiscountsContext } from "../context.ts";
+import { formatCents, toCents } from "../money.ts";
+import {
+  checkCode,
+  type CodeState,
+  type CodeUpdateAttributes,
+  codeUpdateAttributes,
+  type TicketInfo,
+} from "../rules.ts";
+import { type CodeRow, type CodeValues, lockCode, updateCode } from "../store/codes.ts";
+import {
+  checkEvents,
+  checkKindRelationships,
+  many,
+  MAX_LINKS,
+  one,
+  ticketsOf,
+  unprocessable,
+} from "./code_input.ts";
+import { codeFact } from "./common.ts";
+
+/** A change of one to-many relationship relative to the stored linkage (POST/DELETE). */
+export interface LinkChange {
+  name: "tickets" | "events";
+  op: "add" | "remove";
+  ids: string[];
+}
+
+export interface SaveCodeUpdateOptions {
+  /** The code as `guardCode` read it, and the caller it allowed. */
+  code: CodeRow;
+  caller: Caller;
+  /** What to change: attributes and relationships a PATCH sent (replacing linkage). */
+  doc: ParsedResource;
+  /** Members added to or removed from the stored linkage, merged under the row lock. */
+  change?: LinkChange;
+}
+
+/** What an update writes, as far as it is known before the row is locked. */
+interface UpdatePlan {
+  id: string;
+  /** The `value` sent, in cents. */
+  valueCents: number | undefined;
+  values: CodeValues;
+  /** The tickets a PATCH replaces the linkage with. */
+  requestedTickets?: string[];
+  /** The events a PATCH applies an event code to. */
+  eventIds?: string[];
+  ticketChange?: LinkChange;
+  eventChange?: LinkChange;
+  /** The tickets fetched from the catalog before the transaction, and which ones were asked. */
+  asked: string[];
+  fetched: TicketInfo[];
+}
+
+/**
+ * Saves a change of a code (the caller has checked permission) and answers the code as stored.
+ * The rules hold for the row as it is under the lock, not as it was read: a concurrent change
+ * waits, then checks itself against what the first one stored.
+ */
+export async function saveCodeUpdate(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  options: SaveCodeUpdateOptions,
+): Promise<CodeRow> {
+  const plan = await planUpdate(ctx, req, options);
+  let before: CodeRow | undefined;
+  return await changeWithFact(
+    ctx.sql,
+    ctx.relay,
+    async (tx) => {
+      const locked = await lockCode(tx, plan.id) ?? notFound("discount code", req.params.id);
+      before = locked;
+      return await writeUpdate(ctx, tx, locked, plan);
+    },
+    (row) => unchanged(before, row) ? null : codeFact(options.caller, "updated", row),
+  );
+}
+
+/** What the document may not do to this code: change its kind, move it, mix kinds' links. */
+function checkShape(code: CodeRow, doc: ParsedResource, attrs: CodeUpdateAttributes): void {
+  if (attrs["used-for"] !== undefined && attrs["used-for"] !== code.used_for) {
+    throw new ConflictError("Cannot save discount code: used-for never changes", {
+      pointer: "/data/attributes/used-for",
+    });
+  }
+  checkKindRelationships(doc, code.used_for);
+}
+
+/** Checks the request against the code as read, and fetches what the rules need. */
+async function planUpdate(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  { code, doc, change }: SaveCodeUpdateOptions,
+): Promise<UpdatePlan> {
+  const attrs = validateAttributes(codeUpdateAttributes, doc.attributes);
+  const usedFor = code.used_for;
+  checkShape(code, doc, attrs);
+  if (change?.op === "add") {
+    const type = change.name === "tickets" ? "ticket" : "event";
+    const added = change.ids.map((id) => ({ type, id }));
+    checkKindRelationships({ attributes: {}, relationships: { [change.name]: added } }, usedFor);
+  }
+  const eventRef = one(doc, "event");
+  if (usedFor === "ticket" && eventRef !== undefined && eventRef?.id !== code.event_id) {
+    unprocessable("a code cannot move to another event", "/data/relationships/event");
+  }
+  const requestedTickets = usedFor === "ticket" ? many(doc, "tickets") : undefined;
+  const eventIds = usedFor === "event" ? many(doc, "events") : undefined;
+  const ticketChange = usedFor === "ticket" && change?.name === "tickets" ? change : undefined;
+  const eventChange = usedFor === "event" && change?.name === "events" ? change : undefined;
+  const values = updateValues(attrs);
+  // Prices come from the catalog before the transaction; tickets deleted meanwhile (not yet
+  // detached by the catalog's facts) are not the client's fault.
+  const stored = code.ticket_ids;
+  const asked = requestedTickets ?? (ticketChange ? applyChange(stored, ticketChange) : stored);
+  const fetched = await ticketsOf(ctx, asked);
+  if (eventIds?.length) await checkEvents(ctx, req, eventIds, code.id);
+  if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, code.id);
+  const id = code.id;
+  const valueCents = attrs.value;
+  return {
+    id,
+    valueCents,
+    values,
+    requestedTickets,
+    eventIds,
+    ticketChange,
+    eventChange,
+    asked,
+    fetched,
+  };
+}
+
+/** Under the row lock: the linkage that results, checked with every rule, then written. */
+async function writeUpdate(
+  ctx: DiscountsContext,
+  tx: Queryable,
+  locked: CodeRow,
+  plan: UpdatePlan,
+): Promise<CodeRow> {
+  const { requested, tickets } = plan.requestedTickets
+    ? { requested: plan.requestedTickets, tickets: plan.fetched }
+    : await lockedTickets(ctx, locked, plan);
+  const events = plan.eventChange ? applyChange(locked.event_ids, plan.eventChange) : plan.eventIds;
+  if (events && events.length > MAX_LINKS) {
+    unprocessable(`events takes at most ${MAX_LINKS} items`, "/data/relationships/events");
+  }
+  checkCode(mergeState(stateOf(locked), plan.values, plan.valueCents), { requested, tickets });
+  return await updateCode(tx, plan.id, plan.values, {
+    ticketIds: plan.requestedTickets ?? (plan.ticketChange ? requested : undefined),
+    eventIds: events,
+  });
+}
+
+/**
+ * The tickets attached under the lock (with a POST's or DELETE's change applied), and what the
+ * catalog knows of them. Attached ids the catalog no longer knows are dropped; added ids stay
+ * even when unknown, so the rules refuse them.
+ */
+async function lockedTickets(
+  ctx: DiscountsContext,
+  locked: CodeRow,
+  plan: UpdatePlan,
+): Promise<{ requested: string[]; tickets: TicketInfo[] }> {
+  const attached = locked.ticket_ids;
+  const unseen = attached.filter((ticketId) => !plan.asked.includes(ticketId));
+  const all = unseen.length ? [...plan.fetched, ...await ticketsOf(ctx, unseen)] : plan.fetched;
+  const known = all.filter((ticket) => attached.includes(ticket.id)).map((t) => t.id);
+  const requested = plan.ticketChange ? applyChange(known, plan.ticketChange) : known;
+  if (requested.length > MAX_LINKS) {
+    unprocessable(`tickets takes at most ${MAX_LINKS} items`, "/data/relationships/tickets");
+  }
+  return { requested, tickets: all.filter((ticket) => requested.includes(ticket.id)) };
+}
+
+/** `current` with `change` applied (its order kept, added ids last, no duplicates). */
+function applyChange(current: string[], change: LinkChange): string[] {
+  if (change.op === "remove") return current.filter((id) => !change.ids.includes(id));
+  return [...new Set([...current, ...change.ids])];
+}
+
+function stateOf(row: CodeRow): CodeState {
+  return {
+    type: row.type,
+    valueCents: toCents(row.value) ?? 0,
+    ticketsNumber: row.tickets_number,
+    minQuantity: row.min_quantity,
+    maxQuantity: row.max_quantity,
+    validFrom: row.valid_from,
+    validTill: row.valid_till,
+    usedCount: row.used_count,
+    usedFor: row.used_for,
+    eventId: row.event_id,
+  };
+}
+
+/** The columns a PATCH writes: only the attributes sent (null resets to the default). */
+function updateValues(attrs: CodeUpdateAttributes): CodeValues {
+  const values: CodeValues = {};
+  if (attrs.code !== undefined) values.code = attrs.code;
+  if (attrs["discount-url"] !== undefined) values.discount_url = attrs["discount-url"];
+  if (attrs.value !== undefined) values.value = formatCents(attrs.value);
+  if (attrs.type !== undefined) values.type = attrs.type;
+  if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"] ?? true;
+  if (attrs["tickets-number"] !== undefined) values.tickets_number = attrs["tickets-number"];
+  if (attrs["min-quantity"] !== undefined) values.min_quantity = attrs["min-quantity"] ?? 1;
+  if (attrs["max-quantity"] !== undefined) values.max_quantity = attrs["max-quantity"] ?? 100;
+  if (attrs["valid-from"] !== undefined) values.valid_from = attrs["valid-from"];
+  if (attrs["valid-till"] !== undefined) values.valid_till = attrs["valid-till"];
+  return values;
+}
+
+/** The stored state with a PATCH's values over it: what the rules check. */
+function mergeState(
+  current: CodeState,
+  values: CodeValues,
+  valueCents: number | undefined,
+): CodeState {
+  return {
+    ...current,
+    type: values.type ?? current.type,
+    valueCents: valueCents ?? current.valueCents,
+    ticketsNumber: values.tickets_number !== undefined
+      ? values.tickets_number
+      : current.ticketsNumber,
+    minQuantity: values.min_quantity ?? current.minQuantity,
+    maxQuantity: values.max_quantity ?? current.maxQuantity,
+    validFrom: values.valid_from !== undefined ? values.valid_from : current.validFrom,
+    validTill: values.valid_till !== undefined ? values.valid_till : current.validTill,
+  };
+}

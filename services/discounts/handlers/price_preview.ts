@@ -1,0 +1,255 @@
+/**
+ * `POST /v1/orders/calculate-amount`: the price preview of an order, plain JSON as the original
+ * takes and answers it. Money is computed in integer cents and answered as two-decimal strings
+ * ("12.50") everywhere. Warnings never name the code: a caller who sent an id must not learn its
+ * text.
+ */
+import { BadRequestError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
+import { isId } from "@shared/handlers/mod.ts";
+import { validateAttributes } from "@shared/jsonapi.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { lenientNumber } from "@shared/schemas/lenient.ts";
+import { catalogInternal } from "@shared/subjects.ts";
+import { z } from "zod";
+import { access, type DiscountsContext, type EventAccess } from "../context.ts";
+import { formatCents, toCents, unitDiscount } from "../money.ts";
+import { CODE_PATTERN, type TicketInfo } from "../rules.ts";
+import { type CodeRow, findByText, getCode } from "../store/codes.ts";
+import { unusable } from "./checkout.ts";
+
+const idText = z.union([z.string().max(32), z.number().int()]).transform(String);
+
+const previewSchema = z.object({
+  tickets: z.array(z.object({
+    id: idText,
+    quantity: lenientNumber(z.number().int().min(0).max(100_000)).default(1),
+  })).min(1).max(100),
+  /** The code by id (as the original's clients send it). */
+  "discount-code": idText.nullish(),
+  /** Or by its text, as the buyer typed it: looked up among the codes of the tickets' event. */
+  code: z.string().max(64).nullish(),
+});
+
+type PreviewInput = z.infer<typeof previewSchema>;
+
+interface PreviewCode {
+  row: CodeRow;
+  /** Named by its text (not its id) in the request. */
+  byText: boolean;
+  pointer: string;
+}
+
+interface Line {
+  id: string;
+  price: number;
+  quantity: number;
+  free: boolean;
+  attached: boolean;
+}
+
+export async function calculateAmount(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const input = readPreview(req.body);
+  const { tickets, event } = await previewTickets(ctx, req, input);
+  const code = await previewCode(ctx, input, event.id);
+  const attached = new Set(code?.row.ticket_ids ?? []);
+  const lines: Line[] = input.tickets.map(({ id, quantity }) => {
+    const ticket = tickets.get(id)!;
+    return {
+      id,
+      price: ticket.type === "free" ? 0 : toCents(ticket.price) ?? 0,
+      quantity,
+      free: ticket.type === "free",
+      attached: attached.has(id),
+    };
+  });
+  const { budget, warnings } = discountBudget(code, lines);
+  return { status: 200, body: { ...priceLines(lines, code, budget), tax: null, warnings } };
+}
+
+/** The request, validated; a ticket listed twice is refused. */
+function readPreview(body: unknown): PreviewInput {
+  if (body === undefined || body === null || typeof body !== "object") {
+    throw new BadRequestError("Cannot calculate the amount: the body must be a JSON object");
+  }
+  const input = validateAttributes(previewSchema, body, {
+    base: "",
+    action: "calculate the amount",
+  });
+  const ids = input.tickets.map((t) => t.id);
+  const duplicate = ids.findIndex((id, i) => ids.indexOf(id) !== i);
+  if (duplicate >= 0) {
+    throw new UnprocessableError(
+      `Cannot calculate the amount: ticket ${ids[duplicate]} is listed twice`,
+      { pointer: `/tickets/${duplicate}/id` },
+    );
+  }
+  return input;
+}
+
+/** The tickets as the catalog knows them, all of one event the caller may see. */
+async function previewTickets(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  input: PreviewInput,
+): Promise<{ tickets: Map<string, TicketInfo>; event: EventAccess }> {
+  const ids = input.tickets.map((t) => t.id);
+  const valid = ids.filter(isId);
+  const { tickets } = valid.length
+    ? await ctx.bus.request(catalogInternal.tickets, { ids: valid })
+    : { tickets: [] };
+  const byId = new Map(tickets.map((t) => [t.id, t]));
+  const missing = ids.findIndex((id) => !byId.has(id));
+  if (missing >= 0) {
+    throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[missing]} does not exist`, {
+      pointer: `/tickets/${missing}/id`,
+    });
+  }
+  const events = new Set(tickets.map((t) => t.eventId));
+  if (events.size > 1) {
+    throw new UnprocessableError(
+      "Cannot calculate the amount: the tickets belong to different events",
+      { pointer: "/tickets" },
+    );
+  }
+  const [eventId] = events;
+  // Tickets of an event the caller may not see (a draft of someone else) do not exist for them.
+  const { event } = await access(ctx, req.actor, eventId);
+  if (!event) {
+    throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[0]} does not exist`, {
+      pointer: "/tickets/0/id",
+    });
+  }
+  return { tickets: byId, event };
+}
+
+/**
+ * One answer for every code the caller cannot use on these tickets (unknown id or text, another
+ * event's code, an event code, a code attached to none of the tickets): ids cannot be probed.
+ */
+function notApplicable(pointer: string): never {
+  throw new NotFoundError("Cannot apply the discount code: no such code for these tickets", {
+    pointer,
+  });
+}
+
+/** The code the preview applies, by id or by text among the codes of `eventId`. */
+async function previewCode(
+  ctx: DiscountsContext,
+  input: PreviewInput,
+  eventId: string,
+): Promise<PreviewCode | undefined> {
+  const ticketIds = input.tickets.map((ticket) => ticket.id);
+  const id = input["discount-code"];
+  const text = input.code;
+  const hasId = id !== undefined && id !== null;
+  const hasText = text !== undefined && text !== null;
+  if (hasId && hasText) {
+    throw new UnprocessableError(
+      "Cannot calculate the amount: send either discount-code (an id) or code (a text)",
+      { pointer: "/code" },
+    );
+  }
+  if (!hasId && !hasText) return undefined;
+  const pointer = hasText ? "/code" : "/discount-code";
+  const row = hasText
+    ? (CODE_PATTERN.test(text) ? await findByText(ctx.sql, eventId, text) : undefined)
+    : await getCode(ctx.sql, id!);
+  const applies = (row?.ticket_ids ?? []).some((ticketId) => ticketIds.includes(ticketId));
+  if (!row || row.used_for !== "ticket" || String(row.event_id) !== eventId || !applies) {
+    notApplicable(pointer);
+  }
+  const why = unusable(row, { uses: false });
+  if (why) throw new UnprocessableError(`Cannot apply the discount code: ${why}`, { pointer });
+  return { row, byText: hasText, pointer };
+}
+
+/** Units the code may discount in this order (its limits cap them), and why fewer than asked. */
+function discountBudget(
+  code: PreviewCode | undefined,
+  lines: Line[],
+): { budget: number; warnings: string[] } {
+  const warnings: string[] = [];
+  if (!code) return { budget: 0, warnings };
+  const eligible = lines.reduce((n, l) => n + (l.attached && !l.free ? l.quantity : 0), 0);
+  const min = Number(code.row.min_quantity);
+  const max = Number(code.row.max_quantity);
+  const remaining = code.row.tickets_number === null
+    ? Infinity
+    : Number(code.row.tickets_number) - Number(code.row.used_count);
+  if (eligible < min) {
+    warnings.push(
+      `The discount code needs at least ${min} discounted tickets (min-quantity); ` +
+        `this order has ${eligible}: no discount applied.`,
+    );
+    return { budget: 0, warnings };
+  }
+  const budget = Math.min(eligible, max, remaining);
+  if (max < eligible) {
+    warnings.push(
+      `The discount code discounts at most ${max} tickets per order ` +
+        `(max-quantity): ${eligible - budget} tickets are at full price.`,
+    );
+  }
+  if (remaining < Math.min(eligible, max)) {
+    warnings.push(
+      `The discount code has ${remaining} uses left: ` +
+        `${eligible - budget} tickets are at full price.`,
+    );
+  }
+  return { budget, warnings };
+}
+
+/** Each line's price, discounting up to `budget` units in order, and the order's totals. */
+function priceLines(lines: Line[], code: PreviewCode | undefined, budget: number) {
+  let left = budget;
+  let net = 0n;
+  let totalDiscount = 0n;
+  const tickets = lines.map((line) => {
+    const gross = BigInt(line.price) * BigInt(line.quantity);
+    const units = code && line.attached && !line.free && line.quantity > 0
+      ? Math.max(0, Math.min(line.quantity, left))
+      : 0;
+    left -= units;
+    const discount = code && units > 0 ? discountOf(code, line, units) : null;
+    const lineNet = gross - (discount?.cents ?? 0n);
+    totalDiscount += discount?.cents ?? 0n;
+    net += lineNet;
+    return {
+      id: line.id,
+      price: formatCents(line.price),
+      quantity: line.quantity,
+      discount: discount?.shown ?? null,
+      sub_total: formatCents(lineNet),
+    };
+  });
+  // As the original: sub_total is after the discount and before tax; we charge no tax.
+  return {
+    tickets,
+    sub_total: formatCents(net),
+    discount: formatCents(totalDiscount),
+    total: formatCents(net),
+  };
+}
+
+/** The discount of `units` units of a line, in cents and as shown. */
+function discountOf(code: PreviewCode, line: Line, units: number) {
+  const row = code.row;
+  const valueCents = toCents(row.value) ?? 0;
+  const perUnit = unitDiscount(line.price, { type: row.type, valueCents });
+  const cents = BigInt(perUnit) * BigInt(units);
+  return {
+    cents,
+    shown: {
+      // The text only when the caller sent it (they know it); by id, null.
+      code: code.byText ? row.code : null,
+      type: row.type,
+      value: formatCents(valueCents),
+      amount: formatCents(perUnit),
+      quantity: units,
+      total: formatCents(cents),
+    },
+  };
+}
