@@ -94,6 +94,11 @@ export interface Operation<Req = any, Res = any> {
    * keep and share it (issue 11); `none`: never shared.
    */
   readonly cache: "public" | "none";
+  /**
+   * The request or the answer carries a secret (a password, a token): its `Idempotency-Key` is
+   * ignored rather than stored (shared/idempotency.ts says why).
+   */
+  readonly carriesSecrets?: boolean;
 }
 
 export type HttpOperation = Operation<HttpRequest, HttpReply>;
@@ -128,7 +133,12 @@ export function httpOperation(
   subject: string,
   access: Access,
   routes: readonly HttpRoute[],
-  options: { media?: Media; cache?: "public"; rawHeaders?: readonly string[] } = {},
+  options: {
+    media?: Media;
+    cache?: "public";
+    rawHeaders?: readonly string[];
+    carriesSecrets?: boolean;
+  } = {},
 ): HttpOperation {
   return {
     endpoint: httpEndpoint(subject),
@@ -137,6 +147,7 @@ export function httpOperation(
     media: options.media ?? "jsonapi",
     rawHeaders: options.rawHeaders,
     cache: options.cache ?? "none",
+    carriesSecrets: options.carriesSecrets,
   };
 }
 
@@ -189,6 +200,8 @@ export interface CollectionSpec<A extends Action> {
   relatedAccess?: Readonly<Record<string, Access>>;
   /** Actions whose anonymous replies caches may share. */
   cache?: readonly NoInfer<A>[];
+  /** Actions whose request or answer carries a secret (see `Operation.carriesSecrets`). */
+  secrets?: readonly NoInfer<A>[];
   /** Where the collection is mounted (default `/v1/<collection>`). */
   path?: string;
 }
@@ -239,13 +252,14 @@ export function collection<N extends string, A extends Action>(
 ): { [K in `${N}.${A}`]: HttpOperation } {
   const base = spec.path ?? `/v1/${name}`;
   const cached = new Set<Action>(spec.cache ?? []);
+  const secret = new Set<Action>(spec.secrets ?? []);
   const operations: Record<string, HttpOperation> = {};
   for (const [action, access] of Object.entries(spec.access) as [A, Access][]) {
     operations[`${name}.${action}`] = httpOperation(
       `${service}.${name}.${action}`,
       access,
       actionRoutes(action, base, spec.related ?? [], spec.relatedAccess ?? {}),
-      cached.has(action) ? { cache: "public" } : {},
+      { cache: cached.has(action) ? "public" : undefined, carriesSecrets: secret.has(action) },
     );
   }
   return operations as { [K in `${N}.${A}`]: HttpOperation };

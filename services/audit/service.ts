@@ -3,7 +3,7 @@
  * cleanly. `main.ts` calls it with real configuration; tests and benchmarks with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
-import { bindOperations } from "@shared/contract.ts";
+import { serveContract } from "@shared/serve_contract.ts";
 import { auditContract } from "@shared/contracts/mod.ts";
 import type { FactConsumer } from "@shared/consumer.ts";
 import { migrate, type Sql } from "@shared/db.ts";
@@ -11,7 +11,6 @@ import type { Logger } from "@shared/log.ts";
 import type { AuditContext } from "./context.ts";
 import { followAllFacts } from "./follow_all.ts";
 import { activityHandlers } from "./handlers/activities.ts";
-import { withIdempotency } from "@shared/idempotency.ts";
 
 export { DURABLE } from "./follow_all.ts";
 
@@ -44,10 +43,13 @@ export async function startAudit(options: AuditOptions): Promise<AuditService> {
   const { sql, bus, log } = options;
   const ctx: AuditContext = { sql, bus, log };
   const consumer = await followAllFacts(options);
-  const running = bus.serve(
-    { name: "audit", version: VERSION, description: "The activity log, fed by facts" },
-    withIdempotency(sql, bindOperations(auditContract, activityHandlers(ctx))),
-  );
+  const running = serveContract({
+    bus,
+    sql,
+    contract: auditContract,
+    handlers: activityHandlers(ctx),
+    version: VERSION,
+  });
   return {
     running,
     consumer,

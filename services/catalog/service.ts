@@ -3,12 +3,12 @@
  * `main.ts` calls it with real configuration; tests and benchmarks call it with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
+import { serveContract } from "@shared/serve_contract.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { CatalogContext } from "./context.ts";
-import { bindOperations } from "@shared/contract.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
 import { eventHandlers } from "./handlers/events.ts";
 import { eventSubTopicHandlers } from "./handlers/event_sub_topics.ts";
@@ -19,8 +19,6 @@ import { roleHandlers } from "./handlers/roles.ts";
 import { ticketHandlers } from "./handlers/tickets.ts";
 import { userHandlers } from "./handlers/users.ts";
 import { followPaymentsFacts } from "./follow_payments.ts";
-import { withIdempotency } from "@shared/idempotency.ts";
-import { catalog } from "@shared/subjects.ts";
 
 export const SCHEMA = "catalog";
 export const VERSION = "1.0.0";
@@ -47,7 +45,7 @@ export async function startCatalog(
   const relay = await startFactRelay(sql, bus, log);
   const ctx: CatalogContext = { sql, relay, config, log };
   const stripeLinks = await followPaymentsFacts(sql, bus, log);
-  const routes = bindOperations(catalogContract, {
+  const handlers = {
     ...userHandlers(ctx),
     ...roleHandlers(ctx),
     ...eventHandlers(ctx),
@@ -56,13 +54,14 @@ export async function startCatalog(
     ...ticketHandlers(ctx),
     resolve: resolveHandler(ctx),
     ...internalHandlers(ctx),
+  };
+  const running = serveContract({
+    bus,
+    sql,
+    contract: catalogContract,
+    handlers,
+    version: VERSION,
   });
-  const running = bus.serve(
-    { name: "catalog", version: VERSION, description: catalogContract.description },
-    withIdempotency(sql, routes, {
-      carrySecrets: [catalog.login, catalog.users.create, catalog.users.update],
-    }),
-  );
   return {
     relay,
     running,

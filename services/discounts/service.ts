@@ -4,15 +4,14 @@
  * benchmarks call it with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
+import { serveContract } from "@shared/serve_contract.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
 import { discountsHandlers } from "./handlers/mod.ts";
-import { bindOperations } from "@shared/contract.ts";
 import { discountsContract } from "@shared/contracts/mod.ts";
-import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
@@ -39,14 +38,13 @@ export async function startDiscounts(
   const relay = await startFactRelay(sql, bus, log);
   const ctx: DiscountsContext = { sql, bus, relay, log };
   const catalogFacts = await followCatalogFacts({ sql, bus, relay, log });
-  const running = bus.serve(
-    {
-      name: "discounts",
-      version: VERSION,
-      description: "Discount codes, checkout lookup, price preview, redemption",
-    },
-    withIdempotency(sql, bindOperations(discountsContract, discountsHandlers(ctx))),
-  );
+  const running = serveContract({
+    bus,
+    sql,
+    contract: discountsContract,
+    handlers: discountsHandlers(ctx),
+    version: VERSION,
+  });
   return {
     relay,
     running,

@@ -3,6 +3,7 @@
  * `main.ts` calls it with real configuration; tests call it with their own (and a fake Stripe).
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
+import { serveContract } from "@shared/serve_contract.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
@@ -11,9 +12,7 @@ import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { paymentsHandlers } from "./handlers/mod.ts";
-import { bindOperations } from "@shared/contract.ts";
 import { paymentsContract } from "@shared/contracts/mod.ts";
-import { withIdempotency } from "@shared/idempotency.ts";
 
 export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
@@ -54,10 +53,13 @@ export async function startPayments(
   const relay = await startFactRelay(sql, bus, log);
   const background = createBackground(log);
   const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
-  const running = bus.serve(
-    { name: "payments", version: VERSION, description: "Stripe Connect authorizations" },
-    withIdempotency(sql, bindOperations(paymentsContract, paymentsHandlers(ctx))),
-  );
+  const running = serveContract({
+    bus,
+    sql,
+    contract: paymentsContract,
+    handlers: paymentsHandlers(ctx),
+    version: VERSION,
+  });
   const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();
     await relay.stop();

@@ -25,7 +25,7 @@ export const catalogContract = defineContract({
     login: httpOperation("catalog.auth.login", "anyone", [
       { method: "POST", path: "/v1/auth/login" },
       { method: "POST", path: "/v1/auth/session" },
-    ], { media: "json" }),
+    ], { media: "json", carriesSecrets: true }),
     ...collection(S, "users", {
       access: {
         list: "admin",
@@ -37,6 +37,7 @@ export const catalogContract = defineContract({
         relationship: "signed-in",
       },
       related: ["events", "users-events-roles"],
+      secrets: ["create", "update"],
     }),
     ...collection(S, "roles", { access: { list: "anyone", get: "anyone" } }),
     ...collection(S, "users-events-roles", {
