@@ -191,6 +191,34 @@ export function resolveRelatedOperation(service: string) {
 /** The actions of a JSON:API collection. */
 export type Action = "list" | "create" | "get" | "update" | "delete" | "related" | "relationship";
 
+/** Usual shapes of a collection's access, to combine: `{ ...PUBLIC_READS, ...ADMIN_WRITES }`. */
+export const PUBLIC_READS = {
+  list: "anyone",
+  get: "anyone",
+  related: "anyone",
+  relationship: "anyone",
+} as const satisfies Partial<Record<Action, Access>>;
+/** A resource's relationships for signed-in callers (the service checks their role on it). */
+export const SIGNED_IN_RELATIONS = {
+  related: "signed-in",
+  relationship: "signed-in",
+} as const satisfies Partial<Record<Action, Access>>;
+/** Reads of one resource for signed-in callers (the service checks their role on it). */
+export const SIGNED_IN_READS = {
+  get: "signed-in",
+  ...SIGNED_IN_RELATIONS,
+} as const satisfies Partial<Record<Action, Access>>;
+export const SIGNED_IN_WRITES = {
+  create: "signed-in",
+  update: "signed-in",
+  delete: "signed-in",
+} as const satisfies Partial<Record<Action, Access>>;
+export const ADMIN_WRITES = {
+  create: "admin",
+  update: "admin",
+  delete: "admin",
+} as const satisfies Partial<Record<Action, Access>>;
+
 export interface CollectionSpec<A extends Action> {
   /** Which actions the collection offers, and who may call each. */
   access: Readonly<Record<A, Access>>;

@@ -7,6 +7,9 @@ import {
   type HttpRoute,
   resolveOperation,
   resolveRelatedOperation,
+  SIGNED_IN_READS,
+  SIGNED_IN_RELATIONS,
+  SIGNED_IN_WRITES,
 } from "../contract.ts";
 import {
   redemptionAnswerSchema,
@@ -34,8 +37,6 @@ function relationshipWrite(method: HttpRoute["method"], action: string) {
   );
 }
 
-const signedInRelated = { related: "signed-in", relationship: "signed-in" } as const;
-
 export const discountsContract = defineContract({
   service: S,
   description: "Discount codes: management, checkout lookup, price preview, redemption",
@@ -47,15 +48,7 @@ export const discountsContract = defineContract({
   ],
   operations: {
     ...collection(S, "discount-codes", {
-      access: {
-        list: "admin",
-        create: "signed-in",
-        get: "signed-in",
-        update: "signed-in",
-        delete: "signed-in",
-        related: "signed-in",
-        relationship: "signed-in",
-      },
+      access: { list: "admin", ...SIGNED_IN_READS, ...SIGNED_IN_WRITES },
       related: CODE_RELATIONSHIPS,
     }),
     /** PATCH replaces the linkage, POST adds members, DELETE removes them (`params.rel`). */
@@ -63,11 +56,11 @@ export const discountsContract = defineContract({
     "discount-codes.relationship-add": relationshipWrite("POST", "add"),
     "discount-codes.relationship-remove": relationshipWrite("DELETE", "remove"),
     ...collection(S, "events", {
-      access: signedInRelated,
+      access: SIGNED_IN_RELATIONS,
       related: ["discount-codes", "discount-code"],
     }),
-    ...collection(S, "users", { access: signedInRelated, related: ["discount-codes"] }),
-    ...collection(S, "tickets", { access: signedInRelated, related: ["discount-codes"] }),
+    ...collection(S, "users", { access: SIGNED_IN_RELATIONS, related: ["discount-codes"] }),
+    ...collection(S, "tickets", { access: SIGNED_IN_RELATIONS, related: ["discount-codes"] }),
     /** `GET /v1/events/{id}/discount-codes/{code}`: the public checkout lookup. */
     "checkout.lookup": httpOperation("discounts.checkout.lookup", "anyone", [
       { method: "GET", path: "/v1/events/:id/discount-codes/:code" },

@@ -5,6 +5,9 @@ import {
   httpOperation,
   resolveOperation,
   resolveRelatedOperation,
+  SIGNED_IN_READS,
+  SIGNED_IN_RELATIONS,
+  SIGNED_IN_WRITES,
 } from "../contract.ts";
 import {} from "../schemas/bus.ts";
 
@@ -18,18 +21,11 @@ export const paymentsContract = defineContract({
   operations: {
     /** No list: authorizations are reached per event. */
     ...collection(S, "stripe-authorizations", {
-      access: {
-        create: "signed-in",
-        get: "signed-in",
-        update: "signed-in",
-        delete: "signed-in",
-        related: "signed-in",
-        relationship: "signed-in",
-      },
+      access: { ...SIGNED_IN_READS, ...SIGNED_IN_WRITES },
       related: ["event"],
     }),
     ...collection(S, "events", {
-      access: { related: "signed-in", relationship: "signed-in" },
+      access: SIGNED_IN_RELATIONS,
       related: ["stripe-authorization"],
     }),
     /** Stripe signs the exact bytes it sends, so the body travels raw with its signature. */
