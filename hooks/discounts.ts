@@ -4,13 +4,14 @@
  * (admin), 2 (owner of event 1), 3 (co-organizer of event 1) and 4 (no role); event 1 `abcdef01`,
  * published, with ticket 1 (25.00); discount code 1 `EARLYBIRD` (ticket kind, 5.00 off ticket 1,
  * created by user 3), discount code 2 `PLATFORM10` (event kind, 10 %, applied to event 1,
- * created by user 1) and discount code 3 `PAUSED` (ticket kind, inactive, created by user 2).
+ * created by user 1) and discount code 3 `PAUSED` (ticket kind, inactive, created by user 2);
+ * event 2 `abcdef02`, published, owned by user 2, without codes (where event codes are applied).
  * The plan says who calls; the hook puts that user's token in.
  *
  * Needs `DATABASE_URL` and `JWT_SECRET`, which scripts/dredd.ts passes on.
  */
 import { SCHEMA as DISCOUNTS_SCHEMA } from "../services/discounts/service.ts";
-import { createCast, createTicket, tokenFor } from "./factories.ts";
+import { createCast, createEvent, createTicket, tokenFor } from "./factories.ts";
 import { withGeneratedExamples } from "./error_examples.ts";
 import { hooks, type Transaction } from "./hooks.ts";
 import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql } from "./reset.ts";
@@ -50,7 +51,17 @@ export const plans: Record<string, Who> = {
     "coorganizer",
   [`${G} > Event relationship of a discount code > Set the event linkage of a discount code`]:
     "coorganizer",
+  [`${G} > Event relationship of a discount code > Add to the event linkage of a discount code`]:
+    "coorganizer",
+  [`${G} > Event relationship of a discount code > Remove the event linkage of a discount code`]:
+    "coorganizer",
   [`${G} > Events relationship of a discount code > Get the event linkage of an event discount code`]:
+    "admin",
+  [`${G} > Events relationship of a discount code > Replace the events of an event discount code`]:
+    "admin",
+  [`${G} > Events relationship of a discount code > Apply an event discount code to more events`]:
+    "admin",
+  [`${G} > Events relationship of a discount code > Stop applying an event discount code to events`]:
     "admin",
   [`${G} > Tickets relationship of a discount code > Get the ticket linkage of a discount code`]:
     "coorganizer",
@@ -63,6 +74,12 @@ export const plans: Record<string, Who> = {
   [`${G} > Tickets relationship of a discount code > Remove tickets from a discount code`]:
     "coorganizer",
   [`${G} > Marketer relationship of a discount code > Get the marketer linkage of a discount code`]:
+    "coorganizer",
+  [`${G} > Marketer relationship of a discount code > Set the marketer linkage of a discount code`]:
+    "coorganizer",
+  [`${G} > Marketer relationship of a discount code > Add to the marketer linkage of a discount code`]:
+    "coorganizer",
+  [`${G} > Marketer relationship of a discount code > Remove the marketer linkage of a discount code`]:
     "coorganizer",
   [`${G} > Discount codes of an event > List the discount codes of an event > Example 1`]:
     "coorganizer",
@@ -184,6 +201,7 @@ export async function buildDiscountWorld(sql: Sql): Promise<void> {
     marketerId: owner,
     isActive: false,
   });
+  await createEvent(sql, { ownerId: owner, identifier: "abcdef02", name: "Open Data Day" });
 }
 
 function ours(transaction: Transaction): boolean {

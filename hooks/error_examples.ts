@@ -279,19 +279,49 @@ function operationKey(action: Action): string {
   return `${action.method} ${action.path}`;
 }
 
+/** Whether `a` and `b` name the same route: equal segments, or a `{param}` on either side. */
+function sameRoute(a: Action, b: Action): boolean {
+  const one = a.path.split("/");
+  const other = b.path.split("/");
+  const param = (segment: string) => segment.startsWith("{");
+  return a.method === b.method && one.length === other.length &&
+    one.every((segment, i) => segment === other[i] || param(segment) || param(other[i]));
+}
+
+/**
+ * The errors of an action that only shows errors. When another action documents its route
+ * succeeding, none: that action lists them. A route that never succeeds (a relationship clients
+ * may not write) gets only its 401 without a token, so the blueprint says who may call it; its
+ * other errors would describe a request that is refused anyway.
+ */
+function refusalKinds(action: Action, actions: Action[]): ErrorKind[] {
+  const documentedElsewhere = actions.some((other) =>
+    other !== action && sameRoute(other, action) && handWritten(other).some(succeeds)
+  );
+  const needsToken = !!header(baseRequest(action), "Authorization");
+  if (documentedElsewhere || !needsToken || shownStatuses(action).has(KINDS.anonymous.status)) {
+    return [];
+  }
+  return ["anonymous"];
+}
+
 /**
  * The errors to generate for each action of a blueprint, in order. An action that only shows
- * errors, or repeats an earlier action's method and path (a search), gets none: its operation's
- * errors are listed once, under its first action. A status a hand-written example shows is not
- * repeated.
+ * errors gets `refusalKinds`; one that repeats an earlier action's method and path (a search)
+ * gets none: its operation's errors are listed once, under its first action. A status a
+ * hand-written example shows is not repeated.
  */
 export function plannedKinds(file: string, actions: Action[]): Map<Action, ErrorKind[]> {
   const planned = new Map<Action, ErrorKind[]>();
   const seen = new Set<string>();
   for (const action of actions) {
     const operation = operationKey(action);
-    if (!handWritten(action).some(succeeds) || seen.has(operation)) {
+    if (seen.has(operation)) {
       planned.set(action, []);
+      continue;
+    }
+    if (!handWritten(action).some(succeeds)) {
+      planned.set(action, refusalKinds(action, actions));
       continue;
     }
     seen.add(operation);

@@ -104,3 +104,54 @@ Deno.test("[blueprint] every documentation-only name is a transaction of a bluep
     assert.ok(names.has(name), `DOCUMENTATION_ONLY names "${name}", which no blueprint has`);
   }
 });
+
+Deno.test("[blueprint] a route that only refuses gets its 401 without a token, a refused variant none", () => {
+  const refusal = (heading: string) =>
+    `${heading}
+
++ Request (application/vnd.api+json)
+
+    + Headers
+
+            Authorization: JWT <token>
+
++ Response 403 (application/vnd.api+json)
+
+    + Body
+
+            {"errors":[{"status":"403","title":"Access forbidden"}]}
+`;
+  const text = `FORMAT: 1A
+
+# Group Things
+
+## Thing [/v1/things/{id}]
+
+### Get a thing [GET]
+
++ Request (application/vnd.api+json)
+
+    + Headers
+
+            Authorization: JWT <token>
+
++ Response 200 (application/vnd.api+json)
+
+    + Body
+
+            {"data":{"type":"thing","id":"1"}}
+
+${refusal("### Get a hidden thing [GET /v1/things/2]")}
+## Owner relationship of a thing [/v1/things/{id}/relationships/owner]
+
+${refusal("### Set the owner [PATCH]")}`;
+  const kinds = new Map(
+    generatedExamples(generateBlueprint("things.apib", text)).map((e) => [e.name, e.kind]),
+  );
+  assert.equal(
+    kinds.get("Things > Owner relationship of a thing > Set the owner > Example 2"),
+    "anonymous",
+  );
+  assert.ok(![...kinds.keys()].some((name) => name.includes("hidden")), "a variant gets none");
+  assert.ok([...kinds.keys()].some((name) => name.startsWith("Things > Thing > Get a thing")));
+});
