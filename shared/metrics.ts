@@ -11,6 +11,15 @@
  * Figures that live elsewhere (the outbox in Postgres, a consumer's lag in JetStream, the pool)
  * are read by collectors, run before each snapshot and, with OpenTelemetry on, every 10 s.
  *
+ * Why not `prom-client` (15.1.3, measured 2026-12-01 on the 2-core dev machine): it runs under
+ * Deno, and `setDefaultLabels({ service, instance })` in each process plus
+ * `AggregatorRegistry.aggregate()` of their `getMetricsAsJSON()` renders the same series (label
+ * order aside). But what one request records (counter add, in-flight gauge up and down, histogram
+ * observe, on a kept label set) costs 30–60 ns here and 1.15–1.8 µs there: its `labels()`
+ * children hash and validate the label object on every call. A gateway request is metered three
+ * times (HTTP, bus client, the service's bus server). Its JSON for `STATS` is about 6× larger
+ * (3,445 vs 583 bytes for three series), and the OpenTelemetry instruments would stay either way.
+ *
  * @example
  * ```ts
  * import { metrics, renderPrometheus } from "@shared/metrics.ts";
