@@ -1,10 +1,12 @@
 /**
  * The one route handler: forwards an HTTP request to a service endpoint on the bus and relays the
  * service's status, `Location` and body bytes untouched (decoding them only when another
- * service's resources must be merged into `included`).
+ * service's resources must be merged into `included`). Anonymous reads of public routes are
+ * answered from the response cache when it holds them (gateway/cache.ts); every 200 read
+ * carries a strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
 import type { Handler } from "hono";
-import type { Bus, Endpoint } from "@shared/bus.ts";
+import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
@@ -12,6 +14,9 @@ import type { GatewayEnv } from "./env.ts";
 import { mergeForeign, sparseFieldsOf } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
+import type { ResponseCache } from "./cache.ts";
+import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
+import { collectionTag } from "@shared/cache_tags.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
@@ -23,6 +28,8 @@ export interface ForwardOptions {
    * of parsing it: for webhooks whose signature covers the exact bytes.
    */
   raw?: { headers: readonly string[] };
+  /** Anonymous GETs of this route may be shared (`sharedByCaches` of its contract). */
+  shared?: boolean;
 }
 
 /** Makes the handler for one route; `fixedParams` are added to the path parameters. */
@@ -36,7 +43,11 @@ export interface ForwarderOptions {
   bus: Bus;
   config: Config;
   logger: Logger;
+  /** The response cache; without one every read goes to its service. */
+  cache?: ResponseCache;
 }
+
+const encoder = new TextEncoder();
 
 /** Query parameters, one value each: when a key repeats the last value wins (as in the original). */
 export function queryOf(url: string): Record<string, string> {
@@ -52,16 +63,27 @@ export function queryOf(url: string): Record<string, string> {
   return query;
 }
 
-function respond(
-  status: number,
-  body: BodyInit | null,
-  contentType: string,
-  location: string | undefined,
-): Response {
-  const headers: Record<string, string> = {};
-  if (status !== 204) headers["Content-Type"] = contentType;
-  if (location) headers["Location"] = location;
-  return new Response(status === 204 ? null : body, { status, headers });
+/** A request that carries a credential is never answered from, nor stored in, the cache. */
+function anonymous(raw: Request): boolean {
+  return !raw.headers.has("authorization") && !raw.headers.has("cookie");
+}
+
+/**
+ * The tags of what the gateway merged from other services: each resource by id, and the
+ * collection of each foreign relationship (a code added to an event). Undefined when a
+ * relationship's collection is unknown: such a reply is not cached.
+ */
+function foreignTags(reply: ForwardedReply): string[] | undefined {
+  const tags: string[] = [];
+  for (const [type, ids] of Object.entries(reply.foreignIncludes ?? {})) {
+    for (const id of ids) tags.push(`${type}:${id}`);
+  }
+  for (const relation of reply.foreignRelations ?? []) {
+    const collection = collectionTag(relation.relationship);
+    if (collection === undefined) return undefined;
+    tags.push(collection);
+  }
+  return tags;
 }
 
 /**
@@ -74,7 +96,7 @@ function respond(
  * ```
  */
 export function createForward(options: ForwarderOptions): Forward {
-  const { bus, logger } = options;
+  const { bus, logger, cache } = options;
   const timeoutMs = options.config.requestTimeoutMs;
   const limitBytes = options.config.bodyLimitBytes;
   const bodyTimeoutMs = options.config.bodyTimeoutMs;
@@ -83,14 +105,26 @@ export function createForward(options: ForwarderOptions): Forward {
 
   return function forward(endpoint, fixedParams, forwardOptions = {}) {
     const successType = forwardOptions.contentType ?? JSONAPI;
+    const sharedRoute = forwardOptions.shared === true;
     return async function forwardHandler(c) {
       const raw = c.req.raw;
       const method = raw.method;
+      const read = method === "GET" || method === "HEAD";
+      const query = queryOf(raw.url);
+      const shareable = sharedRoute && read && anonymous(raw);
+      let key: string | undefined;
+      let began = 0;
+      if (shareable && cache) {
+        key = cacheKey(successType, c.req.path, query);
+        const hit = cache!.lookup(key);
+        if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+        began = cache!.begin();
+      }
       const request: HttpRequest = {
         actor: c.get("actor") ?? null,
         params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
         path: c.req.path,
-        query: queryOf(raw.url),
+        query,
         requestId: c.get("requestId"),
       };
       if (forwardOptions.raw) {
@@ -112,24 +146,49 @@ export function createForward(options: ForwarderOptions): Forward {
         request,
         idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
       );
+      // A client reads its own writes: what the write touched goes before its reply does.
+      if (!read && reply.cacheTags && reply.status < 300) cache?.invalidate(reply.cacheTags);
       const contentType = reply.status >= 400 ? JSONAPI : successType;
+      // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
+      let body = reply.body as Uint8Array<ArrayBuffer>;
+      let tags = key === undefined ? undefined : reply.cacheTags;
       const foreign = reply.foreignIncludes || reply.foreignRelations;
       if (foreign && reply.status < 300 && reply.body.length) {
-        const body = await mergeForeign(reply.body, {
-          includes: reply.foreignIncludes,
-          relations: reply.foreignRelations,
-        }, {
-          bus,
-          actor: request.actor,
-          timeoutMs,
-          logger,
-          fields: sparseFieldsOf(request.query),
-        });
-        return respond(reply.status, body, contentType, reply.location);
+        body = encoder.encode(
+          await mergeForeign(reply.body, {
+            includes: reply.foreignIncludes,
+            relations: reply.foreignRelations,
+          }, {
+            bus,
+            actor: request.actor,
+            timeoutMs,
+            logger,
+            fields: sparseFieldsOf(request.query),
+          }),
+        );
+        const more = tags && foreignTags(reply);
+        tags = more && [...tags!, ...more];
       }
-      // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
-      const bytes = reply.body as Uint8Array<ArrayBuffer>;
-      return respond(reply.status, bytes, contentType, reply.location);
+      const etag = read && reply.status === 200 ? etagOf(body) : undefined;
+      if (key !== undefined && tags !== undefined) {
+        // A copy: the payload may be a view into a larger buffer the cache must not pin.
+        cache!.store(key, {
+          status: reply.status,
+          contentType,
+          body: body.slice(),
+          etag: etag ?? "",
+          tags,
+          expires: reply.cacheExpires,
+        }, began);
+      }
+      return httpReply({
+        status: reply.status,
+        body,
+        contentType,
+        location: reply.location,
+        etag,
+        shared: shareable && reply.cacheTags !== undefined,
+      }, raw.headers.get("if-none-match"));
     };
   };
 }

@@ -42,6 +42,12 @@ import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts"
 import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import {
+  CACHE_EXPIRES_HEADER,
+  CACHE_TAGS_HEADER,
+  cacheHeaders,
+  type EndpointCache,
+} from "./cache_tags.ts";
+import {
   currentDeadline,
   DEADLINE_HEADER,
   deadlineError,
@@ -55,6 +61,8 @@ export interface Endpoint<Req, Res> {
   readonly kind: "rpc" | "http";
   readonly request: z.ZodType<Req>;
   readonly response?: z.ZodType<Res>;
+  /** How replies are tagged for the gateway's cache (http endpoints their contract marks). */
+  readonly cache?: EndpointCache;
 }
 
 /** An endpoint answering a typed request with a typed, validated response. */
@@ -67,8 +75,11 @@ export function defineEndpoint<Req, Res>(
 }
 
 /** An endpoint that answers one HTTP request forwarded by the gateway. */
-export function httpEndpoint(subject: string): Endpoint<HttpRequest, HttpReply> {
-  return { subject, kind: "http", request: httpRequestSchema };
+export function httpEndpoint(
+  subject: string,
+  cache?: EndpointCache,
+): Endpoint<HttpRequest, HttpReply> {
+  return { subject, kind: "http", request: httpRequestSchema, cache };
 }
 
 export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
@@ -129,6 +140,13 @@ export interface ForwardedReply {
   foreignIncludes?: Record<string, string[]>;
   /** Set when the body still needs relationships other services own (see HttpReply). */
   foreignRelations?: ForeignRelation[];
+  /**
+   * Set when the service marked the reply for the gateway's cache: the tags of a public read
+   * (which makes it cacheable) or of what a write touched (see shared/cache_tags.ts).
+   */
+  cacheTags?: string[];
+  /** When a cacheable reply stops being true on its own (ms since epoch). */
+  cacheExpires?: number;
   body: Uint8Array;
 }
 
@@ -216,6 +234,17 @@ function foreignIncludes(headers: MsgHdrs | undefined): Record<string, string[]>
 function foreignRelations(headers: MsgHdrs | undefined): ForeignRelation[] | undefined {
   const raw = headers?.get("Foreign-Relations");
   return raw ? JSON.parse(raw) : undefined;
+}
+
+function cacheTags(headers: MsgHdrs | undefined): string[] | undefined {
+  if (!headers?.has(CACHE_TAGS_HEADER)) return undefined;
+  const raw = headers.get(CACHE_TAGS_HEADER);
+  return raw ? raw.split(" ") : [];
+}
+
+function cacheExpires(headers: MsgHdrs | undefined): number | undefined {
+  const raw = headers?.get(CACHE_EXPIRES_HEADER);
+  return raw ? Number(raw) : undefined;
 }
 
 function parseJson(data: Uint8Array): unknown {
@@ -326,6 +355,8 @@ export class Bus {
       location: reply.headers?.get("Location") || undefined,
       foreignIncludes: foreignIncludes(reply.headers),
       foreignRelations: foreignRelations(reply.headers),
+      cacheTags: cacheTags(reply.headers),
+      cacheExpires: cacheExpires(reply.headers),
       body: reply.data,
     };
   }
@@ -479,6 +510,7 @@ async function answer(
   stat.num_requests++;
   const reply = natsHeaders();
   let body: Uint8Array;
+  let request: unknown;
   try {
     const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
@@ -496,6 +528,7 @@ async function answer(
         cause: checked.error,
       });
     }
+    request = checked.data;
     const result = await withDeadline(deadline, () => handler(checked.data, msg));
     if (endpoint.kind === "http") {
       const http = result as HttpReply;
@@ -507,6 +540,8 @@ async function answer(
       if (http.foreignRelations?.length) {
         reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
       }
+      const cache = endpoint.cache && cacheHeaders(endpoint.cache, checked.data, http);
+      for (const [name, value] of Object.entries(cache ?? {})) reply.set(name, value);
       body = encoder.encode(JSON.stringify(http.body));
     } else {
       const out = endpoint.response ? endpoint.response.parse(result) : result;
@@ -527,6 +562,11 @@ async function answer(
     reply.set("Nats-Service-Error-Code", status);
     reply.set("Nats-Service-Error", objects[0].title);
     body = errorDocument(objects);
+    // A public read's 404 is cacheable too: what it lacks is named by its path.
+    if (status === "404" && endpoint.cache && request) {
+      const cache = cacheHeaders(endpoint.cache, request as HttpRequest, { status: 404, body });
+      for (const [name, value] of Object.entries(cache ?? {})) reply.set(name, value);
+    }
   }
   const elapsedNs = Math.round((performance.now() - began) * 1e6);
   stat.processing_time += elapsedNs;
