@@ -20,6 +20,7 @@ import { type LoadRun, runLoad, summarize } from "./load.ts";
 import { compare, formatCpu, formatResult, type ScenarioResult } from "./report.ts";
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
+import { formatCacheResult, runCacheBench } from "./cache.ts";
 import {
   benchSettings,
   dropDatabase,
@@ -46,11 +47,12 @@ const { values: flags } = parseArgs({
   },
 });
 
-/** Which parts run: all by default, or one of catalog, discounts, audit (`--only`). */
-const parts = new Set(flags.only ? [flags.only] : ["catalog", "discounts", "audit"]);
+const PARTS = ["catalog", "discounts", "audit", "cache"];
+/** Which parts run: all by default, or one of them (`--only`). */
+const parts = new Set(flags.only ? [flags.only] : PARTS);
 for (const part of parts) {
-  if (!["catalog", "discounts", "audit"].includes(part)) {
-    throw new Error(`Cannot run the benchmark: --only takes catalog, discounts or audit`);
+  if (!PARTS.includes(part)) {
+    throw new Error(`Cannot run the benchmark: --only takes ${PARTS.join(", ")}`);
   }
 }
 
@@ -233,6 +235,24 @@ if (parts.has("audit")) {
     const result = await runAuditBench();
     jsonOut.audit = result;
     if (!flags.json) console.log(`\n${formatAuditResult(result)}`);
+  } catch (error) {
+    failed = true;
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+}
+if (parts.has("cache")) {
+  try {
+    progress("Cache: public reads with the gateway's cache on vs a single process, then churn");
+    const result = await runCacheBench({
+      concurrency,
+      warmupMs,
+      durationMs,
+      rounds,
+      log: flags.log,
+    });
+    jsonOut.cache = result;
+    if (!result.met) failed = true;
+    if (!flags.json) console.log(`\n${formatCacheResult(result)}`);
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));

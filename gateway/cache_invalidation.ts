@@ -4,6 +4,10 @@
  * heard over core NATS are at most once, so whenever the subscription may have missed one (the
  * connection dropped, went stale, or the server or client called us a slow consumer) the cache
  * is emptied, and while disconnected it serves and stores nothing.
+ *
+ * A gateway that relays a write also tells its peers at once what the write touched (on
+ * `<prefix>.gateway.cache.touched`, outside the fact stream): the fact follows only after the
+ * owning service's outbox relay publishes it, which takes a database round trip or two.
  */
 import type { Status } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
@@ -12,6 +16,18 @@ import { parseFactType } from "@shared/fact_catalog.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import type { ResponseCache } from "./cache.ts";
+
+/** Where gateways tell each other what a write they relayed touched (space-separated tags). */
+export const TOUCHED_SUBJECT = "gateway.cache.touched";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Tells every gateway (this one too) what a relayed write touched. */
+export function announceTouched(bus: Bus, tags: readonly string[]): void {
+  if (tags.length && !bus.nc.isClosed()) {
+    bus.nc.publish(bus.subject(TOUCHED_SUBJECT), encoder.encode(tags.join(" ")));
+  }
+}
 
 /** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
 export function factTags(raw: unknown): string[] | undefined {
@@ -77,6 +93,15 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
       cache.clear();
     },
   });
+  const peers = bus.nc.subscribe(bus.subject(TOUCHED_SUBJECT), {
+    callback: (error, msg) => {
+      if (error) return cache.clear();
+      cache.invalidate(decoder.decode(msg.data).split(" "));
+    },
+  });
   followStatus(bus, cache, logger).catch(() => {});
-  return () => subscription.unsubscribe();
+  return () => {
+    subscription.unsubscribe();
+    peers.unsubscribe();
+  };
 }

@@ -8,6 +8,7 @@ import { createLogger } from "@shared/log.ts";
 import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { catalog } from "@shared/subjects.ts";
 import { createApp } from "./app.ts";
 
 /** Replies fetched just after a change live this long only (CACHE_SETTLE_MS). */
@@ -85,6 +86,24 @@ Deno.test("[gateway] anonymous reads come from the cache until a fact or a write
   );
   const viaIdentifier = await system.call("GET", `/v1/events/${event.identifier}`);
   assert.equal(viaIdentifier.body.data.attributes.name, "Renamed");
+
+  // A change no gateway relayed reaches both through its fact alone.
+  const direct = await system.bus.forward(catalog.events.update, {
+    actor: { id: owner.id },
+    params: { id: event.id },
+    path,
+    query: {},
+    body: patchEvent(event.id, { name: "Behind the gateways" }).body,
+    requestId: "test",
+  });
+  assert.equal(direct.status, 200);
+  for (const call of [system.call, other.call]) {
+    await eventually(
+      async () => (await call("GET", path)).body.data.attributes.name === "Behind the gateways",
+      2_000,
+      "the fact to drop the event",
+    );
+  }
 });
 
 Deno.test("[gateway] a list is dropped when a resource joins it", async () => {

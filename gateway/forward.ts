@@ -15,6 +15,7 @@ import { mergeForeign, sparseFieldsOf } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 import type { ResponseCache } from "./cache.ts";
+import { announceTouched } from "./cache_invalidation.ts";
 import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 
@@ -147,7 +148,10 @@ export function createForward(options: ForwarderOptions): Forward {
         idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
       );
       // A client reads its own writes: what the write touched goes before its reply does.
-      if (!read && reply.cacheTags && reply.status < 300) cache?.invalidate(reply.cacheTags);
+      if (!read && reply.cacheTags && reply.status < 300) {
+        cache?.invalidate(reply.cacheTags);
+        announceTouched(bus, reply.cacheTags);
+      }
       const contentType = reply.status >= 400 ? JSONAPI : successType;
       // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
       let body = reply.body as Uint8Array<ArrayBuffer>;
