@@ -73,6 +73,8 @@ export interface MemoryResult {
 
 export interface CacheBenchResult {
   reads: ScenarioResult[];
+  /** Share of 100 sequential reads the cache answered, right after each read scenario. */
+  hitShare: number[];
   mixed: ScenarioResult;
   signedIn: ScenarioResult;
   staleness: StalenessResult;
@@ -170,6 +172,17 @@ async function sameAnswer(a: string, b: string, headers: Record<string, string> 
 }
 
 type Target = string | (() => LoadRequest);
+
+/** The share of 100 sequential reads of `url` that the gateway's cache answered. */
+async function hits(url: string): Promise<number> {
+  let hit = 0;
+  for (let i = 0; i < 100; i++) {
+    const response = await fetch(url);
+    await response.arrayBuffer();
+    if (response.headers.get("X-Cache") === "HIT") hit++;
+  }
+  return hit / 100;
+}
 
 /** Loads two targets in alternating slices (A B, then B A) after a warm-up of each. */
 async function alternate(
@@ -310,10 +323,12 @@ async function comparisons(
   options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
 ) {
   const reads: ScenarioResult[] = [];
+  const hitShare: number[] = [];
   for (const { name, path } of seeded.reads) {
     await sameAnswer(`${urls.gateway}${path}`, `${urls.baseline}${path}`);
     const targets = { gateway: `${urls.gateway}${path}`, baseline: `${urls.baseline}${path}` };
     reads.push(await alternate(`${name}, cache on`, targets, options));
+    hitShare.push(await hits(`${urls.gateway}${path}`));
   }
   const path = `/v1/events/${seeded.eventId}`;
   const auth = { Authorization: `JWT ${seeded.token}` };
@@ -327,7 +342,7 @@ async function comparisons(
     gateway: mixedPicker(urls.gateway, urls.gateway, seeded),
     baseline: mixedPicker(urls.baseline, urls.gateway, seeded),
   }, options);
-  return { reads, mixed, signedIn };
+  return { reads, hitShare, mixed, signedIn };
 }
 
 function targetsMet(result: Omit<CacheBenchResult, "met">): boolean {
@@ -391,10 +406,10 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
 export function formatCacheResult(result: CacheBenchResult): string {
   const verdict = (met: boolean) => met ? "met" : "NOT met";
   const lines = [
-    ...result.reads.map((r) =>
+    ...result.reads.map((r, i) =>
       `${formatResult(r)}\n  cache target: >= 2x throughput, p99 <= 1x: ${
         verdict(r.throughputRatio >= 2 && r.p99Ratio <= 1)
-      }`
+      } (hits after: ${Math.round(result.hitShare[i] * 100)} %)`
     ),
     `${formatResult(result.mixed)}\n  mixed target: >= 1.2x: ${
       verdict(result.mixed.throughputRatio >= 1.2)

@@ -59,8 +59,11 @@ export interface CacheOptions {
   now?: () => number;
 }
 
-/** What an entry costs beyond its bytes: the objects, the map slots, the tag index. */
-const ENTRY_OVERHEAD = 320;
+/**
+ * What an entry costs beyond its body, key and tags: the objects, the map slots, the body's own
+ * ArrayBuffer. Measured: 65,536 entries of 420-byte bodies held ~1.9 kB each.
+ */
+const ENTRY_OVERHEAD = 1_280;
 const TAG_OVERHEAD = 96;
 
 export class ResponseCache {

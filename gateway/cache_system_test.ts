@@ -67,6 +67,7 @@ Deno.test("[gateway] anonymous reads come from the cache until a fact or a write
   await renameSilently(system, event.id, "Silent");
   const hit = await system.call("GET", path);
   assert.equal(hit.text, first.text, "a hit answers the stored bytes");
+  assert.equal(hit.headers.get("X-Cache"), "HIT");
   assert.equal(hit.headers.get("ETag"), first.headers.get("ETag"));
   const byIdentifier = await system.call("GET", `/v1/events/${event.identifier}`);
   assert.equal(byIdentifier.body.data.attributes.name, "Silent", "another URL is another entry");

@@ -192,6 +192,7 @@ export function createForward(options: ForwarderOptions): Forward {
         location: reply.location,
         etag,
         shared: shareable && reply.cacheTags !== undefined,
+        cache: key === undefined ? undefined : "MISS",
       }, raw.headers.get("if-none-match"));
     };
   };

@@ -3,7 +3,8 @@
  * `Cache-Control` every reply carries. Public replies say `public, no-cache` (clients and CDNs
  * keep them but revalidate: the ETag makes that a cheap 304) and `Vary: Authorization` (a CDN
  * must not hand an anonymous page to a signed-in user, who may see more); everything else says
- * `private, no-store`.
+ * `private, no-store`. Replies the cache could hold say whether they came from it
+ * (`X-Cache: HIT` or `MISS`).
  *
  * @example
  * ```ts
@@ -57,6 +58,8 @@ export interface ReplyParts {
   etag?: string;
   /** Whether the reply may be shared by caches (`public, no-cache`). */
   shared: boolean;
+  /** Whether the gateway's cache answered (`X-Cache`), when it was asked. */
+  cache?: "HIT" | "MISS";
 }
 
 /** The response for a reply, or a bodiless 304 when the request's `If-None-Match` matches. */
@@ -65,6 +68,7 @@ export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Respon
     "Cache-Control": parts.shared ? PUBLIC : PRIVATE,
   };
   if (parts.shared) headers["Vary"] = "Authorization";
+  if (parts.cache) headers["X-Cache"] = parts.cache;
   if (parts.etag) {
     headers["ETag"] = parts.etag;
     if (matchesEtag(ifNoneMatch, parts.etag)) return new Response(null, { status: 304, headers });
@@ -82,5 +86,6 @@ export function cachedReply(entry: CachedReply, ifNoneMatch: string | null): Res
     contentType: entry.contentType,
     etag: entry.status === 200 ? entry.etag : undefined,
     shared: true,
+    cache: "HIT",
   }, ifNoneMatch);
 }
