@@ -66,14 +66,26 @@ async function seed(url: string, admin: { email: string; password: string }) {
       },
     },
   })).data as { id: string };
+  const ofEvent = { event: { data: { type: "event", id: event.id } } };
+  const ticket = (await api(`${url}/v1/tickets`, {
+    method: "POST",
+    token,
+    body: {
+      data: {
+        type: "ticket",
+        attributes: { name: "Standard", type: "paid", price: "25.00" },
+        relationships: ofEvent,
+      },
+    },
+  })).data as { id: string };
   const code = (await api(`${url}/v1/discount-codes`, {
     method: "POST",
     token,
     body: {
       data: {
         type: "discount-code",
-        attributes: { code: "ACCESS", value: "5", type: "amount", "used-for": "event" },
-        relationships: { event: { data: { type: "event", id: event.id } } },
+        attributes: { code: "ACCESS", value: "5", type: "amount", "used-for": "ticket" },
+        relationships: { ...ofEvent, tickets: { data: [{ type: "ticket", id: ticket.id }] } },
       },
     },
   })).data as { id: string };
