@@ -43,7 +43,9 @@ Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belong
       "tickets",
     ]);
     assert.deepEqual(
-      sorted(readTags(request("/v1/event-topics"), 200, { data: [{ type: "event-topic", id: 1 }] })),
+      sorted(
+        readTags(request("/v1/event-topics"), 200, { data: [{ type: "event-topic", id: 1 }] }),
+      ),
       ["event-topic:1", "event-topics"],
     );
   });
