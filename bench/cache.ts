@@ -112,9 +112,7 @@ async function seed(baseUrl: string, admin: { email: string; password: string })
   });
   const topicIds: string[] = [];
   for (let i = 1; i <= TOPICS; i++) {
-    topicIds.push(
-      (await create("/v1/event-topics", body("event-topic", { name: `Topic ${i}` }))).id,
-    );
+    topicIds.push((await create("/v1/event-topics", body("event-topic", { name: `T${i}` }))).id);
   }
   const event = await create(
     "/v1/events",
@@ -128,6 +126,16 @@ async function seed(baseUrl: string, admin: { email: string; password: string })
       relationships: { "event-topic": { data: { type: "event-topic", id: topicIds[0] } } },
     }),
   );
+  return { token, ...await seedEvent(create, event), topicIds };
+}
+
+type Create = (path: string, payload: object) => Promise<{ id: string }>;
+
+/** Three tickets and the discount code LOOKUP for `event`; the four reads it offers. */
+async function seedEvent(
+  create: Create,
+  event: { id: string; attributes: Record<string, string> },
+) {
   const ofEvent = { event: { data: { type: "event", id: event.id } } };
   const tickets = [];
   for (const name of ["Standard", "Student", "Supporter"]) {
@@ -146,9 +154,7 @@ async function seed(baseUrl: string, admin: { email: string; password: string })
     }),
   );
   return {
-    token,
     eventId: event.id,
-    topicIds,
     ticketIds: tickets.map((ticket) => ticket.id),
     reads: [
       { name: `GET /v1/event-topics (${TOPICS} topics)`, path: "/v1/event-topics" },

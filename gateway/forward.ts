@@ -5,7 +5,7 @@
  * answered from the response cache when it holds them (gateway/cache.ts); every 200 read
  * carries a strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
-import type { Handler } from "hono";
+import type { Context, Handler } from "hono";
 import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
@@ -104,6 +104,63 @@ export function createForward(options: ForwarderOptions): Forward {
   const requestOptions = { timeoutMs };
   const writes = new Set(["POST", "PATCH", "DELETE"]);
 
+  /** The bus request for an HTTP request: caller, parameters, query and body. */
+  async function requestOf(
+    c: Context<GatewayEnv>,
+    fixedParams: Record<string, string> | undefined,
+    query: Record<string, string>,
+    raw: ForwardOptions["raw"],
+  ): Promise<HttpRequest> {
+    const request: HttpRequest = {
+      actor: c.get("actor") ?? null,
+      params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
+      path: c.req.path,
+      query,
+      requestId: c.get("requestId"),
+    };
+    const method = c.req.raw.method;
+    if (raw) {
+      request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);
+      request.headers = {};
+      for (const name of raw.headers) {
+        const value = c.req.raw.headers.get(name);
+        if (value !== null) request.headers[name] = value;
+      }
+    } else if (
+      method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(c.req.raw))
+    ) {
+      request.body = await readJsonBody(c.req.raw, limitBytes, bodyTimeoutMs);
+    }
+    return request;
+  }
+
+  /**
+   * The reply's body, completed with other services' resources when it needs them, and its
+   * cache tags with theirs (undefined when it may not be cached).
+   */
+  async function completed(
+    reply: ForwardedReply,
+    request: HttpRequest,
+    tags: string[] | undefined,
+  ): Promise<{ body: Uint8Array<ArrayBuffer>; tags?: string[] }> {
+    // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
+    const body = reply.body as Uint8Array<ArrayBuffer>;
+    const foreign = reply.foreignIncludes || reply.foreignRelations;
+    if (!foreign || reply.status >= 300 || !reply.body.length) return { body, tags };
+    const merged = await mergeForeign(reply.body, {
+      includes: reply.foreignIncludes,
+      relations: reply.foreignRelations,
+    }, {
+      bus,
+      actor: request.actor,
+      timeoutMs,
+      logger,
+      fields: sparseFieldsOf(request.query),
+    });
+    const more = tags && foreignTags(reply);
+    return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };
+  }
+
   return function forward(endpoint, fixedParams, forwardOptions = {}) {
     const successType = forwardOptions.contentType ?? JSONAPI;
     const sharedRoute = forwardOptions.shared === true;
@@ -113,33 +170,11 @@ export function createForward(options: ForwarderOptions): Forward {
       const read = method === "GET" || method === "HEAD";
       const query = queryOf(raw.url);
       const shareable = sharedRoute && read && anonymous(raw);
-      let key: string | undefined;
-      let began = 0;
-      if (shareable && cache) {
-        key = cacheKey(successType, c.req.path, query);
-        const hit = cache!.lookup(key);
-        if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
-        began = cache!.begin();
-      }
-      const request: HttpRequest = {
-        actor: c.get("actor") ?? null,
-        params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
-        path: c.req.path,
-        query,
-        requestId: c.get("requestId"),
-      };
-      if (forwardOptions.raw) {
-        request.rawBody = await readTextBody(raw, limitBytes, bodyTimeoutMs);
-        request.headers = {};
-        for (const name of forwardOptions.raw.headers) {
-          const value = raw.headers.get(name);
-          if (value !== null) request.headers[name] = value;
-        }
-      } else if (
-        method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(raw))
-      ) {
-        request.body = await readJsonBody(raw, limitBytes, bodyTimeoutMs);
-      }
+      const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
+      const hit = key === undefined ? undefined : cache!.lookup(key);
+      if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+      const began = cache?.begin() ?? 0;
+      const request = await requestOf(c, fixedParams, query, forwardOptions.raw);
       // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
       const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
       const reply = await bus.forward(
@@ -153,37 +188,16 @@ export function createForward(options: ForwarderOptions): Forward {
         announceTouched(bus, reply.cacheTags);
       }
       const contentType = reply.status >= 400 ? JSONAPI : successType;
-      // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
-      let body = reply.body as Uint8Array<ArrayBuffer>;
-      let tags = key === undefined ? undefined : reply.cacheTags;
-      const foreign = reply.foreignIncludes || reply.foreignRelations;
-      if (foreign && reply.status < 300 && reply.body.length) {
-        body = encoder.encode(
-          await mergeForeign(reply.body, {
-            includes: reply.foreignIncludes,
-            relations: reply.foreignRelations,
-          }, {
-            bus,
-            actor: request.actor,
-            timeoutMs,
-            logger,
-            fields: sparseFieldsOf(request.query),
-          }),
-        );
-        const more = tags && foreignTags(reply);
-        tags = more && [...tags!, ...more];
-      }
+      const { body, tags } = await completed(
+        reply,
+        request,
+        key === undefined ? undefined : reply.cacheTags,
+      );
       const etag = read && reply.status === 200 ? etagOf(body) : undefined;
       if (key !== undefined && tags !== undefined) {
         // A copy: the payload may be a view into a larger buffer the cache must not pin.
-        cache!.store(key, {
-          status: reply.status,
-          contentType,
-          body: body.slice(),
-          etag: etag ?? "",
-          tags,
-          expires: reply.cacheExpires,
-        }, began);
+        const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
+        cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
       }
       return httpReply({
         status: reply.status,

@@ -497,6 +497,22 @@ export class Bus {
   }
 }
 
+/** The NATS headers of an HTTP reply: status, location, what the gateway must still merge. */
+function setHttpHeaders(headers: MsgHdrs, http: HttpReply): void {
+  headers.set("Status", String(http.status));
+  if (http.location) headers.set("Location", http.location);
+  if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
+    headers.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
+  }
+  if (http.foreignRelations?.length) {
+    headers.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
+  }
+}
+
+function setAll(headers: MsgHdrs, values: Record<string, string> | undefined): void {
+  for (const [name, value] of Object.entries(values ?? {})) headers.set(name, value);
+}
+
 async function answer(
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>,
@@ -532,16 +548,8 @@ async function answer(
     const result = await withDeadline(deadline, () => handler(checked.data, msg));
     if (endpoint.kind === "http") {
       const http = result as HttpReply;
-      reply.set("Status", String(http.status));
-      if (http.location) reply.set("Location", http.location);
-      if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
-        reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
-      }
-      if (http.foreignRelations?.length) {
-        reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
-      }
-      const cache = endpoint.cache && cacheHeaders(endpoint.cache, checked.data, http);
-      for (const [name, value] of Object.entries(cache ?? {})) reply.set(name, value);
+      setHttpHeaders(reply, http);
+      if (endpoint.cache) setAll(reply, cacheHeaders(endpoint.cache, checked.data, http));
       body = encoder.encode(JSON.stringify(http.body));
     } else {
       const out = endpoint.response ? endpoint.response.parse(result) : result;
@@ -564,8 +572,7 @@ async function answer(
     body = errorDocument(objects);
     // A public read's 404 is cacheable too: what it lacks is named by its path.
     if (status === "404" && endpoint.cache && request) {
-      const cache = cacheHeaders(endpoint.cache, request as HttpRequest, { status: 404, body });
-      for (const [name, value] of Object.entries(cache ?? {})) reply.set(name, value);
+      setAll(reply, cacheHeaders(endpoint.cache, request as HttpRequest, { status: 404, body }));
     }
   }
   const elapsedNs = Math.round((performance.now() - began) * 1e6);
