@@ -25,6 +25,12 @@ export interface LoadOptions {
   headers?: Record<string, string>;
 }
 
+/** One request of a mixed load (see `runLoad`). */
+export interface LoadRequest {
+  url: string;
+  init?: RequestInit;
+}
+
 /** What one timed run saw. */
 export interface LoadRun {
   requests: number;
@@ -66,8 +72,17 @@ export function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
 }
 
-/** Sends requests to `url` from `concurrency` workers for `durationMs`, recording each latency. */
-export async function runLoad(url: string, options: LoadOptions): Promise<LoadRun> {
+/**
+ * Sends requests to `target` from `concurrency` workers for `durationMs`, recording each
+ * latency. `target` is one URL, or a function that picks each request (a mixed load); a 2xx
+ * or 304 answer counts as success then.
+ */
+export async function runLoad(
+  target: string | (() => LoadRequest),
+  options: LoadOptions,
+): Promise<LoadRun> {
+  const pick = typeof target === "string" ? undefined : target;
+  const url = typeof target === "string" ? target : pick!().url;
   assertLoopback(url);
   const concurrency = options.concurrency ?? 32;
   const headers = options.headers ?? {};
@@ -90,12 +105,15 @@ export async function runLoad(url: string, options: LoadOptions): Promise<LoadRu
 
   async function worker(): Promise<void> {
     while (performance.now() < deadline) {
+      const next = pick?.();
+      if (next) assertLoopback(next.url);
       const sent = performance.now();
       try {
-        const response = await fetch(url, { headers });
+        const response = await fetch(next?.url ?? url, next?.init ?? { headers });
         // Read the whole body: a request is done when its last byte has arrived.
         await response.arrayBuffer();
-        if (response.status !== 200) {
+        const ok = next ? response.ok || response.status === 304 : response.status === 200;
+        if (!ok) {
           errors++;
           firstError ??= `status ${response.status}`;
         }

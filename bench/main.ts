@@ -26,6 +26,7 @@ import { freePort } from "@shared/net.ts";
 import { formatAuditResult, runAuditBench } from "./audit.ts";
 import { formatRace, runDiscountsBench } from "./discounts.ts";
 import { formatWrites, runWritesBench } from "./writes.ts";
+import { formatCacheResult, runCacheBench } from "./cache.ts";
 import {
   benchSettings,
   dropDatabase,
@@ -53,7 +54,7 @@ const { values: flags } = parseArgs({
 });
 
 /** Which parts run: all by default, or one of them (`--only`). */
-const PARTS = ["catalog", "discounts", "audit", "writes"];
+const PARTS = ["catalog", "discounts", "audit", "writes", "cache"];
 const parts = new Set(flags.only ? [flags.only] : PARTS);
 for (const part of parts) {
   if (!PARTS.includes(part)) {
@@ -303,6 +304,24 @@ if (parts.has("writes")) {
     jsonOut.writes = result;
     if (result.errors > 0) failed = true;
     if (!flags.json) console.log(`\n${formatWrites(result)}`);
+  } catch (error) {
+    failed = true;
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+}
+if (parts.has("cache")) {
+  try {
+    progress("Cache: public reads with the gateway's cache on vs a single process, then churn");
+    const result = await runCacheBench({
+      concurrency,
+      warmupMs,
+      durationMs,
+      rounds,
+      log: flags.log,
+    });
+    jsonOut.cache = result;
+    if (!result.met) failed = true;
+    if (!flags.json) console.log(`\n${formatCacheResult(result)}`);
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : String(error));

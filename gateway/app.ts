@@ -11,6 +11,8 @@ import { contracts, serviceNames } from "@shared/contracts/mod.ts";
 import type { GatewayEnv } from "./env.ts";
 import { methodNotAllowed, notFound, onError } from "./errors.ts";
 import { createForward } from "./forward.ts";
+import { ResponseCache } from "./cache.ts";
+import { invalidateOnFacts } from "./cache_invalidation.ts";
 import { health } from "./health.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth } from "./middleware/auth.ts";
@@ -24,6 +26,24 @@ export interface AppOptions {
   logger?: Logger;
   /** Services `/health` expects (default: every contract's service). */
   services?: readonly string[];
+}
+
+/**
+ * The response cache, following the facts of the app's bus; none when CACHE_MAX_BYTES is 0.
+ * It lives as long as the bus connection (the subscription ends with it).
+ */
+function responseCache(options: AppOptions, logger: Logger): ResponseCache | undefined {
+  const { maxBytes, ttlMs, settleMs } = options.config.cache;
+  if (maxBytes === 0) return undefined;
+  const cache = new ResponseCache({
+    maxBytes,
+    ttlMs,
+    settleMs,
+    // A fetch can last as long as the gateway waits for a service, and a merge as long again.
+    memoryMs: 2 * options.config.requestTimeoutMs + settleMs,
+  });
+  invalidateOnFacts(options.bus, cache, logger);
+  return cache;
 }
 
 /** Registers a 405 fallback, after all real routes, on every path that has routes. */
@@ -56,7 +76,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   const { bus, config } = options;
   if (!config.jwtSecret) throw new Error("Cannot create the gateway: config.jwtSecret is unset");
   const logger = options.logger ?? createLogger("gateway", config.logLevel);
-  const forward = createForward({ bus, config, logger });
+  const forward = createForward({ bus, config, logger, cache: responseCache(options, logger) });
 
   const app = new Hono<GatewayEnv>();
   app.use("*", observeHttp());

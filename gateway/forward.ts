@@ -1,10 +1,12 @@
 /**
  * The one route handler: forwards an HTTP request to a service endpoint on the bus and relays the
  * service's status, `Location` and body bytes untouched (decoding them only when another
- * service's resources must be merged into `included`).
+ * service's resources must be merged into `included`). Anonymous reads of public routes are
+ * answered from the response cache when it holds them (gateway/cache.ts); every 200 read
+ * carries a strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
-import type { Handler } from "hono";
-import type { Bus, Endpoint } from "@shared/bus.ts";
+import type { Context, Handler } from "hono";
+import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
@@ -12,6 +14,10 @@ import type { GatewayEnv } from "./env.ts";
 import { mergeForeign, sparseFieldsOf } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
+import type { ResponseCache } from "./cache.ts";
+import { announceTouched } from "./cache_invalidation.ts";
+import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
+import { collectionTag } from "@shared/cache_tags.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
@@ -23,6 +29,8 @@ export interface ForwardOptions {
    * of parsing it: for webhooks whose signature covers the exact bytes.
    */
   raw?: { headers: readonly string[] };
+  /** Anonymous GETs of this route may be shared (`sharedByCaches` of its contract). */
+  shared?: boolean;
 }
 
 /** Makes the handler for one route; `fixedParams` are added to the path parameters. */
@@ -36,7 +44,11 @@ export interface ForwarderOptions {
   bus: Bus;
   config: Config;
   logger: Logger;
+  /** The response cache; without one every read goes to its service. */
+  cache?: ResponseCache;
 }
+
+const encoder = new TextEncoder();
 
 /** Query parameters, one value each: when a key repeats the last value wins (as in the original). */
 export function queryOf(url: string): Record<string, string> {
@@ -52,16 +64,27 @@ export function queryOf(url: string): Record<string, string> {
   return query;
 }
 
-function respond(
-  status: number,
-  body: BodyInit | null,
-  contentType: string,
-  location: string | undefined,
-): Response {
-  const headers: Record<string, string> = {};
-  if (status !== 204) headers["Content-Type"] = contentType;
-  if (location) headers["Location"] = location;
-  return new Response(status === 204 ? null : body, { status, headers });
+/** A request that carries a credential is never answered from, nor stored in, the cache. */
+function anonymous(raw: Request): boolean {
+  return !raw.headers.has("authorization") && !raw.headers.has("cookie");
+}
+
+/**
+ * The tags of what the gateway merged from other services: each resource by id, and the
+ * collection of each foreign relationship (a code added to an event). Undefined when a
+ * relationship's collection is unknown: such a reply is not cached.
+ */
+function foreignTags(reply: ForwardedReply): string[] | undefined {
+  const tags: string[] = [];
+  for (const [type, ids] of Object.entries(reply.foreignIncludes ?? {})) {
+    for (const id of ids) tags.push(`${type}:${id}`);
+  }
+  for (const relation of reply.foreignRelations ?? []) {
+    const collection = collectionTag(relation.relationship);
+    if (collection === undefined) return undefined;
+    tags.push(collection);
+  }
+  return tags;
 }
 
 /**
@@ -74,37 +97,84 @@ function respond(
  * ```
  */
 export function createForward(options: ForwarderOptions): Forward {
-  const { bus, logger } = options;
+  const { bus, logger, cache } = options;
   const timeoutMs = options.config.requestTimeoutMs;
   const limitBytes = options.config.bodyLimitBytes;
   const bodyTimeoutMs = options.config.bodyTimeoutMs;
   const requestOptions = { timeoutMs };
   const writes = new Set(["POST", "PATCH", "DELETE"]);
 
+  /** The bus request for an HTTP request: caller, parameters, query and body. */
+  async function requestOf(
+    c: Context<GatewayEnv>,
+    fixedParams: Record<string, string> | undefined,
+    query: Record<string, string>,
+    raw: ForwardOptions["raw"],
+  ): Promise<HttpRequest> {
+    const request: HttpRequest = {
+      actor: c.get("actor") ?? null,
+      params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
+      path: c.req.path,
+      query,
+      requestId: c.get("requestId"),
+    };
+    const method = c.req.raw.method;
+    if (raw) {
+      request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);
+      request.headers = {};
+      for (const name of raw.headers) {
+        const value = c.req.raw.headers.get(name);
+        if (value !== null) request.headers[name] = value;
+      }
+    } else if (
+      method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(c.req.raw))
+    ) {
+      request.body = await readJsonBody(c.req.raw, limitBytes, bodyTimeoutMs);
+    }
+    return request;
+  }
+
+  /**
+   * The reply's body, completed with other services' resources when it needs them, and its
+   * cache tags with theirs (undefined when it may not be cached).
+   */
+  async function completed(
+    reply: ForwardedReply,
+    request: HttpRequest,
+    tags: string[] | undefined,
+  ): Promise<{ body: Uint8Array<ArrayBuffer>; tags?: string[] }> {
+    // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
+    const body = reply.body as Uint8Array<ArrayBuffer>;
+    const foreign = reply.foreignIncludes || reply.foreignRelations;
+    if (!foreign || reply.status >= 300 || !reply.body.length) return { body, tags };
+    const merged = await mergeForeign(reply.body, {
+      includes: reply.foreignIncludes,
+      relations: reply.foreignRelations,
+    }, {
+      bus,
+      actor: request.actor,
+      timeoutMs,
+      logger,
+      fields: sparseFieldsOf(request.query),
+    });
+    const more = tags && foreignTags(reply);
+    return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };
+  }
+
   return function forward(endpoint, fixedParams, forwardOptions = {}) {
     const successType = forwardOptions.contentType ?? JSONAPI;
+    const sharedRoute = forwardOptions.shared === true;
     return async function forwardHandler(c) {
       const raw = c.req.raw;
       const method = raw.method;
-      const request: HttpRequest = {
-        actor: c.get("actor") ?? null,
-        params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
-        path: c.req.path,
-        query: queryOf(raw.url),
-        requestId: c.get("requestId"),
-      };
-      if (forwardOptions.raw) {
-        request.rawBody = await readTextBody(raw, limitBytes, bodyTimeoutMs);
-        request.headers = {};
-        for (const name of forwardOptions.raw.headers) {
-          const value = raw.headers.get(name);
-          if (value !== null) request.headers[name] = value;
-        }
-      } else if (
-        method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(raw))
-      ) {
-        request.body = await readJsonBody(raw, limitBytes, bodyTimeoutMs);
-      }
+      const read = method === "GET" || method === "HEAD";
+      const query = queryOf(raw.url);
+      const shareable = sharedRoute && read && anonymous(raw);
+      const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
+      const hit = key === undefined ? undefined : cache!.lookup(key);
+      if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+      const began = cache?.begin() ?? 0;
+      const request = await requestOf(c, fixedParams, query, forwardOptions.raw);
       // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
       const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
       const reply = await bus.forward(
@@ -112,24 +182,32 @@ export function createForward(options: ForwarderOptions): Forward {
         request,
         idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
       );
-      const contentType = reply.status >= 400 ? JSONAPI : successType;
-      const foreign = reply.foreignIncludes || reply.foreignRelations;
-      if (foreign && reply.status < 300 && reply.body.length) {
-        const body = await mergeForeign(reply.body, {
-          includes: reply.foreignIncludes,
-          relations: reply.foreignRelations,
-        }, {
-          bus,
-          actor: request.actor,
-          timeoutMs,
-          logger,
-          fields: sparseFieldsOf(request.query),
-        });
-        return respond(reply.status, body, contentType, reply.location);
+      // A client reads its own writes: what the write touched goes before its reply does.
+      if (!read && reply.cacheTags && reply.status < 300) {
+        cache?.invalidate(reply.cacheTags);
+        announceTouched(bus, reply.cacheTags);
       }
-      // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
-      const bytes = reply.body as Uint8Array<ArrayBuffer>;
-      return respond(reply.status, bytes, contentType, reply.location);
+      const contentType = reply.status >= 400 ? JSONAPI : successType;
+      const { body, tags } = await completed(
+        reply,
+        request,
+        key === undefined ? undefined : reply.cacheTags,
+      );
+      const etag = read && reply.status === 200 ? etagOf(body) : undefined;
+      if (key !== undefined && tags !== undefined) {
+        // A copy: the payload may be a view into a larger buffer the cache must not pin.
+        const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
+        cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
+      }
+      return httpReply({
+        status: reply.status,
+        body,
+        contentType,
+        location: reply.location,
+        etag,
+        shared: shareable && reply.cacheTags !== undefined,
+        cache: key === undefined ? undefined : "MISS",
+      }, raw.headers.get("if-none-match"));
     };
   };
 }

@@ -4,7 +4,12 @@
  * Nothing here names a resource: adding an endpoint is one contract entry and one handler.
  */
 import type { Hono, MiddlewareHandler } from "hono";
-import type { Media, Operation, ServiceContract } from "@shared/contract.ts";
+import {
+  type Media,
+  type Operation,
+  type ServiceContract,
+  sharedByCaches,
+} from "@shared/contract.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { Forward, ForwardOptions } from "./forward.ts";
 import { mediaType } from "./middleware/media_type.ts";
@@ -42,7 +47,10 @@ export function mountContracts(
           route.method,
           [route.path],
           ...mediaChecks[operation.media],
-          forward(operation.endpoint, route.params, options),
+          forward(operation.endpoint, route.params, {
+            ...options,
+            shared: sharedByCaches(operation, route),
+          }),
         );
       }
     }

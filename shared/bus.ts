@@ -53,6 +53,12 @@ import {
 import { metrics } from "./metrics.ts";
 import { tracing, withContext } from "./telemetry.ts";
 import {
+  CACHE_EXPIRES_HEADER,
+  CACHE_TAGS_HEADER,
+  cacheHeaders,
+  type EndpointCache,
+} from "./cache_tags.ts";
+import {
   currentDeadline,
   DEADLINE_HEADER,
   deadlineError,
@@ -66,6 +72,8 @@ export interface Endpoint<Req, Res> {
   readonly kind: "rpc" | "http";
   readonly request: z.ZodType<Req>;
   readonly response?: z.ZodType<Res>;
+  /** How replies are tagged for the gateway's cache (http endpoints their contract marks). */
+  readonly cache?: EndpointCache;
 }
 
 /** An endpoint answering a typed request with a typed, validated response. */
@@ -78,8 +86,11 @@ export function defineEndpoint<Req, Res>(
 }
 
 /** An endpoint that answers one HTTP request forwarded by the gateway. */
-export function httpEndpoint(subject: string): Endpoint<HttpRequest, HttpReply> {
-  return { subject, kind: "http", request: httpRequestSchema };
+export function httpEndpoint(
+  subject: string,
+  cache?: EndpointCache,
+): Endpoint<HttpRequest, HttpReply> {
+  return { subject, kind: "http", request: httpRequestSchema, cache };
 }
 
 export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
@@ -140,6 +151,13 @@ export interface ForwardedReply {
   foreignIncludes?: Record<string, string[]>;
   /** Set when the body still needs relationships other services own (see HttpReply). */
   foreignRelations?: ForeignRelation[];
+  /**
+   * Set when the service marked the reply for the gateway's cache: the tags of a public read
+   * (which makes it cacheable) or of what a write touched (see shared/cache_tags.ts).
+   */
+  cacheTags?: string[];
+  /** When a cacheable reply stops being true on its own (ms since epoch). */
+  cacheExpires?: number;
   body: Uint8Array;
 }
 
@@ -227,6 +245,17 @@ function foreignIncludes(headers: MsgHdrs | undefined): Record<string, string[]>
 function foreignRelations(headers: MsgHdrs | undefined): ForeignRelation[] | undefined {
   const raw = headers?.get("Foreign-Relations");
   return raw ? JSON.parse(raw) : undefined;
+}
+
+function cacheTags(headers: MsgHdrs | undefined): string[] | undefined {
+  if (!headers?.has(CACHE_TAGS_HEADER)) return undefined;
+  const raw = headers.get(CACHE_TAGS_HEADER);
+  return raw ? raw.split(" ") : [];
+}
+
+function cacheExpires(headers: MsgHdrs | undefined): number | undefined {
+  const raw = headers?.get(CACHE_EXPIRES_HEADER);
+  return raw ? Number(raw) : undefined;
 }
 
 function parseJson(data: Uint8Array): unknown {
@@ -337,6 +366,8 @@ export class Bus {
       location: reply.headers?.get("Location") || undefined,
       foreignIncludes: foreignIncludes(reply.headers),
       foreignRelations: foreignRelations(reply.headers),
+      cacheTags: cacheTags(reply.headers),
+      cacheExpires: cacheExpires(reply.headers),
       body: reply.data,
     };
   }
@@ -490,6 +521,22 @@ export class Bus {
   }
 }
 
+/** The NATS headers of an HTTP reply: status, location, what the gateway must still merge. */
+function setHttpHeaders(headers: MsgHdrs, http: HttpReply): void {
+  headers.set("Status", String(http.status));
+  if (http.location) headers.set("Location", http.location);
+  if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
+    headers.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
+  }
+  if (http.foreignRelations?.length) {
+    headers.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
+  }
+}
+
+function setAll(headers: MsgHdrs, values: Record<string, string> | undefined): void {
+  for (const [name, value] of Object.entries(values ?? {})) headers.set(name, value);
+}
+
 interface Served {
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>;
@@ -531,6 +578,7 @@ async function answer(served: Served, msg: Msg): Promise<void> {
 async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
   const { endpoint, handler, stat, log } = served;
   const reply = natsHeaders();
+  let request: unknown;
   try {
     const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
@@ -548,8 +596,9 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
         cause: checked.error,
       });
     }
+    request = checked.data;
     const result = await withDeadline(deadline, () => handler(checked.data, msg));
-    return encodeResult(endpoint, result, reply);
+    return encodeResult(endpoint, result, reply, checked.data);
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
@@ -563,7 +612,12 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     reply.set("Status", status);
     reply.set("Nats-Service-Error-Code", status);
     reply.set("Nats-Service-Error", objects[0].title);
-    return { status: Number(status), headers: reply, body: errorDocument(objects), error };
+    const body = errorDocument(objects);
+    // A public read's 404 is cacheable too: what it lacks is named by its path.
+    if (status === "404" && endpoint.cache && request) {
+      setAll(reply, cacheHeaders(endpoint.cache, request as HttpRequest, { status: 404, body }));
+    }
+    return { status: Number(status), headers: reply, body, error };
   }
 }
 
@@ -573,17 +627,12 @@ function encodeResult(
   endpoint: Endpoint<any, any>,
   result: unknown,
   reply: MsgHdrs,
+  request: unknown,
 ): Outcome {
   if (endpoint.kind === "http") {
     const http = result as HttpReply;
-    reply.set("Status", String(http.status));
-    if (http.location) reply.set("Location", http.location);
-    if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
-      reply.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
-    }
-    if (http.foreignRelations?.length) {
-      reply.set("Foreign-Relations", JSON.stringify(http.foreignRelations));
-    }
+    setHttpHeaders(reply, http);
+    if (endpoint.cache) setAll(reply, cacheHeaders(endpoint.cache, request as HttpRequest, http));
     return { status: http.status, headers: reply, body: encoder.encode(JSON.stringify(http.body)) };
   }
   const out = endpoint.response ? endpoint.response.parse(result) : result;

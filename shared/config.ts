@@ -47,6 +47,12 @@ export interface Config {
    * 0 serves without the guard that enforces it (see gateway/slow_clients.ts).
    */
   headerTimeoutMs: number;
+  /**
+   * The gateway's response cache (gateway/cache.ts): bytes it may hold (CACHE_MAX_BYTES,
+   * default 64 MiB; 0 turns it off), the hard age limit of an entry (CACHE_TTL_MS, 60 s) and how
+   * long replies fetched just after a change stay short-lived (CACHE_SETTLE_MS, 1 s).
+   */
+  cache: { maxBytes: number; ttlMs: number; settleMs: number };
   logLevel: "debug" | "info" | "warn" | "error";
   /** Stripe Connect (payments): the platform's secret key; it goes to Stripe and nowhere else. */
   stripeSecretKey?: string;
@@ -235,6 +241,11 @@ export function loadConfig(env: Env = envObject()): Config {
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
     bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000),
     headerTimeoutMs: integer(env, "HEADER_TIMEOUT_MS", 10_000),
+    cache: {
+      maxBytes: integer(env, "CACHE_MAX_BYTES", 64 * 1024 * 1024),
+      ttlMs: integer(env, "CACHE_TTL_MS", 60_000),
+      settleMs: integer(env, "CACHE_SETTLE_MS", 1_000),
+    },
     logLevel: logLevel as Config["logLevel"],
     stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
     stripeClientId: env.STRIPE_CLIENT_ID || undefined,

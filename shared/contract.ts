@@ -35,6 +35,7 @@ import {
   resolveRequestSchema,
 } from "./schemas/bus.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import { declareTouches, type EndpointCache, type Touches } from "./cache_tags.ts";
 import type { z } from "zod";
 
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
@@ -113,6 +114,12 @@ export interface ServiceContract<
   readonly types: readonly string[];
   /** `<parent type>.<relationship>` of other services' resources this service serves. */
   readonly relations?: readonly string[];
+  /**
+   * Cached replies a change of one of this service's types touches beyond the resource itself
+   * and its collection (shared/cache_tags.ts), by type: e.g. an event is also addressed by its
+   * identifier. Applied to facts by the gateway and to write replies by the service.
+   */
+  readonly touches?: Readonly<Record<string, Touches>>;
   readonly operations: Ops;
 }
 
@@ -125,6 +132,9 @@ export function defineContract<Ops extends Record<string, Operation>>(
       throw new Error(`${contract.service} contract: ${key} is outside the service's subjects`);
     }
   }
+  for (const [type, touches] of Object.entries(contract.touches ?? {})) {
+    declareTouches(type, touches);
+  }
   return contract;
 }
 
@@ -136,12 +146,20 @@ export function httpOperation(
   options: {
     media?: Media;
     cache?: "public";
+    /** When a cacheable reply stops being true on its own (see EndpointCache). */
+    expires?: EndpointCache["expires"];
     rawHeaders?: readonly string[];
     carriesSecrets?: boolean;
   } = {},
 ): HttpOperation {
+  const writes = routes.some((route) => route.method !== "GET");
+  const cache: EndpointCache | undefined = options.cache === "public"
+    ? { role: "read", expires: options.expires }
+    : writes
+    ? { role: "write" }
+    : undefined;
   return {
-    endpoint: httpEndpoint(subject),
+    endpoint: httpEndpoint(subject, cache),
     access,
     routes,
     media: options.media ?? "jsonapi",

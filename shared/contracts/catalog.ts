@@ -24,6 +24,10 @@ export const catalogContract = defineContract({
   service: S,
   description: "Users, roles, events, topics, tickets",
   types: ["user", "role", "users-events-role", "event", "event-topic", "event-sub-topic", "ticket"],
+  touches: {
+    /** `{id}` in an event's URLs is its id or its identifier: pages under either go stale. */
+    event: (event) => typeof event.identifier === "string" ? [`event:${event.identifier}`] : [],
+  },
   operations: {
     /** The original answers login with plain JSON (`{"access_token"}`), not JSON:API. */
     login: httpOperation("catalog.auth.login", "anyone", [

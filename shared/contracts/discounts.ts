@@ -37,6 +37,14 @@ function relationshipWrite(method: HttpRoute["method"], action: string) {
   );
 }
 
+/** A found code stops being usable at its `valid-till` (the lookup answers 422 from then on). */
+function validTill(body: unknown): number | undefined {
+  const attributes = (body as { data?: { attributes?: Record<string, unknown> } })?.data
+    ?.attributes;
+  const till = attributes?.["valid-till"];
+  return typeof till === "string" ? Date.parse(till) : undefined;
+}
+
 export const discountsContract = defineContract({
   service: S,
   description: "Discount codes: management, checkout lookup, price preview, redemption",
@@ -64,7 +72,7 @@ export const discountsContract = defineContract({
     /** `GET /v1/events/{id}/discount-codes/{code}`: the public checkout lookup. */
     "checkout.lookup": httpOperation("discounts.checkout.lookup", "anyone", [
       { method: "GET", path: "/v1/events/:id/discount-codes/:code" },
-    ], { cache: "public" }),
+    ], { cache: "public", expires: validTill }),
     /** The original takes and answers plain JSON here. */
     "orders.calculate-amount": httpOperation("discounts.orders.calculate-amount", "anyone", [
       { method: "POST", path: "/v1/orders/calculate-amount" },

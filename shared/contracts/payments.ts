@@ -18,6 +18,11 @@ export const paymentsContract = defineContract({
   description: "Stripe Connect authorizations of events",
   types: ["stripe-authorization"],
   relations: ["event.stripe-authorization"],
+  touches: {
+    /** The catalog shows an event's link as `is-stripe-linked`, following these facts. */
+    "stripe-authorization": (authorization) =>
+      typeof authorization.event === "string" ? [`event:${authorization.event}`] : [],
+  },
   operations: {
     /** No list: authorizations are reached per event. */
     ...collection(S, "stripe-authorizations", {

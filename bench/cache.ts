@@ -1,0 +1,462 @@
+/**
+ * The cache benchmark (issue 11), on a system of its own (every service, two gateways with the
+ * response cache on, a single-process baseline):
+ *
+ * 1. Public reads, anonymous: `GET /v1/event-topics` (10 topics), `GET /v1/events/{id}`,
+ *    `GET /v1/events/{id}/tickets` and the checkout lookup, through the gateway (cache on)
+ *    against bench/cache_baseline.ts, which reads Postgres every time. The same documents are
+ *    checked byte-identical first. Targets: >= 2x the baseline's throughput, p99 no worse.
+ * 2. Mixed: 95 % of those reads, 5 % writes that invalidate them (an event's description, a
+ *    topic's name, as the admin). The writes go through the gateway on both sides (the baseline
+ *    serves reads only): the same writes cost both runs alike. Target: >= 1.2x.
+ * 3. Staleness: a write through one gateway, then anonymous reads through the other until they
+ *    show it; milliseconds from the write's reply. Target: p99 <= 50 ms.
+ * 4. Signed-in reads (never cached): `GET /v1/events/{id}` with a token. Target: p99 <= 2x.
+ * 5. Memory: 200,000 distinct URLs through one gateway; its RSS after, against
+ *    CACHE_MAX_BYTES + 64 MiB.
+ *
+ * Run alone: `deno run -A bench/cache.ts [--duration S] [--header-timeout MS]`, or from
+ * bench/main.ts (`--only cache`).
+ */
+import { parseArgs } from "node:util";
+import { ensureDatabase } from "@shared/db.ts";
+import { startSystem } from "../scripts/start.ts";
+import { percentile, runLoad, summarize } from "./load.ts";
+import type { LoadRequest, LoadRun } from "./load.ts";
+import { compare, formatResult, type ScenarioResult } from "./report.ts";
+import { freePort } from "@shared/net.ts";
+import {
+  api,
+  benchSettings,
+  dropDatabase,
+  dropFactStream,
+  spawnDeno,
+  stopChild,
+  waitForOk,
+} from "./setup.ts";
+
+const JSONAPI = "application/vnd.api+json";
+const TOPICS = 10;
+const CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+export interface CacheBenchOptions {
+  concurrency?: number;
+  warmupMs?: number;
+  durationMs?: number;
+  rounds?: number;
+  /** HEADER_TIMEOUT_MS of the gateways (default: as deployed). */
+  headerTimeoutMs?: number;
+  /** Distinct URLs of the memory check (default 200,000; 0 skips it). */
+  memoryUrls?: number;
+  /** Writes whose staleness is measured (default 200). */
+  staleness?: number;
+  log?: boolean;
+}
+
+export interface StalenessResult {
+  writes: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  met: boolean;
+}
+
+export interface MemoryResult {
+  urls: number;
+  /** The gateway's RSS before (it had served the staleness reads only). */
+  idleMiB: number;
+  seconds: number;
+  rssMiB: number;
+  limitMiB: number;
+  met: boolean;
+}
+
+export interface CacheBenchResult {
+  reads: ScenarioResult[];
+  /** Share of 100 sequential reads the cache answered, right after each read scenario. */
+  hitShare: number[];
+  mixed: ScenarioResult;
+  signedIn: ScenarioResult;
+  staleness: StalenessResult;
+  memory?: MemoryResult;
+  /** Whether every target was met. */
+  met: boolean;
+}
+
+interface Seeded {
+  token: string;
+  eventId: string;
+  topicIds: string[];
+  ticketIds: string[];
+  reads: { name: string; path: string }[];
+}
+
+function body(type: string, attributes: Record<string, unknown>, extra: object = {}) {
+  return { data: { type, attributes, ...extra } };
+}
+
+/** 10 topics, a published event with three tickets and a discount code, as the admin. */
+async function seed(baseUrl: string, admin: { email: string; password: string }): Promise<Seeded> {
+  const login = await api(`${baseUrl}/v1/auth/login`, {
+    method: "POST",
+    body: admin,
+    type: "application/json",
+  });
+  const token = String(login.access_token);
+  const create = async (
+    path: string,
+    payload: object,
+  ) => ((await api(`${baseUrl}${path}`, { method: "POST", token, body: payload })).data as {
+    id: string;
+    attributes: Record<string, string>;
+  });
+  const topicIds: string[] = [];
+  for (let i = 1; i <= TOPICS; i++) {
+    topicIds.push((await create("/v1/event-topics", body("event-topic", { name: `T${i}` }))).id);
+  }
+  const event = await create(
+    "/v1/events",
+    body("event", {
+      name: "Bench conference",
+      description: "A published event the benchmark reads back.",
+      "starts-at": "2030-03-01T09:00:00+08:00",
+      "ends-at": "2030-03-03T18:00:00+08:00",
+      state: "published",
+    }, {
+      relationships: { "event-topic": { data: { type: "event-topic", id: topicIds[0] } } },
+    }),
+  );
+  return { token, ...await seedEvent(create, event), topicIds };
+}
+
+type Create = (path: string, payload: object) => Promise<{ id: string }>;
+
+/** Three tickets and the discount code LOOKUP for `event`; the four reads it offers. */
+async function seedEvent(
+  create: Create,
+  event: { id: string; attributes: Record<string, string> },
+) {
+  const ofEvent = { event: { data: { type: "event", id: event.id } } };
+  const tickets = [];
+  for (const name of ["Standard", "Student", "Supporter"]) {
+    const attributes = { name, type: "paid", price: "25.00", quantity: 100 };
+    tickets.push(
+      await create("/v1/tickets", body("ticket", attributes, { relationships: ofEvent })),
+    );
+  }
+  await create(
+    "/v1/discount-codes",
+    body("discount-code", { code: "LOOKUP", value: "5", type: "amount", "used-for": "ticket" }, {
+      relationships: {
+        ...ofEvent,
+        tickets: { data: tickets.map((ticket) => ({ type: "ticket", id: ticket.id })) },
+      },
+    }),
+  );
+  return {
+    eventId: event.id,
+    ticketIds: tickets.map((ticket) => ticket.id),
+    reads: [
+      { name: `GET /v1/event-topics (${TOPICS} topics)`, path: "/v1/event-topics" },
+      { name: "GET /v1/events/{id}", path: `/v1/events/${event.id}` },
+      { name: "GET /v1/events/{id}/tickets", path: `/v1/events/${event.id}/tickets` },
+      {
+        name: "GET /v1/events/{identifier}/discount-codes/{code}",
+        path: `/v1/events/${event.attributes.identifier}/discount-codes/LOOKUP`,
+      },
+    ],
+  };
+}
+
+/** Fails unless both URLs answer 200 with the same bytes (`headers` for the first only). */
+async function sameAnswer(a: string, b: string, headers: Record<string, string> = {}) {
+  const [x, y] = await Promise.all([fetch(a, { headers }), fetch(b)]);
+  const [tx, ty] = [await x.text(), await y.text()];
+  if (x.status !== 200 || y.status !== 200 || tx !== ty) {
+    throw new Error(`Cannot compare: ${a} and ${b} answer differently (${x.status}, ${y.status})`);
+  }
+}
+
+type Target = string | (() => LoadRequest);
+
+/** The share of 100 sequential reads of `url` that the gateway's cache answered. */
+async function hits(url: string): Promise<number> {
+  let hit = 0;
+  for (let i = 0; i < 100; i++) {
+    const response = await fetch(url);
+    await response.arrayBuffer();
+    if (response.headers.get("X-Cache") === "HIT") hit++;
+  }
+  return hit / 100;
+}
+
+/** Loads two targets in alternating slices (A B, then B A) after a warm-up of each. */
+async function alternate(
+  name: string,
+  targets: { gateway: Target; baseline: Target },
+  options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
+  headers?: Record<string, string>,
+): Promise<ScenarioResult> {
+  const load = (target: Target, ms: number) =>
+    runLoad(target, { concurrency: options.concurrency, durationMs: ms, headers });
+  await load(targets.gateway, options.warmupMs);
+  await load(targets.baseline, options.warmupMs);
+  const runs: { gateway: LoadRun[]; baseline: LoadRun[] } = { gateway: [], baseline: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0
+      ? ["gateway", "baseline"] as const
+      : ["baseline", "gateway"] as const;
+    for (const side of order) {
+      runs[side].push(await load(targets[side], options.durationMs / options.rounds));
+    }
+  }
+  for (const [side, list] of Object.entries(runs)) {
+    const failed = list.find((run) => run.errors > 0);
+    if (failed) console.error(`${name}: ${side} had errors (first: ${failed.firstError})`);
+  }
+  return compare(name, summarize(runs.gateway), summarize(runs.baseline));
+}
+
+/**
+ * The mixed load's next request: every 20th a write through the gateway, else a read. Writes
+ * take turns over the event, its tickets and the topics, so they do not all queue on one row.
+ */
+function mixedPicker(base: string, gateway: string, seeded: Seeded): () => LoadRequest {
+  let i = 0;
+  const headers = {
+    Accept: JSONAPI,
+    "Content-Type": JSONAPI,
+    Authorization: `JWT ${seeded.token}`,
+  };
+  return () => {
+    const n = i++;
+    if (n % 20 !== 19) return { url: `${base}${seeded.reads[n % seeded.reads.length].path}` };
+    const rows = [
+      ...seeded.topicIds.map((id) => ({ type: "event-topic", id, name: `Topic renamed ${n}` })),
+      ...seeded.ticketIds.map((id) => ({ type: "ticket", id, description: `Edit ${n}` })),
+      { type: "event", id: seeded.eventId, description: `Edit ${n}` },
+    ];
+    const { type, id, ...attributes } = rows[Math.floor(n / 20) % rows.length];
+    return {
+      url: `${gateway}/v1/${type}s/${id}`,
+      init: { method: "PATCH", headers, body: JSON.stringify({ data: { type, id, attributes } }) },
+    };
+  };
+}
+
+/** Writes through gateway `a`, then reads through `b` until it shows the write. */
+async function staleness(a: string, b: string, seeded: Seeded, writes: number) {
+  const path = `/v1/events/${seeded.eventId}`;
+  const delays = new Float64Array(writes);
+  for (let i = 0; i < writes; i++) {
+    const name = `Staleness ${i} ${crypto.randomUUID()}`;
+    await (await fetch(`${b}${path}`)).arrayBuffer(); // b holds the old page
+    await api(`${a}${path}`, {
+      method: "PATCH",
+      token: seeded.token,
+      body: body("event", { name }, { id: seeded.eventId }),
+    });
+    const written = performance.now();
+    while (!(await (await fetch(`${b}${path}`)).text()).includes(name)) {
+      if (performance.now() - written > 5_000) throw new Error("Cannot see a write after 5 s");
+    }
+    delays[i] = performance.now() - written;
+  }
+  delays.sort();
+  const round = (ms: number) => Math.round(ms * 100) / 100;
+  const p99Ms = round(percentile(delays, 0.99));
+  return {
+    writes,
+    p50Ms: round(percentile(delays, 0.5)),
+    p99Ms,
+    maxMs: round(delays[writes - 1]),
+    met: p99Ms <= 50,
+  };
+}
+
+/** The pid of this run's process running `script` on `port` (Linux /proc), if any. */
+function pidOf(script: string, prefix: string, port: number): string | undefined {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      if (!cmdline.includes(script)) continue;
+      const environ = Deno.readTextFileSync(`/proc/${entry.name}/environ`);
+      if (environ.includes(`\0BUS_PREFIX=${prefix}\0`) && environ.includes(`\0PORT=${port}\0`)) {
+        return entry.name;
+      }
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return undefined;
+}
+
+function rssMiB(pid: string): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** Sends `urls` distinct anonymous reads through `gateway`, then reads its RSS. */
+async function memory(gateway: string, pid: string, urls: number, concurrency: number) {
+  const idle = rssMiB(pid);
+  let next = 0;
+  const began = performance.now();
+  const worker = async () => {
+    while (next < urls) {
+      const n = next++;
+      await (await fetch(`${gateway}/v1/event-topics?page[size]=1&page[number]=${n + 1}`))
+        .arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const rss = rssMiB(pid);
+  const limitMiB = CACHE_MAX_BYTES / 1024 / 1024 + 64;
+  return {
+    urls,
+    idleMiB: Math.round(idle),
+    seconds: Math.round((performance.now() - began) / 100) / 10,
+    rssMiB: Math.round(rss),
+    limitMiB,
+    met: rss < limitMiB,
+  };
+}
+
+/** Cache on vs the baseline for each public read, then the mixed load and signed-in reads. */
+async function comparisons(
+  urls: { gateway: string; baseline: string },
+  seeded: Seeded,
+  options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
+) {
+  const reads: ScenarioResult[] = [];
+  const hitShare: number[] = [];
+  for (const { name, path } of seeded.reads) {
+    await sameAnswer(`${urls.gateway}${path}`, `${urls.baseline}${path}`);
+    const targets = { gateway: `${urls.gateway}${path}`, baseline: `${urls.baseline}${path}` };
+    reads.push(await alternate(`${name}, cache on`, targets, options));
+    hitShare.push(await hits(`${urls.gateway}${path}`));
+  }
+  const path = `/v1/events/${seeded.eventId}`;
+  const auth = { Authorization: `JWT ${seeded.token}` };
+  await sameAnswer(`${urls.gateway}${path}`, `${urls.baseline}${path}`, auth);
+  const signedIn = await alternate("GET /v1/events/{id} signed in (never cached)", {
+    gateway: () => ({ url: `${urls.gateway}${path}`, init: { headers: auth } }),
+    baseline: () => ({ url: `${urls.baseline}${path}`, init: { headers: auth } }),
+  }, options);
+  // Last: its writes leave facts for the consumers to work through.
+  const mixed = await alternate("Mixed: 95 % reads, 5 % writes", {
+    gateway: mixedPicker(urls.gateway, urls.gateway, seeded),
+    baseline: mixedPicker(urls.baseline, urls.gateway, seeded),
+  }, options);
+  return { reads, hitShare, mixed, signedIn };
+}
+
+function targetsMet(result: Omit<CacheBenchResult, "met">): boolean {
+  const reads = result.reads.every((r) => r.throughputRatio >= 2 && r.p99Ratio <= 1);
+  return reads && result.mixed.throughputRatio >= 1.2 && result.signedIn.p99Ratio <= 2 &&
+    result.staleness.met && (result.memory?.met ?? true);
+}
+
+/** Runs the whole cache benchmark on a system of its own, which it removes afterwards. */
+export async function runCacheBench(options: CacheBenchOptions = {}): Promise<CacheBenchResult> {
+  const settings = benchSettings("cache_");
+  const env: Record<string, string> = {
+    ...settings.env,
+    CACHE_MAX_BYTES: String(CACHE_MAX_BYTES),
+  };
+  if (options.headerTimeoutMs !== undefined) {
+    env.HEADER_TIMEOUT_MS = String(options.headerTimeoutMs);
+  }
+  const secondPort = freePort();
+  const children: Deno.ChildProcess[] = [];
+  let stopSystem: (() => Promise<void>) | undefined;
+  try {
+    await ensureDatabase(settings.databaseUrl);
+    const system = await startSystem({ env, output: options.log ?? false, timeoutMs: 120_000 });
+    stopSystem = system.stop;
+    const seeded = await seed(system.url, settings.admin);
+    const spawn = (script: string, port: number) =>
+      children.push(spawnDeno(script, { ...system.env, PORT: String(port) }, {
+        output: options.log,
+      }));
+    spawn("bench/cache_baseline.ts", settings.baselinePort);
+    spawn("gateway/main.ts", secondPort);
+    const baseline = `http://127.0.0.1:${settings.baselinePort}`;
+    const second = `http://127.0.0.1:${secondPort}`;
+    await waitForOk(`${baseline}${seeded.reads[1].path}`, 60_000);
+    await waitForOk(`${second}/health`, 60_000);
+    const loadOptions = {
+      concurrency: options.concurrency ?? 32,
+      warmupMs: options.warmupMs ?? 2_000,
+      durationMs: options.durationMs ?? 5_000,
+      rounds: options.rounds ?? 2,
+    };
+    const compared = await comparisons({ gateway: system.url, baseline }, seeded, loadOptions);
+    const stale = await staleness(system.url, second, seeded, options.staleness ?? 200);
+    const urls = options.memoryUrls ?? 200_000;
+    const pid = pidOf("gateway/main.ts", settings.prefix, secondPort);
+    const mem = urls > 0 && pid
+      ? await memory(second, pid, urls, loadOptions.concurrency)
+      : undefined;
+    const result = { ...compared, staleness: stale, memory: mem };
+    return { ...result, met: targetsMet(result) };
+  } finally {
+    for (const child of children) await stopChild(child);
+    if (stopSystem) await stopSystem();
+    await dropDatabase(settings.databaseUrl).catch(() => {});
+    await dropFactStream(settings.natsUrl, settings.prefix).catch(() => {});
+  }
+}
+
+/** The results as text: each comparison's table, then staleness and memory. */
+export function formatCacheResult(result: CacheBenchResult): string {
+  const verdict = (met: boolean) => met ? "met" : "NOT met";
+  const lines = [
+    ...result.reads.map((r, i) =>
+      `${formatResult(r)}\n  cache target: >= 2x throughput, p99 <= 1x: ${
+        verdict(r.throughputRatio >= 2 && r.p99Ratio <= 1)
+      } (hits after: ${Math.round(result.hitShare[i] * 100)} %)`
+    ),
+    `${formatResult(result.mixed)}\n  mixed target: >= 1.2x: ${
+      verdict(result.mixed.throughputRatio >= 1.2)
+    }`,
+    formatResult(result.signedIn),
+  ];
+  const s = result.staleness;
+  lines.push(
+    `Staleness across two gateways (${s.writes} writes): p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, ` +
+      `max ${s.maxMs} ms (target p99 <= 50 ms: ${verdict(s.met)})`,
+  );
+  const m = result.memory;
+  if (m) {
+    lines.push(
+      `Memory: ${m.urls} distinct URLs in ${m.seconds} s; gateway RSS ${m.idleMiB} MiB before, ` +
+        `${m.rssMiB} MiB after ` +
+        `(target < ${m.limitMiB} MiB: ${verdict(m.met)})`,
+    );
+  }
+  return lines.join("\n\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      json: { type: "boolean", default: false },
+      log: { type: "boolean", default: false },
+      concurrency: { type: "string", default: "32" },
+      duration: { type: "string", default: "5" },
+      "header-timeout": { type: "string" },
+      "memory-urls": { type: "string" },
+    },
+  });
+  const result = await runCacheBench({
+    concurrency: Number(values.concurrency),
+    durationMs: Number(values.duration) * 1000,
+    headerTimeoutMs: values["header-timeout"] ? Number(values["header-timeout"]) : undefined,
+    memoryUrls: values["memory-urls"] ? Number(values["memory-urls"]) : undefined,
+    log: values.log,
+  });
+  console.log(values.json ? JSON.stringify(result, null, 2) : formatCacheResult(result));
+  Deno.exit(result.met ? 0 : 1);
+}

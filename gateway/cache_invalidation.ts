@@ -1,0 +1,107 @@
+/**
+ * Keeps the gateway's cache true to the facts: every gateway instance hears every fact (a plain
+ * subscription on `<prefix>.facts.>`, no queue group) and drops the entries it touches. Facts
+ * heard over core NATS are at most once, so whenever the subscription may have missed one (the
+ * connection dropped, went stale, or the server or client called us a slow consumer) the cache
+ * is emptied, and while disconnected it serves and stores nothing.
+ *
+ * A gateway that relays a write also tells its peers at once what the write touched (on
+ * `<prefix>.gateway.cache.touched`, outside the fact stream): the fact follows only after the
+ * owning service's outbox relay publishes it, which takes a database round trip or two.
+ */
+import type { Status } from "@nats-io/nats-core";
+import type { Bus } from "@shared/bus.ts";
+import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
+import { parseFactType } from "@shared/fact_catalog.ts";
+import type { Logger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
+import type { ResponseCache } from "./cache.ts";
+
+/** Where gateways tell each other what a write they relayed touched (space-separated tags). */
+export const TOUCHED_SUBJECT = "gateway.cache.touched";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Tells every gateway (this one too) what a relayed write touched. */
+export function announceTouched(bus: Bus, tags: readonly string[]): void {
+  if (tags.length && !bus.nc.isClosed()) {
+    bus.nc.publish(bus.subject(TOUCHED_SUBJECT), encoder.encode(tags.join(" ")));
+  }
+}
+
+/** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
+export function factTags(raw: unknown): string[] | undefined {
+  const fact = raw as { type?: unknown; data?: { id?: unknown } } | null;
+  const parts = typeof fact?.type === "string" ? parseFactType(fact.type) : undefined;
+  const id = fact?.data?.id;
+  if (!parts || (typeof id !== "string" && typeof id !== "number")) return undefined;
+  return touchedBy(parts.resource, { ...fact!.data, id: String(id) } as TagRecord);
+}
+
+/** What a connection status means for the cache: suspend, resume, empty, or nothing. */
+function reaction(status: Status): "suspend" | "resume" | "clear" | undefined {
+  switch (status.type) {
+    case "disconnect":
+    case "staleConnection":
+      return "suspend";
+    case "reconnect":
+      return "resume";
+    case "slowConsumer":
+    case "error":
+      return "clear";
+  }
+  return undefined;
+}
+
+async function followStatus(bus: Bus, cache: ResponseCache, logger: Logger): Promise<void> {
+  for await (const status of bus.nc.status()) {
+    const action = reaction(status);
+    if (action === undefined) continue;
+    if (action === "clear") cache.clear();
+    else cache.suspend(action === "suspend");
+    logger.info("cache emptied: the fact subscription may have missed facts", {
+      status: status.type,
+    });
+  }
+}
+
+/**
+ * Subscribes `cache` to the facts of `bus`; returns a function that unsubscribes.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = invalidateOnFacts(bus, cache, logger);
+ * ```
+ */
+export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger): () => void {
+  const subscription = bus.nc.subscribe(bus.subject(facts.all), {
+    callback: (error, msg) => {
+      if (error) {
+        logger.warn("cache emptied: the fact subscription failed", { error });
+        return cache.clear();
+      }
+      let tags: string[] | undefined;
+      try {
+        tags = factTags(msg.json());
+      } catch {
+        tags = undefined;
+      }
+      if (tags) return cache.invalidate(tags);
+      logger.warn("cache emptied: a message on the fact subjects is no fact", {
+        subject: msg.subject,
+      });
+      cache.clear();
+    },
+  });
+  const peers = bus.nc.subscribe(bus.subject(TOUCHED_SUBJECT), {
+    callback: (error, msg) => {
+      if (error) return cache.clear();
+      cache.invalidate(decoder.decode(msg.data).split(" "));
+    },
+  });
+  followStatus(bus, cache, logger).catch(() => {});
+  return () => {
+    subscription.unsubscribe();
+    peers.unsubscribe();
+  };
+}

@@ -1,0 +1,269 @@
+/**
+ * The response cache against the real catalog, NATS and Postgres. A change made straight in the
+ * database announces no fact, so a reply that still shows the old value after one came from the
+ * cache, and one that shows the new value did not.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "@shared/log.ts";
+import { testBus } from "@shared/testing.ts";
+import { eventually } from "@testing/eventually.ts";
+import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { catalog } from "@shared/subjects.ts";
+import { createApp } from "./app.ts";
+
+/** Replies fetched just after a change live this long only (CACHE_SETTLE_MS). */
+const SETTLE_MS = 100;
+const env = { CACHE_SETTLE_MS: String(SETTLE_MS) };
+
+/** Waits until the facts of the set-up have reached the gateways and settled. */
+async function settled(system: TestSystem): Promise<void> {
+  await system.readFacts();
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 50));
+}
+
+/** A published event owned by a new user. */
+async function publishedEvent(system: TestSystem) {
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  await settled(system);
+  return { owner, event };
+}
+
+/** Renames an event behind the system's back: no fact, so no cache hears of it. */
+async function renameSilently(system: TestSystem, id: string, name: string): Promise<void> {
+  await system.sql`update events set name = ${name} where id = ${id}`;
+}
+
+function patchEvent(id: string, attributes: Record<string, unknown>) {
+  return { body: { data: { type: "event", id, attributes } } };
+}
+
+/** A second gateway instance on the system's bus prefix, with its own connection. */
+async function secondGateway(system: TestSystem) {
+  const bus = await testBus(system.prefix);
+  system.defer(async () => await bus[Symbol.asyncDispose]());
+  const app = createApp({
+    bus: bus.bus,
+    config: system.config,
+    logger: createLogger("g2", "error"),
+  });
+  await bus.bus.nc.flush();
+  return { call: caller(app), bus: bus.bus };
+}
+
+Deno.test("[gateway] anonymous reads come from the cache until a fact or a write drops them", async () => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}`;
+  const other = await secondGateway(system);
+
+  const first = await system.call("GET", path);
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("Cache-Control"), "public, no-cache");
+  assert.equal(first.headers.get("Vary"), "Authorization");
+  assert.ok(first.headers.get("ETag"));
+  assert.equal((await other.call("GET", path)).status, 200);
+
+  await renameSilently(system, event.id, "Silent");
+  const hit = await system.call("GET", path);
+  assert.equal(hit.text, first.text, "a hit answers the stored bytes");
+  assert.equal(hit.headers.get("X-Cache"), "HIT");
+  assert.equal(hit.headers.get("ETag"), first.headers.get("ETag"));
+  const byIdentifier = await system.call("GET", `/v1/events/${event.identifier}`);
+  assert.equal(byIdentifier.body.data.attributes.name, "Silent", "another URL is another entry");
+
+  // The writer's gateway drops what the write touched before it answers.
+  const patched = await system.call("PATCH", path, {
+    token: owner.token,
+    ...patchEvent(event.id, { name: "Renamed" }),
+  });
+  assert.equal(patched.status, 200);
+  assert.equal((await system.call("GET", path)).body.data.attributes.name, "Renamed");
+  // The other gateway hears the fact, for the id and the identifier alike.
+  await eventually(
+    async () => (await other.call("GET", path)).body.data.attributes.name === "Renamed",
+    2_000,
+    "the other gateway to drop the event",
+  );
+  const viaIdentifier = await system.call("GET", `/v1/events/${event.identifier}`);
+  assert.equal(viaIdentifier.body.data.attributes.name, "Renamed");
+
+  // A change no gateway relayed reaches both through its fact alone.
+  const direct = await system.bus.forward(catalog.events.update, {
+    actor: { id: owner.id },
+    params: { id: event.id },
+    path,
+    query: {},
+    body: patchEvent(event.id, { name: "Behind the gateways" }).body,
+    requestId: "test",
+  });
+  assert.equal(direct.status, 200);
+  for (const call of [system.call, other.call]) {
+    await eventually(
+      async () => (await call("GET", path)).body.data.attributes.name === "Behind the gateways",
+      2_000,
+      "the fact to drop the event",
+    );
+  }
+});
+
+Deno.test("[gateway] a list is dropped when a resource joins it", async () => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const other = await secondGateway(system);
+  const path = `/v1/events/${event.id}/tickets`;
+  const topics = "/v1/event-topics?sort=name&page[size]=50";
+  assert.equal((await other.call("GET", path)).body.data.length, 0);
+  assert.equal((await other.call("GET", topics)).body.data.length, 0);
+  await system.createTicket(owner.token, event.id);
+  await system.createTopic("Zeta");
+  await eventually(
+    async () => (await other.call("GET", path)).body.data.length === 1,
+    2_000,
+    "the ticket list to show the new ticket",
+  );
+  await eventually(
+    async () => (await other.call("GET", topics)).body.data.length === 1,
+    2_000,
+    "the topic list to show the new topic",
+  );
+});
+
+Deno.test("[gateway] no reply given to one caller is given to another", async () => {
+  await using system = await startTestSystem({ env });
+  const owner = await system.signUp();
+  const draft = await system.createEvent(owner.token);
+  await settled(system);
+  const path = `/v1/events/${draft.id}`;
+
+  const own = await system.call("GET", path, { token: owner.token });
+  assert.equal(own.status, 200, "the owner sees the draft");
+  assert.equal(own.headers.get("Cache-Control"), "private, no-store");
+  const anonymous = await system.call("GET", path);
+  assert.equal(anonymous.status, 404, "nobody else does");
+  assert.equal(anonymous.headers.get("Cache-Control"), "public, no-cache");
+
+  // A stored anonymous 404 is never the owner's answer, and the owner's reads are never stored.
+  await renameSilently(system, draft.id, "Seen live");
+  const again = await system.call("GET", path, { token: owner.token });
+  assert.equal(again.body.data.attributes.name, "Seen live");
+  assert.equal((await system.call("GET", path)).status, 404);
+
+  const stranger = await system.signUp();
+  const strangers = await system.call("GET", path, { token: stranger.token });
+  assert.equal(strangers.status, 404);
+  assert.equal(strangers.headers.get("Cache-Control"), "private, no-store");
+  // Any Authorization header bypasses the cache, even one the gateway refuses.
+  const forged = await system.call("GET", path, { headers: { Authorization: "JWT nonsense" } });
+  assert.equal(forged.status, 401);
+});
+
+Deno.test("[gateway] an unpublished or deleted event stops being served within the bound", async () => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const other = await secondGateway(system);
+  const paths = [`/v1/events/${event.id}`, `/v1/events/${event.id}/tickets`, "/v1/events"];
+  for (const path of paths) assert.equal((await other.call("GET", path)).status, 200);
+  assert.equal((await other.call("GET", "/v1/events")).body.data.length, 1);
+
+  const began = Date.now();
+  const unpublished = await system.call("PATCH", paths[0], {
+    token: owner.token,
+    ...patchEvent(event.id, { state: "draft" }),
+  });
+  assert.equal(unpublished.status, 200);
+  await eventually(
+    async () => (await other.call("GET", paths[0])).status === 404,
+    1_000,
+    "the unpublished event to disappear",
+  );
+  assert.equal((await other.call("GET", "/v1/events")).body.data.length, 0);
+  assert.ok(Date.now() - began < 1_000);
+
+  await system.call("PATCH", paths[0], {
+    token: owner.token,
+    ...patchEvent(event.id, { state: "published" }),
+  });
+  await eventually(async () => (await other.call("GET", paths[0])).status === 200, 1_000);
+  const deleted = await system.call("DELETE", paths[0], { token: owner.token });
+  assert.equal(deleted.status, 200);
+  await eventually(
+    async () => (await other.call("GET", paths[1])).status === 404,
+    1_000,
+    "the deleted event's tickets to disappear",
+  );
+});
+
+Deno.test("[gateway] the cache is emptied when the NATS connection comes back", async () => {
+  await using system = await startTestSystem({ env });
+  const { event } = await publishedEvent(system);
+  const other = await secondGateway(system);
+  const path = `/v1/events/${event.id}`;
+  assert.equal((await other.call("GET", path)).status, 200);
+  await renameSilently(system, event.id, "Missed while away");
+  assert.notEqual((await other.call("GET", path)).body.data.attributes.name, "Missed while away");
+
+  const back = (async () => {
+    for await (const status of other.bus.nc.status()) if (status.type === "reconnect") return;
+  })();
+  await other.bus.nc.reconnect();
+  await back;
+  assert.equal((await other.call("GET", path)).body.data.attributes.name, "Missed while away");
+});
+
+Deno.test("[gateway] conditional requests and HEAD", async (t) => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}`;
+  const first = await system.call("GET", path);
+  const etag = first.headers.get("ETag")!;
+
+  await t.step("a matching If-None-Match is a bodiless 304, from the cache", async () => {
+    await renameSilently(system, event.id, "Changed silently");
+    const reply = await system.call("GET", path, { headers: { "If-None-Match": etag } });
+    assert.equal(reply.status, 304);
+    assert.equal(reply.text, "");
+    assert.equal(reply.headers.get("ETag"), etag);
+    assert.equal(reply.headers.get("Cache-Control"), "public, no-cache");
+  });
+  await t.step("signed-in callers get ETags and 304s too, checked live", async () => {
+    const live = await system.call("GET", path, { token: owner.token });
+    const liveTag = live.headers.get("ETag")!;
+    assert.notEqual(liveTag, etag, "the owner reads the silent change");
+    const again = await system.call("GET", path, {
+      token: owner.token,
+      headers: { "If-None-Match": liveTag },
+    });
+    assert.equal(again.status, 304);
+    assert.equal(again.headers.get("Cache-Control"), "private, no-store");
+    const stale = await system.call("GET", path, {
+      token: owner.token,
+      headers: { "If-None-Match": etag },
+    });
+    assert.equal(stale.status, 200);
+  });
+  await t.step("HEAD answers like GET, without a body", async () => {
+    const head = await system.app.request(path, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("ETag"), etag);
+    assert.equal(await head.text(), "");
+    const missing = await system.app.request("/v1/events/999999", { method: "HEAD" });
+    assert.equal(missing.status, 404);
+  });
+});
+
+Deno.test("[gateway] CACHE_MAX_BYTES=0 sends every read to its service", async () => {
+  await using system = await startTestSystem({ env: { CACHE_MAX_BYTES: "0" } });
+  const { event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}`;
+  const first = await system.call("GET", path);
+  assert.equal(first.status, 200);
+  await renameSilently(system, event.id, "Read live");
+  const second = await system.call("GET", path);
+  assert.equal(second.body.data.attributes.name, "Read live");
+  assert.equal(second.headers.get("Cache-Control"), "public, no-cache");
+  const conditional = await system.call("GET", path, {
+    headers: { "If-None-Match": second.headers.get("ETag")! },
+  });
+  assert.equal(conditional.status, 304);
+});

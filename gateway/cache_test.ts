@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { type CachedReply, ResponseCache } from "./cache.ts";
+import { cacheKey, etagOf, matchesEtag } from "./http_cache.ts";
+import { queryOf } from "./forward.ts";
+
+const encoder = new TextEncoder();
+
+function reply(text: string, tags: string[], extra: Partial<CachedReply> = {}): CachedReply {
+  return { status: 200, contentType: "t", body: encoder.encode(text), etag: '"e"', tags, ...extra };
+}
+
+function clock(start = 1_000_000) {
+  let now = start;
+  return { now: () => now, advance: (ms: number) => (now += ms) };
+}
+
+Deno.test("[gateway] ResponseCache serves what it stored and drops it by tag", () => {
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  assert.equal(cache.lookup("a"), undefined);
+  assert.ok(cache.store("a", reply("A", ["event:1", "events"]), cache.begin()));
+  assert.ok(cache.store("b", reply("B", ["event:2"]), cache.begin()));
+  assert.equal(new TextDecoder().decode(cache.lookup("a")!.body), "A");
+  cache.invalidate(["events"]);
+  assert.equal(cache.lookup("a"), undefined);
+  assert.ok(cache.lookup("b"), "an entry without the tag stays");
+  cache.invalidate(["event:2"]);
+  assert.equal(cache.size, 0);
+  assert.equal(cache.bytes, 0);
+});
+
+Deno.test("[gateway] ResponseCache evicts the least recently used entries past maxBytes", () => {
+  const one = new ResponseCache({ maxBytes: 1 << 20 });
+  one.store("k0", reply("x".repeat(1000), ["t"]), 0);
+  const entrySize = one.bytes;
+  const cache = new ResponseCache({ maxBytes: entrySize * 3 });
+  for (const key of ["k0", "k1", "k2"]) cache.store(key, reply("x".repeat(1000), ["t"]), 0);
+  assert.ok(cache.lookup("k0"), "k0 becomes the most recently used");
+  cache.store("k3", reply("x".repeat(1000), ["t"]), 0);
+  assert.equal(cache.lookup("k1"), undefined, "k1 was the least recently used");
+  assert.ok(cache.lookup("k0") && cache.lookup("k2") && cache.lookup("k3"));
+  assert.ok(cache.bytes <= cache.maxBytes);
+  assert.equal(cache.store("huge", reply("x".repeat(entrySize * 4), ["t"]), 0), false);
+});
+
+Deno.test("[gateway] ResponseCache does not store a reply a change raced", async (t) => {
+  await t.step("a tag touched while the reply was fetched", () => {
+    const cache = new ResponseCache({ maxBytes: 1 << 20 });
+    const began = cache.begin();
+    cache.invalidate(["event:1"]);
+    assert.equal(cache.store("a", reply("old", ["event:1"]), began), false);
+    assert.ok(cache.store("b", reply("other", ["event:2"]), began), "other tags are unaffected");
+    assert.ok(cache.store("a", reply("new", ["event:1"]), cache.begin()), "a later fetch is fine");
+  });
+  await t.step("the cache emptied or suspended meanwhile", () => {
+    const cache = new ResponseCache({ maxBytes: 1 << 20 });
+    const began = cache.begin();
+    cache.clear();
+    assert.equal(cache.store("a", reply("old", ["event:1"]), began), false);
+    cache.suspend(true);
+    assert.equal(cache.store("a", reply("x", ["event:1"]), cache.begin()), false);
+    cache.suspend(false);
+    assert.ok(cache.store("a", reply("x", ["event:1"]), cache.begin()));
+  });
+  await t.step("a change forgotten while the fetch was in flight", () => {
+    const time = clock();
+    const cache = new ResponseCache({ maxBytes: 1 << 20, memoryMs: 1000, now: time.now });
+    const began = cache.begin();
+    cache.invalidate(["event:1"]);
+    time.advance(2000);
+    cache.invalidate(["event:9"]);
+    assert.equal(cache.store("a", reply("old", ["event:1"]), began), false);
+  });
+});
+
+Deno.test("[gateway] ResponseCache expires entries: TTL, their own expiry, settling", () => {
+  const time = clock();
+  const cache = new ResponseCache({
+    maxBytes: 1 << 20,
+    ttlMs: 10_000,
+    settleMs: 500,
+    now: time.now,
+  });
+  cache.store("ttl", reply("a", ["x"]), cache.begin());
+  cache.store("own", reply("b", ["y"], { expires: time.now() + 100 }), cache.begin());
+  cache.invalidate(["z"]);
+  time.advance(100);
+  cache.store("settling", reply("c", ["z"]), cache.begin());
+  assert.equal(cache.lookup("own"), undefined);
+  assert.ok(cache.lookup("settling"));
+  time.advance(400);
+  assert.equal(cache.lookup("settling"), undefined, "lives until 500 ms after the change");
+  cache.store("settled", reply("c", ["z"]), cache.begin());
+  assert.ok(cache.lookup("settled"));
+  time.advance(9_600);
+  assert.equal(cache.lookup("ttl"), undefined);
+});
+
+Deno.test("[gateway] cacheKey never merges different queries", () => {
+  const key = (url: string) => cacheKey("application/vnd.api+json", "/v1/events", queryOf(url));
+  // Same question, same key: order does not matter, a repeated name keeps its last value.
+  assert.equal(key("/v1/events?sort=name&page[size]=5"), key("/v1/events?page[size]=5&sort=name"));
+  assert.equal(key("/v1/events?sort=a&sort=name"), key("/v1/events?sort=name"));
+  assert.equal(key("/v1/events?page%5Bsize%5D=5"), key("/v1/events?page[size]=5"));
+  const distinct = [
+    "/v1/events",
+    "/v1/events?sort=name",
+    "/v1/events?sort=-name",
+    "/v1/events?page[size]=5",
+    "/v1/events?page[number]=5",
+    "/v1/events?filter=[]",
+    "/v1/events?include=tickets",
+    "/v1/events?fields[event]=name",
+    "/v1/events?sort=name%26page=2",
+    "/v1/events?sort=name&page=2",
+    "/v1/events?a=b%3Dc",
+    "/v1/events?a%3Db=c",
+    "/v1/events?sort=",
+  ];
+  assert.equal(new Set(distinct.map(key)).size, distinct.length);
+  assert.notEqual(
+    cacheKey("application/json", "/v1/events", {}),
+    cacheKey("application/vnd.api+json", "/v1/events", {}),
+  );
+});
+
+Deno.test("[gateway] etagOf is strong and If-None-Match compares it", () => {
+  const a = etagOf(encoder.encode('{"a":1}'));
+  assert.equal(a, etagOf(encoder.encode('{"a":1}')));
+  assert.notEqual(a, etagOf(encoder.encode('{"a":2}')));
+  assert.match(a, /^"[\w-]+"$/);
+  assert.ok(matchesEtag(a, a));
+  assert.ok(matchesEtag(`"x", W/${a}`, a));
+  assert.ok(matchesEtag("*", a));
+  assert.equal(matchesEtag('"x"', a), false);
+  assert.equal(matchesEtag(null, a), false);
+});

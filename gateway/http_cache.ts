@@ -1,0 +1,91 @@
+/**
+ * HTTP caching of forwarded replies: cache keys, strong ETags, `If-None-Match` and the
+ * `Cache-Control` every reply carries. Public replies say `public, no-cache` (clients and CDNs
+ * keep them but revalidate: the ETag makes that a cheap 304) and `Vary: Authorization` (a CDN
+ * must not hand an anonymous page to a signed-in user, who may see more); everything else says
+ * `private, no-store`. Replies the cache could hold say whether they came from it
+ * (`X-Cache: HIT` or `MISS`).
+ *
+ * @example
+ * ```ts
+ * import { cacheKey, etagOf, matchesEtag } from "./http_cache.ts";
+ * cacheKey("application/vnd.api+json", "/v1/events", { sort: "name", "page[size]": "5" });
+ * // "application/vnd.api+json /v1/events?page%5Bsize%5D=5&sort=name"
+ * const etag = etagOf(new TextEncoder().encode("{}"));
+ * matchesEtag(`W/${etag}, "other"`, etag); // true
+ * ```
+ */
+import { createHash } from "node:crypto";
+import type { CachedReply } from "./cache.ts";
+
+export const PUBLIC = "public, no-cache";
+export const PRIVATE = "private, no-store";
+
+/**
+ * The key of a read: media type, path and the query as the service reads it (one value per
+ * name, the last one winning), names sorted and every part escaped, so two keys are equal only
+ * when the service is asked exactly the same thing.
+ */
+export function cacheKey(mediaType: string, path: string, query: Record<string, string>): string {
+  const names = Object.keys(query);
+  if (names.length === 0) return `${mediaType} ${path}`;
+  const pairs = names.sort().map((name) =>
+    `${encodeURIComponent(name)}=${encodeURIComponent(query[name])}`
+  );
+  return `${mediaType} ${path}?${pairs.join("&")}`;
+}
+
+/** A strong validator: SHA-1 of the exact bytes (native, ~7 µs for 6 kB). */
+export function etagOf(body: Uint8Array): string {
+  return `"${createHash("sha1").update(body).digest("base64url")}"`;
+}
+
+/** Whether an `If-None-Match` value matches `etag` (weak comparison, as RFC 9110 asks). */
+export function matchesEtag(ifNoneMatch: string | null, etag: string): boolean {
+  if (ifNoneMatch === null) return false;
+  for (const candidate of ifNoneMatch.split(",")) {
+    const tag = candidate.trim();
+    if (tag === "*" || tag === etag || tag === `W/${etag}`) return true;
+  }
+  return false;
+}
+
+export interface ReplyParts {
+  status: number;
+  body: BodyInit | null;
+  contentType: string;
+  location?: string;
+  etag?: string;
+  /** Whether the reply may be shared by caches (`public, no-cache`). */
+  shared: boolean;
+  /** Whether the gateway's cache answered (`X-Cache`), when it was asked. */
+  cache?: "HIT" | "MISS";
+}
+
+/** The response for a reply, or a bodiless 304 when the request's `If-None-Match` matches. */
+export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Response {
+  const headers: Record<string, string> = {
+    "Cache-Control": parts.shared ? PUBLIC : PRIVATE,
+  };
+  if (parts.shared) headers["Vary"] = "Authorization";
+  if (parts.cache) headers["X-Cache"] = parts.cache;
+  if (parts.etag) {
+    headers["ETag"] = parts.etag;
+    if (matchesEtag(ifNoneMatch, parts.etag)) return new Response(null, { status: 304, headers });
+  }
+  if (parts.status !== 204) headers["Content-Type"] = parts.contentType;
+  if (parts.location) headers["Location"] = parts.location;
+  return new Response(parts.status === 204 ? null : parts.body, { status: parts.status, headers });
+}
+
+/** The response for a cache hit. */
+export function cachedReply(entry: CachedReply, ifNoneMatch: string | null): Response {
+  return httpReply({
+    status: entry.status,
+    body: entry.body as Uint8Array<ArrayBuffer>,
+    contentType: entry.contentType,
+    etag: entry.status === 200 ? entry.etag : undefined,
+    shared: true,
+    cache: "HIT",
+  }, ifNoneMatch);
+}

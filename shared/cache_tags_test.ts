@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { cacheHeaders, pathTags, readTags, touchedBy, writeTags } from "./cache_tags.ts";
+import { catalogContract, discountsContract } from "./contracts/mod.ts";
+import type { HttpRequest } from "./schemas/http.ts";
+
+function request(path: string, query: Record<string, string> = {}, actor = false): HttpRequest {
+  return { actor: actor ? { id: "1" } : null, params: {}, path, query, requestId: "r" };
+}
+
+const sorted = (tags: string[] | undefined) => [...tags ?? []].sort();
+
+Deno.test("[cache_tags] pathTags names each resource and collection of a path", () => {
+  assert.deepEqual(pathTags("/v1/events/5/tickets"), {
+    pairs: ["event:5"],
+    collections: ["events", "tickets"],
+  });
+  assert.deepEqual(pathTags("/v1/event-topics/3/relationships/events"), {
+    pairs: ["event-topic:3"],
+    collections: ["event-topics", "events"],
+  });
+  assert.deepEqual(pathTags("/v1/events/a1b2c3d4/discount-codes/SUMMER").pairs, [
+    "event:a1b2c3d4",
+    "discount-code:SUMMER",
+  ]);
+  assert.deepEqual(pathTags("/v1/events/%35/event-topic").pairs, ["event:5"]);
+  assert.deepEqual(pathTags("/v1/events/a%20b").pairs, [], "nothing that is no plain id");
+});
+
+Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belongs to", async (t) => {
+  await t.step("a resource, with what it includes and the lists include may add to", () => {
+    const body = {
+      data: { type: "event", id: "5" },
+      included: [{ type: "ticket", id: "9" }, { type: "event-topic", id: "2" }],
+    };
+    assert.deepEqual(
+      sorted(readTags(request("/v1/events/5", { include: "tickets,event-topic" }), 200, body)),
+      ["event-topic:2", "event-topics", "event:5", "ticket:9", "tickets"],
+    );
+  });
+  await t.step("a list carries its collection, even empty", () => {
+    assert.deepEqual(readTags(request("/v1/events/5/tickets"), 200, { data: [] }), [
+      "event:5",
+      "tickets",
+    ]);
+    assert.deepEqual(
+      sorted(
+        readTags(request("/v1/event-topics"), 200, { data: [{ type: "event-topic", id: 1 }] }),
+      ),
+      ["event-topic:1", "event-topics"],
+    );
+  });
+  await t.step("a 404 carries every collection of its path; other errors are not cached", () => {
+    assert.deepEqual(
+      sorted(readTags(request("/v1/events/5/discount-codes/X"), 404, undefined)),
+      ["discount-code:X", "discount-codes", "event:5", "events"],
+    );
+    assert.equal(readTags(request("/v1/events/5"), 422, {}), undefined);
+    assert.equal(readTags(request("/v1/events/5"), 401, {}), undefined);
+  });
+});
+
+Deno.test("[cache_tags] a change touches itself, its collection and what its service declares", () => {
+  assert.ok(catalogContract && discountsContract, "the contracts declare their touches");
+  assert.deepEqual(sorted(touchedBy("event", { id: "5", identifier: "a1b2c3d4" })), [
+    "event:5",
+    "event:a1b2c3d4",
+    "events",
+  ]);
+  assert.deepEqual(sorted(touchedBy("stripe-authorization", { id: "3", event: "5" })), [
+    "event:5",
+    "stripe-authorization:3",
+    "stripe-authorizations",
+  ]);
+  assert.deepEqual(
+    sorted(writeTags(request("/v1/events/5"), 200, {
+      data: { type: "event", id: "5", attributes: { identifier: "a1b2c3d4" } },
+    })),
+    ["event:5", "event:a1b2c3d4", "events"],
+  );
+  assert.deepEqual(sorted(writeTags(request("/v1/tickets/9"), 204, undefined)), [
+    "ticket:9",
+    "tickets",
+  ]);
+  assert.equal(writeTags(request("/v1/tickets/9"), 403, {}), undefined);
+});
+
+Deno.test("[cache_tags] cacheHeaders marks anonymous public reads only, with their expiry", () => {
+  const read = { role: "read" as const, expires: () => 1234 };
+  const body = { data: { type: "discount-code", id: "8" } };
+  const path = "/v1/events/5/discount-codes/X";
+  assert.deepEqual(cacheHeaders(read, request(path), { status: 200, body }), {
+    "Cache-Tags": "event:5 discount-code:X discount-code:8",
+    "Cache-Expires": "1234",
+  });
+  assert.equal(cacheHeaders(read, request(path, {}, true), { status: 200, body }), undefined);
+  assert.equal(cacheHeaders(read, request(path), { status: 422, body }), undefined);
+});
