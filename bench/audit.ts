@@ -30,7 +30,7 @@ import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { migrateAudit, SCHEMA, startAudit } from "../services/audit/service.ts";
 import { catalogFact } from "../services/catalog/fact_payloads.ts";
-import { startTestSystem } from "@testing/system.ts";
+import { startTestSystem, type TestSystem } from "@testing/system.ts";
 
 /** Activities per second the drain must reach. */
 export const MIN_ACTIVITIES_PER_SECOND = 10_000;
@@ -140,9 +140,15 @@ async function timed(times: number, fn: (i: number) => Promise<unknown>): Promis
   return samples;
 }
 
-async function writes(count: number): Promise<AuditBenchResult["write"]> {
-  await using system = await startTestSystem();
-  const topic = await system.createTopic("Bench topic");
+/**
+ * PATCHes through the gateway `count` times: each write's latency, and how long after each answer
+ * its fact reached the bus.
+ */
+async function gatewayWrites(
+  system: TestSystem,
+  topic: string,
+  count: number,
+): Promise<{ gateway: number[]; lags: number[] }> {
   const token = system.admin.token;
   const patch = (i: number) =>
     system.call("PATCH", `/v1/event-topics/${topic}`, {
@@ -173,8 +179,15 @@ async function writes(count: number): Promise<AuditBenchResult["write"]> {
     const seen = arrived.get(name);
     return seen === undefined ? [] : [seen - at];
   });
+  return { gateway, lags };
+}
 
-  // The same update with and without the fact, straight on the catalog's database.
+/** The same update with and without the fact, straight on the catalog's database. */
+async function outboxCost(
+  system: TestSystem,
+  topic: string,
+  count: number,
+): Promise<{ without: number[]; withFact: number[] }> {
   const sql: Sql = system.sql;
   const update = (tx: Sql, i: number) =>
     tx`update event_topics set name = ${`Direct ${i}`} where id = ${topic} returning *`;
@@ -185,14 +198,25 @@ async function writes(count: number): Promise<AuditBenchResult["write"]> {
       await recordFact(tx, catalogFact(null, "event-topic", "updated", row));
     }));
   await system.catalog.relay.flush();
+  return { without, withFact };
+}
 
+/** JetStream publishes, each awaited for its acknowledgement: what publishing in-line would add. */
+function jetstreamAcks(system: TestSystem, count: number): Promise<number[]> {
   const js = jetstream(system.bus.nc);
-  const acks = await timed(count, (i) => {
+  return timed(count, (i) => {
     const fact = benchFact(i);
     const subject = system.bus.subject("facts.bench.event.updated");
     return js.publish(subject, JSON.stringify(fact), { msgID: fact.id });
   });
+}
 
+async function writes(count: number): Promise<AuditBenchResult["write"]> {
+  await using system = await startTestSystem();
+  const topic = await system.createTopic("Bench topic");
+  const { gateway, lags } = await gatewayWrites(system, topic, count);
+  const { without, withFact } = await outboxCost(system, topic, count);
+  const acks = await jetstreamAcks(system, count);
   const withOutbox = percentiles(withFact);
   const withoutOutbox = percentiles(without);
   const jetstreamAck = percentiles(acks);

@@ -163,6 +163,58 @@ async function race(
   }
 }
 
+/**
+ * The lookup through the gateway against the baseline, once both answer the same bytes: a warm-up
+ * of each, then gateway, baseline, baseline, gateway for half the duration each.
+ */
+async function measureLookup(
+  targets: Record<Target, string>,
+  options: {
+    concurrency: number;
+    warmupMs: number;
+    durationMs: number;
+    /** Where to find the system's processes, to measure their CPU time too. */
+    cpu?: { prefix: string; databaseUrl: string };
+  },
+): Promise<ScenarioResult> {
+  const { concurrency, warmupMs, durationMs } = options;
+  const [a, b] = await Promise.all(
+    [targets.gateway, targets.baseline].map(async (url) => (await fetch(url)).text()),
+  );
+  if (a !== b) throw new Error("Cannot compare: the gateway and the baseline answer differently");
+  const load = (url: string, ms: number) => runLoad(url, { concurrency, durationMs: ms });
+  await load(targets.gateway, warmupMs);
+  await load(targets.baseline, warmupMs);
+  // After the warm-up, so every pooled Postgres connection exists.
+  const processes = options.cpu ? await findProcesses(options.cpu) : new Map();
+  const runs = {
+    gateway: [] as Awaited<ReturnType<typeof load>>[],
+    baseline: [] as Awaited<ReturnType<typeof load>>[],
+  };
+  const cpu = { gateway: new Map(), baseline: new Map() } as Record<Target, CpuSnapshot>;
+  const measured = async (target: Target) => {
+    const before = cpuSnapshot(processes);
+    runs[target].push(await load(targets[target], durationMs / 2));
+    addCpu(cpu[target], before, cpuSnapshot(processes));
+  };
+  // A B, then B A: a drift over the run costs both sides the same.
+  for (const target of ["gateway", "baseline", "baseline", "gateway"] as const) {
+    await measured(target);
+  }
+  const lookup = compare(
+    "GET /v1/events/{id}/discount-codes/{code}",
+    summarize(runs.gateway),
+    summarize(runs.baseline),
+  );
+  if (options.cpu) {
+    lookup.cpuMsPerRequest = {
+      gateway: perRequest(cpu.gateway, lookup.gateway.requests),
+      baseline: perRequest(cpu.baseline, lookup.baseline.requests),
+    };
+  }
+  return lookup;
+}
+
 export async function runDiscountsBench(
   options: DiscountsBenchOptions = {},
 ): Promise<DiscountsBenchResult> {
@@ -197,40 +249,12 @@ export async function runDiscountsBench(
       baseline: `http://127.0.0.1:${baselinePort}${path}`,
     };
     await waitForOk(targets.baseline, 60_000);
-    const [a, b] = await Promise.all(
-      [targets.gateway, targets.baseline].map(async (url) => (await fetch(url)).text()),
-    );
-    if (a !== b) throw new Error("Cannot compare: the gateway and the baseline answer differently");
-    const load = (url: string, ms: number) => runLoad(url, { concurrency, durationMs: ms });
-    await load(targets.gateway, warmupMs);
-    await load(targets.baseline, warmupMs);
-    // After the warm-up, so every pooled Postgres connection exists.
-    const processes = options.cpu ? await findProcesses({ prefix, databaseUrl }) : new Map();
-    const runs = {
-      gateway: [] as Awaited<ReturnType<typeof load>>[],
-      baseline: [] as Awaited<ReturnType<typeof load>>[],
-    };
-    const cpu = { gateway: new Map(), baseline: new Map() } as Record<Target, CpuSnapshot>;
-    const measured = async (target: Target) => {
-      const before = cpuSnapshot(processes);
-      runs[target].push(await load(targets[target], durationMs / 2));
-      addCpu(cpu[target], before, cpuSnapshot(processes));
-    };
-    // A B, then B A: a drift over the run costs both sides the same.
-    for (const target of ["gateway", "baseline", "baseline", "gateway"] as const) {
-      await measured(target);
-    }
-    const lookup = compare(
-      "GET /v1/events/{id}/discount-codes/{code}",
-      summarize(runs.gateway),
-      summarize(runs.baseline),
-    );
-    if (options.cpu) {
-      lookup.cpuMsPerRequest = {
-        gateway: perRequest(cpu.gateway, lookup.gateway.requests),
-        baseline: perRequest(cpu.baseline, lookup.baseline.requests),
-      };
-    }
+    const lookup = await measureLookup(targets, {
+      concurrency,
+      warmupMs,
+      durationMs,
+      cpu: options.cpu ? { prefix, databaseUrl } : undefined,
+    });
     const raced = await race(env, seeded.raceId, racers, cap, system.url, seeded.token);
     return { lookup, race: raced };
   } finally {

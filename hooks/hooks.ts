@@ -130,6 +130,122 @@ function addNamed(map: Map<string, Hook[]>, name: string, fn: Hook): void {
   map.set(name, list);
 }
 
+/** The hooks one registry holds, per kind, and where it reports hooks that throw. */
+interface Registered {
+  before: Map<string, Hook[]>;
+  after: Map<string, Hook[]>;
+  beforeValidation: Map<string, Hook[]>;
+  beforeEach: Hook[];
+  beforeEachValidation: Hook[];
+  afterEach: Hook[];
+  beforeAll: AllHook[];
+  afterAll: AllHook[];
+  report(failure: HookFailure): void;
+}
+
+function emptyRegistry(options: HookRegistryOptions): Registered {
+  return {
+    before: new Map(),
+    after: new Map(),
+    beforeValidation: new Map(),
+    beforeEach: [],
+    beforeEachValidation: [],
+    afterEach: [],
+    beforeAll: [],
+    afterAll: [],
+    report: (failure) => options.onError?.(failure),
+  };
+}
+
+async function runEach(
+  registered: Registered,
+  label: string,
+  fns: Hook[],
+  transaction: Transaction,
+): Promise<void> {
+  for (const fn of fns) {
+    try {
+      await fn(transaction);
+    } catch (error) {
+      const message = `${label} hook failed: ${describe(error)}`;
+      // Keep the first reason: the one a hook set itself, or the earliest throw.
+      if (!transaction.fail) transaction.fail = message;
+      registered.report({ hook: label, transaction: transaction.name, message: describe(error) });
+    }
+  }
+}
+
+async function runAll(
+  registered: Registered,
+  label: "beforeAll" | "afterAll",
+  transactions: Transaction[],
+): Promise<void> {
+  for (const fn of registered[label]) {
+    try {
+      await fn(transactions);
+    } catch (error) {
+      registered.report({ hook: label, message: describe(error) });
+      // Dredd only shows hook errors through transactions, so a broken set-up fails them all.
+      if (label === "beforeAll") {
+        for (const t of transactions) {
+          if (!t.fail) t.fail = `beforeAll hook failed: ${describe(error)}`;
+        }
+      }
+    }
+  }
+}
+
+async function run(registered: Registered, event: HookEvent, data: unknown): Promise<unknown> {
+  if (event === "beforeAll" || event === "afterAll") {
+    const transactions = Array.isArray(data) ? data as Transaction[] : [];
+    await runAll(registered, event, transactions);
+    return data;
+  }
+  const transaction = data as Transaction;
+  // With several blueprints Dredd prefixes each name with its API's name ("Open Event API:
+  // audit > Activities > ..."); hook files use the names of their own blueprint, so hooks see
+  // the name without that prefix, and Dredd gets its own name back.
+  const fullName = transaction.name;
+  const apiName = (transaction.origin as { apiName?: string } | undefined)?.apiName;
+  if (apiName && fullName.startsWith(`${apiName} > `)) {
+    transaction.name = fullName.slice(apiName.length + 3);
+  }
+  try {
+    await runNamed(registered, event, transaction);
+  } finally {
+    transaction.name = fullName;
+  }
+  return transaction;
+}
+
+async function runNamed(
+  registered: Registered,
+  event: HookEvent,
+  transaction: Transaction,
+): Promise<void> {
+  const r = registered;
+  const name = transaction.name;
+  switch (event) {
+    case "beforeEach":
+      await runEach(r, "beforeEach", r.beforeEach, transaction);
+      await runEach(r, `before "${name}"`, r.before.get(name) ?? [], transaction);
+      break;
+    case "beforeEachValidation":
+      await runEach(r, "beforeEachValidation", r.beforeEachValidation, transaction);
+      await runEach(
+        r,
+        `beforeValidation "${name}"`,
+        r.beforeValidation.get(name) ?? [],
+        transaction,
+      );
+      break;
+    case "afterEach":
+      await runEach(r, `after "${name}"`, r.after.get(name) ?? [], transaction);
+      await runEach(r, "afterEach", r.afterEach, transaction);
+      break;
+  }
+}
+
 /**
  * Makes an empty hooks registry. Hook files use the shared `hooks` instance; tests make their own.
  *
@@ -145,99 +261,17 @@ function addNamed(map: Map<string, Hook[]>, name: string, fn: Hook): void {
  * ```
  */
 export function createHooks(options: HookRegistryOptions = {}): HookRegistry {
-  const before = new Map<string, Hook[]>();
-  const after = new Map<string, Hook[]>();
-  const beforeValidation = new Map<string, Hook[]>();
-  const beforeEach: Hook[] = [];
-  const beforeEachValidation: Hook[] = [];
-  const afterEach: Hook[] = [];
-  const beforeAll: AllHook[] = [];
-  const afterAll: AllHook[] = [];
-
-  function report(failure: HookFailure): void {
-    options.onError?.(failure);
-  }
-
-  async function runEach(label: string, fns: Hook[], transaction: Transaction): Promise<void> {
-    for (const fn of fns) {
-      try {
-        await fn(transaction);
-      } catch (error) {
-        const message = `${label} hook failed: ${describe(error)}`;
-        // Keep the first reason: the one a hook set itself, or the earliest throw.
-        if (!transaction.fail) transaction.fail = message;
-        report({ hook: label, transaction: transaction.name, message: describe(error) });
-      }
-    }
-  }
-
-  async function runAll(label: string, fns: AllHook[], transactions: Transaction[]) {
-    for (const fn of fns) {
-      try {
-        await fn(transactions);
-      } catch (error) {
-        report({ hook: label, message: describe(error) });
-        // Dredd only shows hook errors through transactions, so a broken set-up fails them all.
-        if (label === "beforeAll") {
-          for (const t of transactions) {
-            if (!t.fail) t.fail = `beforeAll hook failed: ${describe(error)}`;
-          }
-        }
-      }
-    }
-  }
-
-  async function run(event: HookEvent, data: unknown): Promise<unknown> {
-    if (event === "beforeAll" || event === "afterAll") {
-      const transactions = Array.isArray(data) ? data as Transaction[] : [];
-      await runAll(event, event === "beforeAll" ? beforeAll : afterAll, transactions);
-      return data;
-    }
-    const transaction = data as Transaction;
-    // With several blueprints Dredd prefixes each name with its API's name ("Open Event API:
-    // audit > Activities > ..."); hook files use the names of their own blueprint, so hooks see
-    // the name without that prefix, and Dredd gets its own name back.
-    const fullName = transaction.name;
-    const apiName = (transaction.origin as { apiName?: string } | undefined)?.apiName;
-    if (apiName && fullName.startsWith(`${apiName} > `)) {
-      transaction.name = fullName.slice(apiName.length + 3);
-    }
-    try {
-      await runNamed(event, transaction);
-    } finally {
-      transaction.name = fullName;
-    }
-    return transaction;
-  }
-
-  async function runNamed(event: HookEvent, transaction: Transaction): Promise<void> {
-    const name = transaction.name;
-    switch (event) {
-      case "beforeEach":
-        await runEach("beforeEach", beforeEach, transaction);
-        await runEach(`before "${name}"`, before.get(name) ?? [], transaction);
-        break;
-      case "beforeEachValidation":
-        await runEach("beforeEachValidation", beforeEachValidation, transaction);
-        await runEach(`beforeValidation "${name}"`, beforeValidation.get(name) ?? [], transaction);
-        break;
-      case "afterEach":
-        await runEach(`after "${name}"`, after.get(name) ?? [], transaction);
-        await runEach("afterEach", afterEach, transaction);
-        break;
-    }
-  }
-
+  const r = emptyRegistry(options);
   return {
-    before: (name, fn) => addNamed(before, name, fn),
-    after: (name, fn) => addNamed(after, name, fn),
-    beforeValidation: (name, fn) => addNamed(beforeValidation, name, fn),
-    beforeEach: (fn) => void beforeEach.push(fn),
-    beforeEachValidation: (fn) => void beforeEachValidation.push(fn),
-    afterEach: (fn) => void afterEach.push(fn),
-    beforeAll: (fn) => void beforeAll.push(fn),
-    afterAll: (fn) => void afterAll.push(fn),
-    run,
+    before: (name, fn) => addNamed(r.before, name, fn),
+    after: (name, fn) => addNamed(r.after, name, fn),
+    beforeValidation: (name, fn) => addNamed(r.beforeValidation, name, fn),
+    beforeEach: (fn) => void r.beforeEach.push(fn),
+    beforeEachValidation: (fn) => void r.beforeEachValidation.push(fn),
+    afterEach: (fn) => void r.afterEach.push(fn),
+    beforeAll: (fn) => void r.beforeAll.push(fn),
+    afterAll: (fn) => void r.afterAll.push(fn),
+    run: (event, data) => run(r, event, data),
   };
 }
 

@@ -163,7 +163,16 @@ async function sayDocumentationOnly(): Promise<void> {
   await say([`${entries.length} documentation-only transactions (skipped):`, ...lines].join("\n"));
 }
 
-async function main(): Promise<number> {
+/** Where one run's system lives: its own database, bus prefix, port and secrets. */
+interface DreddRun {
+  baseUrl: string;
+  natsUrl: string;
+  dbName: string;
+  busPrefix: string;
+  env: Record<string, string>;
+}
+
+function newRun(): DreddRun {
   const baseUrl = Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres";
   const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
   const suffix = uniqueSuffix();
@@ -194,23 +203,41 @@ async function main(): Promise<number> {
     STRIPE_WEBHOOK_SECRET: `whsec_${randomSecret()}`,
     PAYMENTS_ENCRYPTION_KEY: randomSecret(),
   };
+  return { baseUrl, natsUrl, dbName, busPrefix, env };
+}
 
+/** Removes the run's database and fact stream; says what could not be removed. */
+async function cleanUp(run: DreddRun): Promise<void> {
+  const cleanup = await Promise.allSettled([
+    dropDatabase(withDatabase(run.baseUrl, "postgres"), run.dbName),
+    deleteStream(run.natsUrl, run.busPrefix),
+  ]);
+  for (const result of cleanup) {
+    if (result.status === "rejected") {
+      const reason = result.reason instanceof Error ? result.reason.message : result.reason;
+      await say(`Cannot clean up after the Dredd run: ${reason}`, "err");
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const run = newRun();
   const capture = new OutputCapture();
   const startedAt = performance.now();
   let system: Awaited<ReturnType<typeof startSystem>> | undefined;
   try {
     capture.start();
     try {
-      system = await startSystem({ env, output: true, timeoutMs: 120_000 });
+      system = await startSystem({ env: run.env, output: true, timeoutMs: 120_000 });
     } catch (error) {
       capture.stop();
       await say(capture.lines().join("\n"), "err");
       await say(error instanceof Error ? error.message : String(error), "err");
       return 1;
     }
-    await say(`System up at ${system.url} (database ${dbName}, bus prefix ${busPrefix})`);
+    await say(`System up at ${system.url} (database ${run.dbName}, bus prefix ${run.busPrefix})`);
     await sayDocumentationOnly();
-    const code = await runDredd(system.url, freePort(), { ...Deno.env.toObject(), ...env });
+    const code = await runDredd(system.url, freePort(), { ...Deno.env.toObject(), ...run.env });
     if (code !== 0) {
       // Services log a failure's cause (a 500's error) only to their own output.
       const problems = capture.lines((line) => /"level":"(error|warn)"/.test(line)).slice(-100);
@@ -220,16 +247,7 @@ async function main(): Promise<number> {
   } finally {
     await system?.stop().catch(() => {});
     capture.stop();
-    const cleanup = await Promise.allSettled([
-      dropDatabase(withDatabase(baseUrl, "postgres"), dbName),
-      deleteStream(natsUrl, busPrefix),
-    ]);
-    for (const result of cleanup) {
-      if (result.status === "rejected") {
-        const reason = result.reason instanceof Error ? result.reason.message : result.reason;
-        await say(`Cannot clean up after the Dredd run: ${reason}`, "err");
-      }
-    }
+    await cleanUp(run);
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     await say(`Dredd run finished in ${seconds} s`);
   }

@@ -31,9 +31,11 @@
  */
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerConfig,
   DeliverPolicy,
   jetstream,
+  type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
   type JsMsg,
@@ -176,11 +178,39 @@ export async function consumeFacts<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
 ): Promise<FactConsumer> {
-  const { log } = options;
-  const stream = await ensureFactStream(bus);
-  await ensureParkedStream(bus);
-  const jsm = await jetstreamManager(bus.nc);
-  const config: Partial<ConsumerConfig> = {
+  const { jsm, stream, name } = await openConsumer(bus, options);
+  const js = jetstream(bus.nc);
+  const consumer = await js.consumers.get(stream, name);
+  const batches: BatchContext<S> = {
+    bus,
+    js,
+    stream,
+    name,
+    options,
+    handled: handledFacts(name),
+  };
+  const health = new PullHealth(options.log, name);
+  const unwatch = watchLag(jsm, stream, name);
+  const pulling = pullForever(bus, {
+    consumer,
+    health,
+    batchSize: options.batchSize ?? 500,
+    handleBatch: (messages) => handleBatch(batches, messages),
+  });
+  return {
+    async stop() {
+      unwatch();
+      await pulling.stop();
+    },
+  };
+}
+
+/** The JetStream configuration of the consumer `options` describe. */
+function consumerConfig<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+): Partial<ConsumerConfig> {
+  return {
     durable_name: options.durable,
     ack_policy: AckPolicy.Explicit,
     ...deliverFrom(options.start),
@@ -190,6 +220,20 @@ export async function consumeFacts<S extends string>(
     // An ephemeral consumer is removed by the server soon after its subscriber goes.
     ...(options.durable ? {} : { inactive_threshold: 30 * 1e9 }),
   };
+}
+
+/**
+ * Makes sure the fact and parked streams exist and creates the consumer; a durable one that
+ * exists already gets the filter and ack wait `options` say, and resumes where it stopped.
+ */
+async function openConsumer<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+): Promise<{ jsm: JetStreamManager; stream: string; name: string }> {
+  const stream = await ensureFactStream(bus);
+  await ensureParkedStream(bus);
+  const jsm = await jetstreamManager(bus.nc);
+  const config = consumerConfig(bus, options);
   const name = await jsm.consumers.add(stream, config).then(
     (info) => info.name,
     async (error) => {
@@ -201,118 +245,113 @@ export async function consumeFacts<S extends string>(
       return options.durable;
     },
   );
-  const js = jetstream(bus.nc);
-  const consumer = await js.consumers.get(stream, name);
-  const batchSize = options.batchSize ?? 500;
+  return { jsm, stream, name };
+}
+
+/** What handling a batch needs: where to park, whom to hand facts to, what to count. */
+interface BatchContext<S extends string> {
+  bus: Bus;
+  js: JetStreamClient;
+  stream: string;
+  /** The consumer's name (its durable name, or the server's name for an ephemeral one). */
+  name: string;
+  options: FactConsumerOptions<S>;
+  handled: ReturnType<typeof handledFacts>;
+}
+
+/** Copies a message to the parked stream and terminates it: kept for people, never retried. */
+async function park<S extends string>(
+  ctx: BatchContext<S>,
+  msg: JsMsg,
+  reason: string,
+): Promise<void> {
+  const target = ctx.bus.subject(`parked.${msg.subject}`);
+  await ctx.js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${ctx.stream}` });
+  msg.term();
+  ctx.options.log.warn("parked a message", {
+    reason,
+    subject: msg.subject,
+    sequence: msg.info.streamSequence,
+  });
+}
+
+/** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
+async function handOver<S extends string>(
+  ctx: BatchContext<S>,
+  batch: { msg: JsMsg; fact: Fact }[],
+): Promise<void | HandleResult> {
+  // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
+  const facts = batch.map((b) => b.fact) as Fact<FactsOn<S>>[];
+  if (!tracing) return await ctx.options.handle(facts);
+  const spans = startBatchSpans(
+    ctx.name,
+    batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: msg.headers })),
+  );
+  try {
+    const result = await withContext(spans.ctx, () => ctx.options.handle(facts));
+    spans.end(new Set(result?.reject?.map((r) => r.id)));
+    return result;
+  } catch (error) {
+    spans.end("all", error);
+    throw error;
+  }
+}
+
+/** Handles one batch: parks what is not a fact, hands the rest over, then acks or naks. */
+async function handleBatch<S extends string>(
+  ctx: BatchContext<S>,
+  messages: JsMsg[],
+): Promise<void> {
+  const batch: { msg: JsMsg; fact: Fact }[] = [];
+  for (const msg of messages) {
+    const read = readFact(ctx.bus, msg);
+    if ("fact" in read) batch.push({ msg, fact: read.fact });
+    else await park(ctx, msg, read.reason);
+  }
+  if (!batch.length) return;
+  let result: void | HandleResult;
+  try {
+    result = await handOver(ctx, batch);
+  } catch (error) {
+    ctx.options.log.error("cannot handle facts; they will be redelivered", {
+      error,
+      count: batch.length,
+    });
+    for (const { msg } of batch) msg.nak(1000);
+    ctx.handled.retried.add(batch.length);
+    return;
+  }
+  const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
+  for (const { msg, fact } of batch) {
+    const reason = rejected.get(fact.id);
+    if (reason === undefined) msg.ack();
+    else await park(ctx, msg, `rejected by the handler: ${reason}`);
+  }
+  ctx.handled.acked.add(batch.length - rejected.size);
+  ctx.handled.parked.add(rejected.size);
+}
+
+/** What the pull loop needs: the consumer to pull from and what to do with each batch. */
+interface PullSource {
+  consumer: Consumer;
+  health: PullHealth;
+  batchSize: number;
+  handleBatch(messages: JsMsg[]): Promise<void>;
+}
+
+/**
+ * Pulls until stopped, making a new pull whenever one fails or ends (after RETRY_MS when the
+ * consumer is stalled). `stop` ends the pull in progress and waits for the batch in hand.
+ */
+function pullForever(bus: Bus, source: PullSource): { stop(): Promise<void> } {
+  const { health } = source;
   let stopped = false;
   // The pull in progress: stop() ends it.
   let current: { stop(): void } | undefined;
-
-  async function park(msg: JsMsg, reason: string): Promise<void> {
-    const target = bus.subject(`parked.${msg.subject}`);
-    await js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${stream}` });
-    msg.term();
-    log.warn("parked a message", {
-      reason,
-      subject: msg.subject,
-      sequence: msg.info.streamSequence,
-    });
-  }
-
-  const handled = handledFacts(name);
-
-  /** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
-  async function handOver(batch: { msg: JsMsg; fact: Fact }[]): Promise<void | HandleResult> {
-    // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
-    const facts = batch.map((b) => b.fact) as Fact<FactsOn<S>>[];
-    if (!tracing) return await options.handle(facts);
-    const spans = startBatchSpans(
-      name,
-      batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: msg.headers })),
-    );
-    try {
-      const result = await withContext(spans.ctx, () => options.handle(facts));
-      spans.end(new Set(result?.reject?.map((r) => r.id)));
-      return result;
-    } catch (error) {
-      spans.end("all", error);
-      throw error;
-    }
-  }
-
-  /** Handles one batch: parks what is not a fact, hands the rest over, then acks or naks. */
-  async function handleBatch(messages: JsMsg[]): Promise<void> {
-    const batch: { msg: JsMsg; fact: Fact }[] = [];
-    for (const msg of messages) {
-      const read = readFact(bus, msg);
-      if ("fact" in read) batch.push({ msg, fact: read.fact });
-      else await park(msg, read.reason);
-    }
-    if (!batch.length) return;
-    let result: void | HandleResult;
-    try {
-      result = await handOver(batch);
-    } catch (error) {
-      log.error("cannot handle facts; they will be redelivered", { error, count: batch.length });
-      for (const { msg } of batch) msg.nak(1000);
-      handled.retried.add(batch.length);
-      return;
-    }
-    const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
-    for (const { msg, fact } of batch) {
-      const reason = rejected.get(fact.id);
-      if (reason === undefined) msg.ack();
-      else await park(msg, `rejected by the handler: ${reason}`);
-    }
-    handled.acked.add(batch.length - rejected.size);
-    handled.parked.add(rejected.size);
-  }
-
-  const health = new PullHealth(log, name);
-
-  /**
-   * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
-   * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
-   * never overlap, so facts are handled in stream order. A stalled pull is renewed in place
-   * (see `watchPull`); the loop makes a new one only when it fails or ends.
-   */
-  async function runOnce(): Promise<void> {
-    const messages = await consumer.consume({
-      max_messages: batchSize,
-      expires: PULL_EXPIRES_MS,
-      idle_heartbeat: IDLE_HEARTBEAT_MS,
-    });
-    current = messages;
-    const watch = watchPull(messages as unknown as WatchedPull, health);
-    let pending: JsMsg[] = [];
-    let handled = Promise.resolve();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const flush = () => {
-      clearTimeout(timer);
-      timer = undefined;
-      const batch = pending;
-      pending = [];
-      if (batch.length) handled = handled.then(() => health.busyWith(handleBatch(batch)));
-      return handled;
-    };
-    try {
-      for await (const msg of messages) {
-        health.alive();
-        pending.push(msg);
-        if (pending.length >= batchSize) await flush();
-        else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
-      }
-      await flush();
-    } finally {
-      watch.stop();
-    }
-  }
-
-  const unwatch = watchLag(jsm, stream, name);
   const loop = (async () => {
     while (!stopped) {
       try {
-        await runOnce();
+        await pullOnce(source, (pull) => current = pull);
         if (!stopped) health.stalled("the pull ended");
       } catch (error) {
         if (stopped || bus.nc.isClosed()) break;
@@ -321,15 +360,55 @@ export async function consumeFacts<S extends string>(
       if (!stopped && health.isStalled) await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   })();
-
   return {
     async stop() {
       stopped = true;
-      unwatch();
       current?.stop();
       await loop;
     },
   };
+}
+
+/**
+ * Pulls continuously and hands facts over as soon as they stop arriving (a few ms), or when a
+ * full batch is in hand: a single fact is handled at once, a backlog in large batches. Batches
+ * never overlap, so facts are handled in stream order. A stalled pull is renewed in place
+ * (see `watchPull`); the loop makes a new one only when it fails or ends.
+ */
+async function pullOnce(
+  source: PullSource,
+  started: (pull: { stop(): void }) => void,
+): Promise<void> {
+  const { health, batchSize } = source;
+  const messages = await source.consumer.consume({
+    max_messages: batchSize,
+    expires: PULL_EXPIRES_MS,
+    idle_heartbeat: IDLE_HEARTBEAT_MS,
+  });
+  started(messages);
+  const watch = watchPull(messages as unknown as WatchedPull, health);
+  let pending: JsMsg[] = [];
+  let handled = Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    if (batch.length) handled = handled.then(() => health.busyWith(source.handleBatch(batch)));
+    return handled;
+  };
+  try {
+    for await (const msg of messages) {
+      health.alive();
+      pending.push(msg);
+      if (pending.length >= batchSize) await flush();
+      else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
+    }
+    await flush();
+  } finally {
+    watch.stop();
+  }
 }
 
 const lag = metrics.gauge(
