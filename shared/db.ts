@@ -265,6 +265,12 @@ export interface MigrateOptions {
   schema: string;
   /** Folder of `NNNN_name.sql` files, applied in name order, each once, each in a transaction. */
   dir: URL;
+  /**
+   * Tables every service has beside its migrations (the outbox, the idempotency keys), made in the
+   * same locked transaction: instances starting at once on a fresh database would otherwise race
+   * on `create table if not exists` (Postgres then reports the table's type as a duplicate).
+   */
+  alsoInstall?: (tx: Tx) => Promise<void>;
 }
 
 /** Applies pending migrations; safe when several instances start at once (advisory lock). */
@@ -292,6 +298,7 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
       await tx`insert into ${tx(options.schema)}.schema_migrations (name) values (${name})`;
       applied.push(name);
     }
+    await options.alsoInstall?.(tx);
   });
   return applied;
 }

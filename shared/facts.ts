@@ -94,7 +94,7 @@ export interface NewFact<K extends FactType = FactType> {
  * Creates the outbox table in the service's schema (idempotent). Instances starting together
  * may race on it: the loser sees "already exists" (42P07) or a catalog unique violation (23505).
  */
-export async function installOutbox(sql: Sql): Promise<void> {
+export async function installOutbox(sql: Queryable): Promise<void> {
   const raced = (error: { code?: string }) => {
     if (!["42P07", "42701", "23505"].includes(error?.code ?? "")) throw error;
   };
@@ -478,10 +478,13 @@ export async function migrateWithOutbox(
   sql: Sql,
   options: { schema: string; dir: URL },
 ): Promise<string[]> {
-  const applied = await migrate(sql, options);
-  await installOutbox(sql);
-  await installIdempotency(sql);
-  return applied;
+  return await migrate(sql, {
+    ...options,
+    alsoInstall: async (tx) => {
+      await installOutbox(tx);
+      await installIdempotency(tx);
+    },
+  });
 }
 
 /** Makes sure the fact stream exists, then starts publishing the service's outbox. */

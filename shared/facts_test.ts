@@ -7,6 +7,7 @@ import {
   ensureFactStream,
   FactRelay,
   installOutbox,
+  migrateWithOutbox,
   parseFact,
   recordFact,
 } from "./facts.ts";
@@ -168,4 +169,36 @@ Deno.test("[facts] only what the schema names is published (no column names, no 
   );
   assert.deepEqual(Object.keys(recorded.data).sort(), Object.keys(fact.data).sort());
   assert.equal(recorded.data["created-at"], fact.data["created-at"].toISOString());
+});
+
+Deno.test("instances starting at once on a fresh database all migrate, none trips on another", async () => {
+  await using db = await testDatabase();
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/0001_things.sql`,
+      "create table things (id serial primary key);",
+    );
+    const pools = await Promise.all(
+      Array.from({ length: 4 }, () => openDatabase(db.url, { schema: "demo", max: 1 })),
+    );
+    try {
+      const runs = await Promise.allSettled(
+        pools.map((sql) =>
+          migrateWithOutbox(sql, { schema: "demo", dir: new URL(`file://${dir}/`) })
+        ),
+      );
+      assert.deepEqual(runs.map((run) => run.status), Array(4).fill("fulfilled"));
+      const applied = runs.flatMap((run) => run.status === "fulfilled" ? run.value : []);
+      assert.deepEqual(applied, ["0001_things.sql"], "each migration applied once");
+      const [{ count }] =
+        await pools[0]`select count(*)::int as count from information_schema.tables
+        where table_schema = 'demo' and table_name in ('outbox', 'idempotency_keys', 'things')`;
+      assert.equal(count, 3);
+    } finally {
+      await Promise.all(pools.map((sql) => sql.end()));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

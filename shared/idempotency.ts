@@ -41,7 +41,7 @@ const PURGE_EVERY_MS = 60_000;
 const validKey = /^[\x21-\x7e]{1,255}$/;
 
 /** Creates the key table in the service's schema (idempotent; instances may race on it). */
-export async function installIdempotency(sql: Sql): Promise<void> {
+export async function installIdempotency(sql: Queryable): Promise<void> {
   const ignoreRace = (error: { code?: string }) => {
     if (!["42P07", "23505"].includes(error?.code ?? "")) throw error;
   };
