@@ -87,6 +87,20 @@ function foreignTags(reply: ForwardedReply): string[] | undefined {
   return tags;
 }
 
+/** What every route's handler shares: gathered once, when the forward factory is built. */
+interface Forwarder {
+  bus: Bus;
+  logger: Logger;
+  cache?: ResponseCache;
+  timeoutMs: number;
+  limitBytes: number;
+  bodyTimeoutMs: number;
+  /** The bus request options of every request without an idempotency key (one shared object). */
+  requestOptions: { timeoutMs: number };
+}
+
+const writes = new Set(["POST", "PATCH", "DELETE"]);
+
 /**
  * Builds the `forward(endpoint, fixedParams?)` factory the route modules use.
  *
@@ -97,117 +111,136 @@ function foreignTags(reply: ForwardedReply): string[] | undefined {
  * ```
  */
 export function createForward(options: ForwarderOptions): Forward {
-  const { bus, logger, cache } = options;
-  const timeoutMs = options.config.requestTimeoutMs;
-  const limitBytes = options.config.bodyLimitBytes;
-  const bodyTimeoutMs = options.config.bodyTimeoutMs;
-  const requestOptions = { timeoutMs };
-  const writes = new Set(["POST", "PATCH", "DELETE"]);
-
-  /** The bus request for an HTTP request: caller, parameters, query and body. */
-  async function requestOf(
-    c: Context<GatewayEnv>,
-    fixedParams: Record<string, string> | undefined,
-    query: Record<string, string>,
-    raw: ForwardOptions["raw"],
-  ): Promise<HttpRequest> {
-    const request: HttpRequest = {
-      actor: c.get("actor") ?? null,
-      params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
-      path: c.req.path,
-      query,
-      requestId: c.get("requestId"),
-    };
-    const method = c.req.raw.method;
-    if (raw) {
-      request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);
-      request.headers = {};
-      for (const name of raw.headers) {
-        const value = c.req.raw.headers.get(name);
-        if (value !== null) request.headers[name] = value;
-      }
-    } else if (
-      method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(c.req.raw))
-    ) {
-      request.body = await readJsonBody(c.req.raw, limitBytes, bodyTimeoutMs);
-    }
-    return request;
-  }
-
-  /**
-   * The reply's body, completed with other services' resources when it needs them, and its
-   * cache tags with theirs (undefined when it may not be cached).
-   */
-  async function completed(
-    reply: ForwardedReply,
-    request: HttpRequest,
-    tags: string[] | undefined,
-  ): Promise<{ body: Uint8Array<ArrayBuffer>; tags?: string[] }> {
-    // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
-    const body = reply.body as Uint8Array<ArrayBuffer>;
-    const foreign = reply.foreignIncludes || reply.foreignRelations;
-    if (!foreign || reply.status >= 300 || !reply.body.length) return { body, tags };
-    const merged = await mergeForeign(reply.body, {
-      includes: reply.foreignIncludes,
-      relations: reply.foreignRelations,
-    }, {
-      bus,
-      actor: request.actor,
-      timeoutMs,
-      logger,
-      fields: sparseFieldsOf(request.query),
-    });
-    const more = tags && foreignTags(reply);
-    return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };
-  }
-
-  return function forward(endpoint, fixedParams, forwardOptions = {}) {
-    const successType = forwardOptions.contentType ?? JSONAPI;
-    const sharedRoute = forwardOptions.shared === true;
-    return async function forwardHandler(c) {
-      const raw = c.req.raw;
-      const method = raw.method;
-      const read = method === "GET" || method === "HEAD";
-      const query = queryOf(raw.url);
-      const shareable = sharedRoute && read && anonymous(raw);
-      const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
-      const hit = key === undefined ? undefined : cache!.lookup(key);
-      if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
-      const began = cache?.begin() ?? 0;
-      const request = await requestOf(c, fixedParams, query, forwardOptions.raw);
-      // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
-      const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
-      const reply = await bus.forward(
-        endpoint,
-        request,
-        idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
-      );
-      // A client reads its own writes: what the write touched goes before its reply does.
-      if (!read && reply.cacheTags && reply.status < 300) {
-        cache?.invalidate(reply.cacheTags);
-        announceTouched(bus, reply.cacheTags);
-      }
-      const contentType = reply.status >= 400 ? JSONAPI : successType;
-      const { body, tags } = await completed(
-        reply,
-        request,
-        key === undefined ? undefined : reply.cacheTags,
-      );
-      const etag = read && reply.status === 200 ? etagOf(body) : undefined;
-      if (key !== undefined && tags !== undefined) {
-        // A copy: the payload may be a view into a larger buffer the cache must not pin.
-        const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
-        cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
-      }
-      return httpReply({
-        status: reply.status,
-        body,
-        contentType,
-        location: reply.location,
-        etag,
-        shared: shareable && reply.cacheTags !== undefined,
-        cache: key === undefined ? undefined : "MISS",
-      }, raw.headers.get("if-none-match"));
-    };
+  const { requestTimeoutMs: timeoutMs, bodyLimitBytes, bodyTimeoutMs } = options.config;
+  const forwarder: Forwarder = {
+    bus: options.bus,
+    logger: options.logger,
+    cache: options.cache,
+    timeoutMs,
+    limitBytes: bodyLimitBytes,
+    bodyTimeoutMs,
+    requestOptions: { timeoutMs },
   };
+  return function forward(endpoint, fixedParams, forwardOptions = {}) {
+    return routeHandler(forwarder, endpoint, fixedParams, forwardOptions);
+  };
+}
+
+/**
+ * The handler of one route: answers an anonymous read of a shared route from the cache when it
+ * can, otherwise forwards the request, invalidates what a write touched, completes the reply
+ * with other services' resources, stores it when it may be shared, and relays it.
+ */
+function routeHandler(
+  forwarder: Forwarder,
+  endpoint: HttpEndpoint,
+  fixedParams: Record<string, string> | undefined,
+  forwardOptions: ForwardOptions,
+): Handler<GatewayEnv> {
+  const { bus, cache, timeoutMs, requestOptions } = forwarder;
+  const successType = forwardOptions.contentType ?? JSONAPI;
+  const sharedRoute = forwardOptions.shared === true;
+  return async function forwardHandler(c) {
+    const raw = c.req.raw;
+    const method = raw.method;
+    const read = method === "GET" || method === "HEAD";
+    const query = queryOf(raw.url);
+    const shareable = sharedRoute && read && anonymous(raw);
+    const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
+    const hit = key === undefined ? undefined : cache!.lookup(key);
+    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+    const began = cache?.begin() ?? 0;
+    const request = await requestOf(forwarder, c, fixedParams, query, forwardOptions.raw);
+    // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
+    const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
+    const reply = await bus.forward(
+      endpoint,
+      request,
+      idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
+    );
+    // A client reads its own writes: what the write touched goes before its reply does.
+    if (!read && reply.cacheTags && reply.status < 300) {
+      cache?.invalidate(reply.cacheTags);
+      announceTouched(bus, reply.cacheTags);
+    }
+    const contentType = reply.status >= 400 ? JSONAPI : successType;
+    const cacheTags = key === undefined ? undefined : reply.cacheTags;
+    const { body, tags } = await completed(forwarder, reply, request, cacheTags);
+    const etag = read && reply.status === 200 ? etagOf(body) : undefined;
+    if (key !== undefined && tags !== undefined) {
+      // A copy: the payload may be a view into a larger buffer the cache must not pin.
+      const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
+      cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
+    }
+    return httpReply({
+      status: reply.status,
+      body,
+      contentType,
+      location: reply.location,
+      etag,
+      shared: shareable && reply.cacheTags !== undefined,
+      cache: key === undefined ? undefined : "MISS",
+    }, raw.headers.get("if-none-match"));
+  };
+}
+
+/** The bus request for an HTTP request: caller, parameters, query and body. */
+async function requestOf(
+  forwarder: Forwarder,
+  c: Context<GatewayEnv>,
+  fixedParams: Record<string, string> | undefined,
+  query: Record<string, string>,
+  raw: ForwardOptions["raw"],
+): Promise<HttpRequest> {
+  const { limitBytes, bodyTimeoutMs } = forwarder;
+  const request: HttpRequest = {
+    actor: c.get("actor") ?? null,
+    params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
+    path: c.req.path,
+    query,
+    requestId: c.get("requestId"),
+  };
+  const method = c.req.raw.method;
+  if (raw) {
+    request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);
+    request.headers = {};
+    for (const name of raw.headers) {
+      const value = c.req.raw.headers.get(name);
+      if (value !== null) request.headers[name] = value;
+    }
+  } else if (
+    method === "POST" || method === "PATCH" || (method === "DELETE" && hasBody(c.req.raw))
+  ) {
+    request.body = await readJsonBody(c.req.raw, limitBytes, bodyTimeoutMs);
+  }
+  return request;
+}
+
+/**
+ * The reply's body, completed with other services' resources when it needs them, and its
+ * cache tags with theirs (undefined when it may not be cached).
+ */
+async function completed(
+  forwarder: Forwarder,
+  reply: ForwardedReply,
+  request: HttpRequest,
+  tags: string[] | undefined,
+): Promise<{ body: Uint8Array<ArrayBuffer>; tags?: string[] }> {
+  // NATS payloads live in plain ArrayBuffers, so the bytes go out without a copy.
+  const body = reply.body as Uint8Array<ArrayBuffer>;
+  const foreign = reply.foreignIncludes || reply.foreignRelations;
+  if (!foreign || reply.status >= 300 || !reply.body.length) return { body, tags };
+  const { bus, timeoutMs, logger } = forwarder;
+  const merged = await mergeForeign(reply.body, {
+    includes: reply.foreignIncludes,
+    relations: reply.foreignRelations,
+  }, {
+    bus,
+    actor: request.actor,
+    timeoutMs,
+    logger,
+    fields: sparseFieldsOf(request.query),
+  });
+  const more = tags && foreignTags(reply);
+  return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };
 }

@@ -103,42 +103,11 @@ export async function mergeForeign(
 
   const requests: Promise<{ data: ResourceIdentity[] }>[] = [];
   for (const relation of foreign.relations ?? []) {
-    const owner = relationOwners[`${relation.parentType}.${relation.relationship}`];
-    if (owner === undefined) {
-      options.logger.error("cannot include an unknown relationship", { ...relation });
-      continue;
-    }
-    requests.push(
-      options.bus.request(relatedResolverOf(owner), { actor: options.actor, ...relation }, {
-        timeoutMs: options.timeoutMs,
-      }).then(({ linkage, data }) => {
-        for (const parent of primary) {
-          if (parent.type !== relation.parentType || !(parent.id in linkage)) continue;
-          parent.relationships ??= {};
-          parent.relationships[relation.relationship] = {
-            ...(parent.relationships[relation.relationship] as object | undefined),
-            data: linkage[parent.id],
-          };
-        }
-        return { data };
-      }),
-    );
+    const request = relatedRequest(relation, primary, options);
+    if (request) requests.push(request);
   }
   for (const [type, ids] of Object.entries(foreign.includes ?? {})) {
-    const owner = typeOwners[type];
-    if (owner === undefined) {
-      options.logger.error("cannot include an unknown type", { type });
-      continue;
-    }
-    const wanted = [...new Set(ids)].filter((id) => !seen.has(key({ type, id })));
-    for (let start = 0; start < wanted.length; start += IDS_PER_REQUEST) {
-      const chunk = wanted.slice(start, start + IDS_PER_REQUEST);
-      requests.push(
-        options.bus.request(resolverOf(owner), { actor: options.actor, type, ids: chunk }, {
-          timeoutMs: options.timeoutMs,
-        }),
-      );
-    }
+    resolveRequests(type, ids, seen, options, requests);
   }
   for (const { data } of await Promise.all(requests)) {
     for (const resource of data) {
@@ -150,4 +119,61 @@ export async function mergeForeign(
   }
   document.included = included;
   return JSON.stringify(document);
+}
+
+/**
+ * Asks the owner of a relationship for it; its linkage is written into the `primary` resources
+ * as it arrives, and the related resources are what the promise gives. Undefined (and logged)
+ * when no service owns the relationship.
+ */
+function relatedRequest(
+  relation: ForeignRelation,
+  primary: ResourceIdentity[],
+  options: MergeOptions,
+): Promise<{ data: ResourceIdentity[] }> | undefined {
+  const owner = relationOwners[`${relation.parentType}.${relation.relationship}`];
+  if (owner === undefined) {
+    options.logger.error("cannot include an unknown relationship", { ...relation });
+    return undefined;
+  }
+  return options.bus.request(relatedResolverOf(owner), { actor: options.actor, ...relation }, {
+    timeoutMs: options.timeoutMs,
+  }).then(({ linkage, data }) => {
+    for (const parent of primary) {
+      if (parent.type !== relation.parentType || !(parent.id in linkage)) continue;
+      parent.relationships ??= {};
+      parent.relationships[relation.relationship] = {
+        ...(parent.relationships[relation.relationship] as object | undefined),
+        data: linkage[parent.id],
+      };
+    }
+    return { data };
+  });
+}
+
+/**
+ * Adds to `requests` those asking the owner of `type` for the `ids` not already in the document,
+ * in chunks the resolve endpoint takes. None (and logged) when no service owns the type.
+ */
+function resolveRequests(
+  type: string,
+  ids: string[],
+  seen: Set<string>,
+  options: MergeOptions,
+  requests: Promise<{ data: ResourceIdentity[] }>[],
+): void {
+  const owner = typeOwners[type];
+  if (owner === undefined) {
+    options.logger.error("cannot include an unknown type", { type });
+    return;
+  }
+  const wanted = [...new Set(ids)].filter((id) => !seen.has(key({ type, id })));
+  for (let start = 0; start < wanted.length; start += IDS_PER_REQUEST) {
+    const chunk = wanted.slice(start, start + IDS_PER_REQUEST);
+    requests.push(
+      options.bus.request(resolverOf(owner), { actor: options.actor, type, ids: chunk }, {
+        timeoutMs: options.timeoutMs,
+      }),
+    );
+  }
 }

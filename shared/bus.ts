@@ -424,47 +424,11 @@ export class Bus {
     const metadata = { prefix: this.prefix };
     const identity = { name: info.name, id, version: info.version, metadata };
     const inFlight = new Set<Promise<void>>();
-    const subscriptions: Subscription[] = [];
     const stats = new Map<string, EndpointStats>();
-    const log = this.#log;
+    const subscriptions = routes.map((route) => this.#serveRoute(route, stats, inFlight));
 
-    for (const { endpoint, handler } of routes) {
-      const subject = this.subject(endpoint.subject);
-      const stat: EndpointStats = {
-        name: endpoint.subject.replaceAll(".", "-"),
-        subject,
-        queue_group: QUEUE_GROUP,
-        num_requests: 0,
-        num_errors: 0,
-        last_error: "",
-        processing_time: 0,
-        average_processing_time: 0,
-      };
-      stats.set(subject, stat);
-      const meter = new EndpointMeter("server", endpoint.subject);
-      const sub = this.nc.subscribe(subject, {
-        queue: QUEUE_GROUP,
-        callback: (error, msg) => {
-          if (error) return log.error("subscription failed", { subject, error });
-          const work = answer({ endpoint, handler, stat, meter, log }, msg);
-          inFlight.add(work);
-          work.finally(() => inFlight.delete(work));
-        },
-      });
-      subscriptions.push(sub);
-    }
-
-    const discovery = (verb: string, body: () => unknown) => {
-      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${info.name}`]) {
-        subscriptions.push(this.nc.subscribe(subject, {
-          callback: (_error, msg) => {
-            Promise.resolve(body()).then((answer) =>
-              msg.respond(encoder.encode(JSON.stringify(answer)))
-            ).catch((error) => this.#log.warn("cannot answer discovery", { verb, error }));
-          },
-        }));
-      }
-    };
+    const discovery = (verb: string, body: () => unknown) =>
+      subscriptions.push(...this.#answerDiscovery(verb, info.name, body));
     discovery("PING", () => ({ type: "io.nats.micro.v1.ping_response", ...identity }));
     discovery("INFO", () => ({
       type: "io.nats.micro.v1.info_response",
@@ -494,6 +458,53 @@ export class Bus {
         await Promise.all([...inFlight]);
       },
     };
+  }
+
+  /**
+   * Subscribes one route in the queue group, registering its figures in `stats`; each answer
+   * stays in `inFlight` until it is sent, so stopping can wait for it.
+   */
+  #serveRoute(
+    { endpoint, handler }: Route,
+    stats: Map<string, EndpointStats>,
+    inFlight: Set<Promise<void>>,
+  ): Subscription {
+    const subject = this.subject(endpoint.subject);
+    const stat: EndpointStats = {
+      name: endpoint.subject.replaceAll(".", "-"),
+      subject,
+      queue_group: QUEUE_GROUP,
+      num_requests: 0,
+      num_errors: 0,
+      last_error: "",
+      processing_time: 0,
+      average_processing_time: 0,
+    };
+    stats.set(subject, stat);
+    const meter = new EndpointMeter("server", endpoint.subject);
+    const log = this.#log;
+    return this.nc.subscribe(subject, {
+      queue: QUEUE_GROUP,
+      callback: (error, msg) => {
+        if (error) return log.error("subscription failed", { subject, error });
+        const work = answer({ endpoint, handler, stat, meter, log }, msg);
+        inFlight.add(work);
+        work.finally(() => inFlight.delete(work));
+      },
+    });
+  }
+
+  /** Answers a discovery verb (`$SRV.PING` …) for every service and for this one by name. */
+  #answerDiscovery(verb: string, name: string, body: () => unknown): Subscription[] {
+    return [`$SRV.${verb}`, `$SRV.${verb}.${name}`].map((subject) =>
+      this.nc.subscribe(subject, {
+        callback: (_error, msg) => {
+          Promise.resolve(body()).then((answer) =>
+            msg.respond(encoder.encode(JSON.stringify(answer)))
+          ).catch((error) => this.#log.warn("cannot answer discovery", { verb, error }));
+        },
+      })
+    );
   }
 
   /** Every running instance of `name` on this bus prefix (waits briefly for answers). */
