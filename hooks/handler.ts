@@ -110,6 +110,52 @@ async function answer(message: Message, registry: HookRegistry): Promise<Message
 }
 
 /**
+ * The text read so far and not yet ended by "\n", kept in parts. The `*All` messages carry every
+ * transaction (50 MB here, with the 1 MB bodies of the too-large examples): appending to one
+ * string and searching it again at every 64 KB chunk flattened it each time, so reading afterAll
+ * took longer than Dredd's 10 s hook timeout. Only new text is searched, and only short texts are
+ * tried as a whole object.
+ */
+class PendingText {
+  #parts: string[] = [];
+  #length = 0;
+
+  /** Adds `text`; returns the lines it completes (without their "\n"). */
+  add(text: string): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
+      lines.push(this.#take(text.slice(start, end)));
+      start = end + 1;
+    }
+    if (start < text.length) {
+      this.#parts.push(start ? text.slice(start) : text);
+      this.#length += text.length - start;
+    }
+    return lines;
+  }
+
+  /** The pending text when it already is one whole JSON object (then it is taken), else undefined. */
+  completeObject(): string | undefined {
+    if (!this.#length || this.#length > EARLY_REPLY_LIMIT) return undefined;
+    const text = this.#parts.join("");
+    if (!completeObject(text)) return undefined;
+    this.#take("");
+    return text.trim();
+  }
+
+  #take(last: string): string {
+    const text = this.#parts.length ? this.#parts.join("") + last : last;
+    this.#parts = [];
+    this.#length = 0;
+    return text;
+  }
+}
+
+/** Longer messages wait for their "\n" (40 ms at most) rather than being parsed at every chunk. */
+const EARLY_REPLY_LIMIT = 256 * 1024;
+
+/**
  * Tells whether `text` (no newline seen yet) already holds one whole JSON object. A prefix of an
  * object's text never parses, so success means the message is complete.
  */
@@ -139,7 +185,7 @@ export async function serveConnection(
 ): Promise<void> {
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
-  let buffer = "";
+  const pending = new PendingText();
   // True while a reply went out early and still owes its "\n".
   let owesNewline = false;
 
@@ -160,22 +206,16 @@ export async function serveConnection(
     conn.setNoDelay(true);
     for await (const chunk of conn.readable) {
       // stream: true keeps a UTF-8 character split between chunks intact.
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
+      for (const found of pending.add(decoder.decode(chunk, { stream: true }))) {
+        const line = found.trim();
         if (line) await reply(line, true);
         else if (owesNewline) {
           owesNewline = false;
           await send("\n");
         }
       }
-      if (completeObject(buffer)) {
-        const line = buffer.trim();
-        buffer = "";
-        await reply(line, false);
-      }
+      const early = pending.completeObject();
+      if (early !== undefined) await reply(early, false);
     }
     if (owesNewline) await send("\n");
   } catch (error) {

@@ -172,10 +172,16 @@ Deno.test("[hooks] handler answers Dredd's messages in order, however TCP chunks
   await write(message("u7", "somethingNew", { keep: 1 }));
   assert.deepEqual(await nextReply(), { uuid: "u7", event: "somethingNew", data: { keep: 1 } });
 
-  await write(message("u8", "afterAll", all));
+  // afterAll carries every transaction, megabytes of them (the too-large examples' bodies), in
+  // many chunks: read as one message, answered once, bodies intact.
+  const body = "x".repeat(4_000_000);
+  const heavy = all.map((t) => ({ ...t, request: { body } }));
+  const text = encoder.encode(message("u8", "afterAll", heavy));
+  for (let at = 0; at < text.length; at += 65_536) await write(text.subarray(at, at + 65_536));
   const r8 = await nextReply();
   assert.equal(r8.event, "afterAll");
   assert.deepEqual(r8.data.map((t) => t.order?.at(-1)), ["afterAll", "afterAll"]);
+  assert.deepEqual(r8.data.map((t) => (t.request as { body: string }).body.length), [4e6, 4e6]);
 
   // Dredd closing the connection ends the handler cleanly.
   conn.close();
