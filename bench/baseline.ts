@@ -7,6 +7,7 @@
  *
  * Run as its own process: `PORT=8090 DATABASE_URL=... deno run -A bench/baseline.ts`.
  */
+import { serveSide } from "./serve_side.ts";
 import type { Hono } from "hono";
 import { baselineApp, jsonApiResponse } from "./setup.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
@@ -63,23 +64,9 @@ export function createBaselineApp(sql: Sql): Hono {
 }
 
 if (import.meta.main) {
-  const url = Deno.env.get("DATABASE_URL");
-  if (!url) {
-    console.error("Cannot start the baseline: DATABASE_URL is not set");
-    Deno.exit(1);
-  }
-  // Same pool as the catalog's (openDatabase's default size), on the catalog's schema.
-  const sql = await openDatabase(url, { schema: SCHEMA });
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(Deno.env.get("PORT") ?? 8090),
-    onListen: () => {},
-  }, createBaselineApp(sql).fetch);
-  const stop = async () => {
-    await server.shutdown();
-    await sql.end({ timeout: 5 });
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", () => void stop());
-  Deno.addSignalListener("SIGINT", () => void stop());
+  await serveSide("baseline", 8090, async (url) => {
+    // Same pool as the catalog's (openDatabase's default size), on the catalog's schema.
+    const sql = await openDatabase(url, { schema: SCHEMA });
+    return { fetch: createBaselineApp(sql).fetch, close: () => sql.end({ timeout: 5 }) };
+  });
 }

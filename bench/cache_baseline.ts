@@ -7,6 +7,7 @@
  *
  * Run as its own process: `PORT=8092 DATABASE_URL=... deno run -A bench/cache_baseline.ts`.
  */
+import { serveSide } from "./serve_side.ts";
 import type { Hono } from "hono";
 import { openDatabase, type Sql } from "@shared/db.ts";
 import { NotFoundError } from "@shared/errors.ts";
@@ -47,23 +48,14 @@ export function createCacheBaselineApp(catalogSql: Sql, discountsSql: Sql): Hono
 }
 
 if (import.meta.main) {
-  const url = Deno.env.get("DATABASE_URL");
-  if (!url) {
-    console.error("Cannot start the baseline: DATABASE_URL is not set");
-    Deno.exit(1);
-  }
-  const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
-  const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(Deno.env.get("PORT") ?? 8092),
-    onListen: () => {},
-  }, createCacheBaselineApp(catalogSql, discountsSql).fetch);
-  const stop = async () => {
-    await server.shutdown();
-    await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", () => void stop());
-  Deno.addSignalListener("SIGINT", () => void stop());
+  await serveSide("cache baseline", 8092, async (url) => {
+    const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
+    const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
+    return {
+      fetch: createCacheBaselineApp(catalogSql, discountsSql).fetch,
+      close: async () => {
+        await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
+      },
+    };
+  });
 }

@@ -7,6 +7,7 @@
  *
  * Run as its own process: `PORT=8091 DATABASE_URL=... deno run -A bench/discounts_baseline.ts`.
  */
+import { serveSide } from "./serve_side.ts";
 import type { Hono } from "hono";
 import { baselineApp, jsonApiResponse } from "./setup.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
@@ -47,23 +48,14 @@ export function createDiscountsBaselineApp(catalogSql: Sql, discountsSql: Sql): 
 }
 
 if (import.meta.main) {
-  const url = Deno.env.get("DATABASE_URL");
-  if (!url) {
-    console.error("Cannot start the baseline: DATABASE_URL is not set");
-    Deno.exit(1);
-  }
-  const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
-  const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(Deno.env.get("PORT") ?? 8091),
-    onListen: () => {},
-  }, createDiscountsBaselineApp(catalogSql, discountsSql).fetch);
-  const stop = async () => {
-    await server.shutdown();
-    await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", () => void stop());
-  Deno.addSignalListener("SIGINT", () => void stop());
+  await serveSide("discounts baseline", 8091, async (url) => {
+    const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
+    const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
+    return {
+      fetch: createDiscountsBaselineApp(catalogSql, discountsSql).fetch,
+      close: async () => {
+        await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
+      },
+    };
+  });
 }
