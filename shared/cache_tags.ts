@@ -135,10 +135,12 @@ export function readTags(
   }
   for (const resource of resourcesOf(document.data)) {
     if (typeof resource.type === "string") tags.add(`${resource.type}:${resource.id}`);
+    addLinkageTags(tags, resource);
   }
   for (const resource of resourcesOf(document.included)) {
     if (typeof resource.type !== "string") continue;
     tags.add(`${resource.type}:${resource.id}`);
+    addLinkageTags(tags, resource);
     // An included list (an event's tickets) changes when one of them is added.
     tags.add(collectionTag(resource.type) ?? resource.type);
   }
@@ -147,6 +149,20 @@ export function readTags(
     if (collection) tags.add(collection);
   }
   return [...tags];
+}
+
+/**
+ * What a resource links to one-to-one (`event-topic:3` for a sub-topic of topic 3): a permanent
+ * delete there changes this reply without a fact about it (the database cascades the delete or
+ * clears the link), so the related resource's fact must drop it.
+ */
+function addLinkageTags(tags: Set<string>, resource: Resource): void {
+  for (const relationship of Object.values(resource.relationships ?? {})) {
+    const linkage = relationship?.data as { type?: unknown; id?: unknown } | null | undefined;
+    if (linkage && !Array.isArray(linkage) && typeof linkage.type === "string") {
+      tags.add(`${linkage.type}:${linkage.id}`);
+    }
+  }
 }
 
 function recordOf(resource: Resource): TagRecord {

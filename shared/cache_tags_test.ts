@@ -37,6 +37,22 @@ Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belong
       ["event-topic:2", "event-topics", "event:5", "ticket:9", "tickets"],
     );
   });
+  await t.step("what a resource links to one-to-one, which a cascading delete changes", () => {
+    const body = {
+      data: {
+        type: "event-sub-topic",
+        id: "7",
+        relationships: {
+          "event-topic": { data: { type: "event-topic", id: "3" } },
+          "events": { links: { related: "/v1/event-sub-topics/7/events" } },
+        },
+      },
+    };
+    const tags = readTags(request("/v1/event-sub-topics/7"), 200, body);
+    assert.deepEqual(sorted(tags), ["event-sub-topic:7", "event-topic:3"]);
+    // The topic's permanent delete (one fact, about the topic) reaches this entry.
+    assert.ok(touchedBy("event-topic", { id: "3" }).some((tag) => tags!.includes(tag)));
+  });
   await t.step("a list carries its collection, even empty", () => {
     assert.deepEqual(readTags(request("/v1/events/5/tickets"), 200, { data: [] }), [
       "event:5",
