@@ -22,7 +22,7 @@
  * ```
  */
 import { factKinds } from "./fact_catalog.ts";
-import type { HttpRequest } from "./schemas/http.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** A resource as tag functions see it: id, attributes and to-one linkage ids, flat. */
 export type TagRecord = { id: string } & Record<string, unknown>;
@@ -212,10 +212,11 @@ export interface EndpointCache {
 export function cacheHeaders(
   policy: EndpointCache,
   request: HttpRequest,
-  reply: { status: number; body: unknown },
+  reply: { status: number; body: unknown; deleted?: HttpReply["deleted"] },
 ): Record<string, string> | undefined {
   if (policy.role === "write") {
     const tags = writeTags(request, reply.status, reply.body);
+    if (tags && reply.deleted) tags.push(...touchedBy(reply.deleted.type, reply.deleted.record));
     return tags?.length ? { [CACHE_TAGS_HEADER]: tags.join(" ") } : undefined;
   }
   if (request.actor !== null) return undefined;

@@ -111,3 +111,19 @@ Deno.test("[cache_tags] cacheHeaders marks anonymous public reads only, with the
   assert.equal(cacheHeaders(read, request(path, {}, true), { status: 200, body }), undefined);
   assert.equal(cacheHeaders(read, request(path), { status: 422, body }), undefined);
 });
+
+Deno.test("[cache_tags] a DELETE by identifier drops the pages of the id too", () => {
+  const reply = {
+    status: 200,
+    body: { meta: { message: "Object successfully deleted" } },
+    deleted: { type: "event", record: { id: "5", identifier: "ab12cd34" } },
+  };
+  const headers = cacheHeaders({ role: "write" }, request("/v1/events/ab12cd34", {}, true), reply);
+  const tags = headers?.["Cache-Tags"].split(" ") ?? [];
+  for (const tag of ["event:ab12cd34", "event:5", "events"]) assert.ok(tags.includes(tag), tag);
+  const withoutRecord = cacheHeaders({ role: "write" }, request("/v1/events/ab12cd34"), {
+    status: 200,
+    body: reply.body,
+  });
+  assert.ok(!withoutRecord?.["Cache-Tags"].split(" ").includes("event:5"), "the path alone");
+});

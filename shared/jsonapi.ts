@@ -591,6 +591,14 @@ export const deletedReply: HttpReply = {
   body: metaDocument({ message: "Object successfully deleted" }),
 };
 
+/** The answer to a successful DELETE of a resource other addresses may also reach (see `deleted`). */
+export function deletedReplyOf(
+  type: string,
+  record: { id: string } & Record<string, unknown>,
+): HttpReply {
+  return { ...deletedReply, deleted: { type, record } };
+}
+
 /** A to-one link with nothing on the other end: `data: null`, as JSON:API says. */
 export function renderEmpty(req: HttpRequest): HttpReply {
   return { status: 200, body: { data: null, links: { self: req.path }, jsonapi } };

@@ -3,7 +3,8 @@
  *
  * - Replies (reply.ts): `renderOne(def, row, { req, status?, included?, fields?, include? })`,
  *   `renderList(def, { rows, count }, { req, query, included? })`,
- *   `renderLinkage(relatedDef, related, { req, parent })`, `renderEmpty(req)`, `deletedReply`.
+ *   `renderLinkage(relatedDef, related, { req, parent })`, `renderEmpty(req)`, `deletedReply`
+ *   (`deletedReplyOf(type, record)` where the resource has other addresses than its id).
  *   What `include` asks of other services (foreign includes and relations) is derived from the
  *   contracts; no service lists it.
  * - Checks (guards.ts): `requireActor(actor)`, `requireLogin(caller)`, `requireAdmin(caller, what?)`,
@@ -60,5 +61,5 @@ export {
   withTrashed,
 } from "./guards.ts";
 export { translatingDbErrors } from "./translate.ts";
-export { deletedReply, renderEmpty } from "../jsonapi.ts";
+export { deletedReply, deletedReplyOf, renderEmpty } from "../jsonapi.ts";
 export { ID_PATTERN, isId } from "../schemas/ids.ts";

@@ -47,6 +47,12 @@ export interface ForeignRelation {
 export interface HttpReply {
   status: number;
   body: unknown;
+  /**
+   * What a DELETE removed, as its public attributes (never sent to the client): the reply's body
+   * names nothing, and the gateways' caches must drop every address of it, not only the one in
+   * the path (an event's id when it was deleted by its identifier).
+   */
+  deleted?: { type: string; record: { id: string } & Record<string, unknown> };
   /** Absolute path of a created resource (the gateway makes it a `Location` header). */
   location?: string;
   /**

@@ -2,7 +2,7 @@
 import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
-  deletedReply,
+  deletedReplyOf,
   notFound,
   permanentDelete,
   renderEmpty,
@@ -283,7 +283,8 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     { type: "event", verb: "deleted", row: existing },
     (tx) => deleteEvent(tx, existing.id, permanent),
   );
-  return deletedReply;
+  // It may have been addressed by its identifier: the caches drop the id's pages too.
+  return deletedReplyOf("event", { id: String(existing.id), identifier: existing.identifier });
 }
 
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
