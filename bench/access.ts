@@ -14,7 +14,13 @@ import { ensureDatabase } from "@shared/db.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import { startSystem } from "../scripts/start.ts";
 import { percentile } from "./load.ts";
-import { api, benchSettings, dropDatabase, dropFactStream } from "./setup.ts";
+import {
+  adminSession,
+  benchSettings,
+  dropDatabase,
+  dropFactStream,
+  resourceBody,
+} from "./setup.ts";
 
 interface Timing {
   p50Ms: number;
@@ -46,49 +52,33 @@ async function time(once: () => Promise<unknown>, requests: number): Promise<Tim
 
 /** An event and a code on it, as the admin; returns the admin's token and ids. */
 async function seed(url: string, admin: { email: string; password: string }) {
-  const login = await api(`${url}/v1/auth/login`, {
-    method: "POST",
-    body: admin,
-    type: "application/json",
-  });
-  const token = String(login.access_token);
-  const event = (await api(`${url}/v1/events`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "event",
-        attributes: {
-          name: "Access",
-          "starts-at": "2030-03-01T09:00:00Z",
-          "ends-at": "2030-03-02T09:00:00Z",
-        },
-      },
-    },
-  })).data as { id: string };
+  const { token, create } = await adminSession(url, admin);
+  const event = await create(
+    "/v1/events",
+    resourceBody("event", {
+      name: "Access",
+      "starts-at": "2030-03-01T09:00:00Z",
+      "ends-at": "2030-03-02T09:00:00Z",
+    }),
+  );
   const ofEvent = { event: { data: { type: "event", id: event.id } } };
-  const ticket = (await api(`${url}/v1/tickets`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "ticket",
-        attributes: { name: "Standard", type: "paid", price: "25.00" },
-        relationships: ofEvent,
-      },
-    },
-  })).data as { id: string };
-  const code = (await api(`${url}/v1/discount-codes`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "discount-code",
-        attributes: { code: "ACCESS", value: "5", type: "amount", "used-for": "ticket" },
-        relationships: { ...ofEvent, tickets: { data: [{ type: "ticket", id: ticket.id }] } },
-      },
-    },
-  })).data as { id: string };
+  const ticket = await create(
+    "/v1/tickets",
+    resourceBody("ticket", { name: "Standard", type: "paid", price: "25.00" }, {
+      relationships: ofEvent,
+    }),
+  );
+  const code = await create(
+    "/v1/discount-codes",
+    resourceBody("discount-code", {
+      code: "ACCESS",
+      value: "5",
+      type: "amount",
+      "used-for": "ticket",
+    }, {
+      relationships: { ...ofEvent, tickets: { data: [{ type: "ticket", id: ticket.id }] } },
+    }),
+  );
   const [, payload] = token.split(".");
   const sub = String(JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))).sub);
   return { token, eventId: event.id, codeId: code.id, userId: sub };

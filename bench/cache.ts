@@ -26,10 +26,13 @@ import type { LoadRequest, LoadRun } from "./load.ts";
 import { compare, formatResult, type ScenarioResult } from "./report.ts";
 import { freePort } from "@shared/net.ts";
 import {
+  type AdminSession,
+  adminSession,
   api,
   benchSettings,
   dropDatabase,
   dropFactStream,
+  resourceBody,
   spawnDeno,
   stopChild,
   waitForOk,
@@ -91,32 +94,18 @@ interface Seeded {
   reads: { name: string; path: string }[];
 }
 
-function body(type: string, attributes: Record<string, unknown>, extra: object = {}) {
-  return { data: { type, attributes, ...extra } };
-}
-
 /** 10 topics, a published event with three tickets and a discount code, as the admin. */
 async function seed(baseUrl: string, admin: { email: string; password: string }): Promise<Seeded> {
-  const login = await api(`${baseUrl}/v1/auth/login`, {
-    method: "POST",
-    body: admin,
-    type: "application/json",
-  });
-  const token = String(login.access_token);
-  const create = async (
-    path: string,
-    payload: object,
-  ) => ((await api(`${baseUrl}${path}`, { method: "POST", token, body: payload })).data as {
-    id: string;
-    attributes: Record<string, string>;
-  });
+  const { token, create } = await adminSession(baseUrl, admin);
   const topicIds: string[] = [];
   for (let i = 1; i <= TOPICS; i++) {
-    topicIds.push((await create("/v1/event-topics", body("event-topic", { name: `T${i}` }))).id);
+    topicIds.push(
+      (await create("/v1/event-topics", resourceBody("event-topic", { name: `T${i}` }))).id,
+    );
   }
   const event = await create(
     "/v1/events",
-    body("event", {
+    resourceBody("event", {
       name: "Bench conference",
       description: "A published event the benchmark reads back.",
       "starts-at": "2030-03-01T09:00:00+08:00",
@@ -129,11 +118,9 @@ async function seed(baseUrl: string, admin: { email: string; password: string })
   return { token, ...await seedEvent(create, event), topicIds };
 }
 
-type Create = (path: string, payload: object) => Promise<{ id: string }>;
-
 /** Three tickets and the discount code LOOKUP for `event`; the four reads it offers. */
 async function seedEvent(
-  create: Create,
+  create: AdminSession["create"],
   event: { id: string; attributes: Record<string, string> },
 ) {
   const ofEvent = { event: { data: { type: "event", id: event.id } } };
@@ -141,12 +128,17 @@ async function seedEvent(
   for (const name of ["Standard", "Student", "Supporter"]) {
     const attributes = { name, type: "paid", price: "25.00", quantity: 100 };
     tickets.push(
-      await create("/v1/tickets", body("ticket", attributes, { relationships: ofEvent })),
+      await create("/v1/tickets", resourceBody("ticket", attributes, { relationships: ofEvent })),
     );
   }
   await create(
     "/v1/discount-codes",
-    body("discount-code", { code: "LOOKUP", value: "5", type: "amount", "used-for": "ticket" }, {
+    resourceBody("discount-code", {
+      code: "LOOKUP",
+      value: "5",
+      type: "amount",
+      "used-for": "ticket",
+    }, {
       relationships: {
         ...ofEvent,
         tickets: { data: tickets.map((ticket) => ({ type: "ticket", id: ticket.id })) },
@@ -254,7 +246,7 @@ async function staleness(a: string, b: string, seeded: Seeded, writes: number) {
     await api(`${a}${path}`, {
       method: "PATCH",
       token: seeded.token,
-      body: body("event", { name }, { id: seeded.eventId }),
+      body: resourceBody("event", { name }, { id: seeded.eventId }),
     });
     const written = performance.now();
     while (!(await (await fetch(`${b}${path}`)).text()).includes(name)) {

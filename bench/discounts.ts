@@ -21,10 +21,12 @@ import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from
 import { runLoad, summarize } from "./load.ts";
 import { compare, formatResult, type ScenarioResult } from "./report.ts";
 import {
+  adminSession,
   api,
   benchSettings,
   dropDatabase,
   dropFactStream,
+  resourceBody,
   spawnDeno,
   stopChild,
   waitForOk,
@@ -62,59 +64,36 @@ export interface DiscountsBenchResult {
 
 /** A published event with a ticket and two codes: LOOKUP (unlimited) and RACE (capped). */
 async function seed(baseUrl: string, admin: { email: string; password: string }, cap: number) {
-  const login = await api(`${baseUrl}/v1/auth/login`, {
-    method: "POST",
-    body: admin,
-    type: "application/json",
-  });
-  const token = String(login.access_token);
-  const event = (await api(`${baseUrl}/v1/events`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "event",
-        attributes: {
-          name: "Bench conference",
-          "starts-at": "2030-03-01T09:00:00+08:00",
-          "ends-at": "2030-03-03T18:00:00+08:00",
-          state: "published",
-        },
-      },
-    },
-  })).data as { id: string; attributes: { identifier: string } };
-  const ticket = (await api(`${baseUrl}/v1/tickets`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "ticket",
-        attributes: { name: "Standard", type: "paid", price: "25.00" },
-        relationships: { event: { data: { type: "event", id: event.id } } },
-      },
-    },
-  })).data as { id: string };
+  const { token, create } = await adminSession(baseUrl, admin);
+  const event = await create(
+    "/v1/events",
+    resourceBody("event", {
+      name: "Bench conference",
+      "starts-at": "2030-03-01T09:00:00+08:00",
+      "ends-at": "2030-03-03T18:00:00+08:00",
+      state: "published",
+    }),
+  );
+  const ofEvent = { event: { data: { type: "event", id: event.id } } };
+  const ticket = await create(
+    "/v1/tickets",
+    resourceBody("ticket", { name: "Standard", type: "paid", price: "25.00" }, {
+      relationships: ofEvent,
+    }),
+  );
   const code = async (text: string, attributes: Record<string, unknown>) =>
-    ((await api(`${baseUrl}/v1/discount-codes`, {
-      method: "POST",
-      token,
-      body: {
-        data: {
-          type: "discount-code",
-          attributes: {
-            code: text,
-            value: "5",
-            type: "amount",
-            "used-for": "ticket",
-            ...attributes,
-          },
-          relationships: {
-            event: { data: { type: "event", id: event.id } },
-            tickets: { data: [{ type: "ticket", id: ticket.id }] },
-          },
-        },
-      },
-    })).data as { id: string }).id;
+    (await create(
+      "/v1/discount-codes",
+      resourceBody("discount-code", {
+        code: text,
+        value: "5",
+        type: "amount",
+        "used-for": "ticket",
+        ...attributes,
+      }, {
+        relationships: { ...ofEvent, tickets: { data: [{ type: "ticket", id: ticket.id }] } },
+      }),
+    )).id;
   await code("LOOKUP", {});
   const raceId = await code("RACE", { "tickets-number": cap });
   return { identifier: event.attributes.identifier, raceId, token };

@@ -41,6 +41,45 @@ export async function api(
   return text ? JSON.parse(text) : {};
 }
 
+/** A JSON:API document that creates a resource of `type`. */
+export function resourceBody(
+  type: string,
+  attributes: Record<string, unknown>,
+  extra: object = {},
+) {
+  return { data: { type, attributes, ...extra } };
+}
+
+/** The admin, logged in through the API, creating resources for a benchmark's fixtures. */
+export interface AdminSession {
+  token: string;
+  /** POSTs `payload` to `path`; returns the created resource. */
+  create(
+    path: string,
+    payload: object,
+  ): Promise<{ id: string; attributes: Record<string, string> }>;
+}
+
+export async function adminSession(
+  baseUrl: string,
+  admin: { email: string; password: string },
+): Promise<AdminSession> {
+  const login = await api(`${baseUrl}/v1/auth/login`, {
+    method: "POST",
+    body: admin,
+    type: "application/json",
+  });
+  const token = String(login.access_token);
+  return {
+    token,
+    create: async (path, payload) =>
+      (await api(`${baseUrl}${path}`, { method: "POST", token, body: payload })).data as {
+        id: string;
+        attributes: Record<string, string>;
+      },
+  };
+}
+
 export interface Seeded {
   topicIds: string[];
   eventId: string;
@@ -52,49 +91,31 @@ export async function seed(
   admin: { email: string; password: string },
   options: { topics: number },
 ): Promise<Seeded> {
-  const login = await api(`${baseUrl}/v1/auth/login`, {
-    method: "POST",
-    body: admin,
-    type: "application/json",
-  });
-  const token = String(login.access_token);
+  const { create } = await adminSession(baseUrl, admin);
   const topicIds: string[] = [];
   for (let i = 1; i <= options.topics; i++) {
-    const doc = await api(`${baseUrl}/v1/event-topics`, {
-      method: "POST",
-      token,
-      body: {
-        data: {
-          type: "event-topic",
-          attributes: {
-            name: `Bench topic ${i}`,
-            "system-image-url": `https://example.com/${i}.png`,
-          },
-        },
-      },
-    });
-    topicIds.push(String((doc.data as { id: string }).id));
+    const topic = await create(
+      "/v1/event-topics",
+      resourceBody("event-topic", {
+        name: `Bench topic ${i}`,
+        "system-image-url": `https://example.com/${i}.png`,
+      }),
+    );
+    topicIds.push(topic.id);
   }
-  const event = await api(`${baseUrl}/v1/events`, {
-    method: "POST",
-    token,
-    body: {
-      data: {
-        type: "event",
-        attributes: {
-          name: "Bench conference",
-          description: "A published event the benchmark reads back.",
-          "location-name": "Singapore",
-          "starts-at": "2030-03-01T09:00:00+08:00",
-          "ends-at": "2030-03-03T18:00:00+08:00",
-          timezone: "Asia/Singapore",
-          state: "published",
-        },
-        relationships: { "event-topic": { data: { type: "event-topic", id: topicIds[0] } } },
-      },
-    },
-  });
-  return { topicIds, eventId: String((event.data as { id: string }).id) };
+  const event = await create(
+    "/v1/events",
+    resourceBody("event", {
+      name: "Bench conference",
+      description: "A published event the benchmark reads back.",
+      "location-name": "Singapore",
+      "starts-at": "2030-03-01T09:00:00+08:00",
+      "ends-at": "2030-03-03T18:00:00+08:00",
+      timezone: "Asia/Singapore",
+      state: "published",
+    }, { relationships: { "event-topic": { data: { type: "event-topic", id: topicIds[0] } } } }),
+  );
+  return { topicIds, eventId: event.id };
 }
 
 /** Waits until `url` answers 200, or throws after `timeoutMs`. */

@@ -10,7 +10,7 @@
 import postgres from "postgres";
 import { startSystem } from "../scripts/start.ts";
 import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from "./cpu.ts";
-import { benchSettings, dropDatabase, dropFactStream } from "./setup.ts";
+import { adminSession, benchSettings, dropDatabase, dropFactStream } from "./setup.ts";
 
 export interface WritesBenchResult {
   writes: number;
@@ -47,16 +47,6 @@ async function writeLoad(url: string, token: string, concurrency: number, durati
   return { writes, errors, elapsedMs: performance.now() - began };
 }
 
-async function login(url: string, admin: { email: string; password: string }): Promise<string> {
-  const response = await fetch(`${url}/v1/auth/login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(admin),
-  });
-  if (response.status !== 200) throw new Error(`Cannot log in: ${response.status}`);
-  return (await response.json()).access_token;
-}
-
 /** Waits until audit has one activity per fact published (every topic made, plus the admin). */
 async function drained(databaseUrl: string, atLeast: number): Promise<void> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
@@ -78,7 +68,7 @@ export async function runWritesBench(
   const { databaseUrl, natsUrl, prefix, admin, env } = benchSettings("writes_");
   const system = await startSystem({ env, output: options.log ?? false, timeoutMs: 120_000 });
   try {
-    const token = await login(system.url, admin);
+    const { token } = await adminSession(system.url, admin);
     // Warm-up: connections, JIT, the audit consumer's first batches.
     const warm = await writeLoad(system.url, token, 4, 1_000);
     const processes = options.cpu ? await findProcesses({ prefix, databaseUrl }) : new Map();
