@@ -7,12 +7,8 @@
 import type { Bus } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor, ForeignRelation } from "@shared/schemas/http.ts";
-import {
-  relationOwners,
-  resolveEndpoint,
-  resolveRelatedEndpoint,
-  typeOwners,
-} from "@shared/subjects.ts";
+import { relationOwners, typeOwners } from "@shared/contracts/mod.ts";
+import { resolveEndpoint, resolveRelatedEndpoint } from "@shared/subjects.ts";
 
 const decoder = new TextDecoder();
 /** The resolve endpoint takes at most this many ids per request. */

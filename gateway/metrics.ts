@@ -23,7 +23,7 @@ import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import { UnauthorizedError } from "@shared/errors.ts";
 import { type FamilySnapshot, metrics, renderPrometheus, type Source } from "@shared/metrics.ts";
-import { serviceNames } from "@shared/subjects.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { serviceNames } from "@shared/subjects.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 
 const composeFile = new URL("../compose.yaml", import.meta.url);
 

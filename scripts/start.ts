@@ -17,7 +17,7 @@ import { ensureDatabase } from "@shared/db.ts";
 import { atHost, describeStartFailure, exitWithError, userCausedLine } from "@shared/lifecycle.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createLogger } from "@shared/log.ts";
-import { serviceNames } from "@shared/subjects.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 import { parseEncryptionKey } from "../services/payments/crypto.ts";
 import {
   answers,

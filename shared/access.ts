@@ -15,7 +15,8 @@ import type { Bus } from "./bus.ts";
 import { isAdmin } from "./handlers/guards.ts";
 import type { FactActor } from "./facts.ts";
 import type { Actor } from "./schemas/http.ts";
-import { type callerSchema, catalogInternal, type eventAccessSchema } from "./subjects.ts";
+import type { callerSchema, eventAccessSchema } from "./schemas/bus.ts";
+import { catalogInternal } from "./subjects.ts";
 
 export type Caller = z.infer<typeof callerSchema>;
 export type EventAccess = z.infer<typeof eventAccessSchema>;

@@ -19,18 +19,6 @@ import {
 } from "./contracts/mod.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
-export { relationOwners, serviceNames, typeOwners } from "./contracts/mod.ts";
-export {
-  callerSchema,
-  eventAccessSchema,
-  type RedemptionAnswer,
-  redemptionAnswerSchema,
-  type Reservation,
-  reservationSchema,
-  resourceObjectSchema,
-  ticketInfoSchema,
-} from "./schemas/bus.ts";
-
 type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
 /** The endpoint every service owning JSON:API types answers (see `resolveOperation`). */

@@ -6,7 +6,7 @@
 import { resourceData } from "@shared/fact_data.ts";
 import type { FactType } from "@shared/fact_catalog.ts";
 import type { FactActor, NewFact } from "@shared/facts.ts";
-import type { Reservation } from "@shared/subjects.ts";
+import type { Reservation } from "@shared/schemas/bus.ts";
 import { codeDef } from "./resources.ts";
 import type { CodeRow } from "./store/codes.ts";
 

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { type ErrorObject, UnprocessableError } from "@shared/errors.ts";
 import { dateTime } from "@shared/schemas/catalog.ts";
 import { lenientBoolean, lenientNumber } from "@shared/schemas/lenient.ts";
-import type { ticketInfoSchema } from "@shared/subjects.ts";
+import type { ticketInfoSchema } from "@shared/schemas/bus.ts";
 import { formatCents, toCents } from "./money.ts";
 
 export type TicketInfo = z.infer<typeof ticketInfoSchema>;

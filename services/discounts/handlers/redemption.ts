@@ -2,7 +2,7 @@
 import { changeWithFact, type FactActor } from "@shared/facts.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { reservationRequestSchema, reserveRequestSchema } from "@shared/schemas/bus.ts";
-import type { RedemptionAnswer } from "@shared/subjects.ts";
+import type { RedemptionAnswer } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import type { DiscountsContext } from "../context.ts";
 import { confirm, type RedemptionResult, release, reserve } from "../store/redemptions.ts";
