@@ -101,7 +101,7 @@ Deno.test("[gateway] Coalescer never hands a request a reply older than a change
     assert.equal(text(await late), "shared");
     assert.equal(fetches.pending.length, 1);
   });
-  await t.step("nothing is shared while the cache is suspended", async () => {
+  await t.step("nothing is shared while the cache is suspended", () => {
     const cache = new ResponseCache({ maxBytes: 1 << 20 });
     const coalescer = new Coalescer(cache);
     const fetches = manualFetches();
