@@ -2,8 +2,9 @@
  * The one route handler: forwards an HTTP request to a service endpoint on the bus and relays the
  * service's status, `Location` and body bytes untouched (decoding them only when another
  * service's resources must be merged into `included`). Anonymous reads of public routes are
- * answered from the response cache when it holds them (gateway/cache.ts); every 200 read
- * carries a strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
+ * answered from the response cache when it holds them (gateway/cache.ts), and concurrent misses
+ * of one URL share one request to the service (gateway/coalesce.ts); every 200 read carries a
+ * strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
 import type { Context, Handler } from "hono";
 import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
