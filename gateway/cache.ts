@@ -117,16 +117,34 @@ export class ResponseCache {
     return entry;
   }
 
+  /** Whether nothing is served or stored (see `suspend`). */
+  get suspended(): boolean {
+    return this.#suspended;
+  }
+
+  /**
+   * Whether a reply with `tags`, fetched since `began`, is as new as anything the cache knows
+   * of: none of its tags changed, and the cache was not emptied, since it began.
+   */
+  fresh(tags: readonly string[], began: number): boolean {
+    if (began < this.#floor) return false;
+    for (const tag of tags) {
+      const touch = this.#touched.get(tag);
+      if (touch !== undefined && touch.seq > began) return false;
+    }
+    return true;
+  }
+
   /** Keeps a reply fetched since `began`, unless a change or an outage may have made it stale. */
   store(key: string, reply: CachedReply, began: number): boolean {
-    if (this.#suspended || began < this.#floor) return false;
+    if (this.#suspended || !this.fresh(reply.tags, began)) return false;
     const now = this.#now();
     let until = Math.min(now + this.ttlMs, reply.expires ?? Infinity);
     for (const tag of reply.tags) {
       const touch = this.#touched.get(tag);
-      if (touch === undefined) continue;
-      if (touch.seq > began) return false;
-      if (now - touch.at < this.settleMs) until = Math.min(until, touch.at + this.settleMs);
+      if (touch !== undefined && now - touch.at < this.settleMs) {
+        until = Math.min(until, touch.at + this.settleMs);
+      }
     }
     let size = ENTRY_OVERHEAD + key.length * 2 + reply.body.byteLength;
     for (const tag of reply.tags) size += TAG_OVERHEAD + tag.length * 2;

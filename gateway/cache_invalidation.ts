@@ -7,9 +7,11 @@
  *
  * A gateway that relays a write also tells its peers at once what the write touched (on
  * `<prefix>.gateway.cache.touched`, outside the fact stream): the fact follows only after the
- * owning service's outbox relay publishes it, which takes a database round trip or two.
+ * owning service's outbox relay publishes it, which takes a database round trip or two. It
+ * skips its own announcements: it dropped those entries before answering the write, and a
+ * second drop would only throw away replies fetched since, which already show the write.
  */
-import type { Status } from "@nats-io/nats-core";
+import { headers, type MsgHdrs, type Status } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
 import { parseFactType } from "@shared/fact_catalog.ts";
@@ -19,14 +21,35 @@ import type { ResponseCache } from "./cache.ts";
 
 /** Where gateways tell each other what a write they relayed touched (space-separated tags). */
 export const TOUCHED_SUBJECT = "gateway.cache.touched";
+/**
+ * The header naming the cache that already dropped what an announcement lists: that gateway
+ * skips its own announcement when it comes back (it invalidated before answering the write).
+ * Announcements without it are honoured by every gateway.
+ */
+export const ORIGIN_HEADER = "Cache-Origin";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** Each cache's name on the bus: one per gateway instance, even when two share a process. */
+const origins = new WeakMap<ResponseCache, string>();
 
-/** Tells every gateway (this one too) what a relayed write touched. */
-export function announceTouched(bus: Bus, tags: readonly string[]): void {
-  if (tags.length && !bus.nc.isClosed()) {
-    bus.nc.publish(bus.subject(TOUCHED_SUBJECT), encoder.encode(tags.join(" ")));
+function originOf(cache: ResponseCache): string {
+  let origin = origins.get(cache);
+  if (origin === undefined) origins.set(cache, origin = crypto.randomUUID());
+  return origin;
+}
+
+/**
+ * Tells the other gateways what a relayed write touched; `from` is the cache that has dropped it
+ * already (it ignores the announcement when it comes back).
+ */
+export function announceTouched(bus: Bus, tags: readonly string[], from?: ResponseCache): void {
+  if (!tags.length || bus.nc.isClosed()) return;
+  let options: { headers: MsgHdrs } | undefined;
+  if (from !== undefined) {
+    options = { headers: headers() };
+    options.headers.set(ORIGIN_HEADER, originOf(from));
   }
+  bus.nc.publish(bus.subject(TOUCHED_SUBJECT), encoder.encode(tags.join(" ")), options);
 }
 
 /** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
@@ -93,9 +116,11 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
       cache.clear();
     },
   });
+  const origin = originOf(cache);
   const peers = bus.nc.subscribe(bus.subject(TOUCHED_SUBJECT), {
     callback: (error, msg) => {
       if (error) return cache.clear();
+      if (msg.headers?.get(ORIGIN_HEADER) === origin) return;
       cache.invalidate(decoder.decode(msg.data).split(" "));
     },
   });

@@ -8,8 +8,13 @@ import { createLogger } from "@shared/log.ts";
 import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
-import { catalog } from "@shared/subjects.ts";
+import { catalog, discounts } from "@shared/subjects.ts";
+import type { Bus } from "@shared/bus.ts";
+import type { Msg, MsgHdrs } from "@nats-io/nats-core";
 import { createApp } from "./app.ts";
+import { TOUCHED_SUBJECT } from "./cache_invalidation.ts";
+
+const decoder = new TextDecoder();
 
 /** Replies fetched just after a change live this long only (CACHE_SETTLE_MS). */
 const SETTLE_MS = 100;
@@ -266,4 +271,136 @@ Deno.test("[gateway] CACHE_MAX_BYTES=0 sends every read to its service", async (
     headers: { "If-None-Match": second.headers.get("ETag")! },
   });
   assert.equal(conditional.status, 304);
+});
+
+/** Counts the requests sent on `subject` of `system`'s bus (the service's replies still flow). */
+function countRequests(bus: Bus, subject: string) {
+  let count = 0;
+  const subscription = bus.nc.subscribe(bus.subject(subject), {
+    callback: () => {
+      count++;
+    },
+  });
+  return {
+    /** The count once every request published so far has been delivered. */
+    count: async () => {
+      await bus.nc.flush();
+      return count;
+    },
+    [Symbol.dispose]: () => subscription.unsubscribe(),
+  };
+}
+
+/** `n` concurrent anonymous GETs of `path`; `headers(i)` for the i-th. */
+function concurrently(
+  system: TestSystem,
+  path: string,
+  n: number,
+  headers: (i: number) => Record<string, string> = () => ({}),
+) {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => system.call("GET", path, { headers: headers(i) })),
+  );
+}
+
+Deno.test("[gateway] concurrent anonymous misses of one URL share one request to the service", async () => {
+  await using system = await startTestSystem({ env });
+  const topic = await system.createTopic("Coalesced");
+  await settled(system);
+  const path = "/v1/event-topics?sort=name";
+  using requests = countRequests(system.bus, catalog.eventTopics.list.subject);
+
+  const first = await concurrently(system, path, 20);
+  assert.equal(await requests.count(), 1, "20 misses, one request");
+  for (const reply of first) {
+    assert.equal(reply.status, 200);
+    assert.equal(reply.text, first[0].text);
+    assert.equal(reply.headers.get("X-Cache"), "MISS");
+    assert.equal(reply.headers.get("Cache-Control"), "public, no-cache");
+  }
+  const ids = new Set(first.map((reply) => reply.headers.get("X-Request-Id")));
+  assert.equal(ids.size, 20, "each request keeps its own id");
+  assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "HIT", "and it was stored");
+
+  // A write drops the list; the misses after it share one request again, each with its own
+  // If-None-Match (the name is unchanged, so the page is too).
+  const etag = first[0].headers.get("ETag")!;
+  const renamed = await system.call("PATCH", `/v1/event-topics/${topic}`, {
+    token: system.admin.token,
+    body: { data: { type: "event-topic", id: topic, attributes: { name: "Coalesced" } } },
+  });
+  assert.equal(renamed.status, 200);
+  await settled(system);
+  const second = await concurrently(
+    system,
+    path,
+    20,
+    (i): Record<string, string> => i % 2 ? { "If-None-Match": etag } : {},
+  );
+  assert.equal(await requests.count(), 2);
+  assert.deepEqual(
+    second.map((reply) => reply.status),
+    Array.from({ length: 20 }, (_, i) => i % 2 ? 304 : 200),
+  );
+  assert.ok(second.every((reply) => reply.headers.get("X-Cache") === "MISS"));
+});
+
+Deno.test("[gateway] requests that share a failed request to a service all get its error", async () => {
+  await using system = await startTestSystem({ env: { ...env, REQUEST_TIMEOUT_MS: "3000" } });
+  const { event } = await publishedEvent(system);
+  // The test system runs no discounts service: this subscriber takes the requests and never
+  // answers, so the gateway's wait runs out.
+  using requests = countRequests(system.bus, discounts.lookup.subject);
+  const path = `/v1/events/${event.identifier}/discount-codes/NOPE`;
+  const replies = await concurrently(system, path, 10);
+  assert.equal(await requests.count(), 1);
+  for (const reply of replies) {
+    assert.equal(reply.status, 504);
+    assert.equal(reply.headers.get("Content-Type"), "application/vnd.api+json");
+    assert.equal(reply.body.errors[0].status, "504");
+  }
+  assert.equal(new Set(replies.map((reply) => reply.headers.get("X-Request-Id"))).size, 10);
+});
+
+Deno.test("[gateway] a gateway skips its own announcements of a write and honours its peers'", async () => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const other = await secondGateway(system);
+  const path = `/v1/events/${event.id}`;
+  const announcements: Msg[] = [];
+  const heard = system.bus.nc.subscribe(system.bus.subject(TOUCHED_SUBJECT), {
+    callback: (_error, msg) => {
+      announcements.push(msg);
+    },
+  });
+  system.defer(() => heard.unsubscribe());
+  const patched = await system.call("PATCH", path, {
+    token: owner.token,
+    ...patchEvent(event.id, { name: "Announced" }),
+  });
+  assert.equal(patched.status, 200);
+  await settled(system);
+  await system.bus.nc.flush();
+  assert.equal(announcements.length, 1);
+  const announcement = announcements[0];
+  assert.ok(decoder.decode(announcement.data).split(" ").includes(`event:${event.id}`));
+
+  /** Caches the page on both gateways, changes it silently, then replays `headers`' message. */
+  const replay = async (headers?: MsgHdrs) => {
+    await renameSilently(system, event.id, "Announced");
+    for (const call of [system.call, other.call]) await call("GET", path);
+    await renameSilently(system, event.id, "Silent");
+    system.bus.nc.publish(announcement.subject, announcement.data, { headers });
+    await system.bus.nc.flush();
+    await other.bus.nc.flush();
+    const name = async (call: typeof system.call) =>
+      (await call("GET", path)).body.data.attributes.name;
+    return { own: await name(system.call), peer: await name(other.call) };
+  };
+  assert.deepEqual(await replay(announcement.headers), { own: "Announced", peer: "Silent" });
+  assert.deepEqual(
+    await replay(),
+    { own: "Silent", peer: "Silent" },
+    "an announcement without an origin is honoured by every gateway",
+  );
 });

@@ -2,8 +2,9 @@
  * The one route handler: forwards an HTTP request to a service endpoint on the bus and relays the
  * service's status, `Location` and body bytes untouched (decoding them only when another
  * service's resources must be merged into `included`). Anonymous reads of public routes are
- * answered from the response cache when it holds them (gateway/cache.ts); every 200 read
- * carries a strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
+ * answered from the response cache when it holds them (gateway/cache.ts), and concurrent misses
+ * of one URL share one request to the service (gateway/coalesce.ts); every 200 read carries a
+ * strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
 import type { Context, Handler } from "hono";
 import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
@@ -17,6 +18,7 @@ import { JSONAPI } from "./middleware/media_type.ts";
 import type { ResponseCache } from "./cache.ts";
 import { announceTouched } from "./cache_invalidation.ts";
 import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
+import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
@@ -92,11 +94,22 @@ interface Forwarder {
   bus: Bus;
   logger: Logger;
   cache?: ResponseCache;
+  /** Concurrent misses of one key share one fetch (with the cache only). */
+  coalescer?: Coalescer;
   timeoutMs: number;
   limitBytes: number;
   bodyTimeoutMs: number;
   /** The bus request options of every request without an idempotency key (one shared object). */
   requestOptions: { timeoutMs: number };
+}
+
+/** What one route's handler knows of its route. */
+interface Route {
+  endpoint: HttpEndpoint;
+  fixedParams: Record<string, string> | undefined;
+  options: ForwardOptions;
+  /** Content-Type of successful replies. */
+  successType: string;
 }
 
 const writes = new Set(["POST", "PATCH", "DELETE"]);
@@ -116,71 +129,120 @@ export function createForward(options: ForwarderOptions): Forward {
     bus: options.bus,
     logger: options.logger,
     cache: options.cache,
+    coalescer: options.cache && new Coalescer(options.cache),
     timeoutMs,
     limitBytes: bodyLimitBytes,
     bodyTimeoutMs,
     requestOptions: { timeoutMs },
   };
   return function forward(endpoint, fixedParams, forwardOptions = {}) {
-    return routeHandler(forwarder, endpoint, fixedParams, forwardOptions);
+    const successType = forwardOptions.contentType ?? JSONAPI;
+    return routeHandler(forwarder, { endpoint, fixedParams, options: forwardOptions, successType });
   };
 }
 
 /**
- * The handler of one route: answers an anonymous read of a shared route from the cache when it
- * can, otherwise forwards the request, invalidates what a write touched, completes the reply
- * with other services' resources, stores it when it may be shared, and relays it.
+ * The handler of one route: answers an anonymous read of a shared route from the cache, or from
+ * a fetch it shares with concurrent misses of the same key; forwards anything else.
  */
-function routeHandler(
-  forwarder: Forwarder,
-  endpoint: HttpEndpoint,
-  fixedParams: Record<string, string> | undefined,
-  forwardOptions: ForwardOptions,
-): Handler<GatewayEnv> {
-  const { bus, cache, timeoutMs, requestOptions } = forwarder;
-  const successType = forwardOptions.contentType ?? JSONAPI;
-  const sharedRoute = forwardOptions.shared === true;
+function routeHandler(forwarder: Forwarder, route: Route): Handler<GatewayEnv> {
+  const { cache, coalescer } = forwarder;
+  // Raw routes forward request headers, so one key need not mean one answer there.
+  const sharedRoute = route.options.shared === true && route.options.raw === undefined;
   return async function forwardHandler(c) {
     const raw = c.req.raw;
     const method = raw.method;
-    const read = method === "GET" || method === "HEAD";
     const query = queryOf(raw.url);
-    const shareable = sharedRoute && read && anonymous(raw);
-    const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
-    const hit = key === undefined ? undefined : cache!.lookup(key);
+    const shareable = sharedRoute && (method === "GET" || method === "HEAD") && anonymous(raw);
+    if (!shareable || cache === undefined || coalescer === undefined) {
+      return await forwarded(forwarder, route, c, query);
+    }
+    const key = cacheKey(route.successType, c.req.path, query);
+    const hit = cache.lookup(key);
     if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
-    const began = cache?.begin() ?? 0;
-    const request = await requestOf(forwarder, c, fixedParams, query, forwardOptions.raw);
-    // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
-    const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
-    const reply = await bus.forward(
-      endpoint,
-      request,
-      idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
+    const reply = await coalescer.fetch(
+      key,
+      (began) => fetchShared(forwarder, route, { c, query, key, began }),
     );
-    // A client reads its own writes: what the write touched goes before its reply does.
-    if (!read && reply.cacheTags && reply.status < 300) {
-      cache?.invalidate(reply.cacheTags);
-      announceTouched(bus, reply.cacheTags);
-    }
-    const contentType = reply.status >= 400 ? JSONAPI : successType;
-    const cacheTags = key === undefined ? undefined : reply.cacheTags;
-    const { body, tags } = await completed(forwarder, reply, request, cacheTags);
-    const etag = read && reply.status === 200 ? etagOf(body) : undefined;
-    if (key !== undefined && tags !== undefined) {
-      // A copy: the payload may be a view into a larger buffer the cache must not pin.
-      const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
-      cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
-    }
-    return httpReply({
-      status: reply.status,
-      body,
-      contentType,
-      location: reply.location,
-      etag,
-      shared: shareable && reply.cacheTags !== undefined,
-      cache: key === undefined ? undefined : "MISS",
-    }, raw.headers.get("if-none-match"));
+    return httpReply({ ...reply, cache: "MISS" }, raw.headers.get("if-none-match"));
+  };
+}
+
+/**
+ * Forwards a request that is not shared: a write (invalidating what it touched), a signed-in
+ * read, any read without the cache; completes the reply with other services' resources.
+ */
+async function forwarded(
+  forwarder: Forwarder,
+  route: Route,
+  c: Context<GatewayEnv>,
+  query: Record<string, string>,
+): Promise<Response> {
+  const { bus, cache, timeoutMs, requestOptions } = forwarder;
+  const raw = c.req.raw;
+  const method = raw.method;
+  const read = method === "GET" || method === "HEAD";
+  const request = await requestOf(forwarder, c, route.fixedParams, query, route.options.raw);
+  // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
+  const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
+  const reply = await bus.forward(
+    route.endpoint,
+    request,
+    idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
+  );
+  // A client reads its own writes: what the write touched goes before its reply does.
+  if (!read && reply.cacheTags && reply.status < 300) {
+    cache?.invalidate(reply.cacheTags);
+    announceTouched(bus, reply.cacheTags, cache);
+  }
+  const { body } = await completed(forwarder, reply, request, undefined);
+  const shared = route.options.shared === true && read && anonymous(raw);
+  return httpReply({
+    status: reply.status,
+    body,
+    contentType: reply.status >= 400 ? JSONAPI : route.successType,
+    location: reply.location,
+    etag: read && reply.status === 200 ? etagOf(body) : undefined,
+    shared: shared && reply.cacheTags !== undefined,
+  }, raw.headers.get("if-none-match"));
+}
+
+/** What the fetch of a shareable read needs besides its route. */
+interface SharedFetch {
+  c: Context<GatewayEnv>;
+  query: Record<string, string>;
+  key: string;
+  /** The cache's mark when the fetch began (see ResponseCache.begin). */
+  began: number;
+}
+
+/**
+ * Fetches an anonymous read of a shared route (for every request coalesced with it), and
+ * stores the reply when it may be cached.
+ */
+async function fetchShared(
+  forwarder: Forwarder,
+  route: Route,
+  { c, query, key, began }: SharedFetch,
+): Promise<SharedReply> {
+  const request = await requestOf(forwarder, c, route.fixedParams, query, undefined);
+  const reply = await forwarder.bus.forward(route.endpoint, request, forwarder.requestOptions);
+  const contentType = reply.status >= 400 ? JSONAPI : route.successType;
+  const { body, tags } = await completed(forwarder, reply, request, reply.cacheTags);
+  const etag = reply.status === 200 ? etagOf(body) : undefined;
+  if (tags !== undefined) {
+    // A copy: the payload may be a view into a larger buffer the cache must not pin.
+    const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
+    forwarder.cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
+  }
+  return {
+    status: reply.status,
+    body,
+    contentType,
+    location: reply.location,
+    etag,
+    tags,
+    shared: reply.cacheTags !== undefined,
   };
 }
 
