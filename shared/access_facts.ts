@@ -1,8 +1,8 @@
 /**
  * Keeps an access projection (shared/access_projection.ts) true to the catalog: each service
- * instance hears every fact (a plain subscription on `<prefix>.facts.>`, no queue group) and the
- * gateways' announcements of what a write they relayed touched, and drops the answers they may
- * change. Core NATS delivers at most once, so whenever the subscription may have missed a
+ * instance hears the facts that can change an answer (plain subscriptions on
+ * `<prefix>.facts.<service>.<resource>.>`, no queue group) and the gateways' announcements of
+ * what a write they relayed touched, and drops the answers they may change. Core NATS delivers at most once, so whenever the subscription may have missed a
  * message (the connection dropped, went stale, was closed, or a slow consumer or error was
  * reported) the projection is emptied, and while disconnected it serves and stores nothing.
  *
@@ -17,7 +17,7 @@
 import type { Status } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import type { Logger } from "./log.ts";
-import { facts } from "./subjects.ts";
+import { factSubject } from "./fact_catalog.ts";
 import type { AccessProjection } from "./access_projection.ts";
 
 /**
@@ -27,6 +27,17 @@ import type { AccessProjection } from "./access_projection.ts";
  * its next request, before the fact arrives.
  */
 export const GATEWAY_TOUCHED_SUBJECT = "gateway.cache.touched";
+
+/**
+ * The facts that can change an answer, any verb or later version (`.v2`): only these are
+ * heard, so a service does not read every code reservation's fact.
+ */
+export const FACT_SUBJECTS = [
+  "catalog.user",
+  "catalog.event",
+  "catalog.users-events-role",
+  "payments.stripe-authorization",
+].map((resource) => factSubject(`${resource}.>`));
 
 /** What a message means for the projection: drop or settle tags, or empty it (`clear`). */
 export type AccessChange =
@@ -143,18 +154,20 @@ export async function followAccessFacts(
     log.warn("access projection emptied: the fact subscription failed", { error });
     projection.clear();
   };
-  const factSubscription = bus.nc.subscribe(bus.subject(facts.all), {
-    callback: (error, msg) => {
-      if (error) return failed(error);
-      let change: AccessChange;
-      try {
-        change = factChange(msg.json());
-      } catch {
-        change = "clear";
-      }
-      apply(projection, change);
-    },
-  });
+  const factSubscriptions = FACT_SUBJECTS.map((subject) =>
+    bus.nc.subscribe(bus.subject(subject), {
+      callback: (error, msg) => {
+        if (error) return failed(error);
+        let change: AccessChange;
+        try {
+          change = factChange(msg.json());
+        } catch {
+          change = "clear";
+        }
+        apply(projection, change);
+      },
+    })
+  );
   const touchedSubscription = bus.nc.subscribe(bus.subject(GATEWAY_TOUCHED_SUBJECT), {
     callback: (error, msg) => {
       if (error) return failed(error);
@@ -165,7 +178,7 @@ export async function followAccessFacts(
   await bus.nc.flush();
   return () => {
     projection.suspend(true);
-    factSubscription.unsubscribe();
+    for (const subscription of factSubscriptions) subscription.unsubscribe();
     touchedSubscription.unsubscribe();
   };
 }

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
-import { FACTS, type FactType } from "./fact_catalog.ts";
-import { factChange, GATEWAY_TOUCHED_SUBJECT, touchedChange } from "./access_facts.ts";
+import { factKinds, FACTS, type FactType } from "./fact_catalog.ts";
+import {
+  FACT_SUBJECTS,
+  factChange,
+  GATEWAY_TOUCHED_SUBJECT,
+  touchedChange,
+} from "./access_facts.ts";
 import { TOUCHED_SUBJECT } from "../gateway/cache_invalidation.ts";
 
 const fact = (type: FactType, data: Record<string, unknown> = {}) => ({
@@ -62,4 +67,14 @@ Deno.test("[access] touchedChange reads the tags a gateway announces for a write
 
 Deno.test("[access] GATEWAY_TOUCHED_SUBJECT is the subject gateways announce writes on", () => {
   assert.equal(GATEWAY_TOUCHED_SUBJECT, TOUCHED_SUBJECT);
+});
+
+Deno.test("[access] FACT_SUBJECTS hear every fact that factChange acts on, and no other", () => {
+  const heard = (subject: string) =>
+    FACT_SUBJECTS.some((pattern) => subject.startsWith(pattern.slice(0, -1)));
+  for (const kind of factKinds()) {
+    const acts = factChange({ type: kind.type, data: kind.example }) !== undefined;
+    const logIn = kind.type === "catalog.user.logged-in";
+    assert.equal(heard(kind.subject), acts || logIn, kind.type);
+  }
 });
