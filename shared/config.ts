@@ -53,6 +53,12 @@ export interface Config {
    * long replies fetched just after a change stay short-lived (CACHE_SETTLE_MS, 1 s).
    */
   cache: { maxBytes: number; ttlMs: number; settleMs: number };
+  /**
+   * ACCESS_CACHE_TTL_MS: the hard age limit of an answer of `catalog.internal.access` that
+   * discounts, payments and audit keep (shared/access_source.ts, default 5 s); 0 asks the
+   * catalog on every request.
+   */
+  accessCacheTtlMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Stripe Connect (payments): the platform's secret key; it goes to Stripe and nowhere else. */
   stripeSecretKey?: string;
@@ -246,6 +252,7 @@ export function loadConfig(env: Env = envObject()): Config {
       ttlMs: integer(env, "CACHE_TTL_MS", 60_000),
       settleMs: integer(env, "CACHE_SETTLE_MS", 1_000),
     },
+    accessCacheTtlMs: integer(env, "ACCESS_CACHE_TTL_MS", 5_000),
     logLevel: logLevel as Config["logLevel"],
     stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
     stripeClientId: env.STRIPE_CLIENT_ID || undefined,

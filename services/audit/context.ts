@@ -1,18 +1,22 @@
 /**
  * What audit handlers work with, and the one rule they share: only admins read the log. Who the
- * caller is comes fresh from the catalog on every request, so a revoked admin flag counts at once.
+ * caller is comes from the catalog's answers as `ctx.access` keeps them (shared/access_source.ts:
+ * a revoked admin flag counts once its fact arrives, at most its age limit later).
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { askAccess, type Caller } from "@shared/access.ts";
+import type { Caller } from "@shared/access.ts";
+import type { AccessSource } from "@shared/access_source.ts";
 import { requireActor, requireAdmin } from "@shared/handlers/mod.ts";
 
 export interface AuditContext {
   sql: Sql;
   bus: Bus;
   log: Logger;
+  /** Who callers are, as the catalog answers (kept; see the file comment). */
+  access: AccessSource;
 }
 
 /**
@@ -20,6 +24,6 @@ export interface AuditContext {
  * the catalog) or a token of a deleted user, 403 for non-admins.
  */
 export async function adminCaller(ctx: AuditContext, actor: Actor | null): Promise<Caller> {
-  const { caller } = await askAccess(ctx.bus, requireActor(actor));
+  const { caller } = await ctx.access.ask(requireActor(actor));
   return requireAdmin(caller);
 }

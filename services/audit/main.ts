@@ -7,5 +7,6 @@ await runService(loadConfig(), {
   name: "audit",
   schema: SCHEMA,
   migrate: migrateAudit,
-  start: ({ sql, bus, log }) => startAudit({ sql, bus, log }),
+  start: ({ sql, bus, config, log }) =>
+    startAudit({ sql, bus, log, accessTtlMs: config.accessCacheTtlMs }),
 });

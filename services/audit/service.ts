@@ -11,6 +11,7 @@ import type { Logger } from "@shared/log.ts";
 import type { AuditContext } from "./context.ts";
 import { followAllFacts } from "./follow_all.ts";
 import { activityHandlers } from "./handlers/activities.ts";
+import { startAccessSource } from "@shared/access_source.ts";
 
 export { DURABLE } from "./follow_all.ts";
 
@@ -29,6 +30,8 @@ export interface AuditOptions {
   batchSize?: number;
   /** How long an unacknowledged batch waits before redelivery (default the consumer's 30 s). */
   ackWaitMs?: number;
+  /** Age limit of the catalog's access answers it keeps (default 5 s; 0 asks every time). */
+  accessTtlMs?: number;
 }
 
 export interface AuditService {
@@ -41,8 +44,9 @@ export interface AuditService {
 /** Serves the log on `bus` and turns facts into activities; the database must be migrated. */
 export async function startAudit(options: AuditOptions): Promise<AuditService> {
   const { sql, bus, log } = options;
-  const ctx: AuditContext = { sql, bus, log };
   const consumer = await followAllFacts(options);
+  const access = await startAccessSource(bus, { ttlMs: options.accessTtlMs, log });
+  const ctx: AuditContext = { sql, bus, log, access };
   const running = serveContract({
     bus,
     sql,
@@ -55,6 +59,7 @@ export async function startAudit(options: AuditOptions): Promise<AuditService> {
     consumer,
     async stop() {
       await running.stop();
+      access.stop();
       await consumer.stop();
     },
   };

@@ -79,7 +79,7 @@ export interface DiscountsFixture extends AsyncDisposable {
  */
 export async function discountsFixture(
   context: ServiceContext,
-  options: { instances?: number; poolSize?: number } = {},
+  options: { instances?: number; poolSize?: number; accessTtlMs?: number } = {},
 ): Promise<DiscountsFixture> {
   await using stack = new AsyncDisposableStack();
   const { bus } = context;
@@ -96,7 +96,7 @@ export async function discountsFixture(
       logger: log,
     });
     if (i > 0) stack.defer(() => own.close());
-    const service = await startDiscounts({ sql, bus: own, log });
+    const service = await startDiscounts({ sql, bus: own, log, accessTtlMs: options.accessTtlMs });
     stack.defer(() => service.stop());
     services.push(service);
     await own.nc.flush();
@@ -106,7 +106,7 @@ export async function discountsFixture(
 }
 
 export async function startDiscountsSystem(
-  options: TestSystemOptions & { instances?: number } = {},
+  options: TestSystemOptions & { instances?: number; accessTtlMs?: number } = {},
 ): Promise<DiscountsTestSystem> {
   const system = await startTestSystem(options);
   try {
@@ -115,6 +115,7 @@ export async function startDiscountsSystem(
     const discounts = await discountsFixture({ databaseUrl, bus, config, logLevel }, {
       instances: options.instances,
       poolSize: 10,
+      accessTtlMs: options.accessTtlMs,
     });
     system.defer(() => discounts[Symbol.asyncDispose]());
     const out = system as DiscountsTestSystem;

@@ -7,5 +7,6 @@ await runService(loadConfig(), {
   name: "discounts",
   schema: SCHEMA,
   migrate: migrateDiscounts,
-  start: ({ sql, bus, log }) => startDiscounts({ sql, bus, log }),
+  start: ({ sql, bus, config, log }) =>
+    startDiscounts({ sql, bus, log, accessTtlMs: config.accessCacheTtlMs }),
 });

@@ -12,6 +12,7 @@ import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
 import { discountsHandlers } from "./handlers/mod.ts";
 import { discountsContract } from "@shared/contracts/mod.ts";
+import { type AccessSource, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
@@ -25,19 +26,25 @@ export async function migrateDiscounts(sql: Sql): Promise<string[]> {
 
 export interface DiscountsService {
   relay: FactRelay;
+  /** Where handlers learn who callers are (tests read its projection). */
+  access: AccessSource;
   running: RunningService;
   /** Stops taking requests, finishes those in flight, publishes pending facts. */
   stop(): Promise<void>;
 }
 
-/** Serves the discounts service on `bus`; the database must be migrated. */
+/**
+ * Serves the discounts service on `bus`; the database must be migrated. `accessTtlMs` is the age
+ * limit of the catalog's access answers it keeps (default 5 s; 0 asks on every request).
+ */
 export async function startDiscounts(
-  options: { sql: Sql; bus: Bus; log: Logger },
+  options: { sql: Sql; bus: Bus; log: Logger; accessTtlMs?: number },
 ): Promise<DiscountsService> {
   const { sql, bus, log } = options;
   const relay = await startFactRelay(sql, bus, log);
-  const ctx: DiscountsContext = { sql, bus, relay, log };
   const catalogFacts = await followCatalogFacts({ sql, bus, relay, log });
+  const access = await startAccessSource(bus, { ttlMs: options.accessTtlMs, log });
+  const ctx: DiscountsContext = { sql, bus, relay, log, access };
   const running = serveContract({
     bus,
     sql,
@@ -48,8 +55,10 @@ export async function startDiscounts(
   return {
     relay,
     running,
+    access,
     async stop() {
       await running.stop();
+      access.stop();
       await catalogFacts.stop();
       await relay.stop();
     },

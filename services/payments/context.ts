@@ -1,7 +1,8 @@
 /**
  * What every payments handler works with, and the access rule of api-surface §5: the event's
  * organizers (owner, organizer) and admins, never co-organizers. Who the caller is and their
- * roles come fresh from the catalog on every request.
+ * roles come from the catalog's answers as `ctx.access` keeps them (shared/access_source.ts: a
+ * revoked role counts once its fact arrives, at most its age limit later).
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
@@ -11,7 +12,8 @@ import { requireActor, requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { askAccess, type Caller, type EventAccess, isOrganizer } from "@shared/access.ts";
+import { type Caller, type EventAccess, isOrganizer } from "@shared/access.ts";
+import type { AccessSource } from "@shared/access_source.ts";
 import type { SecretBox } from "./crypto.ts";
 import type { StripeSettings } from "./stripe.ts";
 
@@ -25,6 +27,8 @@ export interface PaymentsContext {
   box: SecretBox | null;
   /** Work done after answering, so Stripe calls never add up on the request path. */
   background: Background;
+  /** Who callers are and their roles, as the catalog answers (kept; see the file comment). */
+  access: AccessSource;
 }
 
 /** Tasks started after a reply; `stop()` of the service (and tests) wait for them. */
@@ -79,7 +83,7 @@ export async function loadAccess(
   actor: Actor | null,
   eventKey?: string,
 ): Promise<Access> {
-  const answer = await askAccess(ctx.bus, requireActor(actor), eventKey);
+  const answer = await ctx.access.ask(requireActor(actor), eventKey);
   return { caller: requireLogin(answer.caller), event: answer.event };
 }
 

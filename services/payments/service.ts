@@ -13,6 +13,7 @@ import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { paymentsHandlers } from "./handlers/mod.ts";
 import { paymentsContract } from "@shared/contracts/mod.ts";
+import { startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
@@ -52,7 +53,8 @@ export async function startPayments(
     : null;
   const relay = await startFactRelay(sql, bus, log);
   const background = createBackground(log);
-  const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background };
+  const access = await startAccessSource(bus, { ttlMs: config.accessCacheTtlMs, log });
+  const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background, access };
   const running = serveContract({
     bus,
     sql,
@@ -62,6 +64,7 @@ export async function startPayments(
   });
   const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();
+    access.stop();
     await relay.stop();
     throw error;
   });
@@ -72,6 +75,7 @@ export async function startPayments(
     idle: () => background.idle(),
     async stop() {
       await running.stop();
+      access.stop();
       await catalogFacts.stop();
       await background.idle();
       await relay.stop();

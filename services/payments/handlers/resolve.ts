@@ -3,7 +3,6 @@
  * includes. Only those of events the actor organizes are returned.
  */
 import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { askAccess } from "@shared/access.ts";
 import type { resolveRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
@@ -18,7 +17,7 @@ export async function resolveAuthorizations(
   const rows = await getAuthorizations(ctx.sql, ids);
   const visible: AuthorizationRow[] = [];
   for (const eventId of new Set(rows.map((row) => row.event_id))) {
-    const { caller, event } = await askAccess(ctx.bus, actor, eventId);
+    const { caller, event } = await ctx.access.ask(actor, eventId);
     if (caller && event && isOrganizer(caller, event)) {
       visible.push(...rows.filter((row) => row.event_id === eventId));
     }

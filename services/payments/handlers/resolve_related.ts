@@ -5,7 +5,6 @@
  * compound document stays fully linked without telling whether an authorization exists.
  */
 import { type Identifier, type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { askAccess } from "@shared/access.ts";
 import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
@@ -24,7 +23,7 @@ export async function resolveRelatedAuthorizations(
   if (!actor) return { linkage: Object.fromEntries(parentIds.map((id) => [id, null])), data };
   for (const eventId of new Set(parentIds)) {
     linkage[eventId] = null;
-    const { caller, event } = await askAccess(ctx.bus, actor, eventId);
+    const { caller, event } = await ctx.access.ask(actor, eventId);
     if (!caller || !event || !isOrganizer(caller, event)) continue;
     const row = await getAuthorizationOfEvent(ctx.sql, event.id);
     linkage[eventId] = row ? { type: "stripe-authorization", id: String(row.id) } : null;

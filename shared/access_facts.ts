@@ -1,0 +1,184 @@
+/**
+ * Keeps an access projection (shared/access_projection.ts) true to the catalog: each service
+ * instance hears the facts that can change an answer (plain subscriptions on
+ * `<prefix>.facts.<service>.<resource>.>`, no queue group) and the gateways' announcements of
+ * what a write they relayed touched, and drops the answers they may change. Core NATS delivers at most once, so whenever the subscription may have missed a
+ * message (the connection dropped, went stale, was closed, or a slow consumer or error was
+ * reported) the projection is emptied, and while disconnected it serves and stores nothing.
+ *
+ * What changes an answer of `catalog.internal.access` (services/catalog/handlers/internal.ts):
+ * the caller's row (admin flags, e-mail, deletion: `catalog.user.*`), the event's row (state,
+ * deletion, identifier, `can-pay-by-stripe`: `catalog.event.*`), the caller's roles (which also
+ * make a draft visible: `catalog.users-events-role.*`, which drop all of that user's answers,
+ * since an answer for an event it could not see is keyed only by what was asked), and the
+ * event's `is-stripe-linked`, which the catalog sets after payments' facts without a fact of
+ * its own (`payments.stripe-authorization.*`: dropped and settled).
+ */
+import type { Status } from "@nats-io/nats-core";
+import type { Bus } from "./bus.ts";
+import type { Logger } from "./log.ts";
+import { factSubject } from "./fact_catalog.ts";
+import type { AccessProjection } from "./access_projection.ts";
+
+/**
+ * Where gateways announce the cache tags a write they relayed touched, before they reply
+ * (gateway/cache_invalidation.ts `TOUCHED_SUBJECT`; services do not import gateway code, and
+ * access_facts_test.ts checks the two agree). Hearing it gives a client its own revocation on
+ * its next request, before the fact arrives.
+ */
+export const GATEWAY_TOUCHED_SUBJECT = "gateway.cache.touched";
+
+/**
+ * The facts that can change an answer, any verb or later version (`.v2`): only these are
+ * heard, so a service does not read every code reservation's fact.
+ */
+export const FACT_SUBJECTS = [
+  "catalog.user",
+  "catalog.event",
+  "catalog.users-events-role",
+  "payments.stripe-authorization",
+].map((resource) => factSubject(`${resource}.>`));
+
+/** What a message means for the projection: drop or settle tags, or empty it (`clear`). */
+export type AccessChange =
+  | { drop: string[]; settle?: false }
+  | { drop: string[]; settle: true }
+  | "clear"
+  | undefined;
+
+const text = (value: unknown) =>
+  typeof value === "string" || typeof value === "number" ? String(value) : undefined;
+
+/** The change a fact makes to access answers; "clear" when it cannot be read. */
+export function factChange(raw: unknown): AccessChange {
+  const fact = raw as { type?: unknown; data?: Record<string, unknown> } | null;
+  if (typeof fact?.type !== "string") return "clear";
+  const [service, resource, verb] = fact.type.split(".");
+  const data = fact.data ?? {};
+  const need = (...values: unknown[]) => {
+    const ids = values.map(text);
+    return ids.every((id) => id !== undefined) ? ids as string[] : undefined;
+  };
+  if (service === "catalog" && resource === "user") {
+    if (verb === "logged-in") return undefined;
+    const ids = need(data.id);
+    return ids ? { drop: [`u:${ids[0]}`] } : "clear";
+  }
+  if (service === "catalog" && resource === "event") {
+    const ids = need(data.id, data.identifier);
+    return ids ? { drop: ids.map((id) => `e:${id}`) } : "clear";
+  }
+  if (service === "catalog" && resource === "users-events-role") {
+    const ids = need(data.user);
+    return ids ? { drop: [`u:${ids[0]}`] } : "clear";
+  }
+  if (service === "payments" && resource === "stripe-authorization") {
+    const ids = need(data.event);
+    return ids ? { drop: [`e:${ids[0]}`], settle: true } : "clear";
+  }
+  return undefined;
+}
+
+/**
+ * The change a gateway's write announcement makes: `user:<id>` and `event:<key>` drop those;
+ * any role write empties the projection (the tags name the grant, not its user), and a Stripe
+ * authorization's events are settled.
+ */
+export function touchedChange(tags: readonly string[]): AccessChange {
+  const drop: string[] = [];
+  let settle = false;
+  for (const tag of tags) {
+    if (tag === "users-events-roles" || tag.startsWith("users-events-role:")) return "clear";
+    if (tag === "stripe-authorizations") settle = true;
+    const [type, id] = tag.split(":", 2);
+    if (id && type === "user") drop.push(`u:${id}`);
+    if (id && type === "event") drop.push(`e:${id}`);
+  }
+  if (!drop.length) return undefined;
+  return settle ? { drop, settle: true } : { drop };
+}
+
+function apply(projection: AccessProjection, change: AccessChange): void {
+  if (change === undefined) return;
+  if (change === "clear") return projection.clear();
+  if (change.settle) projection.settle(change.drop);
+  else projection.drop(change.drop);
+}
+
+/** Suspends on a disconnect, resumes (emptied) once the subscriptions are back on the server. */
+async function followStatus(bus: Bus, projection: AccessProjection, log: Logger): Promise<void> {
+  for await (const status of bus.nc.status() as AsyncIterable<Status>) {
+    switch (status.type) {
+      case "disconnect":
+      case "reconnecting":
+      case "staleConnection":
+      case "forceReconnect":
+        projection.suspend(true);
+        break;
+      case "reconnect":
+        projection.suspend(true);
+        // A round trip: the server has our subscriptions again before anything is kept.
+        await bus.nc.flush().then(() => projection.suspend(false), () => {});
+        break;
+      case "slowConsumer":
+      case "error":
+        projection.clear();
+        break;
+      default:
+        continue;
+    }
+    log.info("access projection emptied: the fact subscription may have missed facts", {
+      status: status.type,
+    });
+  }
+  // The connection is closed for good: nothing is kept any more.
+  projection.suspend(true);
+}
+
+/**
+ * Subscribes `projection` to the facts and the gateways' write announcements on `bus`; resolves
+ * once the server has the subscriptions, with a function that unsubscribes (and suspends).
+ *
+ * @example
+ * ```ts ignore
+ * const stop = await followAccessFacts(bus, projection, log);
+ * ```
+ */
+export async function followAccessFacts(
+  bus: Bus,
+  projection: AccessProjection,
+  log: Logger,
+): Promise<() => void> {
+  const decoder = new TextDecoder();
+  const failed = (error: unknown) => {
+    log.warn("access projection emptied: the fact subscription failed", { error });
+    projection.clear();
+  };
+  const factSubscriptions = FACT_SUBJECTS.map((subject) =>
+    bus.nc.subscribe(bus.subject(subject), {
+      callback: (error, msg) => {
+        if (error) return failed(error);
+        let change: AccessChange;
+        try {
+          change = factChange(msg.json());
+        } catch {
+          change = "clear";
+        }
+        apply(projection, change);
+      },
+    })
+  );
+  const touchedSubscription = bus.nc.subscribe(bus.subject(GATEWAY_TOUCHED_SUBJECT), {
+    callback: (error, msg) => {
+      if (error) return failed(error);
+      apply(projection, touchedChange(decoder.decode(msg.data).split(" ")));
+    },
+  });
+  followStatus(bus, projection, log).catch(() => projection.suspend(true));
+  await bus.nc.flush();
+  return () => {
+    projection.suspend(true);
+    for (const subscription of factSubscriptions) subscription.unsubscribe();
+    touchedSubscription.unsubscribe();
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Where discounts, payments and audit learn who a caller is and their roles on an event: the
+ * answers of `catalog.internal.access`, kept in a projection (shared/access_projection.ts) that
+ * the catalog's facts, the gateways' write announcements and the connection's status keep
+ * true (shared/access_facts.ts). With `ttlMs` 0 every request asks the catalog, as before.
+ *
+ * How fresh an answer is: a client's own write through a gateway counts on its next request
+ * (the gateway announces it before replying); anyone else's within the fact's way through the
+ * outbox relay (bench/access.ts measures it); any entry is at most `ttlMs` old.
+ *
+ * @example
+ * ```ts ignore
+ * const access = await startAccessSource(bus, { ttlMs: 5_000, log });
+ * const { caller, event } = await access.ask(req.actor, req.params.id);
+ * access.stop();
+ * ```
+ */
+import { type Access, askAccess, isEventKey } from "./access.ts";
+import type { Bus } from "./bus.ts";
+import type { Logger } from "./log.ts";
+import type { Actor } from "./schemas/http.ts";
+import { AccessProjection } from "./access_projection.ts";
+import { followAccessFacts } from "./access_facts.ts";
+
+/** ACCESS_CACHE_TTL_MS unless set: the hard age limit of a kept answer. */
+export const DEFAULT_ACCESS_TTL_MS = 5_000;
+
+export interface AccessSource {
+  /** The caller and, when `event` is given, that event with the caller's roles. */
+  ask(actor: Actor | null, event?: string | null): Promise<Access>;
+  /** Undefined when answers are not kept (`ttlMs` 0). */
+  readonly projection?: AccessProjection;
+  /** Stops following facts; later answers come from the catalog. */
+  stop(): void;
+}
+
+export interface AccessSourceOptions {
+  /** Hard age limit of a kept answer (default `DEFAULT_ACCESS_TTL_MS`); 0 keeps none. */
+  ttlMs?: number;
+  maxEntries?: number;
+  log: Logger;
+}
+
+/** The tags that drop an answer: its caller, the key asked for, the event's id and identifier. */
+function tagsOf(actor: Actor | null, key: string | undefined, answer: Access): string[] {
+  const tags = actor ? [`u:${actor.id}`] : [];
+  if (key !== undefined) tags.push(`e:${key}`);
+  if (answer.event) {
+    if (answer.event.id !== key) tags.push(`e:${answer.event.id}`);
+    if (answer.event.identifier !== key) tags.push(`e:${answer.event.identifier}`);
+  }
+  return tags;
+}
+
+/** Asks the catalog, or answers from the projection when `ttlMs` is above 0. */
+export async function startAccessSource(
+  bus: Bus,
+  options: AccessSourceOptions,
+): Promise<AccessSource> {
+  const ttlMs = options.ttlMs ?? DEFAULT_ACCESS_TTL_MS;
+  if (ttlMs <= 0) {
+    return { ask: (actor, event) => askAccess(bus, actor, event), stop() {} };
+  }
+  const projection = new AccessProjection({ ttlMs, maxEntries: options.maxEntries });
+  const stop = await followAccessFacts(bus, projection, options.log);
+  return {
+    projection,
+    stop,
+    async ask(actor, event) {
+      const key = isEventKey(event) ? event : undefined;
+      const entryKey = `${actor?.id ?? ""}/${key ?? ""}`;
+      const hit = projection.lookup(entryKey);
+      if (hit) return hit;
+      const began = projection.begin();
+      const answer = await askAccess(bus, actor, key);
+      projection.store(entryKey, answer, tagsOf(actor, key, answer), began);
+      return answer;
+    },
+  };
+}
