@@ -16,11 +16,9 @@ import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
 import { parseFactType } from "@shared/fact_catalog.ts";
 import type { Logger } from "@shared/log.ts";
-import { facts } from "@shared/subjects.ts";
+import { facts, gatewayTouched } from "@shared/subjects.ts";
 import type { ResponseCache } from "./cache.ts";
 
-/** Where gateways tell each other what a write they relayed touched (space-separated tags). */
-export const TOUCHED_SUBJECT = "gateway.cache.touched";
 /**
  * The header naming the cache that already dropped what an announcement lists: that gateway
  * skips its own announcement when it comes back (it invalidated before answering the write).
@@ -49,7 +47,7 @@ export function announceTouched(bus: Bus, tags: readonly string[], from?: Respon
     options = { headers: headers() };
     options.headers.set(ORIGIN_HEADER, originOf(from));
   }
-  bus.nc.publish(bus.subject(TOUCHED_SUBJECT), encoder.encode(tags.join(" ")), options);
+  bus.nc.publish(bus.subject(gatewayTouched), encoder.encode(tags.join(" ")), options);
 }
 
 /** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
@@ -117,7 +115,7 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
     },
   });
   const origin = originOf(cache);
-  const peers = bus.nc.subscribe(bus.subject(TOUCHED_SUBJECT), {
+  const peers = bus.nc.subscribe(bus.subject(gatewayTouched), {
     callback: (error, msg) => {
       if (error) return cache.clear();
       if (msg.headers?.get(ORIGIN_HEADER) === origin) return;

@@ -8,11 +8,10 @@ import { createLogger } from "@shared/log.ts";
 import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
-import { catalog, discounts } from "@shared/subjects.ts";
+import { catalog, discounts, gatewayTouched } from "@shared/subjects.ts";
 import type { Bus } from "@shared/bus.ts";
 import type { Msg, MsgHdrs } from "@nats-io/nats-core";
 import { createApp } from "./app.ts";
-import { TOUCHED_SUBJECT } from "./cache_invalidation.ts";
 
 const decoder = new TextDecoder();
 
@@ -368,7 +367,7 @@ Deno.test("[gateway] a gateway skips its own announcements of a write and honour
   const other = await secondGateway(system);
   const path = `/v1/events/${event.id}`;
   const announcements: Msg[] = [];
-  const heard = system.bus.nc.subscribe(system.bus.subject(TOUCHED_SUBJECT), {
+  const heard = system.bus.nc.subscribe(system.bus.subject(gatewayTouched), {
     callback: (_error, msg) => {
       announcements.push(msg);
     },

@@ -18,15 +18,9 @@ import type { Status } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import type { Logger } from "./log.ts";
 import { factSubject } from "./fact_catalog.ts";
+// Hearing the gateways' announcements gives a client its own revocation on its next request.
+import { gatewayTouched } from "./subjects.ts";
 import type { AccessProjection } from "./access_projection.ts";
-
-/**
- * Where gateways announce the cache tags a write they relayed touched, before they reply
- * (gateway/cache_invalidation.ts `TOUCHED_SUBJECT`; services do not import gateway code, and
- * access_facts_test.ts checks the two agree). Hearing it gives a client its own revocation on
- * its next request, before the fact arrives.
- */
-export const GATEWAY_TOUCHED_SUBJECT = "gateway.cache.touched";
 
 /**
  * The facts that can change an answer, any verb or later version (`.v2`): only these are
@@ -168,7 +162,7 @@ export async function followAccessFacts(
       },
     })
   );
-  const touchedSubscription = bus.nc.subscribe(bus.subject(GATEWAY_TOUCHED_SUBJECT), {
+  const touchedSubscription = bus.nc.subscribe(bus.subject(gatewayTouched), {
     callback: (error, msg) => {
       if (error) return failed(error);
       apply(projection, touchedChange(decoder.decode(msg.data).split(" ")));

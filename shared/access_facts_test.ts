@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
 import { factKinds, FACTS, type FactType } from "./fact_catalog.ts";
-import {
-  FACT_SUBJECTS,
-  factChange,
-  GATEWAY_TOUCHED_SUBJECT,
-  touchedChange,
-} from "./access_facts.ts";
-import { TOUCHED_SUBJECT } from "../gateway/cache_invalidation.ts";
+import { FACT_SUBJECTS, factChange, touchedChange } from "./access_facts.ts";
 
 const fact = (type: FactType, data: Record<string, unknown> = {}) => ({
   type,
@@ -63,10 +57,6 @@ Deno.test("[access] touchedChange reads the tags a gateway announces for a write
     { drop: ["e:5"], settle: true },
   );
   assert.equal(touchedChange(["ticket:9", "tickets"]), undefined);
-});
-
-Deno.test("[access] GATEWAY_TOUCHED_SUBJECT is the subject gateways announce writes on", () => {
-  assert.equal(GATEWAY_TOUCHED_SUBJECT, TOUCHED_SUBJECT);
 });
 
 Deno.test("[access] FACT_SUBJECTS hear every fact that factChange acts on, and no other", () => {

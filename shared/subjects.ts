@@ -102,6 +102,13 @@ export const audit = {
   activities: endpointsOf(auditContract, "activities"),
 } as const;
 
+/**
+ * Where gateways announce the cache tags of a write they relayed, before they reply to it (core
+ * NATS, outside the fact stream): the other gateways' caches and the services' access
+ * projections drop what it touched one hop later, before the write's fact arrives.
+ */
+export const gatewayTouched = "gateway.cache.touched";
+
 /** Stream and subjects of facts: `<prefix>.facts.<service>.<type>.<verb>`. */
 export const facts = {
   stream: (prefix: string) => `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`,
