@@ -1,0 +1,76 @@
+/**
+ * The gateway's CPU per cache hit, measured apart from the rest of a system: a gateway (cache
+ * on) and a stand-in catalog share this process, the catalog answers the first read only, and
+ * `wrk` drives the cached URL; this process's utime + stime from /proc over the requests wrk
+ * counted. Steadier than a throughput ratio when other work shares the machine.
+ *
+ * `deno run -A gateway/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]`
+ * (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does). Needs `wrk` and Linux.
+ */
+import { parseArgs } from "node:util";
+import { route } from "@shared/bus.ts";
+import { catalog } from "@shared/subjects.ts";
+import { JSONAPI, testGateway } from "./_test_utils.ts";
+import { serveGuarded } from "./slow_clients.ts";
+
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Ten topics, about the size of the benchmark's topic list. */
+function topics() {
+  return Array.from({ length: 10 }, (_, i) => ({
+    type: "event-topic",
+    id: String(i + 1),
+    attributes: { name: `Topic ${i + 1}`, slug: `topic-${i + 1}`, "system-image-url": null },
+    links: { self: `/v1/event-topics/${i + 1}` },
+  }));
+}
+
+async function wrk(url: string, seconds: number, connections: number): Promise<number> {
+  const { stdout } = await new Deno.Command("wrk", {
+    args: ["-t1", `-c${connections}`, `-d${seconds}s`, "-H", `Accept: ${JSONAPI}`, url],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(stdout);
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
+  if (!requests) throw new Error(`Cannot read wrk's output: ${text}`);
+  return requests;
+}
+
+const flags = parseArgs({
+  options: {
+    "header-timeout": { type: "string", default: "10000" },
+    seconds: { type: "string", default: "5" },
+    connections: { type: "string", default: "32" },
+    rounds: { type: "string", default: "3" },
+  },
+}).values;
+const headerTimeoutMs = Number(flags["header-timeout"]);
+await using gw = await testGateway();
+await gw.serve("catalog", [
+  route(catalog.eventTopics.list, () => ({ status: 200, body: { data: topics() } })),
+]);
+const listen = { hostname: "127.0.0.1", port: 0 };
+const server = headerTimeoutMs > 0
+  ? await serveGuarded({ ...listen, headerTimeoutMs }, gw.app.fetch)
+  : Deno.serve({ ...listen, onListen: () => {} }, gw.app.fetch);
+const port = "port" in server ? server.port : (server as Deno.HttpServer<Deno.NetAddr>).addr.port;
+const url = `http://127.0.0.1:${port}/v1/event-topics`;
+for (let i = 0; i < 2; i++) {
+  await (await fetch(url, { headers: { Accept: JSONAPI } })).body?.cancel();
+}
+const probe = await fetch(url, { headers: { Accept: JSONAPI } });
+await probe.body?.cancel();
+if (probe.headers.get("X-Cache") !== "HIT") throw new Error("Cannot measure: the read is no hit");
+await wrk(url, 3, Number(flags.connections));
+for (let round = 0; round < Number(flags.rounds); round++) {
+  const before = cpuSeconds();
+  const requests = await wrk(url, Number(flags.seconds), Number(flags.connections));
+  const used = cpuSeconds() - before;
+  const us = (used * 1e6 / requests).toFixed(1);
+  console.log(`round ${round + 1}: ${requests} hits, ${us} µs gateway CPU per hit`);
+}
+await server.shutdown();
