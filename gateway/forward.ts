@@ -148,7 +148,7 @@ function routeHandler(
     const shareable = sharedRoute && read && anonymous(raw);
     const key = shareable && cache ? cacheKey(successType, c.req.path, query) : undefined;
     const hit = key === undefined ? undefined : cache!.lookup(key);
-    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"), key);
     const began = cache?.begin() ?? 0;
     const request = await requestOf(forwarder, c, fixedParams, query, forwardOptions.raw);
     // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).

@@ -4,13 +4,18 @@
  * `wrk` drives the cached URL; this process's utime + stime from /proc over the requests wrk
  * counted. Steadier than a throughput ratio when other work shares the machine.
  *
- * `deno run -A gateway/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]`
- * (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does). Needs `wrk` and Linux.
+ * `deno run -A gateway/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]
+ * [--full-path]` (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does;
+ * `--full-path` serves the Hono app alone, without gateway/hit_path.ts). Needs `wrk` and Linux.
  */
 import { parseArgs } from "node:util";
 import { route } from "@shared/bus.ts";
+import { loadConfig } from "@shared/config.ts";
+import { createLogger } from "@shared/log.ts";
 import { catalog } from "@shared/subjects.ts";
-import { JSONAPI, testGateway } from "./_test_utils.ts";
+import { testBus } from "@shared/testing.ts";
+import { JSONAPI, SECRET } from "./_test_utils.ts";
+import { createGateway } from "./app.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
 function cpuSeconds(): number {
@@ -46,17 +51,24 @@ const flags = parseArgs({
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
     rounds: { type: "string", default: "3" },
+    "full-path": { type: "boolean", default: false },
   },
 }).values;
 const headerTimeoutMs = Number(flags["header-timeout"]);
-await using gw = await testGateway();
-await gw.serve("catalog", [
+await using gatewayBus = await testBus();
+await using serviceBus = await testBus(gatewayBus.prefix);
+const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix });
+const logger = createLogger("gateway", "error");
+const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
+const handler = flags["full-path"] ? gateway.app.fetch : gateway.fetch;
+const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
   route(catalog.eventTopics.list, () => ({ status: 200, body: { data: topics() } })),
 ]);
+await serviceBus.bus.nc.flush();
 const listen = { hostname: "127.0.0.1", port: 0 };
 const server = headerTimeoutMs > 0
-  ? await serveGuarded({ ...listen, headerTimeoutMs }, gw.app.fetch)
-  : Deno.serve({ ...listen, onListen: () => {} }, gw.app.fetch);
+  ? await serveGuarded({ ...listen, headerTimeoutMs }, handler)
+  : Deno.serve({ ...listen, onListen: () => {} }, handler);
 const port = "port" in server ? server.port : (server as Deno.HttpServer<Deno.NetAddr>).addr.port;
 const url = `http://127.0.0.1:${port}/v1/event-topics`;
 for (let i = 0; i < 2; i++) {
@@ -74,3 +86,4 @@ for (let round = 0; round < Number(flags.rounds); round++) {
   console.log(`round ${round + 1}: ${requests} hits, ${us} µs gateway CPU per hit`);
 }
 await server.shutdown();
+await service.stop();
