@@ -1,11 +1,12 @@
 /**
  * The gateway's CPU per cache hit, measured apart from the rest of a system: a gateway (cache
  * on) and a stand-in catalog share this process, the catalog answers the first read only, and
- * `wrk` drives the cached URL; this process's utime + stime from /proc over the requests wrk
- * counted. Steadier than a throughput ratio when other work shares the machine.
+ * `wrk` (or, with `--client fetch`, 32 Deno `fetch` loops in a child process, as bench/load.ts
+ * drives the gateway) reads the cached URL; this process's utime + stime from /proc over the
+ * requests counted. Steadier than a throughput ratio when other work shares the machine.
  *
  * `deno run -A gateway/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]
- * [--full-path]` (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does;
+ * [--full-path] [--client wrk|fetch]` (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does;
  * `--full-path` serves the Hono app alone, without gateway/hit_path.ts). Needs `wrk` and Linux.
  */
 import { parseArgs } from "node:util";
@@ -34,6 +35,29 @@ function topics() {
   }));
 }
 
+/** Deno `fetch` loops, reading every body, as bench/load.ts does; prints the requests made. */
+const FETCH_LOOPS = `
+  const [url, seconds, connections] = [Deno.args[0], Number(Deno.args[1]), Number(Deno.args[2])];
+  const deadline = performance.now() + seconds * 1000;
+  let requests = 0;
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (performance.now() < deadline) {
+      await (await fetch(url, { headers: { Accept: "${JSONAPI}" } })).arrayBuffer();
+      requests++;
+    }
+  }));
+  console.log(requests + " requests in");
+`;
+
+async function load(url: string, seconds: number, connections: number): Promise<number> {
+  if (flags.client === "wrk") return await wrk(url, seconds, connections);
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", FETCH_LOOPS, url, String(seconds), String(connections)],
+    stdout: "piped",
+  }).output();
+  return Number(/(\d+) requests in/.exec(new TextDecoder().decode(stdout))?.[1]);
+}
+
 async function wrk(url: string, seconds: number, connections: number): Promise<number> {
   const { stdout } = await new Deno.Command("wrk", {
     args: ["-t1", `-c${connections}`, `-d${seconds}s`, "-H", `Accept: ${JSONAPI}`, url],
@@ -52,6 +76,7 @@ const flags = parseArgs({
     connections: { type: "string", default: "32" },
     rounds: { type: "string", default: "3" },
     "full-path": { type: "boolean", default: false },
+    client: { type: "string", default: "wrk" },
   },
 }).values;
 const headerTimeoutMs = Number(flags["header-timeout"]);
@@ -77,10 +102,10 @@ for (let i = 0; i < 2; i++) {
 const probe = await fetch(url, { headers: { Accept: JSONAPI } });
 await probe.body?.cancel();
 if (probe.headers.get("X-Cache") !== "HIT") throw new Error("Cannot measure: the read is no hit");
-await wrk(url, 3, Number(flags.connections));
+await load(url, 3, Number(flags.connections));
 for (let round = 0; round < Number(flags.rounds); round++) {
   const before = cpuSeconds();
-  const requests = await wrk(url, Number(flags.seconds), Number(flags.connections));
+  const requests = await load(url, Number(flags.seconds), Number(flags.connections));
   const used = cpuSeconds() - before;
   const us = (used * 1e6 / requests).toFixed(1);
   console.log(`round ${round + 1}: ${requests} hits, ${us} µs gateway CPU per hit`);

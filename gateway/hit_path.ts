@@ -23,8 +23,12 @@ import { cachedReply } from "./http_cache.ts";
 import { countAnswer, type HitRoute } from "./metrics.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 
-/** Raw requests remembered at most; past that the memory starts over. */
+/**
+ * Raw requests remembered at most, and their characters (long URLs); past either the memory
+ * starts over. Kept small: it sits beside the response cache's byte budget.
+ */
 const MEMO_LIMIT = 10_000;
+const MEMO_CHARS = 2_000_000;
 
 /**
  * What decides the full path's answer to an anonymous read, as one string; undefined for a
@@ -50,6 +54,7 @@ export class HitPath {
   readonly #cache: ResponseCache;
   readonly #logger: Logger;
   readonly #memo = new Map<string, HitRoute>();
+  #chars = 0;
 
   constructor(options: { cache: ResponseCache; logger: Logger }) {
     this.#cache = options.cache;
@@ -65,8 +70,13 @@ export class HitPath {
   learn(raw: Request, hit: HitRoute): void {
     const key = rawKey(raw);
     if (key === undefined || this.#memo.has(key)) return;
-    if (this.#memo.size >= MEMO_LIMIT) this.#memo.clear();
+    const chars = key.length + hit.cacheKey.length + hit.path.length;
+    if (this.#memo.size >= MEMO_LIMIT || this.#chars + chars > MEMO_CHARS) {
+      this.#memo.clear();
+      this.#chars = 0;
+    }
     this.#memo.set(key, hit);
+    this.#chars += chars;
   }
 
   /** The response to `raw` when a request like it was a hit and its entry is still live. */

@@ -7,6 +7,7 @@ import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { JSONAPI, SECRET, token } from "./_test_utils.ts";
 import { createGateway } from "./app.ts";
+import { serveGuarded } from "./slow_clients.ts";
 
 const URL = "http://gateway.test/v1/event-topics?page%5Bsize%5D=5&sort=name";
 
@@ -154,4 +155,51 @@ Deno.test("[gateway] HitPath leaves other requests to the full path", async (t) 
     assert.equal(fresh.headers.get("X-Cache"), "MISS");
     assert.equal((await fresh.json()).data[0].attributes.name, "Second");
   });
+});
+
+Deno.test("[gateway] HitPath remembers a bounded number of requests", async () => {
+  await using gw = await hitGateway();
+  const hits = gw.gateway.hits!;
+  const hit = { cacheKey: "k", route: "/v1/event-topics", path: "/v1/event-topics" };
+  for (let i = 0; i < 10_000; i++) hits.learn(new Request(`${URL}&n=${i}`), hit);
+  assert.equal(hits.size, 10_000);
+  hits.learn(new Request(`${URL}&n=last`), hit);
+  assert.equal(hits.size, 1, "past the limit the memory starts over");
+  const long = `&x=${"y".repeat(100_000)}`;
+  for (let i = 0; i < 25; i++) hits.learn(new Request(`${URL}${long}${i}`), hit);
+  assert.ok(hits.size < 25, "long URLs count by their length");
+});
+
+/** One request over a fresh TCP connection; the raw answer without its `date` line. */
+async function rawExchange(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(head));
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65_536);
+  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+    chunks.push(buffer.slice(0, n));
+  }
+  conn.close();
+  const text = chunks.map((chunk) => new TextDecoder().decode(chunk)).join("");
+  return text.replace(/\r\ndate: [^\r]*/i, "");
+}
+
+Deno.test("[gateway] HitPath sends the full path's bytes on the wire", async () => {
+  await using gw = await hitGateway();
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.gateway.fetch,
+  );
+  try {
+    const head = `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n` +
+      "X-Request-Id: wire\r\nConnection: close\r\n\r\n";
+    assert.match(await rawExchange(server.port, head), /X-Cache: MISS/);
+    const full = await rawExchange(server.port, head);
+    assert.equal(gw.gateway.hits!.size, 1, "the full path answered the hit");
+    const fast = await rawExchange(server.port, head);
+    assert.match(full, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
+    assert.equal(fast, full);
+  } finally {
+    await server.shutdown();
+  }
 });
