@@ -14,6 +14,7 @@ import { createForward } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
 import { health } from "./health.ts";
+import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request_id.ts";
@@ -57,8 +58,60 @@ function addMethodFallbacks(app: Hono<GatewayEnv>): void {
   for (const [path, methods] of methodsByPath) app.all(path, methodNotAllowed([...methods]));
 }
 
+/** The gateway's app and the handler to serve it with (cache hits may take the short way). */
+export interface Gateway {
+  app: Hono<GatewayEnv>;
+  fetch: (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+  /** The short way of cache hits, when the response cache is on. */
+  hits?: HitPath;
+}
+
 /**
- * Builds the gateway app.
+ * Builds the gateway: the app, and `fetch`, which answers repeated anonymous cache hits the
+ * short way (gateway/hit_path.ts) and everything else through the app. Serve `fetch`.
+ *
+ * @example
+ * ```ts
+ * import { Bus } from "@shared/bus.ts";
+ * import { loadConfig } from "@shared/config.ts";
+ * import { createGateway } from "./app.ts";
+ * const config = loadConfig({ JWT_SECRET: "a long random secret" });
+ * const bus = await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix });
+ * const gateway = createGateway({ bus, config });
+ * console.log((await gateway.fetch(new Request("http://localhost/health"))).status);
+ * await bus.close();
+ * ```
+ */
+export function createGateway(options: AppOptions): Gateway {
+  const { bus, config } = options;
+  if (!config.jwtSecret) throw new Error("Cannot create the gateway: config.jwtSecret is unset");
+  const logger = options.logger ?? createLogger("gateway", config.logLevel);
+  const cache = responseCache(options, logger);
+  const forward = createForward({ bus, config, logger, cache });
+  const hits = cache && new HitPath({ cache, logger });
+
+  const app = new Hono<GatewayEnv>();
+  app.use("*", observeHttp({ onHit: hits && ((raw, hit) => hits.learn(raw, hit)) }));
+  app.use("*", requestId({ logger }));
+  app.use("/v1/*", auth({ secret: config.jwtSecret }));
+  app.get("/health", health({ bus, services: options.services ?? serviceNames }));
+  // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
+  if (config.metricsToken) {
+    app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
+  }
+  mountContracts(app, forward, contracts);
+  addMethodFallbacks(app);
+  app.onError(onError({ logger }));
+  app.notFound(notFound());
+  const fetch = hits
+    ? (request: Request, info?: Deno.ServeHandlerInfo) =>
+      hits.answer(request) ?? app.fetch(request, info)
+    : (request: Request, info?: Deno.ServeHandlerInfo) => app.fetch(request, info);
+  return { app, fetch, hits };
+}
+
+/**
+ * Builds the gateway app (without the short way of cache hits: see `createGateway`).
  *
  * @example
  * ```ts
@@ -73,23 +126,5 @@ function addMethodFallbacks(app: Hono<GatewayEnv>): void {
  * ```
  */
 export function createApp(options: AppOptions): Hono<GatewayEnv> {
-  const { bus, config } = options;
-  if (!config.jwtSecret) throw new Error("Cannot create the gateway: config.jwtSecret is unset");
-  const logger = options.logger ?? createLogger("gateway", config.logLevel);
-  const forward = createForward({ bus, config, logger, cache: responseCache(options, logger) });
-
-  const app = new Hono<GatewayEnv>();
-  app.use("*", observeHttp());
-  app.use("*", requestId({ logger }));
-  app.use("/v1/*", auth({ secret: config.jwtSecret }));
-  app.get("/health", health({ bus, services: options.services ?? serviceNames }));
-  // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
-  if (config.metricsToken) {
-    app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
-  }
-  mountContracts(app, forward, contracts);
-  addMethodFallbacks(app);
-  app.onError(onError({ logger }));
-  app.notFound(notFound());
-  return app;
+  return createGateway(options).app;
 }

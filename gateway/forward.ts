@@ -159,7 +159,7 @@ function routeHandler(forwarder: Forwarder, route: Route): Handler<GatewayEnv> {
     }
     const key = cacheKey(route.successType, c.req.path, query);
     const hit = cache.lookup(key);
-    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"));
+    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"), key);
     const reply = await coalescer.fetch(
       key,
       (began) => fetchShared(forwarder, route, { c, query, key, began }),

@@ -78,9 +78,21 @@ export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Respon
   return new Response(parts.status === 204 ? null : parts.body, { status: parts.status, headers });
 }
 
-/** The response for a cache hit. */
-export function cachedReply(entry: CachedReply, ifNoneMatch: string | null): Response {
-  return httpReply({
+/** The cache key of each response `cachedReply` made (for gateway/hit_path.ts). */
+const hitKeys = new WeakMap<Response, string>();
+
+/** The cache key `response` was answered from, when it is a cache hit made with its key. */
+export function hitKeyOf(response: Response): string | undefined {
+  return hitKeys.get(response);
+}
+
+/** The response for a cache hit; with its `key`, the response remembers it (`hitKeyOf`). */
+export function cachedReply(
+  entry: CachedReply,
+  ifNoneMatch: string | null,
+  key?: string,
+): Response {
+  const response = httpReply({
     status: entry.status,
     body: entry.body as Uint8Array<ArrayBuffer>,
     contentType: entry.contentType,
@@ -88,4 +100,6 @@ export function cachedReply(entry: CachedReply, ifNoneMatch: string | null): Res
     shared: true,
     cache: "HIT",
   }, ifNoneMatch);
+  if (key !== undefined) hitKeys.set(response, key);
+  return response;
 }

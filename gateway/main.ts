@@ -3,7 +3,7 @@ import { Bus } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
 import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
-import { createApp } from "./app.ts";
+import { createGateway } from "./app.ts";
 import { announceGateway, serveMetrics } from "./metrics.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
@@ -27,7 +27,7 @@ const bus = await startOrExit(
   "connect to NATS",
   () => Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, name: "gateway", logger }),
 );
-const app = createApp({ bus, config, logger });
+const gateway = createGateway({ bus, config, logger });
 const listen = {
   hostname: config.host,
   port: config.port,
@@ -37,8 +37,8 @@ const listen = {
 };
 // HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
 const server = config.headerTimeoutMs > 0
-  ? await serveGuarded({ ...listen, headerTimeoutMs: config.headerTimeoutMs }, app.fetch)
-  : Deno.serve(listen, app.fetch);
+  ? await serveGuarded({ ...listen, headerTimeoutMs: config.headerTimeoutMs }, gateway.fetch)
+  : Deno.serve(listen, gateway.fetch);
 
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).
 const announced = announceGateway(bus);

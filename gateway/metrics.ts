@@ -27,6 +27,7 @@ import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
+import { hitKeyOf } from "./http_cache.ts";
 
 const requests = metrics.counter(
   "oe_http_requests",
@@ -43,8 +44,31 @@ const inFlight = metrics.gauge(
   "HTTP requests the gateway is answering now",
 ).series();
 
+/** What the full path resolved a cache hit to (see gateway/hit_path.ts). */
+export interface HitRoute {
+  /** The response cache's key. */
+  cacheKey: string;
+  /** The Hono route pattern, as the metrics label it. */
+  route: string;
+  /** `c.req.path`, as the access log shows it. */
+  path: string;
+}
+
+export interface ObserveOptions {
+  /** Told of every request the response cache answered, with its route. */
+  onHit?: (raw: Request, hit: HitRoute) => void;
+}
+
+/** Counts one answered request and its latency (from `began`, a `performance.now()`). */
+export function countAnswer(method: string, route: string, status: number, began: number): void {
+  durations.series(method, route).observe((performance.now() - began) / 1000);
+  requests.series(method, route, String(status)).add();
+  if (tracing) nameServerSpan(method, route);
+}
+
 /** Counts each request and its latency by route pattern; names the HTTP span when tracing. */
-export function observeHttp(): MiddlewareHandler<GatewayEnv> {
+export function observeHttp(options: ObserveOptions = {}): MiddlewareHandler<GatewayEnv> {
+  const { onHit } = options;
   return async function observeHttpMiddleware(c, next) {
     const began = performance.now();
     inFlight.add();
@@ -52,12 +76,11 @@ export function observeHttp(): MiddlewareHandler<GatewayEnv> {
       await next();
     } finally {
       inFlight.add(-1);
-      const method = c.req.method;
       // The last route matched is the most specific one (`*` when no route matched the path).
       const route = routePath(c, -1) || "*";
-      durations.series(method, route).observe((performance.now() - began) / 1000);
-      requests.series(method, route, String(c.res.status)).add();
-      if (tracing) nameServerSpan(method, route);
+      countAnswer(c.req.method, route, c.res.status, began);
+      const cacheKey = onHit && hitKeyOf(c.res);
+      if (cacheKey !== undefined) onHit!(c.req.raw, { cacheKey, route, path: c.req.path });
     }
   };
 }

@@ -6,7 +6,9 @@
  * to `Deno.serve` on a private Unix socket, watching only one thing: from the moment a request
  * may start (the connection opened, or the last response bytes went out) the client has
  * `headerTimeoutMs` to finish its headers (`\r\n\r\n`), or the connection is closed. The clock
- * also closes keep-alive connections left idle that long. Bodies are timed by body.ts.
+ * also closes keep-alive connections left idle that long. One shared sweep checks every clock each
+ * quarter of the timeout (a late client is cut off within 1.25 times it), so a request costs no
+ * timer of its own. Bodies are timed by body.ts.
  *
  * @example
  * ```ts ignore
@@ -29,58 +31,81 @@ export interface GuardedServer {
   shutdown(): Promise<void>;
 }
 
-const CRLFCRLF = [13, 10, 13, 10];
-
-/** Follows `\r\n\r\n` across chunks: `matched` is how much of it the last chunk ended with. */
-class HeaderEnd {
-  matched = 0;
-  /** True when the headers end inside `chunk`. */
-  foundIn(chunk: Uint8Array): boolean {
-    for (const byte of chunk) {
-      if (byte === CRLFCRLF[this.matched]) {
-        if (++this.matched === 4) return true;
-      } else this.matched = byte === 13 ? 1 : 0;
-    }
-    return false;
+/**
+ * Follows `\r\n\r\n` across chunks: `matched` is how much of it the last chunk ended with.
+ * Plain indexed loops: this runs on every chunk a client sends.
+ */
+function headersEnd(chunk: Uint8Array, matched: number): number {
+  for (let i = 0; i < chunk.length; i++) {
+    const byte = chunk[i];
+    if (byte === (matched & 1 ? 10 : 13)) {
+      if (++matched === 4) return 4;
+    } else matched = byte === 13 ? 1 : 0;
   }
+  return matched;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
+  let written = await conn.write(bytes);
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
-/** One client connection relayed to the inner server under the header clock. */
-async function relay(client: Deno.Conn, socketPath: string, headerTimeoutMs: number) {
-  const upstream = await Deno.connect({ transport: "unix", path: socketPath });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const close = () => {
-    clearTimeout(timer);
-    for (const conn of [client, upstream]) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+/**
+ * One relayed connection's header clock: `deadline` (ms since epoch) is when the client must
+ * have finished its headers, 0 while it owes none. One shared sweep closes the late ones, so a
+ * request costs no timer of its own.
+ */
+interface Clock {
+  deadline: number;
+  close(): void;
+}
+
+/** Closes the connections whose deadline has passed, every quarter of the timeout. */
+class Sweeper {
+  readonly clocks = new Set<Clock>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  constructor(readonly timeoutMs: number) {
+    this.#timer = setInterval(() => this.#sweep(), Math.max(1, Math.floor(timeoutMs / 4)));
+  }
+  #sweep(): void {
+    const now = Date.now();
+    for (const clock of this.clocks) {
+      if (clock.deadline !== 0 && clock.deadline <= now) clock.close();
     }
+  }
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** One client connection relayed to the inner server under the header clock. */
+async function relay(client: Deno.Conn, socketPath: string, sweeper: Sweeper) {
+  const upstream = await Deno.connect({ transport: "unix", path: socketPath });
+  const { timeoutMs } = sweeper;
+  const clock: Clock = {
+    // The client owes headers from now on (a new connection, or a response went out).
+    deadline: Date.now() + timeoutMs,
+    close() {
+      sweeper.clocks.delete(clock);
+      for (const conn of [client, upstream]) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    },
   };
-  let end = new HeaderEnd();
-  /** The client owes headers from now on (a new connection, or a response went out). */
-  const expectHeaders = () => {
-    clearTimeout(timer);
-    end = new HeaderEnd();
-    timer = setTimeout(close, headerTimeoutMs);
-  };
-  expectHeaders();
+  sweeper.clocks.add(clock);
+  let matched = 0;
   const toServer = (async () => {
     const buffer = new Uint8Array(16 * 1024);
     for (;;) {
       const n = await client.read(buffer);
       if (n === null) break;
       const chunk = buffer.subarray(0, n);
-      if (timer !== undefined && end.foundIn(chunk)) {
-        clearTimeout(timer);
-        timer = undefined;
+      if (clock.deadline !== 0 && (matched = headersEnd(chunk, matched)) === 4) {
+        clock.deadline = 0;
       }
       await writeAll(upstream, chunk);
     }
@@ -91,11 +116,12 @@ async function relay(client: Deno.Conn, socketPath: string, headerTimeoutMs: num
       const n = await upstream.read(buffer);
       if (n === null) break;
       await writeAll(client, buffer.subarray(0, n));
-      expectHeaders();
+      matched = 0;
+      clock.deadline = Date.now() + timeoutMs;
     }
   })();
   await Promise.race([toServer, toClient]).catch(() => {});
-  close();
+  clock.close();
   await Promise.allSettled([toServer, toClient]);
 }
 
@@ -111,10 +137,11 @@ export async function serveGuarded(
   const addr = listener.addr as Deno.NetAddr;
   options.onListen?.({ hostname: addr.hostname, port: addr.port });
   const connections = new Set<Promise<void>>();
+  const sweeper = new Sweeper(options.headerTimeoutMs);
   const accepting = (async () => {
     for await (const client of listener) {
       client.setNoDelay(true);
-      const done = relay(client, socketPath, options.headerTimeoutMs).catch(() => client.close());
+      const done = relay(client, socketPath, sweeper).catch(() => client.close());
       connections.add(done);
       done.finally(() => connections.delete(done));
     }
@@ -125,6 +152,7 @@ export async function serveGuarded(
       listener.close();
       await accepting;
       await inner.shutdown();
+      sweeper.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };

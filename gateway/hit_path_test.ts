@@ -1,0 +1,205 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { loadConfig } from "@shared/config.ts";
+import type { LogFields, Logger } from "@shared/log.ts";
+import { metrics } from "@shared/metrics.ts";
+import { catalog } from "@shared/subjects.ts";
+import { testBus } from "@shared/testing.ts";
+import { JSONAPI, SECRET, token } from "./_test_utils.ts";
+import { createGateway } from "./app.ts";
+import { serveGuarded } from "./slow_clients.ts";
+
+const URL = "http://gateway.test/v1/event-topics?page%5Bsize%5D=5&sort=name";
+
+/** A logger that keeps the access log lines. */
+function recordingLogger(): Logger & { lines: LogFields[] } {
+  const lines: LogFields[] = [];
+  const info = (message: string, fields?: LogFields) => {
+    if (message === "request") lines.push(fields ?? {});
+  };
+  const none = () => {};
+  return { lines, debug: none, info, warn: none, error: none };
+}
+
+/** A gateway with its response cache in front of a stand-in catalog serving topics. */
+async function hitGateway() {
+  const gatewayBus = await testBus();
+  const serviceBus = await testBus(gatewayBus.prefix);
+  let name = "First";
+  const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
+    route(catalog.eventTopics.list, () => ({
+      status: 200,
+      body: { data: [{ type: "event-topic", id: "1", attributes: { name } }] },
+    })),
+    route(catalog.eventTopics.create, () => {
+      name = "Second";
+      return { status: 201, body: { data: { type: "event-topic", id: "2", attributes: {} } } };
+    }),
+  ]);
+  await serviceBus.bus.nc.flush();
+  const logger = recordingLogger();
+  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix });
+  const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
+  return {
+    gateway,
+    logger,
+    async [Symbol.asyncDispose]() {
+      await service.stop();
+      await serviceBus[Symbol.asyncDispose]();
+      await gatewayBus[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Status, headers and body bytes of a response, to compare two of them whole. */
+async function whole(response: Response) {
+  return {
+    status: response.status,
+    headers: [...response.headers],
+    body: new Uint8Array(await response.arrayBuffer()),
+  };
+}
+
+function get(headers: Record<string, string> = {}, method = "GET"): Request {
+  return new Request(URL, { method, headers: { Accept: JSONAPI, ...headers } });
+}
+
+/** The count of `oe_http_requests` for one method, route and status. */
+async function counted(method: string, route: string, status: string): Promise<number> {
+  const family = (await metrics.snapshot()).find((f) => f.name === "oe_http_requests");
+  const series = family?.series.find((s) =>
+    s.labels.method === method && s.labels.route === route && s.labels.status === status
+  );
+  return series?.value ?? 0;
+}
+
+Deno.test("[gateway] HitPath answers a repeated hit exactly as the full path does", async (t) => {
+  await using gw = await hitGateway();
+  const { gateway, logger } = gw;
+  const hits = gateway.hits!;
+  assert.equal(hits.answer(get()), undefined, "nothing is known before the full path answers");
+  const miss = await gateway.fetch(get());
+  assert.equal(miss.headers.get("X-Cache"), "MISS");
+  await miss.body?.cancel();
+  assert.equal(hits.size, 0, "a miss teaches nothing");
+  const hit = await gateway.fetch(get());
+  assert.equal(hit.headers.get("X-Cache"), "HIT");
+  await hit.body?.cancel();
+  assert.equal(hits.size, 1, "the full path's hit is remembered");
+  const etag = hit.headers.get("ETag")!;
+
+  const variants: [string, Record<string, string>, string][] = [
+    ["GET", { "X-Request-Id": "fixed-id" }, "a plain read"],
+    ["GET", { "X-Request-Id": "fixed-id", "If-None-Match": etag }, "a revalidation (304)"],
+    ["GET", { "X-Request-Id": "fixed-id", "If-None-Match": '"other"' }, "a stale validator"],
+    ["HEAD", { "X-Request-Id": "fixed-id" }, "HEAD"],
+  ];
+  for (const [method, headers, what] of variants) {
+    await t.step(`${what}: same status, headers and bytes`, async () => {
+      await (await gateway.fetch(get(headers, method))).body?.cancel(); // learns HEAD too
+      const slow = await gateway.app.fetch(get(headers, method));
+      const lines = logger.lines.length;
+      const fast = hits.answer(get(headers, method));
+      assert.ok(fast, "the short way answers");
+      assert.deepEqual(await whole(fast), await whole(slow));
+      const [slowLine, fastLine] = logger.lines.slice(lines - 1);
+      assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 }, "the same access log line");
+    });
+  }
+
+  await t.step("a fresh request id when none or an insane one is given", () => {
+    for (const headers of [{}, { "X-Request-Id": "not sane" }] as Record<string, string>[]) {
+      const id = hits.answer(get(headers))!.headers.get("X-Request-Id");
+      assert.match(id ?? "", /^[0-9a-f-]{36}$/);
+    }
+  });
+
+  await t.step("counted under the full path's route label", async () => {
+    const before = await counted("GET", "/v1/event-topics", "200");
+    await hits.answer(get())!.body?.cancel();
+    assert.equal(await counted("GET", "/v1/event-topics", "200"), before + 1);
+  });
+});
+
+Deno.test("[gateway] HitPath leaves other requests to the full path", async (t) => {
+  await using gw = await hitGateway();
+  const { gateway } = gw;
+  const hits = gateway.hits!;
+  for (let i = 0; i < 2; i++) await (await gateway.fetch(get())).body?.cancel();
+  assert.ok(hits.answer(get()), "the learned request itself is answered");
+  const auth = `JWT ${await token("1")}`;
+  const others: [string, Request][] = [
+    ["signed in", get({ Authorization: auth })],
+    ["with a cookie", get({ Cookie: "a=b" })],
+    ["another Accept", get({ Accept: "application/json" })],
+    ["no Accept", new Request(URL)],
+    ["another query", new Request(`${URL}&x=1`, { headers: { Accept: JSONAPI } })],
+    ["a body", new Request(URL, { method: "GET", headers: { "Content-Length": "0" } })],
+  ];
+  for (const [what, request] of others) {
+    assert.equal(hits.answer(request), undefined, what);
+  }
+
+  await t.step("a write's invalidation applies: the next read goes to the service", async () => {
+    const created = await gateway.fetch(
+      new Request("http://gateway.test/v1/event-topics", {
+        method: "POST",
+        headers: { Authorization: auth, "Content-Type": JSONAPI },
+        body: JSON.stringify({ data: { type: "event-topic", attributes: { name: "N" } } }),
+      }),
+    );
+    assert.equal(created.status, 201);
+    await created.body?.cancel();
+    assert.equal(hits.answer(get()), undefined, "the entry is gone");
+    const fresh = await gateway.fetch(get());
+    assert.equal(fresh.headers.get("X-Cache"), "MISS");
+    assert.equal((await fresh.json()).data[0].attributes.name, "Second");
+  });
+});
+
+Deno.test("[gateway] HitPath remembers a bounded number of requests", async () => {
+  await using gw = await hitGateway();
+  const hits = gw.gateway.hits!;
+  const hit = { cacheKey: "k", route: "/v1/event-topics", path: "/v1/event-topics" };
+  for (let i = 0; i < 10_000; i++) hits.learn(new Request(`${URL}&n=${i}`), hit);
+  assert.equal(hits.size, 10_000);
+  hits.learn(new Request(`${URL}&n=last`), hit);
+  assert.equal(hits.size, 1, "past the limit the memory starts over");
+  const long = `&x=${"y".repeat(100_000)}`;
+  for (let i = 0; i < 25; i++) hits.learn(new Request(`${URL}${long}${i}`), hit);
+  assert.ok(hits.size < 25, "long URLs count by their length");
+});
+
+/** One request over a fresh TCP connection; the raw answer without its `date` line. */
+async function rawExchange(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(head));
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65_536);
+  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+    chunks.push(buffer.slice(0, n));
+  }
+  conn.close();
+  const text = chunks.map((chunk) => new TextDecoder().decode(chunk)).join("");
+  return text.replace(/\r\ndate: [^\r]*/i, "");
+}
+
+Deno.test("[gateway] HitPath sends the full path's bytes on the wire", async () => {
+  await using gw = await hitGateway();
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.gateway.fetch,
+  );
+  try {
+    const head = `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n` +
+      "X-Request-Id: wire\r\nConnection: close\r\n\r\n";
+    assert.match(await rawExchange(server.port, head), /X-Cache: MISS/);
+    const full = await rawExchange(server.port, head);
+    assert.equal(gw.gateway.hits!.size, 1, "the full path answered the hit");
+    const fast = await rawExchange(server.port, head);
+    assert.match(full, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
+    assert.equal(fast, full);
+  } finally {
+    await server.shutdown();
+  }
+});
