@@ -9,7 +9,10 @@
  * A config is `name[@urls]=<deno flags and VAR=value words>`, complete: the launch flags of
  * scripts/launch.ts are not added, so `none=` is a plain `deno run`.
  *
- * Run: `deno run -A bench/memory_probe.ts --urls 200000 --catalogs 2 --config "none="
+ * `--catalogs N` runs N catalogs; N > 1 can fail at start (the catalogs race to create the first
+ * admin in the new database).
+ *
+ * Run: `deno run -A bench/memory_probe.ts --urls 200000 --config "none="
  * --config "ofs=--v8-flags=--optimize-for-size"`
  */
 import { parseArgs } from "node:util";

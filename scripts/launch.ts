@@ -3,8 +3,9 @@
  * gateway has flags of its own: V8's `--optimize-for-size`, so that its response cache
  * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB).
  * Without it V8 grows the young generation to ~50 MiB under load and leaves the old generation
- * half empty; with it a gateway holds ~65 MiB less after 200,000 distinct URLs, for ~25 % more
- * CPU per cache hit (bench/memory_probe.ts; figures in the README, Capacity).
+ * a third empty: after 40,000 distinct URLs (a full 64 MiB cache) a gateway held 198 MiB, with it
+ * 131 MiB (136 MiB after 200,000), for ~25 % more CPU per cache hit and ~55 % more per miss
+ * (bench/memory_probe.ts, all flag sets measured in one run).
  *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
  * them the same.
