@@ -9,6 +9,7 @@ import { toErrorObjects } from "@shared/errors.ts";
 import postgres from "postgres";
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
+import { denoRunArgs } from "../scripts/launch.ts";
 
 const JSONAPI = "application/vnd.api+json";
 
@@ -134,7 +135,10 @@ export async function waitForOk(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`Cannot start the benchmark: ${url} did not answer 200 in time`);
 }
 
-/** A child Deno process running `script` with `env` (its output discarded unless asked). */
+/**
+ * A child Deno process running `script` with `env` (its output discarded unless asked), launched
+ * as `deno task start` launches it (scripts/launch.ts: the gateway's V8 flags).
+ */
 export function spawnDeno(
   script: string,
   env: Record<string, string>,
@@ -142,7 +146,7 @@ export function spawnDeno(
 ): Deno.ChildProcess {
   const io = options.output ? "inherit" : "null";
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-prompt", script],
+    args: denoRunArgs(script),
     cwd: new URL("../", import.meta.url),
     env,
     stdin: "null",

@@ -28,6 +28,7 @@ import {
   startEmbeddedPostgres,
   StartError,
 } from "./embedded.ts";
+import { denoRunArgs } from "./launch.ts";
 
 export interface SystemOptions {
   /** Environment for every process, on top of this process's own. */
@@ -85,7 +86,7 @@ async function pipeLines(stream: ReadableStream<Uint8Array>, name: string, to: "
 
 function spawn(name: string, script: string, env: Record<string, string>, output: boolean) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-prompt", script],
+    args: denoRunArgs(script),
     cwd: root,
     // Each process's traces and metrics carry its name (with OTEL_DENO=true; see the README).
     env: { ...env, OTEL_SERVICE_NAME: name },

@@ -11,6 +11,7 @@
  * await audit.kill("SIGKILL");
  * ```
  */
+import { denoRunArgs } from "../scripts/launch.ts";
 
 export interface LogLine {
   level: string;
@@ -92,14 +93,17 @@ function watchOutput(stderr: ReadableStream<Uint8Array>) {
   return { lines, logs, waiters, read };
 }
 
-/** Starts `deno run -A <script>` from the repository root with `env` over this process's own. */
+/**
+ * Starts `deno run -A <script>` (with the flags `deno task start` gives it: scripts/launch.ts)
+ * from the repository root with `env` over this process's own.
+ */
 export function spawnProcess(
   name: string,
   script: string,
   env: Record<string, string>,
 ): TestProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-prompt", script],
+    args: denoRunArgs(script),
     cwd: root,
     env,
     stdin: "null",

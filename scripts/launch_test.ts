@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { denoRunArgs, GATEWAY_V8_FLAGS } from "./launch.ts";
+
+const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
+
+Deno.test("[launch] denoRunArgs gives the gateway its V8 flags and the services none", () => {
+  assert.deepEqual(denoRunArgs("gateway/main.ts"), [
+    "run",
+    "-A",
+    "--no-prompt",
+    GATEWAY_V8_FLAGS,
+    "gateway/main.ts",
+  ]);
+  assert.deepEqual(denoRunArgs("services/catalog/main.ts"), [
+    "run",
+    "-A",
+    "--no-prompt",
+    "services/catalog/main.ts",
+  ]);
+});
+
+Deno.test("[launch] deno.json and compose.yaml start the gateway with the same V8 flags", async () => {
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
+  assert.match(tasks["start:gateway"], new RegExp(` ${GATEWAY_V8_FLAGS} gateway/main\\.ts$`));
+  const compose = await read("compose.yaml");
+  assert.ok(
+    compose.includes(`command: ["deno", "run", "-A", "${GATEWAY_V8_FLAGS}", "gateway/main.ts"]`),
+    "compose.yaml's gateway command lacks the V8 flags of scripts/launch.ts",
+  );
+});
+
+Deno.test("[launch] the gateway's V8 flags are ones this Deno accepts", async () => {
+  // An unknown flag is refused at start ("V8 did not recognize flag"), exit code 1.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", GATEWAY_V8_FLAGS, ""],
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+});
