@@ -302,10 +302,17 @@ class Replies {
   readonly #inbox: string;
   readonly #waiting = new Map<string, Waiting>();
   #next = 0;
+  /** Set when the inbox's subscription has ended: the next request makes a new inbox. */
+  closed = false;
 
   constructor(readonly nc: NatsConnection) {
     this.#inbox = `${createInbox()}.`;
-    const sub = nc.subscribe(`${this.#inbox}*`, { callback: (_error, msg) => this.#settle(msg) });
+    const sub = nc.subscribe(`${this.#inbox}*`, {
+      // An error here (a permission violation) closes the subscription: #failAll answers.
+      callback: (error, msg) => {
+        if (!error) this.#settle(msg);
+      },
+    });
     sub.closed.then(() => this.#failAll());
   }
 
@@ -340,6 +347,7 @@ class Replies {
   }
 
   #failAll(): void {
+    this.closed = true;
     for (const waiting of this.#waiting.values()) {
       clearTimeout(waiting.timer);
       waiting.reject(new natsErrors.RequestError("connection closed"));
@@ -459,7 +467,7 @@ export class Bus {
     const began = meter.start();
     const span = tracing ? startClientSpan(subject, full, headers) : undefined;
     try {
-      this.#replies ??= new Replies(this.nc);
+      if (!this.#replies || this.#replies.closed) this.#replies = new Replies(this.nc);
       const reply = await this.#replies.request(full, data, { timeout: deadline - now, headers });
       const status = replyStatus(reply.headers);
       meter.finish(began, status);
