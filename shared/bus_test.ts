@@ -123,6 +123,36 @@ Deno.test("[bus] no responders fails at once with 503, a slow service with 504",
   });
 });
 
+Deno.test("[bus] concurrent requests each get their own answer; closing fails the pending at once", async () => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(double, async ({ n }) => {
+      // Answers come back in another order than the requests went out.
+      await new Promise((resolve) => setTimeout(resolve, (n * 7) % 13));
+      return { doubled: n * 2, instance: "a" };
+    }),
+    route(slow, async ({ ms }) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return "done" as const;
+    }),
+  ]);
+  const ns = Array.from({ length: 200 }, (_, n) => n);
+  const answers = await Promise.all(ns.map((n) => b.bus.request(double, { n })));
+  assert.deepEqual(answers.map((a) => a.doubled), ns.map((n) => n * 2));
+  const requester = await secondConnection(b.prefix, b.natsUrl);
+  const pending = requester.request(slow, { ms: 1500 }, { timeoutMs: 5000 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = performance.now();
+  const failed = assert.rejects(pending, ServiceUnavailableError);
+  await requester.close();
+  await failed;
+  assert.ok(
+    performance.now() - started < 1000,
+    "a closed connection should not wait for the timeout",
+  );
+  await service.stop();
+});
+
 Deno.test("[bus] two instances in the queue group share the requests", async () => {
   await using b = await testBus();
   const other = await secondConnection(b.prefix, b.natsUrl);

@@ -33,7 +33,11 @@ export const levels = {
 /** The caller behind a token; a token of a deleted user is refused. */
 export async function loadCaller(sql: Sql, actor: Actor | null): Promise<Caller | null> {
   if (!actor) return null;
-  const caller = await findCaller(sql, actor.id);
+  return knownCaller(await findCaller(sql, actor.id));
+}
+
+/** The caller a token names, found (by `loadCaller` or with a read): 401 when there is none. */
+export function knownCaller(caller: Caller | null | undefined): Caller {
   if (!caller) throw new UnauthorizedError("Cannot authenticate: the token's user does not exist");
   return caller;
 }

@@ -159,6 +159,26 @@ Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) 
     await matrix(system, published, "GET", `${p}/relationships/users-events-roles`, team);
   });
 
+  await t.step(
+    "GET reads the caller fresh: admin flags count at once, a deleted user is 401",
+    async () => {
+      const user = await system.signUp();
+      const get = (path: string) => system.call("GET", path, { token: user.token });
+      expectError(await get(d), 404);
+      for (const flag of ["is_admin", "is_super_admin"]) {
+        await system.sql`update users set ${system.sql(flag)} = true where id = ${user.id}`;
+        expectStatus(await get(d), 200, `${flag}: a draft`);
+        expectError(await get(`${p}?get_trashed=true&include=nonsense`), 400);
+        await system.sql`update users set ${system.sql(flag)} = false where id = ${user.id}`;
+        expectError(await get(d), 404);
+      }
+      await system.sql`update users set deleted_at = now() where id = ${user.id}`;
+      for (const path of [p, d, `${p}?include=nonsense`, "/v1/events/99999999", "/v1/events/zz"]) {
+        assert.equal((await get(path)).status, 401, path);
+      }
+    },
+  );
+
   await t.step("PATCH: co-organizers and admins; a draft stays hidden from others", async () => {
     await matrix(system, published, "PATCH", p, [401, 403, 200, 200, 200, 200], patch(published));
     await matrix(system, draft, "PATCH", d, [404, 404, 200, 200, 200, 200], patch(draft));

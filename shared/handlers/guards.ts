@@ -57,7 +57,12 @@ export function withTrashed(
   caller: AdminFlags | null | undefined,
   query: Record<string, string>,
 ): boolean {
-  return (query.get_trashed === "true" || query.permanent === "true") && isAdmin(caller);
+  return trashedAsked(query) && isAdmin(caller);
+}
+
+/** Whether the query asks for soft-deleted rows (which `withTrashed` grants admins only). */
+export function trashedAsked(query: Record<string, string>): boolean {
+  return query.get_trashed === "true" || query.permanent === "true";
 }
 
 /** `?permanent=true` deletes for good; only admins may ask (403 for others). */

@@ -8,7 +8,8 @@
  *   What `include` asks of other services (foreign includes and relations) is derived from the
  *   contracts; no service lists it.
  * - Checks (guards.ts): `requireActor(actor)`, `requireLogin(caller)`, `requireAdmin(caller, what?)`,
- *   `isAdmin(caller)`, `withTrashed(caller, query)`, `permanentDelete(caller, query)`,
+ *   `isAdmin(caller)`, `withTrashed(caller, query)` (`trashedAsked(query)`: before the caller is
+ *   known), `permanentDelete(caller, query)`,
  *   `notFound(what, id)`. Any caller with `isAdmin`/`isSuperAdmin` works.
  * - Ids: `isId(value)` / `ID_PATTERN` (a bigint row id; anything else is a 404, never a cast).
  * - Database errors: stores translate their writes' conflicts with their own message
@@ -58,6 +59,7 @@ export {
   requireActor,
   requireAdmin,
   requireLogin,
+  trashedAsked,
   withTrashed,
 } from "./guards.ts";
 export { translatingDbErrors } from "./translate.ts";

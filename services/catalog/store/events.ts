@@ -5,6 +5,7 @@ import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
 import type { EventRow, GrantRow } from "./rows.ts";
+import { type Caller, callerOf, findCaller } from "./users.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
 export interface Viewer {
@@ -38,6 +39,45 @@ export async function getEvent(
     visibleEvents(sql, options.viewer)
   }`;
   return row;
+}
+
+/** What `getEventAs` found: the caller (none: no such live user) and the event they may see. */
+export interface EventAs {
+  caller?: Caller;
+  event?: EventRow;
+}
+
+/**
+ * `getEvent` for a signed-in caller, who is read in the same statement (a signed-in read costs
+ * one round trip, as an anonymous one does): the caller's admin flags decide, in SQL, whether
+ * drafts and (with `trashedAsked`) deleted events are visible, as `viewer` and `withTrashed` do.
+ */
+export async function getEventAs(
+  sql: Queryable,
+  key: string,
+  options: { actorId: string; trashedAsked: boolean },
+): Promise<EventAs> {
+  const { actorId, trashedAsked } = options;
+  if (!isId(actorId)) return {};
+  const match = eventKey(sql, key);
+  if (!match) return { caller: await findCaller(sql, actorId) ?? undefined };
+  const [row] = await sql`select c.id as caller_id, c.email as caller_email,
+      c.is_admin as caller_is_admin, c.is_super_admin as caller_is_super_admin, e.*
+    from users c left join lateral (select * from events where ${match}
+      and (events.deleted_at is null or (${trashedAsked} and (c.is_admin or c.is_super_admin)))
+      and (c.is_admin or c.is_super_admin or events.state = 'published' or exists (
+        select 1 from users_events_roles r where r.event_id = events.id and r.user_id = c.id))
+    ) e on true
+    where c.id = ${actorId} and c.deleted_at is null`;
+  if (!row) return {};
+  const { caller_id, caller_email, caller_is_admin, caller_is_super_admin, ...event } = row;
+  const caller = callerOf({
+    id: caller_id,
+    email: caller_email,
+    is_admin: caller_is_admin,
+    is_super_admin: caller_is_super_admin,
+  });
+  return { caller, event: event.id === null ? undefined : event as EventRow };
 }
 
 export async function getEvents(

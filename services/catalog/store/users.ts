@@ -20,14 +20,17 @@ export async function findCaller(sql: Queryable, id: string): Promise<Caller | n
   if (!isId(id)) return null;
   const [row] = await sql`select id, email, is_admin, is_super_admin from users
     where id = ${id} and deleted_at is null`;
-  return row
-    ? {
-      id: String(row.id),
-      email: row.email,
-      isAdmin: row.is_admin,
-      isSuperAdmin: row.is_super_admin,
-    }
-    : null;
+  return row ? callerOf(row) : null;
+}
+
+/** The caller in a row of `id, email, is_admin, is_super_admin` (as findCaller selects them). */
+export function callerOf(row: Record<string, unknown>): Caller {
+  return {
+    id: String(row.id),
+    email: row.email as string,
+    isAdmin: row.is_admin as boolean,
+    isSuperAdmin: row.is_super_admin as boolean,
+  };
 }
 
 export async function rolesOnEvent(
