@@ -117,11 +117,14 @@ export class DenoTransport implements Transport {
   async #readLoop(conn: Deno.Conn): Promise<void> {
     let error: Error | undefined;
     try {
+      // One read buffer; each frame is a copy of what arrived. Messages are views into their
+      // frame (nats.js does not copy payloads), so a fresh 64 KiB buffer per read cost an
+      // allocation and a zeroing each time and pinned 64 KiB behind every kept payload.
+      const buffer = new Uint8Array(64 * 1024);
       for (;;) {
-        const buffer = new Uint8Array(64 * 1024);
         const n = await conn.read(buffer);
         if (n === null) break;
-        this.#frames.push(buffer.subarray(0, n));
+        this.#frames.push(buffer.slice(0, n));
         this.#signal.resolve();
       }
     } catch (cause) {
