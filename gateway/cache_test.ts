@@ -134,3 +134,23 @@ Deno.test("[gateway] etagOf is strong and If-None-Match compares it", () => {
   assert.equal(matchesEtag('"x"', a), false);
   assert.equal(matchesEtag(null, a), false);
 });
+
+Deno.test("[gateway] ResponseCache keeps its own copy of bodies, across slabs and hits", () => {
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  const source = encoder.encode("hot");
+  cache.store("hot", reply("", ["t"], { body: source }), 0);
+  source.set(encoder.encode("XXX"));
+  const decoder = new TextDecoder();
+  // Thousands of bodies fill hundreds of slabs; the hot entry, read all along, is never evicted.
+  for (let i = 0; i < 5_000; i++) {
+    cache.store(`k${i}`, reply(`body ${i} ${"x".repeat(200)}`, ["t"]), 0);
+    assert.equal(decoder.decode(cache.lookup("hot")!.body), "hot");
+  }
+  assert.ok(cache.bytes <= cache.maxBytes);
+  assert.equal(cache.lookup("k0"), undefined, "the oldest entries were evicted");
+  const last = cache.lookup("k4999")!;
+  assert.equal(decoder.decode(last.body), `body 4999 ${"x".repeat(200)}`);
+  cache.invalidate(["t"]);
+  assert.equal(cache.size, 0);
+  assert.equal(cache.bytes, 0);
+});

@@ -3,9 +3,20 @@
  * gateway has flags of its own: V8's `--optimize-for-size`, so that its response cache
  * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB).
  * Without it V8 grows the young generation to ~50 MiB under load and leaves the old generation
- * a third empty: after 40,000 distinct URLs (a full 64 MiB cache) a gateway held 198 MiB, with it
- * 131 MiB (136 MiB after 200,000), for ~25 % more CPU per cache hit and ~55 % more per miss
- * (bench/memory_probe.ts, all flag sets measured in one run).
+ * a third empty. bench/memory_probe.ts, 200,000 distinct URLs, all configs in one run (2 cores,
+ * load average 3-5 from other work), with gateway/cache.ts's slab-packed bodies:
+ *
+ * | config                                            | idle    | 200k URLs | µs/hit   | µs/miss |
+ * | ------------------------------------------------- | ------- | --------- | -------- | ------- |
+ * | none                                              | 90 MiB  | 274 MiB   | 112 / 73 | 482     |
+ * | `--optimize-for-size`                             | 80 MiB  | 125 MiB   | 117 / 103| 1005    |
+ * | `--max-semi-space-size=1,--memory-saver-mode`     | 80 MiB  | 125 MiB   | 119 / 120| 966     |
+ * | same + MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536 | 78 MiB | 120 MiB | 117 / 121 | 977 |
+ *
+ * (µs/hit before / after the 200k misses.) Every config that keeps RSS under 128 MiB about
+ * doubles the CPU per miss (V8 collects the old generation, a full cache of live entries, far
+ * more often); none is cheaper than `--optimize-for-size`, so it stays. The malloc variables
+ * would save ~5 MiB but must be in the environment before the process starts: not set here.
  *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
  * them the same.
