@@ -76,10 +76,14 @@ const TAG_OVERHEAD = 96;
  * allocation per slab instead of one per body, so that the allocator (malloc, outside V8's
  * compacting heap) is not fragmented by many small bodies of different lifetimes. A slab is
  * freed when no entry's body lies in it any more; entries read often are copied to the newest
- * slab (`lookup`) so that they do not keep old slabs alive.
+ * slab (`lookup`) so that they do not keep old slabs alive. A slab counts in full against
+ * CACHE_MAX_BYTES while any entry lies in it: the room that dropped entries leave in a slab is
+ * held until the slab is freed, so it is evicted for like any other byte.
  */
 /** Slabs older than this many behind the newest are moved out of when read (half a full cache). */
 const SLAB_SPAN = 128;
+/** Caches smaller than this give every body a buffer of its own (a slab would crowd them out). */
+const SLABS_FROM_BYTES = 256 * 4_096;
 
 class Slabs {
   readonly #slabBytes: number;
@@ -87,20 +91,30 @@ class Slabs {
   #used = 0;
   /** Slabs begun so far: the newest one's number. */
   #count = 0;
+  /** How many entries' bodies lie in each slab still held (the one being filled, while empty, is
+   * not counted: at most 1/256 of the cache). */
+  readonly #live = new Map<number, number>();
 
   constructor(maxBytes: number) {
     // ~256 slabs in a full cache, of 4 kB to 256 kB.
-    this.#slabBytes = Math.min(Math.max(Math.floor(maxBytes / 256), 4_096), 262_144);
+    this.#slabBytes = maxBytes < SLABS_FROM_BYTES
+      ? 0
+      : Math.min(Math.floor(maxBytes / 256), 262_144);
   }
 
   get newest(): number {
     return this.#count;
   }
 
+  /** Bytes of the slabs held. */
+  get held(): number {
+    return this.#live.size * this.#slabBytes;
+  }
+
   /** A copy of `body` and the slab holding it (-1 when it has a buffer of its own). */
   pack(body: Uint8Array): [Uint8Array, number] {
     const length = body.byteLength;
-    if (length * 4 > this.#slabBytes) return [body.slice(), -1];
+    if (this.#slabBytes === 0 || length * 4 > this.#slabBytes) return [body.slice(), -1];
     if (this.#used + length > this.#slab.byteLength) {
       this.#slab = new Uint8Array(this.#slabBytes);
       this.#used = 0;
@@ -109,7 +123,23 @@ class Slabs {
     const copy = this.#slab.subarray(this.#used, this.#used + length);
     copy.set(body);
     this.#used += length;
+    this.#live.set(this.#count, (this.#live.get(this.#count) ?? 0) + 1);
     return [copy, this.#count];
+  }
+
+  /** An entry whose body lay in `slab` is gone; the slab is freed with its last one. */
+  release(slab: number): void {
+    const live = this.#live.get(slab);
+    if (live === undefined) return;
+    if (live === 1) this.#live.delete(slab);
+    else this.#live.set(slab, live - 1);
+  }
+
+  /** Every entry is gone. */
+  reset(): void {
+    this.#live.clear();
+    this.#slab = new Uint8Array(0);
+    this.#used = 0;
   }
 }
 
@@ -147,8 +177,9 @@ export class ResponseCache {
     this.#slabs = new Slabs(this.maxBytes);
   }
 
+  /** Bytes held: entries (with the bodies that have buffers of their own) and slabs. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#bytes + this.#slabs.held;
   }
 
   get size(): number {
@@ -173,7 +204,9 @@ export class ResponseCache {
       this.#append(entry);
     }
     if (entry.slab >= 0 && this.#slabs.newest - entry.slab > SLAB_SPAN) {
+      const old = entry.slab;
       [entry.body, entry.slab] = this.#slabs.pack(entry.body);
+      this.#slabs.release(old);
     }
     return entry;
   }
@@ -213,6 +246,8 @@ export class ResponseCache {
     const old = this.#entries.get(key);
     if (old) this.#remove(old);
     const [body, slab] = this.#slabs.pack(reply.body);
+    // A body in a slab counts with its slab (`bytes`).
+    if (slab >= 0) size -= body.byteLength;
     const entry: Entry = {
       status: reply.status,
       contentType: reply.contentType,
@@ -260,6 +295,7 @@ export class ResponseCache {
   clear(): void {
     this.#entries.clear();
     this.#oldest = this.#newest = undefined;
+    this.#slabs.reset();
     this.#byTag.clear();
     this.#touched.clear();
     this.#bytes = 0;
@@ -278,6 +314,7 @@ export class ResponseCache {
   #remove(entry: Entry): void {
     this.#entries.delete(entry.key);
     this.#unlink(entry);
+    this.#slabs.release(entry.slab);
     this.#bytes -= entry.size;
     for (const tag of entry.tags) {
       const keys = this.#byTag.get(tag);
@@ -287,7 +324,7 @@ export class ResponseCache {
   }
 
   #evict(): void {
-    while (this.#bytes > this.maxBytes && this.#oldest !== undefined) this.#remove(this.#oldest);
+    while (this.bytes > this.maxBytes && this.#oldest !== undefined) this.#remove(this.#oldest);
   }
 
   #append(entry: Entry): void {

@@ -29,7 +29,7 @@ Deno.test("[gateway] ResponseCache serves what it stored and drops it by tag", (
 });
 
 Deno.test("[gateway] ResponseCache evicts the least recently used entries past maxBytes", () => {
-  const one = new ResponseCache({ maxBytes: 1 << 20 });
+  const one = new ResponseCache({ maxBytes: 1 << 16 }); // small: bodies in buffers of their own
   one.store("k0", reply("x".repeat(1000), ["t"]), 0);
   const entrySize = one.bytes;
   const cache = new ResponseCache({ maxBytes: entrySize * 3 });
@@ -153,4 +153,20 @@ Deno.test("[gateway] ResponseCache keeps its own copy of bodies, across slabs an
   cache.invalidate(["t"]);
   assert.equal(cache.size, 0);
   assert.equal(cache.bytes, 0);
+});
+
+Deno.test("[gateway] ResponseCache counts a slab in full while an entry lies in it", () => {
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  // Each round stores a page that is dropped at once (a hot page a write invalidates) and one
+  // cold page that stays: dropped pages leave their room in slabs the cold ones hold.
+  for (let i = 0; i < 20_000; i++) {
+    cache.store(`hot${i}`, reply(`hot ${i} ${"x".repeat(300)}`, ["hot"]), cache.begin());
+    cache.invalidate(["hot"]);
+    if (i % 10 === 0) cache.store(`cold${i}`, reply(`cold ${i}`, [`c${i}`]), cache.begin());
+    assert.ok(cache.bytes <= cache.maxBytes, `within the budget after round ${i}`);
+  }
+  assert.equal(cache.lookup("cold0"), undefined, "old cold pages were evicted to free slabs");
+  assert.ok(cache.lookup("cold19990"), "the newest cold page is kept");
+  // Counted slabs are real: the held room exceeds what the cold entries' bodies alone need.
+  assert.ok(cache.bytes > cache.size * 1_280);
 });
