@@ -23,6 +23,12 @@ export interface LoadOptions {
   durationMs: number;
   /** Sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * `"lean"` (default): a keep-alive HTTP/1.1 client per worker (bench/http1_client.ts), with
+   * `fetch` only for what it does not do; `"fetch"`: `fetch` for everything. The environment
+   * variable LOAD_CLIENT=fetch forces `fetch` too, to compare the two.
+   */
+  client?: "lean" | "fetch";
 }
 
 /** One request of a mixed load (see `runLoad`). */
@@ -55,6 +61,8 @@ export interface LoadSummary {
   maxMs: number;
 }
 
+import { type EncodedRequest, encodeRequest, Http1Connection } from "./http1_client.ts";
+
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 /** Refuses any URL that is not on this machine. */
@@ -86,53 +94,135 @@ export async function runLoad(
   assertLoopback(url);
   const concurrency = options.concurrency ?? 32;
   const headers = options.headers ?? {};
-  // Grown on demand; a closed loop on loopback rarely exceeds 100k requests per second.
-  let latencies = new Float64Array(65_536);
-  let requests = 0;
+  const latencies = new Latencies();
   let errors = 0;
   let firstError: string | undefined;
   const began = performance.now();
   const deadline = began + options.durationMs;
 
-  function record(ms: number): void {
-    if (requests === latencies.length) {
-      const bigger = new Float64Array(latencies.length * 2);
-      bigger.set(latencies);
-      latencies = bigger;
-    }
-    latencies[requests++] = ms;
+  function fail(message: string): void {
+    errors++;
+    firstError ??= message;
   }
 
+  const plain: RequestInit = { headers }; // one object, so its encoding is cached
+
   async function worker(): Promise<void> {
-    while (performance.now() < deadline) {
-      const next = pick?.();
-      if (next) assertLoopback(next.url);
-      const sent = performance.now();
-      try {
-        const response = await fetch(next?.url ?? url, next?.init ?? { headers });
-        // Read the whole body: a request is done when its last byte has arrived.
-        await response.arrayBuffer();
-        const ok = next ? response.ok || response.status === 304 : response.status === 200;
-        if (!ok) {
-          errors++;
-          firstError ??= `status ${response.status}`;
+    const sender = newSender(options.client, headers);
+    try {
+      while (performance.now() < deadline) {
+        const next = pick?.();
+        if (next) assertLoopback(next.url);
+        const sent = performance.now();
+        try {
+          const status = await sender(next?.url ?? url, next?.init ?? plain);
+          const ok = next ? (status >= 200 && status < 300) || status === 304 : status === 200;
+          if (!ok) fail(`status ${status}`);
+        } catch (error) {
+          fail(error instanceof Error ? error.message : String(error));
         }
-      } catch (error) {
-        errors++;
-        firstError ??= error instanceof Error ? error.message : String(error);
+        latencies.push(performance.now() - sent);
       }
-      record(performance.now() - sent);
+    } finally {
+      sender.close?.();
     }
   }
 
   await Promise.all(Array.from({ length: concurrency }, worker));
   return {
-    requests,
+    requests: latencies.count,
     errors,
     elapsedMs: performance.now() - began,
-    latencies: latencies.subarray(0, requests),
+    latencies: latencies.values(),
     firstError,
   };
+}
+
+/** Milliseconds in completion order, in an array grown on demand. */
+class Latencies {
+  // A closed loop on loopback rarely exceeds 100k requests per second.
+  #all = new Float64Array(65_536);
+  count = 0;
+
+  push(ms: number): void {
+    if (this.count === this.#all.length) {
+      const bigger = new Float64Array(this.#all.length * 2);
+      bigger.set(this.#all);
+      this.#all = bigger;
+    }
+    this.#all[this.count++] = ms;
+  }
+
+  values(): Float64Array {
+    return this.#all.subarray(0, this.count);
+  }
+}
+
+/** Sends one request and reads its whole answer; resolves to the status. */
+type Sender = ((url: string, init: RequestInit) => Promise<number>) & { close?: () => void };
+
+function newSender(client: LoadOptions["client"], headers: Record<string, string>): Sender {
+  return client === "fetch" || clientFromEnv() === "fetch" ? sendFetch : leanSender(headers);
+}
+
+function clientFromEnv(): string | undefined {
+  try {
+    return Deno.env.get("LOAD_CLIENT");
+  } catch {
+    return undefined; // no env permission: the default
+  }
+}
+
+async function sendFetch(url: string, init: RequestInit): Promise<number> {
+  const response = await fetch(url, init);
+  // Read the whole body: a request is done when its last byte has arrived.
+  await response.arrayBuffer();
+  return response.status;
+}
+
+/** Encoded requests by URL, method, body and headers object; undefined: use fetch. */
+const encoded = new Map<string, EncodedRequest | undefined>();
+const headerIds = new WeakMap<object, number>();
+let nextHeaderId = 1;
+
+function encodeCached(
+  url: string,
+  init: RequestInit,
+  headers: Record<string, string>,
+): EncodedRequest | undefined {
+  let id = 0;
+  if (init.headers) {
+    id = headerIds.get(init.headers) ?? nextHeaderId++;
+    headerIds.set(init.headers, id);
+  }
+  const body = typeof init.body === "string" ? init.body : "";
+  const key = `${init.method ?? "GET"} ${url} ${id}\n${body}`;
+  if (encoded.has(key)) return encoded.get(key);
+  // Mixed loads write distinct bodies: keep the cache from growing without end.
+  if (encoded.size > 10_000) encoded.clear();
+  const request = typeof init.body === "string" || init.body == null
+    ? encodeRequest(url, init, headers)
+    : undefined;
+  encoded.set(key, request);
+  return request;
+}
+
+/** A worker's lean client: one kept-alive connection per host and port, fetch as a fallback. */
+function leanSender(headers: Record<string, string>): Sender {
+  const connections = new Map<string, Http1Connection>();
+  const sender: Sender = (url, init) => {
+    const request = encodeCached(url, init, headers);
+    if (!request) return sendFetch(url, init);
+    const where = `${request.hostname}:${request.port}`;
+    let connection = connections.get(where);
+    if (!connection) {
+      connection = new Http1Connection(request.hostname, request.port);
+      connections.set(where, connection);
+    }
+    return connection.send(request);
+  };
+  sender.close = () => connections.forEach((connection) => connection.close());
+  return sender;
 }
 
 /** Adds up runs against one target: total requests over total time, percentiles over all. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertLoopback, percentile, runLoad, summarize } from "./load.ts";
+import { assertLoopback, type LoadRequest, percentile, runLoad, summarize } from "./load.ts";
 
 Deno.test("[bench] percentile picks the nearest rank", () => {
   const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1);
@@ -45,4 +45,135 @@ Deno.test("[bench] runLoad counts every answer that is not 200 as an error", asy
   assert.equal(run.latencies.length, run.requests);
   assert.ok(run.errors > 0 && run.errors < run.requests);
   assert.equal(run.firstError, "status 503");
+});
+
+/** A loopback server that counts the requests and connections it answers. */
+function countingServer(handler: (request: Request) => Response | Promise<Response>) {
+  const seen = { requests: 0, ports: new Set<number>() };
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request, info) => {
+      seen.requests++;
+      seen.ports.add(info.remoteAddr.port);
+      return await handler(request);
+    },
+  );
+  return { server, seen, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+const clients = ["lean", "fetch"] as const;
+const big = "x".repeat(200_000);
+
+Deno.test("[bench] runLoad answers alike with the lean client and fetch", async (t) => {
+  const cases: {
+    name: string;
+    handler: (request: Request) => Response | Promise<Response>;
+    target: (url: string) => string | (() => LoadRequest);
+    errors: "none" | "all";
+    firstError?: string;
+  }[] = [
+    { name: "GET", handler: () => new Response("ok"), target: (u) => `${u}/a?b=1`, errors: "none" },
+    {
+      name: "404 counts as an error",
+      handler: () => new Response("no", { status: 404 }),
+      target: (u) => `${u}/missing`,
+      errors: "all",
+      firstError: "status 404",
+    },
+    {
+      name: "POST with a body",
+      handler: async (request) => {
+        const body = await request.text();
+        const right = request.method === "POST" && body === '{"a":"é"}' &&
+          request.headers.get("content-type") === "application/json";
+        return new Response(null, { status: right ? 204 : 400 });
+      },
+      target: (u) => () => ({
+        url: `${u}/things`,
+        init: {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ a: "é" }),
+        },
+      }),
+      errors: "none",
+    },
+    {
+      name: "chunked answers",
+      handler: () =>
+        new Response(
+          ReadableStream.from(["a".repeat(5000), "b", "c".repeat(70_000)])
+            .pipeThrough(new TextEncoderStream()),
+        ),
+      target: (u) => `${u}/`,
+      errors: "none",
+    },
+    {
+      name: "answers larger than one read, mixed with small ones on one connection",
+      handler: (request) =>
+        new Response(new URL(request.url).pathname === "/big" ? big : "s", {
+          headers: { "content-type": "text/plain" },
+        }),
+      target: (u) => {
+        let i = 0;
+        return () => ({ url: `${u}/${i++ % 2 ? "big" : "small"}` });
+      },
+      errors: "none",
+    },
+    {
+      name: "HEAD",
+      handler: () => new Response(big),
+      target: (u) => () => ({ url: `${u}/`, init: { method: "HEAD" } }),
+      errors: "none",
+    },
+  ];
+  for (const c of cases) {
+    for (const client of clients) {
+      await t.step(`${c.name} (${client})`, async () => {
+        const { server, seen, url } = countingServer(c.handler);
+        await using _ = server;
+        const run = await runLoad(c.target(url), { concurrency: 4, durationMs: 150, client });
+        assert.ok(run.requests > 0);
+        assert.equal(seen.requests, run.requests);
+        assert.equal(run.latencies.length, run.requests);
+        assert.equal(run.errors, c.errors === "all" ? run.requests : 0, run.firstError);
+        assert.equal(run.firstError, c.firstError);
+        // Kept alive: one connection per worker (fetch's pool may open a few more).
+        if (client === "lean") assert.ok(seen.ports.size <= 4, `${seen.ports.size} connections`);
+      });
+    }
+  }
+});
+
+Deno.test("[bench] runLoad reconnects when the server closes each connection", async (t) => {
+  for (const client of clients) {
+    await t.step(client, async () => {
+      const { server, seen, url } = countingServer(() =>
+        new Response("bye", { headers: { connection: "close" } })
+      );
+      await using _ = server;
+      const run = await runLoad(`${url}/`, { concurrency: 2, durationMs: 150, client });
+      assert.ok(run.requests > 2);
+      assert.equal(run.errors, 0, run.firstError);
+      assert.equal(seen.requests, run.requests);
+      assert.equal(seen.ports.size, run.requests); // a new connection for every request
+    });
+  }
+});
+
+Deno.test("[bench] runLoad reports a refused connection as an error", async () => {
+  const { server, url } = countingServer(() => new Response("ok"));
+  await server.shutdown();
+  const run = await runLoad(`${url}/`, { concurrency: 1, durationMs: 50 });
+  assert.ok(run.requests > 0);
+  assert.equal(run.errors, run.requests);
+  assert.match(run.firstError ?? "", /refused/i);
+});
+
+Deno.test("[bench] runLoad refuses a target off this machine", async () => {
+  await assert.rejects(runLoad("http://10.0.0.1/", { durationMs: 10 }), /loopback/);
+  await assert.rejects(
+    runLoad(() => ({ url: "http://example.com/" }), { durationMs: 10 }),
+    /loopback/,
+  );
 });
