@@ -3,7 +3,8 @@
  * dropped by tag when a fact or a relayed write touches them (shared/cache_tags.ts), bounded by
  * bytes with least-recently-used eviction.
  *
- * Three rules keep it from serving what is stale:
+ * Three rules keep it from serving what is stale (kept by shared/tagged_entries.ts, which the
+ * services' access projection shares):
  * - a reply is not stored when one of its tags was touched, or the cache was emptied, while it
  *   was being fetched (it may have been read before the change);
  * - a reply fetched within `settleMs` of a change to one of its tags lives only until
@@ -23,6 +24,8 @@
  * console.log(cache.lookup("/v1/events")); // undefined
  * ```
  */
+
+import { TaggedEntries } from "@shared/tagged_entries.ts";
 
 /** What a cached reply holds: everything the gateway sends for it. */
 export interface CachedReply {
@@ -44,12 +47,6 @@ interface Entry extends CachedReply {
   /** Its neighbours in least-recently-used order (see `ResponseCache.#oldest`). */
   older: Entry | undefined;
   newer: Entry | undefined;
-}
-
-interface Touch {
-  /** The change's sequence number (see `begin`). */
-  seq: number;
-  at: number;
 }
 
 export interface CacheOptions {
@@ -147,9 +144,7 @@ export class ResponseCache {
   readonly maxBytes: number;
   readonly ttlMs: number;
   readonly settleMs: number;
-  readonly #memoryMs: number;
-  readonly #now: () => number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries: TaggedEntries<Entry>;
   /**
    * Entries in least-recently-used order, a list through the entries themselves: a hit moves
    * its entry to the newest end, eviction takes the oldest. (A Map's insertion order would do,
@@ -158,22 +153,18 @@ export class ResponseCache {
    */
   #oldest: Entry | undefined;
   #newest: Entry | undefined;
-  readonly #byTag = new Map<string, Set<string>>();
-  /** Recent changes by tag, oldest first. */
-  readonly #touched = new Map<string, Touch>();
   readonly #slabs: Slabs;
   #bytes = 0;
-  #seq = 0;
-  /** Requests begun before this may not store (the cache was emptied, or a change forgotten). */
-  #floor = 0;
-  #suspended = false;
 
   constructor(options: CacheOptions) {
     this.maxBytes = options.maxBytes;
     this.ttlMs = options.ttlMs ?? 60_000;
     this.settleMs = options.settleMs ?? 1_000;
-    this.#memoryMs = Math.max(options.memoryMs ?? 30_000, this.settleMs);
-    this.#now = options.now ?? Date.now;
+    this.#entries = new TaggedEntries<Entry>({
+      memoryMs: Math.max(options.memoryMs ?? 30_000, this.settleMs),
+      onRemove: (entry) => this.#forgetEntry(entry),
+      now: options.now,
+    });
     this.#slabs = new Slabs(this.maxBytes);
   }
 
@@ -188,17 +179,13 @@ export class ResponseCache {
 
   /** Marks the start of a fetch; pass the mark to `store`. */
   begin(): number {
-    return this.#seq;
+    return this.#entries.begin();
   }
 
   /** The live entry for `key`, if any (and it becomes the most recently used). */
   lookup(key: string): CachedReply | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (this.#suspended || entry.until <= this.#now()) {
-      this.#remove(entry);
-      return undefined;
-    }
     if (entry !== this.#newest) {
       this.#unlink(entry);
       this.#append(entry);
@@ -213,7 +200,7 @@ export class ResponseCache {
 
   /** Whether nothing is served or stored (see `suspend`). */
   get suspended(): boolean {
-    return this.#suspended;
+    return this.#entries.suspended;
   }
 
   /**
@@ -221,30 +208,20 @@ export class ResponseCache {
    * of: none of its tags changed, and the cache was not emptied, since it began.
    */
   fresh(tags: readonly string[], began: number): boolean {
-    if (began < this.#floor) return false;
-    for (const tag of tags) {
-      const touch = this.#touched.get(tag);
-      if (touch !== undefined && touch.seq > began) return false;
-    }
-    return true;
+    return this.#entries.fresh(tags, began);
   }
 
   /** Keeps a reply fetched since `began`, unless a change or an outage may have made it stale. */
   store(key: string, reply: CachedReply, began: number): boolean {
-    if (this.#suspended || !this.fresh(reply.tags, began)) return false;
-    const now = this.#now();
-    let until = Math.min(now + this.ttlMs, reply.expires ?? Infinity);
-    for (const tag of reply.tags) {
-      const touch = this.#touched.get(tag);
-      if (touch !== undefined && now - touch.at < this.settleMs) {
-        until = Math.min(until, touch.at + this.settleMs);
-      }
-    }
+    if (!this.#entries.fresh(reply.tags, began)) return false;
+    const now = this.#entries.now();
+    const until = this.#entries.settled(
+      reply.tags,
+      Math.min(now + this.ttlMs, reply.expires ?? Infinity),
+    );
     let size = ENTRY_OVERHEAD + key.length * 2 + reply.body.byteLength;
     for (const tag of reply.tags) size += TAG_OVERHEAD + tag.length * 2;
     if (until <= now || size > this.maxBytes) return false;
-    const old = this.#entries.get(key);
-    if (old) this.#remove(old);
     const [body, slab] = this.#slabs.pack(reply.body);
     // A body in a slab counts with its slab (`bytes`).
     if (slab >= 0) size -= body.byteLength;
@@ -262,44 +239,22 @@ export class ResponseCache {
       older: undefined,
       newer: undefined,
     };
-    this.#entries.set(key, entry);
+    this.#entries.add(entry);
     this.#append(entry);
     this.#bytes += size;
-    for (const tag of reply.tags) {
-      let keys = this.#byTag.get(tag);
-      if (keys === undefined) this.#byTag.set(tag, keys = new Set());
-      keys.add(key);
-    }
     this.#evict();
     return true;
   }
 
   /** Drops every entry carrying one of `tags`, and remembers the change for fetches in flight. */
   invalidate(tags: Iterable<string>): void {
-    const now = this.#now();
-    const seq = ++this.#seq;
-    for (const tag of tags) {
-      this.#touched.delete(tag);
-      this.#touched.set(tag, { seq, at: now });
-      const keys = this.#byTag.get(tag);
-      if (keys === undefined) continue;
-      for (const key of keys) {
-        const entry = this.#entries.get(key);
-        if (entry) this.#remove(entry);
-      }
-    }
-    this.#forget(now);
+    this.#entries.change(tags, this.settleMs);
   }
 
   /** Empties the cache; nothing fetched before now may be stored. */
   clear(): void {
     this.#entries.clear();
-    this.#oldest = this.#newest = undefined;
-    this.#slabs.reset();
-    this.#byTag.clear();
-    this.#touched.clear();
-    this.#bytes = 0;
-    this.#floor = ++this.#seq;
+    this.#emptied();
   }
 
   /**
@@ -307,24 +262,27 @@ export class ResponseCache {
    * cache is emptied both when it is suspended and when it resumes.
    */
   suspend(suspended: boolean): void {
-    this.#suspended = suspended;
-    this.clear();
+    this.#entries.suspend(suspended);
+    this.#emptied();
   }
 
-  #remove(entry: Entry): void {
-    this.#entries.delete(entry.key);
+  #emptied(): void {
+    this.#oldest = this.#newest = undefined;
+    this.#slabs.reset();
+    this.#bytes = 0;
+  }
+
+  /** An entry left (see TaggedEntries' onRemove): its bytes, its slab, its place in the order. */
+  #forgetEntry(entry: Entry): void {
     this.#unlink(entry);
     this.#slabs.release(entry.slab);
     this.#bytes -= entry.size;
-    for (const tag of entry.tags) {
-      const keys = this.#byTag.get(tag);
-      keys?.delete(entry.key);
-      if (keys?.size === 0) this.#byTag.delete(tag);
-    }
   }
 
   #evict(): void {
-    while (this.bytes > this.maxBytes && this.#oldest !== undefined) this.#remove(this.#oldest);
+    while (this.bytes > this.maxBytes && this.#oldest !== undefined) {
+      this.#entries.remove(this.#oldest);
+    }
   }
 
   #append(entry: Entry): void {
@@ -342,14 +300,5 @@ export class ResponseCache {
     if (newer === undefined) this.#newest = older;
     else newer.older = older;
     entry.older = entry.newer = undefined;
-  }
-
-  /** Forgets changes older than any fetch still in flight could be (raising the floor). */
-  #forget(now: number): void {
-    for (const [tag, touch] of this.#touched) {
-      if (now - touch.at < this.#memoryMs) return;
-      this.#touched.delete(tag);
-      this.#floor = Math.max(this.#floor, touch.seq);
-    }
   }
 }

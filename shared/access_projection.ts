@@ -5,7 +5,8 @@
  * drops them is shared/access_facts.ts (the catalog's facts, the gateway's write
  * announcements, the connection's status).
  *
- * Four rules keep it from answering with a revoked role or admin flag:
+ * Four rules keep it from answering with a revoked role or admin flag (kept by
+ * shared/tagged_entries.ts, which the gateway's response cache shares):
  * - every entry dies `ttlMs` after it was fetched, whatever else happens (the hard age limit);
  * - an answer is not stored when one of its tags was dropped, or the projection emptied, while
  *   it was being fetched (it may have been read before the change);
@@ -30,6 +31,7 @@
  * ```
  */
 import type { Access } from "./access.ts";
+import { TaggedEntries, type TaggedEntry } from "./tagged_entries.ts";
 
 export interface AccessProjectionOptions {
   /** Hard age limit of every entry; 0 keeps nothing (every request asks the catalog). */
@@ -43,42 +45,26 @@ export interface AccessProjectionOptions {
   now?: () => number;
 }
 
-interface Entry {
-  key: string;
+interface Entry extends TaggedEntry {
   answer: Access;
-  tags: readonly string[];
-  until: number;
-}
-
-interface Touch {
-  seq: number;
-  at: number;
-  /** Entries of this tag fetched before this time live at most until it. */
-  settleUntil: number;
 }
 
 export class AccessProjection {
   readonly ttlMs: number;
   readonly maxEntries: number;
   readonly settleMs: number;
-  readonly #memoryMs: number;
-  readonly #now: () => number;
   /** In least-recently-used order: a hit moves its entry to the end. */
-  readonly #entries = new Map<string, Entry>();
-  readonly #byTag = new Map<string, Set<string>>();
-  /** Recent drops by tag, oldest first. */
-  readonly #touched = new Map<string, Touch>();
-  #seq = 0;
-  /** Fetches begun before this may not store (the projection was emptied, or a drop forgotten). */
-  #floor = 0;
-  #suspended = false;
+  readonly #entries: TaggedEntries<Entry>;
 
   constructor(options: AccessProjectionOptions) {
     this.ttlMs = options.ttlMs;
     this.maxEntries = options.maxEntries ?? 10_000;
     this.settleMs = options.settleMs ?? 1_000;
-    this.#memoryMs = Math.max(options.memoryMs ?? 30_000, this.settleMs);
-    this.#now = options.now ?? Date.now;
+    this.#entries = new TaggedEntries<Entry>({
+      memoryMs: Math.max(options.memoryMs ?? 30_000, this.settleMs),
+      onRemove: () => {},
+      now: options.now,
+    });
   }
 
   get size(): number {
@@ -86,113 +72,51 @@ export class AccessProjection {
   }
 
   get suspended(): boolean {
-    return this.#suspended;
+    return this.#entries.suspended;
   }
 
   /** Marks the start of a fetch; pass the mark to `store`. */
   begin(): number {
-    return this.#seq;
+    return this.#entries.begin();
   }
 
   /** The live answer for `key`, if any. */
   lookup(key: string): Access | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (this.#suspended || entry.until <= this.#now()) {
-      this.#remove(entry);
-      return undefined;
-    }
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    this.#entries.renew(entry);
     return entry.answer;
   }
 
   /** Keeps an answer fetched since `began`, unless a drop or an outage may have made it stale. */
   store(key: string, answer: Access, tags: readonly string[], began: number): boolean {
-    if (this.#suspended || began < this.#floor || this.ttlMs <= 0 || this.maxEntries <= 0) {
+    if (this.ttlMs <= 0 || this.maxEntries <= 0 || !this.#entries.fresh(tags, began)) {
       return false;
     }
-    const now = this.#now();
-    let until = now + this.ttlMs;
-    for (const tag of tags) {
-      const touch = this.#touched.get(tag);
-      if (touch === undefined) continue;
-      if (touch.seq > began) return false;
-      if (touch.settleUntil > now) until = Math.min(until, touch.settleUntil);
-    }
-    const old = this.#entries.get(key);
-    if (old) this.#remove(old);
-    const entry: Entry = { key, answer: deepFreeze(answer), tags, until };
-    this.#entries.set(key, entry);
-    for (const tag of tags) {
-      let keys = this.#byTag.get(tag);
-      if (keys === undefined) this.#byTag.set(tag, keys = new Set());
-      keys.add(key);
-    }
-    for (const first of this.#entries.values()) {
-      if (this.#entries.size <= this.maxEntries) break;
-      this.#remove(first);
-    }
+    const until = this.#entries.settled(tags, this.#entries.now() + this.ttlMs);
+    this.#entries.add({ key, answer: deepFreeze(answer), tags, until });
+    while (this.#entries.size > this.maxEntries) this.#entries.remove(this.#entries.first()!);
     return true;
   }
 
   /** Drops every entry carrying one of `tags`, and remembers the drop for fetches in flight. */
   drop(tags: Iterable<string>): void {
-    this.#touch(tags, 0);
+    this.#entries.change(tags, 0);
   }
 
   /** `drop`, and entries of `tags` fetched in the next `settleMs` live only until then. */
   settle(tags: Iterable<string>): void {
-    this.#touch(tags, this.settleMs);
+    this.#entries.change(tags, this.settleMs);
   }
 
   /** Empties the projection; nothing fetched before now may be stored. */
   clear(): void {
     this.#entries.clear();
-    this.#byTag.clear();
-    this.#touched.clear();
-    this.#floor = ++this.#seq;
   }
 
   /** Suspends (nothing served or stored) or resumes; empties the projection either way. */
   suspend(suspended: boolean): void {
-    this.#suspended = suspended;
-    this.clear();
-  }
-
-  #touch(tags: Iterable<string>, settleMs: number): void {
-    const now = this.#now();
-    const seq = ++this.#seq;
-    for (const tag of tags) {
-      const settleUntil = Math.max(now + settleMs, this.#touched.get(tag)?.settleUntil ?? 0);
-      this.#touched.delete(tag);
-      this.#touched.set(tag, { seq, at: now, settleUntil });
-      const keys = this.#byTag.get(tag);
-      if (keys === undefined) continue;
-      for (const key of keys) {
-        const entry = this.#entries.get(key);
-        if (entry) this.#remove(entry);
-      }
-    }
-    this.#forget(now);
-  }
-
-  #remove(entry: Entry): void {
-    this.#entries.delete(entry.key);
-    for (const tag of entry.tags) {
-      const keys = this.#byTag.get(tag);
-      keys?.delete(entry.key);
-      if (keys?.size === 0) this.#byTag.delete(tag);
-    }
-  }
-
-  /** Forgets drops older than any fetch still in flight could be (raising the floor). */
-  #forget(now: number): void {
-    for (const [tag, touch] of this.#touched) {
-      if (now - touch.at < this.#memoryMs) return;
-      this.#touched.delete(tag);
-      this.#floor = Math.max(this.#floor, touch.seq);
-    }
+    this.#entries.suspend(suspended);
   }
 }
 
