@@ -46,7 +46,7 @@ import {
   UnreadableBusRequestError,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
-import { httpRequestSchema, isExactHttpRequest } from "./schemas/http.ts";
+import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import {
   clientMeter,
@@ -704,10 +704,9 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
   }
 }
 
-/** The request as the endpoint's schema reads it; a forwarded HTTP request as built is taken as is. */
+/** The request as the endpoint's schema reads it. */
 // deno-lint-ignore no-explicit-any
 function checkedRequest(endpoint: Endpoint<any, any>, payload: unknown): unknown {
-  if (endpoint.request === httpRequestSchema && isExactHttpRequest(payload)) return payload;
   const checked = endpoint.request.safeParse(payload);
   if (!checked.success) {
     throw new UnreadableBusRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
