@@ -8,7 +8,7 @@
  * looked up again (ResponseCache.lookup: invalidation, expiry and suspension apply), and the
  * response is built as the full path builds it — `cachedReply`, then `X-Request-Id` — with the
  * same metrics and access log line. Anything else (a miss, an unknown request) takes the full
- * path. On the gateway's hot reads this skips most of a hit's CPU (gateway/hit_cpu.ts).
+ * path. On the gateway's hot reads this skips most of a hit's CPU (bench/hit_cpu.ts).
  *
  * @example
  * ```ts ignore

@@ -5,7 +5,7 @@
  * drives the gateway) reads the cached URL; this process's utime + stime from /proc over the
  * requests counted. Steadier than a throughput ratio when other work shares the machine.
  *
- * `deno run -A gateway/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]
+ * `deno run -A bench/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]
  * [--full-path] [--client wrk|fetch]` (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does;
  * `--full-path` serves the Hono app alone, without gateway/hit_path.ts). Needs `wrk` and Linux.
  */
@@ -15,9 +15,9 @@ import { loadConfig } from "@shared/config.ts";
 import { createLogger } from "@shared/log.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
-import { JSONAPI, SECRET } from "./_test_utils.ts";
-import { createGateway } from "./app.ts";
-import { serveGuarded } from "./slow_clients.ts";
+import { JSONAPI, SECRET } from "../gateway/_test_utils.ts";
+import { createGateway } from "../gateway/app.ts";
+import { serveGuarded } from "../gateway/slow_clients.ts";
 
 function cpuSeconds(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
