@@ -19,7 +19,7 @@ function readText(path: string): string | undefined {
   }
 }
 
-function cpuSeconds(pid: string): number {
+export function cpuSeconds(pid: string): number {
   const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return 0;
   // Fields after "(comm)": state is field 3, utime 14 and stime 15 (1-based).

@@ -18,12 +18,7 @@ import { testBus } from "@shared/testing.ts";
 import { JSONAPI, SECRET } from "../gateway/_test_utils.ts";
 import { createGateway } from "../gateway/app.ts";
 import { serveGuarded } from "../gateway/slow_clients.ts";
-
-function cpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+import { cpuSeconds } from "./cpu.ts";
 
 /** Ten topics, about the size of the benchmark's topic list. */
 function topics() {
@@ -104,9 +99,9 @@ await probe.body?.cancel();
 if (probe.headers.get("X-Cache") !== "HIT") throw new Error("Cannot measure: the read is no hit");
 await load(url, 3, Number(flags.connections));
 for (let round = 0; round < Number(flags.rounds); round++) {
-  const before = cpuSeconds();
+  const before = cpuSeconds("self");
   const requests = await load(url, Number(flags.seconds), Number(flags.connections));
-  const used = cpuSeconds() - before;
+  const used = cpuSeconds("self") - before;
   const us = (used * 1e6 / requests).toFixed(1);
   console.log(`round ${round + 1}: ${requests} hits, ${us} µs gateway CPU per hit`);
 }

@@ -28,19 +28,12 @@ import {
   stopChild,
   waitForOk,
 } from "./setup.ts";
-
-const TICK_US = 10_000; // CLK_TCK = 100
+import { cpuSeconds } from "./cpu.ts";
 
 function status(pid: number) {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
   const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
-}
-
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
 async function heapReport(pid: number, file: string): Promise<HeapReport | undefined> {
@@ -95,9 +88,9 @@ async function drive(urls: (i: number) => string, count: number, concurrency: nu
 
 /** CPU the process `pid` spent per request (µs) while `work` sent `requests`. */
 async function cpuPer(pid: number, requests: number, work: () => Promise<void>) {
-  const before = cpuTicks(pid);
+  const before = cpuSeconds(String(pid));
   await work();
-  return Math.round((cpuTicks(pid) - before) * TICK_US / requests);
+  return Math.round((cpuSeconds(String(pid)) - before) * 1e6 / requests);
 }
 
 /** One probe gateway (bench/memory_gateway.ts) with `flags` and `env` on a port of its own. */
