@@ -3,7 +3,7 @@
  * subscription on `<prefix>.facts.>`, no queue group) and drops the entries it touches. Facts
  * heard over core NATS are at most once, so whenever the subscription may have missed one (the
  * connection dropped, went stale, or the server or client called us a slow consumer) the cache
- * is emptied, and while disconnected it serves and stores nothing.
+ * is emptied, and while disconnected it serves and stores nothing (shared/fact_gaps.ts).
  *
  * A gateway that relays a write also tells its peers at once what the write touched (on
  * `<prefix>.gateway.cache.touched`, outside the fact stream): the fact follows only after the
@@ -11,10 +11,11 @@
  * skips its own announcements: it dropped those entries before answering the write, and a
  * second drop would only throw away replies fetched since, which already show the write.
  */
-import { headers, type MsgHdrs, type Status } from "@nats-io/nats-core";
+import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
 import { parseFactType } from "@shared/fact_catalog.ts";
+import { emptyOnMissedFacts } from "@shared/fact_gaps.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts, gatewayTouched } from "@shared/subjects.ts";
 import type { ResponseCache } from "./cache.ts";
@@ -59,33 +60,6 @@ export function factTags(raw: unknown): string[] | undefined {
   return touchedBy(parts.resource, { ...fact!.data, id: String(id) } as TagRecord);
 }
 
-/** What a connection status means for the cache: suspend, resume, empty, or nothing. */
-function reaction(status: Status): "suspend" | "resume" | "clear" | undefined {
-  switch (status.type) {
-    case "disconnect":
-    case "staleConnection":
-      return "suspend";
-    case "reconnect":
-      return "resume";
-    case "slowConsumer":
-    case "error":
-      return "clear";
-  }
-  return undefined;
-}
-
-async function followStatus(bus: Bus, cache: ResponseCache, logger: Logger): Promise<void> {
-  for await (const status of bus.nc.status()) {
-    const action = reaction(status);
-    if (action === undefined) continue;
-    if (action === "clear") cache.clear();
-    else cache.suspend(action === "suspend");
-    logger.info("cache emptied: the fact subscription may have missed facts", {
-      status: status.type,
-    });
-  }
-}
-
 /**
  * Subscribes `cache` to the facts of `bus`; returns a function that unsubscribes.
  *
@@ -122,7 +96,7 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
       cache.invalidate(decoder.decode(msg.data).split(" "));
     },
   });
-  followStatus(bus, cache, logger).catch(() => {});
+  emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
   return () => {
     subscription.unsubscribe();
     peers.unsubscribe();

@@ -2,9 +2,9 @@
  * Keeps an access projection (shared/access_projection.ts) true to the catalog: each service
  * instance hears the facts that can change an answer (plain subscriptions on
  * `<prefix>.facts.<service>.<resource>.>`, no queue group) and the gateways' announcements of
- * what a write they relayed touched, and drops the answers they may change. Core NATS delivers at most once, so whenever the subscription may have missed a
- * message (the connection dropped, went stale, was closed, or a slow consumer or error was
- * reported) the projection is emptied, and while disconnected it serves and stores nothing.
+ * what a write they relayed touched, and drops the answers they may change. Whenever the
+ * subscription may have missed a message the projection is emptied, and while disconnected it
+ * serves and stores nothing (shared/fact_gaps.ts).
  *
  * What changes an answer of `catalog.internal.access` (services/catalog/handlers/internal.ts):
  * the caller's row (admin flags, e-mail, deletion: `catalog.user.*`), the event's row (state,
@@ -14,13 +14,13 @@
  * event's `is-stripe-linked`, which the catalog sets after payments' facts without a fact of
  * its own (`payments.stripe-authorization.*`: dropped and settled).
  */
-import type { Status } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import type { Logger } from "./log.ts";
 import { factSubject } from "./fact_catalog.ts";
 // Hearing the gateways' announcements gives a client its own revocation on its next request.
 import { gatewayTouched } from "./subjects.ts";
 import type { AccessProjection } from "./access_projection.ts";
+import { emptyOnMissedFacts } from "./fact_gaps.ts";
 
 /**
  * The facts that can change an answer, any verb or later version (`.v2`): only these are
@@ -99,36 +99,6 @@ function apply(projection: AccessProjection, change: AccessChange): void {
   else projection.drop(change.drop);
 }
 
-/** Suspends on a disconnect, resumes (emptied) once the subscriptions are back on the server. */
-async function followStatus(bus: Bus, projection: AccessProjection, log: Logger): Promise<void> {
-  for await (const status of bus.nc.status() as AsyncIterable<Status>) {
-    switch (status.type) {
-      case "disconnect":
-      case "reconnecting":
-      case "staleConnection":
-      case "forceReconnect":
-        projection.suspend(true);
-        break;
-      case "reconnect":
-        projection.suspend(true);
-        // A round trip: the server has our subscriptions again before anything is kept.
-        await bus.nc.flush().then(() => projection.suspend(false), () => {});
-        break;
-      case "slowConsumer":
-      case "error":
-        projection.clear();
-        break;
-      default:
-        continue;
-    }
-    log.info("access projection emptied: the fact subscription may have missed facts", {
-      status: status.type,
-    });
-  }
-  // The connection is closed for good: nothing is kept any more.
-  projection.suspend(true);
-}
-
 /**
  * Subscribes `projection` to the facts and the gateways' write announcements on `bus`; resolves
  * once the server has the subscriptions, with a function that unsubscribes (and suspends).
@@ -168,7 +138,9 @@ export async function followAccessFacts(
       apply(projection, touchedChange(decoder.decode(msg.data).split(" ")));
     },
   });
-  followStatus(bus, projection, log).catch(() => projection.suspend(true));
+  emptyOnMissedFacts(bus, projection, log, "access projection").catch(() =>
+    projection.suspend(true)
+  );
   await bus.nc.flush();
   return () => {
     projection.suspend(true);

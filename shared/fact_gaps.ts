@@ -1,0 +1,59 @@
+/**
+ * For what a process keeps from facts heard over core NATS (the gateway's response cache, the
+ * services' access projections): core NATS delivers at most once, so whenever a subscription
+ * may have missed a message, what was kept from the messages before may be stale. This follows
+ * the connection's status and says so: on a disconnect, a reconnect under way, a stale or forced
+ * reconnect the keeper is suspended (it serves and stores nothing, and is emptied); after a
+ * reconnect it resumes, empty, once a round trip proves the server has the subscriptions again;
+ * a slow consumer or an error empties it; a connection closed for good leaves it suspended.
+ *
+ * @example
+ * ```ts ignore
+ * emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
+ * ```
+ */
+import type { Status } from "@nats-io/nats-core";
+import type { Bus } from "./bus.ts";
+import type { Logger } from "./log.ts";
+
+/** What is kept from facts: it can stop serving (suspend) and be emptied (clear). */
+export interface KeptFromFacts {
+  /** Serve and store nothing while suspended; emptied on both changes. */
+  suspend(suspended: boolean): void;
+  clear(): void;
+}
+
+/** Follows `bus`'s connection until it closes (see the module doc); `what` names it in logs. */
+export async function emptyOnMissedFacts(
+  bus: Bus,
+  kept: KeptFromFacts,
+  log: Logger,
+  what: string,
+): Promise<void> {
+  for await (const status of bus.nc.status() as AsyncIterable<Status>) {
+    switch (status.type) {
+      case "disconnect":
+      case "reconnecting":
+      case "staleConnection":
+      case "forceReconnect":
+        kept.suspend(true);
+        break;
+      case "reconnect":
+        kept.suspend(true);
+        // A round trip: the server has the subscriptions again before anything is kept.
+        await bus.nc.flush().then(() => kept.suspend(false), () => {});
+        break;
+      case "slowConsumer":
+      case "error":
+        kept.clear();
+        break;
+      default:
+        continue;
+    }
+    log.info(`${what} emptied: the fact subscription may have missed facts`, {
+      status: status.type,
+    });
+  }
+  // The connection is closed for good: nothing is kept any more.
+  kept.suspend(true);
+}
