@@ -26,8 +26,12 @@ import { jsonApiResponse } from "./setup.ts";
 const anonymous = { id: null, admin: false };
 
 /** The four public reads on pools of the catalog's and the discounts' schemas. */
-export function createCacheBaselineApp(catalogSql: Sql, discountsSql: Sql): Hono {
-  const app = createBaselineApp(catalogSql);
+export function createCacheBaselineApp(
+  catalogSql: Sql,
+  discountsSql: Sql,
+  options: { jwtSecret?: string } = {},
+): Hono {
+  const app = createBaselineApp(catalogSql, options);
   app.get("/v1/events/:id/tickets", async (c) => {
     const id = c.req.param("id");
     const raw = queryOf(c.req.url);
@@ -52,7 +56,9 @@ if (import.meta.main) {
     const catalogSql = await openDatabase(url, { schema: CATALOG_SCHEMA });
     const discountsSql = await openDatabase(url, { schema: DISCOUNTS_SCHEMA });
     return {
-      fetch: createCacheBaselineApp(catalogSql, discountsSql).fetch,
+      fetch: createCacheBaselineApp(catalogSql, discountsSql, {
+        jwtSecret: Deno.env.get("JWT_SECRET"),
+      }).fetch,
       close: async () => {
         await Promise.all([catalogSql.end({ timeout: 5 }), discountsSql.end({ timeout: 5 })]);
       },
