@@ -138,6 +138,76 @@ export async function runLoad(
   };
 }
 
+/** A fixed-rate run (see `runAtRate`). */
+export interface RateOptions {
+  /** Requests started per second, whatever the answers' pace. */
+  ratePerSecond: number;
+  durationMs: number;
+  /** Connections the requests are spread over, one request on each at a time (default 64). */
+  connections?: number;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Sends `url` requests at a fixed rate for `durationMs` (an open loop, as wrk2 does): request k
+ * is due k / rate after the start, on connection k mod `connections`. A closed loop at
+ * saturation (`runLoad`) lets each answer pace the next request, so its percentiles say as much
+ * about throughput as about latency; at one rate below both sides' capacity they are the latency
+ * a client sees at that load. A request that had to wait for its connection (the answer before
+ * it came late) counts from its due time, so a slow server cannot hide its queue; otherwise it
+ * counts from when it was sent, so the load generator's own timer lateness is not charged to the
+ * server.
+ */
+export async function runAtRate(url: string, options: RateOptions): Promise<LoadRun> {
+  assertLoopback(url);
+  const connections = options.connections ?? 64;
+  const headers = options.headers ?? {};
+  const intervalMs = 1000 / options.ratePerSecond;
+  const total = Math.floor(options.durationMs / intervalMs);
+  const latencies = new Latencies();
+  let errors = 0;
+  let firstError: string | undefined;
+  const init: RequestInit = { headers };
+  const began = performance.now();
+
+  async function connection(first: number): Promise<void> {
+    const sender = newSender(undefined, headers);
+    let freeAt = began;
+    try {
+      for (let k = first; k < total; k += connections) {
+        const due = began + k * intervalMs;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        const sent = performance.now();
+        try {
+          const status = await sender(url, init);
+          if (status !== 200) {
+            errors++;
+            firstError ??= `status ${status}`;
+          }
+        } catch (error) {
+          errors++;
+          firstError ??= error instanceof Error ? error.message : String(error);
+        }
+        const done = performance.now();
+        latencies.push(done - (freeAt > due ? due : sent));
+        freeAt = done;
+      }
+    } finally {
+      sender.close?.();
+    }
+  }
+
+  await Promise.all(Array.from({ length: Math.min(connections, total) }, (_, i) => connection(i)));
+  return {
+    requests: latencies.count,
+    errors,
+    elapsedMs: performance.now() - began,
+    latencies: latencies.values(),
+    firstError,
+  };
+}
+
 /** Milliseconds in completion order, in an array grown on demand. */
 class Latencies {
   // A closed loop on loopback rarely exceeds 100k requests per second.

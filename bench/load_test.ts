@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { assertLoopback, type LoadRequest, percentile, runLoad, summarize } from "./load.ts";
+import {
+  assertLoopback,
+  type LoadRequest,
+  percentile,
+  runAtRate,
+  runLoad,
+  summarize,
+} from "./load.ts";
 
 Deno.test("[bench] percentile picks the nearest rank", () => {
   const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1);
@@ -176,4 +183,41 @@ Deno.test("[bench] runLoad refuses a target off this machine", async () => {
     runLoad(() => ({ url: "http://example.com/" }), { durationMs: 10 }),
     /loopback/,
   );
+});
+
+Deno.test("[bench] runAtRate starts requests on schedule, not faster than the rate", async () => {
+  const { server, seen } = countingServer(() => new Response("x"));
+  await using _ = server;
+  const began = performance.now();
+  const run = await runAtRate(`http://127.0.0.1:${server.addr.port}/`, {
+    ratePerSecond: 200,
+    durationMs: 500,
+    connections: 8,
+  });
+  assert.equal(run.requests, 100);
+  assert.equal(seen.requests, 100);
+  assert.equal(run.errors, 0);
+  // The last request is due 495 ms after the start: the run cannot end sooner.
+  assert.ok(performance.now() - began >= 495);
+  assert.ok(seen.ports.size <= 8);
+});
+
+Deno.test("[bench] runAtRate charges a server's queue to the server", async () => {
+  // One connection, a request due every 10 ms, each answered after 40 ms: request k waits for
+  // the k before it and ends 40(k+1) ms after the start at the earliest, 30k + 40 ms after its
+  // due time. Timed from its send it would look like 40 ms every time.
+  const { server } = countingServer(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    return new Response("x");
+  });
+  await using _ = server;
+  const run = await runAtRate(`http://127.0.0.1:${server.addr.port}/`, {
+    ratePerSecond: 100,
+    durationMs: 300,
+    connections: 1,
+  });
+  assert.equal(run.requests, 30);
+  const slowest = Math.max(...run.latencies);
+  assert.ok(slowest >= 30 * 29 + 40, `the last request waited ${slowest} ms`);
+  assert.ok(Math.min(...run.latencies) >= 40);
 });
