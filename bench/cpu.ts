@@ -35,6 +35,7 @@ const scripts = [
   ["services/payments/main.ts", "payments"],
   ["services/audit/main.ts", "audit"],
   ["bench/baseline.ts", "baseline"],
+  ["bench/cache_baseline.ts", "baseline"],
   ["bench/discounts_baseline.ts", "baseline"],
   ["bench/bare.ts", "bare"],
 ] as const;
