@@ -18,6 +18,13 @@
  * more often); none is cheaper than `--optimize-for-size`, so it stays. The malloc variables
  * would save ~5 MiB but must be in the environment before the process starts: not set here.
  *
+ * Again on another machine, 2026-12-01 afternoon (two runs of four configs each): the flag
+ * 120–128 MiB, 342–388 µs per miss; `--max-semi-space-size=2,--heap-growing-percent=10`
+ * 131–133 MiB (128–130 with MALLOC_ARENA_MAX=2), 219–249 µs; `--max-semi-space-size=4` 174 MiB,
+ * 193 µs; the flag with `--max-semi-space-size=2` 121–124 MiB but still 385 µs. The flag's 0.5–1
+ * MiB young generation also sets the p99 of never-cached reads at ordinary load (README,
+ * Benchmark: 20–45 ms against 12–15 ms with the second config, signed-in, 2,000 req/s).
+ *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
  * them the same.
  *
