@@ -2,6 +2,7 @@
 FROM denoland/deno:2.9.6
 WORKDIR /app
 COPY deno.json deno.lock ./
+COPY vendor/ vendor/
 COPY shared/ shared/
 COPY services/ services/
 COPY gateway/ gateway/
