@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { migrate, openDatabase, translateDbError } from "./db.ts";
+import postgres from "postgres";
+import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError } from "./db.ts";
 import { BadRequestError, ConflictError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 
@@ -93,4 +94,41 @@ Deno.test("[db] several processes may open a new database and schema at the same
   const admin = await openDatabase(db.url, { schema: "public" });
   await admin`drop database ${admin(url.pathname.slice(1))} with (force)`;
   await admin.end();
+});
+
+/** `promise`, or a rejection after `ms`: a pool that never answers must fail the test, not hang it. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("[db] a connection lost inside a transaction fails the transaction, not the process", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "demo", max: 1 });
+  const killer = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const lost = transaction(sql, async (tx) => {
+      const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+      await killer`select pg_terminate_backend(${pid})`;
+      await tx`select 1`;
+    });
+    await assert.rejects(within(5000, "the transaction", lost), (error) => isDatabaseOutage(error));
+    // postgres.js 3.4.9 then wrote its rollback to the closed socket: an uncaught TypeError from
+    // a setImmediate callback that ended the process, or a connection that never answered again
+    // (vendor/postgres/README.md).
+    for (let i = 0; i < 3; i++) {
+      const [{ ok }] = await within(5000, "the pool after the loss", sql`select true as ok`);
+      assert.equal(ok, true);
+    }
+  } finally {
+    await killer.end();
+    await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
+  }
 });
