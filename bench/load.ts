@@ -94,17 +94,8 @@ export async function runLoad(
   assertLoopback(url);
   const concurrency = options.concurrency ?? 32;
   const headers = options.headers ?? {};
-  const latencies = new Latencies();
-  let errors = 0;
-  let firstError: string | undefined;
-  const began = performance.now();
-  const deadline = began + options.durationMs;
-
-  function fail(message: string): void {
-    errors++;
-    firstError ??= message;
-  }
-
+  const record = new Recorder();
+  const deadline = record.began + options.durationMs;
   const plain: RequestInit = { headers }; // one object, so its encoding is cached
 
   async function worker(): Promise<void> {
@@ -117,11 +108,11 @@ export async function runLoad(
         try {
           const status = await sender(next?.url ?? url, next?.init ?? plain);
           const ok = next ? (status >= 200 && status < 300) || status === 304 : status === 200;
-          if (!ok) fail(`status ${status}`);
+          if (!ok) record.fail(`status ${status}`);
         } catch (error) {
-          fail(error instanceof Error ? error.message : String(error));
+          record.failWith(error);
         }
-        latencies.push(performance.now() - sent);
+        record.latencies.push(performance.now() - sent);
       }
     } finally {
       sender.close?.();
@@ -129,13 +120,7 @@ export async function runLoad(
   }
 
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return {
-    requests: latencies.count,
-    errors,
-    elapsedMs: performance.now() - began,
-    latencies: latencies.values(),
-    firstError,
-  };
+  return record.run();
 }
 
 /** A fixed-rate run (see `runAtRate`). */
@@ -164,11 +149,9 @@ export async function runAtRate(url: string, options: RateOptions): Promise<Load
   const headers = options.headers ?? {};
   const intervalMs = 1000 / options.ratePerSecond;
   const total = Math.floor(options.durationMs / intervalMs);
-  const latencies = new Latencies();
-  let errors = 0;
-  let firstError: string | undefined;
   const init: RequestInit = { headers };
-  const began = performance.now();
+  const record = new Recorder();
+  const began = record.began;
 
   async function connection(first: number): Promise<void> {
     const sender = newSender(undefined, headers);
@@ -181,16 +164,12 @@ export async function runAtRate(url: string, options: RateOptions): Promise<Load
         const sent = performance.now();
         try {
           const status = await sender(url, init);
-          if (status !== 200) {
-            errors++;
-            firstError ??= `status ${status}`;
-          }
+          if (status !== 200) record.fail(`status ${status}`);
         } catch (error) {
-          errors++;
-          firstError ??= error instanceof Error ? error.message : String(error);
+          record.failWith(error);
         }
         const done = performance.now();
-        latencies.push(done - (freeAt > due ? due : sent));
+        record.latencies.push(done - (freeAt > due ? due : sent));
         freeAt = done;
       }
     } finally {
@@ -199,13 +178,35 @@ export async function runAtRate(url: string, options: RateOptions): Promise<Load
   }
 
   await Promise.all(Array.from({ length: Math.min(connections, total) }, (_, i) => connection(i)));
-  return {
-    requests: latencies.count,
-    errors,
-    elapsedMs: performance.now() - began,
-    latencies: latencies.values(),
-    firstError,
-  };
+  return record.run();
+}
+
+/** What a run records as it goes: every latency, the errors and the first one's message. */
+class Recorder {
+  readonly began = performance.now();
+  readonly latencies = new Latencies();
+  errors = 0;
+  firstError?: string;
+
+  fail(message: string): void {
+    this.errors++;
+    this.firstError ??= message;
+  }
+
+  failWith(error: unknown): void {
+    this.fail(error instanceof Error ? error.message : String(error));
+  }
+
+  /** The run so far, timed from its start to now. */
+  run(): LoadRun {
+    return {
+      requests: this.latencies.count,
+      errors: this.errors,
+      elapsedMs: performance.now() - this.began,
+      latencies: this.latencies.values(),
+      firstError: this.firstError,
+    };
+  }
 }
 
 /** Milliseconds in completion order, in an array grown on demand. */
