@@ -159,8 +159,11 @@ export async function runAtRate(url: string, options: RateOptions): Promise<Load
     try {
       for (let k = first; k < total; k += connections) {
         const due = began + k * intervalMs;
-        const wait = due - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        // A timer may fire a fraction of a millisecond early: a request never leaves before it
+        // is due.
+        for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) {
+          await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+        }
         const sent = performance.now();
         try {
           const status = await sender(url, init);
