@@ -43,10 +43,12 @@ Deno.test("[gateway] GET /health ignores instances of another bus prefix", async
 
 Deno.test("[gateway] GET /health counts every instance while they are busy", async () => {
   await using gw = await testGateway({ services: ["catalog"] });
-  // Each request keeps its instance's event loop busy for 3 ms: pings wait behind them
-  // (all instances share this process, so 150 requests queue ~450 ms of work, within the 1 s cap).
+  // Each request keeps its instance's event loop busy for 1 ms: pings wait behind them (all
+  // instances share this process, so 150 requests queue ~150 ms of work: three times the 50 ms
+  // of silence that used to end a check, and within the 1 s cap even on a machine busy with the
+  // rest of the suite, where 3 ms each, ~450 ms, sometimes was not).
   const busy = route(catalog.eventTopics.list, () => {
-    const until = performance.now() + 3;
+    const until = performance.now() + 1;
     while (performance.now() < until) { /* busy */ }
     return { status: 200, body: { data: [] } };
   });
