@@ -193,7 +193,7 @@ async function hits(url: string): Promise<number> {
 interface AlternateExtras {
   /** Each side's processes: their CPU per request is added to the result. */
   processes?: Map<string, string[]>;
-  /** Requests per second of an open loop (`runAtRate`) instead of the closed loop. */
+  /** Requests per second of an open loop (`runAtRate`, one URL per side) instead of the closed loop. */
   ratePerSecond?: number;
 }
 
@@ -206,10 +206,13 @@ async function alternate(
   extras: AlternateExtras = {},
 ): Promise<ScenarioResult> {
   const { processes, ratePerSecond } = extras;
-  const load = (target: Target, ms: number) =>
-    ratePerSecond && typeof target === "string"
-      ? runAtRate(target, { ratePerSecond, durationMs: ms, headers })
-      : runLoad(target, { concurrency: options.concurrency, durationMs: ms, headers });
+  const load = (target: Target, ms: number) => {
+    if (!ratePerSecond) {
+      return runLoad(target, { concurrency: options.concurrency, durationMs: ms, headers });
+    }
+    if (typeof target !== "string") throw new Error(`${name}: a fixed rate takes one URL per side`);
+    return runAtRate(target, { ratePerSecond, durationMs: ms, headers });
+  };
   await load(targets.gateway, options.warmupMs);
   await load(targets.baseline, options.warmupMs);
   const runs: { gateway: LoadRun[]; baseline: LoadRun[] } = { gateway: [], baseline: [] };
