@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { connectNats } from "./nats_transport.ts";
+import { testBus } from "./testing.ts";
+
+/** Resolves once `sub` has seen `count` messages (bounded: a lost frame fails, not hangs). */
+async function receive(
+  sub: AsyncIterable<{ string(): string }>,
+  count: number,
+  ms = 5_000,
+): Promise<string[]> {
+  const seen: string[] = [];
+  const collect = (async () => {
+    for await (const message of sub) {
+      seen.push(message.string());
+      if (seen.length === count) return;
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  await Promise.race([collect, late]);
+  clearTimeout(timer);
+  return seen;
+}
+
+Deno.test("[nats transport] frames queued from separate tasks leave in the order they were sent", async () => {
+  await using t = await testBus();
+  const subject = `${t.prefix}.order`;
+  const receiver = await connectNats({ servers: t.natsUrl });
+  const sender = await connectNats({ servers: t.natsUrl });
+  try {
+    const sub = receiver.subscribe(subject);
+    await receiver.flush();
+    const count = 300;
+    const received = receive(sub, count);
+    const sent: string[] = [];
+    // Each publish from a task of its own, as requests arriving over HTTP are: many of them
+    // share one write, some a write of their own, and the order must hold across both.
+    await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            sender.publish(subject, String(i));
+            sent.push(String(i));
+            resolve();
+          }, i % 3)
+        )),
+    );
+    assert.deepEqual(await received, sent);
+  } finally {
+    await sender.close();
+    await receiver.close();
+  }
+});
+
+Deno.test("[nats transport] draining right after publishing still delivers every frame", async () => {
+  await using t = await testBus();
+  const subject = `${t.prefix}.close`;
+  const receiver = await connectNats({ servers: t.natsUrl });
+  try {
+    const sub = receiver.subscribe(subject);
+    await receiver.flush();
+    const received = receive(sub, 50);
+    const sender = await connectNats({ servers: t.natsUrl });
+    for (let i = 0; i < 50; i++) sender.publish(subject, String(i));
+    // No await in between: the frames are still waiting for their immediate when the drain's
+    // PING is queued behind them (Bus.close drains).
+    await sender.drain();
+    assert.deepEqual(await received, Array.from({ length: 50 }, (_, i) => String(i)));
+  } finally {
+    await receiver.close();
+  }
+});
