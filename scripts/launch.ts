@@ -1,10 +1,11 @@
 /**
  * How each process is launched: the `deno run` arguments in front of its main.ts. Only the
  * gateway has flags of its own: V8's `--optimize-for-size`, so that its response cache
- * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB).
- * Without it V8 grows the young generation to ~50 MiB under load and leaves the old generation
- * a third empty. bench/memory_probe.ts, 200,000 distinct URLs, all configs in one run (2 cores,
- * load average 3-5 from other work), with gateway/cache.ts's slab-packed bodies:
+ * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), and
+ * `--single-threaded-gc` (below). Without the first, V8 grows the young generation to ~50 MiB
+ * under load and leaves the old generation a third empty. bench/memory_probe.ts, 200,000 distinct
+ * URLs, all configs in one run (2 cores, load average 3-5 from other work), with gateway/cache.ts's
+ * slab-packed bodies:
  *
  * | config                                            | idle    | 200k URLs | µs/hit   | µs/miss |
  * | ------------------------------------------------- | ------- | --------- | -------- | ------- |
@@ -25,18 +26,27 @@
  * MiB young generation also sets the p99 of never-cached reads at ordinary load (README,
  * Benchmark: 20–45 ms against 12–15 ms with the second config, signed-in, 2,000 req/s).
  *
+ * `--single-threaded-gc` (2026-12-01 evening, a slower machine): V8 collects on the gateway's own
+ * thread instead of waking helper threads for parallel scavenges and concurrent marking. With
+ * `--optimize-for-size` it collects so often (a scavenge every few milliseconds under load) that
+ * the helpers' wake-ups and hand-offs cost more than they saved on two cores shared with four other
+ * processes: the gateway's CPU per signed-in read fell in 8 of 8 alternating pairs (by 1-20 %, 12 %
+ * on average; the first three with the services on the flag too, which did not change theirs),
+ * CPU per miss 417 -> 315 µs, RSS after 200k URLs 126 -> 125 MiB (bench/memory_probe.ts, both side
+ * by side), p99 at a fixed rate unchanged.
+ *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
  * them the same.
  *
  * @example
  * ```ts
  * import { denoRunArgs } from "./launch.ts";
- * denoRunArgs("gateway/main.ts"); // ["run", "-A", "--no-prompt", "--v8-flags=--optimize-for-size", "gateway/main.ts"]
+ * denoRunArgs("gateway/main.ts"); // ["run", "-A", "--no-prompt", "--v8-flags=--optimize-for-size,--single-threaded-gc", "gateway/main.ts"]
  * ```
  */
 
 /** The gateway's V8 flags, as one `--v8-flags=` argument. */
-export const GATEWAY_V8_FLAGS = "--v8-flags=--optimize-for-size";
+export const GATEWAY_V8_FLAGS = "--v8-flags=--optimize-for-size,--single-threaded-gc";
 
 /** Deno's arguments that run `script` (a path from the repository root). */
 export function denoRunArgs(script: string): string[] {
