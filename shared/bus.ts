@@ -238,14 +238,7 @@ function translateRequestError(error: unknown, subject: string): ApiError {
 }
 
 /** What the bus reads from a reply's headers (absent when the reply has none of them). */
-interface ReplyHeaders {
-  status: number;
-  location?: string;
-  foreignIncludes?: Record<string, string[]>;
-  foreignRelations?: ForeignRelation[];
-  cacheTags?: string[];
-  cacheExpires?: number;
-}
+type ReplyHeaders = Omit<ForwardedReply, "body">;
 
 /**
  * A reply's headers in one pass. nats-core's `MsgHdrs.get` copies and filters every key on each
