@@ -208,6 +208,7 @@ export class DenoTransport implements Transport {
     if (!this.#connected || this.#done) return;
     this.closeError = error;
     if (!error && internal) {
+      // Frames still waiting for their immediate leave before the socket closes.
       this.#flush();
       await this.#writing;
     }
