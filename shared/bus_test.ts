@@ -123,6 +123,29 @@ Deno.test("[bus] no responders fails at once with 503, a slow service with 504",
   });
 });
 
+Deno.test("[bus] each request times out on its own time, whatever else is waiting", async () => {
+  await using b = await testBus();
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(slow, async ({ ms }) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return "done" as const;
+    }),
+  ]);
+  const began = performance.now();
+  const failedAfter = (request: Promise<unknown>) =>
+    assert.rejects(request, GatewayTimeoutError).then(() => performance.now() - began);
+  // The first request's expiry is the latest: the shorter ones after it must not wait for it,
+  // and the timer must be armed again for the second one once the first of them has expired.
+  const answered = b.bus.request(slow, { ms: 1500 }, { timeoutMs: 5000 });
+  const short = failedAfter(b.bus.request(slow, { ms: 1000 }, { timeoutMs: 100 }));
+  const later = failedAfter(b.bus.request(slow, { ms: 1000 }, { timeoutMs: 400 }));
+  const [shortMs, laterMs] = await Promise.all([short, later]);
+  assert.ok(shortMs >= 99 && shortMs < 400, `the 100 ms request failed after ${shortMs} ms`);
+  assert.ok(laterMs >= 399 && laterMs < 1500, `the 400 ms request failed after ${laterMs} ms`);
+  assert.equal(await answered, "done");
+  await service.stop();
+});
+
 Deno.test("[bus] concurrent requests each get their own answer; closing fails the pending at once", async () => {
   await using b = await testBus();
   const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
