@@ -23,6 +23,12 @@ const http = httpEndpoint("demo.http");
 
 const quiet = createLogger("test", "error");
 
+/** The route of `slow`: answers "done" after the milliseconds it is asked to wait. */
+const slowRoute = route(slow, async ({ ms }) => {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return "done" as const;
+});
+
 async function secondConnection(prefix: string, natsUrl: string) {
   return await Bus.connect({ url: natsUrl, prefix, logger: quiet });
 }
@@ -111,12 +117,7 @@ Deno.test("[bus] no responders fails at once with 503, a slow service with 504",
     assert.ok(performance.now() - started < 1000, "no-responders should not wait for the timeout");
   });
   await t.step("the service answers after the timeout", async () => {
-    const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
-      route(slow, async ({ ms }) => {
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        return "done" as const;
-      }),
-    ]);
+    const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [slowRoute]);
     await assert.rejects(b.bus.request(slow, { ms: 300 }, { timeoutMs: 50 }), GatewayTimeoutError);
     assert.equal(await b.bus.request(slow, { ms: 1 }, { timeoutMs: 1000 }), "done");
     await service.stop();
@@ -125,12 +126,7 @@ Deno.test("[bus] no responders fails at once with 503, a slow service with 504",
 
 Deno.test("[bus] each request times out on its own time, whatever else is waiting", async () => {
   await using b = await testBus();
-  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
-    route(slow, async ({ ms }) => {
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      return "done" as const;
-    }),
-  ]);
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [slowRoute]);
   const began = performance.now();
   const failedAfter = (request: Promise<unknown>) =>
     assert.rejects(request, GatewayTimeoutError).then(() => performance.now() - began);
@@ -154,10 +150,7 @@ Deno.test("[bus] concurrent requests each get their own answer; closing fails th
       await new Promise((resolve) => setTimeout(resolve, (n * 7) % 13));
       return { doubled: n * 2, instance: "a" };
     }),
-    route(slow, async ({ ms }) => {
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      return "done" as const;
-    }),
+    slowRoute,
   ]);
   const ns = Array.from({ length: 200 }, (_, n) => n);
   const answers = await Promise.all(ns.map((n) => b.bus.request(double, { n })));
@@ -213,12 +206,7 @@ Deno.test("[bus] discovery ignores instances of another bus prefix", async () =>
 
 Deno.test("[bus] stop lets in-flight requests finish", async () => {
   await using b = await testBus();
-  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
-    route(slow, async ({ ms }) => {
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      return "done" as const;
-    }),
-  ]);
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [slowRoute]);
   const pending = b.bus.request(slow, { ms: 200 }, { timeoutMs: 2000 });
   await new Promise((resolve) => setTimeout(resolve, 50));
   await service.stop();
