@@ -310,9 +310,9 @@ interface Waiting {
  * Request/reply on one wildcard inbox per connection, as nats.js does, minus its per-request
  * costs: its `request` makes a timer object, two deferreds and, even on success, an Error whose
  * stack is captured (~10% of the gateway's CPU). Here a request is a map entry. One timer serves
- * all of them, armed for the soonest expiry: requests share one timeout, so under load a new
- * request never moves it, and a timer per request (set, then cleared by nearly every answer) had
- * cost 10-14 % of the gateway's CPU per signed-in read. Failures are nats.js's own error classes,
+ * all of them, armed for the soonest expiry: requests mostly share one timeout, so under load a new
+ * request rarely moves it, and a timer per request (set, then cleared by nearly every answer) had
+ * cost about 10 % of the gateway's CPU per signed-in read. Failures are nats.js's own error classes,
  * so translateRequestError reads them alike.
  */
 class Replies {
