@@ -35,6 +35,13 @@
  * CPU per miss 417 -> 315 µs, RSS after 200k URLs 126 -> 125 MiB (bench/memory_probe.ts, both side
  * by side), p99 at a fixed rate unchanged.
  *
+ * What `--optimize-for-size` costs, side by side (2026-12-01 night, same machine kind): two
+ * gateways on one system under alternating signed-in load, 237 µs of CPU per request with it
+ * against 164 µs with V8's defaults (154 against 113 µs without the slow-client relay). It stays
+ * for memory only: five other flag sets (semi-space, heap growth, compaction on every full GC, no
+ * memory pool) held 134–152 MiB after 200k URLs against its 124–127 (README, Benchmark: "The
+ * gateway's collector on this machine").
+ *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
  * them the same.
  *
