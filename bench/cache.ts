@@ -30,7 +30,15 @@ import { startSystem } from "../scripts/start.ts";
 import { percentile, runAtRate, runLoad, summarize } from "./load.ts";
 import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from "./cpu.ts";
 import type { LoadRequest, LoadRun } from "./load.ts";
-import { compare, formatCpu, formatResult, formatTable, type ScenarioResult } from "./report.ts";
+import {
+  compare,
+  formatCpu,
+  formatResult,
+  formatTable,
+  meets,
+  type ScenarioResult,
+  type Targets,
+} from "./report.ts";
 import { freePort } from "@shared/net.ts";
 import {
   type AdminSession,
@@ -48,6 +56,15 @@ import {
 const JSONAPI = "application/vnd.api+json";
 const TOPICS = 10;
 const CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Issue 11's targets for each comparison (the same bounds judge the run and label its lines). */
+const TARGETS = {
+  /** Each public read, cache on, against the baseline. */
+  reads: { minThroughput: 2, maxP99: 1 },
+  mixed: { minThroughput: 1.2 },
+  /** Never cached; throughput is reported, not judged. */
+  signedIn: { maxP99: 2 },
+} as const satisfies Record<string, Targets>;
 
 /** The parts of the benchmark, in the order they run. */
 export const CACHE_PARTS = ["reads", "signed-in", "mixed", "staleness", "memory"] as const;
@@ -440,10 +457,10 @@ async function signedInReads(
 
 /** Whether every target of the parts that ran was met. */
 function targetsMet(result: Omit<CacheBenchResult, "met">): boolean {
-  const reads = result.reads.every((r) => r.throughputRatio >= 2 && r.p99Ratio <= 1);
-  return reads && (result.mixed?.throughputRatio ?? 1.2) >= 1.2 &&
-    (result.signedIn?.p99Ratio ?? 0) <= 2 && (result.staleness?.met ?? true) &&
-    (result.memory?.met ?? true);
+  const { reads, mixed, signedIn, staleness, memory } = result;
+  return reads.every((r) => meets(r, TARGETS.reads)) &&
+    (!mixed || meets(mixed, TARGETS.mixed)) && (!signedIn || meets(signedIn, TARGETS.signedIn)) &&
+    (staleness?.met ?? true) && (memory?.met ?? true);
 }
 
 /** The environment of the benchmark's system: the cache on, the header clock as asked. */
@@ -541,17 +558,15 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
 export function formatCacheResult(result: CacheBenchResult): string {
   const verdict = (met: boolean) => met ? "met" : "NOT met";
   const lines = result.reads.map((r, i) =>
-    `${formatResult(r)}\n  cache target: >= 2x throughput, p99 <= 1x: ${
-      verdict(r.throughputRatio >= 2 && r.p99Ratio <= 1)
-    } (hits after: ${Math.round(result.hitShare[i] * 100)} %)`
+    `${formatResult(r, TARGETS.reads)}\n  cache hits after the run: ${
+      Math.round(result.hitShare[i] * 100)
+    } %`
   );
   const { mixed, signedIn, signedInAtRate, staleness: s, memory: m } = result;
   if (mixed) {
-    lines.push(
-      `${formatResult(mixed)}\n  mixed target: >= 1.2x: ${verdict(mixed.throughputRatio >= 1.2)}`,
-    );
+    lines.push(formatResult(mixed, TARGETS.mixed));
   }
-  if (signedIn) lines.push(formatResult(signedIn) + formatCpu(signedIn));
+  if (signedIn) lines.push(formatResult(signedIn, TARGETS.signedIn) + formatCpu(signedIn));
   if (signedInAtRate) {
     lines.push(
       `${formatTable(signedInAtRate)}\n  p99 gateway/baseline ${

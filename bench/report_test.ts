@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { LoadSummary } from "./load.ts";
-import { compare, formatResult, withBare } from "./report.ts";
+import { CATALOG_TARGETS, compare, formatResult, meets, withBare } from "./report.ts";
 
 function summary(rps: number, p99Ms: number): LoadSummary {
   return {
@@ -14,15 +14,22 @@ function summary(rps: number, p99Ms: number): LoadSummary {
   };
 }
 
-Deno.test("[bench] compare computes both ratios and checks them against the targets", () => {
+Deno.test("[bench] compare computes both ratios; meets checks them against the targets", () => {
   const met = compare("GET /x", summary(800, 20), summary(1000, 10));
   assert.equal(met.throughputRatio, 0.8);
   assert.equal(met.p99Ratio, 2);
-  assert.equal(met.throughputMet, true);
-  assert.equal(met.p99Met, true);
-  const missed = compare("GET /x", summary(500, 25), summary(1000, 10));
-  assert.equal(missed.throughputMet, false);
-  assert.equal(missed.p99Met, false);
+  assert.equal(meets(met, CATALOG_TARGETS), true);
+  assert.equal(
+    meets(compare("GET /x", summary(500, 10), summary(1000, 10)), CATALOG_TARGETS),
+    false,
+  );
+  assert.equal(
+    meets(compare("GET /x", summary(800, 25), summary(1000, 10)), CATALOG_TARGETS),
+    false,
+  );
+  // A bound left out is not judged.
+  assert.equal(meets(compare("GET /x", summary(500, 25), summary(1000, 10)), {}), true);
+  assert.equal(meets(met, { minThroughput: 2 }), false);
 });
 
 Deno.test("[bench] formatResult prints both targets with their verdicts", () => {
@@ -30,6 +37,17 @@ Deno.test("[bench] formatResult prints both targets with their verdicts", () => 
   assert.match(text, /^GET \/x/);
   assert.match(text, /throughput gateway\/baseline 0\.50x \(target >= 0\.75x: NOT met\)/);
   assert.match(text, /p99 {8}gateway\/baseline 1\.00x \(target <= 2x: met\)/);
+});
+
+Deno.test("[bench] formatResult judges only the targets it is given", () => {
+  const result = compare("GET /x", summary(500, 30), summary(1000, 10));
+  const signedIn = formatResult(result, { maxP99: 2 });
+  assert.match(signedIn, /throughput gateway\/baseline 0\.50x\n/);
+  assert.match(signedIn, /p99 {8}gateway\/baseline 3\.00x \(target <= 2x: NOT met\)/);
+  assert.doesNotMatch(signedIn, /0\.75x/);
+  const reads = formatResult(result, { minThroughput: 2, maxP99: 1 });
+  assert.match(reads, /0\.50x \(target >= 2x: NOT met\)/);
+  assert.match(reads, /3\.00x \(target <= 1x: NOT met\)/);
 });
 
 Deno.test("[bench] withBare relates both sides to the bare handler and prints it", () => {
