@@ -23,8 +23,8 @@
  * 120–128 MiB, 342–388 µs per miss; `--max-semi-space-size=2,--heap-growing-percent=10`
  * 131–133 MiB (128–130 with MALLOC_ARENA_MAX=2), 219–249 µs; `--max-semi-space-size=4` 174 MiB,
  * 193 µs; the flag with `--max-semi-space-size=2` 121–124 MiB but still 385 µs. The flag's 0.5–1
- * MiB young generation also sets the p99 of never-cached reads at ordinary load (README,
- * Benchmark: 20–45 ms against 12–15 ms with the second config, signed-in, 2,000 req/s).
+ * MiB young generation also sets the p99 of never-cached reads at ordinary load
+ * (bench/FINDINGS.md: 20–45 ms against 12–15 ms with the second config, signed-in, 2,000 req/s).
  *
  * `--single-threaded-gc` (2026-12-01 evening, a slower machine): V8 collects on the gateway's own
  * thread instead of waking helper threads for parallel scavenges and concurrent marking. With
@@ -39,7 +39,7 @@
  * gateways on one system under alternating signed-in load, 237 µs of CPU per request with it
  * against 164 µs with V8's defaults (154 against 113 µs without the slow-client relay). It stays
  * for memory only: five other flag sets (semi-space, heap growth, compaction on every full GC, no
- * memory pool) held 134–152 MiB after 200k URLs against its 124–127 (README, Benchmark: "The
+ * memory pool) held 134–152 MiB after 200k URLs against its 124–127 (bench/FINDINGS.md, "The
  * gateway's collector on this machine").
  *
  * deno.json (`start:gateway`) and compose.yaml repeat these flags; scripts/launch_test.ts keeps
