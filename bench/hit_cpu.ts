@@ -7,7 +7,8 @@
  *
  * `deno run -A bench/hit_cpu.ts [--header-timeout MS] [--seconds S] [--connections N]
  * [--full-path] [--client wrk|fetch]` (HEADER_TIMEOUT_MS 0 serves Deno.serve directly, as main.ts does;
- * `--full-path` serves the Hono app alone, without gateway/hit_path.ts). Needs `wrk` and Linux.
+ * `--full-path` serves the Hono app alone, without gateway/hit_path.ts and without the relay's own
+ * answers). Needs `wrk` and Linux.
  */
 import { parseArgs } from "node:util";
 import { route } from "@shared/bus.ts";
@@ -87,7 +88,11 @@ const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
 await serviceBus.bus.nc.flush();
 const listen = { hostname: "127.0.0.1", port: 0 };
 const server = headerTimeoutMs > 0
-  ? await serveGuarded({ ...listen, headerTimeoutMs }, handler)
+  ? await serveGuarded({
+    ...listen,
+    headerTimeoutMs,
+    answer: flags["full-path"] ? undefined : gateway.answer,
+  }, handler)
   : Deno.serve({ ...listen, onListen: () => {} }, handler);
 const port = "port" in server ? server.port : (server as Deno.HttpServer<Deno.NetAddr>).addr.port;
 const url = `http://127.0.0.1:${port}/v1/event-topics`;

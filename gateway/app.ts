@@ -18,6 +18,7 @@ import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request_id.ts";
+import type { RawHead } from "./raw_head.ts";
 import { mountContracts } from "./routes.ts";
 
 export interface AppOptions {
@@ -64,11 +65,14 @@ export interface Gateway {
   fetch: (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>;
   /** The short way of cache hits, when the response cache is on. */
   hits?: HitPath;
+  /** For the slow-client relay (`serveGuarded`'s `answer`): repeated hits answered off the wire. */
+  answer?: (head: RawHead) => Uint8Array | undefined;
 }
 
 /**
  * Builds the gateway: the app, and `fetch`, which answers repeated anonymous cache hits the
- * short way (gateway/hit_path.ts) and everything else through the app. Serve `fetch`.
+ * short way (gateway/hit_path.ts) and everything else through the app. Serve `fetch`, behind the
+ * slow-client guard with `answer`.
  *
  * @example
  * ```ts
@@ -107,7 +111,7 @@ export function createGateway(options: AppOptions): Gateway {
     ? (request: Request, info?: Deno.ServeHandlerInfo) =>
       hits.answer(request) ?? app.fetch(request, info)
     : (request: Request, info?: Deno.ServeHandlerInfo) => app.fetch(request, info);
-  return { app, fetch, hits };
+  return { app, fetch, hits, answer: hits && ((head) => hits.answerHead(head)) };
 }
 
 /**

@@ -8,7 +8,10 @@
  * looked up again (ResponseCache.lookup: invalidation, expiry and suspension apply), and the
  * response is built as the full path builds it — `cachedReply`, then `X-Request-Id` — with the
  * same metrics and access log line. Anything else (a miss, an unknown request) takes the full
- * path. On the gateway's hot reads this skips most of a hit's CPU (bench/hit_cpu.ts).
+ * path. On the gateway's hot reads this skips most of a hit's CPU (bench/hit_cpu.ts). Behind the
+ * slow-client guard the relay goes one step further: `answerHead` answers a GET it read off the
+ * wire with the bytes `Deno.serve` would have written, without the hop to it
+ * (gateway/slow_clients.ts).
  *
  * @example
  * ```ts ignore
@@ -19,7 +22,9 @@
  */
 import type { Logger } from "@shared/log.ts";
 import type { ResponseCache } from "./cache.ts";
-import { cachedReply } from "./http_cache.ts";
+import { tracing } from "@shared/telemetry.ts";
+import { cachedReply, cachedReplyBytes } from "./http_cache.ts";
+import type { RawHead } from "./raw_head.ts";
 import { countAnswer, type HitRoute } from "./metrics.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 
@@ -45,9 +50,16 @@ function rawKey(raw: Request): string | undefined {
   const url = raw.url;
   const path = url.indexOf("/", url.indexOf("//") + 2);
   if (path === -1) return undefined;
-  const accept = headers.get("accept");
+  return keyOf(method, url.slice(path), headers.get("accept"));
+}
+
+/**
+ * The memory's key. `target` is the path and query as `Request.url` has them (normalized by
+ * URL parsing), so a target read from the wire that is written otherwise never matches one.
+ */
+function keyOf(method: string, target: string, accept: string | null): string {
   // A space cannot occur in a request target, so the parts cannot run into each other.
-  return `${method} ${url.slice(path)} ${accept === null ? "" : `=${accept}`}`;
+  return `${method} ${target} ${accept === null ? "" : `=${accept}`}`;
 }
 
 export class HitPath {
@@ -79,6 +91,26 @@ export class HitPath {
     this.#chars += chars;
   }
 
+  /**
+   * The bytes of the answer to a GET read off the wire by the slow-client relay, when a request
+   * like it was a hit and its entry is still live: what `answer` sends, without a `Request`, a
+   * `Response` or the hop to `Deno.serve` (gateway/slow_clients.ts). Never while tracing, so that
+   * every request keeps its server span.
+   */
+  answerHead(head: RawHead): Uint8Array | undefined {
+    if (tracing || head.method !== "GET" || !head.plain) return undefined;
+    const hit = this.#memo.get(keyOf("GET", head.target, head.accept ?? null));
+    if (hit === undefined) return undefined;
+    const entry = this.#cache.lookup(hit.cacheKey);
+    if (entry === undefined) return undefined;
+    const began = performance.now();
+    const id = pickRequestId(head.requestId ?? null);
+    const reply = cachedReplyBytes(entry, head.ifNoneMatch ?? null, id);
+    if (reply === undefined) return undefined;
+    this.#counted("GET", hit, reply.status, began, id);
+    return reply.bytes;
+  }
+
   /** The response to `raw` when a request like it was a hit and its entry is still live. */
   answer(raw: Request): Response | undefined {
     const key = rawKey(raw);
@@ -95,15 +127,19 @@ export class HitPath {
     response.headers.set("X-Request-Id", id);
     // Hono answers HEAD with the GET route's response, without its body.
     if (method === "HEAD") response = new Response(null, response);
-    const status = response.status;
+    this.#counted(method, hit, response.status, began, id);
+    return response;
+  }
+
+  /** The metrics and access log line of an answer, as the full path's middlewares make them. */
+  #counted(method: string, hit: HitRoute, status: number, began: number, requestId: string) {
     countAnswer(method, hit.route, status, began);
     this.#logger.info("request", {
       method,
       path: hit.path,
       status,
       ms: Math.round((performance.now() - began) * 10) / 10,
-      requestId: id,
+      requestId,
     });
-    return response;
   }
 }

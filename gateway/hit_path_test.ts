@@ -35,6 +35,11 @@ async function hitGateway() {
       name = "Second";
       return { status: 201, body: { data: { type: "event-topic", id: "2", attributes: {} } } };
     }),
+    // A slow read, for answers that must not be overtaken.
+    route(catalog.events.get, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { status: 200, body: { data: { type: "event", id: "1", attributes: {} } } };
+    }),
   ]);
   await serviceBus.bus.nc.flush();
   const logger = recordingLogger();
@@ -202,4 +207,226 @@ Deno.test("[gateway] HitPath sends the full path's bytes on the wire", async () 
   } finally {
     await server.shutdown();
   }
+});
+
+/** One keep-alive connection that sends raw heads and reads whole answers (Content-Length framed). */
+class Wire {
+  #buffered = new Uint8Array(0);
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async open(port: number): Promise<Wire> {
+    return new Wire(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async send(text: string): Promise<void> {
+    await this.conn.write(new TextEncoder().encode(text));
+  }
+
+  /** The next answer, whole, with its `date` line left out. */
+  async answer(): Promise<string> {
+    let end: number;
+    while ((end = this.#text().indexOf("\r\n\r\n")) === -1) await this.#fill();
+    const head = this.#text().slice(0, end);
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    const bodiless = /^HTTP\/1\.1 304/.test(head);
+    const total = end + 4 + (bodiless ? 0 : length);
+    while (this.#buffered.length < total) await this.#fill();
+    const answer = new TextDecoder().decode(this.#buffered.subarray(0, total));
+    this.#buffered = this.#buffered.slice(total);
+    return answer.replace(/\r\ndate: [^\r]*/i, "");
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+
+  #text(): string {
+    return new TextDecoder().decode(this.#buffered);
+  }
+
+  async #fill(): Promise<void> {
+    const chunk = new Uint8Array(65_536);
+    const n = await this.conn.read(chunk);
+    if (n === null) throw new Error("Cannot read an answer: the connection closed");
+    const joined = new Uint8Array(this.#buffered.length + n);
+    joined.set(this.#buffered);
+    joined.set(chunk.subarray(0, n), this.#buffered.length);
+    this.#buffered = joined;
+  }
+}
+
+const HEAD = `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n`;
+
+/** Two servers on one gateway: one relays everything, one answers repeated hits itself. */
+async function twoServers(gw: Awaited<ReturnType<typeof hitGateway>>) {
+  const calls = { relaying: 0 };
+  const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 };
+  const plain = await serveGuarded(listen, gw.gateway.fetch);
+  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, (request) => {
+    calls.relaying++;
+    return gw.gateway.fetch(request);
+  });
+  return {
+    plain,
+    relaying,
+    calls,
+    async [Symbol.asyncDispose]() {
+      await plain.shutdown();
+      await relaying.shutdown();
+    },
+  };
+}
+
+Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's bytes", async (t) => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  const { calls } = servers;
+  const wire = await Wire.open(servers.relaying.port);
+  const reference = await Wire.open(servers.plain.port);
+  try {
+    const fixed = `${HEAD}X-Request-Id: wire\r\n\r\n`;
+    await wire.send(fixed);
+    assert.match(await wire.answer(), /X-Cache: MISS/);
+    await wire.send(fixed);
+    const fullPath = await wire.answer();
+    assert.match(fullPath, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
+    assert.equal(calls.relaying, 2, "the miss and the first hit went to Deno.serve");
+    const etag = /ETag: ("[^"]*")/.exec(fullPath)![1];
+
+    const variants: [string, string][] = [
+      ["a plain read", fixed],
+      ["a revalidation (304)", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: ${etag}\r\n\r\n`],
+      ["a stale validator", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: "other"\r\n\r\n`],
+      ["a browser's keep-alive", `${HEAD}Connection: keep-alive\r\nX-Request-Id: wire\r\n\r\n`],
+    ];
+    for (const [what, head] of variants) {
+      await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
+        await reference.send(head);
+        const expected = await reference.answer();
+        const lines = gw.logger.lines.length;
+        const before = calls.relaying;
+        await wire.send(head);
+        assert.equal(await wire.answer(), expected);
+        assert.equal(calls.relaying, before, "answered by the relay");
+        const [slowLine, fastLine] = gw.logger.lines.slice(lines - 1);
+        assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
+      });
+    }
+
+    await t.step("a fresh request id when none is given", async () => {
+      const before = calls.relaying;
+      await wire.send(`${HEAD}\r\n`);
+      assert.match(await wire.answer(), /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
+      assert.equal(calls.relaying, before);
+    });
+
+    await t.step("signed in, HEAD, or another Accept: Deno.serve answers", async () => {
+      const others = [
+        `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`,
+        `HEAD /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n\r\n`,
+        `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n`,
+      ];
+      for (const head of others) {
+        const before = calls.relaying;
+        await wire.send(head);
+        assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+        assert.equal(calls.relaying, before + 1, head.split("\r\n")[0]);
+      }
+    });
+  } finally {
+    wire.close();
+    reference.close();
+  }
+});
+
+Deno.test("[gateway] the relay's answer never overtakes one still coming", async (t) => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  const { calls } = servers;
+  const hit = `${HEAD}\r\n`;
+  // Each step reads another event: a miss, which the stand-in answers slowly.
+  const slow = (id: number) =>
+    `GET /v1/events/${id} HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n\r\n`;
+  const learn = async (wire: Wire) => {
+    for (let i = 0; i < 2; i++) {
+      await wire.send(hit);
+      await wire.answer();
+    }
+  };
+
+  await t.step("a hit sent while a slow read is answered waits its turn", async () => {
+    const wire = await Wire.open(servers.relaying.port);
+    try {
+      await learn(wire);
+      const before = calls.relaying;
+      await wire.send(slow(1));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // two writes, not one
+      await wire.send(hit);
+      assert.match(await wire.answer(), /"type":"event"/, "the slow read's answer comes first");
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, before + 2, "both went to Deno.serve");
+      await wire.send(hit);
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, before + 2, "once nothing is owed, the relay answers again");
+    } finally {
+      wire.close();
+    }
+  });
+
+  await t.step("pipelined heads are relayed, and answered in order", async () => {
+    const wire = await Wire.open(servers.relaying.port);
+    try {
+      await learn(wire);
+      const before = calls.relaying;
+      await wire.send(slow(2) + hit);
+      assert.match(await wire.answer(), /"type":"event"/);
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, before + 2);
+      await wire.send(hit);
+      await wire.answer();
+      assert.equal(calls.relaying, before + 3, "a connection that pipelined is relayed to its end");
+    } finally {
+      wire.close();
+    }
+  });
+
+  await t.step("after a request with a body the connection is relayed to its end", async () => {
+    const wire = await Wire.open(servers.relaying.port);
+    try {
+      await learn(wire);
+      const before = calls.relaying;
+      await wire.send(`${HEAD}Content-Length: 0\r\n\r\n`);
+      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+      await wire.send(hit);
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, before + 2);
+    } finally {
+      wire.close();
+    }
+  });
+
+  await t.step("a dropped entry is not answered by the relay", async () => {
+    const wire = await Wire.open(servers.relaying.port);
+    try {
+      await learn(wire);
+      await wire.send(
+        `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nAuthorization: JWT ${await token("1")}\r\n` +
+          `Content-Type: ${JSONAPI}\r\nContent-Length: 2\r\n\r\n{}`,
+      );
+      assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+    } finally {
+      wire.close();
+    }
+    const fresh = await Wire.open(servers.relaying.port);
+    try {
+      const before = calls.relaying;
+      await fresh.send(hit);
+      const answer = await fresh.answer();
+      assert.match(answer, /X-Cache: MISS/);
+      assert.match(answer, /"name":"Second"/);
+      assert.equal(calls.relaying, before + 1);
+    } finally {
+      fresh.close();
+    }
+  });
 });

@@ -62,8 +62,8 @@ export interface ReplyParts {
   cache?: "HIT" | "MISS";
 }
 
-/** The response for a reply, or a bodiless 304 when the request's `If-None-Match` matches. */
-export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Response {
+/** A reply's status and headers, in the order they go out (a 304 when `If-None-Match` matches). */
+function replyHead(parts: ReplyParts, ifNoneMatch: string | null) {
   const headers: Record<string, string> = {
     "Cache-Control": parts.shared ? PUBLIC : PRIVATE,
   };
@@ -71,11 +71,18 @@ export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Respon
   if (parts.cache) headers["X-Cache"] = parts.cache;
   if (parts.etag) {
     headers["ETag"] = parts.etag;
-    if (matchesEtag(ifNoneMatch, parts.etag)) return new Response(null, { status: 304, headers });
+    if (matchesEtag(ifNoneMatch, parts.etag)) return { status: 304, headers, notModified: true };
   }
   if (parts.status !== 204) headers["Content-Type"] = parts.contentType;
   if (parts.location) headers["Location"] = parts.location;
-  return new Response(parts.status === 204 ? null : parts.body, { status: parts.status, headers });
+  return { status: parts.status, headers, notModified: false };
+}
+
+/** The response for a reply, or a bodiless 304 when the request's `If-None-Match` matches. */
+export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Response {
+  const { status, headers, notModified } = replyHead(parts, ifNoneMatch);
+  const body = notModified || status === 204 ? null : parts.body;
+  return new Response(body, { status, headers });
 }
 
 /** The cache key of each response `cachedReply` made (for gateway/hit_path.ts). */
@@ -86,20 +93,73 @@ export function hitKeyOf(response: Response): string | undefined {
   return hitKeys.get(response);
 }
 
-/** The response for a cache hit; with its `key`, the response remembers it (`hitKeyOf`). */
-export function cachedReply(
-  entry: CachedReply,
-  ifNoneMatch: string | null,
-  key?: string,
-): Response {
-  const response = httpReply({
+/** The reply parts of a cache hit. */
+function hitParts(entry: CachedReply): ReplyParts {
+  return {
     status: entry.status,
     body: entry.body as Uint8Array<ArrayBuffer>,
     contentType: entry.contentType,
     etag: entry.status === 200 ? entry.etag : undefined,
     shared: true,
     cache: "HIT",
-  }, ifNoneMatch);
+  };
+}
+
+/** The response for a cache hit; with its `key`, the response remembers it (`hitKeyOf`). */
+export function cachedReply(
+  entry: CachedReply,
+  ifNoneMatch: string | null,
+  key?: string,
+): Response {
+  const response = httpReply(hitParts(entry), ifNoneMatch);
   if (key !== undefined) hitKeys.set(response, key);
   return response;
+}
+
+/** The statuses a cache hit can have, with the reason phrases `Deno.serve` writes for them. */
+const REASONS: Readonly<Record<number, string>> = {
+  200: "OK",
+  304: "Not Modified",
+  404: "Not Found",
+};
+
+const encoder = new TextEncoder();
+
+/** `Date` as `Deno.serve` writes it, made once a second. */
+let dateSecond = -1;
+let dateValue = "";
+function httpDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(second * 1000).toUTCString();
+  }
+  return dateValue;
+}
+
+/**
+ * A cache hit's answer to a GET as the bytes `Deno.serve` writes for `cachedReply` plus
+ * `X-Request-Id` (the same headers in the same order and spelling, then `content-length` but not
+ * on a 304, and `date`), for the slow-client relay to send itself. Undefined for a status it has
+ * no reason phrase for.
+ */
+export function cachedReplyBytes(
+  entry: CachedReply,
+  ifNoneMatch: string | null,
+  requestId: string,
+): { status: number; bytes: Uint8Array } | undefined {
+  const { status, headers, notModified } = replyHead(hitParts(entry), ifNoneMatch);
+  const reason = REASONS[status];
+  if (reason === undefined) return undefined;
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+  head += `X-Request-Id: ${requestId}\r\n`;
+  if (!notModified) head += `content-length: ${entry.body.length}\r\n`;
+  head += `date: ${httpDate(Date.now())}\r\n\r\n`;
+  const headBytes = encoder.encode(head);
+  if (notModified) return { status, bytes: headBytes };
+  const bytes = new Uint8Array(headBytes.length + entry.body.length);
+  bytes.set(headBytes);
+  bytes.set(entry.body, headBytes.length);
+  return { status, bytes };
 }

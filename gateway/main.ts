@@ -37,7 +37,10 @@ const listen = {
 };
 // HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
 const server = config.headerTimeoutMs > 0
-  ? await serveGuarded({ ...listen, headerTimeoutMs: config.headerTimeoutMs }, gateway.fetch)
+  ? await serveGuarded(
+    { ...listen, headerTimeoutMs: config.headerTimeoutMs, answer: gateway.answer },
+    gateway.fetch,
+  )
   : Deno.serve(listen, gateway.fetch);
 
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).

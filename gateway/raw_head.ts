@@ -1,0 +1,132 @@
+/**
+ * Reading an HTTP/1.1 request head from the bytes a client sent, for the slow-client relay
+ * (gateway/slow_clients.ts), which answers repeated cache hits itself (gateway/hit_path.ts) and
+ * must know where each request ends. Strict on purpose: anything this reader is not sure of
+ * (another version, a folded line, a byte outside printable ASCII, a name that is no token, more
+ * than one of a header it reads) makes it give up, and the request goes to `Deno.serve` as before.
+ *
+ * @example
+ * ```ts
+ * import { readHead } from "./raw_head.ts";
+ * const head = readHead(new TextEncoder().encode("GET /v1/events HTTP/1.1\r\nHost: a\r\n\r\n"));
+ * console.log(head?.target, head?.plain); // "/v1/events" true
+ * ```
+ */
+
+export interface RawHead {
+  method: string;
+  /** The request target exactly as sent (origin form: path and query). */
+  target: string;
+  accept?: string;
+  ifNoneMatch?: string;
+  requestId?: string;
+  /** A body follows the head (Content-Length or Transfer-Encoding). */
+  hasBody: boolean;
+  /**
+   * Nothing in the head but what the short way of a hit reads: exactly one Host, no body, no
+   * credential (Authorization, Cookie), nothing that changes how the connection goes on
+   * (Connection other than `keep-alive`, Expect, Upgrade), no repeated Accept, If-None-Match or
+   * X-Request-Id.
+   */
+  plain: boolean;
+}
+
+/** Heads larger than this, or with more fields, are left to `Deno.serve`. */
+const MAX_HEAD_BYTES = 8 * 1024;
+const MAX_FIELDS = 64;
+
+const CR = 13;
+const LF = 10;
+
+/** Whether `chunk` holds one complete head and nothing after it: it ends at the first CRLFCRLF. */
+export function isOneHead(chunk: Uint8Array): boolean {
+  const n = chunk.length;
+  if (n < 4 || n > MAX_HEAD_BYTES) return false;
+  if (chunk[n - 4] !== CR || chunk[n - 3] !== LF || chunk[n - 2] !== CR || chunk[n - 1] !== LF) {
+    return false;
+  }
+  for (let i = 0; i < n - 4; i++) {
+    if (chunk[i] === CR && chunk[i + 1] === LF && chunk[i + 2] === CR && chunk[i + 3] === LF) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Printable ASCII and tabs: what this reader accepts in a field value. */
+const VALUE = /^[\t\x20-\x7e]*$/;
+/** An origin-form target: a path, maybe a query; printable ASCII without spaces. */
+const TARGET = /^\/[\x21-\x7e]*$/;
+/** A host name, IPv4 or bracketed IPv6 address, and maybe a port. */
+const HOST = /^[A-Za-z0-9.\-\[\]:]+$/;
+
+/** Names that keep a request from the short way (lower case). */
+const NOT_PLAIN = new Set([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "expect",
+  "upgrade",
+  "te",
+  "content-length",
+  "transfer-encoding",
+]);
+
+const decoder = new TextDecoder("ascii");
+
+/**
+ * The head in `chunk` when it is one complete, well-formed HTTP/1.1 request head and nothing
+ * else; undefined for anything else.
+ */
+export function readHead(chunk: Uint8Array): RawHead | undefined {
+  if (!isOneHead(chunk)) return undefined;
+  for (const byte of chunk) if (byte > 0x7e) return undefined;
+  const lines = decoder.decode(chunk.subarray(0, chunk.length - 4)).split("\r\n");
+  const [method, target, version, ...extra] = lines[0].split(" ");
+  if (extra.length || version !== "HTTP/1.1" || !TOKEN.test(method) || !TARGET.test(target)) {
+    return undefined;
+  }
+  if (lines.length - 1 > MAX_FIELDS) return undefined;
+  const head: RawHead = { method, target, hasBody: false, plain: true };
+  let hosts = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0) return undefined; // also a folded line, which starts with a space
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
+    if (!TOKEN.test(name) || !VALUE.test(value)) return undefined;
+    switch (name.toLowerCase()) {
+      case "host":
+        hosts++;
+        if (!HOST.test(value)) head.plain = false;
+        break;
+      case "accept":
+        if (head.accept !== undefined) head.plain = false;
+        head.accept = value;
+        break;
+      case "if-none-match":
+        if (head.ifNoneMatch !== undefined) head.plain = false;
+        head.ifNoneMatch = value;
+        break;
+      case "x-request-id":
+        if (head.requestId !== undefined) head.plain = false;
+        head.requestId = value;
+        break;
+      case "connection":
+        // Browsers say `keep-alive`, HTTP/1.1's default; anything else changes the connection.
+        if (value.toLowerCase() !== "keep-alive") head.plain = false;
+        break;
+      case "content-length":
+      case "transfer-encoding":
+        head.hasBody = true;
+        head.plain = false;
+        break;
+      default:
+        if (NOT_PLAIN.has(name.toLowerCase())) head.plain = false;
+    }
+  }
+  if (hosts !== 1) head.plain = false;
+  return head;
+}
