@@ -390,18 +390,21 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     }
   });
 
-  await t.step("after a request with a body the connection is relayed to its end", async () => {
-    const wire = await Wire.open(servers.relaying.port);
-    try {
-      await learn(wire);
-      const before = calls.relaying;
-      await wire.send(`${HEAD}Content-Length: 0\r\n\r\n`);
-      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
-      await wire.send(hit);
-      assert.match(await wire.answer(), /X-Cache: HIT/);
-      assert.equal(calls.relaying, before + 2);
-    } finally {
-      wire.close();
+  await t.step("after a body or a credential the connection is relayed to its end", async () => {
+    const signedIn = `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`;
+    for (const request of [`${HEAD}Content-Length: 0\r\n\r\n`, signedIn]) {
+      const wire = await Wire.open(servers.relaying.port);
+      try {
+        await learn(wire);
+        const before = calls.relaying;
+        await wire.send(request);
+        assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+        await wire.send(hit);
+        assert.match(await wire.answer(), /X-Cache: HIT/);
+        assert.equal(calls.relaying, before + 2, request.split("\r\n")[3]);
+      } finally {
+        wire.close();
+      }
     }
   });
 

@@ -38,7 +38,10 @@ const MAX_FIELDS = 64;
 const CR = 13;
 const LF = 10;
 
-/** Whether `chunk` holds one complete head and nothing after it: it ends at the first CRLFCRLF. */
+/**
+ * Whether `chunk` holds one complete head in ASCII and nothing after it: it ends at the first
+ * CRLFCRLF, and no byte is above 0x7e.
+ */
 export function isOneHead(chunk: Uint8Array): boolean {
   const n = chunk.length;
   if (n < 4 || n > MAX_HEAD_BYTES) return false;
@@ -46,7 +49,9 @@ export function isOneHead(chunk: Uint8Array): boolean {
     return false;
   }
   for (let i = 0; i < n - 4; i++) {
-    if (chunk[i] === CR && chunk[i + 1] === LF && chunk[i + 2] === CR && chunk[i + 3] === LF) {
+    const byte = chunk[i];
+    if (byte > 0x7e) return false;
+    if (byte === CR && chunk[i + 1] === LF && chunk[i + 2] === CR && chunk[i + 3] === LF) {
       return false;
     }
   }
@@ -81,7 +86,6 @@ const decoder = new TextDecoder("ascii");
  */
 export function readHead(chunk: Uint8Array): RawHead | undefined {
   if (!isOneHead(chunk)) return undefined;
-  for (const byte of chunk) if (byte > 0x7e) return undefined;
   const lines = decoder.decode(chunk.subarray(0, chunk.length - 4)).split("\r\n");
   const [method, target, version, ...extra] = lines[0].split(" ");
   if (extra.length || version !== "HTTP/1.1" || !TOKEN.test(method) || !TARGET.test(target)) {

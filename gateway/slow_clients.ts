@@ -109,7 +109,8 @@ function startClock(sweeper: Sweeper, conns: Deno.Conn[]): Clock {
 
 /**
  * The relay's own answer to `chunk` when it is one head `answer` answers and the connection
- * owes nothing before it; otherwise undefined, and `exchanges` learns what goes on to the server.
+ * owes nothing before it; otherwise undefined, and `exchanges` learns what goes on to the server
+ * (or stops following).
  */
 function ownAnswer(
   chunk: Uint8Array,
@@ -119,7 +120,9 @@ function ownAnswer(
   const head = readHead(chunk);
   const answered = head && exchanges.idle ? answer(head) : undefined;
   if (answered) return answered;
-  if (head && !head.hasBody) exchanges.sent(head.method);
+  // A connection that sent a credential (a signed-in client sends it every time) or a body is
+  // not followed further: the relay would answer none of its requests, so reading them is waste.
+  if (head?.plain) exchanges.sent(head.method);
   else exchanges.stop();
   return undefined;
 }
