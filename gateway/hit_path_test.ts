@@ -240,6 +240,10 @@ class Wire {
     this.conn.close();
   }
 
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   #text(): string {
     return new TextDecoder().decode(this.#buffered);
   }
@@ -281,62 +285,57 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
   await using gw = await hitGateway();
   await using servers = await twoServers(gw);
   const { calls } = servers;
-  const wire = await Wire.open(servers.relaying.port);
-  const reference = await Wire.open(servers.plain.port);
-  try {
-    const fixed = `${HEAD}X-Request-Id: wire\r\n\r\n`;
-    await wire.send(fixed);
-    assert.match(await wire.answer(), /X-Cache: MISS/);
-    await wire.send(fixed);
-    const fullPath = await wire.answer();
-    assert.match(fullPath, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
-    assert.equal(calls.relaying, 2, "the miss and the first hit went to Deno.serve");
-    const etag = /ETag: ("[^"]*")/.exec(fullPath)![1];
+  using wire = await Wire.open(servers.relaying.port);
+  using reference = await Wire.open(servers.plain.port);
+  const fixed = `${HEAD}X-Request-Id: wire\r\n\r\n`;
+  await wire.send(fixed);
+  assert.match(await wire.answer(), /X-Cache: MISS/);
+  await wire.send(fixed);
+  const fullPath = await wire.answer();
+  assert.match(fullPath, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
+  assert.equal(calls.relaying, 2, "the miss and the first hit went to Deno.serve");
+  const etag = /ETag: ("[^"]*")/.exec(fullPath)![1];
 
-    const variants: [string, string][] = [
-      ["a plain read", fixed],
-      ["a revalidation (304)", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: ${etag}\r\n\r\n`],
-      ["a stale validator", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: "other"\r\n\r\n`],
-      ["a browser's keep-alive", `${HEAD}Connection: keep-alive\r\nX-Request-Id: wire\r\n\r\n`],
-    ];
-    for (const [what, head] of variants) {
-      await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
-        await reference.send(head);
-        const expected = await reference.answer();
-        const lines = gw.logger.lines.length;
-        const before = calls.relaying;
-        await wire.send(head);
-        assert.equal(await wire.answer(), expected);
-        assert.equal(calls.relaying, before, "answered by the relay");
-        const [slowLine, fastLine] = gw.logger.lines.slice(lines - 1);
-        assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
-      });
-    }
-
-    await t.step("a fresh request id when none is given", async () => {
+  const variants: [string, string][] = [
+    ["a plain read", fixed],
+    ["a revalidation (304)", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: ${etag}\r\n\r\n`],
+    ["a stale validator", `${HEAD}X-Request-Id: wire\r\nIf-None-Match: "other"\r\n\r\n`],
+    ["a browser's keep-alive", `${HEAD}Connection: keep-alive\r\nX-Request-Id: wire\r\n\r\n`],
+  ];
+  for (const [what, head] of variants) {
+    await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
+      await reference.send(head);
+      const expected = await reference.answer();
+      const lines = gw.logger.lines.length;
       const before = calls.relaying;
-      await wire.send(`${HEAD}\r\n`);
-      assert.match(await wire.answer(), /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
-      assert.equal(calls.relaying, before);
+      await wire.send(head);
+      assert.equal(await wire.answer(), expected);
+      assert.equal(calls.relaying, before, "answered by the relay");
+      const [slowLine, fastLine] = gw.logger.lines.slice(lines - 1);
+      assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
     });
-
-    await t.step("signed in, HEAD, or another Accept: Deno.serve answers", async () => {
-      const others = [
-        `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`,
-        `HEAD /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n\r\n`,
-        `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n`,
-      ];
-      for (const head of others) {
-        const before = calls.relaying;
-        await wire.send(head);
-        assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
-        assert.equal(calls.relaying, before + 1, head.split("\r\n")[0]);
-      }
-    });
-  } finally {
-    wire.close();
-    reference.close();
   }
+
+  await t.step("a fresh request id when none is given", async () => {
+    const before = calls.relaying;
+    await wire.send(`${HEAD}\r\n`);
+    assert.match(await wire.answer(), /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
+    assert.equal(calls.relaying, before);
+  });
+
+  await t.step("signed in, HEAD, or another Accept: Deno.serve answers", async () => {
+    const others = [
+      `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`,
+      `HEAD /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n\r\n`,
+      `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n`,
+    ];
+    for (const head of others) {
+      const before = calls.relaying;
+      await wire.send(head);
+      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+      assert.equal(calls.relaying, before + 1, head.split("\r\n")[0]);
+    }
+  });
 });
 
 Deno.test("[gateway] the relay's answer never overtakes one still coming", async (t) => {
@@ -355,81 +354,61 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
   };
 
   await t.step("a hit sent while a slow read is answered waits its turn", async () => {
-    const wire = await Wire.open(servers.relaying.port);
-    try {
-      await learn(wire);
-      const before = calls.relaying;
-      await wire.send(slow(1));
-      await new Promise((resolve) => setTimeout(resolve, 50)); // two writes, not one
-      await wire.send(hit);
-      assert.match(await wire.answer(), /"type":"event"/, "the slow read's answer comes first");
-      assert.match(await wire.answer(), /X-Cache: HIT/);
-      assert.equal(calls.relaying, before + 2, "both went to Deno.serve");
-      await wire.send(hit);
-      assert.match(await wire.answer(), /X-Cache: HIT/);
-      assert.equal(calls.relaying, before + 2, "once nothing is owed, the relay answers again");
-    } finally {
-      wire.close();
-    }
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    await wire.send(slow(1));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // two writes, not one
+    await wire.send(hit);
+    assert.match(await wire.answer(), /"type":"event"/, "the slow read's answer comes first");
+    assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(calls.relaying, before + 2, "both went to Deno.serve");
+    await wire.send(hit);
+    assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(calls.relaying, before + 2, "once nothing is owed, the relay answers again");
   });
 
   await t.step("pipelined heads are relayed, and answered in order", async () => {
-    const wire = await Wire.open(servers.relaying.port);
-    try {
-      await learn(wire);
-      const before = calls.relaying;
-      await wire.send(slow(2) + hit);
-      assert.match(await wire.answer(), /"type":"event"/);
-      assert.match(await wire.answer(), /X-Cache: HIT/);
-      assert.equal(calls.relaying, before + 2);
-      await wire.send(hit);
-      await wire.answer();
-      assert.equal(calls.relaying, before + 3, "a connection that pipelined is relayed to its end");
-    } finally {
-      wire.close();
-    }
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    await wire.send(slow(2) + hit);
+    assert.match(await wire.answer(), /"type":"event"/);
+    assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(calls.relaying, before + 2);
+    await wire.send(hit);
+    await wire.answer();
+    assert.equal(calls.relaying, before + 3, "a connection that pipelined is relayed to its end");
   });
 
   await t.step("after a body or a credential the connection is relayed to its end", async () => {
     const signedIn = `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`;
     for (const request of [`${HEAD}Content-Length: 0\r\n\r\n`, signedIn]) {
-      const wire = await Wire.open(servers.relaying.port);
-      try {
-        await learn(wire);
-        const before = calls.relaying;
-        await wire.send(request);
-        assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
-        await wire.send(hit);
-        assert.match(await wire.answer(), /X-Cache: HIT/);
-        assert.equal(calls.relaying, before + 2, request.split("\r\n")[3]);
-      } finally {
-        wire.close();
-      }
+      using wire = await Wire.open(servers.relaying.port);
+      await learn(wire);
+      const before = calls.relaying;
+      await wire.send(request);
+      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+      await wire.send(hit);
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, before + 2, request.split("\r\n")[3]);
     }
   });
 
   await t.step("a dropped entry is not answered by the relay", async () => {
-    const wire = await Wire.open(servers.relaying.port);
-    try {
-      await learn(wire);
-      await wire.send(
-        `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nAuthorization: JWT ${await token("1")}\r\n` +
-          `Content-Type: ${JSONAPI}\r\nContent-Length: 2\r\n\r\n{}`,
-      );
-      assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
-    } finally {
-      wire.close();
-    }
-    const fresh = await Wire.open(servers.relaying.port);
-    try {
-      const before = calls.relaying;
-      await fresh.send(hit);
-      const answer = await fresh.answer();
-      assert.match(answer, /X-Cache: MISS/);
-      assert.match(answer, /"name":"Second"/);
-      assert.equal(calls.relaying, before + 1);
-    } finally {
-      fresh.close();
-    }
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    await wire.send(
+      `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nAuthorization: JWT ${await token("1")}\r\n` +
+        `Content-Type: ${JSONAPI}\r\nContent-Length: 2\r\n\r\n{}`,
+    );
+    assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+    using fresh = await Wire.open(servers.relaying.port);
+    const before = calls.relaying;
+    await fresh.send(hit);
+    const answer = await fresh.answer();
+    assert.match(answer, /X-Cache: MISS/);
+    assert.match(answer, /"name":"Second"/);
+    assert.equal(calls.relaying, before + 1);
   });
 });

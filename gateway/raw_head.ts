@@ -66,6 +66,13 @@ const TARGET = /^\/[\x21-\x7e]*$/;
 /** A host name, IPv4 or bracketed IPv6 address, and maybe a port. */
 const HOST = /^[A-Za-z0-9.\-\[\]:]+$/;
 
+/** The headers the short way reads, by lower-case name. */
+const READ = {
+  "accept": "accept",
+  "if-none-match": "ifNoneMatch",
+  "x-request-id": "requestId",
+} as const;
+
 /** Names that keep a request from the short way (lower case). */
 const NOT_PLAIN = new Set([
   "authorization",
@@ -101,23 +108,20 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
     const name = line.slice(0, colon);
     const value = line.slice(colon + 1).trim();
     if (!TOKEN.test(name) || !VALUE.test(value)) return undefined;
-    switch (name.toLowerCase()) {
+    const lower = name.toLowerCase();
+    switch (lower) {
       case "host":
         hosts++;
         if (!HOST.test(value)) head.plain = false;
         break;
       case "accept":
-        if (head.accept !== undefined) head.plain = false;
-        head.accept = value;
-        break;
       case "if-none-match":
-        if (head.ifNoneMatch !== undefined) head.plain = false;
-        head.ifNoneMatch = value;
+      case "x-request-id": {
+        const field = READ[lower];
+        if (head[field] !== undefined) head.plain = false; // two of them: left to the app
+        head[field] = value;
         break;
-      case "x-request-id":
-        if (head.requestId !== undefined) head.plain = false;
-        head.requestId = value;
-        break;
+      }
       case "connection":
         // Browsers say `keep-alive`, HTTP/1.1's default; anything else changes the connection.
         if (value.toLowerCase() !== "keep-alive") head.plain = false;
@@ -128,7 +132,7 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
         head.plain = false;
         break;
       default:
-        if (NOT_PLAIN.has(name.toLowerCase())) head.plain = false;
+        if (NOT_PLAIN.has(lower)) head.plain = false;
     }
   }
   if (hosts !== 1) head.plain = false;
