@@ -66,7 +66,7 @@ export interface Gateway {
   /** The short way of cache hits, when the response cache is on. */
   hits?: HitPath;
   /** For the slow-client relay (`serveGuarded`'s `answer`): repeated hits answered off the wire. */
-  answer?: (head: RawHead) => Uint8Array | undefined;
+  answer?: (head: RawHead) => Uint8Array[] | undefined;
 }
 
 /**

@@ -92,12 +92,13 @@ export class HitPath {
   }
 
   /**
-   * The bytes of the answer to a GET read off the wire by the slow-client relay, when a request
+   * The bytes of the answer to a GET read off the wire by the slow-client relay (to be written in
+   * order), when a request
    * like it was a hit and its entry is still live: what `answer` sends, without a `Request`, a
    * `Response` or the hop to `Deno.serve` (gateway/slow_clients.ts). Never while tracing, so that
    * every request keeps its server span.
    */
-  answerHead(head: RawHead): Uint8Array | undefined {
+  answerHead(head: RawHead): Uint8Array[] | undefined {
     if (tracing || head.method !== "GET" || !head.plain) return undefined;
     const hit = this.#memo.get(keyOf("GET", head.target, head.accept ?? null));
     if (hit === undefined) return undefined;
@@ -108,7 +109,7 @@ export class HitPath {
     const reply = cachedReplyBytes(entry, head.ifNoneMatch ?? null, id);
     if (reply === undefined) return undefined;
     this.#counted("GET", hit, reply.status, began, id);
-    return reply.bytes;
+    return reply.chunks;
   }
 
   /** The response to `raw` when a request like it was a hit and its entry is still live. */

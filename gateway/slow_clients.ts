@@ -31,8 +31,8 @@ export interface GuardOptions {
   port: number;
   headerTimeoutMs: number;
   onListen?: (addr: { hostname: string; port: number }) => void;
-  /** The whole answer to a request head, when the relay may send it without `Deno.serve`. */
-  answer?: (head: RawHead) => Uint8Array | undefined;
+  /** The whole answer to a request head (written in order), when the relay may send it itself. */
+  answer?: (head: RawHead) => Uint8Array[] | undefined;
 }
 
 export interface GuardedServer {
@@ -116,7 +116,7 @@ function ownAnswer(
   chunk: Uint8Array,
   exchanges: Exchanges,
   answer: NonNullable<GuardOptions["answer"]>,
-): Uint8Array | undefined {
+): Uint8Array[] | undefined {
   const head = readHead(chunk);
   const answered = head && exchanges.idle ? answer(head) : undefined;
   if (answered) return answered;
@@ -150,7 +150,7 @@ async function relay(
         ? ownAnswer(chunk, exchanges, answer)
         : undefined;
       if (answered) {
-        await writeAll(client, answered);
+        for (const part of answered) await writeAll(client, part);
         clock.deadline = Date.now() + timeoutMs;
         continue;
       }
