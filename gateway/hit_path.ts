@@ -21,8 +21,8 @@
  * ```
  */
 import type { Logger } from "@shared/log.ts";
-import type { ResponseCache } from "./cache.ts";
 import { tracing } from "@shared/telemetry.ts";
+import type { ResponseCache } from "./cache.ts";
 import { cachedReply, cachedReplyBytes } from "./http_cache.ts";
 import type { RawHead } from "./raw_head.ts";
 import { countAnswer, type HitRoute } from "./metrics.ts";
@@ -93,10 +93,9 @@ export class HitPath {
 
   /**
    * The bytes of the answer to a GET read off the wire by the slow-client relay (to be written in
-   * order), when a request
-   * like it was a hit and its entry is still live: what `answer` sends, without a `Request`, a
-   * `Response` or the hop to `Deno.serve` (gateway/slow_clients.ts). Never while tracing, so that
-   * every request keeps its server span.
+   * order), when a request like it was a hit and its entry is still live: what `answer` sends,
+   * without a `Request`, a `Response` or the hop to `Deno.serve` (gateway/slow_clients.ts). Never
+   * while tracing, so that every request keeps its server span.
    */
   answerHead(head: RawHead): Uint8Array[] | undefined {
     if (tracing || head.method !== "GET" || !head.plain) return undefined;
