@@ -149,11 +149,22 @@ async function failedButApplied(system: FaultSystem, answers: Answer[]): Promise
   return answers.filter((answer) => answer.status !== 200 && announced.has(answer.name));
 }
 
-/** Every 200 has its fact, and nothing else has one. */
-async function assertOnlyAnsweredWritesApplied(system: FaultSystem, answers: Answer[]) {
+/**
+ * Every 200 has its fact, and nothing else has one, but for a write in flight when Postgres was
+ * killed (`window`, epoch ms): Postgres may have made its COMMIT durable just before, with no
+ * answer left to say so (the README's commit window), so either outcome is right for it.
+ */
+async function assertOnlyAnsweredWritesApplied(
+  system: FaultSystem,
+  answers: Answer[],
+  window?: { from: number; to: number },
+) {
   const announced = await announcedNames(system);
   for (const answer of answers) {
     const ok = answer.status === 200;
+    const inWindow = window !== undefined && answer.sent <= window.to &&
+      answer.answered >= window.from;
+    if (inWindow && !ok) continue;
     assert.equal(announced.has(answer.name), ok, `${answer.name} answered ${answer.status}`);
   }
 }
@@ -192,6 +203,7 @@ Deno.test({
       await sleep(1000);
       const killedAt = Date.now();
       await pg.kill();
+      const killed = { from: killedAt, to: Date.now() };
       await sleep(4000);
       await pg.start();
       const backAt = Date.now();
@@ -219,7 +231,7 @@ Deno.test({
       assert.ok(firstBack.answered - backAt < 1000, `first 200 ${firstBack.answered - backAt} ms`);
       const late = answers.filter((a) => a.sent > backAt + 1000 && a.status !== 200);
       assert.deepEqual(late, []);
-      await assertOnlyAnsweredWritesApplied(system, answers);
+      await assertOnlyAnsweredWritesApplied(system, answers, killed);
       await assertFinalState(pg.url, answers);
 
       const lines = system.catalogs[0].lines;
