@@ -18,6 +18,8 @@
  * ```
  */
 
+import { headEnd } from "./raw_head.ts";
+
 /** Answer heads longer than this are not followed. */
 const MAX_ANSWER_HEAD = 16 * 1024;
 
@@ -115,16 +117,6 @@ export class Exchanges {
     if (method === "HEAD" || status === "204" || status === "304") return 0;
     return length;
   }
-}
-
-/** The index of the first CRLFCRLF in `bytes` at or after `from`, or -1. */
-function headEnd(bytes: Uint8Array, from: number): number {
-  for (let i = from; i + 3 < bytes.length; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
-      return i;
-    }
-  }
-  return -1;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

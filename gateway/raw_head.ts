@@ -38,6 +38,16 @@ const MAX_FIELDS = 64;
 const CR = 13;
 const LF = 10;
 
+/** The index of the first CRLFCRLF (the end of a head) in `bytes` at or after `from`, or -1. */
+export function headEnd(bytes: Uint8Array, from = 0): number {
+  for (let i = from; i + 3 < bytes.length; i++) {
+    if (bytes[i] === CR && bytes[i + 1] === LF && bytes[i + 2] === CR && bytes[i + 3] === LF) {
+      return i;
+    }
+  }
+  return -1;
+}
+
 /**
  * Whether `chunk` holds one complete head in ASCII and nothing after it: it ends at the first
  * CRLFCRLF, and no byte is above 0x7e.
@@ -73,7 +83,10 @@ const READ = {
   "x-request-id": "requestId",
 } as const;
 
-/** Names that keep a request from the short way (lower case). */
+/**
+ * Other names that keep a request from the short way (lower case; Host, Connection and the body's
+ * headers are read above them).
+ */
 const NOT_PLAIN = new Set([
   "authorization",
   "proxy-authorization",
@@ -81,8 +94,6 @@ const NOT_PLAIN = new Set([
   "expect",
   "upgrade",
   "te",
-  "content-length",
-  "transfer-encoding",
 ]);
 
 const decoder = new TextDecoder("ascii");
