@@ -18,7 +18,8 @@
 import { parseArgs } from "node:util";
 import { jetstream } from "@nats-io/jetstream";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import { FACTS, factSubject } from "@shared/fact_catalog.ts";
+import { FACTS } from "@shared/fact_catalog.ts";
+import { factSubject } from "@shared/fact_names.ts";
 import {
   buildFact,
   deleteFactStream,

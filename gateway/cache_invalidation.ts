@@ -14,7 +14,7 @@
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
-import { parseFactType } from "@shared/fact_catalog.ts";
+import { parseFactType } from "@shared/fact_names.ts";
 import { emptyOnMissedFacts } from "@shared/fact_gaps.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts, gatewayTouched } from "@shared/subjects.ts";

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
-import {
-  factKinds,
-  FACTS,
-  type FactType,
-  isFactType,
-  parseFactType,
-} from "@shared/fact_catalog.ts";
+import { factKinds, FACTS, type FactType, isFactType } from "@shared/fact_catalog.ts";
+import { FACT_COLLECTIONS, parseFactType } from "@shared/fact_names.ts";
 import type { Queryable } from "@shared/db.ts";
 import { recordFact } from "@shared/facts.ts";
 import {
@@ -80,7 +75,18 @@ Deno.test("[fact catalog] every registered fact has a description, a subject and
     assert.ok(!kind.description.includes("\n"), `${kind.type}: one line`);
     assert.ok(parseFactType(kind.type), `${kind.type} is <service>.<type>.<verb>[.vN]`);
     assert.doesNotThrow(() => kind.data.parse(kind.example), `${kind.type}: example`);
+    // The entry's collection is its type's: a `ticket.updated` key must hold a ticket's entry.
+    assert.equal(
+      kind.collection,
+      FACT_COLLECTIONS[kind.resource as keyof typeof FACT_COLLECTIONS],
+      kind.type,
+    );
   }
+  // Every resource the gateway's cache tags by collection has facts that keep its entries true.
+  assert.deepEqual(
+    [...new Set(kinds.map((kind) => kind.resource))].sort(),
+    Object.keys(FACT_COLLECTIONS).sort(),
+  );
   assert.deepEqual(
     [...new Set(kinds.map((kind) => kind.service))].sort(),
     ["catalog", "discounts", "payments"],

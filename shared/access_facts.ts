@@ -16,7 +16,7 @@
  */
 import type { Bus } from "./bus.ts";
 import type { Logger } from "./log.ts";
-import { factSubject } from "./fact_catalog.ts";
+import { factSubject } from "./fact_names.ts";
 // Hearing the gateways' announcements gives a client its own revocation on its next request.
 import { gatewayTouched } from "./subjects.ts";
 import type { AccessProjection } from "./access_projection.ts";

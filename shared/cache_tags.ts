@@ -21,7 +21,7 @@
  * touchedBy("ticket", { id: "9", event: "5" }); // ["ticket:9", "tickets"]
  * ```
  */
-import { factKinds } from "./fact_catalog.ts";
+import { FACT_COLLECTIONS } from "./fact_names.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** A resource as tag functions see it: id, attributes and to-one linkage ids, flat. */
@@ -38,9 +38,9 @@ export const CACHE_EXPIRES_HEADER = "Cache-Expires";
 const collectionOfType = new Map<string, string>();
 const typeOfCollection = new Map<string, string>();
 // Every type that can change has facts; types without (roles) never change.
-for (const kind of factKinds()) {
-  collectionOfType.set(kind.resource, kind.collection);
-  typeOfCollection.set(kind.collection, kind.resource);
+for (const [type, collection] of Object.entries(FACT_COLLECTIONS)) {
+  collectionOfType.set(type, collection);
+  typeOfCollection.set(collection, type);
 }
 const extraTouches = new Map<string, Touches>();
 /** Path values that can be ids or identifiers; anything else is left out of the tags. */

@@ -41,7 +41,8 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
-import { factSubject, type FactType } from "./fact_catalog.ts";
+import type { FactType } from "./fact_catalog.ts";
+import { factSubject } from "./fact_names.ts";
 import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";

@@ -2,7 +2,8 @@
  * The one registry of facts on the bus. Each key is a fact's CloudEvents `type`,
  * `<service>.<resource type>.<verb>` (a later, incompatible payload gets a new key ending in
  * `.v2`); its entry says what the fact announces, the zod schema of its public `data`, the URL
- * collection of its resource (for the CloudEvents `subject`) and an example payload.
+ * collection of its resource (for the CloudEvents `subject`, from shared/fact_names.ts, which
+ * also parses types and names subjects) and an example payload.
  * `recordFact` (shared/facts.ts) refuses a fact that is not here or whose data does not match,
  * `consumeFacts` types and checks `data` with the same schema, and `scripts/asyncapi.ts`
  * documents exactly these types. Publish something new? Add it here first, then run
@@ -10,15 +11,15 @@
  *
  * @example
  * ```ts
- * import { FACTS, isFactType, parseFactType } from "@shared/fact_catalog.ts";
+ * import { FACTS, isFactType } from "@shared/fact_catalog.ts";
  * isFactType("catalog.event.updated"); // true
  * isFactType("catalog.event.renamed"); // false
- * parseFactType("catalog.event.updated"); // { service: "catalog", resource: "event", verb: "updated" }
  * FACTS["catalog.event.updated"].data.parse(FACTS["catalog.event.updated"].example);
  * ```
  */
 import type { z } from "zod";
 import * as data from "./schemas/facts.ts";
+import { FACT_COLLECTIONS, type FactResource, factSubject, parseFactType } from "./fact_names.ts";
 
 /** What every fact type of one resource shares. */
 interface ResourceFacts<S extends z.ZodObject> {
@@ -34,13 +35,17 @@ export interface FactEntry<S extends z.ZodObject = z.ZodObject> extends Resource
   description: string;
 }
 
-function resource<S extends z.ZodObject>(facts: ResourceFacts<S>) {
-  return (description: string): FactEntry<S> => ({ ...facts, description });
+/** The facts of one resource type: its data schema and an example; the collection is its own. */
+function resource<S extends z.ZodObject>(
+  type: FactResource,
+  facts: Omit<ResourceFacts<S>, "collection">,
+) {
+  const collection = FACT_COLLECTIONS[type];
+  return (description: string): FactEntry<S> => ({ ...facts, collection, description });
 }
 
 const at = "2030-05-01T09:00:00.000Z";
-const user = resource({
-  collection: "users",
+const user = resource("user", {
   data: data.userData,
   example: {
     id: "4",
@@ -53,13 +58,11 @@ const user = resource({
     "deleted-at": null,
   },
 });
-const usersEventsRole = resource({
-  collection: "users-events-roles",
+const usersEventsRole = resource("users-events-role", {
   data: data.usersEventsRoleData,
   example: { id: "11", "created-at": at, user: "4", event: "5", role: "organizer" },
 });
-const event = resource({
-  collection: "events",
+const event = resource("event", {
   data: data.eventData,
   example: {
     id: "5",
@@ -81,8 +84,7 @@ const event = resource({
     owner: "4",
   },
 });
-const eventTopic = resource({
-  collection: "event-topics",
+const eventTopic = resource("event-topic", {
   data: data.eventTopicData,
   example: {
     id: "2",
@@ -93,8 +95,7 @@ const eventTopic = resource({
     "deleted-at": null,
   },
 });
-const eventSubTopic = resource({
-  collection: "event-sub-topics",
+const eventSubTopic = resource("event-sub-topic", {
   data: data.eventSubTopicData,
   example: {
     id: "6",
@@ -105,8 +106,7 @@ const eventSubTopic = resource({
     "event-topic": "2",
   },
 });
-const ticket = resource({
-  collection: "tickets",
+const ticket = resource("ticket", {
   data: data.ticketData,
   example: {
     id: "9",
@@ -143,19 +143,16 @@ const codeExample = {
   tickets: ["9"],
   marketer: "4",
 };
-const discountCode = resource({
-  collection: "discount-codes",
+const discountCode = resource("discount-code", {
   data: data.discountCodeData,
   example: codeExample,
 });
 const redemption = (state: "reserved" | "confirmed" | "released") =>
-  resource({
-    collection: "discount-codes",
+  resource("discount-code", {
     data: data.discountCodeRedemptionData,
     example: { ...codeExample, reservation: { "order-id": "order-17", quantity: 2, state } },
   });
-const stripeAuthorization = resource({
-  collection: "stripe-authorizations",
+const stripeAuthorization = resource("stripe-authorization", {
   data: data.stripeAuthorizationData,
   example: { id: "3", "stripe-publishable-key": "pk_test_51Example", event: "5" },
 });
@@ -221,21 +218,6 @@ export type FactData<K extends FactType> = z.output<(typeof FACTS)[K]["data"]>;
 /** Whether `type` is registered (own keys only: "constructor" is no fact). */
 export function isFactType(type: string): type is FactType {
   return Object.hasOwn(FACTS, type);
-}
-
-/** The parts of a fact type: `catalog.event.updated` -> catalog, event, updated (and `v2`). */
-export function parseFactType(
-  type: string,
-): { service: string; resource: string; verb: string; version?: string } | undefined {
-  const [service, resource, verb, version, ...rest] = type.split(".");
-  if (!service || !resource || !verb || rest.length) return undefined;
-  if (version !== undefined && !/^v\d+$/.test(version)) return undefined;
-  return version ? { service, resource, verb, version } : { service, resource, verb };
-}
-
-/** The NATS subject of a fact type, without the bus prefix: `facts.catalog.event.updated`. */
-export function factSubject(type: string): string {
-  return `facts.${type}`;
 }
 
 /** One registered fact, for documents and tests. */

@@ -39,14 +39,8 @@ import {
   type Tx,
 } from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
-import {
-  type FactData,
-  FACTS,
-  factSubject,
-  type FactType,
-  isFactType,
-  parseFactType,
-} from "./fact_catalog.ts";
+import { type FactData, FACTS, type FactType, isFactType } from "./fact_catalog.ts";
+import { factSubject, parseFactType } from "./fact_names.ts";
 import { facts } from "./subjects.ts";
 import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";

@@ -5,7 +5,8 @@
  */
 import { jetstream, jetstreamManager, type StoredMsg } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
-import { type FactData, FACTS, factSubject, type FactType } from "@shared/fact_catalog.ts";
+import { type FactData, FACTS, type FactType } from "@shared/fact_catalog.ts";
+import { factSubject } from "@shared/fact_names.ts";
 import { buildFact, type Fact, type FactActor, parseFact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import type { JsonBody } from "./json.ts";

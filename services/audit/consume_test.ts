@@ -5,7 +5,7 @@ import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
 import { ensureFactStream } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
-import { factSubject } from "@shared/fact_catalog.ts";
+import { factSubject } from "@shared/fact_names.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { activityCount, makeFact, publishFacts, startAuditOn } from "./_test_utils.ts";

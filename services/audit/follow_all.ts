@@ -8,7 +8,7 @@ import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
-import { parseFactType } from "@shared/fact_catalog.ts";
+import { parseFactType } from "@shared/fact_names.ts";
 import { facts as factSubjects } from "@shared/subjects.ts";
 import type { Logger } from "@shared/log.ts";
 import { clean, describeActor, describeFact } from "./actions.ts";
