@@ -1,7 +1,8 @@
 /**
- * The one bus helper: services serve endpoints, the gateway and services request them. Payloads
- * are validated with the endpoint's zod schemas on both sides, endpoints listen in a queue group
- * (so N instances share the load), and failures come back as the typed errors of errors.ts.
+ * The one bus helper: services serve endpoints, the gateway and services request them. The serving
+ * side checks payloads with the endpoint's schemas (each request it receives, each answer before
+ * it leaves), endpoints listen in a queue group (so N instances share the load), and failures come
+ * back as the typed errors of errors.ts.
  *
  * Wire format: a JSON payload; every reply carries a `Status` header. Errors carry the NATS
  * services headers (`Nats-Service-Error-Code`, `Nats-Service-Error`) and a JSON:API errors
@@ -14,7 +15,7 @@
  * ```ts
  * import { z } from "zod";
  * import { Bus, defineEndpoint, route } from "@shared/bus.ts";
- * const echo = defineEndpoint("demo.echo", z.object({ text: z.string() }), z.string());
+ * const echo = defineEndpoint("demo.echo", { request: z.object({ text: z.string() }), response: z.string() });
  * const bus = await Bus.connect({ url: "nats://127.0.0.1:4222", prefix: "demo" });
  * const service = bus.serve({ name: "demo", version: "1.0.0" }, [
  *   route(echo, ({ text }) => text.toUpperCase()),
@@ -33,7 +34,6 @@ import {
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connectNats } from "./nats_transport.ts";
 import { parseNatsServers } from "./config.ts";
-import type { z } from "zod";
 import {
   ApiError,
   errorFromObjects,
@@ -46,7 +46,6 @@ import {
   UnreadableBusRequestError,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
-import { httpRequestSchema } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import {
   clientMeter,
@@ -71,31 +70,66 @@ import {
   withDeadline,
 } from "./deadline.ts";
 
+/**
+ * What checks a payload; a zod schema is one. Structural, so that this module, which the gateway
+ * loads, loads no zod: zod and the schemas cost an idle gateway ~10 MiB of the memory its cache
+ * needs (README, "Benchmark").
+ */
+export interface Schema<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: unknown };
+}
+
+/** What an endpoint reads and, for `rpc` endpoints, what it answers. */
+export interface EndpointSchemas<Req, Res> {
+  request: Schema<Req>;
+  response?: Schema<Res>;
+}
+
 /** A named request/reply capability: its subject (without the bus prefix) and its schemas. */
 export interface Endpoint<Req, Res> {
   readonly subject: string;
   readonly kind: "rpc" | "http";
-  readonly request: z.ZodType<Req>;
-  readonly response?: z.ZodType<Res>;
+  /**
+   * Its schemas, loaded once, when a service serves it. Only the serving side checks (each request
+   * it receives, each answer before it leaves), so a requester such as the gateway never loads
+   * them; both sides share the contract that declares the endpoint.
+   */
+  readonly schemas: () => Promise<EndpointSchemas<Req, Res>>;
   /** How replies are tagged for the gateway's cache (http endpoints their contract marks). */
   readonly cache?: EndpointCache;
 }
 
-/** An endpoint answering a typed request with a typed, validated response. */
+/**
+ * An endpoint answering a typed request with a typed, checked answer. Give the schemas, or a
+ * function that imports them where a module the gateway loads declares the endpoint (contracts).
+ */
 export function defineEndpoint<Req, Res>(
   subject: string,
-  request: z.ZodType<Req>,
-  response: z.ZodType<Res>,
+  schemas:
+    | Required<EndpointSchemas<Req, Res>>
+    | (() => Promise<Required<EndpointSchemas<Req, Res>>>),
 ): Endpoint<Req, Res> {
-  return { subject, kind: "rpc", request, response };
+  const load = typeof schemas === "function" ? schemas : () => Promise.resolve(schemas);
+  return { subject, kind: "rpc", schemas: loadedOnce(load) };
 }
+
+/** Every HTTP endpoint reads the request the gateway forwards (shared/schemas/http.ts). */
+const httpSchemas = loadedOnce(async (): Promise<EndpointSchemas<HttpRequest, HttpReply>> => {
+  const { httpRequestSchema } = await import("./schemas/http.ts");
+  return { request: httpRequestSchema };
+});
 
 /** An endpoint that answers one HTTP request forwarded by the gateway. */
 export function httpEndpoint(
   subject: string,
   cache?: EndpointCache,
 ): Endpoint<HttpRequest, HttpReply> {
-  return { subject, kind: "http", request: httpRequestSchema, cache };
+  return { subject, kind: "http", schemas: httpSchemas, cache };
+}
+
+function loadedOnce<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () => loading ??= load();
 }
 
 export type Handler<Req, Res> = (payload: Req, msg: Msg) => Res | Promise<Res>;
@@ -445,19 +479,17 @@ export class Bus {
     return `${this.prefix}.${name}`;
   }
 
-  /** Sends a typed request and returns the validated answer, or throws the typed error. */
+  /**
+   * Sends a typed request and returns the answer, or throws the typed error. The serving side has
+   * checked both against the endpoint's schemas: a request it cannot read comes back as our own
+   * bug (500), never as the HTTP client's.
+   */
   async request<Req, Res>(
     endpoint: Endpoint<Req, Res>,
     payload: Req,
     options: RequestOptions = {},
   ): Promise<Res> {
-    const checked = endpoint.request.safeParse(payload);
-    if (!checked.success) {
-      throw new InternalError(`Cannot request ${endpoint.subject}: the payload is invalid`, {
-        cause: checked.error,
-      });
-    }
-    const { reply, status } = await this.#send(endpoint.subject, checked.data, options);
+    const { reply, status } = await this.#send(endpoint.subject, payload, options);
     const body = parseJson(reply.data);
     if (status >= 400) {
       const objects = (body as { errors?: ErrorObject[] })?.errors ?? [];
@@ -467,14 +499,7 @@ export class Bus {
       }
       throw errorFromObjects(objects);
     }
-    if (!endpoint.response) return body as Res;
-    const answer = endpoint.response.safeParse(body);
-    if (!answer.success) {
-      throw new InternalError(`Cannot read the answer of ${endpoint.subject}`, {
-        cause: answer.error,
-      });
-    }
-    return answer.data;
+    return body as Res;
   }
 
   /**
@@ -606,11 +631,14 @@ export class Bus {
     stats.set(subject, stat);
     const meter = new EndpointMeter("server", endpoint.subject);
     const log = this.#log;
+    // Loaded now, not at the first request; a failure to load fails each request (500, logged).
+    const schemas = endpoint.schemas();
+    schemas.catch(() => {});
     return this.nc.subscribe(subject, {
       queue: QUEUE_GROUP,
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
-        const work = answer({ endpoint, handler, stat, meter, log }, msg);
+        const work = answer({ endpoint, schemas, handler, stat, meter, log }, msg);
         inFlight.add(work);
         work.finally(() => inFlight.delete(work));
       },
@@ -674,6 +702,7 @@ function setAll(headers: MsgHdrs, values: Record<string, string> | undefined): v
 interface Served {
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>;
+  schemas: Promise<EndpointSchemas<unknown, unknown>>;
   // deno-lint-ignore no-explicit-any
   handler: Handler<any, any>;
   stat: EndpointStats;
@@ -714,6 +743,7 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
   const reply = natsHeaders();
   let request: unknown;
   try {
+    const schemas = await served.schemas;
     const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
     // change made now would contradict the 504 the client already has.
@@ -724,9 +754,9 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     } catch (cause) {
       throw new UnreadableBusRequestError("Cannot read the bus request: it is not JSON", { cause });
     }
-    request = checkedRequest(endpoint, payload);
+    request = checkedRequest(endpoint.subject, schemas, payload);
     const result = await withDeadline(deadline, () => handler(request, msg));
-    return encodeResult(endpoint, result, reply, request);
+    return encodeResult(endpoint, schemas, result, reply, request);
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
@@ -750,11 +780,14 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
 }
 
 /** The request as the endpoint's schema reads it. */
-// deno-lint-ignore no-explicit-any
-function checkedRequest(endpoint: Endpoint<any, any>, payload: unknown): unknown {
-  const checked = endpoint.request.safeParse(payload);
+function checkedRequest(
+  subject: string,
+  schemas: EndpointSchemas<unknown, unknown>,
+  payload: unknown,
+): unknown {
+  const checked = schemas.request.safeParse(payload);
   if (!checked.success) {
-    throw new UnreadableBusRequestError(`Cannot read the bus request for ${endpoint.subject}`, {
+    throw new UnreadableBusRequestError(`Cannot read the bus request for ${subject}`, {
       cause: checked.error,
     });
   }
@@ -765,6 +798,7 @@ function checkedRequest(endpoint: Endpoint<any, any>, payload: unknown): unknown
 function encodeResult(
   // deno-lint-ignore no-explicit-any
   endpoint: Endpoint<any, any>,
+  schemas: EndpointSchemas<unknown, unknown>,
   result: unknown,
   reply: MsgHdrs,
   request: unknown,
@@ -775,7 +809,13 @@ function encodeResult(
     if (endpoint.cache) setAll(reply, cacheHeaders(endpoint.cache, request as HttpRequest, http));
     return { status: http.status, headers: reply, body: encoder.encode(JSON.stringify(http.body)) };
   }
-  const out = endpoint.response ? endpoint.response.parse(result) : result;
+  const checked = schemas.response?.safeParse(result) ?? { success: true, data: result };
+  if (!checked.success) {
+    throw new InternalError(`Cannot answer ${endpoint.subject}: the answer does not fit`, {
+      cause: checked.error,
+    });
+  }
+  const out = checked.data;
   reply.set("Status", "200");
   return { status: 200, headers: reply, body: encoder.encode(JSON.stringify(out ?? null)) };
 }

@@ -23,17 +23,12 @@
 import {
   defineEndpoint,
   type Endpoint,
+  type EndpointSchemas,
   type Handler,
   httpEndpoint,
   type Route,
   route,
 } from "./bus.ts";
-import {
-  resolveRelatedReplySchema,
-  resolveRelatedRequestSchema,
-  resolveReplySchema,
-  resolveRequestSchema,
-} from "./schemas/bus.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { declareTouches, type EndpointCache, type Touches } from "./cache_tags.ts";
 import type { z } from "zod";
@@ -169,14 +164,22 @@ export function httpOperation(
   };
 }
 
-/** A bus-only operation with typed, validated request and reply. */
-export function busOperation<Req, Res>(
+/** The schemas of the operations services offer each other, by name (shared/schemas/bus.ts). */
+type BusSchemas = typeof import("./schemas/bus.ts").BUS_OPERATION_SCHEMAS;
+
+/**
+ * A bus-only operation, typed and checked by the schemas named `schemas` in shared/schemas/bus.ts.
+ * Only the serving service imports them, when it serves: the gateway, which asks but never
+ * serves, loads neither them nor zod.
+ */
+export function busOperation<K extends keyof BusSchemas>(
   subject: string,
-  request: z.ZodType<Req>,
-  response: z.ZodType<Res>,
-): Operation<Req, Res> {
+  schemas: K,
+): Operation<RequestIn<K>, AnswerIn<K>> {
+  const load = async () => (await import("./schemas/bus.ts")).BUS_OPERATION_SCHEMAS[schemas];
   return {
-    endpoint: defineEndpoint(subject, request, response),
+    // TypeScript cannot follow a generic key into the object; both types come from that entry.
+    endpoint: defineEndpoint(subject, load as () => Promise<BusEndpointSchemas<K>>),
     access: "services",
     routes: [],
     media: "json",
@@ -184,13 +187,19 @@ export function busOperation<Req, Res>(
   };
 }
 
+type RequestIn<K extends keyof BusSchemas> = z.output<BusSchemas[K]["request"]>;
+type AnswerIn<K extends keyof BusSchemas> = z.output<BusSchemas[K]["response"]>;
+type BusEndpointSchemas<K extends keyof BusSchemas> = Required<
+  EndpointSchemas<RequestIn<K>, AnswerIn<K>>
+>;
+
 /**
  * `<service>.resolve`, which every service that owns JSON:API types answers: the resources of
  * `type` with these ids that `actor` may see (invisible or unknown ones are left out). The
  * gateway uses it to build compound documents whose `include` crosses services.
  */
 export function resolveOperation(service: string) {
-  return busOperation(`${service}.resolve`, resolveRequestSchema, resolveReplySchema);
+  return busOperation(`${service}.resolve`, "resolve");
 }
 
 /**
@@ -199,11 +208,7 @@ export function resolveOperation(service: string) {
  * the related resources `actor` may see, for `include` of those relationships.
  */
 export function resolveRelatedOperation(service: string) {
-  return busOperation(
-    `${service}.resolve-related`,
-    resolveRelatedRequestSchema,
-    resolveRelatedReplySchema,
-  );
+  return busOperation(`${service}.resolve-related`, "resolveRelated");
 }
 
 /** The actions of a JSON:API collection. */

@@ -13,7 +13,7 @@ Deno.test("[bus] a service never starts work whose deadline has passed", async (
   await using testbus = await testBus();
   const { bus } = testbus;
   let calls = 0;
-  const work = defineEndpoint("demo.work", z.object({}), z.string());
+  const work = defineEndpoint("demo.work", { request: z.object({}), response: z.string() });
   const service = bus.serve({ name: "demo", version: "1.0.0" }, [
     route(work, () => {
       calls++;
@@ -37,8 +37,8 @@ Deno.test("[bus] a request made while serving one carries the same deadline on",
   await using testbus = await testBus();
   const { bus } = testbus;
   const seen: number[] = [];
-  const inner = defineEndpoint("demo.inner", z.object({}), z.string());
-  const outer = defineEndpoint("demo.outer", z.object({}), z.string());
+  const inner = defineEndpoint("demo.inner", { request: z.object({}), response: z.string() });
+  const outer = defineEndpoint("demo.outer", { request: z.object({}), response: z.string() });
   const service = bus.serve({ name: "demo", version: "1.0.0" }, [
     route(inner, (_payload, msg) => {
       seen.push(Number(msg.headers?.get(DEADLINE_HEADER)));

@@ -10,12 +10,6 @@ import {
   SIGNED_IN_READS,
   SIGNED_IN_WRITES,
 } from "../contract.ts";
-import {
-  accessReplySchema,
-  accessRequestSchema,
-  ticketsReplySchema,
-  ticketsRequestSchema,
-} from "../schemas/bus.ts";
 
 const S = "catalog";
 const publicReads = ["list", "get", "related", "relationship"] as const;
@@ -76,16 +70,8 @@ export const catalogContract = defineContract({
      * roles on it. `event` is null when it does not exist, is deleted, or the actor may not see
      * it. Always fresh: a revoked role or admin flag counts on the next call.
      */
-    "internal.access": busOperation(
-      "catalog.internal.access",
-      accessRequestSchema,
-      accessReplySchema,
-    ),
+    "internal.access": busOperation("catalog.internal.access", "access"),
     /** Live tickets by id (unknown or deleted ones are left out). */
-    "internal.tickets": busOperation(
-      "catalog.internal.tickets",
-      ticketsRequestSchema,
-      ticketsReplySchema,
-    ),
+    "internal.tickets": busOperation("catalog.internal.tickets", "tickets"),
   },
 });

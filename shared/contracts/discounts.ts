@@ -11,11 +11,6 @@ import {
   SIGNED_IN_RELATIONS,
   SIGNED_IN_WRITES,
 } from "../contract.ts";
-import {
-  redemptionAnswerSchema,
-  reservationRequestSchema,
-  reserveRequestSchema,
-} from "../schemas/bus.ts";
 
 const S = "discounts";
 const CODE_RELATIONSHIPS = ["event", "events", "tickets", "marketer"] as const;
@@ -97,20 +92,8 @@ export const discountsContract = defineContract({
      * - `release` gives the uses back (the order expired or was cancelled, confirmed or not);
      *   repeating it is a no-op; 404 unknown reservation.
      */
-    "redemptions.reserve": busOperation(
-      "discounts.redemptions.reserve",
-      reserveRequestSchema,
-      redemptionAnswerSchema,
-    ),
-    "redemptions.confirm": busOperation(
-      "discounts.redemptions.confirm",
-      reservationRequestSchema,
-      redemptionAnswerSchema,
-    ),
-    "redemptions.release": busOperation(
-      "discounts.redemptions.release",
-      reservationRequestSchema,
-      redemptionAnswerSchema,
-    ),
+    "redemptions.reserve": busOperation("discounts.redemptions.reserve", "reserve"),
+    "redemptions.confirm": busOperation("discounts.redemptions.confirm", "confirm"),
+    "redemptions.release": busOperation("discounts.redemptions.release", "release"),
   },
 });

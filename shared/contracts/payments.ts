@@ -9,7 +9,6 @@ import {
   SIGNED_IN_RELATIONS,
   SIGNED_IN_WRITES,
 } from "../contract.ts";
-import {} from "../schemas/bus.ts";
 
 const S = "payments";
 

@@ -116,3 +116,17 @@ export const reservationRequestSchema = z.object({
   orderId: orderIdSchema,
   actor: redemptionActor,
 });
+
+/**
+ * The schemas of each operation services offer each other, by the name its contract gives
+ * (`busOperation` in shared/contract.ts): the serving service checks each request and answer.
+ */
+export const BUS_OPERATION_SCHEMAS = {
+  resolve: { request: resolveRequestSchema, response: resolveReplySchema },
+  resolveRelated: { request: resolveRelatedRequestSchema, response: resolveRelatedReplySchema },
+  access: { request: accessRequestSchema, response: accessReplySchema },
+  tickets: { request: ticketsRequestSchema, response: ticketsReplySchema },
+  reserve: { request: reserveRequestSchema, response: redemptionAnswerSchema },
+  confirm: { request: reservationRequestSchema, response: redemptionAnswerSchema },
+  release: { request: reservationRequestSchema, response: redemptionAnswerSchema },
+};
