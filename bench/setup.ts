@@ -9,7 +9,7 @@ import { toErrorObjects } from "@shared/errors.ts";
 import postgres from "postgres";
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/facts.ts";
-import { denoRunArgs } from "../scripts/launch.ts";
+import { denoRunArgs, launchEnv } from "../scripts/launch.ts";
 
 const JSONAPI = "application/vnd.api+json";
 
@@ -137,7 +137,7 @@ export async function waitForOk(url: string, timeoutMs: number): Promise<void> {
 
 /**
  * A child Deno process running `script` with `env` (its output discarded unless asked), launched
- * as `deno task start` launches it (scripts/launch.ts: the gateway's V8 flags).
+ * as `deno task start` launches it (scripts/launch.ts: the gateway's V8 flags and malloc settings).
  */
 export function spawnDeno(
   script: string,
@@ -148,7 +148,7 @@ export function spawnDeno(
   return new Deno.Command(Deno.execPath(), {
     args: denoRunArgs(script),
     cwd: new URL("../", import.meta.url),
-    env,
+    env: { ...launchEnv(script), ...env },
     stdin: "null",
     stdout: io,
     stderr: io,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { denoRunArgs, GATEWAY_V8_FLAGS } from "./launch.ts";
+import { denoRunArgs, GATEWAY_MALLOC_ENV, GATEWAY_V8_FLAGS, launchEnv } from "./launch.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
 
@@ -19,11 +19,21 @@ Deno.test("[launch] denoRunArgs gives the gateway its V8 flags and the services 
   ]);
 });
 
-Deno.test("[launch] deno.json and compose.yaml start the gateway with the same V8 flags", async () => {
+Deno.test("[launch] launchEnv gives the gateway its malloc settings and the services none", () => {
+  assert.deepEqual(launchEnv("gateway/main.ts"), GATEWAY_MALLOC_ENV);
+  assert.deepEqual(launchEnv("services/catalog/main.ts"), {});
+});
+
+Deno.test("[launch] deno.json and compose.yaml start the gateway with the same flags and malloc", async () => {
   const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
   assert.match(tasks["start:gateway"], new RegExp(` ${GATEWAY_V8_FLAGS} gateway/main\\.ts$`));
+  const compose = await read("compose.yaml");
+  for (const [name, value] of Object.entries(GATEWAY_MALLOC_ENV)) {
+    assert.ok(tasks["start:gateway"].includes(` ${name}=${value} `), `deno.json lacks ${name}`);
+    assert.ok(compose.includes(`${name}: "${value}"`), `compose.yaml lacks ${name}`);
+  }
   // The command's list, however `deno fmt` breaks it over lines (a trailing comma included).
-  const command = (await read("compose.yaml")).replace(/\s+/g, " ").replace(/, \]/g, " ]");
+  const command = compose.replace(/\s+/g, " ").replace(/, \]/g, " ]");
   assert.ok(
     command.includes(`command: [ "deno", "run", "-A", "${GATEWAY_V8_FLAGS}", "gateway/main.ts" ]`),
     "compose.yaml's gateway command lacks the V8 flags of scripts/launch.ts",

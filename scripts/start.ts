@@ -28,7 +28,7 @@ import {
   startEmbeddedPostgres,
   StartError,
 } from "./embedded.ts";
-import { denoRunArgs } from "./launch.ts";
+import { denoRunArgs, launchEnv } from "./launch.ts";
 
 export interface SystemOptions {
   /** Environment for every process, on top of this process's own. */
@@ -89,7 +89,7 @@ function spawn(name: string, script: string, env: Record<string, string>, output
     args: denoRunArgs(script),
     cwd: root,
     // Each process's traces and metrics carry its name (with OTEL_DENO=true; see the README).
-    env: { ...env, OTEL_SERVICE_NAME: name },
+    env: { ...launchEnv(script), ...env, OTEL_SERVICE_NAME: name },
     stdin: "null",
     stdout: output ? "piped" : "null",
     stderr: "piped",

@@ -11,7 +11,7 @@
  * await audit.kill("SIGKILL");
  * ```
  */
-import { denoRunArgs } from "../scripts/launch.ts";
+import { denoRunArgs, launchEnv } from "../scripts/launch.ts";
 
 export interface LogLine {
   level: string;
@@ -105,7 +105,7 @@ export function spawnProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: denoRunArgs(script),
     cwd: root,
-    env,
+    env: { ...launchEnv(script), ...env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
