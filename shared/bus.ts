@@ -15,7 +15,10 @@
  * ```ts
  * import { z } from "zod";
  * import { Bus, defineEndpoint, route } from "@shared/bus.ts";
- * const echo = defineEndpoint("demo.echo", { request: z.object({ text: z.string() }), response: z.string() });
+ * const echo = defineEndpoint("demo.echo", {
+ *   request: z.object({ text: z.string() }),
+ *   response: z.string(),
+ * });
  * const bus = await Bus.connect({ url: "nats://127.0.0.1:4222", prefix: "demo" });
  * const service = bus.serve({ name: "demo", version: "1.0.0" }, [
  *   route(echo, ({ text }) => text.toUpperCase()),
@@ -127,6 +130,7 @@ export function httpEndpoint(
   return { subject, kind: "http", schemas: httpSchemas, cache };
 }
 
+/** `load`, called the first time only; later calls share its promise. */
 function loadedOnce<T>(load: () => Promise<T>): () => Promise<T> {
   let loading: Promise<T> | undefined;
   return () => loading ??= load();
