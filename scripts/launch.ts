@@ -1,6 +1,7 @@
 /**
- * How each process is launched: the `deno run` arguments in front of its main.ts. Only the
- * gateway has flags of its own: V8's `--optimize-for-size`, so that its response cache
+ * How each process is launched: the `deno run` arguments in front of its main.ts and the
+ * environment beside its configuration. Only the gateway has settings of its own: glibc's malloc
+ * held to two arenas and a fixed mmap threshold (`launchEnv`, below), and V8's `--optimize-for-size`, so that its response cache
  * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), and
  * `--single-threaded-gc` (below). Without the first, V8 grows the young generation to ~50 MiB
  * under load and leaves the old generation a third empty. bench/memory_probe.ts, 200,000 distinct
@@ -17,7 +18,7 @@
  * (µs/hit before / after the 200k misses.) Every config that keeps RSS under 128 MiB about
  * doubles the CPU per miss (V8 collects the old generation, a full cache of live entries, far
  * more often); none is cheaper than `--optimize-for-size`, so it stays. The malloc variables
- * would save ~5 MiB but must be in the environment before the process starts: not set here.
+ * are set since 2026-12-01 night (`launchEnv`, below).
  *
  * Again on another machine, 2026-12-01 afternoon (two runs of four configs each): the flag
  * 120–128 MiB, 342–388 µs per miss; `--max-semi-space-size=2,--heap-growing-percent=10`
