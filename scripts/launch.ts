@@ -1,10 +1,10 @@
 /**
  * How each process is launched: the `deno run` arguments in front of its main.ts and the
- * environment beside its configuration. Only the gateway has settings of its own: glibc's malloc
- * held to two arenas and a fixed mmap threshold (`launchEnv`, below), and V8's `--optimize-for-size`, so that its response cache
- * (CACHE_MAX_BYTES) is most of what it holds (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), and
- * `--single-threaded-gc` (below). Without the first, V8 grows the young generation to ~50 MiB
- * under load and leaves the old generation a third empty. bench/memory_probe.ts, 200,000 distinct
+ * environment beside its configuration. Only the gateway has settings of its own: V8's
+ * `--optimize-for-size`, so that its response cache (CACHE_MAX_BYTES) is most of what it holds
+ * (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), `--single-threaded-gc`, and glibc's malloc held
+ * to two arenas and a fixed mmap threshold (`launchEnv`; each: below). Without the flag, V8 grows
+ * the young generation to ~50 MiB under load and leaves the old generation a third empty. bench/memory_probe.ts, 200,000 distinct
  * URLs, all configs in one run (2 cores, load average 3-5 from other work), with gateway/cache.ts's
  * slab-packed bodies:
  *
