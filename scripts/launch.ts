@@ -4,9 +4,9 @@
  * `--optimize-for-size`, so that its response cache (CACHE_MAX_BYTES) is most of what it holds
  * (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), `--single-threaded-gc`, and glibc's malloc held
  * to two arenas and a fixed mmap threshold (`launchEnv`; each: below). Without the flag, V8 grows
- * the young generation to ~50 MiB under load and leaves the old generation a third empty. bench/memory_probe.ts, 200,000 distinct
- * URLs, all configs in one run (2 cores, load average 3-5 from other work), with gateway/cache.ts's
- * slab-packed bodies:
+ * the young generation to ~50 MiB under load and leaves the old generation a third empty.
+ * bench/memory_probe.ts, 200,000 distinct URLs, all configs in one run (2 cores, load average 3-5
+ * from other work), with gateway/cache.ts's slab-packed bodies:
  *
  * | config                                            | idle    | 200k URLs | µs/hit   | µs/miss |
  * | ------------------------------------------------- | ------- | --------- | -------- | ------- |
