@@ -101,6 +101,34 @@ Deno.test("[facts] a failed change leaves neither the row nor its fact", async (
   assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 1);
 });
 
+Deno.test("[facts] a fact Postgres refuses fails the write, though its insert went out with the COMMIT", async () => {
+  await using t = await setUp();
+  // The outbox refuses one fact for real: the transaction aborts at its last statement, and
+  // Postgres answers the COMMIT that was sent with it by rolling back.
+  await t.sql`create function refuse_fact() returns trigger language plpgsql as $$
+    begin
+      if new.payload->'data'->>'name' = 'refused' then raise exception 'fact refused'; end if;
+      return new;
+    end $$`;
+  await t.sql`create trigger refuse_fact before insert on outbox
+    for each row execute function refuse_fact()`;
+  const write = (name: string) =>
+    changeWithFact(
+      t.sql,
+      t.relay,
+      async (tx) => (await tx`insert into things (name) values (${name}) returning *`)[0],
+      (row) => [thingFact("kept", "1"), thingFact(row.name, String(row.id))],
+    );
+  await assert.rejects(write("refused"), /fact refused/);
+  assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 0);
+  assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
+  // The next write on the pool is not troubled by the aborted one.
+  await write("fine");
+  await t.relay.flush();
+  assert.deepEqual((await t.sql`select name from things`).map((r) => r.name), ["fine"]);
+  assert.equal(await streamMessages(t), 2);
+});
+
 Deno.test("[facts] facts recorded while NATS was unreachable are published later, once", async () => {
   await using t = await setUp();
   // Recorded but never kicked: as if the process died right after commit.
