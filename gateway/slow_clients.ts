@@ -178,15 +178,38 @@ async function relay(
   await Promise.allSettled([toServer, toClient]);
 }
 
+/** `Deno.serve` on a Unix socket in a directory of its own, which `shutdown` removes. */
+async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
+  const dir = await Deno.makeTempDir({ prefix: "gateway-" });
+  const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  const socketPath = `${dir}/http.sock`;
+  try {
+    const server = Deno.serve({ path: socketPath, onListen: () => {} }, handler);
+    return {
+      socketPath,
+      async shutdown() {
+        await server.shutdown();
+        await remove();
+      },
+    };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
 /** Serves `handler` behind the header clock (see the module comment). */
 export async function serveGuarded(
   options: GuardOptions,
   handler: Deno.ServeHandler<Deno.UnixAddr>,
 ): Promise<GuardedServer> {
-  const dir = await Deno.makeTempDir({ prefix: "gateway-" });
-  const socketPath = `${dir}/http.sock`;
-  const inner = Deno.serve({ path: socketPath, onListen: () => {} }, handler);
+  // The port first: a port in use (a start-up failure users cause) then leaves nothing behind.
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const inner = await innerServer(handler).catch((error) => {
+    listener.close();
+    throw error;
+  });
+  const socketPath = inner.socketPath;
   const addr = listener.addr as Deno.NetAddr;
   options.onListen?.({ hostname: addr.hostname, port: addr.port });
   const connections = new Set<Promise<void>>();
@@ -206,7 +229,6 @@ export async function serveGuarded(
       await accepting;
       await inner.shutdown();
       sweeper.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
 }

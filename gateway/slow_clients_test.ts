@@ -97,3 +97,28 @@ Deno.test("[gateway] slow clients are cut off: headers and bodies have a time li
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] a port in use fails the start and leaves no socket directory behind", async () => {
+  // In a process of its own, whose temporary directory is this test's: other tests' gateways
+  // make and remove theirs in the shared one meanwhile.
+  const tmp = await Deno.makeTempDir({ prefix: "slow-clients-test-" });
+  try {
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (busy.addr as Deno.NetAddr).port;
+    const module = new URL("./slow_clients.ts", import.meta.url).href;
+    const script = `import { serveGuarded } from "${module}";
+      await serveGuarded({ hostname: "127.0.0.1", port: ${port}, headerTimeoutMs: 1000 },
+        () => new Response("never"));`;
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      env: { TMPDIR: tmp },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.success, false, "the start failed");
+    assert.match(new TextDecoder().decode(output.stderr), /AddrInUse|in use/);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "nothing left behind");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
