@@ -4,12 +4,16 @@ import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError 
 import { BadRequestError, ConflictError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 
-async function migrationsDir(files: Record<string, string>): Promise<URL> {
-  const dir = await Deno.makeTempDir();
+/** A folder of migration files, removed when disposed. */
+async function migrationsDir(files: Record<string, string>) {
+  const dir = await Deno.makeTempDir({ prefix: "migrations-test-" });
   for (const [name, text] of Object.entries(files)) {
     await Deno.writeTextFile(`${dir}/${name}`, text);
   }
-  return new URL(`file://${dir}/`);
+  return {
+    url: new URL(`file://${dir}/`),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
 }
 
 Deno.test("[db] openDatabase creates a missing database and pins the schema", async () => {
@@ -31,7 +35,7 @@ Deno.test("[db] openDatabase creates a missing database and pins the schema", as
 
 Deno.test("[db] migrations apply once, in order, even when instances start together", async () => {
   await using db = await testDatabase();
-  const dir = await migrationsDir({
+  await using migrations = await migrationsDir({
     "0001_things.sql": "create table things (id serial primary key, name text not null);",
     "0002_more.sql": "alter table things add column size int not null default 0;",
     "notes.txt": "ignored",
@@ -40,6 +44,7 @@ Deno.test("[db] migrations apply once, in order, even when instances start toget
     [1, 2, 3].map(() => openDatabase(db.url, { schema: "demo", max: 2 })),
   );
   try {
+    const dir = migrations.url;
     const results = await Promise.all(pools.map((sql) => migrate(sql, { schema: "demo", dir })));
     assert.deepEqual(results.flat().sort(), ["0001_things.sql", "0002_more.sql"]);
     assert.deepEqual(await migrate(pools[0], { schema: "demo", dir }), []);
@@ -53,12 +58,12 @@ Deno.test("[db] migrations apply once, in order, even when instances start toget
 
 Deno.test("[db] a failing migration applies nothing of itself", async () => {
   await using db = await testDatabase();
-  const dir = await migrationsDir({
+  await using migrations = await migrationsDir({
     "0001_bad.sql": "create table half (id int); select 1/0;",
   });
   const sql = await openDatabase(db.url, { schema: "demo" });
   try {
-    await assert.rejects(migrate(sql, { schema: "demo", dir }));
+    await assert.rejects(migrate(sql, { schema: "demo", dir: migrations.url }));
     const [row] = await sql`select to_regclass('demo.half') as found`;
     assert.equal(row.found, null);
   } finally {
