@@ -453,12 +453,12 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
  * Runs `change` in a transaction together with recording its fact, then asks the relay to
  * publish. `describe` turns the change's result into the fact (or null when nothing changed).
  *
- * The facts' inserts are the transaction's last statements and are not waited for: they go out
- * with the COMMIT, so a write costs one round trip to Postgres less. A fact that breaks its
- * contract is refused before anything is sent (the change rolls back, as always). An insert that
- * fails aborts the transaction, and Postgres answers the COMMIT of an aborted transaction with
- * ROLLBACK, not an error, which postgres.js passes on as success: so the inserts' own answers are
- * checked once the transaction is over, and their error is the write's.
+ * The facts are built first (one that breaks its contract fails the change before any insert),
+ * and their inserts, sent together, are answered before the COMMIT goes. Sending them with the
+ * COMMIT instead saved a round trip but was tried and dropped (bench/FINDINGS.md, 2026-12-02): the
+ * deadline check before the commit no longer covered the inserts (a 504 for a write committed
+ * later), and postgres.js retries some failed prepared statements, which then ran after the
+ * COMMIT, alone (a fact for a change that never happened).
  */
 export async function changeWithFact<T>(
   sql: Sql,
@@ -466,17 +466,13 @@ export async function changeWithFact<T>(
   change: (tx: Tx) => Promise<T>,
   describe: (result: T) => NewFact | NewFact[] | null,
 ): Promise<T> {
-  let inserted: Promise<unknown> = Promise.resolve();
   // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
-  const value = await transaction(sql, async (tx) => {
+  return await transaction(sql, async (tx) => {
     const value = await change(tx);
     const facts = [describe(value) ?? []].flat().map((fact) => buildFact(fact));
-    inserted = Promise.all(facts.map((fact) => insertFact(tx, fact)));
-    inserted.catch(() => {}); // awaited below, once the transaction is over
+    await Promise.all(facts.map((fact) => insertFact(tx, fact)));
     return value;
   }, () => relay.kick());
-  await inserted;
-  return value;
 }
 
 /**

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { openDatabase } from "./db.ts";
+import { openDatabase, type Sql } from "./db.ts";
+import { withDeadline } from "./deadline.ts";
+import { GatewayTimeoutError } from "./errors.ts";
 import {
   changeWithFact,
   deleteFactStream,
@@ -101,10 +103,10 @@ Deno.test("[facts] a failed change leaves neither the row nor its fact", async (
   assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 1);
 });
 
-Deno.test("[facts] a fact Postgres refuses fails the write, though its insert went out with the COMMIT", async () => {
+Deno.test("[facts] a fact Postgres refuses fails the write, and nothing of it is committed", async () => {
   await using t = await setUp();
-  // The outbox refuses one fact for real: the transaction aborts at its last statement, and
-  // Postgres answers the COMMIT that was sent with it by rolling back.
+  // The outbox refuses the second of two facts for real. (Were its insert sent with the COMMIT,
+  // Postgres would answer that COMMIT with ROLLBACK, no error, and the write would pass for done.)
   await t.sql`create function refuse_fact() returns trigger language plpgsql as $$
     begin
       if new.payload->'data'->>'name' = 'refused' then raise exception 'fact refused'; end if;
@@ -128,6 +130,47 @@ Deno.test("[facts] a fact Postgres refuses fails the write, though its insert we
   assert.deepEqual((await t.sql`select name from things`).map((r) => r.name), ["fine"]);
   assert.equal(await streamMessages(t), 2);
 });
+
+Deno.test("[facts] a fact insert held up past the deadline fails the write, which is not committed later", async () => {
+  await using t = await setUp();
+  // Another session holds the outbox (DDL during an upgrade does) until after the deadline; the
+  // change itself takes half the time left, so the fact's insert, which the statement timeout set
+  // at the start bounds only by the whole time left, waits past the deadline. The requester
+  // answers 504 at the deadline: the write must not commit once the lock goes.
+  await using locker = await lockOutboxFor(t.sql, 800);
+  const deadline = Date.now() + 600;
+  await assert.rejects(
+    withDeadline(deadline, () =>
+      changeWithFact(
+        t.sql,
+        t.relay,
+        async (tx) => {
+          await tx`select pg_sleep(0.3)`;
+          return (await tx`insert into things (name) values ('late') returning *`)[0];
+        },
+        (row) => thingFact(row.name, String(row.id)),
+      )),
+    (error: Error) =>
+      error instanceof GatewayTimeoutError || /statement timeout/.test(error.message),
+  );
+  await locker.released;
+  assert.ok(Date.now() >= deadline);
+  assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 0);
+  assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
+});
+
+/** Locks the outbox from a connection of its own for `ms`; `released` once it let go. */
+async function lockOutboxFor(sql: Sql, ms: number) {
+  const locked = Promise.withResolvers<void>();
+  const released = sql.begin(async (tx) => {
+    await tx`lock table outbox in share mode`;
+    locked.resolve();
+    await tx`select pg_sleep(${ms / 1000})`;
+  });
+  released.catch(locked.reject);
+  await locked.promise;
+  return { released, [Symbol.asyncDispose]: () => released.then(() => {}, () => {}) };
+}
 
 Deno.test("[facts] facts recorded while NATS was unreachable are published later, once", async () => {
   await using t = await setUp();
