@@ -178,6 +178,38 @@ async function relay(
   await Promise.allSettled([toServer, toClient]);
 }
 
+/**
+ * Accepts connections until the listener is closed. One failed accept must not end the loop: a
+ * client that resets its connection while it waits in the backlog makes `accept` throw
+ * (NotConnected), and a `for await` over the listener would then stop accepting for good while
+ * the port kept listening. Out of file descriptors, it waits a moment before trying again.
+ */
+async function acceptEach(
+  listener: Deno.TcpListener,
+  serve: (client: Deno.TcpConn) => void,
+) {
+  for (;;) {
+    let client: Deno.TcpConn;
+    try {
+      client = await listener.accept();
+    } catch (error) {
+      if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+        return; // the listener was closed
+      }
+      if (/too many open files/i.test(String((error as Error)?.message))) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      continue;
+    }
+    try {
+      client.setNoDelay(true);
+    } catch {
+      // Reset already: the relay's first read ends it.
+    }
+    serve(client);
+  }
+}
+
 /** `Deno.serve` on a Unix socket in a directory of its own, which `shutdown` removes. */
 async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
   const dir = await Deno.makeTempDir({ prefix: "gateway-" });
@@ -214,14 +246,11 @@ export async function serveGuarded(
   options.onListen?.({ hostname: addr.hostname, port: addr.port });
   const connections = new Set<Promise<void>>();
   const sweeper = new Sweeper(options.headerTimeoutMs);
-  const accepting = (async () => {
-    for await (const client of listener) {
-      client.setNoDelay(true);
-      const done = relay(client, socketPath, sweeper, options.answer).catch(() => client.close());
-      connections.add(done);
-      done.finally(() => connections.delete(done));
-    }
-  })().catch(() => {});
+  const accepting = acceptEach(listener, (client) => {
+    const done = relay(client, socketPath, sweeper, options.answer).catch(() => client.close());
+    connections.add(done);
+    done.finally(() => connections.delete(done));
+  });
   return {
     port: addr.port,
     async shutdown() {

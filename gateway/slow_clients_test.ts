@@ -122,3 +122,30 @@ Deno.test("[gateway] a port in use fails the start and leaves no socket director
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("[gateway] clients that reset before they are accepted do not stop it accepting", async () => {
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS },
+    () => new Response("ok"),
+  );
+  try {
+    const resets = `import net from "node:net";
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => {
+        const socket = net.connect(${server.port}, "127.0.0.1", () => {
+          socket.resetAndDestroy();
+          resolve();
+        });
+        socket.on("error", resolve);
+      });`;
+    // outputSync holds this event loop until the child is done: its connections are reset while
+    // they wait in the backlog, so each accept fails.
+    const child = new Deno.Command(Deno.execPath(), { args: ["eval", resets] }).outputSync();
+    assert.ok(child.success, new TextDecoder().decode(child.stderr));
+    const response = await fetch(`http://127.0.0.1:${server.port}/`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    assert.equal(await response.text(), "ok");
+  } finally {
+    await server.shutdown();
+  }
+});
