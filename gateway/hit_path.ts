@@ -26,6 +26,7 @@ import type { ResponseCache } from "./cache.ts";
 import { cachedReply, cachedReplyBytes } from "./http_cache.ts";
 import type { RawHead } from "./raw_head.ts";
 import { countAnswer, type HitRoute } from "./metrics.ts";
+import { isAuthority } from "./middleware/host.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 
 /**
@@ -47,6 +48,9 @@ function rawKey(raw: Request): string | undefined {
     headers.has("authorization") || headers.has("cookie") || headers.has("content-length") ||
     headers.has("transfer-encoding")
   ) return undefined;
+  // Never a Host that could hold a `/` or `?` (middleware/host.ts refuses those requests).
+  const host = headers.get("host");
+  if (host !== null && !isAuthority(host)) return undefined;
   const url = raw.url;
   const path = url.indexOf("/", url.indexOf("//") + 2);
   if (path === -1) return undefined;

@@ -520,3 +520,51 @@ Deno.test("[gateway] mixed requests in any split or batching come back whole and
   assert.ok(toServe < sent, `the relay answered some itself (${sent - toServe} of ${sent})`);
   assert.ok(toServe > 0, "and Deno.serve the rest");
 });
+
+Deno.test("[gateway] a Host that is no host name is refused, and never decides what others get", async () => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  using wire = await Wire.open(servers.relaying.port);
+  // `Request.url` is the scheme, Host and target: this Host would put a query before the path.
+  const poisoned = HEAD.replace("Host: x", "Host: x?page%5Bsize%5D=3&a=") + "\r\n";
+  for (let i = 0; i < 2; i++) {
+    await wire.send(poisoned);
+    const answer = await wire.answer();
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /"pointer":"\/headers\/Host"|"header":"Host"/);
+  }
+  for (let i = 0; i < 3; i++) {
+    await wire.send(`${HEAD}\r\n`);
+    const body = JSON.parse((await wire.answer()).split("\r\n\r\n")[1]);
+    assert.equal(body.data.length, 1, "the plain read's own page");
+  }
+});
+
+Deno.test("[gateway] a bare LF in a head sends it to Deno.serve, never to the relay's answer", async (t) => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  const { calls } = servers;
+  using wire = await Wire.open(servers.relaying.port);
+  for (let i = 0; i < 3; i++) {
+    await wire.send(`${HEAD}\r\n`);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 /);
+  }
+  const hidden: [string, string][] = [
+    ["a credential after a bare LF", "X-A: \nAuthorization: Bearer garbage\r\n"],
+    ["a vertical tab after a value", `X-A: b\x0b\r\n`],
+  ];
+  for (const [what, extra] of hidden) {
+    await t.step(what, async () => {
+      using other = await Wire.open(servers.relaying.port);
+      for (let i = 0; i < 2; i++) {
+        await other.send(`${HEAD}\r\n`); // learned and answered by the relay on this connection
+        await other.answer();
+      }
+      const before = calls.relaying;
+      await other.send(`${HEAD}${extra}\r\n`);
+      const answer = await other.answer().catch(() => "closed");
+      assert.equal(calls.relaying > before || !/X-Cache: HIT/.test(answer), true, answer);
+      assert.doesNotMatch(answer, /^HTTP\/1\.1 200 /, "not the cached page");
+    });
+  }
+});

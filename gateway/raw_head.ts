@@ -13,6 +13,8 @@
  * ```
  */
 
+import { isAuthority } from "./middleware/host.ts";
+
 export interface RawHead {
   method: string;
   /** The request target exactly as sent (origin form: path and query). */
@@ -37,6 +39,7 @@ const MAX_FIELDS = 64;
 
 const CR = 13;
 const LF = 10;
+const TAB = 9;
 
 /** The index of the first CRLFCRLF (the end of a head) in `bytes` at or after `from`, or -1. */
 export function headEnd(bytes: Uint8Array, from = 0): number {
@@ -49,8 +52,11 @@ export function headEnd(bytes: Uint8Array, from = 0): number {
 }
 
 /**
- * Whether `chunk` holds one complete head in ASCII and nothing after it: it ends at the first
- * CRLFCRLF, and no byte is above 0x7e.
+ * Whether `chunk` holds one complete head in printable ASCII and nothing after it: it ends at the
+ * first CRLFCRLF, every line ends with CRLF, and no other byte is a control byte but tab. Why
+ * strict: `Deno.serve` also takes a bare LF as a line's end, so a head this reader would read as
+ * one request could be two there (the relay would then answer out of turn), or hide a header
+ * (a credential, another Host) from the relay in what it took for a value.
  */
 export function isOneHead(chunk: Uint8Array): boolean {
   const n = chunk.length;
@@ -61,9 +67,10 @@ export function isOneHead(chunk: Uint8Array): boolean {
   for (let i = 0; i < n - 4; i++) {
     const byte = chunk[i];
     if (byte > 0x7e) return false;
-    if (byte === CR && chunk[i + 1] === LF && chunk[i + 2] === CR && chunk[i + 3] === LF) {
-      return false;
-    }
+    if (byte >= 0x20 || byte === TAB) continue;
+    if (byte === CR) {
+      if (chunk[i + 1] !== LF || (chunk[i + 2] === CR && chunk[i + 3] === LF)) return false;
+    } else if (byte !== LF || chunk[i - 1] !== CR) return false;
   }
   return true;
 }
@@ -73,8 +80,6 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VALUE = /^[\t\x20-\x7e]*$/;
 /** An origin-form target: a path, maybe a query; printable ASCII without spaces. */
 const TARGET = /^\/[\x21-\x7e]*$/;
-/** A host name, IPv4 or bracketed IPv6 address, and maybe a port. */
-const HOST = /^[A-Za-z0-9.\-\[\]:]+$/;
 
 /** The headers the short way reads, by lower-case name. */
 const READ = {
@@ -123,7 +128,7 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
     switch (lower) {
       case "host":
         hosts++;
-        if (!HOST.test(value)) head.plain = false;
+        if (!isAuthority(value)) head.plain = false;
         break;
       case "accept":
       case "if-none-match":
