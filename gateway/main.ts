@@ -38,7 +38,13 @@ const listen = {
 // HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
 const server = config.headerTimeoutMs > 0
   ? await serveGuarded(
-    { ...listen, headerTimeoutMs: config.headerTimeoutMs, answer: gateway.answer },
+    {
+      ...listen,
+      headerTimeoutMs: config.headerTimeoutMs,
+      // The longest a request can last here: its body, the service, a merge as long again.
+      answerWithinMs: config.bodyTimeoutMs + 2 * config.requestTimeoutMs + config.headerTimeoutMs,
+      answer: gateway.answer,
+    },
     gateway.fetch,
   )
   : Deno.serve(listen, gateway.fetch);

@@ -3,12 +3,14 @@
  * (checked on Deno 2.9: a client sending one header byte a second stays connected for good, and
  * node:http's `headersTimeout` is not enforced either), and it never shows the handler a request
  * whose headers have not all arrived. So the gateway listens itself and relays each connection
- * to `Deno.serve` on a private Unix socket, watching only one thing: from the moment a request
- * may start (the connection opened, or the last response bytes went out) the client has
+ * to `Deno.serve` on a private Unix socket, watching the time: from the moment a request may
+ * start (the connection opened, or the last response bytes went out) the client has
  * `headerTimeoutMs` to finish its headers (`\r\n\r\n`), or the connection is closed. The clock
- * also closes keep-alive connections left idle that long. One shared sweep checks every clock each
- * quarter of the timeout (a late client is cut off within 1.25 times it), so a request costs no
- * timer of its own. Bodies are timed by body.ts.
+ * also closes keep-alive connections left idle that long. Once a head is in, the request (its
+ * body, then its answer) has `answerWithinMs`, so no connection is held for good whatever bytes it
+ * sends. One shared sweep checks every clock each quarter of the header timeout (a late client is
+ * cut off within 1.25 times it), so a request costs no timer of its own. Bodies are also timed by
+ * body.ts.
  *
  * The relay also answers repeated cache hits itself (`answer`, HitPath.answerHead): a read that
  * arrives as one complete head while the connection owes the client nothing (gateway/exchanges.ts
@@ -30,6 +32,14 @@ export interface GuardOptions {
   hostname: string;
   port: number;
   headerTimeoutMs: number;
+  /**
+   * How long a request may take once its head is in (its body, then its answer) before the
+   * connection is closed; default six times `headerTimeoutMs`. The gateway gives its body
+   * timeout plus twice its request timeout plus the header timeout: the longest a request of its
+   * own can last. Without it, bytes that looked like the end of a head (in a body, say) stopped
+   * the clock, and a connection could be held for good.
+   */
+  answerWithinMs?: number;
   onListen?: (addr: { hostname: string; port: number }) => void;
   /** The whole answer to a request head (written in order), when the relay may send it itself. */
   answer?: (head: RawHead) => Uint8Array[] | undefined;
@@ -61,12 +71,13 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * One relayed connection's header clock: `deadline` (ms since epoch) is when the client must
- * have finished its headers, 0 while it owes none. One shared sweep closes the late ones, so a
- * request costs no timer of its own.
+ * One relayed connection's clock: `deadline` (ms since epoch) is when the client must have
+ * finished its headers (`owesHead`), or else when its request must have been answered. One shared
+ * sweep closes the late ones, so a request costs no timer of its own.
  */
 interface Clock {
   deadline: number;
+  owesHead: boolean;
   close(): void;
 }
 
@@ -74,13 +85,13 @@ interface Clock {
 class Sweeper {
   readonly clocks = new Set<Clock>();
   readonly #timer: ReturnType<typeof setInterval>;
-  constructor(readonly timeoutMs: number) {
+  constructor(readonly timeoutMs: number, readonly answerWithinMs: number) {
     this.#timer = setInterval(() => this.#sweep(), Math.max(1, Math.floor(timeoutMs / 4)));
   }
   #sweep(): void {
     const now = Date.now();
     for (const clock of this.clocks) {
-      if (clock.deadline !== 0 && clock.deadline <= now) clock.close();
+      if (clock.deadline <= now) clock.close();
     }
   }
   stop(): void {
@@ -92,6 +103,7 @@ class Sweeper {
 function startClock(sweeper: Sweeper, conns: Deno.Conn[]): Clock {
   const clock: Clock = {
     deadline: Date.now() + sweeper.timeoutMs,
+    owesHead: true,
     close() {
       sweeper.clocks.delete(clock);
       for (const conn of conns) {
@@ -154,8 +166,9 @@ async function relay(
         clock.deadline = Date.now() + timeoutMs;
         continue;
       }
-      if (clock.deadline !== 0 && (matched = headersEnd(chunk, matched)) === 4) {
-        clock.deadline = 0;
+      if (clock.owesHead && (matched = headersEnd(chunk, matched)) === 4) {
+        clock.owesHead = false;
+        clock.deadline = Date.now() + sweeper.answerWithinMs;
       }
       await writeAll(upstream, chunk);
     }
@@ -170,6 +183,7 @@ async function relay(
       // Counted once written: an answer the relay makes must not go out beside these bytes.
       if (exchanges?.following) exchanges.received(chunk);
       matched = 0;
+      clock.owesHead = true;
       clock.deadline = Date.now() + timeoutMs;
     }
   })();
@@ -245,7 +259,10 @@ export async function serveGuarded(
   const addr = listener.addr as Deno.NetAddr;
   options.onListen?.({ hostname: addr.hostname, port: addr.port });
   const connections = new Set<Promise<void>>();
-  const sweeper = new Sweeper(options.headerTimeoutMs);
+  const sweeper = new Sweeper(
+    options.headerTimeoutMs,
+    options.answerWithinMs ?? 6 * options.headerTimeoutMs,
+  );
   const accepting = acceptEach(listener, (client) => {
     const done = relay(client, socketPath, sweeper, options.answer).catch(() => client.close());
     connections.add(done);

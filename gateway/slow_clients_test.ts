@@ -149,3 +149,35 @@ Deno.test("[gateway] clients that reset before they are accepted do not stop it 
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] bytes that end a head in a body do not keep a connection open for good", async () => {
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 2 * LIMIT_MS },
+    () => new Response("early"), // answers without reading the body
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    await conn.write(encoder.encode(head));
+    const buffer = new Uint8Array(4096);
+    assert.ok((await conn.read(buffer))! > 0, "answered");
+    // Body bytes that look like the end of a head, then silence.
+    await conn.write(encoder.encode("\r\n\r\n"));
+    const started = Date.now();
+    const closed = (async () => {
+      while ((await conn.read(buffer).catch(() => null)) !== null) {
+        // Whatever else comes: only the close counts.
+      }
+    })();
+    const limit = new Promise<"open">((resolve) => setTimeout(() => resolve("open"), 6 * LIMIT_MS));
+    assert.equal(await Promise.race([closed.then(() => "closed"), limit]), "closed");
+    assert.ok(Date.now() - started < 2 * LIMIT_MS * 1.25 + 500, "within the answer's time");
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server.
+    }
+    await server.shutdown();
+  }
+});
