@@ -538,6 +538,11 @@ Deno.test("[gateway] a Host that is no host name is refused, and never decides w
     const body = JSON.parse((await wire.answer()).split("\r\n\r\n")[1]);
     assert.equal(body.data.length, 1, "the plain read's own page");
   }
+  // Names as containers and IPv6 literals have them stay readable.
+  for (const host of ["open_event-gateway:8080", "[::1]:8080", "API.Example.org."]) {
+    await wire.send(HEAD.replace("Host: x", `Host: ${host}`) + "\r\n");
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 /, host);
+  }
 });
 
 Deno.test("[gateway] a bare LF in a head sends it to Deno.serve, never to the relay's answer", async (t) => {

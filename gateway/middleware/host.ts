@@ -9,8 +9,12 @@ import type { MiddlewareHandler } from "hono";
 import { BadRequestError } from "@shared/errors.ts";
 import type { GatewayEnv } from "../env.ts";
 
-/** A host name, IPv4 or bracketed IPv6 address, and maybe a port. */
-const AUTHORITY = /^[A-Za-z0-9.\-\[\]:]+$/;
+/**
+ * A host name (letters, digits, `.`, `-`, and `_` and `~`, which container names use), an IPv4 or
+ * bracketed IPv6 address, and maybe a port: nothing that could end an authority (`/`, `?`, `#`,
+ * `@`).
+ */
+const AUTHORITY = /^[A-Za-z0-9._~\-\[\]:]+$/;
 
 /** Whether `host` (a Host header's value) is one a URL can be built from as it stands. */
 export function isAuthority(host: string): boolean {
