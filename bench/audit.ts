@@ -194,7 +194,7 @@ class FlushedRelay extends FactRelay {
 
 /**
  * The same update with and without the fact, straight on the catalog's database, the way the
- * request path runs them: `transaction`, and `changeWithFact` (whose insert goes with the COMMIT).
+ * request path runs them: `transaction`, and `changeWithFact`.
  */
 async function outboxCost(
   system: TestSystem,
