@@ -8,9 +8,10 @@
  * `headerTimeoutMs` to finish its headers (`\r\n\r\n`), or the connection is closed. The clock
  * also closes keep-alive connections left idle that long. Once a head is in, the request (its
  * body, then its answer) has `answerWithinMs`, so no connection is held for good whatever bytes it
- * sends. One shared sweep checks every clock each quarter of the header timeout (a late client is
- * cut off within 1.25 times it), so a request costs no timer of its own. Bodies are also timed by
- * body.ts.
+ * sends. An interim `100 Continue` does not restart the clock (the body it asks for is still owed),
+ * and a request pipelined behind another keeps the answer's time when the first answer goes out.
+ * One shared sweep checks every clock each quarter of the header timeout (a late client is cut off
+ * within 1.25 times it), so a request costs no timer of its own. Bodies are also timed by body.ts.
  *
  * The relay also answers repeated cache hits itself (`answer`, HitPath.answerHead): a read that
  * arrives as one complete head while the connection owes the client nothing (gateway/exchanges.ts
@@ -52,33 +53,56 @@ export interface GuardedServer {
 }
 
 /**
- * Follows `\r\n\r\n` across chunks: `matched` is how much of it the last chunk ended with.
- * Plain indexed loops: this runs on every chunk a client sends.
+ * Counts the ends of heads (`\r\n\r\n`) in what a client sends, across chunks. A body may hold
+ * such bytes too, so the count is an upper bound on the heads sent: good enough for a clock that
+ * only ever gives the client more time for a request it may have sent (see `relay`), never for
+ * good. A plain indexed loop: this runs on every chunk a client sends.
  */
-function headersEnd(chunk: Uint8Array, matched: number): number {
-  for (let i = 0; i < chunk.length; i++) {
-    const byte = chunk[i];
-    if (byte === (matched & 1 ? 10 : 13)) {
-      if (++matched === 4) return 4;
-    } else matched = byte === 13 ? 1 : 0;
+class HeadEnds {
+  /** How much of `\r\n\r\n` the bytes so far ended with. */
+  #matched = 0;
+
+  /** How many heads `chunk` ends. */
+  count(chunk: Uint8Array): number {
+    let matched = this.#matched;
+    let ends = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (byte === (matched & 1 ? 10 : 13)) {
+        if (++matched === 4) {
+          ends++;
+          matched = 0;
+        }
+      } else matched = byte === 13 ? 1 : 0;
+    }
+    this.#matched = matched;
+    return ends;
   }
-  return matched;
+}
+
+const INTERIM = new TextEncoder().encode("HTTP/1.1 1");
+
+/**
+ * Whether `chunk` of the server's answers is an interim answer alone (`100 Continue`, which
+ * `Deno.serve` writes by itself when the handler starts reading a body the client holds back for
+ * it): the request is still owed its body and its answer, so the clock goes on as it was.
+ */
+function isInterimAlone(chunk: Uint8Array): boolean {
+  if (chunk.length < INTERIM.length + 4) return false;
+  for (let i = 0; i < INTERIM.length; i++) if (chunk[i] !== INTERIM[i]) return false;
+  const n = chunk.length;
+  if (chunk[n - 4] !== 13 || chunk[n - 3] !== 10 || chunk[n - 2] !== 13 || chunk[n - 1] !== 10) {
+    return false;
+  }
+  for (let i = INTERIM.length; i < n - 4; i++) {
+    if (chunk[i] === 13 && chunk[i + 1] === 10 && chunk[i + 2] === 13) return false;
+  }
+  return true;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = await conn.write(bytes);
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-/**
- * One relayed connection's clock: `deadline` (ms since epoch) is when the client must have
- * finished its headers (`owesHead`), or else when its request must have been answered. One shared
- * sweep closes the late ones, so a request costs no timer of its own.
- */
-interface Clock {
-  deadline: number;
-  owesHead: boolean;
-  close(): void;
 }
 
 /** Closes the connections whose deadline has passed, every quarter of the timeout. */
@@ -99,24 +123,60 @@ class Sweeper {
   }
 }
 
-/** A connection's header clock, running from now (the client owes its first headers). */
-function startClock(sweeper: Sweeper, conns: Deno.Conn[]): Clock {
-  const clock: Clock = {
-    deadline: Date.now() + sweeper.timeoutMs,
-    owesHead: true,
-    close() {
-      sweeper.clocks.delete(clock);
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
+/**
+ * One relayed connection's clock, running from its start: `deadline` (ms since epoch) is when
+ * the client must have finished its next head (while it owes one), or else when the request in
+ * hand must have been answered. The shared sweep closes the late ones, so a request costs no
+ * timer of its own.
+ */
+class Clock {
+  deadline: number;
+  #owesHead = true;
+  /**
+   * Heads that came in while an earlier request was owed its answer (pipelined): as answers go
+   * out, each of these is owed one in turn, so its time is the answer's, not the header's.
+   */
+  #headsAhead = 0;
+
+  constructor(readonly sweeper: Sweeper, readonly conns: Deno.Conn[]) {
+    this.deadline = Date.now() + sweeper.timeoutMs;
+    sweeper.clocks.add(this);
+  }
+
+  /** The client's bytes ended `ends` heads (see `HeadEnds`). */
+  headsIn(ends: number): void {
+    if (ends > 0 && this.#owesHead) {
+      this.#owesHead = false;
+      this.deadline = Date.now() + this.sweeper.answerWithinMs;
+      this.#headsAhead += ends - 1;
+    } else this.#headsAhead += ends;
+  }
+
+  /**
+   * Answer bytes went out: the clock runs for the next head, or for a pipelined request's answer.
+   * (An answer read in several chunks counts once per chunk: that can only cut a pipelined
+   * request's time back to the header timeout, as before pipelining was followed.)
+   */
+  answered(): void {
+    if (this.#headsAhead > 0) {
+      this.#headsAhead--;
+      this.deadline = Date.now() + this.sweeper.answerWithinMs;
+    } else {
+      this.#owesHead = true;
+      this.deadline = Date.now() + this.sweeper.timeoutMs;
+    }
+  }
+
+  close(): void {
+    this.sweeper.clocks.delete(this);
+    for (const conn of this.conns) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
       }
-    },
-  };
-  sweeper.clocks.add(clock);
-  return clock;
+    }
+  }
 }
 
 /**
@@ -147,9 +207,8 @@ async function relay(
   answer: GuardOptions["answer"],
 ) {
   const upstream = await Deno.connect({ transport: "unix", path: socketPath });
-  const { timeoutMs } = sweeper;
-  const clock = startClock(sweeper, [client, upstream]);
-  let matched = 0;
+  const clock = new Clock(sweeper, [client, upstream]);
+  const headEnds = new HeadEnds();
   // Followed only where the relay may answer: without `answer` there is nothing to follow for.
   const exchanges = answer && new Exchanges();
   const toServer = (async () => {
@@ -163,13 +222,10 @@ async function relay(
         : undefined;
       if (answered) {
         for (const part of answered) await writeAll(client, part);
-        clock.deadline = Date.now() + timeoutMs;
+        clock.answered();
         continue;
       }
-      if (clock.owesHead && (matched = headersEnd(chunk, matched)) === 4) {
-        clock.owesHead = false;
-        clock.deadline = Date.now() + sweeper.answerWithinMs;
-      }
+      clock.headsIn(headEnds.count(chunk));
       await writeAll(upstream, chunk);
     }
   })();
@@ -182,9 +238,7 @@ async function relay(
       await writeAll(client, chunk);
       // Counted once written: an answer the relay makes must not go out beside these bytes.
       if (exchanges?.following) exchanges.received(chunk);
-      matched = 0;
-      clock.owesHead = true;
-      clock.deadline = Date.now() + timeoutMs;
+      if (!isInterimAlone(chunk)) clock.answered();
     }
   })();
   await Promise.race([toServer, toClient]).catch(() => {});

@@ -181,3 +181,63 @@ Deno.test("[gateway] bytes that end a head in a body do not keep a connection op
     await server.shutdown();
   }
 });
+
+/** Reads from `conn` until `text` holds `done(text)`, or the connection closes; the text read. */
+async function readUntil(conn: Deno.Conn, done: (text: string) => boolean): Promise<string> {
+  const buffer = new Uint8Array(4096);
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!done(text)) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test("[gateway] a body sent after 100 Continue has the answer's time, not the header's", async () => {
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
+    async (request) => new Response(`read ${(await request.arrayBuffer()).byteLength}`),
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const head = "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 12\r\n\r\n";
+    await conn.write(encoder.encode(head));
+    const interim = await readUntil(conn, (text) => text.includes("\r\n\r\n"));
+    assert.match(interim, /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    // Twelve bytes over 2.4 s: longer than the header timeout (cut off at most 1.25 s after the
+    // interim answer before), well within the answer's.
+    for (let i = 0; i < 12; i++) {
+      await conn.write(encoder.encode("x"));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const answer = await readUntil(conn, (text) => text.endsWith("read 12"));
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nread 12$/);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("[gateway] a pipelined request has its answer's time after the first answer", async () => {
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
+    async (request) => {
+      const slow = new URL(request.url).pathname === "/slow";
+      // Past the header timeout (and the sweep's quarter) after the first answer went out.
+      if (slow) await new Promise((resolve) => setTimeout(resolve, 2 * LIMIT_MS));
+      return new Response(slow ? "slow done" : "fast done");
+    },
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const both = "GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+    await conn.write(encoder.encode(both));
+    const answers = await readUntil(conn, (text) => text.includes("slow done"));
+    assert.match(answers, /fast done[^]*HTTP\/1\.1 200 OK[^]*slow done$/);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
