@@ -11,7 +11,9 @@
  *   `settleMs` after that change: services that follow other services' facts (the discounts'
  *   projection of events, the catalog's `is-stripe-linked`) apply them a moment later, without
  *   a fact of their own;
- * - every entry expires after `ttlMs` whatever happens (and at the reply's own expiry).
+ * - every entry expires after `ttlMs` whatever happens (and at the reply's own expiry);
+ * - after the cache is emptied (missed facts, a reconnect), what it stores within `settleMs`
+ *   lives only until then, whatever its tags: the changes missed are unknown.
  *
  * @example
  * ```ts
@@ -251,9 +253,13 @@ export class ResponseCache {
     this.#entries.change(tags, this.settleMs);
   }
 
-  /** Empties the cache; nothing fetched before now may be stored. */
+  /**
+   * Empties the cache; nothing fetched before now may be stored, and what is stored within
+   * `settleMs` lives only until then: the changes that made it empty it (missed facts, a
+   * reconnect) are unknown, and services that follow facts may still be catching up.
+   */
   clear(): void {
-    this.#entries.clear();
+    this.#entries.clear(this.settleMs);
     this.#emptied();
   }
 
@@ -262,7 +268,7 @@ export class ResponseCache {
    * cache is emptied both when it is suspended and when it resumes.
    */
   suspend(suspended: boolean): void {
-    this.#entries.suspend(suspended);
+    this.#entries.suspend(suspended, this.settleMs);
     this.#emptied();
   }
 

@@ -95,6 +95,43 @@ Deno.test("[gateway] ResponseCache expires entries: TTL, their own expiry, settl
   assert.equal(cache.lookup("ttl"), undefined);
 });
 
+Deno.test("[gateway] ResponseCache: what it stores just after it was emptied only settles", async (t) => {
+  const time = clock();
+  const cache = new ResponseCache({
+    maxBytes: 1 << 20,
+    ttlMs: 10_000,
+    settleMs: 500,
+    now: time.now,
+  });
+  // A change's settle time must survive the emptying it is forgotten in: the follower that
+  // derives the reply may not have caught up (the review's case: junk on the fact subjects, or
+  // a reconnect, right after an event was unpublished).
+  for (
+    const [name, empty] of [
+      ["cleared", () => cache.clear()],
+      ["resumed", () => (cache.suspend(true), cache.suspend(false))],
+    ] as const
+  ) {
+    await t.step(name, () => {
+      cache.invalidate(["event:1"]);
+      time.advance(10);
+      empty();
+      time.advance(10);
+      cache.store("lookup", reply("stale?", ["event:1"]), cache.begin());
+      cache.store("other", reply("other", ["topic:2"]), cache.begin());
+      assert.ok(cache.lookup("lookup"));
+      time.advance(489);
+      assert.ok(cache.lookup("lookup"), "alive 1 ms before its settle time ends");
+      time.advance(1);
+      assert.equal(cache.lookup("lookup"), undefined, "lives until 500 ms after the emptying");
+      assert.equal(cache.lookup("other"), undefined, "whatever its tags: the changes are unknown");
+      cache.store("later", reply("fresh", ["event:1"]), cache.begin());
+      time.advance(5_000);
+      assert.ok(cache.lookup("later"), "stored after the settle time: the whole TTL");
+    });
+  }
+});
+
 Deno.test("[gateway] cacheKey never merges different queries", () => {
   const key = (url: string) => cacheKey("application/vnd.api+json", "/v1/events", queryOf(url));
   // Same question, same key: order does not matter, a repeated name keeps its last value.

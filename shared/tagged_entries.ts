@@ -14,7 +14,10 @@
  * - changes are remembered `memoryMs` (longer than any fetch can last); forgetting one raises
  *   the floor below which no fetch may store;
  * - while suspended (the change feed is interrupted) nothing is served or stored; suspending and
- *   resuming both empty everything.
+ *   resuming both empty everything;
+ * - emptying everything may come with a settle time too, which then holds for every tag: after
+ *   an interruption the changes missed are unknown, and whoever derives state from them may still
+ *   be catching up.
  *
  * @example
  * ```ts
@@ -64,6 +67,8 @@ export class TaggedEntries<E extends TaggedEntry> {
   #seq = 0;
   /** Fetches begun before this may not store (everything was emptied, or a change forgotten). */
   #floor = 0;
+  /** Entries stored before this live at most until it, whatever their tags (see `clear`). */
+  #settleAllUntil = 0;
   #suspended = false;
 
   constructor(options: TaggedEntriesOptions<E>) {
@@ -109,6 +114,7 @@ export class TaggedEntries<E extends TaggedEntry> {
   /** `until`, cut short by the settle time of a recent change of one of `tags`. */
   settled(tags: readonly string[], until: number): number {
     const now = this.now();
+    if (this.#settleAllUntil > now) until = Math.min(until, this.#settleAllUntil);
     for (const tag of tags) {
       const settleUntil = this.#changes.get(tag)?.settleUntil ?? 0;
       if (settleUntil > now) until = Math.min(until, settleUntil);
@@ -168,18 +174,22 @@ export class TaggedEntries<E extends TaggedEntry> {
     this.#forget(now);
   }
 
-  /** Empties everything; nothing fetched before now may be stored. */
-  clear(): void {
+  /**
+   * Empties everything; nothing fetched before now may be stored, and what is stored within
+   * `settleMs` lives only until then (the changes' own settle times are forgotten with them).
+   */
+  clear(settleMs = 0): void {
     this.#entries.clear();
     this.#byTag.clear();
     this.#changes.clear();
     this.#floor = ++this.#seq;
+    this.#settleAllUntil = Math.max(this.#settleAllUntil, this.now() + settleMs);
   }
 
-  /** Suspends (nothing served or stored) or resumes; empties everything either way. */
-  suspend(suspended: boolean): void {
+  /** Suspends (nothing served or stored) or resumes; empties everything either way (`clear`). */
+  suspend(suspended: boolean, settleMs = 0): void {
     this.#suspended = suspended;
-    this.clear();
+    this.clear(settleMs);
   }
 
   /** Forgets changes older than any fetch still in flight could be (raising the floor). */
