@@ -246,13 +246,18 @@ Deno.test("[gateway] conditional requests and HEAD", async (t) => {
     });
     assert.equal(stale.status, 200);
   });
-  await t.step("HEAD answers like GET, without a body", async () => {
+  await t.step("HEAD answers like GET, without a body but with its length", async () => {
     const head = await system.app.request(path, { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get("ETag"), etag);
     assert.equal(await head.text(), "");
+    const length = new TextEncoder().encode(first.text).byteLength;
+    assert.equal(head.headers.get("Content-Length"), String(length));
     const missing = await system.app.request("/v1/events/999999", { method: "HEAD" });
     assert.equal(missing.status, 404);
+    const missingGet = await system.app.request("/v1/events/999999");
+    const missingLength = (await missingGet.arrayBuffer()).byteLength;
+    assert.equal(missing.headers.get("Content-Length"), String(missingLength));
   });
 });
 

@@ -14,13 +14,17 @@ import {
 import type { Logger } from "@shared/log.ts";
 import type { GatewayEnv } from "./env.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
+import { PRIVATE } from "./http_cache.ts";
 
 /** A JSON:API error response for `error`, with any extra headers. */
 export function errorResponse(error: ApiError, headers: Record<string, string> = {}): Response {
   const document = { errors: error.toObjects(), jsonapi: { version: "1.0" } };
   return new Response(JSON.stringify(document), {
     status: error.status,
-    headers: { "Content-Type": JSONAPI, ...headers },
+    // The gateway's own errors (401, 404 of no route, 405, 406, 408, 413, 415, 5xx) are never
+    // for a cache to keep: some depend on the credential, and 404 and 405 are otherwise
+    // heuristically cacheable.
+    headers: { "Content-Type": JSONAPI, "Cache-Control": PRIVATE, ...headers },
   });
 }
 

@@ -6,6 +6,7 @@ Deno.test("[gateway] an unknown path answers 404 JSON:API", async () => {
   for (const path of ["/v1/nothing", "/v1/events/1/unknown-rel", "/"]) {
     const response = await gw.app.request(path);
     assert.equal(response.status, 404, path);
+    assert.equal(response.headers.get("Cache-Control"), "private, no-store", "for no cache");
     assert.equal((await firstError(response)).code, "not_found");
   }
 });
@@ -25,6 +26,7 @@ Deno.test("[gateway] a wrong method on a known path answers 405 with Allow", asy
       const response = await gw.app.request(path, { method });
       assert.equal(response.status, 405);
       assert.equal(response.headers.get("Allow"), allow);
+      assert.equal(response.headers.get("Cache-Control"), "private, no-store");
       assert.equal((await firstError(response)).code, "method_not_allowed");
     });
   }

@@ -129,8 +129,14 @@ export class HitPath {
     const id = pickRequestId(headers.get("x-request-id"));
     let response = cachedReply(entry, headers.get("if-none-match"));
     response.headers.set("X-Request-Id", id);
-    // Hono answers HEAD with the GET route's response, without its body.
-    if (method === "HEAD") response = new Response(null, response);
+    // Hono answers HEAD with the GET route's response, without its body (and with the length
+    // that body has: middleware/head_length.ts).
+    if (method === "HEAD") {
+      if (response.status !== 304) {
+        response.headers.set("Content-Length", String(entry.body.byteLength));
+      }
+      response = new Response(null, response);
+    }
     this.#counted(method, hit, response.status, began, id);
     return response;
   }
