@@ -198,6 +198,67 @@ Deno.test("[gateway] an unpublished or deleted event stops being served within t
   );
 });
 
+Deno.test("[gateway] a purged topic drops the pages of what went with it, whatever they show", async (t) => {
+  await using system = await startTestSystem({ env });
+  const topic = await system.createTopic("Doomed");
+  const [sub, emptySub] = [
+    await system.createSubTopic(topic, "With an event"),
+    await system.createSubTopic(topic, "Empty"),
+  ];
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: {
+      "event-topic": { data: { type: "event-topic", id: topic } },
+      "event-sub-topic": { data: { type: "event-sub-topic", id: sub } },
+    },
+  });
+  await settled(system);
+  // Pages whose bodies show no link to the topic: a sparse fieldset, an empty list.
+  const gone = [
+    `/v1/event-sub-topics/${sub}?fields[event-sub-topic]=name`,
+    `/v1/event-sub-topics/${sub}/events?fields[event]=name`,
+    `/v1/event-sub-topics/${emptySub}/events`,
+    `/v1/event-sub-topics/${emptySub}/relationships/events`,
+  ];
+  const list = "/v1/event-sub-topics?fields[event-sub-topic]=name";
+  const eventPage = `/v1/events/${event.id}?fields[event]=name,event-topic`;
+  for (const path of [...gone, list, eventPage]) {
+    await system.call("GET", path);
+    assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "HIT", path);
+  }
+  const before = (await system.readFacts()).length;
+  const purged = await system.call("DELETE", `/v1/event-topics/${topic}?permanent=true`, {
+    token: system.admin.token,
+  });
+  assert.equal(purged.status, 200);
+
+  await t.step("the writing gateway serves none of them after its reply", async () => {
+    for (const path of gone) assert.equal((await system.call("GET", path)).status, 404, path);
+    const listed = await system.call("GET", list);
+    assert.deepEqual(listed.body.data, [], "the list no longer shows the sub-topics");
+    const page = await system.call("GET", eventPage);
+    assert.equal(page.body.data.relationships["event-topic"].data, null, "the event unlinked");
+  });
+  await t.step("each change has its fact, for subscribers and the other gateways", async () => {
+    const facts = (await system.readFacts()).slice(before);
+    const described = facts.map((fact) => `${fact.type} ${(fact.data as { id: string }).id}`);
+    assert.deepEqual(
+      described.sort(),
+      [
+        `catalog.event-sub-topic.deleted ${emptySub}`,
+        `catalog.event-sub-topic.deleted ${sub}`,
+        `catalog.event-topic.deleted ${topic}`,
+        `catalog.event.updated ${event.id}`,
+      ].sort(),
+    );
+    const updated = facts.find((fact) => fact.type === "catalog.event.updated")!;
+    const data = updated.data as Record<string, unknown>;
+    assert.equal(data["event-topic"], null);
+    assert.equal(data["event-sub-topic"], null);
+  });
+});
+
 Deno.test("[gateway] the cache is emptied when the NATS connection comes back", async () => {
   await using system = await startTestSystem({ env });
   const { event } = await publishedEvent(system);

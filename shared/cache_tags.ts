@@ -212,11 +212,13 @@ export interface EndpointCache {
 export function cacheHeaders(
   policy: EndpointCache,
   request: HttpRequest,
-  reply: { status: number; body: unknown; deleted?: HttpReply["deleted"] },
+  reply: Pick<HttpReply, "status" | "body" | "deleted" | "cascaded">,
 ): Record<string, string> | undefined {
   if (policy.role === "write") {
     const tags = writeTags(request, reply.status, reply.body);
-    if (tags && reply.deleted) tags.push(...touchedBy(reply.deleted.type, reply.deleted.record));
+    for (const changed of tags ? [reply.deleted ?? [], reply.cascaded ?? []].flat() : []) {
+      tags!.push(...touchedBy(changed.type, changed.record));
+    }
     return tags?.length ? { [CACHE_TAGS_HEADER]: tags.join(" ") } : undefined;
   }
   if (request.actor !== null) return undefined;

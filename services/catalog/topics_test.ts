@@ -334,3 +334,35 @@ Deno.test("[catalog] an admin purges a soft-deleted topic with ?permanent=true",
   const rows = await system.sql`select id from event_topics where id = ${id}`;
   assert.equal(rows.length, 0, "the row is gone for good");
 });
+
+Deno.test("[catalog] purging a sub-topic unlinks its events, each with a fact", async () => {
+  await using system = await startTestSystem();
+  const topic = await system.createTopic("Kept");
+  const sub = await system.createSubTopic(topic, "Purged");
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, {
+    relationships: {
+      "event-topic": { data: { type: "event-topic", id: topic } },
+      "event-sub-topic": { data: { type: "event-sub-topic", id: sub } },
+    },
+  });
+  const before = (await system.readFacts()).length;
+  expectStatus(
+    await system.call("DELETE", `/v1/event-sub-topics/${sub}?permanent=true`, {
+      token: system.admin.token,
+    }),
+    200,
+  );
+  const [row] = await system.sql`select event_topic_id, event_sub_topic_id from events
+    where id = ${event.id}`;
+  assert.equal(row.event_sub_topic_id, null);
+  assert.equal(String(row.event_topic_id), topic, "the topic link stays");
+  const facts = (await system.readFacts()).slice(before);
+  assert.deepEqual(facts.map((fact) => fact.type).sort(), [
+    "catalog.event-sub-topic.deleted",
+    "catalog.event.updated",
+  ]);
+  const updated = facts.find((fact) => fact.type === "catalog.event.updated")!.data;
+  assert.equal((updated as Record<string, unknown>)["event-sub-topic"], null);
+  assert.equal((updated as Record<string, unknown>)["event-topic"], topic);
+});

@@ -53,6 +53,12 @@ export interface HttpReply {
    * the path (an event's id when it was deleted by its identifier).
    */
   deleted?: { type: string; record: { id: string } & Record<string, unknown> };
+  /**
+   * What else a write deleted or changed (a topic's sub-topics, the events unlinked from it), the
+   * same way (never sent to the client): their facts go out too, but the gateway that relayed the
+   * write drops their pages with its reply, so that its client reads its own write.
+   */
+  cascaded?: { type: string; record: { id: string } & Record<string, unknown> }[];
   /** Absolute path of a created resource (the gateway makes it a `Location` header). */
   location?: string;
   /**

@@ -27,10 +27,13 @@ import {
   deleteTopic,
   getTopic,
   listTopics,
+  purgeDependents,
   type TopicRowOf,
   type TopicTable,
 } from "../store/topics.ts";
-import { type Action, type Call, commit, viewer } from "./common.ts";
+import type { Row } from "../store/common.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import { type Action, type Call, commit, fact, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 /** "Science & Tech!" -> "science-tech"; accents folded so slugs stay ASCII. */
@@ -123,13 +126,49 @@ export function deleteAction(table: TopicTable): Action {
   return async (ctx, call) => {
     requireAdmin(call.caller);
     const existing = await topicOr404(ctx, call, table);
-    const permanent = permanentDelete(call.caller, call.req.query);
+    if (permanentDelete(call.caller, call.req.query)) {
+      return await purge(ctx, call, table, existing);
+    }
     await commit(
       ctx,
       call,
       { type: def.type, verb: "deleted", row: existing },
-      (tx) => deleteTopic(tx, table, existing.id, permanent),
+      (tx) => deleteTopic(tx, table, existing.id, false),
     );
     return deletedReply;
   };
+}
+
+/**
+ * A permanent delete, with a fact for each change it makes: the topic's or sub-topic's own, a
+ * topic's sub-topics deleted with it, the events unlinked from either (`purgeDependents`).
+ * Subscribers learn of all of them, and the caches drop every page they show, whatever its
+ * sparse fieldset (the writing gateway at once: `cascaded`).
+ */
+async function purge(
+  ctx: CatalogContext,
+  call: Call,
+  table: TopicTable,
+  existing: Row,
+): Promise<HttpReply> {
+  const { dependents, row } = await changeWithFact(ctx.sql, ctx.relay, async (tx) => {
+    const dependents = await purgeDependents(tx, table, String(existing.id));
+    const row = await deleteTopic(tx, table, String(existing.id), true);
+    return { dependents, row: row ?? existing };
+  }, ({ dependents, row }) => [
+    fact(call, kinds[table].def.type, "deleted", row),
+    ...dependents.subTopics.map((sub) => fact(call, "event-sub-topic", "deleted", sub)),
+    ...dependents.events.map((event) => fact(call, "event", "updated", event)),
+  ]);
+  const cascaded = [
+    ...dependents.subTopics.map((sub) => ({
+      type: "event-sub-topic",
+      record: { id: String(sub.id) },
+    })),
+    ...dependents.events.map((event) => ({
+      type: "event",
+      record: { id: String(event.id), identifier: event.identifier },
+    })),
+  ];
+  return cascaded.length ? { ...deletedReply, cascaded } : deletedReply;
 }

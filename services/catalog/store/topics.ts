@@ -4,7 +4,7 @@ import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, listRows, liveRows } from "./common.ts";
-import type { SubTopicRow, TopicRow } from "./rows.ts";
+import type { EventRow, SubTopicRow, TopicRow } from "./rows.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
 /** The row of a topic table. */
@@ -107,4 +107,44 @@ export function deleteTopic<T extends TopicTable>(
   permanent: boolean,
 ) {
   return deleteRow<TopicRowOf<T>>(tx, table, id, permanent);
+}
+
+/** What purging a topic or sub-topic changed beyond its own row. */
+export interface Dependents {
+  /** A topic's sub-topics, deleted with it. */
+  subTopics: SubTopicRow[];
+  /** Events that linked to it (or to one of those sub-topics), as they are now: unlinked. */
+  events: EventRow[];
+}
+
+/**
+ * Before a permanent delete of topic or sub-topic `id`: does what the schema's cascades would do
+ * silently (a topic's sub-topics deleted, events' links to either cleared) and returns those
+ * rows, so that each change can have its fact and leave no cache stale. The row is locked first:
+ * an event linked to it meanwhile waits, then fails (the topic is gone), instead of being
+ * unlinked without a fact.
+ */
+export async function purgeDependents(
+  tx: Queryable,
+  table: TopicTable,
+  id: string,
+): Promise<Dependents> {
+  await tx`select id from ${tx(table)} where id = ${id} for update`;
+  if (table === "event_sub_topics") {
+    const events = await tx<EventRow[]>`update events set event_sub_topic_id = null
+      where event_sub_topic_id = ${id} returning *`;
+    return { subTopics: [], events };
+  }
+  const events = await tx<EventRow[]>`update events set
+      event_topic_id = nullif(event_topic_id, ${id}),
+      event_sub_topic_id = case when event_sub_topic_id in (
+        select id from event_sub_topics where event_topic_id = ${id}
+      ) then null else event_sub_topic_id end
+    where event_topic_id = ${id} or event_sub_topic_id in (
+      select id from event_sub_topics where event_topic_id = ${id}
+    )
+    returning *`;
+  const subTopics = await tx<SubTopicRow[]>`delete from event_sub_topics
+    where event_topic_id = ${id} returning *`;
+  return { subTopics, events };
 }
