@@ -54,6 +54,31 @@ Deno.test({
     await bus.nc.flush();
     await bus.close();
   });
+
+  await t.step("a hung node in use (SIGSTOP): leaves it for another within seconds", async () => {
+    const log = recording();
+    const alive = cluster.nodes.filter((node) => node.process);
+    const bus = await Bus.connect({
+      url: alive.map((node) => node.url).join(","),
+      prefix: "t",
+      logger: log,
+    });
+    const inUse = alive.find((node) => bus.nc.getServer() === `127.0.0.1:${node.port}`)!;
+    const hungAt = Date.now();
+    cluster.freeze(inUse.name, true);
+    try {
+      // Its connection stays open and says nothing: only the unanswered pings tell.
+      await eventually(() => log.messages.includes("NATS is back"), 10_000, "leaving the node");
+      const tookMs = Date.now() - hungAt;
+      assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
+      // Three unanswered pings a second apart, perhaps 2 s on the hung node again, then another.
+      assert.ok(tookMs < 6_500, `moved in ${tookMs} ms`);
+      await bus.nc.flush();
+    } finally {
+      cluster.freeze(inUse.name, false);
+      await bus.close();
+    }
+  });
 });
 
 Deno.test({

@@ -27,6 +27,11 @@ export interface NatsCluster extends AsyncDisposable {
   natsUrl: string;
   /** Stops a node by name (as JetStream reports it): SIGKILL unless `signal` says otherwise. */
   kill(name: string, signal?: Deno.Signal): Promise<NatsNode>;
+  /**
+   * Freezes a node (SIGSTOP) or thaws it (SIGCONT): a hung server, whose connections stay open
+   * but answer nothing, unlike a killed one's, which are reset at once.
+   */
+  freeze(name: string, frozen: boolean): NatsNode;
   /** The node leading `stream` now (undefined while it has none). */
   streamLeader(bus: Bus, stream: string): Promise<string | undefined>;
 }
@@ -102,6 +107,12 @@ function clusterOf(nodes: NatsNode[], dir: string): NatsCluster {
       node.process.kill(signal);
       await node.process.status;
       node.process = undefined;
+      return node;
+    },
+    freeze(name, frozen) {
+      const node = nodes.find((n) => n.name === name);
+      if (!node?.process) throw new Error(`No running node ${name}`);
+      node.process.kill(frozen ? "SIGSTOP" : "SIGCONT");
       return node;
     },
     async streamLeader(bus, stream) {
