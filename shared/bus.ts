@@ -243,6 +243,8 @@ const DEFAULT_TIMEOUT_MS = 5000;
 /** How often the client pings its server, and how many pings may go unanswered (see connect). */
 const PING_INTERVAL_MS = 1000;
 const MAX_PINGS_OUT = 2;
+/** How long a request waits for a lost connection to NATS to come back before it is a 503. */
+const RECONNECT_GRACE_MS = 1000;
 /** How long connecting to one server (TCP, INFO, CONNECT) may take before the next is tried. */
 const CONNECT_TIMEOUT_MS = 2000;
 /** Room for the headers of a request (deadline, idempotency key, tracing) within max_payload. */
@@ -324,19 +326,46 @@ function parseJson(data: Uint8Array): unknown {
 }
 
 /**
- * Logs losing and regaining NATS once per transition (nats.js reports every failed reconnect
- * attempt too; those stay quiet). Ends when the connection closes.
+ * Whether the connection to NATS is up, as its status events tell (`follow`). While it is down a
+ * request does not wait in nats.js's reconnect buffer for its whole timeout: it waits at most
+ * RECONNECT_GRACE_MS for the connection to come back (a node lost in a cluster is replaced within
+ * a few hundred milliseconds), then fails with 503 (`Bus.#send`).
  */
-async function logConnectionStatus(nc: NatsConnection, log: Logger): Promise<void> {
-  let lost = false;
-  for await (const status of nc.status()) {
-    const server = (status as { server?: string }).server;
-    if (status.type === "disconnect" && !lost) {
-      lost = true;
-      log.warn("lost NATS; reconnecting", { server });
-    } else if (status.type === "reconnect" && lost) {
-      lost = false;
-      log.info("NATS is back", { server });
+class Link {
+  /** Resolved when the connection is back; undefined while it is up. */
+  #back: PromiseWithResolvers<void> | undefined;
+
+  get down(): boolean {
+    return this.#back !== undefined;
+  }
+
+  /** Whether the connection is up now or comes back within `ms`. */
+  async upWithin(ms: number): Promise<boolean> {
+    const back = this.#back;
+    if (back === undefined) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ms, false));
+    const up = await Promise.race([back.promise.then(() => true), late]);
+    clearTimeout(timer);
+    return up;
+  }
+
+  /**
+   * Follows the connection's status, logging losing and regaining NATS once per transition
+   * (nats.js reports every failed reconnect attempt too; those stay quiet). Ends when the
+   * connection closes.
+   */
+  async follow(nc: NatsConnection, log: Logger): Promise<void> {
+    for await (const status of nc.status()) {
+      const server = (status as { server?: string }).server;
+      if (status.type === "disconnect" && !this.down) {
+        this.#back = Promise.withResolvers();
+        log.warn("lost NATS; reconnecting", { server });
+      } else if (status.type === "reconnect" && this.down) {
+        this.#back!.resolve();
+        this.#back = undefined;
+        log.info("NATS is back", { server });
+      }
     }
   }
 }
@@ -455,6 +484,7 @@ export class Bus {
   /** Replicas of the facts and parked streams (see BusOptions). */
   readonly factsReplicas: number;
   readonly #log: Logger;
+  readonly #link = new Link();
   #replies?: Replies;
 
   constructor(
@@ -465,7 +495,7 @@ export class Bus {
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#log = options.logger ?? createLogger("bus");
-    logConnectionStatus(nc, this.#log).catch(() => {});
+    this.#link.follow(nc, this.#log).catch(() => {});
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
@@ -543,9 +573,10 @@ export class Bus {
     options: RequestOptions,
   ): Promise<ReplyHeaders & { reply: Msg }> {
     const full = this.subject(subject);
-    const now = Date.now();
     const inherited = currentDeadline() ?? Infinity;
-    const deadline = Math.min(now + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS), inherited);
+    const deadline = Math.min(Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS), inherited);
+    if (this.#link.down) await this.#awaitLink(subject, deadline);
+    const now = Date.now();
     if (deadline <= now) throw deadlineError(`request ${subject}`);
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
@@ -567,6 +598,15 @@ export class Bus {
       if (span) endBusSpan(span, "client", failure.status, failure);
       throw failure;
     }
+  }
+
+  /** Waits a moment for a lost connection to come back; a 503 when it does not. */
+  async #awaitLink(subject: string, deadline: number): Promise<void> {
+    const graceMs = Math.min(RECONNECT_GRACE_MS, deadline - Date.now());
+    if (graceMs > 0 && await this.#link.upWithin(graceMs)) return;
+    throw new ServiceUnavailableError(
+      `Cannot reach ${subject}: the bus is unavailable (reconnecting to NATS)`,
+    );
   }
 
   /**
@@ -762,10 +802,14 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
   let request: unknown;
   try {
     const schemas = await served.schemas;
-    const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER));
+    // A requester that sends no deadline (a client of the bus API other than ours) gets the
+    // bus's default timeout as one: without any, a change could be made long after it gave up
+    // (a reservation behind a lock, applied after its 1 s timeout, in a review).
+    const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER)) ??
+      Date.now() + DEFAULT_TIMEOUT_MS;
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
     // change made now would contradict the 504 the client already has.
-    if (deadline !== undefined && Date.now() >= deadline) throw deadlineError("start the work");
+    if (Date.now() >= deadline) throw deadlineError("start the work");
     let payload: unknown;
     try {
       payload = parseJson(msg.data);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { defineEndpoint, route } from "./bus.ts";
-import { DEADLINE_HEADER, withDeadline } from "./deadline.ts";
+import { currentDeadline, DEADLINE_HEADER, withDeadline } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
 import { GatewayTimeoutError } from "./errors.ts";
 import { testBus, testDatabase } from "./testing.ts";
@@ -52,6 +52,24 @@ Deno.test("[bus] a request made while serving one carries the same deadline on",
     assert.equal(await bus.request(outer, {}, { timeoutMs: 1000 }), "inner");
     assert.equal(seen.length, 1);
     assert.ok(seen[0] >= before + 1000 && seen[0] <= Date.now() + 1000, String(seen[0] - before));
+  } finally {
+    await service.stop();
+  }
+});
+
+Deno.test("[bus] a request sent without a deadline is served within the bus's default one", async () => {
+  await using testbus = await testBus();
+  const { bus } = testbus;
+  const work = defineEndpoint("demo.bounded", { request: z.object({}), response: z.number() });
+  const service = bus.serve({ name: "demo", version: "1.0.0" }, [
+    // What the handler's transactions are bounded by (see `bounded` in db.ts).
+    route(work, () => (currentDeadline() ?? Infinity) - Date.now()),
+  ]);
+  try {
+    // A plain NATS request, as a client of the bus API other than ours may send it.
+    const reply = await bus.nc.request(bus.subject("demo.bounded"), "{}", { timeout: 1000 });
+    const left = JSON.parse(new TextDecoder().decode(reply.data));
+    assert.ok(left > 4_000 && left <= 5_000, `bounded by ${left} ms`);
   } finally {
     await service.stop();
   }

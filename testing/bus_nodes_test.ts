@@ -3,7 +3,9 @@ import { freePort } from "@shared/net.ts";
 import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
-import { Bus } from "@shared/bus.ts";
+import { z } from "zod";
+import { Bus, defineEndpoint } from "@shared/bus.ts";
+import { ServiceUnavailableError } from "@shared/errors.ts";
 import { consumeFacts } from "@shared/consumer.ts";
 import { ensureFactStream, publishFailureCause } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
@@ -79,6 +81,32 @@ Deno.test({
       await bus.close();
     }
   });
+});
+
+Deno.test({
+  name: "[bus] with NATS gone, a request is a 503 after a second's grace, not a 504 at its timeout",
+  ...unsanitized,
+}, async () => {
+  await using cluster = await startNatsCluster(1);
+  const [node] = cluster.nodes;
+  const log = recording();
+  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: log });
+  const echo = defineEndpoint("demo.echo", { request: z.object({}), response: z.null() });
+  try {
+    await cluster.kill(node.name);
+    await eventually(() => log.messages.includes("lost NATS; reconnecting"), 5_000, "the loss");
+    const started = performance.now();
+    await assert.rejects(bus.request(echo, {}, { timeoutMs: 5_000 }), (error) => {
+      assert.ok(error instanceof ServiceUnavailableError, String(error));
+      assert.match(error.message, /the bus is unavailable/);
+      return true;
+    });
+    const tookMs = performance.now() - started;
+    // It waited for the connection to come back (a lost node is replaced that fast), no longer.
+    assert.ok(tookMs >= 900 && tookMs < 2_000, `answered after ${Math.round(tookMs)} ms`);
+  } finally {
+    await bus.nc.close();
+  }
 });
 
 Deno.test({
