@@ -256,8 +256,14 @@ Deno.test("[catalog] /v1/users/{id} is for the user themselves or an admin", asy
   });
 
   await t.step("is-admin and is-super-admin are changed by super admins only", async () => {
-    for (const flag of ["is-admin", "is-super-admin"]) {
-      const body = { data: { type: "user", id: bob.id, attributes: { [flag]: true } } };
+    // Every form validation reads as true, not only JSON's: a review made itself super admin
+    // with "True" while only `true` was checked.
+    const forms = [true, 1, "1", "true", "True", "TRUE", "t", "T"];
+    const cases = ["is-admin", "is-super-admin"].flatMap((flag) =>
+      forms.map((value): [string, unknown] => [flag, value])
+    );
+    for (const [flag, value] of cases) {
+      const body = { data: { type: "user", id: bob.id, attributes: { [flag]: value } } };
       expectError(
         await system.call("PATCH", `/v1/users/${bob.id}`, { token: bob.token, body }),
         403,
@@ -425,15 +431,21 @@ Deno.test("[catalog] super admins are guarded: only super admins change them, on
   });
 
   await t.step("sign-up with admin flags is refused with 403 and a pointer", async () => {
-    const reply = await system.call("POST", "/v1/users", {
-      body: {
-        data: {
-          type: "user",
-          attributes: { email: "flags@example.test", password: "long enough", "is-admin": true },
+    const cases: [string, unknown][] = [["is-admin", true], ["is-admin", "true"], [
+      "is-super-admin",
+      "1",
+    ]];
+    for (const [flag, value] of cases) {
+      const reply = await system.call("POST", "/v1/users", {
+        body: {
+          data: {
+            type: "user",
+            attributes: { email: "flags@example.test", password: "long enough", [flag]: value },
+          },
         },
-      },
-    });
-    expectError(reply, 403, { pointer: "/data/attributes/is-admin" });
+      });
+      expectError(reply, 403, { pointer: `/data/attributes/${flag}` }, `${flag}: ${value}`);
+    }
     const [row] = await system.sql`select count(*)::int as n from users
       where email = 'flags@example.test'`;
     assert.equal(row.n, 0);

@@ -30,6 +30,7 @@ import {
   userUpdateAttributes,
 } from "@shared/schemas/catalog.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { booleanFromText } from "@shared/schemas/lenient.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { z } from "zod";
 import { hashPassword, verifyPassword } from "../passwords.ts";
@@ -95,7 +96,9 @@ const ADMIN_FLAGS = ["is-admin", "is-super-admin"] as const;
 /**
  * Refuses a change of the admin flags by anyone but a super admin. Clients such as Open Event
  * Frontend send every attribute back, so a flag sent with its current value (false for a new
- * user) is no change; an invalid value is left to validation (422).
+ * user) is no change; an invalid value is left to validation (422). A flag is read as validation
+ * will read it (`"true"`, `"1"`, `1`... are true, as the original's marshmallow took them): a
+ * check of JSON booleans alone let anyone make themselves super admin with `"True"`.
  */
 function requestedFlags(
   caller: Caller | null,
@@ -106,9 +109,10 @@ function requestedFlags(
   },
 ): string[] {
   const column = { "is-admin": "is_admin", "is-super-admin": "is_super_admin" } as const;
-  const flags = ADMIN_FLAGS.filter((f) =>
-    typeof attributes[f] === "boolean" && attributes[f] !== Boolean(current[column[f]])
-  );
+  const flags = ADMIN_FLAGS.filter((f) => {
+    const value = booleanFromText(attributes[f]);
+    return typeof value === "boolean" && value !== Boolean(current[column[f]]);
+  });
   if (flags.length && !caller?.isSuperAdmin) {
     throw new ForbiddenError("Cannot change admin flags: only super admins may", {
       pointer: `/data/attributes/${flags[0]}`,
