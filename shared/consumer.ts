@@ -109,6 +109,8 @@ async function ensureParkedStream(bus: Bus): Promise<void> {
 }
 
 const decoder = new TextDecoder();
+/** How long a message that could not be parked waits before it is delivered again. */
+const PARK_RETRY_MS = 5_000;
 /** How long a partial batch waits for more facts before it is handled. */
 const FLUSH_AFTER_MS = 5;
 /**
@@ -196,7 +198,7 @@ export async function consumeFacts<S extends string>(
     consumer,
     health,
     batchSize: options.batchSize ?? 500,
-    handleBatch: (messages) => handleBatch(batches, messages),
+    handleBatch: (messages) => handleBatchSafely(batches, messages),
   });
   return {
     async stop() {
@@ -260,20 +262,31 @@ interface BatchContext<S extends string> {
   handled: ReturnType<typeof handledFacts>;
 }
 
-/** Copies a message to the parked stream and terminates it: kept for people, never retried. */
+/**
+ * Copies a message to the parked stream and terminates it: kept for people, never retried. When
+ * the parked stream does not take it (no leader for a moment, removed by hand), the message is
+ * redelivered later instead: a failed park once rejected the pull's promise chain, and the
+ * unhandled rejection ended the whole process (a review: audit and discounts both died).
+ */
 async function park<S extends string>(
   ctx: BatchContext<S>,
   msg: JsMsg,
   reason: string,
 ): Promise<void> {
+  const { log } = ctx.options;
+  const where = { subject: msg.subject, sequence: msg.info.streamSequence };
   const target = ctx.bus.subject(`parked.${msg.subject}`);
-  await ctx.js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${ctx.stream}` });
+  try {
+    await ctx.js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${ctx.stream}` });
+  } catch (error) {
+    log.error("cannot park a message; it will be redelivered", { ...where, reason, error });
+    msg.nak(PARK_RETRY_MS);
+    ctx.handled.retried.add(1);
+    return;
+  }
   msg.term();
-  ctx.options.log.warn("parked a message", {
-    reason,
-    subject: msg.subject,
-    sequence: msg.info.streamSequence,
-  });
+  ctx.handled.parked.add(1);
+  log.warn("parked a message", { reason, ...where });
 }
 
 /** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
@@ -329,7 +342,27 @@ async function handleBatch<S extends string>(
     else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }
   ctx.handled.acked.add(batch.length - rejected.size);
-  ctx.handled.parked.add(rejected.size);
+}
+
+/**
+ * `handleBatch`, which must not throw: the pull loop chains batches, and one rejected batch
+ * would leave the chain rejected (every later batch skipped) and end the process unhandled.
+ * Whatever went wrong, the batch's unacknowledged messages come back later.
+ */
+async function handleBatchSafely<S extends string>(
+  ctx: BatchContext<S>,
+  messages: JsMsg[],
+): Promise<void> {
+  try {
+    await handleBatch(ctx, messages);
+  } catch (error) {
+    ctx.options.log.error("cannot handle facts; they will be redelivered", {
+      error,
+      count: messages.length,
+    });
+    for (const msg of messages) msg.nak(PARK_RETRY_MS);
+    ctx.handled.retried.add(messages.length);
+  }
 }
 
 /** What the pull loop needs: the consumer to pull from and what to do with each batch. */

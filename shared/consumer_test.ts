@@ -87,6 +87,32 @@ Deno.test("[consumer] a failing batch is redelivered, a malformed message is par
   assert.equal(await parkedCount(b), 2);
 });
 
+Deno.test("[consumer] a message the parked stream does not take comes back; the rest go on", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "demo",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  try {
+    // The parked stream gone (no leader for a moment, removed by hand): parking fails. It used
+    // to end the process with an unhandled rejection, which fails this test.
+    const jsm = await jetstreamManager(b.bus.nc);
+    const parked = await jsm.streams.info(facts.parkedStream(b.prefix));
+    await jsm.streams.delete(facts.parkedStream(b.prefix));
+    await publish(b, ["not json", fact(1), fact(2)]);
+    await eventually(() => handled.length === 2, 5_000, "the facts behind it");
+    assert.deepEqual(handled, ["1", "2"]);
+    await jsm.streams.add(parked.config);
+    // Redelivered after the retry pause, parked this time.
+    await eventually(async () => await parkedCount(b) === 1, 10_000, "parked on a later try");
+  } finally {
+    await consumer.stop();
+  }
+});
+
 Deno.test("[consumer] misrouted facts and facts the handler rejects are parked, the rest acked", async () => {
   await using b = await factBus({ ensureStream: true });
   const handled: string[] = [];
