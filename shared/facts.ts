@@ -354,8 +354,11 @@ export class FactRelay {
     try {
       for (;;) {
         const sent = await this.#sql.begin(async (tx) => {
+          // Waits for rows another instance's relay holds (it is publishing them) instead of
+          // skipping them: skipped, later facts went out first, and a resource's facts could
+          // reach subscribers out of order when a service ran several instances.
           const rows = await tx`select seq, id, subject, payload, trace_context from outbox
-            order by seq limit 200 for update skip locked`;
+            order by seq limit 200 for update`;
           await Promise.all(rows.map((row) => {
             const headers = cloudEventHeaders();
             const publish = () =>

@@ -183,6 +183,35 @@ Deno.test("[facts] facts recorded while NATS was unreachable are published later
   assert.equal(await streamMessages(t), 1);
 });
 
+Deno.test("[facts] relays of several instances publish facts in the order they were recorded", async () => {
+  await using t = await setUp();
+  // "first" is in the hands of another instance's relay (its rows locked while it publishes)
+  // when this instance's relay is kicked for "second", recorded after it.
+  await t.sql.begin((tx) => recordFact(tx, thingFact("first", "1")));
+  await t.sql.begin((tx) => recordFact(tx, thingFact("second", "2")));
+  const otherRelay = Promise.withResolvers<void>();
+  const holding = t.sql.begin(async (tx) => {
+    await tx`select seq from outbox order by seq limit 1 for update`;
+    await otherRelay.promise;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const draining = t.relay.flush();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  otherRelay.resolve();
+  await holding;
+  await draining;
+  const jsm = await jetstreamManager(t.bus.nc);
+  const names = [];
+  for (let seq = 1; seq <= await streamMessages(t); seq++) {
+    const read = parseFact((await jsm.streams.getMessage(t.stream, { seq }))!.json());
+    assert.ok("fact" in read);
+    names.push((read.fact.data as { name: string }).name);
+  }
+  // Skipping the locked row published "second" first: a subscriber taking the last fact of a
+  // resource as its state would have kept the older one (a review saw it with two catalogs).
+  assert.deepEqual(names, ["first", "second"]);
+});
+
 Deno.test("[facts] a re-published fact is de-duplicated by its message id", async () => {
   await using t = await setUp();
   const fact = await t.sql.begin((tx) => recordFact(tx, thingFact("dup", "8")));
