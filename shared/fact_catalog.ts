@@ -169,10 +169,12 @@ export const FACTS = {
     "A user was given a role on an event (including the owner of a new event).",
   ),
   "catalog.users-events-role.updated": usersEventsRole("A user's role on an event changed."),
-  "catalog.users-events-role.deleted": usersEventsRole("A user's role on an event was revoked."),
+  "catalog.users-events-role.deleted": usersEventsRole(
+    "A user's role on an event was revoked (also when the event or the user was purged).",
+  ),
   "catalog.event.created": event("An event was created."),
   "catalog.event.updated": event(
-    "An event changed (also when a purged topic or sub-topic unlinked it).",
+    "An event changed (also when a purged topic, sub-topic or owner was unlinked from it).",
   ),
   "catalog.event.deleted": event("An event was deleted."),
   "catalog.event-topic.created": eventTopic("An event topic was created."),
@@ -185,7 +187,7 @@ export const FACTS = {
   ),
   "catalog.ticket.created": ticket("A ticket was created."),
   "catalog.ticket.updated": ticket("A ticket changed."),
-  "catalog.ticket.deleted": ticket("A ticket was deleted."),
+  "catalog.ticket.deleted": ticket("A ticket was deleted (also when its event was purged)."),
   "discounts.discount-code.created": discountCode("A discount code was created."),
   "discounts.discount-code.updated": discountCode(
     "A discount code changed (also when a deleted event or ticket is detached).",

@@ -326,3 +326,59 @@ Deno.test("[catalog] a PATCH that changes nothing announces nothing", async () =
   });
   assert.equal(changed.length, 1, "a real change still announces itself");
 });
+
+/** `type id` of each fact, sorted: what a purge announced. */
+function described(facts: TestFact[]): string[] {
+  return facts.map((fact) => `${fact.type} ${(fact.data as { id: string }).id}`).sort();
+}
+
+Deno.test("[catalog] a purge announces everything that went with the row", async (t) => {
+  await using system = await startTestSystem();
+  const admin = system.admin.token;
+  const owner = await system.signUp();
+  const coOwner = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const ticket = await system.createTicket(owner.token, event.id);
+  const grant = await system.grantRole(owner.token, {
+    userId: coOwner.id,
+    eventId: event.id,
+    role: "owner",
+  });
+  const [{ id: ownerGrant }] = await system.sql`select id from users_events_roles
+    where user_id = ${owner.id} and event_id = ${event.id}`;
+
+  await t.step("a user: their roles deleted, their events without them as owner", async () => {
+    const facts = await factsOf(system, async () => {
+      const reply = await system.call("DELETE", `/v1/users/${owner.id}?permanent=true`, {
+        token: admin,
+      });
+      expectStatus(reply, 200);
+    });
+    assert.deepEqual(
+      described(facts),
+      [
+        `catalog.event.updated ${event.id}`,
+        `catalog.user.deleted ${owner.id}`,
+        `catalog.users-events-role.deleted ${ownerGrant}`,
+      ].sort(),
+    );
+    const updated = facts.find((fact) => fact.type === "catalog.event.updated")!;
+    assert.equal((updated.data as Record<string, unknown>).owner, null);
+  });
+  await t.step("an event: its tickets and roles deleted", async () => {
+    const facts = await factsOf(system, async () => {
+      const reply = await system.call("DELETE", `/v1/events/${event.id}?permanent=true`, {
+        token: admin,
+      });
+      expectStatus(reply, 200);
+    });
+    assert.deepEqual(
+      described(facts),
+      [
+        `catalog.event.deleted ${event.id}`,
+        `catalog.ticket.deleted ${ticket}`,
+        `catalog.users-events-role.deleted ${grant}`,
+      ].sort(),
+    );
+  });
+});

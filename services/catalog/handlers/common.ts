@@ -8,10 +8,10 @@ import type { Handlers } from "@shared/contract.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
 import type { Queryable } from "@shared/db.ts";
 import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
-import { isAdmin, translatingDbErrors } from "@shared/handlers/mod.ts";
+import { deletedReplyOf, isAdmin, translatingDbErrors } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { type Caller, type CatalogContext, factActor, loadCaller } from "../context.ts";
-import { catalogFact } from "../fact_payloads.ts";
+import { catalogFact, catalogFactData } from "../fact_payloads.ts";
 import type { Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
 
@@ -93,6 +93,42 @@ export function commit<T>(
     const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
     return fact(actor, about.type, about.verb, data);
   });
+}
+
+/** A change a purge makes beyond its own row (a topic's sub-topics, an event's tickets...). */
+export interface Cascaded {
+  type: string;
+  verb: "updated" | "deleted";
+  /** The row as it is now (deleted: as it was). */
+  row: Row;
+}
+
+/**
+ * A permanent delete that does itself what the schema's cascades would do silently: `change`
+ * deletes or unlinks the dependents and the row, and returns them; each gets its fact, so that
+ * subscribers learn of every change and the caches drop every page showing one. The reply's
+ * `cascaded` lets the gateway that relayed the write drop them at once (`deleted` names the row).
+ */
+export async function purgeWithFacts(
+  ctx: CatalogContext,
+  call: Call,
+  about: { type: string; row: Row },
+  change: (tx: Queryable) => Promise<{ row?: Row; cascaded: Cascaded[] }>,
+): Promise<HttpReply> {
+  // What went with the row first, then the row: in that order on the stream.
+  const { cascaded } = await changeWithFact(ctx.sql, ctx.relay, change, ({ row, cascaded }) => [
+    ...cascaded.map((c) => fact(call, c.type, c.verb, c.row)),
+    fact(call, about.type, "deleted", row ?? about.row),
+  ]);
+  return {
+    ...deletedReplyOf(about.type, publicRecord(about.type, about.row)),
+    cascaded: cascaded.map((c) => ({ type: c.type, record: publicRecord(c.type, c.row) })),
+  };
+}
+
+/** A row's public payload, as caches' tags read it (its id and what else addresses it). */
+function publicRecord(type: string, row: Row): { id: string } & Record<string, unknown> {
+  return { ...catalogFactData(type, row), id: String(row.id) };
 }
 
 /** The fact a change announces: the resource's public payload (fact_payloads.ts). */

@@ -44,13 +44,22 @@ import {
   getEventAs,
   insertEvent,
   listEvents,
+  purgeEventDependents,
   updateEvent,
 } from "../store/events.ts";
 import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
 import { getTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
-import { type Call, commit, fact, handleAll, viewer } from "./common.ts";
+import {
+  type Call,
+  type Cascaded,
+  commit,
+  fact,
+  handleAll,
+  purgeWithFacts,
+  viewer,
+} from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 const writableRelationships = {
@@ -291,15 +300,32 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const existing = await eventOr404(ctx, call);
   await requireEventLevel(ctx.sql, call.caller, existing.id, "coorganizer");
-  const permanent = permanentDelete(call.caller, call.req.query);
+  if (permanentDelete(call.caller, call.req.query)) return await purge(ctx, call, existing);
   await commit(
     ctx,
     call,
     { type: "event", verb: "deleted", row: existing },
-    (tx) => deleteEvent(tx, existing.id, permanent),
+    (tx) => deleteEvent(tx, existing.id, false),
   );
   // It may have been addressed by its identifier: the caches drop the id's pages too.
   return deletedReplyOf("event", { id: String(existing.id), identifier: existing.identifier });
+}
+
+/** A permanent delete: its tickets and roles go with it, each with its fact. */
+function purge(ctx: CatalogContext, call: Call, existing: EventRow): Promise<HttpReply> {
+  return purgeWithFacts(ctx, call, { type: "event", row: existing }, async (tx) => {
+    const { tickets, grants } = await purgeEventDependents(tx, existing.id);
+    const row = await deleteEvent(tx, existing.id, true);
+    const cascaded: Cascaded[] = [
+      ...tickets.map((ticket) => ({ type: "ticket", verb: "deleted" as const, row: ticket })),
+      ...grants.map((grant) => ({
+        type: "users-events-role",
+        verb: "deleted" as const,
+        row: grant,
+      })),
+    ];
+    return { row, cascaded };
+  });
 }
 
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {

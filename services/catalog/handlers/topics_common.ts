@@ -32,8 +32,7 @@ import {
   type TopicTable,
 } from "../store/topics.ts";
 import type { Row } from "../store/common.ts";
-import { changeWithFact } from "@shared/facts.ts";
-import { type Action, type Call, commit, fact, viewer } from "./common.ts";
+import { type Action, type Call, type Cascaded, commit, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 /** "Science & Tech!" -> "science-tech"; accents folded so slugs stay ASCII. */
@@ -140,35 +139,23 @@ export function deleteAction(table: TopicTable): Action {
 }
 
 /**
- * A permanent delete, with a fact for each change it makes: the topic's or sub-topic's own, a
- * topic's sub-topics deleted with it, the events unlinked from either (`purgeDependents`).
- * Subscribers learn of all of them, and the caches drop every page they show, whatever its
- * sparse fieldset (the writing gateway at once: `cascaded`).
+ * A permanent delete: a topic's sub-topics go with it, and the events linked to either are
+ * unlinked (`purgeDependents`), each with its fact (`purgeWithFacts`).
  */
-async function purge(
+function purge(
   ctx: CatalogContext,
   call: Call,
   table: TopicTable,
   existing: Row,
 ): Promise<HttpReply> {
-  const { dependents, row } = await changeWithFact(ctx.sql, ctx.relay, async (tx) => {
-    const dependents = await purgeDependents(tx, table, String(existing.id));
-    const row = await deleteTopic(tx, table, String(existing.id), true);
-    return { dependents, row: row ?? existing };
-  }, ({ dependents, row }) => [
-    fact(call, kinds[table].def.type, "deleted", row),
-    ...dependents.subTopics.map((sub) => fact(call, "event-sub-topic", "deleted", sub)),
-    ...dependents.events.map((event) => fact(call, "event", "updated", event)),
-  ]);
-  const cascaded = [
-    ...dependents.subTopics.map((sub) => ({
-      type: "event-sub-topic",
-      record: { id: String(sub.id) },
-    })),
-    ...dependents.events.map((event) => ({
-      type: "event",
-      record: { id: String(event.id), identifier: event.identifier },
-    })),
-  ];
-  return cascaded.length ? { ...deletedReply, cascaded } : deletedReply;
+  const id = String(existing.id);
+  return purgeWithFacts(ctx, call, { type: kinds[table].def.type, row: existing }, async (tx) => {
+    const { subTopics, events } = await purgeDependents(tx, table, id);
+    const row = await deleteTopic(tx, table, id, true);
+    const cascaded: Cascaded[] = [
+      ...subTopics.map((sub) => ({ type: "event-sub-topic", verb: "deleted" as const, row: sub })),
+      ...events.map((event) => ({ type: "event", verb: "updated" as const, row: event })),
+    ];
+    return { row, cascaded };
+  });
 }

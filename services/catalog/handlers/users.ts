@@ -53,10 +53,11 @@ import {
   insertUser,
   listUsers,
   otherSuperAdmins,
+  purgeUserDependents,
   updateUser,
   type UserValues,
 } from "../store/users.ts";
-import { type Call, commit, handleAll, viewer } from "./common.ts";
+import { type Call, type Cascaded, commit, handleAll, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
@@ -245,19 +246,40 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
-  const permanent = permanentDelete(call.caller, call.req.query);
+  if (permanentDelete(call.caller, call.req.query)) {
+    // Their roles go with them and their events lose them as owner, each with its fact.
+    return await purgeWithFacts(ctx, call, { type: "user", row: user }, async (tx) => {
+      await mayBeDeleted(tx, user);
+      const { grants, events } = await purgeUserDependents(tx, user.id);
+      const row = await deleteUser(tx, user.id, true);
+      const cascaded: Cascaded[] = [
+        ...grants.map((grant) => ({
+          type: "users-events-role",
+          verb: "deleted" as const,
+          row: grant,
+        })),
+        ...events.map((event) => ({ type: "event", verb: "updated" as const, row: event })),
+      ];
+      return { row, cascaded };
+    });
+  }
   await commit(ctx, call, { type: "user", verb: "deleted", row: user }, async (tx) => {
-    await keepASuperAdmin(tx, user, true);
-    const owned = await eventsOnlyOwnedBy(tx, user.id);
-    if (owned.length) {
-      throw new ConflictError(
-        `Cannot delete user: they are the only owner of event ${owned.join(", ")}; ` +
-          "give those events another owner first",
-      );
-    }
-    return await deleteUser(tx, user.id, permanent);
+    await mayBeDeleted(tx, user);
+    return await deleteUser(tx, user.id, false);
   });
   return deletedReply;
+}
+
+/** Refuses to delete the last super admin, or the only owner of an event. */
+async function mayBeDeleted(tx: Queryable, user: UserRow): Promise<void> {
+  await keepASuperAdmin(tx, user, true);
+  const owned = await eventsOnlyOwnedBy(tx, user.id);
+  if (owned.length) {
+    throw new ConflictError(
+      `Cannot delete user: they are the only owner of event ${owned.join(", ")}; ` +
+        "give those events another owner first",
+    );
+  }
 }
 
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {

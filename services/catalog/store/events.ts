@@ -4,7 +4,7 @@ import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
-import type { EventRow, GrantRow } from "./rows.ts";
+import type { EventRow, GrantRow, TicketRow } from "./rows.ts";
 import { type Caller, callerOf, findCaller } from "./users.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
@@ -178,6 +178,22 @@ export async function updateEvent(
 
 export function deleteEvent(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow<EventRow>(tx, "events", id, permanent);
+}
+
+/**
+ * Before a permanent delete of event `id`: deletes its tickets and its users' roles, as the
+ * schema's cascades would (silently), and returns them, so that each has its fact. The event row
+ * is locked first: a ticket or role added meanwhile waits, then fails (the event is gone).
+ */
+export async function purgeEventDependents(
+  tx: Queryable,
+  id: string,
+): Promise<{ tickets: TicketRow[]; grants: GrantRow[] }> {
+  await tx`select id from events where id = ${id} for update`;
+  const tickets = await tx<TicketRow[]>`delete from tickets where event_id = ${id} returning *`;
+  const grants = await tx<GrantRow[]>`delete from users_events_roles
+    where event_id = ${id} returning *`;
+  return { tickets, grants };
 }
 
 /** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */

@@ -4,7 +4,7 @@ import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, listRows, liveRows } from "./common.ts";
-import type { UserRow } from "./rows.ts";
+import type { EventRow, GrantRow, UserRow } from "./rows.ts";
 
 /** The logged-in user as access checks see it (context.ts re-exports it for handlers). */
 export interface Caller {
@@ -118,6 +118,24 @@ export async function updateUser(
 
 export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow<UserRow>(tx, "users", id, permanent);
+}
+
+/**
+ * Before a permanent delete of user `id`: deletes their roles and clears them as the owner of
+ * events, as the schema's cascades would (silently), and returns those rows, so that each change
+ * has its fact. The user row is locked first.
+ */
+export async function purgeUserDependents(
+  tx: Queryable,
+  id: string,
+): Promise<{ grants: GrantRow[]; events: EventRow[] }> {
+  // A role granted meanwhile waits, then fails (the user is gone), instead of being cascaded.
+  await tx`select id from users where id = ${id} for update`;
+  const grants = await tx<GrantRow[]>`delete from users_events_roles
+    where user_id = ${id} returning *`;
+  const events = await tx<EventRow[]>`update events set owner_id = null
+    where owner_id = ${id} returning *`;
+  return { grants, events };
 }
 
 /** Creates or updates the configured super admin; returns the row and whether it is new. */
