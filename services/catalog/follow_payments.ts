@@ -7,31 +7,49 @@
 import type { Bus } from "@shared/bus.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
-import type { Fact } from "@shared/facts.ts";
+import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
+import { catalogFact } from "./fact_payloads.ts";
 import { applyStripeLink } from "./store/events.ts";
 
 type StripeFact = Fact<`payments.stripe-authorization.${"created" | "updated" | "deleted"}`>;
 
-function link(sql: Sql, linked: boolean) {
-  return (fact: StripeFact) => applyStripeLink(sql, fact.data.event, linked, new Date(fact.time));
+/**
+ * Applies one payments fact; when the event's is-stripe-linked changes, the catalog announces
+ * the event (`event.updated`, by the same actor): the field is in the event's payload, and a
+ * subscriber of catalog facts would otherwise never see it change.
+ */
+function link(sql: Sql, relay: FactRelay, linked: boolean) {
+  return async (fact: StripeFact) => {
+    await changeWithFact(
+      sql,
+      relay,
+      (tx) => applyStripeLink(tx, fact.data.event, linked, new Date(fact.time)),
+      (event) => event ? catalogFact(factActor(fact), "event", "updated", event) : null,
+    );
+  };
 }
 
 /** Applies a batch of payments facts (exported for tests). */
-export function applyPaymentsFacts(sql: Sql, batch: Fact[]): Promise<void> {
+export function applyPaymentsFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
   return byType({
-    "payments.stripe-authorization.created": link(sql, true),
-    "payments.stripe-authorization.updated": link(sql, true),
-    "payments.stripe-authorization.deleted": link(sql, false),
+    "payments.stripe-authorization.created": link(sql, relay, true),
+    "payments.stripe-authorization.updated": link(sql, relay, true),
+    "payments.stripe-authorization.deleted": link(sql, relay, false),
   })(batch);
 }
 
 /** Starts the durable consumer of payments facts (its name predates this file's: keep it). */
-export function followPaymentsFacts(sql: Sql, bus: Bus, log: Logger): Promise<FactConsumer> {
+export function followPaymentsFacts(
+  sql: Sql,
+  relay: FactRelay,
+  bus: Bus,
+  log: Logger,
+): Promise<FactConsumer> {
   return consumeFacts(bus, {
     durable: "catalog-stripe-links",
     subject: "facts.payments.>",
     log,
-    handle: (batch) => applyPaymentsFacts(sql, batch),
+    handle: (batch) => applyPaymentsFacts(sql, relay, batch),
   });
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { openDatabase } from "@shared/db.ts";
-import { deleteFactStream, ensureFactStream, type Fact } from "@shared/facts.ts";
+import { deleteFactStream, ensureFactStream, type Fact, FactRelay } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
-import { exampleFact, publishFacts } from "@testing/facts.ts";
+import { exampleFact, publishFacts, readFacts } from "@testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
 import { followPaymentsFacts } from "./follow_payments.ts";
 
@@ -36,7 +36,8 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
 
     // The catalog is not running: the fact waits in the stream.
     await publish(stripeFact("created", id, new Date(t0)));
-    const consumer = await followPaymentsFacts(sql, b.bus, quiet);
+    const relay = new FactRelay(sql, b.bus, quiet);
+    const consumer = await followPaymentsFacts(sql, relay, b.bus, quiet);
     await eventually(() => linked(sql, id));
 
     await publish(stripeFact("deleted", id, new Date(t0 + 2000)));
@@ -48,6 +49,15 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(await linked(sql, id), false);
     await consumer.stop();
+    // Each change of is-stripe-linked was announced with the event, and nothing else.
+    await relay.flush();
+    const announced = (await readFacts(b.bus)).filter((f) => f.type.startsWith("catalog."));
+    assert.deepEqual(
+      announced.map((
+        f,
+      ) => [f.type, f.data.id, (f.data as Record<string, unknown>)["is-stripe-linked"]]),
+      [["catalog.event.updated", id, true], ["catalog.event.updated", id, false]],
+    );
   } finally {
     await deleteFactStream(b.bus);
     await sql.end();

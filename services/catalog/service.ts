@@ -44,7 +44,7 @@ export async function startCatalog(
   const { sql, bus, config, log } = options;
   const relay = await startFactRelay(sql, bus, log);
   const ctx: CatalogContext = { sql, relay, config, log };
-  const stripeLinks = await followPaymentsFacts(sql, bus, log);
+  const stripeLinks = await followPaymentsFacts(sql, relay, bus, log);
   const handlers = {
     ...userHandlers(ctx),
     ...roleHandlers(ctx),

@@ -42,7 +42,9 @@ Deno.test("[payments] POST /v1/stripe-authorizations links the event for organiz
       assert.equal(reply.body.links.self, `/v1/stripe-authorizations/${data.id}`);
       assert.equal(await linkedFlag(p, cast.event.id, true), true);
       const facts = (await p.readFacts()).filter((f) => f.source === "payments");
-      const fact = facts.find((f) => f.type.endsWith(".created") && f.data.id === data.id);
+      const fact = facts.find((f) =>
+        f.type === "payments.stripe-authorization.created" && f.data.id === data.id
+      );
       assert.ok(fact, "a created fact");
       assert.equal(fact.type, "payments.stripe-authorization.created");
       assert.equal(fact.data.event, cast.event.id);
@@ -401,7 +403,9 @@ Deno.test("[payments] PATCH /v1/stripe-authorizations/{id} re-exchanges the code
     assert.ok(!p.stripe.connected.has(first.accountId), "the replaced account was deauthorized");
     assert.ok(p.stripe.connected.has(second.accountId));
     const facts = await p.readFacts();
-    const fact = facts.find((f) => f.type.endsWith(".updated") && f.data.id === id);
+    const fact = facts.find((f) =>
+      f.type === "payments.stripe-authorization.updated" && f.data.id === id
+    );
     assert.equal(fact?.data.event, cast.event.id);
     assert.equal(fact?.data["stripe-publishable-key"], second.publishableKey);
     assert.equal(await linkedFlag(p, cast.event.id, true), true);
@@ -469,7 +473,9 @@ Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} deauthorizes and del
     assert.equal(call?.form.stripe_user_id, grant.accountId);
     assert.ok(!p.stripe.connected.has(grant.accountId));
     assert.equal(await linkedFlag(p, cast.event.id, false), false);
-    const fact = (await p.readFacts()).find((f) => f.type.endsWith(".deleted") && f.data.id === id);
+    const fact = (await p.readFacts()).find((f) =>
+      f.type === "payments.stripe-authorization.deleted" && f.data.id === id
+    );
     assert.equal(fact?.data.event, cast.event.id);
     expectError(
       await p.call("GET", `/v1/stripe-authorizations/${id}`, { token: cast.owner.token }),
@@ -642,7 +648,7 @@ Deno.test("[payments] two concurrent PATCHes: one 200, one 409, one account left
     where id = ${id}`;
   assert.equal(row.stripe_publishable_key, winner.publishableKey);
   const updates = (await p.readFacts()).filter((f) =>
-    f.type.endsWith(".updated") && f.data.id === id
+    f.type === "payments.stripe-authorization.updated" && f.data.id === id
   );
   assert.equal(updates.length, 1, "only the winner announced a change");
 });

@@ -196,14 +196,23 @@ export async function purgeEventDependents(
   return { tickets, grants };
 }
 
-/** Sets is_stripe_linked from a payments fact, unless a newer fact already decided it. */
+/**
+ * Sets is_stripe_linked from a payments fact, unless a newer fact already decided it; the event
+ * as it is now when its is_stripe_linked changed (so that it can be announced), else undefined.
+ */
 export async function applyStripeLink(
   sql: Queryable,
   eventId: string,
   linked: boolean,
   at: Date,
-): Promise<void> {
-  if (!isId(eventId)) return;
-  await sql`update events set is_stripe_linked = ${linked}, stripe_linked_at = ${at}
-    where id = ${eventId} and (stripe_linked_at is null or stripe_linked_at <= ${at})`;
+): Promise<EventRow | undefined> {
+  if (!isId(eventId)) return undefined;
+  const [row] = await sql<(EventRow & { was_linked: boolean })[]>`
+    with old as (select id, is_stripe_linked from events where id = ${eventId} for update)
+    update events e set is_stripe_linked = ${linked}, stripe_linked_at = ${at}
+    from old where e.id = old.id and (e.stripe_linked_at is null or e.stripe_linked_at <= ${at})
+    returning e.*, old.is_stripe_linked as was_linked`;
+  if (!row || row.was_linked === linked) return undefined;
+  const { was_linked: _, ...event } = row;
+  return event;
 }
