@@ -296,6 +296,9 @@ function cloudEventHeaders() {
 }
 
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */
+/** How long stopping a relay waits for the facts recorded so far to be published. */
+const STOP_FLUSH_MS = 2_000;
+
 export class FactRelay {
   readonly #sql: Sql;
   readonly #bus: Bus;
@@ -343,10 +346,26 @@ export class FactRelay {
     this.#unwatch = watchOutbox(this.#sql);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and publishes what is recorded, for at most `withinMs`: with JetStream
+   * refusing facts, each drain waited out its publish timeout (5 s) and a SIGTERM took over 10 s,
+   * past a container runtime's usual grace. What is not published stays in the outbox for the
+   * next start (a fact published twice is de-duplicated by its id).
+   */
+  async stop(withinMs = STOP_FLUSH_MS): Promise<void> {
     clearInterval(this.#timer);
     this.#unwatch?.();
-    await this.flush().catch((error) => this.#log.warn("facts not yet published", { error }));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, withinMs, "late"));
+    const flushed = this.flush().then(() => "flushed" as const, (error) => {
+      this.#log.warn("facts not yet published; they stay in the outbox", { error });
+      return "failed" as const;
+    });
+    const outcome = await Promise.race([flushed, late]);
+    clearTimeout(timer);
+    if (outcome === "late") {
+      this.#log.warn("facts not yet published; they stay in the outbox", { withinMs });
+    }
   }
 
   async #drain(): Promise<void> {

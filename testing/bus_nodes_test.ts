@@ -7,10 +7,17 @@ import { z } from "zod";
 import { Bus, defineEndpoint } from "@shared/bus.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { consumeFacts } from "@shared/consumer.ts";
-import { ensureFactStream, publishFailureCause } from "@shared/facts.ts";
+import {
+  ensureFactStream,
+  FactRelay,
+  installOutbox,
+  publishFailureCause,
+  recordFact,
+} from "@shared/facts.ts";
+import { openDatabase } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
+import { testBus, testDatabase } from "@shared/testing.ts";
 import { startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 
 /** A logger that keeps its lines' messages. */
@@ -106,6 +113,75 @@ Deno.test({
     assert.ok(tookMs >= 900 && tookMs < 2_000, `answered after ${Math.round(tookMs)} ms`);
   } finally {
     await bus.nc.close();
+  }
+});
+
+Deno.test({
+  name: "[facts] stopping a relay waits for a hung JetStream 2 s at most; the facts stay recorded",
+  ...unsanitized,
+}, async () => {
+  await using db = await testDatabase();
+  // One plain server (a one-node cluster elects no JetStream leader).
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "nats-hung-" });
+  const server = new Deno.Command("nats-server", {
+    args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await eventually(
+    async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    "nats-server",
+  );
+  const bus = await Bus.connect({
+    url: `nats://127.0.0.1:${port}`,
+    prefix: "t",
+    logger: recording(),
+  });
+  const sql = await openDatabase(db.url, { schema: "demo" });
+  const relay = new FactRelay(sql, bus, recording());
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(bus);
+    await sql.begin((tx) =>
+      recordFact(tx, {
+        type: "catalog.event-topic.created",
+        actor: null,
+        data: {
+          id: "1",
+          name: "T",
+          slug: "t",
+          "system-image-url": null,
+          "created-at": new Date(),
+          "deleted-at": null,
+        },
+      })
+    );
+    // A hung server: each publish waits out its timeout (5 s), and stopping waited for two.
+    server.kill("SIGSTOP");
+    relay.kick();
+    const started = performance.now();
+    await relay.stop();
+    const tookMs = performance.now() - started;
+    assert.ok(tookMs >= 1_900 && tookMs < 2_600, `stopped after ${Math.round(tookMs)} ms`);
+    const [{ n }] = await sql`select count(*)::int as n from outbox`;
+    assert.equal(n, 1, "the fact waits in the outbox for the next start");
+  } finally {
+    server.kill("SIGCONT");
+    await relay.flush().catch(() => {});
+    await sql.end();
+    await bus.nc.close();
+    server.kill("SIGKILL");
+    await server.status;
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
