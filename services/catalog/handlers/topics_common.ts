@@ -27,7 +27,7 @@ import {
   deleteTopic,
   getTopic,
   listTopics,
-  purgeDependents,
+  purgeTopicDependents,
   type TopicRowOf,
   type TopicTable,
 } from "../store/topics.ts";
@@ -140,7 +140,7 @@ export function deleteAction(table: TopicTable): Action {
 
 /**
  * A permanent delete: a topic's sub-topics go with it, and the events linked to either are
- * unlinked (`purgeDependents`), each with its fact (`purgeWithFacts`).
+ * unlinked (`purgeTopicDependents`), each with its fact (`purgeWithFacts`).
  */
 function purge(
   ctx: CatalogContext,
@@ -150,7 +150,7 @@ function purge(
 ): Promise<HttpReply> {
   const id = String(existing.id);
   return purgeWithFacts(ctx, call, { type: kinds[table].def.type, row: existing }, async (tx) => {
-    const { subTopics, events } = await purgeDependents(tx, table, id);
+    const { subTopics, events } = await purgeTopicDependents(tx, table, id);
     const row = await deleteTopic(tx, table, id, true);
     const cascaded: Cascaded[] = [
       ...subTopics.map((sub) => ({ type: "event-sub-topic", verb: "deleted" as const, row: sub })),

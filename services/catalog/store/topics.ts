@@ -124,7 +124,7 @@ export interface Dependents {
  * an event linked to it meanwhile waits, then fails (the topic is gone), instead of being
  * unlinked without a fact.
  */
-export async function purgeDependents(
+export async function purgeTopicDependents(
   tx: Queryable,
   table: TopicTable,
   id: string,
