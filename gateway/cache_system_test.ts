@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createLogger } from "@shared/log.ts";
 import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
-import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { caller, inTopic, startTestSystem, type TestSystem } from "@testing/system.ts";
 import { catalog, discounts, gatewayTouched } from "@shared/subjects.ts";
 import type { Bus } from "@shared/bus.ts";
 import type { Msg, MsgHdrs } from "@nats-io/nats-core";
@@ -208,10 +208,7 @@ Deno.test("[gateway] a purged topic drops the pages of what went with it, whatev
   const owner = await system.signUp();
   const event = await system.createEvent(owner.token, {
     attributes: { state: "published" },
-    relationships: {
-      "event-topic": { data: { type: "event-topic", id: topic } },
-      "event-sub-topic": { data: { type: "event-sub-topic", id: sub } },
-    },
+    relationships: inTopic(topic, sub),
   });
   await settled(system);
   // Pages whose bodies show no link to the topic: a sparse fieldset, an empty list.

@@ -36,6 +36,18 @@ function collectIds(into: string[]) {
   };
 }
 
+/** A durable consumer of the catalog's facts that keeps the ids it is given in `handled`. */
+async function collecting(b: TestBus) {
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "demo",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  return { handled, consumer };
+}
+
 /** How many messages the prefix's parked stream holds. */
 async function parkedCount(b: TestBus): Promise<number> {
   const jsm = await jetstreamManager(b.bus.nc);
@@ -89,13 +101,7 @@ Deno.test("[consumer] a failing batch is redelivered, a malformed message is par
 
 Deno.test("[consumer] a message the parked stream does not take comes back; the rest go on", async () => {
   await using b = await factBus({ ensureStream: true });
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "demo",
-    subject: "facts.catalog.>",
-    log: quiet,
-    handle: collectIds(handled),
-  });
+  const { handled, consumer } = await collecting(b);
   try {
     // The parked stream gone (no leader for a moment, removed by hand): parking fails. It used
     // to end the process with an unhandled rejection, which fails this test.
@@ -145,13 +151,7 @@ Deno.test("[consumer] misrouted facts and facts the handler rejects are parked, 
 
 Deno.test("[consumer] facts of unknown types or breaking their schema are parked", async () => {
   await using b = await factBus({ ensureStream: true });
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "demo",
-    subject: "facts.catalog.>",
-    log: quiet,
-    handle: collectIds(handled),
-  });
+  const { handled, consumer } = await collecting(b);
   const { data, ...envelope } = fact(1);
   const { name: _, ...nameless } = data;
   await publish(b, [{ ...envelope, data: nameless }]);

@@ -22,6 +22,14 @@ export interface TestUser {
 
 export type EventRoleName = "owner" | "organizer" | "coorganizer";
 
+/** An event's relationships to topic `topic` and, if given, its sub-topic `sub`. */
+export function inTopic(topic: string, sub?: string): Record<string, unknown> {
+  return {
+    "event-topic": { data: { type: "event-topic", id: topic } },
+    ...(sub && { "event-sub-topic": { data: { type: "event-sub-topic", id: sub } } }),
+  };
+}
+
 export interface NewEventOptions {
   /** Attributes over the defaults (a draft tomorrow, two hours long). */
   attributes?: Record<string, unknown>;

@@ -347,13 +347,14 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
   const [{ id: ownerGrant }] = await system.sql`select id from users_events_roles
     where user_id = ${owner.id} and event_id = ${event.id}`;
 
-  await t.step("a user: their roles deleted, their events without them as owner", async () => {
-    const facts = await factsOf(system, async () => {
-      const reply = await system.call("DELETE", `/v1/users/${owner.id}?permanent=true`, {
-        token: admin,
-      });
-      expectStatus(reply, 200);
+  /** The facts of `DELETE path?permanent=true` as an admin. */
+  const purged = (path: string) =>
+    factsOf(system, async () => {
+      expectStatus(await system.call("DELETE", `${path}?permanent=true`, { token: admin }), 200);
     });
+
+  await t.step("a user: their roles deleted, their events without them as owner", async () => {
+    const facts = await purged(`/v1/users/${owner.id}`);
     assert.deepEqual(
       described(facts),
       [
@@ -366,12 +367,7 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
     assert.equal((updated.data as Record<string, unknown>).owner, null);
   });
   await t.step("an event: its tickets and roles deleted", async () => {
-    const facts = await factsOf(system, async () => {
-      const reply = await system.call("DELETE", `/v1/events/${event.id}?permanent=true`, {
-        token: admin,
-      });
-      expectStatus(reply, 200);
-    });
+    const facts = await purged(`/v1/events/${event.id}`);
     assert.deepEqual(
       described(facts),
       [

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { expectError, expectStatus, inTopic, startTestSystem } from "@testing/system.ts";
 
 function topicBody(attributes: Record<string, unknown>, id?: string) {
   return { data: { type: "event-topic", ...(id && { id }), attributes } };
@@ -269,10 +269,7 @@ Deno.test("[catalog] /v1/event-sub-topics: admin writes under a topic", async (t
     const owner = await system.signUp();
     const event = await system.createEvent(owner.token, {
       attributes: { state: "published" },
-      relationships: {
-        "event-topic": { data: { type: "event-topic", id: topicId } },
-        "event-sub-topic": { data: { type: "event-sub-topic", id: subId } },
-      },
+      relationships: inTopic(topicId, subId),
     });
     const reply = await system.call("GET", `/v1/events/${event.id}/event-sub-topic`);
     expectStatus(reply, 200);
@@ -341,10 +338,7 @@ Deno.test("[catalog] purging a sub-topic unlinks its events, each with a fact", 
   const sub = await system.createSubTopic(topic, "Purged");
   const owner = await system.signUp();
   const event = await system.createEvent(owner.token, {
-    relationships: {
-      "event-topic": { data: { type: "event-topic", id: topic } },
-      "event-sub-topic": { data: { type: "event-sub-topic", id: sub } },
-    },
+    relationships: inTopic(topic, sub),
   });
   const before = (await system.readFacts()).length;
   expectStatus(
