@@ -136,6 +136,7 @@ const plans: Record<string, Plan> = {
   "Auth > Login > Log in > Example 2": { world: people },
   "Auth > Login > Log in > Example 3": { world: people },
   "Auth > Session > Log in (session path)": { world: people },
+  "Auth > Frontend session > Log in (the frontend's path)": { world: people },
 
   "Users > Users > List users > Example 1": { world: people, as: "admin" },
   "Users > Users > List users > Example 2": { world: people, as: "outsider" },

@@ -336,7 +336,7 @@ function parse(
     extra: {},
   };
   for (const [key, value] of Object.entries(query)) {
-    if (listKeys.has(key)) continue;
+    if (listKeys.has(key) || FRONTEND_HINTS.has(key)) continue;
     if (key === "include") out.include = parseInclude(value, spec.includes ?? []);
     else if (fieldsKey.test(key)) {
       out.fields[fieldsKey.exec(key)![1]] = parseFields(key, value, spec.sparse ?? {});
@@ -351,6 +351,13 @@ function parse(
 }
 
 const listKeys = new Set(["filter", "sort", "page[size]", "page[number]"]);
+
+/**
+ * Parameters open-event-frontend adds to its requests (`public=true` and `cache=true` on public
+ * pages, `nocache=true` to bust caches), which the original ignored: it read only its own
+ * families. Ignored here too; any other unknown name is still a 400.
+ */
+const FRONTEND_HINTS = new Set(["public", "cache", "nocache"]);
 
 /**
  * Parses a list route's query against its whitelist; every unknown name is a 400 whose

@@ -224,6 +224,12 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
   });
 });
 
+Deno.test("[query] the parameters open-event-frontend adds are ignored, as the original did", () => {
+  const hints = { public: "true", cache: "true", nocache: "true" };
+  assert.deepEqual(parseSingleQuery(hints, {}), { include: [], fields: {}, extra: {} });
+  assert.equal(parseListQuery({ ...hints, "page[size]": "5" }, spec).page.size, 5);
+});
+
 Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t) => {
   const cases: [string, Record<string, string>, string][] = [
     ["an unknown parameter", { color: "red" }, "color"],

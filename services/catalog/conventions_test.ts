@@ -398,12 +398,12 @@ Deno.test("[catalog] POST and PATCH bodies follow JSON:API", async (t) => {
           data: {
             type: "event",
             attributes: {},
-            relationships: { owner: { data: { type: "user", id: owner.id } } },
+            relationships: { organizers: { data: [{ type: "user", id: owner.id }] } },
           },
         },
       }),
       422,
-      { pointer: "/data/relationships/owner" },
+      { pointer: "/data/relationships/organizers" },
     );
     expectError(
       await system.call("PATCH", `/v1/events/${event.id}`, {

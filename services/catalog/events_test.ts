@@ -604,3 +604,35 @@ Deno.test("[catalog] dates outside Postgres' years are a 422 pointing at the att
   });
   expectError(reply, 422, { pointer: "/data/attributes/starts-at" });
 });
+
+Deno.test("[catalog] a PATCH of the event as it was read, owner included, is accepted", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const other = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const path = `/v1/events/${event.id}`;
+  const read = await system.call("GET", path, { token: owner.token });
+  // What Ember Data saves: every attribute and relationship it read, `owner` among them.
+  const asRead = (owner: unknown) => ({
+    data: {
+      type: "event",
+      id: event.id,
+      attributes: { name: "Renamed" },
+      relationships: { owner: { data: owner } },
+    },
+  });
+  await t.step("the owner sent back unchanged, or null: 200, nothing else changes", async () => {
+    assert.deepEqual(read.body.data.relationships.owner.data, { type: "user", id: owner.id });
+    for (const sent of [{ type: "user", id: owner.id }, null]) {
+      const reply = await system.call("PATCH", path, { token: owner.token, body: asRead(sent) });
+      expectStatus(reply, 200);
+      assert.deepEqual(reply.body.data.relationships.owner.data, { type: "user", id: owner.id });
+    }
+  });
+  await t.step("another owner: 422 pointing at it (owners are granted as roles)", async () => {
+    const body = asRead({ type: "user", id: other.id });
+    expectError(await system.call("PATCH", path, { token: owner.token, body }), 422, {
+      pointer: "/data/relationships/owner",
+    });
+  });
+});

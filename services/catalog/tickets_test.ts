@@ -173,6 +173,7 @@ Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (
         { type: "free", price: 10 },
         { type: "paid", price: 0 },
         { type: "paid" },
+        { type: "paid", price: null },
         { type: "donation", price: 0 },
       ]
     ) {
@@ -195,6 +196,24 @@ Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (
       201,
     );
   });
+
+  await t.step(
+    "a free ticket without a price, as the frontend sends it (null): price 0",
+    async () => {
+      const reply = await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, { name: "Free, no price", type: "free", price: null }),
+      });
+      expectStatus(reply, 201);
+      assert.equal(reply.body.data.attributes.price, 0);
+      const patched = await system.call("PATCH", `/v1/tickets/${reply.body.data.id}`, {
+        token,
+        body: { data: { type: "ticket", id: reply.body.data.id, attributes: { price: null } } },
+      });
+      expectStatus(patched, 200);
+      assert.equal(patched.body.data.attributes.price, 0);
+    },
+  );
 
   await t.step('price as the string "100" is accepted', async () => {
     const reply = await system.call("POST", "/v1/tickets", {

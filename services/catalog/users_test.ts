@@ -138,6 +138,15 @@ Deno.test("[catalog] POST /v1/users signs up and POST /v1/auth/login logs in", a
     }
   });
 
+  await t.step("the frontend's login: /auth/session with a username", async () => {
+    // What open-event-frontend posts (login-form.js): no version prefix, `username`.
+    const body = { username: email, password, "remember-me": false, "include-in-response": false };
+    const reply = await login(system, "/auth/session", body);
+    expectStatus(reply, 200);
+    assert.equal(typeof reply.body.access_token, "string");
+    expectError(await login(system, "/auth/session", { username: email, password: "wrong" }), 401);
+  });
+
   await t.step("login ignores the email's case", async () => {
     const reply = await login(system, "/v1/auth/login", { email: email.toUpperCase(), password });
     expectStatus(reply, 200);

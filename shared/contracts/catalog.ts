@@ -23,10 +23,14 @@ export const catalogContract = defineContract({
     event: (event) => typeof event.identifier === "string" ? [`event:${event.identifier}`] : [],
   },
   operations: {
-    /** The original answers login with plain JSON (`{"access_token"}`), not JSON:API. */
+    /**
+     * The original answers login with plain JSON (`{"access_token"}`), not JSON:API, and serves
+     * it under `/auth/session` too, without the version prefix: where open-event-frontend posts.
+     */
     login: httpOperation("catalog.auth.login", "anyone", [
       { method: "POST", path: "/v1/auth/login" },
       { method: "POST", path: "/v1/auth/session" },
+      { method: "POST", path: "/auth/session" },
     ], { media: "json", carriesSecrets: true }),
     ...collection(S, "users", {
       access: {

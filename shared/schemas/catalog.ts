@@ -39,10 +39,21 @@ const text = (max: number) =>
   storableText.pipe(z.string().trim().min(1, "must not be empty").max(max));
 const optionalText = (max: number) => storableText.pipe(z.string().max(max)).nullish();
 
-export const loginSchema = z.object({
-  email: storableText.pipe(z.string().min(1).max(320)),
-  password: z.string().min(1).max(1024),
-});
+/**
+ * A login: `email`, or else `username` as the original read it (`data.get('email',
+ * data.get('username'))`), which is what open-event-frontend sends.
+ */
+export const loginSchema = z.preprocess(
+  (body) => {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) return body;
+    const { email, username } = body as Record<string, unknown>;
+    return email === undefined && username !== undefined ? { ...body, email: username } : body;
+  },
+  z.object({
+    email: storableText.pipe(z.string().min(1).max(320)),
+    password: z.string().min(1).max(1024),
+  }),
+);
 
 const password = z.string().min(8, "must be at least 8 characters").max(1024);
 
@@ -105,13 +116,15 @@ export const ticketAttributes = z.object({
   "name": text(255),
   "description": optionalText(20_000),
   "type": z.enum(["free", "paid", "donation"]),
-  "price": money.default(0),
+  // No price, as open-event-frontend's wizard sends a free ticket (`null`): 0, as the original
+  // allowed none; a paid or donation ticket then fails its own rule (price above 0).
+  "price": money.nullish().transform((price) => price ?? 0),
   "quantity": ticketQuantity.default(100),
   "sales-starts-at": dateTime.nullish(),
   "sales-ends-at": dateTime.nullish(),
 });
 
 export const ticketUpdateAttributes = ticketAttributes.partial().extend({
-  "price": money.optional(),
+  "price": money.nullish(),
   "quantity": ticketQuantity.optional(),
 });

@@ -65,7 +65,24 @@ import { loadIncluded, userDefFor } from "./includes.ts";
 const writableRelationships = {
   "event-topic": { type: "event-topic" },
   "event-sub-topic": { type: "event-sub-topic" },
+  // Read back: clients such as open-event-frontend send every relationship they read on save.
+  "owner": { type: "user" },
 };
+
+/**
+ * `owner` as a client sends it back: the current owner, or null (a client that did not load it),
+ * changes nothing; another user is a 422 (owners are granted through users-events-roles). The
+ * original let it be set; refusing every document that carried it broke the frontend's edits.
+ */
+function ownerUnchanged(doc: ParsedResource, current: string | null): void {
+  if (!Object.hasOwn(doc.relationships, "owner")) return;
+  const sent = doc.relationships.owner as { id: string } | null;
+  if (sent === null || sent.id === current) return;
+  throw new UnprocessableError(
+    "Cannot save event: its owner is changed through users-events-roles",
+    { pointer: "/data/relationships/owner" },
+  );
+}
 
 /** The event named by `{id}` (id or identifier), if the caller may see it. */
 async function eventOr404(
@@ -233,6 +250,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     type: "event",
     relationships: writableRelationships,
   });
+  ownerUnchanged(doc, caller.id);
   const attrs = validateAttributes(eventAttributes, doc.attributes);
   checkDates(attrs["starts-at"], attrs["ends-at"]);
   const values: EventValues = {
@@ -285,6 +303,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     id: sameEvent(call.req.body, existing) ? existing.id : call.req.params.id,
     relationships: writableRelationships,
   });
+  ownerUnchanged(doc, existing.owner_id === null ? null : String(existing.owner_id));
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
   checkDates(values.starts_at ?? existing.starts_at, values.ends_at ?? existing.ends_at);
   Object.assign(values, await topicValues(ctx, doc, existing));

@@ -80,7 +80,7 @@ function ticketValues(attrs: Record<string, unknown>): TicketValues {
   for (const [from, to] of map) {
     if (attrs[from] !== undefined) (values as Record<string, unknown>)[to] = attrs[from];
   }
-  if (attrs.price !== undefined) values.price = Number(attrs.price).toFixed(2);
+  if (attrs.price !== undefined) values.price = Number(attrs.price ?? 0).toFixed(2);
   return values;
 }
 
