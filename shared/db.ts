@@ -23,6 +23,7 @@ import {
 } from "./errors.ts";
 import { COMMIT_MARGIN_MS, currentDeadline, currentScope, requireTimeLeft } from "./deadline.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { parseTimestamptz } from "./pg_time.ts";
 import { inSpan, SpanKind, tracing } from "./telemetry.ts";
 
 export type Sql = postgres.Sql;
@@ -82,6 +83,17 @@ function reconnectPause(failures: number): number {
   return Math.min(0.05 * failures, 0.25);
 }
 
+/**
+ * `timestamptz` values read exactly (shared/pg_time.ts); written as postgres.js writes dates.
+ * Every time column of ours is a `timestamptz`.
+ */
+const timestamptz = {
+  to: 1184,
+  from: [1184],
+  serialize: (x: unknown) => (x instanceof Date ? x : new Date(x as string)).toISOString(),
+  parse: parseTimestamptz,
+};
+
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
 export async function openDatabase(url: string, options: OpenOptions): Promise<Sql> {
   if (!identifier.test(options.schema)) {
@@ -102,6 +114,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
       statement_timeout: options.statementTimeoutMs ?? 5000,
     },
     transform: { undefined: null },
+    types: { timestamptz },
   });
   watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
   await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);

@@ -636,3 +636,27 @@ Deno.test("[catalog] a PATCH of the event as it was read, owner included, is acc
     });
   });
 });
+
+Deno.test("[catalog] years 1–99 come back as they were stored", async () => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  // JavaScript's date parser read Postgres' "0005-03-01 ..." as 2001-05-03, and years 13–31 as
+  // an invalid date (500).
+  for (const startsAt of ["0005-03-01T00:00:00.000Z", "0020-01-01T00:00:00.000Z"]) {
+    const reply = await system.call("POST", "/v1/events", {
+      token: user.token,
+      body: {
+        data: {
+          type: "event",
+          attributes: { name: "Ancient", "starts-at": startsAt, "ends-at": "2030-01-01T00:00:00Z" },
+        },
+      },
+    });
+    expectStatus(reply, 201, startsAt);
+    assert.equal(reply.body.data.attributes["starts-at"], startsAt);
+    const read = await system.call("GET", `/v1/events/${reply.body.data.id}`, {
+      token: user.token,
+    });
+    assert.equal(read.body.data.attributes["starts-at"], startsAt);
+  }
+});
