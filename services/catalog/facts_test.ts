@@ -378,3 +378,26 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
     );
   });
 });
+
+Deno.test("[catalog] concurrent DELETEs of one resource: one 200 and one fact, the rest 404", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const ticket = await system.createTicket(owner.token, event.id);
+  const topic = await system.createTopic("Deleted at once");
+  for (
+    const [path, token, type] of [
+      [`/v1/tickets/${ticket}`, owner.token, "catalog.ticket.deleted"],
+      [`/v1/event-topics/${topic}`, system.admin.token, "catalog.event-topic.deleted"],
+      [`/v1/events/${event.id}?permanent=true`, system.admin.token, "catalog.event.deleted"],
+    ]
+  ) {
+    const facts = await factsOf(system, async () => {
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, () => system.call("DELETE", path, { token })),
+      );
+      assert.deepEqual(replies.map((r) => r.status).sort(), [200, 404, 404, 404, 404], path);
+    });
+    assert.equal(facts.filter((fact) => fact.type === type).length, 1, `${path}: one fact`);
+  }
+});

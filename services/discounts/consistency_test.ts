@@ -146,6 +146,24 @@ Deno.test("[discounts] every create, update and delete publishes a discount-code
   assert.ok(facts[2].data["deleted-at"]);
 });
 
+Deno.test("[discounts] concurrent DELETEs of a code: one 200 and one fact, the rest 404", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+  const replies = await Promise.all(
+    Array.from(
+      { length: 5 },
+      () => system.call("DELETE", `/v1/discount-codes/${id}`, { token: cast.owner.token }),
+    ),
+  );
+  assert.deepEqual(replies.map((r) => r.status).sort(), [200, 404, 404, 404, 404]);
+  await system.discounts[0].relay.flush();
+  const deleted = (await system.readFacts()).filter((f) =>
+    f.type === "discounts.discount-code.deleted"
+  );
+  assert.equal(deleted.length, 1);
+});
+
 Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted codes", async () => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast();

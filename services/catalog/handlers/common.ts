@@ -8,7 +8,7 @@ import type { Handlers } from "@shared/contract.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
 import type { Queryable } from "@shared/db.ts";
 import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
-import { deletedReplyOf, isAdmin, translatingDbErrors } from "@shared/handlers/mod.ts";
+import { deletedReplyOf, isAdmin, notFound, translatingDbErrors } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { type Caller, type CatalogContext, factActor, loadCaller } from "../context.ts";
 import { catalogFact, catalogFactData } from "../fact_payloads.ts";
@@ -87,7 +87,13 @@ export function commit<T>(
   },
   change: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
-  return changeWithFact(ctx.sql, ctx.relay, change, (result) => {
+  const changed = about.verb !== "deleted" ? change : async (tx: Queryable) => {
+    const deleted = await change(tx);
+    // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.
+    if (deleted === undefined) notFound(about.type, String(about.row?.id));
+    return deleted;
+  };
+  return changeWithFact(ctx.sql, ctx.relay, changed, (result) => {
     if (about.before && unchanged(about.before, result)) return null;
     const data = (result as Row | undefined) ?? about.row ?? {};
     const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
@@ -115,8 +121,14 @@ export async function purgeWithFacts(
   about: { type: string; row: Row },
   change: (tx: Queryable) => Promise<{ row?: Row; cascaded: Cascaded[] }>,
 ): Promise<HttpReply> {
+  const purged = async (tx: Queryable) => {
+    const result = await change(tx);
+    // Purged meanwhile by a concurrent request, which announced it: 404, no second fact.
+    if (result.row === undefined) notFound(about.type, String(about.row.id));
+    return result;
+  };
   // What went with the row first, then the row: in that order on the stream.
-  const { cascaded } = await changeWithFact(ctx.sql, ctx.relay, change, ({ row, cascaded }) => [
+  const { cascaded } = await changeWithFact(ctx.sql, ctx.relay, purged, ({ row, cascaded }) => [
     ...cascaded.map((c) => fact(call, c.type, c.verb, c.row)),
     fact(call, about.type, "deleted", row ?? about.row),
   ]);

@@ -95,7 +95,10 @@ export async function deleteDiscountCode(
   await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => deleteCode(tx, code.id, permanent),
+    async (tx) => {
+      // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.
+      if (!await deleteCode(tx, code.id, permanent)) notFound("discount code", req.params.id);
+    },
     () => codeFact(caller, "deleted", { ...code, deleted_at: code.deleted_at ?? new Date() }),
   );
   return deletedReply;

@@ -257,13 +257,15 @@ function conflictOf(error: unknown): ConflictError {
 }
 
 /** Soft delete (the code stops applying anywhere) or, for admins, for good. */
-export async function deleteCode(tx: Queryable, id: string, permanent: boolean): Promise<void> {
+/** Deletes code `id`; false when there was nothing left to delete (a concurrent delete won). */
+export async function deleteCode(tx: Queryable, id: string, permanent: boolean): Promise<boolean> {
   if (permanent) {
-    await tx`delete from discount_codes where id = ${id}`;
-    return;
+    return (await tx`delete from discount_codes where id = ${id}`).count > 0;
   }
-  await tx`update discount_codes set deleted_at = now() where id = ${id} and deleted_at is null`;
+  const deleted = await tx`update discount_codes set deleted_at = now()
+    where id = ${id} and deleted_at is null`;
   await tx`delete from discount_code_events where discount_code_id = ${id}`;
+  return deleted.count > 0;
 }
 
 /** Which live codes hold `eventId`: its ticket codes and the event code applied to it. */
