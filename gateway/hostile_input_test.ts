@@ -130,4 +130,12 @@ Deno.test("[gateway] checkJsonBytes scans nesting and NULs without parsing", asy
     assert.equal(check('{"a":"\\u0000"}'), "nul");
     assert.equal(check('{"a":"\\\\u0000"}'), null);
   });
+  await t.step("escaped surrogates: a pair is text, one alone is not", () => {
+    assert.equal(check('{"a":"\\ud83d\\ude00"}'), null, "a pair (an emoji)");
+    assert.equal(check('{"a":"\\uD83D\\uDE00 \\u00e9"}'), null, "upper case, then é");
+    assert.equal(check('{"a":"a\\ud800b"}'), "lone-surrogate", "a high one alone");
+    assert.equal(check('{"a":"\\ud800\\u0041"}'), "lone-surrogate", "a high one, then A");
+    assert.equal(check('{"a":"\\udc00"}'), "lone-surrogate", "a low one alone");
+    assert.equal(check('{"a":"\\\\ud800"}'), null, "an escaped backslash, then text");
+  });
 });

@@ -33,12 +33,14 @@ function tooLarge(limitBytes: number): PayloadTooLargeError {
 }
 
 /** What a body may not be, checked in one pass over its bytes (see `checkJsonBytes`). */
-export type BodyFault = "too-deep" | "nul";
+export type BodyFault = "too-deep" | "nul" | "lone-surrogate";
 
 /**
  * One pass over JSON bytes, without parsing: the nesting depth of objects and arrays outside
- * strings, and NUL characters, raw or escaped (`\u0000`) inside strings. Not a validator
- * (JSON.parse follows); multi-byte UTF-8 never contains ASCII bytes, so scanning bytes is safe.
+ * strings, NUL characters, raw or escaped (`\u0000`), and escaped surrogates that are not a pair
+ * (`\ud800` alone) inside strings: valid JSON, but no text (it was stored as U+FFFD, as invalid
+ * UTF-8 once was). Not a validator (JSON.parse follows); multi-byte UTF-8 never contains ASCII
+ * bytes, so scanning bytes is safe.
  */
 export function checkJsonBytes(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): BodyFault | null {
   let depth = 0;
@@ -49,8 +51,14 @@ export function checkJsonBytes(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): Bo
     if (inString) {
       if (byte === 0x22) inString = false;
       else if (byte === 0x5c) {
-        if (isEscapedNul(bytes, i)) return "nul";
-        i++; // the escaped character cannot end the string
+        const unit = escapedUnit(bytes, i);
+        if (unit === 0) return "nul";
+        if (unit >= 0xdc00 && unit <= 0xdfff) return "lone-surrogate";
+        if (unit >= 0xd800 && unit <= 0xdbff) {
+          const next = bytes[i + 6] === 0x5c ? escapedUnit(bytes, i + 6) : -1;
+          if (next < 0xdc00 || next > 0xdfff) return "lone-surrogate";
+          i += 11; // past the pair's second escape
+        } else i++; // the escaped character cannot end the string
       }
     } else if (byte === 0x22) inString = true;
     else if (byte === 0x7b || byte === 0x5b) {
@@ -60,10 +68,23 @@ export function checkJsonBytes(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): Bo
   return null;
 }
 
-/** `\u0000` starting at the backslash at `i`. */
-function isEscapedNul(bytes: Uint8Array, i: number): boolean {
-  return bytes[i + 1] === 0x75 && bytes[i + 2] === 0x30 && bytes[i + 3] === 0x30 &&
-    bytes[i + 4] === 0x30 && bytes[i + 5] === 0x30;
+/** The UTF-16 code unit of the `\uXXXX` escape at `i` (its backslash), or -1 for another one. */
+function escapedUnit(bytes: Uint8Array, i: number): number {
+  if (bytes[i + 1] !== 0x75) return -1;
+  let unit = 0;
+  for (let k = i + 2; k < i + 6; k++) {
+    const digit = hexDigit(bytes[k]);
+    if (digit < 0) return -1;
+    unit = unit * 16 + digit;
+  }
+  return unit;
+}
+
+function hexDigit(byte: number | undefined): number {
+  if (byte === undefined) return -1;
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const lower = byte | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
 }
 
 /** The body as text after the checks every body gets: UTF-8, nesting, NUL. */
@@ -83,6 +104,11 @@ function checkedText(bytes: Uint8Array): string {
   if (fault === "nul") {
     throw new MalformedBodyError(
       "Cannot read the body: strings must not contain NUL characters (U+0000)",
+    );
+  }
+  if (fault === "lone-surrogate") {
+    throw new MalformedBodyError(
+      "Cannot read the body: strings must not contain an unpaired surrogate (\\ud800-\\udfff)",
     );
   }
   return text;

@@ -59,6 +59,11 @@ Deno.test("[gateway] POST /v1/event-topics checks the body", async (t) => {
     assert.equal(error.code, "bad_request");
     assert.deepEqual(error.source, { pointer: "" });
   });
+  await t.step("400 for an unpaired surrogate, which would be stored as U+FFFD", async () => {
+    const response = await post('{"data":{"type":"event-topic","attributes":{"name":"a\\ud800"}}}');
+    assert.equal(response.status, 400);
+    assert.match(String((await firstError(response)).detail), /unpaired surrogate/);
+  });
   for (const text of ["[1,2]", '"text"', "null", "42", ""]) {
     await t.step(`400 for a body that is not an object: ${text || "(empty)"}`, async () => {
       const response = await post(text);
