@@ -326,3 +326,38 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
     );
   });
 });
+
+Deno.test("[catalog] two owners revoking each other at once leave one owner", async () => {
+  await using system = await startTestSystem();
+  const first = await system.signUp();
+  const second = await system.signUp();
+  const event = await system.createEvent(first.token);
+  const secondGrant = await system.grantRole(first.token, {
+    userId: second.id,
+    eventId: event.id,
+    role: "owner",
+  });
+  const [{ id: firstGrant }] = await system.sql`select id from users_events_roles
+    where user_id = ${first.id} and event_id = ${event.id}`;
+  // Both revocations are let through their checks, then held at their change (the grants'
+  // rows locked here) so that they overlap for sure.
+  const release = Promise.withResolvers<void>();
+  const holding = system.sql.begin(async (tx) => {
+    await tx`select id from users_events_roles where event_id = ${event.id} for update`;
+    await release.promise;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const revoking = Promise.all([
+    system.call("DELETE", `/v1/users-events-roles/${secondGrant}`, { token: first.token }),
+    system.call("DELETE", `/v1/users-events-roles/${firstGrant}`, { token: second.token }),
+  ]);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  release.resolve();
+  await holding;
+  const replies = await revoking;
+  // Each counted two owners ahead of its change: both went through, and none was left.
+  assert.deepEqual(replies.map((reply) => reply.status).sort(), [200, 409]);
+  const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
+    where event_id = ${event.id} and role_name = 'owner'`;
+  assert.equal(owners, 1);
+});

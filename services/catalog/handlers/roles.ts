@@ -14,6 +14,7 @@ import {
 } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import type { Queryable } from "@shared/db.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import {
   type Caller,
@@ -38,6 +39,7 @@ import {
   getRole,
   insertGrant,
   listRoles,
+  lockEventOwners,
   ownerCount,
   updateGrant,
 } from "../store/roles.ts";
@@ -176,32 +178,53 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   if (roleName === undefined) return renderOne(usersEventsRoleDef, grant, { req: call.req });
   const role = await roleOr422(ctx, roleName);
   await requireGrantor(ctx, call, grant.event_id, role === "owner" ? role : grant.role_name);
-  if (
-    grant.role_name === "owner" && role !== "owner" &&
-    await ownerCount(ctx.sql, grant.event_id) < 2
-  ) {
-    throw new ConflictError("Cannot change role: the event would have no owner left");
-  }
   const row = await commit(
     ctx,
     call,
     { type: "users-events-role", verb: "updated", before: grant },
-    (tx) => updateGrant(tx, grant.id, role),
+    (tx) =>
+      keepingAnOwner(
+        tx,
+        grant,
+        "Cannot change role: the event would have no owner left",
+        () => updateGrant(tx, grant.id, role),
+      ),
   );
   return renderOne(usersEventsRoleDef, row, { req: call.req });
+}
+
+/**
+ * Runs `change` of an owner's grant with the event's owners locked, and refuses (409, nothing
+ * changed) when it would leave the event without an owner. Counted before the change, outside
+ * the transaction, two owners revoking each other at once could both pass and leave none.
+ */
+async function keepingAnOwner<T>(
+  tx: Queryable,
+  grant: GrantRow,
+  refusal: string,
+  change: () => Promise<T>,
+): Promise<T> {
+  if (grant.role_name !== "owner") return await change();
+  await lockEventOwners(tx, grant.event_id);
+  const result = await change();
+  if (await ownerCount(tx, grant.event_id) === 0) throw new ConflictError(refusal);
+  return result;
 }
 
 async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
   await requireGrantor(ctx, call, grant.event_id, grant.role_name);
-  if (grant.role_name === "owner" && await ownerCount(ctx.sql, grant.event_id) < 2) {
-    throw new ConflictError("Cannot revoke role: the event would have no owner left");
-  }
   await commit(
     ctx,
     call,
     { type: "users-events-role", verb: "deleted", row: grant },
-    (tx) => deleteGrant(tx, grant.id),
+    (tx) =>
+      keepingAnOwner(
+        tx,
+        grant,
+        "Cannot revoke role: the event would have no owner left",
+        () => deleteGrant(tx, grant.id),
+      ),
   );
   return deletedReply;
 }

@@ -81,6 +81,11 @@ export async function deleteGrant(tx: Queryable, id: string): Promise<GrantRow |
   return row;
 }
 
+/** Locks event `eventId`'s row: changes of its owners' grants then wait for each other. */
+export async function lockEventOwners(tx: Queryable, eventId: string): Promise<void> {
+  await tx`select id from events where id = ${eventId} for update`;
+}
+
 /** How many owners an event has (the last one cannot be removed). */
 export async function ownerCount(sql: Queryable, eventId: string): Promise<number> {
   const [row] = await sql`select count(*)::int as count from users_events_roles
