@@ -153,18 +153,19 @@ class Clock {
   }
 
   /**
-   * Answer bytes went out: the clock runs for the next head, or for a pipelined request's answer.
-   * (An answer read in several chunks counts once per chunk: that can only cut a pipelined
-   * request's time back to the header timeout, as before pipelining was followed.)
+   * Answer bytes went out: the clock runs for the next head, with the answer's time while a
+   * pipelined request may still be owed one. Either way the next head is watched for again: the
+   * count of heads ahead may hold CRLFCRLF of a body, and a count one too high must not keep a
+   * connection on the answer's time for good (a review: after one multipart body, idle and slow
+   * heads were held 30 s instead of 10). An answer read in several chunks counts once per chunk:
+   * that can only cut a pipelined request's time back to the header timeout, as before.
    */
   answered(): void {
+    this.#owesHead = true;
     if (this.#headsAhead > 0) {
       this.#headsAhead--;
       this.deadline = Date.now() + this.sweeper.answerWithinMs;
-    } else {
-      this.#owesHead = true;
-      this.deadline = Date.now() + this.sweeper.timeoutMs;
-    }
+    } else this.deadline = Date.now() + this.sweeper.timeoutMs;
   }
 
   close(): void {

@@ -241,3 +241,32 @@ Deno.test("[gateway] a pipelined request has its answer's time after the first a
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] CRLFCRLF in a body does not keep the connection on the answer's time", async () => {
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
+    async (request) => new Response(`read ${(await request.arrayBuffer()).byteLength}`),
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // A body holding what looks like the end of a head, then one plain request, then silence.
+    await conn.write(
+      encoder.encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\na\r\n\r\nb"),
+    );
+    await readUntil(conn, (text) => text.endsWith("read 6"));
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await readUntil(conn, (text) => text.endsWith("read 0"));
+    const idleFrom = Date.now();
+    assert.equal(await readUntil(conn, () => false), "", "closed without a word");
+    const idleMs = Date.now() - idleFrom;
+    // The header timeout (checked every quarter of it), not the answer's six times as much.
+    assert.ok(idleMs < 1.25 * LIMIT_MS + 500, `closed after ${idleMs} ms idle`);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server.
+    }
+    await server.shutdown();
+  }
+});
