@@ -296,6 +296,10 @@ function cloudEventHeaders() {
 }
 
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */
+/** How long a drain waits for the rows another instance's drain holds (see `#drain`). */
+const DRAIN_LOCK_WAIT = "2s";
+/** How long a drain may hold its rows while Postgres hears nothing from it (see `#drain`). */
+const DRAIN_HOLD_LIMIT = "15s";
 /** How long stopping a relay waits for the facts recorded so far to be published. */
 const STOP_FLUSH_MS = 2_000;
 
@@ -375,7 +379,12 @@ export class FactRelay {
         const sent = await this.#sql.begin(async (tx) => {
           // Waits for rows another instance's relay holds (it is publishing them) instead of
           // skipping them: skipped, later facts went out first, and a resource's facts could
-          // reach subscribers out of order when a service ran several instances.
+          // reach subscribers out of order when a service ran several instances. Bounded both
+          // ways: this wait (a lock timeout: tried again at the next kick or tick), and how long a
+          // drain may hold its rows without a word to Postgres (a frozen instance's drain is
+          // ended, its rows released), longer than a publish waits for JetStream.
+          await tx`select set_config('lock_timeout', ${DRAIN_LOCK_WAIT}, true),
+            set_config('idle_in_transaction_session_timeout', ${DRAIN_HOLD_LIMIT}, true)`;
           const rows = await tx`select seq, id, subject, payload, trace_context from outbox
             order by seq limit 200 for update`;
           await Promise.all(rows.map((row) => {

@@ -212,6 +212,27 @@ Deno.test("[facts] relays of several instances publish facts in the order they w
   assert.deepEqual(names, ["first", "second"]);
 });
 
+Deno.test("[facts] a relay waits 2 s at most for rows another holds, then tries again later", async () => {
+  await using t = await setUp();
+  await t.sql.begin((tx) => recordFact(tx, thingFact("held", "1")));
+  const release = Promise.withResolvers<void>();
+  // A drain that does not let go (a frozen instance's, before Postgres ends its session).
+  const holding = t.sql.begin(async (tx) => {
+    await tx`select seq from outbox for update`;
+    await release.promise;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const started = performance.now();
+  await t.relay.flush();
+  const waitedMs = performance.now() - started;
+  assert.ok(waitedMs >= 1_900 && waitedMs < 3_500, `gave up after ${Math.round(waitedMs)} ms`);
+  assert.equal(await streamMessages(t), 0);
+  release.resolve();
+  await holding;
+  await t.relay.flush();
+  assert.equal(await streamMessages(t), 1, "published once released");
+});
+
 Deno.test("[facts] a re-published fact is de-duplicated by its message id", async () => {
   await using t = await setUp();
   const fact = await t.sql.begin((tx) => recordFact(tx, thingFact("dup", "8")));
