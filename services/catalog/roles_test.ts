@@ -361,3 +361,78 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
     where event_id = ${event.id} and role_name = 'owner'`;
   assert.equal(owners, 1);
 });
+
+/** The id of `userId`'s grant on `eventId`. */
+async function grantOf(system: TestSystem, userId: string, eventId: string): Promise<string> {
+  const [{ id }] = await system.sql`select id from users_events_roles
+    where user_id = ${userId} and event_id = ${eventId}`;
+  return String(id);
+}
+
+/**
+ * Runs `requests` at once while the grant `held` is locked by another session (so that they
+ * overlap at their changes), then releases it; their statuses, in order.
+ */
+async function overlapping(
+  system: TestSystem,
+  held: string,
+  requests: (() => Promise<{ status: number }>)[],
+): Promise<number[]> {
+  const release = Promise.withResolvers<void>();
+  const holding = system.sql.begin(async (tx) => {
+    await tx`select id from users_events_roles where id = ${held} for update`;
+    await release.promise;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const replies = Promise.all(requests.map((request) => request()));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  release.resolve();
+  await holding;
+  return (await replies).map((reply) => reply.status);
+}
+
+Deno.test("[catalog] purging a user and changing an owner's role at once: no 500, an owner left", async (t) => {
+  await using system = await startTestSystem();
+  const admin = system.admin.token;
+  const [user, partner, other] = [
+    await system.signUp(),
+    await system.signUp(),
+    await system.signUp(),
+  ];
+  const purge = (id: string) => () =>
+    system.call("DELETE", `/v1/users/${id}?permanent=true`, { token: admin });
+
+  await t.step(
+    "the partner revokes their own grant meanwhile: 409, the partner stays",
+    async () => {
+      const event = await system.createEvent(user.token);
+      await system.grantRole(user.token, { userId: partner.id, eventId: event.id, role: "owner" });
+      const partnerGrant = await grantOf(system, partner.id, event.id);
+      const statuses = await overlapping(system, await grantOf(system, user.id, event.id), [
+        purge(user.id),
+        () =>
+          system.call("DELETE", `/v1/users-events-roles/${partnerGrant}`, { token: partner.token }),
+      ]);
+      assert.deepEqual(statuses, [200, 409]);
+      const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
+      where event_id = ${event.id} and role_name = 'owner'`;
+      assert.equal(owners, 1);
+    },
+  );
+  await t.step("an owner of one of their events revokes them meanwhile: no deadlock", async () => {
+    const gone = await system.signUp();
+    const shared = await system.createEvent(gone.token);
+    const held = await system.createEvent(gone.token);
+    await system.grantRole(gone.token, { userId: partner.id, eventId: shared.id, role: "owner" });
+    await system.grantRole(gone.token, { userId: other.id, eventId: held.id, role: "owner" });
+    const goneOnShared = await grantOf(system, gone.id, shared.id);
+    // Locks taken grant first, then event, against event first, then grant: a deadlock, a 500.
+    const [purged, revoked] = await overlapping(system, await grantOf(system, gone.id, held.id), [
+      purge(gone.id),
+      () =>
+        system.call("DELETE", `/v1/users-events-roles/${goneOnShared}`, { token: partner.token }),
+    ]);
+    assert.equal(purged, 200);
+    assert.ok(revoked === 200 || revoked === 404, `the revocation answered ${revoked}`);
+  });
+});

@@ -52,6 +52,7 @@ import {
   getUser,
   insertUser,
   listUsers,
+  lockForUserDelete,
   otherSuperAdmins,
   purgeUserDependents,
   updateUser,
@@ -270,8 +271,9 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   return deletedReply;
 }
 
-/** Refuses to delete the last super admin, or the only owner of an event. */
+/** Refuses to delete the last super admin, or the only owner of an event (locked first). */
 async function mayBeDeleted(tx: Queryable, user: UserRow): Promise<void> {
+  await lockForUserDelete(tx, user.id);
   await keepASuperAdmin(tx, user, true);
   const owned = await eventsOnlyOwnedBy(tx, user.id);
   if (owned.length) {

@@ -121,16 +121,28 @@ export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
 }
 
 /**
+ * Locks what deleting user `id` changes, in the order changes of owners' grants lock it: the
+ * events they hold a role on or own (by id), then the user. The last-owner check and the deletes
+ * that follow then neither race a role's change (a purge and a revocation at once left an event
+ * with no owner) nor deadlock with one (grant, then event, against event, then grant: a 500); a
+ * role granted meanwhile waits, then fails (the user is gone).
+ */
+export async function lockForUserDelete(tx: Queryable, id: string): Promise<void> {
+  await tx`select id from events
+    where owner_id = ${id} or id in (select event_id from users_events_roles where user_id = ${id})
+    order by id for update`;
+  await tx`select id from users where id = ${id} for update`;
+}
+
+/**
  * Before a permanent delete of user `id`: deletes their roles and clears them as the owner of
  * events, as the schema's cascades would (silently), and returns those rows, so that each change
- * has its fact. The user row is locked first.
+ * has its fact. Run it after `lockForUserDelete`.
  */
 export async function purgeUserDependents(
   tx: Queryable,
   id: string,
 ): Promise<{ grants: GrantRow[]; events: EventRow[] }> {
-  // A role granted meanwhile waits, then fails (the user is gone), instead of being cascaded.
-  await tx`select id from users where id = ${id} for update`;
   const grants = await tx<GrantRow[]>`delete from users_events_roles
     where user_id = ${id} returning *`;
   const events = await tx<EventRow[]>`update events set owner_id = null
