@@ -195,13 +195,35 @@ async function readUntil(conn: Deno.Conn, done: (text: string) => boolean): Prom
   return text;
 }
 
-Deno.test("[gateway] a body sent after 100 Continue has the answer's time, not the header's", async () => {
+/** A handler that reads the whole body and answers how many bytes it read. */
+async function readAll(request: Request): Promise<Response> {
+  return new Response(`read ${(await request.arrayBuffer()).byteLength}`);
+}
+
+/** Runs `use` on a connection to a guarded `handler` (header limit 1 s, answers within 6 s). */
+async function onGuarded(
+  handler: Deno.ServeHandler<Deno.UnixAddr>,
+  use: (conn: Deno.Conn) => Promise<void>,
+): Promise<void> {
   const server = await serveGuarded(
     { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
-    async (request) => new Response(`read ${(await request.arrayBuffer()).byteLength}`),
+    handler,
   );
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   try {
+    await use(conn);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server.
+    }
+    await server.shutdown();
+  }
+}
+
+Deno.test("[gateway] a body sent after 100 Continue has the answer's time, not the header's", async () => {
+  await onGuarded(readAll, async (conn) => {
     const head = "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 12\r\n\r\n";
     await conn.write(encoder.encode(head));
     const interim = await readUntil(conn, (text) => text.includes("\r\n\r\n"));
@@ -214,45 +236,29 @@ Deno.test("[gateway] a body sent after 100 Continue has the answer's time, not t
     }
     const answer = await readUntil(conn, (text) => text.endsWith("read 12"));
     assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nread 12$/);
-  } finally {
-    conn.close();
-    await server.shutdown();
-  }
+  });
 });
 
 Deno.test("[gateway] a pipelined request has its answer's time after the first answer", async () => {
-  const server = await serveGuarded(
-    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
-    async (request) => {
-      const slow = new URL(request.url).pathname === "/slow";
-      // Past the header timeout (and the sweep's quarter) after the first answer went out.
-      if (slow) await new Promise((resolve) => setTimeout(resolve, 2 * LIMIT_MS));
-      return new Response(slow ? "slow done" : "fast done");
-    },
-  );
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  try {
+  const fastThenSlow = async (request: Request) => {
+    const slow = new URL(request.url).pathname === "/slow";
+    // Past the header timeout (and the sweep's quarter) after the first answer went out.
+    if (slow) await new Promise((resolve) => setTimeout(resolve, 2 * LIMIT_MS));
+    return new Response(slow ? "slow done" : "fast done");
+  };
+  await onGuarded(fastThenSlow, async (conn) => {
     const both = "GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
     await conn.write(encoder.encode(both));
     const answers = await readUntil(conn, (text) => text.includes("slow done"));
     assert.match(answers, /fast done[^]*HTTP\/1\.1 200 OK[^]*slow done$/);
-  } finally {
-    conn.close();
-    await server.shutdown();
-  }
+  });
 });
 
 Deno.test("[gateway] CRLFCRLF in a body does not keep the connection on the answer's time", async () => {
-  const server = await serveGuarded(
-    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS, answerWithinMs: 6 * LIMIT_MS },
-    async (request) => new Response(`read ${(await request.arrayBuffer()).byteLength}`),
-  );
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  try {
+  await onGuarded(readAll, async (conn) => {
     // A body holding what looks like the end of a head, then one plain request, then silence.
-    await conn.write(
-      encoder.encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\na\r\n\r\nb"),
-    );
+    const post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\na\r\n\r\nb";
+    await conn.write(encoder.encode(post));
     await readUntil(conn, (text) => text.endsWith("read 6"));
     await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     await readUntil(conn, (text) => text.endsWith("read 0"));
@@ -261,12 +267,5 @@ Deno.test("[gateway] CRLFCRLF in a body does not keep the connection on the answ
     const idleMs = Date.now() - idleFrom;
     // The header timeout (checked every quarter of it), not the answer's six times as much.
     assert.ok(idleMs < 1.25 * LIMIT_MS + 500, `closed after ${idleMs} ms idle`);
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // Closed by the server.
-    }
-    await server.shutdown();
-  }
+  });
 });

@@ -50,6 +50,17 @@ export { inTopic } from "./actions.ts";
 export type { CallOptions, CallResult } from "./call.ts";
 export type { CreatedEvent, EventCast, EventRoleName, NewEventOptions, TestFact, TestUser };
 
+/** The id of `userId`'s role grant on `eventId`, read from the catalog's table. */
+export async function grantOf(
+  system: TestSystem,
+  userId: string,
+  eventId: string,
+): Promise<string> {
+  const [{ id }] = await system.sql`select id from users_events_roles
+    where user_id = ${userId} and event_id = ${eventId}`;
+  return String(id);
+}
+
 export interface TestSystemOptions {
   /** Extra environment for `loadConfig` (overrides the test defaults). */
   env?: Record<string, string>;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { factActor, factResource } from "@shared/facts.ts";
 import {
   expectStatus,
+  grantOf,
   startTestSystem,
   type TestFact,
   type TestSystem,
@@ -344,8 +345,7 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
     eventId: event.id,
     role: "owner",
   });
-  const [{ id: ownerGrant }] = await system.sql`select id from users_events_roles
-    where user_id = ${owner.id} and event_id = ${event.id}`;
+  const ownerGrant = await grantOf(system, owner.id, event.id);
 
   /** The facts of `DELETE path?permanent=true` as an admin. */
   const purged = (path: string) =>

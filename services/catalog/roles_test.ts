@@ -3,6 +3,7 @@ import {
   type EventCast,
   expectError,
   expectStatus,
+  grantOf,
   startTestSystem,
   type TestSystem,
 } from "@testing/system.ts";
@@ -337,8 +338,7 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
     eventId: event.id,
     role: "owner",
   });
-  const [{ id: firstGrant }] = await system.sql`select id from users_events_roles
-    where user_id = ${first.id} and event_id = ${event.id}`;
+  const firstGrant = await grantOf(system, first.id, event.id);
   // Both revocations are let through their checks, then held at their change (the grants'
   // rows locked here) so that they overlap for sure.
   const release = Promise.withResolvers<void>();
@@ -361,13 +361,6 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
     where event_id = ${event.id} and role_name = 'owner'`;
   assert.equal(owners, 1);
 });
-
-/** The id of `userId`'s grant on `eventId`. */
-async function grantOf(system: TestSystem, userId: string, eventId: string): Promise<string> {
-  const [{ id }] = await system.sql`select id from users_events_roles
-    where user_id = ${userId} and event_id = ${eventId}`;
-  return String(id);
-}
 
 /**
  * Runs `requests` at once while the grant `held` is locked by another session (so that they
