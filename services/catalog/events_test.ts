@@ -106,6 +106,17 @@ Deno.test("[catalog] POST /v1/events makes the creator the owner", async (t) => 
     assert.equal(reply.body.data.attributes.state, "published");
     assert.equal(reply.body.data.attributes.privacy, "private");
   });
+
+  await t.step("a timezone in another case is stored in its IANA spelling", async () => {
+    for (const [sent, stored] of [["utc", "UTC"], ["europe/berlin", "Europe/Berlin"]]) {
+      const reply = await system.call("POST", "/v1/events", {
+        token: alice.token,
+        body: eventBody({ timezone: sent }),
+      });
+      expectStatus(reply, 201);
+      assert.equal(reply.body.data.attributes.timezone, stored);
+    }
+  });
 });
 
 Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) => {

@@ -31,6 +31,20 @@ export function isTimezone(name: string): boolean {
   }
 }
 
+/**
+ * A timezone name in its IANA spelling when only its case differs (`utc` -> `UTC`,
+ * `europe/berlin` -> `Europe/Berlin`): Intl accepts any case, and clients compare the name
+ * they read back. Other aliases (`US/Pacific`) stay as sent: they are IANA names too.
+ */
+export function timezoneSpelling(name: string): string {
+  const resolved = new Intl.DateTimeFormat("en", { timeZone: name }).resolvedOptions().timeZone;
+  return resolved.toLowerCase() === name.toLowerCase() ? resolved : name;
+}
+
+const timezone = z.string().refine(isTimezone, "must be an IANA timezone name").transform(
+  timezoneSpelling,
+);
+
 /** Text Postgres can store: no NUL characters. */
 export const storableText = z.string().refine((s) => !s.includes("\u0000"), {
   message: "must not contain NUL characters",
@@ -75,7 +89,7 @@ export const eventAttributes = z.object({
   "location-name": optionalText(500),
   "starts-at": dateTime,
   "ends-at": dateTime,
-  "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").default("UTC"),
+  "timezone": timezone.default("UTC"),
   "state": z.enum(["draft", "published"]).default("draft"),
   "privacy": z.enum(["public", "private"]).default("public"),
   "can-pay-by-stripe": lenientBoolean().default(false),
@@ -87,7 +101,7 @@ export const eventUpdateAttributes = z.object({
   "location-name": optionalText(500),
   "starts-at": dateTime.optional(),
   "ends-at": dateTime.optional(),
-  "timezone": z.string().refine(isTimezone, "must be an IANA timezone name").optional(),
+  "timezone": timezone.optional(),
   "state": z.enum(["draft", "published"]).optional(),
   "privacy": z.enum(["public", "private"]).optional(),
   "can-pay-by-stripe": lenientBoolean().optional(),
