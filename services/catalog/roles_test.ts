@@ -351,12 +351,16 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
     system.call("DELETE", `/v1/users-events-roles/${secondGrant}`, { token: first.token }),
     system.call("DELETE", `/v1/users-events-roles/${firstGrant}`, { token: second.token }),
   ]);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 500));
   release.resolve();
   await holding;
   const replies = await revoking;
-  // Each counted two owners ahead of its change: both went through, and none was left.
-  assert.deepEqual(replies.map((reply) => reply.status).sort(), [200, 409]);
+  // Each counted two owners ahead of its change: both went through, and none was left. Now one
+  // goes through; the other is a 409 (it raced), or a 403 on a loaded machine where it started
+  // only after the first had committed (its caller is then no owner).
+  const [won, lost] = replies.map((reply) => reply.status).sort();
+  assert.equal(won, 200);
+  assert.ok(lost === 403 || lost === 409, `the other answered ${lost}`);
   const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
     where event_id = ${event.id} and role_name = 'owner'`;
   assert.equal(owners, 1);
@@ -378,7 +382,7 @@ async function overlapping(
   });
   await new Promise((resolve) => setTimeout(resolve, 50));
   const replies = Promise.all(requests.map((request) => request()));
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 500));
   release.resolve();
   await holding;
   return (await replies).map((reply) => reply.status);
@@ -406,7 +410,9 @@ Deno.test("[catalog] purging a user and changing an owner's role at once: no 500
         () =>
           system.call("DELETE", `/v1/users-events-roles/${partnerGrant}`, { token: partner.token }),
       ]);
-      assert.deepEqual(statuses, [200, 409]);
+      // Whichever goes first, the other is refused: the purge (the user would be the only owner
+      // left) or the revocation (no owner would be left).
+      assert.deepEqual([...statuses].sort(), [200, 409]);
       const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
       where event_id = ${event.id} and role_name = 'owner'`;
       assert.equal(owners, 1);
