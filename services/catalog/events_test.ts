@@ -671,3 +671,42 @@ Deno.test("[catalog] years 1–99 come back as they were stored", async () => {
     assert.equal(read.body.data.attributes["starts-at"], startsAt);
   }
 });
+
+Deno.test("[catalog] an admin restores a soft-deleted event with deleted-at null", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const path = `/v1/events/${event.id}`;
+  const restore = { data: { type: "event", id: event.id, attributes: { "deleted-at": null } } };
+  expectStatus(await system.call("DELETE", path, { token: owner.token }), 200);
+
+  await t.step("only an admin reaches it, with ?get_trashed=true", async () => {
+    expectError(await system.call("PATCH", path, { token: owner.token, body: restore }), 404);
+    expectError(
+      await system.call("PATCH", path, { token: system.admin.token, body: restore }),
+      404,
+    );
+  });
+  await t.step("the admin's PATCH restores it: 200, visible again, announced", async () => {
+    const before = (await system.readFacts()).length;
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      token: system.admin.token,
+      body: restore,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+    expectStatus(await system.call("GET", path), 200);
+    const facts = (await system.readFacts()).slice(before);
+    assert.deepEqual(facts.map((fact) => fact.type), ["catalog.event.updated"]);
+  });
+  await t.step("deleted-at sent back on a live event changes nothing", async () => {
+    const reply = await system.call("PATCH", path, {
+      token: owner.token,
+      body: {
+        data: { type: "event", id: event.id, attributes: { "deleted-at": "2020-01-01T00:00:00Z" } },
+      },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+  });
+});

@@ -3,6 +3,7 @@ import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   deletedReplyOf,
+  isAdmin,
   notFound,
   permanentDelete,
   renderEmpty,
@@ -24,7 +25,13 @@ import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { z } from "zod";
-import { type CatalogContext, knownCaller, loadCaller, requireEventLevel } from "../context.ts";
+import {
+  type Caller,
+  type CatalogContext,
+  knownCaller,
+  loadCaller,
+  requireEventLevel,
+} from "../context.ts";
 import {
   eventDef,
   eventQuery,
@@ -278,6 +285,17 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   return renderOne(eventDef, event, { req: call.req, status: 201 });
 }
 
+/**
+ * Whether a PATCH restores a soft-deleted event: an admin (who reaches it with `?get_trashed=true`)
+ * sending `deleted-at: null`, as the original's admin "Restore" does. Anything else sent as
+ * `deleted-at` stays ignored (clients send back what they read); before, a restore answered 200
+ * and changed nothing.
+ */
+function restores(caller: Caller | null, existing: EventRow, attributes: Record<string, unknown>) {
+  return isAdmin(caller) && existing.deleted_at !== null &&
+    Object.hasOwn(attributes, "deleted-at") && attributes["deleted-at"] === null;
+}
+
 /** The columns a PATCH sets: only the attributes it sends. */
 function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValues {
   const values: EventValues = {};
@@ -305,6 +323,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   });
   ownerUnchanged(doc, existing.owner_id === null ? null : String(existing.owner_id));
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
+  if (restores(call.caller, existing, doc.attributes)) values.deleted_at = null;
   checkDates(values.starts_at ?? existing.starts_at, values.ends_at ?? existing.ends_at);
   Object.assign(values, await topicValues(ctx, doc, existing));
   const row = await commit(

@@ -129,6 +129,8 @@ export interface EventValues {
   can_pay_by_stripe?: boolean;
   event_topic_id?: string | null;
   event_sub_topic_id?: string | null;
+  /** Only ever null: an admin restores a soft-deleted event (handlers/events.ts `restores`). */
+  deleted_at?: null;
 }
 
 function newIdentifier(): string {
