@@ -295,14 +295,16 @@ function cloudEventHeaders() {
   return h;
 }
 
-/** Publishes what the outbox holds, oldest first; safe with several instances running. */
 /** How long a drain waits for the rows another instance's drain holds (see `#drain`). */
 const DRAIN_LOCK_WAIT = "2s";
 /** How long a drain may hold its rows while Postgres hears nothing from it (see `#drain`). */
 const DRAIN_HOLD_LIMIT = "15s";
 /** How long stopping a relay waits for the facts recorded so far to be published. */
 const STOP_FLUSH_MS = 2_000;
+/** Postgres' lock_not_available: another instance's drain holds the rows (see `#drain`). */
+const LOCK_NOT_AVAILABLE = "55P03";
 
+/** Publishes what the outbox holds, oldest first; safe with several instances running. */
 export class FactRelay {
   readonly #sql: Sql;
   readonly #bus: Bus;
@@ -406,6 +408,8 @@ export class FactRelay {
       if (this.#failing !== undefined) this.#log.info("publishing facts again");
       this.#failing = undefined;
     } catch (error) {
+      // Another instance is publishing these facts: no failure, the next kick or tick goes on.
+      if ((error as { code?: unknown })?.code === LOCK_NOT_AVAILABLE) return;
       // An idle service learns of a lost Postgres here first (logged once, in db.ts).
       noteDatabaseError(this.#sql, error);
       await this.#reportFailure(error);
