@@ -109,6 +109,11 @@ export interface Cascaded {
   row: Row;
 }
 
+/** `rows` of `type`, each `verb` by a purge. */
+export function cascade(type: string, verb: Cascaded["verb"], rows: readonly Row[]): Cascaded[] {
+  return rows.map((row) => ({ type, verb, row }));
+}
+
 /**
  * A permanent delete that does itself what the schema's cascades would do silently: `change`
  * deletes or unlinks the dependents and the row, and returns them; each gets its fact, so that

@@ -58,15 +58,7 @@ import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
 import { getTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
-import {
-  type Call,
-  type Cascaded,
-  commit,
-  fact,
-  handleAll,
-  purgeWithFacts,
-  viewer,
-} from "./common.ts";
+import { type Call, cascade, commit, fact, handleAll, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 const writableRelationships = {
@@ -354,13 +346,9 @@ function purge(ctx: CatalogContext, call: Call, existing: EventRow): Promise<Htt
   return purgeWithFacts(ctx, call, { type: "event", row: existing }, async (tx) => {
     const { tickets, grants } = await purgeEventDependents(tx, existing.id);
     const row = await deleteEvent(tx, existing.id, true);
-    const cascaded: Cascaded[] = [
-      ...tickets.map((ticket) => ({ type: "ticket", verb: "deleted" as const, row: ticket })),
-      ...grants.map((grant) => ({
-        type: "users-events-role",
-        verb: "deleted" as const,
-        row: grant,
-      })),
+    const cascaded = [
+      ...cascade("ticket", "deleted", tickets),
+      ...cascade("users-events-role", "deleted", grants),
     ];
     return { row, cascaded };
   });

@@ -32,7 +32,7 @@ import {
   type TopicTable,
 } from "../store/topics.ts";
 import type { Row } from "../store/common.ts";
-import { type Action, type Call, type Cascaded, commit, purgeWithFacts, viewer } from "./common.ts";
+import { type Action, type Call, cascade, commit, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 /** "Science & Tech!" -> "science-tech"; accents folded so slugs stay ASCII. */
@@ -152,9 +152,9 @@ function purge(
   return purgeWithFacts(ctx, call, { type: kinds[table].def.type, row: existing }, async (tx) => {
     const { subTopics, events } = await purgeTopicDependents(tx, table, id);
     const row = await deleteTopic(tx, table, id, true);
-    const cascaded: Cascaded[] = [
-      ...subTopics.map((sub) => ({ type: "event-sub-topic", verb: "deleted" as const, row: sub })),
-      ...events.map((event) => ({ type: "event", verb: "updated" as const, row: event })),
+    const cascaded = [
+      ...cascade("event-sub-topic", "deleted", subTopics),
+      ...cascade("event", "updated", events),
     ];
     return { row, cascaded };
   });

@@ -58,7 +58,7 @@ import {
   updateUser,
   type UserValues,
 } from "../store/users.ts";
-import { type Call, type Cascaded, commit, handleAll, purgeWithFacts, viewer } from "./common.ts";
+import { type Call, cascade, commit, handleAll, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
@@ -253,13 +253,9 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       await mayBeDeleted(tx, user);
       const { grants, events } = await purgeUserDependents(tx, user.id);
       const row = await deleteUser(tx, user.id, true);
-      const cascaded: Cascaded[] = [
-        ...grants.map((grant) => ({
-          type: "users-events-role",
-          verb: "deleted" as const,
-          row: grant,
-        })),
-        ...events.map((event) => ({ type: "event", verb: "updated" as const, row: event })),
+      const cascaded = [
+        ...cascade("users-events-role", "deleted", grants),
+        ...cascade("event", "updated", events),
       ];
       return { row, cascaded };
     });
