@@ -209,6 +209,28 @@ Deno.test("[discounts] PATCH /v1/discount-codes/{id} checks the merged state", a
   await t.step("an amount above the attached ticket's price", async () => {
     expectError(await patch({ value: "10.01" }), 422, { pointer: "/data/attributes/value" });
   });
+  await t.step(
+    "a ticket repriced below the amount since it was attached blocks no other edit",
+    async () => {
+      const reprice = (price: number) =>
+        system.call("PATCH", `/v1/tickets/${ticket}`, {
+          token: cast.owner.token,
+          body: { data: { type: "ticket", id: ticket, attributes: { price } } },
+        });
+      expectStatus(await reprice(3), 200);
+      // The whole document sent back, as Ember Data saves it: the terms unchanged.
+      const tickets = { tickets: { data: [{ type: "ticket", id: ticket }] } };
+      const deactivated = await patch(
+        { "is-active": false, value: "5.00", type: "amount" },
+        tickets,
+      );
+      expectStatus(deactivated, 200);
+      assert.equal(deactivated.body.data.attributes["is-active"], false);
+      expectError(await patch({ value: 4 }), 422, { pointer: "/data/attributes/value" });
+      expectStatus(await reprice(10), 200);
+      expectStatus(await patch({ "is-active": true }), 200);
+    },
+  );
   await t.step("switching to percent keeps the 0..100 rule", async () => {
     expectError(await patch({ type: "percent", value: 101 }), 422, {
       pointer: "/data/attributes/value",

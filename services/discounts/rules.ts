@@ -98,13 +98,24 @@ function problem(detail: string, pointer: string): ErrorObject {
 const at = (name: string) => `/data/attributes/${name}`;
 const TICKETS = "/data/relationships/tickets";
 
-/**
- * Checks the whole code; `tickets` are the attached tickets as the catalog knows them, and
- * `requested` the ticket ids the client asked for (unknown ones are missing from `tickets`).
- */
+/** The tickets a code is checked against (see `checkCode`). */
+export interface AttachedTickets {
+  /** The ticket ids the code will hold (unknown ones are missing from `tickets`). */
+  requested: string[];
+  /** What the catalog knows of them. */
+  tickets: TicketInfo[];
+  /**
+   * Ids attached before this write whose price and type are not checked again: a ticket
+   * repriced (or made free) since it was attached must not keep the code from being edited or
+   * deactivated. Empty when the write changes the discount's value or type.
+   */
+  kept?: readonly string[];
+}
+
+/** Checks the whole code against its rules and the tickets it holds. */
 export function checkCode(
   state: CodeState,
-  attached: { requested: string[]; tickets: TicketInfo[] } = { requested: [], tickets: [] },
+  attached: AttachedTickets = { requested: [], tickets: [] },
 ): void {
   const problems: ErrorObject[] = [];
   if (state.type === "percent" && state.valueCents > 100_00) {
@@ -140,6 +151,8 @@ export function checkCode(
       problems.push(problem(`ticket ${id} does not exist`, TICKETS));
     } else if (state.eventId !== null && ticket.eventId !== state.eventId) {
       problems.push(problem(`ticket ${id} belongs to another event`, TICKETS));
+    } else if (attached.kept?.includes(id)) {
+      continue;
     } else if (ticket.type === "free") {
       problems.push(problem(`ticket ${id} is free: a free ticket takes no discount`, TICKETS));
     } else if (state.type === "amount" && state.valueCents > (toCents(ticket.price) ?? 0)) {

@@ -158,7 +158,10 @@ async function writeUpdate(
   if (events && events.length > MAX_LINKS) {
     unprocessable(`events takes at most ${MAX_LINKS} items`, "/data/relationships/events");
   }
-  checkCode(mergeState(stateOf(locked), plan.values, plan.valueCents), { requested, tickets });
+  const current = stateOf(locked);
+  const merged = mergeState(current, plan.values, plan.valueCents);
+  const termsChanged = merged.valueCents !== current.valueCents || merged.type !== current.type;
+  checkCode(merged, { requested, tickets, kept: termsChanged ? [] : locked.ticket_ids });
   return await updateCode(tx, plan.id, plan.values, {
     ticketIds: plan.requestedTickets ?? (plan.ticketChange ? requested : undefined),
     eventIds: events,
