@@ -20,7 +20,8 @@
 import { BadRequestError } from "./errors.ts";
 import { booleanFromText } from "./schemas/lenient.ts";
 
-export type FieldType = "string" | "integer" | "number" | "boolean" | "datetime";
+/** `integer` is a Postgres `integer` (32 bits), `bigint` a `bigint` (ids of bigserial tables). */
+export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" | "datetime";
 
 export interface QuerySpec {
   /** Filterable and sortable attributes: dasherized name -> column. */
@@ -93,7 +94,45 @@ const maxDepth = 5;
 const maxConditions = 50;
 const defaultPageSize = 20;
 const isoDateTime =
-  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+const INT4_MIN = -2_147_483_648;
+const INT4_MAX = 2_147_483_647;
+
+/** Minutes east of UTC an ISO offset names (`Z`, none: 0), or undefined when out of range. */
+function offsetMinutes(zone: string | undefined): number | undefined {
+  if (zone === undefined || zone.toUpperCase() === "Z") return 0;
+  const hours = Number(zone.slice(1, 3));
+  const minutes = Number(zone.slice(-2));
+  if (hours > 23 || minutes > 59) return undefined;
+  return (zone[0] === "-" ? -1 : 1) * (hours * 60 + minutes);
+}
+
+/**
+ * The instant a filter's date or date-time names. One without an offset is UTC, as the
+ * original's Postgres session read it (not this host's zone, which `new Date` would use), and an
+ * impossible one (February 30, hour 24) is none rather than rolled over to another day.
+ */
+function instantOf(text: string): Date | undefined {
+  const m = isoDateTime.exec(text);
+  if (m === null) return undefined;
+  const [, y, mo, d, h = "0", mi = "0", s = "0", fraction, zone] = m;
+  const [year, month, day] = [Number(y), Number(mo), Number(d)];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, takes years 0–99 as they are.
+  date.setUTCFullYear(year, month, 0);
+  const daysInMonth = date.getUTCDate();
+  const offset = offsetMinutes(zone);
+  const valid = year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth &&
+    Number(h) <= 23 && Number(mi) <= 59 && Number(s) <= 59 && offset !== undefined;
+  if (!valid) return undefined;
+  date.setUTCFullYear(year, month - 1, day);
+  const ms = fraction ? Math.floor(Number(`0.${fraction}`) * 1000) : 0;
+  date.setUTCHours(Number(h), Number(mi), Number(s), ms);
+  const instant = new Date(date.getTime() - offset * 60_000);
+  // Postgres timestamps span years 1 to 9999 (an offset can carry a date across either end).
+  const utcYear = instant.getUTCFullYear();
+  return utcYear >= 1 && utcYear <= 9999 ? instant : undefined;
+}
 
 function filterError(detail: string): BadRequestError {
   return new BadRequestError(`Cannot filter: ${detail}`, { parameter: "filter" });
@@ -120,10 +159,15 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
       if (typeof value === "string" && !value.includes("\u0000")) return value;
       if (typeof value === "number" && Number.isFinite(value)) return String(value);
       throw fail();
-    case "integer": {
+    case "integer":
+    case "bigint": {
       const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-      if (typeof n === "number" && Number.isSafeInteger(n)) return n;
-      throw fail();
+      if (typeof n !== "number" || !Number.isSafeInteger(n)) throw fail();
+      // Beyond its column's range Postgres would fail the whole query (a 5xx or a misleading 422).
+      if (type === "integer" && (n < INT4_MIN || n > INT4_MAX)) {
+        throw filterError(`${name} takes integers from ${INT4_MIN} to ${INT4_MAX}, got ${n}`);
+      }
+      return n;
     }
     case "number": {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
@@ -137,13 +181,9 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
       throw fail();
     }
     case "datetime": {
-      if (typeof value === "string" && isoDateTime.test(value)) {
-        const date = new Date(value);
-        // Postgres timestamps span years 1 to 9999 (and JS dates far beyond).
-        const year = date.getUTCFullYear();
-        if (!Number.isNaN(date.getTime()) && year >= 1 && year <= 9999) return date;
-      }
-      throw fail();
+      const date = typeof value === "string" ? instantOf(value) : undefined;
+      if (date === undefined) throw fail();
+      return date;
     }
   }
 }

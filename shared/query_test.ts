@@ -5,6 +5,7 @@ import { type FilterNode, parseListQuery, parseSingleQuery, type QuerySpec } fro
 const spec: QuerySpec = {
   fields: {
     code: { column: "code", type: "string" },
+    id: { column: "id", type: "bigint" },
     "tickets-number": { column: "tickets_number", type: "integer" },
     value: { column: "value", type: "number" },
     "is-active": { column: "is_active", type: "boolean" },
@@ -189,6 +190,24 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
       "an impossible datetime",
       JSON.stringify([{ name: "valid-from", op: "ge", val: "2024-13-45" }]),
     ],
+    ["February 30", JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-02-30" }])],
+    [
+      "February 29 of a common year",
+      JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-02-29T10:00:00Z" }]),
+    ],
+    ["hour 24", JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-03-01T24:00:00Z" }])],
+    [
+      "an offset of 25 hours",
+      JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-03-01T10:00:00+25:00" }]),
+    ],
+    [
+      "an integer beyond its 32-bit column",
+      JSON.stringify([{ name: "tickets-number", op: "gt", val: 3_000_000_000 }]),
+    ],
+    [
+      "a negative one beyond it, as text",
+      JSON.stringify([{ name: "tickets-number", op: "in_", val: ["-2147483649"] }]),
+    ],
     ["a boolean for a string", JSON.stringify([{ name: "code", op: "eq", val: true }])],
     ["an object value", JSON.stringify([{ name: "code", op: "eq", val: { a: 1 } }])],
     ["in_ without an array", JSON.stringify([{ name: "code", op: "in_", val: "A" }])],
@@ -304,5 +323,48 @@ Deno.test("[query] a fieldset marked ['*'] takes any well-formed name (types ano
   assertBadParameter(
     () => parseListQuery({ "fields[stripe-authorization]": "Bad Name!" }, foreign),
     "fields[stripe-authorization]",
+  );
+});
+
+Deno.test("[query] datetime filter values are exact instants, whatever the host's zone", async (t) => {
+  const at = (val: string) =>
+    (filter([{ name: "valid-from", op: "ge", val }]) as { and: { value: Date }[] }).and[0].value;
+  await t.step("an offset is honoured, a leap day is a day", () => {
+    assert.equal(at("2027-03-03T08:00:00+08:00").toISOString(), "2027-03-03T00:00:00.000Z");
+    assert.equal(at("2028-02-29").toISOString(), "2028-02-29T00:00:00.000Z");
+    assert.equal(at("0005-03-01 10:30").toISOString(), "0005-03-01T10:30:00.000Z");
+  });
+  await t.step("a bigint id takes values beyond 32 bits", () => {
+    const node = filter([{ name: "id", op: "eq", val: "3000000000" }]);
+    assert.deepEqual(node, {
+      and: [{ column: "id", op: "eq", value: 3_000_000_000, type: "bigint" }],
+    });
+  });
+  await t.step(
+    "a value without an offset is UTC in any TZ (not the host's local time)",
+    async () => {
+      const script = `
+      import { parseListQuery } from ${JSON.stringify(import.meta.resolve("./query.ts"))};
+      const spec = { fields: { at: { column: "at", type: "datetime" } } };
+      const bound = (val) => parseListQuery(
+        { filter: JSON.stringify([{ name: "at", op: "ge", val }]) }, spec,
+      ).filter.and[0].value.toISOString();
+      console.log(bound("2027-03-03T00:00:00"), bound("2027-03-03"));
+    `;
+      for (const tz of ["Asia/Singapore", "America/New_York"]) {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", script],
+          env: { TZ: tz },
+          stdout: "piped",
+          stderr: "inherit",
+        }).output();
+        assert.ok(out.success, `deno eval under TZ=${tz}`);
+        assert.equal(
+          new TextDecoder().decode(out.stdout).trim(),
+          "2027-03-03T00:00:00.000Z 2027-03-03T00:00:00.000Z",
+          `TZ=${tz}`,
+        );
+      }
+    },
   );
 });

@@ -21,7 +21,7 @@ export const activityDef: ResourceDef<Row> = {
 export const activityQuery: QuerySpec = {
   fields: {
     // The default sort's tie-breaker, so a client can page by it ("sort=-id", "id gt <last>").
-    "id": { column: "id", type: "integer" },
+    "id": { column: "id", type: "bigint" },
     "actor": { column: "actor", type: "string" },
     "time": { column: "occurred_at", type: "datetime" },
     "action": { column: "action", type: "string" },

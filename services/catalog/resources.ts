@@ -176,7 +176,7 @@ const sparse = (def: ResourceDef<Row>) => ({
 });
 const trash = ["get_trashed"];
 
-const id = { column: "id", type: "integer" } as const;
+const id = { column: "id", type: "bigint" } as const;
 
 export const userQuery: QuerySpec = {
   fields: {

@@ -50,7 +50,7 @@ export const codeRelations: Record<string, CodeRelation> = {
 
 export const codeQuery: QuerySpec = {
   fields: {
-    "id": { column: "id", type: "integer" },
+    "id": { column: "id", type: "bigint" },
     "code": { column: "code", type: "string" },
     "discount-url": { column: "discount_url", type: "string" },
     "value": { column: "value", type: "number" },
