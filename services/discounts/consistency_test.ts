@@ -198,4 +198,59 @@ Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted code
     "the live code's updated fact",
   );
   assert.deepEqual(updated.map((f) => f.data.id), [live]);
+  // Nor is it changed silently: it keeps the ticket its deletion fact showed.
+  const [kept] = await system.dsql`select count(*)::int as n from discount_code_tickets
+    where discount_code_id = ${gone} and ticket_id = ${ticket}`;
+  assert.equal(kept.n, 1);
+});
+
+Deno.test("[discounts] a code's deleted fact shows the code as its last change left it", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const lastFact = async (id: string) => {
+    await system.discounts[0].relay.flush();
+    const facts = (await system.readFacts()).filter((f) => f.data.id === id);
+    return facts.at(-1)!;
+  };
+  await t.step("a change committed while the DELETE waits for the row is in the fact", async () => {
+    const id = await system.createCode(cast.owner.token, {
+      eventId: cast.event.id,
+      attributes: { value: 1 },
+    });
+    let deleting: ReturnType<typeof system.call> | undefined;
+    await system.dsql.begin(async (tx) => {
+      await tx`select id from discount_codes where id = ${id} for update`;
+      deleting = system.call("DELETE", `/v1/discount-codes/${id}`, { token: cast.owner.token });
+      // The DELETE has read the code and now waits for the row this transaction holds.
+      await eventually(
+        async () => {
+          const [waiting] = await system.dsql`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`;
+          return waiting.n > 0;
+        },
+        10_000,
+        "the DELETE waiting for the row lock",
+      );
+      await tx`update discount_codes set value = 77 where id = ${id}`;
+    });
+    expectStatus(await deleting!, 200);
+    const fact = await lastFact(id);
+    assert.equal(fact.type, "discounts.discount-code.deleted");
+    assert.equal(fact.data.value, 77);
+  });
+  await t.step("a soft delete announces the stored deleted-at and no events", async () => {
+    const id = await system.createCode(system.admin.token, {
+      usedFor: "event",
+      eventIds: [cast.event.id],
+    });
+    expectStatus(
+      await system.call("DELETE", `/v1/discount-codes/${id}`, { token: system.admin.token }),
+      200,
+    );
+    const fact = await lastFact(id);
+    const [row] = await system.dsql`select deleted_at from discount_codes where id = ${id}`;
+    assert.equal(fact.type, "discounts.discount-code.deleted");
+    assert.equal(fact.data["deleted-at"], row.deleted_at.toISOString());
+    assert.deepEqual(fact.data.events, []);
+  });
 });

@@ -16,7 +16,6 @@ import type { Logger } from "@shared/log.ts";
 import {
   type CodeRow,
   codesOfEvent,
-  codesOfTicket,
   deleteCode,
   detachTicket,
   getCode,
@@ -62,10 +61,9 @@ async function ticketDeleted(
   const ticketId = fact.data.id;
   if (!isId(ticketId)) return;
   await changeWithFact(sql, relay, async (tx) => {
-    const affected = await codesOfTicket(tx, ticketId);
-    await detachTicket(tx, ticketId);
+    const detached = await detachTicket(tx, ticketId);
     const rows: CodeRow[] = [];
-    for (const code of affected) rows.push((await getCode(tx, String(code.id), true))!);
+    for (const id of detached) rows.push((await getCode(tx, id, true))!);
     return rows;
   }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
 }

@@ -21,7 +21,14 @@ import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { access, type DiscountsContext } from "../context.ts";
 import { codeDef, codeQuery, type CodeRelation, codeRelations } from "../resources.ts";
-import { type CodeRow, deleteCode, insertCode, listCodes } from "../store/codes.ts";
+import {
+  type CodeRow,
+  deleteCode,
+  getCode,
+  insertCode,
+  listCodes,
+  lockCodeForDelete,
+} from "../store/codes.ts";
 import { codeRelationships } from "./code_input.ts";
 import { createAccess, newCode } from "./code_create.ts";
 import { saveCodeUpdate } from "./code_update.ts";
@@ -96,10 +103,19 @@ export async function deleteDiscountCode(
     ctx.sql,
     ctx.relay,
     async (tx) => {
+      // Read again under the lock: a PATCH committed since the read above is in the fact.
+      const current = await lockCodeForDelete(tx, code.id);
       // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.
-      if (!await deleteCode(tx, code.id, permanent)) notFound("discount code", req.params.id);
+      if (!current || (current.deleted_at && !permanent)) {
+        notFound("discount code", req.params.id);
+      }
+      await deleteCode(tx, code.id, permanent);
+      // A soft delete's row as stored (its deleted-at, the events it no longer applies to).
+      return permanent
+        ? { ...current, deleted_at: current.deleted_at ?? new Date() }
+        : (await getCode(tx, code.id, true))!;
     },
-    () => codeFact(caller, "deleted", { ...code, deleted_at: code.deleted_at ?? new Date() }),
+    (deleted) => codeFact(caller, "deleted", deleted),
   );
   return deletedReply;
 }

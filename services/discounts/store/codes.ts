@@ -85,6 +85,16 @@ export async function lockCode(tx: Queryable, id: string): Promise<CodeRow | und
   return locked ? await getCode(tx, id) : undefined;
 }
 
+/**
+ * Code `id`, trashed or not, with its row locked until the transaction ends: what a delete
+ * starts from, so that its fact shows the code as the last change left it.
+ */
+export async function lockCodeForDelete(tx: Queryable, id: string): Promise<CodeRow | undefined> {
+  if (!isId(id)) return undefined;
+  const [locked] = await tx`select id from discount_codes where id = ${id} for update`;
+  return locked ? await getCode(tx, id, true) : undefined;
+}
+
 export async function getCodes(sql: Queryable, ids: string[]): Promise<CodeRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
@@ -287,7 +297,14 @@ export async function unapplyEvent(tx: Queryable, eventId: string): Promise<void
   await tx`delete from discount_code_events where event_id = ${eventId}`;
 }
 
-/** Detaches a ticket from every code. */
-export async function detachTicket(tx: Queryable, ticketId: string): Promise<void> {
-  await tx`delete from discount_code_tickets where ticket_id = ${ticketId}`;
+/**
+ * Detaches a ticket from every live code; returns their ids. Deleted codes keep it, as their
+ * deletion fact showed them: a change there would be announced after the code's end.
+ */
+export async function detachTicket(tx: Queryable, ticketId: string): Promise<string[]> {
+  const rows = await tx<{ id: string }[]>`delete from discount_code_tickets
+    where ticket_id = ${ticketId}
+      and discount_code_id in (select id from discount_codes where deleted_at is null)
+    returning discount_code_id::text as id`;
+  return rows.map((row) => row.id);
 }
