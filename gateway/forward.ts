@@ -52,7 +52,10 @@ export interface ForwarderOptions {
 
 const encoder = new TextEncoder();
 
-/** Query parameters, one value each: when a key repeats the last value wins (as in the original). */
+/**
+ * Query parameters, one value each: when a key repeats the first value counts, as in the original
+ * (flask-rest-jsonapi read Flask's `request.args`, whose `get` and `items` give a key's first).
+ */
 export function queryOf(url: string): Record<string, string> {
   const query: Record<string, string> = {};
   const start = url.indexOf("?");
@@ -61,7 +64,7 @@ export function queryOf(url: string): Record<string, string> {
   for (
     const [name, value] of new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash))
   ) {
-    query[name] = value;
+    if (!Object.hasOwn(query, name)) query[name] = value;
   }
   return query;
 }

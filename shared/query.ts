@@ -188,6 +188,46 @@ function coerce(name: string, type: FieldType, value: unknown): unknown {
   }
 }
 
+/** An op as a client may spell it: ours, plus how to shape the value and whether to negate. */
+interface OpSpelling {
+  op: FilterOp;
+  negate?: true;
+  pattern?: (value: string) => string;
+}
+
+/**
+ * The other spellings the original took: it looked an op up as SQLAlchemy's column method `op`,
+ * `op_` or `__op__`, so `in`, `is` and `__eq__` worked, and so did `notlike`, `startswith`,
+ * `endswith` and `contains` (LIKE patterns made as SQLAlchemy makes them, without escaping: `%`
+ * and `_` in the value stay wildcards there too).
+ */
+const opSpellings: Record<string, OpSpelling> = {
+  in: { op: "in_" },
+  notin: { op: "notin_" },
+  not_in: { op: "notin_" },
+  is: { op: "is_" },
+  is_not: { op: "isnot" },
+  __eq__: { op: "eq" },
+  __ne__: { op: "ne" },
+  __lt__: { op: "lt" },
+  __le__: { op: "le" },
+  __gt__: { op: "gt" },
+  __ge__: { op: "ge" },
+  notlike: { op: "like", negate: true },
+  not_like: { op: "like", negate: true },
+  notilike: { op: "ilike", negate: true },
+  not_ilike: { op: "ilike", negate: true },
+  startswith: { op: "like", pattern: (value) => `${value}%` },
+  endswith: { op: "like", pattern: (value) => `%${value}` },
+  contains: { op: "like", pattern: (value) => `%${value}%` },
+};
+
+function spellingOf(op: unknown): OpSpelling | undefined {
+  if (typeof op !== "string") return undefined;
+  if (ops.has(op)) return { op: op as FilterOp };
+  return Object.hasOwn(opSpellings, op) ? opSpellings[op] : undefined;
+}
+
 function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
   for (const key of Object.keys(raw)) {
     if (key !== "name" && key !== "op" && key !== "val") {
@@ -198,11 +238,24 @@ function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
   if (typeof name !== "string") throw filterError("each condition needs a name");
   const field = lookup(spec, name);
   if (!field) throw filterError(`unknown field "${name}"`);
-  if (typeof op !== "string" || !ops.has(op)) {
-    throw filterError(`unknown op ${JSON.stringify(op)} for "${name}"`);
-  }
+  const spelling = spellingOf(op);
+  if (!spelling) throw filterError(`unknown op ${JSON.stringify(op)} for "${name}"`);
   if (!("val" in raw)) throw filterError(`the condition on "${name}" needs a val`);
-  const node = { column: field.column, op: op as FilterOp, type: field.type };
+  const leaf = opCondition(name, field, spelling.op, val);
+  if (spelling.pattern) leaf.value = spelling.pattern(leaf.value as string);
+  return spelling.negate ? { not: leaf } : leaf;
+}
+
+type Leaf = Extract<FilterNode, { op: FilterOp }>;
+
+/** One condition in our spelling of its op, its value checked and coerced. */
+function opCondition(
+  name: string,
+  field: { column: string; type: FieldType },
+  op: FilterOp,
+  val: unknown,
+): Leaf {
+  const node = { column: field.column, op, type: field.type };
   switch (op) {
     case "is_":
     case "isnot":
@@ -315,7 +368,7 @@ function parsePage(query: Record<string, string>, spec: QuerySpec) {
   return { size, number };
 }
 
-function parseInclude(text: string, allowed: string[]): string[] {
+function parseInclude(text: string, allowed: string[] = []): string[] {
   const paths = text.split(",").map((p) => p.trim());
   for (const path of paths) {
     if (!allowed.includes(path)) {
@@ -349,7 +402,8 @@ function parseFields(key: string, text: string, sparse: Record<string, string[]>
 }
 
 /**
- * The include/fields/extra part of a query, for single-resource routes; anything else is 400.
+ * The include/fields/extra part of a query, for single-resource routes: `sort`, `filter` and
+ * `page[...]` are ignored, anything else unknown is 400.
  *
  * @example
  * ```ts
@@ -362,7 +416,9 @@ export function parseSingleQuery(
   query: Record<string, string>,
   spec: Pick<QuerySpec, "includes" | "sparse" | "extra">,
 ): Pick<ListQuery, "include" | "fields" | "extra"> {
-  return parse(query, spec, new Set());
+  // A list's parameters mean nothing to one resource: ignored, as the original's detail views
+  // read only include and fields.
+  return parse(query, spec, listKeys);
 }
 
 function parse(
@@ -377,7 +433,8 @@ function parse(
   };
   for (const [key, value] of Object.entries(query)) {
     if (listKeys.has(key) || FRONTEND_HINTS.has(key)) continue;
-    if (key === "include") out.include = parseInclude(value, spec.includes ?? []);
+    // An empty include or sort is none, as the original read them (`if qs.get("include")`).
+    if (key === "include") out.include = value.trim() ? parseInclude(value, spec.includes) : [];
     else if (fieldsKey.test(key)) {
       out.fields[fieldsKey.exec(key)![1]] = parseFields(key, value, spec.sparse ?? {});
     } else if (spec.extra?.includes(key)) out.extra[key] = value;
@@ -414,7 +471,7 @@ const FRONTEND_HINTS = new Set(["public", "cache", "nocache"]);
 export function parseListQuery(query: Record<string, string>, spec: QuerySpec): ListQuery {
   const rest = parse(query, spec, listKeys);
   const result: ListQuery = {
-    sort: query.sort === undefined ? [...(spec.defaultSort ?? [])] : parseSort(query.sort, spec),
+    sort: query.sort?.trim() ? parseSort(query.sort, spec) : [...(spec.defaultSort ?? [])],
     page: parsePage(query, spec),
     ...rest,
   };

@@ -265,7 +265,6 @@ Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t)
     ["an empty sort key", { sort: "code," }, "sort"],
     ["a bare minus in sort", { sort: "-" }, "sort"],
     ["an unknown include", { include: "event,owner" }, "include"],
-    ["an empty include", { include: "" }, "include"],
     ["fields for an unknown type", { "fields[user]": "email" }, "fields[user]"],
     ["an unknown sparse field", { "fields[event]": "name,secret" }, "fields[event]"],
   ];
@@ -289,15 +288,16 @@ Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t)
   });
 });
 
-Deno.test("[query] parseSingleQuery reads include, fields and extra only", () => {
+Deno.test("[query] parseSingleQuery reads include, fields and extra, and ignores a list's parameters", () => {
   assert.deepEqual(
     parseSingleQuery({ include: "tickets", "fields[event]": "name", get_trashed: "true" }, spec),
     { include: ["tickets"], fields: { event: ["name"] }, extra: { get_trashed: "true" } },
   );
   assert.deepEqual(parseSingleQuery({}, {}), { include: [], fields: {}, extra: {} });
-  for (const key of ["filter", "sort", "page[size]", "page[number]", "permanent"]) {
-    assertBadParameter(() => parseSingleQuery({ [key]: "1" }, spec), key);
-  }
+  // The original's detail views read include and fields only.
+  const listParameters = { filter: "[{", sort: "secret", "page[size]": "x", "page[number]": "0" };
+  assert.deepEqual(parseSingleQuery(listParameters, spec), { include: [], fields: {}, extra: {} });
+  assertBadParameter(() => parseSingleQuery({ permanent: "1" }, spec), "permanent");
   assertBadParameter(() => parseSingleQuery({ include: "owner" }, spec), "include");
   assertBadParameter(
     () => parseSingleQuery({ "fields[event]": "secret" }, spec),
@@ -367,4 +367,36 @@ Deno.test("[query] datetime filter values are exact instants, whatever the host'
       }
     },
   );
+});
+
+Deno.test("[query] an empty sort or include is none, as the original read them", () => {
+  const query = parseListQuery({ sort: "", include: " " }, spec);
+  assert.deepEqual(query.sort, spec.defaultSort);
+  assert.deepEqual(query.include, []);
+  assert.deepEqual(parseSingleQuery({ include: "" }, spec).include, []);
+});
+
+Deno.test("[query] the op spellings the original also took", async (t) => {
+  const leaf = (op: string, val: unknown, name = "code") => filter([{ name, op, val }]);
+  const cases: [string, unknown, unknown][] = [
+    ["in", ["A", "B"], { column: "code", op: "in_", value: ["A", "B"], type: "string" }],
+    ["notin", ["A"], { column: "code", op: "notin_", value: ["A"], type: "string" }],
+    ["is", null, { column: "code", op: "is_", value: null, type: "string" }],
+    ["__eq__", "A", { column: "code", op: "eq", value: "A", type: "string" }],
+    ["__ge__", "B", { column: "code", op: "ge", value: "B", type: "string" }],
+    ["startswith", "SUM", { column: "code", op: "like", value: "SUM%", type: "string" }],
+    ["endswith", "25", { column: "code", op: "like", value: "%25", type: "string" }],
+    ["contains", "MM", { column: "code", op: "like", value: "%MM%", type: "string" }],
+    ["notlike", "S%", { not: { column: "code", op: "like", value: "S%", type: "string" } }],
+    ["notilike", "s%", { not: { column: "code", op: "ilike", value: "s%", type: "string" } }],
+  ];
+  for (const [op, val, expected] of cases) {
+    await t.step(op, () => assert.deepEqual(leaf(op, val), { and: [expected] }));
+  }
+  await t.step("each keeps its op's checks", () => {
+    assertBadParameter(() => leaf("startswith", "1", "value"), "filter", /only on text fields/);
+    assertBadParameter(() => leaf("in", "A"), "filter", /takes an array/);
+    assertBadParameter(() => leaf("contains", "a\\"), "filter", /lone backslash/);
+    assertBadParameter(() => leaf("toString", "A"), "filter", /unknown op/);
+  });
 });
