@@ -2,8 +2,10 @@
  * Keeps the fact payloads backward compatible. blueprint/fact-schemas.json holds the JSON
  * Schema of every published fact type's `data` as it was last recorded; a payload may change
  * only in ways a subscriber built on the recorded one survives (README, "Evolution rules"):
- * new optional fields, fewer enum values. Removing or renaming a field, changing its type,
- * making an optional field required (or the reverse), adding a required field or an enum value,
+ * new optional fields, narrower values (fewer enum values, tighter bounds). Removing or renaming
+ * a field, changing its type (nullable included), making an optional field required (or the
+ * reverse), adding a required field, or admitting any value the recorded schema did not (an
+ * enum value, a dropped format, bound, length or pattern: scripts/schema_compat.ts lists them),
  * or dropping a published type needs a new type (`catalog.event.updated.v2`) instead.
  *
  * Run: `deno task fact-schemas` records the current schemas, refusing incompatible ones;

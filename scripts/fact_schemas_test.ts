@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { z } from "zod";
+import { eventData, ticketData } from "@shared/schemas/facts.ts";
+import { jsonSchemaOf } from "./asyncapi.ts";
 import {
   compareWithSnapshot,
   currentSchemas,
@@ -30,4 +33,17 @@ Deno.test("[fact schemas] a dropped type fails; a new versioned type passes", ()
   const v2 = { ...current, "catalog.event.updated.v2": { type: "object", properties: {} } };
   assert.deepEqual(compareWithSnapshot(snapshot, v2), []);
   assert.ok(updated);
+});
+
+Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened in shared/schemas/facts.ts", async () => {
+  // What a reviewer once got through: an enum made a free string, a minimum dropped.
+  const current = {
+    ...currentSchemas(),
+    "catalog.event.updated": jsonSchemaOf(eventData.extend({ state: z.string() })),
+    "catalog.ticket.created": jsonSchemaOf(ticketData.extend({ price: z.number() })),
+  };
+  assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
+    'catalog.event.updated: data.state may now be any string (was one of ["draft","published"])',
+    "catalog.ticket.created: data.price no longer has minimum 0",
+  ]);
 });

@@ -1,21 +1,186 @@
 /**
  * Whether a change of a JSON Schema can break a reader that relied on the old one: the gate of
  * `deno task fact-schemas` (scripts/fact_schemas.ts) asks it of every recorded fact schema.
+ *
+ * A subscriber validated and coded against the old schema, so whatever the producer may publish
+ * under the new one must still be something the old one promised: a change may only narrow.
+ * Narrowing is fine (fewer enum values, a tighter bound, a format or an enum where a free string
+ * was, an optional property added: the old schema let any value through there), widening is not
+ * (an enum or const widened or dropped, a format dropped or changed, a bound, length, item count
+ * or pattern dropped or loosened, a new alternative). On top of that, as the README's evolution
+ * rules say, the JSON types and which properties are required must stay as they were: a
+ * property made optional or required, or a nullable one made non-null, breaks too. Keywords
+ * this file does not understand must stay as they were; annotations (title, description, ...)
+ * may change freely.
  */
+import { isDeepStrictEqual } from "node:util";
 
 type Schema = Record<string, unknown>;
 
-/** The alternatives of a schema, one JSON type each (`anyOf` and type arrays unfolded). */
+/** Keywords that only document: changing them breaks nobody. */
+const ANNOTATIONS = new Set([
+  "title",
+  "description",
+  "examples",
+  "default",
+  "deprecated",
+  "readOnly",
+  "writeOnly",
+  "$comment",
+  "$schema",
+  "$id",
+]);
+
+/** A bound as the schema states it: the keyword (for messages), its value, whether exclusive. */
+interface Bound {
+  keyword: string;
+  value: number;
+  exclusive: boolean;
+}
+
+/** How to read one side of a range from a schema; `sign` is 1 for a lower bound, -1 for upper. */
+interface Limit {
+  keywords: string[];
+  sign: 1 | -1;
+}
+
+const LIMITS: Limit[] = [
+  { keywords: ["minimum", "exclusiveMinimum"], sign: 1 },
+  { keywords: ["maximum", "exclusiveMaximum"], sign: -1 },
+  { keywords: ["minLength"], sign: 1 },
+  { keywords: ["maxLength"], sign: -1 },
+  { keywords: ["minItems"], sign: 1 },
+  { keywords: ["maxItems"], sign: -1 },
+  { keywords: ["minProperties"], sign: 1 },
+  { keywords: ["maxProperties"], sign: -1 },
+];
+
+/** Keywords compared by meaning below; any other non-annotation keyword must stay as it was. */
+const COMPARED = new Set([
+  "type",
+  "anyOf",
+  "oneOf",
+  "enum",
+  "const",
+  "format",
+  "properties",
+  "required",
+  "items",
+  ...LIMITS.flatMap((limit) => limit.keywords),
+]);
+
+/**
+ * The alternatives of a schema, one JSON type each: `anyOf`, `oneOf` (read as `anyOf`, which
+ * admits at least as much) and type arrays unfolded, keywords beside them kept in each.
+ */
 function variants(schema: Schema): Schema[] {
-  if (Array.isArray(schema.anyOf)) return (schema.anyOf as Schema[]).flatMap(variants);
+  for (const keyword of ["anyOf", "oneOf"]) {
+    const alternatives = schema[keyword];
+    if (!Array.isArray(alternatives)) continue;
+    const { [keyword]: _, ...beside } = schema;
+    return (alternatives as Schema[]).flatMap((alternative) =>
+      variants({ ...beside, ...alternative })
+    );
+  }
   if (Array.isArray(schema.type)) {
     return (schema.type as string[]).map((type) => ({ ...schema, type }));
   }
   return [schema];
 }
 
-function typesOf(list: Schema[]): string {
-  return [...new Set(list.map((v) => String(v.type ?? "any")))].sort().join("|");
+function typeOf(variant: Schema): string {
+  return String(variant.type ?? "any");
+}
+
+function typesOf(list: Schema[]): string[] {
+  return [...new Set(list.map(typeOf))].sort();
+}
+
+/** "changed type from string to null|string (it became nullable)". */
+function typeChange(was: string[], now: string[], path: string): string {
+  const gained = now.filter((type) => !was.includes(type));
+  const lost = was.filter((type) => !now.includes(type));
+  const why = [
+    gained.length && (gained.join() === "null" ? "it became nullable" : `it may now be ${gained}`),
+    lost.length &&
+    (lost.join() === "null" ? "it is no longer nullable" : `it is no longer ${lost}`),
+  ].filter(Boolean).join("; ");
+  return `${path} changed type from ${was.join("|")} to ${now.join("|")} (${why})`;
+}
+
+/** The only values a schema admits, when it lists them (`const` or `enum`). */
+function allowedValues(schema: Schema): unknown[] | undefined {
+  if ("const" in schema) return [schema.const];
+  return Array.isArray(schema.enum) ? schema.enum : undefined;
+}
+
+function valueProblems(old: Schema, now: Schema, path: string): string[] {
+  const allowed = allowedValues(old);
+  if (!allowed) return [];
+  const was = allowed.length === 1
+    ? JSON.stringify(allowed[0])
+    : `one of ${JSON.stringify(allowed)}`;
+  const values = allowedValues(now);
+  if (!values) return [`${path} may now be any ${typeOf(now)} (was ${was})`];
+  const added = values.filter((value) => !allowed.some((a) => isDeepStrictEqual(a, value)));
+  return added.length ? [`${path} may now be ${JSON.stringify(added)} (was ${was})`] : [];
+}
+
+function formatProblems(old: Schema, now: Schema, path: string): string[] {
+  if (old.format === undefined || old.format === now.format) return [];
+  if (now.format === undefined) return [`${path} no longer has format ${old.format}`];
+  return [`${path} changed format from ${old.format} to ${now.format}`];
+}
+
+/** The tightest bound a schema states on one side (draft 7 and draft 4 exclusive forms). */
+function boundOf(schema: Schema, limit: Limit): Bound | undefined {
+  const [inclusive, exclusive] = limit.keywords;
+  const bounds: Bound[] = [];
+  if (typeof schema[inclusive] === "number") {
+    const draft4 = exclusive !== undefined && schema[exclusive] === true;
+    bounds.push({ keyword: inclusive, value: schema[inclusive] as number, exclusive: draft4 });
+  }
+  if (exclusive !== undefined && typeof schema[exclusive] === "number") {
+    bounds.push({ keyword: exclusive, value: schema[exclusive] as number, exclusive: true });
+  }
+  return bounds.length ? bounds.reduce((a, b) => isLooser(a, b, limit) ? b : a) : undefined;
+}
+
+/** Whether `now` admits a value beyond `old` (on the side `limit` is about). */
+function isLooser(now: Bound, old: Bound, limit: Limit): boolean {
+  const a = limit.sign * now.value;
+  const b = limit.sign * old.value;
+  return a < b || (a === b && old.exclusive && !now.exclusive);
+}
+
+function boundProblems(old: Schema, now: Schema, path: string): string[] {
+  return LIMITS.flatMap((limit) => {
+    const was = boundOf(old, limit);
+    if (!was) return [];
+    const is = boundOf(now, limit);
+    if (!is) return [`${path} no longer has ${was.keyword} ${was.value}`];
+    if (!isLooser(is, was, limit)) return [];
+    return [`${path} loosened ${was.keyword} ${was.value} to ${is.keyword} ${is.value}`];
+  });
+}
+
+/** A keyword not compared by meaning: it must stay as it was (it may be added: that narrows). */
+function keptProblems(old: Schema, now: Schema, path: string): string[] {
+  return Object.keys(old).flatMap((keyword) => {
+    if (ANNOTATIONS.has(keyword) || COMPARED.has(keyword)) return [];
+    const was = JSON.stringify(old[keyword]);
+    if (!(keyword in now)) return [`${path} no longer has ${keyword} ${was}`];
+    if (isDeepStrictEqual(old[keyword], now[keyword])) return [];
+    const is = JSON.stringify(now[keyword]);
+    return [
+      `${path} changed ${keyword} from ${was} to ${is} (the gate cannot tell that it only narrows)`,
+    ];
+  });
+}
+
+/** A `$ref` appearing where there was none may replace every keyword beside it (draft 7). */
+function refProblems(old: Schema, now: Schema, path: string): string[] {
+  return "$ref" in now && !("$ref" in old) ? [`${path} became a $ref the gate cannot follow`] : [];
 }
 
 function objectProblems(before: Schema, after: Schema, path: string): string[] {
@@ -42,45 +207,55 @@ function objectProblems(before: Schema, after: Schema, path: string): string[] {
   return problems;
 }
 
+function itemProblems(old: Schema, now: Schema, path: string): string[] {
+  if (Array.isArray(old.items) || Array.isArray(now.items)) {
+    return isDeepStrictEqual(old.items, now.items)
+      ? []
+      : [`${path} changed its tuple items (the gate cannot tell that it only narrows)`];
+  }
+  return incompatibilities((old.items ?? {}) as Schema, (now.items ?? {}) as Schema, `${path}[]`);
+}
+
+/** Why `now` may admit a value `old` did not, both of one JSON type (empty when it cannot). */
+function variantProblems(old: Schema, now: Schema, path: string): string[] {
+  const problems = [
+    ...valueProblems(old, now, path),
+    ...formatProblems(old, now, path),
+    ...boundProblems(old, now, path),
+    ...keptProblems(old, now, path),
+    ...refProblems(old, now, path),
+  ];
+  if (old.type === "object" || "properties" in old || "properties" in now) {
+    problems.push(...objectProblems(old, now, path));
+  }
+  if (old.type === "array" || "items" in old || "items" in now) {
+    problems.push(...itemProblems(old, now, path));
+  }
+  return problems;
+}
+
 /**
  * Why a payload that matches `after` may break a subscriber written for `before` (empty when
- * it cannot).
+ * it cannot), each reason led by the JSON path it is about.
  *
  * @example
  * ```ts
  * import { incompatibilities } from "./schema_compat.ts";
  * incompatibilities(
- *   { type: "object", properties: { a: { type: "string" } }, required: ["a"] },
+ *   { type: "object", properties: { a: { type: "number", minimum: 0 } }, required: ["a"] },
  *   { type: "object", properties: { a: { type: "number" } }, required: ["a"] },
- * ); // ["data.a changed type from string to number"]
+ * ); // ["data.a no longer has minimum 0"]
  * ```
  */
 export function incompatibilities(before: Schema, after: Schema, path = "data"): string[] {
   const was = variants(before);
   const now = variants(after);
-  if (typesOf(was) !== typesOf(now)) {
-    return [`${path} changed type from ${typesOf(was)} to ${typesOf(now)}`];
-  }
-  return now.flatMap((variant) => {
-    const old = was.find((v) => v.type === variant.type)!;
-    const problems: string[] = [];
-    if (Array.isArray(variant.enum)) {
-      const allowed = Array.isArray(old.enum) ? old.enum : undefined;
-      const added = variant.enum.filter((value) => allowed && !allowed.includes(value));
-      if (!allowed || added.length) {
-        problems.push(`${path} may now be ${JSON.stringify(added.length ? added : variant.enum)}`);
-      }
-    }
-    if (variant.type === "object") problems.push(...objectProblems(old, variant, path));
-    if (variant.type === "array") {
-      problems.push(
-        ...incompatibilities(
-          (old.items ?? {}) as Schema,
-          (variant.items ?? {}) as Schema,
-          `${path}[]`,
-        ),
-      );
-    }
-    return problems;
-  });
+  const [wasTypes, nowTypes] = [typesOf(was), typesOf(now)];
+  if (wasTypes.join() !== nowTypes.join()) return [typeChange(wasTypes, nowTypes, path)];
+  // Every alternative now must fit within one that was there (the closest one explains why not).
+  return now.flatMap((variant) =>
+    was.filter((old) => typeOf(old) === typeOf(variant))
+      .map((old) => variantProblems(old, variant, path))
+      .reduce((best, next) => next.length < best.length ? next : best)
+  );
 }
