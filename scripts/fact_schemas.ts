@@ -1,58 +1,91 @@
 /**
- * Keeps the fact payloads backward compatible. blueprint/fact-schemas.json holds the JSON
- * Schema of every published fact type's `data` as it was last recorded; a payload may change
- * only in ways a subscriber built on the recorded one survives (README, "Evolution rules"):
- * new optional fields, narrower values (fewer enum values, tighter bounds). Removing or renaming
- * a field, changing its type (nullable included), making an optional field required (or the
- * reverse), adding a required field, or admitting any value the recorded schema did not (an
- * enum value, a dropped format, bound, length or pattern: scripts/schema_compat.ts lists them),
- * or dropping a published type needs a new type (`catalog.event.updated.v2`) instead.
+ * Keeps the facts backward compatible. blueprint/fact-schemas.json holds the JSON Schema of the
+ * CloudEvents envelope (`envelope`) and of every published fact type's `data` (`data`, by type)
+ * as they were last recorded. Each may change only in ways a subscriber built on the recorded
+ * one survives (README, "Evolution rules"): new optional fields, narrower values (fewer enum
+ * values, tighter bounds). Removing or renaming a field, changing its type (nullable included),
+ * making an optional field required (or the reverse), adding a required field, admitting any
+ * value the recorded schema did not (an enum value, a dropped format, bound, length or pattern:
+ * scripts/schema_compat.ts says which), or dropping a published type needs a new type
+ * (`catalog.event.updated.v2`) instead; the envelope, shared by every type, must stay compatible.
  *
  * Run: `deno task fact-schemas` records the current schemas, refusing incompatible ones;
  * `--check` only compares. `scripts/fact_schemas_test.ts` runs the same check.
  */
 import { factKinds } from "@shared/fact_catalog.ts";
-import { jsonSchemaOf } from "./asyncapi.ts";
+import { envelopeJsonSchema, jsonSchemaOf } from "./asyncapi.ts";
 import { incompatibilities } from "./schema_compat.ts";
 
 export const SNAPSHOT = new URL("../blueprint/fact-schemas.json", import.meta.url);
 
 type Schema = Record<string, unknown>;
 
+/** What blueprint/fact-schemas.json records. */
+export interface Snapshot {
+  /**
+   * The CloudEvents envelope without `data`, as every fact type shares it. Absent in a file
+   * written before the envelope was recorded: then there is nothing to compare it with yet.
+   */
+  envelope?: Schema;
+  /** The payload schema of every registered fact type, by type. */
+  data: Record<string, Schema>;
+}
+
 /** The payload schema of every registered fact type, by type. */
 export function currentSchemas(): Record<string, Schema> {
   return Object.fromEntries(factKinds().map((kind) => [kind.type, jsonSchemaOf(kind.data)]));
 }
 
-/** Problems of the current registry against a snapshot: incompatible changes, dropped types. */
+/** The envelope and payload schemas as the code defines them now. */
+export function currentSnapshot(): Snapshot {
+  return { envelope: envelopeJsonSchema(), data: currentSchemas() };
+}
+
+/**
+ * Problems of the current envelope and registry against a snapshot: incompatible changes
+ * (envelope ones led by `envelope.`, payload ones by the fact type), dropped types.
+ */
 export function compareWithSnapshot(
-  snapshot: Record<string, Schema>,
-  current: Record<string, Schema> = currentSchemas(),
+  snapshot: Snapshot,
+  current: Snapshot = currentSnapshot(),
 ): string[] {
-  return Object.entries(snapshot).flatMap(([type, before]) => {
-    const after = current[type];
+  const envelope = snapshot.envelope
+    ? incompatibilities(snapshot.envelope, current.envelope ?? {}, "envelope")
+    : [];
+  const data = Object.entries(snapshot.data).flatMap(([type, before]) => {
+    const after = current.data[type];
     if (!after) return [`${type} is no longer registered (subscribers may still read it)`];
     return incompatibilities(before, after).map((problem) => `${type}: ${problem}`);
   });
+  return [...envelope, ...data];
 }
 
-export async function readSnapshot(): Promise<Record<string, Schema>> {
-  return JSON.parse(await Deno.readTextFile(SNAPSHOT));
+/**
+ * A snapshot from its JSON; also reads the older format, one flat map of payload schemas by
+ * fact type (a fact type always has dots, so it is never `data`).
+ */
+export function parseSnapshot(text: string): Snapshot {
+  const json = JSON.parse(text);
+  return "data" in json ? json : { data: json };
 }
 
-export function renderSnapshot(current: Record<string, Schema> = currentSchemas()): string {
-  return `${JSON.stringify(current, null, 2)}\n`;
+export async function readSnapshot(): Promise<Snapshot> {
+  return parseSnapshot(await Deno.readTextFile(SNAPSHOT));
+}
+
+export function renderSnapshot(current: Snapshot = currentSnapshot()): string {
+  return `${JSON.stringify({ envelope: current.envelope, data: current.data }, null, 2)}\n`;
 }
 
 if (import.meta.main) {
-  const snapshot = await readSnapshot().catch(() => ({}));
+  const snapshot = await readSnapshot().catch((): Snapshot => ({ data: {} }));
   const problems = compareWithSnapshot(snapshot);
   if (problems.length) {
     console.error(
-      `Incompatible fact payload changes (publish a new type such as <type>.v2 instead):\n  ${
-        problems.join("\n  ")
-      }`,
+      "Incompatible fact changes (publish a changed payload as a new type such as <type>.v2;",
+      "the envelope, shared by every type, must stay compatible):",
     );
+    for (const problem of problems) console.error(`  ${problem}`);
     Deno.exit(1);
   }
   if (Deno.args.includes("--check")) {

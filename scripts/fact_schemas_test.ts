@@ -2,15 +2,18 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { eventData, ticketData } from "@shared/schemas/facts.ts";
 import { jsonSchemaOf } from "./asyncapi.ts";
+import { factEnvelopeSchema } from "@shared/facts.ts";
 import {
   compareWithSnapshot,
   currentSchemas,
+  currentSnapshot,
+  parseSnapshot,
   readSnapshot,
   renderSnapshot,
   SNAPSHOT,
 } from "./fact_schemas.ts";
 
-Deno.test("[fact schemas] every payload is backward compatible with the recorded snapshot", async () => {
+Deno.test("[fact schemas] the envelope and every payload are backward compatible with the recorded snapshot", async () => {
   const snapshot = await readSnapshot();
   assert.deepEqual(
     compareWithSnapshot(snapshot),
@@ -24,24 +27,43 @@ Deno.test("[fact schemas] every payload is backward compatible with the recorded
 });
 
 Deno.test("[fact schemas] a dropped type fails; a new versioned type passes", () => {
-  const current = currentSchemas();
-  const snapshot = { ...current };
-  const { "catalog.event.updated": updated, ...withoutUpdated } = current;
-  assert.deepEqual(compareWithSnapshot(snapshot, withoutUpdated), [
+  const snapshot = currentSnapshot();
+  const { "catalog.event.updated": updated, ...withoutUpdated } = snapshot.data;
+  assert.deepEqual(compareWithSnapshot(snapshot, { ...snapshot, data: withoutUpdated }), [
     "catalog.event.updated is no longer registered (subscribers may still read it)",
   ]);
-  const v2 = { ...current, "catalog.event.updated.v2": { type: "object", properties: {} } };
-  assert.deepEqual(compareWithSnapshot(snapshot, v2), []);
+  const v2 = { "catalog.event.updated.v2": { type: "object", properties: {} } };
+  assert.deepEqual(
+    compareWithSnapshot(snapshot, { ...snapshot, data: { ...snapshot.data, ...v2 } }),
+    [],
+  );
   assert.ok(updated);
+});
+
+Deno.test("[fact schemas] compareWithSnapshot refuses an incompatible envelope", async () => {
+  const envelope = factEnvelopeSchema.omit({ data: true }).extend({
+    time: z.string(),
+    actorid: z.string(),
+  });
+  const current = { ...currentSnapshot(), envelope: jsonSchemaOf(envelope) };
+  assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
+    "envelope.time no longer has format date-time",
+    "envelope.actorid became required",
+  ]);
+});
+
+Deno.test("[fact schemas] parseSnapshot reads the format from before the envelope was recorded", () => {
+  const flat = JSON.stringify(currentSchemas());
+  assert.deepEqual(parseSnapshot(flat), { data: currentSchemas() });
+  assert.deepEqual(compareWithSnapshot(parseSnapshot(flat)), []);
+  assert.deepEqual(parseSnapshot(renderSnapshot()), currentSnapshot());
 });
 
 Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened in shared/schemas/facts.ts", async () => {
   // What a reviewer once got through: an enum made a free string, a minimum dropped.
-  const current = {
-    ...currentSchemas(),
-    "catalog.event.updated": jsonSchemaOf(eventData.extend({ state: z.string() })),
-    "catalog.ticket.created": jsonSchemaOf(ticketData.extend({ price: z.number() })),
-  };
+  const current = currentSnapshot();
+  current.data["catalog.event.updated"] = jsonSchemaOf(eventData.extend({ state: z.string() }));
+  current.data["catalog.ticket.created"] = jsonSchemaOf(ticketData.extend({ price: z.number() }));
   assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
     'catalog.event.updated: data.state may now be any string (was one of ["draft","published"])',
     "catalog.ticket.created: data.price no longer has minimum 0",
