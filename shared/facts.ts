@@ -4,7 +4,9 @@
  * "Facts on the bus"): `type` names it (`catalog.event.updated`, registered in
  * shared/fact_catalog.ts), `source` is the publishing service, `subject` the resource's path,
  * `data` its public payload (validated against the registry's schema), and the acting user
- * travels in the extension attributes `actorid` and `actoremail` (absent for system changes).
+ * travels in the extension attributes `actorid` and `actoremail` (absent for system changes). A
+ * `deleted` fact whose row is gone for good (a purge, or a resource that has no trash) carries the
+ * extension attribute `purged: true`; a soft delete, which an admin may undo, does not.
  *
  * Written through a transactional outbox: the fact is inserted in the same transaction as the
  * change (so a change never happens without its fact, nor a fact without its change), then a
@@ -68,6 +70,10 @@ export const factEnvelopeSchema = z.object({
   data: z.unknown(),
   actorid: z.string().optional().meta({ description: "Id of the user who made the change." }),
   actoremail: z.string().optional().meta({ description: "Email of that user." }),
+  purged: z.literal(true).optional().meta({
+    description: "On a `deleted` fact: the row is gone for good (purged, or a resource without " +
+      "trash) and cannot come back. Absent on a soft delete, which an admin may undo.",
+  }),
 });
 type Envelope = Omit<z.output<typeof factEnvelopeSchema>, "type" | "data">;
 
@@ -82,6 +88,8 @@ export interface NewFact<K extends FactType = FactType> {
   actor: FactActor;
   /** The public payload (a service maps its row in its fact_payloads.ts). */
   data: Record<string, unknown>;
+  /** A deletion that leaves nothing behind (see `purged` in the envelope). */
+  purged?: boolean;
 }
 
 /**
@@ -156,6 +164,7 @@ export function buildFact<K extends FactType>(fact: NewFact<K>, time = new Date(
     datacontenttype: "application/json",
     data: parsed.data,
     ...actor,
+    ...(fact.purged ? { purged: true } : {}),
   } as Fact<K>;
 }
 

@@ -217,6 +217,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
       actor: alice,
       resource: { type: "ticket", id: ticketId },
     });
+    assert.equal(deleted[0].purged, undefined, "a soft delete can be undone: not purged");
   });
 
   await t.step("role granted and revoked", async () => {
@@ -247,6 +248,7 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
       actor: alice,
       resource: { type: "users-events-role", id: grantId },
     });
+    assert.equal(revoked[0].purged, true, "roles have no trash");
   });
 
   await t.step("event and topic deleted", async () => {
@@ -365,9 +367,13 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
     );
     const updated = facts.find((fact) => fact.type === "catalog.event.updated")!;
     assert.equal((updated.data as Record<string, unknown>).owner, null);
+    for (const fact of facts) {
+      assert.equal(fact.purged, fact === updated ? undefined : true, `${fact.type} purged`);
+    }
   });
   await t.step("an event: its tickets and roles deleted", async () => {
     const facts = await purged(`/v1/events/${event.id}`);
+    for (const fact of facts) assert.equal(fact.purged, true, `${fact.type} purged`);
     assert.deepEqual(
       described(facts),
       [

@@ -252,5 +252,19 @@ Deno.test("[discounts] a code's deleted fact shows the code as its last change l
     assert.equal(fact.type, "discounts.discount-code.deleted");
     assert.equal(fact.data["deleted-at"], row.deleted_at.toISOString());
     assert.deepEqual(fact.data.events, []);
+    assert.equal(fact.purged, undefined, "a soft delete is no purge");
+  });
+  await t.step("a purge says purged, and shows the live row as it was", async () => {
+    const id = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+    expectStatus(
+      await system.call("DELETE", `/v1/discount-codes/${id}?permanent=true`, {
+        token: system.admin.token,
+      }),
+      200,
+    );
+    const fact = await lastFact(id);
+    assert.equal(fact.type, "discounts.discount-code.deleted");
+    assert.equal(fact.purged, true);
+    assert.equal(fact.data["deleted-at"], null);
   });
 });

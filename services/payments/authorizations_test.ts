@@ -477,6 +477,7 @@ Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} deauthorizes and del
       f.type === "payments.stripe-authorization.deleted" && f.data.id === id
     );
     assert.equal(fact?.data.event, cast.event.id);
+    assert.equal(fact?.purged, true, "deleted for real: there is no trash");
     expectError(
       await p.call("GET", `/v1/stripe-authorizations/${id}`, { token: cast.owner.token }),
       404,

@@ -20,5 +20,7 @@ export function authorizationFact(
     type: `payments.stripe-authorization.${verb}` satisfies FactType,
     actor,
     data: resourceData(stripeAuthorizationDef, row),
+    // Stripe authorizations are deleted for real: there is no trash to bring one back from.
+    purged: verb === "deleted",
   };
 }

@@ -84,6 +84,8 @@ export function commit<T>(
     actor?: (result: T) => Caller;
     /** The row before an update: an update that changed nothing announces nothing. */
     before?: Row;
+    /** A deletion that leaves nothing behind (a purge, or a row with no trash). */
+    purged?: boolean;
   },
   change: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
@@ -97,7 +99,7 @@ export function commit<T>(
     if (about.before && unchanged(about.before, result)) return null;
     const data = (result as Row | undefined) ?? about.row ?? {};
     const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
-    return fact(actor, about.type, about.verb, data);
+    return { ...fact(actor, about.type, about.verb, data), purged: about.purged };
   });
 }
 
@@ -133,9 +135,13 @@ export async function purgeWithFacts(
     return result;
   };
   // What went with the row first, then the row: in that order on the stream.
+  // Every row a purge deletes is gone for good: `purged` says so to subscribers.
   const { cascaded } = await changeWithFact(ctx.sql, ctx.relay, purged, ({ row, cascaded }) => [
-    ...cascaded.map((c) => fact(call, c.type, c.verb, c.row)),
-    fact(call, about.type, "deleted", row ?? about.row),
+    ...cascaded.map((c) => ({
+      ...fact(call, c.type, c.verb, c.row),
+      purged: c.verb === "deleted",
+    })),
+    { ...fact(call, about.type, "deleted", row ?? about.row), purged: true },
   ]);
   return {
     ...deletedReplyOf(about.type, publicRecord(about.type, about.row)),

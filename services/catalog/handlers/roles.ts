@@ -217,7 +217,8 @@ async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   await commit(
     ctx,
     call,
-    { type: "users-events-role", verb: "deleted", row: grant },
+    // Roles have no trash: a revocation is for good.
+    { type: "users-events-role", verb: "deleted", row: grant, purged: true },
     (tx) =>
       keepingAnOwner(
         tx,

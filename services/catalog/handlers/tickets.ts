@@ -177,7 +177,7 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   await commit(
     ctx,
     call,
-    { type: "ticket", verb: "deleted", row: ticket },
+    { type: "ticket", verb: "deleted", row: ticket, purged: permanent },
     (tx) => deleteTicket(tx, ticket.id, permanent),
   );
   return deletedReply;

@@ -110,12 +110,11 @@ export async function deleteDiscountCode(
         notFound("discount code", req.params.id);
       }
       await deleteCode(tx, code.id, permanent);
-      // A soft delete's row as stored (its deleted-at, the events it no longer applies to).
-      return permanent
-        ? { ...current, deleted_at: current.deleted_at ?? new Date() }
-        : (await getCode(tx, code.id, true))!;
+      // A purge announces the row as it was (as the catalog's purges do), a soft delete the row
+      // as stored (its deleted-at, the events it no longer applies to).
+      return permanent ? current : (await getCode(tx, code.id, true))!;
     },
-    (deleted) => codeFact(caller, "deleted", deleted),
+    (deleted) => ({ ...codeFact(caller, "deleted", deleted), purged: permanent }),
   );
   return deletedReply;
 }
