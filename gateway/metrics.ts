@@ -1,10 +1,10 @@
 /**
- * The gateway's part in operations: it counts every HTTP request by method and Hono route
- * pattern (`GET /v1/events/:id`, never the raw path, so the number of series stays bounded),
- * names Deno's HTTP span after that route when tracing, and serves `GET /metrics`: Prometheus
- * text of every process of the system, gathered over the bus from each instance's answer to NATS
- * service `STATS` and labelled with its `service` and `instance`. So one scrape shows which
- * service is saturated.
+ * The gateway's part in operations: it counts every HTTP request by method (one of a fixed set,
+ * else `_OTHER`) and Hono route pattern (`GET /v1/events/:id`, never the raw path), so the number
+ * of series stays bounded whatever clients send; names Deno's HTTP span after that route when
+ * tracing; and serves `GET /metrics`: Prometheus text of every process of the system, gathered
+ * over the bus from each instance's answer to NATS service `STATS` and labelled with its
+ * `service` and `instance`. So one scrape shows which service is saturated.
  *
  * `/metrics` is not public: on the gateway's own address it needs `METRICS_TOKEN` (as a bearer
  * token) and is absent without it; `METRICS_ADDR` serves it alone on a separate address (an
@@ -59,11 +59,33 @@ export interface ObserveOptions {
   onHit?: (raw: Request, hit: HitRoute) => void;
 }
 
+/** The methods that are labels as they are; any other is `_OTHER`. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "PATCH",
+  "DELETE",
+  "OPTIONS",
+]);
+
+/**
+ * The method as a label: one of a fixed set, else `_OTHER` (as OpenTelemetry's HTTP conventions
+ * say). A client picks the method, and each new label value is a series kept for good: made-up
+ * methods would grow every scrape without bound.
+ */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : "_OTHER";
+}
+
 /** Counts one answered request and its latency (from `began`, a `performance.now()`). */
 export function countAnswer(method: string, route: string, status: number, began: number): void {
-  durations.series(method, route).observe((performance.now() - began) / 1000);
-  requests.series(method, route, String(status)).add();
-  if (tracing) nameServerSpan(method, route);
+  const label = methodLabel(method);
+  durations.series(label, route).observe((performance.now() - began) / 1000);
+  requests.series(label, route, String(status)).add();
+  // The conventions name a span of an unknown method `HTTP {route}`.
+  if (tracing) nameServerSpan(label === "_OTHER" ? "HTTP" : label, route);
 }
 
 /** Counts each request and its latency by route pattern; names the HTTP span when tracing. */

@@ -83,3 +83,24 @@ Deno.test("[gateway] METRICS_ADDR serves /metrics apart from the public address"
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] GET /metrics labels made-up methods _OTHER, not as the client sent them", async () => {
+  await using gw = await testGateway({ services: [], env: { METRICS_TOKEN: TOKEN } });
+  const scrape = async () =>
+    await (await gw.app.request("/metrics", { headers: { Authorization: `Bearer ${TOKEN}` } }))
+      .text();
+  const other = (text: string) =>
+    text.split("\n").filter((l) =>
+      l.startsWith("oe_http_requests_total{") && l.includes(`method="_OTHER",route="/v1/events"`)
+    ).map((l) => Number(l.split(" ")[1])).reduce((a, b) => a + b, 0);
+  const before = await scrape();
+  for (let i = 0; i < 20; i++) {
+    const response = await gw.app.request("/v1/events", { method: `M${i}XXXXXXXXXXXXXXXX` });
+    await response.body?.cancel();
+  }
+  const after = await scrape();
+  assert.doesNotMatch(after, /XXXXXXXX/);
+  assert.equal(other(after), other(before) + 20);
+  const lines = (text: string) => text.split("\n").length;
+  assert.ok(lines(after) - lines(before) < 40, "20 methods made at most one series per family");
+});
