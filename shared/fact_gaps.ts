@@ -23,36 +23,50 @@ export interface KeptFromFacts {
   clear(): void;
 }
 
-/** Follows `bus`'s connection until it closes (see the module doc); `what` names it in logs. */
+/**
+ * Follows `bus`'s connection until it closes (see the module doc); `what` names it in logs.
+ * While NATS is away nats.js reports every reconnect attempt (one every 250 ms): the keeper is
+ * suspended on each, but the log says so once per loss and once when it resumes.
+ */
 export async function emptyOnMissedFacts(
   bus: Bus,
   kept: KeptFromFacts,
   log: Logger,
   what: string,
 ): Promise<void> {
+  let suspended = false;
+  const suspend = (status: string) => {
+    kept.suspend(true);
+    if (suspended) return;
+    suspended = true;
+    log.info(`${what} emptied and suspended: the fact subscription may miss facts`, { status });
+  };
+  const resume = () => {
+    kept.suspend(false);
+    suspended = false;
+    log.info(`${what} resumed, empty: the fact subscription is back`);
+  };
   for await (const status of bus.nc.status() as AsyncIterable<Status>) {
     switch (status.type) {
       case "disconnect":
       case "reconnecting":
       case "staleConnection":
       case "forceReconnect":
-        kept.suspend(true);
+        suspend(status.type);
         break;
       case "reconnect":
-        kept.suspend(true);
+        suspend(status.type);
         // A round trip: the server has the subscriptions again before anything is kept.
-        await bus.nc.flush().then(() => kept.suspend(false), () => {});
+        await bus.nc.flush().then(resume, () => {});
         break;
       case "slowConsumer":
       case "error":
         kept.clear();
+        log.info(`${what} emptied: the fact subscription may have missed facts`, {
+          status: status.type,
+        });
         break;
-      default:
-        continue;
     }
-    log.info(`${what} emptied: the fact subscription may have missed facts`, {
-      status: status.type,
-    });
   }
   // The connection is closed for good: nothing is kept any more.
   kept.suspend(true);

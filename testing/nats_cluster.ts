@@ -32,6 +32,8 @@ export interface NatsCluster extends AsyncDisposable {
    * but answer nothing, unlike a killed one's, which are reset at once.
    */
   freeze(name: string, frozen: boolean): NatsNode;
+  /** Starts a killed node again on its ports and waits until it accepts connections. */
+  revive(name: string): Promise<NatsNode>;
   /** The node leading `stream` now (undefined while it has none). */
   streamLeader(bus: Bus, stream: string): Promise<string | undefined>;
 }
@@ -85,8 +87,10 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
     const port = freePort();
     return { name: `node${i + 1}`, port, url: `nats://127.0.0.1:${port}` };
   });
-  nodes.forEach((node, i) => node.process = spawnNode(node, clusterPorts[i], routes, dir));
-  const cluster = clusterOf(nodes, dir);
+  const spawn = (node: NatsNode) =>
+    node.process = spawnNode(node, clusterPorts[nodes.indexOf(node)], routes, dir);
+  nodes.forEach(spawn);
+  const cluster = clusterOf(nodes, dir, spawn);
   const deadline = Date.now() + 15_000;
   try {
     await Promise.all(nodes.map((node) => waitForPort(node, deadline)));
@@ -97,7 +101,11 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
   return cluster;
 }
 
-function clusterOf(nodes: NatsNode[], dir: string): NatsCluster {
+function clusterOf(
+  nodes: NatsNode[],
+  dir: string,
+  spawn: (node: NatsNode) => void,
+): NatsCluster {
   const cluster: NatsCluster = {
     nodes,
     natsUrl: nodes.map((node) => node.url).join(","),
@@ -113,6 +121,13 @@ function clusterOf(nodes: NatsNode[], dir: string): NatsCluster {
       const node = nodes.find((n) => n.name === name);
       if (!node?.process) throw new Error(`No running node ${name}`);
       node.process.kill(frozen ? "SIGSTOP" : "SIGCONT");
+      return node;
+    },
+    async revive(name) {
+      const node = nodes.find((n) => n.name === name);
+      if (!node || node.process) throw new Error(`Cannot revive ${name}: it is running or unknown`);
+      spawn(node);
+      await waitForPort(node, Date.now() + 15_000);
       return node;
     },
     async streamLeader(bus, stream) {

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import type { Status } from "@nats-io/nats-core";
+import { Bus } from "./bus.ts";
+import { emptyOnMissedFacts } from "./fact_gaps.ts";
+import type { Logger } from "./log.ts";
+import { TaggedEntries } from "./tagged_entries.ts";
+import { eventually } from "@testing/eventually.ts";
+import { startNatsCluster } from "@testing/nats_cluster.ts";
+
+/** A logger that keeps its lines' messages. */
+function recording(): Logger & { messages: string[] } {
+  const messages: string[] = [];
+  const keep = (message: string) => void messages.push(message);
+  return { messages, debug: keep, info: keep, warn: keep, error: keep };
+}
+
+Deno.test({
+  name: "[facts] emptyOnMissedFacts logs a NATS outage once and the resume once, not per attempt",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using cluster = await startNatsCluster(1);
+  const [node] = cluster.nodes;
+  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
+  const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
+  const log = recording();
+  const following = emptyOnMissedFacts(bus, kept, log, "cache");
+  let attempts = 0;
+  (async () => {
+    for await (const s of bus.nc.status() as AsyncIterable<Status>) {
+      if (s.type === "reconnecting") attempts++;
+    }
+  })();
+  try {
+    await cluster.kill(node.name);
+    // nats.js reports each attempt, one every 250 ms: several while the server is away.
+    await eventually(() => attempts >= 4, 10_000, "reconnect attempts");
+    assert.ok(kept.suspended, "suspended while NATS is away");
+    assert.deepEqual(log.messages, [
+      "cache emptied and suspended: the fact subscription may miss facts",
+    ]);
+    await cluster.revive(node.name);
+    await eventually(() => !kept.suspended, 10_000, "the resume");
+    assert.deepEqual(log.messages, [
+      "cache emptied and suspended: the fact subscription may miss facts",
+      "cache resumed, empty: the fact subscription is back",
+    ]);
+  } finally {
+    // Not a drain: with the server away it would fail and hide the assertion's message.
+    await bus.nc.close();
+    await following;
+  }
+});
