@@ -822,11 +822,7 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
-    // A deadline (504) or an outage logged once where it was noticed (a lost database) fails
-    // every request alike: not one error line per request.
-    if (!(error instanceof ApiError) || (status !== "504" && !loggedElsewhere.has(error))) {
-      log.error("request failed", { subject: endpoint.subject, error });
-    }
+    logFailure(log, error, { subject: endpoint.subject, status, request: request ?? msg.data });
     stat.num_errors++;
     stat.last_error = `${status}:${objects[0].title}`;
     reply.set("Status", status);
@@ -839,6 +835,42 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     }
     return { status: Number(status), headers: reply, body, error };
   }
+}
+
+/**
+ * Logs a request that failed, at the level an operator acts on: a 4xx is the requester's doing
+ * (a missing resource, a wrong password), answered as it should be and shown by the gateway's
+ * access line, so debug; an unreadable bus request is a process's bug (warn); a 5xx or an
+ * unknown error is an error. A deadline (504) or an outage logged once where it was noticed (a
+ * lost database) fails every request alike: not one line per request. The HTTP request's
+ * `requestId` joins the line to the gateway's access line.
+ */
+function logFailure(
+  log: Logger,
+  error: unknown,
+  options: { subject: string; status: string; request: unknown },
+): void {
+  const { subject, status } = options;
+  const isApi = error instanceof ApiError;
+  if (isApi && (status === "504" || loggedElsewhere.has(error))) return;
+  const requestId = requestIdOf(options.request);
+  const fields = { subject, status: Number(status), error, ...(requestId && { requestId }) };
+  if (!isApi || Number(status) >= 500) log.error("request failed", fields);
+  else if (error instanceof UnreadableBusRequestError) log.warn("request unreadable", fields);
+  else log.debug("request refused", fields);
+}
+
+/** The `requestId` an HTTP request payload carries (also from one that did not parse). */
+function requestIdOf(request: unknown): string | undefined {
+  if (request instanceof Uint8Array) {
+    try {
+      request = parseJson(request);
+    } catch {
+      return undefined;
+    }
+  }
+  const id = (request as { requestId?: unknown } | null)?.requestId;
+  return typeof id === "string" && id.length <= 200 ? id : undefined;
 }
 
 /** The request as the endpoint's schema reads it. */

@@ -257,3 +257,50 @@ Deno.test("[bus] stats count requests and errors per endpoint", async () => {
   assert.match(stats.last_error, /^404/);
   await service.stop();
 });
+
+Deno.test("[bus] a failed request is logged at its level with the HTTP request's requestId", async (t) => {
+  await using b = await testBus();
+  const lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    void lines.push({ level, message, fields });
+  const logger = {
+    debug: keep("debug"),
+    info: keep("info"),
+    warn: keep("warn"),
+    error: keep("error"),
+  };
+  const server = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger });
+  const service = server.serve({ name: "demo", version: "1.0.0" }, [
+    route(http, (req) => {
+      if (req.params.id === "404") throw new NotFoundError("Cannot find thing 404");
+      if (req.params.id === "409") throw new ConflictError("Cannot save: taken");
+      throw new Error("database on fire");
+    }),
+  ]);
+  await server.nc.flush();
+  const forward = (id: string, requestId: string) =>
+    b.bus.forward(http, { actor: null, params: { id }, path: "/x", query: {}, requestId })
+      .catch((error) => error);
+  try {
+    await t.step("a 4xx is the requester's doing: debug, not error", async () => {
+      await forward("404", "req-404");
+      await forward("409", "req-409");
+      assert.deepEqual(
+        lines.map((l) => [l.level, l.fields?.status, l.fields?.requestId]),
+        [["debug", 404, "req-404"], ["debug", 409, "req-409"]],
+      );
+    });
+    await t.step("a 500 is an error, with the requestId", async () => {
+      lines.length = 0;
+      await forward("boom", "req-500");
+      assert.equal(lines.length, 1);
+      assert.equal(lines[0].level, "error");
+      assert.equal(lines[0].message, "request failed");
+      assert.equal(lines[0].fields?.requestId, "req-500");
+      assert.equal(lines[0].fields?.subject, "demo.http");
+    });
+  } finally {
+    await service.stop();
+    await server.close();
+  }
+});
