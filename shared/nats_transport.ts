@@ -78,6 +78,12 @@ export class DenoTransport implements Transport {
       let conn: Deno.Conn = tcp;
       // The INFO stays in the frames: the protocol parser answers it with CONNECT.
       const { info, received } = await this.#readInfo(conn);
+      if (options.tls && !info.tls_required && !info.tls_available) {
+        throw new errors.ConnectionError(
+          `Cannot connect to NATS at ${server.hostname}:${server.port}: a tls:// URL asks for ` +
+            "TLS and the server offers none (bus requests carry passwords: no plaintext)",
+        );
+      }
       checkOptions(info, options);
       const wantsTls = info.tls_required === true ||
         (info.tls_available === true && options.tls !== null && options.tls !== undefined);
@@ -223,8 +229,14 @@ export class DenoTransport implements Transport {
   }
 }
 
-/** Connects with the Deno-native transport (same options as nats.js `connect`). */
+/**
+ * Connects with the Deno-native transport (same options as nats.js `connect`). A `tls://` server
+ * URL means TLS or no connection: nats.js reads the scheme as any other and talks plaintext to a
+ * server that does not require TLS, so such a URL turns `tls` on (a server without TLS refused).
+ */
 export function connectNats(options: ConnectionOptions): Promise<NatsConnection> {
   setTransportFactory({ factory: () => new DenoTransport(), defaultPort: 4222 });
-  return NatsConnectionImpl.connect(options);
+  const servers = [options.servers ?? []].flat();
+  const asksTls = servers.some((server) => /^tls:\/\//i.test(server.trim()));
+  return NatsConnectionImpl.connect(asksTls && !options.tls ? { ...options, tls: {} } : options);
 }

@@ -70,3 +70,17 @@ Deno.test("[nats transport] draining right after publishing still delivers every
     await receiver.close();
   }
 });
+
+Deno.test("[nats transport] a tls:// URL is refused by a server without TLS, never plaintext", async (t) => {
+  await using bus = await testBus();
+  const plain = bus.natsUrl.replace(/^nats:\/\//, "");
+  for (const servers of [`tls://${plain}`, [`TLS://${plain}`]]) {
+    await t.step(String(servers), async () => {
+      await assert.rejects(connectNats({ servers }), /offers none/);
+    });
+  }
+  await t.step("nats:// still connects in plaintext", async () => {
+    const nc = await connectNats({ servers: `nats://${plain}` });
+    await nc.close();
+  });
+});
