@@ -92,7 +92,11 @@ export function createLogger(component: string, level: LogLevel = "info"): Logge
     if (tracing) Object.assign(entry, activeIds());
     if (fields) {
       for (const [key, value] of Object.entries(redact(fields) as LogFields)) {
-        entry[key] = key === "error" ? describeError(fields.error, level === "debug") : value;
+        if (key !== "error") entry[key] = value;
+        // No error is no field, not `"error":"undefined"`.
+        else if (fields.error !== undefined) {
+          entry.error = describeError(fields.error, level === "debug");
+        }
       }
     }
     emit(JSON.stringify(entry), rank[at] >= rank.warn);

@@ -21,3 +21,26 @@ Deno.test("[log] scrub removes URL passwords and secret assignments from free te
   for (const secret of ["hunter2", "s3cret", "abc"]) assert.ok(!text.includes(secret), text);
   assert.ok(text.includes("postgres://admin:[redacted]@db/x"));
 });
+
+/** The JSON lines `code` (a module importing ./log.ts) writes on stderr, run in its own process. */
+async function linesOf(code: string): Promise<Record<string, unknown>[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-lock", code],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stderr).trim().split("\n").map((line) => JSON.parse(line));
+}
+
+Deno.test("[log] createLogger leaves out an error field that is undefined", async () => {
+  const [without, withError] = await linesOf(`
+    import { createLogger } from "@shared/log.ts";
+    const log = createLogger("t");
+    log.warn("fact consumer stalled; pulling again", { reason: "r", error: undefined });
+    log.warn("failed", { error: new Error("boom") });
+  `);
+  assert.equal(without.reason, "r");
+  assert.ok(!("error" in without), JSON.stringify(without));
+  assert.deepEqual(withError.error, { name: "Error", message: "boom" });
+});
