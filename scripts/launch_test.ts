@@ -48,3 +48,10 @@ Deno.test("[launch] the gateway's V8 flags are ones this Deno accepts", async ()
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
 });
+
+Deno.test("[launch] deno task start names its own telemetry, not unknown_service:deno", async () => {
+  // Deno reads OTEL_SERVICE_NAME once, as the process starts: the task has to set it. Each
+  // process start.ts spawns gets its own name over it (scripts/start.ts).
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
+  assert.match(tasks.start, /^OTEL_SERVICE_NAME=start deno run -A scripts\/start\.ts$/);
+});
