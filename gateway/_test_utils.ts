@@ -4,7 +4,7 @@
  */
 import type { Hono } from "hono";
 import { sign } from "hono/jwt";
-import type { Route, RunningService } from "@shared/bus.ts";
+import type { Route, RunningService, ServiceInfo } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
 import { createLogger } from "@shared/log.ts";
 import { type TestBus, testBus } from "@shared/testing.ts";
@@ -18,7 +18,11 @@ export interface TestGateway extends AsyncDisposable {
   app: Hono<GatewayEnv>;
   prefix: string;
   /** Serves `routes` as one more instance of `name`, on its own connection. */
-  serve(name: string, routes: Route[]): Promise<RunningService>;
+  serve(
+    name: string,
+    routes: Route[],
+    info?: Pick<ServiceInfo, "problems">,
+  ): Promise<RunningService>;
 }
 
 export interface TestGatewayOptions {
@@ -46,10 +50,10 @@ export async function testGateway(options: TestGatewayOptions = {}): Promise<Tes
   return {
     app,
     prefix: gatewayBus.prefix,
-    async serve(name, routes) {
+    async serve(name, routes, info) {
       const serviceBus = await testBus(gatewayBus.prefix);
       buses.push(serviceBus);
-      const service = serviceBus.bus.serve({ name, version: "0.0.1" }, routes);
+      const service = serviceBus.bus.serve({ name, version: "0.0.1", ...info }, routes);
       running.push(service);
       // A round trip makes sure the server has seen the subscriptions before a test uses them.
       await serviceBus.bus.nc.flush();

@@ -1,6 +1,8 @@
 /**
  * `GET /health`: asks NATS service discovery how many instances of each expected service answer,
- * all at once, and says 503 naming the missing ones.
+ * all at once, and says 503 naming the missing ones, and the impaired ones: those whose every
+ * instance names a problem in its ping answer (its database does not answer, say), since they
+ * answer pings while every request they get fails.
  *
  * Under load instances answer a ping late: waiting 50 ms of silence (as discovery did) missed
  * running instances. Each check now waits until every instance seen in the last RECENT_MS has
@@ -39,11 +41,26 @@ function identityOf(msg: Msg): ServiceIdentity | undefined {
   }
 }
 
+/** What the instances of one service said: how many answered, and the problems they named. */
+export interface InstanceCount {
+  instances: number;
+  /** Instances that named no problem. */
+  healthy: number;
+  /** Every distinct problem named. */
+  problems: string[];
+}
+
+function countOf(answers: Map<string, string[]>): InstanceCount {
+  const problems = new Set([...answers.values()].flat());
+  const healthy = [...answers.values()].filter((named) => named.length === 0).length;
+  return { instances: answers.size, healthy, problems: [...problems] };
+}
+
 /** Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer. */
-export function countInstances(bus: Bus, name: string): Promise<number> {
+export function countInstances(bus: Bus, name: string): Promise<InstanceCount> {
   const known = recentlySeen(`${bus.prefix}/${name}`);
   const expected = Math.max(known.size, 1);
-  const ids = new Set<string>();
+  const answers = new Map<string, string[]>();
   const inbox = createInbox();
   return new Promise((resolve) => {
     let tail: ReturnType<typeof setTimeout> | undefined;
@@ -51,8 +68,8 @@ export function countInstances(bus: Bus, name: string): Promise<number> {
       clearTimeout(cap);
       clearTimeout(tail);
       sub.unsubscribe();
-      for (const id of ids) known.set(id, Date.now());
-      resolve(ids.size);
+      for (const id of answers.keys()) known.set(id, Date.now());
+      resolve(countOf(answers));
     };
     const cap = setTimeout(finish, MAX_WAIT_MS);
     const sub = bus.nc.subscribe(inbox, {
@@ -60,8 +77,10 @@ export function countInstances(bus: Bus, name: string): Promise<number> {
         // 503: nobody listens on the subject at all.
         if (msg.headers?.code === 503) return finish();
         const identity = identityOf(msg);
-        if (identity?.metadata?.prefix === bus.prefix) ids.add(identity.id);
-        if (ids.size >= expected) {
+        if (identity?.metadata?.prefix === bus.prefix) {
+          answers.set(identity.id, identity.problems ?? []);
+        }
+        if (answers.size >= expected) {
           clearTimeout(tail);
           tail = setTimeout(finish, TAIL_MS);
         }
@@ -73,25 +92,32 @@ export function countInstances(bus: Bus, name: string): Promise<number> {
 
 export interface HealthReport {
   status: "ok" | "unavailable";
-  services: Record<string, { instances: number }>;
+  services: Record<string, { instances: number; problems?: string[] }>;
+  /** Services no instance of which answers. */
   missing?: string[];
+  /** Services whose every instance answering names a problem. */
+  impaired?: string[];
 }
 
-/** Counts the running instances of each service on this bus prefix. */
+const none: InstanceCount = { instances: 0, healthy: 0, problems: [] };
+
+/** Counts the running instances of each service on this bus prefix, and what ails them. */
 export async function checkHealth(bus: Bus, services: readonly string[]): Promise<HealthReport> {
   const counts = await Promise.all(
-    services.map((name) => countInstances(bus, name).catch(() => 0)),
+    services.map((name) => countInstances(bus, name).catch(() => none)),
   );
   const report: HealthReport = { status: "ok", services: {} };
   const missing: string[] = [];
+  const impaired: string[] = [];
   services.forEach((name, index) => {
-    report.services[name] = { instances: counts[index] };
-    if (counts[index] === 0) missing.push(name);
+    const { instances, healthy, problems } = counts[index];
+    report.services[name] = problems.length ? { instances, problems } : { instances };
+    if (instances === 0) missing.push(name);
+    else if (healthy === 0) impaired.push(name);
   });
-  if (missing.length) {
-    report.status = "unavailable";
-    report.missing = missing;
-  }
+  if (missing.length) report.missing = missing;
+  if (impaired.length) report.impaired = impaired;
+  if (missing.length || impaired.length) report.status = "unavailable";
   return report;
 }
 

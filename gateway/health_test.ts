@@ -67,3 +67,31 @@ Deno.test("[gateway] GET /health counts every instance while they are busy", asy
   await load;
   assert.deepEqual(counts, [3, 3, 3, 3, 3]);
 });
+
+Deno.test("[gateway] GET /health answers 503 naming a service whose every instance names a problem", async (t) => {
+  await using gw = await testGateway({ services: ["catalog", "discounts"] });
+  const down = { problems: () => Promise.resolve(["database unreachable"]) };
+  await gw.serve("catalog", [], down);
+  await gw.serve("discounts", []);
+  await t.step("its only instance's database is gone: impaired", async () => {
+    const response = await gw.app.request("/health");
+    assert.equal(response.status, 503);
+    assert.deepEqual(await response.json(), {
+      status: "unavailable",
+      services: {
+        catalog: { instances: 1, problems: ["database unreachable"] },
+        discounts: { instances: 1 },
+      },
+      impaired: ["catalog"],
+    });
+  });
+  await t.step("another instance serves: ok, the problem still reported", async () => {
+    await gw.serve("catalog", []);
+    const response = await gw.app.request("/health");
+    assert.equal(response.status, 200);
+    assert.deepEqual((await response.json()).services.catalog, {
+      instances: 2,
+      problems: ["database unreachable"],
+    });
+  });
+});

@@ -158,6 +158,12 @@ export interface ServiceInfo {
   name: string;
   version: string;
   description?: string;
+  /**
+   * What keeps this instance from serving (its database does not answer, say), asked at each
+   * discovery ping: the gateway's `/health` reports a service none of whose instances is free of
+   * problems as impaired, since it answers pings while every request it gets fails.
+   */
+  problems?: () => Promise<string[]>;
 }
 
 /** One instance as discovery reports it. */
@@ -166,6 +172,8 @@ export interface ServiceIdentity {
   id: string;
   version: string;
   metadata: Record<string, string>;
+  /** What keeps the instance from serving (see ServiceInfo.problems), when anything does. */
+  problems?: string[];
 }
 
 export interface EndpointStats {
@@ -635,7 +643,11 @@ export class Bus {
 
     const discovery = (verb: string, body: () => unknown) =>
       subscriptions.push(...this.#answerDiscovery(verb, info.name, body));
-    discovery("PING", () => ({ type: "io.nats.micro.v1.ping_response", ...identity }));
+    discovery("PING", async () => {
+      const problems = await info.problems?.() ?? [];
+      const ping = { type: "io.nats.micro.v1.ping_response", ...identity };
+      return problems.length ? { ...ping, problems } : ping;
+    });
     discovery("INFO", () => ({
       type: "io.nats.micro.v1.info_response",
       ...identity,

@@ -184,6 +184,12 @@ async function assertFinalState(databaseUrl: string, answers: Answer[]) {
   }
 }
 
+/** The gateway's `/health` report. */
+async function health(system: FaultSystem) {
+  const response = await fetch(`${system.url}/health`);
+  return await response.json();
+}
+
 function count(lines: string[], text: string): number {
   return lines.filter((line) => line.includes(text)).length;
 }
@@ -205,10 +211,12 @@ Deno.test({
       await pg.kill();
       const killed = { from: killedAt, to: Date.now() };
       await sleep(4000);
+      const healthDown = await health(system);
       await pg.start();
       const backAt = Date.now();
       await sleep(2500);
       const answers = await load.stop();
+      const healthBack = await health(system);
       // Longer than any deadline: a write held back anywhere would show by now.
       await sleep(REQUEST_TIMEOUT_MS + 1500);
 
@@ -233,6 +241,16 @@ Deno.test({
       assert.deepEqual(late, []);
       await assertOnlyAnsweredWritesApplied(system, answers, killed);
       await assertFinalState(pg.url, answers);
+
+      // /health names the catalog impaired while its database is gone, and no longer once back
+      // (the other services do not run here: they are missing all along).
+      assert.deepEqual(healthDown.services.catalog, {
+        instances: 1,
+        problems: ["database unreachable"],
+      });
+      assert.deepEqual(healthDown.impaired, ["catalog"]);
+      assert.deepEqual(healthBack.services.catalog, { instances: 1 });
+      assert.equal(healthBack.impaired, undefined);
 
       const lines = system.catalogs[0].lines;
       assert.equal(count(lines, "lost the connection to Postgres"), 1, lines.join("\n"));

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { databaseProblem } from "./db_health.ts";
+import { freePort } from "./net.ts";
+import { testDatabase } from "./testing.ts";
+
+Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t) => {
+  await t.step("a database that answers has no problem", async () => {
+    await using db = await testDatabase();
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      assert.equal(await databaseProblem(sql), undefined);
+    } finally {
+      await sql.end();
+    }
+  });
+  await t.step("nothing listening: unreachable, within the probe's half second", async () => {
+    const sql = postgres(`postgres://postgres@127.0.0.1:${freePort()}/none`, {
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+    });
+    try {
+      const began = Date.now();
+      assert.equal(await databaseProblem(sql), "database unreachable");
+      assert.ok(Date.now() - began < 1_000, `${Date.now() - began} ms`);
+      // Asked again within the second: the same probe answers, none is started.
+      assert.equal(databaseProblem(sql), databaseProblem(sql));
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+  await t.step(
+    "a peer that accepts and never answers (a hung host): unreachable at 500 ms",
+    async () => {
+      const port = freePort();
+      const listener = Deno.listen({ hostname: "127.0.0.1", port });
+      const held: Deno.Conn[] = [];
+      const accepting = (async () => {
+        for await (const conn of listener) held.push(conn);
+      })();
+      const sql = postgres(`postgres://postgres@127.0.0.1:${port}/none`, {
+        max: 1,
+        connect_timeout: 2,
+        onnotice: () => {},
+      });
+      try {
+        const began = Date.now();
+        assert.equal(await databaseProblem(sql), "database unreachable");
+        const took = Date.now() - began;
+        assert.ok(took >= 450 && took < 1_000, `${took} ms`);
+      } finally {
+        listener.close();
+        for (const conn of held) conn.close();
+        await accepting.catch(() => {});
+        await sql.end({ timeout: 0 }).catch(() => {});
+      }
+    },
+  );
+});
