@@ -35,10 +35,19 @@ import type { Row } from "../store/common.ts";
 import { type Action, type Call, cascade, commit, purgeWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
-/** "Science & Tech!" -> "science-tech"; accents folded so slugs stay ASCII. */
+/**
+ * "Science & Tech!" -> "science-tech", "Наука" -> "наука": letters and digits of every script,
+ * lowercased, the rest one dash. Accents on Latin letters are folded ("Café" -> "cafe", as
+ * before), other scripts keep their marks (a Devanagari vowel sign is part of the word).
+ */
 export function slugify(name: string): string {
-  return name.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 200);
+  const folded = name.normalize("NFKD").toLowerCase()
+    .replace(/(\p{Script=Latin})\p{M}+/gu, "$1")
+    .replace(/(^|[^\p{L}\p{M}])\p{M}+/gu, "$1")
+    .normalize("NFC")
+    .replace(/[^\p{L}\p{N}\p{M}]+/gu, "-").replace(/^-+|-+$/g, "");
+  // By code points: a cut never splits a character.
+  return Array.from(folded).slice(0, 200).join("");
 }
 
 /** The slug of a name; 422 when nothing of it is left (no letter, no digit). */
