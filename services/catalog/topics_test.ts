@@ -308,14 +308,18 @@ Deno.test("[catalog] /v1/event-sub-topics: admin writes under a topic", async (t
     assert.deepEqual(list.body.data, []);
   });
 
-  await t.step("a soft-deleted topic hides its sub-topics' routes", async () => {
+  await t.step("a soft-deleted topic takes its sub-topics along", async () => {
     const doomed = await system.createTopic("Doomed topic");
     const child = await system.createSubTopic(doomed, "Child");
     expectStatus(await system.call("DELETE", `/v1/event-topics/${doomed}`, { token: admin }), 200);
     expectError(await system.call("GET", `/v1/event-topics/${doomed}/event-sub-topics`), 404);
-    // The child itself is not deleted, but its topic no longer resolves.
-    const parent = await system.call("GET", `/v1/event-sub-topics/${child}/event-topic`);
-    assert.ok(parent.status < 500, `GET its topic answered ${parent.status}`);
+    expectError(await system.call("GET", `/v1/event-sub-topics/${child}`), 404);
+    expectError(await system.call("GET", `/v1/event-sub-topics/${child}/event-topic`), 404);
+    const trashed = await system.call("GET", `/v1/event-sub-topics/${child}?get_trashed=true`, {
+      token: admin,
+    });
+    expectStatus(trashed, 200);
+    assert.notEqual(trashed.body.data.attributes["deleted-at"], null);
   });
 });
 

@@ -103,7 +103,7 @@ export function commit<T>(
   });
 }
 
-/** A change a purge makes beyond its own row (a topic's sub-topics, an event's tickets...). */
+/** A change a write makes beyond its own row (a topic's sub-topics, an event's tickets...). */
 export interface Cascaded {
   type: string;
   verb: "updated" | "deleted";
@@ -111,42 +111,69 @@ export interface Cascaded {
   row: Row;
 }
 
-/** `rows` of `type`, each `verb` by a purge. */
+/** `rows` of `type`, each `verb` by a write of another row. */
 export function cascade(type: string, verb: Cascaded["verb"], rows: readonly Row[]): Cascaded[] {
   return rows.map((row) => ({ type, verb, row }));
 }
 
+/** What a write changed beyond its own row, as the gateways' caches read it (`HttpReply`). */
+export type CascadedRecords = NonNullable<HttpReply["cascaded"]>;
+
 /**
- * A permanent delete that does itself what the schema's cascades would do silently: `change`
- * deletes or unlinks the dependents and the row, and returns them; each gets its fact, so that
- * subscribers learn of every change and the caches drop every page showing one. The reply's
- * `cascaded` lets the gateway that relayed the write drop them at once (`deleted` names the row).
+ * A change of a row that also changes others (a topic deleted with its sub-topics, the events
+ * unlinked from it, a sub-topic moved away from its events' topic): `change` returns the row as
+ * it ended (undefined: gone meanwhile, 404) and the rows it changed beyond it; each gets its fact,
+ * dependents first, in the transaction, so that subscribers learn of every change and the caches
+ * drop every page showing one. An update that changed nothing of the row announces only the rest.
  */
-export async function purgeWithFacts(
+export async function commitWithCascade(
   ctx: CatalogContext,
   call: Call,
-  about: { type: string; row: Row },
+  about: {
+    type: string;
+    verb: Cascaded["verb"];
+    row: Row;
+    before?: Row;
+    /** Whether what it deletes is gone for good (a purge): its facts say `purged`. */
+    purged?: boolean;
+  },
+  change: (tx: Queryable) => Promise<{ row?: Row; cascaded: Cascaded[] }>,
+): Promise<{ row: Row; cascaded: CascadedRecords }> {
+  const checked = async (tx: Queryable) => {
+    const result = await change(tx);
+    // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.
+    if (result.row === undefined) notFound(about.type, String(about.row.id));
+    return result as { row: Row; cascaded: Cascaded[] };
+  };
+  const announce = (type: string, verb: Cascaded["verb"], row: Row) => ({
+    ...fact(call, type, verb, row),
+    purged: about.purged === true && verb === "deleted",
+  });
+  const { row, cascaded } = await changeWithFact(ctx.sql, ctx.relay, checked, (result) => [
+    ...result.cascaded.map((c) => announce(c.type, c.verb, c.row)),
+    ...(about.before && unchanged(about.before, result.row)
+      ? []
+      : [announce(about.type, about.verb, result.row)]),
+  ]);
+  const records = cascaded.map((c) => ({ type: c.type, record: publicRecord(c.type, c.row) }));
+  return { row, cascaded: records };
+}
+
+/**
+ * A delete that does itself what the schema's cascades would do silently (a purge:
+ * `about.purged`, and its facts say so), or what a soft delete owes its dependents (a topic's
+ * events unlinked): `change` deletes or unlinks the dependents and the row, and returns them,
+ * each announced (`commitWithCascade`). The reply's `cascaded` lets the gateway that relayed the
+ * write drop them at once (`deleted` names the row).
+ */
+export async function deleteWithFacts(
+  ctx: CatalogContext,
+  call: Call,
+  about: { type: string; row: Row; purged: boolean },
   change: (tx: Queryable) => Promise<{ row?: Row; cascaded: Cascaded[] }>,
 ): Promise<HttpReply> {
-  const purged = async (tx: Queryable) => {
-    const result = await change(tx);
-    // Purged meanwhile by a concurrent request, which announced it: 404, no second fact.
-    if (result.row === undefined) notFound(about.type, String(about.row.id));
-    return result;
-  };
-  // What went with the row first, then the row: in that order on the stream.
-  // Every row a purge deletes is gone for good: `purged` says so to subscribers.
-  const { cascaded } = await changeWithFact(ctx.sql, ctx.relay, purged, ({ row, cascaded }) => [
-    ...cascaded.map((c) => ({
-      ...fact(call, c.type, c.verb, c.row),
-      purged: c.verb === "deleted",
-    })),
-    { ...fact(call, about.type, "deleted", row ?? about.row), purged: true },
-  ]);
-  return {
-    ...deletedReplyOf(about.type, publicRecord(about.type, about.row)),
-    cascaded: cascaded.map((c) => ({ type: c.type, record: publicRecord(c.type, c.row) })),
-  };
+  const { cascaded } = await commitWithCascade(ctx, call, { ...about, verb: "deleted" }, change);
+  return { ...deletedReplyOf(about.type, publicRecord(about.type, about.row)), cascaded };
 }
 
 /** A row's public payload, as caches' tags read it (its id and what else addresses it). */

@@ -24,6 +24,7 @@ import type { ListQuery } from "@shared/query.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { Queryable } from "@shared/db.ts";
 import type { z } from "zod";
 import {
   type Caller,
@@ -56,9 +57,9 @@ import {
 } from "../store/events.ts";
 import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
-import { getTopic } from "../store/topics.ts";
+import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
-import { type Call, cascade, commit, fact, handleAll, purgeWithFacts, viewer } from "./common.ts";
+import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 const writableRelationships = {
@@ -99,51 +100,69 @@ function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save event: ${detail}`, { pointer });
 }
 
-/** Topic and sub-topic from the relationships; the sub-topic must belong to the topic. */
-async function topicValues(
-  ctx: CatalogContext,
-  doc: ParsedResource,
-  current: { event_topic_id?: unknown },
+/** A to-one relationship as sent: undefined (not sent), null or the id; 422 for an array. */
+function sentId(doc: ParsedResource, name: "event-topic" | "event-sub-topic") {
+  const ref = doc.relationships[name];
+  if (!Array.isArray(ref)) return ref === undefined || ref === null ? ref : ref.id;
+  unprocessable(`${name} is a to-one relationship`, `/data/relationships/${name}`);
+}
+
+function idOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
+}
+
+/** The live topic `id`, locked until the write ends; 422 when there is none. */
+async function liveTopicId(tx: Queryable, id: string): Promise<string> {
+  const topic = await lockLiveTopic(tx, "event_topics", id) ??
+    unprocessable("the event topic does not exist", "/data/relationships/event-topic");
+  return String(topic.id);
+}
+
+/** Sub-topic `id` sent for an event of `topicId` (none: the sub-topic's topic becomes it). */
+async function subTopicValues(
+  tx: Queryable,
+  id: string | null,
+  topicId: string | null,
 ): Promise<EventValues> {
-  const values: EventValues = {};
-  const topicRef = doc.relationships["event-topic"];
-  const subRef = doc.relationships["event-sub-topic"];
-  if (topicRef !== undefined) {
-    if (topicRef === null) values.event_topic_id = null;
-    else if (Array.isArray(topicRef)) {
-      unprocessable("event-topic is a to-one relationship", "/data/relationships/event-topic");
-    } else {
-      const topic = await getTopic(ctx.sql, "event_topics", topicRef.id);
-      if (!topic) {
-        unprocessable("the event topic does not exist", "/data/relationships/event-topic");
-      }
-      values.event_topic_id = String(topic.id);
-    }
+  if (id === null) return { event_sub_topic_id: null };
+  const pointer = "/data/relationships/event-sub-topic";
+  const sub = await lockLiveTopic(tx, "event_sub_topics", id) ??
+    unprocessable("the event sub-topic does not exist", pointer);
+  const subTopicOf = String(sub.event_topic_id);
+  if (topicId !== null && topicId !== subTopicOf) {
+    unprocessable("the event sub-topic belongs to another topic", pointer);
   }
-  if (subRef !== undefined) {
-    if (subRef === null) values.event_sub_topic_id = null;
-    else if (Array.isArray(subRef)) {
-      unprocessable(
-        "event-sub-topic is a to-one relationship",
-        "/data/relationships/event-sub-topic",
-      );
-    } else {
-      const sub = await getTopic(ctx.sql, "event_sub_topics", subRef.id);
-      if (!sub) {
-        unprocessable("the event sub-topic does not exist", "/data/relationships/event-sub-topic");
-      }
-      const topicId = values.event_topic_id !== undefined
-        ? values.event_topic_id
-        : current.event_topic_id ?? null;
-      if (topicId === null) values.event_topic_id = String(sub.event_topic_id);
-      else if (String(topicId) !== String(sub.event_topic_id)) {
-        unprocessable(
-          "the event sub-topic belongs to another topic",
-          "/data/relationships/event-sub-topic",
-        );
-      }
-      values.event_sub_topic_id = String(sub.id);
-    }
+  return { event_topic_id: subTopicOf, event_sub_topic_id: String(sub.id) };
+}
+
+/**
+ * Topic and sub-topic from the relationships, read in the write's transaction and locked (a
+ * topic trashed or a sub-topic moved meanwhile waits for the write, then unlinks it, or is seen
+ * trashed or moved). What is sent as stored is no change and never refused: clients send back
+ * every relationship they read. A sub-topic must belong to the event's topic: a new one that does
+ * not is a 422; the stored one is cleared when the topic changes to one it does not belong to.
+ */
+async function topicValues(
+  tx: Queryable,
+  doc: ParsedResource,
+  current: { event_topic_id?: unknown; event_sub_topic_id?: unknown },
+): Promise<EventValues> {
+  const stored = {
+    topic: idOrNull(current.event_topic_id),
+    sub: idOrNull(current.event_sub_topic_id),
+  };
+  const [topicSent, subSent] = [sentId(doc, "event-topic"), sentId(doc, "event-sub-topic")];
+  const values: EventValues = {};
+  if (topicSent !== undefined && topicSent !== stored.topic) {
+    values.event_topic_id = topicSent === null ? null : await liveTopicId(tx, topicSent);
+  }
+  const topicId = values.event_topic_id !== undefined ? values.event_topic_id : stored.topic;
+  if (subSent !== undefined && subSent !== stored.sub) {
+    return { ...values, ...await subTopicValues(tx, subSent, topicId) };
+  }
+  if (values.event_topic_id !== undefined && stored.sub !== null) {
+    const sub = await lockLiveTopic(tx, "event_sub_topics", stored.sub);
+    if (String(sub?.event_topic_id) !== topicId) values.event_sub_topic_id = null;
   }
   return values;
 }
@@ -262,13 +281,12 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     state: attrs.state,
     privacy: attrs.privacy,
     can_pay_by_stripe: attrs["can-pay-by-stripe"],
-    ...await topicValues(ctx, doc, {}),
   };
   // The creator becomes the owner: one transaction, two facts.
   const { owner_role: _, ...event } = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => insertEvent(tx, values, caller.id),
+    async (tx) => insertEvent(tx, { ...values, ...await topicValues(tx, doc, {}) }, caller.id),
     ({ owner_role, ...event }) => [
       fact(call, "event", "created", event),
       fact(call, "users-events-role", "created", owner_role),
@@ -317,12 +335,12 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
   if (restores(call.caller, existing, doc.attributes)) values.deleted_at = null;
   checkDates(values.starts_at ?? existing.starts_at, values.ends_at ?? existing.ends_at);
-  Object.assign(values, await topicValues(ctx, doc, existing));
   const row = await commit(
     ctx,
     call,
     { type: "event", verb: "updated", before: existing },
-    (tx) => updateEvent(tx, existing.id, values),
+    async (tx) =>
+      updateEvent(tx, existing.id, { ...values, ...await topicValues(tx, doc, existing) }),
   );
   return renderOne(eventDef, row, { req: call.req });
 }
@@ -343,7 +361,7 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 
 /** A permanent delete: its tickets and roles go with it, each with its fact. */
 function purge(ctx: CatalogContext, call: Call, existing: EventRow): Promise<HttpReply> {
-  return purgeWithFacts(ctx, call, { type: "event", row: existing }, async (tx) => {
+  return deleteWithFacts(ctx, call, { type: "event", row: existing, purged: true }, async (tx) => {
     const { tickets, grants } = await purgeEventDependents(tx, existing.id);
     const row = await deleteEvent(tx, existing.id, true);
     const cascaded = [

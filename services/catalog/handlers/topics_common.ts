@@ -1,7 +1,6 @@
 /** What event topics and sub-topics share: slugs from names, lookup by id, events under them. */
 import { UnprocessableError } from "@shared/errors.ts";
 import {
-  deletedReply,
   notFound,
   permanentDelete,
   renderLinkage,
@@ -30,9 +29,9 @@ import {
   purgeTopicDependents,
   type TopicRowOf,
   type TopicTable,
+  trashTopicDependents,
 } from "../store/topics.ts";
-import type { Row } from "../store/common.ts";
-import { type Action, type Call, cascade, commit, purgeWithFacts, viewer } from "./common.ts";
+import { type Action, type Call, cascade, deleteWithFacts, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 /**
@@ -128,43 +127,28 @@ export function getAction(table: TopicTable): Action {
   };
 }
 
-/** `DELETE /v1/<topics>/{id}`: admins only; `?permanent=true` purges. */
+/**
+ * `DELETE /v1/<topics>/{id}`: admins only; `?permanent=true` purges. Either way its events are
+ * unlinked and a topic's sub-topics go with it (trashed, or purged), each change with its fact:
+ * events first, then sub-topics, then the row (`deleteWithFacts`).
+ */
 export function deleteAction(table: TopicTable): Action {
   const { def } = kinds[table];
   return async (ctx, call) => {
     requireAdmin(call.caller);
     const existing = await topicOr404(ctx, call, table);
-    if (permanentDelete(call.caller, call.req.query)) {
-      return await purge(ctx, call, table, existing);
-    }
-    await commit(
-      ctx,
-      call,
-      { type: def.type, verb: "deleted", row: existing },
-      (tx) => deleteTopic(tx, table, existing.id, false),
-    );
-    return deletedReply;
+    const permanent = permanentDelete(call.caller, call.req.query);
+    const dependents = permanent ? purgeTopicDependents : trashTopicDependents;
+    const id = String(existing.id);
+    const about = { type: def.type, row: existing, purged: permanent };
+    return await deleteWithFacts(ctx, call, about, async (tx) => {
+      const { subTopics, events } = await dependents(tx, table, id);
+      const row = await deleteTopic(tx, table, id, permanent);
+      const cascaded = [
+        ...cascade("event", "updated", events),
+        ...cascade("event-sub-topic", "deleted", subTopics),
+      ];
+      return { row, cascaded };
+    });
   };
-}
-
-/**
- * A permanent delete: a topic's sub-topics go with it, and the events linked to either are
- * unlinked (`purgeTopicDependents`), each with its fact (`purgeWithFacts`).
- */
-function purge(
-  ctx: CatalogContext,
-  call: Call,
-  table: TopicTable,
-  existing: Row,
-): Promise<HttpReply> {
-  const id = String(existing.id);
-  return purgeWithFacts(ctx, call, { type: kinds[table].def.type, row: existing }, async (tx) => {
-    const { subTopics, events } = await purgeTopicDependents(tx, table, id);
-    const row = await deleteTopic(tx, table, id, true);
-    const cascaded = [
-      ...cascade("event-sub-topic", "deleted", subTopics),
-      ...cascade("event", "updated", events),
-    ];
-    return { row, cascaded };
-  });
 }

@@ -58,7 +58,7 @@ import {
   updateUser,
   type UserValues,
 } from "../store/users.ts";
-import { type Call, cascade, commit, handleAll, purgeWithFacts, viewer } from "./common.ts";
+import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
@@ -249,16 +249,21 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   guardSuperAdmin(caller, user);
   if (permanentDelete(call.caller, call.req.query)) {
     // Their roles go with them and their events lose them as owner, each with its fact.
-    return await purgeWithFacts(ctx, call, { type: "user", row: user }, async (tx) => {
-      await mayBeDeleted(tx, user);
-      const { grants, events } = await purgeUserDependents(tx, user.id);
-      const row = await deleteUser(tx, user.id, true);
-      const cascaded = [
-        ...cascade("users-events-role", "deleted", grants),
-        ...cascade("event", "updated", events),
-      ];
-      return { row, cascaded };
-    });
+    return await deleteWithFacts(
+      ctx,
+      call,
+      { type: "user", row: user, purged: true },
+      async (tx) => {
+        await mayBeDeleted(tx, user);
+        const { grants, events } = await purgeUserDependents(tx, user.id);
+        const row = await deleteUser(tx, user.id, true);
+        const cascaded = [
+          ...cascade("users-events-role", "deleted", grants),
+          ...cascade("event", "updated", events),
+        ];
+        return { row, cascaded };
+      },
+    );
   }
   await commit(ctx, call, { type: "user", verb: "deleted", row: user }, async (tx) => {
     await mayBeDeleted(tx, user);

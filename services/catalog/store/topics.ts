@@ -109,33 +109,43 @@ export function deleteTopic<T extends TopicTable>(
   return deleteRow<TopicRowOf<T>>(tx, table, id, permanent);
 }
 
-/** What purging a topic or sub-topic changed beyond its own row. */
+/**
+ * Live topic or sub-topic `id`, locked against a concurrent delete or move until the transaction
+ * ends: an event linked to it meanwhile waits, then sees it trashed (undefined) or moved.
+ */
+export async function lockLiveTopic<T extends TopicTable>(
+  tx: Queryable,
+  of: T,
+  id: string,
+): Promise<TopicRowOf<T> | undefined> {
+  const table: TopicTable = of;
+  if (!isId(id)) return undefined;
+  const [row] = await tx`select * from ${tx(table)} where id = ${id} and deleted_at is null
+    for share`;
+  return row as TopicRowOf<T> | undefined;
+}
+
+/** What deleting a topic or sub-topic changed beyond its own row. */
 export interface Dependents {
-  /** A topic's sub-topics, deleted with it. */
+  /** A topic's sub-topics, deleted with it (soft-deleted with a soft delete). */
   subTopics: SubTopicRow[];
   /** Events that linked to it (or to one of those sub-topics), as they are now: unlinked. */
   events: EventRow[];
 }
 
 /**
- * Before a permanent delete of topic or sub-topic `id`: does what the schema's cascades would do
- * silently (a topic's sub-topics deleted, events' links to either cleared) and returns those
- * rows, so that each change can have its fact and leave no cache stale. The row is locked first:
- * an event linked to it meanwhile waits, then fails (the topic is gone), instead of being
- * unlinked without a fact.
+ * Unlinks every event (trashed ones too: a restored event must not point at a deleted topic)
+ * from topic or sub-topic `id`, and from a topic's sub-topics; the events as they are now. The
+ * row is locked first: an event linked to it meanwhile waits, then fails or sees it deleted,
+ * instead of keeping a link nobody announced the end of.
  */
-export async function purgeTopicDependents(
-  tx: Queryable,
-  table: TopicTable,
-  id: string,
-): Promise<Dependents> {
+async function unlinkEvents(tx: Queryable, table: TopicTable, id: string): Promise<EventRow[]> {
   await tx`select id from ${tx(table)} where id = ${id} for update`;
   if (table === "event_sub_topics") {
-    const events = await tx<EventRow[]>`update events set event_sub_topic_id = null
+    return await tx<EventRow[]>`update events set event_sub_topic_id = null
       where event_sub_topic_id = ${id} returning *`;
-    return { subTopics: [], events };
   }
-  const events = await tx<EventRow[]>`update events set
+  return await tx<EventRow[]>`update events set
       event_topic_id = nullif(event_topic_id, ${id}),
       event_sub_topic_id = case when event_sub_topic_id in (
         select id from event_sub_topics where event_topic_id = ${id}
@@ -144,7 +154,55 @@ export async function purgeTopicDependents(
       select id from event_sub_topics where event_topic_id = ${id}
     )
     returning *`;
+}
+
+/**
+ * Before a permanent delete of topic or sub-topic `id`: does what the schema's cascades would do
+ * silently (a topic's sub-topics deleted, events' links to either cleared) and returns those
+ * rows, so that each change can have its fact and leave no cache stale.
+ */
+export async function purgeTopicDependents(
+  tx: Queryable,
+  table: TopicTable,
+  id: string,
+): Promise<Dependents> {
+  const events = await unlinkEvents(tx, table, id);
+  if (table === "event_sub_topics") return { subTopics: [], events };
   const subTopics = await tx<SubTopicRow[]>`delete from event_sub_topics
     where event_topic_id = ${id} returning *`;
   return { subTopics, events };
+}
+
+/**
+ * Before a soft delete of topic or sub-topic `id`: its events are unlinked (a trashed topic is
+ * hidden, so a link to it could be neither included nor followed nor saved back), and a topic's
+ * live sub-topics are soft-deleted with it (they would belong to a trashed topic).
+ */
+export async function trashTopicDependents(
+  tx: Queryable,
+  table: TopicTable,
+  id: string,
+): Promise<Dependents> {
+  if (table === "event_sub_topics") {
+    return { subTopics: [], events: await unlinkEvents(tx, table, id) };
+  }
+  await tx`select id from event_topics where id = ${id} for update`;
+  // Sub-topics first: an event being linked to one holds it, and is unlinked below once it ends.
+  const subTopics = await tx<SubTopicRow[]>`update event_sub_topics set deleted_at = now()
+    where event_topic_id = ${id} and deleted_at is null returning *`;
+  return { subTopics, events: await unlinkEvents(tx, table, id) };
+}
+
+/**
+ * After sub-topic `id` moved to topic `topicId`: unlinks it from the events of another topic
+ * (the pair no longer fits); those events as they are now.
+ */
+export async function unlinkMovedSubTopic(
+  tx: Queryable,
+  id: string,
+  topicId: string,
+): Promise<EventRow[]> {
+  return await tx<EventRow[]>`update events set event_sub_topic_id = null
+    where event_sub_topic_id = ${id} and event_topic_id is distinct from ${topicId}
+    returning *`;
 }
