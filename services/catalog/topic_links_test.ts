@@ -244,3 +244,39 @@ Deno.test("[catalog] PATCH /v1/events/{id} with a new topic clears a sub-topic t
     expectStatus(reply, 422);
   });
 });
+
+Deno.test("[catalog] PATCH /v1/event-sub-topics/{id} moving it unlinks it from its events", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const [science, arts] = [await system.createTopic("Science"), await system.createTopic("Arts")];
+  const design = await system.createSubTopic(science, "Design");
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: inTopic(science, design),
+  });
+  const before = (await system.readFacts()).length;
+  const body = {
+    data: {
+      type: "event-sub-topic",
+      id: design,
+      relationships: { "event-topic": { data: { type: "event-topic", id: arts } } },
+    },
+  };
+  expectStatus(
+    await system.call("PATCH", `/v1/event-sub-topics/${design}`, {
+      token: system.admin.token,
+      body,
+    }),
+    200,
+  );
+  assert.deepEqual(await linksOf(system, event.id), { topic: science, sub: null });
+  const facts = await factsSince(system, before);
+  assert.deepEqual(described(facts), [
+    `catalog.event.updated ${event.id}`,
+    `catalog.event-sub-topic.updated ${design}`,
+  ]);
+  assert.equal(facts[0].data["event-sub-topic"], null);
+  const read = await system.call("GET", `/v1/events/${event.id}`);
+  assert.equal(read.body.data.relationships["event-sub-topic"].data, null);
+  expectStatus(await saveBack(system, owner.token, read), 200);
+});

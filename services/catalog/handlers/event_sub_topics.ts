@@ -4,10 +4,17 @@ import { notFound, renderLinkage, renderOne, requireAdmin } from "@shared/handle
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventSubTopicAttributes } from "@shared/schemas/catalog.ts";
+import type { Queryable } from "@shared/db.ts";
 import type { CatalogContext } from "../context.ts";
 import { eventSubTopicDef, eventTopicDef } from "../resources.ts";
-import { getTopic, insertTopic, updateTopic } from "../store/topics.ts";
-import { type Call, commit, handleAll } from "./common.ts";
+import {
+  getTopic,
+  insertTopic,
+  lockLiveTopic,
+  unlinkMovedSubTopic,
+  updateTopic,
+} from "../store/topics.ts";
+import { type Call, cascade, commit, commitWithCascade, handleAll } from "./common.ts";
 import {
   deleteAction,
   getAction,
@@ -21,11 +28,14 @@ import {
 const TABLE = "event_sub_topics";
 const TOPIC_POINTER = { pointer: "/data/relationships/event-topic" };
 
-/** The id of the topic the body's `event-topic` names; 422 when it names none that exists. */
-async function topicIdOf(ctx: CatalogContext, doc: ParsedResource): Promise<string> {
+/**
+ * The id of the topic the body's `event-topic` names, locked until the write ends (a topic
+ * trashed meanwhile takes the sub-topic along, or is seen trashed); 422 when none is live.
+ */
+async function topicIdOf(tx: Queryable, doc: ParsedResource): Promise<string> {
   const ref = doc.relationships["event-topic"];
   const topic = ref && !Array.isArray(ref)
-    ? await getTopic(ctx.sql, "event_topics", ref.id)
+    ? await lockLiveTopic(tx, "event_topics", ref.id)
     : undefined;
   if (!topic) {
     throw new UnprocessableError(
@@ -50,21 +60,21 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       TOPIC_POINTER,
     );
   }
-  const topicId = await topicIdOf(ctx, doc);
+  const slug = slugFor(attrs.name);
   const row = await commit(
     ctx,
     call,
     { type: "event-sub-topic", verb: "created" },
-    (tx) =>
-      insertTopic(tx, TABLE, {
-        name: attrs.name,
-        slug: slugFor(attrs.name),
-        event_topic_id: topicId,
-      }),
+    async (tx) =>
+      insertTopic(tx, TABLE, { name: attrs.name, slug, event_topic_id: await topicIdOf(tx, doc) }),
   );
   return renderOne(eventSubTopicDef, row, { req: call.req, status: 201 });
 }
 
+/**
+ * A sub-topic moved to another topic leaves the events of its old topic (their pair would no
+ * longer fit): each is announced (`event.updated`) before the sub-topic itself.
+ */
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
   const existing = await topicOr404(ctx, call, TABLE);
@@ -78,16 +88,19 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   if (attrs.name !== undefined) {
     Object.assign(values, { name: attrs.name, slug: slugFor(attrs.name) });
   }
-  if (doc.relationships["event-topic"] !== undefined) {
-    values.event_topic_id = await topicIdOf(ctx, doc);
-  }
-  const row = await commit(
+  const moves = doc.relationships["event-topic"] !== undefined;
+  const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
-    { type: "event-sub-topic", verb: "updated", before: existing },
-    (tx) => updateTopic(tx, TABLE, existing.id, values),
+    { type: "event-sub-topic", verb: "updated", row: existing, before: existing },
+    async (tx) => {
+      if (moves) values.event_topic_id = await topicIdOf(tx, doc);
+      const row = await updateTopic(tx, TABLE, existing.id, values);
+      const events = row ? await unlinkMovedSubTopic(tx, row.id, row.event_topic_id) : [];
+      return { row, cascaded: cascade("event", "updated", events) };
+    },
   );
-  return renderOne(eventSubTopicDef, row, { req: call.req });
+  return { ...renderOne(eventSubTopicDef, row, { req: call.req }), cascaded };
 }
 
 /** `/events` or `/event-topic` of a sub-topic. */
