@@ -333,3 +333,33 @@ Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (
     assert.equal(free.body.data.attributes.price, 0);
   });
 });
+
+Deno.test("[catalog] a soft-deleted event hides its tickets from all but admins who ask", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+    200,
+  );
+  const token = cast.owner.token;
+  for (const path of [`/v1/tickets/${ticket}`, `/v1/tickets/${ticket}/event`]) {
+    expectError(await system.call("GET", path, { token }), 404, undefined, path);
+  }
+  expectError(
+    await system.call("PATCH", `/v1/tickets/${ticket}`, {
+      token,
+      body: ticketBody(undefined, { name: "changed after delete" }, ticket),
+    }),
+    404,
+  );
+  expectError(await system.call("DELETE", `/v1/tickets/${ticket}`, { token }), 404);
+  const [row] = await system.sql`select name, deleted_at from tickets where id = ${ticket}`;
+  assert.notEqual(row.name, "changed after delete");
+  assert.equal(row.deleted_at, null);
+  const trashed = await system.call("GET", `/v1/tickets/${ticket}/event?get_trashed=true`, {
+    token: system.admin.token,
+  });
+  expectStatus(trashed, 200);
+  assert.ok(trashed.body.data.attributes["deleted-at"]);
+});

@@ -42,9 +42,10 @@ async function managedTicket(
   const id = call.req.params.id;
   const ticket = await getTicket(ctx.sql, id, withTrashed(call.caller, call.req.query)) ??
     notFound("ticket", id);
+  // A soft-deleted event hides its tickets as it hides itself: from all but admins who ask.
   const event = await getEvent(ctx.sql, ticket.event_id, {
     viewer: viewer(call.caller),
-    withTrashed: true,
+    withTrashed: withTrashed(call.caller, call.req.query),
   }) ?? notFound("ticket", id);
   await requireEventLevel(ctx.sql, call.caller, event.id, "coorganizer");
   return { ticket, event };
