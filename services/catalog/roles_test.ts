@@ -191,7 +191,8 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
   await t.step("GET: the event's co-organizers, the user it names, admins", async () => {
     const path = `/v1/users-events-roles/${cast.grants.organizer}`;
     expectError(await system.call("GET", path), 401);
-    expectError(await system.call("GET", path, { token: cast.stranger.token }), 403);
+    // The cast's event is a draft: a stranger does not learn that its roles exist.
+    expectError(await system.call("GET", path, { token: cast.stranger.token }), 404);
     for (const token of [cast.coorganizer.token, cast.organizer.token, cast.owner.token]) {
       expectStatus(await system.call("GET", path, { token }), 200);
     }
@@ -267,7 +268,7 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
       }),
       403,
     );
-    expectError(await system.call("DELETE", path, { token: cast.stranger.token }), 403);
+    expectError(await system.call("DELETE", path, { token: cast.stranger.token }), 404);
     const reply = await system.call("DELETE", path, { token: cast.organizer.token });
     expectStatus(reply, 200);
     assert.deepEqual(reply.body.meta, { message: "Object successfully deleted" });
@@ -434,4 +435,16 @@ Deno.test("[catalog] purging a user and changing an owner's role at once: no 500
     assert.equal(purged, 200);
     assert.ok(revoked === 200 || revoked === 404, `the revocation answered ${revoked}`);
   });
+});
+
+Deno.test("[catalog] a role on a draft is not found by those who cannot see the draft", async () => {
+  await using system = await startTestSystem();
+  const draft = await system.eventWithCast();
+  const published = await system.eventWithCast({ attributes: { state: "published" } });
+  for (const [cast, expected] of [[draft, 404], [published, 403]] as const) {
+    const grant = await grantOf(system, cast.coorganizer.id, cast.event.id);
+    const path = `/v1/users-events-roles/${grant}`;
+    expectStatus(await system.call("GET", path, { token: cast.stranger.token }), expected, path);
+    expectStatus(await system.call("GET", path, { token: cast.coorganizer.token }), 200, path);
+  }
 });

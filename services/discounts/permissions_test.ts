@@ -324,3 +324,30 @@ Deno.test("[discounts] event codes: one per event, applied through events, shown
     );
   });
 });
+
+Deno.test("[discounts] a draft's codes and ticket codes are not found by those who cannot see it", async () => {
+  await using system = await startDiscountsSystem();
+  const published = { attributes: { state: "published" } };
+  for (
+    const [cast, hidden] of [[await system.eventWithCast(), true], [
+      await system.eventWithCast(published),
+      false,
+    ]] as const
+  ) {
+    const ticket = await system.createTicket(cast.owner.token, cast.event.id, { price: 10 });
+    const code = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+    const expected = hidden ? 404 : 403;
+    for (
+      const path of [
+        `/v1/discount-codes/${code}`,
+        `/v1/tickets/${ticket}/discount-codes`,
+        `/v1/tickets/${ticket}/relationships/discount-codes`,
+      ]
+    ) {
+      const reply = await system.call("GET", path, { token: cast.stranger.token });
+      expectStatus(reply, expected, `${hidden ? "draft" : "published"} ${path}`);
+      // Its co-organizers still read it.
+      expectStatus(await system.call("GET", path, { token: cast.coorganizer.token }), 200, path);
+    }
+  }
+});

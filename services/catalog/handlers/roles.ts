@@ -89,10 +89,15 @@ async function grantOr404(ctx: CatalogContext, call: Call): Promise<GrantRow> {
   const grant = await getGrant(ctx.sql, call.req.params.id) ??
     notFound("event role", call.req.params.id);
   const self = grant.user_id === caller.id;
-  if (!self && !await hasEventLevel(ctx.sql, caller, grant.event_id, levels.coorganizer)) {
-    throw new ForbiddenError("Cannot continue: only the event's co-organizers may see its roles");
+  if (self || await hasEventLevel(ctx.sql, caller, grant.event_id, levels.coorganizer)) {
+    return grant;
   }
-  return grant;
+  // A role on an event the caller may not see (a draft) is not found, as the event is not: a 403
+  // would tell a probe that the id exists.
+  if (!await getEvent(ctx.sql, grant.event_id, { viewer: viewer(caller) })) {
+    notFound("event role", call.req.params.id);
+  }
+  throw new ForbiddenError("Cannot continue: only the event's co-organizers may see its roles");
 }
 
 async function relatedOf(ctx: CatalogContext, call: Call, grant: GrantRow) {

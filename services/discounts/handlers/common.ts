@@ -3,7 +3,13 @@
  * a code, its relationships to catalog resources, and the fact a change announces.
  */
 import type { NewFact } from "@shared/facts.ts";
-import { isAdmin, notFound, requireActor, requireAdmin } from "@shared/handlers/mod.ts";
+import {
+  isAdmin,
+  notFound,
+  requireActor,
+  requireAdmin,
+  requireLogin,
+} from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import {
@@ -41,6 +47,9 @@ export async function guardCode(
     return { code, caller: requireAdmin(caller, what) };
   }
   const { caller, event } = await access(ctx, req.actor, code.event_id);
+  // A code of an event the caller may not see (a draft) is not found, as the event is not: a
+  // 403 would tell a probe that the id exists.
+  if (event === null && !isAdmin(requireLogin(caller))) notFound("discount code", id);
   const allowed = requireCoorganizer(caller, event, what);
   if (code.deleted_at && !isAdmin(allowed)) notFound("discount code", id);
   return { code, caller: allowed };

@@ -112,8 +112,10 @@ async function ticketCodes(
     ? (await ctx.bus.request(catalogInternal.tickets, { ids: [ticketId] })).tickets
     : [];
   const { caller, event } = await access(ctx, req.actor, ticket?.eventId);
-  requireLogin(caller);
-  if (!ticket) notFound("ticket", ticketId);
+  const known = requireLogin(caller);
+  // A ticket of an event the caller may not see (a draft) is not found, as the event is not: a
+  // 403 would tell a probe that the id exists.
+  if (!ticket || (event === null && !isAdmin(known))) notFound("ticket", ticketId);
   requireCoorganizer(caller, event, "see the discount codes of this ticket");
   return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
