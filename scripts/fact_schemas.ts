@@ -14,7 +14,7 @@
  */
 import { factKinds } from "@shared/fact_catalog.ts";
 import { envelopeJsonSchema, jsonSchemaOf } from "./asyncapi.ts";
-import { incompatibilities } from "./schema_compat.ts";
+import { breakingChanges } from "./schema_compat.ts";
 
 export const SNAPSHOT = new URL("../blueprint/fact-schemas.json", import.meta.url);
 
@@ -50,12 +50,12 @@ export function compareWithSnapshot(
   current: Snapshot = currentSnapshot(),
 ): string[] {
   const envelope = snapshot.envelope
-    ? incompatibilities(snapshot.envelope, current.envelope ?? {}, "envelope")
+    ? breakingChanges(snapshot.envelope, current.envelope ?? {}, "envelope")
     : [];
   const data = Object.entries(snapshot.data).flatMap(([type, before]) => {
     const after = current.data[type];
     if (!after) return [`${type} is no longer registered (subscribers may still read it)`];
-    return incompatibilities(before, after).map((problem) => `${type}: ${problem}`);
+    return breakingChanges(before, after).map((problem) => `${type}: ${problem}`);
   });
   return [...envelope, ...data];
 }

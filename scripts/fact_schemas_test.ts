@@ -69,3 +69,13 @@ Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened 
     "catalog.ticket.created: data.price no longer has minimum 0",
   ]);
 });
+
+Deno.test("[fact schemas] compareWithSnapshot refuses a payload narrowed: published facts must still match", async () => {
+  const current = currentSnapshot();
+  current.data["catalog.ticket.created"] = jsonSchemaOf(
+    ticketData.extend({ price: z.number().min(1) }),
+  );
+  assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
+    "catalog.ticket.created: data.price admits less than before (facts already published may not match it)",
+  ]);
+});

@@ -3,15 +3,15 @@
  * `deno task fact-schemas` (scripts/fact_schemas.ts) asks it of every recorded fact schema.
  *
  * A subscriber validated and coded against the old schema, so whatever the producer may publish
- * under the new one must still be something the old one promised: a change may only narrow.
- * Narrowing is fine (fewer enum values, a tighter bound, a format or an enum where a free string
- * was, an optional property added: the old schema let any value through there), widening is not
- * (an enum or const widened or dropped, a format dropped or changed, a bound, length, item count
- * or pattern dropped or loosened, a new alternative). On top of that, as the README's evolution
- * rules say, the JSON types and which properties are required must stay as they were: a
- * property made optional or required, or a nullable one made non-null, breaks too. Keywords
- * this file does not understand must stay as they were; annotations (title, description, ...)
- * may change freely.
+ * under the new one must still be something the old one promised (`incompatibilities`): no
+ * widening (an enum or const widened or dropped, a format dropped or changed, a bound, length, item
+ * count or pattern dropped or loosened, a new alternative). And the stream keeps a year of facts
+ * that subscribers validate with today's schema, so every fact published under the old one must
+ * still match the new one (`narrowings`): no narrowing either (fewer enum values, a tighter bound,
+ * a format or an enum where a free string was). What remains free: an optional property added,
+ * annotations (title, description, ...). As the README's evolution rules say, the JSON types and
+ * which properties are required must stay as they were too. Keywords this file does not
+ * understand must stay as they were.
  */
 import { isDeepStrictEqual } from "node:util";
 
@@ -183,7 +183,15 @@ function refProblems(old: Schema, now: Schema, path: string): string[] {
   return "$ref" in now && !("$ref" in old) ? [`${path} became a $ref the gate cannot follow`] : [];
 }
 
-function objectProblems(before: Schema, after: Schema, path: string): string[] {
+/** How a comparison reads: `replay` asks the other way round (see `narrowings`). */
+interface Mode {
+  /** A property `before` has as optional and `after` lacks is no problem (an old fact lacks it). */
+  optionalMayBeMissing: boolean;
+}
+
+const FORWARD: Mode = { optionalMayBeMissing: false };
+
+function objectProblems(before: Schema, after: Schema, path: string, mode: Mode): string[] {
   const was = (before.properties ?? {}) as Record<string, Schema>;
   const now = (after.properties ?? {}) as Record<string, Schema>;
   const wasRequired = new Set((before.required ?? []) as string[]);
@@ -192,12 +200,14 @@ function objectProblems(before: Schema, after: Schema, path: string): string[] {
   for (const [name, schema] of Object.entries(was)) {
     const at = `${path}.${name}`;
     if (!(name in now)) {
-      problems.push(`${at} was removed or renamed`);
+      if (!(mode.optionalMayBeMissing && !wasRequired.has(name))) {
+        problems.push(`${at} was removed or renamed`);
+      }
       continue;
     }
     if (wasRequired.has(name) && !nowRequired.has(name)) problems.push(`${at} became optional`);
     if (!wasRequired.has(name) && nowRequired.has(name)) problems.push(`${at} became required`);
-    problems.push(...incompatibilities(schema, now[name], at));
+    problems.push(...compare(schema, now[name], at, mode));
   }
   for (const name of Object.keys(now)) {
     if (!(name in was) && nowRequired.has(name)) {
@@ -207,17 +217,17 @@ function objectProblems(before: Schema, after: Schema, path: string): string[] {
   return problems;
 }
 
-function itemProblems(old: Schema, now: Schema, path: string): string[] {
+function itemProblems(old: Schema, now: Schema, path: string, mode: Mode): string[] {
   if (Array.isArray(old.items) || Array.isArray(now.items)) {
     return isDeepStrictEqual(old.items, now.items)
       ? []
       : [`${path} changed its tuple items (the gate cannot tell that it only narrows)`];
   }
-  return incompatibilities((old.items ?? {}) as Schema, (now.items ?? {}) as Schema, `${path}[]`);
+  return compare((old.items ?? {}) as Schema, (now.items ?? {}) as Schema, `${path}[]`, mode);
 }
 
 /** Why `now` may admit a value `old` did not, both of one JSON type (empty when it cannot). */
-function variantProblems(old: Schema, now: Schema, path: string): string[] {
+function variantProblems(old: Schema, now: Schema, path: string, mode: Mode): string[] {
   const problems = [
     ...valueProblems(old, now, path),
     ...formatProblems(old, now, path),
@@ -226,10 +236,10 @@ function variantProblems(old: Schema, now: Schema, path: string): string[] {
     ...refProblems(old, now, path),
   ];
   if (old.type === "object" || "properties" in old || "properties" in now) {
-    problems.push(...objectProblems(old, now, path));
+    problems.push(...objectProblems(old, now, path, mode));
   }
   if (old.type === "array" || "items" in old || "items" in now) {
-    problems.push(...itemProblems(old, now, path));
+    problems.push(...itemProblems(old, now, path, mode));
   }
   return problems;
 }
@@ -248,6 +258,43 @@ function variantProblems(old: Schema, now: Schema, path: string): string[] {
  * ```
  */
 export function incompatibilities(before: Schema, after: Schema, path = "data"): string[] {
+  return compare(before, after, path, FORWARD);
+}
+
+/**
+ * The paths where `after` admits less than `before` (an enum value dropped, a bound tightened, a
+ * format added), each with why that breaks too: the stream keeps facts for a year and subscribers
+ * validate what they read with today's schema (consumeFacts parks what does not match), so a fact
+ * published under `before` must still match `after`. The same question as `incompatibilities`,
+ * asked the other way round, except that an optional property `after` adds is no problem.
+ *
+ * @example
+ * ```ts
+ * import { narrowings } from "./schema_compat.ts";
+ * narrowings({ enum: ["draft", "published"] }, { enum: ["published"] });
+ * // ["data admits less than before (facts already published may not match it)"]
+ * ```
+ */
+export function narrowings(before: Schema, after: Schema, path = "data"): string[] {
+  const problems = compare(after, before, path, { optionalMayBeMissing: true });
+  const paths = new Set(problems.map((problem) => problem.split(" ")[0]));
+  return [...paths].map((at) =>
+    `${at} admits less than before (facts already published may not match it)`
+  );
+}
+
+/**
+ * Every way `after` breaks a subscriber of `before`: what it admits beyond it
+ * (`incompatibilities`), then what it no longer admits (`narrowings`, at paths not named yet).
+ */
+export function breakingChanges(before: Schema, after: Schema, path = "data"): string[] {
+  const widened = incompatibilities(before, after, path);
+  const named = new Set(widened.map((problem) => problem.split(" ")[0]));
+  const narrowed = narrowings(before, after, path).filter((p) => !named.has(p.split(" ")[0]));
+  return [...widened, ...narrowed];
+}
+
+function compare(before: Schema, after: Schema, path: string, mode: Mode): string[] {
   const was = variants(before);
   const now = variants(after);
   const [wasTypes, nowTypes] = [typesOf(was), typesOf(now)];
@@ -255,7 +302,7 @@ export function incompatibilities(before: Schema, after: Schema, path = "data"):
   // Every alternative now must fit within one that was there (the closest one explains why not).
   return now.flatMap((variant) =>
     was.filter((old) => typeOf(old) === typeOf(variant))
-      .map((old) => variantProblems(old, variant, path))
+      .map((old) => variantProblems(old, variant, path, mode))
       .reduce((best, next) => next.length < best.length ? next : best)
   );
 }

@@ -1,6 +1,6 @@
 import type { JsonBody } from "@testing/json.ts";
 import assert from "node:assert/strict";
-import { incompatibilities } from "./schema_compat.ts";
+import { breakingChanges, incompatibilities, narrowings } from "./schema_compat.ts";
 
 type Editable = JsonBody;
 
@@ -301,4 +301,43 @@ Deno.test("[schema compat] incompatibilities lets narrowed constraints and annot
       assert.deepEqual(incompatibilities(topic, JSON.parse(JSON.stringify(after))), []);
     });
   }
+});
+
+Deno.test("[schema compat] narrowings: a year of published facts must still match", async (t) => {
+  const { price, slug, tickets } = topic.properties;
+  const narrowed: [string, Editable, string][] = [
+    ["an enum value dropped", withProperty("state", { type: "string", enum: ["draft"] }), "state"],
+    ["a tightened bound", withProperty("price", { ...price, minimum: 1 }), "price"],
+    ["a shorter maxLength", withProperty("slug", { ...slug, maxLength: 32 }), "slug"],
+    ["fewer items allowed", withProperty("tickets", { ...tickets, maxItems: 5 }), "tickets"],
+    ["an enum where any string was", withProperty("name", { type: "string", enum: ["a"] }), "name"],
+    [
+      "a format where there was none",
+      withProperty("name", { type: "string", format: "email" }),
+      "name",
+    ],
+  ];
+  for (const [what, after, property] of narrowed) {
+    await t.step(`${what} is refused`, () => {
+      const schema = JSON.parse(JSON.stringify(after));
+      assert.deepEqual(incompatibilities(topic, schema), [], "no widening");
+      assert.deepEqual(narrowings(topic, schema), [
+        `data.${property} admits less than before (facts already published may not match it)`,
+      ]);
+      assert.deepEqual(breakingChanges(topic, schema), narrowings(topic, schema));
+    });
+  }
+  await t.step("an optional property added and new descriptions pass both ways", () => {
+    const after = changed((schema) => {
+      schema.properties.note = { type: "string" };
+      schema.properties.id.description = "The id.";
+    });
+    assert.deepEqual(breakingChanges(topic, after), []);
+  });
+  await t.step("a path already refused as widened is not named twice", () => {
+    const after = withProperty("state", { type: "string", enum: ["draft", "archived"] });
+    assert.deepEqual(breakingChanges(topic, JSON.parse(JSON.stringify(after))), [
+      'data.state may now be ["archived"] (was one of ["draft","published"])',
+    ]);
+  });
 });
