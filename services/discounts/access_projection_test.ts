@@ -42,7 +42,8 @@ async function msUntil(status: () => Promise<number>, want: number, boundMs: num
 
 Deno.test("[discounts] a role or admin flag revoked behind the gateway is refused once its fact arrives", async (t) => {
   await using system = await startDiscountsSystem();
-  const cast = await system.eventWithCast();
+  // Published: a caller without a role is refused (403); on a draft the code is not found (404).
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
   const code = await system.createCode(cast.owner.token, { eventId: cast.event.id });
   const get = (token: string) =>
     system.call("GET", `/v1/discount-codes/${code}`, { token }).then((r) => r.status);
@@ -80,7 +81,7 @@ Deno.test("[discounts] a role or admin flag revoked behind the gateway is refuse
 Deno.test("[discounts] a kept access answer is not used past its age limit, even without a fact", async () => {
   const ttlMs = 400;
   await using system = await startDiscountsSystem({ accessTtlMs: ttlMs });
-  const cast = await system.eventWithCast();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
   const code = await system.createCode(cast.owner.token, { eventId: cast.event.id });
   const get = () =>
     system.call("GET", `/v1/discount-codes/${code}`, { token: cast.coorganizer.token })
@@ -146,7 +147,9 @@ Deno.test({
   await using catalogPart = await catalogFixture(context);
   await using discounts = await discountsFixture(context, { accessTtlMs: 60_000 });
   const { call } = gatewayFixture(context);
-  const cast = await actions.eventWithCast(call, catalogPart.sql);
+  const cast = await actions.eventWithCast(call, catalogPart.sql, {
+    attributes: { state: "published" },
+  });
   const created = await call("POST", "/v1/discount-codes", {
     token: cast.owner.token,
     body: codeBody({ eventId: cast.event.id }),
