@@ -20,6 +20,7 @@ import { announceTouched } from "./cache_invalidation.ts";
 import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
+import { BadRequestError } from "@shared/errors.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
@@ -188,6 +189,16 @@ async function forwarded(
   const request = await requestOf(forwarder, c, route.fixedParams, query, route.options.raw);
   // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
   const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
+  // An empty key is a client's mistake, not "no key": the write would run unprotected. The
+  // owning service checks the rest of a key's form.
+  if (idempotencyKey === "") {
+    throw new BadRequestError(
+      "Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters",
+      {
+        header: "Idempotency-Key",
+      },
+    );
+  }
   const reply = await bus.forward(
     route.endpoint,
     request,

@@ -82,6 +82,30 @@ Deno.test("[gateway] POST /v1/events relays status, Location and body bytes", as
   assert.deepEqual(received?.actor, { id: "1" });
 });
 
+Deno.test("[gateway] an empty Idempotency-Key on a write is 400, and nothing is forwarded", async () => {
+  await using gw = await testGateway();
+  let forwarded = 0;
+  await gw.serve("catalog", [
+    route(catalog.events.create, () => {
+      forwarded++;
+      return { status: 201, location: "/v1/events/9", body: { data: null } };
+    }),
+  ]);
+  const response = await gw.app.request("/v1/events", {
+    method: "POST",
+    headers: {
+      "Content-Type": JSONAPI,
+      Authorization: `Bearer ${await token("1")}`,
+      "Idempotency-Key": "",
+    },
+    body: JSON.stringify({ data: { type: "event", attributes: { name: "Retry Fest" } } }),
+  });
+  assert.equal(response.status, 400);
+  const { errors } = await response.json();
+  assert.deepEqual(errors[0].source, { header: "Idempotency-Key" });
+  assert.equal(forwarded, 0);
+});
+
 Deno.test("[gateway] DELETE /v1/tickets/:id without a body sends no body", async () => {
   await using gw = await testGateway();
   let received: HttpRequest | undefined;
