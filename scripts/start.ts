@@ -14,7 +14,13 @@
 import { Bus } from "@shared/bus.ts";
 import { type Config, loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
 import { ensureDatabase } from "@shared/db.ts";
-import { atHost, describeStartFailure, exitWithError, userCausedLine } from "@shared/lifecycle.ts";
+import {
+  atHost,
+  describeStartFailure,
+  exitWithError,
+  STOP_AT_STDIN_END,
+  userCausedLine,
+} from "@shared/lifecycle.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createLogger } from "@shared/log.ts";
 import { serviceNames } from "@shared/contracts/mod.ts";
@@ -89,8 +95,10 @@ function spawn(name: string, script: string, env: Record<string, string>, output
     args: denoRunArgs(script),
     cwd: root,
     // Each process's traces and metrics carry its name (with OTEL_DENO=true; see the README).
-    env: { ...launchEnv(script), ...env, OTEL_SERVICE_NAME: name },
-    stdin: "null",
+    // Its stdin is a pipe we never write to: when this process dies, even SIGKILLed, it ends
+    // and the child stops too (shared/lifecycle.ts), instead of serving on with a stale secret.
+    env: { ...launchEnv(script), ...env, OTEL_SERVICE_NAME: name, [STOP_AT_STDIN_END]: "1" },
+    stdin: "piped",
     stdout: output ? "piped" : "null",
     stderr: "piped",
   }).spawn();
@@ -302,6 +310,7 @@ function startProcesses(env: Record<string, string>, options: SystemOptions) {
     }, 10_000);
     await Promise.all(children.map(({ child }) => child.status));
     clearTimeout(killer);
+    await Promise.all(children.map(({ child }) => child.stdin.close().catch(() => {})));
   };
   return { exited, stop };
 }

@@ -5,7 +5,9 @@
  * 5432 is only read (a login that is refused, the `postgres` database that exists); NATS is
  * always a private nats-server on a free port.
  */
+import { STOP_AT_STDIN_END } from "@shared/lifecycle.ts";
 import { freePort } from "@shared/net.ts";
+import { testDatabase } from "@shared/testing.ts";
 import assert from "node:assert/strict";
 import { answers } from "./embedded.ts";
 
@@ -141,8 +143,16 @@ async function startUntilReady(env: Record<string, string>) {
     }
   })();
   return {
+    pid: child.pid,
     stdout: () => stdout,
     stderr: () => errors,
+    /** Kills start with `signal`, nothing else: what it started is left to stop on its own. */
+    async kill(signal: Deno.Signal): Promise<void> {
+      child.kill(signal);
+      await child.status;
+      await rest;
+      await stderr;
+    },
     async stop(): Promise<number> {
       child.kill("SIGINT");
       const { code } = await child.status;
@@ -151,6 +161,34 @@ async function startUntilReady(env: Record<string, string>) {
       return code;
     },
   };
+}
+
+/** The processes `pid` started that are still its children (Linux: /proc). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    const text = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`);
+    pids.push(...text.split(" ").filter(Boolean).map(Number));
+  }
+  return pids;
+}
+
+/** True while `pid` runs (a zombie that nobody reaped has ended). */
+async function running(pid: number): Promise<boolean> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+  return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+}
+
+/** Those of `pids` still running after `timeoutMs`. */
+async function survivors(pids: number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = pids;
+  while (true) {
+    const states = await Promise.all(left.map(running));
+    left = left.filter((_, i) => states[i]);
+    if (!left.length || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function api(url: string, method: string, path: string, token?: string, body?: unknown) {
@@ -378,3 +416,94 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "[start] the services and the gateway stop when start is killed (SIGKILL)",
+  ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    // Servers it did not start: before, only the embedded ones watched start; the services and
+    // the gateway served on as orphans, next to the next start's (and with an older JWT secret).
+    await using dir = await tempDir();
+    await using nats = await privateNats(`${dir.path}/nats`);
+    await using db = await testDatabase();
+    const gateway = freePort();
+    const start = await startUntilReady({
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      PORT: String(gateway),
+      BUS_PREFIX: `orphans_${crypto.randomUUID().slice(0, 8)}`,
+      JWT_SECRET: crypto.randomUUID(),
+    });
+    const children = await childrenOf(start.pid);
+    try {
+      assert.equal(children.length, 5, "four services and the gateway");
+      await start.kill("SIGKILL");
+      assert.deepEqual(await survivors(children, 10_000), [], "every child stopped within 10 s");
+      assert.equal(await answers("127.0.0.1", gateway), false, "the gateway no longer listens");
+    } finally {
+      for (const pid of await survivors(children, 0)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+});
+
+Deno.test({
+  name: "[start] a service stops cleanly at the end of its stdin only when start launched it",
+  ignore: !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using nats = await privateNats(`${dir.path}/nats`);
+    await using db = await testDatabase();
+    const env = { DATABASE_URL: db.url, NATS_URL: nats.url, BUS_PREFIX: "stdin" };
+    const audit = async (extra: Record<string, string>) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--no-prompt", "services/audit/main.ts"],
+        cwd: root,
+        env: baseEnv({ ...env, LOG_LEVEL: "info", ...extra }),
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      for (let seen = ""; !seen.includes("audit ready");) {
+        const next = await reader.read();
+        if (next.done) throw new Error(`audit ended early:\n${seen}`);
+        seen += next.value;
+      }
+      return { child, reader, exited: withTimeout(child.status, 10_000) };
+    };
+
+    await t.step(
+      "launched by start: it drains and exits 0, with nobody reading stderr",
+      async () => {
+        const { child, reader, exited } = await audit({ [STOP_AT_STDIN_END]: "1" });
+        // As when start is SIGKILLed: both ends of its pipes are gone; writing its last log lines
+        // must not end the shutdown with a BrokenPipe.
+        await reader.cancel();
+        await child.stdin.close();
+        const status = await exited;
+        if (!status) child.kill("SIGKILL");
+        assert.equal(status?.code, 0, "exit code 0 within 10 s");
+      },
+    );
+    await t.step("run by hand: the end of its stdin changes nothing", async () => {
+      const { child, reader } = await audit({});
+      await child.stdin.close();
+      assert.equal(await withTimeout(child.status, 2_000), undefined, "still running");
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      await reader.cancel();
+    });
+  },
+});
+
+/** `promise`'s value, or undefined when it takes longer than `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

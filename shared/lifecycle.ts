@@ -2,7 +2,8 @@
  * The start and stop of a service process: a start-up failure becomes one plain line on stderr
  * naming the cause and the fix, and exit code 1 (operators see "Cannot connect to NATS at ...:
  * nothing answers there. Start NATS there or set NATS_URL.", not a stack trace), and
- * SIGINT/SIGTERM run the shutdown once (drain, finish in-flight work) before exiting 0.
+ * SIGINT/SIGTERM run the shutdown once (drain, finish in-flight work) before exiting 0; so does
+ * the end of stdin in a process `deno task start` started (`STOP_AT_STDIN_END`).
  *
  * @example
  * ```ts ignore
@@ -142,6 +143,29 @@ globalThis.addEventListener("error", (event) => {
   exitWithError(`${processName()}: ${line}`);
 });
 
+/**
+ * Set by `deno task start` on the processes it starts, whose stdin it holds open while it lives:
+ * the end of stdin means start is gone (even SIGKILLed) and the process stops as on SIGTERM. A
+ * process run by hand, without it, ignores its stdin (a terminal, or /dev/null under a manager).
+ */
+export const STOP_AT_STDIN_END = "OE_STOP_AT_STDIN_END";
+
+/** Runs `stop` once stdin ends, when the process was started by `deno task start`. */
+function stopAtStdinEnd(stop: () => void): void {
+  if (Deno.env.get(STOP_AT_STDIN_END) !== "1") return;
+  (async () => {
+    try {
+      for await (const _ of Deno.stdin.readable) {
+        // Nothing is ever sent; only the end matters.
+      }
+    } catch {
+      // A broken stdin ends it too.
+    }
+    stop();
+  })();
+}
+
+/** Drains and exits 0 on SIGINT/SIGTERM (or at the end of stdin: STOP_AT_STDIN_END). */
 export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -161,6 +185,7 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void shutdown(signal));
   }
+  stopAtStdinEnd(() => void shutdown("end of stdin (the start that ran this process is gone)"));
 }
 
 /** What a service process needs to start: its name, schema, migrations and start function. */

@@ -56,7 +56,13 @@ export function flushLogs(): void {
   if (!pending.length) return;
   let bytes = encoder.encode(pending.join("\n") + "\n");
   pending.length = 0;
-  while (bytes.length) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  try {
+    while (bytes.length) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  } catch (error) {
+    // Nobody reads stderr any more (the start that piped it died): the lines have nowhere to
+    // go, and throwing here would end a shutdown that is still draining.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
 }
 
 function emit(line: string, urgent: boolean): void {
