@@ -4,7 +4,8 @@
  * a NATS with JetStream (the installed `nats-server`, else a container via testcontainers).
  * Both keep their data under one folder (`.data/` of the project unless EMBEDDED_DATA_DIR says
  * otherwise), listen on 127.0.0.1 only, and run in their own process group so Ctrl-C in the
- * terminal reaches the services first: `stop()` ends them after the services have drained.
+ * terminal reaches the services first: `stop()` ends them after the services have drained. One
+ * start at a time uses a data folder: it holds a lock on it (`start.pid`) while its servers run.
  */
 import { freePort } from "@shared/net.ts";
 import { dockerAvailable, startNatsContainer } from "@shared/testing.ts";
@@ -28,6 +29,59 @@ const postgresConfig = new URL("embedded_postgres/deno.json", import.meta.url);
 /** The folder that holds the embedded servers' data. */
 export function dataDir(env: Record<string, string | undefined>): string {
   return env.EMBEDDED_DATA_DIR || new URL(".data", root).pathname;
+}
+
+/** The data folders this process holds, and how many of its servers use each. */
+const held = new Map<string, { file: Deno.FsFile; users: number }>();
+
+/**
+ * Takes the data folder for this process, or throws a StartError naming the start that has it:
+ * two starts on one folder ran two nats-servers on one JetStream store (nats-server has no lock
+ * of its own) and lost facts. The lock is the kernel's (`flock`), so it ends with the process: a
+ * killed start leaves its pid in `start.pid` but blocks nothing. Returns its release.
+ */
+async function holdDataDir(env: Record<string, string | undefined>): Promise<() => void> {
+  const dir = dataDir(env);
+  let hold = held.get(dir);
+  if (!hold) {
+    await Deno.mkdir(dir, { recursive: true });
+    const path = `${dir}/start.pid`;
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    if (!await file.tryLock(true)) {
+      file.close();
+      const pid = (await Deno.readTextFile(path).catch(() => "")).trim() || "unknown";
+      throw new StartError(
+        `Cannot start: another start uses ${dir} (pid ${pid}). Stop that one, or set ` +
+          "EMBEDDED_DATA_DIR to another folder.",
+      );
+    }
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+    hold = { file, users: 0 };
+    held.set(dir, hold);
+  }
+  const taken = hold;
+  taken.users++;
+  return () => {
+    if (--taken.users > 0) return;
+    held.delete(dir);
+    taken.file.close();
+  };
+}
+
+/** Runs `start` holding the data folder, until the server it started is stopped. */
+async function holdingDataDir(
+  env: Record<string, string | undefined>,
+  start: () => Promise<Backend>,
+): Promise<Backend> {
+  const release = await holdDataDir(env);
+  try {
+    const backend = await start();
+    return { ...backend, stop: () => backend.stop().finally(release) };
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 /** True when something accepts TCP connections at host:port. */
@@ -151,9 +205,11 @@ async function supervisorFolder(): Promise<URL> {
 }
 
 /** Starts (and on the first start creates) the embedded Postgres; resolves once it answers. */
-export async function startEmbeddedPostgres(
-  env: Record<string, string | undefined>,
-): Promise<Backend> {
+export function startEmbeddedPostgres(env: Record<string, string | undefined>): Promise<Backend> {
+  return holdingDataDir(env, () => runPostgres(env));
+}
+
+async function runPostgres(env: Record<string, string | undefined>): Promise<Backend> {
   const dir = `${dataDir(env)}/postgres`;
   const chosen = port(env, "EMBEDDED_PG_PORT");
   const supervisor = await supervisorFolder();
@@ -270,7 +326,7 @@ async function startNatsServer(
 /** A NATS of our own: the installed nats-server, else a container, else a StartError. */
 export async function startEmbeddedNats(env: Record<string, string | undefined>): Promise<Backend> {
   const binary = await natsServerBinary();
-  if (binary) return startNatsServer(binary, env);
+  if (binary) return holdingDataDir(env, () => startNatsServer(binary, env));
   if (await dockerAvailable()) {
     const container = await startNatsContainer();
     return {

@@ -191,6 +191,15 @@ async function survivors(pids: number[], timeoutMs: number): Promise<number[]> {
   }
 }
 
+/** Kills what `pid` runs: its process group when it leads one (the embedded servers' wrappers). */
+function killTree(pid: number): void {
+  try {
+    Deno.kill(-pid, "SIGKILL");
+  } catch {
+    Deno.kill(pid, "SIGKILL");
+  }
+}
+
 async function api(url: string, method: string, path: string, token?: string, body?: unknown) {
   const response = await fetch(`${url}${path}`, {
     method,
@@ -240,14 +249,14 @@ Deno.test({
         data: { type: "event-topic", attributes: { name: "Survives restarts" } },
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
-      // A second start on the same data folder is refused in one line: Postgres locks it.
+      // A second start on the same data folder is refused in one line: the first holds it.
       const twice = await run("scripts/start.ts", {
         ...env,
         PORT: String(freePort()),
         EMBEDDED_PG_PORT: String(freePort()),
         EMBEDDED_NATS_PORT: String(freePort()),
       });
-      assertOneLine(twice, /Cannot start the embedded Postgres .*postmaster\.pid.*DATABASE_URL/);
+      assertOneLine(twice, new RegExp(`another start uses .* \\(pid ${first.pid}\\)`));
       assert.equal(await first.stop(), 0);
       stopped = true;
     } finally {
@@ -442,8 +451,43 @@ Deno.test({
       assert.deepEqual(await survivors(children, 10_000), [], "every child stopped within 10 s");
       assert.equal(await answers("127.0.0.1", gateway), false, "the gateway no longer listens");
     } finally {
-      for (const pid of await survivors(children, 0)) Deno.kill(pid, "SIGKILL");
+      for (const pid of await survivors(children, 0)) killTree(pid);
     }
+  },
+});
+
+Deno.test({
+  name: "[start] one start at a time runs a nats-server on a data folder; a killed one blocks none",
+  ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    // nats-server has no lock on its JetStream store: two of them on one folder lost facts.
+    await using dir = await tempDir();
+    await using db = await testDatabase();
+    const env = (port = freePort()) => ({
+      DATABASE_URL: db.url,
+      NATS_URL: "embedded",
+      EMBEDDED_DATA_DIR: dir.path,
+      EMBEDDED_NATS_PORT: String(freePort()),
+      PORT: String(port),
+      BUS_PREFIX: "lock",
+      JWT_SECRET: crypto.randomUUID(),
+    });
+    const first = await startUntilReady(env());
+    const children = await childrenOf(first.pid);
+    const refused = await startFails(
+      env(),
+      new RegExp(`another start uses ${dir.path} \\(pid ${first.pid}\\)`),
+    ).catch((error) => error);
+    await first.kill("SIGKILL");
+    const left = await survivors(children, 10_000);
+    left.forEach(killTree);
+    if (refused instanceof Error) throw refused;
+    assert.deepEqual(left, [], "the first start's children (its nats-server too) stopped");
+    const port = freePort();
+    const next = await startUntilReady(env(port));
+    assert.equal((await api(`http://127.0.0.1:${port}`, "GET", "/health")).status, 200);
+    assert.equal(await next.stop(), 0);
   },
 });
 
