@@ -94,6 +94,20 @@ const timestamptz = {
   parse: parseTimestamptz,
 };
 
+/** The URL each pool was opened with: what a client apart from the pool connects to. */
+const urls = new WeakMap<Sql, string>();
+
+/**
+ * A client of one connection to `sql`'s database, apart from its pool (which may be busy with
+ * slow requests while the database is fine), or undefined for a pool not opened here. Its caller
+ * ends it; an idle connection closes itself after a second.
+ */
+export function separateClient(sql: Sql): Sql | undefined {
+  const url = urls.get(sql);
+  if (url === undefined) return undefined;
+  return postgres(url, { max: 1, connect_timeout: 1, idle_timeout: 1, onnotice: () => {} });
+}
+
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
 export async function openDatabase(url: string, options: OpenOptions): Promise<Sql> {
   if (!identifier.test(options.schema)) {
@@ -117,6 +131,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
     types: { timestamptz },
   });
   watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
+  urls.set(sql, url);
   await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);
   return sql;
 }

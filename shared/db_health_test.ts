@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { openDatabase } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
 import { freePort } from "./net.ts";
 import { testDatabase } from "./testing.ts";
@@ -57,4 +58,21 @@ Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t)
       }
     },
   );
+});
+
+Deno.test("[db_health] a pool busy with slow queries is no outage: the probe has its own connection", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "health", max: 1 });
+  try {
+    // The pool's one connection is held for 2 s, as slow requests behind a lock hold them.
+    // (A postgres.js query runs once it is awaited or then-ed: `then` starts it now.)
+    const slow = sql`select pg_sleep(2)`.then(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const began = Date.now();
+    assert.equal(await databaseProblem(sql), undefined);
+    assert.ok(Date.now() - began < 500, `${Date.now() - began} ms`);
+    await slow;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 });
