@@ -351,3 +351,21 @@ Deno.test("[discounts] a draft's codes and ticket codes are not found by those w
     }
   }
 });
+
+Deno.test("[discounts] a deleted event's ticket codes are found by admins only with get_trashed", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id, { price: 10 });
+  await system.createCode(cast.owner.token, { eventId: cast.event.id, ticketIds: [ticket] });
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+    200,
+  );
+  const path = `/v1/tickets/${ticket}/discount-codes`;
+  const admin = system.admin.token;
+  // The catalog's ticket routes answer the same: 404, then 200 when an admin asks for the trash.
+  expectStatus(await system.call("GET", `/v1/tickets/${ticket}`, { token: admin }), 404);
+  expectStatus(await system.call("GET", path, { token: admin }), 404, "admin");
+  expectStatus(await system.call("GET", path, { token: cast.owner.token }), 404, "owner");
+  expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
+});

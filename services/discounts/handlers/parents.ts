@@ -113,9 +113,11 @@ async function ticketCodes(
     : [];
   const { caller, event } = await access(ctx, req.actor, ticket?.eventId);
   const known = requireLogin(caller);
-  // A ticket of an event the caller may not see (a draft) is not found, as the event is not: a
-  // 403 would tell a probe that the id exists.
-  if (!ticket || (event === null && !isAdmin(known))) notFound("ticket", ticketId);
+  // A ticket of an event the caller may not see is not found, as the event is not (a 403 would
+  // tell a probe that the id exists): a draft, or a deleted event, which admins see only when
+  // they ask with get_trashed (as the catalog's ticket routes answer).
+  const trashedShown = isAdmin(known) && req.query.get_trashed === "true";
+  if (!ticket || (event === null && !trashedShown)) notFound("ticket", ticketId);
   requireCoorganizer(caller, event, "see the discount codes of this ticket");
   return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
