@@ -23,30 +23,42 @@ function pascal(...parts: string[]): string {
     .map((word) => word ? word[0].toUpperCase() + word.slice(1) : "").join("");
 }
 
+/** How much of zod's output a JSON Schema keeps (see `tidy`). */
+export interface SchemaDetail {
+  /**
+   * Keep the regular expression zod puts beside `format: date-time`. The AsyncAPI document
+   * leaves it out for readers (the format says it); the fact-schemas record keeps it, since it
+   * is where a change of precision or of the offset rule shows (`z.iso.datetime({ precision: 0
+   * })` refuses facts already published, yet keeps the same format).
+   */
+  datetimePatterns?: boolean;
+}
+
 /**
  * Tidies zod's output for readers and for evolution: `additionalProperties: false` goes (a
- * subscriber must accept fields added later, see the README's evolution rules) and so does the
- * long regular expression beside `format: date-time` (the format says it).
+ * subscriber must accept fields added later, see the README's evolution rules) and so does,
+ * unless `detail` keeps it, the long regular expression beside `format: date-time`.
  */
-function tidy(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(tidy);
+function tidy(value: unknown, detail: SchemaDetail): unknown {
+  if (Array.isArray(value)) return value.map((item) => tidy(item, detail));
   if (typeof value !== "object" || value === null) return value;
+  const dropPattern = !detail.datetimePatterns && (value as Json).format === "date-time";
   const entries = Object.entries(value as Json)
     .filter(([key, item]) => !(key === "additionalProperties" && item === false))
-    .filter(([key]) => !(key === "pattern" && (value as Json).format === "date-time"))
+    .filter(([key]) => !(key === "pattern" && dropPattern))
     .filter(([key]) => key !== "$schema")
-    .map(([key, item]) => [key, tidy(item)]);
+    .map(([key, item]) => [key, tidy(item, detail)]);
   return Object.fromEntries(entries);
 }
 
 /** A zod schema as JSON Schema (draft 7, which AsyncAPI schemas build on). */
-export function jsonSchemaOf(schema: z.ZodType): Json {
-  return tidy(z.toJSONSchema(schema, { target: "draft-7", io: "output" })) as Json;
+export function jsonSchemaOf(schema: z.ZodType, detail: SchemaDetail = {}): Json {
+  return tidy(z.toJSONSchema(schema, { target: "draft-7", io: "output" }), detail) as Json;
 }
 
 /** The CloudEvents envelope without `data` (each message adds its own). */
-export function envelopeJsonSchema(): Json {
-  const schema = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }));
+export function envelopeJsonSchema(detail: SchemaDetail = {}): Json {
+  const schema = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }), detail);
   return { ...schema, title: "CloudEvent", description: "A fact: CloudEvents 1.0, structured." };
 }
 

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { eventData, ticketData } from "@shared/schemas/facts.ts";
-import { jsonSchemaOf } from "./asyncapi.ts";
 import { factEnvelopeSchema } from "@shared/facts.ts";
 import {
   compareWithSnapshot,
@@ -9,6 +8,7 @@ import {
   currentSnapshot,
   parseSnapshot,
   readSnapshot,
+  recordedSchemaOf,
   renderSnapshot,
   SNAPSHOT,
 } from "./fact_schemas.ts";
@@ -45,11 +45,13 @@ Deno.test("[fact schemas] compareWithSnapshot refuses an incompatible envelope",
     time: z.string(),
     actorid: z.string(),
   });
-  const current = { ...currentSnapshot(), envelope: jsonSchemaOf(envelope) };
-  assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
+  const current = { ...currentSnapshot(), envelope: recordedSchemaOf(envelope) };
+  const problems = compareWithSnapshot(await readSnapshot(), current);
+  assert.deepEqual(problems.filter((problem) => !problem.includes(" pattern ")), [
     "envelope.time no longer has format date-time",
     "envelope.actorid became required",
   ]);
+  assert.ok(problems.some((problem) => problem.startsWith("envelope.time no longer has pattern")));
 });
 
 Deno.test("[fact schemas] parseSnapshot reads the format from before the envelope was recorded", () => {
@@ -62,8 +64,10 @@ Deno.test("[fact schemas] parseSnapshot reads the format from before the envelop
 Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened in shared/schemas/facts.ts", async () => {
   // What a reviewer once got through: an enum made a free string, a minimum dropped.
   const current = currentSnapshot();
-  current.data["catalog.event.updated"] = jsonSchemaOf(eventData.extend({ state: z.string() }));
-  current.data["catalog.ticket.created"] = jsonSchemaOf(ticketData.extend({ price: z.number() }));
+  current.data["catalog.event.updated"] = recordedSchemaOf(eventData.extend({ state: z.string() }));
+  current.data["catalog.ticket.created"] = recordedSchemaOf(
+    ticketData.extend({ price: z.number() }),
+  );
   assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
     'catalog.event.updated: data.state may now be any string (was one of ["draft","published"])',
     "catalog.ticket.created: data.price no longer has minimum 0",
@@ -72,10 +76,30 @@ Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened 
 
 Deno.test("[fact schemas] compareWithSnapshot refuses a payload narrowed: published facts must still match", async () => {
   const current = currentSnapshot();
-  current.data["catalog.ticket.created"] = jsonSchemaOf(
+  current.data["catalog.ticket.created"] = recordedSchemaOf(
     ticketData.extend({ price: z.number().min(1) }),
   );
   assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
     "catalog.ticket.created: data.price admits less than before (facts already published may not match it)",
   ]);
+});
+
+Deno.test("[fact schemas] a date-time's precision or offset rule changed is refused (the record keeps its pattern)", async () => {
+  const snapshot = await readSnapshot();
+  for (const time of [z.iso.datetime({ offset: true, precision: 0 }), z.iso.datetime()]) {
+    const current = currentSnapshot();
+    current.envelope = recordedSchemaOf(factEnvelopeSchema.omit({ data: true }).extend({ time }));
+    assert.deepEqual(
+      compareWithSnapshot(snapshot, current).filter((p) => p.startsWith("envelope.time")),
+      [`envelope.time changed pattern from ${
+        JSON.stringify(
+          (snapshot.envelope!.properties as Record<string, { pattern: string }>).time.pattern,
+        )
+      } to ${
+        JSON.stringify(
+          (current.envelope.properties as Record<string, { pattern: string }>).time.pattern,
+        )
+      } (the gate cannot tell that it only narrows)`],
+    );
+  }
 });

@@ -74,12 +74,45 @@ const COMPARED = new Set([
  * admits at least as much) and type arrays unfolded, keywords beside them kept in each.
  */
 function variants(schema: Schema): Schema[] {
+  return mergeValueLists(alternativesOf(schema));
+}
+
+/** Whether a variant only lists values (`const` or `enum`, beside its type and annotations). */
+function onlyValues(variant: Schema): boolean {
+  return allowedValues(variant) !== undefined &&
+    Object.keys(variant).every((key) =>
+      key === "type" || key === "const" || key === "enum" || ANNOTATIONS.has(key)
+    );
+}
+
+/**
+ * Alternatives of one type that only list values, merged into one enum: `z.union([z.literal("a"),
+ * z.literal("b")])` admits what `z.enum(["a", "b"])` admits, and each side must be read so.
+ */
+function mergeValueLists(list: Schema[]): Schema[] {
+  const merged = new Map<string, unknown[]>();
+  const rest: Schema[] = [];
+  for (const variant of list) {
+    if (!onlyValues(variant)) {
+      rest.push(variant);
+      continue;
+    }
+    const type = typeOf(variant);
+    merged.set(type, [...(merged.get(type) ?? []), ...allowedValues(variant)!]);
+  }
+  const lists = [...merged].map(([type, values]) =>
+    type === "any" ? { enum: values } : { type, enum: values }
+  );
+  return [...rest, ...lists];
+}
+
+function alternativesOf(schema: Schema): Schema[] {
   for (const keyword of ["anyOf", "oneOf"]) {
     const alternatives = schema[keyword];
     if (!Array.isArray(alternatives)) continue;
     const { [keyword]: _, ...beside } = schema;
     return (alternatives as Schema[]).flatMap((alternative) =>
-      variants({ ...beside, ...alternative })
+      alternativesOf({ ...beside, ...alternative })
     );
   }
   if (Array.isArray(schema.type)) {

@@ -341,3 +341,16 @@ Deno.test("[schema compat] narrowings: a year of published facts must still matc
     ]);
   });
 });
+
+Deno.test("[schema compat] a union of literals admits what the enum of them admits", () => {
+  const asEnum = { type: "string", enum: ["draft", "published"] };
+  const asUnion = {
+    anyOf: [{ type: "string", const: "draft" }, { type: "string", const: "published" }],
+  };
+  assert.deepEqual(breakingChanges(asEnum, asUnion), []);
+  assert.deepEqual(breakingChanges(asUnion, asEnum), []);
+  const fewer = { anyOf: [{ type: "string", const: "draft" }] };
+  assert.deepEqual(breakingChanges(asUnion, fewer), [
+    "data admits less than before (facts already published may not match it)",
+  ]);
+});
