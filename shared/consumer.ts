@@ -88,6 +88,13 @@ export interface FactConsumerOptions<S extends string = string> {
   batchSize?: number;
   /** How long an unacknowledged batch waits before redelivery (default 30 s). */
   ackWaitMs?: number;
+  /**
+   * Deliver facts of types this process does not know yet (a producer deployed before it), their
+   * data unchecked beyond its `id`, instead of parking them: for subscribers that must see every
+   * change whatever its type, such as the audit log. Their handler reads only what every fact
+   * has. Default false: parked, as their data cannot be checked.
+   */
+  unknownTypes?: boolean;
 }
 
 /** What `handle` may answer: facts that no retry can handle, parked instead of redelivered. */
@@ -131,14 +138,18 @@ const RETRY_MS = 250;
  * The fact in a message, or why it is not one: not JSON, not a CloudEvent, a type the registry
  * does not know, data that does not match its schema.
  */
-function readFact(bus: Bus, msg: JsMsg): { fact: Fact } | { reason: string } {
+function readFact(
+  bus: Bus,
+  msg: JsMsg,
+  options: { unknownTypes?: boolean },
+): { fact: Fact } | { reason: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(decoder.decode(msg.data));
   } catch {
     return { reason: "not JSON" };
   }
-  const read = parseFact(raw);
+  const read = parseFact(raw, options);
   // A fact on a subject other than its type's was misrouted or forged: subscribers filter by
   // subject, so accepting it would show it to the wrong ones.
   if ("fact" in read && bus.subject(factSubject(read.fact.type)) !== msg.subject) {
@@ -318,7 +329,7 @@ async function handleBatch<S extends string>(
 ): Promise<void> {
   const batch: { msg: JsMsg; fact: Fact }[] = [];
   for (const msg of messages) {
-    const read = readFact(ctx.bus, msg);
+    const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
     else await park(ctx, msg, read.reason);
   }

@@ -199,16 +199,38 @@ function insertFact<K extends FactType>(tx: Queryable, full: Fact<K>) {
  * A received fact, checked: the envelope, a registered type, data matching its schema. Returns
  * why not otherwise (the consumer parks such messages).
  */
-export function parseFact(raw: unknown): { fact: Fact } | { reason: string } {
+export function parseFact(
+  raw: unknown,
+  options: { unknownTypes?: boolean } = {},
+): { fact: Fact } | { reason: string } {
   const envelope = factEnvelopeSchema.safeParse(raw);
   if (!envelope.success) return { reason: "not a CloudEvents fact" };
   const { type } = envelope.data;
-  if (!isFactType(type)) return { reason: `unknown fact type ${type}` };
+  if (!isFactType(type)) {
+    return options.unknownTypes
+      ? unknownFact(envelope.data)
+      : { reason: `unknown fact type ${type}` };
+  }
   const data = FACTS[type].data.safeParse(envelope.data.data);
   if (!data.success) {
     return { reason: `data does not match the schema of ${type} (${issues(data.error)})` };
   }
   return { fact: { ...envelope.data, type, data: data.data } as Fact };
+}
+
+/**
+ * A well-formed fact of a type this process does not know (a producer deployed before it): its
+ * data is not checked beyond having the resource's `id`. Typed as a known fact for handlers that
+ * read only what every fact has (the type's parts, the id, the actor, the time).
+ */
+function unknownFact(envelope: z.output<typeof factEnvelopeSchema>): { fact: Fact } | {
+  reason: string;
+} {
+  const data = envelope.data as { id?: unknown } | null;
+  if (!parseFactType(envelope.type) || typeof data?.id !== "string" || !data.id) {
+    return { reason: `unknown fact type ${envelope.type}, without a resource id` };
+  }
+  return { fact: envelope as unknown as Fact };
 }
 
 /** The acting user of a fact, or null for system changes. */

@@ -225,3 +225,29 @@ Deno.test("[audit] a process SIGKILLed mid-backlog loses nothing and writes noth
     await check.end();
   }
 });
+
+Deno.test("[audit] a fact of a type audit does not know yet becomes an activity too", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  // A producer deployed before audit announces a new type (allowed without a new version).
+  const widget = {
+    ...makeFact(),
+    id: crypto.randomUUID(),
+    type: "catalog.widget.created",
+    subject: "/v1/widgets/7",
+    data: { id: "7", name: "A widget" },
+  };
+  await js.publish(b.bus.subject(factSubject(widget.type)), JSON.stringify(widget));
+  // Without a resource id there is nothing to name: parked.
+  const nameless = { ...widget, id: crypto.randomUUID(), data: { name: "no id" } };
+  await js.publish(b.bus.subject(factSubject(widget.type)), JSON.stringify(nameless));
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql`select fact_id, action, type, verb from activities`;
+  assert.deepEqual(rows.map((row) => ({ ...row })), [
+    { fact_id: widget.id, action: "Widget 7 created", type: "widget", verb: "created" },
+  ]);
+  const jsm = await jetstreamManager(b.bus.nc);
+  assert.equal((await jsm.streams.info(facts.parkedStream(b.prefix))).state.messages, 1);
+});

@@ -88,6 +88,9 @@ export function followAllFacts(options: {
     subject: factSubjects.all,
     batchSize: options.batchSize ?? 1000,
     ackWaitMs: options.ackWaitMs,
+    // Every change becomes an activity, of types audit does not know yet too (described
+    // generically): a producer may be deployed before audit.
+    unknownTypes: true,
     log,
     handle: async (batch) => {
       const { inserted, reject } = await applyAllFacts(sql, batch, log);
