@@ -108,7 +108,11 @@ export function clean(text: string, max = MAX_LENGTH): string {
  */
 export function describeFact(fact: Fact): string {
   const sentence = sentences[fact.type] as ((fact: Fact) => string) | undefined;
-  return clean(sentence?.(fact) ?? generic(fact));
+  const text = sentence?.(fact) ?? generic(fact);
+  // A purge reads apart from the soft delete before it ("Event 2 deleted", then "Event 2 deleted
+  // permanently"); a revoked role or a removed Stripe authorization, which have no trash, read
+  // as they did.
+  return clean(fact.purged ? text.replace(" deleted", " deleted permanently") : text);
 }
 
 /** "email (id)" of the acting user, or "system" for changes nobody made by hand. */

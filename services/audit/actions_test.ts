@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { FactType } from "@shared/fact_catalog.ts";
+import type { FactData, FactType } from "@shared/fact_catalog.ts";
 import type { Fact } from "@shared/facts.ts";
 import { describeActor, describeFact } from "./actions.ts";
 import { makeFact } from "./_test_utils.ts";
@@ -95,6 +95,31 @@ Deno.test("[audit] describeFact falls back to a readable sentence for types it h
     "Speaker call 3 opened for event 2",
   );
   assert.equal(describeFact(later("catalog.role-grant.timed-out", {})), "Role grant 3 timed out");
+});
+
+Deno.test("[audit] a purge reads apart from a soft delete; roles and Stripe read as before", () => {
+  const purged = <K extends FactType>(type: K, data: Partial<FactData<K>>) =>
+    ({ ...makeFact(type, data), purged: true }) as Fact;
+  assert.equal(describeFact(makeFact("catalog.event.deleted", { id: "2" })), "Event 2 deleted");
+  assert.equal(
+    describeFact(purged("catalog.event.deleted", { id: "2" })),
+    "Event 2 deleted permanently",
+  );
+  assert.equal(
+    describeFact(
+      purged("discounts.discount-code.deleted", { id: "4", code: "SUMMER", event: "3" }),
+    ),
+    "Discount code SUMMER deleted permanently for event 3",
+  );
+  assert.equal(
+    describeFact(purged("catalog.users-events-role.deleted", {
+      id: "9",
+      role: "owner",
+      user: "5",
+      event: "3",
+    })),
+    "Role owner revoked from user 5 for event 3",
+  );
 });
 
 Deno.test("[audit] describeFact drops control characters and bounds the length", () => {
