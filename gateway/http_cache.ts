@@ -23,7 +23,7 @@ export const PRIVATE = "private, no-store";
 
 /**
  * The key of a read: media type, path and the query as the service reads it (one value per
- * name, the last one winning), names sorted and every part escaped, so two keys are equal only
+ * name, the first one counting), names sorted and every part escaped, so two keys are equal only
  * when the service is asked exactly the same thing.
  */
 export function cacheKey(mediaType: string, path: string, query: Record<string, string>): string {

@@ -20,7 +20,7 @@ export const httpRequestSchema = z.object({
   params: z.record(z.string(), z.string()),
   /** The request path as the client sent it (for `links`), e.g. `/v1/event-topics`. */
   path: z.string(),
-  /** Raw query parameters, one value each (the last one wins, as in the original). */
+  /** Raw query parameters, one value each (the first one counts, as in the original). */
   query: z.record(z.string(), z.string()),
   /** The parsed JSON body of POST/PATCH requests. */
   body: z.unknown().optional(),
