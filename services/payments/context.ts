@@ -7,6 +7,7 @@
 import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
+import { withScope } from "@shared/deadline.ts";
 import { ForbiddenError, ServiceUnavailableError } from "@shared/errors.ts";
 import { requireActor, requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/facts.ts";
@@ -53,8 +54,11 @@ export function createBackground(log: Logger): Background {
   const pending = new Set<Promise<void>>();
   return {
     run(task) {
+      // Outside the request that started it: not bound by its deadline, and its transactions
+      // do not join the request's (shared/idempotency.ts), whose commit may wait for them.
+      const detached = () => withScope({ deadline: undefined, held: undefined }, task);
       const running: Promise<void> = Promise.resolve()
-        .then(task)
+        .then(detached)
         .catch((error) => {
           // Only the message: errors of Stripe calls are built without secrets.
           log.warn("a background task failed", { reason: (error as Error)?.message });

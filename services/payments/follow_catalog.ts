@@ -3,7 +3,8 @@
  * account connected for good (its authorization is unreachable once the event is gone: the
  * routes answer 404). On `event deleted` the account is deauthorized at Stripe, unless another
  * live authorization uses it, and the row is deleted with the usual "deleted" fact, naming the
- * actor of the catalog's change. The durable consumer delivers what payments missed while down.
+ * actor of the catalog's change: an unlink like DELETE's, under the same accounts lock. The
+ * durable consumer delivers what payments missed while down.
  *
  * Idempotent on redelivery: a row already deleted leaves nothing to do, and an account already
  * deauthorized is refused by Stripe as "not connected", which counts as done. Stripe unreachable,
@@ -17,9 +18,9 @@ import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/cons
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
-import { deauthorizeUnlessShared } from "./handlers/accounts.ts";
+import { unlinkAuthorization } from "./handlers/accounts.ts";
 import { authorizationFact } from "./fact_payloads.ts";
-import { deleteAuthorization, getAuthorizationOfEvent } from "./store/authorizations.ts";
+import { AccountsBusyError, getAuthorizationOfEvent } from "./store/authorizations.ts";
 import { DeauthorizeRejectedError } from "./stripe.ts";
 
 /** Durable consumer name: shared by every payments instance. */
@@ -32,14 +33,24 @@ async function eventDeleted(
 ): Promise<string | null> {
   const eventId = fact.data.id;
   if (!isId(eventId)) return null;
+  // Most events have none: no need to wait for the accounts lock to learn that.
   const row = await getAuthorizationOfEvent(ctx.sql, eventId);
   if (!row) return null;
   try {
-    await deauthorizeUnlessShared(ctx, row, {
-      settings: stripeSettings(ctx),
-      box: secretBox(ctx),
-    });
+    const stripe = { settings: stripeSettings(ctx), box: secretBox(ctx) };
+    await changeWithFact(
+      ctx.sql,
+      ctx.relay,
+      (tx) =>
+        unlinkAuthorization(ctx, tx, {
+          find: (tx) => getAuthorizationOfEvent(tx, eventId),
+          stripe,
+        }),
+      (deleted) => deleted && authorizationFact(factActor(fact), "deleted", deleted),
+    );
   } catch (error) {
+    // Another link or unlink held the lock too long: like a slow Stripe, the batch comes back.
+    if (error instanceof AccountsBusyError) throw error;
     if (
       error instanceof DeauthorizeRejectedError || error instanceof ServiceUnavailableError
     ) {
@@ -52,12 +63,6 @@ async function eventDeleted(
     // Unreachable, slow or failing: the whole batch comes back (the rest is idempotent).
     throw error;
   }
-  await changeWithFact(
-    ctx.sql,
-    ctx.relay,
-    (tx) => deleteAuthorization(tx, row.id),
-    (deleted) => deleted && authorizationFact(factActor(fact), "deleted", deleted),
-  );
   return null;
 }
 

@@ -1,12 +1,21 @@
 /**
  * Connected Stripe accounts as the handlers and the catalog follower keep them: sealing a code
- * exchange's keys, opening the account id, and disconnecting an account no authorization uses.
+ * exchange's keys, opening the account id, the accounts lock every link and unlink holds, and
+ * disconnecting an account no authorization uses.
  * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
  */
+import { transaction, type Tx } from "@shared/db.ts";
+import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import type { PaymentsContext } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
-import { accountInUse, type AuthorizationRow, type SealedValues } from "../store/authorizations.ts";
+import {
+  accountInUse,
+  type AuthorizationRow,
+  deleteAuthorization,
+  lockAccounts,
+  type SealedValues,
+} from "../store/authorizations.ts";
 import {
   deauthorize,
   DeauthorizeRefusedError,
@@ -57,6 +66,22 @@ export async function accountIdOf(box: SecretBox, row: AuthorizationRow): Promis
   }
 }
 
+/** Longest wait for the accounts lock outside a request (catalog facts, releases). */
+const LOCK_WAIT_WITHOUT_DEADLINE_MS = 4_000; // below the pool's statement timeout (5 s)
+
+/**
+ * Takes the accounts lock in `tx` (store: `lockAccounts`), waiting no longer than leaves the Stripe
+ * call that follows its whole STRIPE_TIMEOUT_MS before the request's deadline: a 503 at once
+ * rather than a 504 after Stripe acted.
+ */
+export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<void> {
+  const left = remainingMs();
+  const waitMs = Number.isFinite(left)
+    ? left - ctx.config.stripeTimeoutMs - COMMIT_MARGIN_MS
+    : LOCK_WAIT_WITHOUT_DEADLINE_MS;
+  await lockAccounts(tx, { waitMs });
+}
+
 /**
  * `releaseAccount` after the reply: an exchange plus a deauthorization back to back could
  * outlast the gateway's REQUEST_TIMEOUT_MS.
@@ -71,8 +96,9 @@ export function releaseLater(
 
 /**
  * Disconnects the platform from an account no authorization uses any more (one account may
- * serve several events: deauthorizing it would break the others). Best effort: failures are
- * logged without the account id, never thrown.
+ * serve several events: deauthorizing it would break the others), under the accounts lock, so no
+ * link of the account lands between the check and the call. Best effort: failures are logged
+ * without the account id, never thrown.
  */
 export async function releaseAccount(
   ctx: PaymentsContext,
@@ -80,8 +106,11 @@ export async function releaseAccount(
   account: { id: string; lookup: string },
 ): Promise<void> {
   try {
-    if (await accountInUse(ctx.sql, account.lookup)) return;
-    await deauthorize(settings, account.id);
+    await transaction(ctx.sql, async (tx) => {
+      await holdAccountsLock(ctx, tx);
+      if (await accountInUse(tx, account.lookup)) return;
+      await deauthorize(settings, account.id);
+    });
   } catch (error) {
     ctx.log.warn("cannot deauthorize an unused Stripe account", {
       reason: (error as Error).message,
@@ -94,13 +123,13 @@ export async function releaseAccount(
  * serve several events). Stripe refusing means the account is not connected any more: nothing
  * to undo, logged and not thrown, so the row can go. Any other failure is thrown (the row stays).
  */
-export async function deauthorizeUnlessShared(
+async function deauthorizeUnlessShared(
   ctx: PaymentsContext,
-  row: AuthorizationRow,
-  stripe: { settings: StripeSettings; box: SecretBox },
+  tx: Tx,
+  { row, stripe }: { row: AuthorizationRow; stripe: StripeAccess },
 ): Promise<void> {
   const accountId = await accountIdOf(stripe.box, row);
-  if (await accountInUse(ctx.sql, row.account_lookup, { except: row.id })) return;
+  if (await accountInUse(tx, row.account_lookup, { except: row.id })) return;
   try {
     await deauthorize(stripe.settings, accountId);
   } catch (error) {
@@ -110,4 +139,28 @@ export async function deauthorizeUnlessShared(
       reason: error.message,
     });
   }
+}
+
+/** What talking to Stripe about a stored authorization needs. */
+export interface StripeAccess {
+  settings: StripeSettings;
+  box: SecretBox;
+}
+
+/**
+ * Unlinks an authorization inside `tx` (with its fact, `changeWithFact`): takes the accounts lock,
+ * reads the row through `find` (under the lock: a PATCH may have moved it to another account
+ * since it was last read), deauthorizes its account unless another row uses it, and deletes the
+ * row as read. Null when there is none. A failed Stripe call throws: the row stays, to retry.
+ */
+export async function unlinkAuthorization(
+  ctx: PaymentsContext,
+  tx: Tx,
+  options: { find: (tx: Tx) => Promise<AuthorizationRow | null>; stripe: StripeAccess },
+): Promise<AuthorizationRow | null> {
+  await holdAccountsLock(ctx, tx);
+  const row = await options.find(tx);
+  if (!row) return null;
+  await deauthorizeUnlessShared(ctx, tx, { row, stripe: options.stripe });
+  return await deleteAuthorization(tx, row);
 }

@@ -2,6 +2,8 @@
  * `/v1/stripe-authorizations`: link a Stripe account to an event (POST), read it, re-link it
  * with a new code (PATCH), unlink it (DELETE), and its `event` relationship. Stripe is asked
  * before the database changes: a refused or failed exchange leaves what is stored as it was.
+ * Each link and unlink holds the accounts lock from its check through its Stripe call to its
+ * write (handlers/accounts.ts), so two of them never interleave.
  */
 import {
   ConflictError,
@@ -9,6 +11,7 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "@shared/errors.ts";
+import type { Tx } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   deletedReply,
@@ -36,15 +39,21 @@ import {
 import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import {
   type AuthorizationRow,
-  deleteAuthorization,
   getAuthorization,
   getAuthorizationOfEvent,
   insertAuthorization,
   replaceAuthorization,
+  sameLink,
 } from "../store/authorizations.ts";
 import { exchangeCode } from "../stripe.ts";
 import { authorizationFact } from "../fact_payloads.ts";
-import { accountIdOf, deauthorizeUnlessShared, releaseLater, sealTokens } from "./accounts.ts";
+import {
+  accountIdOf,
+  holdAccountsLock,
+  releaseLater,
+  sealTokens,
+  unlinkAuthorization,
+} from "./accounts.ts";
 
 const code = z.string().trim().min(1, "must not be empty").max(1024);
 const createAttributes = z.object({ "stripe-auth-code": code });
@@ -90,6 +99,12 @@ export function renderAuthorization(
   return renderOne(stripeAuthorizationDef, row, { ...options, included });
 }
 
+function duplicateLink(): ConflictError {
+  return new ConflictError("Cannot link Stripe: the event already has a Stripe authorization", {
+    pointer: EVENT_POINTER,
+  });
+}
+
 /** What POST links: the event the caller organizes (one without an authorization) and the code. */
 async function linkTarget(
   ctx: PaymentsContext,
@@ -116,11 +131,7 @@ async function linkTarget(
   requireOrganizer(caller, event);
   requireStripeEvent(event);
   // Exchanging spends the code: refuse a duplicate before asking Stripe.
-  if (await getAuthorizationOfEvent(ctx.sql, event.id)) {
-    throw new ConflictError("Cannot link Stripe: the event already has a Stripe authorization", {
-      pointer: EVENT_POINTER,
-    });
-  }
+  if (await getAuthorizationOfEvent(ctx.sql, event.id)) throw duplicateLink();
   return { caller, event, code: attrs["stripe-auth-code"] };
 }
 
@@ -131,17 +142,25 @@ export async function createStripeAuthorization(
   const { caller, event, code } = await linkTarget(ctx, req);
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
-  const tokens = await exchangeCode(settings, code);
-  const sealed = await sealTokens(box, event.id, tokens);
+  let exchanged: Account | undefined;
   const row = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => insertAuthorization(tx, event.id, sealed),
+    async (tx) => {
+      // Under the accounts lock: an unlink of the same account cannot land after the exchange.
+      await holdAccountsLock(ctx, tx);
+      // A link of this event that won the lock first: 409 before the code is spent.
+      if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
+      const tokens = await exchangeCode(settings, code);
+      const sealed = await sealTokens(box, event.id, tokens);
+      exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
+      return await insertAuthorization(tx, event.id, sealed);
+    },
     (row) => authorizationFact(factActor(caller), "created", row),
   ).catch((error) => {
-    // Lost a race to another link of the same event: do not leave this account connected.
+    // Exchanged but not stored (a deadline, a lost race): do not leave the account connected.
     // After the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
-    releaseLater(ctx, settings, { id: tokens.accountId, lookup: sealed.account_lookup });
+    if (exchanged) releaseLater(ctx, settings, exchanged);
     throw error;
   });
   return renderAuthorization(row, { req, status: 201 });
@@ -178,54 +197,77 @@ export async function updateStripeAuthorization(
   const newCode = attrs["stripe-auth-code"];
   if (newCode === undefined) return renderAuthorization(row, { req });
   requireStripeEvent(access.event);
-  const updated = await relink(ctx, req, { row, caller: access.caller, code: newCode });
+  const updated = await relink(ctx, { row, caller: access.caller, code: newCode });
   return renderAuthorization(updated, { req });
 }
 
+function changedMeanwhile(): never {
+  throw new ConflictError(
+    "Cannot link Stripe: the authorization was changed at the same time; read it and retry",
+  );
+}
+
+/** 404 when `row` is gone, 409 when it was re-linked since it was read. */
+async function requireUnchanged(tx: Tx, row: AuthorizationRow): Promise<void> {
+  const current = await getAuthorization(tx, row.id);
+  if (!current) missing(row.id);
+  if (!sameLink(current, row)) changedMeanwhile();
+}
+
+type Account = { id: string; lookup: string };
+
 /**
- * Exchanges `code` and replaces the stored keys with the new account's, then releases the old
- * account (after the reply, as the exchange already took up to STRIPE_TIMEOUT_MS).
+ * Exchanges `code` and replaces the stored keys with the new account's, under the accounts lock,
+ * then releases the old account (after the reply, as the exchange already took up to
+ * STRIPE_TIMEOUT_MS).
  */
 async function relink(
   ctx: PaymentsContext,
-  req: HttpRequest,
   { row, caller, code }: { row: AuthorizationRow; caller: Caller; code: string },
 ): Promise<AuthorizationRow> {
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
   const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
-  const tokens = await exchangeCode(settings, code);
-  const sealed = await sealTokens(box, row.event_id, tokens);
-  const updated = await changeWithFact(
+  let exchanged: Account | undefined;
+  const { updated, newAccount } = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => replaceAuthorization(tx, row, sealed),
-    (updated) => updated && authorizationFact(factActor(caller), "updated", updated),
-  );
-  const newAccount = { id: tokens.accountId, lookup: sealed.account_lookup };
-  if (!updated) {
-    // Gone, or re-linked by a concurrent PATCH since we read it: the other one stands.
-    releaseLater(ctx, settings, newAccount);
-    if (!await getAuthorization(ctx.sql, row.id)) missing(req.params.id);
-    throw new ConflictError(
-      "Cannot link Stripe: the authorization was changed at the same time; read it and retry",
-    );
-  }
+    async (tx) => {
+      await holdAccountsLock(ctx, tx);
+      // Unlinked or re-linked while this waited: 404/409 before the code is spent.
+      await requireUnchanged(tx, row);
+      const tokens = await exchangeCode(settings, code);
+      const sealed = await sealTokens(box, row.event_id, tokens);
+      exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
+      // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
+      const updated = await replaceAuthorization(tx, row, sealed) ?? changedMeanwhile();
+      return { updated, newAccount: exchanged };
+    },
+    ({ updated }) => authorizationFact(factActor(caller), "updated", updated),
+  ).catch((error) => {
+    // Exchanged but not stored: the old row stands, the new account goes.
+    if (exchanged) releaseLater(ctx, settings, exchanged);
+    throw error;
+  });
   if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
   return updated;
 }
 
-/** Unlinks the account at Stripe (unreachable or slow: 502/504 and the row stays), then here. */
+/**
+ * Unlinks the account at Stripe, then deletes the row, under the accounts lock (unreachable or
+ * slow Stripe: 502/504 and the row stays). The row is read again under the lock: a PATCH that
+ * re-linked it meanwhile moved it to another account, and that one is unlinked.
+ */
 export async function deleteStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
   const { row, access } = await managed(ctx, req);
-  await deauthorizeUnlessShared(ctx, row, { box: secretBox(ctx), settings: stripeSettings(ctx) });
+  const stripe = { box: secretBox(ctx), settings: stripeSettings(ctx) };
   const deleted = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => deleteAuthorization(tx, row.id),
+    (tx) => unlinkAuthorization(ctx, tx, { find: (tx) => getAuthorization(tx, row.id), stripe }),
     (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
   );
   if (!deleted) missing(req.params.id);

@@ -16,6 +16,7 @@ import {
 } from "../store/authorizations.ts";
 import { verifyStripeSignature } from "../webhook_signature.ts";
 import { authorizationFact } from "../fact_payloads.ts";
+import { holdAccountsLock } from "./accounts.ts";
 
 const DEAUTHORIZED = "account.application.deauthorized";
 
@@ -72,6 +73,8 @@ export async function stripeWebhook(ctx: PaymentsContext, req: HttpRequest): Pro
     ctx.sql,
     ctx.relay,
     async (tx): Promise<{ replay: boolean; removed: AuthorizationRow[] }> => {
+      // Removing an account's rows is an unlink too: not in the middle of a link of it.
+      if (lookup) await holdAccountsLock(ctx, tx);
       if (!await recordWebhookEvent(tx, event.id, event.type)) {
         return { replay: true, removed: [] };
       }

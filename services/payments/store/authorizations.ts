@@ -1,6 +1,7 @@
 /** All SQL of the payments service: authorizations and handled webhook events. */
 import { isId } from "@shared/schemas/ids.ts";
-import { type Queryable, translateDbError } from "@shared/db.ts";
+import { type Queryable, translateDbError, type Tx } from "@shared/db.ts";
+import { ServiceUnavailableError } from "@shared/errors.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
 export type AuthorizationRow = {
@@ -88,6 +89,13 @@ export async function insertAuthorization(
   }
 }
 
+/** Whether two reads of an authorization hold the same link (any write changes the sealed id). */
+export function sameLink(a: AuthorizationRow, b: AuthorizationRow): boolean {
+  return a.id === b.id && a.account_lookup === b.account_lookup &&
+    a.stripe_user_id.length === b.stripe_user_id.length &&
+    a.stripe_user_id.every((byte, i) => byte === b.stripe_user_id[i]);
+}
+
 /**
  * Replaces every key of `row` in one statement, only if the row still holds the account it was
  * read with (the sealed id changes on every write, so any change in between counts): of two
@@ -106,12 +114,19 @@ export async function replaceAuthorization(
   return updated ? normalize(updated) : null;
 }
 
+/**
+ * Deletes `row` only if it still holds the account it was read with (see
+ * `replaceAuthorization`): a row re-linked meanwhile is not deleted blind. Null otherwise.
+ */
 export async function deleteAuthorization(
   tx: Queryable,
-  id: string,
+  row: Pick<AuthorizationRow, "id" | "account_lookup" | "stripe_user_id">,
 ): Promise<AuthorizationRow | null> {
-  const [row] = await tx`delete from stripe_authorizations where id = ${id} returning *`;
-  return row ? normalize(row) : null;
+  const [deleted] = await tx`delete from stripe_authorizations
+    where id = ${row.id} and account_lookup = ${row.account_lookup}
+      and stripe_user_id = ${row.stripe_user_id}
+    returning *`;
+  return deleted ? normalize(deleted) : null;
 }
 
 export async function deleteAuthorizationsOfAccount(
@@ -132,6 +147,40 @@ export async function accountInUse(
   const [row] = await sql`select exists (select 1 from stripe_authorizations
     where account_lookup = ${accountLookup} and id <> ${options.except ?? "0"}) as used`;
   return row.used;
+}
+
+/** Names the advisory lock of `lockAccounts` (`hashtext` of it is the key). */
+export const ACCOUNTS_LOCK = "payments:stripe-accounts";
+
+/** Another link or unlink held the accounts lock for longer than this one could wait. */
+export class AccountsBusyError extends ServiceUnavailableError {
+  constructor(options: { cause?: unknown } = {}) {
+    super(
+      "Cannot change the Stripe link now: another link or unlink is in progress; retry shortly",
+      options,
+    );
+  }
+}
+
+/**
+ * Takes the one lock every link and unlink of a Stripe account holds: the decision "does another
+ * row use this account?", the Stripe call it leads to and the row's write happen under it, so they
+ * never interleave (one account may serve several events). It is a transaction lock: released by
+ * the commit or rollback that ends `tx`, and by Postgres if the process dies. Waits at most
+ * `waitMs` (then `AccountsBusyError`, 503): linking is rare, one at a time costs nothing.
+ */
+export async function lockAccounts(tx: Tx, options: { waitMs: number }): Promise<void> {
+  // 0 would mean "wait forever": at least 1 ms, a try.
+  const waitMs = String(Math.max(1, Math.floor(options.waitMs)));
+  await tx`select set_config('lock_timeout', ${waitMs}, true)`;
+  try {
+    await tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`;
+  } catch (error) {
+    if ((error as { code?: string })?.code === "55P03") {
+      throw new AccountsBusyError({ cause: error });
+    }
+    throw error;
+  }
 }
 
 /**

@@ -1,0 +1,115 @@
+/**
+ * Links and unlinks that overlap (one account may serve several events). Each race is held open
+ * on purpose: a slow fake Stripe, or a table lock of the test's own that stops writers mid-way
+ * (testing/table_lock.ts), so each order is met on every run, not by luck.
+ */
+import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
+import { holdTableLock } from "@testing/table_lock.ts";
+import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+
+async function linked(p: PaymentsSystem, accountId?: string) {
+  const cast = await p.stripeEvent();
+  const grant = p.grant({ accountId });
+  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
+  expectStatus(reply, 201);
+  return { cast, grant, id: reply.body.data.id as string };
+}
+
+function unlink(p: PaymentsSystem, id: string) {
+  return p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token: p.system.admin.token });
+}
+
+function relink(p: PaymentsSystem, id: string, code: string) {
+  return p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+    token: p.system.admin.token,
+    body: { data: { type: "stripe-authorization", id, attributes: { "stripe-auth-code": code } } },
+  });
+}
+
+/** Resolves once Stripe has been asked to deauthorize `accountId` (its answer may be late). */
+async function deauthorizeAsked(p: PaymentsSystem, accountId: string): Promise<void> {
+  await eventually(
+    () =>
+      p.stripe.calls.some((call) =>
+        call.path === "/oauth/deauthorize" && call.form.stripe_user_id === accountId
+      ),
+    5_000,
+    "the deauthorization to reach Stripe",
+  );
+}
+
+/** Sessions of the test database waiting for a lock (a row, a table or an advisory lock). */
+async function lockWaiters(p: PaymentsSystem): Promise<number> {
+  const [{ count }] = await p.sql`select count(*)::int as count from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock'`;
+  return count;
+}
+
+/** Account lookups of the stored authorizations (digests: the ids are sealed). */
+async function storedAccounts(p: PaymentsSystem): Promise<Set<string>> {
+  const rows = await p.sql`select account_lookup from stripe_authorizations`;
+  return new Set(rows.map((row) => row.account_lookup as string));
+}
+
+/** Every account the platform is connected to has an authorization here (none orphaned). */
+async function assertNoOrphan(p: PaymentsSystem): Promise<void> {
+  const stored = await storedAccounts(p);
+  const box = p.payments.context.box!;
+  for (const account of p.stripe.connected) {
+    assert.ok(stored.has(await box.digest(account)), "a connected account has no authorization");
+  }
+}
+
+Deno.test("[payments] two DELETEs of events sharing an account: the account is deauthorized", async () => {
+  await using p = await startPaymentsSystem();
+  const first = await linked(p);
+  const second = await linked(p, first.grant.accountId);
+  // Both requests read the other's row, then wait to delete their own.
+  await using lock = await holdTableLock(p.system.databaseUrl, "payments.stripe_authorizations");
+  const replies = Promise.all([unlink(p, first.id), unlink(p, second.id)]);
+  await eventually(async () => await lockWaiters(p) === 2, 5_000, "both DELETEs to wait");
+  await lock.release();
+  for (const reply of await replies) expectStatus(reply, 200);
+  assert.equal((await storedAccounts(p)).size, 0);
+  assert.ok(!p.stripe.connected.has(first.grant.accountId), "the account was deauthorized");
+});
+
+Deno.test("[payments] a POST for an account whose DELETE is at Stripe keeps it connected", async () => {
+  await using p = await startPaymentsSystem({ env: { STRIPE_TIMEOUT_MS: "2000" } });
+  const first = await linked(p);
+  const other = await p.stripeEvent();
+  p.stripe.deauthorizeDelayMs = 1000;
+  const deleting = unlink(p, first.id);
+  await deauthorizeAsked(p, first.grant.accountId);
+  const grant = p.grant({ accountId: first.grant.accountId });
+  const created = await p.link(other.owner.token, other.event.id, grant.code);
+  expectStatus(await deleting, 200);
+  expectStatus(created, 201);
+  assert.ok(p.stripe.connected.has(grant.accountId), "the new link's account is connected");
+  const [row] = await p.sql`select id from stripe_authorizations
+    where event_id = ${other.event.id}`;
+  assert.equal(String(row?.id), created.body.data.id);
+  await p.payments.idle();
+  await assertNoOrphan(p);
+});
+
+Deno.test("[payments] a PATCH while the DELETE is at Stripe: no account left without a row", async () => {
+  await using p = await startPaymentsSystem({ env: { STRIPE_TIMEOUT_MS: "2000" } });
+  const first = await linked(p);
+  p.stripe.deauthorizeDelayMs = 1000;
+  const deleting = unlink(p, first.id);
+  await deauthorizeAsked(p, first.grant.accountId);
+  const grant = p.grant();
+  const patched = await relink(p, first.id, grant.code);
+  expectStatus(await deleting, 200);
+  await p.payments.idle();
+  await assertNoOrphan(p);
+  // The PATCH waited for the DELETE, then found nothing to re-link.
+  expectError(patched, 404);
+  assert.equal((await storedAccounts(p)).size, 0);
+  assert.ok(!p.stripe.connected.has(first.grant.accountId));
+  assert.ok(!p.stripe.connected.has(grant.accountId), "the new account is not left connected");
+  assert.ok(!p.stripe.calls.some((call) => call.form.code === grant.code), "its code not spent");
+});
