@@ -4,10 +4,15 @@
  * (testing/table_lock.ts), so each order is met on every run, not by luck.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { eventually } from "@testing/eventually.ts";
+import { exampleFact } from "@testing/facts.ts";
 import { expectError, expectStatus } from "@testing/system.ts";
 import { holdTableLock } from "@testing/table_lock.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { applyCatalogFacts } from "./follow_catalog.ts";
+import { ACCOUNTS_LOCK } from "./store/authorizations.ts";
+import { signStripePayload } from "./webhook_signature.ts";
 
 async function linked(p: PaymentsSystem, accountId?: string) {
   const cast = await p.stripeEvent();
@@ -112,4 +117,95 @@ Deno.test("[payments] a PATCH while the DELETE is at Stripe: no account left wit
   assert.ok(!p.stripe.connected.has(first.grant.accountId));
   assert.ok(!p.stripe.connected.has(grant.accountId), "the new account is not left connected");
   assert.ok(!p.stripe.calls.some((call) => call.form.code === grant.code), "its code not spent");
+});
+
+Deno.test("[payments] an event deleted while a DELETE of another event on its account runs: deauthorized", async () => {
+  await using p = await startPaymentsSystem();
+  const first = await linked(p);
+  const second = await linked(p, first.grant.accountId);
+  await using lock = await holdTableLock(p.system.databaseUrl, "payments.stripe_authorizations");
+  const deleted = exampleFact("catalog.event.deleted", { id: first.cast.event.id }, {
+    actor: { id: "1", email: "admin@example.org" },
+  });
+  const done = Promise.all([
+    applyCatalogFacts(p.payments.context, [deleted]),
+    unlink(p, second.id),
+  ]);
+  await eventually(async () => await lockWaiters(p) === 2, 5_000, "both unlinks to wait");
+  await lock.release();
+  const [applied, reply] = await done;
+  assert.deepEqual(applied.reject, []);
+  expectStatus(reply, 200);
+  assert.equal((await storedAccounts(p)).size, 0);
+  assert.ok(!p.stripe.connected.has(first.grant.accountId), "the account was deauthorized");
+});
+
+/** The accounts lock, held by a session of the test's own until `release`. */
+async function holdAccountsLock(databaseUrl: string) {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const transaction = sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`;
+    held.resolve();
+    await release.promise;
+  });
+  transaction.catch((error) => held.reject(error));
+  await held.promise;
+  return {
+    async release() {
+      release.resolve();
+      await transaction;
+    },
+    async [Symbol.asyncDispose]() {
+      release.resolve();
+      await transaction.catch(() => {});
+      await sql.end();
+    },
+  };
+}
+
+function deauthorizedWebhook(p: PaymentsSystem, account: string, id: string) {
+  const payload = JSON.stringify({ id, type: "account.application.deauthorized", account });
+  return signStripePayload(p.secrets().get("STRIPE_WEBHOOK_SECRET")!, payload).then((header) =>
+    p.call("POST", "/v1/webhooks/stripe", {
+      body: payload,
+      headers: { "Content-Type": "application/json", "Stripe-Signature": header },
+    })
+  );
+}
+
+Deno.test("[payments] a link or unlink that cannot get the accounts lock in time: 503, nothing changed", async (t) => {
+  // The wait leaves STRIPE_TIMEOUT_MS before the deadline: about 900 ms here.
+  await using p = await startPaymentsSystem({
+    env: { REQUEST_TIMEOUT_MS: "2000", STRIPE_TIMEOUT_MS: "1000" },
+  });
+  const first = await linked(p);
+  const other = await p.stripeEvent();
+  await using lock = await holdAccountsLock(p.system.databaseUrl);
+  const calls = p.stripe.calls.length;
+  const webhookId = `evt_${crypto.randomUUID()}`;
+  await t.step("DELETE, POST, PATCH and the webhook answer 503 within the deadline", async () => {
+    const began = performance.now();
+    const code = p.grant().code;
+    const replies = await Promise.all([
+      unlink(p, first.id),
+      p.link(other.owner.token, other.event.id, p.grant().code),
+      relink(p, first.id, code),
+      deauthorizedWebhook(p, first.grant.accountId, webhookId),
+    ]);
+    for (const reply of replies) expectError(reply, 503);
+    assert.ok(performance.now() - began < 1900, "answered before the gateway's timeout");
+    assert.equal(p.stripe.calls.length, calls, "nothing reached Stripe: no code spent");
+    assert.equal((await storedAccounts(p)).size, 1);
+    assert.ok(p.stripe.connected.has(first.grant.accountId));
+  });
+  await t.step("once the lock is free, the same requests go through", async () => {
+    await lock.release();
+    expectStatus(await deauthorizedWebhook(p, first.grant.accountId, webhookId), 200);
+    assert.equal((await storedAccounts(p)).size, 0, "the webhook's event was not recorded");
+    const again = await linked(p);
+    expectStatus(await unlink(p, again.id), 200);
+    assert.ok(!p.stripe.connected.has(again.grant.accountId));
+  });
 });
