@@ -54,8 +54,9 @@ async function eventDeleted(
     if (
       error instanceof DeauthorizeRejectedError || error instanceof ServiceUnavailableError
     ) {
+      // `id`, not `authorization`: the logger redacts fields named like credentials.
       ctx.log.error("cannot release the Stripe account of a deleted event; the fact is parked", {
-        authorization: row.id,
+        id: row.id,
         reason: error.message,
       });
       return error.message;

@@ -57,6 +57,9 @@ Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's 
     assert.equal(await count(p), 1);
     const [left] = await p.sql`select id from stripe_authorizations`;
     assert.equal(String(left.id), unrelated.id);
+    // Operators see which rows went (ids are no secret; the logger redacts credential fields).
+    const line = p.logs.find((l) => l.includes("authorizations removed"))!;
+    assert.deepEqual(JSON.parse(line).fields.ids.sort(), [first.id, second.body.data.id].sort());
   });
   await t.step("facts by the system, and the events unlinked", async () => {
     const facts = (await p.readFacts()).filter((f) =>

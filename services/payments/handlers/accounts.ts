@@ -134,8 +134,9 @@ async function deauthorizeUnlessShared(
     await deauthorize(stripe.settings, accountId);
   } catch (error) {
     if (!(error instanceof DeauthorizeRefusedError)) throw error;
+    // `id`, not `authorization`: the logger redacts fields named like credentials.
     ctx.log.warn("Stripe refused to deauthorize; deleting the authorization anyway", {
-      authorization: row.id,
+      id: row.id,
       reason: error.message,
     });
   }

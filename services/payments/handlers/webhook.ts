@@ -84,8 +84,9 @@ export async function stripeWebhook(ctx: PaymentsContext, req: HttpRequest): Pro
     ({ removed }) => removed.map((row) => authorizationFact(null, "deleted", row)),
   );
   if (outcome.removed.length) {
+    // `ids`, not `authorizations`: the logger redacts fields named like credentials.
     ctx.log.info("Stripe account deauthorized: authorizations removed", {
-      authorizations: outcome.removed.map((row) => row.id),
+      ids: outcome.removed.map((row) => row.id),
     });
   }
   return received(outcome.replay ? { duplicate: true } : {});
