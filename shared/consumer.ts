@@ -89,10 +89,10 @@ export interface FactConsumerOptions<S extends string = string> {
   /** How long an unacknowledged batch waits before redelivery (default 30 s). */
   ackWaitMs?: number;
   /**
-   * Deliver facts of types this process does not know yet (a producer deployed before it), their
-   * data unchecked beyond its `id`, instead of parking them: for subscribers that must see every
-   * change whatever its type, such as the audit log. Their handler reads only what every fact
-   * has. Default false: parked, as their data cannot be checked.
+   * Deliver facts of types this process does not know yet (a producer deployed before it)
+   * instead of parking them, their data reduced to what is safe to read unchecked (the `id`, and
+   * `event` when a string): for subscribers that must see every change whatever its type, such as
+   * the audit log. Default false: parked, as their data cannot be checked.
    */
   unknownTypes?: boolean;
 }

@@ -219,18 +219,23 @@ export function parseFact(
 }
 
 /**
- * A well-formed fact of a type this process does not know (a producer deployed before it): its
- * data is not checked beyond having the resource's `id`. Typed as a known fact for handlers that
- * read only what every fact has (the type's parts, the id, the actor, the time).
+ * A well-formed fact of a type this process does not know (a producer deployed before it). Its
+ * data cannot be checked, so only what can be read safely is kept: the resource's `id` and, when
+ * it is a string, the `event` it belongs to (anything else might be any JSON a handler would
+ * trip on). Typed as a known fact for handlers that read only what every fact has (the type's
+ * parts, the id, the actor, the time).
  */
 function unknownFact(envelope: z.output<typeof factEnvelopeSchema>): { fact: Fact } | {
   reason: string;
 } {
-  const data = envelope.data as { id?: unknown } | null;
+  const data = envelope.data as { id?: unknown; event?: unknown } | null;
   if (!parseFactType(envelope.type) || typeof data?.id !== "string" || !data.id) {
     return { reason: `unknown fact type ${envelope.type}, without a resource id` };
   }
-  return { fact: envelope as unknown as Fact };
+  const kept = typeof data.event === "string"
+    ? { id: data.id, event: data.event }
+    : { id: data.id };
+  return { fact: { ...envelope, data: kept } as unknown as Fact };
 }
 
 /** The acting user of a fact, or null for system changes. */

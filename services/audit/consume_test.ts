@@ -9,7 +9,10 @@ import { factSubject } from "@shared/fact_names.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { activityCount, makeFact, publishFacts, startAuditOn } from "./_test_utils.ts";
-import { DURABLE, SCHEMA } from "./service.ts";
+import { DURABLE, migrateAudit, SCHEMA } from "./service.ts";
+import { applyAllFacts } from "./follow_all.ts";
+import { createLogger } from "@shared/log.ts";
+import type { Fact } from "@shared/facts.ts";
 
 /** True when the audit consumer has nothing left to deliver or to see acknowledged. */
 async function drained(bus: Bus): Promise<boolean> {
@@ -250,4 +253,49 @@ Deno.test("[audit] a fact of a type audit does not know yet becomes an activity 
   ]);
   const jsm = await jetstreamManager(b.bus.nc);
   assert.equal((await jsm.streams.info(facts.parkedStream(b.prefix))).state.messages, 1);
+});
+
+Deno.test("[audit] an unknown type's data that a sentence would trip on holds nothing back", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  const hostile = {
+    ...makeFact(),
+    id: crypto.randomUUID(),
+    type: "catalog.widget.created",
+    subject: "/v1/widgets/7",
+    // Interpolated as is, {"toString":0} throws "Cannot convert object to primitive value".
+    data: { id: "7", event: { toString: 0 } },
+  };
+  await js.publish(b.bus.subject(factSubject(hostile.type)), JSON.stringify(hostile));
+  const good = makeFact();
+  await publishFacts(b.bus, [good]);
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql`select fact_id, action from activities order by id`;
+  assert.deepEqual(rows.map((row) => ({ ...row })), [
+    { fact_id: hostile.id, action: "Widget 7 created" },
+    { fact_id: good.id, action: `Event topic ${good.data.id} created` },
+  ]);
+});
+
+Deno.test("[audit] applyAllFacts parks a fact it cannot describe and writes the rest", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: SCHEMA, max: 2 });
+  try {
+    await migrateAudit(sql);
+    const good = makeFact();
+    const broken = { ...makeFact(), type: "catalog.widget.created", data: { id: "8", event: {} } };
+    Object.defineProperty(broken.data, "event", {
+      get: () => ({ toString: 0 }),
+      enumerable: true,
+    });
+    const log = createLogger("test", "error");
+    const result = await applyAllFacts(sql, [broken as unknown as Fact, good], log);
+    assert.equal(result.inserted, 1);
+    assert.deepEqual(result.reject?.map((r) => r.id), [broken.id]);
+    assert.match(result.reject![0].reason, /^cannot describe it/);
+  } finally {
+    await sql.end();
+  }
 });

@@ -47,16 +47,26 @@ export async function applyAllFacts(
   facts: Fact[],
   log: Logger,
 ): Promise<HandleResult & { inserted: number }> {
-  // The same fact twice in one batch (re-published with another message id) is written once.
-  const rows = [...new Map(facts.map((fact) => [fact.id, toActivity(fact)])).values()];
+  const reject: { id: string; reason: string }[] = [];
+  const described = new Map<string, NewActivity>();
+  for (const fact of facts) {
+    // One fact that cannot be described must not hold back the batch (redelivered for good).
+    try {
+      // The same fact twice in one batch (re-published with another message id) is written once.
+      described.set(fact.id, toActivity(fact));
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      reject.push({ id: fact.id, reason: `cannot describe it (${why})` });
+    }
+  }
+  const rows = [...described.values()];
   try {
-    return { inserted: await insertActivities(sql, rows) };
+    return { inserted: await insertActivities(sql, rows), reject };
   } catch (error) {
     if (!refusedValue(error)) throw error;
     log.warn("a batch was refused; writing its facts one by one", { count: rows.length });
   }
   let inserted = 0;
-  const reject: { id: string; reason: string }[] = [];
   for (const row of rows) {
     try {
       inserted += await insertActivities(sql, [row]);
