@@ -29,6 +29,15 @@ export function databaseProblem(sql: Sql): Promise<string | undefined> {
   return problem;
 }
 
+/**
+ * Whether a failed probe still heard the database: "too many connections" (53300) is Postgres
+ * answering that it is full, while the pool's connections work; a probe that called that
+ * unreachable would fail every instance's readiness at once.
+ */
+function busy(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === "53300";
+}
+
 async function probe(sql: Sql): Promise<string | undefined> {
   // A pool opened elsewhere (a test's) is probed through itself.
   const client = separateClient(sql) ?? sql;
@@ -37,7 +46,7 @@ async function probe(sql: Sql): Promise<string | undefined> {
     timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
   });
   try {
-    const answered = await Promise.race([client`select 1`.then(() => true, () => false), late]);
+    const answered = await Promise.race([client`select 1`.then(() => true, busy), late]);
     return answered ? undefined : "database unreachable";
   } finally {
     clearTimeout(timer);

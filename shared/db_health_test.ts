@@ -4,6 +4,7 @@ import { openDatabase } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
 import { freePort } from "./net.ts";
 import { testDatabase } from "./testing.ts";
+import { startPostgresServer } from "@testing/postgres_server.ts";
 
 Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t) => {
   await t.step("a database that answers has no problem", async () => {
@@ -75,4 +76,37 @@ Deno.test("[db_health] a pool busy with slow queries is no outage: the probe has
   } finally {
     await sql.end({ timeout: 1 });
   }
+});
+
+Deno.test({
+  name: "[db_health] a database at max_connections is full, not unreachable: the pool still works",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using pg = await startPostgresServer({
+      max_connections: "8",
+      superuser_reserved_connections: "0",
+    });
+    const sql = await openDatabase(pg.url, { schema: "health", max: 2 });
+    const hogs: postgres.Sql[] = [];
+    try {
+      await Promise.all([sql`select 1`, sql`select 1`]);
+      // Every other connection taken, as by other clients.
+      for (let i = 0; i < 10; i++) {
+        const hog = postgres(pg.url, { max: 1, onnotice: () => {} });
+        try {
+          await hog`select 1`;
+          hogs.push(hog);
+        } catch {
+          await hog.end({ timeout: 0 });
+          break;
+        }
+      }
+      assert.equal((await sql`select 1 as one`)[0].one, 1, "the pool still answers");
+      assert.equal(await databaseProblem(sql), undefined);
+    } finally {
+      for (const hog of hogs) await hog.end({ timeout: 0 });
+      await sql.end({ timeout: 1 });
+    }
+  },
 });

@@ -46,13 +46,17 @@ async function asPostgres(args: string[]): Promise<void> {
   }
 }
 
-export async function startPostgresServer(): Promise<PostgresServer> {
+/** Starts one; `settings` are server settings beside ours (`{ max_connections: "8" }`). */
+export async function startPostgresServer(
+  settings: Record<string, string> = {},
+): Promise<PostgresServer> {
   const dir = await Deno.makeTempDir({ prefix: "oe-pg-" });
   await Deno.chmod(dir, 0o777);
   const data = `${dir}/data`;
   const port = freePort();
   await asPostgres([`${BIN}/initdb`, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+  const extra = Object.entries(settings).map(([name, value]) => ` -c ${name}=${value}`).join("");
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off${extra}`;
   const start = () =>
     asPostgres([`${BIN}/pg_ctl`, "-D", data, "-l", `${dir}/log`, "-o", options, "-w", "start"]);
   const kill = () => asPostgres([`${BIN}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"]);
