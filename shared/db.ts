@@ -244,21 +244,44 @@ export async function bounded<T>(tx: Tx, work: (tx: Tx) => Promise<T>): Promise<
   return value;
 }
 
+/** What runs once a change's transaction has ended (see `transaction`). */
+export interface TransactionHooks {
+  /** Runs once the change is committed. */
+  afterCommit?: () => void;
+  /**
+   * Runs once the change is known not to have committed, or its COMMIT's outcome is unknown (the
+   * connection was lost): its work failed, the commit was refused (deadline) or failed, or the
+   * held transaction it joined rolled back later. For undoing what the work did outside the
+   * database; it must check what is stored before undoing anything.
+   */
+  afterRollback?: () => void;
+}
+
 /**
  * The one way a request's change opens a transaction: bounded by the request's deadline (see
  * `bounded`), and, when the request carries an Idempotency-Key, joined to the transaction that
- * records its answer (shared/idempotency.ts). `afterCommit` runs once the change is committed.
+ * records its answer (shared/idempotency.ts), which commits only after the handler has returned:
+ * a change's caller learns that it did not commit from `hooks.afterRollback`, not from a throw.
+ *
+ * @example
+ * ```ts ignore
+ * let called: string | undefined;
+ * await transaction(sql, async (tx) => {
+ *   called = await callOutside(); // e.g. Stripe
+ *   await tx`insert into links (account) values (${called})`;
+ * }, { afterRollback: () => called && undoOutside(called) });
+ * ```
  */
 export async function transaction<T>(
   sql: Sql,
   work: (tx: Tx) => Promise<T>,
-  afterCommit?: () => void,
+  hooks: TransactionHooks = {},
 ): Promise<T> {
-  if (!tracing) return await runTransaction(sql, work, afterCommit);
+  if (!tracing) return await runTransaction(sql, work, hooks);
   return await inSpan("transaction", {
     kind: SpanKind.CLIENT,
     attributes: { "db.system.name": "postgresql", "db.namespace": schemaOf(sql) },
-  }, () => runTransaction(sql, work, afterCommit));
+  }, () => runTransaction(sql, work, hooks));
 }
 
 /** The schema a pool is pinned to (the first of its search path). */
@@ -270,23 +293,26 @@ function schemaOf(sql: Sql): string {
 async function runTransaction<T>(
   sql: Sql,
   work: (tx: Tx) => Promise<T>,
-  afterCommit?: () => void,
+  hooks: TransactionHooks,
 ): Promise<T> {
   const held = currentScope()?.held as HeldTransaction | undefined;
-  if (held) return await held.join(sql, work, afterCommit);
+  if (held) return await held.join(sql, work, hooks);
+  let result: T;
   try {
-    const result = await sql.begin((tx) => bounded(tx, work)) as T;
-    afterCommit?.();
-    return result;
+    result = await sql.begin((tx) => bounded(tx, work)) as T;
   } catch (error) {
     noteDatabaseError(sql, error);
+    hooks.afterRollback?.();
     throw error;
   }
+  hooks.afterCommit?.();
+  return result;
 }
 
 /** A transaction kept open until the request's answer is known (shared/idempotency.ts). */
 export interface HeldTransaction {
-  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, afterCommit?: () => void): Promise<T>;
+  /** Runs `work` in the held transaction; `hooks` run when that one ends (or its savepoint). */
+  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T>;
 }
 
 export interface MigrateOptions {

@@ -38,6 +38,7 @@ import {
   type Queryable,
   type Sql,
   transaction,
+  type TransactionHooks,
   type Tx,
 } from "./db.ts";
 import { installIdempotency } from "./idempotency.ts";
@@ -530,12 +531,17 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
  * deadline check before the commit no longer covered the inserts (a 504 for a write committed
  * later), and postgres.js retries some failed prepared statements, which then ran after the
  * COMMIT, alone (a fact for a change that never happened).
+ *
+ * `options.afterRollback` runs when the change does not commit (see `TransactionHooks`): with an
+ * Idempotency-Key that may be after this has resolved, so undoing what `change` did outside the
+ * database belongs there, not in a `catch`.
  */
 export async function changeWithFact<T>(
   sql: Sql,
   relay: FactRelay,
   change: (tx: Tx) => Promise<T>,
   describe: (result: T) => NewFact | NewFact[] | null,
+  options: Pick<TransactionHooks, "afterRollback"> = {},
 ): Promise<T> {
   // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
   return await transaction(sql, async (tx) => {
@@ -543,7 +549,7 @@ export async function changeWithFact<T>(
     const facts = [describe(value) ?? []].flat().map((fact) => buildFact(fact));
     await Promise.all(facts.map((fact) => insertFact(tx, fact)));
     return value;
-  }, () => relay.kick());
+  }, { afterCommit: () => relay.kick(), afterRollback: options.afterRollback });
 }
 
 /**

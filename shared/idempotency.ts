@@ -27,6 +27,7 @@ import {
   noteDatabaseError,
   type Queryable,
   type Sql,
+  type TransactionHooks,
   translateDbError,
   type Tx,
 } from "./db.ts";
@@ -227,17 +228,18 @@ async function recordAnswer(tx: Queryable, request: KeyedRequest, reply: HttpRep
 class HeldAnswer implements HeldTransaction {
   #tx: Tx | undefined;
   #committed: Promise<unknown> | undefined;
-  #afterCommit: (() => void)[] = [];
+  /** The hooks of the changes the open transaction holds. */
+  #hooks: TransactionHooks[] = [];
   readonly #answer = Promise.withResolvers<HttpReply>();
 
   constructor(readonly request: KeyedRequest) {
     this.#answer.promise.catch(() => {});
   }
 
-  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, afterCommit?: () => void): Promise<T> {
-    if (afterCommit) this.#afterCommit.push(afterCommit);
+  join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     // A second change of the same request: part of the same transaction.
-    if (this.#tx) return this.#tx.savepoint(work) as Promise<T>;
+    if (this.#tx) return this.#joinSavepoint(this.#tx, work, hooks);
+    this.#hooks.push(hooks);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#committed = sql.begin((tx) =>
       bounded(tx, async () => {
@@ -246,15 +248,34 @@ class HeldAnswer implements HeldTransaction {
         await recordAnswer(tx, this.request, await this.#answer.promise);
       })
     ).catch((error) => {
-      // Rolled back: as if this change had never been tried (the handler may go on).
+      // Rolled back, whether the change failed, the handler failed after it, or the commit was
+      // refused: as if these changes had never been tried (the handler may go on).
       this.#tx = undefined;
       this.#committed = undefined;
       noteDatabaseError(sql, error);
+      for (const hook of this.#hooks.splice(0)) hook.afterRollback?.();
       reject(error);
       throw error;
     });
     this.#committed.catch(() => {});
     return promise;
+  }
+
+  /** A savepoint that fails was rolled back alone; one that works ends with the whole. */
+  async #joinSavepoint<T>(
+    tx: Tx,
+    work: (tx: Tx) => Promise<T>,
+    hooks: TransactionHooks,
+  ): Promise<T> {
+    let value: T;
+    try {
+      value = await tx.savepoint(work) as T;
+    } catch (error) {
+      hooks.afterRollback?.();
+      throw error;
+    }
+    this.#hooks.push(hooks);
+    return value;
   }
 
   async finish(sql: Sql, reply: HttpReply): Promise<void> {
@@ -265,7 +286,7 @@ class HeldAnswer implements HeldTransaction {
     }
     this.#answer.resolve(reply);
     await this.#committed;
-    for (const kick of this.#afterCommit) kick();
+    for (const hook of this.#hooks.splice(0)) hook.afterCommit?.();
   }
 
   async abandon(error: unknown): Promise<void> {

@@ -6,6 +6,13 @@ import assert from "node:assert/strict";
 import type { CallOptions } from "@testing/system.ts";
 import { holdTableLock } from "@testing/table_lock.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
+import type { Msg } from "@nats-io/nats-core";
+import type { Handler, Route } from "./bus.ts";
+import { openDatabase, type Sql, transaction } from "./db.ts";
+import { withDeadline } from "./deadline.ts";
+import { installIdempotency, withIdempotency } from "./idempotency.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import { testDatabase } from "./testing.ts";
 
 function topicBody(name: string) {
   return { data: { type: "event-topic", attributes: { name } } };
@@ -189,4 +196,57 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     assert.notEqual(first.body.access_token, undefined);
     assert.equal(await keys(), before, "no key row holds a password hash or a token");
   });
+});
+
+/** One keyed request to `handler` through `withIdempotency`, as the bus would deliver it. */
+async function keyedCall(sql: Sql, handler: Handler<HttpRequest, HttpReply>, deadline: number) {
+  const endpoint = { subject: "test.hooks", kind: "http", schemas: () => Promise.reject() };
+  const [route] = withIdempotency(sql, [{ endpoint, handler } as Route]);
+  const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };
+  const msg = { headers: { get: () => crypto.randomUUID() } } as unknown as Msg;
+  return await withDeadline(deadline, () => route.handler(req, msg));
+}
+
+Deno.test("[idempotency] a held change that does not commit runs its afterRollback hook", async (t) => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "held" });
+  try {
+    await installIdempotency(sql);
+    const change = (ran: string[]) => () =>
+      transaction(sql, (tx) => tx`select 1`, {
+        afterCommit: () => ran.push("commit"),
+        afterRollback: () => ran.push("rollback"),
+      });
+    await t.step("refused at commit after the handler returned: rollback", async () => {
+      const ran: string[] = [];
+      const handler = async () => {
+        await change(ran)();
+        // The answer comes with less than COMMIT_MARGIN_MS left.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { status: 200, body: null };
+      };
+      await assert.rejects(keyedCall(sql, handler, Date.now() + 350), /Cannot commit/);
+      assert.deepEqual(ran, ["rollback"]);
+    });
+    await t.step("the handler fails after its change: rollback", async () => {
+      const ran: string[] = [];
+      const handler = async (): Promise<HttpReply> => {
+        await change(ran)();
+        throw new Error("after the change");
+      };
+      await assert.rejects(keyedCall(sql, handler, Date.now() + 5000), /after the change/);
+      assert.deepEqual(ran, ["rollback"]);
+    });
+    await t.step("committed: afterCommit only", async () => {
+      const ran: string[] = [];
+      const handler = async () => {
+        await change(ran)();
+        return { status: 200, body: null };
+      };
+      await keyedCall(sql, handler, Date.now() + 5000);
+      assert.deepEqual(ran, ["commit"]);
+    });
+  } finally {
+    await sql.end();
+  }
 });

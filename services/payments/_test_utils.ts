@@ -16,7 +16,12 @@ import {
   startTestSystem,
   type TestSystem,
 } from "@testing/system.ts";
-import { type FakeGrant, type FakeStripe, startFakeStripe } from "./fake_stripe.ts";
+import {
+  type FakeGrant,
+  type FakeStripe,
+  type GrantOptions,
+  startFakeStripe,
+} from "./fake_stripe.ts";
 import { migratePayments, type PaymentsService, SCHEMA, startPayments } from "./service.ts";
 
 export interface PaymentsSystem extends AsyncDisposable {
@@ -36,7 +41,7 @@ export interface PaymentsSystem extends AsyncDisposable {
   secrets(): Map<string, string>;
   call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
   /** A new code at the fake Stripe. */
-  grant(options?: { accountId?: string; delayMs?: number }): FakeGrant;
+  grant(options?: GrantOptions): FakeGrant;
   /** A published event that accepts Stripe, with owner, organizer, co-organizer, stranger. */
   stripeEvent(attributes?: Record<string, unknown>): Promise<EventCast>;
   /** POST /v1/stripe-authorizations for `eventId` with `code`, as `token`'s user. */

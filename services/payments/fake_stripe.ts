@@ -7,8 +7,9 @@
  *   secret 401 `invalid_client`.
  * - `POST /oauth/deauthorize` (form: `client_id`, `stripe_user_id`; the secret key as bearer):
  *   200 `{stripe_user_id}` for a connected account, 400 `invalid_client` otherwise.
- * Codes from `grant({ delayMs })` answer late (for timeouts), and so does every deauthorization
- * while `deauthorizeDelayMs` is set; every call is recorded.
+ * Codes from `grant({ delayMs })` answer late (for timeouts), those from `grant({ answerAt })` at
+ * a given time (just before a request's deadline, whenever they were asked), and so does every
+ * deauthorization while `deauthorizeDelayMs` is set; every call is recorded.
  *
  * @example
  * ```ts ignore
@@ -34,12 +35,23 @@ export interface FakeGrant {
   publishableKey: string;
   /** Milliseconds the exchange waits before answering. */
   delayMs: number;
+  /** Epoch ms the exchange answers at (instead of `delayMs` after it was asked), if set. */
+  answerAt?: number;
 }
 
 export interface FakeStripeCall {
   path: string;
   form: Record<string, string>;
   authorization: string | null;
+}
+
+/** What `grant` may fix of a new code; the rest is random. */
+export interface GrantOptions {
+  /** Reuses an account (one account may serve several events). */
+  accountId?: string;
+  delayMs?: number;
+  answerAt?: number;
+  code?: string;
 }
 
 export interface FakeStripe extends AsyncDisposable {
@@ -51,7 +63,7 @@ export interface FakeStripe extends AsyncDisposable {
   /** Milliseconds each deauthorization waits before answering (0: at once). */
   deauthorizeDelayMs: number;
   /** A new code; `accountId` reuses an account (one account may serve several events). */
-  grant(options?: { accountId?: string; delayMs?: number; code?: string }): FakeGrant;
+  grant(options?: GrantOptions): FakeGrant;
   stop(): Promise<void>;
 }
 
@@ -120,7 +132,8 @@ async function token(state: FakeState, form: Record<string, string>): Promise<Re
   const refused = tokenRefusal(state, form);
   if (refused) return refused;
   const grant = state.grants.get(form.code)!;
-  if (grant.delayMs) await wait(grant.delayMs, state.closing.signal);
+  const delayMs = grant.answerAt === undefined ? grant.delayMs : grant.answerAt - Date.now();
+  if (delayMs > 0) await wait(delayMs, state.closing.signal);
   state.spent.add(grant.code);
   state.connected.add(grant.accountId);
   return json(200, {
@@ -156,10 +169,7 @@ async function deauthorize(
   return json(200, { stripe_user_id: account });
 }
 
-function newGrant(
-  state: FakeState,
-  options: { accountId?: string; delayMs?: number; code?: string },
-): FakeGrant {
+function newGrant(state: FakeState, options: GrantOptions): FakeGrant {
   const grant: FakeGrant = {
     code: options.code ?? `ac_${random()}`,
     accessToken: `sk_test_${random()}`,
@@ -167,6 +177,7 @@ function newGrant(
     accountId: options.accountId ?? `acct_${random().slice(0, 16)}`,
     publishableKey: `pk_test_${random()}`,
     delayMs: options.delayMs ?? 0,
+    answerAt: options.answerAt,
   };
   state.grants.set(grant.code, grant);
   state.spent.delete(grant.code);

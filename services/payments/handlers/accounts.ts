@@ -70,14 +70,21 @@ export async function accountIdOf(box: SecretBox, row: AuthorizationRow): Promis
 const LOCK_WAIT_WITHOUT_DEADLINE_MS = 4_000; // below the pool's statement timeout (5 s)
 
 /**
+ * What the statements after the Stripe call (sealing, the row's write, its fact, a keyed
+ * request's answer) may take: the commit is refused with less than COMMIT_MARGIN_MS left after
+ * them, so the wait for the lock keeps both.
+ */
+const AFTER_STRIPE_MS = 100;
+
+/**
  * Takes the accounts lock in `tx` (store: `lockAccounts`), waiting no longer than leaves the Stripe
- * call that follows its whole STRIPE_TIMEOUT_MS before the request's deadline: a 503 at once
- * rather than a 504 after Stripe acted.
+ * call that follows its whole STRIPE_TIMEOUT_MS, the statements after it and the commit before the
+ * request's deadline: a 503 at once rather than a 504 after Stripe acted.
  */
 export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<void> {
   const left = remainingMs();
   const waitMs = Number.isFinite(left)
-    ? left - ctx.config.stripeTimeoutMs - COMMIT_MARGIN_MS
+    ? left - ctx.config.stripeTimeoutMs - AFTER_STRIPE_MS - COMMIT_MARGIN_MS
     : LOCK_WAIT_WITHOUT_DEADLINE_MS;
   await lockAccounts(tx, { waitMs });
 }

@@ -45,7 +45,7 @@ import {
   replaceAuthorization,
   sameLink,
 } from "../store/authorizations.ts";
-import { exchangeCode } from "../stripe.ts";
+import { exchangeCode, type StripeSettings } from "../stripe.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
@@ -157,12 +157,8 @@ export async function createStripeAuthorization(
       return await insertAuthorization(tx, event.id, sealed);
     },
     (row) => authorizationFact(factActor(caller), "created", row),
-  ).catch((error) => {
-    // Exchanged but not stored (a deadline, a lost race): do not leave the account connected.
-    // After the reply: the exchange already took up to STRIPE_TIMEOUT_MS.
-    if (exchanged) releaseLater(ctx, settings, exchanged);
-    throw error;
-  });
+    { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
+  );
   return renderAuthorization(row, { req, status: 201 });
 }
 
@@ -217,6 +213,20 @@ async function requireUnchanged(tx: Tx, row: AuthorizationRow): Promise<void> {
 type Account = { id: string; lookup: string };
 
 /**
+ * An account exchanged for a change that did not commit (a deadline, a lost race, or, with an
+ * Idempotency-Key, the held transaction refused at commit after the handler returned): it must
+ * not stay connected without a row. After the reply: the exchange already took up to
+ * STRIPE_TIMEOUT_MS. `releaseAccount` keeps it if a row uses it (a COMMIT whose outcome was lost).
+ */
+function releaseUnstored(
+  ctx: PaymentsContext,
+  settings: StripeSettings,
+  exchanged: Account | undefined,
+): void {
+  if (exchanged) releaseLater(ctx, settings, exchanged);
+}
+
+/**
  * Exchanges `code` and replaces the stored keys with the new account's, under the accounts lock,
  * then releases the old account (after the reply, as the exchange already took up to
  * STRIPE_TIMEOUT_MS).
@@ -244,11 +254,9 @@ async function relink(
       return { updated, newAccount: exchanged };
     },
     ({ updated }) => authorizationFact(factActor(caller), "updated", updated),
-  ).catch((error) => {
-    // Exchanged but not stored: the old row stands, the new account goes.
-    if (exchanged) releaseLater(ctx, settings, exchanged);
-    throw error;
-  });
+    // The old row stands, the new account goes.
+    { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
+  );
   if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
   return updated;
 }
