@@ -70,6 +70,12 @@ export async function accountIdOf(box: SecretBox, row: AuthorizationRow): Promis
 const LOCK_WAIT_WITHOUT_DEADLINE_MS = 4_000; // below the pool's statement timeout (5 s)
 
 /**
+ * How long the lock's transaction may sit idle beyond a whole Stripe call (its answer read, the
+ * next statement sent) before Postgres ends the session and so frees the lock.
+ */
+const HOLD_MARGIN_MS = 1_000;
+
+/**
  * What the statements after the Stripe call (sealing, the row's write, its fact, a keyed
  * request's answer) may take: the commit is refused with less than COMMIT_MARGIN_MS left after
  * them, so the wait for the lock keeps both.
@@ -80,13 +86,20 @@ const AFTER_STRIPE_MS = 100;
  * Takes the accounts lock in `tx` (store: `lockAccounts`), waiting no longer than leaves the Stripe
  * call that follows its whole STRIPE_TIMEOUT_MS, the statements after it and the commit before the
  * request's deadline: a 503 at once rather than a 504 after Stripe acted.
+ *
+ * Held at most a Stripe call (plus HOLD_MARGIN_MS) without a word to Postgres, with or without a
+ * deadline: a frozen (VM paused, SIGSTOP) or partitioned instance must not keep every link, unlink
+ * and webhook of every instance at 503 until TCP gives up on its connection (hours).
  */
 export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<void> {
   const left = remainingMs();
+  const stripeMs = ctx.config.stripeTimeoutMs;
   const waitMs = Number.isFinite(left)
-    ? left - ctx.config.stripeTimeoutMs - AFTER_STRIPE_MS - COMMIT_MARGIN_MS
+    ? left - stripeMs - AFTER_STRIPE_MS - COMMIT_MARGIN_MS
     : LOCK_WAIT_WITHOUT_DEADLINE_MS;
-  await lockAccounts(tx, { waitMs });
+  // Never longer than the deadline's own bound (set by `bounded`).
+  const holdMs = Math.min(stripeMs + HOLD_MARGIN_MS, left);
+  await lockAccounts(tx, { waitMs, holdMs });
 }
 
 /**

@@ -166,13 +166,20 @@ export class AccountsBusyError extends ServiceUnavailableError {
  * Takes the one lock every link and unlink of a Stripe account holds: the decision "does another
  * row use this account?", the Stripe call it leads to and the row's write happen under it, so they
  * never interleave (one account may serve several events). It is a transaction lock: released by
- * the commit or rollback that ends `tx`, and by Postgres if the process dies. Waits at most
- * `waitMs` (then `AccountsBusyError`, 503): linking is rare, one at a time costs nothing.
+ * the commit or rollback that ends `tx`, by Postgres if the process dies, and by Postgres ending
+ * the session once `tx` has sat idle for `holdMs` (a frozen or cut-off process, whose connection
+ * TCP would only declare dead after hours). Waits at most `waitMs` (then `AccountsBusyError`,
+ * 503): linking is rare, one at a time costs nothing.
  */
-export async function lockAccounts(tx: Tx, options: { waitMs: number }): Promise<void> {
-  // 0 would mean "wait forever": at least 1 ms, a try.
+export async function lockAccounts(
+  tx: Tx,
+  options: { waitMs: number; holdMs: number },
+): Promise<void> {
+  // 0 would mean "wait forever" (and "no limit"): at least 1 ms, a try.
   const waitMs = String(Math.max(1, Math.floor(options.waitMs)));
-  await tx`select set_config('lock_timeout', ${waitMs}, true)`;
+  const holdMs = String(Math.max(1, Math.floor(options.holdMs)));
+  await tx`select set_config('lock_timeout', ${waitMs}, true),
+    set_config('idle_in_transaction_session_timeout', ${holdMs}, true)`;
   try {
     await tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`;
   } catch (error) {
