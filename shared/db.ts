@@ -257,6 +257,23 @@ export interface TransactionHooks {
   afterRollback?: () => void;
 }
 
+const hookLog = createLogger("db");
+
+/**
+ * Runs one kind of hook of each of `hooks`. A hook that throws is logged, and keeps neither the
+ * others nor the caller's own answer from happening: a throwing afterRollback must not replace
+ * the error that rolled back, nor leave a held request waiting forever.
+ */
+export function runHooks(hooks: readonly TransactionHooks[], which: keyof TransactionHooks): void {
+  for (const hook of hooks) {
+    try {
+      hook[which]?.();
+    } catch (error) {
+      hookLog.error(`a transaction's ${which} hook failed`, { error });
+    }
+  }
+}
+
 /**
  * The one way a request's change opens a transaction: bounded by the request's deadline (see
  * `bounded`), and, when the request carries an Idempotency-Key, joined to the transaction that
@@ -302,10 +319,10 @@ async function runTransaction<T>(
     result = await sql.begin((tx) => bounded(tx, work)) as T;
   } catch (error) {
     noteDatabaseError(sql, error);
-    hooks.afterRollback?.();
+    runHooks([hooks], "afterRollback");
     throw error;
   }
-  hooks.afterCommit?.();
+  runHooks([hooks], "afterCommit");
   return result;
 }
 

@@ -137,3 +137,30 @@ Deno.test("[db] a connection lost inside a transaction fails the transaction, no
     await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
   }
 });
+
+Deno.test("[db] a transaction hook that throws neither replaces the error nor stops the answer", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "hooks" });
+  try {
+    const failing = {
+      afterRollback: () => {
+        throw new Error("the hook failed");
+      },
+    };
+    await assert.rejects(
+      transaction(sql, () => Promise.reject(new Error("the change failed")), failing),
+      /the change failed/,
+    );
+    const throwing = {
+      afterCommit: () => {
+        throw new Error("the hook failed");
+      },
+    };
+    assert.equal(
+      await transaction(sql, async (tx) => (await tx`select 1 as one`)[0].one, throwing),
+      1,
+    );
+  } finally {
+    await sql.end();
+  }
+});

@@ -26,6 +26,7 @@ import {
   isDatabaseOutage,
   noteDatabaseError,
   type Queryable,
+  runHooks,
   type Sql,
   type TransactionHooks,
   translateDbError,
@@ -253,8 +254,8 @@ class HeldAnswer implements HeldTransaction {
       this.#tx = undefined;
       this.#committed = undefined;
       noteDatabaseError(sql, error);
-      for (const hook of this.#hooks.splice(0)) hook.afterRollback?.();
       reject(error);
+      runHooks(this.#hooks.splice(0), "afterRollback");
       throw error;
     });
     this.#committed.catch(() => {});
@@ -271,7 +272,7 @@ class HeldAnswer implements HeldTransaction {
     try {
       value = await tx.savepoint(work) as T;
     } catch (error) {
-      hooks.afterRollback?.();
+      runHooks([hooks], "afterRollback");
       throw error;
     }
     this.#hooks.push(hooks);
@@ -286,7 +287,7 @@ class HeldAnswer implements HeldTransaction {
     }
     this.#answer.resolve(reply);
     await this.#committed;
-    for (const hook of this.#hooks.splice(0)) hook.afterCommit?.();
+    runHooks(this.#hooks.splice(0), "afterCommit");
   }
 
   async abandon(error: unknown): Promise<void> {

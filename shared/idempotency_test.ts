@@ -237,6 +237,22 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
       await assert.rejects(keyedCall(sql, handler, Date.now() + 5000), /after the change/);
       assert.deepEqual(ran, ["rollback"]);
     });
+    await t.step(
+      "a hook that throws: the caller still gets the change's own error, at once",
+      async () => {
+        const handler = async (): Promise<HttpReply> => {
+          await transaction(sql, () => Promise.reject(new Error("the change failed")), {
+            afterRollback: () => {
+              throw new Error("the hook failed");
+            },
+          });
+          return { status: 200, body: null };
+        };
+        const began = Date.now();
+        await assert.rejects(keyedCall(sql, handler, Date.now() + 3000), /the change failed/);
+        assert.ok(Date.now() - began < 1000, `${Date.now() - began} ms`);
+      },
+    );
     await t.step("committed: afterCommit only", async () => {
       const ran: string[] = [];
       const handler = async () => {
