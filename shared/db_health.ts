@@ -19,7 +19,10 @@ const PROBE_EVERY_MS = 1_000;
 
 const probes = new WeakMap<Sql, { at: number; problem: Promise<string | undefined> }>();
 
-/** What keeps `sql` from serving ("database unreachable"), or undefined when it answers. */
+/**
+ * What keeps `sql` from serving ("database unreachable", or "database full" when Postgres refuses
+ * new connections and the pool has none that works), or undefined when it answers.
+ */
 export function databaseProblem(sql: Sql): Promise<string | undefined> {
   const now = Date.now();
   const last = probes.get(sql);
@@ -29,25 +32,40 @@ export function databaseProblem(sql: Sql): Promise<string | undefined> {
   return problem;
 }
 
-/**
- * Whether a failed probe still heard the database: "too many connections" (53300) is Postgres
- * answering that it is full, while the pool's connections work; a probe that called that
- * unreachable would fail every instance's readiness at once.
- */
-function busy(error: unknown): boolean {
+/** Whether Postgres refused a connection for being full ("too many connections", 53300). */
+function full(error: unknown): boolean {
   return (error as { code?: unknown })?.code === "53300";
+}
+
+/**
+ * What one `select 1` on a connection of its own says. A database that is full (53300) answered:
+ * then the pool decides, since its connections may still work (a probe that called that
+ * unreachable failed every instance's readiness at once), or may be gone too.
+ */
+async function ask(sql: Sql, client: Sql): Promise<string | undefined> {
+  try {
+    await client`select 1`;
+    return undefined;
+  } catch (error) {
+    if (client === sql || !full(error)) return "database unreachable";
+  }
+  try {
+    await sql`select 1`;
+    return undefined;
+  } catch {
+    return "database full";
+  }
 }
 
 async function probe(sql: Sql): Promise<string | undefined> {
   // A pool opened elsewhere (a test's) is probed through itself.
   const client = separateClient(sql) ?? sql;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve("database unreachable"), PROBE_TIMEOUT_MS);
   });
   try {
-    const answered = await Promise.race([client`select 1`.then(() => true, busy), late]);
-    return answered ? undefined : "database unreachable";
+    return await Promise.race([ask(sql, client), late]);
   } finally {
     clearTimeout(timer);
     // Closed at once, answered or not: probes never pile up behind a hung connection.

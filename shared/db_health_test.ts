@@ -110,3 +110,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "[db_health] a full database whose pool lost its connections too is a problem: full",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using pg = await startPostgresServer({
+      max_connections: "5",
+      superuser_reserved_connections: "0",
+    });
+    const sql = await openDatabase(pg.url, { schema: "health", max: 2 });
+    const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+    const hogs: postgres.Sql[] = [];
+    try {
+      await sql`select 1`;
+      // The pool's connections end (a restart, an idle timeout), and others take every slot.
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name like 'health %'`;
+      for (let i = 0; i < 10; i++) {
+        const hog = postgres(pg.url, { max: 1, onnotice: () => {} });
+        try {
+          await hog`select 1`;
+          hogs.push(hog);
+        } catch {
+          await hog.end({ timeout: 0 });
+          break;
+        }
+      }
+      await assert.rejects(sql`select 1`, "the pool cannot connect either");
+      assert.equal(await databaseProblem(sql), "database full");
+    } finally {
+      for (const hog of hogs) await hog.end({ timeout: 0 });
+      await admin.end({ timeout: 0 });
+      await sql.end({ timeout: 1 });
+    }
+  },
+});
