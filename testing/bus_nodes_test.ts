@@ -77,11 +77,14 @@ Deno.test({
     cluster.freeze(inUse.name, true);
     try {
       // Its connection stays open and says nothing: only the unanswered pings tell.
-      await eventually(() => log.messages.includes("NATS is back"), 10_000, "leaving the node");
+      await eventually(() => log.messages.includes("NATS is back"), 15_000, "leaving the node");
       const tookMs = Date.now() - hungAt;
       assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
-      // Three unanswered pings a second apart, perhaps 2 s on the hung node again, then another.
-      assert.ok(tookMs < 6_500, `moved in ${tookMs} ms`);
+      // Three unanswered pings a second apart, perhaps 2 s on the hung node again, then another:
+      // ~5 s when the machine is quiet (measured alone: 5 s). Timers run late while the rest of
+      // the suite loads both cores (one clean-clone run took over 10 s), so the bound here is what
+      // tells "leaves it" from the defect this guards against: staying on it for minutes.
+      assert.ok(tookMs < 14_000, `moved in ${tookMs} ms`);
       await bus.nc.flush();
     } finally {
       cluster.freeze(inUse.name, false);
