@@ -6,6 +6,22 @@ import { freePort } from "./net.ts";
 import { testDatabase } from "./testing.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
 
+/** Clients holding every connection the server at `url` still gives, as other programs would. */
+async function takeEveryConnection(url: string): Promise<postgres.Sql[]> {
+  const hogs: postgres.Sql[] = [];
+  for (let i = 0; i < 20; i++) {
+    const hog = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await hog`select 1`;
+      hogs.push(hog);
+    } catch {
+      await hog.end({ timeout: 0 });
+      break;
+    }
+  }
+  return hogs;
+}
+
 Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t) => {
   await t.step("a database that answers has no problem", async () => {
     await using db = await testDatabase();
@@ -92,16 +108,7 @@ Deno.test({
     try {
       await Promise.all([sql`select 1`, sql`select 1`]);
       // Every other connection taken, as by other clients.
-      for (let i = 0; i < 10; i++) {
-        const hog = postgres(pg.url, { max: 1, onnotice: () => {} });
-        try {
-          await hog`select 1`;
-          hogs.push(hog);
-        } catch {
-          await hog.end({ timeout: 0 });
-          break;
-        }
-      }
+      hogs.push(...await takeEveryConnection(pg.url));
       assert.equal((await sql`select 1 as one`)[0].one, 1, "the pool still answers");
       assert.equal(await databaseProblem(sql), undefined);
     } finally {
@@ -128,16 +135,7 @@ Deno.test({
       // The pool's connections end (a restart, an idle timeout), and others take every slot.
       await admin`select pg_terminate_backend(pid) from pg_stat_activity
         where application_name like 'health %'`;
-      for (let i = 0; i < 10; i++) {
-        const hog = postgres(pg.url, { max: 1, onnotice: () => {} });
-        try {
-          await hog`select 1`;
-          hogs.push(hog);
-        } catch {
-          await hog.end({ timeout: 0 });
-          break;
-        }
-      }
+      hogs.push(...await takeEveryConnection(pg.url));
       await assert.rejects(sql`select 1`, "the pool cannot connect either");
       assert.equal(await databaseProblem(sql), "database full");
     } finally {

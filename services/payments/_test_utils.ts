@@ -7,7 +7,7 @@
 import { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import { openDatabase, type Sql } from "@shared/db.ts";
-import type { TestFact } from "@testing/system.ts";
+import { expectStatus, type TestFact } from "@testing/system.ts";
 import type { LogFields, Logger } from "@shared/log.ts";
 import {
   type CallOptions,
@@ -318,4 +318,13 @@ function stripeEvent(system: TestSystem, attributes: Record<string, unknown>) {
       ...attributes,
     },
   });
+}
+
+/** An event of its own, linked to Stripe (to `accountId` when given): the event, grant and row id. */
+export async function linked(p: PaymentsSystem, accountId?: string) {
+  const cast = await p.stripeEvent();
+  const grant = p.grant({ accountId });
+  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
+  expectStatus(reply, 201);
+  return { cast, grant, id: reply.body.data.id as string };
 }

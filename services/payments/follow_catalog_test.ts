@@ -4,17 +4,9 @@ import { factActor } from "@shared/facts.ts";
 import type { Fact } from "@shared/facts.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
-import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import type { PaymentsContext } from "./context.ts";
-
-async function linked(p: PaymentsSystem, accountId?: string) {
-  const cast = await p.stripeEvent();
-  const grant = p.grant({ accountId });
-  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
-  expectStatus(reply, 201);
-  return { cast, grant, id: reply.body.data.id as string };
-}
 
 async function exists(p: PaymentsSystem, id: string): Promise<boolean> {
   const [{ count }] = await p.sql`select count(*)::int as count from stripe_authorizations

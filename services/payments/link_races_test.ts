@@ -9,18 +9,10 @@ import { eventually } from "@testing/eventually.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectError, expectStatus } from "@testing/system.ts";
 import { holdTableLock } from "@testing/table_lock.ts";
-import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import { ACCOUNTS_LOCK } from "./store/authorizations.ts";
 import { signStripePayload } from "./webhook_signature.ts";
-
-async function linked(p: PaymentsSystem, accountId?: string) {
-  const cast = await p.stripeEvent();
-  const grant = p.grant({ accountId });
-  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
-  expectStatus(reply, 201);
-  return { cast, grant, id: reply.body.data.id as string };
-}
 
 function unlink(p: PaymentsSystem, id: string) {
   return p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token: p.system.admin.token });

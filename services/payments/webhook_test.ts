@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 
 function deauthorizedEvent(account: string, id = `evt_${crypto.randomUUID()}`) {
@@ -24,14 +24,6 @@ async function send(
   const headers: Record<string, string> = { "Content-Type": "application/json" };
   if (header !== null) headers["Stripe-Signature"] = header;
   return await p.call("POST", "/v1/webhooks/stripe", { body: payload, headers });
-}
-
-async function linked(p: PaymentsSystem) {
-  const cast = await p.stripeEvent();
-  const grant = p.grant();
-  const reply = await p.link(cast.owner.token, cast.event.id, grant.code);
-  expectStatus(reply, 201);
-  return { cast, grant, id: reply.body.data.id as string };
 }
 
 async function count(p: PaymentsSystem): Promise<number> {
