@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConflictError, NotFoundError, UnprocessableError } from "@shared/errors.ts";
 import { discountsRedemption } from "@shared/subjects.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
+import { confirm, release } from "./store/redemptions.ts";
 
 async function codeWithCap(
   system: Awaited<ReturnType<typeof startDiscountsSystem>>,
@@ -246,4 +247,41 @@ Deno.test("[discounts] reserve refuses more than max-quantity, less than min-qua
     await system.dsql`update discount_codes set tickets_number = 6 where id = ${id}`;
     await assert.rejects(reserve(id, "late", 2), ConflictError);
   });
+});
+
+Deno.test("[discounts] confirm and release wait for the code's lock, and a wait cut short is no 404", async (t) => {
+  await using system = await startDiscountsSystem();
+  const { id } = await codeWithCap(system);
+  for (const orderId of ["a", "b"]) {
+    await system.bus.request(discountsRedemption.reserve, { codeId: id, orderId, quantity: 1 });
+  }
+  /** `step` in a transaction that gives up waiting for a lock after 200 ms. */
+  const impatient = (step: typeof confirm, orderId: string) =>
+    system.dsql.begin(async (tx) => {
+      await tx`set local lock_timeout = '200ms'`;
+      return await step(tx, { codeId: id, orderId });
+    });
+  await system.dsql.begin(async (holder) => {
+    // Another change of the code holds its row (a reserve, a PATCH).
+    await holder`select id from discount_codes where id = ${id} for update`;
+    await t.step(
+      "confirm waits like every other change of the code (its facts stay in order)",
+      async () => {
+        await assert.rejects(impatient(confirm, "a"), (error: { code?: string }) => {
+          assert.equal(error.code, "55P03", String(error));
+          return true;
+        });
+      },
+    );
+    await t.step("release's wait cut short is that error, not 'no reservation' (404)", async () => {
+      await assert.rejects(impatient(release, "b"), (error: unknown) => {
+        assert.ok(!(error instanceof NotFoundError), String(error));
+        assert.equal((error as { code?: string }).code, "55P03");
+        return true;
+      });
+    });
+  });
+  const [held] = await system.dsql`select count(*)::int as n from redemptions
+    where discount_code_id = ${id} and state = 'reserved'`;
+  assert.equal(held.n, 2, "both reservations still held");
 });

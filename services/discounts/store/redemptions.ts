@@ -46,6 +46,17 @@ function reservationOf(row: RedemptionRow): Reservation {
 }
 
 /** Locks the code's row; answers what reserve checks before taking uses. */
+/**
+ * The code's row lock for a step of a reservation that exists already (confirm, release): trashed
+ * codes too. An unknown code is the reservation's 404; anything else (a deadline cancelling the
+ * wait, an outage) stays what it is, so a caller is never told "no reservation" of one still held.
+ */
+async function lockReservedCode(tx: Queryable, codeId: string, orderId: string): Promise<void> {
+  await lockCode(tx, codeId, false).catch((error) => {
+    throw error instanceof NotFoundError ? missing(codeId, orderId) : error;
+  });
+}
+
 async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<OrderLimits> {
   const [row] = live
     ? await tx<OrderLimits[]>`select id, used_for, min_quantity, max_quantity from discount_codes
@@ -186,6 +197,9 @@ export async function confirm(
   input: { codeId: string; orderId: string },
 ): Promise<RedemptionResult> {
   const { codeId, orderId } = input;
+  // The code's lock first, as every other change of the code takes it: its facts then go out in
+  // the order of the changes, each with the used-count it left.
+  await lockReservedCode(tx, codeId, orderId);
   const [row] = await tx<
     RedemptionRow[]
   >`update redemptions set state = 'confirmed', updated_at = now()
@@ -216,9 +230,7 @@ export async function release(
   input: { codeId: string; orderId: string },
 ): Promise<RedemptionResult> {
   const { codeId, orderId } = input;
-  await lockCode(tx, codeId, false).catch(() => {
-    throw missing(codeId, orderId);
-  });
+  await lockReservedCode(tx, codeId, orderId);
   const [row] = await tx<
     RedemptionRow[]
   >`update redemptions set state = 'released', updated_at = now()
