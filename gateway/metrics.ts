@@ -75,7 +75,7 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
  * say). A client picks the method, and each new label value is a series kept for good: made-up
  * methods would grow every scrape without bound.
  */
-export function methodLabel(method: string): string {
+function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : "_OTHER";
 }
 
