@@ -11,23 +11,15 @@
  * skips its own announcements: it dropped those entries before answering the write, and a
  * second drop would only throw away replies fetched since, which already show the write.
  */
-import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
 import { parseFactType } from "@shared/fact_names.ts";
 import { emptyOnMissedFacts } from "@shared/fact_gaps.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts, gatewayTouched } from "@shared/subjects.ts";
+import { announceTouched as announce, ORIGIN_HEADER, touchedTags } from "@shared/cache_touched.ts";
 import type { ResponseCache } from "./cache.ts";
 
-/**
- * The header naming the cache that already dropped what an announcement lists: that gateway
- * skips its own announcement when it comes back (it invalidated before answering the write).
- * Announcements without it are honoured by every gateway.
- */
-export const ORIGIN_HEADER = "Cache-Origin";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 /** Each cache's name on the bus: one per gateway instance, even when two share a process. */
 const origins = new WeakMap<ResponseCache, string>();
 
@@ -42,13 +34,7 @@ function originOf(cache: ResponseCache): string {
  * already (it ignores the announcement when it comes back).
  */
 export function announceTouched(bus: Bus, tags: readonly string[], from?: ResponseCache): void {
-  if (!tags.length || bus.nc.isClosed()) return;
-  let options: { headers: MsgHdrs } | undefined;
-  if (from !== undefined) {
-    options = { headers: headers() };
-    options.headers.set(ORIGIN_HEADER, originOf(from));
-  }
-  bus.nc.publish(bus.subject(gatewayTouched), encoder.encode(tags.join(" ")), options);
+  announce(bus, tags, { origin: from && originOf(from) });
 }
 
 /** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
@@ -93,7 +79,7 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
     callback: (error, msg) => {
       if (error) return cache.clear();
       if (msg.headers?.get(ORIGIN_HEADER) === origin) return;
-      cache.invalidate(decoder.decode(msg.data).split(" "));
+      cache.invalidate(touchedTags(msg.data));
     },
   });
   emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));

@@ -19,6 +19,7 @@ import type { Logger } from "./log.ts";
 import { factSubject } from "./fact_names.ts";
 // Hearing the gateways' announcements gives a client its own revocation on its next request.
 import { gatewayTouched } from "./subjects.ts";
+import { touchedTags } from "./cache_touched.ts";
 import type { AccessProjection } from "./access_projection.ts";
 import { emptyOnMissedFacts } from "./fact_gaps.ts";
 
@@ -113,7 +114,6 @@ export async function followAccessFacts(
   projection: AccessProjection,
   log: Logger,
 ): Promise<() => void> {
-  const decoder = new TextDecoder();
   const failed = (error: unknown) => {
     log.warn("access projection emptied: the fact subscription failed", { error });
     projection.clear();
@@ -135,7 +135,7 @@ export async function followAccessFacts(
   const touchedSubscription = bus.nc.subscribe(bus.subject(gatewayTouched), {
     callback: (error, msg) => {
       if (error) return failed(error);
-      apply(projection, touchedChange(decoder.decode(msg.data).split(" ")));
+      apply(projection, touchedChange(touchedTags(msg.data)));
     },
   });
   emptyOnMissedFacts(bus, projection, log, "access projection").catch(() =>

@@ -66,6 +66,15 @@ export function touchedBy(type: string, record: TagRecord): string[] {
   return tags;
 }
 
+/**
+ * The tags of one resource at each of its addresses (`event:5`, `event:my-conf`), without its
+ * collection: what a change seen only by a projection of it makes stale (its pages, not lists).
+ */
+export function addressTags(type: string, record: TagRecord): string[] {
+  const collection = collectionOfType.get(type);
+  return touchedBy(type, record).filter((tag) => tag !== collection);
+}
+
 interface PathTags {
   /** `<type>:<value>` for each collection segment followed by a value. */
   pairs: string[];

@@ -103,9 +103,10 @@ export const audit = {
 } as const;
 
 /**
- * Where gateways announce the cache tags of a write they relayed, before they reply to it (core
- * NATS, outside the fact stream): the other gateways' caches and the services' access
- * projections drop what it touched one hop later, before the write's fact arrives.
+ * Where cache tags that may have gone stale are announced (core NATS, outside the fact stream):
+ * by gateways for a write they relayed, before they reply to it, and by services whose reads
+ * follow another service's facts, once they have applied them (shared/cache_touched.ts). The
+ * gateways' caches and the services' access projections drop what is announced.
  */
 export const gatewayTouched = "gateway.cache.touched";
 

@@ -390,3 +390,57 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
     assert.equal(row.deleted, true);
   });
 });
+
+Deno.test("[discounts] a cached lookup re-read before the projection followed the catalog is dropped once it has", async () => {
+  // Long enough that only the discounts' announcement, not the settle rule, can end the
+  // stale page within the bound below.
+  const settleMs = 10_000;
+  await using system = await startDiscountsSystem({ env: { CACHE_SETTLE_MS: String(settleMs) } });
+  const cast = await system.eventWithCast(published);
+  await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    attributes: { code: "FOLLOWED" },
+  });
+  const path = `/v1/events/${cast.event.id}/discount-codes/FOLLOWED`;
+  await system.catalog.relay.flush();
+  const projected = async () =>
+    (await system.dsql`select state from catalog_events where id = ${cast.event.id}`)[0]?.state;
+  await eventually(async () => await projected() === "published", 10_000, "projected");
+
+  // The projection's row held, so the discounts' consumer waits with the catalog's fact in hand.
+  const held = await system.dsql.reserve();
+  system.defer(() => held.release());
+  await held`begin`;
+  await held`select 1 from catalog_events where id = ${cast.event.id} for update`;
+  const unpublished = await system.call("PATCH", `/v1/events/${cast.event.id}`, {
+    token: cast.owner.token,
+    body: { data: { type: "event", id: cast.event.id, attributes: { state: "draft" } } },
+  });
+  expectStatus(unpublished, 200);
+  await system.catalog.relay.flush();
+  await eventually(
+    async () => {
+      const [{ waiting }] = await system.dsql`select count(*)::int as waiting
+      from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
+        and query like '%catalog_events%'`;
+      return waiting > 0;
+    },
+    4_000,
+    "the consumer to wait for the row",
+  );
+  // By now the gateway has heard the fact (published before JetStream delivered it).
+  await system.bus.nc.flush();
+  const stale = await system.call("GET", path);
+  expectStatus(stale, 200, "read again from the projection, which still says published");
+  assert.equal(stale.headers.get("X-Cache"), "MISS");
+  assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "HIT");
+
+  const released = Date.now();
+  await held`commit`;
+  await eventually(
+    async () => (await system.call("GET", path)).status === 404,
+    2_000,
+    "the lookup to be dropped once the projection followed",
+  );
+  assert.ok(Date.now() - released < settleMs / 4);
+});

@@ -4,11 +4,15 @@
  * codes with it (soft delete) and loses its event code; a deleted ticket is detached from every
  * code. Each change publishes its own fact, naming the actor of the catalog's change.
  * Idempotent: a redelivered fact finds nothing left to change. Every event fact also updates
- * the projection of events the anonymous checkout lookup reads (store/events.ts). Only the
- * public payloads are read (typed by the registry, shared/fact_catalog.ts).
+ * the projection of events the anonymous checkout lookup reads (store/events.ts), and then
+ * tells the gateways (shared/cache_touched.ts): a lookup they fetched again between the
+ * catalog's fact and now may show the event as it was. Only the public payloads are read
+ * (typed by the registry, shared/fact_catalog.ts).
  */
 import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
+import { addressTags } from "@shared/cache_tags.ts";
+import { announceTouched } from "@shared/cache_touched.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
 import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
 import type { Sql } from "@shared/db.ts";
@@ -92,6 +96,21 @@ export function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Pr
   })(batch);
 }
 
+/**
+ * The pages of the events a batch's facts changed in the projection, announced once the batch
+ * is applied. Without it a lookup re-read between the catalog's fact reaching a gateway and this
+ * projection following it would be served as it was for up to CACHE_SETTLE_MS.
+ */
+function announceProjected(bus: Bus, batch: Fact[]): void {
+  const tags = new Set<string>();
+  for (const fact of batch) {
+    if (!fact.type.startsWith("catalog.event.")) continue;
+    const { data } = fact as EventFact;
+    for (const tag of addressTags("event", { ...data, id: String(data.id) })) tags.add(tag);
+  }
+  announceTouched(bus, [...tags]);
+}
+
 export function followCatalogFacts(
   options: { sql: Sql; bus: Bus; relay: FactRelay; log: Logger },
 ): Promise<FactConsumer> {
@@ -100,6 +119,9 @@ export function followCatalogFacts(
     durable: "discounts-catalog",
     subject: "facts.catalog.>",
     log,
-    handle: (batch) => applyCatalogFacts(sql, relay, batch),
+    handle: async (batch) => {
+      await applyCatalogFacts(sql, relay, batch);
+      announceProjected(bus, batch);
+    },
   });
 }
