@@ -3,13 +3,17 @@ import { expectError, expectStatus } from "@testing/system.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 
-function deauthorizedEvent(account: string, id = `evt_${crypto.randomUUID()}`) {
+function deauthorizedEvent(
+  account: string,
+  id = `evt_${crypto.randomUUID()}`,
+  created = Math.floor(Date.now() / 1000),
+) {
   return JSON.stringify({
     id,
     object: "event",
     type: "account.application.deauthorized",
     account,
-    created: Math.floor(Date.now() / 1000),
+    created,
     data: { object: { id: "ca_platform", object: "application", name: "Open Event" } },
   });
 }
@@ -91,6 +95,33 @@ Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's 
   await t.step("Stripe was not called for any of it", () => {
     assert.ok(p.stripe.calls.every((call) => call.path === "/oauth/token"));
   });
+});
+
+Deno.test("[payments] a deauthorization delivered after the account was linked again leaves the new link", async () => {
+  await using p = await startPaymentsSystem();
+  const first = await linked(p);
+  const other = await p.stripeEvent();
+  const again = p.grant({ accountId: first.grant.accountId });
+  expectStatus(await p.link(other.owner.token, other.event.id, again.code), 201);
+  // The first event's link is a minute older than the deauthorization; the second is newer.
+  await p.sql`update stripe_authorizations set updated_at = now() - interval '1 hour'
+    where id = ${first.id}`;
+  const minuteAgo = Math.floor(Date.now() / 1000) - 60;
+  const factsBefore = (await p.readFacts()).length;
+
+  const reply = await send(p, deauthorizedEvent(first.grant.accountId, undefined, minuteAgo));
+  expectStatus(reply, 200);
+  const left = await p.sql`select event_id from stripe_authorizations`;
+  assert.deepEqual(left.map((row) => String(row.event_id)), [other.event.id]);
+  const facts = (await p.readFacts()).slice(factsBefore);
+  assert.deepEqual(
+    facts.filter((f) => f.type.endsWith(".deleted")).map((f) => f.data.event),
+    [first.cast.event.id],
+  );
+
+  // A deauthorization as recent as the link (Stripe counts whole seconds) removes it.
+  expectStatus(await send(p, deauthorizedEvent(first.grant.accountId)), 200);
+  assert.equal(await count(p), 0);
 });
 
 Deno.test("[payments] POST /v1/webhooks/stripe refuses bad and stale signatures with 400", async (t) => {

@@ -2,8 +2,8 @@
  * `POST /v1/webhooks/stripe`. Only signed, fresh events count; each event id is handled once
  * (Stripe retries deliveries, and a captured request may be replayed inside the tolerance).
  * `account.application.deauthorized` removes every authorization of that account (it may serve
- * several events) and announces each removal, by the system. Anything else is acknowledged
- * without effect, so Stripe does not keep retrying it.
+ * several events) linked before the deauthorization, and announces each removal, by the system.
+ * Anything else is acknowledged without effect, so Stripe does not keep retrying it.
  */
 import { BadRequestError, ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
@@ -20,10 +20,19 @@ import { holdAccountsLock } from "./accounts.ts";
 
 const DEAUTHORIZED = "account.application.deauthorized";
 
+/**
+ * Stripe's `created` counts whole seconds, by Stripe's clock: a link made this soon after a
+ * deauthorization is taken as older than it (removed; the organizer links again) rather than a
+ * dead link being kept because the clocks differ.
+ */
+const DEAUTHORIZED_LINK_MARGIN_S = 5;
+
 interface StripeEvent {
   id: string;
   type: string;
   account?: string;
+  /** When Stripe created the event (seconds since the epoch), if the event says. */
+  created?: number;
 }
 
 function readEvent(text: string): StripeEvent {
@@ -45,7 +54,20 @@ function readEvent(text: string): StripeEvent {
     throw new BadRequestError("Cannot accept the webhook: its id or type contains a NUL character");
   }
   const account = typeof event.account === "string" ? event.account : undefined;
-  return { id: event.id, type: event.type.slice(0, 255), account };
+  const created = Number.isSafeInteger(event.created) && event.created! >= 0
+    ? event.created
+    : undefined;
+  return { id: event.id, type: event.type.slice(0, 255), account, created };
+}
+
+/**
+ * Links made after this are newer than the deauthorization and stay: Stripe retries a delivery
+ * for days, and the account may have been linked again meanwhile (a new grant). Undefined (all
+ * go) for an event without its time.
+ */
+function linkedBefore(event: StripeEvent): Date | undefined {
+  if (event.created === undefined) return undefined;
+  return new Date((event.created + DEAUTHORIZED_LINK_MARGIN_S) * 1000);
 }
 
 function received(extra: Record<string, unknown> = {}): HttpReply {
@@ -78,7 +100,9 @@ export async function stripeWebhook(ctx: PaymentsContext, req: HttpRequest): Pro
       if (!await recordWebhookEvent(tx, event.id, event.type)) {
         return { replay: true, removed: [] };
       }
-      const removed = lookup ? await deleteAuthorizationsOfAccount(tx, lookup) : [];
+      const removed = lookup
+        ? await deleteAuthorizationsOfAccount(tx, lookup, { linkedBefore: linkedBefore(event) })
+        : [];
       return { replay: false, removed };
     },
     ({ removed }) => removed.map((row) => authorizationFact(null, "deleted", row)),

@@ -129,12 +129,20 @@ export async function deleteAuthorization(
   return deleted ? normalize(deleted) : null;
 }
 
+/**
+ * Deletes the authorizations of an account; with `linkedBefore`, only those whose keys were
+ * written before it (`updated_at` changes only when keys are: a link or a re-link).
+ */
 export async function deleteAuthorizationsOfAccount(
   tx: Queryable,
   accountLookup: string,
+  options: { linkedBefore?: Date } = {},
 ): Promise<AuthorizationRow[]> {
+  const before = options.linkedBefore ?? null;
   const rows = await tx`delete from stripe_authorizations
-    where account_lookup = ${accountLookup} returning *`;
+    where account_lookup = ${accountLookup}
+      and (${before}::timestamptz is null or updated_at < ${before}::timestamptz)
+    returning *`;
   return rows.map(normalize);
 }
 
