@@ -17,6 +17,7 @@ import { health } from "./health.ts";
 import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth } from "./middleware/auth.ts";
+import { cors } from "./middleware/cors.ts";
 import { headLength } from "./middleware/head_length.ts";
 import { validHost } from "./middleware/host.ts";
 import { requestId } from "./middleware/request_id.ts";
@@ -100,6 +101,7 @@ export function createGateway(options: AppOptions): Gateway {
   app.use("*", observeHttp({ onHit: hits && ((raw, hit) => hits.learn(raw, hit)) }));
   app.use("*", headLength());
   app.use("*", requestId({ logger }));
+  app.use("*", cors());
   app.use("*", validHost());
   app.use("/v1/*", auth({ secret: config.jwtSecret }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));

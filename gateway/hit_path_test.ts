@@ -113,6 +113,7 @@ Deno.test("[gateway] HitPath answers a repeated hit exactly as the full path doe
       const lines = logger.lines.length;
       const fast = hits.answer(get(headers, method));
       assert.ok(fast, "the short way answers");
+      assert.equal(fast.headers.get("Access-Control-Allow-Origin"), "*", "readable by browsers");
       assert.deepEqual(await whole(fast), await whole(slow));
       const [slowLine, fastLine] = logger.lines.slice(lines - 1);
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 }, "the same access log line");
@@ -314,6 +315,7 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
     await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
       await reference.send(head);
       const expected = await reference.answer();
+      assert.match(expected, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
       const lines = gw.logger.lines.length;
       const before = calls.relaying;
       await wire.send(head);

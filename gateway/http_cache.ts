@@ -1,6 +1,6 @@
 /**
  * HTTP caching of forwarded replies: cache keys, strong ETags, `If-None-Match` and the
- * `Cache-Control` every reply carries. Public replies say `public, no-cache` (clients and CDNs
+ * `Cache-Control` every reply carries (after the CORS headers, middleware/cors.ts). Public replies say `public, no-cache` (clients and CDNs
  * keep them but revalidate: the ETag makes that a cheap 304) and `Vary: Authorization` (a CDN
  * must not hand an anonymous page to a signed-in user, who may see more); everything else says
  * `private, no-store`. Replies the cache could hold say whether they came from it
@@ -17,6 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CachedReply } from "./cache.ts";
+import { CORS_HEADERS } from "./middleware/cors.ts";
 
 export const PUBLIC = "public, no-cache";
 export const PRIVATE = "private, no-store";
@@ -65,6 +66,7 @@ export interface ReplyParts {
 /** A reply's status and headers, in the order they go out (a 304 when `If-None-Match` matches). */
 function replyHead(parts: ReplyParts, ifNoneMatch: string | null) {
   const headers: Record<string, string> = {
+    ...CORS_HEADERS,
     "Cache-Control": parts.shared ? PUBLIC : PRIVATE,
   };
   if (parts.shared) headers["Vary"] = "Authorization";
