@@ -14,6 +14,8 @@
  * understand must stay as they were.
  */
 import { isDeepStrictEqual } from "node:util";
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
 
 type Schema = Record<string, unknown>;
 
@@ -71,10 +73,31 @@ const COMPARED = new Set([
 
 /**
  * The alternatives of a schema, one JSON type each: `anyOf`, `oneOf` (read as `anyOf`, which
- * admits at least as much) and type arrays unfolded, keywords beside them kept in each.
+ * admits at least as much) and type arrays unfolded, keywords beside them kept in each, lists of
+ * values merged, and lists whose every value another alternative admits left out (they add
+ * nothing: `"x"` beside any string).
  */
 function variants(schema: Schema): Schema[] {
-  return mergeValueLists(alternativesOf(schema));
+  const all = mergeValueLists(alternativesOf(schema));
+  const open = all.filter((variant) => !onlyValues(variant));
+  if (!open.length) return all;
+  return all.filter((variant) =>
+    !onlyValues(variant) || !admitsAll({ anyOf: open }, allowedValues(variant)!)
+  );
+}
+
+const ajv = new Ajv({ strict: false });
+// ajv-formats is CommonJS: its function is the default export of the module object.
+addFormats.default(ajv);
+
+/** Whether `schema` admits every one of `values` (false when it cannot be compiled). */
+function admitsAll(schema: Schema, values: unknown[]): boolean {
+  try {
+    const validate = ajv.compile(schema);
+    return values.every((value) => validate(value));
+  } catch {
+    return false;
+  }
 }
 
 /** Whether a variant only lists values (`const` or `enum`, beside its type and annotations). */
@@ -121,8 +144,20 @@ function alternativesOf(schema: Schema): Schema[] {
   return [schema];
 }
 
+/**
+ * A variant's JSON type; for a list of values without one, the type they all share when it is
+ * one of string, boolean or null (numbers stay "any": integer or number cannot be told).
+ */
 function typeOf(variant: Schema): string {
-  return String(variant.type ?? "any");
+  if (variant.type !== undefined) return String(variant.type);
+  const types = new Set(allowedValues(variant)?.map(valueType));
+  const [only] = types;
+  return types.size === 1 && only !== undefined ? only : "any";
+}
+
+function valueType(value: unknown): string | undefined {
+  if (value === null) return "null";
+  return typeof value === "string" || typeof value === "boolean" ? typeof value : undefined;
 }
 
 function typesOf(list: Schema[]): string[] {

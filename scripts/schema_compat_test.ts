@@ -354,3 +354,32 @@ Deno.test("[schema compat] a union of literals admits what the enum of them admi
     "data admits less than before (facts already published may not match it)",
   ]);
 });
+
+Deno.test("[schema compat] a list of values another alternative admits adds nothing", async (t) => {
+  const free = { type: "string", maxLength: 10 };
+  await t.step("a literal beside a string that admits it, either way round", () => {
+    for (const literal of [{ const: "x" }, { type: "string", const: "x" }, { enum: ["x", "y"] }]) {
+      const beside = { anyOf: [free, literal] };
+      assert.deepEqual(breakingChanges(free, beside), [], JSON.stringify(literal));
+      assert.deepEqual(breakingChanges(beside, free), [], JSON.stringify(literal));
+    }
+  });
+  await t.step("a literal the string does not admit still widens it", () => {
+    const dated = { type: "string", format: "date-time" };
+    assert.deepEqual(incompatibilities(dated, { anyOf: [dated, { const: "never" }] }), [
+      "data no longer has format date-time",
+    ]);
+    assert.deepEqual(incompatibilities(free, { anyOf: [free, { const: "far too long a text" }] }), [
+      "data no longer has maxLength 10",
+    ]);
+    assert.deepEqual(incompatibilities(free, { anyOf: [free, { const: 42 }] }), [
+      "data changed type from string to any|string (it may now be any)",
+    ]);
+  });
+  await t.step("and dropping it narrows", () => {
+    const dated = { type: "string", format: "date-time" };
+    assert.deepEqual(narrowings({ anyOf: [dated, { const: "never" }] }, dated), [
+      "data admits less than before (facts already published may not match it)",
+    ]);
+  });
+});
