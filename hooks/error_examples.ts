@@ -41,8 +41,11 @@ export interface KindInfo {
 
 /** The id the hooks put into the path for `missing`. */
 export const MISSING_ID = "99999";
-/** The query parameter the hooks add for `bad-query`. */
-export const UNKNOWN_PARAMETER = "nope";
+/**
+ * The query parameter the hooks add for `bad-query`: one in a JSON:API family (a fieldset of a type
+ * no action knows), since names outside the families are ignored, as the original ignored them.
+ */
+export const UNKNOWN_PARAMETER = "fields[nope]";
 
 export const KINDS: Record<ErrorKind, KindInfo> = {
   "anonymous": {
@@ -65,8 +68,11 @@ export const KINDS: Record<ErrorKind, KindInfo> = {
   "bad-query": {
     status: 400,
     title: "With an unknown query parameter",
-    note: `Sent with \`?${UNKNOWN_PARAMETER}=1\`: a query parameter this action does not know ` +
-      "is refused, and `source.parameter` names it.",
+    note:
+      `Sent with \`?${UNKNOWN_PARAMETER}=1\`: a parameter of the JSON:API families (\`filter\`, ` +
+      "`sort`, `include`, `page[...]`, `fields[...]`) that this action does not know is refused, " +
+      "and `source.parameter` names it. Names outside those families are ignored, as the " +
+      "original ignored them.",
   },
   "malformed": {
     status: 400,

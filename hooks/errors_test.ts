@@ -14,6 +14,9 @@ Deno.test("[hooks] error examples put the missing id in the resource's place", (
 });
 
 Deno.test("[hooks] error examples add the unknown parameter to any query", () => {
-  assert.equal(withUnknownParameter("/v1/events"), "/v1/events?nope=1");
-  assert.equal(withUnknownParameter("/v1/events?sort=name"), "/v1/events?sort=name&nope=1");
+  assert.equal(withUnknownParameter("/v1/events"), "/v1/events?fields[nope]=1");
+  assert.equal(
+    withUnknownParameter("/v1/events?sort=name"),
+    "/v1/events?sort=name&fields[nope]=1",
+  );
 });

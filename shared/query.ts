@@ -403,7 +403,7 @@ function parseFields(key: string, text: string, sparse: Record<string, string[]>
 
 /**
  * The include/fields/extra part of a query, for single-resource routes: `sort`, `filter` and
- * `page[...]` are ignored, anything else unknown is 400.
+ * `page[...]` are ignored, and so is every name outside the JSON:API families (`isForeign`).
  *
  * @example
  * ```ts
@@ -432,7 +432,7 @@ function parse(
     extra: {},
   };
   for (const [key, value] of Object.entries(query)) {
-    if (listKeys.has(key) || FRONTEND_HINTS.has(key)) continue;
+    if (listKeys.has(key) || (isForeign(key) && !spec.extra?.includes(key))) continue;
     // An empty include or sort is none, as the original read them (`if qs.get("include")`).
     if (key === "include") out.include = value.trim() ? parseInclude(value, spec.includes) : [];
     else if (fieldsKey.test(key)) {
@@ -449,16 +449,23 @@ function parse(
 
 const listKeys = new Set(["filter", "sort", "page[size]", "page[number]"]);
 
-/**
- * Parameters open-event-frontend adds to its requests (`public=true` and `cache=true` on public
- * pages, `nocache=true` to bust caches), which the original ignored: it read only its own
- * families. Ignored here too; any other unknown name is still a 400.
- */
-const FRONTEND_HINTS = new Set(["public", "cache", "nocache"]);
+/** The JSON:API query families: a name in one of them must be one this route understands. */
+const FAMILY = /^(?:filter|sort|include|page|fields)(?:\[|$)/;
 
 /**
- * Parses a list route's query against its whitelist; every unknown name is a 400 whose
- * `source.parameter` names the offending parameter.
+ * Whether a parameter lies outside the JSON:API families. The original read only those and
+ * ignored every other name, and its clients rely on that: open-event-frontend adds `public`,
+ * `cache` and `nocache`, and ember-data's `queryRecord` puts its whole query in the URL (the
+ * checkout lookup arrives with `code` and `eventIdentifier`). A route's own `extra` names are
+ * read, the rest ignored; a name inside a family that the route does not know stays a 400.
+ */
+function isForeign(key: string): boolean {
+  return !FAMILY.test(key);
+}
+
+/**
+ * Parses a list route's query against its whitelist; every unknown name in a JSON:API family is
+ * a 400 whose `source.parameter` names the offending parameter (other names are ignored).
  *
  * @example
  * ```ts

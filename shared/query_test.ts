@@ -243,16 +243,30 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
   });
 });
 
-Deno.test("[query] the parameters open-event-frontend adds are ignored, as the original did", () => {
-  const hints = { public: "true", cache: "true", nocache: "true" };
-  assert.deepEqual(parseSingleQuery(hints, {}), { include: [], fields: {}, extra: {} });
-  assert.equal(parseListQuery({ ...hints, "page[size]": "5" }, spec).page.size, 5);
+Deno.test("[query] names outside the JSON:API families are ignored, as the original did", () => {
+  // open-event-frontend's hints, and what ember-data's queryRecord puts in the checkout lookup.
+  const foreign = {
+    public: "true",
+    cache: "true",
+    nocache: "true",
+    code: "SUMMER",
+    eventIdentifier: "b8324ae2",
+    color: "red",
+    "": "1",
+  };
+  assert.deepEqual(parseSingleQuery(foreign, {}), { include: [], fields: {}, extra: {} });
+  assert.equal(parseListQuery({ ...foreign, "page[size]": "5" }, spec).page.size, 5);
+  assert.deepEqual(
+    parseSingleQuery({ ...foreign, get_trashed: "true" }, { extra: ["get_trashed"] }).extra,
+    { get_trashed: "true" },
+    "a route's own names are still read",
+  );
 });
 
 Deno.test("[query] parseListQuery rejects bad parameters naming them", async (t) => {
   const cases: [string, Record<string, string>, string][] = [
-    ["an unknown parameter", { color: "red" }, "color"],
-    ["a parameter with an empty name", { "": "1" }, ""],
+    ["a filter in another form", { "filter[code]": "X" }, "filter[code]"],
+    ["fields without a type", { fields: "code" }, "fields"],
     ["a non-numeric page size", { "page[size]": "ten" }, "page[size]"],
     ["a negative page size", { "page[size]": "-1" }, "page[size]"],
     ["a fractional page size", { "page[size]": "1.5" }, "page[size]"],
@@ -297,7 +311,8 @@ Deno.test("[query] parseSingleQuery reads include, fields and extra, and ignores
   // The original's detail views read include and fields only.
   const listParameters = { filter: "[{", sort: "secret", "page[size]": "x", "page[number]": "0" };
   assert.deepEqual(parseSingleQuery(listParameters, spec), { include: [], fields: {}, extra: {} });
-  assertBadParameter(() => parseSingleQuery({ permanent: "1" }, spec), "permanent");
+  // A name of another route (not in this one's `extra`) is ignored, as any other foreign name.
+  assert.deepEqual(parseSingleQuery({ permanent: "1" }, spec).extra, {});
   assertBadParameter(() => parseSingleQuery({ include: "owner" }, spec), "include");
   assertBadParameter(
     () => parseSingleQuery({ "fields[event]": "secret" }, spec),

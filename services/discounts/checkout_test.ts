@@ -49,6 +49,19 @@ Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public c
     }
     expectStatus(await lookup("OPEN", cast.event.identifier), 200);
   });
+  await t.step(
+    "as open-event-frontend asks (ember-data's queryRecord puts its query in the URL)",
+    async () => {
+      const { identifier } = cast.event;
+      const reply = await system.call(
+        "GET",
+        `/v1/events/${identifier}/discount-codes/OPEN?code=OPEN&eventIdentifier=${identifier}` +
+          "&include=event,tickets",
+      );
+      expectStatus(reply, 200);
+      assert.equal(reply.body.data.attributes.code, "OPEN");
+    },
+  );
   await t.step("422 inactive, not yet valid, expired, used up: the detail says which", async () => {
     const cases: [string, RegExp][] = [
       ["PAUSED", /not active/],
