@@ -124,7 +124,10 @@ export function whereSql(sql: Queryable, filter: FilterNode | undefined): Fragme
     return sql`(${join(sql, filter.and.map((f) => whereSql(sql, f)), "and")})`;
   }
   if ("or" in filter) {
-    if (filter.or.length === 0) return sql`false`;
+    // An empty `or` is no condition at all, as in the original: SQLAlchemy 1.3 compiles an
+    // empty `or_()` to nothing. open-event-frontend's admin tables send `{"or":[]}` whenever
+    // their search box is empty, and expect every row.
+    if (filter.or.length === 0) return fixedFragment(sql, "true", () => sql`true`);
     return sql`(${join(sql, filter.or.map((f) => whereSql(sql, f)), "or")})`;
   }
   if ("not" in filter) return sql`not (${whereSql(sql, filter.not)})`;
