@@ -398,7 +398,10 @@ function relationship(
 
 /**
  * Checks a POST/PATCH body and unwraps it. `id` is the URL id on PATCH (the body must repeat it);
- * `relationships` are the ones the client may send, any other gives 422.
+ * `relationships` are the ones the client may send. Of the others, those in `known` (every
+ * relationship the resource has) give 422, and any other name is ignored, as the original
+ * (marshmallow) ignored fields it did not know and as unknown attributes are: clients such as
+ * ember-data send the relationships their own models have. Without `known`, every other gives 422.
  *
  * @example
  * ```ts
@@ -414,7 +417,12 @@ function relationship(
  */
 export function parseResourceDocument(
   body: unknown,
-  options: { type: string; id?: string; relationships?: Record<string, RelationshipDef> },
+  options: {
+    type: string;
+    id?: string;
+    relationships?: Record<string, RelationshipDef>;
+    known?: Record<string, unknown>;
+  },
 ): ParsedResource {
   const data = isObject(body) ? body.data : undefined;
   if (!isObject(data)) {
@@ -460,6 +468,7 @@ export function parseResourceDocument(
     const allowed = options.relationships ?? {};
     for (const [name, value] of Object.entries(data.relationships)) {
       if (!Object.hasOwn(allowed, name)) {
+        if (options.known && !Object.hasOwn(options.known, name)) continue;
         throw new UnprocessableError(`Cannot save: relationship ${name} cannot be set here`, {
           pointer: `/data/relationships/${name}`,
         });

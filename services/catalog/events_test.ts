@@ -646,6 +646,28 @@ Deno.test("[catalog] a PATCH of the event as it was read, owner included, is acc
       pointer: "/data/relationships/owner",
     });
   });
+  await t.step("relationships the frontend's model has and ours does not: ignored", async () => {
+    // open-event-frontend's event model has organizers, moderators... (hasMany, inverse null),
+    // which ember-data serializes on save; the original stored or ignored them, never refused.
+    const body = asRead(null);
+    Object.assign(body.data.relationships, {
+      organizers: { data: [{ type: "user", id: other.id }] },
+      moderators: { data: [] },
+      "event-type": { data: null },
+    });
+    const reply = await system.call("PATCH", path, { token: owner.token, body });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.relationships.organizers, undefined);
+    const roles = await system.call("GET", `${path}/users-events-roles`, { token: owner.token });
+    assert.equal(roles.body.data.length, 1, "nobody became an organizer");
+  });
+  await t.step("a relationship of ours that is read-only here: still 422", async () => {
+    const body = asRead(null);
+    Object.assign(body.data.relationships, { tickets: { data: [] } });
+    expectError(await system.call("PATCH", path, { token: owner.token, body }), 422, {
+      pointer: "/data/relationships/tickets",
+    });
+  });
 });
 
 Deno.test("[catalog] years 1–99 come back as they were stored", async () => {

@@ -22,7 +22,10 @@ const TABLE = "event_topics";
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
-  const doc = parseResourceDocument(call.req.body, { type: "event-topic" });
+  const doc = parseResourceDocument(call.req.body, {
+    type: "event-topic",
+    known: eventTopicDef.relationships,
+  });
   const attrs = validateAttributes(eventTopicAttributes, doc.attributes);
   const row = await commit(
     ctx,
@@ -41,7 +44,11 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
   const existing = await topicOr404(ctx, call, TABLE);
-  const doc = parseResourceDocument(call.req.body, { type: "event-topic", id: call.req.params.id });
+  const doc = parseResourceDocument(call.req.body, {
+    type: "event-topic",
+    id: call.req.params.id,
+    known: eventTopicDef.relationships,
+  });
   const attrs = validateAttributes(eventTopicAttributes.partial(), doc.attributes);
   const values = {
     ...(attrs.name !== undefined && { name: attrs.name, slug: slugFor(attrs.name) }),

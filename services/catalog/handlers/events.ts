@@ -267,6 +267,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const doc = parseResourceDocument(call.req.body, {
     type: "event",
     relationships: writableRelationships,
+    known: eventDef.relationships,
   });
   ownerUnchanged(doc, caller.id);
   const attrs = validateAttributes(eventAttributes, doc.attributes);
@@ -330,6 +331,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     type: "event",
     id: sameEvent(call.req.body, existing) ? existing.id : call.req.params.id,
     relationships: writableRelationships,
+    known: eventDef.relationships,
   });
   ownerUnchanged(doc, existing.owner_id === null ? null : String(existing.owner_id));
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));

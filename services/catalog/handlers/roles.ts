@@ -154,6 +154,7 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
   const doc = parseResourceDocument(call.req.body, {
     type: "users-events-role",
     relationships: grantRelationships,
+    known: usersEventsRoleDef.relationships,
   });
   const { event, role, user } = await grantParties(ctx, call, doc);
   const row = await commit(
@@ -178,6 +179,7 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
     type: "users-events-role",
     id: call.req.params.id,
     relationships: { role: { type: "role" } },
+    known: usersEventsRoleDef.relationships,
   });
   const roleName = toOne(doc, "role", false);
   if (roleName === undefined) return renderOne(usersEventsRoleDef, grant, { req: call.req });

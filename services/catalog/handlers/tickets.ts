@@ -130,6 +130,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
     relationships: { event: { type: "event" } },
+    known: ticketDef.relationships,
   });
   const event = await eventOf(ctx, call, doc.relationships.event);
   const attrs = validateAttributes(ticketAttributes, doc.attributes);
@@ -150,6 +151,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     type: "ticket",
     id: call.req.params.id,
     relationships: { event: { type: "event" } },
+    known: ticketDef.relationships,
   });
   const ref = doc.relationships.event;
   if (ref !== undefined && (Array.isArray(ref) || ref?.id !== ticket.event_id)) {

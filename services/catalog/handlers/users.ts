@@ -185,7 +185,7 @@ async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const doc = parseResourceDocument(call.req.body, { type: "user" });
+  const doc = parseResourceDocument(call.req.body, { type: "user", known: userDef.relationships });
   requestedFlags(call.caller, doc.attributes);
   const attrs = validateAttributes(userCreateAttributes, doc.attributes);
   const values: UserValues = {
@@ -228,7 +228,11 @@ async function updatedValues(
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
-  const doc = parseResourceDocument(call.req.body, { type: "user", id: call.req.params.id });
+  const doc = parseResourceDocument(call.req.body, {
+    type: "user",
+    id: call.req.params.id,
+    known: userDef.relationships,
+  });
   requestedFlags(caller, doc.attributes, user);
   const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
   const values = await updatedValues(ctx, attrs);

@@ -64,6 +64,7 @@ export async function createDiscountCode(
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     relationships: codeRelationships,
+    known: codeDef.relationships,
   });
   const owner = await createAccess(ctx, req, doc);
   const { values, links } = await newCode(ctx, req, { doc, owner });
@@ -86,6 +87,7 @@ export async function updateDiscountCode(
     type: "discount-code",
     id: String(target.code.id),
     relationships: codeRelationships,
+    known: codeDef.relationships,
   });
   const row = await saveCodeUpdate(ctx, req, { ...target, doc });
   return renderOne(codeDef, row, { req });
