@@ -189,7 +189,14 @@ export const userQuery: QuerySpec = {
     "created-at": created,
     "deleted-at": deleted,
   },
-  sparse: sparse(userDef),
+  // `discount-codes` is served by discounts; the gateway fetches it.
+  includes: ["events", "users-events-roles", "discount-codes"],
+  sparse: {
+    "discount-code": ["*"],
+    ...sparse(userDef),
+    ...sparse(eventDef),
+    ...sparse(usersEventsRoleDef),
+  },
   extra: trash,
 };
 
@@ -233,6 +240,7 @@ export const eventQuery: QuerySpec = {
     "event-sub-topic",
     "tickets",
     "owner",
+    "users-events-roles",
     "discount-codes",
     "discount-code",
     "stripe-authorization",
@@ -246,6 +254,7 @@ export const eventQuery: QuerySpec = {
     ...sparse(eventSubTopicDef),
     ...sparse(ticketDef),
     ...sparse(publicUserDef),
+    ...sparse(usersEventsRoleDef),
   },
   extra: trash,
 };
@@ -259,8 +268,8 @@ export const eventTopicQuery: QuerySpec = {
     "created-at": created,
     "deleted-at": deleted,
   },
-  includes: ["event-sub-topics"],
-  sparse: { ...sparse(eventTopicDef), ...sparse(eventSubTopicDef) },
+  includes: ["events", "event-sub-topics"],
+  sparse: { ...sparse(eventTopicDef), ...sparse(eventSubTopicDef), ...sparse(eventDef) },
   extra: trash,
 };
 
@@ -272,8 +281,8 @@ export const eventSubTopicQuery: QuerySpec = {
     "created-at": created,
     "deleted-at": deleted,
   },
-  includes: ["event-topic"],
-  sparse: { ...sparse(eventSubTopicDef), ...sparse(eventTopicDef) },
+  includes: ["event-topic", "events"],
+  sparse: { ...sparse(eventSubTopicDef), ...sparse(eventTopicDef), ...sparse(eventDef) },
   extra: trash,
 };
 
@@ -297,4 +306,15 @@ export const ticketQuery: QuerySpec = {
     ...sparse(eventDef),
   },
   extra: trash,
+};
+
+/** Each catalog type's query rules, for routes whose primary data is of that type. */
+export const querySpecs: Record<string, QuerySpec> = {
+  "user": userQuery,
+  "role": roleQuery,
+  "users-events-role": usersEventsRoleQuery,
+  "event": eventQuery,
+  "event-topic": eventTopicQuery,
+  "event-sub-topic": eventSubTopicQuery,
+  "ticket": ticketQuery,
 };

@@ -15,6 +15,7 @@ import {
   updateTopic,
 } from "../store/topics.ts";
 import { type Call, cascade, commit, commitWithCascade, handleAll } from "./common.ts";
+import { renderRelatedOne } from "./related.ts";
 import {
   deleteAction,
   getAction,
@@ -111,7 +112,7 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   }
   const topic = await getTopic(ctx.sql, "event_topics", sub.event_topic_id) ??
     notFound("event topic", sub.event_topic_id);
-  return renderOne(eventTopicDef, topic, { req: call.req });
+  return await renderRelatedOne(ctx, call, eventTopicDef, topic);
 }
 
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {

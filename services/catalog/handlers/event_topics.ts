@@ -1,5 +1,5 @@
 /** Event topics: public reads, admin writes, slugs from names. One action per operation. */
-import { renderLinkage, renderList, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
+import { renderLinkage, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
@@ -8,6 +8,7 @@ import type { CatalogContext } from "../context.ts";
 import { eventQuery, eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
 import { insertTopic, listTopics, updateTopic } from "../store/topics.ts";
 import { type Call, commit, handleAll } from "./common.ts";
+import { renderRelatedList } from "./related.ts";
 import {
   deleteAction,
   getAction,
@@ -71,7 +72,7 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   }
   const query = parseListQuery(call.req.query, eventSubTopicQuery);
   const result = await listTopics(ctx.sql, "event_sub_topics", query, { topicId: topic.id });
-  return renderList(eventSubTopicDef, result, { req: call.req, query });
+  return await renderRelatedList(ctx, call, eventSubTopicDef, result, query);
 }
 
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {

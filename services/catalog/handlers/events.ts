@@ -6,7 +6,6 @@ import {
   isAdmin,
   notFound,
   permanentDelete,
-  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,
@@ -61,6 +60,7 @@ import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
+import { renderRelatedList, renderRelatedOne } from "./related.ts";
 
 const writableRelationships = {
   "event-topic": { type: "event-topic" },
@@ -377,13 +377,9 @@ function purge(ctx: CatalogContext, call: Call, existing: EventRow): Promise<Htt
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const event = await eventOr404(ctx, call);
   const found = await relatedRows(ctx, call, event, false);
-  if (!("many" in found)) {
-    return found.one ? renderOne(found.def, found.one, { req: call.req }) : renderEmpty(call.req);
-  }
-  const included = found.def.type === "users-events-role"
-    ? await loadIncluded(ctx, call.caller, "users-events-role", found.many.rows, found.query)
-    : undefined;
-  return renderList(found.def, found.many, { req: call.req, query: found.query, included });
+  return "many" in found
+    ? await renderRelatedList(ctx, call, found.def, found.many, found.query)
+    : await renderRelatedOne(ctx, call, found.def, found.one);
 }
 
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {

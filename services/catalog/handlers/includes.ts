@@ -13,8 +13,8 @@ import type { ListQuery } from "@shared/query.ts";
 import { isAdmin } from "@shared/handlers/mod.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
-import { getEvents } from "../store/events.ts";
-import { getRoles } from "../store/roles.ts";
+import { eventsOfUsers, eventsUnder, getEvents } from "../store/events.ts";
+import { getRoles, grantsOf } from "../store/roles.ts";
 import { ticketsOf } from "../store/tickets.ts";
 import { getTopics, subTopicsOf } from "../store/topics.ts";
 import { getUsers } from "../store/users.ts";
@@ -26,6 +26,7 @@ import {
   roleDef,
   ticketDef,
   userDef,
+  usersEventsRoleDef,
 } from "../resources.ts";
 import { viewer } from "./common.ts";
 
@@ -56,8 +57,42 @@ const usersBy = (key: string): Loader => async (ctx, _caller, parents) => ({
   rows: await getUsers(ctx.sql, ids(parents, key)),
 });
 
+/** Users whose own relationships the caller may read (self, or anyone for admins). */
+const readableUsers = (caller: Caller | null, users: Row[]) =>
+  users.filter((user) => isAdmin(caller) || caller?.id === String(user.id));
+
+/** Events under topics or sub-topics, as the caller may see them. */
+const eventsBy =
+  (column: "event_topic_id" | "event_sub_topic_id"): Loader => async (ctx, caller, parents) => ({
+    def: eventDef,
+    rows: await eventsUnder(ctx.sql, column, ids(parents, "id"), viewer(caller)),
+    backKey: column,
+  });
+
 const loaders: Record<string, Record<string, Loader>> = {
+  "user": {
+    // As `/users/{id}/events` and `/users-events-roles`: the user themself and admins only.
+    "events": async (ctx, caller, parents) => ({
+      def: eventDef,
+      rows: await eventsOfUsers(ctx.sql, ids(readableUsers(caller, parents), "id"), viewer(caller)),
+      backKey: "role_user_id",
+    }),
+    "users-events-roles": async (ctx, caller, parents) => ({
+      def: usersEventsRoleDef,
+      rows: await grantsOf(ctx.sql, { userIds: ids(readableUsers(caller, parents), "id") }, {
+        id: caller?.id ?? null,
+        admin: isAdmin(caller),
+      }),
+      backKey: "user_id",
+    }),
+  },
   "event": {
+    // As `/events/{id}/users-events-roles`: for the event's co-organizers and admins.
+    "users-events-roles": async (ctx, caller, parents) => ({
+      def: usersEventsRoleDef,
+      rows: await grantsOf(ctx.sql, { eventIds: ids(parents, "id") }, viewer(caller)),
+      backKey: "event_id",
+    }),
     "event-topic": async (ctx, _c, parents) => ({
       def: eventTopicDef,
       rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),
@@ -74,6 +109,7 @@ const loaders: Record<string, Record<string, Loader>> = {
     "owner": usersBy("owner_id"),
   },
   "event-topic": {
+    "events": eventsBy("event_topic_id"),
     "event-sub-topics": async (ctx, _c, parents) => ({
       def: eventSubTopicDef,
       rows: await subTopicsOf(ctx.sql, ids(parents, "id")),
@@ -81,6 +117,7 @@ const loaders: Record<string, Record<string, Loader>> = {
     }),
   },
   "event-sub-topic": {
+    "events": eventsBy("event_sub_topic_id"),
     "event-topic": async (ctx, _c, parents) => ({
       def: eventTopicDef,
       rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),

@@ -6,7 +6,6 @@ import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/error
 import {
   deletedReply,
   notFound,
-  renderEmpty,
   renderLinkage,
   renderList,
   renderOne,
@@ -45,6 +44,7 @@ import {
 } from "../store/roles.ts";
 import { getUser } from "../store/users.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
+import { renderRelatedOne } from "./related.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 const grantRelationships = {
@@ -240,7 +240,7 @@ async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
 async function grantRelated(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
   const { def, row } = await relatedOf(ctx, call, grant);
-  return row ? renderOne(def, row, { req: call.req }) : renderEmpty(call.req);
+  return await renderRelatedOne(ctx, call, def, row);
 }
 
 async function grantRelationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -28,6 +28,7 @@ import {
   updateTicket,
 } from "../store/tickets.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
+import { renderRelatedOne } from "./related.ts";
 import { loadIncluded } from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
@@ -188,7 +189,7 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { event } = await managedTicket(ctx, call);
-  return renderOne(eventDef, event, { req: call.req });
+  return await renderRelatedOne(ctx, call, eventDef, event);
 }
 
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -175,13 +175,20 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
   const query = parseListQuery(call.req.query, userQuery);
   const result = await listUsers(ctx.sql, query, withTrashed(call.caller, query.extra));
-  return renderList(userDef, result, { req: call.req, query });
+  const included = await loadIncluded(ctx, call.caller, "user", result.rows, query);
+  return renderList(userDef, result, { req: call.req, query, included });
 }
 
 async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, userQuery);
   const { user } = await ownUser(ctx, call);
-  return renderOne(userDef, user, { req: call.req, fields: query.fields });
+  const included = await loadIncluded(ctx, call.caller, "user", [user], query);
+  return renderOne(userDef, user, {
+    req: call.req,
+    included,
+    fields: query.fields,
+    include: query.include,
+  });
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {

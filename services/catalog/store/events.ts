@@ -91,6 +91,37 @@ export async function getEvents(
     and deleted_at is null and ${visibleEvents(sql, viewer)}`;
 }
 
+/** Live events of several topics or sub-topics at once, as `viewer` may see them (`include=events`). */
+export async function eventsUnder(
+  sql: Queryable,
+  column: "event_topic_id" | "event_sub_topic_id",
+  ids: string[],
+  viewer: Viewer,
+): Promise<EventRow[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  return await sql<EventRow[]>`select * from events where ${sql(column)} in ${sql(valid)}
+    and deleted_at is null and ${visibleEvents(sql, viewer)} order by id`;
+}
+
+/**
+ * Live events on which each of `userIds` holds a role, as `viewer` may see them: one row per user
+ * and event, the user in `role_user_id` (an event shared by two users comes twice).
+ */
+export async function eventsOfUsers(
+  sql: Queryable,
+  userIds: string[],
+  viewer: Viewer,
+): Promise<(EventRow & { role_user_id: string })[]> {
+  const valid = userIds.filter(isId);
+  if (!valid.length) return [];
+  return await sql<(EventRow & { role_user_id: string })[]>`select distinct
+      held.user_id as role_user_id, events.*
+    from events join users_events_roles held on held.event_id = events.id
+    where held.user_id in ${sql(valid)} and events.deleted_at is null
+      and ${visibleEvents(sql, viewer)} order by events.id`;
+}
+
 export interface EventScope {
   topicId?: string;
   subTopicId?: string;

@@ -48,6 +48,24 @@ export function listGrants(
   return listRows<GrantRow>(sql, "users_events_roles", where, query);
 }
 
+/**
+ * Grants of several events or users at once (`include=users-events-roles`): of events, only
+ * those on which `viewer` holds a role (admins: all), as `/events/{id}/users-events-roles` shows.
+ */
+export async function grantsOf(
+  sql: Queryable,
+  of: { eventIds: string[] } | { userIds: string[] },
+  viewer: { id: string | null; admin: boolean },
+): Promise<GrantRow[]> {
+  const byEvent = "eventIds" in of;
+  const valid = (byEvent ? of.eventIds : of.userIds).filter(isId);
+  if (!valid.length) return [];
+  const seen = viewer.admin || !byEvent ? sql`true` : sql`exists (select 1 from
+    users_events_roles mine where mine.event_id = g.event_id and mine.user_id = ${viewer.id})`;
+  return await sql<GrantRow[]>`select * from users_events_roles g
+    where ${sql(byEvent ? "event_id" : "user_id")} in ${sql(valid)} and ${seen} order by id`;
+}
+
 export async function insertGrant(
   tx: Queryable,
   values: { user_id: string; event_id: string; role_name: string },
