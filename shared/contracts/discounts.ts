@@ -48,6 +48,7 @@ export const discountsContract = defineContract({
     "event.discount-codes",
     "event.discount-code",
     "ticket.discount-codes",
+    "user.discount-codes",
   ],
   operations: {
     ...collection(S, "discount-codes", {

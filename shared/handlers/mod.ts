@@ -43,6 +43,7 @@
  */
 export {
   foreignIncludesOf,
+  foreignRelationsOf,
   type IncludeQuery,
   linkageOf,
   renderLinkage,

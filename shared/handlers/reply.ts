@@ -52,7 +52,7 @@ function valueOf(row: unknown, key: string): unknown {
 }
 
 /** Relationships of `rows` that `include` asks for and another service serves (the gateway asks it). */
-function foreignRelationsOf(
+export function foreignRelationsOf(
   type: string,
   rows: unknown[],
   include: readonly string[] | undefined,

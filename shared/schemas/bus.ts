@@ -20,8 +20,17 @@ export const resolveRequestSchema = z.object({
   actor: actorSchema.nullable(),
   type: z.string(),
   ids: z.array(z.string()).max(1000),
+  /**
+   * `include` paths of the owner's own relationships, for related-resource routes another service
+   * serves (`/v1/discount-codes/{id}/event?include=event-topic`): an unknown one is a 400.
+   */
+  include: z.array(z.string()).max(20).optional(),
 });
-export const resolveReplySchema = z.object({ data: z.array(resourceObjectSchema) });
+export const resolveReplySchema = z.object({
+  data: z.array(resourceObjectSchema),
+  /** What `include` asked for, as the actor may see it (the data carry its linkage). */
+  included: z.array(resourceObjectSchema).optional(),
+});
 
 const identifierSchema = z.object({ type: z.string(), id: z.string() });
 

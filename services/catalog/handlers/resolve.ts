@@ -1,10 +1,20 @@
 /**
  * `catalog.resolve`: catalog resources by id for compound documents built by the gateway when
- * another service's response includes them. Only what the actor may see is returned.
+ * another service's response includes them. Only what the actor may see is returned. With
+ * `include` (a related-resource route another service serves), what the type's own routes would
+ * include comes too, under the same rules; an unknown path is a 400.
  */
-import { type ResourceDef, toResource } from "@shared/jsonapi.ts";
-import { type CatalogContext, loadCaller } from "../context.ts";
-import { eventDef, eventSubTopicDef, eventTopicDef, roleDef, ticketDef } from "../resources.ts";
+import { type ResourceDef, type ResourceObject, toResource } from "@shared/jsonapi.ts";
+import { parseSingleQuery } from "@shared/query.ts";
+import { type Caller, type CatalogContext, loadCaller } from "../context.ts";
+import {
+  eventDef,
+  eventSubTopicDef,
+  eventTopicDef,
+  querySpecs,
+  roleDef,
+  ticketDef,
+} from "../resources.ts";
 import type { Row } from "../store/common.ts";
 import { getEvents } from "../store/events.ts";
 import { getRoles } from "../store/roles.ts";
@@ -12,10 +22,22 @@ import { getTickets } from "../store/tickets.ts";
 import { getTopics } from "../store/topics.ts";
 import { getUsers } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
-import { userDefFor } from "./includes.ts";
+import { loadIncluded, userDefFor } from "./includes.ts";
+
+/** What `include` asks for on `rows` of `type`, checked against that type's include paths. */
+async function includedFor(
+  ctx: CatalogContext,
+  caller: Caller | null,
+  type: string,
+  rows: Row[],
+  include: string[],
+): Promise<ResourceObject[]> {
+  const query = parseSingleQuery({ include: include.join(",") }, querySpecs[type] ?? {});
+  return await loadIncluded(ctx, caller, type, rows, query) ?? [];
+}
 
 export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] {
-  return async ({ actor, type, ids }) => {
+  return async ({ actor, type, ids, include }) => {
     const caller = await loadCaller(ctx.sql, actor);
     const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
       "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller))],
@@ -37,8 +59,13 @@ export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] 
       },
     };
     const [def, rows] = await (found[type]?.() ?? Promise.resolve([null, []]));
+    // Loaded first: it gives the rows the linkage of what it includes.
+    const included = include?.length
+      ? await includedFor(ctx, caller, type, rows, include)
+      : undefined;
     return {
       data: rows.map((row) => toResource(def ?? userDefFor(caller, row), row)),
+      ...(included ? { included } : {}),
     };
   };
 }

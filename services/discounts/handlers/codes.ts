@@ -125,7 +125,9 @@ export async function deleteDiscountCode(
 async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
   const rel: CodeRelation = codeRelations[req.params.rel] ??
     notFound("relationship", req.params.rel);
-  parseSingleQuery(req.query, { extra: ["get_trashed"] });
+  // `include` names the related type's relationships: the catalog checks it (relatedOfCode).
+  const { include: _, ...rest } = req.query;
+  parseSingleQuery(rest, { extra: ["get_trashed"] });
   const { code } = await guardCode(ctx, req, "see this discount code");
   return { code, rel };
 }

@@ -4,6 +4,7 @@
  */
 import type { NewFact } from "@shared/facts.ts";
 import {
+  foreignRelationsOf,
   isAdmin,
   notFound,
   requireActor,
@@ -68,11 +69,36 @@ export async function resolveCatalog(
   type: string,
   ids: string[],
 ): Promise<Record<string, unknown>[]> {
-  if (!ids.length) return [];
-  const { data } = await ctx.bus.request(catalog.resolve, { actor: req.actor, type, ids });
+  return (await resolveWithIncluded(ctx, req, type, ids, [])).data;
+}
+
+/**
+ * `resolveCatalog` with what `include` asks of the catalog's own relationships (an unknown path
+ * is the catalog's 400): the data carry the linkage of what is included.
+ */
+async function resolveWithIncluded(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  type: string,
+  ids: string[],
+  include: string[],
+): Promise<{ data: Record<string, unknown>[]; included?: Record<string, unknown>[] }> {
+  if (!ids.length && !include.length) return { data: [] };
+  const { data, included } = await ctx.bus.request(catalog.resolve, {
+    actor: req.actor,
+    type,
+    ids,
+    ...(include.length ? { include } : {}),
+  });
   const byId = new Map(data.map((resource) => [resource.id, resource]));
   // Keep the code's own order.
-  return ids.map((id) => byId.get(id)).filter((r) => r !== undefined);
+  return { data: ids.map((id) => byId.get(id)).filter((r) => r !== undefined), included };
+}
+
+/** The `include` paths of a query, as sent (the catalog checks them). */
+export function includePaths(query: Record<string, string>): string[] {
+  const text = query.include?.trim();
+  return text ? [...new Set(text.split(",").map((path) => path.trim()))] : [];
 }
 
 /** `/v1/discount-codes/{id}/<rel>`: the related catalog resources. */
@@ -82,13 +108,21 @@ export async function renderRelated(
   code: CodeRow,
   rel: CodeRelation,
 ): Promise<HttpReply> {
-  const found = await resolveCatalog(ctx, req, rel.type, idsOf(code, rel));
-  if (!rel.many) {
-    return { status: 200, body: { data: found[0] ?? null, links: { self: req.path }, jsonapi } };
-  }
+  const include = includePaths(req.query);
+  const { data: found, included } = await resolveWithIncluded(
+    ctx,
+    req,
+    rel.type,
+    idsOf(code, rel),
+    include,
+  );
+  const data = rel.many ? found : found[0] ?? null;
+  const meta = rel.many ? { meta: { count: found.length } } : {};
   return {
     status: 200,
-    body: { data: found, links: { self: req.path }, meta: { count: found.length }, jsonapi },
+    body: { data, links: { self: req.path }, ...meta, jsonapi, ...(included && { included }) },
+    // What other services serve (an event's `discount-codes`): the gateway adds it, linked.
+    foreignRelations: foreignRelationsOf(rel.type, found, include),
   };
 }
 

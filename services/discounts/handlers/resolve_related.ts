@@ -1,8 +1,8 @@
 /**
  * `discounts.resolve-related`: an event's `discount-codes` (its ticket codes, for its
  * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), and a
- * ticket's `discount-codes` (for the co-organizers of its event), for `include` on events and
- * tickets. Where the actor may not manage the codes, the linkage is empty (`[]` or `null`),
+ * ticket's `discount-codes` (for the co-organizers of its event), and a user's `discount-codes`
+ * (those they created, for that user and admins), for `include` on events, tickets and users. Where the actor may not manage the codes, the linkage is empty (`[]` or `null`),
  * matching what is included for that parent (nothing): the document stays fully linked.
  */
 import { type Identifier, type ResourceObject, toResource } from "@shared/jsonapi.ts";
@@ -13,7 +13,13 @@ import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
 import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
-import { type CodeRow, codesOfEvent, codesOfTicket, eventCodeOf } from "../store/codes.ts";
+import {
+  type CodeRow,
+  codesOfEvent,
+  codesOfMarketer,
+  codesOfTicket,
+  eventCodeOf,
+} from "../store/codes.ts";
 
 type Request = z.infer<typeof resolveRelatedRequestSchema>;
 
@@ -50,6 +56,8 @@ export async function resolveRelatedCodes(
     await eventsCodes(ctx, actor, parentIds, related);
   } else if (parentType === "event" && relationship === "discount-code") {
     await eventsEventCode(ctx, actor, parentIds, related);
+  } else if (parentType === "user" && relationship === "discount-codes") {
+    await usersCodes(ctx, actor, parentIds, related);
   }
   return related;
 }
@@ -72,6 +80,16 @@ async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], r
     const codes = (await codesOfEvent(ctx.sql, event.id))
       .filter((code) => code.used_for === "ticket");
     addCodes(related, eventId, codes);
+  }
+}
+
+/** The codes a user created (as their marketer), for that user and admins. */
+async function usersCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
+  const { caller } = await access(ctx, actor);
+  if (!caller) return;
+  for (const userId of new Set(ids)) {
+    if (caller.id !== userId && !isAdmin(caller)) continue;
+    addCodes(related, userId, await codesOfMarketer(ctx.sql, userId));
   }
 }
 

@@ -292,6 +292,13 @@ export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<C
     select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
 }
 
+/** Live codes `marketerId` created, as `/v1/users/{id}/discount-codes` lists them. */
+export async function codesOfMarketer(sql: Queryable, marketerId: string): Promise<CodeRow[]> {
+  if (!isId(marketerId)) return [];
+  return await sql<CodeRow[]>`select * from code_rows where deleted_at is null
+    and marketer_id = ${marketerId} order by id`;
+}
+
 /** Un-applies an event code from one event. */
 export async function unapplyEvent(tx: Queryable, eventId: string): Promise<void> {
   await tx`delete from discount_code_events where event_id = ${eventId}`;

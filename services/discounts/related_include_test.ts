@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus } from "@testing/system.ts";
+import { startDiscountsSystem } from "./_test_utils.ts";
+
+type Resource = { type: string; id: string };
+const includedOf = (body: { included?: Resource[] }, type: string) =>
+  (body.included ?? []).filter((r) => r.type === type).map((r) => r.id).sort();
+
+Deno.test("[discounts] include=discount-codes on users: the codes they created, for them and admins", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticketId],
+  });
+  const linkage = [{ type: "discount-code", id: code }];
+
+  await t.step("GET /v1/users?include=discount-codes as an admin", async () => {
+    const reply = await system.call("GET", "/v1/users?include=discount-codes&page[size]=0", {
+      token: system.admin.token,
+    });
+    expectStatus(reply, 200);
+    const marketer = reply.body.data.find((u: Resource) => u.id === cast.coorganizer.id);
+    assert.deepEqual(marketer.relationships["discount-codes"].data, linkage);
+    const other = reply.body.data.find((u: Resource) => u.id === cast.owner.id);
+    assert.deepEqual(other.relationships["discount-codes"].data, []);
+    assert.deepEqual(includedOf(reply.body, "discount-code"), [code]);
+  });
+
+  await t.step("a user includes their own codes", async () => {
+    const path = `/v1/users/${cast.coorganizer.id}?include=discount-codes`;
+    const reply = await system.call("GET", path, { token: cast.coorganizer.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.relationships["discount-codes"].data, linkage);
+  });
+
+  await t.step("nobody else learns them", async () => {
+    const path = `/v1/users-events-roles/${cast.grants.coorganizer}/user?include=discount-codes`;
+    const reply = await system.call("GET", path, { token: cast.owner.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.relationships["discount-codes"].data, []);
+    assert.deepEqual(reply.body.included ?? [], []);
+  });
+});
+
+Deno.test("[discounts] a code's related catalog resources honour include", async (t) => {
+  await using system = await startDiscountsSystem();
+  const topicId = await system.createTopic("Science");
+  const cast = await system.eventWithCast({
+    attributes: { state: "published" },
+    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
+  });
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, {
+    eventId,
+    ticketIds: [ticketId],
+  });
+  const token = cast.coorganizer.token;
+
+  await t.step("/tickets?include=event", async () => {
+    const reply = await system.call("GET", `/v1/discount-codes/${code}/tickets?include=event`, {
+      token,
+    });
+    expectStatus(reply, 200);
+    assert.deepEqual(includedOf(reply.body, "event"), [eventId]);
+    assert.deepEqual(reply.body.data[0].relationships.event.data, { type: "event", id: eventId });
+  });
+
+  await t.step("/event?include=event-topic,tickets", async () => {
+    const path = `/v1/discount-codes/${code}/event?include=event-topic,tickets`;
+    const reply = await system.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(includedOf(reply.body, "event-topic"), [topicId]);
+    assert.deepEqual(includedOf(reply.body, "ticket"), [ticketId]);
+    assert.deepEqual(reply.body.data.relationships.tickets.data, [
+      { type: "ticket", id: ticketId },
+    ]);
+  });
+
+  await t.step("/event?include=discount-codes: served by discounts, linked", async () => {
+    const path = `/v1/discount-codes/${code}/event?include=discount-codes`;
+    const reply = await system.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(includedOf(reply.body, "discount-code"), [code]);
+    assert.deepEqual(reply.body.data.relationships["discount-codes"].data, [
+      { type: "discount-code", id: code },
+    ]);
+  });
+
+  await t.step("an unknown include path is a 400 naming the parameter", async () => {
+    const path = `/v1/discount-codes/${code}/tickets?include=nope`;
+    expectError(await system.call("GET", path, { token }), 400, { parameter: "include" });
+  });
+});
