@@ -15,6 +15,7 @@ import type { Tx } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   deletedReply,
+  foreignRelationsOf,
   notFound,
   renderLinkage,
   renderOne,
@@ -294,17 +295,24 @@ export async function relatedOfAuthorization(
   req: HttpRequest,
 ): Promise<HttpReply> {
   const row = await managedForEvent(ctx, req);
-  const { data } = await ctx.bus.request(catalog.resolve, {
+  // `include` names the event's relationships: the catalog checks and loads them.
+  const text = req.query.include?.trim();
+  const include = text ? [...new Set(text.split(",").map((path) => path.trim()))] : [];
+  const { data, included } = await ctx.bus.request(catalog.resolve, {
     actor: req.actor,
     type: "event",
     ids: [row.event_id],
+    ...(include.length ? { include } : {}),
   });
   if (!data[0]) {
     throw new NotFoundError(`Cannot find the event of stripe-authorization ${row.id}`);
   }
+  const document = { data: data[0], links: { self: req.path }, jsonapi: { version: "1.0" } };
   return {
     status: 200,
-    body: { data: data[0], links: { self: req.path }, jsonapi: { version: "1.0" } },
+    body: included ? { ...document, included } : document,
+    // What other services serve (the event's `discount-codes`): the gateway adds it, linked.
+    foreignRelations: foreignRelationsOf("event", data, include),
   };
 }
 

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus } from "@testing/system.ts";
+import { startPaymentsSystem } from "./_test_utils.ts";
+
+Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include", async (t) => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
+  expectStatus(created, 201);
+  const path = `/v1/stripe-authorizations/${created.body.data.id}/event`;
+  const token = cast.owner.token;
+
+  await t.step("include=owner,stripe-authorization: the catalog's and payments' own", async () => {
+    const reply = await p.call("GET", `${path}?include=owner,stripe-authorization`, { token });
+    expectStatus(reply, 200);
+    const types = reply.body.included.map((r: { type: string }) => r.type).sort();
+    assert.deepEqual(types, ["stripe-authorization", "user"]);
+    assert.deepEqual(reply.body.data.relationships["stripe-authorization"].data, {
+      type: "stripe-authorization",
+      id: created.body.data.id,
+    });
+  });
+
+  await t.step("an unknown include path is a 400 naming the parameter", async () => {
+    expectError(await p.call("GET", `${path}?include=nope`, { token }), 400, {
+      parameter: "include",
+    });
+  });
+});
