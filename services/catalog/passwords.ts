@@ -31,6 +31,17 @@ export async function hashPassword(password: string, iterations: number): Promis
   return `pbkdf2-sha256$${iterations}$${toBase64(salt)}$${toBase64(hash)}`;
 }
 
+/**
+ * A well-formed hash of `iterations` rounds that no password matches (its salt and key are zero
+ * bytes: a derived key equals it with chance 2^-256). Verifying against it costs what verifying
+ * against a user's hash costs, so a login for an unknown email takes as long as a wrong password.
+ */
+export function dummyHash(iterations: number): string {
+  return `pbkdf2-sha256$${iterations}$${toBase64(new Uint8Array(16))}$${
+    toBase64(new Uint8Array(32))
+  }`;
+}
+
 /** Constant-time comparison of the derived key with the stored one. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, rounds, salt, hash] = stored.split("$");

@@ -33,7 +33,7 @@ import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { booleanFromText } from "@shared/schemas/lenient.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { z } from "zod";
-import { hashPassword, verifyPassword } from "../passwords.ts";
+import { dummyHash, hashPassword, verifyPassword } from "../passwords.ts";
 import {
   eventDef,
   eventQuery,
@@ -158,7 +158,9 @@ function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
       });
     }
     const user = await findUserForLogin(ctx.sql, parsed.data.email);
-    const ok = await verifyPassword(parsed.data.password, user?.password_hash ?? "");
+    // An unknown email costs the same PBKDF2 work as a wrong password: the time tells nothing.
+    const stored = user?.password_hash ?? dummyHash(ctx.config.passwordIterations);
+    const ok = await verifyPassword(parsed.data.password, stored);
     if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
     const token = await issueToken(user.id, ctx.config.jwtSecret);
     await changeWithFact(
