@@ -78,7 +78,7 @@ export function createBaselineApp(sql: Sql, options: { jwtSecret?: string } = {}
     let row: EventRow | undefined;
     if (actor) {
       const found = await getEventAs(sql, id, {
-        actorId: actor.id,
+        actor,
         trashedAsked: trashedAsked(raw),
       });
       knownCaller(found.caller);

@@ -68,7 +68,12 @@ export async function startAccessSource(
     stop,
     async ask(actor, event) {
       const key = isEventKey(event) ? event : undefined;
-      const entryKey = `${actor?.id ?? ""}/${key ?? ""}`;
+      // A token's version is part of the key: an answer fetched with a fresh token is never
+      // served to a stale one (the catalog refuses that one: 401). A change of version drops
+      // the user's answers too (its `catalog.user.updated` fact, the gateway's announcement).
+      const entryKey = actor
+        ? `${actor.id}.${actor.tokenVersion ?? 0}/${key ?? ""}`
+        : `/${key ?? ""}`;
       const hit = projection.lookup(entryKey);
       if (hit) return hit;
       const began = projection.begin();

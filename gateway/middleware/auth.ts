@@ -39,11 +39,18 @@ async function verifyToken(token: string, secret: string): Promise<Verified> {
   const id = subject(payload.sub);
   if (id === undefined) throw unauthorized("the token names no user");
   if (typeof payload.exp !== "number") throw unauthorized("the token has no expiry");
-  return { actor: { id }, exp: payload.exp };
+  // The catalog compares the version with the user's (a password changed since: 401).
+  const version = payload.ver;
+  if (version === undefined) return { actor: { id }, exp: payload.exp };
+  if (!Number.isSafeInteger(version) || (version as number) < 0) {
+    throw unauthorized("the token's version is invalid");
+  }
+  return { actor: { id, tokenVersion: version as number }, exp: payload.exp };
 }
 
 /**
- * Verifies HS256 tokens signed with `secret` and sets `c.var.actor` to `{ id }` or null.
+ * Verifies HS256 tokens signed with `secret` and sets `c.var.actor` to `{ id, tokenVersion }`
+ * (the `ver` claim, left out when the token has none) or null.
  *
  * @example
  * ```ts

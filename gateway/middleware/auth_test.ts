@@ -30,6 +30,21 @@ Deno.test("[gateway] auth accepts JWT and Bearer schemes in any case", async () 
   }
 });
 
+Deno.test("[gateway] auth passes the token's version (ver) with the actor, and refuses a bad one", async () => {
+  await using gw = await testGateway();
+  await serveActorEcho(gw);
+  const exp = Math.floor(Date.now() / 1000) + 60;
+  const signed = (ver: unknown) => sign({ sub: "12", exp, ver }, "gateway-test-secret", "HS256");
+  assert.deepEqual(await actorSeen(gw, `JWT ${await signed(3)}`), { id: "12", tokenVersion: 3 });
+  assert.deepEqual(await actorSeen(gw, `JWT ${await signed(0)}`), { id: "12", tokenVersion: 0 });
+  for (const bad of [-1, 1.5, "3", null]) {
+    const response = await actorSeen(gw, `JWT ${await signed(bad)}`);
+    assert.ok(response instanceof Response, `ver ${JSON.stringify(bad)} was accepted`);
+    assert.equal(response.status, 401);
+    assert.equal((await firstError(response)).status, "401");
+  }
+});
+
 Deno.test("[gateway] auth passes a null actor when there is no Authorization header", async () => {
   await using gw = await testGateway();
   await serveActorEcho(gw);

@@ -1,13 +1,15 @@
 /**
  * The first admin: ADMIN_EMAIL + ADMIN_PASSWORD create or update a super admin at start; with
- * neither set and no admin yet, one is made with a random password shown once on stdout.
+ * neither set and no admin yet, one is made with a random password shown once on stdout. An
+ * existing account promoted, or given the configured password, loses every token issued before
+ * (store/users.ts `upsertAdmin`); an admin already holding that password keeps theirs.
  */
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
 import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
-import { hashPassword } from "./passwords.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
 import { anyAdmin, upsertAdmin } from "./store/users.ts";
 
 export async function ensureFirstAdmin(
@@ -23,12 +25,15 @@ export async function ensureFirstAdmin(
     // Shown once, on stdout only (never through the logger, which may be shipped elsewhere).
     console.log(`First admin created: ${email} / ${password} (change this password)`);
   }
-  const hash = await hashPassword(password, config.passwordIterations);
-  const { row, created } = await changeWithFact(
+  const passwordHash = await hashPassword(password, config.passwordIterations);
+  const matches = (stored: string) => verifyPassword(password!, stored);
+  const { row, created, changed } = await changeWithFact(
     sql,
     relay,
-    (tx) => upsertAdmin(tx, email, hash),
-    ({ row, created }) => catalogFact(null, "user", created ? "created" : "updated", row),
+    (tx) => upsertAdmin(tx, email, { passwordHash, matches }),
+    ({ row, created, changed }) =>
+      changed ? catalogFact(null, "user", created ? "created" : "updated", row) : null,
   );
-  log.info(created ? "first admin created" : "admin updated", { userId: String(row.id) });
+  const outcome = created ? "first admin created" : changed ? "admin updated" : "admin unchanged";
+  log.info(outcome, { userId: String(row.id) });
 }

@@ -30,15 +30,22 @@ export const levels = {
   coorganizer: ["owner", "organizer", "coorganizer"] as EventRole[],
 };
 
-/** The caller behind a token; a token of a deleted user is refused. */
+/**
+ * The caller behind a token; a token of a deleted user, or one issued before the user's password
+ * last changed (an older `tokenVersion`), is refused.
+ */
 export async function loadCaller(sql: Sql, actor: Actor | null): Promise<Caller | null> {
   if (!actor) return null;
-  return knownCaller(await findCaller(sql, actor.id));
+  return knownCaller(await findCaller(sql, actor));
 }
 
 /** The caller a token names, found (by `loadCaller` or with a read): 401 when there is none. */
 export function knownCaller(caller: Caller | null | undefined): Caller {
-  if (!caller) throw new UnauthorizedError("Cannot authenticate: the token's user does not exist");
+  if (!caller) {
+    throw new UnauthorizedError(
+      "Cannot authenticate: the token's user does not exist, or changed their password since",
+    );
+  }
   return caller;
 }
 

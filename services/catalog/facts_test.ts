@@ -113,6 +113,9 @@ Deno.test("[catalog] each change leaves exactly one fact on JetStream", async (t
       resource: { type: "user", id: alice.id },
     });
     assert.equal(facts[0].data["first-name"], "Alice");
+    // The new password ended every earlier token: alice logs in again.
+    alice.password = "another facts password";
+    alice.token = await system.login(alice.email, alice.password);
   });
 
   await t.step("event-topic created, updated, deleted by the admin", async () => {

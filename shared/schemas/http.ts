@@ -10,8 +10,17 @@
  */
 import { z } from "zod";
 
-/** The authenticated caller: only the id travels; services look up roles fresh. */
-export const actorSchema = z.object({ id: z.string().min(1) });
+/**
+ * The authenticated caller: only the id travels (services look up roles fresh), with the version
+ * of the user's credentials the token was issued under (its `ver` claim). The catalog accepts a
+ * caller only at the user's current version, so a token from before a password change is
+ * refused everywhere; without one it is read as 0, the version tokens issued before versions
+ * existed carry (refused once the user's password changed).
+ */
+export const actorSchema = z.object({
+  id: z.string().min(1),
+  tokenVersion: z.int().min(0).optional(),
+});
 export type Actor = z.infer<typeof actorSchema>;
 
 export const httpRequestSchema = z.object({

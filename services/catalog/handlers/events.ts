@@ -252,7 +252,7 @@ async function get(ctx: CatalogContext, req: HttpRequest): Promise<HttpReply> {
   const key = req.params.id;
   const found = req.actor
     ? await getEventAs(ctx.sql, key, {
-      actorId: req.actor.id,
+      actor: req.actor,
       trashedAsked: trashedAsked(req.query),
     })
     : { event: await getEvent(ctx.sql, key, { viewer: viewer(null) }) };

@@ -123,11 +123,25 @@ function requestedFlags(
   return flags;
 }
 
-/** Issues the JWT the gateway verifies: HS256, one day, subject = user id. */
-export async function issueToken(userId: string, secret: string): Promise<string> {
+/**
+ * Issues the JWT the gateway verifies: HS256, one day, subject = user id, `ver` = the user's
+ * token version as login read it with the password (a change since makes it stale: 401).
+ */
+export async function issueToken(
+  user: Pick<UserRow, "id" | "token_version">,
+  secret: string,
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
+  const sub = String(user.id);
   return await sign(
-    { sub: userId, identity: userId, iat: now, nbf: now, exp: now + TOKEN_LIFETIME_S },
+    {
+      sub,
+      identity: sub,
+      ver: user.token_version,
+      iat: now,
+      nbf: now,
+      exp: now + TOKEN_LIFETIME_S,
+    },
     secret,
     "HS256",
   );
@@ -162,7 +176,7 @@ function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
     const stored = user?.password_hash ?? dummyHash(ctx.config.passwordIterations);
     const ok = await verifyPassword(parsed.data.password, stored);
     if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
-    const token = await issueToken(user.id, ctx.config.jwtSecret);
+    const token = await issueToken(user, ctx.config.jwtSecret);
     await changeWithFact(
       ctx.sql,
       ctx.relay,

@@ -6,6 +6,7 @@ import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
 import type { EventRow, GrantRow, TicketRow } from "./rows.ts";
 import { type Caller, callerOf, findCaller } from "./users.ts";
+import type { Actor } from "@shared/schemas/http.ts";
 
 /** Who is looking: drafts are visible to admins and to people with a role on the event. */
 export interface Viewer {
@@ -51,16 +52,18 @@ export interface EventAs {
  * `getEvent` for a signed-in caller, who is read in the same statement (a signed-in read costs
  * one round trip, as an anonymous one does): the caller's admin flags decide, in SQL, whether
  * drafts and (with `trashedAsked`) deleted events are visible, as `viewer` and `withTrashed` do.
+ * The caller is found only at the token's version (`findCaller`).
  */
 export async function getEventAs(
   sql: Queryable,
   key: string,
-  options: { actorId: string; trashedAsked: boolean },
+  options: { actor: Actor; trashedAsked: boolean },
 ): Promise<EventAs> {
-  const { actorId, trashedAsked } = options;
+  const { actor, trashedAsked } = options;
+  const actorId = actor.id;
   if (!isId(actorId)) return {};
   const match = eventKey(sql, key);
-  if (!match) return { caller: await findCaller(sql, actorId) ?? undefined };
+  if (!match) return { caller: await findCaller(sql, actor) ?? undefined };
   const [row] = await sql`select c.id as caller_id, c.email as caller_email,
       c.is_admin as caller_is_admin, c.is_super_admin as caller_is_super_admin, e.*
     from users c left join lateral (select * from events where ${match}
@@ -68,7 +71,8 @@ export async function getEventAs(
       and (c.is_admin or c.is_super_admin or events.state = 'published' or exists (
         select 1 from users_events_roles r where r.event_id = events.id and r.user_id = c.id))
     ) e on true
-    where c.id = ${actorId} and c.deleted_at is null`;
+    where c.id = ${actorId} and c.deleted_at is null
+      and c.token_version = ${actor.tokenVersion ?? 0}`;
   if (!row) return {};
   const { caller_id, caller_email, caller_is_admin, caller_is_super_admin, ...event } = row;
   const caller = callerOf({

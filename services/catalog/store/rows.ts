@@ -12,6 +12,8 @@ export type UserRow = {
   last_name: string | null;
   is_admin: boolean;
   is_super_admin: boolean;
+  /** Counted up whenever the tokens issued so far must die (0003_token_version.sql). */
+  token_version: number;
   created_at: Date;
   deleted_at: Date | null;
 };

@@ -1,5 +1,6 @@
 /** All SQL about users and their event roles. */
 import { isId } from "@shared/schemas/ids.ts";
+import type { Actor } from "@shared/schemas/http.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
@@ -16,10 +17,15 @@ export interface Caller {
 
 const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
 
-export async function findCaller(sql: Queryable, id: string): Promise<Caller | null> {
-  if (!isId(id)) return null;
+/**
+ * The live user a token names, if the token is of their current version (none: version 0); a
+ * token issued before their password last changed finds nobody.
+ */
+export async function findCaller(sql: Queryable, actor: Actor): Promise<Caller | null> {
+  if (!isId(actor.id)) return null;
   const [row] = await sql`select id, email, is_admin, is_super_admin from users
-    where id = ${id} and deleted_at is null`;
+    where id = ${actor.id} and deleted_at is null
+      and token_version = ${actor.tokenVersion ?? 0}`;
   return row ? callerOf(row) : null;
 }
 
@@ -52,7 +58,7 @@ export async function findUserForLogin(
   const [row] = await sql<
     UserRow[]
   >`select id, email, password_hash, first_name, last_name, is_admin,
-    is_super_admin, created_at, deleted_at from users
+    is_super_admin, token_version, created_at, deleted_at from users
     where lower(email) = lower(${email}) and deleted_at is null`;
   return row;
 }
@@ -106,10 +112,14 @@ export async function updateUser(
 ): Promise<UserRow> {
   const keys = Object.keys(values) as (keyof UserValues)[];
   if (!keys.length) return (await getUser(tx, id))!;
+  // A password set (even to the same one) ends every token issued before it.
+  const revoke = values.password_hash === undefined
+    ? tx``
+    : tx`, token_version = token_version + 1`;
   try {
     const [row] = await tx<UserRow[]>`update users set ${
       tx(values, ...keys)
-    } where id = ${id} returning *`;
+    } ${revoke} where id = ${id} returning *`;
     return row;
   } catch (error) {
     throw translateDbError(error, emailTaken);
@@ -150,26 +160,38 @@ export async function purgeUserDependents(
   return { grants, events };
 }
 
-/** Creates or updates the configured super admin; returns the row and whether it is new. */
+/**
+ * Creates or updates the configured super admin; returns the row, whether it is new and whether
+ * it changed. A live super admin whose password `admin.matches` keeps it (and its tokens: a
+ * restart, or another instance starting, logs nobody out); any other account with the email
+ * gets the new password and the flags, and every token issued before dies (it may have been
+ * someone else's account, signed up before the operator chose its email).
+ */
 export async function upsertAdmin(
   tx: Queryable,
   email: string,
-  passwordHash: string,
-): Promise<{ row: UserRow; created: boolean }> {
-  const [found] = await tx`select id from users
+  admin: { passwordHash: string; matches: (storedHash: string) => Promise<boolean> },
+): Promise<{ row: UserRow; created: boolean; changed: boolean }> {
+  const [found] = await tx<UserRow[]>`select * from users
     where lower(email) = lower(${email}) and deleted_at is null for update`;
+  if (found?.is_super_admin && await admin.matches(found.password_hash)) {
+    const [row] = await tx<UserRow[]>`update users set is_admin = true
+      where id = ${found.id} returning *`;
+    return { row, created: false, changed: !found.is_admin };
+  }
   if (found) {
-    const [row] = await tx<UserRow[]>`update users set password_hash = ${passwordHash},
-      is_admin = true, is_super_admin = true where id = ${found.id} returning *`;
-    return { row, created: false };
+    const [row] = await tx<UserRow[]>`update users set password_hash = ${admin.passwordHash},
+      is_admin = true, is_super_admin = true, token_version = token_version + 1
+      where id = ${found.id} returning *`;
+    return { row, created: false, changed: true };
   }
   const row = await insertUser(tx, {
     email,
-    password_hash: passwordHash,
+    password_hash: admin.passwordHash,
     is_admin: true,
     is_super_admin: true,
   });
-  return { row, created: true };
+  return { row, created: true, changed: true };
 }
 
 export async function anyAdmin(sql: Queryable): Promise<boolean> {
