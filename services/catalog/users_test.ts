@@ -516,3 +516,16 @@ Deno.test("[catalog] clients may send the admin flags back unchanged; the last o
     assert.equal(row.deleted_at, null);
   });
 });
+
+Deno.test("[catalog] a PATCH of a trashed user that changes nothing is a 200 with no fact", async () => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const path = `/v1/users/${user.id}`;
+  const admin = { token: system.admin.token };
+  expectStatus(await system.call("DELETE", path, admin), 200);
+  const before = (await system.readFacts()).length;
+  const body = { data: { type: "user", id: user.id, attributes: {} } };
+  // It read the trashed row as missing, and the fact without data was refused: a 500.
+  expectStatus(await system.call("PATCH", `${path}?get_trashed=true`, { ...admin, body }), 200);
+  assert.equal((await system.readFacts()).length, before);
+});

@@ -111,7 +111,9 @@ export async function updateUser(
   values: UserValues,
 ): Promise<UserRow> {
   const keys = Object.keys(values) as (keyof UserValues)[];
-  if (!keys.length) return (await getUser(tx, id))!;
+  // Nothing to set: the row as it is, trashed or not (a PATCH of a trashed user that changes
+  // nothing read it as missing, and its fact had no data: a 500).
+  if (!keys.length) return (await getUser(tx, id, true))!;
   // A password set (even to the same one) ends every token issued before it.
   const revoke = values.password_hash === undefined
     ? tx``
