@@ -93,7 +93,12 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
-    { type: "event-sub-topic", verb: "updated", row: existing, before: existing },
+    {
+      type: "event-sub-topic",
+      verb: "updated",
+      row: existing,
+      update: { table: TABLE, id: existing.id },
+    },
     async (tx) => {
       if (moves) values.event_topic_id = await topicIdOf(tx, doc);
       const row = await updateTopic(tx, TABLE, existing.id, values);

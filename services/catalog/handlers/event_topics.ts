@@ -58,7 +58,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "event-topic", verb: "updated", before: existing },
+    { type: "event-topic", verb: "updated", update: { table: TABLE, id: existing.id } },
     (tx) => updateTopic(tx, TABLE, existing.id, values),
   );
   return renderOne(eventTopicDef, row, { req: call.req });

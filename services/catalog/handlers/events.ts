@@ -336,13 +336,20 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   ownerUnchanged(doc, existing.owner_id === null ? null : String(existing.owner_id));
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
   if (restores(call.caller, existing, doc.attributes)) values.deleted_at = null;
-  checkDates(values.starts_at ?? existing.starts_at, values.ends_at ?? existing.ends_at);
   const row = await commit(
     ctx,
     call,
-    { type: "event", verb: "updated", before: existing },
-    async (tx) =>
-      updateEvent(tx, existing.id, { ...values, ...await topicValues(tx, doc, existing) }),
+    { type: "event", verb: "updated", update: { table: "events", id: existing.id } },
+    async (tx, locked) => {
+      // The merged state as it is now, under the row's lock (a concurrent PATCH may have
+      // moved a date or the topic since `existing` was read).
+      const current = locked as EventRow;
+      checkDates(values.starts_at ?? current.starts_at, values.ends_at ?? current.ends_at);
+      return await updateEvent(tx, existing.id, {
+        ...values,
+        ...await topicValues(tx, doc, current),
+      });
+    },
   );
   return renderOne(eventDef, row, { req: call.req });
 }

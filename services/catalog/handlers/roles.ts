@@ -188,7 +188,11 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   const row = await commit(
     ctx,
     call,
-    { type: "users-events-role", verb: "updated", before: grant },
+    {
+      type: "users-events-role",
+      verb: "updated",
+      update: { table: "users_events_roles", id: grant.id },
+    },
     (tx) =>
       keepingAnOwner(
         tx,

@@ -159,18 +159,22 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     unprocessable("a ticket cannot move to another event", "/data/relationships/event");
   }
   const values = ticketValues(validateAttributes(ticketUpdateAttributes, doc.attributes));
-  checkTicket({
-    type: ticket.type,
-    price: ticket.price,
-    sales_starts_at: ticket.sales_starts_at,
-    sales_ends_at: ticket.sales_ends_at,
-    ...values,
-  });
   const row = await commit(
     ctx,
     call,
-    { type: "ticket", verb: "updated", before: ticket },
-    (tx) => updateTicket(tx, ticket.id, values),
+    { type: "ticket", verb: "updated", update: { table: "tickets", id: ticket.id } },
+    (tx, locked) => {
+      // The merged state as it is now, under the row's lock.
+      const current = locked as TicketRow;
+      checkTicket({
+        type: current.type,
+        price: current.price,
+        sales_starts_at: current.sales_starts_at,
+        sales_ends_at: current.sales_ends_at,
+        ...values,
+      });
+      return updateTicket(tx, ticket.id, values);
+    },
   );
   return renderOne(ticketDef, row, { req: call.req });
 }

@@ -262,7 +262,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "user", verb: "updated", before: user },
+    { type: "user", verb: "updated", update: { table: "users", id: user.id } },
     async (tx) => {
       await keepASuperAdmin(tx, user, values.is_super_admin === false);
       return await updateUser(tx, user.id, values);
