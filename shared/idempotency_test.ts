@@ -9,7 +9,7 @@ import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 import type { Msg } from "@nats-io/nats-core";
 import type { Handler, Route } from "./bus.ts";
 import { openDatabase, type Sql, transaction } from "./db.ts";
-import { withDeadline } from "./deadline.ts";
+import { COMMIT_MARGIN_MS, withDeadline } from "./deadline.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { testDatabase } from "./testing.ts";
@@ -219,13 +219,17 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
       });
     await t.step("refused at commit after the handler returned: rollback", async () => {
       const ran: string[] = [];
+      // Room for the change on a loaded machine (a 350 ms deadline ran out before it began,
+      // once, in a full parallel run); the answer then waits until less than
+      // COMMIT_MARGIN_MS is left.
+      const deadline = Date.now() + 2_000;
       const handler = async () => {
         await change(ran)();
-        // The answer comes with less than COMMIT_MARGIN_MS left.
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        const answerAt = deadline - COMMIT_MARGIN_MS / 2;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, answerAt - Date.now())));
         return { status: 200, body: null };
       };
-      await assert.rejects(keyedCall(sql, handler, Date.now() + 350), /Cannot commit/);
+      await assert.rejects(keyedCall(sql, handler, deadline), /Cannot commit/);
       assert.deepEqual(ran, ["rollback"]);
     });
     await t.step("the handler fails after its change: rollback", async () => {
