@@ -460,23 +460,33 @@ export function parseResourceDocument(
     parsed.attributes = data.attributes;
   }
   if (data.relationships !== undefined) {
-    if (!isObject(data.relationships)) {
-      throw new BadRequestError("Cannot read body: relationships must be an object", {
-        pointer: "/data/relationships",
-      });
-    }
-    const allowed = options.relationships ?? {};
-    for (const [name, value] of Object.entries(data.relationships)) {
-      if (!Object.hasOwn(allowed, name)) {
-        if (options.known && !Object.hasOwn(options.known, name)) continue;
-        throw new UnprocessableError(`Cannot save: relationship ${name} cannot be set here`, {
-          pointer: `/data/relationships/${name}`,
-        });
-      }
-      parsed.relationships[name] = relationship(name, value, allowed[name]);
-    }
+    parsed.relationships = readRelationships(data.relationships, options);
   }
   return parsed;
+}
+
+/** A body's `relationships`, as `parseResourceDocument` reads them. */
+function readRelationships(
+  relationships: unknown,
+  options: { relationships?: Record<string, RelationshipDef>; known?: Record<string, unknown> },
+): ParsedResource["relationships"] {
+  if (!isObject(relationships)) {
+    throw new BadRequestError("Cannot read body: relationships must be an object", {
+      pointer: "/data/relationships",
+    });
+  }
+  const allowed = options.relationships ?? {};
+  const read: ParsedResource["relationships"] = {};
+  for (const [name, value] of Object.entries(relationships)) {
+    if (!Object.hasOwn(allowed, name)) {
+      if (options.known && !Object.hasOwn(options.known, name)) continue;
+      throw new UnprocessableError(`Cannot save: relationship ${name} cannot be set here`, {
+        pointer: `/data/relationships/${name}`,
+      });
+    }
+    read[name] = relationship(name, value, allowed[name]);
+  }
+  return read;
 }
 
 // Marks messages written by `readable` so they can be told from a schema's own messages.
