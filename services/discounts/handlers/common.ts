@@ -11,18 +11,19 @@ import {
   requireAdmin,
   requireLogin,
 } from "@shared/handlers/mod.ts";
-import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import {
   access,
   type Caller,
   type DiscountsContext,
   factActor,
+  isCoorganizer,
   requireCoorganizer,
 } from "../context.ts";
 import type { CodeRelation } from "../resources.ts";
 import { codeFact as codeFactOf, type CodeVerb } from "../fact_payloads.ts";
-import { type CodeRow, getCode } from "../store/codes.ts";
+import { type CodeRow, eventsOfMarketer, getCode } from "../store/codes.ts";
 
 const jsonapi = { version: "1.0" };
 
@@ -129,4 +130,20 @@ export async function renderRelated(
 /** The fact a change of a code announces: its public payload (fact_payloads.ts). */
 export function codeFact(caller: Caller | null, verb: CodeVerb, row: CodeRow): NewFact {
   return codeFactOf(factActor(caller), verb, row);
+}
+
+/**
+ * Of the codes `userId` created, the events whose codes `caller` may still read: for a
+ * non-admin, those they still co-organize (owner, organizer or coorganizer), the rule of a code
+ * read by id and of `resolveCodes`; a former co-organizer keeps no window on an event's codes.
+ * Undefined for admins: every code.
+ */
+export async function readableEventsOf(
+  ctx: DiscountsContext,
+  who: { actor: Actor | null; caller: Caller; userId: string },
+): Promise<string[] | undefined> {
+  if (isAdmin(who.caller)) return undefined;
+  const eventIds = await eventsOfMarketer(ctx.sql, who.userId);
+  const answers = await Promise.all(eventIds.map((id) => access(ctx, who.actor, id)));
+  return eventIds.filter((_, i) => isCoorganizer(answers[i].caller, answers[i].event));
 }

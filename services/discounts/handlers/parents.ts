@@ -1,7 +1,8 @@
 /**
  * Codes seen from the catalog's resources: `/v1/events/{id}/discount-codes` (co-organizers:
  * that event's ticket codes), `/v1/events/{id}/discount-code` (admins: the event code applied
- * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created) and
+ * to it), `/v1/users/{id}/discount-codes` (that user or admins: the codes they created; the
+ * user only those of events they still co-organize) and
  * `/v1/tickets/{id}/discount-codes` (co-organizers of the ticket's event).
  */
 import { ForbiddenError } from "@shared/errors.ts";
@@ -24,7 +25,7 @@ import { catalogInternal } from "@shared/subjects.ts";
 import { access, type Caller, type DiscountsContext, requireCoorganizer } from "../context.ts";
 import { codeDef, codeQuery } from "../resources.ts";
 import { type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
-import { resolveCatalog } from "./common.ts";
+import { readableEventsOf, resolveCatalog } from "./common.ts";
 
 /**
  * The codes a list route shows, or linkage to them when `linkage` is set. `?get_trashed=true`
@@ -97,7 +98,13 @@ async function userCodes(
       notFound("user", userId);
     }
   }
-  return await listOrLinkage(ctx, req, "users", { scope: { marketerId: userId }, caller }, linkage);
+  // A non-admin lists only codes of events they still co-organize, filtered in SQL (counts and
+  // pages stay right).
+  const ofEvents = await readableEventsOf(ctx, { actor: req.actor, caller: known, userId });
+  return await listOrLinkage(ctx, req, "users", {
+    scope: { marketerId: userId, ofEvents },
+    caller,
+  }, linkage);
 }
 
 async function ticketCodes(

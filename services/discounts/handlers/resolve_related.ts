@@ -2,8 +2,10 @@
  * `discounts.resolve-related`: an event's `discount-codes` (its ticket codes, for its
  * co-organizers and admins) and `discount-code` (the event code applied to it, for admins), and a
  * ticket's `discount-codes` (for the co-organizers of its event), and a user's `discount-codes`
- * (those they created, for that user and admins), for `include` on events, tickets and users. Where the actor may not manage the codes, the linkage is empty (`[]` or `null`),
- * matching what is included for that parent (nothing): the document stays fully linked.
+ * (those they created, for admins and that user: theirs of events they still co-organize), for
+ * `include` on events, tickets and users. Where the actor may not manage the codes, the linkage
+ * is empty (`[]` or `null`), matching what is included for that parent (nothing): the document
+ * stays fully linked.
  */
 import { type Identifier, type ResourceObject, toResource } from "@shared/jsonapi.ts";
 import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
@@ -13,6 +15,7 @@ import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
 import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef } from "../resources.ts";
+import { readableEventsOf } from "./common.ts";
 import {
   type CodeRow,
   codesOfEvent,
@@ -83,13 +86,17 @@ async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], r
   }
 }
 
-/** The codes a user created (as their marketer), for that user and admins. */
+/**
+ * The codes a user created (as their marketer), for that user and admins; the user sees only
+ * those of events they still co-organize (as `/v1/users/{id}/discount-codes`).
+ */
 async function usersCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
   const { caller } = await access(ctx, actor);
   if (!caller) return;
   for (const userId of new Set(ids)) {
     if (caller.id !== userId && !isAdmin(caller)) continue;
-    addCodes(related, userId, await codesOfMarketer(ctx.sql, userId));
+    const ofEvents = await readableEventsOf(ctx, { actor, caller, userId });
+    addCodes(related, userId, await codesOfMarketer(ctx.sql, userId, { ofEvents }));
   }
 }
 

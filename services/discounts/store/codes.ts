@@ -109,6 +109,15 @@ export interface CodeScope {
   marketerId?: string;
   ticketId?: string;
   usedFor?: CodeKind;
+  /** Only ticket codes of these events (none: no code), when given. */
+  ofEvents?: string[];
+}
+
+/** Ticket codes of `eventIds` only, when given: what a non-admin may still manage. */
+function ofEvents(sql: Queryable, eventIds: string[] | undefined): Fragment {
+  if (!eventIds) return sql`true`;
+  const valid = eventIds.filter(isId);
+  return valid.length ? sql`used_for = 'ticket' and event_id in ${sql(valid)}` : sql`false`;
 }
 
 export async function listCodes(
@@ -121,6 +130,7 @@ export async function listCodes(
     and ${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`}
     and ${scope.marketerId ? sql`marketer_id = ${scope.marketerId}` : sql`true`}
     and ${scope.usedFor ? sql`used_for = ${scope.usedFor}` : sql`true`}
+    and ${ofEvents(sql, scope.ofEvents)}
     and ${
     scope.ticketId
       ? sql`exists (select 1 from discount_code_tickets t
@@ -292,11 +302,27 @@ export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<C
     select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
 }
 
-/** Live codes `marketerId` created, as `/v1/users/{id}/discount-codes` lists them. */
-export async function codesOfMarketer(sql: Queryable, marketerId: string): Promise<CodeRow[]> {
+/**
+ * Live codes `marketerId` created, as `/v1/users/{id}/discount-codes` lists them; only the
+ * ticket codes of `options.ofEvents` when given.
+ */
+export async function codesOfMarketer(
+  sql: Queryable,
+  marketerId: string,
+  options: { ofEvents?: string[] } = {},
+): Promise<CodeRow[]> {
   if (!isId(marketerId)) return [];
   return await sql<CodeRow[]>`select * from code_rows where deleted_at is null
-    and marketer_id = ${marketerId} order by id`;
+    and marketer_id = ${marketerId} and ${ofEvents(sql, options.ofEvents)} order by id`;
+}
+
+/** The events of the live ticket codes `marketerId` created. */
+export async function eventsOfMarketer(sql: Queryable, marketerId: string): Promise<string[]> {
+  if (!isId(marketerId)) return [];
+  const rows = await sql<{ id: string }[]>`select distinct event_id::text as id
+    from discount_codes where deleted_at is null and used_for = 'ticket'
+      and marketer_id = ${marketerId}`;
+  return rows.map((row) => row.id);
 }
 
 /** Un-applies an event code from one event. */
