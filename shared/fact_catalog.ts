@@ -190,10 +190,11 @@ export const FACTS = {
   "catalog.ticket.deleted": ticket("A ticket was deleted (also when its event was purged)."),
   "discounts.discount-code.created": discountCode("A discount code was created."),
   "discounts.discount-code.updated": discountCode(
-    "A discount code changed (also when a deleted event or ticket is detached).",
+    "A discount code changed (also when a deleted event or ticket is detached, or a purged " +
+      "marketer unset; a code in the trash changes too, its `deleted-at` set).",
   ),
   "discounts.discount-code.deleted": discountCode(
-    "A discount code was deleted (also when its event was deleted).",
+    "A discount code was deleted (also when its event was deleted; purged with a purged event).",
   ),
   "discounts.discount-code.reserved": redemption("reserved")(
     "Uses of a discount code were reserved for an order.",

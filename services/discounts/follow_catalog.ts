@@ -1,8 +1,11 @@
 /**
  * The discounts service follows the catalog's facts to stay consistent with it, even after
  * being down (the durable consumer delivers what it missed): a deleted event takes its ticket
- * codes with it (soft delete) and loses its event code; a deleted ticket is detached from every
- * code. Each change publishes its own fact, naming the actor of the catalog's change.
+ * codes with it (soft delete; a purge deletes them for good, trashed ones too) and loses its
+ * event code; a deleted ticket is detached from every live code (a purged one from every code,
+ * trashed ones too); a purged user is no code's marketer any more. A purge leaves no code
+ * naming what is gone. Each change publishes its own fact, naming the actor of the catalog's
+ * change (a trashed code's `updated` fact carries its `deleted-at`: it stays deleted).
  * Idempotent: a redelivered fact finds nothing left to change. Every event fact also updates
  * the projection of events the anonymous checkout lookup reads (store/events.ts), and then
  * tells the gateways (shared/cache_touched.ts): a lookup they fetched again between the
@@ -14,15 +17,23 @@ import type { Bus } from "@shared/bus.ts";
 import { addressTags } from "@shared/cache_tags.ts";
 import { announceTouched } from "@shared/cache_touched.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
-import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
-import type { Sql } from "@shared/db.ts";
+import {
+  changeWithFact,
+  type Fact,
+  factActor,
+  type FactRelay,
+  type NewFact,
+} from "@shared/facts.ts";
+import type { Queryable, Sql } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import {
   type CodeRow,
   codesOfEvent,
   deleteCode,
   detachTicket,
+  forgetMarketer,
   getCode,
+  purgeCodesOfEvent,
   unapplyEvent,
 } from "./store/codes.ts";
 import { projectEvent } from "./store/events.ts";
@@ -31,30 +42,45 @@ import { codeFact as codeFactOf, type CodeVerb } from "./fact_payloads.ts";
 type EventFact = Fact<`catalog.event.${"created" | "updated" | "deleted"}`>;
 
 /** A code changed because of a catalog fact: the same actor. */
-function codeFact(fact: Fact, verb: CodeVerb, row: CodeRow) {
-  return codeFactOf(factActor(fact), verb, row);
+function codeFact(fact: Fact, verb: CodeVerb, row: CodeRow, purged = false): NewFact {
+  return { ...codeFactOf(factActor(fact), verb, row), ...(purged ? { purged: true } : {}) };
 }
 
+/** Codes `ids` as they are now (trashed included), each with its `updated` fact. */
+async function updatedCodes(tx: Queryable, fact: Fact, ids: string[]): Promise<NewFact[]> {
+  const facts: NewFact[] = [];
+  for (const id of ids) facts.push(codeFact(fact, "updated", (await getCode(tx, id, true))!));
+  return facts;
+}
+
+/**
+ * A deleted event: its live ticket codes go to the trash with it, the event code applied to it
+ * stays, applied to one event fewer. A purge first deletes its ticket codes for good, trashed
+ * ones too (`deleted` facts marked `purged`): a ticket code has no meaning, nor a valid row,
+ * without its event, and a purge leaves nothing behind.
+ */
 async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promise<void> {
   const eventId = fact.data.id;
   if (!isId(eventId)) return;
   await changeWithFact(sql, relay, async (tx) => {
-    const affected = await codesOfEvent(tx, eventId);
-    const changed: { verb: CodeVerb; row: CodeRow }[] = [];
-    for (const code of affected) {
+    const changed: NewFact[] = [];
+    if (fact.purged) {
+      for (const row of await purgeCodesOfEvent(tx, eventId)) {
+        changed.push(codeFact(fact, "deleted", row, true));
+      }
+    }
+    for (const code of await codesOfEvent(tx, eventId)) {
       const codeId = String(code.id);
       if (String(code.event_id) === eventId) {
-        // A ticket code of the deleted event goes with it.
         await deleteCode(tx, codeId, false);
-        changed.push({ verb: "deleted", row: (await getCode(tx, codeId, true))! });
+        changed.push(codeFact(fact, "deleted", (await getCode(tx, codeId, true))!));
       } else {
-        // The event code applied to it stays, applied to one event fewer.
         await unapplyEvent(tx, eventId);
-        changed.push({ verb: "updated", row: (await getCode(tx, codeId, true))! });
+        changed.push(codeFact(fact, "updated", (await getCode(tx, codeId, true))!));
       }
     }
     return changed;
-  }, (changed) => changed.map(({ verb, row }) => codeFact(fact, verb, row)));
+  }, (changed) => changed);
 }
 
 async function ticketDeleted(
@@ -65,11 +91,25 @@ async function ticketDeleted(
   const ticketId = fact.data.id;
   if (!isId(ticketId)) return;
   await changeWithFact(sql, relay, async (tx) => {
-    const detached = await detachTicket(tx, ticketId);
-    const rows: CodeRow[] = [];
-    for (const id of detached) rows.push((await getCode(tx, id, true))!);
-    return rows;
-  }, (rows) => rows.map((row) => codeFact(fact, "updated", row)));
+    const detached = await detachTicket(tx, ticketId, { purged: fact.purged === true });
+    return await updatedCodes(tx, fact, detached);
+  }, (facts) => facts);
+}
+
+/**
+ * A purged user is no code's marketer any more, trashed codes included. A soft-deleted user
+ * may be restored: their codes keep them.
+ */
+async function userDeleted(
+  sql: Sql,
+  relay: FactRelay,
+  fact: Fact<"catalog.user.deleted">,
+): Promise<void> {
+  const userId = fact.data.id;
+  if (!fact.purged || !isId(userId)) return;
+  await changeWithFact(sql, relay, async (tx) => {
+    return await updatedCodes(tx, fact, await forgetMarketer(tx, userId));
+  }, (facts) => facts);
 }
 
 /** What an event fact says of the event (its data is the event before a delete). */
@@ -93,6 +133,7 @@ export function applyCatalogFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Pr
       await eventDeleted(sql, relay, fact);
     },
     "catalog.ticket.deleted": (fact) => ticketDeleted(sql, relay, fact),
+    "catalog.user.deleted": (fact) => userDeleted(sql, relay, fact),
   })(batch);
 }
 

@@ -331,13 +331,45 @@ export async function unapplyEvent(tx: Queryable, eventId: string): Promise<void
 }
 
 /**
- * Detaches a ticket from every live code; returns their ids. Deleted codes keep it, as their
- * deletion fact showed them: a change there would be announced after the code's end.
+ * Detaches a ticket from codes; returns their ids. A soft-deleted ticket leaves the live codes
+ * only: the trash keeps the codes as their deletion left them. A purged one (`purged`) leaves
+ * every code, trashed ones too: nothing may name a row that is gone for good (their `updated`
+ * facts carry their `deleted-at`, so they stay deleted in a mirror).
  */
-export async function detachTicket(tx: Queryable, ticketId: string): Promise<string[]> {
+export async function detachTicket(
+  tx: Queryable,
+  ticketId: string,
+  options: { purged?: boolean } = {},
+): Promise<string[]> {
   const rows = await tx<{ id: string }[]>`delete from discount_code_tickets
     where ticket_id = ${ticketId}
-      and discount_code_id in (select id from discount_codes where deleted_at is null)
+      and ${
+    options.purged
+      ? tx`true`
+      : tx`discount_code_id in (select id from discount_codes where deleted_at is null)`
+  }
     returning discount_code_id::text as id`;
-  return rows.map((row) => row.id);
+  return rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b));
+}
+
+/**
+ * Deletes for good the ticket codes of a purged event, trashed ones too (a ticket code cannot
+ * be without its event); returns them as they were, locked first so that the rows are those
+ * deleted.
+ */
+export async function purgeCodesOfEvent(tx: Queryable, eventId: string): Promise<CodeRow[]> {
+  const locked = await tx<{ id: string }[]>`select id::text as id from discount_codes
+    where event_id = ${eventId} order by id for update`;
+  if (!locked.length) return [];
+  const ids = locked.map((row) => row.id);
+  const rows = await tx<CodeRow[]>`select * from code_rows where id in ${tx(ids)} order by id`;
+  await tx`delete from discount_codes where id in ${tx(ids)}`;
+  return rows;
+}
+
+/** Unsets a purged user as the marketer of every code, trashed ones too; returns their ids. */
+export async function forgetMarketer(tx: Queryable, userId: string): Promise<string[]> {
+  const rows = await tx<{ id: string }[]>`update discount_codes set marketer_id = null
+    where marketer_id = ${userId} returning id::text as id`;
+  return rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b));
 }
