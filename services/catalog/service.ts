@@ -17,6 +17,7 @@ import { internalHandlers } from "./handlers/internal.ts";
 import { resolveHandler } from "./handlers/resolve.ts";
 import { roleHandlers } from "./handlers/roles.ts";
 import { ticketHandlers } from "./handlers/tickets.ts";
+import { authHandlers } from "./handlers/auth.ts";
 import { userHandlers } from "./handlers/users.ts";
 import { followPaymentsFacts } from "./follow_payments.ts";
 
@@ -46,6 +47,7 @@ export async function startCatalog(
   const ctx: CatalogContext = { sql, relay, config, log };
   const stripeLinks = await followPaymentsFacts(sql, relay, bus, log);
   const handlers = {
+    ...authHandlers(ctx),
     ...userHandlers(ctx),
     ...roleHandlers(ctx),
     ...eventHandlers(ctx),

@@ -1,15 +1,6 @@
-/** Users and login: sign-up is open, a user sees and changes only themselves (admins: everyone). */
-import type { Handler } from "@shared/bus.ts";
-import { sign } from "hono/jwt";
-import {
-  ConflictError,
-  ForbiddenError,
-  UnauthorizedError,
-  UnprocessableError,
-} from "@shared/errors.ts";
+/** Users: sign-up is open, a user sees and changes only themselves (admins: everyone). */
+import { ConflictError, ForbiddenError } from "@shared/errors.ts";
 import type { Queryable } from "@shared/db.ts";
-import { changeWithFact } from "@shared/facts.ts";
-import { catalogFact } from "../fact_payloads.ts";
 import {
   deletedReply,
   isAdmin,
@@ -24,16 +15,12 @@ import {
 } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
-import {
-  loginSchema,
-  userCreateAttributes,
-  userUpdateAttributes,
-} from "@shared/schemas/catalog.ts";
-import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import { userCreateAttributes, userUpdateAttributes } from "@shared/schemas/catalog.ts";
+import type { HttpReply } from "@shared/schemas/http.ts";
 import { booleanFromText } from "@shared/schemas/lenient.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { z } from "zod";
-import { dummyHash, hashPassword, verifyPassword } from "../passwords.ts";
+import { hashPassword } from "../passwords.ts";
 import {
   eventDef,
   eventQuery,
@@ -48,7 +35,6 @@ import { listGrants } from "../store/roles.ts";
 import {
   deleteUser,
   eventsOnlyOwnedBy,
-  findUserForLogin,
   getUser,
   insertUser,
   listUsers,
@@ -60,8 +46,6 @@ import {
 } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
 import { loadIncluded } from "./includes.ts";
-
-const TOKEN_LIFETIME_S = 24 * 3600;
 
 /** The user named in the URL, if the caller is that user or an admin. */
 async function ownUser(
@@ -123,30 +107,6 @@ function requestedFlags(
   return flags;
 }
 
-/**
- * Issues the JWT the gateway verifies: HS256, one day, subject = user id, `ver` = the user's
- * token version as login read it with the password (a change since makes it stale: 401).
- */
-export async function issueToken(
-  user: Pick<UserRow, "id" | "token_version">,
-  secret: string,
-): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const sub = String(user.id);
-  return await sign(
-    {
-      sub,
-      identity: sub,
-      ver: user.token_version,
-      iat: now,
-      nbf: now,
-      exp: now + TOKEN_LIFETIME_S,
-    },
-    secret,
-    "HS256",
-  );
-}
-
 async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkageOnly: boolean) {
   const all = { "page[size]": "0" };
   if (call.req.params.rel === "events") {
@@ -160,31 +120,6 @@ async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkage
   const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
   const many = await listGrants(ctx.sql, query, { userId: user.id });
   return { def: usersEventsRoleDef, query, many };
-}
-
-/** `POST /v1/auth/login`: plain JSON in and out (as the original), a fact for each login. */
-function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
-  return async (req) => {
-    const parsed = loginSchema.safeParse(req.body);
-    if (!parsed.success) {
-      throw new UnprocessableError("Cannot log in: email and password are required", {
-        pointer: "/email",
-      });
-    }
-    const user = await findUserForLogin(ctx.sql, parsed.data.email);
-    // An unknown email costs the same PBKDF2 work as a wrong password: the time tells nothing.
-    const stored = user?.password_hash ?? dummyHash(ctx.config.passwordIterations);
-    const ok = await verifyPassword(parsed.data.password, stored);
-    if (!user || !ok) throw new UnauthorizedError("Cannot log in: wrong email or password");
-    const token = await issueToken(user, ctx.config.jwtSecret);
-    await changeWithFact(
-      ctx.sql,
-      ctx.relay,
-      () => Promise.resolve(user),
-      () => catalogFact({ id: user.id, email: user.email }, "user", "logged-in", user),
-    );
-    return { status: 200, body: { access_token: token } };
-  };
 }
 
 async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
@@ -328,7 +263,6 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
 
 export function userHandlers(ctx: CatalogContext) {
   return {
-    login: login(ctx),
     ...handleAll(ctx, {
       "users.list": list,
       "users.get": get,
