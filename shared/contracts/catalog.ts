@@ -32,6 +32,19 @@ export const catalogContract = defineContract({
       { method: "POST", path: "/v1/auth/session" },
       { method: "POST", path: "/auth/session" },
     ], { media: "json", carriesSecrets: true }),
+    /**
+     * The original's other auth endpoints its clients call (app/api/auth.py), plain JSON as
+     * login, under `/v1/auth` only, as there. Its reset-password needs email: not served here.
+     */
+    "auth.fresh-login": httpOperation("catalog.auth.fresh-login", "signed-in", [
+      { method: "POST", path: "/v1/auth/fresh-login" },
+    ], { media: "json", carriesSecrets: true }),
+    "auth.change-password": httpOperation("catalog.auth.change-password", "signed-in", [
+      { method: "POST", path: "/v1/auth/change-password" },
+    ], { media: "json", carriesSecrets: true }),
+    "auth.logout": httpOperation("catalog.auth.logout", "anyone", [
+      { method: "POST", path: "/v1/auth/logout" },
+    ], { media: "json" }),
     ...collection(S, "users", {
       access: {
         list: "admin",

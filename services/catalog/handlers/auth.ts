@@ -1,18 +1,27 @@
 /**
- * Login (the original's app/api/auth.py): plain JSON in and out, as the original and its
- * clients speak it; failures are JSON:API error documents, as every error of this API.
+ * Login and the original's other `/v1/auth` endpoints (app/api/auth.py): a fresh login, a
+ * password change and a logout. Plain JSON in and out, as the original and its clients speak
+ * them; failures are JSON:API error documents, as every error of this API (open-event-frontend
+ * shows `errors[0].detail` of a refused password change).
  */
 import type { Handler } from "@shared/bus.ts";
 import { sign } from "hono/jwt";
-import { UnauthorizedError, UnprocessableError } from "@shared/errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  UnauthorizedError,
+  UnprocessableError,
+} from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
-import { loginSchema } from "@shared/schemas/catalog.ts";
+import { notFound, requireLogin } from "@shared/handlers/mod.ts";
+import { loginSchema, MIN_PASSWORD_LENGTH, passwordChangeSchema } from "@shared/schemas/catalog.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { CatalogContext } from "../context.ts";
 import { catalogFact } from "../fact_payloads.ts";
-import { dummyHash, verifyPassword } from "../passwords.ts";
+import { dummyHash, hashPassword, verifyPassword } from "../passwords.ts";
 import type { UserRow } from "../store/common.ts";
-import { findUserForLogin } from "../store/users.ts";
+import { findUserForLogin, getUser, updateUser } from "../store/users.ts";
+import { type Call, commit, handleAll } from "./common.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
 
@@ -76,8 +85,94 @@ function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
   return async (req) => await loggedIn(ctx, await authenticate(ctx, req.body, "log in"));
 }
 
+/**
+ * `POST /v1/auth/fresh-login`: the token's user proves their password again and gets a new
+ * token, as from a login. The credentials of anyone else are a 401, as in the original.
+ */
+async function freshLogin(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const caller = requireLogin(call.caller);
+  const user = await authenticate(ctx, call.req.body, "log in again");
+  if (String(user.id) !== caller.id) {
+    throw new UnauthorizedError("Cannot log in again: these are not the credentials of the token");
+  }
+  return await loggedIn(ctx, user);
+}
+
+function badPassword(detail: string, member: "old-password" | "new-password"): never {
+  throw new BadRequestError(`Cannot change the password: ${detail}`, {
+    pointer: `/data/${member}`,
+  });
+}
+
+/** The passwords of a change, checked in the original's order: the current one, then the new. */
+async function checkedChange(body: unknown, user: UserRow): Promise<string> {
+  const parsed = passwordChangeSchema.safeParse(body);
+  if (!parsed.success) {
+    const path = parsed.error.issues[0]?.path ?? [];
+    throw new UnprocessableError(
+      "Cannot change the password: data.old-password and data.new-password are required",
+      { pointer: `/${path.join("/")}` },
+    );
+  }
+  const { "old-password": old, "new-password": next } = parsed.data.data;
+  if (!await verifyPassword(old, user.password_hash)) {
+    badPassword("the current password is wrong", "old-password");
+  }
+  if (await verifyPassword(next, user.password_hash)) {
+    badPassword("the new password must differ from the current one", "new-password");
+  }
+  if (next.length < MIN_PASSWORD_LENGTH) {
+    badPassword(
+      `the new password must be at least ${MIN_PASSWORD_LENGTH} characters`,
+      "new-password",
+    );
+  }
+  return next;
+}
+
+/** The original's full name: first and last name, or null unless both are set. */
+function fullName(user: UserRow): string | null {
+  return user.first_name && user.last_name ? `${user.first_name} ${user.last_name}` : null;
+}
+
+/**
+ * `POST /v1/auth/change-password`: the caller's current password, then a new one. As a PATCH of
+ * the password, it ends every token issued before (the caller's own too: log in again), and is
+ * announced as `user.updated`. The answer is the original's, and holds no secret.
+ */
+async function changePassword(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const caller = requireLogin(call.caller);
+  const user = await getUser(ctx.sql, caller.id) ?? notFound("user", caller.id);
+  const next = await checkedChange(call.req.body, user);
+  const hash = await hashPassword(next, ctx.config.passwordIterations);
+  const about = { type: "user", verb: "updated", update: { table: "users", id: user.id } };
+  const row = await commit(ctx, call, about, async (tx, current) => {
+    // Another change since the check: the old password verified may be the old one no more.
+    if (current?.password_hash !== user.password_hash) {
+      throw new ConflictError("Cannot change the password: it changed meanwhile; try again");
+    }
+    return await updateUser(tx, user.id, { password_hash: hash });
+  });
+  const answer = { id: String(row.id), email: row.email, name: fullName(row) };
+  return { status: 200, body: { ...answer, "password-changed": true } };
+}
+
+/**
+ * `POST /v1/auth/logout`: `{"success": true}`, as the original, whose logout only unset its
+ * cookies. Tokens here are stateless: a logout revokes none (a password change does). No token
+ * is needed and none is read: a stale one logs out as well.
+ */
+function logout(): Handler<HttpRequest, HttpReply> {
+  return () => Promise.resolve({ status: 200, body: { success: true } });
+}
+
 export function authHandlers(ctx: CatalogContext) {
   return {
     login: login(ctx),
+    "auth.logout": logout(),
+    ...handleAll(ctx, {
+      "auth.fresh-login": freshLogin,
+      "auth.change-password": changePassword,
+    }),
   };
 }
