@@ -17,6 +17,7 @@
  */
 import { type Access, askAccess, isEventKey } from "./access.ts";
 import type { Bus } from "./bus.ts";
+import { UnauthorizedError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Actor } from "./schemas/http.ts";
 import { AccessProjection } from "./access_projection.ts";
@@ -81,5 +82,18 @@ export async function startAccessSource(
       projection.store(entryKey, answer, tagsOf(actor, key, answer), began);
       return answer;
     },
+  };
+}
+
+/**
+ * Refuses (401) an actor the catalog no longer knows (deleted user, or a token older than the
+ * user's last password change): for `serveContract`'s `authenticate`.
+ */
+export function authenticateWith(access: AccessSource) {
+  return async (actor: Actor): Promise<void> => {
+    const { caller } = await access.ask(actor);
+    if (!caller) {
+      throw new UnauthorizedError("Cannot authenticate: the token's user does not exist");
+    }
   };
 }

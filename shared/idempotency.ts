@@ -33,7 +33,7 @@ import {
   type Tx,
 } from "./db.ts";
 import { BadRequestError, ConflictError, UnprocessableError } from "./errors.ts";
-import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** How long an answer is kept for retries. */
 export const KEY_LIFETIME = "24 hours";
@@ -72,7 +72,9 @@ export function withIdempotency(
   const exempt = new Set(options.carrySecrets?.map((endpoint) => endpoint.subject));
   return routes.map(({ endpoint, handler }) => {
     const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
-    const inner = keyed ? idempotent(sql, endpoint.subject, handler) : handler;
+    const inner = keyed
+      ? idempotent(sql, { subject: endpoint.subject, authenticate: options.authenticate }, handler)
+      : handler;
     return { endpoint, handler: translatingOutages(sql, inner) };
   });
 }
@@ -85,6 +87,12 @@ export interface IdempotencyOptions {
    * second login is a login, a second sign-up a 409, a second PATCH changes nothing.
    */
   carrySecrets?: { subject: string }[];
+  /**
+   * Refuses (401) a caller whose token no longer counts (its user deleted, its password changed
+   * since: a newer token version), before a stored answer is replayed: the answer was stored for
+   * that user, but the README promises every such token a 401 on every path.
+   */
+  authenticate?: (actor: Actor) => Promise<void>;
 }
 
 function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Handler<Req, Res> {
@@ -109,9 +117,10 @@ interface KeyedRequest {
 
 function idempotent(
   sql: Sql,
-  subject: string,
+  route: { subject: string; authenticate?: (actor: Actor) => Promise<void> },
   handler: Handler<HttpRequest, HttpReply>,
 ): Handler<HttpRequest, HttpReply> {
+  const { subject, authenticate } = route;
   return async (req, msg) => {
     const key = msg.headers?.get(IDEMPOTENCY_HEADER);
     if (!key) return await handler(req, msg);
@@ -123,6 +132,7 @@ function idempotent(
         },
       );
     }
+    if (req.actor && authenticate) await authenticate(req.actor);
     const request: KeyedRequest = {
       caller: req.actor?.id ?? "",
       key,

@@ -9,7 +9,7 @@ import type { Bus, RunningService } from "./bus.ts";
 import { bindOperations, type Handlers, type Operation, type ServiceContract } from "./contract.ts";
 import type { Sql } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
-import { withIdempotency } from "./idempotency.ts";
+import { type IdempotencyOptions, withIdempotency } from "./idempotency.ts";
 
 export function serveContract<Ops extends Record<string, Operation>>(
   options: {
@@ -18,15 +18,20 @@ export function serveContract<Ops extends Record<string, Operation>>(
     contract: ServiceContract<Ops>;
     handlers: Handlers<Ops>;
     version: string;
+    /** Refuses a caller whose token no longer counts, before a keyed answer is replayed. */
+    authenticate?: IdempotencyOptions["authenticate"];
   },
 ): RunningService {
-  const { bus, sql, contract, version } = options;
+  const { bus, sql, contract, version, authenticate } = options;
   const carrySecrets = Object.values(contract.operations)
     .filter((operation) => operation.carriesSecrets)
     .map((operation) => operation.endpoint);
   const problems = async () => [await databaseProblem(sql)].filter((p) => p !== undefined);
   return bus.serve(
     { name: contract.service, version, description: contract.description, problems },
-    withIdempotency(sql, bindOperations(contract, options.handlers), { carrySecrets }),
+    withIdempotency(sql, bindOperations(contract, options.handlers), {
+      carrySecrets,
+      authenticate,
+    }),
   );
 }

@@ -11,7 +11,7 @@ import type { Logger } from "@shared/log.ts";
 import type { AuditContext } from "./context.ts";
 import { followAllFacts } from "./follow_all.ts";
 import { activityHandlers } from "./handlers/activities.ts";
-import { startAccessSource } from "@shared/access_source.ts";
+import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export { DURABLE } from "./follow_all.ts";
 
@@ -53,6 +53,7 @@ export async function startAudit(options: AuditOptions): Promise<AuditService> {
     contract: auditContract,
     handlers: activityHandlers(ctx),
     version: VERSION,
+    authenticate: authenticateWith(access),
   });
   return {
     running,

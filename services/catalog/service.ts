@@ -8,7 +8,7 @@ import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
-import type { CatalogContext } from "./context.ts";
+import { type CatalogContext, loadCaller } from "./context.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
 import { eventHandlers } from "./handlers/events.ts";
 import { eventSubTopicHandlers } from "./handlers/event_sub_topics.ts";
@@ -63,6 +63,10 @@ export async function startCatalog(
     contract: catalogContract,
     handlers,
     version: VERSION,
+    // A deleted user's or outdated token: 401 before a stored answer is replayed.
+    authenticate: async (actor) => {
+      await loadCaller(sql, actor);
+    },
   });
   return {
     relay,

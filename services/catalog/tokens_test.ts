@@ -3,11 +3,17 @@ import { UnauthorizedError } from "@shared/errors.ts";
 import { createLogger } from "@shared/log.ts";
 import { catalog, catalogInternal } from "@shared/subjects.ts";
 import { eventually } from "@testing/eventually.ts";
-import { startTestSystem, type TestSystem } from "@testing/system.ts";
+import { expectError, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { startDiscountsSystem } from "../discounts/_test_utils.ts";
 import { startAuditOn } from "../audit/_test_utils.ts";
 import { ensureFirstAdmin } from "./admin.ts";
 
 const quiet = createLogger("catalog-test", "error");
+const eventAttributes = {
+  name: "Keyed",
+  "starts-at": "2030-01-01T10:00:00Z",
+  "ends-at": "2030-01-01T12:00:00Z",
+};
 
 /** What a token gets from the catalog (a user's own page, an event read in one statement) and audit. */
 async function statuses(system: TestSystem, token: string, user: string, event: string) {
@@ -161,4 +167,50 @@ Deno.test("[catalog] PATCH of a password ends every token issued before it", asy
     );
     assert.deepEqual(await statuses(system, fresh, user.id, event), nothing);
   });
+});
+
+Deno.test("[catalog] a keyed write repeated with a token that no longer counts is a 401, not a replay", async () => {
+  await using system = await startDiscountsSystem();
+  const user = await system.signUp();
+  const keyed = (token: string, key: string) => ({ token, headers: { "Idempotency-Key": key } });
+  const newEvent = { data: { type: "event", attributes: eventAttributes } };
+  const created = await system.call("POST", "/v1/events", {
+    ...keyed(user.token, "event-1"),
+    body: newEvent,
+  });
+  expectStatus(created, 201);
+  const eventId = created.body.data.id;
+  const code = {
+    data: {
+      type: "discount-code",
+      attributes: { code: "KEYED", value: 5, type: "percent", "used-for": "ticket" },
+      relationships: { event: { data: { type: "event", id: eventId } } },
+    },
+  };
+  expectStatus(
+    await system.call("POST", "/v1/discount-codes", { ...keyed(user.token, "code-1"), body: code }),
+    201,
+  );
+  const changed = await system.call("PATCH", `/v1/users/${user.id}`, {
+    token: user.token,
+    body: passwordBody(user.id, "a-new-password-123"),
+  });
+  expectStatus(changed, 200);
+  // The stored answers were this user's, but the token is dead: 401 in the catalog and discounts.
+  expectError(
+    await system.call("POST", "/v1/events", { ...keyed(user.token, "event-1"), body: newEvent }),
+    401,
+  );
+  expectError(
+    await system.call("POST", "/v1/discount-codes", { ...keyed(user.token, "code-1"), body: code }),
+    401,
+  );
+  // The user's new token still gets the stored answer (the same request, the same key).
+  const fresh = await system.login(user.email, "a-new-password-123");
+  const replayed = await system.call("POST", "/v1/events", {
+    ...keyed(fresh, "event-1"),
+    body: newEvent,
+  });
+  expectStatus(replayed, 201);
+  assert.equal(replayed.body.data.id, eventId);
 });

@@ -12,7 +12,7 @@ import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
 import { discountsHandlers } from "./handlers/mod.ts";
 import { discountsContract } from "@shared/contracts/mod.ts";
-import { type AccessSource, startAccessSource } from "@shared/access_source.ts";
+import { type AccessSource, authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "discounts";
 export const VERSION = "1.0.0";
@@ -51,6 +51,7 @@ export async function startDiscounts(
     contract: discountsContract,
     handlers: discountsHandlers(ctx),
     version: VERSION,
+    authenticate: authenticateWith(access),
   });
   return {
     relay,

@@ -13,7 +13,7 @@ import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { paymentsHandlers } from "./handlers/mod.ts";
 import { paymentsContract } from "@shared/contracts/mod.ts";
-import { startAccessSource } from "@shared/access_source.ts";
+import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
@@ -61,6 +61,7 @@ export async function startPayments(
     contract: paymentsContract,
     handlers: paymentsHandlers(ctx),
     version: VERSION,
+    authenticate: authenticateWith(access),
   });
   const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();
