@@ -39,9 +39,33 @@ export const userDef: ResourceDef<Row> = {
   },
   relationships: {
     "events": { type: "event", many: true },
+    "owner-events": { type: "event", many: true },
+    "organizer-events": { type: "event", many: true },
+    "coorganizer-events": { type: "event", many: true },
+    "marketer-events": { type: "event", many: true },
     "users-events-roles": { type: "users-events-role", many: true },
     "discount-codes": { type: "discount-code", many: true },
   },
+};
+
+/**
+ * A user's event lists and the role the user holds on their events (`"any"`: some role). The
+ * original's `marketer-events` were events of its "Marketer" system role (and its route filtered
+ * event roles by a role named so, which it never had); this rebuild has no such role (a user's
+ * `is-marketer` is always false), so that list is always empty: `null`.
+ */
+export const USER_EVENT_LISTS: Readonly<Record<string, string | null>> = {
+  "events": "any",
+  "owner-events": "owner",
+  "organizer-events": "organizer",
+  "coorganizer-events": "coorganizer",
+  "marketer-events": null,
+};
+
+/** The role a user's event list `list` asks for, as the store takes it (`undefined`: any). */
+export const roleOfList = (list: string): string | null | undefined => {
+  const role = USER_EVENT_LISTS[list];
+  return role === "any" ? undefined : role;
 };
 
 /** Other people see a user's name only: emails and flags are not public. */
@@ -190,7 +214,7 @@ export const userQuery: QuerySpec = {
     "deleted-at": deleted,
   },
   // `discount-codes` is served by discounts; the gateway fetches it.
-  includes: ["events", "users-events-roles", "discount-codes"],
+  includes: [...Object.keys(USER_EVENT_LISTS), "users-events-roles", "discount-codes"],
   sparse: {
     "discount-code": ["*"],
     ...sparse(userDef),

@@ -53,7 +53,16 @@ export const catalogContract = defineContract({
         update: "signed-in",
         delete: "signed-in",
       },
-      related: ["events", "users-events-roles"],
+      // The role lists are the original's (`/users/{id}/owner-events`, ...): the admin users
+      // table of open-event-frontend reads them.
+      related: [
+        "events",
+        "owner-events",
+        "organizer-events",
+        "coorganizer-events",
+        "marketer-events",
+        "users-events-roles",
+      ],
       secrets: ["create", "update"],
     }),
     ...collection(S, "roles", { access: { list: "anyone", get: "anyone" } }),

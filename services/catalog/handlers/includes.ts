@@ -24,7 +24,9 @@ import {
   eventTopicDef,
   publicUserDef,
   roleDef,
+  roleOfList,
   ticketDef,
+  USER_EVENT_LISTS,
   userDef,
   usersEventsRoleDef,
 } from "../resources.ts";
@@ -61,6 +63,20 @@ const usersBy = (key: string): Loader => async (ctx, _caller, parents) => ({
 const readableUsers = (caller: Caller | null, users: Row[]) =>
   users.filter((user) => isAdmin(caller) || caller?.id === String(user.id));
 
+/**
+ * A user's events by role (`events`, `owner-events`, ...), as `/users/{id}/<list>`: for the user
+ * themself and admins only; a list of a role this rebuild has not is empty.
+ */
+const userEvents = (list: string): Loader => async (ctx, caller, parents) => {
+  const role = roleOfList(list);
+  const users = ids(readableUsers(caller, parents), "id");
+  return {
+    def: eventDef,
+    rows: role === null ? [] : await eventsOfUsers(ctx.sql, users, viewer(caller), role),
+    backKey: "role_user_id",
+  };
+};
+
 /** Events under topics or sub-topics, as the caller may see them. */
 const eventsBy =
   (column: "event_topic_id" | "event_sub_topic_id"): Loader => async (ctx, caller, parents) => ({
@@ -71,12 +87,7 @@ const eventsBy =
 
 const loaders: Record<string, Record<string, Loader>> = {
   "user": {
-    // As `/users/{id}/events` and `/users-events-roles`: the user themself and admins only.
-    "events": async (ctx, caller, parents) => ({
-      def: eventDef,
-      rows: await eventsOfUsers(ctx.sql, ids(readableUsers(caller, parents), "id"), viewer(caller)),
-      backKey: "role_user_id",
-    }),
+    ...Object.fromEntries(Object.keys(USER_EVENT_LISTS).map((list) => [list, userEvents(list)])),
     "users-events-roles": async (ctx, caller, parents) => ({
       def: usersEventsRoleDef,
       rows: await grantsOf(ctx.sql, { userIds: ids(readableUsers(caller, parents), "id") }, {

@@ -24,6 +24,8 @@ import { hashPassword } from "../passwords.ts";
 import {
   eventDef,
   eventQuery,
+  roleOfList,
+  USER_EVENT_LISTS,
   userDef,
   userQuery,
   usersEventsRoleDef,
@@ -109,11 +111,14 @@ function requestedFlags(
 
 async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkageOnly: boolean) {
   const all = { "page[size]": "0" };
-  if (call.req.params.rel === "events") {
+  const list = call.req.params.rel;
+  if (list in USER_EVENT_LISTS) {
     const query = parseListQuery(linkageOnly ? all : call.req.query, eventQuery);
-    const many = await listEvents(ctx.sql, query, {
+    const role = roleOfList(list);
+    // A role this rebuild has not (`marketer-events`): checked as a list, and empty.
+    const many = role === null ? { rows: [], count: 0 } : await listEvents(ctx.sql, query, {
       viewer: viewer(call.caller),
-      scope: { userId: user.id },
+      scope: { userId: user.id, role },
     });
     return { def: eventDef, query, many };
   }

@@ -108,29 +108,36 @@ export async function eventsUnder(
     and deleted_at is null and ${visibleEvents(sql, viewer)} order by id`;
 }
 
+/** A grant `held` of the role named `role`, or of any role when there is none. */
+const ofRole = (sql: Queryable, role: string | undefined): Fragment =>
+  role === undefined ? sql`true` : sql`held.role_name = ${role}`;
+
 /**
- * Live events on which each of `userIds` holds a role, as `viewer` may see them: one row per user
- * and event, the user in `role_user_id` (an event shared by two users comes twice).
+ * Live events on which each of `userIds` holds a role (`role`, or any), as `viewer` may see them:
+ * one row per user and event, the user in `role_user_id` (an event shared by two users comes
+ * twice).
  */
 export async function eventsOfUsers(
   sql: Queryable,
   userIds: string[],
   viewer: Viewer,
+  role?: string,
 ): Promise<(EventRow & { role_user_id: string })[]> {
   const valid = userIds.filter(isId);
   if (!valid.length) return [];
   return await sql<(EventRow & { role_user_id: string })[]>`select distinct
       held.user_id as role_user_id, events.*
     from events join users_events_roles held on held.event_id = events.id
-    where held.user_id in ${sql(valid)} and events.deleted_at is null
-      and ${visibleEvents(sql, viewer)} order by events.id`;
+    where held.user_id in ${sql(valid)} and ${ofRole(sql, role)}
+      and events.deleted_at is null and ${visibleEvents(sql, viewer)} order by events.id`;
 }
 
 export interface EventScope {
   topicId?: string;
   subTopicId?: string;
-  /** Events on which this user holds any role. */
+  /** Events on which this user holds a role: `role`, or any. */
   userId?: string;
+  role?: string;
 }
 
 export function listEvents(
@@ -145,8 +152,9 @@ export function listEvents(
     and ${scope.subTopicId ? sql`event_sub_topic_id = ${scope.subTopicId}` : sql`true`}
     and ${
     scope.userId
-      ? sql`exists (select 1 from users_events_roles r
-          where r.event_id = events.id and r.user_id = ${scope.userId})`
+      ? sql`exists (select 1 from users_events_roles held
+          where held.event_id = events.id and held.user_id = ${scope.userId}
+            and ${ofRole(sql, scope.role)})`
       : sql`true`
   }`;
   return listRows<EventRow>(sql, "events", where, query);
