@@ -174,6 +174,35 @@ const plans: Record<string, Plan> = {
     world: event,
     as: "coorganizer",
   },
+  "Users > User owner events > List the events a user owns": { world: withDraft, as: "owner" },
+  "Users > User organizer events > List the events a user organizes": {
+    world: withDraft,
+    as: "admin",
+  },
+  "Users > User co-organizer events > List the events a user co-organizes": {
+    world: withDraft,
+    as: "coorganizer",
+  },
+  "Users > User marketer events > List the events a user markets": {
+    world: event,
+    as: "coorganizer",
+  },
+  "Users > User owner events relationship > Get a user's owner event linkage": {
+    world: withDraft,
+    as: "owner",
+  },
+  "Users > User organizer events relationship > Get a user's organizer event linkage": {
+    world: withDraft,
+    as: "admin",
+  },
+  "Users > User co-organizer events relationship > Get a user's co-organizer event linkage": {
+    world: withDraft,
+    as: "admin",
+  },
+  "Users > User marketer events relationship > Get a user's marketer event linkage": {
+    world: event,
+    as: "coorganizer",
+  },
 
   "Roles > Roles > List roles > Example 1": {},
   "Roles > Roles > List roles > Example 2": {},
