@@ -661,6 +661,17 @@ Deno.test("[catalog] a PATCH of the event as it was read, owner included, is acc
     const roles = await system.call("GET", `${path}/users-events-roles`, { token: owner.token });
     assert.equal(roles.body.data.length, 1, "nobody became an organizer");
   });
+  await t.step("the Stripe authorization and event code as read: accepted, ignored", async () => {
+    // The frontend's wizard sends the authorization it connected on every later save.
+    const body = asRead(null);
+    Object.assign(body.data.relationships, {
+      "stripe-authorization": { data: { type: "stripe-authorization", id: "1" } },
+      "discount-code": { data: null },
+    });
+    const reply = await system.call("PATCH", path, { token: owner.token, body });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["is-stripe-linked"], false, "no link made");
+  });
   await t.step("a relationship of ours that is read-only here: still 422", async () => {
     const body = asRead(null);
     Object.assign(body.data.relationships, { tickets: { data: [] } });

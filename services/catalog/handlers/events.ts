@@ -67,6 +67,11 @@ const writableRelationships = {
   "event-sub-topic": { type: "event-sub-topic" },
   // Read back: clients such as open-event-frontend send every relationship they read on save.
   "owner": { type: "user" },
+  // Read back too, and ignored, as read-only attributes are: other services own them (the link
+  // changes through /v1/stripe-authorizations, an event code through its `events`). The
+  // frontend's wizard sends the authorization it connected on every later save (a 422 before).
+  "stripe-authorization": { type: "stripe-authorization" },
+  "discount-code": { type: "discount-code" },
 };
 
 /**
