@@ -78,6 +78,8 @@ Deno.test("[catalog] GET resources carry the attributes the original's clients r
     expectStatus(me, 200);
     assert.equal(me.body.data.attributes["avatar-url"], null);
     assert.equal(me.body.data.attributes["is-marketer"], false);
+    // No email verification here: the frontend disables ordering for an unverified user.
+    assert.equal(me.body.data.attributes["is-verified"], true);
   });
 });
 

@@ -29,6 +29,7 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "is-super-admin": boolean,
     "is-sales-admin": boolean,
     "is-marketer": boolean,
+    "is-verified": boolean,
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
     ...images(
