@@ -488,3 +488,54 @@ export function parseListQuery(query: Record<string, string>, spec: QuerySpec): 
   }
   return result;
 }
+
+/** What a related route hands to the owner of the resources it returns, and the rest. */
+export interface OwnerQuery {
+  /** `include` paths as sent (the owner checks them). */
+  include: string[];
+  /** `fields[<type>]` as sent, type -> names (the owner checks them). */
+  fields: Record<string, string[]>;
+  /** Every other parameter, for the route itself to check. */
+  rest: Record<string, string>;
+}
+
+/**
+ * Splits a related route's query whose resources another service owns: `include` and
+ * `fields[...]` follow the rules of that type's own routes, so they go to its owner's resolve
+ * endpoint (which answers 400 for what those routes would refuse); the rest stays here.
+ *
+ * @example
+ * ```ts
+ * import { ownerQueryOf } from "@shared/query.ts";
+ * ownerQueryOf({ include: "event-topic", "fields[event]": "name", get_trashed: "true" });
+ * // { include: ["event-topic"], fields: { event: ["name"] }, rest: { get_trashed: "true" } }
+ * ```
+ */
+export function ownerQueryOf(query: Record<string, string>): OwnerQuery {
+  const out: OwnerQuery = { include: [], fields: {}, rest: {} };
+  for (const [key, value] of Object.entries(query)) {
+    const type = fieldsKey.exec(key)?.[1];
+    if (key === "include") {
+      const paths = value.trim() ? value.split(",").map((path) => path.trim()) : [];
+      out.include = [...new Set(paths)];
+    } else if (type !== undefined) {
+      out.fields[type] = value === "" ? [] : value.split(",").map((name) => name.trim());
+    } else out.rest[key] = value;
+  }
+  return out;
+}
+
+/**
+ * The query an owner checks for its resolve endpoint, rebuilt from what `ownerQueryOf` split off:
+ * the owner parses it with the rules of its type's own routes.
+ */
+export function ownerQueryText(
+  owner: Pick<OwnerQuery, "include" | "fields">,
+): Record<string, string> {
+  const query: Record<string, string> = {};
+  if (owner.include.length) query.include = owner.include.join(",");
+  for (const [type, names] of Object.entries(owner.fields)) {
+    query[`fields[${type}]`] = names.join(",");
+  }
+  return query;
+}

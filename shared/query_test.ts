@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { BadRequestError } from "./errors.ts";
-import { type FilterNode, parseListQuery, parseSingleQuery, type QuerySpec } from "./query.ts";
+import {
+  type FilterNode,
+  ownerQueryOf,
+  ownerQueryText,
+  parseListQuery,
+  parseSingleQuery,
+  type QuerySpec,
+} from "./query.ts";
 
 const spec: QuerySpec = {
   fields: {
@@ -414,4 +421,24 @@ Deno.test("[query] the op spellings the original also took", async (t) => {
     assertBadParameter(() => leaf("contains", "a\\"), "filter", /lone backslash/);
     assertBadParameter(() => leaf("toString", "A"), "filter", /unknown op/);
   });
+});
+
+Deno.test("[query] ownerQueryOf splits off include and fields, and ownerQueryText rebuilds them", () => {
+  const owner = ownerQueryOf({
+    include: "tickets, event-topic,tickets",
+    "fields[event]": "name, tickets",
+    "fields[ticket]": "",
+    get_trashed: "true",
+  });
+  assert.deepEqual(owner, {
+    include: ["tickets", "event-topic"],
+    fields: { event: ["name", "tickets"], ticket: [] },
+    rest: { get_trashed: "true" },
+  });
+  assert.deepEqual(ownerQueryText(owner), {
+    include: "tickets,event-topic",
+    "fields[event]": "name,tickets",
+    "fields[ticket]": "",
+  });
+  assert.deepEqual(ownerQueryOf({ include: " " }).include, []);
 });

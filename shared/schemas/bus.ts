@@ -25,6 +25,11 @@ export const resolveRequestSchema = z.object({
    * serves (`/v1/discount-codes/{id}/event?include=event-topic`): an unknown one is a 400.
    */
   include: z.array(z.string()).max(20).optional(),
+  /**
+   * Sparse fieldsets (`fields[<type>]` -> names) the owner checks with the rules of the type's own
+   * routes (an unknown name is a 400 naming `fields[<type>]`) and applies to `data` and `included`.
+   */
+  fields: z.record(z.string(), z.array(z.string())).optional(),
 });
 export const resolveReplySchema = z.object({
   data: z.array(resourceObjectSchema),

@@ -2,11 +2,13 @@
  * `catalog.resolve`: catalog resources by id for compound documents built by the gateway when
  * another service's response includes them. Only what the actor may see is returned. With
  * `include` (a related-resource route another service serves), what the type's own routes would
- * include comes too, under the same rules; an unknown path is a 400.
+ * include comes too, under the same rules; an unknown path is a 400. `fields` is read as those
+ * routes read it (an unknown type or name is a 400 naming `fields[<type>]`) and trims `data` and
+ * `included`.
  */
-import { type ResourceDef, type ResourceObject, toResource } from "@shared/jsonapi.ts";
-import { parseSingleQuery } from "@shared/query.ts";
-import { type Caller, type CatalogContext, loadCaller } from "../context.ts";
+import { type ResourceDef, toResource } from "@shared/jsonapi.ts";
+import { ownerQueryText, parseSingleQuery } from "@shared/query.ts";
+import { type CatalogContext, loadCaller } from "../context.ts";
 import {
   eventDef,
   eventSubTopicDef,
@@ -24,20 +26,11 @@ import { getUsers } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
-/** What `include` asks for on `rows` of `type`, checked against that type's include paths. */
-async function includedFor(
-  ctx: CatalogContext,
-  caller: Caller | null,
-  type: string,
-  rows: Row[],
-  include: string[],
-): Promise<ResourceObject[]> {
-  const query = parseSingleQuery({ include: include.join(",") }, querySpecs[type] ?? {});
-  return await loadIncluded(ctx, caller, type, rows, query) ?? [];
-}
-
 export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] {
-  return async ({ actor, type, ids, include }) => {
+  return async ({ actor, type, ids, include = [], fields = {} }) => {
+    // Checked first, with the rules of the type's own routes: a bad path or fieldset is a 400
+    // whatever the ids find.
+    const query = parseSingleQuery(ownerQueryText({ include, fields }), querySpecs[type] ?? {});
     const caller = await loadCaller(ctx.sql, actor);
     const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
       "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller))],
@@ -60,11 +53,12 @@ export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] 
     };
     const [def, rows] = await (found[type]?.() ?? Promise.resolve([null, []]));
     // Loaded first: it gives the rows the linkage of what it includes.
-    const included = include?.length
-      ? await includedFor(ctx, caller, type, rows, include)
+    const included = query.include.length
+      ? await loadIncluded(ctx, caller, type, rows, query) ?? []
       : undefined;
+    const wanted = query.fields[type];
     return {
-      data: rows.map((row) => toResource(def ?? userDefFor(caller, row), row)),
+      data: rows.map((row) => toResource(def ?? userDefFor(caller, row), row, { fields: wanted })),
       ...(included ? { included } : {}),
     };
   };
