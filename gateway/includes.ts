@@ -164,12 +164,19 @@ function resolveRequests(
     return;
   }
   const wanted = [...new Set(ids)].filter((id) => !seen.has(key({ type, id })));
+  // The owner checks the type's fieldset as its own routes do (400) and trims what it returns.
+  const names = options.fields?.[type];
+  const fields = names && { fields: { [type]: names } };
   for (let start = 0; start < wanted.length; start += IDS_PER_REQUEST) {
     const chunk = wanted.slice(start, start + IDS_PER_REQUEST);
     requests.push(
-      options.bus.request(resolverOf(owner), { actor: options.actor, type, ids: chunk }, {
-        timeoutMs: options.timeoutMs,
-      }),
+      options.bus.request(
+        resolverOf(owner),
+        { actor: options.actor, type, ids: chunk, ...fields },
+        {
+          timeoutMs: options.timeoutMs,
+        },
+      ),
     );
   }
 }

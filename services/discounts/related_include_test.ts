@@ -100,3 +100,75 @@ Deno.test("[discounts] a code's related catalog resources honour include", async
     expectError(await system.call("GET", path, { token }), 400, { parameter: "include" });
   });
 });
+
+const attributeNames = (resource: { attributes: Record<string, unknown> }) =>
+  Object.keys(resource.attributes).sort();
+
+Deno.test("[discounts] catalog resources in a code's documents honour fields as the catalog's routes do", async (t) => {
+  await using system = await startDiscountsSystem();
+  const topicId = await system.createTopic("Science");
+  const cast = await system.eventWithCast({
+    attributes: { state: "published" },
+    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
+  });
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, { eventId, ticketIds: [ticketId] });
+  const token = cast.coorganizer.token;
+  const get = (path: string) => system.call("GET", path, { token });
+  const included = (
+    body: { included?: (Resource & { attributes: Record<string, unknown> })[] },
+    type: string,
+  ) => (body.included ?? []).filter((r) => r.type === type);
+
+  await t.step("/event?fields[event]=name (a 400 before)", async () => {
+    const reply = await get(`/v1/discount-codes/${code}/event?fields[event]=name`);
+    expectStatus(reply, 200);
+    assert.deepEqual(attributeNames(reply.body.data), ["name"]);
+    assert.deepEqual(reply.body.data.relationships ?? {}, {});
+  });
+
+  await t.step("/tickets?fields[ticket]=name,price", async () => {
+    const reply = await get(`/v1/discount-codes/${code}/tickets?fields[ticket]=name,price`);
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.map(attributeNames), [["name", "price"]]);
+  });
+
+  await t.step("/event?include=event-topic with fieldsets of both types", async () => {
+    const query = "include=event-topic&fields[event]=name,event-topic&fields[event-topic]=slug";
+    const reply = await get(`/v1/discount-codes/${code}/event?${query}`);
+    expectStatus(reply, 200);
+    assert.deepEqual(attributeNames(reply.body.data), ["name"]);
+    assert.deepEqual(Object.keys(reply.body.data.relationships), ["event-topic"]);
+    assert.deepEqual(included(reply.body, "event-topic").map(attributeNames), [["slug"]]);
+  });
+
+  await t.step("a code and an event's codes with include=event&fields[event]=name", async () => {
+    for (
+      const path of [
+        `/v1/discount-codes/${code}?include=event&fields[event]=name`,
+        `/v1/events/${eventId}/discount-codes?include=event&fields[event]=name`,
+      ]
+    ) {
+      const reply = await get(path);
+      expectStatus(reply, 200, path);
+      assert.deepEqual(included(reply.body, "event").map(attributeNames), [["name"]], path);
+      const primary = [reply.body.data].flat()[0];
+      assert.ok(attributeNames(primary).includes("code"), path);
+    }
+  });
+
+  await t.step("an unknown name or type is a 400 naming its fieldset", async () => {
+    const cases: [string, string][] = [
+      [`/v1/discount-codes/${code}/event?fields[event]=nope`, "fields[event]"],
+      [`/v1/discount-codes/${code}/tickets?fields[ticket]=name,nope`, "fields[ticket]"],
+      [`/v1/discount-codes/${code}/event?fields[nope]=name`, "fields[nope]"],
+      [`/v1/discount-codes/${code}?include=event&fields[event]=nope`, "fields[event]"],
+      [`/v1/events/${eventId}/discount-codes?include=event&fields[event]=nope`, "fields[event]"],
+    ];
+    for (const [path, parameter] of cases) expectError(await get(path), 400, { parameter }, path);
+  });
+});

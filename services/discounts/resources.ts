@@ -69,6 +69,11 @@ export const codeQuery: QuerySpec = {
   includes: ["event", "events", "tickets", "marketer"],
   sparse: {
     "discount-code": [...Object.keys(codeDef.attributes), ...Object.keys(codeDef.relationships!)],
+    // What `include` adds from the catalog: the gateway hands these to catalog.resolve, which
+    // checks them as the catalog's own routes do and trims what it returns.
+    "event": ["*"],
+    "ticket": ["*"],
+    "user": ["*"],
   },
   extra: ["get_trashed"],
 };

@@ -17,7 +17,7 @@ import {
   withTrashed,
 } from "@shared/handlers/mod.ts";
 import { parseResourceDocument } from "@shared/jsonapi.ts";
-import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import { ownerQueryOf, parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { access, type DiscountsContext } from "../context.ts";
 import { codeDef, codeQuery, type CodeRelation, codeRelations } from "../resources.ts";
@@ -122,25 +122,26 @@ export async function deleteDiscountCode(
 }
 
 /** The relationship `params.rel` of a code the caller may see. */
-async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
+async function guardRelation(ctx: DiscountsContext, req: HttpRequest, related: boolean) {
   const rel: CodeRelation = codeRelations[req.params.rel] ??
     notFound("relationship", req.params.rel);
-  // `include` names the related type's relationships: the catalog checks it (relatedOfCode).
+  // On the related route `include` and `fields` follow the related type's own routes: the
+  // catalog checks them (relatedOfCode). The linkage route ignores `include` and has no fields.
+  const owner = ownerQueryOf(req.query);
   const { include: _, ...rest } = req.query;
-  parseSingleQuery(rest, { extra: ["get_trashed"] });
+  parseSingleQuery(related ? owner.rest : rest, { extra: ["get_trashed"] });
   const { code } = await guardCode(ctx, req, "see this discount code");
-  return { code, rel };
+  return { code, rel, owner };
 }
 
 /** `GET /v1/discount-codes/{id}/<rel>`: the related catalog resources. */
 export async function relatedOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
-  const { code, rel } = await guardRelation(ctx, req);
-  return await renderRelated(ctx, req, code, rel);
+  return await renderRelated(ctx, req, await guardRelation(ctx, req, true));
 }
 
 /** `GET /v1/discount-codes/{id}/relationships/<rel>`: linkage to them. */
 export async function linkageOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
-  const { code, rel } = await guardRelation(ctx, req);
+  const { code, rel } = await guardRelation(ctx, req, false);
   return renderCodeLinks(req, code, rel);
 }
 

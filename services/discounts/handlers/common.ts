@@ -11,6 +11,7 @@ import {
   requireAdmin,
   requireLogin,
 } from "@shared/handlers/mod.ts";
+import type { OwnerQuery } from "@shared/query.ts";
 import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import {
@@ -70,53 +71,54 @@ export async function resolveCatalog(
   type: string,
   ids: string[],
 ): Promise<Record<string, unknown>[]> {
-  return (await resolveWithIncluded(ctx, req, type, ids, [])).data;
+  return (await resolveWithIncluded(ctx, req, { type, ids })).data;
 }
 
 /**
- * `resolveCatalog` with what `include` asks of the catalog's own relationships (an unknown path
- * is the catalog's 400): the data carry the linkage of what is included.
+ * `resolveCatalog` with what `include` asks of the catalog's own relationships and the sparse
+ * `fields` of the reply (the catalog checks both as its own routes do: 400), applied there; the
+ * data carry the linkage of what is included.
  */
 async function resolveWithIncluded(
   ctx: DiscountsContext,
   req: HttpRequest,
-  type: string,
-  ids: string[],
-  include: string[],
+  { type, ids, include = [], fields = {} }: {
+    type: string;
+    ids: string[];
+    include?: string[];
+    fields?: Record<string, string[]>;
+  },
 ): Promise<{ data: Record<string, unknown>[]; included?: Record<string, unknown>[] }> {
-  if (!ids.length && !include.length) return { data: [] };
+  // Asked even with no ids when the query has something to check: a bad one is a 400 anyway.
+  if (!ids.length && !include.length && !Object.keys(fields).length) return { data: [] };
   const { data, included } = await ctx.bus.request(catalog.resolve, {
     actor: req.actor,
     type,
     ids,
     ...(include.length ? { include } : {}),
+    ...(Object.keys(fields).length ? { fields } : {}),
   });
   const byId = new Map(data.map((resource) => [resource.id, resource]));
   // Keep the code's own order.
   return { data: ids.map((id) => byId.get(id)).filter((r) => r !== undefined), included };
 }
 
-/** The `include` paths of a query, as sent (the catalog checks them). */
-export function includePaths(query: Record<string, string>): string[] {
-  const text = query.include?.trim();
-  return text ? [...new Set(text.split(",").map((path) => path.trim()))] : [];
-}
-
-/** `/v1/discount-codes/{id}/<rel>`: the related catalog resources. */
+/**
+ * `/v1/discount-codes/{id}/<rel>`: the related catalog resources, with the `include` and
+ * `fields` of `owner` (the query's part the catalog reads, `ownerQueryOf`).
+ */
 export async function renderRelated(
   ctx: DiscountsContext,
   req: HttpRequest,
-  code: CodeRow,
-  rel: CodeRelation,
+  { code, rel, owner }: { code: CodeRow; rel: CodeRelation; owner: OwnerQuery },
 ): Promise<HttpReply> {
-  const include = includePaths(req.query);
-  const { data: found, included } = await resolveWithIncluded(
-    ctx,
-    req,
-    rel.type,
-    idsOf(code, rel),
+  const { include, fields } = owner;
+  const { data: found, included } = await resolveWithIncluded(ctx, req, {
+    type: rel.type,
+    ids: idsOf(code, rel),
     include,
-  );
+    fields,
+  });
   const data = rel.many ? found : found[0] ?? null;
   const meta = rel.many ? { meta: { count: found.length } } : {};
   return {
