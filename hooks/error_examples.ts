@@ -148,11 +148,6 @@ export const NOT_RETURNED: Record<string, { kinds: ErrorKind[]; reason: string }
     kinds: ["media-type", "accept"],
     reason: "Stripe's own request decides the headers; the signature is what is checked",
   },
-  "blueprint/payments.apib > Stripe Authorizations > Event of a Stripe authorization > Get the event of a Stripe authorization":
-    {
-      kinds: ["bad-query"],
-      reason: "it reads only `include` (checked by the catalog) and ignores fieldsets",
-    },
 };
 
 /**

@@ -27,3 +27,34 @@ Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include",
     });
   });
 });
+
+Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event reads fields as the event's routes do", async (t) => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
+  expectStatus(created, 201);
+  const path = `/v1/stripe-authorizations/${created.body.data.id}/event`;
+  const token = cast.owner.token;
+
+  await t.step("fields[event]=name keeps only the name (ignored before)", async () => {
+    const reply = await p.call("GET", `${path}?fields[event]=name`, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(Object.keys(reply.body.data.attributes), ["name"]);
+    assert.deepEqual(reply.body.data.relationships ?? {}, {});
+  });
+
+  await t.step("include=owner with fields[user]=first-name", async () => {
+    const query = "include=owner&fields[user]=first-name";
+    const reply = await p.call("GET", `${path}?${query}`, { token });
+    expectStatus(reply, 200);
+    const owner = reply.body.included.find((r: { type: string }) => r.type === "user");
+    assert.deepEqual(Object.keys(owner.attributes), ["first-name"]);
+  });
+
+  await t.step("an unknown fieldset, field or family member is a 400 naming it", async () => {
+    for (const parameter of ["fields[nope]", "fields[event]", "filter[x]", "page[offset]"]) {
+      const reply = await p.call("GET", `${path}?${parameter}=nope`, { token });
+      expectError(reply, 400, { parameter }, parameter);
+    }
+  });
+});

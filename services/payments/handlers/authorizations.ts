@@ -22,7 +22,7 @@ import {
   requireActor,
 } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
-import { parseSingleQuery } from "@shared/query.ts";
+import { ownerQueryOf, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import { z } from "zod";
@@ -294,15 +294,17 @@ export async function relatedOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
+  // `include` and `fields` follow the event's own routes: the catalog checks them (400), loads
+  // what is included and applies the fieldsets; the rest of the query is this route's.
+  const { include, fields, rest } = ownerQueryOf(req.query);
+  parseSingleQuery(rest, {});
   const row = await managedForEvent(ctx, req);
-  // `include` names the event's relationships: the catalog checks and loads them.
-  const text = req.query.include?.trim();
-  const include = text ? [...new Set(text.split(",").map((path) => path.trim()))] : [];
   const { data, included } = await ctx.bus.request(catalog.resolve, {
     actor: req.actor,
     type: "event",
     ids: [row.event_id],
     ...(include.length ? { include } : {}),
+    ...(Object.keys(fields).length ? { fields } : {}),
   });
   if (!data[0]) {
     throw new NotFoundError(`Cannot find the event of stripe-authorization ${row.id}`);
