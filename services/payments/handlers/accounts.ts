@@ -47,6 +47,15 @@ export async function sealTokens(
 }
 
 /**
+ * The keyed digest a row keeps of the code it was linked with (`code_digest`): equal for the same
+ * code sent again for the same event, useless without PAYMENTS_ENCRYPTION_KEY. Its own prefix
+ * keeps it apart from the account lookups the same key makes.
+ */
+export async function codeDigest(box: SecretBox, eventId: string, code: string): Promise<string> {
+  return await box.digest(`${sealContext("stripe_auth_code", eventId)}:${code}`);
+}
+
+/**
  * The stored keys cannot be opened: PAYMENTS_ENCRYPTION_KEY changed since they were sealed (keys
  * do not rotate, see crypto.ts) or the row was altered. Nothing a retry fixes: 503 for the
  * operator, and the bus logs it once at error level (the message holds no secret).

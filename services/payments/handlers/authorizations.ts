@@ -50,6 +50,7 @@ import { exchangeCode, type StripeSettings } from "../stripe.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
+  codeDigest,
   holdAccountsLock,
   releaseLater,
   sealTokens,
@@ -155,7 +156,8 @@ export async function createStripeAuthorization(
       const tokens = await exchangeCode(settings, code);
       const sealed = await sealTokens(box, event.id, tokens);
       exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
-      return await insertAuthorization(tx, event.id, sealed);
+      const digest = await codeDigest(box, event.id, code);
+      return await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
     },
     (row) => authorizationFact(factActor(caller), "created", row),
     { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
@@ -172,7 +174,10 @@ export async function showStripeAuthorization(
   return renderAuthorization(row, { req, fields: query.fields, include: query.include });
 }
 
-/** PATCH with a new `stripe-auth-code` links the event to the account it grants. */
+/**
+ * PATCH with a new `stripe-auth-code` links the event to the account it grants; the code the row
+ * was last linked with, sent again, changes nothing (`linkedWith`).
+ */
 export async function updateStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
@@ -192,10 +197,27 @@ export async function updateStripeAuthorization(
   }
   const attrs = validateAttributes(updateAttributes, doc.attributes);
   const newCode = attrs["stripe-auth-code"];
-  if (newCode === undefined) return renderAuthorization(row, { req });
+  if (newCode === undefined || await linkedWith(ctx, row, newCode)) {
+    return renderAuthorization(row, { req });
+  }
   requireStripeEvent(access.event);
   const updated = await relink(ctx, { row, caller: access.caller, code: newCode });
   return renderAuthorization(updated, { req });
+}
+
+/**
+ * Whether `code` is the one `row` was last linked with: the frontend's event wizard sends it back
+ * on every save after the link (ember-data keeps the write-only value), and Stripe refuses a code
+ * twice. Such a PATCH changes nothing, as one without a code, and Stripe is not asked. Rows linked
+ * before `code_digest` existed have none: their code is exchanged, as before.
+ */
+async function linkedWith(
+  ctx: PaymentsContext,
+  row: AuthorizationRow,
+  code: string,
+): Promise<boolean> {
+  if (row.code_digest === null) return false;
+  return await codeDigest(secretBox(ctx), row.event_id, code) === row.code_digest;
 }
 
 function changedMeanwhile(): never {
@@ -250,8 +272,9 @@ async function relink(
       const tokens = await exchangeCode(settings, code);
       const sealed = await sealTokens(box, row.event_id, tokens);
       exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
+      const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
       // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
-      const updated = await replaceAuthorization(tx, row, sealed) ?? changedMeanwhile();
+      const updated = await replaceAuthorization(tx, row, values) ?? changedMeanwhile();
       return { updated, newAccount: exchanged };
     },
     ({ updated }) => authorizationFact(factActor(caller), "updated", updated),

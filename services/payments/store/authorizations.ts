@@ -14,6 +14,8 @@ export type AuthorizationRow = {
   account_lookup: string;
   scope: string | null;
   livemode: boolean;
+  /** Keyed digest of the code last exchanged for the row; null for rows linked before it. */
+  code_digest: string | null;
   created_at: Date;
   updated_at: Date;
 };
@@ -29,7 +31,12 @@ export interface SealedValues {
   livemode: boolean;
 }
 
-const SEALED_COLUMNS = [
+/** What a link or re-link writes: the sealed keys and the digest of the code it exchanged. */
+export interface LinkValues extends SealedValues {
+  code_digest: string;
+}
+
+const LINK_COLUMNS = [
   "stripe_publishable_key",
   "access_token",
   "refresh_token",
@@ -37,6 +44,7 @@ const SEALED_COLUMNS = [
   "account_lookup",
   "scope",
   "livemode",
+  "code_digest",
 ] as const;
 
 const CONFLICT = "Cannot link Stripe: the event already has a Stripe authorization";
@@ -76,12 +84,12 @@ export async function getAuthorizations(
 export async function insertAuthorization(
   tx: Queryable,
   eventId: string,
-  values: SealedValues,
+  values: LinkValues,
 ): Promise<AuthorizationRow> {
   try {
     const row = { event_id: eventId, ...values };
     const [inserted] = await tx`insert into stripe_authorizations ${
-      tx(row, "event_id", ...SEALED_COLUMNS)
+      tx(row, "event_id", ...LINK_COLUMNS)
     } returning *`;
     return normalize(inserted);
   } catch (error) {
@@ -104,9 +112,9 @@ export function sameLink(a: AuthorizationRow, b: AuthorizationRow): boolean {
 export async function replaceAuthorization(
   tx: Queryable,
   row: AuthorizationRow,
-  values: SealedValues,
+  values: LinkValues,
 ): Promise<AuthorizationRow | null> {
-  const [updated] = await tx`update stripe_authorizations set ${tx(values, ...SEALED_COLUMNS)},
+  const [updated] = await tx`update stripe_authorizations set ${tx(values, ...LINK_COLUMNS)},
     updated_at = now()
     where id = ${row.id} and account_lookup = ${row.account_lookup}
       and stripe_user_id = ${row.stripe_user_id}
