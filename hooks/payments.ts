@@ -6,7 +6,8 @@
  * Before each transaction the catalog and payments tables are emptied (ids restart at 1), then:
  * users 1 (admin), 2 (owner of event 1), 3 (co-organizer of event 1), 4 (no role); event 1
  * `abcdef01`, published, accepting Stripe; and, when the plan says so, Stripe authorization 1 of
- * event 1 (sealed with the run's PAYMENTS_ENCRYPTION_KEY, its account connected at the fake).
+ * event 1 (sealed with the run's PAYMENTS_ENCRYPTION_KEY, its account connected at the fake, with
+ * the digest of the code it was linked with when the plan names one).
  * The blueprint's codes are granted at the fake; the webhook body is signed with the run's
  * STRIPE_WEBHOOK_SECRET. The plan says who calls; the hook puts that user's token in.
  *
@@ -15,7 +16,7 @@
  */
 import { createSecretBox } from "../services/payments/crypto.ts";
 import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stripe.ts";
-import { sealTokens } from "../services/payments/handlers/accounts.ts";
+import { codeDigest, sealTokens } from "../services/payments/handlers/accounts.ts";
 import { SCHEMA as PAYMENTS_SCHEMA } from "../services/payments/service.ts";
 import { signStripePayload } from "../services/payments/webhook_signature.ts";
 import { createCast, tokenFor } from "./factories.ts";
@@ -36,6 +37,8 @@ interface Plan {
   as: Who;
   /** Authorization 1 of event 1 exists (account `acct_dredd_fixture`). */
   linked?: boolean;
+  /** The code authorization 1 was linked with (its `code_digest`); none: linked before digests. */
+  linkedCode?: string;
   /** Codes the fake Stripe grants for this transaction. */
   codes?: string[];
   /** Sign the request body with the webhook secret. */
@@ -88,6 +91,12 @@ const plans: Record<string, Plan> = {
     as: "outsider",
     linked: true,
     codes: ["ac_dredd_relink"],
+  },
+  // The code the fixture was linked with, sent again: never granted, so an exchange would be 422.
+  "Stripe Authorizations > Stripe authorization > Re-link a Stripe account > Example 3": {
+    as: "owner",
+    linked: true,
+    linkedCode: "ac_dredd_linked",
   },
   "Stripe Authorizations > Stripe authorization > Unlink a Stripe account > Example 1": {
     as: "owner",
@@ -157,7 +166,8 @@ async function build(sql: Sql, plan: Plan): Promise<void> {
       scope: "read_write",
       livemode: false,
     });
-    const row = { event_id: event, ...sealed };
+    const digest = plan.linkedCode ? await codeDigest(box, event, plan.linkedCode) : null;
+    const row = { event_id: event, ...sealed, code_digest: digest };
     await sql`insert into ${sql(`${PAYMENTS_SCHEMA}.stripe_authorizations`)} ${
       sql(
         row,
@@ -169,6 +179,7 @@ async function build(sql: Sql, plan: Plan): Promise<void> {
         "account_lookup",
         "scope",
         "livemode",
+        "code_digest",
       )
     }`;
     await sql`update events set is_stripe_linked = true where id = ${event}`;

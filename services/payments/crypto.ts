@@ -9,7 +9,8 @@
  *   event) is bound in as additional data, so a value copied into another row or column fails
  *   to open;
  * - the lookup key makes an HMAC of a Stripe account id, which finds an authorization by account
- *   (webhooks) without storing the id in the clear.
+ *   (webhooks) without storing the id in the clear, and of the code an authorization was last
+ *   linked with, which recognises that code sent again without storing it (handlers/accounts.ts).
  *
  * Keys do not rotate: every stored value (and every lookup digest) is bound to the one key that
  * sealed it, and no older key is ever tried. Changing PAYMENTS_ENCRYPTION_KEY makes the stored
