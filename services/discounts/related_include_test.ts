@@ -1,6 +1,22 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { startDiscountsSystem } from "./_test_utils.ts";
+import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
+
+/** A published event in a topic, with a paid ticket and a ticket code a co-organizer made. */
+async function codeWithTicket(system: DiscountsTestSystem) {
+  const topicId = await system.createTopic("Science");
+  const cast = await system.eventWithCast({
+    attributes: { state: "published" },
+    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
+  });
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, { eventId, ticketIds: [ticketId] });
+  return { topicId, eventId, ticketId, code, token: cast.coorganizer.token };
+}
 
 type Resource = { type: string; id: string };
 const includedOf = (body: { included?: Resource[] }, type: string) =>
@@ -49,21 +65,7 @@ Deno.test("[discounts] include=discount-codes on users: the codes they created, 
 
 Deno.test("[discounts] a code's related catalog resources honour include", async (t) => {
   await using system = await startDiscountsSystem();
-  const topicId = await system.createTopic("Science");
-  const cast = await system.eventWithCast({
-    attributes: { state: "published" },
-    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
-  });
-  const eventId = cast.event.id;
-  const ticketId = await system.createTicket(cast.owner.token, eventId, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, {
-    eventId,
-    ticketIds: [ticketId],
-  });
-  const token = cast.coorganizer.token;
+  const { topicId, eventId, ticketId, code, token } = await codeWithTicket(system);
 
   await t.step("/tickets?include=event", async () => {
     const reply = await system.call("GET", `/v1/discount-codes/${code}/tickets?include=event`, {
@@ -106,18 +108,7 @@ const attributeNames = (resource: { attributes: Record<string, unknown> }) =>
 
 Deno.test("[discounts] catalog resources in a code's documents honour fields as the catalog's routes do", async (t) => {
   await using system = await startDiscountsSystem();
-  const topicId = await system.createTopic("Science");
-  const cast = await system.eventWithCast({
-    attributes: { state: "published" },
-    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
-  });
-  const eventId = cast.event.id;
-  const ticketId = await system.createTicket(cast.owner.token, eventId, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, { eventId, ticketIds: [ticketId] });
-  const token = cast.coorganizer.token;
+  const { eventId, code, token } = await codeWithTicket(system);
   const get = (path: string) => system.call("GET", path, { token });
   const included = (
     body: { included?: (Resource & { attributes: Record<string, unknown> })[] },

@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { startPaymentsSystem } from "./_test_utils.ts";
+import { type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 
-Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include", async (t) => {
-  await using p = await startPaymentsSystem();
+/** An event linked to Stripe by its owner: the path of its authorization's event. */
+async function linkedEvent(p: PaymentsSystem) {
   const cast = await p.stripeEvent();
   const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
   expectStatus(created, 201);
   const path = `/v1/stripe-authorizations/${created.body.data.id}/event`;
-  const token = cast.owner.token;
+  return { created, path, token: cast.owner.token };
+}
+
+Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include", async (t) => {
+  await using p = await startPaymentsSystem();
+  const { created, path, token } = await linkedEvent(p);
 
   await t.step("include=owner,stripe-authorization: the catalog's and payments' own", async () => {
     const reply = await p.call("GET", `${path}?include=owner,stripe-authorization`, { token });
@@ -30,11 +35,7 @@ Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include",
 
 Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event reads fields as the event's routes do", async (t) => {
   await using p = await startPaymentsSystem();
-  const cast = await p.stripeEvent();
-  const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
-  expectStatus(created, 201);
-  const path = `/v1/stripe-authorizations/${created.body.data.id}/event`;
-  const token = cast.owner.token;
+  const { path, token } = await linkedEvent(p);
 
   await t.step("fields[event]=name keeps only the name (ignored before)", async () => {
     const reply = await p.call("GET", `${path}?fields[event]=name`, { token });
