@@ -80,7 +80,10 @@ async function loseTheStreamLeader(signal: Deno.Signal) {
     const load = writeLoad(system, new Promise<void>((resolve) => stopLoad = resolve));
     await sleep(1_000);
     // Made before the kill: making it asks JetStream, which may not answer during the election.
-    const jsm = await jetstreamManager(system.bus.nc);
+    // Each question waits 1 s at most: with the default 5 s, one asked just before the consumer
+    // had its leader again could still be waiting when the 12 s were up (seen once under a full
+    // parallel run), and the consumer counted as never back.
+    const jsm = await jetstreamManager(system.bus.nc, { timeout: 1_000 });
     const killedAt = new Date();
     await system.cluster.kill(leader, signal);
     const measured = sleep(12_000);
