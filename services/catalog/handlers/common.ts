@@ -12,7 +12,7 @@ import { deletedReplyOf, isAdmin, notFound, translatingDbErrors } from "@shared/
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { type Caller, type CatalogContext, factActor, loadCaller } from "../context.ts";
 import { catalogFact, catalogFactData } from "../fact_payloads.ts";
-import type { Row } from "../store/common.ts";
+import { lockRow, type Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
 
 export interface Call {
@@ -83,10 +83,8 @@ export interface UpdatedRow {
  * and the last fact disagreed (reproduced by a review: 9 of 15 concurrent pairs on events).
  */
 async function lockedRow(tx: Queryable, type: string, row: UpdatedRow): Promise<Row> {
-  const [current] = await tx<Row[]>`select * from ${tx(row.table)}
-    where id = ${row.id} for update`;
   // Purged meanwhile by a concurrent request, which announced it.
-  return current ?? notFound(type, row.id);
+  return await lockRow(tx, row.table, row.id) ?? notFound(type, row.id);
 }
 
 /**

@@ -57,3 +57,9 @@ export async function deleteRow<R extends Row = Row>(
         where id = ${id} and deleted_at is null returning *`;
   return row as R | undefined;
 }
+
+/** The row `id` of `table`, locked until the transaction `tx` ends; undefined when there is none. */
+export async function lockRow(tx: Queryable, table: string, id: string): Promise<Row | undefined> {
+  const [row] = await tx<Row[]>`select * from ${tx(table)} where id = ${id} for update`;
+  return row;
+}
