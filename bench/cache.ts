@@ -29,10 +29,12 @@ import { ensureDatabase } from "@shared/db.ts";
 import { startSystem } from "../scripts/start.ts";
 import { percentile, runAtRate, runLoad, summarize } from "./load.ts";
 import { addCpu, type CpuSnapshot, cpuSnapshot, findProcesses, perRequest } from "./cpu.ts";
+import { FLOOR_PATH } from "./hono_floor.ts";
 import type { LoadRequest, LoadRun } from "./load.ts";
 import {
   compare,
   formatCpu,
+  formatGatewayBudget,
   formatResult,
   formatTable,
   meets,
@@ -207,6 +209,13 @@ async function sameAnswer(a: string, b: string, headers: Record<string, string> 
 
 type Target = string | (() => LoadRequest);
 
+/** Where each side listens; the floor (bench/hono_floor.ts) runs with the signed-in part only. */
+interface SideUrls {
+  gateway: string;
+  baseline: string;
+  floor?: string;
+}
+
 /** The share of 100 sequential reads of `url` that the gateway's cache answered. */
 async function hits(url: string): Promise<number> {
   let hit = 0;
@@ -377,7 +386,7 @@ async function memory(gateway: string, pid: string, urls: number, concurrency: n
 
 /** Cache on vs the baseline for each public read, then signed-in reads and the mixed load. */
 async function comparisons(
-  urls: { gateway: string; baseline: string },
+  urls: SideUrls,
   seeded: Seeded,
   options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
   where: { prefix: string; databaseUrl: string },
@@ -411,7 +420,7 @@ async function comparisons(
  * neither side is saturated.
  */
 async function signedInReads(
-  urls: { gateway: string; baseline: string },
+  urls: SideUrls,
   seeded: Seeded,
   options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
   where: { prefix: string; databaseUrl: string },
@@ -441,6 +450,10 @@ async function signedInReads(
       processes,
     },
   );
+  if (urls.floor && signedIn.cpuMsPerRequest) {
+    const floor = { url: urls.floor, pids: processes.get("floor") ?? [] };
+    signedIn.cpuMsPerRequest.floor = await floorCpu(floor, targets.baseline, auth, options);
+  }
   const ratePerSecond = Math.max(1, Math.round(signedIn.gateway.rps / 2));
   const signedInAtRate = {
     ...await alternate(
@@ -453,6 +466,38 @@ async function signedInReads(
     ratePerSecond,
   };
   return { signedIn, signedInAtRate };
+}
+
+/**
+ * CPU per request of the floor (bench/hono_floor.ts) answering the document `source` answers,
+ * in the closed loop of every scenario: the least any Hono gateway on Deno.serve spends.
+ */
+async function floorCpu(
+  floor: { url: string; pids: string[] },
+  source: string,
+  headers: Record<string, string>,
+  options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
+): Promise<Record<string, number>> {
+  const document = await fetch(source, { headers });
+  const put = await fetch(`${floor.url}${FLOOR_PATH}`, {
+    method: "PUT",
+    headers: { "Content-Type": document.headers.get("Content-Type") ?? JSONAPI },
+    body: await document.arrayBuffer(),
+  });
+  await put.body?.cancel();
+  await sameAnswer(floor.url, source, headers);
+  const load = { concurrency: options.concurrency, headers };
+  await runLoad(floor.url, { ...load, durationMs: options.warmupMs });
+  // Only the floor and the load generator: every other process is idle meanwhile.
+  const processes = new Map([["floor", floor.pids], ["load generator", [String(Deno.pid)]]]);
+  const before = cpuSnapshot(processes);
+  const run = await runLoad(floor.url, {
+    ...load,
+    durationMs: options.durationMs / options.rounds,
+  });
+  const used: CpuSnapshot = new Map();
+  addCpu(used, before, cpuSnapshot(processes));
+  return perRequest(used, run.requests);
 }
 
 /** Whether every target of the parts that ran was met. */
@@ -520,10 +565,14 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
       }));
     spawn("bench/cache_baseline.ts", settings.baselinePort);
     if (needsSecond) spawn("gateway/main.ts", secondPort);
+    const floorPort = parts.has("signed-in") ? freePort() : undefined;
+    if (floorPort) spawn("bench/hono_floor.ts", floorPort);
     const baseline = `http://127.0.0.1:${settings.baselinePort}`;
     const second = `http://127.0.0.1:${secondPort}`;
     await waitForOk(`${baseline}${seeded.reads[1].path}`, 60_000);
     if (needsSecond) await waitForOk(`${second}/health`, 60_000);
+    const floor = floorPort && `http://127.0.0.1:${floorPort}`;
+    if (floor) await waitForOk(`${floor}/`, 60_000);
     const loadOptions = {
       concurrency: options.concurrency ?? 32,
       warmupMs: options.warmupMs ?? 2_000,
@@ -531,7 +580,7 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
       rounds: options.rounds ?? 2,
     };
     const where = { prefix: settings.prefix, databaseUrl: settings.databaseUrl };
-    const urls = { gateway: system.url, baseline };
+    const urls = { gateway: system.url, baseline, floor: floor || undefined };
     const compared = await comparisons(urls, seeded, loadOptions, where, parts);
     const acrossTwo = await twoGatewayParts(
       system.url,
@@ -566,7 +615,12 @@ export function formatCacheResult(result: CacheBenchResult): string {
   if (mixed) {
     lines.push(formatResult(mixed, TARGETS.mixed));
   }
-  if (signedIn) lines.push(formatResult(signedIn, TARGETS.signedIn) + formatCpu(signedIn));
+  if (signedIn) {
+    lines.push(
+      formatResult(signedIn, TARGETS.signedIn) + formatCpu(signedIn) +
+        formatGatewayBudget(signedIn, TARGETS.signedIn.maxP99),
+    );
+  }
   if (signedInAtRate) {
     lines.push(
       `${formatTable(signedInAtRate)}\n  p99 gateway/baseline ${

@@ -38,6 +38,7 @@ const scripts = [
   ["bench/cache_baseline.ts", "baseline"],
   ["bench/discounts_baseline.ts", "baseline"],
   ["bench/bare.ts", "bare"],
+  ["bench/hono_floor.ts", "floor"],
 ] as const;
 
 /** Finds this run's processes: the children by their bus prefix, NATS, Postgres backends. */

@@ -27,6 +27,11 @@ export interface ScenarioResult {
     gateway: Record<string, number>;
     baseline: Record<string, number>;
     bare?: Record<string, number>;
+    /**
+     * A Hono app on `Deno.serve` answering from memory (bench/hono_floor.ts), loaded alone: the
+     * least any gateway built on them spends per request.
+     */
+    floor?: Record<string, number>;
   };
 }
 
@@ -140,5 +145,44 @@ export function formatCpu(result: ScenarioResult): string {
     line("gateway", result.cpuMsPerRequest.gateway),
     line("baseline", result.cpuMsPerRequest.baseline),
     ...(result.cpuMsPerRequest.bare ? [line("bare", result.cpuMsPerRequest.bare)] : []),
+    ...(result.cpuMsPerRequest.floor ? [line("floor", result.cpuMsPerRequest.floor)] : []),
+  ].join("\n");
+}
+
+const sum = (used: Record<string, number>) => Object.values(used).reduce((a, b) => a + b, 0);
+
+/**
+ * What the gateway may spend per request for the split to spend at most `maxRatio` times the
+ * single process's CPU, given what the rest of the split spent; and what it and the floor spent.
+ * Where both sides saturate the cores (a closed loop here), latency follows CPU per request, so
+ * this is the gateway's share of a p99 target. Undefined without the CPU figures.
+ */
+export function gatewayBudget(result: ScenarioResult, maxRatio: number) {
+  const cpu = result.cpuMsPerRequest;
+  if (!cpu || cpu.gateway.gateway === undefined) return undefined;
+  const allowed = maxRatio * sum(cpu.baseline);
+  const rest = sum(cpu.gateway) - cpu.gateway.gateway;
+  return {
+    allowed,
+    rest,
+    budget: allowed - rest,
+    gateway: cpu.gateway.gateway,
+    floor: cpu.floor?.floor,
+  };
+}
+
+/** `gatewayBudget` as lines of the report ("" without the CPU figures). */
+export function formatGatewayBudget(result: ScenarioResult, maxRatio: number): string {
+  const b = gatewayBudget(result, maxRatio);
+  if (!b) return "";
+  const ms = (n: number) => n.toFixed(3);
+  const floor = b.floor === undefined
+    ? ""
+    : `; Hono on Deno.serve answering from memory (the floor) spent ${ms(b.floor)}`;
+  return [
+    "",
+    `  CPU budget: at ${maxRatio}x the single process the split may spend ${ms(b.allowed)} ms; ` +
+    `without the gateway it spent ${ms(b.rest)},`,
+    `  leaving the gateway ${ms(b.budget)} ms: it spent ${ms(b.gateway)}${floor}`,
   ].join("\n");
 }
