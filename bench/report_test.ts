@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import type { LoadSummary } from "./load.ts";
-import { CATALOG_TARGETS, compare, formatResult, meets, withBare } from "./report.ts";
+import {
+  CATALOG_TARGETS,
+  compare,
+  formatGatewayBudget,
+  formatResult,
+  gatewayBudget,
+  meets,
+  withBare,
+} from "./report.ts";
 
 function summary(rps: number, p99Ms: number): LoadSummary {
   return {
@@ -57,4 +65,23 @@ Deno.test("[bench] withBare relates both sides to the bare handler and prints it
   assert.match(text, /\n {2}bare {10}1000 /);
   assert.match(text, /throughput baseline\/bare 0\.60x, gateway\/bare 0\.30x/);
   assert.doesNotMatch(formatResult(compare("GET /x", summary(1, 1), summary(1, 1))), /bare/);
+});
+
+Deno.test("[bench] gatewayBudget leaves the gateway what the rest of the split did not spend", () => {
+  const result = compare("GET /x", summary(300, 40), summary(900, 15));
+  assert.equal(gatewayBudget(result, 2), undefined); // no CPU figures, no budget
+  result.cpuMsPerRequest = {
+    gateway: { gateway: 0.3, catalog: 0.2, postgres: 0.1, "load generator": 0.05 },
+    baseline: { baseline: 0.12, postgres: 0.06, "load generator": 0.03 },
+    floor: { floor: 0.02, "load generator": 0.02 },
+  };
+  const budget = gatewayBudget(result, 2)!;
+  assert.ok(Math.abs(budget.allowed - 0.42) < 1e-9);
+  assert.ok(Math.abs(budget.rest - 0.35) < 1e-9);
+  assert.ok(Math.abs(budget.budget - 0.07) < 1e-9);
+  assert.equal(budget.gateway, 0.3);
+  assert.equal(budget.floor, 0.02);
+  const text = formatGatewayBudget(result, 2);
+  assert.match(text, /may spend 0\.420 ms; without the gateway it spent 0\.350/);
+  assert.match(text, /leaving the gateway 0\.070 ms: it spent 0\.300; .* spent 0\.020$/);
 });
