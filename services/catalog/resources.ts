@@ -37,6 +37,8 @@ export const userDef: ResourceDef<Row> = {
     // No email verification here, so every account counts as verified: open-event-frontend
     // disables the order button and shows a "verify your email" banner for anyone who is not.
     "is-verified": alwaysTrue,
+    // The last login (the original stamped every authenticated request): the user and admins only.
+    "last-accessed-at": "last_accessed_at",
     "created-at": "created_at",
     "deleted-at": "deleted_at",
     ...USER_IMAGES,
@@ -214,6 +216,8 @@ export const userQuery: QuerySpec = {
     "last-name": { column: "last_name", type: "string" },
     "is-admin": { column: "is_admin", type: "boolean" },
     "is-super-admin": { column: "is_super_admin", type: "boolean" },
+    "is-verified": { column: "is_verified", type: "boolean" },
+    "last-accessed-at": { column: "last_accessed_at", type: "datetime" },
     "created-at": created,
     "deleted-at": deleted,
   },

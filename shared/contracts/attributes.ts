@@ -30,6 +30,7 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "is-sales-admin": boolean,
     "is-marketer": boolean,
     "is-verified": boolean,
+    "last-accessed-at": nullableDateTime,
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
     ...images(

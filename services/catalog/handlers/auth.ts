@@ -20,7 +20,7 @@ import type { CatalogContext } from "../context.ts";
 import { catalogFact } from "../fact_payloads.ts";
 import { dummyHash, hashPassword, verifyPassword } from "../passwords.ts";
 import type { UserRow } from "../store/common.ts";
-import { findUserForLogin, getUser, updateUser } from "../store/users.ts";
+import { findUserForLogin, getUser, recordLogin, updateUser } from "../store/users.ts";
 import { type Call, commit, handleAll } from "./common.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
@@ -68,21 +68,29 @@ async function authenticate(ctx: CatalogContext, body: unknown, action: string) 
   return user;
 }
 
-/** A token for `user`, announced as a `user.logged-in` fact (and so an activity). */
-async function loggedIn(ctx: CatalogContext, user: UserRow): Promise<HttpReply> {
+/**
+ * A token for `user`, whose login is stamped (`last-accessed-at`) and announced as a
+ * `user.logged-in` fact (and so an activity) in one transaction. The token carries the version
+ * read with the password, so a password changed meanwhile makes it stale (see `issueToken`).
+ */
+async function loggedIn(ctx: CatalogContext, user: UserRow, action: string): Promise<HttpReply> {
   const token = await issueToken(user, ctx.config.jwtSecret);
   await changeWithFact(
     ctx.sql,
     ctx.relay,
-    () => Promise.resolve(user),
-    () => catalogFact({ id: user.id, email: user.email }, "user", "logged-in", user),
+    async (tx) => {
+      const stamped = await recordLogin(tx, user.id);
+      if (!stamped) throw new UnauthorizedError(`Cannot ${action}: wrong email or password`);
+      return stamped;
+    },
+    (stamped) => catalogFact({ id: user.id, email: user.email }, "user", "logged-in", stamped),
   );
   return { status: 200, body: { access_token: token } };
 }
 
 /** `POST /v1/auth/login`: plain JSON in and out (as the original), a fact for each login. */
 function login(ctx: CatalogContext): Handler<HttpRequest, HttpReply> {
-  return async (req) => await loggedIn(ctx, await authenticate(ctx, req.body, "log in"));
+  return async (req) => await loggedIn(ctx, await authenticate(ctx, req.body, "log in"), "log in");
 }
 
 /**
@@ -95,7 +103,7 @@ async function freshLogin(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   if (String(user.id) !== caller.id) {
     throw new UnauthorizedError("Cannot log in again: these are not the credentials of the token");
   }
-  return await loggedIn(ctx, user);
+  return await loggedIn(ctx, user, "log in again");
 }
 
 function badPassword(detail: string, member: "old-password" | "new-password"): never {

@@ -14,6 +14,8 @@ export type UserRow = {
   is_super_admin: boolean;
   /** Counted up whenever the tokens issued so far must die (0003_token_version.sql). */
   token_version: number;
+  /** The user's last login (0004_last_accessed.sql); null before the first. */
+  last_accessed_at: Date | null;
   created_at: Date;
   deleted_at: Date | null;
 };

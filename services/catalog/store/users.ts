@@ -58,8 +58,18 @@ export async function findUserForLogin(
   const [row] = await sql<
     UserRow[]
   >`select id, email, password_hash, first_name, last_name, is_admin,
-    is_super_admin, token_version, created_at, deleted_at from users
+    is_super_admin, token_version, last_accessed_at, created_at, deleted_at from users
     where lower(email) = lower(${email}) and deleted_at is null`;
+  return row;
+}
+
+/**
+ * Stamps a login on the live user `id` (`last-accessed-at`); undefined when the user was deleted
+ * since their password was checked.
+ */
+export async function recordLogin(tx: Queryable, id: string): Promise<UserRow | undefined> {
+  const [row] = await tx<UserRow[]>`update users set last_accessed_at = now()
+    where id = ${id} and deleted_at is null returning *`;
   return row;
 }
 
