@@ -25,6 +25,13 @@ export interface RelationshipDef {
   many?: boolean;
   /** Row key holding the related id (to-one) or an array of ids (to-many). */
   key?: string;
+  /**
+   * A relationship of the original's that this rebuild has no data for (an event's `tax`, ...):
+   * shown only where a request includes it, with empty linkage and no links (there is nothing to
+   * follow), so that clients that include it get an answer rather than a 400. A body that sends
+   * it back is read as if it did not name it.
+   */
+  placeholder?: true;
 }
 
 export interface ResourceDef<Row = Record<string, unknown>> {
@@ -186,6 +193,11 @@ export function toResource<Row>(
   const relationships: Record<string, unknown> = {};
   for (const [name, rel] of relationshipDefs) {
     if (wanted && !wanted.has(name)) continue;
+    if (rel.placeholder) {
+      const data = linkage(name, rel, row);
+      if (data !== undefined) relationships[name] = { data };
+      continue;
+    }
     const entry: Record<string, unknown> = {
       links: { self: `${self}/relationships/${name}`, related: `${self}/${name}` },
     };
@@ -465,6 +477,11 @@ export function parseResourceDocument(
   return parsed;
 }
 
+/** Whether `name` is one of `known`'s relationships with data of ours (not a placeholder). */
+function isOurs(known: Record<string, unknown>, name: string): boolean {
+  return Object.hasOwn(known, name) && !(known[name] as RelationshipDef).placeholder;
+}
+
 /** A body's `relationships`, as `parseResourceDocument` reads them. */
 function readRelationships(
   relationships: unknown,
@@ -479,7 +496,7 @@ function readRelationships(
   const read: ParsedResource["relationships"] = {};
   for (const [name, value] of Object.entries(relationships)) {
     if (!Object.hasOwn(allowed, name)) {
-      if (options.known && !Object.hasOwn(options.known, name)) continue;
+      if (options.known && !isOurs(options.known, name)) continue;
       throw new UnprocessableError(`Cannot save: relationship ${name} cannot be set here`, {
         pointer: `/data/relationships/${name}`,
       });

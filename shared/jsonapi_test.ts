@@ -521,3 +521,36 @@ Deno.test("[jsonapi] validateAttributes words nulls, strings and wrong types rea
     },
   );
 });
+
+Deno.test("[jsonapi] a placeholder relationship shows only where included, empty, without links", () => {
+  const def: ResourceDef<Record<string, unknown>> = {
+    type: "event",
+    collection: "events",
+    attributes: { name: "name" },
+    relationships: {
+      owner: { type: "user", key: "owner_id" },
+      tax: { type: "tax", placeholder: true },
+      sessions: { type: "session", many: true, placeholder: true },
+    },
+  };
+  const plain = toResource(def, { id: 1, name: "E", owner_id: 2 });
+  assert.deepEqual(Object.keys(plain.relationships!), ["owner"]);
+  const row = { id: 1, name: "E", owner_id: 2 };
+  setIncludedLinkage(row, "tax", []);
+  setIncludedLinkage(row, "sessions", []);
+  const included = toResource(def, row).relationships!;
+  assert.deepEqual(included.tax, { data: null });
+  assert.deepEqual(included.sessions, { data: [] });
+  // Sent back in a body, it is read as a name the resource does not have: ignored, not a 422.
+  const parsed = parseResourceDocument({
+    data: { type: "event", attributes: {}, relationships: { tax: { data: null } } },
+  }, { type: "event", relationships: {}, known: def.relationships });
+  assert.deepEqual(parsed.relationships, {});
+  assert.throws(
+    () =>
+      parseResourceDocument({
+        data: { type: "event", attributes: {}, relationships: { owner: { data: null } } },
+      }, { type: "event", relationships: {}, known: def.relationships }),
+    UnprocessableError,
+  );
+});

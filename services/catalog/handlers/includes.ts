@@ -19,6 +19,7 @@ import { ticketsOf } from "../store/tickets.ts";
 import { getTopics, subTopicsOf } from "../store/topics.ts";
 import { getUsers } from "../store/users.ts";
 import {
+  EVENT_RELATIONSHIPS_LEFT_OUT,
   eventDef,
   eventSubTopicDef,
   eventTopicDef,
@@ -85,6 +86,9 @@ const eventsBy =
     backKey: column,
   });
 
+/** A placeholder relationship (resources.ts): every parent gets empty linkage, nothing more. */
+const nothing: Loader = () => Promise.resolve({ def: eventDef, rows: [], backKey: "id" });
+
 const loaders: Record<string, Record<string, Loader>> = {
   "user": {
     ...Object.fromEntries(Object.keys(USER_EVENT_LISTS).map((list) => [list, userEvents(list)])),
@@ -118,6 +122,7 @@ const loaders: Record<string, Record<string, Loader>> = {
       backKey: "event_id",
     }),
     "owner": usersBy("owner_id"),
+    ...Object.fromEntries(EVENT_RELATIONSHIPS_LEFT_OUT.map((name) => [name, nothing])),
   },
   "event-topic": {
     "events": eventsBy("event_topic_id"),
