@@ -140,6 +140,8 @@ function linkage(
 interface DefEntries<Row> {
   attributes: [string, string | ((row: Row) => unknown)][];
   relationships: [string, RelationshipDef][];
+  /** Apart: a row walks them only when something was included for it. */
+  placeholders: [string, RelationshipDef][];
 }
 
 const defEntries = new WeakMap<object, DefEntries<unknown>>();
@@ -148,9 +150,11 @@ const defEntries = new WeakMap<object, DefEntries<unknown>>();
 function entriesOf<Row>(def: ResourceDef<Row>): DefEntries<Row> {
   let entries = defEntries.get(def) as DefEntries<Row> | undefined;
   if (!entries) {
+    const relationships = Object.entries(def.relationships ?? {});
     entries = {
       attributes: Object.entries(def.attributes),
-      relationships: Object.entries(def.relationships ?? {}),
+      relationships: relationships.filter(([, rel]) => !rel.placeholder),
+      placeholders: relationships.filter(([, rel]) => rel.placeholder),
     };
     defEntries.set(def, entries as DefEntries<unknown>);
   }
@@ -183,7 +187,9 @@ export function toResource<Row>(
   const id = String(field(row, "id"));
   const self = `/v1/${def.collection}/${id}`;
   const wanted = options.fields ? new Set(options.fields) : undefined;
-  const { attributes: attributeDefs, relationships: relationshipDefs } = entriesOf(def);
+  const { attributes: attributeDefs, relationships: relationshipDefs, placeholders } = entriesOf(
+    def,
+  );
   const attributes: Record<string, unknown> = {};
   for (const [name, source] of attributeDefs) {
     if (wanted && !wanted.has(name)) continue;
@@ -193,17 +199,17 @@ export function toResource<Row>(
   const relationships: Record<string, unknown> = {};
   for (const [name, rel] of relationshipDefs) {
     if (wanted && !wanted.has(name)) continue;
-    if (rel.placeholder) {
-      const data = linkage(name, rel, row);
-      if (data !== undefined) relationships[name] = { data };
-      continue;
-    }
     const entry: Record<string, unknown> = {
       links: { self: `${self}/relationships/${name}`, related: `${self}/${name}` },
     };
     const data = linkage(name, rel, row);
     if (data !== undefined) entry.data = data;
     relationships[name] = entry;
+  }
+  const included = (row as LinkedRow)[includedLinkage];
+  for (const [name, rel] of included ? placeholders : []) {
+    if ((wanted && !wanted.has(name)) || !Object.hasOwn(included!, name)) continue;
+    relationships[name] = { data: linkage(name, rel, row) };
   }
   if (def.relationships) resource.relationships = relationships;
   return resource;

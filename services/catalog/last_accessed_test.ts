@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { recordLogin } from "./store/users.ts";
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -54,7 +55,7 @@ Deno.test("[catalog] a login stamps the user's last-accessed-at, which only they
     });
     expectStatus(fresh, 200);
     const stamp = await lastAccessed(system, user.id, user.token);
-    assert.ok(Date.parse(stamp!) > Date.parse("2026-01-01T00:00:00Z"), `stamped at ${stamp}`);
+    assert.ok(Date.parse(stamp!) > Date.parse("2020-01-01T00:00:00Z"), `stamped at ${stamp}`);
     const patched = await system.call("PATCH", `/v1/users/${user.id}`, {
       token: user.token,
       body: {
@@ -67,6 +68,17 @@ Deno.test("[catalog] a login stamps the user's last-accessed-at, which only they
     });
     expectStatus(patched, 200);
     assert.equal(patched.body.data.attributes["last-accessed-at"], stamp);
+  });
+
+  await t.step("a login checked before a password change is not stamped", async () => {
+    const [row] = await system.sql`select token_version, last_accessed_at from users
+      where id = ${user.id}`;
+    const stale = { id: user.id, token_version: row.token_version - 1 };
+    assert.equal(await recordLogin(system.sql, stale), undefined);
+    const [after] = await system.sql`select last_accessed_at from users where id = ${user.id}`;
+    assert.deepEqual(after.last_accessed_at, row.last_accessed_at);
+    const current = { id: user.id, token_version: row.token_version };
+    assert.ok(await recordLogin(system.sql, current));
   });
 
   await t.step("others never see it", async () => {

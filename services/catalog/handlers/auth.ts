@@ -79,7 +79,7 @@ async function loggedIn(ctx: CatalogContext, user: UserRow, action: string): Pro
     ctx.sql,
     ctx.relay,
     async (tx) => {
-      const stamped = await recordLogin(tx, user.id);
+      const stamped = await recordLogin(tx, user);
       if (!stamped) throw new UnauthorizedError(`Cannot ${action}: wrong email or password`);
       return stamped;
     },

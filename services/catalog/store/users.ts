@@ -64,12 +64,17 @@ export async function findUserForLogin(
 }
 
 /**
- * Stamps a login on the live user `id` (`last-accessed-at`); undefined when the user was deleted
- * since their password was checked.
+ * Stamps a login on `user` (`last-accessed-at`) as its password was checked: undefined when the
+ * user was deleted since, or their password changed (its token version counted up), so that a
+ * login racing such a change neither counts nor gets a token.
  */
-export async function recordLogin(tx: Queryable, id: string): Promise<UserRow | undefined> {
+export async function recordLogin(
+  tx: Queryable,
+  user: Pick<UserRow, "id" | "token_version">,
+): Promise<UserRow | undefined> {
   const [row] = await tx<UserRow[]>`update users set last_accessed_at = now()
-    where id = ${id} and deleted_at is null returning *`;
+    where id = ${user.id} and deleted_at is null and token_version = ${user.token_version}
+    returning *`;
   return row;
 }
 
