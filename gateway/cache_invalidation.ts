@@ -13,7 +13,7 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import { type TagRecord, touchedBy } from "@shared/cache_tags.ts";
-import { parseFactType } from "@shared/fact_names.ts";
+import { FACTS_CHANGING_NO_PUBLIC_REPLY, parseFactType } from "@shared/fact_names.ts";
 import { emptyOnMissedFacts } from "@shared/fact_gaps.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts, gatewayTouched } from "@shared/subjects.ts";
@@ -43,6 +43,7 @@ export function factTags(raw: unknown): string[] | undefined {
   const parts = typeof fact?.type === "string" ? parseFactType(fact.type) : undefined;
   const id = fact?.data?.id;
   if (!parts || (typeof id !== "string" && typeof id !== "number")) return undefined;
+  if (FACTS_CHANGING_NO_PUBLIC_REPLY.has(fact!.type as string)) return [];
   return touchedBy(parts.resource, { ...fact!.data, id: String(id) } as TagRecord);
 }
 

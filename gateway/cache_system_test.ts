@@ -466,3 +466,36 @@ Deno.test("[gateway] a gateway skips its own announcements of a write and honour
     "an announcement without an origin is honoured by every gateway",
   );
 });
+
+Deno.test("[gateway] a login drops no cached page; a change of a user shown there does", async () => {
+  await using system = await startTestSystem({ env });
+  const { owner, event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}?include=owner`;
+  assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "MISS");
+  assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "HIT");
+
+  // A login's fact (user.logged-in) touches nothing an anonymous page shows.
+  await system.login(owner.email, owner.password);
+  await settled(system);
+  assert.equal((await system.call("GET", path)).headers.get("X-Cache"), "HIT");
+
+  // The owner's new name, written where no gateway relays it, reaches the page by its fact.
+  const renamed = await system.bus.forward(catalog.users.update, {
+    actor: { id: owner.id },
+    params: { id: owner.id },
+    path: `/v1/users/${owner.id}`,
+    query: {},
+    body: { data: { type: "user", id: owner.id, attributes: { "first-name": "Renamed" } } },
+    requestId: "test",
+  });
+  assert.equal(renamed.status, 200);
+  await eventually(
+    async () => {
+      const page = await system.call("GET", path);
+      const user = page.body.included.find((r: { type: string }) => r.type === "user");
+      return user.attributes["first-name"] === "Renamed";
+    },
+    2_000,
+    "the user's fact to drop the page",
+  );
+});

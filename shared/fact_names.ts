@@ -25,6 +25,16 @@ export const FACT_COLLECTIONS = {
   "stripe-authorization": "stripe-authorizations",
 } as const;
 
+/**
+ * Facts of something that happened which no cacheable reply shows: a login issues a token and
+ * stamps the user's `last-accessed-at`, which only the user and admins see, and their replies are
+ * never cached. Caches keep what they hold on these (a login used to drop every anonymous page
+ * that included a user).
+ */
+export const FACTS_CHANGING_NO_PUBLIC_REPLY: ReadonlySet<string> = new Set([
+  "catalog.user.logged-in",
+]);
+
 /** A resource type that facts announce, e.g. `"event"`. */
 export type FactResource = keyof typeof FACT_COLLECTIONS;
 
