@@ -86,7 +86,7 @@ export interface FactConsumerOptions<S extends string = string> {
   start?: FactStart;
   /** Most facts per batch (default 500). */
   batchSize?: number;
-  /** How long an unacknowledged batch waits before redelivery (default 30 s). */
+  /** How long a delivered fact not acknowledged waits before redelivery (default ACK_WAIT_MS). */
   ackWaitMs?: number;
   /**
    * Deliver facts of types this process does not know yet (a producer deployed before it)
@@ -131,8 +131,55 @@ const IDLE_HEARTBEAT_MS = 500;
 const PULL_EXPIRES_MS = 5_000;
 const STALL_AFTER_MS = 1_200;
 const REPULL_STALLED_MS = 600;
+/** Most facts per batch, unless a consumer says otherwise. */
+const DEFAULT_BATCH_SIZE = 500;
 /** Pause before a new pull after one failed outright. */
 const RETRY_MS = 250;
+/**
+ * How long the server waits for a delivered fact's acknowledgement before delivering it again.
+ * Short, because a delivery can be lost with the node that sent it (a consumer leader shutting
+ * down mid-delivery): the new leader counts it as delivered and sends it again only after this
+ * (it was 30 s: a fact then waited 30 s after a failover, seen once in the cluster fault test,
+ * where consumers must follow the stream within 2 s). Facts in hand for longer (a backlog
+ * waiting its turn, a slow handler) are kept from redelivery by in-progress acknowledgements
+ * (`InHand`), so a short wait costs nothing while they are handled.
+ */
+const ACK_WAIT_MS = 1_000;
+
+/**
+ * The messages received and not yet settled (acked, naked or parked): each held longer than a
+ * third of the ack wait is told to the server as in progress, which restarts its ack wait.
+ */
+class InHand {
+  readonly #held = new Map<JsMsg, number>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(readonly ackWaitMs: number) {
+    this.#timer = setInterval(() => this.#keepAlive(), Math.max(1, Math.floor(ackWaitMs / 3)));
+  }
+
+  hold(msg: JsMsg): void {
+    this.#held.set(msg, Date.now());
+  }
+
+  release(messages: readonly JsMsg[]): void {
+    for (const msg of messages) this.#held.delete(msg);
+  }
+
+  #keepAlive(): void {
+    const now = Date.now();
+    for (const [msg, since] of this.#held) {
+      if (now - since < this.ackWaitMs / 3) continue;
+      msg.working();
+      this.#held.set(msg, now);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#held.clear();
+  }
+}
 
 /**
  * The fact in a message, or why it is not one: not JSON, not a CloudEvent, a type the registry
@@ -205,16 +252,19 @@ export async function consumeFacts<S extends string>(
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, stream, name);
+  const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
   const pulling = pullForever(bus, {
     consumer,
     health,
-    batchSize: options.batchSize ?? 500,
+    inHand,
+    batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
     handleBatch: (messages) => handleBatchSafely(batches, messages),
   });
   return {
     async stop() {
       unwatch();
       await pulling.stop();
+      inHand.stop();
     },
   };
 }
@@ -229,8 +279,10 @@ function consumerConfig<S extends string>(
     ack_policy: AckPolicy.Explicit,
     ...deliverFrom(options.start),
     filter_subject: bus.subject(options.subject),
-    ack_wait: (options.ackWaitMs ?? 30_000) * 1e6,
-    max_ack_pending: 20_000,
+    ack_wait: (options.ackWaitMs ?? ACK_WAIT_MS) * 1e6,
+    // The back-pressure: the server sends no more while this many are unacknowledged, so every
+    // fact delivered is in hand (`InHand`: kept alive), never waiting unseen in a buffer.
+    max_ack_pending: 2 * (options.batchSize ?? DEFAULT_BATCH_SIZE),
     // An ephemeral consumer is removed by the server soon after its subscriber goes.
     ...(options.durable ? {} : { inactive_threshold: 30 * 1e9 }),
   };
@@ -238,7 +290,8 @@ function consumerConfig<S extends string>(
 
 /**
  * Makes sure the fact and parked streams exist and creates the consumer; a durable one that
- * exists already gets the filter and ack wait `options` say, and resumes where it stopped.
+ * exists already gets the filter, ack wait and back-pressure `options` say, and resumes where it
+ * stopped.
  */
 async function openConsumer<S extends string>(
   bus: Bus,
@@ -255,6 +308,7 @@ async function openConsumer<S extends string>(
       await jsm.consumers.update(stream, options.durable, {
         filter_subject: config.filter_subject,
         ack_wait: config.ack_wait,
+        max_ack_pending: config.max_ack_pending,
       });
       return options.durable;
     },
@@ -381,6 +435,8 @@ interface PullSource {
   consumer: Consumer;
   health: PullHealth;
   batchSize: number;
+  /** Messages received and not yet settled, kept from redelivery while they wait or are handled. */
+  inHand: InHand;
   handleBatch(messages: JsMsg[]): Promise<void>;
 }
 
@@ -424,7 +480,7 @@ async function pullOnce(
   source: PullSource,
   started: (pull: { stop(): void }) => void,
 ): Promise<void> {
-  const { health, batchSize } = source;
+  const { health, batchSize, inHand } = source;
   const messages = await source.consumer.consume({
     max_messages: batchSize,
     expires: PULL_EXPIRES_MS,
@@ -440,14 +496,20 @@ async function pullOnce(
     timer = undefined;
     const batch = pending;
     pending = [];
-    if (batch.length) handled = handled.then(() => health.busyWith(source.handleBatch(batch)));
+    if (batch.length) {
+      handled = handled.then(() => health.busyWith(source.handleBatch(batch)))
+        .finally(() => inHand.release(batch));
+    }
     return handled;
   };
   try {
     for await (const msg of messages) {
       health.alive();
+      inHand.hold(msg);
       pending.push(msg);
-      if (pending.length >= batchSize) await flush();
+      // Not awaited: the loop goes on taking what arrives (and keeping it alive) while batches
+      // are handled in turn; max_ack_pending bounds what can be in hand.
+      if (pending.length >= batchSize) flush();
       else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
     }
     await flush();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { consumeFacts } from "./consumer.ts";
 import type { Fact } from "./facts.ts";
 import { createLogger } from "./log.ts";
@@ -197,4 +197,60 @@ Deno.test("[consumer] start picks the beginning, a time, or new facts only", asy
   await t.step("new: only what comes after the consumer starts", async () => {
     assert.deepEqual(await read("new", [4]), ["4"]);
   });
+});
+
+Deno.test("[consumer] facts in hand longer than the ack wait are not delivered again", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const seen: string[] = [];
+  let first = true;
+  // The first batch takes three ack waits; the facts behind it wait in hand meanwhile.
+  const handle = async (batch: Fact[]) => {
+    if (first) {
+      first = false;
+      await new Promise((resolve) => setTimeout(resolve, 900));
+    }
+    seen.push(...batch.map((f) => f.data.id));
+  };
+  await publish(b, range(0, 60).map(fact));
+  const consumer = await consumeFacts(b.bus, {
+    durable: "slow",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle,
+    batchSize: 20,
+    ackWaitMs: 300,
+  });
+  await eventually(() => seen.length >= 60);
+  // Anything delivered again would arrive within an ack wait or two.
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  await consumer.stop();
+  assert.equal(seen.length, 60, `handled ${seen.length} times for 60 facts`);
+  assert.equal(new Set(seen).size, 60);
+});
+
+Deno.test("[consumer] a durable made before gets the short ack wait and the back-pressure", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  // As consumers were made until 2026-12-02: 30 s ack wait, 20,000 unacknowledged at most.
+  await jsm.consumers.add(stream, {
+    durable_name: "older",
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: b.bus.subject("facts.catalog.>"),
+    ack_wait: 30_000 * 1e6,
+    max_ack_pending: 20_000,
+  });
+  const seen: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "older",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: collectIds(seen),
+  });
+  await publish(b, range(0, 5).map(fact));
+  await eventually(() => seen.length === 5);
+  await consumer.stop();
+  const { config } = await jsm.consumers.info(stream, "older");
+  assert.equal(config.ack_wait, 1_000 * 1e6);
+  assert.equal(config.max_ack_pending, 1_000);
 });
