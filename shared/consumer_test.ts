@@ -37,10 +37,10 @@ function collectIds(into: string[]) {
 }
 
 /** A durable consumer of the catalog's facts that keeps the ids it is given in `handled`. */
-async function collecting(b: TestBus) {
+async function collecting(b: TestBus, durable = "demo") {
   const handled: string[] = [];
   const consumer = await consumeFacts(b.bus, {
-    durable: "demo",
+    durable,
     subject: "facts.catalog.>",
     log: quiet,
     handle: collectIds(handled),
@@ -240,15 +240,9 @@ Deno.test("[consumer] a durable made before gets the short ack wait and the back
     ack_wait: 30_000 * 1e6,
     max_ack_pending: 20_000,
   });
-  const seen: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "older",
-    subject: "facts.catalog.>",
-    log: quiet,
-    handle: collectIds(seen),
-  });
+  const { handled, consumer } = await collecting(b, "older");
   await publish(b, range(0, 5).map(fact));
-  await eventually(() => seen.length === 5);
+  await eventually(() => handled.length === 5);
   await consumer.stop();
   const { config } = await jsm.consumers.info(stream, "older");
   assert.equal(config.ack_wait, 1_000 * 1e6);
