@@ -207,9 +207,11 @@ export function toResource<Row>(
     relationships[name] = entry;
   }
   const included = (row as LinkedRow)[includedLinkage];
-  for (const [name, rel] of included ? placeholders : []) {
-    if ((wanted && !wanted.has(name)) || !Object.hasOwn(included!, name)) continue;
-    relationships[name] = { data: linkage(name, rel, row) };
+  if (included) {
+    for (const [name, rel] of placeholders) {
+      if ((wanted && !wanted.has(name)) || !Object.hasOwn(included, name)) continue;
+      relationships[name] = { data: linkage(name, rel, row) };
+    }
   }
   if (def.relationships) resource.relationships = relationships;
   return resource;
