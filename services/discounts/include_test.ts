@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "@testing/system.ts";
-import { startDiscountsSystem } from "./_test_utils.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
+import { codeBody, startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code brings the codes, linked", async (t) => {
   await using system = await startDiscountsSystem();
@@ -80,5 +80,54 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     assert.deepEqual(event.relationships["discount-codes"].data, [
       { type: "discount-code", id: ticketCode },
     ]);
+  });
+});
+
+Deno.test("[discounts] POST and PATCH of a code include the catalog's event and tickets", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: 20,
+  });
+  const included = (body: { included?: { type: string; id: string }[] }) =>
+    (body.included ?? []).map((r) => `${r.type}:${r.id}`).sort();
+  let codeId = "";
+
+  await t.step("POST ?include=event,tickets: the gateway merges them into the 201", async () => {
+    const reply = await system.call("POST", "/v1/discount-codes?include=event,tickets", {
+      token: cast.owner.token,
+      body: codeBody({ eventId, ticketIds: [ticketId] }),
+    });
+    expectStatus(reply, 201);
+    codeId = reply.body.data.id;
+    assert.deepEqual(included(reply.body), [`event:${eventId}`, `ticket:${ticketId}`]);
+  });
+
+  await t.step("PATCH ?include=tickets&fields[ticket]=name", async () => {
+    const reply = await system.call(
+      "PATCH",
+      `/v1/discount-codes/${codeId}?include=tickets&fields[ticket]=name`,
+      {
+        token: cast.owner.token,
+        body: { data: { type: "discount-code", id: codeId, attributes: { value: 7 } } },
+      },
+    );
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes.value, 7);
+    assert.deepEqual(included(reply.body), [`ticket:${ticketId}`]);
+    assert.deepEqual(Object.keys(reply.body.included[0].attributes), ["name"]);
+  });
+
+  await t.step("a bad include is a 400 and no code is written", async () => {
+    const before = await system.dsql`select count(*)::int as n from discount_codes`;
+    const reply = await system.call("POST", "/v1/discount-codes?include=nope", {
+      token: cast.owner.token,
+      body: codeBody({ eventId, ticketIds: [ticketId] }),
+    });
+    expectError(reply, 400, { parameter: "include" });
+    const after = await system.dsql`select count(*)::int as n from discount_codes`;
+    assert.equal(after[0].n, before[0].n);
   });
 });

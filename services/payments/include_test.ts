@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "@testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startPaymentsSystem } from "./_test_utils.ts";
 
 Deno.test("[payments] GET /v1/events/{id}?include=stripe-authorization brings it to organizers only", async (t) => {
@@ -27,5 +27,74 @@ Deno.test("[payments] GET /v1/events/{id}?include=stripe-authorization brings it
     expectStatus(reply, 200);
     assert.equal(reply.body.data.relationships["stripe-authorization"].data, null);
     assert.deepEqual(reply.body.included ?? [], []);
+  });
+});
+
+Deno.test("[payments] POST and PATCH of an authorization include the event; a bad include spends no code", async (t) => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const eventId = cast.event.id;
+  const event = { event: { data: { type: "event", id: eventId } } };
+  const post = (path: string, code: string) =>
+    p.call("POST", path, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "stripe-authorization",
+          attributes: { "stripe-auth-code": code },
+          relationships: event,
+        },
+      },
+    });
+
+  await t.step("POST ?include=nope: 400, Stripe not asked, nothing linked", async () => {
+    expectError(await post("/v1/stripe-authorizations?include=nope", p.grant().code), 400, {
+      parameter: "include",
+    });
+    assert.equal(p.stripe.calls.length, 0);
+    assert.equal((await p.sql`select count(*)::int as n from stripe_authorizations`)[0].n, 0);
+  });
+
+  let id = "";
+  await t.step("POST ?include=event: the 201 carries the event", async () => {
+    const reply = await post("/v1/stripe-authorizations?include=event", p.grant().code);
+    expectStatus(reply, 201);
+    id = reply.body.data.id;
+    assert.deepEqual(reply.body.data.relationships.event.data, { type: "event", id: eventId });
+    assert.deepEqual(reply.body.included.map((r: { id: string }) => r.id), [eventId]);
+    assert.deepEqual(await p.leaks(), []);
+  });
+
+  await t.step("PATCH with a new code ?include=event&fields[event]=name", async () => {
+    const reply = await p.call(
+      "PATCH",
+      `/v1/stripe-authorizations/${id}?include=event&fields[event]=name`,
+      {
+        token: cast.owner.token,
+        body: {
+          data: {
+            type: "stripe-authorization",
+            id,
+            attributes: { "stripe-auth-code": p.grant().code },
+          },
+        },
+      },
+    );
+    expectStatus(reply, 200);
+    const [included] = reply.body.included;
+    assert.equal(included.id, eventId);
+    assert.deepEqual(Object.keys(included.attributes), ["name"]);
+    assert.deepEqual(await p.leaks(), []);
+  });
+
+  await t.step("GET takes fields[event] beside include=event too (a 400 before)", async () => {
+    const path = `/v1/stripe-authorizations/${id}?include=event&fields[event]=name,state`;
+    const reply = await p.call("GET", path, { token: cast.owner.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(Object.keys(reply.body.included[0].attributes).sort(), ["name", "state"]);
+    const unknown = `/v1/stripe-authorizations/${id}?include=event&fields[event]=nope`;
+    expectError(await p.call("GET", unknown, { token: cast.owner.token }), 400, {
+      parameter: "fields[event]",
+    });
   });
 });

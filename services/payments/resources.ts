@@ -18,5 +18,10 @@ export const stripeAuthorizationDef: ResourceDef<AuthorizationRow> = {
 /** Single-resource routes: `include=event` (resolved by the catalog), sparse fields. */
 export const stripeAuthorizationQuery: Pick<QuerySpec, "includes" | "sparse"> = {
   includes: ["event"],
-  sparse: { "stripe-authorization": ["stripe-publishable-key", "deleted-at", "event"] },
+  sparse: {
+    "stripe-authorization": ["stripe-publishable-key", "deleted-at", "event"],
+    // What `include=event` adds from the catalog: the gateway hands it to catalog.resolve, which
+    // checks it as the catalog's own routes do (as discount codes' `fields[event]`).
+    "event": ["*"],
+  },
 };

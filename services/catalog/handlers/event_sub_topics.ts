@@ -1,12 +1,14 @@
 /** Event sub-topics: public reads, admin writes; each belongs to one topic. One action per operation. */
 import { UnprocessableError } from "@shared/errors.ts";
-import { notFound, renderLinkage, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
+import { notFound, renderLinkage, requireAdmin } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventSubTopicAttributes } from "@shared/schemas/catalog.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { CatalogContext } from "../context.ts";
-import { eventSubTopicDef, eventTopicDef } from "../resources.ts";
+import { eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
+import { parseSingleQuery } from "@shared/query.ts";
+import { renderShown } from "./includes.ts";
 import {
   getTopic,
   insertTopic,
@@ -49,6 +51,7 @@ async function topicIdOf(tx: Queryable, doc: ParsedResource): Promise<string> {
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
+  const query = parseSingleQuery(call.req.query, eventSubTopicQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event-sub-topic",
     relationships: eventSubTopicDef.relationships,
@@ -69,7 +72,10 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     async (tx) =>
       insertTopic(tx, TABLE, { name: attrs.name, slug, event_topic_id: await topicIdOf(tx, doc) }),
   );
-  return renderOne(eventSubTopicDef, row, { req: call.req, status: 201 });
+  return await renderShown(ctx, call.caller, eventSubTopicDef, row, query, {
+    req: call.req,
+    status: 201,
+  });
 }
 
 /**
@@ -79,6 +85,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
   const existing = await topicOr404(ctx, call, TABLE);
+  const query = parseSingleQuery(call.req.query, eventSubTopicQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event-sub-topic",
     id: call.req.params.id,
@@ -106,7 +113,10 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return { row, cascaded: cascade("event", "updated", events) };
     },
   );
-  return { ...renderOne(eventSubTopicDef, row, { req: call.req }), cascaded };
+  const shown = await renderShown(ctx, call.caller, eventSubTopicDef, row, query, {
+    req: call.req,
+  });
+  return { ...shown, cascaded };
 }
 
 /** `/events` or `/event-topic` of a sub-topic. */

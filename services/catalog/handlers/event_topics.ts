@@ -1,11 +1,18 @@
 /** Event topics: public reads, admin writes, slugs from names. One action per operation. */
-import { renderLinkage, renderOne, requireAdmin } from "@shared/handlers/mod.ts";
+import { renderLinkage, requireAdmin } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
-import { parseListQuery } from "@shared/query.ts";
+import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventTopicAttributes } from "@shared/schemas/catalog.ts";
 import type { CatalogContext } from "../context.ts";
-import { eventQuery, eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
+import {
+  eventQuery,
+  eventSubTopicDef,
+  eventSubTopicQuery,
+  eventTopicDef,
+  eventTopicQuery,
+} from "../resources.ts";
+import { renderShown } from "./includes.ts";
 import { insertTopic, listTopics, updateTopic } from "../store/topics.ts";
 import { type Call, commit, handleAll } from "./common.ts";
 import { renderRelatedList } from "./related.ts";
@@ -23,6 +30,7 @@ const TABLE = "event_topics";
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
+  const query = parseSingleQuery(call.req.query, eventTopicQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event-topic",
     known: eventTopicDef.relationships,
@@ -39,12 +47,16 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
         system_image_url: attrs["system-image-url"] ?? null,
       }),
   );
-  return renderOne(eventTopicDef, row, { req: call.req, status: 201 });
+  return await renderShown(ctx, call.caller, eventTopicDef, row, query, {
+    req: call.req,
+    status: 201,
+  });
 }
 
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requireAdmin(call.caller);
   const existing = await topicOr404(ctx, call, TABLE);
+  const query = parseSingleQuery(call.req.query, eventTopicQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event-topic",
     id: call.req.params.id,
@@ -61,7 +73,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     { type: "event-topic", verb: "updated", update: { table: TABLE, id: existing.id } },
     (tx) => updateTopic(tx, TABLE, existing.id, values),
   );
-  return renderOne(eventTopicDef, row, { req: call.req });
+  return await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
 }
 
 /** `/events` or `/event-sub-topics` of a topic. */

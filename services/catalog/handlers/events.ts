@@ -8,7 +8,6 @@ import {
   permanentDelete,
   renderLinkage,
   renderList,
-  renderOne,
   requireLogin,
   trashedAsked,
   withTrashed,
@@ -59,7 +58,7 @@ import { listTickets } from "../store/tickets.ts";
 import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
-import { loadIncluded, userDefFor } from "./includes.ts";
+import { loadIncluded, renderShown, userDefFor } from "./includes.ts";
 import { renderRelatedList, renderRelatedOne } from "./related.ts";
 
 const writableRelationships = {
@@ -263,12 +262,12 @@ async function get(ctx: CatalogContext, req: HttpRequest): Promise<HttpReply> {
     : { event: await getEvent(ctx.sql, key, { viewer: viewer(null) }) };
   const caller = req.actor ? knownCaller(found.caller) : null;
   const row = found.event ?? notFound("event", key);
-  const included = await loadIncluded(ctx, caller, "event", [row], query);
-  return renderOne(eventDef, row, { req, included, fields: query.fields, include: query.include });
+  return await renderShown(ctx, caller, eventDef, row, query, { req });
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const caller = requireLogin(call.caller);
+  const query = parseSingleQuery(call.req.query, eventQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event",
     relationships: writableRelationships,
@@ -298,7 +297,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       fact(call, "users-events-role", "created", owner_role),
     ],
   );
-  return renderOne(eventDef, event, { req: call.req, status: 201 });
+  return await renderShown(ctx, caller, eventDef, event, query, { req: call.req, status: 201 });
 }
 
 /**
@@ -332,6 +331,7 @@ function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValue
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const existing = await eventOr404(ctx, call);
   await requireEventLevel(ctx.sql, call.caller, existing.id, "coorganizer");
+  const query = parseSingleQuery(call.req.query, eventQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event",
     id: sameEvent(call.req.body, existing) ? existing.id : call.req.params.id,
@@ -356,7 +356,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       });
     },
   );
-  return renderOne(eventDef, row, { req: call.req });
+  return await renderShown(ctx, call.caller, eventDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {

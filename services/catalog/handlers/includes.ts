@@ -10,7 +10,8 @@ import {
   toResource,
 } from "@shared/jsonapi.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { isAdmin } from "@shared/handlers/mod.ts";
+import { type IncludeQuery, isAdmin, renderOne } from "@shared/handlers/mod.ts";
+import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
 import { eventsOfUsers, eventsUnder, getEvents } from "../store/events.ts";
@@ -195,4 +196,27 @@ export async function loadIncluded(
     }
   }
   return out;
+}
+
+/**
+ * `row` as its GET shows it: with what `query.include` asks for (loaded as `caller` may see it)
+ * and the fieldsets of `query.fields`. A POST or PATCH answers so too, as the original's did
+ * (flask-rest-jsonapi dumped what it wrote with the request's include and fields); the write
+ * parses its query before it writes, so a bad `include` is a 400 that changed nothing.
+ */
+export async function renderShown(
+  ctx: CatalogContext,
+  caller: Caller | null,
+  def: ResourceDef<Row>,
+  row: Row,
+  query: IncludeQuery,
+  options: { req: HttpRequest; status?: number },
+): Promise<HttpReply> {
+  const included = await loadIncluded(ctx, caller, def.type, [row], query);
+  return renderOne(def, row, {
+    ...options,
+    included,
+    fields: query.fields,
+    include: query.include,
+  });
 }

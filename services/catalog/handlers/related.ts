@@ -4,7 +4,7 @@
  * (as the original's related views were that type's list and detail views), with the same
  * visibility. A related list already parsed its query with that type's spec.
  */
-import { renderEmpty, renderList, renderOne } from "@shared/handlers/mod.ts";
+import { renderEmpty, renderList } from "@shared/handlers/mod.ts";
 import type { ResourceDef } from "@shared/jsonapi.ts";
 import { type ListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
@@ -12,7 +12,7 @@ import type { CatalogContext } from "../context.ts";
 import { querySpecs } from "../resources.ts";
 import type { Row } from "../store/common.ts";
 import type { Call } from "./common.ts";
-import { loadIncluded } from "./includes.ts";
+import { loadIncluded, renderShown } from "./includes.ts";
 
 /** One related resource of `def`'s type (or `data: null`), with what `include` asks for. */
 export async function renderRelatedOne(
@@ -23,13 +23,7 @@ export async function renderRelatedOne(
 ): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, querySpecs[def.type]);
   if (!row) return renderEmpty(call.req);
-  const included = await loadIncluded(ctx, call.caller, def.type, [row], query);
-  return renderOne(def, row, {
-    req: call.req,
-    included,
-    fields: query.fields,
-    include: query.include,
-  });
+  return await renderShown(ctx, call.caller, def, row, query, { req: call.req });
 }
 
 /** A page of related resources of `def`'s type, with what `include` asks for. */

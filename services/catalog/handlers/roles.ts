@@ -45,7 +45,7 @@ import {
 import { getUser } from "../store/users.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { loadIncluded, userDefFor } from "./includes.ts";
+import { renderShown, userDefFor } from "./includes.ts";
 
 const grantRelationships = {
   user: { type: "user" },
@@ -151,6 +151,7 @@ async function grantParties(
 async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   // Anonymous callers learn nothing about which events exist.
   requireLogin(call.caller);
+  const query = parseSingleQuery(call.req.query, usersEventsRoleQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "users-events-role",
     relationships: grantRelationships,
@@ -163,18 +164,21 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
     { type: "users-events-role", verb: "created" },
     (tx) => insertGrant(tx, { user_id: user.id, event_id: event.id, role_name: role }),
   );
-  return renderOne(usersEventsRoleDef, row, { req: call.req, status: 201 });
+  return await renderShown(ctx, call.caller, usersEventsRoleDef, row, query, {
+    req: call.req,
+    status: 201,
+  });
 }
 
 async function getGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, usersEventsRoleQuery);
   const grant = await grantOr404(ctx, call);
-  const included = await loadIncluded(ctx, call.caller, "users-events-role", [grant], query);
-  return renderOne(usersEventsRoleDef, grant, { req: call.req, included, fields: query.fields });
+  return await renderShown(ctx, call.caller, usersEventsRoleDef, grant, query, { req: call.req });
 }
 
 async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
+  const query = parseSingleQuery(call.req.query, usersEventsRoleQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "users-events-role",
     id: call.req.params.id,
@@ -182,7 +186,9 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
     known: usersEventsRoleDef.relationships,
   });
   const roleName = toOne(doc, "role", false);
-  if (roleName === undefined) return renderOne(usersEventsRoleDef, grant, { req: call.req });
+  const shown = (row: typeof grant) =>
+    renderShown(ctx, call.caller, usersEventsRoleDef, row, query, { req: call.req });
+  if (roleName === undefined) return await shown(grant);
   const role = await roleOr422(ctx, roleName);
   await requireGrantor(ctx, call, grant.event_id, role === "owner" ? role : grant.role_name);
   const row = await commit(
@@ -201,7 +207,7 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
         () => updateGrant(tx, grant.id, role),
       ),
   );
-  return renderOne(usersEventsRoleDef, row, { req: call.req });
+  return await shown(row);
 }
 
 /**

@@ -6,7 +6,6 @@ import {
   permanentDelete,
   renderLinkage,
   renderList,
-  renderOne,
   requireAdmin,
   requireLogin,
   withTrashed,
@@ -29,7 +28,7 @@ import {
 } from "../store/tickets.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { loadIncluded } from "./includes.ts";
+import { loadIncluded, renderShown } from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
@@ -99,13 +98,7 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, ticketQuery);
   const { ticket } = await managedTicket(ctx, call);
-  const included = await loadIncluded(ctx, call.caller, "ticket", [ticket], query);
-  return renderOne(ticketDef, ticket, {
-    req: call.req,
-    included,
-    fields: query.fields,
-    include: query.include,
-  });
+  return await renderShown(ctx, call.caller, ticketDef, ticket, query, { req: call.req });
 }
 
 /** The event the body's `event` names, once the caller may manage its tickets. */
@@ -128,6 +121,7 @@ async function eventOf(
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   // Anonymous callers learn nothing about which events exist.
   requireLogin(call.caller);
+  const query = parseSingleQuery(call.req.query, ticketQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
     relationships: { event: { type: "event" } },
@@ -143,11 +137,15 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     { type: "ticket", verb: "created" },
     (tx) => insertTicket(tx, values),
   );
-  return renderOne(ticketDef, row, { req: call.req, status: 201 });
+  return await renderShown(ctx, call.caller, ticketDef, row, query, {
+    req: call.req,
+    status: 201,
+  });
 }
 
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { ticket } = await managedTicket(ctx, call);
+  const query = parseSingleQuery(call.req.query, ticketQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
     id: call.req.params.id,
@@ -176,7 +174,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return updateTicket(tx, ticket.id, values);
     },
   );
-  return renderOne(ticketDef, row, { req: call.req });
+  return await renderShown(ctx, call.caller, ticketDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -5,7 +5,6 @@ import {
   permanentDelete,
   renderLinkage,
   renderList,
-  renderOne,
   requireAdmin,
   withTrashed,
 } from "@shared/handlers/mod.ts";
@@ -32,7 +31,7 @@ import {
   trashTopicDependents,
 } from "../store/topics.ts";
 import { type Action, type Call, cascade, deleteWithFacts, viewer } from "./common.ts";
-import { loadIncluded } from "./includes.ts";
+import { loadIncluded, renderShown } from "./includes.ts";
 
 /**
  * "Science & Tech!" -> "science-tech", "Наука" -> "наука": letters and digits of every script,
@@ -122,8 +121,7 @@ export function getAction(table: TopicTable): Action {
   return async (ctx, call) => {
     const query = parseSingleQuery(call.req.query, spec);
     const row = await topicOr404(ctx, call, table);
-    const included = await loadIncluded(ctx, call.caller, def.type, [row], query);
-    return renderOne(def, row, { req: call.req, included, fields: query.fields });
+    return await renderShown(ctx, call.caller, def, row, query, { req: call.req });
   };
 }
 

@@ -8,7 +8,6 @@ import {
   permanentDelete,
   renderLinkage,
   renderList,
-  renderOne,
   requireAdmin,
   requireLogin,
   withTrashed,
@@ -47,7 +46,7 @@ import {
   type UserValues,
 } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
-import { loadIncluded } from "./includes.ts";
+import { loadIncluded, renderShown } from "./includes.ts";
 
 /** The user named in the URL, if the caller is that user or an admin. */
 async function ownUser(
@@ -138,16 +137,11 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, userQuery);
   const { user } = await ownUser(ctx, call);
-  const included = await loadIncluded(ctx, call.caller, "user", [user], query);
-  return renderOne(userDef, user, {
-    req: call.req,
-    included,
-    fields: query.fields,
-    include: query.include,
-  });
+  return await renderShown(ctx, call.caller, userDef, user, query, { req: call.req });
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
+  const query = parseSingleQuery(call.req.query, userQuery);
   const doc = parseResourceDocument(call.req.body, { type: "user", known: userDef.relationships });
   requestedFlags(call.caller, doc.attributes);
   const attrs = validateAttributes(userCreateAttributes, doc.attributes);
@@ -168,7 +162,11 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     { type: "user", verb: "created", actor: signedUp },
     (tx) => insertUser(tx, values),
   );
-  return renderOne(userDef, row, { req: call.req, status: 201 });
+  // A sign-up sees its own account in full, as it will once signed in.
+  return await renderShown(ctx, signedUp(row), userDef, row, query, {
+    req: call.req,
+    status: 201,
+  });
 }
 
 /** The columns a PATCH sets: only the attributes it sends (a new password is hashed). */
@@ -191,6 +189,7 @@ async function updatedValues(
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
+  const query = parseSingleQuery(call.req.query, userQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "user",
     id: call.req.params.id,
@@ -208,7 +207,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return await updateUser(tx, user.id, values);
     },
   );
-  return renderOne(userDef, row, { req: call.req });
+  return await renderShown(ctx, caller, userDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -61,6 +61,7 @@ export async function createDiscountCode(
   req: HttpRequest,
 ): Promise<HttpReply> {
   requireActor(req.actor);
+  const { fields, include } = parseSingleQuery(req.query, codeQuery);
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     relationships: codeRelationships,
@@ -74,7 +75,7 @@ export async function createDiscountCode(
     (tx) => insertCode(tx, values, links),
     (row) => codeFact(owner.caller, "created", row),
   );
-  return renderOne(codeDef, row, { req, status: 201 });
+  return renderOne(codeDef, row, { req, status: 201, fields, include });
 }
 
 export async function updateDiscountCode(
@@ -83,6 +84,7 @@ export async function updateDiscountCode(
 ): Promise<HttpReply> {
   const target = await guardCode(ctx, req, "change this discount code");
   if (target.code.deleted_at) notFound("discount code", req.params.id);
+  const { fields, include } = parseSingleQuery(req.query, codeQuery);
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     id: String(target.code.id),
@@ -90,7 +92,7 @@ export async function updateDiscountCode(
     known: codeDef.relationships,
   });
   const row = await saveCodeUpdate(ctx, req, { ...target, doc });
-  return renderOne(codeDef, row, { req });
+  return renderOne(codeDef, row, { req, fields, include });
 }
 
 /** Soft delete, or for good with `?permanent=true` (admins only). */

@@ -141,6 +141,8 @@ export async function createStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
+  // Read before anything is linked: a bad `include` must not spend the code.
+  const { fields, include } = parseSingleQuery(req.query, stripeAuthorizationQuery);
   const { caller, event, code } = await linkTarget(ctx, req);
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
@@ -162,7 +164,7 @@ export async function createStripeAuthorization(
     (row) => authorizationFact(factActor(caller), "created", row),
     { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
   );
-  return renderAuthorization(row, { req, status: 201 });
+  return renderAuthorization(row, { req, status: 201, fields, include });
 }
 
 export async function showStripeAuthorization(
@@ -183,6 +185,7 @@ export async function updateStripeAuthorization(
   req: HttpRequest,
 ): Promise<HttpReply> {
   const { row, access } = await managed(ctx, req);
+  const { fields, include } = parseSingleQuery(req.query, stripeAuthorizationQuery);
   const doc = parseResourceDocument(req.body, {
     type: "stripe-authorization",
     id: req.params.id,
@@ -198,11 +201,11 @@ export async function updateStripeAuthorization(
   const attrs = validateAttributes(updateAttributes, doc.attributes);
   const newCode = attrs["stripe-auth-code"];
   if (newCode === undefined || await linkedWith(ctx, row, newCode)) {
-    return renderAuthorization(row, { req });
+    return renderAuthorization(row, { req, fields, include });
   }
   requireStripeEvent(access.event);
   const updated = await relink(ctx, { row, caller: access.caller, code: newCode });
-  return renderAuthorization(updated, { req });
+  return renderAuthorization(updated, { req, fields, include });
 }
 
 /**

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+
+type Resource = { type: string; id: string; attributes?: Record<string, unknown> };
+const includedOf = (body: { included?: Resource[] }) =>
+  (body.included ?? []).map((r) => `${r.type}:${r.id}`).sort();
+
+function eventBody(extra: Record<string, unknown> = {}) {
+  const starts = new Date(Date.now() + 24 * 3600_000);
+  return {
+    data: {
+      type: "event",
+      attributes: {
+        name: "Written with includes",
+        "starts-at": starts.toISOString(),
+        "ends-at": new Date(starts.getTime() + 3600_000).toISOString(),
+      },
+      ...extra,
+    },
+  };
+}
+
+// JSON:API asks an endpoint either to honour `include` and `fields` on any answer with primary
+// data, POST and PATCH ones too, or to refuse them (400); the original honoured them there.
+Deno.test("[catalog] POST and PATCH answer with what include and fields ask for", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const topicId = await system.createTopic();
+  const subTopicId = await system.createSubTopic(topicId);
+  const topicLink = { "event-topic": { data: { type: "event-topic", id: topicId } } };
+  const eventCount = async () =>
+    (await system.call("GET", "/v1/events?get_trashed=true&page[size]=1", {
+      token: system.admin.token,
+    })).body.meta.count;
+  let eventId = "";
+
+  await t.step("POST /v1/events?include=event-topic,owner: 201 with both included", async () => {
+    const reply = await system.call("POST", "/v1/events?include=event-topic,owner", {
+      token: owner.token,
+      body: eventBody({ relationships: topicLink }),
+    });
+    expectStatus(reply, 201);
+    eventId = reply.body.data.id;
+    assert.equal(reply.headers.get("Location"), `/v1/events/${eventId}`);
+    assert.deepEqual(includedOf(reply.body), [`event-topic:${topicId}`, `user:${owner.id}`]);
+    const user = reply.body.included.find((r: Resource) => r.type === "user");
+    assert.equal(user.attributes.email, owner.email, "the owner sees their own account in full");
+  });
+
+  await t.step("PATCH with include=tickets and fields[event]: as its GET shows it", async () => {
+    const ticketId = await system.createTicket(owner.token, eventId);
+    const path = `/v1/events/${eventId}?include=tickets&fields[event]=name,tickets`;
+    const body = { data: { type: "event", id: eventId, attributes: { name: "Renamed" } } };
+    const reply = await system.call("PATCH", path, { token: owner.token, body });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data.attributes, { name: "Renamed" });
+    assert.deepEqual(reply.body.data.relationships.tickets.data, [{
+      type: "ticket",
+      id: ticketId,
+    }]);
+    assert.deepEqual(includedOf(reply.body), [`ticket:${ticketId}`]);
+    const read = await system.call("GET", path, { token: owner.token });
+    assert.deepEqual(reply.body, read.body, "the same document a read gives");
+  });
+
+  await t.step("a bad include is a 400 before anything is written", async () => {
+    const before = await eventCount();
+    const created = await system.call("POST", "/v1/events?include=nope", {
+      token: owner.token,
+      body: eventBody(),
+    });
+    expectError(created, 400, { parameter: "include" });
+    assert.equal(await eventCount(), before, "no event was created");
+    const body = { data: { type: "event", id: eventId, attributes: { name: "Not saved" } } };
+    const patched = await system.call("PATCH", `/v1/events/${eventId}?fields[event]=nope`, {
+      token: owner.token,
+      body,
+    });
+    expectError(patched, 400, { parameter: "fields[event]" });
+    const read = await system.call("GET", `/v1/events/${eventId}`, { token: owner.token });
+    assert.equal(read.body.data.attributes.name, "Renamed", "the PATCH changed nothing");
+  });
+
+  await t.step("tickets, sub-topics, grants and sign-ups include too", async () => {
+    const ticket = await system.call("POST", "/v1/tickets?include=event", {
+      token: owner.token,
+      body: {
+        data: {
+          type: "ticket",
+          attributes: { name: "Early", type: "free", price: 0 },
+          relationships: { event: { data: { type: "event", id: eventId } } },
+        },
+      },
+    });
+    expectStatus(ticket, 201);
+    assert.deepEqual(includedOf(ticket.body), [`event:${eventId}`]);
+
+    const sub = await system.call(
+      "PATCH",
+      `/v1/event-sub-topics/${subTopicId}?include=event-topic`,
+      {
+        token: system.admin.token,
+        body: { data: { type: "event-sub-topic", id: subTopicId, attributes: { name: "Sub" } } },
+      },
+    );
+    expectStatus(sub, 200);
+    assert.deepEqual(includedOf(sub.body), [`event-topic:${topicId}`]);
+
+    const helper = await system.signUp();
+    const grant = await system.call("POST", "/v1/users-events-roles?include=user,role", {
+      token: owner.token,
+      body: {
+        data: {
+          type: "users-events-role",
+          relationships: {
+            user: { data: { type: "user", id: helper.id } },
+            event: { data: { type: "event", id: eventId } },
+            role: { data: { type: "role", id: "coorganizer" } },
+          },
+        },
+      },
+    });
+    expectStatus(grant, 201);
+    assert.deepEqual(includedOf(grant.body), [`role:coorganizer`, `user:${helper.id}`]);
+    const shown = grant.body.included.find((r: Resource) => r.type === "user");
+    assert.equal(shown.attributes.email, undefined, "another user's email stays private");
+
+    const signUp = await system.call("POST", "/v1/users?include=events", {
+      body: {
+        data: {
+          type: "user",
+          attributes: { email: `new-${crypto.randomUUID()}@example.test`, password: "a password" },
+        },
+      },
+    });
+    expectStatus(signUp, 201);
+    assert.deepEqual(signUp.body.data.relationships.events.data, []);
+    assert.deepEqual(includedOf(signUp.body), []);
+  });
+});
