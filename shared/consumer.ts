@@ -148,22 +148,26 @@ const ACK_WAIT_MS = 1_000;
 
 /**
  * The messages received and not yet settled (acked, naked or parked): each held longer than a
- * third of the ack wait is told to the server as in progress, which restarts its ack wait.
+ * third of the ack wait is told to the server as in progress, which restarts its ack wait. The
+ * clock runs only while something is held: an idle consumer wakes nobody.
  */
 class InHand {
   readonly #held = new Map<JsMsg, number>();
-  readonly #timer: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly ackWaitMs: number) {
-    this.#timer = setInterval(() => this.#keepAlive(), Math.max(1, Math.floor(ackWaitMs / 3)));
-  }
+  constructor(readonly ackWaitMs: number) {}
 
   hold(msg: JsMsg): void {
     this.#held.set(msg, Date.now());
+    this.#timer ??= setInterval(
+      () => this.#keepAlive(),
+      Math.max(1, Math.floor(this.ackWaitMs / 3)),
+    );
   }
 
   release(messages: readonly JsMsg[]): void {
     for (const msg of messages) this.#held.delete(msg);
+    if (this.#held.size === 0) this.#stopClock();
   }
 
   #keepAlive(): void {
@@ -175,8 +179,13 @@ class InHand {
     }
   }
 
-  stop(): void {
+  #stopClock(): void {
     clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  stop(): void {
+    this.#stopClock();
     this.#held.clear();
   }
 }
