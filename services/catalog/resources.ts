@@ -109,39 +109,52 @@ export const usersEventsRoleDef: ResourceDef<Row> = {
  * includes several on its home, explore and event pages (`include=event-topic,event-sub-topic,
  * event-type,speakers-call`, ...), which a 400 failed whole; included, each shows empty linkage.
  */
-const LEFT_OUT_TO_ONE = ["event-copyright", "event-orga", "event-type", "speakers-call", "tax"];
-const LEFT_OUT_TO_MANY = [
-  "access-codes",
-  "attendees",
-  "coorganizers",
-  "custom-forms",
-  "event-invoices",
-  "faq-types",
-  "faqs",
-  "feedbacks",
-  "microlocations",
-  "moderators",
-  "orders",
-  "organizers",
-  "registrars",
-  "role-invites",
-  "session-types",
-  "sessions",
-  "social-links",
-  "speakers",
-  "sponsors",
-  "ticket-tags",
-  "track-organizers",
-  "tracks",
-];
+/** Each by name, with the type the original gave it (events.py's `type_`). */
+const LEFT_OUT_TO_ONE: Record<string, string> = {
+  "event-copyright": "event-copyright",
+  "event-orga": "event-orga",
+  "event-type": "event-type",
+  "speakers-call": "speakers-call",
+  "tax": "tax",
+};
+const LEFT_OUT_TO_MANY: Record<string, string> = {
+  "access-codes": "access-code",
+  "attendees": "attendee",
+  "coorganizers": "user",
+  "custom-forms": "custom-form",
+  "event-invoices": "event-invoice",
+  "faq-types": "faq_type",
+  "faqs": "faq",
+  "feedbacks": "feedback",
+  "microlocations": "microlocation",
+  "moderators": "user",
+  "orders": "order",
+  "organizers": "user",
+  "registrars": "user",
+  "role-invites": "role-invite",
+  "session-types": "session-type",
+  "sessions": "session",
+  "social-links": "social-link",
+  "speakers": "speaker",
+  "sponsors": "sponsor",
+  "ticket-tags": "ticket-tag",
+  "track-organizers": "user",
+  "tracks": "track",
+};
 /** Their names, for `include` on events. */
 export const EVENT_RELATIONSHIPS_LEFT_OUT: readonly string[] = [
-  ...LEFT_OUT_TO_ONE,
-  ...LEFT_OUT_TO_MANY,
+  ...Object.keys(LEFT_OUT_TO_ONE),
+  ...Object.keys(LEFT_OUT_TO_MANY),
 ];
 const leftOut = Object.fromEntries([
-  ...LEFT_OUT_TO_ONE.map((name) => [name, { type: name, placeholder: true } as const]),
-  ...LEFT_OUT_TO_MANY.map((name) => [name, { type: name, many: true, placeholder: true } as const]),
+  ...Object.entries(LEFT_OUT_TO_ONE).map(([name, type]) => [
+    name,
+    { type, placeholder: true } as const,
+  ]),
+  ...Object.entries(LEFT_OUT_TO_MANY).map(([name, type]) => [
+    name,
+    { type, many: true, placeholder: true } as const,
+  ]),
 ]);
 
 export const eventDef: ResourceDef<Row> = {
