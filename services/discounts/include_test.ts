@@ -1,15 +1,21 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { codeBody, startDiscountsSystem } from "./_test_utils.ts";
+import { codeBody, type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
 
-Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code brings the codes, linked", async (t) => {
-  await using system = await startDiscountsSystem();
+/** A published event with its cast and one paid ticket. */
+async function eventWithPaidTicket(system: DiscountsTestSystem) {
   const cast = await system.eventWithCast({ attributes: { state: "published" } });
   const eventId = cast.event.id;
   const ticketId = await system.createTicket(cast.owner.token, eventId, {
     type: "paid",
     price: 20,
   });
+  return { cast, eventId, ticketId };
+}
+
+Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code brings the codes, linked", async (t) => {
+  await using system = await startDiscountsSystem();
+  const { cast, eventId, ticketId } = await eventWithPaidTicket(system);
   const ticketCode = await system.createCode(cast.coorganizer.token, {
     eventId,
     ticketIds: [ticketId],
@@ -85,12 +91,7 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
 
 Deno.test("[discounts] POST and PATCH of a code include the catalog's event and tickets", async (t) => {
   await using system = await startDiscountsSystem();
-  const cast = await system.eventWithCast({ attributes: { state: "published" } });
-  const eventId = cast.event.id;
-  const ticketId = await system.createTicket(cast.owner.token, eventId, {
-    type: "paid",
-    price: 20,
-  });
+  const { cast, eventId, ticketId } = await eventWithPaidTicket(system);
   const included = (body: { included?: { type: string; id: string }[] }) =>
     (body.included ?? []).map((r) => `${r.type}:${r.id}`).sort();
   let codeId = "";

@@ -44,8 +44,15 @@ export interface PaymentsSystem extends AsyncDisposable {
   grant(options?: GrantOptions): FakeGrant;
   /** A published event that accepts Stripe, with owner, organizer, co-organizer, stranger. */
   stripeEvent(attributes?: Record<string, unknown>): Promise<EventCast>;
-  /** POST /v1/stripe-authorizations for `eventId` with `code`, as `token`'s user. */
-  link(token: string | undefined, eventId: string, code: string): Promise<CallResult>;
+  /** POST /v1/stripe-authorizations`query` for `eventId` with `code`, as `token`'s user. */
+  link(
+    token: string | undefined,
+    eventId: string,
+    code: string,
+    query?: string,
+  ): Promise<CallResult>;
+  /** PATCH /v1/stripe-authorizations/{id}`query` with a new `code`, as `token`'s user. */
+  relink(token: string | undefined, id: string, code: string, query?: string): Promise<CallResult>;
   /** Payments' and the catalog's facts, pending ones published first. */
   readFacts(): Promise<TestFact[]>;
   /** Secrets (by name) found in responses, logs or facts. */
@@ -291,8 +298,18 @@ function paymentsSystemOf(parts: {
       return grant;
     },
     stripeEvent: (attributes = {}) => stripeEvent(system, attributes),
-    link: (token, eventId, code) =>
-      call("POST", "/v1/stripe-authorizations", {
+    ...linking(call),
+    readFacts,
+    leaks: check.leaks,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** POST and PATCH of a Stripe authorization with a code, through `call`. */
+function linking(call: PaymentsSystem["call"]): Pick<PaymentsSystem, "link" | "relink"> {
+  return {
+    link: (token, eventId, code, query = "") =>
+      call("POST", `/v1/stripe-authorizations${query}`, {
         token,
         body: {
           data: {
@@ -302,9 +319,13 @@ function paymentsSystemOf(parts: {
           },
         },
       }),
-    readFacts,
-    leaks: check.leaks,
-    [Symbol.asyncDispose]: stop,
+    relink: (token, id, code, query = "") =>
+      call("PATCH", `/v1/stripe-authorizations/${id}${query}`, {
+        token,
+        body: {
+          data: { type: "stripe-authorization", id, attributes: { "stripe-auth-code": code } },
+        },
+      }),
   };
 }
 

@@ -560,16 +560,7 @@ Deno.test("[payments] PATCH and a lost POST race answer before the replaced acco
     expectStatus(created, 201);
     const id = created.body.data.id;
     const began = performance.now();
-    const reply = await p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
-      token: cast.owner.token,
-      body: {
-        data: {
-          type: "stripe-authorization",
-          id,
-          attributes: { "stripe-auth-code": p.grant().code },
-        },
-      },
-    });
+    const reply = await p.relink(cast.owner.token, id, p.grant().code);
     expectStatus(reply, 200);
     assert.ok(performance.now() - began < 500, "the reply did not wait for the release");
     await p.payments.idle();
@@ -597,16 +588,7 @@ Deno.test("[payments] PATCH and a lost POST race answer before the replaced acco
     const id = created.body.data.id;
     // Stripe forgets the account: the release is refused after the reply.
     p.stripe.connected.delete(first.accountId);
-    const reply = await p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
-      token: cast.owner.token,
-      body: {
-        data: {
-          type: "stripe-authorization",
-          id,
-          attributes: { "stripe-auth-code": p.grant().code },
-        },
-      },
-    });
+    const reply = await p.relink(cast.owner.token, id, p.grant().code);
     expectStatus(reply, 200);
     await p.payments.idle();
     assert.ok(p.logs.some((line) => line.includes("cannot deauthorize an unused Stripe account")));

@@ -34,30 +34,17 @@ Deno.test("[payments] POST and PATCH of an authorization include the event; a ba
   await using p = await startPaymentsSystem();
   const cast = await p.stripeEvent();
   const eventId = cast.event.id;
-  const event = { event: { data: { type: "event", id: eventId } } };
-  const post = (path: string, code: string) =>
-    p.call("POST", path, {
-      token: cast.owner.token,
-      body: {
-        data: {
-          type: "stripe-authorization",
-          attributes: { "stripe-auth-code": code },
-          relationships: event,
-        },
-      },
-    });
 
   await t.step("POST ?include=nope: 400, Stripe not asked, nothing linked", async () => {
-    expectError(await post("/v1/stripe-authorizations?include=nope", p.grant().code), 400, {
-      parameter: "include",
-    });
+    const reply = await p.link(cast.owner.token, eventId, p.grant().code, "?include=nope");
+    expectError(reply, 400, { parameter: "include" });
     assert.equal(p.stripe.calls.length, 0);
     assert.equal((await p.sql`select count(*)::int as n from stripe_authorizations`)[0].n, 0);
   });
 
   let id = "";
   await t.step("POST ?include=event: the 201 carries the event", async () => {
-    const reply = await post("/v1/stripe-authorizations?include=event", p.grant().code);
+    const reply = await p.link(cast.owner.token, eventId, p.grant().code, "?include=event");
     expectStatus(reply, 201);
     id = reply.body.data.id;
     assert.deepEqual(reply.body.data.relationships.event.data, { type: "event", id: eventId });
@@ -66,20 +53,8 @@ Deno.test("[payments] POST and PATCH of an authorization include the event; a ba
   });
 
   await t.step("PATCH with a new code ?include=event&fields[event]=name", async () => {
-    const reply = await p.call(
-      "PATCH",
-      `/v1/stripe-authorizations/${id}?include=event&fields[event]=name`,
-      {
-        token: cast.owner.token,
-        body: {
-          data: {
-            type: "stripe-authorization",
-            id,
-            attributes: { "stripe-auth-code": p.grant().code },
-          },
-        },
-      },
-    );
+    const query = "?include=event&fields[event]=name";
+    const reply = await p.relink(cast.owner.token, id, p.grant().code, query);
     expectStatus(reply, 200);
     const [included] = reply.body.included;
     assert.equal(included.id, eventId);
