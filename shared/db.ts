@@ -326,6 +326,18 @@ async function runTransaction<T>(
   return result;
 }
 
+/**
+ * Runs `read` where this request's own writes are visible: in the transaction a keyed write holds
+ * open until its answer is recorded (shared/idempotency.ts), else on the pool, where they are
+ * committed already. What a write's answer reads after the change (the resources it includes)
+ * goes through here: on the pool, a keyed write's answer missed its own uncommitted rows, and its
+ * replays repeated that.
+ */
+export async function readOwnWrites<T>(sql: Sql, read: (sql: Queryable) => Promise<T>): Promise<T> {
+  const held = currentScope()?.held as HeldTransaction | undefined;
+  return held ? await held.join(sql, read, {}) : await read(sql);
+}
+
 /** A transaction kept open until the request's answer is known (shared/idempotency.ts). */
 export interface HeldTransaction {
   /** Runs `work` in the held transaction; `hooks` run when that one ends (or its savepoint). */

@@ -63,6 +63,23 @@ Deno.test("[catalog] POST and PATCH answer with what include and fields ask for"
     assert.deepEqual(reply.body, read.body, "the same document a read gives");
   });
 
+  await t.step("with an Idempotency-Key the answer includes the write's own rows", async () => {
+    // The change is held open until the answer is recorded: includes read inside it.
+    const request = {
+      token: owner.token,
+      body: eventBody(),
+      headers: { "Idempotency-Key": `include-${crypto.randomUUID()}` },
+    };
+    const reply = await system.call("POST", "/v1/events?include=users-events-roles", request);
+    expectStatus(reply, 201);
+    const grants = reply.body.data.relationships["users-events-roles"].data;
+    assert.equal(grants.length, 1, "the owner's grant, made by this POST");
+    assert.deepEqual(includedOf(reply.body), [`users-events-role:${grants[0].id}`]);
+    const replay = await system.call("POST", "/v1/events?include=users-events-roles", request);
+    expectStatus(replay, 201);
+    assert.deepEqual(replay.body, reply.body, "the replay answers the same");
+  });
+
   await t.step("a bad include is a 400 before anything is written", async () => {
     const before = await eventCount();
     const created = await system.call("POST", "/v1/events?include=nope", {

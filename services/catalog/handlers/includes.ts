@@ -14,6 +14,7 @@ import { type IncludeQuery, isAdmin, renderOne } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
+import { type Queryable, readOwnWrites } from "@shared/db.ts";
 import { eventsOfUsers, eventsUnder, getEvents } from "../store/events.ts";
 import { getRoles, grantsOf } from "../store/roles.ts";
 import { ticketsOf } from "../store/tickets.ts";
@@ -44,7 +45,8 @@ interface Loaded {
   backKey?: string;
 }
 
-type Loader = (ctx: CatalogContext, caller: Caller | null, parents: Row[]) => Promise<Loaded>;
+/** Loads what one include path adds for `parents`, on `sql` (the pool or a write's transaction). */
+type Loader = (sql: Queryable, caller: Caller | null, parents: Row[]) => Promise<Loaded>;
 
 const ids = (rows: Row[], key: string) =>
   [...new Set(rows.map((row) => row[key]).filter((v) => v !== null && v !== undefined))].map(
@@ -56,9 +58,9 @@ export function userDefFor(caller: Caller | null, row: Row): ResourceDef<Row> {
   return isAdmin(caller) || caller?.id === String(row.id) ? userDef : publicUserDef;
 }
 
-const usersBy = (key: string): Loader => async (ctx, _caller, parents) => ({
+const usersBy = (key: string): Loader => async (sql, _caller, parents) => ({
   def: publicUserDef,
-  rows: await getUsers(ctx.sql, ids(parents, key)),
+  rows: await getUsers(sql, ids(parents, key)),
 });
 
 /** Users whose own relationships the caller may read (self, or anyone for admins). */
@@ -69,21 +71,21 @@ const readableUsers = (caller: Caller | null, users: Row[]) =>
  * A user's events by role (`events`, `owner-events`, ...), as `/users/{id}/<list>`: for the user
  * themself and admins only; a list of a role this rebuild has not is empty.
  */
-const userEvents = (list: string): Loader => async (ctx, caller, parents) => {
+const userEvents = (list: string): Loader => async (sql, caller, parents) => {
   const role = roleOfList(list);
   const users = ids(readableUsers(caller, parents), "id");
   return {
     def: eventDef,
-    rows: role === null ? [] : await eventsOfUsers(ctx.sql, users, viewer(caller), role),
+    rows: role === null ? [] : await eventsOfUsers(sql, users, viewer(caller), role),
     backKey: "role_user_id",
   };
 };
 
 /** Events under topics or sub-topics, as the caller may see them. */
 const eventsBy =
-  (column: "event_topic_id" | "event_sub_topic_id"): Loader => async (ctx, caller, parents) => ({
+  (column: "event_topic_id" | "event_sub_topic_id"): Loader => async (sql, caller, parents) => ({
     def: eventDef,
-    rows: await eventsUnder(ctx.sql, column, ids(parents, "id"), viewer(caller)),
+    rows: await eventsUnder(sql, column, ids(parents, "id"), viewer(caller)),
     backKey: column,
   });
 
@@ -93,9 +95,9 @@ const nothing: Loader = () => Promise.resolve({ def: eventDef, rows: [], backKey
 const loaders: Record<string, Record<string, Loader>> = {
   "user": {
     ...Object.fromEntries(Object.keys(USER_EVENT_LISTS).map((list) => [list, userEvents(list)])),
-    "users-events-roles": async (ctx, caller, parents) => ({
+    "users-events-roles": async (sql, caller, parents) => ({
       def: usersEventsRoleDef,
-      rows: await grantsOf(ctx.sql, { userIds: ids(readableUsers(caller, parents), "id") }, {
+      rows: await grantsOf(sql, { userIds: ids(readableUsers(caller, parents), "id") }, {
         id: caller?.id ?? null,
         admin: isAdmin(caller),
       }),
@@ -104,22 +106,22 @@ const loaders: Record<string, Record<string, Loader>> = {
   },
   "event": {
     // As `/events/{id}/users-events-roles`: for the event's co-organizers and admins.
-    "users-events-roles": async (ctx, caller, parents) => ({
+    "users-events-roles": async (sql, caller, parents) => ({
       def: usersEventsRoleDef,
-      rows: await grantsOf(ctx.sql, { eventIds: ids(parents, "id") }, viewer(caller)),
+      rows: await grantsOf(sql, { eventIds: ids(parents, "id") }, viewer(caller)),
       backKey: "event_id",
     }),
-    "event-topic": async (ctx, _c, parents) => ({
+    "event-topic": async (sql, _c, parents) => ({
       def: eventTopicDef,
-      rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),
+      rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id")),
     }),
-    "event-sub-topic": async (ctx, _c, parents) => ({
+    "event-sub-topic": async (sql, _c, parents) => ({
       def: eventSubTopicDef,
-      rows: await getTopics(ctx.sql, "event_sub_topics", ids(parents, "event_sub_topic_id")),
+      rows: await getTopics(sql, "event_sub_topics", ids(parents, "event_sub_topic_id")),
     }),
-    "tickets": async (ctx, _c, parents) => ({
+    "tickets": async (sql, _c, parents) => ({
       def: ticketDef,
-      rows: await ticketsOf(ctx.sql, ids(parents, "id")),
+      rows: await ticketsOf(sql, ids(parents, "id")),
       backKey: "event_id",
     }),
     "owner": usersBy("owner_id"),
@@ -127,34 +129,34 @@ const loaders: Record<string, Record<string, Loader>> = {
   },
   "event-topic": {
     "events": eventsBy("event_topic_id"),
-    "event-sub-topics": async (ctx, _c, parents) => ({
+    "event-sub-topics": async (sql, _c, parents) => ({
       def: eventSubTopicDef,
-      rows: await subTopicsOf(ctx.sql, ids(parents, "id")),
+      rows: await subTopicsOf(sql, ids(parents, "id")),
       backKey: "event_topic_id",
     }),
   },
   "event-sub-topic": {
     "events": eventsBy("event_sub_topic_id"),
-    "event-topic": async (ctx, _c, parents) => ({
+    "event-topic": async (sql, _c, parents) => ({
       def: eventTopicDef,
-      rows: await getTopics(ctx.sql, "event_topics", ids(parents, "event_topic_id")),
+      rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id")),
     }),
   },
   "ticket": {
-    "event": async (ctx, caller, parents) => ({
+    "event": async (sql, caller, parents) => ({
       def: eventDef,
-      rows: await getEvents(ctx.sql, ids(parents, "event_id"), viewer(caller)),
+      rows: await getEvents(sql, ids(parents, "event_id"), viewer(caller)),
     }),
   },
   "users-events-role": {
     "user": usersBy("user_id"),
-    "event": async (ctx, caller, parents) => ({
+    "event": async (sql, caller, parents) => ({
       def: eventDef,
-      rows: await getEvents(ctx.sql, ids(parents, "event_id"), viewer(caller)),
+      rows: await getEvents(sql, ids(parents, "event_id"), viewer(caller)),
     }),
-    "role": async (ctx, _c, parents) => ({
+    "role": async (sql, _c, parents) => ({
       def: roleDef,
-      rows: await getRoles(ctx.sql, ids(parents, "role_name")),
+      rows: await getRoles(sql, ids(parents, "role_name")),
     }),
   },
 };
@@ -182,9 +184,20 @@ export async function loadIncluded(
   parents: Row[],
   query: Pick<ListQuery, "include" | "fields">,
 ): Promise<ResourceObject[] | undefined> {
+  return await includedOn(ctx.sql, caller, type, parents, query);
+}
+
+/** `loadIncluded` on `sql`. */
+async function includedOn(
+  sql: Queryable,
+  caller: Caller | null,
+  type: string,
+  parents: Row[],
+  query: Pick<ListQuery, "include" | "fields">,
+): Promise<ResourceObject[] | undefined> {
   if (!query.include.length || !parents.length) return undefined;
   const groups = await Promise.all(
-    query.include.map((path) => loaders[type]?.[path]?.(ctx, caller, parents)),
+    query.include.map((path) => loaders[type]?.[path]?.(sql, caller, parents)),
   );
   const out: ResourceObject[] = [];
   for (const [index, group] of groups.entries()) {
@@ -212,7 +225,10 @@ export async function renderShown(
   query: IncludeQuery,
   options: { req: HttpRequest; status?: number },
 ): Promise<HttpReply> {
-  const included = await loadIncluded(ctx, caller, def.type, [row], query);
+  // A keyed write's change is still uncommitted here: its answer must include its own rows.
+  const included = query.include.length
+    ? await readOwnWrites(ctx.sql, (sql) => includedOn(sql, caller, def.type, [row], query))
+    : undefined;
   return renderOne(def, row, {
     ...options,
     included,
