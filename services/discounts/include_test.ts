@@ -121,14 +121,37 @@ Deno.test("[discounts] POST and PATCH of a code include the catalog's event and 
     assert.deepEqual(Object.keys(reply.body.included[0].attributes), ["name"]);
   });
 
-  await t.step("a bad include is a 400 and no code is written", async () => {
-    const before = await system.dsql`select count(*)::int as n from discount_codes`;
-    const reply = await system.call("POST", "/v1/discount-codes?include=nope", {
-      token: cast.owner.token,
-      body: codeBody({ eventId, ticketIds: [ticketId] }),
+  await t.step("a bad include or fieldset is a 400 and nothing is written", async () => {
+    const count = async () =>
+      (await system.dsql`select count(*)::int as n from discount_codes`)[0].n;
+    const before = await count();
+    const post = (query: string) =>
+      system.call("POST", `/v1/discount-codes${query}`, {
+        token: cast.owner.token,
+        body: codeBody({ eventId, ticketIds: [ticketId] }),
+      });
+    expectError(await post("?include=nope"), 400, { parameter: "include" });
+    // The catalog checks its types' fieldsets: asked before the insert, not after it.
+    expectError(await post("?include=event&fields[event]=nope"), 400, {
+      parameter: "fields[event]",
     });
-    expectError(reply, 400, { parameter: "include" });
-    const after = await system.dsql`select count(*)::int as n from discount_codes`;
-    assert.equal(after[0].n, before[0].n);
+    expectError(await post("?include=tickets&fields[ticket]=nope"), 400, {
+      parameter: "fields[ticket]",
+    });
+    expectError(await post("?include=marketer&fields[user]=nope"), 400, {
+      parameter: "fields[user]",
+    });
+    assert.equal(await count(), before);
+    const patched = await system.call(
+      "PATCH",
+      `/v1/discount-codes/${codeId}?include=event&fields[event]=nope`,
+      {
+        token: cast.owner.token,
+        body: { data: { type: "discount-code", id: codeId, attributes: { value: 9 } } },
+      },
+    );
+    expectError(patched, 400, { parameter: "fields[event]" });
+    const [row] = await system.dsql`select value from discount_codes where id = ${codeId}`;
+    assert.equal(Number(row.value), 7, "the PATCH changed nothing");
   });
 });

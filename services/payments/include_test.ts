@@ -35,12 +35,18 @@ Deno.test("[payments] POST and PATCH of an authorization include the event; a ba
   const cast = await p.stripeEvent();
   const eventId = cast.event.id;
 
-  await t.step("POST ?include=nope: 400, Stripe not asked, nothing linked", async () => {
-    const reply = await p.link(cast.owner.token, eventId, p.grant().code, "?include=nope");
-    expectError(reply, 400, { parameter: "include" });
-    assert.equal(p.stripe.calls.length, 0);
-    assert.equal((await p.sql`select count(*)::int as n from stripe_authorizations`)[0].n, 0);
-  });
+  await t.step(
+    "POST with a bad include or fieldset: 400, Stripe not asked, nothing linked",
+    async () => {
+      const reply = await p.link(cast.owner.token, eventId, p.grant().code, "?include=nope");
+      expectError(reply, 400, { parameter: "include" });
+      const query = "?include=event&fields[event]=nope";
+      const fields = await p.link(cast.owner.token, eventId, p.grant().code, query);
+      expectError(fields, 400, { parameter: "fields[event]" });
+      assert.equal(p.stripe.calls.length, 0);
+      assert.equal((await p.sql`select count(*)::int as n from stripe_authorizations`)[0].n, 0);
+    },
+  );
 
   let id = "";
   await t.step("POST ?include=event: the 201 carries the event", async () => {

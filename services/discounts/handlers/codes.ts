@@ -6,6 +6,7 @@
  */
 import { changeWithFact } from "@shared/facts.ts";
 import {
+  checkForeignFieldsets,
   deletedReply,
   notFound,
   permanentDelete,
@@ -61,7 +62,8 @@ export async function createDiscountCode(
   req: HttpRequest,
 ): Promise<HttpReply> {
   requireActor(req.actor);
-  const { fields, include } = parseSingleQuery(req.query, codeQuery);
+  const query = parseSingleQuery(req.query, codeQuery);
+  await checkForeignFieldsets(ctx.bus, codeDef, query, req.actor);
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     relationships: codeRelationships,
@@ -75,7 +77,12 @@ export async function createDiscountCode(
     (tx) => insertCode(tx, values, links),
     (row) => codeFact(owner.caller, "created", row),
   );
-  return renderOne(codeDef, row, { req, status: 201, fields, include });
+  return renderOne(codeDef, row, {
+    req,
+    status: 201,
+    fields: query.fields,
+    include: query.include,
+  });
 }
 
 export async function updateDiscountCode(
@@ -84,7 +91,8 @@ export async function updateDiscountCode(
 ): Promise<HttpReply> {
   const target = await guardCode(ctx, req, "change this discount code");
   if (target.code.deleted_at) notFound("discount code", req.params.id);
-  const { fields, include } = parseSingleQuery(req.query, codeQuery);
+  const query = parseSingleQuery(req.query, codeQuery);
+  await checkForeignFieldsets(ctx.bus, codeDef, query, req.actor);
   const doc = parseResourceDocument(req.body, {
     type: "discount-code",
     id: String(target.code.id),
@@ -92,7 +100,7 @@ export async function updateDiscountCode(
     known: codeDef.relationships,
   });
   const row = await saveCodeUpdate(ctx, req, { ...target, doc });
-  return renderOne(codeDef, row, { req, fields, include });
+  return renderOne(codeDef, row, { req, fields: query.fields, include: query.include });
 }
 
 /** Soft delete, or for good with `?permanent=true` (admins only). */

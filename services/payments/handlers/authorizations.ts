@@ -14,6 +14,7 @@ import {
 import type { Tx } from "@shared/db.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
+  checkForeignFieldsets,
   deletedReply,
   foreignRelationsOf,
   notFound,
@@ -141,8 +142,10 @@ export async function createStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  // Read before anything is linked: a bad `include` must not spend the code.
-  const { fields, include } = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  // Read before anything is linked: a bad `include` or fieldset must not spend the code.
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  await checkForeignFieldsets(ctx.bus, stripeAuthorizationDef, query, req.actor);
+  const { fields, include } = query;
   const { caller, event, code } = await linkTarget(ctx, req);
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
@@ -185,7 +188,9 @@ export async function updateStripeAuthorization(
   req: HttpRequest,
 ): Promise<HttpReply> {
   const { row, access } = await managed(ctx, req);
-  const { fields, include } = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
+  await checkForeignFieldsets(ctx.bus, stripeAuthorizationDef, query, req.actor);
+  const { fields, include } = query;
   const doc = parseResourceDocument(req.body, {
     type: "stripe-authorization",
     id: req.params.id,
