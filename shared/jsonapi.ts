@@ -266,11 +266,26 @@ export function singleDocument<Row>(
   return doc;
 }
 
+/**
+ * A request's path as a link. The gateway hands services the path as Hono reads it: decoded, save
+ * `%` escapes of reserved characters (`%2F`, `%25`), which stay. So everything but `%` is encoded
+ * again: a path with a space (a checkout lookup of a pasted code) gave a self link that is no URI.
+ *
+ * @example
+ * ```ts
+ * import { linkPath } from "@shared/jsonapi.ts";
+ * linkPath("/v1/events/1/discount-codes/ OPEN"); // "/v1/events/1/discount-codes/%20OPEN"
+ * ```
+ */
+export function linkPath(path: string): string {
+  return path.replace(/[^%]+/g, encodeURI);
+}
+
 function link(path: string, query: Record<string, string>, pageNumber?: number): string {
   const params = new URLSearchParams(query);
   if (pageNumber !== undefined) params.set("page[number]", String(pageNumber));
   const search = params.toString();
-  return search ? `${path}?${search}` : path;
+  return search ? `${linkPath(path)}?${search}` : linkPath(path);
 }
 
 /**
@@ -610,9 +625,13 @@ function errorObject(issue: z.core.$ZodIssue, options: ValidateOptions): ErrorOb
  * import { z } from "zod";
  * import { validateAttributes } from "@shared/jsonapi.ts";
  * const schema = z.object({ code: z.string().min(1), value: z.number().min(0) });
- * validateAttributes(schema, { code: "X", value: -1 });
- * // throws UnprocessableError "Cannot save: value must be at least 0",
- * //   source.pointer "/data/attributes/value"
+ * try {
+ *   validateAttributes(schema, { code: "X", value: -1 });
+ * } catch (error) {
+ *   // UnprocessableError "Cannot save: value must be at least 0",
+ *   //   source.pointer "/data/attributes/value"
+ *   console.log((error as Error).message);
+ * }
  * ```
  */
 export function validateAttributes<T>(
@@ -645,5 +664,5 @@ export function deletedReplyOf(
 
 /** A to-one link with nothing on the other end: `data: null`, as JSON:API says. */
 export function renderEmpty(req: HttpRequest): HttpReply {
-  return { status: 200, body: { data: null, links: { self: req.path }, jsonapi } };
+  return { status: 200, body: { data: null, links: { self: linkPath(req.path) }, jsonapi } };
 }
