@@ -42,7 +42,7 @@ Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public c
     system.call("GET", `/v1/events/${event}/discount-codes/${code}`);
 
   await t.step("200 for an active code in its window, any case, by id or identifier", async () => {
-    for (const path of ["OPEN", "open", "WINDOW"]) {
+    for (const path of ["OPEN", "open", "WINDOW", "%20OPEN%20"]) {
       const reply = await lookup(path);
       expectStatus(reply, 200, path);
       assert.equal(reply.body.data.type, "discount-code");
@@ -196,6 +196,43 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount previews prices exactly"
     assert.equal(reply.body.discount, "0.00");
     assert.match(reply.body.warnings[0], /at least 5/);
   });
+  await t.step(
+    "fewer uses left than min-quantity: no discount (a reservation would fail)",
+    async () => {
+      const id = await code({
+        type: "amount",
+        value: 5,
+        code: "MINQ",
+        "min-quantity": 2,
+        "max-quantity": 5,
+        "tickets-number": 5,
+      }, [a]);
+      await system.bus.request(discountsRedemption.reserve, {
+        codeId: id,
+        orderId: "m1",
+        quantity: 4,
+      });
+      const reply = await preview({ tickets: [{ id: a, quantity: 3 }], "discount-code": id });
+      expectStatus(reply, 200);
+      assert.equal(reply.body.discount, "0.00");
+      assert.match(reply.body.warnings.join(" "), /1 uses left, fewer than the 2/);
+      // What the preview would have discounted before: the reservation refuses it.
+      await assert.rejects(
+        system.bus.request(discountsRedemption.reserve, { codeId: id, orderId: "m2", quantity: 1 }),
+        /min-quantity/,
+      );
+    },
+  );
+  await t.step(
+    "a code's text with spaces around it is found, as it was stored trimmed",
+    async () => {
+      const id = await code({ type: "amount", value: 1, code: "PASTED" }, [a]);
+      const reply = await preview({ tickets: [{ id: a, quantity: 1 }], code: "  pasted " });
+      expectStatus(reply, 200);
+      assert.equal(reply.body.discount, "1.00");
+      assert.equal(String(reply.body.tickets[0].discount.id ?? id), String(id));
+    },
+  );
   await t.step("an inactive or expired code is 422, an unknown one 404", async () => {
     const off = await code({ code: "OFF", "is-active": false }, [a]);
     expectError(await preview({ tickets: [{ id: a }], "discount-code": off }), 422, {

@@ -14,6 +14,7 @@
 import { relationOwners, typeOwners } from "../contracts/mod.ts";
 import {
   type Identifier,
+  linkPath,
   listDocument,
   relationshipDocument,
   type ResourceDef,
@@ -91,7 +92,7 @@ export function foreignIncludesOf<R>(
 /** A document with `row` as primary data; 201 adds `location`. */
 export function renderOne<R>(def: ResourceDef<R>, row: R, options: RenderOneOptions): HttpReply {
   const created = options.status === 201;
-  const self = created ? `/v1/${def.collection}/${idOf(row)}` : options.req.path;
+  const self = created ? `/v1/${def.collection}/${idOf(row)}` : linkPath(options.req.path);
   return {
     status: options.status ?? 200,
     body: singleDocument(def, row, { self, included: options.included, fields: options.fields }),

@@ -39,7 +39,8 @@ export function unusable(code: CodeRow, options: { uses?: boolean } = {}): strin
  */
 export async function lookupCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
   const query = parseSingleQuery(req.query, codeQuery);
-  const text = req.params.code ?? "";
+  // Trimmed, as the code's text was when it was created (a pasted code brings spaces along).
+  const text = (req.params.code ?? "").trim();
   const key = req.params.id ?? "";
   const readable = CODE_PATTERN.test(text);
   const projected = !req.actor && readable ? await lookupProjected(ctx.sql, key, text) : undefined;

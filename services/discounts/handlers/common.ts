@@ -11,6 +11,7 @@ import {
   requireAdmin,
   requireLogin,
 } from "@shared/handlers/mod.ts";
+import { linkPath } from "@shared/jsonapi.ts";
 import type { OwnerQuery } from "@shared/query.ts";
 import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -123,7 +124,13 @@ export async function renderRelated(
   const meta = rel.many ? { meta: { count: found.length } } : {};
   return {
     status: 200,
-    body: { data, links: { self: req.path }, ...meta, jsonapi, ...(included && { included }) },
+    body: {
+      data,
+      links: { self: linkPath(req.path) },
+      ...meta,
+      jsonapi,
+      ...(included && { included }),
+    },
     // What other services serve (an event's `discount-codes`): the gateway adds it, linked.
     foreignRelations: foreignRelationsOf(rel.type, found, include),
   };

@@ -143,7 +143,8 @@ async function previewCode(
 ): Promise<PreviewCode | undefined> {
   const ticketIds = input.tickets.map((ticket) => ticket.id);
   const id = input["discount-code"];
-  const text = input.code;
+  // Trimmed, as the code's text was when it was created (a pasted code brings spaces along).
+  const text = input.code?.trim();
   const hasId = id !== undefined && id !== null;
   const hasText = text !== undefined && text !== null;
   if (hasId && hasText) {
@@ -187,6 +188,15 @@ function discountBudget(
     return { budget: 0, warnings };
   }
   const budget = Math.min(eligible, max, remaining);
+  // min <= max always (a constraint), so only the uses left can bring the budget below min, and
+  // a reservation of fewer than min is refused: the order pays full price, as it would there.
+  if (budget < min) {
+    warnings.push(
+      `The discount code has ${remaining} uses left, fewer than the ${min} discounted tickets ` +
+        `it needs (min-quantity): no discount applied.`,
+    );
+    return { budget: 0, warnings };
+  }
   if (max < eligible) {
     warnings.push(
       `The discount code discounts at most ${max} tickets per order ` +

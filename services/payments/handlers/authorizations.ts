@@ -22,7 +22,7 @@ import {
   renderOne,
   requireActor,
 } from "@shared/handlers/mod.ts";
-import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
+import { linkPath, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { ownerQueryOf, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -340,7 +340,11 @@ export async function relatedOfAuthorization(
   if (!data[0]) {
     throw new NotFoundError(`Cannot find the event of stripe-authorization ${row.id}`);
   }
-  const document = { data: data[0], links: { self: req.path }, jsonapi: { version: "1.0" } };
+  const document = {
+    data: data[0],
+    links: { self: linkPath(req.path) },
+    jsonapi: { version: "1.0" },
+  };
   return {
     status: 200,
     body: included ? { ...document, included } : document,
