@@ -499,3 +499,38 @@ Deno.test("[gateway] a login drops no cached page; a change of a user shown ther
     "the user's fact to drop the page",
   );
 });
+
+Deno.test("[gateway] a write with a sparse fieldset drops every address of what it changed", async () => {
+  await using system = await startTestSystem({ env });
+  const owner = await system.signUp();
+  const [first, second] = [await system.createTopic(), await system.createTopic()];
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: inTopic(first),
+  });
+  await settled(system);
+  // A page under the identifier that names the event nowhere else: its topic.
+  const topicPage = `/v1/events/${event.identifier}/event-topic`;
+  assert.equal((await system.call("GET", topicPage)).headers.get("X-Cache"), "MISS");
+  assert.equal((await system.call("GET", topicPage)).headers.get("X-Cache"), "HIT");
+  const announcements: string[] = [];
+  const heard = system.bus.nc.subscribe(system.bus.subject(gatewayTouched), {
+    callback: (_error, msg) => {
+      announcements.push(decoder.decode(msg.data));
+    },
+  });
+  system.defer(() => heard.unsubscribe());
+
+  // The answer shows no identifier, yet the page addressed by it is dropped with the reply.
+  const patched = await system.call("PATCH", `/v1/events/${event.id}?fields[event]=name`, {
+    token: owner.token,
+    body: { data: { type: "event", id: event.id, relationships: inTopic(second) } },
+  });
+  assert.equal(patched.status, 200);
+  assert.deepEqual(Object.keys(patched.body.data.attributes), ["name"]);
+  const page = await system.call("GET", topicPage);
+  assert.equal(page.headers.get("X-Cache"), "MISS", "dropped by the write's own reply");
+  assert.equal(page.body.data.id, second);
+  await system.bus.nc.flush();
+  assert.ok(announcements[0]?.split(" ").includes(`event:${event.identifier}`), "told to peers");
+});

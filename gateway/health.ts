@@ -13,6 +13,7 @@ import type { Handler } from "hono";
 import { createInbox, type Msg } from "@nats-io/nats-core";
 import type { Bus, ServiceIdentity } from "@shared/bus.ts";
 import type { GatewayEnv } from "./env.ts";
+import { PRIVATE } from "./http_cache.ts";
 
 /** Longest wait for instances' answers. */
 const MAX_WAIT_MS = 1_000;
@@ -133,6 +134,8 @@ export function health(options: { bus: Bus; services: readonly string[] }): Hand
   const { bus, services } = options;
   return async function healthHandler(c) {
     const report = await checkHealth(bus, services);
-    return c.json(report, report.status === "ok" ? 200 : 503);
+    // Now's state, for whoever asks now: no cache may keep it (the README's rule for every
+    // answer the gateway's cache does not hold).
+    return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });
   };
 }

@@ -10,6 +10,7 @@ Deno.test("[gateway] GET /health counts the instances of every service", async (
   await gw.serve("discounts", []);
   const response = await gw.app.request("/health");
   assert.equal(response.status, 200);
+  assert.equal(response.headers.get("Cache-Control"), "private, no-store");
   assert.deepEqual(await response.json(), {
     status: "ok",
     services: { catalog: { instances: 2 }, discounts: { instances: 1 } },
@@ -21,6 +22,7 @@ Deno.test("[gateway] GET /health answers 503 naming the missing services", async
   await gw.serve("catalog", []);
   const response = await gw.app.request("/health");
   assert.equal(response.status, 503);
+  assert.equal(response.headers.get("Cache-Control"), "private, no-store");
   assert.deepEqual(await response.json(), {
     status: "unavailable",
     services: {

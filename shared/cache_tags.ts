@@ -221,10 +221,12 @@ export interface EndpointCache {
 export function cacheHeaders(
   policy: EndpointCache,
   request: HttpRequest,
-  reply: Pick<HttpReply, "status" | "body" | "deleted" | "cascaded">,
+  reply: Pick<HttpReply, "status" | "body" | "deleted" | "cascaded" | "unsparse">,
 ): Record<string, string> | undefined {
+  // What the reply is about, whatever fieldset trimmed what the client sees.
+  const whole = reply.unsparse === undefined ? reply.body : { data: reply.unsparse };
   if (policy.role === "write") {
-    const tags = writeTags(request, reply.status, reply.body);
+    const tags = writeTags(request, reply.status, whole);
     for (const changed of tags ? [reply.deleted ?? [], reply.cascaded ?? []].flat() : []) {
       tags!.push(...touchedBy(changed.type, changed.record));
     }
@@ -234,7 +236,7 @@ export function cacheHeaders(
   const tags = readTags(request, reply.status, reply.body);
   if (!tags) return undefined;
   const headers: Record<string, string> = { [CACHE_TAGS_HEADER]: tags.join(" ") };
-  const expires = reply.status === 200 ? policy.expires?.(reply.body) : undefined;
+  const expires = reply.status === 200 ? policy.expires?.(whole) : undefined;
   if (expires !== undefined) headers[CACHE_EXPIRES_HEADER] = String(expires);
   return headers;
 }

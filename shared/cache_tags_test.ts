@@ -127,3 +127,30 @@ Deno.test("[cache_tags] a DELETE by identifier drops the pages of the id too", (
   });
   assert.ok(!withoutRecord?.["Cache-Tags"].split(" ").includes("event:5"), "the path alone");
 });
+
+Deno.test("[cache_tags] tags and expiry come from the whole resource, whatever fieldset trimmed it", () => {
+  // PATCH /v1/events/5?fields[event]=name: the client sees no identifier, its pages still drop.
+  const write = cacheHeaders({ role: "write" }, request("/v1/events/5", {}, true), {
+    status: 200,
+    body: { data: { type: "event", id: "5", attributes: { name: "N" } } },
+    unsparse: { type: "event", id: "5", attributes: { name: "N", identifier: "a1b2c3d4" } },
+  });
+  assert.ok(write?.["Cache-Tags"].split(" ").includes("event:a1b2c3d4"));
+  // A lookup with fields[discount-code]=code still ends at the code's valid-till.
+  const till = "2030-01-01T00:00:00.000Z";
+  const read = {
+    role: "read" as const,
+    expires: (body: unknown) =>
+      Date.parse(
+        (body as { data: { attributes: { "valid-till": string } } }).data.attributes[
+          "valid-till"
+        ],
+      ),
+  };
+  const lookup = cacheHeaders(read, request("/v1/events/5/discount-codes/X"), {
+    status: 200,
+    body: { data: { type: "discount-code", id: "8", attributes: { code: "X" } } },
+    unsparse: { type: "discount-code", id: "8", attributes: { code: "X", "valid-till": till } },
+  });
+  assert.equal(lookup?.["Cache-Expires"], String(Date.parse(till)));
+});

@@ -494,3 +494,25 @@ Deno.test("[discounts] a cached lookup re-read before the projection followed th
   );
   assert.ok(Date.now() - released < settleMs / 4);
 });
+
+Deno.test("[discounts] a cached lookup ends at the code's valid-till, whatever fieldset it shows", async () => {
+  const settleMs = 100;
+  await using system = await startDiscountsSystem({ env: { CACHE_SETTLE_MS: String(settleMs) } });
+  const cast = await system.eventWithCast(published);
+  const till = new Date(Date.now() + 2_500);
+  await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    attributes: { code: "BRIEF", "valid-till": till.toISOString() },
+  });
+  await system.readFacts();
+  await new Promise((resolve) => setTimeout(resolve, settleMs + 50));
+  // Without valid-till in the answer: the expiry still comes from the code.
+  const path = `/v1/events/${cast.event.id}/discount-codes/BRIEF?fields[discount-code]=code`;
+  await eventually(
+    async () => (await system.call("GET", path)).headers.get("X-Cache") === "HIT",
+    2_000,
+    "the lookup to be cached",
+  );
+  await new Promise((resolve) => setTimeout(resolve, till.getTime() - Date.now() + 50));
+  expectError(await system.call("GET", path), 422);
+});

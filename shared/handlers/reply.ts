@@ -20,6 +20,7 @@ import {
   type ResourceDef,
   type ResourceObject,
   singleDocument,
+  toResource,
 } from "../jsonapi.ts";
 import type { ListQuery } from "../query.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "../schemas/http.ts";
@@ -96,6 +97,7 @@ export function renderOne<R>(def: ResourceDef<R>, row: R, options: RenderOneOpti
   return {
     status: options.status ?? 200,
     body: singleDocument(def, row, { self, included: options.included, fields: options.fields }),
+    unsparse: options.fields?.[def.type] ? toResource(def, row) : undefined,
     location: created ? self : undefined,
     foreignIncludes: foreignIncludesOf(def, [row], options.include),
     foreignRelations: foreignRelationsOf(def.type, [row], options.include),

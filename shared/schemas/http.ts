@@ -68,6 +68,14 @@ export interface HttpReply {
    * write drops their pages with its reply, so that its client reads its own write.
    */
   cascaded?: { type: string; record: { id: string } & Record<string, unknown> }[];
+  /**
+   * The primary data without the request's sparse fieldset (never sent to the client), when
+   * `fields` trimmed it: the reply's cache tags and expiry are read from it, since they depend on
+   * attributes a client may leave out (an event's `identifier` addresses its other pages, a code's
+   * `valid-till` ends its lookup's 200). Read from the trimmed body, a sparse write left those
+   * pages cached and a sparse lookup stayed 200 after its code expired.
+   */
+  unsparse?: unknown;
   /** Absolute path of a created resource (the gateway makes it a `Location` header). */
   location?: string;
   /**
