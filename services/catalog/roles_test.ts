@@ -448,3 +448,23 @@ Deno.test("[catalog] a role on a draft is not found by those who cannot see the 
     expectStatus(await system.call("GET", path, { token: cast.coorganizer.token }), 200, path);
   }
 });
+
+Deno.test("[catalog] an owner who deleted their account does not count as the event's owner", async (t) => {
+  await using system = await startTestSystem();
+  const first = await system.signUp();
+  const second = await system.signUp();
+  const event = await system.createEvent(first.token, { attributes: { state: "published" } });
+  const added = await grant(system, first.token, second.id, event.id, "owner");
+  expectStatus(added, 201);
+  expectStatus(await system.call("DELETE", `/v1/users/${first.id}`, { token: first.token }), 200);
+
+  await t.step("the other owner is now the last: their grant stays (409)", async () => {
+    const path = `/v1/users-events-roles/${added.body.data.id}`;
+    expectError(await system.call("DELETE", path, { token: second.token }), 409);
+  });
+  await t.step("and they cannot delete their account either (409)", async () => {
+    const path = `/v1/users/${second.id}`;
+    expectError(await system.call("DELETE", path, { token: second.token }), 409);
+  });
+  assert.equal(await grantCount(system, event.id, "owner"), 2);
+});

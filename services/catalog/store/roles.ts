@@ -104,9 +104,14 @@ export async function lockEventOwners(tx: Queryable, eventId: string): Promise<v
   await tx`select id from events where id = ${eventId} for update`;
 }
 
-/** How many owners an event has (the last one cannot be removed). */
+/**
+ * How many live owners an event has (the last one cannot be removed). A deleted user's grant
+ * stays but manages nothing: counted, an owner who deleted their account let the other owner
+ * revoke theirs and leave the event to nobody.
+ */
 export async function ownerCount(sql: Queryable, eventId: string): Promise<number> {
-  const [row] = await sql`select count(*)::int as count from users_events_roles
-    where event_id = ${eventId} and role_name = 'owner'`;
+  const [row] = await sql`select count(*)::int as count from users_events_roles r
+    join users u on u.id = r.user_id and u.deleted_at is null
+    where r.event_id = ${eventId} and r.role_name = 'owner'`;
   return row.count;
 }

@@ -224,10 +224,14 @@ export async function otherSuperAdmins(tx: Queryable, id: string): Promise<numbe
   return rows.length;
 }
 
-/** Live events whose only owner is `userId` (they would be left without one). */
+/**
+ * Live events whose only live owner is `userId` (they would be left without one). Owners who
+ * deleted their accounts do not count: each of two owners could otherwise delete theirs in turn.
+ */
 export async function eventsOnlyOwnedBy(tx: Queryable, userId: string): Promise<string[]> {
   const rows = await tx`select e.id from events e
     join users_events_roles r on r.event_id = e.id and r.role_name = 'owner'
+    join users u on u.id = r.user_id and u.deleted_at is null
     where e.deleted_at is null
     group by e.id having bool_and(r.user_id = ${userId}) order by e.id`;
   return rows.map((row) => String(row.id));
