@@ -468,3 +468,41 @@ Deno.test("[catalog] an owner who deleted their account does not count as the ev
   });
   assert.equal(await grantCount(system, event.id, "owner"), 2);
 });
+
+Deno.test("[catalog] the roles of a soft-deleted event are hidden and unchangeable with it", async (t) => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const organizerGrant = `/v1/users-events-roles/${cast.grants.organizer}`;
+  const coorganizerGrant = `/v1/users-events-roles/${cast.grants.coorganizer}`;
+  const eventPath = `/v1/events/${cast.event.id}`;
+  expectStatus(await system.call("DELETE", eventPath, { token: cast.owner.token }), 200);
+
+  await t.step("not found for its people: read, change, revoke (404)", async () => {
+    expectError(await system.call("GET", organizerGrant, { token: cast.coorganizer.token }), 404);
+    const promote = {
+      data: {
+        type: "users-events-role",
+        id: cast.grants.coorganizer,
+        relationships: { role: { data: { type: "role", id: "organizer" } } },
+      },
+    };
+    expectError(
+      await system.call("PATCH", coorganizerGrant, { token: cast.organizer.token, body: promote }),
+      404,
+    );
+    expectError(await system.call("DELETE", organizerGrant, { token: cast.owner.token }), 404);
+    assert.equal(await grantCount(system, cast.event.id), 3, "nothing changed");
+  });
+  await t.step("a user's own list leaves them out", async () => {
+    const path = `/v1/users/${cast.coorganizer.id}/users-events-roles`;
+    const reply = await system.call("GET", path, { token: cast.coorganizer.token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data, []);
+    assert.equal(reply.body.meta.count, 0);
+  });
+  await t.step("admins asking for the trash still see them", async () => {
+    const path = `${organizerGrant}?get_trashed=true`;
+    expectStatus(await system.call("GET", path, { token: system.admin.token }), 200);
+    expectError(await system.call("GET", organizerGrant, { token: system.admin.token }), 404);
+  });
+});

@@ -10,6 +10,7 @@ import {
   renderList,
   renderOne,
   requireLogin,
+  withTrashed,
 } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -86,8 +87,9 @@ async function requireGrantor(ctx: CatalogContext, call: Call, eventId: string, 
 /** A grant is visible to the event's co-organizers and to the user it names. */
 async function grantOr404(ctx: CatalogContext, call: Call): Promise<GrantRow> {
   const caller: Caller = requireLogin(call.caller);
-  const grant = await getGrant(ctx.sql, call.req.params.id) ??
-    notFound("event role", call.req.params.id);
+  const grant = await getGrant(ctx.sql, call.req.params.id, {
+    withTrashed: withTrashed(caller, call.req.query),
+  }) ?? notFound("event role", call.req.params.id);
   const self = grant.user_id === caller.id;
   if (self || await hasEventLevel(ctx.sql, caller, grant.event_id, levels.coorganizer)) {
     return grant;

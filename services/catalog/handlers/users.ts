@@ -122,7 +122,10 @@ async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkage
     return { def: eventDef, query, many };
   }
   const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
-  const many = await listGrants(ctx.sql, query, { userId: user.id });
+  const many = await listGrants(ctx.sql, query, {
+    userId: user.id,
+    withTrashed: withTrashed(call.caller, call.req.query),
+  });
   return { def: usersEventsRoleDef, query, many };
 }
 

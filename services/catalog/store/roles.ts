@@ -31,19 +31,38 @@ export async function getRoles(sql: Queryable, names: string[]): Promise<RoleRow
   }`;
 }
 
-export async function getGrant(sql: Queryable, id: string): Promise<GrantRow | undefined> {
+/** A grant is hidden with its event: a role on a soft-deleted event shows to `withTrashed` only. */
+function onLiveEvent(sql: Queryable, withTrashed: boolean) {
+  return withTrashed
+    ? sql`true`
+    : sql`event_id in (select id from events where deleted_at is null)`;
+}
+
+/** Grant `id`, unless its event is soft-deleted (then admins asking for the trash only). */
+export async function getGrant(
+  sql: Queryable,
+  id: string,
+  options: { withTrashed?: boolean } = {},
+): Promise<GrantRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await sql<GrantRow[]>`select * from users_events_roles where id = ${id}`;
+  const [row] = await sql<GrantRow[]>`select * from users_events_roles
+    where id = ${id} and ${onLiveEvent(sql, options.withTrashed ?? false)}`;
   return row;
 }
 
+/**
+ * The grants of one event (whose visibility the route checked) or of one user (on live events
+ * only, unless `withTrashed`).
+ */
 export function listGrants(
   sql: Queryable,
   query: ListQuery,
-  scope: { eventId?: string; userId?: string },
+  scope: { eventId?: string; userId?: string; withTrashed?: boolean },
 ) {
   const where = sql`${scope.eventId ? sql`event_id = ${scope.eventId}` : sql`true`} and ${
-    scope.userId ? sql`user_id = ${scope.userId}` : sql`true`
+    scope.userId
+      ? sql`user_id = ${scope.userId} and ${onLiveEvent(sql, scope.withTrashed ?? false)}`
+      : sql`true`
   }`;
   return listRows<GrantRow>(sql, "users_events_roles", where, query);
 }
@@ -60,8 +79,9 @@ export async function grantsOf(
   const byEvent = "eventIds" in of;
   const valid = (byEvent ? of.eventIds : of.userIds).filter(isId);
   if (!valid.length) return [];
-  const seen = viewer.admin || !byEvent ? sql`true` : sql`exists (select 1 from
-    users_events_roles mine where mine.event_id = g.event_id and mine.user_id = ${viewer.id})`;
+  // Of users: on live events only, as `/users/{id}/users-events-roles` lists them.
+  const seen = !byEvent ? onLiveEvent(sql, false) : viewer.admin ? sql`true` : sql`exists (select 1
+    from users_events_roles mine where mine.event_id = g.event_id and mine.user_id = ${viewer.id})`;
   return await sql<GrantRow[]>`select * from users_events_roles g
     where ${sql(byEvent ? "event_id" : "user_id")} in ${sql(valid)} and ${seen} order by id`;
 }
