@@ -52,6 +52,7 @@ export interface ForwarderOptions {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * Query parameters, one value each: when a key repeats the first value counts, as in the original
@@ -209,7 +210,9 @@ async function forwarded(
     cache?.invalidate(reply.cacheTags);
     announceTouched(bus, reply.cacheTags, cache);
   }
-  const { body } = await completed(forwarder, reply, request, undefined);
+  const { body } = read
+    ? await completed(forwarder, reply, request, undefined)
+    : await completedWrite(forwarder, reply, request);
   const shared = route.options.shared === true && read && anonymous(raw);
   return httpReply({
     status: reply.status,
@@ -290,6 +293,40 @@ async function requestOf(
     request.body = await readJsonBody(c.req.raw, limitBytes, bodyTimeoutMs);
   }
   return request;
+}
+
+/**
+ * A write's answer, completed like a read's; but the write happened, so when another service
+ * cannot give what `include` asked of it (down, late, or refusing it), the answer is the write's
+ * own, without those resources, and `meta.include-unavailable` says why; never the error: a 503
+ * there told clients that an applied write had failed (a retry without Idempotency-Key made it
+ * twice).
+ */
+async function completedWrite(
+  forwarder: Forwarder,
+  reply: ForwardedReply,
+  request: HttpRequest,
+): Promise<{ body: Uint8Array<ArrayBuffer> }> {
+  try {
+    return await completed(forwarder, reply, request, undefined);
+  } catch (error) {
+    forwarder.logger.warn("answering a write without the included resources of another service", {
+      requestId: request.requestId,
+      reason: (error as Error).message,
+    });
+    return { body: withoutForeign(reply.body, (error as Error).message) };
+  }
+}
+
+/** The service's document, saying in `meta` why what another service owns is missing. */
+function withoutForeign(body: Uint8Array, reason: string): Uint8Array<ArrayBuffer> {
+  const document = JSON.parse(decoder.decode(body)) as { meta?: Record<string, unknown> };
+  document.meta = {
+    ...document.meta,
+    "include-unavailable": `The change is done; what another service owns is not included ` +
+      `(${reason}): read the resource again with include.`,
+  };
+  return encoder.encode(JSON.stringify(document));
 }
 
 /**

@@ -110,7 +110,12 @@ export function linkageProblems(document: unknown, options: LinkageCheckOptions 
     if (byKey.has(keyOf(resource))) problems.push(`${keyOf(resource)} appears twice`);
     byKey.set(keyOf(resource), resource);
   }
-  for (const path of options.include ?? []) {
+  // A write's answer may say that another service's resources could not be included (the
+  // gateway's `meta.include-unavailable`): the write happened, so it is answered without them.
+  const incomplete = typeof (doc.meta as Record<string, unknown> | undefined)?.[
+    "include-unavailable"
+  ] === "string";
+  for (const path of incomplete ? [] : options.include ?? []) {
     problems.push(...pathProblems(path, primary, byKey, options.sparse ?? false));
   }
   if (!options.sparse) {

@@ -80,3 +80,13 @@ Deno.test("[shared] linkageOptionsOf reads include paths and sparse fieldsets", 
     sparse: true,
   });
 });
+
+Deno.test("[jsonapi_check] a write's answer that says its foreign includes are unavailable passes", () => {
+  const doc = {
+    data: { type: "event", id: "1", relationships: { "discount-codes": { links: {} } } },
+    meta: { "include-unavailable": "The change is done; ..." },
+  };
+  assert.deepEqual(linkageProblems(doc, { include: ["discount-codes"] }), []);
+  const { meta: _, ...silent } = doc;
+  assert.equal(linkageProblems(silent, { include: ["discount-codes"] }).length, 1);
+});

@@ -80,6 +80,28 @@ Deno.test("[catalog] POST and PATCH answer with what include and fields ask for"
     assert.deepEqual(replay.body, reply.body, "the replay answers the same");
   });
 
+  await t.step(
+    "another service down: the write's own answer, not a 503 for a done write",
+    async () => {
+      // This system runs no discounts service, which owns an event's discount codes.
+      const created = await system.call("POST", "/v1/events?include=discount-codes", {
+        token: owner.token,
+        body: eventBody(),
+      });
+      expectStatus(created, 201);
+      const id = created.body.data.id;
+      assert.equal(created.headers.get("Location"), `/v1/events/${id}`);
+      assert.match(created.body.meta["include-unavailable"], /^The change is done/);
+      const body = { data: { type: "event", id, attributes: { name: "Still answered" } } };
+      const patched = await system.call("PATCH", `/v1/events/${id}?include=discount-codes`, {
+        token: owner.token,
+        body,
+      });
+      expectStatus(patched, 200);
+      assert.equal(patched.body.data.attributes.name, "Still answered");
+    },
+  );
+
   await t.step("a bad include is a 400 before anything is written", async () => {
     const before = await eventCount();
     const created = await system.call("POST", "/v1/events?include=nope", {
