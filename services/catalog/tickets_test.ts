@@ -363,3 +363,17 @@ Deno.test("[catalog] a soft-deleted event hides its tickets from all but admins 
   expectStatus(trashed, 200);
   assert.ok(trashed.body.data.attributes["deleted-at"]);
 });
+
+Deno.test("[catalog] a soft-deleted ticket is read from the trash by admins, never changed", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  const path = `/v1/tickets/${ticket}`;
+  expectStatus(await system.call("DELETE", path, { token: cast.owner.token }), 200);
+  const admin = system.admin.token;
+  expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
+  const body = ticketBody(undefined, { name: "zombie" }, ticket);
+  expectError(await system.call("PATCH", `${path}?get_trashed=true`, { token: admin, body }), 404);
+  const [row] = await system.sql`select name from tickets where id = ${ticket}`;
+  assert.notEqual(row.name, "zombie");
+});

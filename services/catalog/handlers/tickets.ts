@@ -145,6 +145,9 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { ticket } = await managedTicket(ctx, call);
+  // Admins see trashed tickets with ?get_trashed=true, but only events are restored (and so
+  // written) from the trash: a change to a deleted ticket would answer 200 and stay deleted.
+  if (ticket.deleted_at !== null) notFound("ticket", call.req.params.id);
   const query = parseSingleQuery(call.req.query, ticketQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
