@@ -358,22 +358,25 @@ Deno.test("[catalog] a purge announces everything that went with the row", async
       expectStatus(await system.call("DELETE", `${path}?permanent=true`, { token: admin }), 200);
     });
 
-  await t.step("a user: their roles deleted, their events without them as owner", async () => {
-    const facts = await purged(`/v1/users/${owner.id}`);
-    assert.deepEqual(
-      described(facts),
-      [
-        `catalog.event.updated ${event.id}`,
-        `catalog.user.deleted ${owner.id}`,
-        `catalog.users-events-role.deleted ${ownerGrant}`,
-      ].sort(),
-    );
-    const updated = facts.find((fact) => fact.type === "catalog.event.updated")!;
-    assert.equal((updated.data as Record<string, unknown>).owner, null);
-    for (const fact of facts) {
-      assert.equal(fact.purged, fact === updated ? undefined : true, `${fact.type} purged`);
-    }
-  });
+  await t.step(
+    "a user: their roles deleted, their events shown with their next owner",
+    async () => {
+      const facts = await purged(`/v1/users/${owner.id}`);
+      assert.deepEqual(
+        described(facts),
+        [
+          `catalog.event.updated ${event.id}`,
+          `catalog.user.deleted ${owner.id}`,
+          `catalog.users-events-role.deleted ${ownerGrant}`,
+        ].sort(),
+      );
+      const updated = facts.find((fact) => fact.type === "catalog.event.updated")!;
+      assert.equal((updated.data as Record<string, unknown>).owner, coOwner.id);
+      for (const fact of facts) {
+        assert.equal(fact.purged, fact === updated ? undefined : true, `${fact.type} purged`);
+      }
+    },
+  );
   await t.step("an event: its tickets and roles deleted", async () => {
     const facts = await purged(`/v1/events/${event.id}`);
     for (const fact of facts) assert.equal(fact.purged, true, `${fact.type} purged`);

@@ -506,3 +506,49 @@ Deno.test("[catalog] the roles of a soft-deleted event are hidden and unchangeab
     expectError(await system.call("GET", organizerGrant, { token: system.admin.token }), 404);
   });
 });
+
+Deno.test("[catalog] an event's owner is its first live owner, as the owner grants change", async (t) => {
+  await using system = await startTestSystem();
+  const first = await system.signUp();
+  const second = await system.signUp();
+  const event = await system.createEvent(first.token, { attributes: { state: "published" } });
+  const ownerOf = async () =>
+    (await system.call("GET", `/v1/events/${event.id}/relationships/owner`)).body.data?.id;
+  const added = await grant(system, first.token, second.id, event.id, "owner");
+  expectStatus(added, 201);
+  assert.equal(await ownerOf(), first.id, "the first owner stays while they are one");
+
+  await t.step("the first owner's grant revoked: the other owner is the owner", async () => {
+    const [mine] = await system.sql`select id from users_events_roles
+      where user_id = ${first.id} and event_id = ${event.id}`;
+    const revoke = `/v1/users-events-roles/${mine.id}`;
+    expectStatus(await system.call("DELETE", revoke, { token: second.token }), 200);
+    assert.equal(await ownerOf(), second.id);
+    const facts = await system.readFacts();
+    const updated = facts.filter((f) => f.type === "catalog.event.updated");
+    assert.equal(updated.at(-1)?.data.owner, second.id, "announced with its fact");
+  });
+  await t.step("saving the event back with that owner is accepted", async () => {
+    const body = {
+      data: {
+        type: "event",
+        id: event.id,
+        attributes: { name: "Handed over" },
+        relationships: { owner: { data: { type: "user", id: second.id } } },
+      },
+    };
+    expectStatus(
+      await system.call("PATCH", `/v1/events/${event.id}`, { token: second.token, body }),
+      200,
+    );
+  });
+  await t.step("an owner who deletes their account is no longer shown as one", async () => {
+    const third = await system.signUp();
+    expectStatus(await grant(system, second.token, third.id, event.id, "owner"), 201);
+    expectStatus(
+      await system.call("DELETE", `/v1/users/${second.id}`, { token: second.token }),
+      200,
+    );
+    assert.equal(await ownerOf(), third.id);
+  });
+});

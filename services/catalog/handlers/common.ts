@@ -154,8 +154,9 @@ export async function commitWithCascade(
   call: Call,
   about: {
     type: string;
-    verb: Cascaded["verb"];
-    row: Row;
+    verb: "created" | Cascaded["verb"];
+    /** The row changed or deleted (none for a create). */
+    row?: Row;
     /** An update's row, locked and read again in the transaction, as in `commit`. */
     update?: UpdatedRow;
     /** Whether what it deletes is gone for good (a purge): its facts say `purged`. */
@@ -167,10 +168,10 @@ export async function commitWithCascade(
     const before = about.update && await lockedRow(tx, about.type, about.update);
     const result = await change(tx);
     // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.
-    if (result.row === undefined) notFound(about.type, String(about.row.id));
+    if (result.row === undefined) notFound(about.type, String(about.row?.id));
     return { ...result, before } as { row: Row; cascaded: Cascaded[]; before?: Row };
   };
-  const announce = (type: string, verb: Cascaded["verb"], row: Row) => ({
+  const announce = (type: string, verb: string, row: Row) => ({
     ...fact(call, type, verb, row),
     purged: about.purged === true && verb === "deleted",
   });

@@ -4,7 +4,6 @@
  */
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import {
-  deletedReply,
   notFound,
   renderLinkage,
   renderList,
@@ -35,6 +34,7 @@ import type { EventRow, GrantRow, UserRow } from "../store/common.ts";
 import { getEvent } from "../store/events.ts";
 import {
   deleteGrant,
+  followOwners,
   getGrant,
   getRole,
   insertGrant,
@@ -44,7 +44,15 @@ import {
   updateGrant,
 } from "../store/roles.ts";
 import { getUser } from "../store/users.ts";
-import { type Call, commit, handleAll, viewer } from "./common.ts";
+import {
+  type Call,
+  cascade,
+  type Cascaded,
+  commitWithCascade,
+  deleteWithFacts,
+  handleAll,
+  viewer,
+} from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
 import { renderShown, userDefFor } from "./includes.ts";
 
@@ -160,16 +168,20 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
     known: usersEventsRoleDef.relationships,
   });
   const { event, role, user } = await grantParties(ctx, call, doc);
-  const row = await commit(
+  const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
     { type: "users-events-role", verb: "created" },
-    (tx) => insertGrant(tx, { user_id: user.id, event_id: event.id, role_name: role }),
+    async (tx) => {
+      const row = await insertGrant(tx, { user_id: user.id, event_id: event.id, role_name: role });
+      return { row, cascaded: await ownerMoved(tx, event.id, [role]) };
+    },
   );
-  return await renderShown(ctx, call.caller, usersEventsRoleDef, row, query, {
+  const shown = await renderShown(ctx, call.caller, usersEventsRoleDef, row, query, {
     req: call.req,
     status: 201,
   });
+  return { ...shown, cascaded };
 }
 
 async function getGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
@@ -193,23 +205,40 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   if (roleName === undefined) return await shown(grant);
   const role = await roleOr422(ctx, roleName);
   await requireGrantor(ctx, call, grant.event_id, role === "owner" ? role : grant.role_name);
-  const row = await commit(
+  const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
     {
       type: "users-events-role",
       verb: "updated",
+      row: grant,
       update: { table: "users_events_roles", id: grant.id },
     },
-    (tx) =>
-      keepingAnOwner(
+    async (tx) => {
+      const row = await keepingAnOwner(
         tx,
         grant,
         "Cannot change role: the event would have no owner left",
         () => updateGrant(tx, grant.id, role),
-      ),
+      );
+      return { row, cascaded: await ownerMoved(tx, grant.event_id, [grant.role_name, role]) };
+    },
   );
-  return await shown(row);
+  return { ...await shown(row as GrantRow), cascaded };
+}
+
+/**
+ * The event's fact owed when a change of an owner grant moved the event's `owner` to another
+ * owner (`followOwners`): nothing when no owner grant was involved.
+ */
+async function ownerMoved(
+  tx: Queryable,
+  eventId: string,
+  roles: readonly string[],
+): Promise<Cascaded[]> {
+  if (!roles.includes("owner")) return [];
+  const moved = await followOwners(tx, eventId);
+  return moved ? cascade("event", "updated", [moved]) : [];
 }
 
 /**
@@ -233,20 +262,21 @@ async function keepingAnOwner<T>(
 async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
   await requireGrantor(ctx, call, grant.event_id, grant.role_name);
-  await commit(
+  // Roles have no trash: a revocation is for good.
+  return await deleteWithFacts(
     ctx,
     call,
-    // Roles have no trash: a revocation is for good.
-    { type: "users-events-role", verb: "deleted", row: grant, purged: true },
-    (tx) =>
-      keepingAnOwner(
+    { type: "users-events-role", row: grant, purged: true },
+    async (tx) => {
+      const row = await keepingAnOwner(
         tx,
         grant,
         "Cannot revoke role: the event would have no owner left",
         () => deleteGrant(tx, grant.id),
-      ),
+      );
+      return { row, cascaded: await ownerMoved(tx, grant.event_id, [grant.role_name]) };
+    },
   );
-  return deletedReply;
 }
 
 async function grantRelated(ctx: CatalogContext, call: Call): Promise<HttpReply> {

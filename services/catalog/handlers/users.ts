@@ -2,7 +2,6 @@
 import { ConflictError, ForbiddenError } from "@shared/errors.ts";
 import type { Queryable } from "@shared/db.ts";
 import {
-  deletedReply,
   isAdmin,
   notFound,
   permanentDelete,
@@ -41,6 +40,7 @@ import {
   listUsers,
   lockForUserDelete,
   otherSuperAdmins,
+  ownersFollowed,
   purgeUserDependents,
   updateUser,
   type UserValues,
@@ -234,11 +234,18 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       },
     );
   }
-  await commit(ctx, call, { type: "user", verb: "deleted", row: user }, async (tx) => {
-    await mayBeDeleted(tx, user);
-    return await deleteUser(tx, user.id, false);
-  });
-  return deletedReply;
+  // Their grants stay, as their history; the events they were the owner of now show their next
+  // live owner, each with its fact.
+  return await deleteWithFacts(
+    ctx,
+    call,
+    { type: "user", row: user, purged: false },
+    async (tx) => {
+      await mayBeDeleted(tx, user);
+      const row = await deleteUser(tx, user.id, false);
+      return { row, cascaded: cascade("event", "updated", await ownersFollowed(tx, user.id)) };
+    },
+  );
 }
 
 /** Refuses to delete the last super admin, or the only owner of an event (locked first). */

@@ -5,7 +5,7 @@ import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { orderSql, whereSql } from "@shared/query_sql.ts";
 import { listRows } from "./common.ts";
-import type { GrantRow, RoleRow } from "./rows.ts";
+import type { EventRow, GrantRow, RoleRow } from "./rows.ts";
 
 /** Roles are few and fixed (one page holds them all); their name is their id. */
 export async function listRoles(
@@ -134,4 +134,24 @@ export async function ownerCount(sql: Queryable, eventId: string): Promise<numbe
     join users u on u.id = r.user_id and u.deleted_at is null
     where r.event_id = ${eventId} and r.role_name = 'owner'`;
   return row.count;
+}
+
+/**
+ * Points event `eventId`'s `owner` at its first live owner (the earliest owner grant of a user
+ * who has not deleted their account), as the original derived an event's owner from its owner
+ * role; returns the event when that moved it (its fact is owed). With no live owner left (a
+ * trashed event whose only owner deleted their account) it stays who it was. Run it after any
+ * change of an owner grant or of an owner's account: before, `owner` named the creator for good,
+ * even after they had handed the event over and left.
+ */
+export async function followOwners(tx: Queryable, eventId: string): Promise<EventRow | undefined> {
+  const [row] = await tx<EventRow[]>`update events e set owner_id = first.user_id
+    from (select (select r.user_id from users_events_roles r
+      join users u on u.id = r.user_id and u.deleted_at is null
+      where r.event_id = ${eventId} and r.role_name = 'owner'
+      order by r.id limit 1) as user_id) first
+    where e.id = ${eventId} and first.user_id is not null
+      and e.owner_id is distinct from first.user_id
+    returning e.*`;
+  return row;
 }

@@ -4,6 +4,7 @@ import type { Actor } from "@shared/schemas/http.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
+import { followOwners } from "./roles.ts";
 import { deleteRow, listRows, liveRows } from "./common.ts";
 import type { EventRow, GrantRow, UserRow } from "./rows.ts";
 
@@ -172,9 +173,25 @@ export async function purgeUserDependents(
 ): Promise<{ grants: GrantRow[]; events: EventRow[] }> {
   const grants = await tx<GrantRow[]>`delete from users_events_roles
     where user_id = ${id} returning *`;
-  const events = await tx<EventRow[]>`update events set owner_id = null
+  const moved = await ownersFollowed(tx, id);
+  // Events with no other live owner (trashed ones: a live one refused the purge) lose theirs.
+  const cleared = await tx<EventRow[]>`update events set owner_id = null
     where owner_id = ${id} returning *`;
-  return { grants, events };
+  return { grants, events: [...moved, ...cleared] };
+}
+
+/**
+ * The events user `id` was the owner of that have another live owner, each pointed at it once
+ * their account is deleted or purged (`followOwners`), as they now are.
+ */
+export async function ownersFollowed(tx: Queryable, id: string): Promise<EventRow[]> {
+  const owned = await tx<{ id: string }[]>`select id from events where owner_id = ${id}`;
+  const moved: EventRow[] = [];
+  for (const { id: eventId } of owned) {
+    const row = await followOwners(tx, String(eventId));
+    if (row) moved.push(row);
+  }
+  return moved;
 }
 
 /**
