@@ -170,3 +170,23 @@ Deno.test({
   await get(cast.owner.token);
   assert.ok(projection.size > 0, "answers are kept again after the reconnect");
 });
+
+Deno.test("[discounts] a password changed at /v1/auth/change-password ends the old token here at once", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const code = await system.createCode(cast.owner.token, { eventId: cast.event.id });
+  const path = `/v1/discount-codes/${code}`;
+  const old = cast.coorganizer.token;
+  // Its access answer is kept now.
+  expectStatus(await system.call("GET", path, { token: old }), 200);
+  const changed = await system.call("POST", "/v1/auth/change-password", {
+    token: old,
+    headers: { "Content-Type": "application/json" },
+    body: {
+      data: { "old-password": cast.coorganizer.password, "new-password": "a brand new password" },
+    },
+  });
+  expectStatus(changed, 200);
+  // The next request: the gateway told the kept answers with its reply, not the fact later.
+  expectStatus(await system.call("GET", path, { token: old }), 401);
+});

@@ -21,7 +21,7 @@ import { catalogFact } from "../fact_payloads.ts";
 import { dummyHash, hashPassword, verifyPassword } from "../passwords.ts";
 import type { UserRow } from "../store/common.ts";
 import { findUserForLogin, getUser, recordLogin, updateUser } from "../store/users.ts";
-import { type Call, commit, handleAll } from "./common.ts";
+import { type Call, commit, handleAll, publicRecord } from "./common.ts";
 
 const TOKEN_LIFETIME_S = 24 * 3600;
 
@@ -162,7 +162,13 @@ async function changePassword(ctx: CatalogContext, call: Call): Promise<HttpRepl
     return await updateUser(tx, user.id, { password_hash: hash });
   });
   const answer = { id: String(row.id), email: row.email, name: fullName(row) };
-  return { status: 200, body: { ...answer, "password-changed": true } };
+  return {
+    status: 200,
+    body: { ...answer, "password-changed": true },
+    // The answer is no user resource, so the gateway reads what changed from here: it drops the
+    // user's pages and tells the other services' kept access answers (the old tokens) at once.
+    cascaded: [{ type: "user", record: publicRecord("user", row) }],
+  };
 }
 
 /**

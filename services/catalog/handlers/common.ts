@@ -203,7 +203,7 @@ export async function deleteWithFacts(
 }
 
 /** A row's public payload, as caches' tags read it (its id and what else addresses it). */
-function publicRecord(type: string, row: Row): { id: string } & Record<string, unknown> {
+export function publicRecord(type: string, row: Row): { id: string } & Record<string, unknown> {
   return { ...catalogFactData(type, row), id: String(row.id) };
 }
 
