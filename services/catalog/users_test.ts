@@ -529,3 +529,41 @@ Deno.test("[catalog] a PATCH of a trashed user that changes nothing is a 200 wit
   expectStatus(await system.call("PATCH", `${path}?get_trashed=true`, { ...admin, body }), 200);
   assert.equal((await system.readFacts()).length, before);
 });
+
+Deno.test("[catalog] super admins demoting each other at once: one wins, never a 500", async (t) => {
+  await using system = await startTestSystem();
+  const first = system.admin;
+  const others = [await system.signUp(), await system.signUp()];
+  const flag = (token: string, id: string, value: boolean) =>
+    system.call("PATCH", `/v1/users/${id}`, {
+      token,
+      body: { data: { type: "user", id, attributes: { "is-super-admin": value } } },
+    });
+  const superAdmins = async () =>
+    (await system.sql`select id from users where is_super_admin and deleted_at is null`).length;
+
+  await t.step("two super admins, each demoting the other: one 200, one refused", async () => {
+    const [second] = others;
+    for (let round = 0; round < 4; round++) {
+      expectStatus(await flag(first.token, second.id, true), 200);
+      const statuses = await Promise.all([
+        flag(first.token, second.id, false),
+        flag(second.token, first.id, false),
+      ]);
+      // The loser is refused: 409 (the last super admin), or 403 when it was demoted already.
+      const [won, lost] = statuses.map((r) => r.status).sort();
+      assert.equal(won, 200, `round ${round}`);
+      assert.ok(lost === 409 || lost === 403, `round ${round}: ${lost}`);
+      assert.equal(await superAdmins(), 1);
+      // Whoever is left makes the other one again.
+      if (statuses[1].status === 200) expectStatus(await flag(second.token, first.id, true), 200);
+    }
+  });
+  await t.step("one super admin demoting two others at once: both 200", async () => {
+    for (let round = 0; round < 4; round++) {
+      for (const other of others) expectStatus(await flag(first.token, other.id, true), 200);
+      const statuses = await Promise.all(others.map((o) => flag(first.token, o.id, false)));
+      assert.deepEqual(statuses.map((r) => r.status), [200, 200], `round ${round}`);
+    }
+  });
+});

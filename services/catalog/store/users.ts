@@ -234,11 +234,18 @@ export async function anyAdmin(sql: Queryable): Promise<boolean> {
   return row.found;
 }
 
-/** Live super admins other than `id`, locked until the transaction ends (no two may race). */
+/**
+ * Live super admins other than `id`, counted under one lock every demotion or deletion of a super
+ * admin takes until its transaction ends, so no two may race past the last one. It used to lock
+ * the other super admins' rows instead (`for update`), each change having locked its own target
+ * first: two super admins demoting (or deleting) each other, or one demoting two others at once,
+ * deadlocked, and one answered 500.
+ */
 export async function otherSuperAdmins(tx: Queryable, id: string): Promise<number> {
-  const rows = await tx`select id from users
-    where is_super_admin and deleted_at is null and id <> ${id} for update`;
-  return rows.length;
+  await tx`select pg_advisory_xact_lock(hashtext('catalog:super-admins'))`;
+  const [row] = await tx`select count(*)::int as count from users
+    where is_super_admin and deleted_at is null and id <> ${id}`;
+  return row.count;
 }
 
 /**
