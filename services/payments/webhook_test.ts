@@ -190,3 +190,13 @@ Deno.test("[payments] POST /v1/webhooks/stripe forgets handled event ids after 3
   const reply = await send(p, deauthorizedEvent("acct_nobody", recent));
   assert.deepEqual(reply.body, { received: true, duplicate: true });
 });
+
+Deno.test("[payments] a signed deauthorization whose created time no date holds is a 400", async () => {
+  await using p = await startPaymentsSystem();
+  const { grant } = await linked(p);
+  for (const created of [Number.MAX_SAFE_INTEGER, 1e13]) {
+    const reply = await send(p, deauthorizedEvent(grant.accountId, undefined, created));
+    expectError(reply, 400, {}, `created ${created}`);
+  }
+  assert.equal(await count(p), 1, "the link stays");
+});

@@ -35,6 +35,9 @@ interface StripeEvent {
   created?: number;
 }
 
+/** 9999-12-31T23:59:59Z in Unix seconds: the latest `created` a webhook may carry. */
+const LAST_SECOND_OF_9999 = 253_402_300_799;
+
 function readEvent(text: string): StripeEvent {
   let parsed: unknown;
   try {
@@ -57,6 +60,10 @@ function readEvent(text: string): StripeEvent {
   const created = Number.isSafeInteger(event.created) && event.created! >= 0
     ? event.created
     : undefined;
+  // A time no date holds (after 9999, as elsewhere here) was a 500 when it reached Postgres.
+  if (created !== undefined && created > LAST_SECOND_OF_9999) {
+    throw new BadRequestError("Cannot accept the webhook: its created time is out of range");
+  }
   return { id: event.id, type: event.type.slice(0, 255), account, created };
 }
 
