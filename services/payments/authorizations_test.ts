@@ -671,3 +671,25 @@ Deno.test("[payments] a changed PAYMENTS_ENCRYPTION_KEY answers 503 on DELETE an
     where id = ${id}`;
   assert.equal(count, 1, "the authorization is kept for the right key");
 });
+
+Deno.test("[payments] PATCH may name its own event by identifier; another event stays a 422", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const other = await p.stripeEvent();
+  const created = await p.link(cast.owner.token, cast.event.id, p.grant().code);
+  expectStatus(created, 201);
+  const id = created.body.data.id;
+  const naming = (eventId: string) =>
+    p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "stripe-authorization",
+          id,
+          relationships: { event: { data: { type: "event", id: eventId } } },
+        },
+      },
+    });
+  expectStatus(await naming(cast.event.identifier), 200);
+  expectError(await naming(other.event.identifier), 422, { pointer: "/data/relationships/event" });
+});

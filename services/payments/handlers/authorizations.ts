@@ -197,7 +197,9 @@ export async function updateStripeAuthorization(
     relationships: eventRelationship,
   });
   const ref = doc.relationships.event;
-  if (ref !== undefined && (Array.isArray(ref) || ref?.id !== row.event_id)) {
+  // Its own event, by id or by identifier (usable wherever an id is, as POST takes it).
+  const same = (id: string) => id === String(row.event_id) || id === access.event.identifier;
+  if (ref !== undefined && (Array.isArray(ref) || ref === null || !same(ref.id))) {
     throw new UnprocessableError(
       "Cannot link Stripe: an authorization cannot move to another event",
       { pointer: EVENT_POINTER },
