@@ -33,9 +33,9 @@ async function eventDeleted(
 ): Promise<string | null> {
   const eventId = fact.data.id;
   if (!isId(eventId)) return null;
-  // Most events have none: no need to wait for the accounts lock to learn that.
-  const row = await getAuthorizationOfEvent(ctx.sql, eventId);
-  if (!row) return null;
+  // Looked for under the accounts lock, even when there seems to be none: a link of this event
+  // may hold the lock with its row not committed yet (it checked the event before its deletion),
+  // and it must be found once committed, or its account stays connected for good.
   try {
     const stripe = { settings: stripeSettings(ctx), box: secretBox(ctx) };
     await changeWithFact(
@@ -54,9 +54,8 @@ async function eventDeleted(
     if (
       error instanceof DeauthorizeRejectedError || error instanceof ServiceUnavailableError
     ) {
-      // `id`, not `authorization`: the logger redacts fields named like credentials.
       ctx.log.error("cannot release the Stripe account of a deleted event; the fact is parked", {
-        id: row.id,
+        event: eventId,
         reason: error.message,
       });
       return error.message;

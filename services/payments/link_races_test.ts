@@ -202,3 +202,40 @@ Deno.test("[payments] a link or unlink that cannot get the accounts lock in time
     assert.ok(!p.stripe.connected.has(again.grant.accountId));
   });
 });
+
+Deno.test("[payments] a link racing its event's deletion leaves no account connected", async (t) => {
+  await using p = await startPaymentsSystem();
+  const deleteEvent = (eventId: string, token: string) =>
+    p.call("DELETE", `/v1/events/${eventId}`, { token });
+
+  await t.step("deleted while the link waits for Stripe: linked, then released", async () => {
+    const cast = await p.stripeEvent();
+    const grant = p.grant({ delayMs: 800 });
+    const linking = p.link(cast.owner.token, cast.event.id, grant.code);
+    await eventually(
+      () => p.stripe.calls.some((call) => call.path === "/oauth/token"),
+      5_000,
+      "the exchange to reach Stripe",
+    );
+    expectStatus(await deleteEvent(cast.event.id, cast.owner.token), 200);
+    expectStatus(await linking, 201, "the event was live when it was checked under the lock");
+    // The deletion's fact waited for the lock, then found the row.
+    await eventually(async () => (await storedAccounts(p)).size === 0, 5_000, "the row to go");
+    await deauthorizeAsked(p, grant.accountId);
+    await assertNoOrphan(p);
+  });
+
+  await t.step("deleted while the link waits for the lock: 422, Stripe not asked", async () => {
+    const cast = await p.stripeEvent();
+    const grant = p.grant();
+    await using lock = await holdAccountsLock(p.system.databaseUrl);
+    const linking = p.link(cast.owner.token, cast.event.id, grant.code);
+    await eventually(async () => await lockWaiters(p) >= 1, 5_000, "the link to wait");
+    expectStatus(await deleteEvent(cast.event.id, cast.owner.token), 200);
+
+    await lock.release();
+    expectError(await linking, 422, { pointer: "/data/relationships/event" });
+    assert.ok(!p.stripe.connected.has(grant.accountId), "the code was not exchanged");
+    assert.equal((await storedAccounts(p)).size, 0);
+  });
+});

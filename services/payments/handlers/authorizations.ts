@@ -12,6 +12,7 @@ import {
   UnprocessableError,
 } from "@shared/errors.ts";
 import type { Tx } from "@shared/db.ts";
+import { askAccess } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   checkForeignFieldsets,
@@ -102,6 +103,26 @@ export function renderAuthorization(
   return renderOne(stripeAuthorizationDef, row, { ...options, included });
 }
 
+/**
+ * The event asked about again, from the catalog itself, once the accounts lock is held: deleted
+ * since the first check, its deletion's fact may have been handled already (finding nothing to
+ * unlink), and a row stored now would keep its account connected with nobody able to reach it
+ * (found by a review: a link slow at Stripe, its event deleted meanwhile, answered 201). Deleted
+ * after this, its fact waits for the lock (follow_catalog.ts) and then finds the row.
+ */
+async function requireEventStillLive(
+  ctx: PaymentsContext,
+  req: HttpRequest,
+  eventId: string,
+): Promise<void> {
+  const { event } = await askAccess(ctx.bus, req.actor, eventId);
+  if (!event) {
+    throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
+      pointer: EVENT_POINTER,
+    });
+  }
+}
+
 function duplicateLink(): ConflictError {
   return new ConflictError("Cannot link Stripe: the event already has a Stripe authorization", {
     pointer: EVENT_POINTER,
@@ -158,6 +179,7 @@ export async function createStripeAuthorization(
       await holdAccountsLock(ctx, tx);
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
+      await requireEventStillLive(ctx, req, event.id);
       const tokens = await exchangeCode(settings, code);
       const sealed = await sealTokens(box, event.id, tokens);
       exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
