@@ -31,11 +31,22 @@ const CODE_POINTER = "/data/attributes/stripe-auth-code";
 /**
  * Stripe's descriptions may quote what was sent (e.g. "Authorization code does not exist:
  * ac_..."): every value we sent, and anything shaped like a Stripe secret or id, is blanked.
+ * A short value (under 8 characters: no real code or key is) only where it stands as a whole
+ * token: blanked inside words too, a code "x" made "does not e[redacted]ist".
  */
 export function scrub(text: string, sent: readonly string[]): string {
   let out = text;
-  for (const value of sent) if (value) out = out.replaceAll(value, "[redacted]");
+  for (const value of sent) {
+    if (value.length >= 8) out = out.replaceAll(value, "[redacted]");
+    else if (value) out = out.replaceAll(wholeToken(value), "[redacted]");
+  }
   return out.replaceAll(/\b(?:ac|sk|rk|rt|acct|whsec)_[A-Za-z0-9_]+/g, "[redacted]").slice(0, 500);
+}
+
+/** `value` where no letter, digit or underscore touches it. */
+function wholeToken(value: string): RegExp {
+  const escaped = value.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?<![A-Za-z0-9_])${escaped}(?![A-Za-z0-9_])`, "g");
 }
 
 interface StripeReply {

@@ -126,4 +126,11 @@ Deno.test("[payments] scrub blanks what was sent and Stripe-shaped secrets", () 
     "code [redacted] for [redacted] with [redacted] and [redacted]",
   );
   assert.equal(scrub("pk_test_1 is public", []), "pk_test_1 is public");
+  // A short value sent is blanked as a word, not inside other words.
+  assert.equal(
+    scrub("Authorization code does not exist: x", ["x"]),
+    "Authorization code does not exist: [redacted]",
+  );
+  // A long one wherever it stands.
+  assert.equal(scrub("code=xLONGVALUE1x", ["LONGVALUE1"]), "code=x[redacted]x");
 });
