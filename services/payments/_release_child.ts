@@ -1,25 +1,30 @@
 /**
- * A payments instance reduced to one background release (`releaseAccount`), run as its own
- * process so a test can freeze it (SIGSTOP) while it holds the accounts lock and waits on Stripe.
- * Arguments: database URL, Stripe URL, platform secret key, Connect client id, STRIPE_TIMEOUT_MS.
+ * A payments instance reduced to one background release (`releaseQueued` of one queued account),
+ * run as its own process so a test can freeze it (SIGSTOP) while it holds the accounts lock and
+ * waits on Stripe. Arguments: database URL, Stripe URL, platform secret key, Connect client id,
+ * STRIPE_TIMEOUT_MS.
  */
 import { openDatabase } from "@shared/db.ts";
 import { createLogger } from "@shared/log.ts";
 import type { PaymentsContext } from "./context.ts";
-import { releaseAccount } from "./handlers/accounts.ts";
+import { createSecretBox } from "./crypto.ts";
+import { queueRelease, releaseQueued } from "./handlers/accounts.ts";
 import { SCHEMA } from "./service.ts";
 
 const [databaseUrl, connectUrl, secretKey, clientId, timeout] = Deno.args;
-const timeoutMs = Number(timeout);
 const sql = await openDatabase(databaseUrl, { schema: SCHEMA, max: 1 });
-// Only what `releaseAccount` reads of a context.
+// Only what a release reads of a context.
 const ctx = {
   sql,
-  config: { stripeTimeoutMs: timeoutMs },
+  box: await createSecretBox(btoa("frozen release key".padEnd(32, "!"))),
+  config: {
+    stripeTimeoutMs: Number(timeout),
+    stripeSecretKey: secretKey,
+    stripeClientId: clientId,
+    stripeConnectUrl: connectUrl,
+  },
   log: createLogger("payments"),
 } as unknown as PaymentsContext;
-await releaseAccount(ctx, { connectUrl, secretKey, clientId, timeoutMs }, {
-  id: "acct_frozen",
-  lookup: "no authorization uses this account",
-});
+await queueRelease(ctx, sql, { id: "acct_frozen", lookup: "no authorization uses this account" });
+await releaseQueued(ctx);
 await sql.end();

@@ -46,7 +46,7 @@ export interface Background {
  * @example
  * ```ts ignore
  * const background = createBackground(log);
- * background.run(() => releaseAccount(ctx, settings, account));
+ * background.run(() => releaseQueued(ctx));
  * await background.idle(); // on shutdown
  * ```
  */

@@ -62,6 +62,8 @@ export interface FakeStripe extends AsyncDisposable {
   connected: Set<string>;
   /** Milliseconds each deauthorization waits before answering (0: at once). */
   deauthorizeDelayMs: number;
+  /** While true, every deauthorization answers 503 (Stripe failing) and changes nothing. */
+  failDeauthorize: boolean;
   /** A new code; `accountId` reuses an account (one account may serve several events). */
   grant(options?: GrantOptions): FakeGrant;
   stop(): Promise<void>;
@@ -154,6 +156,9 @@ async function deauthorize(
 ): Promise<Response> {
   const delayMs = state.fake?.deauthorizeDelayMs;
   if (delayMs) await wait(delayMs, state.closing.signal);
+  if (state.fake?.failDeauthorize) {
+    return json(503, { error: "server_error", error_description: "Try again later." });
+  }
   const { secretKey, clientId } = state.options;
   if (authorization !== `Bearer ${secretKey}` || form.client_id !== clientId) {
     return json(401, { error: "invalid_client", error_description: "No such application." });
@@ -219,6 +224,7 @@ export function startFakeStripe(options: FakeStripeOptions): Promise<FakeStripe>
     calls,
     connected: state.connected,
     deauthorizeDelayMs: 0,
+    failDeauthorize: false,
     grant: (grantOptions = {}) => newGrant(state, grantOptions),
     stop,
     [Symbol.asyncDispose]: stop,

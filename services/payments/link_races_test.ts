@@ -11,6 +11,7 @@ import { expectError, expectStatus } from "@testing/system.ts";
 import { holdTableLock } from "@testing/table_lock.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
+import { releaseQueued } from "./handlers/accounts.ts";
 import { ACCOUNTS_LOCK } from "./store/authorizations.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 
@@ -237,5 +238,44 @@ Deno.test("[payments] a link racing its event's deletion leaves no account conne
     expectError(await linking, 422, { pointer: "/data/relationships/event" });
     assert.ok(!p.stripe.connected.has(grant.accountId), "the code was not exchanged");
     assert.equal((await storedAccounts(p)).size, 0);
+  });
+});
+
+Deno.test("[payments] a replaced account's release waits out a failing Stripe or a busy lock, then happens", async (t) => {
+  await using p = await startPaymentsSystem();
+  const { id, grant: first } = await linked(p);
+  const pending = async () =>
+    (await p.sql`select count(*)::int as count from stripe_account_releases`)[0].count;
+  /** A relink to a new account while Stripe cannot deauthorize: the old one stays queued. */
+  const relinkWhileStripeFails = async () => {
+    p.stripe.failDeauthorize = true;
+    expectStatus(await p.relink(p.system.admin.token, id, p.grant().code), 200);
+    await p.payments.idle();
+    p.stripe.failDeauthorize = false;
+  };
+  const due = () => p.sql`update stripe_account_releases set not_before = now()`;
+
+  await t.step("Stripe failing: the release stays queued, then happens", async () => {
+    await relinkWhileStripeFails();
+    assert.equal(await pending(), 1);
+    assert.ok(p.stripe.connected.has(first.accountId), "not released yet");
+    await due();
+    await releaseQueued(p.payments.context);
+    assert.equal(await pending(), 0);
+    assert.ok(!p.stripe.connected.has(first.accountId), "released on the next try");
+  });
+  await t.step("the accounts lock busy past the wait: postponed, then done", async () => {
+    await relinkWhileStripeFails();
+    await due();
+    {
+      await using _lock = await holdAccountsLock(p.system.databaseUrl);
+      await releaseQueued(p.payments.context);
+      const [row] = await p.sql`select attempts from stripe_account_releases`;
+      assert.ok(row && row.attempts >= 2, "tried, and put off");
+    }
+    await due();
+    await releaseQueued(p.payments.context);
+    assert.equal(await pending(), 0);
+    await assertNoOrphan(p);
   });
 });

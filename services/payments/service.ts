@@ -12,11 +12,15 @@ import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { paymentsHandlers } from "./handlers/mod.ts";
+import { releaseQueued } from "./handlers/accounts.ts";
 import { paymentsContract } from "@shared/contracts/mod.ts";
 import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "payments";
 export const VERSION = "1.0.0";
+
+/** How often the queued Stripe account releases that are due are tried (handlers/accounts.ts). */
+const RELEASE_RETRY_MS = 30_000;
 
 export async function migratePayments(sql: Sql): Promise<string[]> {
   return await migrateWithOutbox(sql, {
@@ -69,6 +73,12 @@ export async function startPayments(
     await relay.stop();
     throw error;
   });
+  // Releases queued before a restart, and those that failed, are tried again from here.
+  const releasing = setInterval(
+    () => background.run(() => releaseQueued(ctx)),
+    RELEASE_RETRY_MS,
+  );
+  background.run(() => releaseQueued(ctx));
   return {
     relay,
     running,
@@ -78,6 +88,7 @@ export async function startPayments(
       await running.stop();
       access.stop();
       await catalogFacts.stop();
+      clearInterval(releasing);
       await background.idle();
       await relay.stop();
     },

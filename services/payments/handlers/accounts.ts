@@ -4,10 +4,10 @@
  * disconnecting an account no authorization uses.
  * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
  */
-import { transaction, type Tx } from "@shared/db.ts";
+import { type Queryable, transaction, type Tx } from "@shared/db.ts";
 import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
-import type { PaymentsContext } from "../context.ts";
+import { type PaymentsContext, secretBox, stripeSettings } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
 import {
   accountInUse,
@@ -16,6 +16,13 @@ import {
   lockAccounts,
   type SealedValues,
 } from "../store/authorizations.ts";
+import {
+  claimRelease,
+  deleteRelease,
+  dueReleases,
+  insertRelease,
+  postponeRelease,
+} from "../store/releases.ts";
 import {
   deauthorize,
   DeauthorizeRefusedError,
@@ -111,38 +118,75 @@ export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<vo
   await lockAccounts(tx, { waitMs, holdMs });
 }
 
+/** The context the queue seals account ids with (never opened as an authorization's). */
+const RELEASE_CONTEXT = "stripe_user_id:release";
+
+/** How many due releases one pass takes on (the rest wait for the next). */
+const RELEASES_PER_PASS = 20;
+
 /**
- * `releaseAccount` after the reply: an exchange plus a deauthorization back to back could
- * outlast the gateway's REQUEST_TIMEOUT_MS.
+ * Queues `account` for release (`releaseQueued`) in `sql`: in the transaction that frees it, so
+ * the release is as durable as the change; or on its own after a link's rollback.
  */
-export function releaseLater(
+export async function queueRelease(
   ctx: PaymentsContext,
-  settings: StripeSettings,
+  sql: Queryable,
   account: { id: string; lookup: string },
-): void {
-  ctx.background.run(() => releaseAccount(ctx, settings, account));
+): Promise<void> {
+  const stripe_user_id = await secretBox(ctx).seal(account.id, RELEASE_CONTEXT);
+  await insertRelease(sql, { account_lookup: account.lookup, stripe_user_id });
 }
 
 /**
- * Disconnects the platform from an account no authorization uses any more (one account may
- * serve several events: deauthorizing it would break the others), under the accounts lock, so no
- * link of the account lands between the check and the call. Best effort: failures are logged
- * without the account id, never thrown.
+ * Disconnects every queued account that is due and no authorization uses (one account may serve
+ * several events: deauthorizing it would break the others), each under the accounts lock, so no
+ * link of the account lands between the check and the call. Run after the reply that queued one
+ * (an exchange plus a deauthorization back to back could outlast REQUEST_TIMEOUT_MS), at start
+ * and every RELEASE_RETRY_MS. A release that fails waits longer each time and is tried again;
+ * Stripe saying the account is not connected counts as done. Never throws.
  */
-export async function releaseAccount(
-  ctx: PaymentsContext,
-  settings: StripeSettings,
-  account: { id: string; lookup: string },
-): Promise<void> {
+export async function releaseQueued(ctx: PaymentsContext): Promise<void> {
+  if (!ctx.box || !ctx.config.stripeSecretKey || !ctx.config.stripeClientId) return;
+  let due: string[];
+  try {
+    due = await dueReleases(ctx.sql, RELEASES_PER_PASS);
+  } catch (error) {
+    ctx.log.warn("cannot read the Stripe accounts to release", {
+      reason: (error as Error).message,
+    });
+    return;
+  }
+  for (const id of due) await releaseOne(ctx, id);
+}
+
+async function releaseOne(ctx: PaymentsContext, id: string): Promise<void> {
   try {
     await transaction(ctx.sql, async (tx) => {
+      const release = await claimRelease(tx, id);
+      if (!release) return; // taken by another instance, or done meanwhile
       await holdAccountsLock(ctx, tx);
-      if (await accountInUse(tx, account.lookup)) return;
-      await deauthorize(settings, account.id);
+      if (!await accountInUse(tx, release.account_lookup)) {
+        const accountId = await secretBox(ctx).open(release.stripe_user_id, RELEASE_CONTEXT);
+        await deauthorizeUnused(ctx, accountId);
+      }
+      await deleteRelease(tx, id);
     });
   } catch (error) {
-    ctx.log.warn("cannot deauthorize an unused Stripe account", {
+    ctx.log.warn("cannot deauthorize an unused Stripe account yet; it will be tried again", {
       reason: (error as Error).message,
+    });
+    await postponeRelease(ctx.sql, id).catch(() => {});
+  }
+}
+
+/** Deauthorizes `accountId`; Stripe refusing (not connected any more) is logged as done. */
+async function deauthorizeUnused(ctx: PaymentsContext, accountId: string): Promise<void> {
+  try {
+    await deauthorize(stripeSettings(ctx), accountId);
+  } catch (error) {
+    if (!(error instanceof DeauthorizeRefusedError)) throw error;
+    ctx.log.warn("cannot deauthorize an unused Stripe account: Stripe says it is not connected", {
+      reason: error.message,
     });
   }
 }

@@ -48,13 +48,14 @@ import {
   replaceAuthorization,
   sameLink,
 } from "../store/authorizations.ts";
-import { exchangeCode, type StripeSettings } from "../stripe.ts";
+import { exchangeCode } from "../stripe.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
   codeDigest,
   holdAccountsLock,
-  releaseLater,
+  queueRelease,
+  releaseQueued,
   sealTokens,
   unlinkAuthorization,
 } from "./accounts.ts";
@@ -187,7 +188,7 @@ export async function createStripeAuthorization(
       return await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
     },
     (row) => authorizationFact(factActor(caller), "created", row),
-    { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
+    { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
   return renderAuthorization(row, { req, status: 201, fields, include });
 }
@@ -270,15 +271,17 @@ type Account = { id: string; lookup: string };
 /**
  * An account exchanged for a change that did not commit (a deadline, a lost race, or, with an
  * Idempotency-Key, the held transaction refused at commit after the handler returned): it must
- * not stay connected without a row. After the reply: the exchange already took up to
- * STRIPE_TIMEOUT_MS. `releaseAccount` keeps it if a row uses it (a COMMIT whose outcome was lost).
+ * not stay connected without a row. Queued on its own (the change's transaction is gone) and
+ * released after the reply: the exchange already took up to STRIPE_TIMEOUT_MS. The release keeps
+ * it if a row uses it (a COMMIT whose outcome was lost). Only a database that fails right then
+ * loses it (logged).
  */
-function releaseUnstored(
-  ctx: PaymentsContext,
-  settings: StripeSettings,
-  exchanged: Account | undefined,
-): void {
-  if (exchanged) releaseLater(ctx, settings, exchanged);
+function releaseUnstored(ctx: PaymentsContext, exchanged: Account | undefined): void {
+  if (!exchanged) return;
+  ctx.background.run(async () => {
+    await queueRelease(ctx, ctx.sql, exchanged);
+    await releaseQueued(ctx);
+  });
 }
 
 /**
@@ -294,7 +297,7 @@ async function relink(
   const settings = stripeSettings(ctx);
   const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
   let exchanged: Account | undefined;
-  const { updated, newAccount } = await changeWithFact(
+  const updated = await changeWithFact(
     ctx.sql,
     ctx.relay,
     async (tx) => {
@@ -307,13 +310,15 @@ async function relink(
       const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
       // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
       const updated = await replaceAuthorization(tx, row, values) ?? changedMeanwhile();
-      return { updated, newAccount: exchanged };
+      // The old account's release, as durable as the change that frees it.
+      if (oldAccount.lookup !== exchanged.lookup) await queueRelease(ctx, tx, oldAccount);
+      return updated;
     },
-    ({ updated }) => authorizationFact(factActor(caller), "updated", updated),
+    (updated) => authorizationFact(factActor(caller), "updated", updated),
     // The old row stands, the new account goes.
-    { afterRollback: () => releaseUnstored(ctx, settings, exchanged) },
+    { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
-  if (oldAccount.lookup !== newAccount.lookup) releaseLater(ctx, settings, oldAccount);
+  ctx.background.run(() => releaseQueued(ctx));
   return updated;
 }
 
