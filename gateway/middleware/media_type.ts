@@ -16,17 +16,57 @@ export interface MediaTypeOptions {
   plainJson?: boolean;
 }
 
-/** True when `accept` (an Accept header value) allows a response this route can send. */
-export function acceptable(accept: string, plainJson = false): boolean {
+/** One media range of an Accept header: its name, its media type parameters, its weight. */
+interface MediaRange {
+  name: string;
+  /** Parameters other than `q` (JSON:API's `ext`, `profile`...). */
+  params: string[];
+  q: number;
+}
+
+function rangesOf(accept: string): MediaRange[] {
+  const ranges: MediaRange[] = [];
   for (const range of accept.split(",")) {
-    const [type, ...params] = range.split(";");
+    const [type, ...rest] = range.split(";");
     const name = type.trim().toLowerCase();
-    if (name === "*/*" || name === "application/*" || name === "") return true;
-    if (plainJson && name === JSON_TYPE) return true;
-    // JSON:API 1.0: an instance with media type parameters does not count; `q` is not one.
-    if (name === JSONAPI && params.every((p) => /^\s*q\s*=/i.test(p))) return true;
+    if (name === "") continue;
+    const weight = rest.find((p) => /^\s*q\s*=/i.test(p));
+    const q = weight === undefined ? 1 : Number(weight.split("=")[1].trim());
+    // A weight that is no number (RFC 9110 allows 0 to 1) counts as the default.
+    const params = rest.filter((p) => p !== weight && p.trim() !== "");
+    ranges.push({ name, params, q: Number.isFinite(q) ? q : 1 });
   }
-  return false;
+  return ranges;
+}
+
+/**
+ * The weight `ranges` give `type`: that of its most specific range (the type itself without
+ * media type parameters, then its main type with any subtype, then any type at all, as RFC 9110
+ * reads them), 0 when none matches.
+ */
+function weightOf(type: string, ranges: readonly MediaRange[]): number {
+  const main = type.split("/")[0];
+  for (const name of [type, `${main}/*`, "*/*"]) {
+    const matching = ranges.filter((r) => r.name === name && (name !== type || !r.params.length));
+    if (matching.length) return Math.max(...matching.map((r) => r.q));
+  }
+  return 0;
+}
+
+/**
+ * True when `accept` (an Accept header value) allows a response this route can send: a weight
+ * above 0 for JSON:API (or plain JSON on the login routes). JSON:API 1.0: when every instance of
+ * its media type carries media type parameters, the answer is 406 whatever else is listed. An
+ * empty value allows anything. Before, `q=0` ("not acceptable") was read as acceptance, and a
+ * wildcard beside a parameterized JSON:API type passed.
+ */
+export function acceptable(accept: string, plainJson = false): boolean {
+  const ranges = rangesOf(accept);
+  if (!ranges.length) return true;
+  const json = plainJson && weightOf(JSON_TYPE, ranges) > 0;
+  const jsonApi = ranges.filter((r) => r.name === JSONAPI);
+  if (jsonApi.length && jsonApi.every((r) => r.params.length)) return json;
+  return weightOf(JSONAPI, ranges) > 0 || json;
 }
 
 /** Why `contentType` is refused for a request body, or undefined when it is fine. */

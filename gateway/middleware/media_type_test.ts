@@ -16,6 +16,25 @@ Deno.test("[gateway] acceptable() follows JSON:API 1.0 negotiation", () => {
   assert.equal(acceptable("application/json", true), true);
   assert.equal(acceptable(`${JSONAPI}; ext=bulk`), false);
   assert.equal(acceptable(`${JSONAPI}; ext=bulk, ${JSONAPI}`), true);
+  // q=0 means "not acceptable" (RFC 9110), and the most specific range decides.
+  for (
+    const refused of [
+      `${JSONAPI};q=0`,
+      `${JSONAPI}; q=0.000`,
+      "*/*;q=0",
+      `text/html, ${JSONAPI};q=0`,
+    ]
+  ) {
+    assert.equal(acceptable(refused), false, refused);
+  }
+  assert.equal(acceptable(`${JSONAPI};q=0, */*`), false, "the type itself outweighs */*");
+  assert.equal(acceptable(`application/*;q=0, ${JSONAPI}`), true);
+  // Every JSON:API instance with parameters: 406, whatever wildcard is beside it.
+  assert.equal(acceptable(`${JSONAPI};ext="x", */*`), false);
+  assert.equal(acceptable(`${JSONAPI};ext="x", application/*`), false);
+  assert.equal(acceptable(`${JSONAPI};ext="x", application/json`, true), true, "login: JSON");
+  assert.equal(acceptable("application/json;q=0", true), false);
+  assert.equal(acceptable(""), true);
 });
 
 Deno.test("[gateway] contentTypeProblem() refuses parameters and other types", () => {

@@ -606,18 +606,7 @@ Deno.test("[payments] two concurrent PATCHes: one 200, one 409, one account left
   // Both read the row, then both wait on Stripe, then both write.
   const grants = [p.grant({ delayMs: 150 }), p.grant({ delayMs: 150 })];
   const replies = await Promise.all(
-    grants.map((grant) =>
-      p.call("PATCH", `/v1/stripe-authorizations/${id}`, {
-        token: cast.owner.token,
-        body: {
-          data: {
-            type: "stripe-authorization",
-            id,
-            attributes: { "stripe-auth-code": grant.code },
-          },
-        },
-      })
-    ),
+    grants.map((grant) => p.relink(cast.owner.token, id, grant.code)),
   );
   assert.deepEqual(replies.map((r) => r.status).sort(), [200, 409]);
   const loser = replies.find((r) => r.status === 409)!;
