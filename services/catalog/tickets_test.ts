@@ -377,3 +377,22 @@ Deno.test("[catalog] a soft-deleted ticket is read from the trash by admins, nev
   const [row] = await system.sql`select name from tickets where id = ${ticket}`;
   assert.notEqual(row.name, "zombie");
 });
+
+Deno.test("[catalog] the admin ticket list leaves out tickets of soft-deleted events", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  const admin = system.admin.token;
+  const listed = async (query = "") =>
+    (await system.call("GET", `/v1/tickets?include=event${query}`, { token: admin })).body;
+  assert.equal((await listed()).meta.count, 1);
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${cast.event.id}`, { token: cast.owner.token }),
+    200,
+  );
+  const after = await listed();
+  assert.equal(after.meta.count, 0, "hidden with its event, as GET /v1/tickets/{id} is");
+  assert.deepEqual(after.data, []);
+  const trashed = await listed("&get_trashed=true");
+  assert.deepEqual(trashed.data.map((t: { id: string }) => t.id), [ticket]);
+});

@@ -34,12 +34,20 @@ export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<Tic
     where event_id in ${sql(valid)} and deleted_at is null order by id`;
 }
 
+/**
+ * A page of tickets: live ones of live events (a soft-deleted event hides its tickets as it hides
+ * itself: the admin list showed them, linked to an event it did not include), or, `withTrashed`,
+ * every one. With `eventId`, that event's: its route has already decided whether it is seen.
+ */
 export function listTickets(
   sql: Queryable,
   query: ListQuery,
   options: { eventId?: string; withTrashed?: boolean; scope?: Fragment } = {},
 ) {
-  const where = sql`${liveRows(sql, "tickets", !!options.withTrashed)} and ${
+  const liveEvent = options.withTrashed || options.eventId
+    ? sql`true`
+    : sql`event_id in (select id from events where deleted_at is null)`;
+  const where = sql`${liveRows(sql, "tickets", !!options.withTrashed)} and ${liveEvent} and ${
     options.eventId ? sql`event_id = ${options.eventId}` : sql`true`
   }`;
   return listRows<TicketRow>(sql, "tickets", where, query);
