@@ -37,6 +37,7 @@ import {
   unapplyEvent,
 } from "./store/codes.ts";
 import { projectEvent } from "./store/events.ts";
+import { holdCatalogName } from "./store/catalog_names.ts";
 import { codeFact as codeFactOf, type CodeVerb } from "./fact_payloads.ts";
 
 type EventFact = Fact<`catalog.event.${"created" | "updated" | "deleted"}`>;
@@ -63,6 +64,8 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
   const eventId = fact.data.id;
   if (!isId(eventId)) return;
   await changeWithFact(sql, relay, async (tx) => {
+    // Codes written while the event was being deleted are waited for (store/catalog_names.ts).
+    await holdCatalogName(tx, "event", eventId);
     const changed: NewFact[] = [];
     if (fact.purged) {
       for (const row of await purgeCodesOfEvent(tx, eventId)) {
@@ -91,6 +94,7 @@ async function ticketDeleted(
   const ticketId = fact.data.id;
   if (!isId(ticketId)) return;
   await changeWithFact(sql, relay, async (tx) => {
+    await holdCatalogName(tx, "ticket", ticketId);
     const detached = await detachTicket(tx, ticketId, { purged: fact.purged === true });
     return await updatedCodes(tx, fact, detached);
   }, (facts) => facts);

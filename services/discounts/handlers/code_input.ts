@@ -12,6 +12,9 @@ import type { DiscountsContext } from "../context.ts";
 import type { TicketInfo } from "../rules.ts";
 import { type CodeKind, eventCodeOf } from "../store/codes.ts";
 import { resolveCatalog } from "./common.ts";
+import { askAccess } from "@shared/access.ts";
+import type { Queryable } from "@shared/db.ts";
+import { shareCatalogNames } from "../store/catalog_names.ts";
 
 /** The relationships a code document may carry. */
 export const codeRelationships: Record<string, RelationshipDef> = {
@@ -92,6 +95,39 @@ export async function checkEvents(
         `Cannot save discount code: event ${id} already has event discount code ${current.id}`,
         { pointer },
       );
+    }
+  }
+}
+
+/**
+ * What a code's write names, asked of the catalog again, live, under the locks a deletion's
+ * handling waits for (store/catalog_names.ts): deleted since the first check is a 422 now, never
+ * a code that outlives the deletion. `locks` are shared whether asked again or not (attached
+ * tickets, the event of a code being updated: their deletion then waits for this write).
+ */
+export async function checkStillNamed(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  tx: Queryable,
+  names: {
+    locks: { events: string[]; tickets: string[] };
+    event?: string;
+    events?: string[];
+    tickets?: string[];
+    codeId?: string;
+  },
+): Promise<void> {
+  await shareCatalogNames(tx, names.locks);
+  if (names.event !== undefined) {
+    const { event } = await askAccess(ctx.bus, req.actor, names.event);
+    if (!event) unprocessable("the event does not exist", "/data/relationships/event");
+  }
+  if (names.events?.length) await checkEvents(ctx, req, names.events, names.codeId);
+  if (names.tickets?.length) {
+    const live = new Set((await ticketsOf(ctx, names.tickets)).map((ticket) => ticket.id));
+    const gone = names.tickets.find((id) => !live.has(id));
+    if (gone !== undefined) {
+      unprocessable(`ticket ${gone} does not exist`, "/data/relationships/tickets");
     }
   }
 }

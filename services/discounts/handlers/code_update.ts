@@ -23,6 +23,7 @@ import { type CodeRow, type CodeValues, lockCode, updateCode } from "../store/co
 import {
   checkEvents,
   checkKindRelationships,
+  checkStillNamed,
   many,
   MAX_LINKS,
   one,
@@ -76,11 +77,30 @@ export async function saveCodeUpdate(
   options: SaveCodeUpdateOptions,
 ): Promise<CodeRow> {
   const plan = await planUpdate(ctx, req, options);
+  const { code } = options;
+  // What the update adds must still exist once locked; what it keeps only holds its deletion back.
+  const added = (ids: readonly string[] | undefined, kept: readonly string[]) =>
+    (ids ?? []).filter((id) => !kept.includes(id));
+  const newTickets = added(plan.asked, code.ticket_ids);
+  const newEvents = added(
+    plan.eventIds ?? (plan.eventChange?.op === "add" ? plan.eventChange.ids : []),
+    code.event_ids,
+  );
   let before: CodeRow | undefined;
   return await changeWithFact(
     ctx.sql,
     ctx.relay,
     async (tx) => {
+      await checkStillNamed(ctx, req, tx, {
+        locks: {
+          events: [...(code.event_id === null ? [] : [String(code.event_id)]), ...newEvents],
+          tickets: plan.asked,
+        },
+        events: newEvents,
+        tickets: newTickets,
+        codeId: code.id,
+      });
+      // Trashed with its event meanwhile: lockCode finds it no more (404).
       const locked = await lockCode(tx, plan.id) ?? notFound("discount code", req.params.id);
       before = locked;
       return await writeUpdate(ctx, tx, locked, plan);

@@ -30,7 +30,7 @@ import {
   listCodes,
   lockCodeForDelete,
 } from "../store/codes.ts";
-import { codeRelationships } from "./code_input.ts";
+import { checkStillNamed, codeRelationships } from "./code_input.ts";
 import { createAccess, newCode } from "./code_create.ts";
 import { saveCodeUpdate } from "./code_update.ts";
 import { codeFact, guardCode, idsOf, renderRelated } from "./common.ts";
@@ -71,10 +71,19 @@ export async function createDiscountCode(
   });
   const owner = await createAccess(ctx, req, doc);
   const { values, links } = await newCode(ctx, req, { doc, owner });
+  const event = values.event_id === null ? undefined : String(values.event_id);
   const row = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    (tx) => insertCode(tx, values, links),
+    async (tx) => {
+      await checkStillNamed(ctx, req, tx, {
+        locks: { events: [...(event ? [event] : []), ...links.eventIds], tickets: links.ticketIds },
+        event,
+        events: links.eventIds,
+        tickets: links.ticketIds,
+      });
+      return await insertCode(tx, values, links);
+    },
     (row) => codeFact(owner.caller, "created", row),
   );
   return renderOne(codeDef, row, {
