@@ -55,6 +55,8 @@ Deno.test("[discounts] a code written while the catalog deletes what it names do
       );
       expectStatus(await system.call("DELETE", `/v1/tickets/${doomed}`, { token }), 200);
       await system.catalog.relay.flush();
+      // The deletion's handling waits for the write (before, it found nothing to detach and left).
+      await eventually(async () => await lockWaiters(system) >= 2, 5_000, "the follower to wait");
       await lock.release();
       expectStatus(await adding, 200);
       await eventually(

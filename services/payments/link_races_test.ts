@@ -12,6 +12,7 @@ import { holdTableLock } from "@testing/table_lock.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import { releaseQueued } from "./handlers/accounts.ts";
+import { pendingReleases } from "./store/releases.ts";
 import { ACCOUNTS_LOCK } from "./store/authorizations.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 
@@ -244,8 +245,7 @@ Deno.test("[payments] a link racing its event's deletion leaves no account conne
 Deno.test("[payments] a replaced account's release waits out a failing Stripe or a busy lock, then happens", async (t) => {
   await using p = await startPaymentsSystem();
   const { id, grant: first } = await linked(p);
-  const pending = async () =>
-    (await p.sql`select count(*)::int as count from stripe_account_releases`)[0].count;
+  const pending = () => pendingReleases(p.sql);
   /** A relink to a new account while Stripe cannot deauthorize: the old one stays queued. */
   const relinkWhileStripeFails = async () => {
     p.stripe.failDeauthorize = true;

@@ -64,6 +64,6 @@ export {
   withTrashed,
 } from "./guards.ts";
 export { translatingDbErrors } from "./translate.ts";
-export { checkForeignFieldsets, foreignFieldsets } from "./foreign_fields.ts";
+export { checkForeignFieldsets } from "./foreign_fields.ts";
 export { deletedReply, deletedReplyOf, renderEmpty } from "../jsonapi.ts";
 export { ID_PATTERN, isId } from "../schemas/ids.ts";

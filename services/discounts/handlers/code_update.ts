@@ -76,16 +76,10 @@ export async function saveCodeUpdate(
   req: HttpRequest,
   options: SaveCodeUpdateOptions,
 ): Promise<CodeRow> {
-  const plan = await planUpdate(ctx, req, options);
+  const early = await planUpdate(ctx, req, options);
   const { code } = options;
-  // What the update adds must still exist once locked; what it keeps only holds its deletion back.
-  const added = (ids: readonly string[] | undefined, kept: readonly string[]) =>
-    (ids ?? []).filter((id) => !kept.includes(id));
-  const newTickets = added(plan.asked, code.ticket_ids);
-  const newEvents = added(
-    plan.eventIds ?? (plan.eventChange?.op === "add" ? plan.eventChange.ids : []),
-    code.event_ids,
-  );
+  // The events the update names (replaced, or added): each asked again under its lock.
+  const events = early.eventIds ?? (early.eventChange?.op === "add" ? early.eventChange.ids : []);
   let before: CodeRow | undefined;
   return await changeWithFact(
     ctx.sql,
@@ -93,13 +87,15 @@ export async function saveCodeUpdate(
     async (tx) => {
       await checkStillNamed(ctx, req, tx, {
         locks: {
-          events: [...(code.event_id === null ? [] : [String(code.event_id)]), ...newEvents],
-          tickets: plan.asked,
+          events: [...(code.event_id === null ? [] : [String(code.event_id)]), ...events],
+          tickets: early.asked,
         },
-        events: newEvents,
-        tickets: newTickets,
+        events,
         codeId: code.id,
       });
+      // The tickets as the catalog knows them now, under their locks: one deleted since the plan
+      // is unknown to the rules (a 422 when asked for, dropped when only kept), never put back.
+      const plan = { ...early, fetched: await ticketsOf(ctx, early.asked) };
       // Trashed with its event meanwhile: lockCode finds it no more (404).
       const locked = await lockCode(tx, plan.id) ?? notFound("discount code", req.params.id);
       before = locked;

@@ -113,10 +113,14 @@ export function renderAuthorization(
  */
 async function requireEventStillLive(
   ctx: PaymentsContext,
+  tx: Tx,
   req: HttpRequest,
   eventId: string,
 ): Promise<void> {
   const { event } = await askAccess(ctx.bus, req.actor, eventId);
+  // A word to Postgres: the lock's idle limit (holdAccountsLock) is sized for the Stripe call
+  // alone, which comes next.
+  await tx`select 1`;
   if (!event) {
     throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
       pointer: EVENT_POINTER,
@@ -180,7 +184,7 @@ export async function createStripeAuthorization(
       await holdAccountsLock(ctx, tx);
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
-      await requireEventStillLive(ctx, req, event.id);
+      await requireEventStillLive(ctx, tx, req, event.id);
       const tokens = await exchangeCode(settings, code);
       const sealed = await sealTokens(box, event.id, tokens);
       exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
