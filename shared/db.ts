@@ -338,6 +338,25 @@ export async function readOwnWrites<T>(sql: Sql, read: (sql: Queryable) => Promi
   return held ? await held.join(sql, read, {}) : await read(sql);
 }
 
+/**
+ * Takes the transaction-scoped advisory lock named `key` (its `hashtext`): exclusive, or shared
+ * with other shared holders. It ends with the transaction. The one way services name such locks
+ * (migrations, the last super admin, Stripe accounts, catalog names a discount code holds).
+ *
+ * @example
+ * ```ts ignore
+ * await advisoryXactLock(tx, "catalog:super-admins");
+ * ```
+ */
+export async function advisoryXactLock(
+  tx: Queryable,
+  key: string,
+  options: { shared?: boolean } = {},
+): Promise<void> {
+  if (options.shared) await tx`select pg_advisory_xact_lock_shared(hashtext(${key}))`;
+  else await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
+}
+
 /** A transaction kept open until the request's answer is known (shared/idempotency.ts). */
 export interface HeldTransaction {
   /** Runs `work` in the held transaction; `hooks` run when that one ends (or its savepoint). */
@@ -367,7 +386,7 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
   await sql.begin(async (tx) => {
     // Migrations may take longer than a request (the pool's statement timeout).
     await tx`set local statement_timeout = 0`;
-    await tx`select pg_advisory_xact_lock(hashtext(${"migrate:" + options.schema}))`;
+    await advisoryXactLock(tx, `migrate:${options.schema}`);
     await tx`create table if not exists ${tx(options.schema)}.schema_migrations (
       name text primary key, applied_at timestamptz not null default now())`;
     const done = new Set(

@@ -2,7 +2,7 @@
 import { isId } from "@shared/schemas/ids.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import type { Queryable } from "@shared/db.ts";
-import { translateDbError } from "@shared/db.ts";
+import { advisoryXactLock, translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { followOwners } from "./roles.ts";
 import { deleteRow, listRows, liveRows } from "./common.ts";
@@ -242,7 +242,7 @@ export async function anyAdmin(sql: Queryable): Promise<boolean> {
  * deadlocked, and one answered 500.
  */
 export async function otherSuperAdmins(tx: Queryable, id: string): Promise<number> {
-  await tx`select pg_advisory_xact_lock(hashtext('catalog:super-admins'))`;
+  await advisoryXactLock(tx, "catalog:super-admins");
   const [row] = await tx`select count(*)::int as count from users
     where is_super_admin and deleted_at is null and id <> ${id}`;
   return row.count;

@@ -7,7 +7,7 @@
  * with the rest. Without them, a code written while its event or ticket was being deleted
  * outlived the deletion for good (found by a review).
  */
-import type { Queryable } from "@shared/db.ts";
+import { advisoryXactLock, type Queryable } from "@shared/db.ts";
 
 type Kind = "event" | "ticket";
 
@@ -25,11 +25,11 @@ export async function shareCatalogNames(
     ...(names.tickets ?? []).map((id) => keyOf("ticket", id)),
   ].sort();
   for (const key of new Set(keys)) {
-    await tx`select pg_advisory_xact_lock_shared(hashtext(${key}))`;
+    await advisoryXactLock(tx, key, { shared: true });
   }
 }
 
 /** Holds the lock of one deleted event or ticket alone until the transaction ends. */
 export async function holdCatalogName(tx: Queryable, kind: Kind, id: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtext(${keyOf(kind, id)}))`;
+  await advisoryXactLock(tx, keyOf(kind, id));
 }

@@ -1,6 +1,6 @@
 /** All SQL of the payments service: authorizations and handled webhook events. */
 import { isId } from "@shared/schemas/ids.ts";
-import { type Queryable, translateDbError, type Tx } from "@shared/db.ts";
+import { advisoryXactLock, type Queryable, translateDbError, type Tx } from "@shared/db.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 
 /** An authorization as stored; the sealed columns are only ever opened by the handlers. */
@@ -197,7 +197,7 @@ export async function lockAccounts(
   await tx`select set_config('lock_timeout', ${waitMs}, true),
     set_config('idle_in_transaction_session_timeout', ${holdMs}, true)`;
   try {
-    await tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`;
+    await advisoryXactLock(tx, ACCOUNTS_LOCK);
   } catch (error) {
     if ((error as { code?: string })?.code === "55P03") {
       throw new AccountsBusyError({ cause: error });
