@@ -217,7 +217,8 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
   if (permanentDelete(call.caller, call.req.query)) {
-    // Their roles go with them and their events lose them as owner, each with its fact.
+    // Their roles go with them and their events show their next live owner (none left: null),
+    // each with its fact.
     return await deleteWithFacts(
       ctx,
       call,

@@ -122,10 +122,15 @@ async function requireEventStillLive(
   // alone, which comes next.
   await tx`select 1`;
   if (!event) {
-    throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
-      pointer: EVENT_POINTER,
-    });
+    throw eventGone();
   }
+}
+
+/** The event a link names does not exist (or is deleted, or not visible to the caller). */
+function eventGone(): UnprocessableError {
+  return new UnprocessableError("Cannot link Stripe: the event does not exist", {
+    pointer: EVENT_POINTER,
+  });
 }
 
 function duplicateLink(): ConflictError {
@@ -153,9 +158,7 @@ async function linkTarget(
   const attrs = validateAttributes(createAttributes, doc.attributes);
   const { caller, event } = await loadAccess(ctx, req.actor, ref.id);
   if (!event) {
-    throw new UnprocessableError("Cannot link Stripe: the event does not exist", {
-      pointer: EVENT_POINTER,
-    });
+    throw eventGone();
   }
   requireOrganizer(caller, event);
   requireStripeEvent(event);
