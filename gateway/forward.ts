@@ -119,6 +119,9 @@ interface Route {
 
 const writes = new Set(["POST", "PATCH", "DELETE"]);
 
+/** `/v1/<collection>/{id}/relationships/<name>`: JSON:API's relationship routes answer linkage. */
+const RELATIONSHIP_ROUTE = /^\/v1\/[^/]+\/[^/]+\/relationships\/[^/]+$/;
+
 /**
  * Builds the `forward(endpoint, fixedParams?)` factory the route modules use.
  *
@@ -353,6 +356,7 @@ async function completed(
     timeoutMs,
     logger,
     fields: sparseFieldsOf(request.query),
+    linkage: RELATIONSHIP_ROUTE.test(request.path),
   });
   const more = tags && foreignTags(reply);
   return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };

@@ -46,6 +46,11 @@ export interface MergeOptions {
   logger: Logger;
   /** Sparse fieldsets (`fields[<type>]`) the request asked for, applied to what is added here. */
   fields?: Record<string, string[]>;
+  /**
+   * The document answers a relationship route: its data are identifiers, not resources, so what
+   * they name is still to be included (`/v1/discount-codes/1/relationships/event?include=event`).
+   */
+  linkage?: boolean;
 }
 
 /** The sparse fieldsets of a query: `fields[discount-code]=code,value` -> type -> names. */
@@ -90,11 +95,8 @@ export async function mergeForeign(
     included?: ResourceIdentity[];
   };
   const included = document.included ?? [];
-  const primary = Array.isArray(document.data)
-    ? document.data
-    : document.data
-    ? [document.data]
-    : [];
+  const data = Array.isArray(document.data) ? document.data : document.data ? [document.data] : [];
+  const primary = options.linkage ? [] : data;
   const seen = new Set([...primary, ...included].map(key));
 
   const requests: Promise<{ data: ResourceIdentity[] }>[] = [];

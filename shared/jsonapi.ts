@@ -350,9 +350,20 @@ export function listDocument<Row>(
  * ```
  */
 export function relationshipDocument(
-  options: { self: string; related: string; data: Identifier | Identifier[] | null },
+  options: {
+    self: string;
+    related: string;
+    data: Identifier | Identifier[] | null;
+    /** What `include` asked for on the parent (see shared/handlers/reply.ts `renderLinkage`). */
+    included?: ResourceObject[];
+    fields?: Record<string, string[]>;
+  },
 ): object {
-  return { data: options.data, links: { self: options.self, related: options.related }, jsonapi };
+  const links = { self: options.self, related: options.related };
+  const doc: Record<string, unknown> = { data: options.data, links, jsonapi };
+  // The primary data are identifiers, not resources: every included resource stays.
+  if (options.included) doc.included = dedupe(options.included, options.fields, []);
+  return doc;
 }
 
 /**

@@ -30,6 +30,12 @@ export interface LinkageCheckOptions {
    * (the one exception to full linkage). Relationships that are absent are then not reported.
    */
   sparse?: boolean;
+  /**
+   * The document answers `/<collection>/{id}/relationships/<name>`: its data are identifiers, not
+   * resources, and each include path starts at that relationship (JSON:API's example:
+   * `/articles/1/relationships/comments?include=comments.author`).
+   */
+  relationship?: string;
 }
 
 function isResource(value: unknown): value is Resource {
@@ -102,21 +108,34 @@ function pathProblems(
 export function linkageProblems(document: unknown, options: LinkageCheckOptions = {}): string[] {
   if (typeof document !== "object" || document === null || !("data" in document)) return [];
   const doc = document as Record<string, unknown>;
-  const primary = primaryOf(doc);
   const included = Array.isArray(doc.included) ? doc.included.filter(isResource) : [];
   const problems: string[] = [];
   const byKey = new Map<string, Resource>();
-  for (const resource of [...primary, ...included]) {
+  const linkage = options.relationship !== undefined;
+  for (const resource of [...(linkage ? [] : primaryOf(doc)), ...included]) {
     if (byKey.has(keyOf(resource))) problems.push(`${keyOf(resource)} appears twice`);
     byKey.set(keyOf(resource), resource);
   }
+  // A relationship document's identifiers name included resources (or nothing).
+  const primary = linkage
+    ? primaryOf(doc).map((id) => byKey.get(keyOf(id)) ?? { type: id.type, id: id.id })
+    : primaryOf(doc);
   // A write's answer may say that another service's resources could not be included (the
   // gateway's `meta.include-unavailable`): the write happened, so it is answered without them.
   const incomplete = typeof (doc.meta as Record<string, unknown> | undefined)?.[
     "include-unavailable"
   ] === "string";
   for (const path of incomplete ? [] : options.include ?? []) {
-    problems.push(...pathProblems(path, primary, byKey, options.sparse ?? false));
+    if (!linkage) {
+      problems.push(...pathProblems(path, primary, byKey, options.sparse ?? false));
+      continue;
+    }
+    const [first, ...rest] = path.split(".");
+    if (first !== options.relationship) {
+      problems.push(`include path "${path}" does not start at "${options.relationship}"`);
+    } else if (rest.length) {
+      problems.push(...pathProblems(rest.join("."), primary, byKey, options.sparse ?? false));
+    }
   }
   if (!options.sparse) {
     const seen = reachable(primary, byKey);
@@ -139,11 +158,13 @@ export function linkageProblems(document: unknown, options: LinkageCheckOptions 
  * linkageOptionsOf("/v1/events?include=tickets,owner"); // { include: ["tickets", "owner"], sparse: false }
  * ```
  */
-export function linkageOptionsOf(url: string): Required<LinkageCheckOptions> {
-  const params = new URL(url, "http://localhost").searchParams;
+export function linkageOptionsOf(url: string): LinkageCheckOptions {
+  const { pathname, searchParams: params } = new URL(url, "http://localhost");
   const include = params.get("include");
+  const relationship = /\/relationships\/([^/]+)$/.exec(pathname)?.[1];
   return {
     include: include ? include.split(",").map((path) => path.trim()).filter(Boolean) : [],
     sparse: [...params.keys()].some((key) => key.startsWith("fields[")),
+    ...(relationship === undefined ? {} : { relationship: decodeURIComponent(relationship) }),
   };
 }

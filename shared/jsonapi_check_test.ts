@@ -90,3 +90,32 @@ Deno.test("[jsonapi_check] a write's answer that says its foreign includes are u
   const { meta: _, ...silent } = doc;
   assert.equal(linkageProblems(silent, { include: ["discount-codes"] }).length, 1);
 });
+
+Deno.test("[jsonapi_check] a relationship document: its identifiers name what is included", async (t) => {
+  const options = linkageOptionsOf("/v1/events/1/relationships/tickets?include=tickets.event");
+  assert.equal(options.relationship, "tickets");
+  const ticket = (id: string) => ({
+    type: "ticket",
+    id,
+    relationships: { event: { data: { type: "event", id: "1" } } },
+  });
+
+  await t.step("linked: the tickets by the linkage, their event by the tickets", () => {
+    const doc = {
+      data: [{ type: "ticket", id: "7" }],
+      included: [ticket("7"), { type: "event", id: "1" }],
+    };
+    assert.deepEqual(linkageProblems(doc, options), []);
+  });
+
+  await t.step(
+    "not linked: a ticket the linkage does not name, a path off the relationship",
+    () => {
+      const doc = { data: [{ type: "ticket", id: "7" }], included: [ticket("8")] };
+      assert.deepEqual(linkageProblems(doc, { ...options, include: ["tickets", "owner"] }), [
+        'include path "owner" does not start at "tickets"',
+        "included ticket 8 is not reachable from the primary data",
+      ]);
+    },
+  );
+});

@@ -421,6 +421,25 @@ export function parseSingleQuery(
   return parse(query, spec, listKeys);
 }
 
+/**
+ * A relationship route's query rules: its parent's, with only the include paths that start at
+ * the relationship (`tickets` on `/v1/events/1/relationships/tickets`), so what is included is
+ * reached from the linkage, as JSON:API's full linkage asks; other paths are a 400 there.
+ *
+ * @example
+ * ```ts
+ * import { relationshipQuerySpec } from "@shared/query.ts";
+ * relationshipQuerySpec({ includes: ["tickets", "owner"] }, "tickets").includes; // ["tickets"]
+ * ```
+ */
+export function relationshipQuerySpec<S extends Pick<QuerySpec, "includes">>(
+  spec: S,
+  relationship: string,
+): S {
+  const starts = (path: string) => path === relationship || path.startsWith(`${relationship}.`);
+  return { ...spec, includes: (spec.includes ?? []).filter(starts) };
+}
+
 function parse(
   query: Record<string, string>,
   spec: Pick<QuerySpec, "includes" | "sparse" | "extra">,

@@ -163,3 +163,69 @@ Deno.test("[discounts] catalog resources in a code's documents honour fields as 
     for (const [path, parameter] of cases) expectError(await get(path), 400, { parameter }, path);
   });
 });
+
+// The original honoured `include` on relationship routes; the paths start at the relationship,
+// as in JSON:API's example, and what the catalog owns the gateway adds (the linkage names it:
+// it counts as still to be included, not as present).
+Deno.test("[discounts] relationship routes answer what include and fields ask for", async (t) => {
+  await using system = await startDiscountsSystem();
+  const { eventId, ticketId, code, token } = await codeWithTicket(system);
+  const get = (path: string) => system.call("GET", path, { token });
+
+  await t.step("a code's event and tickets relationships include them", async () => {
+    const event = await get(`/v1/discount-codes/${code}/relationships/event?include=event`);
+    expectStatus(event, 200);
+    assert.deepEqual(event.body.data, { type: "event", id: eventId });
+    assert.deepEqual(includedOf(event.body, "event"), [eventId]);
+    const path = `/v1/discount-codes/${code}/relationships/tickets?include=tickets` +
+      `&fields[ticket]=name`;
+    const tickets = await get(path);
+    expectStatus(tickets, 200);
+    assert.deepEqual(includedOf(tickets.body, "ticket"), [ticketId]);
+    assert.deepEqual(Object.keys(tickets.body.included[0].attributes), ["name"]);
+  });
+
+  await t.step("an event's codes relationship includes the codes, with their fields", async () => {
+    const path = `/v1/events/${eventId}/relationships/discount-codes?include=discount-codes` +
+      `&fields[discount-code]=code`;
+    const reply = await get(path);
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data, [{ type: "discount-code", id: code }]);
+    assert.deepEqual(includedOf(reply.body, "discount-code"), [code]);
+    assert.deepEqual(Object.keys(reply.body.included[0].attributes), ["code"]);
+  });
+
+  await t.step("a path that does not start at the relationship is a 400", async () => {
+    for (
+      const path of [
+        `/v1/discount-codes/${code}/relationships/event?include=tickets`,
+        `/v1/events/${eventId}/relationships/discount-codes?include=event-topic`,
+        `/v1/tickets/${ticketId}/relationships/discount-codes?include=event`,
+      ]
+    ) {
+      expectError(await get(path), 400, { parameter: "include" }, path);
+    }
+  });
+
+  await t.step(
+    "a relationship write answers with its includes; a bad include writes nothing",
+    async () => {
+      const second = await system.createTicket(token, eventId, { type: "paid", price: 30 });
+      const refused = await system.call(
+        "POST",
+        `/v1/discount-codes/${code}/relationships/tickets?include=nope`,
+        { token, body: { data: [{ type: "ticket", id: second }] } },
+      );
+      expectError(refused, 400, { parameter: "include" });
+      const unchanged = await get(`/v1/discount-codes/${code}/relationships/tickets`);
+      assert.deepEqual(unchanged.body.data, [{ type: "ticket", id: ticketId }]);
+      const added = await system.call(
+        "POST",
+        `/v1/discount-codes/${code}/relationships/tickets?include=tickets`,
+        { token, body: { data: [{ type: "ticket", id: second }] } },
+      );
+      expectStatus(added, 200);
+      assert.deepEqual(includedOf(added.body, "ticket"), [ticketId, second].sort());
+    },
+  );
+});

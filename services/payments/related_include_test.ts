@@ -59,3 +59,37 @@ Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event reads fields as t
     }
   });
 });
+
+// The original honoured `include` on relationship routes; here the paths start at the
+// relationship (JSON:API's full linkage), and the event the catalog owns the gateway adds.
+Deno.test("[payments] relationship routes answer what include asks for", async (t) => {
+  await using p = await startPaymentsSystem();
+  const { created, token } = await linkedEvent(p);
+  const id = created.body.data.id;
+  const eventId = created.body.data.relationships.event.data.id;
+
+  await t.step("an authorization's event relationship includes the event", async () => {
+    const path = `/v1/stripe-authorizations/${id}/relationships/event?include=event` +
+      `&fields[event]=name`;
+    const reply = await p.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data, { type: "event", id: eventId });
+    assert.deepEqual(reply.body.included.map((r: { id: string }) => r.id), [eventId]);
+    assert.deepEqual(Object.keys(reply.body.included[0].attributes), ["name"]);
+  });
+
+  await t.step("an event's authorization relationship includes it, without secrets", async () => {
+    const path = `/v1/events/${eventId}/relationships/stripe-authorization` +
+      `?include=stripe-authorization`;
+    const reply = await p.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data, { type: "stripe-authorization", id });
+    assert.deepEqual(reply.body.included.map((r: { id: string }) => r.id), [id]);
+    assert.deepEqual(await p.leaks(), []);
+  });
+
+  await t.step("another path is a 400", async () => {
+    const path = `/v1/events/${eventId}/relationships/stripe-authorization?include=owner`;
+    expectError(await p.call("GET", path, { token }), 400, { parameter: "include" });
+  });
+});

@@ -3,7 +3,9 @@
  *
  * - Replies (reply.ts): `renderOne(def, row, { req, status?, included?, fields?, include? })`,
  *   `renderList(def, { rows, count }, { req, query, included? })`,
- *   `renderLinkage(relatedDef, related, { req, parent })`, `renderEmpty(req)`, `deletedReply`
+ *   `renderLinkage(relatedDef, related, { req, parent, includes? })` (`includes`: what `include`
+ *   asks for on the parent, as the original's relationship routes answered), `renderEmpty(req)`,
+ *   `deletedReply`
  *   (`deletedReplyOf(type, record)` where the resource has other addresses than its id).
  *   What `include` asks of other services (foreign includes and relations) is derived from the
  *   contracts; no service lists it.
@@ -45,6 +47,7 @@ export {
   foreignIncludesOf,
   foreignRelationsOf,
   type IncludeQuery,
+  type LinkageIncludes,
   linkageOf,
   renderLinkage,
   renderList,

@@ -137,22 +137,47 @@ export function linkageOf(
 }
 
 /**
- * `/v1/<parent collection>/{id}/relationships/<rel>`: the linkage of what `/<rel>` would show.
- * `related` is a row, rows, or null, of `relatedDef`'s type.
+ * What `include` and `fields` add to a relationship route's linkage. The original read a
+ * relationship route's `include` with the parent's paths, as JSON:API's own example does
+ * (`/v1/events/1/relationships/tickets?include=tickets`): the resources come in `included`.
  */
-export function renderLinkage(
+export interface LinkageIncludes<P = unknown> {
+  query: IncludeQuery;
+  /** What this service loaded for `query.include`. */
+  included?: ResourceObject[];
+  /** The parent, where this service owns it: what other services own is read off it. */
+  owned?: { def: ResourceDef<P>; row: P };
+}
+
+/**
+ * `/v1/<parent collection>/{id}/relationships/<rel>`: the linkage of what `/<rel>` would show.
+ * `related` is a row, rows, or null, of `relatedDef`'s type; `includes` adds what `include`
+ * asked for on the parent.
+ */
+export function renderLinkage<P>(
   relatedDef: Pick<ResourceDef, "type">,
   related: unknown,
-  options: { req: HttpRequest; parent: Pick<ResourceDef, "collection"> },
+  options: {
+    req: HttpRequest;
+    parent: Pick<ResourceDef, "collection">;
+    includes?: LinkageIncludes<P>;
+  },
 ): HttpReply {
-  const { req, parent } = options;
+  const { req, parent, includes } = options;
   const base = `/v1/${parent.collection}/${req.params.id}`;
+  const include = includes?.query.include;
+  const owned = includes?.owned;
   return {
     status: 200,
     body: relationshipDocument({
       self: `${base}/relationships/${req.params.rel}`,
       related: `${base}/${req.params.rel}`,
       data: linkageOf(relatedDef, related),
+      // Asked for and nothing of ours: the gateway adds what others own.
+      included: includes?.included ?? (include?.length ? [] : undefined),
+      fields: includes?.query.fields,
     }),
+    foreignIncludes: owned && foreignIncludesOf(owned.def, [owned.row], include),
+    foreignRelations: owned && foreignRelationsOf(owned.def.type, [owned.row], include),
   };
 }

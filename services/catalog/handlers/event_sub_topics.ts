@@ -1,6 +1,6 @@
 /** Event sub-topics: public reads, admin writes; each belongs to one topic. One action per operation. */
 import { UnprocessableError } from "@shared/errors.ts";
-import { notFound, renderLinkage, requireAdmin } from "@shared/handlers/mod.ts";
+import { notFound, requireAdmin } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventSubTopicAttributes } from "@shared/schemas/catalog.ts";
@@ -8,7 +8,7 @@ import type { Queryable } from "@shared/db.ts";
 import type { CatalogContext } from "../context.ts";
 import { eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
 import { parseSingleQuery } from "@shared/query.ts";
-import { renderShown } from "./includes.ts";
+import { renderLinkageShown, renderShown } from "./includes.ts";
 import {
   getTopic,
   insertTopic,
@@ -135,11 +135,13 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
   if (call.req.params.rel === "events") {
     return await renderEventLinkageUnder(ctx, call, {
       scope: { subTopicId: sub.id },
-      parent: eventSubTopicDef,
+      parent: { def: eventSubTopicDef, row: sub },
     });
   }
   const topic = await getTopic(ctx.sql, "event_topics", sub.event_topic_id);
-  return renderLinkage(eventTopicDef, topic ?? null, { req: call.req, parent: eventSubTopicDef });
+  const parent = { def: eventSubTopicDef, row: sub };
+  const related = { def: eventTopicDef, rows: topic ?? null };
+  return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 
 export function eventSubTopicHandlers(ctx: CatalogContext) {

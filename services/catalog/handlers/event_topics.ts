@@ -1,5 +1,5 @@
 /** Event topics: public reads, admin writes, slugs from names. One action per operation. */
-import { renderLinkage, requireAdmin } from "@shared/handlers/mod.ts";
+import { requireAdmin } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
@@ -12,7 +12,7 @@ import {
   eventTopicDef,
   eventTopicQuery,
 } from "../resources.ts";
-import { renderShown } from "./includes.ts";
+import { renderLinkageShown, renderShown } from "./includes.ts";
 import { insertTopic, listTopics, updateTopic } from "../store/topics.ts";
 import { type Call, commit, handleAll } from "./common.ts";
 import { renderRelatedList } from "./related.ts";
@@ -92,12 +92,14 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
   if (call.req.params.rel === "events") {
     return await renderEventLinkageUnder(ctx, call, {
       scope: { topicId: topic.id },
-      parent: eventTopicDef,
+      parent: { def: eventTopicDef, row: topic },
     });
   }
   const all = parseListQuery({ "page[size]": "0" }, eventQuery);
   const { rows } = await listTopics(ctx.sql, "event_sub_topics", all, { topicId: topic.id });
-  return renderLinkage(eventSubTopicDef, rows, { req: call.req, parent: eventTopicDef });
+  const parent = { def: eventTopicDef, row: topic };
+  const related = { def: eventSubTopicDef, rows };
+  return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 
 export function eventTopicHandlers(ctx: CatalogContext) {

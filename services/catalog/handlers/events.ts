@@ -6,7 +6,6 @@ import {
   isAdmin,
   notFound,
   permanentDelete,
-  renderLinkage,
   renderList,
   requireLogin,
   trashedAsked,
@@ -58,7 +57,7 @@ import { listTickets } from "../store/tickets.ts";
 import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
-import { loadIncluded, renderShown, userDefFor } from "./includes.ts";
+import { loadIncluded, renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
 import { renderRelatedList, renderRelatedOne } from "./related.ts";
 
 const writableRelationships = {
@@ -397,10 +396,14 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const event = await eventOr404(ctx, call);
   const found = await relatedRows(ctx, call, event, true);
-  return renderLinkage(found.def, "many" in found ? found.many.rows : found.one, {
-    req: call.req,
-    parent: eventDef,
-  });
+  const rows = "many" in found ? found.many.rows : found.one;
+  return await renderLinkageShown(
+    ctx,
+    call.caller,
+    { def: eventDef, row: event },
+    { def: found.def, rows },
+    call.req,
+  );
 }
 
 export function eventHandlers(ctx: CatalogContext) {

@@ -9,8 +9,8 @@ import {
   setIncludedLinkage,
   toResource,
 } from "@shared/jsonapi.ts";
-import type { ListQuery } from "@shared/query.ts";
-import { type IncludeQuery, isAdmin, renderOne } from "@shared/handlers/mod.ts";
+import { type ListQuery, parseSingleQuery, relationshipQuerySpec } from "@shared/query.ts";
+import { type IncludeQuery, isAdmin, renderLinkage, renderOne } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
@@ -26,6 +26,7 @@ import {
   eventSubTopicDef,
   eventTopicDef,
   publicUserDef,
+  querySpecs,
   roleDef,
   roleOfList,
   ticketDef,
@@ -234,5 +235,29 @@ export async function renderShown(
     included,
     fields: query.fields,
     include: query.include,
+  });
+}
+
+/**
+ * `/v1/<parent>/{id}/relationships/<rel>`: the linkage of `related` (rows of `relatedDef`'s
+ * type, one, or null), with what `include` asks for from the relationship on (its paths start
+ * with `rel`) and `fields`, checked as the parent's GET checks them (anything else is a 400). The
+ * original read a relationship route's `include` with the parent's paths
+ * (`/v1/events/1/relationships/tickets?include=tickets`).
+ */
+export async function renderLinkageShown(
+  ctx: CatalogContext,
+  caller: Caller | null,
+  parent: { def: ResourceDef<Row>; row: Row },
+  related: { def: Pick<ResourceDef, "type">; rows: unknown },
+  req: HttpRequest,
+): Promise<HttpReply> {
+  const spec = relationshipQuerySpec(querySpecs[parent.def.type], req.params.rel);
+  const query = parseSingleQuery(req.query, spec);
+  const included = await loadIncluded(ctx, caller, parent.def.type, [parent.row], query);
+  return renderLinkage(related.def, related.rows, {
+    req,
+    parent: parent.def,
+    includes: { query, included, owned: parent },
   });
 }

@@ -5,7 +5,6 @@
 import { ConflictError, ForbiddenError, UnprocessableError } from "@shared/errors.ts";
 import {
   notFound,
-  renderLinkage,
   renderList,
   renderOne,
   requireLogin,
@@ -54,7 +53,7 @@ import {
   viewer,
 } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { renderShown, userDefFor } from "./includes.ts";
+import { renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
 
 const grantRelationships = {
   user: { type: "user" },
@@ -288,7 +287,8 @@ async function grantRelated(ctx: CatalogContext, call: Call): Promise<HttpReply>
 async function grantRelationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
   const { def, row } = await relatedOf(ctx, call, grant);
-  return renderLinkage(def, row, { req: call.req, parent: usersEventsRoleDef });
+  const parent = { def: usersEventsRoleDef, row: grant };
+  return await renderLinkageShown(ctx, call.caller, parent, { def, rows: row }, call.req);
 }
 
 export function roleHandlers(ctx: CatalogContext) {

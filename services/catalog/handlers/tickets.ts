@@ -4,7 +4,6 @@ import {
   deletedReply,
   notFound,
   permanentDelete,
-  renderLinkage,
   renderList,
   requireAdmin,
   requireLogin,
@@ -28,7 +27,7 @@ import {
 } from "../store/tickets.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { loadIncluded, renderShown } from "./includes.ts";
+import { loadIncluded, renderLinkageShown, renderShown } from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
@@ -198,8 +197,15 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const { event } = await managedTicket(ctx, call);
-  return renderLinkage(eventDef, event, { req: call.req, parent: ticketDef });
+  const { ticket, event } = await managedTicket(ctx, call);
+  const parent = { def: ticketDef, row: ticket };
+  return await renderLinkageShown(
+    ctx,
+    call.caller,
+    parent,
+    { def: eventDef, rows: event },
+    call.req,
+  );
 }
 
 export function ticketHandlers(ctx: CatalogContext) {

@@ -3,7 +3,6 @@ import { UnprocessableError } from "@shared/errors.ts";
 import {
   notFound,
   permanentDelete,
-  renderLinkage,
   renderList,
   requireAdmin,
   withTrashed,
@@ -12,6 +11,7 @@ import type { ResourceDef } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery, type QuerySpec } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import type { CatalogContext } from "../context.ts";
+import type { Row } from "../store/common.ts";
 import {
   eventDef,
   eventQuery,
@@ -31,7 +31,7 @@ import {
   trashTopicDependents,
 } from "../store/topics.ts";
 import { type Action, type Call, cascade, deleteWithFacts, viewer } from "./common.ts";
-import { loadIncluded, renderShown } from "./includes.ts";
+import { loadIncluded, renderLinkageShown, renderShown } from "./includes.ts";
 
 /**
  * "Science & Tech!" -> "science-tech", "Наука" -> "наука": letters and digits of every script,
@@ -92,14 +92,15 @@ export async function renderEventsUnder(
 export async function renderEventLinkageUnder(
   ctx: CatalogContext,
   call: Call,
-  options: { scope: EventScope; parent: ResourceDef },
+  options: { scope: EventScope; parent: { def: ResourceDef<Row>; row: Row } },
 ): Promise<HttpReply> {
   const all = parseListQuery({ "page[size]": "0" }, eventQuery);
   const { rows } = await listEvents(ctx.sql, all, {
     viewer: viewer(call.caller),
     scope: options.scope,
   });
-  return renderLinkage(eventDef, rows, { req: call.req, parent: options.parent });
+  const related = { def: eventDef, rows };
+  return await renderLinkageShown(ctx, call.caller, options.parent, related, call.req);
 }
 
 /** `GET /v1/<topics>`: trashed ones too for admins asking. */

@@ -5,7 +5,6 @@ import {
   isAdmin,
   notFound,
   permanentDelete,
-  renderLinkage,
   renderList,
   requireAdmin,
   requireLogin,
@@ -46,7 +45,7 @@ import {
   type UserValues,
 } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
-import { loadIncluded, renderShown } from "./includes.ts";
+import { loadIncluded, renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
 
 /** The user named in the URL, if the caller is that user or an admin. */
 async function ownUser(
@@ -273,7 +272,9 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { user } = await ownUser(ctx, call);
   const found = await relatedOf(ctx, call, user, true);
-  return renderLinkage(found.def, found.many.rows, { req: call.req, parent: userDef });
+  const parent = { def: userDefFor(call.caller, user), row: user };
+  const related = { def: found.def, rows: found.many.rows };
+  return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 
 export function userHandlers(ctx: CatalogContext) {

@@ -3,7 +3,8 @@
  * POST adds members, DELETE removes them. Each is the PATCH of the code with that relationship:
  * the same permission (`guardCode`), and the same locked, checked, fact-recording update
  * (`saveCodeUpdate`) on the merged state. `event` and `marketer` are not writable this way: 403,
- * as JSON:API asks for unsupported relationship updates. The answer is 200 with the linkage.
+ * as JSON:API asks for unsupported relationship updates. The answer is 200 with the linkage (and
+ * what `include` asks for on the code, its query read before anything is written).
  */
 import {
   BadRequestError,
@@ -11,10 +12,11 @@ import {
   ForbiddenError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import { notFound } from "@shared/handlers/mod.ts";
+import { checkForeignFieldsets, notFound } from "@shared/handlers/mod.ts";
+import { parseSingleQuery, relationshipQuerySpec } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { DiscountsContext } from "../context.ts";
-import { codeRelations } from "../resources.ts";
+import { codeDef, codeQuery, codeRelations } from "../resources.ts";
 import { MAX_LINKS } from "./code_input.ts";
 import { type LinkChange, saveCodeUpdate } from "./code_update.ts";
 import { renderCodeLinks } from "./codes.ts";
@@ -75,6 +77,8 @@ async function writeRelationship(
       `Cannot update relationship ${name}: it is set when the code is created`,
     );
   }
+  const query = parseSingleQuery(req.query, relationshipQuerySpec(codeQuery, name));
+  await checkForeignFieldsets(ctx.bus, codeDef, query, req.actor);
   const ids = parseLinkage(req.body, rel.type);
   const row = op
     ? await saveCodeUpdate(ctx, req, {
@@ -89,7 +93,7 @@ async function writeRelationship(
         relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
       },
     });
-  return renderCodeLinks(req, row, rel);
+  return renderCodeLinks(req, row, rel, query);
 }
 
 /** `PATCH /v1/discount-codes/{id}/relationships/<rel>`: replaces the linkage. */

@@ -8,6 +8,7 @@ import { changeWithFact } from "@shared/facts.ts";
 import {
   checkForeignFieldsets,
   deletedReply,
+  type IncludeQuery,
   notFound,
   permanentDelete,
   renderLinkage,
@@ -18,7 +19,12 @@ import {
   withTrashed,
 } from "@shared/handlers/mod.ts";
 import { parseResourceDocument } from "@shared/jsonapi.ts";
-import { ownerQueryOf, parseListQuery, parseSingleQuery } from "@shared/query.ts";
+import {
+  ownerQueryOf,
+  parseListQuery,
+  parseSingleQuery,
+  relationshipQuerySpec,
+} from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { access, type DiscountsContext } from "../context.ts";
 import { codeDef, codeQuery, type CodeRelation, codeRelations } from "../resources.ts";
@@ -141,32 +147,43 @@ export async function deleteDiscountCode(
 }
 
 /** The relationship `params.rel` of a code the caller may see. */
-async function guardRelation(ctx: DiscountsContext, req: HttpRequest, related: boolean) {
+async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
   const rel: CodeRelation = codeRelations[req.params.rel] ??
     notFound("relationship", req.params.rel);
-  // On the related route `include` and `fields` follow the related type's own routes: the
-  // catalog checks them (relatedOfCode). The linkage route ignores `include` and has no fields.
-  const owner = ownerQueryOf(req.query);
-  const { include: _, ...rest } = req.query;
-  parseSingleQuery(related ? owner.rest : rest, { extra: ["get_trashed"] });
   const { code } = await guardCode(ctx, req, "see this discount code");
-  return { code, rel, owner };
+  return { code, rel };
 }
 
 /** `GET /v1/discount-codes/{id}/<rel>`: the related catalog resources. */
 export async function relatedOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
-  return await renderRelated(ctx, req, await guardRelation(ctx, req, true));
+  // `include` and `fields` follow the related type's own routes: the catalog checks them.
+  const owner = ownerQueryOf(req.query);
+  parseSingleQuery(owner.rest, { extra: ["get_trashed"] });
+  return await renderRelated(ctx, req, { ...await guardRelation(ctx, req), owner });
 }
 
-/** `GET /v1/discount-codes/{id}/relationships/<rel>`: linkage to them. */
+/** `GET /v1/discount-codes/{id}/relationships/<rel>`: linkage to them (`include`: the code's). */
 export async function linkageOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
-  const { code, rel } = await guardRelation(ctx, req, false);
-  return renderCodeLinks(req, code, rel);
+  const query = parseSingleQuery(req.query, relationshipQuerySpec(codeQuery, req.params.rel));
+  const { code, rel } = await guardRelation(ctx, req);
+  return renderCodeLinks(req, code, rel, query);
 }
 
-/** The linkage of a code's relationship `rel`: to-many as a list, to-one as one or null. */
-export function renderCodeLinks(req: HttpRequest, code: CodeRow, rel: CodeRelation): HttpReply {
+/**
+ * The linkage of a code's relationship `rel`: to-many as a list, to-one as one or null; with
+ * what `query.include` asks for on the code (all of it the catalog's: the gateway adds it).
+ */
+export function renderCodeLinks(
+  req: HttpRequest,
+  code: CodeRow,
+  rel: CodeRelation,
+  query: IncludeQuery,
+): HttpReply {
   const related = idsOf(code, rel).map((id) => ({ id }));
   const data = rel.many ? related : related[0] ?? null;
-  return renderLinkage(rel, data, { req, parent: codeDef });
+  return renderLinkage(rel, data, {
+    req,
+    parent: codeDef,
+    includes: { query, owned: { def: codeDef, row: code } },
+  });
 }

@@ -7,6 +7,7 @@
  */
 import { ForbiddenError } from "@shared/errors.ts";
 import {
+  type IncludeQuery,
   isAdmin,
   isId,
   notFound,
@@ -19,12 +20,13 @@ import {
   requireLogin,
   withTrashed,
 } from "@shared/handlers/mod.ts";
+import { toResource } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import { access, type Caller, type DiscountsContext, requireCoorganizer } from "../context.ts";
 import { codeDef, codeQuery } from "../resources.ts";
-import { type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
+import { type CodeRow, type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
 import { readableEventsOf, resolveCatalog } from "./common.ts";
 
 /**
@@ -41,12 +43,41 @@ async function listOrLinkage(
 ): Promise<HttpReply> {
   const scope = { scope: options.scope, withTrashed: withTrashed(options.caller, req.query) };
   if (linkage) {
-    parseSingleQuery(req.query, { extra: ["get_trashed"] });
+    const query = linkageQuery(req, ["get_trashed"]);
     const all = await listCodes(ctx.sql, parseListQuery({ "page[size]": "0" }, codeQuery), scope);
-    return renderLinkage(codeDef, all.rows, { req, parent: { collection } });
+    return renderCodeLinkage(req, all.rows, collection, query);
   }
   const query = parseListQuery(req.query, codeQuery);
   return renderList(codeDef, await listCodes(ctx.sql, query, scope), { req, query });
+}
+
+/**
+ * The query of a linkage route under a resource the catalog owns (an event's discount codes):
+ * `include` takes the relationship itself, whose codes then come in `included`, with
+ * `fields[discount-code]`. The parent's other paths are the catalog's, on the parent's own route.
+ */
+function linkageQuery(req: HttpRequest, extra: string[]): IncludeQuery {
+  return parseSingleQuery(req.query, {
+    includes: [req.params.rel],
+    sparse: { "discount-code": codeQuery.sparse!["discount-code"] },
+    extra,
+  });
+}
+
+/** Linkage to `codes` (rows, one or null), and the codes themselves when `include` asks. */
+function renderCodeLinkage(
+  req: HttpRequest,
+  codes: CodeRow | CodeRow[] | null,
+  collection: string,
+  query: IncludeQuery,
+): HttpReply {
+  const rows = codes === null ? [] : [codes].flat();
+  const included = query.include.length ? rows.map((row) => toResource(codeDef, row)) : undefined;
+  return renderLinkage(codeDef, codes, {
+    req,
+    parent: { collection },
+    includes: { query, included },
+  });
 }
 
 async function eventCodes(
@@ -63,10 +94,7 @@ async function eventCodes(
     requireAdmin(caller, "see the event discount code of an event");
     if (!event) notFound("event", req.params.id);
     const code = await eventCodeOf(ctx.sql, event.id) ?? null;
-    if (linkage) {
-      parseSingleQuery(req.query, {});
-      return renderLinkage(codeDef, code, { req, parent: { collection: "events" } });
-    }
+    if (linkage) return renderCodeLinkage(req, code, "events", linkageQuery(req, []));
     const query = parseSingleQuery(req.query, codeQuery);
     return code
       ? renderOne(codeDef, code, { req, fields: query.fields, include: query.include })

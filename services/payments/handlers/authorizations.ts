@@ -24,7 +24,7 @@ import {
   requireActor,
 } from "@shared/handlers/mod.ts";
 import { linkPath, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
-import { ownerQueryOf, parseSingleQuery } from "@shared/query.ts";
+import { ownerQueryOf, parseSingleQuery, relationshipQuerySpec } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import { z } from "zod";
@@ -393,9 +393,13 @@ export async function linkageOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
+  // `include=event` is the authorization's own path: the gateway adds the event.
+  const spec = relationshipQuerySpec(stripeAuthorizationQuery, req.params.rel);
+  const query = parseSingleQuery(req.query, spec);
   const row = await managedForEvent(ctx, req);
   return renderLinkage({ type: "event" }, { id: row.event_id }, {
     req,
     parent: stripeAuthorizationDef,
+    includes: { query, owned: { def: stripeAuthorizationDef, row } },
   });
 }

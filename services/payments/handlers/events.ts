@@ -1,6 +1,7 @@
 /** `/v1/events/{id}/stripe-authorization` and its `/relationships/` twin (`params.rel`). */
 import { NotFoundError } from "@shared/errors.ts";
 import { notFound, renderLinkage } from "@shared/handlers/mod.ts";
+import { toResource } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { loadAccess, type PaymentsContext, requireOrganizer } from "../context.ts";
@@ -31,8 +32,22 @@ export async function relatedOfEvent(ctx: PaymentsContext, req: HttpRequest): Pr
   return renderAuthorization(row, { req, fields: query.fields, include: query.include });
 }
 
-/** Linkage of an empty to-one relationship is `null`, not an error (JSON:API). */
+/**
+ * Linkage of an empty to-one relationship is `null`, not an error (JSON:API). The event is the
+ * catalog's: `include` takes this relationship only, whose authorization then comes in `included`.
+ */
 export async function linkageOfEvent(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
+  const query = parseSingleQuery(req.query, {
+    includes: [REL],
+    sparse: { [REL]: stripeAuthorizationQuery.sparse![REL] },
+  });
   const { row } = await ofEvent(ctx, req);
-  return renderLinkage(stripeAuthorizationDef, row, { req, parent: { collection: "events" } });
+  const included = query.include.length && row
+    ? [toResource(stripeAuthorizationDef, row)]
+    : undefined;
+  return renderLinkage(stripeAuthorizationDef, row, {
+    req,
+    parent: { collection: "events" },
+    includes: { query, included },
+  });
 }
