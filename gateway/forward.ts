@@ -281,8 +281,9 @@ async function requestOf(
     path: c.req.path,
     query,
     requestId: c.get("requestId"),
+    method: c.req.raw.method,
   };
-  const method = c.req.raw.method;
+  const method = request.method;
   if (raw) {
     request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);
     request.headers = {};

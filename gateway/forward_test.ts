@@ -39,6 +39,7 @@ Deno.test("[gateway] GET /v1/events/:id/tickets passes params, query, path and a
     path: "/v1/events/42/tickets",
     query: { include: "event", "page[size]": "5", sort: "a" },
     requestId: "trace-1",
+    method: "GET",
   });
 });
 

@@ -36,6 +36,7 @@ import {
 } from "@nats-io/nats-core";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connectNats } from "./nats_transport.ts";
+import { fitToBus, ReplyTooLargeError } from "./reply_size.ts";
 import { parseNatsServers } from "./config.ts";
 import {
   ApiError,
@@ -248,6 +249,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const QUEUE_GROUP = "q";
 const DEFAULT_TIMEOUT_MS = 5000;
+/** NATS's own default `max_payload`, for a connection that has not said its server's. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** How often the client pings its server, and how many pings may go unanswered (see connect). */
 const PING_INTERVAL_MS = 1000;
 const MAX_PINGS_OUT = 2;
@@ -701,6 +704,7 @@ export class Bus {
     stats.set(subject, stat);
     const meter = new EndpointMeter("server", endpoint.subject);
     const log = this.#log;
+    const maxPayload = () => this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
     // Loaded now, not at the first request; a failure to load fails each request (500, logged).
     const schemas = endpoint.schemas();
     schemas.catch(() => {});
@@ -708,7 +712,8 @@ export class Bus {
       queue: QUEUE_GROUP,
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
-        const work = answer({ endpoint, schemas, handler, stat, meter, log }, msg);
+        const served = { endpoint, schemas, handler, stat, meter, log, maxPayload };
+        const work = answer(served, msg);
         inFlight.add(work);
         work.finally(() => inFlight.delete(work));
       },
@@ -778,6 +783,8 @@ interface Served {
   stat: EndpointStats;
   meter: EndpointMeter;
   log: Logger;
+  /** The largest message the NATS server takes (`max_payload`), headers included. */
+  maxPayload: () => number;
 }
 
 /** An answer ready to send: its status, headers and body. */
@@ -804,7 +811,13 @@ async function answer(served: Served, msg: Msg): Promise<void> {
   const elapsedNs = Math.round(meter.finish(began, outcome.status) * 1e6);
   stat.processing_time += elapsedNs;
   stat.average_processing_time = Math.round(stat.processing_time / stat.num_requests);
-  if (msg.reply) msg.respond(outcome.body, { headers: outcome.headers });
+  if (!msg.reply) return;
+  try {
+    msg.respond(outcome.body, { headers: outcome.headers });
+  } catch (error) {
+    // Nothing may escape: a rejection here is unhandled and would stop the process.
+    served.log.error("cannot answer", { subject: endpoint.subject, error });
+  }
 }
 
 /** Runs the handler within the request's deadline and turns its result or error into an answer. */
@@ -830,7 +843,9 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     }
     request = checkedRequest(endpoint.subject, schemas, payload);
     const result = await withDeadline(deadline, () => handler(request, msg));
-    return encodeResult(endpoint, schemas, result, reply, request);
+    const http = endpoint.kind === "http" ? request as HttpRequest : undefined;
+    const encoded = encodeResult(endpoint, schemas, result, reply, request);
+    return fitToBus(encoded, { limit: served.maxPayload(), http });
   } catch (error) {
     const objects = toErrorObjects(error);
     const status = objects[0].status;
@@ -869,6 +884,8 @@ function logFailure(
   const fields = { subject, status: Number(status), error, ...(requestId && { requestId }) };
   if (!isApi || Number(status) >= 500) log.error("request failed", fields);
   else if (error instanceof UnreadableBusRequestError) log.warn("request unreadable", fields);
+  // The operator's to see: the data outgrew the bus (raise NATS max_payload, or page it).
+  else if (error instanceof ReplyTooLargeError) log.warn("answer too large for the bus", fields);
   else log.debug("request refused", fields);
 }
 

@@ -38,6 +38,8 @@ export const httpRequestSchema = z.object({
   /** Request headers a route asks for by name (lower case), e.g. `stripe-signature`. */
   headers: z.record(z.string(), z.string()).optional(),
   requestId: z.string(),
+  /** The HTTP method (the gateway sends it): a done write is answered as done whatever happens. */
+  method: z.string().optional(),
 });
 export type HttpRequest = z.infer<typeof httpRequestSchema>;
 

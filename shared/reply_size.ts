@@ -1,0 +1,95 @@
+/**
+ * Answers that fit on the bus. NATS refuses a message larger than its server's `max_payload`
+ * (1 MiB by default): publishing one throws. Unchecked, the answer never left, the requester
+ * waited for its timeout (504), and the rejection, unhandled, stopped the process (found by a
+ * review: ten events with long descriptions, listed anonymously, stopped the whole system; a PATCH
+ * with `include=tickets` was answered 504 after its change had committed). So every answer is
+ * measured before it is sent (shared/bus.ts):
+ * - a done write (POST, PATCH, DELETE) is answered as done, without what it included, and
+ *   `meta.include-unavailable` says why, as the gateway answers a write whose includes another
+ *   service could not give: a client told it failed would retry it;
+ * - anything else becomes a 400 that says how to ask for less (a smaller page, fewer includes);
+ *   an answer to another service (not an HTTP request) a 500, with the sizes in the log.
+ *
+ * @example
+ * ```ts
+ * import { headers } from "@nats-io/nats-core";
+ * import { fitToBus } from "@shared/reply_size.ts";
+ * const answer = { status: 200, headers: headers(), body: new Uint8Array(10) };
+ * fitToBus(answer, { limit: 1024, http: { method: "GET" } }) === answer; // true
+ * ```
+ */
+import type { MsgHdrs } from "@nats-io/nats-core";
+import { BadRequestError, InternalError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** An answer ready to send. */
+export interface SizedAnswer {
+  status: number;
+  headers: MsgHdrs;
+  body: Uint8Array;
+}
+
+/** The NATS headers `setHttpHeaders` (shared/bus.ts) writes that ask the gateway to merge more. */
+const MERGE_HEADERS = ["Foreign-Includes", "Foreign-Relations"];
+const WRITES = new Set(["POST", "PATCH", "DELETE"]);
+
+/** Bytes the headers take on the wire, give or take a few (`NATS/1.0`, `name: value` lines). */
+export function headersSize(headers: MsgHdrs): number {
+  let size = 12;
+  for (const name of headers.keys()) {
+    for (const value of headers.values(name)) size += name.length + value.length + 4;
+  }
+  return size;
+}
+
+function sizeOf(answer: SizedAnswer): number {
+  return answer.body.length + headersSize(answer.headers);
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
+
+/** An HTTP request whose answer the bus cannot carry: the requester may ask for less. */
+export class ReplyTooLargeError extends BadRequestError {}
+
+/**
+ * `answer` if it fits in `limit` bytes; otherwise a done write's answer without its included
+ * resources, or an error (thrown) saying how big the answer was.
+ */
+export function fitToBus(
+  answer: SizedAnswer,
+  options: { limit: number; http?: { method?: string } },
+): SizedAnswer {
+  const size = sizeOf(answer);
+  if (size <= options.limit) return answer;
+  const { http, limit } = options;
+  const done = http && WRITES.has(http.method ?? "") && answer.status < 300;
+  const trimmed = done ? withoutIncluded(answer, size) : undefined;
+  if (trimmed && sizeOf(trimmed) <= limit) return trimmed;
+  const what = `the answer is ${mib(size)}, more than the ${mib(limit)} the bus carries`;
+  if (!http) throw new InternalError(`Cannot answer: ${what}`);
+  throw new ReplyTooLargeError(
+    `Cannot answer: ${what}; ask for less (a smaller page[size], fewer include paths)`,
+  );
+}
+
+/** A done write's document without `included`, saying why (`meta.include-unavailable`). */
+function withoutIncluded(answer: SizedAnswer, size: number): SizedAnswer | undefined {
+  let document: { included?: unknown; meta?: Record<string, unknown> };
+  try {
+    document = JSON.parse(decoder.decode(answer.body));
+  } catch {
+    return undefined;
+  }
+  if (typeof document !== "object" || document === null) return undefined;
+  delete document.included;
+  document.meta = {
+    ...document.meta,
+    "include-unavailable": `The change is done; what it included is not (the answer was ` +
+      `${mib(size)}, more than the bus carries): read it with a smaller page or fewer includes.`,
+  };
+  for (const name of MERGE_HEADERS) answer.headers.delete(name);
+  return { ...answer, body: encoder.encode(JSON.stringify(document)) };
+}
