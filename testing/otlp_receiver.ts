@@ -1,8 +1,8 @@
 /**
  * A small OTLP/HTTP receiver (JSON protocol, `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`) for tests:
  * it keeps every span that processes export to `POST /v1/traces`, flattened with its service
- * name, and the names of the metrics each service exports to `/v1/metrics`; `/v1/logs` is
- * answered and dropped.
+ * name, the names of the metrics each service exports to `/v1/metrics`, and each export to
+ * `/v1/logs` as the JSON text it came as (to look for what must never be shipped).
  *
  * @example
  * ```ts ignore
@@ -34,6 +34,8 @@ export interface OtlpReceiver extends AsyncDisposable {
   spans: ReceivedSpan[];
   /** `service/metric name` of every metric exported so far. */
   metrics: Set<string>;
+  /** Every log export so far, as received (OTLP JSON). */
+  logs: string[];
 }
 
 interface OtlpValue {
@@ -96,9 +98,18 @@ function metricNames(body: any): string[] {
 export function startOtlpReceiver(): OtlpReceiver {
   const spans: ReceivedSpan[] = [];
   const metrics = new Set<string>();
+  const logs: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    const body = await req.json().catch(() => ({}));
+    const text = await req.text();
+    const body = (() => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return {};
+      }
+    })();
     const path = new URL(req.url).pathname;
+    if (path === "/v1/logs") logs.push(text);
     if (path === "/v1/traces") spans.push(...flatten(body));
     if (path === "/v1/metrics") metricNames(body).forEach((name) => metrics.add(name));
     return Response.json({});
@@ -109,10 +120,12 @@ export function startOtlpReceiver(): OtlpReceiver {
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${server.addr.port}`,
       // Export within a fraction of a second, so the test does not wait for the defaults.
       OTEL_BSP_SCHEDULE_DELAY: "200",
+      OTEL_BLRP_SCHEDULE_DELAY: "200",
       OTEL_METRIC_EXPORT_INTERVAL: "1000",
     },
     spans,
     metrics,
+    logs,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
     },

@@ -12,6 +12,12 @@ import type { Logger } from "@shared/log.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { anyAdmin, upsertAdmin } from "./store/users.ts";
 
+/** Writes `text` to stdout itself, past console.log (see where it is called). */
+async function toStdout(text: string): Promise<void> {
+  let bytes = new TextEncoder().encode(text);
+  while (bytes.length) bytes = bytes.subarray(await Deno.stdout.write(bytes));
+}
+
 export async function ensureFirstAdmin(
   options: { sql: Sql; relay: FactRelay; config: Config; log: Logger },
 ): Promise<void> {
@@ -22,8 +28,10 @@ export async function ensureFirstAdmin(
     if (await anyAdmin(sql)) return;
     email ??= "admin@example.com";
     password = crypto.randomUUID().replaceAll("-", "");
-    // Shown once, on stdout only (never through the logger, which may be shipped elsewhere).
-    console.log(`First admin created: ${email} / ${password} (change this password)`);
+    // Shown once, on stdout only: never through the logger, nor console.log, which Deno's
+    // OpenTelemetry ships as a log record (OTEL_DENO=true) to wherever telemetry goes.
+    const line = `First admin created: ${email} / ${password} (change this password)\n`;
+    await toStdout(line);
   }
   const passwordHash = await hashPassword(password, config.passwordIterations);
   const matches = (stored: string) => verifyPassword(password!, stored);

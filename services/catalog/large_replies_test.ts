@@ -29,20 +29,23 @@ Deno.test("[catalog] an answer larger than the bus carries is refused clearly, a
     assert.equal(health.body.services.catalog.instances, 1);
   });
 
-  await t.step("a done write that does not fit is answered as done, without its includes", async () => {
-    for (let i = 0; i < 9; i++) {
-      await system.createTicket(owner.token, eventId, { description: LONG });
-    }
-    const body = { data: { type: "event", id: eventId, attributes: { name: "Renamed" } } };
-    const reply = await system.call("PATCH", `/v1/events/${eventId}?include=tickets`, {
-      token: owner.token,
-      body,
-    });
-    expectStatus(reply, 200);
-    assert.equal(reply.body.data.attributes.name, "Renamed");
-    assert.equal(reply.body.included, undefined);
-    assert.match(reply.body.meta["include-unavailable"], /The change is done/);
-    const read = await system.call("GET", `/v1/events/${eventId}`);
-    assert.equal(read.body.data.attributes.name, "Renamed");
-  });
+  await t.step(
+    "a done write that does not fit is answered as done, without its includes",
+    async () => {
+      for (let i = 0; i < 9; i++) {
+        await system.createTicket(owner.token, eventId, { description: LONG });
+      }
+      const body = { data: { type: "event", id: eventId, attributes: { name: "Renamed" } } };
+      const reply = await system.call("PATCH", `/v1/events/${eventId}?include=tickets`, {
+        token: owner.token,
+        body,
+      });
+      expectStatus(reply, 200);
+      assert.equal(reply.body.data.attributes.name, "Renamed");
+      assert.equal(reply.body.included, undefined);
+      assert.match(reply.body.meta["include-unavailable"], /The change is done/);
+      const read = await system.call("GET", `/v1/events/${eventId}`);
+      assert.equal(read.body.data.attributes.name, "Renamed");
+    },
+  );
 });
