@@ -1,8 +1,10 @@
 /**
  * Consuming facts: a durable JetStream consumer (survives restarts, shared by every instance of
  * the consuming service) that hands valid facts to `handle` in batches and acknowledges them
- * only after `handle` returns. `handle` must be idempotent on `fact.id`: a batch whose
- * acknowledgement was lost (a crash right after commit) is delivered again.
+ * only after `handle` returns, one batch after another: a batch `handle` throws on is handed over
+ * again, in place, after growing pauses, and the facts behind it wait (`handOverUntilDone`).
+ * `handle` must be idempotent on `fact.id`: a batch whose acknowledgement was lost (a crash right
+ * after commit) is delivered again.
  *
  * A message that is not a valid fact (not JSON, not the fact schema, or a fact whose own
  * `subject` is not the subject it arrived on) is parked (copied to `<prefix>.parked.<subject>`,
@@ -251,6 +253,7 @@ export async function consumeFacts<S extends string>(
   const { jsm, stream, name } = await openConsumer(bus, options);
   const js = jetstream(bus.nc);
   const consumer = await js.consumers.get(stream, name);
+  const stopping = new AbortController();
   const batches: BatchContext<S> = {
     bus,
     js,
@@ -258,6 +261,7 @@ export async function consumeFacts<S extends string>(
     name,
     options,
     handled: handledFacts(name),
+    stopping: stopping.signal,
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, stream, name);
@@ -272,6 +276,7 @@ export async function consumeFacts<S extends string>(
   return {
     async stop() {
       unwatch();
+      stopping.abort();
       await pulling.stop();
       inHand.stop();
     },
@@ -334,6 +339,8 @@ interface BatchContext<S extends string> {
   name: string;
   options: FactConsumerOptions<S>;
   handled: ReturnType<typeof handledFacts>;
+  /** Aborted when the consumer stops: a batch being retried gives up its turn. */
+  stopping: AbortSignal;
 }
 
 /**
@@ -397,16 +404,9 @@ async function handleBatch<S extends string>(
     else await park(ctx, msg, read.reason);
   }
   if (!batch.length) return;
-  let result: void | HandleResult;
-  try {
-    result = await handOver(ctx, batch);
-  } catch (error) {
-    ctx.options.log.error("cannot handle facts; they will be redelivered", {
-      error,
-      count: batch.length,
-    });
+  const result = await handOverUntilDone(ctx, batch);
+  if (result === STOPPED) {
     for (const { msg } of batch) msg.nak(1000);
-    ctx.handled.retried.add(batch.length);
     return;
   }
   const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
@@ -416,6 +416,54 @@ async function handleBatch<S extends string>(
     else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }
   ctx.handled.acked.add(batch.length - rejected.size);
+}
+
+const STOPPED = Symbol("stopped");
+/** Pauses between attempts at a batch that failed: doubling from the first, then the last. */
+const RETRY_PAUSES_MS = [250, 500, 1000, 2000, 5000];
+
+/**
+ * Hands the batch over until `handle` succeeds, pausing longer after each failure (a database
+ * gone for a moment, a lock wait run out), or until the consumer stops (then STOPPED). Retried
+ * here, in place, the batch keeps its turn: batches are handled one after another, so the facts
+ * behind it wait, and the facts in hand are kept from redelivery (`InHand`). Naked for
+ * redelivery instead, it came back after facts that followed it (found by a review: an event's
+ * deletion, retried after the event's restore and a new Stripe link, removed the link).
+ */
+async function handOverUntilDone<S extends string>(
+  ctx: BatchContext<S>,
+  batch: { msg: JsMsg; fact: Fact }[],
+): Promise<void | HandleResult | typeof STOPPED> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await handOver(ctx, batch);
+    } catch (error) {
+      const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
+      ctx.options.log.error("cannot handle facts; trying again", {
+        error,
+        count: batch.length,
+        attempt: attempt + 1,
+        pauseMs,
+      });
+      ctx.handled.retried.add(batch.length);
+      if (!await pause(pauseMs, ctx.stopping)) return STOPPED;
+    }
+  }
+}
+
+/** Waits `ms`; false as soon as `signal` aborts (or if it already has). */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (waited: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", aborted);
+      resolve(waited);
+    };
+    const aborted = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal.addEventListener("abort", aborted);
+  });
 }
 
 /**
