@@ -134,7 +134,12 @@ function relatedRequest(
     options.logger.error("cannot include an unknown relationship", { ...relation });
     return undefined;
   }
-  return options.bus.request(relatedResolverOf(owner), { actor: options.actor, ...relation }, {
+  // The owner checks the fieldsets of its types as its own routes do (400); trimmed below.
+  const fields = options.fields && Object.keys(options.fields).length
+    ? { fields: options.fields }
+    : {};
+  const request = { actor: options.actor, ...relation, ...fields };
+  return options.bus.request(relatedResolverOf(owner), request, {
     timeoutMs: options.timeoutMs,
   }).then(({ linkage, data }) => {
     for (const parent of primary) {

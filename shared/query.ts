@@ -382,6 +382,27 @@ function parseInclude(text: string, allowed: string[] = []): string[] {
 
 const fieldsKey = /^fields\[([^\]]+)\]$/;
 
+/**
+ * The fieldset of `type` that another service passed on over the bus (`<service>.resolve`,
+ * `resolve-related`: the gateway hands over the request's `fields`), checked with the rules of
+ * the type's own routes: an unknown name is a 400 naming `fields[<type>]`. Undefined when none.
+ *
+ * @example
+ * ```ts
+ * import { checkFieldset } from "@shared/query.ts";
+ * checkFieldset({ ticket: ["name"] }, "ticket", ["name", "price"]); // ["name"]
+ * ```
+ */
+export function checkFieldset(
+  fields: Record<string, string[]> | undefined,
+  type: string,
+  allowed: string[],
+): string[] | undefined {
+  const names = fields?.[type];
+  if (names === undefined) return undefined;
+  return parseFields(`fields[${type}]`, names.join(","), { [type]: allowed });
+}
+
 function parseFields(key: string, text: string, sparse: Record<string, string[]>): string[] {
   const type = fieldsKey.exec(key)![1];
   const allowed = Object.hasOwn(sparse, type) ? sparse[type] : undefined;

@@ -3,6 +3,7 @@
  * caller's identity and event roles, always read fresh (a revoked role or admin flag counts on
  * the very next request).
  */
+import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
 import type { FactRelay } from "@shared/facts.ts";
 import type { FactActor } from "@shared/facts.ts";
@@ -17,6 +18,8 @@ export type { Caller };
 
 export interface CatalogContext {
   sql: Sql;
+  /** For what only other services can check (their fieldsets before a write). */
+  bus: Bus;
   relay: FactRelay;
   config: Config & { jwtSecret: string };
   log: Logger;

@@ -44,7 +44,7 @@ export async function startCatalog(
 ): Promise<CatalogService> {
   const { sql, bus, config, log } = options;
   const relay = await startFactRelay(sql, bus, log);
-  const ctx: CatalogContext = { sql, relay, config, log };
+  const ctx: CatalogContext = { sql, bus, relay, config, log };
   const stripeLinks = await followPaymentsFacts(sql, relay, bus, log);
   const handlers = {
     ...authHandlers(ctx),

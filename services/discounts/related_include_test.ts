@@ -229,3 +229,56 @@ Deno.test("[discounts] relationship routes answer what include and fields ask fo
     },
   );
 });
+
+// Found by a review: a code's fieldset on the catalog's routes was only trimmed by the gateway
+// (every included code with `"attributes": {}`), and a write carrying it went through.
+Deno.test("[discounts] fields[discount-code] on the catalog's routes is checked by discounts", async (t) => {
+  await using system = await startDiscountsSystem();
+  const { eventId, ticketId, code, token } = await codeWithTicket(system);
+  const bogus = "fields[discount-code]=bogus";
+
+  await t.step("reads that include codes: 400 naming the fieldset", async () => {
+    for (
+      const path of [
+        `/v1/events/${eventId}?include=discount-codes&${bogus}`,
+        `/v1/tickets/${ticketId}?include=discount-codes&${bogus}`,
+        `/v1/events?include=discount-codes&${bogus}`,
+      ]
+    ) {
+      const reply = await system.call("GET", path, { token });
+      expectError(reply, 400, { parameter: "fields[discount-code]" }, path);
+    }
+  });
+
+  await t.step("a good fieldset still trims the included codes", async () => {
+    const path = `/v1/events/${eventId}?include=discount-codes&fields[discount-code]=code`;
+    const reply = await system.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(includedOf(reply.body, "discount-code"), [code]);
+    assert.deepEqual(Object.keys(reply.body.included[0].attributes), ["code"]);
+  });
+
+  await t.step("a write with it is a 400 that wrote nothing", async () => {
+    const count = async () =>
+      (await system.call("GET", "/v1/events?page[size]=1", { token: system.admin.token })).body
+        .meta.count;
+    const before = await count();
+    const starts = new Date(Date.now() + 86_400_000);
+    const body = {
+      data: {
+        type: "event",
+        attributes: {
+          name: "Refused",
+          "starts-at": starts.toISOString(),
+          "ends-at": new Date(starts.getTime() + 3_600_000).toISOString(),
+        },
+      },
+    };
+    const reply = await system.call("POST", `/v1/events?include=discount-codes&${bogus}`, {
+      token,
+      body,
+    });
+    expectError(reply, 400, { parameter: "fields[discount-code]" });
+    assert.equal(await count(), before);
+  });
+});

@@ -92,4 +92,12 @@ Deno.test("[payments] relationship routes answer what include asks for", async (
     const path = `/v1/events/${eventId}/relationships/stripe-authorization?include=owner`;
     expectError(await p.call("GET", path, { token }), 400, { parameter: "include" });
   });
+
+  await t.step("an unknown field of it on the event's route is a 400 (was trimmed away)", async () => {
+    const path = `/v1/events/${eventId}?include=stripe-authorization` +
+      `&fields[stripe-authorization]=bogus`;
+    expectError(await p.call("GET", path, { token }), 400, {
+      parameter: "fields[stripe-authorization]",
+    });
+  });
 });

@@ -45,6 +45,8 @@ export const resolveRelatedRequestSchema = z.object({
   parentType: z.string(),
   relationship: z.string(),
   parentIds: z.array(z.string()).max(1000),
+  /** The request's sparse fieldsets: the owner checks those of its types (400) as `resolve` does. */
+  fields: z.record(z.string(), z.array(z.string())).optional(),
 });
 export const resolveRelatedReplySchema = z.object({
   linkage: z.record(

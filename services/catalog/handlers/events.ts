@@ -57,7 +57,13 @@ import { listTickets } from "../store/tickets.ts";
 import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
-import { loadIncluded, renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
+import {
+  loadIncluded,
+  renderLinkageShown,
+  renderShown,
+  userDefFor,
+  writeQuery,
+} from "./includes.ts";
 import { renderRelatedList, renderRelatedOne } from "./related.ts";
 
 const writableRelationships = {
@@ -266,7 +272,7 @@ async function get(ctx: CatalogContext, req: HttpRequest): Promise<HttpReply> {
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const caller = requireLogin(call.caller);
-  const query = parseSingleQuery(call.req.query, eventQuery);
+  const query = await writeQuery(ctx, call, eventDef);
   const doc = parseResourceDocument(call.req.body, {
     type: "event",
     relationships: writableRelationships,
@@ -330,7 +336,7 @@ function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValue
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const existing = await eventOr404(ctx, call);
   await requireEventLevel(ctx.sql, call.caller, existing.id, "coorganizer");
-  const query = parseSingleQuery(call.req.query, eventQuery);
+  const query = await writeQuery(ctx, call, eventDef);
   const doc = parseResourceDocument(call.req.body, {
     type: "event",
     id: sameEvent(call.req.body, existing) ? existing.id : call.req.params.id,

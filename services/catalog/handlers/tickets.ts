@@ -27,7 +27,7 @@ import {
 } from "../store/tickets.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { loadIncluded, renderLinkageShown, renderShown } from "./includes.ts";
+import { loadIncluded, renderLinkageShown, renderShown, writeQuery } from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
@@ -120,7 +120,7 @@ async function eventOf(
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   // Anonymous callers learn nothing about which events exist.
   requireLogin(call.caller);
-  const query = parseSingleQuery(call.req.query, ticketQuery);
+  const query = await writeQuery(ctx, call, ticketDef);
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
     relationships: { event: { type: "event" } },
@@ -147,7 +147,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   // Admins see trashed tickets with ?get_trashed=true, but only events are restored (and so
   // written) from the trash: a change to a deleted ticket would answer 200 and stay deleted.
   if (ticket.deleted_at !== null) notFound("ticket", call.req.params.id);
-  const query = parseSingleQuery(call.req.query, ticketQuery);
+  const query = await writeQuery(ctx, call, ticketDef);
   const doc = parseResourceDocument(call.req.body, {
     type: "ticket",
     id: call.req.params.id,

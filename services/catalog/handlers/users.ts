@@ -45,7 +45,13 @@ import {
   type UserValues,
 } from "../store/users.ts";
 import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
-import { loadIncluded, renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
+import {
+  loadIncluded,
+  renderLinkageShown,
+  renderShown,
+  userDefFor,
+  writeQuery,
+} from "./includes.ts";
 
 /** The user named in the URL, if the caller is that user or an admin. */
 async function ownUser(
@@ -143,7 +149,7 @@ async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, userQuery);
+  const query = await writeQuery(ctx, call, userDef);
   const doc = parseResourceDocument(call.req.body, { type: "user", known: userDef.relationships });
   requestedFlags(call.caller, doc.attributes);
   const attrs = validateAttributes(userCreateAttributes, doc.attributes);
@@ -191,7 +197,7 @@ async function updatedValues(
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
-  const query = parseSingleQuery(call.req.query, userQuery);
+  const query = await writeQuery(ctx, call, userDef);
   const doc = parseResourceDocument(call.req.body, {
     type: "user",
     id: call.req.params.id,

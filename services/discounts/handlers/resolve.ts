@@ -7,13 +7,15 @@ import type { resolveRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
 import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
-import { codeDef } from "../resources.ts";
+import { codeDef, codeQuery } from "../resources.ts";
+import { checkFieldset } from "@shared/query.ts";
 import { getCodes } from "../store/codes.ts";
 
 export async function resolveCodes(
   ctx: DiscountsContext,
-  { actor, type, ids }: z.infer<typeof resolveRequestSchema>,
+  { actor, type, ids, fields }: z.infer<typeof resolveRequestSchema>,
 ): Promise<{ data: ResourceObject[] }> {
+  checkFieldset(fields, codeDef.type, codeQuery.sparse![codeDef.type]);
   if (type !== "discount-code" || !actor) return { data: [] };
   const rows = await getCodes(ctx.sql, ids);
   const { caller } = await access(ctx, actor);

@@ -14,7 +14,8 @@ import { catalogInternal } from "@shared/subjects.ts";
 import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
 import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
-import { codeDef } from "../resources.ts";
+import { codeDef, codeQuery } from "../resources.ts";
+import { checkFieldset } from "@shared/query.ts";
 import { readableEventsOf } from "./common.ts";
 import {
   type CodeRow,
@@ -44,8 +45,9 @@ function addCodes(related: Related, parentId: string, codes: CodeRow[]): void {
 
 export async function resolveRelatedCodes(
   ctx: DiscountsContext,
-  { actor, parentType, relationship, parentIds }: Request,
+  { actor, parentType, relationship, parentIds, fields }: Request,
 ): Promise<Related> {
+  checkFieldset(fields, codeDef.type, codeQuery.sparse![codeDef.type]);
   // Until the actor proves allowed, each parent links to nothing (nothing is included for it).
   const empty = relationship === "discount-code" ? null : [];
   const related: Related = {

@@ -6,13 +6,16 @@ import { type ResourceObject, toResource } from "@shared/jsonapi.ts";
 import type { resolveRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
-import { stripeAuthorizationDef } from "../resources.ts";
+import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
+import { checkFieldset } from "@shared/query.ts";
 import { type AuthorizationRow, getAuthorizations } from "../store/authorizations.ts";
 
 export async function resolveAuthorizations(
   ctx: PaymentsContext,
-  { actor, type, ids }: z.infer<typeof resolveRequestSchema>,
+  { actor, type, ids, fields }: z.infer<typeof resolveRequestSchema>,
 ): Promise<{ data: ResourceObject[] }> {
+  const { type: own } = stripeAuthorizationDef;
+  checkFieldset(fields, own, stripeAuthorizationQuery.sparse![own]);
   if (!actor || type !== "stripe-authorization") return { data: [] };
   const rows = await getAuthorizations(ctx.sql, ids);
   const visible: AuthorizationRow[] = [];

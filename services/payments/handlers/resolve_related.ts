@@ -8,13 +8,18 @@ import { type Identifier, type ResourceObject, toResource } from "@shared/jsonap
 import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
 import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
-import { stripeAuthorizationDef } from "../resources.ts";
+import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
+import { checkFieldset } from "@shared/query.ts";
 import { getAuthorizationOfEvent } from "../store/authorizations.ts";
 
 export async function resolveRelatedAuthorizations(
   ctx: PaymentsContext,
-  { actor, parentType, relationship, parentIds }: z.infer<typeof resolveRelatedRequestSchema>,
+  { actor, parentType, relationship, parentIds, fields }: z.infer<
+    typeof resolveRelatedRequestSchema
+  >,
 ): Promise<{ linkage: Record<string, Identifier | null>; data: ResourceObject[] }> {
+  const { type: own } = stripeAuthorizationDef;
+  checkFieldset(fields, own, stripeAuthorizationQuery.sparse![own]);
   const linkage: Record<string, Identifier | null> = {};
   const data: ResourceObject[] = [];
   if (parentType !== "event" || relationship !== "stripe-authorization") {
