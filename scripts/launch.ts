@@ -80,3 +80,22 @@ export function denoRunArgs(script: string): string[] {
   const flags = script === "gateway/main.ts" ? [GATEWAY_V8_FLAGS] : [];
   return ["run", "-A", "--no-prompt", ...flags, script];
 }
+
+/**
+ * `OTEL_RESOURCE_ATTRIBUTES` for one process: the operator's own attributes (`existing`) and a
+ * `service.instance.id` of its own, unless they name one. Without it every instance of a service
+ * exported one identity (`service.name` alone), so over OTLP their counters were one series that
+ * jumped back and forth between them (found by a review with two catalogs). Deno reads it once,
+ * when the process starts: whoever launches a process sets it (`deno task start`, the tests).
+ *
+ * @example
+ * ```ts
+ * import { withInstanceId } from "./launch.ts";
+ * withInstanceId("deployment.environment=prod"); // "deployment.environment=prod,service.instance.id=…"
+ * ```
+ */
+export function withInstanceId(existing: string | undefined): string {
+  if (existing && /(^|,)\s*service\.instance\.id=/.test(existing)) return existing;
+  const id = `service.instance.id=${crypto.randomUUID()}`;
+  return existing?.trim() ? `${existing},${id}` : id;
+}

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { denoRunArgs, GATEWAY_MALLOC_ENV, GATEWAY_V8_FLAGS, launchEnv } from "./launch.ts";
+import {
+  denoRunArgs,
+  GATEWAY_MALLOC_ENV,
+  GATEWAY_V8_FLAGS,
+  launchEnv,
+  withInstanceId,
+} from "./launch.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
 
@@ -54,4 +60,16 @@ Deno.test("[launch] deno task start names its own telemetry, not unknown_service
   // process start.ts spawns gets its own name over it (scripts/start.ts).
   const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
   assert.match(tasks.start, /^OTEL_SERVICE_NAME=start deno run -A scripts\/start\.ts$/);
+});
+
+Deno.test("[launch] each process gets a service.instance.id of its own, beside the operator's", () => {
+  const a = withInstanceId(undefined);
+  const b = withInstanceId(undefined);
+  assert.match(a, /^service\.instance\.id=[0-9a-f-]{36}$/);
+  assert.notEqual(a, b);
+  assert.match(
+    withInstanceId("deployment.environment=prod"),
+    /^deployment\.environment=prod,service\.instance\.id=/,
+  );
+  assert.equal(withInstanceId("service.instance.id=catalog-1"), "service.instance.id=catalog-1");
 });

@@ -34,7 +34,7 @@ import {
   startEmbeddedPostgres,
   StartError,
 } from "./embedded.ts";
-import { denoRunArgs, launchEnv } from "./launch.ts";
+import { denoRunArgs, launchEnv, withInstanceId } from "./launch.ts";
 
 export interface SystemOptions {
   /** Environment for every process, on top of this process's own. */
@@ -97,7 +97,13 @@ function spawn(name: string, script: string, env: Record<string, string>, output
     // Each process's traces and metrics carry its name (with OTEL_DENO=true; see the README).
     // Its stdin is a pipe we never write to: when this process dies, even SIGKILLed, it ends
     // and the child stops too (shared/lifecycle.ts), instead of serving on with a stale secret.
-    env: { ...launchEnv(script), ...env, OTEL_SERVICE_NAME: name, [STOP_AT_STDIN_END]: "1" },
+    env: {
+      ...launchEnv(script),
+      ...env,
+      OTEL_SERVICE_NAME: name,
+      OTEL_RESOURCE_ATTRIBUTES: withInstanceId(env.OTEL_RESOURCE_ATTRIBUTES),
+      [STOP_AT_STDIN_END]: "1",
+    },
     stdin: "piped",
     stdout: output ? "piped" : "null",
     stderr: "piped",

@@ -11,7 +11,7 @@
  * await audit.kill("SIGKILL");
  * ```
  */
-import { denoRunArgs, launchEnv } from "../scripts/launch.ts";
+import { denoRunArgs, launchEnv, withInstanceId } from "../scripts/launch.ts";
 
 export interface LogLine {
   level: string;
@@ -105,7 +105,11 @@ export function spawnProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: denoRunArgs(script),
     cwd: root,
-    env: { ...launchEnv(script), ...env },
+    env: {
+      ...launchEnv(script),
+      ...env,
+      OTEL_RESOURCE_ATTRIBUTES: withInstanceId(env.OTEL_RESOURCE_ATTRIBUTES),
+    },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
