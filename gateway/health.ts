@@ -57,11 +57,28 @@ function countOf(answers: Map<string, string[]>): InstanceCount {
   return { instances: answers.size, healthy, problems: [...problems] };
 }
 
-/** Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer. */
-export function countInstances(bus: Bus, name: string): Promise<InstanceCount> {
+/** What every instance's answer says of it: which it is, on which prefix. */
+interface Answer {
+  id: string;
+  metadata?: { prefix?: string };
+}
+
+/**
+ * Asks every instance of `name` on this bus prefix (`$SRV.<verb>.<name>`: PING, STATS) and gives
+ * their answers by instance id: waits until every instance seen in the last RECENT_MS has answered
+ * (and TAIL_MS more for new ones), at most `maxWaitMs`. `/health` and `/metrics` both ask so: a
+ * scrape that stopped at 250 ms of silence left out a busy instance that `/health` counted (found
+ * by a review: the instance an operator most needs to see).
+ */
+export function askInstances<T extends Answer = ServiceIdentity>(
+  bus: Bus,
+  verb: "PING" | "STATS",
+  name: string,
+  maxWaitMs = MAX_WAIT_MS,
+): Promise<Map<string, T>> {
   const known = recentlySeen(`${bus.prefix}/${name}`);
   const expected = Math.max(known.size, 1);
-  const answers = new Map<string, string[]>();
+  const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
     let tail: ReturnType<typeof setTimeout> | undefined;
@@ -70,25 +87,30 @@ export function countInstances(bus: Bus, name: string): Promise<InstanceCount> {
       clearTimeout(tail);
       sub.unsubscribe();
       for (const id of answers.keys()) known.set(id, Date.now());
-      resolve(countOf(answers));
+      resolve(answers);
     };
-    const cap = setTimeout(finish, MAX_WAIT_MS);
+    const cap = setTimeout(finish, maxWaitMs);
     const sub = bus.nc.subscribe(inbox, {
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.
         if (msg.headers?.code === 503) return finish();
-        const identity = identityOf(msg);
-        if (identity?.metadata?.prefix === bus.prefix) {
-          answers.set(identity.id, identity.problems ?? []);
-        }
+        const identity = identityOf(msg) as T | undefined;
+        if (identity?.metadata?.prefix === bus.prefix) answers.set(identity.id, identity);
         if (answers.size >= expected) {
           clearTimeout(tail);
           tail = setTimeout(finish, TAIL_MS);
         }
       },
     });
-    bus.nc.publish(`$SRV.PING.${name}`, undefined, { reply: inbox });
+    bus.nc.publish(`$SRV.${verb}.${name}`, undefined, { reply: inbox });
   });
+}
+
+/** Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer. */
+export async function countInstances(bus: Bus, name: string): Promise<InstanceCount> {
+  const answers = await askInstances(bus, "PING", name);
+  const problems = new Map([...answers].map(([id, answer]) => [id, answer.problems ?? []]));
+  return countOf(problems);
 }
 
 export interface HealthReport {

@@ -27,6 +27,7 @@ import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
+import { askInstances } from "./health.ts";
 import { hitKeyOf } from "./http_cache.ts";
 
 const requests = metrics.counter(
@@ -130,23 +131,8 @@ interface StatsAnswer {
 
 /** Every instance of `name` on this prefix that answers `$SRV.STATS` in time. */
 async function statsOf(bus: Bus, name: string): Promise<StatsAnswer[]> {
-  const found: StatsAnswer[] = [];
-  try {
-    const replies = await bus.nc.requestMany(`$SRV.STATS.${name}`, undefined, {
-      // Busy instances answer late: wait until none has answered for a while.
-      strategy: "stall",
-      stall: 250,
-      maxWait: 2_000,
-    } as never);
-    for await (const msg of replies) {
-      if (!msg.data.length) continue; // "no responders": none runs
-      const answer = JSON.parse(new TextDecoder().decode(msg.data)) as StatsAnswer;
-      if (answer.metadata?.prefix === bus.prefix) found.push(answer);
-    }
-  } catch {
-    // No instance answers at all: it shows as oe_instances 0.
-  }
-  return found;
+  // Busy instances answer late: every instance seen lately is waited for (gateway/health.ts).
+  return [...(await askInstances<StatsAnswer>(bus, "STATS", name, 2_000)).values()];
 }
 
 /** How many instances of each service answered this scrape. */

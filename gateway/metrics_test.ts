@@ -4,7 +4,7 @@ import { loadConfig } from "@shared/config.ts";
 import { freePort } from "@shared/net.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
-import { serveMetrics } from "./metrics.ts";
+import { gatherMetrics, serveMetrics } from "./metrics.ts";
 import { testGateway } from "./_test_utils.ts";
 
 const TOKEN = "metrics-test-token";
@@ -103,4 +103,28 @@ Deno.test("[gateway] GET /metrics labels made-up methods _OTHER, not as the clie
   assert.equal(other(after), other(before) + 20);
   const lines = (text: string) => text.split("\n").length;
   assert.ok(lines(after) - lines(before) < 40, "20 methods made at most one series per family");
+});
+
+// Found by a review: the scrape stopped at 250 ms of silence, so an instance whose event loop was
+// busy for a moment (the one an operator most needs to see) dropped out of it, while /health,
+// which waits for every instance seen lately, counted it.
+Deno.test("[gateway] a scrape waits for an instance seen lately that answers late", async () => {
+  await using b = await testBus();
+  let slowMs = 0;
+  const instance = (id: string, delayMs: () => number) =>
+    b.bus.nc.subscribe("$SRV.STATS.catalog", {
+      callback: (_error, msg) => {
+        const answer = { id, name: "catalog", metadata: { prefix: b.prefix }, metrics: [] };
+        setTimeout(() => msg.respond(JSON.stringify(answer)), delayMs());
+      },
+    });
+  const subs = [instance("fast", () => 0), instance("busy", () => slowMs)];
+  try {
+    const scrape = () => gatherMetrics(b.bus, ["catalog"]);
+    assert.equal(sample(await scrape(), 'oe_instances{service="catalog"}'), 2);
+    slowMs = 600;
+    assert.equal(sample(await scrape(), 'oe_instances{service="catalog"}'), 2);
+  } finally {
+    subs.forEach((sub) => sub.unsubscribe());
+  }
 });
