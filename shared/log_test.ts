@@ -44,3 +44,26 @@ Deno.test("[log] createLogger leaves out an error field that is undefined", asyn
   assert.ok(!("error" in without), JSON.stringify(without));
   assert.deepEqual(withError.error, { name: "Error", message: "boom" });
 });
+
+// Found by a review: a word boundary before the bare names let every snake_case one through.
+Deno.test("[log] scrub finds secrets under longer names and in header or JSON form", () => {
+  const cases = [
+    "access_token=AT1",
+    "client_secret=CS1&code=x",
+    "refresh_token=RT1",
+    "jwt_secret=JS1",
+    "stripe_secret_key=SK1",
+    "DATABASE_PASSWORD=PW3",
+    "PGPASSWORD=PW4",
+    "Authorization: Bearer BX1",
+    "password: PW1",
+    '{"password":"PW2"}',
+    "redis://:PW5@h",
+  ];
+  for (const text of cases) {
+    const out = scrub(text);
+    assert.ok(!/AT1|CS1|RT1|JS1|SK1|PW\d|BX1/.test(out), `${text} -> ${out}`);
+    assert.ok(out.includes("[redacted]"), out);
+  }
+  assert.equal(scrub("no secret here: 5 tickets"), "no secret here: 5 tickets");
+});
