@@ -47,6 +47,21 @@ function code(fact: CodeFact): string {
   return fact.data.code || fact.data.id;
 }
 
+/** Events named at most, one by one, in a code's sentence. */
+const EVENTS_NAMED = 5;
+
+/**
+ * " for event 3" for a ticket code; " for events 3, 4" for an event code, which applies to the
+ * events it lists (`events`; its `event` is null: its sentences named none, found by a review).
+ */
+function forCodeEvents(fact: CodeFact): string {
+  const events = "events" in fact.data && Array.isArray(fact.data.events) ? fact.data.events : [];
+  if (eventOf(fact) || !events.length) return forEvent(fact);
+  const named = events.slice(0, EVENTS_NAMED).join(", ");
+  const more = events.length > EVENTS_NAMED ? ` and ${events.length - EVENTS_NAMED} more` : "";
+  return ` for event${events.length === 1 ? "" : "s"} ${named}${more}`;
+}
+
 function grant(fact: GrantFact, sentence: (role: string, user: string, event: string) => string) {
   return sentence(fact.data.role, fact.data.user, fact.data.event);
 }
@@ -79,9 +94,9 @@ const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
   "payments.stripe-authorization.created": (f) => `Stripe authorization linked${forEvent(f)}`,
   "payments.stripe-authorization.updated": (f) => `Stripe authorization re-linked${forEvent(f)}`,
   "payments.stripe-authorization.deleted": (f) => `Stripe authorization removed${forEvent(f)}`,
-  "discounts.discount-code.created": (f) => `Discount code ${code(f)} created${forEvent(f)}`,
-  "discounts.discount-code.updated": (f) => `Discount code ${code(f)} updated${forEvent(f)}`,
-  "discounts.discount-code.deleted": (f) => `Discount code ${code(f)} deleted${forEvent(f)}`,
+  "discounts.discount-code.created": (f) => `Discount code ${code(f)} created${forCodeEvents(f)}`,
+  "discounts.discount-code.updated": (f) => `Discount code ${code(f)} updated${forCodeEvents(f)}`,
+  "discounts.discount-code.deleted": (f) => `Discount code ${code(f)} deleted${forCodeEvents(f)}`,
   "discounts.discount-code.reserved": (f) =>
     `Discount code ${code(f)} reserved${uses(f)}${forEvent(f)}`,
   "discounts.discount-code.confirmed": (f) =>

@@ -53,6 +53,18 @@ Deno.test("[audit] describeFact writes the original's sentences", async (t) => {
       "Discount code ALL updated",
     ],
     [
+      "discounts.discount-code.created",
+      "9",
+      { code: "EVT", event: null, events: ["3", "4"] },
+      "Discount code EVT created for events 3, 4",
+    ],
+    [
+      "discounts.discount-code.updated",
+      "9",
+      { code: "EVT", event: null, events: ["1", "2", "3", "4", "5", "6", "7"] },
+      "Discount code EVT updated for events 1, 2, 3, 4, 5 and 2 more",
+    ],
+    [
       "discounts.discount-code.reserved",
       "8",
       {
