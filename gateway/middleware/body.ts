@@ -6,7 +6,12 @@
  * otherwise overflow a recursive serializer further on (it did, inside the bus client), and
  * Postgres refuses NUL in text, which surfaced as 500s.
  */
-import { ApiError, BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
+import {
+  ApiError,
+  BadRequestError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from "@shared/errors.ts";
 import type { ErrorSource } from "@shared/errors.ts";
 
 /** Deepest nesting of objects and arrays a JSON body may have. */
@@ -169,12 +174,27 @@ async function readLimited(
   }
 }
 
+/**
+ * A body in a content coding (`gzip`) is not read: 415, as RFC 9110 (§15.5.16) asks of a coding
+ * the server does not take. It was read as is and refused as "not valid UTF-8" (400), which sent
+ * a client looking at its text rather than at the header (found by a review).
+ */
+function refuseContentCoding(coding: string | null): void {
+  const codings = (coding ?? "").split(",").map((c) => c.trim().toLowerCase()).filter(Boolean);
+  if (codings.every((c) => c === "identity")) return;
+  throw new UnsupportedMediaTypeError(
+    `Cannot read the body: content coding "${coding}" is not supported; send it uncompressed`,
+    { header: "Content-Encoding" },
+  );
+}
+
 async function readBytes(
   request: Request,
   limitBytes: number,
   timeoutMs: number,
 ): Promise<Uint8Array> {
   if (request.body === null) return new Uint8Array();
+  refuseContentCoding(request.headers.get("Content-Encoding"));
   const declared = request.headers.get("Content-Length");
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limitBytes) {
     throw tooLarge(limitBytes);

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus.ts";
-import { BadRequestError, PayloadTooLargeError } from "@shared/errors.ts";
+import {
+  BadRequestError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from "@shared/errors.ts";
 import { catalog } from "@shared/subjects.ts";
 import { firstError, JSONAPI, testGateway } from "../_test_utils.ts";
 import { hasBody, readJsonBody } from "./body.ts";
@@ -23,6 +27,24 @@ Deno.test("[gateway] readJsonBody counts streamed bytes against the limit", asyn
     body: streamOf(JSON.stringify({ a: "x".repeat(200) })),
   });
   await assert.rejects(readJsonBody(large, 100), PayloadTooLargeError);
+});
+
+// Found by a review: a gzip body was read as is and refused as "not valid UTF-8" (400).
+Deno.test("[gateway] a body in a content coding is a 415 naming the header", async () => {
+  const gzipped = new Request("http://x/", {
+    method: "POST",
+    body: '{"a":1}',
+    headers: { "Content-Encoding": "gzip" },
+  });
+  const error = await readJsonBody(gzipped, 100).catch((e) => e);
+  assert.ok(error instanceof UnsupportedMediaTypeError, String(error));
+  assert.deepEqual(error.toObjects()[0].source, { header: "Content-Encoding" });
+  const identity = new Request("http://x/", {
+    method: "POST",
+    body: '{"a":1}',
+    headers: { "Content-Encoding": "identity" },
+  });
+  assert.deepEqual(await readJsonBody(identity, 100), { a: 1 });
 });
 
 Deno.test("[gateway] readJsonBody points malformed bodies at the whole document", async () => {
