@@ -47,6 +47,17 @@ Deno.test("[gateway] a body in a content coding is a 415 naming the header", asy
   assert.deepEqual(await readJsonBody(identity, 100), { a: 1 });
 });
 
+// Found by a review: 1e999 parsed as Infinity and reached the service as null.
+Deno.test("[gateway] a number too large for a double is a 400 naming its member", async () => {
+  const request = new Request("http://x/", {
+    method: "POST",
+    body: '{"data":{"attributes":{"quantity":1e999}}}',
+  });
+  const error = await readJsonBody(request, 1000).catch((e) => e);
+  assert.ok(error instanceof BadRequestError, String(error));
+  assert.match(error.message, /"quantity" is out of range/);
+});
+
 Deno.test("[gateway] readJsonBody points malformed bodies at the whole document", async () => {
   const request = new Request("http://x/", { method: "POST", body: "{" });
   const error = await readJsonBody(request, 100).catch((e) => e);
