@@ -318,6 +318,9 @@ const plans: Record<string, Plan> = {
   "Events > Tickets relationship of an event > Get the ticket linkage of an event": {
     world: ticket,
   },
+  "Events > Tickets relationship of an event > Get the ticket linkage with the tickets": {
+    world: ticket,
+  },
   "Events > Owner relationship of an event > Get the owner linkage of an event": { world: event },
   "Events > Roles relationship of an event > Get the role linkage of an event > Example 1": {
     world: event,
