@@ -93,11 +93,14 @@ Deno.test("[payments] relationship routes answer what include asks for", async (
     expectError(await p.call("GET", path, { token }), 400, { parameter: "include" });
   });
 
-  await t.step("an unknown field of it on the event's route is a 400 (was trimmed away)", async () => {
-    const path = `/v1/events/${eventId}?include=stripe-authorization` +
-      `&fields[stripe-authorization]=bogus`;
-    expectError(await p.call("GET", path, { token }), 400, {
-      parameter: "fields[stripe-authorization]",
-    });
-  });
+  await t.step(
+    "an unknown field of it on the event's route is a 400 (was trimmed away)",
+    async () => {
+      const path = `/v1/events/${eventId}?include=stripe-authorization` +
+        `&fields[stripe-authorization]=bogus`;
+      expectError(await p.call("GET", path, { token }), 400, {
+        parameter: "fields[stripe-authorization]",
+      });
+    },
+  );
 });
