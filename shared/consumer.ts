@@ -90,6 +90,8 @@ export interface FactConsumerOptions<S extends string = string> {
   batchSize?: number;
   /** How long a delivered fact not acknowledged waits before redelivery (default ACK_WAIT_MS). */
   ackWaitMs?: number;
+  /** How long a batch `handle` keeps failing on keeps its turn (default KEEP_TURN_MS). */
+  keepTurnMs?: number;
   /**
    * Deliver facts of types this process does not know yet (a producer deployed before it)
    * instead of parking them, their data reduced to what is safe to read unchecked (the `id`, and
@@ -105,7 +107,10 @@ export interface HandleResult {
 }
 
 export interface FactConsumer {
-  /** Finishes the batch in hand, then stops fetching. */
+  /**
+   * Finishes the batch being handed over, then stops fetching; a batch waiting to be tried again
+   * (and every batch behind it) is given back to the server for redelivery, in order.
+   */
   stop(): Promise<void>;
 }
 
@@ -405,7 +410,7 @@ async function handleBatch<S extends string>(
   }
   if (!batch.length) return;
   const result = await handOverUntilDone(ctx, batch);
-  if (result === STOPPED) {
+  if (result === GIVEN_BACK) {
     for (const { msg } of batch) msg.nak(1000);
     return;
   }
@@ -418,40 +423,53 @@ async function handleBatch<S extends string>(
   ctx.handled.acked.add(batch.length - rejected.size);
 }
 
-const STOPPED = Symbol("stopped");
+/** A batch handed back to the server for redelivery (naked), unhandled. */
+const GIVEN_BACK = Symbol("given back");
 /**
  * Pauses between attempts at a batch that failed, then the last one again: no longer than the
  * redelivery that came 1 s later before, so a consumer heals as fast after an outage.
  */
 const RETRY_PAUSES_MS = [250, 500, 1000];
+/**
+ * How long a failing batch keeps its turn. A failure of that batch alone (a lock wait run out,
+ * a moment without the database) is over well within it; one that lasts is a fact the handler
+ * cannot handle (it should reject it: parked), and the facts behind it must not wait for good.
+ */
+const KEEP_TURN_MS = 30_000;
 
 /**
  * Hands the batch over until `handle` succeeds, pausing longer after each failure (a database
- * gone for a moment, a lock wait run out), or until the consumer stops (then STOPPED). Retried
+ * gone for a moment, a lock wait run out), for at most KEEP_TURN_MS; then, or when the consumer
+ * stops, the batch is given back (GIVEN_BACK: redelivered later, after what follows it). Retried
  * here, in place, the batch keeps its turn: batches are handled one after another, so the facts
- * behind it wait, and the facts in hand are kept from redelivery (`InHand`). Naked for
- * redelivery instead, it came back after facts that followed it (found by a review: an event's
- * deletion, retried after the event's restore and a new Stripe link, removed the link).
+ * behind it wait, and the facts in hand are kept from redelivery (`InHand`). Naked at once
+ * instead, it came back after facts that followed it (found by a review: an event's deletion,
+ * retried after the event's restore and a new Stripe link, removed the link). A stopping
+ * consumer hands nothing over: the batches queued behind a given-back one are given back too.
  */
 async function handOverUntilDone<S extends string>(
   ctx: BatchContext<S>,
   batch: { msg: JsMsg; fact: Fact }[],
-): Promise<void | HandleResult | typeof STOPPED> {
-  for (let attempt = 0;; attempt++) {
+): Promise<void | HandleResult | typeof GIVEN_BACK> {
+  const until = Date.now() + (ctx.options.keepTurnMs ?? KEEP_TURN_MS);
+  for (let attempt = 0; !ctx.stopping.aborted; attempt++) {
     try {
       return await handOver(ctx, batch);
     } catch (error) {
       const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
-      ctx.options.log.error("cannot handle facts; trying again", {
-        error,
-        count: batch.length,
-        attempt: attempt + 1,
-        pauseMs,
-      });
-      ctx.handled.retried.add(batch.length);
-      if (!await pause(pauseMs, ctx.stopping)) return STOPPED;
+      const givingUp = Date.now() + pauseMs > until;
+      ctx.options.log.error(
+        givingUp
+          ? "cannot handle facts; giving them back for redelivery, after the facts behind them"
+          : "cannot handle facts; trying again",
+        { error, count: batch.length, attempt: attempt + 1, pauseMs },
+      );
+      // Counted once per batch, not per attempt: the metric counts facts.
+      if (attempt === 0) ctx.handled.retried.add(batch.length);
+      if (givingUp || !await pause(pauseMs, ctx.stopping)) return GIVEN_BACK;
     }
   }
+  return GIVEN_BACK;
 }
 
 /** Waits `ms`; false as soon as `signal` aborts (or if it already has). */

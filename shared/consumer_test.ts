@@ -126,6 +126,60 @@ Deno.test("[consumer] a failed batch is handled again before the facts behind it
   assert.deepEqual(handled, ["1", "2", "3"]);
 });
 
+// Found by a review: stopping during a retry handed the batches queued behind it over first.
+Deno.test("[consumer] stopping during a retry gives back that batch and those behind it, in order", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const handled: string[] = [];
+  let failing = true;
+  const handle = async (batch: Fact[]) => {
+    if (failing && batch.some((f) => f.data.id === "1")) throw new Error("lock wait ran out");
+    await collectIds(handled)(batch);
+  };
+  const first = await consumeFacts(b.bus, {
+    durable: "demo",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle,
+  });
+  await publish(b, [fact(1)]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await publish(b, [fact(2), fact(3)]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await first.stop();
+  assert.deepEqual(handled, [], "nothing behind the failing batch was handled");
+  failing = false;
+  const second = await consumeFacts(b.bus, {
+    durable: "demo",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle,
+  });
+  await eventually(() => handled.length === 3, 8000, "every fact handled");
+  await second.stop();
+  assert.deepEqual(handled, ["1", "2", "3"]);
+});
+
+// Found by a review: a batch that always fails held up every fact behind it for good.
+Deno.test("[consumer] a batch failing past its turn is given back, and the facts behind go on", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "demo",
+    subject: "facts.catalog.>",
+    log: quiet,
+    keepTurnMs: 600,
+    handle: async (batch) => {
+      if (batch.some((f) => f.data.id === "1")) throw new Error("cannot ever");
+      await collectIds(handled)(batch);
+    },
+  });
+  await publish(b, [fact(1)]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await publish(b, [fact(2), fact(3)]);
+  await eventually(() => handled.includes("2") && handled.includes("3"), 8000, "2 and 3");
+  await consumer.stop();
+});
+
 Deno.test("[consumer] a message the parked stream does not take comes back; the rest go on", async () => {
   await using b = await factBus({ ensureStream: true });
   const { handled, consumer } = await collecting(b);
