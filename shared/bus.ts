@@ -852,6 +852,9 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     logFailure(log, error, { subject: endpoint.subject, status, request: request ?? msg.data });
     stat.num_errors++;
     stat.last_error = `${status}:${objects[0].title}`;
+    // Headers of its own: a success refused after it was encoded (too large for the bus) had
+    // written its cache tags and merges, and the gateway cached the error (found by a review).
+    const reply = natsHeaders();
     reply.set("Status", status);
     reply.set("Nats-Service-Error-Code", status);
     reply.set("Nats-Service-Error", objects[0].title);

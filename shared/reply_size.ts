@@ -36,14 +36,19 @@ export interface SizedAnswer {
 const MERGE_HEADERS = ["Foreign-Includes", "Foreign-Relations"];
 const WRITES = new Set(["POST", "PATCH", "DELETE"]);
 
-/** Bytes the headers take on the wire, give or take a few (`NATS/1.0`, `name: value` lines). */
+/** Bytes the headers take on the wire (`NATS/1.0`, `name: value` lines), in UTF-8. */
 export function headersSize(headers: MsgHdrs): number {
   let size = 12;
   for (const name of headers.keys()) {
-    for (const value of headers.values(name)) size += name.length + value.length + 4;
+    for (const value of headers.values(name)) {
+      size += encoder.encode(name).length + encoder.encode(value).length + 4;
+    }
   }
   return size;
 }
+
+/** Room kept for headers before they are measured: answers smaller by this much fit at once. */
+const HEADROOM = 64 * 1024;
 
 function sizeOf(answer: SizedAnswer): number {
   return answer.body.length + headersSize(answer.headers);
@@ -62,22 +67,36 @@ export function fitToBus(
   answer: SizedAnswer,
   options: { limit: number; http?: { method?: string } },
 ): SizedAnswer {
+  if (answer.body.length + HEADROOM <= options.limit) return answer;
   const size = sizeOf(answer);
   if (size <= options.limit) return answer;
   const { http, limit } = options;
   const done = http && WRITES.has(http.method ?? "") && answer.status < 300;
-  const trimmed = done ? withoutIncluded(answer, size) : undefined;
-  if (trimmed && sizeOf(trimmed) <= limit) return trimmed;
+  if (done) {
+    // Answered as done whatever it takes: without its includes, else with its identifier only.
+    const trimmed = shrunk(answer, size, false);
+    if (trimmed && sizeOf(trimmed) <= limit) return trimmed;
+    const least = shrunk(answer, size, true);
+    if (least && sizeOf(least) <= limit) return least;
+  }
   const what = `the answer is ${mib(size)}, more than the ${mib(limit)} the bus carries`;
   if (!http) throw new InternalError(`Cannot answer: ${what}`);
   throw new ReplyTooLargeError(
-    `Cannot answer: ${what}; ask for less (a smaller page[size], fewer include paths)`,
+    `Cannot answer: ${what}; ask for less (a smaller page[size], fewer include paths, ` +
+      `fields[<type>])`,
   );
 }
 
-/** A done write's document without `included`, saying why (`meta.include-unavailable`). */
-function withoutIncluded(answer: SizedAnswer, size: number): SizedAnswer | undefined {
-  let document: { included?: unknown; meta?: Record<string, unknown> };
+/**
+ * A done write's document without `included` (and, `identifierOnly`, its data reduced to type
+ * and id), saying why in `meta.include-unavailable`.
+ */
+function shrunk(
+  answer: SizedAnswer,
+  size: number,
+  identifierOnly: boolean,
+): SizedAnswer | undefined {
+  let document: { data?: unknown; included?: unknown; meta?: Record<string, unknown> };
   try {
     document = JSON.parse(decoder.decode(answer.body));
   } catch {
@@ -85,6 +104,7 @@ function withoutIncluded(answer: SizedAnswer, size: number): SizedAnswer | undef
   }
   if (typeof document !== "object" || document === null) return undefined;
   delete document.included;
+  if (identifierOnly) document.data = identifierOf(document.data);
   document.meta = {
     ...document.meta,
     "include-unavailable": `The change is done; what it included is not (the answer was ` +
@@ -92,4 +112,11 @@ function withoutIncluded(answer: SizedAnswer, size: number): SizedAnswer | undef
   };
   for (const name of MERGE_HEADERS) answer.headers.delete(name);
   return { ...answer, body: encoder.encode(JSON.stringify(document)) };
+}
+
+function identifierOf(data: unknown): unknown {
+  if (Array.isArray(data)) return data.map(identifierOf);
+  if (typeof data !== "object" || data === null) return data;
+  const { type, id } = data as { type?: unknown; id?: unknown };
+  return { type, id };
 }

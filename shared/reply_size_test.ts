@@ -36,6 +36,14 @@ Deno.test("[reply_size] a done write that does not fit keeps its data, says why,
   assert.match(document.meta["include-unavailable"], /^The change is done/);
   assert.equal(fitted.status, 201);
   assert.equal(fitted.headers.has("Foreign-Includes"), false);
+  // Its data alone too large: still done, with the identifier only.
+  const least = fitToBus(answerOf({ data: { type: "event", id: "1", x: "y".repeat(5000) } }, 201), {
+    limit: 1000,
+    http: { method: "POST" },
+  });
+  const reduced = JSON.parse(new TextDecoder().decode(least.body));
+  assert.deepEqual(reduced.data, { type: "event", id: "1" });
+  assert.match(reduced.meta["include-unavailable"], /^The change is done/);
   // A failed write is not done: its too-large answer is an error like a read's.
   assert.throws(
     () => fitToBus(answerOf(big, 409), { limit: 1000, http: { method: "POST" } }),

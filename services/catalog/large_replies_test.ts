@@ -21,6 +21,11 @@ Deno.test("[catalog] an answer larger than the bus carries is refused clearly, a
     expectError(reply, 400);
     assert.match(reply.body.errors[0].detail, /more than the 1\.00 MiB the bus carries/);
     assert.match(reply.body.errors[0].detail, /page\[size\]/);
+    // The error kept the success's cache tags once, and the gateway served it from its cache.
+    const again = await system.call("GET", "/v1/events?page[size]=0");
+    expectError(again, 400);
+    assert.notEqual(again.headers.get("X-Cache"), "HIT");
+    assert.match(again.headers.get("Cache-Control") ?? "", /no-store/);
   });
 
   await t.step("the catalog still answers, a smaller page too", async () => {
