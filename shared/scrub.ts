@@ -11,21 +11,32 @@
  */
 
 const urlCredentials = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@/\s]+@/gi;
+/** The words that name a secret. */
+const SECRET_WORD = String.raw`(?:pass(?:word|wd)?|secret|token|api[-_]?key|auth[-_]?code)`;
 /**
- * A name that holds a secret, with whatever it is prefixed or suffixed with (`access_token`,
- * `client_secret`, `PGPASSWORD`, `stripe_secret_key`): a word boundary before the bare names
- * missed every snake_case one (found by a review).
+ * `name=value` where the name is a secret word, alone or after a prefix and a separator
+ * (`access_token`, `client_secret`, `stripe.api-key`), maybe with a `key` after it
+ * (`stripe_secret_key`). A word boundary before the bare words missed every snake_case name
+ * (found by a review); a secret word inside another (`bypass`, `max_tokens`) is no secret.
  */
-const SECRET_NAME = String
-  .raw`[\w.-]*?(?:pass(?:word|wd)?|secret|token|api[-_]?key|authorization)[\w-]*`;
-/** `name=value`, `name: value`, `"name":"value"`, and a scheme before the value (`Bearer x`). */
 const secretAssignment = new RegExp(
-  String.raw`(?<![\w.-])(["']?${SECRET_NAME}["']?\s*[:=]\s*["']?)(?:(?:bearer|jwt|basic)\s+)?` +
-    String.raw`[^\s&"',;]+`,
+  String.raw`(?<![\w.-])((?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?\s*=\s*)[^\s&"',;]+`,
   "gi",
 );
+/** Environment-style names in capitals (`PGPASSWORD=`, `DATABASE_PASSWORD=`, `JWT_SECRET=`). */
+const envAssignment = /(?<![\w.-])([A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN)\s*=\s*)[^\s&"',;]+/g;
+/** A JSON member (`"password":"..."`) and an Authorization header with its scheme. */
+const quotedMember = new RegExp(
+  String.raw`("(?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?"\s*:\s*")[^"]*`,
+  "gi",
+);
+const authorizationHeader = /(\bauthorization\s*:\s*)(?:(?:bearer|jwt|basic)\s+)?[^\s,;]+/gi;
 
 /** URL passwords and `password=...`-style assignments become "[redacted]". */
 export function scrub(text: string): string {
-  return text.replace(urlCredentials, "$1[redacted]@").replace(secretAssignment, "$1[redacted]");
+  return text.replace(urlCredentials, "$1[redacted]@")
+    .replace(secretAssignment, "$1[redacted]")
+    .replace(envAssignment, "$1[redacted]")
+    .replace(quotedMember, "$1[redacted]")
+    .replace(authorizationHeader, "$1[redacted]");
 }

@@ -22,13 +22,17 @@ export const dateTime = z.iso.datetime({
     message: "must be between the years 1 and 9999",
   });
 
+/** The characters of IANA zone names (`America/Port-au-Prince`, `Etc/GMT+8`), a letter first. */
+const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+\-/]*$/;
+
 /**
  * Whether `name` is an IANA timezone name (`Asia/Singapore`, `UTC`, `Etc/GMT-8`). Intl also takes
- * UTC offsets (`+08:00`, `-0800`), which are no zone name: the original's pytz refused them (422),
- * and the contract and the facts' schema promise a name (found by a review: they were stored).
+ * UTC offsets (`+08:00`, `-0800`, and with a Unicode minus `−08:00`), which are no zone name: the
+ * original's pytz refused them (422), and the contract and the facts' schema promise a name
+ * (found by reviews: they were stored).
  */
 export function isTimezone(name: string): boolean {
-  if (/^[+-]/.test(name.trim())) return false;
+  if (!ZONE_NAME.test(name)) return false;
   try {
     new Intl.DateTimeFormat("en", { timeZone: name });
     return true;

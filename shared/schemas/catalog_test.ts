@@ -6,7 +6,8 @@ Deno.test("[schemas] a timezone is an IANA name, never a UTC offset", () => {
     assert.equal(isTimezone(name), true, name);
   }
   // Intl takes these; pytz (the original) and the facts' schema do not: found by a review.
-  for (const name of ["+08:00", "+0800", "+08", "-23:59", "-00:00", " +08:00", "Nowhere", ""]) {
+  const offsets = ["+08:00", "+0800", "+08", "-23:59", "-00:00", " +08:00", "\u221208:00"];
+  for (const name of [...offsets, "Nowhere", "", " UTC"]) {
     assert.equal(isTimezone(name), false, name);
   }
   assert.equal(timezoneSpelling("europe/berlin"), "Europe/Berlin");
