@@ -26,12 +26,22 @@ const RECENT_MS = 10_000;
 /** When each instance last answered, per bus prefix and service: what checks wait for. */
 const seen = new Map<string, Map<string, number>>();
 
-function recentlySeen(key: string): Map<string, number> {
+function recentlySeen(key: string, recentMs: number): Map<string, number> {
   const instances = seen.get(key) ?? new Map<string, number>();
   seen.set(key, instances);
   const now = Date.now();
-  for (const [id, at] of instances) if (now - at > RECENT_MS) instances.delete(id);
+  for (const [id, at] of instances) if (now - at > recentMs) instances.delete(id);
   return instances;
+}
+
+/** How long `askInstances` waits, and for which instances. */
+export interface AskOptions {
+  /** Longest wait for the answers (default MAX_WAIT_MS). */
+  maxWaitMs?: number;
+  /** Instances that answered within this long are waited for (default RECENT_MS). */
+  recentMs?: number;
+  /** After the expected count answered, how long more answers may take (default TAIL_MS). */
+  tailMs?: number;
 }
 
 function identityOf(msg: Msg): ServiceIdentity | undefined {
@@ -74,9 +84,10 @@ export function askInstances<T extends Answer = ServiceIdentity>(
   bus: Bus,
   verb: "PING" | "STATS",
   name: string,
-  maxWaitMs = MAX_WAIT_MS,
+  options: AskOptions = {},
 ): Promise<Map<string, T>> {
-  const known = recentlySeen(`${bus.prefix}/${name}`);
+  const { maxWaitMs = MAX_WAIT_MS, recentMs = RECENT_MS, tailMs = TAIL_MS } = options;
+  const known = recentlySeen(`${bus.prefix}/${name}`, recentMs);
   const expected = Math.max(known.size, 1);
   const answers = new Map<string, T>();
   const inbox = createInbox();
@@ -98,7 +109,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         if (identity?.metadata?.prefix === bus.prefix) answers.set(identity.id, identity);
         if (answers.size >= expected) {
           clearTimeout(tail);
-          tail = setTimeout(finish, TAIL_MS);
+          tail = setTimeout(finish, tailMs);
         }
       },
     });

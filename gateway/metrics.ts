@@ -131,8 +131,15 @@ interface StatsAnswer {
 
 /** Every instance of `name` on this prefix that answers `$SRV.STATS` in time. */
 async function statsOf(bus: Bus, name: string): Promise<StatsAnswer[]> {
-  // Busy instances answer late: every instance seen lately is waited for (gateway/health.ts).
-  return [...(await askInstances<StatsAnswer>(bus, "STATS", name, 2_000)).values()];
+  // Busy instances answer late: every instance seen lately is waited for (gateway/health.ts),
+  // lately meaning within a few scrape intervals (Prometheus scrapes every 15-60 s), and new ones
+  // for the 250 ms of silence the scrape once waited for.
+  const asked = await askInstances<StatsAnswer>(bus, "STATS", name, {
+    maxWaitMs: 2_000,
+    recentMs: 180_000,
+    tailMs: 250,
+  });
+  return [...asked.values()];
 }
 
 /** How many instances of each service answered this scrape. */
