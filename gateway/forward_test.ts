@@ -244,3 +244,33 @@ Deno.test("[gateway] GET /v1/events?include= merges foreign includes from their 
     ],
   });
 });
+
+// Found by a review: the includes were asked for with a fresh timeout once the first service had
+// answered, so an answer could take twice REQUEST_TIMEOUT_MS (3.7 s with 2 s).
+Deno.test("[gateway] includes from other services get what is left of the request's time", async () => {
+  await using gw = await testGateway({ env: { REQUEST_TIMEOUT_MS: "1000" } });
+  await gw.serve("catalog", [
+    route(catalog.events.get, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      return {
+        status: 200,
+        body: { data: { type: "event", id: "1" } },
+        foreignIncludes: { "discount-code": ["10"] },
+      };
+    }),
+  ]);
+  await gw.serve("discounts", [
+    route(resolveEndpoint("discounts"), async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      return { data: [] };
+    }),
+  ]);
+  const began = Date.now();
+  const response = await gw.app.request("/v1/events/1?include=discount-codes", {
+    headers: { Authorization: `JWT ${await token("5")}` },
+  });
+  const took = Date.now() - began;
+  assert.equal(response.status, 504);
+  assert.equal((await firstError(response)).code, "gateway_timeout");
+  assert.ok(took < 1300, `answered after ${took} ms, the timeout being 1000`);
+});
