@@ -108,7 +108,9 @@ export function spawnProcess(
     env: {
       ...launchEnv(script),
       ...env,
-      OTEL_RESOURCE_ATTRIBUTES: withInstanceId(env.OTEL_RESOURCE_ATTRIBUTES),
+      OTEL_RESOURCE_ATTRIBUTES: withInstanceId(
+        env.OTEL_RESOURCE_ATTRIBUTES ?? Deno.env.get("OTEL_RESOURCE_ATTRIBUTES"),
+      ),
     },
     stdin: "null",
     stdout: "null",

@@ -56,6 +56,10 @@ Deno.test("[gateway] a number too large for a double is a 400 naming its member"
   const error = await readJsonBody(request, 1000).catch((e) => e);
   assert.ok(error instanceof BadRequestError, String(error));
   assert.match(error.message, /"quantity" is out of range/);
+  const digits = new Request("http://x/", { method: "POST", body: `{"n":${"9".repeat(400)}}` });
+  assert.ok((await readJsonBody(digits, 1000).catch((e) => e)) instanceof BadRequestError);
+  const fine = new Request("http://x/", { method: "POST", body: '{"n":1e300,"m":12345}' });
+  assert.deepEqual(await readJsonBody(fine, 1000), { n: 1e300, m: 12345 });
 });
 
 Deno.test("[gateway] readJsonBody points malformed bodies at the whole document", async () => {

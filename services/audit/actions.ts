@@ -98,11 +98,11 @@ const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
   "discounts.discount-code.updated": (f) => `Discount code ${code(f)} updated${forCodeEvents(f)}`,
   "discounts.discount-code.deleted": (f) => `Discount code ${code(f)} deleted${forCodeEvents(f)}`,
   "discounts.discount-code.reserved": (f) =>
-    `Discount code ${code(f)} reserved${uses(f)}${forEvent(f)}`,
+    `Discount code ${code(f)} reserved${uses(f)}${forCodeEvents(f)}`,
   "discounts.discount-code.confirmed": (f) =>
-    `Discount code ${code(f)} confirmed${uses(f)}${forEvent(f)}`,
+    `Discount code ${code(f)} confirmed${uses(f)}${forCodeEvents(f)}`,
   "discounts.discount-code.released": (f) =>
-    `Discount code ${code(f)} released${uses(f)}${forEvent(f)}`,
+    `Discount code ${code(f)} released${uses(f)}${forCodeEvents(f)}`,
 };
 
 /** Drops control characters (Postgres text refuses NUL) and bounds the length. */
