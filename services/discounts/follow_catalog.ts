@@ -55,6 +55,22 @@ async function updatedCodes(tx: Queryable, fact: Fact, ids: string[]): Promise<N
 }
 
 /**
+ * Longer than a deletion's transaction can last (its request deadline bounds it): the fact's
+ * `time` is taken inside it, before its commit, and a code written just before the commit (the
+ * catalog_names lock waits for it) began after that `time`, and must still be trashed.
+ */
+export const LATER_CODE_MARGIN_MS = 60_000;
+
+/**
+ * A ticket code created well after the event's deletion was announced: it can only belong to
+ * the event restored meanwhile (a code's write checks its event is live), and a deletion handled
+ * late must not trash it (found by a review: such a code went to the trash with its event live).
+ */
+function madeLater(code: CodeRow, fact: EventFact): boolean {
+  return code.created_at.getTime() > new Date(fact.time).getTime() + LATER_CODE_MARGIN_MS;
+}
+
+/**
  * A deleted event: its live ticket codes go to the trash with it, the event code applied to it
  * stays, applied to one event fewer. A purge first deletes its ticket codes for good, trashed
  * ones too (`deleted` facts marked `purged`): a ticket code has no meaning, nor a valid row,
@@ -75,6 +91,7 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
     for (const code of await codesOfEvent(tx, eventId)) {
       const codeId = String(code.id);
       if (String(code.event_id) === eventId) {
+        if (madeLater(code, fact)) continue;
         await deleteCode(tx, codeId, false);
         changed.push(codeFact(fact, "deleted", (await getCode(tx, codeId, true))!));
       } else {

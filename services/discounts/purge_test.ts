@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus, type TestFact } from "@testing/system.ts";
-import { applyCatalogFacts } from "./follow_catalog.ts";
+import { applyCatalogFacts, LATER_CODE_MARGIN_MS } from "./follow_catalog.ts";
+import { exampleFact } from "@testing/facts.ts";
 import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
 
 /** The discounts' facts about code `id`, once `done` says the last one has come. */
@@ -117,4 +118,28 @@ Deno.test("[discounts] a purged user is no code's marketer any more, each code a
   const code = await system.call("GET", `/v1/discount-codes/${live}`, { token: cast.owner.token });
   assert.equal(code.body.data.relationships.marketer.data ?? null, null);
   await redeliver(system, "catalog.user.deleted", carol.id);
+});
+
+// Found by a review: a deletion handled late, after the event's restore and a new code, trashed
+// the new code with its event live.
+Deno.test("[discounts] a deletion older than a ticket code leaves the code", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticketId],
+  });
+  const live = async () =>
+    (await system.dsql`select deleted_at from discount_codes where id = ${code}`)[0].deleted_at ===
+      null;
+  const at = (time: Date) => exampleFact("catalog.event.deleted", { id: cast.event.id }, { time });
+  const long = new Date(Date.now() - LATER_CODE_MARGIN_MS - 60_000);
+  await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(long)]);
+  assert.ok(await live(), "the code made after the deletion stays");
+  await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(new Date())]);
+  assert.ok(!await live(), "a deletion after the code trashes it");
 });

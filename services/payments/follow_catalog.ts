@@ -12,6 +12,7 @@
  * turning the platform away, Stripe or PAYMENTS_ENCRYPTION_KEY not configured, stored keys that
  * do not open) parks the fact and keeps the row, for an operator, instead of looping forever.
  */
+import type { Tx } from "@shared/db.ts";
 import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
@@ -25,6 +26,25 @@ import { DeauthorizeRejectedError } from "./stripe.ts";
 
 /** Durable consumer name: shared by every payments instance. */
 const CATALOG_CONSUMER = "payments-catalog";
+
+/**
+ * Longer than a deletion's transaction can last (its request deadline bounds it): the fact's
+ * `time` is taken inside that transaction, before its commit, and a link that checked the event
+ * live just before the commit began after that `time`, and must still be released.
+ */
+export const LATER_LINK_MARGIN_MS = 60_000;
+
+/**
+ * The event's authorization, unless it was linked (or re-linked) well after the deletion was
+ * announced: such a link can only belong to the event restored meanwhile (a link checks that its
+ * event is live, under the lock). A deletion handled late, after a restore and a new link,
+ * removed that link and deauthorized its account (found by a review).
+ */
+async function linkedBefore(tx: Tx, eventId: string, deletedAt: Date) {
+  const row = await getAuthorizationOfEvent(tx, eventId);
+  const later = row && row.updated_at.getTime() > deletedAt.getTime() + LATER_LINK_MARGIN_MS;
+  return later ? null : row;
+}
 
 /** Why the fact can never be handled (it is parked), or null when it was. */
 async function eventDeleted(
@@ -43,7 +63,7 @@ async function eventDeleted(
       ctx.relay,
       (tx) =>
         unlinkAuthorization(ctx, tx, {
-          find: (tx) => getAuthorizationOfEvent(tx, eventId),
+          find: (tx) => linkedBefore(tx, eventId, new Date(fact.time)),
           stripe,
         }),
       (deleted) => deleted && authorizationFact(factActor(fact), "deleted", deleted),

@@ -5,7 +5,7 @@ import type { Fact } from "@shared/facts.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
-import { applyCatalogFacts } from "./follow_catalog.ts";
+import { applyCatalogFacts, LATER_LINK_MARGIN_MS } from "./follow_catalog.ts";
 import type { PaymentsContext } from "./context.ts";
 
 async function exists(p: PaymentsSystem, id: string): Promise<boolean> {
@@ -163,4 +163,19 @@ Deno.test("[payments] the catalog consumer parks an event whose stored keys the 
   const errors = p.logs.filter((line) => JSON.parse(line).level === "error");
   assert.equal(errors.length, 1);
   assert.match(errors[0], /PAYMENTS_ENCRYPTION_KEY does not match/);
+});
+
+// Found by a review: a deletion handled late (its batch retried), after the event's restore and
+// a new link, removed that link and deauthorized its account.
+Deno.test("[payments] a deletion older than the event's link leaves the link", async () => {
+  await using p = await startPaymentsSystem();
+  const ctx = p.payments.context;
+  const announced = new Date(Date.now() - LATER_LINK_MARGIN_MS - 60_000);
+  const { cast, grant, id } = await linked(p);
+  const late = exampleFact("catalog.event.deleted", { id: cast.event.id }, { time: announced });
+  assert.deepEqual(await applyCatalogFacts(ctx, [late]), { reject: [] });
+  assert.ok(await exists(p, id), "the link made after the deletion stays");
+  assert.equal(deauthorizeCalls(p, grant.accountId), 0);
+  assert.deepEqual(await applyCatalogFacts(ctx, [deletedEventFact(cast.event.id)]), { reject: [] });
+  assert.ok(!await exists(p, id), "a deletion after the link still removes it");
 });
