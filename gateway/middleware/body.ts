@@ -215,17 +215,20 @@ export async function readTextBody(
 }
 
 /**
- * A JSON number too large for a double (`1e999`) parses as Infinity, which travels on as `null`
- * (JSON has no Infinity): the service then said "quantity must not be null" (a review). Such a
- * number is a 400 here, naming the member.
+ * Where `value` holds a number too large for a double (`1e999`, or 400 digits), as a JSON
+ * pointer; undefined when none. Such a number parses as Infinity, which travels on as `null`
+ * (JSON has no Infinity): the service then said "quantity must not be null" (a review). One walk
+ * over what was parsed, linear in its size (a reviver tripled every parse; a regex pre-check
+ * missed long mantissas and rescanned digit runs).
  */
-const OVERFLOW_CANDIDATE = /\d[eE]\+?\d{3}|\d{309}/;
-
-function finiteNumbers(key: string, value: unknown): unknown {
-  if (typeof value === "number" && !Number.isFinite(value)) {
-    throw new MalformedBodyError(`Cannot read the body: the number of "${key}" is out of range`);
+function overflowAt(value: unknown, pointer = ""): string | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : pointer;
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = overflowAt(item, `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`);
+    if (found !== undefined) return found;
   }
-  return value;
+  return undefined;
 }
 
 /**
@@ -248,12 +251,15 @@ export async function readJsonBody(
   const text = checkedText(await readBytes(request, limitBytes, timeoutMs));
   let parsed: unknown;
   try {
-    // Only a number with a 3-digit exponent or 309 digits can overflow: the reviver (about three
-    // times slower) is spent on those bodies alone.
-    parsed = OVERFLOW_CANDIDATE.test(text) ? JSON.parse(text, finiteNumbers) : JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (cause) {
-    if (cause instanceof MalformedBodyError) throw cause;
     throw new MalformedBodyError("Cannot read the body: it is not valid JSON", { cause });
+  }
+  const overflow = overflowAt(parsed);
+  if (overflow !== undefined) {
+    throw new BadRequestError("Cannot read the body: a number is out of range", {
+      pointer: overflow,
+    });
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new MalformedBodyError("Cannot read the body: it must be a JSON object");
