@@ -26,12 +26,24 @@ const RECENT_MS = 10_000;
 /** When each instance last answered, per bus prefix and service: what checks wait for. */
 const seen = new Map<string, Map<string, number>>();
 
-function recentlySeen(key: string, recentMs: number): Map<string, number> {
-  const instances = seen.get(key) ?? new Map<string, number>();
-  seen.set(key, instances);
+/** The longest window any caller asks for: entries older than this are forgotten. */
+const LONGEST_RECENT_MS = 600_000;
+
+/**
+ * When each instance of `key` last answered (the map kept for all callers), and how many did
+ * within `recentMs`. Callers with different windows share it: pruned to a caller's own window,
+ * /health (10 s) made /metrics (180 s) forget what it waits for (found by a review).
+ */
+function recentlySeen(key: string, recentMs: number): { all: Map<string, number>; count: number } {
+  const all = seen.get(key) ?? new Map<string, number>();
+  seen.set(key, all);
   const now = Date.now();
-  for (const [id, at] of instances) if (now - at > recentMs) instances.delete(id);
-  return instances;
+  let count = 0;
+  for (const [id, at] of all) {
+    if (now - at > LONGEST_RECENT_MS) all.delete(id);
+    else if (now - at <= recentMs) count++;
+  }
+  return { all, count };
 }
 
 /** How long `askInstances` waits, and for which instances. */
@@ -88,7 +100,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
 ): Promise<Map<string, T>> {
   const { maxWaitMs = MAX_WAIT_MS, recentMs = RECENT_MS, tailMs = TAIL_MS } = options;
   const known = recentlySeen(`${bus.prefix}/${name}`, recentMs);
-  const expected = Math.max(known.size, 1);
+  const expected = Math.max(known.count, 1);
   const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
@@ -97,7 +109,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       clearTimeout(cap);
       clearTimeout(tail);
       sub.unsubscribe();
-      for (const id of answers.keys()) known.set(id, Date.now());
+      for (const id of answers.keys()) known.all.set(id, Date.now());
       resolve(answers);
     };
     const cap = setTimeout(finish, maxWaitMs);

@@ -47,8 +47,18 @@ export function headersSize(headers: MsgHdrs): number {
   return size;
 }
 
-/** Room kept for headers before they are measured: answers smaller by this much fit at once. */
-const HEADROOM = 64 * 1024;
+/**
+ * At most the bytes of the headers, counted without encoding them (a UTF-16 unit is at most three
+ * bytes of UTF-8): cheap enough for every answer. A fixed 64 KiB allowance for headers let an
+ * answer with 74 kB of cache tags through unmeasured (a review).
+ */
+function headersBound(headers: MsgHdrs): number {
+  let units = 12;
+  for (const name of headers.keys()) {
+    for (const value of headers.values(name)) units += name.length + value.length + 4;
+  }
+  return 3 * units;
+}
 
 function sizeOf(answer: SizedAnswer): number {
   return answer.body.length + headersSize(answer.headers);
@@ -67,7 +77,7 @@ export function fitToBus(
   answer: SizedAnswer,
   options: { limit: number; http?: { method?: string } },
 ): SizedAnswer {
-  if (answer.body.length + HEADROOM <= options.limit) return answer;
+  if (answer.body.length + headersBound(answer.headers) <= options.limit) return answer;
   const size = sizeOf(answer);
   if (size <= options.limit) return answer;
   const { http, limit } = options;

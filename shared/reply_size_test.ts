@@ -50,3 +50,13 @@ Deno.test("[reply_size] a done write that does not fit keeps its data, says why,
     ReplyTooLargeError,
   );
 });
+
+// Found by a review: a fixed 64 KiB allowance for headers let 74 kB of cache tags through.
+Deno.test("[reply_size] large headers are counted", () => {
+  const answer = answerOf({ data: [] });
+  answer.headers.set("Cache-Tags", "event:1 ".repeat(10_000));
+  assert.throws(
+    () => fitToBus(answer, { limit: 70_000, http: { method: "GET" } }),
+    ReplyTooLargeError,
+  );
+});
