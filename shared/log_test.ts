@@ -56,7 +56,11 @@ Deno.test("[log] scrub finds secrets under longer names and in header or JSON fo
     "DATABASE_PASSWORD=PW3",
     "PGPASSWORD=PW4",
     "Authorization: Bearer BX1",
+    'authorization: "Bearer BX1"',
+    '{"authorization":"Bearer BX1"}',
     '{"password":"PW2"}',
+    'password="PW6"',
+    "JWT_SECRET='PW7'",
     "redis://:PW5@h",
   ];
   for (const text of cases) {
@@ -71,6 +75,7 @@ Deno.test("[log] scrub finds secrets under longer names and in header or JSON fo
       "Cannot open a sealed secret: wrong key, context or tampered value",
       "Cannot change the password: it changed meanwhile",
       "Invalid token: jwt expired",
+      "Invalid authorization: expected Bearer scheme",
       "Unexpected token: ] in JSON",
       "tokens: 12, max_tokens=500, bypass=true, passengers: 3",
       '{"stripe-authorization":{"type":"x"}}',

@@ -20,17 +20,22 @@ const SECRET_WORD = String.raw`(?:pass(?:word|wd)?|secret|token|api[-_]?key|auth
  * (found by a review); a secret word inside another (`bypass`, `max_tokens`) is no secret.
  */
 const secretAssignment = new RegExp(
-  String.raw`(?<![\w.-])((?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?\s*=\s*)[^\s&"',;]+`,
+  String.raw`(?<![\w.-])((?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?\s*=\s*["']?)[^\s&"',;]+`,
   "gi",
 );
 /** Environment-style names in capitals (`PGPASSWORD=`, `DATABASE_PASSWORD=`, `JWT_SECRET=`). */
-const envAssignment = /(?<![\w.-])([A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN)\s*=\s*)[^\s&"',;]+/g;
-/** A JSON member (`"password":"..."`) and an Authorization header with its scheme. */
+const envAssignment =
+  /(?<![\w.-])([A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN)\s*=\s*["']?)[^\s&"',;]+/g;
+/** A JSON member (`"password":"..."`, `"authorization":"Bearer ..."`). */
 const quotedMember = new RegExp(
-  String.raw`("(?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?"\s*:\s*")[^"]*`,
+  String.raw`("(?:(?:[\w.-]*[_.-])?${SECRET_WORD}(?:[-_]key)?|authorization)"\s*:\s*")[^"]*`,
   "gi",
 );
-const authorizationHeader = /(\bauthorization\s*:\s*)(?:(?:bearer|jwt|basic)\s+)?[^\s,;]+/gi;
+/**
+ * An Authorization header's credentials, after its scheme (`Authorization: Bearer x`): only with
+ * a scheme, so "Invalid authorization: expected Bearer scheme" keeps its reason (a review).
+ */
+const authorizationHeader = /(\bauthorization\s*:\s*["']?(?:bearer|jwt|basic)\s+)[^\s"',;]+/gi;
 
 /** URL passwords and `password=...`-style assignments become "[redacted]". */
 export function scrub(text: string): string {
