@@ -5,9 +5,9 @@
  * review: ten events with long descriptions, listed anonymously, stopped the whole system; a PATCH
  * with `include=tickets` was answered 504 after its change had committed). So every answer is
  * measured before it is sent (shared/bus.ts):
- * - a done write (POST, PATCH, DELETE) is answered as done, without what it included, and
- *   `meta.include-unavailable` says why, as the gateway answers a write whose includes another
- *   service could not give: a client told it failed would retry it;
+ * - a done write (POST, PATCH, DELETE) is answered as done, without what it included (else with
+ *   its identifier only), and `meta.include-unavailable` says why, as the gateway answers a write
+ *   whose includes another service could not give: a client told it failed would retry it;
  * - anything else becomes a 400 that says how to ask for less (a smaller page, fewer includes);
  *   an answer to another service (not an HTTP request) a 500, with the sizes in the log.
  *
@@ -36,32 +36,25 @@ export interface SizedAnswer {
 const MERGE_HEADERS = ["Foreign-Includes", "Foreign-Relations"];
 const WRITES = new Set(["POST", "PATCH", "DELETE"]);
 
-/** Bytes the headers take on the wire (`NATS/1.0`, `name: value` lines), in UTF-8. */
-export function headersSize(headers: MsgHdrs): number {
+/**
+ * Bytes the headers take on the wire (`NATS/1.0`, `name: value` lines): `length` counts a text's
+ * UTF-8 bytes (exact), or bounds them without encoding (three per UTF-16 unit: cheap enough for
+ * every answer). A fixed 64 KiB allowance for headers let an answer with 74 kB of cache tags
+ * through unmeasured (a review).
+ */
+function headersSize(headers: MsgHdrs, length: (text: string) => number): number {
   let size = 12;
   for (const name of headers.keys()) {
-    for (const value of headers.values(name)) {
-      size += encoder.encode(name).length + encoder.encode(value).length + 4;
-    }
+    for (const value of headers.values(name)) size += length(name) + length(value) + 4;
   }
   return size;
 }
 
-/**
- * At most the bytes of the headers, counted without encoding them (a UTF-16 unit is at most three
- * bytes of UTF-8): cheap enough for every answer. A fixed 64 KiB allowance for headers let an
- * answer with 74 kB of cache tags through unmeasured (a review).
- */
-function headersBound(headers: MsgHdrs): number {
-  let units = 12;
-  for (const name of headers.keys()) {
-    for (const value of headers.values(name)) units += name.length + value.length + 4;
-  }
-  return 3 * units;
-}
+const utf8Length = (text: string) => encoder.encode(text).length;
+const utf8Bound = (text: string) => 3 * text.length;
 
 function sizeOf(answer: SizedAnswer): number {
-  return answer.body.length + headersSize(answer.headers);
+  return answer.body.length + headersSize(answer.headers, utf8Length);
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
@@ -77,7 +70,7 @@ export function fitToBus(
   answer: SizedAnswer,
   options: { limit: number; http?: { method?: string } },
 ): SizedAnswer {
-  if (answer.body.length + headersBound(answer.headers) <= options.limit) return answer;
+  if (answer.body.length + headersSize(answer.headers, utf8Bound) <= options.limit) return answer;
   const size = sizeOf(answer);
   if (size <= options.limit) return answer;
   const { http, limit } = options;

@@ -134,3 +134,19 @@ export async function startDiscountsSystem(
     throw error;
   }
 }
+
+/** A published event in a topic, with a paid ticket and a ticket code a co-organizer made. */
+export async function codeWithTicket(system: DiscountsTestSystem) {
+  const topicId = await system.createTopic("Science");
+  const cast = await system.eventWithCast({
+    attributes: { state: "published" },
+    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
+  });
+  const eventId = cast.event.id;
+  const ticketId = await system.createTicket(cast.owner.token, eventId, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, { eventId, ticketIds: [ticketId] });
+  return { topicId, eventId, ticketId, code, token: cast.coorganizer.token };
+}

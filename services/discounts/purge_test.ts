@@ -3,7 +3,7 @@ import { eventually } from "@testing/eventually.ts";
 import { expectStatus, type TestFact } from "@testing/system.ts";
 import { applyCatalogFacts, LATER_CODE_MARGIN_MS } from "./follow_catalog.ts";
 import { exampleFact } from "@testing/facts.ts";
-import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
+import { codeWithTicket, type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
 
 /** The discounts' facts about code `id`, once `done` says the last one has come. */
 async function factsOfCode(
@@ -124,19 +124,11 @@ Deno.test("[discounts] a purged user is no code's marketer any more, each code a
 // the new code with its event live.
 Deno.test("[discounts] a deletion older than a ticket code leaves the code", async () => {
   await using system = await startDiscountsSystem();
-  const cast = await system.eventWithCast({ attributes: { state: "published" } });
-  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, {
-    eventId: cast.event.id,
-    ticketIds: [ticketId],
-  });
+  const { eventId, code } = await codeWithTicket(system);
   const live = async () =>
     (await system.dsql`select deleted_at from discount_codes where id = ${code}`)[0].deleted_at ===
       null;
-  const at = (time: Date) => exampleFact("catalog.event.deleted", { id: cast.event.id }, { time });
+  const at = (time: Date) => exampleFact("catalog.event.deleted", { id: eventId }, { time });
   const long = new Date(Date.now() - LATER_CODE_MARGIN_MS - 60_000);
   await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(long)]);
   assert.ok(await live(), "the code made after the deletion stays");

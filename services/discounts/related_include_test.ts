@@ -1,22 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
-
-/** A published event in a topic, with a paid ticket and a ticket code a co-organizer made. */
-async function codeWithTicket(system: DiscountsTestSystem) {
-  const topicId = await system.createTopic("Science");
-  const cast = await system.eventWithCast({
-    attributes: { state: "published" },
-    relationships: { "event-topic": { data: { type: "event-topic", id: topicId } } },
-  });
-  const eventId = cast.event.id;
-  const ticketId = await system.createTicket(cast.owner.token, eventId, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, { eventId, ticketIds: [ticketId] });
-  return { topicId, eventId, ticketId, code, token: cast.coorganizer.token };
-}
+import { codeWithTicket, startDiscountsSystem } from "./_test_utils.ts";
 
 type Resource = { type: string; id: string };
 const includedOf = (body: { included?: Resource[] }, type: string) =>
