@@ -369,3 +369,47 @@ Deno.test("[discounts] a deleted event's ticket codes are found by admins only w
   expectStatus(await system.call("GET", path, { token: cast.owner.token }), 404, "owner");
   expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
 });
+
+Deno.test("[discounts] a bad query on a code's routes is 401/403/404 for those who may not see the code", async (t) => {
+  await using system = await startDiscountsSystem();
+  const published = await system.eventWithCast({ attributes: { state: "published" } });
+  const draft = await system.eventWithCast();
+  const code = await system.createCode(published.owner.token, { eventId: published.event.id });
+  const hidden = await system.createCode(draft.owner.token, { eventId: draft.event.id });
+  const bad = ["include=bogus", "fields[discount-code]=nope"];
+  const routes = (id: string) => [
+    ["GET", `/v1/discount-codes/${id}`],
+    ["GET", `/v1/discount-codes/${id}/tickets`],
+    ["GET", `/v1/discount-codes/${id}/relationships/tickets`],
+    ["GET", `/v1/discount-codes/${id}/relationships/event`],
+    ["PATCH", `/v1/discount-codes/${id}/relationships/tickets`],
+  ];
+  const body = (method: string) => method === "PATCH" ? { data: [] } : undefined;
+  const expectAll = async (id: string, token: string | undefined, status: number) => {
+    for (const [method, path] of routes(id)) {
+      for (const query of bad) {
+        const reply = await system.call(method, `${path}?${query}`, { token, body: body(method) });
+        expectStatus(reply, status, `${method} ${path}?${query}`);
+      }
+    }
+  };
+
+  await t.step("anonymous: 401", () => expectAll(code, undefined, 401));
+  await t.step("a stranger to a published event's code: 403", async () => {
+    await expectAll(code, published.stranger.token, 403);
+  });
+  await t.step("a stranger to a draft's code: 404, as for a code that does not exist", async () => {
+    await expectAll(hidden, draft.stranger.token, 404);
+    await expectAll("999999", draft.stranger.token, 404);
+  });
+  await t.step("its co-organizers still get the 400 naming the parameter", async () => {
+    for (const [method, path] of routes(code)) {
+      const reply = await system.call(method, `${path}?include=bogus`, {
+        token: published.coorganizer.token,
+        body: body(method),
+      });
+      // The related route hands `include` to the catalog, which checks it as its own routes do.
+      expectStatus(reply, 400, `${method} ${path}`);
+    }
+  });
+});

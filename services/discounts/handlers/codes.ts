@@ -58,8 +58,10 @@ export async function showDiscountCode(
   ctx: DiscountsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  const query = parseSingleQuery(req.query, codeQuery);
+  // Who may see the code comes first: a bad query from a caller who may not is the 403/404
+  // that hides the code, as for every route of a code by id.
   const { code } = await guardCode(ctx, req, "see this discount code");
+  const query = parseSingleQuery(req.query, codeQuery);
   return renderOne(codeDef, code, { req, fields: query.fields, include: query.include });
 }
 
@@ -156,16 +158,17 @@ async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
 
 /** `GET /v1/discount-codes/{id}/<rel>`: the related catalog resources. */
 export async function relatedOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
+  const guarded = await guardRelation(ctx, req);
   // `include` and `fields` follow the related type's own routes: the catalog checks them.
   const owner = ownerQueryOf(req.query);
   parseSingleQuery(owner.rest, { extra: ["get_trashed"] });
-  return await renderRelated(ctx, req, { ...await guardRelation(ctx, req), owner });
+  return await renderRelated(ctx, req, { ...guarded, owner });
 }
 
 /** `GET /v1/discount-codes/{id}/relationships/<rel>`: linkage to them (`include`: the code's). */
 export async function linkageOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
-  const query = parseSingleQuery(req.query, relationshipQuerySpec(codeQuery, req.params.rel));
   const { code, rel } = await guardRelation(ctx, req);
+  const query = parseSingleQuery(req.query, relationshipQuerySpec(codeQuery, req.params.rel));
   return renderCodeLinks(req, code, rel, query);
 }
 

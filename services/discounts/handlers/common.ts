@@ -33,6 +33,8 @@ const jsonapi = { version: "1.0" };
  * The code `{id}` once the caller may manage it: co-organizers of its own event (ticket kind)
  * or admins (both kinds). Soft-deleted codes are shown to admins asking `get_trashed=true`.
  * Every route of a code by id needs a login: it fails before saying whether the code exists.
+ * Routes call it before they read their query or body, so a caller who may not see the code
+ * gets the 403/404 that hides it, never a 400 about what they sent.
  */
 export async function guardCode(
   ctx: DiscountsContext,
