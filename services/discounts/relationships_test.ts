@@ -231,3 +231,82 @@ Deno.test("[discounts] /v1/discount-codes/{id}/relationships/events of an event 
     expectError(reply, 422);
   });
 });
+
+Deno.test("[discounts] an event's identifier names it in every write of a code, as in POST's event", async (t) => {
+  await using system = await startDiscountsSystem();
+  const send = sender(system);
+  const admin = system.admin.token;
+  const cast = await system.eventWithCast();
+  const [first, second] = [cast.event, await system.createEvent(cast.owner.token)];
+  const id = await system.createCode(admin, { usedFor: "event", eventIds: [] });
+  const stored = async () => {
+    const [row] = await system.dsql`select event_ids from code_rows where id = ${id}`;
+    return row.event_ids as string[];
+  };
+
+  await t.step("POST, DELETE and PATCH of /relationships/events take identifiers", async () => {
+    const added = await send("POST", path(id, "events"), {
+      token: admin,
+      body: events(first.identifier, second.id),
+    });
+    expectStatus(added, 200);
+    assert.deepEqual(await stored(), [first.id, second.id].sort());
+    const removed = await send("DELETE", path(id, "events"), {
+      token: admin,
+      body: events(second.identifier),
+    });
+    expectStatus(removed, 200);
+    assert.deepEqual(removed.body.data, [{ type: "event", id: first.id }]);
+    const replaced = await send("PATCH", path(id, "events"), {
+      token: admin,
+      body: events(second.identifier, second.id),
+    });
+    expectStatus(replaced, 200);
+    assert.deepEqual(replaced.body.data, [{ type: "event", id: second.id }]);
+  });
+  await t.step("the body's events take them too, on PATCH and on POST", async () => {
+    const patched = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token: admin,
+      body: {
+        data: { type: "discount-code", id, relationships: { events: events(first.identifier) } },
+      },
+    });
+    expectStatus(patched, 200);
+    assert.deepEqual(await stored(), [first.id]);
+    await send("PATCH", path(id, "events"), { token: admin, body: events() });
+    const created = await system.postCode(admin, {
+      usedFor: "event",
+      eventIds: [second.identifier],
+    });
+    expectStatus(created, 201);
+    assert.deepEqual(created.body.data.relationships.events.data, [{
+      type: "event",
+      id: second.id,
+    }]);
+  });
+  await t.step("an identifier of no event is 422, as an unknown id", async () => {
+    const reply = await send("POST", path(id, "events"), {
+      token: admin,
+      body: events("0badcafe"),
+    });
+    expectError(reply, 422, { pointer: "/data/relationships/events" });
+    assert.deepEqual(await stored(), []);
+  });
+  await t.step("a ticket code's PATCH names its own event by identifier, not another", async () => {
+    const code = await system.createCode(cast.owner.token, { eventId: first.identifier });
+    const patch = (eventKey: string) =>
+      system.call("PATCH", `/v1/discount-codes/${code}`, {
+        token: cast.owner.token,
+        body: {
+          data: {
+            type: "discount-code",
+            id: code,
+            attributes: { "is-active": false },
+            relationships: { event: { data: { type: "event", id: eventKey } } },
+          },
+        },
+      });
+    expectStatus(await patch(first.identifier), 200);
+    expectError(await patch(second.identifier), 422, { pointer: "/data/relationships/event" });
+  });
+});

@@ -23,6 +23,7 @@ import type { CodeValues } from "../store/codes.ts";
 import {
   checkEvents,
   checkKindRelationships,
+  eventIdsOf,
   many,
   one,
   ticketsOf,
@@ -72,7 +73,7 @@ export async function newCode(
   const usedFor = attrs["used-for"];
   checkKindRelationships(doc, usedFor);
   const ticketIds = usedFor === "ticket" ? many(doc, "tickets") ?? [] : [];
-  const eventIds = usedFor === "event" ? many(doc, "events") ?? [] : [];
+  const eventIds = usedFor === "event" ? await eventIdsOf(ctx, req, many(doc, "events") ?? []) : [];
   const state = newState(attrs, owner.event?.id ?? null);
   checkCode(state, { requested: ticketIds, tickets: await ticketsOf(ctx, ticketIds) });
   if (eventIds.length) await checkEvents(ctx, req, eventIds);

@@ -8,11 +8,11 @@ import { isId } from "@shared/handlers/mod.ts";
 import type { Identifier, ParsedResource, RelationshipDef } from "@shared/jsonapi.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
-import type { DiscountsContext } from "../context.ts";
+import { access, type DiscountsContext } from "../context.ts";
 import type { TicketInfo } from "../rules.ts";
 import { type CodeKind, eventCodeOf } from "../store/codes.ts";
 import { resolveCatalog } from "./common.ts";
-import { askAccess } from "@shared/access.ts";
+import { askAccess, isEventKey } from "@shared/access.ts";
 import type { Queryable } from "@shared/db.ts";
 import { shareCatalogNames } from "../store/catalog_names.ts";
 
@@ -66,6 +66,25 @@ export function checkKindRelationships(doc: ParsedResource, usedFor: CodeKind): 
   if ((many(doc, "tickets") ?? []).length) {
     unprocessable("an event code takes no tickets", "/data/relationships/tickets");
   }
+}
+
+/**
+ * The event ids `keys` name, deduplicated, in order: each key an event's id or its identifier
+ * (usable wherever an event id is, api-surface §3). Every event a code's write names comes
+ * through here, the body's `event` and `events` and `/relationships/events` alike, so all take
+ * the same forms as POST's `event` (read by `access`, which takes both). A key that names no
+ * event the caller sees stays as sent: the checks that follow report it as not existing.
+ */
+export async function eventIdsOf(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  keys: string[],
+): Promise<string[]> {
+  const ids = await Promise.all(keys.map(async (key) => {
+    if (isId(key) || !isEventKey(key)) return key;
+    return (await access(ctx, req.actor, key)).event?.id ?? key;
+  }));
+  return [...new Set(ids)];
 }
 
 /** Attached tickets as the catalog knows them (unknown or deleted ones are missing). */

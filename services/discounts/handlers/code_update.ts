@@ -24,6 +24,7 @@ import {
   checkEvents,
   checkKindRelationships,
   checkStillNamed,
+  eventIdsOf,
   many,
   MAX_LINKS,
   one,
@@ -129,35 +130,56 @@ async function planUpdate(
     const added = change.ids.map((id) => ({ type, id }));
     checkKindRelationships({ attributes: {}, relationships: { [change.name]: added } }, usedFor);
   }
-  const eventRef = one(doc, "event");
-  if (usedFor === "ticket" && eventRef !== undefined && eventRef?.id !== code.event_id) {
-    unprocessable("a code cannot move to another event", "/data/relationships/event");
-  }
+  await checkOwnEvent(ctx, req, { code, doc });
   const requestedTickets = usedFor === "ticket" ? many(doc, "tickets") : undefined;
-  const eventIds = usedFor === "event" ? many(doc, "events") : undefined;
   const ticketChange = usedFor === "ticket" && change?.name === "tickets" ? change : undefined;
-  const eventChange = usedFor === "event" && change?.name === "events" ? change : undefined;
   const values = updateValues(attrs);
   // Prices come from the catalog before the transaction; tickets deleted meanwhile (not yet
   // detached by the catalog's facts) are not the client's fault.
   const stored = code.ticket_ids;
   const asked = requestedTickets ?? (ticketChange ? applyChange(stored, ticketChange) : stored);
   const fetched = await ticketsOf(ctx, asked);
-  if (eventIds?.length) await checkEvents(ctx, req, eventIds, code.id);
-  if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, code.id);
-  const id = code.id;
-  const valueCents = attrs.value;
   return {
-    id,
-    valueCents,
+    id: code.id,
+    valueCents: attrs.value,
     values,
     requestedTickets,
-    eventIds,
+    ...await plannedEvents(ctx, req, { code, doc, change }),
     ticketChange,
-    eventChange,
     asked,
     fetched,
   };
+}
+
+/** A ticket code's `event`, when sent, names its own event (by id or identifier): it never moves. */
+async function checkOwnEvent(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  { code, doc }: Pick<SaveCodeUpdateOptions, "code" | "doc">,
+): Promise<void> {
+  const ref = one(doc, "event");
+  if (code.used_for !== "ticket" || ref === undefined) return;
+  const [id] = ref === null ? [] : await eventIdsOf(ctx, req, [ref.id]);
+  if (id !== code.event_id) {
+    unprocessable("a code cannot move to another event", "/data/relationships/event");
+  }
+}
+
+/** The events a write of an event code names, as ids (`eventIdsOf`), checked as far as can be. */
+async function plannedEvents(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  { code, doc, change }: Omit<SaveCodeUpdateOptions, "caller">,
+): Promise<Pick<UpdatePlan, "eventIds" | "eventChange">> {
+  if (code.used_for !== "event") return {};
+  const sent = many(doc, "events");
+  const eventIds = sent && await eventIdsOf(ctx, req, sent);
+  const eventChange = change?.name === "events"
+    ? { ...change, ids: await eventIdsOf(ctx, req, change.ids) }
+    : undefined;
+  if (eventIds?.length) await checkEvents(ctx, req, eventIds, code.id);
+  if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, code.id);
+  return { eventIds, eventChange };
 }
 
 /** Under the row lock: the linkage that results, checked with every rule, then written. */
