@@ -307,6 +307,57 @@ Deno.test("[discounts] PATCH /v1/discount-codes/{id} checks the merged state", a
   });
 });
 
+Deno.test("[discounts] PATCH /v1/discount-codes/{id} of a code whose ticket was made free since", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const token = cast.coorganizer.token;
+  const [early, standard, newFree] = [
+    await system.createTicket(cast.owner.token, cast.event.id, { price: 20 }),
+    await system.createTicket(cast.owner.token, cast.event.id, { price: 20 }),
+    await system.createTicket(cast.owner.token, cast.event.id, { type: "free", price: 0 }),
+  ];
+  const id = await system.createCode(token, {
+    eventId: cast.event.id,
+    ticketIds: [early, standard],
+    attributes: { value: 5, type: "amount" },
+  });
+  const madeFree = await system.call("PATCH", `/v1/tickets/${early}`, {
+    token: cast.owner.token,
+    body: { data: { type: "ticket", id: early, attributes: { type: "free", price: 0 } } },
+  });
+  expectStatus(madeFree, 200);
+  const links = (...ids: string[]) => ({
+    tickets: { data: ids.map((ticket) => ({ type: "ticket", id: ticket })) },
+  });
+  const patch = (attributes: Record<string, unknown>, relationships?: Record<string, unknown>) =>
+    system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "discount-code", id, attributes, relationships } },
+    });
+
+  await t.step("its value and type still change: the free ticket takes no discount", async () => {
+    const lowered = await patch({ value: 3 });
+    expectStatus(lowered, 200);
+    assert.equal(lowered.body.data.attributes.value, 3);
+    expectStatus(await patch({ type: "percent", value: 10 }, links(early, standard)), 200);
+    expectStatus(await patch({ type: "amount", value: 4, "is-active": false }), 200);
+  });
+  await t.step("the new terms must still fit the paid tickets kept", async () => {
+    expectError(await patch({ value: 21 }), 422, { pointer: "/data/attributes/value" });
+  });
+  await t.step("a free ticket added is refused, by PATCH and by the relationship", async () => {
+    const body = links(early, standard, newFree);
+    expectError(await patch({}, body), 422, { pointer: "/data/relationships/tickets" });
+    const added = await system.call("POST", `/v1/discount-codes/${id}/relationships/tickets`, {
+      token,
+      body: { data: [{ type: "ticket", id: newFree }] },
+    });
+    expectError(added, 422, { pointer: "/data/relationships/tickets" });
+    const [row] = await system.dsql`select ticket_ids from code_rows where id = ${id}`;
+    assert.deepEqual(row.ticket_ids, [early, standard].sort((a, b) => Number(a) - Number(b)));
+  });
+});
+
 Deno.test("[discounts] bad bodies are 4xx, never 5xx", async (t) => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast();

@@ -105,11 +105,39 @@ export interface AttachedTickets {
   /** What the catalog knows of them. */
   tickets: TicketInfo[];
   /**
-   * Ids attached before this write whose price and type are not checked again: a ticket
-   * repriced (or made free) since it was attached must not keep the code from being edited or
-   * deactivated. Empty when the write changes the discount's value or type.
+   * Ids attached before this write. One made free since is never refused: it takes no discount
+   * (the checkout leaves free tickets at 0), so no terms can be wrong for it, and a write that
+   * keeps it must not fail for it. One repriced below the amount since is priced again only
+   * when `termsChanged` (new terms must fit today's prices); any other edit goes through.
    */
   kept?: readonly string[];
+  /** The write changes the discount's value or type: kept paid tickets are priced again. */
+  termsChanged?: boolean;
+}
+
+/** What is wrong with attaching `ticket` (`id`, missing when unknown) to a code in `state`. */
+function ticketProblem(
+  state: CodeState,
+  { id, ticket, kept }: { id: string; ticket?: TicketInfo; kept: boolean },
+  termsChanged: boolean,
+): ErrorObject | undefined {
+  if (!ticket) return problem(`ticket ${id} does not exist`, TICKETS);
+  if (state.eventId !== null && ticket.eventId !== state.eventId) {
+    return problem(`ticket ${id} belongs to another event`, TICKETS);
+  }
+  if (ticket.type === "free") {
+    return kept
+      ? undefined
+      : problem(`ticket ${id} is free: a free ticket takes no discount`, TICKETS);
+  }
+  if (kept && !termsChanged) return undefined;
+  if (state.type === "amount" && state.valueCents > (toCents(ticket.price) ?? 0)) {
+    return problem(
+      `the amount (${formatCents(state.valueCents)}) exceeds the price of ticket ${id} ` +
+        `(${ticket.price})`,
+      at("value"),
+    );
+  }
 }
 
 /** Checks the whole code against its rules and the tickets it holds. */
@@ -145,23 +173,11 @@ export function checkCode(
     problems.push(problem("valid-till must be after valid-from", at("valid-till")));
   }
   const known = new Map(attached.tickets.map((ticket) => [ticket.id, ticket]));
+  const kept = new Set(attached.kept);
   for (const id of attached.requested) {
-    const ticket = known.get(id);
-    if (!ticket) {
-      problems.push(problem(`ticket ${id} does not exist`, TICKETS));
-    } else if (state.eventId !== null && ticket.eventId !== state.eventId) {
-      problems.push(problem(`ticket ${id} belongs to another event`, TICKETS));
-    } else if (attached.kept?.includes(id)) {
-      continue;
-    } else if (ticket.type === "free") {
-      problems.push(problem(`ticket ${id} is free: a free ticket takes no discount`, TICKETS));
-    } else if (state.type === "amount" && state.valueCents > (toCents(ticket.price) ?? 0)) {
-      problems.push(problem(
-        `the amount (${formatCents(state.valueCents)}) exceeds the price of ticket ${id} ` +
-          `(${ticket.price})`,
-        at("value"),
-      ));
-    }
+    const link = { id, ticket: known.get(id), kept: kept.has(id) };
+    const found = ticketProblem(state, link, attached.termsChanged ?? false);
+    if (found) problems.push(found);
   }
   if (problems.length) {
     const [first, ...more] = problems;

@@ -199,7 +199,7 @@ async function writeUpdate(
   const current = stateOf(locked);
   const merged = mergeState(current, plan.values, plan.valueCents);
   const termsChanged = merged.valueCents !== current.valueCents || merged.type !== current.type;
-  checkCode(merged, { requested, tickets, kept: termsChanged ? [] : locked.ticket_ids });
+  checkCode(merged, { requested, tickets, kept: locked.ticket_ids, termsChanged });
   return await updateCode(tx, plan.id, plan.values, {
     ticketIds: plan.requestedTickets ?? (plan.ticketChange ? requested : undefined),
     eventIds: events,
