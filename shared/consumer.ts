@@ -2,15 +2,33 @@
  * Consuming facts: a durable JetStream consumer (survives restarts, shared by every instance of
  * the consuming service) that hands valid facts to `handle` in batches and acknowledges them
  * only after `handle` returns, one batch after another: a batch `handle` throws on is handed over
- * again, in place, after growing pauses, and the facts behind it wait (`handOverUntilDone`).
+ * again, in place, after growing pauses, and the facts behind it wait (`handOverInTurn`).
  * `handle` must be idempotent on `fact.id`: a batch whose acknowledgement was lost (a crash right
  * after commit) is delivered again.
  *
+ * What `handle` throws decides how long. A transient failure (shared/transient.ts: the database
+ * or the bus unreachable, a 502/503/504, a lock or statement timeout, a deadlock; or any error
+ * while the service's `dependencyProblem` check names a problem) is retried for as long as it
+ * lasts, minutes or hours: no fact is parked or overtaken because the world was away. Any other
+ * failure is a fact that fails while everything else works: its batch is handed over again one
+ * fact at a time to find it, and a fact still failing after `keepTurnMs` (30 s) and
+ * `parkAfterAttempts` (5) is a poison fact (a bug, data the handler can never take): it is parked
+ * like a rejected one, logged at error level (id, type, subject, sequence, attempts, the error,
+ * scrubbed; never its data) and counted (`oe_facts_poisoned`), and the facts behind it go on.
+ * Before, it was given back and redelivered every ~31 s for good, and each time the facts behind
+ * it waited its 30 s again.
+ *
+ * JetStream's own `max_deliver` is not set, on purpose: retries happen in place (one delivery),
+ * so it would not see a poison fact; what it counts are redeliveries (restarts, stops during an
+ * outage, lost acknowledgements), which a long outage can pile up; and a message past it is
+ * silently skipped (an advisory only), not parked: a fact would be lost for a transient fault.
+ *
  * A message that is not a valid fact (not JSON, not the fact schema, or a fact whose own
  * `subject` is not the subject it arrived on) is parked (copied to `<prefix>.parked.<subject>`,
- * kept in its own stream for people to inspect) and terminated, so it is neither lost nor retried
- * forever, and it never stops the facts behind it. `handle` may also reject single facts it can
- * never handle (say, values its database refuses): those are parked too and the rest are acked.
+ * kept in its own stream for people to inspect, with headers `Oe-Parked-By` naming the consumer
+ * and `Oe-Parked-Reason` saying why) and terminated, so it is neither lost nor retried forever,
+ * and it never stops the facts behind it. `handle` may also reject single facts it can never
+ * handle (say, values its database refuses): those are parked too and the rest are acked.
  *
  * `data` is typed by the subject filter (`facts.payments.>` hands over payments' facts) and
  * checked against the registry's schema (shared/fact_catalog.ts); `byType` dispatches by fact
@@ -23,6 +41,7 @@
  *   durable: "catalog-payments",
  *   subject: "facts.payments.>",
  *   log,
+ *   dependencyProblem: () => databaseProblem(sql), // shared/db_health.ts
  *   handle: byType({
  *     "payments.stripe-authorization.created": (fact) => link(fact.data.event),
  *   }),
@@ -42,16 +61,18 @@ import {
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
 import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
 import { facts } from "./subjects.ts";
-import type { Logger } from "./log.ts";
+import { type LogFields, type Logger, scrub } from "./log.ts";
 import { ensureStream } from "./facts.ts";
 import { startBatchSpans } from "./fact_telemetry.ts";
 import { metrics } from "./metrics.ts";
 import { tracing, withContext } from "./telemetry.ts";
+import { isTransientFailure } from "./transient.ts";
 
 type OrAll<K> = [K] extends [never] ? FactType : K;
 
@@ -90,8 +111,20 @@ export interface FactConsumerOptions<S extends string = string> {
   batchSize?: number;
   /** How long a delivered fact not acknowledged waits before redelivery (default ACK_WAIT_MS). */
   ackWaitMs?: number;
-  /** How long a batch `handle` keeps failing on keeps its turn (default KEEP_TURN_MS). */
+  /**
+   * How long a fact `handle` keeps failing on, while its dependencies work, keeps its turn before
+   * it is parked as poison (default KEEP_TURN_MS). Transient failures never count against it.
+   */
   keepTurnMs?: number;
+  /** How many failed attempts a fact must also have had before it is parked (default 5). */
+  parkAfterAttempts?: number;
+  /**
+   * The service's own check of what `handle` needs, asked when `handle` fails with an error
+   * `isTransientFailure` (shared/transient.ts) does not recognise: a problem it names (say,
+   * `databaseProblem(sql)` answering "database unreachable") makes the failure transient, so the
+   * fact is tried again for as long as it lasts instead of being parked.
+   */
+  dependencyProblem?: () => Promise<string | undefined>;
   /**
    * Deliver facts of types this process does not know yet (a producer deployed before it)
    * instead of parking them, their data reduced to what is safe to read unchecked (the `id`, and
@@ -349,36 +382,83 @@ interface BatchContext<S extends string> {
 }
 
 /**
- * Copies a message to the parked stream and terminates it: kept for people, never retried. When
- * the parked stream does not take it (no leader for a moment, removed by hand), the message is
- * redelivered later instead: a failed park once rejected the pull's promise chain, and the
- * unhandled rejection ended the whole process (a review: audit and discounts both died).
+ * The parked copy's headers: the original's (CloudEvents attributes, trace context), plus why
+ * and by whom it was parked, so people reading the parked stream need not search the logs. The
+ * reason is scrubbed and kept to one line (a header cannot hold a line break). JetStream's own
+ * `Nats-*` headers stay behind: the original's message id or expectations would make the
+ * parked stream refuse or drop the copy.
+ */
+function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
+  const h = headers();
+  for (const [key, values] of msg.headers ?? []) {
+    if (key.toLowerCase().startsWith("nats-")) continue;
+    for (const value of values) h.append(key, value);
+  }
+  h.set("Oe-Parked-By", consumer);
+  h.set("Oe-Parked-Reason", scrub(reason).replaceAll(/\s+/g, " ").slice(0, 500));
+  return h;
+}
+
+/**
+ * Copies a message to the parked stream (`<prefix>.parked.<its subject>`) and terminates it:
+ * kept for people, never retried. False, logged with `then` (what happens next), when the parked
+ * stream does not take it (no leader for a moment, removed by hand, NATS gone). The copy's
+ * message id is the original's stream sequence and the consumer's name: parked again after a
+ * redelivery it is not copied twice, and each consumer that parks a fact leaves its own copy (one
+ * id for all once kept only the first consumer's, and its reason).
+ */
+async function tryPark<S extends string>(
+  ctx: BatchContext<S>,
+  msg: JsMsg,
+  options: { reason: string; then: string },
+): Promise<boolean> {
+  const target = ctx.bus.subject(`parked.${msg.subject}`);
+  try {
+    await ctx.js.publish(target, msg.data, {
+      msgID: `${msg.info.streamSequence}@${ctx.stream}/${ctx.name}`,
+      headers: parkedHeaders(msg, ctx.name, options.reason),
+    });
+  } catch (error) {
+    ctx.options.log.error(`cannot park a message; ${options.then}`, {
+      subject: msg.subject,
+      sequence: msg.info.streamSequence,
+      reason: options.reason,
+      error,
+    });
+    return false;
+  }
+  msg.term();
+  ctx.handled.parked.add(1);
+  return true;
+}
+
+/**
+ * Parks a message that is not a fact, or a fact `handle` rejected. When the parked stream does
+ * not take it, the message is redelivered later instead and the facts behind it go on: a failed
+ * park once rejected the pull's promise chain, and the unhandled rejection ended the whole
+ * process (a review: audit and discounts both died).
  */
 async function park<S extends string>(
   ctx: BatchContext<S>,
   msg: JsMsg,
   reason: string,
 ): Promise<void> {
-  const { log } = ctx.options;
-  const where = { subject: msg.subject, sequence: msg.info.streamSequence };
-  const target = ctx.bus.subject(`parked.${msg.subject}`);
-  try {
-    await ctx.js.publish(target, msg.data, { msgID: `${msg.info.streamSequence}@${ctx.stream}` });
-  } catch (error) {
-    log.error("cannot park a message; it will be redelivered", { ...where, reason, error });
-    msg.nak(PARK_RETRY_MS);
-    ctx.handled.retried.add(1);
+  if (await tryPark(ctx, msg, { reason, then: "it will be redelivered" })) {
+    ctx.options.log.warn("parked a message", {
+      reason,
+      subject: msg.subject,
+      sequence: msg.info.streamSequence,
+    });
     return;
   }
-  msg.term();
-  ctx.handled.parked.add(1);
-  log.warn("parked a message", { reason, ...where });
+  msg.nak(PARK_RETRY_MS);
+  ctx.handled.retried.add(1);
 }
 
 /** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
 async function handOver<S extends string>(
   ctx: BatchContext<S>,
-  batch: { msg: JsMsg; fact: Fact }[],
+  batch: Delivered[],
 ): Promise<void | HandleResult> {
   // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
   const facts = batch.map((b) => b.fact) as Fact<FactsOn<S>>[];
@@ -397,23 +477,74 @@ async function handOver<S extends string>(
   }
 }
 
-/** Handles one batch: parks what is not a fact, hands the rest over, then acks or naks. */
+/** A fact as delivered: its message, to settle, and what it says. */
+interface Delivered {
+  msg: JsMsg;
+  fact: Fact;
+}
+
+/** Handles one batch: parks what is not a fact, hands the rest over in their turn. */
 async function handleBatch<S extends string>(
   ctx: BatchContext<S>,
   messages: JsMsg[],
 ): Promise<void> {
-  const batch: { msg: JsMsg; fact: Fact }[] = [];
+  const batch: Delivered[] = [];
   for (const msg of messages) {
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
     else await park(ctx, msg, read.reason);
   }
-  if (!batch.length) return;
-  const result = await handOverUntilDone(ctx, batch);
-  if (result === GIVEN_BACK) {
-    for (const { msg } of batch) msg.nak(1000);
-    return;
+  if (batch.length) await handleInTurn(ctx, batch);
+}
+
+/**
+ * Hands `batch` over until `handle` succeeds, then acks it (parking what `handle` rejected);
+ * false when it was given back instead, because the consumer stops. A batch of several facts
+ * that fails otherwise than transiently is handed over again one fact at a time: the fact it
+ * fails on is found, and the facts before it are not held back with it. A single fact that keeps
+ * failing so is parked as poison.
+ */
+async function handleInTurn<S extends string>(
+  ctx: BatchContext<S>,
+  batch: Delivered[],
+): Promise<boolean> {
+  const single = batch.length === 1;
+  const turn = await handOverInTurn(ctx, batch, single ? poisonBound(ctx.options) : AT_ONCE);
+  if (turn === GIVEN_BACK) {
+    giveBack(batch);
+    return false;
   }
+  if ("failing" in turn) {
+    if (single) return await parkPoison(ctx, batch[0], turn.failing);
+    return await handleOneByOne(ctx, batch);
+  }
+  await settle(ctx, batch, turn.result);
+  return true;
+}
+
+/** `handleInTurn` for each fact in order; a fact given back gives back those after it too. */
+async function handleOneByOne<S extends string>(
+  ctx: BatchContext<S>,
+  batch: Delivered[],
+): Promise<boolean> {
+  ctx.options.log.warn("cannot handle a batch of facts; handing them over one at a time", {
+    durable: ctx.name,
+    ...describeBatch(batch),
+  });
+  for (let i = 0; i < batch.length; i++) {
+    if (await handleInTurn(ctx, [batch[i]])) continue;
+    giveBack(batch.slice(i + 1));
+    return false;
+  }
+  return true;
+}
+
+/** Acks what `handle` handled and parks what it rejected. */
+async function settle<S extends string>(
+  ctx: BatchContext<S>,
+  batch: Delivered[],
+  result: void | HandleResult,
+): Promise<void> {
   const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
   for (const { msg, fact } of batch) {
     const reason = rejected.get(fact.id);
@@ -423,6 +554,11 @@ async function handleBatch<S extends string>(
   ctx.handled.acked.add(batch.length - rejected.size);
 }
 
+/** Hands facts back to the server, redelivered a second later (after what follows them). */
+function giveBack(batch: Delivered[]): void {
+  for (const { msg } of batch) msg.nak(1000);
+}
+
 /** A batch handed back to the server for redelivery (naked), unhandled. */
 const GIVEN_BACK = Symbol("given back");
 /**
@@ -430,46 +566,169 @@ const GIVEN_BACK = Symbol("given back");
  * redelivery that came 1 s later before, so a consumer heals as fast after an outage.
  */
 const RETRY_PAUSES_MS = [250, 500, 1000];
+/** A batch failing for long logs its first failure, then one line this often. */
+const RETRY_LOG_EVERY_MS = 10_000;
 /**
- * How long a failing batch keeps its turn. A failure of that batch alone (a lock wait run out,
- * a moment without the database) is over well within it; one that lasts is a fact the handler
- * cannot handle (it should reject it: parked), and the facts behind it must not wait for good.
+ * How long a fact `handle` keeps failing on while its dependencies work keeps its turn, and how
+ * many attempts it must have had (both): a failure of that fact alone that heals (a conflict with
+ * a concurrent change, a moment without a dependency nobody recognised) is over well within it.
+ * One that lasts is a fact the handler cannot handle (a bug, data it can never take), and the
+ * facts behind it must not wait for good: it is parked. The attempts keep a slow handler (a few
+ * long tries) from being parked on its first failures.
  */
 const KEEP_TURN_MS = 30_000;
+const PARK_AFTER_ATTEMPTS = 5;
+
+/** After how many failed attempts, over how long, a failure that is not transient gives up. */
+interface Bound {
+  attempts: number;
+  ms: number;
+}
+/** A batch of several facts gives up at once: its facts are then handed over one at a time. */
+const AT_ONCE: Bound = { attempts: 1, ms: 0 };
+
+function poisonBound(
+  options: Pick<FactConsumerOptions, "parkAfterAttempts" | "keepTurnMs">,
+): Bound {
+  return {
+    attempts: options.parkAfterAttempts ?? PARK_AFTER_ATTEMPTS,
+    ms: options.keepTurnMs ?? KEEP_TURN_MS,
+  };
+}
+
+/** Failures of a batch that were not transient: the last, how many, since when. */
+interface Failing {
+  error: unknown;
+  attempts: number;
+  since: number;
+}
 
 /**
- * Hands the batch over until `handle` succeeds, pausing longer after each failure (a database
- * gone for a moment, a lock wait run out), for at most KEEP_TURN_MS; then, or when the consumer
- * stops, the batch is given back (GIVEN_BACK: redelivered later, after what follows it). Retried
- * here, in place, the batch keeps its turn: batches are handled one after another, so the facts
- * behind it wait, and the facts in hand are kept from redelivery (`InHand`). Naked at once
- * instead, it came back after facts that followed it (found by a review: an event's deletion,
- * retried after the event's restore and a new Stripe link, removed the link). A stopping
- * consumer hands nothing over: the batches queued behind a given-back one are given back too.
+ * Hands the batch over until `handle` succeeds, pausing longer after each failure. A transient
+ * failure (`transientReason`: the database or the bus gone, a lock wait run out) is retried for
+ * as long as it lasts: the facts are not parked for a fault of the world, nor given back, which
+ * would let the facts behind them go first. Any other failure is retried until `bound`, then
+ * reported (`failing`). Retried here, in place, the batch keeps its turn: batches are handled one
+ * after another, so the facts behind it wait, and the facts in hand are kept from redelivery
+ * (`InHand`). Naked at once instead, it came back after facts that followed it (found by a
+ * review: an event's deletion, retried after the event's restore and a new Stripe link, removed
+ * the link). A stopping consumer hands nothing over (GIVEN_BACK): the batches queued behind a
+ * given-back one are given back too.
  */
-async function handOverUntilDone<S extends string>(
+async function handOverInTurn<S extends string>(
   ctx: BatchContext<S>,
-  batch: { msg: JsMsg; fact: Fact }[],
-): Promise<void | HandleResult | typeof GIVEN_BACK> {
-  const until = Date.now() + (ctx.options.keepTurnMs ?? KEEP_TURN_MS);
+  batch: Delivered[],
+  bound: Bound,
+): Promise<{ result: void | HandleResult } | { failing: Failing } | typeof GIVEN_BACK> {
+  const failing: Failing = { error: undefined, attempts: 0, since: 0 };
+  const logRetry = retryLogger(ctx, batch);
   for (let attempt = 0; !ctx.stopping.aborted; attempt++) {
     try {
-      return await handOver(ctx, batch);
+      return { result: await handOver(ctx, batch) };
     } catch (error) {
-      const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
-      const givingUp = Date.now() + pauseMs > until;
-      ctx.options.log.error(
-        givingUp
-          ? "cannot handle facts; giving them back for redelivery, after the facts behind them"
-          : "cannot handle facts; trying again",
-        { error, count: batch.length, attempt: attempt + 1, pauseMs },
-      );
+      const transient = await transientReason(ctx, error);
+      if (transient === undefined && reachedBound(failing, error, bound)) return { failing };
       // Counted once per batch, not per attempt: the metric counts facts.
       if (attempt === 0) ctx.handled.retried.add(batch.length);
-      if (givingUp || !await pause(pauseMs, ctx.stopping)) return GIVEN_BACK;
+      const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
+      logRetry(error, { attempt: attempt + 1, pauseMs, transient });
+      if (!await pause(pauseMs, ctx.stopping)) return GIVEN_BACK;
     }
   }
   return GIVEN_BACK;
+}
+
+/** Counts a failure that is not transient; true once `bound` is reached. */
+function reachedBound(failing: Failing, error: unknown, bound: Bound): boolean {
+  failing.error = error;
+  failing.attempts++;
+  failing.since ||= Date.now();
+  return failing.attempts >= bound.attempts && Date.now() - failing.since >= bound.ms;
+}
+
+/**
+ * Why a failure is transient, or undefined when it is not: an error that says so
+ * (shared/transient.ts), else what the service's own check of its dependencies reports. A check
+ * that fails itself counts as a problem: a fact is never parked on a doubt about the world.
+ */
+async function transientReason<S extends string>(
+  ctx: BatchContext<S>,
+  error: unknown,
+): Promise<string | undefined> {
+  if (isTransientFailure(error)) return "a dependency is unavailable";
+  const check = ctx.options.dependencyProblem;
+  if (!check) return undefined;
+  try {
+    return await check();
+  } catch {
+    return "the dependency check failed";
+  }
+}
+
+/** Logs a batch's failed attempts: the first, then one every RETRY_LOG_EVERY_MS at most. */
+function retryLogger<S extends string>(ctx: BatchContext<S>, batch: Delivered[]) {
+  let last = -Infinity;
+  return (error: unknown, fields: LogFields) => {
+    if (Date.now() - last < RETRY_LOG_EVERY_MS) return;
+    last = Date.now();
+    ctx.options.log.error("cannot handle facts; trying again", {
+      durable: ctx.name,
+      ...describeBatch(batch),
+      ...fields,
+      error,
+    });
+  };
+}
+
+/** A fact in a log line: never its data, which may name people. */
+function factFields({ msg, fact }: Delivered): LogFields {
+  return { id: fact.id, type: fact.type, subject: msg.subject, sequence: msg.info.streamSequence };
+}
+
+/** A batch in a log line: its fact when alone, else how many and their stream sequences. */
+function describeBatch(batch: Delivered[]): LogFields {
+  if (batch.length === 1) return factFields(batch[0]);
+  const sequences = `${batch[0].msg.info.streamSequence}-${batch.at(-1)!.msg.info.streamSequence}`;
+  return { count: batch.length, sequences };
+}
+
+/**
+ * Parks a fact `handle` kept failing on while its dependencies worked, so the facts behind it go
+ * on; logged at error level and counted (`oe_facts_poisoned`). It keeps its turn until the
+ * parked stream takes it (given back to the server, a second later, the facts behind it would
+ * overtake it); false, and given back, if the consumer stops first.
+ */
+async function parkPoison<S extends string>(
+  ctx: BatchContext<S>,
+  item: Delivered,
+  failing: Failing,
+): Promise<boolean> {
+  const failingMs = Date.now() - failing.since;
+  const why = failing.error instanceof Error
+    ? `${failing.error.name}: ${failing.error.message}`
+    : String(failing.error);
+  const reason = `the handler kept failing on it (${failing.attempts} attempts in ` +
+    `${Math.round(failingMs / 1000)} s): ${why}`;
+  for (
+    let attempt = 0;
+    !await tryPark(ctx, item.msg, { reason, then: "trying again" });
+    attempt++
+  ) {
+    const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
+    if (await pause(pauseMs, ctx.stopping)) continue;
+    giveBack([item]);
+    return false;
+  }
+  ctx.handled.poisoned.add(1);
+  ctx.options.log.error("parked a fact its handler kept failing on; the facts behind it go on", {
+    durable: ctx.name,
+    ...factFields(item),
+    attempts: failing.attempts,
+    failingMs,
+    deliveries: item.msg.info.deliveryCount,
+    error: failing.error,
+  });
+  return true;
 }
 
 /** Waits `ms`; false as soon as `signal` aborts (or if it already has). */
@@ -608,11 +867,19 @@ const handledTotal = metrics.counter(
   ["durable", "outcome"],
 );
 
+const poisonedTotal = metrics.counter(
+  "oe_facts_poisoned",
+  "Facts this instance parked because its handler kept failing on them while its dependencies " +
+    "worked (poison facts), per consumer; also counted as parked in oe_facts_handled",
+  ["durable"],
+);
+
 function handledFacts(durable: string) {
   return {
     acked: handledTotal.series(durable, "acked"),
     parked: handledTotal.series(durable, "parked"),
     retried: handledTotal.series(durable, "retried"),
+    poisoned: poisonedTotal.series(durable),
   };
 }
 

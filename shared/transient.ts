@@ -1,0 +1,59 @@
+/**
+ * Whether a failure is the world's rather than the work's: a dependency that cannot be reached,
+ * is busy or did not answer in time. Trying the same work again later can succeed, so a fact
+ * consumer (shared/consumer.ts) keeps retrying it however long that lasts, and parks a fact only
+ * when it fails otherwise. An error not recognised here is not transient; the consumer then
+ * asks the service's own check of its dependencies (its `dependencyProblem` option) before it
+ * counts the failure against the fact. The cost of each mistake: a failure wrongly called
+ * transient stalls its consumer (seen in its lag and its logs), one wrongly called permanent
+ * parks a fact that was fine (kept in the parked stream, for an operator to publish again).
+ *
+ * @example
+ * ```ts
+ * import { isTransientFailure } from "@shared/transient.ts";
+ * import { ServiceUnavailableError } from "@shared/errors.ts";
+ * isTransientFailure(new ServiceUnavailableError("Cannot reach the database")); // true
+ * isTransientFailure(new TypeError("Cannot read properties of undefined")); // false
+ * ```
+ */
+import { errors as natsErrors } from "@nats-io/nats-core";
+import { isDatabaseOutage } from "./db.ts";
+import { ApiError } from "./errors.ts";
+
+/**
+ * Postgres codes of work that lost a race or waited too long, not of wrong work: serialization
+ * failure, deadlock, lock not available (lock timeout), statement timeout (a busy database).
+ * Class 53 (insufficient resources: disk full, out of memory, too many connections) heals too.
+ */
+const busyCodes = new Set(["40001", "40P01", "55P03", "57014"]);
+
+/** Bad gateway, unavailable, gateway timeout: what the bus, Stripe and the stores answer then. */
+const unavailableStatuses = new Set([502, 503, 504]);
+
+/** The NATS client's errors for a bus that is down, reconnecting, or not answering. */
+const natsUnavailable = [
+  natsErrors.ConnectionError,
+  natsErrors.ClosedConnectionError,
+  natsErrors.DrainingConnectionError,
+  natsErrors.NoRespondersError,
+  natsErrors.RequestError,
+  natsErrors.TimeoutError,
+];
+
+function unavailable(error: unknown): boolean {
+  if (error instanceof ApiError) return unavailableStatuses.has(error.status);
+  if (natsUnavailable.some((kind) => error instanceof kind)) return true;
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && (busyCodes.has(code) || code.startsWith("53"));
+}
+
+/** True when `error`, or one of its causes, says a dependency is unavailable for now. */
+export function isTransientFailure(error: unknown): boolean {
+  if (isDatabaseOutage(error)) return true;
+  let current = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    if (unavailable(current)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
