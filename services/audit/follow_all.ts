@@ -7,6 +7,7 @@
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
+import { databaseProblem } from "@shared/db_health.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
 import { parseFactType } from "@shared/fact_names.ts";
 import { facts as factSubjects } from "@shared/subjects.ts";
@@ -102,6 +103,8 @@ export function followAllFacts(options: {
     // generically): a producer may be deployed before audit.
     unknownTypes: true,
     log,
+    // A failure while the database is away is retried, never parked (shared/consumer.ts).
+    dependencyProblem: () => databaseProblem(sql),
     handle: async (batch) => {
       const { inserted, reject } = await applyAllFacts(sql, batch, log);
       log.debug("facts recorded", { count: batch.length, inserted });

@@ -7,6 +7,7 @@
 import type { Bus } from "@shared/bus.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
 import type { Sql } from "@shared/db.ts";
+import { databaseProblem } from "@shared/db_health.ts";
 import { changeWithFact, type Fact, factActor, type FactRelay } from "@shared/facts.ts";
 import type { Logger } from "@shared/log.ts";
 import { catalogFact } from "./fact_payloads.ts";
@@ -50,6 +51,8 @@ export function followPaymentsFacts(
     durable: "catalog-stripe-links",
     subject: "facts.payments.>",
     log,
+    // A failure while the database is away is retried, never parked (shared/consumer.ts).
+    dependencyProblem: () => databaseProblem(sql),
     handle: (batch) => applyPaymentsFacts(sql, relay, batch),
   });
 }

@@ -25,6 +25,7 @@ import {
   type NewFact,
 } from "@shared/facts.ts";
 import type { Queryable, Sql } from "@shared/db.ts";
+import { databaseProblem } from "@shared/db_health.ts";
 import type { Logger } from "@shared/log.ts";
 import {
   type CodeRow,
@@ -181,6 +182,8 @@ export function followCatalogFacts(
     durable: "discounts-catalog",
     subject: "facts.catalog.>",
     log,
+    // A failure while the database is away is retried, never parked (shared/consumer.ts).
+    dependencyProblem: () => databaseProblem(sql),
     handle: async (batch) => {
       await applyCatalogFacts(sql, relay, batch);
       announceProjected(bus, batch);

@@ -13,6 +13,7 @@
  * do not open) parks the fact and keeps the row, for an operator, instead of looping forever.
  */
 import type { Tx } from "@shared/db.ts";
+import { databaseProblem } from "@shared/db_health.ts";
 import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
@@ -105,6 +106,8 @@ export function followCatalogFacts(ctx: PaymentsContext, bus: Bus): Promise<Fact
     durable: CATALOG_CONSUMER,
     subject: "facts.catalog.event.>",
     log: ctx.log,
+    // A failure while the database is away is retried, never parked (shared/consumer.ts).
+    dependencyProblem: () => databaseProblem(ctx.sql),
     handle: (batch) => applyCatalogFacts(ctx, batch),
   });
 }
