@@ -10,19 +10,20 @@ import { createLogger, type Logger } from "@shared/log.ts";
 import { contracts, serviceNames } from "@shared/contracts/mod.ts";
 import type { GatewayEnv } from "./env.ts";
 import { methodNotAllowed, notFound, onError } from "./errors.ts";
-import { createForward } from "./forward.ts";
+import { createForwarding } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
 import { health } from "./health.ts";
 import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
-import { auth } from "./middleware/auth.ts";
+import { auth, TokenVerifier } from "./middleware/auth.ts";
 import { cors } from "./middleware/cors.ts";
 import { headLength } from "./middleware/head_length.ts";
 import { validHost } from "./middleware/host.ts";
 import { requestId } from "./middleware/request_id.ts";
 import type { RawHead } from "./raw_head.ts";
 import { mountContracts } from "./routes.ts";
+import { SignedPath } from "./signed_path.ts";
 
 export interface AppOptions {
   bus: Bus;
@@ -68,14 +69,20 @@ export interface Gateway {
   fetch: (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>;
   /** The short way of cache hits, when the response cache is on. */
   hits?: HitPath;
-  /** For the slow-client relay (`serveGuarded`'s `answer`): repeated hits answered off the wire. */
-  answer?: (head: RawHead) => Uint8Array[] | undefined;
+  /** The short way of signed-in reads. */
+  signed: SignedPath;
+  /**
+   * For the slow-client relay (`serveGuarded`'s `answer`): repeated hits and signed-in reads
+   * answered off the wire.
+   */
+  answer: (head: RawHead) => Uint8Array[] | Promise<Uint8Array[]> | undefined;
 }
 
 /**
  * Builds the gateway: the app, and `fetch`, which answers repeated anonymous cache hits the
  * short way (gateway/hit_path.ts) and everything else through the app. Serve `fetch`, behind the
- * slow-client guard with `answer`.
+ * slow-client guard with `answer`, which answers repeated hits and signed-in reads off the wire
+ * (gateway/signed_path.ts).
  *
  * @example
  * ```ts
@@ -94,7 +101,15 @@ export function createGateway(options: AppOptions): Gateway {
   if (!config.jwtSecret) throw new Error("Cannot create the gateway: config.jwtSecret is unset");
   const logger = options.logger ?? createLogger("gateway", config.logLevel);
   const cache = responseCache(options, logger);
-  const forward = createForward({ bus, config, logger, cache });
+  const verifier = new TokenVerifier(config.jwtSecret);
+  const { forward, readSigned } = createForwarding({
+    bus,
+    config,
+    logger,
+    cache,
+    onSignedRead: (raw, read) => signed.learn(raw, read),
+  });
+  const signed = new SignedPath({ read: readSigned, verifier, logger });
   const hits = cache && new HitPath({ cache, logger });
 
   const app = new Hono<GatewayEnv>();
@@ -103,7 +118,7 @@ export function createGateway(options: AppOptions): Gateway {
   app.use("*", requestId({ logger }));
   app.use("*", cors());
   app.use("*", validHost());
-  app.use("/v1/*", auth({ secret: config.jwtSecret }));
+  app.use("/v1/*", auth({ verifier }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
   // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
   if (config.metricsToken) {
@@ -117,7 +132,8 @@ export function createGateway(options: AppOptions): Gateway {
     ? (request: Request, info?: Deno.ServeHandlerInfo) =>
       hits.answer(request) ?? app.fetch(request, info)
     : (request: Request, info?: Deno.ServeHandlerInfo) => app.fetch(request, info);
-  return { app, fetch, hits, answer: hits && ((head) => hits.answerHead(head)) };
+  const answer = (head: RawHead) => head.signed ? signed.answerHead(head) : hits?.answerHead(head);
+  return { app, fetch, hits, signed, answer };
 }
 
 /**

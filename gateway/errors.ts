@@ -14,18 +14,34 @@ import {
 import type { Logger } from "@shared/log.ts";
 import type { GatewayEnv } from "./env.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
-import { PRIVATE } from "./http_cache.ts";
+import { PRIVATE, type WireReply, wireReply } from "./http_cache.ts";
+import { CORS_HEADERS } from "./middleware/cors.ts";
+
+function errorDocument(error: ApiError): string {
+  return JSON.stringify({ errors: error.toObjects(), jsonapi: { version: "1.0" } });
+}
 
 /** A JSON:API error response for `error`, with any extra headers. */
 export function errorResponse(error: ApiError, headers: Record<string, string> = {}): Response {
-  const document = { errors: error.toObjects(), jsonapi: { version: "1.0" } };
-  return new Response(JSON.stringify(document), {
+  return new Response(errorDocument(error), {
     status: error.status,
     // The gateway's own errors (401, 404 of no route, 405, 406, 408, 413, 415, 5xx) are never
     // for a cache to keep: some depend on the credential, and 404 and 405 are otherwise
     // heuristically cacheable.
     headers: { "Content-Type": JSONAPI, "Cache-Control": PRIVATE, ...headers },
   });
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The bytes `Deno.serve` writes for `errorResponse(error)` once the CORS headers and
+ * `X-Request-Id` were added (middleware/cors.ts, middleware/request_id.ts): for answers the
+ * slow-client relay sends itself (gateway/signed_path.ts).
+ */
+export function errorBytes(error: ApiError, requestId: string): WireReply {
+  const headers = { "Content-Type": JSONAPI, "Cache-Control": PRIVATE, ...CORS_HEADERS };
+  return wireReply(error.status, headers, requestId, encoder.encode(errorDocument(error)));
 }
 
 /** Hono's own exceptions (for example from its helpers) mapped onto our classes by status. */
@@ -44,6 +60,29 @@ function requestFields(c: Context<GatewayEnv>) {
 }
 
 /**
+ * The API error a failure is answered with: API errors as they are (a 5xx logged as a warning),
+ * Hono's exceptions by status, anything else a generic 500 whose name and message go only to the
+ * log (stack traces stay out of logs as well as responses), next to the request's `fields`.
+ */
+export function apiErrorOf(
+  error: unknown,
+  log: Logger,
+  fields: { requestId: string; method: string; path: string },
+): ApiError {
+  if (error instanceof ApiError) {
+    if (error.status >= 500) log.warn(error.message, fields);
+    return error;
+  }
+  if (error instanceof HTTPException) return fromHttpException(error);
+  log.error("request failed", {
+    ...fields,
+    errorName: (error as Error | undefined)?.name,
+    errorMessage: (error as Error | undefined)?.message,
+  });
+  return new InternalError("The server could not complete the request");
+}
+
+/**
  * The `app.onError` handler: API errors keep their status; anything else is a generic 500 whose
  * details go only to the log, next to the request id a client can quote.
  *
@@ -55,18 +94,7 @@ function requestFields(c: Context<GatewayEnv>) {
 export function onError(options: { logger: Logger }): ErrorHandler<GatewayEnv> {
   const log = options.logger;
   return function handleError(error, c) {
-    if (error instanceof ApiError) {
-      if (error.status >= 500) log.warn(error.message, requestFields(c));
-      return errorResponse(error);
-    }
-    if (error instanceof HTTPException) return errorResponse(fromHttpException(error));
-    // Name and message only: stack traces stay out of logs as well as responses.
-    log.error("request failed", {
-      ...requestFields(c),
-      errorName: error?.name,
-      errorMessage: error?.message,
-    });
-    return errorResponse(new InternalError("The server could not complete the request"));
+    return errorResponse(apiErrorOf(error, log, requestFields(c)));
   };
 }
 

@@ -7,17 +7,18 @@
  * strong ETag and `If-None-Match` is answered 304 (gateway/http_cache.ts).
  */
 import type { Context, Handler } from "hono";
+import { routePath } from "hono/route";
 import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
-import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
+import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "./env.ts";
 import { mergeForeign, sparseFieldsOf } from "./includes.ts";
 import { hasBody, readJsonBody, readTextBody } from "./middleware/body.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 import type { ResponseCache } from "./cache.ts";
 import { announceTouched } from "./cache_invalidation.ts";
-import { cachedReply, cacheKey, etagOf, httpReply } from "./http_cache.ts";
+import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http_cache.ts";
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 import { BadRequestError, GatewayTimeoutError } from "@shared/errors.ts";
@@ -49,7 +50,30 @@ export interface ForwarderOptions {
   logger: Logger;
   /** The response cache; without one every read goes to its service. */
   cache?: ResponseCache;
+  /**
+   * Told of every signed-in GET forwarded (not a raw route's), with what it resolved to: for the
+   * short way of signed-in reads (gateway/signed_path.ts).
+   */
+  onSignedRead?: (raw: Request, read: SignedRead) => void;
 }
+
+/**
+ * What the full path resolved a signed-in GET to: all it takes to forward the same read again
+ * for another signed-in caller (the caller and the request id are the request's own).
+ */
+export interface SignedRead {
+  endpoint: HttpEndpoint;
+  params: Record<string, string>;
+  path: string;
+  query: Record<string, string>;
+  /** Content-Type of successful replies. */
+  successType: string;
+  /** The Hono route pattern, as the metrics label it. */
+  route: string;
+}
+
+/** Forwards a signed-in read again, as the full path would: the parts of its reply. */
+export type ReadSigned = (read: SignedRead, actor: Actor, requestId: string) => Promise<WireParts>;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -106,6 +130,7 @@ interface Forwarder {
   bodyTimeoutMs: number;
   /** The bus request options of every request without an idempotency key (one shared object). */
   requestOptions: { timeoutMs: number };
+  onSignedRead?: ForwarderOptions["onSignedRead"];
 }
 
 /** What one route's handler knows of its route. */
@@ -123,15 +148,18 @@ const writes = new Set(["POST", "PATCH", "DELETE"]);
 const RELATIONSHIP_ROUTE = /^\/v1\/[^/]+\/[^/]+\/relationships\/[^/]+$/;
 
 /**
- * Builds the `forward(endpoint, fixedParams?)` factory the route modules use.
+ * Builds the `forward(endpoint, fixedParams?)` factory the route modules use, and `readSigned`,
+ * which forwards a signed-in read the full path resolved before (gateway/signed_path.ts).
  *
  * @example
  * ```ts ignore
- * const forward = createForward({ bus, config, logger });
+ * const { forward } = createForwarding({ bus, config, logger });
  * app.get("/v1/events/:id/tickets", forward(catalog.events.related, { rel: "tickets" }));
  * ```
  */
-export function createForward(options: ForwarderOptions): Forward {
+export function createForwarding(
+  options: ForwarderOptions,
+): { forward: Forward; readSigned: ReadSigned } {
   const { requestTimeoutMs: timeoutMs, bodyLimitBytes, bodyTimeoutMs } = options.config;
   const forwarder: Forwarder = {
     bus: options.bus,
@@ -142,11 +170,29 @@ export function createForward(options: ForwarderOptions): Forward {
     limitBytes: bodyLimitBytes,
     bodyTimeoutMs,
     requestOptions: { timeoutMs },
+    onSignedRead: options.onSignedRead,
   };
-  return function forward(endpoint, fixedParams, forwardOptions = {}) {
-    const successType = forwardOptions.contentType ?? JSONAPI;
-    return routeHandler(forwarder, { endpoint, fixedParams, options: forwardOptions, successType });
+  return {
+    forward(endpoint, fixedParams, forwardOptions = {}) {
+      const successType = forwardOptions.contentType ?? JSONAPI;
+      return routeHandler(forwarder, {
+        endpoint,
+        fixedParams,
+        options: forwardOptions,
+        successType,
+      });
+    },
+    readSigned(read, actor, requestId) {
+      const { params, path, query } = read;
+      const request: HttpRequest = { actor, params, path, query, requestId, method: "GET" };
+      return readParts(forwarder, read.endpoint, read.successType, request, false);
+    },
   };
+}
+
+/** The `forward` factory alone (see `createForwarding`). */
+export function createForward(options: ForwarderOptions): Forward {
+  return createForwarding(options).forward;
 }
 
 /**
@@ -186,13 +232,62 @@ async function forwarded(
   c: Context<GatewayEnv>,
   query: Record<string, string>,
 ): Promise<Response> {
-  const { bus, cache, timeoutMs, requestOptions } = forwarder;
   const raw = c.req.raw;
   const method = raw.method;
-  const read = method === "GET" || method === "HEAD";
   const request = await requestOf(forwarder, c, route.fixedParams, query, route.options.raw);
+  const ifNoneMatch = raw.headers.get("if-none-match");
+  if (method === "GET" || method === "HEAD") {
+    if (method === "GET" && request.actor !== null && route.options.raw === undefined) {
+      forwarder.onSignedRead?.(raw, {
+        endpoint: route.endpoint,
+        params: request.params,
+        path: request.path,
+        query,
+        successType: route.successType,
+        route: routePath(c, -1) || "*",
+      });
+    }
+    const shared = route.options.shared === true && anonymous(raw);
+    const parts = await readParts(forwarder, route.endpoint, route.successType, request, shared);
+    return httpReply(parts, ifNoneMatch);
+  }
+  return httpReply(await writeParts(forwarder, route, raw, request), ifNoneMatch);
+}
+
+/**
+ * Forwards a read and completes its reply: the parts `httpReply` answers with (`shared`: the
+ * route may be shared and the request is anonymous).
+ */
+async function readParts(
+  forwarder: Forwarder,
+  endpoint: HttpEndpoint,
+  successType: string,
+  request: HttpRequest,
+  shared: boolean,
+): Promise<WireParts> {
+  const deadline = Date.now() + forwarder.timeoutMs;
+  const reply = await forwarder.bus.forward(endpoint, request, forwarder.requestOptions);
+  const { body } = await completed(forwarder, reply, { request, deadline }, undefined);
+  return {
+    status: reply.status,
+    body,
+    contentType: reply.status >= 400 ? JSONAPI : successType,
+    location: reply.location,
+    etag: reply.status === 200 ? etagOf(body) : undefined,
+    shared: shared && reply.cacheTags !== undefined,
+  };
+}
+
+/** Forwards a write, drops what it touched from the caches, and completes its reply. */
+async function writeParts(
+  forwarder: Forwarder,
+  route: Route,
+  raw: Request,
+  request: HttpRequest,
+): Promise<WireParts> {
+  const { bus, cache, timeoutMs, requestOptions } = forwarder;
   // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
-  const idempotencyKey = writes.has(method) ? raw.headers.get("idempotency-key") : null;
+  const idempotencyKey = writes.has(raw.method) ? raw.headers.get("idempotency-key") : null;
   // An empty key is a client's mistake, not "no key": the write would run unprotected. The
   // owning service checks the rest of a key's form.
   if (idempotencyKey === "") {
@@ -210,22 +305,18 @@ async function forwarded(
     idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
   );
   // A client reads its own writes: what the write touched goes before its reply does.
-  if (!read && reply.cacheTags && reply.status < 300) {
+  if (reply.cacheTags && reply.status < 300) {
     cache?.invalidate(reply.cacheTags);
     announceTouched(bus, reply.cacheTags, cache);
   }
-  const { body } = read
-    ? await completed(forwarder, reply, { request, deadline }, undefined)
-    : await completedWrite(forwarder, reply, { request, deadline });
-  const shared = route.options.shared === true && read && anonymous(raw);
-  return httpReply({
+  const { body } = await completedWrite(forwarder, reply, { request, deadline });
+  return {
     status: reply.status,
     body,
     contentType: reply.status >= 400 ? JSONAPI : route.successType,
     location: reply.location,
-    etag: read && reply.status === 200 ? etagOf(body) : undefined,
-    shared: shared && reply.cacheTags !== undefined,
-  }, raw.headers.get("if-none-match"));
+    shared: false,
+  };
 }
 
 /** The request forwarded, and when the client's answer is due (REQUEST_TIMEOUT_MS after it). */

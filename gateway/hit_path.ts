@@ -110,7 +110,6 @@ export class HitPath {
     const began = performance.now();
     const id = pickRequestId(head.requestId ?? null);
     const reply = cachedReplyBytes(entry, head.ifNoneMatch ?? null, id);
-    if (reply === undefined) return undefined;
     this.#counted("GET", hit, reply.status, began, id);
     return reply.chunks;
   }

@@ -411,18 +411,27 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     assert.equal(calls.relaying, before + 3, "a connection that pipelined is relayed to its end");
   });
 
-  await t.step("after a body or a credential the connection is relayed to its end", async () => {
-    const signedIn = `${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`;
-    for (const request of [`${HEAD}Content-Length: 0\r\n\r\n`, signedIn]) {
-      using wire = await Wire.open(servers.relaying.port);
-      await learn(wire);
-      const before = calls.relaying;
-      await wire.send(request);
-      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
-      await wire.send(hit);
-      assert.match(await wire.answer(), /X-Cache: HIT/);
-      assert.equal(calls.relaying, before + 2, request.split("\r\n")[3]);
-    }
+  await t.step("after a body the connection is relayed to its end", async () => {
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    await wire.send(`${HEAD}Content-Length: 0\r\n\r\n`);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+    await wire.send(hit);
+    assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(calls.relaying, before + 2);
+  });
+
+  await t.step("after a credential the connection is still followed", async () => {
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    // A signed-in read of a URL the gateway has not forwarded yet: Deno.serve answers it.
+    await wire.send(`${HEAD}Authorization: JWT ${await token("1")}\r\n\r\n`);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+    await wire.send(hit);
+    assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(calls.relaying, before + 1, "the hit after it answered by the relay");
   });
 
   await t.step("a dropped entry is not answered by the relay", async () => {

@@ -118,11 +118,69 @@ export function cachedReply(
   return response;
 }
 
-/** The statuses a cache hit can have, with the reason phrases `Deno.serve` writes for them. */
+/**
+ * The reason phrases `Deno.serve` writes (hyper's, read off Deno 2.9 for every status from 200 to
+ * 599); for any other status it writes none.
+ */
 const REASONS: Readonly<Record<number, string>> = {
   200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  207: "Multi-Status",
+  208: "Already Reported",
+  226: "IM Used",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
   304: "Not Modified",
+  305: "Use Proxy",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  402: "Payment Required",
+  403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Payload Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  418: "I'm a teapot",
+  421: "Misdirected Request",
+  422: "Unprocessable Entity",
+  423: "Locked",
+  424: "Failed Dependency",
+  425: "Too Early",
+  426: "Upgrade Required",
+  428: "Precondition Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  451: "Unavailable For Legal Reasons",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+  506: "Variant Also Negotiates",
+  507: "Insufficient Storage",
+  508: "Loop Detected",
+  510: "Not Extended",
+  511: "Network Authentication Required",
 };
 
 const encoder = new TextEncoder();
@@ -145,28 +203,60 @@ function httpDate(now: number): string {
  */
 const JOIN_LIMIT = 16 * 1024;
 
+/** A reply's answer to a GET, as the bytes to write in order (see `replyBytes`). */
+export interface WireReply {
+  status: number;
+  chunks: Uint8Array[];
+}
+
 /**
  * A cache hit's answer to a GET as the bytes `Deno.serve` writes for `cachedReply` plus
- * `X-Request-Id` (the same headers in the same order and spelling, then `content-length` but not
- * on a 304, and `date`), for the slow-client relay to send itself, in the order to write them.
- * Undefined for a status it has no reason phrase for.
+ * `X-Request-Id`, for the slow-client relay to send itself (see `replyBytes`).
  */
 export function cachedReplyBytes(
   entry: CachedReply,
   ifNoneMatch: string | null,
   requestId: string,
-): { status: number; chunks: Uint8Array[] } | undefined {
-  const { status, headers, notModified } = replyHead(hitParts(entry), ifNoneMatch);
-  const reason = REASONS[status];
-  if (reason === undefined) return undefined;
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+): WireReply {
+  return replyBytes(hitParts(entry) as WireParts, ifNoneMatch, requestId);
+}
+
+/** Reply parts whose body is bytes. */
+export type WireParts = ReplyParts & { body: Uint8Array };
+
+/**
+ * The answer to a GET as the bytes `Deno.serve` writes for `httpReply(parts)` once the gateway
+ * added `X-Request-Id` (the same headers in the same order and spelling, then `content-length`
+ * but not on a 304, and `date`), in the order to write them: for the slow-client relay to send
+ * itself (gateway/hit_path.ts, gateway/signed_path.ts).
+ */
+export function replyBytes(
+  parts: WireParts,
+  ifNoneMatch: string | null,
+  requestId: string,
+): WireReply {
+  const { status, headers, notModified } = replyHead(parts, ifNoneMatch);
+  const bodiless = notModified || status === 204;
+  return wireReply(status, headers, requestId, bodiless ? undefined : parts.body);
+}
+
+/**
+ * Bytes as `Deno.serve` writes a response with `headers` (then `X-Request-Id`) and `body` (none:
+ * no `content-length`, as on a 304).
+ */
+export function wireReply(
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+  body: Uint8Array | undefined,
+): WireReply {
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\n`;
   for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
   head += `X-Request-Id: ${requestId}\r\n`;
-  if (!notModified) head += `content-length: ${entry.body.length}\r\n`;
+  if (body !== undefined) head += `content-length: ${body.length}\r\n`;
   head += `date: ${httpDate(Date.now())}\r\n\r\n`;
   const headBytes = encoder.encode(head);
-  const body = entry.body;
-  if (notModified) return { status, chunks: [headBytes] };
+  if (body === undefined) return { status, chunks: [headBytes] };
   if (body.length > JOIN_LIMIT) return { status, chunks: [headBytes, body] };
   const joined = new Uint8Array(headBytes.length + body.length);
   joined.set(headBytes);

@@ -80,6 +80,11 @@ function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : "_OTHER";
 }
 
+/** Counts requests coming into (1) or out of (-1) the gateway's hands. */
+export function countInFlight(delta: 1 | -1): void {
+  inFlight.add(delta);
+}
+
 /** Counts one answered request and its latency (from `began`, a `performance.now()`). */
 export function countAnswer(method: string, route: string, status: number, began: number): void {
   const label = methodLabel(method);

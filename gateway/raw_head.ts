@@ -1,7 +1,7 @@
 /**
  * Reading an HTTP/1.1 request head from the bytes a client sent, for the slow-client relay
- * (gateway/slow_clients.ts), which answers repeated cache hits itself (gateway/hit_path.ts) and
- * must know where each request ends. Strict on purpose: anything this reader is not sure of
+ * (gateway/slow_clients.ts), which answers repeated cache hits (gateway/hit_path.ts) and repeated
+ * signed-in reads (gateway/signed_path.ts) itself and must know where each request ends. Strict on purpose: anything this reader is not sure of
  * (another version, a folded line, a byte outside printable ASCII, a name that is no token, more
  * than one of a header it reads) makes it give up, and the request goes to `Deno.serve` as before.
  *
@@ -22,6 +22,8 @@ export interface RawHead {
   accept?: string;
   ifNoneMatch?: string;
   requestId?: string;
+  /** The `Authorization` value, when the head has exactly one. */
+  authorization?: string;
   /** A body follows the head (Content-Length or Transfer-Encoding). */
   hasBody: boolean;
   /**
@@ -31,6 +33,11 @@ export interface RawHead {
    * X-Request-Id.
    */
   plain: boolean;
+  /**
+   * What `plain` says, but for exactly one `Authorization`: a signed-in read the short way of
+   * signed-in reads may answer (gateway/signed_path.ts). Never true with `plain`.
+   */
+  signed: boolean;
 }
 
 /** Heads larger than this, or with more fields, are left to `Deno.serve`. */
@@ -86,6 +93,7 @@ const READ = {
   "accept": "accept",
   "if-none-match": "ifNoneMatch",
   "x-request-id": "requestId",
+  "authorization": "authorization",
 } as const;
 
 /**
@@ -93,7 +101,6 @@ const READ = {
  * headers are read above them).
  */
 const NOT_PLAIN = new Set([
-  "authorization",
   "proxy-authorization",
   "cookie",
   "expect",
@@ -115,7 +122,7 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
     return undefined;
   }
   if (lines.length - 1 > MAX_FIELDS) return undefined;
-  const head: RawHead = { method, target, hasBody: false, plain: true };
+  const head: RawHead = { method, target, hasBody: false, plain: true, signed: false };
   let hosts = 0;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
@@ -132,7 +139,8 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
         break;
       case "accept":
       case "if-none-match":
-      case "x-request-id": {
+      case "x-request-id":
+      case "authorization": {
         const field = READ[lower];
         if (head[field] !== undefined) head.plain = false; // two of them: left to the app
         head[field] = value;
@@ -152,5 +160,10 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
     }
   }
   if (hosts !== 1) head.plain = false;
+  // A credential takes the head off the short way of hits (one user's answer is not another's).
+  if (head.authorization !== undefined) {
+    head.signed = head.plain;
+    head.plain = false;
+  }
   return head;
 }

@@ -15,6 +15,7 @@ Deno.test("[raw head] a plain read: its target as sent and the headers the short
       requestId: "r1",
       hasBody: false,
       plain: true,
+      signed: false,
     },
   );
   const browser = head([GET, "Host: a", "Connection: keep-alive", "User-Agent: Mozilla/5.0"]);
@@ -48,6 +49,33 @@ Deno.test("[raw head] anything not surely HTTP/1.1 is not read at all", () => {
     ["too many fields", [GET, "Host: a", ...Array.from({ length: 70 }, (_, i) => `X-${i}: v`)]],
   ];
   for (const [what, lines] of refused) assert.equal(head(lines), undefined, what);
+});
+
+Deno.test("[raw head] one Authorization and nothing else unusual: signed, never plain", () => {
+  const signed = head([GET, "Host: a", "Authorization: JWT x.y.z", "Accept: */*"]);
+  assert.deepEqual([signed?.signed, signed?.plain, signed?.authorization], [
+    true,
+    false,
+    "JWT x.y.z",
+  ]);
+  const neither: [string, string[]][] = [
+    ["two Authorizations", [GET, "Host: a", "Authorization: JWT x", "Authorization: JWT y"]],
+    ["a cookie beside it", [GET, "Host: a", "Authorization: JWT x", "Cookie: a=b"]],
+    ["Proxy-Authorization", [GET, "Host: a", "Proxy-Authorization: Basic x"]],
+    ["no Host", [GET, "Authorization: JWT x"]],
+    ["Connection: close", [GET, "Host: a", "Authorization: JWT x", "Connection: close"]],
+  ];
+  for (const [what, lines] of neither) {
+    const read = head(lines);
+    assert.deepEqual([read?.signed, read?.plain], [false, false], what);
+  }
+  const post = head([
+    "POST /v1/events HTTP/1.1",
+    "Host: a",
+    "Authorization: JWT x",
+    "Content-Length: 2",
+  ]);
+  assert.deepEqual([post?.signed, post?.hasBody], [false, true], "a body");
 });
 
 Deno.test("[raw head] credentials, bodies and connection changes are not plain", () => {

@@ -13,10 +13,13 @@
  * One shared sweep checks every clock each quarter of the header timeout (a late client is cut off
  * within 1.25 times it), so a request costs no timer of its own. Bodies are also timed by body.ts.
  *
- * The relay also answers repeated cache hits itself (`answer`, HitPath.answerHead): a read that
- * arrives as one complete head while the connection owes the client nothing (gateway/exchanges.ts
- * follows that) is answered with the bytes `Deno.serve` would have written, which saves the hop
- * and half the relay's work on the gateway's commonest request. Everything else is relayed.
+ * The relay also answers repeated cache hits and repeated signed-in reads itself (`answer`:
+ * HitPath.answerHead, SignedPath.answerHead): a read that arrives as one complete head while the
+ * connection owes the client nothing (gateway/exchanges.ts follows that) is answered with the
+ * bytes `Deno.serve` would have written, which saves the hop and half the relay's work on the
+ * gateway's commonest requests. A signed-in read's answer comes from its service: the connection
+ * reads nothing more until it is written (so answers keep their order), under the answer's clock.
+ * Everything else is relayed.
  *
  * @example
  * ```ts ignore
@@ -42,8 +45,11 @@ export interface GuardOptions {
    */
   answerWithinMs?: number;
   onListen?: (addr: { hostname: string; port: number }) => void;
-  /** The whole answer to a request head (written in order), when the relay may send it itself. */
-  answer?: (head: RawHead) => Uint8Array[] | undefined;
+  /**
+   * The whole answer to a request head (written in order), when the relay may send it itself;
+   * a promise of it when it must be fetched first.
+   */
+  answer?: (head: RawHead) => Uint8Array[] | Promise<Uint8Array[]> | undefined;
 }
 
 export interface GuardedServer {
@@ -189,15 +195,41 @@ function ownAnswer(
   chunk: Uint8Array,
   exchanges: Exchanges,
   answer: NonNullable<GuardOptions["answer"]>,
-): Uint8Array[] | undefined {
+): ReturnType<NonNullable<GuardOptions["answer"]>> {
   const head = readHead(chunk);
   const answered = head && exchanges.idle ? answer(head) : undefined;
   if (answered) return answered;
-  // A connection that sent a credential (a signed-in client sends it every time) or a body is
-  // not followed further: the relay would answer none of its requests, so reading them is waste.
-  if (head?.plain) exchanges.sent(head.method);
+  // A connection that sent a body, a cookie or anything else the relay never answers is not
+  // followed further: reading its requests would be waste.
+  if (head?.plain || head?.signed) exchanges.sent(head.method);
   else exchanges.stop();
   return undefined;
+}
+
+/** Writes the relay's own answer; one it must wait for is owed (`owed`) until written. */
+async function writeOwn(
+  client: Deno.Conn,
+  clock: Clock,
+  answered: Uint8Array[] | Promise<Uint8Array[]>,
+  owed: Set<Promise<void>>,
+): Promise<void> {
+  if (Array.isArray(answered)) {
+    for (const part of answered) await writeAll(client, part);
+    clock.answered();
+    return;
+  }
+  // The head is in and its answer owed: the answer's time, not the header's.
+  clock.headsIn(1);
+  const written = (async () => {
+    for (const part of await answered) await writeAll(client, part);
+    clock.answered();
+  })();
+  owed.add(written);
+  try {
+    await written;
+  } finally {
+    owed.delete(written);
+  }
 }
 
 /** One client connection relayed to the inner server under the header clock. */
@@ -206,6 +238,7 @@ async function relay(
   socketPath: string,
   sweeper: Sweeper,
   answer: GuardOptions["answer"],
+  owed: Set<Promise<void>>,
 ) {
   const upstream = await Deno.connect({ transport: "unix", path: socketPath });
   const clock = new Clock(sweeper, [client, upstream]);
@@ -222,8 +255,7 @@ async function relay(
         ? ownAnswer(chunk, exchanges, answer)
         : undefined;
       if (answered) {
-        for (const part of answered) await writeAll(client, part);
-        clock.answered();
+        await writeOwn(client, clock, answered, owed);
         continue;
       }
       clock.headsIn(headEnds.count(chunk));
@@ -315,21 +347,26 @@ export async function serveGuarded(
   const socketPath = inner.socketPath;
   const addr = listener.addr as Deno.NetAddr;
   options.onListen?.({ hostname: addr.hostname, port: addr.port });
-  const connections = new Set<Promise<void>>();
   const sweeper = new Sweeper(
     options.headerTimeoutMs,
     options.answerWithinMs ?? 6 * options.headerTimeoutMs,
   );
+  // Answers the relay is waiting for, to be written before the inner server closes the
+  // connections; once shutting down the relay answers nothing itself (Deno.serve drains).
+  const owed = new Set<Promise<void>>();
+  let closing = false;
+  const ownAnswers = options.answer;
+  const answer = ownAnswers && ((head: RawHead) => closing ? undefined : ownAnswers(head));
   const accepting = acceptEach(listener, (client) => {
-    const done = relay(client, socketPath, sweeper, options.answer).catch(() => client.close());
-    connections.add(done);
-    done.finally(() => connections.delete(done));
+    relay(client, socketPath, sweeper, answer, owed).catch(() => client.close());
   });
   return {
     port: addr.port,
     async shutdown() {
+      closing = true;
       listener.close();
       await accepting;
+      await Promise.allSettled([...owed]);
       await inner.shutdown();
       sweeper.stop();
     },

@@ -10,7 +10,7 @@ import type { Actor } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "../env.ts";
 
 const SCHEME = /^(?:jwt|bearer)[ \t]+(\S+)[ \t]*$/i;
-/** Verified tokens are remembered so a client reusing its token costs one HMAC, not one per call. */
+/** Verified tokens remembered at most (past it the memory starts over). */
 const CACHE_LIMIT = 10_000;
 
 interface Verified {
@@ -49,8 +49,49 @@ async function verifyToken(token: string, secret: string): Promise<Verified> {
 }
 
 /**
- * Verifies HS256 tokens signed with `secret` and sets `c.var.actor` to `{ id, tokenVersion }`
- * (the `ver` claim, left out when the token has none) or null.
+ * Verified tokens by value, so that a client reusing its token costs one HMAC, not one per call;
+ * shared by the middleware and the gateway's short way of signed-in reads
+ * (gateway/signed_path.ts), which takes only tokens verified here before.
+ */
+export class TokenVerifier {
+  readonly #secret: string;
+  readonly #verified = new Map<string, Verified>();
+
+  constructor(secret: string) {
+    this.#secret = secret;
+  }
+
+  /** The actor an `Authorization` value names; a 401 (UnauthorizedError) when it names none. */
+  async actorOf(header: string): Promise<Actor> {
+    const token = SCHEME.exec(header)?.[1];
+    if (token === undefined) throw unauthorized("use 'Authorization: JWT <token>'");
+    let verified = this.#unexpired(token);
+    if (verified === undefined) {
+      verified = await verifyToken(token, this.#secret);
+      if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
+      this.#verified.set(token, verified);
+    }
+    return verified.actor;
+  }
+
+  /**
+   * The actor of an `Authorization` value whose token was verified before and has not expired;
+   * undefined otherwise (`actorOf` then decides, and says why it refuses).
+   */
+  knownActor(header: string): Actor | undefined {
+    const token = SCHEME.exec(header)?.[1];
+    return token === undefined ? undefined : this.#unexpired(token)?.actor;
+  }
+
+  #unexpired(token: string): Verified | undefined {
+    const verified = this.#verified.get(token);
+    return verified !== undefined && verified.exp > Date.now() / 1000 ? verified : undefined;
+  }
+}
+
+/**
+ * Verifies HS256 tokens signed with `secret` (or by `verifier`) and sets `c.var.actor` to
+ * `{ id, tokenVersion }` (the `ver` claim, left out when the token has none) or null.
  *
  * @example
  * ```ts
@@ -60,25 +101,13 @@ async function verifyToken(token: string, secret: string): Promise<Verified> {
  * app.use("/v1/*", auth({ secret: "a long random secret" }));
  * ```
  */
-export function auth(options: { secret: string }): MiddlewareHandler<GatewayEnv> {
-  const { secret } = options;
-  const cache = new Map<string, Verified>();
+export function auth(
+  options: { secret: string } | { verifier: TokenVerifier },
+): MiddlewareHandler<GatewayEnv> {
+  const verifier = "verifier" in options ? options.verifier : new TokenVerifier(options.secret);
   return async function authMiddleware(c, next) {
     const header = c.req.header("Authorization");
-    if (header === undefined) {
-      c.set("actor", null);
-      return await next();
-    }
-    const token = SCHEME.exec(header)?.[1];
-    if (token === undefined) throw unauthorized("use 'Authorization: JWT <token>'");
-    const now = Date.now() / 1000;
-    let verified = cache.get(token);
-    if (verified === undefined || verified.exp <= now) {
-      verified = await verifyToken(token, secret);
-      if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(token, verified);
-    }
-    c.set("actor", verified.actor);
+    c.set("actor", header === undefined ? null : await verifier.actorOf(header));
     await next();
   };
 }

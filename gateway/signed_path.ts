@@ -1,0 +1,146 @@
+/**
+ * The short way of signed-in reads. Signed-in reads are never cached, so each one goes to its
+ * service; but the gateway's own part of one is the same every time: once the full path (metrics,
+ * request id, authentication, media type, routing, the forward handler) has forwarded a
+ * signed-in GET, the gateway remembers what that exact raw request resolved to (the method, the
+ * path with its raw query and `Accept`: gateway/forward.ts's `SignedRead`). The next such GET
+ * that the slow-client relay reads off the wire as one plain head with one `Authorization`
+ * (gateway/raw_head.ts), with a token verified before and not expired (middleware/auth.ts's
+ * `TokenVerifier`), is forwarded from here: the same bus request for its own caller and request
+ * id, the same completion with other services' resources, and the bytes `Deno.serve` would have
+ * written for the full path's response (errors too), with the same metrics and access log line.
+ * It skips the hop to `Deno.serve`, Hono and the middlewares: most of the gateway's CPU on a
+ * signed-in read, most of it in garbage collection of what they allocate (bench/FINDINGS.md).
+ * Anything else (an unknown request, a token not verified yet or expired, HEAD, a body, a
+ * cookie) takes the full path, which decides and says why it refuses. Never while tracing, so
+ * that every request keeps its server span.
+ *
+ * @example
+ * ```ts ignore
+ * const { forward, readSigned } = createForwarding({ ..., onSignedRead: (raw, read) => signed.learn(raw, read) });
+ * const signed = new SignedPath({ read: readSigned, verifier, logger });
+ * await serveGuarded({ ..., answer: (head) => signed.answerHead(head) }, app.fetch);
+ * ```
+ */
+import type { Logger } from "@shared/log.ts";
+import type { Actor } from "@shared/schemas/http.ts";
+import { tracing } from "@shared/telemetry.ts";
+import { apiErrorOf, errorBytes } from "./errors.ts";
+import type { ReadSigned, SignedRead } from "./forward.ts";
+import { replyBytes, type WireReply } from "./http_cache.ts";
+import { countAnswer, countInFlight } from "./metrics.ts";
+import type { TokenVerifier } from "./middleware/auth.ts";
+import { isAuthority } from "./middleware/host.ts";
+import { pickRequestId } from "./middleware/request_id.ts";
+import type { RawHead } from "./raw_head.ts";
+
+/**
+ * Raw requests remembered at most, and their characters (long URLs and queries); past either the
+ * memory starts over. The reads themselves are what the routes make of the URL, a few hundred
+ * bytes each.
+ */
+const MEMO_LIMIT = 10_000;
+const MEMO_CHARS = 2_000_000;
+
+/** The memory's key (the same as gateway/hit_path.ts's: a space cannot occur in a target). */
+function keyOf(target: string, accept: string | null): string {
+  return `GET ${target} ${accept === null ? "" : `=${accept}`}`;
+}
+
+/**
+ * The key of a raw signed-in GET the full path forwarded; undefined for one the short way never
+ * answers. `Request.url` is normalized by URL parsing, so a target read from the wire that is
+ * written otherwise never matches it.
+ */
+function rawKey(raw: Request): string | undefined {
+  const headers = raw.headers;
+  if (
+    raw.method !== "GET" || !headers.has("authorization") || headers.has("cookie") ||
+    headers.has("content-length") || headers.has("transfer-encoding")
+  ) return undefined;
+  const host = headers.get("host");
+  if (host !== null && !isAuthority(host)) return undefined;
+  const url = raw.url;
+  const path = url.indexOf("/", url.indexOf("//") + 2);
+  if (path === -1) return undefined;
+  return keyOf(url.slice(path), headers.get("accept"));
+}
+
+export interface SignedPathOptions {
+  /** Forwards a read again (gateway/forward.ts's `createForwarding`). */
+  read: ReadSigned;
+  /** The tokens the full path verified. */
+  verifier: TokenVerifier;
+  logger: Logger;
+}
+
+export class SignedPath {
+  readonly #read: ReadSigned;
+  readonly #verifier: TokenVerifier;
+  readonly #logger: Logger;
+  readonly #memo = new Map<string, SignedRead>();
+  #chars = 0;
+
+  constructor(options: SignedPathOptions) {
+    this.#read = options.read;
+    this.#verifier = options.verifier;
+    this.#logger = options.logger;
+  }
+
+  /** Raw requests remembered now. */
+  get size(): number {
+    return this.#memo.size;
+  }
+
+  /** Remembers what the full path resolved the signed-in GET `raw` to. */
+  learn(raw: Request, read: SignedRead): void {
+    const key = rawKey(raw);
+    if (key === undefined || this.#memo.has(key)) return;
+    const chars = key.length + read.path.length + JSON.stringify(read.query).length;
+    if (this.#memo.size >= MEMO_LIMIT || this.#chars + chars > MEMO_CHARS) {
+      this.#memo.clear();
+      this.#chars = 0;
+    }
+    this.#memo.set(key, read);
+    this.#chars += chars;
+  }
+
+  /**
+   * The answer's bytes (to be written in order) to a GET read off the wire by the slow-client
+   * relay, when a request like it was forwarded by the full path and its token is known; else
+   * undefined, and the full path answers.
+   */
+  answerHead(head: RawHead): Promise<Uint8Array[]> | undefined {
+    if (tracing || head.method !== "GET" || !head.signed) return undefined;
+    const read = this.#memo.get(keyOf(head.target, head.accept ?? null));
+    if (read === undefined) return undefined;
+    const actor = this.#verifier.knownActor(head.authorization!);
+    if (actor === undefined) return undefined;
+    return this.#answer(read, actor, head);
+  }
+
+  async #answer(read: SignedRead, actor: Actor, head: RawHead): Promise<Uint8Array[]> {
+    const began = performance.now();
+    const requestId = pickRequestId(head.requestId ?? null);
+    countInFlight(1);
+    let reply: WireReply;
+    try {
+      const parts = await this.#read(read, actor, requestId);
+      reply = replyBytes(parts, head.ifNoneMatch ?? null, requestId);
+    } catch (error) {
+      const fields = { requestId, method: "GET", path: read.path };
+      reply = errorBytes(apiErrorOf(error, this.#logger, fields), requestId);
+    } finally {
+      countInFlight(-1);
+    }
+    countAnswer("GET", read.route, reply.status, began);
+    this.#logger.info("request", {
+      method: "GET",
+      path: read.path,
+      status: reply.status,
+      ms: Math.round((performance.now() - began) * 10) / 10,
+      requestId,
+    });
+    return reply.chunks;
+  }
+}

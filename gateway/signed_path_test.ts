@@ -1,0 +1,297 @@
+import assert from "node:assert/strict";
+import { route } from "@shared/bus.ts";
+import { loadConfig } from "@shared/config.ts";
+import type { LogFields, Logger } from "@shared/log.ts";
+import { metrics } from "@shared/metrics.ts";
+import { catalog } from "@shared/subjects.ts";
+import { testBus } from "@shared/testing.ts";
+import { JSONAPI, SECRET, token } from "./_test_utils.ts";
+import { createGateway } from "./app.ts";
+import { serveGuarded } from "./slow_clients.ts";
+
+/** A logger that keeps the access log lines and the warnings. */
+function recordingLogger(): Logger & { lines: LogFields[]; warnings: string[] } {
+  const lines: LogFields[] = [];
+  const warnings: string[] = [];
+  const none = () => {};
+  return {
+    lines,
+    warnings,
+    debug: none,
+    info: (message, fields) => message === "request" && lines.push(fields ?? {}),
+    warn: (message) => warnings.push(message),
+    error: none,
+  };
+}
+
+/**
+ * A gateway in front of a stand-in catalog whose event page names its caller (so one caller's
+ * answer cannot pass for another's), refuses user 3, and waits `?delay` ms when asked; served
+ * twice: `plain` relays everything to `Deno.serve` (the reference bytes), `relaying` answers what
+ * it may itself. `calls` counts what reached `Deno.serve` behind `relaying`.
+ */
+async function signedGateway(env: Record<string, string> = {}) {
+  const gatewayBus = await testBus();
+  const serviceBus = await testBus(gatewayBus.prefix);
+  const asked: string[] = [];
+  const serve = () =>
+    serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
+      route(catalog.events.get, async (request) => {
+        asked.push(request.requestId);
+        await new Promise((resolve) => setTimeout(resolve, Number(request.query.delay ?? 0)));
+        if (request.actor?.id === "3") {
+          return { status: 403, body: { errors: [{ status: "403", title: "Forbidden" }] } };
+        }
+        const attributes = { caller: request.actor?.id ?? null, sort: request.query.sort ?? "" };
+        return {
+          status: 200,
+          body: { data: { type: "event", id: request.params.id, attributes } },
+        };
+      }),
+    ]);
+  let service = serve();
+  await serviceBus.bus.nc.flush();
+  const logger = recordingLogger();
+  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix, ...env });
+  const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
+  const calls = { relaying: 0 };
+  const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 };
+  const plain = await serveGuarded(listen, gateway.fetch);
+  const relaying = await serveGuarded({ ...listen, answer: gateway.answer }, (request) => {
+    calls.relaying++;
+    return gateway.fetch(request);
+  });
+  return {
+    gateway,
+    logger,
+    calls,
+    asked,
+    plain,
+    relaying,
+    async stopService() {
+      await service.stop();
+    },
+    async restartService() {
+      service = serve();
+      await serviceBus.bus.nc.flush();
+    },
+    async [Symbol.asyncDispose]() {
+      // Either may have been shut down by the test already.
+      await plain.shutdown().catch(() => {});
+      await relaying.shutdown().catch(() => {});
+      await service.stop().catch(() => {});
+      await serviceBus[Symbol.asyncDispose]();
+      await gatewayBus[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** One keep-alive connection that sends raw heads and reads whole answers (Content-Length framed). */
+class Wire {
+  #buffered = new Uint8Array(0);
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async open(port: number): Promise<Wire> {
+    return new Wire(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async send(text: string): Promise<void> {
+    await this.conn.write(new TextEncoder().encode(text));
+  }
+
+  /** The next answer, whole, with its `date` line left out. */
+  async answer(): Promise<string> {
+    let end: number;
+    while ((end = this.#text().indexOf("\r\n\r\n")) === -1) await this.#fill();
+    const head = this.#text().slice(0, end);
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    const total = end + 4 + (/^HTTP\/1\.1 304/.test(head) ? 0 : length);
+    while (this.#buffered.length < total) await this.#fill();
+    const answer = new TextDecoder().decode(this.#buffered.subarray(0, total));
+    this.#buffered = this.#buffered.slice(total);
+    return answer.replace(/\r\ndate: [^\r]*/i, "");
+  }
+
+  /** Sends `head` and reads its answer. */
+  async exchange(head: string): Promise<string> {
+    await this.send(head);
+    return await this.answer();
+  }
+
+  [Symbol.dispose](): void {
+    this.conn.close();
+  }
+
+  #text(): string {
+    return new TextDecoder().decode(this.#buffered);
+  }
+
+  async #fill(): Promise<void> {
+    const chunk = new Uint8Array(65_536);
+    const n = await this.conn.read(chunk);
+    if (n === null) throw new Error("Cannot read an answer: the connection closed");
+    const joined = new Uint8Array(this.#buffered.length + n);
+    joined.set(this.#buffered);
+    joined.set(chunk.subarray(0, n), this.#buffered.length);
+    this.#buffered = joined;
+  }
+}
+
+/** A signed-in GET of event 7 (`target` may change the path and query). */
+function signedHead(jwt: string, more = "", target = "/v1/events/7?sort=name"): string {
+  return `GET ${target} HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n` +
+    `Authorization: JWT ${jwt}\r\nX-Request-Id: wire\r\n${more}\r\n`;
+}
+
+/** The count of `oe_http_requests` for one method, route and status. */
+async function counted(route: string, status: string): Promise<number> {
+  const family = (await metrics.snapshot()).find((f) => f.name === "oe_http_requests");
+  const series = family?.series.find((s) =>
+    s.labels.method === "GET" && s.labels.route === route && s.labels.status === status
+  );
+  return series?.value ?? 0;
+}
+
+Deno.test("[gateway] the relay answers a repeated signed-in read itself, with Deno.serve's bytes", async (t) => {
+  await using gw = await signedGateway();
+  const { calls, logger } = gw;
+  using wire = await Wire.open(gw.relaying.port);
+  using reference = await Wire.open(gw.plain.port);
+  const alice = await token("1");
+  const first = await wire.exchange(signedHead(alice));
+  assert.match(first, /^HTTP\/1\.1 200 OK\r\n[^]*"caller":"1"/);
+  assert.equal(calls.relaying, 1, "the first read took the full path");
+  assert.equal(gw.gateway.signed.size, 1, "and was remembered");
+  const etag = /ETag: ("[^"]*")/.exec(first)![1];
+
+  const variants: [string, string][] = [
+    ["a read", signedHead(alice)],
+    ["a revalidation (304)", signedHead(alice, `If-None-Match: ${etag}\r\n`)],
+    ["a stale validator", signedHead(alice, `If-None-Match: "other"\r\n`)],
+    ["another caller (its own answer)", signedHead(await token("2"))],
+    ["a refused caller (the service's 403)", signedHead(await token("3"))],
+  ];
+  for (const [what, head] of variants) {
+    await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
+      // The reference first: it verifies the caller's token, as the full path does for anyone.
+      const expected = await reference.exchange(head);
+      const lines = logger.lines.length;
+      const before = calls.relaying;
+      assert.equal(await wire.exchange(head), expected);
+      assert.equal(calls.relaying, before, "answered by the relay");
+      const [slowLine, fastLine] = logger.lines.slice(lines - 1);
+      assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
+    });
+  }
+
+  await t.step("each caller gets its own answer", async () => {
+    assert.match(await wire.exchange(signedHead(await token("2"))), /"caller":"2"/);
+    assert.match(await wire.exchange(signedHead(alice)), /"caller":"1"/);
+  });
+
+  await t.step("a fresh request id when none is given, passed to the service", async () => {
+    const head = signedHead(alice).replace("X-Request-Id: wire\r\n", "");
+    const answer = await wire.exchange(head);
+    const id = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(answer)?.[1];
+    assert.ok(id, answer);
+    assert.equal(gw.asked.at(-1), id);
+  });
+
+  await t.step("counted under the full path's route label", async () => {
+    const before = await counted("/v1/events/:id", "200");
+    const relayed = calls.relaying;
+    await wire.exchange(signedHead(alice));
+    assert.equal(calls.relaying, relayed);
+    assert.equal(await counted("/v1/events/:id", "200"), before + 1);
+  });
+});
+
+Deno.test("[gateway] the short way of signed-in reads leaves the rest to the full path", async (t) => {
+  await using gw = await signedGateway();
+  const { calls } = gw;
+  using wire = await Wire.open(gw.relaying.port);
+  const alice = await token("1");
+  await wire.exchange(signedHead(alice));
+
+  const fullPath: [string, string, RegExp][] = [
+    ["another query", signedHead(alice, "", "/v1/events/7?sort=other"), /"sort":"other"/],
+    ["a token not verified yet", signedHead(await token("2")), /"caller":"2"/],
+    ["a forged token", signedHead(await token("1", { secret: "other" })), /401 Unauthorized/],
+    ["a cookie", signedHead(alice, "Cookie: a=b\r\n"), /"caller":"1"/],
+    ["another Accept", signedHead(alice).replace(`Accept: ${JSONAPI}`, "Accept: */*"), /200 OK/],
+    ["HEAD", signedHead(alice).replace("GET", "HEAD"), /200 OK/],
+  ];
+  for (const [what, head, expected] of fullPath) {
+    await t.step(what, async () => {
+      using own = await Wire.open(gw.relaying.port);
+      const before = calls.relaying;
+      await own.send(head);
+      if (what === "HEAD") {
+        // A HEAD answer has no body: read the head only.
+        const buffer = new Uint8Array(4096);
+        const n = await own.conn.read(buffer);
+        assert.match(new TextDecoder().decode(buffer.subarray(0, n!)), expected);
+      } else assert.match(await own.answer(), expected);
+      assert.equal(calls.relaying, before + 1, "answered by Deno.serve");
+    });
+  }
+
+  await t.step("a token that expired since it was verified: the full path's 401", async () => {
+    const soon = await token("1", { exp: Math.floor(Date.now() / 1000) + 1 });
+    assert.match(await wire.exchange(signedHead(soon)), /200 OK/);
+    const before = calls.relaying;
+    assert.match(await wire.exchange(signedHead(soon)), /200 OK/);
+    assert.equal(calls.relaying, before, "known and valid: the short way");
+    await new Promise((resolve) => setTimeout(resolve, 2_100 - (Date.now() % 1000)));
+    assert.match(await wire.exchange(signedHead(soon)), /^HTTP\/1\.1 401 Unauthorized/);
+    assert.equal(calls.relaying, before + 1);
+  });
+});
+
+Deno.test("[gateway] a signed-in read the relay forwards fails as the full path fails", async (t) => {
+  await using gw = await signedGateway({ REQUEST_TIMEOUT_MS: "300" });
+  const { calls, logger } = gw;
+  using wire = await Wire.open(gw.relaying.port);
+  using reference = await Wire.open(gw.plain.port);
+  const alice = await token("1");
+  await wire.exchange(signedHead(alice));
+  const slow = signedHead(alice, "", "/v1/events/7?delay=600");
+  await wire.exchange(slow).catch(() => {});
+
+  await t.step("the service too slow: the same 504", async () => {
+    const expected = await reference.exchange(slow);
+    assert.match(expected, /^HTTP\/1\.1 504 Gateway Timeout/);
+    const before = calls.relaying;
+    const warnings = logger.warnings.length;
+    assert.equal(await wire.exchange(slow), expected);
+    assert.equal(calls.relaying, before, "answered by the relay");
+    assert.equal(logger.warnings.length, warnings + 1, "logged as the full path logs it");
+  });
+
+  await t.step("no service at all: the same 503, and healed when it is back", async () => {
+    await gw.stopService();
+    const head = signedHead(alice);
+    const expected = await reference.exchange(head);
+    assert.match(expected, /^HTTP\/1\.1 503 Service Unavailable/);
+    const before = calls.relaying;
+    assert.equal(await wire.exchange(head), expected);
+    assert.equal(calls.relaying, before);
+    await gw.restartService();
+    assert.match(await wire.exchange(head), /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
+  });
+});
+
+Deno.test("[gateway] shutdown writes the signed-in reads the relay is answering", async () => {
+  await using gw = await signedGateway();
+  using wire = await Wire.open(gw.relaying.port);
+  const alice = await token("1");
+  const slow = signedHead(alice, "", "/v1/events/7?delay=300");
+  await wire.exchange(slow);
+  const before = gw.calls.relaying;
+  await wire.send(slow);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const answered = wire.answer();
+  await gw.relaying.shutdown();
+  assert.match(await answered, /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
+  assert.equal(gw.calls.relaying, before, "it was the relay's own answer");
+});
