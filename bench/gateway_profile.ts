@@ -1,11 +1,13 @@
 /**
- * Where one gateway's CPU or allocations go under signed-in reads (never cached): starts the
- * system, then one extra gateway as deployed (scripts/launch.ts) with the inspector on, drives 32
- * connections of signed-in `GET /v1/events/{id}` at it, profiles 10 s through the DevTools
- * protocol and prints the functions that took most samples (or allocated most bytes, per
- * request). What bench/FINDINGS.md's profiles of the gateway were made with.
+ * Where one gateway's (or the catalog's) CPU or allocations go under signed-in reads (never
+ * cached): starts the system, then one extra gateway (or catalog) as deployed
+ * (scripts/launch.ts) with the inspector on, drives 32 connections of signed-in
+ * `GET /v1/events/{id}` at it (through the system's gateway for the catalog: the two catalogs
+ * share the reads), profiles 10 s through the DevTools protocol and prints the functions that
+ * took most samples (or allocated most bytes, per request). What bench/FINDINGS.md's profiles of
+ * the gateway were made with.
  *
- * Run: `deno run -A bench/gateway_profile.ts [--heap] [--v8-flags=...] [--out file]`
+ * Run: `deno run -A bench/gateway_profile.ts [--catalog] [--heap] [--v8-flags=...] [--out file]`
  * (`--v8-flags=...` replaces the gateway's own; `--out` keeps the raw profile for DevTools).
  */
 import { parseArgs } from "node:util";
@@ -38,20 +40,21 @@ interface HeapNode {
   children: HeapNode[];
 }
 
-/** The gateway, as launched, with the inspector on `inspectPort` and `v8Flags` if given. */
-function spawnGateway(
+/** A process (`script`) as launched, with the inspector on `inspectPort` and `v8Flags` if given. */
+function spawnInspected(
+  script: string,
   env: Record<string, string>,
   port: number,
   inspectPort: number,
   v8Flags?: string,
 ) {
-  const args = denoRunArgs("gateway/main.ts")
+  const args = denoRunArgs(script)
     .map((arg) => arg === GATEWAY_V8_FLAGS && v8Flags ? v8Flags : arg);
-  args.splice(args.indexOf("gateway/main.ts"), 0, `--inspect=127.0.0.1:${inspectPort}`);
+  args.splice(args.indexOf(script), 0, `--inspect=127.0.0.1:${inspectPort}`);
   return new Deno.Command(Deno.execPath(), {
     args,
     cwd: new URL("../", import.meta.url),
-    env: { ...launchEnv("gateway/main.ts"), ...env, PORT: String(port) },
+    env: { ...launchEnv(script), ...env, PORT: String(port) },
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -159,11 +162,16 @@ async function profile(inspectPort: number, heap: boolean, traffic: { answered()
 if (import.meta.main) {
   const { values: args } = parseArgs({
     args: Deno.args,
-    options: { heap: { type: "boolean" }, "v8-flags": { type: "string" }, out: { type: "string" } },
+    options: {
+      catalog: { type: "boolean" },
+      heap: { type: "boolean" },
+      "v8-flags": { type: "string" },
+      out: { type: "string" },
+    },
   });
   const settings = benchSettings("profile_");
   let stopSystem: (() => Promise<void>) | undefined;
-  let gateway: Deno.ChildProcess | undefined;
+  let inspected: Deno.ChildProcess | undefined;
   try {
     await ensureDatabase(settings.databaseUrl);
     const system = await startSystem({ env: settings.env, output: false, timeoutMs: 120_000 });
@@ -172,15 +180,19 @@ if (import.meta.main) {
     const { token } = await adminSession(system.url, settings.admin);
     const [port, inspectPort] = [freePort(), freePort()];
     const v8Flags = args["v8-flags"] && `--v8-flags=${args["v8-flags"]}`;
-    gateway = spawnGateway(system.env, port, inspectPort, v8Flags);
-    await waitForOk(`http://127.0.0.1:${port}/health`, 60_000);
-    const traffic = load(`http://127.0.0.1:${port}/v1/events/${eventId}`, token);
+    const script = args.catalog ? "services/catalog/main.ts" : "gateway/main.ts";
+    inspected = spawnInspected(script, system.env, port, inspectPort, v8Flags);
+    // A service listens on no port: give it the time to connect, then it takes its share.
+    if (args.catalog) await new Promise((resolve) => setTimeout(resolve, 4_000));
+    else await waitForOk(`http://127.0.0.1:${port}/health`, 60_000);
+    const base = args.catalog ? system.url : `http://127.0.0.1:${port}`;
+    const traffic = load(`${base}/v1/events/${eventId}`, token);
     await new Promise((resolve) => setTimeout(resolve, 5_000)); // warm-up: JIT, pools
     const result = await profile(inspectPort, args.heap ?? false, traffic);
     await traffic.stop();
     if (args.out) await Deno.writeTextFile(args.out, JSON.stringify(result));
   } finally {
-    if (gateway) await stopChild(gateway);
+    if (inspected) await stopChild(inspected);
     if (stopSystem) await stopSystem();
     await dropDatabase(settings.databaseUrl).catch(() => {});
     await dropFactStream(settings.natsUrl, settings.prefix).catch(() => {});

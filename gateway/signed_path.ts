@@ -36,11 +36,12 @@ import type { RawHead } from "./raw_head.ts";
 
 /**
  * Raw requests remembered at most, and their characters (long URLs and queries); past either the
- * memory starts over. The reads themselves are what the routes make of the URL, a few hundred
- * bytes each.
+ * memory starts over (each URL then takes the full path once). Smaller than the short way of
+ * hits' memory: this one is not part of the response cache's byte budget, and about a megabyte
+ * at most keeps the gateway's memory within CACHE_MAX_BYTES + 64 MiB.
  */
-const MEMO_LIMIT = 10_000;
-const MEMO_CHARS = 2_000_000;
+const MEMO_LIMIT = 2_000;
+const MEMO_CHARS = 400_000;
 
 /** The memory's key (the same as gateway/hit_path.ts's: a space cannot occur in a target). */
 function keyOf(target: string, accept: string | null): string {

@@ -295,3 +295,31 @@ Deno.test("[gateway] shutdown writes the signed-in reads the relay is answering"
   assert.match(await answered, /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
   assert.equal(gw.calls.relaying, before, "it was the relay's own answer");
 });
+
+Deno.test("[gateway] the short way of signed-in reads remembers a bounded number of requests", async () => {
+  await using gw = await signedGateway();
+  const signed = gw.gateway.signed;
+  const read = {
+    endpoint: catalog.events.get,
+    params: { id: "7" },
+    path: "/v1/events/7",
+    query: {},
+    successType: JSONAPI,
+    route: "/v1/events/:id",
+  };
+  const get = (query: string) =>
+    new Request(`http://x/v1/events/7?${query}`, { headers: { Authorization: "JWT t" } });
+  for (let i = 0; i < 2_000; i++) signed.learn(get(`n=${i}`), read);
+  assert.equal(signed.size, 2_000);
+  signed.learn(get("n=last"), read);
+  assert.equal(signed.size, 1, "past the limit the memory starts over");
+  for (let i = 0; i < 25; i++) signed.learn(get(`x=${"y".repeat(20_000)}${i}`), read);
+  assert.ok(signed.size < 25, "long URLs count by their length");
+  const before = signed.size;
+  signed.learn(new Request("http://x/v1/events/7?anonymous"), read);
+  signed.learn(
+    new Request("http://x/v1/events/7?c", { headers: { Authorization: "JWT t", Cookie: "a=b" } }),
+    read,
+  );
+  assert.equal(signed.size, before, "never a request the short way would not answer");
+});
