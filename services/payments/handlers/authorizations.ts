@@ -76,7 +76,11 @@ function requireStripeEvent(event: EventAccess): void {
   }
 }
 
-/** The authorization named in the URL, once the caller is known to organize its event. */
+/**
+ * The authorization named in the URL, once the caller is known to organize its event. Routes call
+ * it before they read their query or body, so a caller who may not see the authorization gets the
+ * 401/403/404 that hides it, never a 400 about what they sent.
+ */
 async function managed(
   ctx: PaymentsContext,
   req: HttpRequest,
@@ -171,7 +175,9 @@ export async function createStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  // Read before anything is linked: a bad `include` or fieldset must not spend the code.
+  // Who asks comes first, as for every create; the query is read before anything is linked: a bad
+  // `include` or fieldset must not spend the code.
+  requireActor(req.actor);
   const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
   await checkForeignFieldsets(ctx.bus, stripeAuthorizationDef, query, req.actor);
   const { fields, include } = query;
@@ -204,8 +210,8 @@ export async function showStripeAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
-  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
   const { row } = await managed(ctx, req);
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
   return renderAuthorization(row, { req, fields: query.fields, include: query.include });
 }
 
@@ -361,11 +367,11 @@ export async function relatedOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
+  const row = await managedForEvent(ctx, req);
   // `include` and `fields` follow the event's own routes: the catalog checks them (400), loads
   // what is included and applies the fieldsets; the rest of the query is this route's.
   const { include, fields, rest } = ownerQueryOf(req.query);
   parseSingleQuery(rest, {});
-  const row = await managedForEvent(ctx, req);
   const { data, included } = await ctx.bus.request(catalog.resolve, {
     actor: req.actor,
     type: "event",
@@ -393,10 +399,10 @@ export async function linkageOfAuthorization(
   ctx: PaymentsContext,
   req: HttpRequest,
 ): Promise<HttpReply> {
+  const row = await managedForEvent(ctx, req);
   // `include=event` is the authorization's own path: the gateway adds the event.
   const spec = relationshipQuerySpec(stripeAuthorizationQuery, req.params.rel);
   const query = parseSingleQuery(req.query, spec);
-  const row = await managedForEvent(ctx, req);
   return renderLinkage({ type: "event" }, { id: row.event_id }, {
     req,
     parent: stripeAuthorizationDef,

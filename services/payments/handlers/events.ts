@@ -11,7 +11,11 @@ import { renderAuthorization } from "./authorizations.ts";
 
 const REL = "stripe-authorization";
 
-/** The event's authorization (or null), once the caller is known to organize the event. */
+/**
+ * The event's authorization (or null), once the caller is known to organize the event. Both
+ * routes call it before they read their query: a caller who may not see the event's link gets
+ * the 401/403/404, never a 400 about what they sent.
+ */
 async function ofEvent(
   ctx: PaymentsContext,
   req: HttpRequest,
@@ -26,8 +30,8 @@ async function ofEvent(
 
 /** `GET /v1/events/{id}/stripe-authorization`. */
 export async function relatedOfEvent(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
-  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
   const { eventId, row } = await ofEvent(ctx, req);
+  const query = parseSingleQuery(req.query, stripeAuthorizationQuery);
   if (!row) throw new NotFoundError(`Cannot find a stripe-authorization of event ${eventId}`);
   return renderAuthorization(row, { req, fields: query.fields, include: query.include });
 }
@@ -37,11 +41,11 @@ export async function relatedOfEvent(ctx: PaymentsContext, req: HttpRequest): Pr
  * catalog's: `include` takes this relationship only, whose authorization then comes in `included`.
  */
 export async function linkageOfEvent(ctx: PaymentsContext, req: HttpRequest): Promise<HttpReply> {
+  const { row } = await ofEvent(ctx, req);
   const query = parseSingleQuery(req.query, {
     includes: [REL],
     sparse: { [REL]: stripeAuthorizationQuery.sparse![REL] },
   });
-  const { row } = await ofEvent(ctx, req);
   const included = query.include.length && row
     ? [toResource(stripeAuthorizationDef, row)]
     : undefined;
