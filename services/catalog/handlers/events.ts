@@ -23,13 +23,7 @@ import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { z } from "zod";
-import {
-  type Caller,
-  type CatalogContext,
-  knownCaller,
-  loadCaller,
-  requireEventLevel,
-} from "../context.ts";
+import { type Caller, type CatalogContext, knownCaller, requireEventLevel } from "../context.ts";
 import {
   eventDef,
   eventQuery,
@@ -248,16 +242,10 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 
 /**
  * A signed-in caller is read with the event, in one statement (the read signed-in visitors make
- * most); an unknown caller is still 401 before a bad query's 400 or a 404.
+ * most). The query is read after it: an unknown caller is 401 and an event the caller may not
+ * see (a draft) 404 before a bad query's 400, as for every resource by id.
  */
 async function get(ctx: CatalogContext, req: HttpRequest): Promise<HttpReply> {
-  let query: ReturnType<typeof parseSingleQuery>;
-  try {
-    query = parseSingleQuery(req.query, eventQuery);
-  } catch (error) {
-    await loadCaller(ctx.sql, req.actor);
-    throw error;
-  }
   const key = req.params.id;
   const found = req.actor
     ? await getEventAs(ctx.sql, key, {
@@ -267,6 +255,7 @@ async function get(ctx: CatalogContext, req: HttpRequest): Promise<HttpReply> {
     : { event: await getEvent(ctx.sql, key, { viewer: viewer(null) }) };
   const caller = req.actor ? knownCaller(found.caller) : null;
   const row = found.event ?? notFound("event", key);
+  const query = parseSingleQuery(req.query, eventQuery);
   return await renderShown(ctx, caller, eventDef, row, query, { req });
 }
 

@@ -184,8 +184,9 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
 }
 
 async function getGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, usersEventsRoleQuery);
+  // Who may see the grant comes first: a bad query from anyone else is the 401/403/404.
   const grant = await grantOr404(ctx, call);
+  const query = parseSingleQuery(call.req.query, usersEventsRoleQuery);
   return await renderShown(ctx, call.caller, usersEventsRoleDef, grant, query, { req: call.req });
 }
 

@@ -33,7 +33,11 @@ function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
 }
 
-/** The ticket and its event, once the caller is known to be a co-organizer of that event. */
+/**
+ * The ticket and its event, once the caller is known to be a co-organizer of that event. Routes
+ * call it before they read their query or body, so a caller who may not see the ticket gets the
+ * 401/403/404 that hides it, never a 400 about what they sent.
+ */
 async function managedTicket(
   ctx: CatalogContext,
   call: Call,
@@ -95,8 +99,8 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, ticketQuery);
   const { ticket } = await managedTicket(ctx, call);
+  const query = parseSingleQuery(call.req.query, ticketQuery);
   return await renderShown(ctx, call.caller, ticketDef, ticket, query, { req: call.req });
 }
 

@@ -143,8 +143,9 @@ async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function get(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const query = parseSingleQuery(call.req.query, userQuery);
+  // Who may see the user comes first: a bad query from anyone else is the 401/403.
   const { user } = await ownUser(ctx, call);
+  const query = parseSingleQuery(call.req.query, userQuery);
   return await renderShown(ctx, call.caller, userDef, user, query, { req: call.req });
 }
 
