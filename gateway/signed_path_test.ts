@@ -39,6 +39,14 @@ async function signedGateway(env: Record<string, string> = {}) {
       route(catalog.events.get, async (request) => {
         asked.push(request.requestId);
         await new Promise((resolve) => setTimeout(resolve, Number(request.query.delay ?? 0)));
+        if (request.query.status !== undefined) {
+          // A status of the service's choosing (one a Response may not carry with a body, say).
+          const attributes = { caller: request.actor?.id ?? null };
+          return {
+            status: Number(request.query.status),
+            body: { data: { type: "event", id: "7", attributes } },
+          };
+        }
         if (request.actor?.id === "3") {
           return { status: 403, body: { errors: [{ status: "403", title: "Forbidden" }] } };
         }
@@ -322,4 +330,24 @@ Deno.test("[gateway] the short way of signed-in reads remembers a bounded number
     read,
   );
   assert.equal(signed.size, before, "never a request the short way would not answer");
+});
+
+Deno.test("[gateway] a reply the full path cannot send is its 500 on the short way too, never a body after a 304", async (t) => {
+  await using gw = await signedGateway();
+  const alice = await token("1");
+  for (const status of ["304", "205"]) {
+    await t.step(`the service answers ${status} with a document`, async () => {
+      using wire = await Wire.open(gw.relaying.port);
+      using reference = await Wire.open(gw.plain.port);
+      const head = signedHead(alice, "", `/v1/events/7?status=${status}`);
+      await wire.exchange(head);
+      const expected = await reference.exchange(head);
+      assert.match(expected, /^HTTP\/1\.1 500 Internal Server Error/);
+      const before = gw.calls.relaying;
+      assert.equal(await wire.exchange(head), expected);
+      assert.equal(gw.calls.relaying, before, "answered by the relay");
+      // The connection still reads as HTTP: the next answer is whole and its own.
+      assert.match(await wire.exchange(signedHead(alice)), /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
+    });
+  }
 });
