@@ -40,8 +40,11 @@ export interface RawHead {
   signed: boolean;
 }
 
-/** Heads larger than this, or with more fields, are left to `Deno.serve`. */
-const MAX_HEAD_BYTES = 8 * 1024;
+/**
+ * Heads larger than this, or with more fields, are left to `Deno.serve` (so a short way never
+ * needs to remember a request whose target and Accept are longer: gateway/signed_path.ts).
+ */
+export const MAX_HEAD_BYTES = 8 * 1024;
 const MAX_FIELDS = 64;
 
 const CR = 13;

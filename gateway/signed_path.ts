@@ -32,7 +32,7 @@ import { countAnswer, countInFlight } from "./metrics.ts";
 import type { TokenVerifier } from "./middleware/auth.ts";
 import { isAuthority } from "./middleware/host.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
-import type { RawHead } from "./raw_head.ts";
+import { MAX_HEAD_BYTES, type RawHead } from "./raw_head.ts";
 
 /**
  * Raw requests remembered at most, and their characters (long URLs and queries); past either the
@@ -96,7 +96,9 @@ export class SignedPath {
   /** Remembers what the full path resolved the signed-in GET `raw` to. */
   learn(raw: Request, read: SignedRead): void {
     const key = rawKey(raw);
-    if (key === undefined || this.#memo.has(key)) return;
+    // A key longer than the relay's longest head is never asked for: remembered, a few URLs of
+    // up to 64 KiB (Deno.serve takes them) made the memory start over for every caller.
+    if (key === undefined || key.length > MAX_HEAD_BYTES || this.#memo.has(key)) return;
     const chars = key.length + read.path.length + JSON.stringify(read.query).length;
     if (this.#memo.size >= MEMO_LIMIT || this.#chars + chars > MEMO_CHARS) {
       this.#memo.clear();

@@ -321,8 +321,9 @@ Deno.test("[gateway] the short way of signed-in reads remembers a bounded number
   assert.equal(signed.size, 2_000);
   signed.learn(get("n=last"), read);
   assert.equal(signed.size, 1, "past the limit the memory starts over");
-  for (let i = 0; i < 25; i++) signed.learn(get(`x=${"y".repeat(20_000)}${i}`), read);
-  assert.ok(signed.size < 25, "long URLs count by their length");
+  // Long, but short enough for a head the relay reads (8 KiB).
+  for (let i = 0; i < 60; i++) signed.learn(get(`x=${"y".repeat(7_000)}${i}`), read);
+  assert.ok(signed.size < 60, "long URLs count by their length");
   const before = signed.size;
   signed.learn(new Request("http://x/v1/events/7?anonymous"), read);
   signed.learn(
@@ -350,4 +351,23 @@ Deno.test("[gateway] a reply the full path cannot send is its 500 on the short w
       assert.match(await wire.exchange(signedHead(alice)), /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
     });
   }
+});
+
+Deno.test("[gateway] a URL longer than any head the relay reads is never remembered", async () => {
+  await using gw = await signedGateway();
+  const alice = await token("1");
+  using wire = await Wire.open(gw.relaying.port);
+  await wire.exchange(signedHead(alice));
+  assert.equal(gw.gateway.signed.size, 1);
+  // Deno.serve takes targets of up to 64 KiB; the relay reads heads of up to 8 KiB. A few long
+  // URLs from one signed-in caller must not make the memory start over for everyone.
+  for (let i = 0; i < 4; i++) {
+    using own = await Wire.open(gw.relaying.port);
+    const long = signedHead(alice, "", `/v1/events/7?sort=${"y".repeat(60_000)}${i}`);
+    assert.match(await own.exchange(long), /^HTTP\/1\.1 200 OK/);
+  }
+  assert.equal(gw.gateway.signed.size, 1, "the short read is still remembered");
+  const before = gw.calls.relaying;
+  assert.match(await wire.exchange(signedHead(alice)), /"caller":"1"/);
+  assert.equal(gw.calls.relaying, before, "and answered by the relay");
 });
