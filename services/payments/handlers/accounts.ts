@@ -160,10 +160,13 @@ export async function releaseQueued(ctx: PaymentsContext): Promise<void> {
 }
 
 async function releaseOne(ctx: PaymentsContext, id: string): Promise<void> {
+  // Failed tries so far, for the log: a release failing again and again is an operator's matter.
+  let failedBefore: number | undefined;
   try {
     await transaction(ctx.sql, async (tx) => {
       const release = await claimRelease(tx, id);
       if (!release) return; // taken by another instance, or done meanwhile
+      failedBefore = release.attempts;
       await holdAccountsLock(ctx, tx);
       if (!await accountInUse(tx, release.account_lookup)) {
         const accountId = await secretBox(ctx).open(release.stripe_user_id, RELEASE_CONTEXT);
@@ -173,6 +176,8 @@ async function releaseOne(ctx: PaymentsContext, id: string): Promise<void> {
     });
   } catch (error) {
     ctx.log.warn("cannot deauthorize an unused Stripe account yet; it will be tried again", {
+      release: id,
+      attempt: failedBefore === undefined ? undefined : failedBefore + 1,
       reason: (error as Error).message,
     });
     await postponeRelease(ctx.sql, id).catch(() => {});
