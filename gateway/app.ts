@@ -79,8 +79,9 @@ export interface Gateway {
 }
 
 /**
- * Builds the gateway: the app, and `fetch`, which answers repeated anonymous cache hits the
- * short way (gateway/hit_path.ts) and everything else through the app. Serve `fetch`, behind the
+ * Builds the gateway: the app, and `fetch`, which answers repeated anonymous cache hits and
+ * signed-in reads the short way (gateway/hit_path.ts, gateway/signed_path.ts) and everything else
+ * through the app. Serve `fetch`, behind the
  * slow-client guard with `answer`, which answers repeated hits and signed-in reads off the wire
  * (gateway/signed_path.ts).
  *
@@ -128,10 +129,8 @@ export function createGateway(options: AppOptions): Gateway {
   addMethodFallbacks(app);
   app.onError(onError({ logger }));
   app.notFound(notFound());
-  const fetch = hits
-    ? (request: Request, info?: Deno.ServeHandlerInfo) =>
-      hits.answer(request) ?? app.fetch(request, info)
-    : (request: Request, info?: Deno.ServeHandlerInfo) => app.fetch(request, info);
+  const fetch = (request: Request, info?: Deno.ServeHandlerInfo) =>
+    hits?.answer(request) ?? signed.answer(request) ?? app.fetch(request, info);
   const answer = (head: RawHead) => head.signed ? signed.answerHead(head) : hits?.answerHead(head);
   return { app, fetch, hits, signed, answer };
 }

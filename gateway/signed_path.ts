@@ -25,11 +25,13 @@
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import { tracing } from "@shared/telemetry.ts";
-import { apiErrorOf, errorBytes } from "./errors.ts";
+import type { ApiError } from "@shared/errors.ts";
+import { apiErrorOf, errorBytes, errorResponse } from "./errors.ts";
 import type { ReadSigned, SignedRead } from "./forward.ts";
-import { replyBytes, type WireReply } from "./http_cache.ts";
+import { httpReply, replyBytes, type WireParts } from "./http_cache.ts";
 import { countAnswer, countInFlight } from "./metrics.ts";
 import type { TokenVerifier } from "./middleware/auth.ts";
+import { withCorsHeaders } from "./middleware/cors.ts";
 import { isAuthority } from "./middleware/host.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 import { MAX_HEAD_BYTES, type RawHead } from "./raw_head.ts";
@@ -119,31 +121,76 @@ export class SignedPath {
     if (read === undefined) return undefined;
     const actor = this.#verifier.knownActor(head.authorization!);
     if (actor === undefined) return undefined;
-    return this.#answer(read, actor, head);
+    const ifNoneMatch = head.ifNoneMatch ?? null;
+    return this.#answer(read, actor, head.requestId ?? null, {
+      reply: (parts, id) => replyBytes(parts, ifNoneMatch, id),
+      error: (error, id) => errorBytes(error, id),
+    }).then((reply) => reply.chunks);
   }
 
-  async #answer(read: SignedRead, actor: Actor, head: RawHead): Promise<Uint8Array[]> {
+  /**
+   * The response to a GET `Deno.serve` handed over, when a request like it was forwarded by the
+   * full path and its token is known; else undefined. The short way where no relay reads the wire
+   * (HEADER_TIMEOUT_MS=0), or where it did not take the request (a head split over two reads).
+   */
+  answer(raw: Request): Promise<Response> | undefined {
+    if (tracing) return undefined;
+    const key = rawKey(raw);
+    const read = key === undefined ? undefined : this.#memo.get(key);
+    if (read === undefined) return undefined;
+    const headers = raw.headers;
+    const actor = this.#verifier.knownActor(headers.get("authorization")!);
+    if (actor === undefined) return undefined;
+    const ifNoneMatch = headers.get("if-none-match");
+    return this.#answer(read, actor, headers.get("x-request-id"), {
+      reply: (parts, id) => identified(httpReply(parts, ifNoneMatch), id),
+      error: (error, id) => {
+        const response = errorResponse(error);
+        withCorsHeaders(response.headers);
+        return identified(response, id);
+      },
+    });
+  }
+
+  /**
+   * Forwards `read` for `actor` and renders the reply (or the error) as the full path would,
+   * counted and logged as its middlewares do.
+   */
+  async #answer<T extends { status: number }>(
+    read: SignedRead,
+    actor: Actor,
+    requestIdHeader: string | null,
+    render: {
+      reply: (parts: WireParts, requestId: string) => T;
+      error: (error: ApiError, requestId: string) => T;
+    },
+  ): Promise<T> {
     const began = performance.now();
-    const requestId = pickRequestId(head.requestId ?? null);
+    const requestId = pickRequestId(requestIdHeader);
     countInFlight(1);
-    let reply: WireReply;
+    let answer: T;
     try {
-      const parts = await this.#read(read, actor, requestId);
-      reply = replyBytes(parts, head.ifNoneMatch ?? null, requestId);
+      answer = render.reply(await this.#read(read, actor, requestId), requestId);
     } catch (error) {
       const fields = { requestId, method: "GET", path: read.path };
-      reply = errorBytes(apiErrorOf(error, this.#logger, fields), requestId);
+      answer = render.error(apiErrorOf(error, this.#logger, fields), requestId);
     } finally {
       countInFlight(-1);
     }
-    countAnswer("GET", read.route, reply.status, began);
+    countAnswer("GET", read.route, answer.status, began);
     this.#logger.info("request", {
       method: "GET",
       path: read.path,
-      status: reply.status,
+      status: answer.status,
       ms: Math.round((performance.now() - began) * 10) / 10,
       requestId,
     });
-    return reply.chunks;
+    return answer;
   }
+}
+
+/** `response` with the request id the full path's middleware sets last. */
+function identified(response: Response, requestId: string): Response {
+  response.headers.set("X-Request-Id", requestId);
+  return response;
 }

@@ -371,3 +371,52 @@ Deno.test("[gateway] a URL longer than any head the relay reads is never remembe
   assert.match(await wire.exchange(signedHead(alice)), /"caller":"1"/);
   assert.equal(gw.calls.relaying, before, "and answered by the relay");
 });
+
+Deno.test("[gateway] without the relay, Deno.serve's handler takes the short way, with the same bytes", async (t) => {
+  await using gw = await signedGateway();
+  const listen = { hostname: "127.0.0.1", port: 0, onListen: () => {} };
+  let appCalls = 0;
+  // What the gateway serves with HEADER_TIMEOUT_MS=0, and the full path alone beside it.
+  const short = Deno.serve(listen, (request) => {
+    const answered = gw.gateway.signed.answer(request);
+    if (answered) return answered;
+    appCalls++;
+    return gw.gateway.fetch(request);
+  });
+  const full = Deno.serve(listen, (request) => gw.gateway.app.fetch(request));
+  try {
+    using wire = await Wire.open(short.addr.port);
+    using reference = await Wire.open(full.addr.port);
+    const alice = await token("1");
+    assert.match(await wire.exchange(signedHead(alice)), /"caller":"1"/);
+    assert.equal(appCalls, 1, "the first read took the full path");
+    const etag = /ETag: ("[^"]*")/.exec(await reference.exchange(signedHead(alice)))![1];
+    const slow = signedHead(alice, "", "/v1/events/7?delay=50");
+    await wire.exchange(slow);
+    const variants: [string, string][] = [
+      ["a read", signedHead(alice)],
+      ["a revalidation (304)", signedHead(alice, `If-None-Match: ${etag}\r\n`)],
+      ["another caller", signedHead(await token("2"))],
+      ["a refused caller", signedHead(await token("3"))],
+    ];
+    for (const [what, head] of variants) {
+      await t.step(what, async () => {
+        const expected = await reference.exchange(head);
+        const before = appCalls;
+        assert.equal(await wire.exchange(head), expected);
+        assert.equal(appCalls, before, "answered the short way");
+      });
+    }
+    await t.step("no service: the same 503", async () => {
+      await gw.stopService();
+      const expected = await reference.exchange(slow);
+      assert.match(expected, /^HTTP\/1\.1 503 /);
+      const before = appCalls;
+      assert.equal(await wire.exchange(slow), expected);
+      assert.equal(appCalls, before);
+    });
+  } finally {
+    await short.shutdown();
+    await full.shutdown();
+  }
+});

@@ -67,9 +67,13 @@ export function cors(): MiddlewareHandler<GatewayEnv> {
       return preflight(c.req.header("Access-Control-Request-Headers"));
     }
     await next();
-    const headers = c.res.headers;
-    // Replies built by gateway/http_cache.ts have them already (in the order the relay writes).
-    if (headers.has("Access-Control-Allow-Origin")) return;
-    for (const name in CORS_HEADERS) headers.set(name, CORS_HEADERS[name]);
+    withCorsHeaders(c.res.headers);
   };
+}
+
+/** Adds the CORS headers every answer carries, unless they are there already. */
+export function withCorsHeaders(headers: Headers): void {
+  // Replies built by gateway/http_cache.ts have them already (in the order the relay writes).
+  if (headers.has("Access-Control-Allow-Origin")) return;
+  for (const name in CORS_HEADERS) headers.set(name, CORS_HEADERS[name]);
 }
