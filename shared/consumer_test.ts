@@ -5,6 +5,9 @@ import { consumeFacts } from "./consumer.ts";
 import type { Fact } from "./facts.ts";
 import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { ServiceUnavailableError } from "./errors.ts";
+import { openDatabase } from "./db.ts";
+import { databaseProblem } from "./db_health.ts";
+import { testDatabase } from "./testing.ts";
 import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
 import type { TestBus } from "./testing.ts";
@@ -279,6 +282,61 @@ Deno.test("[consumer] a fact failing while a dependency is away is never parked;
       assert.equal(await parkedCount(b), 0);
     });
   }
+});
+
+// Found by a review: after a failover the pool may reach the old primary, now a standby (Aurora's
+// DNS, a virtual IP that moved late): every write fails with 25006 while `select 1`, the
+// service's dependency check, works. Each fact was parked as poison after its turn, one after
+// another, until the pool found the new primary.
+Deno.test("[consumer] facts failing while the database is read-only (a failover) are never parked", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: "failover", log: quiet });
+  const admin = await openDatabase(db.url, { schema: "failover", max: 1, log: quiet });
+  /** Makes the database read-only or writable for new sessions, and ends the pool's sessions. */
+  const readOnly = async (on: boolean) => {
+    await admin.unsafe(
+      `alter database ${db.name} ${on ? "set default_transaction_read_only = on" : "reset all"}`,
+    );
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid()`;
+  };
+  await sql`create table seen (id text primary key, n int)`;
+  const consumer = await consumeFacts(b.bus, {
+    durable: "failover",
+    subject: "facts.catalog.>",
+    log: quiet,
+    keepTurnMs: 300,
+    parkAfterAttempts: 2,
+    dependencyProblem: () => databaseProblem(sql),
+    handle: async (batch) => {
+      for (const f of batch) {
+        await sql`insert into seen ${
+          sql({ id: f.id, n: Number(f.data.id) })
+        } on conflict do nothing`;
+      }
+    },
+  });
+  try {
+    await readOnly(true);
+    await publish(b, [fact(1), fact(2), fact(3)]);
+    // Several times the poison bound (300 ms, 2 attempts).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await readOnly(false);
+    await eventually(
+      async () => {
+        const rows = await sql`select count(*)::int as count from seen`.catch(() => []);
+        return (rows[0]?.count ?? 0) + await parkedCount(b) === 3;
+      },
+      8000,
+      "every fact handled or parked once the primary is back",
+    );
+  } finally {
+    await consumer.stop();
+    await sql.end();
+    await admin.end();
+  }
+  assert.equal(await parkedCount(b), 0);
 });
 
 Deno.test("[consumer] a message the parked stream does not take comes back; the rest go on", async () => {

@@ -24,8 +24,12 @@ import { ApiError } from "./errors.ts";
  * Postgres codes of work that lost a race or waited too long, not of wrong work: serialization
  * failure, deadlock, lock not available (lock timeout), statement timeout (a busy database).
  * Class 53 (insufficient resources: disk full, out of memory, too many connections) heals too.
+ * So does 25006, a write refused as read-only: after a failover a pool may still reach the old
+ * primary, now a standby (a DNS name or virtual IP that moved late), whose `select 1` answers, so
+ * the services' dependency check (shared/db_health.ts) calls it healthy; as a fact's own failure
+ * every fact was parked as poison, one after another, until the pool found the new primary.
  */
-const busyCodes = new Set(["40001", "40P01", "55P03", "57014"]);
+const busyCodes = new Set(["40001", "40P01", "55P03", "57014", "25006"]);
 
 /** Bad gateway, unavailable, gateway timeout: what the bus, Stripe and the stores answer then. */
 const unavailableStatuses = new Set([502, 503, 504]);

@@ -27,6 +27,7 @@ Deno.test("[transient] isTransientFailure knows an unavailable dependency from a
         withCode("55P03"),
         withCode("57014"),
         withCode("53100"),
+        withCode("25006"),
       ]
     ) assert.ok(isTransientFailure(error), String(error));
   });
