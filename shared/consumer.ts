@@ -597,7 +597,9 @@ async function transientReason<S extends string>(
   ctx: BatchContext<S>,
   error: unknown,
 ): Promise<string | undefined> {
-  if (isTransientFailure(error)) return "a dependency is unavailable";
+  if (isTransientFailure(error)) {
+    return "a dependency is unavailable or not as deployed code expects";
+  }
   const check = ctx.options.dependencyProblem;
   if (!check) return undefined;
   try {

@@ -339,6 +339,45 @@ Deno.test("[consumer] facts failing while the database is read-only (a failover)
   assert.equal(await parkedCount(b), 0);
 });
 
+Deno.test("[consumer] facts failing for a table the deployment lost are never parked", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: "lost_table", log: quiet });
+  await sql`create table seen (id text primary key, n int)`;
+  const handled: number[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "lost-table",
+    subject: "facts.catalog.>",
+    log: quiet,
+    keepTurnMs: 300,
+    parkAfterAttempts: 2,
+    dependencyProblem: () => databaseProblem(sql),
+    handle: async (batch) => {
+      for (const f of batch) {
+        await sql`insert into seen ${
+          sql({ id: f.id, n: Number(f.data.id) })
+        } on conflict do nothing`;
+        handled.push(Number(f.data.id));
+      }
+    },
+  });
+  try {
+    // A half-applied migration, an operator's slip: the table is gone for a while (42P01).
+    await sql`alter table seen rename to seen_elsewhere`;
+    await publish(b, [fact(1), fact(2), fact(3)]);
+    // Several times the poison bound (300 ms, 2 attempts).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(await parkedCount(b), 0, "nothing parked while the table is missing");
+    await sql`alter table seen_elsewhere rename to seen`;
+    await eventually(() => handled.length === 3, 8000, "every fact handled once it is back");
+    assert.deepEqual(handled, [1, 2, 3]);
+  } finally {
+    await consumer.stop();
+    await sql.end();
+  }
+  assert.equal(await parkedCount(b), 0);
+});
+
 Deno.test("[consumer] a message the parked stream does not take comes back; the rest go on", async () => {
   await using b = await factBus({ ensureStream: true });
   const { handled, consumer } = await collecting(b);

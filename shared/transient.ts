@@ -1,6 +1,6 @@
 /**
  * Whether a failure is the world's rather than the work's: a dependency that cannot be reached,
- * is busy or did not answer in time. Trying the same work again later can succeed, so a fact
+ * is busy or did not answer in time, or a deployment that is not what the code expects. Trying the same work again later can succeed, so a fact
  * consumer (shared/consumer.ts) keeps retrying it however long that lasts, and parks a fact only
  * when it fails otherwise. An error not recognised here is not transient; the consumer then
  * asks the service's own check of its dependencies (its `dependencyProblem` option) before it
@@ -31,6 +31,18 @@ import { ApiError } from "./errors.ts";
  */
 const busyCodes = new Set(["40001", "40P01", "55P03", "57014", "25006"]);
 
+/**
+ * Postgres classes of a deployment's fault rather than a fact's: 42 (a table, column or function
+ * missing, a privilege revoked: a half-applied migration, an operator's slip), 3F (no such
+ * schema), 3D (no such database), 28 (the login refused). The service's statements are fixed, so
+ * these fail every fact alike and the `select 1` of its dependency check still answers: as a
+ * fact's own failure every fact was parked after its turn, draining the stream into the parked
+ * one (a review renamed a table for a minute). Kept in turn instead, the consumer stalls where its
+ * lag and logs show it, and goes on, nothing lost, once the deployment is mended. A handler whose
+ * own SQL is wrong for one fact type stalls it the same way; that, too, is mended by a deployment.
+ */
+const deploymentClasses = ["42", "3F", "3D", "28"];
+
 /** Bad gateway, unavailable, gateway timeout: what the bus, Stripe and the stores answer then. */
 const unavailableStatuses = new Set([502, 503, 504]);
 
@@ -48,10 +60,12 @@ function unavailable(error: unknown): boolean {
   if (error instanceof ApiError) return unavailableStatuses.has(error.status);
   if (natsUnavailable.some((kind) => error instanceof kind)) return true;
   const code = (error as { code?: unknown })?.code;
-  return typeof code === "string" && (busyCodes.has(code) || code.startsWith("53"));
+  if (typeof code !== "string" || code.length !== 5) return false;
+  return busyCodes.has(code) || code.startsWith("53") ||
+    deploymentClasses.includes(code.slice(0, 2));
 }
 
-/** True when `error`, or one of its causes, says a dependency is unavailable for now. */
+/** True when `error`, or one of its causes, says a dependency is unavailable or misdeployed for now. */
 export function isTransientFailure(error: unknown): boolean {
   if (isDatabaseOutage(error)) return true;
   let current = error;

@@ -28,6 +28,10 @@ Deno.test("[transient] isTransientFailure knows an unavailable dependency from a
         withCode("57014"),
         withCode("53100"),
         withCode("25006"),
+        withCode("42P01"),
+        withCode("42501"),
+        withCode("3F000"),
+        withCode("28P01"),
       ]
     ) assert.ok(isTransientFailure(error), String(error));
   });
@@ -42,6 +46,8 @@ Deno.test("[transient] isTransientFailure knows an unavailable dependency from a
         new ConflictError("Cannot save: the object already exists"),
         withCode("23505"),
         withCode("22003"),
+        withCode("22P02"),
+        withCode("42"),
         "a thrown string",
         undefined,
       ]
