@@ -352,7 +352,7 @@ function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
 async function tryPark<S extends string>(
   ctx: BatchContext<S>,
   msg: JsMsg,
-  options: { reason: string; then: string },
+  options: { reason: string; then: string; quiet?: boolean },
 ): Promise<boolean> {
   const target = ctx.bus.subject(`parked.${msg.subject}`);
   try {
@@ -361,6 +361,7 @@ async function tryPark<S extends string>(
       headers: parkedHeaders(msg, ctx.name, options.reason),
     });
   } catch (error) {
+    if (options.quiet) return false;
     ctx.options.log.error(`cannot park a message; ${options.then}`, {
       subject: msg.subject,
       sequence: msg.info.streamSequence,
@@ -653,9 +654,16 @@ async function parkPoison<S extends string>(
     : String(failing.error);
   const reason = `the handler kept failing on it (${failing.attempts} attempts in ` +
     `${Math.round(failingMs / 1000)} s): ${why}`;
+  // The first failure is logged, then one line every RETRY_LOG_EVERY_MS, as for retries.
+  let loggedAt = 0;
+  const quiet = () => {
+    if (Date.now() - loggedAt < RETRY_LOG_EVERY_MS) return true;
+    loggedAt = Date.now();
+    return false;
+  };
   for (
     let attempt = 0;
-    !await tryPark(ctx, item.msg, { reason, then: "trying again" });
+    !await tryPark(ctx, item.msg, { reason, then: "trying again", quiet: quiet() });
     attempt++
   ) {
     const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
