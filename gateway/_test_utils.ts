@@ -84,3 +84,60 @@ export async function firstError(response: Response): Promise<Record<string, unk
   if (body.jsonapi?.version !== "1.0") throw new Error("Cannot read errors: no jsonapi member");
   return body.errors[0];
 }
+
+/** One keep-alive connection that sends raw heads and reads whole answers (Content-Length framed). */
+export class Wire {
+  #buffered = new Uint8Array(0);
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async open(port: number): Promise<Wire> {
+    return new Wire(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async send(text: string): Promise<void> {
+    await this.conn.write(new TextEncoder().encode(text));
+  }
+
+  /** The next answer (to a request of `method`), whole, with its `date` line left out. */
+  async answer(method = "GET"): Promise<string> {
+    let end: number;
+    while ((end = this.#text().indexOf("\r\n\r\n")) === -1) await this.#fill();
+    const head = this.#text().slice(0, end);
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    // A HEAD answer says its GET's length (RFC 9110 §8.6) but sends no body.
+    const bodiless = method === "HEAD" || /^HTTP\/1\.1 304/.test(head);
+    const total = end + 4 + (bodiless ? 0 : length);
+    while (this.#buffered.length < total) await this.#fill();
+    const answer = new TextDecoder().decode(this.#buffered.subarray(0, total));
+    this.#buffered = this.#buffered.slice(total);
+    return answer.replace(/\r\ndate: [^\r]*/i, "");
+  }
+
+  /** Sends `head` and reads its answer. */
+  async exchange(head: string, method = "GET"): Promise<string> {
+    await this.send(head);
+    return await this.answer(method);
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #text(): string {
+    return new TextDecoder().decode(this.#buffered);
+  }
+
+  async #fill(): Promise<void> {
+    const chunk = new Uint8Array(65_536);
+    const n = await this.conn.read(chunk);
+    if (n === null) throw new Error("Cannot read an answer: the connection closed");
+    const joined = new Uint8Array(this.#buffered.length + n);
+    joined.set(this.#buffered);
+    joined.set(chunk.subarray(0, n), this.#buffered.length);
+    this.#buffered = joined;
+  }
+}

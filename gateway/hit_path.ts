@@ -26,8 +26,8 @@ import type { ResponseCache } from "./cache.ts";
 import { cachedReply, cachedReplyBytes } from "./http_cache.ts";
 import type { RawHead } from "./raw_head.ts";
 import { countAnswer, type HitRoute } from "./metrics.ts";
-import { isAuthority } from "./middleware/host.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
+import { memoKey, plainTarget, RawMemo } from "./raw_memo.ts";
 
 /**
  * Raw requests remembered at most, and their characters (long URLs); past either the memory
@@ -42,35 +42,15 @@ const MEMO_CHARS = 2_000_000;
  */
 function rawKey(raw: Request): string | undefined {
   const method = raw.method;
-  if (method !== "GET" && method !== "HEAD") return undefined;
-  const headers = raw.headers;
-  if (
-    headers.has("authorization") || headers.has("cookie") || headers.has("content-length") ||
-    headers.has("transfer-encoding")
-  ) return undefined;
-  // Never a Host that could hold a `/` or `?` (middleware/host.ts refuses those requests).
-  const host = headers.get("host");
-  if (host !== null && !isAuthority(host)) return undefined;
-  const url = raw.url;
-  const path = url.indexOf("/", url.indexOf("//") + 2);
-  if (path === -1) return undefined;
-  return keyOf(method, url.slice(path), headers.get("accept"));
-}
-
-/**
- * The memory's key. `target` is the path and query as `Request.url` has them (normalized by
- * URL parsing), so a target read from the wire that is written otherwise never matches one.
- */
-function keyOf(method: string, target: string, accept: string | null): string {
-  // A space cannot occur in a request target, so the parts cannot run into each other.
-  return `${method} ${target} ${accept === null ? "" : `=${accept}`}`;
+  if ((method !== "GET" && method !== "HEAD") || raw.headers.has("authorization")) return undefined;
+  const target = plainTarget(raw);
+  return target === undefined ? undefined : memoKey(method, target, raw.headers.get("accept"));
 }
 
 export class HitPath {
   readonly #cache: ResponseCache;
   readonly #logger: Logger;
-  readonly #memo = new Map<string, HitRoute>();
-  #chars = 0;
+  readonly #memo = new RawMemo<HitRoute>(MEMO_LIMIT, MEMO_CHARS);
 
   constructor(options: { cache: ResponseCache; logger: Logger }) {
     this.#cache = options.cache;
@@ -85,14 +65,8 @@ export class HitPath {
   /** Remembers that the full path answered `raw` from the cache as `hit` says. */
   learn(raw: Request, hit: HitRoute): void {
     const key = rawKey(raw);
-    if (key === undefined || this.#memo.has(key)) return;
-    const chars = key.length + hit.cacheKey.length + hit.path.length;
-    if (this.#memo.size >= MEMO_LIMIT || this.#chars + chars > MEMO_CHARS) {
-      this.#memo.clear();
-      this.#chars = 0;
-    }
-    this.#memo.set(key, hit);
-    this.#chars += chars;
+    if (key === undefined) return;
+    this.#memo.remember(key, hit, key.length + hit.cacheKey.length + hit.path.length);
   }
 
   /**
@@ -103,7 +77,7 @@ export class HitPath {
    */
   answerHead(head: RawHead): Uint8Array[] | undefined {
     if (tracing || head.method !== "GET" || !head.plain) return undefined;
-    const hit = this.#memo.get(keyOf("GET", head.target, head.accept ?? null));
+    const hit = this.#memo.get(memoKey("GET", head.target, head.accept ?? null));
     if (hit === undefined) return undefined;
     const entry = this.#cache.lookup(hit.cacheKey);
     if (entry === undefined) return undefined;

@@ -32,8 +32,8 @@ import { httpReply, replyBytes, type WireParts } from "./http_cache.ts";
 import { countAnswer, countInFlight } from "./metrics.ts";
 import type { TokenVerifier } from "./middleware/auth.ts";
 import { withCorsHeaders } from "./middleware/cors.ts";
-import { isAuthority } from "./middleware/host.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
+import { memoKey, plainTarget, RawMemo } from "./raw_memo.ts";
 import { MAX_HEAD_BYTES, type RawHead } from "./raw_head.ts";
 
 /**
@@ -45,28 +45,14 @@ import { MAX_HEAD_BYTES, type RawHead } from "./raw_head.ts";
 const MEMO_LIMIT = 2_000;
 const MEMO_CHARS = 400_000;
 
-/** The memory's key (the same as gateway/hit_path.ts's: a space cannot occur in a target). */
-function keyOf(target: string, accept: string | null): string {
-  return `GET ${target} ${accept === null ? "" : `=${accept}`}`;
-}
-
 /**
  * The key of a raw signed-in GET the full path forwarded; undefined for one the short way never
- * answers. `Request.url` is normalized by URL parsing, so a target read from the wire that is
- * written otherwise never matches it.
+ * answers.
  */
 function rawKey(raw: Request): string | undefined {
-  const headers = raw.headers;
-  if (
-    raw.method !== "GET" || !headers.has("authorization") || headers.has("cookie") ||
-    headers.has("content-length") || headers.has("transfer-encoding")
-  ) return undefined;
-  const host = headers.get("host");
-  if (host !== null && !isAuthority(host)) return undefined;
-  const url = raw.url;
-  const path = url.indexOf("/", url.indexOf("//") + 2);
-  if (path === -1) return undefined;
-  return keyOf(url.slice(path), headers.get("accept"));
+  if (raw.method !== "GET" || !raw.headers.has("authorization")) return undefined;
+  const target = plainTarget(raw);
+  return target === undefined ? undefined : memoKey("GET", target, raw.headers.get("accept"));
 }
 
 export interface SignedPathOptions {
@@ -81,8 +67,7 @@ export class SignedPath {
   readonly #read: ReadSigned;
   readonly #verifier: TokenVerifier;
   readonly #logger: Logger;
-  readonly #memo = new Map<string, SignedRead>();
-  #chars = 0;
+  readonly #memo = new RawMemo<SignedRead>(MEMO_LIMIT, MEMO_CHARS);
 
   constructor(options: SignedPathOptions) {
     this.#read = options.read;
@@ -100,14 +85,9 @@ export class SignedPath {
     const key = rawKey(raw);
     // A key longer than the relay's longest head is never asked for: remembered, a few URLs of
     // up to 64 KiB (Deno.serve takes them) made the memory start over for every caller.
-    if (key === undefined || key.length > MAX_HEAD_BYTES || this.#memo.has(key)) return;
+    if (key === undefined || key.length > MAX_HEAD_BYTES) return;
     const chars = key.length + read.path.length + JSON.stringify(read.query).length;
-    if (this.#memo.size >= MEMO_LIMIT || this.#chars + chars > MEMO_CHARS) {
-      this.#memo.clear();
-      this.#chars = 0;
-    }
-    this.#memo.set(key, read);
-    this.#chars += chars;
+    this.#memo.remember(key, read, chars);
   }
 
   /**
@@ -117,7 +97,7 @@ export class SignedPath {
    */
   answerHead(head: RawHead): Promise<Uint8Array[]> | undefined {
     if (tracing || head.method !== "GET" || !head.signed) return undefined;
-    const read = this.#memo.get(keyOf(head.target, head.accept ?? null));
+    const read = this.#memo.get(memoKey("GET", head.target, head.accept ?? null));
     if (read === undefined) return undefined;
     const actor = this.#verifier.knownActor(head.authorization!);
     if (actor === undefined) return undefined;

@@ -5,7 +5,7 @@ import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
-import { JSONAPI, SECRET, token } from "./_test_utils.ts";
+import { JSONAPI, SECRET, token, Wire } from "./_test_utils.ts";
 import { createGateway } from "./app.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
@@ -92,57 +92,6 @@ async function signedGateway(env: Record<string, string> = {}) {
       await gatewayBus[Symbol.asyncDispose]();
     },
   };
-}
-
-/** One keep-alive connection that sends raw heads and reads whole answers (Content-Length framed). */
-class Wire {
-  #buffered = new Uint8Array(0);
-  private constructor(readonly conn: Deno.TcpConn) {}
-
-  static async open(port: number): Promise<Wire> {
-    return new Wire(await Deno.connect({ hostname: "127.0.0.1", port }));
-  }
-
-  async send(text: string): Promise<void> {
-    await this.conn.write(new TextEncoder().encode(text));
-  }
-
-  /** The next answer, whole, with its `date` line left out. */
-  async answer(): Promise<string> {
-    let end: number;
-    while ((end = this.#text().indexOf("\r\n\r\n")) === -1) await this.#fill();
-    const head = this.#text().slice(0, end);
-    const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
-    const total = end + 4 + (/^HTTP\/1\.1 304/.test(head) ? 0 : length);
-    while (this.#buffered.length < total) await this.#fill();
-    const answer = new TextDecoder().decode(this.#buffered.subarray(0, total));
-    this.#buffered = this.#buffered.slice(total);
-    return answer.replace(/\r\ndate: [^\r]*/i, "");
-  }
-
-  /** Sends `head` and reads its answer. */
-  async exchange(head: string): Promise<string> {
-    await this.send(head);
-    return await this.answer();
-  }
-
-  [Symbol.dispose](): void {
-    this.conn.close();
-  }
-
-  #text(): string {
-    return new TextDecoder().decode(this.#buffered);
-  }
-
-  async #fill(): Promise<void> {
-    const chunk = new Uint8Array(65_536);
-    const n = await this.conn.read(chunk);
-    if (n === null) throw new Error("Cannot read an answer: the connection closed");
-    const joined = new Uint8Array(this.#buffered.length + n);
-    joined.set(this.#buffered);
-    joined.set(chunk.subarray(0, n), this.#buffered.length);
-    this.#buffered = joined;
-  }
 }
 
 /** A signed-in GET of event 7 (`target` may change the path and query). */

@@ -5,7 +5,7 @@ import { consumeFacts } from "./consumer.ts";
 import type { Fact } from "./facts.ts";
 import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { ServiceUnavailableError } from "./errors.ts";
-import { openDatabase } from "./db.ts";
+import { openDatabase, type Sql } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
 import { testDatabase } from "./testing.ts";
 import { metrics } from "./metrics.ts";
@@ -284,6 +284,33 @@ Deno.test("[consumer] a fact failing while a dependency is away is never parked;
   }
 });
 
+/**
+ * A consumer that records each fact in table `seen` (made here) as our services' followers write
+ * their projections, with the database check they pass, and a poison bound of 300 ms and 2
+ * attempts; `handled` lists the facts' numbers once written.
+ */
+async function recordingInTable(bus: TestBus["bus"], sql: Sql, durable: string) {
+  await sql`create table seen (id text primary key, n int)`;
+  const handled: number[] = [];
+  const consumer = await consumeFacts(bus, {
+    durable,
+    subject: "facts.catalog.>",
+    log: quiet,
+    keepTurnMs: 300,
+    parkAfterAttempts: 2,
+    dependencyProblem: () => databaseProblem(sql),
+    handle: async (batch) => {
+      for (const f of batch) {
+        await sql`insert into seen ${
+          sql({ id: f.id, n: Number(f.data.id) })
+        } on conflict do nothing`;
+        handled.push(Number(f.data.id));
+      }
+    },
+  });
+  return { consumer, handled };
+}
+
 // Found by a review: after a failover the pool may reach the old primary, now a standby (Aurora's
 // DNS, a virtual IP that moved late): every write fails with 25006 while `select 1`, the
 // service's dependency check, works. Each fact was parked as poison after its turn, one after
@@ -301,22 +328,7 @@ Deno.test("[consumer] facts failing while the database is read-only (a failover)
     await admin`select pg_terminate_backend(pid) from pg_stat_activity
       where datname = current_database() and pid <> pg_backend_pid()`;
   };
-  await sql`create table seen (id text primary key, n int)`;
-  const consumer = await consumeFacts(b.bus, {
-    durable: "failover",
-    subject: "facts.catalog.>",
-    log: quiet,
-    keepTurnMs: 300,
-    parkAfterAttempts: 2,
-    dependencyProblem: () => databaseProblem(sql),
-    handle: async (batch) => {
-      for (const f of batch) {
-        await sql`insert into seen ${
-          sql({ id: f.id, n: Number(f.data.id) })
-        } on conflict do nothing`;
-      }
-    },
-  });
+  const { consumer } = await recordingInTable(b.bus, sql, "failover");
   try {
     await readOnly(true);
     await publish(b, [fact(1), fact(2), fact(3)]);
@@ -343,24 +355,7 @@ Deno.test("[consumer] facts failing for a table the deployment lost are never pa
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });
   const sql = await openDatabase(db.url, { schema: "lost_table", log: quiet });
-  await sql`create table seen (id text primary key, n int)`;
-  const handled: number[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "lost-table",
-    subject: "facts.catalog.>",
-    log: quiet,
-    keepTurnMs: 300,
-    parkAfterAttempts: 2,
-    dependencyProblem: () => databaseProblem(sql),
-    handle: async (batch) => {
-      for (const f of batch) {
-        await sql`insert into seen ${
-          sql({ id: f.id, n: Number(f.data.id) })
-        } on conflict do nothing`;
-        handled.push(Number(f.data.id));
-      }
-    },
-  });
+  const { consumer, handled } = await recordingInTable(b.bus, sql, "lost-table");
   try {
     // A half-applied migration, an operator's slip: the table is gone for a while (42P01).
     await sql`alter table seen rename to seen_elsewhere`;
