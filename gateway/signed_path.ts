@@ -11,6 +11,8 @@
  * written for the full path's response (errors too), with the same metrics and access log line.
  * It skips the hop to `Deno.serve`, Hono and the middlewares: most of the gateway's CPU on a
  * signed-in read, most of it in garbage collection of what they allocate (bench/FINDINGS.md).
+ * Without the relay (HEADER_TIMEOUT_MS=0) `answer` does the same for the `Request` `Deno.serve`
+ * hands over, before Hono, with the `Response` the full path makes.
  * Anything else (an unknown request, a token not verified yet or expired, HEAD, a body, a
  * cookie) takes the full path, which decides and says why it refuses. Never while tracing, so
  * that every request keeps its server span.
