@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "@testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 type Who = "anonymous" | "user" | "coorganizer" | "otherCoorganizer" | "organizer" | "admin";
@@ -412,4 +412,38 @@ Deno.test("[discounts] a bad query on a code's routes is 401/403/404 for those w
       expectStatus(reply, 400, `${method} ${path}`);
     }
   });
+});
+
+Deno.test("[discounts] a code's writes never tell a stranger that another event's ticket exists", async () => {
+  await using system = await startDiscountsSystem();
+  const draft = await system.eventWithCast();
+  const hidden = await system.createTicket(draft.owner.token, draft.event.id, { price: 20 });
+  const mine = await system.eventWithCast();
+  const token = mine.owner.token;
+  const id = await system.createCode(token, { eventId: mine.event.id });
+  const links = (ticket: string) => ({ data: [{ type: "ticket", id: ticket }] });
+  // The three writes that attach tickets, each for a ticket of someone else's draft and for one
+  // that does not exist: the two answers must be the same but for the id.
+  const writes = (ticket: string) => [
+    system.postCode(token, { eventId: mine.event.id, ticketIds: [ticket] }),
+    system.call("PATCH", `/v1/discount-codes/${id}`, {
+      token,
+      body: { data: { type: "discount-code", id, relationships: { tickets: links(ticket) } } },
+    }),
+    system.call("POST", `/v1/discount-codes/${id}/relationships/tickets`, {
+      token,
+      body: links(ticket),
+    }),
+  ];
+  const seen = await Promise.all(writes(hidden));
+  const missing = await Promise.all(writes("999999"));
+  for (const [i, reply] of seen.entries()) {
+    expectError(reply, 422, { pointer: "/data/relationships/tickets" });
+    expectError(missing[i], 422, { pointer: "/data/relationships/tickets" });
+    assert.equal(
+      reply.body.errors[0].detail.replace(hidden, "N"),
+      missing[i].body.errors[0].detail.replace("999999", "N"),
+      `write ${i}: a draft's ticket reads as one that does not exist`,
+    );
+  }
 });

@@ -121,9 +121,12 @@ function ticketProblem(
   { id, ticket, kept }: { id: string; ticket?: TicketInfo; kept: boolean },
   termsChanged: boolean,
 ): ErrorObject | undefined {
-  if (!ticket) return problem(`ticket ${id} does not exist`, TICKETS);
-  if (state.eventId !== null && ticket.eventId !== state.eventId) {
-    return problem(`ticket ${id} belongs to another event`, TICKETS);
+  // A ticket of another event reads as one that does not exist: the catalog answers for every
+  // ticket id, so saying more would tell anyone with an event of their own which ids exist, in
+  // drafts they may not see too (the price preview hides them the same way).
+  if (!ticket || (state.eventId !== null && ticket.eventId !== state.eventId)) {
+    const where = state.eventId === null ? "" : ` in event ${state.eventId}`;
+    return problem(`ticket ${id} does not exist${where}`, TICKETS);
   }
   if (ticket.type === "free") {
     return kept
