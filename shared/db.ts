@@ -406,15 +406,20 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
 }
 
 /**
- * The one place database errors become API errors: unique violations are conflicts, bad
- * values are 422/400, everything else stays an unknown (500) error for the log.
+ * The one place database errors become API errors: unique violations are conflicts (pointing at
+ * `messages.pointer`, the member whose value is taken, when the caller names it), bad values are
+ * 422/400, everything else stays an unknown (500) error for the log.
  */
-export function translateDbError(error: unknown, messages: { conflict?: string } = {}): unknown {
+export function translateDbError(
+  error: unknown,
+  messages: { conflict?: string; pointer?: string } = {},
+): unknown {
   if (error instanceof ApiError) return error;
   const code = (error as { code?: string })?.code;
   switch (code) {
     case "23505":
       return new ConflictError(messages.conflict ?? "Cannot save: the object already exists", {
+        pointer: messages.pointer,
         cause: error,
       });
     case "23503":

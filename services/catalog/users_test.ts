@@ -567,3 +567,37 @@ Deno.test("[catalog] super admins demoting each other at once: one wins, never a
     }
   });
 });
+
+Deno.test("[catalog] a 409 for a taken email or topic name points at the member in conflict", async () => {
+  await using system = await startTestSystem();
+  const [alice, bob] = [await system.signUp(), await system.signUp()];
+  const admin = system.admin.token;
+  const signUp = await system.call("POST", "/v1/users", {
+    body: userBody({ email: alice.email.toUpperCase(), password: "another password" }),
+  });
+  // As the original answered it (ConflictException with /data/attributes/email).
+  expectError(signUp, 409, { pointer: "/data/attributes/email" }, "sign-up");
+  const moved = await system.call("PATCH", `/v1/users/${bob.id}`, {
+    token: bob.token,
+    body: { data: { type: "user", id: bob.id, attributes: { email: alice.email } } },
+  });
+  expectError(moved, 409, { pointer: "/data/attributes/email" }, "PATCH");
+  const topic = await system.createTopic("Science");
+  const again = await system.call("POST", "/v1/event-topics", {
+    token: admin,
+    body: { data: { type: "event-topic", attributes: { name: "science" } } },
+  });
+  expectError(again, 409, { pointer: "/data/attributes/name" }, "topic");
+  await system.createSubTopic(topic, "Physics");
+  const sub = await system.call("POST", "/v1/event-sub-topics", {
+    token: admin,
+    body: {
+      data: {
+        type: "event-sub-topic",
+        attributes: { name: "Physics" },
+        relationships: { "event-topic": { data: { type: "event-topic", id: topic } } },
+      },
+    },
+  });
+  expectError(sub, 409, { pointer: "/data/attributes/name" }, "sub-topic");
+});

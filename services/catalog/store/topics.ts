@@ -10,6 +10,8 @@ export type TopicTable = "event_topics" | "event_sub_topics";
 /** The row of a topic table. */
 export type TopicRowOf<T extends TopicTable> = T extends "event_topics" ? TopicRow : SubTopicRow;
 
+/** A slug is made from the name: a taken slug is a taken name. */
+const NAME = "/data/attributes/name";
 const conflicts: Record<TopicTable, string> = {
   event_topics: "Cannot save event topic: a topic with this name (slug) already exists",
   event_sub_topics: "Cannot save event sub-topic: this topic already has one with this name (slug)",
@@ -78,7 +80,7 @@ export async function insertTopic<T extends TopicTable>(
     } returning *`;
     return row as TopicRowOf<T>;
   } catch (error) {
-    throw translateDbError(error, { conflict: conflicts[table] });
+    throw translateDbError(error, { conflict: conflicts[table], pointer: NAME });
   }
 }
 
@@ -96,7 +98,7 @@ export async function updateTopic<T extends TopicTable>(
       : await tx`select * from ${tx(table)} where id = ${id}`;
     return row as TopicRowOf<T>;
   } catch (error) {
-    throw translateDbError(error, { conflict: conflicts[table] });
+    throw translateDbError(error, { conflict: conflicts[table], pointer: NAME });
   }
 }
 

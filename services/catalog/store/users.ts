@@ -16,7 +16,11 @@ export interface Caller {
   isSuperAdmin: boolean;
 }
 
-const emailTaken = { conflict: "Cannot save user: the email address is already registered" };
+/** As the original answered a taken email: a 409 pointing at it. */
+const emailTaken = {
+  conflict: "Cannot save user: the email address is already registered",
+  pointer: "/data/attributes/email",
+};
 
 /**
  * The live user a token names, if the token is of their current version (none: version 0); a
