@@ -18,7 +18,8 @@
  * connection owes the client nothing (gateway/exchanges.ts follows that) is answered with the
  * bytes `Deno.serve` would have written, which saves the hop and half the relay's work on the
  * gateway's commonest requests. A signed-in read's answer comes from its service: the connection
- * reads nothing more until it is written (so answers keep their order), under the answer's clock.
+ * handles nothing more until it is written (so answers keep their order; a client that leaves
+ * meanwhile is let go at once), under the answer's clock.
  * Everything else is relayed.
  *
  * @example
@@ -247,17 +248,31 @@ async function relay(
   const exchanges = answer && new Exchanges();
   const toServer = (async () => {
     const buffer = new Uint8Array(16 * 1024);
+    // A read begun while the relay waited for its own answer: the client's next bytes, or its end.
+    let next: Promise<number | null> | undefined;
     for (;;) {
-      const n = await client.read(buffer);
+      const n = await (next ?? client.read(buffer));
+      next = undefined;
       if (n === null) break;
       const chunk = buffer.subarray(0, n);
       const answered = exchanges?.following && answer
         ? ownAnswer(chunk, exchanges, answer)
         : undefined;
-      if (answered) {
+      if (Array.isArray(answered)) {
         await writeOwn(client, clock, answered, owed);
-        continue;
+      } else if (answered) {
+        // The head is read (the buffer is free). Reading on while the service answers lets a
+        // client that left go now, as the full path does, instead of holding its socket and the
+        // relay's (three descriptors in all) until the answer or its 504; bytes it sends meanwhile
+        // wait for their turn, after the answer.
+        next = client.read(buffer);
+        const writing = writeOwn(client, clock, answered, owed);
+        writing.catch(() => {}); // a client that left: the write fails, the connection is closed
+        const left = next.then((read) => read === null, () => true);
+        if (await Promise.race([writing.then(() => false), left])) break;
+        await writing;
       }
+      if (answered) continue;
       clock.headsIn(headEnds.count(chunk));
       await writeAll(upstream, chunk);
     }

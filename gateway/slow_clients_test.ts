@@ -269,3 +269,55 @@ Deno.test("[gateway] CRLFCRLF in a body does not keep the connection on the answ
     assert.ok(idleMs < 1.25 * LIMIT_MS + 500, `closed after ${idleMs} ms idle`);
   });
 });
+
+Deno.test("[gateway] a client that leaves while the relay waits for its own answer is let go at once", async () => {
+  // A fault experiment (2026-12-02): 3,000 signed-in GETs sent and their sockets closed at once,
+  // with the catalog stalled, held 7,470 descriptors until each service answer or its 504 (the
+  // full path lets the client's socket and the relay's go as soon as the client leaves: ~1 each).
+  const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  let asked = 0;
+  const ok = encoder.encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  const server = await serveGuarded({
+    hostname: "127.0.0.1",
+    port: 0,
+    headerTimeoutMs: 10_000,
+    answer: (head) => {
+      if (!head.plain) return undefined;
+      asked++;
+      return released.then(() => [ok]);
+    },
+  }, () => new Response("full path"));
+  try {
+    const before = fds();
+    const head = encoder.encode("GET /v1/events/7 HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (let i = 0; i < 20; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await conn.write(head);
+      conn.close();
+    }
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline && (asked < 20 || fds() > before + 3)) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.equal(asked, 20);
+    assert.ok(fds() <= before + 3, `${fds() - before} descriptors still held for 20 clients gone`);
+    // A client still there gets its answer, and a request it sends meanwhile comes after it.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await conn.write(head);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await conn.write(encoder.encode("GET /other HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\n\r\n"));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    const text = await readUntil(conn, (text) => text.endsWith("full path"));
+    conn.close();
+    assert.match(
+      text,
+      /^HTTP\/1\.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP\/1\.1 200 OK[^]*full path$/,
+    );
+  } finally {
+    release();
+    await server.shutdown();
+  }
+});
