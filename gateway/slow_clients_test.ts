@@ -321,3 +321,31 @@ Deno.test("[gateway] a client that leaves while the relay waits for its own answ
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] an idle keep-alive connection holds no large buffer", async () => {
+  // A fault experiment (2026-12-02): 2,000 signed-in keep-alive connections left idle took the
+  // gateway process from 72 to 233 MiB RSS, 80 KiB a connection in the relay's two read buffers
+  // (16 KiB for the client's bytes, 64 KiB for the answers), each held by a pending read. Counted
+  // here as V8's external memory (array buffers), which RSS follows once freed memory is reused.
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 30_000 },
+    () => new Response("ok"),
+  );
+  const head = encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  const buffer = new Uint8Array(1024);
+  const conns: Deno.Conn[] = [];
+  try {
+    const before = Deno.memoryUsage().external;
+    for (let i = 0; i < 200; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      conns.push(conn);
+      await conn.write(head);
+      await conn.read(buffer);
+    }
+    const perConnection = (Deno.memoryUsage().external - before) / 200 / 1024;
+    assert.ok(perConnection < 40, `${perConnection.toFixed(0)} KiB of buffers an idle connection`);
+  } finally {
+    for (const conn of conns) conn.close();
+    await server.shutdown();
+  }
+});
