@@ -5,8 +5,9 @@
  * itself only when the connection is `idle` (every request sent on has been answered in full), so
  * that its answer can never overtake one still coming. Anything else (a body, a head split over
  * two reads or sharing one with more bytes, a chunked or interim answer) and the connection is
- * no longer followed: it is relayed as it always was, to its end. So is one that sends a
- * credential (gateway/slow_clients.ts), whose requests the relay would never answer.
+ * no longer followed: it is relayed as it always was, to its end. So is one that sends a cookie
+ * (gateway/slow_clients.ts), whose requests the relay never answers; one `Authorization` is
+ * followed, for the short way of signed-in reads (gateway/signed_path.ts).
  *
  * @example
  * ```ts

@@ -190,11 +190,6 @@ export function createForwarding(
   };
 }
 
-/** The `forward` factory alone (see `createForwarding`). */
-export function createForward(options: ForwarderOptions): Forward {
-  return createForwarding(options).forward;
-}
-
 /**
  * The handler of one route: answers an anonymous read of a shared route from the cache, or from
  * a fetch it shares with concurrent misses of the same key; forwards anything else.
