@@ -7,8 +7,10 @@
  * took most samples (or allocated most bytes, per request). What bench/FINDINGS.md's profiles of
  * the gateway were made with.
  *
- * Run: `deno run -A bench/gateway_profile.ts [--catalog] [--heap] [--v8-flags=...] [--out file]`
- * (`--v8-flags=...` replaces the gateway's own; `--out` keeps the raw profile for DevTools).
+ * Run: `deno run -A bench/gateway_profile.ts [--catalog] [--heap | --promoted] [--v8-flags=...]
+ * [--out file]` (`--promoted` counts only what outlived a young-generation collection, what the
+ * collector had to copy; `--v8-flags=...` replaces the gateway's own or gives the catalog some;
+ * `--out` keeps the raw profile for DevTools).
  */
 import { parseArgs } from "node:util";
 import { startSystem } from "../scripts/start.ts";
@@ -48,9 +50,14 @@ function spawnInspected(
   inspectPort: number,
   v8Flags?: string,
 ) {
-  const args = denoRunArgs(script)
-    .map((arg) => arg === GATEWAY_V8_FLAGS && v8Flags ? v8Flags : arg);
-  args.splice(args.indexOf(script), 0, `--inspect=127.0.0.1:${inspectPort}`);
+  // The given flags replace the gateway's own; a service has none of its own.
+  const args = denoRunArgs(script).filter((arg) => !(v8Flags && arg === GATEWAY_V8_FLAGS));
+  args.splice(
+    args.indexOf(script),
+    0,
+    `--inspect=127.0.0.1:${inspectPort}`,
+    ...v8Flags ? [v8Flags] : [],
+  );
   return new Deno.Command(Deno.execPath(), {
     args,
     cwd: new URL("../", import.meta.url),
@@ -134,7 +141,12 @@ function summarizeHeap(head: HeapNode, requests: number): void {
 }
 
 /** Profiles the gateway on `inspectPort` for 10 s of `traffic`; prints and returns the profile. */
-async function profile(inspectPort: number, heap: boolean, traffic: { answered(): number }) {
+async function profile(
+  inspectPort: number,
+  heap: boolean,
+  promoted: boolean,
+  traffic: { answered(): number },
+) {
   const session = await devtools(inspectPort);
   const [domain, start, stop] = heap
     ? ["HeapProfiler", "startSampling", "stopSampling"]
@@ -145,7 +157,7 @@ async function profile(inspectPort: number, heap: boolean, traffic: { answered()
   const sampling = {
     samplingInterval: 1024,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMinorGC: !promoted,
   };
   await session.send(`${domain}.${start}`, heap ? sampling : {});
   const before = traffic.answered();
@@ -165,6 +177,7 @@ if (import.meta.main) {
     options: {
       catalog: { type: "boolean" },
       heap: { type: "boolean" },
+      promoted: { type: "boolean" },
       "v8-flags": { type: "string" },
       out: { type: "string" },
     },
@@ -188,7 +201,12 @@ if (import.meta.main) {
     const base = args.catalog ? system.url : `http://127.0.0.1:${port}`;
     const traffic = load(`${base}/v1/events/${eventId}`, token);
     await new Promise((resolve) => setTimeout(resolve, 5_000)); // warm-up: JIT, pools
-    const result = await profile(inspectPort, args.heap ?? false, traffic);
+    const result = await profile(
+      inspectPort,
+      (args.heap || args.promoted) ?? false,
+      args.promoted ?? false,
+      traffic,
+    );
     await traffic.stop();
     if (args.out) await Deno.writeTextFile(args.out, JSON.stringify(result));
   } finally {
