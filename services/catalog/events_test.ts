@@ -269,6 +269,14 @@ Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) 
           .includes(event.id),
       );
       const gone = await system.createEvent(published.owner.token);
+      // A purge asked in another spelling is refused, not turned into a soft delete.
+      const misspelt = await system.call("DELETE", `/v1/events/${gone.id}?permanent=yes`, {
+        token: system.admin.token,
+      });
+      expectError(misspelt, 400);
+      assert.equal(misspelt.body.errors[0].source.parameter, "permanent");
+      const kept = await system.sql`select deleted_at from events where id = ${gone.id}`;
+      assert.deepEqual(kept.map((row) => row.deleted_at), [null]);
       expectStatus(
         await system.call("DELETE", `/v1/events/${gone.id}?permanent=true`, {
           token: system.admin.token,

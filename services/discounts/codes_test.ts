@@ -517,6 +517,14 @@ Deno.test("[discounts] GET /v1/discount-codes lists with filters, sorts, paging 
       }),
       403,
     );
+    // Another spelling of "true" is refused, not taken for a soft delete.
+    const misspelt = await system.call("DELETE", `/v1/discount-codes/${row.id}?permanent=1`, {
+      token: admin,
+    });
+    expectError(misspelt, 400);
+    assert.equal(misspelt.body.errors[0].source.parameter, "permanent");
+    const [kept] = await system.dsql`select deleted_at from discount_codes where id = ${row.id}`;
+    assert.equal(kept.deleted_at, null);
     expectStatus(
       await system.call("DELETE", `/v1/discount-codes/${row.id}?permanent=true`, { token: admin }),
       200,

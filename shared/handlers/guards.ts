@@ -12,7 +12,7 @@
  * requireAdmin(caller).id; // "1"; null throws 401, a non-admin 403
  * ```
  */
-import { ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
+import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
 import type { Actor } from "../schemas/http.ts";
 
 /** What the admin checks read of a caller. */
@@ -65,11 +65,20 @@ export function trashedAsked(query: Record<string, string>): boolean {
   return query.get_trashed === "true" || query.permanent === "true";
 }
 
-/** `?permanent=true` deletes for good; only admins may ask (403 for others). */
+/**
+ * `?permanent=true` deletes for good; only admins may ask (403 for others). Any value but `true`
+ * or `false` is a 400: a client that meant a purge must not get a soft delete it did not ask for.
+ */
 export function permanentDelete(
   caller: AdminFlags | null | undefined,
   query: Record<string, string>,
 ): boolean {
+  if (query.permanent !== undefined && query.permanent !== "true" && query.permanent !== "false") {
+    throw new BadRequestError(
+      `Cannot delete: permanent must be true or false, not ${JSON.stringify(query.permanent)}`,
+      { parameter: "permanent" },
+    );
+  }
   if (query.permanent !== "true") return false;
   if (!isAdmin(caller)) throw new ForbiddenError("Cannot delete permanently: admins only");
   return true;

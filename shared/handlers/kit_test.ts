@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
+import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
 import type { HttpRequest } from "../schemas/http.ts";
 import {
   linkageOf,
@@ -49,6 +49,8 @@ Deno.test("[kit] trashed rows are shown and purged for admins only", () => {
   assert.equal(permanentDelete(admin, { permanent: "true" }), true);
   assert.equal(permanentDelete(user, {}), false);
   assert.throws(() => permanentDelete(user, { permanent: "true" }), ForbiddenError);
+  assert.equal(permanentDelete(user, { permanent: "false" }), false);
+  assert.throws(() => permanentDelete(admin, { permanent: "yes" }), BadRequestError);
   assert.throws(() => notFound("thing", "9"), NotFoundError);
 });
 

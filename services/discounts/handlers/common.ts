@@ -10,6 +10,7 @@ import {
   requireActor,
   requireAdmin,
   requireLogin,
+  trashedAsked,
 } from "@shared/handlers/mod.ts";
 import { linkPath } from "@shared/jsonapi.ts";
 import type { OwnerQuery } from "@shared/query.ts";
@@ -45,8 +46,7 @@ export async function guardCode(
   const id = req.params.id;
   // An admin purging (`permanent=true`) may reach a code that is already soft-deleted; who the
   // caller is comes after the code (its event), so the admin check is the last line.
-  const trashed = req.query.get_trashed === "true" || req.query.permanent === "true";
-  const code = await getCode(ctx.sql, id, trashed) ??
+  const code = await getCode(ctx.sql, id, trashedAsked(req.query)) ??
     notFound("discount code", id);
   if (code.used_for === "event") {
     const { caller } = await access(ctx, req.actor);
