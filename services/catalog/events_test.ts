@@ -237,7 +237,10 @@ Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) 
   await t.step(
     "?permanent=true is for admins only; ?get_trashed=true shows to admins",
     async () => {
-      const event = await system.createEvent(published.owner.token);
+      const event = await system.createEvent(published.owner.token, {
+        attributes: { state: "published" },
+        relationships: topicLinks,
+      });
       const path = `/v1/events/${event.id}`;
       expectError(
         await system.call("DELETE", `${path}?permanent=true`, { token: published.owner.token }),
@@ -268,6 +271,22 @@ Deno.test("[catalog] /v1/events routes follow the permission matrix", async (t) 
         ))
           .includes(event.id),
       );
+      // Every list of events takes it alike: a user's, a topic's and a sub-topic's.
+      for (
+        const list of [
+          `/v1/users/${published.owner.id}/events`,
+          `/v1/users/${published.owner.id}/owner-events`,
+          `/v1/event-topics/${topicId}/events`,
+          `/v1/event-sub-topics/${subTopicId}/events`,
+        ]
+      ) {
+        const trashedList = `${list}?get_trashed=true&page[size]=0`;
+        assert.ok((await listedIds(system, trashedList, system.admin.token)).includes(event.id));
+        const plain = await listedIds(system, `${list}?page[size]=0`, system.admin.token);
+        assert.ok(!plain.includes(event.id), list);
+        const owner = await listedIds(system, trashedList, published.owner.token);
+        assert.ok(!owner.includes(event.id), `${list}: the owner is no admin`);
+      }
       const gone = await system.createEvent(published.owner.token);
       // A purge asked in another spelling is refused, not turned into a soft delete.
       const misspelt = await system.call("DELETE", `/v1/events/${gone.id}?permanent=yes`, {

@@ -76,14 +76,21 @@ export async function topicOr404<T extends TopicTable>(
     notFound(kinds[table].name, id);
 }
 
-/** `/{id}/events` of a topic or sub-topic: published events, plus drafts the caller may see. */
+/**
+ * `/{id}/events` of a topic or sub-topic: published events, plus drafts the caller may see (and,
+ * for an admin asking `?get_trashed=true`, soft-deleted ones, as `/v1/events` shows them).
+ */
 export async function renderEventsUnder(
   ctx: CatalogContext,
   call: Call,
   scope: EventScope,
 ): Promise<HttpReply> {
   const query = parseListQuery(call.req.query, eventQuery);
-  const result = await listEvents(ctx.sql, query, { viewer: viewer(call.caller), scope });
+  const result = await listEvents(ctx.sql, query, {
+    viewer: viewer(call.caller),
+    scope,
+    withTrashed: withTrashed(call.caller, query.extra),
+  });
   const included = await loadIncluded(ctx, call.caller, "event", result.rows, query);
   return renderList(eventDef, result, { req: call.req, query, included });
 }

@@ -123,6 +123,7 @@ async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkage
     const many = role === null ? { rows: [], count: 0 } : await listEvents(ctx.sql, query, {
       viewer: viewer(call.caller),
       scope: { userId: user.id, role },
+      withTrashed: !linkageOnly && withTrashed(call.caller, query.extra),
     });
     return { def: eventDef, query, many };
   }
