@@ -105,10 +105,24 @@ Deno.test("[discounts] a token of a deleted user is 401", async () => {
     }),
     200,
   );
-  expectStatus(
-    await system.call("GET", `/v1/discount-codes/${id}`, { token: cast.coorganizer.token }),
-    401,
-  );
+  const token = cast.coorganizer.token;
+  const code = `/v1/discount-codes/${id}`;
+  const valid = { data: { type: "discount-code", id, attributes: { value: 7 } } };
+  // Whatever else is wrong with the request: who asks is the first thing answered.
+  const attempts: [string, string, unknown?][] = [
+    ["GET", code],
+    ["GET", `${code}?include=nonsense`],
+    ["GET", `/v1/events/${cast.event.id}/discount-codes?sort=nonsense`],
+    ["POST", "/v1/discount-codes?include=nonsense", { data: { type: "discount-code" } }],
+    ["POST", "/v1/discount-codes", { data: { type: "not-a-code" } }],
+    ["POST", "/v1/discount-codes", { nonsense: true }],
+    ["PATCH", `${code}?include=nonsense`, valid],
+    ["PATCH", code, { data: { type: "discount-code", id: "other" } }],
+    ["DELETE", `${code}?permanent=yes`],
+  ];
+  for (const [method, path, body] of attempts) {
+    expectStatus(await system.call(method, path, { token, body }), 401, `${method} ${path}`);
+  }
 });
 
 Deno.test("[discounts] every create, update and delete publishes a discount-code fact", async () => {

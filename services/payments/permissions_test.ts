@@ -86,3 +86,33 @@ Deno.test("[payments] a bad query on an authorization's routes is 401/403/404 fo
     assert.equal(p.stripe.calls.length, stripeCalls);
   });
 });
+
+Deno.test("[payments] a deleted user's token is 401 on every route, whatever else is wrong", async () => {
+  await using p = await startPaymentsSystem();
+  const shown = await linked(p);
+  const { organizer } = shown.cast;
+  expectStatus(
+    await p.call("DELETE", `/v1/users/${organizer.id}`, { token: organizer.token }),
+    200,
+  );
+  const stripeCalls = p.stripe.calls.length;
+  for (const [method, path] of routes(shown.id, shown.cast.event.id)) {
+    for (const query of ["", ...bad.map((q) => `?${q}`)]) {
+      const reply = await p.call(method, `${path}${query}`, {
+        token: organizer.token,
+        body: body(method, shown.id),
+      });
+      expectStatus(reply, 401, `${method} ${path}${query}`);
+    }
+  }
+  for (const query of ["", ...bad.map((q) => `?${q}`)]) {
+    const reply = await p.link(organizer.token, shown.cast.event.id, p.grant().code, query);
+    expectStatus(reply, 401, `POST ${query}`);
+  }
+  expectStatus(
+    await p.call("POST", "/v1/stripe-authorizations", { token: organizer.token, body: {} }),
+    401,
+    "POST without a resource",
+  );
+  assert.equal(p.stripe.calls.length, stripeCalls);
+});
