@@ -155,3 +155,29 @@ Deno.test("[discounts] POST and PATCH of a code include the catalog's event and 
     assert.equal(Number(row.value), 7, "the PATCH changed nothing");
   });
 });
+
+Deno.test("[discounts] a soft-deleted marketer stays in the linkage and is shown as no deleted user is", async () => {
+  await using system = await startDiscountsSystem();
+  const { cast, eventId } = await eventWithPaidTicket(system);
+  const id = await system.createCode(cast.coorganizer.token, { eventId });
+  const marketer = cast.coorganizer;
+  expectStatus(
+    await system.call("DELETE", `/v1/users/${marketer.id}`, { token: marketer.token }),
+    200,
+  );
+  const read = (path: string) => system.call("GET", path, { token: cast.owner.token });
+  const withMarketer = await read(`/v1/discount-codes/${id}?include=marketer`);
+  expectStatus(withMarketer, 200);
+  // Restoring the user brings them back as the marketer: the code keeps naming them.
+  assert.deepEqual(withMarketer.body.data.relationships.marketer.data, {
+    type: "user",
+    id: marketer.id,
+  });
+  assert.deepEqual(withMarketer.body.included ?? [], []);
+  const related = await read(`/v1/discount-codes/${id}/marketer`);
+  expectStatus(related, 200);
+  assert.equal(related.body.data, null);
+  const linkage = await read(`/v1/discount-codes/${id}/relationships/marketer`);
+  expectStatus(linkage, 200);
+  assert.deepEqual(linkage.body.data, { type: "user", id: marketer.id });
+});
