@@ -571,14 +571,26 @@ async function handOverInTurn<S extends string>(
     } catch (error) {
       const transient = await transientReason(ctx, error);
       if (transient === undefined && reachedBound(failing, error, bound)) return { failing };
-      // Counted once per batch, not per attempt: the metric counts facts.
-      if (attempt === 0) ctx.handled.retried.add(batch.length);
+      if (attempt === 0) countRetried(ctx, batch);
       const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
       logRetry(error, { attempt: attempt + 1, pauseMs, transient });
       if (!await pause(pauseMs, ctx.stopping)) return GIVEN_BACK;
     }
   }
   return GIVEN_BACK;
+}
+
+/** Deliveries already counted as retried: a batch split after a retry counts its facts again. */
+const countedRetried = new WeakSet<JsMsg>();
+
+/**
+ * Counts the batch's facts as retried, each once per delivery (the metric counts facts, not
+ * attempts, nor the batches a split hands over again).
+ */
+function countRetried<S extends string>(ctx: BatchContext<S>, batch: Delivered[]): void {
+  const fresh = batch.filter(({ msg }) => !countedRetried.has(msg));
+  for (const { msg } of fresh) countedRetried.add(msg);
+  if (fresh.length) ctx.handled.retried.add(fresh.length);
 }
 
 /** Counts a failure that is not transient; true once `bound` is reached. */

@@ -181,6 +181,46 @@ async function poisonedCount(durable: string): Promise<number> {
   return family?.series.find((s) => s.labels.durable === durable)?.value ?? 0;
 }
 
+/** This process's count of facts `durable` handled with `outcome` (acked, parked, retried). */
+async function handledCount(durable: string, outcome: string): Promise<number> {
+  const family = (await metrics.snapshot()).find((f) => f.name === "oe_facts_handled");
+  const series = family?.series.find((s) =>
+    s.labels.durable === durable && s.labels.outcome === outcome
+  );
+  return series?.value ?? 0;
+}
+
+// A batch retried after a transient failure, then split to find the fact it fails on, counted
+// its facts twice as retried: the metric counts facts, once per delivery.
+Deno.test("[consumer] a fact is counted retried once per delivery, however its batch is retried", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const handled: string[] = [];
+  const poison = fact(2);
+  let calls = 0;
+  const consumer = await consumeFacts(b.bus, {
+    durable: "counted",
+    subject: "facts.catalog.>",
+    log: quiet,
+    keepTurnMs: 200,
+    parkAfterAttempts: 2,
+    handle: async (batch) => {
+      if (calls++ === 0) throw new ServiceUnavailableError("Cannot reach the database");
+      if (batch.some((f) => f.id === poison.id)) throw new Error("a bug");
+      await collectIds(handled)(batch);
+    },
+  });
+  try {
+    await publish(b, [fact(1), poison, fact(3)]);
+    await eventually(() => handled.length === 2, 8000, "the facts around the poison");
+    await eventually(async () => await poisonedCount("counted") === 1, 4000, "the poison parked");
+  } finally {
+    await consumer.stop();
+  }
+  assert.ok(calls >= 4, `the batch was split (${calls} calls)`);
+  assert.equal(await handledCount("counted", "retried"), 3);
+  assert.equal(await handledCount("counted", "acked"), 2);
+});
+
 // Found by a review: a fact its handler always failed on (a bug, thrown as an ordinary error) was
 // retried for 30 s, given back, redelivered and retried again, forever: every fact behind it
 // waited most of the time, and it was neither parked nor reported as such.
