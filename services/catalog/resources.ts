@@ -407,3 +407,73 @@ export const querySpecs: Record<string, QuerySpec> = {
   "event-sub-topic": eventSubTopicQuery,
   "ticket": ticketQuery,
 };
+
+/**
+ * How many relationships a dotted include path may go through (`tickets.event.event-topic`: 3).
+ * The original set no limit; three reach everything the catalog links, and keep each spec's
+ * list of paths, and the work one request can ask for, bounded.
+ */
+export const INCLUDE_DEPTH = 3;
+
+/** The catalog's resource definitions by type, as dotted include paths walk them. */
+const defsByType: Record<string, ResourceDef<Row>> = {
+  "user": userDef,
+  "role": roleDef,
+  "users-events-role": usersEventsRoleDef,
+  "event": eventDef,
+  "event-topic": eventTopicDef,
+  "event-sub-topic": eventSubTopicDef,
+  "ticket": ticketDef,
+};
+
+/**
+ * The include names of `type` a dotted path may go on through: its catalog relationships and
+ * placeholders. A relationship another service serves (`discount-codes`) is included by the
+ * gateway at the first level only, so a path through or to it further in is a 400.
+ */
+function localIncludes(type: string): string[] {
+  const def = defsByType[type];
+  return (querySpecs[type].includes ?? []).filter((name) => {
+    const relationship = def.relationships?.[name];
+    return relationship && (relationship.placeholder || relationship.type in defsByType);
+  });
+}
+
+/** Dotted paths from `type` (`tickets.event`, ...), `depth` relationships long at most. */
+function dottedPaths(type: string, depth: number): string[] {
+  if (depth < 2) return [];
+  const paths: string[] = [];
+  for (const name of querySpecs[type].includes ?? []) {
+    const relationship = defsByType[type].relationships?.[name];
+    if (!relationship || relationship.placeholder || !(relationship.type in defsByType)) continue;
+    const next = relationship.type;
+    for (const rest of [...localIncludes(next), ...dottedPaths(next, depth - 1)]) {
+      paths.push(`${name}.${rest}`);
+    }
+  }
+  return paths;
+}
+
+/** The types a dotted path reaches past its first name, whose fieldsets the route must take. */
+function typesAlong(type: string, path: string): string[] {
+  const types: string[] = [];
+  for (const name of path.split(".")) {
+    type = defsByType[type].relationships![name].type;
+    types.push(type);
+  }
+  return types;
+}
+
+// Every spec takes the dotted paths through the catalog's own resources, and `fields[<type>]`
+// for each type they reach (other people's users as the public part, as a first-level include).
+// (All are found before any spec is extended: each walk reads the others' first-level names.)
+const dottedByType = Object.entries(querySpecs).map(([type, spec]) =>
+  [type, spec, dottedPaths(type, INCLUDE_DEPTH)] as const
+);
+for (const [type, spec, dotted] of dottedByType) {
+  spec.includes = [...spec.includes ?? [], ...dotted];
+  for (const reached of new Set(dotted.flatMap((path) => typesAlong(type, path)))) {
+    const def = reached === "user" ? publicUserDef : defsByType[reached];
+    if (def && !spec.sparse?.[reached]) spec.sparse = { ...spec.sparse, ...sparse(def) };
+  }
+}

@@ -1,7 +1,9 @@
 /**
- * Compound documents inside the catalog: for each allowed `include` path, how to load the
- * related rows of a page of parents in one query. Visibility rules still apply (a draft event
- * is never included for someone who may not see it; other people's emails never appear).
+ * Compound documents inside the catalog: for each relationship `include` may name, how to load
+ * the related rows of a page of parents in one query; a dotted path (`tickets.event`) loads one
+ * level after another, each from the rows of the level above. Visibility rules apply at every
+ * level (a draft event is never included for someone who may not see it; other people's emails
+ * never appear).
  */
 import {
   type ResourceDef,
@@ -203,19 +205,79 @@ async function includedOn(
   query: Pick<ListQuery, "include" | "fields">,
 ): Promise<ResourceObject[] | undefined> {
   if (!query.include.length || !parents.length) return undefined;
-  const groups = await Promise.all(
-    query.include.map((path) => loaders[type]?.[path]?.(sql, caller, parents)),
-  );
+  const primary = new Set(parents.map((row) => `${type}:${row.id}`));
+  const shown: Shown = new Map(parents.map((row) => [`${type}:${row.id}`, { def: null, row }]));
+  await includeLevel(sql, caller, { type, parents, paths: pathTree(query.include), shown });
   const out: ResourceObject[] = [];
-  for (const [index, group] of groups.entries()) {
-    if (!group) continue;
-    if (group.backKey) linkChildren(parents, query.include[index], group);
-    for (const row of group.rows) {
-      const def = group.def.type === "user" ? userDefFor(caller, row) : group.def;
-      out.push(toResource(def, row, { fields: query.fields[def.type] }));
-    }
+  for (const [key, { def, row }] of shown) {
+    if (primary.has(key) || !def) continue;
+    const shownDef = def.type === "user" ? userDefFor(caller, row) : def;
+    out.push(toResource(shownDef, row, { fields: query.fields[shownDef.type] }));
   }
   return out;
+}
+
+/** Include paths as a tree of names: `tickets,tickets.event` -> tickets -> event. */
+type PathTree = Map<string, PathTree>;
+
+function pathTree(paths: string[]): PathTree {
+  const root: PathTree = new Map();
+  for (const path of paths) {
+    let node = root;
+    for (const name of path.split(".")) {
+      if (!node.has(name)) node.set(name, new Map());
+      node = node.get(name)!;
+    }
+  }
+  return root;
+}
+
+/**
+ * Every resource a document shows, by `<type>:<id>`, with the one row it is rendered from (the
+ * primary data's rows first, with no def: they are not repeated in `included`). A resource
+ * reached by two paths is one row, whose linkage each path adds to, so that JSON:API's full
+ * linkage holds and nothing is included twice.
+ */
+type Shown = Map<string, { def: ResourceDef<Row> | null; row: Row }>;
+
+/**
+ * Loads one level of include paths for `parents` of `type` (each name in one query), links each
+ * parent to what was loaded for it, then goes on with the names below each.
+ */
+async function includeLevel(
+  sql: Queryable,
+  caller: Caller | null,
+  level: { type: string; parents: Row[]; paths: PathTree; shown: Shown },
+): Promise<void> {
+  const { type, parents, paths, shown } = level;
+  const names = [...paths.keys()];
+  const groups = await Promise.all(
+    names.map((name) => loaders[type]?.[name]?.(sql, caller, parents)),
+  );
+  await Promise.all(names.map(async (name, index) => {
+    const group = groups[index];
+    if (!group) return;
+    if (group.backKey) linkChildren(parents, name, group);
+    const rows = new Set(group.rows.map((row) => shownRow(shown, group.def, row)));
+    const below = paths.get(name)!;
+    if (below.size && rows.size) {
+      await includeLevel(sql, caller, {
+        type: group.def.type,
+        parents: [...rows],
+        paths: below,
+        shown,
+      });
+    }
+  }));
+}
+
+/** The row `shown` renders for `row`'s resource: the first one loaded. */
+function shownRow(shown: Shown, def: ResourceDef<Row>, row: Row): Row {
+  const key = `${def.type}:${row.id}`;
+  const known = shown.get(key);
+  if (known) return known.row;
+  shown.set(key, { def, row });
+  return row;
 }
 
 /**
