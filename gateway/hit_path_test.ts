@@ -401,6 +401,36 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
   });
 });
 
+Deno.test("[gateway] a hit the relay answers itself has the answer's time while a slow reader takes it", async () => {
+  await using gw = await hitGateway();
+  let calls = 0;
+  // A short header timeout: what is left of it after an idle moment must not bound the answer.
+  const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 1_000, answerWithinMs: 6_000 };
+  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, (request) => {
+    calls++;
+    return gw.gateway.fetch(request);
+  });
+  try {
+    using wire = await Wire.open(relaying.port);
+    // About 800 kB a page: a few of them fill the sockets' buffers while the client reads nothing.
+    const big = HEAD.replace(" HTTP", "?page%5Bsize%5D=12000 HTTP") + "\r\n";
+    for (let i = 0; i < 2; i++) await wire.exchange(big);
+    const pages = 12;
+    for (let i = 0; i < pages; i++) {
+      await wire.send(big);
+      await new Promise((resolve) => setTimeout(resolve, 30)); // one head a read
+    }
+    // The client reads nothing for longer than the header timeout, less than the answer's time.
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    for (let i = 0; i < pages; i++) {
+      assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK[^]*X-Cache: HIT[^]*\]\}$/);
+    }
+    assert.ok(calls < 2 + pages, "the relay answered some itself");
+  } finally {
+    await relaying.shutdown();
+  }
+});
+
 /** A small seeded generator (mulberry32), so that a failing mix can be replayed. */
 function seeded(seed: number): () => number {
   return () => {

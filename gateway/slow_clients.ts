@@ -214,13 +214,14 @@ async function writeOwn(
   answered: Uint8Array[] | Promise<Uint8Array[]>,
   owed: Set<Promise<void>>,
 ): Promise<void> {
+  // The head is in and its answer owed: the answer's time, not the header's, also while a page
+  // is written to a client slow to read it (a hit's answer was cut off at the header timeout).
+  clock.headsIn(1);
   if (Array.isArray(answered)) {
     for (const part of answered) await writeAll(client, part);
     clock.answered();
     return;
   }
-  // The head is in and its answer owed: the answer's time, not the header's.
-  clock.headsIn(1);
   const written = (async () => {
     for (const part of await answered) await writeAll(client, part);
     clock.answered();
