@@ -13,17 +13,18 @@ const keyOf = (r: Identifier) => `${r.type}:${r.id}`;
 const keysOf = (included: Resource[] = []) => included.map(keyOf).sort();
 
 /**
- * JSON:API's compound document rules: no resource twice (the primary data counts), and every
- * included resource reached by linkage from the primary data.
+ * JSON:API's compound document rules: no resource twice (the primary data counts, unless it is
+ * a relationship route's linkage), and every included resource reached by linkage from the
+ * primary data.
  */
-function assertFullLinkage(document: Document): void {
+function assertFullLinkage(document: Document, options: { linkage?: boolean } = {}): void {
   const primary = [document.data].flat();
   const included = document.included ?? [];
-  const all = [...primary, ...included];
+  const all = options.linkage ? included : [...primary, ...included];
   assert.equal(new Set(all.map(keyOf)).size, all.length, "a resource shown twice");
   const byKey = new Map(all.map((r) => [keyOf(r), r]));
   const reached = new Set(primary.map(keyOf));
-  const queue = [...primary];
+  const queue = options.linkage ? primary.flatMap((r) => byKey.get(keyOf(r)) ?? []) : [...primary];
   while (queue.length) {
     for (const relationship of Object.values(queue.shift()!.relationships ?? {})) {
       for (const linked of [relationship.data ?? []].flat()) {
@@ -173,4 +174,53 @@ Deno.test("[catalog] a cached page with a dotted include is dropped by what its 
   assert.equal(hit.headers.get("X-Cache"), "HIT", "else this test proves nothing");
   await system.createTicket(owner.token, event.id);
   await eventually(async () => await tickets() === 1, 2_000, "the new ticket on the topic's page");
+});
+
+// Found by a review: on a relationship route the parent is not the primary data (its linkage
+// is), yet a path leading back to it left it out: `tickets.event` named an event the document
+// did not include, and `tickets.event.users-events-roles` included roles nothing linked to.
+Deno.test("[catalog] a relationship route includes its parent where a dotted path reaches it", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const topic = await system.createTopic("Back");
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: { "event-topic": { data: { type: "event-topic", id: topic } } },
+  });
+  const ticket = await system.createTicket(owner.token, event.id);
+  const [grant] = await system.sql`select id from users_events_roles where event_id = ${event.id}`;
+  const cases: [string, string[], string?][] = [
+    [
+      `/v1/events/${event.id}/relationships/tickets?include=tickets.event`,
+      [`event:${event.id}`, `ticket:${ticket}`],
+    ],
+    [
+      `/v1/events/${event.id}/relationships/tickets?include=tickets.event.users-events-roles`,
+      [`event:${event.id}`, `ticket:${ticket}`, `users-events-role:${grant.id}`],
+      owner.token,
+    ],
+    [
+      `/v1/events/${event.id}/relationships/event-topic?include=event-topic.events`,
+      [`event:${event.id}`, `event-topic:${topic}`],
+    ],
+    [
+      `/v1/users/${owner.id}/relationships/events?include=events.owner`,
+      [`event:${event.id}`, `user:${owner.id}`],
+      owner.token,
+    ],
+  ];
+  for (const [path, expected, token] of cases) {
+    await t.step(path, async () => {
+      const reply = await system.call("GET", path, { token });
+      expectStatus(reply, 200);
+      assertFullLinkage(reply.body, { linkage: true });
+      assert.deepEqual(keysOf(reply.body.included), expected.sort());
+    });
+  }
+  await t.step("a parent no path reaches stays out", async () => {
+    const path = `/v1/events/${event.id}/relationships/tickets?include=tickets`;
+    const reply = await system.call("GET", path);
+    expectStatus(reply, 200);
+    assert.deepEqual(keysOf(reply.body.included), [`ticket:${ticket}`]);
+  });
 });

@@ -196,16 +196,20 @@ export async function loadIncluded(
   return await includedOn(ctx.sql, caller, type, parents, query);
 }
 
-/** `loadIncluded` on `sql`. */
+/**
+ * `loadIncluded` on `sql`. With `parentsPrimary` false (a relationship route, whose primary data
+ * is the linkage), a parent is included where a path leads back to it (`tickets.event`).
+ */
 async function includedOn(
   sql: Queryable,
   caller: Caller | null,
   type: string,
   parents: Row[],
   query: Pick<ListQuery, "include" | "fields">,
+  parentsPrimary = true,
 ): Promise<ResourceObject[] | undefined> {
   if (!query.include.length || !parents.length) return undefined;
-  const primary = new Set(parents.map((row) => `${type}:${row.id}`));
+  const primary = new Set(parentsPrimary ? parents.map((row) => `${type}:${row.id}`) : []);
   const shown: Shown = new Map(parents.map((row) => [`${type}:${row.id}`, { def: null, row }]));
   await includeLevel(sql, caller, { type, parents, paths: pathTree(query.include), shown });
   const out: ResourceObject[] = [];
@@ -271,11 +275,17 @@ async function includeLevel(
   }));
 }
 
-/** The row `shown` renders for `row`'s resource: the first one loaded. */
+/**
+ * The row `shown` renders for `row`'s resource: the first one loaded (a parent, reached again,
+ * gets its def: it is shown unless it is primary data).
+ */
 function shownRow(shown: Shown, def: ResourceDef<Row>, row: Row): Row {
   const key = `${def.type}:${row.id}`;
   const known = shown.get(key);
-  if (known) return known.row;
+  if (known) {
+    known.def ??= def;
+    return known.row;
+  }
   shown.set(key, { def, row });
   return row;
 }
@@ -339,7 +349,7 @@ export async function renderLinkageShown(
 ): Promise<HttpReply> {
   const spec = relationshipQuerySpec(querySpecs[parent.def.type], req.params.rel);
   const query = parseSingleQuery(req.query, spec);
-  const included = await loadIncluded(ctx, caller, parent.def.type, [parent.row], query);
+  const included = await includedOn(ctx.sql, caller, parent.def.type, [parent.row], query, false);
   return renderLinkage(related.def, related.rows, {
     req,
     parent: parent.def,
