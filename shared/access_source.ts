@@ -80,6 +80,17 @@ export async function startAccessSource(
       const began = projection.begin();
       const answer = await askAccess(bus, actor, key);
       projection.store(entryKey, answer, tagsOf(actor, key, answer), began);
+      // Who the caller is came with it: kept as the answer without an event too, so a later
+      // question about the caller alone (shared/caller_first.ts after a refusal) is no round trip.
+      if (actor && key !== undefined) {
+        const callerAlone = { caller: answer.caller, event: null };
+        projection.store(
+          `${actor.id}.${actor.tokenVersion ?? 0}/`,
+          callerAlone,
+          [`u:${actor.id}`],
+          began,
+        );
+      }
       return answer;
     },
   };

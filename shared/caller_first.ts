@@ -3,8 +3,10 @@
  * user deleted, or older than the user's last password change) gets its 401 on every path, even
  * where the handler refused the request for another reason first (a bad query read before the
  * caller, a malformed body, a `?permanent=` value). Only refusals are checked again, so a
- * request that succeeds costs nothing more; where the check itself cannot be made (the catalog
- * unreachable) the handler's own refusal stands.
+ * request that succeeds costs nothing more (and a refusal that came after the handler asked who
+ * the caller is costs no round trip: the answer is kept, shared/access_source.ts); where the
+ * check cannot be made, or not within `CHECK_WITHIN_MS` (the catalog away or hung), the
+ * handler's own refusal stands: a fast 400 never becomes a 504.
  *
  * @example
  * ```ts ignore
@@ -26,6 +28,9 @@ export function callerFirst(routes: Route[], authenticate: Authenticate): Route[
   }));
 }
 
+/** How long a refusal waits for the check of its caller before it is given as it is. */
+export const CHECK_WITHIN_MS = 1_000;
+
 function isRefusal(error: unknown): error is ApiError {
   return error instanceof ApiError && error.status >= 400 && error.status < 500 &&
     error.status !== 401;
@@ -40,11 +45,27 @@ function checkingRefusals(
       return await handler(req, msg);
     } catch (error) {
       if (!req.actor || !isRefusal(error)) throw error;
-      const stale = await authenticate(req.actor).then(
-        () => undefined,
-        (refusal) => refusal instanceof UnauthorizedError ? refusal : undefined,
-      );
-      throw stale ?? error;
+      throw await staleTokenRefusal(authenticate, req.actor) ?? error;
     }
   };
+}
+
+/** The 401 of an actor whose token no longer counts; undefined if it counts or no answer came. */
+async function staleTokenRefusal(
+  authenticate: Authenticate,
+  actor: Actor,
+): Promise<UnauthorizedError | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), CHECK_WITHIN_MS);
+  });
+  const checked = authenticate(actor).then(
+    () => undefined,
+    (refusal) => refusal instanceof UnauthorizedError ? refusal : undefined,
+  );
+  try {
+    return await Promise.race([checked, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import type { Fact } from "@shared/facts.ts";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "@testing/system.ts";
-import { startDiscountsSystem } from "./_test_utils.ts";
+import { catalogInternal, discounts } from "@shared/subjects.ts";
+import { testBus, testDatabase } from "@shared/testing.ts";
+import { randomSecret, testConfig } from "@testing/fixtures.ts";
+import { discountsFixture, startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] follows the catalog: deleting an event removes its codes", async () => {
   await using system = await startDiscountsSystem();
@@ -282,4 +285,56 @@ Deno.test("[discounts] a code's deleted fact shows the code as its last change l
     assert.equal(fact.purged, true);
     assert.equal(fact.data["deleted-at"], null);
   });
+});
+
+Deno.test("[discounts] a refusal after the caller was looked up asks the catalog nothing more", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const id = await system.createCode(cast.coorganizer.token, { eventId: cast.event.id });
+  const token = cast.coorganizer.token;
+  expectStatus(await system.call("GET", `/v1/discount-codes/${id}`, { token }), 200);
+  const asked = system.bus.nc.subscribe(system.bus.subject(catalogInternal.access.subject));
+  await system.bus.nc.flush();
+  const mismatched = { data: { type: "discount-code", id: "other", attributes: { value: 7 } } };
+  const refused = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+    token,
+    body: mismatched,
+  });
+  expectStatus(refused, 409);
+  await system.bus.nc.flush();
+  asked.unsubscribe();
+  assert.equal(
+    asked.getReceived(),
+    0,
+    "the refusal's check of the caller was answered from memory",
+  );
+});
+
+Deno.test("[discounts] a refusal is not held up by a catalog that does not answer", async () => {
+  await using database = await testDatabase();
+  await using bus = await testBus(`hung${crypto.randomUUID().slice(0, 8)}`);
+  const admin = { email: `admin-${bus.prefix}@example.test`, password: randomSecret() };
+  const config = testConfig({ databaseUrl: database.url, bus, admin, logLevel: "error" });
+  // A catalog that takes every access question and answers none.
+  const silent = bus.bus.nc.subscribe(bus.bus.subject(catalogInternal.access.subject), {
+    queue: "catalog",
+  });
+  await using _discounts = await discountsFixture(
+    { databaseUrl: database.url, bus: bus.bus, config, logLevel: "error" },
+  );
+  const began = performance.now();
+  const reply = await bus.bus.forward(discounts.codes.create, {
+    actor: { id: "1" },
+    params: {},
+    path: "/v1/discount-codes",
+    query: { include: "nonsense" },
+    body: {},
+    requestId: crypto.randomUUID(),
+  }, { timeoutMs: 5_000 });
+  const tookMs = performance.now() - began;
+  silent.unsubscribe();
+  assert.equal(reply.status, 400);
+  // The bus waits 5 s; the refusal waits CHECK_WITHIN_MS (1 s) for the check, then goes out as
+  // it is.
+  assert.ok(tookMs < 3_000, `answered in ${Math.round(tookMs)} ms`);
 });
