@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
+import { MAX_INCLUDED_RELATIONSHIPS } from "@shared/query.ts";
 import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { querySpecs } from "./resources.ts";
 
 type Identifier = { type: string; id: string };
 type Resource = Identifier & {
@@ -134,6 +136,22 @@ Deno.test("[catalog] include paths go through relationships, as the original's d
     assertFullLinkage(reply.body);
     const sub = reply.body.included.find((r: Resource) => r.type === "event-sub-topic");
     assert.deepEqual(Object.keys(sub.attributes), ["name"]);
+  });
+
+  await t.step("an include may go through 40 relationships at most", async () => {
+    // Every name of an event the catalog serves, and dotted paths through them up to the limit.
+    const spec = querySpecs.event.includes!;
+    const elsewhere = ["discount-codes", "discount-code", "stripe-authorization"];
+    const names = spec.filter((path) => !path.includes(".") && !elsewhere.includes(path));
+    const dotted = spec.filter((path) => path.split(".").length === 2);
+    const fits = [...names, ...dotted.slice(0, MAX_INCLUDED_RELATIONSHIPS - names.length)];
+    expectStatus(await system.call("GET", `/v1/events/${event.id}?include=${fits}`), 200);
+    const tooMany = [...fits, dotted[MAX_INCLUDED_RELATIONSHIPS - names.length]];
+    expectError(
+      await system.call("GET", `/v1/events/${event.id}?include=${tooMany}`),
+      400,
+      { parameter: "include" },
+    );
   });
 
   await t.step("deeper than three, or through another service, is a 400", async () => {
