@@ -53,9 +53,12 @@
  */
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerConfig,
   DeliverPolicy,
   jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
@@ -74,6 +77,7 @@ import { metrics } from "./metrics.ts";
 import { tracing, withContext } from "./telemetry.ts";
 import { isTransientFailure } from "./transient.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
+import { StreamPosition } from "./fact_position.ts";
 
 type OrAll<K> = [K] extends [never] ? FactType : K;
 
@@ -230,7 +234,7 @@ export async function consumeFacts<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
 ): Promise<FactConsumer> {
-  const { jsm, stream, name } = await openConsumer(bus, options);
+  const { jsm, stream, name, floor } = await openConsumer(bus, options);
   const js = jetstream(bus.nc);
   const consumer = await js.consumers.get(stream, name);
   const stopping = new AbortController();
@@ -242,6 +246,7 @@ export async function consumeFacts<S extends string>(
     options,
     handled: handledFacts(name),
     stopping: stopping.signal,
+    position: new StreamPosition(floor),
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, stream, name);
@@ -252,6 +257,9 @@ export async function consumeFacts<S extends string>(
     inHand,
     batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
     handleBatch: (messages) => handleBatchSafely(batches, messages),
+    // A durable consumer stays until someone deletes it; an ephemeral one goes after 30 s
+    // without this process (a NATS outage, a network cut), and must be made again.
+    remake: options.durable ? undefined : () => remakeIfGone(jsm, batches),
   });
   return {
     async stop() {
@@ -290,13 +298,15 @@ function consumerConfig<S extends string>(
 async function openConsumer<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
-): Promise<{ jsm: JetStreamManager; stream: string; name: string }> {
+): Promise<{ jsm: JetStreamManager; stream: string; name: string; floor: number }> {
   const stream = await ensureFactStream(bus);
   await ensureParkedStream(bus);
   const jsm = await jetstreamManager(bus.nc);
   const config = consumerConfig(bus, options);
-  const name = await jsm.consumers.add(stream, config).then(
-    (info) => info.name,
+  // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
+  // remove it before it has handled any (`remakeIfGone`).
+  const { name, floor } = await jsm.consumers.add(stream, config).then(
+    (info) => ({ name: info.name, floor: info.delivered.stream_seq }),
     async (error) => {
       if (!options.durable) throw error;
       await jsm.consumers.update(stream, options.durable, {
@@ -304,10 +314,43 @@ async function openConsumer<S extends string>(
         ack_wait: config.ack_wait,
         max_ack_pending: config.max_ack_pending,
       });
-      return options.durable;
+      return { name: options.durable, floor: 0 };
     },
   );
-  return { jsm, stream, name };
+  return { jsm, stream, name, floor };
+}
+
+/**
+ * Makes an ephemeral consumer again, under its name, when the server removed it (after its
+ * inactive threshold: this process was cut off from NATS for longer), from the first fact it
+ * has not settled (`StreamPosition`); undefined while it exists or when that cannot be told.
+ */
+async function remakeIfGone<S extends string>(
+  jsm: JetStreamManager,
+  ctx: BatchContext<S>,
+): Promise<Consumer | undefined> {
+  const gone = await jsm.consumers.info(ctx.stream, ctx.name).then(
+    () => false,
+    (error) =>
+      error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound,
+  );
+  if (!gone) return undefined;
+  const from = ctx.position.resumeAt();
+  const start = from === undefined ? {} : {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: from,
+    opt_start_time: undefined,
+  };
+  await jsm.consumers.add(ctx.stream, {
+    ...consumerConfig(ctx.bus, ctx.options),
+    ...start,
+    name: ctx.name,
+  });
+  ctx.options.log.warn("fact consumer was removed by the server; made again", {
+    durable: ctx.name,
+    fromSequence: from,
+  });
+  return await ctx.js.consumers.get(ctx.stream, ctx.name);
 }
 
 /** What handling a batch needs: where to park, whom to hand facts to, what to count. */
@@ -321,6 +364,8 @@ interface BatchContext<S extends string> {
   handled: ReturnType<typeof handledFacts>;
   /** Aborted when the consumer stops: a batch being retried gives up its turn. */
   stopping: AbortSignal;
+  /** What was settled, for an ephemeral consumer made again (`remakeIfGone`). */
+  position: StreamPosition;
 }
 
 /**
@@ -371,6 +416,7 @@ async function tryPark<S extends string>(
     return false;
   }
   msg.term();
+  ctx.position.settled(msg.info.streamSequence);
   ctx.handled.parked.add(1);
   return true;
 }
@@ -433,6 +479,7 @@ async function handleBatch<S extends string>(
 ): Promise<void> {
   const batch: Delivered[] = [];
   for (const msg of messages) {
+    ctx.position.delivered(msg.info.streamSequence);
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
     else await park(ctx, msg, read.reason);
@@ -491,8 +538,10 @@ async function settle<S extends string>(
   const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
   for (const { msg, fact } of batch) {
     const reason = rejected.get(fact.id);
-    if (reason === undefined) msg.ack();
-    else await park(ctx, msg, `rejected by the handler: ${reason}`);
+    if (reason === undefined) {
+      msg.ack();
+      ctx.position.settled(msg.info.streamSequence);
+    } else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }
   ctx.handled.acked.add(batch.length - rejected.size);
 }

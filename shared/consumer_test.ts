@@ -562,3 +562,56 @@ Deno.test("[consumer] a durable made before gets the short ack wait and the back
   assert.equal(config.ack_wait, 1_000 * 1e6);
   assert.equal(config.max_ack_pending, 1_000);
 });
+
+// Found by a review: an ephemeral consumer (the README's subscriber, replays, tools) is removed by
+// the server once it has had no client for 30 s (its inactive threshold): a process cut off from
+// NATS for longer (an outage, a network cut) came back to a pull on a consumer that no longer
+// existed, logged "stalled" once and waited for good. Here the server removes it while it runs.
+Deno.test("[consumer] an ephemeral consumer the server removed is made again where it stood", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const warnings: string[] = [];
+  const log = { ...quiet, warn: (message: string) => void warnings.push(message) };
+  const consumer = await consumeFacts(b.bus, {
+    subject: "facts.catalog.>",
+    log,
+    handle: collectIds(handled),
+  });
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(() => handled.length === 3, 5000, "the first facts");
+    const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
+    await jsm.consumers.delete(stream, name);
+    await publish(b, range(4, 6).map(fact));
+    await eventually(() => handled.length >= 5, 10_000, "the facts published once it was gone");
+    assert.deepEqual(handled, ["1", "2", "3", "4", "5"], "from where it stood, no replay");
+    assert.ok(warnings.includes("fact consumer was removed by the server; made again"));
+  } finally {
+    await consumer.stop();
+  }
+});
+
+Deno.test("[consumer] an ephemeral consumer of new facts removed before its first is made again from its start", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  await publish(b, range(1, 3).map(fact));
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    subject: "facts.catalog.>",
+    start: "new",
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  try {
+    const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
+    await jsm.consumers.delete(stream, name);
+    await publish(b, range(3, 5).map(fact));
+    await eventually(() => handled.length >= 2, 10_000, "the facts published once it was gone");
+    assert.deepEqual(handled, ["3", "4"], "neither the facts before it nor a loss");
+  } finally {
+    await consumer.stop();
+  }
+});

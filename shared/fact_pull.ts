@@ -33,6 +33,8 @@ const REPULL_STALLED_MS = 600;
 
 /** Pause before a new pull after one failed outright. */
 const RETRY_MS = 250;
+/** How long a pull stays stalled before the consumer is asked whether it still exists, and how often. */
+const REMAKE_CHECK_MS = 2_000;
 
 /**
  * The messages received and not yet settled (acked, naked or parked): each held longer than a
@@ -86,6 +88,13 @@ export interface PullSource {
   /** Messages received and not yet settled, kept from redelivery while they wait or are handled. */
   inHand: InHand;
   handleBatch(messages: JsMsg[]): Promise<void>;
+  /**
+   * Asked while the pull stays stalled: a consumer the server no longer has (an ephemeral one,
+   * removed after its inactive threshold while this process was cut off from NATS) is made again
+   * and returned, and the pull goes on from it; undefined while it exists. Without it, a pull on
+   * a removed consumer stayed stalled for good.
+   */
+  remake?(): Promise<Consumer | undefined>;
 }
 
 /**
@@ -135,7 +144,12 @@ async function pullOnce(
     idle_heartbeat: IDLE_HEARTBEAT_MS,
   });
   started(messages);
-  const watch = watchPull(messages as unknown as WatchedPull, health);
+  const remake = source.remake && (async () => {
+    const made = await source.remake!();
+    if (made) source.consumer = made;
+    return made !== undefined;
+  });
+  const watch = watchPull(messages as unknown as WatchedPull, health, remake);
   let pending: JsMsg[] = [];
   let handled = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -176,6 +190,11 @@ export class PullHealth {
 
   get isStalled(): boolean {
     return this.#stalledAt !== undefined;
+  }
+
+  /** Milliseconds since the pull stalled; 0 while it is not. */
+  get stalledMs(): number {
+    return this.#stalledAt === undefined ? 0 : Date.now() - this.#stalledAt;
   }
 
   /**
@@ -231,9 +250,15 @@ interface WatchedPull {
  * consumer right now), makes nats.js pull again on the same inbox without asking for the
  * consumer's info first. Same inbox: a message the server hands to an older pull still arrives
  * here instead of waiting out its ack wait. Not left to nats.js alone: its recovery asks for the
- * consumer's info and waits a whole pull expiry between tries.
+ * consumer's info and waits a whole pull expiry between tries. A pull stalled for
+ * REMAKE_CHECK_MS asks `remake` (at most that often) whether its consumer is gone; when it was
+ * made again, this pull ends, and the loop pulls from the new one.
  */
-function watchPull(messages: WatchedPull, health: PullHealth): { stop(): void } {
+function watchPull(
+  messages: WatchedPull,
+  health: PullHealth,
+  remake?: () => Promise<boolean>,
+): { stop(): void } {
   const repull = (reason: string) => {
     health.stalled(reason);
     if (messages.resetPendingNoInfo) messages.resetPendingNoInfo().catch(() => {});
@@ -245,9 +270,21 @@ function watchPull(messages: WatchedPull, health: PullHealth): { stop(): void } 
       else if (status.type === "no_responders") health.stalled("no leader answers the pull");
     }
   })().catch(() => {});
+  let checkedAt = 0;
+  let checking = false;
+  const checkGone = () => {
+    if (!remake || checking || health.stalledMs < REMAKE_CHECK_MS) return;
+    if (Date.now() - checkedAt < REMAKE_CHECK_MS) return;
+    checking = true;
+    remake().then((made) => made && messages.stop(), () => {}).finally(() => {
+      checking = false;
+      checkedAt = Date.now();
+    });
+  };
   const timer = setInterval(() => {
     const limit = health.isStalled ? REPULL_STALLED_MS : STALL_AFTER_MS;
     if (health.silentMs > limit) repull(`no heartbeat for ${limit} ms`);
+    checkGone();
   }, IDLE_HEARTBEAT_MS / 4);
   return { stop: () => clearInterval(timer) };
 }
