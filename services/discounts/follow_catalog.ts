@@ -62,20 +62,27 @@ async function updatedCodes(tx: Queryable, fact: Fact, ids: string[]): Promise<N
  */
 export const LATER_CODE_MARGIN_MS = 60_000;
 
+/** The latest a code or an event code's application may be made and still go with `fact`. */
+function latestBefore(fact: EventFact): Date {
+  return new Date(new Date(fact.time).getTime() + LATER_CODE_MARGIN_MS);
+}
+
 /**
  * A ticket code created well after the event's deletion was announced: it can only belong to
  * the event restored meanwhile (a code's write checks its event is live), and a deletion handled
  * late must not trash it (found by a review: such a code went to the trash with its event live).
+ * The same holds for an event code applied to the event that late (`unapplyEvent`).
  */
 function madeLater(code: CodeRow, fact: EventFact): boolean {
-  return code.created_at.getTime() > new Date(fact.time).getTime() + LATER_CODE_MARGIN_MS;
+  return code.created_at.getTime() > latestBefore(fact).getTime();
 }
 
 /**
  * A deleted event: its live ticket codes go to the trash with it, the event code applied to it
- * stays, applied to one event fewer. A purge first deletes its ticket codes for good, trashed
- * ones too (`deleted` facts marked `purged`): a ticket code has no meaning, nor a valid row,
- * without its event, and a purge leaves nothing behind.
+ * stays, applied to one event fewer; a code made, or an event code applied, well after the
+ * deletion was announced is left as it is (`madeLater`). A purge first deletes its ticket codes
+ * for good, trashed ones too (`deleted` facts marked `purged`): a ticket code has no meaning,
+ * nor a valid row, without its event, and a purge leaves nothing behind.
  */
 async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promise<void> {
   const eventId = fact.data.id;
@@ -95,8 +102,7 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
         if (madeLater(code, fact)) continue;
         await deleteCode(tx, codeId, false);
         changed.push(codeFact(fact, "deleted", (await getCode(tx, codeId, true))!));
-      } else {
-        await unapplyEvent(tx, eventId);
+      } else if (await unapplyEvent(tx, eventId, latestBefore(fact))) {
         changed.push(codeFact(fact, "updated", (await getCode(tx, codeId, true))!));
       }
     }

@@ -135,3 +135,52 @@ Deno.test("[discounts] a deletion older than a ticket code leaves the code", asy
   await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(new Date())]);
   assert.ok(!await live(), "a deletion after the code trashes it");
 });
+
+// Found by a review: the event-code sibling of the case above. A deletion handled late, after the
+// event's restore and an event code applied to it again, took the new application away with the
+// event live (ticket codes and Stripe links were already spared; event codes were not).
+Deno.test("[discounts] a deletion older than an event code's application leaves it applied", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const eventId = cast.event.id;
+  const code = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [eventId],
+  });
+  const applied = async () =>
+    (await system.dsql`select count(*)::int as n from discount_code_events
+      where event_id = ${eventId} and discount_code_id = ${code}`)[0].n === 1;
+  const at = (time: Date) => exampleFact("catalog.event.deleted", { id: eventId }, { time });
+  const long = new Date(Date.now() - LATER_CODE_MARGIN_MS - 60_000);
+  await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(long)]);
+  assert.ok(await applied(), "the application made after the deletion stays");
+  await applyCatalogFacts(system.dsql, system.discounts[0].relay, [at(new Date())]);
+  assert.ok(!await applied(), "a deletion after the application takes it away");
+});
+
+// The guard above must not spare an application merely rewritten: adding another event to the
+// code re-wrote every application, so the kept one looked made now and a deletion of its event
+// handled late left the code applied to a deleted event.
+Deno.test("[discounts] an application kept by a change of the code's events still goes with a later deletion", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const other = await system.createEvent(cast.owner.token);
+  const eventId = cast.event.id;
+  const code = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [eventId],
+  });
+  // Applied an hour ago; the event deleted half an hour ago, its fact not handled yet.
+  await system.dsql`update discount_code_events set applied_at = now() - interval '1 hour'
+    where event_id = ${eventId}`;
+  const added = await system.call("POST", `/v1/discount-codes/${code}/relationships/events`, {
+    token: system.admin.token,
+    body: { data: [{ type: "event", id: other.id }] },
+  });
+  expectStatus(added, 200);
+  const deletedAt = new Date(Date.now() - 30 * 60_000);
+  const fact = exampleFact("catalog.event.deleted", { id: eventId }, { time: deletedAt });
+  await applyCatalogFacts(system.dsql, system.discounts[0].relay, [fact]);
+  const [row] = await system.dsql`select event_ids from code_rows where id = ${code}`;
+  assert.deepEqual(row.event_ids, [other.id], "the deleted event's application is gone");
+});

@@ -202,12 +202,24 @@ async function setLinks(
       await tx`insert into discount_code_tickets ${tx(rows, "discount_code_id", "ticket_id")}`;
     }
   }
-  if (links.eventIds) {
-    await tx`delete from discount_code_events where discount_code_id = ${id}`;
-    if (links.eventIds.length) {
-      const rows = links.eventIds.map((event_id) => ({ discount_code_id: id, event_id }));
-      await tx`insert into discount_code_events ${tx(rows, "discount_code_id", "event_id")}`;
-    }
+  if (links.eventIds) await setEvents(tx, id, links.eventIds);
+}
+
+/**
+ * Applies an event code to exactly `eventIds`. An application kept keeps its `applied_at` (a
+ * change that keeps an event, not asked of the catalog again, is no new application of it: a
+ * deletion of that event handled late must still take it away, see follow_catalog.ts).
+ */
+async function setEvents(tx: Queryable, id: string, eventIds: string[]): Promise<void> {
+  await tx`delete from discount_code_events
+    where discount_code_id = ${id} and event_id <> all(${eventIds}::bigint[])`;
+  const kept = await tx<{ event_id: string }[]>`select event_id::text from discount_code_events
+    where discount_code_id = ${id}`;
+  const stay = new Set(kept.map((row) => row.event_id));
+  const rows = eventIds.filter((event_id) => !stay.has(event_id))
+    .map((event_id) => ({ discount_code_id: id, event_id }));
+  if (rows.length) {
+    await tx`insert into discount_code_events ${tx(rows, "discount_code_id", "event_id")}`;
   }
 }
 
@@ -325,9 +337,18 @@ export async function eventsOfMarketer(sql: Queryable, marketerId: string): Prom
   return rows.map((row) => row.id);
 }
 
-/** Un-applies an event code from one event. */
-export async function unapplyEvent(tx: Queryable, eventId: string): Promise<void> {
-  await tx`delete from discount_code_events where event_id = ${eventId}`;
+/**
+ * Un-applies the event code of one event, if it was applied no later than `appliedBy`; true
+ * when it was.
+ */
+export async function unapplyEvent(
+  tx: Queryable,
+  eventId: string,
+  appliedBy: Date,
+): Promise<boolean> {
+  const rows = await tx`delete from discount_code_events
+    where event_id = ${eventId} and applied_at <= ${appliedBy} returning event_id`;
+  return rows.length > 0;
 }
 
 /**
