@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Fact } from "@shared/facts.ts";
+import { deleteFactStream, type Fact } from "@shared/facts.ts";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "@testing/system.ts";
 import { catalogInternal, discounts } from "@shared/subjects.ts";
@@ -313,6 +313,7 @@ Deno.test("[discounts] a refusal after the caller was looked up asks the catalog
 Deno.test("[discounts] a refusal is not held up by a catalog that does not answer", async () => {
   await using database = await testDatabase();
   await using bus = await testBus(`hung${crypto.randomUUID().slice(0, 8)}`);
+  await using _streams = { [Symbol.asyncDispose]: () => deleteFactStream(bus.bus) };
   const admin = { email: `admin-${bus.prefix}@example.test`, password: randomSecret() };
   const config = testConfig({ databaseUrl: database.url, bus, admin, logLevel: "error" });
   // A catalog that takes every access question and answers none.
