@@ -144,6 +144,9 @@ const outageCodes = new Set([
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
+  // The host's name does not resolve (yet, or for now): a stopped container, DNS away.
+  "ENOTFOUND",
+  "EAI_AGAIN",
   "CONNECTION_CLOSED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",

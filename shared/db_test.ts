@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError } from "./db.ts";
-import { BadRequestError, ConflictError } from "./errors.ts";
+import { BadRequestError, ConflictError, ServiceUnavailableError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 
 /** A folder of migration files, removed when disposed. */
@@ -85,6 +85,18 @@ Deno.test("[db] database errors become API errors", async () => {
     assert.equal(translateDbError(other), other);
   } finally {
     await sql.end();
+  }
+});
+
+Deno.test("[db] a database host whose name does not resolve is an outage (503), not a 500", async () => {
+  // `.invalid` never resolves (RFC 2606): what a stopped container's name gives, or DNS away.
+  const sql = postgres("postgres://postgres@db.invalid:5432/none", { max: 1, connect_timeout: 5 });
+  try {
+    const error = await sql`select 1`.catch((e) => e);
+    assert.ok(isDatabaseOutage(error), String(error));
+    assert.ok(translateDbError(error) instanceof ServiceUnavailableError, String(error));
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 });
 

@@ -28,8 +28,10 @@ import { ApiError } from "./errors.ts";
  * primary, now a standby (a DNS name or virtual IP that moved late), whose `select 1` answers, so
  * the services' dependency check (shared/db_health.ts) calls it healthy; as a fact's own failure
  * every fact was parked as poison, one after another, until the pool found the new primary.
+ * 25P03, a transaction idle past its limit, is the payments follower's accounts lock outwaited
+ * (shared/db.ts reads it as a deadline): a wait, as a lock timeout is.
  */
-const busyCodes = new Set(["40001", "40P01", "55P03", "57014", "25006"]);
+const busyCodes = new Set(["40001", "40P01", "55P03", "57014", "25006", "25P03"]);
 
 /**
  * Postgres classes of a deployment's fault rather than a fact's: 42 (a table, column or function
@@ -42,6 +44,14 @@ const busyCodes = new Set(["40001", "40P01", "55P03", "57014", "25006"]);
  * own SQL is wrong for one fact type stalls it the same way; that, too, is mended by a deployment.
  */
 const deploymentClasses = ["42", "3F", "3D", "28"];
+
+/**
+ * Postgres classes of the database host's own trouble: 58 (an I/O error, a file it cannot find)
+ * and XX (internal error, corrupted data or index). Not the fact's: parked, every fact touching
+ * the damaged table would drain into the parked stream while `select 1` still answers; kept in
+ * turn, the consumer stalls where its lag and logs show it until the database is mended.
+ */
+const hostClasses = ["58", "XX"];
 
 /** Bad gateway, unavailable, gateway timeout: what the bus, Stripe and the stores answer then. */
 const unavailableStatuses = new Set([502, 503, 504]);
@@ -61,8 +71,9 @@ function unavailable(error: unknown): boolean {
   if (natsUnavailable.some((kind) => error instanceof kind)) return true;
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== "string" || code.length !== 5) return false;
-  return busyCodes.has(code) || code.startsWith("53") ||
-    deploymentClasses.includes(code.slice(0, 2));
+  const codeClass = code.slice(0, 2);
+  return busyCodes.has(code) || codeClass === "53" || deploymentClasses.includes(codeClass) ||
+    hostClasses.includes(codeClass);
 }
 
 /** True when `error`, or one of its causes, says a dependency is unavailable or misdeployed for now. */

@@ -32,6 +32,11 @@ Deno.test("[transient] isTransientFailure knows an unavailable dependency from a
         withCode("42501"),
         withCode("3F000"),
         withCode("28P01"),
+        withCode("25P03"),
+        withCode("58030"),
+        withCode("XX001"),
+        withCode("ENOTFOUND"),
+        withCode("EAI_AGAIN"),
       ]
     ) assert.ok(isTransientFailure(error), String(error));
   });
