@@ -175,6 +175,11 @@ async function pullOnce(
       else timer ??= setTimeout(flush, FLUSH_AFTER_MS);
     }
     await flush();
+  } catch (error) {
+    // A pull that ends in an error still hands over what it took and waits for its batches:
+    // the next pull's batches must not run beside them (found by reading, by a review).
+    await flush().catch(() => {});
+    throw error;
   } finally {
     watch.stop();
   }
