@@ -336,14 +336,11 @@ async function remakeIfGone<S extends string>(
   );
   if (!gone) return undefined;
   const from = ctx.position.resumeAt();
-  const start = from === undefined ? {} : {
+  await jsm.consumers.add(ctx.stream, {
+    ...consumerConfig(ctx.bus, ctx.options),
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: from,
     opt_start_time: undefined,
-  };
-  await jsm.consumers.add(ctx.stream, {
-    ...consumerConfig(ctx.bus, ctx.options),
-    ...start,
     name: ctx.name,
   });
   ctx.options.log.warn("fact consumer was removed by the server; made again", {

@@ -615,3 +615,27 @@ Deno.test("[consumer] an ephemeral consumer of new facts removed before its firs
     await consumer.stop();
   }
 });
+
+// A consumer of new facts made on an empty stream stands at sequence 0: made again from its own
+// start (`new`) once the server had removed it, it skipped every fact published meanwhile.
+Deno.test("[consumer] an ephemeral consumer of new facts on an empty stream, removed before its first, loses none", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    subject: "facts.catalog.>",
+    start: "new",
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  try {
+    const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
+    await jsm.consumers.delete(stream, name);
+    await publish(b, range(1, 3).map(fact));
+    await eventually(() => handled.length >= 2, 10_000, "the facts published once it was gone");
+    assert.deepEqual(handled, ["1", "2"]);
+  } finally {
+    await consumer.stop();
+  }
+});

@@ -19,7 +19,10 @@ export class StreamPosition {
   readonly #unsettled = new Set<number>();
   #highestSettled: number;
 
-  /** `floor`: the last sequence before the consumer's first fact (0: the stream's start). */
+  /**
+   * `floor`: the last sequence before the consumer's first fact (0: the stream's start, or a
+   * consumer of new facts made on an empty stream).
+   */
   constructor(floor = 0) {
     this.#highestSettled = floor;
   }
@@ -35,9 +38,13 @@ export class StreamPosition {
     this.#highestSettled = Math.max(this.#highestSettled, sequence);
   }
 
-  /** The first sequence a consumer made again must deliver; undefined at the stream's start. */
-  resumeAt(): number | undefined {
+  /**
+   * The first sequence a consumer made again must deliver. Always a sequence, never the
+   * consumer's own start: made again with `start: "new"`, it skipped what was published while it
+   * was gone (a floor of 0 is an empty stream, not the start of a replay).
+   */
+  resumeAt(): number {
     if (this.#unsettled.size) return Math.min(...this.#unsettled);
-    return this.#highestSettled ? this.#highestSettled + 1 : undefined;
+    return this.#highestSettled + 1;
   }
 }
