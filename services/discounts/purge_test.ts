@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
-import { expectStatus, type TestFact } from "@testing/system.ts";
+import { type CallResult, expectStatus, type TestFact } from "@testing/system.ts";
 import { applyCatalogFacts, LATER_CODE_MARGIN_MS } from "./follow_catalog.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { codeWithTicket, type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
@@ -183,4 +183,51 @@ Deno.test("[discounts] an application kept by a change of the code's events stil
   await applyCatalogFacts(system.dsql, system.discounts[0].relay, [fact]);
   const [row] = await system.dsql`select event_ids from code_rows where id = ${code}`;
   assert.deepEqual(row.event_ids, [other.id], "the deleted event's application is gone");
+});
+
+// The other side of the case above: a write that names the event again asks the catalog, under
+// the event's lock, whether it is live (checkStillNamed). Live then, it was restored after any
+// deletion announced long before; handled promptly, that deletion had un-applied the code and
+// this write applied it again. Handled late, it took the application away from the live event.
+Deno.test("[discounts] an application a write names again stays after an older deletion", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const linkage = (eventId: string) => ({ data: [{ type: "event", id: eventId }] });
+  const writes: Record<string, (code: string, eventId: string) => Promise<CallResult>> = {
+    "POST relationships/events": (code, eventId) =>
+      system.call("POST", `/v1/discount-codes/${code}/relationships/events`, {
+        token: system.admin.token,
+        body: linkage(eventId),
+      }),
+    "PATCH relationships/events": (code, eventId) =>
+      system.call("PATCH", `/v1/discount-codes/${code}/relationships/events`, {
+        token: system.admin.token,
+        body: linkage(eventId),
+      }),
+    "PATCH the code": (code, eventId) =>
+      system.call("PATCH", `/v1/discount-codes/${code}`, {
+        token: system.admin.token,
+        body: {
+          data: { type: "discount-code", id: code, relationships: { events: linkage(eventId) } },
+        },
+      }),
+  };
+  for (const [name, write] of Object.entries(writes)) {
+    await t.step(name, async () => {
+      const eventId = (await system.createEvent(cast.owner.token)).id;
+      const code = await system.createCode(system.admin.token, {
+        usedFor: "event",
+        eventIds: [eventId],
+      });
+      // Applied an hour ago; deleted half an hour ago, its fact not handled yet; restored since.
+      await system.dsql`update discount_code_events set applied_at = now() - interval '1 hour'
+        where event_id = ${eventId}`;
+      expectStatus(await write(code, eventId), 200);
+      const deletedAt = new Date(Date.now() - 30 * 60_000);
+      const fact = exampleFact("catalog.event.deleted", { id: eventId }, { time: deletedAt });
+      await applyCatalogFacts(system.dsql, system.discounts[0].relay, [fact]);
+      const [row] = await system.dsql`select event_ids from code_rows where id = ${code}`;
+      assert.deepEqual(row.event_ids, [eventId], "still applied to the live event");
+    });
+  }
 });

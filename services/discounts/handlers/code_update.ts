@@ -79,8 +79,7 @@ export async function saveCodeUpdate(
 ): Promise<CodeRow> {
   const early = await planUpdate(ctx, req, options);
   const { code } = options;
-  // The events the update names (replaced, or added): each asked again under its lock.
-  const events = early.eventIds ?? (early.eventChange?.op === "add" ? early.eventChange.ids : []);
+  const events = namedEvents(early);
   let before: CodeRow | undefined;
   return await changeWithFact(
     ctx.sql,
@@ -203,7 +202,13 @@ async function writeUpdate(
   return await updateCode(tx, plan.id, plan.values, {
     ticketIds: plan.requestedTickets ?? (plan.ticketChange ? requested : undefined),
     eventIds: events,
+    namedEvents: namedEvents(plan),
   });
+}
+
+/** The events an update names (replaced, or added): each asked again under its lock. */
+function namedEvents(plan: Pick<UpdatePlan, "eventIds" | "eventChange">): string[] {
+  return plan.eventIds ?? (plan.eventChange?.op === "add" ? plan.eventChange.ids : []);
 }
 
 /**

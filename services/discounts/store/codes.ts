@@ -190,11 +190,17 @@ const columns = [
   "marketer_id",
 ] as const;
 
-async function setLinks(
-  tx: Queryable,
-  id: string,
-  links: { ticketIds?: string[]; eventIds?: string[] },
-): Promise<void> {
+/**
+ * What a write links a code to. `namedEvents`: the events of `eventIds` the write named and the
+ * catalog found live under their locks (`checkStillNamed`), applied anew (`setEvents`).
+ */
+export interface CodeLinks {
+  ticketIds?: string[];
+  eventIds?: string[];
+  namedEvents?: string[];
+}
+
+async function setLinks(tx: Queryable, id: string, links: CodeLinks): Promise<void> {
   if (links.ticketIds) {
     await tx`delete from discount_code_tickets where discount_code_id = ${id}`;
     if (links.ticketIds.length) {
@@ -202,17 +208,24 @@ async function setLinks(
       await tx`insert into discount_code_tickets ${tx(rows, "discount_code_id", "ticket_id")}`;
     }
   }
-  if (links.eventIds) await setEvents(tx, id, links.eventIds);
+  if (links.eventIds) await setEvents(tx, id, links.eventIds, links.namedEvents ?? []);
 }
 
 /**
  * Applies an event code to exactly `eventIds`. An application kept keeps its `applied_at` (a
  * change that keeps an event, not asked of the catalog again, is no new application of it: a
- * deletion of that event handled late must still take it away, see follow_catalog.ts).
+ * deletion of that event handled late must still take it away, see follow_catalog.ts). One the
+ * write `named` is made anew: found live now, its event was restored after any deletion older
+ * than this write, and a deletion handled late must leave it, as it leaves a new one.
  */
-async function setEvents(tx: Queryable, id: string, eventIds: string[]): Promise<void> {
-  await tx`delete from discount_code_events
-    where discount_code_id = ${id} and event_id <> all(${eventIds}::bigint[])`;
+async function setEvents(
+  tx: Queryable,
+  id: string,
+  eventIds: string[],
+  named: string[],
+): Promise<void> {
+  await tx`delete from discount_code_events where discount_code_id = ${id}
+    and (event_id <> all(${eventIds}::bigint[]) or event_id = any(${named}::bigint[]))`;
   const kept = await tx<{ event_id: string }[]>`select event_id::text from discount_code_events
     where discount_code_id = ${id}`;
   const stay = new Set(kept.map((row) => row.event_id));
@@ -226,7 +239,7 @@ async function setEvents(tx: Queryable, id: string, eventIds: string[]): Promise
 export async function insertCode(
   tx: Queryable,
   values: CodeValues,
-  links: { ticketIds?: string[]; eventIds?: string[] },
+  links: CodeLinks,
 ): Promise<CodeRow> {
   try {
     const keys = columns.filter((key) => values[key] !== undefined);
@@ -244,7 +257,7 @@ export async function updateCode(
   tx: Queryable,
   id: string,
   values: CodeValues,
-  links: { ticketIds?: string[]; eventIds?: string[] },
+  links: CodeLinks,
 ): Promise<CodeRow> {
   try {
     const keys = columns.filter((key) => values[key] !== undefined);
