@@ -314,6 +314,7 @@ async function openConsumer<S extends string>(
         ack_wait: config.ack_wait,
         max_ack_pending: config.max_ack_pending,
       });
+      // An existing durable resumes where it stood, and is never made again: no floor needed.
       return { name: options.durable, floor: 0 };
     },
   );
@@ -329,6 +330,8 @@ async function remakeIfGone<S extends string>(
   jsm: JetStreamManager,
   ctx: BatchContext<S>,
 ): Promise<Consumer | undefined> {
+  // Only the server saying "not found" counts: any other failure (NATS away, a timeout) says
+  // nothing, and the next stalled check asks again.
   const gone = await jsm.consumers.info(ctx.stream, ctx.name).then(
     () => false,
     (error) =>
