@@ -236,7 +236,39 @@ export class DenoTransport implements Transport {
  */
 export function connectNats(options: ConnectionOptions): Promise<NatsConnection> {
   setTransportFactory({ factory: () => new DenoTransport(), defaultPort: 4222 });
-  const servers = [options.servers ?? []].flat();
+  const { servers, ...login } = withUrlCredentials([options.servers ?? []].flat());
   const asksTls = servers.some((server) => /^tls:\/\//i.test(server.trim()));
-  return NatsConnectionImpl.connect(asksTls && !options.tls ? { ...options, tls: {} } : options);
+  const given = options.user || options.pass || options.token || options.authenticator;
+  return NatsConnectionImpl.connect({
+    ...options,
+    ...(given ? {} : login),
+    servers,
+    ...(asksTls && !options.tls ? { tls: {} } : {}),
+  });
+}
+
+/**
+ * The login a server URL carries (`nats://user:pass@host`, or `nats://token@host`), taken out
+ * of the URLs. nats.js sends only the `user`/`pass`/`token` options in its CONNECT and ignores
+ * a URL's userinfo, so a NATS that requires a login refused every process however NATS_URL
+ * named it; and a URL kept whole would carry the password into nats.js's status events.
+ */
+export function withUrlCredentials(
+  servers: string[],
+): { servers: string[]; user?: string; pass?: string; token?: string } {
+  let login: { user?: string; pass?: string; token?: string } = {};
+  const bare = servers.map((server) => {
+    const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(server.trim());
+    if (!match) return server;
+    const [, scheme, userinfo, rest] = match;
+    if (login.user === undefined && login.token === undefined) {
+      const colon = userinfo.indexOf(":");
+      login = colon < 0 ? { token: decodeURIComponent(userinfo) } : {
+        user: decodeURIComponent(userinfo.slice(0, colon)),
+        pass: decodeURIComponent(userinfo.slice(colon + 1)),
+      };
+    }
+    return scheme + rest;
+  });
+  return { servers: bare, ...login };
 }
