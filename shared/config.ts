@@ -167,13 +167,21 @@ export function parseNatsServers(raw: string, name = "NATS_URL"): string[] {
     try {
       url = new URL(withScheme);
     } catch {
-      throw new Error(`Cannot read ${name}: "${server}" is not a URL`);
+      throw new Error(`Cannot read ${name}: "${withoutLogin(server)}" is not a URL`);
     }
     if (!["nats:", "tls:", "ws:", "wss:"].includes(url.protocol) || !url.hostname) {
-      throw new Error(`Cannot read ${name}: "${server}" is not a nats:// URL`);
+      throw new Error(`Cannot read ${name}: "${withoutLogin(server)}" is not a nats:// URL`);
     }
   }
   return servers;
+}
+
+/**
+ * A NATS server URL as an error may quote it: its whole login hidden. A lone name before the `@`
+ * is a token there (`nats://<token>@host`), which scrub, reading it as a user name, would keep.
+ */
+function withoutLogin(server: string): string {
+  return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1[redacted]@");
 }
 
 function replicas(env: Env): number {

@@ -111,6 +111,21 @@ Deno.test("[config] loadConfig reads NATS_URL as a list of servers", async (t) =
     assert.throws(() => loadConfig({ NATS_URL: "nats://a:4222,http://b" }), /Cannot read NATS_URL/);
     assert.throws(() => loadConfig({ NATS_URL: " , " }), /names no server/);
   });
+  await t.step("a refused server is quoted without its login (a token or a password)", () => {
+    for (
+      const bad of [
+        "nats://a:4222,http://tok-SECRET-1234@b",
+        "nats://tok-SECRET-1234@[b",
+        "nats://oe:pw-SECRET-1234@[b",
+      ]
+    ) {
+      assert.throws(() => loadConfig({ NATS_URL: bad }), (error: Error) => {
+        assert.match(error.message, /Cannot read NATS_URL: ".*:\/\/\[redacted\]@/);
+        assert.doesNotMatch(error.message, /SECRET/);
+        return true;
+      });
+    }
+  });
 });
 
 Deno.test("[config] loadConfig reads FACTS_REPLICAS, 1 to 5, default 1", async (t) => {
