@@ -143,12 +143,22 @@ export interface HealthReport {
   missing?: string[];
   /** Services whose every instance answering names a problem. */
   impaired?: string[];
+  /** What ails the gateway itself: its link to NATS lost. */
+  problems?: string[];
 }
 
 const none: InstanceCount = { instances: 0, healthy: 0, problems: [] };
 
+/** The gateway's own problem while its connection to NATS is lost. */
+const NATS_LOST = "NATS unreachable: the gateway is reconnecting";
+
 /** Counts the running instances of each service on this bus prefix, and what ails them. */
 export async function checkHealth(bus: Bus, services: readonly string[]): Promise<HealthReport> {
+  // Without NATS no instance can answer: the pings would name every service missing after a
+  // second's wait, and the operator would look for four outages instead of one.
+  if (bus.reconnecting) {
+    return { status: "unavailable", services: {}, problems: [NATS_LOST] };
+  }
   const counts = await Promise.all(
     services.map((name) => countInstances(bus, name).catch(() => none)),
   );

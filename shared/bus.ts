@@ -509,6 +509,11 @@ export class Bus {
     this.#link.follow(nc, this.#log).catch(() => {});
   }
 
+  /** Whether the connection to NATS is lost right now (nats.js is reconnecting). */
+  get reconnecting(): boolean {
+    return this.#link.down;
+  }
+
   static async connect(options: BusOptions): Promise<Bus> {
     const nc = await connectNats({
       // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
