@@ -26,6 +26,7 @@ const bus = await startOrExit(
   logger,
   "connect to NATS",
   () => Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, name: "gateway", logger }),
+  { url: config.natsUrl },
 );
 const gateway = createGateway({ bus, config, logger });
 const listen = {

@@ -12,7 +12,7 @@
  * Run: `deno task start`. Used as a library by the Dredd runner and the benchmark.
  */
 import { Bus } from "@shared/bus.ts";
-import { type Config, loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
+import { type Config, databaseSetting, loadConfig, serviceDatabaseUrl } from "@shared/config.ts";
 import { ensureDatabase } from "@shared/db.ts";
 import {
   atHost,
@@ -203,12 +203,14 @@ async function checkBackends(
   config: Config,
   defaults: string[],
 ): Promise<void> {
-  const urls = new Set(serviceNames.map((name) => serviceDatabaseUrl(name, env)));
-  for (const url of urls) {
+  const urls = new Map(
+    serviceNames.map((name) => [serviceDatabaseUrl(name, env), databaseSetting(name, env)]),
+  );
+  for (const [url, setting] of urls) {
     try {
       await ensureDatabase(url);
     } catch (error) {
-      const line = describeStartFailure("open the database", error, url);
+      const line = describeStartFailure("open the database", error, { url, setting });
       // The default address answered but refused: the embedded one is the other way out.
       const other = defaults.includes("DATABASE_URL") ? " (Or set DATABASE_URL=embedded.)" : "";
       throw new StartError(line + other);
@@ -219,7 +221,7 @@ async function checkBackends(
     const logger = createLogger("start", "error");
     bus = await Bus.connect({ url: config.natsUrl, prefix: config.busPrefix, logger });
   } catch (error) {
-    throw new StartError(describeStartFailure("connect to NATS", error, config.natsUrl));
+    throw new StartError(describeStartFailure("connect to NATS", error, { url: config.natsUrl }));
   }
   try {
     // Facts live on JetStream: without it every service would fail its start one by one.

@@ -410,6 +410,39 @@ Deno.test({
       });
       assertOneLine(outcome, /^audit: Cannot open the database at .*: nothing answers there/);
     });
+    await t.step("a single service whose own database URL fails names that setting", async () => {
+      const outcome = await run("services/audit/main.ts", {
+        DATABASE_URL: shared,
+        AUDIT_DATABASE_URL: nobody.replace("postgres@", "postgres:pw-SECRET-1234@"),
+        NATS_URL: nats.url,
+      });
+      assertOneLine(
+        outcome,
+        /^audit: Cannot open the database at 127\.0\.0\.1:\d+: nothing answers there\. Start it, or set AUDIT_DATABASE_URL to one that does\.$/,
+      );
+      assert.doesNotMatch(outcome.stderr, /SECRET/);
+    });
+    await t.step({
+      name: "start: a service's own database URL that fails names that setting",
+      ignore: !sharedThere,
+      fn: async () => {
+        await startFails({
+          ...common,
+          DATABASE_URL: shared,
+          PAYMENTS_DATABASE_URL: nobody,
+          NATS_URL: nats.url,
+        }, /Cannot open the database at .*: nothing answers there\. .*set PAYMENTS_DATABASE_URL/);
+      },
+    });
+    await t.step("the gateway alone whose NATS refuses the login says where", async () => {
+      const outcome = await run("gateway/main.ts", {
+        PORT: String(freePort()),
+        NATS_URL: guarded.url.replace("nats://", "nats://oe:pw-SECRET-wrong@"),
+        JWT_SECRET: "set",
+      });
+      assertOneLine(outcome, /^gateway: Cannot connect to NATS at 127\.0\.0\.1:\d+: it refused/);
+      assert.doesNotMatch(outcome.stderr, /SECRET/);
+    });
     await t.step("the gateway alone with a bad setting, then with its port in use", async () => {
       const bad = await run("gateway/main.ts", { PORT: "-1", NATS_URL: nats.url });
       assertOneLine(bad, /^gateway: Cannot read PORT/);

@@ -140,6 +140,29 @@ export function serviceDatabaseUrl(
   return urls.serviceDatabaseUrls[service] ?? urls.databaseUrl;
 }
 
+/**
+ * The setting that gave a service its database URL (what `serviceDatabaseUrl` read), for a
+ * failure line to name the one to fix.
+ *
+ * @example
+ * ```ts
+ * import { databaseSetting, loadConfig } from "@shared/config.ts";
+ * const config = loadConfig({ AUDIT_DATABASE_URL: "postgres://db/audit" });
+ * console.log(databaseSetting("audit", config)); // "AUDIT_DATABASE_URL"
+ * ```
+ */
+export function databaseSetting(
+  service: string,
+  from: Env | DatabaseUrls = envObject(),
+): string {
+  const urls = typeof from.serviceDatabaseUrls === "object"
+    ? from as DatabaseUrls
+    : databaseUrls(from as Env);
+  return service in urls.serviceDatabaseUrls
+    ? `${service.toUpperCase()}_DATABASE_URL`
+    : "DATABASE_URL";
+}
+
 function baseUrl(env: Env, name: string, fallback: string): string {
   const raw = env[name] || fallback;
   let url: URL;

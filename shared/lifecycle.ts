@@ -12,7 +12,7 @@
  * ```
  */
 import { Bus, type RunningService } from "./bus.ts";
-import { type Config, serviceDatabaseUrl } from "./config.ts";
+import { type Config, databaseSetting, serviceDatabaseUrl } from "./config.ts";
 // db.ts (and postgres.js with it) is imported when a service starts, in runService: the gateway
 // uses this module too and opens no database (postgres.js is ~3.6 MiB of its resident memory).
 import type { Sql } from "./db.ts";
@@ -66,17 +66,29 @@ export function atHost(url: string | undefined): string {
   }
 }
 
+/** What a start-up step reaches: its URL, and the setting that gave it (default by step). */
+export interface StartTarget {
+  url?: string;
+  /** `PAYMENTS_DATABASE_URL` where that, not `DATABASE_URL`, named the database. */
+  setting?: string;
+}
+
 /**
  * One line for a failed start-up step: the cause and the fix when the failure is one a user can
  * cause (nothing answers, login refused, a malformed URL), else the error's own message.
  */
-export function describeStartFailure(step: string, error: unknown, url?: string): string {
+export function describeStartFailure(
+  step: string,
+  error: unknown,
+  target: StartTarget = {},
+): string {
+  const { url } = target;
+  const setting = target.setting ?? settingOf[step];
   if (url === "embedded") {
-    return `Cannot ${step}: ${settingOf[step]}=embedded works only with \`deno task start\`, ` +
+    return `Cannot ${step}: ${setting}=embedded works only with \`deno task start\`, ` +
       "which runs that server; give this process the URL of a running one.";
   }
   const known = knownCause(error);
-  const setting = settingOf[step];
   if (known && setting) {
     return `Cannot ${step}${atHost(url)}: ${known.cause}. ${known.fix(setting)}.`;
   }
@@ -95,12 +107,12 @@ export async function startOrExit<T>(
   _log: Logger,
   step: string,
   start: () => Promise<T>,
-  url?: string,
+  target?: StartTarget,
 ): Promise<T> {
   try {
     return await start();
   } catch (error) {
-    exitWithError(`${processName()}: ${describeStartFailure(step, error, url)}`);
+    exitWithError(`${processName()}: ${describeStartFailure(step, error, target)}`);
   }
 }
 
@@ -221,7 +233,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
     const applied = await process.migrate(sql);
     if (applied.length) log.info("migrations applied", { applied });
     return sql;
-  }, databaseUrl);
+  }, { url: databaseUrl, setting: databaseSetting(process.name, config) });
   const bus = await startOrExit(
     log,
     "connect to NATS",
@@ -233,7 +245,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
         name: process.name,
         logger: log,
       }),
-    config.natsUrl,
+    { url: config.natsUrl },
   );
   const service = await startOrExit(log, `start ${process.name}`, async () => {
     const service = await process.start({ sql, bus, config, log });
