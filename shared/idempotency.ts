@@ -70,11 +70,11 @@ export function withIdempotency(
   options: IdempotencyOptions = {},
 ): Route[] {
   const exempt = new Set(options.carrySecrets?.map((endpoint) => endpoint.subject));
+  const { authenticate, requestDigest = sha256Hex } = options;
   return routes.map(({ endpoint, handler }) => {
     const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
-    const inner = keyed
-      ? idempotent(sql, { subject: endpoint.subject, authenticate: options.authenticate }, handler)
-      : handler;
+    const route = { subject: endpoint.subject, authenticate, requestDigest };
+    const inner = keyed ? idempotent(sql, route, handler) : handler;
     return { endpoint, handler: translatingOutages(sql, inner) };
   });
 }
@@ -93,6 +93,13 @@ export interface IdempotencyOptions {
    * that user, but the README promises every such token a 401 on every path.
    */
   authenticate?: (actor: Actor) => Promise<void>;
+  /**
+   * Digests a request for its key row (default SHA-256). A service whose keyed requests carry a
+   * secret gives a keyed one (payments: HMAC under PAYMENTS_ENCRYPTION_KEY, for the Stripe
+   * authorization codes its links carry): with a plain hash, whoever reads the table could check
+   * a guessed code offline, as with the code digest payments keeps (keyed for that reason).
+   */
+  requestDigest?: (text: string) => Promise<string>;
 }
 
 function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Handler<Req, Res> {
@@ -117,10 +124,14 @@ interface KeyedRequest {
 
 function idempotent(
   sql: Sql,
-  route: { subject: string; authenticate?: (actor: Actor) => Promise<void> },
+  route: {
+    subject: string;
+    authenticate?: (actor: Actor) => Promise<void>;
+    requestDigest: (text: string) => Promise<string>;
+  },
   handler: Handler<HttpRequest, HttpReply>,
 ): Handler<HttpRequest, HttpReply> {
-  const { subject, authenticate } = route;
+  const { subject, authenticate, requestDigest } = route;
   return async (req, msg) => {
     const key = msg.headers?.get(IDEMPOTENCY_HEADER);
     if (!key) return await handler(req, msg);
@@ -136,7 +147,7 @@ function idempotent(
     const request: KeyedRequest = {
       caller: req.actor?.id ?? "",
       key,
-      hash: await requestHash(subject, req),
+      hash: await requestDigest(requestText(subject, req)),
       lockedUntil: new Date(currentDeadline() ?? Date.now() + CLAIM_WITHOUT_DEADLINE_MS),
     };
     const replay = await claim(sql, request);
@@ -146,14 +157,11 @@ function idempotent(
 }
 
 /** The endpoint (so the method), path, query and body: what makes two requests "the same". */
-async function requestHash(subject: string, req: HttpRequest): Promise<string> {
-  const text = JSON.stringify([
-    subject,
-    req.path,
-    req.query,
-    req.body ?? null,
-    req.rawBody ?? null,
-  ]);
+function requestText(subject: string, req: HttpRequest): string {
+  return JSON.stringify([subject, req.path, req.query, req.body ?? null, req.rawBody ?? null]);
+}
+
+async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }

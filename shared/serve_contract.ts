@@ -25,9 +25,11 @@ export function serveContract<Ops extends Record<string, Operation>>(
      * place of any other refusal.
      */
     authenticate?: Authenticate;
+    /** A keyed digest for `Idempotency-Key` rows (shared/idempotency.ts says when). */
+    requestDigest?: (text: string) => Promise<string>;
   },
 ): RunningService {
-  const { bus, sql, contract, version, authenticate } = options;
+  const { bus, sql, contract, version, authenticate, requestDigest } = options;
   const carrySecrets = Object.values(contract.operations)
     .filter((operation) => operation.carriesSecrets)
     .map((operation) => operation.endpoint);
@@ -36,6 +38,6 @@ export function serveContract<Ops extends Record<string, Operation>>(
   const routes = authenticate ? callerFirst(bound, authenticate) : bound;
   return bus.serve(
     { name: contract.service, version, description: contract.description, problems },
-    withIdempotency(sql, routes, { carrySecrets, authenticate }),
+    withIdempotency(sql, routes, { carrySecrets, authenticate, requestDigest }),
   );
 }

@@ -77,3 +77,50 @@ Deno.test("[payments] the leak check notices a planted secret", async () => {
   p.responses.length = 0;
   p.logs.length = 0;
 });
+
+/** SHA-256 (hex) of the request as idempotency keyed it before: subject, path, query, bodies. */
+async function plainRequestHash(subject: string, request: Record<string, unknown>) {
+  const text = JSON.stringify([
+    subject,
+    request.path,
+    request.query,
+    request.body ?? null,
+    request.rawBody ?? null,
+  ]);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("[payments] a keyed POST /v1/stripe-authorizations keeps no plain hash of its code", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const grant = p.grant();
+  const subject = "payments.stripe-authorizations.create";
+  // A copy of the request as payments receives it (a subscriber outside its queue group).
+  const seen = p.system.bus.nc.subscribe(p.system.bus.subject(subject), { max: 1 });
+  const request = (async () => {
+    for await (const msg of seen) return msg.json<Record<string, unknown>>();
+  })();
+  const key = crypto.randomUUID();
+  const post = () =>
+    p.call("POST", "/v1/stripe-authorizations", {
+      token: cast.owner.token,
+      headers: { "Idempotency-Key": key },
+      body: {
+        data: {
+          type: "stripe-authorization",
+          attributes: { "stripe-auth-code": grant.code },
+          relationships: { event: { data: { type: "event", id: cast.event.id } } },
+        },
+      },
+    });
+  const reply = await post();
+  expectStatus(reply, 201);
+  // The keyed digest still knows the same request again: the first answer, nothing linked twice.
+  assert.equal((await post()).text, reply.text);
+  const rows = await p.sql`select request_hash from idempotency_keys`;
+  assert.equal(rows.length, 1, "the key was kept");
+  // Whoever reads the table must not be able to check a guessed code against it offline.
+  const guessed = await plainRequestHash(subject, (await request)!);
+  assert.notEqual(rows[0].request_hash, guessed);
+});

@@ -66,6 +66,8 @@ export async function startPayments(
     handlers: paymentsHandlers(ctx),
     version: VERSION,
     authenticate: authenticateWith(access),
+    // Links carry Stripe authorization codes: a keyed request's row holds no plain hash of one.
+    requestDigest: box ? (text) => box.digest(text) : undefined,
   });
   const catalogFacts = await followCatalogFacts(ctx, bus).catch(async (error) => {
     await running.stop();
