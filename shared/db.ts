@@ -192,6 +192,7 @@ class DatabaseWatch {
     if (await this.#reachable() !== false) return;
     this.log.warn("lost the connection to Postgres; requests fail with 503 until it is back", {
       reason,
+      at: addressOf(this.sql),
     });
     const began = Date.now();
     for (;;) {
@@ -214,6 +215,12 @@ class DatabaseWatch {
       return errorCodes(error).includes("CONNECTION_ENDED") ? undefined : false;
     }
   }
+}
+
+/** Where `sql` connects, as `host:port` (never the login), for an operator's log line. */
+function addressOf(sql: Sql): string {
+  const { host, port } = sql.options as { host?: string[]; port?: number[] };
+  return (host ?? []).map((name, i) => `${name}:${port?.[i] ?? port?.[0] ?? 5432}`).join(",");
 }
 
 /** Reports a failed query: an outage is logged once and watched until Postgres is back. */

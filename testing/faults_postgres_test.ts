@@ -254,6 +254,10 @@ Deno.test({
 
       const lines = system.catalogs[0].lines;
       assert.equal(count(lines, "lost the connection to Postgres"), 1, lines.join("\n"));
+      // It says where, so an operator knows which database to look at.
+      const { hostname, port } = new URL(pg.url);
+      const lost = lines.find((line) => line.includes("lost the connection to Postgres"))!;
+      assert.equal(JSON.parse(lost).at, `${hostname}:${port}`, lost);
       assert.equal(count(lines, "Postgres is reachable again"), 1, lines.join("\n"));
       // The outage is the one line above, not an error line per failed request.
       assert.equal(count(lines, "request failed"), 0, lines.join("\n"));
