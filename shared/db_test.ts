@@ -176,3 +176,33 @@ Deno.test("[db] a transaction hook that throws neither replaces the error nor st
     await sql.end();
   }
 });
+
+Deno.test("[db] a transaction whose BEGIN fills a busy connection's pipeline still runs", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "demo", max: 2 });
+  try {
+    await sql`create table marks (id int)`;
+    await Promise.all([sql`select 1`, sql`select 1`]); // both connections open
+    // Both connections busy with a slow statement, then 99 more queued behind each: the BEGIN
+    // that follows is the 100th statement pipelined on its connection (postgres.js's
+    // max_pipeline). postgres.js 3.4.9 then skipped reserving the connection for the
+    // transaction: UNSAFE_TRANSACTION, a 500, and a backend left inside a transaction that
+    // other statements of the pool then ran in (porsager/postgres#823, #1189).
+    // (A statement is sent when awaited or executed: `execute()` sends each in this order.)
+    const busy = [sql`select pg_sleep(0.2)`.execute(), sql`select pg_sleep(0.2)`.execute()];
+    for (let i = 0; i < 2 * 99; i++) busy.push(sql`select 1`.execute());
+    const written = transaction(sql, async (tx) => {
+      await tx`insert into marks values (1)`;
+    });
+    await within(5000, "the transaction", written);
+    await within(5000, "the queued statements", Promise.all(busy));
+    const states = await sql`select state from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid()
+        and state like 'idle in transaction%'`;
+    assert.equal(states.length, 0, "no connection is left inside a transaction");
+    const [{ count }] = await sql`select count(*)::int as count from marks`;
+    assert.equal(count, 1);
+  } finally {
+    await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
+  }
+});

@@ -170,11 +170,17 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         : (query = q, query.active = true)
 
       build(q)
-      return write(toBuffer(q))
+      const written = write(toBuffer(q))
+      // Patched (vendor/postgres/README.md): sql.begin's BEGIN reserves its connection through
+      // onexecute, which sat last in this chain, so a BEGIN that filled the pipeline (or met a
+      // full socket) went out unreserved: UNSAFE_TRANSACTION, and a backend left inside a
+      // transaction that the pool's other statements then ran in. Reserve whenever it is sent.
+      if (q.options.onexecute)
+        return q.options.onexecute(connection), false
+      return written
         && !q.describeFirst
         && !q.cursorFn
         && sent.length < max_pipeline
-        && (!q.options.onexecute || q.options.onexecute(connection))
     } catch (error) {
       sent.length === 0 && write(Sync)
       errored(error)
