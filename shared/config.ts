@@ -133,11 +133,16 @@ export function serviceDatabaseUrl(
   service: string,
   from: Env | DatabaseUrls = envObject(),
 ): string {
+  const urls = urlsOf(from);
+  return urls.serviceDatabaseUrls[service] ?? urls.databaseUrl;
+}
+
+/** The database URLs an environment or a loaded config gives. */
+function urlsOf(from: Env | DatabaseUrls): DatabaseUrls {
   // An environment's values are all strings: an object here is a loaded config's map.
-  const urls = typeof from.serviceDatabaseUrls === "object"
+  return typeof from.serviceDatabaseUrls === "object"
     ? from as DatabaseUrls
     : databaseUrls(from as Env);
-  return urls.serviceDatabaseUrls[service] ?? urls.databaseUrl;
 }
 
 /**
@@ -155,9 +160,7 @@ export function databaseSetting(
   service: string,
   from: Env | DatabaseUrls = envObject(),
 ): string {
-  const urls = typeof from.serviceDatabaseUrls === "object"
-    ? from as DatabaseUrls
-    : databaseUrls(from as Env);
+  const urls = urlsOf(from);
   return service in urls.serviceDatabaseUrls
     ? `${service.toUpperCase()}_DATABASE_URL`
     : "DATABASE_URL";
