@@ -593,11 +593,15 @@ Deno.test("[consumer] an ephemeral consumer the server removed is made again whe
   }
 });
 
-Deno.test("[consumer] an ephemeral consumer of new facts removed before its first is made again from its start", async () => {
+/**
+ * A `start: "new"` ephemeral consumer on a stream holding `before` facts, removed by the server
+ * before its first fact; returns what it handled of the two published once it was gone.
+ */
+async function newFactsAfterRemoval(before: number): Promise<string[]> {
   await using b = await factBus({ ensureStream: true });
   const jsm = await jetstreamManager(b.bus.nc);
   const stream = facts.stream(b.prefix);
-  await publish(b, range(1, 3).map(fact));
+  if (before) await publish(b, range(1, before + 1).map(fact));
   const handled: string[] = [];
   const consumer = await consumeFacts(b.bus, {
     subject: "facts.catalog.>",
@@ -608,34 +612,24 @@ Deno.test("[consumer] an ephemeral consumer of new facts removed before its firs
   try {
     const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
     await jsm.consumers.delete(stream, name);
-    await publish(b, range(3, 5).map(fact));
+    await publish(b, range(before + 1, before + 3).map(fact));
     await eventually(() => handled.length >= 2, 10_000, "the facts published once it was gone");
-    assert.deepEqual(handled, ["3", "4"], "neither the facts before it nor a loss");
+    return handled;
   } finally {
     await consumer.stop();
   }
+}
+
+Deno.test("[consumer] an ephemeral consumer of new facts removed before its first is made again from its start", async () => {
+  assert.deepEqual(
+    await newFactsAfterRemoval(2),
+    ["3", "4"],
+    "neither the facts before it nor a loss",
+  );
 });
 
 // A consumer of new facts made on an empty stream stands at sequence 0: made again from its own
 // start (`new`) once the server had removed it, it skipped every fact published meanwhile.
 Deno.test("[consumer] an ephemeral consumer of new facts on an empty stream, removed before its first, loses none", async () => {
-  await using b = await factBus({ ensureStream: true });
-  const jsm = await jetstreamManager(b.bus.nc);
-  const stream = facts.stream(b.prefix);
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    subject: "facts.catalog.>",
-    start: "new",
-    log: quiet,
-    handle: collectIds(handled),
-  });
-  try {
-    const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
-    await jsm.consumers.delete(stream, name);
-    await publish(b, range(1, 3).map(fact));
-    await eventually(() => handled.length >= 2, 10_000, "the facts published once it was gone");
-    assert.deepEqual(handled, ["1", "2"]);
-  } finally {
-    await consumer.stop();
-  }
+  assert.deepEqual(await newFactsAfterRemoval(0), ["1", "2"]);
 });
