@@ -246,10 +246,10 @@ export async function consumeFacts<S extends string>(
     options,
     handled: handledFacts(name),
     stopping: stopping.signal,
-    position: new StreamPosition(floor),
+    position: new StreamPosition(floor, { shared: options.durable !== undefined }),
   };
   const health = new PullHealth(options.log, name);
-  const unwatch = watchLag(jsm, stream, name);
+  const unwatch = watchLag(jsm, batches);
   const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
   const pulling = pullForever(bus, {
     consumer,
@@ -257,9 +257,10 @@ export async function consumeFacts<S extends string>(
     inHand,
     batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
     handleBatch: (messages) => handleBatchSafely(batches, messages),
-    // A durable consumer stays until someone deletes it; an ephemeral one goes after 30 s
-    // without this process (a NATS outage, a network cut), and must be made again.
-    remake: options.durable ? undefined : () => remakeIfGone(jsm, batches),
+    // An ephemeral consumer goes after 30 s without this process (a NATS outage, a network
+    // cut); a durable one when someone deletes it. Either way it is made again: a durable one
+    // left deleted stalled its service's facts for good.
+    remake: () => remakeIfGone(jsm, batches),
   });
   return {
     async stop() {
@@ -309,22 +310,25 @@ async function openConsumer<S extends string>(
     (info) => ({ name: info.name, floor: info.delivered.stream_seq }),
     async (error) => {
       if (!options.durable) throw error;
-      await jsm.consumers.update(stream, options.durable, {
+      const info = await jsm.consumers.update(stream, options.durable, {
         filter_subject: config.filter_subject,
         ack_wait: config.ack_wait,
         max_ack_pending: config.max_ack_pending,
       });
-      // An existing durable resumes where it stood, and is never made again: no floor needed.
-      return { name: options.durable, floor: 0 };
+      // An existing durable resumes where it stood; made again, past what every instance settled.
+      return { name: options.durable, floor: info.ack_floor.stream_seq };
     },
   );
   return { jsm, stream, name, floor };
 }
 
 /**
- * Makes an ephemeral consumer again, under its name, when the server removed it (after its
- * inactive threshold: this process was cut off from NATS for longer), from the first fact it
- * has not settled (`StreamPosition`); undefined while it exists or when that cannot be told.
+ * Makes a consumer again, under its name, when the server removed it (an ephemeral one after its
+ * inactive threshold: this process was cut off from NATS for longer; a durable one someone
+ * deleted), from the first fact it has not settled (`StreamPosition`); undefined while it exists
+ * or when that cannot be told. Instances of a durable one race to make it: the first wins, the
+ * others find it there (or fail to add theirs, and find it at the next check), and their pulls,
+ * which name it, take from it again.
  */
 async function remakeIfGone<S extends string>(
   jsm: JetStreamManager,
@@ -808,11 +812,15 @@ function handledFacts(durable: string) {
   };
 }
 
-/** Reads the consumer's lag from JetStream before each metrics snapshot; returns how to stop. */
-function watchLag(jsm: JetStreamManager, stream: string, durable: string): () => void {
-  const series = lag.series(durable);
+/**
+ * Reads the consumer's lag from JetStream before each metrics snapshot, and with it the
+ * acknowledgement floor a durable consumer made again resumes from; returns how to stop.
+ */
+function watchLag<S extends string>(jsm: JetStreamManager, ctx: BatchContext<S>): () => void {
+  const series = lag.series(ctx.name);
   return metrics.collect(async () => {
-    const info = await jsm.consumers.info(stream, durable);
+    const info = await jsm.consumers.info(ctx.stream, ctx.name);
     series.set(info.num_pending + info.num_ack_pending);
+    ctx.position.acknowledgedUpTo(info.ack_floor.stream_seq);
   });
 }

@@ -633,3 +633,67 @@ Deno.test("[consumer] an ephemeral consumer of new facts removed before its firs
 Deno.test("[consumer] an ephemeral consumer of new facts on an empty stream, removed before its first, loses none", async () => {
   assert.deepEqual(await newFactsAfterRemoval(0), ["1", "2"]);
 });
+
+// Found by a review: a durable consumer someone deleted on the server (`nats consumer rm`, a lost
+// store) left its service's pull stalled for good; nothing handled a fact again until a restart.
+Deno.test("[consumer] a durable consumer deleted on the server is made again after what was settled", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const warnings: LogFields[] = [];
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "deleted",
+    subject: "facts.catalog.>",
+    log: { ...quiet, warn: (_message: string, fields?: LogFields) => void warnings.push(fields!) },
+    handle: collectIds(handled),
+  });
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(() => handled.length === 3, 5000, "the first facts");
+    // A scrape reads the acknowledgement floor, as /metrics does in production.
+    await eventually(async () => {
+      await metrics.snapshot();
+      return (await jsm.consumers.info(stream, "deleted")).ack_floor.stream_seq === 3;
+    });
+    await metrics.snapshot();
+    await jsm.consumers.delete(stream, "deleted");
+    await publish(b, range(4, 6).map(fact));
+    await eventually(() => handled.length >= 5, 10_000, "the facts published once it was gone");
+    assert.deepEqual(handled, ["1", "2", "3", "4", "5"], "after the floor, none lost, none again");
+    assert.ok(warnings.some((fields) => fields.durable === "deleted" && fields.fromSequence === 4));
+    const info = await jsm.consumers.info(stream, "deleted");
+    assert.equal(info.config.durable_name, "deleted", "durable again, not ephemeral");
+    assert.equal(info.config.inactive_threshold ?? 0, 0);
+  } finally {
+    await consumer.stop();
+  }
+});
+
+// Two instances share a durable consumer: each saw only its own facts, so the one that makes it
+// again must not start past a fact the other still held. Both race to make it; facts go on.
+Deno.test("[consumer] a shared durable deleted on the server loses no fact with two instances", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const instance = () =>
+    consumeFacts(b.bus, {
+      durable: "shared",
+      subject: "facts.catalog.>",
+      log: quiet,
+      batchSize: 2,
+      handle: collectIds(handled),
+    });
+  const [one, two] = [await instance(), await instance()];
+  try {
+    await publish(b, range(1, 21).map(fact));
+    await eventually(() => new Set(handled).size === 20, 5000, "the first facts");
+    await jsm.consumers.delete(stream, "shared");
+    await publish(b, range(21, 41).map(fact));
+    await eventually(() => new Set(handled).size === 40, 15_000, "every fact, once it was gone");
+    assert.deepEqual([...new Set(handled)].map(Number).sort((x, y) => x - y), range(1, 41));
+  } finally {
+    await Promise.all([one.stop(), two.stop()]);
+  }
+});

@@ -2,8 +2,14 @@
  * Where a fact consumer stands in its stream, kept by the consumer itself: the stream sequences
  * handed to it and not yet settled (acknowledged or parked), and the highest one settled. A
  * consumer that the server removed (an ephemeral one, after its inactive threshold while the
- * process was cut off from NATS) is made again from `resumeAt()`: nothing unsettled is skipped,
- * and nothing settled is replayed but what was handed over after it (a handler is idempotent).
+ * process was cut off from NATS; a durable one someone deleted) is made again from `resumeAt()`:
+ * nothing unsettled is skipped, and nothing settled is replayed but what was handed over after it
+ * (a handler is idempotent).
+ *
+ * A durable consumer is shared by every instance of its service, and this instance sees only the
+ * facts handed to it: another may hold a lower one, unsettled. So a shared position never resumes
+ * past the server's acknowledgement floor as last read (`acknowledgedUpTo`): every fact up to it
+ * was settled by some instance. What the others settled above it is handed over again.
  *
  * @example
  * ```ts
@@ -17,14 +23,24 @@
  */
 export class StreamPosition {
   readonly #unsettled = new Set<number>();
+  readonly #shared: boolean;
   #highestSettled: number;
+  #acknowledged: number;
 
   /**
    * `floor`: the last sequence before the consumer's first fact (0: the stream's start, or a
-   * consumer of new facts made on an empty stream).
+   * consumer of new facts made on an empty stream), or an existing consumer's acknowledgement
+   * floor. `shared`: other instances take from the same consumer (a durable one).
    */
-  constructor(floor = 0) {
+  constructor(floor = 0, options: { shared?: boolean } = {}) {
     this.#highestSettled = floor;
+    this.#acknowledged = floor;
+    this.#shared = options.shared ?? false;
+  }
+
+  /** The server says every fact up to `sequence` is settled (its acknowledgement floor). */
+  acknowledgedUpTo(sequence: number): void {
+    this.#acknowledged = Math.max(this.#acknowledged, sequence);
   }
 
   /** A fact at `sequence` was handed to the consumer (again, after a redelivery). */
@@ -44,7 +60,7 @@ export class StreamPosition {
    * was gone (a floor of 0 is an empty stream, not the start of a replay).
    */
   resumeAt(): number {
-    if (this.#unsettled.size) return Math.min(...this.#unsettled);
-    return this.#highestSettled + 1;
+    const own = this.#unsettled.size ? Math.min(...this.#unsettled) : this.#highestSettled + 1;
+    return this.#shared ? Math.min(own, this.#acknowledged + 1) : own;
   }
 }

@@ -90,7 +90,8 @@ export interface PullSource {
   handleBatch(messages: JsMsg[]): Promise<void>;
   /**
    * Asked while the pull stays stalled: a consumer the server no longer has (an ephemeral one,
-   * removed after its inactive threshold while this process was cut off from NATS) is made again
+   * removed after its inactive threshold while this process was cut off from NATS, or a durable
+   * one someone deleted) is made again
    * and returned, and the pull goes on from it; undefined while it exists. Without it, a pull on
    * a removed consumer stayed stalled for good.
    */

@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { StreamPosition } from "./fact_position.ts";
+
+Deno.test("[fact position] an ephemeral consumer resumes at its first unsettled fact, or after its last", () => {
+  const position = new StreamPosition(6);
+  assert.equal(position.resumeAt(), 7);
+  position.delivered(7);
+  position.delivered(8);
+  position.settled(8);
+  assert.equal(position.resumeAt(), 7, "7 was handed over and not settled");
+  position.settled(7);
+  assert.equal(position.resumeAt(), 9);
+});
+
+// Another instance of a durable consumer may hold fact 4, unsettled, while this one settled 5 to
+// 9: only the server's acknowledgement floor says what every instance settled.
+Deno.test("[fact position] a shared consumer never resumes past the server's acknowledgement floor", () => {
+  const position = new StreamPosition(3, { shared: true });
+  for (const sequence of [5, 6, 7, 8, 9]) {
+    position.delivered(sequence);
+    position.settled(sequence);
+  }
+  assert.equal(position.resumeAt(), 4);
+  position.acknowledgedUpTo(7);
+  assert.equal(position.resumeAt(), 8);
+  position.acknowledgedUpTo(2);
+  assert.equal(position.resumeAt(), 8, "a floor read earlier does not move it back");
+  position.acknowledgedUpTo(12);
+  assert.equal(position.resumeAt(), 10, "nor past where this instance itself stands");
+});
