@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { Bus, route } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
-import { freePort } from "@shared/net.ts";
 import { eventually } from "@testing/eventually.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
 import type { GatewayEnv } from "./env.ts";
 import { health } from "./health.ts";
 import { catalog } from "@shared/subjects.ts";
@@ -105,30 +105,12 @@ Deno.test("[gateway] GET /health answers 503 naming a service whose every instan
 });
 
 Deno.test("[gateway] GET /health answers 503 naming NATS while the gateway has lost it", async () => {
-  const port = freePort();
-  const dir = await Deno.makeTempDir({ prefix: "oe-health-nats-" });
-  const nats = () =>
-    new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(port), "-sd", dir],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-  let server = nats();
-  await using _server = {
-    async [Symbol.asyncDispose]() {
-      server.kill("SIGKILL");
-      await server.status;
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-  const up = () => Deno.connect({ port }).then((c) => (c.close(), true), () => false);
-  await eventually(up, 5_000, "nats-server listening");
+  await using nats = await startNatsServer();
   const logger = createLogger("test", "error");
-  const bus = await Bus.connect({ url: `nats://127.0.0.1:${port}`, prefix: "h", logger });
+  const bus = await Bus.connect({ url: nats.url, prefix: "h", logger });
   await using _bus = { [Symbol.asyncDispose]: () => bus.close() };
   const app = new Hono<GatewayEnv>().get("/health", health({ bus, services: ["catalog"] }));
-  server.kill("SIGKILL");
-  await server.status;
+  await nats.stop();
   await eventually(() => bus.reconnecting, 5_000, "the bus to notice");
   const response = await app.request("/health");
   assert.equal(response.status, 503);
@@ -137,6 +119,6 @@ Deno.test("[gateway] GET /health answers 503 naming NATS while the gateway has l
     services: {},
     problems: ["NATS unreachable: the gateway is reconnecting"],
   });
-  server = nats();
+  await nats.start();
   await eventually(() => !bus.reconnecting, 10_000, "the bus to reconnect");
 });

@@ -8,6 +8,7 @@
 import { STOP_AT_STDIN_END } from "@shared/lifecycle.ts";
 import { freePort } from "@shared/net.ts";
 import { testDatabase } from "@shared/testing.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
 import assert from "node:assert/strict";
 import { answers } from "./embedded.ts";
 
@@ -61,33 +62,6 @@ async function startFails(env: Record<string, string>, cause: RegExp): Promise<O
   const outcome = await run("scripts/start.ts", env);
   assertOneLine(outcome, cause);
   return outcome;
-}
-
-/** A nats-server of the test's own on a free port (with a user and password when given). */
-async function privateNats(
-  dir: string,
-  auth?: { user: string; pass: string },
-  jetStream = true,
-) {
-  const port = freePort();
-  const args = ["-a", "127.0.0.1", "-p", String(port), ...(jetStream ? ["-js"] : []), "-sd", dir];
-  if (auth) args.push("--user", auth.user, "--pass", auth.pass);
-  const child = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
 }
 
 /** A folder the `postgres` OS user can enter too (Postgres runs as that user under root). */
@@ -296,9 +270,12 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     await using dir = await tempDir();
-    await using nats = await privateNats(`${dir.path}/nats`);
-    await using guarded = await privateNats(`${dir.path}/guarded`, { user: "oe", pass: "right" });
-    await using plain = await privateNats(`${dir.path}/plain`, undefined, false);
+    await using nats = await startNatsServer({ jetStream: true });
+    await using guarded = await startNatsServer({
+      jetStream: true,
+      login: { user: "oe", password: "right" },
+    });
+    await using plain = await startNatsServer();
     const nobody = `postgres://postgres@127.0.0.1:${freePort()}/open_event`;
     // Only read: a database that exists, so start checks it and creates nothing.
     const shared = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -466,8 +443,7 @@ Deno.test({
   async fn() {
     // Servers it did not start: before, only the embedded ones watched start; the services and
     // the gateway served on as orphans, next to the next start's (and with an older JWT secret).
-    await using dir = await tempDir();
-    await using nats = await privateNats(`${dir.path}/nats`);
+    await using nats = await startNatsServer({ jetStream: true });
     await using db = await testDatabase();
     const gateway = freePort();
     const start = await startUntilReady({
@@ -529,8 +505,7 @@ Deno.test({
   ignore: !await answers("127.0.0.1", 5432),
   sanitizeResources: false,
   async fn(t) {
-    await using dir = await tempDir();
-    await using nats = await privateNats(`${dir.path}/nats`);
+    await using nats = await startNatsServer({ jetStream: true });
     await using db = await testDatabase();
     const env = { DATABASE_URL: db.url, NATS_URL: nats.url, BUS_PREFIX: "stdin" };
     const audit = async (extra: Record<string, string>) => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { connectNats } from "./nats_transport.ts";
-import { freePort } from "./net.ts";
 import { testBus } from "./testing.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
 
 /** Resolves once `sub` has seen `count` messages (bounded: a lost frame fails, not hangs). */
 async function receive(
@@ -86,45 +86,25 @@ Deno.test("[nats transport] a tls:// URL is refused by a server without TLS, nev
   });
 });
 
-/** A nats-server of the test's own that requires `auth`; disposing it stops it. */
-async function guardedNats(auth: string[]) {
-  const port = freePort();
-  const dir = await Deno.makeTempDir({ prefix: "oe-nats-auth-" });
-  const child = new Deno.Command("nats-server", {
-    args: ["-a", "127.0.0.1", "-p", String(port), "-sd", dir, ...auth],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    const up = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => c.close(), () => 0);
-    if (up !== 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    hostPort: `127.0.0.1:${port}`,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
 Deno.test("[nats transport] connectNats logs in with the user and password or token of the URL", async (t) => {
   await t.step("user and password (percent-encoded)", async () => {
-    await using nats = await guardedNats(["--user", "oe", "--pass", "pw-SECRET/1234@x"]);
-    const nc = await connectNats({ servers: [`nats://oe:pw-SECRET%2F1234%40x@${nats.hostPort}`] });
+    await using nats = await startNatsServer({
+      login: { user: "oe", password: "pw-SECRET/1234@x" },
+    });
+    const hostPort = `127.0.0.1:${nats.port}`;
+    const nc = await connectNats({ servers: [`nats://oe:pw-SECRET%2F1234%40x@${hostPort}`] });
     // The server the client names (in status events, logs) carries no password.
     assert.doesNotMatch(nc.getServer(), /SECRET/);
     await nc.close();
     await assert.rejects(
-      connectNats({ servers: [`nats://oe:wrong@${nats.hostPort}`], maxReconnectAttempts: 0 }),
+      connectNats({ servers: [`nats://oe:wrong@${hostPort}`], maxReconnectAttempts: 0 }),
       /Authorization Violation/,
     );
   });
   await t.step("a token", async () => {
-    await using nats = await guardedNats(["--auth", "tok-SECRET-1234"]);
-    const nc = await connectNats({ servers: `nats://tok-SECRET-1234@${nats.hostPort}` });
+    await using nats = await startNatsServer({ login: { token: "tok-SECRET-1234" } });
+    const hostPort = `127.0.0.1:${nats.port}`;
+    const nc = await connectNats({ servers: `nats://tok-SECRET-1234@${hostPort}` });
     await nc.close();
   });
 });

@@ -19,6 +19,7 @@ import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+import { startNatsServer } from "./nats_server.ts";
 
 /** A logger that keeps its lines' messages. */
 function recording(): Logger & { messages: string[] } {
@@ -125,30 +126,8 @@ Deno.test({
 }, async () => {
   await using db = await testDatabase();
   // One plain server (a one-node cluster elects no JetStream leader).
-  const port = freePort();
-  const dir = await Deno.makeTempDir({ prefix: "nats-hung-" });
-  const server = new Deno.Command("nats-server", {
-    args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await eventually(
-    async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    "nats-server",
-  );
-  const bus = await Bus.connect({
-    url: `nats://127.0.0.1:${port}`,
-    prefix: "t",
-    logger: recording(),
-  });
+  await using nats = await startNatsServer({ jetStream: true });
+  const bus = await Bus.connect({ url: nats.url, prefix: "t", logger: recording() });
   const sql = await openDatabase(db.url, { schema: "demo" });
   const relay = new FactRelay(sql, bus, recording());
   try {
@@ -169,7 +148,7 @@ Deno.test({
       })
     );
     // A hung server: each publish waits out its timeout (5 s), and stopping waited for two.
-    server.kill("SIGSTOP");
+    nats.freeze(true);
     relay.kick();
     const started = performance.now();
     await relay.stop();
@@ -178,13 +157,10 @@ Deno.test({
     const [{ n }] = await sql`select count(*)::int as n from outbox`;
     assert.equal(n, 1, "the fact waits in the outbox for the next start");
   } finally {
-    server.kill("SIGCONT");
+    nats.freeze(false);
     await relay.flush().catch(() => {});
     await sql.end();
     await bus.nc.close();
-    server.kill("SIGKILL");
-    await server.status;
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -231,28 +207,12 @@ Deno.test("[facts] the relay's failure names the real cause, not 'jetstream is n
   });
   await t.step("JetStream unreachable: says no leader or not enabled", async () => {
     // A NATS without JetStream answers nobody on the JetStream API.
-    const port = freePort();
-    const plain = new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(port)],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    try {
-      await eventually(
-        () =>
-          Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false),
-        5_000,
-        "nats-server",
-      );
-      const bus = await Bus.connect({ url: `nats://127.0.0.1:${port}`, prefix: "x" });
-      const error = await jetstream(bus.nc).publish("x.facts.a.b.c", "{}").catch((e) => e);
-      const cause = await publishFailureCause(bus, error);
-      assert.match(cause, /^JetStream does not answer: no JetStream leader/);
-      await bus.close();
-    } finally {
-      plain.kill("SIGKILL");
-      await plain.status;
-    }
+    await using plain = await startNatsServer();
+    const bus = await Bus.connect({ url: plain.url, prefix: "x" });
+    const error = await jetstream(bus.nc).publish("x.facts.a.b.c", "{}").catch((e) => e);
+    const cause = await publishFailureCause(bus, error);
+    assert.match(cause, /^JetStream does not answer: no JetStream leader/);
+    await bus.close();
   });
 });
 

@@ -13,6 +13,7 @@
 import { freePort } from "@shared/net.ts";
 import type { Bus } from "@shared/bus.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { waitForNatsServer } from "./nats_server.ts";
 
 export interface NatsNode {
   name: string;
@@ -36,21 +37,6 @@ export interface NatsCluster extends AsyncDisposable {
   revive(name: string): Promise<NatsNode>;
   /** The node leading `stream` now (undefined while it has none). */
   streamLeader(bus: Bus, stream: string): Promise<string | undefined>;
-}
-
-/** Waits until the node accepts connections; fails early when its process exited. */
-async function waitForPort(node: NatsNode, deadline: number): Promise<void> {
-  let exited = false;
-  node.process?.status.then(() => exited = true);
-  while (Date.now() < deadline && !exited) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: node.port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`nats-server ${node.name} on port ${node.port} did not start`);
 }
 
 function spawnNode(node: NatsNode, clusterPort: number, routes: string, dir: string) {
@@ -89,11 +75,10 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
   });
   const spawn = (node: NatsNode) =>
     node.process = spawnNode(node, clusterPorts[nodes.indexOf(node)], routes, dir);
-  nodes.forEach(spawn);
+  const processes = nodes.map(spawn);
   const cluster = clusterOf(nodes, dir, spawn);
-  const deadline = Date.now() + 15_000;
   try {
-    await Promise.all(nodes.map((node) => waitForPort(node, deadline)));
+    await Promise.all(nodes.map((node, i) => waitForNatsServer(processes[i], node.port)));
   } catch (error) {
     await cluster[Symbol.asyncDispose]();
     throw error;
@@ -104,7 +89,7 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
 function clusterOf(
   nodes: NatsNode[],
   dir: string,
-  spawn: (node: NatsNode) => void,
+  spawn: (node: NatsNode) => Deno.ChildProcess,
 ): NatsCluster {
   const cluster: NatsCluster = {
     nodes,
@@ -126,8 +111,7 @@ function clusterOf(
     async revive(name) {
       const node = nodes.find((n) => n.name === name);
       if (!node || node.process) throw new Error(`Cannot revive ${name}: it is running or unknown`);
-      spawn(node);
-      await waitForPort(node, Date.now() + 15_000);
+      await waitForNatsServer(spawn(node), node.port);
       return node;
     },
     async streamLeader(bus, stream) {

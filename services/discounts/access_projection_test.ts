@@ -8,13 +8,13 @@ import assert from "node:assert/strict";
 import { Bus } from "@shared/bus.ts";
 import type { Endpoint } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
-import { freePort } from "@shared/net.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
 import * as actions from "@testing/actions.ts";
 import { eventually } from "@testing/eventually.ts";
 import { catalogFixture, gatewayFixture, randomSecret, testConfig } from "@testing/fixtures.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
 import { expectStatus, type TestSystem } from "@testing/system.ts";
 import { codeBody, discountsFixture, startDiscountsSystem } from "./_test_utils.ts";
 
@@ -97,44 +97,12 @@ Deno.test("[discounts] a kept access answer is not used past its age limit, even
   assert.ok(sinceKept < ttlMs + 250, `refused ${sinceKept.toFixed(0)} ms after it was kept`);
 });
 
-/** A nats-server with JetStream of this test's own, which it can stop and start again. */
-function privateNats() {
-  const port = freePort();
-  const dir = Deno.makeTempDirSync({ prefix: "access-nats-" });
-  let process: Deno.ChildProcess | undefined;
-  const up = async () => {
-    process = new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const connects = () =>
-      Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false);
-    await eventually(connects, 10_000, "nats-server");
-  };
-  const down = async () => {
-    process?.kill("SIGKILL");
-    await process?.status;
-    process = undefined;
-  };
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    up,
-    down,
-    async [Symbol.asyncDispose]() {
-      await down();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-}
-
 Deno.test({
   name: "[discounts] after the NATS connection drops and comes back, no kept access answer is used",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await using nats = privateNats();
-  await nats.up();
+  await using nats = await startNatsServer({ jetStream: true });
   await using database = await testDatabase();
   const prefix = `acc${crypto.randomUUID().slice(0, 8)}`;
   const logger = createLogger("test", "error");
@@ -161,8 +129,8 @@ Deno.test({
   await catalogPart.sql`delete from users_events_roles where id = ${cast.grants.coorganizer}`;
   assert.equal(await get(cast.coorganizer.token), 200, "kept (else this test proves nothing)");
 
-  await nats.down();
-  await nats.up();
+  await nats.stop();
+  await nats.start();
   await eventually(async () => await get(cast.owner.token) === 200, 15_000, "NATS back");
   assert.equal(await get(cast.coorganizer.token), 403, "nothing from before the drop is used");
   const projection = discounts.services[0].access.projection!;

@@ -1,0 +1,115 @@
+/**
+ * A private NATS server for tests: its own port and data folder (a temp dir, removed on dispose),
+ * so a test may log in to it, stop it, start it again or freeze it without touching the shared
+ * NATS on 4222.
+ *
+ * @example
+ * ```ts ignore
+ * await using nats = await startNatsServer({ jetStream: true });
+ * const bus = await Bus.connect({ url: nats.url, prefix: "t" });
+ * await nats.stop();   // like a crash: SIGKILL
+ * await nats.start();  // back on its port, its JetStream store kept
+ * ```
+ */
+import { freePort } from "@shared/net.ts";
+
+export interface NatsServerOptions {
+  /** Runs JetStream, its store in the data folder (kept across `stop` and `start`). */
+  jetStream?: boolean;
+  /** A login every client must give: a user and password, or a token. */
+  login?: { user: string; password: string } | { token: string };
+}
+
+export interface NatsServer extends AsyncDisposable {
+  /** `nats://127.0.0.1:<port>`, without the login. */
+  url: string;
+  port: number;
+  /** Stops it the hard way (SIGKILL: connections cut, nothing said to clients): a crash. */
+  stop(): Promise<void>;
+  /** Starts it again on its port and data folder and waits until it accepts connections. */
+  start(): Promise<void>;
+  /**
+   * Freezes it (SIGSTOP) or thaws it (SIGCONT): a hung server, whose connections stay open but
+   * answer nothing, unlike a stopped one's, which are reset at once.
+   */
+  freeze(frozen: boolean): void;
+}
+
+/**
+ * Waits until the nats-server `process` accepts connections on `port`; fails early when it exited
+ * (a port another process took meanwhile, a bad flag) rather than after the whole bound.
+ */
+export async function waitForNatsServer(process: Deno.ChildProcess, port: number): Promise<void> {
+  let exited = false;
+  process.status.then(() => exited = true);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && !exited) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const why = exited ? "it exited" : "it accepted no connection within 15 s";
+  throw new Error(`Cannot start nats-server on 127.0.0.1:${port}: ${why}`);
+}
+
+function loginArgs(login: NatsServerOptions["login"]): string[] {
+  if (!login) return [];
+  return "token" in login
+    ? ["--auth", login.token]
+    : ["--user", login.user, "--pass", login.password];
+}
+
+/** Starts one and waits until it accepts connections. */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const dir = await Deno.makeTempDir({ prefix: "oe-nats-" });
+  const port = freePort();
+  const args = [
+    ...["-a", "127.0.0.1", "-p", String(port), "-sd", dir, "-l", `${dir}/server.log`],
+    ...(options.jetStream ? ["-js"] : []),
+    ...loginArgs(options.login),
+  ];
+  let process: Deno.ChildProcess | undefined;
+  const running = () => {
+    if (!process) throw new Error(`Cannot signal nats-server on 127.0.0.1:${port}: it is stopped`);
+    return process;
+  };
+  const stop = async () => {
+    try {
+      process?.kill("SIGKILL");
+    } catch {
+      // It exited by itself (a failed start): nothing to stop.
+    }
+    await process?.status;
+    process = undefined;
+  };
+  const start = async () => {
+    if (process) throw new Error(`Cannot start nats-server on 127.0.0.1:${port}: it is running`);
+    process = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
+    await waitForNatsServer(process, port).catch(async (error) => {
+      await stop();
+      // Why it exited (the port taken meanwhile) is only in its log.
+      const log = await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
+      const last = log.trim().split("\n").at(-1) || "empty";
+      throw new Error(`${error.message} (its log: ${last})`, { cause: error });
+    });
+  };
+  const dispose = async () => {
+    await stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  await start().catch(async (error) => {
+    await dispose();
+    throw error;
+  });
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
+    freeze: (frozen) => running().kill(frozen ? "SIGSTOP" : "SIGCONT"),
+    [Symbol.asyncDispose]: dispose,
+  };
+}
