@@ -439,6 +439,27 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
     const [row] = await system.dsql`select state, deleted from catalog_events where id = 777777`;
     assert.equal(row.deleted, true);
   });
+  await t.step("a restored event is served from the projection again", async () => {
+    const patch = (query: string, attributes: Record<string, unknown>, token: string) =>
+      system.call("PATCH", `/v1/events/${cast.event.id}${query}`, {
+        token,
+        body: { data: { type: "event", id: cast.event.id, attributes } },
+      });
+    expectStatus(await patch("", { state: "published" }, cast.owner.token), 200);
+    const path = `/v1/events/${cast.event.id}`;
+    expectStatus(await system.call("DELETE", path, { token: system.admin.token }), 200);
+    await system.catalog.relay.flush();
+    await eventually(async () => (await projected()).deleted, 10_000, "deletion projected");
+    expectStatus(await patch("?get_trashed=true", { "deleted-at": null }, system.admin.token), 200);
+    await system.catalog.relay.flush();
+    await eventually(async () => !(await projected()).deleted, 10_000, "restore projected");
+    const asked = () =>
+      system.catalog.running.stats().find((s) => s.subject.endsWith("access"))!.num_requests;
+    const before = asked();
+    // Its code went to the trash with the event and stays there: a 404, from the projection.
+    expectError(await lookup(cast.event.id), 404);
+    assert.equal(asked(), before, "no catalog hop for the restored event");
+  });
 });
 
 Deno.test("[discounts] a cached lookup re-read before the projection followed the catalog is dropped once it has", async () => {

@@ -16,7 +16,9 @@ export interface ProjectedEvent {
 
 /**
  * Records what a catalog fact says of an event. Idempotent and order-proof: a fact older than
- * the stored one changes nothing, and `deleted` never goes back to false.
+ * the stored one changes nothing. A later one says whether it is deleted: a restored event is
+ * served from the projection again (until 2026-12-03 `deleted` never went back to false, and
+ * every lookup of a restored event asked the catalog).
  */
 export async function projectEvent(
   sql: Queryable,
@@ -29,7 +31,7 @@ export async function projectEvent(
     on conflict (id) do update set
       identifier = excluded.identifier,
       state = excluded.state,
-      deleted = catalog_events.deleted or excluded.deleted,
+      deleted = excluded.deleted,
       changed_at = excluded.changed_at
     where catalog_events.changed_at <= excluded.changed_at`;
 }
