@@ -107,9 +107,18 @@ function isInterimAlone(chunk: Uint8Array): boolean {
   return true;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes`, telling `progress` after each write that took some. */
+async function writeAll(
+  conn: Deno.Conn,
+  bytes: Uint8Array,
+  progress?: () => void,
+): Promise<void> {
   let written = await conn.write(bytes);
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+  progress?.();
+  while (written < bytes.length) {
+    written += await conn.write(bytes.subarray(written));
+    progress?.();
+  }
 }
 
 /** Closes the connections whose deadline has passed, every quarter of the timeout. */
@@ -175,6 +184,16 @@ class Clock {
     } else this.deadline = Date.now() + this.sweeper.timeoutMs;
   }
 
+  /**
+   * Some of an answer the relay writes itself went out: the client may take the header timeout
+   * again for the rest, as a relayed answer gets it with each chunk it passes on. Without it a
+   * page of about a megabyte read at ~30 kB/s was cut off at the answer's time on the short way
+   * only (a review, 2026-12-03).
+   */
+  progressed(): void {
+    this.deadline = Math.max(this.deadline, Date.now() + this.sweeper.timeoutMs);
+  }
+
   close(): void {
     this.sweeper.clocks.delete(this);
     for (const conn of this.conns) {
@@ -217,13 +236,14 @@ async function writeOwn(
   // The head is in and its answer owed: the answer's time, not the header's, also while a page
   // is written to a client slow to read it (a hit's answer was cut off at the header timeout).
   clock.headsIn(1);
+  const progressed = () => clock.progressed();
   if (Array.isArray(answered)) {
-    for (const part of answered) await writeAll(client, part);
+    for (const part of answered) await writeAll(client, part, progressed);
     clock.answered();
     return;
   }
   const written = (async () => {
-    for (const part of await answered) await writeAll(client, part);
+    for (const part of await answered) await writeAll(client, part, progressed);
     clock.answered();
   })();
   owed.add(written);

@@ -349,3 +349,45 @@ Deno.test("[gateway] an idle keep-alive connection holds no large buffer", async
     await server.shutdown();
   }
 });
+
+/** Reads `conn` to its end `chunk` bytes at a time, pausing `pauseMs` between reads; the bytes read. */
+async function readSlowly(conn: Deno.Conn, chunk: number, pauseMs: number): Promise<number> {
+  const buffer = new Uint8Array(chunk);
+  let total = 0;
+  for (;;) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) return total;
+    total += n;
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+}
+
+// Found by a review: an answer `Deno.serve` writes gets more time with each chunk the relay passes
+// on, one the relay writes itself (a cache hit, a signed-in read) had only the answer's time, so
+// a large page to a client slow to read it was cut off on the short way alone.
+Deno.test("[gateway] an answer the relay writes itself goes on while a slow client keeps reading", async () => {
+  const page = 24 * 1024 * 1024;
+  const head = `HTTP/1.1 200 OK\r\ncontent-length: ${page}\r\nconnection: close\r\n\r\n`;
+  const answer = [encoder.encode(head), new Uint8Array(page)];
+  const server = await serveGuarded({
+    hostname: "127.0.0.1",
+    port: 0,
+    headerTimeoutMs: 1_000,
+    answerWithinMs: 1_500,
+    answer: (raw) => raw.plain ? answer : undefined,
+  }, () => new Response("full path"));
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await conn.write(encoder.encode("GET /v1/events HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const started = Date.now();
+    // ~4 MB/s: the page takes ~6 s, far past the answer's time. The kernel lets the relay write
+    // again once a third of its send buffer (up to 4 MiB on loopback) is free: every ~0.3 s here.
+    const read = await readSlowly(conn, 128 * 1024, 30);
+    const tookMs = Date.now() - started;
+    conn.close();
+    assert.equal(read, answer[0].length + page, `cut off after ${tookMs} ms`);
+    assert.ok(tookMs > 3_000, `read in ${tookMs} ms: not slow enough to need the extension`);
+  } finally {
+    await server.shutdown();
+  }
+});
