@@ -55,6 +55,7 @@ import {
   AckPolicy,
   type Consumer,
   type ConsumerConfig,
+  type ConsumerInfo,
   DeliverPolicy,
   jetstream,
   JetStreamApiCodes,
@@ -307,7 +308,10 @@ async function openConsumer<S extends string>(
   // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
   // remove it before it has handled any (`remakeIfGone`).
   const { name, floor } = await jsm.consumers.add(stream, config).then(
-    (info) => ({ name: info.name, floor: info.delivered.stream_seq }),
+    (info) => ({
+      name: info.name,
+      floor: options.durable ? sharedFloor(info) : info.delivered.stream_seq,
+    }),
     async (error) => {
       if (!options.durable) throw error;
       const info = await jsm.consumers.update(stream, options.durable, {
@@ -316,10 +320,22 @@ async function openConsumer<S extends string>(
         max_ack_pending: config.max_ack_pending,
       });
       // An existing durable resumes where it stood; made again, past what every instance settled.
-      return { name: options.durable, floor: info.ack_floor.stream_seq };
+      return { name: options.durable, floor: sharedFloor(info) };
     },
   );
   return { jsm, stream, name, floor };
+}
+
+/**
+ * The last sequence every instance of a durable consumer settled, from its info: where it starts
+ * while it has delivered nothing, else its acknowledgement floor. Never its delivered sequence:
+ * a durable that exists already with this very configuration is added without an error, and the
+ * facts it delivered may be in another instance's hand, unsettled (taken as the floor, a remake
+ * once started past them, and they were lost: a review). nats-server 2.9 reports a floor of 0
+ * until the first acknowledgement: a remake then replays from the start, which loses nothing.
+ */
+function sharedFloor(info: ConsumerInfo): number {
+  return info.delivered.consumer_seq === 0 ? info.delivered.stream_seq : info.ack_floor.stream_seq;
 }
 
 /**

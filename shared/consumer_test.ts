@@ -697,3 +697,55 @@ Deno.test("[consumer] a shared durable deleted on the server loses no fact with 
     await Promise.all([one.stop(), two.stop()]);
   }
 });
+
+// Found by a review: an instance that opened the durable while another held facts unsettled (a
+// deploy during a database outage) took the consumer's delivered sequence as settled; made again
+// by it after a deletion, the consumer started past those facts, and when the other instance went
+// before handling them, they were never delivered again.
+Deno.test("[consumer] a shared durable deleted while another instance holds facts loses none", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const remadeFrom: number[] = [];
+  let down = true;
+  const one = await consumeFacts(b.bus, {
+    durable: "held",
+    subject: "facts.catalog.>",
+    log: quiet,
+    dependencyProblem: () => Promise.resolve(down ? "the database is away" : undefined),
+    handle: (batch) => {
+      if (down) throw new Error("the database is away");
+      return collectIds(handled)(batch);
+    },
+  });
+  let two: Awaited<ReturnType<typeof consumeFacts>> | undefined;
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(async () => (await jsm.consumers.info(stream, "held")).num_ack_pending === 3);
+    two = await consumeFacts(b.bus, {
+      durable: "held",
+      subject: "facts.catalog.>",
+      log: {
+        ...quiet,
+        warn: (_message: string, fields?: LogFields) => {
+          if (typeof fields?.fromSequence === "number") remadeFrom.push(fields.fromSequence);
+        },
+      },
+      handle: collectIds(handled),
+    });
+    await jsm.consumers.delete(stream, "held");
+    // The first instance, busy with its batch, does not notice; the second makes it again.
+    await eventually(() => remadeFrom.length > 0, 10_000, "made again");
+    assert.equal(remadeFrom[0], 1, "from the first fact nobody settled");
+    // The first instance goes before its database comes back: it gives its facts back.
+    await one.stop();
+    await publish(b, range(4, 6).map(fact));
+    await eventually(() => new Set(handled).size === 5, 10_000, "every fact");
+    assert.deepEqual([...new Set(handled)].sort(), ["1", "2", "3", "4", "5"]);
+  } finally {
+    down = false;
+    await one.stop();
+    await two?.stop();
+  }
+});
