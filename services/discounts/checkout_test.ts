@@ -439,6 +439,26 @@ Deno.test("[discounts] the anonymous checkout lookup reads events from its proje
     const [row] = await system.dsql`select state, deleted from catalog_events where id = 777777`;
     assert.equal(row.deleted, true);
   });
+  // Found by a review: a fact of the same millisecond as the stored one may be the older one
+  // (its ack lost, redelivered after the next): it must not make the event live or published.
+  await t.step("a fact of the same millisecond, redelivered, resurrects nothing", async () => {
+    const time = new Date(Date.UTC(2030, 0, 1, 0, 0, 3));
+    const fact = (verb: "updated" | "deleted", id: string, state: "published" | "draft"): Fact =>
+      exampleFact(`catalog.event.${verb}`, { id, identifier: `0bad${id.slice(2)}`, state }, {
+        time,
+      });
+    const relay = system.discounts[0].relay;
+    const row = async (id: string) =>
+      (await system.dsql`select state, deleted from catalog_events where id = ${id}`)[0];
+    const updated = fact("updated", "778801", "published");
+    await applyCatalogFacts(system.dsql, relay, [updated, fact("deleted", "778801", "published")]);
+    await applyCatalogFacts(system.dsql, relay, [updated]);
+    assert.equal((await row("778801")).deleted, true, "a deleted event stays deleted");
+    const published = fact("updated", "778802", "published");
+    await applyCatalogFacts(system.dsql, relay, [published, fact("updated", "778802", "draft")]);
+    await applyCatalogFacts(system.dsql, relay, [published]);
+    assert.equal((await row("778802")).state, "draft", "a draft event stays a draft");
+  });
   await t.step("a restored event is served from the projection again", async () => {
     const patch = (query: string, attributes: Record<string, unknown>, token: string) =>
       system.call("PATCH", `/v1/events/${cast.event.id}${query}`, {

@@ -18,7 +18,11 @@ export interface ProjectedEvent {
  * Records what a catalog fact says of an event. Idempotent and order-proof: a fact older than
  * the stored one changes nothing. A later one says whether it is deleted: a restored event is
  * served from the projection again (until 2026-12-03 `deleted` never went back to false, and
- * every lookup of a restored event asked the catalog).
+ * every lookup of a restored event asked the catalog). A fact of the same millisecond as the
+ * stored one may be the older of the two (its acknowledgement lost, it comes again after the
+ * deletion or the unpublishing that followed it): it moves the row only towards asking the
+ * catalog, never back to live or published (found by a review: such a redelivery made a deleted
+ * event live, and a draft one published, in the projection until the event's next fact).
  */
 export async function projectEvent(
   sql: Queryable,
@@ -30,8 +34,12 @@ export async function projectEvent(
     values (${event.id}, ${event.identifier}, ${event.state}, ${event.deleted}, ${changedAt})
     on conflict (id) do update set
       identifier = excluded.identifier,
-      state = excluded.state,
-      deleted = excluded.deleted,
+      state = case
+        when catalog_events.changed_at = excluded.changed_at and excluded.state = 'published'
+        then catalog_events.state else excluded.state end,
+      deleted = case
+        when catalog_events.changed_at = excluded.changed_at
+        then catalog_events.deleted or excluded.deleted else excluded.deleted end,
       changed_at = excluded.changed_at
     where catalog_events.changed_at <= excluded.changed_at`;
 }
