@@ -107,22 +107,22 @@ function isInterimAlone(chunk: Uint8Array): boolean {
   return true;
 }
 
-/** Writes all of `bytes`, telling `progress` after each write that took some. */
+/** Writes all of `bytes`, telling `progress` how many each write took. */
 async function writeAll(
   conn: Deno.Conn,
   bytes: Uint8Array,
-  progress?: () => void,
+  progress?: (bytes: number) => void,
 ): Promise<void> {
-  let written = await conn.write(bytes);
-  progress?.();
+  let written = 0;
   while (written < bytes.length) {
-    written += await conn.write(bytes.subarray(written));
-    progress?.();
+    const n = await conn.write(written ? bytes.subarray(written) : bytes);
+    written += n;
+    progress?.(n);
   }
 }
 
 /** Closes the connections whose deadline has passed, every quarter of the timeout. */
-class Sweeper {
+export class Sweeper {
   readonly clocks = new Set<Clock>();
   readonly #timer: ReturnType<typeof setInterval>;
   constructor(readonly timeoutMs: number, readonly answerWithinMs: number) {
@@ -145,7 +145,7 @@ class Sweeper {
  * hand must have been answered. The shared sweep closes the late ones, so a request costs no
  * timer of its own.
  */
-class Clock {
+export class Clock {
   deadline: number;
   #owesHead = true;
   /**
@@ -184,13 +184,21 @@ class Clock {
     } else this.deadline = Date.now() + this.sweeper.timeoutMs;
   }
 
+  /** Bytes of an answer the relay writes itself gone out since the clock last moved for them. */
+  #writtenSinceProgress = 0;
+
   /**
-   * Some of an answer the relay writes itself went out: the client may take the header timeout
-   * again for the rest, as a relayed answer gets it with each chunk it passes on. Without it a
-   * page of about a megabyte read at ~30 kB/s was cut off at the answer's time on the short way
-   * only (a review, 2026-12-03).
+   * `bytes` of an answer the relay writes itself went out: with each ANSWER_BUFFER_MAX of them
+   * the client may take the header timeout again for the rest, as an answer relayed from
+   * `Deno.serve` gets it with each chunk (of at most that size) passed on. Without it a page of
+   * about a megabyte read at ~30 kB/s was cut off at the answer's time on the short way only; once
+   * per write instead, a client taking a few kilobytes per timeout held a page for many minutes
+   * where the long way cut it off (two reviews, 2026-12-03).
    */
-  progressed(): void {
+  progressed(bytes: number): void {
+    this.#writtenSinceProgress += bytes;
+    if (this.#writtenSinceProgress < ANSWER_BUFFER_MAX) return;
+    this.#writtenSinceProgress = 0;
     this.deadline = Math.max(this.deadline, Date.now() + this.sweeper.timeoutMs);
   }
 
@@ -236,7 +244,7 @@ async function writeOwn(
   // The head is in and its answer owed: the answer's time, not the header's, also while a page
   // is written to a client slow to read it (a hit's answer was cut off at the header timeout).
   clock.headsIn(1);
-  const progressed = () => clock.progressed();
+  const progressed = (bytes: number) => clock.progressed(bytes);
   if (Array.isArray(answered)) {
     for (const part of answered) await writeAll(client, part, progressed);
     clock.answered();

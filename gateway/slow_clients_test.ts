@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { route } from "@shared/bus.ts";
 import { catalog } from "@shared/subjects.ts";
 import { JSONAPI, testGateway, token } from "./_test_utils.ts";
-import { serveGuarded } from "./slow_clients.ts";
+import { Clock, serveGuarded, Sweeper } from "./slow_clients.ts";
 
 const encoder = new TextEncoder();
 const LIMIT_MS = 1_000;
@@ -389,5 +389,24 @@ Deno.test("[gateway] an answer the relay writes itself goes on while a slow clie
     assert.ok(tookMs > 3_000, `read in ${tookMs} ms: not slow enough to need the extension`);
   } finally {
     await server.shutdown();
+  }
+});
+
+// Found by a review: moved on every write, the clock let a client that takes a few kilobytes per
+// header timeout (a small send buffer: each write takes what it freed) hold a large page for many
+// minutes, where the long way, moving it once per chunk of up to 64 KiB, cut it off. Loopback's
+// send buffer makes every write large, so the clock is checked here on its own.
+Deno.test("[gateway] an answer the relay writes itself earns more time per 64 KiB, not per write", () => {
+  const sweeper = new Sweeper(1_000, 60_000);
+  try {
+    const clock = new Clock(sweeper, []);
+    clock.headsIn(1);
+    clock.deadline = 0; // the answer's time is up: only progress may move it
+    for (let i = 0; i < 15; i++) clock.progressed(4 * 1024);
+    assert.equal(clock.deadline, 0, "60 KiB in small writes earn nothing yet");
+    clock.progressed(4 * 1024);
+    assert.ok(clock.deadline > Date.now(), "64 KiB earn the header timeout again");
+  } finally {
+    sweeper.stop();
   }
 });
