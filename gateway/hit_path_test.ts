@@ -568,3 +568,37 @@ Deno.test("[gateway] a bare LF in a head sends it to Deno.serve, never to the re
     });
   }
 });
+
+Deno.test("[gateway] an absolute-form target whose query comes before its path never decides what others get", async () => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  using wire = await Wire.open(servers.relaying.port);
+  // `Deno.serve` builds `Request.url` from an absolute-form target's own authority, where no Host
+  // check looks: this one puts a query (three topics a page) before the path the router reads.
+  const poisoned = HEAD.replace(
+    "GET /v1/event-topics",
+    "GET http://x?page%5Bsize%5D=3&a=/v1/event-topics",
+  ) + "\r\n";
+  for (let i = 0; i < 2; i++) {
+    await wire.send(poisoned);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 400 /, "its path is /, not the router's");
+  }
+  for (let i = 0; i < 3; i++) {
+    await wire.send(`${HEAD}\r\n`);
+    const body = JSON.parse((await wire.answer()).split("\r\n\r\n")[1]);
+    assert.equal(body.data.length, 1, "the plain read's own page");
+  }
+  // An absolute-form target with a plain authority is read as ever, and so is a request without
+  // Host (behind the relay `Deno.serve` builds its URL from the socket's encoded path).
+  await wire.send(HEAD.replace("GET /v1", "GET http://x:8080/v1") + "\r\n");
+  assert.match(await wire.answer(), /^HTTP\/1\.1 200 /);
+  const hostless = HEAD.replace("Host: x\r\n", "").replace(" HTTP", "?page%5Bsize%5D=2 HTTP");
+  for (let i = 0; i < 2; i++) {
+    await wire.send(hostless + "\r\n");
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 /, "without Host");
+  }
+  // Nor on the short way before Hono (no relay).
+  const direct = new Request("http://x/v1/event-topics", { headers: { Accept: JSONAPI } });
+  const body = await (await gw.gateway.fetch(direct)).json();
+  assert.equal(body.data.length, 1, "the plain read's own page, without the relay");
+});

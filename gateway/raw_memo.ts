@@ -12,7 +12,7 @@
  * console.log(memo.get(memoKey("GET", "/v1/events", null))); // "events"
  * ```
  */
-import { isAuthority } from "./middleware/host.ts";
+import { isAuthority, urlAuthority } from "./middleware/host.ts";
 
 /**
  * The memory's key. `target` is the path and query as the request sent them (`Request.url` from
@@ -25,7 +25,8 @@ export function memoKey(method: string, target: string, accept: string | null): 
 
 /**
  * The target (path and query) of a request a short way may answer: no cookie, no body, and no
- * Host that could hold a `/` or `?` (middleware/host.ts refuses those); undefined otherwise.
+ * Host nor URL authority (an absolute-form target's) that could hold a `/` or `?`
+ * (middleware/host.ts refuses those); undefined otherwise.
  */
 export function plainTarget(raw: Request): string | undefined {
   const headers = raw.headers;
@@ -35,8 +36,9 @@ export function plainTarget(raw: Request): string | undefined {
   const host = headers.get("host");
   if (host !== null && !isAuthority(host)) return undefined;
   const url = raw.url;
-  const path = url.indexOf("/", url.indexOf("//") + 2);
-  return path === -1 ? undefined : url.slice(path);
+  const authority = urlAuthority(url);
+  if (authority === undefined) return undefined;
+  return url.slice(url.indexOf("//") + 2 + authority.length);
 }
 
 /** Values by raw request key, at most `limit` of them and `maxChars` characters. */

@@ -369,3 +369,21 @@ Deno.test("[gateway] without the relay, Deno.serve's handler takes the short way
     await full.shutdown();
   }
 });
+
+Deno.test("[gateway] an absolute-form target never decides the query of another caller's signed-in read", async () => {
+  await using gw = await signedGateway();
+  const mallory = await token("2");
+  const alice = await token("1");
+  using wire = await Wire.open(gw.relaying.port);
+  // Hono reads the path after the first `/` past the scheme: `/v1/events/7`, with `sort=evil`.
+  const poisoned = signedHead(mallory, "", "http://x?sort=evil&a=/v1/events/7");
+  for (let i = 0; i < 2; i++) {
+    await wire.send(poisoned);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 400 /, "its path is /");
+  }
+  for (let i = 0; i < 3; i++) {
+    await wire.send(signedHead(alice, "", "/v1/events/7"));
+    const body = JSON.parse((await wire.answer()).split("\r\n\r\n")[1]);
+    assert.deepEqual(body.data.attributes, { caller: "1", sort: "" }, "alice's own query");
+  }
+});

@@ -3,7 +3,11 @@
  * builds `Request.url` as the scheme, then Host, then the target, without checking Host, so a Host
  * holding `?` or `/` would move where the path or the query seems to start: the router, the cache
  * key and the cache's short way (gateway/hit_path.ts) could each read another request from it,
- * and one visitor's request could decide what the cache answers everyone else.
+ * and one visitor's request could decide what the cache answers everyone else. An absolute-form
+ * target (`GET http://x?page%5Bsize%5D=3&a=/v1/event-topics`) brings its own authority instead of
+ * Host's, unchecked too: Hono routed `/v1/event-topics` (the first `/` after the scheme), and the
+ * short ways remembered that query for the plain `GET /v1/event-topics` of everyone else (a
+ * review, 2026-12-03). So the URL's authority must be one as well.
  */
 import type { MiddlewareHandler } from "hono";
 import { BadRequestError } from "@shared/errors.ts";
@@ -22,7 +26,28 @@ export function isAuthority(host: string): boolean {
 }
 
 /**
- * Refuses a request whose Host is not an authority (a missing one is left to the HTTP server).
+ * What `Deno.serve` may build `Request.url`'s authority from: an authority as above, or, for a
+ * request without Host behind the slow-client relay, its Unix socket's path, percent-encoded
+ * (`http+unix://%2Ftmp%2F...%2Esock/v1/events`).
+ */
+const URL_AUTHORITY = /^[A-Za-z0-9._~%\-\[\]:]+$/;
+
+/**
+ * The authority `Request.url` was built with (what lies between `//` and the path) when it is
+ * one the path can be read after: no `?`, `#`, `@` or anything else that could move where the
+ * path starts. Undefined otherwise.
+ */
+export function urlAuthority(url: string): string | undefined {
+  const start = url.indexOf("//") + 2;
+  const path = url.indexOf("/", start);
+  if (start < 2 || path === -1) return undefined;
+  const authority = url.slice(start, path);
+  return URL_AUTHORITY.test(authority) ? authority : undefined;
+}
+
+/**
+ * Refuses a request whose Host is not an authority (a missing one is left to the HTTP server),
+ * nor the authority of its URL (an absolute-form target's own).
  *
  * @example
  * ```ts
@@ -39,6 +64,11 @@ export function validHost(): MiddlewareHandler<GatewayEnv> {
       throw new BadRequestError("Cannot read the Host header: it is not a host name or address", {
         header: "Host",
       });
+    }
+    if (urlAuthority(c.req.url) === undefined) {
+      throw new BadRequestError(
+        "Cannot read the request target: its authority is not a host name or address",
+      );
     }
     await next();
   };
