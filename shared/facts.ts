@@ -449,15 +449,25 @@ export class FactRelay {
       if ((error as { code?: unknown })?.code === LOCK_NOT_AVAILABLE) return;
       // An idle service learns of a lost Postgres here first (logged once, in db.ts).
       noteDatabaseError(this.#sql, error);
-      await this.#reportFailure(error);
+      const cause = await this.#reportFailure(error);
+      // The stream is gone (a lost JetStream store: NATS started again on an empty volume, or
+      // removed by hand): made again as at start. Before, every fact recorded since stayed in
+      // the outbox until the service was restarted (found by a review).
+      if (cause === streamMissing(this.#bus)) {
+        await ensureFactStream(this.#bus).catch((error) =>
+          this.#log.warn("cannot make the fact stream again; will retry", { error })
+        );
+      }
     }
   }
 
-  async #reportFailure(error: unknown): Promise<void> {
+  /** Logs why a drain failed (once per cause); returns the cause. */
+  async #reportFailure(error: unknown): Promise<string> {
     const cause = await publishFailureCause(this.#bus, error).catch(() => "unknown");
-    if (cause === this.#failing) return;
+    if (cause === this.#failing) return cause;
     this.#failing = cause;
     this.#log.warn(`cannot publish facts yet (${cause}); will retry`, { error });
+    return cause;
   }
 }
 
@@ -489,6 +499,11 @@ function inChain(error: unknown, found: (e: unknown) => boolean): boolean {
   return false;
 }
 
+/** `publishFailureCause` when the fact stream does not exist. */
+function streamMissing(bus: Bus): string {
+  return `stream ${facts.stream(bus.prefix)} does not exist`;
+}
+
 /**
  * Why JetStream did not take a fact, in words an operator can act on. nats.js calls every
  * unanswered publish "jetstream is not enabled", which is rarely the case: usually the stream
@@ -514,7 +529,7 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
       late ? "acknowledge in time" : "answer"
     }: its leader is moving or its node went away`;
   } catch (probe) {
-    if (isStreamNotFound(probe)) return `stream ${stream} does not exist`;
+    if (isStreamNotFound(probe)) return streamMissing(bus);
     if (probe instanceof JetStreamApiError) return `stream ${stream} unavailable: ${probe.message}`;
     return "JetStream does not answer: no JetStream leader (too few cluster nodes up) " +
       "or JetStream not enabled on the server";
