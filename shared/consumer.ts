@@ -235,7 +235,7 @@ export async function consumeFacts<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
 ): Promise<FactConsumer> {
-  const { jsm, stream, name, floor } = await openConsumer(bus, options);
+  const { jsm, stream, name, floor, streamCreated } = await openConsumer(bus, options);
   const js = jetstream(bus.nc);
   const consumer = await js.consumers.get(stream, name);
   const stopping = new AbortController();
@@ -248,6 +248,7 @@ export async function consumeFacts<S extends string>(
     handled: handledFacts(name),
     stopping: stopping.signal,
     position: new StreamPosition(floor, { shared: options.durable !== undefined }),
+    streamCreated,
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, batches);
@@ -300,10 +301,13 @@ function consumerConfig<S extends string>(
 async function openConsumer<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
-): Promise<{ jsm: JetStreamManager; stream: string; name: string; floor: number }> {
+): Promise<
+  { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
+> {
   const stream = await ensureFactStream(bus);
   await ensureParkedStream(bus);
   const jsm = await jetstreamManager(bus.nc);
+  const streamCreated = (await jsm.streams.info(stream)).created;
   const config = consumerConfig(bus, options);
   // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
   // remove it before it has handled any (`remakeIfGone`).
@@ -323,7 +327,7 @@ async function openConsumer<S extends string>(
       return { name: options.durable, floor: sharedFloor(info) };
     },
   );
-  return { jsm, stream, name, floor };
+  return { jsm, stream, name, floor, streamCreated };
 }
 
 /**
@@ -351,13 +355,30 @@ async function remakeIfGone<S extends string>(
   ctx: BatchContext<S>,
 ): Promise<Consumer | undefined> {
   // Only the server saying "not found" counts: any other failure (NATS away, a timeout) says
-  // nothing, and the next stalled check asks again.
+  // nothing, and the next stalled check asks again. The stream may be gone with the consumer (a
+  // lost JetStream store: NATS started again on an empty volume).
   const gone = await jsm.consumers.info(ctx.stream, ctx.name).then(
     () => false,
     (error) =>
-      error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound,
+      error instanceof JetStreamApiError &&
+      (error.code === JetStreamApiCodes.ConsumerNotFound ||
+        error.code === JetStreamApiCodes.StreamNotFound),
   );
   if (!gone) return undefined;
+  // Made again as at start (a publisher's relay may have made the stream first). A stream made
+  // anew holds only facts published since, numbered from 1 again: the position in the old one
+  // means nothing there (resumed at it, the new stream's first facts were skipped; and with the
+  // stream gone, the consumer was never made again and stalled for good: a review).
+  await ensureFactStream(ctx.bus);
+  await ensureParkedStream(ctx.bus);
+  const { created } = await jsm.streams.info(ctx.stream);
+  if (created !== ctx.streamCreated) {
+    ctx.options.log.warn("the fact stream was made anew; following it from its start", {
+      durable: ctx.name,
+    });
+    ctx.streamCreated = created;
+    ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
+  }
   const from = ctx.position.resumeAt();
   await jsm.consumers.add(ctx.stream, {
     ...consumerConfig(ctx.bus, ctx.options),
@@ -384,8 +405,20 @@ interface BatchContext<S extends string> {
   handled: ReturnType<typeof handledFacts>;
   /** Aborted when the consumer stops: a batch being retried gives up its turn. */
   stopping: AbortSignal;
-  /** What was settled, for an ephemeral consumer made again (`remakeIfGone`). */
+  /**
+   * What was settled, for a consumer made again (`remakeIfGone`); a new one when the stream
+   * was made anew (its messages are settled in the position of the stream they came from).
+   */
   position: StreamPosition;
+  /** When the stream this consumer follows was made: another time is another stream. */
+  streamCreated: string;
+}
+
+/** The position each message counts in: the one current when it was delivered. */
+const positions = new WeakMap<JsMsg, StreamPosition>();
+
+function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
+  return positions.get(msg) ?? ctx.position;
 }
 
 /**
@@ -436,7 +469,7 @@ async function tryPark<S extends string>(
     return false;
   }
   msg.term();
-  ctx.position.settled(msg.info.streamSequence);
+  positionOf(ctx, msg).settled(msg.info.streamSequence);
   ctx.handled.parked.add(1);
   return true;
 }
@@ -499,6 +532,7 @@ async function handleBatch<S extends string>(
 ): Promise<void> {
   const batch: Delivered[] = [];
   for (const msg of messages) {
+    positions.set(msg, ctx.position);
     ctx.position.delivered(msg.info.streamSequence);
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
@@ -560,7 +594,7 @@ async function settle<S extends string>(
     const reason = rejected.get(fact.id);
     if (reason === undefined) {
       msg.ack();
-      ctx.position.settled(msg.info.streamSequence);
+      positionOf(ctx, msg).settled(msg.info.streamSequence);
     } else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }
   ctx.handled.acked.add(batch.length - rejected.size);

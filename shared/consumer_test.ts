@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { consumeFacts } from "./consumer.ts";
-import type { Fact } from "./facts.ts";
+import { ensureFactStream, type Fact } from "./facts.ts";
 import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { ServiceUnavailableError } from "./errors.ts";
 import { openDatabase, type Sql } from "./db.ts";
@@ -748,4 +748,51 @@ Deno.test("[consumer] a shared durable deleted while another instance holds fact
     await one.stop();
     await two?.stop();
   }
+});
+
+// Found by a review: NATS started again on an empty volume (its JetStream store lost) takes the
+// stream with the durable. Made again by a publisher, the new stream numbers its facts from 1,
+// and the durable, made again at its position in the old one, skipped them; left gone, the
+// stream was made by no consumer and the durable's pull stalled for good (audit publishes
+// nothing). Either way no fact published since reached it until a restart.
+async function afterStreamLoss(madeAgainByPublisher: boolean): Promise<string[]> {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "lost",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  try {
+    await publish(b, range(1, 6).map(fact));
+    await eventually(() => handled.length === 5, 5000, "the first facts");
+    await eventually(async () => {
+      await metrics.snapshot();
+      return (await jsm.consumers.info(stream, "lost")).ack_floor.stream_seq === 5;
+    });
+    await metrics.snapshot();
+    await jsm.streams.delete(stream);
+    if (madeAgainByPublisher) await ensureFactStream(b.bus);
+    await eventually(
+      () => jsm.streams.info(stream).then(() => true, () => false),
+      10_000,
+      "the stream made again",
+    );
+    await publish(b, range(6, 9).map(fact));
+    await eventually(() => handled.length >= 8, 10_000, "the facts of the new stream");
+    return handled;
+  } finally {
+    await consumer.stop();
+  }
+}
+
+Deno.test("[consumer] a durable whose stream was lost and made again follows the new one from its start", async () => {
+  assert.deepEqual(await afterStreamLoss(true), range(1, 9).map(String));
+});
+
+Deno.test("[consumer] a durable whose stream was lost makes it again and follows it", async () => {
+  assert.deepEqual(await afterStreamLoss(false), range(1, 9).map(String));
 });
