@@ -122,6 +122,11 @@ export interface FactConsumerOptions<S extends string = string> {
    * it is parked as poison (default KEEP_TURN_MS). Transient failures never count against it.
    */
   keepTurnMs?: number;
+  /**
+   * How often the consumer reads its acknowledgement floor (with its lag) besides each metrics
+   * scrape: where a deleted durable is made again from (default FLOOR_READ_MS).
+   */
+  floorReadMs?: number;
   /** How many failed attempts a fact must also have had before it is parked (default 5). */
   parkAfterAttempts?: number;
   /**
@@ -863,14 +868,34 @@ function handledFacts(durable: string) {
 }
 
 /**
- * Reads the consumer's lag from JetStream before each metrics snapshot, and with it the
- * acknowledgement floor a durable consumer made again resumes from; returns how to stop.
+ * How often a consumer reads its acknowledgement floor besides the scrapes. Read only at start
+ * and at scrapes, a durable deleted where nothing scraped was made again from the floor it had at
+ * start: all it had handled since was handed over again (a review: from sequence 1 every time).
+ */
+const FLOOR_READ_MS = 30_000;
+
+/**
+ * Reads the consumer's lag from JetStream before each metrics snapshot and every
+ * `floorReadMs`, and with it the acknowledgement floor a durable consumer made again resumes
+ * from; returns how to stop.
  */
 function watchLag<S extends string>(jsm: JetStreamManager, ctx: BatchContext<S>): () => void {
   const series = lag.series(ctx.name);
-  return metrics.collect(async () => {
+  const read = async () => {
+    // The position the floor belongs to: a stream made anew meanwhile has a position of its own.
+    const position = ctx.position;
     const info = await jsm.consumers.info(ctx.stream, ctx.name);
     series.set(info.num_pending + info.num_ack_pending);
-    ctx.position.acknowledgedUpTo(info.ack_floor.stream_seq);
-  });
+    position.acknowledgedUpTo(info.ack_floor.stream_seq);
+  };
+  const timer = setInterval(
+    () => read().catch(() => {}), // gone or NATS away: the stalled pull deals with it
+    ctx.options.floorReadMs ?? FLOOR_READ_MS,
+  );
+  Deno.unrefTimer(timer);
+  const uncollect = metrics.collect(read);
+  return () => {
+    clearInterval(timer);
+    uncollect();
+  };
 }

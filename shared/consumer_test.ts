@@ -796,3 +796,33 @@ Deno.test("[consumer] a durable whose stream was lost and made again follows the
 Deno.test("[consumer] a durable whose stream was lost makes it again and follows it", async () => {
   assert.deepEqual(await afterStreamLoss(false), range(1, 9).map(String));
 });
+
+// Found by a review: the floor was read only at start and at metrics scrapes, so where nothing
+// scraped, a deleted durable was made again from sequence 1 and handed everything over again.
+Deno.test("[consumer] a durable deleted where nothing scrapes is made again after the floor it read itself", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: "unscraped",
+    subject: "facts.catalog.>",
+    log: quiet,
+    floorReadMs: 100,
+    handle: collectIds(handled),
+  });
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(() => handled.length === 3, 5000, "the first facts");
+    await eventually(async () =>
+      (await jsm.consumers.info(stream, "unscraped")).ack_floor.stream_seq === 3
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a read or two of the floor
+    await jsm.consumers.delete(stream, "unscraped");
+    await publish(b, range(4, 6).map(fact));
+    await eventually(() => handled.length >= 5, 10_000, "the facts published once it was gone");
+    assert.deepEqual(handled, ["1", "2", "3", "4", "5"], "none handed over again");
+  } finally {
+    await consumer.stop();
+  }
+});
