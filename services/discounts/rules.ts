@@ -70,6 +70,19 @@ export const codeUpdateAttributes = codeCreateAttributes.extend({
 });
 export type CodeUpdateAttributes = z.infer<typeof codeUpdateAttributes>;
 
+/**
+ * The max-quantity of a code that names none (not sent on POST, null on PATCH): 100, never more
+ * than its total uses, so a code with `tickets-number` alone is valid.
+ */
+export function defaultMaxQuantity(ticketsNumber: number | null): number {
+  return ticketsNumber === null ? 100 : Math.min(100, ticketsNumber);
+}
+
+/** The min-quantity of a code that names none: 1, never more than its max-quantity. */
+export function defaultMinQuantity(maxQuantity: number): number {
+  return Math.min(1, maxQuantity);
+}
+
 /** A code as the rules see it: stored values merged with the request's. */
 export interface CodeState {
   type: "amount" | "percent";

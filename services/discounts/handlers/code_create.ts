@@ -18,6 +18,8 @@ import {
   type CodeCreateAttributes,
   codeCreateAttributes,
   type CodeState,
+  defaultMaxQuantity,
+  defaultMinQuantity,
 } from "../rules.ts";
 import type { CodeValues } from "../store/codes.ts";
 import {
@@ -83,14 +85,12 @@ export async function newCode(
 /** The state the rules check: the attributes sent, with the defaults of what was not. */
 function newState(attrs: CodeCreateAttributes, eventId: string | null): CodeState {
   const ticketsNumber = attrs["tickets-number"] ?? null;
-  // Without an explicit max-quantity, the default (100) never exceeds the total uses.
-  const maxQuantity = attrs["max-quantity"] ??
-    (ticketsNumber === null ? 100 : Math.min(100, ticketsNumber));
+  const maxQuantity = attrs["max-quantity"] ?? defaultMaxQuantity(ticketsNumber);
   return {
     type: attrs.type,
     valueCents: attrs.value,
     ticketsNumber,
-    minQuantity: attrs["min-quantity"] ?? Math.min(1, maxQuantity),
+    minQuantity: attrs["min-quantity"] ?? defaultMinQuantity(maxQuantity),
     maxQuantity,
     validFrom: attrs["valid-from"] ?? null,
     validTill: attrs["valid-till"] ?? null,

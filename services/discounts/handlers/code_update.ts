@@ -17,6 +17,8 @@ import {
   type CodeState,
   type CodeUpdateAttributes,
   codeUpdateAttributes,
+  defaultMaxQuantity,
+  defaultMinQuantity,
   type TicketInfo,
 } from "../rules.ts";
 import { type CodeRow, type CodeValues, lockCode, updateCode } from "../store/codes.ts";
@@ -56,6 +58,8 @@ interface UpdatePlan {
   /** The `value` sent, in cents. */
   valueCents: number | undefined;
   values: CodeValues;
+  /** The quantities sent as null: reset to the defaults of the merged state (`withDefaults`). */
+  resets: QuantityResets;
   /** The tickets a PATCH replaces the linkage with. */
   requestedTickets?: string[];
   /** The events a PATCH applies an event code to. */
@@ -142,6 +146,7 @@ async function planUpdate(
     id: code.id,
     valueCents: attrs.value,
     values,
+    resets: { min: attrs["min-quantity"] === null, max: attrs["max-quantity"] === null },
     requestedTickets,
     ...await plannedEvents(ctx, req, { code, doc, change }),
     ticketChange,
@@ -196,10 +201,11 @@ async function writeUpdate(
     unprocessable(`events takes at most ${MAX_LINKS} items`, "/data/relationships/events");
   }
   const current = stateOf(locked);
-  const merged = mergeState(current, plan.values, plan.valueCents);
+  const values = withDefaults(current, plan.values, plan.resets);
+  const merged = mergeState(current, values, plan.valueCents);
   const termsChanged = merged.valueCents !== current.valueCents || merged.type !== current.type;
   checkCode(merged, { requested, tickets, kept: locked.ticket_ids, termsChanged });
-  return await updateCode(tx, plan.id, plan.values, {
+  return await updateCode(tx, plan.id, values, {
     ticketIds: plan.requestedTickets ?? (plan.ticketChange ? requested : undefined),
     eventIds: events,
     namedEvents: namedEvents(plan),
@@ -253,7 +259,39 @@ function stateOf(row: CodeRow): CodeState {
   };
 }
 
-/** The columns a PATCH writes: only the attributes sent (null resets to the default). */
+/** Which of min-quantity and max-quantity a PATCH sent as null. */
+interface QuantityResets {
+  min: boolean;
+  max: boolean;
+}
+
+/**
+ * `values` with the quantities sent as null set to the defaults POST gives a code that names
+ * none (rules.ts), of the state they are merged into: a max-quantity reset on a code with
+ * `tickets-number` 10 is 10, not 100. Until 2026-12-03 a null here was always 100 (and 1), so
+ * the very attributes POST took (`tickets-number` 10, `max-quantity` null) were a 422 on PATCH,
+ * citing a limit the client never sent (found by a review).
+ */
+function withDefaults(
+  current: CodeState,
+  values: CodeValues,
+  resets: QuantityResets,
+): CodeValues {
+  const out = { ...values };
+  if (resets.max) {
+    const ticketsNumber = values.tickets_number !== undefined
+      ? values.tickets_number
+      : current.ticketsNumber;
+    out.max_quantity = defaultMaxQuantity(ticketsNumber);
+  }
+  if (resets.min) out.min_quantity = defaultMinQuantity(out.max_quantity ?? current.maxQuantity);
+  return out;
+}
+
+/**
+ * The columns a PATCH writes: only the attributes sent (null resets to the default; the
+ * quantities' defaults depend on the merged state, `withDefaults` sets them under the lock).
+ */
 function updateValues(attrs: CodeUpdateAttributes): CodeValues {
   const values: CodeValues = {};
   if (attrs.code !== undefined) values.code = attrs.code;
@@ -262,8 +300,8 @@ function updateValues(attrs: CodeUpdateAttributes): CodeValues {
   if (attrs.type !== undefined) values.type = attrs.type;
   if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"] ?? true;
   if (attrs["tickets-number"] !== undefined) values.tickets_number = attrs["tickets-number"];
-  if (attrs["min-quantity"] !== undefined) values.min_quantity = attrs["min-quantity"] ?? 1;
-  if (attrs["max-quantity"] !== undefined) values.max_quantity = attrs["max-quantity"] ?? 100;
+  if (typeof attrs["min-quantity"] === "number") values.min_quantity = attrs["min-quantity"];
+  if (typeof attrs["max-quantity"] === "number") values.max_quantity = attrs["max-quantity"];
   if (attrs["valid-from"] !== undefined) values.valid_from = attrs["valid-from"];
   if (attrs["valid-till"] !== undefined) values.valid_till = attrs["valid-till"];
   return values;
