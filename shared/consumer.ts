@@ -247,6 +247,8 @@ export async function consumeFacts<S extends string>(
   const batches: BatchContext<S> = {
     bus,
     js,
+    // Asked before settling facts held for long (`fromLostStream`): not for long during an outage.
+    jsm: await jetstreamManager(bus.nc, { timeout: 1_000 }),
     stream,
     name,
     options,
@@ -403,6 +405,7 @@ async function remakeIfGone<S extends string>(
 interface BatchContext<S extends string> {
   bus: Bus;
   js: JetStreamClient;
+  jsm: JetStreamManager;
   stream: string;
   /** The consumer's name (its durable name, or the server's name for an ephemeral one). */
   name: string;
@@ -424,6 +427,55 @@ const positions = new WeakMap<JsMsg, StreamPosition>();
 
 function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
   return positions.get(msg) ?? ctx.position;
+}
+
+/** When each message was delivered, and the stream (its `created`) the consumer followed then. */
+const deliveries = new WeakMap<JsMsg, { at: number; streamCreated: string }>();
+
+/**
+ * Held for longer than this, messages are settled only once the stream is known to be the one
+ * they came from (`fromLostStream`): a stream lost and made again, with a durable on it, takes
+ * longer than that (a stall, REMAKE_CHECK_MS, before a consumer asks; a NATS restart).
+ */
+const LOST_STREAM_CHECK_MS = 250;
+
+/**
+ * The messages that came from a stream lost (and made again) since they were delivered: they
+ * must never be acknowledged or terminated. An acknowledgement names only the stream, the durable
+ * and a sequence, so the server takes it for the new stream's fact at that sequence: delivered to
+ * another instance, not yet handled, it was then never delivered again should that instance crash
+ * or stop (found by a review: the new stream's first facts were skipped for good). Not settled,
+ * such a message is simply gone with its stream. This instance made the durable again itself when
+ * its position changed; another instance did when the stream's `created` differs from the one
+ * followed at delivery (read only for messages held long enough for that to happen; unreadable,
+ * they are settled as before). This instance then follows the new stream from its start, should it
+ * make the durable again (a replay, never a skip).
+ */
+async function fromLostStream<S extends string>(
+  ctx: BatchContext<S>,
+  msgs: JsMsg[],
+): Promise<Set<JsMsg>> {
+  const lost = new Set(msgs.filter((msg) => positionOf(ctx, msg) !== ctx.position));
+  const heldSince = Math.min(...msgs.map((msg) => deliveries.get(msg)?.at ?? Infinity));
+  if (Date.now() - heldSince < LOST_STREAM_CHECK_MS) return lost;
+  const created = await ctx.jsm.streams.info(ctx.stream).then(
+    (info) => info.created,
+    () => undefined,
+  );
+  if (created === undefined) return lost;
+  for (const msg of msgs) {
+    const delivered = deliveries.get(msg);
+    if (delivered && delivered.streamCreated !== created) lost.add(msg);
+  }
+  if (created !== ctx.streamCreated) {
+    ctx.options.log.warn("the fact stream was made anew; facts of the lost one are not settled", {
+      durable: ctx.name,
+      count: lost.size,
+    });
+    ctx.streamCreated = created;
+    ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
+  }
+  return lost;
 }
 
 /**
@@ -473,7 +525,8 @@ async function tryPark<S extends string>(
     });
     return false;
   }
-  msg.term();
+  // A fact of a lost stream is gone with it: terminated, it would settle the new one's.
+  if (!(await fromLostStream(ctx, [msg])).has(msg)) msg.term();
   positionOf(ctx, msg).settled(msg.info.streamSequence);
   ctx.handled.parked.add(1);
   return true;
@@ -538,6 +591,7 @@ async function handleBatch<S extends string>(
   const batch: Delivered[] = [];
   for (const msg of messages) {
     positions.set(msg, ctx.position);
+    deliveries.set(msg, { at: Date.now(), streamCreated: ctx.streamCreated });
     ctx.position.delivered(msg.info.streamSequence);
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
@@ -595,10 +649,11 @@ async function settle<S extends string>(
   result: void | HandleResult,
 ): Promise<void> {
   const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
+  const lost = await fromLostStream(ctx, batch.map(({ msg }) => msg));
   for (const { msg, fact } of batch) {
     const reason = rejected.get(fact.id);
     if (reason === undefined) {
-      msg.ack();
+      if (!lost.has(msg)) msg.ack();
       positionOf(ctx, msg).settled(msg.info.streamSequence);
     } else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }

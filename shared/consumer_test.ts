@@ -12,6 +12,7 @@ import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
 import type { TestBus } from "./testing.ts";
 import { factBus } from "@testing/fact_bus.ts";
+import { Bus } from "./bus.ts";
 import { exampleFact } from "@testing/facts.ts";
 
 const quiet = createLogger("test", "error");
@@ -824,5 +825,84 @@ Deno.test("[consumer] a durable deleted where nothing scrapes is made again afte
     assert.deepEqual(handled, ["1", "2", "3", "4", "5"], "none handed over again");
   } finally {
     await consumer.stop();
+  }
+});
+
+// Found by a review: a fact of the lost stream still in an instance's hand (its handler slow, or
+// retrying a transient failure) was acknowledged after another instance had made the durable
+// again. An acknowledgement names only the stream, the durable and a sequence: the server took it
+// for the new stream's fact at that sequence, delivered to the other instance and not yet
+// handled. That instance crashing (or stopping: its facts given back) then, the fact was never
+// delivered again: the new stream's first facts were skipped for good.
+Deno.test({
+  name: "[consumer] a fact of a lost stream settled late never settles the new stream's fact",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const gates = { old: Promise.withResolvers<void>(), fresh: Promise.withResolvers<void>() };
+  let holding = "";
+  const gated = (batch: Fact[]) => {
+    const ids = batch.map((f) => f.data.id);
+    const gate = ids.includes("1") ? "old" : ids.includes("4") ? "fresh" : undefined;
+    return { ids, gate };
+  };
+  // The slow instance: holds the old stream's facts until told.
+  const slow = await consumeFacts(b.bus, {
+    durable: "late",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: async (batch) => {
+      const { ids, gate } = gated(batch);
+      if (gate === "old") {
+        holding = "old";
+        await gates.old.promise;
+      }
+      handled.push(...ids);
+    },
+  });
+  // The other instance has a connection of its own: it "crashes" by closing it.
+  const crashing = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger: quiet });
+  let other: Awaited<ReturnType<typeof consumeFacts>> | undefined;
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(() => holding === "old", 5000, "the old stream's facts in hand");
+    other = await consumeFacts(crashing, {
+      durable: "late",
+      subject: "facts.catalog.>",
+      log: quiet,
+      handle: async (batch) => {
+        const { ids, gate } = gated(batch);
+        if (gate === "fresh") {
+          holding = "fresh";
+          await gates.fresh.promise;
+        }
+        handled.push(...ids);
+      },
+    });
+    await jsm.streams.delete(stream);
+    await ensureFactStream(b.bus);
+    await publish(b, range(4, 7).map(fact)); // the new stream's 1-3
+    await eventually(() => holding === "fresh", 15_000, "the new stream's facts in hand");
+    gates.old.resolve();
+    await eventually(() => handled.includes("3"), 5000, "the old stream's facts handled");
+    await new Promise((resolve) => setTimeout(resolve, 500)); // their settling sent
+    assert.equal(
+      (await jsm.consumers.info(stream, "late")).ack_floor.stream_seq,
+      0,
+      "none of the new stream's facts acknowledged before it is handled",
+    );
+    await crashing.nc.close(); // a crash: the new stream's facts in hand are never settled
+    await eventually(() => handled.includes("6"), 10_000, "the new stream's facts again");
+    assert.deepEqual(handled, range(1, 7).map(String));
+  } finally {
+    gates.old.resolve();
+    gates.fresh.resolve();
+    await other?.stop().catch(() => {});
+    await slow.stop();
+    await crashing.close().catch(() => {});
   }
 });
