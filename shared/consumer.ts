@@ -500,9 +500,11 @@ function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
  * Copies a message to the parked stream (`<prefix>.parked.<its subject>`) and terminates it:
  * kept for people, never retried. False, logged with `then` (what happens next), when the parked
  * stream does not take it (no leader for a moment, removed by hand, NATS gone). The copy's
- * message id is the original's stream sequence and the consumer's name: parked again after a
- * redelivery it is not copied twice, and each consumer that parks a fact leaves its own copy (one
- * id for all once kept only the first consumer's, and its reason).
+ * message id is the original's stream sequence and stored time, and the consumer's name: parked
+ * again after a redelivery it is not copied twice, and each consumer that parks a fact leaves its
+ * own copy (one id for all once kept only the first consumer's, and its reason). The sequence
+ * alone was taken, in a stream made again (numbered from 1 again), for a copy made before: the
+ * fact was dropped by the parked stream and terminated (a review).
  */
 async function tryPark<S extends string>(
   ctx: BatchContext<S>,
@@ -512,7 +514,7 @@ async function tryPark<S extends string>(
   const target = ctx.bus.subject(`parked.${msg.subject}`);
   try {
     await ctx.js.publish(target, msg.data, {
-      msgID: `${msg.info.streamSequence}@${ctx.stream}/${ctx.name}`,
+      msgID: `${msg.info.streamSequence}.${msg.info.timestampNanos}@${ctx.stream}/${ctx.name}`,
       headers: parkedHeaders(msg, ctx.name, options.reason),
     });
   } catch (error) {

@@ -906,3 +906,39 @@ Deno.test({
     await crashing.close().catch(() => {});
   }
 });
+
+// Found by a review: a parked copy's message id was the fact's stream sequence and the consumer,
+// so with the fact stream removed and made again (the parked stream kept), a fact of the new
+// stream parked at a sequence parked before (within the parked stream's duplicate window) was
+// taken for that copy: the parked stream dropped it, the fact was terminated, kept nowhere.
+Deno.test("[consumer] a fact of a stream made again is parked even at a sequence parked before", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const consumer = await consumeFacts(b.bus, {
+    durable: "reparked",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: (batch) =>
+      Promise.resolve({
+        reject: batch.filter((f) => ["2", "5"].includes(f.data.id))
+          .map((f) => ({ id: f.id, reason: "test" })),
+      }),
+  });
+  try {
+    await publish(b, range(1, 4).map(fact));
+    await eventually(async () => await parkedCount(b) === 1, 5000, "fact 2 parked");
+    await jsm.streams.delete(facts.stream(b.prefix));
+    await ensureFactStream(b.bus);
+    await publish(b, range(4, 7).map(fact)); // fact 5 at sequence 2 again
+    await eventually(
+      async () =>
+        (await jsm.consumers.info(facts.stream(b.prefix), "reparked").catch(() => undefined))
+          ?.ack_floor.stream_seq === 3,
+      15_000,
+      "the new stream's facts settled",
+    );
+    assert.equal(await parkedCount(b), 2, "both rejected facts kept in the parked stream");
+  } finally {
+    await consumer.stop();
+  }
+});
