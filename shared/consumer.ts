@@ -256,6 +256,7 @@ export async function consumeFacts<S extends string>(
     stopping: stopping.signal,
     position: new StreamPosition(floor, { shared: options.durable !== undefined }),
     streamCreated,
+    streamCheckedAt: 0,
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, batches);
@@ -420,6 +421,11 @@ interface BatchContext<S extends string> {
   position: StreamPosition;
   /** When the stream this consumer follows was made: another time is another stream. */
   streamCreated: string;
+  /**
+   * When `fromLostStream` last found the stream to be `streamCreated` (its question sent), or
+   * could not read it (its answer given up).
+   */
+  streamCheckedAt: number;
 }
 
 /** The position each message counts in: the one current when it was delivered. */
@@ -457,11 +463,17 @@ async function fromLostStream<S extends string>(
 ): Promise<Set<JsMsg>> {
   const lost = new Set(msgs.filter((msg) => positionOf(ctx, msg) !== ctx.position));
   const heldSince = Math.min(...msgs.map((msg) => deliveries.get(msg)?.at ?? Infinity));
-  if (Date.now() - heldSince < LOST_STREAM_CHECK_MS) return lost;
+  // The stream known to be the one followed later than the delivery counts as well (and, once it
+  // could not be read, facts are settled as before for as long): asked once per fact instead, a
+  // batch handed over one fact at a time (or rejecting many) waited a round trip per fact, and a
+  // second per fact while NATS was away (a review).
+  if (Date.now() - Math.max(heldSince, ctx.streamCheckedAt) < LOST_STREAM_CHECK_MS) return lost;
+  const asked = Date.now();
   const created = await ctx.jsm.streams.info(ctx.stream).then(
     (info) => info.created,
     () => undefined,
   );
+  ctx.streamCheckedAt = created === undefined ? Date.now() : asked;
   if (created === undefined) return lost;
   for (const msg of msgs) {
     const delivered = deliveries.get(msg);

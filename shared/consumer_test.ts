@@ -14,6 +14,7 @@ import type { TestBus } from "./testing.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { Bus } from "./bus.ts";
 import { exampleFact } from "@testing/facts.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
 
 const quiet = createLogger("test", "error");
 const CREATED = "facts.catalog.event-topic.created";
@@ -940,5 +941,90 @@ Deno.test("[consumer] a fact of a stream made again is parked even at a sequence
     assert.equal(await parkedCount(b), 2, "both rejected facts kept in the parked stream");
   } finally {
     await consumer.stop();
+  }
+});
+
+// Found by a review: settling facts held for 250 ms or more reads the stream's info (is it still
+// the one they came from?), and it was read once per fact: a slow batch rejecting many facts, or
+// one handed over one fact at a time, waited a round trip per fact (a second per fact while NATS
+// was away). A read is now good for the facts settled within 250 ms of it.
+Deno.test("[consumer] settling a slow batch reads the stream's info once, not once per fact", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const stream = facts.stream(b.prefix);
+  const infos = b.bus.nc.subscribe(`$JS.API.STREAM.INFO.${stream}`);
+  let asked = 0;
+  (async () => {
+    for await (const _ of infos) asked++;
+  })();
+  await publish(b, range(1, 101).map(fact));
+  const consumer = await consumeFacts(b.bus, {
+    durable: "slow-rejecting",
+    subject: "facts.catalog.>",
+    log: quiet,
+    batchSize: 100,
+    handle: async (batch) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { reject: batch.map((f) => ({ id: f.id, reason: "test" })) };
+    },
+  });
+  try {
+    await eventually(async () => await parkedCount(b) === 100, 10_000, "all parked");
+    await b.bus.nc.flush();
+    assert.ok(asked < 10, `the stream's info read ${asked} times for 100 facts`);
+  } finally {
+    infos.unsubscribe();
+    await consumer.stop();
+  }
+});
+
+// Found by a review: while NATS answers nothing, each read of the stream's info waits its 1 s
+// bound, and it was read for every fact settled one at a time (a batch of several that failed on
+// one of its facts): facts whose handling needs no NATS waited a second each.
+Deno.test({
+  name: "[consumer] facts settled one at a time while NATS hangs do not wait a second each",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using nats = await startNatsServer({ jetStream: true });
+  const bus = await Bus.connect({ url: nats.url, prefix: "hang", logger: quiet });
+  const stream = await ensureFactStream(bus);
+  const js = jetstream(bus.nc);
+  for (const n of range(1, 31)) {
+    await js.publish(bus.subject(CREATED), JSON.stringify(fact(n)));
+  }
+  const handled: string[] = [];
+  let frozenAt = 0;
+  let calls = 0;
+  const consumer = await consumeFacts(bus, {
+    durable: "hanging",
+    subject: "facts.catalog.>",
+    log: quiet,
+    batchSize: 30,
+    handle: async (batch) => {
+      if (++calls === 1) {
+        nats.freeze(true); // NATS hangs while the batch is handled: it fails on one of its facts
+        frozenAt = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        throw new Error("a fact the handler fails on once");
+      }
+      handled.push(...batch.map((f) => f.data.id));
+    },
+  });
+  try {
+    await eventually(() => handled.length === 30, 45_000, "every fact handled");
+    const tookMs = Date.now() - frozenAt;
+    nats.freeze(false);
+    assert.ok(tookMs < 8_000, `30 facts handled one at a time in ${tookMs} ms`);
+    await eventually(
+      async () =>
+        (await jetstreamManager(bus.nc).then((jsm) => jsm.consumers.info(stream, "hanging")))
+          .ack_floor.stream_seq === 30,
+      10_000,
+      "every fact acknowledged once NATS answers",
+    );
+  } finally {
+    nats.freeze(false);
+    await consumer.stop();
+    await bus.close();
   }
 });
