@@ -248,7 +248,9 @@ export async function consumeFacts<S extends string>(
     bus,
     js,
     // Asked before settling facts held for long (`fromLostStream`): not for long during an outage.
-    jsm: await jetstreamManager(bus.nc, { timeout: 1_000 }),
+    // No account check when made: with this short timeout, a slow one (a cluster electing its
+    // leader) would fail the start (a review).
+    jsm: await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false }),
     stream,
     name,
     options,
