@@ -636,29 +636,55 @@ Deno.test("[consumer] an ephemeral consumer of new facts on an empty stream, rem
   assert.deepEqual(await newFactsAfterRemoval(0), ["1", "2"]);
 });
 
+/**
+ * A durable `name` on `b`'s catalog facts that has handled facts 1 to `n` and whose floor the
+ * server put at `n`, read by the consumer: by a scrape, as /metrics does in production, or by its
+ * own timer where `floorReadMs` is given (then no scrape). Stop `consumer` when done.
+ */
+async function durableThatSettled(
+  b: TestBus,
+  name: string,
+  n: number,
+  options: { floorReadMs?: number; log?: Logger } = {},
+) {
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const consumer = await consumeFacts(b.bus, {
+    durable: name,
+    subject: "facts.catalog.>",
+    log: options.log ?? quiet,
+    floorReadMs: options.floorReadMs,
+    handle: collectIds(handled),
+  });
+  const scrape = options.floorReadMs === undefined;
+  try {
+    await publish(b, range(1, n + 1).map(fact));
+    await eventually(() => handled.length === n, 5000, "the first facts");
+    await eventually(async () => {
+      if (scrape) await metrics.snapshot();
+      return (await jsm.consumers.info(stream, name)).ack_floor.stream_seq === n;
+    });
+    if (scrape) await metrics.snapshot();
+    else await new Promise((resolve) => setTimeout(resolve, 3 * options.floorReadMs!));
+  } catch (error) {
+    await consumer.stop();
+    throw error;
+  }
+  return { jsm, stream, handled, consumer };
+}
+
 // Found by a review: a durable consumer someone deleted on the server (`nats consumer rm`, a lost
 // store) left its service's pull stalled for good; nothing handled a fact again until a restart.
 Deno.test("[consumer] a durable consumer deleted on the server is made again after what was settled", async () => {
   await using b = await factBus({ ensureStream: true });
-  const jsm = await jetstreamManager(b.bus.nc);
-  const stream = facts.stream(b.prefix);
   const warnings: LogFields[] = [];
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "deleted",
-    subject: "facts.catalog.>",
-    log: { ...quiet, warn: (_message: string, fields?: LogFields) => void warnings.push(fields!) },
-    handle: collectIds(handled),
-  });
+  const log = {
+    ...quiet,
+    warn: (_message: string, fields?: LogFields) => void warnings.push(fields!),
+  };
+  const { jsm, stream, handled, consumer } = await durableThatSettled(b, "deleted", 3, { log });
   try {
-    await publish(b, range(1, 4).map(fact));
-    await eventually(() => handled.length === 3, 5000, "the first facts");
-    // A scrape reads the acknowledgement floor, as /metrics does in production.
-    await eventually(async () => {
-      await metrics.snapshot();
-      return (await jsm.consumers.info(stream, "deleted")).ack_floor.stream_seq === 3;
-    });
-    await metrics.snapshot();
     await jsm.consumers.delete(stream, "deleted");
     await publish(b, range(4, 6).map(fact));
     await eventually(() => handled.length >= 5, 10_000, "the facts published once it was gone");
@@ -759,23 +785,8 @@ Deno.test("[consumer] a shared durable deleted while another instance holds fact
 // nothing). Either way no fact published since reached it until a restart.
 async function afterStreamLoss(madeAgainByPublisher: boolean): Promise<string[]> {
   await using b = await factBus({ ensureStream: true });
-  const jsm = await jetstreamManager(b.bus.nc);
-  const stream = facts.stream(b.prefix);
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "lost",
-    subject: "facts.catalog.>",
-    log: quiet,
-    handle: collectIds(handled),
-  });
+  const { jsm, stream, handled, consumer } = await durableThatSettled(b, "lost", 5);
   try {
-    await publish(b, range(1, 6).map(fact));
-    await eventually(() => handled.length === 5, 5000, "the first facts");
-    await eventually(async () => {
-      await metrics.snapshot();
-      return (await jsm.consumers.info(stream, "lost")).ack_floor.stream_seq === 5;
-    });
-    await metrics.snapshot();
     await jsm.streams.delete(stream);
     if (madeAgainByPublisher) await ensureFactStream(b.bus);
     await eventually(
@@ -803,23 +814,10 @@ Deno.test("[consumer] a durable whose stream was lost makes it again and follows
 // scraped, a deleted durable was made again from sequence 1 and handed everything over again.
 Deno.test("[consumer] a durable deleted where nothing scrapes is made again after the floor it read itself", async () => {
   await using b = await factBus({ ensureStream: true });
-  const jsm = await jetstreamManager(b.bus.nc);
-  const stream = facts.stream(b.prefix);
-  const handled: string[] = [];
-  const consumer = await consumeFacts(b.bus, {
-    durable: "unscraped",
-    subject: "facts.catalog.>",
-    log: quiet,
+  const { jsm, stream, handled, consumer } = await durableThatSettled(b, "unscraped", 3, {
     floorReadMs: 100,
-    handle: collectIds(handled),
   });
   try {
-    await publish(b, range(1, 4).map(fact));
-    await eventually(() => handled.length === 3, 5000, "the first facts");
-    await eventually(async () =>
-      (await jsm.consumers.info(stream, "unscraped")).ack_floor.stream_seq === 3
-    );
-    await new Promise((resolve) => setTimeout(resolve, 300)); // a read or two of the floor
     await jsm.consumers.delete(stream, "unscraped");
     await publish(b, range(4, 6).map(fact));
     await eventually(() => handled.length >= 5, 10_000, "the facts published once it was gone");
