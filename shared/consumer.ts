@@ -386,8 +386,7 @@ async function remakeIfGone<S extends string>(
     ctx.options.log.warn("the fact stream was made anew; following it from its start", {
       durable: ctx.name,
     });
-    ctx.streamCreated = created;
-    ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
+    followNewStream(ctx, created);
   }
   const from = ctx.position.resumeAt();
   await jsm.consumers.add(ctx.stream, {
@@ -430,15 +429,27 @@ interface BatchContext<S extends string> {
   streamCheckedAt: number;
 }
 
-/** The position each message counts in: the one current when it was delivered. */
-const positions = new WeakMap<JsMsg, StreamPosition>();
+/**
+ * What the consumer stood on when each message was handed over: when, the position it counts in,
+ * and the stream (its `created`) followed then.
+ */
+const deliveries = new WeakMap<
+  JsMsg,
+  { at: number; position: StreamPosition; streamCreated: string }
+>();
 
 function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
-  return positions.get(msg) ?? ctx.position;
+  return deliveries.get(msg)?.position ?? ctx.position;
 }
 
-/** When each message was delivered, and the stream (its `created`) the consumer followed then. */
-const deliveries = new WeakMap<JsMsg, { at: number; streamCreated: string }>();
+/**
+ * Follows a stream made anew (`created`): from its start, with a position of its own; the
+ * messages of the lost one keep theirs.
+ */
+function followNewStream<S extends string>(ctx: BatchContext<S>, created: string): void {
+  ctx.streamCreated = created;
+  ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
+}
 
 /**
  * Held for longer than this, messages are settled only once the stream is known to be the one
@@ -486,8 +497,7 @@ async function fromLostStream<S extends string>(
       durable: ctx.name,
       count: lost.size,
     });
-    ctx.streamCreated = created;
-    ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
+    followNewStream(ctx, created);
   }
   return lost;
 }
@@ -606,8 +616,11 @@ async function handleBatch<S extends string>(
 ): Promise<void> {
   const batch: Delivered[] = [];
   for (const msg of messages) {
-    positions.set(msg, ctx.position);
-    deliveries.set(msg, { at: Date.now(), streamCreated: ctx.streamCreated });
+    deliveries.set(msg, {
+      at: Date.now(),
+      position: ctx.position,
+      streamCreated: ctx.streamCreated,
+    });
     ctx.position.delivered(msg.info.streamSequence);
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
