@@ -31,6 +31,7 @@
  */
 
 import { Exchanges } from "./exchanges.ts";
+import { innerServer } from "./inner_socket.ts";
 import { type RawHead, readHead } from "./raw_head.ts";
 
 export interface GuardOptions {
@@ -374,26 +375,6 @@ async function acceptEach(
       // Reset already: the relay's first read ends it.
     }
     serve(client);
-  }
-}
-
-/** `Deno.serve` on a Unix socket in a directory of its own, which `shutdown` removes. */
-async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
-  const dir = await Deno.makeTempDir({ prefix: "gateway-" });
-  const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
-  const socketPath = `${dir}/http.sock`;
-  try {
-    const server = Deno.serve({ path: socketPath, onListen: () => {} }, handler);
-    return {
-      socketPath,
-      async shutdown() {
-        await server.shutdown();
-        await remove();
-      },
-    };
-  } catch (error) {
-    await remove();
-    throw error;
   }
 }
 
