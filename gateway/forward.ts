@@ -84,12 +84,12 @@ const decoder = new TextDecoder();
  */
 export function queryOf(url: string): Record<string, string> {
   const query: Record<string, string> = {};
+  // A `?` after a `#` is the fragment's, never the query's (`/v1/events/7#?sort=x`).
+  const hash = url.indexOf("#");
+  const end = hash === -1 ? url.length : hash;
   const start = url.indexOf("?");
-  if (start === -1) return query;
-  const hash = url.indexOf("#", start);
-  for (
-    const [name, value] of new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash))
-  ) {
+  if (start === -1 || start > end) return query;
+  for (const [name, value] of new URLSearchParams(url.slice(start + 1, end))) {
     if (!Object.hasOwn(query, name)) query[name] = value;
   }
   return query;

@@ -21,6 +21,9 @@ Deno.test("[gateway] queryOf keeps the first value of a repeated key, as Flask's
     "page[size]": "5",
     sort: "-name",
   });
+  // A `?` inside the fragment starts no query.
+  assert.deepEqual(queryOf("http://x/v1/events/7#?sort=evil"), {});
+  assert.deepEqual(queryOf("http://x/v1/events/7?a=1#?sort=evil"), { a: "1" });
 });
 
 Deno.test("[gateway] GET /v1/events/:id/tickets passes params, query, path and actor", async () => {

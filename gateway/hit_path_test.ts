@@ -588,6 +588,11 @@ Deno.test("[gateway] an absolute-form target whose query comes before its path n
     const body = JSON.parse((await wire.answer()).split("\r\n\r\n")[1]);
     assert.equal(body.data.length, 1, "the plain read's own page");
   }
+  // One without a path is refused for that, not for its authority.
+  await wire.send(HEAD.replace("GET /v1/event-topics", "GET http://x?q=1") + "\r\n");
+  const pathless = await wire.answer();
+  assert.match(pathless, /^HTTP\/1\.1 400 /);
+  assert.match(pathless, /needs a path after its host/);
   // An absolute-form target with a plain authority is read as ever, and so is a request without
   // Host (behind the relay `Deno.serve` builds its URL from the socket's encoded path).
   await wire.send(HEAD.replace("GET /v1", "GET http://x:8080/v1") + "\r\n");

@@ -45,6 +45,18 @@ export function urlAuthority(url: string): string | undefined {
   return URL_AUTHORITY.test(authority) ? authority : undefined;
 }
 
+/** Why `urlAuthority` could not read `url`: no path after the authority, or no authority. */
+function targetProblem(url: string): string {
+  const start = url.indexOf("//") + 2;
+  const rest = url.slice(start);
+  const authorityOnly = rest.split(/[?#]/, 1)[0];
+  if (!authorityOnly.includes("/") && URL_AUTHORITY.test(authorityOnly)) {
+    return "Cannot read the request target: an absolute URL needs a path after its host " +
+      "(http://host/v1/...)";
+  }
+  return "Cannot read the request target: its authority is not a host name or address";
+}
+
 /**
  * Refuses a request whose Host is not an authority (a missing one is left to the HTTP server),
  * nor the authority of its URL (an absolute-form target's own).
@@ -65,11 +77,7 @@ export function validHost(): MiddlewareHandler<GatewayEnv> {
         header: "Host",
       });
     }
-    if (urlAuthority(c.req.url) === undefined) {
-      throw new BadRequestError(
-        "Cannot read the request target: its authority is not a host name or address",
-      );
-    }
+    if (urlAuthority(c.req.url) === undefined) throw new BadRequestError(targetProblem(c.req.url));
     await next();
   };
 }
