@@ -321,6 +321,15 @@ export const eventQuery: QuerySpec = {
     "is-stripe-linked": { column: "is_stripe_linked", type: "boolean" },
     "created-at": created,
     "deleted-at": deleted,
+    // Constants (0005_event_constants.sql), filtered and sorted as every attribute shown.
+    "external-event-url": { column: "external_event_url", type: "string" },
+    "is-event-online": { column: "is_event_online", type: "boolean" },
+    "is-featured": { column: "is_featured", type: "boolean" },
+    "logo-url": { column: "logo_url", type: "string" },
+    "original-image-url": { column: "original_image_url", type: "string" },
+    "thumbnail-image-url": { column: "thumbnail_image_url", type: "string" },
+    "large-image-url": { column: "large_image_url", type: "string" },
+    "icon-image-url": { column: "icon_image_url", type: "string" },
   },
   // The three after the roles are served by discounts and payments; the gateway fetches them.
   includes: [
