@@ -770,3 +770,42 @@ Deno.test("[catalog] an admin restores a soft-deleted event with deleted-at null
     assert.equal(reply.body.data.attributes["deleted-at"], null);
   });
 });
+
+Deno.test("[catalog] a restored event that has started comes back as a draft", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const admin = { token: system.admin.token };
+  // The original's Restore made an event whose start had passed a draft again (its organizers
+  // see it and publish it anew); it must not reappear in public lists by itself.
+  const restored = async (startsAt: Date) => {
+    const endsAt = new Date(startsAt.getTime() + 4 * 3600_000);
+    const event = await system.createEvent(owner.token, {
+      attributes: {
+        state: "published",
+        "starts-at": startsAt.toISOString(),
+        "ends-at": endsAt.toISOString(),
+      },
+    });
+    const path = `/v1/events/${event.id}`;
+    expectStatus(await system.call("DELETE", path, { token: owner.token }), 200);
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      ...admin,
+      body: { data: { type: "event", id: event.id, attributes: { "deleted-at": null } } },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+    return { path, state: reply.body.data.attributes.state };
+  };
+
+  await t.step("one that started an hour ago: a draft, hidden from the public", async () => {
+    const { path, state } = await restored(new Date(Date.now() - 3600_000));
+    assert.equal(state, "draft");
+    expectError(await system.call("GET", path), 404);
+    expectStatus(await system.call("GET", path, { token: owner.token }), 200);
+  });
+  await t.step("one still to come: published, as it was", async () => {
+    const { path, state } = await restored(new Date(Date.now() + 24 * 3600_000));
+    assert.equal(state, "published");
+    expectStatus(await system.call("GET", path), 200);
+  });
+});

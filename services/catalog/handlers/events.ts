@@ -305,6 +305,15 @@ function restores(caller: Caller | null, existing: EventRow, attributes: Record<
     Object.hasOwn(attributes, "deleted-at") && attributes["deleted-at"] === null;
 }
 
+/**
+ * A restored event whose start has passed comes back as a draft, as the original's Restore made
+ * it (its organizers publish it anew); it does not reappear in public lists by itself.
+ */
+function restoredState(values: EventValues, startsAt: Date): EventValues {
+  const restoring = Object.hasOwn(values, "deleted_at") && values.deleted_at === null;
+  return restoring && startsAt.getTime() <= Date.now() ? { state: "draft" } : {};
+}
+
 /** The columns a PATCH sets: only the attributes it sends. */
 function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValues {
   const values: EventValues = {};
@@ -343,9 +352,11 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       // The merged state as it is now, under the row's lock (a concurrent PATCH may have
       // moved a date or the topic since `existing` was read).
       const current = locked as EventRow;
-      checkDates(values.starts_at ?? current.starts_at, values.ends_at ?? current.ends_at);
+      const startsAt = values.starts_at ?? current.starts_at;
+      checkDates(startsAt, values.ends_at ?? current.ends_at);
       return await updateEvent(tx, existing.id, {
         ...values,
+        ...restoredState(values, startsAt),
         ...await topicValues(tx, doc, current),
       });
     },
