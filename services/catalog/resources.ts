@@ -396,6 +396,10 @@ export const ticketQuery: QuerySpec = {
     "sales-ends-at": { column: "sales_ends_at", type: "datetime" },
     "created-at": created,
     "deleted-at": deleted,
+    // Derived (0006_ticket_constants.sql), filtered and sorted as every attribute shown.
+    "is-hidden": { column: "is_hidden", type: "boolean" },
+    "min-order": { column: "min_order", type: "integer" },
+    "max-order": { column: "quantity", type: "integer" },
   },
   includes: ["event", "discount-codes"],
   sparse: {
