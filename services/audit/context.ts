@@ -17,6 +17,8 @@ export interface AuditContext {
   log: Logger;
   /** Who callers are, as the catalog answers (kept; see the file comment). */
   access: AccessSource;
+  /** Activities `page[size]=0` may list at most (tests set a small one). */
+  unpagedMax?: number;
 }
 
 /**

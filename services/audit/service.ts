@@ -32,6 +32,8 @@ export interface AuditOptions {
   ackWaitMs?: number;
   /** Age limit of the catalog's access answers it keeps (default 5 s; 0 asks every time). */
   accessTtlMs?: number;
+  /** Activities `page[size]=0` may list at most (default `UNPAGED_MAX`). */
+  unpagedMax?: number;
 }
 
 export interface AuditService {
@@ -46,7 +48,7 @@ export async function startAudit(options: AuditOptions): Promise<AuditService> {
   const { sql, bus, log } = options;
   const consumer = await followAllFacts(options);
   const access = await startAccessSource(bus, { ttlMs: options.accessTtlMs, log });
-  const ctx: AuditContext = { sql, bus, log, access };
+  const ctx: AuditContext = { sql, bus, log, access, unpagedMax: options.unpagedMax };
   const running = serveContract({
     bus,
     sql,

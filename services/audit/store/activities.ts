@@ -51,6 +51,19 @@ export async function getActivity(sql: Queryable, id: string): Promise<Row | und
   return row;
 }
 
+/**
+ * Every matching activity for an unpaged list (`page[size]=0`), but never more than `limit`
+ * rows: the log grows for good, and one such read of it all held hundreds of megabytes.
+ */
+export async function listActivitiesUpTo(
+  sql: Queryable,
+  query: ListQuery,
+  limit: number,
+): Promise<Row[]> {
+  return await sql`select * from activities
+    where ${whereSql(sql, query.filter)} ${orderSql(sql, query.sort)} limit ${limit}`;
+}
+
 /** One page of the log and the total matching count. */
 export async function listActivities(
   sql: Queryable,
