@@ -84,3 +84,31 @@ Deno.test("[log] scrub finds secrets under longer names and in header or JSON fo
     assert.equal(scrub(text), text);
   }
 });
+
+// Found by a review: a token where none belongs (a client's `/v1/activities/<token>`) reached the
+// gateway's access line as it came, at the default level: `path` named no secret.
+Deno.test("[log] scrub hides a JWT wherever it stands, with or without a name before it", async () => {
+  const header = btoa(JSON.stringify({ alg: "HS256", typ: "JWT" })).replace(/=+$/, "");
+  const claims = btoa(JSON.stringify({ sub: "1", ver: 0 })).replace(/=+$/, "");
+  const jwt = `${header}.${claims}.x-Yz_09AbCdEfGhIjKlMnOp`;
+  for (
+    const text of [
+      `/v1/activities/${jwt}`,
+      `Cannot find activity "${jwt}"`,
+      `Cannot filter: id takes bigint values, got "${jwt}"`,
+      `${jwt}`,
+      `${header}.${claims}.`,
+    ]
+  ) {
+    const out = scrub(text);
+    assert.ok(!out.includes(claims), `${text} -> ${out}`);
+    assert.ok(out.includes("[redacted]"), out);
+  }
+  const [line] = await linesOf(`
+    import { createLogger } from "@shared/log.ts";
+    createLogger("gateway").info("request", { method: "GET", path: "/v1/activities/${jwt}" });
+  `);
+  assert.equal(line.path, "/v1/activities/[redacted]");
+  // Base64 that is no JWT stays.
+  for (const text of ["eyJhbGciOiJ", "version 1.2.3", "a.b.c"]) assert.equal(scrub(text), text);
+});

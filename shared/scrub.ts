@@ -37,9 +37,17 @@ const quotedMember = new RegExp(
  */
 const authorizationHeader = /(\bauthorization\s*:\s*["']?(?:bearer|jwt|basic)\s+)[^\s"',;]+/gi;
 
-/** URL passwords and `password=...`-style assignments become "[redacted]". */
+/**
+ * A JWT (or JWS) wherever it stands, named or not: a header and claims in base64url of a JSON
+ * object (so both begin `eyJ`), then the signature, maybe empty. A token in a path (a client's
+ * `/v1/activities/<token>`) reached the gateway's access line as it came (a review).
+ */
+const jwtLike = /\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]*/g;
+
+/** URL passwords, `password=...`-style assignments and JWTs become "[redacted]". */
 export function scrub(text: string): string {
-  return text.replace(urlCredentials, "$1[redacted]@")
+  return text.replace(jwtLike, "[redacted]")
+    .replace(urlCredentials, "$1[redacted]@")
     .replace(secretAssignment, "$1[redacted]")
     .replace(envAssignment, "$1[redacted]")
     .replace(quotedMember, "$1[redacted]")
