@@ -1,0 +1,432 @@
+/**
+ * Secrets, end to end on real processes (catalog, payments with a fake Stripe, audit, gateway) at
+ * debug level with tracing on: sign-up, logins good and bad, both password changes, malformed and
+ * mistyped bodies holding passwords, tokens forged, stale and out of place, a Stripe link, re-link,
+ * refusal and unlink, a forged webhook. Then every output is searched for every secret planted or
+ * issued: answers (but a client's own input echoed back, and a login's own token), each process's
+ * stderr, the facts stream, the activities, idempotency rows, `/metrics` and the OTLP exports. And
+ * the log is whole: one activity per fact.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { Bus } from "@shared/bus.ts";
+import { deleteFactStream } from "@shared/facts.ts";
+import { createLogger } from "@shared/log.ts";
+import { freePort } from "@shared/net.ts";
+import { testBackends, testDatabase } from "@shared/testing.ts";
+import { facts as factSubjects } from "@shared/subjects.ts";
+import { startFakeStripe } from "../services/payments/fake_stripe.ts";
+import { storedMessages } from "./facts.ts";
+import { eventually } from "./eventually.ts";
+import { spawnProcess } from "./processes.ts";
+
+function rawReceiver() {
+  const bodies: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    bodies.push(`${new URL(req.url).pathname} ${await req.text()}`);
+    return Response.json({});
+  });
+  return {
+    bodies,
+    env: {
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${server.addr.port}`,
+      OTEL_BSP_SCHEDULE_DELAY: "200",
+      OTEL_BLRP_SCHEDULE_DELAY: "200",
+      OTEL_METRIC_EXPORT_INTERVAL: "1000",
+    },
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+    },
+  };
+}
+
+/**
+ * An OTLP export without the `url.full`, `url.query` and `url.path` attributes of Deno's HTTP
+ * spans: Deno records the raw URL before any handler runs, a known limit the README documents
+ * for the query (drop them in the collector); a token in the path goes the same way.
+ */
+function withoutRawUrl(body: string): string {
+  const at = body.indexOf(" ");
+  const json = JSON.parse(body.slice(at + 1) || "{}");
+  const strip = (value: unknown): unknown => {
+    if (Array.isArray(value)) {
+      return value
+        .filter((item) => !["url.full", "url.query", "url.path"].includes(item?.key))
+        .map(strip);
+    }
+    if (value && typeof value === "object") {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strip(v)]));
+    }
+    return value;
+  };
+  return `${body.slice(0, at)} ${JSON.stringify(strip(json))}`;
+}
+
+const uid = () => crypto.randomUUID().replaceAll("-", "");
+
+Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activity, /metrics or a trace", async () => {
+  const { natsUrl } = await testBackends();
+  await using otlp = rawReceiver();
+  await using database = await testDatabase();
+  const secrets = new Map<string, string>();
+  const plant = (name: string, value: string) => (secrets.set(name, value), value);
+  const stripeKey = plant("STRIPE_SECRET_KEY", `sk_test_${uid()}`);
+  const clientId = `ca_${uid()}`;
+  await using stripe = await startFakeStripe({ secretKey: stripeKey, clientId });
+  const prefix = `sec${uid().slice(0, 8)}`;
+  const port = freePort();
+  const admin = { email: "admin@example.test", password: plant("ADMIN_PASSWORD", `AdmPw${uid()}`) };
+  const metricsToken = plant("METRICS_TOKEN", `mt${uid()}`);
+  const env = {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "",
+    DATABASE_URL: database.url,
+    NATS_URL: natsUrl,
+    BUS_PREFIX: prefix,
+    JWT_SECRET: plant("JWT_SECRET", `jwtsecret${uid()}`),
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    PASSWORD_ITERATIONS: "1000",
+    PORT: String(port),
+    LOG_LEVEL: "debug",
+    METRICS_TOKEN: metricsToken,
+    STRIPE_SECRET_KEY: stripeKey,
+    STRIPE_CLIENT_ID: clientId,
+    STRIPE_CONNECT_URL: stripe.url,
+    STRIPE_WEBHOOK_SECRET: plant("STRIPE_WEBHOOK_SECRET", `whsec_${uid()}`),
+    PAYMENTS_ENCRYPTION_KEY: plant(
+      "PAYMENTS_ENCRYPTION_KEY",
+      btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))),
+    ),
+    OTEL_DENO: "true",
+    ...otlp.env,
+  };
+  const start = (name: string, main: string) =>
+    spawnProcess(name, main, { ...env, OTEL_SERVICE_NAME: name });
+  await using catalog = start("catalog", "services/catalog/main.ts");
+  await using payments = start("payments", "services/payments/main.ts");
+  await using audit = start("audit", "services/audit/main.ts");
+  await using gateway = start("gateway", "gateway/main.ts");
+  await using _streams = {
+    async [Symbol.asyncDispose]() {
+      const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
+      await deleteFactStream(bus);
+      await bus.close();
+    },
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (const name of ["catalog", "payments", "audit"]) {
+    const p = { catalog, payments, audit }[name]!;
+    await p.waitForLog((line) => line.message === `${name} ready`, 60_000);
+  }
+  /** Each answer with the request it answers: a client's own input echoed back is no leak. */
+  const exchanges: { request: string; response: string }[] = [];
+  const http = async (
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } =
+      {},
+  ) => {
+    const json = options.raw === undefined && options.body !== undefined;
+    const reply = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        Accept: "application/vnd.api+json, application/json",
+        ...(options.token ? { Authorization: `JWT ${options.token}` } : {}),
+        ...(options.body !== undefined || options.raw !== undefined
+          ? { "Content-Type": "application/vnd.api+json" }
+          : {}),
+        ...options.headers,
+      },
+      body: options.raw ?? (json ? JSON.stringify(options.body) : undefined),
+    });
+    const text = await reply.text();
+    exchanges.push({
+      request: `${method} ${path} ${JSON.stringify(options)}`,
+      response: `${reply.status} ${[...reply.headers].join(";")} ${text}`,
+    });
+    return { status: reply.status, text, body: text ? JSON.parse(text) : {} };
+  };
+  const login = async (email: string, password: string) => {
+    const r = await http("POST", "/v1/auth/login", {
+      raw: JSON.stringify({ email, password }),
+      headers: { "Content-Type": "application/json" },
+    });
+    if (r.status === 200) plant(`token ${email} ${exchanges.length}`, r.body.access_token);
+    return r;
+  };
+  let adminToken = "";
+  for (let i = 0; i < 120 && !adminToken; i++) {
+    const r = await login(admin.email, admin.password).catch(() => null);
+    if (r?.status === 200) adminToken = r.body.access_token;
+    else await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  assert.ok(adminToken);
+
+  // Sign-up, login, bad login, password changes.
+  const email = `u${uid().slice(0, 8)}@example.test`;
+  const pw1 = plant("pw1", `Pw1${uid()}`);
+  const signUp = await http("POST", "/v1/users", {
+    body: { data: { type: "user", attributes: { email, password: pw1 } } },
+    headers: { "Idempotency-Key": `k${uid()}` },
+  });
+  assert.equal(signUp.status, 201, signUp.text);
+  const userId = signUp.body.data.id;
+  const userToken = (await login(email, pw1)).body.access_token;
+  const wrong = plant("wrong pw", `Wrong${uid()}`);
+  assert.equal((await login(email, wrong)).status, 401);
+  assert.equal((await login(`nobody${uid().slice(0, 6)}@example.test`, wrong)).status, 401);
+  const pw2 = plant("pw2", `Pw2${uid()}`);
+  const patched = await http("PATCH", `/v1/users/${userId}`, {
+    token: userToken,
+    body: { data: { type: "user", id: userId, attributes: { password: pw2 } } },
+    headers: { "Idempotency-Key": `k${uid()}` },
+  });
+  assert.equal(patched.status, 200, patched.text);
+  const t2 = (await login(email, pw2)).body.access_token;
+  const pw3 = plant("pw3", `Pw3${uid()}`);
+  const changed = await http("POST", "/v1/auth/change-password", {
+    token: t2,
+    raw: JSON.stringify({ data: { "old-password": pw2, "new-password": pw3 } }),
+    headers: { "Content-Type": "application/json" },
+  });
+  assert.equal(changed.status, 200, changed.text);
+  const t3 = (await login(email, pw3)).body.access_token;
+  // Old tokens now refused: a 401 must not echo them.
+  await http("GET", `/v1/users/${userId}`, { token: userToken });
+  // Malformed JSON holding secrets, wrong types, too short.
+  const pw4 = plant("pw4", `Pw4${uid()}`);
+  await http("POST", "/v1/auth/login", {
+    raw: `{"email":"${email}","password":"${pw4}"`,
+    headers: { "Content-Type": "application/json" },
+  });
+  await http("POST", "/v1/auth/login", {
+    raw: `{"email":"${email}","password":{"x":"${pw4}"}}`,
+    headers: { "Content-Type": "application/json" },
+  });
+  await http("POST", "/v1/auth/login", {
+    raw: `{"email":["${pw4}"],"password":"${pw4}"}`,
+    headers: { "Content-Type": "application/json" },
+  });
+  await http("POST", "/v1/users", {
+    raw: `{"data":{"type":"user","attributes":{"email":"x@example.test","password":"${pw4}"}`,
+  });
+  await http("POST", "/v1/users", {
+    body: { data: { type: "user", attributes: { email: "bad", password: pw4 } } },
+  });
+  const short = plant("short pw", `S${uid().slice(0, 5)}`);
+  await http("POST", "/v1/users", {
+    body: {
+      data: {
+        type: "user",
+        attributes: { email: `s${uid().slice(0, 6)}@x.test`, password: short },
+      },
+    },
+  });
+  await http("POST", "/v1/users", {
+    body: {
+      data: {
+        type: "user",
+        attributes: { email: `s${uid().slice(0, 6)}@x.test`, password: [pw4] },
+      },
+    },
+  });
+  await http("PATCH", `/v1/users/${userId}`, {
+    token: t3,
+    body: { data: { type: "user", id: "999999", attributes: { password: pw4 } } },
+  });
+  await http("PATCH", `/v1/users/${userId}`, {
+    token: t3,
+    body: { data: { type: "event", id: userId, attributes: { password: pw4 } } },
+  });
+  await http("POST", "/v1/auth/change-password", {
+    token: t3,
+    raw: JSON.stringify({ data: { "old-password": pw4, "new-password": pw4 } }),
+    headers: { "Content-Type": "application/json" },
+  });
+  await http("POST", "/v1/auth/change-password", {
+    token: t3,
+    raw: JSON.stringify({ data: { "old-password": pw3, "new-password": short } }),
+    headers: { "Content-Type": "application/json" },
+  });
+  // Tokens where they do not belong.
+  const forged = plant("forged token", `eyJhbGciOiJIUzI1NiJ9.eyJ${uid()}.${uid()}`);
+  await http("GET", "/v1/activities", { token: forged });
+  await http("GET", "/v1/activities", { headers: { Authorization: `Bearer ${forged}` } });
+  await http("GET", "/v1/activities", { headers: { Authorization: `${forged}` } });
+  await http("GET", `/v1/activities?access_token=${forged}`);
+  await http(
+    "GET",
+    `/v1/activities?filter=${encodeURIComponent(`[{"name":"${forged}","op":"eq","val":"x"}]`)}`,
+    { token: adminToken },
+  );
+  await http(
+    "GET",
+    `/v1/activities?filter=${encodeURIComponent(`[{"name":"action","op":"${forged}","val":"x"}]`)}`,
+    { token: adminToken },
+  );
+  await http("GET", `/v1/activities?sort=${forged}`, { token: adminToken });
+  await http("GET", `/v1/activities?token=${forged}`, { token: adminToken });
+  await http("GET", `/v1/activities/${forged}`, { token: adminToken });
+  // A real token where none belongs: its path reaches the gateway's access line.
+  await http("GET", `/v1/activities/${adminToken}`, { token: adminToken });
+  await http("GET", `/v1/events?password=${pw4}`, { token: adminToken });
+
+  // Stripe.
+  const event = await http("POST", "/v1/events", {
+    token: t3,
+    body: {
+      data: {
+        type: "event",
+        attributes: {
+          name: "Stripe summit",
+          "starts-at": "2031-03-01T09:00:00+00:00",
+          "ends-at": "2031-03-02T18:00:00+00:00",
+          state: "published",
+          "can-pay-by-stripe": true,
+        },
+      },
+    },
+  });
+  assert.equal(event.status, 201, event.text);
+  const eventId = event.body.data.id;
+  const grantOf = () => {
+    const g = stripe.grant();
+    plant(`code ${g.code}`, g.code);
+    plant(`access ${g.code}`, g.accessToken);
+    plant(`refresh ${g.code}`, g.refreshToken);
+    plant(`account ${g.code}`, g.accountId);
+    return g;
+  };
+  const authBody = (code: string) => ({
+    data: {
+      type: "stripe-authorization",
+      attributes: { "stripe-auth-code": code },
+      relationships: { event: { data: { type: "event", id: eventId } } },
+    },
+  });
+  const linked = await http("POST", "/v1/stripe-authorizations", {
+    token: t3,
+    body: authBody(grantOf().code),
+    headers: { "Idempotency-Key": `k${uid()}` },
+  });
+  assert.equal(linked.status, 201, linked.text);
+  const authId = linked.body.data.id;
+  const relink = (code: string) =>
+    http("PATCH", `/v1/stripe-authorizations/${authId}`, {
+      token: t3,
+      body: {
+        data: {
+          type: "stripe-authorization",
+          id: authId,
+          attributes: { "stripe-auth-code": code },
+        },
+      },
+    });
+  assert.equal((await relink(grantOf().code)).status, 200);
+  const badCode = plant("bad code", `ac_bad${uid()}`);
+  await relink(badCode);
+  await http("POST", "/v1/stripe-authorizations", {
+    raw: `{"data":{"type":"stripe-authorization","attributes":{"stripe-auth-code":"${badCode}"}`,
+    token: t3,
+  });
+  await http("POST", "/v1/stripe-authorizations", {
+    body: { data: { type: "stripe-authorization", attributes: { "stripe-auth-code": [badCode] } } },
+    token: t3,
+  });
+  await http("POST", "/v1/webhooks/stripe", {
+    raw: JSON.stringify({ id: "evt_1", type: "x", secret: badCode }),
+    headers: { "Content-Type": "application/json", "Stripe-Signature": `t=1,v1=${badCode}` },
+  });
+  await http("GET", `/v1/stripe-authorizations/${authId}`, { token: t3 });
+  const unlinked = await http("DELETE", `/v1/stripe-authorizations/${authId}`, { token: t3 });
+  assert.equal(unlinked.status, 200, unlinked.text);
+  const metrics = await fetch(`${url}/metrics`, {
+    headers: { Authorization: `Bearer ${metricsToken}` },
+  });
+  const metricsText = await metrics.text();
+
+  // Every fact on the stream (the outboxes drained), then audit caught up with them.
+  const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+  const outboxes = ["catalog", "payments"].map((schema) => `${schema}.outbox`);
+  const pending = async () => {
+    let n = 0;
+    for (const table of outboxes) {
+      const [row] = await sql`select count(*)::int as n from ${sql(table.split("."))}`
+        .catch(() => [{ n: 0 }]);
+      n += row.n;
+    }
+    return n;
+  };
+  await eventually(async () => await pending() === 0, 20_000, "the outboxes drained");
+  const stored = await storedMessages(bus, factSubjects.stream(prefix));
+  await eventually(
+    async () => {
+      const [{ n }] = await sql`select count(*)::int as n from audit.activities`;
+      return n === stored.length;
+    },
+    20_000,
+    "audit caught up",
+  );
+  const activities = await sql`select * from audit.activities order by id`;
+  const idem = [
+    ...await sql`select * from catalog.idempotency_keys`,
+    ...await sql`select * from payments.idempotency_keys`,
+  ];
+  await sql.end();
+  const factTexts = stored.map((m) => `${JSON.stringify(m.header)} ${m.string()}`);
+  await bus.close();
+  // Exporters flush every 200 ms (spans) and 1 s (metrics).
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await gateway[Symbol.asyncDispose]();
+  await catalog[Symbol.asyncDispose]();
+  await payments[Symbol.asyncDispose]();
+  await audit[Symbol.asyncDispose]();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+
+  const outputs: [string, string[]][] = [
+    ["response", exchanges.map((e) => e.response)],
+    ["catalog log", catalog.lines],
+    ["payments log", payments.lines],
+    ["audit log", audit.lines],
+    ["gateway log", gateway.lines],
+    ["fact", factTexts],
+    ["activity", activities.map((a) => JSON.stringify(a))],
+    ["metrics", [metricsText]],
+    ["otlp", otlp.bodies.map(withoutRawUrl)],
+    ["idempotency row", idem.map((r) => JSON.stringify(r))],
+  ];
+  const found: string[] = [];
+  for (const [where, texts] of outputs) {
+    for (const [name, value] of secrets) {
+      for (const [i, text] of texts.entries()) {
+        const own = where === "response" && exchanges[i].request.includes(value);
+        // A login's answer holds the token it issues.
+        const issued = where === "response" && name.startsWith("token ") &&
+          name.endsWith(` ${i + 1}`);
+        if (text.includes(value) && !own && !issued) {
+          const at = text.indexOf(value);
+          found.push(`${name} in ${where}: ${text.slice(Math.max(0, at - 300), at + 100)}`);
+          break;
+        }
+      }
+    }
+  }
+  assert.deepEqual(found, []);
+  // And the log is whole: one activity per fact, each with its actor.
+  const factIds = stored.map((m) => m.json<{ id: string }>().id).sort();
+  assert.deepEqual(activities.map((a) => a.fact_id).sort(), factIds);
+  const actions = activities.map((a) => `${a.actor} | ${a.action}`);
+  const user = `${email} (${userId})`;
+  for (
+    const expected of [
+      `${user} | User ${userId} created`,
+      `${user} | User ${userId} updated`,
+      `${user} | Stripe authorization linked for event ${eventId}`,
+      `${user} | Stripe authorization re-linked for event ${eventId}`,
+      `${user} | Stripe authorization removed for event ${eventId}`,
+    ]
+  ) assert.ok(actions.includes(expected), `${expected} in ${actions.join("\n")}`);
+});
