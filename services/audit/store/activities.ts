@@ -64,20 +64,20 @@ export async function listActivitiesUpTo(
     where ${whereSql(sql, query.filter)} ${orderSql(sql, query.sort)} limit ${limit}`;
 }
 
-/** One page of the log and the total matching count. */
+/**
+ * One page of the log and the total matching count, as two statements: a window count over the
+ * page made every page read, sort and hold the whole log (1,000,000 activities: 1.0–1.5 s a page,
+ * where the page alone takes a millisecond and the count 0.2 s).
+ */
 export async function listActivities(
   sql: Queryable,
   query: ListQuery,
 ): Promise<{ rows: Row[]; count: number }> {
   const where = whereSql(sql, query.filter);
-  const rows = await sql`select *, count(*) over () as total_count from activities
-    where ${where} ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
-  if (rows.length) {
-    return {
-      rows: rows.map(({ total_count: _, ...row }) => row),
-      count: Number(rows[0].total_count),
-    };
-  }
-  const [{ count }] = await sql`select count(*)::int as count from activities where ${where}`;
-  return { rows: [], count };
+  const [rows, [{ count }]] = await Promise.all([
+    sql`select * from activities
+      where ${where} ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`,
+    sql`select count(*) as count from activities where ${where}`,
+  ]);
+  return { rows, count: Number(count) };
 }
