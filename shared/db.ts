@@ -324,16 +324,53 @@ async function runTransaction<T>(
 ): Promise<T> {
   const held = currentScope()?.held as HeldTransaction | undefined;
   if (held) return await held.join(sql, work, hooks);
+  const tracked = settling(work);
   let result: T;
   try {
-    result = await sql.begin((tx) => bounded(tx, work)) as T;
+    result = await sql.begin((tx) => bounded(tx, tracked.work)) as T;
   } catch (error) {
     noteDatabaseError(sql, error);
-    runHooks([hooks], "afterRollback");
+    tracked.whenSettled(() => runHooks([hooks], "afterRollback"));
     throw error;
   }
   runHooks([hooks], "afterCommit");
   return result;
+}
+
+/**
+ * `work` as a transaction runs it, and a way to act once it has settled. postgres.js rejects a
+ * transaction as soon as its connection closes (Postgres killed or restarted), while its work may
+ * still be running: a link's Stripe exchange answered after that, and its afterRollback hook,
+ * already run, found nothing exchanged to undo (the account stayed connected with no row). The
+ * rollback hooks of a change run once its work has settled, so they see all it did.
+ *
+ * @example
+ * ```ts ignore
+ * const tracked = settling(work);
+ * await sql.begin(tracked.work).catch(() => tracked.whenSettled(undo));
+ * ```
+ */
+export function settling<T>(work: (tx: Tx) => Promise<T>): {
+  work: (tx: Tx) => Promise<T>;
+  /** Runs `then` once `work` has settled: at once when it has (or never started). */
+  whenSettled(then: () => void): void;
+} {
+  let running: Promise<unknown> | undefined;
+  return {
+    work(tx) {
+      const promise = work(tx);
+      const settled = () => {
+        if (running === promise) running = undefined;
+      };
+      running = promise;
+      promise.then(settled, settled);
+      return promise;
+    },
+    whenSettled(then) {
+      if (running === undefined) then();
+      else running.then(then, then);
+    },
+  };
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   noteDatabaseError,
   type Queryable,
   runHooks,
+  settling,
   type Sql,
   type TransactionHooks,
   translateDbError,
@@ -260,10 +261,11 @@ class HeldAnswer implements HeldTransaction {
     if (this.#tx) return this.#joinSavepoint(this.#tx, work, hooks);
     this.#hooks.push(hooks);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const tracked = settling(work);
     this.#committed = sql.begin((tx) =>
       bounded(tx, async () => {
         this.#tx = tx;
-        resolve(await work(tx));
+        resolve(await tracked.work(tx));
         await recordAnswer(tx, this.request, await this.#answer.promise);
       })
     ).catch((error) => {
@@ -273,7 +275,9 @@ class HeldAnswer implements HeldTransaction {
       this.#committed = undefined;
       noteDatabaseError(sql, error);
       reject(error);
-      runHooks(this.#hooks.splice(0), "afterRollback");
+      // A lost connection rejects at once, while the change may still be running (db.ts).
+      const hooks = this.#hooks.splice(0);
+      tracked.whenSettled(() => runHooks(hooks, "afterRollback"));
       throw error;
     });
     this.#committed.catch(() => {});

@@ -11,7 +11,7 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import type { Tx } from "@shared/db.ts";
+import { isDatabaseOutage, type Tx } from "@shared/db.ts";
 import { askAccess } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
@@ -282,19 +282,39 @@ async function requireUnchanged(tx: Tx, row: AuthorizationRow): Promise<void> {
 type Account = { id: string; lookup: string };
 
 /**
- * An account exchanged for a change that did not commit (a deadline, a lost race, or, with an
- * Idempotency-Key, the held transaction refused at commit after the handler returned): it must
- * not stay connected without a row. Queued on its own (the change's transaction is gone) and
- * released after the reply: the exchange already took up to STRIPE_TIMEOUT_MS. The release keeps
- * it if a row uses it (a COMMIT whose outcome was lost). Only a database that fails right then
- * loses it (logged).
+ * An account exchanged for a change that did not commit (a deadline, a lost race, Postgres lost
+ * mid-change, or, with an Idempotency-Key, the held transaction refused at commit after the
+ * handler returned): it must not stay connected without a row. Queued on its own (the change's
+ * transaction is gone) and released after the reply: the exchange already took up to
+ * STRIPE_TIMEOUT_MS. The release keeps it if a row uses it (a COMMIT whose outcome was lost).
  */
 function releaseUnstored(ctx: PaymentsContext, exchanged: Account | undefined): void {
   if (!exchanged) return;
   ctx.background.run(async () => {
-    await queueRelease(ctx, ctx.sql, exchanged);
+    await queueWhileUnreachable(ctx, exchanged);
     await releaseQueued(ctx);
   });
+}
+
+/** How long an unstored account's release waits for an unreachable Postgres to come back. */
+const QUEUE_PATIENCE_MS = 30_000;
+
+/**
+ * Queues `account`'s release, trying again while Postgres is unreachable: a change cut off by a
+ * lost Postgres is rolled back for that very reason, and its release was lost with it (the
+ * account stayed connected with no row). Only an outage longer than QUEUE_PATIENCE_MS loses it
+ * (the background task logs it).
+ */
+async function queueWhileUnreachable(ctx: PaymentsContext, account: Account): Promise<void> {
+  const giveUpAt = Date.now() + QUEUE_PATIENCE_MS;
+  for (let pause = 250;; pause = Math.min(pause * 2, 2_000)) {
+    try {
+      return await queueRelease(ctx, ctx.sql, account);
+    } catch (error) {
+      if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
 }
 
 /**
