@@ -408,6 +408,26 @@ export async function advisoryXactLock(
 export interface HeldTransaction {
   /** Runs `work` in the held transaction; `hooks` run when that one ends (or its savepoint). */
   join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T>;
+  /** Runs `then` once the held transaction commits (at once if none is open; never on rollback). */
+  afterCommit(then: () => void): void;
+}
+
+/**
+ * Runs `then` once the changes this request made so far are committed: at once, unless a keyed
+ * request holds them open until its answer is recorded (shared/idempotency.ts), then when that
+ * commits (never if it rolls back). For work started after a change that must find it committed:
+ * a background task run at once read the pool before the held COMMIT and found nothing to do.
+ *
+ * @example
+ * ```ts ignore
+ * await changeWithFact(sql, relay, (tx) => queueRelease(tx, account), describe);
+ * afterCommitted(() => background.run(() => releaseQueued(ctx)));
+ * ```
+ */
+export function afterCommitted(then: () => void): void {
+  const held = currentScope()?.held as HeldTransaction | undefined;
+  if (held) held.afterCommit(then);
+  else then();
 }
 
 export interface MigrateOptions {

@@ -284,6 +284,11 @@ class HeldAnswer implements HeldTransaction {
     return promise;
   }
 
+  afterCommit(then: () => void): void {
+    if (this.#committed) this.#hooks.push({ afterCommit: then });
+    else then();
+  }
+
   /** A savepoint that fails was rolled back alone; one that works ends with the whole. */
   async #joinSavepoint<T>(
     tx: Tx,

@@ -11,7 +11,7 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import { isDatabaseOutage, type Tx } from "@shared/db.ts";
+import { afterCommitted, isDatabaseOutage, type Tx } from "@shared/db.ts";
 import { askAccess } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
@@ -351,7 +351,8 @@ async function relink(
     // The old row stands, the new account goes.
     { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
-  ctx.background.run(() => releaseQueued(ctx));
+  // With an Idempotency-Key the change (and the queued release) commits after the reply.
+  afterCommitted(() => ctx.background.run(() => releaseQueued(ctx)));
   return updated;
 }
 
