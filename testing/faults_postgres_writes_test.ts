@@ -1,7 +1,7 @@
 /**
  * Postgres faults under the writes of discounts and payments, through the gateway as a client
- * sends them: the catalog, discounts, payments and the gateway run as subprocesses on a private
- * Postgres (payments talks to a fake Stripe). Every answer is recorded and checked against the
+ * sends them: the catalog, discounts, payments, audit and the gateway run as subprocesses on a
+ * private Postgres (payments talks to a fake Stripe). Every answer is recorded and checked against the
  * facts on the stream, the rows and the accounts connected at Stripe: a write answered 503/504
  * must never show up, and each write answered as done has exactly one fact.
  */
@@ -84,7 +84,7 @@ async function startWriteSystem(databaseUrl: string): Promise<WriteSystem> {
     LOG_LEVEL: "info",
   };
   const processes: Record<string, TestProcess> = {};
-  for (const name of ["catalog", "discounts", "payments"]) {
+  for (const name of ["catalog", "discounts", "payments", "audit"]) {
     const proc = stack.use(spawnProcess(name, `services/${name}/main.ts`, env));
     processes[name] = proc;
     await proc.waitForLine(`${name} ready`);
@@ -492,6 +492,23 @@ async function assertAccountsMatchRows(system: WriteSystem, url: string) {
   );
 }
 
+/** Every fact on the stream became exactly one activity (audit lost Postgres too). */
+async function assertOneActivityPerFact(system: WriteSystem, url: string) {
+  const ids = (await system.readFacts()).map((fact) => fact.id).sort();
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    let logged: string[] = [];
+    await eventually(async () => {
+      logged = (await sql`select fact_id::text as id from audit.activities`)
+        .map((row) => row.id).sort();
+      return logged.length >= ids.length;
+    }, 10_000);
+    assert.deepEqual(logged, ids);
+  } finally {
+    await sql.end();
+  }
+}
+
 /** Polls `check` until it holds or `ms` pass; returns whether it held. */
 async function eventually(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
@@ -682,6 +699,7 @@ Deno.test({
     // Only a write in flight at the kill may have committed without its answer.
     assert.deepEqual(await wrongOutcomes(system, run.answers, [killed]), []);
     await assertAccountsMatchRows(system, pg.url);
+    await assertOneActivityPerFact(system, pg.url);
   },
 });
 
