@@ -81,6 +81,10 @@ const decoder = new TextDecoder();
 /**
  * Query parameters, one value each: when a key repeats the first value counts, as in the original
  * (flask-rest-jsonapi read Flask's `request.args`, whose `get` and `items` give a key's first).
+ * Names come in sorted order, the cache key's (http_cache.ts), since services write the query
+ * back in the order they get it (`links`): a reply cached for `?sort=name&page[size]=5` was the
+ * hit of `?page[size]=5&sort=name`, so one URL got other bytes and another ETag from each gateway,
+ * depending on which spelling filled its cache (a review).
  */
 export function queryOf(url: string): Record<string, string> {
   const query: Record<string, string> = {};
@@ -92,7 +96,9 @@ export function queryOf(url: string): Record<string, string> {
   for (const [name, value] of new URLSearchParams(url.slice(start + 1, end))) {
     if (!Object.hasOwn(query, name)) query[name] = value;
   }
-  return query;
+  const sorted: Record<string, string> = {};
+  for (const name of Object.keys(query).sort()) sorted[name] = query[name];
+  return sorted;
 }
 
 /** A request that carries a credential is never answered from, nor stored in, the cache. */
