@@ -40,3 +40,55 @@ Deno.test("[gateway] every gateway answers a URL with the same bytes, whatever U
     assert.equal(here.headers.get("ETag"), there.headers.get("ETag"), `${path}: the same ETag`);
   }
 });
+
+Deno.test("[gateway] conditional requests and request directives, as the README says", async (t) => {
+  await using system = await startTestSystem();
+  await system.createTopic("Botany");
+  await system.readFacts();
+  const path = "/v1/event-topics";
+  const first = await system.call("GET", path);
+  const etag = first.headers.get("ETag")!;
+  await t.step("a 304 carries what its 200 would: ETag, Cache-Control, Vary; no body", async () => {
+    for (const tag of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
+      const reply = await system.call("GET", path, { headers: { "If-None-Match": tag } });
+      assert.equal(reply.status, 304, tag);
+      assert.equal(reply.text, "");
+      assert.equal(reply.headers.get("ETag"), etag);
+      assert.equal(reply.headers.get("Cache-Control"), "public, no-cache");
+      assert.equal(reply.headers.get("Vary"), "Authorization");
+      assert.equal(reply.headers.get("Content-Length"), null);
+    }
+  });
+  await t.step("a malformed or other validator, and If-Modified-Since, give the 200", async () => {
+    const conditions: Record<string, string>[] = [
+      { "If-None-Match": etag.slice(1, -1) },
+      { "If-None-Match": '"other"' },
+      { "If-Modified-Since": "Thu, 01 Jan 2099 00:00:00 GMT" },
+    ];
+    for (const headers of conditions) {
+      const reply = await system.call("GET", path, { headers });
+      assert.equal(reply.status, 200, JSON.stringify(headers));
+      assert.equal(reply.text, first.text);
+    }
+  });
+  await t.step("If-None-Match: * on a 404 is the 404", async () => {
+    const missing = "/v1/event-topics/999999";
+    await system.call("GET", missing);
+    const reply = await system.call("GET", missing, { headers: { "If-None-Match": "*" } });
+    assert.equal(reply.status, 404);
+    assert.equal(reply.headers.get("Cache-Control"), "public, no-cache");
+    assert.equal(reply.headers.get("ETag"), null);
+  });
+  await t.step("no-cache, max-age=0, no-store and Pragma are answered from the cache", async () => {
+    const directives: Record<string, string>[] = [
+      { "Cache-Control": "no-cache", "Pragma": "no-cache" },
+      { "Cache-Control": "max-age=0" },
+      { "Cache-Control": "no-store" },
+    ];
+    for (const headers of directives) {
+      const reply = await system.call("GET", path, { headers });
+      assert.equal(reply.headers.get("X-Cache"), "HIT", JSON.stringify(headers));
+      assert.equal(reply.headers.get("ETag"), etag);
+    }
+  });
+});
