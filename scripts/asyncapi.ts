@@ -107,7 +107,8 @@ function message(kind: FactKind, name: string): Json {
     name,
     title: kind.type,
     summary: kind.description,
-    contentType: "application/json",
+    // Structured mode: the whole message is the CloudEvent, sent with this media type.
+    contentType: CLOUDEVENTS_JSON,
     headers: {
       type: "object",
       properties: {
@@ -164,7 +165,7 @@ export function asyncApiDocument(): Json {
   return {
     asyncapi: "3.0.0",
     info: { title: "Open Event facts", version: "2.0.0", description },
-    defaultContentType: "application/json",
+    defaultContentType: CLOUDEVENTS_JSON,
     servers: {
       nats: {
         host: "127.0.0.1:4222",

@@ -1,0 +1,391 @@
+/**
+ * The fact contract as a subscriber written elsewhere meets it: real flows across catalog,
+ * discounts and payments (creates, updates, soft deletes, an event's restore, purges, logins,
+ * redemptions, Stripe links, a deauthorization webhook and the followers' own facts), then every
+ * message is read from the stream with its NATS headers by a plain JetStream consumer and checked
+ * only against the published documents, blueprint/asyncapi.yaml (as the AsyncAPI parser reads it)
+ * and blueprint/fact-schemas.json, with ajv: never with the services' own schemas.
+ */
+import assert from "node:assert/strict";
+import { Parser } from "@asyncapi/parser";
+import { Ajv, type ValidateFunction } from "ajv";
+import addFormats from "ajv-formats";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { discountsRedemption } from "@shared/subjects.ts";
+import { codeBody, discountsFixture } from "../services/discounts/_test_utils.ts";
+import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_test_utils.ts";
+import { signStripePayload } from "../services/payments/webhook_signature.ts";
+import { type CallResult, expectStatus } from "@testing/system.ts";
+
+const ASYNCAPI = new URL("../blueprint/asyncapi.yaml", import.meta.url);
+const FACT_SCHEMAS = new URL("../blueprint/fact-schemas.json", import.meta.url);
+
+type Json = Record<string, unknown>;
+
+/** A message as a subscriber receives it. */
+interface Received {
+  subject: string;
+  headers: Record<string, string[]>;
+  text: string;
+  body: Json;
+  redelivered: boolean;
+}
+
+/** What the AsyncAPI document says about one channel. */
+interface Channel {
+  payload: ValidateFunction;
+  headers: ValidateFunction;
+  contentType: string;
+  example: { headers: Record<string, string>; payload: Json };
+}
+
+function newAjv(): Ajv {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  return ajv;
+}
+
+/** Every channel of the committed AsyncAPI document, by address. */
+async function channelsByAddress(): Promise<Map<string, Channel>> {
+  const { document, diagnostics } = await new Parser().parse(await Deno.readTextFile(ASYNCAPI));
+  assert.ok(document, `the AsyncAPI document parses: ${JSON.stringify(diagnostics)}`);
+  const ajv = newAjv();
+  const out = new Map<string, Channel>();
+  for (const channel of document.channels().all()) {
+    const messages = channel.messages().all();
+    assert.equal(messages.length, 1, `one message on ${channel.address()}`);
+    const [message] = messages;
+    const [example] = message.examples().all();
+    out.set(channel.address()!, {
+      payload: ajv.compile(message.payload()!.json()),
+      headers: ajv.compile(message.headers()!.json()),
+      contentType: message.contentType() ?? document.defaultContentType() ?? "",
+      example: {
+        headers: example.headers() as Record<string, string>,
+        payload: example.payload() ?? {},
+      },
+    });
+  }
+  return out;
+}
+
+/** The recorded envelope and payload schemas (blueprint/fact-schemas.json), compiled. */
+async function recordedSchemas() {
+  const record = JSON.parse(await Deno.readTextFile(FACT_SCHEMAS));
+  const ajv = newAjv();
+  const data = new Map<string, ValidateFunction>();
+  for (const [type, schema] of Object.entries(record.data as Record<string, Json>)) {
+    data.set(type, ajv.compile(schema));
+  }
+  return { envelope: ajv.compile(record.envelope), data };
+}
+
+/** Every message on `<PREFIX>_FACTS`, through an ordered consumer on its own connection. */
+async function receiveAll(prefix: string): Promise<Received[]> {
+  const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+  try {
+    const stream = `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`;
+    const { state } = await (await jetstreamManager(nc)).streams.info(stream);
+    const consumer = await jetstream(nc).consumers.get(stream, {
+      filter_subjects: `${prefix}.facts.>`,
+    });
+    const out: Received[] = [];
+    while (out.length < state.messages) {
+      const batch = await consumer.fetch({ max_messages: state.messages, expires: 2000 });
+      for await (const m of batch) {
+        const headers: Record<string, string[]> = {};
+        for (const [key, values] of m.headers ?? []) headers[key] = values;
+        out.push({
+          subject: m.subject,
+          headers,
+          text: m.string(),
+          body: m.json(),
+          redelivered: m.redelivered,
+        });
+      }
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+type Ctx = { p: PaymentsSystem; admin: string };
+
+async function ok(reply: Promise<CallResult>, status = 200): Promise<string> {
+  const answer = await reply;
+  expectStatus(answer, status);
+  return answer.body?.data?.id;
+}
+
+const patch = (type: string, id: string, attributes: Json, relationships: Json = {}) => ({
+  body: { data: { type, id, attributes, relationships } },
+});
+const rel = (type: string, id: string | null) => ({ data: id ? { type, id } : null });
+
+/** Topics, sub-topics (one moved), users, logins, roles, events and tickets. */
+async function catalogFlows({ p, admin }: Ctx) {
+  const s = p.system;
+  const topic = await s.createTopic("Subscriber");
+  const other = await s.createTopic("Elsewhere");
+  await ok(
+    s.call("PATCH", `/v1/event-topics/${topic}`, {
+      token: admin,
+      ...patch("event-topic", topic, { name: "Subscribers" }),
+    }),
+  );
+  const sub = await s.createSubTopic(topic, "Schemas");
+  const user = await s.signUp();
+  await s.login(user.email, user.password);
+  await ok(
+    s.call("PATCH", `/v1/users/${user.id}`, {
+      token: user.token,
+      ...patch("user", user.id, { "first-name": "Ada" }),
+    }),
+  );
+  const cast = await p.stripeEvent();
+  const owner = cast.owner.token;
+  await ok(s.call("PATCH", `/v1/events/${cast.event.id}`, {
+    token: owner,
+    ...patch("event", cast.event.id, { name: "Renamed" }, {
+      "event-topic": rel("event-topic", topic),
+      "event-sub-topic": rel("event-sub-topic", sub),
+    }),
+  }));
+  // The sub-topic moves to another topic: its events leave the old one.
+  await ok(s.call("PATCH", `/v1/event-sub-topics/${sub}`, {
+    token: admin,
+    ...patch("event-sub-topic", sub, { name: "JSON" }, {
+      "event-topic": rel("event-topic", other),
+    }),
+  }));
+  const grant = cast.grants.coorganizer;
+  await ok(s.call("PATCH", `/v1/users-events-roles/${grant}`, {
+    token: owner,
+    ...patch("users-events-role", grant, {}, { role: rel("role", "organizer") }),
+  }));
+  await ok(s.call("DELETE", `/v1/users-events-roles/${grant}`, { token: owner }));
+  const ticket = await s.createTicket(owner, cast.event.id, { price: 20 });
+  await ok(
+    s.call("PATCH", `/v1/tickets/${ticket}`, {
+      token: owner,
+      ...patch("ticket", ticket, { quantity: 7 }),
+    }),
+  );
+  return { topic, other, sub, user, cast, ticket };
+}
+
+type Made = Awaited<ReturnType<typeof catalogFlows>>;
+
+/** Ticket and event codes, a redemption round, Stripe links and a deauthorization webhook. */
+async function discountFlows({ p, admin }: Ctx, made: Made) {
+  const s = p.system;
+  const owner = made.cast.owner.token;
+  const eventId = made.cast.event.id;
+  const post = (token: string, body: unknown) =>
+    ok(s.call("POST", "/v1/discount-codes", { token, body }), 201);
+  const code = await post(owner, codeBody({ eventId, ticketIds: [made.ticket] }));
+  await ok(
+    s.call("PATCH", `/v1/discount-codes/${code}`, {
+      token: owner,
+      ...patch("discount-code", code, { value: 3 }),
+    }),
+  );
+  for (const orderId of ["sub-1", "sub-2"]) {
+    await s.bus.request(discountsRedemption.reserve, { codeId: code, orderId, quantity: 1 });
+  }
+  await s.bus.request(discountsRedemption.confirm, { codeId: code, orderId: "sub-1" });
+  await s.bus.request(discountsRedemption.release, { codeId: code, orderId: "sub-2" });
+  const gone = await post(owner, codeBody({ eventId }));
+  await ok(s.call("DELETE", `/v1/discount-codes/${gone}`, { token: owner }));
+  const purged = await post(owner, codeBody({ eventId }));
+  await ok(s.call("DELETE", `/v1/discount-codes/${purged}?permanent=true`, { token: admin }));
+  await post(admin, codeBody({ usedFor: "event", eventIds: [eventId] }));
+}
+
+async function stripeFlows({ p }: Ctx, made: Made) {
+  const owner = made.cast.owner.token;
+  const eventId = made.cast.event.id;
+  const link = async () => {
+    const grant = p.grant();
+    return { id: await ok(p.link(owner, eventId, grant.code), 201), grant };
+  };
+  const first = await link();
+  await ok(p.call("PATCH", `/v1/stripe-authorizations/${first.id}`, {
+    token: owner,
+    ...patch("stripe-authorization", first.id, { "stripe-auth-code": p.grant().code }),
+  }));
+  await ok(p.call("DELETE", `/v1/stripe-authorizations/${first.id}`, { token: owner }));
+  const second = await link();
+  const payload = JSON.stringify({
+    id: `evt_${crypto.randomUUID()}`,
+    type: "account.application.deauthorized",
+    account: second.grant.accountId,
+  });
+  const signature = await signStripePayload(p.secrets().get("STRIPE_WEBHOOK_SECRET")!, payload);
+  await ok(p.call("POST", "/v1/webhooks/stripe", {
+    body: payload,
+    headers: { "Content-Type": "application/json", "Stripe-Signature": signature },
+  }));
+  await waitFor(async () =>
+    (await p.call("GET", `/v1/events/${eventId}/stripe-authorization`, { token: owner })).status ===
+      404
+  );
+  // A third link, which the event's deletion releases (a follower's fact).
+  await link();
+}
+
+async function waitFor(check: () => Promise<boolean>, ms = 5000) {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("Cannot wait any longer");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Soft deletes, an event's restore, purges (with what they take along). */
+async function deletions({ p, admin }: Ctx, made: Made) {
+  const s = p.system;
+  const owner = made.cast.owner.token;
+  const eventId = made.cast.event.id;
+  await ok(s.call("DELETE", `/v1/tickets/${made.ticket}`, { token: owner }));
+  await ok(s.call("DELETE", `/v1/events/${eventId}`, { token: owner }));
+  await ok(s.call("PATCH", `/v1/events/${eventId}?get_trashed=true`, {
+    token: admin,
+    ...patch("event", eventId, { "deleted-at": null }),
+  }));
+  // A second event with a ticket, purged with its tickets and roles.
+  const doomed = await s.createEvent(owner, {
+    relationships: { "event-topic": rel("event-topic", made.other) },
+  });
+  await s.createTicket(owner, doomed.id);
+  await ok(s.call("DELETE", `/v1/events/${doomed.id}?permanent=true`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/event-sub-topics/${made.sub}`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/event-topics/${made.topic}`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/event-topics/${made.other}?permanent=true`, { token: admin }));
+  // A user who owns an event, purged.
+  const leaving = await s.signUp();
+  const left = await s.createEvent(leaving.token);
+  // Another owner first (a sole owner cannot go); the event then loses its first owner.
+  await s.grantRole(leaving.token, { userId: made.cast.owner.id, eventId: left.id, role: "owner" });
+  await ok(s.call("DELETE", `/v1/users/${made.user.id}`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/users/${leaving.id}?permanent=true`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/events/${eventId}?permanent=true`, { token: admin }));
+}
+
+/** Waits until the followers have answered and every outbox is drained. */
+async function settle(p: PaymentsSystem, relays: { flush(): Promise<unknown> }[]) {
+  let last = -1;
+  for (let quiet = 0; quiet < 3;) {
+    await Promise.all(relays.map((relay) => relay.flush()));
+    const jsm = await jetstreamManager(p.system.bus.nc);
+    const { state } = await jsm.streams.info(
+      `${p.system.prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`,
+    );
+    quiet = state.messages === last ? quiet + 1 : 0;
+    last = state.messages;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+}
+
+/** What a subscriber holding only the documents finds wrong with one message. */
+function problemsOf(
+  m: Received,
+  docs: {
+    prefix: string;
+    channels: Map<string, Channel>;
+    recorded: Awaited<ReturnType<typeof recordedSchemas>>;
+  },
+): string[] {
+  const out: string[] = [];
+  const type = String(m.body.type);
+  const where = `${type} ${m.body.subject}`;
+  const channel = docs.channels.get(m.subject.replace(`${docs.prefix}.`, "{prefix}."));
+  if (m.subject !== `${docs.prefix}.facts.${type}`) out.push(`${where}: on subject ${m.subject}`);
+  if (!channel) return [...out, `${where}: no channel for ${m.subject}`];
+  if (!channel.payload(m.body)) {
+    out.push(`${where}: payload ${JSON.stringify(channel.payload.errors)}`);
+  }
+  const headers = Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [k, v[0]]));
+  if (!channel.headers(headers)) {
+    out.push(`${where}: headers ${JSON.stringify(channel.headers.errors)}`);
+  }
+  for (const name of Object.keys(channel.example.headers)) {
+    if (!(name in headers)) out.push(`${where}: header ${name} missing`);
+  }
+  if (headers["Nats-Msg-Id"] !== m.body.id) out.push(`${where}: Nats-Msg-Id is not the fact id`);
+  const mediaType = (text = "") => text.split(";")[0].trim().toLowerCase();
+  if (mediaType(headers["content-type"]) !== mediaType(channel.contentType)) {
+    out.push(
+      `content-type header ${headers["content-type"]}, document says ${channel.contentType}`,
+    );
+  }
+  if (!docs.recorded.envelope(m.body)) {
+    out.push(`${where}: recorded envelope ${JSON.stringify(docs.recorded.envelope.errors)}`);
+  }
+  const data = docs.recorded.data.get(type);
+  if (!data) out.push(`${where}: no recorded data schema`);
+  else if (!data(m.body.data)) out.push(`${where}: recorded data ${JSON.stringify(data.errors)}`);
+  const collection = String(channel.example.payload.subject).replace(/[^/]+$/, "");
+  const id = (m.body.data as Json)?.id;
+  if (m.body.subject !== `${collection}${id}`) {
+    out.push(`${where}: subject is not ${collection}${id}`);
+  }
+  if (m.body.source !== type.split(".")[0]) out.push(`${where}: source ${m.body.source}`);
+  if ("purged" in m.body && !type.endsWith(".deleted")) out.push(`${where}: purged on a ${type}`);
+  if (("actorid" in m.body) !== ("actoremail" in m.body)) out.push(`${where}: half an actor`);
+  return out;
+}
+
+/** Secrets and private values that may never travel in a fact. */
+function leaksOf(messages: Received[], secrets: Map<string, string>): string[] {
+  const patterns = [
+    /password/i,
+    /\$argon2/,
+    /\$2[aby]\$/,
+    /\bsk_(test|live)_/,
+    /\brt_/,
+    /\bacct_/,
+    /eyJ[\w-]+\.eyJ/,
+  ];
+  const out: string[] = [];
+  for (const m of messages) {
+    const whole = `${JSON.stringify(m.headers)} ${m.text}`;
+    for (const [name, value] of secrets) {
+      if (whole.includes(value)) out.push(`${m.body.type}: ${name}`);
+    }
+    for (const pattern of patterns) if (pattern.test(whole)) out.push(`${m.body.type}: ${pattern}`);
+  }
+  return out;
+}
+
+Deno.test("[facts] a subscriber holding only the published documents reads every fact of every flow", async () => {
+  await using p = await startPaymentsSystem();
+  const { databaseUrl, bus, config } = p.system;
+  const discounts = await discountsFixture({ databaseUrl, bus, config, logLevel: "error" }, {
+    poolSize: 4,
+  });
+  p.system.defer(() => discounts[Symbol.asyncDispose]());
+  const ctx = { p, admin: p.system.admin.token };
+  const made = await catalogFlows(ctx);
+  await discountFlows(ctx, made);
+  await stripeFlows(ctx, made);
+  await deletions(ctx, made);
+  const relays = [p.system.catalog.relay, p.payments.relay, discounts.services[0].relay];
+  await settle(p, relays);
+
+  const prefix = p.system.prefix;
+  const channels = await channelsByAddress();
+  const recorded = await recordedSchemas();
+  const messages = await receiveAll(prefix);
+  const problems = [
+    ...new Set(messages.flatMap((m) => problemsOf(m, { prefix, channels, recorded }))),
+  ];
+  assert.deepEqual(problems, []);
+  assert.deepEqual(leaksOf(messages, p.secrets()), []);
+  const ids = messages.map((m) => m.body.id);
+  assert.equal(new Set(ids).size, ids.length, "fact ids are unique");
+  const seen = new Set(messages.map((m) => m.subject.replace(`${prefix}.`, "{prefix}.")));
+  assert.deepEqual([...channels.keys()].filter((address) => !seen.has(address)), []);
+});
