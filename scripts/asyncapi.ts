@@ -115,6 +115,8 @@ function message(kind: FactKind, name: string): Json {
         "content-type": { const: CLOUDEVENTS_JSON },
         "Nats-Msg-Id": { type: "string", description: "The fact id (JetStream de-duplication)." },
       },
+      // Every fact is published with both: subscribers may rely on them.
+      required: ["content-type", "Nats-Msg-Id"],
     },
     payload: messagePayload(kind),
     examples: [{

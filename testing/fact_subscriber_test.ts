@@ -389,3 +389,16 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
   const seen = new Set(messages.map((m) => m.subject.replace(`${prefix}.`, "{prefix}.")));
   assert.deepEqual([...channels.keys()].filter((address) => !seen.has(address)), []);
 });
+
+Deno.test("[facts] the AsyncAPI document requires the headers a subscriber relies on", async () => {
+  // De-duplication by fact id needs Nats-Msg-Id, decoding needs content-type: every message
+  // carries both, so the document may not call either optional.
+  for (const [address, channel] of await channelsByAddress()) {
+    const full = channel.example.headers;
+    assert.ok(channel.headers(full), `${address}: its example headers match`);
+    for (const name of Object.keys(full)) {
+      const without = Object.fromEntries(Object.entries(full).filter(([key]) => key !== name));
+      assert.equal(channel.headers(without), false, `${address}: headers without ${name} match`);
+    }
+  }
+});
