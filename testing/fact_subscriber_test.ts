@@ -338,6 +338,62 @@ function problemsOf(
   return out;
 }
 
+/**
+ * Where the last fact of each resource still standing differs from what the HTTP API shows an
+ * admin: a subscriber applying `data` must end with the resource as clients know it.
+ */
+async function driftFromApi(p: PaymentsSystem, messages: Received[]): Promise<string[]> {
+  const last = new Map<string, Received>();
+  for (const m of messages) last.set(String(m.body.subject), m);
+  const out: string[] = [];
+  for (const [subject, m] of last) {
+    if (String(m.body.type).endsWith(".deleted")) continue;
+    const reply = await p.call("GET", `${subject}?get_trashed=true`, {
+      token: p.system.admin.token,
+    });
+    if (reply.status !== 200) {
+      out.push(`${subject}: ${reply.status} after ${m.body.type}`);
+      continue;
+    }
+    const { id, attributes, relationships } = reply.body.data;
+    const shown: Json = { id, ...attributes };
+    for (const [name, value] of Object.entries(relationships ?? {}) as [string, Json][]) {
+      if (!("data" in value)) continue;
+      const linkage = value.data as { id: string } | { id: string }[] | null;
+      shown[name] = Array.isArray(linkage) ? linkage.map((item) => item.id) : linkage?.id ?? null;
+    }
+    for (const [key, value] of Object.entries(m.body.data as Json)) {
+      if (key in shown && JSON.stringify(shown[key]) !== JSON.stringify(value)) {
+        out.push(
+          `${subject} ${key}: fact ${JSON.stringify(value)}, API ${JSON.stringify(shown[key])}`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * What the documents promise about the stream: facts kept a year, a re-publish of a fact (same
+ * Nats-Msg-Id) within ten minutes stored once.
+ */
+async function streamPromises(prefix: string, again: Received): Promise<void> {
+  const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+  try {
+    const stream = `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`;
+    const { config } = await (await jetstreamManager(nc)).streams.info(stream);
+    assert.deepEqual(config.subjects, [`${prefix}.facts.>`]);
+    assert.equal(config.max_age, 365 * 24 * 3600 * 1e9);
+    assert.equal(config.duplicate_window, 10 * 60 * 1e9);
+    const ack = await jetstream(nc).publish(again.subject, again.text, {
+      msgID: again.headers["Nats-Msg-Id"][0],
+    });
+    assert.equal(ack.duplicate, true, "a re-published fact is de-duplicated");
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Secrets and private values that may never travel in a fact. */
 function leaksOf(messages: Received[], secrets: Map<string, string>): string[] {
   const patterns = [
@@ -384,6 +440,8 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
   ];
   assert.deepEqual(problems, []);
   assert.deepEqual(leaksOf(messages, p.secrets()), []);
+  assert.deepEqual(await driftFromApi(p, messages), []);
+  await streamPromises(prefix, messages[messages.length - 1]);
   const ids = messages.map((m) => m.body.id);
   assert.equal(new Set(ids).size, ids.length, "fact ids are unique");
   const seen = new Set(messages.map((m) => m.subject.replace(`${prefix}.`, "{prefix}.")));
@@ -396,6 +454,7 @@ Deno.test("[facts] the AsyncAPI document requires the headers a subscriber relie
   for (const [address, channel] of await channelsByAddress()) {
     const full = channel.example.headers;
     assert.ok(channel.headers(full), `${address}: its example headers match`);
+    assert.ok(channel.payload(channel.example.payload), `${address}: its example matches`);
     for (const name of Object.keys(full)) {
       const without = Object.fromEntries(Object.entries(full).filter(([key]) => key !== name));
       assert.equal(channel.headers(without), false, `${address}: headers without ${name} match`);
