@@ -272,8 +272,13 @@ async function deletions({ p, admin }: Ctx, made: Made) {
   const left = await s.createEvent(leaving.token);
   // Another owner first (a sole owner cannot go); the event then loses its first owner.
   await s.grantRole(leaving.token, { userId: made.cast.owner.id, eventId: left.id, role: "owner" });
+  // Their code on a ticket of it: the purges unset its marketer and detach the ticket.
+  const ticket = await s.createTicket(leaving.token, left.id);
+  const body = codeBody({ eventId: left.id, ticketIds: [ticket] });
+  await ok(s.call("POST", "/v1/discount-codes", { token: leaving.token, body }), 201);
   await ok(s.call("DELETE", `/v1/users/${made.user.id}`, { token: admin }));
   await ok(s.call("DELETE", `/v1/users/${leaving.id}?permanent=true`, { token: admin }));
+  await ok(s.call("DELETE", `/v1/tickets/${ticket}?permanent=true`, { token: admin }));
   await ok(s.call("DELETE", `/v1/events/${eventId}?permanent=true`, { token: admin }));
 }
 
