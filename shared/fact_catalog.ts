@@ -174,9 +174,15 @@ export const FACTS = {
   ),
   "catalog.event.created": event("An event was created."),
   "catalog.event.updated": event(
-    "An event changed (also when a purged topic, sub-topic or owner was unlinked from it).",
+    "An event changed. Also: its restore by an admin (after a `catalog.event.deleted` without " +
+      "`purged`, `deleted-at` back to null), its Stripe link made or removed " +
+      "(`is-stripe-linked`), a topic, sub-topic or owner unlinked from it (deleted, purged or " +
+      "moved); an event in the trash can change too, its `deleted-at` still set.",
   ),
-  "catalog.event.deleted": event("An event was deleted."),
+  "catalog.event.deleted": event(
+    "An event was deleted: into the trash (`deleted-at` set; an admin may restore it, announced " +
+      "as `catalog.event.updated`), or for good (`purged`, after its tickets and roles).",
+  ),
   "catalog.event-topic.created": eventTopic("An event topic was created."),
   "catalog.event-topic.updated": eventTopic("An event topic changed."),
   "catalog.event-topic.deleted": eventTopic("An event topic was deleted."),

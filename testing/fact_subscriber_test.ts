@@ -37,6 +37,7 @@ interface Received {
 
 /** What the AsyncAPI document says about one channel. */
 interface Channel {
+  description: string;
   payload: ValidateFunction;
   headers: ValidateFunction;
   contentType: string;
@@ -61,6 +62,7 @@ async function channelsByAddress(): Promise<Map<string, Channel>> {
     const [message] = messages;
     const [example] = message.examples().all();
     out.set(channel.address()!, {
+      description: `${channel.description() ?? ""} ${message.summary() ?? ""}`,
       payload: ajv.compile(message.payload()!.json()),
       headers: ajv.compile(message.headers()!.json()),
       contentType: message.contentType() ?? document.defaultContentType() ?? "",
@@ -402,6 +404,30 @@ async function streamPromises(prefix: string, again: Received): Promise<void> {
   }
 }
 
+/**
+ * Changes a subscriber can only read right if the document says how they come: an event's
+ * restore (a soft `deleted`, then an `updated` with `deleted-at` back to null) and its Stripe
+ * link changing (`is-stripe-linked`, on a fact of the payments service).
+ */
+function undocumented(messages: Received[], channels: Map<string, Channel>): string[] {
+  const before = new Map<string, Json>();
+  const out = new Set<string>();
+  for (const m of messages) {
+    const previous = before.get(String(m.body.subject));
+    before.set(String(m.body.subject), m.body);
+    if (!previous || m.body.type !== "catalog.event.updated") continue;
+    const { description } = channels.get("{prefix}.facts.catalog.event.updated")!;
+    const [was, now] = [previous.data as Json, m.body.data as Json];
+    if (previous.type === "catalog.event.deleted" && now["deleted-at"] === null) {
+      if (!/restor/i.test(description)) out.add("catalog.event.updated: restore not described");
+    }
+    if (was["is-stripe-linked"] !== now["is-stripe-linked"] && !/stripe/i.test(description)) {
+      out.add("catalog.event.updated: Stripe link changes not described");
+    }
+  }
+  return [...out];
+}
+
 /** Secrets and private values that may never travel in a fact. */
 function leaksOf(messages: Received[], secrets: Map<string, string>): string[] {
   const patterns = [
@@ -447,6 +473,7 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
     ...new Set(messages.flatMap((m) => problemsOf(m, { prefix, channels, recorded }))),
   ];
   assert.deepEqual(problems, []);
+  assert.deepEqual(undocumented(messages, channels), []);
   assert.deepEqual(leaksOf(messages, p.secrets()), []);
   assert.deepEqual(await driftFromApi(p, messages), []);
   await streamPromises(prefix, messages[messages.length - 1]);
