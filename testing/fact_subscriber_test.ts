@@ -349,18 +349,22 @@ function problemsOf(
 }
 
 /**
- * Where the last fact of each resource still standing differs from what the HTTP API shows an
- * admin: a subscriber applying `data` must end with the resource as clients know it.
+ * Where the last fact of each resource differs from what the HTTP API shows an admin (the trash
+ * included): a subscriber applying `data` must end with the resource as clients know it, and
+ * drop it for good on a `purged` one.
  */
 async function driftFromApi(p: PaymentsSystem, messages: Received[]): Promise<string[]> {
   const last = new Map<string, Received>();
   for (const m of messages) last.set(String(m.body.subject), m);
   const out: string[] = [];
   for (const [subject, m] of last) {
-    if (String(m.body.type).endsWith(".deleted")) continue;
     const reply = await p.call("GET", `${subject}?get_trashed=true`, {
       token: p.system.admin.token,
     });
+    if (m.body.purged) {
+      if (reply.status !== 404) out.push(`${subject}: ${reply.status} after it was purged`);
+      continue;
+    }
     if (reply.status !== 200) {
       out.push(`${subject}: ${reply.status} after ${m.body.type}`);
       continue;
