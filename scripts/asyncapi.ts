@@ -69,8 +69,20 @@ export function dataSchemaName(kind: FactKind): string {
   return typeof title === "string" ? title : `${pascal(kind.resource)}Data`;
 }
 
+/**
+ * The example payload of `kind`, as a real fact of its verb carries it: a deletion of a resource
+ * with a trash shows a soft delete (`deleted-at` set), one without a trash is `purged`.
+ */
+function examplePayload(kind: FactKind): { data: Json; purged?: true } {
+  const example = kind.example as Json;
+  if (kind.verb !== "deleted") return { data: kind.data.parse(example) };
+  if (!("deleted-at" in example)) return { data: kind.data.parse(example), purged: true };
+  return { data: kind.data.parse({ ...example, "deleted-at": "2030-05-01T09:00:00.000Z" }) };
+}
+
 /** A whole fact as a subscriber receives it, for the message's example. */
 export function exampleFact(kind: FactKind): Json {
+  const { data, purged } = examplePayload(kind);
   return {
     specversion: "1.0",
     id: "3f1c2a8e-6b0d-4c59-9a57-2f0e8b7d4c11",
@@ -81,7 +93,8 @@ export function exampleFact(kind: FactKind): Json {
     datacontenttype: "application/json",
     actorid: "4",
     actoremail: "ada@example.com",
-    data: kind.data.parse(kind.example),
+    ...(purged ? { purged } : {}),
+    data,
   };
 }
 

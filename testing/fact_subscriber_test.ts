@@ -343,8 +343,23 @@ function problemsOf(
     out.push(`${where}: subject is not ${collection}${id}`);
   }
   if (m.body.source !== type.split(".")[0]) out.push(`${where}: source ${m.body.source}`);
-  if ("purged" in m.body && !type.endsWith(".deleted")) out.push(`${where}: purged on a ${type}`);
-  if (("actorid" in m.body) !== ("actoremail" in m.body)) out.push(`${where}: half an actor`);
+  return [...out, ...envelopeRules(m.body)];
+}
+
+/**
+ * What every fact keeps beyond its schema, as the README tells subscribers: `purged` only on a
+ * deletion, and a deletion either `purged` or a soft one (its `deleted-at` set); an actor whole.
+ */
+function envelopeRules(fact: Json): string[] {
+  const out: string[] = [];
+  const type = String(fact.type);
+  const where = `${type} ${fact.subject}`;
+  const deletedAt = (fact.data as Json)?.["deleted-at"];
+  if ("purged" in fact && !type.endsWith(".deleted")) out.push(`${where}: purged on a ${type}`);
+  if (type.endsWith(".deleted") && !fact.purged && typeof deletedAt !== "string") {
+    out.push(`${where}: neither purged nor in the trash`);
+  }
+  if (("actorid" in fact) !== ("actoremail" in fact)) out.push(`${where}: half an actor`);
   return out;
 }
 
@@ -487,13 +502,15 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
   assert.deepEqual([...channels.keys()].filter((address) => !seen.has(address)), []);
 });
 
-Deno.test("[facts] the AsyncAPI document requires the headers a subscriber relies on", async () => {
+Deno.test("[facts] the AsyncAPI examples are facts the system sends, with the headers required", async () => {
   // De-duplication by fact id needs Nats-Msg-Id, decoding needs content-type: every message
   // carries both, so the document may not call either optional.
   for (const [address, channel] of await channelsByAddress()) {
     const full = channel.example.headers;
     assert.ok(channel.headers(full), `${address}: its example headers match`);
     assert.ok(channel.payload(channel.example.payload), `${address}: its example matches`);
+    // An example shows a fact the system can send.
+    assert.deepEqual(envelopeRules(channel.example.payload), []);
     for (const name of Object.keys(full)) {
       const without = Object.fromEntries(Object.entries(full).filter(([key]) => key !== name));
       assert.equal(channel.headers(without), false, `${address}: headers without ${name} match`);
