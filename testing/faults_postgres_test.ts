@@ -13,6 +13,7 @@ import { factBus } from "./fact_bus.ts";
 import { storedMessages } from "./facts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
 import { holdTableLock } from "./table_lock.ts";
+import { adminToken, faultEnv } from "./fault_env.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
@@ -27,33 +28,19 @@ interface FaultSystem extends AsyncDisposable {
   createTopic(name: string): Promise<string>;
 }
 
-/** Logs in as the admin through the gateway at `url`; returns the token. */
-async function adminToken(url: string, env: Record<string, string>): Promise<string> {
-  const login = await fetch(`${url}/v1/auth/login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }),
-  });
-  return (await login.json()).access_token;
-}
-
 /** Catalog instance(s) and a gateway as subprocesses on `databaseUrl`, a bus prefix of its own. */
 async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<FaultSystem> {
   await using stack = new AsyncDisposableStack();
   const testbus = stack.use(await factBus());
   const port = freePort();
   const env = {
-    ...Deno.env.toObject(),
-    DATABASE_URL: databaseUrl,
-    NATS_URL: testbus.natsUrl,
-    BUS_PREFIX: testbus.prefix,
-    PORT: String(port),
-    JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-    ADMIN_EMAIL: "admin@example.test",
-    ADMIN_PASSWORD: crypto.randomUUID(),
-    PASSWORD_ITERATIONS: "1000",
-    REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
-    LOG_LEVEL: "info",
+    ...faultEnv({
+      databaseUrl,
+      natsUrl: testbus.natsUrl,
+      prefix: testbus.prefix,
+      port,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    }),
   };
   const processes: TestProcess[] = [];
   // One after the other: the first migrates and makes the admin.

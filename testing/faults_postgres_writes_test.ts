@@ -14,6 +14,7 @@ import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stri
 import { factBus } from "./fact_bus.ts";
 import { storedMessages } from "./facts.ts";
 import { type PostgresServer, startPostgresServer } from "./postgres_server.ts";
+import { adminToken, faultEnv } from "./fault_env.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 import { holdTableLock } from "./table_lock.ts";
 
@@ -43,15 +44,6 @@ interface Answer {
   tries?: number;
 }
 
-async function adminToken(url: string, env: Record<string, string>): Promise<string> {
-  const login = await fetch(`${url}/v1/auth/login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }),
-  });
-  return (await login.json()).access_token;
-}
-
 function randomKey(): string {
   return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 }
@@ -65,23 +57,19 @@ async function startWriteSystem(databaseUrl: string): Promise<WriteSystem> {
   const stripe = stack.use(await startFakeStripe({ secretKey, clientId }));
   const port = freePort();
   const env = {
-    ...Deno.env.toObject(),
-    DATABASE_URL: databaseUrl,
-    NATS_URL: testbus.natsUrl,
-    BUS_PREFIX: testbus.prefix,
-    PORT: String(port),
-    JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-    ADMIN_EMAIL: "admin@example.test",
-    ADMIN_PASSWORD: crypto.randomUUID(),
-    PASSWORD_ITERATIONS: "1000",
-    REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+    ...faultEnv({
+      databaseUrl,
+      natsUrl: testbus.natsUrl,
+      prefix: testbus.prefix,
+      port,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    }),
     STRIPE_SECRET_KEY: secretKey,
     STRIPE_CLIENT_ID: clientId,
     STRIPE_CONNECT_URL: stripe.url,
     STRIPE_WEBHOOK_SECRET: `whsec_${crypto.randomUUID()}`,
     PAYMENTS_ENCRYPTION_KEY: randomKey(),
     STRIPE_TIMEOUT_MS: "1000",
-    LOG_LEVEL: "info",
   };
   const processes: Record<string, TestProcess> = {};
   for (const name of ["catalog", "discounts", "payments", "audit"]) {
