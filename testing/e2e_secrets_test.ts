@@ -18,28 +18,8 @@ import { facts as factSubjects } from "@shared/subjects.ts";
 import { startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { storedMessages } from "./facts.ts";
 import { eventually } from "./eventually.ts";
+import { startOtlpReceiver } from "./otlp_receiver.ts";
 import { spawnProcess } from "./processes.ts";
-
-function rawReceiver() {
-  const bodies: string[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    bodies.push(`${new URL(req.url).pathname} ${await req.text()}`);
-    return Response.json({});
-  });
-  return {
-    bodies,
-    env: {
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${server.addr.port}`,
-      OTEL_BSP_SCHEDULE_DELAY: "200",
-      OTEL_BLRP_SCHEDULE_DELAY: "200",
-      OTEL_METRIC_EXPORT_INTERVAL: "1000",
-    },
-    async [Symbol.asyncDispose]() {
-      await server.shutdown();
-    },
-  };
-}
 
 /**
  * An OTLP export without the `url.full`, `url.query` and `url.path` attributes of Deno's HTTP
@@ -67,7 +47,7 @@ const uid = () => crypto.randomUUID().replaceAll("-", "");
 
 Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activity, /metrics or a trace", async () => {
   const { natsUrl } = await testBackends();
-  await using otlp = rawReceiver();
+  await using otlp = startOtlpReceiver();
   await using database = await testDatabase();
   const secrets = new Map<string, string>();
   const plant = (name: string, value: string) => (secrets.set(name, value), value);
@@ -395,7 +375,7 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
     ["fact", factTexts],
     ["activity", activities.map((a) => JSON.stringify(a))],
     ["metrics", [metricsText]],
-    ["otlp", otlp.bodies.map(withoutRawUrl)],
+    ["otlp", otlp.exports.map(withoutRawUrl)],
     ["idempotency row", idem.map((r) => JSON.stringify(r))],
   ];
   const found: string[] = [];

@@ -36,6 +36,8 @@ export interface OtlpReceiver extends AsyncDisposable {
   metrics: Set<string>;
   /** Every log export so far, as received (OTLP JSON). */
   logs: string[];
+  /** Every export so far, of any signal: its path, a space, its body as received. */
+  exports: string[];
 }
 
 interface OtlpValue {
@@ -99,8 +101,10 @@ export function startOtlpReceiver(): OtlpReceiver {
   const spans: ReceivedSpan[] = [];
   const metrics = new Set<string>();
   const logs: string[] = [];
+  const exports: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const text = await req.text();
+    exports.push(`${new URL(req.url).pathname} ${text}`);
     const body = (() => {
       try {
         return JSON.parse(text);
@@ -126,6 +130,7 @@ export function startOtlpReceiver(): OtlpReceiver {
     spans,
     metrics,
     logs,
+    exports,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
     },
