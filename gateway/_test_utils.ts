@@ -8,6 +8,7 @@ import type { Route, RunningService, ServiceInfo } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
 import { createLogger } from "@shared/log.ts";
 import { type TestBus, testBus } from "@shared/testing.ts";
+import { caller, type TestSystem } from "@testing/system.ts";
 import { createApp } from "./app.ts";
 import type { GatewayEnv } from "./env.ts";
 
@@ -140,4 +141,17 @@ export class Wire {
     joined.set(chunk.subarray(0, n), this.#buffered.length);
     this.#buffered = joined;
   }
+}
+
+/** A second gateway instance on `system`'s bus prefix, with its own cache and connection. */
+export async function secondGateway(system: TestSystem) {
+  const bus = await testBus(system.prefix);
+  system.defer(async () => await bus[Symbol.asyncDispose]());
+  const app = createApp({
+    bus: bus.bus,
+    config: system.config,
+    logger: createLogger("g2", "error"),
+  });
+  await bus.bus.nc.flush();
+  return { call: caller(app), bus: bus.bus };
 }

@@ -3,29 +3,14 @@
  * it (RFC 9110 §8.8 and §13, RFC 9111), against the real catalog, NATS and Postgres.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "@shared/log.ts";
-import { testBus } from "@shared/testing.ts";
-import { caller, startTestSystem, type TestSystem } from "@testing/system.ts";
-import { createApp } from "./app.ts";
-
-/** Another gateway instance on the system's bus prefix, with its own cache and connection. */
-async function otherGateway(system: TestSystem) {
-  const bus = await testBus(system.prefix);
-  system.defer(async () => await bus[Symbol.asyncDispose]());
-  const app = createApp({
-    bus: bus.bus,
-    config: system.config,
-    logger: createLogger("g2", "error"),
-  });
-  await bus.bus.nc.flush();
-  return caller(app);
-}
+import { startTestSystem } from "@testing/system.ts";
+import { secondGateway } from "./_test_utils.ts";
 
 Deno.test("[gateway] every gateway answers a URL with the same bytes, whatever URL filled its cache", async () => {
   await using system = await startTestSystem();
   await system.createTopic("Astronomy");
   await system.readFacts();
-  const other = await otherGateway(system);
+  const other = (await secondGateway(system)).call;
   const sortFirst = "/v1/event-topics?sort=name&page%5Bsize%5D=5";
   const sizeFirst = "/v1/event-topics?page%5Bsize%5D=5&sort=name";
   // Each gateway's cache is filled by another spelling of the same query.

@@ -4,14 +4,12 @@
  * cache, and one that shows the new value did not.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "@shared/log.ts";
-import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
-import { caller, inTopic, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { inTopic, startTestSystem, type TestSystem } from "@testing/system.ts";
 import { catalog, discounts, gatewayTouched } from "@shared/subjects.ts";
 import type { Bus } from "@shared/bus.ts";
 import type { Msg, MsgHdrs } from "@nats-io/nats-core";
-import { createApp } from "./app.ts";
+import { secondGateway } from "./_test_utils.ts";
 
 const decoder = new TextDecoder();
 
@@ -40,19 +38,6 @@ async function renameSilently(system: TestSystem, id: string, name: string): Pro
 
 function patchEvent(id: string, attributes: Record<string, unknown>) {
   return { body: { data: { type: "event", id, attributes } } };
-}
-
-/** A second gateway instance on the system's bus prefix, with its own connection. */
-async function secondGateway(system: TestSystem) {
-  const bus = await testBus(system.prefix);
-  system.defer(async () => await bus[Symbol.asyncDispose]());
-  const app = createApp({
-    bus: bus.bus,
-    config: system.config,
-    logger: createLogger("g2", "error"),
-  });
-  await bus.bus.nc.flush();
-  return { call: caller(app), bus: bus.bus };
 }
 
 Deno.test("[gateway] anonymous reads come from the cache until a fact or a write drops them", async () => {
