@@ -19,6 +19,7 @@
 import postgres from "postgres";
 import { Bus } from "./bus.ts";
 import { createLogger } from "./log.ts";
+import { deleteFactStream } from "./facts.ts";
 
 interface Backends {
   databaseUrl: string;
@@ -162,6 +163,27 @@ export async function testBus(prefix = uniqueName("t")): Promise<TestBus> {
     natsUrl,
     async [Symbol.asyncDispose]() {
       await bus.close();
+    },
+  };
+}
+
+/**
+ * Deletes the fact stream of `prefix` on dispose: for tests whose own processes (a system started
+ * as subprocesses) create it.
+ */
+export function factStreamRemoval(natsUrl: string, prefix: string): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose]() {
+      const bus = await Bus.connect({
+        url: natsUrl,
+        prefix,
+        logger: createLogger("test", "error"),
+      });
+      try {
+        await deleteFactStream(bus);
+      } finally {
+        await bus.close();
+      }
     },
   };
 }

@@ -10,10 +10,9 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Bus } from "@shared/bus.ts";
-import { deleteFactStream } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 import { freePort } from "@shared/net.ts";
-import { testBackends, testDatabase } from "@shared/testing.ts";
+import { factStreamRemoval, testBackends, testDatabase } from "@shared/testing.ts";
 import { facts as factSubjects } from "@shared/subjects.ts";
 import { startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { storedMessages } from "./facts.ts";
@@ -88,13 +87,7 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   await using payments = start("payments", "services/payments/main.ts");
   await using audit = start("audit", "services/audit/main.ts");
   await using gateway = start("gateway", "gateway/main.ts");
-  await using _streams = {
-    async [Symbol.asyncDispose]() {
-      const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
-      await deleteFactStream(bus);
-      await bus.close();
-    },
-  };
+  await using _streams = factStreamRemoval(natsUrl, prefix);
   const url = `http://127.0.0.1:${port}`;
   for (const name of ["catalog", "payments", "audit"]) {
     const p = { catalog, payments, audit }[name]!;

@@ -8,11 +8,8 @@
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
 import postgres from "postgres";
-import { Bus } from "@shared/bus.ts";
-import { deleteFactStream } from "@shared/facts.ts";
-import { createLogger } from "@shared/log.ts";
 import { freePort } from "@shared/net.ts";
-import { testBackends, testDatabase } from "@shared/testing.ts";
+import { factStreamRemoval, testBackends, testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
 import { type ReceivedSpan, SPAN_KIND, startOtlpReceiver } from "./otlp_receiver.ts";
 import { type LogLine, spawnProcess, type TestProcess } from "./processes.ts";
@@ -221,13 +218,7 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
   await using discounts = start("discounts", "services/discounts/main.ts");
   await using audit = start("audit", "services/audit/main.ts");
   await using gateway = start("gateway", "gateway/main.ts");
-  await using _streams = {
-    async [Symbol.asyncDispose]() {
-      const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
-      await deleteFactStream(bus);
-      await bus.close();
-    },
-  };
+  await using _streams = factStreamRemoval(natsUrl, prefix);
   const url = `http://127.0.0.1:${port}`;
   const system: Running = {
     url,

@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import { Bus } from "@shared/bus.ts";
-import { deleteFactStream } from "@shared/facts.ts";
-import { createLogger } from "@shared/log.ts";
-import { testBackends, testDatabase } from "@shared/testing.ts";
+import { factStreamRemoval, testBackends, testDatabase } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startOtlpReceiver } from "@testing/otlp_receiver.ts";
 
@@ -14,13 +11,7 @@ Deno.test("[catalog] a generated first admin's password is on stdout and in no e
   await using otlp = startOtlpReceiver();
   await using database = await testDatabase();
   const prefix = `adm${crypto.randomUUID().slice(0, 8)}`;
-  await using _streams = {
-    async [Symbol.asyncDispose]() {
-      const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
-      await deleteFactStream(bus);
-      await bus.close();
-    },
-  };
+  await using _streams = factStreamRemoval(natsUrl, prefix);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "services/catalog/main.ts"],
     cwd: new URL("../../", import.meta.url),
