@@ -108,14 +108,40 @@ Deno.test("[catalog] POST /v1/events makes the creator the owner", async (t) => 
   });
 
   await t.step("a timezone in another case is stored in its IANA spelling", async () => {
-    for (const [sent, stored] of [["utc", "UTC"], ["europe/berlin", "Europe/Berlin"]]) {
+    const spellings = [
+      ["utc", "UTC"],
+      ["europe/berlin", "Europe/Berlin"],
+      ["asia/kolkata", "Asia/Kolkata"],
+      ["ASIA/KOLKATA", "Asia/Kolkata"],
+      ["Asia/Calcutta", "Asia/Calcutta"],
+      ["etc/utc", "Etc/UTC"],
+    ];
+    for (const [sent, stored] of spellings) {
       const reply = await system.call("POST", "/v1/events", {
         token: alice.token,
         body: eventBody({ timezone: sent }),
       });
       expectStatus(reply, 201);
-      assert.equal(reply.body.data.attributes.timezone, stored);
+      const read = await system.call("GET", `/v1/events/${reply.body.data.id}`, {
+        token: alice.token,
+      });
+      assert.equal(read.body.data.attributes.timezone, stored, sent);
     }
+  });
+
+  await t.step("a PATCH stores the timezone in its IANA spelling too", async () => {
+    const created = await system.call("POST", "/v1/events", {
+      token: alice.token,
+      body: eventBody({}),
+    });
+    expectStatus(created, 201);
+    const id = created.body.data.id;
+    const patched = await system.call("PATCH", `/v1/events/${id}`, {
+      token: alice.token,
+      body: { data: { type: "event", id, attributes: { timezone: "asia/kolkata" } } },
+    });
+    expectStatus(patched, 200);
+    assert.equal(patched.body.data.attributes.timezone, "Asia/Kolkata");
   });
 });
 

@@ -42,13 +42,27 @@ export function isTimezone(name: string): boolean {
 }
 
 /**
- * A timezone name in its IANA spelling when only its case differs (`utc` -> `UTC`,
- * `europe/berlin` -> `Europe/Berlin`): Intl accepts any case, and clients compare the name
- * they read back. Other aliases (`US/Pacific`) stay as sent: they are IANA names too.
+ * A timezone name in its IANA spelling, whatever case it was sent in (`utc` -> `UTC`,
+ * `asia/kolkata` -> `Asia/Kolkata`, `us/pacific` -> `US/Pacific`): Intl and the original's pytz
+ * accept any case, and clients compare the name they read back. A link stays the name it was
+ * sent as (`Asia/Calcutta`), as pytz kept it. Temporal gives this spelling; Intl's
+ * `resolvedOptions()` does not: it follows links to CLDR's choice, the legacy `Asia/Calcutta` for
+ * `Asia/Kolkata`, and answers `UTC` for `Etc/UTC`.
+ *
+ * @example
+ * ```ts
+ * import { timezoneSpelling } from "@shared/schemas/catalog.ts";
+ * timezoneSpelling("asia/kolkata"); // "Asia/Kolkata"
+ * ```
  */
 export function timezoneSpelling(name: string): string {
-  const resolved = new Intl.DateTimeFormat("en", { timeZone: name }).resolvedOptions().timeZone;
-  return resolved.toLowerCase() === name.toLowerCase() ? resolved : name;
+  try {
+    return new Temporal.ZonedDateTime(0n, name).timeZoneId;
+  } catch {
+    // A name Intl knows and Temporal does not (`Factory`): its case-only respelling, if any.
+    const resolved = new Intl.DateTimeFormat("en", { timeZone: name }).resolvedOptions().timeZone;
+    return resolved.toLowerCase() === name.toLowerCase() ? resolved : name;
+  }
 }
 
 const timezone = z.string().refine(isTimezone, "must be an IANA timezone name").transform(

@@ -12,3 +12,23 @@ Deno.test("[schemas] a timezone is an IANA name, never a UTC offset", () => {
   }
   assert.equal(timezoneSpelling("europe/berlin"), "Europe/Berlin");
 });
+
+Deno.test("[schemas] timezoneSpelling gives the IANA case and keeps links as sent", () => {
+  const cases = [
+    ["asia/kolkata", "Asia/Kolkata"],
+    ["ASIA/KOLKATA", "Asia/Kolkata"],
+    ["Asia/Kolkata", "Asia/Kolkata"],
+    // A link (pytz accepted it), not respelled as its target.
+    ["Asia/Calcutta", "Asia/Calcutta"],
+    ["asia/calcutta", "Asia/Calcutta"],
+    ["utc", "UTC"],
+    ["etc/utc", "Etc/UTC"],
+    ["us/pacific", "US/Pacific"],
+    ["america/port-au-prince", "America/Port-au-Prince"],
+    ["etc/gmt-8", "Etc/GMT-8"],
+  ];
+  for (const [sent, spelled] of cases) {
+    assert.equal(isTimezone(sent), true, sent);
+    assert.equal(timezoneSpelling(sent), spelled, sent);
+  }
+});
