@@ -571,6 +571,30 @@ Deno.test("[catalog] POST and PATCH /v1/events check the event rules", async (t)
     }
   });
 
+  await t.step(
+    "an offset without a colon (+0530, +05) is read as the original read it",
+    async () => {
+      const reply = await system.call("POST", "/v1/events", {
+        token,
+        body: eventBody({
+          "starts-at": "2031-05-01T10:00:00+0530",
+          "ends-at": "2031-05-01T18:00:00+05",
+        }),
+      });
+      expectStatus(reply, 201);
+      const { id } = reply.body.data;
+      const read = await system.call("GET", `/v1/events/${id}`, { token });
+      assert.equal(
+        Date.parse(read.body.data.attributes["starts-at"]),
+        Date.parse("2031-05-01T04:30Z"),
+      );
+      assert.equal(
+        Date.parse(read.body.data.attributes["ends-at"]),
+        Date.parse("2031-05-01T13:00Z"),
+      );
+    },
+  );
+
   await t.step("name is required; state and privacy are enums", async () => {
     expectError(
       await system.call("POST", "/v1/events", { token, body: eventBody({ name: undefined }) }),

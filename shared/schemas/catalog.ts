@@ -11,11 +11,35 @@
 import { z } from "zod";
 import { lenientBoolean, lenientNumber } from "./lenient.ts";
 
-/** A timezone-aware ISO 8601 date-time, read as a Date. */
-export const dateTime = z.iso.datetime({
-  offset: true,
-  message: "must be an ISO 8601 date-time with a timezone",
-})
+/** An offset in ISO 8601's basic format (`+0530`, `+05`) right after a time of day. */
+const BASIC_OFFSET = /(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)([+-]\d{2})(\d{2})?$/;
+
+/**
+ * A date-time's offset in the extended format zod reads (`+0530` -> `+05:30`, `+05` -> `+05:00`):
+ * the original's marshmallow took all three (`[+-]\d{2}(:?\d{2})?`).
+ */
+function withExtendedOffset(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  return value.replace(
+    BASIC_OFFSET,
+    (_, time, hours, minutes = "00") => `${time}${hours}:${minutes}`,
+  );
+}
+
+/**
+ * A timezone-aware ISO 8601 date-time, read as a Date: `Z` or an offset (`+05:30`, `+0530`,
+ * `+05`) is required, since a naive time in an event with its own timezone is ambiguous.
+ *
+ * @example
+ * ```ts
+ * import { dateTime } from "@shared/schemas/catalog.ts";
+ * dateTime.parse("2026-05-01T10:00:00+0530"); // 2026-05-01T04:30:00.000Z
+ * ```
+ */
+export const dateTime = z.preprocess(
+  withExtendedOffset,
+  z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a timezone" }),
+)
   .transform((text) => new Date(text))
   // Postgres stores years 1 to 9999; refuse the rest here with a pointer, not in the database.
   .refine((date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999, {

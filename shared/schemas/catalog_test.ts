@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isTimezone, timezoneSpelling } from "./catalog.ts";
+import { dateTime, isTimezone, timezoneSpelling } from "./catalog.ts";
 
 Deno.test("[schemas] a timezone is an IANA name, never a UTC offset", () => {
   for (const name of ["UTC", "Asia/Singapore", "US/Pacific", "Etc/GMT-8", "europe/berlin"]) {
@@ -31,4 +31,28 @@ Deno.test("[schemas] timezoneSpelling gives the IANA case and keeps links as sen
     assert.equal(isTimezone(sent), true, sent);
     assert.equal(timezoneSpelling(sent), spelled, sent);
   }
+});
+
+Deno.test("[schemas] dateTime takes basic-format offsets and still needs one", () => {
+  const instants = [
+    ["2026-05-01T10:00:00+0530", "2026-05-01T04:30:00.000Z"],
+    ["2026-05-01T10:00:00.250-0800", "2026-05-01T18:00:00.250Z"],
+    ["2026-05-01T10:00:00+05", "2026-05-01T05:00:00.000Z"],
+    ["2026-05-01T10:00:00+05:30", "2026-05-01T04:30:00.000Z"],
+    ["2026-05-01T10:00:00Z", "2026-05-01T10:00:00.000Z"],
+  ];
+  for (const [sent, instant] of instants) {
+    assert.equal(dateTime.parse(sent).toISOString(), instant, sent);
+  }
+  const refused = [
+    "2026-05-01T10:00:00",
+    "2026-05-01",
+    "2026-05-01T10:00:00+053",
+    "2026-05-01T10:00:00+2400",
+    "2026-05-01T10:00:00+0560",
+    "2026-05-01T10:00:00Z+0530",
+    "2026-05-01+0530",
+    "tomorrow",
+  ];
+  for (const sent of refused) assert.equal(dateTime.safeParse(sent).success, false, sent);
 });
