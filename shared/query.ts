@@ -94,15 +94,18 @@ const maxDepth = 5;
 const maxConditions = 50;
 const defaultPageSize = 20;
 const isoDateTime =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 const INT4_MIN = -2_147_483_648;
 const INT4_MAX = 2_147_483_647;
 
-/** Minutes east of UTC an ISO offset names (`Z`, none: 0), or undefined when out of range. */
+/**
+ * Minutes east of UTC an ISO offset names (`+05:30`, `+0530`, `+05`; `Z`, none: 0), or undefined
+ * when out of range. Request bodies take the same three forms, as the original's Postgres did here.
+ */
 function offsetMinutes(zone: string | undefined): number | undefined {
   if (zone === undefined || zone.toUpperCase() === "Z") return 0;
   const hours = Number(zone.slice(1, 3));
-  const minutes = Number(zone.slice(-2));
+  const minutes = zone.length > 3 ? Number(zone.slice(-2)) : 0;
   if (hours > 23 || minutes > 59) return undefined;
   return (zone[0] === "-" ? -1 : 1) * (hours * 60 + minutes);
 }

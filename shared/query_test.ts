@@ -204,6 +204,10 @@ Deno.test("[query] parseListQuery rejects bad filters with parameter filter", as
     ],
     ["hour 24", JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-03-01T24:00:00Z" }])],
     [
+      "an offset of three digits",
+      JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-03-01T10:00:00+053" }]),
+    ],
+    [
       "an offset of 25 hours",
       JSON.stringify([{ name: "valid-from", op: "gt", val: "2027-03-01T10:00:00+25:00" }]),
     ],
@@ -355,6 +359,12 @@ Deno.test("[query] datetime filter values are exact instants, whatever the host'
     assert.equal(at("2027-03-03T08:00:00+08:00").toISOString(), "2027-03-03T00:00:00.000Z");
     assert.equal(at("2028-02-29").toISOString(), "2028-02-29T00:00:00.000Z");
     assert.equal(at("0005-03-01 10:30").toISOString(), "0005-03-01T10:30:00.000Z");
+  });
+  await t.step("an offset without a colon or minutes is read as request bodies read it", () => {
+    for (const val of ["2027-03-03T08:00:00+0800", "2027-03-03T08:00:00+08"]) {
+      assert.equal(at(val).toISOString(), "2027-03-03T00:00:00.000Z", val);
+    }
+    assert.equal(at("2027-03-03T08:00:00-05").toISOString(), "2027-03-03T13:00:00.000Z");
   });
   await t.step("a bigint id takes values beyond 32 bits", () => {
     const node = filter([{ name: "id", op: "eq", val: "3000000000" }]);
