@@ -184,8 +184,9 @@ export class AccountsBusyError extends ServiceUnavailableError {
  * never interleave (one account may serve several events). It is a transaction lock: released by
  * the commit or rollback that ends `tx`, by Postgres if the process dies, and by Postgres ending
  * the session once `tx` has sat idle for `holdMs` (a frozen or cut-off process, whose connection
- * TCP would only declare dead after hours). Waits at most `waitMs` (then `AccountsBusyError`,
- * 503): linking is rare, one at a time costs nothing.
+ * TCP would only declare dead after hours). Waits at most `waitMs` for it (then
+ * `AccountsBusyError`, 503): linking is rare, one at a time costs nothing. The later statements
+ * of `tx` wait for their locks under the `lock_timeout` that was in force before.
  */
 export async function lockAccounts(
   tx: Tx,
@@ -194,8 +195,12 @@ export async function lockAccounts(
   // 0 would mean "wait forever" (and "no limit"): at least 1 ms, a try.
   const waitMs = String(Math.max(1, Math.floor(options.waitMs)));
   const holdMs = String(Math.max(1, Math.floor(options.holdMs)));
-  await tx`select set_config('lock_timeout', ${waitMs}, true),
-    set_config('idle_in_transaction_session_timeout', ${holdMs}, true)`;
+  // The setting in force before, read first (`offset 0` keeps the subquery from being merged
+  // into the select list, whose order of evaluation Postgres does not promise).
+  const [{ previous }] = await tx`select before.previous,
+    set_config('lock_timeout', ${waitMs}, true),
+    set_config('idle_in_transaction_session_timeout', ${holdMs}, true)
+    from (select current_setting('lock_timeout') as previous offset 0) as before`;
   try {
     await advisoryXactLock(tx, ACCOUNTS_LOCK);
   } catch (error) {
@@ -204,6 +209,9 @@ export async function lockAccounts(
     }
     throw error;
   }
+  // The short wait is for this lock only: the row locks of the write that follows wait as any
+  // statement does (until the request's deadline), not `waitMs`, which failed them under load.
+  await tx`select set_config('lock_timeout', ${previous}, true)`;
 }
 
 /**
