@@ -136,6 +136,9 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
   return sql;
 }
 
+/** Postgres is full and refuses new connections: an outage for retries, worded as "busy". */
+const TOO_MANY_CONNECTIONS = "53300";
+
 /** Error codes that mean "Postgres cannot be reached now", not "this query is wrong". */
 const outageCodes = new Set([
   "ECONNREFUSED",
@@ -153,7 +156,7 @@ const outageCodes = new Set([
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now: starting up or recovering
-  "53300", // too_many_connections
+  TOO_MANY_CONNECTIONS,
 ]);
 
 function errorCodes(error: unknown): string[] {
@@ -520,6 +523,13 @@ export function translateDbError(
         cause: error,
       });
     default:
+      // Full, not gone: it answered, and says to come back (still an outage for every retry).
+      if (errorCodes(error).includes(TOO_MANY_CONNECTIONS)) {
+        return new ServiceUnavailableError(
+          "Cannot use the database now: it is at capacity (too many connections); try again shortly",
+          { cause: error },
+        );
+      }
       if (isDatabaseOutage(error)) {
         return new ServiceUnavailableError("Cannot reach the database: try again shortly", {
           cause: error,

@@ -3,6 +3,8 @@ import postgres from "postgres";
 import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError } from "./db.ts";
 import { BadRequestError, ConflictError, ServiceUnavailableError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
+import { isTransientFailure } from "./transient.ts";
+import { startPostgresServer } from "@testing/postgres_server.ts";
 
 /** A folder of migration files, removed when disposed. */
 async function migrationsDir(files: Record<string, string>) {
@@ -98,6 +100,40 @@ Deno.test("[db] a database host whose name does not resolve is an outage (503), 
   } finally {
     await sql.end({ timeout: 1 });
   }
+});
+
+Deno.test({
+  name:
+    "[db] a database refusing connections for being full is a 503 that says busy, not unreachable",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using pg = await startPostgresServer({
+      max_connections: "3",
+      superuser_reserved_connections: "0",
+    });
+    // Other clients hold every connection the server gives.
+    const hog = postgres(pg.url.replace(/open_event$/, "postgres"), { max: 3, onnotice: () => {} });
+    const late = postgres(pg.url.replace(/open_event$/, "postgres"), {
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      await Promise.all([1, 2, 3].map(() => hog`select pg_sleep(0.1)`));
+      const error = await late`select 1`.catch((e) => e);
+      assert.equal(error?.code, "53300", String(error));
+      const translated = translateDbError(error);
+      assert.ok(translated instanceof ServiceUnavailableError, String(translated));
+      assert.match(translated.message, /at capacity/);
+      assert.doesNotMatch(translated.message, /reach/);
+      // Retried as an outage still: by consumers, and by the release queue of payments.
+      assert.ok(isDatabaseOutage(error));
+      assert.ok(isTransientFailure(translated));
+    } finally {
+      await late.end({ timeout: 0 });
+      await hog.end({ timeout: 0 });
+    }
+  },
 });
 
 Deno.test("[db] several processes may open a new database and schema at the same moment", async () => {
