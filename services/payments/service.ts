@@ -12,7 +12,7 @@ import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
 import { createSecretBox } from "./crypto.ts";
 import { paymentsHandlers } from "./handlers/mod.ts";
-import { releaseQueued } from "./handlers/accounts.ts";
+import { releaseQueued, stopReleaseRetries } from "./handlers/accounts.ts";
 import { paymentsContract } from "@shared/contracts/mod.ts";
 import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
@@ -91,6 +91,7 @@ export async function startPayments(
       access.stop();
       await catalogFacts.stop();
       clearInterval(releasing);
+      stopReleaseRetries(ctx);
       await background.idle();
       await relay.stop();
     },

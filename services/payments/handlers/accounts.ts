@@ -4,7 +4,7 @@
  * disconnecting an account no authorization uses.
  * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
  */
-import { type Queryable, transaction, type Tx } from "@shared/db.ts";
+import { isDatabaseOutage, type Queryable, transaction, type Tx } from "@shared/db.ts";
 import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "../context.ts";
@@ -143,7 +143,8 @@ export async function queueRelease(
  * link of the account lands between the check and the call. Run after the reply that queued one
  * (an exchange plus a deauthorization back to back could outlast REQUEST_TIMEOUT_MS), at start
  * and every RELEASE_RETRY_MS. A release that fails waits longer each time and is tried again;
- * Stripe saying the account is not connected counts as done. Never throws.
+ * Stripe saying the account is not connected counts as done. A pass cut off by a Postgres outage
+ * is run again soon (`retrySoon`), not after RELEASE_RETRY_MS. Never throws.
  */
 export async function releaseQueued(ctx: PaymentsContext): Promise<void> {
   if (!ctx.box || !ctx.config.stripeSecretKey || !ctx.config.stripeClientId) return;
@@ -154,12 +155,64 @@ export async function releaseQueued(ctx: PaymentsContext): Promise<void> {
     ctx.log.warn("cannot read the Stripe accounts to release", {
       reason: (error as Error).message,
     });
+    if (isDatabaseOutage(error)) retrySoon(ctx);
     return;
   }
-  for (const id of due) await releaseOne(ctx, id);
+  let outage = false;
+  for (const id of due) outage = await releaseOne(ctx, id) === "outage" || outage;
+  if (outage) retrySoon(ctx);
+  else retries.get(ctx)?.reset();
 }
 
-async function releaseOne(ctx: PaymentsContext, id: string): Promise<void> {
+/** The first pause before a pass cut off by an outage runs again; it doubles up to the last. */
+const SOON_FIRST_MS = 250;
+const SOON_MOST_MS = 2_000;
+
+/** Per running service: its one pending soon retry, and whether the service stopped. */
+const retries = new WeakMap<PaymentsContext, ReturnType<typeof soonRetries>>();
+
+function soonRetries() {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let pause = 0;
+  let stopped = false;
+  return {
+    schedule(run: () => void): void {
+      if (stopped || timer !== undefined) return; // one pending retry covers every pass
+      pause = Math.min(Math.max(pause * 2, SOON_FIRST_MS), SOON_MOST_MS);
+      timer = setTimeout(() => {
+        timer = undefined;
+        run();
+      }, pause);
+    },
+    reset: () => pause = 0,
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Runs `releaseQueued` again after a short pause that grows (250 ms doubling to 2 s) while
+ * Postgres stays away: releases cut off by an outage (the one in hand, whose postponement was
+ * lost with it, and those still due) waited for the next RELEASE_RETRY_MS (30 s) pass. One retry
+ * pending at a time, however many passes met the outage: a down Postgres gets a query every 2 s.
+ */
+function retrySoon(ctx: PaymentsContext): void {
+  let soon = retries.get(ctx);
+  if (!soon) retries.set(ctx, soon = soonRetries());
+  soon.schedule(() => ctx.background.run(() => releaseQueued(ctx)));
+}
+
+/** Ends the soon retries of `ctx` (its service stops); later passes schedule none. */
+export function stopReleaseRetries(ctx: PaymentsContext): void {
+  let soon = retries.get(ctx);
+  if (!soon) retries.set(ctx, soon = soonRetries());
+  soon.stop();
+}
+
+/** Tries release `id` once; "outage" when Postgres was lost, which is not the release's failure. */
+async function releaseOne(ctx: PaymentsContext, id: string): Promise<"outage" | undefined> {
   // Failed tries so far, for the log: a release failing again and again is an operator's matter.
   let failedBefore: number | undefined;
   try {
@@ -180,6 +233,9 @@ async function releaseOne(ctx: PaymentsContext, id: string): Promise<void> {
       attempt: failedBefore === undefined ? undefined : failedBefore + 1,
       reason: (error as Error).message,
     });
+    // Not postponed (nor counted): postponed by a Postgres back already, the soon retry found it
+    // not due and it waited seconds more, until the next RELEASE_RETRY_MS pass.
+    if (isDatabaseOutage(error)) return "outage";
     await postponeRelease(ctx.sql, id).catch(() => {});
   }
 }
