@@ -15,20 +15,31 @@ import type { Logger } from "@shared/log.ts";
 import type { GatewayEnv } from "./env.ts";
 import { JSONAPI } from "./middleware/media_type.ts";
 import { PRIVATE, type WireReply, wireReply } from "./http_cache.ts";
+import { CHALLENGE } from "./middleware/auth.ts";
 import { CORS_HEADERS } from "./middleware/cors.ts";
 
 function errorDocument(error: ApiError): string {
   return JSON.stringify({ errors: error.toObjects(), jsonapi: { version: "1.0" } });
 }
 
-/** A JSON:API error response for `error`, with any extra headers. */
+/** The headers every error answer starts with: a 401 says how to authenticate (RFC 9110). */
+function errorHeaders(error: ApiError): Record<string, string> {
+  const headers: Record<string, string> = { "Content-Type": JSONAPI, "Cache-Control": PRIVATE };
+  if (error.status === 401) headers["WWW-Authenticate"] = CHALLENGE;
+  return headers;
+}
+
+/**
+ * A JSON:API error response for `error`, with any extra headers (which replace the defaults: the
+ * metrics endpoint's own challenge).
+ */
 export function errorResponse(error: ApiError, headers: Record<string, string> = {}): Response {
   return new Response(errorDocument(error), {
     status: error.status,
     // The gateway's own errors (401, 404 of no route, 405, 406, 408, 413, 415, 5xx) are never
     // for a cache to keep: some depend on the credential, and 404 and 405 are otherwise
     // heuristically cacheable.
-    headers: { "Content-Type": JSONAPI, "Cache-Control": PRIVATE, ...headers },
+    headers: { ...errorHeaders(error), ...headers },
   });
 }
 
@@ -40,7 +51,7 @@ const encoder = new TextEncoder();
  * slow-client relay sends itself (gateway/signed_path.ts).
  */
 export function errorBytes(error: ApiError, requestId: string): WireReply {
-  const headers = { "Content-Type": JSONAPI, "Cache-Control": PRIVATE, ...CORS_HEADERS };
+  const headers = { ...errorHeaders(error), ...CORS_HEADERS };
   return wireReply(error.status, headers, requestId, encoder.encode(errorDocument(error)));
 }
 

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { firstError, testGateway } from "./_test_utils.ts";
+import {
+  type ApiError,
+  NotFoundError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from "@shared/errors.ts";
+import { firstError, testGateway, Wire } from "./_test_utils.ts";
+import { errorBytes, errorResponse } from "./errors.ts";
+import { withCorsHeaders } from "./middleware/cors.ts";
 
 Deno.test("[gateway] an unknown path answers 404 JSON:API", async () => {
   await using gw = await testGateway();
@@ -63,4 +71,35 @@ Deno.test("[gateway] a Hono HTTPException keeps its status as a JSON:API error",
   const error = await firstError(response);
   assert.equal(error.code, "payload_too_large");
   assert.equal(error.detail, "Cannot process the request");
+});
+
+Deno.test("[gateway] errorBytes are the bytes Deno.serve writes for the error, a 401's challenge included", async (t) => {
+  const errors: ApiError[] = [
+    new UnauthorizedError("Cannot authenticate: the token's user does not exist"),
+    new NotFoundError("Cannot find /v1/x: no such route"),
+    new ServiceUnavailableError("Cannot reach catalog"),
+  ];
+  let current: ApiError = errors[0];
+  // The full path's rendering: onError's response, then the CORS and request id middlewares.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const response = errorResponse(current);
+    withCorsHeaders(response.headers);
+    response.headers.set("X-Request-Id", "wire");
+    return response;
+  });
+  try {
+    using wire = await Wire.open(server.addr.port);
+    for (const error of errors) {
+      await t.step(`${error.status}`, async () => {
+        current = error;
+        const expected = await wire.exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        const written = new TextDecoder().decode(errorBytes(error, "wire").chunks[0]);
+        assert.equal(written.replace(/\r\ndate: [^\r]*/, ""), expected);
+        const challenge = /\r\nWWW-Authenticate: ([^\r]*)\r\n/.exec(expected)?.[1];
+        assert.equal(challenge, error.status === 401 ? 'JWT realm="Open Event"' : undefined);
+      });
+    }
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -17,6 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CachedReply } from "./cache.ts";
+import { CHALLENGE } from "./middleware/auth.ts";
 import { CORS_HEADERS } from "./middleware/cors.ts";
 
 export const PUBLIC = "public, no-cache";
@@ -69,6 +70,8 @@ function replyHead(parts: ReplyParts, ifNoneMatch: string | null) {
     ...CORS_HEADERS,
     "Cache-Control": parts.shared ? PUBLIC : PRIVATE,
   };
+  // A service's 401 (a revoked token, a login with wrong credentials) relayed as it came.
+  if (parts.status === 401) headers["WWW-Authenticate"] = CHALLENGE;
   if (parts.shared) headers["Vary"] = "Authorization";
   if (parts.cache) headers["X-Cache"] = parts.cache;
   if (parts.etag) {

@@ -26,7 +26,8 @@ function recordingLogger(): Logger & { lines: LogFields[]; warnings: string[] } 
 
 /**
  * A gateway in front of a stand-in catalog whose event page names its caller (so one caller's
- * answer cannot pass for another's), refuses user 3, and waits `?delay` ms when asked; served
+ * answer cannot pass for another's), refuses user 3, answers user 4 as a revoked token (401),
+ * and waits `?delay` ms when asked; served
  * twice: `plain` relays everything to `Deno.serve` (the reference bytes), `relaying` answers what
  * it may itself. `calls` counts what reached `Deno.serve` behind `relaying`.
  */
@@ -49,6 +50,9 @@ async function signedGateway(env: Record<string, string> = {}) {
         }
         if (request.actor?.id === "3") {
           return { status: 403, body: { errors: [{ status: "403", title: "Forbidden" }] } };
+        }
+        if (request.actor?.id === "4") {
+          return { status: 401, body: { errors: [{ status: "401", title: "Unauthorized" }] } };
         }
         const attributes = { caller: request.actor?.id ?? null, sort: request.query.sort ?? "" };
         return {
@@ -127,11 +131,15 @@ Deno.test("[gateway] the relay answers a repeated signed-in read itself, with De
     ["a stale validator", signedHead(alice, `If-None-Match: "other"\r\n`)],
     ["another caller (its own answer)", signedHead(await token("2"))],
     ["a refused caller (the service's 403)", signedHead(await token("3"))],
+    ["a revoked token (the service's 401, with its challenge)", signedHead(await token("4"))],
   ];
   for (const [what, head] of variants) {
     await t.step(`${what}: the bytes Deno.serve sends, the same access log line`, async () => {
       // The reference first: it verifies the caller's token, as the full path does for anyone.
       const expected = await reference.exchange(head);
+      if (expected.startsWith("HTTP/1.1 401 ")) {
+        assert.match(expected, /\r\nWWW-Authenticate: JWT realm="Open Event"\r\n/);
+      }
       const lines = logger.lines.length;
       const before = calls.relaying;
       assert.equal(await wire.exchange(head), expected);
@@ -347,10 +355,14 @@ Deno.test("[gateway] without the relay, Deno.serve's handler takes the short way
       ["a revalidation (304)", signedHead(alice, `If-None-Match: ${etag}\r\n`)],
       ["another caller", signedHead(await token("2"))],
       ["a refused caller", signedHead(await token("3"))],
+      ["a revoked token", signedHead(await token("4"))],
     ];
     for (const [what, head] of variants) {
       await t.step(what, async () => {
         const expected = await reference.exchange(head);
+        if (expected.startsWith("HTTP/1.1 401 ")) {
+          assert.match(expected, /\r\nWWW-Authenticate: JWT realm="Open Event"\r\n/);
+        }
         const before = appCalls;
         assert.equal(await wire.exchange(head), expected);
         assert.equal(appCalls, before, "answered the short way");

@@ -10,6 +10,15 @@ import type { Actor } from "@shared/schemas/http.ts";
 import type { GatewayEnv } from "../env.ts";
 
 const SCHEME = /^(?:jwt|bearer)[ \t]+(\S+)[ \t]*$/i;
+
+/**
+ * The `WWW-Authenticate` challenge every 401 of the API carries (RFC 9110 §11.6.1, §15.5.2): the
+ * scheme clients use here (`Authorization: JWT <token>`, as in the original). The same on every
+ * 401, whether no token was sent, a bad or expired one, a revoked one or wrong credentials at
+ * login: the gateway relays a service's 401 without reading it, and the body's `detail` says why.
+ * `GET /metrics` answers with its own (`Bearer`: gateway/metrics.ts).
+ */
+export const CHALLENGE = 'JWT realm="Open Event"';
 /** Verified tokens remembered at most (past it the memory starts over). */
 const CACHE_LIMIT = 10_000;
 

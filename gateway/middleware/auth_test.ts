@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { sign } from "hono/jwt";
 import { route } from "@shared/bus.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
+import { UnauthorizedError } from "@shared/errors.ts";
 import { catalog } from "@shared/subjects.ts";
 import { firstError, testGateway, token } from "../_test_utils.ts";
+import { CHALLENGE } from "./auth.ts";
 
 async function actorSeen(gw: Awaited<ReturnType<typeof testGateway>>, authorization?: string) {
   const headers: Record<string, string> = authorization ? { Authorization: authorization } : {};
@@ -79,8 +81,42 @@ Deno.test("[gateway] auth rejects bad tokens with a 401 JSON:API error", async (
       const error = await firstError(response);
       assert.equal(error.code, "unauthorized");
       assert.deepEqual(error.source, { header: "Authorization" });
+      assert.equal(response.headers.get("WWW-Authenticate"), CHALLENGE);
     });
   }
+});
+
+Deno.test("[gateway] every 401 says how to authenticate (WWW-Authenticate), relayed ones too", async (t) => {
+  await using gw = await testGateway();
+  await gw.serve("catalog", [
+    // What a service answers an anonymous caller, or one whose token was revoked.
+    route(catalog.events.get, (request: HttpRequest) => {
+      if (request.actor === null) throw new UnauthorizedError("Cannot continue: log in first");
+      return { status: 401, body: { errors: [{ status: "401", title: "Unauthorized" }] } };
+    }),
+  ]);
+  assert.equal(CHALLENGE, 'JWT realm="Open Event"');
+  const cases: [string, Record<string, string>][] = [
+    ["the service's 401 of an anonymous caller", {}],
+    ["the service's 401 of a revoked token", { Authorization: `JWT ${await token("3")}` }],
+    ["the gateway's 401 of a bad token", { Authorization: "JWT not-a-token" }],
+  ];
+  for (const [what, headers] of cases) {
+    await t.step(what, async () => {
+      for (const method of ["GET", "HEAD"]) {
+        const response = await gw.app.request("/v1/events/1", { method, headers });
+        await response.body?.cancel();
+        assert.equal(response.status, 401, method);
+        assert.equal(response.headers.get("WWW-Authenticate"), CHALLENGE, method);
+      }
+    });
+  }
+  await t.step("other errors carry no challenge", async () => {
+    const response = await gw.app.request("/v1/no-such-route");
+    await response.body?.cancel();
+    assert.equal(response.status, 404);
+    assert.equal(response.headers.get("WWW-Authenticate"), null);
+  });
 });
 
 Deno.test("[gateway] auth does not guard /health", async () => {
