@@ -6,7 +6,7 @@
  *
  * - Every answer carries `Access-Control-Allow-Origin: *` and names the headers a script may read
  *   beyond the safelisted ones (`ETag` for conditional requests, `Location` of a created
- *   resource, ...). The same value for every origin, so cached replies and the short ways of
+ *   resource, `WWW-Authenticate` of a 401, ...). The same value for every origin, so cached replies and the short ways of
  *   cache hits (gateway/http_cache.ts) carry them unchanged and no `Vary: Origin` is needed.
  * - A preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered here, before host
  *   checks, authentication and routing: 204 with the methods the API serves, the request headers
@@ -24,7 +24,8 @@ import type { GatewayEnv } from "../env.ts";
 /** The headers every answer carries, in the order they are written. */
 export const CORS_HEADERS: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Origin": "*",
-  "Access-Control-Expose-Headers": "ETag, Location, Retry-After, X-Cache, X-Request-Id",
+  "Access-Control-Expose-Headers":
+    "ETag, Location, Retry-After, WWW-Authenticate, X-Cache, X-Request-Id",
 };
 
 /** What a preflight allows: the methods of the API's routes. */

@@ -90,4 +90,11 @@ Deno.test("[gateway] browsers on another origin may call the API (CORS)", async 
     ];
     for (const [what, answer] of answers) assertReadable(answer, what);
   });
+  await t.step("a 401's challenge is readable by a script", async () => {
+    const reply = await system.call("GET", "/v1/users", { headers: { Origin: ORIGIN } });
+    assert.equal(reply.status, 401);
+    assert.equal(reply.headers.get("WWW-Authenticate"), 'JWT realm="Open Event"');
+    const exposed = reply.headers.get("Access-Control-Expose-Headers")!.split(/\s*,\s*/);
+    assert.ok(exposed.includes("WWW-Authenticate"));
+  });
 });
