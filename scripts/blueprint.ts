@@ -18,6 +18,7 @@ import {
   section,
 } from "./blueprint_apib.ts";
 import { compactJson, schemaLines } from "./blueprint_schema.ts";
+import { CHALLENGE } from "../gateway/middleware/auth.ts";
 import {
   baseRequest,
   BLUEPRINT_FILES,
@@ -160,6 +161,20 @@ function regenerateErrors(action: Action, kinds: ErrorKind[], captured: Captured
   }
 }
 
+/**
+ * Documents on every 401 response the challenge the gateway sends with it (RFC 9110 §15.5.2),
+ * first among its sections, as the `Location` of a 201 is.
+ */
+function documentChallenges(action: Action): void {
+  for (const payload of action.payloads) {
+    if (payload.kind !== "Response" || payload.status !== 401) continue;
+    const headers = section(payload, "Headers");
+    const content = setHeader(headers?.content ?? [], "WWW-Authenticate", CHALLENGE);
+    if (headers) headers.content = content;
+    else payload.sections.unshift({ name: "Headers", content });
+  }
+}
+
 /** Sets every response's Schema from its body (after the body); drops it when not JSON. */
 function regenerateSchemas(action: Action): void {
   for (const payload of action.payloads) {
@@ -178,6 +193,7 @@ export function generateBlueprint(file: string, text: string, captured: Captured
   const planned = plannedKinds(file, actions);
   for (const action of actions) {
     regenerateErrors(action, planned.get(action) ?? [], captured);
+    documentChallenges(action);
     regenerateSchemas(action);
   }
   return renderBlueprint(chunks);

@@ -8,6 +8,7 @@ import {
   transactionName,
 } from "./blueprint_apib.ts";
 import { schemaForBody } from "./blueprint_schema.ts";
+import { CHALLENGE } from "../gateway/middleware/auth.ts";
 import {
   BLUEPRINT_FILES,
   DOCUMENTATION_ONLY,
@@ -154,4 +155,21 @@ ${refusal("### Set the owner [PATCH]")}`;
   );
   assert.ok(![...kinds.keys()].some((name) => name.includes("hidden")), "a variant gets none");
   assert.ok([...kinds.keys()].some((name) => name.startsWith("Things > Thing > Get a thing")));
+});
+
+Deno.test("[blueprint] every 401 response documents the challenge the gateway sends", () => {
+  let checked = 0;
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(read(file))) {
+      if (!("action" in chunk)) continue;
+      for (const payload of chunk.action.payloads) {
+        if (payload.kind !== "Response" || payload.status !== 401) continue;
+        const headers = section(payload, "Headers")?.content ?? [];
+        const label = `${file} ${chunk.action.name}`;
+        assert.ok(headers.includes(`WWW-Authenticate: ${CHALLENGE}`), `${label}: no challenge`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 0);
 });
