@@ -62,12 +62,11 @@ Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public c
       assert.equal(reply.body.data.attributes.code, "OPEN");
     },
   );
-  await t.step("422 inactive, not yet valid, expired, used up: the detail says which", async () => {
+  await t.step("422 inactive, not yet valid, expired: the detail says which", async () => {
     const cases: [string, RegExp][] = [
       ["PAUSED", /not active/],
       ["SOON", /not valid before 2099-01-01T00:00:00.000Z/],
       ["GONE", /expired at 2001-02-01T00:00:00.000Z/],
-      ["USEDUP", /no uses left/],
     ];
     for (const [code, detail] of cases) {
       const reply = await lookup(code);
@@ -75,6 +74,15 @@ Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public c
       assert.match(reply.body.errors[0].detail, detail);
     }
   });
+  await t.step(
+    "200 for a used-up code, its uses shown (the original refused no more)",
+    async () => {
+      const reply = await lookup("USEDUP");
+      expectStatus(reply, 200);
+      assert.equal(reply.body.data.attributes["used-count"], 1);
+      assert.equal(reply.body.data.attributes["tickets-number"], 1);
+    },
+  );
   await t.step(
     "404 for unknown codes, another event's code, odd text and unknown events",
     async () => {
@@ -233,6 +241,27 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount previews prices exactly"
       assert.equal(reply.body.tickets[0].discount.code, "PASTED", "the stored code applied");
     },
   );
+  await t.step("a donation line is priced at what the buyer gives, as the original", async () => {
+    const gift = await system.createTicket(token, cast.event.id, { type: "donation", price: 10 });
+    const pct = await code({ type: "percent", value: 10, code: "GIFT10" }, [gift]);
+    const given = await preview({
+      tickets: [{ id: gift, quantity: 2, price: "25.50" }, { id: a, quantity: 1, price: 1 }],
+      "discount-code": pct,
+    });
+    expectStatus(given, 200);
+    // 10 % of 25.50 = 2.55 off each donation; the paid ticket keeps its own price.
+    assert.equal(given.body.tickets[0].price, "25.50");
+    assert.equal(given.body.tickets[0].sub_total, "45.90");
+    assert.equal(given.body.tickets[1].price, "19.99");
+    assert.equal(given.body.total, "65.89");
+    const unsaid = await preview({ tickets: [{ id: gift, quantity: 1 }] });
+    assert.equal(unsaid.body.total, "10.00", "without a price, the ticket's own");
+    for (const price of [0, "0.00", -5, "1.005", "lots"]) {
+      expectError(await preview({ tickets: [{ id: gift, quantity: 1, price }] }), 422, {
+        pointer: "/tickets/0/price",
+      }, String(price));
+    }
+  });
   await t.step("an inactive or expired code is 422, an unknown one 404", async () => {
     const off = await code({ code: "OFF", "is-active": false }, [a]);
     expectError(await preview({ tickets: [{ id: a }], "discount-code": off }), 422, {

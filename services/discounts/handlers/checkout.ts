@@ -13,22 +13,17 @@ import { type CodeRow, findByText } from "../store/codes.ts";
 import { lookupProjected, rememberEvent } from "../store/events.ts";
 
 /**
- * Why a code cannot be used right now, or undefined when it can. `uses`: also refuse a code
- * with no uses left (the lookup does; the preview says so in a warning instead).
+ * Why a code cannot be used right now (inactive, or outside its window), or undefined when it
+ * can. Uses left are not its concern: the lookup shows a used-up code with its `used-count`, as
+ * the original did, the preview says so in a warning, and a reservation refuses it.
  */
-export function unusable(code: CodeRow, options: { uses?: boolean } = {}): string | undefined {
+export function unusable(code: CodeRow): string | undefined {
   const now = new Date();
   if (!code.is_active) return "it is not active";
   const from = code.valid_from;
   const till = code.valid_till;
   if (from && from > now) return `it is not valid before ${from.toISOString()}`;
   if (till && till <= now) return `it expired at ${till.toISOString()}`;
-  if (
-    options.uses !== false && code.tickets_number !== null &&
-    Number(code.used_count) >= Number(code.tickets_number)
-  ) {
-    return "it has no uses left";
-  }
   return undefined;
 }
 
@@ -55,6 +50,7 @@ export async function lookupCode(ctx: DiscountsContext, req: HttpRequest): Promi
   if (!code) {
     throw new NotFoundError(`Cannot find discount code ${JSON.stringify(text)} for this event`);
   }
+  // Inactive or outside its window: 422 (contract §4); a used-up code is shown.
   const why = unusable(code);
   if (why) {
     throw new UnprocessableError(`Cannot use discount code ${code.code}: ${why}`, {

@@ -23,6 +23,11 @@ const previewSchema = z.object({
   tickets: z.array(z.object({
     id: idText,
     quantity: lenientNumber(z.number().int().min(0).max(100_000)).default(1),
+    /**
+     * What the buyer gives for a donation ticket (text or number, at most two decimals): the
+     * original priced a donation line at it. Ignored for other tickets, as there.
+     */
+    price: z.union([z.string().max(32), z.number()]).nullish(),
   })).min(1).max(100),
   /** The code by id (as the original's clients send it). */
   "discount-code": idText.nullish(),
@@ -55,11 +60,11 @@ export async function calculateAmount(
   const { tickets, event } = await previewTickets(ctx, req, input);
   const code = await previewCode(ctx, input, event.id);
   const attached = new Set(code?.row.ticket_ids ?? []);
-  const lines: Line[] = input.tickets.map(({ id, quantity }) => {
+  const lines: Line[] = input.tickets.map(({ id, quantity, price }, index) => {
     const ticket = tickets.get(id)!;
     return {
       id,
-      price: ticket.type === "free" ? 0 : toCents(ticket.price) ?? 0,
+      price: linePrice(ticket, price, index),
       quantity,
       free: ticket.type === "free",
       attached: attached.has(id),
@@ -67,6 +72,27 @@ export async function calculateAmount(
   });
   const { budget, warnings } = discountBudget(code, lines);
   return { status: 200, body: { ...priceLines(lines, code, budget), tax: null, warnings } };
+}
+
+/**
+ * A line's unit price in cents: the ticket's, but for a donation what the buyer gives when they
+ * say (above 0, at most two decimals: 422 otherwise, as the original refused a donation price
+ * it could not take). Without one, a donation line is priced at the ticket's own price.
+ */
+function linePrice(ticket: TicketInfo, given: string | number | null | undefined, index: number) {
+  if (ticket.type === "free") return 0;
+  if (ticket.type !== "donation" || given === undefined || given === null) {
+    return toCents(ticket.price) ?? 0;
+  }
+  const cents = toCents(given);
+  if (cents === undefined || cents === 0) {
+    throw new UnprocessableError(
+      "Cannot calculate the amount: a donation's price must be an amount above 0 with at most " +
+        "two decimals",
+      { pointer: `/tickets/${index}/price` },
+    );
+  }
+  return cents;
 }
 
 /** The request, validated; a ticket listed twice is refused. */
@@ -162,7 +188,7 @@ async function previewCode(
   if (!row || row.used_for !== "ticket" || String(row.event_id) !== eventId || !applies) {
     notApplicable(pointer);
   }
-  const why = unusable(row, { uses: false });
+  const why = unusable(row);
   if (why) throw new UnprocessableError(`Cannot apply the discount code: ${why}`, { pointer });
   return { row, byText: hasText, pointer };
 }
