@@ -191,6 +191,31 @@ Deno.test("[catalog] POST /v1/users signs up and POST /v1/auth/login logs in", a
     expectStatus(await login(system, "/v1/auth/login", { email, password }), 200);
   });
 
+  await t.step("PATCH with the discount codes a client read: accepted, ignored", async () => {
+    // open-event-frontend's user model has discountCodes without an inverse, which Ember sends
+    // back on every save once loaded; the discounts service owns them (a 422 before).
+    const token = await system.login(email, password);
+    const codes = { data: [{ type: "discount-code", id: "1" }] };
+    const reply = await system.call("PATCH", `/v1/users/${userId}`, {
+      token,
+      body: {
+        data: {
+          type: "user",
+          id: userId,
+          attributes: { "first-name": "Ada" },
+          relationships: { "discount-codes": codes },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+    const ours = await system.call("PATCH", `/v1/users/${userId}`, {
+      token,
+      body: {
+        data: { type: "user", id: userId, relationships: { "users-events-roles": { data: [] } } },
+      },
+    });
+    expectError(ours, 422, { pointer: "/data/relationships/users-events-roles" });
+  });
   await t.step("PATCH of the password changes the login and never echoes it", async () => {
     const token = await system.login(email, password);
     const newPassword = "a brand new password";

@@ -196,6 +196,16 @@ async function updatedValues(
   return values;
 }
 
+/**
+ * Relationships a PATCH may carry and that change nothing here: another service owns them (a
+ * user's codes change through the codes). open-event-frontend's user model has `discountCodes`
+ * without an inverse, which Ember sends back on every save once it loaded them; the original
+ * took them (a 422 here until 2026-12-03: a review).
+ */
+const readBackRelationships = {
+  "discount-codes": { type: "discount-code", many: true },
+};
+
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
@@ -203,6 +213,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const doc = parseResourceDocument(call.req.body, {
     type: "user",
     id: call.req.params.id,
+    relationships: readBackRelationships,
     known: userDef.relationships,
   });
   requestedFlags(caller, doc.attributes, user);
