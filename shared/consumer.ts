@@ -977,7 +977,7 @@ function watchLag<S extends string>(jsm: JetStreamManager, ctx: BatchContext<S>)
     ctx.options.floorReadMs ?? FLOOR_READ_MS,
   );
   Deno.unrefTimer(timer);
-  const uncollect = metrics.collect(read);
+  const uncollect = metrics.collect("fact_consumer_lag", read);
   return () => {
     clearInterval(timer);
     uncollect();

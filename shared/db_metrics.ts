@@ -26,7 +26,7 @@ export function watchPool(sql: Sql): () => void {
   const connection = sql.options.connection as { application_name?: string };
   const name = connection.application_name ?? "";
   size.series().set(sql.options.max);
-  return metrics.collect(async () => {
+  return metrics.collect("db_pool", async () => {
     // Not counting the connection that asks (it would always show one active).
     const rows = await sql`select coalesce(state, 'unknown') as state, count(*)::int as n
       from pg_stat_activity

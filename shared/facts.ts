@@ -484,7 +484,7 @@ const oldest = metrics.gauge(
 function watchOutbox(sql: Sql): () => void {
   // Made here, not at import: a process without an outbox (audit) shows no backlog at all.
   const [waiting, age] = [backlog.series(), oldest.series()];
-  return metrics.collect(async () => {
+  return metrics.collect("outbox", async () => {
     const [row] = await sql`select count(*)::int as waiting,
       coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as age from outbox`;
     waiting.set(row.waiting);

@@ -9,7 +9,10 @@
  * metrics over OTLP (each family has its OpenTelemetry instrument beside it).
  *
  * Figures that live elsewhere (the outbox in Postgres, a consumer's lag in JetStream, the pool)
- * are read by collectors, run before each snapshot and, with OpenTelemetry on, every 10 s.
+ * are read by collectors, run before each snapshot and, with OpenTelemetry on, every 10 s. Each
+ * collector has a name, and `oe_metrics_collector_up{collector}` says whether its last run read
+ * its figures in time (1) or failed or ran out of time (0): then its figures are the last it read,
+ * not the current ones, and must not be taken as fresh.
  *
  * Why not `prom-client` (15.1.3, measured 2026-12-01 on the 2-core dev machine): it runs under
  * Deno, and `setDefaultLabels({ service, instance })` in each process plus
@@ -151,6 +154,11 @@ export class Family {
     this.#series.clear();
   }
 
+  /** Forgets the series of these label values, if there is one. */
+  remove(...values: string[]): void {
+    this.#series.delete(values.join("\u0000"));
+  }
+
   snapshot(): FamilySnapshot {
     const series = [...this.#series.values()].map((s) => s.snapshot());
     return {
@@ -184,14 +192,18 @@ export class Family {
 /** Reads figures that live outside the process; returns how to stop. */
 export type Collector = () => Promise<void>;
 
-/** How long one collector may take before a snapshot goes on without it. */
-const COLLECT_TIMEOUT_MS = 1_000;
+/**
+ * How long one collector may take before a snapshot goes on without it (and reports it down: its
+ * figures are then the last it read).
+ */
+export const COLLECT_TIMEOUT_MS = 1_000;
 /** With OpenTelemetry on, how often collectors refresh what the gauges export. */
 const OTEL_COLLECT_MS = 10_000;
 
 export class Registry {
   readonly #families = new Map<string, Family>();
-  readonly #collectors = new Set<Collector>();
+  readonly #collectors = new Map<Collector, string>();
+  #up: Family | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Family {
@@ -211,15 +223,27 @@ export class Registry {
     return this.#family(name, help, "histogram", labelNames, bounds);
   }
 
-  /** Runs `collect` before every snapshot until the returned function is called. */
-  collect(collect: Collector): () => void {
-    this.#collectors.add(collect);
+  /**
+   * Runs `collect` before every snapshot until the returned function is called, and reports
+   * whether it succeeded in time as `oe_metrics_collector_up{collector=name}` (collectors sharing
+   * a name, one per consumer say, are up when all of them are).
+   */
+  collect(name: string, collect: Collector): () => void {
+    this.#up ??= this.gauge(
+      "oe_metrics_collector_up",
+      "Whether the collector's last read succeeded in time (1) or not (0: its figures are old)",
+      ["collector"],
+    );
+    this.#collectors.set(collect, name);
     if (tracing && this.#timer === undefined) {
       const timer = setInterval(() => void this.#runCollectors(), OTEL_COLLECT_MS);
       Deno.unrefTimer(timer);
       this.#timer = timer;
     }
-    return () => this.#collectors.delete(collect);
+    return () => {
+      this.#collectors.delete(collect);
+      if (![...this.#collectors.values()].includes(name)) this.#up?.remove(name);
+    };
   }
 
   /** Every family and series, after the collectors have read what they read. */
@@ -229,12 +253,20 @@ export class Registry {
   }
 
   async #runCollectors(): Promise<void> {
-    await Promise.all([...this.#collectors].map((collect) => {
+    const runs = [...this.#collectors].map(async ([collect, name]) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<void>((resolve) => timer = setTimeout(resolve, COLLECT_TIMEOUT_MS));
-      // A collector that fails (Postgres away) leaves its last figures; the others go on.
-      return Promise.race([collect().catch(() => {}), late]).finally(() => clearTimeout(timer));
-    }));
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), COLLECT_TIMEOUT_MS);
+      });
+      // A collector that fails (Postgres away) or is late keeps its last figures and is reported
+      // down, so they are not read as current; the others go on.
+      const read = collect().then(() => true, () => false);
+      const ok = await Promise.race([read, late]).finally(() => clearTimeout(timer));
+      return [name, ok] as const;
+    });
+    const up = new Map<string, boolean>();
+    for (const [name, ok] of await Promise.all(runs)) up.set(name, ok && (up.get(name) ?? true));
+    for (const [name, ok] of up) this.#up?.series(name).set(ok ? 1 : 0);
   }
 
   #family(
@@ -324,7 +356,7 @@ function watchProcess(registry: Registry): void {
   const cpu = registry.counter("process_cpu_seconds", "CPU time used by this process (s)").series();
   const rss = registry.gauge("process_resident_memory_bytes", "Resident memory (bytes)").series();
   let counted = 0;
-  registry.collect(() => {
+  registry.collect("process", () => {
     const { user, system } = process.cpuUsage();
     const seconds = (user + system) / 1e6;
     cpu.add(seconds - counted);

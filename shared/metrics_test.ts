@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Registry, renderPrometheus } from "./metrics.ts";
+import { COLLECT_TIMEOUT_MS, Registry, renderPrometheus } from "./metrics.ts";
 
 Deno.test("[metrics] a histogram counts each observation in its bucket, cumulatively", async () => {
   const registry = new Registry();
@@ -65,21 +65,43 @@ Deno.test("[metrics] renderPrometheus writes one HELP and TYPE per family over a
   );
 });
 
-Deno.test("[metrics] collectors run before a snapshot; a failing one keeps its last figure", async () => {
+Deno.test("[metrics] collectors run before a snapshot; a failing one keeps its last figure and is down", async () => {
   const registry = new Registry();
   const backlog = registry.gauge("demo_backlog", "Backlog").series();
   let reads = 0;
-  const stop = registry.collect(() => {
+  const stop = registry.collect("demo", () => {
     reads++;
     if (reads === 2) return Promise.reject(new Error("database away"));
     backlog.set(reads * 10);
     return Promise.resolve();
   });
-  const value = async () => (await registry.snapshot())[0].series[0].value;
-  assert.equal(await value(), 10);
-  assert.equal(await value(), 10);
-  assert.equal(await value(), 30);
+  const read = async () => {
+    const families = await registry.snapshot();
+    const up = families.find((f) => f.name === "oe_metrics_collector_up")?.series;
+    return [families[0].series[0].value, up?.map((s) => [s.labels.collector, s.value])];
+  };
+  assert.deepEqual(await read(), [10, [["demo", 1]]]);
+  assert.deepEqual(await read(), [10, [["demo", 0]]]);
+  assert.deepEqual(await read(), [30, [["demo", 1]]]);
   stop();
-  assert.equal(await value(), 30);
+  // A collector stopped is no collector down: its up series goes with it.
+  assert.deepEqual(await read(), [30, []]);
   assert.equal(reads, 3);
+});
+
+Deno.test("[metrics] a collector late past COLLECT_TIMEOUT_MS is down for that snapshot", async () => {
+  const registry = new Registry();
+  const hung = Promise.withResolvers<void>();
+  const stopHung = registry.collect("hung", () => hung.promise);
+  const stopQuick = registry.collect("quick", () => Promise.resolve());
+  const began = performance.now();
+  const [up] = await registry.snapshot();
+  assert.ok(performance.now() - began < COLLECT_TIMEOUT_MS + 500);
+  assert.deepEqual(up.series, [
+    { labels: { collector: "hung" }, value: 0 },
+    { labels: { collector: "quick" }, value: 1 },
+  ]);
+  hung.resolve();
+  stopHung();
+  stopQuick();
 });
