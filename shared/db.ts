@@ -108,6 +108,59 @@ export function separateClient(sql: Sql): Sql | undefined {
   return postgres(url, { max: 1, connect_timeout: 1, idle_timeout: 1, onnotice: () => {} });
 }
 
+/** Each pool's connection for metrics: opened at the first read, ended with the pool. */
+const metricsClients = new WeakMap<Sql, { client?: Sql; ended: boolean; open(): Sql }>();
+
+/**
+ * The connection on which collectors read `sql`'s figures from Postgres (its connections, its
+ * outbox): one of its own, opened at the first read and ended with the pool. Through the pool, a
+ * read queued behind the requests it was to count: with every connection stuck behind a table
+ * lock, the pool showed 0 active (found by an operator review, 2026-12-03). Its statements stop
+ * after 500 ms, within a collector's time (metrics.ts). Undefined for a pool not opened here, or
+ * ended.
+ *
+ * @example
+ * ```ts ignore
+ * const client = metricsClient(sql) ?? sql;
+ * const [row] = await client`select count(*)::int as n from outbox`;
+ * ```
+ */
+export function metricsClient(sql: Sql): Sql | undefined {
+  const entry = metricsClients.get(sql);
+  if (!entry || entry.ended) return undefined;
+  return entry.client ??= entry.open();
+}
+
+/** Makes `sql`'s metrics connection (opened at first use) and ends it whenever the pool ends. */
+function attachMetricsClient(sql: Sql, url: string): void {
+  // The pool's search path (the outbox is the service's own), under a name of its own, so the
+  // pool's connections counted in pg_stat_activity are the pool's only.
+  const { application_name, ...connection } = sql.options.connection as Record<string, string>;
+  const entry = {
+    client: undefined as Sql | undefined,
+    ended: false,
+    open: () =>
+      postgres(url, {
+        max: 1,
+        onnotice: () => {},
+        connect_timeout: 1,
+        // Let go of it when nobody scrapes for a while.
+        idle_timeout: 60,
+        connection: {
+          ...connection,
+          application_name: `${application_name} metrics`,
+          statement_timeout: 500,
+        },
+      }),
+  };
+  metricsClients.set(sql, entry);
+  const endPool = sql.end;
+  sql.end = async (options) => {
+    entry.ended = true;
+    await Promise.all([entry.client?.end(options), endPool(options)]);
+  };
+}
+
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
 export async function openDatabase(url: string, options: OpenOptions): Promise<Sql> {
   if (!identifier.test(options.schema)) {
@@ -132,6 +185,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
   });
   watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
   urls.set(sql, url);
+  attachMetricsClient(sql, url);
   await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);
   return sql;
 }

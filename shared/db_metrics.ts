@@ -1,7 +1,10 @@
 /**
  * How full a service's Postgres pool is, as metrics: its connections by state, from
- * `pg_stat_activity` (postgres.js keeps its pool's queues to itself), and its size. Each pool has
- * an application name of its own (shared/db.ts), so every instance reports its own pool.
+ * `pg_stat_activity`, and its size. Each pool has an application name of its own (shared/db.ts),
+ * so every instance reports its own pool. Read on a connection apart from the pool
+ * (`metricsClient`): through the pool, the read waited behind the very requests that filled it,
+ * and a full pool never showed. Queries waiting for a free connection are not counted:
+ * postgres.js keeps that queue inside its closure, with no count exposed.
  *
  * @example
  * ```ts ignore
@@ -10,7 +13,7 @@
  * unwatch();
  * ```
  */
-import type { Sql } from "./db.ts";
+import { metricsClient, type Sql } from "./db.ts";
 import { metrics } from "./metrics.ts";
 
 const connections = metrics.gauge(
@@ -27,8 +30,10 @@ export function watchPool(sql: Sql): () => void {
   const name = connection.application_name ?? "";
   size.series().set(sql.options.max);
   return metrics.collect("db_pool", async () => {
-    // Not counting the connection that asks (it would always show one active).
-    const rows = await sql`select coalesce(state, 'unknown') as state, count(*)::int as n
+    // A pool opened elsewhere (a test's) is read through itself; not counting the connection
+    // that asks then (it would always show one active).
+    const client = metricsClient(sql) ?? sql;
+    const rows = await client`select coalesce(state, 'unknown') as state, count(*)::int as n
       from pg_stat_activity
       where application_name = ${name} and pid <> pg_backend_pid()
       group by 1`;

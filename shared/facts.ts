@@ -33,6 +33,7 @@ import {
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import {
+  metricsClient,
   migrate,
   noteDatabaseError,
   type Queryable,
@@ -485,7 +486,8 @@ function watchOutbox(sql: Sql): () => void {
   // Made here, not at import: a process without an outbox (audit) shows no backlog at all.
   const [waiting, age] = [backlog.series(), oldest.series()];
   return metrics.collect("outbox", async () => {
-    const [row] = await sql`select count(*)::int as waiting,
+    // Apart from the pool (db.ts): through it, the read waited behind the requests filling it.
+    const [row] = await (metricsClient(sql) ?? sql)`select count(*)::int as waiting,
       coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as age from outbox`;
     waiting.set(row.waiting);
     age.set(row.age);

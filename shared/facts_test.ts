@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import postgres from "postgres";
 import { openDatabase, type Sql } from "./db.ts";
 import { withDeadline } from "./deadline.ts";
 import { GatewayTimeoutError } from "./errors.ts";
@@ -14,20 +15,23 @@ import {
   recordFact,
 } from "./facts.ts";
 import { createLogger } from "./log.ts";
+import { type FamilySnapshot, metrics } from "./metrics.ts";
 import { testBus, testDatabase } from "./testing.ts";
+import { holdTableLock } from "@testing/table_lock.ts";
 
 const quiet = createLogger("test", "error");
 
-async function setUp() {
+async function setUp(max = 10) {
   const db = await testDatabase();
   const b = await testBus();
-  const sql = await openDatabase(db.url, { schema: "demo" });
+  const sql = await openDatabase(db.url, { schema: "demo", max });
   await installOutbox(sql);
   await sql`create table things (id serial primary key, name text not null unique)`;
   const stream = await ensureFactStream(b.bus);
   const relay = new FactRelay(sql, b.bus, quiet);
   return {
     sql,
+    databaseUrl: db.url,
     bus: b.bus,
     stream,
     relay,
@@ -332,5 +336,34 @@ Deno.test("instances starting at once on a fresh database all migrate, none trip
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The value of `name`'s first series whose labels include `labels`, if it has one. */
+function gauge(families: FamilySnapshot[], name: string, labels: Record<string, string> = {}) {
+  const series = families.find((f) => f.name === name)?.series;
+  return series?.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+Deno.test("[facts] the outbox backlog is read while every pool connection waits on a lock", async () => {
+  await using t = await setUp(2);
+  t.relay.start(60_000); // reports the backlog; publishes only when told to here
+  await t.sql.begin((tx) => recordFact(tx, thingFact("waiting", "1")));
+  {
+    await using lock = await holdTableLock(t.databaseUrl, "demo.things");
+    const writes = ["a", "b"].map((name) =>
+      t.sql`insert into things (name) values (${name})`.execute()
+    );
+    const observer = postgres(t.databaseUrl, { max: 1, onnotice: () => {} });
+    for (let waiting = 0; waiting < 2; await new Promise((resolve) => setTimeout(resolve, 20))) {
+      [{ waiting }] = await observer`select count(*)::int as waiting from pg_locks
+        where not granted and relation = 'demo.things'::regclass`;
+    }
+    await observer.end();
+    const families = await metrics.snapshot();
+    assert.equal(gauge(families, "oe_outbox_backlog"), 1);
+    assert.equal(gauge(families, "oe_metrics_collector_up", { collector: "outbox" }), 1);
+    await lock.release();
+    await Promise.all(writes);
   }
 });
