@@ -51,6 +51,32 @@ interface Entry extends CachedReply {
   newer: Entry | undefined;
 }
 
+/** Why the cache was emptied whole (see `ResponseCache.counts`). */
+export type FlushReason = "suspend" | "reconnect" | "missed_facts";
+
+/**
+ * What the cache has done since it was made, for the metrics (gateway/cache_metrics.ts): plain
+ * counts, kept as fields so that a hit costs one addition and no label lookup.
+ */
+export interface CacheCounts {
+  /** Lookups that found a live entry (a 304 from the cache included). */
+  hits: number;
+  /** Lookups that found none (the request then went to its service). */
+  misses: number;
+  /** Replies stored. */
+  stored: number;
+  /** Replies not stored: a tag changed, or the cache was emptied or suspended, while fetched. */
+  stale: number;
+  /** Replies not stored: larger than the whole cache. */
+  tooLarge: number;
+  /** Entries evicted, least recently used first, to make room. */
+  evicted: number;
+  /** Entries dropped because a fact or a write touched one of their tags. */
+  invalidated: number;
+  /** Times the cache was emptied whole, by reason. */
+  flushes: Record<FlushReason, number>;
+}
+
 export interface CacheOptions {
   /** Total bytes of entries (bodies, keys, tags, bookkeeping); 0 keeps nothing. */
   maxBytes: number;
@@ -157,6 +183,14 @@ export class ResponseCache {
   #newest: Entry | undefined;
   readonly #slabs: Slabs;
   #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+  #stored = 0;
+  #stale = 0;
+  #tooLarge = 0;
+  #evicted = 0;
+  #invalidated = 0;
+  readonly #flushes: Record<FlushReason, number> = { suspend: 0, reconnect: 0, missed_facts: 0 };
 
   constructor(options: CacheOptions) {
     this.maxBytes = options.maxBytes;
@@ -184,8 +218,39 @@ export class ResponseCache {
     return this.#entries.begin();
   }
 
-  /** The live entry for `key`, if any (and it becomes the most recently used). */
+  /** What the cache has done so far (a copy; read at scrape time). */
+  get counts(): CacheCounts {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      stored: this.#stored,
+      stale: this.#stale,
+      tooLarge: this.#tooLarge,
+      evicted: this.#evicted,
+      invalidated: this.#invalidated,
+      flushes: { ...this.#flushes },
+    };
+  }
+
+  /** The live entry for `key`, if any (and it becomes the most recently used); counted. */
   lookup(key: string): CachedReply | undefined {
+    const entry = this.#found(key);
+    if (entry === undefined) this.#misses++;
+    else this.#hits++;
+    return entry;
+  }
+
+  /**
+   * `lookup` for a short way (gateway/hit_path.ts) that hands a miss to the full path: only a hit
+   * is counted here, since the full path's own `lookup` counts the miss.
+   */
+  lookupBeforeFullPath(key: string): CachedReply | undefined {
+    const entry = this.#found(key);
+    if (entry !== undefined) this.#hits++;
+    return entry;
+  }
+
+  #found(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (entry !== this.#newest) {
@@ -215,7 +280,10 @@ export class ResponseCache {
 
   /** Keeps a reply fetched since `began`, unless a change or an outage may have made it stale. */
   store(key: string, reply: CachedReply, began: number): boolean {
-    if (!this.#entries.fresh(reply.tags, began)) return false;
+    if (!this.#entries.fresh(reply.tags, began)) {
+      this.#stale++;
+      return false;
+    }
     const now = this.#entries.now();
     const until = this.#entries.settled(
       reply.tags,
@@ -223,7 +291,14 @@ export class ResponseCache {
     );
     let size = ENTRY_OVERHEAD + key.length * 2 + reply.body.byteLength;
     for (const tag of reply.tags) size += TAG_OVERHEAD + tag.length * 2;
-    if (until <= now || size > this.maxBytes) return false;
+    if (size > this.maxBytes) {
+      this.#tooLarge++;
+      return false;
+    }
+    if (until <= now) {
+      this.#stale++;
+      return false;
+    }
     const [body, slab] = this.#slabs.pack(reply.body);
     // A body in a slab counts with its slab (`bytes`).
     if (slab >= 0) size -= body.byteLength;
@@ -244,21 +319,26 @@ export class ResponseCache {
     this.#entries.add(entry);
     this.#append(entry);
     this.#bytes += size;
+    this.#stored++;
     this.#evict();
     return true;
   }
 
   /** Drops every entry carrying one of `tags`, and remembers the change for fetches in flight. */
   invalidate(tags: Iterable<string>): void {
+    const before = this.#entries.size;
     this.#entries.change(tags, this.settleMs);
+    this.#invalidated += before - this.#entries.size;
   }
 
   /**
    * Empties the cache; nothing fetched before now may be stored, and what is stored within
    * `settleMs` lives only until then: the changes that made it empty it (missed facts, a
    * reconnect) are unknown, and services that follow facts may still be catching up.
+   * Counted as a flush for `reason` unless the cache was suspended (then it held nothing).
    */
-  clear(): void {
+  clear(reason: FlushReason = "missed_facts"): void {
+    if (!this.suspended) this.#flushes[reason]++;
     this.#entries.clear(this.settleMs);
     this.#emptied();
   }
@@ -268,6 +348,9 @@ export class ResponseCache {
    * cache is emptied both when it is suspended and when it resumes.
    */
   suspend(suspended: boolean): void {
+    // Counted once per outage: a suspended cache told again that it is suspended held nothing.
+    if (!suspended) this.#flushes.reconnect++;
+    else if (!this.suspended) this.#flushes.suspend++;
     this.#entries.suspend(suspended, this.settleMs);
     this.#emptied();
   }
@@ -288,6 +371,7 @@ export class ResponseCache {
   #evict(): void {
     while (this.bytes > this.maxBytes && this.#oldest !== undefined) {
       this.#entries.remove(this.#oldest);
+      this.#evicted++;
     }
   }
 

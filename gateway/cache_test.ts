@@ -207,3 +207,41 @@ Deno.test("[gateway] ResponseCache counts a slab in full while an entry lies in 
   // Counted slabs are real: the held room exceeds what the cold entries' bodies alone need.
   assert.ok(cache.bytes > cache.size * 1_280);
 });
+
+Deno.test("[gateway] ResponseCache counts lookups, stores, evictions, invalidations and flushes", async (t) => {
+  await t.step("a short way's miss is left to the full path's lookup", () => {
+    const cache = new ResponseCache({ maxBytes: 1 << 20 });
+    assert.equal(cache.lookupBeforeFullPath("a"), undefined);
+    assert.equal(cache.lookup("a"), undefined);
+    cache.store("a", reply("A", ["events"]), cache.begin());
+    assert.ok(cache.lookupBeforeFullPath("a"));
+    assert.ok(cache.lookup("a"));
+    const { hits, misses, stored } = cache.counts;
+    assert.deepEqual({ hits, misses, stored }, { hits: 2, misses: 1, stored: 1 });
+  });
+  await t.step("an eviction is no invalidation, and a raced or oversized reply no store", () => {
+    const cache = new ResponseCache({ maxBytes: 2_000 });
+    const began = cache.begin();
+    cache.invalidate(["events"]);
+    assert.equal(cache.store("raced", reply("R", ["events"]), began), false);
+    assert.equal(cache.store("big", reply("x".repeat(2_000), ["events"]), cache.begin()), false);
+    cache.store("a", reply("A", ["events"]), cache.begin());
+    cache.store("b", reply("B", ["events"]), cache.begin());
+    assert.equal(cache.counts.evicted, 1);
+    cache.invalidate(["events"]);
+    const { stale, tooLarge, stored, evicted, invalidated } = cache.counts;
+    assert.deepEqual(
+      { stale, tooLarge, stored, evicted, invalidated },
+      { stale: 1, tooLarge: 1, stored: 2, evicted: 1, invalidated: 1 },
+    );
+  });
+  await t.step("a flush counts once per outage, by reason", () => {
+    const cache = new ResponseCache({ maxBytes: 1 << 20 });
+    cache.suspend(true);
+    cache.suspend(true);
+    cache.clear();
+    cache.suspend(false);
+    cache.clear();
+    assert.deepEqual(cache.counts.flushes, { suspend: 1, reconnect: 1, missed_facts: 1 });
+  });
+});

@@ -79,7 +79,7 @@ export class HitPath {
     if (tracing || head.method !== "GET" || !head.plain) return undefined;
     const hit = this.#memo.get(memoKey("GET", head.target, head.accept ?? null));
     if (hit === undefined) return undefined;
-    const entry = this.#cache.lookup(hit.cacheKey);
+    const entry = this.#cache.lookupBeforeFullPath(hit.cacheKey);
     if (entry === undefined) return undefined;
     const began = performance.now();
     const id = pickRequestId(head.requestId ?? null);
@@ -94,7 +94,7 @@ export class HitPath {
     if (key === undefined) return undefined;
     const hit = this.#memo.get(key);
     if (hit === undefined) return undefined;
-    const entry = this.#cache.lookup(hit.cacheKey);
+    const entry = this.#cache.lookupBeforeFullPath(hit.cacheKey);
     if (entry === undefined) return undefined;
     const began = performance.now();
     const method = raw.method;
