@@ -19,6 +19,7 @@ import type { Logger } from "@shared/log.ts";
 import { facts, gatewayTouched } from "@shared/subjects.ts";
 import { announceTouched as announce, ORIGIN_HEADER, touchedTags } from "@shared/cache_touched.ts";
 import type { ResponseCache } from "./cache.ts";
+import { watchCache } from "./cache_metrics.ts";
 
 /** Each cache's name on the bus: one per gateway instance, even when two share a process. */
 const origins = new WeakMap<ResponseCache, string>();
@@ -48,7 +49,8 @@ export function factTags(raw: unknown): string[] | undefined {
 }
 
 /**
- * Subscribes `cache` to the facts of `bus`; returns a function that unsubscribes.
+ * Subscribes `cache` to the facts of `bus`, and reports it in the metrics meanwhile
+ * (gateway/cache_metrics.ts); returns a function that unsubscribes.
  *
  * @example
  * ```ts ignore
@@ -84,8 +86,12 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
     },
   });
   emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
+  // The cache is in the metrics while it follows the facts: as long as the bus connection.
+  const unwatch = watchCache(cache);
+  bus.nc.closed().then(unwatch);
   return () => {
     subscription.unsubscribe();
     peers.unsubscribe();
+    unwatch();
   };
 }
