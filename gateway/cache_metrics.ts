@@ -84,7 +84,7 @@ function makeSeries(): void {
     ...FLUSH_REASONS.map((reason): Reading => [flushes.series(reason), (c) => c.flushes[reason]]),
   ];
   gauges = { bytes: bytes.series(), entries: entries.series(), maxBytes: maxBytes.series() };
-  metrics.collect(() => {
+  metrics.collect("cache", () => {
     collect();
     return Promise.resolve();
   });
