@@ -72,12 +72,17 @@ export class DenoTransport implements Transport {
 
   async connect(server: Server, options: ConnectionOptions): Promise<void> {
     this.#options = options;
+    // Every socket opened here is closed on failure: nats.js gives up on a connect after its
+    // timeout without closing a transport that never connected, so a socket to a hung node
+    // stayed open, and began reading when the node woke (a review, 2026-12-03).
+    let opened: Deno.Conn | undefined;
     try {
       const tcp = await Deno.connect({ hostname: server.hostname, port: server.port });
+      opened = tcp;
       tcp.setNoDelay(true);
       let conn: Deno.Conn = tcp;
       // The INFO stays in the frames: the protocol parser answers it with CONNECT.
-      const { info, received } = await this.#readInfo(conn);
+      const { info, received } = await this.#readInfoWithin(conn, options.timeout ?? 20_000);
       if (options.tls && !info.tls_required && !info.tls_available) {
         throw new errors.ConnectionError(
           `Cannot connect to NATS at ${server.hostname}:${server.port}: a tls:// URL asks for ` +
@@ -89,6 +94,7 @@ export class DenoTransport implements Transport {
         (info.tls_available === true && options.tls !== null && options.tls !== undefined);
       if (wantsTls) {
         conn = await Deno.startTls(tcp, { hostname: server.tlsName || server.hostname });
+        opened = conn;
         this.#encrypted = true;
       }
       this.#frames.push(received);
@@ -96,11 +102,39 @@ export class DenoTransport implements Transport {
       this.#connected = true;
       this.#readLoop(conn);
     } catch (error) {
+      if (opened !== undefined && opened !== this.#conn) closeQuietly(opened);
       this.#conn?.close();
       if (error instanceof Deno.errors.ConnectionRefused) {
         throw new errors.ConnectionError("connection refused", { cause: error });
       }
       throw error;
+    }
+  }
+
+  /**
+   * `#readInfo`, given up after `ms` (the connect timeout): a node that accepts and never speaks
+   * (frozen) would hold the connect, and its socket, for good.
+   */
+  async #readInfoWithin(
+    conn: Deno.Conn,
+    ms: number,
+  ): Promise<{ info: ServerInfo; received: Uint8Array }> {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      closeQuietly(conn);
+    }, ms);
+    try {
+      return await this.#readInfo(conn);
+    } catch (error) {
+      if (late) {
+        throw new errors.ConnectionError(`no INFO from the server within ${ms} ms`, {
+          cause: error,
+        });
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -271,4 +305,13 @@ export function withUrlCredentials(
     return scheme + rest;
   });
   return { servers: bare, ...login };
+}
+
+/** Closes `conn`, which may be closed already. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed before.
+  }
 }

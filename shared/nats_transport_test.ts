@@ -108,3 +108,28 @@ Deno.test("[nats transport] connectNats logs in with the user and password or to
     await nc.close();
   });
 });
+
+Deno.test("[nats transport] a node that accepts and never speaks: the connect gives up and closes its socket", async () => {
+  // What a frozen nats-server looks like to a new connection: TCP accepted, no INFO ever.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  const accepted = listener.accept();
+  try {
+    const began = Date.now();
+    await assert.rejects(
+      connectNats({ servers: `127.0.0.1:${port}`, timeout: 300, reconnect: false }),
+    );
+    assert.ok(Date.now() - began < 5_000, "gave up within the connect timeout");
+    const conn = await accepted;
+    // The client's side is closed: the server reads the end of the stream, not silence.
+    const read = conn.read(new Uint8Array(64));
+    const closed = await Promise.race([
+      read.then((n) => n === null, () => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000)),
+    ]);
+    conn.close();
+    assert.ok(closed, "the client closed the socket it opened");
+  } finally {
+    listener.close();
+  }
+});
