@@ -1,8 +1,10 @@
 /**
  * Starts the whole system: every service and the gateway as separate processes sharing one
- * JWT secret, then waits until `/health` says every service answers on the bus. Ctrl-C (or
- * SIGTERM) stops them all cleanly: each drains its NATS connection and finishes in-flight work;
- * the servers it brought along (scripts/embedded.ts) stop after them.
+ * JWT secret, then waits until `/health` says every service answers on the bus. From then on a
+ * process that exits is restarted after 1 s, 2 s, 4 s... up to 30 s (RESTART_BACKOFF); one that
+ * exits during start-up stops everything with exit code 1. Ctrl-C (or SIGTERM) stops them all
+ * cleanly: each drains its NATS connection and finishes in-flight work; the servers it brought
+ * along (scripts/embedded.ts) stop after them.
  *
  * Where the database and NATS come from: DATABASE_URL / NATS_URL when set; else whatever answers
  * on 127.0.0.1:5432 / 127.0.0.1:4222; else (and for `DATABASE_URL=embedded` / `NATS_URL=embedded`)
@@ -47,12 +49,21 @@ export interface SystemOptions {
   timeoutMs?: number;
   /** Where what was started so far is kept, so a signal during start-up can stop it. */
   stack?: StopStack;
+  /**
+   * Once the system is ready, restart a process that exits, with a growing delay
+   * (RESTART_BACKOFF), as `deno task start` does. Default false: the tests and benchmarks want a
+   * lost process to show (`exited`), not to be papered over.
+   */
+  restart?: boolean;
 }
 
 export interface RunningSystem {
   url: string;
   env: Record<string, string>;
-  /** Resolves with a process's name if one exits before `stop()` was called. */
+  /**
+   * Resolves with a process's name if one exits before `stop()` was called (after the system was
+   * ready only without `restart`: with it, such a process is restarted instead).
+   */
   exited: Promise<string>;
   /** What was started besides the services (embedded Postgres, nats-server), for the user. */
   brought: string[];
@@ -270,6 +281,8 @@ async function startWith(
   stack.push(services.stop);
   const url = `http://${checked.host}:${checked.port}`;
   await waitHealthy(url, options.timeoutMs ?? 90_000, services.exited);
+  // Only now: a process that fails during start-up (a bad setting) would fail again and again.
+  if (options.restart) services.supervise();
   return {
     url,
     env,
@@ -279,48 +292,94 @@ async function startWith(
   };
 }
 
+/**
+ * How `deno task start` restarts a process that exits once the system is ready: after 1 s, then
+ * twice as long after each exit up to 30 s; back to 1 s once a process ran for 60 s. A lost
+ * process makes its routes answer 503 at once (the gateway finds no instance) until it is back.
+ */
+export const RESTART_BACKOFF = { firstMs: 1_000, maxMs: 30_000, stableMs: 60_000 };
+
+/** One process `deno task start` keeps running: what it runs and the child running it now. */
+interface Slot {
+  name: string;
+  script: string;
+  proc: ReturnType<typeof spawn>;
+}
+
 function startProcesses(env: Record<string, string>, options: SystemOptions) {
   const output = options.output ?? true;
-  const children: ReturnType<typeof spawn>[] = [];
+  const slots: Slot[] = [];
+  const add = (name: string, script: string) =>
+    slots.push({ name, script, proc: spawn(name, script, env, output) });
   for (const name of serviceNames) {
     for (let i = 0; i < (options.instances?.[name] ?? 1); i++) {
-      children.push(spawn(name, `services/${name}/main.ts`, env, output));
+      add(name, `services/${name}/main.ts`);
     }
   }
-  children.push(spawn("gateway", "gateway/main.ts", env, output));
+  add("gateway", "gateway/main.ts");
 
-  let stopping = false;
-  const exited = Promise.race(
-    children.map(({ name, child, lastLines }) =>
-      child.status.then(({ code, signal }) =>
-        output ? name : `${name} (exit ${signal ?? code}: ${lastLines.join(" | ") || "no output"})`
-      )
-    ),
-  ).then((name) => stopping ? new Promise<string>(() => {}) : name);
+  const halt = new AbortController();
+  let restarting = false;
+  const { promise: exited, resolve: reportExit } = Promise.withResolvers<string>();
+  const watch = async (slot: Slot) => {
+    for (let delay = RESTART_BACKOFF.firstMs;; delay = nextDelay(delay)) {
+      const since = Date.now();
+      const { code, signal } = await slot.proc.child.status;
+      await slot.proc.child.stdin.close().catch(() => {});
+      if (halt.signal.aborted) return;
+      const how = `exit ${signal ?? code}`;
+      if (!restarting) {
+        const last = slot.proc.lastLines.join(" | ") || "no output";
+        return reportExit(output ? slot.name : `${slot.name} (${how}: ${last})`);
+      }
+      if (Date.now() - since >= RESTART_BACKOFF.stableMs) delay = RESTART_BACKOFF.firstMs;
+      console.error(
+        `${slot.name} exited unexpectedly (${how}); restarting it in ${delay / 1000} s`,
+      );
+      if (!await pause(delay, halt.signal)) return;
+      slot.proc = spawn(slot.name, slot.script, env, output);
+      console.error(`${slot.name} restarted (pid ${slot.proc.child.pid})`);
+    }
+  };
+  for (const slot of slots) void watch(slot);
 
   const stop = async () => {
-    stopping = true;
-    for (const { child } of children) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    }
-    const killer = setTimeout(() => {
-      for (const { child } of children) {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-    }, 10_000);
-    await Promise.all(children.map(({ child }) => child.status));
+    halt.abort();
+    const children = () => slots.map((slot) => slot.proc.child);
+    signalAll(children(), "SIGTERM");
+    const killer = setTimeout(() => signalAll(children(), "SIGKILL"), 10_000);
+    await Promise.all(children().map((child) => child.status));
     clearTimeout(killer);
-    await Promise.all(children.map(({ child }) => child.stdin.close().catch(() => {})));
+    await Promise.all(children().map((child) => child.stdin.close().catch(() => {})));
   };
-  return { exited, stop };
+  /** From now on a process that exits is restarted (RESTART_BACKOFF) instead of reported. */
+  const supervise = () => restarting = true;
+  return { exited, stop, supervise };
+}
+
+function nextDelay(delay: number): number {
+  return Math.min(delay * 2, RESTART_BACKOFF.maxMs);
+}
+
+/** Waits `ms`; false when `signal` aborted it first. */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(true), ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(false);
+    }, { once: true });
+  });
+}
+
+function signalAll(children: Deno.ChildProcess[], signal: Deno.Signal): void {
+  for (const child of children) {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 /** Ends `deno task start` after a failure: one line for what the user can fix, else the error. */
@@ -342,13 +401,9 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", () => void shutdown(0));
   Deno.addSignalListener("SIGTERM", () => void shutdown(0));
-  const system = await startSystem({ stack }).catch(fail);
+  // A process that dies once the system is ready is restarted (its routes answer 503 meanwhile);
+  // one that dies during start-up stops everything with exit code 1 (fail).
+  const system = await startSystem({ stack, restart: true }).catch(fail);
   for (const label of system.brought) console.log(`Using ${label}`);
   console.log(`Open Event API ready at ${system.url}/v1 (health: ${system.url}/health)`);
-  // A process that dies leaves a system that only half works: say so and stop it all.
-  system.exited.then((name) => {
-    if (stopping) return;
-    console.error(`${name} exited unexpectedly; stopping the system`);
-    void shutdown(1);
-  });
 }

@@ -8,6 +8,7 @@
 import { STOP_AT_STDIN_END } from "@shared/lifecycle.ts";
 import { freePort } from "@shared/net.ts";
 import { testDatabase } from "@shared/testing.ts";
+import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 import assert from "node:assert/strict";
 import { answers } from "./embedded.ts";
@@ -461,6 +462,65 @@ Deno.test({
       assert.equal(await answers("127.0.0.1", gateway), false, "the gateway no longer listens");
     } finally {
       for (const pid of await survivors(children, 0)) killTree(pid);
+    }
+  },
+});
+
+/** The pid of the child of `pid` that runs `script`. */
+async function childRunning(pid: number, script: string): Promise<number | undefined> {
+  for (const child of await childrenOf(pid)) {
+    const cmdline = await Deno.readTextFile(`/proc/${child}/cmdline`).catch(() => "");
+    if (cmdline.split("\0").includes(script)) return child;
+  }
+  return undefined;
+}
+
+Deno.test({
+  name: "[start] a service killed after start-up answers 503 at once, then is restarted",
+  ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    // Before, one lost process stopped the whole system ("exited unexpectedly; stopping").
+    await using nats = await startNatsServer({ jetStream: true });
+    await using db = await testDatabase();
+    const port = freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const start = await startUntilReady({
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      PORT: String(port),
+      BUS_PREFIX: `restart_${crypto.randomUUID().slice(0, 8)}`,
+      JWT_SECRET: crypto.randomUUID(),
+    });
+    try {
+      const calculate = () => api(url, "POST", "/v1/orders/calculate-amount", undefined, {});
+      assert.notEqual((await calculate()).status, 503, "discounts answers before the kill");
+      const discounts = await childRunning(start.pid, "services/discounts/main.ts");
+      assert.ok(discounts, "start runs discounts");
+      Deno.kill(discounts, "SIGKILL");
+      assert.deepEqual(await survivors([discounts], 5_000), [], "discounts is gone");
+      // Until NATS has seen its connection close, a request may still go to it (a 504).
+      await eventually(
+        async () => (await api(url, "GET", "/health")).body?.missing?.includes("discounts"),
+        5_000,
+        "/health to miss discounts",
+        50,
+      );
+      const began = Date.now();
+      assert.equal((await calculate()).status, 503, "no instance: 503");
+      assert.ok(Date.now() - began < 1_000, "the 503 comes at once, not after a timeout");
+      await eventually(
+        async () => (await calculate()).status !== 503,
+        30_000,
+        "discounts to be restarted",
+        200,
+      );
+      assert.equal((await api(url, "GET", "/health")).status, 200);
+      const again = await childRunning(start.pid, "services/discounts/main.ts");
+      assert.ok(again && again !== discounts, "a new discounts process");
+      assert.match(start.stderr(), /discounts exited unexpectedly \(exit SIGKILL\); restarting/);
+    } finally {
+      assert.equal(await start.stop(), 0, "Ctrl-C still stops it all, exit code 0");
     }
   },
 });
