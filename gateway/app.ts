@@ -13,7 +13,7 @@ import { methodNotAllowed, notFound, onError } from "./errors.ts";
 import { createForwarding } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
-import { health } from "./health.ts";
+import { health, live, ready } from "./health.ts";
 import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth, TokenVerifier } from "./middleware/auth.ts";
@@ -121,6 +121,9 @@ export function createGateway(options: AppOptions): Gateway {
   app.use("*", validHost());
   app.use("/v1/*", auth({ verifier }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
+  // For probes on this gateway alone (gateway/health.ts): not pulled when one service is down.
+  app.get("/health/live", live());
+  app.get("/health/ready", ready({ bus }));
   // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
   if (config.metricsToken) {
     app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));

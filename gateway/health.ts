@@ -1,5 +1,12 @@
 /**
- * `GET /health`: asks NATS service discovery how many instances of each expected service answer,
+ * The gateway's three health routes. `GET /health/live`: the process serves HTTP (a liveness
+ * probe: restart it when not). `GET /health/ready`: this gateway can serve, which is being
+ * connected to NATS (a readiness probe or load balancer check: send it traffic when so). Neither
+ * asks the services: a gateway whose probes followed one lost service was pulled from its load
+ * balancer, every one of them at once, though it serves the other services' routes and answers
+ * the lost one's with a 503 at once (found by a review, 2026-12-03).
+ *
+ * `GET /health`: the system-wide view, asks NATS service discovery how many instances of each expected service answer,
  * all at once, and says 503 naming the missing ones, and the impaired ones: those whose every
  * instance names a problem in its ping answer (its database does not answer, say), since they
  * answer pings while every request they get fails.
@@ -191,6 +198,53 @@ export function health(options: { bus: Bus; services: readonly string[] }): Hand
     const report = await checkHealth(bus, services);
     // Now's state, for whoever asks now: no cache may keep it (the README's rule for every
     // answer the gateway's cache does not hold).
+    return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });
+  };
+}
+
+/** What `/health/live` and `/health/ready` answer. */
+export interface GatewayHealth {
+  status: "ok" | "unavailable";
+  problems?: string[];
+}
+
+/** The gateway's own problem once its connection to NATS is closed for good (it is stopping). */
+const NATS_CLOSED = "NATS connection closed: the gateway is stopping";
+
+/** Whether this gateway can serve: connected to NATS (the services are /health's business). */
+export function checkReady(bus: Bus): GatewayHealth {
+  if (bus.nc.isClosed()) return { status: "unavailable", problems: [NATS_CLOSED] };
+  if (bus.reconnecting) return { status: "unavailable", problems: [NATS_LOST] };
+  return { status: "ok" };
+}
+
+/**
+ * The `/health/live` handler: 200 while the process serves HTTP, whatever NATS or the services do
+ * (a restart fixes neither).
+ *
+ * @example
+ * ```ts ignore
+ * app.get("/health/live", live());
+ * ```
+ */
+export function live(): Handler<GatewayEnv> {
+  return function liveHandler(c) {
+    return c.json({ status: "ok" } satisfies GatewayHealth, 200, { "Cache-Control": PRIVATE });
+  };
+}
+
+/**
+ * The `/health/ready` handler: 200 while connected to NATS, else 503 naming the problem.
+ *
+ * @example
+ * ```ts ignore
+ * app.get("/health/ready", ready({ bus }));
+ * ```
+ */
+export function ready(options: { bus: Bus }): Handler<GatewayEnv> {
+  const { bus } = options;
+  return function readyHandler(c) {
+    const report = checkReady(bus);
     return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });
   };
 }

@@ -5,7 +5,7 @@ import { createLogger } from "@shared/log.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 import type { GatewayEnv } from "./env.ts";
-import { health } from "./health.ts";
+import { health, live, ready } from "./health.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testGateway } from "./_test_utils.ts";
 
@@ -121,4 +121,38 @@ Deno.test("[gateway] GET /health answers 503 naming NATS while the gateway has l
   });
   await nats.start();
   await eventually(() => !bus.reconnecting, 10_000, "the bus to reconnect");
+});
+
+Deno.test("[gateway] GET /health/live and /health/ready answer 200 while a service is missing", async () => {
+  await using gw = await testGateway({ services: ["catalog", "discounts"] });
+  await gw.serve("catalog", []);
+  assert.equal((await gw.app.request("/health")).status, 503, "/health: discounts is missing");
+  for (const path of ["/health/live", "/health/ready"]) {
+    const response = await gw.app.request(path);
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("Cache-Control"), "private, no-store");
+    assert.deepEqual(await response.json(), { status: "ok" });
+  }
+});
+
+Deno.test("[gateway] GET /health/ready answers 503 while the gateway has lost NATS, /health/live 200", async () => {
+  await using nats = await startNatsServer();
+  const logger = createLogger("test", "error");
+  const bus = await Bus.connect({ url: nats.url, prefix: "h", logger });
+  await using _bus = { [Symbol.asyncDispose]: () => bus.close() };
+  const app = new Hono<GatewayEnv>()
+    .get("/health/live", live())
+    .get("/health/ready", ready({ bus }));
+  await nats.stop();
+  await eventually(() => bus.reconnecting, 5_000, "the bus to notice");
+  const response = await app.request("/health/ready");
+  assert.equal(response.status, 503);
+  assert.deepEqual(await response.json(), {
+    status: "unavailable",
+    problems: ["NATS unreachable: the gateway is reconnecting"],
+  });
+  assert.equal((await app.request("/health/live")).status, 200);
+  await nats.start();
+  await eventually(() => !bus.reconnecting, 10_000, "the bus to reconnect");
+  assert.equal((await app.request("/health/ready")).status, 200);
 });

@@ -131,6 +131,8 @@ const ARTS_TOPIC = {
 /** One entry per transaction name Dredd prints (`dredd ... --names`). */
 const plans: Record<string, Plan> = {
   "Health > Health > Check health": {},
+  "Health > Liveness > Check liveness": {},
+  "Health > Readiness > Check readiness": {},
 
   "Auth > Login > Log in > Example 1": { world: people },
   "Auth > Login > Log in > Example 2": { world: people },

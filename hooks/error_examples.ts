@@ -132,6 +132,14 @@ export const NOT_RETURNED: Record<string, { kinds: ErrorKind[]; reason: string }
     kinds: ["bad-query", "accept"],
     reason: "the health check is for probes: it reads no query and always answers JSON",
   },
+  "blueprint/catalog.apib > Health > Liveness > Check liveness": {
+    kinds: ["bad-query", "accept"],
+    reason: "the health check is for probes: it reads no query and always answers JSON",
+  },
+  "blueprint/catalog.apib > Health > Readiness > Check readiness": {
+    kinds: ["bad-query", "accept"],
+    reason: "the health check is for probes: it reads no query and always answers JSON",
+  },
   "blueprint/catalog.apib > Auth > Fresh login > Log in again": {
     kinds: ["forbidden"],
     reason: "every logged-in user may log in again (with their own credentials)",
