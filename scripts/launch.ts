@@ -86,7 +86,8 @@ export function denoRunArgs(script: string): string[] {
  * `service.instance.id` of its own, unless they name one. Without it every instance of a service
  * exported one identity (`service.name` alone), so over OTLP their counters were one series that
  * jumped back and forth between them (found by a review with two catalogs). Deno reads it once,
- * when the process starts: whoever launches a process sets it (`deno task start`, the tests).
+ * when the process starts: whoever launches a process sets it (`deno task start`, the tests, and
+ * through scripts/instance_id.ts the `start:<name>` tasks and compose.yaml: `INSTANCE_ID_ENV`).
  *
  * @example
  * ```ts
@@ -99,3 +100,12 @@ export function withInstanceId(existing: string | undefined): string {
   const id = `service.instance.id=${crypto.randomUUID()}`;
   return existing?.trim() ? `${existing},${id}` : id;
 }
+
+/**
+ * The assignment in front of each `start:<name>` task's `deno run` (deno.json): the process's
+ * `OTEL_RESOURCE_ATTRIBUTES` with an instance id of its own (scripts/instance_id.ts; the helper
+ * runs with OTEL_DENO=false so that it exports nothing under the service's name itself).
+ * compose.yaml's scripts/with_instance_id.sh runs the same. scripts/launch_test.ts checks both.
+ */
+export const INSTANCE_ID_ENV = "OTEL_RESOURCE_ATTRIBUTES=$(OTEL_DENO=false deno run " +
+  "--allow-env=OTEL_RESOURCE_ATTRIBUTES scripts/instance_id.ts)";

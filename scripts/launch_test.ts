@@ -3,6 +3,7 @@ import {
   denoRunArgs,
   GATEWAY_MALLOC_ENV,
   GATEWAY_V8_FLAGS,
+  INSTANCE_ID_ENV,
   launchEnv,
   withInstanceId,
 } from "./launch.ts";
@@ -41,7 +42,9 @@ Deno.test("[launch] deno.json and compose.yaml start the gateway with the same f
   // The command's list, however `deno fmt` breaks it over lines (a trailing comma included).
   const command = compose.replace(/\s+/g, " ").replace(/, \]/g, " ]");
   assert.ok(
-    command.includes(`command: [ "deno", "run", "-A", "${GATEWAY_V8_FLAGS}", "gateway/main.ts" ]`),
+    command.includes(
+      `command: [ "scripts/with_instance_id.sh", "deno", "run", "-A", "${GATEWAY_V8_FLAGS}", "gateway/main.ts" ]`,
+    ),
     "compose.yaml's gateway command lacks the V8 flags of scripts/launch.ts",
   );
 });
@@ -72,4 +75,99 @@ Deno.test("[launch] each process gets a service.instance.id of its own, beside t
     /^deployment\.environment=prod,service\.instance\.id=/,
   );
   assert.equal(withInstanceId("service.instance.id=catalog-1"), "service.instance.id=catalog-1");
+});
+
+const root = new URL("../", import.meta.url);
+
+/** What OTEL_RESOURCE_ATTRIBUTES a process gets when launched as `command` says (`attributes`: the operator's). */
+async function launchedWith(command: string[], attributes?: string): Promise<string> {
+  const out = await new Deno.Command(command[0], {
+    args: command.slice(1),
+    cwd: root,
+    env: attributes ? { OTEL_RESOURCE_ATTRIBUTES: attributes } : {},
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
+}
+
+const printAttributes = `console.log(Deno.env.get("OTEL_RESOURCE_ATTRIBUTES") ?? "none")`;
+
+Deno.test("[launch] every start:<name> task gives its process a service.instance.id of its own", async (t) => {
+  // Before, only `deno task start` did: two instances started by hand (the README's way to scale)
+  // exported OTLP metrics under one identity, one series jumping between them.
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
+  for (const name of ["catalog", "discounts", "payments", "audit", "gateway"]) {
+    assert.ok(
+      tasks[`start:${name}`].startsWith(`OTEL_SERVICE_NAME=${name} ${INSTANCE_ID_ENV} `),
+      `start:${name} does not set OTEL_RESOURCE_ATTRIBUTES through scripts/instance_id.ts`,
+    );
+  }
+  // The same prefix, in front of a process that prints what it got, run by deno task.
+  const dir = await Deno.makeTempDir({ prefix: "oe_launch_" });
+  try {
+    const config = `${dir}/deno.json`;
+    const task = `${INSTANCE_ID_ENV} deno eval '${printAttributes}'`;
+    await Deno.writeTextFile(config, JSON.stringify({ tasks: { probe: task } }));
+    const run = (attributes?: string) =>
+      launchedWith([
+        Deno.execPath(),
+        "task",
+        "-q",
+        "--cwd",
+        root.pathname,
+        "--config",
+        config,
+        "probe",
+      ], attributes);
+    await t.step("two launches, two ids", async () => {
+      const [a, b] = await Promise.all([run(), run()]);
+      assert.match(a, /^service\.instance\.id=[0-9a-f-]{36}$/);
+      assert.notEqual(a, b);
+    });
+    await t.step("beside the operator's attributes", async () => {
+      assert.match(
+        await run("deployment.environment=prod"),
+        /^deployment\.environment=prod,service\.instance\.id=[0-9a-f-]{36}$/,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "[launch] compose.yaml starts every process through with_instance_id.sh, which gives each its own id",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const compose = (await read("compose.yaml")).replace(/\s+/g, " ");
+    for (
+      const script of [
+        "services/catalog",
+        "services/discounts",
+        "services/payments",
+        "services/audit",
+        "gateway",
+      ]
+    ) {
+      assert.match(
+        compose,
+        new RegExp(
+          `command: \\[ ?"scripts/with_instance_id\\.sh", "deno", "run", "-A",[^\\]]* "${script}/main\\.ts"`,
+        ),
+        `compose.yaml runs ${script}/main.ts without scripts/with_instance_id.sh`,
+      );
+    }
+    const run = (attributes?: string) =>
+      launchedWith(
+        ["scripts/with_instance_id.sh", Deno.execPath(), "eval", printAttributes],
+        attributes,
+      );
+    const [a, b] = await Promise.all([run(), run()]);
+    assert.match(a, /^service\.instance\.id=[0-9a-f-]{36}$/);
+    assert.notEqual(a, b);
+    assert.match(await run("k8s.pod.uid=x"), /^k8s\.pod\.uid=x,service\.instance\.id=/);
+  },
 });
