@@ -64,3 +64,12 @@ Deno.test("[compose] docker-compose accepts compose.yaml", async (t) => {
     assert.notEqual(out.code, 0);
   });
 });
+
+Deno.test("[compose] the gateway's healthcheck probes its own readiness, not /health", async () => {
+  // /health turns 503 when any service is down: as a healthcheck it marked every gateway
+  // unhealthy at once, though each serves the other services' routes.
+  const text = await Deno.readTextFile(composeFile);
+  const gateway = text.slice(text.indexOf("\n  gateway:\n"), text.indexOf("\nvolumes:"));
+  assert.match(gateway, /healthcheck:[\s\S]*\/health\/ready/);
+  assert.doesNotMatch(gateway, /\/health['")]/);
+});
