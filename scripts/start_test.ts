@@ -526,6 +526,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "[start] a process that dies during start-up still stops everything, exit code 1",
+  ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    // Restarting it would only fail again: only a process lost after start-up is restarted.
+    await using nats = await startNatsServer({ jetStream: true });
+    await using db = await testDatabase();
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const outcome = await run("scripts/start.ts", {
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      PORT: String(freePort()),
+      // Only the gateway finds out, as it starts: its metrics port is taken.
+      METRICS_ADDR: `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`,
+      BUS_PREFIX: `early_${crypto.randomUUID().slice(0, 8)}`,
+      JWT_SECRET: crypto.randomUUID(),
+    });
+    assert.equal(outcome.code, 1, outcome.stdout + outcome.stderr);
+    assert.match(outcome.stderr, /gateway exited during start-up/);
+    assert.doesNotMatch(outcome.stderr, /restarting/);
+  },
+});
+
+Deno.test({
   name: "[start] one start at a time runs a nats-server on a data folder; a killed one blocks none",
   ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
   sanitizeResources: false,
