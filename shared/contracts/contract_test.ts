@@ -55,7 +55,8 @@ async function documentation(): Promise<Documentation> {
   const unrouted: string[] = [];
   for (const file of BLUEPRINT_FILES) {
     for (const chunk of parseBlueprint(await Deno.readTextFile(file))) {
-      if (!("action" in chunk) || chunk.action.path === "/health") continue;
+      // The gateway's own routes (health and its probes) are no service's contract.
+      if (!("action" in chunk) || /^\/health(\/|$)/.test(chunk.action.path)) continue;
       const { method, path } = chunk.action;
       const match = contractRoutes.find(({ route }) => documents(method, path, route));
       if (!match) {
