@@ -4,12 +4,13 @@
  */
 import type { Hono } from "hono";
 import { sign } from "hono/jwt";
-import type { Route, RunningService, ServiceInfo } from "@shared/bus.ts";
+import { type Route, route, type RunningService, type ServiceInfo } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
-import { createLogger } from "@shared/log.ts";
+import { createLogger, type Logger } from "@shared/log.ts";
+import { catalog } from "@shared/subjects.ts";
 import { type TestBus, testBus } from "@shared/testing.ts";
 import { caller, type TestSystem } from "@testing/system.ts";
-import { createApp } from "./app.ts";
+import { createApp, createGateway } from "./app.ts";
 import type { GatewayEnv } from "./env.ts";
 
 export const SECRET = "gateway-test-secret";
@@ -154,4 +155,52 @@ export async function secondGateway(system: TestSystem) {
   });
   await bus.bus.nc.flush();
   return { call: caller(app), bus: bus.bus };
+}
+
+/**
+ * A whole gateway (`createGateway`: the response cache, the short ways) on a fresh bus prefix,
+ * in front of a stand-in catalog: `GET /v1/event-topics` answers `page[size]` topics (one by
+ * default, so a page can be made large) named "First" until a `POST /v1/event-topics`, "Second"
+ * after it; `GET /v1/events/{id}` answers after `?delay=` ms (300 by default), for answers that
+ * must not be overtaken.
+ */
+export async function topicsGateway(
+  options: { env?: Record<string, string>; logger?: Logger } = {},
+) {
+  const gatewayBus = await testBus();
+  const serviceBus = await testBus(gatewayBus.prefix);
+  let name = "First";
+  const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
+    route(catalog.eventTopics.list, (request) => ({
+      status: 200,
+      body: {
+        data: Array.from({ length: Number(request.query["page[size]"] ?? 1) }, (_, i) => ({
+          type: "event-topic",
+          id: String(i + 1),
+          attributes: { name },
+        })),
+      },
+    })),
+    route(catalog.eventTopics.create, () => {
+      name = "Second";
+      return { status: 201, body: { data: { type: "event-topic", id: "2", attributes: {} } } };
+    }),
+    route(catalog.events.get, async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, Number(request.query.delay ?? 300)));
+      return { status: 200, body: { data: { type: "event", id: "1", attributes: {} } } };
+    }),
+  ]);
+  await serviceBus.bus.nc.flush();
+  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix, ...options.env });
+  const logger = options.logger ?? createLogger("gateway", "error");
+  const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
+  return {
+    gateway,
+    bus: gatewayBus.bus,
+    async [Symbol.asyncDispose]() {
+      await service.stop();
+      await serviceBus[Symbol.asyncDispose]();
+      await gatewayBus[Symbol.asyncDispose]();
+    },
+  };
 }

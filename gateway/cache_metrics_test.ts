@@ -1,58 +1,21 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
-import { loadConfig } from "@shared/config.ts";
-import { createLogger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
-import { catalog } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
-import { JSONAPI, SECRET, token } from "./_test_utils.ts";
-import { createGateway } from "./app.ts";
+import { JSONAPI, token, topicsGateway } from "./_test_utils.ts";
 
 const BASE = "http://gateway.test/v1/event-topics";
 
-/** A gateway (response cache on, `env` added) in front of a stand-in catalog serving topics. */
+/** `topicsGateway` (response cache on, `env` added), and its anonymous reads. */
 async function cachingGateway(env: Record<string, string> = {}) {
-  const gatewayBus = await testBus();
-  const serviceBus = await testBus(gatewayBus.prefix);
-  const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
-    // `page[size]` topics (one by default), so that a page can be made large.
-    route(catalog.eventTopics.list, (request) => ({
-      status: 200,
-      body: {
-        data: Array.from({ length: Number(request.query["page[size]"] ?? 1) }, (_, i) => ({
-          type: "event-topic",
-          id: String(i + 1),
-          attributes: { name: "Topic" },
-        })),
-      },
-    })),
-    route(catalog.eventTopics.create, () => ({
-      status: 201,
-      body: { data: { type: "event-topic", id: "2", attributes: {} } },
-    })),
-  ]);
-  await serviceBus.bus.nc.flush();
-  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix, ...env });
-  const gateway = createGateway({
-    bus: gatewayBus.bus,
-    config,
-    logger: createLogger("gateway", "error"),
-  });
+  const system = await topicsGateway({ env });
   return {
-    gateway,
-    bus: gatewayBus.bus,
+    ...system,
     /** Status and `X-Cache` of an anonymous read of `url` through the gateway's `fetch`. */
     async read(url = BASE, headers: Record<string, string> = {}) {
       const request = new Request(url, { headers: { Accept: JSONAPI, ...headers } });
-      const response = await gateway.fetch(request);
+      const response = await system.gateway.fetch(request);
       await response.body?.cancel();
       return { status: response.status, cache: response.headers.get("X-Cache") };
-    },
-    async [Symbol.asyncDispose]() {
-      await service.stop();
-      await serviceBus[Symbol.asyncDispose]();
-      await gatewayBus[Symbol.asyncDispose]();
     },
   };
 }

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
-import { loadConfig } from "@shared/config.ts";
 import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
-import { catalog } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
-import { JSONAPI, SECRET, token, Wire } from "./_test_utils.ts";
-import { createGateway } from "./app.ts";
+import { JSONAPI, token, topicsGateway, Wire } from "./_test_utils.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
 const URL = "http://gateway.test/v1/event-topics?page%5Bsize%5D=5&sort=name";
@@ -21,46 +16,10 @@ function recordingLogger(): Logger & { lines: LogFields[] } {
   return { lines, debug: none, info, warn: none, error: none };
 }
 
-/** A gateway with its response cache in front of a stand-in catalog serving topics. */
+/** `topicsGateway` with a logger that keeps its access log lines. */
 async function hitGateway() {
-  const gatewayBus = await testBus();
-  const serviceBus = await testBus(gatewayBus.prefix);
-  let name = "First";
-  const service = serviceBus.bus.serve({ name: "catalog", version: "0.0.1" }, [
-    // `page[size]` topics (one by default), so that a page can be large.
-    route(catalog.eventTopics.list, (request) => ({
-      status: 200,
-      body: {
-        data: Array.from({ length: Number(request.query["page[size]"] ?? 1) }, (_, i) => ({
-          type: "event-topic",
-          id: String(i + 1),
-          attributes: { name },
-        })),
-      },
-    })),
-    route(catalog.eventTopics.create, () => {
-      name = "Second";
-      return { status: 201, body: { data: { type: "event-topic", id: "2", attributes: {} } } };
-    }),
-    // A slow read (300 ms, or `delay`), for answers that must not be overtaken.
-    route(catalog.events.get, async (request) => {
-      await new Promise((resolve) => setTimeout(resolve, Number(request.query.delay ?? 300)));
-      return { status: 200, body: { data: { type: "event", id: "1", attributes: {} } } };
-    }),
-  ]);
-  await serviceBus.bus.nc.flush();
   const logger = recordingLogger();
-  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix });
-  const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
-  return {
-    gateway,
-    logger,
-    async [Symbol.asyncDispose]() {
-      await service.stop();
-      await serviceBus[Symbol.asyncDispose]();
-      await gatewayBus[Symbol.asyncDispose]();
-    },
-  };
+  return { ...await topicsGateway({ logger }), logger };
 }
 
 /** Status, headers and body bytes of a response, to compare two of them whole. */
