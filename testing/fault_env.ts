@@ -9,6 +9,11 @@
  * const token = await adminToken(`http://127.0.0.1:${port}`, env);
  * ```
  */
+import type { Fact } from "@shared/facts.ts";
+import { facts } from "@shared/subjects.ts";
+import type { TestBus } from "@shared/testing.ts";
+import { storedMessages } from "./facts.ts";
+import { spawnProcess, type TestProcess } from "./processes.ts";
 
 export interface FaultEnvOptions {
   databaseUrl: string;
@@ -43,4 +48,31 @@ export async function adminToken(url: string, env: Record<string, string>): Prom
     body: JSON.stringify({ email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }),
   });
   return (await login.json()).access_token;
+}
+
+/**
+ * Spawns `services` (label and service name: `["catalog-1", "catalog"]`) one after the other, each
+ * awaited until it is ready (the first migrates and makes the admin), then the gateway, until it
+ * listens; `stack` stops them all. The processes by label, the gateway's as `gateway`.
+ */
+export async function spawnFaultSystem(
+  stack: AsyncDisposableStack,
+  env: Record<string, string>,
+  services: readonly (readonly [label: string, service: string])[],
+): Promise<Record<string, TestProcess>> {
+  const processes: Record<string, TestProcess> = {};
+  for (const [label, service] of services) {
+    const process = stack.use(spawnProcess(label, `services/${service}/main.ts`, env));
+    processes[label] = process;
+    await process.waitForLine(`${service} ready`);
+  }
+  processes.gateway = stack.use(spawnProcess("gateway", "gateway/main.ts", env));
+  await processes.gateway.waitForLine("gateway listening");
+  return processes;
+}
+
+/** Every fact stored in the fact stream of `testbus`'s prefix, oldest first. */
+export async function storedFacts(testbus: TestBus): Promise<Fact[]> {
+  const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
+  return messages.map((message) => message.json<Fact>());
 }

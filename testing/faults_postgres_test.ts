@@ -8,13 +8,11 @@ import { freePort } from "@shared/net.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Fact } from "@shared/facts.ts";
-import { facts } from "@shared/subjects.ts";
 import { factBus } from "./fact_bus.ts";
-import { storedMessages } from "./facts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
 import { holdTableLock } from "./table_lock.ts";
-import { adminToken, faultEnv } from "./fault_env.ts";
-import { spawnProcess, type TestProcess } from "./processes.ts";
+import { adminToken, faultEnv, spawnFaultSystem, storedFacts } from "./fault_env.ts";
+import type { TestProcess } from "./processes.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
 const JSONAPI = "application/vnd.api+json";
@@ -42,26 +40,16 @@ async function startFaultSystem(databaseUrl: string, catalogs = 1): Promise<Faul
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
     }),
   };
-  const processes: TestProcess[] = [];
-  // One after the other: the first migrates and makes the admin.
-  for (let i = 0; i < catalogs; i++) {
-    const catalog = stack.use(spawnProcess(`catalog-${i}`, "services/catalog/main.ts", env));
-    processes.push(catalog);
-    await catalog.waitForLine("catalog ready");
-  }
-  const gateway = stack.use(spawnProcess("gateway", "gateway/main.ts", env));
-  await gateway.waitForLine("gateway listening");
+  const labels = Array.from({ length: catalogs }, (_, i) => [`catalog-${i}`, "catalog"] as const);
+  const processes = await spawnFaultSystem(stack, env, labels);
   const url = `http://127.0.0.1:${port}`;
   const token = await adminToken(url, env);
   const owned = stack.move();
   return {
     url,
     token,
-    catalogs: processes,
-    async readFacts() {
-      const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
-      return messages.map((message) => message.json<Fact>());
-    },
+    catalogs: labels.map(([label]) => processes[label]),
+    readFacts: () => storedFacts(testbus),
     async createTopic(name) {
       const reply = await fetch(`${url}/v1/event-topics`, {
         method: "POST",

@@ -9,13 +9,11 @@ import { freePort } from "@shared/net.ts";
 import postgres from "postgres";
 import assert from "node:assert/strict";
 import type { Fact } from "@shared/facts.ts";
-import { facts } from "@shared/subjects.ts";
 import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { factBus } from "./fact_bus.ts";
-import { storedMessages } from "./facts.ts";
 import { type PostgresServer, startPostgresServer } from "./postgres_server.ts";
-import { adminToken, faultEnv } from "./fault_env.ts";
-import { spawnProcess, type TestProcess } from "./processes.ts";
+import { adminToken, faultEnv, spawnFaultSystem, storedFacts } from "./fault_env.ts";
+import type { TestProcess } from "./processes.ts";
 import { holdTableLock } from "./table_lock.ts";
 
 const REQUEST_TIMEOUT_MS = 2000;
@@ -71,15 +69,8 @@ async function startWriteSystem(databaseUrl: string): Promise<WriteSystem> {
     PAYMENTS_ENCRYPTION_KEY: randomKey(),
     STRIPE_TIMEOUT_MS: "1000",
   };
-  const processes: Record<string, TestProcess> = {};
-  for (const name of ["catalog", "discounts", "payments", "audit"]) {
-    const proc = stack.use(spawnProcess(name, `services/${name}/main.ts`, env));
-    processes[name] = proc;
-    await proc.waitForLine(`${name} ready`);
-  }
-  const gateway = stack.use(spawnProcess("gateway", "gateway/main.ts", env));
-  processes.gateway = gateway;
-  await gateway.waitForLine("gateway listening");
+  const names = ["catalog", "discounts", "payments", "audit"];
+  const processes = await spawnFaultSystem(stack, env, names.map((name) => [name, name] as const));
   const url = `http://127.0.0.1:${port}`;
   const token = await adminToken(url, env);
   const owned = stack.move();
@@ -89,10 +80,7 @@ async function startWriteSystem(databaseUrl: string): Promise<WriteSystem> {
     stripe,
     processes,
     keyed: false,
-    async readFacts() {
-      const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
-      return messages.map((message) => message.json<Fact>());
-    },
+    readFacts: () => storedFacts(testbus),
     [Symbol.asyncDispose]: () => owned.disposeAsync(),
   };
 }
