@@ -14,7 +14,9 @@
  * Under load instances answer a ping late: waiting 50 ms of silence (as discovery did) missed
  * running instances. Each check now waits until every instance seen in the last RECENT_MS has
  * answered (plus a short tail for new ones), bounded by MAX_WAIT_MS: a healthy system answers
- * as fast as its slowest instance, and a lost instance makes checks slow for RECENT_MS only.
+ * as fast as its slowest instance. An instance that was waited for and did not answer twice in a
+ * row is waited for no more until it answers again: a lost instance makes two checks slow, not
+ * every check for RECENT_MS (for /metrics that was every scrape for 3 minutes, each 2 s long).
  */
 import type { Handler } from "hono";
 import { createInbox, type Msg } from "@nats-io/nats-core";
@@ -30,27 +32,52 @@ const TAIL_MS = 50;
 /** How long an instance that answered once is waited for by later checks. */
 const RECENT_MS = 10_000;
 
-/** When each instance last answered, per bus prefix and service: what checks wait for. */
-const seen = new Map<string, Map<string, number>>();
+/** Asks in a row an instance was waited for and did not answer, before it is waited for no more. */
+const MISSES_BEFORE_GIVING_UP = 2;
+
+/** What the checks know of one instance. */
+interface Sighting {
+  /** When it last answered. */
+  at: number;
+  /** Asks in a row it was waited for and did not answer. */
+  misses: number;
+}
+
+/** What is known of each instance, per bus prefix and service: what checks wait for. */
+const seen = new Map<string, Map<string, Sighting>>();
 
 /** The longest window any caller asks for: entries older than this are forgotten. */
 const LONGEST_RECENT_MS = 600_000;
 
 /**
- * When each instance of `key` last answered (the map kept for all callers), and how many did
- * within `recentMs`. Callers with different windows share it: pruned to a caller's own window,
- * /health (10 s) made /metrics (180 s) forget what it waits for (found by a review).
+ * What is known of each instance of `key` (the map kept for all callers), and the ones an ask
+ * with the window `recentMs` waits for: answered within it, and not given up on. Callers with
+ * different windows share it: pruned to a caller's own window, /health (10 s) made /metrics
+ * (180 s) forget what it waits for (found by a review).
  */
-function recentlySeen(key: string, recentMs: number): { all: Map<string, number>; count: number } {
-  const all = seen.get(key) ?? new Map<string, number>();
+function recentlySeen(
+  key: string,
+  recentMs: number,
+): { all: Map<string, Sighting>; expected: string[] } {
+  const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
   const now = Date.now();
-  let count = 0;
-  for (const [id, at] of all) {
+  const expected: string[] = [];
+  for (const [id, { at, misses }] of all) {
     if (now - at > LONGEST_RECENT_MS) all.delete(id);
-    else if (now - at <= recentMs) count++;
+    else if (now - at <= recentMs && misses < MISSES_BEFORE_GIVING_UP) expected.push(id);
   }
-  return { all, count };
+  return { all, expected };
+}
+
+/** Records who answered an ask, and a miss for each instance it waited for in vain. */
+function recordAsk(all: Map<string, Sighting>, expected: string[], answered: Set<string>): void {
+  const now = Date.now();
+  for (const id of expected) {
+    const sighting = all.get(id);
+    if (sighting && !answered.has(id)) sighting.misses++;
+  }
+  for (const id of answered) all.set(id, { at: now, misses: 0 });
 }
 
 /** How long `askInstances` waits, and for which instances. */
@@ -107,16 +134,21 @@ export function askInstances<T extends Answer = ServiceIdentity>(
 ): Promise<Map<string, T>> {
   const { maxWaitMs = MAX_WAIT_MS, recentMs = RECENT_MS, tailMs = TAIL_MS } = options;
   const known = recentlySeen(`${bus.prefix}/${name}`, recentMs);
-  const expected = Math.max(known.count, 1);
+  const expected = Math.max(known.expected.length, 1);
   const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
     let tail: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
     const finish = () => {
+      // Once: a 503 and a timer could both end the ask, and a second record would count a miss
+      // twice.
+      if (done) return;
+      done = true;
       clearTimeout(cap);
       clearTimeout(tail);
       sub.unsubscribe();
-      for (const id of answers.keys()) known.all.set(id, Date.now());
+      recordAsk(known.all, known.expected, new Set(answers.keys()));
       resolve(answers);
     };
     const cap = setTimeout(finish, maxWaitMs);

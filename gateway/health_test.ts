@@ -5,7 +5,8 @@ import { createLogger } from "@shared/log.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 import type { GatewayEnv } from "./env.ts";
-import { health, live, ready } from "./health.ts";
+import { askInstances, health, live, ready } from "./health.ts";
+import { testBus } from "@shared/testing.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testGateway } from "./_test_utils.ts";
 
@@ -155,4 +156,48 @@ Deno.test("[gateway] GET /health/ready answers 503 while the gateway has lost NA
   await nats.start();
   await eventually(() => !bus.reconnecting, 10_000, "the bus to reconnect");
   assert.equal((await app.request("/health/ready")).status, 200);
+});
+
+// Found by an operator review: every instance seen in the window was waited for, so for 3 minutes
+// after an instance died each /metrics scrape took the whole 2 s (each /health check 1 s for 10 s).
+Deno.test("[gateway] an instance that missed two asks in a row is waited for no more, until it answers", async () => {
+  await using b = await testBus();
+  const answering = new Set(["stays", "goes"]);
+  const subs = ["stays", "goes"].map((id) =>
+    b.bus.nc.subscribe("$SRV.PING.catalog", {
+      callback: (_error, msg) => {
+        if (answering.has(id)) {
+          msg.respond(JSON.stringify({ id, name: "catalog", metadata: { prefix: b.prefix } }));
+        }
+      },
+    })
+  );
+  const options = { maxWaitMs: 3_000, recentMs: 60_000, tailMs: 50 };
+  const ask = async () => {
+    const began = performance.now();
+    const answers = await askInstances(b.bus, "PING", "catalog", options);
+    return { ids: [...answers.keys()].sort(), ms: performance.now() - began };
+  };
+  try {
+    assert.deepEqual((await ask()).ids, ["goes", "stays"]);
+    answering.delete("goes");
+    // Each of the next two asks waits the whole 3 s for the instance that stopped answering.
+    for (let i = 0; i < 2; i++) {
+      const { ids, ms } = await ask();
+      assert.deepEqual(ids, ["stays"]);
+      assert.ok(ms >= 2_900, `ask ${i + 1} waited for the silent instance (${ms} ms)`);
+    }
+    // The third does not: it ends with the tail after the one instance it still waits for.
+    const third = await ask();
+    assert.deepEqual(third.ids, ["stays"]);
+    assert.ok(third.ms < 1_500, `the third ask did not wait for it (${third.ms} ms)`);
+    // Once it answers again it is counted, and waited for again.
+    answering.add("goes");
+    assert.deepEqual((await ask()).ids, ["goes", "stays"]);
+    answering.delete("goes");
+    const { ms } = await ask();
+    assert.ok(ms >= 2_900, `an instance that came back is waited for again (${ms} ms)`);
+  } finally {
+    subs.forEach((sub) => sub.unsubscribe());
+  }
 });
