@@ -366,4 +366,47 @@ function watchProcess(registry: Registry): void {
   });
 }
 
+/** `OTEL_RESOURCE_ATTRIBUTES`, or undefined where the process may not read the environment. */
+function resourceAttributes(): string | undefined {
+  try {
+    return Deno.env.get("OTEL_RESOURCE_ATTRIBUTES");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's `service.instance.id` (from `OTEL_RESOURCE_ATTRIBUTES`, where every launcher here
+ * puts one), or undefined. Values are percent-encoded there (the OpenTelemetry SDK spec).
+ */
+export function serviceInstanceId(attributes: string | undefined): string | undefined {
+  for (const pair of attributes?.split(",") ?? []) {
+    const at = pair.indexOf("=");
+    if (at === -1 || pair.slice(0, at).trim() !== "service.instance.id") continue;
+    const value = pair.slice(at + 1).trim();
+    try {
+      return decodeURIComponent(value) || undefined;
+    } catch {
+      return value || undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `oe_instance_info{service_instance_id} 1`: what joins a `/metrics` series (labelled by the NATS
+ * service id, `instance`) to the same instance's traces, logs and OTLP metrics (resource
+ * `service.instance.id`), as OpenTelemetry's `target_info` does. Absent without an id.
+ */
+function announceInstanceId(registry: Registry): void {
+  const id = serviceInstanceId(resourceAttributes());
+  if (id === undefined) return;
+  registry.gauge(
+    "oe_instance_info",
+    "This instance's OpenTelemetry service.instance.id (value always 1)",
+    ["service_instance_id"],
+  ).series(id).set(1);
+}
+
 watchProcess(metrics);
+announceInstanceId(metrics);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { COLLECT_TIMEOUT_MS, Registry, renderPrometheus } from "./metrics.ts";
+import { COLLECT_TIMEOUT_MS, Registry, renderPrometheus, serviceInstanceId } from "./metrics.ts";
 
 Deno.test("[metrics] a histogram counts each observation in its bucket, cumulatively", async () => {
   const registry = new Registry();
@@ -104,4 +104,16 @@ Deno.test("[metrics] a collector late past COLLECT_TIMEOUT_MS is down for that s
   hung.resolve();
   stopHung();
   stopQuick();
+});
+
+Deno.test("[metrics] serviceInstanceId reads service.instance.id from OTEL_RESOURCE_ATTRIBUTES", () => {
+  assert.equal(serviceInstanceId("service.instance.id=abc"), "abc");
+  assert.equal(
+    serviceInstanceId("deployment.environment=prod, service.instance.id = pod%2F7 ,team=x"),
+    "pod/7",
+  );
+  assert.equal(serviceInstanceId("my.service.instance.id=abc"), undefined);
+  assert.equal(serviceInstanceId("service.instance.id="), undefined);
+  assert.equal(serviceInstanceId(""), undefined);
+  assert.equal(serviceInstanceId(undefined), undefined);
 });

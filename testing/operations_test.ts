@@ -166,6 +166,28 @@ function total(families: PrometheusFamily[], name: string, labels: Record<string
   return sum;
 }
 
+/** The `service.instance.id`s each `service.name` exported over OTLP (any signal). */
+function exportedInstanceIds(exports: string[]): Map<string, Set<string>> {
+  const ids = new Map<string, Set<string>>();
+  for (const entry of exports) {
+    const body = JSON.parse(entry.slice(entry.indexOf(" ") + 1));
+    const resources = [
+      ...(body.resourceSpans ?? []),
+      ...(body.resourceMetrics ?? []),
+      ...(body.resourceLogs ?? []),
+    ];
+    for (const { resource } of resources) {
+      const attribute = (key: string) =>
+        resource?.attributes?.find((a: { key: string }) => a.key === key)?.value?.stringValue;
+      const service = attribute("service.name");
+      const id = attribute("service.instance.id");
+      if (service === undefined || id === undefined) continue;
+      ids.set(service, (ids.get(service) ?? new Set()).add(id));
+    }
+  }
+  return ids;
+}
+
 /** Spans of one trace by their name and service; fails naming what is missing. */
 function findSpan(spans: ReceivedSpan[], service: string, name: string, kind: number) {
   const found = spans.find((s) => s.service === service && s.name === name && s.kind === kind);
@@ -374,6 +396,26 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
         const name of ["oe_outbox_backlog", "oe_db_pool_connections", "process_cpu_seconds_total"]
       ) {
         assert.ok(total(after, name, { service: "discounts" }) !== undefined, name);
+      }
+    },
+  );
+
+  await t.step(
+    "each instance's /metrics series join its traces by service.instance.id",
+    async () => {
+      const services = ["catalog", "discounts", "audit", "gateway"];
+      await eventually(
+        () => services.every((s) => exportedInstanceIds(otlp.exports).get(s)?.size),
+        15_000,
+        "every service exported over OTLP",
+      );
+      const exported = exportedInstanceIds(otlp.exports);
+      const info = (await scrape(system)).find((f) => f.name === "oe_instance_info");
+      for (const service of services) {
+        const samples = info?.metrics.filter((m) => m.labels?.service === service) ?? [];
+        assert.equal(samples.length, 1, `one oe_instance_info of ${service}`);
+        const id = samples[0].labels?.service_instance_id;
+        assert.deepEqual([...exported.get(service)!], [id], `${service}'s OTLP instance id`);
       }
     },
   );
