@@ -145,6 +145,10 @@ export class Family {
       this.labelNames.forEach((name, i) => labels[name] = values[i] ?? "");
       found = new Series(this, labels);
       this.#series.set(key, found);
+      // OpenTelemetry exports a counter's series from its first add: a series made and never
+      // counted (no poison fact yet) was on /metrics at 0 but absent over OTLP, where an alert
+      // on its increase had nothing to start from (an operator review).
+      this.otelCounter?.add(0, found.attributes);
     }
     return found;
   }
