@@ -76,6 +76,8 @@ export interface Gateway {
    * answered off the wire.
    */
   answer: (head: RawHead) => Uint8Array[] | Promise<Uint8Array[]> | undefined;
+  /** Marks the gateway as stopping: `/health/ready` answers 503 from now on (gateway/main.ts). */
+  drain(): void;
 }
 
 /**
@@ -123,7 +125,8 @@ export function createGateway(options: AppOptions): Gateway {
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
   // For probes on this gateway alone (gateway/health.ts): not pulled when one service is down.
   app.get("/health/live", live());
-  app.get("/health/ready", ready({ bus }));
+  let draining = false;
+  app.get("/health/ready", ready({ bus, draining: () => draining }));
   // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
   if (config.metricsToken) {
     app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
@@ -135,7 +138,8 @@ export function createGateway(options: AppOptions): Gateway {
   const fetch = (request: Request, info?: Deno.ServeHandlerInfo) =>
     hits?.answer(request) ?? signed.answer(request) ?? app.fetch(request, info);
   const answer = (head: RawHead) => head.signed ? signed.answerHead(head) : hits?.answerHead(head);
-  return { app, fetch, hits, signed, answer };
+  const drain = () => void (draining = true);
+  return { app, fetch, hits, signed, answer, drain };
 }
 
 /**

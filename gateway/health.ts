@@ -243,8 +243,15 @@ export interface GatewayHealth {
 /** The gateway's own problem once its connection to NATS is closed for good (it is stopping). */
 const NATS_CLOSED = "NATS connection closed: the gateway is stopping";
 
-/** Whether this gateway can serve: connected to NATS (the services are /health's business). */
-export function checkReady(bus: Bus): GatewayHealth {
+/** The gateway's own problem once SIGTERM came: it serves on for SHUTDOWN_DELAY_MS, then stops. */
+const DRAINING = "stopping: send new requests to another gateway";
+
+/**
+ * Whether this gateway can serve: connected to NATS (the services are /health's business), and
+ * not stopping.
+ */
+export function checkReady(bus: Bus, draining = false): GatewayHealth {
+  if (draining) return { status: "unavailable", problems: [DRAINING] };
   if (bus.nc.isClosed()) return { status: "unavailable", problems: [NATS_CLOSED] };
   if (bus.reconnecting) return { status: "unavailable", problems: [NATS_LOST] };
   return { status: "ok" };
@@ -266,17 +273,18 @@ export function live(): Handler<GatewayEnv> {
 }
 
 /**
- * The `/health/ready` handler: 200 while connected to NATS, else 503 naming the problem.
+ * The `/health/ready` handler: 200 while connected to NATS and not stopping (`draining`), else
+ * 503 naming the problem.
  *
  * @example
  * ```ts ignore
- * app.get("/health/ready", ready({ bus }));
+ * app.get("/health/ready", ready({ bus, draining: () => false }));
  * ```
  */
-export function ready(options: { bus: Bus }): Handler<GatewayEnv> {
-  const { bus } = options;
+export function ready(options: { bus: Bus; draining?: () => boolean }): Handler<GatewayEnv> {
+  const { bus, draining = () => false } = options;
   return function readyHandler(c) {
-    const report = checkReady(bus);
+    const report = checkReady(bus, draining());
     return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });
   };
 }

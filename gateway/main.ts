@@ -56,6 +56,14 @@ const metricsServer = serveMetrics(bus, config);
 if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });
 
 onShutdown(logger, async () => {
+  // Readiness fails first, while the gateway serves on: a load balancer (or Kubernetes, which
+  // removes a pod from its endpoints at about the same time as it sends SIGTERM) has
+  // SHUTDOWN_DELAY_MS to stop sending new requests here before they would be refused.
+  gateway.drain();
+  if (config.shutdownDelayMs > 0) {
+    logger.info("draining: serving on before stopping", { ms: config.shutdownDelayMs });
+    await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+  }
   // shutdown() stops accepting and resolves once in-flight requests are answered.
   await server.shutdown();
   await metricsServer?.shutdown();

@@ -48,6 +48,12 @@ export interface Config {
    */
   headerTimeoutMs: number;
   /**
+   * How long the gateway keeps serving after SIGTERM with `/health/ready` answering 503
+   * (SHUTDOWN_DELAY_MS, default 0): the time a load balancer or Kubernetes needs to stop sending
+   * it new requests before it stops accepting them.
+   */
+  shutdownDelayMs: number;
+  /**
    * The gateway's response cache (gateway/cache.ts): bytes it may hold (CACHE_MAX_BYTES,
    * default 64 MiB; 0 turns it off), the hard age limit of an entry (CACHE_TTL_MS, 60 s) and how
    * long replies fetched just after a change stay short-lived (CACHE_SETTLE_MS, 1 s).
@@ -281,6 +287,7 @@ export function loadConfig(env: Env = envObject()): Config {
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
     bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000),
     headerTimeoutMs: integer(env, "HEADER_TIMEOUT_MS", 10_000),
+    shutdownDelayMs: integer(env, "SHUTDOWN_DELAY_MS", 0),
     cache: {
       maxBytes: integer(env, "CACHE_MAX_BYTES", 64 * 1024 * 1024),
       ttlMs: integer(env, "CACHE_TTL_MS", 60_000),
