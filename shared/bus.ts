@@ -58,6 +58,7 @@ import {
   startClientSpan,
   startServerSpan,
 } from "./bus_telemetry.ts";
+import { type ConnectionMeter, meterConnection } from "./bus_metrics.ts";
 import { metrics } from "./metrics.ts";
 import { tracing, withContext } from "./telemetry.ts";
 import {
@@ -362,19 +363,21 @@ class Link {
   }
 
   /**
-   * Follows the connection's status, logging losing and regaining NATS once per transition
-   * (nats.js reports every failed reconnect attempt too; those stay quiet). Ends when the
-   * connection closes.
+   * Follows the connection's status, logging and counting (shared/bus_metrics.ts) losing and
+   * regaining NATS once per transition (nats.js reports every failed reconnect attempt too; those
+   * stay quiet). Ends when the connection closes.
    */
-  async follow(nc: NatsConnection, log: Logger): Promise<void> {
+  async follow(nc: NatsConnection, log: Logger, meter: ConnectionMeter): Promise<void> {
     for await (const status of nc.status()) {
       const server = (status as { server?: string }).server;
       if (status.type === "disconnect" && !this.down) {
         this.#back = Promise.withResolvers();
+        meter.lost();
         log.warn("lost NATS; reconnecting", { server });
       } else if (status.type === "reconnect" && this.down) {
         this.#back!.resolve();
         this.#back = undefined;
+        meter.back();
         log.info("NATS is back", { server });
       }
     }
@@ -506,7 +509,7 @@ export class Bus {
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#log = options.logger ?? createLogger("bus");
-    this.#link.follow(nc, this.#log).catch(() => {});
+    this.#link.follow(nc, this.#log, meterConnection(nc)).catch(() => {});
   }
 
   /** Whether the connection to NATS is lost right now (nats.js is reconnecting). */
