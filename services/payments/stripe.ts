@@ -3,8 +3,14 @@
  * deauthorize an account. Every call is bounded in time: an unreachable Stripe becomes 502, a
  * slow one 504, and Stripe's own refusal (a 4xx with `error_description`) becomes 422 carrying
  * that description, with any secret-looking token in it blanked out.
+ *
+ * Each call is counted (`oe_stripe_requests_total{operation, outcome}`) and timed
+ * (`oe_stripe_request_duration_seconds{operation}`): the operation is the endpoint called
+ * (`oauth_token`, `deauthorize`) and the outcome one of `ok`, `error` (Stripe answered with an
+ * error status), `timeout` and `unreachable`; never a code, key or account.
  */
 import { BadGatewayError, GatewayTimeoutError, UnprocessableError } from "@shared/errors.ts";
+import { metrics } from "@shared/metrics.ts";
 
 export interface StripeSettings {
   /** Base URL of Connect's OAuth endpoints, e.g. "https://connect.stripe.com". */
@@ -54,16 +60,46 @@ interface StripeReply {
   body: Record<string, unknown> | null;
 }
 
+/** The calls this client makes, by the Stripe endpoint each posts to. */
+const OPERATIONS = { oauth_token: "/oauth/token", deauthorize: "/oauth/deauthorize" } as const;
+type Operation = keyof typeof OPERATIONS;
+const OUTCOMES = ["ok", "error", "timeout", "unreachable"] as const;
+type Outcome = typeof OUTCOMES[number];
+
+const requests = metrics.counter(
+  "oe_stripe_requests",
+  "Calls to Stripe by operation and outcome (ok; error: Stripe answered with an error status; " +
+    "timeout; unreachable)",
+  ["operation", "outcome"],
+);
+const durations = metrics.histogram(
+  "oe_stripe_request_duration_seconds",
+  "Time from calling Stripe to its whole answer, or to the call failing",
+  ["operation"],
+);
+// Every series from the start, at 0: an alert on the rate of errors has something to read.
+for (const operation of Object.keys(OPERATIONS) as Operation[]) {
+  durations.series(operation);
+  for (const outcome of OUTCOMES) requests.series(operation, outcome);
+}
+
+/** Counts one call to Stripe that began at `began` (`performance.now()` time). */
+function meter(operation: Operation, began: number, outcome: Outcome): void {
+  durations.series(operation).observe((performance.now() - began) / 1000);
+  requests.series(operation, outcome).add();
+}
+
 /** One form POST; `action` names what failed in error messages ("link", "unlink"). */
 async function post(
   settings: StripeSettings,
-  path: string,
+  operation: Operation,
   options: { form: Record<string, string>; action: string; headers?: Record<string, string> },
 ): Promise<StripeReply> {
   let response: Response;
   let text: string;
+  const began = performance.now();
   try {
-    response = await fetch(`${settings.connectUrl}${path}`, {
+    response = await fetch(`${settings.connectUrl}${OPERATIONS[operation]}`, {
       method: "POST",
       headers: {
         "Content-Type": "application/x-www-form-urlencoded",
@@ -77,12 +113,15 @@ async function post(
   } catch (error) {
     // Neither the request nor the error's text go anywhere: both may hold secrets.
     if (error instanceof DOMException && error.name === "TimeoutError") {
+      meter(operation, began, "timeout");
       throw new GatewayTimeoutError(
         `Cannot ${options.action} Stripe: Stripe did not answer in time`,
       );
     }
+    meter(operation, began, "unreachable");
     throw new BadGatewayError(`Cannot ${options.action} Stripe: Stripe cannot be reached`);
   }
+  meter(operation, began, response.ok ? "ok" : "error");
   let body: Record<string, unknown> | null = null;
   try {
     const parsed = JSON.parse(text);
@@ -129,7 +168,7 @@ function text(value: unknown): string | null {
  */
 export async function exchangeCode(settings: StripeSettings, code: string): Promise<StripeTokens> {
   const sent = [code, settings.secretKey];
-  const reply = await post(settings, "/oauth/token", {
+  const reply = await post(settings, "oauth_token", {
     form: { client_secret: settings.secretKey, code, grant_type: "authorization_code" },
     action: "link",
   });
@@ -181,7 +220,7 @@ const RETRYABLE = [408, 409, 425, 429];
  */
 export async function deauthorize(settings: StripeSettings, accountId: string): Promise<void> {
   const sent = [accountId, settings.secretKey];
-  const reply = await post(settings, "/oauth/deauthorize", {
+  const reply = await post(settings, "deauthorize", {
     form: { client_id: settings.clientId, stripe_user_id: accountId },
     action: "unlink",
     headers: { Authorization: `Bearer ${settings.secretKey}` },
