@@ -36,7 +36,7 @@ const messages = metrics.counter(
 );
 const bytes = metrics.counter(
   "oe_bus_bytes",
-  "Payload bytes of the NATS messages this process received (in) and sent (out)",
+  "Bytes (headers and payload) of the NATS messages this process received (in) and sent (out)",
   ["direction"],
 );
 const carried = {
