@@ -518,26 +518,30 @@ Deno.test("[facts] the AsyncAPI examples are facts the system sends, with the he
   }
 });
 
-Deno.test("[facts] a .v2 type whose payload keeps its title is documented with its own payload", () => {
-  // The natural way to write a v2: copy the v1 schema, change a field, keep its meta.
+Deno.test("[facts] a .v2 type whose payload keeps its v1 title is refused; with its own title it is documented with its own payload", () => {
+  // The natural way to write a v2: copy the v1 schema, change a field, keep its meta. Filed under
+  // the v1 title it would be documented with the v1 payload: the generator refuses instead.
   const v1 = factKinds().find((kind) => kind.type === "catalog.event.updated")!;
-  const data = v1.data.extend({ "starts-at": z.string() }).meta({ title: "Event" });
-  const v2 = {
-    ...v1,
-    type: "catalog.event.updated.v2",
-    subject: "facts.catalog.event.updated.v2",
-    data,
-  } as unknown as typeof v1;
-  let document: Json;
-  try {
-    document = asyncApiDocument([...factKinds(), v2]);
-  } catch {
-    return; // Refusing to write a document that would lie is fine too.
-  }
+  const v2Of = (data: typeof v1.data) =>
+    ({
+      ...v1,
+      type: "catalog.event.updated.v2",
+      subject: "facts.catalog.event.updated.v2",
+      data,
+    }) as unknown as typeof v1;
+  const keptTitle = v1.data.extend({ "starts-at": z.string() }).meta({ title: "Event" });
+  assert.throws(
+    () => asyncApiDocument([...factKinds(), v2Of(keptTitle)]),
+    /catalog\.event\.updated\.v2: its payload schema is named Event like a different one/,
+  );
+
+  const ownTitle = v1.data.extend({ "starts-at": z.string() }).meta({ title: "EventV2" });
+  const document = asyncApiDocument([...factKinds(), v2Of(ownTitle)]);
   const components = document.components as { messages: Json; schemas: Json };
   const message = components.messages.CatalogEventUpdatedV2 as Json;
   const [, own] = (message.payload as { allOf: { properties: { data: { $ref: string } } }[] })
     .allOf;
-  const name = own.properties.data.$ref.split("/").pop()!;
-  assert.deepEqual(components.schemas[name], jsonSchemaOf(data));
+  assert.equal(own.properties.data.$ref, "#/components/schemas/EventV2");
+  assert.deepEqual(components.schemas.EventV2, jsonSchemaOf(ownTitle));
+  assert.notDeepEqual(components.schemas.Event, components.schemas.EventV2);
 });
