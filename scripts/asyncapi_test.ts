@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
 import { factKinds, FACTS, type FactType, isFactType } from "@shared/fact_catalog.ts";
 import { FACT_COLLECTIONS, parseFactType } from "@shared/fact_names.ts";
-import type { Queryable } from "@shared/db.ts";
-import { recordFact } from "@shared/facts.ts";
+import { openDatabase } from "@shared/db.ts";
+import { installOutbox, recordFact } from "@shared/facts.ts";
+import { testDatabase } from "@shared/testing.ts";
 import {
   dataSchemaName,
   envelopeJsonSchema,
@@ -114,30 +115,35 @@ Deno.test("[fact catalog] no payload schema names a database column or a secret"
 });
 
 Deno.test("[fact catalog] recordFact refuses a fact missing from the registry", async () => {
-  let inserts = 0;
-  // Refused before any SQL: a stand-in transaction counts what would have been written.
-  const tx = (() => {
-    inserts++;
-    return Promise.resolve([]);
-  }) as unknown as Queryable;
-  const data = FACTS["catalog.event.updated"].example;
-  for (
-    const type of ["catalog.event.renamed", "catalog.speaker.created", "billing.event.created"]
-  ) {
-    await assert.rejects(
-      recordFact(tx, { type: type as FactType, actor: null, data }),
-      new Error(`Cannot record fact: ${type} is not in shared/fact_catalog.ts`),
+  // On a real outbox, as the services install it: a refused fact writes no row.
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "catalog", max: 1 });
+  try {
+    await installOutbox(sql);
+    const rows = async () => (await sql`select count(*)::int as n from outbox`)[0].n;
+    const data = FACTS["catalog.event.updated"].example;
+    for (
+      const type of ["catalog.event.renamed", "catalog.speaker.created", "billing.event.created"]
+    ) {
+      await assert.rejects(
+        sql.begin((tx) => recordFact(tx, { type: type as FactType, actor: null, data })),
+        new Error(`Cannot record fact: ${type} is not in shared/fact_catalog.ts`),
+      );
+    }
+    assert.equal(await rows(), 0);
+    // A registered one is written to the outbox.
+    const recorded = await sql.begin((tx) =>
+      recordFact(tx, { type: "catalog.event.updated", actor: null, data })
     );
+    assert.equal(recorded.subject, `/v1/events/${data.id}`);
+    const written = await sql`select id, subject, payload from outbox`;
+    assert.deepEqual(
+      written.map((row) => [row.id, row.subject, row.payload.type]),
+      [[recorded.id, "facts.catalog.event.updated", "catalog.event.updated"]],
+    );
+  } finally {
+    await sql.end();
   }
-  assert.equal(inserts, 0);
-  // A registered one goes on to the outbox insert.
-  const recorded = await recordFact(Object.assign(tx, { json: (v: unknown) => v }), {
-    type: "catalog.event.updated",
-    actor: null,
-    data,
-  });
-  assert.equal(recorded.subject, `/v1/events/${data.id}`);
-  assert.equal(inserts, 1);
 });
 
 /** Every property name in a JSON Schema, nested ones included. */
