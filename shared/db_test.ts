@@ -140,13 +140,30 @@ Deno.test("[db] several processes may open a new database and schema at the same
   await using db = await testDatabase();
   const url = new URL(db.url);
   url.pathname = `${url.pathname}_race`;
-  const pools = await Promise.all(
+  const opened = await Promise.allSettled(
     Array.from({ length: 6 }, () => openDatabase(url.toString(), { schema: "same", max: 1 })),
   );
-  await Promise.all(pools.map((sql) => sql.end()));
-  const admin = await openDatabase(db.url, { schema: "public" });
-  await admin`drop database ${admin(url.pathname.slice(1))} with (force)`;
-  await admin.end();
+  const pools = opened.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);
+  try {
+    assert.deepEqual(opened.filter((result) => result.status === "rejected"), []);
+    // One database, one schema, and every pool works in it.
+    for (const sql of pools) {
+      const [{ schema }] = await sql`select current_schema() as schema`;
+      assert.equal(schema, "same");
+    }
+    await pools[0]`create table marks (pool int not null)`;
+    await Promise.all(pools.map((sql, i) => sql`insert into marks values (${i})`));
+    const marks = await pools[5]`select pool from same.marks order by pool`;
+    assert.deepEqual(marks.map((row) => row.pool), [0, 1, 2, 3, 4, 5]);
+  } finally {
+    await Promise.all(pools.map((sql) => sql.end()));
+    const admin = await openDatabase(db.url, { schema: "public" });
+    try {
+      await admin`drop database if exists ${admin(url.pathname.slice(1))} with (force)`;
+    } finally {
+      await admin.end();
+    }
+  }
 });
 
 /** `promise`, or a rejection after `ms`: a pool that never answers must fail the test, not hang it. */
