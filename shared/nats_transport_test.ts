@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { connectNats } from "./nats_transport.ts";
+import { connectNats, DenoTransport } from "./nats_transport.ts";
 import { testBus } from "./testing.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 
@@ -82,7 +82,18 @@ Deno.test("[nats transport] a tls:// URL is refused by a server without TLS, nev
   }
   await t.step("nats:// still connects in plaintext", async () => {
     const nc = await connectNats({ servers: `nats://${plain}` });
-    await nc.close();
+    try {
+      // Connected: a round trip to the server answers.
+      await nc.flush();
+      assert.equal(nc.isClosed(), false);
+      // In plaintext: the server asks for no TLS and the transport did not start any.
+      assert.notEqual(nc.info?.tls_required, true);
+      const { transport } = (nc as unknown as { protocol: { transport: DenoTransport } }).protocol;
+      assert.ok(transport instanceof DenoTransport, "the Deno transport carries the connection");
+      assert.equal(transport.isEncrypted(), false);
+    } finally {
+      await nc.close();
+    }
   });
 });
 
@@ -105,7 +116,17 @@ Deno.test("[nats transport] connectNats logs in with the user and password or to
     await using nats = await startNatsServer({ login: { token: "tok-SECRET-1234" } });
     const hostPort = `127.0.0.1:${nats.port}`;
     const nc = await connectNats({ servers: `nats://tok-SECRET-1234@${hostPort}` });
-    await nc.close();
+    try {
+      await nc.flush();
+      // The server the client names (in status events, logs) carries no token.
+      assert.doesNotMatch(nc.getServer(), /SECRET/);
+    } finally {
+      await nc.close();
+    }
+    await assert.rejects(
+      connectNats({ servers: `nats://tok-WRONG@${hostPort}`, maxReconnectAttempts: 0 }),
+      /Authorization Violation/,
+    );
   });
 });
 
