@@ -70,10 +70,25 @@ async function startHandler(port: number, hookFile: string) {
   }).spawn();
   const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
+  // Its first line, within 30 s: a handler that never prints fails the test, not hang it.
+  const deadline = Date.now() + 30_000;
   while (!seen.includes("\n")) {
-    const { value, done } = await stdout.read();
-    if (done) break;
-    seen += value;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`hooks/handler.ts printed no line within 30 s: ${seen}`)),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    const next = await Promise.race([stdout.read(), timeout])
+      .finally(() => clearTimeout(timer))
+      .catch(async (error) => {
+        child.kill("SIGKILL");
+        await Promise.all([child.status, stdout.cancel(), child.stderr.cancel()]);
+        throw error;
+      });
+    if (next.done) break;
+    seen += next.value;
   }
   // Keep draining so a chatty handler never blocks on a full pipe.
   const rest = (async () => {
