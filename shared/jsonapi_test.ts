@@ -164,11 +164,15 @@ Deno.test("[jsonapi] listDocument builds paging links", async (t) => {
     "page[number]": "2",
     include: "event",
   };
-  const expected = (n: number) => {
-    const params = new URLSearchParams(query);
-    params.set("page[number]", String(n));
-    return `${path}?${params}`;
+  // Written out: the query in its order, form-encoded (a space as +), only page[number] changed.
+  const filter =
+    "filter=%5B%7B%22name%22%3A%22name%22%2C%22op%22%3A%22eq%22%2C%22val%22%3A%22a+b%22%7D%5D";
+  const pages: Record<number, string> = {
+    1: `/v1/tickets?${filter}&sort=-name&page%5Bsize%5D=10&page%5Bnumber%5D=1&include=event`,
+    2: `/v1/tickets?${filter}&sort=-name&page%5Bsize%5D=10&page%5Bnumber%5D=2&include=event`,
+    3: `/v1/tickets?${filter}&sort=-name&page%5Bsize%5D=10&page%5Bnumber%5D=3&include=event`,
   };
+  const expected = (n: number) => pages[n];
   const list = (number: number, count = 25, size = 10) =>
     listDocument(ticket, [row], {
       path,
