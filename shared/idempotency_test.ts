@@ -6,13 +6,12 @@ import assert from "node:assert/strict";
 import type { CallOptions } from "@testing/system.ts";
 import { holdTableLock } from "@testing/table_lock.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
-import type { Msg } from "@nats-io/nats-core";
-import type { Handler, Route } from "./bus.ts";
+import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
 import { openDatabase, type Sql, transaction } from "./db.ts";
-import { COMMIT_MARGIN_MS, withDeadline } from "./deadline.ts";
+import { COMMIT_MARGIN_MS } from "./deadline.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
-import { testDatabase } from "./testing.ts";
+import { testBus, testDatabase } from "./testing.ts";
 
 function topicBody(name: string) {
   return { data: { type: "event-topic", attributes: { name } } };
@@ -198,17 +197,50 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
   });
 });
 
-/** One keyed request to `handler` through `withIdempotency`, as the bus would deliver it. */
-async function keyedCall(sql: Sql, handler: Handler<HttpRequest, HttpReply>, deadline: number) {
-  const endpoint = { subject: "test.hooks", kind: "http", schemas: () => Promise.reject() };
-  const [route] = withIdempotency(sql, [{ endpoint, handler } as Route]);
+/**
+ * One request to `handler` wrapped by `withIdempotency`, served on a real bus and sent to it with
+ * an `Idempotency-Key` header and `deadline`. Returns the answer and the key; when the served
+ * handler threw, throws that (the requester only gets a status back).
+ */
+async function keyedCall(
+  bus: Bus,
+  sql: Sql,
+  handler: Handler<HttpRequest, HttpReply>,
+  deadline: number,
+) {
+  const endpoint = httpEndpoint("test.hooks");
+  const [wrapped] = withIdempotency(sql, [route(endpoint, handler)]);
+  let thrown: { error: unknown } | undefined;
+  const service = bus.serve({ name: "idempotency-test", version: "0.0.0" }, [
+    route(endpoint, async (req: HttpRequest, msg) => {
+      try {
+        return await wrapped.handler(req, msg);
+      } catch (error) {
+        thrown = { error };
+        throw error;
+      }
+    }),
+  ]);
+  const key = crypto.randomUUID();
   const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };
-  const msg = { headers: { get: () => crypto.randomUUID() } } as unknown as Msg;
-  return await withDeadline(deadline, () => route.handler(req, msg));
+  try {
+    const reply = await bus.forward(endpoint, req, {
+      timeoutMs: deadline - Date.now(),
+      idempotencyKey: key,
+    }).catch((error) => ({ error }));
+    // Every answer is sent (and the handler done) once the service has stopped.
+    await service.stop();
+    if (thrown) throw thrown.error;
+    if ("error" in reply) throw reply.error;
+    return { reply, key };
+  } finally {
+    await service.stop();
+  }
 }
 
 Deno.test("[idempotency] a held change that does not commit runs its afterRollback hook", async (t) => {
   await using db = await testDatabase();
+  await using b = await testBus();
   const sql = await openDatabase(db.url, { schema: "held" });
   try {
     await installIdempotency(sql);
@@ -229,7 +261,7 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, answerAt - Date.now())));
         return { status: 200, body: null };
       };
-      await assert.rejects(keyedCall(sql, handler, deadline), /Cannot commit/);
+      await assert.rejects(keyedCall(b.bus, sql, handler, deadline), /Cannot commit/);
       assert.deepEqual(ran, ["rollback"]);
     });
     await t.step("the handler fails after its change: rollback", async () => {
@@ -238,7 +270,7 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
         await change(ran)();
         throw new Error("after the change");
       };
-      await assert.rejects(keyedCall(sql, handler, Date.now() + 5000), /after the change/);
+      await assert.rejects(keyedCall(b.bus, sql, handler, Date.now() + 5000), /after the change/);
       assert.deepEqual(ran, ["rollback"]);
     });
     await t.step(
@@ -253,7 +285,10 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
           return { status: 200, body: null };
         };
         const began = Date.now();
-        await assert.rejects(keyedCall(sql, handler, Date.now() + 3000), /the change failed/);
+        await assert.rejects(
+          keyedCall(b.bus, sql, handler, Date.now() + 3000),
+          /the change failed/,
+        );
         assert.ok(Date.now() - began < 1000, `${Date.now() - began} ms`);
       },
     );
@@ -263,8 +298,12 @@ Deno.test("[idempotency] a held change that does not commit runs its afterRollba
         await change(ran)();
         return { status: 200, body: null };
       };
-      await keyedCall(sql, handler, Date.now() + 5000);
+      const { reply, key } = await keyedCall(b.bus, sql, handler, Date.now() + 5000);
+      assert.equal(reply.status, 200);
       assert.deepEqual(ran, ["commit"]);
+      // The key came with the request: its answer is stored under it.
+      const stored = await sql`select key from idempotency_keys where reply is not null`;
+      assert.deepEqual(stored.map((row) => row.key), [key]);
     });
   } finally {
     await sql.end();
