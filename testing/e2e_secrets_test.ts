@@ -319,6 +319,9 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
     headers: { Authorization: `Bearer ${metricsToken}` },
   });
   const metricsText = await metrics.text();
+  // What is searched below must be there: /metrics answered with the figures.
+  assert.equal(metrics.status, 200, metricsText);
+  assert.match(metricsText, /^oe_http_requests_total\{service="gateway"/m);
 
   // Every fact on the stream (the outboxes drained), then audit caught up with them.
   const bus = await Bus.connect({ url: natsUrl, prefix, logger: createLogger("t", "error") });
@@ -327,8 +330,7 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   const pending = async () => {
     let n = 0;
     for (const table of outboxes) {
-      const [row] = await sql`select count(*)::int as n from ${sql(table.split("."))}`
-        .catch(() => [{ n: 0 }]);
+      const [row] = await sql`select count(*)::int as n from ${sql(table)}`;
       n += row.n;
     }
     return n;
@@ -371,6 +373,16 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
     ["otlp", otlp.exports.map(withoutRawUrl)],
     ["idempotency row", idem.map((r) => JSON.stringify(r))],
   ];
+  // Each output searched holds something: an absence in an empty one would prove nothing.
+  assert.deepEqual(
+    outputs.filter(([, texts]) => texts.join("") === "").map(([where]) => where),
+    [],
+  );
+  // (No /v1/logs: the services write their log lines to stderr, searched above as "... log";
+  // Deno exports console output only.)
+  for (const path of ["/v1/traces", "/v1/metrics"]) {
+    assert.ok(otlp.exports.some((e) => e.startsWith(`${path} `)), `an OTLP export to ${path}`);
+  }
   const found: string[] = [];
   for (const [where, texts] of outputs) {
     for (const [name, value] of secrets) {
