@@ -86,9 +86,16 @@ async function recordedSchemas() {
   return { envelope: ajv.compile(record.envelope), data };
 }
 
-/** Every message on `<PREFIX>_FACTS`, through an ordered consumer on its own connection. */
-async function receiveAll(prefix: string): Promise<Received[]> {
-  const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+/**
+ * Every message on `<PREFIX>_FACTS`, through an ordered consumer on its own connection to the
+ * test's NATS; fails after `timeoutMs` with the count it got.
+ */
+async function receiveAll(
+  natsUrl: string,
+  prefix: string,
+  timeoutMs = 20_000,
+): Promise<Received[]> {
+  const nc = await connect({ servers: natsUrl });
   try {
     const stream = `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`;
     const { state } = await (await jetstreamManager(nc)).streams.info(stream);
@@ -96,7 +103,11 @@ async function receiveAll(prefix: string): Promise<Received[]> {
       filter_subjects: `${prefix}.facts.>`,
     });
     const out: Received[] = [];
+    const deadline = Date.now() + timeoutMs;
     while (out.length < state.messages) {
+      if (Date.now() > deadline) {
+        assert.fail(`${out.length} of ${state.messages} facts received within ${timeoutMs} ms`);
+      }
       const batch = await consumer.fetch({ max_messages: state.messages, expires: 2000 });
       for await (const m of batch) {
         const headers: Record<string, string[]> = {};
@@ -406,8 +417,8 @@ async function driftFromApi(p: PaymentsSystem, messages: Received[]): Promise<st
  * What the documents promise about the stream: facts kept a year, a re-publish of a fact (same
  * Nats-Msg-Id) within ten minutes stored once.
  */
-async function streamPromises(prefix: string, again: Received): Promise<void> {
-  const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+async function streamPromises(natsUrl: string, prefix: string, again: Received): Promise<void> {
+  const nc = await connect({ servers: natsUrl });
   try {
     const stream = `${prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`;
     const { config } = await (await jetstreamManager(nc)).streams.info(stream);
@@ -487,7 +498,8 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
   const prefix = p.system.prefix;
   const channels = await channelsByAddress();
   const recorded = await recordedSchemas();
-  const messages = await receiveAll(prefix);
+  const natsUrl = p.system.config.natsUrl;
+  const messages = await receiveAll(natsUrl, prefix);
   const problems = [
     ...new Set(messages.flatMap((m) => problemsOf(m, { prefix, channels, recorded }))),
   ];
@@ -495,7 +507,7 @@ Deno.test("[facts] a subscriber holding only the published documents reads every
   assert.deepEqual(undocumented(messages, channels), []);
   assert.deepEqual(leaksOf(messages, p.secrets()), []);
   assert.deepEqual(await driftFromApi(p, messages), []);
-  await streamPromises(prefix, messages[messages.length - 1]);
+  await streamPromises(natsUrl, prefix, messages[messages.length - 1]);
   const ids = messages.map((m) => m.body.id);
   assert.equal(new Set(ids).size, ids.length, "fact ids are unique");
   const seen = new Set(messages.map((m) => m.subject.replace(`${prefix}.`, "{prefix}.")));
