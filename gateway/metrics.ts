@@ -28,7 +28,7 @@ import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
 import { askInstances } from "./health.ts";
-import { hitKeyOf } from "./http_cache.ts";
+import { hitKeyOf, PRIVATE } from "./http_cache.ts";
 
 const requests = metrics.counter(
   "oe_http_requests",
@@ -211,6 +211,9 @@ export function metricsEndpoint(
     }
     return c.text(await gatherMetrics(bus, services), 200, {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+      // Now's figures, for the one who asked (the README's rule for every answer the response
+      // cache does not hold); it had none, a review.
+      "Cache-Control": PRIVATE,
     });
   };
 }

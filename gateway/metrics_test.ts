@@ -56,6 +56,7 @@ Deno.test("[gateway] GET /metrics needs the token and labels each instance's fig
     const response = await scrape();
     assert.equal(response.status, 200);
     assert.match(response.headers.get("Content-Type") ?? "", /^text\/plain; version=0\.0\.4/);
+    assert.equal(response.headers.get("Cache-Control"), "private, no-store");
     const after = await response.text();
     assert.equal(sample(after, served), (sample(before, served) ?? 0) + 3);
     const byRoute = (text: string) =>
