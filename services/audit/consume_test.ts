@@ -62,7 +62,9 @@ Deno.test("[audit] a backlog is written in batches of at most batchSize", async 
   const batches = await audit.sql`select recorded_at, count(*)::int as n from activities
     group by recorded_at`;
   assert.ok(batches.every((batch) => batch.n <= 500), "no batch above 500");
-  assert.ok(batches.length <= 10, `2500 facts took ${batches.length} inserts`);
+  // Batches, not one insert per fact; how full each is depends on how fast the facts arrive
+  // (a loaded CI machine once wrote these 2,500 in 12 inserts, not 5), so the bound is loose.
+  assert.ok(batches.length <= 50, `2500 facts took ${batches.length} inserts`);
 });
 
 Deno.test("[audit] malformed, misrouted and refused facts are parked; later facts go on", async () => {
