@@ -14,9 +14,10 @@
  * Under load instances answer a ping late: waiting 50 ms of silence (as discovery did) missed
  * running instances. Each check now waits until every instance seen in the last RECENT_MS has
  * answered (plus a short tail for new ones), bounded by MAX_WAIT_MS: a healthy system answers
- * as fast as its slowest instance. An instance that was waited for and did not answer twice in a
- * row is waited for no more until it answers again: a lost instance makes two checks slow, not
- * every check for RECENT_MS (for /metrics that was every scrape for 3 minutes, each 2 s long).
+ * as fast as its slowest instance. An instance that two asks of one verb in a row waited for to
+ * their cap in vain is waited for no more until it answers again (late answers are heard until
+ * the cap): a lost instance makes two checks slow, not every check for RECENT_MS (for /metrics
+ * that was every scrape for 3 minutes, each 2 s long).
  */
 import type { Handler } from "hono";
 import { createInbox, type Msg } from "@nats-io/nats-core";
@@ -26,21 +27,36 @@ import { PRIVATE } from "./http_cache.ts";
 
 /** Longest wait for instances' answers. */
 const MAX_WAIT_MS = 1_000;
-/** After the expected count answered, how long more answers may take to still count. */
+/** After every instance waited for answered, how long more answers may take to still count. */
 const TAIL_MS = 50;
 
 /** How long an instance that answered once is waited for by later checks. */
 const RECENT_MS = 10_000;
 
-/** Asks in a row an instance was waited for and did not answer, before it is waited for no more. */
+/**
+ * Asks of one verb in a row that ran to their cap without an instance's answer, before asks of
+ * that verb wait for it no more (until it answers again).
+ */
 const MISSES_BEFORE_GIVING_UP = 2;
+
+type Verb = "PING" | "STATS";
+
+/** Asks of one verb in a row that ran to their cap without the instance, and when the last did. */
+interface Miss {
+  count: number;
+  /** `performance.now()` when the last miss was charged. */
+  at: number;
+}
 
 /** What the checks know of one instance. */
 interface Sighting {
-  /** When it last answered. */
+  /** When it last answered (either verb: it is alive). */
   at: number;
-  /** Asks in a row it was waited for and did not answer. */
-  misses: number;
+  /**
+   * Per verb (/health pings with a 1 s cap, /metrics asks for STATS with 2 s: an instance too busy
+   * for one may answer the other in time).
+   */
+  misses: Partial<Record<Verb, Miss>>;
 }
 
 /** What is known of each instance, per bus prefix and service: what checks wait for. */
@@ -50,34 +66,50 @@ const seen = new Map<string, Map<string, Sighting>>();
 const LONGEST_RECENT_MS = 600_000;
 
 /**
- * What is known of each instance of `key` (the map kept for all callers), and the ones an ask
- * with the window `recentMs` waits for: answered within it, and not given up on. Callers with
- * different windows share it: pruned to a caller's own window, /health (10 s) made /metrics
+ * What is known of each instance of `key` (the map kept for all callers), and the ones an ask of
+ * `verb` with the window `recentMs` waits for: answered within it, and not given up on. Callers
+ * with different windows share it: pruned to a caller's own window, /health (10 s) made /metrics
  * (180 s) forget what it waits for (found by a review).
  */
 function recentlySeen(
   key: string,
+  verb: Verb,
   recentMs: number,
-): { all: Map<string, Sighting>; expected: string[] } {
+): { all: Map<string, Sighting>; expected: Set<string> } {
   const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
   const now = Date.now();
-  const expected: string[] = [];
+  const expected = new Set<string>();
   for (const [id, { at, misses }] of all) {
     if (now - at > LONGEST_RECENT_MS) all.delete(id);
-    else if (now - at <= recentMs && misses < MISSES_BEFORE_GIVING_UP) expected.push(id);
+    else if (now - at <= recentMs && (misses[verb]?.count ?? 0) < MISSES_BEFORE_GIVING_UP) {
+      expected.add(id);
+    }
   }
   return { all, expected };
 }
 
-/** Records who answered an ask, and a miss for each instance it waited for in vain. */
-function recordAsk(all: Map<string, Sighting>, expected: string[], answered: Set<string>): void {
-  const now = Date.now();
+/**
+ * Charges a miss of `verb` to each instance `expected` that did not answer an ask begun at
+ * `askedAt` that ran to its cap; but not when an ask that overlapped this one charged it already:
+ * they heard the same silence (two /health checks at once, or two Prometheus servers, counted one
+ * stall of a busy instance twice and gave up on it: a review).
+ */
+function chargeMisses(
+  all: Map<string, Sighting>,
+  verb: Verb,
+  expected: Set<string>,
+  answered: Map<string, unknown>,
+  askedAt: number,
+): void {
+  const now = performance.now();
   for (const id of expected) {
     const sighting = all.get(id);
-    if (sighting && !answered.has(id)) sighting.misses++;
+    if (!sighting || answered.has(id)) continue;
+    const last = sighting.misses[verb];
+    if (last && last.at >= askedAt) continue;
+    sighting.misses[verb] = { count: (last?.count ?? 0) + 1, at: now };
   }
-  for (const id of answered) all.set(id, { at: now, misses: 0 });
 }
 
 /** How long `askInstances` waits, and for which instances. */
@@ -86,7 +118,7 @@ export interface AskOptions {
   maxWaitMs?: number;
   /** Instances that answered within this long are waited for (default RECENT_MS). */
   recentMs?: number;
-  /** After the expected count answered, how long more answers may take (default TAIL_MS). */
+  /** After every instance waited for answered, how long more may take (default TAIL_MS). */
   tailMs?: number;
 }
 
@@ -128,39 +160,54 @@ interface Answer {
  */
 export function askInstances<T extends Answer = ServiceIdentity>(
   bus: Bus,
-  verb: "PING" | "STATS",
+  verb: Verb,
   name: string,
   options: AskOptions = {},
 ): Promise<Map<string, T>> {
   const { maxWaitMs = MAX_WAIT_MS, recentMs = RECENT_MS, tailMs = TAIL_MS } = options;
-  const known = recentlySeen(`${bus.prefix}/${name}`, recentMs);
-  const expected = Math.max(known.expected.length, 1);
+  // performance.now(): an ask begun in the millisecond the one before it charged its misses is
+  // not one that overlapped it.
+  const askedAt = performance.now();
+  const known = recentlySeen(`${bus.prefix}/${name}`, verb, recentMs);
   const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
     let tail: ReturnType<typeof setTimeout> | undefined;
-    let done = false;
-    const finish = () => {
-      // Once: a 503 and a timer could both end the ask, and a second record would count a miss
-      // twice.
-      if (done) return;
-      done = true;
-      clearTimeout(cap);
+    let delivered = false;
+    const deliver = () => {
+      if (delivered) return;
+      delivered = true;
       clearTimeout(tail);
-      sub.unsubscribe();
-      recordAsk(known.all, known.expected, new Set(answers.keys()));
-      resolve(answers);
+      resolve(new Map(answers));
     };
-    const cap = setTimeout(finish, maxWaitMs);
+    // The ask listens until its cap even after it delivered: an instance no longer waited for
+    // that answers after the tail is seen alive, and waited for again by the next ask (it was
+    // never recorded again, so a busy instance, once given up on, stayed out: a review).
+    const end = (silenceIsReal: boolean) => {
+      clearTimeout(cap);
+      sub.unsubscribe();
+      // Only an ask that waited its whole cap (or was told nobody listens) heard a silence; not
+      // while this gateway itself has lost NATS.
+      if (silenceIsReal && !bus.reconnecting) {
+        chargeMisses(known.all, verb, known.expected, answers, askedAt);
+      }
+      deliver();
+    };
+    const cap = setTimeout(() => end(true), maxWaitMs);
     const sub = bus.nc.subscribe(inbox, {
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.
-        if (msg.headers?.code === 503) return finish();
+        if (msg.headers?.code === 503) return end(true);
         const identity = identityOf(msg) as T | undefined;
-        if (identity?.metadata?.prefix === bus.prefix) answers.set(identity.id, identity);
-        if (answers.size >= expected) {
+        if (identity?.metadata?.prefix !== bus.prefix) return;
+        answers.set(identity.id, identity);
+        known.all.set(identity.id, { at: Date.now(), misses: {} });
+        if (delivered) return;
+        // Every instance waited for answered (by id: a new one does not stand in for one still
+        // waited for); new ones have the tail to answer too.
+        if ([...known.expected].every((id) => answers.has(id))) {
           clearTimeout(tail);
-          tail = setTimeout(finish, tailMs);
+          tail = setTimeout(deliver, tailMs);
         }
       },
     });

@@ -201,3 +201,76 @@ Deno.test("[gateway] an instance that missed two asks in a row is waited for no 
     subs.forEach((sub) => sub.unsubscribe());
   }
 });
+
+/** Stand-in instances answering `$SRV.<verb>.catalog` on `b`'s prefix, each after `delayMs(verb)`. */
+function standIns(
+  b: { bus: Bus; prefix: string },
+  delays: Record<string, (verb: string) => number | undefined>,
+) {
+  const subs = Object.entries(delays).flatMap(([id, delayMs]) =>
+    ["PING", "STATS"].map((verb) =>
+      b.bus.nc.subscribe(`$SRV.${verb}.catalog`, {
+        callback: (_error, msg) => {
+          const ms = delayMs(verb);
+          if (ms === undefined) return; // silent
+          const answer = JSON.stringify({ id, name: "catalog", metadata: { prefix: b.prefix } });
+          setTimeout(() => msg.respond(answer), ms);
+        },
+      })
+    )
+  );
+  return { [Symbol.dispose]: () => subs.forEach((sub) => sub.unsubscribe()) };
+}
+
+const ids = (answers: Map<string, unknown>) => [...answers.keys()].sort();
+
+// A review: two asks at once (two /health checks, or two Prometheus servers) each charged a miss
+// for one stall, and a busy instance was given up on for good.
+Deno.test("[gateway] asks at once count one stall of an instance once", async () => {
+  await using b = await testBus();
+  let busyMs: number | undefined = 0;
+  using _ = standIns(b, { fast: () => 0, busy: () => busyMs });
+  const options = { maxWaitMs: 1_000, recentMs: 60_000, tailMs: 50 };
+  const ask = () => askInstances(b.bus, "PING", "catalog", options);
+  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
+  busyMs = undefined; // one stall, heard by two asks at once
+  const both = await Promise.all([ask(), ask()]);
+  assert.deepEqual(both.map(ids), [["fast"], ["fast"]]);
+  busyMs = 300; // busy, answering within the cap but after the tail
+  assert.deepEqual(ids(await ask()), ["busy", "fast"], "still waited for after one stall");
+  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
+});
+
+// A review: once given up on, an instance answering later than the tail was never recorded again.
+Deno.test("[gateway] an instance given up on that answers before the cap is waited for again", async () => {
+  await using b = await testBus();
+  let busyMs: number | undefined = 0;
+  using _ = standIns(b, { fast: () => 0, busy: () => busyMs });
+  const options = { maxWaitMs: 1_000, recentMs: 60_000, tailMs: 50 };
+  const ask = () => askInstances(b.bus, "PING", "catalog", options);
+  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
+  busyMs = undefined;
+  assert.deepEqual(ids(await ask()), ["fast"]);
+  assert.deepEqual(ids(await ask()), ["fast"]); // two misses: given up on
+  busyMs = 300;
+  assert.deepEqual(ids(await ask()), ["fast"], "not waited for: ends after the tail");
+  await new Promise((resolve) => setTimeout(resolve, 1_000)); // its late answer is heard
+  assert.deepEqual(ids(await ask()), ["busy", "fast"], "waited for again");
+});
+
+// A review: /health's pings (1 s cap) gave up on an instance that /metrics (2 s) would have had.
+Deno.test("[gateway] misses of one verb do not stop asks of the other from waiting", async () => {
+  await using b = await testBus();
+  let pingMs: number | undefined = 0;
+  using _ = standIns(b, {
+    fast: () => 0,
+    busy: (verb) => verb === "PING" ? pingMs : 600,
+  });
+  const ping = () => askInstances(b.bus, "PING", "catalog", { maxWaitMs: 500, tailMs: 50 });
+  assert.deepEqual(ids(await ping()), ["busy", "fast"]);
+  pingMs = undefined;
+  assert.deepEqual(ids(await ping()), ["fast"]);
+  assert.deepEqual(ids(await ping()), ["fast"]);
+  const stats = await askInstances(b.bus, "STATS", "catalog", { maxWaitMs: 2_000, tailMs: 50 });
+  assert.deepEqual(ids(stats), ["busy", "fast"]);
+});
