@@ -55,15 +55,29 @@ const announced = announceGateway(bus);
 const metricsServer = serveMetrics(bus, config);
 if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });
 
+/**
+ * Serves on for `ms` after the first SIGTERM or SIGINT; a second one ends the wait (an operator
+ * who means now, a supervisor's second try).
+ */
+async function serveOnFor(ms: number): Promise<void> {
+  if (ms <= 0) return;
+  logger.info("draining: serving on before stopping", { ms });
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const timer = setTimeout(resolve, ms);
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  // Listened to from the next turn: the signal being handled now is not the second one.
+  setTimeout(() => signals.forEach((signal) => Deno.addSignalListener(signal, resolve)), 0);
+  await promise;
+  clearTimeout(timer);
+  signals.forEach((signal) => Deno.removeSignalListener(signal, resolve));
+}
+
 onShutdown(logger, async () => {
   // Readiness fails first, while the gateway serves on: a load balancer (or Kubernetes, which
   // removes a pod from its endpoints at about the same time as it sends SIGTERM) has
   // SHUTDOWN_DELAY_MS to stop sending new requests here before they would be refused.
   gateway.drain();
-  if (config.shutdownDelayMs > 0) {
-    logger.info("draining: serving on before stopping", { ms: config.shutdownDelayMs });
-    await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-  }
+  await serveOnFor(config.shutdownDelayMs);
   // shutdown() stops accepting and resolves once in-flight requests are answered.
   await server.shutdown();
   await metricsServer?.shutdown();

@@ -114,6 +114,9 @@ function spawn(name: string, script: string, env: Record<string, string>, output
       OTEL_SERVICE_NAME: name,
       OTEL_RESOURCE_ATTRIBUTES: withInstanceId(env.OTEL_RESOURCE_ATTRIBUTES),
       [STOP_AT_STDIN_END]: "1",
+      // Nothing stands in front of this gateway to drain it from, and a delay taken from the
+      // shell would outlast the 10 s after which stop() kills what is still running (a review).
+      SHUTDOWN_DELAY_MS: "0",
     },
     stdin: "piped",
     stdout: output ? "piped" : "null",
