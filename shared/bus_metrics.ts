@@ -4,8 +4,8 @@
  * per loss and once per return, as the bus logs them: nats.js reports every failed reconnect
  * attempt too, and those are not losses), and what it carried (`oe_bus_messages_total`,
  * `oe_bus_bytes_total` by `direction`, read from `nc.stats()` by the `bus` collector). Every
- * series exists from the start, at 0, so an alert on a rate or on `== 0` has something to read
- * before the first loss.
+ * counter exists from the start, at 0, so an alert on a rate has something to read before the
+ * first loss; `oe_bus_connected` exists while a connection is open.
  *
  * @example
  * ```ts ignore
@@ -20,7 +20,7 @@ import { metrics } from "./metrics.ts";
 const connected = metrics.gauge(
   "oe_bus_connected",
   "Whether this process's connection to NATS is up (1) or lost and reconnecting (0)",
-).series();
+);
 const disconnects = metrics.counter(
   "oe_bus_disconnects",
   "Times this process lost its connection to NATS (once per loss, not per reconnect attempt)",
@@ -51,10 +51,15 @@ type Carried = keyof typeof carried;
 const open = new Map<NatsConnection, { up: boolean; counted: Stats }>();
 let collecting = false;
 
-/** 1 while every open connection is up (a process has one; some tests hold several). */
+/**
+ * 1 while every open connection is up (a process has one; some tests hold several), 0 while one
+ * is lost; no value at all while none is open: a process that connected once only to check
+ * something (`deno task start` asking whether NATS has JetStream) exported 0 for the rest of its
+ * life, and an alert on `oe_bus_connected == 0` fired for good (a review).
+ */
 function showConnected(): void {
-  const up = open.size > 0 && [...open.values()].every((link) => link.up);
-  connected.set(up ? 1 : 0);
+  if (open.size === 0) return connected.remove();
+  connected.series().set([...open.values()].every((link) => link.up) ? 1 : 0);
 }
 
 /** Adds what a connection carried since it was last read (its counts only grow). */
