@@ -69,16 +69,20 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
   const dir = await Deno.makeTempDir({ prefix: "nats-cluster-" });
   const clusterPorts = Array.from({ length: size }, freePort);
   const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+  // Names unique to this cluster: waitForNatsServer knows its nodes by them from another test's.
+  const suffix = crypto.randomUUID().slice(0, 8);
   const nodes: NatsNode[] = clusterPorts.map((_, i) => {
     const port = freePort();
-    return { name: `node${i + 1}`, port, url: `nats://127.0.0.1:${port}` };
+    return { name: `node${i + 1}-${suffix}`, port, url: `nats://127.0.0.1:${port}` };
   });
   const spawn = (node: NatsNode) =>
     node.process = spawnNode(node, clusterPorts[nodes.indexOf(node)], routes, dir);
   const processes = nodes.map(spawn);
   const cluster = clusterOf(nodes, dir, spawn);
   try {
-    await Promise.all(nodes.map((node, i) => waitForNatsServer(processes[i], node.port)));
+    await Promise.all(
+      nodes.map((node, i) => waitForNatsServer(processes[i], node.port, node.name)),
+    );
   } catch (error) {
     await cluster[Symbol.asyncDispose]();
     throw error;
@@ -111,7 +115,7 @@ function clusterOf(
     async revive(name) {
       const node = nodes.find((n) => n.name === name);
       if (!node || node.process) throw new Error(`Cannot revive ${name}: it is running or unknown`);
-      await waitForNatsServer(spawn(node), node.port);
+      await waitForNatsServer(spawn(node), node.port, node.name);
       return node;
     },
     async streamLeader(bus, stream) {

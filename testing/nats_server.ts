@@ -35,23 +35,54 @@ export interface NatsServer extends AsyncDisposable {
   freeze(frozen: boolean): void;
 }
 
+/** The `server_name` in the INFO the server on `port` greets with, or undefined. */
+async function serverNameOn(port: number): Promise<string | undefined> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const buffer = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) return undefined;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const info = /^INFO\s+(\{.*\})/.exec(text);
+    return info ? JSON.parse(info[1]).server_name : undefined;
+  } finally {
+    conn.close();
+  }
+}
+
 /**
- * Waits until the nats-server `process` accepts connections on `port`; fails early when it exited
- * (a port another process took meanwhile, a bad flag) rather than after the whole bound.
+ * Waits until the nats-server `process`, started with `-n name`, accepts connections on `port`;
+ * fails early when it exited (a port another process took meanwhile, a bad flag) rather than
+ * after the whole bound. The greeting must name `name`: ports are picked free and released before
+ * the server binds them, so under `deno test --parallel` another test's nats-server could take one
+ * first, answer for ours (which then exits), and the test would freeze or kill a server its
+ * clients do not use (a relay stop test once "stopped after 15 ms" with JetStream frozen).
  */
-export async function waitForNatsServer(process: Deno.ChildProcess, port: number): Promise<void> {
+export async function waitForNatsServer(
+  process: Deno.ChildProcess,
+  port: number,
+  name: string,
+): Promise<void> {
   let exited = false;
   process.status.then(() => exited = true);
   const deadline = Date.now() + 15_000;
+  let other: string | undefined;
   while (Date.now() < deadline && !exited) {
     try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
+      const answered = await serverNameOn(port);
+      if (answered === name) return;
+      other = answered;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Not listening yet.
     }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const why = exited ? "it exited" : "it accepted no connection within 15 s";
+  const why = exited
+    ? `it exited${other === undefined ? "" : ` (${other} answers on its port)`}`
+    : `it did not answer as ${name} within 15 s`;
   throw new Error(`Cannot start nats-server on 127.0.0.1:${port}: ${why}`);
 }
 
@@ -64,10 +95,23 @@ function loginArgs(login: NatsServerOptions["login"]): string[] {
 
 /** Starts one and waits until it accepts connections. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await tryStartNatsServer(options);
+    } catch (error) {
+      // Its port taken meanwhile (see waitForNatsServer): again on another.
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "oe-nats-" });
   const port = freePort();
+  const name = `oe-test-${crypto.randomUUID().slice(0, 8)}`;
   const args = [
-    ...["-a", "127.0.0.1", "-p", String(port), "-sd", dir, "-l", `${dir}/server.log`],
+    ...["-a", "127.0.0.1", "-p", String(port), "-n", name],
+    ...["-sd", dir, "-l", `${dir}/server.log`],
     ...(options.jetStream ? ["-js"] : []),
     ...loginArgs(options.login),
   ];
@@ -88,7 +132,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const start = async () => {
     if (process) throw new Error(`Cannot start nats-server on 127.0.0.1:${port}: it is running`);
     process = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
-    await waitForNatsServer(process, port).catch(async (error) => {
+    await waitForNatsServer(process, port, name).catch(async (error) => {
       await stop();
       // Why it exited (the port taken meanwhile) is only in its log.
       const log = await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
