@@ -224,38 +224,45 @@ function standIns(
 
 const ids = (answers: Map<string, unknown>) => [...answers.keys()].sort();
 
+/**
+ * A fast instance and a busy one, whose PING delay the test sets (`state.busyMs`; undefined:
+ * silent); `ask` pings them with a 1 s cap and gives the ids that answered.
+ */
+function fastAndBusy(b: { bus: Bus; prefix: string }) {
+  const state: { busyMs: number | undefined } = { busyMs: 0 };
+  const instances = standIns(b, { fast: () => 0, busy: () => state.busyMs });
+  const options = { maxWaitMs: 1_000, recentMs: 60_000, tailMs: 50 };
+  const ask = async () => ids(await askInstances(b.bus, "PING", "catalog", options));
+  return { state, ask, [Symbol.dispose]: () => instances[Symbol.dispose]() };
+}
+
 // A review: two asks at once (two /health checks, or two Prometheus servers) each charged a miss
 // for one stall, and a busy instance was given up on for good.
 Deno.test("[gateway] asks at once count one stall of an instance once", async () => {
   await using b = await testBus();
-  let busyMs: number | undefined = 0;
-  using _ = standIns(b, { fast: () => 0, busy: () => busyMs });
-  const options = { maxWaitMs: 1_000, recentMs: 60_000, tailMs: 50 };
-  const ask = () => askInstances(b.bus, "PING", "catalog", options);
-  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
-  busyMs = undefined; // one stall, heard by two asks at once
-  const both = await Promise.all([ask(), ask()]);
-  assert.deepEqual(both.map(ids), [["fast"], ["fast"]]);
-  busyMs = 300; // busy, answering within the cap but after the tail
-  assert.deepEqual(ids(await ask()), ["busy", "fast"], "still waited for after one stall");
-  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
+  using instances = fastAndBusy(b);
+  const { state, ask } = instances;
+  assert.deepEqual(await ask(), ["busy", "fast"]);
+  state.busyMs = undefined; // one stall, heard by two asks at once
+  assert.deepEqual(await Promise.all([ask(), ask()]), [["fast"], ["fast"]]);
+  state.busyMs = 300; // busy, answering within the cap but after the tail
+  assert.deepEqual(await ask(), ["busy", "fast"], "still waited for after one stall");
+  assert.deepEqual(await ask(), ["busy", "fast"]);
 });
 
 // A review: once given up on, an instance answering later than the tail was never recorded again.
 Deno.test("[gateway] an instance given up on that answers before the cap is waited for again", async () => {
   await using b = await testBus();
-  let busyMs: number | undefined = 0;
-  using _ = standIns(b, { fast: () => 0, busy: () => busyMs });
-  const options = { maxWaitMs: 1_000, recentMs: 60_000, tailMs: 50 };
-  const ask = () => askInstances(b.bus, "PING", "catalog", options);
-  assert.deepEqual(ids(await ask()), ["busy", "fast"]);
-  busyMs = undefined;
-  assert.deepEqual(ids(await ask()), ["fast"]);
-  assert.deepEqual(ids(await ask()), ["fast"]); // two misses: given up on
-  busyMs = 300;
-  assert.deepEqual(ids(await ask()), ["fast"], "not waited for: ends after the tail");
+  using instances = fastAndBusy(b);
+  const { state, ask } = instances;
+  assert.deepEqual(await ask(), ["busy", "fast"]);
+  state.busyMs = undefined;
+  assert.deepEqual(await ask(), ["fast"]);
+  assert.deepEqual(await ask(), ["fast"]); // two misses: given up on
+  state.busyMs = 300;
+  assert.deepEqual(await ask(), ["fast"], "not waited for: ends after the tail");
   await new Promise((resolve) => setTimeout(resolve, 1_000)); // its late answer is heard
-  assert.deepEqual(ids(await ask()), ["busy", "fast"], "waited for again");
+  assert.deepEqual(await ask(), ["busy", "fast"], "waited for again");
 });
 
 // A review: /health's pings (1 s cap) gave up on an instance that /metrics (2 s) would have had.

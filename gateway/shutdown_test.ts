@@ -10,18 +10,30 @@ import { spawnProcess } from "@testing/processes.ts";
 
 const DELAY_MS = 2_000;
 
-Deno.test("[gateway] on SIGTERM readiness fails first, and the gateway serves on for SHUTDOWN_DELAY_MS", async () => {
+/** A gateway process on the shared NATS (no services), listening, with SHUTDOWN_DELAY_MS `ms`. */
+async function listeningGateway(ms: number) {
   const { natsUrl } = await testBackends();
   const port = freePort();
-  await using gateway = spawnProcess("gateway", "gateway/main.ts", {
+  const gateway = spawnProcess("gateway", "gateway/main.ts", {
     NATS_URL: natsUrl,
     BUS_PREFIX: `drain${crypto.randomUUID().slice(0, 8)}`,
     JWT_SECRET: crypto.randomUUID(),
     PORT: String(port),
     LOG_LEVEL: "info",
-    SHUTDOWN_DELAY_MS: String(DELAY_MS),
+    SHUTDOWN_DELAY_MS: String(ms),
   });
-  await gateway.waitForLog((line) => line.message === "gateway listening", 30_000);
+  try {
+    await gateway.waitForLog((line) => line.message === "gateway listening", 30_000);
+  } catch (error) {
+    await gateway[Symbol.asyncDispose]();
+    throw error;
+  }
+  return Object.assign(gateway, { port });
+}
+
+Deno.test("[gateway] on SIGTERM readiness fails first, and the gateway serves on for SHUTDOWN_DELAY_MS", async () => {
+  await using gateway = await listeningGateway(DELAY_MS);
+  const { port } = gateway;
   // A client that keeps no idle connection: each request below opens its own, so "serves on"
   // means it accepts new connections, not only that a kept-alive one still works (a review: with
   // fetch's pool the test passed against a gateway that closed its listener at SIGTERM).
@@ -59,17 +71,7 @@ Deno.test("[gateway] on SIGTERM readiness fails first, and the gateway serves on
 });
 
 Deno.test("[gateway] a second SIGTERM during SHUTDOWN_DELAY_MS stops the gateway at once", async () => {
-  const { natsUrl } = await testBackends();
-  const port = freePort();
-  await using gateway = spawnProcess("gateway", "gateway/main.ts", {
-    NATS_URL: natsUrl,
-    BUS_PREFIX: `drain${crypto.randomUUID().slice(0, 8)}`,
-    JWT_SECRET: crypto.randomUUID(),
-    PORT: String(port),
-    LOG_LEVEL: "info",
-    SHUTDOWN_DELAY_MS: "60000",
-  });
-  await gateway.waitForLog((line) => line.message === "gateway listening", 30_000);
+  await using gateway = await listeningGateway(60_000);
   const first = gateway.kill("SIGTERM");
   await gateway.waitForLog(
     (line) => line.message === "draining: serving on before stopping",

@@ -1,17 +1,11 @@
 import assert from "node:assert/strict";
+import { freePort } from "@shared/net.ts";
 import { metrics, renderPrometheus } from "@shared/metrics.ts";
 import { startFakeStripe } from "./fake_stripe.ts";
 import { deauthorize, exchangeCode, type StripeSettings } from "./stripe.ts";
 
 const SECRET = "sk_test_platform_0123456789";
 const CLIENT = "ca_test_client";
-
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** Every series of the Stripe families, keyed `operation/outcome` (counter) or `operation`. */
 async function stripeFigures(): Promise<Map<string, number>> {
@@ -91,7 +85,7 @@ Deno.test("[payments] Stripe calls are counted by operation and outcome, with no
 
   await t.step("a Stripe that cannot be reached is unreachable", async () => {
     const before = await stripeFigures();
-    const down = { ...settings, connectUrl: `http://127.0.0.1:${closedPort()}` };
+    const down = { ...settings, connectUrl: `http://127.0.0.1:${freePort()}` };
     await assert.rejects(() => exchangeCode(down, stripe.grant().code));
     assert.deepEqual(moved(before, await stripeFigures()), {
       "oauth_token/unreachable": 1,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "@shared/net.ts";
 import { BadGatewayError, GatewayTimeoutError, UnprocessableError } from "@shared/errors.ts";
 import { startFakeStripe } from "./fake_stripe.ts";
 import {
@@ -11,13 +12,6 @@ import {
 
 const SECRET = "sk_test_platform_0123456789";
 const CLIENT = "ca_test_client";
-
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 Deno.test("[payments] exchangeCode posts the form and returns the account's keys", async () => {
   await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
@@ -85,7 +79,7 @@ Deno.test("[payments] deauthorize takes only 'not connected' as already gone", a
 Deno.test("[payments] exchangeCode answers 502 when Stripe is down and 504 when it is slow", async () => {
   await using stripe = await startFakeStripe({ secretKey: SECRET, clientId: CLIENT });
   const down = {
-    connectUrl: `http://127.0.0.1:${closedPort()}`,
+    connectUrl: `http://127.0.0.1:${freePort()}`,
     secretKey: SECRET,
     clientId: CLIENT,
     timeoutMs: 1000,
