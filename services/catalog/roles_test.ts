@@ -275,6 +275,24 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
     expectError(await system.call("GET", path, { token: cast.owner.token }), 404);
   });
 
+  await t.step("anyone may leave a role given to them, but not another's", async () => {
+    const own = await grant(system, cast.owner.token, cast.stranger.id, eventId, "coorganizer");
+    expectStatus(own, 201);
+    const path = `/v1/users-events-roles/${own.body.data.id}`;
+    expectError(
+      await system.call("DELETE", `/v1/users-events-roles/${cast.grants.organizer}`, {
+        token: cast.stranger.token,
+      }),
+      403,
+    );
+    expectStatus(await system.call("DELETE", path, { token: cast.stranger.token }), 200);
+    // Gone with the role: the draft is not found for them again.
+    expectError(
+      await system.call("GET", `/v1/events/${eventId}`, { token: cast.stranger.token }),
+      404,
+    );
+  });
+
   await t.step("an organizer cannot revoke an owner", async () => {
     expectError(
       await system.call("DELETE", `/v1/users-events-roles/${cast.grants.owner}`, {

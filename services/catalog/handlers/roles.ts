@@ -261,7 +261,12 @@ async function keepingAnOwner<T>(
 
 async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const grant = await grantOr404(ctx, call);
-  await requireGrantor(ctx, call, grant.event_id, grant.role_name);
+  // Anyone may leave a role given to them: grants need no consent, so without it a user made a
+  // coorganizer of an event they want nothing to do with stayed one (a security review). The last
+  // owner still may not leave (409 below): they may delete the event.
+  if (grant.user_id !== requireLogin(call.caller).id) {
+    await requireGrantor(ctx, call, grant.event_id, grant.role_name);
+  }
   // Roles have no trash: a revocation is for good.
   return await deleteWithFacts(
     ctx,
