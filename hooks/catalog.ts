@@ -242,6 +242,10 @@ const plans: Record<string, Plan> = {
     world: event,
     as: "coorganizer",
   },
+  "Users Events Roles > Event role > Revoke another's event role as a co-organizer": {
+    world: event,
+    as: "coorganizer",
+  },
   "Users Events Roles > Event role > Demote the last owner": { world: event, as: "owner" },
   "Users Events Roles > Event role user > Get the user of an event role": {
     world: event,
