@@ -3,7 +3,8 @@
  * Stripe and the IETF httpapi draft) is done once. The service that owns the change keeps the
  * key with the caller, a hash of the request and the answer for 24 hours, written in the SAME
  * transaction as the change: a retry with the same key and request gets the same answer and
- * changes nothing (and announces no second fact); the same key with another request is 422;
+ * changes nothing (and announces no second fact); the same key with another request is 422
+ * (for a signed-in caller: anonymous callers' keys are scoped to the request, see `keyOwner`);
  * a retry while the first is still running is 409.
  *
  * How: the key is claimed first (a row that is "running" until the request's deadline). The
@@ -145,16 +146,27 @@ function idempotent(
       );
     }
     if (req.actor && authenticate) await authenticate(req.actor);
+    const hash = await requestDigest(requestText(subject, req));
     const request: KeyedRequest = {
-      caller: req.actor?.id ?? "",
+      caller: keyOwner(req.actor, hash),
       key,
-      hash: await requestDigest(requestText(subject, req)),
+      hash,
       lockedUntil: new Date(currentDeadline() ?? Date.now() + CLAIM_WITHOUT_DEADLINE_MS),
     };
     const replay = await claim(sql, request);
     if (replay) return replay;
     return await runHeld(sql, request, async () => await handler(req, msg));
   };
+}
+
+/**
+ * Whose keys a key is among: a signed-in user's own; for anonymous callers, who cannot be told
+ * apart, the request's own (its hash). Anonymous callers shared one namespace, so two clients
+ * using the same fixed key for different price previews got a 422 "sent with a different request"
+ * for the second (a security review). A retry of the same request still finds its answer.
+ */
+function keyOwner(actor: Actor | null | undefined, hash: string): string {
+  return actor ? actor.id : `anonymous:${hash}`;
 }
 
 /** The endpoint (so the method), path, query and body: what makes two requests "the same". */

@@ -168,6 +168,37 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     assert.equal(other.status, 422);
   });
 
+  // A security review: anonymous callers shared one namespace, so a second client reusing a
+  // fixed key for another preview got 422. Their keys are now scoped to the request.
+  await t.step("anonymous callers' keys are their request's: one key, two previews", async () => {
+    const cast = await system.eventWithCast({ attributes: { state: "published" } });
+    const ticket = (price: string) =>
+      system.createTicket(cast.owner.token, cast.event.id, { price });
+    const [cheap, dear] = [await ticket("5.00"), await ticket("50.00")];
+    const key = "fixed-client-key";
+    const preview = (id: string) =>
+      system.call("POST", "/v1/orders/calculate-amount", {
+        body: { tickets: [{ id, quantity: 1 }] },
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+      });
+    const first = await preview(cheap);
+    assert.equal(first.status, 200, first.text);
+    const keysOf = async () =>
+      Number(
+        (await system.sql`select count(*) from discounts.idempotency_keys where key = ${key}`)[0]
+          .count,
+      );
+    assert.equal(await keysOf(), 1, "the preview's answer is kept under its key");
+    const other = await preview(dear);
+    assert.equal(
+      other.status,
+      200,
+      `another anonymous request with the key is its own: ${other.text}`,
+    );
+    assert.equal(other.body.total, "50.00");
+    assert.equal((await preview(cheap)).text, first.text, "a retry finds its answer");
+  });
+
   await t.step("a key is never stored for a login, a sign-up or a password change", async () => {
     const keys = async () =>
       Number((await system.sql`select count(*) from idempotency_keys`)[0].count);
