@@ -385,6 +385,41 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
   assert.equal(owners, 1);
 });
 
+// A review: a user leaving their own grant was checked by the role read before the transaction.
+// Made an owner's meanwhile, with the other owner gone, the grant was deleted unchecked and the
+// event left with no owner.
+Deno.test("[catalog] leaving a grant made an owner's meanwhile keeps the event's last owner", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const member = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const memberGrant = await system.grantRole(owner.token, {
+    userId: member.id,
+    eventId: event.id,
+    role: "coorganizer",
+  });
+  const ownerGrant = await grantOf(system, owner.id, event.id);
+  const release = Promise.withResolvers<void>();
+  const holding = system.sql.begin(async (tx) => {
+    await tx`select id from users_events_roles where event_id = ${event.id} for update`;
+    await release.promise;
+    // What a promotion and the first owner leaving would commit meanwhile.
+    await tx`update users_events_roles set role_name = 'owner' where id = ${memberGrant}`;
+    await tx`delete from users_events_roles where id = ${ownerGrant}`;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const leaving = system.call("DELETE", `/v1/users-events-roles/${memberGrant}`, {
+    token: member.token,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  release.resolve();
+  await holding;
+  expectError(await leaving, 409);
+  const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
+    where event_id = ${event.id} and role_name = 'owner'`;
+  assert.equal(owners, 1);
+});
+
 /**
  * Runs `requests` at once while the grant `held` is locked by another session (so that they
  * overlap at their changes), then releases it; their statuses, in order.

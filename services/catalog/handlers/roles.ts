@@ -221,7 +221,7 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
         "Cannot change role: the event would have no owner left",
         () => updateGrant(tx, grant.id, role),
       );
-      return { row, cascaded: await ownerMoved(tx, grant.event_id, [grant.role_name, role]) };
+      return { row, cascaded: await ownerFollowed(tx, grant.event_id) };
     },
   );
   return { ...await shown(row as GrantRow), cascaded };
@@ -236,15 +236,26 @@ async function ownerMoved(
   eventId: string,
   roles: readonly string[],
 ): Promise<Cascaded[]> {
-  if (!roles.includes("owner")) return [];
+  return roles.includes("owner") ? await ownerFollowed(tx, eventId) : [];
+}
+
+/**
+ * The event's fact owed when its `owner` moved, checked whatever the changed grant's role: a
+ * change or revocation of an existing grant read its role before the transaction, and another
+ * request may have made it an owner's meanwhile (a review).
+ */
+async function ownerFollowed(tx: Queryable, eventId: string): Promise<Cascaded[]> {
   const moved = await followOwners(tx, eventId);
   return moved ? cascade("event", "updated", [moved]) : [];
 }
 
 /**
- * Runs `change` of an owner's grant with the event's owners locked, and refuses (409, nothing
- * changed) when it would leave the event without an owner. Counted before the change, outside
- * the transaction, two owners revoking each other at once could both pass and leave none.
+ * Runs `change` of a grant with the event's owners locked, and refuses (409, nothing changed)
+ * when it would leave the event without an owner. Counted before the change, outside the
+ * transaction, two owners revoking each other at once could both pass and leave none. Done for
+ * every grant, not only one read as an owner's: the role was read before the transaction, and a
+ * user leaving a grant another request had just made an owner's went unchecked, leaving the
+ * event with no owner (a review). An event that had no owner already is not refused for that.
  */
 async function keepingAnOwner<T>(
   tx: Queryable,
@@ -252,10 +263,10 @@ async function keepingAnOwner<T>(
   refusal: string,
   change: () => Promise<T>,
 ): Promise<T> {
-  if (grant.role_name !== "owner") return await change();
   await lockEventOwners(tx, grant.event_id);
+  const before = await ownerCount(tx, grant.event_id);
   const result = await change();
-  if (await ownerCount(tx, grant.event_id) === 0) throw new ConflictError(refusal);
+  if (before > 0 && await ownerCount(tx, grant.event_id) === 0) throw new ConflictError(refusal);
   return result;
 }
 
@@ -279,7 +290,7 @@ async function deleteGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
         "Cannot revoke role: the event would have no owner left",
         () => deleteGrant(tx, grant.id),
       );
-      return { row, cascaded: await ownerMoved(tx, grant.event_id, [grant.role_name]) };
+      return { row, cascaded: await ownerFollowed(tx, grant.event_id) };
     },
   );
 }
