@@ -35,9 +35,20 @@ export interface NatsServer extends AsyncDisposable {
   freeze(frozen: boolean): void;
 }
 
-/** The `server_name` in the INFO the server on `port` greets with, or undefined. */
+/**
+ * The `server_name` in the INFO the server on `port` greets with, or undefined; fails after 1 s
+ * without one. Unbounded, a port held by something that never speaks (an HTTP server, another
+ * test's frozen nats-server) held the wait, and the test, for good (a review).
+ */
 async function serverNameOn(port: number): Promise<string | undefined> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const silent = setTimeout(() => {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }, 1_000);
   try {
     const buffer = new Uint8Array(4096);
     let text = "";
@@ -49,7 +60,12 @@ async function serverNameOn(port: number): Promise<string | undefined> {
     const info = /^INFO\s+(\{.*\})/.exec(text);
     return info ? JSON.parse(info[1]).server_name : undefined;
   } finally {
-    conn.close();
+    clearTimeout(silent);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
   }
 }
 

@@ -24,3 +24,30 @@ Deno.test("[testing] a nats-server whose port another server holds is not taken 
     await late.status;
   }
 });
+
+Deno.test("[testing] a port held by something that never speaks fails the wait, not hangs it", async () => {
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (silent.addr as Deno.NetAddr).port;
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) accepted.push(conn);
+  })();
+  const late = new Deno.Command("nats-server", {
+    args: ["-a", "127.0.0.1", "-p", String(port), "-n", "late"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await assert.rejects(waitForNatsServer(late, port, "late"), /it exited/);
+  } finally {
+    try {
+      late.kill("SIGKILL");
+    } catch {
+      // Exited already (the port was taken).
+    }
+    await late.status;
+    silent.close();
+    await accepting.catch(() => {});
+    accepted.forEach((conn) => conn.close());
+  }
+});
