@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Tx } from "@shared/db.ts";
 import {
   type EventCast,
   expectError,
@@ -385,6 +386,31 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
   assert.equal(owners, 1);
 });
 
+/**
+ * Runs `requests` at once while the grant `held` is locked by another session (so that they
+ * overlap at their changes), then releases it, after that session ran `meanwhile` (a change
+ * committed while they were held); their statuses, in order.
+ */
+async function overlapping(
+  system: TestSystem,
+  held: string,
+  requests: (() => Promise<{ status: number }>)[],
+  meanwhile: (tx: Tx) => Promise<unknown> = () => Promise.resolve(),
+): Promise<number[]> {
+  const release = Promise.withResolvers<void>();
+  const holding = system.sql.begin(async (tx) => {
+    await tx`select id from users_events_roles where id = ${held} for update`;
+    await release.promise;
+    await meanwhile(tx);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const replies = Promise.all(requests.map((request) => request()));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  release.resolve();
+  await holding;
+  return (await replies).map((reply) => reply.status);
+}
+
 // A review: a user leaving their own grant was checked by the role read before the transaction.
 // Made an owner's meanwhile, with the other owner gone, the grant was deleted unchecked and the
 // event left with no owner.
@@ -399,48 +425,16 @@ Deno.test("[catalog] leaving a grant made an owner's meanwhile keeps the event's
     role: "coorganizer",
   });
   const ownerGrant = await grantOf(system, owner.id, event.id);
-  const release = Promise.withResolvers<void>();
-  const holding = system.sql.begin(async (tx) => {
-    await tx`select id from users_events_roles where event_id = ${event.id} for update`;
-    await release.promise;
-    // What a promotion and the first owner leaving would commit meanwhile.
+  const leave = () =>
+    system.call("DELETE", `/v1/users-events-roles/${memberGrant}`, { token: member.token });
+  // What a promotion and the first owner leaving would commit meanwhile.
+  const [left] = await overlapping(system, memberGrant, [leave], async (tx) => {
     await tx`update users_events_roles set role_name = 'owner' where id = ${memberGrant}`;
     await tx`delete from users_events_roles where id = ${ownerGrant}`;
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const leaving = system.call("DELETE", `/v1/users-events-roles/${memberGrant}`, {
-    token: member.token,
-  });
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  release.resolve();
-  await holding;
-  expectError(await leaving, 409);
-  const [{ owners }] = await system.sql`select count(*)::int as owners from users_events_roles
-    where event_id = ${event.id} and role_name = 'owner'`;
-  assert.equal(owners, 1);
+  assert.equal(left, 409);
+  assert.equal(await grantCount(system, event.id, "owner"), 1);
 });
-
-/**
- * Runs `requests` at once while the grant `held` is locked by another session (so that they
- * overlap at their changes), then releases it; their statuses, in order.
- */
-async function overlapping(
-  system: TestSystem,
-  held: string,
-  requests: (() => Promise<{ status: number }>)[],
-): Promise<number[]> {
-  const release = Promise.withResolvers<void>();
-  const holding = system.sql.begin(async (tx) => {
-    await tx`select id from users_events_roles where id = ${held} for update`;
-    await release.promise;
-  });
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const replies = Promise.all(requests.map((request) => request()));
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  release.resolve();
-  await holding;
-  return (await replies).map((reply) => reply.status);
-}
 
 Deno.test("[catalog] purging a user and changing an owner's role at once: no 500, an owner left", async (t) => {
   await using system = await startTestSystem();

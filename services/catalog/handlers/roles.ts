@@ -173,7 +173,7 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
     { type: "users-events-role", verb: "created" },
     async (tx) => {
       const row = await insertGrant(tx, { user_id: user.id, event_id: event.id, role_name: role });
-      return { row, cascaded: await ownerMoved(tx, event.id, [role]) };
+      return { row, cascaded: role === "owner" ? await ownerFollowed(tx, event.id) : [] };
     },
   );
   const shown = await renderShown(ctx, call.caller, usersEventsRoleDef, row, query, {
@@ -228,21 +228,10 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
 }
 
 /**
- * The event's fact owed when a change of an owner grant moved the event's `owner` to another
- * owner (`followOwners`): nothing when no owner grant was involved.
- */
-async function ownerMoved(
-  tx: Queryable,
-  eventId: string,
-  roles: readonly string[],
-): Promise<Cascaded[]> {
-  return roles.includes("owner") ? await ownerFollowed(tx, eventId) : [];
-}
-
-/**
- * The event's fact owed when its `owner` moved, checked whatever the changed grant's role: a
- * change or revocation of an existing grant read its role before the transaction, and another
- * request may have made it an owner's meanwhile (a review).
+ * The event's fact owed when a grant change moved the event's `owner` to another owner
+ * (`followOwners`). Checked after every change and revocation of an existing grant, whatever its
+ * role: that role was read before the transaction, and another request may have made it an
+ * owner's meanwhile (a review); only a new grant's role is known to be current.
  */
 async function ownerFollowed(tx: Queryable, eventId: string): Promise<Cascaded[]> {
   const moved = await followOwners(tx, eventId);
