@@ -399,8 +399,9 @@ export function serviceInstanceId(attributes: string | undefined): string | unde
 
 /**
  * `oe_instance_info{service_instance_id} 1`: what joins a `/metrics` series (labelled by the NATS
- * service id, `instance`) to the same instance's traces, logs and OTLP metrics (resource
- * `service.instance.id`), as OpenTelemetry's `target_info` does. Absent without an id.
+ * service id, `instance`) to the same instance's traces and OTLP metrics (resource
+ * `service.instance.id`; log lines go to stderr), as OpenTelemetry's `target_info` does. Absent
+ * without an id.
  */
 function announceInstanceId(registry: Registry): void {
   const id = serviceInstanceId(resourceAttributes());
