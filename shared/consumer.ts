@@ -268,6 +268,7 @@ export async function consumeFacts<S extends string>(
     health,
     inHand,
     batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+    received: (msg) => noteDelivery(batches, msg),
     handleBatch: (messages) => handleBatchSafely(batches, messages),
     // An ephemeral consumer goes after 30 s without this process (a NATS outage, a network
     // cut); a durable one when someone deletes it. Either way it is made again: a durable one
@@ -430,13 +431,24 @@ interface BatchContext<S extends string> {
 }
 
 /**
- * What the consumer stood on when each message was handed over: when, the position it counts in,
+ * What the consumer stood on when each message arrived (`noteDelivery`): when, the position it counts in,
  * and the stream (its `created`) followed then.
  */
 const deliveries = new WeakMap<
   JsMsg,
   { at: number; position: StreamPosition; streamCreated: string }
 >();
+
+/**
+ * Notes what the consumer stands on as `msg` arrives. Noted when its batch was handed over
+ * instead, a fact of a lost stream that waited behind a batch which found the stream made anew
+ * was taken for the new stream's, and its acknowledgement settled the new stream's fact at that
+ * sequence, held by another instance (a CI run: that fact was never delivered again).
+ */
+function noteDelivery<S extends string>(ctx: BatchContext<S>, msg: JsMsg): void {
+  deliveries.set(msg, { at: Date.now(), position: ctx.position, streamCreated: ctx.streamCreated });
+  ctx.position.delivered(msg.info.streamSequence);
+}
 
 function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
   return deliveries.get(msg)?.position ?? ctx.position;
@@ -616,12 +628,6 @@ async function handleBatch<S extends string>(
 ): Promise<void> {
   const batch: Delivered[] = [];
   for (const msg of messages) {
-    deliveries.set(msg, {
-      at: Date.now(),
-      position: ctx.position,
-      streamCreated: ctx.streamCreated,
-    });
-    ctx.position.delivered(msg.info.streamSequence);
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
     else await park(ctx, msg, read.reason);

@@ -849,10 +849,13 @@ Deno.test({
     const gate = ids.includes("1") ? "old" : ids.includes("4") ? "fresh" : undefined;
     return { ids, gate };
   };
-  // The slow instance: holds the old stream's facts until told.
+  // The slow instance: holds the old stream's facts until told. One fact per batch: fact 2 waits,
+  // received, behind the held batch, and is handed over after that batch found the stream made
+  // anew (a CI run: it was taken for the new stream's fact at its sequence and acknowledged).
   const slow = await consumeFacts(b.bus, {
     durable: "late",
     subject: "facts.catalog.>",
+    batchSize: 1,
     log: quiet,
     handle: async (batch) => {
       const { ids, gate } = gated(batch);

@@ -87,6 +87,12 @@ export interface PullSource {
   batchSize: number;
   /** Messages received and not yet settled, kept from redelivery while they wait or are handled. */
   inHand: InHand;
+  /**
+   * Told of each message as it arrives, before it waits for its batch: what the consumer stands
+   * on then (the stream it follows) is what the message came from, not what it stands on when
+   * the batch is handed over, after the batches before it.
+   */
+  received?(msg: JsMsg): void;
   handleBatch(messages: JsMsg[]): Promise<void>;
   /**
    * Asked while the pull stays stalled: a consumer the server no longer has (an ephemeral one,
@@ -169,6 +175,7 @@ async function pullOnce(
     for await (const msg of messages) {
       health.alive();
       inHand.hold(msg);
+      source.received?.(msg);
       pending.push(msg);
       // Not awaited: the loop goes on taking what arrives (and keeping it alive) while batches
       // are handled in turn; max_ack_pending bounds what can be in hand.
