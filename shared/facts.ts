@@ -123,6 +123,18 @@ export async function installOutbox(sql: Queryable): Promise<void> {
     await sql`alter table outbox
       add column if not exists recorded_at timestamptz not null default now()`.catch(raced);
   }
+  // Facts NATS cannot carry (larger than its max_payload), set aside by the relay (see
+  // `FactRelay`) so that they do not hold up the facts behind them; kept for the operator.
+  await sql`create table if not exists outbox_oversized (
+    seq bigint primary key,
+    id uuid not null unique,
+    subject text not null,
+    payload jsonb not null,
+    trace_context jsonb,
+    recorded_at timestamptz not null,
+    bytes integer not null,
+    set_aside_at timestamptz not null default now()
+  )`.catch(raced);
 }
 
 /** A fact whose type is not registered, or whose data does not match its schema. */
@@ -341,6 +353,35 @@ const DRAIN_HOLD_LIMIT = "15s";
 const STOP_FLUSH_MS = 2_000;
 /** Postgres' lock_not_available: another instance's drain holds the rows (see `#drain`). */
 const LOCK_NOT_AVAILABLE = "55P03";
+/** How many facts a drain takes at a time. */
+const DRAIN_BATCH = 200;
+/** NATS's own default `max_payload`, for a connection that has not said its server's. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room for a fact's headers (content type, message id, trace context) within max_payload. */
+const FACT_HEADER_ALLOWANCE = 1024;
+
+/** An outbox row as the relay reads it. */
+interface OutboxRow {
+  seq: string;
+  id: string;
+  subject: string;
+  payload: unknown;
+  trace_context: unknown;
+}
+
+/** A fact NATS cannot carry: its body's size, and the most the bus takes. */
+interface OversizedFact {
+  row: OutboxRow;
+  bytes: number;
+  limit: number;
+}
+
+/** The largest fact body the bus carries (its server's max_payload, less room for headers). */
+function factBodyLimit(bus: Bus): number {
+  return (bus.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - FACT_HEADER_ALLOWANCE;
+}
+
+const encoder = new TextEncoder();
 
 /** Publishes what the outbox holds, oldest first; safe with several instances running. */
 export class FactRelay {
@@ -413,35 +454,12 @@ export class FactRelay {
   }
 
   async #drain(): Promise<void> {
-    const js = jetstream(this.#bus.nc);
     try {
       for (;;) {
-        const sent = await this.#sql.begin(async (tx) => {
-          // Waits for rows another instance's relay holds (it is publishing them) instead of
-          // skipping them: skipped, later facts went out first, and a resource's facts could
-          // reach subscribers out of order when a service ran several instances. Bounded both
-          // ways: this wait (a lock timeout: tried again at the next kick or tick), and how long a
-          // drain may hold its rows without a word to Postgres (a frozen instance's drain is
-          // ended, its rows released), longer than a publish waits for JetStream.
-          await tx`select set_config('lock_timeout', ${DRAIN_LOCK_WAIT}, true),
-            set_config('idle_in_transaction_session_timeout', ${DRAIN_HOLD_LIMIT}, true)`;
-          const rows = await tx`select seq, id, subject, payload, trace_context from outbox
-            order by seq limit 200 for update`;
-          await Promise.all(rows.map((row) => {
-            const headers = cloudEventHeaders();
-            const publish = () =>
-              js.publish(this.#bus.subject(row.subject), JSON.stringify(row.payload), {
-                msgID: row.id,
-                headers,
-              });
-            return tracing
-              ? tracePublish(row as unknown as OutboxEntry, headers, publish)
-              : publish();
-          }));
-          if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
-          return rows.length;
-        });
-        if (sent < 200) break;
+        const { taken, setAside } = await this.#sql.begin((tx) => this.#drainBatch(tx));
+        // Logged once committed: a batch tried again (JetStream down) would log them again.
+        for (const fact of setAside) this.#reportSetAside(fact);
+        if (taken < DRAIN_BATCH) break;
       }
       if (this.#failing !== undefined) this.#log.info("publishing facts again");
       this.#failing = undefined;
@@ -460,6 +478,61 @@ export class FactRelay {
         );
       }
     }
+  }
+
+  /** Publishes the oldest facts of the outbox and removes them; says how many, and set aside. */
+  async #drainBatch(tx: Tx): Promise<{ taken: number; setAside: OversizedFact[] }> {
+    // Waits for rows another instance's relay holds (it is publishing them) instead of
+    // skipping them: skipped, later facts went out first, and a resource's facts could
+    // reach subscribers out of order when a service ran several instances. Bounded both
+    // ways: this wait (a lock timeout: tried again at the next kick or tick), and how long a
+    // drain may hold its rows without a word to Postgres (a frozen instance's drain is
+    // ended, its rows released), longer than a publish waits for JetStream.
+    await tx`select set_config('lock_timeout', ${DRAIN_LOCK_WAIT}, true),
+      set_config('idle_in_transaction_session_timeout', ${DRAIN_HOLD_LIMIT}, true)`;
+    const rows = await tx<OutboxRow[]>`select seq, id, subject, payload, trace_context
+      from outbox order by seq limit ${DRAIN_BATCH} for update`;
+    const bodies = rows.map((row) => JSON.stringify(row.payload));
+    const limit = factBodyLimit(this.#bus);
+    const oversized = rows.map((row, i) => ({
+      row,
+      bytes: encoder.encode(bodies[i]).length,
+      limit,
+    }))
+      .filter(({ bytes }) => bytes > limit);
+    // Checked before any is published: the client refuses such a fact at every attempt, and
+    // the facts published beside it went out ahead of it while its batch never left.
+    await this.#setAside(tx, oversized);
+    const js = jetstream(this.#bus.nc);
+    await Promise.all(rows.map((row, i) => {
+      if (oversized.some((big) => big.row === row)) return;
+      const headers = cloudEventHeaders();
+      const publish = () =>
+        js.publish(this.#bus.subject(row.subject), bodies[i], { msgID: row.id, headers });
+      return tracing ? tracePublish(row as unknown as OutboxEntry, headers, publish) : publish();
+    }));
+    if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
+    return { taken: rows.length, setAside: oversized };
+  }
+
+  /**
+   * Moves facts NATS cannot carry to `outbox_oversized`: they would hold up every fact behind
+   * them for good. Once max_payload is raised, the operator moves them back into the outbox.
+   */
+  async #setAside(tx: Tx, oversized: OversizedFact[]): Promise<void> {
+    for (const { row, bytes } of oversized) {
+      await tx`insert into outbox_oversized
+        (seq, id, subject, payload, trace_context, recorded_at, bytes)
+        select seq, id, subject, payload, trace_context, recorded_at, ${bytes}
+        from outbox where seq = ${row.seq}`;
+    }
+  }
+
+  #reportSetAside({ row, bytes, limit }: OversizedFact): void {
+    this.#log.error(
+      "a fact is larger than NATS carries; set aside in outbox_oversized, the facts behind it go on",
+      { id: row.id, subject: row.subject, bytes, limit },
+    );
   }
 
   /** Logs why a drain failed (once per cause); returns the cause. */

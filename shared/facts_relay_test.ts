@@ -90,3 +90,47 @@ Deno.test("[facts] FactRelay publishes again once a lost fact stream is made aga
     await sql.end();
   }
 });
+
+// Found by a review: a fact larger than NATS carries (max_payload, 1 MiB by default) was refused
+// by the client at every attempt, so its batch never left the outbox: the facts behind it in the
+// batch went out ahead of it (and again after each duplicate window), those after the batch never.
+Deno.test("[facts] FactRelay sets aside a fact larger than NATS carries and publishes the rest in order", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const log = recording();
+  const relay = new FactRelay(sql, tb.bus, log);
+  const record = async (name: string, filler = "") => {
+    const id = crypto.randomUUID();
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id, name, filler })})`;
+    return id;
+  };
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    await record("before");
+    const big = await record("big", "x".repeat(tb.bus.nc.info!.max_payload));
+    // More than one batch behind it.
+    for (let i = 0; i < 250; i++) await record(`after ${i}`);
+    for (let i = 0; i < 3; i++) await relay.flush();
+
+    const [{ count: left }] = await sql`select count(*)::int from outbox`;
+    assert.equal(left, 0, "no fact stays in the outbox");
+    const aside = await sql`select id from outbox_oversized`;
+    assert.deepEqual(aside.map((row) => row.id), [big], "the large fact is kept for the operator");
+    const errors = log.lines.filter((line) => line.level === "error");
+    assert.equal(errors.length, 1, "one error line for it");
+    const jsm = await jetstreamManager(tb.bus.nc);
+    const stream = facts.stream(tb.prefix);
+    const names = [];
+    for (let seq = 1; seq <= (await jsm.streams.info(stream)).state.messages; seq++) {
+      names.push((await jsm.streams.getMessage(stream, { seq }))!.json<{ name: string }>().name);
+    }
+    assert.deepEqual(names, ["before", ...Array.from({ length: 250 }, (_, i) => `after ${i}`)]);
+  } finally {
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+  }
+});
