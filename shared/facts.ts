@@ -42,6 +42,7 @@ import {
   type TransactionHooks,
   type Tx,
 } from "./db.ts";
+import { PayloadTooLargeError } from "./errors.ts";
 import { installIdempotency } from "./idempotency.ts";
 import { type FactData, FACTS, type FactType, isFactType } from "./fact_catalog.ts";
 import { factSubject, parseFactType } from "./fact_names.ts";
@@ -401,6 +402,21 @@ export class FactRelay {
     this.#log = log;
   }
 
+  /**
+   * Returns the fact when NATS can carry it, throws `PayloadTooLargeError` (413) otherwise: a
+   * change whose fact can never be published must not commit (subscribers would never learn
+   * of it).
+   */
+  carried<K extends FactType>(fact: Fact<K>): Fact<K> {
+    const limit = factBodyLimit(this.#bus);
+    if (encoder.encode(JSON.stringify(fact)).length > limit) {
+      throw new PayloadTooLargeError(
+        `Cannot record fact ${fact.type}: it is larger than the bus carries (${limit} bytes)`,
+      );
+    }
+    return fact;
+  }
+
   /** Publishes soon, without waiting: the request path never waits on JetStream. */
   kick(): void {
     if (this.#running) {
@@ -615,8 +631,8 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
  * Runs `change` in a transaction together with recording its fact, then asks the relay to
  * publish. `describe` turns the change's result into the fact (or null when nothing changed).
  *
- * The facts are built first (one that breaks its contract fails the change before any insert),
- * and their inserts, sent together, are answered before the COMMIT goes. Sending them with the
+ * The facts are built first (one that breaks its contract, or that NATS could not carry, fails
+ * the change before any insert), and their inserts, sent together, are answered before the COMMIT goes. Sending them with the
  * COMMIT instead saved a round trip but was tried and dropped (bench/FINDINGS.md, 2026-12-02): the
  * deadline check before the commit no longer covered the inserts (a 504 for a write committed
  * later), and postgres.js retries some failed prepared statements, which then ran after the
@@ -636,7 +652,7 @@ export async function changeWithFact<T>(
   // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
   return await transaction(sql, async (tx) => {
     const value = await change(tx);
-    const facts = [describe(value) ?? []].flat().map((fact) => buildFact(fact));
+    const facts = [describe(value) ?? []].flat().map((fact) => relay.carried(buildFact(fact)));
     await Promise.all(facts.map((fact) => insertFact(tx, fact)));
     return value;
   }, { afterCommit: () => relay.kick(), afterRollback: options.afterRollback });

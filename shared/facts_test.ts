@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import postgres from "postgres";
 import { openDatabase, type Sql } from "./db.ts";
 import { withDeadline } from "./deadline.ts";
-import { GatewayTimeoutError } from "./errors.ts";
+import { GatewayTimeoutError, PayloadTooLargeError } from "./errors.ts";
 import {
   changeWithFact,
   deleteFactStream,
@@ -105,6 +105,24 @@ Deno.test("[facts] a failed change leaves neither the row nor its fact", async (
   await t.relay.flush();
   assert.equal(await streamMessages(t), 0);
   assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 1);
+});
+
+// Found by a review: such a change committed, and its fact could never be published (NATS
+// refuses a message over its max_payload): subscribers never learnt of the change.
+Deno.test("[facts] a change whose fact is larger than NATS carries fails with 413, nothing committed", async () => {
+  await using t = await setUp();
+  const huge = "x".repeat(t.bus.nc.info!.max_payload);
+  await assert.rejects(
+    changeWithFact(
+      t.sql,
+      t.relay,
+      async (tx) => (await tx`insert into things (name) values ('huge') returning *`)[0],
+      (row) => thingFact(huge, String(row.id)),
+    ),
+    (error) => error instanceof PayloadTooLargeError && /Cannot record fact/.test(error.message),
+  );
+  assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 0, "rolled back");
+  assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
 });
 
 Deno.test("[facts] a fact Postgres refuses fails the write, and nothing of it is committed", async () => {
