@@ -354,6 +354,36 @@ const DRAIN_HOLD_LIMIT = "15s";
 const STOP_FLUSH_MS = 2_000;
 /** Postgres' lock_not_available: another instance's drain holds the rows (see `#drain`). */
 const LOCK_NOT_AVAILABLE = "55P03";
+/**
+ * How long a batch may go without an answer before the relay gives up on it and tries again on
+ * another connection: past what a healthy batch can take (its lock wait, a statement timeout and a
+ * publish timeout), and past DRAIN_HOLD_LIMIT, by when Postgres has released its rows. A host lost
+ * without a word (no FIN, no RST) left the batch waiting until the kernel gave up on the
+ * connection, over ten minutes, and the relay published nothing meanwhile (found by a review).
+ */
+const BATCH_GIVE_UP_MS = 20_000;
+
+/** A batch that got no answer in time (see BATCH_GIVE_UP_MS). */
+class BatchUnansweredError extends Error {}
+
+/** `work`'s outcome, or a `BatchUnansweredError` once `ms` have passed without one. */
+async function answeredWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new BatchUnansweredError(
+          `Cannot publish facts: no answer within ${ms} ms (Postgres or NATS lost without a word)`,
+        ),
+      ), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** How many facts a drain takes at a time. */
 const DRAIN_BATCH = 200;
 /** NATS's own default `max_payload`, for a connection that has not said its server's. */
@@ -472,7 +502,10 @@ export class FactRelay {
   async #drain(): Promise<void> {
     try {
       for (;;) {
-        const { taken, setAside } = await this.#sql.begin((tx) => this.#drainBatch(tx));
+        const { taken, setAside } = await answeredWithin(
+          this.#sql.begin((tx) => this.#drainBatch(tx)),
+          BATCH_GIVE_UP_MS,
+        );
         // Logged once committed: a batch tried again (JetStream down) would log them again.
         for (const fact of setAside) this.#reportSetAside(fact);
         if (taken < DRAIN_BATCH) break;

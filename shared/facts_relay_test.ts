@@ -5,6 +5,7 @@ import { deleteFactStream, ensureFactStream, FactRelay, installOutbox } from "./
 import type { Logger } from "./log.ts";
 import { facts } from "./subjects.ts";
 import { testBus, testDatabase } from "./testing.ts";
+import { silentProxy } from "@testing/silent_proxy.ts";
 
 function recording(): Logger & { lines: { level: string; message: string }[] } {
   const lines: { level: string; message: string }[] = [];
@@ -132,5 +133,49 @@ Deno.test("[facts] FactRelay sets aside a fact larger than NATS carries and publ
     await relay.stop();
     await deleteFactStream(tb.bus);
     await sql.end();
+  }
+});
+
+// Found by a review: when the relay's Postgres host went away without a word (no FIN, no RST: a
+// lost host, a failover to another address), its drain waited on the silent connection until the
+// kernel gave up on it (TCP keepalive, over ten minutes); meanwhile this instance published
+// nothing, though a new connection would have worked at once.
+Deno.test("[facts] FactRelay gives up on a batch Postgres does not answer and goes on", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  await using proxy = silentProxy(Number(new URL(db.url).port || 5432));
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const proxied = new URL(db.url);
+  proxied.port = String(proxy.port);
+  const relaySql = await openDatabase(proxied.href, { schema: "relay", max: 3 });
+  const relay = new FactRelay(relaySql, tb.bus, recording());
+  const record = async () => {
+    const id = crypto.randomUUID();
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id })})`;
+  };
+  const jsm = await jetstreamManager(tb.bus.nc);
+  const published = async () => (await jsm.streams.info(facts.stream(tb.prefix))).state.messages;
+  const within = async (ms: number, count: number) => {
+    const giveUpAt = Date.now() + ms;
+    while (Date.now() < giveUpAt && await published() < count) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return await published();
+  };
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    relay.start(100);
+    await record();
+    assert.equal(await within(5_000, 1), 1);
+    proxy.loseHost();
+    await record();
+    assert.equal(await within(30_000, 2), 2, "published on a new connection");
+  } finally {
+    await relay.stop(100);
+    await deleteFactStream(tb.bus);
+    await sql.end();
+    await relaySql.end({ timeout: 0.1 });
   }
 });
