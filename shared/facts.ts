@@ -386,8 +386,6 @@ async function answeredWithin<T>(work: Promise<T>, ms: number): Promise<T> {
 
 /** How many facts a drain takes at a time. */
 const DRAIN_BATCH = 200;
-/** NATS's own default `max_payload`, for a connection that has not said its server's. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** Room for a fact's headers (content type, message id, trace context) within max_payload. */
 const FACT_HEADER_ALLOWANCE = 1024;
 
@@ -407,9 +405,14 @@ interface OversizedFact {
   limit: number;
 }
 
-/** The largest fact body the bus carries (its server's max_payload, less room for headers). */
-function factBodyLimit(bus: Bus): number {
-  return (bus.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - FACT_HEADER_ALLOWANCE;
+/**
+ * The largest fact body the bus carries (its server's max_payload, less room for headers), or
+ * undefined while no server has said (reconnecting): a guess, such as NATS's default, would
+ * refuse or set aside facts that a server with a raised max_payload takes.
+ */
+function factBodyLimit(bus: Bus): number | undefined {
+  const max = bus.nc.info?.max_payload;
+  return max === undefined ? undefined : max - FACT_HEADER_ALLOWANCE;
 }
 
 const encoder = new TextEncoder();
@@ -439,7 +442,8 @@ export class FactRelay {
    */
   carried<K extends FactType>(fact: Fact<K>): Fact<K> {
     const limit = factBodyLimit(this.#bus);
-    if (encoder.encode(JSON.stringify(fact)).length > limit) {
+    // Unknown while reconnecting: the relay sets such a fact aside if it does not fit.
+    if (limit !== undefined && encoder.encode(JSON.stringify(fact)).length > limit) {
       throw new PayloadTooLargeError(
         `Cannot record fact ${fact.type}: it is larger than the bus carries (${limit} bytes)`,
       );
@@ -502,8 +506,10 @@ export class FactRelay {
   async #drain(): Promise<void> {
     try {
       for (;;) {
+        const limit = factBodyLimit(this.#bus);
+        if (limit === undefined) throw new Error("Cannot publish facts: not connected to NATS");
         const { taken, setAside } = await answeredWithin(
-          this.#sql.begin((tx) => this.#drainBatch(tx)),
+          this.#sql.begin((tx) => this.#drainBatch(tx, limit)),
           BATCH_GIVE_UP_MS,
         );
         // Logged once committed: a batch tried again (JetStream down) would log them again.
@@ -530,7 +536,7 @@ export class FactRelay {
   }
 
   /** Publishes the oldest facts of the outbox and removes them; says how many, and set aside. */
-  async #drainBatch(tx: Tx): Promise<{ taken: number; setAside: OversizedFact[] }> {
+  async #drainBatch(tx: Tx, limit: number): Promise<{ taken: number; setAside: OversizedFact[] }> {
     // Waits for rows another instance's relay holds (it is publishing them) instead of
     // skipping them: skipped, later facts went out first, and a resource's facts could
     // reach subscribers out of order when a service ran several instances. Bounded both
@@ -542,7 +548,6 @@ export class FactRelay {
     const rows = await tx<OutboxRow[]>`select seq, id, subject, payload, trace_context
       from outbox order by seq limit ${DRAIN_BATCH} for update`;
     const bodies = rows.map((row) => JSON.stringify(row.payload));
-    const limit = factBodyLimit(this.#bus);
     const oversized = rows.map((row, i) => ({
       row,
       bytes: encoder.encode(bodies[i]).length,
