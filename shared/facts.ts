@@ -11,7 +11,9 @@
  * Written through a transactional outbox: the fact is inserted in the same transaction as the
  * change (so a change never happens without its fact, nor a fact without its change), then a
  * relay publishes it with the fact id as JetStream message id (so a re-publish after a crash is
- * de-duplicated) and deletes it from the outbox.
+ * de-duplicated) and deletes it from the outbox. A change whose fact NATS could not carry (over
+ * its max_payload) fails with 413; one already recorded (max_payload lowered since) is moved to
+ * `outbox_oversized` with an error line, so that it does not hold up the facts behind it.
  *
  * @example
  * ```ts
