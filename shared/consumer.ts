@@ -259,6 +259,8 @@ export async function consumeFacts<S extends string>(
     position: new StreamPosition(floor, { shared: options.durable !== undefined }),
     streamCreated,
     streamCheckedAt: 0,
+    arrivals: 0,
+    streamCheckedUpTo: 0,
   };
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, batches);
@@ -428,15 +430,19 @@ interface BatchContext<S extends string> {
    * could not read it (its answer given up).
    */
   streamCheckedAt: number;
+  /** How many messages arrived so far (`noteDelivery` numbers each). */
+  arrivals: number;
+  /** How many had arrived at `streamCheckedAt`: the messages that read covers. */
+  streamCheckedUpTo: number;
 }
 
 /**
- * What the consumer stood on when each message arrived (`noteDelivery`): when, the position it counts in,
- * and the stream (its `created`) followed then.
+ * What the consumer stood on when each message arrived (`noteDelivery`): its number in the order
+ * of arrival, the position it counts in, and the stream (its `created`) followed then.
  */
 const deliveries = new WeakMap<
   JsMsg,
-  { at: number; position: StreamPosition; streamCreated: string }
+  { arrival: number; position: StreamPosition; streamCreated: string }
 >();
 
 /**
@@ -446,12 +452,27 @@ const deliveries = new WeakMap<
  * sequence, held by another instance (a CI run: that fact was never delivered again).
  */
 function noteDelivery<S extends string>(ctx: BatchContext<S>, msg: JsMsg): void {
-  deliveries.set(msg, { at: Date.now(), position: ctx.position, streamCreated: ctx.streamCreated });
+  deliveries.set(msg, {
+    arrival: ++ctx.arrivals,
+    position: ctx.position,
+    streamCreated: ctx.streamCreated,
+  });
   ctx.position.delivered(msg.info.streamSequence);
 }
 
 function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
   return deliveries.get(msg)?.position ?? ctx.position;
+}
+
+/**
+ * Whether a recent read of the stream was asked after each of `msgs` arrived: asked once per fact
+ * instead, a batch handed over one fact at a time (or rejecting many) waited a round trip per
+ * fact, and a second per fact while NATS was away (a review).
+ */
+function checkedSinceArrival<S extends string>(ctx: BatchContext<S>, msgs: JsMsg[]): boolean {
+  const newest = Math.max(...msgs.map((msg) => deliveries.get(msg)?.arrival ?? Infinity));
+  return newest <= ctx.streamCheckedUpTo &&
+    Date.now() - ctx.streamCheckedAt < LOST_STREAM_CHECK_MS;
 }
 
 /**
@@ -464,9 +485,8 @@ function followNewStream<S extends string>(ctx: BatchContext<S>, created: string
 }
 
 /**
- * Held for longer than this, messages are settled only once the stream is known to be the one
- * they came from (`fromLostStream`): a stream lost and made again, with a durable on it, takes
- * longer than that (a stall, REMAKE_CHECK_MS, before a consumer asks; a NATS restart).
+ * How long a read of the stream (`fromLostStream`) stands for the messages that had arrived when
+ * it was asked: facts settled one at a time, or parked one by one, do not each wait a round trip.
  */
 const LOST_STREAM_CHECK_MS = 250;
 
@@ -478,27 +498,29 @@ const LOST_STREAM_CHECK_MS = 250;
  * or stop (found by a review: the new stream's first facts were skipped for good). Not settled,
  * such a message is simply gone with its stream. This instance made the durable again itself when
  * its position changed; another instance did when the stream's `created` differs from the one
- * followed at delivery (read only for messages held long enough for that to happen; unreadable,
- * they are settled as before). This instance then follows the new stream from its start, should it
- * make the durable again (a replay, never a skip).
+ * followed at delivery (read after each message arrived; unreadable, they are settled as before).
+ * This instance then follows the new stream from its start, should it make the durable again (a
+ * replay, never a skip). Read only for messages held 250 ms or more, a fact settled sooner was
+ * acknowledged unchecked: an instance starting meanwhile makes the durable on a stream made anew
+ * at once, with no stall to wait out, and the fact at that sequence in its hand was settled (a
+ * review: 40-70 ms from deletion to the new fact in the other's hand; it was never delivered
+ * again once that instance crashed).
  */
 async function fromLostStream<S extends string>(
   ctx: BatchContext<S>,
   msgs: JsMsg[],
 ): Promise<Set<JsMsg>> {
   const lost = new Set(msgs.filter((msg) => positionOf(ctx, msg) !== ctx.position));
-  const heldSince = Math.min(...msgs.map((msg) => deliveries.get(msg)?.at ?? Infinity));
-  // The stream known to be the one followed later than the delivery counts as well (and, once it
-  // could not be read, facts are settled as before for as long): asked once per fact instead, a
-  // batch handed over one fact at a time (or rejecting many) waited a round trip per fact, and a
-  // second per fact while NATS was away (a review).
-  if (Date.now() - Math.max(heldSince, ctx.streamCheckedAt) < LOST_STREAM_CHECK_MS) return lost;
-  const asked = Date.now();
+  if (checkedSinceArrival(ctx, msgs)) return lost;
+  const asked = { at: Date.now(), upTo: ctx.arrivals };
   const created = await ctx.jsm.streams.info(ctx.stream).then(
     (info) => info.created,
     () => undefined,
   );
-  ctx.streamCheckedAt = created === undefined ? Date.now() : asked;
+  // Once it could not be read, facts are settled as before for as long.
+  const read = created === undefined ? { at: Date.now(), upTo: ctx.arrivals } : asked;
+  ctx.streamCheckedAt = read.at;
+  ctx.streamCheckedUpTo = read.upTo;
   if (created === undefined) return lost;
   for (const msg of msgs) {
     const delivered = deliveries.get(msg);

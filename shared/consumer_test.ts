@@ -918,6 +918,75 @@ Deno.test({
   }
 });
 
+// Found by a review: a fact settled within 250 ms of its arrival was acknowledged without asking
+// whether its stream was still the one it came from. An instance that starts meanwhile makes the
+// durable at once (no stall to wait out), so a stream deleted and made again in that quarter
+// second, its first fact handed to that instance, had that fact acknowledged by the old one's
+// acknowledgement (same stream name, durable and sequence); the instance then crashing, it was
+// never delivered again.
+Deno.test({
+  name:
+    "[consumer] a fact of a stream lost moments after it arrived never settles the new stream's",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const handled: string[] = [];
+  const gate = Promise.withResolvers<void>();
+  let holding = false;
+  // The instance that starts while the stream is made again; it "crashes" by closing its connection.
+  const crashing = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger: quiet });
+  let other: Awaited<ReturnType<typeof consumeFacts>> | undefined;
+  let remadeInMs = 0;
+  // While the quick instance handles fact 1: the stream is deleted and made again, the other
+  // instance starts and is handed the new stream's first fact (fact 2, at sequence 1), and holds it.
+  const remakeMeanwhile = async () => {
+    const began = Date.now();
+    await jsm.streams.delete(stream);
+    await ensureFactStream(b.bus);
+    other = await consumeFacts(crashing, {
+      durable: "quick",
+      subject: "facts.catalog.>",
+      log: quiet,
+      handle: async () => {
+        holding = true;
+        await gate.promise;
+      },
+    });
+    await publish(b, [fact(2)]);
+    await eventually(() => holding, 5000, "the new stream's fact in the other's hand");
+    remadeInMs = Date.now() - began;
+  };
+  const quick = await consumeFacts(b.bus, {
+    durable: "quick",
+    subject: "facts.catalog.>",
+    log: quiet,
+    handle: async (batch) => {
+      if (batch.some((f) => f.data.id === "1")) await remakeMeanwhile();
+      handled.push(...batch.map((f) => f.data.id));
+    },
+  });
+  try {
+    await publish(b, [fact(1)]);
+    await eventually(() => handled.includes("1"), 5000, "fact 1 handled");
+    await new Promise((resolve) => setTimeout(resolve, 300)); // its settling sent
+    assert.equal(
+      (await jsm.consumers.info(stream, "quick")).ack_floor.stream_seq,
+      0,
+      `the new stream's fact acknowledged before it was handled (made again in ${remadeInMs} ms)`,
+    );
+    await crashing.nc.close(); // a crash: the new stream's fact in hand is never settled
+    await eventually(() => handled.includes("2"), 10_000, "the new stream's fact again");
+  } finally {
+    gate.resolve();
+    await other?.stop().catch(() => {});
+    await quick.stop();
+    await crashing.close().catch(() => {});
+  }
+});
+
 // Found by a review: a parked copy's message id was the fact's stream sequence and the consumer,
 // so with the fact stream removed and made again (the parked stream kept), a fact of the new
 // stream parked at a sequence parked before (within the parked stream's duplicate window) was
