@@ -537,15 +537,29 @@ async function fromLostStream<S extends string>(
 }
 
 /**
- * The parked copy's headers: the original's (CloudEvents attributes, trace context), plus why
- * and by whom it was parked, so people reading the parked stream need not search the logs. The
- * reason is scrubbed and kept to one line (a header cannot hold a line break). JetStream's own
+ * A message's headers, or none when nats.js cannot read them (a name with a space, which the
+ * server carries as it is; nats.js reads them only when asked, and throws): read unguarded, such
+ * a message could never be parked (it came back every 5 s for good), and with tracing on a valid
+ * fact failed every attempt and then its parking, in place, for good (a review).
+ */
+function headersOf(msg: JsMsg): MsgHdrs | undefined {
+  try {
+    return msg.headers;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The parked copy's headers: the original's when readable (CloudEvents attributes, trace
+ * context), plus why and by whom it was parked, so people reading the parked stream need not
+ * search the logs. The reason is scrubbed and kept to one line (a header cannot hold a line break). JetStream's own
  * `Nats-*` headers stay behind: the original's message id or expectations would make the
  * parked stream refuse or drop the copy.
  */
 function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
   const h = headers();
-  for (const [key, values] of msg.headers ?? []) {
+  for (const [key, values] of headersOf(msg) ?? []) {
     if (key.toLowerCase().startsWith("nats-")) continue;
     for (const value of values) h.append(key, value);
   }
@@ -625,7 +639,7 @@ async function handOver<S extends string>(
   if (!tracing) return await ctx.options.handle(facts);
   const spans = startBatchSpans(
     ctx.name,
-    batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: msg.headers })),
+    batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: headersOf(msg) })),
   );
   try {
     const result = await withContext(spans.ctx, () => ctx.options.handle(facts));
