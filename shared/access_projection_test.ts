@@ -113,3 +113,22 @@ Deno.test("[access] AccessProjection answers cannot be changed by one handler fo
   const hit = projection.lookup("4/")!;
   assert.throws(() => (hit.caller as { isAdmin: boolean }).isAdmin = false, TypeError);
 });
+
+// Found by a review: entries were aged by the wall clock (Date.now), which NTP or an operator can
+// step back; stepped back an hour, every entry kept granting for an hour and its age limit, a
+// revoked role included (should a drop be missed).
+Deno.test("[access] AccessProjection ages entries by elapsed time, whatever the wall clock does", async () => {
+  const realNow = Date.now;
+  let stepMs = 0;
+  // The host's wall clock, which the test can set back as NTP or an operator would.
+  Date.now = () => realNow() + stepMs;
+  try {
+    const projection = new AccessProjection({ ttlMs: 50 });
+    assert.ok(projection.store("4/", answer(true), ["u:4"], projection.begin()));
+    stepMs = -3_600_000;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(projection.lookup("4/"), undefined, "served 100 ms after it was fetched");
+  } finally {
+    Date.now = realNow;
+  }
+});
