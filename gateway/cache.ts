@@ -86,7 +86,10 @@ export interface CacheOptions {
   settleMs?: number;
   /** How long changes are remembered for requests still in flight (default 30 s). */
   memoryMs?: number;
+  /** The clock entries are aged by (default: TaggedEntries', which only moves forward). */
   now?: () => number;
+  /** The wall clock a reply's own `expires` is read against (default `Date.now`). */
+  wallNow?: () => number;
 }
 
 /**
@@ -182,6 +185,7 @@ export class ResponseCache {
   #oldest: Entry | undefined;
   #newest: Entry | undefined;
   readonly #slabs: Slabs;
+  readonly #wallNow: () => number;
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -202,6 +206,7 @@ export class ResponseCache {
       now: options.now,
     });
     this.#slabs = new Slabs(this.maxBytes);
+    this.#wallNow = options.wallNow ?? Date.now;
   }
 
   /** Bytes held: entries (with the bodies that have buffers of their own) and slabs. */
@@ -285,10 +290,10 @@ export class ResponseCache {
       return false;
     }
     const now = this.#entries.now();
-    const until = this.#entries.settled(
-      reply.tags,
-      Math.min(now + this.ttlMs, reply.expires ?? Infinity),
-    );
+    // The reply's own expiry is a wall time (a code's end): how far off it is now, on the clock
+    // entries age by, which a step of the wall clock does not move.
+    const ownUntil = reply.expires === undefined ? Infinity : now + reply.expires - this.#wallNow();
+    const until = this.#entries.settled(reply.tags, Math.min(now + this.ttlMs, ownUntil));
     let size = ENTRY_OVERHEAD + key.length * 2 + reply.body.byteLength;
     for (const tag of reply.tags) size += TAG_OVERHEAD + tag.length * 2;
     if (size > this.maxBytes) {

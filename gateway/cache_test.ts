@@ -80,6 +80,7 @@ function settlingCache() {
     ttlMs: 10_000,
     settleMs: 500,
     now: time.now,
+    wallNow: time.now,
   });
   return { time, cache };
 }
@@ -99,6 +100,33 @@ Deno.test("[gateway] ResponseCache expires entries: TTL, their own expiry, settl
   assert.ok(cache.lookup("settled"));
   time.advance(9_600);
   assert.equal(cache.lookup("ttl"), undefined);
+});
+
+// Found by a review: entries were aged by the wall clock, which NTP or an operator steps. Set back
+// an hour, every entry outlived its hard age limit (the bound on what a missed fact can leave
+// stale) by that hour.
+Deno.test("[gateway] ResponseCache ages entries by elapsed time, whatever the wall clock does", () => {
+  const time = clock();
+  let wall = 1_700_000_000_000;
+  const cache = new ResponseCache({
+    maxBytes: 1 << 20,
+    ttlMs: 1_000,
+    now: time.now,
+    wallNow: () => wall,
+  });
+  cache.store("ttl", reply("a", ["x"]), cache.begin());
+  cache.store("own", reply("b", ["y"], { expires: wall + 500 }), cache.begin());
+  wall -= 3_600_000; // the wall clock set back an hour
+  time.advance(499);
+  assert.ok(cache.lookup("own"), "its own expiry is 500 ms off when stored");
+  time.advance(1);
+  assert.equal(
+    cache.lookup("own"),
+    undefined,
+    "gone 500 ms later, though the wall clock went back",
+  );
+  time.advance(500);
+  assert.equal(cache.lookup("ttl"), undefined, "gone at its age limit");
 });
 
 Deno.test("[gateway] ResponseCache: what it stores just after it was emptied only settles", async (t) => {

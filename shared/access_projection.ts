@@ -42,17 +42,8 @@ export interface AccessProjectionOptions {
   settleMs?: number;
   /** How long drops are remembered for fetches still in flight (default 30 s). */
   memoryMs?: number;
-  /** The clock entries are aged by, in ms (default `elapsedMs`). */
+  /** The clock entries are aged by, in ms (default: TaggedEntries', which only moves forward). */
   now?: () => number;
-}
-
-/**
- * Milliseconds on a clock that only moves forward: the wall clock (Date.now) is stepped by NTP or
- * an operator, and set back an hour it kept every entry granting for that hour on top of its age
- * limit (a review).
- */
-function elapsedMs(): number {
-  return performance.now();
 }
 
 interface Entry extends TaggedEntry {
@@ -73,7 +64,7 @@ export class AccessProjection {
     this.#entries = new TaggedEntries<Entry>({
       memoryMs: Math.max(options.memoryMs ?? 30_000, this.settleMs),
       onRemove: () => {},
-      now: options.now ?? elapsedMs,
+      now: options.now,
     });
   }
 

@@ -25,7 +25,7 @@
  * const entries = new TaggedEntries({ memoryMs: 30_000, onRemove: () => {} });
  * const began = entries.begin();
  * if (entries.fresh(["event:5"], began)) {
- *   entries.add({ key: "/v1/events/5", tags: ["event:5"], until: Date.now() + 60_000 });
+ *   entries.add({ key: "/v1/events/5", tags: ["event:5"], until: entries.now() + 60_000 });
  * }
  * entries.change(["event:5"], 0);
  * console.log(entries.get("/v1/events/5")); // undefined
@@ -52,6 +52,11 @@ export interface TaggedEntriesOptions<E> {
   memoryMs: number;
   /** Called for every entry that leaves (dropped, replaced, removed; not on `clear`). */
   onRemove: (entry: E) => void;
+  /**
+   * The clock entries are aged by, in ms (default `performance.now`: it only moves forward). The
+   * wall clock is stepped by NTP or an operator: set back an hour, it kept every entry, and the
+   * changes remembered for fetches in flight, an hour on top of their limits (a review).
+   */
   now?: () => number;
 }
 
@@ -74,7 +79,7 @@ export class TaggedEntries<E extends TaggedEntry> {
   constructor(options: TaggedEntriesOptions<E>) {
     this.#memoryMs = options.memoryMs;
     this.#onRemove = options.onRemove;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => performance.now());
   }
 
   get size(): number {
