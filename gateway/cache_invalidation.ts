@@ -85,11 +85,15 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
       cache.invalidate(touchedTags(msg.data));
     },
   });
-  emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
+  const stopped = new AbortController();
+  emptyOnMissedFacts(bus, cache, logger, "cache", stopped.signal).catch(() => cache.suspend(true));
   // The cache is in the metrics while it follows the facts: as long as the bus connection.
   const unwatch = watchCache(cache);
   bus.nc.closed().then(unwatch);
   return () => {
+    // Suspended for good: no longer hearing the facts, it must not serve what it keeps.
+    stopped.abort();
+    cache.suspend(true);
     subscription.unsubscribe();
     peers.unsubscribe();
     unwatch();

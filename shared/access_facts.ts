@@ -138,11 +138,13 @@ export async function followAccessFacts(
       apply(projection, touchedChange(touchedTags(msg.data)));
     },
   });
-  emptyOnMissedFacts(bus, projection, log, "access projection").catch(() =>
+  const stopped = new AbortController();
+  emptyOnMissedFacts(bus, projection, log, "access projection", stopped.signal).catch(() =>
     projection.suspend(true)
   );
   await bus.nc.flush();
   return () => {
+    stopped.abort();
     projection.suspend(true);
     for (const subscription of factSubscriptions) subscription.unsubscribe();
     touchedSubscription.unsubscribe();

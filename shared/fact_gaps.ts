@@ -5,7 +5,8 @@
  * the connection's status and says so: on a disconnect, a reconnect under way, a stale or forced
  * reconnect the keeper is suspended (it serves and stores nothing, and is emptied); after a
  * reconnect it resumes, empty, once a round trip proves the server has the subscriptions again;
- * a slow consumer or an error empties it; a connection closed for good leaves it suspended.
+ * a slow consumer or an error empties it; a connection closed for good leaves it suspended, and so
+ * does `signal` aborting (its keeper stopped following the facts).
  *
  * @example
  * ```ts ignore
@@ -24,7 +25,9 @@ export interface KeptFromFacts {
 }
 
 /**
- * Follows `bus`'s connection until it closes (see the module doc); `what` names it in logs.
+ * Follows `bus`'s connection until it closes or `signal` aborts (see the module doc); `what` names
+ * it in logs. A keeper that unsubscribed from the facts must abort: followed on, a reconnect
+ * resumed it, and it served what no fact dropped any more (a review).
  * While NATS is away nats.js reports every reconnect attempt (one every 250 ms): the keeper is
  * suspended on each, but the log says so once per loss and once when it resumes.
  */
@@ -33,7 +36,12 @@ export async function emptyOnMissedFacts(
   kept: KeptFromFacts,
   log: Logger,
   what: string,
+  signal?: AbortSignal,
 ): Promise<void> {
+  const statuses = bus.nc.status() as AsyncIterable<Status> & { stop(): void };
+  // Ends the loop below: nats.js's status iterator stops on `stop`.
+  signal?.addEventListener("abort", () => statuses.stop(), { once: true });
+  if (signal?.aborted) statuses.stop();
   let suspended = false;
   const suspend = (status: string) => {
     kept.suspend(true);
@@ -46,7 +54,8 @@ export async function emptyOnMissedFacts(
     suspended = false;
     log.info(`${what} resumed, empty: the fact subscription is back`);
   };
-  for await (const status of bus.nc.status() as AsyncIterable<Status>) {
+  for await (const status of statuses) {
+    if (signal?.aborted) break;
     switch (status.type) {
       case "disconnect":
       case "reconnecting":
@@ -57,7 +66,7 @@ export async function emptyOnMissedFacts(
       case "reconnect":
         suspend(status.type);
         // A round trip: the server has the subscriptions again before anything is kept.
-        await bus.nc.flush().then(resume, () => {});
+        await bus.nc.flush().then(() => signal?.aborted || resume(), () => {});
         break;
       case "slowConsumer":
       case "error":
@@ -68,6 +77,6 @@ export async function emptyOnMissedFacts(
         break;
     }
   }
-  // The connection is closed for good: nothing is kept any more.
+  // The connection is closed for good, or the keeper stopped following: nothing is kept any more.
   kept.suspend(true);
 }

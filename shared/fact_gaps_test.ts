@@ -51,3 +51,37 @@ Deno.test({
     await following;
   }
 });
+
+// Found by a review: a keeper that stopped following the facts (unsubscribed) was still followed
+// here, so a NATS reconnect resumed it: it served again what no fact would drop any more.
+Deno.test({
+  name: "[facts] emptyOnMissedFacts stopped by its signal leaves its keeper suspended for good",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using cluster = await startNatsCluster(1);
+  const [node] = cluster.nodes;
+  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
+  const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
+  const stopped = new AbortController();
+  const following = emptyOnMissedFacts(bus, kept, recording(), "cache", stopped.signal);
+  let reconnects = 0;
+  (async () => {
+    for await (const s of bus.nc.status() as AsyncIterable<Status>) {
+      if (s.type === "reconnect") reconnects++;
+    }
+  })();
+  try {
+    stopped.abort();
+    await eventually(() => kept.suspended, 2_000, "suspended once stopped");
+    await cluster.kill(node.name);
+    await cluster.revive(node.name);
+    await eventually(() => reconnects >= 1, 10_000, "the reconnect");
+    await bus.nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a resume would have come by now
+    assert.ok(kept.suspended, "still suspended after the reconnect");
+  } finally {
+    await bus.nc.close();
+    await following;
+  }
+});
