@@ -41,6 +41,11 @@ export class StreamPosition {
   /** The server says every fact up to `sequence` is settled (its acknowledgement floor). */
   acknowledgedUpTo(sequence: number): void {
     this.#acknowledged = Math.max(this.#acknowledged, sequence);
+    // Settled by some instance (a fact this one gave back and another then handled): kept, it
+    // held every remake back to it, a replay of everything since, and the set grew for good.
+    for (const unsettled of this.#unsettled) {
+      if (unsettled <= sequence) this.#unsettled.delete(unsettled);
+    }
   }
 
   /** A fact at `sequence` was handed to the consumer (again, after a redelivery). */

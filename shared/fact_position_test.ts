@@ -28,3 +28,20 @@ Deno.test("[fact position] a shared consumer never resumes past the server's ack
   position.acknowledgedUpTo(12);
   assert.equal(position.resumeAt(), 10, "nor past where this instance itself stands");
 });
+
+// Found by a review: a fact this instance gave back (a batch it could not handle, or one held when
+// it stopped a pull) and another instance then handled stayed "unsettled" here for good: every
+// remake replayed from it, and such facts piled up over a long life.
+Deno.test("[fact position] a fact given back and settled by another instance is forgotten at the floor", () => {
+  const position = new StreamPosition(3, { shared: true });
+  position.delivered(4); // given back, never settled here
+  for (const sequence of [5, 6, 7, 8, 9]) {
+    position.delivered(sequence);
+    position.settled(sequence);
+  }
+  assert.equal(position.resumeAt(), 4);
+  position.acknowledgedUpTo(9);
+  assert.equal(position.resumeAt(), 10, "every instance settled up to 9");
+  position.delivered(11);
+  assert.equal(position.resumeAt(), 10, "still never past the floor");
+});
