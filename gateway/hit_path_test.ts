@@ -390,6 +390,56 @@ Deno.test("[gateway] a hit the relay answers itself has the answer's time while 
   }
 });
 
+/**
+ * Everything `conn` receives until the server closes it (at most `ms`), as whole answers framed by
+ * their Content-Length, and the bytes after the last whole one (a partial answer).
+ */
+async function wholeAnswersUntilClosed(conn: Deno.Conn, ms: number) {
+  const chunks: Uint8Array[] = [];
+  const timer = setTimeout(() => conn.close(), ms);
+  const buffer = new Uint8Array(65_536);
+  try {
+    for (let n; (n = await conn.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));
+  } catch {
+    // Closed by the timer or reset: what came is what counts.
+  }
+  clearTimeout(timer);
+  let bytes = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  chunks.reduce((at, c) => (bytes.set(c, at), at + c.length), 0);
+  let whole = 0;
+  for (;;) {
+    const text = new TextDecoder().decode(bytes.subarray(0, 16_384));
+    const end = text.indexOf("\r\n\r\n");
+    const length = /\r\ncontent-length: (\d+)/i.exec(text.slice(0, end))?.[1];
+    if (end === -1 || length === undefined || bytes.length < end + 4 + Number(length)) break;
+    bytes = bytes.subarray(end + 4 + Number(length));
+    whole++;
+  }
+  return { whole, partial: bytes.length };
+}
+
+Deno.test("[gateway] shutdown lets a hit the relay is writing end whole", async () => {
+  await using gw = await hitGateway();
+  const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 };
+  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, gw.gateway.fetch);
+  const wire = await Wire.open(relaying.port);
+  // About 800 kB a page: a few of them fill the sockets' buffers while the client reads nothing,
+  // so that shutdown comes while the relay is writing one.
+  const big = HEAD.replace(" HTTP", "?page%5Bsize%5D=12000 HTTP") + "\r\n";
+  for (let i = 0; i < 2; i++) await wire.exchange(big);
+  for (let i = 0; i < 16; i++) {
+    await wire.send(big);
+    await new Promise((resolve) => setTimeout(resolve, 30)); // one head a read
+  }
+  const shutdown = relaying.shutdown();
+  // The client goes on reading a moment later: by then the inner server has closed its side.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const { whole, partial } = await wholeAnswersUntilClosed(wire.conn, 10_000);
+  await shutdown;
+  assert.ok(whole > 0, "the pages written before shutdown arrived");
+  assert.equal(partial, 0, `no page cut off mid-body (after ${whole} whole ones)`);
+});
+
 /** A small seeded generator (mulberry32), so that a failing mix can be replayed. */
 function seeded(seed: number): () => number {
   return () => {

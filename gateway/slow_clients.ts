@@ -235,32 +235,39 @@ function ownAnswer(
   return undefined;
 }
 
-/** Writes the relay's own answer; one it must wait for is owed (`owed`) until written. */
+/**
+ * Writes the relay's own answer, owed (`owed`) until written: shutdown waits for it before the
+ * inner server closes its side, which ends the connection (a page being written to a client was
+ * cut off mid-body at shutdown, a review, 2026-12-03).
+ */
 async function writeOwn(
   client: Deno.Conn,
   clock: Clock,
   answered: Uint8Array[] | Promise<Uint8Array[]>,
   owed: Set<Promise<void>>,
 ): Promise<void> {
-  // The head is in and its answer owed: the answer's time, not the header's, also while a page
-  // is written to a client slow to read it (a hit's answer was cut off at the header timeout).
-  clock.headsIn(1);
-  const progressed = (bytes: number) => clock.progressed(bytes);
-  if (Array.isArray(answered)) {
-    for (const part of answered) await writeAll(client, part, progressed);
-    clock.answered();
-    return;
-  }
-  const written = (async () => {
-    for (const part of await answered) await writeAll(client, part, progressed);
-    clock.answered();
-  })();
+  const written = writeParts(client, clock, answered);
   owed.add(written);
   try {
     await written;
   } finally {
     owed.delete(written);
   }
+}
+
+/** Writes the parts of the relay's own answer, under the answer's clock. */
+async function writeParts(
+  client: Deno.Conn,
+  clock: Clock,
+  answered: Uint8Array[] | Promise<Uint8Array[]>,
+): Promise<void> {
+  // The head is in and its answer owed: the answer's time, not the header's, also while a page
+  // is written to a client slow to read it (a hit's answer was cut off at the header timeout).
+  clock.headsIn(1);
+  const progressed = (bytes: number) => clock.progressed(bytes);
+  const parts = Array.isArray(answered) ? answered : await answered;
+  for (const part of parts) await writeAll(client, part, progressed);
+  clock.answered();
 }
 
 /**
