@@ -108,6 +108,25 @@ function isInterimAlone(chunk: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * HTTP/2's connection preface (RFC 9113 §3.4). `Deno.serve` speaks h2c to a client that opens
+ * with it, and the relay's clock reads HTTP/1.1 heads: every PING's answer gave such a connection
+ * the header timeout again, so one that never sent a request stayed open for good.
+ */
+const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * How much of the HTTP/2 preface a connection's first bytes match once `chunk` is added to the
+ * `matched` before it: -1 as soon as one differs (HTTP/1.1, decided by the second byte at most),
+ * `H2_PREFACE.length` when all of it came.
+ */
+function prefaceMatched(chunk: Uint8Array, matched: number): number {
+  for (let i = 0; i < chunk.length && matched < H2_PREFACE.length; i++, matched++) {
+    if (chunk[i] !== H2_PREFACE[matched]) return -1;
+  }
+  return matched;
+}
+
 /** Writes all of `bytes`, telling `progress` how many each write took. */
 async function writeAll(
   conn: Deno.Conn,
@@ -318,11 +337,17 @@ async function relay(
     const buffer = new Uint8Array(16 * 1024);
     // A read begun while the relay waited for its own answer: the client's next bytes, or its end.
     let next: Promise<number | null> | undefined;
+    let preface = 0;
     for (;;) {
       const n = await (next ?? client.read(buffer));
       next = undefined;
       if (n === null) break;
       const chunk = buffer.subarray(0, n);
+      if (preface !== -1) {
+        // HTTP/1.1 only: the clock cannot time HTTP/2 (see H2_PREFACE), so it is closed.
+        preface = prefaceMatched(chunk, preface);
+        if (preface === H2_PREFACE.length) break;
+      }
       const answered = exchanges?.following && answer
         ? ownAnswer(chunk, exchanges, answer)
         : undefined;

@@ -410,3 +410,64 @@ Deno.test("[gateway] an answer the relay writes itself earns more time per 64 Ki
     sweeper.stop();
   }
 });
+
+/** HTTP/2 frames: SETTINGS, its ACK, a PING (RFC 9113 §6.5, §6.7). */
+const H2_FRAMES = {
+  preface: encoder.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+  settings: new Uint8Array([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+  ack: new Uint8Array([0, 0, 0, 4, 1, 0, 0, 0, 0]),
+  ping: new Uint8Array([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+};
+
+/** Sends the HTTP/2 preface (in `split` pieces) and pings; how long until the server closed. */
+async function pingH2(port: number, split: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const started = Date.now();
+  let closed = false;
+  const reading = readUntil(conn, () => false).then(() => closed = true);
+  const step = Math.ceil(H2_FRAMES.preface.length / split);
+  const send = (bytes: Uint8Array) => conn.write(bytes).catch(() => closed = true);
+  for (let at = 0; at < H2_FRAMES.preface.length; at += step) {
+    await send(H2_FRAMES.preface.subarray(at, at + step));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await send(H2_FRAMES.settings);
+  await send(H2_FRAMES.ack);
+  while (!closed && Date.now() - started < 4 * LIMIT_MS) {
+    await send(H2_FRAMES.ping);
+    await new Promise((resolve) => setTimeout(resolve, LIMIT_MS / 4));
+  }
+  const tookMs = Date.now() - started;
+  conn.close();
+  await reading;
+  return tookMs;
+}
+
+Deno.test("[gateway] an HTTP/2 connection cannot hold the relay past the header timeout", async (t) => {
+  // Deno.serve speaks h2c to a client that opens with HTTP/2's preface, and the relay's clock
+  // reads HTTP/1.1 heads: every PING's answer gave such a connection the header timeout again, so
+  // one that never sent a request stayed open for good (a review, 2026-12-03).
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS },
+    () => new Response("ok"),
+  );
+  try {
+    for (const split of [1, 24]) {
+      await t.step(`the preface in ${split} write(s): closed at once`, async () => {
+        const tookMs = await pingH2(server.port, split);
+        assert.ok(tookMs < LIMIT_MS, `closed after ${tookMs} ms`);
+      });
+    }
+    await t.step("an HTTP/1.1 request that starts with P is still answered", async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await conn.write(encoder.encode("P"));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await conn.write(encoder.encode("UT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"));
+      const text = await readUntil(conn, (text) => text.endsWith("ok"));
+      conn.close();
+      assert.match(text, /^HTTP\/1\.1 200 OK/);
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
