@@ -254,28 +254,8 @@ function ownAnswer(
   return undefined;
 }
 
-/**
- * Writes the relay's own answer, owed (`owed`) until written: shutdown waits for it before the
- * inner server closes its side, which ends the connection (a page being written to a client was
- * cut off mid-body at shutdown, a review, 2026-12-03).
- */
+/** Writes the relay's own answer (one it must wait for, once it came) under the answer's clock. */
 async function writeOwn(
-  client: Deno.Conn,
-  clock: Clock,
-  answered: Uint8Array[] | Promise<Uint8Array[]>,
-  owed: Set<Promise<void>>,
-): Promise<void> {
-  const written = writeParts(client, clock, answered);
-  owed.add(written);
-  try {
-    await written;
-  } finally {
-    owed.delete(written);
-  }
-}
-
-/** Writes the parts of the relay's own answer, under the answer's clock. */
-async function writeParts(
   client: Deno.Conn,
   clock: Clock,
   answered: Uint8Array[] | Promise<Uint8Array[]>,
@@ -287,6 +267,34 @@ async function writeParts(
   const parts = Array.isArray(answered) ? answered : await answered;
   for (const part of parts) await writeAll(client, part, progressed);
   clock.answered();
+}
+
+/**
+ * Writes the relay's own answer, owed until written: shutdown waits for it before the inner
+ * server closes its side, which ends the connection (a cache hit being written was cut off
+ * mid-body at shutdown: a review, 2026-12-03). True when the client left (`reading`, the read
+ * begun while a signed-in answer is awaited, found its end) before it was written.
+ */
+async function writeOwed(
+  client: Deno.Conn,
+  clock: Clock,
+  answered: Uint8Array[] | Promise<Uint8Array[]>,
+  owed: Set<Promise<void>>,
+  reading: Promise<number | null> | undefined,
+): Promise<boolean> {
+  const writing = writeOwn(client, clock, answered);
+  owed.add(writing);
+  try {
+    if (reading) {
+      writing.catch(() => {}); // a client that left: the write fails, the connection is closed
+      const left = reading.then((read) => read === null, () => true);
+      if (await Promise.race([writing.then(() => false), left])) return true;
+    }
+    await writing;
+    return false;
+  } finally {
+    owed.delete(writing);
+  }
 }
 
 /**
@@ -351,21 +359,15 @@ async function relay(
       const answered = exchanges?.following && answer
         ? ownAnswer(chunk, exchanges, answer)
         : undefined;
-      if (Array.isArray(answered)) {
-        await writeOwn(client, clock, answered, owed);
-      } else if (answered) {
+      if (answered) {
         // The head is read (the buffer is free). Reading on while the service answers lets a
         // client that left go now, as the full path does, instead of holding its socket and the
         // relay's (three descriptors in all) until the answer or its 504; bytes it sends meanwhile
         // wait for their turn, after the answer.
-        next = client.read(buffer);
-        const writing = writeOwn(client, clock, answered, owed);
-        writing.catch(() => {}); // a client that left: the write fails, the connection is closed
-        const left = next.then((read) => read === null, () => true);
-        if (await Promise.race([writing.then(() => false), left])) break;
-        await writing;
+        if (!Array.isArray(answered)) next = client.read(buffer);
+        if (await writeOwed(client, clock, answered, owed, next)) break;
+        continue;
       }
-      if (answered) continue;
       clock.headsIn(headEnds.count(chunk));
       await writeAll(upstream, chunk);
     }
