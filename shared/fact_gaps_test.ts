@@ -14,27 +14,37 @@ function recording(): Logger & { messages: string[] } {
   return { messages, debug: keep, info: keep, warn: keep, error: keep };
 }
 
+/**
+ * A bus on a one-node cluster of its own, a keeper for it, and how many of each status its
+ * connection has reported.
+ */
+async function keeperOnOwnNode() {
+  const cluster = await startNatsCluster(1);
+  const [node] = cluster.nodes;
+  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
+  const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
+  const seen: Record<string, number> = {};
+  (async () => {
+    for await (const s of bus.nc.status() as AsyncIterable<Status>) {
+      seen[s.type] = (seen[s.type] ?? 0) + 1;
+    }
+  })();
+  return { cluster, node, bus, kept, seen };
+}
+
 Deno.test({
   name: "[facts] emptyOnMissedFacts logs a NATS outage once and the resume once, not per attempt",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await using cluster = await startNatsCluster(1);
-  const [node] = cluster.nodes;
-  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
-  const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
+  const { cluster: own, node, bus, kept, seen } = await keeperOnOwnNode();
+  await using cluster = own;
   const log = recording();
   const following = emptyOnMissedFacts(bus, kept, log, "cache");
-  let attempts = 0;
-  (async () => {
-    for await (const s of bus.nc.status() as AsyncIterable<Status>) {
-      if (s.type === "reconnecting") attempts++;
-    }
-  })();
   try {
     await cluster.kill(node.name);
     // nats.js reports each attempt, one every 250 ms: several while the server is away.
-    await eventually(() => attempts >= 4, 10_000, "reconnect attempts");
+    await eventually(() => (seen.reconnecting ?? 0) >= 4, 10_000, "reconnect attempts");
     assert.ok(kept.suspended, "suspended while NATS is away");
     assert.deepEqual(log.messages, [
       "cache emptied and suspended: the fact subscription may miss facts",
@@ -59,24 +69,16 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await using cluster = await startNatsCluster(1);
-  const [node] = cluster.nodes;
-  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
-  const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
+  const { cluster: own, node, bus, kept, seen } = await keeperOnOwnNode();
+  await using cluster = own;
   const stopped = new AbortController();
   const following = emptyOnMissedFacts(bus, kept, recording(), "cache", stopped.signal);
-  let reconnects = 0;
-  (async () => {
-    for await (const s of bus.nc.status() as AsyncIterable<Status>) {
-      if (s.type === "reconnect") reconnects++;
-    }
-  })();
   try {
     stopped.abort();
     await eventually(() => kept.suspended, 2_000, "suspended once stopped");
     await cluster.kill(node.name);
     await cluster.revive(node.name);
-    await eventually(() => reconnects >= 1, 10_000, "the reconnect");
+    await eventually(() => (seen.reconnect ?? 0) >= 1, 10_000, "the reconnect");
     await bus.nc.flush();
     await new Promise((resolve) => setTimeout(resolve, 100)); // a resume would have come by now
     assert.ok(kept.suspended, "still suspended after the reconnect");
