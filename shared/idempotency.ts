@@ -228,6 +228,7 @@ async function runHeld(
   let reply: HttpReply;
   try {
     reply = await withScope({ held }, run);
+    held.throwIfLost();
   } catch (error) {
     // Rolled back: nothing changed, so the key is free for a retry.
     await held.abandon(error);
@@ -262,6 +263,12 @@ class HeldAnswer implements HeldTransaction {
   #committed: Promise<unknown> | undefined;
   /** The hooks of the changes the open transaction holds. */
   #hooks: TransactionHooks[] = [];
+  /**
+   * Why a change the handler was told had worked rolled back before the answer (its connection
+   * lost, Postgres restarted): the handler's answer describes a change that is gone, so it must
+   * not be recorded nor sent, and nothing more may join a new transaction in its place.
+   */
+  #lost: { error: unknown } | undefined;
   readonly #answer = Promise.withResolvers<HttpReply>();
 
   constructor(readonly request: KeyedRequest) {
@@ -270,19 +277,24 @@ class HeldAnswer implements HeldTransaction {
 
   join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     // A second change of the same request: part of the same transaction.
+    if (this.#lost) return Promise.reject(this.#lost.error);
     if (this.#tx) return this.#joinSavepoint(this.#tx, work, hooks);
     this.#hooks.push(hooks);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const tracked = settling(work);
+    let told = false;
     this.#committed = sql.begin((tx) =>
       bounded(tx, async () => {
         this.#tx = tx;
         resolve(await tracked.work(tx));
+        told = true;
         await recordAnswer(tx, this.request, await this.#answer.promise);
       })
     ).catch((error) => {
       // Rolled back, whether the change failed, the handler failed after it, or the commit was
-      // refused: as if these changes had never been tried (the handler may go on).
+      // refused: as if these changes had never been tried (the handler may go on if it was told,
+      // by its change's own failure; if not, the request fails: see #lost).
+      if (told) this.#lost ??= { error };
       this.#tx = undefined;
       this.#committed = undefined;
       noteDatabaseError(sql, error);
@@ -316,6 +328,11 @@ class HeldAnswer implements HeldTransaction {
     }
     this.#hooks.push(hooks);
     return value;
+  }
+
+  /** Throws why a change the handler counts as made rolled back before its answer. */
+  throwIfLost(): void {
+    if (this.#lost) throw this.#lost.error;
   }
 
   async finish(sql: Sql, reply: HttpReply): Promise<void> {
