@@ -259,10 +259,17 @@ async function recordAnswer(tx: Queryable, request: KeyedRequest, reply: HttpRep
 
 /** The transaction of one keyed request, kept open from its first change until its answer. */
 class HeldAnswer implements HeldTransaction {
-  #tx: Tx | undefined;
+  /**
+   * The open transaction, from the moment it is asked for: a change started while it is still
+   * opening waits for it, rather than opening a second one (which then lost the race to record
+   * the answer and rolled back, while the handler answered 201 for both changes).
+   */
+  #tx: Promise<Tx> | undefined;
   #committed: Promise<unknown> | undefined;
   /** The hooks of the changes the open transaction holds. */
   #hooks: TransactionHooks[] = [];
+  /** Whether a change of the open transaction has told the handler it worked. */
+  #told = false;
   /**
    * Why a change the handler was told had worked rolled back before the answer (its connection
    * lost, Postgres restarted): the handler's answer describes a change that is gone, so it must
@@ -276,28 +283,36 @@ class HeldAnswer implements HeldTransaction {
   }
 
   join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
-    // A second change of the same request: part of the same transaction.
     if (this.#lost) return Promise.reject(this.#lost.error);
-    if (this.#tx) return this.#joinSavepoint(this.#tx, work, hooks);
+    // A further change of the same request: part of the same transaction.
+    if (this.#tx) return this.#tx.then((tx) => this.#joinSavepoint(tx, work, hooks));
+    return this.#open(sql, work, hooks);
+  }
+
+  #open<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     this.#hooks.push(hooks);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const opened = Promise.withResolvers<Tx>();
+    opened.promise.catch(() => {});
+    this.#tx = opened.promise;
     const tracked = settling(work);
-    let told = false;
     this.#committed = sql.begin((tx) =>
       bounded(tx, async () => {
-        this.#tx = tx;
+        opened.resolve(tx);
         resolve(await tracked.work(tx));
-        told = true;
+        this.#told = true;
         await recordAnswer(tx, this.request, await this.#answer.promise);
       })
     ).catch((error) => {
       // Rolled back, whether the change failed, the handler failed after it, or the commit was
       // refused: as if these changes had never been tried (the handler may go on if it was told,
       // by its change's own failure; if not, the request fails: see #lost).
-      if (told) this.#lost ??= { error };
+      if (this.#told) this.#lost ??= { error };
+      this.#told = false;
       this.#tx = undefined;
       this.#committed = undefined;
       noteDatabaseError(sql, error);
+      opened.reject(error);
       reject(error);
       // A lost connection rejects at once, while the change may still be running (db.ts).
       const hooks = this.#hooks.splice(0);
@@ -327,6 +342,7 @@ class HeldAnswer implements HeldTransaction {
       throw error;
     }
     this.#hooks.push(hooks);
+    this.#told = true;
     return value;
   }
 

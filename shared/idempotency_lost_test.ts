@@ -100,3 +100,27 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "[idempotency] two changes a keyed handler starts at once commit together with its answer",
+  async () => {
+    await using db = await testDatabase();
+    await using b = await testBus();
+    const sql = await openDatabase(db.url, { schema: "together" });
+    try {
+      await installIdempotency(sql);
+      await sql`create table things (id serial primary key, key text not null)`;
+      const key = crypto.randomUUID();
+      const insert = () => transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+      await using _service = serveKeyed(b.bus, sql, async () => {
+        await Promise.all([insert(), insert()]);
+        return { status: 201, body: null };
+      });
+      const statuses = [await send(b.bus, key), await send(b.bus, key)];
+      const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
+      assert.deepEqual({ statuses, count }, { statuses: [201, 201], count: 2 });
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  },
+);
