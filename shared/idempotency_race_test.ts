@@ -1,0 +1,97 @@
+/**
+ * Requests racing on one Idempotency-Key, served by two instances (two pools, one queue group),
+ * with the real Postgres and NATS: the change is made once, whatever the timing.
+ */
+import assert from "node:assert/strict";
+import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
+import { openDatabase, type Sql, transaction } from "./db.ts";
+import { installIdempotency, withIdempotency } from "./idempotency.ts";
+import type { HttpReply, HttpRequest } from "./schemas/http.ts";
+import { testBus, testDatabase } from "./testing.ts";
+
+const endpoint = httpEndpoint("test.race");
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Serves `handler` on each pool of `pools` (an instance each), until disposed. */
+function serveInstances(bus: Bus, pools: Sql[], handler: Handler<HttpRequest, HttpReply>) {
+  const services = pools.map((sql) => {
+    const [wrapped] = withIdempotency(sql, [route(endpoint, handler)]);
+    return bus.serve({ name: "idempotency-race-test", version: "0.0.0" }, [wrapped]);
+  });
+  return {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(services.map((service) => service.stop()));
+    },
+  };
+}
+
+/** Sends the one request of these tests with `key`; resolves to its status (an error's too). */
+async function send(bus: Bus, key: string, timeoutMs = 5_000): Promise<number> {
+  const req: HttpRequest = {
+    actor: { id: "7" },
+    params: {},
+    path: "/r",
+    query: {},
+    requestId: "r",
+  };
+  try {
+    return (await bus.forward(endpoint, req, { timeoutMs, idempotencyKey: key })).status;
+  } catch (error) {
+    return (error as { status?: number }).status ?? 500;
+  }
+}
+
+Deno.test("[idempotency] requests racing on one key change once", async (t) => {
+  await using db = await testDatabase();
+  await using b = await testBus();
+  const pools = [
+    await openDatabase(db.url, { schema: "race" }),
+    await openDatabase(db.url, { schema: "race" }),
+  ];
+  const [sql] = pools;
+  try {
+    await installIdempotency(sql);
+    await sql`create table things (id serial primary key, key text not null)`;
+    const rows = async (key: string) =>
+      (await sql`select count(*)::int from things where key = ${key}`)[0].count;
+    let slowFor = 0;
+    await using _instances = serveInstances(b.bus, pools, async (req) => {
+      const key = req.requestId;
+      await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+      const slow = slowFor;
+      slowFor = 0;
+      await pause(slow || 100);
+      return { status: 201, body: null };
+    });
+
+    await t.step("twenty at once on two instances: one 201, the others 409", async () => {
+      const key = crypto.randomUUID();
+      slowFor = 1_000; // the others all arrive while the first runs
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => send(b.bus, key)));
+      assert.deepEqual(statuses.filter((s) => s !== 409), [201], statuses.join());
+      assert.equal(await rows("r"), 1);
+      assert.equal(await send(b.bus, key), 201, "a retry afterwards replays");
+      assert.equal(await rows("r"), 1);
+    });
+
+    await t.step(
+      "a retry after the first's deadline runs once; the first never commits",
+      async () => {
+        await sql`delete from things`;
+        const key = crypto.randomUUID();
+        slowFor = 1_500;
+        const first = send(b.bus, key, 700);
+        await pause(900);
+        const retry = await send(b.bus, key);
+        assert.equal(await first, 504);
+        assert.equal(retry, 201);
+        await pause(1_000); // the first has woken up and tried to finish
+        assert.equal(await rows("r"), 1);
+        assert.equal(await send(b.bus, key), 201);
+        assert.equal(await rows("r"), 1);
+      },
+    );
+  } finally {
+    await Promise.all(pools.map((pool) => pool.end({ timeout: 1 })));
+  }
+});
