@@ -151,6 +151,32 @@ Deno.test("[payments] POST /v1/webhooks/stripe refuses bad and stale signatures 
   });
 });
 
+Deno.test("[payments] POST /v1/webhooks/stripe points a signed event's bad field out in its 400", async (t) => {
+  await using p = await startPaymentsSystem();
+  const { grant } = await linked(p);
+  const event = (fields: Record<string, unknown>) =>
+    JSON.stringify({ ...JSON.parse(deauthorizedEvent(grant.accountId)), ...fields });
+  const cases: [string, string, string, RegExp][] = [
+    ["a body that is not JSON", "not json", "", /not JSON/],
+    ["a JSON array", "[]", "", /not a JSON object/],
+    ["null", "null", "", /not a JSON object/],
+    ["no id", event({ id: undefined }), "/id", /\bid\b/],
+    ["a numeric id", event({ id: 12 }), "/id", /\bid\b/],
+    ["an id of 256 characters", event({ id: "e".repeat(256) }), "/id", /255/],
+    ["a null type", event({ type: null }), "/type", /\btype\b/],
+    ["an empty type", event({ type: "" }), "/type", /\btype\b/],
+    ["a created time after 9999", event({ created: 1e13 }), "/created", /created/],
+  ];
+  for (const [name, payload, pointer, detail] of cases) {
+    await t.step(name, async () => {
+      const reply = await send(p, payload);
+      expectError(reply, 400, { pointer }, name);
+      assert.match(reply.body.errors[0].detail, detail);
+    });
+  }
+  assert.equal(await count(p), 1, "the link stays");
+});
+
 Deno.test("[payments] POST /v1/webhooks/stripe acknowledges harmless events with 200", async (t) => {
   await using p = await startPaymentsSystem();
   await linked(p);

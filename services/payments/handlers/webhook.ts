@@ -38,33 +38,48 @@ interface StripeEvent {
 /** 9999-12-31T23:59:59Z in Unix seconds: the latest `created` a webhook may carry. */
 const LAST_SECOND_OF_9999 = 253_402_300_799;
 
-function readEvent(text: string): StripeEvent {
+/** A signed body that is no Stripe event: 400 pointing at what is wrong, for whoever debugs it. */
+function notAnEvent(why: string, pointer: string): never {
+  throw new BadRequestError(`Cannot accept the webhook: ${why}`, { pointer });
+}
+
+/** `value` when it is text Postgres can hold, of 1 to `max` characters; else a 400 at `field`. */
+function eventText(value: unknown, field: "id" | "type", max: number): string {
+  if (typeof value !== "string" || !value || value.length > max) {
+    notAnEvent(`its ${field} must be a string of 1 to ${max} characters`, `/${field}`);
+  }
+  // Postgres refuses NUL in text: without this a signed event with one in its id was a 500.
+  if (value.includes("\0")) notAnEvent(`its ${field} contains a NUL character`, `/${field}`);
+  return value;
+}
+
+function parseEvent(text: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new BadRequestError("Cannot accept the webhook: the body is not JSON");
+    notAnEvent("the body is not JSON", "");
   }
-  const event = parsed as Partial<StripeEvent> | null;
-  if (
-    !event || typeof event !== "object" || typeof event.id !== "string" || !event.id ||
-    event.id.length > 255 || typeof event.type !== "string" || !event.type
-  ) {
-    throw new BadRequestError("Cannot accept the webhook: it is not a Stripe event");
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    notAnEvent("the body is not a JSON object, so not a Stripe event", "");
   }
-  // Postgres refuses NUL in text: without this a signed event with one in its id was a 500.
-  if (event.id.includes("\0") || event.type.includes("\0")) {
-    throw new BadRequestError("Cannot accept the webhook: its id or type contains a NUL character");
-  }
+  return parsed as Record<string, unknown>;
+}
+
+function readEvent(text: string): StripeEvent {
+  const event = parseEvent(text);
+  const id = eventText(event.id, "id", 255);
+  // Longer types are kept cut (the column holds 255); only the deauthorization acts.
+  const type = eventText(event.type, "type", Infinity).slice(0, 255);
   const account = typeof event.account === "string" ? event.account : undefined;
-  const created = Number.isSafeInteger(event.created) && event.created! >= 0
-    ? event.created
+  const created = Number.isSafeInteger(event.created) && (event.created as number) >= 0
+    ? event.created as number
     : undefined;
   // A time no date holds (after 9999, as elsewhere here) was a 500 when it reached Postgres.
   if (created !== undefined && created > LAST_SECOND_OF_9999) {
-    throw new BadRequestError("Cannot accept the webhook: its created time is out of range");
+    notAnEvent("its created time is out of range (after 9999-12-31)", "/created");
   }
-  return { id: event.id, type: event.type.slice(0, 255), account, created };
+  return { id, type, account, created };
 }
 
 /**
