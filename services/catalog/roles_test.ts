@@ -68,6 +68,14 @@ Deno.test("[catalog] GET /v1/roles lists the three event roles", async (t) => {
     });
     expectError(post, 405);
   });
+
+  await t.step("a name no role can have (a NUL in it) is 404 as well, not a 400", async () => {
+    for (const name of ["%00", "owner%00", "%00owner"]) {
+      const reply = await system.call("GET", `/v1/roles/${name}`);
+      expectError(reply, 404, {}, name);
+      assert.match(reply.body.errors[0].detail, /Cannot find role/);
+    }
+  });
 });
 
 Deno.test("[catalog] POST /v1/users-events-roles grants roles by level", async (t) => {

@@ -18,6 +18,8 @@ export async function listRoles(
 }
 
 export async function getRole(sql: Queryable, name: string): Promise<RoleRow | undefined> {
+  // No role is named with a NUL, and Postgres refuses one in text (a 400 from the path).
+  if (name.includes("\0")) return undefined;
   const [row] = await sql<
     RoleRow[]
   >`select name as id, name, title_name from roles where name = ${name}`;
