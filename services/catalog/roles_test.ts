@@ -146,13 +146,37 @@ Deno.test("[catalog] POST /v1/users-events-roles grants roles by level", async (
     assert.equal(await grantCount(system, eventId, "owner"), 3);
   });
 
-  await t.step("a duplicate grant is 409", async () => {
+  await t.step("a duplicate grant is 409, pointing at the role the user already has", async () => {
     const before = await grantCount(system, eventId);
     expectError(
       await grant(system, cast.owner.token, cast.coorganizer.id, eventId, "coorganizer"),
       409,
+      { pointer: "/data/relationships/role" },
     );
     assert.equal(await grantCount(system, eventId), before);
+  });
+
+  await t.step("changing a grant to a role the user already has is 409 there too", async () => {
+    const extra = await grant(system, cast.owner.token, cast.coorganizer.id, eventId, "organizer");
+    expectStatus(extra, 201);
+    const id = extra.body.data.id;
+    const reply = await system.call("PATCH", `/v1/users-events-roles/${id}`, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "users-events-role",
+          id,
+          relationships: { role: { data: { type: "role", id: "coorganizer" } } },
+        },
+      },
+    });
+    expectError(reply, 409, { pointer: "/data/relationships/role" });
+    const [row] = await system.sql`select role_name from users_events_roles where id = ${id}`;
+    assert.equal(row.role_name, "organizer", "the grant is unchanged");
+    expectStatus(
+      await system.call("DELETE", `/v1/users-events-roles/${id}`, { token: cast.owner.token }),
+      200,
+    );
   });
 
   await t.step("unknown role, user or event is 422; wrong types are 409", async () => {

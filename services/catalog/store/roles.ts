@@ -88,6 +88,9 @@ export async function grantsOf(
     where ${sql(byEvent ? "event_id" : "user_id")} in ${sql(valid)} and ${seen} order by id`;
 }
 
+/** A grant is unique per user, event and role: a duplicate is the role the user already has. */
+const ROLE_POINTER = "/data/relationships/role";
+
 export async function insertGrant(
   tx: Queryable,
   values: { user_id: string; event_id: string; role_name: string },
@@ -98,7 +101,10 @@ export async function insertGrant(
     } returning *`;
     return row;
   } catch (error) {
-    throw translateDbError(error, { conflict: "Cannot grant role: the user already has it" });
+    throw translateDbError(error, {
+      conflict: "Cannot grant role: the user already has it",
+      pointer: ROLE_POINTER,
+    });
   }
 }
 
@@ -112,7 +118,10 @@ export async function updateGrant(
       where id = ${id} returning *`;
     return row;
   } catch (error) {
-    throw translateDbError(error, { conflict: "Cannot change role: the user already has it" });
+    throw translateDbError(error, {
+      conflict: "Cannot change role: the user already has it",
+      pointer: ROLE_POINTER,
+    });
   }
 }
 
