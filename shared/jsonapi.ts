@@ -608,13 +608,20 @@ export interface ValidateOptions {
   action?: string;
 }
 
+/**
+ * A schema's own message about its value alone ("must not be empty", as shared field schemas
+ * word it): the detail names the attribute, as for zod's own. Whole sentences are kept.
+ */
+const FRAGMENT = /^(must|is|has) /;
+
 function errorObject(issue: z.core.$ZodIssue, options: ValidateOptions): ErrorObject {
   const base = options.base ?? "/data/attributes";
   const action = options.action ?? "save";
   const pointer = [base, ...issue.path.map(escapePointer)].join("/");
   const name = issue.path.length ? issue.path.map(String).join(".") : "the body";
-  const detail = issue.message.startsWith(mark)
-    ? `Cannot ${action}: ${name} ${issue.message.slice(mark.length)}`
+  const message = issue.message.startsWith(mark) ? issue.message.slice(mark.length) : null;
+  const detail = message !== null || FRAGMENT.test(issue.message)
+    ? `Cannot ${action}: ${name} ${message ?? issue.message}`
     : issue.message.startsWith("Cannot ")
     ? issue.message
     : `Cannot ${action}: ${issue.message}`;

@@ -495,6 +495,28 @@ Deno.test("[jsonapi] validateAttributes keeps the schema's own messages", () => 
   );
 });
 
+Deno.test("[jsonapi] validateAttributes names the attribute a schema's own fragment is about", () => {
+  // Shared field schemas (text, money, dates, time zones) word their refusal as a fragment
+  // ("must not be empty"): the detail must still say which attribute it is about.
+  const fields = z.object({
+    name: z.string().min(1, "must not be empty"),
+    price: z.number().max(10, "must be at most 10"),
+    tz: z.string().refine((v) => v === "UTC", "must be an IANA timezone name"),
+  });
+  assert.throws(
+    () => validateAttributes(fields, { name: "", price: 11, tz: "Mars" }),
+    (error: unknown) => {
+      assert.ok(error instanceof UnprocessableError);
+      assert.deepEqual(error.toObjects().map((o) => [o.detail, o.source?.pointer]), [
+        ["Cannot save: name must not be empty", "/data/attributes/name"],
+        ["Cannot save: price must be at most 10", "/data/attributes/price"],
+        ["Cannot save: tz must be an IANA timezone name", "/data/attributes/tz"],
+      ]);
+      return true;
+    },
+  );
+});
+
 Deno.test("[jsonapi] validateAttributes words nulls, strings and wrong types readably", () => {
   const small = z.object({
     name: z.string().min(3).max(5),

@@ -561,3 +561,47 @@ Deno.test("[catalog] bad input never answers 500 and never half-writes", async (
   const input = await arrange(system);
   for (const [name, step] of STEPS) await t.step(name, () => step(input));
 });
+
+Deno.test("[catalog] a refused value's 422 names the attribute in its detail", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const refused = async (what: string, path: string, body: unknown, attribute: string) => {
+    await t.step(what, async () => {
+      const method = path.endsWith("s") ? "POST" : "PATCH";
+      const reply = await system.call(method, path, { token: owner.token, body });
+      expectError(reply, 422, { pointer: `/data/attributes/${attribute}` }, what);
+      assert.match(reply.body.errors[0].detail, new RegExp(`^Cannot save: ${attribute} `));
+    });
+  };
+  const patch = (attributes: Record<string, unknown>) => ({
+    data: { type: "event", id: event.id, attributes },
+  });
+  const ticket = (attributes: Record<string, unknown>) => ({
+    data: {
+      type: "ticket",
+      attributes: { name: "T", type: "paid", price: 10, ...attributes },
+      relationships: { event: { data: { type: "event", id: event.id } } },
+    },
+  });
+  const path = `/v1/events/${event.id}`;
+  await refused("an unknown time zone", path, patch({ timezone: "Mars/Olympus" }), "timezone");
+  await refused(
+    "a year Postgres cannot hold",
+    path,
+    patch({ "ends-at": "+010000-01-01T00:00:00Z" }),
+    "ends-at",
+  );
+  await refused("a blank name", path, patch({ name: "  " }), "name");
+  await refused("a price above the largest", "/v1/tickets", ticket({ price: 1e12 }), "price");
+  await t.step("the largest price is named in the detail", async () => {
+    const reply = await system.call("POST", "/v1/tickets", {
+      token: owner.token,
+      body: ticket({ price: 1e12 }),
+    });
+    assert.equal(reply.body.errors[0].detail, "Cannot save: price must be at most 9999999999.99");
+  });
+  await refused("a short password", `/v1/users/${owner.id}`, {
+    data: { type: "user", id: owner.id, attributes: { password: "short" } },
+  }, "password");
+});

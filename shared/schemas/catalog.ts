@@ -180,7 +180,7 @@ export const eventSubTopicAttributes = z.object({ "name": text(255) });
 
 /** Money as clients send it: a number or a numeric string, at most 2 decimals. */
 export const money = lenientNumber(
-  z.number().min(0, "must be at least 0").max(9_999_999_999.99, "is too large")
+  z.number().min(0, "must be at least 0").max(9_999_999_999.99, "must be at most 9999999999.99")
     .refine(
       (n) => Math.round(n * 100) === Number((n * 100).toFixed(6)),
       "has more than 2 decimals",
