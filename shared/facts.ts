@@ -609,17 +609,23 @@ const oldest = metrics.gauge(
   "oe_outbox_oldest_age_seconds",
   "Age of the oldest fact not yet published (0 when none waits)",
 );
+const setAside = metrics.gauge(
+  "oe_outbox_set_aside",
+  "Facts larger than NATS carries, set aside in outbox_oversized: subscribers miss them until moved back",
+);
 
 /** Reads the outbox's backlog before each metrics snapshot; returns how to stop. */
 function watchOutbox(sql: Sql): () => void {
   // Made here, not at import: a process without an outbox (audit) shows no backlog at all.
-  const [waiting, age] = [backlog.series(), oldest.series()];
+  const [waiting, age, aside] = [backlog.series(), oldest.series(), setAside.series()];
   return metrics.collect("outbox", async () => {
     // Apart from the pool (db.ts): through it, the read waited behind the requests filling it.
     const [row] = await (metricsClient(sql) ?? sql)`select count(*)::int as waiting,
-      coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as age from outbox`;
+      coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as age,
+      (select count(*)::int from outbox_oversized) as aside from outbox`;
     waiting.set(row.waiting);
     age.set(row.age);
+    aside.set(row.aside);
   });
 }
 

@@ -3,6 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { openDatabase } from "./db.ts";
 import { deleteFactStream, ensureFactStream, FactRelay, installOutbox } from "./facts.ts";
 import type { Logger } from "./log.ts";
+import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
 import { testBus, testDatabase } from "./testing.ts";
 import { silentProxy } from "@testing/silent_proxy.ts";
@@ -129,6 +130,9 @@ Deno.test("[facts] FactRelay sets aside a fact larger than NATS carries and publ
       names.push((await jsm.streams.getMessage(stream, { seq }))!.json<{ name: string }>().name);
     }
     assert.deepEqual(names, ["before", ...Array.from({ length: 250 }, (_, i) => `after ${i}`)]);
+    relay.start(60_000); // reports the outbox's figures; publishes nothing more here
+    const family = (await metrics.snapshot()).find((f) => f.name === "oe_outbox_set_aside");
+    assert.equal(family?.series[0]?.value, 1, "the operator's metric shows it");
   } finally {
     await relay.stop();
     await deleteFactStream(tb.bus);
