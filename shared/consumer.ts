@@ -500,11 +500,11 @@ const LOST_STREAM_CHECK_MS = 250;
  * its position changed; another instance did when the stream's `created` differs from the one
  * followed at delivery (read after each message arrived; unreadable, they are settled as before).
  * This instance then follows the new stream from its start, should it make the durable again (a
- * replay, never a skip). Read only for messages held 250 ms or more, a fact settled sooner was
- * acknowledged unchecked: an instance starting meanwhile makes the durable on a stream made anew
- * at once, with no stall to wait out, and the fact at that sequence in its hand was settled (a
- * review: 40-70 ms from deletion to the new fact in the other's hand; it was never delivered
- * again once that instance crashed).
+ * replay, never a skip). Until 2026-12-03 the stream was read only for messages held 250 ms or
+ * more: a fact settled sooner was acknowledged unchecked, while an instance starting meanwhile
+ * makes the durable on a stream made anew at once, with no stall to wait out, and the fact at
+ * that sequence in its hand was settled (a review: 40-70 ms from deletion to the new fact in the
+ * other's hand; it was never delivered again once that instance crashed).
  */
 async function fromLostStream<S extends string>(
   ctx: BatchContext<S>,
@@ -553,9 +553,9 @@ function headersOf(msg: JsMsg): MsgHdrs | undefined {
 /**
  * The parked copy's headers: the original's when readable (CloudEvents attributes, trace
  * context), plus why and by whom it was parked, so people reading the parked stream need not
- * search the logs. The reason is scrubbed and kept to one line (a header cannot hold a line break). JetStream's own
- * `Nats-*` headers stay behind: the original's message id or expectations would make the
- * parked stream refuse or drop the copy.
+ * search the logs. The reason is scrubbed and kept to one line (a header cannot hold a line
+ * break). JetStream's own `Nats-*` headers stay behind: the original's message id or
+ * expectations would make the parked stream refuse or drop the copy.
  */
 function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
   const h = headers();

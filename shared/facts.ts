@@ -611,7 +611,8 @@ const oldest = metrics.gauge(
 );
 const setAside = metrics.gauge(
   "oe_outbox_set_aside",
-  "Facts larger than NATS carries, set aside in outbox_oversized: subscribers miss them until moved back",
+  "Facts larger than NATS carries, set aside in outbox_oversized (subscribers miss them until " +
+    "they are moved back)",
 );
 
 /** Reads the outbox's backlog before each metrics snapshot; returns how to stop. */
@@ -678,11 +679,11 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
  * publish. `describe` turns the change's result into the fact (or null when nothing changed).
  *
  * The facts are built first (one that breaks its contract, or that NATS could not carry, fails
- * the change before any insert), and their inserts, sent together, are answered before the COMMIT goes. Sending them with the
- * COMMIT instead saved a round trip but was tried and dropped (bench/FINDINGS.md, 2026-12-02): the
- * deadline check before the commit no longer covered the inserts (a 504 for a write committed
- * later), and postgres.js retries some failed prepared statements, which then ran after the
- * COMMIT, alone (a fact for a change that never happened).
+ * the change before any insert), and their inserts, sent together, are answered before the
+ * COMMIT goes. Sending them with the COMMIT instead saved a round trip but was tried and dropped
+ * (bench/FINDINGS.md, 2026-12-02): the deadline check before the commit no longer covered the
+ * inserts (a 504 for a write committed later), and postgres.js retries some failed prepared
+ * statements, which then ran after the COMMIT, alone (a fact for a change that never happened).
  *
  * `options.afterRollback` runs when the change does not commit (see `TransactionHooks`): with an
  * Idempotency-Key that may be after this has resolved, so undoing what `change` did outside the
