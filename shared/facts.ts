@@ -559,9 +559,10 @@ export class FactRelay {
     // Checked before any is published: the client refuses such a fact at every attempt, and
     // the facts published beside it went out ahead of it while its batch never left.
     await this.#setAside(tx, oversized);
+    const skipped = new Set(oversized.map(({ row }) => row));
     const js = jetstream(this.#bus.nc);
     await Promise.all(rows.map((row, i) => {
-      if (oversized.some((big) => big.row === row)) return;
+      if (skipped.has(row)) return;
       const headers = cloudEventHeaders();
       const publish = () =>
         js.publish(this.#bus.subject(row.subject), bodies[i], { msgID: row.id, headers });
