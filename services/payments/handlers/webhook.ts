@@ -43,10 +43,14 @@ function notAnEvent(why: string, pointer: string): never {
   throw new BadRequestError(`Cannot accept the webhook: ${why}`, { pointer });
 }
 
-/** `value` when it is text Postgres can hold, of 1 to `max` characters; else a 400 at `field`. */
-function eventText(value: unknown, field: "id" | "type", max: number): string {
-  if (typeof value !== "string" || !value || value.length > max) {
-    notAnEvent(`its ${field} must be a string of 1 to ${max} characters`, `/${field}`);
+/**
+ * `value` when it is text Postgres can hold, not empty and of at most `max` characters (any length
+ * without one); else a 400 at `field`.
+ */
+function eventText(value: unknown, field: "id" | "type", max?: number): string {
+  if (typeof value !== "string" || !value || (max !== undefined && value.length > max)) {
+    const size = max === undefined ? "that is not empty" : `of 1 to ${max} characters`;
+    notAnEvent(`its ${field} must be a string ${size}`, `/${field}`);
   }
   // Postgres refuses NUL in text: without this a signed event with one in its id was a 500.
   if (value.includes("\0")) notAnEvent(`its ${field} contains a NUL character`, `/${field}`);
@@ -70,7 +74,7 @@ function readEvent(text: string): StripeEvent {
   const event = parseEvent(text);
   const id = eventText(event.id, "id", 255);
   // Longer types are kept cut (the column holds 255); only the deauthorization acts.
-  const type = eventText(event.type, "type", Infinity).slice(0, 255);
+  const type = eventText(event.type, "type").slice(0, 255);
   const account = typeof event.account === "string" ? event.account : undefined;
   const created = Number.isSafeInteger(event.created) && (event.created as number) >= 0
     ? event.created as number
