@@ -19,6 +19,12 @@ export interface Config {
    * one uses it instead of `databaseUrl`. See `serviceDatabaseUrl`.
    */
   serviceDatabaseUrls: Record<string, string>;
+  /**
+   * Connections each service process may open to Postgres (DATABASE_POOL_MAX, at least 1, default
+   * 10), besides one each for its fact relay, its metrics and its migrations: every instance of
+   * every service counts against Postgres's `max_connections`.
+   */
+  databasePoolMax: number;
   /** NATS_URL as given: one server or a comma-separated list (kept for child processes). */
   natsUrl: string;
   /** Every server of NATS_URL; the client connects to one and reconnects through the others. */
@@ -216,6 +222,14 @@ function withoutLogin(server: string): string {
   return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1[redacted]@");
 }
 
+function poolMax(env: Env): number {
+  const value = integer(env, "DATABASE_POOL_MAX", 10);
+  if (value < 1) {
+    throw new Error(`Cannot read DATABASE_POOL_MAX: a pool needs 1 connection at least`);
+  }
+  return value;
+}
+
 function replicas(env: Env): number {
   const value = integer(env, "FACTS_REPLICAS", 1);
   // JetStream allows 1 to 5 replicas of a stream.
@@ -278,6 +292,7 @@ export function loadConfig(env: Env = envObject()): Config {
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
     natsServers: parseNatsServers(env.NATS_URL || "nats://127.0.0.1:4222"),
     factsReplicas: replicas(env),
+    databasePoolMax: poolMax(env),
     busPrefix: env.BUS_PREFIX || "oe",
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,

@@ -128,6 +128,19 @@ Deno.test("[config] loadConfig reads NATS_URL as a list of servers", async (t) =
   });
 });
 
+Deno.test("[config] loadConfig reads DATABASE_POOL_MAX, at least 1, default 10", async (t) => {
+  await t.step("default", () => assert.equal(loadConfig({}).databasePoolMax, 10));
+  await t.step(
+    "four",
+    () => assert.equal(loadConfig({ DATABASE_POOL_MAX: "4" }).databasePoolMax, 4),
+  );
+  for (const bad of ["0", "-1", "two"]) {
+    await t.step(`refuses ${bad}`, () => {
+      assert.throws(() => loadConfig({ DATABASE_POOL_MAX: bad }), /Cannot read DATABASE_POOL_MAX/);
+    });
+  }
+});
+
 Deno.test("[config] loadConfig reads FACTS_REPLICAS, 1 to 5, default 1", async (t) => {
   await t.step("default", () => assert.equal(loadConfig({}).factsReplicas, 1));
   await t.step("three", () => assert.equal(loadConfig({ FACTS_REPLICAS: "3" }).factsReplicas, 3));

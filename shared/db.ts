@@ -65,7 +65,8 @@ export interface OpenOptions {
   max?: number;
   /**
    * Longest a statement outside a request's transaction may run (reads, the outbox relay,
-   * consumers); transactions of a request are bounded by its deadline instead. Default 5000.
+   * consumers); transactions of a request are bounded by its deadline too (see `bounded`).
+   * Default 5000.
    */
   statementTimeoutMs?: number;
   /** Where losing and regaining Postgres is logged (default: a logger named after the schema). */
@@ -108,6 +109,30 @@ export function separateClient(sql: Sql): Sql | undefined {
   return postgres(url, { max: 1, connect_timeout: 1, idle_timeout: 1, onnotice: () => {} });
 }
 
+/** How each pool opened here makes its companions: clients of their own beside it. */
+const companionMakers = new WeakMap<Sql, (role: string, settings: CompanionSettings) => Sql>();
+
+/** What a companion changes from its pool's settings. */
+export interface CompanionSettings {
+  /** Seconds an unused connection stays open. */
+  idleTimeout: number;
+  /** Milliseconds; default: the pool's. 0: none (and no answer timeout, see poolSettings). */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * A client of one connection beside `sql`'s pool: the same database, schema and settings, named
+ * `<pool's name> <role>` in pg_stat_activity (so the pool's connections counted there are the
+ * pool's only). Undefined for a pool not opened here. Its caller ends it.
+ */
+export function companionClient(
+  sql: Sql,
+  role: string,
+  settings: CompanionSettings,
+): Sql | undefined {
+  return companionMakers.get(sql)?.(role, settings);
+}
+
 /** Each pool's connection for metrics: opened at the first read, ended with the pool. */
 const metricsClients = new WeakMap<Sql, { client?: Sql; ended: boolean; open(): Sql }>();
 
@@ -132,26 +157,12 @@ export function metricsClient(sql: Sql): Sql | undefined {
 }
 
 /** Makes `sql`'s metrics connection (opened at first use) and ends it whenever the pool ends. */
-function attachMetricsClient(sql: Sql, url: string): void {
-  // The pool's search path (the outbox is the service's own), under a name of its own, so the
-  // pool's connections counted in pg_stat_activity are the pool's only.
-  const { application_name, ...connection } = sql.options.connection as Record<string, string>;
+function attachMetricsClient(sql: Sql): void {
   const entry = {
     client: undefined as Sql | undefined,
     ended: false,
-    open: () =>
-      postgres(url, {
-        max: 1,
-        onnotice: () => {},
-        connect_timeout: 1,
-        // Let go of it when nobody scrapes for a while.
-        idle_timeout: 60,
-        connection: {
-          ...connection,
-          application_name: `${application_name} metrics`,
-          statement_timeout: 500,
-        },
-      }),
+    // Let go of it when nobody scrapes for a while.
+    open: () => companionClient(sql, "metrics", { idleTimeout: 60, statementTimeoutMs: 500 })!,
   };
   metricsClients.set(sql, entry);
   const endPool = sql.end;
@@ -161,31 +172,71 @@ function attachMetricsClient(sql: Sql, url: string): void {
   };
 }
 
+/**
+ * Seconds past its statement timeout that a connection may owe an answer without receiving a
+ * byte before it is taken for lost and destroyed (`answer_timeout`, vendor/postgres/README.md).
+ * Postgres itself ends a statement at its timeout and says so, so silence beyond that means a
+ * host lost without a word (no FIN, no RST): its connections waited until the kernel gave up on
+ * them, over ten minutes, and once every connection of the pool was stuck, the service answered
+ * nothing though a new connection would have worked at once.
+ */
+export const ANSWER_MARGIN_S = 2;
+
+/**
+ * The settings of a pool pinned to `schema`, named `name` in pg_stat_activity. A statement
+ * timeout of 0 (none) also turns the answer timeout off: a statement may then run for long
+ * without a word.
+ */
+function poolSettings(
+  schema: string,
+  name: string,
+  statementTimeoutMs: number,
+): postgres.Options<Record<string, postgres.PostgresType>> {
+  return {
+    onnotice: () => {},
+    // Seconds. A Postgres that is down refuses at once; one that does not answer at all (a
+    // lost host) must not hold requests for postgres.js's default 30 s.
+    connect_timeout: 1,
+    answer_timeout: statementTimeoutMs > 0
+      ? statementTimeoutMs / 1000 + ANSWER_MARGIN_S
+      : undefined,
+    backoff: reconnectPause,
+    connection: {
+      search_path: `${schema},public`,
+      application_name: name,
+      statement_timeout: statementTimeoutMs,
+    },
+    transform: { undefined: null },
+    types: { timestamptz },
+  };
+}
+
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
 export async function openDatabase(url: string, options: OpenOptions): Promise<Sql> {
   if (!identifier.test(options.schema)) {
     throw new Error(`Cannot open database: "${options.schema}" is not a valid schema name`);
   }
   await ensureDatabase(url);
+  // One name per pool, so its connections can be counted (db_metrics.ts); the schema first.
+  const name = `${options.schema} ${crypto.randomUUID().slice(0, 8)}`;
+  const statementTimeoutMs = options.statementTimeoutMs ?? 5000;
   const sql = postgres(url, {
+    ...poolSettings(options.schema, name, statementTimeoutMs),
     max: options.max ?? 10,
-    onnotice: () => {},
-    // Seconds. A Postgres that is down refuses at once; one that does not answer at all (a
-    // lost host) must not hold requests for postgres.js's default 30 s.
-    connect_timeout: 1,
-    backoff: reconnectPause,
-    connection: {
-      search_path: `${options.schema},public`,
-      // One name per pool, so its connections can be counted (db_metrics.ts); the schema first.
-      application_name: `${options.schema} ${crypto.randomUUID().slice(0, 8)}`,
-      statement_timeout: options.statementTimeoutMs ?? 5000,
-    },
-    transform: { undefined: null },
-    types: { timestamptz },
   });
   watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
   urls.set(sql, url);
-  attachMetricsClient(sql, url);
+  companionMakers.set(sql, (role, settings) =>
+    postgres(url, {
+      ...poolSettings(
+        options.schema,
+        `${name} ${role}`,
+        settings.statementTimeoutMs ?? statementTimeoutMs,
+      ),
+      max: 1,
+      idle_timeout: settings.idleTimeout,
+    }));
+  attachMetricsClient(sql);
   await sql`create schema if not exists ${sql(options.schema)}`.catch(ignoreIfCreatedMeanwhile);
   return sql;
 }
@@ -207,6 +258,8 @@ const outageCodes = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
+  // No answer past the statement timeout: a host lost without a word (see ANSWER_MARGIN_S).
+  "ANSWER_TIMEOUT",
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now: starting up or recovering
@@ -296,19 +349,36 @@ export type Tx = postgres.TransactionSql;
 export type Queryable = Sql | Tx;
 
 /**
- * Inside a transaction: bounds every statement by the time left before the request's deadline
- * (one `set_config` round trip, also ending a transaction left idle), and refuses to commit with
- * less than COMMIT_MARGIN_MS left, so a request answered 504 has changed nothing. Without a
- * deadline (start-up, consumers) the pool's statement timeout applies.
+ * Inside a transaction: bounds every statement by the time left before the request's deadline,
+ * and never past the pool's statement timeout (one `set_config` round trip, also ending a
+ * transaction left idle), and refuses to commit with less than COMMIT_MARGIN_MS left, so a
+ * request answered 504 has changed nothing. Without a deadline (start-up, consumers) the pool's
+ * statement timeout applies.
+ *
+ * Never past the pool's: its answer clock (ANSWER_MARGIN_S) takes a connection silent that long
+ * past it for a lost host. With REQUEST_TIMEOUT_MS above the pool's statement timeout, a
+ * statement waiting on a lock within its deadline had its healthy connection destroyed (503).
  */
-export async function bounded<T>(tx: Tx, work: (tx: Tx) => Promise<T>): Promise<T> {
+export async function bounded<T>(
+  sql: Sql,
+  tx: Tx,
+  work: (tx: Tx) => Promise<T>,
+): Promise<T> {
   if (currentDeadline() === undefined) return await work(tx);
-  const left = String(Math.floor(requireTimeLeft("start the transaction", COMMIT_MARGIN_MS)));
-  await tx`select set_config('statement_timeout', ${left}, true),
-    set_config('idle_in_transaction_session_timeout', ${left}, true)`;
+  const left = Math.floor(requireTimeLeft("start the transaction", COMMIT_MARGIN_MS));
+  const pool = statementTimeoutOf(sql);
+  const limit = pool > 0 ? Math.min(left, pool) : left;
+  await tx`select set_config('statement_timeout', ${String(limit)}, true),
+    set_config('idle_in_transaction_session_timeout', ${String(left)}, true)`;
   const value = await work(tx);
   requireTimeLeft("commit the transaction", COMMIT_MARGIN_MS);
   return value;
+}
+
+/** The statement timeout `sql`'s connections were opened with, in ms (0: none). */
+function statementTimeoutOf(sql: Sql): number {
+  const connection = sql.options.connection as { statement_timeout?: number | string };
+  return Number(connection.statement_timeout ?? 0) || 0;
 }
 
 /** What runs once a change's transaction has ended (see `transaction`). */
@@ -384,7 +454,7 @@ async function runTransaction<T>(
   const tracked = settling(work);
   let result: T;
   try {
-    result = await sql.begin((tx) => bounded(tx, tracked.work)) as T;
+    result = await sql.begin((tx) => bounded(sql, tx, tracked.work)) as T;
   } catch (error) {
     noteDatabaseError(sql, error);
     tracked.whenSettled(() => runHooks([hooks], "afterRollback"));
@@ -507,8 +577,26 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
   }
   files.sort();
   const applied: string[] = [];
-  await sql.begin(async (tx) => {
-    // Migrations may take longer than a request (the pool's statement timeout).
+  // Migrations may take longer than a request (the pool's statement timeout), without a word to
+  // the client meanwhile: on a connection of their own, where silence is not taken for a lost
+  // host (ANSWER_MARGIN_S).
+  const own = companionClient(sql, "migrate", { idleTimeout: 1, statementTimeoutMs: 0 });
+  try {
+    await migrateOn(own ?? sql, options, files, applied);
+  } finally {
+    await own?.end();
+  }
+  return applied;
+}
+
+/** `migrate`'s transaction on `client`: applies what `files` holds and is not yet applied. */
+async function migrateOn(
+  client: Sql,
+  options: MigrateOptions,
+  files: string[],
+  applied: string[],
+): Promise<void> {
+  await client.begin(async (tx) => {
     await tx`set local statement_timeout = 0`;
     await advisoryXactLock(tx, `migrate:${options.schema}`);
     await tx`create table if not exists ${tx(options.schema)}.schema_migrations (
@@ -526,7 +614,6 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
     }
     await options.alsoInstall?.(tx);
   });
-  return applied;
 }
 
 /**

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError } from "./db.ts";
+import { withDeadline } from "./deadline.ts";
 import { BadRequestError, ConflictError, ServiceUnavailableError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 import { isTransientFailure } from "./transient.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
+import { silentProxyTo } from "@testing/silent_proxy.ts";
 
 /** A folder of migration files, removed when disposed. */
 async function migrationsDir(files: Record<string, string>) {
@@ -257,5 +259,190 @@ Deno.test("[db] a transaction whose BEGIN fills a busy connection's pipeline sti
     assert.equal(count, 1);
   } finally {
     await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
+  }
+});
+
+// Found while fixing the fact relay's give-up (2026-12-03): a Postgres host lost without a word
+// (no FIN, no RST: a failover to another address, a dead network path) left every connection of
+// the pool that had a statement in flight waiting until the kernel gave up on it, over ten
+// minutes. Requests answered 504 at their deadline, but each stuck connection stayed stuck, and
+// once all were, the service answered nothing though a new connection would have worked at once.
+Deno.test("[db] connections of a host lost without a word are ended, and the pool answers anew", async () => {
+  await using db = await testDatabase();
+  await using proxy = silentProxyTo(db.url);
+  const statementTimeoutMs = 300;
+  const sql = await openDatabase(proxy.url, { schema: "lost", max: 3, statementTimeoutMs });
+  const answer = (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, ms, "late"));
+    return Promise.race([sql`select 1 as one`.then(() => "ok" as const, () => "failed"), late])
+      .finally(() => clearTimeout(timer));
+  };
+  try {
+    // Every connection open, then lost: the next statements reach them first.
+    await Promise.all([1, 2, 3].map(() => sql`select pg_sleep(0.05)`));
+    proxy.loseHost();
+    const lostAt = Date.now();
+    const outcomes: string[] = [];
+    // Past the statement timeout plus the margin (db.ts ANSWER_MARGIN_S) and a reconnection.
+    while (Date.now() - lostAt < 8_000 && outcomes.at(-1) !== "ok") {
+      outcomes.push(...await Promise.all([1, 2, 3].map(() => answer(500))));
+    }
+    assert.equal(outcomes.at(-1), "ok", `answered again on new connections: ${outcomes}`);
+  } finally {
+    await sql.end({ timeout: 0 });
+  }
+});
+
+// The other side of the answer clock: a healthy connection that answered everything it was sent,
+// errors and timeouts included, is never taken for lost, however long it then stays quiet.
+Deno.test("[db] a quiet healthy connection outlives the answer timeout", async () => {
+  await using db = await testDatabase();
+  const statementTimeoutMs = 300;
+  const sql = await openDatabase(db.url, { schema: "quiet", max: 1, statementTimeoutMs });
+  try {
+    const pid = async () => (await sql`select pg_backend_pid() as pid`)[0].pid;
+    const first = await pid();
+    await sql`select nonsense from nowhere`.catch(() => {});
+    await sql`select pg_sleep(1)`.catch(() => {}); // ended by the statement timeout
+    await sql.begin(async (tx) => {
+      await tx`select 1`;
+      throw new Error("rolled back");
+    }).catch(() => {});
+    await Promise.all([1, 2, 3].map(() => sql`select 1`)); // pipelined on the one connection
+    // Past the answer timeout (statement timeout + ANSWER_MARGIN_S) with nothing owed.
+    await new Promise((resolve) => setTimeout(resolve, statementTimeoutMs + 2_500));
+    assert.equal(await pid(), first, "the same connection, not a new one");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by a review (2026-12-04): a request's transaction bounded its statements by the time left
+// before the request's deadline only, which REQUEST_TIMEOUT_MS may set past the pool's statement
+// timeout; the answer clock, set from the pool's statement timeout, then destroyed the healthy
+// connection of a statement waiting on a lock within its deadline (CONNECTION_CLOSED, a 503).
+Deno.test("[db] a request's statement outlasting the pool's statement timeout is ended by Postgres, not taken for a lost host", async () => {
+  await using db = await testDatabase();
+  const statementTimeoutMs = 300;
+  const sql = await openDatabase(db.url, { schema: "waits", max: 1, statementTimeoutMs });
+  const holder = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`create table waits.held (id int primary key)`;
+    await sql`insert into waits.held values (1)`;
+    const pid = async () => (await sql`select pg_backend_pid() as pid`)[0].pid;
+    const first = await pid();
+    // Held past the answer timeout (statement timeout + ANSWER_MARGIN_S), within the deadline.
+    const held = holder.begin(async (tx) => {
+      await tx`select id from waits.held where id = 1 for update`;
+      await new Promise((resolve) => setTimeout(resolve, statementTimeoutMs + 2_500));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const outcome = await withDeadline(Date.now() + 6_000, () =>
+      transaction(sql, async (tx) => {
+        await tx`update waits.held set id = 1 where id = 1`;
+        return "updated";
+      })).catch((error) => error?.code ?? String(error));
+    await held;
+    assert.equal(outcome, "57014", "ended by the pool's statement timeout (query_canceled)");
+    assert.equal(await pid(), first, "the same connection, not a new one");
+  } finally {
+    await holder.end();
+    await sql.end();
+  }
+});
+
+// Found by a review (2026-12-04): a cursor whose callback throws makes postgres.js send Sync and
+// wait for the server's ReadyForQuery, but the answer clock, stopped while the callback ran, was
+// not started again: with the host lost at that moment, the connection waited for good and every
+// later statement of the pool queued behind it.
+Deno.test("[db] a connection lost after a cursor's callback failed is still ended", async () => {
+  await using db = await testDatabase();
+  await using proxy = silentProxyTo(db.url);
+  const sql = await openDatabase(proxy.url, {
+    schema: "cursor_lost",
+    max: 1,
+    statementTimeoutMs: 300,
+  });
+  try {
+    const failed = await sql`select generate_series(1, 10) as n`.cursor(1, () => {
+      proxy.loseHost();
+      throw new Error("the callback failed");
+    }).then(() => "done", (error) => error.message);
+    assert.equal(failed, "the callback failed");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 6_000, "late"));
+    // The lost connection ended past the answer timeout; its statement, and then a new one, fail
+    // or succeed on a new connection, but do not wait for good.
+    const outcome = await Promise.race([
+      sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
+      late,
+    ]).finally(() => clearTimeout(timer));
+    assert.equal(outcome, "answered");
+  } finally {
+    await sql.end({ timeout: 0 });
+  }
+});
+
+// Found by a review (2026-12-04): a COPY ... TO STDOUT whose reader is slower than the answer
+// timeout pauses the socket (postgres.js stops reading until the stream is read), so no byte
+// arrives while the server waits on the client; the answer clock kept running and destroyed the
+// healthy connection (ANSWER_TIMEOUT), and the stream's error went uncaught when nobody listened.
+// Also, about one run in six, the socket paused by the last rows was never resumed, and the next
+// statement waited for good (postgres.js's own, without the clock too).
+Deno.test("[db] a COPY read slower than the answer timeout is not taken for a lost host", async () => {
+  await using db = await testDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {}, answer_timeout: 0.5 });
+  try {
+    const pid = async () => (await sql`select pg_backend_pid() as pid`)[0].pid;
+    const first = await pid();
+    const readable = await sql`copy (select generate_series(1, 300000)) to stdout`.readable();
+    const failures: unknown[] = [];
+    readable.on("error", (error) => failures.push(error));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    let bytes = 0;
+    for await (const chunk of readable) bytes += (chunk as Uint8Array).length;
+    assert.deepEqual(failures, []);
+    assert.equal(
+      bytes,
+      [...Array(300000)].reduce((sum, _, i) => sum + String(i + 1).length + 1, 0),
+    );
+    assert.equal(await pid(), first, "the same connection, not a new one");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the same review: COPY ... FROM STDIN stops the answer clock while the server waits on
+// the client's rows, but the clock did not run again once the rows were done: with the host lost
+// then, the COPY's answer was awaited for good, and every later statement of the pool behind it.
+Deno.test("[db] a connection lost as a COPY's rows were done is still ended", async () => {
+  await using db = await testDatabase();
+  await using proxy = silentProxyTo(db.url);
+  const sql = postgres(proxy.url, { max: 1, onnotice: () => {}, answer_timeout: 0.5 });
+  try {
+    await sql`create table copied (n int)`;
+    const writable = await sql`copy copied from stdin`.writable();
+    const done = new Promise<string>((resolve) => {
+      writable.on("finish", () => resolve("finished"));
+      writable.on("error", (error) => resolve(`failed: ${(error as { code?: string }).code}`));
+    });
+    writable.write("1\n2\n");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    proxy.loseHost();
+    writable.end();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 4_000, "late"));
+    const outcome = await Promise.race([
+      // A statement queued behind the COPY fails with it; the next runs on a new connection.
+      Promise.all([
+        done,
+        sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
+      ]),
+      late,
+    ]).finally(() => clearTimeout(timer));
+    assert.deepEqual(outcome, ["failed: ANSWER_TIMEOUT", "answered"]);
+  } finally {
+    await sql.end({ timeout: 0 });
   }
 });

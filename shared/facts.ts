@@ -35,6 +35,7 @@ import {
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import {
+  companionClient,
   metricsClient,
   migrate,
   noteDatabaseError,
@@ -430,6 +431,10 @@ export class FactRelay {
   #unwatch: (() => void) | undefined;
   /** The cause last logged, so a long outage logs once, not at every retry. */
   #failing: string | undefined;
+  /** The relay's own connection (see `#connection`), made at the first batch. */
+  #own: Sql | undefined;
+  /** Set by `stop()`: a batch after it runs on the pool, with no own connection left to end. */
+  #stopped = false;
 
   constructor(sql: Sql, bus: Bus, log: Logger) {
     this.#sql = sql;
@@ -492,6 +497,7 @@ export class FactRelay {
   async stop(withinMs = STOP_FLUSH_MS): Promise<void> {
     clearInterval(this.#timer);
     this.#unwatch?.();
+    this.#stopped = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, withinMs, "late"));
     const flushed = this.flush().then(() => "flushed" as const, (error) => {
@@ -503,6 +509,28 @@ export class FactRelay {
     if (outcome === "late") {
       this.#log.warn("facts not yet published; they stay in the outbox", { withinMs });
     }
+    await this.#dropConnection(outcome === "late" ? 0 : undefined);
+  }
+
+  /**
+   * Where batches run: a connection of the relay's own, beside the service's pool, so that a
+   * batch given up (a host lost without a word) can take its silent connection with it. Through
+   * the pool, the given-up batch kept holding its connection and each next batch went to another
+   * of the pool's connections, as silent, and waited out its own give-up: ten connections, over
+   * three minutes without a fact published (CI saw two). The pool itself for a pool not opened
+   * by `openDatabase`, and once stopped (a batch then has no own connection left to end it).
+   */
+  #connection(): Sql {
+    if (this.#stopped && this.#own === undefined) return this.#sql;
+    return this.#own ??= companionClient(this.#sql, "relay", { idleTimeout: 60 }) ?? this.#sql;
+  }
+
+  /** Ends the relay's own connection, if any: the next batch connects anew. */
+  async #dropConnection(timeoutSeconds?: number): Promise<void> {
+    const own = this.#own;
+    this.#own = undefined;
+    if (own === undefined || own === this.#sql) return;
+    await own.end({ timeout: timeoutSeconds }).catch(() => {});
   }
 
   async #drain(): Promise<void> {
@@ -511,7 +539,7 @@ export class FactRelay {
         const limit = factBodyLimit(this.#bus);
         if (limit === undefined) throw new Error("Cannot publish facts: not connected to NATS");
         const { taken, setAside } = await answeredWithin(
-          this.#sql.begin((tx) => this.#drainBatch(tx, limit)),
+          this.#connection().begin((tx) => this.#drainBatch(tx, limit)),
           BATCH_GIVE_UP_MS,
         );
         // Logged once committed: a batch tried again (JetStream down) would log them again.
@@ -525,6 +553,8 @@ export class FactRelay {
       if ((error as { code?: unknown })?.code === LOCK_NOT_AVAILABLE) return;
       // An idle service learns of a lost Postgres here first (logged once, in db.ts).
       noteDatabaseError(this.#sql, error);
+      // Not awaited: a silent connection's end would wait, and the next batch need not.
+      if (error instanceof BatchUnansweredError) void this.#dropConnection(0);
       const cause = await this.#reportFailure(error);
       // The stream is gone (a lost JetStream store: NATS started again on an empty volume, or
       // removed by hand): made again as at start. Before, every fact recorded since stayed in

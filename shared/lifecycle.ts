@@ -229,7 +229,11 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   const { openDatabase } = await import("./db.ts");
   const { watchPool } = await import("./db_metrics.ts");
   const sql = await startOrExit(log, "open the database", async () => {
-    const sql = await openDatabase(databaseUrl, { schema: process.schema, log });
+    const sql = await openDatabase(databaseUrl, {
+      schema: process.schema,
+      max: config.databasePoolMax,
+      log,
+    });
     const applied = await process.migrate(sql);
     if (applied.length) log.info("migrations applied", { applied });
     return sql;

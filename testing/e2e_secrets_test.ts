@@ -83,11 +83,13 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   };
   const start = (name: string, main: string) =>
     spawnProcess(name, main, { ...env, OTEL_SERVICE_NAME: name });
+  // Removed after the processes stop (disposal runs in reverse): removed while they ran, the
+  // services made the stream again (as after a lost JetStream store), and it was left behind.
+  await using _streams = factStreamRemoval(natsUrl, prefix);
   await using catalog = start("catalog", "services/catalog/main.ts");
   await using payments = start("payments", "services/payments/main.ts");
   await using audit = start("audit", "services/audit/main.ts");
   await using gateway = start("gateway", "gateway/main.ts");
-  await using _streams = factStreamRemoval(natsUrl, prefix);
   const url = `http://127.0.0.1:${port}`;
   for (const name of ["catalog", "payments", "audit"]) {
     const p = { catalog, payments, audit }[name]!;

@@ -234,13 +234,18 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
     OTEL_DENO: "true",
     ...otlp.env,
   };
-  const start = (name: string, main: string) =>
-    spawnProcess(name, main, { ...env, OTEL_SERVICE_NAME: name });
+  const start = (name: string, main: string, more: Record<string, string> = {}) =>
+    spawnProcess(name, main, { ...env, OTEL_SERVICE_NAME: name, ...more });
+  // Removed after the processes stop (disposal runs in reverse): removed while they ran, the
+  // services made the stream again (as after a lost JetStream store), and it was left behind.
+  await using _streams = factStreamRemoval(natsUrl, prefix);
   await using catalog = start("catalog", "services/catalog/main.ts");
-  await using discounts = start("discounts", "services/discounts/main.ts");
+  // A pool of its own size: the operator's setting reaches the process and its metrics.
+  await using discounts = start("discounts", "services/discounts/main.ts", {
+    DATABASE_POOL_MAX: "7",
+  });
   await using audit = start("audit", "services/audit/main.ts");
   await using gateway = start("gateway", "gateway/main.ts");
-  await using _streams = factStreamRemoval(natsUrl, prefix);
   const url = `http://127.0.0.1:${port}`;
   const system: Running = {
     url,
@@ -399,6 +404,8 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
       ) {
         assert.ok(total(after, name, { service: "discounts" }) !== undefined, name);
       }
+      assert.equal(total(after, "oe_db_pool_max", { service: "discounts" }), 7);
+      assert.equal(total(after, "oe_db_pool_max", { service: "catalog" }), 10);
     },
   );
 

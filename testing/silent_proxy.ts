@@ -13,6 +13,8 @@
  */
 export interface SilentProxy extends AsyncDisposable {
   port: number;
+  /** How many connections it has forwarded so far. */
+  readonly accepted: number;
   /** Silences every connection made so far, for good. */
   loseHost(): void;
 }
@@ -63,6 +65,9 @@ export function silentProxy(targetPort: number): SilentProxy {
   })().catch(() => {});
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    get accepted() {
+      return conns.length / 2;
+    },
     loseHost: () => conns.forEach((conn) => lost.add(conn)),
     async [Symbol.asyncDispose]() {
       listener.close();
@@ -70,4 +75,12 @@ export function silentProxy(targetPort: number): SilentProxy {
       closeAll(conns);
     },
   };
+}
+
+/** A silent proxy to the Postgres of `databaseUrl`, and that URL through it (`url`). */
+export function silentProxyTo(databaseUrl: string): SilentProxy & { url: string } {
+  const proxy = silentProxy(Number(new URL(databaseUrl).port || 5432));
+  const proxied = new URL(databaseUrl);
+  proxied.port = String(proxy.port);
+  return Object.assign(proxy, { url: proxied.href });
 }

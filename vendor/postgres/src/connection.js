@@ -75,6 +75,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       , idleTimer = timer(end, options.idle_timeout)
       , lifeTimer = timer(end, options.max_lifetime)
       , connectTimer = timer(connectTimedOut, options.connect_timeout)
+      // Patched (vendor/postgres/README.md): answer_timeout, in milliseconds (0: off).
+      , answerMs = (options.answer_timeout || 0) * 1000
 
   let socket = null
     , cancelMessage
@@ -106,6 +108,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , nonce = null
     , query = null
     , final = null
+    , awaitingAnswer = false
+    , lastHeardAt = 0
+    , answerTimer = null
 
   const connection = {
     queue: queues.closed,
@@ -171,6 +176,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       build(q)
       const written = write(toBuffer(q))
+      awaitAnswer()
       // Patched (vendor/postgres/README.md): sql.begin's BEGIN reserves its connection through
       // onexecute, which sat last in this chain, so a BEGIN that filled the pipeline (or met a
       // full socket) went out unreserved: UNSAFE_TRANSACTION, and a backend left inside a
@@ -279,6 +285,37 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     socket.destroy()
   }
 
+  // Patched (vendor/postgres/README.md): answer_timeout. A statement sent to a host lost without
+  // a word (no FIN, no RST) waited until the kernel gave up on the socket, over ten minutes, and
+  // the pool's other statements went on queueing behind it. The clock runs while the server owes
+  // an answer, from the first statement sent, restarted by every byte received; it stops once
+  // nothing is owed, or while the server waits on the client (a cursor's callback, COPY). One
+  // timer per silence, not per statement (a timer set and cleared per statement cost ~2 % of a
+  // busy service's CPU): it lapses unused when the answer came, and looks again when it fires.
+  function awaitAnswer() {
+    if (!answerMs || awaitingAnswer)
+      return
+    awaitingAnswer = true
+    lastHeardAt = Date.now()
+    answerTimer === null && (answerTimer = setTimeout(checkAnswer, answerMs))
+  }
+
+  function answerOwedNoMore() {
+    awaitingAnswer = false
+  }
+
+  function checkAnswer() {
+    answerTimer = null
+    if (!awaitingAnswer)
+      return
+    const silentMs = Date.now() - lastHeardAt
+    if (silentMs < answerMs)
+      return answerTimer = setTimeout(checkAnswer, answerMs - silentMs)
+    awaitingAnswer = false
+    errored(Errors.connection('ANSWER_TIMEOUT', options, socket))
+    socket && socket.destroy()
+  }
+
   async function secure() {
     if (sslnegotiation !== 'direct') {
       write(SSLRequest)
@@ -315,6 +352,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function data(x) {
+    awaitingAnswer && (lastHeardAt = Date.now()) // Patched: answer_timeout
     if (incomings) {
       incomings.push(x)
       remaining -= x.length
@@ -346,6 +384,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       remaining = 0
       incomings = null
     }
+    awaitingAnswer && !query && sent.length === 0 && answerOwedNoMore() // Patched: answer_timeout
   }
 
   async function connect() {
@@ -405,6 +444,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function errored(err) {
     stream && (stream.destroy(err), stream = null)
+    // Patched (vendor/postgres/README.md): a COPY FROM STDIN whose rows were done waits in
+    // `final` for the server's answer; failing here left its stream unfinished for good.
+    final && (final(err), final = null)
     query && queryError(query, err)
     initial && (queryError(initial, err), initial = null)
   }
@@ -463,6 +505,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     idleTimer.cancel()
     lifeTimer.cancel()
     connectTimer.cancel()
+    // Patched: answer_timeout
+    answerOwedNoMore()
+    answerTimer !== null && (clearTimeout(answerTimer), answerTimer = null)
 
     socket.removeAllListeners()
     socket = null
@@ -868,14 +913,17 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   async function PortalSuspended() {
+    answerOwedNoMore() // Patched: answer_timeout (the server waits on the callback)
     try {
       const x = await Promise.resolve(query.cursorFn(result))
       rows = 0
       x === CLOSE
         ? write(Close(query.portal))
         : (result = new Result(), write(Execute('', query.cursorRows)))
+      awaitAnswer()
     } catch (err) {
       write(Sync)
+      awaitAnswer() // Patched: answer_timeout (the server owes its ReadyForQuery)
       query.reject(err)
     }
   }
@@ -886,6 +934,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function CopyInResponse() {
+    answerOwedNoMore() // Patched: answer_timeout (the server waits on the client's rows)
     stream = new Stream.Writable({
       autoDestroy: true,
       write(chunk, encoding, callback) {
@@ -894,10 +943,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       destroy(error, callback) {
         callback(error)
         socket.write(b().f().str(error + b.N).end())
+        awaitAnswer() // Patched: answer_timeout (the server owes its answer to CopyFail)
         stream = null
       },
       final(callback) {
         socket.write(b().c().end())
+        awaitAnswer() // Patched: answer_timeout (the server owes its answer to CopyDone)
         final = callback
         stream = null
       }
@@ -907,13 +958,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function CopyOutResponse() {
     stream = new Stream.Readable({
-      read() { socket.resume() }
+      // Patched: answer_timeout (the clock runs again once the reader asks for more)
+      read() { socket.resume(), awaitAnswer() }
     })
     query.resolve(stream)
   }
 
   /* c8 ignore next 3 */
   function CopyBothResponse() {
+    answerOwedNoMore() // Patched: answer_timeout (the server waits on the client)
     stream = new Stream.Duplex({
       autoDestroy: true,
       read() { socket.resume() },
@@ -935,12 +988,19 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function CopyData(x) {
-    stream && (stream.push(x.subarray(5)) || socket.pause())
+    // Patched: answer_timeout (paused, the server waits on the client's reader)
+    stream && (stream.push(x.subarray(5)) || (socket.pause(), answerOwedNoMore()))
   }
 
   function CopyDone() {
     stream && stream.push(null)
     stream = null
+    // Patched (vendor/postgres/README.md): a socket paused by the last CopyData (its reader's
+    // buffer full) stayed paused, since an ended stream asks for nothing more: the COPY's
+    // CommandComplete and ReadyForQuery, when in a later read, never came, and the connection
+    // waited for good. The server still owes them: answer_timeout's clock runs again.
+    socket.resume()
+    awaitAnswer()
   }
 
   function NoticeResponse(x) {

@@ -60,6 +60,11 @@ interface BaseOptions<T extends Record<string, postgres.PostgresType>> {
    * @default process.env['PGCONNECT_TIMEOUT']
    */
   connect_timeout: number;
+  /**
+   * Patched (vendor/postgres/README.md): seconds a connection may owe an answer without receiving
+   * a byte before it is destroyed (`ANSWER_TIMEOUT`); off when unset
+   */
+  answer_timeout: number | undefined;
   /** Array of custom types; see more in the README */
   types: T;
   /**
