@@ -105,18 +105,20 @@ export function createGateway(options: AppOptions): Gateway {
   const logger = options.logger ?? createLogger("gateway", config.logLevel);
   const cache = responseCache(options, logger);
   const verifier = new TokenVerifier(config.jwtSecret);
-  const { forward, readSigned } = createForwarding({
+  const { forward, readSigned, readShared } = createForwarding({
     bus,
     config,
     logger,
     cache,
     onSignedRead: (raw, read) => signed.learn(raw, read),
+    onSharedRead: (raw, read) => hits?.learn(raw, read),
   });
   const signed = new SignedPath({ read: readSigned, verifier, logger });
-  const hits = cache && new HitPath({ cache, logger });
+  // `readShared` comes with the cache (its coalescer): both or neither.
+  const hits = cache && readShared && new HitPath({ cache, read: readShared, logger });
 
   const app = new Hono<GatewayEnv>();
-  app.use("*", observeHttp({ onHit: hits && ((raw, hit) => hits.learn(raw, hit)) }));
+  app.use("*", observeHttp());
   app.use("*", headLength());
   app.use("*", requestId({ logger }));
   app.use("*", cors());

@@ -70,3 +70,53 @@ Deno.test("[exchanges] what it cannot follow stops it for good", () => {
     assert.equal(exchanges.idle, false, `${what}: not even after more exchanges`);
   }
 });
+
+Deno.test("[exchanges] a request's body: not idle until it is sent whole and answered", () => {
+  const exchanges = new Exchanges();
+  exchanges.sent("POST", 5);
+  assert.deepEqual([exchanges.inBody, exchanges.idle], [true, false]);
+  exchanges.bodySent(2);
+  assert.equal(exchanges.inBody, true, "three bytes to come");
+  exchanges.bodySent(3);
+  assert.deepEqual([exchanges.inBody, exchanges.idle], [false, false], "its answer is owed");
+  exchanges.received(bytes(ok("made")));
+  assert.deepEqual([exchanges.idle, exchanges.following], [true, true]);
+  exchanges.sent("POST", 0);
+  assert.equal(exchanges.inBody, false, "a body that came whole with its head");
+  exchanges.received(bytes(ok("")));
+  assert.equal(exchanges.idle, true);
+});
+
+Deno.test("[exchanges] a read that runs past a body's end stops it for good", () => {
+  const exchanges = new Exchanges();
+  exchanges.sent("POST", 2);
+  exchanges.bodySent(3);
+  assert.deepEqual([exchanges.following, exchanges.inBody, exchanges.idle], [false, false, false]);
+  exchanges.sent("GET");
+  exchanges.received(bytes(ok("x")));
+  assert.equal(exchanges.idle, false);
+});
+
+Deno.test("[exchanges] an answer that comes before the body is sent whole stops it for good", () => {
+  // Deno.serve answers a request its handler answered without reading the body (404, 401, 413)
+  // at once, with `connection: close`, and closes: a request after the body is never answered
+  // there, so the relay must not answer it either.
+  const exchanges = new Exchanges();
+  exchanges.sent("POST", 10);
+  exchanges.received(
+    bytes("HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"),
+  );
+  exchanges.bodySent(10);
+  assert.deepEqual([exchanges.following, exchanges.idle], [false, false]);
+});
+
+Deno.test("[exchanges] an earlier request's answer may come while a later body is still sent", () => {
+  const exchanges = new Exchanges();
+  exchanges.sent("GET");
+  exchanges.sent("POST", 4);
+  exchanges.received(bytes(ok("first")));
+  exchanges.bodySent(4);
+  assert.deepEqual([exchanges.following, exchanges.idle], [true, false]);
+  exchanges.received(bytes(ok("made")));
+  assert.equal(exchanges.idle, true);
+});

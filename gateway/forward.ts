@@ -55,6 +55,11 @@ export interface ForwarderOptions {
    * short way of signed-in reads (gateway/signed_path.ts).
    */
   onSignedRead?: (raw: Request, read: SignedRead) => void;
+  /**
+   * Told of every anonymous GET or HEAD of a shared route the full path answered from the cache,
+   * with what it resolved to: for the short way of anonymous reads (gateway/hit_path.ts).
+   */
+  onSharedRead?: (raw: Request, read: SharedRead) => void;
 }
 
 /**
@@ -74,6 +79,22 @@ export interface SignedRead {
 
 /** Forwards a signed-in read again, as the full path would: the parts of its reply. */
 export type ReadSigned = (read: SignedRead, actor: Actor, requestId: string) => Promise<WireParts>;
+
+/**
+ * What the full path resolved an anonymous read of a shared route to: all it takes to answer the
+ * same read again, from the cache or from a fetch shared with concurrent misses.
+ */
+export interface SharedRead extends SignedRead {
+  /** The response cache's key. */
+  cacheKey: string;
+}
+
+/**
+ * Answers an anonymous read of a shared route again after a cache miss, as the full path would:
+ * from the fetch in flight for its key when it may share it, else from one it starts (and
+ * stores). Counts no lookup: the caller looked the key up.
+ */
+export type ReadShared = (read: SharedRead, requestId: string) => Promise<SharedReply>;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -137,6 +158,7 @@ interface Forwarder {
   /** The bus request options of every request without an idempotency key (one shared object). */
   requestOptions: { timeoutMs: number };
   onSignedRead?: ForwarderOptions["onSignedRead"];
+  onSharedRead?: ForwarderOptions["onSharedRead"];
 }
 
 /** What one route's handler knows of its route. */
@@ -165,7 +187,7 @@ const RELATIONSHIP_ROUTE = /^\/v1\/[^/]+\/[^/]+\/relationships\/[^/]+$/;
  */
 export function createForwarding(
   options: ForwarderOptions,
-): { forward: Forward; readSigned: ReadSigned } {
+): { forward: Forward; readSigned: ReadSigned; readShared?: ReadShared } {
   const { requestTimeoutMs: timeoutMs, bodyLimitBytes, bodyTimeoutMs } = options.config;
   const forwarder: Forwarder = {
     bus: options.bus,
@@ -177,7 +199,9 @@ export function createForwarding(
     bodyTimeoutMs,
     requestOptions: { timeoutMs },
     onSignedRead: options.onSignedRead,
+    onSharedRead: options.onSharedRead,
   };
+  const { coalescer } = forwarder;
   return {
     forward(endpoint, fixedParams, forwardOptions = {}) {
       const successType = forwardOptions.contentType ?? JSONAPI;
@@ -193,6 +217,14 @@ export function createForwarding(
       const request: HttpRequest = { actor, params, path, query, requestId, method: "GET" };
       return readParts(forwarder, read.endpoint, read.successType, request, false);
     },
+    readShared: coalescer && ((read, requestId) => {
+      const { params, path, query } = read;
+      const request: HttpRequest = { actor: null, params, path, query, requestId, method: "GET" };
+      return coalescer.fetch(
+        read.cacheKey,
+        (began) => fetchShared(forwarder, read, { request, key: read.cacheKey, began }),
+      );
+    }),
   };
 }
 
@@ -214,11 +246,24 @@ function routeHandler(forwarder: Forwarder, route: Route): Handler<GatewayEnv> {
     }
     const key = cacheKey(route.successType, c.req.path, query);
     const hit = cache.lookup(key);
-    if (hit) return cachedReply(hit, raw.headers.get("if-none-match"), key);
-    const reply = await coalescer.fetch(
-      key,
-      (began) => fetchShared(forwarder, route, { c, query, key, began }),
-    );
+    if (hit) {
+      // Told on a hit only: a URL read once (a crawler's) is never remembered, and does not
+      // make the short way forget the popular ones.
+      forwarder.onSharedRead?.(raw, {
+        endpoint: route.endpoint,
+        params: paramsOf(c, route.fixedParams),
+        path: c.req.path,
+        query,
+        successType: route.successType,
+        route: routePath(c, -1) || "*",
+        cacheKey: key,
+      });
+      return cachedReply(hit, raw.headers.get("if-none-match"));
+    }
+    const reply = await coalescer.fetch(key, async (began) => {
+      const request = await requestOf(forwarder, c, route.fixedParams, query, undefined);
+      return await fetchShared(forwarder, route, { request, key, began });
+    });
     return httpReply({ ...reply, cache: "MISS" }, raw.headers.get("if-none-match"));
   };
 }
@@ -328,8 +373,7 @@ interface Asked {
 
 /** What the fetch of a shareable read needs besides its route. */
 interface SharedFetch {
-  c: Context<GatewayEnv>;
-  query: Record<string, string>;
+  request: HttpRequest;
   key: string;
   /** The cache's mark when the fetch began (see ResponseCache.begin). */
   began: number;
@@ -341,10 +385,9 @@ interface SharedFetch {
  */
 async function fetchShared(
   forwarder: Forwarder,
-  route: Route,
-  { c, query, key, began }: SharedFetch,
+  route: { endpoint: HttpEndpoint; successType: string },
+  { request, key, began }: SharedFetch,
 ): Promise<SharedReply> {
-  const request = await requestOf(forwarder, c, route.fixedParams, query, undefined);
   const deadline = Date.now() + forwarder.timeoutMs;
   const reply = await forwarder.bus.forward(route.endpoint, request, forwarder.requestOptions);
   const contentType = reply.status >= 400 ? JSONAPI : route.successType;
@@ -366,6 +409,14 @@ async function fetchShared(
   };
 }
 
+/** The route's path parameters, with the fixed ones its module adds. */
+function paramsOf(
+  c: Context<GatewayEnv>,
+  fixedParams: Record<string, string> | undefined,
+): Record<string, string> {
+  return fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param();
+}
+
 /** The bus request for an HTTP request: caller, parameters, query and body. */
 async function requestOf(
   forwarder: Forwarder,
@@ -377,7 +428,7 @@ async function requestOf(
   const { limitBytes, bodyTimeoutMs } = forwarder;
   const request: HttpRequest = {
     actor: c.get("actor") ?? null,
-    params: fixedParams ? { ...c.req.param(), ...fixedParams } : c.req.param(),
+    params: paramsOf(c, fixedParams),
     path: c.req.path,
     query,
     requestId: c.get("requestId"),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
+import { catalog } from "@shared/subjects.ts";
 import { JSONAPI, token, topicsGateway, Wire } from "./_test_utils.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
@@ -52,7 +53,7 @@ Deno.test("[gateway] HitPath answers a repeated hit exactly as the full path doe
   const miss = await gateway.fetch(get());
   assert.equal(miss.headers.get("X-Cache"), "MISS");
   await miss.body?.cancel();
-  assert.equal(hits.size, 0, "a miss teaches nothing");
+  assert.equal(hits.size, 0, "a miss teaches nothing (a URL read once is not remembered)");
   const hit = await gateway.fetch(get());
   assert.equal(hit.headers.get("X-Cache"), "HIT");
   await hit.body?.cancel();
@@ -132,13 +133,21 @@ Deno.test("[gateway] HitPath leaves other requests to the full path", async (t) 
 Deno.test("[gateway] HitPath remembers a bounded number of requests", async () => {
   await using gw = await hitGateway();
   const hits = gw.gateway.hits!;
-  const hit = { cacheKey: "k", route: "/v1/event-topics", path: "/v1/event-topics" };
-  for (let i = 0; i < 10_000; i++) hits.learn(new Request(`${URL}&n=${i}`), hit);
+  const read = (n: string) => ({
+    endpoint: catalog.eventTopics.list,
+    params: {},
+    path: "/v1/event-topics",
+    query: {},
+    successType: JSONAPI,
+    route: "/v1/event-topics",
+    cacheKey: `k${n}`,
+  });
+  for (let i = 0; i < 10_000; i++) hits.learn(new Request(`${URL}&n=${i}`), read(`${i}`));
   assert.equal(hits.size, 10_000);
-  hits.learn(new Request(`${URL}&n=last`), hit);
+  hits.learn(new Request(`${URL}&n=last`), read("last"));
   assert.equal(hits.size, 1, "past the limit the memory starts over");
   const long = `&x=${"y".repeat(100_000)}`;
-  for (let i = 0; i < 25; i++) hits.learn(new Request(`${URL}${long}${i}`), hit);
+  for (let i = 0; i < 25; i++) hits.learn(new Request(`${URL}${long}${i}`), read(`long${i}`));
   assert.ok(hits.size < 25, "long URLs count by their length");
 });
 
@@ -209,8 +218,8 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
   assert.match(await wire.answer(), /X-Cache: MISS/);
   await wire.send(fixed);
   const fullPath = await wire.answer();
-  assert.match(fullPath, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
   assert.equal(calls.relaying, 2, "the miss and the first hit went to Deno.serve");
+  assert.match(fullPath, /^HTTP\/1\.1 200 OK\r\n[^]*X-Cache: HIT/);
   const etag = /ETag: ("[^"]*")/.exec(fullPath)![1];
 
   const variants: [string, string][] = [
@@ -233,6 +242,32 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
     });
   }
+
+  await t.step("a miss: the relay fetches, with the bytes Deno.serve sends", async () => {
+    // Each write drops the page (the stand-in then names its topic "Second").
+    const write = `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\n` +
+      `Authorization: JWT ${await token("1")}\r\nContent-Type: ${JSONAPI}\r\n` +
+      `Content-Length: 2\r\n\r\n{}`;
+    for (const variant of [fixed, `${HEAD}X-Request-Id: wire\r\nIf-None-Match: "old"\r\n\r\n`]) {
+      await reference.send(write);
+      assert.match(await reference.answer(), /^HTTP\/1\.1 201/);
+      const slowAt = gw.logger.lines.length;
+      await reference.send(variant);
+      const expected = await reference.answer();
+      assert.match(expected, /X-Cache: MISS[^]*"name":"Second"/);
+      await reference.send(write);
+      await reference.answer();
+      const before = calls.relaying;
+      await wire.send(variant);
+      assert.equal(await wire.answer(), expected);
+      assert.equal(calls.relaying, before, "answered by the relay");
+      const [slowLine, fastLine] = [gw.logger.lines[slowAt], gw.logger.lines.at(-1)];
+      assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
+      await wire.send(variant);
+      assert.match(await wire.answer(), /X-Cache: HIT/, "the relay's fetch was stored");
+      assert.equal(calls.relaying, before);
+    }
+  });
 
   await t.step("a page larger than one write: the same bytes", async () => {
     // Well over the 16 KiB the relay copies after the head.
@@ -319,14 +354,73 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     assert.equal(calls.relaying, before + 3, "a connection that pipelined is relayed to its end");
   });
 
-  await t.step("after a body the connection is relayed to its end", async () => {
+  const write = async (extra = "") =>
+    `POST /v1/event-topics HTTP/1.1\r\nHost: x\r\nAuthorization: JWT ${await token("1")}\r\n` +
+    `Content-Type: ${JSONAPI}\r\n${extra}`;
+
+  await t.step(
+    "after a body one Content-Length frames, the connection is still followed",
+    async () => {
+      using wire = await Wire.open(servers.relaying.port);
+      await learn(wire);
+      const before = calls.relaying;
+      await wire.send(`${await write()}Content-Length: 2\r\n\r\n{}`);
+      assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+      // The head alone, then its body in two reads.
+      await wire.send(`${await write()}Content-Length: 2\r\n\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await wire.send("{");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await wire.send("}");
+      assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+      assert.equal(calls.relaying, before + 2, "the writes went to Deno.serve");
+      for (let i = 0; i < 2; i++) await learn(wire); // the page the writes dropped, fetched again
+      const after = calls.relaying;
+      await wire.send(hit);
+      assert.match(await wire.answer(), /X-Cache: HIT/);
+      assert.equal(calls.relaying, after, "the read after them answered by the relay");
+    },
+  );
+
+  await t.step("a body that reads like a head is a body: never answered by the relay", async () => {
     using wire = await Wire.open(servers.relaying.port);
     await learn(wire);
     const before = calls.relaying;
-    await wire.send(`${HEAD}Content-Length: 0\r\n\r\n`);
-    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+    // The body is a plain GET's head, sent in a read of its own as a hit would be.
+    await wire.send(`${await write()}Content-Length: ${hit.length}\r\n\r\n`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await wire.send(hit);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 400 /, "the write's own answer: no JSON");
+    assert.equal(calls.relaying, before + 1);
     await wire.send(hit);
     assert.match(await wire.answer(), /X-Cache: HIT/);
+    assert.equal(
+      calls.relaying,
+      before + 1,
+      "followed past it, the next read answered by the relay",
+    );
+  });
+
+  await t.step("a body's end sharing a read with a head: relayed to its end", async () => {
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    await wire.send(`${await write()}Content-Length: 2\r\n\r\n{}${hit}`);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+    await wire.send(hit);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
+    assert.equal(calls.relaying, before + 3, "the write, the read after it and the next went on");
+  });
+
+  await t.step("after a chunked body the connection is relayed to its end", async () => {
+    using wire = await Wire.open(servers.relaying.port);
+    await learn(wire);
+    const before = calls.relaying;
+    await wire.send(`${await write()}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
+    await wire.send(hit);
+    assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK/);
     assert.equal(calls.relaying, before + 2);
   });
 
@@ -342,7 +436,7 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     assert.equal(calls.relaying, before + 1, "the hit after it answered by the relay");
   });
 
-  await t.step("a dropped entry is not answered by the relay", async () => {
+  await t.step("a dropped entry is fetched by the relay", async () => {
     using wire = await Wire.open(servers.relaying.port);
     await learn(wire);
     await wire.send(
@@ -356,7 +450,7 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     const answer = await fresh.answer();
     assert.match(answer, /X-Cache: MISS/);
     assert.match(answer, /"name":"Second"/);
-    assert.equal(calls.relaying, before + 1);
+    assert.equal(calls.relaying, before, "the miss answered by the relay");
   });
 });
 

@@ -90,14 +90,6 @@ export function httpReply(parts: ReplyParts, ifNoneMatch: string | null): Respon
   return new Response(body, { status, headers });
 }
 
-/** The cache key of each response `cachedReply` made (for gateway/hit_path.ts). */
-const hitKeys = new WeakMap<Response, string>();
-
-/** The cache key `response` was answered from, when it is a cache hit made with its key. */
-export function hitKeyOf(response: Response): string | undefined {
-  return hitKeys.get(response);
-}
-
 /** The reply parts of a cache hit. */
 function hitParts(entry: CachedReply): ReplyParts {
   return {
@@ -110,15 +102,9 @@ function hitParts(entry: CachedReply): ReplyParts {
   };
 }
 
-/** The response for a cache hit; with its `key`, the response remembers it (`hitKeyOf`). */
-export function cachedReply(
-  entry: CachedReply,
-  ifNoneMatch: string | null,
-  key?: string,
-): Response {
-  const response = httpReply(hitParts(entry), ifNoneMatch);
-  if (key !== undefined) hitKeys.set(response, key);
-  return response;
+/** The response for a cache hit. */
+export function cachedReply(entry: CachedReply, ifNoneMatch: string | null): Response {
+  return httpReply(hitParts(entry), ifNoneMatch);
 }
 
 /**

@@ -28,7 +28,7 @@ import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
 import { askInstances } from "./health.ts";
-import { hitKeyOf, PRIVATE } from "./http_cache.ts";
+import { PRIVATE } from "./http_cache.ts";
 
 const requests = metrics.counter(
   "oe_http_requests",
@@ -44,21 +44,6 @@ const inFlight = metrics.gauge(
   "oe_http_requests_in_flight",
   "HTTP requests the gateway is answering now",
 ).series();
-
-/** What the full path resolved a cache hit to (see gateway/hit_path.ts). */
-export interface HitRoute {
-  /** The response cache's key. */
-  cacheKey: string;
-  /** The Hono route pattern, as the metrics label it. */
-  route: string;
-  /** `c.req.path`, as the access log shows it. */
-  path: string;
-}
-
-export interface ObserveOptions {
-  /** Told of every request the response cache answered, with its route. */
-  onHit?: (raw: Request, hit: HitRoute) => void;
-}
 
 /** The methods that are labels as they are; any other is `_OTHER`. */
 const KNOWN_METHODS: ReadonlySet<string> = new Set([
@@ -95,8 +80,7 @@ export function countAnswer(method: string, route: string, status: number, began
 }
 
 /** Counts each request and its latency by route pattern; names the HTTP span when tracing. */
-export function observeHttp(options: ObserveOptions = {}): MiddlewareHandler<GatewayEnv> {
-  const { onHit } = options;
+export function observeHttp(): MiddlewareHandler<GatewayEnv> {
   return async function observeHttpMiddleware(c, next) {
     const began = performance.now();
     inFlight.add();
@@ -107,8 +91,6 @@ export function observeHttp(options: ObserveOptions = {}): MiddlewareHandler<Gat
       // The last route matched is the most specific one (`*` when no route matched the path).
       const route = routePath(c, -1) || "*";
       countAnswer(c.req.method, route, c.res.status, began);
-      const cacheKey = onHit && hitKeyOf(c.res);
-      if (cacheKey !== undefined) onHit!(c.req.raw, { cacheKey, route, path: c.req.path });
     }
   };
 }

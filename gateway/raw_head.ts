@@ -1,9 +1,10 @@
 /**
  * Reading an HTTP/1.1 request head from the bytes a client sent, for the slow-client relay
  * (gateway/slow_clients.ts), which answers repeated cache hits (gateway/hit_path.ts) and repeated
- * signed-in reads (gateway/signed_path.ts) itself and must know where each request ends. Strict on purpose: anything this reader is not sure of
- * (another version, a folded line, a byte outside printable ASCII, a name that is no token, more
- * than one of a header it reads) makes it give up, and the request goes to `Deno.serve` as before.
+ * signed-in reads (gateway/signed_path.ts) itself and must know where each request ends. Strict on
+ * purpose: anything this reader is not sure of (another version, a folded line, a byte outside
+ * printable ASCII, a name that is no token, more than one of a header it reads) makes it give up,
+ * and the request goes to `Deno.serve` as before.
  *
  * @example
  * ```ts
@@ -26,6 +27,12 @@ export interface RawHead {
   authorization?: string;
   /** A body follows the head (Content-Length or Transfer-Encoding). */
   hasBody: boolean;
+  /**
+   * The body's length when one `Content-Length` alone frames it (no `Transfer-Encoding`) and the
+   * head is otherwise one `plain` or `signed` says: where the next request starts, which the relay
+   * then knows as `Deno.serve` does (gateway/exchanges.ts). Undefined for anything else.
+   */
+  bodyLength?: number;
   /**
    * Nothing in the head but what the short way of a hit reads: exactly one Host, no body, no
    * credential (Authorization, Cookie), nothing that changes how the connection goes on
@@ -127,6 +134,10 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
   if (lines.length - 1 > MAX_FIELDS) return undefined;
   const head: RawHead = { method, target, hasBody: false, plain: true, signed: false };
   let hosts = 0;
+  // The last Content-Length's value (NaN when it is no plain number, or for a Transfer-Encoding);
+  // `lengths` counts both headers, so that only one Content-Length alone frames a body.
+  let length: number | undefined;
+  let lengths = 0;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     const colon = line.indexOf(":");
@@ -154,19 +165,51 @@ export function readHead(chunk: Uint8Array): RawHead | undefined {
         if (value.toLowerCase() !== "keep-alive") head.plain = false;
         break;
       case "content-length":
+        head.hasBody = true;
+        lengths++;
+        length = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+        break;
       case "transfer-encoding":
         head.hasBody = true;
-        head.plain = false;
+        length = NaN;
+        lengths++;
         break;
       default:
         if (NOT_PLAIN.has(lower)) head.plain = false;
     }
   }
   if (hosts !== 1) head.plain = false;
+  return classified(head, lengths === 1 ? length : NaN);
+}
+
+/**
+ * `head` (plain so far if nothing but its body and credential keeps it off the short ways) told
+ * apart: plain, signed, or with a body of `length` bytes the relay can follow past (NaN: none).
+ */
+function classified(head: RawHead, length: number | undefined): RawHead {
+  // A plain head but for its body: framed by one Content-Length alone, it is followed past.
+  if (head.plain && head.hasBody && length !== undefined && !Number.isNaN(length)) {
+    head.bodyLength = length;
+  }
+  if (head.hasBody) head.plain = false;
   // A credential takes the head off the short way of hits (one user's answer is not another's).
   if (head.authorization !== undefined) {
     head.signed = head.plain;
     head.plain = false;
   }
   return head;
+}
+
+/**
+ * The head at the start of `chunk` and how many bytes follow it there (the start of its body,
+ * or more), when `chunk` starts with one complete, well-formed head (`readHead`); else undefined.
+ */
+export function readHeadAndMore(chunk: Uint8Array): { head: RawHead; more: number } | undefined {
+  // The common read, a head alone, is scanned once.
+  const alone = readHead(chunk);
+  if (alone) return { head: alone, more: 0 };
+  const end = headEnd(chunk);
+  if (end === -1 || end + 4 === chunk.length) return undefined;
+  const head = readHead(chunk.subarray(0, end + 4));
+  return head && { head, more: chunk.length - (end + 4) };
 }

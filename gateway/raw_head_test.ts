@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isOneHead, readHead } from "./raw_head.ts";
+import { isOneHead, readHead, readHeadAndMore } from "./raw_head.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const head = (lines: string[]) => readHead(bytes(`${lines.join("\r\n")}\r\n\r\n`));
@@ -101,4 +101,47 @@ Deno.test("[raw head] credentials, bodies and connection changes are not plain",
     const read = head(["POST /v1/events HTTP/1.1", "Host: a", field]);
     assert.deepEqual([read?.hasBody, read?.plain], [true, false], field);
   }
+});
+
+Deno.test("[raw head] a body is followed past only when one Content-Length alone frames it", () => {
+  const POST = "POST /v1/event-topics HTTP/1.1";
+  const framed: [string, string[], number][] = [
+    ["a write", [POST, "Host: a", "Content-Length: 12"], 12],
+    ["a signed write", [POST, "Host: a", "Authorization: JWT x", "content-length: 2"], 2],
+    ["an empty body", [POST, "Host: a", "Content-Length: 0"], 0],
+    ["leading zeros", [POST, "Host: a", "Content-Length: 007"], 7],
+  ];
+  for (const [what, lines, length] of framed) {
+    const read = head(lines);
+    assert.deepEqual([read?.bodyLength, read?.plain, read?.hasBody], [length, false, true], what);
+  }
+  const signed = head([POST, "Host: a", "Authorization: JWT x", "Content-Length: 2"]);
+  assert.equal(signed?.signed, false, "a write is never a signed read");
+  const unframed: [string, string[]][] = [
+    ["chunked", [POST, "Host: a", "Transfer-Encoding: chunked"]],
+    ["both", [POST, "Host: a", "Content-Length: 2", "Transfer-Encoding: chunked"]],
+    ["two lengths", [POST, "Host: a", "Content-Length: 2", "Content-Length: 2"]],
+    ["a list", [POST, "Host: a", "Content-Length: 2, 2"]],
+    ["a sign", [POST, "Host: a", "Content-Length: +2"]],
+    ["no number", [POST, "Host: a", "Content-Length: two"]],
+    ["too long a number", [POST, "Host: a", "Content-Length: 1234567890123456"]],
+    ["a cookie", [POST, "Host: a", "Cookie: a=b", "Content-Length: 2"]],
+    ["Expect", [POST, "Host: a", "Expect: 100-continue", "Content-Length: 2"]],
+    ["no Host", [POST, "Content-Length: 2"]],
+    ["Connection: close", [POST, "Host: a", "Connection: close", "Content-Length: 2"]],
+  ];
+  for (const [what, lines] of unframed) assert.equal(head(lines)?.bodyLength, undefined, what);
+  assert.equal(head([GET, "Host: a"])?.bodyLength, undefined, "no body");
+});
+
+Deno.test("[raw head] readHeadAndMore: the head a read starts with, and the bytes after it", () => {
+  const write = "POST /v1/event-topics HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n";
+  assert.equal(readHeadAndMore(bytes(write))?.more, 0);
+  const withBody = readHeadAndMore(bytes(`${write}{}`));
+  assert.deepEqual([withBody?.head.bodyLength, withBody?.more], [4, 2]);
+  // A CRLFCRLF in the body is the body's: the head ends at the first one.
+  const crlf = readHeadAndMore(bytes(`${write}\r\n\r\n`));
+  assert.deepEqual([crlf?.head.method, crlf?.more], ["POST", 4]);
+  assert.equal(readHeadAndMore(bytes("POST /v1/event-topics HTTP/1.1\r\nHost: a\r\n")), undefined);
+  assert.equal(readHeadAndMore(bytes(`GET / HTTP/1.1\nHost: a\r\n\r\n{}`)), undefined, "a bare LF");
 });

@@ -32,7 +32,7 @@
 
 import { Exchanges } from "./exchanges.ts";
 import { innerServer } from "./inner_socket.ts";
-import { type RawHead, readHead } from "./raw_head.ts";
+import { type RawHead, readHeadAndMore } from "./raw_head.ts";
 
 export interface GuardOptions {
   hostname: string;
@@ -244,13 +244,24 @@ function ownAnswer(
   exchanges: Exchanges,
   answer: NonNullable<GuardOptions["answer"]>,
 ): ReturnType<NonNullable<GuardOptions["answer"]>> {
-  const head = readHead(chunk);
-  const answered = head && exchanges.idle ? answer(head) : undefined;
+  if (exchanges.inBody) {
+    exchanges.bodySent(chunk.length);
+    return undefined;
+  }
+  const read = readHeadAndMore(chunk);
+  const head = read?.head;
+  const alone = read?.more === 0;
+  const answered = head && alone && exchanges.idle ? answer(head) : undefined;
   if (answered) return answered;
-  // A connection that sent a body, a cookie or anything else the relay never answers is not
-  // followed further: reading its requests would be waste.
-  if (head?.plain || head?.signed) exchanges.sent(head.method);
-  else exchanges.stop();
+  if (head && alone && (head.plain || head.signed)) exchanges.sent(head.method);
+  else if (head?.bodyLength !== undefined && read!.more <= head.bodyLength) {
+    // A write, say: followed past its body, so that the reads after it may be answered here.
+    exchanges.sent(head.method, head.bodyLength - read!.more);
+  } else {
+    // A connection that sent a cookie, a chunked body or anything else the relay never answers
+    // or cannot frame is not followed further: reading its requests would be waste.
+    exchanges.stop();
+  }
   return undefined;
 }
 
