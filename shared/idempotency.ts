@@ -179,9 +179,39 @@ async function sha256Hex(text: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Claims the key; returns the stored answer of a finished request, or throws 409/422. */
+/**
+ * Claims the key; returns the stored answer of a finished request, or throws 409/422. A key whose
+ * claim is freed (its request failed) between the claim that found it running and the look at it
+ * is free: claimed again, not answered 409 "still running" (a review found that race). Each try
+ * either claims the key or finds its row, so two tries suffice unless claims come and go faster
+ * than a round trip; after MAX_CLAIM_TRIES the key counts as busy.
+ */
 async function claim(sql: Sql, request: KeyedRequest): Promise<HttpReply | undefined> {
   purgeExpired(sql);
+  for (let tries = 1;; tries++) {
+    if (await claimRow(sql, request)) return undefined;
+    const found = await keyRow(sql, request);
+    if (found === undefined && tries < MAX_CLAIM_TRIES) continue;
+    if (found && found.request_hash !== request.hash) {
+      throw new UnprocessableError(
+        "Cannot reuse Idempotency-Key: it was sent with a different request",
+        { header: "Idempotency-Key" },
+      );
+    }
+    if (!found?.reply) {
+      throw new ConflictError(
+        "Cannot run the request yet: one with the same Idempotency-Key is still running",
+        { header: "Idempotency-Key" },
+      );
+    }
+    return JSON.parse(found.reply);
+  }
+}
+
+const MAX_CLAIM_TRIES = 3;
+
+/** Whether the key was free (new, expired, or its claim's request died) and is now claimed. */
+async function claimRow(sql: Sql, request: KeyedRequest): Promise<boolean> {
   const { caller, key, hash, lockedUntil } = request;
   const [claimed] = await sql`insert into idempotency_keys as k
       (caller, key, request_hash, locked_until, expires_at)
@@ -190,22 +220,16 @@ async function claim(sql: Sql, request: KeyedRequest): Promise<HttpReply | undef
       locked_until = excluded.locked_until, reply = null, expires_at = excluded.expires_at
       where k.expires_at < now() or (k.reply is null and k.locked_until < now())
     returning 1`;
-  if (claimed) return undefined;
+  return claimed !== undefined;
+}
+
+async function keyRow(
+  sql: Sql,
+  { caller, key }: KeyedRequest,
+): Promise<{ request_hash: string; reply: string | null } | undefined> {
   const [found] = await sql`select request_hash, reply from idempotency_keys
     where caller = ${caller} and key = ${key}`;
-  if (found && found.request_hash !== hash) {
-    throw new UnprocessableError(
-      "Cannot reuse Idempotency-Key: it was sent with a different request",
-      { header: "Idempotency-Key" },
-    );
-  }
-  if (!found?.reply) {
-    throw new ConflictError(
-      "Cannot run the request yet: one with the same Idempotency-Key is still running",
-      { header: "Idempotency-Key" },
-    );
-  }
-  return JSON.parse(found.reply);
+  return found as { request_hash: string; reply: string | null } | undefined;
 }
 
 const lastPurge = new WeakMap<Sql, number>();
@@ -257,6 +281,17 @@ async function recordAnswer(tx: Queryable, request: KeyedRequest, reply: HttpRep
   }
 }
 
+/** Runs what it is given one after another, each once the one before has settled. */
+class Turns {
+  #last: Promise<unknown> = Promise.resolve();
+
+  next<T>(run: () => Promise<T>): Promise<T> {
+    const turn = this.#last.then(run);
+    this.#last = turn.catch(() => {});
+    return turn;
+  }
+}
+
 /** The transaction of one keyed request, kept open from its first change until its answer. */
 class HeldAnswer implements HeldTransaction {
   /**
@@ -268,6 +303,13 @@ class HeldAnswer implements HeldTransaction {
   #committed: Promise<unknown> | undefined;
   /** The hooks of the changes the open transaction holds. */
   #hooks: TransactionHooks[] = [];
+  /**
+   * The changes of the open transaction take turns: each but the first is a savepoint, and
+   * rolling back to a savepoint undoes everything done after it was made. Run at once, a change
+   * that failed (and that its handler took and went on from) undid another that had begun after
+   * it and been told it was done: the answer said 201 for a change that was gone.
+   */
+  readonly #turns = new Turns();
   /** Whether a change of the open transaction has told the handler it worked. */
   #told = false;
   /**
@@ -283,10 +325,35 @@ class HeldAnswer implements HeldTransaction {
   }
 
   join<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
+    // Once the changes before it are done: only then is it known what it joins. A first change
+    // that failed rolled the transaction back, and a change queued behind it that joined that
+    // one ran its savepoint on a connection back in the pool (outside any transaction, or inside
+    // another request's): it opens a new transaction instead.
+    return this.#turns.next(() => this.#take(sql, work, hooks));
+  }
+
+  /** A change's turn: opens the transaction, or joins the open one as a savepoint. */
+  #take<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     if (this.#lost) return Promise.reject(this.#lost.error);
+    const opened = this.#tx;
+    if (!opened) return this.#open(sql, work, hooks);
     // A further change of the same request: part of the same transaction.
-    if (this.#tx) return this.#tx.then((tx) => this.#joinSavepoint(tx, work, hooks));
-    return this.#open(sql, work, hooks);
+    return opened.then((tx) => this.#joinSavepoint(tx, work, hooks));
+  }
+
+  /**
+   * What a change's own work joins when it starts a change of its own (a transaction within the
+   * transaction): a savepoint within it, without waiting for the request's turns (it would wait
+   * for itself), but taking turns with the other changes started within the same change, for the
+   * reason the request's changes take theirs. Its hooks go with the enclosing change's
+   * (`hooksOf`): undone with it, it rolled back.
+   */
+  #within(tx: Tx, hooksOf: TransactionHooks[]): HeldTransaction {
+    const turns = new Turns();
+    return {
+      join: (_sql, work, hooks) => turns.next(() => this.#joinSavepoint(tx, work, hooks, hooksOf)),
+      afterCommit: (then) => this.afterCommit(then),
+    };
   }
 
   #open<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
@@ -297,9 +364,9 @@ class HeldAnswer implements HeldTransaction {
     this.#tx = opened.promise;
     const tracked = settling(work);
     this.#committed = sql.begin((tx) =>
-      bounded(tx, async () => {
+      bounded(sql, tx, async () => {
         opened.resolve(tx);
-        resolve(await tracked.work(tx));
+        resolve(await withScope({ held: this.#within(tx, this.#hooks) }, () => tracked.work(tx)));
         this.#told = true;
         await recordAnswer(tx, this.request, await this.#answer.promise);
       })
@@ -328,20 +395,27 @@ class HeldAnswer implements HeldTransaction {
     else then();
   }
 
-  /** A savepoint that fails was rolled back alone; one that works ends with the whole. */
+  /**
+   * A savepoint that fails was rolled back alone, with the changes made within it (that had
+   * worked: their hooks waited with its own); one that works ends with what it is part of.
+   */
   async #joinSavepoint<T>(
     tx: Tx,
     work: (tx: Tx) => Promise<T>,
     hooks: TransactionHooks,
+    into: TransactionHooks[] = this.#hooks,
   ): Promise<T> {
+    const within: TransactionHooks[] = [];
     let value: T;
     try {
-      value = await tx.savepoint(work) as T;
+      value = await tx.savepoint((inner) =>
+        withScope({ held: this.#within(inner, within) }, () => work(inner))
+      ) as T;
     } catch (error) {
-      runHooks([hooks], "afterRollback");
+      runHooks([...within, hooks], "afterRollback");
       throw error;
     }
-    this.#hooks.push(hooks);
+    into.push(...within, hooks);
     this.#told = true;
     return value;
   }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
-import { openDatabase, readOwnWrites, type Sql, transaction } from "./db.ts";
+import { openDatabase, readOwnWrites, type Sql, transaction, type TransactionHooks } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { testBus, testDatabase } from "./testing.ts";
@@ -122,5 +122,148 @@ Deno.test(
     } finally {
       await sql.end({ timeout: 1 });
     }
+  },
+);
+
+/** A change of `keyedThings`' handler: inserts `what` after `before`, then runs `within` in it. */
+type Insert = (
+  what: string,
+  options?: { before?: Promise<void>; within?: () => Promise<unknown>; hooks?: TransactionHooks },
+) => Promise<void>;
+
+/**
+ * Serves `handler` behind an Idempotency-Key on a database of its own, with a table `things`
+ * whose `what` is unique (`taken` already in it), sends it one keyed request, and returns the
+ * answer's status and every `what` stored, in order. `insert` makes a change as handlers do.
+ */
+async function keyedThings(
+  schema: string,
+  handler: (insert: Insert, sql: Sql) => Promise<void>,
+  taken: string[] = [],
+): Promise<{ status: number; stored: string[] }> {
+  await using db = await testDatabase();
+  await using b = await testBus();
+  const sql = await openDatabase(db.url, { schema });
+  try {
+    await installIdempotency(sql);
+    await sql`create table things (id serial primary key, what text not null unique)`;
+    for (const what of taken) await sql`insert into things (what) values (${what})`;
+    const insert: Insert = (what, { before, within, hooks } = {}) =>
+      transaction(sql, async (tx) => {
+        await before;
+        await tx`insert into things (what) values (${what})`;
+        await within?.();
+      }, hooks);
+    await using _service = serveKeyed(b.bus, sql, async () => {
+      await handler(insert, sql);
+      return { status: 201, body: null };
+    });
+    const status = await send(b.bus, crypto.randomUUID());
+    const rows = await sql`select what from things order by id`;
+    return { status, stored: rows.map((row) => row.what) };
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/**
+ * Starts a change that fails (inserting `taken` again) once `other` has had every chance to finish
+ * first, and `other`; the handler takes the failure and goes on. Returns how each ended.
+ */
+async function failingBeside(insert: Insert, taken: string, other: string): Promise<string[]> {
+  const mayFail = Promise.withResolvers<void>();
+  const failing = insert(taken, { before: mayFail.promise });
+  const done = insert(other);
+  setTimeout(() => mayFail.resolve(), 200);
+  const ended = (change: Promise<void>) =>
+    change.then(() => "done", (error) => `failed: ${error.code ?? error}`);
+  return await Promise.all([ended(failing), ended(done)]);
+}
+
+const DUPLICATE = "failed: 23505";
+
+Deno.test(
+  "[idempotency] a keyed handler's failed change does not undo a later change that was done",
+  async () => {
+    const run = await keyedThings("interleaved", async (insert) => {
+      await insert("first"); // opens the request's transaction; the next ones join it
+      // Began first, fails last (a duplicate).
+      assert.deepEqual(await failingBeside(insert, "first", "second"), [DUPLICATE, "done"]);
+    });
+    assert.deepEqual(run, { status: 201, stored: ["first", "second"] });
+  },
+);
+
+Deno.test(
+  "[idempotency] a change started within a keyed handler's change joins it at once",
+  async () => {
+    const run = await keyedThings("nested", async (insert) => {
+      // Within the change that opens the transaction, then within a later one: neither may
+      // wait for its turn behind the change it is part of.
+      await insert("opening", { within: () => insert("within opening") });
+      await insert("later", { within: () => insert("within later") });
+    });
+    assert.deepEqual(run, {
+      status: 201,
+      stored: ["opening", "within opening", "later", "within later"],
+    });
+  },
+);
+
+Deno.test(
+  "[idempotency] a keyed handler's change queued behind a failed first change still commits",
+  async () => {
+    const run = await keyedThings("queued", async (insert) => {
+      // The failing change opens the request's transaction, with the other waiting for its turn
+      // behind it.
+      assert.deepEqual(await failingBeside(insert, "taken", "second"), [DUPLICATE, "done"]);
+    }, ["taken"]);
+    assert.deepEqual(run, { status: 201, stored: ["taken", "second"] });
+  },
+);
+
+Deno.test(
+  "[idempotency] a change within a keyed handler's change that fails is told it rolled back",
+  async () => {
+    const ended: string[] = [];
+    const hooks = (what: string) => ({
+      afterCommit: () => ended.push(`${what} committed`),
+      afterRollback: () => ended.push(`${what} rolled back`),
+    });
+    const run = await keyedThings("undone", async (insert) => {
+      // Opens the request's transaction; the next one is a savepoint.
+      await insert("first", { hooks: hooks("first") });
+      // The change within works, then the one it is part of fails, undoing both: the handler
+      // takes that failure and goes on.
+      const outer = insert("outer", {
+        hooks: hooks("outer"),
+        within: async () => {
+          await insert("within", { hooks: hooks("within") });
+          throw new Error("the outer change fails after the one within it");
+        },
+      });
+      assert.ok(await outer.then(() => false, () => true));
+    });
+    assert.deepEqual(run, { status: 201, stored: ["first"] });
+    assert.deepEqual(ended.toSorted(), [
+      "first committed",
+      "outer rolled back",
+      "within rolled back",
+    ]);
+  },
+);
+
+Deno.test(
+  "[idempotency] changes started at once within a keyed handler's change take turns too",
+  async () => {
+    const run = await keyedThings("nested_turns", async (insert) => {
+      // As at the request's level (above), one level down.
+      await insert("outer", {
+        within: async () => {
+          assert.deepEqual(await failingBeside(insert, "outer", "inner"), [DUPLICATE, "done"]);
+        },
+      });
+    });
+    assert.deepEqual(run, { status: 201, stored: ["outer", "inner"] });
   },
 );

@@ -8,6 +8,7 @@ import { openDatabase, type Sql, transaction } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { testBus, testDatabase } from "./testing.ts";
+import { eventually } from "@testing/eventually.ts";
 
 const endpoint = httpEndpoint("test.race");
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -95,3 +96,66 @@ Deno.test("[idempotency] requests racing on one key change once", async (t) => {
     await Promise.all(pools.map((pool) => pool.end({ timeout: 1 })));
   }
 });
+
+/** Whether a backend of `sql`'s database waits on a lock running a statement like `text`. */
+async function waitsOnLock(sql: Sql, text: string): Promise<boolean> {
+  const rows = await sql`select 1 from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock'
+      and query like ${`%${text}%`}`;
+  return rows.length > 0;
+}
+
+Deno.test(
+  "[idempotency] a key freed between a retry's claim and its look finds the key free, not running",
+  async () => {
+    await using db = await testDatabase();
+    await using b = await testBus();
+    const sql = await openDatabase(db.url, { schema: "race" });
+    const locker = await openDatabase(db.url, { schema: "race", max: 2 });
+    try {
+      await installIdempotency(sql);
+      await sql`create table things (id serial primary key)`;
+      const firstMayFail = Promise.withResolvers<void>();
+      let calls = 0;
+      await using _instance = serveInstances(b.bus, [sql], async () => {
+        if (++calls === 1) {
+          await firstMayFail.promise;
+          throw new Error("the first try fails");
+        }
+        await transaction(sql, (tx) => tx`insert into things default values`);
+        return { status: 201, body: null };
+      });
+      const key = crypto.randomUUID();
+      const first = send(b.bus, key);
+      await eventually(async () => (await sql`select 1 from idempotency_keys`).length === 1);
+      // The retry's claim waits behind a lock on the first's row: when it goes on, it finds the
+      // first running. Then, before the retry looks at the row, the first's claim is freed (as
+      // a failed first try frees it): the table lock queued behind the claim holds the look.
+      const [holdRow, holdTable] = await Promise.all([locker.reserve(), locker.reserve()]);
+      try {
+        await holdRow`begin`;
+        await holdRow`select 1 from idempotency_keys for update`;
+        const retry = send(b.bus, key);
+        await eventually(() => waitsOnLock(sql, "insert into idempotency_keys"));
+        await holdTable`begin`;
+        // Sent now (a postgres.js query waits to be awaited otherwise).
+        const freed = holdTable`lock table idempotency_keys in access exclusive mode`.execute();
+        await eventually(() => waitsOnLock(sql, "lock table idempotency_keys"));
+        await holdRow`commit`;
+        await freed;
+        await holdTable`delete from idempotency_keys`;
+        await holdTable`commit`;
+        assert.equal(await retry, 201, "the retry of a freed key runs");
+        firstMayFail.resolve();
+        assert.equal(await first, 500);
+        assert.equal((await sql`select count(*)::int from things`)[0].count, 1);
+      } finally {
+        firstMayFail.resolve(); // else the service's stop waits for the first try for good
+        holdRow.release();
+        holdTable.release();
+      }
+    } finally {
+      await Promise.all([sql.end({ timeout: 1 }), locker.end({ timeout: 1 })]);
+    }
+  },
+);
