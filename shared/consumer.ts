@@ -399,6 +399,7 @@ async function remakeIfGone<S extends string>(
     opt_start_time: undefined,
     name: ctx.name,
   });
+  ctx.position.remade(from);
   ctx.options.log.warn("fact consumer was removed by the server; made again", {
     durable: ctx.name,
     fromSequence: from,
@@ -457,7 +458,7 @@ function noteDelivery<S extends string>(ctx: BatchContext<S>, msg: JsMsg): void 
     position: ctx.position,
     streamCreated: ctx.streamCreated,
   });
-  ctx.position.delivered(msg.info.streamSequence);
+  ctx.position.delivered(msg.info.streamSequence, msg.info.deliverySequence);
 }
 
 function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {

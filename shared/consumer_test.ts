@@ -16,6 +16,7 @@ import { Bus } from "./bus.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 import { publishRaw } from "@testing/raw_nats.ts";
+import { silentProxy } from "@testing/silent_proxy.ts";
 
 const quiet = createLogger("test", "error");
 const CREATED = "facts.catalog.event-topic.created";
@@ -645,6 +646,51 @@ Deno.test("[consumer] an ephemeral consumer the server removed is made again whe
     assert.ok(warnings.includes("fact consumer was removed by the server; made again"));
   } finally {
     await consumer.stop();
+  }
+});
+
+// A review (2026-12-04): fact 3 went to a path to NATS that had gone silent, fact 4 came on the
+// new connection and was settled, and the server removed the consumer (an outage of over 30 s)
+// before sending 3 again: made again after 4, it skipped 3 for good. The long ack wait holds the
+// window open (with 1 s, the outage must begin within a second of 4).
+Deno.test("[consumer] an ephemeral consumer removed after a delivery it never got skips nothing", async () => {
+  await using b = await factBus({ ensureStream: true });
+  await using proxy = silentProxy(Number(new URL(b.natsUrl).port || 4222));
+  const cut = await Bus.connect({
+    url: `nats://127.0.0.1:${proxy.port}`,
+    prefix: b.prefix,
+    logger: quiet,
+  });
+  const handled: string[] = [];
+  const consumer = await consumeFacts(cut, {
+    subject: "facts.catalog.>",
+    ackWaitMs: 30_000,
+    log: quiet,
+    handle: collectIds(handled),
+  });
+  try {
+    await publish(b, [fact(1), fact(2)]);
+    await eventually(() => handled.length === 2, 5000, "the first facts");
+    proxy.loseHost();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await publish(b, [fact(3)]);
+    await eventually(() => proxy.accepted >= 2, 15_000, "a new connection");
+    // Its subscriptions are made again on the new connection once the server has answered this
+    // round trip: a fact 4 published before, as soon as the proxy accepted (a CI run), went to
+    // the lost connection as 3 did, and came again only after the 30 s ack wait.
+    await cut.nc.flush();
+    await publish(b, [fact(4)]);
+    await eventually(() => handled.includes("4"), 10_000, "fact 4, on the new connection");
+    const jsm = await jetstreamManager(b.bus.nc);
+    const stream = facts.stream(b.prefix);
+    const [{ name }] = await Array.fromAsync(await jsm.consumers.list(stream));
+    await jsm.consumers.delete(stream, name);
+    await publish(b, [fact(5)]);
+    await eventually(() => handled.includes("5"), 15_000, "fact 5, once made again");
+    assert.ok(handled.includes("3"), `fact 3 was never handled: ${handled}`);
+  } finally {
+    await consumer.stop();
+    await cut.close();
   }
 });
 

@@ -11,6 +11,13 @@
  * past the server's acknowledgement floor as last read (`acknowledgedUpTo`): every fact up to it
  * was settled by some instance. What the others settled above it is handed over again.
  *
+ * A consumer of its own (an ephemeral one) numbers its deliveries 1, 2, 3...: a gap in those
+ * numbers is a delivery that never arrived (lost on a connection that went silent, or with the
+ * node that sent it). The server sends it again after the ack wait, but a consumer removed before
+ * then (an outage of over 30 s) takes it along: made again after the facts settled behind it,
+ * it skipped it for good (a review, 2026-12-04). Such a consumer resumes no later than the first
+ * fact that lost delivery can be until the server's acknowledgement floor passes it.
+ *
  * @example
  * ```ts
  * import { StreamPosition } from "@shared/fact_position.ts";
@@ -26,6 +33,12 @@ export class StreamPosition {
   readonly #shared: boolean;
   #highestSettled: number;
   #acknowledged: number;
+  /** Where a delivery that never arrived may be, until the acknowledgement floor passes it. */
+  #missedFrom: number | undefined;
+  /** The consumer's number of the last delivery (its own deliveries only: not shared). */
+  #lastDelivery = 0;
+  /** The highest sequence the consumer, as made last, delivered. */
+  #highestDelivered: number;
 
   /**
    * `floor`: the last sequence before the consumer's first fact (0: the stream's start, or a
@@ -35,12 +48,16 @@ export class StreamPosition {
   constructor(floor = 0, options: { shared?: boolean } = {}) {
     this.#highestSettled = floor;
     this.#acknowledged = floor;
+    this.#highestDelivered = floor;
     this.#shared = options.shared ?? false;
   }
 
   /** The server says every fact up to `sequence` is settled (its acknowledgement floor). */
   acknowledgedUpTo(sequence: number): void {
     this.#acknowledged = Math.max(this.#acknowledged, sequence);
+    if (this.#missedFrom !== undefined && this.#missedFrom <= sequence) {
+      this.#missedFrom = undefined;
+    }
     // Settled by some instance (a fact this one gave back and another then handled): kept, it
     // held every remake back to it, a replay of everything since, and the set grew for good.
     for (const unsettled of this.#unsettled) {
@@ -48,9 +65,26 @@ export class StreamPosition {
     }
   }
 
-  /** A fact at `sequence` was handed to the consumer (again, after a redelivery). */
-  delivered(sequence: number): void {
+  /**
+   * A fact at `sequence` was handed to the consumer (again, after a redelivery), as its
+   * `deliverySequence`th delivery. A delivery that never arrived was a fact the consumer had not
+   * delivered before (above the highest it did), or one it delivered again, kept unsettled here.
+   */
+  delivered(sequence: number, deliverySequence?: number): void {
+    if (!this.#shared && deliverySequence !== undefined) {
+      if (deliverySequence > this.#lastDelivery + 1) {
+        this.#missedFrom = Math.min(this.#missedFrom ?? Infinity, this.#highestDelivered + 1);
+      }
+      this.#lastDelivery = Math.max(this.#lastDelivery, deliverySequence);
+    }
+    this.#highestDelivered = Math.max(this.#highestDelivered, sequence);
     this.#unsettled.add(sequence);
+  }
+
+  /** The consumer was made again, from `sequence`: it numbers its deliveries from 1 again. */
+  remade(sequence: number): void {
+    this.#lastDelivery = 0;
+    this.#highestDelivered = sequence - 1;
   }
 
   /** The fact at `sequence` was acknowledged or parked: the server will not send it again. */
@@ -65,7 +99,10 @@ export class StreamPosition {
    * was gone (a floor of 0 is an empty stream, not the start of a replay).
    */
   resumeAt(): number {
-    const own = this.#unsettled.size ? Math.min(...this.#unsettled) : this.#highestSettled + 1;
+    const own = Math.min(
+      this.#unsettled.size ? Math.min(...this.#unsettled) : this.#highestSettled + 1,
+      this.#missedFrom ?? Infinity,
+    );
     return this.#shared ? Math.min(own, this.#acknowledged + 1) : own;
   }
 }

@@ -45,3 +45,33 @@ Deno.test("[fact position] a fact given back and settled by another instance is 
   position.delivered(11);
   assert.equal(position.resumeAt(), 10, "still never past the floor");
 });
+
+// A delivery that never arrived (its number skipped) may be any fact above the highest delivered
+// before it: made again, the consumer resumes there until the acknowledgement floor passes it.
+Deno.test("[fact position] an ephemeral consumer does not resume past a delivery it never got", () => {
+  const position = new StreamPosition(2);
+  position.delivered(3, 1);
+  position.settled(3);
+  position.delivered(5, 3); // delivery 2 (fact 4, say) never arrived
+  position.settled(5);
+  assert.equal(position.resumeAt(), 4);
+  position.acknowledgedUpTo(3);
+  assert.equal(position.resumeAt(), 4, "the floor has not passed it yet");
+  position.acknowledgedUpTo(5);
+  assert.equal(position.resumeAt(), 6);
+  position.remade(6);
+  position.delivered(7, 2); // the consumer made again lost its first delivery
+  position.settled(7);
+  assert.equal(position.resumeAt(), 6);
+});
+
+Deno.test("[fact position] a shared consumer's skipped delivery numbers are other instances'", () => {
+  const position = new StreamPosition(2, { shared: true });
+  position.acknowledgedUpTo(2);
+  position.delivered(3, 1);
+  position.settled(3);
+  position.delivered(6, 4);
+  position.settled(6);
+  position.acknowledgedUpTo(6);
+  assert.equal(position.resumeAt(), 7);
+});
