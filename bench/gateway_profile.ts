@@ -1,16 +1,17 @@
 /**
- * Where one gateway's (or the catalog's) CPU or allocations go under signed-in reads (never
- * cached): starts the system, then one extra gateway (or catalog) as deployed
- * (scripts/launch.ts) with the inspector on, drives 32 connections of signed-in
- * `GET /v1/events/{id}` at it (through the system's gateway for the catalog: the two catalogs
- * share the reads), profiles 10 s through the DevTools protocol and prints the functions that
- * took most samples (or allocated most bytes, per request). What bench/FINDINGS.md's profiles of
- * the gateway were made with.
+ * Where one gateway's (or the catalog's, or the single-process baseline's) CPU or allocations go
+ * under signed-in reads (never cached): starts the system, then one extra gateway (or catalog, or
+ * bench/cache_baseline.ts) as deployed (scripts/launch.ts) with the inspector on, drives 32
+ * connections of signed-in `GET /v1/events/{id}` at it (through the system's gateway for the
+ * catalog: the two catalogs share the reads), profiles 10 s through the DevTools protocol and
+ * prints the functions that took most samples (or allocated most bytes, per request). What
+ * bench/FINDINGS.md's profiles of the gateway were made with; `--baseline` puts the single
+ * process's profile beside the catalog's.
  *
- * Run: `deno run -A bench/gateway_profile.ts [--catalog] [--heap | --promoted] [--v8-flags=...]
- * [--out file]` (`--promoted` counts only what outlived a young-generation collection, what the
- * collector had to copy; `--v8-flags=...` replaces the gateway's own or gives the catalog some;
- * `--out` keeps the raw profile for DevTools).
+ * Run: `deno run -A bench/gateway_profile.ts [--catalog | --baseline] [--heap | --promoted]
+ * [--v8-flags=...] [--out file]` (`--promoted` counts only what outlived a young-generation
+ * collection, what the collector had to copy; `--v8-flags=...` replaces the gateway's own or gives
+ * the others some; `--out` keeps the raw profile for DevTools).
  */
 import { parseArgs } from "node:util";
 import { startSystem } from "../scripts/start.ts";
@@ -176,6 +177,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       catalog: { type: "boolean" },
+      baseline: { type: "boolean" },
       heap: { type: "boolean" },
       promoted: { type: "boolean" },
       "v8-flags": { type: "string" },
@@ -193,11 +195,19 @@ if (import.meta.main) {
     const { token } = await adminSession(system.url, settings.admin);
     const [port, inspectPort] = [freePort(), freePort()];
     const v8Flags = args["v8-flags"] && `--v8-flags=${args["v8-flags"]}`;
-    const script = args.catalog ? "services/catalog/main.ts" : "gateway/main.ts";
+    const script = args.catalog
+      ? "services/catalog/main.ts"
+      : args.baseline
+      ? "bench/cache_baseline.ts"
+      : "gateway/main.ts";
     inspected = spawnInspected(script, system.env, port, inspectPort, v8Flags);
     // A service listens on no port: give it the time to connect, then it takes its share.
     if (args.catalog) await new Promise((resolve) => setTimeout(resolve, 4_000));
-    else await waitForOk(`http://127.0.0.1:${port}/health`, 60_000);
+    else {
+      // The baseline has no /health: its topic list answers once it can read Postgres.
+      const ready = args.baseline ? "/v1/event-topics" : "/health";
+      await waitForOk(`http://127.0.0.1:${port}${ready}`, 60_000);
+    }
     const base = args.catalog ? system.url : `http://127.0.0.1:${port}`;
     const traffic = load(`${base}/v1/events/${eventId}`, token);
     await new Promise((resolve) => setTimeout(resolve, 5_000)); // warm-up: JIT, pools
