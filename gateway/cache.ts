@@ -27,6 +27,7 @@
  * ```
  */
 
+import { EVERY_TAG } from "@shared/cache_tags.ts";
 import { TaggedEntries } from "@shared/tagged_entries.ts";
 
 /** What a cached reply holds: everything the gateway sends for it. */
@@ -52,7 +53,12 @@ interface Entry extends CachedReply {
 }
 
 /** Why the cache was emptied whole (see `ResponseCache.counts`). */
-export type FlushReason = "suspend" | "reconnect" | "missed_facts";
+/**
+ * Why the cache was emptied whole: its fact feed went away (`suspend`) or came back
+ * (`reconnect`), facts were missed (`missed_facts`), or a change touched more than it could name
+ * (`everything_touched`: shared/cache_tags.ts's `EVERY_TAG`).
+ */
+export type FlushReason = "suspend" | "reconnect" | "missed_facts" | "everything_touched";
 
 /**
  * What the cache has done since it was made, for the metrics (gateway/cache_metrics.ts): plain
@@ -194,7 +200,12 @@ export class ResponseCache {
   #tooLarge = 0;
   #evicted = 0;
   #invalidated = 0;
-  readonly #flushes: Record<FlushReason, number> = { suspend: 0, reconnect: 0, missed_facts: 0 };
+  readonly #flushes: Record<FlushReason, number> = {
+    suspend: 0,
+    reconnect: 0,
+    missed_facts: 0,
+    everything_touched: 0,
+  };
 
   constructor(options: CacheOptions) {
     this.maxBytes = options.maxBytes;
@@ -329,8 +340,12 @@ export class ResponseCache {
     return true;
   }
 
-  /** Drops every entry carrying one of `tags`, and remembers the change for fetches in flight. */
-  invalidate(tags: Iterable<string>): void {
+  /**
+   * Drops every entry carrying one of `tags`, and remembers the change for fetches in flight;
+   * empties the cache for a change that touched everything (`EVERY_TAG`).
+   */
+  invalidate(tags: readonly string[]): void {
+    if (tags.includes(EVERY_TAG)) return this.clear("everything_touched");
     const before = this.#entries.size;
     this.#entries.change(tags, this.settleMs);
     this.#invalidated += before - this.#entries.size;

@@ -36,7 +36,7 @@ const invalidated = metrics.counter(
 );
 const flushes = metrics.counter(
   "oe_cache_flushes",
-  "Times the response cache was emptied whole: suspend (connection lost), reconnect, missed_facts",
+  "Times the response cache was emptied whole: suspend (connection lost), reconnect, missed_facts, everything_touched",
   ["reason"],
 );
 const bytes = metrics.gauge("oe_cache_bytes", "Bytes the response cache holds (entries and slabs)");
@@ -46,7 +46,12 @@ const maxBytes = metrics.gauge(
   "The response cache's bound (CACHE_MAX_BYTES)",
 );
 
-const FLUSH_REASONS: readonly FlushReason[] = ["suspend", "reconnect", "missed_facts"];
+const FLUSH_REASONS: readonly FlushReason[] = [
+  "suspend",
+  "reconnect",
+  "missed_facts",
+  "everything_touched",
+];
 
 /** Each counter's series and how to read its count from `CacheCounts`. */
 type Reading = [Series, (counts: CacheCounts) => number];
@@ -68,7 +73,7 @@ function none(): CacheCounts {
     tooLarge: 0,
     evicted: 0,
     invalidated: 0,
-    flushes: { suspend: 0, reconnect: 0, missed_facts: 0 },
+    flushes: { suspend: 0, reconnect: 0, missed_facts: 0, everything_touched: 0 },
   };
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { EVERY_TAG } from "@shared/cache_tags.ts";
 import { type CachedReply, ResponseCache } from "./cache.ts";
 import { cacheKey, etagOf, matchesEtag } from "./http_cache.ts";
 import { queryOf } from "./forward.ts";
@@ -270,6 +271,25 @@ Deno.test("[gateway] ResponseCache counts lookups, stores, evictions, invalidati
     cache.clear();
     cache.suspend(false);
     cache.clear();
-    assert.deepEqual(cache.counts.flushes, { suspend: 1, reconnect: 1, missed_facts: 1 });
+    assert.deepEqual(cache.counts.flushes, {
+      suspend: 1,
+      reconnect: 1,
+      missed_facts: 1,
+      everything_touched: 0,
+    });
   });
+  await t.step(
+    "a change touching everything empties it, and no fetch begun before may store",
+    () => {
+      const cache = new ResponseCache({ maxBytes: 1 << 20 });
+      assert.ok(cache.store("a", reply("A", ["event:1"]), cache.begin()));
+      assert.ok(cache.store("b", reply("B", ["ticket:2"]), cache.begin()));
+      const began = cache.begin();
+      cache.invalidate(["topic:3", EVERY_TAG]);
+      assert.equal(cache.size, 0);
+      assert.equal(cache.bytes, 0);
+      assert.equal(cache.counts.flushes.everything_touched, 1);
+      assert.equal(cache.store("c", reply("C", ["event:9"]), began), false);
+    },
+  );
 });

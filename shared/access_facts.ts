@@ -20,6 +20,7 @@ import { factSubject } from "./fact_names.ts";
 // Hearing the gateways' announcements gives a client its own revocation on its next request.
 import { gatewayTouched } from "./subjects.ts";
 import { touchedTags } from "./cache_touched.ts";
+import { EVERY_TAG } from "./cache_tags.ts";
 import type { AccessProjection } from "./access_projection.ts";
 import { emptyOnMissedFacts } from "./fact_gaps.ts";
 
@@ -76,13 +77,14 @@ export function factChange(raw: unknown): AccessChange {
 
 /**
  * The change a gateway's write announcement makes: `user:<id>` and `event:<key>` drop those;
- * any role write empties the projection (the tags name the grant, not its user), and a Stripe
- * authorization's events are settled.
+ * any role write, or a change touching everything (`EVERY_TAG`), empties the projection (the tags
+ * name the grant, not its user), and a Stripe authorization's events are settled.
  */
 export function touchedChange(tags: readonly string[]): AccessChange {
   const drop: string[] = [];
   let settle = false;
   for (const tag of tags) {
+    if (tag === EVERY_TAG) return "clear";
     if (tag === "users-events-roles" || tag.startsWith("users-events-role:")) return "clear";
     if (tag === "stripe-authorizations") settle = true;
     const [type, id] = tag.split(":", 2);

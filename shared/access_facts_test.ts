@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { factKinds, FACTS, type FactType } from "./fact_catalog.ts";
 import { FACT_SUBJECTS, factChange, touchedChange } from "./access_facts.ts";
+import { EVERY_TAG } from "./cache_tags.ts";
 
 const fact = (type: FactType, data: Record<string, unknown> = {}) => ({
   type,
@@ -57,6 +58,7 @@ Deno.test("[access] touchedChange reads the tags a gateway announces for a write
     { drop: ["e:5"], settle: true },
   );
   assert.equal(touchedChange(["ticket:9", "tickets"]), undefined);
+  assert.equal(touchedChange([EVERY_TAG]), "clear", "a change too wide to name");
 });
 
 Deno.test("[access] FACT_SUBJECTS hear every fact that factChange acts on, and no other", () => {

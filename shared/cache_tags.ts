@@ -34,6 +34,19 @@ export type Touches = (record: TagRecord) => readonly string[];
 export const CACHE_TAGS_HEADER = "Cache-Tags";
 /** The NATS reply header with the time (ms since epoch) a cacheable reply stops being true. */
 export const CACHE_EXPIRES_HEADER = "Cache-Expires";
+/**
+ * The tag of a change too wide to name (`writeTagsHeader`): every cached reply may be stale, and
+ * whoever keeps replies or state by tag empties it all.
+ */
+export const EVERY_TAG = "*";
+/**
+ * The characters a write's tags may take in its reply (about 550 resources). Named one by one, a topic
+ * whose deletion unlinked 40,000 events put 1.3 MiB in the reply's headers: more than NATS
+ * carries, so the change was done and its client told to ask for less (a review, 2026-12-04).
+ * Past this, the write says `EVERY_TAG` instead: such changes are rare admin work, and a cache
+ * refilled once costs less than the tags would on every gateway.
+ */
+const MAX_WRITE_TAGS_CHARS = 16 * 1024;
 
 const collectionOfType = new Map<string, string>();
 const typeOfCollection = new Map<string, string>();
@@ -230,7 +243,7 @@ export function cacheHeaders(
     for (const changed of tags ? [reply.deleted ?? [], reply.cascaded ?? []].flat() : []) {
       tags!.push(...touchedBy(changed.type, changed.record));
     }
-    return tags?.length ? { [CACHE_TAGS_HEADER]: tags.join(" ") } : undefined;
+    return tags?.length ? { [CACHE_TAGS_HEADER]: writeTagsHeader(tags) } : undefined;
   }
   if (request.actor !== null) return undefined;
   const tags = readTags(request, reply.status, reply.body);
@@ -239,4 +252,10 @@ export function cacheHeaders(
   const expires = reply.status === 200 ? policy.expires?.(whole) : undefined;
   if (expires !== undefined) headers[CACHE_EXPIRES_HEADER] = String(expires);
   return headers;
+}
+
+/** A write's tags as its reply carries them: each once, or `EVERY_TAG` past the bound. */
+function writeTagsHeader(tags: readonly string[]): string {
+  const value = [...new Set(tags)].join(" ");
+  return value.length > MAX_WRITE_TAGS_CHARS ? EVERY_TAG : value;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cacheHeaders, pathTags, readTags, touchedBy, writeTags } from "./cache_tags.ts";
+import { cacheHeaders, EVERY_TAG, pathTags, readTags, touchedBy, writeTags } from "./cache_tags.ts";
 import { catalogContract, discountsContract } from "./contracts/mod.ts";
 import type { HttpRequest } from "./schemas/http.ts";
 
@@ -126,6 +126,29 @@ Deno.test("[cache_tags] a DELETE by identifier drops the pages of the id too", (
     body: reply.body,
   });
   assert.ok(!withoutRecord?.["Cache-Tags"].split(" ").includes("event:5"), "the path alone");
+});
+
+Deno.test("[cache_tags] a write names each tag once, and says everything past what a reply can carry", () => {
+  const unlinked = (count: number) => ({
+    status: 200,
+    body: { meta: { message: "Object successfully deleted" } },
+    cascaded: Array.from({ length: count }, (_, i) => ({
+      type: "event",
+      record: { id: String(i + 1), identifier: `e${String(i + 1).padStart(7, "0")}` },
+    })),
+  });
+  const tagsOf = (count: number) =>
+    cacheHeaders({ role: "write" }, request("/v1/event-topics/3", {}, true), unlinked(count))?.[
+      "Cache-Tags"
+    ].split(" ");
+  const few = tagsOf(3)!;
+  assert.equal(few.filter((tag) => tag === "events").length, 1, few.join(" "));
+  assert.ok(
+    few.includes("event:3") && few.includes("event:e0000003") && few.includes("event-topic:3"),
+  );
+  // About 550 events fit in 16 KiB of tags; a topic of 1,000 is named as everything.
+  assert.equal(tagsOf(400)!.length, 2 + 400 * 2 + 1);
+  assert.deepEqual(tagsOf(1_000), [EVERY_TAG]);
 });
 
 Deno.test("[cache_tags] tags and expiry come from the whole resource, whatever fieldset trimmed it", () => {
