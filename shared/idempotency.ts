@@ -232,14 +232,45 @@ async function keyRow(
   return found as { request_hash: string; reply: string | null } | undefined;
 }
 
-const lastPurge = new WeakMap<Sql, number>();
+/**
+ * How many expired keys one purge statement deletes: a few milliseconds' work, far within any
+ * statement timeout, however large the backlog.
+ */
+const PURGE_BATCH = 1000;
 
-/** Drops expired keys, at most once a minute per process, without making the request wait. */
+/** Each pool's purge: when its last run started, and whether that run is still going. */
+const purges = new WeakMap<Sql, { startedAt: number; running: boolean }>();
+
+/**
+ * Drops expired keys without making the request wait: starts a run at most once a minute per
+ * process, and never while the pool's previous run is still going (two would delete the same
+ * batches, each holding a connection).
+ */
 function purgeExpired(sql: Sql): void {
   const now = Date.now();
-  if (now - (lastPurge.get(sql) ?? 0) < PURGE_EVERY_MS) return;
-  lastPurge.set(sql, now);
-  sql`delete from idempotency_keys where expires_at < now()`.catch(() => {});
+  const last = purges.get(sql);
+  if (last && (last.running || now - last.startedAt < PURGE_EVERY_MS)) return;
+  const run = { startedAt: now, running: true };
+  purges.set(sql, run);
+  // A purge that fails must never fail a request; the next run tries again.
+  purgeInBatches(sql).catch(() => {}).finally(() => run.running = false);
+}
+
+/**
+ * Deletes expired keys a batch at a time, oldest first (along the index on expires_at), until a
+ * batch finds fewer than a full one; a failed batch ends the run. One DELETE of them all ran past
+ * the pool's statement timeout once the backlog was large (reported at about 1.5 million keys)
+ * and was cancelled every minute, undoing all it had deleted: the table only grew. A key
+ * claimed again between the select and the delete has not expired any more, so it stays.
+ */
+async function purgeInBatches(sql: Sql): Promise<void> {
+  for (;;) {
+    const deleted = await sql`delete from idempotency_keys
+      where ctid = any(array(select ctid from idempotency_keys where expires_at < now()
+        order by expires_at limit ${PURGE_BATCH}))
+        and expires_at < now()`;
+    if (deleted.count < PURGE_BATCH) return;
+  }
 }
 
 /** Runs the handler with its change held open until the answer is recorded alongside it. */
