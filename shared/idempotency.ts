@@ -30,6 +30,7 @@ import {
   runHooks,
   settling,
   type Sql,
+  transaction,
   type TransactionHooks,
   translateDbError,
   type Tx,
@@ -284,6 +285,7 @@ async function runHeld(
   let reply: HttpReply;
   try {
     reply = await withScope({ held }, run);
+    await held.settle();
     held.throwIfLost();
   } catch (error) {
     // Rolled back: nothing changed, so the key is free for a retry.
@@ -322,6 +324,11 @@ class Turns {
     this.#last = turn.catch(() => {});
     return turn;
   }
+
+  /** Resolves once every turn asked for, including those asked for meanwhile, has settled. */
+  async drained(): Promise<void> {
+    for (let last; last !== this.#last;) await (last = this.#last);
+  }
 }
 
 /** The transaction of one keyed request, kept open from its first change until its answer. */
@@ -350,6 +357,11 @@ class HeldAnswer implements HeldTransaction {
    * not be recorded nor sent, and nothing more may join a new transaction in its place.
    */
   #lost: { error: unknown } | undefined;
+  /**
+   * Set once the handler answered and the changes it started have had their turns (`settle`): a
+   * change begun later (a timer it set) is no part of the answer, and runs as its own transaction.
+   */
+  #settled = false;
   readonly #answer = Promise.withResolvers<HttpReply>();
 
   constructor(readonly request: KeyedRequest) {
@@ -367,6 +379,9 @@ class HeldAnswer implements HeldTransaction {
   /** A change's turn: opens the transaction, or joins the open one as a savepoint. */
   #take<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     if (this.#lost) return Promise.reject(this.#lost.error);
+    // As without a key: joined to the transaction being committed, it ran its savepoint on a
+    // connection back in the pool (Postgres: "SAVEPOINT can only be used in transaction blocks").
+    if (this.#settled) return withScope({ held: undefined }, () => transaction(sql, work, hooks));
     const opened = this.#tx;
     if (!opened) return this.#open(sql, work, hooks);
     // A further change of the same request: part of the same transaction.
@@ -450,6 +465,17 @@ class HeldAnswer implements HeldTransaction {
     into.push(...within, hooks);
     this.#told = true;
     return value;
+  }
+
+  /**
+   * Waits until every change the handler started has had its turn, those it did not await too:
+   * taking its turn while the answer was recorded, such a change had the COMMIT sent between its
+   * statements (a review, 2026-12-04: half of it committed, the rest run outside the transaction,
+   * and the change told it failed). They are part of the answer, committed or lost with it.
+   */
+  async settle(): Promise<void> {
+    await this.#turns.drained();
+    this.#settled = true;
   }
 
   /** Throws why a change the handler counts as made rolled back before its answer. */

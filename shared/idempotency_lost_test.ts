@@ -133,13 +133,15 @@ type Insert = (
 
 /**
  * Serves `handler` behind an Idempotency-Key on a database of its own, with a table `things`
- * whose `what` is unique (`taken` already in it), sends it one keyed request, and returns the
- * answer's status and every `what` stored, in order. `insert` makes a change as handlers do.
+ * whose `what` is unique (`taken` already in it), sends it one keyed request, waits for
+ * `answered` if given, and returns the answer's status and every `what` stored, in order.
+ * `insert` makes a change as handlers do.
  */
 async function keyedThings(
   schema: string,
   handler: (insert: Insert, sql: Sql) => Promise<void>,
   taken: string[] = [],
+  answered?: () => Promise<unknown>,
 ): Promise<{ status: number; stored: string[] }> {
   await using db = await testDatabase();
   await using b = await testBus();
@@ -159,6 +161,7 @@ async function keyedThings(
       return { status: 201, body: null };
     });
     const status = await send(b.bus, crypto.randomUUID());
+    await answered?.();
     const rows = await sql`select what from things order by id`;
     return { status, stored: rows.map((row) => row.what) };
   } finally {
@@ -265,5 +268,50 @@ Deno.test(
       });
     });
     assert.deepEqual(run, { status: 201, stored: ["outer", "inner"] });
+  },
+);
+
+// Found by a review (2026-12-04), not by a service: a change a keyed handler started and did not
+// await took its turn while the answer was being recorded, and the COMMIT went out between its
+// statements. Its first row was committed with the answer, its second ran after the transaction
+// on a connection back in the pool, and the change failed: half of it kept, and told it failed.
+Deno.test(
+  "[idempotency] a change a keyed handler left running commits whole with its answer",
+  async () => {
+    let left: Promise<string> | undefined;
+    const run = await keyedThings("left_running", async (insert) => {
+      await insert("first");
+      const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
+      left = insert("second", {
+        within: async () => {
+          await slow;
+          await insert("third");
+        },
+      }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+      // Answers without awaiting it.
+    });
+    assert.equal(await left, "done");
+    assert.deepEqual(run, { status: 201, stored: ["first", "second", "third"] });
+  },
+);
+
+Deno.test(
+  "[idempotency] a change begun after a keyed request's answer runs as its own transaction",
+  async () => {
+    let late: Promise<string> | undefined;
+    const run = await keyedThings(
+      "after_answer",
+      async (insert) => {
+        await insert("first");
+        // Started once the answer is on its way (a timer the handler set, say).
+        late = new Promise((resolve) => setTimeout(resolve, 50)).then(() =>
+          insert("late").then(() => "done", (error) => `failed: ${error.code ?? error.message}`)
+        );
+      },
+      [],
+      () => late!,
+    );
+    assert.equal(await late, "done");
+    assert.deepEqual(run, { status: 201, stored: ["first", "late"] });
   },
 );
