@@ -389,6 +389,12 @@ async function answeredWithin<T>(work: Promise<T>, ms: number): Promise<T> {
 
 /** How many facts a drain takes at a time. */
 const DRAIN_BATCH = 200;
+/**
+ * How many payload bytes (as Postgres prints them) a drain takes at most, the first fact always:
+ * 200 facts near max_payload (events with descriptions of a megabyte, piled up while NATS was
+ * away) were read, stringified and encoded at once, hundreds of MiB in one service's memory.
+ */
+const DRAIN_BYTES = 8 * 1024 * 1024;
 /** Room for a fact's headers (content type, message id, trace context) within max_payload. */
 const FACT_HEADER_ALLOWANCE = 1024;
 
@@ -399,6 +405,33 @@ interface OutboxRow {
   subject: string;
   payload: unknown;
   trace_context: unknown;
+}
+
+/**
+ * Locks the oldest facts of the outbox (DRAIN_BATCH at most) and returns, in order, those whose
+ * payloads with the ones before them take at most `maxBytes` (the first always); `more` when the
+ * outbox may hold more than were returned. The facts locked and not returned stay for the next
+ * batch. One statement: Postgres allows no window function beside `for update`, hence the CTE.
+ */
+export async function takeOutboxBatch(
+  tx: Queryable,
+  maxBytes = DRAIN_BYTES,
+): Promise<{ rows: OutboxRow[]; more: boolean }> {
+  const found = await tx<(OutboxRow & { locked: number })[]>`
+    with locked as (select seq from outbox order by seq limit ${DRAIN_BATCH} for update),
+    sized as (
+      select o.seq, coalesce(sum(octet_length(o.payload::text)) over (order by o.seq
+        rows between unbounded preceding and 1 preceding), 0) as before
+      from outbox o join locked l on l.seq = o.seq
+    )
+    select o.seq, o.id, o.subject, o.payload, o.trace_context,
+      (select count(*) from locked)::int as locked
+    from outbox o join sized s on s.seq = o.seq
+    where s.before < ${maxBytes}
+    order by o.seq`;
+  const locked = found[0]?.locked ?? 0;
+  const rows = found.map(({ locked: _, ...row }) => row);
+  return { rows, more: locked === DRAIN_BATCH || rows.length < locked };
 }
 
 /** A fact NATS cannot carry: its body's size, and the most the bus takes. */
@@ -538,13 +571,13 @@ export class FactRelay {
       for (;;) {
         const limit = factBodyLimit(this.#bus);
         if (limit === undefined) throw new Error("Cannot publish facts: not connected to NATS");
-        const { taken, setAside } = await answeredWithin(
+        const { more, setAside } = await answeredWithin(
           this.#connection().begin((tx) => this.#drainBatch(tx, limit)),
           BATCH_GIVE_UP_MS,
         );
         // Logged once committed: a batch tried again (JetStream down) would log them again.
         for (const fact of setAside) this.#reportSetAside(fact);
-        if (taken < DRAIN_BATCH) break;
+        if (!more) break;
       }
       if (this.#failing !== undefined) this.#log.info("publishing facts again");
       this.#failing = undefined;
@@ -568,7 +601,7 @@ export class FactRelay {
   }
 
   /** Publishes the oldest facts of the outbox and removes them; says how many, and set aside. */
-  async #drainBatch(tx: Tx, limit: number): Promise<{ taken: number; setAside: OversizedFact[] }> {
+  async #drainBatch(tx: Tx, limit: number): Promise<{ more: boolean; setAside: OversizedFact[] }> {
     // Waits for rows another instance's relay holds (it is publishing them) instead of
     // skipping them: skipped, later facts went out first, and a resource's facts could
     // reach subscribers out of order when a service ran several instances. Bounded both
@@ -577,8 +610,7 @@ export class FactRelay {
     // ended, its rows released), longer than a publish waits for JetStream.
     await tx`select set_config('lock_timeout', ${DRAIN_LOCK_WAIT}, true),
       set_config('idle_in_transaction_session_timeout', ${DRAIN_HOLD_LIMIT}, true)`;
-    const rows = await tx<OutboxRow[]>`select seq, id, subject, payload, trace_context
-      from outbox order by seq limit ${DRAIN_BATCH} for update`;
+    const { rows, more } = await takeOutboxBatch(tx);
     const bodies = rows.map((row) => JSON.stringify(row.payload));
     const oversized = rows.map((row, i) => ({
       row,
@@ -599,7 +631,7 @@ export class FactRelay {
       return tracing ? tracePublish(row as unknown as OutboxEntry, headers, publish) : publish();
     }));
     if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
-    return { taken: rows.length, setAside: oversized };
+    return { more, setAside: oversized };
   }
 
   /**

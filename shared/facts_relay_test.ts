@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { openDatabase } from "./db.ts";
-import { deleteFactStream, ensureFactStream, FactRelay, installOutbox } from "./facts.ts";
+import {
+  deleteFactStream,
+  ensureFactStream,
+  FactRelay,
+  installOutbox,
+  takeOutboxBatch,
+} from "./facts.ts";
 import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
@@ -183,5 +189,59 @@ Deno.test("[facts] FactRelay gives up on a batch Postgres does not answer and go
     await deleteFactStream(tb.bus);
     await sql.end();
     await relaySql.end({ timeout: 0.1 });
+  }
+});
+
+// Found by a review: a drain took 200 facts whatever their size, so 200 facts near max_payload
+// (events with descriptions of a megabyte, piled up while NATS was away) were read, stringified
+// and encoded at once: hundreds of MiB in one service's memory.
+Deno.test("[facts] a drain takes facts up to a byte bound, the first always, and the rest later in order", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  const record = async (name: string, filler: string) => {
+    const id = crypto.randomUUID();
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id, name, filler })})`;
+  };
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    const kilobytes = (n: number) => "x".repeat(n * 1024);
+    for (let i = 0; i < 5; i++) await record(`fact ${i}`, kilobytes(300));
+    const names = (rows: { payload: unknown }[]) =>
+      rows.map((row) => (row.payload as { name: string }).name);
+    await sql.begin(async (tx) => {
+      const taken = await takeOutboxBatch(tx, 700 * 1024);
+      assert.deepEqual(names(taken.rows), ["fact 0", "fact 1", "fact 2"], "up to the bound");
+      assert.equal(taken.more, true);
+    });
+    await sql.begin(async (tx) => {
+      const first = await takeOutboxBatch(tx, 1024);
+      assert.deepEqual(names(first.rows), ["fact 0"], "one larger than the bound goes alone");
+      assert.equal(first.more, true);
+      const all = await takeOutboxBatch(tx);
+      assert.equal(all.rows.length, 5);
+      assert.equal(all.more, false);
+    });
+    // Eight facts of a megabyte less a little: more than one drain's bound, all published in order.
+    for (let i = 5; i < 13; i++) await record(`fact ${i}`, kilobytes(1000));
+    await relay.flush();
+    const [{ count: left }] = await sql`select count(*)::int from outbox`;
+    assert.equal(left, 0, "every fact left the outbox in one flush");
+    const jsm = await jetstreamManager(tb.bus.nc);
+    const stream = facts.stream(tb.prefix);
+    const published = [];
+    for (let seq = 1; seq <= (await jsm.streams.info(stream)).state.messages; seq++) {
+      published.push(
+        (await jsm.streams.getMessage(stream, { seq }))!.json<{ name: string }>().name,
+      );
+    }
+    assert.deepEqual(published, Array.from({ length: 13 }, (_, i) => `fact ${i}`));
+  } finally {
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
   }
 });
