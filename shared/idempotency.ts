@@ -362,6 +362,14 @@ class HeldAnswer implements HeldTransaction {
    * change begun later (a timer it set) is no part of the answer, and runs as its own transaction.
    */
   #settled = false;
+  /**
+   * Set once the handler failed and the changes it started have had their turns (`abandon`): the
+   * transaction is rolling back, and a change begun now is refused with the handler's error. Joined
+   * to it, its statements after the ROLLBACK ran on the connection without a transaction (committed
+   * at once) or inside another request's; run on its own, it would be made again by the retry the
+   * freed key invites.
+   */
+  #abandoned: { error: unknown } | undefined;
   readonly #answer = Promise.withResolvers<HttpReply>();
 
   constructor(readonly request: KeyedRequest) {
@@ -379,6 +387,7 @@ class HeldAnswer implements HeldTransaction {
   /** A change's turn: opens the transaction, or joins the open one as a savepoint. */
   #take<T>(sql: Sql, work: (tx: Tx) => Promise<T>, hooks: TransactionHooks): Promise<T> {
     if (this.#lost) return Promise.reject(this.#lost.error);
+    if (this.#abandoned) return Promise.reject(this.#abandoned.error);
     // As without a key: joined to the transaction being committed, it ran its savepoint on a
     // connection back in the pool (Postgres: "SAVEPOINT can only be used in transaction blocks").
     if (this.#settled) return withScope({ held: undefined }, () => transaction(sql, work, hooks));
@@ -494,7 +503,15 @@ class HeldAnswer implements HeldTransaction {
     runHooks(this.#hooks.splice(0), "afterCommit");
   }
 
+  /**
+   * Rolls the changes back with the handler's failure, once those it started have had their turns
+   * (as `settle`): rolled back while one it did not await was between statements, the rest of that
+   * change ran after the ROLLBACK, outside the transaction (a review, 2026-12-04: its row committed
+   * while the request answered 500 and freed its key).
+   */
   async abandon(error: unknown): Promise<void> {
+    await this.#turns.drained();
+    this.#abandoned = { error };
     this.#answer.reject(error);
     await this.#committed?.catch(() => {});
   }

@@ -315,3 +315,59 @@ Deno.test(
     assert.deepEqual(run, { status: 201, stored: ["first", "late"] });
   },
 );
+
+// Found by a review (2026-12-04), not by a service: the same hazard when the handler failed. Its
+// transaction rolled back while a change it had left running was between statements: the
+// statements after the ROLLBACK ran on the connection without a transaction (committed at once,
+// while the request answered 500 and freed the key for a retry) or on it once the pool had given
+// it to another request (inside that request's transaction).
+Deno.test(
+  "[idempotency] a change a keyed handler left running when it failed rolls back with it",
+  async () => {
+    let left: Promise<string> | undefined;
+    const run = await keyedThings(
+      "left_failing",
+      async (insert) => {
+        await insert("first");
+        const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
+        left = insert("second", {
+          within: async () => {
+            await slow;
+            await insert("third");
+          },
+        }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+        throw new Error("the handler fails after starting it");
+      },
+      [],
+      () => left!,
+    );
+    assert.notEqual(await left, "failed: 25P01", "ran outside the transaction");
+    assert.deepEqual(run, { status: 500, stored: [] });
+  },
+);
+
+Deno.test(
+  "[idempotency] a change begun after a keyed handler failed is refused, never run outside it",
+  async () => {
+    const late: Promise<string>[] = [];
+    const run = await keyedThings(
+      "after_failure",
+      async (insert) => {
+        await insert("first");
+        // Timers that fire while the request's transaction is rolling back, and after.
+        for (let i = 0; i < 20; i++) {
+          late.push(
+            new Promise((resolve) => setTimeout(resolve, i / 4)).then(() =>
+              insert(`late ${i}`).then(() => "done", (error) => error.message ?? String(error))
+            ),
+          );
+        }
+        throw new Error("the handler fails");
+      },
+      [],
+      () => Promise.all(late),
+    );
+    assert.deepEqual(await Promise.all(late), Array(20).fill("the handler fails"));
+    assert.deepEqual(run, { status: 500, stored: [] });
+  },
+);
