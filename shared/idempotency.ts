@@ -325,6 +325,15 @@ class Turns {
     return turn;
   }
 
+  /**
+   * Counts `other` (a turn taken elsewhere) among the turns: `drained` waits for it too, and a
+   * turn asked for later begins after it.
+   */
+  track(other: Promise<unknown>): void {
+    const before = this.#last;
+    this.#last = Promise.all([before, other.catch(() => {})]);
+  }
+
   /** Resolves once every turn asked for, including those asked for meanwhile, has settled. */
   async drained(): Promise<void> {
     for (let last; last !== this.#last;) await (last = this.#last);
@@ -407,7 +416,17 @@ class HeldAnswer implements HeldTransaction {
   #within(tx: Tx, hooksOf: TransactionHooks[]): HeldTransaction {
     const turns = new Turns();
     return {
-      join: (_sql, work, hooks) => turns.next(() => this.#joinSavepoint(tx, work, hooks, hooksOf)),
+      join: (sql, work, hooks) => {
+        // Begun once the answer is settled (a timer set within a change): as at the request's
+        // level, it runs on its own, or is refused once the handler failed.
+        if (this.#settled || this.#abandoned) return this.#take(sql, work, hooks);
+        const turn = turns.next(() => this.#joinSavepoint(tx, work, hooks, hooksOf));
+        // A change its enclosing change did not await is waited for before the answer too: its
+        // statements went on after the COMMIT, on the connection back in the pool (a review,
+        // 2026-12-04).
+        this.#turns.track(turn);
+        return turn;
+      },
       afterCommit: (then) => this.afterCommit(then),
     };
   }

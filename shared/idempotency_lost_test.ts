@@ -371,3 +371,41 @@ Deno.test(
     assert.deepEqual(run, { status: 500, stored: [] });
   },
 );
+
+// Found by a review (2026-12-04): the hazard above one level down. A change started within a
+// keyed handler's change, and not awaited by it, was not waited for before the answer: its
+// SAVEPOINT went out in the request's transaction, the COMMIT while it waited, and its INSERT
+// after, on the connection back in the pool (in a transaction of its own here; under load,
+// inside another request's).
+Deno.test(
+  "[idempotency] a change left running within a keyed handler's change commits with its answer",
+  async () => {
+    await using db = await testDatabase();
+    await using b = await testBus();
+    const sql = await openDatabase(db.url, { schema: "nested_left" });
+    try {
+      await installIdempotency(sql);
+      await sql`create table things (id serial primary key, what text not null, xid text not null)`;
+      let left: Promise<string> | undefined;
+      await using _service = serveKeyed(b.bus, sql, async () => {
+        await transaction(sql, async (tx) => {
+          await tx`insert into things (what, xid) values ('outer', txid_current()::text)`;
+          const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
+          // Not awaited by the change it is started within.
+          left = transaction(sql, async (inner) => {
+            await slow;
+            await inner`insert into things (what, xid) values ('inner', txid_current()::text)`;
+          }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+        });
+        return { status: 201, body: null };
+      });
+      assert.equal(await send(b.bus, crypto.randomUUID()), 201);
+      assert.equal(await left, "done");
+      const rows = await sql`select what, xid from things order by id`;
+      assert.deepEqual(rows.map((row) => row.what), ["outer", "inner"]);
+      assert.equal(rows[1].xid, rows[0].xid, "both in the request's transaction");
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  },
+);
