@@ -409,7 +409,8 @@ interface OutboxRow {
 
 /**
  * Locks the oldest facts of the outbox (DRAIN_BATCH at most) and returns, in order, those whose
- * payloads with the ones before them take at most `maxBytes` (the first always); `more` when the
+ * payloads with the ones before them take at most `maxBytes` (the first always, however large:
+ * one alone is bounded by max_payload, or set aside); `more` when the
  * outbox may hold more than were returned. The facts locked and not returned stay for the next
  * batch. One statement: Postgres allows no window function beside `for update`, hence the CTE.
  */
@@ -420,14 +421,14 @@ export async function takeOutboxBatch(
   const found = await tx<(OutboxRow & { locked: number })[]>`
     with locked as (select seq from outbox order by seq limit ${DRAIN_BATCH} for update),
     sized as (
-      select o.seq, coalesce(sum(octet_length(o.payload::text)) over (order by o.seq
-        rows between unbounded preceding and 1 preceding), 0) as before
+      select o.seq, sum(octet_length(o.payload::text)) over (order by o.seq) as upto,
+        row_number() over (order by o.seq) as n
       from outbox o join locked l on l.seq = o.seq
     )
     select o.seq, o.id, o.subject, o.payload, o.trace_context,
       (select count(*) from locked)::int as locked
     from outbox o join sized s on s.seq = o.seq
-    where s.before < ${maxBytes}
+    where s.n = 1 or s.upto <= ${maxBytes}
     order by o.seq`;
   const locked = found[0]?.locked ?? 0;
   const rows = found.map(({ locked: _, ...row }) => row);
