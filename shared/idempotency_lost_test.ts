@@ -178,12 +178,29 @@ async function failingBeside(insert: Insert, taken: string, other: string): Prom
   const failing = insert(taken, { before: mayFail.promise });
   const done = insert(other);
   setTimeout(() => mayFail.resolve(), 200);
-  const ended = (change: Promise<void>) =>
-    change.then(() => "done", (error) => `failed: ${error.code ?? error}`);
-  return await Promise.all([ended(failing), ended(done)]);
+  return await Promise.all([outcome(failing), outcome(done)]);
 }
 
 const DUPLICATE = "failed: 23505";
+
+/** How a change ended: "done", or "failed: " with its Postgres code or message. */
+function outcome(change: Promise<unknown>): Promise<string> {
+  return change.then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+}
+
+/**
+ * Starts a change the handler does not await: it inserts "second", waits 150 ms (the handler
+ * answers or fails meanwhile), then inserts "third" within it. Resolves to how it ended.
+ */
+function leftRunning(insert: Insert): Promise<string> {
+  const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
+  return outcome(insert("second", {
+    within: async () => {
+      await slow;
+      await insert("third");
+    },
+  }));
+}
 
 Deno.test(
   "[idempotency] a keyed handler's failed change does not undo a later change that was done",
@@ -281,14 +298,7 @@ Deno.test(
     let left: Promise<string> | undefined;
     const run = await keyedThings("left_running", async (insert) => {
       await insert("first");
-      const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
-      left = insert("second", {
-        within: async () => {
-          await slow;
-          await insert("third");
-        },
-      }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
-      // Answers without awaiting it.
+      left = leftRunning(insert); // answers without awaiting it
     });
     assert.equal(await left, "done");
     assert.deepEqual(run, { status: 201, stored: ["first", "second", "third"] });
@@ -305,7 +315,7 @@ Deno.test(
         await insert("first");
         // Started once the answer is on its way (a timer the handler set, say).
         late = new Promise((resolve) => setTimeout(resolve, 50)).then(() =>
-          insert("late").then(() => "done", (error) => `failed: ${error.code ?? error.message}`)
+          outcome(insert("late"))
         );
       },
       [],
@@ -329,13 +339,7 @@ Deno.test(
       "left_failing",
       async (insert) => {
         await insert("first");
-        const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
-        left = insert("second", {
-          within: async () => {
-            await slow;
-            await insert("third");
-          },
-        }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+        left = leftRunning(insert);
         throw new Error("the handler fails after starting it");
       },
       [],
@@ -392,10 +396,10 @@ Deno.test(
           await tx`insert into things (what, xid) values ('outer', txid_current()::text)`;
           const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
           // Not awaited by the change it is started within.
-          left = transaction(sql, async (inner) => {
+          left = outcome(transaction(sql, async (inner) => {
             await slow;
             await inner`insert into things (what, xid) values ('inner', txid_current()::text)`;
-          }).then(() => "done", (error) => `failed: ${error.code ?? error.message ?? error}`);
+          }));
         });
         return { status: 201, body: null };
       });
