@@ -410,9 +410,9 @@ interface OutboxRow {
 /**
  * Locks the oldest facts of the outbox (DRAIN_BATCH at most) and returns, in order, those whose
  * payloads with the ones before them take at most `maxBytes` (the first always, however large:
- * one alone is bounded by max_payload, or set aside); `more` when the
- * outbox may hold more than were returned. The facts locked and not returned stay for the next
- * batch. One statement: Postgres allows no window function beside `for update`, hence the CTE.
+ * one alone is bounded by max_payload, or set aside); `more` when the outbox may hold more than
+ * were returned. The facts locked and not returned stay for the next batch. One statement:
+ * Postgres allows no window function beside `for update`, hence the CTEs.
  */
 export async function takeOutboxBatch(
   tx: Queryable,
