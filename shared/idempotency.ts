@@ -262,16 +262,27 @@ function purgeExpired(sql: Sql): void {
  * batch finds fewer than a full one; a failed batch ends the run. One DELETE of them all ran past
  * the pool's statement timeout once the backlog was large enough (600,000 keys took 0.3 s on a
  * quiet machine here, so millions at the default 5 s, fewer on a busy one) and was cancelled every
- * minute, undoing all it had deleted: the table only grew. A key
- * claimed again between the select and the delete has not expired any more, so it stays.
+ * minute, undoing all it had deleted: the table only grew. Each batch starts its walk of the index
+ * where the last one ended: from the start, it stepped over every key the run had deleted, which
+ * stay in the index while another transaction holds Postgres's cleanup back (a backup, say), so a
+ * batch took longer each time (400,000 keys: 4 ms at first, 22 ms by the 400th; now 4 ms
+ * throughout). A key claimed again between the select and the delete has not expired any more, so
+ * it stays.
  */
 async function purgeInBatches(sql: Sql): Promise<void> {
+  let from = new Date(0);
   for (;;) {
-    const deleted = await sql`delete from idempotency_keys
-      where ctid = any(array(select ctid from idempotency_keys where expires_at < now()
-        order by expires_at limit ${PURGE_BATCH}))
-        and expires_at < now()`;
-    if (deleted.count < PURGE_BATCH) return;
+    const [{ deleted, last }] = await sql<{ deleted: number; last: Date | null }[]>`
+      with batch as (
+        select ctid from idempotency_keys where expires_at < now() and expires_at >= ${from}
+        order by expires_at limit ${PURGE_BATCH}
+      ), gone as (
+        delete from idempotency_keys k using batch b
+        where k.ctid = b.ctid and k.expires_at < now() returning k.expires_at
+      )
+      select count(*)::int as deleted, max(expires_at) as last from gone`;
+    if (deleted < PURGE_BATCH) return;
+    from = last ?? from;
   }
 }
 
