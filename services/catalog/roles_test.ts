@@ -57,6 +57,25 @@ Deno.test("[catalog] GET /v1/roles lists the three event roles", async (t) => {
     assert.equal(reply.body.meta.count, 3);
   });
 
+  await t.step("page[size] and page[number] page the roles as the links promise", async () => {
+    const pages: string[][] = [];
+    for (const number of [1, 2, 3, 4]) {
+      const reply = await system.call(
+        "GET",
+        `/v1/roles?sort=name&page[size]=1&page[number]=${number}`,
+      );
+      expectStatus(reply, 200);
+      assert.equal(reply.body.meta.count, 3);
+      pages.push(reply.body.data.map((role: { id: string }) => role.id));
+    }
+    assert.deepEqual(pages, [["coorganizer"], ["organizer"], ["owner"], []]);
+    const two = await system.call("GET", "/v1/roles?sort=-name&page[size]=2&page[number]=2");
+    assert.deepEqual(two.body.data.map((role: { id: string }) => role.id), ["coorganizer"]);
+    assert.equal(two.body.links.next, undefined);
+    const all = await system.call("GET", "/v1/roles?page[size]=0");
+    assert.equal(all.body.data.length, 3);
+  });
+
   await t.step("one role by name; an unknown one is 404; roles are read-only", async () => {
     const reply = await system.call("GET", "/v1/roles/coorganizer");
     expectStatus(reply, 200);

@@ -7,14 +7,19 @@ import { orderSql, whereSql } from "@shared/query_sql.ts";
 import { listRows } from "./common.ts";
 import type { EventRow, GrantRow, RoleRow } from "./rows.ts";
 
-/** Roles are few and fixed (one page holds them all); their name is their id. */
+/**
+ * Roles are few and fixed (their name is their id): every match is read, and the page cut from
+ * it, so `meta.count` and the paging links hold as on every other list.
+ */
 export async function listRoles(
   sql: Queryable,
   query: ListQuery,
 ): Promise<{ rows: RoleRow[]; count: number }> {
   const rows = await sql<RoleRow[]>`select name as id, name, title_name from roles
     where ${whereSql(sql, query.filter)} ${orderSql(sql, query.sort, "name")}`;
-  return { rows, count: rows.length };
+  const { size, number } = query.page;
+  const page = size === 0 ? rows : rows.slice((number - 1) * size, number * size);
+  return { rows: page, count: rows.length };
 }
 
 export async function getRole(sql: Queryable, name: string): Promise<RoleRow | undefined> {
