@@ -312,13 +312,31 @@ export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<voi
     try {
       return await ensureStreamOnce(bus, wanted);
     } catch (error) {
-      if (Date.now() + pause > giveUpAt) throw error;
+      if (error instanceof StreamNameTakenError || Date.now() + pause > giveUpAt) throw error;
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 }
 
 const ENSURE_STREAM_PATIENCE_MS = 15_000;
+
+/** Thrown when the stream of this prefix's name holds another prefix's subjects. */
+export class StreamNameTakenError extends Error {}
+
+/**
+ * Refuses a stream of our name that holds other subjects: our subjects never change for a
+ * prefix, so it is another prefix's whose name maps to the same one (`oe.eu` and `oe_eu`, `oe`
+ * and `OE`). Taking it over (replacing its subjects) left that system's facts without a stream.
+ */
+function checkOwnStream(config: { subjects?: string[] }, wanted: ManagedStream, bus: Bus): void {
+  const subjects = config.subjects ?? [];
+  if (JSON.stringify(subjects) === JSON.stringify(wanted.subjects)) return;
+  throw new StreamNameTakenError(
+    `Cannot use stream ${wanted.name} for bus prefix "${bus.prefix}": it holds ` +
+      `${subjects.join(", ") || "no subjects"}, another prefix's that maps to the same name; ` +
+      "choose a BUS_PREFIX that differs in more than case and punctuation",
+  );
+}
 
 async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<void> {
   const jsm = await jetstreamManager(bus.nc);
@@ -328,9 +346,14 @@ async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<void> 
   });
   if (!info) {
     await jsm.streams.add(wanted).catch(async (error) => {
-      if (!(await jsm.streams.info(wanted.name).catch(() => null))) throw error;
+      const made = await jsm.streams.info(wanted.name).catch(() => null);
+      if (!made) throw error;
+      checkOwnStream(made.config, wanted, bus);
     });
-  } else if (differs(info.config as unknown as Record<string, unknown>, wanted)) {
+    return;
+  }
+  checkOwnStream(info.config, wanted, bus);
+  if (differs(info.config as unknown as Record<string, unknown>, wanted)) {
     await jsm.streams.update(wanted.name, wanted);
   }
 }

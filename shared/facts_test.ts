@@ -385,3 +385,29 @@ Deno.test("[facts] the outbox backlog is read while every pool connection waits 
     await Promise.all(writes);
   }
 });
+
+Deno.test("[facts] a prefix whose stream name another prefix has refuses to start, and leaves that stream alone", async () => {
+  // "oe.eu" and "oe_eu" (or "oe" and "OE") both name the stream OE_EU_FACTS. Two systems sharing
+  // a NATS with such prefixes: the second one's start took the first one's stream over (its
+  // subjects replaced), so the first system's facts no longer had a stream to go to.
+  const base = `t${crypto.randomUUID().slice(0, 8)}`;
+  await using first = await testBus(`${base}.eu`);
+  await using second = await testBus(`${base}_eu`);
+  const stream = await ensureFactStream(first.bus);
+  try {
+    await assert.rejects(
+      () => ensureFactStream(second.bus),
+      (error: Error) => error.message.includes(stream) && error.message.includes(`${base}.eu`),
+    );
+    const jsm = await jetstreamManager(first.bus.nc);
+    assert.deepEqual((await jsm.streams.info(stream)).config.subjects, [`${base}.eu.facts.>`]);
+    // The first system's facts still have their stream.
+    const ack = await jetstream(first.bus.nc).publish(
+      `${base}.eu.facts.catalog.event-topic.created`,
+      "{}",
+    );
+    assert.equal(ack.stream, stream);
+  } finally {
+    await deleteFactStream(first.bus);
+  }
+});
