@@ -63,3 +63,44 @@ Deno.test("[discounts] POST /v1/discount-codes takes numbers and booleans sent a
     expectError(reply, 422, { pointer: "/data/attributes/is-active" });
   });
 });
+
+Deno.test("[discounts] POST and PATCH /v1/discount-codes take date-times in every form the original read", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const eventId = cast.event.id;
+  // marshmallow 2's grammar: `T` or a space, seconds optional, one-digit fields; an offset is
+  // still required (naive times stay a 422, api-surface §7 of the README).
+  const forms: [string, string][] = [
+    ["2030-01-01 10:00:00+00:00", "2030-01-01T10:00:00.000Z"], // Python's str(datetime)
+    ["2030-01-01 10:00:00.250+0530", "2030-01-01T04:30:00.250Z"],
+    ["2030-01-01T10:00Z", "2030-01-01T10:00:00.000Z"],
+    ["2030-01-01 10:00+08", "2030-01-01T02:00:00.000Z"],
+    ["2030-1-5T9:05:00Z", "2030-01-05T09:05:00.000Z"],
+  ];
+  for (const [sent, stored] of forms) {
+    await t.step(`valid-from ${JSON.stringify(sent)}`, async () => {
+      const reply = await system.postCode(cast.owner.token, {
+        eventId,
+        attributes: { "valid-from": sent },
+      });
+      expectStatus(reply, 201, sent);
+      assert.equal(reply.body.data.attributes["valid-from"], stored);
+      const id = reply.body.data.id;
+      const patched = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+        token: cast.owner.token,
+        body: { data: { type: "discount-code", id, attributes: { "valid-till": sent } } },
+      });
+      // valid-till equal to valid-from: the rule's 422, so the form was read.
+      expectError(patched, 422, { pointer: "/data/attributes/valid-till" });
+    });
+  }
+  for (const sent of ["2030-01-01 10:00:00", "2030-01-01 25:00:00Z", "2030-13-01 10:00Z"]) {
+    await t.step(`valid-from ${JSON.stringify(sent)} stays a 422 with its pointer`, async () => {
+      const reply = await system.postCode(cast.owner.token, {
+        eventId,
+        attributes: { "valid-from": sent },
+      });
+      expectError(reply, 422, { pointer: "/data/attributes/valid-from" });
+    });
+  }
+});

@@ -11,19 +11,32 @@
 import { z } from "zod";
 import { lenientBoolean, lenientNumber } from "./lenient.ts";
 
-/** An offset in ISO 8601's basic format (`+0530`, `+05`) right after a time of day. */
-const BASIC_OFFSET = /(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)([+-]\d{2})(\d{2})?$/;
+/**
+ * The date-times the original's marshmallow 2 read (its `_iso8601_re`, offset made required):
+ * `T` or a space between date and time (Python's `str(datetime)`), seconds optional, one-digit
+ * fields, and an offset with or without a colon or minutes (`+05:30`, `+0530`, `+05`).
+ */
+const ORIGINAL_FORM =
+  /^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(\.\d+)?)?(Z|[+-]\d{2}(?::?\d{2})?)$/;
+
+const pad = (field: string) => field.padStart(2, "0");
 
 /**
- * A date-time's offset in the extended format zod reads (`+0530` -> `+05:30`, `+05` -> `+05:00`):
- * the original's marshmallow took all three (`[+-]\d{2}(:?\d{2})?`).
+ * A date-time of the original's grammar in the one form zod reads (`2026-05-01 10:00+0530` ->
+ * `2026-05-01T10:00:00+05:30`); anything else is left for zod to refuse. Ranges (month 13, hour
+ * 25, offset +24:00) are zod's to check.
  */
-function withExtendedOffset(value: unknown): unknown {
+function inExtendedForm(value: unknown): unknown {
   if (typeof value !== "string") return value;
-  return value.replace(
-    BASIC_OFFSET,
-    (_, time, hours, minutes = "00") => `${time}${hours}:${minutes}`,
-  );
+  const match = ORIGINAL_FORM.exec(value);
+  if (!match) return value;
+  const [, year, month, day, hour, minute, second = "0", fraction = "", zone] = match;
+  // `+05`, `+0530`, `+05:30`: hours are the sign and two digits, minutes what follows them.
+  const offset = zone === "Z"
+    ? zone
+    : `${zone.slice(0, 3)}:${zone.slice(3).replace(":", "") || "00"}`;
+  const time = `${pad(hour)}:${pad(minute)}:${pad(second)}${fraction}`;
+  return `${year}-${pad(month)}-${pad(day)}T${time}${offset}`;
 }
 
 /**
@@ -37,7 +50,7 @@ function withExtendedOffset(value: unknown): unknown {
  * ```
  */
 export const dateTime = z.preprocess(
-  withExtendedOffset,
+  inExtendedForm,
   z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a timezone" }),
 )
   .transform((text) => new Date(text))
