@@ -44,6 +44,32 @@ Deno.test("[discounts] POST /v1/discount-codes takes numbers and booleans sent a
     assert.equal(reply.body.data.attributes["max-quantity"], 5);
   });
 
+  await t.step(
+    "a value as a ticket's price is read: trailing zeros, a sign, a bare point",
+    async () => {
+      // As the catalog reads "30.000" for the ticket's price (lenientNumber), and as the original's
+      // float() read them; still exact: no digit beyond the cents may be other than 0.
+      const read: [string, number][] = [["7.500", 7.5], ["5.", 5], [".5", 0.5], ["+5", 5]];
+      for (const [sent, value] of read) {
+        const reply = await system.postCode(cast.owner.token, {
+          eventId,
+          ticketIds: [ticketId],
+          attributes: { value: sent },
+        });
+        expectStatus(reply, 201, sent);
+        assert.equal(reply.body.data.attributes.value, value, sent);
+      }
+      for (const sent of ["7.501", ".", "+", "5.0000000000000000001"]) {
+        const reply = await system.postCode(cast.owner.token, {
+          eventId,
+          ticketIds: [ticketId],
+          attributes: { value: sent },
+        });
+        expectError(reply, 422, { pointer: "/data/attributes/value" }, sent);
+      }
+    },
+  );
+
   for (const bad of ["4.5", "abc", ""]) {
     await t.step(`tickets-number ${JSON.stringify(bad)} stays a 422 with its pointer`, async () => {
       const reply = await system.postCode(cast.owner.token, {

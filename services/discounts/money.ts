@@ -6,11 +6,15 @@
 /** Largest amount numeric(12, 2) holds, in cents. */
 export const MAX_CENTS = 999_999_999_999;
 
-const decimal = /^(\d{1,10})(?:\.(\d{1,2}))?$/;
+/**
+ * A non-negative decimal as lenientNumber reads one (`+5`, `5.`, `.5`), exact to the cent: digits
+ * past the second decimal may only be zeros (`7.500`).
+ */
+const decimal = /^\+?(?=\.?\d)(\d{0,10})(?:\.(\d{0,2})0*)?$/;
 
 /**
  * Cents of a non-negative decimal given as text ("12.5") or as a number (12.5); undefined when it
- * is not one (negative, more than two decimals, exponent form, too large).
+ * is not one (negative, a non-zero digit past the cents, exponent form, too large).
  */
 export function toCents(value: string | number): number | undefined {
   const text = typeof value === "number"

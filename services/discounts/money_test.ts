@@ -7,7 +7,29 @@ Deno.test("[discounts] toCents reads decimals exactly and refuses what is not mo
   assert.equal(toCents(0.1), 10);
   assert.equal(toCents(19.99), 1999);
   assert.equal(toCents("9999999999.99"), 999_999_999_999);
-  for (const bad of ["-1", "1.005", "1e3", "", "abc", "10000000000", -1, 1e21, NaN, 0.1 + 0.2]) {
+  assert.equal(toCents("7.500"), 750);
+  assert.equal(toCents("+5"), 500);
+  assert.equal(toCents("5."), 500);
+  assert.equal(toCents(".05"), 5);
+  for (
+    const bad of [
+      "-1",
+      "1.005",
+      "1.0001",
+      ".",
+      "+",
+      "+-1",
+      "1.5.0",
+      "1e3",
+      "",
+      "abc",
+      "10000000000",
+      -1,
+      1e21,
+      NaN,
+      0.1 + 0.2,
+    ]
+  ) {
     assert.equal(toCents(bad as string | number), undefined, String(bad));
   }
 });
