@@ -49,6 +49,7 @@ import {
   sameLink,
 } from "../store/authorizations.ts";
 import { exchangeCode } from "../stripe.ts";
+import { awaitLinkedFlag } from "./linked_flag.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
@@ -203,6 +204,7 @@ export async function createStripeAuthorization(
     (row) => authorizationFact(factActor(caller), "created", row),
     { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
+  await awaitLinkedFlag(ctx, req.actor, row.event_id, true);
   return renderAuthorization(row, { req, status: 201, fields, include });
 }
 
@@ -374,6 +376,7 @@ export async function deleteStripeAuthorization(
     (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
   );
   if (!deleted) missing(req.params.id);
+  await awaitLinkedFlag(ctx, req.actor, deleted.event_id, false);
   return deletedReply;
 }
 
