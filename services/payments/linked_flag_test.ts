@@ -23,3 +23,13 @@ Deno.test("[payments] the event read right after a link or an unlink shows is-st
     assert.equal(await flag(), false, "right after DELETE /v1/stripe-authorizations/{id}");
   }
 });
+
+Deno.test("[payments] POST /v1/stripe-authorizations?include=event includes the event linked", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const reply = await p.link(cast.owner.token, cast.event.id, p.grant().code, "?include=event");
+  expectStatus(reply, 201);
+  const [event] = reply.body.included;
+  assert.equal(event.id, cast.event.id);
+  assert.equal(event.attributes["is-stripe-linked"], true);
+});
