@@ -48,10 +48,15 @@ const encoder = new TextEncoder();
 /**
  * The bytes `Deno.serve` writes for `errorResponse(error)` once the CORS headers and
  * `X-Request-Id` were added (middleware/cors.ts, middleware/request_id.ts): for answers the
- * slow-client relay sends itself (gateway/signed_path.ts).
+ * slow-client relay sends itself (gateway/signed_path.ts, gateway/slow_clients.ts), with any
+ * `extra` headers after the CORS ones.
  */
-export function errorBytes(error: ApiError, requestId: string): WireReply {
-  const headers = { ...errorHeaders(error), ...CORS_HEADERS };
+export function errorBytes(
+  error: ApiError,
+  requestId: string,
+  extra: Record<string, string> = {},
+): WireReply {
+  const headers = { ...errorHeaders(error), ...CORS_HEADERS, ...extra };
   return wireReply(error.status, headers, requestId, encoder.encode(errorDocument(error)));
 }
 

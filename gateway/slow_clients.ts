@@ -30,9 +30,17 @@
  * ```
  */
 
+import {
+  type ApiError,
+  BadRequestError,
+  HeaderFieldsTooLargeError,
+  UriTooLongError,
+} from "@shared/errors.ts";
+import { errorBytes } from "./errors.ts";
 import { Exchanges } from "./exchanges.ts";
 import { innerServer } from "./inner_socket.ts";
 import { type RawHead, readHeadAndMore } from "./raw_head.ts";
+import { pickRequestId } from "./middleware/request_id.ts";
 
 export interface GuardOptions {
   hostname: string;
@@ -317,12 +325,81 @@ async function writeOwed(
 const ANSWER_BUFFER_FIRST = 16 * 1024;
 const ANSWER_BUFFER_MAX = 64 * 1024;
 
-/** Relays `Deno.serve`'s answers on one connection to its client. */
+/**
+ * The longest head `Deno.serve` reads (checked on Deno 2.9: a request line of 65,535 bytes, a head
+ * of about 64 KiB); past it, it refuses the request.
+ */
+const DENO_HEAD_LIMIT = 64 * 1024;
+
+/**
+ * What the client sent since its last answer went out: enough to tell why `Deno.serve` refused a
+ * head (`refusedFor`).
+ */
+class SinceAnswer {
+  bytes = 0;
+  /** Where the first line (the request line) ended, -1 while it has not. */
+  #lineEnd = -1;
+
+  add(chunk: Uint8Array): void {
+    if (this.#lineEnd === -1) {
+      const lf = chunk.indexOf(10);
+      if (lf !== -1) this.#lineEnd = this.bytes + lf;
+    }
+    this.bytes += chunk.length;
+  }
+
+  reset(): void {
+    this.bytes = 0;
+    this.#lineEnd = -1;
+  }
+
+  /** The error for a head `Deno.serve` refused: too long a target (414), too large a head (431). */
+  refusedFor(): ApiError {
+    if (this.bytes <= DENO_HEAD_LIMIT) {
+      return new BadRequestError("Cannot read the request: its head is not well-formed HTTP/1.1");
+    }
+    if (this.#lineEnd === -1 || this.#lineEnd > DENO_HEAD_LIMIT) {
+      return new UriTooLongError(
+        `Cannot read the request: its target is longer than ${DENO_HEAD_LIMIT} bytes`,
+      );
+    }
+    return new HeaderFieldsTooLargeError(
+      `Cannot read the request: its header fields are larger than ${DENO_HEAD_LIMIT} bytes`,
+    );
+  }
+}
+
+/**
+ * `Deno.serve`'s refusal of a head it cannot read (too large, two Host fields, a byte it does not
+ * take), which it writes by itself and then closes: a 400 without a body, CORS headers or request
+ * id, which no client can read as JSON:API and no script on another origin may read at all. The
+ * app's own 400s always carry a document, so this one is told by its empty body.
+ */
+const BARE_REFUSAL =
+  /HTTP\/1\.1 400 Bad Request\r\ncontent-length: 0\r\ndate: [^\r]*\r\nconnection: close\r\n\r\n$/;
+const decoder = new TextDecoder("ascii");
+
+/** The end of `chunk` without `Deno.serve`'s refusal when it ends with one; else undefined. */
+function beforeRefusal(chunk: Uint8Array): Uint8Array | undefined {
+  // Most answers end with their body: only a bodiless one is read further.
+  const n = chunk.length;
+  if (n < 4 || chunk[n - 1] !== 10 || chunk[n - 2] !== 13 || chunk[n - 3] !== 10) return undefined;
+  const tail = decoder.decode(chunk.subarray(Math.max(0, chunk.length - 128)));
+  const match = BARE_REFUSAL.exec(tail);
+  if (match === null) return undefined;
+  return chunk.subarray(0, chunk.length - (tail.length - match.index));
+}
+
+/**
+ * Relays `Deno.serve`'s answers on one connection to its client; a refusal of a head it cannot
+ * read goes out as a JSON:API error instead, which closes the connection as the refusal does.
+ */
 async function relayAnswers(
   upstream: Deno.Conn,
   client: Deno.Conn,
   clock: Clock,
   exchanges: Exchanges | undefined,
+  sent: SinceAnswer,
 ): Promise<void> {
   // Small until an answer fills it: every idle keep-alive connection holds this buffer in a
   // pending read, and most answers fit in a few kilobytes.
@@ -331,10 +408,22 @@ async function relayAnswers(
     const n = await upstream.read(buffer);
     if (n === null) break;
     const chunk = buffer.subarray(0, n);
-    await writeAll(client, chunk);
+    const before = beforeRefusal(chunk);
+    if (before === undefined) await writeAll(client, chunk);
+    else {
+      await writeAll(client, before);
+      const error = sent.refusedFor();
+      const id = pickRequestId(null);
+      for (const part of errorBytes(error, id, { Connection: "close" }).chunks) {
+        await writeAll(client, part);
+      }
+    }
     // Counted once written: an answer the relay makes must not go out beside these bytes.
     if (exchanges?.following) exchanges.received(chunk);
-    if (!isInterimAlone(chunk)) clock.answered();
+    if (!isInterimAlone(chunk)) {
+      clock.answered();
+      sent.reset();
+    }
     if (n === buffer.length && n < ANSWER_BUFFER_MAX) buffer = new Uint8Array(ANSWER_BUFFER_MAX);
   }
 }
@@ -352,6 +441,8 @@ async function relay(
   const headEnds = new HeadEnds();
   // Followed only where the relay may answer: without `answer` there is nothing to follow for.
   const exchanges = answer && new Exchanges();
+  const sent = new SinceAnswer();
+  const toClient = relayAnswers(upstream, client, clock, exchanges, sent);
   const toServer = (async () => {
     const buffer = new Uint8Array(16 * 1024);
     // A read begun while the relay waited for its own answer: the client's next bytes, or its end.
@@ -380,10 +471,18 @@ async function relay(
         continue;
       }
       clock.headsIn(headEnds.count(chunk));
-      await writeAll(upstream, chunk);
+      sent.add(chunk);
+      try {
+        await writeAll(upstream, chunk);
+      } catch {
+        // `Deno.serve` closed its side (a head it refused, an answer given before the rest of a
+        // body): what it wrote before must still reach the client. Closing at once lost it, and
+        // a client that sent a URL of 300 kB got no answer at all.
+        await toClient.catch(() => {});
+        break;
+      }
     }
   })();
-  const toClient = relayAnswers(upstream, client, clock, exchanges);
   await Promise.race([toServer, toClient]).catch(() => {});
   clock.close();
   await Promise.allSettled([toServer, toClient]);

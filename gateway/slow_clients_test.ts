@@ -471,3 +471,71 @@ Deno.test("[gateway] an HTTP/2 connection cannot hold the relay past the header 
     await server.shutdown();
   }
 });
+
+/** Sends `text` on a fresh connection (all of it, or what the server reads before it closes). */
+async function sendAll(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const bytes = encoder.encode(text);
+  const writing = (async () => {
+    for (let written = 0; written < bytes.length;) {
+      written += await conn.write(bytes.subarray(written));
+    }
+  })().catch(() => {}); // the server may close before it read everything
+  const chunks: string[] = [];
+  const buffer = new Uint8Array(65_536);
+  for (;;) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    chunks.push(new TextDecoder().decode(buffer.subarray(0, n)));
+  }
+  await writing;
+  conn.close();
+  return chunks.join("");
+}
+
+Deno.test("[gateway] a head Deno.serve cannot read is a JSON:API error, never a bare 400 or nothing", async (t) => {
+  await using gw = await testGateway();
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.app.fetch,
+  );
+  try {
+    const cases: [string, string, number][] = [
+      ["a 70 kB URL", `GET /v1/events?sort=${"a".repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414],
+      [
+        "a 1 MB URL",
+        `GET /v1/events?sort=${"a".repeat(1_000_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        414,
+      ],
+      [
+        "a 100 kB header",
+        `GET /v1/events HTTP/1.1\r\nHost: x\r\nX-A: ${"a".repeat(100_000)}\r\n\r\n`,
+        431,
+      ],
+      ["two Host headers", "GET /v1/events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+    ];
+    for (const [what, text, status] of cases) {
+      await t.step(what, async () => {
+        const answer = await sendAll(server.port, text);
+        const [head, body] = answer.split("\r\n\r\n");
+        assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+        assert.match(head, /\r\nContent-Type: application\/vnd\.api\+json\r\n/);
+        assert.match(head, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
+        assert.match(head, /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
+        assert.match(head, /\r\nConnection: close\r\n/);
+        const document = JSON.parse(body);
+        assert.equal(document.errors[0].status, String(status));
+        assert.equal(document.jsonapi.version, "1.0");
+      });
+    }
+    await t.step("the next connection is served as before", async () => {
+      const answer = await sendAll(
+        server.port,
+        `GET /v1/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(answer, /^HTTP\/1\.1 404 /);
+    });
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -100,10 +100,13 @@ export class NotAcceptableError extends defineError(406, "not_acceptable", "Not 
 export class ConflictError extends defineError(409, "conflict", "Conflict") {}
 export class PayloadTooLargeError
   extends defineError(413, "payload_too_large", "Payload too large") {}
+export class UriTooLongError extends defineError(414, "uri_too_long", "URI too long") {}
 export class UnsupportedMediaTypeError
   extends defineError(415, "unsupported_media_type", "Unsupported media type") {}
 export class UnprocessableError
   extends defineError(422, "unprocessable_entity", "Unprocessable entity") {}
+export class HeaderFieldsTooLargeError
+  extends defineError(431, "header_fields_too_large", "Request header fields too large") {}
 export class InternalError extends defineError(500, "internal_error", "Internal server error") {}
 export class BadGatewayError extends defineError(502, "bad_gateway", "Bad gateway") {}
 export class ServiceUnavailableError
@@ -119,8 +122,10 @@ const byStatus: Record<number, new (detail: string, options?: ApiErrorOptions) =
   406: NotAcceptableError,
   409: ConflictError,
   413: PayloadTooLargeError,
+  414: UriTooLongError,
   415: UnsupportedMediaTypeError,
   422: UnprocessableError,
+  431: HeaderFieldsTooLargeError,
   500: InternalError,
   502: BadGatewayError,
   503: ServiceUnavailableError,
