@@ -528,6 +528,16 @@ Deno.test("[gateway] a head Deno.serve cannot read is a JSON:API error, never a 
         assert.equal(document.jsonapi.version, "1.0");
       });
     }
+    await t.step("pipelined after a request it read: that answer, then the error", async () => {
+      const answer = await sendAll(
+        server.port,
+        "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+      );
+      assert.match(answer, /^HTTP\/1\.1 404 [^]*"status":"404"[^]*\r\n\r\n\{"errors/);
+      const second = answer.slice(answer.indexOf("HTTP/1.1 400 "));
+      assert.match(second, /^HTTP\/1\.1 400 [^]*\r\nContent-Type: application\/vnd\.api\+json\r\n/);
+      assert.equal(JSON.parse(second.split("\r\n\r\n")[1]).errors[0].status, "400");
+    });
     await t.step("the next connection is served as before", async () => {
       const answer = await sendAll(
         server.port,
