@@ -327,9 +327,10 @@ const ANSWER_BUFFER_MAX = 64 * 1024;
 
 /**
  * The longest head `Deno.serve` reads (checked on Deno 2.9: a request line of 65,535 bytes, a head
- * of about 64 KiB); past it, it refuses the request.
+ * of about 64 KiB), and the most header fields it takes; past either, it refuses the request.
  */
 const DENO_HEAD_LIMIT = 64 * 1024;
+const DENO_FIELDS_LIMIT = 128;
 
 /**
  * What the client sent since its last answer went out: enough to tell why `Deno.serve` refused a
@@ -339,11 +340,16 @@ class SinceAnswer {
   bytes = 0;
   /** Where the first line (the request line) ended, -1 while it has not. */
   #lineEnd = -1;
+  /** Line ends among the first DENO_HEAD_LIMIT bytes. */
+  #lines = 0;
 
   add(chunk: Uint8Array): void {
-    if (this.#lineEnd === -1) {
-      const lf = chunk.indexOf(10);
-      if (lf !== -1) this.#lineEnd = this.bytes + lf;
+    if (this.bytes < DENO_HEAD_LIMIT) {
+      const scanned = chunk.subarray(0, DENO_HEAD_LIMIT - this.bytes);
+      for (let lf = scanned.indexOf(10); lf !== -1; lf = scanned.indexOf(10, lf + 1)) {
+        if (this.#lineEnd === -1) this.#lineEnd = this.bytes + lf;
+        this.#lines++;
+      }
     }
     this.bytes += chunk.length;
   }
@@ -351,20 +357,29 @@ class SinceAnswer {
   reset(): void {
     this.bytes = 0;
     this.#lineEnd = -1;
+    this.#lines = 0;
   }
 
-  /** The error for a head `Deno.serve` refused: too long a target (414), too large a head (431). */
+  /**
+   * The error for a head `Deno.serve` refused: too long a target (414), too large a head or too
+   * many fields (431), anything else (400).
+   */
   refusedFor(): ApiError {
-    if (this.bytes <= DENO_HEAD_LIMIT) {
-      return new BadRequestError("Cannot read the request: its head is not well-formed HTTP/1.1");
-    }
-    if (this.#lineEnd === -1 || this.#lineEnd > DENO_HEAD_LIMIT) {
+    if (this.bytes > DENO_HEAD_LIMIT && (this.#lineEnd === -1 || this.#lineEnd > DENO_HEAD_LIMIT)) {
       return new UriTooLongError(
         `Cannot read the request: its target is longer than ${DENO_HEAD_LIMIT} bytes`,
       );
     }
-    return new HeaderFieldsTooLargeError(
-      `Cannot read the request: its header fields are larger than ${DENO_HEAD_LIMIT} bytes`,
+    // The request line, each field and the empty line that ends the head.
+    if (this.bytes > DENO_HEAD_LIMIT || this.#lines > DENO_FIELDS_LIMIT + 2) {
+      return new HeaderFieldsTooLargeError(
+        `Cannot read the request: its header fields are larger than ${DENO_HEAD_LIMIT} bytes ` +
+          `or more than ${DENO_FIELDS_LIMIT}`,
+      );
+    }
+    return new BadRequestError(
+      "Cannot read the request: its head is not well-formed HTTP/1.1 (two Host fields, a byte " +
+        "a field cannot hold, ...)",
     );
   }
 }

@@ -513,6 +513,11 @@ Deno.test("[gateway] a head Deno.serve cannot read is a JSON:API error, never a 
         431,
       ],
       ["two Host headers", "GET /v1/events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+      [
+        "200 header fields",
+        `GET /v1/events HTTP/1.1\r\nHost: x\r\n${"X-A: a\r\n".repeat(200)}\r\n`,
+        431,
+      ],
     ];
     for (const [what, text, status] of cases) {
       await t.step(what, async () => {
