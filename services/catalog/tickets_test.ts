@@ -396,3 +396,83 @@ Deno.test("[catalog] the admin ticket list leaves out tickets of soft-deleted ev
   const trashed = await listed("&get_trashed=true");
   assert.deepEqual(trashed.data.map((t: { id: string }) => t.id), [ticket]);
 });
+
+Deno.test("[catalog] a ticket's name is unique among the live tickets of its event (409)", async (t) => {
+  // The original refused a second live ticket of the same name in one event ("Ticket already
+  // exists", 409 at the name); here both were created, and buyers saw two tickets they could not
+  // tell apart.
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const token = owner.token;
+  const event = await system.createEvent(token, { attributes: { state: "published" } });
+  const other = await system.createEvent(token, { attributes: { state: "published" } });
+  const first = await system.createTicket(token, event.id, { name: "Early bird" });
+
+  await t.step("POST with a name the event already has: 409, nothing written", async () => {
+    const before = await ticketCount(system);
+    expectError(
+      await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, { name: "Early bird", type: "free" }),
+      }),
+      409,
+      { pointer: "/data/attributes/name" },
+    );
+    assert.equal(await ticketCount(system), before);
+  });
+
+  await t.step("another event, or a deleted ticket's name, is free to use", async () => {
+    await system.createTicket(token, other.id, { name: "Early bird" });
+    const gone = await system.createTicket(token, event.id, { name: "Gone" });
+    expectStatus(await system.call("DELETE", `/v1/tickets/${gone}`, { token }), 200);
+    await system.createTicket(token, event.id, { name: "Gone" });
+  });
+
+  await t.step("PATCH to another ticket's name: 409; to its own name: 200", async () => {
+    const second = await system.createTicket(token, event.id, { name: "Late bird" });
+    expectError(
+      await system.call("PATCH", `/v1/tickets/${second}`, {
+        token,
+        body: ticketBody(undefined, { name: "Early bird" }, second),
+      }),
+      409,
+      { pointer: "/data/attributes/name" },
+    );
+    const [row] = await system.sql`select name from tickets where id = ${second}`;
+    assert.equal(row.name, "Late bird");
+    expectStatus(
+      await system.call("PATCH", `/v1/tickets/${first}`, {
+        token,
+        body: ticketBody(undefined, { name: "Early bird", quantity: 5 }, first),
+      }),
+      200,
+    );
+  });
+
+  await t.step("two POSTs of one name at once: one 201, one 409", async () => {
+    // Both are let through to their insert, then held there (the table locked against writes
+    // here), so that each has looked for the name before the other wrote it.
+    const release = Promise.withResolvers<void>();
+    const holding = system.sql.begin(async (tx) => {
+      await tx`lock table tickets in share mode`;
+      await release.promise;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const posting = Promise.all(
+      [1, 2].map(() =>
+        system.call("POST", "/v1/tickets", {
+          token,
+          body: ticketBody(event.id, { name: "Raced", type: "free" }),
+        })
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    release.resolve();
+    await holding;
+    const replies = await posting;
+    assert.deepEqual(replies.map((r) => r.status).sort(), [201, 409]);
+    const [{ count }] = await system.sql`select count(*)::int as count from tickets
+      where event_id = ${event.id} and name = 'Raced'`;
+    assert.equal(count, 1);
+  });
+});

@@ -1,5 +1,5 @@
 /** Tickets: managed by the co-organizers of their event; listed publicly under published events. */
-import { UnprocessableError } from "@shared/errors.ts";
+import { ConflictError, UnprocessableError } from "@shared/errors.ts";
 import {
   deletedReply,
   notFound,
@@ -12,6 +12,7 @@ import {
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
+import type { Queryable } from "@shared/db.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { type CatalogContext, requireEventLevel } from "../context.ts";
 import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
@@ -22,6 +23,7 @@ import {
   getTicket,
   insertTicket,
   listTickets,
+  ticketNameTaken,
   type TicketValues,
   updateTicket,
 } from "../store/tickets.ts";
@@ -52,6 +54,18 @@ async function managedTicket(
   }) ?? notFound("ticket", id);
   await requireEventLevel(ctx.sql, call.caller, event.id, "coorganizer");
   return { ticket, event };
+}
+
+/**
+ * A ticket's name is unique among the live tickets of its event, as the original's "Ticket
+ * already exists" (409) made it: buyers choose a ticket by its name.
+ */
+async function requireFreeName(tx: Queryable, eventId: string, name: string, exceptId?: string) {
+  if (await ticketNameTaken(tx, eventId, name, exceptId)) {
+    throw new ConflictError("Cannot save ticket: the event already has a ticket of that name", {
+      pointer: "/data/attributes/name",
+    });
+  }
 }
 
 /** Rules on the merged state: free iff price 0, sales window in order. */
@@ -138,7 +152,10 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     ctx,
     call,
     { type: "ticket", verb: "created" },
-    (tx) => insertTicket(tx, values),
+    async (tx) => {
+      await requireFreeName(tx, event.id, values.name!);
+      return await insertTicket(tx, values);
+    },
   );
   return await renderShown(ctx, call.caller, ticketDef, row, query, {
     req: call.req,
@@ -167,9 +184,12 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     ctx,
     call,
     { type: "ticket", verb: "updated", update: { table: "tickets", id: ticket.id } },
-    (tx, locked) => {
+    async (tx, locked) => {
       // The merged state as it is now, under the row's lock.
       const current = locked as TicketRow;
+      if (values.name !== undefined && values.name !== current.name) {
+        await requireFreeName(tx, current.event_id, values.name, current.id);
+      }
       checkTicket({
         type: current.type,
         price: current.price,
@@ -177,7 +197,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
         sales_ends_at: current.sales_ends_at,
         ...values,
       });
-      return updateTicket(tx, ticket.id, values);
+      return await updateTicket(tx, ticket.id, values);
     },
   );
   return await renderShown(ctx, call.caller, ticketDef, row, query, { req: call.req });

@@ -1,7 +1,7 @@
 /** All SQL about tickets. */
 import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
-import { translateDbError } from "@shared/db.ts";
+import { advisoryXactLock, translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
 import type { TicketRow } from "./rows.ts";
@@ -62,6 +62,23 @@ export interface TicketValues {
   quantity?: number;
   sales_starts_at?: Date | null;
   sales_ends_at?: Date | null;
+}
+
+/**
+ * Whether event `eventId` has a live ticket named `name` other than `exceptId`. Takes the event's
+ * lock on ticket names first (held to the end of the transaction), so two writes of one name at
+ * once cannot both find it free.
+ */
+export async function ticketNameTaken(
+  tx: Queryable,
+  eventId: string,
+  name: string,
+  exceptId?: string,
+): Promise<boolean> {
+  await advisoryXactLock(tx, `catalog:ticket-names:${eventId}`);
+  const [row] = await tx`select 1 from tickets where event_id = ${eventId} and name = ${name}
+    and deleted_at is null and id <> ${exceptId ?? 0}`;
+  return row !== undefined;
 }
 
 export async function insertTicket(tx: Queryable, values: TicketValues): Promise<TicketRow> {
