@@ -476,3 +476,29 @@ Deno.test("[catalog] a ticket's name is unique among the live tickets of its eve
     assert.equal(count, 1);
   });
 });
+
+Deno.test("[catalog] PATCH naming the ticket's own event by its identifier is no move", async () => {
+  // POST takes the event by id or identifier; a PATCH sending the same event back by its
+  // identifier was a 422 "a ticket cannot move to another event".
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const token = owner.token;
+  const event = await system.createEvent(token, { attributes: { state: "published" } });
+  const other = await system.createEvent(token, { attributes: { state: "published" } });
+  const id = await system.createTicket(token, event.id, { name: "Kept" });
+  const reply = await system.call("PATCH", `/v1/tickets/${id}`, {
+    token,
+    body: ticketBody(event.identifier, { name: "Renamed" }, id),
+  });
+  expectStatus(reply, 200);
+  assert.equal(reply.body.data.attributes.name, "Renamed");
+  assert.deepEqual(reply.body.data.relationships.event.data, { type: "event", id: event.id });
+  expectError(
+    await system.call("PATCH", `/v1/tickets/${id}`, {
+      token,
+      body: ticketBody(other.identifier, { name: "Moved" }, id),
+    }),
+    422,
+    { pointer: "/data/relationships/event" },
+  );
+});

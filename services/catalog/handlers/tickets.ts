@@ -164,7 +164,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
-  const { ticket } = await managedTicket(ctx, call);
+  const { ticket, event } = await managedTicket(ctx, call);
   // Admins see trashed tickets with ?get_trashed=true, but only events are restored (and so
   // written) from the trash: a change to a deleted ticket would answer 200 and stay deleted.
   if (ticket.deleted_at !== null) notFound("ticket", call.req.params.id);
@@ -176,7 +176,9 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     known: ticketDef.relationships,
   });
   const ref = doc.relationships.event;
-  if (ref !== undefined && (Array.isArray(ref) || ref?.id !== ticket.event_id)) {
+  // Its own event, named by id or identifier as on POST, is no move.
+  const sameEvent = (key: string) => key === event.id || key === event.identifier;
+  if (ref !== undefined && (Array.isArray(ref) || !ref || !sameEvent(ref.id))) {
     unprocessable("a ticket cannot move to another event", "/data/relationships/event");
   }
   const values = ticketValues(validateAttributes(ticketUpdateAttributes, doc.attributes));
