@@ -215,6 +215,46 @@ Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (
     },
   );
 
+  await t.step(
+    "a hidden ticket is refused (422), never listed publicly: tickets here are never hidden",
+    async () => {
+      const before = await ticketCount(system);
+      for (const hidden of [true, "true", 1]) {
+        expectError(
+          await system.call("POST", "/v1/tickets", {
+            token,
+            body: ticketBody(event.id, { name: "Secret", type: "free", "is-hidden": hidden }),
+          }),
+          422,
+          { pointer: "/data/attributes/is-hidden" },
+          JSON.stringify(hidden),
+        );
+      }
+      assert.equal(await ticketCount(system), before);
+      // What open-event-frontend sends for every ticket it makes: false (or null).
+      const shown = await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, { name: "Shown", type: "free", "is-hidden": false }),
+      });
+      expectStatus(shown, 201);
+      const id = shown.body.data.id;
+      expectError(
+        await system.call("PATCH", `/v1/tickets/${id}`, {
+          token,
+          body: { data: { type: "ticket", id, attributes: { "is-hidden": true } } },
+        }),
+        422,
+        { pointer: "/data/attributes/is-hidden" },
+      );
+      const patched = await system.call("PATCH", `/v1/tickets/${id}`, {
+        token,
+        body: { data: { type: "ticket", id, attributes: { "is-hidden": null } } },
+      });
+      expectStatus(patched, 200);
+      assert.equal(patched.body.data.attributes["is-hidden"], false);
+    },
+  );
+
   await t.step('price as the string "100" is accepted', async () => {
     const reply = await system.call("POST", "/v1/tickets", {
       token,

@@ -212,6 +212,12 @@ export const ticketAttributes = z.object({
   "quantity": ticketQuantity.default(100),
   "sales-starts-at": dateTime.nullish(),
   "sales-ends-at": dateTime.nullish(),
+  // Every ticket of a published event is listed here (`is-hidden` is always false): a ticket
+  // asked to be hidden was made, silently, for all to see. Refused instead; false and null, what
+  // open-event-frontend sends for every ticket, are taken.
+  "is-hidden": lenientBoolean().nullish().refine((hidden) => hidden !== true, {
+    message: "hidden tickets are not supported: every ticket of a published event is listed",
+  }),
 });
 
 export const ticketUpdateAttributes = ticketAttributes.partial().extend({
