@@ -222,6 +222,32 @@ function withoutLogin(server: string): string {
   return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1[redacted]@");
 }
 
+/** An integer setting of at least `min` (and at most `max`), named in the error otherwise. */
+function bounded(env: Env, name: string, fallback: number, min: number, max?: number): number {
+  const value = integer(env, name, fallback);
+  if (value < min || (max !== undefined && value > max)) {
+    const range = max === undefined ? `at least ${min}` : `between ${min} and ${max}`;
+    throw new Error(`Cannot read ${name}: ${value} is not ${range}`);
+  }
+  return value;
+}
+
+/**
+ * BUS_PREFIX: dot-separated NATS subject tokens. A space makes every subscription illegal (the
+ * gateway crashed on its first), and a wildcard (`*`, `>`) would listen to other systems'
+ * subjects on a shared NATS.
+ */
+function busPrefix(env: Env): string {
+  const prefix = env.BUS_PREFIX || "oe";
+  if (prefix.split(".").some((token) => token === "" || /[\s*>]/.test(token))) {
+    throw new Error(
+      `Cannot read BUS_PREFIX: "${prefix}" is not a subject prefix ` +
+        "(dot-separated words without spaces, * or >, e.g. oe.eu)",
+    );
+  }
+  return prefix;
+}
+
 function poolMax(env: Env): number {
   const value = integer(env, "DATABASE_POOL_MAX", 10);
   if (value < 1) {
@@ -273,7 +299,7 @@ export function loadConfig(env: Env = envObject()): Config {
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new Error(`Cannot read LOG_LEVEL: "${logLevel}" is not debug, info, warn or error`);
   }
-  const requestTimeoutMs = integer(env, "REQUEST_TIMEOUT_MS", 5000);
+  const requestTimeoutMs = bounded(env, "REQUEST_TIMEOUT_MS", 5000, 1);
   const stripeTimeoutMs = integer(
     env,
     "STRIPE_TIMEOUT_MS",
@@ -287,18 +313,20 @@ export function loadConfig(env: Env = envObject()): Config {
   }
   return {
     host: env.HOST || "127.0.0.1",
-    port: integer(env, "PORT", 8080),
+    // 0 would listen on a port nobody is told of: `deno task start` waited for it in vain.
+    port: bounded(env, "PORT", 8080, 1, 65535),
     ...databaseUrls(env),
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
     natsServers: parseNatsServers(env.NATS_URL || "nats://127.0.0.1:4222"),
     factsReplicas: replicas(env),
     databasePoolMax: poolMax(env),
-    busPrefix: env.BUS_PREFIX || "oe",
+    busPrefix: busPrefix(env),
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,
     adminEmail: env.ADMIN_EMAIL || undefined,
     adminPassword: env.ADMIN_PASSWORD || undefined,
-    passwordIterations: integer(env, "PASSWORD_ITERATIONS", 210_000),
+    // PBKDF2 refuses 0 rounds: every login and sign-up would answer 500.
+    passwordIterations: bounded(env, "PASSWORD_ITERATIONS", 210_000, 1),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
     bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000),
     headerTimeoutMs: integer(env, "HEADER_TIMEOUT_MS", 10_000),

@@ -19,6 +19,41 @@ Deno.test("[config] loadConfig refuses values it cannot read", async (t) => {
   });
 });
 
+Deno.test("[config] loadConfig refuses at start a value that would only fail later", async (t) => {
+  // Each was taken and failed afterwards: a stack trace at listen (PORT 70000), a start that
+  // waited for a gateway on port 0, every login and sign-up a 500 (PASSWORD_ITERATIONS 0), a
+  // gateway crashing on its first subscription or listening on every system's subjects
+  // (BUS_PREFIX), and REQUEST_TIMEOUT_MS 0 blamed on STRIPE_TIMEOUT_MS (an operator review).
+  const refused: [string, string][] = [
+    ["PORT", "70000"],
+    ["PORT", "0"],
+    ["PASSWORD_ITERATIONS", "0"],
+    ["REQUEST_TIMEOUT_MS", "0"],
+    ["BUS_PREFIX", "a b"],
+    ["BUS_PREFIX", "oe.*"],
+    ["BUS_PREFIX", "oe.>"],
+    ["BUS_PREFIX", ".oe"],
+    ["BUS_PREFIX", "oe..eu"],
+    ["BUS_PREFIX", "oe."],
+  ];
+  for (const [name, value] of refused) {
+    await t.step(`${name}=${value}`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        new RegExp(`^Error: Cannot read ${name}:`),
+      );
+    });
+  }
+  await t.step("the edges that work are taken", () => {
+    assert.equal(loadConfig({ PORT: "65535" }).port, 65535);
+    assert.equal(loadConfig({ PASSWORD_ITERATIONS: "1" }).passwordIterations, 1);
+    assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: "1" }).requestTimeoutMs, 1);
+    for (const prefix of ["oe", "oe.eu", "oe_eu", "fail_0b1c-2d", "OE$x"]) {
+      assert.equal(loadConfig({ BUS_PREFIX: prefix }).busPrefix, prefix);
+    }
+  });
+});
+
 Deno.test("[config] serviceDatabaseUrl prefers <SERVICE>_DATABASE_URL", () => {
   const env = { DATABASE_URL: "postgres://a/one", CATALOG_DATABASE_URL: "postgres://b/two" };
   assert.equal(serviceDatabaseUrl("catalog", env), "postgres://b/two");
