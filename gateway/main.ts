@@ -1,7 +1,7 @@
 /** Starts the gateway: reads the config, connects to the bus, serves HTTP, drains on SIGTERM. */
 import { Bus } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
-import { onShutdown, startOrExit } from "@shared/lifecycle.ts";
+import { listenAt, onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { createGateway } from "./app.ts";
 import { announceGateway, serveMetrics } from "./metrics.ts";
@@ -37,22 +37,32 @@ const listen = {
   },
 };
 // HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
-const server = config.headerTimeoutMs > 0
-  ? await serveGuarded(
-    {
-      ...listen,
-      headerTimeoutMs: config.headerTimeoutMs,
-      // The longest a request can last here: its body, the service, a merge as long again.
-      answerWithinMs: config.bodyTimeoutMs + 2 * config.requestTimeoutMs + config.headerTimeoutMs,
-      answer: gateway.answer,
-    },
-    gateway.fetch,
-  )
-  : Deno.serve(listen, gateway.fetch);
+const server = await listenAt<{ shutdown(): Promise<void> }>(
+  "HOST",
+  config.host,
+  () =>
+    config.headerTimeoutMs > 0
+      ? serveGuarded(
+        {
+          ...listen,
+          headerTimeoutMs: config.headerTimeoutMs,
+          // The longest a request can last here: its body, the service, a merge as long again.
+          answerWithinMs: config.bodyTimeoutMs + 2 * config.requestTimeoutMs +
+            config.headerTimeoutMs,
+          answer: gateway.answer,
+        },
+        gateway.fetch,
+      )
+      : Deno.serve(listen, gateway.fetch),
+);
 
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).
 const announced = announceGateway(bus);
-const metricsServer = serveMetrics(bus, config);
+const metricsServer = await listenAt(
+  "METRICS_ADDR",
+  config.metricsAddr?.hostname ?? "",
+  () => serveMetrics(bus, config),
+);
 if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });
 
 /**

@@ -7,7 +7,7 @@
  * terminal reaches the services first: `stop()` ends them after the services have drained. One
  * start at a time uses a data folder: it holds a lock on it (`start.pid`) while its servers run.
  */
-import { freePort } from "@shared/net.ts";
+import { freePort, isLookupFailure } from "@shared/net.ts";
 import { dockerAvailable, startNatsContainer } from "@shared/testing.ts";
 
 export interface Backend {
@@ -107,6 +107,12 @@ export function ensurePortFree(hostname: string, port: number, setting: string):
     }
     if (error instanceof Deno.errors.AddrNotAvailable) {
       throw new StartError(`Cannot listen on ${hostname}: it is not an address of this machine.`);
+    }
+    if (isLookupFailure(error)) {
+      throw new StartError(
+        `Cannot read HOST: "${hostname}" does not resolve to an address here. Correct HOST, ` +
+          "or unset it for its default.",
+      );
     }
     throw error;
   }

@@ -550,6 +550,37 @@ Deno.test({
 });
 
 Deno.test({
+  name: "[start] a HOST or METRICS_ADDR host that does not resolve ends with one line naming it",
+  sanitizeResources: false,
+  async fn(t) {
+    // Deno.listen fails on such a name with a bare lookup error: it left a stack trace naming no
+    // setting, in start and in the gateway alone (an operator review).
+    const host = "no-such-host.invalid";
+    await t.step("start", async () => {
+      await startFails(
+        { HOST: host, PORT: String(freePort()) },
+        /Cannot read HOST: "no-such-host\.invalid".*Correct HOST/,
+      );
+    });
+    await using nats = await startNatsServer({ jetStream: true });
+    const common = {
+      NATS_URL: nats.url,
+      BUS_PREFIX: `host_${crypto.randomUUID().slice(0, 8)}`,
+      JWT_SECRET: "set",
+      PORT: String(freePort()),
+    };
+    await t.step("the gateway alone", async () => {
+      const outcome = await run("gateway/main.ts", { ...common, HOST: host });
+      assertOneLine(outcome, /^gateway: Cannot read HOST: "no-such-host\.invalid".*Correct HOST/);
+    });
+    await t.step("the gateway's METRICS_ADDR", async () => {
+      const outcome = await run("gateway/main.ts", { ...common, METRICS_ADDR: `${host}:9464` });
+      assertOneLine(outcome, /^gateway: Cannot read METRICS_ADDR: .*Correct METRICS_ADDR/);
+    });
+  },
+});
+
+Deno.test({
   name: "[start] one start at a time runs a nats-server on a data folder; a killed one blocks none",
   ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),
   sanitizeResources: false,

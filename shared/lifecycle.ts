@@ -17,6 +17,7 @@ import { type Config, databaseSetting, serviceDatabaseUrl } from "./config.ts";
 // uses this module too and opens no database (postgres.js is ~3.6 MiB of its resident memory).
 import type { Sql } from "./db.ts";
 import { createLogger, flushLogs, type Logger, scrub } from "./log.ts";
+import { isLookupFailure } from "./net.ts";
 
 /** The setting that points at what each start-up step needs, so the fix can name it. */
 const settingOf: Record<string, string> = {
@@ -140,6 +141,23 @@ export function userCausedLine(error: unknown): string | undefined {
   if (setting) return `${error.message}. Correct ${setting}, or unset it for its default.`;
   if (error.message.startsWith("Cannot ")) return error.message;
   return undefined;
+}
+
+/**
+ * Runs `listen` (Deno.listen, Deno.serve, ...) and, when `host` does not resolve, fails naming the
+ * setting that gave it, as a refused setting does: the bare lookup error left a stack trace.
+ */
+export async function listenAt<T>(
+  setting: string,
+  host: string,
+  listen: () => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    if (!isLookupFailure(error)) throw error;
+    throw new Error(`Cannot read ${setting}: "${host}" does not resolve to an address here`);
+  }
 }
 
 globalThis.addEventListener("unhandledrejection", (event) => {

@@ -19,3 +19,8 @@ export function freePort(): number {
   listener.close();
   return port;
 }
+
+/** Deno.listen's failure for a host name that does not resolve (a bare `Error`, no class). */
+export function isLookupFailure(error: unknown): boolean {
+  return error instanceof Error && /failed to lookup address information/i.test(error.message);
+}
