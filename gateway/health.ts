@@ -75,39 +75,40 @@ function recentlySeen(
   key: string,
   verb: Verb,
   recentMs: number,
-): { all: Map<string, Sighting>; expected: Set<string> } {
+): { all: Map<string, Sighting>; expected: Set<string>; givenUp: boolean } {
   const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
   const now = Date.now();
   const expected = new Set<string>();
+  let givenUp = false;
   for (const [id, { at, misses }] of all) {
+    const given = (misses[verb]?.count ?? 0) >= MISSES_BEFORE_GIVING_UP;
     if (now - at > LONGEST_RECENT_MS) all.delete(id);
-    else if (now - at <= recentMs && (misses[verb]?.count ?? 0) < MISSES_BEFORE_GIVING_UP) {
-      expected.add(id);
-    }
+    else if (given) givenUp = true;
+    else if (now - at <= recentMs) expected.add(id);
   }
-  return { all, expected };
+  return { all, expected, givenUp };
 }
 
 /**
- * Charges a miss of `verb` to each instance `expected` that did not answer an ask begun at
- * `askedAt` that ran to its cap; but not when an ask that overlapped this one charged it already:
+ * Charges a miss of `verb` to each known instance not given up on that did not answer an ask begun
+ * at `askedAt` that ran to its cap, whether the ask waited for it or not (one silent since before
+ * the window made every ask wait its cap while nothing else answered: an operator review); but
+ * not when an ask that overlapped this one charged it already:
  * they heard the same silence (two /health checks at once, or two Prometheus servers, counted one
  * stall of a busy instance twice and gave up on it: a review).
  */
 function chargeMisses(
   all: Map<string, Sighting>,
   verb: Verb,
-  expected: Set<string>,
   answered: Map<string, unknown>,
   askedAt: number,
 ): void {
   const now = performance.now();
-  for (const id of expected) {
-    const sighting = all.get(id);
-    if (!sighting || answered.has(id)) continue;
+  for (const [id, sighting] of all) {
+    if (answered.has(id)) continue;
     const last = sighting.misses[verb];
-    if (last && last.at >= askedAt) continue;
+    if ((last?.count ?? 0) >= MISSES_BEFORE_GIVING_UP || (last && last.at >= askedAt)) continue;
     sighting.misses[verb] = { count: (last?.count ?? 0) + 1, at: now };
   }
 }
@@ -189,11 +190,15 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       // Only an ask that waited its whole cap (or was told nobody listens) heard a silence; not
       // while this gateway itself has lost NATS.
       if (silenceIsReal && !bus.reconnecting) {
-        chargeMisses(known.all, verb, known.expected, answers, askedAt);
+        chargeMisses(known.all, verb, answers, askedAt);
       }
       deliver();
     };
     const cap = setTimeout(() => end(true), maxWaitMs);
+    // Nobody to wait for, and instances given up on: those the tail hears are all there is (a
+    // frozen only instance made every ask wait its cap for as long as it stayed frozen). A gateway
+    // that knows no instance yet still waits for the first answer.
+    if (known.expected.size === 0 && known.givenUp) tail = setTimeout(deliver, tailMs);
     const sub = bus.nc.subscribe(inbox, {
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.

@@ -202,6 +202,73 @@ Deno.test("[gateway] an instance that missed two asks in a row is waited for no 
   }
 });
 
+// An operator review: with the only instance of a service frozen (SIGSTOP; NATS keeps its
+// subscription, so nobody answers "no responders"), every /health took the whole 1 s and every
+// scrape 2 s, for as long as the freeze lasted: the two misses gave it up, but an ask waiting for
+// nobody still ran to its cap, the window's end too.
+Deno.test("[gateway] a service whose only instance was given up on is asked for the tail only", async () => {
+  await using b = await testBus();
+  let answering = true;
+  const sub = b.bus.nc.subscribe("$SRV.PING.catalog", {
+    callback: (_error, msg) => {
+      if (!answering) return; // frozen: subscribed, silent
+      msg.respond(JSON.stringify({ id: "only", name: "catalog", metadata: { prefix: b.prefix } }));
+    },
+  });
+  const options = { maxWaitMs: 1_000, recentMs: 1_500, tailMs: 50 };
+  const ask = async () => {
+    const began = performance.now();
+    const answers = await askInstances(b.bus, "PING", "catalog", options);
+    return { ids: [...answers.keys()], ms: performance.now() - began };
+  };
+  try {
+    assert.deepEqual((await ask()).ids, ["only"]);
+    answering = false;
+    for (let i = 0; i < 2; i++) {
+      const { ids, ms } = await ask();
+      assert.deepEqual(ids, []);
+      assert.ok(ms >= 900, `ask ${i + 1} waited for it (${ms} ms)`);
+    }
+    const third = await ask();
+    assert.ok(third.ms < 500, `the third ask did not wait for it (${third.ms} ms)`);
+    await new Promise((resolve) => setTimeout(resolve, 1_600)); // past the window
+    const later = await ask();
+    assert.ok(later.ms < 500, `nor one past the window (${later.ms} ms)`);
+    answering = true;
+    assert.deepEqual((await ask()).ids, ["only"], "once it answers it is counted again");
+  } finally {
+    sub.unsubscribe();
+  }
+});
+
+// An instance not seen within the window that is silent now (frozen before any check) makes two
+// checks wait their cap, not every one.
+Deno.test("[gateway] an instance silent since before the window is waited for by two asks only", async () => {
+  await using b = await testBus();
+  let answering = true;
+  const sub = b.bus.nc.subscribe("$SRV.PING.catalog", {
+    callback: (_error, msg) => {
+      if (!answering) return;
+      msg.respond(JSON.stringify({ id: "old", name: "catalog", metadata: { prefix: b.prefix } }));
+    },
+  });
+  const options = { maxWaitMs: 600, recentMs: 300, tailMs: 50 };
+  const timed = async () => {
+    const began = performance.now();
+    await askInstances(b.bus, "PING", "catalog", options);
+    return performance.now() - began;
+  };
+  try {
+    await timed();
+    answering = false;
+    await new Promise((resolve) => setTimeout(resolve, 400)); // out of the window
+    const times = [await timed(), await timed(), await timed(), await timed()];
+    assert.ok(times[2] < 300 && times[3] < 300, `after two, none waits: ${times.join(", ")}`);
+  } finally {
+    sub.unsubscribe();
+  }
+});
+
 /** Stand-in instances answering `$SRV.<verb>.catalog` on `b`'s prefix, each after `delayMs(verb)`. */
 function standIns(
   b: { bus: Bus; prefix: string },
