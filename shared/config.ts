@@ -10,8 +10,6 @@
  * ```
  */
 
-import { MIN_PASSWORD_LENGTH, userCreateAttributes } from "./schemas/catalog.ts";
-
 export interface Config {
   host: string;
   port: number;
@@ -250,26 +248,6 @@ function busPrefix(env: Env): string {
   return prefix;
 }
 
-/**
- * ADMIN_EMAIL and ADMIN_PASSWORD, held to what sign-up asks of any account: an email address, a
- * password of MIN_PASSWORD_LENGTH characters at least (`notanemail` / `x` made a super admin).
- * The password is never quoted.
- */
-function firstAdmin(env: Env): Pick<Config, "adminEmail" | "adminPassword"> {
-  const adminEmail = env.ADMIN_EMAIL || undefined;
-  const adminPassword = env.ADMIN_PASSWORD || undefined;
-  if (adminEmail !== undefined && !userCreateAttributes.shape.email.safeParse(adminEmail).success) {
-    throw new Error(`Cannot read ADMIN_EMAIL: "${adminEmail}" is not an email address`);
-  }
-  if (adminPassword !== undefined && adminPassword.length < MIN_PASSWORD_LENGTH) {
-    throw new Error(
-      `Cannot read ADMIN_PASSWORD: it has fewer than ${MIN_PASSWORD_LENGTH} characters, ` +
-        "the least sign-up accepts",
-    );
-  }
-  return { adminEmail, adminPassword };
-}
-
 function poolMax(env: Env): number {
   const value = integer(env, "DATABASE_POOL_MAX", 10);
   if (value < 1) {
@@ -345,7 +323,8 @@ export function loadConfig(env: Env = envObject()): Config {
     busPrefix: busPrefix(env),
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,
-    ...firstAdmin(env),
+    adminEmail: env.ADMIN_EMAIL || undefined,
+    adminPassword: env.ADMIN_PASSWORD || undefined,
     // PBKDF2 refuses 0 rounds: every login and sign-up would answer 500.
     passwordIterations: bounded(env, "PASSWORD_ITERATIONS", 210_000, 1),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),

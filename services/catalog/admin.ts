@@ -9,8 +9,30 @@ import type { Sql } from "@shared/db.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
 import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
+import { MIN_PASSWORD_LENGTH, userCreateAttributes } from "@shared/schemas/catalog.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { anyAdmin, upsertAdmin } from "./store/users.ts";
+
+/**
+ * Refuses, before the catalog starts, an ADMIN_EMAIL or ADMIN_PASSWORD that sign-up would refuse
+ * (an email address; MIN_PASSWORD_LENGTH characters at least): `notanemail` / `x` made a super
+ * admin with a password every API path refuses. The password is never quoted. Here, not in
+ * loadConfig: the catalog alone reads these, and the gateway loads no payload schema.
+ */
+export function checkFirstAdminSettings(
+  config: Pick<Config, "adminEmail" | "adminPassword">,
+): void {
+  const { adminEmail, adminPassword } = config;
+  if (adminEmail !== undefined && !userCreateAttributes.shape.email.safeParse(adminEmail).success) {
+    throw new Error(`Cannot read ADMIN_EMAIL: "${adminEmail}" is not an email address`);
+  }
+  if (adminPassword !== undefined && adminPassword.length < MIN_PASSWORD_LENGTH) {
+    throw new Error(
+      `Cannot read ADMIN_PASSWORD: it has fewer than ${MIN_PASSWORD_LENGTH} characters, ` +
+        "the least sign-up accepts",
+    );
+  }
+}
 
 /** Writes `text` to stdout itself, past console.log (see where it is called). */
 async function toStdout(text: string): Promise<void> {

@@ -69,3 +69,47 @@ Deno.test("[catalog] a generated first admin's password is on stdout and in no e
     await child.stdout.cancel().catch(() => {});
   }
 });
+
+/** The catalog started with `env` (and nothing else it could reach): its exit code and stderr. */
+async function catalogStartWith(env: Record<string, string>) {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "services/catalog/main.ts"],
+    cwd: new URL("../../", import.meta.url),
+    // A database and NATS nobody listens on: the settings must be refused before either is tried.
+    env: {
+      DATABASE_URL: "postgres://postgres@127.0.0.1:9/none",
+      NATS_URL: "nats://127.0.0.1:9",
+      JWT_SECRET: crypto.randomUUID(),
+      ...env,
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code, stderr: new TextDecoder().decode(stderr).trim() };
+}
+
+// Found by an operator review: ADMIN_EMAIL=notanemail ADMIN_PASSWORD=x made that super admin, with
+// a password of one character, where sign-up and a password change ask for an email address and 8
+// characters at least.
+Deno.test("[catalog] a first admin sign-up would refuse stops the catalog at start, in one line", async (t) => {
+  await t.step("an ADMIN_EMAIL that is no email address", async () => {
+    const { code, stderr } = await catalogStartWith({
+      ADMIN_EMAIL: "notanemail",
+      ADMIN_PASSWORD: "long-enough",
+    });
+    assert.equal(code, 1);
+    assert.match(stderr, /^catalog: Cannot read ADMIN_EMAIL: "notanemail" is not an email address/);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  });
+  await t.step("an ADMIN_PASSWORD shorter than 8 characters, never quoted", async () => {
+    const { code, stderr } = await catalogStartWith({
+      ADMIN_EMAIL: "admin@example.com",
+      ADMIN_PASSWORD: "x2Secr",
+    });
+    assert.equal(code, 1);
+    assert.match(stderr, /^catalog: Cannot read ADMIN_PASSWORD: .*8 characters/);
+    assert.ok(!stderr.includes("x2Secr"), stderr);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  });
+});

@@ -2,10 +2,11 @@
 import { loadConfig } from "@shared/config.ts";
 import { runService } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
-import { ensureFirstAdmin } from "./admin.ts";
+import { checkFirstAdminSettings, ensureFirstAdmin } from "./admin.ts";
 import { migrateCatalog, SCHEMA, startCatalog } from "./service.ts";
 
 const config = loadConfig();
+checkFirstAdminSettings(config);
 const log = createLogger("catalog", config.logLevel);
 const jwtSecret = config.jwtSecret;
 if (!jwtSecret) {
