@@ -11,7 +11,7 @@ import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
 import { MIN_PASSWORD_LENGTH, userCreateAttributes } from "@shared/schemas/catalog.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
-import { anyAdmin, upsertAdmin } from "./store/users.ts";
+import { anyAdmin, lockFirstAdmin, upsertAdmin } from "./store/users.ts";
 
 /**
  * Refuses, before the catalog starts, an ADMIN_EMAIL or ADMIN_PASSWORD that sign-up would refuse
@@ -44,26 +44,33 @@ export async function ensureFirstAdmin(
   options: { sql: Sql; relay: FactRelay; config: Config; log: Logger },
 ): Promise<void> {
   const { sql, relay, config, log } = options;
-  let email = config.adminEmail;
-  let password = config.adminPassword;
-  if (!email || !password) {
-    if (await anyAdmin(sql)) return;
-    email ??= "admin@example.com";
-    password = crypto.randomUUID().replaceAll("-", "");
-    // Shown once, on stdout only: never through the logger, nor console.log, which Deno's
-    // OpenTelemetry ships as a log record (OTEL_DENO=true) to wherever telemetry goes.
-    const line = `First admin created: ${email} / ${password} (change this password)\n`;
-    await toStdout(line);
-  }
+  const generated = !config.adminEmail || !config.adminPassword;
+  if (generated && await anyAdmin(sql)) return;
+  const email = config.adminEmail ?? "admin@example.com";
+  const password = generated ? crypto.randomUUID().replaceAll("-", "") : config.adminPassword!;
   const passwordHash = await hashPassword(password, config.passwordIterations);
-  const matches = (stored: string) => verifyPassword(password!, stored);
-  const { row, created, changed } = await changeWithFact(
+  const matches = (stored: string) => verifyPassword(password, stored);
+  const made = await changeWithFact(
     sql,
     relay,
-    (tx) => upsertAdmin(tx, email, { passwordHash, matches }),
-    ({ row, created, changed }) =>
-      changed ? catalogFact(null, "user", created ? "created" : "updated", row) : null,
+    async (tx) => {
+      // Another instance starting at the same time waits here, then finds what this one made.
+      await lockFirstAdmin(tx);
+      if (generated && await anyAdmin(tx)) return null;
+      return await upsertAdmin(tx, email, { passwordHash, matches });
+    },
+    (made) =>
+      made?.changed
+        ? catalogFact(null, "user", made.created ? "created" : "updated", made.row)
+        : null,
   );
+  if (!made) return;
+  if (generated) {
+    // Shown once, on stdout only: never through the logger, nor console.log, which Deno's
+    // OpenTelemetry ships as a log record (OTEL_DENO=true) to wherever telemetry goes.
+    await toStdout(`First admin created: ${email} / ${password} (change this password)\n`);
+  }
+  const { row, created, changed } = made;
   const outcome = created ? "first admin created" : changed ? "admin updated" : "admin unchanged";
   log.info(outcome, { userId: String(row.id) });
 }

@@ -232,6 +232,16 @@ export async function upsertAdmin(
   return { row, created: true, changed: true };
 }
 
+/**
+ * Serializes the making of the first admin until the transaction ends: instances of the catalog
+ * started together each make it at start, and without the lock two found no account, both
+ * inserted one, and the second stopped at start on the taken email (or, with a generated
+ * password, replaced the one the first had just shown).
+ */
+export async function lockFirstAdmin(tx: Queryable): Promise<void> {
+  await advisoryXactLock(tx, "catalog:first-admin");
+}
+
 export async function anyAdmin(sql: Queryable): Promise<boolean> {
   const [row] = await sql`select exists (select 1 from users
     where is_super_admin and deleted_at is null) as found`;
