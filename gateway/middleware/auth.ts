@@ -19,6 +19,12 @@ const SCHEME = /^(?:jwt|bearer)[ \t]+(\S+)[ \t]*$/i;
  * `GET /metrics` answers with its own (`Bearer`: gateway/metrics.ts).
  */
 export const CHALLENGE = 'JWT realm="Open Event"';
+/**
+ * How far ahead of the gateway's clock a token's `iat` and `nbf` may be: the catalog stamps them
+ * with its own clock, on another host perhaps, and a catalog a few milliseconds ahead otherwise
+ * made a fresh token a 401 until the gateway's next second.
+ */
+const CLOCK_SKEW_S = 60;
 /** Verified tokens remembered at most (past it the memory starts over). */
 const CACHE_LIMIT = 10_000;
 
@@ -37,12 +43,22 @@ function subject(sub: unknown): string | undefined {
   return undefined;
 }
 
+/** Whether `claim` (a time) is absent, or a number no later than the gateway's clock allows. */
+function notLater(claim: unknown, latest: number): boolean {
+  return claim === undefined || (typeof claim === "number" && claim <= latest);
+}
+
 async function verifyToken(token: string, secret: string): Promise<Verified> {
   let payload: Record<string, unknown>;
   try {
-    payload = await verify(token, secret, "HS256");
+    // `iat` and `nbf` are checked below, with leeway for the signer's clock.
+    payload = await verify(token, secret, { alg: "HS256", iat: false, nbf: false });
   } catch {
     // hono's errors name the reason (expired, bad signature...); the client gets one message.
+    throw unauthorized("the token is invalid or expired");
+  }
+  const latest = Date.now() / 1000 + CLOCK_SKEW_S;
+  if (!notLater(payload.iat, latest) || !notLater(payload.nbf, latest)) {
     throw unauthorized("the token is invalid or expired");
   }
   const id = subject(payload.sub);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { sign } from "hono/jwt";
+import type { JWTPayload } from "hono/utils/jwt/types";
 import { route } from "@shared/bus.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { UnauthorizedError } from "@shared/errors.ts";
@@ -45,6 +46,37 @@ Deno.test("[gateway] auth passes the token's version (ver) with the actor, and r
     assert.equal(response.status, 401);
     assert.equal((await firstError(response)).status, "401");
   }
+});
+
+// Found by a review: the catalog stamps `iat` and `nbf` with its own clock, and the gateway
+// checked them against its own with no leeway. With the two on different hosts, a catalog clock
+// ahead of the gateway's by a few milliseconds made a fresh token a 401 until the next second
+// (by a second or more: every first call after a login).
+Deno.test("[gateway] auth accepts a token issued by a clock a little ahead of its own", async (t) => {
+  await using gw = await testGateway();
+  await serveActorEcho(gw);
+  const now = Math.floor(Date.now() / 1000);
+  const issuedAt = (at: number) =>
+    sign(
+      { sub: "12", ver: 0, iat: at, nbf: at, exp: at + 24 * 3600 },
+      "gateway-test-secret",
+      "HS256",
+    );
+  for (const ahead of [1, 5, 30]) {
+    await t.step(`${ahead} s ahead: accepted`, async () => {
+      const seen = await actorSeen(gw, `JWT ${await issuedAt(now + ahead)}`);
+      assert.deepEqual(seen, { id: "12", tokenVersion: 0 });
+    });
+  }
+  await t.step("an hour ahead, or a claim that is no number: 401", async () => {
+    const claims = { sub: "12", exp: now + 7200, nbf: "soon" } as unknown as JWTPayload;
+    const later = sign(claims, "gateway-test-secret", "HS256");
+    for (const header of [`JWT ${await issuedAt(now + 3600)}`, `JWT ${await later}`]) {
+      const response = await actorSeen(gw, header);
+      assert.ok(response instanceof Response, "accepted");
+      assert.equal(response.status, 401);
+    }
+  });
 });
 
 Deno.test("[gateway] auth passes a null actor when there is no Authorization header", async () => {
