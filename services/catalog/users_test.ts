@@ -152,6 +152,15 @@ Deno.test("[catalog] POST /v1/users signs up and POST /v1/auth/login logs in", a
     expectStatus(reply, 200);
   });
 
+  // Found by a review: the original stripped the email before looking it up, and a login form
+  // sends what was typed (a phone keyboard's autocompletion adds a space); here it was a 401.
+  await t.step("login ignores spaces around the email, as the original", async () => {
+    for (const typed of [`${email} `, `  ${email}`, `\t${email}\n`]) {
+      expectStatus(await login(system, "/v1/auth/login", { email: typed, password }), 200);
+      expectStatus(await login(system, "/auth/session", { username: typed, password }), 200);
+    }
+  });
+
   await t.step("login accepts a JSON:API content type too", async () => {
     const reply = await system.call("POST", "/v1/auth/login", { body: { email, password } });
     expectStatus(reply, 200);

@@ -125,7 +125,8 @@ export const loginSchema = z.preprocess(
     return email === undefined && username !== undefined ? { ...body, email: username } : body;
   },
   z.object({
-    email: storableText.pipe(z.string().min(1).max(320)),
+    // Trimmed, as the original stripped it: a login form sends what was typed, spaces included.
+    email: storableText.pipe(z.string().trim().min(1).max(320)),
     password: z.string().min(1).max(1024),
   }),
 );
