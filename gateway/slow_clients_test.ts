@@ -554,3 +554,32 @@ Deno.test("[gateway] a head Deno.serve cannot read is a JSON:API error, never a 
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] a head refused behind a pipelined request is told by its own bytes", async (t) => {
+  await using gw = await testGateway();
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.app.fetch,
+  );
+  try {
+    const first = "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    const cases: [string, string, number][] = [
+      ["a 70 kB URL", `GET /v1/events?sort=${"a".repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414],
+      [
+        "200 header fields",
+        `GET /v1/events HTTP/1.1\r\nHost: x\r\n${"X-A: a\r\n".repeat(200)}\r\n`,
+        431,
+      ],
+    ];
+    for (const [what, text, status] of cases) {
+      await t.step(what, async () => {
+        const answer = await sendAll(server.port, first + text);
+        assert.match(answer, /^HTTP\/1\.1 404 /);
+        const second = answer.slice(answer.indexOf("HTTP/1.1", 1));
+        assert.match(second.slice(0, 40), new RegExp(`^HTTP/1\\.1 ${status} `), what);
+      });
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
