@@ -9,15 +9,19 @@ import type { Sql } from "@shared/db.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
 import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
-import { MIN_PASSWORD_LENGTH, userCreateAttributes } from "@shared/schemas/catalog.ts";
+import {
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  userCreateAttributes,
+} from "@shared/schemas/catalog.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { anyAdmin, lockFirstAdmin, upsertAdmin } from "./store/users.ts";
 
 /**
  * Refuses, before the catalog starts, an ADMIN_EMAIL or ADMIN_PASSWORD that sign-up would refuse
- * (an email address; MIN_PASSWORD_LENGTH characters at least): `notanemail` / `x` made a super
- * admin with a password every API path refuses. The password is never quoted. Here, not in
- * loadConfig: the catalog alone reads these, and the gateway loads no payload schema.
+ * (an email address; MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters): `notanemail` / `x`
+ * made a super admin with a password every API path refuses. The password is never quoted. Here,
+ * not in loadConfig: the catalog alone reads these, and the gateway loads no payload schema.
  */
 export function checkFirstAdminSettings(
   config: Pick<Config, "adminEmail" | "adminPassword">,
@@ -30,6 +34,13 @@ export function checkFirstAdminSettings(
     throw new Error(
       `Cannot read ADMIN_PASSWORD: it has fewer than ${MIN_PASSWORD_LENGTH} characters, ` +
         "the least sign-up accepts",
+    );
+  }
+  // Longer, no login takes it: the admin could never sign in.
+  if (adminPassword !== undefined && adminPassword.length > MAX_PASSWORD_LENGTH) {
+    throw new Error(
+      `Cannot read ADMIN_PASSWORD: it has more than ${MAX_PASSWORD_LENGTH} characters, ` +
+        "the most sign-up and login accept",
     );
   }
 }

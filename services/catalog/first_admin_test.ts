@@ -112,4 +112,16 @@ Deno.test("[catalog] a first admin sign-up would refuse stops the catalog at sta
     assert.ok(!stderr.includes("x2Secr"), stderr);
     assert.equal(stderr.split("\n").length, 1, stderr);
   });
+  // A password longer than sign-up and login take (1,024 characters) made an admin nobody can
+  // sign in as: every login with it is refused.
+  await t.step("an ADMIN_PASSWORD longer than 1024 characters, never quoted", async () => {
+    const { code, stderr } = await catalogStartWith({
+      ADMIN_EMAIL: "admin@example.com",
+      ADMIN_PASSWORD: "y".repeat(1025),
+    });
+    assert.equal(code, 1);
+    assert.match(stderr, /^catalog: Cannot read ADMIN_PASSWORD: .*1024 characters/);
+    assert.ok(!stderr.includes("y".repeat(1025)), stderr);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  });
 });

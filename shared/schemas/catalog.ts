@@ -133,8 +133,11 @@ export const loginSchema = z.preprocess(
 
 /** The shortest password sign-up, a PATCH and a password change accept. */
 export const MIN_PASSWORD_LENGTH = 8;
+/** The longest password sign-up and a login accept. */
+export const MAX_PASSWORD_LENGTH = 1024;
 
-const password = z.string().min(MIN_PASSWORD_LENGTH, "must be at least 8 characters").max(1024);
+const password = z.string().min(MIN_PASSWORD_LENGTH, "must be at least 8 characters")
+  .max(MAX_PASSWORD_LENGTH);
 
 /**
  * A password change as open-event-frontend posts it (`{"data":{"old-password","new-password"}}`,
