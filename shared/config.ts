@@ -248,23 +248,6 @@ function busPrefix(env: Env): string {
   return prefix;
 }
 
-function poolMax(env: Env): number {
-  const value = integer(env, "DATABASE_POOL_MAX", 10);
-  if (value < 1) {
-    throw new Error(`Cannot read DATABASE_POOL_MAX: a pool needs 1 connection at least`);
-  }
-  return value;
-}
-
-function replicas(env: Env): number {
-  const value = integer(env, "FACTS_REPLICAS", 1);
-  // JetStream allows 1 to 5 replicas of a stream.
-  if (value < 1 || value > 5) {
-    throw new Error(`Cannot read FACTS_REPLICAS: ${value} is not between 1 and 5`);
-  }
-  return value;
-}
-
 /** OE_ENV: "production" requires the secrets a development start may leave out. */
 function productionMode(env: Env): boolean {
   const mode = env.OE_ENV || "development";
@@ -318,8 +301,9 @@ export function loadConfig(env: Env = envObject()): Config {
     ...databaseUrls(env),
     natsUrl: env.NATS_URL || "nats://127.0.0.1:4222",
     natsServers: parseNatsServers(env.NATS_URL || "nats://127.0.0.1:4222"),
-    factsReplicas: replicas(env),
-    databasePoolMax: poolMax(env),
+    // JetStream allows 1 to 5 replicas of a stream.
+    factsReplicas: bounded(env, "FACTS_REPLICAS", 1, 1, 5),
+    databasePoolMax: bounded(env, "DATABASE_POOL_MAX", 10, 1),
     busPrefix: busPrefix(env),
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,

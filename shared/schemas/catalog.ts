@@ -114,6 +114,11 @@ const text = (max: number) =>
   storableText.pipe(z.string().trim().min(1, "must not be empty").max(max));
 const optionalText = (max: number) => storableText.pipe(z.string().max(max)).nullish();
 
+/** The shortest password sign-up, a PATCH and a password change accept. */
+export const MIN_PASSWORD_LENGTH = 8;
+/** The longest password sign-up and a login accept. */
+export const MAX_PASSWORD_LENGTH = 1024;
+
 /**
  * A login: `email`, or else `username` as the original read it (`data.get('email',
  * data.get('username'))`), which is what open-event-frontend sends.
@@ -127,14 +132,9 @@ export const loginSchema = z.preprocess(
   z.object({
     // Trimmed, as the original stripped it: a login form sends what was typed, spaces included.
     email: storableText.pipe(z.string().trim().min(1).max(320)),
-    password: z.string().min(1).max(1024),
+    password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
   }),
 );
-
-/** The shortest password sign-up, a PATCH and a password change accept. */
-export const MIN_PASSWORD_LENGTH = 8;
-/** The longest password sign-up and a login accept. */
-export const MAX_PASSWORD_LENGTH = 1024;
 
 const password = z.string().min(MIN_PASSWORD_LENGTH, "must be at least 8 characters")
   .max(MAX_PASSWORD_LENGTH);
