@@ -22,7 +22,7 @@ import { headLength } from "./middleware/head_length.ts";
 import { validHost } from "./middleware/host.ts";
 import { requestId } from "./middleware/request_id.ts";
 import type { RawHead } from "./raw_head.ts";
-import { mountContracts } from "./routes.ts";
+import { mountContracts, routesIgnoringTokens } from "./routes.ts";
 import { SignedPath } from "./signed_path.ts";
 
 export interface AppOptions {
@@ -123,7 +123,7 @@ export function createGateway(options: AppOptions): Gateway {
   app.use("*", requestId({ logger }));
   app.use("*", cors());
   app.use("*", validHost());
-  app.use("/v1/*", auth({ verifier }));
+  app.use("/v1/*", auth({ verifier, ignoredOn: routesIgnoringTokens(contracts) }));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
   // For probes on this gateway alone (gateway/health.ts): not pulled when one service is down.
   app.get("/health/live", live());

@@ -33,6 +33,27 @@ function forwardOptionsOf(operation: Operation): ForwardOptions {
   }
 }
 
+/**
+ * `METHOD path` of every route whose operation reads no token (`ignoresToken`: login, logout),
+ * for the authentication middleware to pass by. Such routes have fixed paths, so that the set
+ * is exact.
+ */
+export function routesIgnoringTokens(contracts: readonly ServiceContract[]): Set<string> {
+  const routes = new Set<string>();
+  for (const contract of contracts) {
+    for (const operation of Object.values(contract.operations)) {
+      if (!operation.ignoresToken) continue;
+      for (const route of operation.routes) {
+        if (route.path.includes(":")) {
+          throw new Error(`Cannot ignore tokens on ${route.path}: only fixed paths may`);
+        }
+        routes.add(`${route.method} ${route.path}`);
+      }
+    }
+  }
+  return routes;
+}
+
 /** Adds every HTTP route of `contracts` to `app`, in contract order. */
 export function mountContracts(
   app: Hono<GatewayEnv>,

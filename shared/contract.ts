@@ -95,6 +95,13 @@ export interface Operation<Req = any, Res = any> {
    * ignored rather than stored (shared/idempotency.ts says why).
    */
   readonly carriesSecrets?: boolean;
+  /**
+   * The operation reads no token: it authenticates by other means (login: the credentials in
+   * its body) or needs none (logout), as in the original. The gateway then does not verify an
+   * `Authorization` sent with it, so a stale token a client still sends cannot stop a user from
+   * signing in again, or out.
+   */
+  readonly ignoresToken?: boolean;
 }
 
 export type HttpOperation = Operation<HttpRequest, HttpReply>;
@@ -145,6 +152,7 @@ export function httpOperation(
     expires?: EndpointCache["expires"];
     rawHeaders?: readonly string[];
     carriesSecrets?: boolean;
+    ignoresToken?: boolean;
   } = {},
 ): HttpOperation {
   const writes = routes.some((route) => route.method !== "GET");
@@ -161,6 +169,7 @@ export function httpOperation(
     rawHeaders: options.rawHeaders,
     cache: options.cache ?? "none",
     carriesSecrets: options.carriesSecrets,
+    ignoresToken: options.ignoresToken,
   };
 }
 

@@ -127,12 +127,17 @@ export class TokenVerifier {
  * ```
  */
 export function auth(
-  options: { secret: string } | { verifier: TokenVerifier },
+  options: ({ secret: string } | { verifier: TokenVerifier }) & {
+    /** `METHOD path` of routes that read no token (gateway/routes.ts): anonymous, whatever is sent. */
+    ignoredOn?: ReadonlySet<string>;
+  },
 ): MiddlewareHandler<GatewayEnv> {
   const verifier = "verifier" in options ? options.verifier : new TokenVerifier(options.secret);
+  const ignoredOn = options.ignoredOn ?? new Set();
   return async function authMiddleware(c, next) {
     const header = c.req.header("Authorization");
-    c.set("actor", header === undefined ? null : await verifier.actorOf(header));
+    const read = header !== undefined && !ignoredOn.has(`${c.req.method} ${c.req.path}`);
+    c.set("actor", read ? await verifier.actorOf(header) : null);
     await next();
   };
 }

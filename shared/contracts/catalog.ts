@@ -31,7 +31,7 @@ export const catalogContract = defineContract({
       { method: "POST", path: "/v1/auth/login" },
       { method: "POST", path: "/v1/auth/session" },
       { method: "POST", path: "/auth/session" },
-    ], { media: "json", carriesSecrets: true }),
+    ], { media: "json", carriesSecrets: true, ignoresToken: true }),
     /**
      * The original's other auth endpoints its clients call (app/api/auth.py), plain JSON as
      * login, under `/v1/auth` only, as there. Its reset-password needs email: not served here.
@@ -44,7 +44,7 @@ export const catalogContract = defineContract({
     ], { media: "json", carriesSecrets: true }),
     "auth.logout": httpOperation("catalog.auth.logout", "anyone", [
       { method: "POST", path: "/v1/auth/logout" },
-    ], { media: "json" }),
+    ], { media: "json", ignoresToken: true }),
     ...collection(S, "users", {
       access: {
         list: "admin",
