@@ -18,15 +18,29 @@ import { hashPassword, verifyPassword } from "./passwords.ts";
 import { anyAdmin, lockFirstAdmin, upsertAdmin } from "./store/users.ts";
 
 /**
- * Refuses, before the catalog starts, an ADMIN_EMAIL or ADMIN_PASSWORD that sign-up would refuse
- * (an email address; MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters): `notanemail` / `x`
- * made a super admin with a password every API path refuses. The password is never quoted. Here,
+ * Refuses, before the catalog starts, ADMIN_EMAIL or ADMIN_PASSWORD set alone, and a value that
+ * sign-up would refuse (an email address; MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters):
+ * `notanemail` / `x` made a super admin with a password every API path refuses. The password is never quoted. Here,
  * not in loadConfig: the catalog alone reads these, and the gateway loads no payload schema.
  */
 export function checkFirstAdminSettings(
   config: Pick<Config, "adminEmail" | "adminPassword">,
 ): void {
   const { adminEmail, adminPassword } = config;
+  // One without the other was passed over without a word: ADMIN_EMAIL alone did nothing once an
+  // admin existed, ADMIN_PASSWORD alone gave way to a generated password.
+  if (adminEmail !== undefined && adminPassword === undefined) {
+    throw new Error(
+      "Cannot read ADMIN_EMAIL: it is set without ADMIN_PASSWORD; set both to choose the first " +
+        "admin, or neither to have one made with a password shown once",
+    );
+  }
+  if (adminPassword !== undefined && adminEmail === undefined) {
+    throw new Error(
+      "Cannot read ADMIN_PASSWORD: it is set without ADMIN_EMAIL; set both to choose the first " +
+        "admin, or neither to have one made with a password shown once",
+    );
+  }
   if (adminEmail !== undefined && !userCreateAttributes.shape.email.safeParse(adminEmail).success) {
     throw new Error(`Cannot read ADMIN_EMAIL: "${adminEmail}" is not an email address`);
   }

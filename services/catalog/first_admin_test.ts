@@ -125,3 +125,22 @@ Deno.test("[catalog] a first admin sign-up would refuse stops the catalog at sta
     assert.equal(stderr.split("\n").length, 1, stderr);
   });
 });
+
+// Found by a review: one of the two alone was passed over without a word. ADMIN_EMAIL alone did
+// nothing once any admin existed (that account was never made an admin), and ADMIN_PASSWORD alone
+// was replaced by a generated password, or did nothing.
+Deno.test("[catalog] ADMIN_EMAIL without ADMIN_PASSWORD, or the other way round, stops the catalog at start", async (t) => {
+  await t.step("ADMIN_EMAIL alone", async () => {
+    const { code, stderr } = await catalogStartWith({ ADMIN_EMAIL: "admin@example.com" });
+    assert.equal(code, 1);
+    assert.match(stderr, /^catalog: Cannot read ADMIN_EMAIL: .*ADMIN_PASSWORD/);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  });
+  await t.step("ADMIN_PASSWORD alone, never quoted", async () => {
+    const { code, stderr } = await catalogStartWith({ ADMIN_PASSWORD: "long-enough-secret" });
+    assert.equal(code, 1);
+    assert.match(stderr, /^catalog: Cannot read ADMIN_PASSWORD: .*ADMIN_EMAIL/);
+    assert.ok(!stderr.includes("long-enough-secret"), stderr);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  });
+});
