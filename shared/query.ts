@@ -342,16 +342,26 @@ function parseSort(text: string, spec: QuerySpec): SortKey[] {
   });
 }
 
+/**
+ * A page value as the original's Python `int()` read it: spaces around, a sign, leading zeros and
+ * single underscores between digits (`1_0` is 10, PEP 515). Its other readings (`int()` also took
+ * other scripts' digits, `\uff12`) stay a 400, as does a value under `min`: the original sent a
+ * negative LIMIT or OFFSET to Postgres, whose error was a 500.
+ */
+const PYTHON_INT = /^\s*([+-]?)(\d+(?:_\d+)*)\s*$/;
+
 function pageValue(query: Record<string, string>, key: string, fallback: number, min: number) {
   const text = query[key];
   if (text === undefined) return fallback;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  const match = PYTHON_INT.exec(text);
+  const n = match ? Number(match[1] + match[2].replaceAll("_", "")) : NaN;
   if (!Number.isSafeInteger(n) || n < min) {
     throw new BadRequestError(`Cannot page: ${key} must be an integer of at least ${min}`, {
       parameter: key,
     });
   }
-  return n;
+  // `-0` is 0, as in Python.
+  return n + 0;
 }
 
 function parsePage(query: Record<string, string>, spec: QuerySpec) {

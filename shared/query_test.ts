@@ -401,6 +401,66 @@ Deno.test("[query] datetime filter values are exact instants, whatever the host'
   );
 });
 
+Deno.test("[query] page values are read as the original's int() read them", async (t) => {
+  // flask-rest-jsonapi checked page[size] and page[number] with Python's int(): spaces around, a
+  // sign, leading zeros and single underscores between digits (PEP 515) all passed.
+  const page = (query: Record<string, string>) => parseListQuery(query, spec).page;
+  await t.step("spaces around, a sign, leading zeros, underscores between digits", () => {
+    const sizes: [string, number][] = [
+      [" 2", 2],
+      ["2 ", 2],
+      ["\t2\n", 2],
+      ["+2", 2],
+      [" +2 ", 2],
+      ["007", 7],
+      ["1_0", 10],
+      ["1_000", 1000],
+      ["+0", 0],
+      ["-0", 0],
+    ];
+    for (const [text, size] of sizes) {
+      assert.equal(page({ "page[size]": text }).size, size, JSON.stringify(text));
+    }
+    for (const [text, number] of [[" 3", 3], ["+3", 3], ["0_3", 3], ["3 ", 3]] as const) {
+      assert.equal(page({ "page[number]": text }).number, number, JSON.stringify(text));
+    }
+  });
+  await t.step("what int() refused stays a 400 naming the parameter", () => {
+    const unreadable = [
+      "",
+      " ",
+      "+",
+      "+ 2",
+      "2 2",
+      "1__0",
+      "_1",
+      "1_",
+      "+_1",
+      "2.0",
+      "1e2",
+      "0x10",
+      // Python's int() also read other scripts' digits; nobody sends them, so they stay a 400.
+      "\uff12",
+    ];
+    for (const text of unreadable) {
+      for (const key of ["page[size]", "page[number]"]) {
+        assertBadParameter(() => parseListQuery({ [key]: text }, spec), key, /^Cannot page/);
+      }
+    }
+  });
+  await t.step(
+    "negative sizes and numbers below 1 stay a 400 (the original's database failed)",
+    () => {
+      for (const text of ["-1", " -2", "-1_0"]) {
+        assertBadParameter(() => parseListQuery({ "page[size]": text }, spec), "page[size]");
+      }
+      for (const text of ["0", "-0", "+0", " 0 ", "-1"]) {
+        assertBadParameter(() => parseListQuery({ "page[number]": text }, spec), "page[number]");
+      }
+    },
+  );
+});
+
 Deno.test("[query] an empty sort or include is none, as the original read them", () => {
   const query = parseListQuery({ sort: "", include: " " }, spec);
   assert.deepEqual(query.sort, spec.defaultSort);
