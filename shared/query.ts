@@ -19,6 +19,7 @@
  */
 import { BadRequestError } from "./errors.ts";
 import { booleanFromText } from "./schemas/lenient.ts";
+import { inStoredYears, readDateTime } from "./date_time.ts";
 
 /** `integer` is a Postgres `integer` (32 bits), `bigint` a `bigint` (ids of bigserial tables). */
 export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" | "datetime";
@@ -93,48 +94,18 @@ const ops = new Set<string>([
 const maxDepth = 5;
 const maxConditions = 50;
 const defaultPageSize = 20;
-const isoDateTime =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 const INT4_MIN = -2_147_483_648;
 const INT4_MAX = 2_147_483_647;
 
 /**
- * Minutes east of UTC an ISO offset names (`+05:30`, `+0530`, `+05`; `Z`, none: 0), or undefined
- * when out of range. Request bodies take the same three forms, as the original's Postgres did here.
- */
-function offsetMinutes(zone: string | undefined): number | undefined {
-  if (zone === undefined || zone.toUpperCase() === "Z") return 0;
-  const hours = Number(zone.slice(1, 3));
-  const minutes = zone.length > 3 ? Number(zone.slice(-2)) : 0;
-  if (hours > 23 || minutes > 59) return undefined;
-  return (zone[0] === "-" ? -1 : 1) * (hours * 60 + minutes);
-}
-
-/**
- * The instant a filter's date or date-time names. One without an offset is UTC, as the
- * original's Postgres session read it (not this host's zone, which `new Date` would use), and an
- * impossible one (February 30, hour 24) is none rather than rolled over to another day.
+ * The instant a filter's date or date-time names, read by the rule request bodies follow (one
+ * without an offset is UTC, as the original's Postgres session read it, not this host's zone; a
+ * date alone is its midnight). `t` and `z` may be lowercase: the original's filters went to
+ * Postgres, which took either. Undefined when it names no time or one Postgres cannot hold.
  */
 function instantOf(text: string): Date | undefined {
-  const m = isoDateTime.exec(text);
-  if (m === null) return undefined;
-  const [, y, mo, d, h = "0", mi = "0", s = "0", fraction, zone] = m;
-  const [year, month, day] = [Number(y), Number(mo), Number(d)];
-  const date = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, takes years 0–99 as they are.
-  date.setUTCFullYear(year, month, 0);
-  const daysInMonth = date.getUTCDate();
-  const offset = offsetMinutes(zone);
-  const valid = year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth &&
-    Number(h) <= 23 && Number(mi) <= 59 && Number(s) <= 59 && offset !== undefined;
-  if (!valid) return undefined;
-  date.setUTCFullYear(year, month - 1, day);
-  const ms = fraction ? Math.floor(Number(`0.${fraction}`) * 1000) : 0;
-  date.setUTCHours(Number(h), Number(mi), Number(s), ms);
-  const instant = new Date(date.getTime() - offset * 60_000);
-  // Postgres timestamps span years 1 to 9999 (an offset can carry a date across either end).
-  const utcYear = instant.getUTCFullYear();
-  return utcYear >= 1 && utcYear <= 9999 ? instant : undefined;
+  const instant = readDateTime(text.toUpperCase(), "utc");
+  return instant !== undefined && inStoredYears(instant) ? instant : undefined;
 }
 
 function filterError(detail: string): BadRequestError {

@@ -8,6 +8,7 @@ import {
   parseSingleQuery,
   type QuerySpec,
 } from "./query.ts";
+import { dateTime } from "./schemas/catalog.ts";
 
 const spec: QuerySpec = {
   fields: {
@@ -459,6 +460,49 @@ Deno.test("[query] page values are read as the original's int() read them", asyn
       }
     },
   );
+});
+
+Deno.test("[query] a filter's date-time takes every form a body's does, as the same instant", async (t) => {
+  const at = (val: string) =>
+    (filter([{ name: "valid-from", op: "ge", val }]) as { and: { value: Date }[] }).and[0].value;
+  await t.step("with an offset: what bodies read, read alike", () => {
+    const forms = [
+      "2027-3-3T8:00:00+08:00",
+      "2027-03-03 08:00+0800",
+      "2027-3-3 8:5+08",
+      "2027-3-03T0:00:00.250Z",
+      "2027-03-03T10:00:00.123456-0530",
+      "2027-12-31 23:59:59+00:00",
+    ];
+    for (const form of forms) {
+      assert.equal(at(form).toISOString(), dateTime.parse(form).toISOString(), form);
+    }
+  });
+  await t.step("without one, a body's 422 is UTC in a filter, a date alone midnight", () => {
+    const naive: [string, string][] = [
+      ["2027-3-3 8:05", "2027-03-03T08:05:00.000Z"],
+      ["2027-3-3T8:5:9", "2027-03-03T08:05:09.000Z"],
+      ["2027-3-3", "2027-03-03T00:00:00.000Z"],
+      ["2027-03-03t08:00z", "2027-03-03T08:00:00.000Z"],
+    ];
+    for (const [form, instant] of naive) {
+      assert.equal(at(form).toISOString(), instant, form);
+      assert.equal(dateTime.safeParse(form).success, false, form);
+    }
+  });
+  await t.step("what neither reads is a 400 naming filter", () => {
+    const refused = [
+      "2027-3-3T8",
+      "2027-3-3 8:05:00 +05:30",
+      "2027-003-03",
+      "2027-3-3T8:60Z",
+      "2027-2-29",
+      "2027-3-3T8:00+0560",
+    ];
+    for (const val of refused) {
+      assertBadParameter(() => filter([{ name: "valid-from", op: "ge", val }]), "filter");
+    }
+  });
 });
 
 Deno.test("[query] an empty sort or include is none, as the original read them", () => {

@@ -10,54 +10,35 @@
  */
 import { z } from "zod";
 import { lenientBoolean, lenientNumber } from "./lenient.ts";
+import { inStoredYears, readDateTime } from "../date_time.ts";
+
+const DATE_TIME_FORMAT = "must be an ISO 8601 date-time with a timezone";
 
 /**
- * The date-times the original's marshmallow 2 read (its `_iso8601_re`, offset made required):
- * `T` or a space between date and time (Python's `str(datetime)`), seconds optional, one-digit
- * fields, and an offset with or without a colon or minutes (`+05:30`, `+0530`, `+05`).
- */
-const ORIGINAL_FORM =
-  /^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(\.\d+)?)?(Z|[+-]\d{2}(?::?\d{2})?)$/;
-
-const pad = (field: string) => field.padStart(2, "0");
-
-/**
- * A date-time of the original's grammar in the one form zod reads (`2026-05-01 10:00+0530` ->
- * `2026-05-01T10:00:00+05:30`); anything else is left for zod to refuse. Ranges (month 13, hour
- * 25, offset +24:00) are zod's to check.
- */
-function inExtendedForm(value: unknown): unknown {
-  if (typeof value !== "string") return value;
-  const match = ORIGINAL_FORM.exec(value);
-  if (!match) return value;
-  const [, year, month, day, hour, minute, second = "0", fraction = "", zone] = match;
-  // `+05`, `+0530`, `+05:30`: hours are the sign and two digits, minutes what follows them.
-  const offset = zone === "Z"
-    ? zone
-    : `${zone.slice(0, 3)}:${zone.slice(3).replace(":", "") || "00"}`;
-  const time = `${pad(hour)}:${pad(minute)}:${pad(second)}${fraction}`;
-  return `${year}-${pad(month)}-${pad(day)}T${time}${offset}`;
-}
-
-/**
- * A timezone-aware ISO 8601 date-time, read as a Date: `Z` or an offset (`+05:30`, `+0530`,
- * `+05`) is required, since a naive time in an event with its own timezone is ambiguous.
+ * A timezone-aware ISO 8601 date-time, read as a Date by the rule filters share
+ * (`@shared/date_time.ts`: the original's marshmallow grammar, `T` or a space, seconds optional,
+ * one-digit fields): `Z` or an offset (`+05:30`, `+0530`, `+05`) is required, since a naive time
+ * in an event with its own timezone is ambiguous.
  *
  * @example
  * ```ts
  * import { dateTime } from "@shared/schemas/catalog.ts";
  * dateTime.parse("2026-05-01T10:00:00+0530"); // 2026-05-01T04:30:00.000Z
+ * dateTime.parse("2026-5-1 10:00+05"); // 2026-05-01T05:00:00.000Z
  * ```
  */
-export const dateTime = z.preprocess(
-  inExtendedForm,
-  z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a timezone" }),
-)
-  .transform((text) => new Date(text))
+export const dateTime = z.string({ error: DATE_TIME_FORMAT }).transform((text, ctx) => {
+  const instant = readDateTime(text, "refused");
   // Postgres stores years 1 to 9999; refuse the rest here with a pointer, not in the database.
-  .refine((date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999, {
-    message: "must be between the years 1 and 9999",
-  });
+  const message = instant === undefined
+    ? DATE_TIME_FORMAT
+    : inStoredYears(instant)
+    ? undefined
+    : "must be between the years 1 and 9999";
+  if (message === undefined) return instant!;
+  ctx.addIssue({ code: "custom", message, input: text });
+  return z.NEVER;
+});
 
 /** The characters of IANA zone names (`America/Port-au-Prince`, `Etc/GMT+8`), a letter first. */
 const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+\-/]*$/;
