@@ -99,5 +99,10 @@ export const catalogContract = defineContract({
     "internal.access": busOperation("catalog.internal.access", "access"),
     /** Live tickets by id (unknown or deleted ones are left out). */
     "internal.tickets": busOperation("catalog.internal.tickets", "tickets"),
+    /**
+     * A page of the tickets or events among given ids (a discount code's), with the query and
+     * rendering of the type's own lists: the related lists another service serves.
+     */
+    "internal.list": busOperation("catalog.internal.list", "listAmong"),
   },
 });

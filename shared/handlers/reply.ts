@@ -40,7 +40,8 @@ export interface RenderOneOptions {
 }
 
 export interface RenderListOptions {
-  req: HttpRequest;
+  /** Where the list is: its links page through `path` with the client's query. */
+  req: Pick<HttpRequest, "path" | "query">;
   query: Pick<ListQuery, "page" | "include" | "fields">;
   included?: ResourceObject[];
 }

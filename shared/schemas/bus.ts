@@ -37,6 +37,33 @@ export const resolveReplySchema = z.object({
   included: z.array(resourceObjectSchema).optional(),
 });
 
+/**
+ * `catalog.internal.list`: a page of the resources of `type` among `ids` that `actor` may see,
+ * read with the list rules of that type's own routes from `query` (the raw query of a related
+ * route another service serves, `/v1/discount-codes/{id}/tickets`: `filter`, `sort`, `page[...]`,
+ * `include`, `fields[...]`, `get_trashed`; a bad one is their 400) and rendered as they render a
+ * list, its links on `path`.
+ */
+export const listAmongRequestSchema = z.object({
+  actor: actorSchema.nullable(),
+  type: z.string(),
+  ids: z.array(z.string()).max(1000),
+  path: z.string(),
+  query: z.record(z.string(), z.string()),
+});
+export const listAmongReplySchema = z.object({
+  /** The list document: `data`, `links` (paging on `path`), `meta.count`, `included`. */
+  document: z.object({ data: z.array(resourceObjectSchema) }).passthrough(),
+  /** Resources of other services' types that `include` asked for (see `HttpReply`). */
+  foreignIncludes: z.record(z.string(), z.array(z.string())).optional(),
+  /** Relationships other services serve that `include` asked for (see `HttpReply`). */
+  foreignRelations: z.array(z.object({
+    parentType: z.string(),
+    relationship: z.string(),
+    parentIds: z.array(z.string()),
+  })).optional(),
+});
+
 const identifierSchema = z.object({ type: z.string(), id: z.string() });
 
 /** `<service>.resolve-related`: per parent id, the linkage and the related resources. */
@@ -142,6 +169,7 @@ export const BUS_OPERATION_SCHEMAS = {
   resolveRelated: { request: resolveRelatedRequestSchema, response: resolveRelatedReplySchema },
   access: { request: accessRequestSchema, response: accessReplySchema },
   tickets: { request: ticketsRequestSchema, response: ticketsReplySchema },
+  listAmong: { request: listAmongRequestSchema, response: listAmongReplySchema },
   reserve: { request: reserveRequestSchema, response: redemptionAnswerSchema },
   confirm: { request: reservationRequestSchema, response: redemptionAnswerSchema },
   release: { request: reservationRequestSchema, response: redemptionAnswerSchema },

@@ -1,18 +1,26 @@
 /**
  * Capabilities other services ask the catalog for over the bus: who a caller is, their roles on
- * an event, and ticket prices. Other services never read the catalog's tables.
+ * an event, ticket prices, and lists of tickets or events among given ids. Other services never
+ * read the catalog's tables.
  */
-import { type CatalogContext, loadCaller } from "../context.ts";
-import { getEvent } from "../store/events.ts";
-import { getTickets } from "../store/tickets.ts";
+import { BadRequestError } from "@shared/errors.ts";
+import { renderList, withTrashed } from "@shared/handlers/mod.ts";
+import type { ResourceDef } from "@shared/jsonapi.ts";
+import { type ListQuery, parseListQuery, type QuerySpec } from "@shared/query.ts";
+import { type Caller, type CatalogContext, loadCaller } from "../context.ts";
+import { eventDef, eventQuery, ticketDef, ticketQuery } from "../resources.ts";
+import type { Row } from "../store/common.ts";
+import { getEvent, listEvents } from "../store/events.ts";
+import { getTickets, listTickets } from "../store/tickets.ts";
 import { rolesOnEvent } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
+import { loadIncluded } from "./includes.ts";
 
 type Role = "owner" | "organizer" | "coorganizer";
 
 export function internalHandlers(
   ctx: CatalogContext,
-): Pick<CatalogHandlers, "internal.access" | "internal.tickets"> {
+): Pick<CatalogHandlers, "internal.access" | "internal.tickets" | "internal.list"> {
   return {
     "internal.access": async ({ actor, event: key }) => {
       // A token of a deleted user is refused here too (UnauthorizedError crosses the bus).
@@ -44,5 +52,61 @@ export function internalHandlers(
         })),
       };
     },
+    "internal.list": async ({ actor, type, ids, path, query }) => {
+      const lister = listers[type] ??
+        badRequest(`Cannot list ${type} resources among ids here`);
+      // Read as the type's own lists read it: the same 400s, before anything is listed.
+      const parsed = parseListQuery(query, lister.spec);
+      const caller = await loadCaller(ctx.sql, actor);
+      const options = { caller, ids, withTrashed: withTrashed(caller, parsed.extra) };
+      const result = await lister.list(ctx, parsed, options);
+      const included = await loadIncluded(ctx, caller, type, result.rows, parsed);
+      const reply = renderList(lister.def, result, {
+        req: { path, query },
+        query: parsed,
+        included,
+      });
+      return {
+        document: reply.body as { data: [] },
+        ...(reply.foreignIncludes && { foreignIncludes: reply.foreignIncludes }),
+        ...(reply.foreignRelations && { foreignRelations: reply.foreignRelations }),
+      };
+    },
   };
 }
+
+function badRequest(detail: string): never {
+  throw new BadRequestError(detail);
+}
+
+interface ListAmong {
+  caller: Caller | null;
+  ids: string[];
+  withTrashed: boolean;
+}
+
+/**
+ * The types `internal.list` lists, each with its own lists' query rules and visibility: events
+ * the caller may see (as `/v1/events`), tickets of those events (as `catalog.resolve` shows them).
+ */
+const listers: Record<string, {
+  def: ResourceDef<Row>;
+  spec: QuerySpec;
+  list: (ctx: CatalogContext, query: ListQuery, options: ListAmong) => Promise<{
+    rows: Row[];
+    count: number;
+  }>;
+}> = {
+  "ticket": {
+    def: ticketDef,
+    spec: ticketQuery,
+    list: (ctx, query, { caller, ids, withTrashed }) =>
+      listTickets(ctx.sql, query, { ids, viewer: viewer(caller), withTrashed }),
+  },
+  "event": {
+    def: eventDef,
+    spec: eventQuery,
+    list: (ctx, query, { caller, ids, withTrashed }) =>
+      listEvents(ctx.sql, query, { viewer: viewer(caller), scope: { ids }, withTrashed }),
+  },
+};

@@ -1,5 +1,6 @@
 /** SQL pieces every catalog list shares: paging with a total, trash visibility, id checks. */
 import type { Queryable, Row } from "@shared/db.ts";
+import { isId } from "@shared/schemas/ids.ts";
 import type { ListQuery } from "@shared/query.ts";
 import { fixedFragment, type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
 
@@ -35,6 +36,13 @@ export function liveRows(sql: Queryable, table: string, withTrashed: boolean): F
     `live:${table}:${withTrashed}`,
     () => withTrashed ? sql`true` : sql`${sql(table)}.deleted_at is null`,
   );
+}
+
+/** `table.id` among `ids` (none: no row), or every row when `ids` is undefined. */
+export function idsAmong(sql: Queryable, table: string, ids: string[] | undefined): Fragment {
+  if (ids === undefined) return sql`true`;
+  const valid = ids.filter(isId);
+  return valid.length ? sql`${sql(table)}.id in ${sql(valid)}` : sql`false`;
 }
 
 function tableSql(sql: Queryable, table: string) {

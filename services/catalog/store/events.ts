@@ -3,7 +3,7 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
+import { deleteRow, type Fragment, idsAmong, listRows, liveRows } from "./common.ts";
 import type { EventRow, GrantRow, TicketRow } from "./rows.ts";
 import { type Caller, callerOf, findCaller } from "./users.ts";
 import type { Actor } from "@shared/schemas/http.ts";
@@ -14,7 +14,7 @@ export interface Viewer {
   admin: boolean;
 }
 
-function visibleEvents(sql: Queryable, viewer: Viewer): Fragment {
+export function visibleEvents(sql: Queryable, viewer: Viewer): Fragment {
   if (viewer.admin) return sql`true`;
   if (!viewer.id) return sql`events.state = 'published'`;
   return sql`(events.state = 'published' or exists (
@@ -138,6 +138,8 @@ export interface EventScope {
   /** Events on which this user holds a role: `role`, or any. */
   userId?: string;
   role?: string;
+  /** Only these events (a discount code's). */
+  ids?: string[];
 }
 
 export function listEvents(
@@ -156,7 +158,7 @@ export function listEvents(
           where held.event_id = events.id and held.user_id = ${scope.userId}
             and ${ofRole(sql, scope.role)})`
       : sql`true`
-  }`;
+  } and ${idsAmong(sql, "events", scope.ids)}`;
   return listRows<EventRow>(sql, "events", where, query);
 }
 

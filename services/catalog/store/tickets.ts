@@ -3,7 +3,8 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { advisoryXactLock, translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
+import { deleteRow, idsAmong, listRows, liveRows } from "./common.ts";
+import { type Viewer, visibleEvents } from "./events.ts";
 import type { TicketRow } from "./rows.ts";
 
 export async function getTicket(
@@ -38,18 +39,26 @@ export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<Tic
  * A page of tickets: live ones of live events (a soft-deleted event hides its tickets as it hides
  * itself: the admin list showed them, linked to an event it did not include), or, `withTrashed`,
  * every one. With `eventId`, that event's: its route has already decided whether it is seen.
+ * With `viewer`, only tickets of events they may see (drafts stay with their organizers); with
+ * `ids`, only those (a discount code's tickets).
  */
 export function listTickets(
   sql: Queryable,
   query: ListQuery,
-  options: { eventId?: string; withTrashed?: boolean; scope?: Fragment } = {},
+  options: { eventId?: string; withTrashed?: boolean; viewer?: Viewer; ids?: string[] } = {},
 ) {
-  const liveEvent = options.withTrashed || options.eventId
+  const { viewer, withTrashed = false } = options;
+  const liveEvent = options.eventId
+    ? sql`true`
+    : viewer
+    ? sql`event_id in (select id from events where ${liveRows(sql, "events", withTrashed)}
+        and ${visibleEvents(sql, viewer)})`
+    : withTrashed
     ? sql`true`
     : sql`event_id in (select id from events where deleted_at is null)`;
-  const where = sql`${liveRows(sql, "tickets", !!options.withTrashed)} and ${liveEvent} and ${
+  const where = sql`${liveRows(sql, "tickets", withTrashed)} and ${liveEvent} and ${
     options.eventId ? sql`event_id = ${options.eventId}` : sql`true`
-  }`;
+  } and ${idsAmong(sql, "tickets", options.ids)}`;
   return listRows<TicketRow>(sql, "tickets", where, query);
 }
 

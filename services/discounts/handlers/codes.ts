@@ -39,7 +39,7 @@ import {
 import { checkStillNamed, codeRelationships } from "./code_input.ts";
 import { createAccess, newCode } from "./code_create.ts";
 import { saveCodeUpdate } from "./code_update.ts";
-import { codeFact, guardCode, idsOf, renderRelated } from "./common.ts";
+import { codeFact, guardCode, idsOf, renderRelated, renderRelatedList } from "./common.ts";
 
 /** `GET /v1/discount-codes`: every code, for admins. */
 export async function listDiscountCodes(
@@ -159,6 +159,7 @@ async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
 /** `GET /v1/discount-codes/{id}/<rel>`: the related catalog resources. */
 export async function relatedOfCode(ctx: DiscountsContext, req: HttpRequest): Promise<HttpReply> {
   const guarded = await guardRelation(ctx, req);
+  if (guarded.rel.many) return await renderRelatedList(ctx, req, guarded);
   // `include` and `fields` follow the related type's own routes: the catalog checks them.
   const owner = ownerQueryOf(req.query);
   parseSingleQuery(owner.rest, { extra: ["get_trashed"] });

@@ -15,7 +15,7 @@ import {
 import { linkPath } from "@shared/jsonapi.ts";
 import type { OwnerQuery } from "@shared/query.ts";
 import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { catalog } from "@shared/subjects.ts";
+import { catalog, catalogInternal } from "@shared/subjects.ts";
 import {
   access,
   type Caller,
@@ -107,8 +107,28 @@ async function resolveWithIncluded(
 }
 
 /**
- * `/v1/discount-codes/{id}/<rel>`: the related catalog resources, with the `include` and
- * `fields` of `owner` (the query's part the catalog reads, `ownerQueryOf`).
+ * `/v1/discount-codes/{id}/events` and `/tickets`: lists, paged, sorted and filtered as the
+ * catalog's own lists of their type (api-surface §1). The catalog lists the code's ids with the
+ * whole query in one statement and renders the page as those lists do (their 400s, `meta.count`,
+ * paging links on this route's path). Until 2026-12-04 every linked resource came, whatever the
+ * query asked.
+ */
+export async function renderRelatedList(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  { code, rel }: { code: CodeRow; rel: CodeRelation },
+): Promise<HttpReply> {
+  const { document, foreignIncludes, foreignRelations } = await ctx.bus.request(
+    catalogInternal.list,
+    { actor: req.actor, type: rel.type, ids: idsOf(code, rel), path: req.path, query: req.query },
+  );
+  // What other services serve (a ticket's `discount-codes`): the gateway adds it, linked.
+  return { status: 200, body: document, foreignIncludes, foreignRelations };
+}
+
+/**
+ * `/v1/discount-codes/{id}/event` and `/marketer`: the related catalog resource, with the
+ * `include` and `fields` of `owner` (the query's part the catalog reads, `ownerQueryOf`).
  */
 export async function renderRelated(
   ctx: DiscountsContext,
@@ -122,14 +142,11 @@ export async function renderRelated(
     include,
     fields,
   });
-  const data = rel.many ? found : found[0] ?? null;
-  const meta = rel.many ? { meta: { count: found.length } } : {};
   return {
     status: 200,
     body: {
-      data,
+      data: found[0] ?? null,
       links: { self: linkPath(req.path) },
-      ...meta,
       jsonapi,
       ...(included && { included }),
     },
