@@ -102,6 +102,12 @@ export interface Endpoint<Req, Res> {
   readonly schemas: () => Promise<EndpointSchemas<Req, Res>>;
   /** How replies are tagged for the gateway's cache (http endpoints their contract marks). */
   readonly cache?: EndpointCache;
+  /**
+   * An `rpc` endpoint whose answer is what a client's read asked for (a page of a related list
+   * another service serves): an answer too large for the bus is then the client's 400 saying how
+   * to ask for less, as on an `http` endpoint, not a 500.
+   */
+  readonly readForClient?: boolean;
 }
 
 /**
@@ -113,9 +119,11 @@ export function defineEndpoint<Req, Res>(
   schemas:
     | Required<EndpointSchemas<Req, Res>>
     | (() => Promise<Required<EndpointSchemas<Req, Res>>>),
+  options: { readForClient?: boolean } = {},
 ): Endpoint<Req, Res> {
   const load = typeof schemas === "function" ? schemas : () => Promise.resolve(schemas);
-  return { subject, kind: "rpc", schemas: loadedOnce(load) };
+  const endpoint = { subject, kind: "rpc" as const, schemas: loadedOnce(load) };
+  return options.readForClient ? { ...endpoint, readForClient: true } : endpoint;
 }
 
 /** Every HTTP endpoint reads the request the gateway forwards (shared/schemas/http.ts). */
@@ -862,7 +870,11 @@ async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
     }
     request = checkedRequest(endpoint.subject, schemas, payload);
     const result = await withDeadline(deadline, () => handler(request, msg));
-    const http = endpoint.kind === "http" ? request as HttpRequest : undefined;
+    const http = endpoint.kind === "http"
+      ? request as HttpRequest
+      : endpoint.readForClient
+      ? { method: "GET" }
+      : undefined;
     const encoded = encodeResult(endpoint, schemas, result, reply, request);
     return fitToBus(encoded, { limit: served.maxPayload(), http });
   } catch (error) {

@@ -184,11 +184,12 @@ type BusSchemas = typeof import("./schemas/bus.ts").BUS_OPERATION_SCHEMAS;
 export function busOperation<K extends keyof BusSchemas>(
   subject: string,
   schemas: K,
+  options: { readForClient?: boolean } = {},
 ): Operation<RequestIn<K>, AnswerIn<K>> {
   const load = async () => (await import("./schemas/bus.ts")).BUS_OPERATION_SCHEMAS[schemas];
   return {
     // TypeScript cannot follow a generic key into the object; both types come from that entry.
-    endpoint: defineEndpoint(subject, load as () => Promise<BusEndpointSchemas<K>>),
+    endpoint: defineEndpoint(subject, load as () => Promise<BusEndpointSchemas<K>>, options),
     access: "services",
     routes: [],
     media: "json",

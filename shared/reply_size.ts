@@ -9,7 +9,9 @@
  *   its identifier only), and `meta.include-unavailable` says why, as the gateway answers a write
  *   whose includes another service could not give: a client told it failed would retry it;
  * - anything else becomes a 400 that says how to ask for less (a smaller page, fewer includes);
- *   an answer to another service (not an HTTP request) a 500, with the sizes in the log.
+ *   an answer to another service (not an HTTP request) a 500, with the sizes in the log, unless
+ *   its endpoint answers a client's read for that service (`readForClient`: a page of a code's
+ *   tickets, `catalog.internal.list`), whose requester passes the 400 on.
  *
  * @example
  * ```ts

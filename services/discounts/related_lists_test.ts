@@ -183,3 +183,33 @@ Deno.test("[discounts] an event code's events are paged, sorted and filtered as 
     assert.deepEqual(errorOf(reply), errorOf(await get("/v1/events?sort=nope")));
   });
 });
+
+// A description of 20,000 control characters takes 120 kB in JSON (`\u0001`): ten tickets with one
+// make a page larger than NATS carries by default (1 MiB), as in services/catalog/large_replies_test.ts.
+const LONG = "\u0001".repeat(20_000);
+
+Deno.test("[discounts] a page of a code's tickets too large for the bus is the 400 of the event's list", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const tickets = [];
+  for (let i = 0; i < 10; i++) {
+    tickets.push(await system.createTicket(cast.owner.token, eventId, { description: LONG }));
+  }
+  const token = cast.coorganizer.token;
+  const code = await system.createCode(token, { eventId, ticketIds: tickets });
+  const reply = await system.call("GET", `/v1/discount-codes/${code}/tickets?page[size]=0`, {
+    token,
+  });
+  expectError(reply, 400);
+  const expected = await system.call("GET", `/v1/events/${eventId}/tickets?page[size]=0`, {
+    token,
+  });
+  expectError(expected, 400);
+  assert.match(reply.body.errors[0].detail, /more than the 1\.00 MiB the bus carries/);
+  assert.match(reply.body.errors[0].detail, /page\[size\]/);
+  expectStatus(
+    await system.call("GET", `/v1/discount-codes/${code}/tickets?page[size]=2`, { token }),
+    200,
+  );
+});

@@ -101,8 +101,9 @@ export const catalogContract = defineContract({
     "internal.tickets": busOperation("catalog.internal.tickets", "tickets"),
     /**
      * A page of the tickets or events among given ids (a discount code's), with the query and
-     * rendering of the type's own lists: the related lists another service serves.
+     * rendering of the type's own lists: the related lists another service serves. A page too
+     * large for the bus is the client's 400, as on those lists.
      */
-    "internal.list": busOperation("catalog.internal.list", "listAmong"),
+    "internal.list": busOperation("catalog.internal.list", "listAmong", { readForClient: true }),
   },
 });
