@@ -9,7 +9,7 @@ import type { Config } from "@shared/config.ts";
 import { createLogger, type Logger } from "@shared/log.ts";
 import { contracts, serviceNames } from "@shared/contracts/mod.ts";
 import type { GatewayEnv } from "./env.ts";
-import { methodNotAllowed, notFound, onError } from "./errors.ts";
+import { methodNotAllowed, notFound, onError, options } from "./errors.ts";
 import { createForwarding } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
@@ -52,7 +52,10 @@ function responseCache(options: AppOptions, logger: Logger): ResponseCache | und
   return cache;
 }
 
-/** Registers a 405 fallback, after all real routes, on every path that has routes. */
+/**
+ * Registers, after all real routes, an answer to `OPTIONS` and a 405 fallback on every path that
+ * has routes.
+ */
 function addMethodFallbacks(app: Hono<GatewayEnv>): void {
   const methodsByPath = new Map<string, Set<string>>();
   for (const { path, method } of app.routes) {
@@ -60,7 +63,10 @@ function addMethodFallbacks(app: Hono<GatewayEnv>): void {
     if (!methodsByPath.has(path)) methodsByPath.set(path, new Set());
     methodsByPath.get(path)!.add(method);
   }
-  for (const [path, methods] of methodsByPath) app.all(path, methodNotAllowed([...methods]));
+  for (const [path, methods] of methodsByPath) {
+    app.options(path, options([...methods]));
+    app.all(path, methodNotAllowed([...methods]));
+  }
 }
 
 /** The gateway's app and the handler to serve it with (cache hits may take the short way). */

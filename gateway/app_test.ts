@@ -96,6 +96,6 @@ Deno.test("[gateway] users-events-roles has no list route", async () => {
   await using gw = await testGateway();
   const response = await gw.app.request("/v1/users-events-roles");
   assert.equal(response.status, 405);
-  assert.equal(response.headers.get("Allow"), "POST");
+  assert.equal(response.headers.get("Allow"), "POST, OPTIONS");
   await response.body?.cancel();
 });

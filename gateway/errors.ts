@@ -121,16 +121,39 @@ export function notFound(): NotFoundHandler<GatewayEnv> {
   };
 }
 
+/**
+ * The `Allow` value of a path served with `methods`: those, `HEAD` wherever `GET` is (Hono
+ * answers it with the GET route), and `OPTIONS`, which every such path answers (`options`).
+ */
+export function allowOf(methods: readonly string[]): string {
+  const allowed = [...methods];
+  if (allowed.includes("GET") && !allowed.includes("HEAD")) allowed.push("HEAD");
+  if (!allowed.includes("OPTIONS")) allowed.push("OPTIONS");
+  return allowed.join(", ");
+}
+
 /** Answers 405 with an `Allow` header for a path that exists with other methods. */
 export function methodNotAllowed(methods: readonly string[]): Handler<GatewayEnv> {
-  const allowed = methods.includes("GET") && !methods.includes("HEAD")
-    ? [...methods, "HEAD"]
-    : [...methods];
-  const allow = allowed.join(", ");
+  const allow = allowOf(methods);
   return function handleMethodNotAllowed(c) {
     return errorResponse(
       new MethodNotAllowedError(`Cannot ${c.req.method} ${c.req.path}: allowed are ${allow}`),
       { Allow: allow },
     );
+  };
+}
+
+/**
+ * Answers an `OPTIONS` request that is no CORS preflight (middleware/cors.ts answers those) with
+ * what the path allows (RFC 9110 §9.3.7): 204 and `Allow`. Until 2026-12-04 it was a 405 whose
+ * `Allow` left OPTIONS out.
+ */
+export function options(methods: readonly string[]): Handler<GatewayEnv> {
+  const allow = allowOf(methods);
+  return function handleOptions() {
+    return new Response(null, {
+      status: 204,
+      headers: { Allow: allow, "Cache-Control": PRIVATE },
+    });
   };
 }

@@ -22,12 +22,12 @@ Deno.test("[gateway] an unknown path answers 404 JSON:API", async () => {
 Deno.test("[gateway] a wrong method on a known path answers 405 with Allow", async (t) => {
   await using gw = await testGateway();
   const cases: [string, string, string][] = [
-    ["PUT", "/v1/events/1", "GET, PATCH, DELETE, HEAD"],
-    ["DELETE", "/v1/events", "GET, POST, HEAD"],
-    ["POST", "/v1/roles/owner", "GET, HEAD"],
-    ["GET", "/v1/auth/login", "POST"],
-    ["POST", "/v1/events/1/relationships/tickets", "GET, HEAD"],
-    ["POST", "/health", "GET, HEAD"],
+    ["PUT", "/v1/events/1", "GET, PATCH, DELETE, HEAD, OPTIONS"],
+    ["DELETE", "/v1/events", "GET, POST, HEAD, OPTIONS"],
+    ["POST", "/v1/roles/owner", "GET, HEAD, OPTIONS"],
+    ["GET", "/v1/auth/login", "POST, OPTIONS"],
+    ["POST", "/v1/events/1/relationships/tickets", "GET, HEAD, OPTIONS"],
+    ["POST", "/health", "GET, HEAD, OPTIONS"],
   ];
   for (const [method, path, allow] of cases) {
     await t.step(`${method} ${path}`, async () => {
@@ -38,6 +38,32 @@ Deno.test("[gateway] a wrong method on a known path answers 405 with Allow", asy
       assert.equal((await firstError(response)).code, "method_not_allowed");
     });
   }
+});
+
+Deno.test("[gateway] OPTIONS that is no preflight answers 204 with the path's Allow (RFC 9110 §9.3.7)", async (t) => {
+  await using gw = await testGateway();
+  const cases: [string, string][] = [
+    ["/v1/events/1", "GET, PATCH, DELETE, HEAD, OPTIONS"],
+    ["/v1/events", "GET, POST, HEAD, OPTIONS"],
+    ["/v1/auth/login", "POST, OPTIONS"],
+    ["/health", "GET, HEAD, OPTIONS"],
+  ];
+  for (const [path, allow] of cases) {
+    await t.step(path, async () => {
+      const response = await gw.app.request(path, { method: "OPTIONS" });
+      assert.equal(response.status, 204);
+      assert.equal(response.headers.get("Allow"), allow);
+      assert.equal(response.headers.get("Cache-Control"), "private, no-store");
+      assert.equal(response.headers.get("Access-Control-Allow-Origin"), "*");
+      assert.equal(response.headers.get("Access-Control-Allow-Methods"), null, "no preflight's");
+      assert.equal(await response.text(), "");
+    });
+  }
+  await t.step("a path without routes is still 404", async () => {
+    const response = await gw.app.request("/v1/nothing", { method: "OPTIONS" });
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+  });
 });
 
 Deno.test("[gateway] an unexpected error becomes a generic 500 without details", async () => {
