@@ -61,7 +61,7 @@ const announced = announceGateway(bus);
 const metricsServer = await listenAt(
   "METRICS_ADDR",
   config.metricsAddr?.hostname ?? "",
-  () => serveMetrics(bus, config),
+  () => serveMetrics(bus, config, logger),
 );
 if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });
 

@@ -21,14 +21,16 @@ import { routePath } from "hono/route";
 import { nuid } from "@nats-io/nats-core";
 import type { Bus, RunningService } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
+import { createLogger, type Logger } from "@shared/log.ts";
 import { UnauthorizedError } from "@shared/errors.ts";
 import { type FamilySnapshot, metrics, renderPrometheus, type Source } from "@shared/metrics.ts";
 import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
+import { errorResponse, methodNotAllowed, notFound, onError, options } from "./errors.ts";
 import { askInstances } from "./health.ts";
 import { PRIVATE } from "./http_cache.ts";
+import { headLength } from "./middleware/head_length.ts";
 
 const requests = metrics.counter(
   "oe_http_requests",
@@ -202,11 +204,23 @@ export function metricsEndpoint(
 
 /**
  * Serves `GET /metrics` alone on METRICS_ADDR (when set), apart from the public address; the
- * token is asked for there too when METRICS_TOKEN is set.
+ * token is asked for there too when METRICS_TOKEN is set. Its HEAD says the GET body's length,
+ * `OPTIONS` and other methods are answered as on the public address, and any other path is the
+ * API's JSON:API 404 (until 2026-12-04 a HEAD said `content-length: 0`, and the rest were Hono's
+ * plain-text 404s).
  */
-export function serveMetrics(bus: Bus, config: Config): Deno.HttpServer | undefined {
+export function serveMetrics(
+  bus: Bus,
+  config: Config,
+  logger: Logger = createLogger("gateway", config.logLevel),
+): Deno.HttpServer | undefined {
   if (!config.metricsAddr) return undefined;
   const app = new Hono<GatewayEnv>();
+  app.use("*", headLength());
   app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
+  app.options("/metrics", options(["GET"]));
+  app.all("/metrics", methodNotAllowed(["GET"]));
+  app.onError(onError({ logger }));
+  app.notFound(notFound());
   return Deno.serve({ ...config.metricsAddr, onListen: () => {} }, app.fetch);
 }

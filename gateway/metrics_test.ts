@@ -80,7 +80,34 @@ Deno.test("[gateway] METRICS_ADDR serves /metrics apart from the public address"
     assert.match(await response.text(), /^# HELP /m);
     const other = await fetch(`http://127.0.0.1:${port}/health`);
     assert.equal(other.status, 404);
-    await other.body?.cancel();
+    assert.equal(other.headers.get("Content-Type"), "application/vnd.api+json", "as the API's");
+    assert.equal((await other.json()).errors[0].code, "not_found");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("[gateway] METRICS_ADDR answers HEAD with the GET body's length, and other methods 405", async () => {
+  await using bus = await testBus();
+  const port = freePort();
+  const config = loadConfig({ JWT_SECRET: "x", METRICS_ADDR: `127.0.0.1:${port}` });
+  const server = serveMetrics(bus.bus, config)!;
+  try {
+    const url = `http://127.0.0.1:${port}/metrics`;
+    const head = await fetch(url, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    const length = Number(head.headers.get("Content-Length"));
+    const body = new TextEncoder().encode(await (await fetch(url)).text());
+    // The figures move between two scrapes (the gateway's own memory, say), the size barely.
+    assert.ok(length > 0 && Math.abs(length - body.length) < body.length / 10, `${length}`);
+    const post = await fetch(url, { method: "POST" });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get("Allow"), "GET, HEAD, OPTIONS");
+    assert.equal((await post.json()).errors[0].code, "method_not_allowed");
+    const options = await fetch(url, { method: "OPTIONS" });
+    assert.equal(options.status, 204);
+    assert.equal(options.headers.get("Allow"), "GET, HEAD, OPTIONS");
+    await options.body?.cancel();
   } finally {
     await server.shutdown();
   }
