@@ -9,7 +9,7 @@ import type { Config } from "@shared/config.ts";
 import { createLogger, type Logger } from "@shared/log.ts";
 import { contracts, serviceNames } from "@shared/contracts/mod.ts";
 import type { GatewayEnv } from "./env.ts";
-import { methodNotAllowed, notFound, onError, options } from "./errors.ts";
+import { answerOptions, methodNotAllowed, notFound, onError } from "./errors.ts";
 import { createForwarding } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
@@ -64,7 +64,7 @@ function addMethodFallbacks(app: Hono<GatewayEnv>): void {
     methodsByPath.get(path)!.add(method);
   }
   for (const [path, methods] of methodsByPath) {
-    app.options(path, options([...methods]));
+    app.options(path, answerOptions([...methods]));
     app.all(path, methodNotAllowed([...methods]));
   }
 }

@@ -148,7 +148,7 @@ export function methodNotAllowed(methods: readonly string[]): Handler<GatewayEnv
  * what the path allows (RFC 9110 §9.3.7): 204 and `Allow`. Until 2026-12-04 it was a 405 whose
  * `Allow` left OPTIONS out.
  */
-export function options(methods: readonly string[]): Handler<GatewayEnv> {
+export function answerOptions(methods: readonly string[]): Handler<GatewayEnv> {
   const allow = allowOf(methods);
   return function handleOptions() {
     return new Response(null, {

@@ -27,7 +27,7 @@ import { type FamilySnapshot, metrics, renderPrometheus, type Source } from "@sh
 import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
-import { errorResponse, methodNotAllowed, notFound, onError, options } from "./errors.ts";
+import { answerOptions, errorResponse, methodNotAllowed, notFound, onError } from "./errors.ts";
 import { askInstances } from "./health.ts";
 import { PRIVATE } from "./http_cache.ts";
 import { headLength } from "./middleware/head_length.ts";
@@ -218,7 +218,7 @@ export function serveMetrics(
   const app = new Hono<GatewayEnv>();
   app.use("*", headLength());
   app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
-  app.options("/metrics", options(["GET"]));
+  app.options("/metrics", answerOptions(["GET"]));
   app.all("/metrics", methodNotAllowed(["GET"]));
   app.onError(onError({ logger }));
   app.notFound(notFound());
