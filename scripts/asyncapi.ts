@@ -36,25 +36,41 @@ export interface SchemaDetail {
 }
 
 /**
- * Tidies zod's output for readers and for evolution: `additionalProperties: false` goes (a
- * subscriber must accept fields added later, see the README's evolution rules) and so does,
- * unless `detail` keeps it, the long regular expression beside `format: date-time`.
+ * Tidies zod's output for readers: unless `detail` keeps it, the long regular expression beside
+ * `format: date-time` goes.
  */
 function tidy(value: unknown, detail: SchemaDetail): unknown {
   if (Array.isArray(value)) return value.map((item) => tidy(item, detail));
   if (typeof value !== "object" || value === null) return value;
   const dropPattern = !detail.datetimePatterns && (value as Json).format === "date-time";
   const entries = Object.entries(value as Json)
-    .filter(([key, item]) => !(key === "additionalProperties" && item === false))
     .filter(([key]) => !(key === "pattern" && dropPattern))
     .filter(([key]) => key !== "$schema")
     .map(([key, item]) => [key, tidy(item, detail)]);
   return Object.fromEntries(entries);
 }
 
+/**
+ * zod's output mode gives every object `additionalProperties: false`, strict or not: it goes for
+ * a `z.object` (whose parse ignores unknown keys, so a subscriber accepts fields added later, as
+ * the README's evolution rules say) and stays for a `z.strictObject`, which refuses them. Dropped
+ * for both until 2026-12-04, a strict payload looked open and the gate let it through.
+ */
+function openWhereZodIs(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: Json }): void {
+  const def = ctx.zodSchema._zod.def;
+  if (def.type === "object" && def.catchall === undefined) {
+    if (ctx.jsonSchema.additionalProperties === false) delete ctx.jsonSchema.additionalProperties;
+  }
+}
+
 /** A zod schema as JSON Schema (draft 7, which AsyncAPI schemas build on). */
 export function jsonSchemaOf(schema: z.ZodType, detail: SchemaDetail = {}): Json {
-  return tidy(z.toJSONSchema(schema, { target: "draft-7", io: "output" }), detail) as Json;
+  const json = z.toJSONSchema(schema, {
+    target: "draft-7",
+    io: "output",
+    override: (ctx) => openWhereZodIs(ctx as Parameters<typeof openWhereZodIs>[0]),
+  });
+  return tidy(json, detail) as Json;
 }
 
 /** The CloudEvents envelope without `data` (each message adds its own). */

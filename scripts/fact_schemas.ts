@@ -53,8 +53,40 @@ export function currentSnapshot(): Snapshot {
 }
 
 /**
+ * The paths of `schema` where an object refuses properties it does not name (`z.strictObject`):
+ * a subscriber on it would park every fact of a producer that added an optional field, which the
+ * evolution rules allow without a new version.
+ */
+export function closedObjects(schema: unknown, path: string): string[] {
+  if (Array.isArray(schema)) return schema.flatMap((item) => closedObjects(item, path));
+  if (typeof schema !== "object" || schema === null) return [];
+  const here = (schema as Schema).additionalProperties === false ? [path] : [];
+  const properties = ((schema as Schema).properties ?? {}) as Record<string, unknown>;
+  const inside = Object.entries(properties).flatMap(([name, item]) =>
+    closedObjects(item, `${path}.${name}`)
+  );
+  const beside = Object.entries(schema as Schema)
+    .filter(([key]) => key !== "properties")
+    .flatMap(([key, item]) => closedObjects(item, key === "items" ? `${path}[]` : path));
+  return [...here, ...inside, ...beside];
+}
+
+function closedProblems(current: Snapshot): string[] {
+  const closed = [
+    ...closedObjects(current.envelope ?? {}, "envelope"),
+    ...Object.entries(current.data).flatMap(([type, schema]) =>
+      closedObjects(schema, "data").map((path) => `${type}: ${path}`)
+    ),
+  ];
+  return [...new Set(closed)].map((path) =>
+    `${path} is closed to fields added later (z.strictObject): use z.object, which ignores them`
+  );
+}
+
+/**
  * Problems of the current envelope and registry against a snapshot: incompatible changes
- * (envelope ones led by `envelope.`, payload ones by the fact type), dropped types.
+ * (envelope ones led by `envelope.`, payload ones by the fact type), dropped types, objects
+ * closed to fields added later.
  */
 export function compareWithSnapshot(
   snapshot: Snapshot,
@@ -68,7 +100,7 @@ export function compareWithSnapshot(
     if (!after) return [`${type} is no longer registered (subscribers may still read it)`];
     return breakingChanges(before, after).map((problem) => `${type}: ${problem}`);
   });
-  return [...envelope, ...data];
+  return [...envelope, ...data, ...closedProblems(current)];
 }
 
 /**

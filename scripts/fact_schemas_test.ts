@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { eventData, ticketData } from "@shared/schemas/facts.ts";
+import {
+  discountCodeRedemptionData,
+  eventData,
+  reservationData,
+  ticketData,
+  userData,
+} from "@shared/schemas/facts.ts";
 import { factEnvelopeSchema } from "@shared/facts.ts";
 import {
   compareWithSnapshot,
@@ -102,4 +108,34 @@ Deno.test("[fact schemas] a date-time's precision or offset rule changed is refu
       } (the gate cannot tell that it only narrows)`],
     );
   }
+});
+
+Deno.test("[fact schemas] a payload or envelope closed to fields added later (z.strictObject) is refused", async () => {
+  // zod's output JSON Schema gives every object `additionalProperties: false`, strict or not, and
+  // the record drops it: a z.strictObject went through, and subscribers on it would then park
+  // every fact of a producer that added an optional field (the evolution rules allow that).
+  const current = currentSnapshot();
+  current.data["catalog.user.created"] = recordedSchemaOf(userData.strict());
+  current.data["discounts.discount-code.reserved"] = recordedSchemaOf(
+    discountCodeRedemptionData.extend({ reservation: reservationData.strict() }),
+  );
+  current.envelope = recordedSchemaOf(factEnvelopeSchema.omit({ data: true }).strict());
+  const problems = compareWithSnapshot(await readSnapshot(), current);
+  for (
+    const path of [
+      "envelope",
+      "catalog.user.created: data",
+      "discounts.discount-code.reserved: data.reservation",
+    ]
+  ) {
+    assert.ok(
+      problems.includes(
+        `${path} is closed to fields added later (z.strictObject): use z.object, which ignores them`,
+      ),
+      `${path}: ${problems.join(" | ")}`,
+    );
+  }
+  // A loose object (`additionalProperties: {}`) and a plain one stay open: nothing to say.
+  assert.deepEqual(recordedSchemaOf(userData).additionalProperties, undefined);
+  assert.deepEqual(compareWithSnapshot(await readSnapshot()), []);
 });
