@@ -389,6 +389,20 @@ const LOCK_NOT_AVAILABLE = "55P03";
  */
 const BATCH_GIVE_UP_MS = 20_000;
 
+/**
+ * How long a batch starts publishing facts (one after another: see `#publishInOrder`); the rest
+ * wait for the next batch. With a publish's own timeout (5 s), well within DRAIN_HOLD_LIMIT.
+ */
+const PUBLISH_BUDGET_MS = 5_000;
+
+/** What one batch of the relay did. */
+interface DrainedBatch {
+  more: boolean;
+  setAside: OversizedFact[];
+  /** What JetStream answered the fact it refused; those published before it are removed. */
+  refused?: { error: unknown };
+}
+
 /** A batch that got no answer in time (see BATCH_GIVE_UP_MS). */
 class BatchUnansweredError extends Error {}
 
@@ -595,12 +609,13 @@ export class FactRelay {
       for (;;) {
         const limit = factBodyLimit(this.#bus);
         if (limit === undefined) throw new Error("Cannot publish facts: not connected to NATS");
-        const { more, setAside } = await answeredWithin(
+        const { more, setAside, refused } = await answeredWithin(
           this.#connection().begin((tx) => this.#drainBatch(tx, limit)),
           BATCH_GIVE_UP_MS,
         );
         // Logged once committed: a batch tried again (JetStream down) would log them again.
         for (const fact of setAside) this.#reportSetAside(fact);
+        if (refused) throw refused.error;
         if (!more) break;
       }
       if (this.#failing !== undefined) this.#log.info("publishing facts again");
@@ -624,8 +639,11 @@ export class FactRelay {
     }
   }
 
-  /** Publishes the oldest facts of the outbox and removes them; says how many, and set aside. */
-  async #drainBatch(tx: Tx, limit: number): Promise<{ more: boolean; setAside: OversizedFact[] }> {
+  /**
+   * Publishes the oldest facts of the outbox, one after another, and removes those published;
+   * says whether more wait, which were set aside, and what JetStream refused, if it did.
+   */
+  async #drainBatch(tx: Tx, limit: number): Promise<DrainedBatch> {
     // Waits for rows another instance's relay holds (it is publishing them) instead of
     // skipping them: skipped, later facts went out first, and a resource's facts could
     // reach subscribers out of order when a service ran several instances. Bounded both
@@ -646,16 +664,40 @@ export class FactRelay {
     // the facts published beside it went out ahead of it while its batch never left.
     await this.#setAside(tx, oversized);
     const skipped = new Set(oversized.map(({ row }) => row));
+    const done = oversized.map(({ row }) => row);
+    const refused = await this.#publishInOrder(rows, bodies, skipped, done);
+    if (done.length) await tx`delete from outbox where seq in ${tx(done.map((r) => r.seq))}`;
+    return { more: more || done.length < rows.length, setAside: oversized, refused };
+  }
+
+  /**
+   * Publishes `rows` (but `skipped`) one after another, each once the one before it is stored,
+   * adding each to `done`; stops at the first JetStream refuses (returned) or once PUBLISH_BUDGET_MS
+   * have passed. Published all at once, a refused fact (a leader stepping down, a connection lost
+   * with it on the wire) went out again after the ones behind it, which JetStream had taken: a
+   * resource's facts reached subscribers out of order (until 2026-12-04, a review).
+   */
+  async #publishInOrder(
+    rows: OutboxRow[],
+    bodies: string[],
+    skipped: Set<OutboxRow>,
+    done: OutboxRow[],
+  ): Promise<{ error: unknown } | undefined> {
     const js = jetstream(this.#bus.nc);
-    await Promise.all(rows.map((row, i) => {
-      if (skipped.has(row)) return;
+    const until = Date.now() + PUBLISH_BUDGET_MS;
+    for (const [i, row] of rows.entries()) {
+      if (skipped.has(row)) continue;
+      if (Date.now() > until) return;
       const headers = cloudEventHeaders();
       const publish = () =>
         js.publish(this.#bus.subject(row.subject), bodies[i], { msgID: row.id, headers });
-      return tracing ? tracePublish(row as unknown as OutboxEntry, headers, publish) : publish();
-    }));
-    if (rows.length) await tx`delete from outbox where seq in ${tx(rows.map((r) => r.seq))}`;
-    return { more, setAside: oversized };
+      try {
+        await (tracing ? tracePublish(row as unknown as OutboxEntry, headers, publish) : publish());
+      } catch (error) {
+        return { error };
+      }
+      done.push(row);
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { storedMessages } from "@testing/facts.ts";
 import { openDatabase } from "./db.ts";
 import {
   deleteFactStream,
@@ -242,6 +243,57 @@ Deno.test("[facts] a drain takes facts up to a byte bound, the first always, and
       );
     }
     assert.deepEqual(published, Array.from({ length: 13 }, (_, i) => `fact ${i}`));
+  } finally {
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+  }
+});
+
+// Found by a review: a batch was published all at once, so when JetStream refused one fact (a
+// stream leader stepping down, a connection lost with that fact on the wire) and took the ones
+// behind it, the batch was tried again and the refused fact landed after them: a subscriber got
+// an event's deletion, then its older update, and kept it live. Real refusals here: a per-subject
+// limit that turns new messages away on one subject only.
+Deno.test("[facts] FactRelay keeps the outbox order when JetStream refuses a fact of a batch", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  const stream = await ensureFactStream(tb.bus);
+  const jsm = await jetstreamManager(tb.bus.nc);
+  const record = async (subject: string) => {
+    const id = crypto.randomUUID();
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, ${subject}, ${sql.json({ id })})`;
+    return id;
+  };
+  try {
+    await installOutbox(sql);
+    await record("facts.catalog.event.updated");
+    await relay.flush();
+    const { config } = await jsm.streams.info(stream);
+    // `event.updated` is full now; `event.deleted` still takes one.
+    await jsm.streams.update(stream, {
+      ...config,
+      max_msgs_per_subject: 1,
+      discard: DiscardPolicy.New,
+      discard_new_per_subject: true,
+    });
+    const updated = await record("facts.catalog.event.updated");
+    const deleted = await record("facts.catalog.event.deleted");
+    await relay.flush();
+    await jsm.streams.update(stream, {
+      ...config,
+      max_msgs_per_subject: -1,
+      discard: DiscardPolicy.Old,
+      discard_new_per_subject: false,
+    });
+    await relay.flush();
+    const order = (await storedMessages(tb.bus, stream)).map((m) => m.json<{ id: string }>().id);
+    assert.deepEqual(order.slice(1), [updated, deleted], "the outbox order");
+    const [{ count: left }] = await sql`select count(*)::int from outbox`;
+    assert.equal(left, 0);
   } finally {
     await relay.stop();
     await deleteFactStream(tb.bus);
