@@ -352,13 +352,16 @@ export async function eventsOfMarketer(sql: Queryable, marketerId: string): Prom
 
 /**
  * Un-applies the event code of one event, if it was applied no later than `appliedBy`; true
- * when it was.
+ * when it was. The code is locked first (see `detachTicket`).
  */
 export async function unapplyEvent(
   tx: Queryable,
   eventId: string,
   appliedBy: Date,
 ): Promise<boolean> {
+  await tx`select id from discount_codes where id in (select discount_code_id
+    from discount_code_events where event_id = ${eventId} and applied_at <= ${appliedBy})
+    order by id for update`;
   const rows = await tx`delete from discount_code_events
     where event_id = ${eventId} and applied_at <= ${appliedBy} returning event_id`;
   return rows.length > 0;
@@ -368,13 +371,18 @@ export async function unapplyEvent(
  * Detaches a ticket from codes; returns their ids. A soft-deleted ticket leaves the live codes
  * only: the trash keeps the codes as their deletion left them. A purged one (`purged`) leaves
  * every code, trashed ones too: nothing may name a row that is gone for good (their `updated`
- * facts carry their `deleted-at`, so they stay deleted in a mirror).
+ * facts carry their `deleted-at`, so they stay deleted in a mirror). The codes are locked first,
+ * as `unapplyEvent` does: a change of one in flight (a PATCH) commits before they are read for
+ * their facts, so the last fact of a code shows it as it is (until 2026-12-04 the fact could
+ * show the value from before the PATCH, and the PATCH's the ticket: a review).
  */
 export async function detachTicket(
   tx: Queryable,
   ticketId: string,
   options: { purged?: boolean } = {},
 ): Promise<string[]> {
+  await tx`select id from discount_codes where id in (select discount_code_id
+    from discount_code_tickets where ticket_id = ${ticketId}) order by id for update`;
   const rows = await tx<{ id: string }[]>`delete from discount_code_tickets
     where ticket_id = ${ticketId}
       and ${
