@@ -190,7 +190,7 @@ function readFact(
   bus: Bus,
   msg: JsMsg,
   options: { unknownTypes?: boolean },
-): { fact: Fact } | { reason: string } {
+): { fact: Fact } | { reason: string } | { newerType: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(decoder.decode(msg.data));
@@ -198,11 +198,13 @@ function readFact(
     return { reason: "not JSON" };
   }
   const read = parseFact(raw, options);
+  const type = "fact" in read ? read.fact.type : read.unknownType;
   // A fact on a subject other than its type's was misrouted or forged: subscribers filter by
   // subject, so accepting it would show it to the wrong ones.
-  if ("fact" in read && bus.subject(factSubject(read.fact.type)) !== msg.subject) {
+  if (type !== undefined && bus.subject(factSubject(type)) !== msg.subject) {
     return { reason: "its type differs from the subject it arrived on" };
   }
+  if ("unknownType" in read && read.unknownType !== undefined) return { newerType: type! };
   return read;
 }
 
@@ -260,6 +262,7 @@ export async function consumeFacts<S extends string>(
     streamCreated,
     streamCheckedAt: 0,
     arrivals: 0,
+    skippedTypes: new Set(),
     streamCheckedUpTo: 0,
   };
   const health = new PullHealth(options.log, name);
@@ -435,6 +438,8 @@ interface BatchContext<S extends string> {
   arrivals: number;
   /** How many had arrived at `streamCheckedAt`: the messages that read covers. */
   streamCheckedUpTo: number;
+  /** Types of facts skipped as unknown so far (each is logged once). */
+  skippedTypes: Set<string>;
 }
 
 /**
@@ -667,9 +672,34 @@ async function handleBatch<S extends string>(
   for (const msg of messages) {
     const read = readFact(ctx.bus, msg, ctx.options);
     if ("fact" in read) batch.push({ msg, fact: read.fact });
+    else if ("newerType" in read) await skipNewerType(ctx, msg, read.newerType);
     else await park(ctx, msg, read.reason);
   }
   if (batch.length) await handleInTurn(ctx, batch);
+}
+
+/**
+ * Acknowledges a fact of a type this process does not know, unhandled, and says so once per type:
+ * a producer deployed after this subscriber publishes it (a new type, or a new version of one,
+ * which the README's rules have it publish beside the old one). Until 2026-12-04 it was parked:
+ * each older subscriber kept a copy of every such fact for good, and a warning for each.
+ */
+async function skipNewerType<S extends string>(
+  ctx: BatchContext<S>,
+  msg: JsMsg,
+  type: string,
+): Promise<void> {
+  if (!ctx.skippedTypes.has(type)) {
+    ctx.skippedTypes.add(type);
+    ctx.options.log.info("skipping facts of a type this process does not know", {
+      type,
+      consumer: ctx.name,
+    });
+  }
+  // A fact of a lost stream is gone with it: acknowledged, it would settle the new one's.
+  if (!(await fromLostStream(ctx, [msg])).has(msg)) msg.ack();
+  positionOf(ctx, msg).settled(msg.info.streamSequence);
+  ctx.handled.skipped.add(1);
 }
 
 /**
@@ -974,7 +1004,8 @@ const lag = metrics.gauge(
 );
 const handledTotal = metrics.counter(
   "oe_facts_handled",
-  "Facts this instance handled, per consumer and outcome (acked, parked, retried)",
+  "Facts this instance handled, per consumer and outcome (acked, parked, retried, skipped: " +
+    "of a type it does not know)",
   ["durable", "outcome"],
 );
 
@@ -990,6 +1021,7 @@ function handledFacts(durable: string) {
     acked: handledTotal.series(durable, "acked"),
     parked: handledTotal.series(durable, "parked"),
     retried: handledTotal.series(durable, "retried"),
+    skipped: handledTotal.series(durable, "skipped"),
     poisoned: poisonedTotal.series(durable),
   };
 }

@@ -220,14 +220,15 @@ function insertFact<K extends FactType>(tx: Queryable, full: Fact<K>) {
 export function parseFact(
   raw: unknown,
   options: { unknownTypes?: boolean } = {},
-): { fact: Fact } | { reason: string } {
+): { fact: Fact } | { reason: string; unknownType?: string } {
   const envelope = factEnvelopeSchema.safeParse(raw);
   if (!envelope.success) return { reason: "not a CloudEvents fact" };
   const { type } = envelope.data;
   if (!isFactType(type)) {
-    return options.unknownTypes
-      ? unknownFact(envelope.data)
-      : { reason: `unknown fact type ${type}` };
+    if (options.unknownTypes) return unknownFact(envelope.data);
+    const reason = `unknown fact type ${type}`;
+    // A well-formed name: a fact a producer newer than this process publishes (consumers skip it).
+    return parseFactType(type) ? { reason, unknownType: type } : { reason };
   }
   const data = FACTS[type].data.safeParse(envelope.data.data);
   if (!data.success) {
