@@ -10,7 +10,8 @@
  * deauthorized is refused by Stripe as "not connected", which counts as done. Stripe unreachable,
  * slow or failing: the batch is thrown back for redelivery. Anything no retry can fix (Stripe
  * turning the platform away, Stripe or PAYMENTS_ENCRYPTION_KEY not configured, stored keys that
- * do not open) parks the fact and keeps the row, for an operator, instead of looping forever.
+ * do not open) parks the fact and keeps the row, for an operator, instead of looping forever; an
+ * event without an authorization needs neither Stripe nor the key.
  */
 import type { Tx } from "@shared/db.ts";
 import { databaseProblem } from "@shared/db_health.ts";
@@ -58,7 +59,17 @@ async function eventDeleted(
   // may hold the lock with its row not committed yet (it checked the event before its deletion),
   // and it must be found once committed, or its account stays connected for good.
   try {
-    const stripe = { settings: stripeSettings(ctx), box: secretBox(ctx) };
+    // Asked for only when there is an account to release: without Stripe configured (as
+    // `deno task start` runs by default) every event deletion was parked, with an error logged,
+    // though no event could have a link (found following the README, 2026-12-04).
+    const stripe = {
+      get settings() {
+        return stripeSettings(ctx);
+      },
+      get box() {
+        return secretBox(ctx);
+      },
+    };
     await changeWithFact(
       ctx.sql,
       ctx.relay,

@@ -145,6 +145,17 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
     );
     assert.equal(p.stripe.calls.length, calls);
   });
+  // Found following the README (2026-12-04): `deno task start` without Stripe settings parked
+  // every event deletion, and logged an error for it, though no event had a Stripe link.
+  await t.step("an event without an authorization, Stripe not configured: done", async () => {
+    const bare = await p.stripeEvent();
+    const unset = withConfig({ stripeSecretKey: undefined, stripeClientId: undefined });
+    const fact = deletedEventFact(bare.event.id);
+    assert.deepEqual(await applyCatalogFacts(unset, [fact]), { reject: [] });
+    assert.deepEqual(await applyCatalogFacts({ ...unset, box: null }, [fact]), {
+      reject: [],
+    });
+  });
 });
 
 Deno.test("[payments] the catalog consumer parks an event whose stored keys the key cannot open", async () => {
