@@ -38,8 +38,7 @@ const listen = {
 };
 // HEADER_TIMEOUT_MS=0 serves without the header clock (one hop less; see slow_clients.ts).
 const server = await listenAt<{ shutdown(): Promise<void> }>(
-  "HOST",
-  config.host,
+  { hostname: config.host, port: config.port, hostSetting: "HOST", portSetting: "PORT" },
   () =>
     config.headerTimeoutMs > 0
       ? serveGuarded(
@@ -59,8 +58,12 @@ const server = await listenAt<{ shutdown(): Promise<void> }>(
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).
 const announced = announceGateway(bus);
 const metricsServer = await listenAt(
-  "METRICS_ADDR",
-  config.metricsAddr?.hostname ?? "",
+  {
+    hostname: config.metricsAddr?.hostname ?? "",
+    port: config.metricsAddr?.port ?? 0,
+    hostSetting: "METRICS_ADDR",
+    portSetting: "METRICS_ADDR",
+  },
   () => serveMetrics(bus, config, logger),
 );
 if (metricsServer) logger.info("metrics listening", { addr: metricsServer.addr });

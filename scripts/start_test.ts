@@ -432,7 +432,33 @@ Deno.test({
         BUS_PREFIX: common.BUS_PREFIX,
         JWT_SECRET: "set",
       });
-      assertOneLine(busy, /^gateway: Cannot listen: .*in use.*PORT/);
+      assertOneLine(
+        busy,
+        new RegExp(
+          `^gateway: Cannot listen on 127\\.0\\.0\\.1:${port}: it is in use\\. ` +
+            "Stop what uses it, or set PORT to a free port\\.$",
+        ),
+      );
+    });
+    // Found following the README (2026-12-04): a METRICS_ADDR in use told the operator to set
+    // PORT, which was free, and named no address.
+    await t.step("the gateway alone with its METRICS_ADDR in use", async () => {
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      const busy = await run("gateway/main.ts", {
+        PORT: String(freePort()),
+        METRICS_ADDR: `127.0.0.1:${port}`,
+        NATS_URL: nats.url,
+        BUS_PREFIX: common.BUS_PREFIX,
+        JWT_SECRET: "set",
+      });
+      assertOneLine(
+        busy,
+        new RegExp(
+          `^gateway: Cannot listen on 127\\.0\\.0\\.1:${port}: it is in use\\. ` +
+            "Stop what uses it, or set METRICS_ADDR to a free port\\.$",
+        ),
+      );
     });
   },
 });

@@ -143,20 +143,38 @@ export function userCausedLine(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Where a listener listens, and the settings that give its host and its port. */
+export interface ListenTarget {
+  hostname: string;
+  port: number;
+  hostSetting: string;
+  portSetting: string;
+}
+
 /**
- * Runs `listen` (Deno.listen, Deno.serve, ...) and, when `host` does not resolve, fails naming the
- * setting that gave it, as a refused setting does: the bare lookup error left a stack trace.
+ * Runs `listen` (Deno.listen, Deno.serve, ...) and fails naming the setting to change: when the
+ * host does not resolve (the bare lookup error left a stack trace), and when the address is in
+ * use (the generic line told an operator whose METRICS_ADDR was busy to set PORT, found following
+ * the README, 2026-12-04).
  */
 export async function listenAt<T>(
-  setting: string,
-  host: string,
+  target: ListenTarget,
   listen: () => T | Promise<T>,
 ): Promise<T> {
   try {
     return await listen();
   } catch (error) {
+    const { hostname, port, hostSetting, portSetting } = target;
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot listen on ${hostname}:${port}: it is in use. ` +
+          `Stop what uses it, or set ${portSetting} to a free port.`,
+      );
+    }
     if (!isLookupFailure(error)) throw error;
-    throw new Error(`Cannot read ${setting}: "${host}" does not resolve to an address here`);
+    throw new Error(
+      `Cannot read ${hostSetting}: "${hostname}" does not resolve to an address here`,
+    );
   }
 }
 
