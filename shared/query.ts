@@ -321,13 +321,24 @@ function parseSort(text: string, spec: QuerySpec): SortKey[] {
  */
 const PYTHON_INT = /^\s*([+-]?)(\d+(?:_\d+)*)\s*$/;
 
-function pageValue(query: Record<string, string>, key: string, fallback: number, min: number) {
+function pageValue(
+  query: Record<string, string>,
+  key: string,
+  fallback: number,
+  bounds: { min: number; max: number },
+) {
   const text = query[key];
   if (text === undefined) return fallback;
   const match = PYTHON_INT.exec(text);
   const n = match ? Number(match[1] + match[2].replaceAll("_", "")) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw new BadRequestError(`Cannot page: ${key} must be an integer of at least ${min}`, {
+  // An integer too large to read exactly (or to page by) says so, not that it is none.
+  if (n > bounds.max) {
+    throw new BadRequestError(`Cannot page: ${key} must be at most ${bounds.max}`, {
+      parameter: key,
+    });
+  }
+  if (!Number.isSafeInteger(n) || n < bounds.min) {
+    throw new BadRequestError(`Cannot page: ${key} must be an integer of at least ${bounds.min}`, {
       parameter: key,
     });
   }
@@ -336,14 +347,9 @@ function pageValue(query: Record<string, string>, key: string, fallback: number,
 }
 
 function parsePage(query: Record<string, string>, spec: QuerySpec) {
-  const size = pageValue(query, "page[size]", defaultPageSize, 0);
-  const number = pageValue(query, "page[number]", 1, 1);
   const max = spec.maxPageSize ?? 1000;
-  if (size > max) {
-    throw new BadRequestError(`Cannot page: page[size] must be at most ${max}`, {
-      parameter: "page[size]",
-    });
-  }
+  const size = pageValue(query, "page[size]", defaultPageSize, { min: 0, max });
+  const number = pageValue(query, "page[number]", 1, { min: 1, max: Number.MAX_SAFE_INTEGER });
   if (size === 0 && spec.allowUnpaged === false) {
     throw new BadRequestError("Cannot page: page[size]=0 is not allowed here", {
       parameter: "page[size]",

@@ -449,6 +449,17 @@ Deno.test("[query] page values are read as the original's int() read them", asyn
       }
     }
   });
+  await t.step("an integer too large to page by is a 400 that says so, not that it is none", () => {
+    // A client's review: "99999999999999999999" was answered "must be an integer of at least 1".
+    for (const text of ["99999999999999999999", "9007199254740992"]) {
+      assertBadParameter(
+        () => parseListQuery({ "page[number]": text }, spec),
+        "page[number]",
+        /^Cannot page: page\[number\] must be at most 9007199254740991$/,
+      );
+    }
+    assert.equal(page({ "page[number]": "9007199254740991" }).number, Number.MAX_SAFE_INTEGER);
+  });
   await t.step(
     "negative sizes and numbers below 1 stay a 400 (the original's database failed)",
     () => {
