@@ -292,6 +292,79 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount previews prices exactly"
   });
 });
 
+Deno.test("[discounts] POST /v1/orders/calculate-amount gives every covered line its discount, as open-event-frontend reads it", async (t) => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast(published);
+  const token = cast.owner.token;
+  const ids = [
+    await system.createTicket(token, cast.event.id, { price: 20 }),
+    await system.createTicket(token, cast.event.id, { price: 30 }),
+    await system.createTicket(token, cast.event.id, { price: 40 }),
+  ];
+  const plain = await system.createTicket(token, cast.event.id, { price: 50 });
+  const code = (attributes: Record<string, unknown>, ticketIds = ids) =>
+    system.createCode(token, { eventId: cast.event.id, ticketIds, attributes });
+  // What the client sends once a buyer applies a code: each covered ticket once, then it reads
+  // `discount.amount` of each line (a null there fails its handler: "not a valid code").
+  const applied = (id: string, ticketIds = ids) =>
+    system.call("POST", "/v1/orders/calculate-amount", {
+      body: {
+        "discount-code": id,
+        tickets: ticketIds.map((ticket) => ({ id: ticket, quantity: 1 })),
+      },
+      headers: JSON_TYPE,
+    });
+  const perUnit = (reply: { body: { tickets: { discount: { amount: string } | null }[] } }) =>
+    reply.body.tickets.map((line) => line.discount?.amount ?? null);
+
+  await t.step(
+    "more covered tickets than max-quantity: the rest show theirs, 0 units",
+    async () => {
+      const id = await code({ type: "percent", value: 10, "max-quantity": 2 });
+      const reply = await applied(id);
+      expectStatus(reply, 200);
+      assert.deepEqual(perUnit(reply), ["2.00", "3.00", "4.00"]);
+      const last = reply.body.tickets[2];
+      assert.equal(last.discount.quantity, 0);
+      assert.equal(last.discount.total, "0.00");
+      assert.equal(last.sub_total, "40.00");
+      assert.equal(reply.body.discount, "5.00");
+      assert.equal(reply.body.total, "85.00");
+    },
+  );
+  await t.step("min-quantity not reached: each line shows its discount, none taken", async () => {
+    const id = await code({ type: "amount", value: 5, "min-quantity": 4 });
+    const reply = await applied(id);
+    expectStatus(reply, 200);
+    assert.deepEqual(perUnit(reply), ["5.00", "5.00", "5.00"]);
+    assert.deepEqual(
+      reply.body.tickets.map((line: { discount: { quantity: number } }) => line.discount.quantity),
+      [0, 0, 0],
+    );
+    assert.equal(reply.body.discount, "0.00");
+    assert.equal(reply.body.total, "90.00");
+    assert.match(reply.body.warnings[0], /at least 4/);
+  });
+  await t.step("no uses left: the same, and the warning says so", async () => {
+    const id = await code({ type: "amount", value: 5, "tickets-number": 1, "max-quantity": 1 });
+    await system.bus.request(discountsRedemption.reserve, {
+      codeId: id,
+      orderId: "o",
+      quantity: 1,
+    });
+    const reply = await applied(id);
+    expectStatus(reply, 200);
+    assert.deepEqual(perUnit(reply), ["5.00", "5.00", "5.00"]);
+    assert.equal(reply.body.total, "90.00");
+    assert.match(reply.body.warnings.join(" "), /0 uses left/);
+  });
+  await t.step("a ticket the code does not cover still has none", async () => {
+    const id = await code({ type: "amount", value: 5 });
+    const reply = await applied(id, [...ids, plain]);
+    assert.deepEqual(perUnit(reply), ["5.00", "5.00", "5.00", null]);
+  });
+});
+
 Deno.test("[discounts] POST /v1/orders/calculate-amount never reveals codes to prying callers", async (t) => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast(published);

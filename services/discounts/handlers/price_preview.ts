@@ -238,7 +238,11 @@ function discountBudget(
   return { budget, warnings };
 }
 
-/** Each line's price, discounting up to `budget` units in order, and the order's totals. */
+/**
+ * Each line's price, discounting up to `budget` units in order, and the order's totals. A line of
+ * a ticket the code covers has its `discount` (per unit, and how many units took it, maybe 0);
+ * other lines have null.
+ */
 function priceLines(lines: Line[], code: PreviewCode | undefined, budget: number) {
   let left = budget;
   let net = 0n;
@@ -249,7 +253,9 @@ function priceLines(lines: Line[], code: PreviewCode | undefined, budget: number
       ? Math.max(0, Math.min(line.quantity, left))
       : 0;
     left -= units;
-    const discount = code && units > 0 ? discountOf(code, line, units) : null;
+    // Every line the code covers carries its discount, with 0 units when the code's limits leave
+    // the line at full price: the original's clients read `discount.amount` of each covered line.
+    const discount = code && line.attached && !line.free ? discountOf(code, line, units) : null;
     const lineNet = gross - (discount?.cents ?? 0n);
     totalDiscount += discount?.cents ?? 0n;
     net += lineNet;
