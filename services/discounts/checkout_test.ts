@@ -363,6 +363,20 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount gives every covered line
     const reply = await applied(id, [...ids, plain]);
     assert.deepEqual(perUnit(reply), ["5.00", "5.00", "5.00", null]);
   });
+  await t.step("a covered ticket made free since shows a discount of 0.00", async () => {
+    const id = await code({ type: "percent", value: 10 });
+    const made = await system.call("PATCH", `/v1/tickets/${ids[2]}`, {
+      token,
+      body: { data: { type: "ticket", id: ids[2], attributes: { type: "free", price: 0 } } },
+    });
+    expectStatus(made, 200);
+    const reply = await applied(id);
+    expectStatus(reply, 200);
+    assert.deepEqual(perUnit(reply), ["2.00", "3.00", "0.00"]);
+    assert.equal(reply.body.tickets[2].discount.quantity, 0);
+    assert.equal(reply.body.tickets[2].sub_total, "0.00");
+    assert.equal(reply.body.total, "45.00");
+  });
 });
 
 Deno.test("[discounts] POST /v1/orders/calculate-amount never reveals codes to prying callers", async (t) => {

@@ -254,8 +254,9 @@ function priceLines(lines: Line[], code: PreviewCode | undefined, budget: number
       : 0;
     left -= units;
     // Every line the code covers carries its discount, with 0 units when the code's limits leave
-    // the line at full price: the original's clients read `discount.amount` of each covered line.
-    const discount = code && line.attached && !line.free ? discountOf(code, line, units) : null;
+    // the line at full price (or the ticket was made free since it was attached): the original's
+    // clients read `discount.amount` of each covered line.
+    const discount = code && line.attached ? discountOf(code, line, units) : null;
     const lineNet = gross - (discount?.cents ?? 0n);
     totalDiscount += discount?.cents ?? 0n;
     net += lineNet;
