@@ -136,7 +136,11 @@ export function auth(
   const ignoredOn = options.ignoredOn ?? new Set();
   return async function authMiddleware(c, next) {
     const header = c.req.header("Authorization");
-    const read = header !== undefined && !ignoredOn.has(`${c.req.method} ${c.req.path}`);
+    // OPTIONS reads no token either: contracts route no OPTIONS (shared/contract.ts `Method`), so
+    // it is a preflight (answered before this), the path's `Allow` (errors.ts) or a 404, and a
+    // stale token made that a 401 (a review, 2026-12-04; the original's Flask read none there).
+    const read = header !== undefined && c.req.method !== "OPTIONS" &&
+      !ignoredOn.has(`${c.req.method} ${c.req.path}`);
     c.set("actor", read ? await verifier.actorOf(header) : null);
     await next();
   };
