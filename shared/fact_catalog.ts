@@ -77,6 +77,7 @@ const event = resource("event", {
     privacy: "public",
     "can-pay-by-stripe": true,
     "is-stripe-linked": false,
+    "payment-currency": "SGD",
     "created-at": at,
     "deleted-at": null,
     "event-topic": "2",

@@ -172,6 +172,7 @@ export const eventDef: ResourceDef<Row> = {
     "privacy": "privacy",
     "can-pay-by-stripe": "can_pay_by_stripe",
     "is-stripe-linked": "is_stripe_linked",
+    "payment-currency": "payment_currency",
     "created-at": "created_at",
     "deleted-at": "deleted_at",
     "external-event-url": alwaysNull,
@@ -319,6 +320,7 @@ export const eventQuery: QuerySpec = {
     "location-name": { column: "location_name", type: "string" },
     "can-pay-by-stripe": { column: "can_pay_by_stripe", type: "boolean" },
     "is-stripe-linked": { column: "is_stripe_linked", type: "boolean" },
+    "payment-currency": { column: "payment_currency", type: "string" },
     "created-at": created,
     "deleted-at": deleted,
     // Constants (0005_event_constants.sql), filtered and sorted as every attribute shown.

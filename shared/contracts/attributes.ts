@@ -55,6 +55,7 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "privacy": string,
     "can-pay-by-stripe": boolean,
     "is-stripe-linked": boolean,
+    "payment-currency": { type: ["string", "null"], pattern: "^[A-Z]{3}$" },
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
     "external-event-url": nullableString,

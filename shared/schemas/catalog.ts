@@ -87,6 +87,24 @@ const timezone = z.string().refine(isTimezone, "must be an IANA timezone name").
   timezoneSpelling,
 );
 
+/**
+ * An ISO 4217 currency code as an event's `payment-currency`: three letters, upper-cased (`usd` ->
+ * `USD`, as Intl and Stripe read codes in any case and clients compare what they read back). Any
+ * three letters are taken, as the original took any string; the form is what open-event-frontend
+ * needs (`Intl.NumberFormat`'s `currency` throws on anything else). Null: none (the original's
+ * default).
+ *
+ * @example
+ * ```ts
+ * import { currencyCode } from "@shared/schemas/catalog.ts";
+ * currencyCode.parse("eur"); // "EUR"
+ * ```
+ */
+export const currencyCode = z.string().regex(
+  /^[A-Za-z]{3}$/,
+  "must be an ISO 4217 currency code (three letters)",
+).transform((code) => code.toUpperCase());
+
 /** Text Postgres can store: no NUL characters. */
 export const storableText = z.string().refine((s) => !s.includes("\u0000"), {
   message: "must not contain NUL characters",
@@ -154,6 +172,7 @@ export const eventAttributes = z.object({
   "state": z.enum(["draft", "published"]).default("draft"),
   "privacy": z.enum(["public", "private"]).default("public"),
   "can-pay-by-stripe": lenientBoolean().default(false),
+  "payment-currency": currencyCode.nullish(),
 });
 
 export const eventUpdateAttributes = z.object({
@@ -166,6 +185,7 @@ export const eventUpdateAttributes = z.object({
   "state": z.enum(["draft", "published"]).optional(),
   "privacy": z.enum(["public", "private"]).optional(),
   "can-pay-by-stripe": lenientBoolean().optional(),
+  "payment-currency": currencyCode.nullish(),
 });
 
 export const eventTopicAttributes = z.object({

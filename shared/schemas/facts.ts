@@ -59,6 +59,10 @@ export const eventData = z.object({
   privacy: z.enum(["public", "private"]),
   "can-pay-by-stripe": z.boolean(),
   "is-stripe-linked": z.boolean(),
+  "payment-currency": z.string().regex(/^[A-Z]{3}$/).nullable().optional().meta({
+    description: "ISO 4217 code, upper case; null: none set. Added without a new version: " +
+      "facts published before it have no such field.",
+  }),
   "created-at": createdAt,
   "deleted-at": deletedAt,
   "event-topic": ref("event topic").nullable(),

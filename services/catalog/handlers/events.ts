@@ -280,6 +280,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     state: attrs.state,
     privacy: attrs.privacy,
     can_pay_by_stripe: attrs["can-pay-by-stripe"],
+    payment_currency: attrs["payment-currency"] ?? null,
   };
   // The creator becomes the owner: one transaction, two facts.
   const { owner_role: _, ...event } = await changeWithFact(
@@ -328,6 +329,7 @@ function updatedValues(attrs: z.infer<typeof eventUpdateAttributes>): EventValue
   if (attrs["can-pay-by-stripe"] !== undefined) {
     values.can_pay_by_stripe = attrs["can-pay-by-stripe"];
   }
+  if (attrs["payment-currency"] !== undefined) values.payment_currency = attrs["payment-currency"];
   return values;
 }
 

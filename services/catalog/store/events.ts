@@ -172,6 +172,7 @@ export interface EventValues {
   state?: string;
   privacy?: string;
   can_pay_by_stripe?: boolean;
+  payment_currency?: string | null;
   event_topic_id?: string | null;
   event_sub_topic_id?: string | null;
   /** Only ever null: an admin restores a soft-deleted event (handlers/events.ts `restores`). */

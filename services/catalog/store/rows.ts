@@ -64,6 +64,8 @@ export type EventRow = {
   can_pay_by_stripe: boolean;
   is_stripe_linked: boolean;
   stripe_linked_at: Date | null;
+  /** ISO 4217, upper case (0007_payment_currency.sql); null: none sent. */
+  payment_currency: string | null;
   event_topic_id: string | null;
   event_sub_topic_id: string | null;
   owner_id: string | null;
