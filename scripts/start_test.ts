@@ -47,6 +47,17 @@ async function run(script: string, env: Record<string, string>): Promise<Outcome
 }
 
 /** Exit code 1, one line on stderr that matches `cause`, and no stack trace anywhere. */
+/** The gateway's one line for a listening address in use, naming the setting to change. */
+function assertPortInUse(outcome: Outcome, port: number, setting: string): void {
+  assertOneLine(
+    outcome,
+    new RegExp(
+      `^gateway: Cannot listen on 127\\.0\\.0\\.1:${port}: it is in use\\. ` +
+        `Stop what uses it, or set ${setting} to a free port\\.$`,
+    ),
+  );
+}
+
 function assertOneLine(outcome: Outcome, cause: RegExp): void {
   const all = outcome.stdout + outcome.stderr;
   // Deno's own progress lines appear only while a cold cache fills; they are not ours.
@@ -432,13 +443,7 @@ Deno.test({
         BUS_PREFIX: common.BUS_PREFIX,
         JWT_SECRET: "set",
       });
-      assertOneLine(
-        busy,
-        new RegExp(
-          `^gateway: Cannot listen on 127\\.0\\.0\\.1:${port}: it is in use\\. ` +
-            "Stop what uses it, or set PORT to a free port\\.$",
-        ),
-      );
+      assertPortInUse(busy, port, "PORT");
     });
     // Found following the README (2026-12-04): a METRICS_ADDR in use told the operator to set
     // PORT, which was free, and named no address.
@@ -452,13 +457,7 @@ Deno.test({
         BUS_PREFIX: common.BUS_PREFIX,
         JWT_SECRET: "set",
       });
-      assertOneLine(
-        busy,
-        new RegExp(
-          `^gateway: Cannot listen on 127\\.0\\.0\\.1:${port}: it is in use\\. ` +
-            "Stop what uses it, or set METRICS_ADDR to a free port\\.$",
-        ),
-      );
+      assertPortInUse(busy, port, "METRICS_ADDR");
     });
   },
 });
