@@ -6,6 +6,7 @@
  */
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
+import { ConflictError } from "@shared/errors.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
 import { catalogFact } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
@@ -75,20 +76,27 @@ export async function ensureFirstAdmin(
   const password = generated ? crypto.randomUUID().replaceAll("-", "") : config.adminPassword!;
   const passwordHash = await hashPassword(password, config.passwordIterations);
   const matches = (stored: string) => verifyPassword(password, stored);
-  const made = await changeWithFact(
-    sql,
-    relay,
-    async (tx) => {
-      // Another instance starting at the same time waits here, then finds what this one made.
-      await lockFirstAdmin(tx);
-      if (generated && await anyAdmin(tx)) return null;
-      return await upsertAdmin(tx, email, { passwordHash, matches });
-    },
-    (made) =>
-      made?.changed
-        ? catalogFact(null, "user", made.created ? "created" : "updated", made.row)
-        : null,
-  );
+  const makeAdmin = () =>
+    changeWithFact(
+      sql,
+      relay,
+      async (tx) => {
+        // Another instance starting at the same time waits here, then finds what this one made.
+        await lockFirstAdmin(tx);
+        if (generated && await anyAdmin(tx)) return null;
+        return await upsertAdmin(tx, email, { passwordHash, matches });
+      },
+      (made) =>
+        made?.changed
+          ? catalogFact(null, "user", made.created ? "created" : "updated", made.row)
+          : null,
+    );
+  // A sign-up of that email committing meanwhile (unseen, then its row in the way of the insert)
+  // stopped the start with a 409; once more, the account is found and made the admin.
+  const made = await makeAdmin().catch((error) => {
+    if (error instanceof ConflictError) return makeAdmin();
+    throw error;
+  });
   if (!made) return;
   if (generated) {
     // Shown once, on stdout only: never through the logger, nor console.log, which Deno's

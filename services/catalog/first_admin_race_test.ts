@@ -66,3 +66,32 @@ Deno.test("[catalog] two instances starting at once with no admin show one passw
   const [, email, password] = shown[0];
   assert.equal(await logsIn(system, email, password), 200);
 });
+
+// Found by a review: a sign-up of exactly ADMIN_EMAIL, written but not yet committed when the
+// catalog made its admin, was not seen by it; its insert then waited on the sign-up's and failed
+// on the taken email, and the catalog stopped at start with a 409.
+Deno.test("[catalog] a sign-up of ADMIN_EMAIL committing while the catalog starts: the account is made the admin", async () => {
+  await using system = await startTestSystem();
+  const email = `ops-${crypto.randomUUID().slice(0, 8)}@example.test`;
+  const password = "the operator's own password";
+  const signUp = await system.sql.reserve();
+  try {
+    await signUp`begin`;
+    await signUp`insert into users (email, password_hash) values (${email}, 'not a hash')`;
+    const start = ensureFirstAdmin({
+      sql: system.sql,
+      relay: system.catalog.relay,
+      config: { ...system.config, adminEmail: email, adminPassword: password },
+      log: quiet,
+    }).then(() => "fulfilled", (error) => String(error));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await signUp`commit`;
+    assert.equal(await start, "fulfilled");
+  } finally {
+    signUp.release();
+  }
+  const rows = await system
+    .sql`select is_super_admin from users where lower(email) = lower(${email})`;
+  assert.deepEqual(rows.map((r) => r.is_super_admin), [true]);
+  assert.equal(await logsIn(system, email, password), 200);
+});
