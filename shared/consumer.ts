@@ -204,7 +204,7 @@ function readFact(
   if (type !== undefined && bus.subject(factSubject(type)) !== msg.subject) {
     return { reason: "its type differs from the subject it arrived on" };
   }
-  if ("unknownType" in read && read.unknownType !== undefined) return { newerType: type! };
+  if (!("fact" in read) && read.unknownType !== undefined) return { newerType: read.unknownType };
   return read;
 }
 

@@ -21,8 +21,9 @@ import { anyAdmin, lockFirstAdmin, upsertAdmin } from "./store/users.ts";
 /**
  * Refuses, before the catalog starts, ADMIN_EMAIL or ADMIN_PASSWORD set alone, and a value that
  * sign-up would refuse (an email address; MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters):
- * `notanemail` / `x` made a super admin with a password every API path refuses. The password is never quoted. Here,
- * not in loadConfig: the catalog alone reads these, and the gateway loads no payload schema.
+ * `notanemail` / `x` made a super admin with a password every API path refuses. The password is
+ * never quoted. Here, not in loadConfig: the catalog alone reads these, and the gateway loads no
+ * payload schema.
  */
 export function checkFirstAdminSettings(
   config: Pick<Config, "adminEmail" | "adminPassword">,
