@@ -459,6 +459,23 @@ Deno.test({
       });
       assertPortInUse(busy, port, "METRICS_ADDR");
     });
+    // An address not of this machine was blamed on HOST, which was fine (a last look, 2026-12-04).
+    await t.step(
+      "the gateway alone with its METRICS_ADDR on another machine's address",
+      async () => {
+        const elsewhere = await run("gateway/main.ts", {
+          PORT: String(freePort()),
+          METRICS_ADDR: "192.0.2.1:9100",
+          NATS_URL: nats.url,
+          BUS_PREFIX: common.BUS_PREFIX,
+          JWT_SECRET: "set",
+        });
+        assertOneLine(
+          elsewhere,
+          /^gateway: Cannot listen on 192\.0\.2\.1:9100: .*Set METRICS_ADDR to an address of this machine\.$/,
+        );
+      },
+    );
   },
 });
 

@@ -125,17 +125,11 @@ function processName(): string {
 
 /**
  * Failures a user causes that surface as thrown errors before any handler runs: a setting
- * `loadConfig` refuses ("Cannot read PORT: ..."), a port already in use. Every process entry
- * point imports this module, so they all end with one line instead of a stack trace; any other
- * uncaught error is a bug and keeps its stack.
+ * `loadConfig` refuses ("Cannot read PORT: ..."), an address `listenAt` cannot listen on. Every
+ * process entry point imports this module, so they all end with one line instead of a stack
+ * trace; any other uncaught error is a bug and keeps its stack.
  */
 export function userCausedLine(error: unknown): string | undefined {
-  if (error instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen: ${error.message}. Stop what uses HOST:PORT, or set PORT to a free port.`;
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen: ${error.message}. Set HOST to an address of this machine.`;
-  }
   if (!(error instanceof Error) || error.name !== "Error") return undefined;
   const setting = error.message.match(/^Cannot read ([A-Z_]+):/)?.[1];
   if (setting) return `${error.message}. Correct ${setting}, or unset it for its default.`;
@@ -153,9 +147,9 @@ export interface ListenTarget {
 
 /**
  * Runs `listen` (Deno.listen, Deno.serve, ...) and fails naming the setting to change: when the
- * host does not resolve (the bare lookup error left a stack trace), and when the address is in
- * use (the generic line told an operator whose METRICS_ADDR was busy to set PORT, found following
- * the README, 2026-12-04).
+ * host does not resolve (the bare lookup error left a stack trace), when the address is in use,
+ * and when it is not one of this machine's (a generic line told an operator whose METRICS_ADDR
+ * was at fault to set PORT or HOST, found following the README, 2026-12-04).
  */
 export async function listenAt<T>(
   target: ListenTarget,
@@ -169,6 +163,12 @@ export async function listenAt<T>(
       throw new Error(
         `Cannot listen on ${hostname}:${port}: it is in use. ` +
           `Stop what uses it, or set ${portSetting} to a free port.`,
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(
+        `Cannot listen on ${hostname}:${port}: ${error.message}. ` +
+          `Set ${hostSetting} to an address of this machine.`,
       );
     }
     if (!isLookupFailure(error)) throw error;
