@@ -1,8 +1,10 @@
 /**
  * The facts real services publish keep the published contract: a scripted scenario runs across
  * every publishing service (catalog, discounts, payments with the fake Stripe), then every fact
- * it left on the stream is validated with ajv against the schema the committed
- * blueprint/asyncapi.yaml gives its channel (as read by the AsyncAPI parser).
+ * it left on the stream is validated with ajv against the schema and the headers the committed
+ * blueprint/asyncapi.yaml gives its channel (as read by the AsyncAPI parser), and against the
+ * envelope and payload schemas blueprint/fact-schemas.json records (with the date-time patterns
+ * the AsyncAPI document leaves out): the two published contracts a subscriber may build on.
  */
 import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
@@ -15,28 +17,70 @@ import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_
 import { storedMessages } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
 import { OUTPUT } from "./asyncapi.ts";
+import { readSnapshot } from "./fact_schemas.ts";
 
-/** One ajv validator per channel address, from the committed document. */
-async function validatorsByAddress(): Promise<Map<string, ValidateFunction>> {
-  const { document } = await new Parser().parse(await Deno.readTextFile(OUTPUT));
-  assert.ok(document, "the AsyncAPI document parses");
+/** A channel's validators: the message payload and its headers. */
+interface ChannelCheck {
+  payload: ValidateFunction;
+  headers: ValidateFunction;
+}
+
+/** ajv as the checks use it: formats on, every error reported. */
+function newAjv(): Ajv {
   // The parser adds `x-parser-*` annotations to every schema: not keywords, so not strict.
   const ajv = new Ajv({ strict: false, allErrors: true });
   (addFormats as unknown as (ajv: Ajv) => void)(ajv);
-  const out = new Map<string, ValidateFunction>();
+  return ajv;
+}
+
+/** One payload and one headers validator per channel address, from the committed document. */
+async function validatorsByAddress(): Promise<Map<string, ChannelCheck>> {
+  const { document } = await new Parser().parse(await Deno.readTextFile(OUTPUT));
+  assert.ok(document, "the AsyncAPI document parses");
+  const ajv = newAjv();
+  const out = new Map<string, ChannelCheck>();
   for (const channel of document.channels().all()) {
     const [message] = channel.messages().all();
-    out.set(channel.address()!, ajv.compile(message.payload()!.json()));
+    out.set(channel.address()!, {
+      payload: ajv.compile(message.payload()!.json()),
+      headers: ajv.compile(message.headers()!.json()),
+    });
   }
   return out;
 }
 
-/** Every raw message on the test system's fact stream: its subject and body. */
-async function rawFacts(p: PaymentsSystem): Promise<{ subject: string; body: unknown }[]> {
+/**
+ * Validators from the committed blueprint/fact-schemas.json (the envelope, and each type's data
+ * with the date-time patterns the AsyncAPI document leaves out for readers).
+ */
+async function recordedValidators() {
+  const snapshot = await readSnapshot();
+  const ajv = newAjv();
+  const data = new Map(
+    Object.entries(snapshot.data).map(([type, schema]) => [type, ajv.compile(schema)]),
+  );
+  return { envelope: ajv.compile(snapshot.envelope!), data };
+}
+
+/** A raw message on the fact stream: its subject, headers (first value each) and body. */
+interface RawFact {
+  subject: string;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** Every raw message on the test system's fact stream. */
+async function rawFacts(p: PaymentsSystem): Promise<RawFact[]> {
   await p.system.catalog.relay.flush();
   await p.payments.relay.flush();
   const messages = await storedMessages(p.system.bus, facts.stream(p.system.prefix));
-  return messages.map((message) => ({ subject: message.subject, body: message.json() }));
+  return messages.map((message) => ({
+    subject: message.subject,
+    headers: Object.fromEntries(
+      [...(message.header?.keys() ?? [])].map((key) => [key, message.header.get(key)]),
+    ),
+    body: message.json(),
+  }));
 }
 
 /** The discounts service on the payments test system (catalog, payments already run there). */
@@ -187,7 +231,7 @@ async function deletions(p: PaymentsSystem, made: Awaited<ReturnType<typeof cata
   expectStatus(await system.call("DELETE", `/v1/users/${made.user.id}`, { token: admin }), 200);
 }
 
-Deno.test("[facts] every fact of a scenario across all services matches its AsyncAPI schema", async () => {
+Deno.test("[facts] every fact of a scenario across all services matches its AsyncAPI message and recorded schemas", async () => {
   await using p = await startPaymentsSystem();
   const discounts = await withDiscounts(p);
   const made = await catalogScenario(p);
@@ -198,15 +242,28 @@ Deno.test("[facts] every fact of a scenario across all services matches its Asyn
   await discounts.relay.flush();
 
   const validators = await validatorsByAddress();
+  const recorded = await recordedValidators();
   const prefix = p.system.prefix;
   const seen = new Set<string>();
   const messages = await rawFacts(p);
-  for (const { subject, body } of messages) {
+  for (const { subject, headers, body } of messages) {
     const address = subject.replace(`${prefix}.`, "{prefix}.");
-    const validate = validators.get(address);
-    assert.ok(validate, `no channel in the document for ${subject}`);
-    assert.ok(validate(body), `${subject}: ${JSON.stringify(validate.errors)}`);
-    seen.add((body as { type: string }).type);
+    const check = validators.get(address);
+    assert.ok(check, `no channel in the document for ${subject}`);
+    assert.ok(check.payload(body), `${subject}: ${JSON.stringify(check.payload.errors)}`);
+    // The headers the document says every fact has (subscribers may rely on them).
+    assert.ok(
+      check.headers(headers),
+      `${subject} headers: ${JSON.stringify(check.headers.errors)}`,
+    );
+    const fact = body as { type: string; id: string; data: unknown };
+    assert.equal(headers["Nats-Msg-Id"], fact.id, `${subject}: the message id is the fact id`);
+    // And the record subscribers' schemas are checked against, date-time patterns included.
+    assert.ok(recorded.envelope(body), `${subject}: ${JSON.stringify(recorded.envelope.errors)}`);
+    const data = recorded.data.get(fact.type);
+    assert.ok(data, `${fact.type} is not in blueprint/fact-schemas.json`);
+    assert.ok(data(fact.data), `${subject} data: ${JSON.stringify(data.errors)}`);
+    seen.add(fact.type);
   }
   // The scenario reaches every registered fact type (so every schema met a real fact).
   const missing = factKinds().map((kind) => kind.type).filter((type) => !seen.has(type));
@@ -216,6 +273,8 @@ Deno.test("[facts] every fact of a scenario across all services matches its Asyn
   const broken = structuredClone(first.body) as { data: Record<string, unknown> };
   broken.data.created_at = broken.data["created-at"];
   delete broken.data["created-at"];
-  const validate = validators.get(first.subject.replace(`${prefix}.`, "{prefix}."))!;
-  assert.equal(validate(broken), false);
+  const check = validators.get(first.subject.replace(`${prefix}.`, "{prefix}."))!;
+  assert.equal(check.payload(broken), false);
+  assert.equal(recorded.data.get((first.body as { type: string }).type)!(broken.data), false);
+  assert.equal(check.headers({ ...first.headers, "content-type": "application/json" }), false);
 });
