@@ -138,9 +138,10 @@ export interface FactConsumerOptions<S extends string = string> {
   dependencyProblem?: () => Promise<string | undefined>;
   /**
    * Deliver facts of types this process does not know yet (a producer deployed before it)
-   * instead of parking them, their data reduced to what is safe to read unchecked (the `id`, and
+   * instead of skipping them, their data reduced to what is safe to read unchecked (the `id`, and
    * `event` when a string): for subscribers that must see every change whatever its type, such as
-   * the audit log. Default false: parked, as their data cannot be checked.
+   * the audit log. Default false: skipped (acknowledged unhandled), as their data cannot be
+   * checked. Either way one without a resource id, or with a malformed type, is parked.
    */
   unknownTypes?: boolean;
 }
