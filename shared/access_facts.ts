@@ -11,8 +11,9 @@
  * deletion, identifier, `can-pay-by-stripe`: `catalog.event.*`), the caller's roles (which also
  * make a draft visible: `catalog.users-events-role.*`, which drop all of that user's answers,
  * since an answer for an event it could not see is keyed only by what was asked), and the
- * event's `is-stripe-linked`, which the catalog sets after payments' facts without a fact of
- * its own (`payments.stripe-authorization.*`: dropped and settled).
+ * event's `is-stripe-linked`, which the catalog sets a moment after payments' facts and then
+ * announces as `catalog.event.updated` (`payments.stripe-authorization.*`: dropped and settled,
+ * so an answer read before the catalog applied it does not live long).
  */
 import type { Bus } from "./bus.ts";
 import type { Logger } from "./log.ts";

@@ -11,8 +11,8 @@
  * - an answer is not stored when one of its tags was dropped, or the projection emptied, while
  *   it was being fetched (it may have been read before the change);
  * - an answer fetched within `settleMs` of a `settle` of one of its tags lives only until
- *   `settleMs` after it: the catalog applies payments' facts (`isStripeLinked`) a moment later,
- *   without a fact of its own;
+ *   `settleMs` after it: the catalog applies payments' facts (`isStripeLinked`) a moment later
+ *   (its own `catalog.event.updated` follows, but an answer read in between must not outlive it);
  * - while suspended (the fact subscription is interrupted) nothing is served or stored, and
  *   both suspending and resuming empty it.
  *
