@@ -107,6 +107,9 @@ async function post(
         ...options.headers,
       },
       body: new URLSearchParams(options.form),
+      // A redirect is Stripe's answer, never followed: a 307 or 308 would post the platform's
+      // secret key and the code again, to wherever its Location points.
+      redirect: "manual",
       signal: AbortSignal.timeout(settings.timeoutMs),
     });
     text = await response.text();

@@ -128,3 +128,50 @@ Deno.test("[payments] scrub blanks what was sent and Stripe-shaped secrets", () 
   // A long one wherever it stands.
   assert.equal(scrub("code=xLONGVALUE1x", ["LONGVALUE1"]), "code=x[redacted]x");
 });
+
+/** A stand-in for Stripe that answers every call with `reply`, for answers the fake never gives. */
+async function withStripeAnswering(
+  reply: () => Response,
+  run: (settings: StripeSettings) => Promise<void>,
+): Promise<void> {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    await request.body?.cancel();
+    return reply();
+  });
+  try {
+    const connectUrl = `http://127.0.0.1:${server.addr.port}`;
+    await run({ connectUrl, secretKey: SECRET, clientId: CLIENT, timeoutMs: 1000 });
+  } finally {
+    await server.shutdown();
+  }
+}
+
+const KEYS = {
+  access_token: "sk_test_connected_0123456789",
+  refresh_token: "rt_0123456789",
+  stripe_user_id: "acct_0123456789",
+  stripe_publishable_key: "pk_test_0123456789",
+  scope: "read_write",
+  livemode: false,
+};
+
+Deno.test("[payments] a redirect from Stripe's endpoint is not followed with the secrets", async (t) => {
+  const posted: string[] = [];
+  await using elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (
+    request,
+  ) => {
+    posted.push(await request.text() + (request.headers.get("authorization") ?? ""));
+    return Response.json(KEYS);
+  });
+  const location = `http://127.0.0.1:${elsewhere.addr.port}/elsewhere`;
+  for (const status of [301, 302, 307, 308]) {
+    const redirect = () => new Response(null, { status, headers: { Location: location } });
+    await t.step(`${status}: 502, nothing sent elsewhere`, async () => {
+      await withStripeAnswering(redirect, async (settings) => {
+        await assert.rejects(() => exchangeCode(settings, "ac_0123456789"), BadGatewayError);
+        await assert.rejects(() => deauthorize(settings, "acct_0123456789"), BadGatewayError);
+      });
+      assert.deepEqual(posted, []);
+    });
+  }
+});
