@@ -160,16 +160,50 @@ function text(value: unknown): string | null {
   return typeof value === "string" && value ? value : null;
 }
 
+/** The fields of a code exchange's answer that are stored as text. */
+const STORED_TEXT = [
+  "access_token",
+  "refresh_token",
+  "stripe_user_id",
+  "stripe_publishable_key",
+  "scope",
+];
+
+/**
+ * Whether a stored field of Stripe's answer holds a NUL, which Postgres refuses in text: Stripe
+ * failing (502), where the insert's refusal was answered as the client's 400 (until 2026-12-04).
+ */
+function holdsNul(body: Record<string, unknown>): boolean {
+  return STORED_TEXT.some((field) => {
+    const value = body[field];
+    return typeof value === "string" && value.includes("\0");
+  });
+}
+
+/** What a caller of `exchangeCode` learns on the way. */
+export interface ExchangeOptions {
+  /**
+   * Called with the account a successful answer names, before the rest of it is checked: Stripe
+   * has connected that account to the platform, so a caller that cannot store the answer (a key
+   * missing or unstorable, like any later failure) must release it.
+   */
+  onAccount?: (accountId: string) => void;
+}
+
 /**
  * Exchanges an OAuth authorization code at `<connectUrl>/oauth/token`.
  *
  * @example
  * ```ts ignore
- * const tokens = await exchangeCode(settings, "ac_123");
+ * const tokens = await exchangeCode(settings, "ac_123", { onAccount: (id) => remember(id) });
  * console.log(tokens.publishableKey);
  * ```
  */
-export async function exchangeCode(settings: StripeSettings, code: string): Promise<StripeTokens> {
+export async function exchangeCode(
+  settings: StripeSettings,
+  code: string,
+  options: ExchangeOptions = {},
+): Promise<StripeTokens> {
   const sent = [code, settings.secretKey];
   const reply = await post(settings, "oauth_token", {
     form: { client_secret: settings.secretKey, code, grant_type: "authorization_code" },
@@ -183,11 +217,15 @@ export async function exchangeCode(settings: StripeSettings, code: string): Prom
     throw new BadGatewayError(`Cannot link Stripe: Stripe answered with status ${reply.status}`);
   }
   const body = reply.body;
-  const accessToken = text(body.access_token);
   const accountId = text(body.stripe_user_id);
+  if (accountId) options.onAccount?.(accountId);
+  const accessToken = text(body.access_token);
   const publishableKey = text(body.stripe_publishable_key);
   if (!accessToken || !accountId || !publishableKey) {
     throw new BadGatewayError("Cannot link Stripe: Stripe's answer lacks the account's keys");
+  }
+  if (holdsNul(body)) {
+    throw new BadGatewayError("Cannot link Stripe: Stripe's answer holds a NUL character");
   }
   return {
     accessToken,

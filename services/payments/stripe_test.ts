@@ -155,6 +155,33 @@ const KEYS = {
   livemode: false,
 };
 
+Deno.test("[payments] exchangeCode answers 502 to a Stripe answer it cannot store", async (t) => {
+  const cases: [string, () => Response][] = [
+    ["an HTML page with 200", () => new Response("<html>maintenance</html>", { status: 200 })],
+    ["an HTML page with 400", () => new Response("<html>bad</html>", { status: 400 })],
+    ["a 200 without the keys", () => Response.json({ token_type: "bearer" })],
+    ["a 200 with keys that are not text", () => Response.json({ ...KEYS, stripe_user_id: 42 })],
+    // Postgres refuses NUL in text: the client was told 400 "Cannot read a value", as if it
+    // had sent something wrong, for Stripe's answer.
+    [
+      "a publishable key with a NUL",
+      () => Response.json({ ...KEYS, stripe_publishable_key: "pk_test_01\u000023" }),
+    ],
+    ["a scope with a NUL", () => Response.json({ ...KEYS, scope: "read\u0000write" })],
+  ];
+  for (const [name, reply] of cases) {
+    await t.step(name, async () => {
+      await withStripeAnswering(reply, async (settings) => {
+        await assert.rejects(() => exchangeCode(settings, "ac_0123456789"), (error: Error) => {
+          assert.ok(error instanceof BadGatewayError, `${name}: ${error}`);
+          assert.match(error.message, /^Cannot link Stripe: /);
+          return true;
+        });
+      });
+    });
+  }
+});
+
 Deno.test("[payments] a redirect from Stripe's endpoint is not followed with the secrets", async (t) => {
   const posted: string[] = [];
   await using elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (

@@ -185,7 +185,7 @@ export async function createStripeAuthorization(
   const { caller, event, code } = await linkTarget(ctx, req);
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
-  let exchanged: Account | undefined;
+  let exchanged: string | undefined;
   const row = await changeWithFact(
     ctx.sql,
     ctx.relay,
@@ -195,9 +195,8 @@ export async function createStripeAuthorization(
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
       await requireEventStillLive(ctx, tx, req, event.id);
-      const tokens = await exchangeCode(settings, code);
+      const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchanged = id });
       const sealed = await sealTokens(box, event.id, tokens);
-      exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
       const digest = await codeDigest(box, event.id, code);
       return await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
     },
@@ -285,15 +284,17 @@ type Account = { id: string; lookup: string };
 
 /**
  * An account exchanged for a change that did not commit (a deadline, a lost race, Postgres lost
- * mid-change, or, with an Idempotency-Key, the held transaction refused at commit after the
- * handler returned): it must not stay connected without a row. Queued on its own (the change's
- * transaction is gone) and released after the reply: the exchange already took up to
- * STRIPE_TIMEOUT_MS. The release keeps it if a row uses it (a COMMIT whose outcome was lost).
+ * mid-change, an answer from Stripe that cannot be stored, or, with an Idempotency-Key, the held
+ * transaction refused at commit after the handler returned): it must not stay connected without a
+ * row. Queued on its own (the change's transaction is gone) and released after the reply: the
+ * exchange already took up to STRIPE_TIMEOUT_MS. The release keeps it if a row uses it (a COMMIT
+ * whose outcome was lost).
  */
-function releaseUnstored(ctx: PaymentsContext, exchanged: Account | undefined): void {
-  if (!exchanged) return;
+function releaseUnstored(ctx: PaymentsContext, accountId: string | undefined): void {
+  if (accountId === undefined) return;
   ctx.background.run(async () => {
-    await queueWhileUnreachable(ctx, exchanged);
+    const lookup = await secretBox(ctx).digest(accountId);
+    await queueWhileUnreachable(ctx, { id: accountId, lookup });
     await releaseQueued(ctx);
   });
 }
@@ -331,7 +332,7 @@ async function relink(
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
   const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
-  let exchanged: Account | undefined;
+  let exchanged: string | undefined;
   const updated = await changeWithFact(
     ctx.sql,
     ctx.relay,
@@ -339,14 +340,13 @@ async function relink(
       await holdAccountsLock(ctx, tx);
       // Unlinked or re-linked while this waited: 404/409 before the code is spent.
       await requireUnchanged(tx, row);
-      const tokens = await exchangeCode(settings, code);
+      const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchanged = id });
       const sealed = await sealTokens(box, row.event_id, tokens);
-      exchanged = { id: tokens.accountId, lookup: sealed.account_lookup };
       const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
       // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
       const updated = await replaceAuthorization(tx, row, values) ?? changedMeanwhile();
       // The old account's release, as durable as the change that frees it.
-      if (oldAccount.lookup !== exchanged.lookup) await queueRelease(ctx, tx, oldAccount);
+      if (oldAccount.lookup !== sealed.account_lookup) await queueRelease(ctx, tx, oldAccount);
       return updated;
     },
     (updated) => authorizationFact(factActor(caller), "updated", updated),
