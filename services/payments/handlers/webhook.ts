@@ -100,7 +100,7 @@ function received(extra: Record<string, unknown> = {}): HttpReply {
   return { status: 200, body: { received: true, ...extra } };
 }
 
-/** The signed event, or 503 when STRIPE_WEBHOOK_SECRET is not set (401 for a bad signature). */
+/** The signed event, or 503 when STRIPE_WEBHOOK_SECRET is not set (400 for a bad signature). */
 async function verifiedEvent(ctx: PaymentsContext, req: HttpRequest): Promise<StripeEvent> {
   const secret = ctx.config.stripeWebhookSecret;
   if (!secret) {
