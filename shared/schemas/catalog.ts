@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { lenientBoolean, lenientNumber } from "./lenient.ts";
 import { inStoredYears, readDateTime } from "../date_time.ts";
+import { isEmailAddress } from "./email.ts";
 
 const DATE_TIME_FORMAT = "must be an ISO 8601 date-time with a timezone";
 
@@ -152,7 +153,9 @@ export const passwordChangeSchema = z.object({
 
 /** A user as sent on sign-up; the admin flags are honoured for super admins only. */
 export const userCreateAttributes = z.object({
-  "email": storableText.pipe(z.email("must be an email address").max(320)),
+  "email": storableText.pipe(
+    z.string().max(320).refine(isEmailAddress, "must be an email address"),
+  ),
   "password": password,
   "first-name": optionalText(255),
   "last-name": optionalText(255),
