@@ -686,3 +686,32 @@ Deno.test("[catalog] POST /v1/users takes every address the original and its web
     }
   });
 });
+
+Deno.test("[catalog] POST /v1/auth/login names the member it lacks; an overlong password is a 401", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+
+  await t.step("a missing or malformed member is a 422 pointing at that member", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ password: "whatever1" }, "/email"],
+      [{ email: 12345, password: "whatever1" }, "/email"],
+      [{ email: user.email }, "/password"],
+      [{ email: user.email, password: 5 }, "/password"],
+    ];
+    for (const [body, pointer] of cases) {
+      const reply = await login(system, "/v1/auth/login", body);
+      expectError(reply, 422, { pointer }, JSON.stringify(body));
+    }
+  });
+
+  await t.step(
+    "a password longer than any account's is wrong credentials, not missing",
+    async () => {
+      // Sign-up takes at most 1024 characters: no account has a longer one (the original: 401).
+      for (const email of [user.email, "nobody@example.com"]) {
+        const reply = await login(system, "/v1/auth/login", { email, password: "x".repeat(1025) });
+        expectError(reply, 401, {}, email);
+      }
+    },
+  );
+});

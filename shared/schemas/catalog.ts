@@ -116,7 +116,7 @@ const optionalText = (max: number) => storableText.pipe(z.string().max(max)).nul
 
 /** The shortest password sign-up, a PATCH and a password change accept. */
 export const MIN_PASSWORD_LENGTH = 8;
-/** The longest password sign-up and a login accept. */
+/** The longest password sign-up takes (a longer one at login matches no account: 401). */
 export const MAX_PASSWORD_LENGTH = 1024;
 
 /**
@@ -132,7 +132,8 @@ export const loginSchema = z.preprocess(
   z.object({
     // Trimmed, as the original stripped it: a login form sends what was typed, spaces included.
     email: storableText.pipe(z.string().trim().min(1).max(320)),
-    password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
+    // No maximum: an overlong password is wrong credentials (401), which the login answers.
+    password: z.string().min(1),
   }),
 );
 

@@ -14,7 +14,12 @@ import {
 } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import { notFound, requireLogin } from "@shared/handlers/mod.ts";
-import { loginSchema, MIN_PASSWORD_LENGTH, passwordChangeSchema } from "@shared/schemas/catalog.ts";
+import {
+  loginSchema,
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  passwordChangeSchema,
+} from "@shared/schemas/catalog.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { CatalogContext } from "../context.ts";
 import { catalogFact } from "../fact_payloads.ts";
@@ -51,15 +56,22 @@ export async function issueToken(
 
 /**
  * The live user whose email and password `body` holds (`{"email","password"}`, or `username`):
- * 422 when either is missing, 401 when they do not match. An unknown email costs the same PBKDF2
- * work as a wrong password: the time tells nothing.
+ * 422 pointing at the member missing (or not a string), 401 when they do not match. An unknown
+ * email costs the same PBKDF2 work as a wrong password: the time tells nothing. A password longer
+ * than sign-up takes matches no account: 401 at once, as the original answered it (until
+ * 2026-12-04 a 422 saying the password was missing), whatever the email, so it tells nothing
+ * either.
  */
 async function authenticate(ctx: CatalogContext, body: unknown, action: string) {
   const parsed = loginSchema.safeParse(body);
   if (!parsed.success) {
+    const member = parsed.error.issues[0]?.path[0] === "password" ? "password" : "email";
     throw new UnprocessableError(`Cannot ${action}: email and password are required`, {
-      pointer: "/email",
+      pointer: `/${member}`,
     });
+  }
+  if (parsed.data.password.length > MAX_PASSWORD_LENGTH) {
+    throw new UnauthorizedError(`Cannot ${action}: wrong email or password`);
   }
   const user = await findUserForLogin(ctx.sql, parsed.data.email);
   const stored = user?.password_hash ?? dummyHash(ctx.config.passwordIterations);
