@@ -364,3 +364,63 @@ Deno.test("[catalog] purging a sub-topic unlinks its events, each with a fact", 
   assert.equal((updated as Record<string, unknown>)["event-sub-topic"], null);
   assert.equal((updated as Record<string, unknown>)["event-topic"], topic);
 });
+
+Deno.test("[catalog] /v1/event-sub-topics ignores relationships it does not have, refuses events", async (t) => {
+  await using system = await startTestSystem();
+  const admin = system.admin.token;
+  const topicId = await system.createTopic("Optics");
+  // open-event-frontend's sub-topic model sends `custom-placeholder` (a relationship left out
+  // here) on every save; the original ignored names it did not know.
+  const relationships = {
+    "event-topic": { data: { type: "event-topic", id: topicId } },
+    "custom-placeholder": { data: null },
+  };
+  let subId = "";
+
+  await t.step("POST and PATCH as the web client sends them: 201, 200", async () => {
+    const created = await system.call("POST", "/v1/event-sub-topics", {
+      token: admin,
+      body: { data: { type: "event-sub-topic", attributes: { name: "Lenses" }, relationships } },
+    });
+    expectStatus(created, 201);
+    subId = created.body.data.id;
+    const attributes = { ...created.body.data.attributes, name: "Lenses and mirrors" };
+    const patched = await system.call("PATCH", `/v1/event-sub-topics/${subId}`, {
+      token: admin,
+      body: { data: { type: "event-sub-topic", id: subId, attributes, relationships } },
+    });
+    expectStatus(patched, 200);
+    assert.equal(patched.body.data.attributes.slug, "lenses-and-mirrors");
+  });
+
+  await t.step(
+    "events sent on POST or PATCH: 422, as on a topic, and nothing is linked",
+    async () => {
+      const owner = await system.signUp();
+      const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+      const events = { data: [{ type: "event", id: event.id }] };
+      const data = {
+        type: "event-sub-topic",
+        attributes: { name: "Prisms" },
+        relationships: { ...relationships, events },
+      };
+      for (
+        const [method, path, body] of [
+          ["POST", "/v1/event-sub-topics", { data }],
+          ["PATCH", `/v1/event-sub-topics/${subId}`, { data: { ...data, id: subId } }],
+        ] as const
+      ) {
+        expectError(
+          await system.call(method, path, { token: admin, body }),
+          422,
+          { pointer: "/data/relationships/events" },
+        );
+      }
+      const [{ count }] = await system.sql`select count(*)::int as count from event_sub_topics
+      where name = 'Prisms'`;
+      assert.equal(count, 0);
+      const linked = await system.call("GET", `/v1/event-sub-topics/${subId}/events`);
+      assert.deepEqual(linked.body.data, []);
+    },
+  );
+});

@@ -30,6 +30,12 @@ import {
 
 const TABLE = "event_sub_topics";
 const TOPIC_POINTER = { pointer: "/data/relationships/event-topic" };
+/**
+ * What a body may set: its topic. `events` change through the events (422 here, as on a topic;
+ * it used to be read and dropped); names the resource does not have, such as the
+ * `custom-placeholder` open-event-frontend's model sends on every save, are ignored.
+ */
+const WRITABLE = { "event-topic": eventSubTopicDef.relationships!["event-topic"] };
 
 /**
  * The id of the topic the body's `event-topic` names, locked until the write ends (a topic
@@ -54,7 +60,8 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const query = parseSingleQuery(call.req.query, eventSubTopicQuery);
   const doc = parseResourceDocument(call.req.body, {
     type: "event-sub-topic",
-    relationships: eventSubTopicDef.relationships,
+    relationships: WRITABLE,
+    known: eventSubTopicDef.relationships,
   });
   const attrs = validateAttributes(eventSubTopicAttributes, doc.attributes);
   const ref = doc.relationships["event-topic"];
@@ -89,7 +96,8 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const doc = parseResourceDocument(call.req.body, {
     type: "event-sub-topic",
     id: call.req.params.id,
-    relationships: eventSubTopicDef.relationships,
+    relationships: WRITABLE,
+    known: eventSubTopicDef.relationships,
   });
   const attrs = validateAttributes(eventSubTopicAttributes.partial(), doc.attributes);
   const values: Record<string, string> = {};
