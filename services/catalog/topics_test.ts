@@ -424,3 +424,39 @@ Deno.test("[catalog] /v1/event-sub-topics ignores relationships it does not have
     },
   );
 });
+
+Deno.test("[catalog] a trashed sub-topic's topic resolves for an admin asking ?get_trashed=true", async () => {
+  await using system = await startTestSystem();
+  const admin = system.admin.token;
+  const topicId = await system.createTopic("Trashed along");
+  const subId = await system.createSubTopic(topicId, "Child");
+  expectStatus(await system.call("DELETE", `/v1/event-topics/${topicId}`, { token: admin }), 200);
+  const trashed = "?get_trashed=true";
+  const sub = await system.call("GET", `/v1/event-sub-topics/${subId}${trashed}`, {
+    token: admin,
+  });
+  const linkage = { type: "event-topic", id: topicId };
+  assert.deepEqual(sub.body.data.relationships["event-topic"].data, linkage);
+  // The linkage the sub-topic shows, its related link and its relationship link agree.
+  const related = await system.call("GET", `/v1/event-sub-topics/${subId}/event-topic${trashed}`, {
+    token: admin,
+  });
+  expectStatus(related, 200);
+  assert.equal(related.body.data.id, topicId);
+  assert.notEqual(related.body.data.attributes["deleted-at"], null);
+  const relationship = await system.call(
+    "GET",
+    `/v1/event-sub-topics/${subId}/relationships/event-topic${trashed}`,
+    { token: admin },
+  );
+  assert.deepEqual(relationship.body.data, linkage);
+  // Without asking, or asked by anyone else, it stays hidden: the sub-topic is a 404.
+  expectError(await system.call("GET", `/v1/event-sub-topics/${subId}/event-topic`), 404);
+  const user = await system.signUp();
+  expectError(
+    await system.call("GET", `/v1/event-sub-topics/${subId}/event-topic${trashed}`, {
+      token: user.token,
+    }),
+    404,
+  );
+});

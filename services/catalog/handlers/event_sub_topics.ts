@@ -1,10 +1,11 @@
 /** Event sub-topics: public reads, admin writes; each belongs to one topic. One action per operation. */
 import { UnprocessableError } from "@shared/errors.ts";
-import { notFound, requireAdmin } from "@shared/handlers/mod.ts";
+import { notFound, requireAdmin, withTrashed } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { eventSubTopicAttributes } from "@shared/schemas/catalog.ts";
 import type { Queryable } from "@shared/db.ts";
+import type { SubTopicRow } from "../store/rows.ts";
 import type { CatalogContext } from "../context.ts";
 import { eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
 import { parseSingleQuery } from "@shared/query.ts";
@@ -127,14 +128,22 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   return { ...shown, cascaded };
 }
 
+/**
+ * The topic of `sub`: a trashed one too for an admin asking `?get_trashed=true` (who reaches a
+ * sub-topic trashed with its topic that way, and sees its linkage name that topic).
+ */
+function topicOf(ctx: CatalogContext, call: Call, sub: SubTopicRow) {
+  const trashed = withTrashed(call.caller, call.req.query);
+  return getTopic(ctx.sql, "event_topics", sub.event_topic_id, trashed);
+}
+
 /** `/events` or `/event-topic` of a sub-topic. */
 async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const sub = await topicOr404(ctx, call, TABLE);
   if (call.req.params.rel === "events") {
     return await renderEventsUnder(ctx, call, { subTopicId: sub.id });
   }
-  const topic = await getTopic(ctx.sql, "event_topics", sub.event_topic_id) ??
-    notFound("event topic", sub.event_topic_id);
+  const topic = await topicOf(ctx, call, sub) ?? notFound("event topic", sub.event_topic_id);
   return await renderRelatedOne(ctx, call, eventTopicDef, topic);
 }
 
@@ -146,7 +155,7 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
       parent: { def: eventSubTopicDef, row: sub },
     });
   }
-  const topic = await getTopic(ctx.sql, "event_topics", sub.event_topic_id);
+  const topic = await topicOf(ctx, call, sub);
   const parent = { def: eventSubTopicDef, row: sub };
   const related = { def: eventTopicDef, rows: topic ?? null };
   return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
