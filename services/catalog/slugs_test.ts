@@ -21,6 +21,12 @@ Deno.test("[catalog] slugify keeps letters and digits of every script", async (t
     assert.equal(slugify("Φυσική"), "φυσική");
     assert.equal(slugify("\u0301abc"), "abc", "a mark with no letter before it is dropped");
   });
+
+  await t.step("a long name is cut to 200 characters, never ending in a dash", () => {
+    const slug = slugify(`${"a".repeat(199)} & more`);
+    assert.equal(slug, "a".repeat(199));
+    assert.equal(slugify("b".repeat(250)), "b".repeat(200));
+  });
 });
 
 Deno.test("[catalog] topics and sub-topics named in non-Latin scripts get slugs", async (t) => {

@@ -44,8 +44,8 @@ export function slugify(name: string): string {
     .replace(/(^|[^\p{L}\p{M}])\p{M}+/gu, "$1")
     .normalize("NFC")
     .replace(/[^\p{L}\p{N}\p{M}]+/gu, "-").replace(/^-+|-+$/g, "");
-  // By code points: a cut never splits a character.
-  return Array.from(folded).slice(0, 200).join("");
+  // By code points: a cut never splits a character. A cut just after a word ends on a dash.
+  return Array.from(folded).slice(0, 200).join("").replace(/-+$/, "");
 }
 
 /** The slug of a name; 422 when nothing of it is left (no letter, no digit). */
