@@ -425,7 +425,7 @@ Deno.test("[catalog] /v1/event-sub-topics ignores relationships it does not have
   );
 });
 
-Deno.test("[catalog] a trashed sub-topic's topic resolves for an admin asking ?get_trashed=true", async () => {
+Deno.test("[catalog] a trashed topic and its sub-topics reach each other for an admin asking ?get_trashed=true", async () => {
   await using system = await startTestSystem();
   const admin = system.admin.token;
   const topicId = await system.createTopic("Trashed along");
@@ -450,6 +450,13 @@ Deno.test("[catalog] a trashed sub-topic's topic resolves for an admin asking ?g
     { token: admin },
   );
   assert.deepEqual(relationship.body.data, linkage);
+  // The other way: the sub-topics that went with the topic, as `/events` shows trashed events.
+  const subs = await system.call("GET", `/v1/event-topics/${topicId}/event-sub-topics${trashed}`, {
+    token: admin,
+  });
+  expectStatus(subs, 200);
+  assert.deepEqual(subs.body.data.map((s: { id: string }) => s.id), [subId]);
+  assert.equal(subs.body.meta.count, 1);
   // Without asking, or asked by anyone else, it stays hidden: the sub-topic is a 404.
   expectError(await system.call("GET", `/v1/event-sub-topics/${subId}/event-topic`), 404);
   const user = await system.signUp();

@@ -1,5 +1,5 @@
 /** Event topics: public reads, admin writes, slugs from names. One action per operation. */
-import { requireAdmin } from "@shared/handlers/mod.ts";
+import { requireAdmin, withTrashed } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
@@ -83,7 +83,12 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     return await renderEventsUnder(ctx, call, { topicId: topic.id });
   }
   const query = parseListQuery(call.req.query, eventSubTopicQuery);
-  const result = await listTopics(ctx.sql, "event_sub_topics", query, { topicId: topic.id });
+  // As `/events` here: an admin asking `?get_trashed=true` sees the trashed ones too (those
+  // trashed along with a trashed topic are reachable no other way).
+  const result = await listTopics(ctx.sql, "event_sub_topics", query, {
+    topicId: topic.id,
+    withTrashed: withTrashed(call.caller, query.extra),
+  });
   return await renderRelatedList(ctx, call, eventSubTopicDef, result, query);
 }
 
