@@ -65,6 +65,21 @@ export function handleAll<K extends HttpKey>(
   return out;
 }
 
+/**
+ * Whether a PATCH restores a soft-deleted row (an event, a user): an admin (who reaches it with
+ * `?get_trashed=true`) sending `deleted-at: null`, as the original's admin "Restore" does.
+ * Anything else sent as `deleted-at` stays ignored (clients send back what they read); before, a
+ * restore answered 200 and changed nothing.
+ */
+export function restores(
+  caller: Caller | null,
+  existing: { deleted_at: Date | null },
+  attributes: Record<string, unknown>,
+): boolean {
+  return isAdmin(caller) && existing.deleted_at !== null &&
+    Object.hasOwn(attributes, "deleted-at") && attributes["deleted-at"] === null;
+}
+
 export function viewer(caller: Caller | null): Viewer {
   return { id: caller?.id ?? null, admin: isAdmin(caller) };
 }

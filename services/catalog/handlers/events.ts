@@ -3,7 +3,6 @@ import { UnprocessableError } from "@shared/errors.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   deletedReplyOf,
-  isAdmin,
   notFound,
   permanentDelete,
   renderList,
@@ -23,7 +22,7 @@ import { eventAttributes, eventUpdateAttributes } from "@shared/schemas/catalog.
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { z } from "zod";
-import { type Caller, type CatalogContext, knownCaller, requireEventLevel } from "../context.ts";
+import { type CatalogContext, knownCaller, requireEventLevel } from "../context.ts";
 import {
   eventDef,
   eventQuery,
@@ -50,7 +49,16 @@ import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
 import { getTopic, lockLiveTopic } from "../store/topics.ts";
 import { getUser } from "../store/users.ts";
-import { type Call, cascade, commit, deleteWithFacts, fact, handleAll, viewer } from "./common.ts";
+import {
+  type Call,
+  cascade,
+  commit,
+  deleteWithFacts,
+  fact,
+  handleAll,
+  restores,
+  viewer,
+} from "./common.ts";
 import {
   loadIncluded,
   renderLinkageShown,
@@ -293,17 +301,6 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     ],
   );
   return await renderShown(ctx, caller, eventDef, event, query, { req: call.req, status: 201 });
-}
-
-/**
- * Whether a PATCH restores a soft-deleted event: an admin (who reaches it with `?get_trashed=true`)
- * sending `deleted-at: null`, as the original's admin "Restore" does. Anything else sent as
- * `deleted-at` stays ignored (clients send back what they read); before, a restore answered 200
- * and changed nothing.
- */
-function restores(caller: Caller | null, existing: EventRow, attributes: Record<string, unknown>) {
-  return isAdmin(caller) && existing.deleted_at !== null &&
-    Object.hasOwn(attributes, "deleted-at") && attributes["deleted-at"] === null;
 }
 
 /**
