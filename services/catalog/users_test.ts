@@ -715,3 +715,130 @@ Deno.test("[catalog] POST /v1/auth/login names the member it lacks; an overlong 
     },
   );
 });
+
+/** The body of open-event-frontend's admin "Restore" (`admin/users/list.js` `restoreUser`). */
+function restoreBody(id: string) {
+  return { data: { type: "user", id, attributes: { "deleted-at": null } } };
+}
+
+Deno.test("[catalog] an admin restores a soft-deleted user with deleted-at null", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const [other, plainAdmin] = [await system.signUp(), await system.signUp()];
+  await system.sql`update users set is_admin = true where id = ${plainAdmin.id}`;
+  const path = `/v1/users/${user.id}`;
+  // An event they own with `other`: their deletion makes `other` its owner.
+  const event = await system.createEvent(user.token);
+  await system.grantRole(user.token, { userId: other.id, eventId: event.id, role: "owner" });
+  expectStatus(await system.call("DELETE", path, { token: system.admin.token }), 200);
+  const ownerOf = async () =>
+    String((await system.sql`select owner_id from events where id = ${event.id}`)[0].owner_id);
+  assert.equal(await ownerOf(), other.id);
+  const trashed = async () =>
+    (await system.sql`select deleted_at from users where id = ${user.id}`)[0].deleted_at !== null;
+
+  await t.step(
+    "a non-admin's deleted-at is ignored: 403 for another, nothing for themselves",
+    async () => {
+      for (const query of ["", "?get_trashed=true"]) {
+        expectError(
+          await system.call("PATCH", `${path}${query}`, {
+            token: other.token,
+            body: restoreBody(user.id),
+          }),
+          403,
+        );
+      }
+      assert.ok(await trashed());
+      const before = (await system.readFacts()).length;
+      for (const deletedAt of [null, "2020-01-01T00:00:00Z"]) {
+        const own = await system.call("PATCH", `/v1/users/${other.id}?get_trashed=true`, {
+          token: other.token,
+          body: { data: { type: "user", id: other.id, attributes: { "deleted-at": deletedAt } } },
+        });
+        expectStatus(own, 200);
+        assert.equal(own.body.data.attributes["deleted-at"], null);
+      }
+      assert.equal((await system.readFacts()).length, before, "a fact for a change of nothing");
+    },
+  );
+  await t.step("an admin reaches the trashed user only with ?get_trashed=true", async () => {
+    expectError(
+      await system.call("PATCH", path, { token: plainAdmin.token, body: restoreBody(user.id) }),
+      404,
+    );
+    assert.ok(await trashed());
+  });
+  await t.step("a deleted-at other than null restores nothing", async () => {
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      token: plainAdmin.token,
+      body: { data: { type: "user", id: user.id, attributes: { "deleted-at": "2020-01-01" } } },
+    });
+    expectStatus(reply, 200);
+    assert.notEqual(reply.body.data.attributes["deleted-at"], null);
+    assert.ok(await trashed());
+  });
+  await t.step("the admin's restore: 200, live again, one catalog.user.updated", async () => {
+    // As Ember saves the record it read: every writable attribute back, deleted-at now null.
+    const read = await system.call("GET", `${path}?get_trashed=true`, { token: plainAdmin.token });
+    expectStatus(read, 200);
+    const { "is-super-admin": _, "created-at": _c, "last-accessed-at": _l, ...attributes } =
+      read.body.data.attributes;
+    const before = (await system.readFacts()).length;
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      token: plainAdmin.token,
+      body: {
+        data: { type: "user", id: user.id, attributes: { ...attributes, "deleted-at": null } },
+      },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+    assert.ok(!await trashed());
+    expectStatus(await system.call("GET", path, { token: plainAdmin.token }), 200);
+    const facts = (await system.readFacts()).slice(before);
+    assert.deepEqual(facts.map((fact) => fact.type), ["catalog.user.updated"]);
+    assert.equal(facts[0].data.id, user.id);
+    assert.equal(facts[0].data["deleted-at"], null);
+    // What the deletion took along stays as it left it; their grant, kept as history, is live.
+    assert.equal(await ownerOf(), other.id);
+    const grants = await system.sql`select role_name from users_events_roles
+      where user_id = ${user.id} and event_id = ${event.id}`;
+    assert.deepEqual(grants.map((g) => g.role_name), ["owner"]);
+  });
+  await t.step("a token from before the deletion stays dead; the password logs in", async () => {
+    expectError(await system.call("GET", path, { token: user.token }), 401);
+    const token = await system.login(user.email, user.password);
+    expectStatus(await system.call("GET", path, { token }), 200);
+  });
+  await t.step("sent again on the live user, deleted-at: null changes nothing", async () => {
+    const before = (await system.readFacts()).length;
+    expectStatus(
+      await system.call("PATCH", `${path}?get_trashed=true`, {
+        token: plainAdmin.token,
+        body: restoreBody(user.id),
+      }),
+      200,
+    );
+    assert.equal((await system.readFacts()).length, before);
+  });
+});
+
+Deno.test("[catalog] restoring a user whose email a live user took meanwhile is a 409, nothing changed", async () => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const path = `/v1/users/${user.id}`;
+  const admin = system.admin.token;
+  expectStatus(await system.call("DELETE", path, { token: admin }), 200);
+  // Case aside, the same address: the live account holds it.
+  await system.signUp(user.email.toUpperCase());
+  const row = async () => (await system.sql`select * from users where id = ${user.id}`)[0];
+  const [stored, facts] = [await row(), (await system.readFacts()).length];
+  const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+    token: admin,
+    body: restoreBody(user.id),
+  });
+  expectError(reply, 409, { pointer: "/data/attributes/email" });
+  assert.match(reply.body.errors[0].detail, /^Cannot restore user: /);
+  assert.deepEqual(await row(), stored);
+  assert.equal((await system.readFacts()).length, facts);
+});

@@ -28,7 +28,7 @@ import {
   usersEventsRoleDef,
   usersEventsRoleQuery,
 } from "../resources.ts";
-import type { UserRow } from "../store/common.ts";
+import type { Row, UserRow } from "../store/common.ts";
 import { listEvents } from "../store/events.ts";
 import { listGrants } from "../store/roles.ts";
 import {
@@ -44,7 +44,15 @@ import {
   updateUser,
   type UserValues,
 } from "../store/users.ts";
-import { type Call, cascade, commit, deleteWithFacts, handleAll, viewer } from "./common.ts";
+import {
+  type Call,
+  cascade,
+  commit,
+  deleteWithFacts,
+  handleAll,
+  restores,
+  viewer,
+} from "./common.ts";
 import {
   loadIncluded,
   renderLinkageShown,
@@ -206,6 +214,15 @@ const readBackRelationships = {
   "discount-codes": { type: "discount-code", many: true },
 };
 
+/**
+ * What an admin's restore sets (handlers/common.ts `restores`): only `deleted_at`, and only if the
+ * user is still trashed under the row's lock (a concurrent restore came first: nothing more to
+ * do). What the deletion took along stays as it left it: the events that moved to another owner.
+ */
+function restored(restoring: boolean, locked: Row | undefined): UserValues {
+  return restoring && (locked as UserRow).deleted_at !== null ? { deleted_at: null } : {};
+}
+
 async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { caller, user } = await ownUser(ctx, call);
   guardSuperAdmin(caller, user);
@@ -219,13 +236,14 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   requestedFlags(caller, doc.attributes, user);
   const attrs = validateAttributes(userUpdateAttributes, doc.attributes);
   const values = await updatedValues(ctx, attrs);
+  const restoring = restores(caller, user, doc.attributes);
   const row = await commit(
     ctx,
     call,
     { type: "user", verb: "updated", update: { table: "users", id: user.id } },
-    async (tx) => {
+    async (tx, locked) => {
       await keepASuperAdmin(tx, user, values.is_super_admin === false);
-      return await updateUser(tx, user.id, values);
+      return await updateUser(tx, user.id, { ...values, ...restored(restoring, locked) });
     },
   );
   return await renderShown(ctx, caller, userDef, row, query, { req: call.req });

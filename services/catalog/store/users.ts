@@ -22,6 +22,13 @@ const emailTaken = {
   pointer: "/data/attributes/email",
 };
 
+/** A restore whose email a live user took meanwhile (the original refused it too, with a 403). */
+const emailTakenOnRestore = {
+  conflict: "Cannot restore user: another user has registered the email address since; " +
+    "send a new email with the restore",
+  pointer: "/data/attributes/email",
+};
+
 /**
  * The live user a token names, if the token is of their current version (none: version 0); a
  * token issued before their password last changed finds nobody.
@@ -112,6 +119,8 @@ export interface UserValues {
   last_name?: string | null;
   is_admin?: boolean;
   is_super_admin?: boolean;
+  /** Only ever null: an admin restores a soft-deleted user (handlers/common.ts `restores`). */
+  deleted_at?: null;
 }
 
 export async function insertUser(tx: Queryable, values: UserValues): Promise<UserRow> {
@@ -134,8 +143,11 @@ export async function updateUser(
   // Nothing to set: the row as it is, trashed or not (a PATCH of a trashed user that changes
   // nothing read it as missing, and its fact had no data: a 500).
   if (!keys.length) return (await getUser(tx, id, true))!;
-  // A password set (even to the same one) ends every token issued before it.
-  const revoke = values.password_hash === undefined
+  // A password set (even to the same one) ends every token issued before it. So does a restore:
+  // the soft delete left the token version as it was, and the tokens issued before it would
+  // have worked again (none can be issued while the user is deleted).
+  const restoring = values.deleted_at === null;
+  const revoke = values.password_hash === undefined && !restoring
     ? tx``
     : tx`, token_version = token_version + 1`;
   try {
@@ -144,7 +156,7 @@ export async function updateUser(
     } ${revoke} where id = ${id} returning *`;
     return row;
   } catch (error) {
-    throw translateDbError(error, emailTaken);
+    throw translateDbError(error, restoring ? emailTakenOnRestore : emailTaken);
   }
 }
 
