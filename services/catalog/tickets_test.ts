@@ -418,6 +418,35 @@ Deno.test("[catalog] a soft-deleted ticket is read from the trash by admins, nev
   assert.notEqual(row.name, "zombie");
 });
 
+Deno.test("[catalog] GET /v1/events/{id}/tickets shows trashed tickets to admins who ask", async (t) => {
+  // Soft-deleted rows show when an admin asks `?get_trashed=true` (api-surface §1), as they do on
+  // /v1/tickets and a user's or topic's event lists; an event's tickets kept them hidden.
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const live = await system.createTicket(cast.owner.token, cast.event.id);
+  const trashed = await system.createTicket(cast.owner.token, cast.event.id);
+  expectStatus(
+    await system.call("DELETE", `/v1/tickets/${trashed}`, { token: cast.owner.token }),
+    200,
+  );
+  const ids = async (path: string, token?: string) => {
+    const reply = await system.call("GET", path, { token });
+    expectStatus(reply, 200, path);
+    return reply.body.data.map((ticket: { id: string }) => ticket.id);
+  };
+  const base = `/v1/events/${cast.event.identifier}`;
+  await t.step("an admin asking sees both", async () => {
+    const admin = system.admin.token;
+    assert.deepEqual(await ids(`${base}/tickets?get_trashed=true`, admin), [live, trashed]);
+    assert.deepEqual(await ids(`${base}/tickets`, admin), [live]);
+  });
+  await t.step("anyone else asking sees only the live one", async () => {
+    for (const token of [undefined, cast.owner.token]) {
+      assert.deepEqual(await ids(`${base}/tickets?get_trashed=true`, token), [live]);
+    }
+  });
+});
+
 Deno.test("[catalog] the admin ticket list leaves out tickets of soft-deleted events", async () => {
   await using system = await startTestSystem();
   const cast = await system.eventWithCast({ attributes: { state: "published" } });

@@ -224,7 +224,10 @@ async function relatedRows(
     }
     case "tickets": {
       const query = parseListQuery(linkageOnly ? all : call.req.query, ticketQuery);
-      return { def: ticketDef, query, many: await listTickets(ctx.sql, query, { eventId }) };
+      // Trashed ones too for an admin asking, as a user's or a topic's event list shows them.
+      const trashed = !linkageOnly && withTrashed(call.caller, query.extra);
+      const many = await listTickets(ctx.sql, query, { eventId, withTrashed: trashed });
+      return { def: ticketDef, query, many };
     }
     default: {
       await requireEventLevel(ctx.sql, call.caller, eventId, "coorganizer");
