@@ -186,6 +186,27 @@ function newIdentifier(): string {
   return "abcdef"[Number.parseInt(hex[0], 16) % 6] + hex.slice(1);
 }
 
+/** Draws of an identifier before giving up: each is taken with odds of events / 1.6e9. */
+const IDENTIFIER_DRAWS = 8;
+
+/**
+ * Inserts the event under a new identifier, drawn again while the one drawn is taken (8 hex
+ * characters collide now and then among many events; the creator must not get a 409 for it).
+ */
+async function insertUnderNewIdentifier(
+  tx: Queryable,
+  values: EventValues & { owner_id: string },
+): Promise<EventRow> {
+  for (let draw = 0; draw < IDENTIFIER_DRAWS; draw++) {
+    const row = { ...values, identifier: newIdentifier() };
+    const [event] = await tx<EventRow[]>`insert into events ${
+      tx(row, ...Object.keys(row) as never[])
+    } on conflict (identifier) do nothing returning *`;
+    if (event) return event;
+  }
+  throw new Error(`Cannot create an event: ${IDENTIFIER_DRAWS} identifiers drawn were all taken`);
+}
+
 /** Inserts the event and makes its creator the owner. */
 export async function insertEvent(
   tx: Queryable,
@@ -193,11 +214,7 @@ export async function insertEvent(
   ownerId: string,
 ): Promise<EventRow & { owner_role: GrantRow }> {
   try {
-    const row = { ...values, owner_id: ownerId, identifier: newIdentifier() };
-    const [event] = await tx<EventRow[]>`insert into events ${
-      tx(row, ...Object.keys(row) as never[])
-    }
-      returning *`;
+    const event = await insertUnderNewIdentifier(tx, { ...values, owner_id: ownerId });
     const [role] = await tx<
       GrantRow[]
     >`insert into users_events_roles (user_id, event_id, role_name)
