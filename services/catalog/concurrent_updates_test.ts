@@ -108,3 +108,38 @@ Deno.test("[catalog] concurrent PATCHes of one row: the last fact says what the 
     });
   }
 });
+
+Deno.test("[catalog] a PATCH that waited for a row soft-deleted meanwhile is a 404, no change", async (t) => {
+  // The PATCH found the row live, then waited for its lock while a DELETE trashed it: it went on,
+  // answered 200 with `deleted-at` set and announced the change after the deletion (a client saw
+  // its change saved on a ticket or event that was gone).
+  await using system = await startTestSystem();
+  for (const c of CASES.filter((c) => c.type === "event" || c.type === "ticket")) {
+    await t.step(c.type, async () => {
+      const { id, path, token } = await c.make(system);
+      const held = await system.sql.reserve();
+      let patched;
+      try {
+        await held`begin`;
+        await held`select 1 from ${held(c.table)} where id = ${id} for update`;
+        const patch = system.call("PATCH", path, {
+          token,
+          body: { data: { type: c.type, id, attributes: { [c.attribute]: c.values[0] } } },
+        });
+        await eventually(async () => await waiting(system) >= 1, 5_000, "the PATCH to wait");
+        await held`update ${held(c.table)} set deleted_at = now() where id = ${id}`;
+        await held`commit`;
+        patched = await patch;
+      } finally {
+        held.release();
+      }
+      assert.equal(patched.status, 404, JSON.stringify(patched.body));
+      const [row] = await system.sql`select * from ${system.sql(c.table)} where id = ${id}`;
+      assert.equal(row[c.attribute.replace("-", "_")], c.values[1]);
+      const updated = (await system.readFacts()).filter((fact) =>
+        fact.type === `catalog.${c.type}.updated` && String(fact.data.id) === id
+      );
+      assert.deepEqual(updated, []);
+    });
+  }
+});

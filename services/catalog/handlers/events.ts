@@ -354,6 +354,11 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       // The merged state as it is now, under the row's lock (a concurrent PATCH may have
       // moved a date or the topic since `existing` was read).
       const current = locked as EventRow;
+      // Trashed by a DELETE while this waited for the lock (an admin's PATCH of an event already
+      // in the trash goes on): gone, as it would have been found.
+      if (current.deleted_at !== null && existing.deleted_at === null) {
+        notFound("event", call.req.params.id);
+      }
       const startsAt = values.starts_at ?? current.starts_at;
       checkDates(startsAt, values.ends_at ?? current.ends_at);
       return await updateEvent(tx, existing.id, {

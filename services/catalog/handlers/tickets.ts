@@ -189,6 +189,8 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     async (tx, locked) => {
       // The merged state as it is now, under the row's lock.
       const current = locked as TicketRow;
+      // Trashed by a DELETE while this waited for the lock: gone, as it would have been found.
+      if (current.deleted_at !== null) notFound("ticket", call.req.params.id);
       if (values.name !== undefined && values.name !== current.name) {
         await requireFreeName(tx, current.event_id, values.name, current.id);
       }
