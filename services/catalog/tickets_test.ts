@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "@testing/eventually.ts";
 import {
   type EventCast,
   expectError,
@@ -570,4 +571,38 @@ Deno.test("[catalog] PATCH naming the ticket's own event by its identifier is no
     422,
     { pointer: "/data/relationships/event" },
   );
+});
+
+Deno.test("[catalog] POST /v1/tickets to an event deleted while it waited is a 422, no ticket", async () => {
+  // The POST found the event live, then a DELETE trashed it before the ticket was written: the
+  // ticket was made (201) under an event gone from every list, so the organizer could not see it.
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const held = await system.sql.reserve();
+  let posted;
+  try {
+    await held`begin`;
+    await held`select 1 from events where id = ${event.id} for update`;
+    const post = system.call("POST", "/v1/tickets", {
+      token: owner.token,
+      body: ticketBody(event.id, { name: "Late", type: "free" }),
+    });
+    await eventually(
+      async () => {
+        const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+        return count >= 1;
+      },
+      5_000,
+      "the POST to wait",
+    );
+    await held`update events set deleted_at = now() where id = ${event.id}`;
+    await held`commit`;
+    posted = await post;
+  } finally {
+    held.release();
+  }
+  expectError(posted, 422, { pointer: "/data/relationships/event" });
+  assert.equal(await ticketCount(system), 0);
 });

@@ -17,7 +17,7 @@ import type { HttpReply } from "@shared/schemas/http.ts";
 import { type CatalogContext, requireEventLevel } from "../context.ts";
 import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
 import type { EventRow, TicketRow } from "../store/common.ts";
-import { getEvent } from "../store/events.ts";
+import { getEvent, lockLiveEvent } from "../store/events.ts";
 import {
   deleteTicket,
   getTicket,
@@ -153,6 +153,10 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     call,
     { type: "ticket", verb: "created" },
     async (tx) => {
+      // Deleted since it was read: the ticket would be made under an event gone from every list.
+      if (!await lockLiveEvent(tx, event.id)) {
+        unprocessable("the event does not exist", "/data/relationships/event");
+      }
       await requireFreeName(tx, event.id, values.name!);
       return await insertTicket(tx, values);
     },

@@ -241,6 +241,16 @@ export async function updateEvent(
   }
 }
 
+/**
+ * Whether event `id` is live, its row then share-locked until the transaction `tx` ends: what is
+ * written under it (a ticket) waits for a DELETE of it, or makes that DELETE wait.
+ */
+export async function lockLiveEvent(tx: Queryable, id: string): Promise<boolean> {
+  if (!isId(id)) return false;
+  const [row] = await tx`select id from events where id = ${id} and deleted_at is null for share`;
+  return row !== undefined;
+}
+
 export function deleteEvent(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow<EventRow>(tx, "events", id, permanent);
 }
