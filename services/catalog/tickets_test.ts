@@ -606,3 +606,40 @@ Deno.test("[catalog] POST /v1/tickets to an event deleted while it waited is a 4
   expectError(posted, 422, { pointer: "/data/relationships/event" });
   assert.equal(await ticketCount(system), 0);
 });
+
+Deno.test("[catalog] PATCH /v1/tickets/{id} whose event is deleted while it waits is a 404", async () => {
+  // As a POST: the PATCH found the event live, a DELETE trashed it, and the change was saved
+  // (200) on a ticket no list showed any more.
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const ticket = await system.createTicket(owner.token, event.id, { name: "Before" });
+  const held = await system.sql.reserve();
+  let patched;
+  try {
+    await held`begin`;
+    await held`select 1 from events where id = ${event.id} for update`;
+    await held`select 1 from tickets where id = ${ticket} for update`;
+    const patch = system.call("PATCH", `/v1/tickets/${ticket}`, {
+      token: owner.token,
+      body: ticketBody(undefined, { name: "After" }, ticket),
+    });
+    await eventually(
+      async () => {
+        const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+        return count >= 1;
+      },
+      5_000,
+      "the PATCH to wait",
+    );
+    await held`update events set deleted_at = now() where id = ${event.id}`;
+    await held`commit`;
+    patched = await patch;
+  } finally {
+    held.release();
+  }
+  expectError(patched, 404);
+  const [row] = await system.sql`select name from tickets where id = ${ticket}`;
+  assert.equal(row.name, "Before");
+});

@@ -17,7 +17,7 @@ import type { HttpReply } from "@shared/schemas/http.ts";
 import { type CatalogContext, requireEventLevel } from "../context.ts";
 import { eventDef, ticketDef, ticketQuery } from "../resources.ts";
 import type { EventRow, TicketRow } from "../store/common.ts";
-import { getEvent, lockLiveEvent } from "../store/events.ts";
+import { getEvent, isLiveEvent, lockLiveEvent } from "../store/events.ts";
 import {
   deleteTicket,
   getTicket,
@@ -195,6 +195,10 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       const current = locked as TicketRow;
       // Trashed by a DELETE while this waited for the lock: gone, as it would have been found.
       if (current.deleted_at !== null) notFound("ticket", call.req.params.id);
+      // Its event trashed meanwhile (one reached in the trash by an admin stays writable).
+      if (event.deleted_at === null && !await isLiveEvent(tx, current.event_id)) {
+        notFound("ticket", call.req.params.id);
+      }
       if (values.name !== undefined && values.name !== current.name) {
         await requireFreeName(tx, current.event_id, values.name, current.id);
       }

@@ -251,6 +251,17 @@ export async function lockLiveEvent(tx: Queryable, id: string): Promise<boolean>
   return row !== undefined;
 }
 
+/**
+ * Whether event `id` is live as `tx` sees it now, without a lock: a ticket's PATCH, which holds
+ * the ticket's row, asks so (a lock on the event there could deadlock with a purge, which locks
+ * the event, then its tickets); a DELETE committed later simply comes after the change.
+ */
+export async function isLiveEvent(tx: Queryable, id: string): Promise<boolean> {
+  if (!isId(id)) return false;
+  const [row] = await tx`select 1 from events where id = ${id} and deleted_at is null`;
+  return row !== undefined;
+}
+
 export function deleteEvent(tx: Queryable, id: string, permanent: boolean) {
   return deleteRow<EventRow>(tx, "events", id, permanent);
 }
