@@ -303,7 +303,7 @@ export const roleQuery: QuerySpec = {
 export const usersEventsRoleQuery: QuerySpec = {
   fields: { "id": id, "created-at": created },
   includes: ["user", "event", "role"],
-  sparse: { ...sparse(usersEventsRoleDef), ...sparse(publicUserDef), ...sparse(roleDef) },
+  sparse: { ...sparse(usersEventsRoleDef), ...sparse(userDef), ...sparse(roleDef) },
 };
 
 export const eventQuery: QuerySpec = {
@@ -353,7 +353,7 @@ export const eventQuery: QuerySpec = {
     ...sparse(eventTopicDef),
     ...sparse(eventSubTopicDef),
     ...sparse(ticketDef),
-    ...sparse(publicUserDef),
+    ...sparse(userDef),
     ...sparse(usersEventsRoleDef),
   },
   extra: trash,
@@ -480,15 +480,18 @@ function typesAlong(type: string, path: string): string[] {
 }
 
 // Every spec takes the dotted paths through the catalog's own resources, and `fields[<type>]`
-// for each type they reach (other people's users as the public part, as a first-level include).
-// (All are found before any spec is extended: each walk reads the others' first-level names.)
+// for each type they reach. A user's fieldset may name every user attribute, wherever users are
+// included: who sees which is decided where each user is built (others' emails are left out,
+// as fields the caller may not see), not by refusing the name (the original's public user schema
+// took `email` too). (All are found before any spec is extended: each walk reads the others'
+// first-level names.)
 const dottedByType = Object.entries(querySpecs).map(([type, spec]) =>
   [type, spec, dottedPaths(type, INCLUDE_DEPTH)] as const
 );
 for (const [type, spec, dotted] of dottedByType) {
   spec.includes = [...spec.includes ?? [], ...dotted];
   for (const reached of new Set(dotted.flatMap((path) => typesAlong(type, path)))) {
-    const def = reached === "user" ? publicUserDef : defsByType[reached];
+    const def = defsByType[reached];
     if (def && !spec.sparse?.[reached]) spec.sparse = { ...spec.sparse, ...sparse(def) };
   }
 }

@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { expectStatus, startTestSystem } from "@testing/system.ts";
+
+Deno.test("[catalog] fields[user] names any user attribute where users are included", async (t) => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const grant = cast.grants.coorganizer;
+  await system.createTicket(cast.owner.token, eventId, { name: "Standard", price: 5 });
+  // Every route that includes users, and what it includes through.
+  const paths = [
+    `/v1/events/${eventId}?include=owner`,
+    `/v1/events/${eventId}/users-events-roles?include=user`,
+    `/v1/users-events-roles/${grant}?include=user`,
+    `/v1/events/${eventId}/tickets?include=event.owner`,
+  ];
+
+  await t.step("an admin, who sees users' emails, selects them (a 400 before)", async () => {
+    for (const path of paths) {
+      const reply = await system.call("GET", `${path}&fields[user]=email,is-admin`, {
+        token: system.admin.token,
+      });
+      expectStatus(reply, 200);
+      const users = reply.body.included.filter((r: { type: string }) => r.type === "user");
+      assert.ok(users.length > 0, path);
+      for (const user of users) {
+        assert.deepEqual(Object.keys(user.attributes).sort(), ["email", "is-admin"], path);
+      }
+    }
+  });
+
+  await t.step("a co-organizer asking for others' emails gets none of them", async () => {
+    const path =
+      `/v1/events/${eventId}/users-events-roles?include=user&fields[user]=email,first-name`;
+    const reply = await system.call("GET", path, { token: cast.coorganizer.token });
+    expectStatus(reply, 200);
+    for (const user of reply.body.included.filter((r: { type: string }) => r.type === "user")) {
+      const expected = user.id === cast.coorganizer.id ? ["email", "first-name"] : ["first-name"];
+      assert.deepEqual(Object.keys(user.attributes).sort(), expected, `user ${user.id}`);
+    }
+  });
+
+  await t.step("a name no user has stays a 400 naming fields[user]", async () => {
+    const reply = await system.call("GET", `${paths[0]}&fields[user]=nope`, {
+      token: system.admin.token,
+    });
+    expectStatus(reply, 400);
+    assert.deepEqual(reply.body.errors[0].source, { parameter: "fields[user]" });
+  });
+});
