@@ -142,6 +142,10 @@ function relatedRequest(
   return options.bus.request(relatedResolverOf(owner), request, {
     timeoutMs: options.timeoutMs,
   }).then(({ linkage, data }) => {
+    // A fieldset of the parent's type that leaves the relationship out leaves its linkage out
+    // too (JSON:API's exception to full linkage), as the owner of the parent does for its own.
+    const names = options.fields?.[relation.parentType];
+    if (names && !names.includes(relation.relationship)) return { data };
     for (const parent of primary) {
       if (parent.type !== relation.parentType || !(parent.id in linkage)) continue;
       parent.relationships ??= {};

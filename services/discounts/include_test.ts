@@ -77,6 +77,25 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     assert.ok(reply.body.data.attributes.name);
   });
 
+  await t.step(
+    "fields[event] without them leaves the relationships out, as the catalog's do",
+    async () => {
+      // JSON:API: a fieldset of a type names every field its resources show; a relationship left
+      // out takes its linkage with it (the one exception to full linkage).
+      for (const path of [`/v1/events/${eventId}`, "/v1/events"]) {
+        const reply = await system.call(
+          "GET",
+          `${path}?include=discount-codes,discount-code,event-topic&fields[event]=name`,
+          { token: system.admin.token },
+        );
+        expectStatus(reply, 200);
+        const [event] = [reply.body.data].flat();
+        assert.deepEqual(Object.keys(event.relationships ?? {}), [], path);
+        assert.deepEqual(Object.keys(event.attributes), ["name"], path);
+      }
+    },
+  );
+
   await t.step("lists include them too", async () => {
     const reply = await system.call("GET", "/v1/events?include=discount-codes", {
       token: system.admin.token,
