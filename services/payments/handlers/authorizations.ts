@@ -65,6 +65,7 @@ const code = z.string().trim().min(1, "must not be empty").max(1024);
 const createAttributes = z.object({ "stripe-auth-code": code });
 const updateAttributes = z.object({ "stripe-auth-code": code.optional() });
 const EVENT_POINTER = "/data/relationships/event";
+/** What a body may set: its event. Names it has not are ignored (`known`), as on every resource. */
 const eventRelationship = { event: { type: "event" } };
 
 function missing(id: string | undefined): never {
@@ -152,6 +153,7 @@ async function linkTarget(
   const doc = parseResourceDocument(req.body, {
     type: "stripe-authorization",
     relationships: eventRelationship,
+    known: stripeAuthorizationDef.relationships,
   });
   requireActor(req.actor);
   const ref = doc.relationships.event;
@@ -232,6 +234,7 @@ export async function updateStripeAuthorization(
     type: "stripe-authorization",
     id: req.params.id,
     relationships: eventRelationship,
+    known: stripeAuthorizationDef.relationships,
   });
   const ref = doc.relationships.event;
   // Its own event, by id or by identifier (usable wherever an id is, as POST takes it).
