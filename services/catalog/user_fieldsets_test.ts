@@ -10,6 +10,7 @@ Deno.test("[catalog] fields[user] names any user attribute where users are inclu
   // Every route that includes users, and what it includes through.
   const paths = [
     `/v1/events/${eventId}?include=owner`,
+    `/v1/events/${eventId}/relationships/owner?include=owner`,
     `/v1/events/${eventId}/users-events-roles?include=user`,
     `/v1/users-events-roles/${grant}?include=user`,
     `/v1/events/${eventId}/tickets?include=event.owner`,
