@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { expectStatus, startTestSystem } from "@testing/system.ts";
-import { eventDef, ticketDef } from "./resources.ts";
+import { eventDef, roleDef, ticketDef, userDef } from "./resources.ts";
 
 const filter = (conditions: unknown) => encodeURIComponent(JSON.stringify(conditions));
 const ids = (data: { id: string }[]) => data.map((r) => r.id);
@@ -82,6 +82,46 @@ Deno.test("[catalog] GET /v1/tickets filters and sorts on every attribute it sho
       const reply = await system.call("GET", `${paths[0]}?filter=${filter(conditions)}`);
       expectStatus(reply, 200, JSON.stringify(conditions));
       assert.deepEqual(ids(reply.body.data), expected, JSON.stringify(conditions));
+    }
+  });
+});
+
+Deno.test("[catalog] GET /v1/users and /v1/roles filter and sort on every attribute they show", async (t) => {
+  await using system = await startTestSystem();
+  const admin = { token: system.admin.token };
+  // A user's `is-sales-admin`, `is-marketer` (false) and image URLs (null), and a role's
+  // `deleted-at` (null), were a 400 "unknown field" where every other attribute filters.
+  const lists: [string, Record<string, unknown>][] = [
+    ["/v1/users", userDef.attributes],
+    ["/v1/roles", roleDef.attributes],
+  ];
+  for (const [path, attributes] of lists) {
+    for (const name of Object.keys(attributes)) {
+      await t.step(`${path} ${name}: a filter on it and a sort by it`, async () => {
+        const set = await system.call(
+          "GET",
+          `${path}?filter=${filter([{ name, op: "ne", val: null }])}`,
+          admin,
+        );
+        expectStatus(set, 200, `filter ${name}`);
+        expectStatus(await system.call("GET", `${path}?sort=-${name}`, admin), 200, `sort ${name}`);
+      });
+    }
+  }
+
+  await t.step("the constants filter as their values", async () => {
+    const cases: [string, unknown, number][] = [
+      ["/v1/users", [{ name: "is-marketer", op: "eq", val: true }], 0],
+      ["/v1/users", [{ name: "is-sales-admin", op: "eq", val: false }], 1],
+      ["/v1/users", [{ name: "avatar-url", op: "is_", val: null }], 1],
+      ["/v1/users", [{ name: "small-image-url", op: "ne", val: null }], 0],
+      ["/v1/roles", [{ name: "deleted-at", op: "is_", val: null }], 3],
+      ["/v1/roles", [{ name: "deleted-at", op: "isnot", val: null }], 0],
+    ];
+    for (const [path, conditions, count] of cases) {
+      const reply = await system.call("GET", `${path}?filter=${filter(conditions)}`, admin);
+      expectStatus(reply, 200, JSON.stringify(conditions));
+      assert.equal(reply.body.meta.count, count, JSON.stringify(conditions));
     }
   });
 });

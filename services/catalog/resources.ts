@@ -277,6 +277,14 @@ export const userQuery: QuerySpec = {
     "last-accessed-at": { column: "last_accessed_at", type: "datetime" },
     "created-at": created,
     "deleted-at": deleted,
+    // Constants (0008_user_role_constants.sql), filtered and sorted as every attribute shown.
+    "is-sales-admin": { column: "is_sales_admin", type: "boolean" },
+    "is-marketer": { column: "is_marketer", type: "boolean" },
+    "avatar-url": { column: "avatar_url", type: "string" },
+    "original-image-url": { column: "original_image_url", type: "string" },
+    "thumbnail-image-url": { column: "thumbnail_image_url", type: "string" },
+    "small-image-url": { column: "small_image_url", type: "string" },
+    "icon-image-url": { column: "icon_image_url", type: "string" },
   },
   // `discount-codes` is served by discounts; the gateway fetches it.
   includes: [...Object.keys(USER_EVENT_LISTS), "users-events-roles", "discount-codes"],
@@ -295,6 +303,8 @@ export const roleQuery: QuerySpec = {
     "id": { column: "name", type: "string" },
     "name": { column: "name", type: "string" },
     "title-name": { column: "title_name", type: "string" },
+    // Always null (0008_user_role_constants.sql): roles are fixed.
+    "deleted-at": { column: "deleted_at", type: "datetime" },
   },
   sparse: sparse(roleDef),
   defaultSort: [{ column: "name", desc: false }],
