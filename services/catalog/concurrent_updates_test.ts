@@ -112,11 +112,17 @@ Deno.test("[catalog] concurrent PATCHes of one row: the last fact says what the 
 Deno.test("[catalog] a PATCH that waited for a row soft-deleted meanwhile is a 404, no change", async (t) => {
   // The PATCH found the row live, then waited for its lock while a DELETE trashed it: it went on,
   // answered 200 with `deleted-at` set and announced the change after the deletion (a client saw
-  // its change saved on a ticket or event that was gone).
+  // its change saved on a row that was gone).
   await using system = await startTestSystem();
-  for (const c of CASES.filter((c) => c.type === "event" || c.type === "ticket")) {
+  for (const c of CASES) {
     await t.step(c.type, async () => {
       const { id, path, token } = await c.make(system);
+      const updates = async () =>
+        (await system.readFacts()).filter((fact) =>
+          fact.type === `catalog.${c.type}.updated` && String(fact.data.id) === id
+        ).length;
+      // A case's own set-up may announce an update (a user named by an admin).
+      const updatesBefore = await updates();
       const held = await system.sql.reserve();
       let patched;
       try {
@@ -136,10 +142,7 @@ Deno.test("[catalog] a PATCH that waited for a row soft-deleted meanwhile is a 4
       assert.equal(patched.status, 404, JSON.stringify(patched.body));
       const [row] = await system.sql`select * from ${system.sql(c.table)} where id = ${id}`;
       assert.equal(row[c.attribute.replace("-", "_")], c.values[1]);
-      const updated = (await system.readFacts()).filter((fact) =>
-        fact.type === `catalog.${c.type}.updated` && String(fact.data.id) === id
-      );
-      assert.deepEqual(updated, []);
+      assert.equal(await updates(), updatesBefore, "no update announced");
     });
   }
 });

@@ -165,7 +165,11 @@ async function changePassword(ctx: CatalogContext, call: Call): Promise<HttpRepl
   const user = await getUser(ctx.sql, caller.id) ?? notFound("user", caller.id);
   const next = await checkedChange(call.req.body, user);
   const hash = await hashPassword(next, ctx.config.passwordIterations);
-  const about = { type: "user", verb: "updated", update: { table: "users", id: user.id } };
+  const about = {
+    type: "user",
+    verb: "updated",
+    update: { table: "users", id: user.id, foundLive: true },
+  };
   const row = await commit(ctx, call, about, async (tx, current) => {
     // Another change since the check: the old password verified may be the old one no more.
     if (current?.password_hash !== user.password_hash) {

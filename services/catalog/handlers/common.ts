@@ -88,6 +88,13 @@ export function viewer(caller: Caller | null): Viewer {
 export interface UpdatedRow {
   table: string;
   id: string;
+  /**
+   * Whether the request found the row live (not in the trash): one a DELETE trashed while the
+   * update waited for its lock is then a 404, as it would have been found, and is not changed
+   * (it answered 200 and announced the change after the deletion). An admin's update of a row
+   * reached in the trash passes false and goes on.
+   */
+  foundLive?: boolean;
 }
 
 /**
@@ -98,8 +105,11 @@ export interface UpdatedRow {
  * and the last fact disagreed (reproduced by a review: 9 of 15 concurrent pairs on events).
  */
 async function lockedRow(tx: Queryable, type: string, row: UpdatedRow): Promise<Row> {
-  // Purged meanwhile by a concurrent request, which announced it.
-  return await lockRow(tx, row.table, row.id) ?? notFound(type, row.id);
+  // Purged (or trashed, for a row found live) meanwhile by a concurrent request, which announced
+  // it.
+  const locked = await lockRow(tx, row.table, row.id) ?? notFound(type, row.id);
+  if (row.foundLive && locked.deleted_at != null) notFound(type, row.id);
+  return locked;
 }
 
 /**

@@ -113,7 +113,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       type: "event-sub-topic",
       verb: "updated",
       row: existing,
-      update: { table: TABLE, id: existing.id },
+      update: { table: TABLE, id: existing.id, foundLive: existing.deleted_at === null },
     },
     async (tx) => {
       if (moves) values.event_topic_id = await topicIdOf(tx, doc);

@@ -70,7 +70,11 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "event-topic", verb: "updated", update: { table: TABLE, id: existing.id } },
+    {
+      type: "event-topic",
+      verb: "updated",
+      update: { table: TABLE, id: existing.id, foundLive: existing.deleted_at === null },
+    },
     (tx) => updateTopic(tx, TABLE, existing.id, values),
   );
   return await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });

@@ -349,16 +349,15 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "event", verb: "updated", update: { table: "events", id: existing.id } },
+    {
+      type: "event",
+      verb: "updated",
+      update: { table: "events", id: existing.id, foundLive: existing.deleted_at === null },
+    },
     async (tx, locked) => {
       // The merged state as it is now, under the row's lock (a concurrent PATCH may have
       // moved a date or the topic since `existing` was read).
       const current = locked as EventRow;
-      // Trashed by a DELETE while this waited for the lock (an admin's PATCH of an event already
-      // in the trash goes on): gone, as it would have been found.
-      if (current.deleted_at !== null && existing.deleted_at === null) {
-        notFound("event", call.req.params.id);
-      }
       const startsAt = values.starts_at ?? current.starts_at;
       checkDates(startsAt, values.ends_at ?? current.ends_at);
       return await updateEvent(tx, existing.id, {

@@ -189,12 +189,14 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "ticket", verb: "updated", update: { table: "tickets", id: ticket.id } },
+    {
+      type: "ticket",
+      verb: "updated",
+      update: { table: "tickets", id: ticket.id, foundLive: ticket.deleted_at === null },
+    },
     async (tx, locked) => {
       // The merged state as it is now, under the row's lock.
       const current = locked as TicketRow;
-      // Trashed by a DELETE while this waited for the lock: gone, as it would have been found.
-      if (current.deleted_at !== null) notFound("ticket", call.req.params.id);
       // Its event trashed meanwhile (one reached in the trash by an admin stays writable).
       if (event.deleted_at === null && !await isLiveEvent(tx, current.event_id)) {
         notFound("ticket", call.req.params.id);

@@ -240,7 +240,11 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const row = await commit(
     ctx,
     call,
-    { type: "user", verb: "updated", update: { table: "users", id: user.id } },
+    {
+      type: "user",
+      verb: "updated",
+      update: { table: "users", id: user.id, foundLive: user.deleted_at === null },
+    },
     async (tx, locked) => {
       await keepASuperAdmin(tx, user, values.is_super_admin === false);
       return await updateUser(tx, user.id, { ...values, ...restored(restoring, locked) });
