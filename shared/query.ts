@@ -27,6 +27,8 @@ export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" |
 export interface QuerySpec {
   /** Filterable and sortable attributes: dasherized name -> column. */
   fields: Record<string, { column: string; type: FieldType }>;
+  /** Relationships a filter may go through (`has`, `any`): dasherized name -> how. */
+  relationships?: Record<string, RelatedFilter>;
   /** Allowed include paths, e.g. ["event", "event.event-topic"]. */
   includes?: string[];
   /**
@@ -41,6 +43,37 @@ export interface QuerySpec {
   maxPageSize?: number;
   /** Whether page[size]=0 ("no paging") is allowed (default true). */
   allowUnpaged?: boolean;
+}
+
+/**
+ * A relationship a list may be filtered through, as flask-rest-jsonapi offered it: `has` on a
+ * to-one, `any` on a to-many, its `val` a filter on the related rows' own attributes. Declared
+ * only for a table of the same service's schema (a service never reads another's tables) whose
+ * rows anyone who sees the listed row may see, but for soft deletion (`softDeleted`).
+ *
+ * @example
+ * ```ts
+ * import type { RelatedFilter } from "@shared/query.ts";
+ * const tickets: RelatedFilter = {
+ *   many: true,
+ *   table: "tickets",
+ *   on: { parent: "events.id", related: "tickets.event_id" },
+ *   fields: { type: { column: "type", type: "string" } },
+ *   softDeleted: true,
+ * };
+ * ```
+ */
+export interface RelatedFilter {
+  /** A to-many relationship (filtered with `any`) or a to-one (with `has`). */
+  many: boolean;
+  /** The related table; never the listed table itself (its columns go unqualified). */
+  table: string;
+  /** The link, each column qualified by its table: `events.id` = `tickets.event_id`. */
+  on: { parent: string; related: string };
+  /** What `val` may name: the related resource's filterable attributes (its own list's). */
+  fields: QuerySpec["fields"];
+  /** Whether its rows are soft-deleted: trashed ones match only where trashed rows are listed. */
+  softDeleted: boolean;
 }
 
 export interface SortKey {
@@ -66,6 +99,7 @@ export type FilterNode =
   | { and: FilterNode[] }
   | { or: FilterNode[] }
   | { not: FilterNode }
+  | { related: RelatedFilter; filter: FilterNode }
   | { column: string; op: FilterOp; value: unknown; type: FieldType };
 
 export interface ListQuery {
@@ -116,13 +150,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function lookup(spec: QuerySpec, name: string) {
+function named<T>(table: Record<string, T> | undefined, name: string): T | undefined {
   // The original's clients send both "starts-at" and "starts_at".
-  return Object.hasOwn(spec.fields, name)
-    ? spec.fields[name]
-    : Object.hasOwn(spec.fields, name.replaceAll("_", "-"))
-    ? spec.fields[name.replaceAll("_", "-")]
+  const dashed = name.replaceAll("_", "-");
+  return !table
+    ? undefined
+    : Object.hasOwn(table, name)
+    ? table[name]
+    : Object.hasOwn(table, dashed)
+    ? table[dashed]
     : undefined;
+}
+
+function lookup(spec: QuerySpec, name: string) {
+  return named(spec.fields, name);
 }
 
 function coerce(name: string, type: FieldType, value: unknown): unknown {
@@ -202,14 +243,24 @@ function spellingOf(op: unknown): OpSpelling | undefined {
   return Object.hasOwn(opSpellings, op) ? opSpellings[op] : undefined;
 }
 
-function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
+function checkKeys(raw: Record<string, unknown>): void {
   for (const key of Object.keys(raw)) {
     if (key !== "name" && key !== "op" && key !== "val") {
       throw filterError(`unknown key "${key}" in a condition`);
     }
   }
+}
+
+const relatedOps = new Set(["has", "any"]);
+
+function condition(raw: Record<string, unknown>, spec: QuerySpec): FilterNode {
+  checkKeys(raw);
   const { name, op, val } = raw;
   if (typeof name !== "string") throw filterError("each condition needs a name");
+  // `has`/`any` on a name that is no relationship here: a nested one inside a `val` among them.
+  if (typeof op === "string" && relatedOps.has(op)) {
+    throw filterError(`"${name}" is not a relationship filterable here`);
+  }
   const field = lookup(spec, name);
   if (!field) throw filterError(`unknown field "${name}"`);
   const spelling = spellingOf(op);
@@ -262,6 +313,32 @@ function opCondition(
   }
 }
 
+/**
+ * A filter through a relationship: its `val` is a filter (a condition, a list of them, or an
+ * and/or/not group) on the related rows, read against their own attributes only, so a
+ * relationship filter inside it is refused (they do not nest).
+ */
+function relatedCondition(
+  raw: Record<string, unknown>,
+  related: RelatedFilter,
+  depth: number,
+  counter: { n: number },
+): FilterNode {
+  checkKeys(raw);
+  const { name, op, val } = raw;
+  const expected = related.many ? "any" : "has";
+  if (op !== expected) {
+    throw filterError(
+      `"${name}" is a to-${related.many ? "many" : "one"} relationship, filtered with ` +
+        `"${expected}", not ${JSON.stringify(op)}`,
+    );
+  }
+  if (!Array.isArray(val) && !isObject(val)) {
+    throw filterError(`the val of "${name}" must be a filter on its ${related.table}`);
+  }
+  return { related, filter: node(val, { fields: related.fields }, depth, counter) };
+}
+
 function node(raw: unknown, spec: QuerySpec, depth: number, counter: { n: number }): FilterNode {
   // `depth` counts the and/or/not groups (the top-level array is one) around this node.
   const group = () => {
@@ -284,7 +361,9 @@ function node(raw: unknown, spec: QuerySpec, depth: number, counter: { n: number
   }
   if (only === "not") return { not: node(raw.not, spec, group(), counter) };
   if (++counter.n > maxConditions) throw filterError(`more than ${maxConditions} conditions`);
-  return condition(raw, spec);
+  const related = typeof raw.name === "string" ? named(spec.relationships, raw.name) : undefined;
+  // Its `val` counts as a group: the depth bound holds through relationships too.
+  return related ? relatedCondition(raw, related, group(), counter) : condition(raw, spec);
 }
 
 // The `filter` parameter: a JSON array of conditions (all must hold) or one

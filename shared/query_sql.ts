@@ -20,7 +20,7 @@
  */
 import type postgres from "postgres";
 import type { Queryable } from "./db.ts";
-import type { FilterNode, SortKey } from "./query.ts";
+import type { FilterNode, RelatedFilter, SortKey } from "./query.ts";
 
 export type Fragment = postgres.Fragment;
 
@@ -104,8 +104,34 @@ function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): F
   }
 }
 
+/** What a filter's SQL depends on beyond the filter: whom the list is for. */
+export interface WhereOptions {
+  /** Whether the list shows trashed rows (an admin asked get_trashed): then related ones match. */
+  withTrashed?: boolean;
+}
+
 /**
- * A `where` condition for a parsed filter; `true` when there is none.
+ * A filter through a relationship: whether a related row exists that is linked, live (unless the
+ * list shows trashed rows) and matches. The inner filter names the related table's columns
+ * unqualified, which resolve to it first; the link's columns come qualified from the declaration.
+ */
+function relatedSql(
+  sql: Queryable,
+  node: { related: RelatedFilter; filter: FilterNode },
+  options: WhereOptions,
+): Fragment {
+  const { related } = node;
+  const live = related.softDeleted && !options.withTrashed
+    ? sql`${sql(`${related.table}.deleted_at`)} is null`
+    : sql`true`;
+  return sql`exists (select 1 from ${sql(related.table)}
+    where ${sql(related.on.related)} = ${sql(related.on.parent)}
+      and ${live} and ${whereSql(sql, node.filter, options)})`;
+}
+
+/**
+ * A `where` condition for a parsed filter; `true` when there is none. A filter through a
+ * relationship matches live related rows only, unless `options.withTrashed`.
  *
  * @example
  * ```ts
@@ -117,20 +143,25 @@ function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): F
  * }`;
  * ```
  */
-export function whereSql(sql: Queryable, filter: FilterNode | undefined): Fragment {
+export function whereSql(
+  sql: Queryable,
+  filter: FilterNode | undefined,
+  options: WhereOptions = {},
+): Fragment {
   if (!filter) return fixedFragment(sql, "true", () => sql`true`);
   if ("and" in filter) {
     if (filter.and.length === 0) return fixedFragment(sql, "true", () => sql`true`);
-    return sql`(${join(sql, filter.and.map((f) => whereSql(sql, f)), "and")})`;
+    return sql`(${join(sql, filter.and.map((f) => whereSql(sql, f, options)), "and")})`;
   }
   if ("or" in filter) {
     // An empty `or` is no condition at all, as in the original: SQLAlchemy 1.3 compiles an
     // empty `or_()` to nothing. open-event-frontend's admin tables send `{"or":[]}` whenever
     // their search box is empty, and expect every row.
     if (filter.or.length === 0) return fixedFragment(sql, "true", () => sql`true`);
-    return sql`(${join(sql, filter.or.map((f) => whereSql(sql, f)), "or")})`;
+    return sql`(${join(sql, filter.or.map((f) => whereSql(sql, f, options)), "or")})`;
   }
-  if ("not" in filter) return sql`not (${whereSql(sql, filter.not)})`;
+  if ("not" in filter) return sql`not (${whereSql(sql, filter.not, options)})`;
+  if ("related" in filter) return relatedSql(sql, filter, options);
   return condition(sql, filter);
 }
 

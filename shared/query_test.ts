@@ -567,3 +567,62 @@ Deno.test("[query] ownerQueryOf splits off include and fields, and ownerQueryTex
   });
   assert.deepEqual(ownerQueryOf({ include: " " }).include, []);
 });
+
+Deno.test("[query] a relationship filter reads its val against the related attributes, within the bounds", async (t) => {
+  const tickets = {
+    many: true,
+    table: "tickets",
+    on: { parent: "codes.id", related: "tickets.code_id" },
+    fields: { type: { column: "type", type: "string" as const } },
+    softDeleted: true,
+  };
+  const event = { ...tickets, many: false, table: "events" };
+  const related: QuerySpec = { ...spec, relationships: { tickets, event } };
+  const read = (value: unknown) =>
+    parseListQuery({ filter: JSON.stringify(value) }, related).filter;
+  const refused = (value: unknown, detail: RegExp) =>
+    assert.throws(() => read(value), (e: unknown) => {
+      assert.ok(e instanceof BadRequestError);
+      assert.deepEqual(e.source, { parameter: "filter" });
+      assert.match(e.message, detail);
+      return true;
+    });
+
+  await t.step("has on a to-one, any on a to-many, each with a filter as its val", () => {
+    assert.deepEqual(
+      read([{ name: "tickets", op: "any", val: { name: "type", op: "eq", val: "free" } }]),
+      {
+        and: [{
+          related: tickets,
+          filter: { column: "type", op: "eq", value: "free", type: "string" },
+        }],
+      },
+    );
+    assert.deepEqual(read({ not: { name: "event", op: "has", val: [] } }), {
+      not: { related: event, filter: { and: [] } },
+    });
+  });
+
+  await t.step("the wrong op, a val that is no filter, a name of the parent inside: 400", () => {
+    refused([{ name: "tickets", op: "has", val: {} }], /to-many relationship, filtered with "any"/);
+    refused([{ name: "event", op: "any", val: {} }], /to-one relationship, filtered with "has"/);
+    refused([{ name: "event", op: "has", val: "x" }], /the val of "event" must be a filter/);
+    refused(
+      [{ name: "event", op: "has", val: { name: "code", op: "eq", val: "x" } }],
+      /unknown field "code"/,
+    );
+    refused(
+      [{ name: "event", op: "has", val: { name: "tickets", op: "any", val: {} } }],
+      /"tickets" is not a relationship filterable here/,
+    );
+    refused([{ name: "event", op: "has", val: {}, extra: 1 }], /unknown key "extra"/);
+  });
+
+  await t.step("its val counts toward the depth and condition bounds", () => {
+    let deep: unknown = { name: "type", op: "eq", val: "x" };
+    for (let i = 0; i < 4; i++) deep = { not: deep };
+    refused([{ name: "tickets", op: "any", val: deep }], /nest deeper/);
+    const many = Array.from({ length: 50 }, () => ({ name: "type", op: "eq", val: "x" }));
+    refused([{ name: "tickets", op: "any", val: many }], /more than 50 conditions/);
+  });
+});

@@ -316,6 +316,40 @@ export const usersEventsRoleQuery: QuerySpec = {
   sparse: { ...sparse(usersEventsRoleDef), ...sparse(userDef), ...sparse(roleDef) },
 };
 
+// The filterable attributes of topics, sub-topics and tickets: their own lists', and what a
+// filter through an event's relationship to them may name.
+const eventTopicFields: QuerySpec["fields"] = {
+  "id": id,
+  "name": { column: "name", type: "string" },
+  "system-image-url": { column: "system_image_url", type: "string" },
+  "slug": { column: "slug", type: "string" },
+  "created-at": created,
+  "deleted-at": deleted,
+};
+const eventSubTopicFields: QuerySpec["fields"] = {
+  "id": id,
+  "name": { column: "name", type: "string" },
+  "slug": { column: "slug", type: "string" },
+  "created-at": created,
+  "deleted-at": deleted,
+};
+const ticketFields: QuerySpec["fields"] = {
+  "id": id,
+  "name": { column: "name", type: "string" },
+  "description": { column: "description", type: "string" },
+  "type": { column: "type", type: "string" },
+  "price": { column: "price", type: "number" },
+  "quantity": { column: "quantity", type: "integer" },
+  "sales-starts-at": { column: "sales_starts_at", type: "datetime" },
+  "sales-ends-at": { column: "sales_ends_at", type: "datetime" },
+  "created-at": created,
+  "deleted-at": deleted,
+  // Derived (0006_ticket_constants.sql), filtered and sorted as every attribute shown.
+  "is-hidden": { column: "is_hidden", type: "boolean" },
+  "min-order": { column: "min_order", type: "integer" },
+  "max-order": { column: "quantity", type: "integer" },
+};
+
 export const eventQuery: QuerySpec = {
   fields: {
     "id": id,
@@ -342,6 +376,32 @@ export const eventQuery: QuerySpec = {
     "thumbnail-image-url": { column: "thumbnail_image_url", type: "string" },
     "large-image-url": { column: "large_image_url", type: "string" },
     "icon-image-url": { column: "icon_image_url", type: "string" },
+  },
+  // The explore page filters by topic name, sub-topic slug and ticket type (`has`, `any`). Only
+  // the catalog's own tables: an event's discount codes live in another service. Topics and
+  // tickets are seen by whoever sees the event, so only their trash needs hiding.
+  relationships: {
+    "event-topic": {
+      many: false,
+      table: "event_topics",
+      on: { parent: "events.event_topic_id", related: "event_topics.id" },
+      fields: eventTopicFields,
+      softDeleted: true,
+    },
+    "event-sub-topic": {
+      many: false,
+      table: "event_sub_topics",
+      on: { parent: "events.event_sub_topic_id", related: "event_sub_topics.id" },
+      fields: eventSubTopicFields,
+      softDeleted: true,
+    },
+    "tickets": {
+      many: true,
+      table: "tickets",
+      on: { parent: "events.id", related: "tickets.event_id" },
+      fields: ticketFields,
+      softDeleted: true,
+    },
   },
   // The three after the roles are served by discounts and payments; the gateway fetches them.
   includes: [
@@ -370,49 +430,21 @@ export const eventQuery: QuerySpec = {
 };
 
 export const eventTopicQuery: QuerySpec = {
-  fields: {
-    "id": id,
-    "name": { column: "name", type: "string" },
-    "system-image-url": { column: "system_image_url", type: "string" },
-    "slug": { column: "slug", type: "string" },
-    "created-at": created,
-    "deleted-at": deleted,
-  },
+  fields: eventTopicFields,
   includes: ["events", "event-sub-topics"],
   sparse: { ...sparse(eventTopicDef), ...sparse(eventSubTopicDef), ...sparse(eventDef) },
   extra: trash,
 };
 
 export const eventSubTopicQuery: QuerySpec = {
-  fields: {
-    "id": id,
-    "name": { column: "name", type: "string" },
-    "slug": { column: "slug", type: "string" },
-    "created-at": created,
-    "deleted-at": deleted,
-  },
+  fields: eventSubTopicFields,
   includes: ["event-topic", "events"],
   sparse: { ...sparse(eventSubTopicDef), ...sparse(eventTopicDef), ...sparse(eventDef) },
   extra: trash,
 };
 
 export const ticketQuery: QuerySpec = {
-  fields: {
-    "id": id,
-    "name": { column: "name", type: "string" },
-    "description": { column: "description", type: "string" },
-    "type": { column: "type", type: "string" },
-    "price": { column: "price", type: "number" },
-    "quantity": { column: "quantity", type: "integer" },
-    "sales-starts-at": { column: "sales_starts_at", type: "datetime" },
-    "sales-ends-at": { column: "sales_ends_at", type: "datetime" },
-    "created-at": created,
-    "deleted-at": deleted,
-    // Derived (0006_ticket_constants.sql), filtered and sorted as every attribute shown.
-    "is-hidden": { column: "is_hidden", type: "boolean" },
-    "min-order": { column: "min_order", type: "integer" },
-    "max-order": { column: "quantity", type: "integer" },
-  },
+  fields: ticketFields,
   includes: ["event", "discount-codes"],
   sparse: {
     "discount-code": ["*"],

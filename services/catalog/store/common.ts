@@ -2,22 +2,34 @@
 import type { Queryable, Row } from "@shared/db.ts";
 import { isId } from "@shared/schemas/ids.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { fixedFragment, type Fragment, orderSql, pageSql, whereSql } from "@shared/query_sql.ts";
+import {
+  fixedFragment,
+  type Fragment,
+  orderSql,
+  pageSql,
+  type WhereOptions,
+  whereSql,
+} from "@shared/query_sql.ts";
 
 export type { Row };
 export type * from "./rows.ts";
 export type { Fragment };
 
-/** Rows of one page and the total matching count, in one round trip for the common case. */
+/**
+ * Rows of one page and the total matching count, in one round trip for the common case.
+ * `options.withTrashed`: the list shows trashed rows, so its relationship filters match them too.
+ */
 export async function listRows<R extends Row = Row>(
   sql: Queryable,
   table: string,
   scope: Fragment,
   query: ListQuery,
+  options: WhereOptions = {},
 ): Promise<{ rows: R[]; count: number }> {
+  const where = whereSql(sql, query.filter, options);
   const rows = await sql`
     select *, count(*) over () as total_count from ${tableSql(sql, table)}
-    where ${scope} and ${whereSql(sql, query.filter)}
+    where ${scope} and ${where}
     ${orderSql(sql, query.sort)} ${pageSql(sql, query.page)}`;
   if (rows.length) {
     const count = Number(rows[0].total_count);
@@ -25,7 +37,7 @@ export async function listRows<R extends Row = Row>(
   }
   const [{ count }] = await sql`
     select count(*)::int as count from ${tableSql(sql, table)}
-    where ${scope} and ${whereSql(sql, query.filter)}`;
+    where ${scope} and ${where}`;
   return { rows: [], count };
 }
 

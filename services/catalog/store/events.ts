@@ -159,7 +159,7 @@ export function listEvents(
             and ${ofRole(sql, scope.role)})`
       : sql`true`
   } and ${idsAmong(sql, "events", scope.ids)}`;
-  return listRows<EventRow>(sql, "events", where, query);
+  return listRows<EventRow>(sql, "events", where, query, { withTrashed: !!options.withTrashed });
 }
 
 export interface EventValues {
