@@ -118,6 +118,67 @@ Deno.test("[gateway] a list is dropped when a resource joins it", async () => {
   );
 });
 
+Deno.test("[gateway] a list filtered through a relationship is dropped when a related row changes", async () => {
+  await using system = await startTestSystem({ env });
+  const topic = await system.createTopic("Physics");
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: inTopic(topic),
+  });
+  const ticket = await system.createTicket(owner.token, event.id, { type: "paid", price: 5 });
+  await settled(system);
+  const other = await secondGateway(system);
+  const has = (name: string) => [{
+    name: "event-topic",
+    op: "has",
+    val: { name: "name", op: "eq", val: name },
+  }];
+  const listed = (conditions: unknown) =>
+    `/v1/events?filter=${encodeURIComponent(JSON.stringify(conditions))}`;
+  // Empty lists: no event's tag is on them, only what their filter reads can drop them.
+  const renamedTo = listed(has("Astronomy"));
+  const freeTickets = listed([{
+    name: "tickets",
+    op: "any",
+    val: { name: "type", op: "eq", val: "free" },
+  }]);
+  for (const gateway of [system, other]) {
+    for (const path of [renamedTo, freeTickets]) {
+      assert.equal((await gateway.call("GET", path)).body.data.length, 0);
+      assert.equal((await gateway.call("GET", path)).headers.get("X-Cache"), "HIT", path);
+    }
+  }
+
+  const renamed = await system.call("PATCH", `/v1/event-topics/${topic}`, {
+    token: system.admin.token,
+    body: { data: { type: "event-topic", id: topic, attributes: { name: "Astronomy" } } },
+  });
+  assert.equal(renamed.status, 200);
+  assert.deepEqual(
+    (await system.call("GET", renamedTo)).body.data.map((e: { id: string }) => e.id),
+    [event.id],
+    "the writer's gateway drops the list at once",
+  );
+  await eventually(
+    async () => (await other.call("GET", renamedTo)).body.data.length === 1,
+    2_000,
+    "the other gateway to drop the list filtered by the topic's name",
+  );
+
+  const changed = await system.call("PATCH", `/v1/tickets/${ticket}`, {
+    token: owner.token,
+    body: { data: { type: "ticket", id: ticket, attributes: { type: "free", price: 0 } } },
+  });
+  assert.equal(changed.status, 200);
+  assert.equal((await system.call("GET", freeTickets)).body.data.length, 1);
+  await eventually(
+    async () => (await other.call("GET", freeTickets)).body.data.length === 1,
+    2_000,
+    "the other gateway to drop the list filtered by ticket type",
+  );
+});
+
 Deno.test("[gateway] no reply given to one caller is given to another", async () => {
   await using system = await startTestSystem({ env });
   const owner = await system.signUp();

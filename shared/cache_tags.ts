@@ -136,8 +136,9 @@ function resourcesOf(value: unknown): Resource[] {
 
 /**
  * The tags of an anonymous reply of a public read, or undefined when it must not be cached
- * (only 200 and 404 are). Lists also carry their collection, and the collections `include`
- * may add to; a 404 carries every collection of its path.
+ * (only 200 and 404 are). Lists also carry their collection, the collections `include`
+ * may add to, and those of the relationships their filter goes through; a 404 carries every
+ * collection of its path.
  */
 export function readTags(
   request: HttpRequest,
@@ -170,7 +171,41 @@ export function readTags(
     const collection = collectionTag(name.trim());
     if (collection) tags.add(collection);
   }
+  for (const name of relationshipsFiltered(request.query.filter)) {
+    const collection = collectionTag(name.replaceAll("_", "-"));
+    // Whatever it is, the list depends on it; a change no tag names would leave it stale.
+    if (collection === undefined) return undefined;
+    tags.add(collection);
+  }
   return [...tags];
+}
+
+/**
+ * The relationships a list's filter goes through (`{"name": "event-topic", "op": "has", ...}`):
+ * which rows match changes with theirs (a topic renamed), so the list carries their collections,
+ * an empty one too, which no resource's tag names. Read from what the service accepted.
+ */
+function relationshipsFiltered(filter: string | undefined): string[] {
+  if (filter === undefined) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(filter);
+  } catch {
+    return [];
+  }
+  const names: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== "object") return;
+    const { name, op, val, and, or, not } = node as Record<string, unknown>;
+    if ((op === "has" || op === "any") && typeof name === "string") {
+      names.push(name);
+      walk(val);
+    }
+    for (const group of [and, or, not]) walk(group);
+  };
+  walk(parsed);
+  return names;
 }
 
 /**

@@ -65,6 +65,28 @@ Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belong
       ["event-topic:1", "event-topics"],
     );
   });
+  await t.step("a list filtered through relationships carries their collections", () => {
+    const filter = JSON.stringify([
+      { name: "state", op: "eq", val: "published" },
+      {
+        or: [{
+          not: { name: "event_topic", op: "has", val: { name: "name", op: "eq", val: "X" } },
+        }],
+      },
+      { name: "tickets", op: "any", val: { name: "type", op: "eq", val: "free" } },
+    ]);
+    assert.deepEqual(sorted(readTags(request("/v1/events", { filter }), 200, { data: [] })), [
+      "event-topics",
+      "events",
+      "tickets",
+    ]);
+    // One whose collection no change names is not cached: nothing would drop it.
+    const unknown = JSON.stringify([{ name: "speakers", op: "any", val: {} }]);
+    assert.equal(
+      readTags(request("/v1/events", { filter: unknown }), 200, { data: [] }),
+      undefined,
+    );
+  });
   await t.step("a 404 carries every collection of its path; other errors are not cached", () => {
     assert.deepEqual(
       sorted(readTags(request("/v1/events/5/discount-codes/X"), 404, undefined)),
