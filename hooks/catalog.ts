@@ -422,6 +422,9 @@ const plans: Record<string, Plan> = {
   "Event Sub-topics > Events relationship of an event sub-topic > Get the event linkage of an event sub-topic":
     { world: withDraft },
 
+  // Not kept here: always empty, with events or without.
+  "Event Types > Event types > List event types": { world: event },
+
   "Tickets > Tickets > List tickets > Example 1": { world: ticket, as: "admin" },
   "Tickets > Tickets > List tickets > Example 2": { world: ticket, as: "owner" },
   "Tickets > Tickets > Create a ticket > Example 1": { world: ticket, as: "coorganizer" },

@@ -28,7 +28,7 @@ export interface QuerySpec {
   /** Filterable and sortable attributes: dasherized name -> column. */
   fields: Record<string, { column: string; type: FieldType }>;
   /** Relationships a filter may go through (`has`, `any`): dasherized name -> how. */
-  relationships?: Record<string, RelatedFilter>;
+  relationships?: Record<string, RelatedFilter | AbsentRelated>;
   /** Allowed include paths, e.g. ["event", "event.event-topic"]. */
   includes?: string[];
   /**
@@ -76,6 +76,30 @@ export interface RelatedFilter {
   softDeleted: boolean;
 }
 
+/**
+ * A relationship of the original's whose resources this rebuild does not keep (an event's
+ * `event-type`), which its clients still filter on: the filter is read and checked as any
+ * relationship's, against the attributes the original's resource had, and matches no row, as
+ * nothing is related. A 400 instead would fail a whole list for asking what is simply not there.
+ *
+ * @example
+ * ```ts
+ * import type { AbsentRelated } from "@shared/query.ts";
+ * const eventType: AbsentRelated = {
+ *   many: false,
+ *   table: null,
+ *   fields: { name: { column: "name", type: "string" } },
+ * };
+ * ```
+ */
+export interface AbsentRelated {
+  many: boolean;
+  /** No table: no row is related. */
+  table: null;
+  /** What `val` may name: the attributes of the original's resource. */
+  fields: QuerySpec["fields"];
+}
+
 export interface SortKey {
   column: string;
   desc: boolean;
@@ -99,7 +123,7 @@ export type FilterNode =
   | { and: FilterNode[] }
   | { or: FilterNode[] }
   | { not: FilterNode }
-  | { related: RelatedFilter; filter: FilterNode }
+  | { related: RelatedFilter | AbsentRelated; filter: FilterNode }
   | { column: string; op: FilterOp; value: unknown; type: FieldType };
 
 export interface ListQuery {
@@ -320,7 +344,7 @@ function opCondition(
  */
 function relatedCondition(
   raw: Record<string, unknown>,
-  related: RelatedFilter,
+  related: RelatedFilter | AbsentRelated,
   depth: number,
   counter: { n: number },
 ): FilterNode {
@@ -334,7 +358,7 @@ function relatedCondition(
     );
   }
   if (!Array.isArray(val) && !isObject(val)) {
-    throw filterError(`the val of "${name}" must be a filter on its ${related.table}`);
+    throw filterError(`the val of "${name}" must be a filter on its ${related.table ?? name}`);
   }
   return { related, filter: node(val, { fields: related.fields }, depth, counter) };
 }

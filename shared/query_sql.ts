@@ -20,7 +20,7 @@
  */
 import type postgres from "postgres";
 import type { Queryable } from "./db.ts";
-import type { FilterNode, RelatedFilter, SortKey } from "./query.ts";
+import type { AbsentRelated, FilterNode, RelatedFilter, SortKey } from "./query.ts";
 
 export type Fragment = postgres.Fragment;
 
@@ -114,13 +114,15 @@ export interface WhereOptions {
  * A filter through a relationship: whether a related row exists that is linked, live (unless the
  * list shows trashed rows) and matches. The inner filter names the related table's columns
  * unqualified, which resolve to it first; the link's columns come qualified from the declaration.
+ * Through a relationship whose resources are not kept here, no row is related: `false`.
  */
 function relatedSql(
   sql: Queryable,
-  node: { related: RelatedFilter; filter: FilterNode },
+  node: { related: RelatedFilter | AbsentRelated; filter: FilterNode },
   options: WhereOptions,
 ): Fragment {
   const { related } = node;
+  if (related.table === null) return fixedFragment(sql, "false", () => sql`false`);
   const live = related.softDeleted && !options.withTrashed
     ? sql`${sql(`${related.table}.deleted_at`)} is null`
     : sql`true`;

@@ -230,6 +230,16 @@ export const eventSubTopicDef: ResourceDef<Row> = {
   },
 };
 
+/**
+ * The original's event types, which this rebuild does not keep: its list is served empty
+ * (open-event-frontend's explore page lists them), so no row is ever rendered with this.
+ */
+export const eventTypeDef: ResourceDef<Row> = {
+  type: "event-type",
+  collection: "event-types",
+  attributes: { "name": "name", "slug": "slug", "deleted-at": "deleted_at" },
+};
+
 export const ticketDef: ResourceDef<Row> = {
   type: "ticket",
   collection: "tickets",
@@ -350,6 +360,15 @@ const ticketFields: QuerySpec["fields"] = {
   "max-order": { column: "quantity", type: "integer" },
 };
 
+// The original's event type attributes (app/api/schema/event_types.py): what its list, and a
+// filter through an event's `event-type`, may name, though no event type is kept here.
+const eventTypeFields: QuerySpec["fields"] = {
+  "id": id,
+  "name": { column: "name", type: "string" },
+  "slug": { column: "slug", type: "string" },
+  "deleted-at": deleted,
+};
+
 export const eventQuery: QuerySpec = {
   fields: {
     "id": id,
@@ -402,6 +421,8 @@ export const eventQuery: QuerySpec = {
       fields: ticketFields,
       softDeleted: true,
     },
+    // Explore's type filter: no event has a type here, so it matches none (and `not` all).
+    "event-type": { many: false, table: null, fields: eventTypeFields },
   },
   // The three after the roles are served by discounts and payments; the gateway fetches them.
   includes: [
@@ -440,6 +461,13 @@ export const eventSubTopicQuery: QuerySpec = {
   fields: eventSubTopicFields,
   includes: ["event-topic", "events"],
   sparse: { ...sparse(eventSubTopicDef), ...sparse(eventTopicDef), ...sparse(eventDef) },
+  extra: trash,
+};
+
+/** The empty list of event types reads its query as every list does. */
+export const eventTypeQuery: QuerySpec = {
+  fields: eventTypeFields,
+  sparse: sparse(eventTypeDef),
   extra: trash,
 };
 

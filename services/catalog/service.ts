@@ -13,6 +13,7 @@ import { catalogContract } from "@shared/contracts/mod.ts";
 import { eventHandlers } from "./handlers/events.ts";
 import { eventSubTopicHandlers } from "./handlers/event_sub_topics.ts";
 import { eventTopicHandlers } from "./handlers/event_topics.ts";
+import { eventTypeHandlers } from "./handlers/event_types.ts";
 import { internalHandlers } from "./handlers/internal.ts";
 import { resolveHandler } from "./handlers/resolve.ts";
 import { roleHandlers } from "./handlers/roles.ts";
@@ -53,6 +54,7 @@ export async function startCatalog(
     ...eventHandlers(ctx),
     ...eventTopicHandlers(ctx),
     ...eventSubTopicHandlers(ctx),
+    ...eventTypeHandlers(ctx),
     ...ticketHandlers(ctx),
     resolve: resolveHandler(ctx),
     ...internalHandlers(ctx),

@@ -82,6 +82,8 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "created-at": dateTime,
     "deleted-at": nullableDateTime,
   },
+  // The original's; none is kept here, so its list is always empty (the catalog's event-types).
+  "event-type": { "name": string, "slug": string, "deleted-at": nullableDateTime },
   "ticket": {
     "name": string,
     "description": nullableString,

@@ -17,7 +17,16 @@ const publicReads = ["list", "get", "related", "relationship"] as const;
 export const catalogContract = defineContract({
   service: S,
   description: "Users, roles, events, topics, tickets",
-  types: ["user", "role", "users-events-role", "event", "event-topic", "event-sub-topic", "ticket"],
+  types: [
+    "user",
+    "role",
+    "users-events-role",
+    "event",
+    "event-topic",
+    "event-sub-topic",
+    "event-type",
+    "ticket",
+  ],
   touches: {
     /** `{id}` in an event's URLs is its id or its identifier: pages under either go stale. */
     event: (event) => typeof event.identifier === "string" ? [`event:${event.identifier}`] : [],
@@ -86,6 +95,9 @@ export const catalogContract = defineContract({
       related: ["event-topic", "events"],
       cache: publicReads,
     }),
+    // The original's event types, not kept here: an empty list, because open-event-frontend's
+    // explore page reads it. One of them is a 404, as under any unknown path.
+    ...collection(S, "event-types", { access: { list: "anyone" }, cache: ["list"] }),
     ...collection(S, "tickets", {
       access: { list: "admin", ...SIGNED_IN_READS, ...SIGNED_IN_WRITES },
       related: ["event"],
