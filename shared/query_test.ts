@@ -626,3 +626,217 @@ Deno.test("[query] a relationship filter reads its val against the related attri
     refused([{ name: "tickets", op: "any", val: many }], /more than 50 conditions/);
   });
 });
+
+/**
+ * A filter as jQuery.param and ember-fetch send an array of objects (open-event-frontend's
+ * ember-data-has-many-query): `filter[0][and][0][name]=...`, every array indexed as `qs` does,
+ * every leaf the string the URL carries.
+ */
+function brackets(value: unknown, prefix = "filter"): Record<string, string> {
+  if (value === null || typeof value !== "object") return { [prefix]: String(value) };
+  const entries = Array.isArray(value)
+    ? value.map((v, i) => [String(i), v])
+    : Object.entries(value);
+  return Object.assign({}, ...entries.map(([k, v]) => brackets(v, `${prefix}[${k}]`)));
+}
+
+Deno.test("[query] the bracketed filter of the frontend's has-many queries reads as the JSON form", async (t) => {
+  const tickets = {
+    many: true,
+    table: "tickets",
+    on: { parent: "codes.id", related: "tickets.code_id" },
+    fields: { type: { column: "type", type: "string" as const } },
+    softDeleted: true,
+  };
+  const related: QuerySpec = { ...spec, relationships: { tickets } };
+  const same = (value: unknown[]) => {
+    const query = brackets(value);
+    assert.deepEqual(
+      parseListQuery(query, related).filter,
+      parseListQuery({ filter: JSON.stringify(value) }, related).filter,
+      JSON.stringify(query),
+    );
+  };
+  await t.step("the public event page's ticket window", () => {
+    const query = {
+      reload: "true",
+      "filter[0][and][0][name]": "valid-from",
+      "filter[0][and][0][op]": "le",
+      "filter[0][and][0][val]": "2026-12-04T17:15:52.000Z",
+      "filter[0][and][1][name]": "valid-from",
+      "filter[0][and][1][op]": "ge",
+      "filter[0][and][1][val]": "2026-12-01T00:00:00.000Z",
+    };
+    const at = (text: string) => new Date(text);
+    assert.deepEqual(parseListQuery(query, spec).filter, {
+      and: [{
+        and: [
+          {
+            column: "valid_from",
+            op: "le",
+            value: at(query["filter[0][and][0][val]"]),
+            type: "datetime",
+          },
+          {
+            column: "valid_from",
+            op: "ge",
+            value: at(query["filter[0][and][1][val]"]),
+            type: "datetime",
+          },
+        ],
+      }],
+    });
+  });
+  await t.step("and, or, not, in_ with val[0] and val[1]", () => {
+    same([
+      { name: "code", op: "eq", val: "A" },
+      {
+        or: [
+          { not: { name: "code", op: "in_", val: ["B", "C"] } },
+          { and: [{ name: "value", op: "gt", val: 1.5 }, { name: "id", op: "notin_", val: [1] }] },
+        ],
+      },
+    ]);
+  });
+  await t.step("integers and booleans, which the URL carries as text", () => {
+    same([
+      { name: "tickets-number", op: "eq", val: 5 },
+      { name: "is-active", op: "eq", val: true },
+      { name: "is-active", op: "ne", val: false },
+      { name: "id", op: "in_", val: [1, 2] },
+    ]);
+  });
+  await t.step("a filter through a relationship", () => {
+    same([{ name: "tickets", op: "any", val: { name: "type", op: "eq", val: "free" } }]);
+    same([{ name: "tickets", op: "any", val: [{ name: "type", op: "like", val: "f%" }] }]);
+  });
+  await t.step("at the bounds: 50 conditions of 50 in_ values, five levels of groups", () => {
+    same(Array(50).fill({ name: "code", op: "in_", val: Array(50).fill("A") }));
+    const inValues = { name: "code", op: "in_", val: ["a", "b"] };
+    // 11 brackets: filter[0][and][0][or][0][and][0][and][0][val][1].
+    same([{ and: [{ or: [{ and: [{ and: [inValues] }] }] }] }]);
+    same([{ or: [{ not: { name: "tickets", op: "any", val: [{ ...inValues, name: "type" }] } }] }]);
+  });
+  await t.step("a single resource ignores it, as it ignores filter", () => {
+    assert.deepEqual(parseSingleQuery(brackets([{ name: "code", op: "eq", val: "A" }]), spec), {
+      include: [],
+      fields: {},
+      extra: {},
+    });
+  });
+});
+
+Deno.test("[query] a bracketed filter is refused where its JSON form would be, and when malformed", async (t) => {
+  const code = { name: "code", op: "eq", val: "A" };
+  const refused = (
+    name: string,
+    query: Record<string, string>,
+    parameter: string,
+    detail?: RegExp,
+  ) => t.step(name, () => assertBadParameter(() => parseListQuery(query, spec), parameter, detail));
+
+  await refused(
+    "both forms at once",
+    { filter: JSON.stringify([code]), ...brackets([code]) },
+    "filter",
+    /both/,
+  );
+  await refused(
+    "a gap in the indices",
+    {
+      ...brackets([code]),
+      "filter[2][name]": "code",
+      "filter[2][op]": "eq",
+      "filter[2][val]": "B",
+    },
+    "filter",
+    /filter\[2\]/,
+  );
+  await refused(
+    "a gap among in_ values",
+    { ...brackets([{ name: "code", op: "in_", val: ["A"] }]), "filter[0][val][3]": "B" },
+    "filter",
+  );
+  await refused(
+    "numbers and names mixed in one bracket",
+    { ...brackets([code]), "filter[0][0]": "x" },
+    "filter",
+    /filter\[0\]/,
+  );
+  await refused(
+    "a value that is also a group",
+    { ...brackets([code]), "filter[0][val][0]": "B" },
+    "filter",
+  );
+  await refused(
+    "empty brackets",
+    { "filter[0][name]": "code", "filter[0][val][]": "A" },
+    "filter[0][val][]",
+  );
+  await refused(
+    "an index with a leading zero",
+    { "filter[0][name]": "code", "filter[01][name]": "code" },
+    "filter[01][name]",
+  );
+  await refused(
+    "a __proto__ name is a key like any other",
+    { ...brackets([code]), "filter[0][__proto__][name]": "x" },
+    "filter",
+    /unknown key "__proto__"/,
+  );
+  await refused("a malformed key", { "filter[0][name": "code" }, "filter[0][name");
+  await refused("an index past the bound", { "filter[50][name]": "code" }, "filter[50][name]");
+  await refused(
+    "a huge index",
+    { "filter[99999999999999999999][name]": "code" },
+    "filter[99999999999999999999][name]",
+  );
+  await refused(
+    "51 in_ values, the last past the bound",
+    brackets([{ name: "code", op: "in_", val: Array(51).fill("A") }]),
+    "filter[0][val][50]",
+    /index other than 0 to 49/,
+  );
+  await refused(
+    "more brackets than any filter within the depth bound has",
+    { [`filter[0]${"[not]".repeat(20)}[name]`]: "code" },
+    `filter[0]${"[not]".repeat(20)}[name]`,
+  );
+  await refused(
+    "too many keys",
+    Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`filter[0][k${i}]`, "x"])),
+    "filter",
+  );
+  // Within those bounds, the JSON form's own checks, word for word.
+  for (
+    const [name, value] of [
+      ["too deep", [{ not: { not: { not: { not: { not: code } } } } }]],
+      [
+        "too many conditions",
+        [...Array(49).fill(code), { and: [code, code] }],
+      ],
+      ["an unknown field", [{ name: "secret", op: "eq", val: "1" }]],
+      ["a word for an integer", [{ name: "tickets-number", op: "eq", val: "five" }]],
+      ["is_ with a value", [{ name: "code", op: "is_", val: "" }]],
+      ["an and that is no array", [{ and: code }]],
+    ] as [string, unknown[]][]
+  ) {
+    let expected = "";
+    try {
+      parseListQuery({ filter: JSON.stringify(value) }, spec);
+    } catch (error) {
+      expected = (error as Error).message;
+    }
+    await refused(name, brackets(value), "filter", new RegExp(`^${RegExp.escape(expected)}$`));
+  }
+  await refused(
+    "another filter[x] stays an unknown parameter",
+    {
+      ...brackets([code]),
+      "filter[code]": "A",
+    },
+    "filter[code]",
+    /unknown parameter/,
+  );
+  await refused("a bracketed object at the top", brackets({ and: [code] }), "filter[and][0][name]");
+});

@@ -124,3 +124,54 @@ Deno.test("[catalog] the public event page's requests succeed and ask for no spe
   const tickets = await system.call("GET", relationships.tickets.links.related);
   expectStatus(tickets, 200);
 });
+
+Deno.test("[catalog] the public event page's ticket list: the bracketed filter it sends is read", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const day = 24 * 3600 * 1000;
+  const at = (offset: number) => new Date(Date.now() + offset).toISOString();
+  const window = (starts: number, ends: number) => ({
+    "sales-starts-at": at(starts),
+    "sales-ends-at": at(ends),
+  });
+  const onSale = await system.createTicket(owner.token, event.id, window(-day, day));
+  await system.createTicket(owner.token, event.id, window(day, 2 * day));
+  await system.createTicket(owner.token, event.id, window(-2 * day, -day));
+
+  // app/routes/public/index.js: event.query('tickets', {filter: [{and: [...]}]}), which
+  // ember-data-has-many-query sends through ember-fetch's jQuery.param-style serialisation.
+  const now = new Date().toISOString();
+  const sent: [string, string][] = [
+    ["reload", "true"],
+    ["filter[0][and][0][name]", "sales-starts-at"],
+    ["filter[0][and][0][op]", "le"],
+    ["filter[0][and][0][val]", now],
+    ["filter[0][and][1][name]", "sales-ends-at"],
+    ["filter[0][and][1][op]", "ge"],
+    ["filter[0][and][1][val]", now],
+  ];
+  const query = sent.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`);
+  const tickets = await system.call("GET", `/v1/events/${event.id}/tickets?${query.join("&")}`);
+  expectStatus(tickets, 200);
+  assert.deepEqual(tickets.body.data.map((t: { id: string }) => t.id), [onSale]);
+
+  const json = [{
+    and: [
+      { name: "sales-starts-at", op: "le", val: now },
+      { name: "sales-ends-at", op: "ge", val: now },
+    ],
+  }];
+  const same = await system.call(
+    "GET",
+    `/v1/events/${event.id}/tickets?filter=${filterParam(json)}`,
+  );
+  expectStatus(same, 200);
+  assert.deepEqual(same.body.data, tickets.body.data, "the JSON form's answer");
+
+  const both = await system.call(
+    "GET",
+    `/v1/events/${event.id}/tickets?filter=${filterParam(json)}&${query.join("&")}`,
+  );
+  expectError(both, 400, { parameter: "filter" });
+});
