@@ -22,6 +22,7 @@
  * ```
  */
 import { FACT_COLLECTIONS } from "./fact_names.ts";
+import { rawFilterOf } from "./query.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** A resource as tag functions see it: id, attributes and to-one linkage ids, flat. */
@@ -171,7 +172,7 @@ export function readTags(
     const collection = collectionTag(name.trim());
     if (collection) tags.add(collection);
   }
-  for (const name of relationshipsFiltered(request.query.filter)) {
+  for (const name of relationshipsFiltered(request.query)) {
     const collection = collectionTag(name.replaceAll("_", "-"));
     // Whatever it is, the list depends on it; a change no tag names would leave it stale.
     if (collection === undefined) return undefined;
@@ -183,13 +184,13 @@ export function readTags(
 /**
  * The relationships a list's filter goes through (`{"name": "event-topic", "op": "has", ...}`):
  * which rows match changes with theirs (a topic renamed), so the list carries their collections,
- * an empty one too, which no resource's tag names. Read from what the service accepted.
+ * an empty one too, which no resource's tag names. Read from what the service accepted, in
+ * either form the service reads (`rawFilterOf`), so a bracketed filter gets the same tags.
  */
-function relationshipsFiltered(filter: string | undefined): string[] {
-  if (filter === undefined) return [];
+function relationshipsFiltered(query: Record<string, string>): string[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(filter);
+    parsed = rawFilterOf(query);
   } catch {
     return [];
   }

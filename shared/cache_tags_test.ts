@@ -87,6 +87,28 @@ Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belong
       undefined,
     );
   });
+  await t.step("a bracketed relationship filter carries them as its JSON form does", () => {
+    // open-event-frontend's has-many queries send the filter as jQuery.param does.
+    const query = {
+      "filter[0][name]": "event-topic",
+      "filter[0][op]": "has",
+      "filter[0][val][name]": "name",
+      "filter[0][val][op]": "eq",
+      "filter[0][val][val]": "X",
+      "filter[1][not][name]": "tickets",
+      "filter[1][not][op]": "any",
+      "filter[1][not][val][0][name]": "type",
+      "filter[1][not][val][0][op]": "eq",
+      "filter[1][not][val][0][val]": "free",
+    };
+    assert.deepEqual(sorted(readTags(request("/v1/events", query), 200, { data: [] })), [
+      "event-topics",
+      "events",
+      "tickets",
+    ]);
+    const unknown = { "filter[0][name]": "speakers", "filter[0][op]": "any" };
+    assert.equal(readTags(request("/v1/events", unknown), 200, { data: [] }), undefined);
+  });
   await t.step("a 404 carries every collection of its path; other errors are not cached", () => {
     assert.deepEqual(
       sorted(readTags(request("/v1/events/5/discount-codes/X"), 404, undefined)),
