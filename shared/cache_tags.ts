@@ -22,7 +22,7 @@
  * ```
  */
 import { FACT_COLLECTIONS } from "./fact_names.ts";
-import { rawFilterOf } from "./query.ts";
+import { rawFilterOf } from "./query_filter.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** A resource as tag functions see it: id, attributes and to-one linkage ids, flat. */
