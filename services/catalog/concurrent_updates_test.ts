@@ -146,3 +146,45 @@ Deno.test("[catalog] a PATCH that waited for a row soft-deleted meanwhile is a 4
     });
   }
 });
+
+Deno.test("[catalog] an admin's restore that waited for an event restored meanwhile leaves it as it is", async () => {
+  // Two admins restore one past event at once; the first restores it (back as a draft) and its
+  // organizers publish it before the second, which found it trashed, gets the row's lock. The
+  // second went on restoring a live event: its past start sent the published event back to
+  // draft, out of every public list, and announced that.
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { state: "published" } });
+  await system.sql`update events set starts_at = now() - interval '2 days',
+    ends_at = now() + interval '1 day' where id = ${event.id}`;
+  const admin = system.admin.token;
+  expectStatus(await system.call("DELETE", `/v1/events/${event.id}`, { token: admin }), 200);
+  const updates = async () =>
+    (await system.readFacts()).filter((fact) =>
+      fact.type === "catalog.event.updated" && String(fact.data.id) === event.id
+    ).length;
+  const held = await system.sql.reserve();
+  let restored;
+  let updatesBefore;
+  try {
+    await held`begin`;
+    await held`select 1 from events where id = ${event.id} for update`;
+    const restore = system.call("PATCH", `/v1/events/${event.id}?get_trashed=true`, {
+      token: admin,
+      body: { data: { type: "event", id: event.id, attributes: { "deleted-at": null } } },
+    });
+    await eventually(async () => await waiting(system) >= 1, 5_000, "the restore to wait");
+    // The first restore, and the organizers' publication after it.
+    await held`update events set deleted_at = null, state = 'published' where id = ${event.id}`;
+    await held`commit`;
+    updatesBefore = await updates();
+    restored = await restore;
+  } finally {
+    held.release();
+  }
+  expectStatus(restored, 200);
+  assert.equal(restored.body.data.attributes.state, "published");
+  const [row] = await system.sql`select state, deleted_at from events where id = ${event.id}`;
+  assert.deepEqual(row, { state: "published", deleted_at: null });
+  assert.equal(await updates(), updatesBefore, "no change announced");
+});

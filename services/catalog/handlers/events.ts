@@ -307,12 +307,15 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 /**
- * A restored event whose start has passed comes back as a draft, as the original's Restore made
- * it (its organizers publish it anew); it does not reappear in public lists by itself.
+ * What an admin's restore (handlers/common.ts `restores`) sets, read under the row's lock: nothing
+ * once the event is live (a concurrent restore came first, and its organizers may have published
+ * it since). A restored event whose start has passed comes back as a draft, as the original's
+ * Restore made it (its organizers publish it anew); it does not reappear in public lists by itself.
  */
-function restoredState(values: EventValues, startsAt: Date): EventValues {
-  const restoring = Object.hasOwn(values, "deleted_at") && values.deleted_at === null;
-  return restoring && startsAt.getTime() <= Date.now() ? { state: "draft" } : {};
+function restored(restoring: boolean, current: EventRow, startsAt: Date): EventValues {
+  if (!restoring || current.deleted_at === null) return {};
+  const past = startsAt.getTime() <= Date.now();
+  return past ? { deleted_at: null, state: "draft" } : { deleted_at: null };
 }
 
 /** The columns a PATCH sets: only the attributes it sends. */
@@ -345,7 +348,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   });
   ownerUnchanged(doc, existing.owner_id === null ? null : String(existing.owner_id));
   const values = updatedValues(validateAttributes(eventUpdateAttributes, doc.attributes));
-  if (restores(call.caller, existing, doc.attributes)) values.deleted_at = null;
+  const restoring = restores(call.caller, existing, doc.attributes);
   const row = await commit(
     ctx,
     call,
@@ -362,7 +365,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       checkDates(startsAt, values.ends_at ?? current.ends_at);
       return await updateEvent(tx, existing.id, {
         ...values,
-        ...restoredState(values, startsAt),
+        ...restored(restoring, current, startsAt),
         ...await topicValues(tx, doc, current),
       });
     },
