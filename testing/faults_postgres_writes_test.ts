@@ -536,14 +536,21 @@ Deno.test({
         });
         // The exchange is under way (the accounts lock's transaction open): Postgres goes.
         await eventually(() => system.stripe.calls.some((c) => c.form.code === grant.code), 2000);
+        const exchanging = Date.now();
         await pg.kill();
+        const stopped = Date.now();
         const answer = await post;
         // Down until after the exchange has answered: its release cannot be queued right then.
         await sleep(1500);
         await pg.start();
         console.log(answer.status, answer.answered - answer.sent, "ms");
         assert.ok([503, 504].includes(answer.status), `${answer.status}`);
-        assert.ok(answer.answered - answer.sent < 1000, `${answer.answered - answer.sent} ms`);
+        // The exchange's start in the message: one CI run (2026-12-04) got a 504 at the 2 s
+        // deadline here, once in about ten runs, and did not say where the time went.
+        const took = answer.answered - answer.sent;
+        const began = `the exchange began ${exchanging - answer.sent} ms after the request, ` +
+          `Postgres was stopped at ${stopped - answer.sent} ms`;
+        assert.ok(took < 1000, `${took} ms (${began})`);
         // Exchanged (the fake answers after its delay), stored nowhere: it must not stay
         // connected once Postgres is back.
         const exchanged = () =>
