@@ -568,14 +568,16 @@ Deno.test("[query] ownerQueryOf splits off include and fields, and ownerQueryTex
   assert.deepEqual(ownerQueryOf({ include: " " }).include, []);
 });
 
+/** A to-many relationship filter of the test resource: its codes' tickets, by type. */
+const tickets = {
+  many: true,
+  table: "tickets",
+  on: { parent: "codes.id", related: "tickets.code_id" },
+  fields: { type: { column: "type", type: "string" as const } },
+  softDeleted: true,
+};
+
 Deno.test("[query] a relationship filter reads its val against the related attributes, within the bounds", async (t) => {
-  const tickets = {
-    many: true,
-    table: "tickets",
-    on: { parent: "codes.id", related: "tickets.code_id" },
-    fields: { type: { column: "type", type: "string" as const } },
-    softDeleted: true,
-  };
   const event = { ...tickets, many: false, table: "events" };
   const related: QuerySpec = { ...spec, relationships: { tickets, event } };
   const read = (value: unknown) =>
@@ -641,13 +643,6 @@ function brackets(value: unknown, prefix = "filter"): Record<string, string> {
 }
 
 Deno.test("[query] the bracketed filter of the frontend's has-many queries reads as the JSON form", async (t) => {
-  const tickets = {
-    many: true,
-    table: "tickets",
-    on: { parent: "codes.id", related: "tickets.code_id" },
-    fields: { type: { column: "type", type: "string" as const } },
-    softDeleted: true,
-  };
   const related: QuerySpec = { ...spec, relationships: { tickets } };
   const same = (value: unknown[]) => {
     const query = brackets(value);

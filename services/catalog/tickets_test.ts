@@ -588,15 +588,7 @@ Deno.test("[catalog] POST /v1/tickets to an event deleted while it waited is a 4
       token: owner.token,
       body: ticketBody(event.id, { name: "Late", type: "free" }),
     });
-    await eventually(
-      async () => {
-        const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`;
-        return count >= 1;
-      },
-      5_000,
-      "the POST to wait",
-    );
+    await untilOneWaitsForALock(system, "the POST");
     await held`update events set deleted_at = now() where id = ${event.id}`;
     await held`commit`;
     posted = await post;
@@ -624,15 +616,7 @@ Deno.test("[catalog] PATCH /v1/tickets/{id} whose event is deleted while it wait
       token: owner.token,
       body: ticketBody(undefined, { name: "After" }, ticket),
     });
-    await eventually(
-      async () => {
-        const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`;
-        return count >= 1;
-      },
-      5_000,
-      "the PATCH to wait",
-    );
+    await untilOneWaitsForALock(system, "the PATCH");
     await held`update events set deleted_at = now() where id = ${event.id}`;
     await held`commit`;
     patched = await patch;
@@ -643,3 +627,16 @@ Deno.test("[catalog] PATCH /v1/tickets/{id} whose event is deleted while it wait
   const [row] = await system.sql`select name from tickets where id = ${ticket}`;
   assert.equal(row.name, "Before");
 });
+
+/** Until a request of this test's database waits for a row lock (the one held by the test). */
+async function untilOneWaitsForALock(system: TestSystem, what: string): Promise<void> {
+  await eventually(
+    async () => {
+      const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      return count >= 1;
+    },
+    5_000,
+    `${what} to wait`,
+  );
+}
