@@ -28,8 +28,6 @@ import {
   rawFilterOf,
 } from "./query_filter.ts";
 
-export { rawFilterOf };
-
 /** `integer` is a Postgres `integer` (32 bits), `bigint` a `bigint` (ids of bigserial tables). */
 export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" | "datetime";
 

@@ -115,7 +115,7 @@ function bracketedFilter(query: Record<string, string>): unknown {
  *
  * @example
  * ```ts
- * import { rawFilterOf } from "@shared/query.ts";
+ * import { rawFilterOf } from "@shared/query_filter.ts";
  * rawFilterOf({ "filter[0][name]": "code", "filter[0][op]": "eq", "filter[0][val]": "X" });
  * // [{ name: "code", op: "eq", val: "X" }]
  * ```
