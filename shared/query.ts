@@ -359,7 +359,7 @@ function relatedCondition(
     );
   }
   if (!Array.isArray(val) && !isObject(val)) {
-    throw filterError(`the val of "${name}" must be a filter on its ${related.table ?? name}`);
+    throw filterError(`the val of "${name}" must be a filter on what it relates to`);
   }
   return { related, filter: node(val, { fields: related.fields }, depth, counter) };
 }
