@@ -178,6 +178,8 @@ export const eventDef: ResourceDef<Row> = {
     "external-event-url": alwaysNull,
     "is-event-online": alwaysFalse,
     "is-featured": alwaysFalse,
+    // No sessions, speakers or calls for speakers here: never open.
+    "is-sessions-speakers-enabled": alwaysFalse,
     ...images(
       "logo-url",
       "original-image-url",
@@ -390,6 +392,8 @@ export const eventQuery: QuerySpec = {
     "external-event-url": { column: "external_event_url", type: "string" },
     "is-event-online": { column: "is_event_online", type: "boolean" },
     "is-featured": { column: "is_featured", type: "boolean" },
+    // Explore's call-for-speakers filter (0009_call_for_speakers.sql): always false.
+    "is-sessions-speakers-enabled": { column: "is_sessions_speakers_enabled", type: "boolean" },
     "logo-url": { column: "logo_url", type: "string" },
     "original-image-url": { column: "original_image_url", type: "string" },
     "thumbnail-image-url": { column: "thumbnail_image_url", type: "string" },

@@ -61,6 +61,7 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "external-event-url": nullableString,
     "is-event-online": boolean,
     "is-featured": boolean,
+    "is-sessions-speakers-enabled": boolean,
     ...images(
       "logo-url",
       "original-image-url",
