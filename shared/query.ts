@@ -160,14 +160,28 @@ const defaultPageSize = 20;
 const INT4_MIN = -2_147_483_648;
 const INT4_MAX = 2_147_483_647;
 
+/** A month-first date, US style. */
+const MONTH_FIRST = /^(\d{1,2})([-/])(\d{1,2})\2(\d{4})$/;
+
+/**
+ * A month-first date (`12-30-2019`, `12/30/2019`) written year first, other text as it is. The
+ * original's Postgres read such a date month first (its default DateStyle, `ISO, MDY`), and
+ * open-event-frontend's explore page sends its custom dates so (its date pickers' `MM-DD-YYYY`).
+ */
+function yearFirst(text: string): string {
+  const match = MONTH_FIRST.exec(text);
+  return match === null ? text : `${match[4]}-${match[1]}-${match[3]}`;
+}
+
 /**
  * The instant a filter's date or date-time names, read by the rule request bodies follow (one
  * without an offset is UTC, as the original's Postgres session read it, not this host's zone; a
- * date alone is its midnight). `t` and `z` may be lowercase: the original's filters went to
- * Postgres, which took either. Undefined when it names no time or one Postgres cannot hold.
+ * date alone is its midnight, also written month first: `yearFirst`). `t` and `z` may be
+ * lowercase: the original's filters went to Postgres, which took either. Undefined when it names
+ * no time or one Postgres cannot hold.
  */
 function instantOf(text: string): Date | undefined {
-  const instant = readDateTime(text.toUpperCase(), "utc");
+  const instant = readDateTime(yearFirst(text).toUpperCase(), "utc");
   return instant !== undefined && inStoredYears(instant) ? instant : undefined;
 }
 

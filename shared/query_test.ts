@@ -495,6 +495,9 @@ Deno.test("[query] a filter's date-time takes every form a body's does, as the s
       ["2027-3-3T8:5:9", "2027-03-03T08:05:09.000Z"],
       ["2027-3-3", "2027-03-03T00:00:00.000Z"],
       ["2027-03-03t08:00z", "2027-03-03T08:00:00.000Z"],
+      // Month first, as Postgres read it (the web client's explore page sends its custom dates so).
+      ["12-30-2027", "2027-12-30T00:00:00.000Z"],
+      ["3/1/2027", "2027-03-01T00:00:00.000Z"],
     ];
     for (const [form, instant] of naive) {
       assert.equal(at(form).toISOString(), instant, form);
