@@ -35,7 +35,15 @@ const allPlans = withGeneratedExamples(plans, "blueprint/audit.apib");
 
 /** The blueprint's activities 1-4, oldest first. */
 const ACTIVITIES = [
-  ["system", null, "2030-03-01T09:00:00Z", "User 1 created", "user", "created", "1"],
+  [
+    "system",
+    null,
+    "2030-03-01T09:00:00Z",
+    'User "admin@example.com" (1) created',
+    "user",
+    "created",
+    "1",
+  ],
   [
     "admin@example.com (1)",
     "1",
@@ -49,7 +57,7 @@ const ACTIVITIES = [
     "paul@example.com (2)",
     "2",
     "2030-03-01T09:10:00Z",
-    "User 2 logged in",
+    'User "paul@example.com" (2) login',
     "user",
     "logged-in",
     "2",

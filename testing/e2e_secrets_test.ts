@@ -409,8 +409,8 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   const user = `${email} (${userId})`;
   for (
     const expected of [
-      `${user} | User ${userId} created`,
-      `${user} | User ${userId} updated`,
+      `${user} | User "${email}" (${userId}) created`,
+      `${user} | Profile of user "${email}" (${userId}) updated`,
       `${user} | Stripe authorization linked for event ${eventId}`,
       `${user} | Stripe authorization re-linked for event ${eventId}`,
       `${user} | Stripe authorization removed for event ${eventId}`,

@@ -3,6 +3,12 @@
  * ("Event 5 updated", "Discount code SUMMER created for event 3"). Sentences are keyed by fact
  * type and read its public payload (typed by the registry, shared/fact_catalog.ts); types
  * nobody described yet still get a readable one from their names.
+ *
+ * Where the original had a template for the change (`ACTIVITIES` in its app/models/activity.py:
+ * users, events, event roles), the sentence is that template, filled in as it filled it: a user
+ * as `"email" (id)`, a role by its title, ids as they are. Its v1.x API never wrote them (only
+ * mails and notifications were logged; the templates served its earlier, server-rendered app),
+ * but they are the wording its docs and admins know. Other changes read in the same style.
  */
 import type { FactType } from "@shared/fact_catalog.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
@@ -62,8 +68,27 @@ function forCodeEvents(fact: CodeFact): string {
   return ` for event${events.length === 1 ? "" : "s"} ${named}${more}`;
 }
 
+type UserFact = Fact<`catalog.user.${string}` & FactType>;
+
+/** A user as the original's sentences name one: `"ada@example.com" (4)`. */
+function user(fact: UserFact): string {
+  return `"${fact.data.email}" (${fact.data.id})`;
+}
+
+/** The roles' titles (`title-name` of `GET /v1/roles`), as the original's sentences name them. */
+const ROLE_TITLES: Record<GrantFact["data"]["role"], string> = {
+  owner: "Owner",
+  organizer: "Organizer",
+  coorganizer: "Co-organizer",
+};
+
+/**
+ * A grant's sentence from its quoted role title, its user and its event. The user is their id:
+ * the grant's fact does not carry their email, which the original's sentence also showed.
+ */
 function grant(fact: GrantFact, sentence: (role: string, user: string, event: string) => string) {
-  return sentence(fact.data.role, fact.data.user, fact.data.event);
+  const title = ROLE_TITLES[fact.data.role] ?? fact.data.role;
+  return sentence(`"${title}"`, fact.data.user, fact.data.event);
 }
 
 function uses(fact: RedemptionFact): string {
@@ -78,16 +103,18 @@ function subTopic(fact: SubTopicFact, verb: string): string {
 
 /** Sentences by fact type, each reading its type's payload. */
 const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
-  "catalog.user.created": (f) => `User ${f.data.id} created`,
-  "catalog.user.updated": (f) => `User ${f.data.id} updated`,
+  "catalog.user.created": (f) => `User ${user(f)} created`,
+  "catalog.user.updated": (f) => `Profile of user ${user(f)} updated`,
   "catalog.user.deleted": (f) => `User ${f.data.id} deleted`,
-  "catalog.user.logged-in": (f) => `User ${f.data.id} logged in`,
+  // The original's sentence goes on "from IP .. using browser .. on .. platform": nothing we
+  // collect, nor should a fact that every subscriber reads for a year carry it.
+  "catalog.user.logged-in": (f) => `User ${user(f)} login`,
   "catalog.users-events-role.created": (f) =>
-    grant(f, (role, user, event) => `Role ${role} granted to user ${user} for event ${event}`),
+    grant(f, (role, user, event) => `Role ${role} created for user ${user} in event ${event}`),
   "catalog.users-events-role.updated": (f) =>
-    grant(f, (role, user, event) => `Role of user ${user} for event ${event} changed to ${role}`),
+    grant(f, (role, user, event) => `Role updated to ${role} for user ${user} in event ${event}`),
   "catalog.users-events-role.deleted": (f) =>
-    grant(f, (role, user, event) => `Role ${role} revoked from user ${user} for event ${event}`),
+    grant(f, (role, user, event) => `User ${user} removed from role ${role} in event ${event}`),
   "catalog.event-sub-topic.created": (f) => subTopic(f, "created"),
   "catalog.event-sub-topic.updated": (f) => subTopic(f, "updated"),
   "catalog.event-sub-topic.deleted": (f) => subTopic(f, "deleted"),

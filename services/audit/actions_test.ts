@@ -9,11 +9,37 @@ function sentence(type: FactType, id: string, data: Record<string, unknown> = {}
 }
 
 Deno.test("[audit] describeFact writes the original's sentences", async (t) => {
+  const ada = { email: "ada@example.com" };
   const cases: [FactType, string, Record<string, unknown>, string][] = [
+    // The original's templates (ACTIVITIES in its app/models/activity.py), a user filled in as
+    // `"email" (id)` and a role by its title, as its record_activity did.
     ["catalog.event.updated", "5", { name: "X" }, "Event 5 updated"],
     ["catalog.event.created", "5", {}, "Event 5 created"],
-    ["catalog.user.logged-in", "4", { email: "a@b.c" }, "User 4 logged in"],
-    ["catalog.user.created", "4", {}, "User 4 created"],
+    ["catalog.event.deleted", "5", {}, "Event 5 deleted"],
+    ["catalog.user.created", "4", ada, 'User "ada@example.com" (4) created'],
+    ["catalog.user.updated", "4", ada, 'Profile of user "ada@example.com" (4) updated'],
+    // Its login template also names the IP, browser and platform, which we never collect.
+    ["catalog.user.logged-in", "4", ada, 'User "ada@example.com" (4) login'],
+    [
+      "catalog.users-events-role.created",
+      "11",
+      { role: "organizer", user: "7", event: "3" },
+      'Role "Organizer" created for user 7 in event 3',
+    ],
+    [
+      "catalog.users-events-role.updated",
+      "11",
+      { role: "coorganizer", user: "7", event: "3" },
+      'Role updated to "Co-organizer" for user 7 in event 3',
+    ],
+    [
+      "catalog.users-events-role.deleted",
+      "11",
+      { role: "owner", user: "7", event: "3" },
+      'User 7 removed from role "Owner" in event 3',
+    ],
+    // Ours: the original had no sentence for these.
+    ["catalog.user.deleted", "4", ada, "User 4 deleted"],
     ["catalog.ticket.created", "9", { event: "3" }, "Ticket 9 created for event 3"],
     ["catalog.event-topic.deleted", "2", {}, "Event topic 2 deleted"],
     [
@@ -21,24 +47,6 @@ Deno.test("[audit] describeFact writes the original's sentences", async (t) => {
       "6",
       { "event-topic": "2" },
       "Event sub-topic 6 created for event topic 2",
-    ],
-    [
-      "catalog.users-events-role.created",
-      "11",
-      { role: "organizer", user: "7", event: "3" },
-      "Role organizer granted to user 7 for event 3",
-    ],
-    [
-      "catalog.users-events-role.updated",
-      "11",
-      { role: "coorganizer", user: "7", event: "3" },
-      "Role of user 7 for event 3 changed to coorganizer",
-    ],
-    [
-      "catalog.users-events-role.deleted",
-      "11",
-      { role: "organizer", user: "7", event: "3" },
-      "Role organizer revoked from user 7 for event 3",
     ],
     [
       "discounts.discount-code.created",
@@ -109,7 +117,7 @@ Deno.test("[audit] describeFact falls back to a readable sentence for types it h
   assert.equal(describeFact(later("catalog.role-grant.timed-out", {})), "Role grant 3 timed out");
 });
 
-Deno.test("[audit] a purge reads apart from a soft delete; roles and Stripe read as before", () => {
+Deno.test("[audit] a purge reads apart from a soft delete; a revoked role reads as before", () => {
   const purged = <K extends FactType>(type: K, data: Partial<FactData<K>>) =>
     ({ ...makeFact(type, data), purged: true }) as Fact;
   assert.equal(describeFact(makeFact("catalog.event.deleted", { id: "2" })), "Event 2 deleted");
@@ -130,7 +138,7 @@ Deno.test("[audit] a purge reads apart from a soft delete; roles and Stripe read
       user: "5",
       event: "3",
     })),
-    "Role owner revoked from user 5 for event 3",
+    'User 5 removed from role "Owner" in event 3',
   );
 });
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
+import type { TestUser } from "@testing/actions.ts";
 import { expectError, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
 import { type RunningAudit, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
@@ -102,9 +103,62 @@ Deno.test("[audit] an activity names the actor, the time of the change and what 
   assert.deepEqual(
     bySystem.body.data.map((d: { attributes: { action: string } }) => d.attributes.action),
     [
-      `User ${system.admin.id} created`,
+      `User "${system.admin.email}" (${system.admin.id}) created`,
     ],
   );
+});
+
+/** The actions of the activities `filter` selects, oldest first. */
+async function actionsOf(system: TestSystem, filter: unknown): Promise<string[]> {
+  const params = q({ filter: JSON.stringify(filter), sort: "id", "page[size]": "0" });
+  const reply = await system.call("GET", list(params), { token: system.admin.token });
+  expectStatus(reply, 200);
+  return reply.body.data.map((d: { attributes: { action: string } }) => d.attributes.action);
+}
+
+Deno.test("[audit] user and role changes read as the original's sentences", async () => {
+  await using system = await startTestSystem();
+  await withAudit(system);
+  const owner = await system.signUp();
+  const helper = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  const grant = await system.grantRole(owner.token, {
+    userId: helper.id,
+    eventId: event.id,
+    role: "organizer",
+  });
+  const role = (id: string) => ({ role: { data: { type: "role", id } } });
+  const changes: [TestUser, string, string, unknown][] = [
+    [helper, "PATCH", `/v1/users/${helper.id}`, {
+      data: { type: "user", id: helper.id, attributes: { "first-name": "Grace" } },
+    }],
+    [owner, "PATCH", `/v1/users-events-roles/${grant}`, {
+      data: { type: "users-events-role", id: grant, relationships: role("coorganizer") },
+    }],
+    [owner, "DELETE", `/v1/users-events-roles/${grant}`, undefined],
+  ];
+  for (const [caller, method, path, body] of changes) {
+    expectStatus(await system.call(method, path, { token: caller.token, body }), 200);
+  }
+  await settle(system);
+  const who = `"${helper.email}" (${helper.id})`;
+  const helperUser = [{ name: "type", op: "eq", val: "user" }, {
+    name: "action",
+    op: "like",
+    val: `%(${helper.id})%`,
+  }];
+  assert.deepEqual(await actionsOf(system, helperUser), [
+    `User ${who} created`,
+    `User ${who} login`,
+    `Profile of user ${who} updated`,
+  ]);
+  const roles = [{ name: "type", op: "eq", val: "users-events-role" }];
+  assert.deepEqual(await actionsOf(system, roles), [
+    `Role "Owner" created for user ${owner.id} in event ${event.id}`,
+    `Role "Organizer" created for user ${helper.id} in event ${event.id}`,
+    `Role updated to "Co-organizer" for user ${helper.id} in event ${event.id}`,
+    `User ${helper.id} removed from role "Co-organizer" in event ${event.id}`,
+  ]);
 });
 
 Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
@@ -132,10 +186,10 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
     );
     // A sign-up is the new user's own act.
     assert.deepEqual(actions, [
-      `User ${user.id} created`,
-      `User ${user.id} logged in`,
+      `User "${user.email}" (${user.id}) created`,
+      `User "${user.email}" (${user.id}) login`,
       `Event ${event.id} created`,
-      `Role owner granted to user ${user.id} for event ${event.id}`,
+      `Role "Owner" created for user ${user.id} in event ${event.id}`,
     ]);
   });
   await t.step("by time range", async () => {
