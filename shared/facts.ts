@@ -6,7 +6,8 @@
  * `data` its public payload (validated against the registry's schema), and the acting user
  * travels in the extension attributes `actorid` and `actoremail` (absent for system changes). A
  * `deleted` fact whose row is gone for good (a purge, or a resource that has no trash) carries the
- * extension attribute `purged: true`; a soft delete, which an admin may undo, does not.
+ * extension attribute `purged: true`; a soft delete, which an admin may undo, does not. An
+ * `updated` fact may name the public attributes its change altered (`changed`, comma-separated).
  *
  * Written through a transactional outbox: the fact is inserted in the same transaction as the
  * change (so a change never happens without its fact, nor a fact without its change), then a
@@ -80,6 +81,13 @@ export const factEnvelopeSchema = z.object({
     description: "On a `deleted` fact: the row is gone for good (purged, or a resource without " +
       "trash) and cannot come back. Absent on a soft delete, which an admin may undo.",
   }),
+  changed: z.string().optional().meta({
+    description: "On an `updated` fact: the attributes and relationships of `data` the change " +
+      "altered, comma-separated (`first-name,is-admin`). Absent when not said (discounts and " +
+      "payments say it nowhere yet, the catalog not for a row changed alongside another, facts " +
+      "published before it was added) or when nothing public changed (a password). Added " +
+      "without a new version.",
+  }),
 });
 type Envelope = Omit<z.output<typeof factEnvelopeSchema>, "type" | "data">;
 
@@ -96,6 +104,8 @@ export interface NewFact<K extends FactType = FactType> {
   data: Record<string, unknown>;
   /** A deletion that leaves nothing behind (see `purged` in the envelope). */
   purged?: boolean;
+  /** An update's altered names of `data` (see `changed` in the envelope). */
+  changed?: readonly string[];
 }
 
 /**
@@ -183,6 +193,7 @@ export function buildFact<K extends FactType>(fact: NewFact<K>, time = new Date(
     data: parsed.data,
     ...actor,
     ...(fact.purged ? { purged: true } : {}),
+    ...(fact.changed?.length ? { changed: fact.changed.join(",") } : {}),
   } as Fact<K>;
 }
 
@@ -260,6 +271,11 @@ function unknownFact(envelope: z.output<typeof factEnvelopeSchema>): { fact: Fac
 /** The acting user of a fact, or null for system changes. */
 export function factActor(fact: { actorid?: string; actoremail?: string }): FactActor {
   return fact.actorid === undefined ? null : { id: fact.actorid, email: fact.actoremail ?? "" };
+}
+
+/** The names of `data` an update altered (its `changed`), empty when it does not say. */
+export function factChanged(fact: { changed?: string }): string[] {
+  return fact.changed ? fact.changed.split(",") : [];
 }
 
 /** The fact's resource: its type (from the fact type) and id (from its data). */

@@ -8,7 +8,7 @@ import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
 import { changeWithFact, type FactRelay } from "@shared/facts.ts";
-import { catalogFact } from "./fact_payloads.ts";
+import { catalogFact, changedAttributes } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
 import {
   MAX_PASSWORD_LENGTH,
@@ -89,7 +89,10 @@ export async function ensureFirstAdmin(
       },
       (made) =>
         made?.changed
-          ? catalogFact(null, "user", made.created ? "created" : "updated", made.row)
+          ? {
+            ...catalogFact(null, "user", made.created ? "created" : "updated", made.row),
+            changed: made.before ? changedAttributes("user", made.before, made.row) : [],
+          }
           : null,
     );
   // A sign-up of that email committing meanwhile (unseen, then its row in the way of the insert)

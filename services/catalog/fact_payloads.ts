@@ -41,3 +41,13 @@ export function catalogFact(actor: FactActor, type: string, verb: string, row: R
     data: catalogFactData(type, row),
   };
 }
+
+/**
+ * The names of a `type` resource's public payload whose values differ between `before` and
+ * `after` (rows of the same resource), in the payload's order: an update fact's `changed`.
+ */
+export function changedAttributes(type: string, before: Row, after: Row): string[] {
+  const old = catalogFactData(type, before);
+  const now = catalogFactData(type, after);
+  return Object.keys(now).filter((name) => JSON.stringify(old[name]) !== JSON.stringify(now[name]));
+}

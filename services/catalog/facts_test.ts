@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { factActor, factResource } from "@shared/facts.ts";
+import { createLogger } from "@shared/log.ts";
 import {
   expectStatus,
   grantOf,
@@ -8,6 +9,9 @@ import {
   type TestSystem,
   type TestUser,
 } from "@testing/system.ts";
+import { ensureFirstAdmin } from "./admin.ts";
+
+const quiet = createLogger("catalog-test", "error");
 
 /** The facts that `change` leaves on the stream (everything pending is flushed first). */
 async function factsOf(system: TestSystem, change: () => Promise<unknown>): Promise<TestFact[]> {
@@ -412,4 +416,48 @@ Deno.test("[catalog] concurrent DELETEs of one resource: one 200 and one fact, t
     });
     assert.equal(facts.filter((fact) => fact.type === type).length, 1, `${path}: one fact`);
   }
+});
+
+Deno.test("[catalog] an update's fact names the public attributes it changed", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const event = await system.createEvent(user.token);
+  const changedBy = async (token: string, path: string, data: Record<string, unknown>) => {
+    const facts = await factsOf(system, async () => {
+      expectStatus(await system.call("PATCH", path, { token, body: { data } }), 200);
+    });
+    assert.equal(facts.length, 1);
+    return (facts[0] as unknown as Record<string, unknown>).changed;
+  };
+  const userPath = `/v1/users/${user.id}`;
+  const eventPath = `/v1/events/${event.id}`;
+
+  await t.step("a user made admin: is-admin", async () => {
+    const data = { type: "user", id: user.id, attributes: { "is-admin": true } };
+    assert.equal(await changedBy(system.admin.token, userPath, data), "is-admin");
+  });
+  await t.step("two attributes, comma-separated in the resource's order", async () => {
+    const attributes = { "last-name": "Hopper", "first-name": "Grace" };
+    const data = { type: "user", id: user.id, attributes };
+    assert.equal(await changedBy(user.token, userPath, data), "first-name,last-name");
+  });
+  await t.step("an event published: state", async () => {
+    const data = { type: "event", id: event.id, attributes: { state: "published" } };
+    assert.equal(await changedBy(user.token, eventPath, data), "state");
+  });
+  await t.step("an account promoted at start: is-admin,is-super-admin", async () => {
+    const other = await system.signUp();
+    const config = { ...system.config, adminEmail: other.email, adminPassword: "operator's own" };
+    const facts = await factsOf(
+      system,
+      () => ensureFirstAdmin({ sql: system.sql, relay: system.catalog.relay, config, log: quiet }),
+    );
+    assert.deepEqual(facts.map((fact) => fact.type), ["catalog.user.updated"]);
+    const changed = (facts[0] as unknown as Record<string, unknown>).changed;
+    assert.equal(changed, "is-admin,is-super-admin");
+  });
+  await t.step("a create says nothing of it", async () => {
+    const facts = await factsOf(system, () => system.createTopic());
+    assert.equal((facts[0] as unknown as Record<string, unknown>).changed, undefined);
+  });
 });

@@ -11,7 +11,7 @@ import { changeWithFact, type NewFact, unchanged } from "@shared/facts.ts";
 import { deletedReplyOf, isAdmin, notFound, translatingDbErrors } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { type Caller, type CatalogContext, factActor, loadCaller } from "../context.ts";
-import { catalogFact, catalogFactData } from "../fact_payloads.ts";
+import { catalogFact, catalogFactData, changedAttributes } from "../fact_payloads.ts";
 import { lockRow, type Row } from "../store/common.ts";
 import type { Viewer } from "../store/events.ts";
 
@@ -112,6 +112,12 @@ async function lockedRow(tx: Queryable, type: string, row: UpdatedRow): Promise<
   return locked;
 }
 
+/** What an update altered of its row's public payload (its fact's `changed`); [] otherwise. */
+function alteredBy(about: { type: string; verb: string }, before?: Row, after?: Row): string[] {
+  if (about.verb !== "updated" || !before || !after) return [];
+  return changedAttributes(about.type, before, after);
+}
+
 /**
  * Runs `change` in a transaction with its fact: `about.type` and `about.verb` name the fact, whose
  * data is the change's result, the row after the change (`about.row` when it returns none).
@@ -146,7 +152,8 @@ export async function commit<T>(
     if (before && unchanged(before, result)) return null;
     const data = (result as Row | undefined) ?? about.row ?? {};
     const actor = about.actor ? { ...call, caller: about.actor(result) } : call;
-    return { ...fact(actor, about.type, about.verb, data), purged: about.purged };
+    const changed = alteredBy(about, before, result as Row | undefined);
+    return { ...fact(actor, about.type, about.verb, data), purged: about.purged, changed };
   });
   return result;
 }
@@ -196,15 +203,16 @@ export async function commitWithCascade(
     if (result.row === undefined) notFound(about.type, String(about.row?.id));
     return { ...result, before } as { row: Row; cascaded: Cascaded[]; before?: Row };
   };
-  const announce = (type: string, verb: string, row: Row) => ({
+  const announce = (type: string, verb: string, row: Row, changed: string[] = []) => ({
     ...fact(call, type, verb, row),
     purged: about.purged === true && verb === "deleted",
+    changed,
   });
   const { row, cascaded } = await changeWithFact(ctx.sql, ctx.relay, checked, (result) => [
     ...result.cascaded.map((c) => announce(c.type, c.verb, c.row)),
-    ...(result.before && unchanged(result.before, result.row)
-      ? []
-      : [announce(about.type, about.verb, result.row)]),
+    ...(result.before && unchanged(result.before, result.row) ? [] : [
+      announce(about.type, about.verb, result.row, alteredBy(about, result.before, result.row)),
+    ]),
   ]);
   const records = cascaded.map((c) => ({ type: c.type, record: publicRecord(c.type, c.row) }));
   return { row, cascaded: records };

@@ -211,8 +211,8 @@ export async function ownersFollowed(tx: Queryable, id: string): Promise<EventRo
 }
 
 /**
- * Creates or updates the configured super admin; returns the row, whether it is new and whether
- * it changed. A live super admin whose password `admin.matches` keeps it (and its tokens: a
+ * Creates or updates the configured super admin; returns the row (and the one it updated),
+ * whether it is new and whether it changed. A live super admin whose password `admin.matches` keeps it (and its tokens: a
  * restart, or another instance starting, logs nobody out); any other account with the email
  * gets the new password and the flags, and every token issued before dies (it may have been
  * someone else's account, signed up before the operator chose its email).
@@ -221,19 +221,19 @@ export async function upsertAdmin(
   tx: Queryable,
   email: string,
   admin: { passwordHash: string; matches: (storedHash: string) => Promise<boolean> },
-): Promise<{ row: UserRow; created: boolean; changed: boolean }> {
+): Promise<{ row: UserRow; before?: UserRow; created: boolean; changed: boolean }> {
   const [found] = await tx<UserRow[]>`select * from users
     where lower(email) = lower(${email}) and deleted_at is null for update`;
   if (found?.is_super_admin && await admin.matches(found.password_hash)) {
     const [row] = await tx<UserRow[]>`update users set is_admin = true
       where id = ${found.id} returning *`;
-    return { row, created: false, changed: !found.is_admin };
+    return { row, before: found, created: false, changed: !found.is_admin };
   }
   if (found) {
     const [row] = await tx<UserRow[]>`update users set password_hash = ${admin.passwordHash},
       is_admin = true, is_super_admin = true, token_version = token_version + 1
       where id = ${found.id} returning *`;
-    return { row, created: false, changed: true };
+    return { row, before: found, created: false, changed: true };
   }
   const row = await insertUser(tx, {
     email,
