@@ -11,7 +11,7 @@
  * but they are the wording its docs and admins know. Other changes read in the same style.
  */
 import type { FactType } from "@shared/fact_catalog.ts";
-import { type Fact, factActor, factResource } from "@shared/facts.ts";
+import { type Fact, factActor, factChanged, factResource } from "@shared/facts.ts";
 
 const MAX_LENGTH = 500;
 
@@ -75,6 +75,26 @@ function user(fact: UserFact): string {
   return `"${fact.data.email}" (${fact.data.id})`;
 }
 
+/**
+ * An update of a user: the original's `system_admin` sentence when their admin right changed
+ * ("Assigned"/"Unassigned", its words), the same form for the super admin right it did not have,
+ * its profile sentence otherwise.
+ */
+function userUpdated(fact: Fact<"catalog.user.updated">): string {
+  const changed = factChanged(fact);
+  const right = (assigned: boolean, what: string) =>
+    `User ${user(fact)} ${assigned ? "Assigned" : "Unassigned"} ${what}`;
+  if (changed.includes("is-admin")) return right(fact.data["is-admin"], "system admin");
+  if (changed.includes("is-super-admin")) return right(fact.data["is-super-admin"], "super admin");
+  return `Profile of user ${user(fact)} updated`;
+}
+
+/** An update of an event: the original's `publish_event` sentence when its state changed. */
+function eventUpdated(fact: Fact<"catalog.event.updated">): string {
+  if (!factChanged(fact).includes("state")) return `Event ${fact.data.id} updated`;
+  return `Event ${fact.data.id} ${fact.data.state === "published" ? "published" : "un-published"}`;
+}
+
 /** The roles' titles (`title-name` of `GET /v1/roles`), as the original's sentences name them. */
 const ROLE_TITLES: Record<GrantFact["data"]["role"], string> = {
   owner: "Owner",
@@ -104,7 +124,7 @@ function subTopic(fact: SubTopicFact, verb: string): string {
 /** Sentences by fact type, each reading its type's payload. */
 const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
   "catalog.user.created": (f) => `User ${user(f)} created`,
-  "catalog.user.updated": (f) => `Profile of user ${user(f)} updated`,
+  "catalog.user.updated": userUpdated,
   "catalog.user.deleted": (f) => `User ${f.data.id} deleted`,
   // The original's sentence goes on "from IP .. using browser .. on .. platform": nothing we
   // collect, nor should a fact that every subscriber reads for a year carry it.
@@ -115,6 +135,7 @@ const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
     grant(f, (role, user, event) => `Role updated to ${role} for user ${user} in event ${event}`),
   "catalog.users-events-role.deleted": (f) =>
     grant(f, (role, user, event) => `User ${user} removed from role ${role} in event ${event}`),
+  "catalog.event.updated": eventUpdated,
   "catalog.event-sub-topic.created": (f) => subTopic(f, "created"),
   "catalog.event-sub-topic.updated": (f) => subTopic(f, "updated"),
   "catalog.event-sub-topic.deleted": (f) => subTopic(f, "deleted"),

@@ -106,6 +106,44 @@ Deno.test("[audit] describeFact writes the original's sentences", async (t) => {
   }
 });
 
+Deno.test("[audit] describeFact reads what an update changed (`changed`)", async (t) => {
+  const changed = <K extends FactType>(type: K, data: Partial<FactData<K>>, names?: string) =>
+    describeFact(
+      { ...makeFact(type, data), ...(names === undefined ? {} : { changed: names }) } as Fact,
+    );
+  const ada = { id: "4", email: "ada@example.com" };
+  await t.step("admin rights given and taken: the original's system_admin template", () => {
+    const user = "catalog.user.updated";
+    const made = { ...ada, "is-admin": true };
+    const unmade = { ...ada, "is-admin": false };
+    assert.equal(
+      changed(user, made, "is-admin"),
+      'User "ada@example.com" (4) Assigned system admin',
+    );
+    assert.equal(
+      changed(user, unmade, "first-name,is-admin"),
+      'User "ada@example.com" (4) Unassigned system admin',
+    );
+    // Ours, in the same form: the original had no super admin.
+    assert.equal(
+      changed(user, { ...ada, "is-super-admin": true }, "is-super-admin"),
+      'User "ada@example.com" (4) Assigned super admin',
+    );
+    assert.equal(
+      changed(user, made, "first-name"),
+      'Profile of user "ada@example.com" (4) updated',
+    );
+    assert.equal(changed(user, made), 'Profile of user "ada@example.com" (4) updated');
+  });
+  await t.step("an event published and unpublished: the original's publish_event", () => {
+    const event = "catalog.event.updated";
+    assert.equal(changed(event, { id: "5", state: "published" }, "state"), "Event 5 published");
+    assert.equal(changed(event, { id: "5", state: "draft" }, "name,state"), "Event 5 un-published");
+    assert.equal(changed(event, { id: "5", state: "draft" }, "name"), "Event 5 updated");
+    assert.equal(changed(event, { id: "5", state: "draft" }), "Event 5 updated");
+  });
+});
+
 Deno.test("[audit] describeFact falls back to a readable sentence for types it has none for", () => {
   // A type registered after this audit build: only the envelope and `data.id` are known.
   const later = (type: string, data: Record<string, unknown>) =>

@@ -161,6 +161,45 @@ Deno.test("[audit] user and role changes read as the original's sentences", asyn
   ]);
 });
 
+Deno.test("[audit] admin rights and publishing read as the original's sentences", async () => {
+  await using system = await startTestSystem();
+  await withAudit(system);
+  const user = await system.signUp();
+  const event = await system.createEvent(user.token);
+  const patch = async (token: string, path: string, data: Record<string, unknown>) =>
+    expectStatus(await system.call("PATCH", path, { token, body: { data } }), 200);
+  const admin = (value: boolean) => ({
+    type: "user",
+    id: user.id,
+    attributes: { "is-admin": value },
+  });
+  const state = (value: string) => ({ type: "event", id: event.id, attributes: { state: value } });
+  await patch(system.admin.token, `/v1/users/${user.id}`, admin(true));
+  await patch(system.admin.token, `/v1/users/${user.id}`, admin(false));
+  await patch(user.token, `/v1/events/${event.id}`, state("published"));
+  await patch(user.token, `/v1/events/${event.id}`, state("draft"));
+  await patch(user.token, `/v1/events/${event.id}`, {
+    ...state("draft"),
+    attributes: { name: "X" },
+  });
+  await settle(system);
+  const who = `"${user.email}" (${user.id})`;
+  const updated = (type: string) => [{ name: "type", op: "eq", val: type }, {
+    name: "verb",
+    op: "eq",
+    val: "updated",
+  }];
+  assert.deepEqual(await actionsOf(system, updated("user")), [
+    `User ${who} Assigned system admin`,
+    `User ${who} Unassigned system admin`,
+  ]);
+  assert.deepEqual(await actionsOf(system, updated("event")), [
+    `Event ${event.id} published`,
+    `Event ${event.id} un-published`,
+    `Event ${event.id} updated`,
+  ]);
+});
+
 Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
   await using system = await startTestSystem();
   await withAudit(system);
