@@ -212,10 +212,10 @@ export async function ownersFollowed(tx: Queryable, id: string): Promise<EventRo
 
 /**
  * Creates or updates the configured super admin; returns the row (and the one it updated),
- * whether it is new and whether it changed. A live super admin whose password `admin.matches` keeps it (and its tokens: a
- * restart, or another instance starting, logs nobody out); any other account with the email
- * gets the new password and the flags, and every token issued before dies (it may have been
- * someone else's account, signed up before the operator chose its email).
+ * whether it is new and whether it changed. A live super admin whose password `admin.matches`
+ * keeps it (and its tokens: a restart, or another instance starting, logs nobody out); any other
+ * account with the email gets the new password and the flags, and every token issued before dies
+ * (it may have been someone else's account, signed up before the operator chose its email).
  */
 export async function upsertAdmin(
   tx: Queryable,
