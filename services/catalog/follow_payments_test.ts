@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { eventually } from "@testing/eventually.ts";
 import { openDatabase } from "@shared/db.ts";
 import { deleteFactStream, ensureFactStream, type Fact, FactRelay } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
+import { facts } from "@shared/subjects.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { exampleFact, publishFacts, readFacts } from "@testing/facts.ts";
 import { migrateCatalog } from "./service.ts";
@@ -46,7 +48,17 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
     // An older fact arriving late does not undo the newer one.
     await publish(stripeFact("updated", id, new Date(t0 + 1000)));
     await publish(stripeFact("created", "999", new Date(t0 + 3000)));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Both handled (and acknowledged) before the check: after a fixed pause, a consumer slower
+    // than the pause let the check pass without the older fact ever applied.
+    const jsm = await jetstreamManager(b.bus.nc);
+    await eventually(
+      async () => {
+        const info = await jsm.consumers.info(facts.stream(b.bus.prefix), "catalog-stripe-links");
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      10_000,
+      "both late facts handled",
+    );
     assert.equal(await linked(sql, id), false);
     await consumer.stop();
     // Each change of is-stripe-linked was announced with the event, and nothing else.
