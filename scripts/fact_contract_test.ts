@@ -14,6 +14,8 @@ import { factKinds } from "@shared/fact_catalog.ts";
 import { discountsRedemption, facts } from "@shared/subjects.ts";
 import { codeBody, discountsFixture } from "../services/discounts/_test_utils.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_test_utils.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { eventually } from "@testing/eventually.ts";
 import { storedMessages } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
 import { OUTPUT } from "./asyncapi.ts";
@@ -91,6 +93,38 @@ async function withDiscounts(p: PaymentsSystem) {
   });
   p.system.defer(() => discounts[Symbol.asyncDispose]());
   return discounts.services[0];
+}
+
+/** The durable consumers of the services running here, each answering facts with its own. */
+const FOLLOWERS = ["discounts-catalog", "payments-catalog", "catalog-stripe-links"];
+
+/**
+ * Waits until the followers have handled every fact and what they wrote is published: all
+ * relays flushed, no follower with a fact pending or unacknowledged, twice in a row with no
+ * new fact in between.
+ */
+async function followersSettled(
+  p: PaymentsSystem,
+  discounts: { relay: { flush(): Promise<void> } },
+) {
+  const jsm = await jetstreamManager(p.system.bus.nc);
+  const stream = facts.stream(p.system.prefix);
+  let before: { idle: boolean; last: number } | undefined;
+  await eventually(
+    async () => {
+      await p.system.catalog.relay.flush();
+      await p.payments.relay.flush();
+      await discounts.relay.flush();
+      const infos = await Promise.all(FOLLOWERS.map((name) => jsm.consumers.info(stream, name)));
+      const idle = infos.every((info) => info.num_pending === 0 && info.num_ack_pending === 0);
+      const now = { idle, last: (await jsm.streams.info(stream)).state.last_seq };
+      const settled = idle && before?.idle === true && before.last === now.last;
+      before = now;
+      return settled;
+    },
+    20_000,
+    "the followers settled",
+  );
 }
 
 /** Users, roles, topics, events and tickets through the catalog. */
@@ -237,9 +271,9 @@ Deno.test("[facts] every fact of a scenario across all services matches its Asyn
   const made = await catalogScenario(p);
   await discountsAndPaymentsScenario(p, made);
   await deletions(p, made);
-  // The discounts follower detaches the deleted ticket and deletes the event's codes.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  await discounts.relay.flush();
+  // The discounts follower detaches the deleted ticket and deletes the event's codes: its facts
+  // are checked too, however long it takes (after a fixed pause, a slow follower's were not).
+  await followersSettled(p, discounts);
 
   const validators = await validatorsByAddress();
   const recorded = await recordedValidators();
