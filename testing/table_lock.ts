@@ -11,6 +11,7 @@
  * ```
  */
 import postgres from "postgres";
+import { eventually } from "./eventually.ts";
 
 export interface TableLock extends AsyncDisposable {
   /** The locking session's connection (usable again once the lock is released). */
@@ -48,4 +49,31 @@ export async function holdTableLock(databaseUrl: string, table: string): Promise
       await sql.end();
     },
   };
+}
+
+/**
+ * Waits until at least `count` sessions of `sql`'s database wait for a lock (a row, a table or
+ * an advisory lock): the requests a test holds have reached the change it holds them at. A
+ * fixed pause instead lets a slow request arrive after the lock is gone, and the overlap the
+ * test is about never happens.
+ *
+ * @example
+ * ```ts ignore
+ * const pending = system.call("PATCH", path, { token, body });
+ * await untilWaitingForLocks(system.sql, { count: 1, what: "the PATCH" });
+ * ```
+ */
+export async function untilWaitingForLocks(
+  sql: postgres.Sql,
+  options: { count: number; what: string; timeoutMs?: number },
+): Promise<void> {
+  await eventually(
+    async () => {
+      const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      return waiting >= options.count;
+    },
+    options.timeoutMs ?? 5_000,
+    `${options.what} to wait for a lock`,
+  );
 }

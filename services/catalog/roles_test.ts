@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { Tx } from "@shared/db.ts";
+import { untilWaitingForLocks } from "@testing/table_lock.ts";
 import {
   type EventCast,
   expectError,
@@ -413,16 +414,18 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
   // Both revocations are let through their checks, then held at their change (the grants'
   // rows locked here) so that they overlap for sure.
   const release = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
   const holding = system.sql.begin(async (tx) => {
     await tx`select id from users_events_roles where event_id = ${event.id} for update`;
+    held.resolve();
     await release.promise;
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await Promise.race([held.promise, holding]);
   const revoking = Promise.all([
     system.call("DELETE", `/v1/users-events-roles/${secondGrant}`, { token: first.token }),
     system.call("DELETE", `/v1/users-events-roles/${firstGrant}`, { token: second.token }),
   ]);
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await untilWaitingForLocks(system.sql, { count: 2, what: "both revocations" });
   release.resolve();
   await holding;
   const replies = await revoking;
@@ -440,23 +443,32 @@ Deno.test("[catalog] two owners revoking each other at once leave one owner", as
 /**
  * Runs `requests` at once while the grant `held` is locked by another session (so that they
  * overlap at their changes), then releases it, after that session ran `meanwhile` (a change
- * committed while they were held); their statuses, in order.
+ * committed while they were held); their statuses, in order. It lets go once `waiting` of them
+ * (all by default) wait for a lock.
  */
 async function overlapping(
   system: TestSystem,
   held: string,
   requests: (() => Promise<{ status: number }>)[],
-  meanwhile: (tx: Tx) => Promise<unknown> = () => Promise.resolve(),
+  { meanwhile = () => Promise.resolve(), waiting = requests.length }: {
+    meanwhile?: (tx: Tx) => Promise<unknown>;
+    waiting?: number;
+  } = {},
 ): Promise<number[]> {
   const release = Promise.withResolvers<void>();
+  // Taken before the requests start, and each request waiting for a lock before it is let go:
+  // fixed pauses here let a slow lock or a slow request miss the overlap (a probe taking the
+  // lock 400 ms late made the leave below a 200, the event left with no owner).
+  const locked = Promise.withResolvers<void>();
   const holding = system.sql.begin(async (tx) => {
     await tx`select id from users_events_roles where id = ${held} for update`;
+    locked.resolve();
     await release.promise;
     await meanwhile(tx);
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await Promise.race([locked.promise, holding]);
   const replies = Promise.all(requests.map((request) => request()));
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await untilWaitingForLocks(system.sql, { count: waiting, what: "the requests" });
   release.resolve();
   await holding;
   return (await replies).map((reply) => reply.status);
@@ -479,9 +491,11 @@ Deno.test("[catalog] leaving a grant made an owner's meanwhile keeps the event's
   const leave = () =>
     system.call("DELETE", `/v1/users-events-roles/${memberGrant}`, { token: member.token });
   // What a promotion and the first owner leaving would commit meanwhile.
-  const [left] = await overlapping(system, memberGrant, [leave], async (tx) => {
-    await tx`update users_events_roles set role_name = 'owner' where id = ${memberGrant}`;
-    await tx`delete from users_events_roles where id = ${ownerGrant}`;
+  const [left] = await overlapping(system, memberGrant, [leave], {
+    meanwhile: async (tx) => {
+      await tx`update users_events_roles set role_name = 'owner' where id = ${memberGrant}`;
+      await tx`delete from users_events_roles where id = ${ownerGrant}`;
+    },
   });
   assert.equal(left, 409);
   assert.equal(await grantCount(system, event.id, "owner"), 1);
@@ -508,7 +522,7 @@ Deno.test("[catalog] purging a user and changing an owner's role at once: no 500
         purge(user.id),
         () =>
           system.call("DELETE", `/v1/users-events-roles/${partnerGrant}`, { token: partner.token }),
-      ]);
+      ], { waiting: 1 }); // The purge meets the held grant; the revocation may get through first.
       // Whichever goes first, the other is refused: the purge (the user would be the only owner
       // left) or the revocation (no owner would be left).
       assert.deepEqual([...statuses].sort(), [200, 409]);

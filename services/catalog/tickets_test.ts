@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { eventually } from "@testing/eventually.ts";
 import {
   type EventCast,
   expectError,
@@ -7,6 +6,7 @@ import {
   startTestSystem,
   type TestSystem,
 } from "@testing/system.ts";
+import { untilWaitingForLocks } from "@testing/table_lock.ts";
 
 type Who = "anonymous" | "stranger" | "coorganizer" | "organizer" | "owner" | "admin";
 const everyone: Who[] = ["anonymous", "stranger", "coorganizer", "organizer", "owner", "admin"];
@@ -523,11 +523,13 @@ Deno.test("[catalog] a ticket's name is unique among the live tickets of its eve
     // Both are let through to their insert, then held there (the table locked against writes
     // here), so that each has looked for the name before the other wrote it.
     const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
     const holding = system.sql.begin(async (tx) => {
       await tx`lock table tickets in share mode`;
+      locked.resolve();
       await release.promise;
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await Promise.race([locked.promise, holding]);
     const posting = Promise.all(
       [1, 2].map(() =>
         system.call("POST", "/v1/tickets", {
@@ -536,7 +538,7 @@ Deno.test("[catalog] a ticket's name is unique among the live tickets of its eve
         })
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await untilWaitingForLocks(system.sql, { count: 2, what: "both POSTs" });
     release.resolve();
     await holding;
     const replies = await posting;
@@ -588,7 +590,7 @@ Deno.test("[catalog] POST /v1/tickets to an event deleted while it waited is a 4
       token: owner.token,
       body: ticketBody(event.id, { name: "Late", type: "free" }),
     });
-    await untilOneWaitsForALock(system, "the POST");
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the POST" });
     await held`update events set deleted_at = now() where id = ${event.id}`;
     await held`commit`;
     posted = await post;
@@ -616,7 +618,7 @@ Deno.test("[catalog] PATCH /v1/tickets/{id} whose event is deleted while it wait
       token: owner.token,
       body: ticketBody(undefined, { name: "After" }, ticket),
     });
-    await untilOneWaitsForALock(system, "the PATCH");
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the PATCH" });
     await held`update events set deleted_at = now() where id = ${event.id}`;
     await held`commit`;
     patched = await patch;
@@ -627,16 +629,3 @@ Deno.test("[catalog] PATCH /v1/tickets/{id} whose event is deleted while it wait
   const [row] = await system.sql`select name from tickets where id = ${ticket}`;
   assert.equal(row.name, "Before");
 });
-
-/** Until a request of this test's database waits for a row lock (the one held by the test). */
-async function untilOneWaitsForALock(system: TestSystem, what: string): Promise<void> {
-  await eventually(
-    async () => {
-      const [{ count }] = await system.sql`select count(*)::int as count from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`;
-      return count >= 1;
-    },
-    5_000,
-    `${what} to wait`,
-  );
-}
