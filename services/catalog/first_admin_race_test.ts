@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createLogger } from "@shared/log.ts";
 import { startTestSystem, type TestSystem } from "@testing/system.ts";
-import { holdTableLock } from "@testing/table_lock.ts";
+import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
 import { ensureFirstAdmin } from "./admin.ts";
 
 const quiet = createLogger("catalog-test", "error");
@@ -17,7 +17,9 @@ async function twoStarts(system: TestSystem, admin: { email?: string; password?:
     });
   await using lock = await holdTableLock(system.databaseUrl, "catalog.users");
   const starts = Promise.allSettled([start(), start()]);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Both held at the table before it is let go (after a fixed pause, a start slower than it came
+  // only after the release, and the two never met).
+  await untilWaitingForLocks(system.sql, { count: 2, what: "both starts" });
   await lock.release();
   return (await starts).map((o) => o.status === "rejected" ? String(o.reason) : o.status);
 }
@@ -84,7 +86,7 @@ Deno.test("[catalog] a sign-up of ADMIN_EMAIL committing while the catalog start
       config: { ...system.config, adminEmail: email, adminPassword: password },
       log: quiet,
     }).then(() => "fulfilled", (error) => String(error));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the start" });
     await signUp`commit`;
     assert.equal(await start, "fulfilled");
   } finally {
