@@ -67,7 +67,8 @@ Deno.test("[payments] POST /v1/webhooks/stripe removes a deauthorized account's 
     );
     for (const fact of facts) assert.equal(fact.actorid, undefined);
     for (const eventId of [first.cast.event.id, other.event.id]) {
-      const deadline = Date.now() + 1000;
+      // The catalog follows the facts a moment later: a generous bound, as in eventually().
+      const deadline = Date.now() + 10_000;
       let flag = true;
       while (flag && Date.now() < deadline) {
         const reply = await p.call("GET", `/v1/events/${eventId}`, {
