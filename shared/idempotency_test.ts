@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { CallOptions } from "@testing/system.ts";
-import { holdTableLock } from "@testing/table_lock.ts";
+import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
 import { openDatabase, type Sql, transaction } from "./db.ts";
@@ -63,7 +63,9 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     // Hold the first request inside its insert with a table lock from another session.
     await using lock = await holdTableLock(system.databaseUrl, "catalog.event_topics");
     const firstCall = postTopic("Slow", key);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The retry once the first is held at its insert (after a fixed 300 ms, a first request
+    // slower than that let the retry go first and wait at the lock itself).
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the first POST" });
     const during = await postTopic("Slow", key);
     await lock.release();
     const first = await firstCall;
