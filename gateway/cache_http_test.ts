@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import { startTestSystem } from "@testing/system.ts";
 import { secondGateway } from "./_test_utils.ts";
+import { settledCache, shortSettle } from "@testing/cache_settle.ts";
 
 Deno.test("[gateway] every gateway answers a URL with the same bytes, whatever URL filled its cache", async () => {
-  await using system = await startTestSystem();
+  await using system = await startTestSystem({ env: shortSettle });
   await system.createTopic("Astronomy");
-  await system.readFacts();
+  await settledCache(system);
   const other = (await secondGateway(system)).call;
   const sortFirst = "/v1/event-topics?sort=name&page%5Bsize%5D=5";
   const sizeFirst = "/v1/event-topics?page%5Bsize%5D=5&sort=name";
@@ -27,9 +28,9 @@ Deno.test("[gateway] every gateway answers a URL with the same bytes, whatever U
 });
 
 Deno.test("[gateway] conditional requests and request directives, as the README says", async (t) => {
-  await using system = await startTestSystem();
+  await using system = await startTestSystem({ env: shortSettle });
   await system.createTopic("Botany");
-  await system.readFacts();
+  await settledCache(system);
   const path = "/v1/event-topics";
   const first = await system.call("GET", path);
   const etag = first.headers.get("ETag")!;
