@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { expectStatus, startTestSystem } from "@testing/system.ts";
+import { filteredEventIds, sortedIds } from "@testing/event_lists.ts";
 
-const filter = (conditions: unknown) => encodeURIComponent(JSON.stringify(conditions));
-const sortedIds = (data: { id: string }[]) => data.map((r) => r.id).sort((a, b) => +a - +b);
 const cfs = (op: string, val: unknown) => ({ name: "is_sessions_speakers_enabled", op, val });
 const NAME = "is-sessions-speakers-enabled";
 
@@ -19,15 +18,8 @@ Deno.test("[catalog] GET /v1/events answers the call-for-speakers filter: no eve
   const draft = await system.createEvent(owner.token);
   const both = [published.id, draft.id];
 
-  const list = async (conditions: unknown, token?: string, extra = "") => {
-    const reply = await system.call(
-      "GET",
-      `/v1/events?filter=${filter(conditions)}&page[size]=0${extra}`,
-      { token },
-    );
-    expectStatus(reply, 200, JSON.stringify(conditions));
-    return sortedIds(reply.body.data);
-  };
+  const list = (conditions: unknown, token?: string, extra = "") =>
+    filteredEventIds(system, conditions, token, extra);
 
   await t.step("explore's Open and Closed, as the page sends them", async () => {
     // app/routes/explore.js (v1.7.0): published, upcoming, `val` the boolean `cfs === 'open'`,

@@ -5,10 +5,8 @@
  * whose default DateStyle (`ISO, MDY`) reads it month first.
  */
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
-
-const filter = (conditions: unknown) => encodeURIComponent(JSON.stringify(conditions));
-const sortedIds = (data: { id: string }[]) => data.map((r) => r.id).sort((a, b) => +a - +b);
+import { expectError, startTestSystem } from "@testing/system.ts";
+import { filteredEventIds, filterParam as filter } from "@testing/event_lists.ts";
 
 /** The page's filter for a start and an end date: the event overlaps the range. */
 const between = (start: string, end: string) => ({
@@ -35,14 +33,7 @@ Deno.test("[catalog] GET /v1/events reads explore's custom dates (MM-DD-YYYY) as
   const january = await at("2030-01-10T09:00:00Z", "2030-01-11T17:00:00Z");
   const march = await at("2030-03-05T09:00:00Z", "2030-03-06T17:00:00Z");
 
-  const list = async (conditions: unknown) => {
-    const reply = await system.call(
-      "GET",
-      `/v1/events?filter=${filter(conditions)}&page[size]=0`,
-    );
-    expectStatus(reply, 200, JSON.stringify(conditions));
-    return sortedIds(reply.body.data);
-  };
+  const list = (conditions: unknown) => filteredEventIds(system, conditions);
 
   await t.step("a range and a start date, as the page's date pickers give them", async () => {
     const published = { name: "state", op: "eq", val: "published" };

@@ -5,9 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { expectError, expectStatus, inTopic, startTestSystem } from "@testing/system.ts";
-
-const filter = (conditions: unknown) => encodeURIComponent(JSON.stringify(conditions));
-const sortedIds = (data: { id: string }[]) => data.map((r) => r.id).sort((a, b) => +a - +b);
+import { filteredEventIds, filterParam as filter } from "@testing/event_lists.ts";
 
 const topicNamed = (name: string) => ({
   name: "event-topic",
@@ -58,15 +56,8 @@ Deno.test("[catalog] GET /v1/events filters by topic, sub-topic and ticket as th
     200,
   );
 
-  const list = async (conditions: unknown, token?: string, extra = "") => {
-    const reply = await system.call(
-      "GET",
-      `/v1/events?filter=${filter(conditions)}&page[size]=0${extra}`,
-      { token },
-    );
-    expectStatus(reply, 200, JSON.stringify(conditions));
-    return sortedIds(reply.body.data);
-  };
+  const list = (conditions: unknown, token?: string, extra = "") =>
+    filteredEventIds(system, conditions, token, extra);
 
   await t.step("each explore filter returns exactly the matching published events", async () => {
     const explore = [
