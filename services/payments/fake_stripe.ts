@@ -8,7 +8,8 @@
  * - `POST /oauth/deauthorize` (form: `client_id`, `stripe_user_id`; the secret key as bearer):
  *   200 `{stripe_user_id}` for a connected account, 400 `invalid_client` otherwise.
  * Codes from `grant({ delayMs })` answer late (for timeouts), those from `grant({ answerAt })` at
- * a given time (just before a request's deadline, whenever they were asked), and so does every
+ * a given time (just before a request's deadline, whenever they were asked), those from
+ * `grant({ until })` once the test lets them (it breaks something meanwhile), and so does every
  * deauthorization while `deauthorizeDelayMs` is set; every call is recorded.
  *
  * @example
@@ -37,6 +38,8 @@ export interface FakeGrant {
   delayMs: number;
   /** Epoch ms the exchange answers at (instead of `delayMs` after it was asked), if set. */
   answerAt?: number;
+  /** The exchange answers once this has settled too, if set. */
+  until?: Promise<unknown>;
 }
 
 export interface FakeStripeCall {
@@ -51,6 +54,11 @@ export interface GrantOptions {
   accountId?: string;
   delayMs?: number;
   answerAt?: number;
+  /**
+   * Holds the exchange's answer until it settles: a test that breaks something while the exchange
+   * is under way then does not race a fixed delay (a loaded machine took longer to break it).
+   */
+  until?: Promise<unknown>;
   code?: string;
 }
 
@@ -87,6 +95,14 @@ function wait(ms: number, signal: AbortSignal): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
+  });
+}
+
+/** Resolves once `signal` aborts (the fake stops). */
+function stopping(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 }
 
@@ -136,6 +152,9 @@ async function token(state: FakeState, form: Record<string, string>): Promise<Re
   const grant = state.grants.get(form.code)!;
   const delayMs = grant.answerAt === undefined ? grant.delayMs : grant.answerAt - Date.now();
   if (delayMs > 0) await wait(delayMs, state.closing.signal);
+  if (grant.until) {
+    await Promise.race([grant.until.catch(() => {}), stopping(state.closing.signal)]);
+  }
   state.spent.add(grant.code);
   state.connected.add(grant.accountId);
   return json(200, {
@@ -183,6 +202,7 @@ function newGrant(state: FakeState, options: GrantOptions): FakeGrant {
     publishableKey: `pk_test_${random()}`,
     delayMs: options.delayMs ?? 0,
     answerAt: options.answerAt,
+    until: options.until,
   };
   state.grants.set(grant.code, grant);
   state.spent.delete(grant.code);
