@@ -55,7 +55,8 @@ export async function holdTableLock(databaseUrl: string, table: string): Promise
  * Waits until at least `count` sessions of `sql`'s database wait for a lock (a row, a table or
  * an advisory lock): the requests a test holds have reached the change it holds them at. A
  * fixed pause instead lets a slow request arrive after the lock is gone, and the overlap the
- * test is about never happens.
+ * test is about never happens. `count` may be a function, asked at each look: a count that
+ * falls as requests answer without ever meeting the lock.
  *
  * @example
  * ```ts ignore
@@ -65,13 +66,14 @@ export async function holdTableLock(databaseUrl: string, table: string): Promise
  */
 export async function untilWaitingForLocks(
   sql: postgres.Sql,
-  options: { count: number; what: string; timeoutMs?: number },
+  options: { count: number | (() => number); what: string; timeoutMs?: number },
 ): Promise<void> {
   await eventually(
     async () => {
       const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
         where datname = current_database() and wait_event_type = 'Lock'`;
-      return waiting >= options.count;
+      const count = typeof options.count === "number" ? options.count : options.count();
+      return waiting >= count;
     },
     options.timeoutMs ?? 5_000,
     `${options.what} to wait for a lock`,
