@@ -12,6 +12,9 @@
  * ```
  */
 import postgres from "postgres";
+import { Bus } from "@shared/bus.ts";
+import { EVERY_TAG } from "@shared/cache_tags.ts";
+import { announceTouched } from "@shared/cache_touched.ts";
 
 export type Sql = postgres.Sql;
 
@@ -40,11 +43,32 @@ export function fixtureDatabase(): Sql {
   return shared;
 }
 
-/** Closes the shared fixture database (every hook file's afterAll may call it). */
+let bus: Promise<Bus> | undefined;
+
+/** The run's bus (NATS_URL, BUS_PREFIX), connected once and shared by every hook file. */
+function hooksBus(): Promise<Bus> {
+  bus ??= Bus.connect({
+    url: hookEnv("NATS_URL"),
+    prefix: hookEnv("BUS_PREFIX"),
+    name: "dredd-hooks",
+  })
+    .catch((error) => {
+      bus = undefined;
+      throw error;
+    });
+  return bus;
+}
+
+/**
+ * Closes the shared fixture database and the hooks' bus connection (every hook file's afterAll
+ * may call it).
+ */
 export async function closeFixtureDatabase(): Promise<void> {
   const sql = shared;
   shared = undefined;
-  await sql?.end({ timeout: 5 });
+  const connected = bus;
+  bus = undefined;
+  await Promise.all([sql?.end({ timeout: 5 }), connected?.then((b) => b.close(), () => {})]);
 }
 
 /** One connection is enough: hooks run one transaction at a time. */
@@ -74,4 +98,43 @@ export async function resetCatalog(sql: Sql): Promise<void> {
   });
   const names = (await tables).map((name) => `${CATALOG_SCHEMA}.${name}`);
   await sql`truncate table ${sql(names)} restart identity cascade`;
+  await emptyCaches(await hooksBus(), `http://${hookEnv("HOST")}:${hookEnv("PORT")}`);
+}
+
+let probes = 0;
+
+/**
+ * Empties the gateway's response cache (and the services' access projections) after the rows
+ * were replaced behind the services' backs: a reset publishes no fact, and ids start again at 1,
+ * so `GET /v1/events/1` cached in one transaction would otherwise be served in the next, where
+ * event 1 is another row. Returns once the gateway has handled the announcement.
+ *
+ * Core NATS is at most once and asynchronous, so a flush of our own connection alone proves
+ * nothing about the gateway. What this relies on (one NATS server, as in the Dredd run):
+ * 1. the flush's PONG comes after the server processed our PUB, and the server hands a PUB to
+ *    every matching subscription's connection (queues it on that connection's one outbound
+ *    stream) while processing it: the announcement is queued for the gateway before the PONG;
+ * 2. the probe below is a cache miss (a key never asked before: checked by its `X-Cache`), so
+ *    the gateway fetches it over its one bus connection, and the service's reply is queued on that
+ *    connection after the announcement;
+ * 3. nats.js runs a callback subscription's handler (the gateway's, gateway/cache_invalidation.ts)
+ *    as it parses the message, in arrival order, before it parses later messages.
+ * So by the time the probe is answered the gateway has emptied its cache. The services' access
+ * projections hear the announcement by a callback subscription too (shared/access_facts.ts), and
+ * by 1 it is queued on their connections before any request the transaction makes the gateway
+ * send them: they have emptied theirs before they handle it.
+ */
+export async function emptyCaches(bus: Bus, gatewayUrl: string): Promise<void> {
+  announceTouched(bus, [EVERY_TAG]);
+  await bus.nc.flush();
+  // A cacheable anonymous read under a key no one asked for before (the gateway keys the query).
+  const probe = `${gatewayUrl}/v1/event-topics?dredd-reset=${Date.now()}-${++probes}`;
+  const response = await fetch(probe);
+  await response.body?.cancel();
+  const seen = response.headers.get("X-Cache");
+  if (seen !== "MISS") {
+    throw new Error(
+      `Cannot tell whether the gateway emptied its cache: ${probe} answered ${response.status} with X-Cache ${seen}`,
+    );
+  }
 }
