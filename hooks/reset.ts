@@ -132,7 +132,7 @@ export async function emptyCaches(bus: Bus, gatewayUrl: string): Promise<void> {
   const response = await fetch(probe);
   await response.body?.cancel();
   const seen = response.headers.get("X-Cache");
-  if (seen !== "MISS") {
+  if (response.status !== 200 || seen !== "MISS") {
     throw new Error(
       `Cannot tell whether the gateway emptied its cache: ${probe} answered ${response.status} with X-Cache ${seen}`,
     );
