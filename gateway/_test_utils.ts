@@ -6,6 +6,7 @@ import type { Hono } from "hono";
 import { sign } from "hono/jwt";
 import { type Route, route, type RunningService, type ServiceInfo } from "@shared/bus.ts";
 import { loadConfig } from "@shared/config.ts";
+import { errorDocumentOf } from "@shared/errors.ts";
 import { createLogger, type Logger } from "@shared/log.ts";
 import { catalog } from "@shared/subjects.ts";
 import { type TestBus, testBus } from "@shared/testing.ts";
@@ -83,7 +84,10 @@ export async function firstError(response: Response): Promise<Record<string, unk
   const type = response.headers.get("Content-Type");
   if (type !== JSONAPI) throw new Error(`Cannot read errors: Content-Type is ${type}`);
   const body = await response.json();
-  if (body.jsonapi?.version !== "1.0") throw new Error("Cannot read errors: no jsonapi member");
+  const version = body.jsonapi?.version;
+  if (version !== errorDocumentOf(body.errors ?? []).jsonapi.version) {
+    throw new Error(`Cannot read errors: jsonapi member ${JSON.stringify(body.jsonapi)}`);
+  }
   return body.errors[0];
 }
 

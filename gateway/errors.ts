@@ -6,6 +6,7 @@ import type { Context, ErrorHandler, Handler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   ApiError,
+  errorDocumentOf,
   errorFromObjects,
   InternalError,
   MethodNotAllowedError,
@@ -19,7 +20,7 @@ import { CHALLENGE } from "./middleware/auth.ts";
 import { CORS_HEADERS } from "./middleware/cors.ts";
 
 function errorDocument(error: ApiError): string {
-  return JSON.stringify({ errors: error.toObjects(), jsonapi: { version: "1.0" } });
+  return JSON.stringify(errorDocumentOf(error.toObjects()));
 }
 
 /** The headers every error answer starts with: a 401 says how to authenticate (RFC 9110). */

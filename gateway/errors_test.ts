@@ -142,3 +142,15 @@ Deno.test("[gateway] errorBytes are the bytes Deno.serve writes for the error, a
     await server.shutdown();
   }
 });
+
+Deno.test("[gateway] an error that names a header is a JSON:API 1.1 document, every other one 1.0", async () => {
+  const header = new UnauthorizedError("Cannot authenticate: expired", { header: "Authorization" });
+  const pointer = new NotFoundError("Cannot find event 5");
+  const versionOf = async (error: ApiError) => (await errorResponse(error).json()).jsonapi;
+  assert.deepEqual(await versionOf(header), { version: "1.1" });
+  assert.deepEqual(await versionOf(pointer), { version: "1.0" });
+  const decoder = new TextDecoder();
+  const wire = errorBytes(header, "id").chunks.map((chunk) => decoder.decode(chunk)).join("");
+  const body = wire.slice(wire.indexOf("\r\n\r\n") + 4);
+  assert.deepEqual(JSON.parse(body).jsonapi, { version: "1.1" }, "the relay's bytes");
+});

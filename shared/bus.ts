@@ -40,6 +40,7 @@ import { fitToBus, ReplyTooLargeError } from "./reply_size.ts";
 import { parseNatsServers } from "./config.ts";
 import {
   ApiError,
+  errorDocumentOf,
   errorFromObjects,
   type ErrorObject,
   GatewayTimeoutError,
@@ -271,7 +272,7 @@ const CONNECT_TIMEOUT_MS = 2000;
 const HEADER_ALLOWANCE = 1024;
 
 function errorDocument(objects: ErrorObject[]): Uint8Array {
-  return encoder.encode(JSON.stringify({ errors: objects, jsonapi: { version: "1.0" } }));
+  return encoder.encode(JSON.stringify(errorDocumentOf(objects)));
 }
 
 function causeChain(error: unknown): unknown[] {

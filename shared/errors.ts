@@ -133,6 +133,20 @@ const byStatus: Record<number, new (detail: string, options?: ApiErrorOptions) =
 };
 
 /**
+ * The JSON:API error document for `objects`. JSON:API 1.0 allows only `pointer` and `parameter`
+ * in an error's `source` and no other members; `header` (which header was wrong: Authorization,
+ * Idempotency-Key, ...) is 1.1's, so a document that names one says it is 1.1. Every other
+ * document stays 1.0, as the original's were.
+ */
+export function errorDocumentOf(objects: ErrorObject[]): {
+  errors: ErrorObject[];
+  jsonapi: { version: "1.0" | "1.1" };
+} {
+  const namesHeader = objects.some((object) => object.source?.header !== undefined);
+  return { errors: objects, jsonapi: { version: namesHeader ? "1.1" : "1.0" } };
+}
+
+/**
  * Rebuilds a typed error from error objects that crossed the bus, so a caller can
  * `catch (e) { if (e instanceof NotFoundError) ... }` whatever service threw it.
  */

@@ -11,6 +11,7 @@
  */
 import type { Hono } from "hono";
 import type { GatewayEnv } from "../gateway/env.ts";
+import { errorDocumentOf } from "@shared/errors.ts";
 import type { JsonBody } from "./json.ts";
 import { assertJsonApi, isJsonApiMediaType } from "./jsonapi_validity.ts";
 
@@ -106,7 +107,9 @@ export function expectError(
   if (!first || first.status !== String(status)) {
     throw new Error(`Expected an errors array with status ${status}: ${result.text}`);
   }
-  if (result.body.jsonapi?.version !== "1.0") throw new Error(`No jsonapi member: ${result.text}`);
+  if (result.body.jsonapi?.version !== errorDocumentOf(result.body.errors).jsonapi.version) {
+    throw new Error(`No jsonapi member of the right version: ${result.text}`);
+  }
   for (const [key, value] of Object.entries(source)) {
     if (first.source?.[key] !== value) {
       throw new Error(

@@ -49,12 +49,32 @@ function forSchema(document: Json): Json {
   return out;
 }
 
+/** The members of an error's `source` that JSON:API 1.0 defines (1.1 added `header`). */
+const SOURCE_MEMBERS_1_0 = new Set(["pointer", "parameter"]);
+
+/**
+ * What the schema does not see: JSON:API 1.0 says its objects "MUST NOT contain any additional
+ * members", and its schema leaves an error's `source` open. A document that names a header as an
+ * error's source must say it is JSON:API 1.1 (a document without `jsonapi` is 1.0).
+ */
+function versionProblems(document: unknown): string[] {
+  const { errors, jsonapi } = (document ?? {}) as Json;
+  if (!Array.isArray(errors) || (jsonapi?.version ?? "1.0") !== "1.0") return [];
+  return errors.flatMap((error: Json, index: number) =>
+    Object.keys(error?.source ?? {})
+      .filter((member) => !SOURCE_MEMBERS_1_0.has(member))
+      .map((member) =>
+        `/errors/${index}/source has "${member}", which JSON:API 1.0 does not define`
+      )
+  );
+}
+
 /**
  * Every way `document` (the answer to a request for `url`) breaks JSON:API 1.0: schema errors
  * as "<instance path> <message>" and full-linkage problems; empty when it is valid.
  */
 export function jsonApiProblems(document: unknown, url: string): string[] {
-  const problems: string[] = [];
+  const problems: string[] = [...versionProblems(document)];
   if (!validate(forSchema(document))) {
     for (const error of validate.errors ?? []) {
       problems.push(`${error.instancePath || "/"} ${error.message ?? "is invalid"}`);

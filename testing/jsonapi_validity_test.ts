@@ -48,3 +48,19 @@ Deno.test("[testing] jsonApiProblems reports schema and linkage problems", async
     );
   });
 });
+
+Deno.test("[testing] jsonApiProblems accepts source.header only in a JSON:API 1.1 document", () => {
+  const error = {
+    status: "401",
+    detail: "Cannot authenticate",
+    source: { header: "Authorization" },
+  };
+  assert.deepEqual(jsonApiProblems({ errors: [error], jsonapi: { version: "1.0" } }, "/v1/users"), [
+    '/errors/0/source has "header", which JSON:API 1.0 does not define',
+  ]);
+  assert.equal(jsonApiProblems({ errors: [error] }, "/v1/users").length, 1, "no jsonapi is 1.0");
+  assert.deepEqual(
+    jsonApiProblems({ errors: [error], jsonapi: { version: "1.1" } }, "/v1/users"),
+    [],
+  );
+});
