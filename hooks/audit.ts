@@ -76,9 +76,14 @@ const ACTIVITIES = [
 const env = hookEnv;
 const db = fixtureDatabase;
 
-/** Empties the log; the audit service may still be writing facts of earlier transactions. */
+/**
+ * Empties the log and the addresses audit learnt (user ids restart with the catalog's: an
+ * earlier transaction's user 2 must not name this one's); the audit service may still be
+ * writing facts of earlier transactions.
+ */
 async function resetAudit(sql: Sql): Promise<void> {
-  await sql`truncate table ${sql(`${AUDIT_SCHEMA}.activities`)} restart identity`;
+  await sql`truncate table ${sql(`${AUDIT_SCHEMA}.activities`)},
+    ${sql(`${AUDIT_SCHEMA}.user_emails`)} restart identity`;
 }
 
 /** Inserts activities 1-4 and returns their ids (1-4 unless a live fact slipped in between). */

@@ -9,11 +9,27 @@
  * as `"email" (id)`, a role by its title, ids as they are. Its v1.x API never wrote them (only
  * mails and notifications were logged; the templates served its earlier, server-rendered app),
  * but they are the wording its docs and admins know. Other changes read in the same style.
+ *
+ * A user a fact names by id only (a role's user), or an address it no longer carries (the one an
+ * email change left), comes from what audit learnt of users from their own facts (`KnownUsers`,
+ * user_emails.ts); unknown to it, the sentence names them by id.
  */
 import type { FactType } from "@shared/fact_catalog.ts";
 import { type Fact, factActor, factChanged, factResource } from "@shared/facts.ts";
 
 const MAX_LENGTH = 500;
+
+/** What audit knows of users beyond a fact: their address as their own facts last said it. */
+export interface KnownUsers {
+  /**
+   * The user's latest known address; with `at` (a fact's time), only one known from a fact no
+   * later than that. Undefined when audit has not seen the user (or forgot them: purged).
+   */
+  email(id: string, at?: string): string | undefined;
+}
+
+/** Knows nobody: every user by id. */
+const NOBODY: KnownUsers = { email: () => undefined };
 
 /** The event a fact names in its public payload (`event`), if any. */
 function eventOf(fact: Fact): string | null {
@@ -76,17 +92,41 @@ function user(fact: UserFact): string {
 }
 
 /**
- * An update of a user: the original's `system_admin` sentence when their admin right changed
- * ("Assigned"/"Unassigned", its words), the same form for the super admin right it did not have,
- * its profile sentence otherwise.
+ * The original's `update_user_email` sentence ("User 4 email changed from a@x to b@x", the
+ * addresses as it filled them in) when the update changed the address: as its `changed` says, or,
+ * a fact that does not say, when the address audit knew before differs. The old address is one
+ * audit knew from before the fact; without it, the sentence names the new one only. Null when
+ * the address did not change.
  */
-function userUpdated(fact: Fact<"catalog.user.updated">): string {
+function emailChange(fact: Fact<"catalog.user.updated">, users: KnownUsers): string | null {
+  const { id, email } = fact.data;
+  const before = users.email(id, fact.time);
+  const moved = fact.changed === undefined
+    ? before !== undefined && before !== email
+    : factChanged(fact).includes("email");
+  if (!moved) return null;
+  return before !== undefined && before !== email
+    ? `User ${id} email changed from ${before} to ${email}`
+    : `User ${id} email changed to ${email}`;
+}
+
+/**
+ * An update of a user: the original's `update_user_email` sentence when their address changed,
+ * its `system_admin` sentence when their admin right changed ("Assigned"/"Unassigned", its
+ * words), the same form for the super admin right it did not have (both, one after the other, when
+ * one update changed both), its profile sentence otherwise.
+ */
+function userUpdated(fact: Fact<"catalog.user.updated">, users: KnownUsers): string {
   const changed = factChanged(fact);
   const right = (assigned: boolean, what: string) =>
     `User ${user(fact)} ${assigned ? "Assigned" : "Unassigned"} ${what}`;
-  if (changed.includes("is-admin")) return right(fact.data["is-admin"], "system admin");
-  if (changed.includes("is-super-admin")) return right(fact.data["is-super-admin"], "super admin");
-  return `Profile of user ${user(fact)} updated`;
+  const said = [emailChange(fact, users)];
+  if (changed.includes("is-admin")) said.push(right(fact.data["is-admin"], "system admin"));
+  else if (changed.includes("is-super-admin")) {
+    said.push(right(fact.data["is-super-admin"], "super admin"));
+  }
+  const sentences = said.filter((sentence) => sentence !== null);
+  return sentences.length ? sentences.join("; ") : `Profile of user ${user(fact)} updated`;
 }
 
 /** An update of an event: the original's `publish_event` sentence when its state changed. */
@@ -103,12 +143,19 @@ const ROLE_TITLES: Record<GrantFact["data"]["role"], string> = {
 };
 
 /**
- * A grant's sentence from its quoted role title, its user and its event. The user is their id:
- * the grant's fact does not carry their email, which the original's sentence also showed.
+ * A grant's sentence from its quoted role title, its user and its event. The grant's fact names
+ * the user by id only: `"email" (id)` as the original showed them when audit knows their address
+ * (`users`), their id otherwise.
  */
-function grant(fact: GrantFact, sentence: (role: string, user: string, event: string) => string) {
+function grant(
+  fact: GrantFact,
+  users: KnownUsers,
+  sentence: (role: string, user: string, event: string) => string,
+) {
   const title = ROLE_TITLES[fact.data.role] ?? fact.data.role;
-  return sentence(`"${title}"`, fact.data.user, fact.data.event);
+  const id = fact.data.user;
+  const email = users.email(id);
+  return sentence(`"${title}"`, email === undefined ? id : `"${email}" (${id})`, fact.data.event);
 }
 
 function uses(fact: RedemptionFact): string {
@@ -121,20 +168,32 @@ function subTopic(fact: SubTopicFact, verb: string): string {
   return `Event sub-topic ${fact.data.id} ${verb}${topic ? ` for event topic ${topic}` : ""}`;
 }
 
-/** Sentences by fact type, each reading its type's payload. */
-const sentences: { [K in FactType]?: (fact: Fact<K>) => string } = {
+/** Sentences by fact type, each reading its type's payload (and what audit knows of users). */
+const sentences: { [K in FactType]?: (fact: Fact<K>, users: KnownUsers) => string } = {
   "catalog.user.created": (f) => `User ${user(f)} created`,
   "catalog.user.updated": userUpdated,
   "catalog.user.deleted": (f) => `User ${f.data.id} deleted`,
   // The original's sentence goes on "from IP .. using browser .. on .. platform": nothing we
   // collect, nor should a fact that every subscriber reads for a year carry it.
   "catalog.user.logged-in": (f) => `User ${user(f)} login`,
-  "catalog.users-events-role.created": (f) =>
-    grant(f, (role, user, event) => `Role ${role} created for user ${user} in event ${event}`),
-  "catalog.users-events-role.updated": (f) =>
-    grant(f, (role, user, event) => `Role updated to ${role} for user ${user} in event ${event}`),
-  "catalog.users-events-role.deleted": (f) =>
-    grant(f, (role, user, event) => `User ${user} removed from role ${role} in event ${event}`),
+  "catalog.users-events-role.created": (f, users) =>
+    grant(
+      f,
+      users,
+      (role, user, event) => `Role ${role} created for user ${user} in event ${event}`,
+    ),
+  "catalog.users-events-role.updated": (f, users) =>
+    grant(
+      f,
+      users,
+      (role, user, event) => `Role updated to ${role} for user ${user} in event ${event}`,
+    ),
+  "catalog.users-events-role.deleted": (f, users) =>
+    grant(
+      f,
+      users,
+      (role, user, event) => `User ${user} removed from role ${role} in event ${event}`,
+    ),
   "catalog.event.updated": eventUpdated,
   "catalog.event-sub-topic.created": (f) => subTopic(f, "created"),
   "catalog.event-sub-topic.updated": (f) => subTopic(f, "updated"),
@@ -161,7 +220,8 @@ export function clean(text: string, max = MAX_LENGTH): string {
 }
 
 /**
- * The readable sentence for a fact.
+ * The readable sentence for a fact; `users` says what audit knows of users the fact names by id
+ * only (by default nobody: they are named by id).
  *
  * @example
  * ```ts ignore
@@ -169,9 +229,11 @@ export function clean(text: string, max = MAX_LENGTH): string {
  * // "Event 5 updated"
  * ```
  */
-export function describeFact(fact: Fact): string {
-  const sentence = sentences[fact.type] as ((fact: Fact) => string) | undefined;
-  const text = sentence?.(fact) ?? generic(fact);
+export function describeFact(fact: Fact, users: KnownUsers = NOBODY): string {
+  const sentence = sentences[fact.type] as
+    | ((fact: Fact, users: KnownUsers) => string)
+    | undefined;
+  const text = sentence?.(fact, users) ?? generic(fact);
   // A purge reads apart from the soft delete before it ("Event 2 deleted", then "Event 2 deleted
   // permanently"); a revoked role or a removed Stripe authorization, which have no trash, read
   // as they did.

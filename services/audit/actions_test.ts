@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { FactData, FactType } from "@shared/fact_catalog.ts";
 import type { Fact } from "@shared/facts.ts";
-import { describeActor, describeFact } from "./actions.ts";
+import { describeActor, describeFact, type KnownUsers } from "./actions.ts";
 import { makeFact } from "./_test_utils.ts";
 
 function sentence(type: FactType, id: string, data: Record<string, unknown> = {}) {
@@ -141,6 +141,96 @@ Deno.test("[audit] describeFact reads what an update changed (`changed`)", async
     assert.equal(changed(event, { id: "5", state: "draft" }, "name,state"), "Event 5 un-published");
     assert.equal(changed(event, { id: "5", state: "draft" }, "name"), "Event 5 updated");
     assert.equal(changed(event, { id: "5", state: "draft" }), "Event 5 updated");
+  });
+});
+
+/** Users audit knows: id -> [email, as of]. */
+function known(users: Record<string, [string, string]>): KnownUsers {
+  return {
+    email(id, at) {
+      const user = Object.hasOwn(users, id) ? users[id] : undefined;
+      return user && (at === undefined || user[1] <= at) ? user[0] : undefined;
+    },
+  };
+}
+
+Deno.test('[audit] describeFact names a role\'s user as "email" (id) when audit knows them', async (t) => {
+  const users = known({ "7": ["grace@example.com", "2030-01-01T00:00:00.000Z"] });
+  const grant = (type: FactType, role: string, user: string, who?: KnownUsers) =>
+    describeFact(makeFact(type, { id: "11", role, user, event: "3" } as never), who);
+  await t.step("known: the original's create_role, update_role and delete_role filled in", () => {
+    assert.equal(
+      grant("catalog.users-events-role.created", "organizer", "7", users),
+      'Role "Organizer" created for user "grace@example.com" (7) in event 3',
+    );
+    assert.equal(
+      grant("catalog.users-events-role.updated", "coorganizer", "7", users),
+      'Role updated to "Co-organizer" for user "grace@example.com" (7) in event 3',
+    );
+    assert.equal(
+      grant("catalog.users-events-role.deleted", "owner", "7", users),
+      'User "grace@example.com" (7) removed from role "Owner" in event 3',
+    );
+  });
+  await t.step("unknown (a fact before audit saw the user): by id, as before", () => {
+    assert.equal(
+      grant("catalog.users-events-role.created", "organizer", "8", users),
+      'Role "Organizer" created for user 8 in event 3',
+    );
+    assert.equal(
+      grant("catalog.users-events-role.deleted", "owner", "7"),
+      'User 7 removed from role "Owner" in event 3',
+    );
+  });
+});
+
+Deno.test("[audit] describeFact reads an email change as the original's update_user_email", async (t) => {
+  const at = "2030-05-01T09:00:00.000Z";
+  const update = (changed: string | undefined, who?: KnownUsers, data = {}) =>
+    describeFact(
+      {
+        ...makeFact("catalog.user.updated", { id: "4", email: "new@example.com", ...data }, {
+          time: new Date(at),
+        }),
+        ...(changed === undefined ? {} : { changed }),
+      } as Fact,
+      who,
+    );
+  const before = known({ "4": ["old@example.com", "2030-04-01T00:00:00.000Z"] });
+  await t.step("the old address known: from .. to ..", () => {
+    assert.equal(
+      update("email", before),
+      "User 4 email changed from old@example.com to new@example.com",
+    );
+    assert.equal(
+      update("first-name,email", before),
+      "User 4 email changed from old@example.com to new@example.com",
+    );
+  });
+  await t.step("the old address unknown: the new one alone", () => {
+    assert.equal(update("email"), "User 4 email changed to new@example.com");
+    // What audit knows is newer than the change (another instance went ahead): not its old one.
+    const later = known({ "4": ["newer@example.com", "2030-06-01T00:00:00.000Z"] });
+    assert.equal(update("email", later), "User 4 email changed to new@example.com");
+  });
+  await t.step("with an admin right changed too: both sentences", () => {
+    assert.equal(
+      update("email,is-admin", before, { "is-admin": true }),
+      "User 4 email changed from old@example.com to new@example.com; " +
+        'User "new@example.com" (4) Assigned system admin',
+    );
+  });
+  await t.step("a fact that does not say what changed: audit's last address decides", () => {
+    assert.equal(
+      update(undefined, before),
+      "User 4 email changed from old@example.com to new@example.com",
+    );
+    const same = known({ "4": ["new@example.com", "2030-04-01T00:00:00.000Z"] });
+    assert.equal(update(undefined, same), 'Profile of user "new@example.com" (4) updated');
+    assert.equal(update(undefined), 'Profile of user "new@example.com" (4) updated');
+  });
+  await t.step("other changes stay a profile update", () => {
+    assert.equal(update("first-name", before), 'Profile of user "new@example.com" (4) updated');
   });
 });
 

@@ -1,8 +1,9 @@
 /**
- * From facts to activities: one row per fact, a whole batch in one insert. A fact the database
- * refuses (a value out of its range) is handed back as rejected, so the consumer parks it
- * instead of redelivering its batch forever; any other failure (the database is away) fails
- * the batch, which JetStream then redelivers.
+ * From facts to activities: one row per fact, a whole batch in one insert, in one transaction with
+ * the users' addresses it learnt (user_emails.ts). A fact the database refuses (a value out of its
+ * range) is handed back as rejected, so the consumer parks it instead of redelivering its batch
+ * forever; any other failure (the database is away) fails the batch, which JetStream then
+ * redelivers.
  */
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
@@ -12,11 +13,16 @@ import { type Fact, factActor, factResource } from "@shared/facts.ts";
 import { parseFactType } from "@shared/fact_names.ts";
 import { facts as factSubjects } from "@shared/subjects.ts";
 import type { Logger } from "@shared/log.ts";
-import { clean, describeActor, describeFact } from "./actions.ts";
+import { clean, describeActor, describeFact, type KnownUsers } from "./actions.ts";
 import { insertActivities, type NewActivity } from "./store/activities.ts";
+import { saveUserEmails, type UserEmailRow } from "./store/user_emails.ts";
+import { UserEmails } from "./user_emails.ts";
 
-/** The activity of a fact: `type` and `verb` are the resource type and verb of the fact type. */
-export function toActivity(fact: Fact): NewActivity {
+/**
+ * The activity of a fact: `type` and `verb` are the resource type and verb of the fact type;
+ * `users` is what audit knows of the users it names (by default nobody).
+ */
+export function toActivity(fact: Fact, users?: KnownUsers): NewActivity {
   const { service, resource, verb } = parseFactType(fact.type)!;
   const actor = factActor(fact);
   return {
@@ -24,13 +30,29 @@ export function toActivity(fact: Fact): NewActivity {
     actor: describeActor(fact),
     actor_id: actor ? clean(actor.id, 200) : null,
     occurred_at: fact.time,
-    action: describeFact(fact),
+    action: describeFact(fact, users),
     service: clean(service, 100),
     type: clean(resource, 100),
     verb: clean(verb, 100),
     resource_type: clean(resource, 100),
     resource_id: clean(factResource(fact).id, 200),
   };
+}
+
+/** A fact's activity and the address it taught audit, if any: written together. */
+interface Described {
+  activity: NewActivity;
+  user?: UserEmailRow;
+}
+
+/** Writes activities and the addresses learnt with them, in one transaction. */
+async function write(sql: Sql, activities: NewActivity[], users: UserEmailRow[]): Promise<number> {
+  if (!users.length) return await insertActivities(sql, activities);
+  return await sql.begin(async (tx) => {
+    const inserted = await insertActivities(tx, activities);
+    await saveUserEmails(tx, users);
+    return inserted;
+  });
 }
 
 /** Postgres refused the values themselves (classes 22 and 23): retrying cannot help. */
@@ -49,12 +71,15 @@ export async function applyAllFacts(
   log: Logger,
 ): Promise<HandleResult & { inserted: number }> {
   const reject: { id: string; reason: string }[] = [];
-  const described = new Map<string, NewActivity>();
+  const described = new Map<string, Described>();
+  // In order: a user's fact counts for the facts behind it (a grant after the sign-up).
+  const users = await UserEmails.before(sql, facts);
   for (const fact of facts) {
     // One fact that cannot be described must not hold back the batch (redelivered for good).
     try {
       // The same fact twice in one batch (re-published with another message id) is written once.
-      described.set(fact.id, toActivity(fact));
+      const activity = toActivity(fact, users);
+      described.set(fact.id, { activity, user: users.learn(fact) });
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       reject.push({ id: fact.id, reason: `cannot describe it (${why})` });
@@ -62,19 +87,19 @@ export async function applyAllFacts(
   }
   const rows = [...described.values()];
   try {
-    return { inserted: await insertActivities(sql, rows), reject };
+    return { inserted: await write(sql, rows.map((row) => row.activity), users.learnt()), reject };
   } catch (error) {
     if (!refusedValue(error)) throw error;
     log.warn("a batch was refused; writing its facts one by one", { count: rows.length });
   }
   let inserted = 0;
-  for (const row of rows) {
+  for (const { activity, user } of rows) {
     try {
-      inserted += await insertActivities(sql, [row]);
+      inserted += await write(sql, [activity], user ? [user] : []);
     } catch (error) {
       if (!refusedValue(error)) throw error;
       const code = (error as { code: string }).code;
-      reject.push({ id: row.fact_id, reason: `the database refused it (${code})` });
+      reject.push({ id: activity.fact_id, reason: `the database refused it (${code})` });
     }
   }
   return { inserted, reject };
