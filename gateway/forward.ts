@@ -21,6 +21,7 @@ import { announceTouched } from "./cache_invalidation.ts";
 import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http_cache.ts";
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
+import { numberPushedItems } from "@shared/query_filter.ts";
 import { BadRequestError, GatewayTimeoutError } from "@shared/errors.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
@@ -105,7 +106,8 @@ const decoder = new TextDecoder();
  * Names come in sorted order, the cache key's (http_cache.ts), since services write the query
  * back in the order they get it (`links`): a reply cached for `?sort=name&page[size]=5` was the
  * hit of `?page[size]=5&sort=name`, so one URL got other bytes and another ETag from each gateway,
- * depending on which spelling filled its cache (a review).
+ * depending on which spelling filled its cache (a review). The items of a filter's jQuery-style
+ * array (`filter[0][val][]`, repeated) are numbered first, each kept (`numberPushedItems`).
  */
 export function queryOf(url: string): Record<string, string> {
   const query: Record<string, string> = {};
@@ -114,7 +116,7 @@ export function queryOf(url: string): Record<string, string> {
   const end = hash === -1 ? url.length : hash;
   const start = url.indexOf("?");
   if (start === -1 || start > end) return query;
-  for (const [name, value] of new URLSearchParams(url.slice(start + 1, end))) {
+  for (const [name, value] of numberPushedItems(new URLSearchParams(url.slice(start + 1, end)))) {
     if (!Object.hasOwn(query, name)) query[name] = value;
   }
   const sorted: Record<string, string> = {};

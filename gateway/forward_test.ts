@@ -14,6 +14,32 @@ function echo(endpoint: typeof catalog.events.get, status = 200) {
   }));
 }
 
+Deno.test("[gateway] queryOf numbers the items of a filter's jQuery-style array, each kept", () => {
+  const url = "http://x/v1/events?filter[0][val][]=b&filter[0][op]=in_&filter[0][val][]=a" +
+    "&filter[1][and][0][val][]=c&filter[0][name]=code&sort[]=x&sort[]=y";
+  assert.deepEqual(queryOf(url), {
+    "filter[0][name]": "code",
+    "filter[0][op]": "in_",
+    "filter[0][val][0]": "b",
+    "filter[0][val][1]": "a",
+    "filter[1][and][0][val][0]": "c",
+    // Outside the filter a repeated name counts once, with its first value.
+    "sort[]": "x",
+  });
+  // Sent also as a value, or with an index: left as sent (a 400 naming it, empty brackets).
+  assert.deepEqual(queryOf("http://x/e?filter[0][val]=a&filter[0][val][]=b"), {
+    "filter[0][val]": "a",
+    "filter[0][val][]": "b",
+  });
+  assert.deepEqual(
+    queryOf("http://x/e?filter[0][val][]=a&filter[0][val][0]=b&filter[0][val][]=c"),
+    {
+      "filter[0][val][0]": "b",
+      "filter[0][val][]": "a",
+    },
+  );
+});
+
 Deno.test("[gateway] queryOf keeps the first value of a repeated key, as Flask's request.args", () => {
   assert.deepEqual(queryOf("http://x/v1/events"), {});
   assert.deepEqual(queryOf("http://x/v1/events?a=1&b=2&a=3"), { a: "1", b: "2" });

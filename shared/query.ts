@@ -276,6 +276,9 @@ const opSpellings: Record<string, OpSpelling> = {
   contains: { op: "like", pattern: (value) => `%${value}%` },
 };
 
+/** Every op name a filter may use: ours and the original's other spellings of them. */
+export const FILTER_OP_NAMES: readonly string[] = [...ops, ...Object.keys(opSpellings)];
+
 function spellingOf(op: unknown): OpSpelling | undefined {
   if (typeof op !== "string") return undefined;
   if (ops.has(op)) return { op: op as FilterOp };

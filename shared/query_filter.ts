@@ -56,7 +56,74 @@ function bracketPath(key: string): string[] {
   return path;
 }
 
+/** A key jQuery.param gives each item of an array of plain values: `filter[0][val][]`. */
+const PUSHED = /^(filter\[\d+\](?:\[[^[\]]*\])*)\[\]$/;
+
+/** `filter[0][val][1]` -> `filter[0]`, `filter[0][val]`, `filter[0][val][1]`; none past the bound. */
+function prefixesOf(key: string): string[] {
+  const ends = [...key.matchAll(/\]/g)].map((match) => match.index);
+  return ends.length > maxBrackets + 1 ? [] : ends.map((end) => key.slice(0, end + 1));
+}
+
+/**
+ * A query's pairs with the items of each jQuery-style array numbered in the order sent
+ * (`filter[0][val][]=a&filter[0][val][]=b` -> `filter[0][val][0]=a&filter[0][val][1]=b`, as
+ * jQuery.param and ember-fetch write `val: ["a", "b"]`), every other pair as it came: done before
+ * a repeated name counts with its first value (gateway/forward.ts `queryOf`), which would keep
+ * `a` alone. Such a key whose array is sent another way too (`filter[0][val]=x`,
+ * `filter[0][val][0]=x`) is left as sent, a 400 naming it (its empty brackets).
+ *
+ * @example
+ * ```ts
+ * import { numberPushedItems } from "@shared/query_filter.ts";
+ * numberPushedItems([["filter[0][val][]", "a"], ["filter[0][val][]", "b"]]);
+ * // [["filter[0][val][0]", "a"], ["filter[0][val][1]", "b"]]
+ * ```
+ */
+export function numberPushedItems(pairs: Iterable<[string, string]>): [string, string][] {
+  const all = [...pairs];
+  const pushed = new Set(all.map(([key]) => PUSHED.exec(key)?.[1]).filter((p) => p !== undefined));
+  if (pushed.size === 0) return all;
+  const clashing = new Set<string>();
+  for (const [key] of all) {
+    if (PUSHED.test(key) || !isBracketedFilter(key)) continue;
+    for (const prefix of prefixesOf(key)) if (pushed.has(prefix)) clashing.add(prefix);
+  }
+  const next = new Map<string, number>();
+  return all.map(([key, value]) => {
+    const prefix = PUSHED.exec(key)?.[1];
+    if (prefix === undefined || clashing.has(prefix)) return [key, value];
+    const index = next.get(prefix) ?? 0;
+    next.set(prefix, index + 1);
+    return [`${prefix}[${index}]`, value];
+  });
+}
+
 type Branch = Map<string, Branch | string>;
+
+/**
+ * The op spellings that take null, as SQLAlchemy behind the original read `== None` (IS NULL):
+ * `eq`, `ne`, `is_`, `isnot`, and the other names query.ts takes for them. jQuery.param and
+ * ember-fetch write a `val: null` as an empty value, so there an empty value is null; with any
+ * other op it stays the text `""` (an empty `like` pattern, a 400 for a date-time).
+ */
+export const NULL_TAKING_OPS: ReadonlySet<string> = new Set([
+  "eq",
+  "ne",
+  "is_",
+  "isnot",
+  "is",
+  "is_not",
+  "__eq__",
+  "__ne__",
+]);
+
+/** A condition's empty `val` as null where its op takes null (`NULL_TAKING_OPS`). */
+function withNull(object: Record<string, unknown>): Record<string, unknown> {
+  const { op, val } = object;
+  const takesNull = val === "" && typeof op === "string" && NULL_TAKING_OPS.has(op);
+  return takesNull ? { ...object, val: null } : object;
+}
 
 /**
  * The JSON value a branch stands for: numeric keys make an array (indices 0 to n-1, no gaps),
@@ -69,7 +136,9 @@ function branchValue(branch: Branch, at: string): unknown {
     const child = branch.get(key)!;
     return typeof child === "string" ? child : branchValue(child, `${at}[${key}]`);
   };
-  if (indices.length === 0) return Object.fromEntries(keys.map((key) => [key, value(key)]));
+  if (indices.length === 0) {
+    return withNull(Object.fromEntries(keys.map((key) => [key, value(key)])));
+  }
   if (indices.length < keys.length) throw filterError(`${at} mixes indices and names`);
   // Indices are distinct and canonical, so n of them below n are exactly 0..n-1.
   const gap = indices.find((key) => Number(key) >= keys.length);

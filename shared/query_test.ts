@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BadRequestError } from "./errors.ts";
 import {
+  FILTER_OP_NAMES,
   type FilterNode,
   ownerQueryOf,
   ownerQueryText,
@@ -9,6 +10,7 @@ import {
   type QuerySpec,
 } from "./query.ts";
 import { dateTime } from "./schemas/catalog.ts";
+import { NULL_TAKING_OPS, numberPushedItems } from "./query_filter.ts";
 
 const spec: QuerySpec = {
   fields: {
@@ -715,6 +717,56 @@ Deno.test("[query] the bracketed filter of the frontend's has-many queries reads
     same([{ and: [{ or: [{ and: [{ and: [inValues] }] }] }] }]);
     same([{ or: [{ not: { name: "tickets", op: "any", val: [{ ...inValues, name: "type" }] } }] }]);
   });
+  await t.step("an empty val is null where the op takes null, as jQuery writes null", () => {
+    // Every spelling, each on a text and a date-time field: the bracketed empty value reads as
+    // the JSON form's null with an op that takes null, as its text "" with any other.
+    for (const op of FILTER_OP_NAMES) {
+      for (const name of ["code", "valid-from"]) {
+        const read = (query: Record<string, string>) => {
+          try {
+            return parseListQuery(query, spec).filter;
+          } catch (error) {
+            return (error as Error).message;
+          }
+        };
+        const val = NULL_TAKING_OPS.has(op) ? null : "";
+        assert.deepEqual(
+          read(brackets([{ name, op, val: "" }])),
+          read({ filter: JSON.stringify([{ name, op, val }]) }),
+          `${name} ${op}`,
+        );
+      }
+    }
+  });
+  await t.step("the ops that take null are exactly those whose JSON form takes null", () => {
+    for (const op of FILTER_OP_NAMES) {
+      let takes = true;
+      try {
+        filter([{ name: "valid-from", op, val: null }]);
+      } catch {
+        takes = false;
+      }
+      assert.equal(NULL_TAKING_OPS.has(op), takes, op);
+    }
+  });
+  await t.step("in_ and notin_ from val[] items, numbered as sent", () => {
+    const sent = numberPushedItems([
+      ["filter[0][name]", "code"],
+      ["filter[0][op]", "notin_"],
+      ["filter[0][val][]", "B"],
+      ["filter[0][val][]", "A"],
+      ["filter[1][name]", "id"],
+      ["filter[1][op]", "in"],
+      ["filter[1][val][]", "7"],
+    ]);
+    assert.deepEqual(
+      parseListQuery(Object.fromEntries(sent), spec).filter,
+      filter([
+        { name: "code", op: "notin_", val: ["B", "A"] },
+        { name: "id", op: "in", val: [7] },
+      ]),
+    );
+  });
   await t.step("a single resource ignores it, as it ignores filter", () => {
     assert.deepEqual(parseSingleQuery(brackets([{ name: "code", op: "eq", val: "A" }]), spec), {
       include: [],
@@ -815,7 +867,7 @@ Deno.test("[query] a bracketed filter is refused where its JSON form would be, a
       ],
       ["an unknown field", [{ name: "secret", op: "eq", val: "1" }]],
       ["a word for an integer", [{ name: "tickets-number", op: "eq", val: "five" }]],
-      ["is_ with a value", [{ name: "code", op: "is_", val: "" }]],
+      ["is_ with a value", [{ name: "code", op: "is_", val: "A" }]],
       ["an and that is no array", [{ and: code }]],
     ] as [string, unknown[]][]
   ) {
