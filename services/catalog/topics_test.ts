@@ -467,3 +467,106 @@ Deno.test("[catalog] a trashed topic and its sub-topics reach each other for an 
     404,
   );
 });
+
+// The original's topics are soft-deleted (SoftDeletionModel) and its generic PATCH with
+// `?get_trashed=true` restores one sent back with `deleted-at: null`, as events and users are.
+Deno.test("[catalog] an admin restores a soft-deleted event topic, and the sub-topics trashed with it", async (t) => {
+  await using system = await startTestSystem();
+  const admin = { token: system.admin.token };
+  const user = await system.signUp();
+  const topic = await system.createTopic("Science");
+  const early = await system.createSubTopic(topic, "Early");
+  const first = await system.createSubTopic(topic, "First");
+  await system.createSubTopic(topic, "Second");
+  const event = await system.createEvent(user.token, {
+    attributes: { state: "published" },
+    relationships: inTopic(topic, first),
+  });
+  const path = `/v1/event-topics/${topic}`;
+  const restore = topicBody({ "deleted-at": null }, topic);
+  expectStatus(await system.call("DELETE", `/v1/event-sub-topics/${early}`, admin), 200);
+  expectStatus(await system.call("DELETE", path, admin), 200);
+  // Anonymous reads the cache keeps: each must drop once the topic is back.
+  const names = async (url: string) => {
+    const reply = await system.call("GET", url);
+    expectStatus(reply, 200, url);
+    return reply.body.data.map((item: { attributes: { name: string } }) => item.attributes.name);
+  };
+  assert.deepEqual(await names("/v1/event-topics"), []);
+  expectError(await system.call("GET", path), 404);
+  expectError(await system.call("GET", `/v1/event-sub-topics/${first}`), 404);
+
+  await t.step("only an admin reaches it, with ?get_trashed=true", async () => {
+    expectError(await system.call("PATCH", path, { ...admin, body: restore }), 404);
+    expectError(
+      await system.call("PATCH", `${path}?get_trashed=true`, { token: user.token, body: restore }),
+      403,
+    );
+  });
+
+  await t.step("the admin's PATCH restores it and what went with it, announced", async () => {
+    const before = (await system.readFacts()).length;
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      ...admin,
+      body: restore,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+    const facts = (await system.readFacts()).slice(before);
+    assert.deepEqual(facts.map((fact) => fact.type).sort(), [
+      "catalog.event-sub-topic.updated",
+      "catalog.event-sub-topic.updated",
+      "catalog.event-topic.updated",
+    ]);
+    assert.deepEqual(await names("/v1/event-topics"), ["Science"]);
+    expectStatus(await system.call("GET", path), 200);
+    expectStatus(await system.call("GET", `/v1/event-sub-topics/${first}`), 200);
+    // The one deleted before stays in the trash; the event unlinked by the deletion stays so.
+    assert.deepEqual(await names(`${path}/event-sub-topics?sort=name`), ["First", "Second"]);
+    expectError(await system.call("GET", `/v1/event-sub-topics/${early}`), 404);
+    const linked = await system.call("GET", `/v1/events/${event.id}/event-topic`);
+    expectStatus(linked, 200);
+    assert.equal(linked.body.data, null);
+  });
+
+  await t.step("a second restore changes nothing and announces nothing", async () => {
+    const before = (await system.readFacts()).length;
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      ...admin,
+      body: restore,
+    });
+    expectStatus(reply, 200);
+    assert.equal((await system.readFacts()).length, before);
+  });
+
+  await t.step(
+    "a name a live topic took meanwhile is a 409; a new name with it restores",
+    async () => {
+      expectStatus(await system.call("DELETE", path, admin), 200);
+      await system.createTopic("Science");
+      const taken = await system.call("PATCH", `${path}?get_trashed=true`, {
+        ...admin,
+        body: restore,
+      });
+      expectError(taken, 409, { pointer: "/data/attributes/name" });
+      const [row] = await system.sql`select deleted_at from event_topics where id = ${topic}`;
+      assert.notEqual(row.deleted_at, null, "nothing changed");
+      const renamed = await system.call("PATCH", `${path}?get_trashed=true`, {
+        ...admin,
+        body: topicBody({ name: "Science again", "deleted-at": null }, topic),
+      });
+      expectStatus(renamed, 200);
+      assert.equal(renamed.body.data.attributes["deleted-at"], null);
+      assert.equal(renamed.body.data.attributes.slug, "science-again");
+    },
+  );
+
+  await t.step("a deleted-at other than null, or on a live topic, changes nothing", async () => {
+    const reply = await system.call("PATCH", path, {
+      ...admin,
+      body: topicBody({ "deleted-at": "2020-01-01T00:00:00Z" }, topic),
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+  });
+});

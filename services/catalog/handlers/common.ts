@@ -66,8 +66,8 @@ export function handleAll<K extends HttpKey>(
 }
 
 /**
- * Whether a PATCH restores a soft-deleted row (an event, a user): an admin (who reaches it with
- * `?get_trashed=true`) sending `deleted-at: null`, as the original's admin "Restore" does.
+ * Whether a PATCH restores a soft-deleted row (an event, a user, a topic): an admin (who reaches
+ * it with `?get_trashed=true`) sending `deleted-at: null`, as the original's admin "Restore" does.
  * Anything else sent as `deleted-at` stays ignored (clients send back what they read); before, a
  * restore answered 200 and changed nothing.
  */

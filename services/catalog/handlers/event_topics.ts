@@ -1,4 +1,7 @@
-/** Event topics: public reads, admin writes, slugs from names. One action per operation. */
+/**
+ * Event topics: public reads, admin writes, slugs from names; an admin restores a trashed one (and
+ * the sub-topics trashed with it). One action per operation.
+ */
 import { requireAdmin, withTrashed } from "@shared/handlers/mod.ts";
 import { parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
@@ -13,8 +16,14 @@ import {
   eventTopicQuery,
 } from "../resources.ts";
 import { renderLinkageShown, renderShown } from "./includes.ts";
-import { insertTopic, listTopics, updateTopic } from "../store/topics.ts";
-import { type Call, commit, handleAll } from "./common.ts";
+import {
+  insertTopic,
+  listTopics,
+  restoreTrashedAlong,
+  type TopicValues,
+  updateTopic,
+} from "../store/topics.ts";
+import { type Call, cascade, commit, commitWithCascade, handleAll, restores } from "./common.ts";
 import { renderRelatedList } from "./related.ts";
 import {
   deleteAction,
@@ -63,21 +72,30 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     known: eventTopicDef.relationships,
   });
   const attrs = validateAttributes(eventTopicAttributes.partial(), doc.attributes);
-  const values = {
+  const values: TopicValues = {
     ...(attrs.name !== undefined && { name: attrs.name, slug: slugFor(attrs.name) }),
     ...("system-image-url" in attrs && { system_image_url: attrs["system-image-url"] ?? null }),
   };
-  const row = await commit(
+  const restoring = restores(call.caller, existing, doc.attributes);
+  const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
     {
       type: "event-topic",
       verb: "updated",
+      row: existing,
       update: { table: TABLE, id: existing.id, foundLive: existing.deleted_at === null },
     },
-    (tx) => updateTopic(tx, TABLE, existing.id, values),
+    async (tx) => {
+      // Under the row's lock: a concurrent restore that came first leaves nothing to bring back.
+      const back = restoring ? await restoreTrashedAlong(tx, existing.id) : [];
+      const restored: TopicValues = restoring ? { deleted_at: null } : {};
+      const row = await updateTopic(tx, TABLE, existing.id, { ...values, ...restored });
+      return { row, cascaded: cascade("event-sub-topic", "updated", back) };
+    },
   );
-  return await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
+  const shown = await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
+  return { ...shown, cascaded };
 }
 
 /** `/events` or `/event-sub-topics` of a topic. */

@@ -66,6 +66,8 @@ export interface TopicValues {
   slug?: string;
   system_image_url?: string | null;
   event_topic_id?: string;
+  /** Only ever null: an admin restores a soft-deleted topic (handlers/event_topics.ts). */
+  deleted_at?: null;
 }
 
 export async function insertTopic<T extends TopicTable>(
@@ -193,6 +195,27 @@ export async function trashTopicDependents(
   const subTopics = await tx<SubTopicRow[]>`update event_sub_topics set deleted_at = now()
     where event_topic_id = ${id} and deleted_at is null returning *`;
   return { subTopics, events: await unlinkEvents(tx, table, id) };
+}
+
+/**
+ * Before trashed topic `id` is restored: brings back the sub-topics its deletion trashed along
+ * (`trashTopicDependents`, in the deletion's transaction, so at the very instant the topic was:
+ * one deleted before stays in the trash); the rows as they are now. None for a live topic.
+ */
+export async function restoreTrashedAlong(tx: Queryable, id: string): Promise<SubTopicRow[]> {
+  try {
+    return await tx<SubTopicRow[]>`update event_sub_topics set deleted_at = null
+      where event_topic_id = ${id}
+        and deleted_at = (select deleted_at from event_topics where id = ${id})
+      returning *`;
+  } catch (error) {
+    // Two renamed in the trash to one slug: only one may be live.
+    throw translateDbError(error, {
+      conflict: "Cannot restore event topic: two of its sub-topics trashed with it now have " +
+        "the same name (slug); rename one first",
+      pointer: "/data/attributes/deleted-at",
+    });
+  }
 }
 
 /**
