@@ -570,3 +570,64 @@ Deno.test("[catalog] an admin restores a soft-deleted event topic, and the sub-t
     assert.equal(reply.body.data.attributes["deleted-at"], null);
   });
 });
+
+Deno.test("[catalog] an admin restores a soft-deleted event sub-topic whose topic is live", async (t) => {
+  await using system = await startTestSystem();
+  const admin = { token: system.admin.token };
+  const topic = await system.createTopic("Arts");
+  const sub = await system.createSubTopic(topic, "Painting");
+  const path = `/v1/event-sub-topics/${sub}`;
+  const restore = {
+    data: { type: "event-sub-topic", id: sub, attributes: { "deleted-at": null } },
+  };
+  expectStatus(await system.call("DELETE", path, admin), 200);
+  expectError(await system.call("GET", path), 404);
+
+  await t.step("a restore: 200, live again, announced", async () => {
+    const before = (await system.readFacts()).length;
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      ...admin,
+      body: restore,
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.data.attributes["deleted-at"], null);
+    const facts = (await system.readFacts()).slice(before);
+    assert.deepEqual(facts.map((fact) => fact.type), ["catalog.event-sub-topic.updated"]);
+    expectStatus(await system.call("GET", path), 200);
+  });
+
+  await t.step("a name a live sibling took meanwhile is a 409 at name", async () => {
+    expectStatus(await system.call("DELETE", path, admin), 200);
+    await system.createSubTopic(topic, "Painting");
+    const reply = await system.call("PATCH", `${path}?get_trashed=true`, {
+      ...admin,
+      body: restore,
+    });
+    expectError(reply, 409, { pointer: "/data/attributes/name" });
+  });
+
+  await t.step("under a trashed topic it is a 409 until it moves to a live one", async () => {
+    const gone = await system.createTopic("Gone");
+    const orphan = await system.createSubTopic(gone, "Orphan");
+    expectStatus(await system.call("DELETE", `/v1/event-topics/${gone}`, admin), 200);
+    const orphanPath = `/v1/event-sub-topics/${orphan}?get_trashed=true`;
+    const attributes = { "deleted-at": null };
+    const refused = await system.call("PATCH", orphanPath, {
+      ...admin,
+      body: { data: { type: "event-sub-topic", id: orphan, attributes } },
+    });
+    expectError(refused, 409, { pointer: "/data/relationships/event-topic" });
+    const [row] = await system.sql`select deleted_at from event_sub_topics where id = ${orphan}`;
+    assert.notEqual(row.deleted_at, null, "nothing changed");
+    const moved = await system.call("PATCH", orphanPath, {
+      ...admin,
+      body: { data: { ...subTopicBody("Orphan", topic, orphan).data, attributes } },
+    });
+    expectStatus(moved, 200);
+    assert.equal(moved.body.data.attributes["deleted-at"], null);
+    assert.deepEqual(moved.body.data.relationships["event-topic"].data, {
+      type: "event-topic",
+      id: topic,
+    });
+  });
+});

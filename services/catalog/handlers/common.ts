@@ -66,10 +66,10 @@ export function handleAll<K extends HttpKey>(
 }
 
 /**
- * Whether a PATCH restores a soft-deleted row (an event, a user, a topic): an admin (who reaches
- * it with `?get_trashed=true`) sending `deleted-at: null`, as the original's admin "Restore" does.
- * Anything else sent as `deleted-at` stays ignored (clients send back what they read); before, a
- * restore answered 200 and changed nothing.
+ * Whether a PATCH restores a soft-deleted row (an event, a user, a topic or sub-topic): an admin
+ * (who reaches it with `?get_trashed=true`) sending `deleted-at: null`, as the original's admin
+ * "Restore" does. Anything else sent as `deleted-at` stays ignored (clients send back what they
+ * read); before, a restore answered 200 and changed nothing.
  */
 export function restores(
   caller: Caller | null,

@@ -1,5 +1,5 @@
 /** Event sub-topics: public reads, admin writes; each belongs to one topic. One action per operation. */
-import { UnprocessableError } from "@shared/errors.ts";
+import { ConflictError, UnprocessableError } from "@shared/errors.ts";
 import { notFound, requireAdmin, withTrashed } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
@@ -14,10 +14,11 @@ import {
   getTopic,
   insertTopic,
   lockLiveTopic,
+  type TopicValues,
   unlinkMovedSubTopic,
   updateTopic,
 } from "../store/topics.ts";
-import { type Call, cascade, commit, commitWithCascade, handleAll } from "./common.ts";
+import { type Call, cascade, commit, commitWithCascade, handleAll, restores } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
 import {
   deleteAction,
@@ -87,6 +88,20 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 }
 
 /**
+ * The topic a sub-topic being restored will belong to, locked as `topicIdOf` locks it: a
+ * restored sub-topic of a trashed topic would be a live row nothing shows, so that is a 409
+ * until the topic is restored or the sub-topic moves to a live one in the same PATCH.
+ */
+async function liveTopicForRestore(tx: Queryable, topicId: string): Promise<void> {
+  if (await lockLiveTopic(tx, "event_topics", topicId)) return;
+  throw new ConflictError(
+    "Cannot restore event sub-topic: its event topic is in the trash; restore the topic " +
+      "first, or send a live event-topic with the restore",
+    TOPIC_POINTER,
+  );
+}
+
+/**
  * A sub-topic moved to another topic leaves the events of its old topic (their pair would no
  * longer fit): each is announced (`event.updated`) before the sub-topic itself.
  */
@@ -101,11 +116,12 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     known: eventSubTopicDef.relationships,
   });
   const attrs = validateAttributes(eventSubTopicAttributes.partial(), doc.attributes);
-  const values: Record<string, string> = {};
+  const values: TopicValues = {};
   if (attrs.name !== undefined) {
     Object.assign(values, { name: attrs.name, slug: slugFor(attrs.name) });
   }
   const moves = doc.relationships["event-topic"] !== undefined;
+  const restoring = restores(call.caller, existing, doc.attributes);
   const { row, cascaded } = await commitWithCascade(
     ctx,
     call,
@@ -117,6 +133,10 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     },
     async (tx) => {
       if (moves) values.event_topic_id = await topicIdOf(tx, doc);
+      if (restoring) {
+        await liveTopicForRestore(tx, values.event_topic_id ?? existing.event_topic_id);
+        values.deleted_at = null;
+      }
       const row = await updateTopic(tx, TABLE, existing.id, values);
       const events = row ? await unlinkMovedSubTopic(tx, row.id, row.event_topic_id) : [];
       return { row, cascaded: cascade("event", "updated", events) };
