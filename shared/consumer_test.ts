@@ -140,21 +140,41 @@ Deno.test("[consumer] stopping during a retry gives back that batch and those be
   await using b = await factBus({ ensureStream: true });
   const handled: string[] = [];
   let failing = true;
+  let failures = 0;
   const handle = async (batch: Fact[]) => {
-    if (failing && batch.some((f) => f.data.id === "1")) throw new Error("lock wait ran out");
+    if (failing && batch.some((f) => f.data.id === "1")) {
+      failures++;
+      throw new Error("lock wait ran out");
+    }
     await collectIds(handled)(batch);
   };
+  // The consumer tells the server it is still working on each fact it holds (a third of the ack
+  // wait after it arrived): proof that facts 2 and 3 are in its hand, queued behind fact 1. Fixed
+  // pauses instead let a slow consumer stop before they arrived, or before fact 1 failed, and
+  // nothing was handed over for want of anything queued.
+  const inHand = new Set<number>();
+  const acks = b.bus.nc.subscribe(`$JS.ACK.${facts.stream(b.prefix)}.demo.>`, {
+    callback: (_, msg) => {
+      if (msg.string() !== "+WPI") return;
+      const tokens = msg.subject.split(".");
+      inHand.add(Number(tokens[tokens.indexOf("demo") + 2])); // the stream sequence
+    },
+  });
   const first = await consumeFacts(b.bus, {
     durable: "demo",
     subject: "facts.catalog.>",
     log: quiet,
     handle,
   });
-  await publish(b, [fact(1)]);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  await publish(b, [fact(2), fact(3)]);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  await first.stop();
+  try {
+    await publish(b, [fact(1)]);
+    await eventually(() => failures >= 1, 5000, "fact 1 failed");
+    await publish(b, [fact(2), fact(3)]);
+    await eventually(() => inHand.has(2) && inHand.has(3), 5000, "facts 2 and 3 in hand");
+  } finally {
+    acks.unsubscribe();
+    await first.stop();
+  }
   assert.deepEqual(handled, [], "nothing behind the failing batch was handled");
   failing = false;
   const second = await consumeFacts(b.bus, {
