@@ -359,6 +359,7 @@ Deno.test("[consumer] a fact failing while a dependency is away is never parked;
 async function recordingInTable(bus: TestBus["bus"], sql: Sql, durable: string) {
   await sql`create table seen (id text primary key, n int)`;
   const handled: number[] = [];
+  const failures: { n: number; code: unknown }[] = [];
   const consumer = await consumeFacts(bus, {
     durable,
     subject: "facts.catalog.>",
@@ -368,14 +369,31 @@ async function recordingInTable(bus: TestBus["bus"], sql: Sql, durable: string) 
     dependencyProblem: () => databaseProblem(sql),
     handle: async (batch) => {
       for (const f of batch) {
-        await sql`insert into seen ${
-          sql({ id: f.id, n: Number(f.data.id) })
-        } on conflict do nothing`;
+        try {
+          await sql`insert into seen ${
+            sql({ id: f.id, n: Number(f.data.id) })
+          } on conflict do nothing`;
+        } catch (error) {
+          failures.push({ n: Number(f.data.id), code: (error as { code?: unknown }).code });
+          throw error;
+        }
         handled.push(Number(f.data.id));
       }
     },
   });
-  return { consumer, handled };
+  /**
+   * Waits until fact 1 has failed with `code` five times: taken for its own failure, it is
+   * parked after three of them at most (one in its batch, then two attempts over 300 ms alone)
+   * and never handed over again. A fixed pause instead let a slow consumer reach the bound only
+   * after the cause was gone, and nothing was parked for want of attempts.
+   */
+  const pastPoisonBound = (code: string) =>
+    eventually(
+      () => failures.filter((f) => f.n === 1 && f.code === code).length >= 5,
+      10_000,
+      `fact 1 handed over again past the poison bound (failed with ${code})`,
+    );
+  return { consumer, handled, pastPoisonBound };
 }
 
 // Found by a review: after a failover the pool may reach the old primary, now a standby (Aurora's
@@ -395,12 +413,12 @@ Deno.test("[consumer] facts failing while the database is read-only (a failover)
     await admin`select pg_terminate_backend(pid) from pg_stat_activity
       where datname = current_database() and pid <> pg_backend_pid()`;
   };
-  const { consumer } = await recordingInTable(b.bus, sql, "failover");
+  const { consumer, pastPoisonBound } = await recordingInTable(b.bus, sql, "failover");
   try {
     await readOnly(true);
     await publish(b, [fact(1), fact(2), fact(3)]);
-    // Several times the poison bound (300 ms, 2 attempts).
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await pastPoisonBound("25006"); // Several times the poison bound (300 ms, 2 attempts).
+    assert.equal(await parkedCount(b), 0, "nothing parked while the database is read-only");
     await readOnly(false);
     await eventually(
       async () => {
@@ -422,13 +440,12 @@ Deno.test("[consumer] facts failing for a table the deployment lost are never pa
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });
   const sql = await openDatabase(db.url, { schema: "lost_table", log: quiet });
-  const { consumer, handled } = await recordingInTable(b.bus, sql, "lost-table");
+  const { consumer, handled, pastPoisonBound } = await recordingInTable(b.bus, sql, "lost-table");
   try {
     // A half-applied migration, an operator's slip: the table is gone for a while (42P01).
     await sql`alter table seen rename to seen_elsewhere`;
     await publish(b, [fact(1), fact(2), fact(3)]);
-    // Several times the poison bound (300 ms, 2 attempts).
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await pastPoisonBound("42P01"); // Several times the poison bound (300 ms, 2 attempts).
     assert.equal(await parkedCount(b), 0, "nothing parked while the table is missing");
     await sql`alter table seen_elsewhere rename to seen`;
     await eventually(() => handled.length === 3, 8000, "every fact handled once it is back");
