@@ -989,6 +989,36 @@ Deno.test("[consumer] a durable deleted where nothing scrapes is made again afte
   }
 });
 
+/**
+ * The facts `durable` counted as settled (acked, or left unsettled as of a lost stream) in this
+ * process, read from the counter itself: a scrape would also read the consumer's floor, which
+ * the tests below must not stir.
+ */
+function ackedSoFar(durable: string): number {
+  return metrics.counter("oe_facts_handled", "", ["durable", "outcome"])
+    .series(durable, "acked").value;
+}
+
+/**
+ * Waits until every fact in `handled` has been settled (the counter moves once a batch's
+ * acknowledgements are sent, or withheld) and the servers have them (a round trip on each
+ * connection): only then does an acknowledgement floor of 0 say none was sent. A fixed pause
+ * instead let a slow settling (it asks the stream first) come after the floor was read.
+ */
+async function untilSettled(
+  durable: string,
+  before: number,
+  handled: string[],
+  buses: Bus[],
+): Promise<void> {
+  await eventually(
+    () => ackedSoFar(durable) - before >= handled.length,
+    10_000,
+    "the handled facts settled",
+  );
+  for (const bus of buses) await bus.nc.flush();
+}
+
 // Found by a review: a fact of the lost stream still in an instance's hand (its handler slow, or
 // retrying a transient failure) was acknowledged after another instance had made the durable
 // again. An acknowledgement names only the stream, the durable and a sequence: the server took it
@@ -1004,6 +1034,7 @@ Deno.test({
   const jsm = await jetstreamManager(b.bus.nc);
   const stream = facts.stream(b.prefix);
   const handled: string[] = [];
+  const ackedBefore = ackedSoFar("late");
   const gates = { old: Promise.withResolvers<void>(), fresh: Promise.withResolvers<void>() };
   let holding = "";
   const gated = (batch: Fact[]) => {
@@ -1053,7 +1084,7 @@ Deno.test({
     await eventually(() => holding === "fresh", 15_000, "the new stream's facts in hand");
     gates.old.resolve();
     await eventually(() => handled.includes("3"), 5000, "the old stream's facts handled");
-    await new Promise((resolve) => setTimeout(resolve, 500)); // their settling sent
+    await untilSettled("late", ackedBefore, handled, [b.bus, crashing]);
     assert.equal(
       (await jsm.consumers.info(stream, "late")).ack_floor.stream_seq,
       0,
@@ -1096,6 +1127,7 @@ Deno.test({
   const jsm = await jetstreamManager(b.bus.nc);
   const stream = facts.stream(b.prefix);
   const handled: string[] = [];
+  const ackedBefore = ackedSoFar("quick");
   const gate = Promise.withResolvers<void>();
   let holding = false;
   // The instance that starts while the stream is made again; it "crashes" by closing its connection.
@@ -1133,7 +1165,7 @@ Deno.test({
   try {
     await publish(b, [fact(1)]);
     await eventually(() => handled.includes("1"), 5000, "fact 1 handled");
-    await new Promise((resolve) => setTimeout(resolve, 300)); // its settling sent
+    await untilSettled("quick", ackedBefore, handled, [b.bus]);
     assert.equal(
       (await jsm.consumers.info(stream, "quick")).ack_floor.stream_seq,
       0,
