@@ -17,7 +17,7 @@ import {
 import { createLogger } from "./log.ts";
 import { type FamilySnapshot, metrics } from "./metrics.ts";
 import { testBus, testDatabase } from "./testing.ts";
-import { holdTableLock } from "@testing/table_lock.ts";
+import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
 
 const quiet = createLogger("test", "error");
 
@@ -211,15 +211,23 @@ Deno.test("[facts] relays of several instances publish facts in the order they w
   // when this instance's relay is kicked for "second", recorded after it.
   await t.sql.begin((tx) => recordFact(tx, thingFact("first", "1")));
   await t.sql.begin((tx) => recordFact(tx, thingFact("second", "2")));
+  const locked = Promise.withResolvers<void>();
   const otherRelay = Promise.withResolvers<void>();
   const holding = t.sql.begin(async (tx) => {
     await tx`select seq from outbox order by seq limit 1 for update`;
+    locked.resolve();
     await otherRelay.promise;
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  holding.catch(locked.reject);
+  await locked.promise;
   const draining = t.relay.flush();
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  otherRelay.resolve();
+  // This relay has met the held row (a fixed pause let a slow relay arrive after the row was let
+  // go, and the order was right for want of any overlap). One that skips it never waits here.
+  try {
+    await untilWaitingForLocks(t.sql, { count: 1, what: "this instance's relay" });
+  } finally {
+    otherRelay.resolve();
+  }
   await holding;
   await draining;
   const jsm = await jetstreamManager(t.bus.nc);
@@ -237,13 +245,16 @@ Deno.test("[facts] relays of several instances publish facts in the order they w
 Deno.test("[facts] a relay waits 2 s at most for rows another holds, then tries again later", async () => {
   await using t = await setUp();
   await t.sql.begin((tx) => recordFact(tx, thingFact("held", "1")));
+  const locked = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
   // A drain that does not let go (a frozen instance's, before Postgres ends its session).
   const holding = t.sql.begin(async (tx) => {
     await tx`select seq from outbox for update`;
+    locked.resolve();
     await release.promise;
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  holding.catch(locked.reject);
+  await locked.promise;
   // Another instance publishing is no failure to warn about.
   const warned: string[] = [];
   const relay = new FactRelay(t.sql, t.bus, { ...quiet, warn: (message) => warned.push(message) });
