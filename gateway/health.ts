@@ -57,6 +57,8 @@ interface Sighting {
    * for one may answer the other in time).
    */
   misses: Partial<Record<Verb, Miss>>;
+  /** The verbs it has answered: nobody listening on one of them means it is gone. */
+  answered: Set<Verb>;
 }
 
 /** What is known of each instance, per bus prefix and service: what checks wait for. */
@@ -111,6 +113,22 @@ function chargeMisses(
     if ((last?.count ?? 0) >= MISSES_BEFORE_GIVING_UP || (last && last.at >= askedAt)) continue;
     sighting.misses[verb] = { count: (last?.count ?? 0) + 1, at: now };
   }
+}
+
+/** Records that instance `id` answered `verb` now: alive, no misses. */
+function sighted(all: Map<string, Sighting>, id: string, verb: Verb): void {
+  const answered = all.get(id)?.answered ?? new Set<Verb>();
+  all.set(id, { at: Date.now(), misses: {}, answered: answered.add(verb) });
+}
+
+/**
+ * Forgets the instances that answered `verb` once nobody listens on it: they are gone (a frozen
+ * one keeps its subscription), not silent. Given up on instead, a lost instance left its
+ * replacement (a new id) only the tail to answer the first check after a restart, and a real
+ * instance's ping waits for a database probe: /health said the service missing once (a review).
+ */
+function forgetGone(all: Map<string, Sighting>, verb: Verb): void {
+  for (const [id, { answered }] of all) if (answered.has(verb)) all.delete(id);
 }
 
 /** How long `askInstances` waits, and for which instances. */
@@ -184,17 +202,16 @@ export function askInstances<T extends Answer = ServiceIdentity>(
     // The ask listens until its cap even after it delivered: an instance no longer waited for
     // that answers after the tail is seen alive, and waited for again by the next ask (it was
     // never recorded again, so a busy instance, once given up on, stayed out: a review).
-    const end = (silenceIsReal: boolean) => {
+    // Only an ask that waited its whole cap heard a silence; not while this gateway itself has
+    // lost NATS. One told that nobody listens heard that the instances are gone.
+    const end = (nobodyListens: boolean) => {
       clearTimeout(cap);
       sub.unsubscribe();
-      // Only an ask that waited its whole cap (or was told nobody listens) heard a silence; not
-      // while this gateway itself has lost NATS.
-      if (silenceIsReal && !bus.reconnecting) {
-        chargeMisses(known.all, verb, answers, askedAt);
-      }
+      if (nobodyListens) forgetGone(known.all, verb);
+      else if (!bus.reconnecting) chargeMisses(known.all, verb, answers, askedAt);
       deliver();
     };
-    const cap = setTimeout(() => end(true), maxWaitMs);
+    const cap = setTimeout(() => end(false), maxWaitMs);
     // Nobody to wait for, and instances given up on: those the tail hears are all there is (a
     // frozen only instance made every ask wait its cap for as long as it stayed frozen). A gateway
     // that knows no instance yet still waits for the first answer.
@@ -206,7 +223,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         const identity = identityOf(msg) as T | undefined;
         if (identity?.metadata?.prefix !== bus.prefix) return;
         answers.set(identity.id, identity);
-        known.all.set(identity.id, { at: Date.now(), misses: {} });
+        sighted(known.all, identity.id, verb);
         if (delivered) return;
         // Every instance waited for answered (by id: a new one does not stand in for one still
         // waited for); new ones have the tail to answer too.

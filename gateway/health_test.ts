@@ -348,3 +348,43 @@ Deno.test("[gateway] misses of one verb do not stop asks of the other from waiti
   const stats = await askInstances(b.bus, "STATS", "catalog", { maxWaitMs: 2_000, tailMs: 50 });
   assert.deepEqual(ids(stats), ["busy", "fast"]);
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The false 503 after a restart (scripts/start_test.ts's restart test asks /health right then):
+// each check while no instance ran was told "no responders" and charged the lost instance a miss,
+// so it was given up on; the new instance (another id) then had only the 50 ms tail to answer the
+// first check, and a real instance's ping waits for a database probe on a fresh connection (38–93
+// ms for an audit process on this machine): /health named the service missing once.
+Deno.test("[gateway] GET /health counts an instance that replaced a lost one from the first check", async () => {
+  await using nats = await startNatsServer();
+  const logger = createLogger("test", "error");
+  const prefix = `h${crypto.randomUUID().slice(0, 8)}`;
+  const connect = () => Bus.connect({ url: nats.url, prefix, logger });
+  const gateway = await connect();
+  const old = await connect();
+  const replacement = await connect();
+  await using _buses = {
+    [Symbol.asyncDispose]: async () => {
+      await Promise.all([gateway, old, replacement].map((bus) => bus.close()));
+    },
+  };
+  const app = new Hono<GatewayEnv>().get(
+    "/health",
+    health({ bus: gateway, services: ["catalog"] }),
+  );
+  const check = async () => {
+    const response = await app.request("/health");
+    return { status: response.status, body: await response.json() };
+  };
+  old.serve({ name: "catalog", version: "1.0.0" }, []);
+  await old.nc.flush();
+  assert.equal((await check()).status, 200);
+  await old.nc.close(); // lost: its subscriptions end with its connection
+  for (let i = 0; i < 2; i++) assert.equal((await check()).status, 503, `check ${i + 1}`);
+  // Its ping waits for a database probe, as a real instance's does.
+  const probe = () => sleep(150).then(() => []);
+  replacement.serve({ name: "catalog", version: "1.0.0", problems: probe }, []);
+  await replacement.nc.flush();
+  assert.deepEqual((await check()).body, { status: "ok", services: { catalog: { instances: 1 } } });
+});
