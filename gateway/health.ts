@@ -71,25 +71,29 @@ const LONGEST_RECENT_MS = 600_000;
  * What is known of each instance of `key` (the map kept for all callers), and the ones an ask of
  * `verb` with the window `recentMs` waits for: answered within it, and not given up on. Callers
  * with different windows share it: pruned to a caller's own window, /health (10 s) made /metrics
- * (180 s) forget what it waits for (found by a review).
+ * (180 s) forget what it waits for (found by a review). `onlyGivenUp`: instances are known, and
+ * every one of them was given up on; one known and not given up on, if silent since before the
+ * window, is waited for as by a gateway that knows no instance yet, until the first answer (a
+ * dashboard polling less often than the window saw the service missing after a rolling restart
+ * whenever its new instance answered after the tail: a review).
  */
 function recentlySeen(
   key: string,
   verb: Verb,
   recentMs: number,
-): { all: Map<string, Sighting>; expected: Set<string>; givenUp: boolean } {
+): { all: Map<string, Sighting>; expected: Set<string>; onlyGivenUp: boolean } {
   const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
   const now = Date.now();
   const expected = new Set<string>();
-  let givenUp = false;
+  let givenUp = 0;
   for (const [id, { at, misses }] of all) {
     const given = (misses[verb]?.count ?? 0) >= MISSES_BEFORE_GIVING_UP;
     if (now - at > LONGEST_RECENT_MS) all.delete(id);
-    else if (given) givenUp = true;
+    else if (given) givenUp++;
     else if (now - at <= recentMs) expected.add(id);
   }
-  return { all, expected, givenUp };
+  return { all, expected, onlyGivenUp: givenUp > 0 && givenUp === all.size };
 }
 
 /**
@@ -212,10 +216,9 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       deliver();
     };
     const cap = setTimeout(() => end(false), maxWaitMs);
-    // Nobody to wait for, and instances given up on: those the tail hears are all there is (a
-    // frozen only instance made every ask wait its cap for as long as it stayed frozen). A gateway
-    // that knows no instance yet still waits for the first answer.
-    if (known.expected.size === 0 && known.givenUp) tail = setTimeout(deliver, tailMs);
+    // Every instance known given up on: those the tail hears are all there is (a frozen only
+    // instance made every ask wait its cap for as long as it stayed frozen).
+    if (known.onlyGivenUp) tail = setTimeout(deliver, tailMs);
     const sub = bus.nc.subscribe(inbox, {
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.

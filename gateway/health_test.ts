@@ -388,3 +388,24 @@ Deno.test("[gateway] GET /health counts an instance that replaced a lost one fro
   await replacement.nc.flush();
   assert.deepEqual((await check()).body, { status: "ok", services: { catalog: { instances: 1 } } });
 });
+
+// A rolling restart seen by checks further apart than the window (a dashboard polling every 15 s):
+// the old instance was given up on, and the new one, known but not seen within the window, was
+// not waited for either: each check it answered after the tail named the service missing, for as
+// long as the old one was remembered (10 minutes).
+Deno.test("[gateway] an instance not given up on is waited for beside one given up on", async () => {
+  await using b = await testBus();
+  let oldAnswers = true;
+  using _ = standIns(b, { old: () => oldAnswers ? 0 : undefined, next: () => 150 });
+  const options = { maxWaitMs: 500, recentMs: 600, tailMs: 50 };
+  const ask = async () => ids(await askInstances(b.bus, "PING", "catalog", options));
+  const later = () => sleep(700); // past the window, and past the last ask's cap
+  assert.ok((await ask()).includes("old"));
+  await later();
+  oldAnswers = false;
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(await ask(), ["next"], `ask ${i + 1}: old missed`);
+    await later();
+  }
+  assert.deepEqual(await ask(), ["next"], "old given up on, next still waited for");
+});
