@@ -14,6 +14,11 @@ import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
 import { testBus, testDatabase } from "./testing.ts";
 import { silentProxyTo } from "@testing/silent_proxy.ts";
+import { laggingProxy } from "@testing/lagging_proxy.ts";
+import { startNatsServer } from "@testing/nats_server.ts";
+import { eventually } from "@testing/eventually.ts";
+import { Bus } from "./bus.ts";
+import { createLogger } from "./log.ts";
 
 function recording(): Logger & { lines: { level: string; message: string }[] } {
   const lines: { level: string; message: string }[] = [];
@@ -299,4 +304,117 @@ Deno.test("[facts] FactRelay keeps the outbox order when JetStream refuses a fac
     await deleteFactStream(tb.bus);
     await sql.end();
   }
+});
+
+/**
+ * A relay whose NATS (a private server, `nats`) answers through a proxy that holds every answer
+ * 100 ms (`proxy`), with 100 facts in its outbox (`ids`, in order); `firstBatch` starts a flush,
+ * runs `during` beside it, and resolves once a batch has committed (its published rows leave the
+ * outbox), with how long that took and how many rows it left.
+ */
+async function relayWithLateAcks() {
+  const stack = new AsyncDisposableStack();
+  const nats = stack.use(await startNatsServer({ jetStream: true }));
+  const proxy = stack.use(laggingProxy(nats.port, 100));
+  const db = stack.use(await testDatabase());
+  const prefix = `lag${crypto.randomUUID().slice(0, 8)}`;
+  const url = `nats://127.0.0.1:${proxy.port}`;
+  const bus = await Bus.connect({ url, prefix, logger: createLogger("test", "error") });
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, bus, recording());
+  stack.defer(async () => {
+    try {
+      nats.freeze(false); // a test that failed while it was frozen
+    } catch {
+      // Stopped.
+    }
+    await relay.stop();
+    await bus.close();
+    await sql.end();
+  });
+  const waiting = async () => (await sql`select count(*)::int from outbox`)[0].count as number;
+  await installOutbox(sql);
+  await ensureFactStream(bus);
+  const ids: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const id = crypto.randomUUID();
+    ids.push(id);
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id })})`;
+  }
+  const firstBatch = async (during: () => Promise<void> = async () => {}) => {
+    const began = Date.now();
+    const flushing = relay.flush();
+    const meanwhile = during();
+    let left = ids.length;
+    while ((left = await waiting()) === ids.length && Date.now() - began < 20_000) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const ms = Date.now() - began;
+    await meanwhile;
+    return { ms, left, flushing };
+  };
+  const stored = async () =>
+    (await storedMessages(bus, facts.stream(prefix))).map((m) => m.json<{ id: string }>().id);
+  const jsm = await jetstreamManager(bus.nc);
+  const storedCount = async () => (await jsm.streams.info(facts.stream(prefix))).state.messages;
+  return {
+    nats,
+    proxy,
+    relay,
+    ids,
+    waiting,
+    firstBatch,
+    stored,
+    storedCount,
+    [Symbol.asyncDispose]: () => stack.disposeAsync(),
+  };
+}
+
+// A batch holds its rows in an open transaction while it publishes them one after another, each
+// once JetStream has stored the one before: Postgres ends a transaction silent for 15 s
+// (DRAIN_HOLD_LIMIT), and a batch unanswered for 20 s is given up. So a batch starts no publish
+// after PUBLISH_BUDGET_MS (5 s), and the rows it has not published wait for the next batch. With
+// acks that come late (a slow link to NATS, a busy server), a batch without that bound held every
+// row until all were published, and one whose facts took over 15 s was rolled back and published
+// again, for as long as the acks stayed slow.
+Deno.test("[facts] FactRelay gives back what a batch has not published within its budget while acks come late", async () => {
+  await using r = await relayWithLateAcks();
+  // 100 acks of at least 100 ms each: twice the budget.
+  const { ms, left, flushing } = await r.firstBatch();
+  assert.ok(ms < 8_000, `the first batch ended within its budget and one ack (${ms} ms)`);
+  assert.ok(left > 0 && left < 100, `it gave back the rows it had not published (${left})`);
+  r.proxy.lagMs = 0; // healed
+  await flushing;
+  assert.equal(await r.waiting(), 0, "every fact published once healed");
+  assert.deepEqual(await r.stored(), r.ids, "each once, in the outbox order");
+});
+
+// Acks that stop coming (NATS frozen mid-batch): the publish under way gives up at its own
+// timeout (5 s), so a batch ends within the budget and one timeout, before Postgres would end it,
+// and the rows it did not publish stay. The fact on the wire at the freeze is stored once NATS
+// runs again, and published again by the relay: its id (Nats-Msg-Id) makes that a duplicate
+// JetStream drops (without it the stream held that fact twice).
+Deno.test("[facts] FactRelay keeps the rows of a batch whose acks stop coming, and publishes each once after", async () => {
+  await using r = await relayWithLateAcks();
+  const freezeMidBatch = async () => {
+    await eventually(async () => await r.storedCount() >= 5, 10_000, "the first facts stored");
+    r.nats.freeze(true);
+  };
+  const { ms, left, flushing } = await r.firstBatch(freezeMidBatch);
+  assert.ok(ms < 12_000, `the batch ended within its budget and a publish timeout (${ms} ms)`);
+  assert.ok(left > 0 && left < 100, `it kept the rows it had not published (${left})`);
+  await flushing;
+  assert.equal(await r.waiting(), left, "nothing more left the outbox while NATS was frozen");
+  r.nats.freeze(false);
+  r.proxy.lagMs = 0;
+  await eventually(
+    async () => {
+      await r.relay.flush();
+      return await r.waiting() === 0;
+    },
+    20_000,
+    "the outbox to empty once NATS is back",
+  );
+  assert.deepEqual(await r.stored(), r.ids, "each once, in the outbox order");
 });
