@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus, inTopic, startTestSystem } from "@testing/system.ts";
+import postgres from "postgres";
+import { untilWaitingForLocks } from "@testing/table_lock.ts";
 
 function topicBody(attributes: Record<string, unknown>, id?: string) {
   return { data: { type: "event-topic", ...(id && { id }), attributes } };
@@ -631,3 +633,46 @@ Deno.test("[catalog] an admin restores a soft-deleted event sub-topic whose topi
     });
   });
 });
+
+// A sub-topic's PATCH takes its row, then (a client sends back the relationship it read) its
+// topic's, for share; a topic's deletion takes the topic's row, then its live sub-topics'. Met,
+// they deadlocked: Postgres aborted one after a second, and its admin got a 500 (a review).
+Deno.test("[catalog] a sub-topic's PATCH naming its topic and the topic's deletion, at once, both answer", async () => {
+  await using system = await startTestSystem();
+  const admin = { token: system.admin.token };
+  const topic = await system.createTopic("Music");
+  const sub = await system.createSubTopic(topic, "Jazz");
+  // The test's own session holds the topic's row, so that the deletion waits for it first and
+  // the PATCH, started second, queues behind it (holding the sub-topic's row).
+  await using session = postgresSession(system.databaseUrl);
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const holder = session.sql.begin(async (tx) => {
+    await tx`select id from catalog.event_topics where id = ${topic} for update`;
+    held.resolve();
+    await release.promise;
+  });
+  holder.catch(held.reject);
+  await held.promise;
+  const deletion = system.call("DELETE", `/v1/event-topics/${topic}`, admin);
+  await untilWaitingForLocks(system.sql, { count: 1, what: "the deletion" });
+  const patch = system.call("PATCH", `/v1/event-sub-topics/${sub}`, {
+    ...admin,
+    body: subTopicBody("Free jazz", topic, sub),
+  });
+  await untilWaitingForLocks(system.sql, { count: 2, what: "the deletion and the PATCH" });
+  release.resolve();
+  await holder;
+  const [deleted, patched] = await Promise.all([deletion, patch]);
+  expectStatus(deleted, 200, "the deletion");
+  // Renamed first, then trashed along; or after the deletion: the topic it names is gone (422),
+  // or, read after it, the sub-topic is (404).
+  assert.ok([200, 404, 422].includes(patched.status), `PATCH: ${patched.status}`);
+  const [row] = await system.sql`select deleted_at from event_sub_topics where id = ${sub}`;
+  assert.notEqual(row.deleted_at, null, "trashed with its topic");
+});
+
+function postgresSession(url: string) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  return { sql, [Symbol.asyncDispose]: () => sql.end() };
+}

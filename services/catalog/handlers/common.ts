@@ -193,10 +193,16 @@ export async function commitWithCascade(
     update?: UpdatedRow;
     /** Whether what it deletes is gone for good (a purge): its facts say `purged`. */
     purged?: boolean;
+    /**
+     * Takes the locks the change needs on rows the lock order puts before its own (a
+     * sub-topic's topic: a topic's writes lock it, then its sub-topics), before `update`'s.
+     */
+    lockFirst?: (tx: Queryable) => Promise<void>;
   },
   change: (tx: Queryable) => Promise<{ row?: Row; cascaded: Cascaded[] }>,
 ): Promise<{ row: Row; cascaded: CascadedRecords }> {
   const checked = async (tx: Queryable) => {
+    await about.lockFirst?.(tx);
     const before = about.update && await lockedRow(tx, about.type, about.update);
     const result = await change(tx);
     // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.

@@ -130,13 +130,17 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       verb: "updated",
       row: existing,
       update: { table: TABLE, id: existing.id, foundLive: existing.deleted_at === null },
+      // The topic before the sub-topic, as a topic's deletion and restore lock them: the other
+      // way round, a PATCH sending back its topic met the topic's deletion in a deadlock (a 500).
+      lockFirst: async (tx) => {
+        if (moves) values.event_topic_id = await topicIdOf(tx, doc);
+        if (restoring) {
+          await liveTopicForRestore(tx, values.event_topic_id ?? existing.event_topic_id);
+          values.deleted_at = null;
+        }
+      },
     },
     async (tx) => {
-      if (moves) values.event_topic_id = await topicIdOf(tx, doc);
-      if (restoring) {
-        await liveTopicForRestore(tx, values.event_topic_id ?? existing.event_topic_id);
-        values.deleted_at = null;
-      }
       const row = await updateTopic(tx, TABLE, existing.id, values);
       const events = row ? await unlinkMovedSubTopic(tx, row.id, row.event_topic_id) : [];
       return { row, cascaded: cascade("event", "updated", events) };
