@@ -81,19 +81,19 @@ function recentlySeen(
   key: string,
   verb: Verb,
   recentMs: number,
-): { all: Map<string, Sighting>; expected: Set<string>; onlyGivenUp: boolean } {
+): { all: Map<string, Sighting>; expected: Set<string>; givenUp: string[]; onlyGivenUp: boolean } {
   const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
   const now = Date.now();
   const expected = new Set<string>();
-  let givenUp = 0;
+  const givenUp: string[] = [];
   for (const [id, { at, misses }] of all) {
     const given = (misses[verb]?.count ?? 0) >= MISSES_BEFORE_GIVING_UP;
     if (now - at > LONGEST_RECENT_MS) all.delete(id);
-    else if (given) givenUp++;
+    else if (given) givenUp.push(id);
     else if (now - at <= recentMs) expected.add(id);
   }
-  return { all, expected, onlyGivenUp: givenUp > 0 && givenUp === all.size };
+  return { all, expected, givenUp, onlyGivenUp: givenUp.length > 0 && givenUp.length === all.size };
 }
 
 /**
@@ -133,6 +133,39 @@ function sighted(all: Map<string, Sighting>, id: string, verb: Verb): void {
  */
 function forgetGone(all: Map<string, Sighting>, verb: Verb): void {
   for (const [id, { answered }] of all) if (answered.has(verb)) all.delete(id);
+}
+
+/** What a subject token may be here: a NATS nuid's characters (shared/bus.ts's instance ids). */
+const PLAIN_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Asks each of `ids` (instances given up on) by its own subject (`$SRV.<verb>.<name>.<id>`, as
+ * shared/bus.ts serves it): `onGone(id)` for each NATS says nobody serves any more, one killed
+ * rather than frozen (a frozen one keeps its subscription, and stays silent). Given up on and
+ * forgotten by no check in between, a killed instance left its replacement only the tail (a
+ * liveness probe's restart of a frozen instance: /health named the service missing; a review).
+ */
+function askGivenUp(
+  bus: Bus,
+  verb: Verb,
+  name: string,
+  ids: string[],
+  options: { maxWaitMs: number; onGone: (id: string) => void },
+): void {
+  // An id is a token of the instance's own choosing: one that is no plain subject token
+  // (`.`, `*`, `>`, space) is not asked, and stays given up on.
+  for (const id of ids.filter((id) => PLAIN_TOKEN.test(id))) {
+    const inbox = createInbox();
+    const sub = bus.nc.subscribe(inbox, {
+      max: 1,
+      callback: (_error, msg) => {
+        clearTimeout(cap);
+        if (msg.headers?.code === 503) options.onGone(id);
+      },
+    });
+    const cap = setTimeout(() => sub.unsubscribe(), options.maxWaitMs);
+    bus.nc.publish(`$SRV.${verb}.${name}.${id}`, undefined, { reply: inbox });
+  }
 }
 
 /** How long `askInstances` waits, and for which instances. */
@@ -218,7 +251,19 @@ export function askInstances<T extends Answer = ServiceIdentity>(
     const cap = setTimeout(() => end(false), maxWaitMs);
     // Every instance known given up on: those the tail hears are all there is (a frozen only
     // instance made every ask wait its cap for as long as it stayed frozen).
-    if (known.onlyGivenUp) tail = setTimeout(deliver, tailMs);
+    if (known.onlyGivenUp) {
+      tail = setTimeout(deliver, tailMs);
+      // Unless NATS says they are all gone (killed): then the first answer is waited for, as by
+      // a gateway that knows no instance yet.
+      let left = known.givenUp.length;
+      askGivenUp(bus, verb, name, known.givenUp, {
+        maxWaitMs,
+        onGone: (id) => {
+          known.all.delete(id);
+          if (--left === 0 && !delivered && answers.size === 0) clearTimeout(tail);
+        },
+      });
+    }
     const sub = bus.nc.subscribe(inbox, {
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.

@@ -209,12 +209,17 @@ Deno.test("[gateway] an instance that missed two asks in a row is waited for no 
 Deno.test("[gateway] a service whose only instance was given up on is asked for the tail only", async () => {
   await using b = await testBus();
   let answering = true;
-  const sub = b.bus.nc.subscribe("$SRV.PING.catalog", {
-    callback: (_error, msg) => {
-      if (!answering) return; // frozen: subscribed, silent
-      msg.respond(JSON.stringify({ id: "only", name: "catalog", metadata: { prefix: b.prefix } }));
-    },
-  });
+  // By name and by id, as shared/bus.ts serves them (the id: the frozen one is not gone).
+  const subs = ["$SRV.PING.catalog", "$SRV.PING.catalog.only"].map((subject) =>
+    b.bus.nc.subscribe(subject, {
+      callback: (_error, msg) => {
+        if (!answering) return; // frozen: subscribed, silent
+        msg.respond(
+          JSON.stringify({ id: "only", name: "catalog", metadata: { prefix: b.prefix } }),
+        );
+      },
+    })
+  );
   const options = { maxWaitMs: 1_000, recentMs: 1_500, tailMs: 50 };
   const ask = async () => {
     const began = performance.now();
@@ -237,7 +242,7 @@ Deno.test("[gateway] a service whose only instance was given up on is asked for 
     answering = true;
     assert.deepEqual((await ask()).ids, ["only"], "once it answers it is counted again");
   } finally {
-    sub.unsubscribe();
+    subs.forEach((sub) => sub.unsubscribe());
   }
 });
 
@@ -246,12 +251,15 @@ Deno.test("[gateway] a service whose only instance was given up on is asked for 
 Deno.test("[gateway] an instance silent since before the window is waited for by two asks only", async () => {
   await using b = await testBus();
   let answering = true;
-  const sub = b.bus.nc.subscribe("$SRV.PING.catalog", {
-    callback: (_error, msg) => {
-      if (!answering) return;
-      msg.respond(JSON.stringify({ id: "old", name: "catalog", metadata: { prefix: b.prefix } }));
-    },
-  });
+  // By name and by id, as shared/bus.ts serves them (the id: the frozen one is not gone).
+  const subs = ["$SRV.PING.catalog", "$SRV.PING.catalog.old"].map((subject) =>
+    b.bus.nc.subscribe(subject, {
+      callback: (_error, msg) => {
+        if (!answering) return;
+        msg.respond(JSON.stringify({ id: "old", name: "catalog", metadata: { prefix: b.prefix } }));
+      },
+    })
+  );
   const options = { maxWaitMs: 600, recentMs: 300, tailMs: 50 };
   const timed = async () => {
     const began = performance.now();
@@ -265,25 +273,31 @@ Deno.test("[gateway] an instance silent since before the window is waited for by
     const times = [await timed(), await timed(), await timed(), await timed()];
     assert.ok(times[2] < 300 && times[3] < 300, `after two, none waits: ${times.join(", ")}`);
   } finally {
-    sub.unsubscribe();
+    subs.forEach((sub) => sub.unsubscribe());
   }
 });
 
-/** Stand-in instances answering `$SRV.<verb>.catalog` on `b`'s prefix, each after `delayMs(verb)`. */
+/**
+ * Stand-in instances answering `$SRV.<verb>.catalog` (and `.<id>`) on `b`'s prefix, each after
+ * `delayMs(verb)`.
+ */
 function standIns(
   b: { bus: Bus; prefix: string },
   delays: Record<string, (verb: string) => number | undefined>,
 ) {
+  // By name and by id, as shared/bus.ts serves them.
   const subs = Object.entries(delays).flatMap(([id, delayMs]) =>
-    ["PING", "STATS"].map((verb) =>
-      b.bus.nc.subscribe(`$SRV.${verb}.catalog`, {
-        callback: (_error, msg) => {
-          const ms = delayMs(verb);
-          if (ms === undefined) return; // silent
-          const answer = JSON.stringify({ id, name: "catalog", metadata: { prefix: b.prefix } });
-          setTimeout(() => msg.respond(answer), ms);
-        },
-      })
+    ["PING", "STATS"].flatMap((verb) =>
+      [`$SRV.${verb}.catalog`, `$SRV.${verb}.catalog.${id}`].map((subject) =>
+        b.bus.nc.subscribe(subject, {
+          callback: (_error, msg) => {
+            const ms = delayMs(verb);
+            if (ms === undefined) return; // silent
+            const answer = JSON.stringify({ id, name: "catalog", metadata: { prefix: b.prefix } });
+            setTimeout(() => msg.respond(answer), ms);
+          },
+        })
+      )
     )
   );
   return { [Symbol.dispose]: () => subs.forEach((sub) => sub.unsubscribe()) };
@@ -408,4 +422,23 @@ Deno.test("[gateway] an instance not given up on is waited for beside one given 
     await later();
   }
   assert.deepEqual(await ask(), ["next"], "old given up on, next still waited for");
+});
+
+// A frozen only instance given up on, then killed (a liveness probe's restart), and its
+// replacement started before any check ran in the gap: the map still holds only the given-up
+// instance, so the first check gave the replacement the 50 ms tail alone, and a ping that waits
+// for a database probe was missed: /health named the service missing (a review).
+Deno.test("[gateway] a frozen instance killed and replaced: its replacement counts from the first check", async () => {
+  await using b = await testBus();
+  let oldAnswers = true;
+  const old = standIns(b, { old: () => oldAnswers ? 0 : undefined });
+  const options = { maxWaitMs: 500, recentMs: 60_000, tailMs: 50 };
+  const ask = async () => ids(await askInstances(b.bus, "PING", "catalog", options));
+  assert.deepEqual(await ask(), ["old"]);
+  oldAnswers = false; // frozen
+  for (let i = 0; i < 2; i++) assert.deepEqual(await ask(), [], `ask ${i + 1}: old missed`);
+  old[Symbol.dispose](); // killed: nobody serves its subscriptions any more
+  using _next = standIns(b, { next: () => 150 });
+  await b.bus.nc.flush();
+  assert.deepEqual(await ask(), ["next"], "the replacement, waited for");
 });

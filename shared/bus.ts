@@ -662,7 +662,7 @@ export class Bus {
     const subscriptions = routes.map((route) => this.#serveRoute(route, stats, inFlight));
 
     const discovery = (verb: string, body: () => unknown) =>
-      subscriptions.push(...this.#answerDiscovery(verb, info.name, body));
+      subscriptions.push(...this.#answerDiscovery(verb, info.name, id, body));
     discovery("PING", async () => {
       const problems = await info.problems?.() ?? [];
       const ping = { type: "io.nats.micro.v1.ping_response", ...identity };
@@ -737,9 +737,13 @@ export class Bus {
     });
   }
 
-  /** Answers a discovery verb (`$SRV.PING` …) for every service and for this one by name. */
-  #answerDiscovery(verb: string, name: string, body: () => unknown): Subscription[] {
-    return [`$SRV.${verb}`, `$SRV.${verb}.${name}`].map((subject) =>
+  /**
+   * Answers a discovery verb (`$SRV.PING` …) for every service, for this one by name, and for this
+   * instance by id (as the NATS services API does: the gateway's /health asks an instance it gave
+   * up on so, and a "no responders" tells it the instance is gone, not frozen).
+   */
+  #answerDiscovery(verb: string, name: string, id: string, body: () => unknown): Subscription[] {
+    return [`$SRV.${verb}`, `$SRV.${verb}.${name}`, `$SRV.${verb}.${name}.${id}`].map((subject) =>
       this.nc.subscribe(subject, {
         callback: (_error, msg) => {
           Promise.resolve(body()).then((answer) =>
