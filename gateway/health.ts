@@ -139,15 +139,15 @@ function forgetGone(all: Map<string, Sighting>, verb: Verb): void {
 const PLAIN_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
- * Asks each of `ids` (instances given up on) by its own subject (`$SRV.<verb>.<name>.<id>`, as
- * shared/bus.ts serves it): `onGone(id)` for each NATS says nobody serves any more, one killed
+ * Pings each of `ids` (instances given up on) by its own subject (`$SRV.PING.<name>.<id>`, as
+ * shared/bus.ts serves it; a ping for a scrape's STATS too, whose answer is dearer: only the
+ * subscription matters here): `onGone(id)` for each NATS says nobody serves any more, one killed
  * rather than frozen (a frozen one keeps its subscription, and stays silent). Given up on and
  * forgotten by no check in between, a killed instance left its replacement only the tail (a
  * liveness probe's restart of a frozen instance: /health named the service missing; a review).
  */
 function askGivenUp(
   bus: Bus,
-  verb: Verb,
   name: string,
   ids: string[],
   options: { maxWaitMs: number; onGone: (id: string) => void },
@@ -164,7 +164,7 @@ function askGivenUp(
       },
     });
     const cap = setTimeout(() => sub.unsubscribe(), options.maxWaitMs);
-    bus.nc.publish(`$SRV.${verb}.${name}.${id}`, undefined, { reply: inbox });
+    bus.nc.publish(`$SRV.PING.${name}.${id}`, undefined, { reply: inbox });
   }
 }
 
@@ -256,7 +256,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       // Unless NATS says they are all gone (killed): then the first answer is waited for, as by
       // a gateway that knows no instance yet.
       let left = known.givenUp.length;
-      askGivenUp(bus, verb, name, known.givenUp, {
+      askGivenUp(bus, name, known.givenUp, {
         maxWaitMs,
         onGone: (id) => {
           known.all.delete(id);
