@@ -619,7 +619,8 @@ async function migrateOn(
 /**
  * The one place database errors become API errors: unique violations are conflicts (pointing at
  * `messages.pointer`, the member whose value is taken, when the caller names it), bad values are
- * 422/400, everything else stays an unknown (500) error for the log.
+ * 422/400, a deadlock or serialization failure and an outage 503, a timeout 504, everything else
+ * stays an unknown (500) error for the log.
  */
 export function translateDbError(
   error: unknown,
@@ -656,6 +657,17 @@ export function translateDbError(
       return new BadRequestError("Cannot read a pattern: it has an invalid escape", {
         cause: error,
       });
+    // Postgres chose this transaction to end a deadlock, or could not serialize it beside a
+    // concurrent one: rolled back whole, and a retry may pass (the other has gone on). Both are
+    // answered as the busy database they are, not as a 500 (a review: a sub-topic's PATCH that
+    // met its topic's deletion).
+    case "40P01":
+    case "40001":
+      return new ServiceUnavailableError(
+        "Cannot complete the change now: it crossed a concurrent one, and nothing was changed; " +
+          "try again",
+        { cause: error },
+      );
     // A statement cut off by the request's deadline (statement or lock timeout): rolled back.
     case "57014":
     case "55P03":
