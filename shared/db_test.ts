@@ -333,11 +333,16 @@ Deno.test("[db] a request's statement outlasting the pool's statement timeout is
     const pid = async () => (await sql`select pg_backend_pid() as pid`)[0].pid;
     const first = await pid();
     // Held past the answer timeout (statement timeout + ANSWER_MARGIN_S), within the deadline.
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => locked = resolve);
     const held = holder.begin(async (tx) => {
       await tx`select id from waits.held where id = 1 for update`;
+      locked();
       await new Promise((resolve) => setTimeout(resolve, statementTimeoutMs + 2_500));
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The update must find the row locked: a fixed 100 ms pause let a slow holder lock it only
+    // after the update had run.
+    await Promise.race([lockTaken, held]);
     const outcome = await withDeadline(Date.now() + 6_000, () =>
       transaction(sql, async (tx) => {
         await tx`update waits.held set id = 1 where id = 1`;
