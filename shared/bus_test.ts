@@ -12,6 +12,7 @@ import {
 import { createLogger } from "./log.ts";
 import { testBus } from "./testing.ts";
 import { startNatsCluster } from "@testing/nats_cluster.ts";
+import { eventually } from "@testing/eventually.ts";
 
 const double = defineEndpoint("demo.double", {
   request: z.object({ n: z.number() }),
@@ -212,12 +213,46 @@ Deno.test("[bus] discovery ignores instances of another bus prefix", async () =>
 
 Deno.test("[bus] stop lets in-flight requests finish", async () => {
   await using b = await testBus();
-  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [slowRoute]);
-  const pending = b.bus.request(slow, { ms: 200 }, { timeoutMs: 2000 });
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  await service.stop();
+  // The first request stays in its handler until the test lets it go; later ones answer at once.
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => entered = resolve);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let calls = 0;
+  let handled = false;
+  const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(slow, async () => {
+      if (calls++ > 0) return "done" as const;
+      entered();
+      await gate;
+      handled = true;
+      return "done" as const;
+    }),
+  ]);
+  const pending = b.bus.request(slow, { ms: 0 }, { timeoutMs: 5000 }).catch((error) => error);
+  // In flight for sure when stop begins: a 50 ms pause let a slow machine answer it first.
+  await inHandler;
+  let stopped = false;
+  const stopping = service.stop().then(() => void (stopped = true));
+  try {
+    // Taking no new requests (its subscriptions drained), it still waits for the one in flight.
+    await eventually(
+      () =>
+        b.bus.request(slow, { ms: 0 }, { timeoutMs: 1000 }).then(
+          () => false,
+          (error) => error instanceof ServiceUnavailableError,
+        ),
+      5000,
+      "new requests finding nobody",
+    );
+    await b.bus.nc.flush();
+    assert.equal(stopped, false, "stop returned before the request in flight was answered");
+  } finally {
+    release();
+    await stopping;
+  }
+  assert.equal(handled, true);
   assert.equal(await pending, "done");
-  await assert.rejects(b.bus.request(slow, { ms: 1 }), ServiceUnavailableError);
 });
 
 Deno.test("[bus] forward relays status, location and body bytes of an HTTP endpoint", async () => {
