@@ -5,6 +5,7 @@ import { databaseProblem } from "./db_health.ts";
 import { freePort } from "./net.ts";
 import { testDatabase } from "./testing.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
+import { eventually } from "@testing/eventually.ts";
 
 /** Clients holding every connection the server at `url` still gives, as other programs would. */
 async function takeEveryConnection(url: string): Promise<postgres.Sql[]> {
@@ -81,12 +82,23 @@ Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t)
 Deno.test("[db_health] a pool busy with slow queries is no outage: the probe has its own connection", async () => {
   await using db = await testDatabase();
   const sql = await openDatabase(db.url, { schema: "health", max: 1 });
+  const watcher = postgres(db.url, { max: 1, onnotice: () => {} });
+  // The pool's one connection is held for 2 s, as slow requests behind a lock hold them.
+  // (A postgres.js query runs once it is awaited or then-ed: `then` starts it now.)
+  let slowDone = false;
+  const slow = sql`select pg_sleep(2)`.then(() => void (slowDone = true));
   try {
-    // The pool's one connection is held for 2 s, as slow requests behind a lock hold them.
-    // (A postgres.js query runs once it is awaited or then-ed: `then` starts it now.)
-    let slowDone = false;
-    const slow = sql`select pg_sleep(2)`.then(() => void (slowDone = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Probed only once Postgres runs the sleep on the pool's connection (a fixed 100 ms pause
+    // took that on trust).
+    await eventually(
+      async () =>
+        (await watcher`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and application_name like 'health %'
+            and state = 'active' and query = 'select pg_sleep(2)'`)[0].n === 1,
+      1_500,
+      "the pool's connection running the sleep",
+      10,
+    );
     const began = Date.now();
     assert.equal(await databaseProblem(sql), undefined);
     // Answered while the slow query still holds the pool's connection, well before its 2 s.
@@ -94,6 +106,9 @@ Deno.test("[db_health] a pool busy with slow queries is no outage: the probe has
     assert.ok(Date.now() - began < 1_500, `${Date.now() - began} ms`);
     await slow;
   } finally {
+    // Ended early when an assertion failed: that failure is the one to report.
+    slow.catch(() => {});
+    await watcher.end();
     await sql.end({ timeout: 1 });
   }
 });
