@@ -653,10 +653,18 @@ Deno.test("[consumer] facts in hand longer than the ack wait are not delivered a
     batchSize: 20,
     ackWaitMs: 300,
   });
-  await eventually(() => seen.length >= 60);
-  // Anything delivered again would arrive within an ack wait or two.
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // Once every fact is acknowledged none can be delivered again, and the server has counted
+  // each delivery it made, redeliveries too: no pause hoping a redelivery shows up meanwhile.
+  const jsm = await jetstreamManager(b.bus.nc);
+  const info = () => jsm.consumers.info(facts.stream(b.prefix), "slow");
+  await eventually(
+    async () => (await info()).ack_floor.stream_seq === 60,
+    10_000,
+    "every fact acknowledged",
+  );
+  const { delivered } = await info();
   await consumer.stop();
+  assert.equal(delivered.consumer_seq, 60, "deliveries for 60 facts");
   assert.equal(seen.length, 60, `handled ${seen.length} times for 60 facts`);
   assert.equal(new Set(seen).size, 60);
 });
