@@ -331,10 +331,16 @@ Deno.test("[consumer] a fact failing while a dependency is away is never parked;
       });
       try {
         await publish(b, [fact(1)]);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Fact 1 first, alone; the others behind it.
+        await eventually(() => tried.length > 0, 5000, "fact 1 handed over");
         await publish(b, [fact(2), fact(3)]);
-        // Away for several times the poison bound (300 ms, 2 attempts).
-        await new Promise((resolve) => setTimeout(resolve, 1200));
+        // Away past the poison bound (2 attempts over 300 ms): a third failure comes after pauses
+        // of 250 and 500 ms. A fixed 1200 ms let a slow consumer see the end of the outage first.
+        await eventually(
+          () => tried.filter((ids) => ids.includes("1")).length >= 3,
+          10_000,
+          "fact 1 failing three times",
+        );
         away = false;
         await eventually(() => handled.length === 3, 8000, "every fact once it is back");
       } finally {
