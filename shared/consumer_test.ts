@@ -613,7 +613,11 @@ Deno.test("[consumer] start picks the beginning, a time, or new facts only", asy
   const since = new Date();
   await new Promise((resolve) => setTimeout(resolve, 50));
   await publish(b, [fact(3)]);
-  const read = async (start: "all" | "new" | Date, more: number[] = []) => {
+  /**
+   * What a consumer starting at `start` hands over up to the stream's last fact, `last` (after
+   * publishing `more`): facts come in stream order, so any it should have left out come before.
+   */
+  const read = async (start: "all" | "new" | Date, last: number, more: number[] = []) => {
     const seen: string[] = [];
     // No durable name: an ephemeral consumer, as a replay tool would use.
     const consumer = await consumeFacts(b.bus, {
@@ -622,19 +626,22 @@ Deno.test("[consumer] start picks the beginning, a time, or new facts only", asy
       log: quiet,
       handle: collectIds(seen),
     });
-    await publish(b, more.map(fact));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await consumer.stop();
+    try {
+      await publish(b, more.map(fact));
+      await eventually(() => seen.includes(String(last)), 5000, `fact ${last} handed over`);
+    } finally {
+      await consumer.stop();
+    }
     return seen;
   };
   await t.step("all: the whole stream", async () => {
-    assert.deepEqual(await read("all"), ["1", "2", "3"]);
+    assert.deepEqual(await read("all", 3), ["1", "2", "3"]);
   });
   await t.step("a time: what was published since", async () => {
-    assert.deepEqual(await read(since), ["3"]);
+    assert.deepEqual(await read(since, 3), ["3"]);
   });
   await t.step("new: only what comes after the consumer starts", async () => {
-    assert.deepEqual(await read("new", [4]), ["4"]);
+    assert.deepEqual(await read("new", 4, [4]), ["4"]);
   });
 });
 
