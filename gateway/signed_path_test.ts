@@ -5,6 +5,7 @@ import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
+import { eventually } from "@testing/eventually.ts";
 import { JSONAPI, SECRET, token, Wire } from "./_test_utils.ts";
 import { createGateway } from "./app.ts";
 import { serveGuarded } from "./slow_clients.ts";
@@ -256,9 +257,12 @@ Deno.test("[gateway] shutdown writes the signed-in reads the relay is answering"
   const slow = signedHead(alice, "", "/v1/events/7?delay=300");
   await wire.exchange(slow);
   const before = gw.calls.relaying;
+  const asked = gw.asked.length;
   await wire.send(slow);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const answered = wire.answer();
+  // Shut down while the service works on it (300 ms): a fixed 100 ms pause let a slow relay be
+  // shut down before it had read the request, or answer it before the shutdown.
+  await eventually(() => gw.asked.length > asked, 5_000, "the service asked", 5);
+  const answered = wire.answer().catch((error) => String(error));
   await gw.relaying.shutdown();
   assert.match(await answered, /^HTTP\/1\.1 200 OK[^]*"caller":"1"/);
   assert.equal(gw.calls.relaying, before, "it was the relay's own answer");
