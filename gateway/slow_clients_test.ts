@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus.ts";
 import { catalog } from "@shared/subjects.ts";
+import { eventually } from "@testing/eventually.ts";
 import { JSONAPI, testGateway, token } from "./_test_utils.ts";
 import { Clock, serveGuarded, Sweeper } from "./slow_clients.ts";
 
@@ -306,7 +307,9 @@ Deno.test("[gateway] a client that leaves while the relay waits for its own answ
     // A client still there gets its answer, and a request it sends meanwhile comes after it.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     await conn.write(head);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Its answer owed before the next request is sent: a fixed 50 ms pause let a slow relay read
+    // both heads at once, which it never answers itself.
+    await eventually(() => asked === 21, 5_000, "the relay taking the read", 5);
     await conn.write(encoder.encode("GET /other HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\n\r\n"));
     await new Promise((resolve) => setTimeout(resolve, 50));
     release();
