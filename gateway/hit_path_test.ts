@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
 import { catalog } from "@shared/subjects.ts";
+import { eventually } from "@testing/eventually.ts";
 import { JSONAPI, token, topicsGateway, Wire } from "./_test_utils.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
@@ -331,7 +332,10 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     await learn(wire);
     const before = calls.relaying;
     await wire.send(slow(1));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // two writes, not one
+    // The hit in a read of its own while the slow read is owed (300 ms): after a fixed 50 ms
+    // pause a slow relay could read both heads at once, which it never answers itself, and the
+    // test passed whatever the relay did with a hit while an answer was owed.
+    await eventually(() => calls.relaying === before + 1, 5_000, "the slow read forwarded", 5);
     await wire.send(hit);
     assert.match(await wire.answer(), /"type":"event"/, "the slow read's answer comes first");
     assert.match(await wire.answer(), /X-Cache: HIT/);
@@ -368,7 +372,7 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
       assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
       // The head alone, then its body in two reads.
       await wire.send(`${await write()}Content-Length: 2\r\n\r\n`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await eventually(() => calls.relaying === before + 2, 5_000, "the head forwarded", 5);
       await wire.send("{");
       await new Promise((resolve) => setTimeout(resolve, 50));
       await wire.send("}");
@@ -388,7 +392,7 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
     const before = calls.relaying;
     // The body is a plain GET's head, sent in a read of its own as a hit would be.
     await wire.send(`${await write()}Content-Length: ${hit.length}\r\n\r\n`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(() => calls.relaying === before + 1, 5_000, "the head forwarded", 5);
     await wire.send(hit);
     assert.match(await wire.answer(), /^HTTP\/1\.1 400 /, "the write's own answer: no JSON");
     assert.equal(calls.relaying, before + 1);
