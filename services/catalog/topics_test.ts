@@ -672,6 +672,49 @@ Deno.test("[catalog] a sub-topic's PATCH naming its topic and the topic's deleti
   assert.notEqual(row.deleted_at, null, "trashed with its topic");
 });
 
+// A sub-topic's restore checks, under its lock, that the topic it was read under is live; a
+// trashed sub-topic can still move, so another topic may hold it by the time its own row is
+// locked (a review): the restore must not make it live there unchecked.
+Deno.test("[catalog] a sub-topic's restore that finds it moved meanwhile is a 409, and changes nothing", async () => {
+  await using system = await startTestSystem();
+  const admin = { token: system.admin.token };
+  const [first, second] = [await system.createTopic("Arts"), await system.createTopic("Crafts")];
+  const sub = await system.createSubTopic(first, "Pottery");
+  const path = `/v1/event-sub-topics/${sub}?get_trashed=true`;
+  expectStatus(await system.call("DELETE", `/v1/event-sub-topics/${sub}`, admin), 200);
+  // The test's own session holds the first topic's row: the restore, which read the sub-topic
+  // under it, waits there before it locks the sub-topic.
+  await using session = postgresSession(system.databaseUrl);
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const holder = session.sql.begin(async (tx) => {
+    await tx`select id from catalog.event_topics where id = ${first} for update`;
+    held.resolve();
+    await release.promise;
+  });
+  holder.catch(held.reject);
+  await held.promise;
+  const restore = system.call("PATCH", path, {
+    ...admin,
+    body: { data: { type: "event-sub-topic", id: sub, attributes: { "deleted-at": null } } },
+  });
+  await untilWaitingForLocks(system.sql, { count: 1, what: "the restore" });
+  // Meanwhile the trashed sub-topic moves to the second topic, which is then deleted.
+  const moved = await system.call("PATCH", path, {
+    ...admin,
+    body: subTopicBody("Pottery", second, sub),
+  });
+  expectStatus(moved, 200, "the move");
+  expectStatus(await system.call("DELETE", `/v1/event-topics/${second}`, admin), 200);
+  release.resolve();
+  await holder;
+  expectError(await restore, 409, { pointer: "/data/relationships/event-topic" });
+  const [row] = await system.sql`select deleted_at, event_topic_id from event_sub_topics
+    where id = ${sub}`;
+  assert.notEqual(row.deleted_at, null, "still in the trash, under a trashed topic");
+  assert.equal(String(row.event_topic_id), second);
+});
+
 function postgresSession(url: string) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   return { sql, [Symbol.asyncDispose]: () => sql.end() };

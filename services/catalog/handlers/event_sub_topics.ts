@@ -142,6 +142,14 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     },
     async (tx) => {
       const row = await updateTopic(tx, TABLE, existing.id, values);
+      // The topic checked live above was the one read before the lock: moved meanwhile (a
+      // trashed row can still change), the restore would leave it live under another, unchecked.
+      if (restoring && !moves && row && row.event_topic_id !== existing.event_topic_id) {
+        throw new ConflictError(
+          "Cannot restore event sub-topic: it moved to another event topic meanwhile; try again",
+          TOPIC_POINTER,
+        );
+      }
       const events = row ? await unlinkMovedSubTopic(tx, row.id, row.event_topic_id) : [];
       return { row, cascaded: cascade("event", "updated", events) };
     },
