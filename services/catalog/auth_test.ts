@@ -103,8 +103,9 @@ Deno.test("[catalog] POST /v1/auth/fresh-login answers a new token for the token
   await t.step("without a token: 401", async () => {
     expectError(await freshLogin(undefined, user.email, user.password), 401);
   });
-  await t.step("without a password: 422", async () => {
-    expectError(await post(system, "/v1/auth/fresh-login", { email: user.email }, user.token), 422);
+  await t.step("without a password: 400, as the original", async () => {
+    const reply = await post(system, "/v1/auth/fresh-login", { email: user.email }, user.token);
+    expectError(reply, 400, { pointer: "/password" });
   });
 });
 
@@ -125,4 +126,24 @@ Deno.test("[catalog] POST /v1/auth/logout answers success and revokes nothing", 
   await t.step("the token still works: tokens are stateless", async () => {
     expectStatus(await system.call("GET", `/v1/users/${user.id}`, { token: user.token }), 200);
   });
+});
+
+// The original answered 400 "username or password missing" when either was absent or empty
+// (`if not all([username, password])`), before it looked at anything else.
+Deno.test("[catalog] POST /v1/auth/login without an email or a password is a 400, a wrong type a 422", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const cases: [string, Record<string, unknown>, number, string][] = [
+    ["no email", { password: user.password }, 400, "/email"],
+    ["an empty email", { email: "", password: user.password }, 400, "/email"],
+    ["an empty username", { username: "", password: user.password }, 400, "/email"],
+    ["no password", { email: user.email }, 400, "/password"],
+    ["an empty password", { email: user.email, password: "" }, 400, "/password"],
+    ["an email that is a number", { email: 12345, password: user.password }, 422, "/email"],
+  ];
+  for (const [what, body, status, pointer] of cases) {
+    await t.step(`${what}: ${status} at ${pointer}`, async () => {
+      expectError(await post(system, "/v1/auth/login", body), status, { pointer });
+    });
+  }
 });

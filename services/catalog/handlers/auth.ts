@@ -55,14 +55,35 @@ export async function issueToken(
 }
 
 /**
+ * The member of a login body that is absent or empty (`email`, read from `username` too), which
+ * the original answered 400 before anything else (`if not all([username, password])`); undefined
+ * when both are there (a wrong type is the schema's 422).
+ */
+function missingCredential(body: unknown): "email" | "password" | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  const { email, username, password } = body as Record<string, unknown>;
+  const absent = (value: unknown) => value === undefined || value === null || value === "";
+  if (absent(email ?? username)) return "email";
+  if (absent(password)) return "password";
+  return undefined;
+}
+
+/**
  * The live user whose email and password `body` holds (`{"email","password"}`, or `username`):
- * 422 pointing at the member missing (or not a string), 401 when they do not match. An unknown
+ * 400 pointing at the member missing or empty (as the original answered; a 422 until 2026-12-04),
+ * 422 at one that is not text, 401 when they do not match. An unknown
  * email costs the same PBKDF2 work as a wrong password: the time tells nothing. A password longer
  * than sign-up takes matches no account: 401 at once, as the original answered it (until
  * 2026-12-04 a 422 saying the password was missing), whatever the email, so it tells nothing
  * either.
  */
 async function authenticate(ctx: CatalogContext, body: unknown, action: string) {
+  const missing = missingCredential(body);
+  if (missing) {
+    throw new BadRequestError(`Cannot ${action}: email and password are required`, {
+      pointer: `/${missing}`,
+    });
+  }
   const parsed = loginSchema.safeParse(body);
   if (!parsed.success) {
     const member = parsed.error.issues[0]?.path[0] === "password" ? "password" : "email";
