@@ -644,16 +644,7 @@ Deno.test("[catalog] a sub-topic's PATCH naming its topic and the topic's deleti
   const sub = await system.createSubTopic(topic, "Jazz");
   // The test's own session holds the topic's row, so that the deletion waits for it first and
   // the PATCH, started second, queues behind it (holding the sub-topic's row).
-  await using session = postgresSession(system.databaseUrl);
-  const held = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const holder = session.sql.begin(async (tx) => {
-    await tx`select id from catalog.event_topics where id = ${topic} for update`;
-    held.resolve();
-    await release.promise;
-  });
-  holder.catch(held.reject);
-  await held.promise;
+  await using held = await holdTopicRow(system.databaseUrl, topic);
   const deletion = system.call("DELETE", `/v1/event-topics/${topic}`, admin);
   await untilWaitingForLocks(system.sql, { count: 1, what: "the deletion" });
   const patch = system.call("PATCH", `/v1/event-sub-topics/${sub}`, {
@@ -661,8 +652,7 @@ Deno.test("[catalog] a sub-topic's PATCH naming its topic and the topic's deleti
     body: subTopicBody("Free jazz", topic, sub),
   });
   await untilWaitingForLocks(system.sql, { count: 2, what: "the deletion and the PATCH" });
-  release.resolve();
-  await holder;
+  await held.release();
   const [deleted, patched] = await Promise.all([deletion, patch]);
   expectStatus(deleted, 200, "the deletion");
   // Renamed first, then trashed along; or after the deletion: the topic it names is gone (422),
@@ -684,16 +674,7 @@ Deno.test("[catalog] a sub-topic's restore that finds it moved meanwhile is a 40
   expectStatus(await system.call("DELETE", `/v1/event-sub-topics/${sub}`, admin), 200);
   // The test's own session holds the first topic's row: the restore, which read the sub-topic
   // under it, waits there before it locks the sub-topic.
-  await using session = postgresSession(system.databaseUrl);
-  const held = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const holder = session.sql.begin(async (tx) => {
-    await tx`select id from catalog.event_topics where id = ${first} for update`;
-    held.resolve();
-    await release.promise;
-  });
-  holder.catch(held.reject);
-  await held.promise;
+  await using held = await holdTopicRow(system.databaseUrl, first);
   const restore = system.call("PATCH", path, {
     ...admin,
     body: { data: { type: "event-sub-topic", id: sub, attributes: { "deleted-at": null } } },
@@ -706,8 +687,7 @@ Deno.test("[catalog] a sub-topic's restore that finds it moved meanwhile is a 40
   });
   expectStatus(moved, 200, "the move");
   expectStatus(await system.call("DELETE", `/v1/event-topics/${second}`, admin), 200);
-  release.resolve();
-  await holder;
+  await held.release();
   expectError(await restore, 409, { pointer: "/data/relationships/event-topic" });
   const [row] = await system.sql`select deleted_at, event_topic_id from event_sub_topics
     where id = ${sub}`;
@@ -715,7 +695,30 @@ Deno.test("[catalog] a sub-topic's restore that finds it moved meanwhile is a 40
   assert.equal(String(row.event_topic_id), second);
 });
 
-function postgresSession(url: string) {
+/**
+ * A topic's row held `for update` by a session of the test's own, until `release` (or disposal):
+ * what a write that locks the topic first waits for.
+ */
+async function holdTopicRow(url: string, topicId: string) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
-  return { sql, [Symbol.asyncDispose]: () => sql.end() };
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const holder = sql.begin(async (tx) => {
+    await tx`select id from catalog.event_topics where id = ${topicId} for update`;
+    held.resolve();
+    await release.promise;
+  });
+  holder.catch(held.reject);
+  await held.promise;
+  const letGo = async () => {
+    release.resolve();
+    await holder;
+  };
+  return {
+    release: letGo,
+    [Symbol.asyncDispose]: async () => {
+      await letGo().catch(() => {});
+      await sql.end();
+    },
+  };
 }
