@@ -9,6 +9,7 @@ import {
 } from "./blueprint_apib.ts";
 import { schemaForBody } from "./blueprint_schema.ts";
 import { CHALLENGE } from "../gateway/middleware/auth.ts";
+import { errorDocumentOf } from "@shared/errors.ts";
 import {
   BLUEPRINT_FILES,
   DOCUMENTATION_ONLY,
@@ -172,4 +173,32 @@ Deno.test("[blueprint] every 401 response documents the challenge the gateway se
     }
   }
   assert.ok(checked > 0);
+});
+
+Deno.test("[blueprint] an error example that names a header says JSON:API 1.1, every other 1.0", () => {
+  const wrong: string[] = [];
+  let checked = 0;
+  for (const file of BLUEPRINT_FILES) {
+    for (const chunk of parseBlueprint(read(file))) {
+      if (!("action" in chunk)) continue;
+      for (const payload of chunk.action.payloads) {
+        if (payload.kind !== "Response") continue;
+        const text = section(payload, "Body")?.content.join("\n");
+        let body;
+        try {
+          body = text && JSON.parse(text);
+        } catch {
+          continue;
+        }
+        if (!Array.isArray(body?.errors)) continue;
+        checked++;
+        const expected = errorDocumentOf(body.errors).jsonapi.version;
+        if (body.jsonapi?.version !== expected) {
+          wrong.push(`${file} ${chunk.action.name} ${payload.status}: ${body.errors[0]?.detail}`);
+        }
+      }
+    }
+  }
+  assert.ok(checked > 0);
+  assert.deepEqual(wrong, []);
 });
