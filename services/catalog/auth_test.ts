@@ -147,3 +147,49 @@ Deno.test("[catalog] POST /v1/auth/login without an email or a password is a 400
     });
   }
 });
+
+// The original read `data.get('email', data.get('username'))`: an `email` member that is there
+// is the one read, even null or empty, and `username` only when `email` is absent. Every path
+// that logs in answers alike, and a body that is no object is a 4xx, never a 5xx.
+Deno.test("[catalog] login reads email before username as the original, on every path", async (t) => {
+  await using system = await startTestSystem();
+  const user = await system.signUp();
+  const cases: [string, unknown, number, string?][] = [
+    [
+      "a null email beside a username",
+      { email: null, username: user.email, password: user.password },
+      400,
+      "/email",
+    ],
+    [
+      "an empty email beside a username",
+      { email: "", username: user.email, password: user.password },
+      400,
+      "/email",
+    ],
+    ["an email beside an empty username", {
+      email: user.email,
+      username: "",
+      password: user.password,
+    }, 200],
+    ["a null password", { email: user.email, password: null }, 400, "/password"],
+    ["a null username alone", { username: null, password: user.password }, 400, "/email"],
+    ["a JSON array", "[]", 400, ""],
+    ["a JSON string", '"x"', 400, ""],
+    ["JSON null", "null", 400, ""],
+  ];
+  for (const path of ["/v1/auth/login", "/v1/auth/session", "/auth/session"]) {
+    for (const [what, body, status, pointer] of cases) {
+      await t.step(`${path}, ${what}: ${status}`, async () => {
+        const reply = await post(system, path, body);
+        if (status === 200) expectStatus(reply, 200);
+        else expectError(reply, status, pointer === undefined ? {} : { pointer });
+      });
+    }
+  }
+  await t.step("fresh-login, a null email beside a username: 400", async () => {
+    const body = { email: null, username: user.email, password: user.password };
+    const reply = await post(system, "/v1/auth/fresh-login", body, user.token);
+    expectError(reply, 400, { pointer: "/email" });
+  });
+});

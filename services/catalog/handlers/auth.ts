@@ -63,7 +63,8 @@ function missingCredential(body: unknown): "email" | "password" | undefined {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
   const { email, username, password } = body as Record<string, unknown>;
   const absent = (value: unknown) => value === undefined || value === null || value === "";
-  if (absent(email ?? username)) return "email";
+  // `email` when the body has it, even null or empty: `username` is read only in its absence.
+  if (absent(email !== undefined ? email : username)) return "email";
   if (absent(password)) return "password";
   return undefined;
 }
