@@ -136,10 +136,11 @@ Deno.test("[catalog] POST /v1/auth/login without an email or a password is a 400
   const cases: [string, Record<string, unknown>, number, string][] = [
     ["no email", { password: user.password }, 400, "/email"],
     ["an empty email", { email: "", password: user.password }, 400, "/email"],
-    ["an empty username", { username: "", password: user.password }, 400, "/email"],
+    ["an empty username", { username: "", password: user.password }, 400, "/username"],
     ["no password", { email: user.email }, 400, "/password"],
     ["an empty password", { email: user.email, password: "" }, 400, "/password"],
     ["an email that is a number", { email: 12345, password: user.password }, 422, "/email"],
+    ["a username that is a number", { username: 12345, password: user.password }, 422, "/username"],
   ];
   for (const [what, body, status, pointer] of cases) {
     await t.step(`${what}: ${status} at ${pointer}`, async () => {
@@ -173,7 +174,7 @@ Deno.test("[catalog] login reads email before username as the original, on every
       password: user.password,
     }, 200],
     ["a null password", { email: user.email, password: null }, 400, "/password"],
-    ["a null username alone", { username: null, password: user.password }, 400, "/email"],
+    ["a null username alone", { username: null, password: user.password }, 400, "/username"],
     ["a JSON array", "[]", 400, ""],
     ["a JSON string", '"x"', 400, ""],
     ["JSON null", "null", 400, ""],

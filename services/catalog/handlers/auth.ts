@@ -55,16 +55,28 @@ export async function issueToken(
 }
 
 /**
- * The member of a login body that is absent or empty (`email`, read from `username` too), which
- * the original answered 400 before anything else (`if not all([username, password])`); undefined
+ * The member a login body's email is read from: `email` when the body has it (even null or
+ * empty), else `username` when it has that, as the original read them (`data.get('email',
+ * data.get('username'))`); `email` when it has neither. An error's pointer names it, so a client
+ * that sent `username` is pointed at what it sent.
+ */
+function emailMember(body: unknown): "email" | "username" {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return "email";
+  const { email, username } = body as Record<string, unknown>;
+  return email === undefined && username !== undefined ? "username" : "email";
+}
+
+/**
+ * The member of a login body that is absent or empty (`emailMember`, or `password`), which the
+ * original answered 400 before anything else (`if not all([username, password])`); undefined
  * when both are there (a wrong type is the schema's 422).
  */
-function missingCredential(body: unknown): "email" | "password" | undefined {
+function missingCredential(body: unknown): "email" | "username" | "password" | undefined {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
-  const { email, username, password } = body as Record<string, unknown>;
+  const { password } = body as Record<string, unknown>;
   const absent = (value: unknown) => value === undefined || value === null || value === "";
-  // `email` when the body has it, even null or empty: `username` is read only in its absence.
-  if (absent(email !== undefined ? email : username)) return "email";
+  const member = emailMember(body);
+  if (absent((body as Record<string, unknown>)[member])) return member;
   if (absent(password)) return "password";
   return undefined;
 }
@@ -87,7 +99,7 @@ async function authenticate(ctx: CatalogContext, body: unknown, action: string) 
   }
   const parsed = loginSchema.safeParse(body);
   if (!parsed.success) {
-    const member = parsed.error.issues[0]?.path[0] === "password" ? "password" : "email";
+    const member = parsed.error.issues[0]?.path[0] === "password" ? "password" : emailMember(body);
     throw new UnprocessableError(`Cannot ${action}: email and password are required`, {
       pointer: `/${member}`,
     });
