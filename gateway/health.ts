@@ -168,6 +168,28 @@ function askGivenUp(
   }
 }
 
+/**
+ * Asks the instances of `known` given up on by id (`askGivenUp`), forgets each NATS says is gone,
+ * and calls `allGone` once none is left: then the first answer is waited for, as by a gateway that
+ * knows no instance yet (the tail alone named a restarted service missing).
+ */
+function whenAllGone(
+  bus: Bus,
+  name: string,
+  known: { all: Map<string, Sighting>; givenUp: string[] },
+  maxWaitMs: number,
+  allGone: () => void,
+): void {
+  let left = known.givenUp.length;
+  askGivenUp(bus, name, known.givenUp, {
+    maxWaitMs,
+    onGone: (id) => {
+      known.all.delete(id);
+      if (--left === 0) allGone();
+    },
+  });
+}
+
 /** How long `askInstances` waits, and for which instances. */
 export interface AskOptions {
   /** Longest wait for the answers (default MAX_WAIT_MS). */
@@ -213,6 +235,12 @@ interface Answer {
  * (and TAIL_MS more for new ones), at most `maxWaitMs`. `/health` and `/metrics` both ask so: a
  * scrape that stopped at 250 ms of silence left out a busy instance that `/health` counted (found
  * by a review: the instance an operator most needs to see).
+ *
+ * The ask listens until its cap even after it delivered: an instance no longer waited for that
+ * answers after the tail is seen alive, and waited for again by the next ask (it was never
+ * recorded again, so a busy instance, once given up on, stayed out: a review). Only an ask that
+ * waited its whole cap heard a silence; not while this gateway itself has lost NATS. One told
+ * that nobody listens heard that the instances are gone.
  */
 export function askInstances<T extends Answer = ServiceIdentity>(
   bus: Bus,
@@ -236,11 +264,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       clearTimeout(tail);
       resolve(new Map(answers));
     };
-    // The ask listens until its cap even after it delivered: an instance no longer waited for
-    // that answers after the tail is seen alive, and waited for again by the next ask (it was
-    // never recorded again, so a busy instance, once given up on, stayed out: a review).
-    // Only an ask that waited its whole cap heard a silence; not while this gateway itself has
-    // lost NATS. One told that nobody listens heard that the instances are gone.
+    // Listens until its cap even after it delivered (see above); only then heard a silence.
     const end = (nobodyListens: boolean) => {
       clearTimeout(cap);
       sub.unsubscribe();
@@ -253,15 +277,8 @@ export function askInstances<T extends Answer = ServiceIdentity>(
     // instance made every ask wait its cap for as long as it stayed frozen).
     if (known.onlyGivenUp) {
       tail = setTimeout(deliver, tailMs);
-      // Unless NATS says they are all gone (killed): then the first answer is waited for, as by
-      // a gateway that knows no instance yet.
-      let left = known.givenUp.length;
-      askGivenUp(bus, name, known.givenUp, {
-        maxWaitMs,
-        onGone: (id) => {
-          known.all.delete(id);
-          if (--left === 0 && !delivered && answers.size === 0) clearTimeout(tail);
-        },
+      whenAllGone(bus, name, known, maxWaitMs, () => {
+        if (!delivered && answers.size === 0) clearTimeout(tail);
       });
     }
     const sub = bus.nc.subscribe(inbox, {

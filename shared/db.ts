@@ -617,6 +617,34 @@ async function migrateOn(
 }
 
 /**
+ * A transaction Postgres rolled back whole for want of time or because of a concurrent one: a
+ * retry may pass. Undefined for any other error.
+ */
+function rolledBackError(code: string | undefined, error: unknown): ApiError | undefined {
+  switch (code) {
+    // Postgres chose this transaction to end a deadlock, or could not serialize it beside a
+    // concurrent one (the other has gone on). Answered as the busy database they are, not as a
+    // 500 (a review: a sub-topic's PATCH that met its topic's deletion).
+    case "40P01":
+    case "40001":
+      return new ServiceUnavailableError(
+        "Cannot complete the change now: it crossed a concurrent one, and nothing was changed; " +
+          "try again",
+        { cause: error },
+      );
+    // A statement cut off by the request's deadline (statement or lock timeout).
+    case "57014":
+    case "55P03":
+    case "25P03":
+      return new GatewayTimeoutError("Cannot finish in time: nothing was changed", {
+        cause: error,
+      });
+    default:
+      return undefined;
+  }
+}
+
+/**
  * The one place database errors become API errors: unique violations are conflicts (pointing at
  * `messages.pointer`, the member whose value is taken, when the caller names it), bad values are
  * 422/400, a deadlock or serialization failure and an outage 503, a timeout 504, everything else
@@ -628,6 +656,8 @@ export function translateDbError(
 ): unknown {
   if (error instanceof ApiError) return error;
   const code = (error as { code?: string })?.code;
+  const rolledBack = rolledBackError(code, error);
+  if (rolledBack) return rolledBack;
   switch (code) {
     case "23505":
       return new ConflictError(messages.conflict ?? "Cannot save: the object already exists", {
@@ -655,24 +685,6 @@ export function translateDbError(
       });
     case "22025":
       return new BadRequestError("Cannot read a pattern: it has an invalid escape", {
-        cause: error,
-      });
-    // Postgres chose this transaction to end a deadlock, or could not serialize it beside a
-    // concurrent one: rolled back whole, and a retry may pass (the other has gone on). Both are
-    // answered as the busy database they are, not as a 500 (a review: a sub-topic's PATCH that
-    // met its topic's deletion).
-    case "40P01":
-    case "40001":
-      return new ServiceUnavailableError(
-        "Cannot complete the change now: it crossed a concurrent one, and nothing was changed; " +
-          "try again",
-        { cause: error },
-      );
-    // A statement cut off by the request's deadline (statement or lock timeout): rolled back.
-    case "57014":
-    case "55P03":
-    case "25P03":
-      return new GatewayTimeoutError("Cannot finish in time: nothing was changed", {
         cause: error,
       });
     default:
