@@ -10,20 +10,12 @@
  * proxy.lagMs = 0;
  * ```
  */
+import { closeAll, pairingListener } from "./tcp_pairs.ts";
+
 export interface LaggingProxy extends AsyncDisposable {
   port: number;
   /** How long each chunk from the server is held (read at each chunk). */
   lagMs: number;
-}
-
-function closeAll(conns: Deno.Conn[]): void {
-  for (const conn of conns) {
-    try {
-      conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
 }
 
 /** Copies `from` to `to`, each chunk after `lagMs()`, until either ends. */
@@ -47,29 +39,14 @@ async function pipe(from: Deno.Conn, to: Deno.Conn, lagMs: () => number): Promis
 
 /** Listens on a free port of 127.0.0.1 and forwards to 127.0.0.1:`targetPort`. */
 export function laggingProxy(targetPort: number, lagMs: number): LaggingProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
+  const pairs = pairingListener(targetPort, (client, server) => {
+    pipe(client, server, () => 0);
+    pipe(server, client, () => proxy.lagMs);
+  });
   const proxy: LaggingProxy = {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: pairs.port,
     lagMs,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      closeAll(conns);
-    },
+    [Symbol.asyncDispose]: () => pairs.close(),
   };
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort })
-        .catch(() => undefined);
-      if (!server) {
-        closeAll([client]);
-        continue;
-      }
-      conns.push(client, server);
-      pipe(client, server, () => 0);
-      pipe(server, client, () => proxy.lagMs);
-    }
-  })().catch(() => {});
   return proxy;
 }

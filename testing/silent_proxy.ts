@@ -11,6 +11,8 @@
  * proxy.loseHost();
  * ```
  */
+import { closeAll, pairingListener } from "./tcp_pairs.ts";
+
 export interface SilentProxy extends AsyncDisposable {
   port: number;
   /** How many connections it has forwarded so far. */
@@ -34,46 +36,21 @@ async function pipe(from: Deno.Conn, to: Deno.Conn, silenced: () => boolean): Pr
   if (!silenced()) closeAll([from, to]);
 }
 
-function closeAll(conns: Deno.Conn[]): void {
-  for (const conn of conns) {
-    try {
-      conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
-}
-
 /** Listens on a free port of 127.0.0.1 and forwards to 127.0.0.1:`targetPort`. */
 export function silentProxy(targetPort: number): SilentProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
   const lost = new Set<Deno.Conn>();
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort })
-        .catch(() => undefined);
-      if (!server) {
-        closeAll([client]);
-        continue;
-      }
-      conns.push(client, server);
-      const silenced = () => lost.has(client);
-      pipe(client, server, silenced);
-      pipe(server, client, silenced);
-    }
-  })().catch(() => {});
+  const pairs = pairingListener(targetPort, (client, server) => {
+    const silenced = () => lost.has(client);
+    pipe(client, server, silenced);
+    pipe(server, client, silenced);
+  });
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: pairs.port,
     get accepted() {
-      return conns.length / 2;
+      return pairs.conns.length / 2;
     },
-    loseHost: () => conns.forEach((conn) => lost.add(conn)),
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      closeAll(conns);
-    },
+    loseHost: () => pairs.conns.forEach((conn) => lost.add(conn)),
+    [Symbol.asyncDispose]: () => pairs.close(),
   };
 }
 
