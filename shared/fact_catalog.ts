@@ -185,8 +185,15 @@ export const FACTS = {
       "as `catalog.event.updated`), or for good (`purged`, after its tickets and roles).",
   ),
   "catalog.event-topic.created": eventTopic("An event topic was created."),
-  "catalog.event-topic.updated": eventTopic("An event topic changed."),
-  "catalog.event-topic.deleted": eventTopic("An event topic was deleted."),
+  "catalog.event-topic.updated": eventTopic(
+    "An event topic changed. Also: its restore by an admin (`deleted-at` back to null), " +
+      "announced before the sub-topics trashed with it that come back with it.",
+  ),
+  "catalog.event-topic.deleted": eventTopic(
+    "An event topic was deleted, into the trash (`deleted-at` set) or for good (`purged`): " +
+      "after the events unlinked from it (`catalog.event.updated`) and its sub-topics " +
+      "(`catalog.event-sub-topic.deleted`).",
+  ),
   "catalog.event-sub-topic.created": eventSubTopic("An event sub-topic was created."),
   "catalog.event-sub-topic.updated": eventSubTopic("An event sub-topic changed."),
   "catalog.event-sub-topic.deleted": eventSubTopic(

@@ -164,11 +164,22 @@ export interface Cascaded {
   verb: "updated" | "deleted";
   /** The row as it is now (deleted: as it was). */
   row: Row;
+  /**
+   * Announced after the row's own fact: a dependent brought back with it (a sub-topic restored
+   * with its topic), which must not be seen live under a row still trashed. A dependent a
+   * deletion or move changed comes first, so that none is seen pointing at a row already gone.
+   */
+  follows?: true;
 }
 
-/** `rows` of `type`, each `verb` by a write of another row. */
-export function cascade(type: string, verb: Cascaded["verb"], rows: readonly Row[]): Cascaded[] {
-  return rows.map((row) => ({ type, verb, row }));
+/** `rows` of `type`, each `verb` by a write of another row (`follows`: announced after it). */
+export function cascade(
+  type: string,
+  verb: Cascaded["verb"],
+  rows: readonly Row[],
+  order: { follows?: true } = {},
+): Cascaded[] {
+  return rows.map((row) => ({ type, verb, row, ...order }));
 }
 
 /** What a write changed beyond its own row, as the gateways' caches read it (`HttpReply`). */
@@ -178,7 +189,7 @@ export type CascadedRecords = NonNullable<HttpReply["cascaded"]>;
  * A change of a row that also changes others (a topic deleted with its sub-topics, the events
  * unlinked from it, a sub-topic moved away from its events' topic): `change` returns the row as
  * it ended (undefined: gone meanwhile, 404) and the rows it changed beyond it; each gets its fact,
- * dependents first, in the transaction, so that subscribers learn of every change and the caches
+ * dependents first (but those that `follows` after the row's), in the transaction, so that subscribers learn of every change and the caches
  * drop every page showing one. An update that changed nothing of the row announces only the rest.
  */
 export async function commitWithCascade(
@@ -214,11 +225,13 @@ export async function commitWithCascade(
     purged: about.purged === true && verb === "deleted",
     changed,
   });
+  const announceAll = (list: Cascaded[]) => list.map((c) => announce(c.type, c.verb, c.row));
   const { row, cascaded } = await changeWithFact(ctx.sql, ctx.relay, checked, (result) => [
-    ...result.cascaded.map((c) => announce(c.type, c.verb, c.row)),
+    ...announceAll(result.cascaded.filter((c) => !c.follows)),
     ...(result.before && unchanged(result.before, result.row) ? [] : [
       announce(about.type, about.verb, result.row, alteredBy(about, result.before, result.row)),
     ]),
+    ...announceAll(result.cascaded.filter((c) => c.follows)),
   ]);
   const records = cascaded.map((c) => ({ type: c.type, record: publicRecord(c.type, c.row) }));
   return { row, cascaded: records };

@@ -91,7 +91,8 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       const back = restoring ? await restoreTrashedAlong(tx, existing.id) : [];
       const restored: TopicValues = restoring ? { deleted_at: null } : {};
       const row = await updateTopic(tx, TABLE, existing.id, { ...values, ...restored });
-      return { row, cascaded: cascade("event-sub-topic", "updated", back) };
+      // Announced after the topic's: never live under a topic still trashed.
+      return { row, cascaded: cascade("event-sub-topic", "updated", back, { follows: true }) };
     },
   );
   const shown = await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
