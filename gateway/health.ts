@@ -57,8 +57,6 @@ interface Sighting {
    * for one may answer the other in time).
    */
   misses: Partial<Record<Verb, Miss>>;
-  /** The verbs it has answered: nobody listening on one of them means it is gone. */
-  answered: Set<Verb>;
 }
 
 /** What is known of each instance, per bus prefix and service: what checks wait for. */
@@ -119,20 +117,9 @@ function chargeMisses(
   }
 }
 
-/** Records that instance `id` answered `verb` now: alive, no misses. */
-function sighted(all: Map<string, Sighting>, id: string, verb: Verb): void {
-  const answered = all.get(id)?.answered ?? new Set<Verb>();
-  all.set(id, { at: Date.now(), misses: {}, answered: answered.add(verb) });
-}
-
-/**
- * Forgets the instances that answered `verb` once nobody listens on it: they are gone (a frozen
- * one keeps its subscription), not silent. Given up on instead, a lost instance left its
- * replacement (a new id) only the tail to answer the first check after a restart, and a real
- * instance's ping waits for a database probe: /health said the service missing once (a review).
- */
-function forgetGone(all: Map<string, Sighting>, verb: Verb): void {
-  for (const [id, { answered }] of all) if (answered.has(verb)) all.delete(id);
+/** Records that instance `id` answered now: alive, no misses. */
+function sighted(all: Map<string, Sighting>, id: string): void {
+  all.set(id, { at: Date.now(), misses: {} });
 }
 
 /** What a subject token may be here: a NATS nuid's characters (shared/bus.ts's instance ids). */
@@ -268,7 +255,11 @@ export function askInstances<T extends Answer = ServiceIdentity>(
     const end = (nobodyListens: boolean) => {
       clearTimeout(cap);
       sub.unsubscribe();
-      if (nobodyListens) forgetGone(known.all, verb);
+      // Nobody listens: every instance is gone (a frozen one keeps its subscriptions), whichever
+      // verb saw it. Given up on instead, a lost one left its replacement only the tail, and a
+      // real ping waits for a database probe: /health said the service missing (a review); kept
+      // when the other verb alone had seen it, it made the first ask after a restart wait its cap.
+      if (nobodyListens) known.all.clear();
       else if (!bus.reconnecting) chargeMisses(known.all, verb, answers, askedAt);
       deliver();
     };
@@ -288,7 +279,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         const identity = identityOf(msg) as T | undefined;
         if (identity?.metadata?.prefix !== bus.prefix) return;
         answers.set(identity.id, identity);
-        sighted(known.all, identity.id, verb);
+        sighted(known.all, identity.id);
         if (delivered) return;
         // Every instance waited for answered (by id: a new one does not stand in for one still
         // waited for); new ones have the tail to answer too.

@@ -442,3 +442,40 @@ Deno.test("[gateway] a frozen instance killed and replaced: its replacement coun
   await b.bus.nc.flush();
   assert.deepEqual(await ask(), ["next"], "the replacement, waited for");
 });
+
+// Left by the fix above: "no responders" forgot only the instances that had answered the verb
+// asked, so one a scrape alone had seen (STATS) outlived its process: after a new instance
+// started, the first check waited its whole cap for the gone one (and the first scrape, for one
+// the checks alone had seen). Every instance answers every verb while its process runs.
+Deno.test("[gateway] nobody answering one verb forgets instances learned through the other", async (t) => {
+  await using nats = await startNatsServer();
+  const logger = createLogger("test", "error");
+  const prefix = `h${crypto.randomUUID().slice(0, 8)}`;
+  const gateway = await Bus.connect({ url: nats.url, prefix, logger });
+  await using _gateway = { [Symbol.asyncDispose]: () => gateway.close() };
+  const cases = [
+    { name: "catalog", learn: "STATS", forget: "PING", capMs: 1_000 },
+    { name: "discounts", learn: "PING", forget: "STATS", capMs: 2_000 },
+  ] as const;
+  const instance = async (name: string) => {
+    const bus = await Bus.connect({ url: nats.url, prefix, logger });
+    const { id } = bus.serve({ name, version: "1.0.0" }, []);
+    await bus.nc.flush();
+    return { id, stop: () => bus.close(), [Symbol.asyncDispose]: () => bus.close() };
+  };
+  for (const { name, learn, forget, capMs } of cases) {
+    await t.step(`${name}: seen by ${learn}, gone at ${forget}`, async () => {
+      const ask = (verb: "PING" | "STATS") =>
+        askInstances(gateway, verb, name, { maxWaitMs: capMs, tailMs: 50 });
+      await using old = await instance(name);
+      assert.deepEqual(ids(await ask(learn)), [old.id]);
+      await old.stop(); // its subscriptions end with its connection
+      assert.deepEqual(ids(await ask(forget)), [], "nobody answers");
+      await using next = await instance(name);
+      const began = performance.now();
+      assert.deepEqual(ids(await ask(forget)), [next.id]);
+      const ms = performance.now() - began;
+      assert.ok(ms < capMs / 2, `the gone instance was not waited for (${Math.round(ms)} ms)`);
+    });
+  }
+});

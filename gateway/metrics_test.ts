@@ -140,14 +140,17 @@ Deno.test("[gateway] GET /metrics labels made-up methods _OTHER, not as the clie
 Deno.test("[gateway] a scrape waits for an instance seen lately that answers late", async () => {
   await using b = await testBus();
   let slowMs = 0;
+  // Each answers pings too, as every instance does: nobody answering a ping means gone.
   const instance = (id: string, delayMs: () => number) =>
-    b.bus.nc.subscribe("$SRV.STATS.catalog", {
-      callback: (_error, msg) => {
-        const answer = { id, name: "catalog", metadata: { prefix: b.prefix }, metrics: [] };
-        setTimeout(() => msg.respond(JSON.stringify(answer)), delayMs());
-      },
-    });
-  const subs = [instance("fast", () => 0), instance("busy", () => slowMs)];
+    ["STATS", "PING"].map((verb) =>
+      b.bus.nc.subscribe(`$SRV.${verb}.catalog`, {
+        callback: (_error, msg) => {
+          const answer = { id, name: "catalog", metadata: { prefix: b.prefix }, metrics: [] };
+          setTimeout(() => msg.respond(JSON.stringify(answer)), delayMs());
+        },
+      })
+    );
+  const subs = [instance("fast", () => 0), instance("busy", () => slowMs)].flat();
   try {
     const scrape = () => gatherMetrics(b.bus, ["catalog"]);
     assert.equal(sample(await scrape(), 'oe_instances{service="catalog"}'), 2);
