@@ -50,7 +50,7 @@ interface Miss {
 
 /** What the checks know of one instance. */
 interface Sighting {
-  /** When it last answered (either verb: it is alive). */
+  /** When it last answered (either verb: it is alive), by the asks' clock (`AskOptions.now`). */
   at: number;
   /**
    * Per verb (/health pings with a 1 s cap, /metrics asks for STATS with 2 s: an instance too busy
@@ -78,11 +78,11 @@ const LONGEST_RECENT_MS = 600_000;
 function recentlySeen(
   key: string,
   verb: Verb,
-  recentMs: number,
+  window: { recentMs: number; now: number },
 ): { all: Map<string, Sighting>; expected: Set<string>; givenUp: string[]; onlyGivenUp: boolean } {
   const all = seen.get(key) ?? new Map<string, Sighting>();
   seen.set(key, all);
-  const now = Date.now();
+  const { recentMs, now } = window;
   const expected = new Set<string>();
   const givenUp: string[] = [];
   for (const [id, { at, misses }] of all) {
@@ -117,9 +117,9 @@ function chargeMisses(
   }
 }
 
-/** Records that instance `id` answered now: alive, no misses. */
-function sighted(all: Map<string, Sighting>, id: string): void {
-  all.set(id, { at: Date.now(), misses: {} });
+/** Records that instance `id` answered at `at`: alive, no misses. */
+function sighted(all: Map<string, Sighting>, id: string, at: number): void {
+  all.set(id, { at, misses: {} });
 }
 
 /** What a subject token may be here: a NATS nuid's characters (shared/bus.ts's instance ids). */
@@ -185,6 +185,11 @@ export interface AskOptions {
   recentMs?: number;
   /** After every instance waited for answered, how long more may take (default TAIL_MS). */
   tailMs?: number;
+  /**
+   * The clock `recentMs` is measured by (default `Date.now`): a test's own lets a window pass
+   * without waiting it out. Asks of one prefix and service share what they saw: give them one.
+   */
+  now?: () => number;
 }
 
 function identityOf(msg: Msg): ServiceIdentity | undefined {
@@ -227,7 +232,11 @@ interface Answer {
  * answers after the tail is seen alive, and waited for again by the next ask (it was never
  * recorded again, so a busy instance, once given up on, stayed out: a review). Only an ask that
  * waited its whole cap heard a silence; not while this gateway itself has lost NATS. One told
- * that nobody listens heard that the instances are gone.
+ * that nobody listens heard that the instances are gone (a frozen one keeps its subscriptions),
+ * and forgets them all, whichever verb saw them: every instance answers both while it runs. Given
+ * up on instead, a lost one left its replacement (a new id) only the tail, and a real ping waits
+ * for a database probe: /health said the service missing (a review); kept when the other verb
+ * alone had seen it, it made the first ask after a restart wait its cap.
  */
 export function askInstances<T extends Answer = ServiceIdentity>(
   bus: Bus,
@@ -236,10 +245,11 @@ export function askInstances<T extends Answer = ServiceIdentity>(
   options: AskOptions = {},
 ): Promise<Map<string, T>> {
   const { maxWaitMs = MAX_WAIT_MS, recentMs = RECENT_MS, tailMs = TAIL_MS } = options;
+  const { now = Date.now } = options;
   // performance.now(): an ask begun in the millisecond the one before it charged its misses is
   // not one that overlapped it.
   const askedAt = performance.now();
-  const known = recentlySeen(`${bus.prefix}/${name}`, verb, recentMs);
+  const known = recentlySeen(`${bus.prefix}/${name}`, verb, { recentMs, now: now() });
   const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
@@ -255,11 +265,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
     const end = (nobodyListens: boolean) => {
       clearTimeout(cap);
       sub.unsubscribe();
-      // Nobody listens: every instance is gone (a frozen one keeps its subscriptions), whichever
-      // verb saw it. Given up on instead, a lost one left its replacement only the tail, and a
-      // real ping waits for a database probe: /health said the service missing (a review); kept
-      // when the other verb alone had seen it, it made the first ask after a restart wait its cap.
-      if (nobodyListens) known.all.clear();
+      if (nobodyListens) known.all.clear(); // whichever verb saw them (see above)
       else if (!bus.reconnecting) chargeMisses(known.all, verb, answers, askedAt);
       deliver();
     };
@@ -279,7 +285,7 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         const identity = identityOf(msg) as T | undefined;
         if (identity?.metadata?.prefix !== bus.prefix) return;
         answers.set(identity.id, identity);
-        sighted(known.all, identity.id);
+        sighted(known.all, identity.id, now());
         if (delivered) return;
         // Every instance waited for answered (by id: a new one does not stand in for one still
         // waited for); new ones have the tail to answer too.
@@ -293,9 +299,16 @@ export function askInstances<T extends Answer = ServiceIdentity>(
   });
 }
 
-/** Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer. */
-export async function countInstances(bus: Bus, name: string): Promise<InstanceCount> {
-  const answers = await askInstances(bus, "PING", name);
+/**
+ * Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer (`now`:
+ * see AskOptions).
+ */
+export async function countInstances(
+  bus: Bus,
+  name: string,
+  options: Pick<AskOptions, "now"> = {},
+): Promise<InstanceCount> {
+  const answers = await askInstances(bus, "PING", name, options);
   const problems = new Map([...answers].map(([id, answer]) => [id, answer.problems ?? []]));
   return countOf(problems);
 }

@@ -28,7 +28,7 @@ import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
 import { answerOptions, errorResponse, methodNotAllowed, notFound, onError } from "./errors.ts";
-import { askInstances } from "./health.ts";
+import { askInstances, type AskOptions } from "./health.ts";
 import { PRIVATE } from "./http_cache.ts";
 import { headLength } from "./middleware/head_length.ts";
 
@@ -119,7 +119,11 @@ interface StatsAnswer {
 }
 
 /** Every instance of `name` on this prefix that answers `$SRV.STATS` in time. */
-async function statsOf(bus: Bus, name: string): Promise<StatsAnswer[]> {
+async function statsOf(
+  bus: Bus,
+  name: string,
+  options: Pick<AskOptions, "now">,
+): Promise<StatsAnswer[]> {
   // Busy instances answer late: every instance seen lately is waited for (gateway/health.ts),
   // lately meaning within a few scrape intervals (Prometheus scrapes every 15-60 s), and new ones
   // for the 250 ms of silence the scrape once waited for.
@@ -127,6 +131,7 @@ async function statsOf(bus: Bus, name: string): Promise<StatsAnswer[]> {
     maxWaitMs: 2_000,
     recentMs: 180_000,
     tailMs: 250,
+    now: options.now,
   });
   return [...asked.values()];
 }
@@ -141,13 +146,20 @@ function instanceCounts(counts: [string, number][]): FamilySnapshot {
   };
 }
 
-/** Prometheus text of every process on the bus, this gateway included. */
-export async function gatherMetrics(bus: Bus, services: readonly string[]): Promise<string> {
+/**
+ * Prometheus text of every process on the bus, this gateway included (`now`: the clock of the
+ * window instances are waited for in, see AskOptions).
+ */
+export async function gatherMetrics(
+  bus: Bus,
+  services: readonly string[],
+  options: Pick<AskOptions, "now"> = {},
+): Promise<string> {
   const self = announced?.id ?? unannouncedId;
   const names = [...services, "gateway"];
   const [own, ...answers] = await Promise.all([
     metrics.snapshot(),
-    ...names.map((name) => statsOf(bus, name)),
+    ...names.map((name) => statsOf(bus, name, options)),
   ]);
   const sources: Source[] = [{ labels: { service: "gateway", instance: self }, families: own }];
   const counts: [string, number][] = [];
