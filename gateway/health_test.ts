@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
+import { errors as natsErrors } from "@nats-io/nats-core";
 import { Bus, route } from "@shared/bus.ts";
 import { createLogger } from "@shared/log.ts";
 import { eventually } from "@testing/eventually.ts";
@@ -420,6 +421,19 @@ Deno.test("[gateway] GET /health counts an instance that replaced a lost one fro
   await old.nc.flush();
   assert.equal((await check()).status, 200);
   await old.nc.close(); // lost: its subscriptions end with its connection
+  // Until NATS has dropped them, a check's ping still goes to the lost instance and waits its cap.
+  await eventually(
+    async () => {
+      try {
+        await gateway.nc.request("$SRV.PING.catalog", undefined, { timeout: 100 });
+        return false;
+      } catch (error) {
+        return error instanceof natsErrors.RequestError && error.isNoResponders();
+      }
+    },
+    5_000,
+    "NATS to drop the lost instance's subscriptions",
+  );
   for (let i = 0; i < 2; i++) assert.equal((await check()).status, 503, `check ${i + 1}`);
   // Its ping waits for a database probe, as a real instance's does.
   const probe = () => sleep(150).then(() => []);
