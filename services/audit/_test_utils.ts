@@ -24,7 +24,7 @@ export interface RunningAudit extends AsyncDisposable {
 export async function startAuditOn(
   bus: Bus,
   databaseUrl: string,
-  options: { batchSize?: number; ackWaitMs?: number; sql?: Sql; unpagedMax?: number } = {},
+  options: { batchSize?: number; sql?: Sql; unpagedMax?: number } = {},
 ): Promise<RunningAudit> {
   const sql = options.sql ?? await openDatabase(databaseUrl, { schema: SCHEMA, max: 4 });
   await migrateAudit(sql);

@@ -115,15 +115,12 @@ export function followAllFacts(options: {
   log: Logger;
   /** Facts per batch (default 1000: one insert each, well under Postgres' parameter limit). */
   batchSize?: number;
-  /** How long an unacknowledged batch waits before redelivery (default the consumer's 30 s). */
-  ackWaitMs?: number;
 }): Promise<FactConsumer> {
   const { sql, bus, log } = options;
   return consumeFacts(bus, {
     durable: DURABLE,
     subject: factSubjects.all,
     batchSize: options.batchSize ?? 1000,
-    ackWaitMs: options.ackWaitMs,
     // Every change becomes an activity, of types audit does not know yet too (described
     // generically): a producer may be deployed before audit.
     unknownTypes: true,

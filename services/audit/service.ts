@@ -28,8 +28,6 @@ export interface AuditOptions {
   log: Logger;
   /** Facts per batch (default 1000: one insert each, well under Postgres' parameter limit). */
   batchSize?: number;
-  /** How long an unacknowledged batch waits before redelivery (default the consumer's 30 s). */
-  ackWaitMs?: number;
   /** Age limit of the catalog's access answers it keeps (default 5 s; 0 asks every time). */
   accessTtlMs?: number;
   /** Activities `page[size]=0` may list at most (default `UNPAGED_MAX`). */
