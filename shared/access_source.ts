@@ -38,7 +38,6 @@ export interface AccessSource {
 export interface AccessSourceOptions {
   /** Hard age limit of a kept answer (default `DEFAULT_ACCESS_TTL_MS`); 0 keeps none. */
   ttlMs?: number;
-  maxEntries?: number;
   log: Logger;
 }
 
@@ -62,7 +61,7 @@ export async function startAccessSource(
   if (ttlMs <= 0) {
     return { ask: (actor, event) => askAccess(bus, actor, event), stop() {} };
   }
-  const projection = new AccessProjection({ ttlMs, maxEntries: options.maxEntries });
+  const projection = new AccessProjection({ ttlMs });
   const stop = await followAccessFacts(bus, projection, options.log);
   return {
     projection,
