@@ -46,10 +46,6 @@ export interface QuerySpec {
   /** Other parameters this route accepts, e.g. ["get_trashed"]. */
   extra?: string[];
   defaultSort?: SortKey[];
-  /** Largest page[size] (default 1000). */
-  maxPageSize?: number;
-  /** Whether page[size]=0 ("no paging") is allowed (default true). */
-  allowUnpaged?: boolean;
 }
 
 /**
@@ -157,6 +153,8 @@ const ops = new Set<string>([
   "isnot",
 ]);
 const defaultPageSize = 20;
+/** Largest page[size]; 0 (no paging) is allowed too. */
+const maxPageSize = 1000;
 const INT4_MIN = -2_147_483_648;
 const INT4_MAX = 2_147_483_647;
 
@@ -461,15 +459,9 @@ function pageValue(
   return n + 0;
 }
 
-function parsePage(query: Record<string, string>, spec: QuerySpec) {
-  const max = spec.maxPageSize ?? 1000;
-  const size = pageValue(query, "page[size]", defaultPageSize, { min: 0, max });
+function parsePage(query: Record<string, string>) {
+  const size = pageValue(query, "page[size]", defaultPageSize, { min: 0, max: maxPageSize });
   const number = pageValue(query, "page[number]", 1, { min: 1, max: Number.MAX_SAFE_INTEGER });
-  if (size === 0 && spec.allowUnpaged === false) {
-    throw new BadRequestError("Cannot page: page[size]=0 is not allowed here", {
-      parameter: "page[size]",
-    });
-  }
   return { size, number };
 }
 
@@ -643,7 +635,7 @@ export function parseListQuery(query: Record<string, string>, spec: QuerySpec): 
   const rest = parse(query, spec, listKeys);
   const result: ListQuery = {
     sort: query.sort?.trim() ? parseSort(query.sort, spec) : [...(spec.defaultSort ?? [])],
-    page: parsePage(query, spec),
+    page: parsePage(query),
     ...rest,
   };
   const raw = rawFilterOf(query);
