@@ -42,18 +42,15 @@ export async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
 
 /**
  * Removes the gateway socket directories in `base` whose socket nothing listens on, made more
- * than `staleAfterMs` ago; returns their paths. Anything else is left: a live gateway's, another
- * user's (not ours to remove), one whose state cannot be told.
+ * than `STALE_AFTER_MS` ago; returns their paths. Anything else is left: a live gateway's,
+ * another user's (not ours to remove), one whose state cannot be told.
  */
-export async function removeDeadSocketDirs(
-  base: string,
-  staleAfterMs = STALE_AFTER_MS,
-): Promise<string[]> {
+export async function removeDeadSocketDirs(base: string): Promise<string[]> {
   const removed: string[] = [];
   for await (const entry of Deno.readDir(base)) {
     if (!entry.isDirectory || !entry.name.startsWith(PREFIX)) continue;
     const dir = `${base}/${entry.name}`;
-    if (await isDead(dir, staleAfterMs)) {
+    if (await isDead(dir)) {
       await Deno.remove(dir, { recursive: true }).then(() => removed.push(dir), () => {});
     }
   }
@@ -61,9 +58,9 @@ export async function removeDeadSocketDirs(
 }
 
 /** Old enough, and its socket (or the empty directory a start left) answers no one. */
-async function isDead(dir: string, staleAfterMs: number): Promise<boolean> {
+async function isDead(dir: string): Promise<boolean> {
   const made = await Deno.stat(dir).then((info) => info.mtime?.getTime(), () => undefined);
-  if (made === undefined || Date.now() - made < staleAfterMs) return false;
+  if (made === undefined || Date.now() - made < STALE_AFTER_MS) return false;
   try {
     const conn = await Deno.connect({ transport: "unix", path: `${dir}/${SOCKET}` });
     conn.close();
