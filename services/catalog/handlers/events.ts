@@ -96,11 +96,8 @@ function ownerUnchanged(doc: ParsedResource, current: string | null): void {
 }
 
 /** The event named by `{id}` (id or identifier), if the caller may see it. */
-async function eventOr404(
-  ctx: CatalogContext,
-  call: Call,
-  key = call.req.params.id,
-): Promise<EventRow> {
+async function eventOr404(ctx: CatalogContext, call: Call): Promise<EventRow> {
+  const key = call.req.params.id;
   return await getEvent(ctx.sql, key, {
     viewer: viewer(call.caller),
     withTrashed: withTrashed(call.caller, call.req.query),
