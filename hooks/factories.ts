@@ -13,12 +13,10 @@
 import { sign } from "hono/jwt";
 import type { Sql } from "./reset.ts";
 
-/** Every fixture user's password. */
-export const FIXTURE_PASSWORD = "fixture-pass-1";
-
 /**
- * `hashPassword(FIXTURE_PASSWORD, 1000)` from services/catalog/passwords.ts, computed once:
- * hashing per fixture would cost more than the rest of the set-up.
+ * Every fixture user's password, `fixture-pass-1` (the blueprint's examples log in with it),
+ * hashed by `hashPassword(password, 1000)` of services/catalog/passwords.ts once: hashing per
+ * fixture would cost more than the rest of the set-up.
  */
 const FIXTURE_PASSWORD_HASH =
   "pbkdf2-sha256$1000$FGWSd9XzZ9rWVJa3nlp+Jg==$jPhWK6V2pRs0hApURli8tVdujOAIqFxhjCdT461KMG0=";
@@ -49,14 +47,13 @@ export async function createUser(sql: Sql, user: UserFixture): Promise<string> {
 export interface TopicFixture {
   name: string;
   slug: string;
-  systemImageUrl?: string | null;
 }
 
 export async function createTopic(sql: Sql, topic: TopicFixture): Promise<string> {
   const row = {
     name: topic.name,
     slug: topic.slug,
-    system_image_url: topic.systemImageUrl ?? null,
+    system_image_url: null,
   };
   const [{ id }] = await sql`insert into event_topics ${
     sql(row, "name", "slug", "system_image_url")
@@ -87,7 +84,6 @@ export interface EventFixture {
   state?: "draft" | "published";
   startsAt?: string;
   endsAt?: string;
-  timezone?: string;
   topicId?: string | null;
   subTopicId?: string | null;
 }
@@ -98,7 +94,7 @@ export async function createEvent(sql: Sql, event: EventFixture): Promise<string
     name: event.name ?? "Open Tech Summit",
     starts_at: event.startsAt ?? "2030-03-14T09:00:00Z",
     ends_at: event.endsAt ?? "2030-03-16T18:00:00Z",
-    timezone: event.timezone ?? "Asia/Singapore",
+    timezone: "Asia/Singapore",
     state: event.state ?? "published",
     event_topic_id: event.topicId ?? null,
     event_sub_topic_id: event.subTopicId ?? null,
@@ -141,7 +137,6 @@ export interface TicketFixture {
   name?: string;
   type?: "free" | "paid" | "donation";
   price?: number;
-  quantity?: number;
 }
 
 export async function createTicket(sql: Sql, ticket: TicketFixture): Promise<string> {
@@ -151,7 +146,7 @@ export async function createTicket(sql: Sql, ticket: TicketFixture): Promise<str
     name: ticket.name ?? "Standard",
     type,
     price: (ticket.price ?? (type === "free" ? 0 : 25)).toFixed(2),
-    quantity: ticket.quantity ?? 100,
+    quantity: 100,
   };
   const [{ id }] = await sql`insert into tickets ${
     sql(row, "event_id", "name", "type", "price", "quantity")
