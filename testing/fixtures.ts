@@ -104,14 +104,11 @@ export interface GatewayFixture {
 }
 
 /** The gateway app in-process on `bus` (it holds nothing that needs stopping). */
-export function gatewayFixture(
-  context: Omit<ServiceContext, "databaseUrl"> & { services?: readonly string[] },
-): GatewayFixture {
+export function gatewayFixture(context: Omit<ServiceContext, "databaseUrl">): GatewayFixture {
   const app = createApp({
     bus: context.bus,
     config: context.config,
     logger: createLogger("gateway", context.logLevel),
-    services: context.services,
   });
   return { app, call: caller(app) };
 }

@@ -66,8 +66,6 @@ export interface TestSystemOptions {
   env?: Record<string, string>;
   /** Log level of the catalog and the gateway (default "error": 500s still show up). */
   logLevel?: LogLevel;
-  /** Services `/health` expects (default: the gateway's own default). */
-  services?: readonly string[];
 }
 
 export interface TestSystem extends AsyncDisposable {
@@ -185,7 +183,7 @@ export async function startTestSystem(options: TestSystemOptions = {}): Promise<
   const config = testConfig({ databaseUrl: database.url, bus, admin, logLevel, env: options.env });
   const context = { databaseUrl: database.url, bus: bus.bus, config, logLevel };
   const catalog = stack.use(await catalogFixture(context));
-  const { app, call } = gatewayFixture({ ...context, services: options.services });
+  const { app, call } = gatewayFixture(context);
   const [adminRow] = await catalog.sql`select id from users where email = ${admin.email}`;
   const token = await actions.logIn(call, admin.email, admin.password);
   return systemOf({
