@@ -120,9 +120,9 @@ export class Wire {
   }
 
   /** Sends `head` and reads its answer. */
-  async exchange(head: string, method = "GET"): Promise<string> {
+  async exchange(head: string): Promise<string> {
     await this.send(head);
-    return await this.answer(method);
+    return await this.answer();
   }
 
   close(): void {

@@ -28,14 +28,13 @@ export function exampleFact<K extends FactType>(
 export async function publishFacts(
   bus: Bus,
   list: { id: string; type: string }[],
-  options: { subject?: string } = {},
 ): Promise<void> {
   const js = jetstream(bus.nc);
   for (let i = 0; i < list.length; i += 1000) {
     await Promise.all(
       list.slice(i, i + 1000).map((fact) =>
         js.publish(
-          bus.subject(options.subject ?? factSubject(fact.type)),
+          bus.subject(factSubject(fact.type)),
           JSON.stringify(fact),
           { msgID: fact.id },
         )

@@ -136,20 +136,17 @@ function clusterOf(
 }
 
 /**
- * Waits until JetStream on `bus` can place a stream of `replicas` copies: the cluster elected
- * its meta leader and knows enough peers (right after start it refuses with "no suitable peers").
+ * Waits (up to 20 s) until JetStream on `bus` can place a stream of 3 copies: the cluster
+ * elected its meta leader and knows enough peers (right after start it refuses with "no suitable
+ * peers").
  */
-export async function waitForJetStream(
-  bus: Bus,
-  timeoutMs = 20_000,
-  replicas = 3,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+export async function waitForJetStream(bus: Bus): Promise<void> {
+  const deadline = Date.now() + 20_000;
   const name = `READY_${crypto.randomUUID().slice(0, 8)}`;
   for (;;) {
     try {
       const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
-      await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: replicas });
+      await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: 3 });
       await jsm.streams.delete(name);
       return;
     } catch (error) {

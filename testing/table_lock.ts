@@ -66,7 +66,7 @@ export async function holdTableLock(databaseUrl: string, table: string): Promise
  */
 export async function untilWaitingForLocks(
   sql: postgres.Sql,
-  options: { count: number | (() => number); what: string; timeoutMs?: number },
+  options: { count: number | (() => number); what: string },
 ): Promise<void> {
   await eventually(
     async () => {
@@ -75,7 +75,7 @@ export async function untilWaitingForLocks(
       const count = typeof options.count === "number" ? options.count : options.count();
       return waiting >= count;
     },
-    options.timeoutMs ?? 5_000,
+    5_000,
     `${options.what} to wait for a lock`,
   );
 }
