@@ -22,7 +22,7 @@ import { UserEmails } from "./user_emails.ts";
  * The activity of a fact: `type` and `verb` are the resource type and verb of the fact type;
  * `users` is what audit knows of the users it names (by default nobody).
  */
-export function toActivity(fact: Fact, users?: KnownUsers): NewActivity {
+function toActivity(fact: Fact, users?: KnownUsers): NewActivity {
   const { service, resource, verb } = parseFactType(fact.type)!;
   const actor = factActor(fact);
   return {

@@ -16,7 +16,7 @@ import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 export { DURABLE } from "./follow_all.ts";
 
 export const SCHEMA = "audit";
-export const VERSION = "1.0.0";
+const VERSION = "1.0.0";
 
 export function migrateAudit(sql: Sql): Promise<string[]> {
   return migrate(sql, { schema: SCHEMA, dir: new URL("./migrations/", import.meta.url) });

@@ -32,7 +32,7 @@ function link(sql: Sql, relay: FactRelay, linked: boolean) {
 }
 
 /** Applies a batch of payments facts (exported for tests). */
-export function applyPaymentsFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
+function applyPaymentsFacts(sql: Sql, relay: FactRelay, batch: Fact[]): Promise<void> {
   return byType({
     "payments.stripe-authorization.created": link(sql, relay, true),
     "payments.stripe-authorization.updated": link(sql, relay, true),

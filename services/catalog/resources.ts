@@ -502,7 +502,7 @@ export const querySpecs: Record<string, QuerySpec> = {
  * The original set no limit; three reach everything the catalog links, and keep each spec's
  * list of paths, and the work one request can ask for, bounded.
  */
-export const INCLUDE_DEPTH = 3;
+const INCLUDE_DEPTH = 3;
 
 /** The catalog's resource definitions by type, as dotted include paths walk them. */
 const defsByType: Record<string, ResourceDef<Row>> = {

@@ -23,7 +23,7 @@ import { userHandlers } from "./handlers/users.ts";
 import { followPaymentsFacts } from "./follow_payments.ts";
 
 export const SCHEMA = "catalog";
-export const VERSION = "1.0.0";
+const VERSION = "1.0.0";
 
 export async function migrateCatalog(sql: Sql): Promise<string[]> {
   return await migrateWithOutbox(sql, {

@@ -4,7 +4,7 @@
  */
 
 /** Largest amount numeric(12, 2) holds, in cents. */
-export const MAX_CENTS = 999_999_999_999;
+const MAX_CENTS = 999_999_999_999;
 
 /**
  * A non-negative decimal as lenientNumber reads one (`+5`, `5.`, `.5`), exact to the cent: digits

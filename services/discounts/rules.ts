@@ -14,7 +14,7 @@ export type TicketInfo = z.infer<typeof ticketInfoSchema>;
 
 /** Codes travel in URLs and are typed at checkout: plain letters, digits, `-` and `_`. */
 export const CODE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-export const MAX_INT = 2_147_483_647;
+const MAX_INT = 2_147_483_647;
 
 const codeText = z.string().trim().min(1).max(64).regex(
   CODE_PATTERN,

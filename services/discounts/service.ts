@@ -15,7 +15,7 @@ import { discountsContract } from "@shared/contracts/mod.ts";
 import { type AccessSource, authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "discounts";
-export const VERSION = "1.0.0";
+const VERSION = "1.0.0";
 
 export async function migrateDiscounts(sql: Sql): Promise<string[]> {
   return await migrateWithOutbox(sql, {

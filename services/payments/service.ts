@@ -17,7 +17,7 @@ import { paymentsContract } from "@shared/contracts/mod.ts";
 import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "payments";
-export const VERSION = "1.0.0";
+const VERSION = "1.0.0";
 
 /** How often the queued Stripe account releases that are due are tried (handlers/accounts.ts). */
 const RELEASE_RETRY_MS = 30_000;

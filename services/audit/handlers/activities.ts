@@ -17,7 +17,7 @@ type AuditHandlers = Handlers<typeof auditContract.operations>;
  * "all of it" is unbounded; and an answer beyond the bus's 1 MiB is refused anyway, which even the
  * smallest activities (`fields[activity]=`, about 85 bytes each) pass well before this many.
  */
-export const UNPAGED_MAX = 20_000;
+const UNPAGED_MAX = 20_000;
 
 /** The page asked for; an unpaged one read up to its limit, refused (400) beyond it. */
 async function readList(ctx: AuditContext, query: ListQuery) {

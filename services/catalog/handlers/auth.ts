@@ -34,7 +34,7 @@ const TOKEN_LIFETIME_S = 24 * 3600;
  * Issues the JWT the gateway verifies: HS256, one day, subject = user id, `ver` = the user's
  * token version as login read it with the password (a change since makes it stale: 401).
  */
-export async function issueToken(
+async function issueToken(
   user: Pick<UserRow, "id" | "token_version">,
   secret: string,
 ): Promise<string> {

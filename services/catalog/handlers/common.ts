@@ -42,7 +42,7 @@ export interface CallerReadingAction {
 }
 
 /** Wraps an action so it receives the caller, loaded fresh from the database. */
-export function handle(
+function handle(
   ctx: CatalogContext,
   action: Action | CallerReadingAction,
 ): Handler<HttpRequest, HttpReply> {

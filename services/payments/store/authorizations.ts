@@ -218,7 +218,7 @@ export async function lockAccounts(
  * How long a handled webhook event id is remembered. Stripe retries a delivery for up to 3 days
  * and a signature is only fresh for minutes, so an older id can no longer come back.
  */
-export const WEBHOOK_EVENT_RETENTION_DAYS = 30;
+const WEBHOOK_EVENT_RETENTION_DAYS = 30;
 
 /**
  * Records a webhook event id; false when it was handled before (a replay). Forgets ids older
