@@ -39,7 +39,7 @@ export function announceTouched(bus: Bus, tags: readonly string[], from?: Respon
 }
 
 /** The tags a fact touches, or undefined when it cannot be read (then everything may be stale). */
-export function factTags(raw: unknown): string[] | undefined {
+function factTags(raw: unknown): string[] | undefined {
   const fact = raw as { type?: unknown; data?: { id?: unknown } } | null;
   const parts = typeof fact?.type === "string" ? parseFactType(fact.type) : undefined;
   const id = fact?.data?.id;

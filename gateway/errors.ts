@@ -126,7 +126,7 @@ export function notFound(): NotFoundHandler<GatewayEnv> {
  * The `Allow` value of a path served with `methods`: those, `HEAD` wherever `GET` is (Hono
  * answers it with the GET route), and `OPTIONS`, which every such path answers (`options`).
  */
-export function allowOf(methods: readonly string[]): string {
+function allowOf(methods: readonly string[]): string {
   const allowed = [...methods];
   if (allowed.includes("GET") && !allowed.includes("HEAD")) allowed.push("HEAD");
   if (!allowed.includes("OPTIONS")) allowed.push("OPTIONS");

@@ -24,7 +24,7 @@ import { AccessProjection } from "./access_projection.ts";
 import { followAccessFacts } from "./access_facts.ts";
 
 /** ACCESS_CACHE_TTL_MS unless set: the hard age limit of a kept answer. */
-export const DEFAULT_ACCESS_TTL_MS = 5_000;
+const DEFAULT_ACCESS_TTL_MS = 5_000;
 
 export interface AccessSource {
   /** The caller and, when `event` is given, that event with the caller's roles. */

@@ -29,7 +29,7 @@ export function callerFirst(routes: Route[], authenticate: Authenticate): Route[
 }
 
 /** How long a refusal waits for the check of its caller before it is given as it is. */
-export const CHECK_WITHIN_MS = 1_000;
+const CHECK_WITHIN_MS = 1_000;
 
 function isRefusal(error: unknown): error is ApiError {
   return error instanceof ApiError && error.status >= 400 && error.status < 500 &&

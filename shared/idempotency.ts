@@ -39,7 +39,7 @@ import { BadRequestError, ConflictError, UnprocessableError } from "./errors.ts"
 import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** How long an answer is kept for retries. */
-export const KEY_LIFETIME = "24 hours";
+const KEY_LIFETIME = "24 hours";
 /** How long a claim without a deadline (a direct bus caller) counts as running. */
 const CLAIM_WITHOUT_DEADLINE_MS = 30_000;
 const PURGE_EVERY_MS = 60_000;

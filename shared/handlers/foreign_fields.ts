@@ -20,7 +20,7 @@ import { resolveEndpoint } from "../subjects.ts";
 import type { IncludeQuery } from "./reply.ts";
 
 /** The types of other services that `query.include` reaches from `def` and `query.fields` names. */
-export function foreignFieldsets(
+function foreignFieldsets(
   def: Pick<ResourceDef, "type" | "relationships">,
   query: IncludeQuery,
 ): Record<string, string[]> {
