@@ -13,7 +13,7 @@ import { closeFixtureDatabase, fixtureDatabase, hookEnv, resetCatalog, type Sql 
 import { ACTIVITY_COLUMNS, type NewActivity } from "../services/audit/store/activities.ts";
 
 /** The audit service's schema (services/audit/service.ts `SCHEMA`). */
-export const AUDIT_SCHEMA = "audit";
+const AUDIT_SCHEMA = "audit";
 
 type Who = "admin" | "user" | "anonymous";
 

@@ -28,7 +28,7 @@ const USER_IDS: Record<Exclude<Who, "anonymous">, string> = {
 const G = "Discount Codes";
 
 /** Who calls, per transaction name Dredd prints (`deno task dredd --names`). */
-export const plans: Record<string, Who> = {
+const plans: Record<string, Who> = {
   [`${G} > Discount codes > List discount codes > Example 1`]: "admin",
   [`${G} > Discount codes > List discount codes > Example 2`]: "coorganizer",
   [`${G} > Discount codes > Create a discount code > Example 1`]: "coorganizer",
@@ -114,7 +114,7 @@ const db = fixtureDatabase;
  * Empties the discounts tables (not the outbox) and restarts their ids at 1. The projection of
  * the catalog's events goes too: the catalog's ids restart as well, so old rows would lie.
  */
-export async function resetDiscounts(sql: Sql): Promise<void> {
+async function resetDiscounts(sql: Sql): Promise<void> {
   const tables = [
     "discount_codes",
     "discount_code_tickets",
@@ -167,7 +167,7 @@ async function createCode(sql: Sql, code: CodeFixture): Promise<string> {
 }
 
 /** The fixture world every discounts transaction starts from (after both resets). */
-export async function buildDiscountWorld(sql: Sql): Promise<void> {
+async function buildDiscountWorld(sql: Sql): Promise<void> {
   const { owner, coorganizer, event } = await createCast(sql);
   const ticket = await createTicket(sql, { eventId: event, name: "Standard", price: 25 });
   const early = await createCode(sql, {

@@ -127,7 +127,7 @@ export function generatedKind(payload: Payload): ErrorKind | undefined {
  * Errors the rules would give an action but it cannot answer, by `file > action name` (the
  * transaction name without the example): the reason says why.
  */
-export const NOT_RETURNED: Record<string, { kinds: ErrorKind[]; reason: string }> = {
+const NOT_RETURNED: Record<string, { kinds: ErrorKind[]; reason: string }> = {
   "blueprint/catalog.apib > Health > Health > Check health": {
     kinds: ["bad-query", "accept"],
     reason: "the health check is for probes: it reads no query and always answers JSON",
@@ -203,7 +203,7 @@ function succeeds(example: Payload[]): boolean {
 }
 
 /** The index of the action's first successful example: what generated examples start from. */
-export function baseExampleIndex(action: Action): number {
+function baseExampleIndex(action: Action): number {
   return Math.max(0, examplesOf(action).findIndex((ex) => !isGenerated(ex) && succeeds(ex)));
 }
 

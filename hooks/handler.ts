@@ -62,7 +62,7 @@ export function parseArgs(
 }
 
 /** Imports each hook file in order, so its registrations land in the shared `hooks` registry. */
-export async function loadHookFiles(files: readonly string[], cwd: string): Promise<void> {
+async function loadHookFiles(files: readonly string[], cwd: string): Promise<void> {
   for (const file of files) {
     const url = pathToFileURL(resolve(cwd, file)).href;
     try {
@@ -179,7 +179,7 @@ function completeObject(text: string): boolean {
  * object is therefore answered before its "\n" arrives, and our own "\n" is sent when Dredd's
  * comes: that carries the ACK at once, and Dredd only reads a reply once its "\n" is there.
  */
-export async function serveConnection(
+async function serveConnection(
   conn: Deno.TcpConn,
   registry: HookRegistry = hooks,
 ): Promise<void> {

@@ -12,7 +12,7 @@ function headerOf(headers: Record<string, string>, name: string): string | undef
 }
 
 /** Throws (so the registry fails the transaction) when the real body is not valid JSON:API. */
-export function checkJsonApiBody(transaction: Transaction): void {
+function checkJsonApiBody(transaction: Transaction): void {
   const real = transaction.real;
   if (!real?.body || !isJsonApiMediaType(headerOf(real.headers ?? {}, "content-type"))) return;
   const problems = jsonApiProblems(JSON.parse(real.body), transaction.request.uri);

@@ -97,7 +97,7 @@ function examplePayload(kind: FactKind): { data: Json; purged?: true } {
 }
 
 /** A whole fact as a subscriber receives it, for the message's example. */
-export function exampleFact(kind: FactKind): Json {
+function exampleFact(kind: FactKind): Json {
   const { data, purged } = examplePayload(kind);
   return {
     specversion: "1.0",
@@ -115,7 +115,7 @@ export function exampleFact(kind: FactKind): Json {
 }
 
 /** The message of one fact type: the envelope, its `type` and `source`, its typed `data`. */
-export function messagePayload(kind: FactKind): Json {
+function messagePayload(kind: FactKind): Json {
   return {
     allOf: [
       { $ref: "#/components/schemas/CloudEvent" },
@@ -250,7 +250,7 @@ function scalar(value: unknown): string {
 }
 
 /** Block YAML for JSON-like data; strings that need it are JSON-quoted (valid YAML too). */
-export function toYaml(value: unknown, indent = ""): string {
+function toYaml(value: unknown, indent = ""): string {
   if (Array.isArray(value)) {
     if (!value.length) return "[]";
     return value.map((item) => {

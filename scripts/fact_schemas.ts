@@ -57,7 +57,7 @@ export function currentSnapshot(): Snapshot {
  * a subscriber on it would park every fact of a producer that added an optional field, which the
  * evolution rules allow without a new version.
  */
-export function closedObjects(schema: unknown, path: string): string[] {
+function closedObjects(schema: unknown, path: string): string[] {
   if (Array.isArray(schema)) return schema.flatMap((item) => closedObjects(item, path));
   if (typeof schema !== "object" || schema === null) return [];
   const here = (schema as Schema).additionalProperties === false ? [path] : [];

@@ -300,7 +300,7 @@ async function startWith(
  * twice as long after each exit up to 30 s; back to 1 s once a process ran for 60 s. A lost
  * process makes its routes answer 503 at once (the gateway finds no instance) until it is back.
  */
-export const RESTART_BACKOFF = { firstMs: 1_000, maxMs: 30_000, stableMs: 60_000 };
+const RESTART_BACKOFF = { firstMs: 1_000, maxMs: 30_000, stableMs: 60_000 };
 
 /** One process `deno task start` keeps running: what it runs and the child running it now. */
 interface Slot {
