@@ -309,7 +309,7 @@ async function runMode(ttl: string, requests: number, revocationCount: number) {
   }
 }
 
-export async function runAccessBench(requests = 2000, revocationCount = 200) {
+async function runAccessBench(requests = 2000, revocationCount = 200) {
   const off = await runMode("0", requests, 0);
   const on = await runMode("5000", requests, revocationCount);
   const share = (part: number, whole: number) => Math.round(part / whole * 100) / 100;

@@ -35,7 +35,7 @@ import { catalogFact } from "../services/catalog/fact_payloads.ts";
 import { startTestSystem, type TestSystem } from "@testing/system.ts";
 
 /** Activities per second the drain must reach. */
-export const MIN_ACTIVITIES_PER_SECOND = 10_000;
+const MIN_ACTIVITIES_PER_SECOND = 10_000;
 
 export interface Percentiles {
   p50Ms: number;

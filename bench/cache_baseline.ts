@@ -26,7 +26,7 @@ import { jsonApiResponse } from "./setup.ts";
 const anonymous = { id: null, admin: false };
 
 /** The four public reads on pools of the catalog's and the discounts' schemas. */
-export function createCacheBaselineApp(
+function createCacheBaselineApp(
   catalogSql: Sql,
   discountsSql: Sql,
   options: { jwtSecret?: string } = {},

@@ -6,9 +6,9 @@
 import type { LoadSummary } from "./load.ts";
 
 /** Gateway throughput at least this share of the baseline's. */
-export const MIN_THROUGHPUT_RATIO = 0.75;
+const MIN_THROUGHPUT_RATIO = 0.75;
 /** Gateway p99 at most this multiple of the baseline's. */
-export const MAX_P99_RATIO = 2;
+const MAX_P99_RATIO = 2;
 
 export interface ScenarioResult {
   scenario: string;

@@ -14,7 +14,7 @@ import { denoRunArgs, launchEnv } from "../scripts/launch.ts";
 const JSONAPI = "application/vnd.api+json";
 
 /** Eight random hex characters, for names no other run uses. */
-export function uniqueSuffix(): string {
+function uniqueSuffix(): string {
   return Array.from(
     crypto.getRandomValues(new Uint8Array(4)),
     (b) => b.toString(16).padStart(2, "0"),
