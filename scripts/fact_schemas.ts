@@ -116,7 +116,8 @@ export async function readSnapshot(): Promise<Snapshot> {
   return parseSnapshot(await Deno.readTextFile(SNAPSHOT));
 }
 
-export function renderSnapshot(current: Snapshot = currentSnapshot()): string {
+export function renderSnapshot(): string {
+  const current = currentSnapshot();
   return `${JSON.stringify({ envelope: current.envelope, data: current.data }, null, 2)}\n`;
 }
 

@@ -395,15 +395,15 @@ function fail(error: unknown): never {
 if (import.meta.main) {
   const stack = new StopStack();
   let stopping = false;
-  const shutdown = async (code: number) => {
+  const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     console.log("Stopping...");
     await stack.stopAll();
-    Deno.exit(code);
+    Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", () => void shutdown(0));
-  Deno.addSignalListener("SIGTERM", () => void shutdown(0));
+  Deno.addSignalListener("SIGINT", () => void shutdown());
+  Deno.addSignalListener("SIGTERM", () => void shutdown());
   // A process that dies once the system is ready is restarted (its routes answer 503 meanwhile);
   // one that dies during start-up stops everything with exit code 1 (fail).
   const system = await startSystem({ stack, restart: true }).catch(fail);
