@@ -196,19 +196,19 @@ function baseUrl(env: Env, name: string, fallback: string): string {
  * The servers of a NATS_URL: one URL or a comma-separated list (`nats://a:4222,nats://b:4222`;
  * spaces around commas are fine). Each must be a nats:// or tls:// URL, or `host:port`.
  */
-export function parseNatsServers(raw: string, name = "NATS_URL"): string[] {
+export function parseNatsServers(raw: string): string[] {
   const servers = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (!servers.length) throw new Error(`Cannot read ${name}: "${raw}" names no server`);
+  if (!servers.length) throw new Error(`Cannot read NATS_URL: "${raw}" names no server`);
   for (const server of servers) {
     const withScheme = server.includes("://") ? server : `nats://${server}`;
     let url: URL;
     try {
       url = new URL(withScheme);
     } catch {
-      throw new Error(`Cannot read ${name}: "${withoutLogin(server)}" is not a URL`);
+      throw new Error(`Cannot read NATS_URL: "${withoutLogin(server)}" is not a URL`);
     }
     if (!["nats:", "tls:", "ws:", "wss:"].includes(url.protocol) || !url.hostname) {
-      throw new Error(`Cannot read ${name}: "${withoutLogin(server)}" is not a nats:// URL`);
+      throw new Error(`Cannot read NATS_URL: "${withoutLogin(server)}" is not a nats:// URL`);
     }
   }
   return servers;
