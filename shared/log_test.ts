@@ -112,3 +112,35 @@ Deno.test("[log] scrub hides a JWT wherever it stands, with or without a name be
   // Base64 that is no JWT stays.
   for (const text of ["eyJhbGciOiJ", "version 1.2.3", "a.b.c"]) assert.equal(scrub(text), text);
 });
+
+// Found by a hostile-input hunt: the URL and JWT patterns restarted at every letter of a long run,
+// so scrubbing took quadratic time. A 60 KB path (the gateway takes targets up to 64 KiB) held the
+// gateway's event loop for 4 s in its access line, at the default level, for an anonymous client.
+Deno.test("[log] scrub takes linear time on long runs of what a URL or a JWT starts with", () => {
+  const size = 64 * 1024;
+  for (
+    const [name, unit] of [
+      ["letters", "x"],
+      ["dotted words", "a."],
+      ["a scheme's letters and dashes", "a-b+"],
+      ["JWT starts joined by dashes", "eyJ-"],
+      ["JWT starts joined by dots", "eyJ."],
+    ]
+  ) {
+    const text = unit.repeat(size / unit.length);
+    const started = performance.now();
+    assert.equal(scrub(text), text);
+    const ms = performance.now() - started;
+    // Linear: a few milliseconds; it was 2–5 s for each of these.
+    assert.ok(ms < 500, `${name}: ${ms.toFixed(0)} ms for ${size} characters`);
+  }
+  // Still found after a long run, and where the scheme's run starts with no letter.
+  for (const text of ["1postgres://u:pw@h", "-redis://:pw@h", "x.amqp+ssl://u:pw@h"]) {
+    assert.ok(scrub(text).endsWith(":[redacted]@h"), scrub(text));
+  }
+  assert.equal(
+    scrub(`${"x".repeat(size)} postgres://u:pw@h`),
+    `${"x".repeat(size)} postgres://u:[redacted]@h`,
+  );
+  assert.ok(!scrub(`${"eyJ-".repeat(size / 4)} eyJa.eyJb.c`).endsWith("eyJa.eyJb.c"));
+});
