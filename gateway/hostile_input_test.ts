@@ -139,3 +139,68 @@ Deno.test("[gateway] checkJsonBytes scans nesting and NULs without parsing", asy
     assert.equal(check('{"a":"\\\\ud800"}'), null, "an escaped backslash, then text");
   });
 });
+
+/**
+ * Sends `head` (with `Expect: 100-continue`) to `port`, waits for the interim 100 (the handler is
+ * reading the body), sends `rest`, and returns the final answer's head and body as text.
+ */
+async function afterContinue(
+  port: number,
+  head: string,
+  rest: string,
+  halfClose = false,
+): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(encoder.encode(head));
+  const received: number[] = [];
+  const buffer = new Uint8Array(65_536);
+  const text = () => new TextDecoder().decode(new Uint8Array(received));
+  const readUntil = async (done: (seen: string) => boolean) => {
+    while (!done(text())) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      received.push(...buffer.subarray(0, n));
+    }
+  };
+  await readUntil((seen) => seen.includes("\r\n\r\n"));
+  assert.match(text(), /^HTTP\/1\.1 100 /, "the handler started reading the body");
+  received.length = 0;
+  await conn.write(encoder.encode(rest));
+  if (halfClose) await conn.closeWrite();
+  await readUntil((seen) => /\r\n\r\n[\s\S]*\}$/.test(seen));
+  return text();
+}
+
+// Found by a hostile-input hunt: Deno.serve hands the handler a body stream that fails once the
+// chunked framing breaks (or the client stops sending mid-body); that failure was a 500 and an
+// error-level log line, for the client's bytes.
+Deno.test("[gateway] a body that breaks off or has broken chunked framing is 400, not 500", async (t) => {
+  const { gw, reached } = await countingGateway();
+  await using _ = gw;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    gw.app.fetch,
+  );
+  const auth = `Authorization: JWT ${await token("1")}`;
+  const head = (framing: string) =>
+    `POST /v1/event-topics HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}\r\nContent-Type: ${JSONAPI}\r\n` +
+    `Expect: 100-continue\r\n${framing}\r\n\r\n`;
+  const body = '{"data":{"type":"event-topic","attributes":{"name":"x"}}}';
+  const refused = (answer: string) => {
+    assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+    assert.match(answer, new RegExp(`\r\ncontent-type: ${JSONAPI.replace("+", "\\+")}\r\n`, "i"));
+    assert.match(answer, /"detail":"Cannot read the body: /);
+  };
+  await t.step("a chunk size that is no number", async () => {
+    refused(await afterContinue(server.addr.port, head("Transfer-Encoding: chunked"), "zz\r\n"));
+  });
+  await t.step("a chunk not ended by CRLF", async () => {
+    const chunk = `${body.length.toString(16)}\r\n${body}0\r\n\r\n`;
+    refused(await afterContinue(server.addr.port, head("Transfer-Encoding: chunked"), chunk));
+  });
+  await t.step("the client stops sending before Content-Length bytes came", async () => {
+    const framing = `Content-Length: ${body.length + 10}`;
+    refused(await afterContinue(server.addr.port, head(framing), body, true));
+  });
+  assert.equal(reached.topics, 0);
+});
