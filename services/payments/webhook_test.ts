@@ -227,3 +227,14 @@ Deno.test("[payments] a signed deauthorization whose created time no date holds 
   }
   assert.equal(await count(p), 1, "the link stays");
 });
+
+// Found by a hostile-input hunt: within the bound, but the margin added to it was not, and
+// Postgres refused the date: a 400 "Cannot read a value: it has the wrong format", no pointer.
+Deno.test("[payments] a signed deauthorization created in the last seconds of 9999 is taken", async () => {
+  await using p = await startPaymentsSystem();
+  const { grant } = await linked(p);
+  const lastSecond = Date.UTC(9999, 11, 31, 23, 59, 59) / 1000;
+  const reply = await send(p, deauthorizedEvent(grant.accountId, undefined, lastSecond));
+  expectStatus(reply, 200);
+  assert.equal(await count(p), 0, "the link made before it is removed");
+});

@@ -93,7 +93,9 @@ function readEvent(text: string): StripeEvent {
  */
 function linkedBefore(event: StripeEvent): Date | undefined {
   if (event.created === undefined) return undefined;
-  return new Date((event.created + DEAUTHORIZED_LINK_MARGIN_S) * 1000);
+  // Within 9999 with the margin too: Postgres holds no later date (it refused one, a 400).
+  const seconds = Math.min(event.created + DEAUTHORIZED_LINK_MARGIN_S, LAST_SECOND_OF_9999);
+  return new Date(seconds * 1000);
 }
 
 function received(extra: Record<string, unknown> = {}): HttpReply {
