@@ -413,8 +413,14 @@ function parseFilter(raw: unknown, spec: QuerySpec): FilterNode | undefined {
   return node(raw, spec, 0, { n: 0 });
 }
 
+/**
+ * The sort keys, each column once, where it first comes: a later mention orders nothing the first
+ * did not (rows it would order are equal in that column). Every key nested the ORDER BY one level
+ * deeper, so `sort=id,id,...` repeated a few thousand times overflowed the stack: a 500.
+ */
 function parseSort(text: string, spec: QuerySpec): SortKey[] {
-  return text.split(",").map((part) => {
+  const keys = new Map<string, SortKey>();
+  for (const part of text.split(",")) {
     const key = part.trim();
     const desc = key.startsWith("-");
     const name = desc ? key.slice(1) : key;
@@ -422,8 +428,9 @@ function parseSort(text: string, spec: QuerySpec): SortKey[] {
     if (!field) {
       throw new BadRequestError(`Cannot sort: unknown sort key "${key}"`, { parameter: "sort" });
     }
-    return { column: field.column, desc };
-  });
+    if (!keys.has(field.column)) keys.set(field.column, { column: field.column, desc });
+  }
+  return [...keys.values()];
 }
 
 /**
