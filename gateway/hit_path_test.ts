@@ -190,10 +190,15 @@ const HEAD = `GET /v1/event-topics HTTP/1.1\r\nHost: x\r\nAccept: ${JSONAPI}\r\n
 
 /** Two servers on one gateway: one relays everything, one answers repeated hits itself. */
 async function twoServers(gw: Awaited<ReturnType<typeof hitGateway>>) {
-  const calls = { relaying: 0 };
+  // Requests the relay passed to Deno.serve, and the client bytes it has read (all connections).
+  const calls = { relaying: 0, bytesRead: 0 };
   const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 };
   const plain = await serveGuarded(listen, gw.gateway.fetch);
-  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, (request) => {
+  const relaying = await serveGuarded({
+    ...listen,
+    answer: gw.gateway.answer,
+    onClientRead: (bytes) => calls.bytesRead += bytes,
+  }, (request) => {
     calls.relaying++;
     return gw.gateway.fetch(request);
   });
@@ -373,8 +378,10 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
       // The head alone, then its body in two reads.
       await wire.send(`${await write()}Content-Length: 2\r\n\r\n`);
       await eventually(() => calls.relaying === before + 2, 5_000, "the head forwarded", 5);
+      const read = calls.bytesRead;
       await wire.send("{");
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Read alone before the rest is sent: a fixed 50 ms pause let a slow relay read "{}" at once.
+      await eventually(() => calls.bytesRead === read + 1, 5_000, "the body's first read", 5);
       await wire.send("}");
       assert.match(await wire.answer(), /^HTTP\/1\.1 201/);
       assert.equal(calls.relaying, before + 2, "the writes went to Deno.serve");
@@ -578,6 +585,7 @@ Deno.test("[gateway] mixed requests in any split or batching come back whole and
   let sent = 0;
   for (let connection = 0; connection < 12; connection++) {
     using wire = await Wire.open(servers.relaying.port);
+    let unread = servers.calls.bytesRead; // every earlier connection's bytes were answered
     // Half the connections send each head whole (followed to the end: the relay answers hits
     // while misses sent before them may still be owed); half also batch and split them.
     const odd = connection % 2 === 1;
@@ -601,8 +609,12 @@ Deno.test("[gateway] mixed requests in any split or batching come back whole and
           at += size;
         }
       } else await wire.conn.write(bytes);
-      // A moment for the relay to read this write alone before the next one comes.
-      if (!odd) await new Promise((resolve) => setTimeout(resolve, 3));
+      unread += bytes.length;
+      // This write read alone before the next one comes (a fixed 3 ms pause let a slow relay
+      // read several at once: the relay's own answers behind one still owed went untested).
+      if (!odd) {
+        await eventually(() => servers.calls.bytesRead === unread, 5_000, "the write read", 1);
+      }
       if (random() < 0.6) {
         for (const [id, status, method] of expected.splice(0)) {
           const answer = await wire.answer(method);

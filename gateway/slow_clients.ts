@@ -55,6 +55,13 @@ export interface GuardOptions {
    * a promise of it when it must be fetched first.
    */
   answer?: (head: RawHead) => Uint8Array[] | Promise<Uint8Array[]> | undefined;
+  /**
+   * Told the size of each read of a client's bytes as it completes, before the relay acts on it.
+   * For tests: how the relay splits what a client sends into reads decides what it does (a head
+   * alone is answered here, one read with the next is relayed), and nothing else shows when it
+   * has taken bytes, so a test that needs two writes read apart waits on this instead of pausing.
+   */
+  onClientRead?: (bytes: number) => void;
 }
 
 export interface GuardedServer {
@@ -358,6 +365,16 @@ async function relayAnswers(
   }
 }
 
+/** Reads of `client` into `buffer`, each told to `onClientRead` (see GuardOptions) when given. */
+function clientReads(
+  client: Deno.Conn,
+  buffer: Uint8Array,
+  onClientRead: GuardOptions["onClientRead"],
+): () => Promise<number | null> {
+  if (!onClientRead) return () => client.read(buffer);
+  return () => client.read(buffer).then((n) => (n !== null && onClientRead(n), n));
+}
+
 /** One client connection relayed to the inner server under the header clock. */
 async function relay(
   client: Deno.Conn,
@@ -365,6 +382,7 @@ async function relay(
   sweeper: Sweeper,
   answer: GuardOptions["answer"],
   owed: Set<Promise<void>>,
+  onClientRead: GuardOptions["onClientRead"],
 ) {
   const upstream = await Deno.connect({ transport: "unix", path: socketPath });
   const clock = new Clock(sweeper, [client, upstream]);
@@ -375,11 +393,12 @@ async function relay(
   const toClient = relayAnswers(upstream, client, clock, exchanges, sent);
   const toServer = (async () => {
     const buffer = new Uint8Array(16 * 1024);
+    const read = clientReads(client, buffer, onClientRead);
     // A read begun while the relay waited for its own answer: the client's next bytes, or its end.
     let next: Promise<number | null> | undefined;
     let preface = 0;
     for (;;) {
-      const n = await (next ?? client.read(buffer));
+      const n = await (next ?? read());
       next = undefined;
       if (n === null) break;
       const chunk = buffer.subarray(0, n);
@@ -396,7 +415,7 @@ async function relay(
         // client that left go now, as the full path does, instead of holding its socket and the
         // relay's (three descriptors in all) until the answer or its 504; bytes it sends meanwhile
         // wait for their turn, after the answer.
-        if (!Array.isArray(answered)) next = client.read(buffer);
+        if (!Array.isArray(answered)) next = read();
         if (await writeOwed(client, clock, answered, owed, next)) break;
         continue;
       }
@@ -477,7 +496,9 @@ export async function serveGuarded(
   const ownAnswers = options.answer;
   const answer = ownAnswers && ((head: RawHead) => closing ? undefined : ownAnswers(head));
   const accepting = acceptEach(listener, (client) => {
-    relay(client, socketPath, sweeper, answer, owed).catch(() => client.close());
+    relay(client, socketPath, sweeper, answer, owed, options.onClientRead).catch(() =>
+      client.close()
+    );
   });
   return {
     port: addr.port,

@@ -279,6 +279,7 @@ Deno.test("[gateway] a client that leaves while the relay waits for its own answ
   let release!: () => void;
   const released = new Promise<void>((resolve) => release = resolve);
   let asked = 0;
+  let bytesRead = 0;
   const ok = encoder.encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
   const server = await serveGuarded({
     hostname: "127.0.0.1",
@@ -289,6 +290,7 @@ Deno.test("[gateway] a client that leaves while the relay waits for its own answ
       asked++;
       return released.then(() => [ok]);
     },
+    onClientRead: (bytes) => bytesRead += bytes,
   }, () => new Response("full path"));
   try {
     const before = fds();
@@ -310,8 +312,11 @@ Deno.test("[gateway] a client that leaves while the relay waits for its own answ
     // Its answer owed before the next request is sent: a fixed 50 ms pause let a slow relay read
     // both heads at once, which it never answers itself.
     await eventually(() => asked === 21, 5_000, "the relay taking the read", 5);
-    await conn.write(encoder.encode("GET /other HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\n\r\n"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const meanwhile = encoder.encode("GET /other HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\n\r\n");
+    const read = bytesRead;
+    await conn.write(meanwhile);
+    // Read while the answer is owed (a fixed 50 ms pause could release the answer first).
+    await eventually(() => bytesRead === read + meanwhile.length, 5_000, "the read meanwhile", 5);
     release();
     const text = await readUntil(conn, (text) => text.endsWith("full path"));
     conn.close();
@@ -422,17 +427,52 @@ const H2_FRAMES = {
   ping: new Uint8Array([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
 };
 
-/** Sends the HTTP/2 preface (in `split` pieces) and pings; how long until the server closed. */
-async function pingH2(port: number, split: number): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+/** A guarded server that counts the client bytes its relay has read. */
+async function countingReads(handler: Deno.ServeHandler<Deno.UnixAddr>) {
+  const counted = { bytesRead: 0 };
+  const server = await serveGuarded({
+    hostname: "127.0.0.1",
+    port: 0,
+    headerTimeoutMs: LIMIT_MS,
+    onClientRead: (bytes) => counted.bytesRead += bytes,
+  }, handler);
+  return Object.assign(counted, server);
+}
+
+/**
+ * Waits until `server`'s relay has read `bytes` more than `from` (the bytes sent since), or the
+ * connection is `closed`.
+ */
+async function readBy(
+  server: { bytesRead: number },
+  from: number,
+  bytes: number,
+  closed = () => false,
+): Promise<void> {
+  const read = () => server.bytesRead === from + bytes || closed();
+  await eventually(read, 5_000, `${bytes} bytes read`, 5);
+}
+
+/**
+ * Sends the HTTP/2 preface (in `split` pieces, each read by the relay before the next is sent)
+ * and pings; how long until the server closed.
+ */
+async function pingH2(
+  server: { port: number; bytesRead: number },
+  split: number,
+): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   const started = Date.now();
   let closed = false;
   const reading = readUntil(conn, () => false).then(() => closed = true);
   const step = Math.ceil(H2_FRAMES.preface.length / split);
   const send = (bytes: Uint8Array) => conn.write(bytes).catch(() => closed = true);
   for (let at = 0; at < H2_FRAMES.preface.length; at += step) {
-    await send(H2_FRAMES.preface.subarray(at, at + step));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const piece = H2_FRAMES.preface.subarray(at, at + step);
+    const read = server.bytesRead;
+    await send(piece);
+    // A read of its own (a fixed 20 ms pause let a slow relay read several pieces at once).
+    await readBy(server, read, piece.length, () => closed);
   }
   await send(H2_FRAMES.settings);
   await send(H2_FRAMES.ack);
@@ -450,21 +490,19 @@ Deno.test("[gateway] an HTTP/2 connection cannot hold the relay past the header 
   // Deno.serve speaks h2c to a client that opens with HTTP/2's preface, and the relay's clock
   // reads HTTP/1.1 heads: every PING's answer gave such a connection the header timeout again, so
   // one that never sent a request stayed open for good (a review, 2026-12-03).
-  const server = await serveGuarded(
-    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: LIMIT_MS },
-    () => new Response("ok"),
-  );
+  const server = await countingReads(() => new Response("ok"));
   try {
     for (const split of [1, 24]) {
       await t.step(`the preface in ${split} write(s): closed at once`, async () => {
-        const tookMs = await pingH2(server.port, split);
+        const tookMs = await pingH2(server, split);
         assert.ok(tookMs < LIMIT_MS, `closed after ${tookMs} ms`);
       });
     }
     await t.step("an HTTP/1.1 request that starts with P is still answered", async () => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      const read = server.bytesRead;
       await conn.write(encoder.encode("P"));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await readBy(server, read, 1); // "P" read alone, as the preface's first byte would be
       await conn.write(encoder.encode("UT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"));
       const text = await readUntil(conn, (text) => text.endsWith("ok"));
       conn.close();
