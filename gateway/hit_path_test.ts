@@ -465,27 +465,78 @@ Deno.test("[gateway] the relay's answer never overtakes one still coming", async
   });
 });
 
+/** About 800 kB a page: a few of them fill the sockets' buffers while the client reads nothing. */
+const BIG = HEAD.replace(" HTTP", "?page%5Bsize%5D=12000 HTTP") + "\r\n";
+
+/**
+ * A relay for `gw` that counts the client reads it took (and their bytes) and the heads it
+ * answered itself; `writingOwn` tells whether it is held writing one of its own answers.
+ */
+async function countingRelay(
+  gw: Awaited<ReturnType<typeof hitGateway>>,
+  listen: Parameters<typeof serveGuarded>[0],
+  handler: Deno.ServeHandler<Deno.UnixAddr> = gw.gateway.fetch,
+) {
+  const counted = { reads: 0, bytes: 0, own: 0 };
+  const server = await serveGuarded({
+    ...listen,
+    answer: (head) => {
+      const answer = gw.gateway.answer(head);
+      if (answer) counted.own++;
+      return answer;
+    },
+    onClientRead: (bytes) => {
+      counted.reads++;
+      counted.bytes += bytes;
+    },
+  }, handler);
+  return {
+    server,
+    mark: () => ({ ...counted }),
+    /**
+     * Whether every read since `from` was one head the relay answered itself, and it stopped
+     * reading before the `sent` bytes since (it reads again once its answer is written).
+     */
+    writingOwn: (from: typeof counted, sent: number) =>
+      counted.reads - from.reads === counted.own - from.own && counted.bytes - from.bytes < sent,
+  };
+}
+
+/**
+ * Sends `heads` copies of BIG, a moment apart: the relay answers each head read alone itself,
+ * until its buffers fill and it is held writing one (nothing tells when, so nothing to wait for).
+ * The pause can only make a test fail: heads read together go to `Deno.serve` instead, which
+ * `writingOwn` finds.
+ */
+async function sendBigApart(wire: Wire, heads: number): Promise<number> {
+  for (let i = 0; i < heads; i++) {
+    await wire.send(BIG);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  return heads * BIG.length;
+}
+
 Deno.test("[gateway] a hit the relay answers itself has the answer's time while a slow reader takes it", async () => {
   await using gw = await hitGateway();
   let calls = 0;
   // A short header timeout: what is left of it after an idle moment must not bound the answer.
   const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 1_000, answerWithinMs: 6_000 };
-  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, (request) => {
+  const relay = await countingRelay(gw, listen, (request) => {
     calls++;
     return gw.gateway.fetch(request);
   });
+  const relaying = relay.server;
   try {
     using wire = await Wire.open(relaying.port);
-    // About 800 kB a page: a few of them fill the sockets' buffers while the client reads nothing.
-    const big = HEAD.replace(" HTTP", "?page%5Bsize%5D=12000 HTTP") + "\r\n";
-    for (let i = 0; i < 2; i++) await wire.exchange(big);
+    for (let i = 0; i < 2; i++) await wire.exchange(BIG);
     const pages = 12;
-    for (let i = 0; i < pages; i++) {
-      await wire.send(big);
-      await new Promise((resolve) => setTimeout(resolve, 30)); // one head a read
-    }
-    // The client reads nothing for longer than the header timeout, less than the answer's time.
+    const from = relay.mark();
+    const sent = await sendBigApart(wire, pages);
+    // The client reads nothing for longer than the header timeout, less than the answer's time:
+    // the time under test, not a wait for anything.
     await new Promise((resolve) => setTimeout(resolve, 1_600));
+    // Else the pages went out another way, and a broken own answer's clock passed unseen.
+    assert.ok(relay.writingOwn(from, sent), "the relay was writing its own answer all along");
     for (let i = 0; i < pages; i++) {
       assert.match(await wire.answer(), /^HTTP\/1\.1 200 OK[^]*X-Cache: HIT[^]*\]\}$/);
     }
@@ -526,18 +577,15 @@ async function wholeAnswersUntilClosed(conn: Deno.Conn, ms: number) {
 Deno.test("[gateway] shutdown lets a hit the relay is writing end whole", async () => {
   await using gw = await hitGateway();
   const listen = { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 };
-  const relaying = await serveGuarded({ ...listen, answer: gw.gateway.answer }, gw.gateway.fetch);
-  const wire = await Wire.open(relaying.port);
-  // About 800 kB a page: a few of them fill the sockets' buffers while the client reads nothing,
-  // so that shutdown comes while the relay is writing one.
-  const big = HEAD.replace(" HTTP", "?page%5Bsize%5D=12000 HTTP") + "\r\n";
-  for (let i = 0; i < 2; i++) await wire.exchange(big);
-  for (let i = 0; i < 16; i++) {
-    await wire.send(big);
-    await new Promise((resolve) => setTimeout(resolve, 30)); // one head a read
-  }
-  const shutdown = relaying.shutdown();
-  // The client goes on reading a moment later: by then the inner server has closed its side.
+  const relay = await countingRelay(gw, listen);
+  const wire = await Wire.open(relay.server.port);
+  for (let i = 0; i < 2; i++) await wire.exchange(BIG);
+  const from = relay.mark();
+  const sent = await sendBigApart(wire, 16);
+  assert.ok(relay.writingOwn(from, sent), "shutdown comes while the relay is writing a page");
+  const shutdown = relay.server.shutdown();
+  // The client goes on reading a moment later: time for a relay that does not wait for the page
+  // to close the connection (nothing to wait for: a correct one never does).
   await new Promise((resolve) => setTimeout(resolve, 300));
   const { whole, partial } = await wholeAnswersUntilClosed(wire.conn, 10_000);
   await shutdown;
