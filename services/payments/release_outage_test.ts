@@ -42,6 +42,9 @@ Deno.test({
       },
     } as unknown as PaymentsContext;
     const unused = { lookup: "no authorization uses this account" };
+    const failedReleases = () =>
+      logs.filter((line) => line.includes("cannot deauthorize an unused Stripe account yet"))
+        .length;
     try {
       await migratePayments(sql);
 
@@ -52,6 +55,7 @@ Deno.test({
           await queueRelease(ctx, sql, { id: "acct_down", ...unused });
           await pg.kill();
           ctx.background.run(() => releaseQueued(ctx));
+          // The window the passes are counted in: the time under test, not a wait for anything.
           await new Promise((resolve) => setTimeout(resolve, 3_000));
           const passes = logs.filter((line) => line.includes("cannot read the Stripe accounts"));
           // 250, 500, 1000, 2000 ms apart: a handful, not one per reconnect pause.
@@ -76,9 +80,13 @@ Deno.test({
             5_000,
             "the release to reach Stripe",
           );
+          const failedBefore = failedReleases();
           await pg.kill();
-          // Stripe answers meanwhile; the release's transaction (its delete) is gone.
-          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          // Stripe answers meanwhile; the release's transaction (its delete) is gone. Waited for:
+          // after a fixed 1.5 s, a Stripe slower than that answered once Postgres was back, the
+          // retry found the account still connected, and Stripe's "not connected" went untested.
+          await eventually(() => !stripe.connected.has("acct_cut"), 5_000, "Stripe's answer");
+          await eventually(() => failedReleases() > failedBefore, 5_000, "the release to fail");
           stripe.deauthorizeDelayMs = 0;
           await pg.start();
           await eventually(
