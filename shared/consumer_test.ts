@@ -37,6 +37,17 @@ async function publish(b: TestBus, bodies: unknown[], subject = CREATED): Promis
   }
 }
 
+/**
+ * The server's view of `b`'s fact consumer `name` (the only one, for an ephemeral consumer):
+ * what it has sent and what was acknowledged, whether or not the consumer got it.
+ */
+async function consumerInfo(b: TestBus, name?: string) {
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  name ??= (await Array.fromAsync(await jsm.consumers.list(stream)))[0].name;
+  return await jsm.consumers.info(stream, name);
+}
+
 /** A batch handler that keeps the ids of the facts it is given in `into`. */
 function collectIds(into: string[]) {
   return (batch: Fact[]) => {
@@ -121,9 +132,10 @@ Deno.test("[consumer] a failed batch is handled again before the facts behind it
     log: quiet,
     handle: async (batch) => {
       if (batch.some((f) => f.data.id === "1") && failures-- > 0) {
-        // Later facts arrive while this batch fails.
+        // Later facts arrive while this batch fails: sent to the consumer, by the server's count.
         await publish(b, [fact(2), fact(3)]);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        const sent = async () => (await consumerInfo(b, "demo")).delivered.stream_seq === 3;
+        await eventually(sent, 5_000, "facts 2 and 3 delivered");
         throw new Error("lock wait ran out");
       }
       await collectIds(handled)(batch);
@@ -256,6 +268,7 @@ Deno.test("[consumer] a fact the handler keeps failing on is parked after its tu
   const handled: string[] = [];
   const errors: { message: string; fields?: LogFields }[] = [];
   const poison = fact(2);
+  let poisonInHand = false;
   const consumer = await consumeFacts(b.bus, {
     durable: "poison",
     subject: "facts.catalog.>",
@@ -263,14 +276,19 @@ Deno.test("[consumer] a fact the handler keeps failing on is parked after its tu
     keepTurnMs: 300,
     parkAfterAttempts: 3,
     handle: async (batch) => {
-      if (batch.some((f) => f.id === poison.id)) throw new Error("cannot read properties of null");
+      if (batch.some((f) => f.id === poison.id)) {
+        poisonInHand = true;
+        throw new Error("cannot read properties of null");
+      }
       await collectIds(handled)(batch);
     },
   });
   try {
-    // One batch holding the poison between two good facts, then one more behind it.
+    // One batch holding the poison between two good facts, then one more behind it: published
+    // once the poison's batch is in hand (after a fixed 100 ms, a consumer slower to start took
+    // all four in one batch, and the batch waiting behind the poison went untested).
     await publish(b, [fact(1), poison, fact(3)]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await eventually(() => poisonInHand, 5_000, "the poison's batch handed over", 5);
     await publish(b, [fact(4)]);
     await eventually(() => handled.length === 3, 8000, "the facts around the poison");
     assert.deepEqual(handled, ["1", "3", "4"]);
@@ -609,6 +627,7 @@ Deno.test("[consumer] facts of types published by a newer producer are skipped; 
 Deno.test("[consumer] start picks the beginning, a time, or new facts only", async (t) => {
   await using b = await factBus({ ensureStream: true });
   await publish(b, [fact(1), fact(2)]);
+  // Clock time between the facts, the thing a start time picks by: too little fails, never passes.
   await new Promise((resolve) => setTimeout(resolve, 50));
   const since = new Date();
   await new Promise((resolve) => setTimeout(resolve, 50));
@@ -755,9 +774,14 @@ Deno.test("[consumer] an ephemeral consumer removed after a delivery it never go
   try {
     await publish(b, [fact(1), fact(2)]);
     await eventually(() => handled.length === 2, 5000, "the first facts");
+    // Both settled at the server, then fact 3 sent down the path gone silent, by the server's
+    // count: a fixed pause waited for neither, and a fact 3 sent only on the new connection left
+    // nothing for the test to find.
+    await eventually(async () => (await consumerInfo(b)).ack_floor.stream_seq === 2);
     proxy.loseHost();
-    await new Promise((resolve) => setTimeout(resolve, 100));
     await publish(b, [fact(3)]);
+    await eventually(async () => (await consumerInfo(b)).delivered.stream_seq === 3, 5_000);
+    assert.equal(proxy.accepted, 1, "fact 3 sent before the consumer found another path");
     await eventually(() => proxy.accepted >= 2, 15_000, "a new connection");
     // Its subscriptions are made again on the new connection once the server has answered this
     // round trip: a fact 4 published before, as soon as the proxy accepted (a CI run), went to
@@ -849,6 +873,8 @@ async function durableThatSettled(
       return (await jsm.consumers.info(stream, name)).ack_floor.stream_seq === n;
     });
     if (scrape) await metrics.snapshot();
+    // Its own timer's read shows nowhere but in a remake (what the tests look at): three periods
+    // for it, which can only make a test fail (a remake from an older floor replays), never pass.
     else await new Promise((resolve) => setTimeout(resolve, 3 * options.floorReadMs!));
   } catch (error) {
     await consumer.stop();
