@@ -56,14 +56,20 @@ Deno.test("[idempotency] requests racing on one key change once", async (t) => {
     const rows = async (key: string) =>
       (await sql`select count(*)::int from things where key = ${key}`)[0].count;
     let slowFor = 0;
+    let woken = 0; // handlers that came back from their pause, slow or not
     await using _instances = serveInstances(b.bus, pools, async (req) => {
       const key = req.requestId;
       await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
       const slow = slowFor;
       slowFor = 0;
       await pause(slow || 100);
+      woken++;
       return { status: 201, body: null };
     });
+    /** Whether a backend of the database other than `sql`'s asking one is in a transaction. */
+    const inTransaction = async () =>
+      (await sql`select 1 from pg_stat_activity where datname = current_database()
+        and xact_start is not null and pid <> pg_backend_pid()`).length > 0;
 
     await t.step("twenty at once on two instances: one 201, the others 409", async () => {
       const key = crypto.randomUUID();
@@ -83,10 +89,14 @@ Deno.test("[idempotency] requests racing on one key change once", async (t) => {
         slowFor = 1_500;
         const first = send(b.bus, key, 700);
         await pause(900);
+        const wokenBefore = woken;
         const retry = await send(b.bus, key);
         assert.equal(await first, 504);
         assert.equal(retry, 201);
-        await pause(1_000); // the first has woken up and tried to finish
+        // The first has woken up and its transaction ended (committed or not): after a fixed
+        // second, a first slower to wake could still commit once the rows were counted.
+        await eventually(() => woken === wokenBefore + 2, 10_000, "the first handler's end");
+        await eventually(async () => !await inTransaction(), 10_000, "its transaction's end");
         assert.equal(await rows("r"), 1);
         assert.equal(await send(b.bus, key), 201);
         assert.equal(await rows("r"), 1);
