@@ -151,20 +151,25 @@ Deno.test("[bus] each request times out on its own time, whatever else is waitin
 
 Deno.test("[bus] concurrent requests each get their own answer; closing fails the pending at once", async () => {
   await using b = await testBus();
+  let slowTaken = 0;
   const service = b.bus.serve({ name: "demo", version: "1.0.0" }, [
     route(double, async ({ n }) => {
       // Answers come back in another order than the requests went out.
       await new Promise((resolve) => setTimeout(resolve, (n * 7) % 13));
       return { doubled: n * 2, instance: "a" };
     }),
-    slowRoute,
+    route(slow, (request, context) => {
+      slowTaken++;
+      return slowRoute.handler(request, context);
+    }),
   ]);
   const ns = Array.from({ length: 200 }, (_, n) => n);
   const answers = await Promise.all(ns.map((n) => b.bus.request(double, { n })));
   assert.deepEqual(answers.map((a) => a.doubled), ns.map((n) => n * 2));
   const requester = await secondConnection(b.prefix, b.natsUrl);
   const pending = requester.request(slow, { ms: 1500 }, { timeoutMs: 5000 });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Being answered when the connection closes (a fixed 100 ms pause hoped so).
+  await eventually(() => slowTaken === 1, 5_000, "the slow request taken", 5);
   const started = performance.now();
   const failed = assert.rejects(pending, ServiceUnavailableError);
   await requester.close();

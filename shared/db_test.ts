@@ -5,6 +5,7 @@ import { withDeadline } from "./deadline.ts";
 import { BadRequestError, ConflictError, ServiceUnavailableError } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 import { isTransientFailure } from "./transient.ts";
+import { eventually } from "@testing/eventually.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
 import { silentProxyTo } from "@testing/silent_proxy.ts";
 
@@ -418,6 +419,18 @@ Deno.test("[db] a COPY read slower than the answer timeout is not taken for a lo
   }
 });
 
+/** How many rows the COPY into `table` of the database at `url` has taken so far (0: none runs). */
+async function rowsCopied(url: string, table: string): Promise<number> {
+  const observer = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await observer`select tuples_processed::int as n from pg_stat_progress_copy
+      where relid = ${table}::regclass`;
+    return row?.n ?? 0;
+  } finally {
+    await observer.end();
+  }
+}
+
 // Found by the same review: COPY ... FROM STDIN stops the answer clock while the server waits on
 // the client's rows, but the clock did not run again once the rows were done: with the host lost
 // then, the COPY's answer was awaited for good, and every later statement of the pool behind it.
@@ -433,7 +446,9 @@ Deno.test("[db] a connection lost as a COPY's rows were done is still ended", as
       writable.on("error", (error) => resolve(`failed: ${(error as { code?: string }).code}`));
     });
     writable.write("1\n2\n");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The rows taken by the server, by its own count (a fixed 100 ms pause hoped so): the COPY
+    // then waits only for its end, which the lost host never passes on.
+    await eventually(async () => await rowsCopied(db.url, "copied") === 2, 5_000, "the rows");
     proxy.loseHost();
     writable.end();
     let timer: ReturnType<typeof setTimeout> | undefined;

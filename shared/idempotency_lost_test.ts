@@ -78,6 +78,8 @@ Deno.test(
               // While the answer is being rendered, the held transaction's backend dies.
               kill = terminateIdleInTransaction(db.url);
               assert.equal(await kill, 1);
+              // For the pool to see the connection end, which nothing shows: too short, the
+              // commit is sent and lost, and the retry's 409 fails the test; never a wrong pass.
               await new Promise((resolve) => setTimeout(resolve, 100));
             }
             if (rereads) await readOwnWrites(sql, (q) => q`select count(*) from things`);
