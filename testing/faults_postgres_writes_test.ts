@@ -580,10 +580,18 @@ Deno.test({
           letGo.resolve();
           return Date.now();
         });
+        const payments = system.processes.payments;
+        const logsBefore = payments.logs.length;
         const answer = await post;
         const exchangedAt = await letGoAt;
-        // Down until after the exchange has answered: its release cannot be queued right then.
-        await sleep(1500);
+        // Down until after the exchange has answered and its release could not be queued: after
+        // a fixed 1.5 s, a slower service queued it straight away once Postgres was back.
+        await payments.waitForLog(
+          (line) =>
+            line.message.startsWith("cannot queue an unstored Stripe account's release") &&
+            payments.logs.indexOf(line) >= logsBefore,
+          15_000,
+        );
         await pg.start();
         const after = (at: number) => at - answer.sent;
         const timeline = `sent at 0, the exchange seen at ${after(exchanging)} ms, Postgres ` +

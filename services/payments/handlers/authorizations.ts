@@ -309,7 +309,9 @@ const QUEUE_PATIENCE_MS = 30_000;
  * Queues `account`'s release, trying again while Postgres is unreachable: a change cut off by a
  * lost Postgres is rolled back for that very reason, and its release was lost with it (the
  * account stayed connected with no row). Only an outage longer than QUEUE_PATIENCE_MS loses it
- * (the background task logs it).
+ * (the background task logs it). The first failure is logged, as a release that fails is
+ * (accounts.ts): an account connected without a row meanwhile is an operator's matter, and the
+ * fault tests wait for this line to bring Postgres back (nothing else shows the attempt).
  */
 async function queueWhileUnreachable(ctx: PaymentsContext, account: Account): Promise<void> {
   const giveUpAt = Date.now() + QUEUE_PATIENCE_MS;
@@ -318,6 +320,11 @@ async function queueWhileUnreachable(ctx: PaymentsContext, account: Account): Pr
       return await queueRelease(ctx, ctx.sql, account);
     } catch (error) {
       if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
+      if (pause === 250) {
+        ctx.log.warn("cannot queue an unstored Stripe account's release yet; trying again", {
+          reason: (error as Error).message,
+        });
+      }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
