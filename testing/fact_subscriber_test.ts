@@ -19,6 +19,7 @@ import { asyncApiDocument, jsonSchemaOf } from "../scripts/asyncapi.ts";
 import { codeBody, discountsFixture } from "../services/discounts/_test_utils.ts";
 import { type PaymentsSystem, startPaymentsSystem } from "../services/payments/_test_utils.ts";
 import { signStripePayload } from "../services/payments/webhook_signature.ts";
+import { eventually } from "@testing/eventually.ts";
 import { type CallResult, expectStatus } from "@testing/system.ts";
 
 const ASYNCAPI = new URL("../blueprint/asyncapi.yaml", import.meta.url);
@@ -295,18 +296,28 @@ async function deletions({ p, admin }: Ctx, made: Made) {
   await ok(s.call("DELETE", `/v1/events/${eventId}?permanent=true`, { token: admin }));
 }
 
-/** Waits until the followers have answered and every outbox is drained. */
+/**
+ * Waits until the followers have answered and every outbox is drained: each consumer of the
+ * stream has nothing pending or unacknowledged (by the server's count), the outboxes are
+ * flushed, and the stream took no fact meanwhile. Three reads 400 ms apart that found the stream
+ * unchanged declared it before a follower slower than that had answered.
+ */
 async function settle(p: PaymentsSystem, relays: { flush(): Promise<unknown> }[]) {
-  let last = -1;
-  for (let quiet = 0; quiet < 3;) {
+  const jsm = await jetstreamManager(p.system.bus.nc);
+  const stream = `${p.system.prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`;
+  const caughtUp = async () => {
+    for await (const info of await jsm.consumers.list(stream)) {
+      if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
+    }
+    return true;
+  };
+  for (let before = -1;;) {
     await Promise.all(relays.map((relay) => relay.flush()));
-    const jsm = await jetstreamManager(p.system.bus.nc);
-    const { state } = await jsm.streams.info(
-      `${p.system.prefix.replaceAll(/[^A-Za-z0-9_-]/g, "_").toUpperCase()}_FACTS`,
-    );
-    quiet = state.messages === last ? quiet + 1 : 0;
-    last = state.messages;
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await eventually(caughtUp, 30_000, "every follower caught up");
+    await Promise.all(relays.map((relay) => relay.flush()));
+    const { state } = await jsm.streams.info(stream);
+    if (state.messages === before) return;
+    before = state.messages;
   }
 }
 
