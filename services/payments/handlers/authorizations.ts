@@ -304,6 +304,8 @@ function releaseUnstored(ctx: PaymentsContext, accountId: string | undefined): v
 
 /** How long an unstored account's release waits for an unreachable Postgres to come back. */
 const QUEUE_PATIENCE_MS = 30_000;
+/** The first pause between its tries (doubled up to 2 s): only the first failure is logged. */
+const FIRST_PAUSE_MS = 250;
 
 /**
  * Queues `account`'s release, trying again while Postgres is unreachable: a change cut off by a
@@ -315,12 +317,12 @@ const QUEUE_PATIENCE_MS = 30_000;
  */
 async function queueWhileUnreachable(ctx: PaymentsContext, account: Account): Promise<void> {
   const giveUpAt = Date.now() + QUEUE_PATIENCE_MS;
-  for (let pause = 250;; pause = Math.min(pause * 2, 2_000)) {
+  for (let pause = FIRST_PAUSE_MS;; pause = Math.min(pause * 2, 2_000)) {
     try {
       return await queueRelease(ctx, ctx.sql, account);
     } catch (error) {
       if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
-      if (pause === 250) {
+      if (pause === FIRST_PAUSE_MS) {
         ctx.log.warn("cannot queue an unstored Stripe account's release yet; trying again", {
           reason: (error as Error).message,
         });
