@@ -144,3 +144,14 @@ Deno.test("[log] scrub takes linear time on long runs of what a URL or a JWT sta
   );
   assert.ok(!scrub(`${"eyJ-".repeat(size / 4)} eyJa.eyJb.c`).endsWith("eyJa.eyJb.c"));
 });
+
+// Found by a review of the linear JWT pattern: its header stopped at each `-eyJ`, and a header
+// ending in one left a piece too short to be a header itself, so the whole token stayed as it came.
+Deno.test("[log] scrub hides a JWT whose header ends in -eyJ from there on", () => {
+  for (const header of ["eyJhbGci-eyJ", "eyJ-eyJ", "eyJa-eyJb-eyJ"]) {
+    const text = `/v1/activities/${header}.eyJzdWIiOiIx.c2ln`;
+    const out = scrub(text);
+    assert.ok(!out.includes("eyJzdWIiOiIx"), `${text} -> ${out}`);
+    assert.ok(out.endsWith("-[redacted]"), out);
+  }
+});

@@ -48,8 +48,9 @@ const authorizationHeader = /(\bauthorization\s*:\s*["']?(?:bearer|jwt|basic)\s+
  * `/v1/activities/<token>`) reached the gateway's access line as it came (a review). The header
  * stops at a `-eyJ`, where the next try starts: else each `eyJ` of a long `eyJ-eyJ-…` began a
  * scan to the run's end, in quadratic time (a header holding `-eyJ` is redacted from there on).
+ * That try's header may be `eyJ` alone: one ending in `-eyJ` was otherwise not redacted at all.
  */
-const jwtLike = /\beyJ(?:\w|-(?!eyJ))+\.eyJ[\w-]+\.[\w-]*/g;
+const jwtLike = /\beyJ(?:\w|-(?!eyJ))*\.eyJ[\w-]+\.[\w-]*/g;
 
 /** URL passwords, `password=...`-style assignments and JWTs become "[redacted]". */
 export function scrub(text: string): string {
