@@ -189,8 +189,9 @@ export type CascadedRecords = NonNullable<HttpReply["cascaded"]>;
  * A change of a row that also changes others (a topic deleted with its sub-topics, the events
  * unlinked from it, a sub-topic moved away from its events' topic): `change` returns the row as
  * it ended (undefined: gone meanwhile, 404) and the rows it changed beyond it; each gets its fact,
- * dependents first (but those that `follows` after the row's), in the transaction, so that subscribers learn of every change and the caches
- * drop every page showing one. An update that changed nothing of the row announces only the rest.
+ * dependents first (those marked `follows` after the row's), in the transaction, so that
+ * subscribers learn of every change and the caches drop every page showing one. An update that
+ * changed nothing of the row announces only the rest.
  */
 export async function commitWithCascade(
   ctx: CatalogContext,

@@ -93,7 +93,8 @@ function readEvent(text: string): StripeEvent {
  */
 function linkedBefore(event: StripeEvent): Date | undefined {
   if (event.created === undefined) return undefined;
-  // Within 9999 with the margin too: Postgres holds no later date (it refused one, a 400).
+  // Within 9999 with the margin too: a later Date reaches Postgres as `+010000-…` (ISO's expanded
+  // year, from postgres.js's toISOString), which it cannot read (it refused one, a 400).
   const seconds = Math.min(event.created + DEAUTHORIZED_LINK_MARGIN_S, LAST_SECOND_OF_9999);
   return new Date(seconds * 1000);
 }
