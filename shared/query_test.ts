@@ -878,3 +878,16 @@ Deno.test("[query] a bracketed filter is refused where its JSON form would be, a
   );
   await refused("a bracketed object at the top", brackets({ and: [code] }), "filter[and][0][name]");
 });
+
+// A key named again counts where it first comes, as SQL orders by it: also when named through
+// both spellings the original's clients send (`tickets-number`, `tickets_number`).
+Deno.test("[query] a sort key named again, in either spelling, counts once where it first comes", () => {
+  const sortOf = (sort: string) => parseListQuery({ sort }, spec).sort;
+  assert.deepEqual(sortOf("code,-code"), [{ column: "code", desc: false }]);
+  assert.deepEqual(sortOf("-tickets_number,value,tickets-number"), [
+    { column: "tickets_number", desc: true },
+    { column: "value", desc: false },
+  ]);
+  // Each key is still checked: an unknown one after a repeat is refused.
+  assertBadParameter(() => parseListQuery({ sort: "code,code,secret" }, spec), "sort");
+});
