@@ -179,8 +179,8 @@ Deno.test("[gateway] an instance that missed two asks in a row is waited for no 
       },
     })
   );
-  // The cap waits are real: 600 ms still tells them from an ask ending with the tail on a busy
-  // machine.
+  // The cap waits are real: 600 ms still tells them from an ask ending with the tail (50 ms) on a
+  // busy machine; an ask that did not wait is held under 500 ms, a margin for a loaded CI.
   const options = { maxWaitMs: 600, recentMs: 60_000, tailMs: 50 };
   const ask = async () => {
     const began = performance.now();
@@ -199,7 +199,7 @@ Deno.test("[gateway] an instance that missed two asks in a row is waited for no 
     // The third does not: it ends with the tail after the one instance it still waits for.
     const third = await ask();
     assert.deepEqual(third.ids, ["stays"]);
-    assert.ok(third.ms < 300, `the third ask did not wait for it (${third.ms} ms)`);
+    assert.ok(third.ms < 500, `the third ask did not wait for it (${third.ms} ms)`);
     // Once it answers again it is counted, and waited for again.
     answering.add("goes");
     assert.deepEqual((await ask()).ids, ["goes", "stays"]);
@@ -245,10 +245,10 @@ Deno.test("[gateway] a service whose only instance was given up on is asked for 
       assert.ok(ms >= 550, `ask ${i + 1} waited for it (${ms} ms)`);
     }
     const third = await ask();
-    assert.ok(third.ms < 300, `the third ask did not wait for it (${third.ms} ms)`);
+    assert.ok(third.ms < 500, `the third ask did not wait for it (${third.ms} ms)`);
     clock.advance(options.recentMs + 1); // past the window
     const later = await ask();
-    assert.ok(later.ms < 300, `nor one past the window (${later.ms} ms)`);
+    assert.ok(later.ms < 500, `nor one past the window (${later.ms} ms)`);
     answering = true;
     assert.deepEqual((await ask()).ids, ["only"], "once it answers it is counted again");
   } finally {
@@ -282,7 +282,7 @@ Deno.test("[gateway] an instance silent since before the window is waited for by
     answering = false;
     clock.advance(options.recentMs + 1); // out of the window
     const times = [await timed(), await timed(), await timed(), await timed()];
-    assert.ok(times[2] < 300 && times[3] < 300, `after two, none waits: ${times.join(", ")}`);
+    assert.ok(times[2] < 500 && times[3] < 500, `after two, none waits: ${times.join(", ")}`);
   } finally {
     subs.forEach((sub) => sub.unsubscribe());
   }
