@@ -17,7 +17,7 @@ import { facts as factSubjects } from "@shared/subjects.ts";
 import { startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { storedMessages } from "./facts.ts";
 import { eventually } from "./eventually.ts";
-import { startOtlpReceiver } from "./otlp_receiver.ts";
+import { type ReceivedSpan, SPAN_KIND, startOtlpReceiver } from "./otlp_receiver.ts";
 import { spawnProcess } from "./processes.ts";
 
 /**
@@ -43,6 +43,48 @@ function withoutRawUrl(body: string): string {
 }
 
 const uid = () => crypto.randomUUID().replaceAll("-", "");
+
+/** A request's W3C trace context as the test sends it: the trace and its root (the client's). */
+interface SentTrace {
+  traceId: string;
+  rootSpanId: string;
+}
+
+/**
+ * What the requests made and the facts they recorded have produced that is not exported yet,
+ * named (empty once it all is): each request's gateway span; each fact's publish, its handling by
+ * audit and the batch that handled it; every bus request's answering span; and the parent of every
+ * span of theirs. Processes export on their own schedules, so only this says the search is whole.
+ */
+function unexported(spans: ReceivedSpan[], sent: SentTrace[], factIds: string[]): string[] {
+  const missing: string[] = [];
+  const ids = new Set(spans.map((s) => s.spanId));
+  for (const { traceId, rootSpanId } of sent) {
+    const served = spans.some((s) =>
+      s.service === "gateway" && s.traceId === traceId && s.parentSpanId === rootSpanId
+    );
+    if (!served) missing.push(`the gateway's span of trace ${traceId}`);
+  }
+  const ofFact = (id: string, kind: number) =>
+    spans.filter((s) => s.kind === kind && s.attributes["messaging.message.id"] === id);
+  for (const id of factIds) {
+    if (!ofFact(id, SPAN_KIND.producer).length) missing.push(`the publish of fact ${id}`);
+    const handled = ofFact(id, SPAN_KIND.consumer).find((s) => s.service === "audit");
+    if (!handled) missing.push(`audit's handling of fact ${id}`);
+    else if (!ids.has(handled.links[0]?.spanId)) missing.push(`the batch that handled ${id}`);
+  }
+  const traces = new Set(sent.map((t) => t.traceId));
+  const roots = new Set(sent.map((t) => t.rootSpanId));
+  for (const span of spans.filter((s) => traces.has(s.traceId))) {
+    if (span.parentSpanId && !roots.has(span.parentSpanId) && !ids.has(span.parentSpanId)) {
+      missing.push(`the parent of ${span.service}'s ${span.name}`);
+    }
+    const answered = span.kind !== SPAN_KIND.client || span.attributes["rpc.system"] !== "nats" ||
+      spans.some((s) => s.parentSpanId === span.spanId && s.kind === SPAN_KIND.server);
+    if (!answered) missing.push(`the answering span of ${span.service}'s ${span.name}`);
+  }
+  return missing;
+}
 
 Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activity, /metrics or a trace", async () => {
   const { natsUrl } = await testBackends();
@@ -97,6 +139,12 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   }
   /** Each answer with the request it answers: a client's own input echoed back is no leak. */
   const exchanges: { request: string; response: string }[] = [];
+  /** The trace of each request made, to wait below for all it produced to be exported. */
+  const sent: SentTrace[] = [];
+  const traced = () => {
+    const trace = { traceId: uid(), rootSpanId: uid().slice(0, 16) };
+    return { trace, traceparent: `00-${trace.traceId}-${trace.rootSpanId}-01` };
+  };
   const http = async (
     method: string,
     path: string,
@@ -104,9 +152,11 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
       {},
   ) => {
     const json = options.raw === undefined && options.body !== undefined;
+    const { trace, traceparent } = traced();
     const reply = await fetch(`${url}${path}`, {
       method,
       headers: {
+        traceparent,
         Accept: "application/vnd.api+json, application/json",
         ...(options.token ? { Authorization: `JWT ${options.token}` } : {}),
         ...(options.body !== undefined || options.raw !== undefined
@@ -117,6 +167,7 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
       body: options.raw ?? (json ? JSON.stringify(options.body) : undefined),
     });
     const text = await reply.text();
+    sent.push(trace);
     exchanges.push({
       request: `${method} ${path} ${JSON.stringify(options)}`,
       response: `${reply.status} ${[...reply.headers].join(";")} ${text}`,
@@ -317,10 +368,15 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   await http("GET", `/v1/stripe-authorizations/${authId}`, { token: t3 });
   const unlinked = await http("DELETE", `/v1/stripe-authorizations/${authId}`, { token: t3 });
   assert.equal(unlinked.status, 200, unlinked.text);
+  const scraped = traced();
   const metrics = await fetch(`${url}/metrics`, {
-    headers: { Authorization: `Bearer ${metricsToken}` },
+    headers: { Authorization: `Bearer ${metricsToken}`, traceparent: scraped.traceparent },
   });
   const metricsText = await metrics.text();
+  sent.push(scraped.trace);
+  // Metric exports from here on: the first of a process may hold figures read before the last
+  // request ended; its next, read a whole export interval later, holds them all.
+  const metricExportsBefore = otlp.metricExports.length;
   // What is searched below must be there: /metrics answered with the figures.
   assert.equal(metrics.status, 200, metricsText);
   assert.match(metricsText, /^oe_http_requests_total\{service="gateway"/m);
@@ -355,13 +411,26 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   await sql.end();
   const factTexts = stored.map((m) => `${JSON.stringify(m.header)} ${m.string()}`);
   await bus.close();
-  // Exporters flush every 200 ms (spans) and 1 s (metrics).
-  await new Promise((resolve) => setTimeout(resolve, 1500));
-  await gateway[Symbol.asyncDispose]();
-  await catalog[Symbol.asyncDispose]();
-  await payments[Symbol.asyncDispose]();
-  await audit[Symbol.asyncDispose]();
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // Everything the requests and their facts produced is exported (however slow the exporters),
+  // and two metric exports of each process came after them: the search below covers it all.
+  const factIds = stored.map((m) => m.json<{ id: string }>().id);
+  await eventually(
+    () => unexported(otlp.spans, sent, factIds).length === 0,
+    30_000,
+    "every span of the requests exported",
+  ).catch((error) => {
+    throw new Error(`${error.message}; missing ${unexported(otlp.spans, sent, factIds)}`);
+  });
+  const running = { gateway, catalog, payments, audit };
+  const exportsAfter = (service: string) =>
+    otlp.metricExports.slice(metricExportsBefore).filter((s) => s === service).length;
+  await eventually(
+    () => Object.keys(running).every((service) => exportsAfter(service) >= 2),
+    30_000,
+    "two metric exports of every process after the requests",
+  );
+  // Stopped, each flushes what it has left (Deno does at exit): searched too.
+  for (const stopped of Object.values(running)) await stopped[Symbol.asyncDispose]();
 
   const outputs: [string, string[]][] = [
     ["response", exchanges.map((e) => e.response)],
@@ -403,8 +472,7 @@ Deno.test("[secrets] no secret reaches an answer, a log line, a fact, an activit
   }
   assert.deepEqual(found, []);
   // And the log is whole: one activity per fact, each with its actor.
-  const factIds = stored.map((m) => m.json<{ id: string }>().id).sort();
-  assert.deepEqual(activities.map((a) => a.fact_id).sort(), factIds);
+  assert.deepEqual(activities.map((a) => a.fact_id).sort(), factIds.toSorted());
   const actions = activities.map((a) => `${a.actor} | ${a.action}`);
   const user = `${email} (${userId})`;
   for (

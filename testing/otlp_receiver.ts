@@ -34,6 +34,8 @@ export interface OtlpReceiver extends AsyncDisposable {
   spans: ReceivedSpan[];
   /** `service/metric name` of every metric exported so far. */
   metrics: Set<string>;
+  /** The service of each export to `/v1/metrics` so far, in the order they came. */
+  metricExports: string[];
   /** Every log export so far, as received (OTLP JSON). */
   logs: string[];
   /** Every export so far, of any signal: its path, a space, its body as received. */
@@ -64,7 +66,7 @@ function attributes(list: OtlpAttribute[] | undefined): Record<string, unknown> 
 function flatten(body: any): ReceivedSpan[] {
   const out: ReceivedSpan[] = [];
   for (const resourceSpans of body.resourceSpans ?? []) {
-    const service = String(attributes(resourceSpans.resource?.attributes)["service.name"] ?? "");
+    const service = serviceOf(resourceSpans.resource);
     for (const scope of resourceSpans.scopeSpans ?? []) {
       for (const span of scope.spans ?? []) {
         out.push({
@@ -86,10 +88,15 @@ function flatten(body: any): ReceivedSpan[] {
 }
 
 // deno-lint-ignore no-explicit-any
+function serviceOf(resource: any): string {
+  return String(attributes(resource?.attributes)["service.name"] ?? "");
+}
+
+// deno-lint-ignore no-explicit-any
 function metricNames(body: any): string[] {
   const out: string[] = [];
   for (const resourceMetrics of body.resourceMetrics ?? []) {
-    const service = String(attributes(resourceMetrics.resource?.attributes)["service.name"] ?? "");
+    const service = serviceOf(resourceMetrics.resource);
     for (const scope of resourceMetrics.scopeMetrics ?? []) {
       for (const metric of scope.metrics ?? []) out.push(`${service}/${metric.name}`);
     }
@@ -100,6 +107,7 @@ function metricNames(body: any): string[] {
 export function startOtlpReceiver(): OtlpReceiver {
   const spans: ReceivedSpan[] = [];
   const metrics = new Set<string>();
+  const metricExports: string[] = [];
   const logs: string[] = [];
   const exports: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
@@ -115,7 +123,11 @@ export function startOtlpReceiver(): OtlpReceiver {
     const path = new URL(req.url).pathname;
     if (path === "/v1/logs") logs.push(text);
     if (path === "/v1/traces") spans.push(...flatten(body));
-    if (path === "/v1/metrics") metricNames(body).forEach((name) => metrics.add(name));
+    if (path === "/v1/metrics") {
+      metricNames(body).forEach((name) => metrics.add(name));
+      // deno-lint-ignore no-explicit-any
+      metricExports.push(...(body.resourceMetrics ?? []).map((r: any) => serviceOf(r.resource)));
+    }
     return Response.json({});
   });
   return {
@@ -129,6 +141,7 @@ export function startOtlpReceiver(): OtlpReceiver {
     },
     spans,
     metrics,
+    metricExports,
     logs,
     exports,
     async [Symbol.asyncDispose]() {
