@@ -419,6 +419,36 @@ Deno.test("[db] a COPY read slower than the answer timeout is not taken for a lo
   }
 });
 
+// The last rows of a COPY ... TO STDOUT can fill its reader's buffer: the socket is paused and the
+// answer clock stopped (the server waits on the reader), and the ended stream asks for nothing
+// more. The COPY's CommandComplete and ReadyForQuery are still owed, so its CopyDone runs the clock
+// again (vendor/postgres/README.md): without that, a host lost right after the data's end held
+// the connection, and every statement of the pool behind it, for good.
+Deno.test("[db] a host lost as a COPY's output ended, its reader behind, is still ended", async () => {
+  await using db = await testDatabase();
+  await using proxy = silentProxyTo(db.url);
+  const sql = postgres(proxy.url, { max: 1, onnotice: () => {}, answer_timeout: 0.5 });
+  try {
+    const lost = proxy.loseHostAfter("c"); // CopyDone: the COPY's end never reaches the client.
+    // One row larger than the reader's buffer: taken whole, it fills the buffer, whoever reads.
+    const readable = await sql`copy (select repeat('x', 200000)) to stdout`.readable();
+    await lost;
+    let bytes = 0;
+    for await (const chunk of readable) bytes += (chunk as Uint8Array).length;
+    assert.equal(bytes, 200001);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 4_000, "late"));
+    const outcome = await Promise.race([
+      // A statement queued behind the COPY fails with it; the next runs on a new connection.
+      sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
+      late,
+    ]).finally(() => clearTimeout(timer));
+    assert.equal(outcome, "answered");
+  } finally {
+    await sql.end({ timeout: 0 });
+  }
+});
+
 /** How many rows the COPY into `table` of the database at `url` has taken so far (0: none runs). */
 async function rowsCopied(url: string, table: string): Promise<number> {
   const observer = postgres(url, { max: 1, onnotice: () => {} });
