@@ -166,7 +166,8 @@ export async function secondGateway(system: TestSystem) {
  * in front of a stand-in catalog: `GET /v1/event-topics` answers `page[size]` topics (one by
  * default, so a page can be made large) named "First" until a `POST /v1/event-topics`, "Second"
  * after it; `GET /v1/events/{id}` answers after `?delay=` ms (300 by default), for answers that
- * must not be overtaken.
+ * must not be overtaken. Replies fetched just after a write live as long as any (no settle window),
+ * unless `env` sets CACHE_SETTLE_MS.
  */
 export async function topicsGateway(
   options: { env?: Record<string, string>; logger?: Logger } = {},
@@ -195,7 +196,15 @@ export async function topicsGateway(
     }),
   ]);
   await serviceBus.bus.nc.flush();
-  const config = loadConfig({ JWT_SECRET: SECRET, BUS_PREFIX: gatewayBus.prefix, ...options.env });
+  const config = loadConfig({
+    JWT_SECRET: SECRET,
+    BUS_PREFIX: gatewayBus.prefix,
+    // No settle window (gateway/cache.ts): the stand-in derives nothing from facts, and with one a
+    // page read just after a write lapsed when the window closed, so a step slower than it (a
+    // loaded machine) saw a miss where it asserted a hit, with nothing to wait for.
+    CACHE_SETTLE_MS: "0",
+    ...options.env,
+  });
   const logger = options.logger ?? createLogger("gateway", "error");
   const gateway = createGateway({ bus: gatewayBus.bus, config, logger });
   return {
