@@ -98,6 +98,9 @@ export class MethodNotAllowedError
   extends defineError(405, "method_not_allowed", "Method not allowed") {}
 export class NotAcceptableError extends defineError(406, "not_acceptable", "Not acceptable") {}
 export class ConflictError extends defineError(409, "conflict", "Conflict") {}
+/** A write's `If-Match` named no tag of the target's current representation. */
+export class PreconditionFailedError
+  extends defineError(412, "precondition_failed", "Precondition failed") {}
 export class PayloadTooLargeError
   extends defineError(413, "payload_too_large", "Payload too large") {}
 export class UriTooLongError extends defineError(414, "uri_too_long", "URI too long") {}

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { matchesStrongly } from "./middleware/if_match.ts";
+
+const rename = (id: string, name: string) => ({
+  data: { type: "event", id, attributes: { name } },
+});
+
+Deno.test("[gateway] If-Match compares tags the strong way; * matches any", () => {
+  assert.equal(matchesStrongly('"a"', '"a"'), true);
+  assert.equal(matchesStrongly(' "b" , "a"', '"a"'), true);
+  assert.equal(matchesStrongly("*", '"a"'), true);
+  assert.equal(matchesStrongly('W/"a"', '"a"'), false, "a weak tag never matches");
+  assert.equal(matchesStrongly('"b"', '"a"'), false);
+});
+
+// Two organizers edit one event: the one who read it before the other's change must not undo it
+// unknowingly. Until 2026-12-05 If-Match was ignored and the stale write applied.
+Deno.test("[gateway] a write with If-Match goes ahead only on the representation it names", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, {
+    attributes: { name: "First", state: "published" },
+  });
+  const path = `/v1/events/${event.id}`;
+  const read = async () => {
+    const reply = await system.call("GET", path, { token: owner.token });
+    expectStatus(reply, 200);
+    return { etag: reply.headers.get("ETag")!, name: reply.body.data.attributes.name };
+  };
+  const patch = (name: string, ifMatch: string) =>
+    system.call("PATCH", path, {
+      token: owner.token,
+      body: rename(event.id, name),
+      headers: { "If-Match": ifMatch },
+    });
+  const first = await read();
+
+  await t.step("the tag just read: applied", async () => {
+    expectStatus(await patch("Second", first.etag), 200);
+    assert.equal((await read()).name, "Second");
+  });
+  await t.step("the tag from before that change: 412 at If-Match, nothing changed", async () => {
+    expectError(await patch("Third", first.etag), 412, { header: "If-Match" });
+    assert.equal((await read()).name, "Second");
+  });
+  await t.step("a list naming the current tag, or *: applied", async () => {
+    const { etag } = await read();
+    expectStatus(await patch("Third", `${first.etag}, ${etag}`), 200);
+    expectStatus(await patch("Fourth", "*"), 200);
+    assert.equal((await read()).name, "Fourth");
+  });
+  await t.step("the current tag sent weak: 412 (If-Match compares strongly)", async () => {
+    const { etag } = await read();
+    expectError(await patch("Fifth", `W/${etag}`), 412, { header: "If-Match" });
+  });
+  await t.step("a DELETE with a stale tag: 412, the event stays", async () => {
+    const reply = await system.call("DELETE", path, {
+      token: owner.token,
+      headers: { "If-Match": first.etag },
+    });
+    expectError(reply, 412, { header: "If-Match" });
+    expectStatus(await system.call("GET", path, { token: owner.token }), 200);
+  });
+  await t.step("a target with no current representation answers for itself (404)", async () => {
+    const missing = "/v1/events/987654321";
+    const reply = await system.call("PATCH", missing, {
+      token: owner.token,
+      body: rename("987654321", "Nobody"),
+      headers: { "If-Match": first.etag },
+    });
+    expectError(reply, 404);
+  });
+  await t.step("a write the caller may not make, on the tag they read: 403 as before", async () => {
+    const stranger = await system.signUp();
+    const theirs = await system.call("GET", path, { token: stranger.token });
+    expectStatus(theirs, 200);
+    const etag = theirs.headers.get("ETag")!;
+    const reply = await system.call("PATCH", path, {
+      token: stranger.token,
+      body: rename(event.id, "Stolen"),
+      headers: { "If-Match": etag },
+    });
+    expectError(reply, 403);
+    assert.equal((await read()).name, "Fourth");
+  });
+});
