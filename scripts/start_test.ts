@@ -399,6 +399,19 @@ Deno.test({
       });
       assertOneLine(outcome, /^audit: Cannot open the database at .*: nothing answers there/);
     });
+    // Found following the README (2026-12-05): the catalog alone without JWT_SECRET, which
+    // `start` makes up but a process run by hand must be given, ended with a JSON log line that
+    // named no fix.
+    await t.step("the catalog alone without JWT_SECRET says to set it", async () => {
+      const outcome = await run("services/catalog/main.ts", {
+        DATABASE_URL: nobody,
+        NATS_URL: nats.url,
+      });
+      assertOneLine(
+        outcome,
+        /^catalog: Cannot start: JWT_SECRET is not set, .*\. Set JWT_SECRET to the secret the gateway verifies tokens with\.$/,
+      );
+    });
     await t.step("a single service whose own database URL fails names that setting", async () => {
       const outcome = await run("services/audit/main.ts", {
         DATABASE_URL: shared,

@@ -10,8 +10,11 @@ checkFirstAdminSettings(config);
 const log = createLogger("catalog", config.logLevel);
 const jwtSecret = config.jwtSecret;
 if (!jwtSecret) {
-  log.error("Cannot start: JWT_SECRET is not set, and the catalog signs tokens the gateway checks");
-  Deno.exit(1);
+  // Thrown, as a bad setting is: the process ends with one plain line (shared/lifecycle.ts).
+  throw new Error(
+    "Cannot start: JWT_SECRET is not set, and the catalog signs the tokens the gateway checks. " +
+      "Set JWT_SECRET to the secret the gateway verifies tokens with.",
+  );
 }
 await runService(config, {
   name: "catalog",
