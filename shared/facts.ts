@@ -395,6 +395,8 @@ const DRAIN_LOCK_WAIT = "2s";
 const DRAIN_HOLD_LIMIT = "15s";
 /** How long stopping a relay waits for the facts recorded so far to be published. */
 const STOP_FLUSH_MS = 2_000;
+/** How long stopping a relay then lets its own connection finish what it runs (seconds). */
+const STOP_END_SECONDS = 1;
 /** Postgres' lock_not_available: another instance's drain holds the rows (see `#drain`). */
 const LOCK_NOT_AVAILABLE = "55P03";
 /**
@@ -597,7 +599,10 @@ export class FactRelay {
     if (outcome === "late") {
       this.#log.warn("facts not yet published; they stay in the outbox", { withinMs });
     }
-    await this.#dropConnection(outcome === "late" ? 0 : undefined);
+    // Bounded even after a flush: a batch kicked meanwhile may wait on the connection while
+    // postgres.js reconnects it to a Postgres that is gone, for good (a catalog never exited
+    // once `deno task start` and its own Postgres stopped together, 2026-12-05).
+    await this.#dropConnection(outcome === "late" ? 0 : STOP_END_SECONDS);
   }
 
   /**

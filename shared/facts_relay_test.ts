@@ -418,3 +418,57 @@ Deno.test("[facts] FactRelay keeps the rows of a batch whose acks stop coming, a
   );
   assert.deepEqual(await r.stored(), r.ids, "each once, in the outbox order");
 });
+
+// Found following the README (2026-12-05): after `deno task start` was SIGKILLed, its embedded
+// Postgres went down as the services stopped, and a catalog never exited. A drain that failed on
+// the closed connection let stop() end the relay's connection without a bound, while a batch kicked
+// meanwhile waited on that connection, which postgres.js kept reconnecting to a refused port.
+Deno.test("[facts] FactRelay stop ends in time when Postgres goes away during it", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const proxy = silentProxyTo(db.url);
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relaySql = await openDatabase(proxy.url, { schema: "relay", max: 2 });
+  const relay = new FactRelay(relaySql, tb.bus, recording());
+  const record = async () => {
+    const id = crypto.randomUUID();
+    await sql`insert into outbox (id, subject, payload)
+      values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id })})`;
+  };
+  const locker = await sql.reserve();
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    await record();
+    await relay.flush(); // the relay's own connection is open
+    await record();
+    // The stop's last batch waits on the fact's row lock; a batch kicked meanwhile queues behind
+    // it on the relay's connection.
+    await locker`begin`;
+    await locker`select seq from outbox for update`;
+    const stopping = relay.stop();
+    await eventually(
+      async () => {
+        const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
+        where wait_event_type = 'Lock' and datname = current_database()`;
+        return waiting === 1;
+      },
+      5_000,
+      "the stop's batch waiting on the row lock",
+    );
+    relay.kick();
+    // Postgres goes away: its connections close and new ones are refused.
+    await proxy[Symbol.asyncDispose]();
+    const outcome = await Promise.race([
+      stopping.then(() => "stopped"),
+      new Promise((resolve) => setTimeout(resolve, 5_000, "still stopping after 5 s")),
+    ]);
+    assert.equal(outcome, "stopped");
+  } finally {
+    await locker`rollback`.catch(() => {});
+    locker.release();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+    await relaySql.end({ timeout: 0.1 });
+  }
+});
