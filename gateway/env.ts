@@ -6,5 +6,10 @@ export interface GatewayEnv {
     /** The authenticated caller, or null when the request carried no token. */
     actor: Actor | null;
     requestId: string;
+    /**
+     * The write's `If-Match` failed but it carries an `Idempotency-Key`: its service answers it
+     * from the key (gateway/middleware/if_match.ts).
+     */
+    preconditionFailed?: boolean;
   };
 }

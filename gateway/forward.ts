@@ -22,7 +22,7 @@ import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 import { numberPushedItems } from "@shared/query_filter.ts";
-import { BadRequestError, GatewayTimeoutError } from "@shared/errors.ts";
+import { BadRequestError, GatewayTimeoutError, staleIfMatch } from "@shared/errors.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
@@ -299,7 +299,11 @@ async function forwarded(
     const parts = await readParts(forwarder, route.endpoint, route.successType, request, shared);
     return httpReply(parts, ifNoneMatch);
   }
-  return httpReply(await writeParts(forwarder, route, raw, request), ifNoneMatch);
+  const preconditionFailed = c.get("preconditionFailed") === true;
+  return httpReply(
+    await writeParts(forwarder, route, raw, request, preconditionFailed),
+    ifNoneMatch,
+  );
 }
 
 /**
@@ -332,6 +336,7 @@ async function writeParts(
   route: Route,
   raw: Request,
   request: HttpRequest,
+  preconditionFailed: boolean,
 ): Promise<WireParts> {
   const { bus, cache, timeoutMs, requestOptions } = forwarder;
   // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
@@ -346,11 +351,13 @@ async function writeParts(
       },
     );
   }
+  // Only the key's owner can tell a retry from a stale write; without a key it is stale.
+  if (preconditionFailed && idempotencyKey === null) throw staleIfMatch();
   const deadline = Date.now() + timeoutMs;
   const reply = await bus.forward(
     route.endpoint,
     request,
-    idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey },
+    idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey, preconditionFailed },
   );
   // A client reads its own writes: what the write touched goes before its reply does.
   if (reply.cacheTags && reply.status < 300) {

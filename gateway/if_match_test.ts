@@ -85,3 +85,36 @@ Deno.test("[gateway] a write with If-Match goes ahead only on the representation
     assert.equal((await read()).name, "Fourth");
   });
 });
+
+// A keyed write whose reply was lost is retried as it was sent: its own change made the tag stale,
+// so a 412 would tell the client its change was refused when it was applied (RFC 9110 §13.2.2 lets
+// an origin answer 2xx for a change already made; shared/idempotency.ts promises the same answer).
+Deno.test("[gateway] a retried keyed write with If-Match gets its first answer, not 412", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { name: "First" } });
+  const path = `/v1/events/${event.id}`;
+  const read = await system.call("GET", path, { token: owner.token });
+  const etag = read.headers.get("ETag")!;
+  const patch = (name: string, key: string, ifMatch = etag) =>
+    system.call("PATCH", path, {
+      token: owner.token,
+      body: rename(event.id, name),
+      headers: { "If-Match": ifMatch, "Idempotency-Key": key },
+    });
+
+  await t.step("the retry replays the first 200", async () => {
+    const first = await patch("Second", "retried");
+    expectStatus(first, 200);
+    const again = await patch("Second", "retried");
+    expectStatus(again, 200);
+    assert.deepEqual(again.body, first.body);
+  });
+  await t.step("a new key on the stale tag: 412, nothing changed, the key stays free", async () => {
+    expectError(await patch("Third", "fresh"), 412, { header: "If-Match" });
+    const now = await system.call("GET", path, { token: owner.token });
+    assert.equal(now.body.data.attributes.name, "Second");
+    const current = now.headers.get("ETag")!;
+    expectStatus(await patch("Third", "fresh", current), 200);
+  });
+});

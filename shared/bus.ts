@@ -239,6 +239,11 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** A client's `Idempotency-Key`, for the owning service (shared/idempotency.ts). */
   idempotencyKey?: string;
+  /**
+   * The write's `If-Match` failed at the gateway: its service answers it from its key's stored
+   * answer (a retry of a change already made) or with 412, never by running it.
+   */
+  preconditionFailed?: boolean;
 }
 
 const loggedElsewhere = new WeakSet<object>();
@@ -254,6 +259,8 @@ export function loggedOnce<E extends object>(error: E): E {
 
 /** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
+/** The bus header marking a write whose `If-Match` failed (`RequestOptions.preconditionFailed`). */
+export const PRECONDITION_FAILED_HEADER = "Precondition-Failed";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -609,6 +616,7 @@ export class Bus {
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
+    if (options.preconditionFailed) headers.set(PRECONDITION_FAILED_HEADER, "If-Match");
     const data = this.#fitting(encoder.encode(JSON.stringify(payload)), subject);
     const meter = clientMeter(subject);
     const began = meter.start();

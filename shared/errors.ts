@@ -101,6 +101,14 @@ export class ConflictError extends defineError(409, "conflict", "Conflict") {}
 /** A write's `If-Match` named no tag of the target's current representation. */
 export class PreconditionFailedError
   extends defineError(412, "precondition_failed", "Precondition failed") {}
+/** The 412 of a write whose `If-Match` names a tag the target no longer has. */
+export function staleIfMatch(): PreconditionFailedError {
+  return new PreconditionFailedError(
+    "Cannot apply the change: the resource changed since the representation whose ETag " +
+      "If-Match names (read it again, then retry with its new ETag)",
+    { header: "If-Match" },
+  );
+}
 export class PayloadTooLargeError
   extends defineError(413, "payload_too_large", "Payload too large") {}
 export class UriTooLongError extends defineError(414, "uri_too_long", "URI too long") {}

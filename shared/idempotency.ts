@@ -19,7 +19,14 @@
  * const running = bus.serve(info, withIdempotency(sql, routes));
  * ```
  */
-import { type Handler, IDEMPOTENCY_HEADER, loggedOnce, type Route } from "./bus.ts";
+import type { Msg } from "@nats-io/nats-core";
+import {
+  type Handler,
+  IDEMPOTENCY_HEADER,
+  loggedOnce,
+  PRECONDITION_FAILED_HEADER,
+  type Route,
+} from "./bus.ts";
 import { currentDeadline, withScope } from "./deadline.ts";
 import {
   bounded,
@@ -35,7 +42,7 @@ import {
   translateDbError,
   type Tx,
 } from "./db.ts";
-import { BadRequestError, ConflictError, UnprocessableError } from "./errors.ts";
+import { BadRequestError, ConflictError, staleIfMatch, UnprocessableError } from "./errors.ts";
 import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** How long an answer is kept for retries. */
@@ -77,7 +84,7 @@ export function withIdempotency(
   return routes.map(({ endpoint, handler }) => {
     const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
     const route = { subject: endpoint.subject, authenticate, requestDigest };
-    const inner = keyed ? idempotent(sql, route, handler) : handler;
+    const inner = keyed ? idempotent(sql, route, handler) : refusingStale(handler);
     return { endpoint, handler: translatingOutages(sql, inner) };
   });
 }
@@ -103,6 +110,19 @@ export interface IdempotencyOptions {
    * a guessed code offline, as with the code digest payments keeps (keyed for that reason).
    */
   requestDigest?: (text: string) => Promise<string>;
+}
+
+/** Whether the gateway found the write's `If-Match` stale (gateway/middleware/if_match.ts). */
+function preconditionFailed(msg: Msg): boolean {
+  return msg.headers?.has(PRECONDITION_FAILED_HEADER) ?? false;
+}
+
+/** A route without keys has no stored answer to give a write whose `If-Match` failed: 412. */
+function refusingStale<Req, Res>(handler: Handler<Req, Res>): Handler<Req, Res> {
+  return async (payload, msg) => {
+    if (preconditionFailed(msg)) throw staleIfMatch();
+    return await handler(payload, msg);
+  };
 }
 
 function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Handler<Req, Res> {
@@ -137,6 +157,8 @@ function idempotent(
   const { subject, authenticate, requestDigest } = route;
   return async (req, msg) => {
     const key = msg.headers?.get(IDEMPOTENCY_HEADER);
+    const stale = preconditionFailed(msg);
+    if (!key && stale) throw staleIfMatch();
     if (!key) return await handler(req, msg);
     if (!validKey.test(key)) {
       throw new BadRequestError(
@@ -156,6 +178,8 @@ function idempotent(
     };
     const replay = await claim(sql, request);
     if (replay) return replay;
+    // Not a retry of an applied change: the claim is freed and nothing runs.
+    if (stale) return await runHeld(sql, request, () => Promise.reject(staleIfMatch()));
     return await runHeld(sql, request, async () => await handler(req, msg));
   };
 }

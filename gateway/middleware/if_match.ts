@@ -6,7 +6,9 @@
  * the gateway does, by reading the target as the caller would read it now (a GET of the same URL
  * with the same credentials, through its own routes) and comparing tags the strong way (a `W/` tag
  * never matches; `*` matches any current representation). A mismatch is a 412 and nothing is
- * forwarded. Where that read does not answer 200 (no such resource, no GET on the route, not the
+ * forwarded, unless the write carries an `Idempotency-Key`: then it is forwarded marked, and its
+ * service replays the key's stored answer (a retry of a change already made, which made the tag
+ * stale: RFC 9110 §13.2.2 allows the 2xx) or answers 412 without running it. Where that read does not answer 200 (no such resource, no GET on the route, not the
  * caller's to read) the condition is ignored, as §13.2.1 asks: the write answers for itself. A read
  * that fails (503, 504) is the write's answer: nothing was forwarded, try again.
  *
@@ -19,7 +21,7 @@
  * ```
  */
 import type { MiddlewareHandler } from "hono";
-import { PreconditionFailedError } from "@shared/errors.ts";
+import { staleIfMatch } from "@shared/errors.ts";
 import type { GatewayEnv } from "../env.ts";
 
 /** What a write carries that its read must not: its body, and the conditions themselves. */
@@ -66,11 +68,10 @@ export function ifMatch(
     const etag = current.headers.get("ETag");
     await current.body?.cancel();
     if (current.status === 200 && etag !== null && !matchesStrongly(condition, etag)) {
-      throw new PreconditionFailedError(
-        "Cannot apply the change: the resource changed since the representation whose ETag " +
-          "If-Match names (read it again, then retry with its new ETag)",
-        { header: "If-Match" },
-      );
+      // A keyed write may be the retry of one already applied (its own change made the tag
+      // stale): only its service knows, and answers it from the key or with the same 412.
+      if (!c.req.header("Idempotency-Key")) throw staleIfMatch();
+      c.set("preconditionFailed", true);
     }
     await next();
   };
