@@ -18,7 +18,7 @@ import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth, TokenVerifier } from "./middleware/auth.ts";
 import { cors } from "./middleware/cors.ts";
-import { ifMatch } from "./middleware/if_match.ts";
+import { writePreconditions } from "./middleware/if_match.ts";
 import { headLength } from "./middleware/head_length.ts";
 import { validHost } from "./middleware/host.ts";
 import { requestId } from "./middleware/request_id.ts";
@@ -131,8 +131,9 @@ export function createGateway(options: AppOptions): Gateway {
   app.use("*", cors());
   app.use("*", validHost());
   app.use("/v1/*", auth({ verifier, ignoredOn: routesIgnoringTokens(contracts) }));
-  // A write's If-Match is checked against what the same GET through this app answers now.
-  app.use("/v1/*", ifMatch((request) => app.fetch(request)));
+  // A write's If-Match and If-None-Match are checked against what the same GET through this app
+  // answers now.
+  app.use("/v1/*", writePreconditions((request) => app.fetch(request)));
   app.get("/health", health({ bus, services: options.services ?? serviceNames }));
   // For probes on this gateway alone (gateway/health.ts): not pulled when one service is down.
   app.get("/health/live", live());

@@ -1,4 +1,5 @@
 /** What the gateway's middleware hands to the handlers after it (Hono's `c.var`). */
+import type { WritePrecondition } from "@shared/errors.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 
 export interface GatewayEnv {
@@ -7,9 +8,9 @@ export interface GatewayEnv {
     actor: Actor | null;
     requestId: string;
     /**
-     * The write's `If-Match` failed but it carries an `Idempotency-Key`: its service answers it
-     * from the key (gateway/middleware/if_match.ts).
+     * The write's precondition that failed, when it carries an `Idempotency-Key`: its service
+     * answers it from the key (gateway/middleware/if_match.ts).
      */
-    preconditionFailed?: boolean;
+    preconditionFailed?: WritePrecondition;
   };
 }

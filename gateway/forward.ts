@@ -22,7 +22,12 @@ import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 import { numberPushedItems } from "@shared/query_filter.ts";
-import { BadRequestError, GatewayTimeoutError, staleIfMatch } from "@shared/errors.ts";
+import {
+  BadRequestError,
+  failedPrecondition,
+  GatewayTimeoutError,
+  type WritePrecondition,
+} from "@shared/errors.ts";
 
 export type HttpEndpoint = Endpoint<HttpRequest, HttpReply>;
 
@@ -299,7 +304,7 @@ async function forwarded(
     const parts = await readParts(forwarder, route.endpoint, route.successType, request, shared);
     return httpReply(parts, ifNoneMatch);
   }
-  const preconditionFailed = c.get("preconditionFailed") === true;
+  const preconditionFailed = c.get("preconditionFailed");
   return httpReply(
     await writeParts(forwarder, route, raw, request, preconditionFailed),
     ifNoneMatch,
@@ -336,7 +341,7 @@ async function writeParts(
   route: Route,
   raw: Request,
   request: HttpRequest,
-  preconditionFailed: boolean,
+  preconditionFailed: WritePrecondition | undefined,
 ): Promise<WireParts> {
   const { bus, cache, timeoutMs, requestOptions } = forwarder;
   // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
@@ -352,7 +357,7 @@ async function writeParts(
     );
   }
   // Only the key's owner can tell a retry from a stale write; without a key it is stale.
-  if (preconditionFailed && idempotencyKey === null) throw staleIfMatch();
+  if (preconditionFailed && idempotencyKey === null) throw failedPrecondition(preconditionFailed);
   const deadline = Date.now() + timeoutMs;
   const reply = await bus.forward(
     route.endpoint,

@@ -118,3 +118,37 @@ Deno.test("[gateway] a retried keyed write with If-Match gets its first answer, 
     expectStatus(await patch("Third", "fresh", current), 200);
   });
 });
+
+// RFC 9110 §13.1.2: a write whose If-None-Match names the current tag (or `*`, any current
+// representation) must not be performed; it was ignored on writes, so a client guarding a change
+// with it ("only if it is no longer what I saw") had it applied regardless.
+Deno.test("[gateway] a write whose If-None-Match names the current representation is 412", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token, { attributes: { name: "First" } });
+  const path = `/v1/events/${event.id}`;
+  const current = async () => {
+    const reply = await system.call("GET", path, { token: owner.token });
+    return { etag: reply.headers.get("ETag")!, name: reply.body.data.attributes.name };
+  };
+  const patch = (name: string, headers: Record<string, string>) =>
+    system.call("PATCH", path, { token: owner.token, body: rename(event.id, name), headers });
+
+  await t.step("the current tag, weak or strong, or *: 412 at If-None-Match", async () => {
+    const { etag } = await current();
+    for (const ifNoneMatch of [etag, `W/${etag}`, "*"]) {
+      expectError(await patch("Second", { "If-None-Match": ifNoneMatch }), 412, {
+        header: "If-None-Match",
+      });
+    }
+    assert.equal((await current()).name, "First");
+  });
+  await t.step("another tag: applied", async () => {
+    expectStatus(await patch("Second", { "If-None-Match": '"other"' }), 200);
+    assert.equal((await current()).name, "Second");
+  });
+  await t.step("If-Match is evaluated first: a stale one is 412 at If-Match", async () => {
+    const headers = { "If-Match": '"stale"', "If-None-Match": (await current()).etag };
+    expectError(await patch("Third", headers), 412, { header: "If-Match" });
+  });
+});

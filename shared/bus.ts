@@ -49,6 +49,7 @@ import {
   ServiceUnavailableError,
   toErrorObjects,
   UnreadableBusRequestError,
+  type WritePrecondition,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -240,10 +241,10 @@ export interface RequestOptions {
   /** A client's `Idempotency-Key`, for the owning service (shared/idempotency.ts). */
   idempotencyKey?: string;
   /**
-   * The write's `If-Match` failed at the gateway: its service answers it from its key's stored
-   * answer (a retry of a change already made) or with 412, never by running it.
+   * The write's precondition that failed at the gateway: its service answers it from its key's
+   * stored answer (a retry of a change already made) or with 412, never by running it.
    */
-  preconditionFailed?: boolean;
+  preconditionFailed?: WritePrecondition;
 }
 
 const loggedElsewhere = new WeakSet<object>();
@@ -259,7 +260,7 @@ export function loggedOnce<E extends object>(error: E): E {
 
 /** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
-/** The bus header marking a write whose `If-Match` failed (`RequestOptions.preconditionFailed`). */
+/** The bus header naming a write's failed precondition (`RequestOptions.preconditionFailed`). */
 export const PRECONDITION_FAILED_HEADER = "Precondition-Failed";
 
 const encoder = new TextEncoder();
@@ -616,7 +617,9 @@ export class Bus {
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
-    if (options.preconditionFailed) headers.set(PRECONDITION_FAILED_HEADER, "If-Match");
+    if (options.preconditionFailed) {
+      headers.set(PRECONDITION_FAILED_HEADER, options.preconditionFailed);
+    }
     const data = this.#fitting(encoder.encode(JSON.stringify(payload)), subject);
     const meter = clientMeter(subject);
     const began = meter.start();

@@ -101,13 +101,19 @@ export class ConflictError extends defineError(409, "conflict", "Conflict") {}
 /** A write's `If-Match` named no tag of the target's current representation. */
 export class PreconditionFailedError
   extends defineError(412, "precondition_failed", "Precondition failed") {}
-/** The 412 of a write whose `If-Match` names a tag the target no longer has. */
-export function staleIfMatch(): PreconditionFailedError {
-  return new PreconditionFailedError(
-    "Cannot apply the change: the resource changed since the representation whose ETag " +
-      "If-Match names (read it again, then retry with its new ETag)",
-    { header: "If-Match" },
-  );
+/** A write's precondition header (RFC 9110 §13.1), as named in its 412's `source.header`. */
+export type WritePrecondition = "If-Match" | "If-None-Match";
+
+/**
+ * The 412 of a write whose precondition failed: its `If-Match` names no tag the target has now,
+ * or its `If-None-Match` names the one it has (or `*`, for any).
+ */
+export function failedPrecondition(header: WritePrecondition): PreconditionFailedError {
+  const detail = header === "If-Match"
+    ? "Cannot apply the change: the resource changed since the representation whose ETag " +
+      "If-Match names (read it again, then retry with its new ETag)"
+    : "Cannot apply the change: the resource's current representation is one If-None-Match names";
+  return new PreconditionFailedError(detail, { header });
 }
 export class PayloadTooLargeError
   extends defineError(413, "payload_too_large", "Payload too large") {}

@@ -42,7 +42,13 @@ import {
   translateDbError,
   type Tx,
 } from "./db.ts";
-import { BadRequestError, ConflictError, staleIfMatch, UnprocessableError } from "./errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  failedPrecondition,
+  UnprocessableError,
+  type WritePrecondition,
+} from "./errors.ts";
 import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
 
 /** How long an answer is kept for retries. */
@@ -112,15 +118,17 @@ export interface IdempotencyOptions {
   requestDigest?: (text: string) => Promise<string>;
 }
 
-/** Whether the gateway found the write's `If-Match` stale (gateway/middleware/if_match.ts). */
-function preconditionFailed(msg: Msg): boolean {
-  return msg.headers?.has(PRECONDITION_FAILED_HEADER) ?? false;
+/** The write's precondition the gateway found failed, if any (gateway/middleware/if_match.ts). */
+function preconditionFailed(msg: Msg): WritePrecondition | undefined {
+  const header = msg.headers?.get(PRECONDITION_FAILED_HEADER);
+  return header === "If-Match" || header === "If-None-Match" ? header : undefined;
 }
 
 /** A route without keys has no stored answer to give a write whose `If-Match` failed: 412. */
 function refusingStale<Req, Res>(handler: Handler<Req, Res>): Handler<Req, Res> {
   return async (payload, msg) => {
-    if (preconditionFailed(msg)) throw staleIfMatch();
+    const failed = preconditionFailed(msg);
+    if (failed) throw failedPrecondition(failed);
     return await handler(payload, msg);
   };
 }
@@ -157,8 +165,8 @@ function idempotent(
   const { subject, authenticate, requestDigest } = route;
   return async (req, msg) => {
     const key = msg.headers?.get(IDEMPOTENCY_HEADER);
-    const stale = preconditionFailed(msg);
-    if (!key && stale) throw staleIfMatch();
+    const failed = preconditionFailed(msg);
+    if (!key && failed) throw failedPrecondition(failed);
     if (!key) return await handler(req, msg);
     if (!validKey.test(key)) {
       throw new BadRequestError(
@@ -179,7 +187,9 @@ function idempotent(
     const replay = await claim(sql, request);
     if (replay) return replay;
     // Not a retry of an applied change: the claim is freed and nothing runs.
-    if (stale) return await runHeld(sql, request, () => Promise.reject(staleIfMatch()));
+    if (failed) {
+      return await runHeld(sql, request, () => Promise.reject(failedPrecondition(failed)));
+    }
     return await runHeld(sql, request, async () => await handler(req, msg));
   };
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { httpEndpoint, route } from "./bus.ts";
 import { openDatabase } from "./db.ts";
+import type { WritePrecondition } from "./errors.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpRequest } from "./schemas/http.ts";
 import { testBus, testDatabase } from "./testing.ts";
@@ -24,18 +25,25 @@ Deno.test("[idempotency] a write marked precondition-failed replays its key's an
   });
   const service = b.bus.serve({ name: "stale-test", version: "0.0.0" }, routes);
   const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };
-  const send = (endpoint = keyed, idempotencyKey?: string, preconditionFailed = true) =>
-    b.bus.forward(endpoint, req, { idempotencyKey, preconditionFailed });
+  const send = (
+    endpoint = keyed,
+    idempotencyKey?: string,
+    preconditionFailed: WritePrecondition = "If-Match",
+  ) => b.bus.forward(endpoint, req, { idempotencyKey, preconditionFailed });
   try {
     await t.step("without a key, or on a route that keeps no keys: 412, not run", async () => {
       assert.equal((await send(keyed)).status, 412);
       assert.equal((await send(secret, "k")).status, 412);
+      const refused = await send(keyed, undefined, "If-None-Match");
+      assert.equal(refused.status, 412);
+      const [error] = JSON.parse(new TextDecoder().decode(refused.body)).errors;
+      assert.deepEqual(error.source, { header: "If-None-Match" }, "the failed header named");
       assert.equal(runs, 0);
     });
     await t.step("a key with no stored answer: 412, not run, the key left free", async () => {
       assert.equal((await send(keyed, "fresh")).status, 412);
       assert.equal(runs, 0);
-      const applied = await send(keyed, "fresh", false);
+      const applied = await b.bus.forward(keyed, req, { idempotencyKey: "fresh" });
       assert.equal(applied.status, 200);
       assert.equal(runs, 1);
     });

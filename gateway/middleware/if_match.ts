@@ -1,27 +1,31 @@
 /**
- * `If-Match` on writes (RFC 9110 §13.1.1): a client that read a resource and sends its `ETag` back
- * with a PATCH or DELETE asks that the write go ahead only if nobody changed the resource since
- * (a lost update: two organizers editing one event). The ETag is this gateway's hash of a
- * representation that may merge several services' resources, so no one service can evaluate it;
- * the gateway does, by reading the target as the caller would read it now (a GET of the same URL
- * with the same credentials, through its own routes) and comparing tags the strong way (a `W/` tag
- * never matches; `*` matches any current representation). A mismatch is a 412 and nothing is
- * forwarded, unless the write carries an `Idempotency-Key`: then it is forwarded marked, and its
- * service replays the key's stored answer (a retry of a change already made, which made the tag
- * stale: RFC 9110 §13.2.2 allows the 2xx) or answers 412 without running it. Where that read does not answer 200 (no such resource, no GET on the route, not the
- * caller's to read) the condition is ignored, as §13.2.1 asks: the write answers for itself. A read
- * that fails (503, 504) is the write's answer: nothing was forwarded, try again.
+ * `If-Match` and `If-None-Match` on writes (RFC 9110 §13.1.1, §13.1.2): a client that read a
+ * resource and sends its `ETag` back with a PATCH or DELETE in `If-Match` asks that the write go
+ * ahead only if nobody changed the resource since (a lost update: two organizers editing one
+ * event); in `If-None-Match`, only if it is no longer that representation (`*`: only if there is
+ * none). The ETag is this gateway's hash of a representation that may merge several services'
+ * resources, so no one service can evaluate it; the gateway does, by reading the target as the
+ * caller would read it now (a GET of the same URL with the same credentials, through its own
+ * routes). `If-Match` compares the strong way (a `W/` tag never matches; `*` matches any current
+ * representation) and is evaluated first; `If-None-Match` the weak way, as on reads. A failed one
+ * is a 412 and nothing is forwarded, unless the write carries an `Idempotency-Key`: then it is
+ * forwarded marked, and its service replays the key's stored answer (a retry of a change already
+ * made, which made the tag stale: RFC 9110 §13.2.2 allows the 2xx) or answers 412 without running
+ * it. Where that read does not answer 200 (no such resource, no GET on the route, not the caller's
+ * to read) the conditions are ignored, as §13.2.1 asks: the write answers for itself. A read that
+ * fails (503, 504) is the write's answer: nothing was forwarded, try again.
  *
  * Not atomic: a write that lands between this read and the forwarded write goes unnoticed (a few
  * milliseconds; README "The response cache").
  *
  * @example
  * ```ts ignore
- * app.use("/v1/*", ifMatch((request) => app.fetch(request)));
+ * app.use("/v1/*", writePreconditions((request) => app.fetch(request)));
  * ```
  */
 import type { MiddlewareHandler } from "hono";
-import { staleIfMatch } from "@shared/errors.ts";
+import { failedPrecondition, type WritePrecondition } from "@shared/errors.ts";
+import { matchesEtag } from "../http_cache.ts";
 import type { GatewayEnv } from "../env.ts";
 
 /** What a write carries that its read must not: its body, and the conditions themselves. */
@@ -53,25 +57,47 @@ function readOf(raw: Request, requestId: string): Request {
   return new Request(raw.url, { method: "GET", headers });
 }
 
-/** Checks a write's `If-Match` against the target's current representation (`read` answers it). */
-export function ifMatch(
+/**
+ * The precondition of a write that fails on a target whose current representation is tagged `etag`
+ * (RFC 9110 §13.2.2: `If-Match` first, then `If-None-Match`), if one does.
+ */
+function failing(
+  ifMatch: string | undefined,
+  ifNoneMatch: string | undefined,
+  etag: string,
+): WritePrecondition | undefined {
+  if (ifMatch !== undefined && !matchesStrongly(ifMatch, etag)) return "If-Match";
+  if (ifNoneMatch !== undefined && matchesEtag(ifNoneMatch, etag)) return "If-None-Match";
+  return undefined;
+}
+
+/**
+ * Checks a write's `If-Match` and `If-None-Match` against the target's current representation
+ * (`read` answers it).
+ */
+export function writePreconditions(
   read: (request: Request) => Response | Promise<Response>,
 ): MiddlewareHandler<GatewayEnv> {
   return async (c, next) => {
-    const condition = c.req.header("If-Match");
+    const ifMatch = c.req.header("If-Match");
+    const ifNoneMatch = c.req.header("If-None-Match");
     const method = c.req.method;
-    if (condition === undefined || method === "GET" || method === "HEAD" || method === "OPTIONS") {
+    const unconditional = ifMatch === undefined && ifNoneMatch === undefined;
+    if (unconditional || method === "GET" || method === "HEAD" || method === "OPTIONS") {
       return await next();
     }
     const current = await read(readOf(c.req.raw, c.get("requestId")));
     if (current.status >= 500) return current;
     const etag = current.headers.get("ETag");
     await current.body?.cancel();
-    if (current.status === 200 && etag !== null && !matchesStrongly(condition, etag)) {
+    const failed = current.status === 200 && etag !== null
+      ? failing(ifMatch, ifNoneMatch, etag)
+      : undefined;
+    if (failed) {
       // A keyed write may be the retry of one already applied (its own change made the tag
       // stale): only its service knows, and answers it from the key or with the same 412.
-      if (!c.req.header("Idempotency-Key")) throw staleIfMatch();
-      c.set("preconditionFailed", true);
+      if (!c.req.header("Idempotency-Key")) throw failedPrecondition(failed);
+      c.set("preconditionFailed", failed);
     }
     await next();
   };
