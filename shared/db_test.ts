@@ -68,7 +68,8 @@ Deno.test("[db] a failing migration applies nothing of itself", async () => {
   });
   const sql = await openDatabase(db.url, { schema: "demo" });
   try {
-    await assert.rejects(migrate(sql, { schema: "demo", dir: migrations.url }));
+    // Refused by its own division by zero, after its table was made: not before it ran at all.
+    await assert.rejects(migrate(sql, { schema: "demo", dir: migrations.url }), { code: "22012" });
     const [row] = await sql`select to_regclass('demo.half') as found`;
     assert.equal(row.found, null);
   } finally {
