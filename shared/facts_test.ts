@@ -96,12 +96,16 @@ Deno.test("[facts] a committed change publishes exactly one valid fact", async (
 Deno.test("[facts] a failed change leaves neither the row nor its fact", async () => {
   await using t = await setUp();
   await t.sql`insert into things (name) values ('taken')`;
-  await assert.rejects(changeWithFact(
-    t.sql,
-    t.relay,
-    async (tx) => (await tx`insert into things (name) values ('taken') returning *`)[0],
-    (row) => thingFact(row.name, String(row.id)),
-  ));
+  // The change's own failure (the unique name), not one before it ran.
+  await assert.rejects(
+    changeWithFact(
+      t.sql,
+      t.relay,
+      async (tx) => (await tx`insert into things (name) values ('taken') returning *`)[0],
+      (row) => thingFact(row.name, String(row.id)),
+    ),
+    { code: "23505" },
+  );
   await t.relay.flush();
   assert.equal(await streamMessages(t), 0);
   assert.equal((await t.sql`select count(*)::int as n from things`)[0].n, 1);
