@@ -522,12 +522,13 @@ Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} deauthorizes and del
     const grant = p.grant();
     const created = await p.link(cast.owner.token, cast.event.id, grant.code);
     p.stripe.connected.delete(grant.accountId);
-    expectStatus(
-      await p.call("DELETE", `/v1/stripe-authorizations/${created.body.data.id}`, {
-        token: cast.owner.token,
-      }),
-      200,
-    );
+    const path = `/v1/stripe-authorizations/${created.body.data.id}`;
+    expectStatus(await p.call("DELETE", path, { token: cast.owner.token }), 200);
+    // Stripe was asked and refused: the authorization went all the same.
+    const call = p.stripe.calls.at(-1);
+    assert.equal(call?.path, "/oauth/deauthorize");
+    assert.equal(call?.form.stripe_user_id, grant.accountId);
+    expectError(await p.call("GET", path, { token: cast.owner.token }), 404);
   });
   await t.step("Stripe unreachable: 502 and the authorization kept, to retry", async () => {
     const cast = await p.stripeEvent();
