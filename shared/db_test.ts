@@ -170,6 +170,22 @@ Deno.test("[db] several processes may open a new database and schema at the same
   }
 });
 
+/** `promise`'s value, or "late" after `ms`: a pool that waits for good fails the test, not hangs it. */
+async function orLate<T>(ms: number, promise: Promise<T>): Promise<T | "late"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, ms, "late"));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether a new statement is answered, tried twice: one queued behind a lost connection fails. */
+function nextStatement(sql: postgres.Sql): Promise<"answered" | "failed"> {
+  return sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed");
+}
+
 /** `promise`, or a rejection after `ms`: a pool that never answers must fail the test, not hang it. */
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -377,15 +393,9 @@ Deno.test("[db] a connection lost after a cursor's callback failed is still ende
       throw new Error("the callback failed");
     }).then(() => "done", (error) => error.message);
     assert.equal(failed, "the callback failed");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 6_000, "late"));
     // The lost connection ended past the answer timeout; its statement, and then a new one, fail
     // or succeed on a new connection, but do not wait for good.
-    const outcome = await Promise.race([
-      sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
-      late,
-    ]).finally(() => clearTimeout(timer));
-    assert.equal(outcome, "answered");
+    assert.equal(await orLate(6_000, nextStatement(sql)), "answered");
   } finally {
     await sql.end({ timeout: 0 });
   }
@@ -437,14 +447,8 @@ Deno.test("[db] a host lost as a COPY's output ended, its reader behind, is stil
     let bytes = 0;
     for await (const chunk of readable) bytes += (chunk as Uint8Array).length;
     assert.equal(bytes, 200001);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 4_000, "late"));
-    const outcome = await Promise.race([
-      // A statement queued behind the COPY fails with it; the next runs on a new connection.
-      sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
-      late,
-    ]).finally(() => clearTimeout(timer));
-    assert.equal(outcome, "answered");
+    // A statement queued behind the COPY fails with it; the next runs on a new connection.
+    assert.equal(await orLate(4_000, nextStatement(sql)), "answered");
   } finally {
     await sql.end({ timeout: 0 });
   }
@@ -482,16 +486,8 @@ Deno.test("[db] a connection lost as a COPY's rows were done is still ended", as
     await eventually(async () => await rowsCopied(db.url, "copied") === 2, 5_000, "the rows");
     proxy.loseHost();
     writable.end();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 4_000, "late"));
-    const outcome = await Promise.race([
-      // A statement queued behind the COPY fails with it; the next runs on a new connection.
-      Promise.all([
-        done,
-        sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed"),
-      ]),
-      late,
-    ]).finally(() => clearTimeout(timer));
+    // A statement queued behind the COPY fails with it; the next runs on a new connection.
+    const outcome = await orLate(4_000, Promise.all([done, nextStatement(sql)]));
     assert.deepEqual(outcome, ["failed: ANSWER_TIMEOUT", "answered"]);
   } finally {
     await sql.end({ timeout: 0 });
