@@ -18,7 +18,7 @@ import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth, TokenVerifier } from "./middleware/auth.ts";
 import { cors } from "./middleware/cors.ts";
-import { writePreconditions } from "./middleware/if_match.ts";
+import { writePreconditions } from "./middleware/write_preconditions.ts";
 import { headLength } from "./middleware/head_length.ts";
 import { validHost } from "./middleware/host.ts";
 import { requestId } from "./middleware/request_id.ts";

@@ -9,7 +9,7 @@ export interface GatewayEnv {
     requestId: string;
     /**
      * The write's precondition that failed, when it carries an `Idempotency-Key`: its service
-     * answers it from the key (gateway/middleware/if_match.ts).
+     * answers it from the key (gateway/middleware/write_preconditions.ts).
      */
     preconditionFailed?: WritePrecondition;
   };

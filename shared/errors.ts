@@ -98,7 +98,7 @@ export class MethodNotAllowedError
   extends defineError(405, "method_not_allowed", "Method not allowed") {}
 export class NotAcceptableError extends defineError(406, "not_acceptable", "Not acceptable") {}
 export class ConflictError extends defineError(409, "conflict", "Conflict") {}
-/** A write's `If-Match` named no tag of the target's current representation. */
+/** A write's `If-Match` or `If-None-Match` did not hold for the target's current representation. */
 export class PreconditionFailedError
   extends defineError(412, "precondition_failed", "Precondition failed") {}
 /** A write's precondition header (RFC 9110 §13.1), as named in its 412's `source.header`. */

@@ -118,7 +118,7 @@ export interface IdempotencyOptions {
   requestDigest?: (text: string) => Promise<string>;
 }
 
-/** The write's precondition the gateway found failed, if any (gateway/middleware/if_match.ts). */
+/** The write's precondition the gateway found failed, if any (gateway/middleware/write_preconditions.ts). */
 function preconditionFailed(msg: Msg): WritePrecondition | undefined {
   const header = msg.headers?.get(PRECONDITION_FAILED_HEADER);
   return header === "If-Match" || header === "If-None-Match" ? header : undefined;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
-import { matchesStrongly } from "./middleware/if_match.ts";
+import { matchesStrongly } from "./middleware/write_preconditions.ts";
 
 const rename = (id: string, name: string) => ({
   data: { type: "event", id, attributes: { name } },
