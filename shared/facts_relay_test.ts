@@ -459,10 +459,11 @@ Deno.test("[facts] FactRelay stop ends in time when Postgres goes away during it
     relay.kick();
     // Postgres goes away: its connections close and new ones are refused.
     await proxy[Symbol.asyncDispose]();
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const outcome = await Promise.race([
       stopping.then(() => "stopped"),
-      new Promise((resolve) => setTimeout(resolve, 5_000, "still stopping after 5 s")),
-    ]);
+      new Promise((resolve) => timer = setTimeout(resolve, 5_000, "still stopping after 5 s")),
+    ]).finally(() => clearTimeout(timer));
     assert.equal(outcome, "stopped");
   } finally {
     await locker`rollback`.catch(() => {});
