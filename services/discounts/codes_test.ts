@@ -352,7 +352,8 @@ Deno.test("[discounts] PATCH /v1/discount-codes/{id} of a code whose ticket was 
       token,
       body: { data: [{ type: "ticket", id: newFree }] },
     });
-    expectError(added, 422, { pointer: "/data/relationships/tickets" });
+    // The relationship write's document is `{ data: [...] }`: its pointer names that.
+    expectError(added, 422, { pointer: "/data" });
     const [row] = await system.dsql`select ticket_ids from code_rows where id = ${id}`;
     assert.deepEqual(row.ticket_ids, [early, standard].sort((a, b) => Number(a) - Number(b)));
   });

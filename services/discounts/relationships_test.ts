@@ -98,7 +98,7 @@ Deno.test("[discounts] PATCH, POST and DELETE /v1/discount-codes/{id}/relationsh
     ];
     for (const [what, method, body] of cases) {
       const reply = await send(method, path(id, "tickets"), { token, body });
-      expectError(reply, 422, { pointer: "/data/relationships/tickets" }, what);
+      expectError(reply, 422, { pointer: "/data" }, what);
     }
     const priced = await system.call("PATCH", `/v1/discount-codes/${id}`, {
       token,
@@ -144,7 +144,7 @@ Deno.test("[discounts] PATCH, POST and DELETE /v1/discount-codes/{id}/relationsh
       token,
       body: events(cast.event.id),
     });
-    expectError(reply, 422, { pointer: "/data/relationships/events" });
+    expectError(reply, 422, { pointer: "/data" });
   });
   await t.step("the media type is checked and other methods are 405 with Allow", async () => {
     const wrongType = await send("PATCH", path(id, "tickets"), {
@@ -289,7 +289,7 @@ Deno.test("[discounts] an event's identifier names it in every write of a code, 
       token: admin,
       body: events("0badcafe"),
     });
-    expectError(reply, 422, { pointer: "/data/relationships/events" });
+    expectError(reply, 422, { pointer: "/data" });
     assert.deepEqual(await stored(), []);
   });
   await t.step("a ticket code's PATCH names its own event by identifier, not another", async () => {
@@ -309,4 +309,72 @@ Deno.test("[discounts] an event's identifier names it in every write of a code, 
     expectStatus(await patch(first.identifier), 200);
     expectError(await patch(second.identifier), 422, { pointer: "/data/relationships/event" });
   });
+});
+
+Deno.test("[discounts] a relationship write's errors point into the document it sent", async (t) => {
+  await using system = await startDiscountsSystem();
+  const send = sender(system);
+  const cast = await system.eventWithCast();
+  const token = cast.owner.token;
+  const admin = system.admin.token;
+  const paid = await system.createTicket(token, cast.event.id, { price: 20 });
+  const cheap = await system.createTicket(token, cast.event.id, { price: 3 });
+  const free = await system.createTicket(token, cast.event.id, { type: "free", price: 0 });
+  const other = await system.eventWithCast();
+  const foreign = await system.createTicket(other.owner.token, other.event.id, { price: 20 });
+  const code = await system.createCode(token, {
+    eventId: cast.event.id,
+    ticketIds: [paid],
+    attributes: { value: 10 },
+  });
+  const eventCode = await system.createCode(admin, { usedFor: "event", eventIds: [] });
+  await system.createCode(admin, { usedFor: "event", eventIds: [other.event.id] });
+  // The body is `{ data: [...] }`: a pointer at `/data/relationships/...` or `/data/attributes/...`
+  // names nothing in it (JSON:API: the pointer is to a value in the request document).
+  const expectPointsAtData = (
+    reply: Awaited<ReturnType<typeof send>>,
+    status: number,
+    what: string,
+  ) => {
+    expectError(reply, status, { pointer: "/data" }, what);
+    for (const error of reply.body.errors) assert.equal(error.source?.pointer, "/data", what);
+  };
+
+  await t.step("tickets: unknown, another event's, free, priced below the amount", async () => {
+    const cases: [string, string, unknown][] = [
+      ["an unknown ticket", "POST", tickets("999999")],
+      ["another event's ticket", "PATCH", tickets(paid, foreign)],
+      ["a free ticket", "POST", tickets(free)],
+      ["a ticket priced below the amount", "POST", tickets(cheap)],
+      ["several at once", "PATCH", tickets("999999", free, cheap)],
+    ];
+    for (const [what, method, body] of cases) {
+      expectPointsAtData(await send(method, path(code, "tickets"), { token, body }), 422, what);
+    }
+    expectPointsAtData(
+      await send("POST", path(code, "events"), { token, body: events(cast.event.id) }),
+      422,
+      "events on a ticket code",
+    );
+  });
+  await t.step(
+    "events: unknown, already holding an event code, tickets on an event code",
+    async () => {
+      const unknown = await send("PATCH", path(eventCode, "events"), {
+        token: admin,
+        body: events("999999"),
+      });
+      expectPointsAtData(unknown, 422, "an unknown event");
+      const taken = await send("POST", path(eventCode, "events"), {
+        token: admin,
+        body: events(other.event.id),
+      });
+      expectPointsAtData(taken, 409, "an event holding another event code");
+      const ticketsOnEventCode = await send("POST", path(eventCode, "tickets"), {
+        token: admin,
+        body: tickets(paid),
+      });
+      expectPointsAtData(ticketsOnEventCode, 422, "tickets on an event code");
+    },
+  );
 });

@@ -4,11 +4,13 @@
  * the same permission (`guardCode`), and the same locked, checked, fact-recording update
  * (`saveCodeUpdate`) on the merged state. `event` and `marketer` are not writable this way: 403,
  * as JSON:API asks for unsupported relationship updates. The answer is 200 with the linkage (and
- * what `include` asks for on the code, its query read before anything is written).
+ * what `include` asks for on the code, its query read before anything is written). Errors point
+ * into the document sent (`/data`), not into the code's resource document the checks speak of.
  */
 import {
   BadRequestError,
   ConflictError,
+  type ErrorObject,
   ForbiddenError,
   UnprocessableError,
 } from "@shared/errors.ts";
@@ -62,6 +64,38 @@ function parseLinkage(body: unknown, type: string): string[] {
   return [...new Set(ids)];
 }
 
+/** `/data/relationships/tickets`, `/data/attributes/value`: places only a code's document has. */
+const CODE_DOCUMENT_POINTER = /^\/data\/(relationships|attributes)(\/|$)/;
+
+function linkagePointer(pointer: string | undefined): string | undefined {
+  return pointer !== undefined && CODE_DOCUMENT_POINTER.test(pointer) ? "/data" : pointer;
+}
+
+/**
+ * The update's checks report on the code's resource document (`/data/relationships/tickets`,
+ * `/data/attributes/value` for an added ticket priced below the amount); a relationship write
+ * sent `{ data: [...] }`, where those name nothing (JSON:API: a pointer names a value of the
+ * request document). Its linkage is what broke them: `/data`. Until 2026-12-05 the pointers of
+ * the code's own document came through (found by a review).
+ */
+async function pointingIntoLinkage<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (!(error instanceof UnprocessableError || error instanceof ConflictError)) throw error;
+    const more = error.more.map((object: ErrorObject) =>
+      object.source?.pointer === undefined ? object : {
+        ...object,
+        source: { ...object.source, pointer: linkagePointer(object.source.pointer) },
+      }
+    );
+    const options = { pointer: linkagePointer(error.source?.pointer), more, cause: error };
+    throw error instanceof ConflictError
+      ? new ConflictError(error.message, options)
+      : new UnprocessableError(error.message, options);
+  }
+}
+
 /** One verb: `op` undefined replaces the linkage, otherwise adds or removes members. */
 async function writeRelationship(
   ctx: DiscountsContext,
@@ -80,19 +114,21 @@ async function writeRelationship(
   const query = parseSingleQuery(req.query, relationshipQuerySpec(codeQuery, name));
   await checkForeignFieldsets(ctx.bus, codeDef, query, req.actor);
   const ids = parseLinkage(req.body, rel.type);
-  const row = op
-    ? await saveCodeUpdate(ctx, req, {
-      ...target,
-      doc: { attributes: {}, relationships: {} },
-      change: { name, op, ids },
-    })
-    : await saveCodeUpdate(ctx, req, {
-      ...target,
-      doc: {
-        attributes: {},
-        relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
-      },
-    });
+  const row = await pointingIntoLinkage(() =>
+    op
+      ? saveCodeUpdate(ctx, req, {
+        ...target,
+        doc: { attributes: {}, relationships: {} },
+        change: { name, op, ids },
+      })
+      : saveCodeUpdate(ctx, req, {
+        ...target,
+        doc: {
+          attributes: {},
+          relationships: { [name]: ids.map((id) => ({ type: rel.type, id })) },
+        },
+      })
+  );
   return renderCodeLinks(req, row, rel, query);
 }
 
