@@ -378,3 +378,32 @@ Deno.test("[discounts] a relationship write's errors point into the document it 
     },
   );
 });
+
+Deno.test("[discounts] ids sent as numbers are read alike by POST, DELETE and PATCH of a relationship", async () => {
+  // As every body's linkage is read (parseResourceDocument takes `"id": 7`): DELETE of the same
+  // body must remove what POST of it added, never answer 200 having matched nothing.
+  await using system = await startDiscountsSystem();
+  const send = sender(system);
+  const cast = await system.eventWithCast();
+  const token = cast.owner.token;
+  const [a, b] = [
+    await system.createTicket(token, cast.event.id, { price: 20 }),
+    await system.createTicket(token, cast.event.id, { price: 30 }),
+  ];
+  const id = await system.createCode(token, { eventId: cast.event.id, ticketIds: [a] });
+  const numeric = (ticket: string) => ({ data: [{ type: "ticket", id: Number(ticket) }] });
+  const stored = async () => {
+    const [row] = await system.dsql`select ticket_ids from code_rows where id = ${id}`;
+    return row.ticket_ids as string[];
+  };
+  const added = await send("POST", path(id, "tickets"), { token, body: numeric(b) });
+  expectStatus(added, 200);
+  assert.deepEqual(await stored(), [a, b].sort((x, y) => Number(x) - Number(y)));
+  const removed = await send("DELETE", path(id, "tickets"), { token, body: numeric(a) });
+  expectStatus(removed, 200);
+  assert.deepEqual(removed.body.data, [{ type: "ticket", id: b }]);
+  assert.deepEqual(await stored(), [b]);
+  const replaced = await send("PATCH", path(id, "tickets"), { token, body: numeric(a) });
+  expectStatus(replaced, 200);
+  assert.deepEqual(await stored(), [a]);
+});
