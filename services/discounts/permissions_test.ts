@@ -370,6 +370,47 @@ Deno.test("[discounts] a deleted event's ticket codes are found by admins only w
   expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
 });
 
+Deno.test("[discounts] a deleted event's code routes answer admins who ask for the trash, as the event does", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const ticket = await system.createTicket(cast.owner.token, eventId, { price: 10 });
+  const code = await system.createCode(cast.owner.token, { eventId, ticketIds: [ticket] });
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${eventId}`, { token: cast.owner.token }),
+    200,
+  );
+  const admin = system.admin.token;
+  const trashed = "?get_trashed=true";
+  // The catalog shows the deleted event to an admin asking for the trash, with its relationships'
+  // links; those the discounts serve must resolve for them too.
+  expectStatus(await system.call("GET", `/v1/events/${eventId}${trashed}`, { token: admin }), 200);
+  const paths = [
+    `/v1/events/${eventId}/discount-codes`,
+    `/v1/events/${eventId}/relationships/discount-codes`,
+    `/v1/events/${eventId}/discount-code`,
+    `/v1/events/${eventId}/relationships/discount-code`,
+  ];
+  for (const path of paths) {
+    expectError(await system.call("GET", path, { token: admin }), 404, {}, `${path} admin`);
+    const owner = await system.call("GET", `${path}${trashed}`, { token: cast.owner.token });
+    // The event code's routes are for admins whatever the event (403), the others hide it (404).
+    expectError(owner, path.endsWith("discount-code") ? 403 : 404, {}, `${path} owner`);
+    expectStatus(await system.call("GET", `${path}${trashed}`, { token: admin }), 200, path);
+  }
+  const listed = await system.call("GET", `${paths[0]}${trashed}`, { token: admin });
+  assert.deepEqual(listed.body.data.map((c: { id: string }) => c.id), [code]);
+  assert.ok(listed.body.data[0].attributes["deleted-at"], "the code went to the trash with it");
+  const linkage = await system.call("GET", `${paths[1]}${trashed}`, { token: admin });
+  assert.deepEqual(linkage.body.data, [{ type: "discount-code", id: code }]);
+  const eventCode = await system.call("GET", `${paths[2]}${trashed}`, { token: admin });
+  assert.equal(eventCode.body.data, null);
+  const unknown = await system.call("GET", `/v1/events/999999/discount-codes${trashed}`, {
+    token: admin,
+  });
+  expectError(unknown, 404, {}, "an event that never was");
+});
+
 Deno.test("[discounts] a bad query on a code's routes is 401/403/404 for those who may not see the code", async (t) => {
   await using system = await startDiscountsSystem();
   const published = await system.eventWithCast({ attributes: { state: "published" } });

@@ -18,6 +18,7 @@ import {
   requireActor,
   requireAdmin,
   requireLogin,
+  trashedAsked,
   withTrashed,
 } from "@shared/handlers/mod.ts";
 import { toResource } from "@shared/jsonapi.ts";
@@ -80,6 +81,30 @@ function renderCodeLinkage(
   });
 }
 
+/**
+ * The deleted event `params.id` for an admin asking for the trash (`get_trashed=true`), as the
+ * catalog shows it to them (`/v1/events/{id}?get_trashed=true`, with links to these routes): its
+ * codes, trashed with it, are then listed as a deleted ticket's are (`ticketCodes`). Until
+ * 2026-12-05 these routes were a 404 for every deleted event (found by a review). By id only:
+ * the catalog lists events among ids.
+ */
+async function trashedEventId(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  caller: Caller | null,
+): Promise<string | undefined> {
+  const key = req.params.id;
+  if (!isAdmin(caller) || !trashedAsked(req.query) || !isId(key)) return undefined;
+  const { document } = await ctx.bus.request(catalogInternal.list, {
+    actor: req.actor,
+    type: "event",
+    ids: [key],
+    path: req.path,
+    query: { get_trashed: "true", "page[size]": "0" },
+  });
+  return document.data.length ? key : undefined;
+}
+
 async function eventCodes(
   ctx: DiscountsContext,
   req: HttpRequest,
@@ -90,20 +115,21 @@ async function eventCodes(
   requireActor(req.actor);
   const { caller, event } = await access(ctx, req.actor, req.params.id);
   requireLogin(caller);
+  const eventId = event?.id ?? await trashedEventId(ctx, req, caller);
   if (rel === "discount-code") {
     requireAdmin(caller, "see the event discount code of an event");
-    if (!event) notFound("event", req.params.id);
-    const code = await eventCodeOf(ctx.sql, event.id) ?? null;
+    if (!eventId) notFound("event", req.params.id);
+    const code = await eventCodeOf(ctx.sql, eventId) ?? null;
     if (linkage) return renderCodeLinkage(req, code, "events", linkageQuery(req, []));
     const query = parseSingleQuery(req.query, codeQuery);
     return code
       ? renderOne(codeDef, code, { req, fields: query.fields, include: query.include })
       : renderEmpty(req);
   }
-  if (!event) notFound("event", req.params.id);
+  if (!eventId) notFound("event", req.params.id);
   requireCoorganizer(caller, event, "see the discount codes of this event");
   return await listOrLinkage(ctx, req, "events", {
-    scope: { eventId: event.id, usedFor: "ticket" },
+    scope: { eventId, usedFor: "ticket" },
     caller,
   }, linkage);
 }
