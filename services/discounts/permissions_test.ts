@@ -411,6 +411,37 @@ Deno.test("[discounts] a deleted event's code routes answer admins who ask for t
   expectError(unknown, 404, {}, "an event that never was");
 });
 
+Deno.test("[discounts] a deleted ticket's code routes answer admins who ask for the trash, as the ticket does", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const token = cast.owner.token;
+  const ticket = await system.createTicket(token, cast.event.id, { price: 10 });
+  const code = await system.createCode(token, { eventId: cast.event.id, ticketIds: [ticket] });
+  // Trashed first, the code keeps the ticket its deletion found (the trash is left as it was).
+  expectStatus(await system.call("DELETE", `/v1/discount-codes/${code}`, { token }), 200);
+  expectStatus(await system.call("DELETE", `/v1/tickets/${ticket}`, { token }), 200);
+  const admin = system.admin.token;
+  const trashed = "?get_trashed=true";
+  expectStatus(await system.call("GET", `/v1/tickets/${ticket}${trashed}`, { token: admin }), 200);
+  for (
+    const path of [
+      `/v1/tickets/${ticket}/discount-codes`,
+      `/v1/tickets/${ticket}/relationships/discount-codes`,
+    ]
+  ) {
+    expectError(await system.call("GET", path, { token: admin }), 404, {}, `${path} admin`);
+    const owner = await system.call("GET", `${path}${trashed}`, { token });
+    expectError(owner, 404, {}, `${path} owner`);
+    const reply = await system.call("GET", `${path}${trashed}`, { token: admin });
+    expectStatus(reply, 200, path);
+    assert.deepEqual(reply.body.data.map((c: { id: string }) => c.id), [code], path);
+  }
+  const unknown = await system.call("GET", `/v1/tickets/999999/discount-codes${trashed}`, {
+    token: admin,
+  });
+  expectError(unknown, 404, {}, "a ticket that never was");
+});
+
 Deno.test("[discounts] a bad query on a code's routes is 401/403/404 for those who may not see the code", async (t) => {
   await using system = await startDiscountsSystem();
   const published = await system.eventWithCast({ attributes: { state: "published" } });

@@ -82,27 +82,27 @@ function renderCodeLinkage(
 }
 
 /**
- * The deleted event `params.id` for an admin asking for the trash (`get_trashed=true`), as the
- * catalog shows it to them (`/v1/events/{id}?get_trashed=true`, with links to these routes): its
- * codes, trashed with it, are then listed as a deleted ticket's are (`ticketCodes`). Until
- * 2026-12-05 these routes were a 404 for every deleted event (found by a review). By id only:
- * the catalog lists events among ids.
+ * Whether the deleted event or ticket `params.id` is there for an admin asking for the trash
+ * (`get_trashed=true`), as the catalog shows it to them (`/v1/events/{id}?get_trashed=true`, with
+ * links to these routes): its codes in the trash are then listed. Until 2026-12-05 these routes
+ * were a 404 for every deleted event and ticket (found by a review). By id only: the catalog
+ * lists among ids.
  */
-async function trashedEventId(
+async function inTrash(
   ctx: DiscountsContext,
   req: HttpRequest,
-  caller: Caller | null,
-): Promise<string | undefined> {
-  const key = req.params.id;
-  if (!isAdmin(caller) || !trashedAsked(req.query) || !isId(key)) return undefined;
+  { caller, type }: { caller: Caller | null; type: "event" | "ticket" },
+): Promise<boolean> {
+  const id = req.params.id;
+  if (!isAdmin(caller) || !trashedAsked(req.query) || !isId(id)) return false;
   const { document } = await ctx.bus.request(catalogInternal.list, {
     actor: req.actor,
-    type: "event",
-    ids: [key],
+    type,
+    ids: [id],
     path: req.path,
     query: { get_trashed: "true", "page[size]": "0" },
   });
-  return document.data.length ? key : undefined;
+  return document.data.length > 0;
 }
 
 async function eventCodes(
@@ -115,7 +115,8 @@ async function eventCodes(
   requireActor(req.actor);
   const { caller, event } = await access(ctx, req.actor, req.params.id);
   requireLogin(caller);
-  const eventId = event?.id ?? await trashedEventId(ctx, req, caller);
+  const trashed = !event && await inTrash(ctx, req, { caller, type: "event" });
+  const eventId = event?.id ?? (trashed ? req.params.id : undefined);
   if (rel === "discount-code") {
     requireAdmin(caller, "see the event discount code of an event");
     if (!eventId) notFound("event", req.params.id);
@@ -178,7 +179,8 @@ async function ticketCodes(
   // tell a probe that the id exists): a draft, or a deleted event, which admins see only when
   // they ask with get_trashed (as the catalog's ticket routes answer).
   const trashedShown = isAdmin(known) && req.query.get_trashed === "true";
-  if (!ticket || (event === null && !trashedShown)) notFound("ticket", ticketId);
+  const found = ticket || await inTrash(ctx, req, { caller, type: "ticket" });
+  if (!found || (event === null && !trashedShown)) notFound("ticket", ticketId);
   requireCoorganizer(caller, event, "see the discount codes of this ticket");
   return await listOrLinkage(ctx, req, "tickets", { scope: { ticketId }, caller }, linkage);
 }
