@@ -75,8 +75,7 @@ function linkagePointer(pointer: string | undefined): string | undefined {
  * The update's checks report on the code's resource document (`/data/relationships/tickets`,
  * `/data/attributes/value` for an added ticket priced below the amount); a relationship write
  * sent `{ data: [...] }`, where those name nothing (JSON:API: a pointer names a value of the
- * request document). Its linkage is what broke them: `/data`. Until 2026-12-05 the pointers of
- * the code's own document came through (found by a review).
+ * request document). Its linkage is what broke them: `/data`.
  */
 async function pointingIntoLinkage<T>(write: () => Promise<T>): Promise<T> {
   try {
