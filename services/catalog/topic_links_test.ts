@@ -11,6 +11,7 @@ import {
   type TestFact,
   type TestSystem,
 } from "@testing/system.ts";
+import { untilWaitingForLocks } from "@testing/table_lock.ts";
 
 type Links = { topic: string | null; sub: string | null };
 
@@ -279,4 +280,42 @@ Deno.test("[catalog] PATCH /v1/event-sub-topics/{id} moving it unlinks it from i
   const read = await system.call("GET", `/v1/events/${event.id}`);
   assert.equal(read.body.data.relationships["event-sub-topic"].data, null);
   expectStatus(await saveBack(system, owner.token, read), 200);
+});
+
+// An event's PATCH to another topic locked the event's row, then the new topic's and its stored
+// sub-topic's (for share); the old topic's deletion locks the topic, its sub-topics, then its
+// events. Met, they deadlocked: Postgres aborted one after a second, whose client got a 503 for
+// a change nothing stood in the way of.
+Deno.test("[catalog] an event's PATCH to another topic and its old topic's deletion, at once, both answer 200", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const [science, arts] = [await system.createTopic("Science"), await system.createTopic("Arts")];
+  const physics = await system.createSubTopic(science, "Physics");
+  const event = await system.createEvent(owner.token, { relationships: inTopic(science, physics) });
+  // The test's own session holds the new topic's row: the PATCH waits for it, the deletion of the
+  // old topic, started next, goes as far as the event's row.
+  const held = await system.sql.reserve();
+  let replies: CallResult[];
+  try {
+    await held`begin`;
+    await held`select 1 from event_topics where id = ${arts} for update`;
+    const patch = patchRelationships(system, owner.token, event.id, inTopic(arts));
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the PATCH" });
+    let deleted = false;
+    const deletion = system.call("DELETE", `/v1/event-topics/${science}`, {
+      token: system.admin.token,
+    }).finally(() => deleted = true);
+    // The deletion waits for the event's row, or answers if it meets no lock of the PATCH.
+    await untilWaitingForLocks(system.sql, {
+      count: () => deleted ? 1 : 2,
+      what: "the PATCH and the deletion",
+    });
+    await held`commit`;
+    replies = await Promise.all([patch, deletion]);
+  } finally {
+    held.release();
+  }
+  expectStatus(replies[0], 200, "the PATCH");
+  expectStatus(replies[1], 200, "the deletion");
+  assert.deepEqual(await linksOf(system, event.id), { topic: arts, sub: null });
 });

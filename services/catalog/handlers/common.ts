@@ -136,10 +136,13 @@ export async function commit<T>(
     update?: UpdatedRow;
     /** A deletion that leaves nothing behind (a purge, or a row with no trash). */
     purged?: boolean;
+    /** Takes the locks the lock order puts before `update`'s row, as `commitWithCascade`'s. */
+    lockFirst?: (tx: Queryable) => Promise<void>;
   },
   change: (tx: Queryable, current: Row | undefined) => Promise<T>,
 ): Promise<T> {
   const work = async (tx: Queryable) => {
+    await about.lockFirst?.(tx);
     const before = about.update && await lockedRow(tx, about.type, about.update);
     const result = await change(tx, before);
     // Deleted meanwhile by a concurrent request, which announced it: 404, no second fact.

@@ -175,6 +175,25 @@ async function topicValues(
   return values;
 }
 
+/**
+ * Locks, before the event's row, the topic and sub-topics `topicValues` will lock, as the event
+ * was read: a topic's deletion locks the topic, its sub-topics, then its events, and an event
+ * PATCH that took them the other way round deadlocked with it (one of the two answered 503). Only
+ * locks: what it finds is checked under the event's lock.
+ */
+async function lockTopicsFirst(tx: Queryable, doc: ParsedResource, event: EventRow) {
+  const stored = { topic: idOrNull(event.event_topic_id), sub: idOrNull(event.event_sub_topic_id) };
+  const [topicSent, subSent] = [sentId(doc, "event-topic"), sentId(doc, "event-sub-topic")];
+  const topicChanges = topicSent !== undefined && topicSent !== stored.topic;
+  if (topicChanges && topicSent !== null) await lockLiveTopic(tx, "event_topics", topicSent);
+  const sub = subSent !== undefined && subSent !== stored.sub
+    ? subSent
+    : topicChanges
+    ? stored.sub
+    : null;
+  if (sub !== null) await lockLiveTopic(tx, "event_sub_topics", sub);
+}
+
 /** The URL may name the event by identifier while the body carries its numeric id. */
 function sameEvent(body: unknown, event: EventRow): boolean {
   const id = (body as { data?: { id?: unknown } })?.data?.id;
@@ -353,6 +372,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       type: "event",
       verb: "updated",
       update: { table: "events", id: existing.id, foundLive: existing.deleted_at === null },
+      lockFirst: (tx) => lockTopicsFirst(tx, doc, existing),
     },
     async (tx, locked) => {
       // The merged state as it is now, under the row's lock (a concurrent PATCH may have
