@@ -552,6 +552,46 @@ Deno.test("[catalog] purging a user and changing an owner's role at once: no 500
   });
 });
 
+// A grant's PATCH locked the grant's row, then the event's (to keep an owner); a revocation
+// locks the event's row, then deletes the grant. Met, they deadlocked: Postgres aborted one after
+// a second, and its caller got a 503 for a change nothing stood in the way of.
+Deno.test("[catalog] changing a role while its holder leaves it, at once: no deadlock", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast();
+  const grantId = cast.grants.coorganizer;
+  const held = await system.sql.reserve();
+  let replies: { status: number }[];
+  try {
+    // The test's own session holds the grant: the PATCH, started first, waits for it; the
+    // holder's leave, started next, then waits too (for the event's row, or the grant's).
+    await held`begin`;
+    await held`select 1 from users_events_roles where id = ${grantId} for update`;
+    const patch = system.call("PATCH", `/v1/users-events-roles/${grantId}`, {
+      token: cast.owner.token,
+      body: {
+        data: {
+          type: "users-events-role",
+          id: grantId,
+          relationships: { role: { data: { type: "role", id: "organizer" } } },
+        },
+      },
+    });
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the PATCH" });
+    const leave = system.call("DELETE", `/v1/users-events-roles/${grantId}`, {
+      token: cast.coorganizer.token,
+    });
+    await untilWaitingForLocks(system.sql, { count: 2, what: "the PATCH and the leave" });
+    await held`commit`;
+    replies = await Promise.all([patch, leave]);
+  } finally {
+    held.release();
+  }
+  assert.deepEqual(replies.map((reply) => reply.status), [200, 200]);
+  const [{ left }] = await system.sql`select count(*)::int as left from users_events_roles
+    where id = ${grantId}`;
+  assert.equal(left, 0);
+});
+
 Deno.test("[catalog] a role on a draft is not found by those who cannot see the draft", async () => {
   await using system = await startTestSystem();
   const draft = await system.eventWithCast();

@@ -213,6 +213,9 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
       verb: "updated",
       row: grant,
       update: { table: "users_events_roles", id: grant.id },
+      // The event before the grant, as a revocation and a purge lock them: the other way round,
+      // a PATCH and its holder's leave at once deadlocked (one answered 503).
+      lockFirst: (tx) => lockEventOwners(tx, grant.event_id),
     },
     async (tx) => {
       const row = await keepingAnOwner(
