@@ -319,3 +319,47 @@ Deno.test("[catalog] an event's PATCH to another topic and its old topic's delet
   expectStatus(replies[1], 200, "the deletion");
   assert.deepEqual(await linksOf(system, event.id), { topic: arts, sub: null });
 });
+
+// A topic's deletion updated its events in the order it met them; a user's deletion locks the
+// events they hold a role on in id order. One meeting the lower id later than the other (an
+// event updated since sits after a newer one), they deadlocked: one answered 503.
+Deno.test("[catalog] a topic's deletion and the deletion of a user with roles on its events, at once, both answer 200", async () => {
+  await using system = await startTestSystem();
+  const [owner, member] = [await system.signUp(), await system.signUp()];
+  const topic = await system.createTopic("Shared");
+  const [first, second] = [
+    await system.createEvent(owner.token, { relationships: inTopic(topic) }),
+    await system.createEvent(owner.token, { relationships: inTopic(topic) }),
+  ];
+  for (const event of [first, second]) {
+    await system.grantRole(owner.token, {
+      userId: member.id,
+      eventId: event.id,
+      role: "organizer",
+    });
+  }
+  // Updated, the first event's row now comes after the second's.
+  await system.sql`update events set description = 'moved' where id = ${first.id}`;
+  // The test's own session holds the second event: the topic's deletion, started first, waits
+  // there; the user's deletion, started next, waits too.
+  const held = await system.sql.reserve();
+  let replies: CallResult[];
+  try {
+    await held`begin`;
+    await held`select 1 from events where id = ${second.id} for update`;
+    const deletion = system.call("DELETE", `/v1/event-topics/${topic}`, {
+      token: system.admin.token,
+    });
+    await untilWaitingForLocks(system.sql, { count: 1, what: "the topic's deletion" });
+    const leaving = system.call("DELETE", `/v1/users/${member.id}`, { token: member.token });
+    await untilWaitingForLocks(system.sql, { count: 2, what: "both deletions" });
+    await held`commit`;
+    replies = await Promise.all([deletion, leaving]);
+  } finally {
+    held.release();
+  }
+  expectStatus(replies[0], 200, "the topic's deletion");
+  expectStatus(replies[1], 200, "the user's deletion");
+  assert.deepEqual(await linksOf(system, first.id), { topic: null, sub: null });
+  assert.deepEqual(await linksOf(system, second.id), { topic: null, sub: null });
+});

@@ -3,7 +3,7 @@ import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import { translateDbError } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
-import { deleteRow, listRows, liveRows } from "./common.ts";
+import { deleteRow, type Fragment, listRows, liveRows } from "./common.ts";
 import type { EventRow, SubTopicRow, TopicRow } from "./rows.ts";
 
 export type TopicTable = "event_topics" | "event_sub_topics";
@@ -146,18 +146,29 @@ export interface Dependents {
 async function unlinkEvents(tx: Queryable, table: TopicTable, id: string): Promise<EventRow[]> {
   await tx`select id from ${tx(table)} where id = ${id} for update`;
   if (table === "event_sub_topics") {
+    await lockEventsInOrder(tx, tx`event_sub_topic_id = ${id}`);
     return await tx<EventRow[]>`update events set event_sub_topic_id = null
       where event_sub_topic_id = ${id} returning *`;
   }
+  const linked = tx`event_topic_id = ${id} or event_sub_topic_id in (
+    select id from event_sub_topics where event_topic_id = ${id})`;
+  await lockEventsInOrder(tx, linked);
   return await tx<EventRow[]>`update events set
       event_topic_id = nullif(event_topic_id, ${id}),
       event_sub_topic_id = case when event_sub_topic_id in (
         select id from event_sub_topics where event_topic_id = ${id}
       ) then null else event_sub_topic_id end
-    where event_topic_id = ${id} or event_sub_topic_id in (
-      select id from event_sub_topics where event_topic_id = ${id}
-    )
+    where ${linked}
     returning *`;
+}
+
+/**
+ * Locks the events `where` matches in id order, as a user's deletion locks theirs
+ * (`lockForUserDelete`): an update taking them in the order it meets them (an event updated since
+ * sits after newer ones) deadlocked with such a deletion, and one of the two answered 503.
+ */
+async function lockEventsInOrder(tx: Queryable, where: Fragment): Promise<void> {
+  await tx`select id from events where ${where} order by id for update`;
 }
 
 /**
@@ -227,7 +238,8 @@ export async function unlinkMovedSubTopic(
   id: string,
   topicId: string,
 ): Promise<EventRow[]> {
-  return await tx<EventRow[]>`update events set event_sub_topic_id = null
-    where event_sub_topic_id = ${id} and event_topic_id is distinct from ${topicId}
+  const unfit = tx`event_sub_topic_id = ${id} and event_topic_id is distinct from ${topicId}`;
+  await lockEventsInOrder(tx, unfit);
+  return await tx<EventRow[]>`update events set event_sub_topic_id = null where ${unfit}
     returning *`;
 }
