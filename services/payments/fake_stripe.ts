@@ -6,7 +6,9 @@
  *   400 `invalid_grant` (whose description quotes the code, as Stripe's does), a wrong platform
  *   secret 401 `invalid_client`.
  * - `POST /oauth/deauthorize` (form: `client_id`, `stripe_user_id`; the secret key as bearer):
- *   200 `{stripe_user_id}` for a connected account, 400 `invalid_client` otherwise.
+ *   200 `{stripe_user_id}` for a connected account, 401 `invalid_client` otherwise ("This
+ *   application is not connected to stripe account ..."; Stripe's own libraries are tested
+ *   against that status, and OAuth answers a client that authenticated with a header so).
  * Codes from `grant({ delayMs })` answer late (for timeouts), those from `grant({ answerAt })` at
  * a given time (just before a request's deadline, whenever they were asked), those from
  * `grant({ until })` once the test lets them (it breaks something meanwhile), and so does every
@@ -184,7 +186,7 @@ async function deauthorize(
   }
   const account = form.stripe_user_id ?? "";
   if (!state.connected.delete(account)) {
-    return json(400, {
+    return json(401, {
       error: "invalid_client",
       error_description:
         `This application is not connected to stripe account ${account}, or that account does not exist.`,

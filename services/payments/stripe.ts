@@ -155,6 +155,21 @@ function refusalText(
 const CODE_REFUSALS = ["invalid_grant", "invalid_request", "unsupported_grant_type"];
 /** "This application is not connected to the account": it is already gone. */
 const NOT_CONNECTED = ["invalid_client"];
+/** How Stripe's description of that refusal reads ("... is not connected to stripe account"). */
+const NOT_CONNECTED_WORDS = /\bnot connected\b/i;
+
+/**
+ * Stripe's "not connected" refusal of a deauthorization, as text. Stripe answers it 401 (OAuth's
+ * status for `invalid_client` when the platform authenticated with a header; Stripe's own
+ * libraries are tested against it), as it answers a wrong platform key: only its words tell the
+ * two apart. A 400 with `invalid_client` counts whatever its words.
+ */
+function notConnectedText(reply: StripeReply, sent: readonly string[]): string | null {
+  const refused = refusalText(reply, sent, NOT_CONNECTED);
+  if (refused || reply.status !== 401) return refused;
+  const asBadRequest = refusalText({ ...reply, status: 400 }, sent, NOT_CONNECTED);
+  return asBadRequest && NOT_CONNECTED_WORDS.test(asBadRequest) ? asBadRequest : null;
+}
 
 function text(value: unknown): string | null {
   return typeof value === "string" && value ? value : null;
@@ -267,7 +282,7 @@ export async function deauthorize(settings: StripeSettings, accountId: string): 
     headers: { Authorization: `Bearer ${settings.secretKey}` },
   });
   if (reply.status === 200) return;
-  const refused = refusalText(reply, sent, NOT_CONNECTED);
+  const refused = notConnectedText(reply, sent);
   if (refused) throw new DeauthorizeRefusedError(`Cannot unlink Stripe: ${refused}`);
   if (reply.status >= 400 && reply.status < 500 && !RETRYABLE.includes(reply.status)) {
     throw new DeauthorizeRejectedError(
