@@ -42,6 +42,8 @@ export interface FakeGrant {
   answerAt?: number;
   /** The exchange answers once this has settled too, if set. */
   until?: Promise<unknown>;
+  /** The exchange's `livemode`. */
+  livemode: boolean;
 }
 
 export interface FakeStripeCall {
@@ -62,6 +64,8 @@ export interface GrantOptions {
    */
   until?: Promise<unknown>;
   code?: string;
+  /** Whether the connection includes live mode (the exchange's `livemode`; default false). */
+  livemode?: boolean;
 }
 
 export interface FakeStripe extends AsyncDisposable {
@@ -166,7 +170,7 @@ async function token(state: FakeState, form: Record<string, string>): Promise<Re
     stripe_publishable_key: grant.publishableKey,
     stripe_user_id: grant.accountId,
     scope: "read_write",
-    livemode: false,
+    livemode: grant.livemode,
   });
 }
 
@@ -205,6 +209,7 @@ function newGrant(state: FakeState, options: GrantOptions): FakeGrant {
     delayMs: options.delayMs ?? 0,
     answerAt: options.answerAt,
     until: options.until,
+    livemode: options.livemode ?? false,
   };
   state.grants.set(grant.code, grant);
   state.spent.delete(grant.code);

@@ -7,6 +7,7 @@ function deauthorizedEvent(
   account: string,
   id = `evt_${crypto.randomUUID()}`,
   created = Math.floor(Date.now() / 1000),
+  extra: Record<string, unknown> = {},
 ) {
   return JSON.stringify({
     id,
@@ -15,6 +16,7 @@ function deauthorizedEvent(
     account,
     created,
     data: { object: { id: "ca_platform", object: "application", name: "Open Event" } },
+    ...extra,
   });
 }
 
@@ -122,6 +124,27 @@ Deno.test("[payments] a deauthorization delivered after the account was linked a
 
   // A deauthorization as recent as the link (Stripe counts whole seconds) removes it.
   expectStatus(await send(p, deauthorizedEvent(first.grant.accountId)), 200);
+  assert.equal(await count(p), 0);
+});
+
+Deno.test("[payments] a deauthorization of the other mode leaves the link of this one", async () => {
+  // Stripe sends a live Connect endpoint the test-mode events of accounts connected in live
+  // mode too, and asks platforms to read `livemode`: a test connection's end is not the live one's.
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  const grant = p.grant({ livemode: true });
+  const created = await p.link(cast.owner.token, cast.event.id, grant.code);
+  expectStatus(created, 201);
+  const testMode = deauthorizedEvent(grant.accountId, undefined, undefined, { livemode: false });
+  expectStatus(await send(p, testMode), 200);
+  assert.equal(await count(p), 1, "a test-mode deauthorization removed the live link");
+  const link = await p.call("GET", `/v1/events/${cast.event.id}/stripe-authorization`, {
+    token: cast.owner.token,
+  });
+  expectStatus(link, 200);
+
+  const liveMode = deauthorizedEvent(grant.accountId, undefined, undefined, { livemode: true });
+  expectStatus(await send(p, liveMode), 200);
   assert.equal(await count(p), 0);
 });
 

@@ -33,6 +33,8 @@ interface StripeEvent {
   account?: string;
   /** When Stripe created the event (seconds since the epoch), if the event says. */
   created?: number;
+  /** The mode the event is of (live or test), if the event says. */
+  livemode?: boolean;
 }
 
 /** 9999-12-31T23:59:59Z in Unix seconds: the latest `created` a webhook may carry. */
@@ -83,7 +85,8 @@ function readEvent(text: string): StripeEvent {
   if (created !== undefined && created > LAST_SECOND_OF_9999) {
     notAnEvent("its created time is out of range (after 9999-12-31)", "/created");
   }
-  return { id, type, account, created };
+  const livemode = typeof event.livemode === "boolean" ? event.livemode : undefined;
+  return { id, type, account, created, livemode };
 }
 
 /**
@@ -129,8 +132,14 @@ export async function stripeWebhook(ctx: PaymentsContext, req: HttpRequest): Pro
       if (!await recordWebhookEvent(tx, event.id, event.type)) {
         return { replay: true, removed: [] };
       }
+      // Of the event's mode only: Stripe sends a live Connect endpoint the test-mode events of
+      // accounts connected in live mode too (and asks platforms to read `livemode`), so a test
+      // connection's deauthorization removed the live link, the account still connected.
       const removed = lookup
-        ? await deleteAuthorizationsOfAccount(tx, lookup, { linkedBefore: linkedBefore(event) })
+        ? await deleteAuthorizationsOfAccount(tx, lookup, {
+          linkedBefore: linkedBefore(event),
+          livemode: event.livemode,
+        })
         : [];
       return { replay: false, removed };
     },

@@ -139,17 +139,20 @@ export async function deleteAuthorization(
 
 /**
  * Deletes the authorizations of an account; with `linkedBefore`, only those whose keys were
- * written before it (`updated_at` changes only when keys are: a link or a re-link).
+ * written before it (`updated_at` changes only when keys are: a link or a re-link); with
+ * `livemode`, only those linked in that mode.
  */
 export async function deleteAuthorizationsOfAccount(
   tx: Queryable,
   accountLookup: string,
-  options: { linkedBefore?: Date } = {},
+  options: { linkedBefore?: Date; livemode?: boolean } = {},
 ): Promise<AuthorizationRow[]> {
   const before = options.linkedBefore ?? null;
+  const livemode = options.livemode ?? null;
   const rows = await tx`delete from stripe_authorizations
     where account_lookup = ${accountLookup}
       and (${before}::timestamptz is null or updated_at < ${before}::timestamptz)
+      and (${livemode}::boolean is null or livemode = ${livemode}::boolean)
     returning *`;
   return rows.map(normalize);
 }
