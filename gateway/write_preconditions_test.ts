@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { firstError, JSONAPI, topicsGateway } from "./_test_utils.ts";
 import { matchesStrongly } from "./middleware/write_preconditions.ts";
 
 const rename = (id: string, name: string) => ({
@@ -151,4 +152,42 @@ Deno.test("[gateway] a write whose If-None-Match names the current representatio
     const headers = { "If-Match": '"stale"', "If-None-Match": (await current()).etag };
     expectError(await patch("Third", headers), 412, { header: "If-Match" });
   });
+});
+
+// RFC 9110 §13.2.1: preconditions are ignored where the request without them would not be a 2xx,
+// and a method the route does not have is a 405 whatever it carries. The read that evaluates them
+// ran for any method: `PUT` on a readable URL with a stale If-Match was a 412, and with the
+// service down a 503, where the same request without the header was the path's 405 (a review).
+Deno.test("[gateway] a method the route does not have is 405 with or without preconditions", async (t) => {
+  await using gw = await topicsGateway();
+  const { gateway } = gw;
+  const send = (method: string, path: string, headers: Record<string, string>) =>
+    gateway.app.fetch(
+      new Request(`http://gateway.test${path}`, {
+        method,
+        headers: { Accept: JSONAPI, "Content-Type": JSONAPI, ...headers },
+        body: method === "GET" ? undefined : "{}",
+      }),
+    );
+  const read = await send("GET", "/v1/event-topics", {});
+  assert.equal(read.status, 200);
+  await read.body?.cancel();
+  const cases: [string, string, string, Record<string, string>][] = [
+    ["a stale If-Match on a readable URL", "PUT", "/v1/event-topics", { "If-Match": '"stale"' }],
+    ["its current tag in If-None-Match", "PATCH", "/v1/event-topics", {
+      "If-None-Match": read.headers.get("ETag")!,
+    }],
+    ["If-Match where the service is down", "PUT", "/v1/users/1", { "If-Match": "*" }],
+    ["an unknown method with If-None-Match: *", "FOO", "/v1/event-topics", {
+      "If-None-Match": "*",
+    }],
+  ];
+  for (const [what, method, path, headers] of cases) {
+    await t.step(`${what}: 405 with Allow`, async () => {
+      const reply = await send(method, path, headers);
+      const error = await firstError(reply);
+      assert.equal(reply.status, 405, JSON.stringify(error));
+      assert.ok(reply.headers.get("Allow")?.includes("GET"));
+    });
+  }
 });

@@ -24,6 +24,7 @@
  * ```
  */
 import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { failedPrecondition, type WritePrecondition } from "@shared/errors.ts";
 import { matchesEtag } from "../http_cache.ts";
 import type { GatewayEnv } from "../env.ts";
@@ -86,6 +87,10 @@ export function writePreconditions(
     if (unconditional || method === "GET" || method === "HEAD" || method === "OPTIONS") {
       return await next();
     }
+    // Only a method the route has (middlewares and the 405 fallback match as ALL): anything else
+    // is the path's 405, which preconditions must not turn into a 412 or a failed read's 503
+    // (RFC 9110 §13.2.1).
+    if (!matchedRoutes(c).some((route) => route.method === method)) return await next();
     const current = await read(readOf(c.req.raw, c.get("requestId")));
     if (current.status >= 500) return current;
     const etag = current.headers.get("ETag");
