@@ -707,6 +707,42 @@ Deno.test("[gateway] a Host that is no host name is refused, and never decides w
   }
 });
 
+// `Request.url` is built from Host (or an absolute-form target's authority) without a check, and
+// `new Request` refuses what no URL can hold: the write preconditions' read of a write with
+// Host `[` or `a:99999` was a 500 (a review, 2026-12-05). RFC 9112 §3.2: an invalid Host is a 400,
+// and the relay's short way must not answer what the full path refuses.
+Deno.test("[gateway] a Host or URL authority no URL can hold is a 400, never a 500 nor a hit", async (t) => {
+  await using gw = await hitGateway();
+  await using servers = await twoServers(gw);
+  {
+    using wire = await Wire.open(servers.relaying.port);
+    for (let i = 0; i < 3; i++) {
+      await wire.send(`${HEAD}\r\n`);
+      assert.match(await wire.answer(), /^HTTP\/1\.1 200 /, "learned");
+    }
+  }
+  const write = (target: string, host: string) =>
+    `POST ${target} HTTP/1.1\r\nHost: ${host}\r\nIf-None-Match: *\r\n` +
+    `Content-Type: ${JSONAPI}\r\nContent-Length: 2\r\n\r\n{}`;
+  const requests: [string, string][] = [];
+  for (const host of ["[", "a:b:c", "a:99999", "1.2.3.999", "a.999"]) {
+    requests.push([`GET with Host ${host}`, HEAD.replace("Host: x", `Host: ${host}`) + "\r\n"]);
+    requests.push([`a conditional write with Host ${host}`, write("/v1/event-topics", host)]);
+  }
+  for (const authority of ["[", "a:99999", "1.2.3.999"]) {
+    const target = `http://${authority}/v1/event-topics`;
+    requests.push([`a conditional write to ${target}`, write(target, "x")]);
+  }
+  for (const [what, request] of requests) {
+    await t.step(what, async () => {
+      using wire = await Wire.open(servers.relaying.port);
+      await wire.send(request);
+      const answer = await wire.answer();
+      assert.match(answer, /^HTTP\/1\.1 400 /, answer.split("\r\n\r\n")[1]);
+    });
+  }
+});
+
 Deno.test("[gateway] a bare LF in a head sends it to Deno.serve, never to the relay's answer", async (t) => {
   await using gw = await hitGateway();
   await using servers = await twoServers(gw);
