@@ -313,12 +313,18 @@ export async function deleteCode(tx: Queryable, id: string, permanent: boolean):
   return deleted.count > 0;
 }
 
-/** Which live codes hold `eventId`: its ticket codes and the event code applied to it. */
+/**
+ * Which live codes hold `eventId`: its ticket codes and the event code applied to it, in id
+ * order, the order an event's deletion locks them in (as `detachTicket` does). In the order a
+ * scan met them (a code whose text changed comes last), that deletion and a ticket's, handled by
+ * two instances at once, deadlocked.
+ */
 export async function codesOfEvent(sql: Queryable, eventId: string): Promise<CodeRow[]> {
   return await sql<
     CodeRow[]
   >`select * from code_rows where deleted_at is null and (event_id = ${eventId}
-    or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))`;
+    or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))
+    order by id`;
 }
 
 /** Live codes `ticketId` is attached to. */
