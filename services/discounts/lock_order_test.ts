@@ -79,3 +79,20 @@ Deno.test("[discounts] an event's deletion and its ticket's, handled at once: no
     from discount_codes c where id in (${older}, ${newer}) order by id`;
   assert.deepEqual(rows.map((row) => [row.trashed, row.tickets]), [[true, 0], [true, 0]]);
 });
+
+// A purged user's codes were unset as marketer in the order the update met them; a ticket's
+// deletion locks them in id order: the same deadlock, between a user's purge and a ticket's.
+Deno.test("[discounts] a marketer's purge and a ticket's deletion, handled at once: no deadlock", async () => {
+  await using system = await startDiscountsSystem();
+  const { cast, ticketId, older, newer } = await twoCodesOnATicket(system);
+  const purged = { ...exampleFact("catalog.user.deleted", { id: cast.owner.id }), purged: true };
+  const results = await handledTogether(system, older, [
+    exampleFact("catalog.ticket.deleted", { id: ticketId }),
+    purged as Fact,
+  ]);
+  assert.deepEqual(reasons(results), []);
+  const rows = await system.dsql`select marketer_id,
+    (select count(*)::int from discount_code_tickets t where t.discount_code_id = c.id) as tickets
+    from discount_codes c where id in (${older}, ${newer}) order by id`;
+  assert.deepEqual(rows.map((row) => [row.marketer_id, row.tickets]), [[null, 0], [null, 0]]);
+});

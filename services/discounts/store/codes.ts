@@ -415,8 +415,13 @@ export async function purgeCodesOfEvent(tx: Queryable, eventId: string): Promise
   return rows;
 }
 
-/** Unsets a purged user as the marketer of every code, trashed ones too; returns their ids. */
+/**
+ * Unsets a purged user as the marketer of every code, trashed ones too; returns their ids. The
+ * codes are locked in id order first: the update alone took them in the order it met them, and
+ * deadlocked with a ticket's deletion (`detachTicket`) handled at once by another instance.
+ */
 export async function forgetMarketer(tx: Queryable, userId: string): Promise<string[]> {
+  await tx`select id from discount_codes where marketer_id = ${userId} order by id for update`;
   const rows = await tx<{ id: string }[]>`update discount_codes set marketer_id = null
     where marketer_id = ${userId} returning id::text as id`;
   return rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b));
