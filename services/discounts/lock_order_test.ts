@@ -96,3 +96,34 @@ Deno.test("[discounts] a marketer's purge and a ticket's deletion, handled at on
     from discount_codes c where id in (${older}, ${newer}) order by id`;
   assert.deepEqual(rows.map((row) => [row.marketer_id, row.tickets]), [[null, 0], [null, 0]]);
 });
+
+// Event codes applied to the same events, named in other orders: each write inserted its
+// applications in the order the client named the events, so one could hold an event's row
+// (unique: one event code per event) that the other wanted while wanting one the other held.
+// Postgres aborted one: a 503 where the unique index makes the later of the two a 409.
+Deno.test("[discounts] two event codes applied to the same events at once: a 409, no deadlock", async () => {
+  await using system = await startDiscountsSystem();
+  const token = system.admin.token;
+  const events: string[] = [];
+  for (let i = 0; i < 4; i++) events.push((await system.createEvent(token)).id);
+  const [e1, e2, e3, elsewhere] = events;
+  const applied = await system.createCode(token, { usedFor: "event", eventIds: [elsewhere] });
+  const session = await system.dsql.reserve();
+  let replies: { status: number }[];
+  try {
+    // The test's own session applies a code to the third event, uncommitted: the first write
+    // applies the first event, then waits for the third.
+    await session`begin`;
+    await session`insert into discount_code_events (event_id, discount_code_id)
+      values (${e3}, ${applied})`;
+    const one = system.postCode(token, { usedFor: "event", eventIds: [e1, e3, e2] });
+    await untilWaitingForLocks(system.dsql, { count: 1, what: "the first write" });
+    const two = system.postCode(token, { usedFor: "event", eventIds: [e2, e1] });
+    await untilWaitingForLocks(system.dsql, { count: 2, what: "both writes" });
+    await session`rollback`;
+    replies = await Promise.all([one, two]);
+  } finally {
+    session.release();
+  }
+  assert.deepEqual(replies.map((reply) => reply.status), [201, 409]);
+});

@@ -229,7 +229,11 @@ async function setEvents(
   const kept = await tx<{ event_id: string }[]>`select event_id::text from discount_code_events
     where discount_code_id = ${id}`;
   const stay = new Set(kept.map((row) => row.event_id));
+  // In id order, whatever order the client named them in: two writes applying codes to the same
+  // events took their rows (unique: one event code per event) in opposite orders and deadlocked,
+  // a 503 where the later write is a 409.
   const rows = eventIds.filter((event_id) => !stay.has(event_id))
+    .toSorted((a, b) => Number(a) - Number(b))
     .map((event_id) => ({ discount_code_id: id, event_id }));
   if (rows.length) {
     await tx`insert into discount_code_events ${tx(rows, "discount_code_id", "event_id")}`;
