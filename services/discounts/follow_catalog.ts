@@ -34,6 +34,7 @@ import {
   detachTicket,
   forgetMarketer,
   getCode,
+  lockCodesOfEvent,
   purgeCodesOfEvent,
   unapplyEvent,
 } from "./store/codes.ts";
@@ -90,6 +91,7 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
   await changeWithFact(sql, relay, async (tx) => {
     // Codes written while the event was being deleted are waited for (store/catalog_names.ts).
     await holdCatalogName(tx, "event", eventId);
+    await lockCodesOfEvent(tx, eventId);
     const changed: NewFact[] = [];
     if (fact.purged) {
       for (const row of await purgeCodesOfEvent(tx, eventId)) {

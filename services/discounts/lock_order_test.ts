@@ -127,3 +127,26 @@ Deno.test("[discounts] two event codes applied to the same events at once: a 409
   }
   assert.deepEqual(replies.map((reply) => reply.status), [201, 409]);
 });
+
+// A purged event's ticket codes were locked (and deleted) before the event code applied to it,
+// whatever their ids; a purged marketer's codes are locked in id order. Handled at once by two
+// instances, an event's purge and the purge of the admin who made its codes deadlocked.
+Deno.test("[discounts] an event's purge and its codes' marketer's, handled at once: no deadlock", async () => {
+  await using system = await startDiscountsSystem();
+  const token = system.admin.token;
+  const eventId = (await system.createEvent(token)).id;
+  const eventCode = await system.createCode(token, { usedFor: "event", eventIds: [eventId] });
+  const ticketCode = await system.createCode(token, { eventId });
+  assert.ok(Number(eventCode) < Number(ticketCode));
+  const purge = <F extends Fact>(fact: F): F => ({ ...fact, purged: true });
+  const results = await handledTogether(system, eventCode, [
+    purge(exampleFact("catalog.user.deleted", { id: system.admin.id })),
+    purge(exampleFact("catalog.event.deleted", { id: eventId })),
+  ]);
+  assert.deepEqual(reasons(results), []);
+  const rows = await system.dsql`select id::text, marketer_id, event_ids from code_rows
+    order by id`;
+  assert.deepEqual(rows.map((row) => [row.id, row.marketer_id, row.event_ids]), [
+    [eventCode, null, []],
+  ]);
+});

@@ -319,9 +319,9 @@ export async function deleteCode(tx: Queryable, id: string, permanent: boolean):
 
 /**
  * Which live codes hold `eventId`: its ticket codes and the event code applied to it, in id
- * order, the order an event's deletion locks them in (as `detachTicket` does). In the order a
- * scan met them (a code whose text changed comes last), that deletion and a ticket's, handled by
- * two instances at once, deadlocked.
+ * order, the order an event's deletion locks them in (`lockCodesOfEvent`). In the order a scan
+ * met them (a code whose text changed comes last), that deletion and a ticket's, handled by two
+ * instances at once, deadlocked.
  */
 export async function codesOfEvent(sql: Queryable, eventId: string): Promise<CodeRow[]> {
   return await sql<
@@ -329,6 +329,18 @@ export async function codesOfEvent(sql: Queryable, eventId: string): Promise<Cod
   >`select * from code_rows where deleted_at is null and (event_id = ${eventId}
     or id in (select discount_code_id from discount_code_events where event_id = ${eventId}))
     order by id`;
+}
+
+/**
+ * Locks every code an event's deletion may change, in id order, before it changes any: its ticket
+ * codes, trashed ones too (a purge deletes them), and the event codes applied to it. A purge
+ * locked its ticket codes before the event code, whatever their ids, and deadlocked with a purged
+ * marketer's codes (`forgetMarketer`) handled at once by another instance.
+ */
+export async function lockCodesOfEvent(tx: Queryable, eventId: string): Promise<void> {
+  await tx`select id from discount_codes where event_id = ${eventId}
+    or id in (select discount_code_id from discount_code_events where event_id = ${eventId})
+    order by id for update`;
 }
 
 /** Live codes `ticketId` is attached to. */
