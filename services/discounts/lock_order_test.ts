@@ -1,7 +1,7 @@
 /**
  * Writes that lock several codes lock them in id order (README, "Concurrent writes Postgres
- * refuses"). Each case holds one code's row from the test's own session, so that two writes
- * (catalog facts handled by two instances at once) meet in the order that deadlocked.
+ * refuses"). Each case holds a row from the test's own session, so that two writes (catalog facts
+ * handled by two instances at once, or two requests) meet in the order that deadlocked.
  */
 import assert from "node:assert/strict";
 import { expectStatus } from "@testing/system.ts";
@@ -34,7 +34,8 @@ async function twoCodesOnATicket(system: DiscountsTestSystem) {
 
 /**
  * Handles `first`, then `second`, each as its own instance would, with code `held` locked by the
- * test until both wait: `first` for the held code, `second` too, having locked another already.
+ * test until both wait: `first` for the held code, `second` too (in the order that deadlocked,
+ * having locked another code already).
  */
 async function handledTogether(
   system: DiscountsTestSystem,
