@@ -106,7 +106,9 @@ export const catalogContract = defineContract({
     /**
      * Who the actor is and, when `event` (id or identifier) is given, that event and the actor's
      * roles on it. `event` is null when it does not exist, is deleted, or the actor may not see
-     * it. Always fresh: a revoked role or admin flag counts on the next call.
+     * it. Always fresh: a revoked role or admin flag counts on the next call. With `events` (up
+     * to 1,000 ids or identifiers), each of them as `event` would be answered, in one round trip:
+     * for the parents of an include.
      */
     "internal.access": busOperation("catalog.internal.access", "access"),
     /** Live tickets by id (unknown or deleted ones are left out). */

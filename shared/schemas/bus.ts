@@ -102,13 +102,23 @@ export const eventAccessSchema = z.object({
   roles: z.array(z.enum(["owner", "organizer", "coorganizer"])),
 });
 
+/** Most events one access question may name (`events`): a page of the gateway's includes. */
+export const ACCESS_EVENTS_MAX = 1000;
+
 export const accessRequestSchema = z.object({
   actor: actorSchema.nullable(),
   event: z.string().max(64).optional(),
+  /**
+   * Several events at once (ids or identifiers), answered in the reply's `events`: the parents
+   * of an include ask in one round trip, not one each.
+   */
+  events: z.array(z.string().max(64)).max(ACCESS_EVENTS_MAX).optional(),
 });
 export const accessReplySchema = z.object({
   caller: callerSchema.nullable(),
   event: eventAccessSchema.nullable(),
+  /** With `events` asked: each key asked for, and that event as `event` would answer it. */
+  events: z.record(z.string(), eventAccessSchema.nullable()).optional(),
 });
 
 export const ticketInfoSchema = z.object({

@@ -1,6 +1,6 @@
 /**
  * Capabilities other services ask the catalog for over the bus: who a caller is, their roles on
- * an event, ticket prices, and lists of tickets or events among given ids. Other services never
+ * an event (or on many at once), ticket prices, and lists of tickets or events among given ids. Other services never
  * read the catalog's tables.
  */
 import { BadRequestError } from "@shared/errors.ts";
@@ -10,7 +10,7 @@ import { type ListQuery, parseListQuery, type QuerySpec } from "@shared/query.ts
 import { type Caller, type CatalogContext, loadCaller } from "../context.ts";
 import { eventDef, eventQuery, ticketDef, ticketQuery } from "../resources.ts";
 import type { Row } from "../store/common.ts";
-import { getEvent, listEvents } from "../store/events.ts";
+import { getEvent, getEventsWithRoles, listEvents } from "../store/events.ts";
 import { getTickets, listTickets } from "../store/tickets.ts";
 import { rolesOnEvent } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
@@ -22,24 +22,17 @@ export function internalHandlers(
   ctx: CatalogContext,
 ): Pick<CatalogHandlers, "internal.access" | "internal.tickets" | "internal.list"> {
   return {
-    "internal.access": async ({ actor, event: key }) => {
+    "internal.access": async ({ actor, event: key, events: keys }) => {
       // A token of a deleted user is refused here too (UnauthorizedError crosses the bus).
       const caller = await loadCaller(ctx.sql, actor);
-      if (!key) return { caller, event: null };
-      const event = await getEvent(ctx.sql, key, { viewer: viewer(caller) });
-      if (!event) return { caller, event: null };
-      const roles = caller ? await rolesOnEvent(ctx.sql, caller.id, String(event.id)) : [];
-      return {
-        caller,
-        event: {
-          id: String(event.id),
-          identifier: String(event.identifier),
-          state: event.state as "draft" | "published",
-          canPayByStripe: Boolean(event.can_pay_by_stripe),
-          isStripeLinked: Boolean(event.is_stripe_linked),
-          roles: roles as Role[],
-        },
-      };
+      const event = key ? await accessOf(ctx, caller, key) : null;
+      if (!keys) return { caller, event };
+      const found = await getEventsWithRoles(ctx.sql, keys, { viewer: viewer(caller) });
+      const events = Object.fromEntries(keys.map((asked) => {
+        const row = found.get(asked);
+        return [asked, row ? eventAccess(row.event, row.roles) : null];
+      }));
+      return { caller, event, events };
     },
     "internal.tickets": async ({ ids }) => {
       const rows = await getTickets(ctx.sql, ids);
@@ -72,6 +65,25 @@ export function internalHandlers(
         ...(reply.foreignRelations && { foreignRelations: reply.foreignRelations }),
       };
     },
+  };
+}
+
+/** The event `key` names as `caller` may see it, with their roles on it; null when none. */
+async function accessOf(ctx: CatalogContext, caller: Caller | null, key: string) {
+  const event = await getEvent(ctx.sql, key, { viewer: viewer(caller) });
+  if (!event) return null;
+  const roles = caller ? await rolesOnEvent(ctx.sql, caller.id, String(event.id)) : [];
+  return eventAccess(event, roles);
+}
+
+function eventAccess(event: Row, roles: string[]) {
+  return {
+    id: String(event.id),
+    identifier: String(event.identifier),
+    state: event.state as "draft" | "published",
+    canPayByStripe: Boolean(event.can_pay_by_stripe),
+    isStripeLinked: Boolean(event.is_stripe_linked),
+    roles: roles as Role[],
   };
 }
 

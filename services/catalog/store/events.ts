@@ -42,6 +42,43 @@ export async function getEvent(
   return row;
 }
 
+/**
+ * `getEvent` for many keys (ids or identifiers) in one statement, each found event with the
+ * viewer's roles on it (as `rolesOnEvent` reads them): by the key it was asked for.
+ */
+export async function getEventsWithRoles(
+  sql: Queryable,
+  keys: string[],
+  options: { viewer: Viewer },
+): Promise<Map<string, { event: EventRow; roles: string[] }>> {
+  const ids = keys.filter(isId);
+  const identifiers = keys.filter((key) => !isId(key) && /^[0-9a-f]{8}$/.test(key));
+  if (!ids.length && !identifiers.length) return new Map();
+  const { viewer } = options;
+  const among = [
+    ...(ids.length ? [sql`events.id in ${sql(ids)}`] : []),
+    ...(identifiers.length ? [sql`events.identifier in ${sql(identifiers)}`] : []),
+  ];
+  const rows = await sql<(EventRow & { viewer_roles: string[] })[]>`select events.*,
+      array(select r.role_name from users_events_roles r
+        where r.event_id = events.id and r.user_id = ${isId(viewer.id) ? viewer.id : null})
+        as viewer_roles
+    from events where (${among.length === 2 ? sql`${among[0]} or ${among[1]}` : among[0]})
+    and ${liveRows(sql, "events", false)} and ${visibleEvents(sql, viewer)}`;
+  // A key of digits is an id, never an identifier (as `eventKey` reads it).
+  const byId = new Map(rows.map(({ viewer_roles: roles, ...event }) => [
+    String(event.id),
+    { event: event as EventRow, roles },
+  ]));
+  const byIdentifier = new Map([...byId.values()].map((row) => [row.event.identifier, row]));
+  const found = new Map<string, { event: EventRow; roles: string[] }>();
+  for (const key of keys) {
+    const row = isId(key) ? byId.get(key) : byIdentifier.get(key);
+    if (row) found.set(key, row);
+  }
+  return found;
+}
+
 /** What `getEventAs` found: the caller (none: no such live user) and the event they may see. */
 export interface EventAs {
   caller?: Caller;
