@@ -1,7 +1,8 @@
 /**
  * Who is asking, and what they are to an event, as services other than the catalog learn it:
  * from `catalog.internal.access` on every request (no cache, so a revoked role or admin flag
- * counts on the very next request). The level rules are api-surface §2's.
+ * counts on the very next request), about one event or many at once. The level rules are
+ * api-surface §2's.
  *
  * @example
  * ```ts ignore
@@ -15,7 +16,7 @@ import type { Bus } from "./bus.ts";
 import { isAdmin } from "./handlers/guards.ts";
 import type { FactActor } from "./facts.ts";
 import type { Actor } from "./schemas/http.ts";
-import type { callerSchema, eventAccessSchema } from "./schemas/bus.ts";
+import { ACCESS_EVENTS_MAX, type callerSchema, type eventAccessSchema } from "./schemas/bus.ts";
 import { catalogInternal } from "./subjects.ts";
 
 export type Caller = z.infer<typeof callerSchema>;
@@ -30,6 +31,38 @@ export interface Access {
 /** An event key the catalog can look up: a bigint id or an 8-hex identifier. */
 export function isEventKey(key: string | undefined | null): key is string {
   return !!key && (isId(key) || /^[0-9a-f]{8}$/.test(key));
+}
+
+/** The caller and each event asked for (null: as `Access.event`), by the key asked with. */
+export interface ManyAccess {
+  caller: Caller | null;
+  events: Map<string, EventAccess | null>;
+}
+
+/**
+ * `askAccess` for many events in one request (one per `ACCESS_EVENTS_MAX` keys): what the
+ * parents of an include need, without a round trip each. Keys no event can have answer null.
+ */
+export async function askAccessMany(
+  bus: Bus,
+  actor: Actor | null,
+  events: readonly string[],
+): Promise<ManyAccess> {
+  const answers = new Map<string, EventAccess | null>(events.map((key) => [key, null]));
+  const keys = [...answers.keys()].filter(isEventKey);
+  if (!keys.length) return { caller: (await askAccess(bus, actor)).caller, events: answers };
+  const chunks = [];
+  for (let i = 0; i < keys.length; i += ACCESS_EVENTS_MAX) {
+    chunks.push(keys.slice(i, i + ACCESS_EVENTS_MAX));
+  }
+  const replies = await Promise.all(
+    chunks.map((chunk) => bus.request(catalogInternal.access, { actor, events: chunk })),
+  );
+  // A key the answer leaves out stays null: refused, never allowed by mistake.
+  for (const reply of replies) {
+    for (const key of Object.keys(reply.events ?? {})) answers.set(key, reply.events![key]);
+  }
+  return { caller: replies[0].caller, events: answers };
 }
 
 /** The caller and, when `event` is given, that event with the caller's roles on it. */

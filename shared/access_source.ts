@@ -15,7 +15,14 @@
  * access.stop();
  * ```
  */
-import { type Access, askAccess, isEventKey } from "./access.ts";
+import {
+  type Access,
+  askAccess,
+  askAccessMany,
+  type Caller,
+  isEventKey,
+  type ManyAccess,
+} from "./access.ts";
 import type { Bus } from "./bus.ts";
 import { UnauthorizedError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -29,6 +36,8 @@ const DEFAULT_ACCESS_TTL_MS = 5_000;
 export interface AccessSource {
   /** The caller and, when `event` is given, that event with the caller's roles. */
   ask(actor: Actor | null, event?: string | null): Promise<Access>;
+  /** `ask` for many events, in one question to the catalog for those not kept. */
+  askMany(actor: Actor | null, events: readonly string[]): Promise<ManyAccess>;
   /** Undefined when answers are not kept (`ttlMs` 0). */
   readonly projection?: AccessProjection;
   /** Stops following facts; later answers come from the catalog. */
@@ -59,39 +68,68 @@ export async function startAccessSource(
 ): Promise<AccessSource> {
   const ttlMs = options.ttlMs ?? DEFAULT_ACCESS_TTL_MS;
   if (ttlMs <= 0) {
-    return { ask: (actor, event) => askAccess(bus, actor, event), stop() {} };
+    return {
+      ask: (actor, event) => askAccess(bus, actor, event),
+      askMany: (actor, events) => askAccessMany(bus, actor, events),
+      stop() {},
+    };
   }
   const projection = new AccessProjection({ ttlMs });
   const stop = await followAccessFacts(bus, projection, options.log);
-  return {
-    projection,
-    stop,
-    async ask(actor, event) {
-      const key = isEventKey(event) ? event : undefined;
-      // A token's version is part of the key: an answer fetched with a fresh token is never
-      // served to a stale one (the catalog refuses that one: 401). A change of version drops
-      // the user's answers too (its `catalog.user.updated` fact, the gateway's announcement).
-      const entryKey = actor
-        ? `${actor.id}.${actor.tokenVersion ?? 0}/${key ?? ""}`
-        : `/${key ?? ""}`;
-      const hit = projection.lookup(entryKey);
-      if (hit) return hit;
-      const began = projection.begin();
-      const answer = await askAccess(bus, actor, key);
-      projection.store(entryKey, answer, tagsOf(actor, key, answer), began);
-      // Who the caller is came with it: kept as the answer without an event too, so a later
-      // question about the caller alone (shared/caller_first.ts after a refusal) is no round trip.
-      if (actor && key !== undefined) {
-        const callerAlone = { caller: answer.caller, event: null };
-        projection.store(
-          `${actor.id}.${actor.tokenVersion ?? 0}/`,
-          callerAlone,
-          [`u:${actor.id}`],
-          began,
-        );
-      }
-      return answer;
-    },
+  const keep = keeper(projection);
+  const ask = async (actor: Actor | null, event?: string | null) => {
+    const key = isEventKey(event) ? event : undefined;
+    const hit = projection.lookup(entryKey(actor, key));
+    if (hit) return hit;
+    const began = projection.begin();
+    const answer = await askAccess(bus, actor, key);
+    keep(actor, key, answer, began);
+    // Who the caller is came with it: kept as the answer without an event too, so a later
+    // question about the caller alone (shared/caller_first.ts after a refusal) is no round trip.
+    if (actor && key !== undefined) {
+      keep(actor, undefined, { caller: answer.caller, event: null }, began);
+    }
+    return answer;
+  };
+  const askMany = async (actor: Actor | null, events: readonly string[]) => {
+    const answers = new Map<string, Access["event"]>(events.map((key) => [key, null]));
+    let caller: Caller | null | undefined;
+    const missing: string[] = [];
+    for (const key of [...answers.keys()].filter(isEventKey)) {
+      const hit = projection.lookup(entryKey(actor, key));
+      if (hit) {
+        caller = hit.caller;
+        answers.set(key, hit.event);
+      } else missing.push(key);
+    }
+    if (!missing.length) return { caller: caller ?? (await ask(actor)).caller, events: answers };
+    const began = projection.begin();
+    const asked = await askAccessMany(bus, actor, missing);
+    for (const key of missing) {
+      const answer = { caller: asked.caller, event: asked.events.get(key) ?? null };
+      keep(actor, key, answer, began);
+      answers.set(key, answer.event);
+    }
+    if (actor) keep(actor, undefined, { caller: asked.caller, event: null }, began);
+    return { caller: asked.caller, events: answers };
+  };
+  return { projection, stop, ask, askMany };
+}
+
+/**
+ * Where an answer is kept: a token's version is part of the key, so an answer fetched with a
+ * fresh token is never served to a stale one (the catalog refuses that one: 401). A change of
+ * version drops the user's answers too (its `catalog.user.updated` fact, the gateway's
+ * announcement).
+ */
+function entryKey(actor: Actor | null, key: string | undefined): string {
+  return actor ? `${actor.id}.${actor.tokenVersion ?? 0}/${key ?? ""}` : `/${key ?? ""}`;
+}
+
+/** Stores an answer fetched since `began` (about `key`, or the caller alone) in `projection`. */
+function keeper(projection: AccessProjection) {
+  return (actor: Actor | null, key: string | undefined, answer: Access, began: number) => {
+    projection.store(entryKey(actor, key), answer, tagsOf(actor, key, answer), began);
   };
 }
 

@@ -8,7 +8,7 @@ import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
 import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import { checkFieldset } from "@shared/query.ts";
-import { type AuthorizationRow, getAuthorizations } from "../store/authorizations.ts";
+import { getAuthorizations } from "../store/authorizations.ts";
 
 export async function resolveAuthorizations(
   ctx: PaymentsContext,
@@ -18,12 +18,12 @@ export async function resolveAuthorizations(
   checkFieldset(fields, own, stripeAuthorizationQuery.sparse![own]);
   if (!actor || type !== "stripe-authorization") return { data: [] };
   const rows = await getAuthorizations(ctx.sql, ids);
-  const visible: AuthorizationRow[] = [];
-  for (const eventId of new Set(rows.map((row) => row.event_id))) {
-    const { caller, event } = await ctx.access.ask(actor, eventId);
-    if (caller && event && isOrganizer(caller, event)) {
-      visible.push(...rows.filter((row) => row.event_id === eventId));
-    }
-  }
+  if (!rows.length) return { data: [] };
+  // One question to the catalog for every event, not a round trip each.
+  const { caller, events } = await ctx.access.askMany(actor, rows.map((row) => row.event_id));
+  const visible = rows.filter((row) => {
+    const event = events.get(row.event_id) ?? null;
+    return caller && event && isOrganizer(caller, event);
+  });
   return { data: visible.map((row) => toResource(stripeAuthorizationDef, row)) };
 }

@@ -10,7 +10,7 @@ import type { z } from "zod";
 import { isOrganizer, type PaymentsContext } from "../context.ts";
 import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import { checkFieldset } from "@shared/query.ts";
-import { getAuthorizationOfEvent } from "../store/authorizations.ts";
+import { getAuthorizationsOfEvents } from "../store/authorizations.ts";
 
 export async function resolveRelatedAuthorizations(
   ctx: PaymentsContext,
@@ -26,13 +26,20 @@ export async function resolveRelatedAuthorizations(
     return { linkage, data };
   }
   if (!actor) return { linkage: Object.fromEntries(parentIds.map((id) => [id, null])), data };
-  for (const eventId of new Set(parentIds)) {
-    linkage[eventId] = null;
-    const { caller, event } = await ctx.access.ask(actor, eventId);
+  // One question to the catalog and one query for every parent, not a round trip each.
+  const { caller, events } = await ctx.access.askMany(actor, parentIds);
+  // By event id, the parents naming it (an id and an identifier may name the same event).
+  const organized = new Map<string, string[]>();
+  for (const [parentId, event] of events) {
+    linkage[parentId] = null;
     if (!caller || !event || !isOrganizer(caller, event)) continue;
-    const row = await getAuthorizationOfEvent(ctx.sql, event.id);
-    linkage[eventId] = row ? { type: "stripe-authorization", id: String(row.id) } : null;
-    if (row) data.push(toResource(stripeAuthorizationDef, row));
+    organized.set(event.id, [...organized.get(event.id) ?? [], parentId]);
+  }
+  for (const row of await getAuthorizationsOfEvents(ctx.sql, [...organized.keys()])) {
+    for (const parentId of organized.get(row.event_id)!) {
+      linkage[parentId] = { type: "stripe-authorization", id: String(row.id) };
+    }
+    data.push(toResource(stripeAuthorizationDef, row));
   }
   return { linkage, data };
 }

@@ -71,6 +71,17 @@ export async function getAuthorizationOfEvent(
   return row ? normalize(row) : null;
 }
 
+/** The authorizations of these events (at most one each), in one query. */
+export async function getAuthorizationsOfEvents(
+  sql: Queryable,
+  eventIds: string[],
+): Promise<AuthorizationRow[]> {
+  const valid = eventIds.filter(isId);
+  if (!valid.length) return [];
+  const rows = await sql`select * from stripe_authorizations where event_id in ${sql(valid)}`;
+  return rows.map(normalize);
+}
+
 export async function getAuthorizations(
   sql: Queryable,
   ids: string[],
