@@ -7,7 +7,13 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
-import { type Access, type Caller, type EventAccess, isCoorganizer } from "@shared/access.ts";
+import {
+  type Access,
+  type Caller,
+  type EventAccess,
+  isCoorganizer,
+  type ManyAccess,
+} from "@shared/access.ts";
 import { ForbiddenError } from "@shared/errors.ts";
 import { requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/facts.ts";
@@ -34,6 +40,15 @@ export function access(
   event?: string | null,
 ): Promise<Access> {
   return ctx.access.ask(actor, event);
+}
+
+/** `access` for many events in one question to the catalog: for includes of many parents. */
+export function accessMany(
+  ctx: DiscountsContext,
+  actor: Actor | null,
+  events: readonly string[],
+): Promise<ManyAccess> {
+  return ctx.access.askMany(actor, events);
 }
 
 export function requireCoorganizer(

@@ -18,6 +18,7 @@ import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog, catalogInternal } from "@shared/subjects.ts";
 import {
   access,
+  accessMany,
   type Caller,
   type DiscountsContext,
   factActor,
@@ -172,6 +173,7 @@ export async function readableEventsOf(
 ): Promise<string[] | undefined> {
   if (isAdmin(who.caller)) return undefined;
   const eventIds = await eventsOfMarketer(ctx.sql, who.userId);
-  const answers = await Promise.all(eventIds.map((id) => access(ctx, who.actor, id)));
-  return eventIds.filter((_, i) => isCoorganizer(answers[i].caller, answers[i].event));
+  if (!eventIds.length) return [];
+  const { caller, events } = await accessMany(ctx, who.actor, eventIds);
+  return eventIds.filter((id) => isCoorganizer(caller, events.get(id) ?? null));
 }

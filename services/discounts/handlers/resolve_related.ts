@@ -13,7 +13,7 @@ import type { Actor } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
-import { access, type DiscountsContext, isCoorganizer } from "../context.ts";
+import { access, accessMany, type DiscountsContext, isCoorganizer } from "../context.ts";
 import { codeDef, codeQuery } from "../resources.ts";
 import { checkFieldset } from "@shared/query.ts";
 import { readableEventsOf } from "./common.ts";
@@ -70,17 +70,19 @@ export async function resolveRelatedCodes(
 /** A ticket's codes, for the co-organizers of its event. */
 async function ticketsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
   const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids });
+  if (!tickets.length) return;
+  // One question to the catalog for every event, not a round trip each.
+  const { caller, events } = await accessMany(ctx, actor, tickets.map((t) => t.eventId));
   for (const ticket of tickets) {
-    const { caller, event } = await access(ctx, actor, ticket.eventId);
-    if (!isCoorganizer(caller, event)) continue;
+    if (!isCoorganizer(caller, events.get(ticket.eventId) ?? null)) continue;
     addCodes(related, ticket.id, await codesOfTicket(ctx.sql, ticket.id));
   }
 }
 
 /** An event's ticket codes, for its co-organizers. */
 async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
-  for (const eventId of new Set(ids)) {
-    const { caller, event } = await access(ctx, actor, eventId);
+  const { caller, events } = await accessMany(ctx, actor, ids);
+  for (const [eventId, event] of events) {
     if (!event || !isCoorganizer(caller, event)) continue;
     const codes = (await codesOfEvent(ctx.sql, event.id))
       .filter((code) => code.used_for === "ticket");
@@ -109,8 +111,8 @@ async function eventsEventCode(
   ids: string[],
   related: Related,
 ) {
-  for (const eventId of new Set(ids)) {
-    const { caller, event } = await access(ctx, actor, eventId);
+  const { caller, events } = await accessMany(ctx, actor, ids);
+  for (const [eventId, event] of events) {
     if (!event || !isAdmin(caller)) continue;
     const code = await eventCodeOf(ctx.sql, event.id);
     related.linkage[eventId] = code ? link(code) : null;

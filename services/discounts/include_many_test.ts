@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { catalogInternal } from "@shared/subjects.ts";
+import { type CallResult, expectStatus } from "@testing/system.ts";
+import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
+
+const EVENTS = 1000;
+
+/** `path` as `token`'s user, and how many access questions the catalog got meanwhile. */
+async function counted(system: DiscountsTestSystem, path: string, token: string) {
+  const asked = system.bus.nc.subscribe(system.bus.subject(catalogInternal.access.subject));
+  await system.bus.nc.flush();
+  const began = performance.now();
+  const reply: CallResult = await system.call("GET", path, { token });
+  const tookMs = Math.round(performance.now() - began);
+  await system.bus.nc.flush();
+  asked.unsubscribe();
+  expectStatus(reply, 200);
+  console.log(`${path}: ${tookMs} ms, ${asked.getReceived()} access questions`);
+  return { reply, questions: asked.getReceived() };
+}
+
+// A review (2026-12-05): the codes of a page of events or tickets were resolved by asking the
+// catalog for the caller's roles one event at a time, a bus round trip per event.
+Deno.test("[discounts] includes of codes on 1,000 events or tickets ask the catalog a bounded number of times", async (t) => {
+  // Nothing kept (ACCESS_CACHE_TTL_MS=0): every question the includes ask reaches the catalog.
+  await using system = await startDiscountsSystem({ accessTtlMs: 0 });
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticketId],
+  });
+  const more = await system.sql`insert into events (identifier, name, starts_at, ends_at, state,
+      owner_id)
+    select lpad(to_hex(i + 2000000), 8, '0'), 'Event ' || i, now() + interval '1 day',
+      now() + interval '2 days', 'published', ${cast.owner.id}
+    from generate_series(1, ${EVENTS - 1}) as i returning id`;
+  await system.sql`insert into tickets (event_id, name, type)
+    select id, 'Ticket', 'free' from events where id in ${system.sql(more.map((row) => row.id))}`;
+  // The event code applied to every event is the admin's to see, never the co-organizer's.
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  const token = { admin: system.admin.token, coorganizer: cast.coorganizer.token };
+  const ids = (resources: { id: string }[]) => resources.map((r) => r.id).sort();
+
+  await t.step("admin: tickets of 1,000 events include their codes in few questions", async () => {
+    const path = `/v1/tickets?include=discount-codes&fields[ticket]=name&page[size]=${EVENTS}`;
+    const { reply, questions } = await counted(system, path, token.admin);
+    assert.equal(reply.body.data.length, EVENTS);
+    assert.deepEqual(ids(reply.body.included), [code]);
+    assert.ok(questions <= 5, `${questions} access questions`);
+  });
+
+  const cases = [
+    { who: "admin", include: "discount-codes,discount-code", seen: [code, eventCode].sort() },
+    { who: "coorganizer", include: "discount-codes,discount-code", seen: [code] },
+  ] as const;
+  for (const { who, include, seen } of cases) {
+    await t.step(`${who}: events include their codes in few access questions`, async () => {
+      const path = `/v1/events?include=${include}&fields[event]=name&page[size]=${EVENTS}`;
+      const { reply, questions } = await counted(system, path, token[who]);
+      assert.equal(reply.body.data.length, EVENTS);
+      assert.deepEqual(ids(reply.body.included), seen);
+      assert.ok(questions <= 5, `${questions} access questions`);
+    });
+  }
+});
