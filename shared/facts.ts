@@ -193,8 +193,17 @@ export function buildFact<K extends FactType>(fact: NewFact<K>, time = new Date(
     data: parsed.data,
     ...actor,
     ...(fact.purged ? { purged: true } : {}),
-    ...(fact.changed?.length ? { changed: fact.changed.join(",") } : {}),
+    ...changedOf(fact.changed, parsed.data as Record<string, unknown>),
   } as Fact<K>;
+}
+
+/**
+ * An update's `changed`: only the names `data` carries (a service compares its whole resource,
+ * which names more, such as a ticket's derived `max-order`), in the order of `data`'s schema.
+ */
+function changedOf(changed: readonly string[] = [], data: Record<string, unknown>) {
+  const names = Object.keys(data).filter((name) => changed.includes(name));
+  return names.length ? { changed: names.join(",") } : {};
 }
 
 /**

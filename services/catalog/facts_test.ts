@@ -445,6 +445,13 @@ Deno.test("[catalog] an update's fact names the public attributes it changed", a
     const data = { type: "event", id: event.id, attributes: { state: "published" } };
     assert.equal(await changedBy(user.token, eventPath, data), "state");
   });
+  // Found by a review: `changed` named what the HTTP resource derives from the change but the
+  // fact's data does not carry (a ticket's `max-order`), so a subscriber looked for it in vain.
+  await t.step("a ticket's quantity: only names its data carries", async () => {
+    const ticket = await system.createTicket(user.token, event.id);
+    const data = { type: "ticket", id: ticket, attributes: { quantity: 7, name: "Renamed" } };
+    assert.equal(await changedBy(user.token, `/v1/tickets/${ticket}`, data), "name,quantity");
+  });
   await t.step("an account promoted at start: is-admin,is-super-admin", async () => {
     const other = await system.signUp();
     const config = { ...system.config, adminEmail: other.email, adminPassword: "operator's own" };
