@@ -26,7 +26,14 @@ function link(sql: Sql, relay: FactRelay, linked: boolean) {
       sql,
       relay,
       (tx) => applyStripeLink(tx, fact.data.event, linked, new Date(fact.time)),
-      (event) => event ? catalogFact(factActor(fact), "event", "updated", event) : null,
+      // applyStripeLink returns the event only when its link flipped: that is what changed.
+      (event) =>
+        event
+          ? {
+            ...catalogFact(factActor(fact), "event", "updated", event),
+            changed: ["is-stripe-linked"],
+          }
+          : null,
     );
   };
 }

@@ -70,6 +70,9 @@ Deno.test("[catalog] is-stripe-linked follows payments facts, also those sent wh
       ) => [f.type, f.data.id, (f.data as Record<string, unknown>)["is-stripe-linked"]]),
       [["catalog.event.updated", id, true], ["catalog.event.updated", id, false]],
     );
+    // Saying what changed, as every update of one row on its own does (found by a review: a
+    // subscriber reading `changed` could not tell a Stripe link from an untold change).
+    assert.deepEqual(announced.map((f) => f.changed), ["is-stripe-linked", "is-stripe-linked"]);
   } finally {
     await deleteFactStream(b.bus);
     await sql.end();
