@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
-import { facts } from "@shared/subjects.ts";
+import { discountsRedemption, facts } from "@shared/subjects.ts";
 import {
   codeBody,
   type DiscountsTestSystem,
@@ -195,9 +195,16 @@ async function codes(
       "tickets-number": null,
       "valid-from": null,
       "valid-till": null,
+      "is-active": true,
     }),
   }));
   await post(codeBody({ eventId: events.event, attributes: { type: "percent", value: 100 } }));
+  // Redemptions of the most uses an order may hold, under the longest unicode order ids.
+  for (const [orderId, end] of [[LONG(128, UNICODE), "confirm"], [LONG(128, "ø"), "release"]]) {
+    const step = { codeId: edge, orderId };
+    await s.bus.request(discountsRedemption.reserve, { ...step, quantity: 1_000_000 });
+    await s.bus.request(discountsRedemption[end as "confirm" | "release"], step);
+  }
 }
 
 /** Cascades and the trash: a topic's deletion, a sub-topic moved, restores and purges. */
