@@ -243,6 +243,10 @@ export async function consumeFacts<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
 ): Promise<FactConsumer> {
+  // Refused before anything is made: an Invalid Date failed deep in the set-up, as a RangeError.
+  if (options.start instanceof Date && Number.isNaN(options.start.getTime())) {
+    throw new Error("Cannot consume facts: start is not a valid time");
+  }
   const { jsm, stream, name, floor, streamCreated } = await openConsumer(bus, options);
   const js = jetstream(bus.nc);
   const consumer = await js.consumers.get(stream, name);

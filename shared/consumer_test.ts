@@ -662,6 +662,19 @@ Deno.test("[consumer] start picks the beginning, a time, or new facts only", asy
   await t.step("new: only what comes after the consumer starts", async () => {
     assert.deepEqual(await read("new", 4, [4]), ["4"]);
   });
+  // A subscriber's START=yesterday became `new Date("yesterday")`: it crashed with a bare
+  // "RangeError: Invalid time value" from deep in the consumer set-up.
+  await t.step("an invalid time is refused, saying so, and no consumer is made", async () => {
+    const jsm = await jetstreamManager(b.bus.nc);
+    const count = async () =>
+      (await Array.fromAsync(await jsm.consumers.list(facts.stream(b.prefix)))).length;
+    const before = await count();
+    await assert.rejects(
+      () => read(new Date("yesterday"), 1),
+      /^Error: Cannot consume facts: start is not a valid time$/,
+    );
+    assert.equal(await count(), before);
+  });
 });
 
 Deno.test("[consumer] facts in hand longer than the ack wait are not delivered again", async () => {
