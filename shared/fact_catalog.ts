@@ -162,9 +162,14 @@ const stripeAuthorization = resource("stripe-authorization", {
 export const FACTS = {
   "catalog.user.created": user("A user signed up, or the first admin was created at start-up."),
   "catalog.user.updated": user(
-    "A user changed (also the configured admin, set again at start-up).",
+    "A user changed (also the configured admin, set again at start-up). Also: their restore by " +
+      "an admin (after a `catalog.user.deleted` without `purged`, `deleted-at` back to null).",
   ),
-  "catalog.user.deleted": user("A user was deleted."),
+  "catalog.user.deleted": user(
+    "A user was deleted: into the trash (`deleted-at` set; an admin may restore them, announced " +
+      "as `catalog.user.updated`), or for good (`purged`, after their roles and the events that " +
+      "lose them as owner).",
+  ),
   "catalog.user.logged-in": user("A user logged in (a token was issued)."),
   "catalog.users-events-role.created": usersEventsRole(
     "A user was given a role on an event (including the owner of a new event).",
@@ -195,9 +200,14 @@ export const FACTS = {
       "(`catalog.event-sub-topic.deleted`).",
   ),
   "catalog.event-sub-topic.created": eventSubTopic("An event sub-topic was created."),
-  "catalog.event-sub-topic.updated": eventSubTopic("An event sub-topic changed."),
+  "catalog.event-sub-topic.updated": eventSubTopic(
+    "An event sub-topic changed. Also: its restore by an admin (`deleted-at` back to null), " +
+      "on its own or with its topic (after the topic's `catalog.event-topic.updated`).",
+  ),
   "catalog.event-sub-topic.deleted": eventSubTopic(
-    "An event sub-topic was deleted (also when its topic was purged).",
+    "An event sub-topic was deleted, into the trash (`deleted-at` set; an admin may restore " +
+      "it, announced as `catalog.event-sub-topic.updated`) or for good (`purged`), after the " +
+      "events unlinked from it; also with its topic, before the topic's own fact.",
   ),
   "catalog.ticket.created": ticket("A ticket was created."),
   "catalog.ticket.updated": ticket("A ticket changed."),

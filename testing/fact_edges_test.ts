@@ -39,9 +39,12 @@ async function documents() {
   assert.ok(document, "the AsyncAPI document parses");
   const ajv = newAjv();
   const channels = new Map<string, ValidateFunction>();
+  const descriptions = new Map<string, string>();
   for (const channel of document.channels().all()) {
     const [message] = channel.messages().all();
     channels.set(channel.address()!, ajv.compile(message.payload()!.json()));
+    const type = channel.address()!.replace("{prefix}.facts.", "");
+    descriptions.set(type, `${channel.description() ?? ""} ${message.summary() ?? ""}`);
   }
   const record = JSON.parse(
     await Deno.readTextFile(new URL("../blueprint/fact-schemas.json", import.meta.url)),
@@ -49,7 +52,7 @@ async function documents() {
   const data = new Map<string, ValidateFunction>(
     Object.entries(record.data as Record<string, Json>).map(([type, s]) => [type, ajv.compile(s)]),
   );
-  return { channels, envelope: ajv.compile(record.envelope), data };
+  return { channels, descriptions, envelope: ajv.compile(record.envelope), data };
 }
 
 const LONG = (n: number, unit: string) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
@@ -282,6 +285,27 @@ function problemsOf(
   return out;
 }
 
+/**
+ * The restores (an `updated` taking a soft-deleted resource's `deleted-at` back to null) whose
+ * channel does not say so: a subscriber holding only the document would not expect a resource
+ * it keeps in the trash to come back on an update.
+ */
+function undocumentedRestores(list: Json[], descriptions: Map<string, string>): string[] {
+  const trashed = new Set<string>();
+  const out = new Set<string>();
+  for (const fact of list) {
+    const subject = String(fact.subject);
+    const deletedAt = (fact.data as Json)["deleted-at"];
+    if (String(fact.type).endsWith(".deleted") && !fact.purged) trashed.add(subject);
+    else if (trashed.has(subject) && deletedAt === null) {
+      trashed.delete(subject);
+      const type = String(fact.type);
+      if (!/restor/i.test(descriptions.get(type) ?? "")) out.add(`${type}: restore not described`);
+    }
+  }
+  return [...out];
+}
+
 /** Where the last fact of each resource differs from what the API shows an admin. */
 async function driftFromApi(s: DiscountsTestSystem, list: Json[]): Promise<string[]> {
   const last = new Map<string, Json>();
@@ -329,6 +353,7 @@ Deno.test("[facts] facts of edge data (nulls, unicode, longest strings, extreme 
   const list = messages.map((m) => m.json<Json>());
   const problems = messages.flatMap((m, i) => problemsOf(list[i], m.subject, docs, s.prefix));
   assert.deepEqual(problems, []);
+  assert.deepEqual(undocumentedRestores(list, docs.descriptions), []);
   // The checks have teeth: a column name where an attribute belongs, a changed name not in data.
   const broken = structuredClone(list[0]) as Json & { data: Json };
   broken.data.created_at = broken.data["created-at"];
