@@ -354,6 +354,13 @@ Deno.test("[facts] facts of edge data (nulls, unicode, longest strings, extreme 
   const problems = messages.flatMap((m, i) => problemsOf(list[i], m.subject, docs, s.prefix));
   assert.deepEqual(problems, []);
   assert.deepEqual(undocumentedRestores(list, docs.descriptions), []);
+  // Each resource's facts come in the order made, their times too: projections keep the later.
+  const lastTime = new Map<string, string>();
+  for (const fact of list) {
+    const before = lastTime.get(String(fact.subject)) ?? "";
+    assert.ok(String(fact.time) >= before, `${fact.type} ${fact.subject} at ${fact.time}`);
+    lastTime.set(String(fact.subject), String(fact.time));
+  }
   // The checks have teeth: a column name where an attribute belongs, a changed name not in data.
   const broken = structuredClone(list[0]) as Json & { data: Json };
   broken.data.created_at = broken.data["created-at"];
