@@ -351,8 +351,9 @@ export type Queryable = Sql | Tx;
 /**
  * Inside a transaction: bounds every statement by the time left before the request's deadline,
  * and never past the pool's statement timeout (one `set_config` round trip, also ending a
- * transaction left idle), and refuses to commit with less than COMMIT_MARGIN_MS left, so a
- * request answered 504 has changed nothing. Without a deadline (start-up, consumers) the pool's
+ * transaction left idle), and refuses to commit with less than COMMIT_MARGIN_MS left, or once
+ * Postgres gets the COMMIT after the deadline (see `awaitCommitUntilDeadline`), so a request
+ * answered 504 has changed nothing. Without a deadline (start-up, consumers) the pool's
  * statement timeout applies.
  *
  * Never past the pool's: its answer clock (ANSWER_MARGIN_S) takes a connection silent that long
@@ -365,14 +366,37 @@ export async function bounded<T>(
   work: (tx: Tx) => Promise<T>,
 ): Promise<T> {
   if (currentDeadline() === undefined) return await work(tx);
+  const armedAt = Date.now();
   const left = Math.floor(requireTimeLeft("start the transaction", COMMIT_MARGIN_MS));
   const pool = statementTimeoutOf(sql);
   const limit = pool > 0 ? Math.min(left, pool) : left;
   await tx`select set_config('statement_timeout', ${String(limit)}, true),
     set_config('idle_in_transaction_session_timeout', ${String(left)}, true)`;
   const value = await work(tx);
-  requireTimeLeft("commit the transaction", COMMIT_MARGIN_MS);
+  await awaitCommitUntilDeadline(tx, armedAt);
   return value;
+}
+
+/** How far past the deadline Postgres may still take a COMMIT (see `awaitCommitUntilDeadline`). */
+const COMMIT_WAIT_SLACK_MS = COMMIT_MARGIN_MS / 2;
+
+/**
+ * Refuses to send the COMMIT with less than COMMIT_MARGIN_MS left, and has Postgres take it no
+ * later than COMMIT_WAIT_SLACK_MS past the deadline: one held on its way (a stalled link, a paused
+ * process or VM) then finds its session ended and its change rolled back, instead of applied after
+ * the client's 504. The limit set when the transaction was armed (at `armedAt`) counts from each
+ * statement's end, so Postgres waited for the COMMIT up to how long the transaction had lasted
+ * past the deadline (held 800 ms after a statement that ran to 500 ms before the deadline: applied
+ * 300 ms past it). Set again only when that is more than the slack (most transactions last a few
+ * ms, and keep their round trips); counted from this statement's end, at most its round trip after
+ * it was sent, so taken at most that round trip less the slack past the deadline.
+ */
+async function awaitCommitUntilDeadline(tx: Tx, armedAt: number): Promise<void> {
+  const left = requireTimeLeft("commit the transaction", COMMIT_MARGIN_MS);
+  if (Date.now() - armedAt <= COMMIT_WAIT_SLACK_MS) return;
+  const wait = String(Math.floor(left - COMMIT_WAIT_SLACK_MS));
+  await tx`select set_config('idle_in_transaction_session_timeout', ${wait}, true)`;
+  requireTimeLeft("commit the transaction", COMMIT_MARGIN_MS);
 }
 
 /** The statement timeout `sql`'s connections were opened with, in ms (0: none). */

@@ -6,6 +6,7 @@ import { currentDeadline, DEADLINE_HEADER, withDeadline } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
 import { GatewayTimeoutError } from "./errors.ts";
 import { testBus, testDatabase } from "./testing.ts";
+import { laggingProxy } from "@testing/lagging_proxy.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -132,5 +133,44 @@ Deno.test("[db] a transaction never commits after its deadline", async (t) => {
     });
   } finally {
     await sql.end();
+  }
+});
+
+// The link to Postgres stalls just as the COMMIT leaves with time to spare (a congested network, a
+// paused proxy or VM): the gateway has answered 504 at the deadline, and the COMMIT must not be
+// applied when it arrives. Postgres waited for it as long as the time left when the transaction
+// began (its idle-in-transaction limit, counted from the last statement's end), so a COMMIT held
+// for less than that was applied late (300 ms past the deadline here, before 2026-12-05).
+Deno.test("[db] a COMMIT held on its way past the deadline is not applied", async (t) => {
+  await using database = await testDatabase();
+  await using proxy = laggingProxy(Number(new URL(database.url).port || 5432), 0);
+  const url = new URL(database.url);
+  url.port = String(proxy.port);
+  const sql = await openDatabase(url.href, { schema: "held_commits" });
+  const text = new TextDecoder();
+  const held = async (name: string, lag: (chunk: Uint8Array) => number) => {
+    const deadline = Date.now() + 1500;
+    const outcome = await withDeadline(deadline, () =>
+      transaction(sql, async (tx) => {
+        await tx`insert into marks values (${name})`;
+        await tx`select pg_sleep(1)`;
+        // About 500 ms left: what is sent from now on reaches Postgres 300 ms past the deadline.
+        proxy.sendLag = lag;
+      })).then(() => "committed", (error) => String(error));
+    proxy.sendLag = () => 0;
+    const [{ count }] = await sql`select count(*)::int from marks where name = ${name}`;
+    assert.equal(count, 0, `answered ${Date.now() - deadline} ms past the deadline: ${outcome}`);
+  };
+  try {
+    await sql`create table marks (name text)`;
+    await t.step("the COMMIT alone held: Postgres no longer waits for it", async () => {
+      await held("commit held", (chunk) => /commit/i.test(text.decode(chunk)) ? 800 : 0);
+    });
+    await t.step("everything after the work held: refused before the COMMIT", async () => {
+      await held("all held", () => 800);
+    });
+  } finally {
+    proxy.sendLag = () => 0;
+    await sql.end({ timeout: 1 });
   }
 });
