@@ -293,9 +293,19 @@ function causeChain(error: unknown): unknown[] {
   return chain;
 }
 
+/** A request sent before the connection was lost, whose answer did not come within the grace. */
+class AnswerLostError extends Error {}
+
 /** Translates NATS request failures into the API's errors: 503 no responders, 504 timeout. */
 function translateRequestError(error: unknown, subject: string): ApiError {
   const chain = causeChain(error);
+  if (chain.some((e) => e instanceof AnswerLostError)) {
+    return new GatewayTimeoutError(
+      `Cannot reach ${subject}: the connection to NATS was lost while waiting for the answer ` +
+        `(a change asked for may have been made)`,
+      { cause: error },
+    );
+  }
   if (chain.some((e) => e instanceof natsErrors.NoRespondersError)) {
     return new ServiceUnavailableError(`Cannot reach ${subject}: no service instance is running`, {
       cause: error,
@@ -384,17 +394,24 @@ class Link {
    * regaining NATS once per transition (nats.js reports every failed reconnect attempt too; those
    * stay quiet). Ends when the connection closes.
    */
-  async follow(nc: NatsConnection, log: Logger, meter: ConnectionMeter): Promise<void> {
+  async follow(
+    nc: NatsConnection,
+    log: Logger,
+    meter: ConnectionMeter,
+    on: { lost(): void; back(): void },
+  ): Promise<void> {
     for await (const status of nc.status()) {
       const server = (status as { server?: string }).server;
       if (status.type === "disconnect" && !this.down) {
         this.#back = Promise.withResolvers();
         meter.lost();
+        on.lost();
         log.warn("lost NATS; reconnecting", { server });
       } else if (status.type === "reconnect" && this.down) {
         this.#back!.resolve();
         this.#back = undefined;
         meter.back();
+        on.back();
         log.info("NATS is back", { server });
       }
     }
@@ -407,6 +424,10 @@ interface Waiting {
   reject(error: unknown): void;
   /** When the request times out (`performance.now()` time). */
   expires: number;
+  /** Its own timeout, kept while a lost connection brings `expires` forward (`Replies.lost`). */
+  due: number;
+  /** Sent before the connection was lost, which has not come back since. */
+  lost?: boolean;
 }
 
 /**
@@ -443,7 +464,7 @@ class Replies {
     const token = (this.#next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
       const expires = performance.now() + options.timeout;
-      this.#waiting.set(token, { subject, resolve, reject, expires });
+      this.#waiting.set(token, { subject, resolve, reject, expires, due: expires });
       if (expires < this.#timerAt) this.#arm(expires);
       try {
         this.nc.publish(subject, data, { reply: this.#inbox + token, headers: options.headers });
@@ -452,6 +473,29 @@ class Replies {
         reject(error);
       }
     });
+  }
+
+  /**
+   * The connection is lost: an answer sent meanwhile goes to a server this client no longer
+   * uses, so each request already sent waits `graceMs` more at most (a lost node is replaced
+   * within that), then fails as lost. Until 2026-12-05 it waited out its whole timeout (5 s by
+   * default), for a write applied or not alike.
+   */
+  lost(graceMs: number): void {
+    const by = performance.now() + graceMs;
+    for (const waiting of this.#waiting.values()) {
+      waiting.expires = Math.min(waiting.due, by);
+      waiting.lost = true;
+    }
+    if (this.#waiting.size && by < this.#timerAt) this.#arm(by);
+  }
+
+  /** Back within the grace: each request waits for its answer as long as it was going to. */
+  regained(): void {
+    for (const waiting of this.#waiting.values()) {
+      waiting.expires = waiting.due;
+      waiting.lost = false;
+    }
   }
 
   #settle(msg: Msg): void {
@@ -493,7 +537,9 @@ class Replies {
     for (const [token, waiting] of this.#waiting) {
       if (waiting.expires <= now) {
         this.#waiting.delete(token);
-        waiting.reject(new natsErrors.TimeoutError());
+        waiting.reject(
+          waiting.lost ? new AnswerLostError("connection lost") : new natsErrors.TimeoutError(),
+        );
       } else if (waiting.expires < soonest) soonest = waiting.expires;
     }
     if (soonest !== Infinity) this.#arm(soonest);
@@ -526,7 +572,10 @@ export class Bus {
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#log = options.logger ?? createLogger("bus");
-    this.#link.follow(nc, this.#log, meterConnection(nc)).catch(() => {});
+    this.#link.follow(nc, this.#log, meterConnection(nc), {
+      lost: () => this.#replies?.lost(RECONNECT_GRACE_MS),
+      back: () => this.#replies?.regained(),
+    }).catch(() => {});
   }
 
   /** Whether the connection to NATS is lost right now (nats.js is reconnecting). */

@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
 import { z } from "zod";
 import { Bus, defineEndpoint } from "@shared/bus.ts";
-import { ServiceUnavailableError } from "@shared/errors.ts";
+import { GatewayTimeoutError, ServiceUnavailableError } from "@shared/errors.ts";
 import { consumeFacts } from "@shared/consumer.ts";
 import {
   ensureFactStream,
@@ -117,6 +117,41 @@ Deno.test({
     assert.ok(tookMs >= 900 && tookMs < 2_000, `answered after ${Math.round(tookMs)} ms`);
   } finally {
     await bus.nc.close();
+  }
+});
+
+// A request already sent when NATS is lost: its answer, if the service sends one, goes to a
+// server the requester is no longer connected to. It waited out its whole timeout (5 s by
+// default) for that answer; a write in flight at the loss answered 504 only then (seen at the
+// request timeout of a fault run, applied all the same).
+Deno.test({
+  name: "[bus] a request in flight when NATS is lost fails after a second's grace, not its timeout",
+  ...unsanitized,
+}, async () => {
+  await using nats = await startNatsServer();
+  const log = recording();
+  const bus = await Bus.connect({ url: nats.url, prefix: "t", logger: log });
+  const responder = await Bus.connect({ url: nats.url, prefix: "t", logger: recording() });
+  const echo = defineEndpoint("demo.echo", { request: z.object({}), response: z.null() });
+  const received = Promise.withResolvers<void>();
+  // Takes the request and never answers: the answer is lost with the server.
+  responder.nc.subscribe(responder.subject(echo.subject), { callback: () => received.resolve() });
+  try {
+    const started = performance.now();
+    const pending = bus.request(echo, {}, { timeoutMs: 5_000 });
+    pending.catch(() => {});
+    await received.promise;
+    await nats.stop();
+    await assert.rejects(pending, (error) => {
+      assert.ok(error instanceof GatewayTimeoutError, String(error));
+      assert.match(error.message, /lost .*may have been made/);
+      return true;
+    });
+    const tookMs = performance.now() - started;
+    assert.ok(tookMs >= 900 && tookMs < 2_500, `answered after ${Math.round(tookMs)} ms`);
+  } finally {
+    await bus.nc.close();
+    await responder.nc.close();
   }
 });
 
