@@ -24,29 +24,18 @@ function pascal(...parts: string[]): string {
     .map((word) => word ? word[0].toUpperCase() + word.slice(1) : "").join("");
 }
 
-/** How much of zod's output a JSON Schema keeps (see `tidy`). */
-export interface SchemaDetail {
-  /**
-   * Keep the regular expression zod puts beside `format: date-time`. The AsyncAPI document
-   * leaves it out for readers (the format says it); the fact-schemas record keeps it, since it
-   * is where a change of precision or of the offset rule shows (`z.iso.datetime({ precision: 0
-   * })` refuses facts already published, yet keeps the same format).
-   */
-  datetimePatterns?: boolean;
-}
-
 /**
- * Tidies zod's output for readers: unless `detail` keeps it, the long regular expression beside
- * `format: date-time` goes.
+ * Tidies zod's output: `$schema` goes. The regular expression zod puts beside `format: date-time`
+ * stays: the format alone (RFC 3339) admits `t`/`z` in lowercase, a space for the `T`, a leap
+ * second or an offset without its colon, which our consumers' zod check parks; left out of this
+ * document until 2026-12-05, a subscriber validating from it took what ours refuse.
  */
-function tidy(value: unknown, detail: SchemaDetail): unknown {
-  if (Array.isArray(value)) return value.map((item) => tidy(item, detail));
+function tidy(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(tidy);
   if (typeof value !== "object" || value === null) return value;
-  const dropPattern = !detail.datetimePatterns && (value as Json).format === "date-time";
   const entries = Object.entries(value as Json)
-    .filter(([key]) => !(key === "pattern" && dropPattern))
     .filter(([key]) => key !== "$schema")
-    .map(([key, item]) => [key, tidy(item, detail)]);
+    .map(([key, item]) => [key, tidy(item)]);
   return Object.fromEntries(entries);
 }
 
@@ -64,18 +53,18 @@ function openWhereZodIs(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: Json }):
 }
 
 /** A zod schema as JSON Schema (draft 7, which AsyncAPI schemas build on). */
-export function jsonSchemaOf(schema: z.ZodType, detail: SchemaDetail = {}): Json {
+export function jsonSchemaOf(schema: z.ZodType): Json {
   const json = z.toJSONSchema(schema, {
     target: "draft-7",
     io: "output",
     override: (ctx) => openWhereZodIs(ctx as Parameters<typeof openWhereZodIs>[0]),
   });
-  return tidy(json, detail) as Json;
+  return tidy(json) as Json;
 }
 
 /** The CloudEvents envelope without `data` (each message adds its own). */
-export function envelopeJsonSchema(detail: SchemaDetail = {}): Json {
-  const schema = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }), detail);
+export function envelopeJsonSchema(): Json {
+  const schema = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }));
   return { ...schema, title: "CloudEvent", description: "A fact: CloudEvents 1.0, structured." };
 }
 

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
 import { factKinds, FACTS, type FactType, isFactType } from "@shared/fact_catalog.ts";
 import { FACT_COLLECTIONS, parseFactType } from "@shared/fact_names.ts";
 import { openDatabase } from "@shared/db.ts";
-import { installOutbox, recordFact } from "@shared/facts.ts";
+import { buildFact, installOutbox, parseFact, recordFact } from "@shared/facts.ts";
 import { testDatabase } from "@shared/testing.ts";
 import {
   dataSchemaName,
@@ -55,6 +57,57 @@ Deno.test("[asyncapi] the AsyncAPI parser accepts the document and reads every s
   // Every message has an example.
   for (const message of document.messages().all()) {
     assert.equal(message.examples().all().length, 1, `${message.id()} has an example`);
+  }
+});
+
+/**
+ * `format: date-time` alone (RFC 3339) lets through timestamps our consumers' zod check refuses
+ * and parks: a lowercase `t` or `z`, a space for the `T`, a leap second, an offset without its
+ * colon or its minutes. A subscriber validating or generating code from the document must accept
+ * exactly what `parseFact` does, in the envelope's `time` and in the payload's date-times.
+ */
+Deno.test("[asyncapi] the document accepts exactly the timestamps our consumers accept", async () => {
+  const { document } = await new Parser().parse(await Deno.readTextFile(OUTPUT));
+  assert.ok(document, "the AsyncAPI document parses");
+  const channel = document.channels().all()
+    .find((c) => c.address() === "{prefix}.facts.catalog.event.created");
+  assert.ok(channel, "the channel of catalog.event.created");
+  // The parser adds `x-parser-*` annotations to every schema: not keywords, so not strict.
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  const documented = ajv.compile(channel.messages().all()[0].payload()!.json());
+  // A real fact, as a producer builds it (`toISOString`), passes both.
+  const real = buildFact({
+    type: "catalog.event.created",
+    actor: null,
+    data: { ...FACTS["catalog.event.created"].example, "deleted-at": "2030-05-01T09:00:00.000Z" },
+  });
+  assert.ok(documented(real), JSON.stringify(documented.errors));
+  assert.ok("fact" in parseFact(real), "the consumer takes the real fact");
+  const samples = [
+    ["2026-01-01t00:00:00z", false],
+    ["2026-01-01 00:00:00Z", false],
+    ["2026-12-31T23:59:60Z", false],
+    ["2026-01-01T00:00:00+0200", false],
+    ["2026-01-01T00:00:00+02", false],
+    ["2026-01-01T00:00Z", false],
+    ["2026-02-29T00:00:00Z", false],
+    ["2026-01-01T00:00:00Z", true],
+    ["2026-01-01T00:00:00.123456Z", true],
+    ["2026-01-01T00:00:00+02:00", true],
+  ] as const;
+  for (const [time, accepted] of samples) {
+    for (
+      const fact of [
+        { ...real, time },
+        { ...real, data: { ...real.data, "created-at": time } },
+        { ...real, data: { ...real.data, "deleted-at": time } },
+      ]
+    ) {
+      const where = `${time} in ${fact.time === time ? "time" : JSON.stringify(fact.data)}`;
+      assert.equal("fact" in parseFact(fact), accepted, `the consumer on ${where}`);
+      assert.equal(documented(fact), accepted, `the document on ${where}`);
+    }
   }
 });
 

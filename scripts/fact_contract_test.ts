@@ -3,8 +3,8 @@
  * every publishing service (catalog, discounts, payments with the fake Stripe), then every fact
  * it left on the stream is validated with ajv against the schema and the headers the committed
  * blueprint/asyncapi.yaml gives its channel (as read by the AsyncAPI parser), and against the
- * envelope and payload schemas blueprint/fact-schemas.json records (with the date-time patterns
- * the AsyncAPI document leaves out): the two published contracts a subscriber may build on.
+ * envelope and payload schemas blueprint/fact-schemas.json records: the two published contracts
+ * a subscriber may build on.
  */
 import assert from "node:assert/strict";
 import { Parser } from "@asyncapi/parser";
@@ -52,8 +52,7 @@ async function validatorsByAddress(): Promise<Map<string, ChannelCheck>> {
 }
 
 /**
- * Validators from the committed blueprint/fact-schemas.json (the envelope, and each type's data
- * with the date-time patterns the AsyncAPI document leaves out for readers).
+ * Validators from the committed blueprint/fact-schemas.json (the envelope, and each type's data).
  */
 async function recordedValidators() {
   const snapshot = await readSnapshot();
@@ -292,7 +291,7 @@ Deno.test("[facts] every fact of a scenario across all services matches its Asyn
     );
     const fact = body as { type: string; id: string; data: unknown };
     assert.equal(headers["Nats-Msg-Id"], fact.id, `${subject}: the message id is the fact id`);
-    // And the record subscribers' schemas are checked against, date-time patterns included.
+    // And the record subscribers' schemas are checked against.
     assert.ok(recorded.envelope(body), `${subject}: ${JSON.stringify(recorded.envelope.errors)}`);
     const data = recorded.data.get(fact.type);
     assert.ok(data, `${fact.type} is not in blueprint/fact-schemas.json`);

@@ -12,7 +12,6 @@
  * Run: `deno task fact-schemas` records the current schemas, refusing incompatible ones;
  * `--check` only compares. `scripts/fact_schemas_test.ts` runs the same check.
  */
-import type { z } from "zod";
 import { factKinds } from "@shared/fact_catalog.ts";
 import { envelopeJsonSchema, jsonSchemaOf } from "./asyncapi.ts";
 import { breakingChanges } from "./schema_compat.ts";
@@ -20,14 +19,6 @@ import { breakingChanges } from "./schema_compat.ts";
 export const SNAPSHOT = new URL("../blueprint/fact-schemas.json", import.meta.url);
 
 type Schema = Record<string, unknown>;
-
-/** The record keeps date-time patterns: a change of precision or offset rule shows there. */
-const RECORDED = { datetimePatterns: true };
-
-/** A zod schema as the record writes it. */
-export function recordedSchemaOf(schema: z.ZodType): Schema {
-  return jsonSchemaOf(schema, RECORDED);
-}
 
 /** What blueprint/fact-schemas.json records. */
 export interface Snapshot {
@@ -43,13 +34,13 @@ export interface Snapshot {
 /** The payload schema of every registered fact type, by type. */
 export function currentSchemas(): Record<string, Schema> {
   return Object.fromEntries(
-    factKinds().map((kind) => [kind.type, recordedSchemaOf(kind.data)]),
+    factKinds().map((kind) => [kind.type, jsonSchemaOf(kind.data)]),
   );
 }
 
 /** The envelope and payload schemas as the code defines them now. */
 export function currentSnapshot(): Snapshot {
-  return { envelope: envelopeJsonSchema(RECORDED), data: currentSchemas() };
+  return { envelope: envelopeJsonSchema(), data: currentSchemas() };
 }
 
 /**

@@ -14,10 +14,10 @@ import {
   currentSnapshot,
   parseSnapshot,
   readSnapshot,
-  recordedSchemaOf,
   renderSnapshot,
   SNAPSHOT,
 } from "./fact_schemas.ts";
+import { jsonSchemaOf } from "./asyncapi.ts";
 
 Deno.test("[fact schemas] the envelope and every payload are backward compatible with the recorded snapshot", async () => {
   const snapshot = await readSnapshot();
@@ -51,7 +51,7 @@ Deno.test("[fact schemas] compareWithSnapshot refuses an incompatible envelope",
     time: z.string(),
     actorid: z.string(),
   });
-  const current = { ...currentSnapshot(), envelope: recordedSchemaOf(envelope) };
+  const current = { ...currentSnapshot(), envelope: jsonSchemaOf(envelope) };
   const problems = compareWithSnapshot(await readSnapshot(), current);
   assert.deepEqual(problems.filter((problem) => !problem.includes(" pattern ")), [
     "envelope.time no longer has format date-time",
@@ -70,8 +70,8 @@ Deno.test("[fact schemas] parseSnapshot reads the format from before the envelop
 Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened in shared/schemas/facts.ts", async () => {
   // What a reviewer once got through: an enum made a free string, a minimum dropped.
   const current = currentSnapshot();
-  current.data["catalog.event.updated"] = recordedSchemaOf(eventData.extend({ state: z.string() }));
-  current.data["catalog.ticket.created"] = recordedSchemaOf(
+  current.data["catalog.event.updated"] = jsonSchemaOf(eventData.extend({ state: z.string() }));
+  current.data["catalog.ticket.created"] = jsonSchemaOf(
     ticketData.extend({ price: z.number() }),
   );
   assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
@@ -82,7 +82,7 @@ Deno.test("[fact schemas] compareWithSnapshot refuses a payload schema loosened 
 
 Deno.test("[fact schemas] compareWithSnapshot refuses a payload narrowed: published facts must still match", async () => {
   const current = currentSnapshot();
-  current.data["catalog.ticket.created"] = recordedSchemaOf(
+  current.data["catalog.ticket.created"] = jsonSchemaOf(
     ticketData.extend({ price: z.number().min(1) }),
   );
   assert.deepEqual(compareWithSnapshot(await readSnapshot(), current), [
@@ -94,7 +94,7 @@ Deno.test("[fact schemas] a date-time's precision or offset rule changed is refu
   const snapshot = await readSnapshot();
   for (const time of [z.iso.datetime({ offset: true, precision: 0 }), z.iso.datetime()]) {
     const current = currentSnapshot();
-    current.envelope = recordedSchemaOf(factEnvelopeSchema.omit({ data: true }).extend({ time }));
+    current.envelope = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }).extend({ time }));
     assert.deepEqual(
       compareWithSnapshot(snapshot, current).filter((p) => p.startsWith("envelope.time")),
       [`envelope.time changed pattern from ${
@@ -115,11 +115,11 @@ Deno.test("[fact schemas] a payload or envelope closed to fields added later (z.
   // the record drops it: a z.strictObject went through, and subscribers on it would then park
   // every fact of a producer that added an optional field (the evolution rules allow that).
   const current = currentSnapshot();
-  current.data["catalog.user.created"] = recordedSchemaOf(userData.strict());
-  current.data["discounts.discount-code.reserved"] = recordedSchemaOf(
+  current.data["catalog.user.created"] = jsonSchemaOf(userData.strict());
+  current.data["discounts.discount-code.reserved"] = jsonSchemaOf(
     discountCodeRedemptionData.extend({ reservation: reservationData.strict() }),
   );
-  current.envelope = recordedSchemaOf(factEnvelopeSchema.omit({ data: true }).strict());
+  current.envelope = jsonSchemaOf(factEnvelopeSchema.omit({ data: true }).strict());
   const problems = compareWithSnapshot(await readSnapshot(), current);
   for (
     const path of [
@@ -136,6 +136,6 @@ Deno.test("[fact schemas] a payload or envelope closed to fields added later (z.
     );
   }
   // A loose object (`additionalProperties: {}`) and a plain one stay open: nothing to say.
-  assert.deepEqual(recordedSchemaOf(userData).additionalProperties, undefined);
+  assert.deepEqual(jsonSchemaOf(userData).additionalProperties, undefined);
   assert.deepEqual(compareWithSnapshot(await readSnapshot()), []);
 });
