@@ -13,16 +13,23 @@ import type { Actor } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import type { z } from "zod";
 import { isAdmin } from "@shared/handlers/mod.ts";
-import { access, accessMany, type DiscountsContext, isCoorganizer } from "../context.ts";
+import {
+  access,
+  accessMany,
+  type DiscountsContext,
+  type EventAccess,
+  isCoorganizer,
+} from "../context.ts";
+import type { ManyAccess } from "@shared/access.ts";
 import { codeDef, codeQuery } from "../resources.ts";
 import { checkFieldset } from "@shared/query.ts";
 import { readableEventsOf } from "./common.ts";
 import {
   type CodeRow,
-  codesOfEvent,
   codesOfMarketer,
-  codesOfTicket,
-  eventCodeOf,
+  codesOfTickets,
+  eventCodesOfEvents,
+  ticketCodesOfEvents,
 } from "../store/codes.ts";
 
 type Request = z.infer<typeof resolveRelatedRequestSchema>;
@@ -67,27 +74,32 @@ export async function resolveRelatedCodes(
   return related;
 }
 
+/** The events the catalog found, by the id they were asked by. */
+function found(events: ManyAccess["events"]): [string, EventAccess][] {
+  return [...events].filter((entry): entry is [string, EventAccess] => entry[1] !== null);
+}
+
 /** A ticket's codes, for the co-organizers of its event. */
 async function ticketsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
   const { tickets } = await ctx.bus.request(catalogInternal.tickets, { ids });
   if (!tickets.length) return;
   // One question to the catalog for every event, not a round trip each.
   const { caller, events } = await accessMany(ctx, actor, tickets.map((t) => t.eventId));
-  for (const ticket of tickets) {
-    if (!isCoorganizer(caller, events.get(ticket.eventId) ?? null)) continue;
-    addCodes(related, ticket.id, await codesOfTicket(ctx.sql, ticket.id));
-  }
+  const allowed = tickets.filter((t) => isCoorganizer(caller, events.get(t.eventId) ?? null));
+  if (!allowed.length) return;
+  // One statement for every allowed ticket, not one each.
+  const codes = await codesOfTickets(ctx.sql, allowed.map((ticket) => ticket.id));
+  for (const ticket of allowed) addCodes(related, ticket.id, codes.get(ticket.id) ?? []);
 }
 
 /** An event's ticket codes, for its co-organizers. */
 async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
   const { caller, events } = await accessMany(ctx, actor, ids);
-  for (const [eventId, event] of events) {
-    if (!event || !isCoorganizer(caller, event)) continue;
-    const codes = (await codesOfEvent(ctx.sql, event.id))
-      .filter((code) => code.used_for === "ticket");
-    addCodes(related, eventId, codes);
-  }
+  const allowed = found(events).filter(([, event]) => isCoorganizer(caller, event));
+  if (!allowed.length) return;
+  // One statement for every allowed event, not one each.
+  const codes = await ticketCodesOfEvents(ctx.sql, allowed.map(([, event]) => event.id));
+  for (const [eventId, event] of allowed) addCodes(related, eventId, codes.get(event.id) ?? []);
 }
 
 /**
@@ -112,9 +124,13 @@ async function eventsEventCode(
   related: Related,
 ) {
   const { caller, events } = await accessMany(ctx, actor, ids);
-  for (const [eventId, event] of events) {
-    if (!event || !isAdmin(caller)) continue;
-    const code = await eventCodeOf(ctx.sql, event.id);
+  if (!isAdmin(caller)) return;
+  const live = found(events);
+  if (!live.length) return;
+  // One statement for every event, not one each.
+  const codes = await eventCodesOfEvents(ctx.sql, live.map(([, event]) => event.id));
+  for (const [eventId, event] of live) {
+    const code = codes.get(event.id);
     related.linkage[eventId] = code ? link(code) : null;
     if (code) related.data.push(toResource(codeDef, code));
   }

@@ -343,12 +343,6 @@ export async function lockCodesOfEvent(tx: Queryable, eventId: string): Promise<
     order by id for update`;
 }
 
-/** Live codes `ticketId` is attached to. */
-export async function codesOfTicket(sql: Queryable, ticketId: string): Promise<CodeRow[]> {
-  return await sql<CodeRow[]>`select * from code_rows where deleted_at is null and id in (
-    select discount_code_id from discount_code_tickets where ticket_id = ${ticketId})`;
-}
-
 /** Codes by the id of the parent (event or ticket) they were read for. */
 export type CodesByParent = Map<string, CodeRow[]>;
 
