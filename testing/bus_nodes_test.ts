@@ -136,11 +136,16 @@ Deno.test({
   const received = Promise.withResolvers<void>();
   // Takes the request and never answers: the answer is lost with the server.
   responder.nc.subscribe(responder.subject(echo.subject), { callback: () => received.resolve() });
+  // The subscription is on the server before the request leaves: sent first, the request met no
+  // responder (a 503 at once) and the wait below never ended (seen under a loaded CI).
+  await responder.nc.flush();
+  const unheard = setTimeout(() => received.reject(new Error("the request never arrived")), 5_000);
   try {
     const started = performance.now();
     const pending = bus.request(echo, {}, { timeoutMs: 5_000 });
     pending.catch(() => {});
     await received.promise;
+    clearTimeout(unheard);
     await nats.stop();
     await assert.rejects(pending, (error) => {
       assert.ok(error instanceof GatewayTimeoutError, String(error));
@@ -150,6 +155,7 @@ Deno.test({
     const tookMs = performance.now() - started;
     assert.ok(tookMs >= 900 && tookMs < 2_500, `answered after ${Math.round(tookMs)} ms`);
   } finally {
+    clearTimeout(unheard);
     await bus.nc.close();
     await responder.nc.close();
   }
