@@ -95,3 +95,73 @@ Deno.test("[discounts] includes of codes on 1,000 events or tickets ask the cata
     });
   }
 });
+
+const USERS = 200;
+
+// A review (2026-12-05): include=discount-codes on a page of users (the admin's list) read each
+// user's codes with a statement of its own, 200 for a page of 200.
+Deno.test("[discounts] include=discount-codes on 200 users reads their codes in one statement", async (t) => {
+  await using system = await startDiscountsSystem({ accessTtlMs: 0 });
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "paid",
+    price: 20,
+  });
+  const code = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticketId],
+  });
+  const trashed = await system.createCode(cast.coorganizer.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticketId],
+  });
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${trashed}`, { token: cast.owner.token }),
+    200,
+  );
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  const users = await system.sql`insert into users (email, password_hash)
+    select 'many-' || i || '@example.com', 'x' from generate_series(1, ${USERS}) as i
+    returning id::text as id`;
+  // Two of them marketers of a code each (written as the service writes them: the rows only).
+  const marketers = [users[0].id, users[USERS - 1].id];
+  const theirs = await system.dsql`insert into discount_codes (code, value, type, used_for,
+      event_id, marketer_id)
+    select 'MANY' || m, 5, 'amount', 'ticket', ${cast.event.id}, m::bigint
+    from unnest(${marketers}::text[]) as m returning id::text as id, marketer_id::text as m`;
+  const codeOf = new Map(theirs.map((row) => [row.m, row.id]));
+  const linked = (body: { data: ResourceWithCodes[] }, userId: string) =>
+    body.data.find((user) => user.id === userId)!.relationships["discount-codes"].data
+      .map((r) => r.id);
+  const ids = (resources: { id: string }[]) => resources.map((r) => r.id).sort();
+
+  await t.step("admin: every user's codes in one statement and few questions", async () => {
+    const path = "/v1/users?include=discount-codes&page[size]=0";
+    const { reply, questions, reads } = await counted(system, path, system.admin.token);
+    assert.ok(reply.body.data.length > USERS);
+    const seen = [code, eventCode, ...codeOf.values()].sort();
+    assert.deepEqual(ids(reply.body.included), seen);
+    assert.deepEqual(linked(reply.body, cast.coorganizer.id), [code]);
+    assert.deepEqual(linked(reply.body, system.admin.id), [eventCode]);
+    for (const m of marketers) assert.deepEqual(linked(reply.body, m), [codeOf.get(m)]);
+    assert.deepEqual(linked(reply.body, users[1].id), []);
+    assert.ok(questions <= 5, `${questions} access questions`);
+    assert.equal(reads, 1, "one statement reads the codes of every user");
+  });
+
+  await t.step("a user: only their own codes, in one statement", async () => {
+    const path = `/v1/users/${cast.coorganizer.id}?include=discount-codes`;
+    const { reply, questions, reads } = await counted(system, path, cast.coorganizer.token);
+    assert.deepEqual(ids(reply.body.included), [code]);
+    assert.ok(questions <= 5, `${questions} access questions`);
+    assert.equal(reads, 1);
+  });
+});
+
+type ResourceWithCodes = {
+  id: string;
+  relationships: { "discount-codes": { data: { id: string }[] } };
+};

@@ -26,7 +26,7 @@ import { checkFieldset } from "@shared/query.ts";
 import { readableEventsOf } from "./common.ts";
 import {
   type CodeRow,
-  codesOfMarketer,
+  codesOfMarketers,
   codesOfTickets,
   eventCodesOfEvents,
   ticketCodesOfEvents,
@@ -109,11 +109,14 @@ async function eventsCodes(ctx: DiscountsContext, actor: Actor, ids: string[], r
 async function usersCodes(ctx: DiscountsContext, actor: Actor, ids: string[], related: Related) {
   const { caller } = await access(ctx, actor);
   if (!caller) return;
-  for (const userId of new Set(ids)) {
-    if (caller.id !== userId && !isAdmin(caller)) continue;
-    const ofEvents = await readableEventsOf(ctx, { actor, caller, userId });
-    addCodes(related, userId, await codesOfMarketer(ctx.sql, userId, { ofEvents }));
-  }
+  // An admin sees everyone's codes; anyone else only their own.
+  const users = [...new Set(ids)].filter((id) => id === caller.id || isAdmin(caller));
+  if (!users.length) return;
+  // Undefined for an admin (every code); a non-admin's one user is themselves.
+  const ofEvents = await readableEventsOf(ctx, { actor, caller, userId: caller.id });
+  // One statement for every user, not one each (a page of users is an admin's).
+  const codes = await codesOfMarketers(ctx.sql, users, { ofEvents });
+  for (const userId of users) addCodes(related, userId, codes.get(userId) ?? []);
 }
 
 /** The event code applied to an event, for admins. */

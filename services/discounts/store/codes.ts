@@ -399,17 +399,22 @@ export async function eventCodesOfEvents(
 }
 
 /**
- * Live codes `marketerId` created, as `/v1/users/{id}/discount-codes` lists them; only the
- * ticket codes of `options.ofEvents` when given.
+ * Live codes each of `marketerIds` created, as `/v1/users/{id}/discount-codes` lists them, in id
+ * order, in one statement; only the ticket codes of `options.ofEvents` when given. An include on
+ * a page of 200 users read them user by user, 200 statements.
  */
-export async function codesOfMarketer(
+export async function codesOfMarketers(
   sql: Queryable,
-  marketerId: string,
+  marketerIds: string[],
   options: { ofEvents?: string[] } = {},
-): Promise<CodeRow[]> {
-  if (!isId(marketerId)) return [];
-  return await sql<CodeRow[]>`select * from code_rows where deleted_at is null
-    and marketer_id = ${marketerId} and ${ofEvents(sql, options.ofEvents)} order by id`;
+): Promise<CodesByParent> {
+  const valid = [...new Set(marketerIds.filter(isId))];
+  if (!valid.length) return new Map();
+  return byParent(
+    await sql<(CodeRow & { parent_id: string })[]>`select marketer_id::text as parent_id, *
+      from code_rows where deleted_at is null and marketer_id in ${sql(valid)}
+        and ${ofEvents(sql, options.ofEvents)} order by id`,
+  );
 }
 
 /** The events of the live ticket codes `marketerId` created. */
