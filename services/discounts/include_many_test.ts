@@ -31,30 +31,39 @@ async function counted(system: DiscountsTestSystem, path: string, token: string)
   return { reply, questions, reads };
 }
 
+/**
+ * A published event with a ticket, the co-organizer's live ticket code, a trashed one of the same
+ * event and ticket (read with the others, it must stay out) and the admin's event code applied to
+ * it (the admin's to see, never the co-organizer's).
+ */
+async function oneEventsCodes(system: DiscountsTestSystem) {
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
+    type: "paid",
+    price: 20,
+  });
+  const ticketCode = () =>
+    system.createCode(cast.coorganizer.token, { eventId: cast.event.id, ticketIds: [ticketId] });
+  const code = await ticketCode();
+  const trashed = await ticketCode();
+  expectStatus(
+    await system.call("DELETE", `/v1/discount-codes/${trashed}`, { token: cast.owner.token }),
+    200,
+  );
+  const eventCode = await system.createCode(system.admin.token, {
+    usedFor: "event",
+    eventIds: [cast.event.id],
+  });
+  return { cast, code, eventCode };
+}
+
 // A review (2026-12-05): the codes of a page of events or tickets were resolved by asking the
 // catalog for the caller's roles one event at a time, a bus round trip per event; then, with one
 // question, still read with one statement per event or ticket (1,000 for a page of 1,000).
 Deno.test("[discounts] includes of codes on 1,000 events or tickets ask the catalog a bounded number of times", async (t) => {
   // Nothing kept (ACCESS_CACHE_TTL_MS=0): every question the includes ask reaches the catalog.
   await using system = await startDiscountsSystem({ accessTtlMs: 0 });
-  const cast = await system.eventWithCast({ attributes: { state: "published" } });
-  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, {
-    eventId: cast.event.id,
-    ticketIds: [ticketId],
-  });
-  // A trashed code of the same event and ticket: read with the others, it must stay out.
-  const trashed = await system.createCode(cast.coorganizer.token, {
-    eventId: cast.event.id,
-    ticketIds: [ticketId],
-  });
-  expectStatus(
-    await system.call("DELETE", `/v1/discount-codes/${trashed}`, { token: cast.owner.token }),
-    200,
-  );
+  const { cast, code, eventCode } = await oneEventsCodes(system);
   const more = await system.sql`insert into events (identifier, name, starts_at, ends_at, state,
       owner_id)
     select lpad(to_hex(i + 2000000), 8, '0'), 'Event ' || i, now() + interval '1 day',
@@ -62,11 +71,6 @@ Deno.test("[discounts] includes of codes on 1,000 events or tickets ask the cata
     from generate_series(1, ${EVENTS - 1}) as i returning id`;
   await system.sql`insert into tickets (event_id, name, type)
     select id, 'Ticket', 'free' from events where id in ${system.sql(more.map((row) => row.id))}`;
-  // The event code applied to every event is the admin's to see, never the co-organizer's.
-  const eventCode = await system.createCode(system.admin.token, {
-    usedFor: "event",
-    eventIds: [cast.event.id],
-  });
   const token = { admin: system.admin.token, coorganizer: cast.coorganizer.token };
   const ids = (resources: { id: string }[]) => resources.map((r) => r.id).sort();
 
@@ -102,27 +106,7 @@ const USERS = 200;
 // user's codes with a statement of its own, 200 for a page of 200.
 Deno.test("[discounts] include=discount-codes on 200 users reads their codes in one statement", async (t) => {
   await using system = await startDiscountsSystem({ accessTtlMs: 0 });
-  const cast = await system.eventWithCast({ attributes: { state: "published" } });
-  const ticketId = await system.createTicket(cast.owner.token, cast.event.id, {
-    type: "paid",
-    price: 20,
-  });
-  const code = await system.createCode(cast.coorganizer.token, {
-    eventId: cast.event.id,
-    ticketIds: [ticketId],
-  });
-  const trashed = await system.createCode(cast.coorganizer.token, {
-    eventId: cast.event.id,
-    ticketIds: [ticketId],
-  });
-  expectStatus(
-    await system.call("DELETE", `/v1/discount-codes/${trashed}`, { token: cast.owner.token }),
-    200,
-  );
-  const eventCode = await system.createCode(system.admin.token, {
-    usedFor: "event",
-    eventIds: [cast.event.id],
-  });
+  const { cast, code, eventCode } = await oneEventsCodes(system);
   const users = await system.sql`insert into users (email, password_hash)
     select 'many-' || i || '@example.com', 'x' from generate_series(1, ${USERS}) as i
     returning id::text as id`;
