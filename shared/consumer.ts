@@ -2,7 +2,7 @@
  * Consuming facts: a durable JetStream consumer (survives restarts, shared by every instance of
  * the consuming service) that hands valid facts to `handle` in batches and acknowledges them
  * only after `handle` returns, one batch after another: a batch `handle` throws on is handed over
- * again, in place, after growing pauses, and the facts behind it wait (`handOverInTurn`).
+ * again, in place, after growing pauses, and the facts behind it wait (shared/fact_turns.ts).
  * `handle` must be idempotent on `fact.id`: a batch whose acknowledgement was lost (a crash right
  * after commit) is delivered again.
  *
@@ -28,7 +28,9 @@
  * kept in its own stream for people to inspect, with headers `Oe-Parked-By` naming the consumer
  * and `Oe-Parked-Reason` saying why) and terminated, so it is neither lost nor retried forever,
  * and it never stops the facts behind it. `handle` may also reject single facts it can never
- * handle (say, values its database refuses): those are parked too and the rest are acked.
+ * handle (say, values its database refuses): those are parked too and the rest are acked
+ * (shared/fact_parking.ts). Facts of a stream lost and made again since their delivery are never
+ * settled (shared/fact_batch.ts).
  *
  * `data` is typed by the subject filter (`facts.payments.>` hands over payments' facts) and
  * checked against the registry's schema (shared/fact_catalog.ts); `byType` dispatches by fact
@@ -60,25 +62,29 @@ import {
   jetstream,
   JetStreamApiCodes,
   JetStreamApiError,
-  type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
 import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
-import { facts } from "./subjects.ts";
-import { type LogFields, type Logger, scrub } from "./log.ts";
-import { ensureStream } from "./facts.ts";
-import { startBatchSpans } from "./fact_telemetry.ts";
+import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
-import { tracing, withContext } from "./telemetry.ts";
-import { isTransientFailure } from "./transient.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
+import {
+  type BatchContext,
+  type Delivered,
+  followNewStream,
+  fromLostStream,
+  handledFacts,
+  noteDelivery,
+  positionOf,
+} from "./fact_batch.ts";
+import { ensureParkedStream, park, PARK_RETRY_MS } from "./fact_parking.ts";
+import { handleInTurn } from "./fact_turns.ts";
 
 type OrAll<K> = [K] extends [never] ? FactType : K;
 
@@ -159,17 +165,7 @@ export interface FactConsumer {
   stop(): Promise<void>;
 }
 
-async function ensureParkedStream(bus: Bus): Promise<void> {
-  await ensureStream(bus, {
-    name: facts.parkedStream(bus.prefix),
-    subjects: [bus.subject(facts.parked)],
-    num_replicas: bus.factsReplicas,
-  });
-}
-
 const decoder = new TextDecoder();
-/** How long a message that could not be parked waits before it is delivered again. */
-const PARK_RETRY_MS = 5_000;
 /** Most facts per batch, unless a consumer says otherwise. */
 const DEFAULT_BATCH_SIZE = 500;
 /**
@@ -415,259 +411,6 @@ async function remakeIfGone<S extends string>(
   return await ctx.js.consumers.get(ctx.stream, ctx.name);
 }
 
-/** What handling a batch needs: where to park, whom to hand facts to, what to count. */
-interface BatchContext<S extends string> {
-  bus: Bus;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  stream: string;
-  /** The consumer's name (its durable name, or the server's name for an ephemeral one). */
-  name: string;
-  options: FactConsumerOptions<S>;
-  handled: ReturnType<typeof handledFacts>;
-  /** Aborted when the consumer stops: a batch being retried gives up its turn. */
-  stopping: AbortSignal;
-  /**
-   * What was settled, for a consumer made again (`remakeIfGone`); a new one when the stream
-   * was made anew (its messages are settled in the position of the stream they came from).
-   */
-  position: StreamPosition;
-  /** When the stream this consumer follows was made: another time is another stream. */
-  streamCreated: string;
-  /**
-   * When `fromLostStream` last found the stream to be `streamCreated` (its question sent), or
-   * could not read it (its answer given up).
-   */
-  streamCheckedAt: number;
-  /** How many messages arrived so far (`noteDelivery` numbers each). */
-  arrivals: number;
-  /** How many had arrived at `streamCheckedAt`: the messages that read covers. */
-  streamCheckedUpTo: number;
-  /** Types of facts skipped as unknown so far (each is logged once). */
-  skippedTypes: Set<string>;
-}
-
-/**
- * What the consumer stood on when each message arrived (`noteDelivery`): its number in the order
- * of arrival, the position it counts in, and the stream (its `created`) followed then.
- */
-const deliveries = new WeakMap<
-  JsMsg,
-  { arrival: number; position: StreamPosition; streamCreated: string }
->();
-
-/**
- * Notes what the consumer stands on as `msg` arrives. Noted when its batch was handed over
- * instead, a fact of a lost stream that waited behind a batch which found the stream made anew
- * was taken for the new stream's, and its acknowledgement settled the new stream's fact at that
- * sequence, held by another instance (a CI run: that fact was never delivered again).
- */
-function noteDelivery<S extends string>(ctx: BatchContext<S>, msg: JsMsg): void {
-  deliveries.set(msg, {
-    arrival: ++ctx.arrivals,
-    position: ctx.position,
-    streamCreated: ctx.streamCreated,
-  });
-  ctx.position.delivered(msg.info.streamSequence, msg.info.deliverySequence);
-}
-
-function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
-  return deliveries.get(msg)?.position ?? ctx.position;
-}
-
-/**
- * Whether a recent read of the stream was asked after each of `msgs` arrived: asked once per fact
- * instead, a batch handed over one fact at a time (or rejecting many) waited a round trip per
- * fact, and a second per fact while NATS was away (a review).
- */
-function checkedSinceArrival<S extends string>(ctx: BatchContext<S>, msgs: JsMsg[]): boolean {
-  const newest = Math.max(...msgs.map((msg) => deliveries.get(msg)?.arrival ?? Infinity));
-  return newest <= ctx.streamCheckedUpTo &&
-    Date.now() - ctx.streamCheckedAt < LOST_STREAM_CHECK_MS;
-}
-
-/**
- * Follows a stream made anew (`created`): from its start, with a position of its own; the
- * messages of the lost one keep theirs.
- */
-function followNewStream<S extends string>(ctx: BatchContext<S>, created: string): void {
-  ctx.streamCreated = created;
-  ctx.position = new StreamPosition(0, { shared: ctx.options.durable !== undefined });
-}
-
-/**
- * How long a read of the stream (`fromLostStream`) stands for the messages that had arrived when
- * it was asked: facts settled one at a time, or parked one by one, do not each wait a round trip.
- */
-const LOST_STREAM_CHECK_MS = 250;
-
-/**
- * The messages that came from a stream lost (and made again) since they were delivered: they
- * must never be acknowledged or terminated. An acknowledgement names only the stream, the durable
- * and a sequence, so the server takes it for the new stream's fact at that sequence: delivered to
- * another instance, not yet handled, it was then never delivered again should that instance crash
- * or stop (found by a review: the new stream's first facts were skipped for good). Not settled,
- * such a message is simply gone with its stream. This instance made the durable again itself when
- * its position changed; another instance did when the stream's `created` differs from the one
- * followed at delivery (read after each message arrived; unreadable, they are settled as before).
- * This instance then follows the new stream from its start, should it make the durable again (a
- * replay, never a skip). Until 2026-12-03 the stream was read only for messages held 250 ms or
- * more: a fact settled sooner was acknowledged unchecked, while an instance starting meanwhile
- * makes the durable on a stream made anew at once, with no stall to wait out, and the fact at
- * that sequence in its hand was settled (a review: 40-70 ms from deletion to the new fact in the
- * other's hand; it was never delivered again once that instance crashed).
- */
-async function fromLostStream<S extends string>(
-  ctx: BatchContext<S>,
-  msgs: JsMsg[],
-): Promise<Set<JsMsg>> {
-  const lost = new Set(msgs.filter((msg) => positionOf(ctx, msg) !== ctx.position));
-  if (checkedSinceArrival(ctx, msgs)) return lost;
-  const asked = { at: Date.now(), upTo: ctx.arrivals };
-  const created = await ctx.jsm.streams.info(ctx.stream).then(
-    (info) => info.created,
-    () => undefined,
-  );
-  // Once it could not be read, facts are settled as before for as long.
-  const read = created === undefined ? { at: Date.now(), upTo: ctx.arrivals } : asked;
-  ctx.streamCheckedAt = read.at;
-  ctx.streamCheckedUpTo = read.upTo;
-  if (created === undefined) return lost;
-  for (const msg of msgs) {
-    const delivered = deliveries.get(msg);
-    if (delivered && delivered.streamCreated !== created) lost.add(msg);
-  }
-  if (created !== ctx.streamCreated) {
-    ctx.options.log.warn("the fact stream was made anew; facts of the lost one are not settled", {
-      durable: ctx.name,
-      count: lost.size,
-    });
-    followNewStream(ctx, created);
-  }
-  return lost;
-}
-
-/**
- * A message's headers, or none when nats.js cannot read them (a name with a space, which the
- * server carries as it is; nats.js reads them only when asked, and throws): read unguarded, such
- * a message could never be parked (it came back every 5 s for good), and with tracing on a valid
- * fact failed every attempt and then its parking, in place, for good (a review).
- */
-function headersOf(msg: JsMsg): MsgHdrs | undefined {
-  try {
-    return msg.headers;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The parked copy's headers: the original's when readable (CloudEvents attributes, trace
- * context), plus why and by whom it was parked, so people reading the parked stream need not
- * search the logs. The reason is scrubbed and kept to one line (a header cannot hold a line
- * break). JetStream's own `Nats-*` headers stay behind: the original's message id or
- * expectations would make the parked stream refuse or drop the copy.
- */
-function parkedHeaders(msg: JsMsg, consumer: string, reason: string): MsgHdrs {
-  const h = headers();
-  for (const [key, values] of headersOf(msg) ?? []) {
-    if (key.toLowerCase().startsWith("nats-")) continue;
-    for (const value of values) h.append(key, value);
-  }
-  h.set("Oe-Parked-By", consumer);
-  h.set("Oe-Parked-Reason", scrub(reason).replaceAll(/\s+/g, " ").slice(0, 500));
-  return h;
-}
-
-/**
- * Copies a message to the parked stream (`<prefix>.parked.<its subject>`) and terminates it:
- * kept for people, never retried. False, logged with `then` (what happens next), when the parked
- * stream does not take it (no leader for a moment, removed by hand, NATS gone). The copy's
- * message id is the original's stream sequence and stored time, and the consumer's name: parked
- * again after a redelivery it is not copied twice, and each consumer that parks a fact leaves its
- * own copy (one id for all once kept only the first consumer's, and its reason). The sequence
- * alone was taken, in a stream made again (numbered from 1 again), for a copy made before: the
- * fact was dropped by the parked stream and terminated (a review).
- */
-async function tryPark<S extends string>(
-  ctx: BatchContext<S>,
-  msg: JsMsg,
-  options: { reason: string; then: string; quiet?: boolean },
-): Promise<boolean> {
-  const target = ctx.bus.subject(`parked.${msg.subject}`);
-  try {
-    await ctx.js.publish(target, msg.data, {
-      msgID: `${msg.info.streamSequence}.${msg.info.timestampNanos}@${ctx.stream}/${ctx.name}`,
-      headers: parkedHeaders(msg, ctx.name, options.reason),
-    });
-  } catch (error) {
-    if (options.quiet) return false;
-    ctx.options.log.error(`cannot park a message; ${options.then}`, {
-      subject: msg.subject,
-      sequence: msg.info.streamSequence,
-      reason: options.reason,
-      error,
-    });
-    return false;
-  }
-  // A fact of a lost stream is gone with it: terminated, it would settle the new one's.
-  if (!(await fromLostStream(ctx, [msg])).has(msg)) msg.term();
-  positionOf(ctx, msg).settled(msg.info.streamSequence);
-  ctx.handled.parked.add(1);
-  return true;
-}
-
-/**
- * Parks a message that is not a fact, or a fact `handle` rejected. When the parked stream does
- * not take it, the message is redelivered later instead and the facts behind it go on: a failed
- * park once rejected the pull's promise chain, and the unhandled rejection ended the whole
- * process (a review: audit and discounts both died).
- */
-async function park<S extends string>(
-  ctx: BatchContext<S>,
-  msg: JsMsg,
-  reason: string,
-): Promise<void> {
-  if (await tryPark(ctx, msg, { reason, then: "it will be redelivered" })) {
-    ctx.options.log.warn("parked a message", {
-      reason,
-      subject: msg.subject,
-      sequence: msg.info.streamSequence,
-    });
-    return;
-  }
-  msg.nak(PARK_RETRY_MS);
-  ctx.handled.retried.add(1);
-}
-
-/** Hands facts to `handle`, in the batch's spans when tracing (shared/fact_telemetry.ts). */
-async function handOver<S extends string>(
-  ctx: BatchContext<S>,
-  batch: Delivered[],
-): Promise<void | HandleResult> {
-  // The subject filter delivers only the types FactsOn<S> names (readFact checked it).
-  const facts = batch.map((b) => b.fact) as Fact<FactsOn<S>>[];
-  if (!tracing) return await ctx.options.handle(facts);
-  const spans = startBatchSpans(
-    ctx.name,
-    batch.map(({ msg, fact }) => ({ id: fact.id, type: fact.type, headers: headersOf(msg) })),
-  );
-  try {
-    const result = await withContext(spans.ctx, () => ctx.options.handle(facts));
-    spans.end(new Set(result?.reject?.map((r) => r.id)));
-    return result;
-  } catch (error) {
-    spans.end("all", error);
-    throw error;
-  }
-}
-
-/** A fact as delivered: its message, to settle, and what it says. */
-interface Delivered {
-  msg: JsMsg;
-  fact: Fact;
-}
-
 /** Handles one batch: parks what is not a fact, hands the rest over in their turn. */
 async function handleBatch<S extends string>(
   ctx: BatchContext<S>,
@@ -706,280 +449,6 @@ async function skipNewerType<S extends string>(
   positionOf(ctx, msg).settled(msg.info.streamSequence);
   ctx.handled.skipped.add(1);
 }
-
-/**
- * Hands `batch` over until `handle` succeeds, then acks it (parking what `handle` rejected);
- * false when it was given back instead, because the consumer stops. A batch of several facts
- * that fails otherwise than transiently is handed over again one fact at a time: the fact it
- * fails on is found, and the facts before it are not held back with it. A single fact that keeps
- * failing so is parked as poison.
- */
-async function handleInTurn<S extends string>(
-  ctx: BatchContext<S>,
-  batch: Delivered[],
-): Promise<boolean> {
-  const single = batch.length === 1;
-  const turn = await handOverInTurn(ctx, batch, single ? poisonBound(ctx.options) : AT_ONCE);
-  if (turn === GIVEN_BACK) {
-    giveBack(batch);
-    return false;
-  }
-  if ("failing" in turn) {
-    if (single) return await parkPoison(ctx, batch[0], turn.failing);
-    return await handleOneByOne(ctx, batch);
-  }
-  await settle(ctx, batch, turn.result);
-  return true;
-}
-
-/** `handleInTurn` for each fact in order; a fact given back gives back those after it too. */
-async function handleOneByOne<S extends string>(
-  ctx: BatchContext<S>,
-  batch: Delivered[],
-): Promise<boolean> {
-  ctx.options.log.warn("cannot handle a batch of facts; handing them over one at a time", {
-    durable: ctx.name,
-    ...describeBatch(batch),
-  });
-  for (let i = 0; i < batch.length; i++) {
-    if (await handleInTurn(ctx, [batch[i]])) continue;
-    giveBack(batch.slice(i + 1));
-    return false;
-  }
-  return true;
-}
-
-/** Acks what `handle` handled and parks what it rejected. */
-async function settle<S extends string>(
-  ctx: BatchContext<S>,
-  batch: Delivered[],
-  result: void | HandleResult,
-): Promise<void> {
-  const rejected = new Map(result?.reject?.map((r) => [r.id, r.reason]));
-  const lost = await fromLostStream(ctx, batch.map(({ msg }) => msg));
-  for (const { msg, fact } of batch) {
-    const reason = rejected.get(fact.id);
-    if (reason === undefined) {
-      if (!lost.has(msg)) msg.ack();
-      positionOf(ctx, msg).settled(msg.info.streamSequence);
-    } else await park(ctx, msg, `rejected by the handler: ${reason}`);
-  }
-  ctx.handled.acked.add(batch.length - rejected.size);
-}
-
-/** Hands facts back to the server, redelivered a second later (after what follows them). */
-function giveBack(batch: Delivered[]): void {
-  for (const { msg } of batch) msg.nak(1000);
-}
-
-/** A batch handed back to the server for redelivery (naked), unhandled. */
-const GIVEN_BACK = Symbol("given back");
-/**
- * Pauses between attempts at a batch that failed, then the last one again: no longer than the
- * redelivery that came 1 s later before, so a consumer heals as fast after an outage.
- */
-const RETRY_PAUSES_MS = [250, 500, 1000];
-/** A batch failing for long logs its first failure, then one line this often. */
-const RETRY_LOG_EVERY_MS = 10_000;
-/**
- * How long a fact `handle` keeps failing on while its dependencies work keeps its turn, and how
- * many attempts it must have had (both): a failure of that fact alone that heals (a conflict with
- * a concurrent change, a moment without a dependency nobody recognised) is over well within it.
- * One that lasts is a fact the handler cannot handle (a bug, data it can never take), and the
- * facts behind it must not wait for good: it is parked. The attempts keep a slow handler (a few
- * long tries) from being parked on its first failures.
- */
-const KEEP_TURN_MS = 30_000;
-const PARK_AFTER_ATTEMPTS = 5;
-
-/** After how many failed attempts, over how long, a failure that is not transient gives up. */
-interface Bound {
-  attempts: number;
-  ms: number;
-}
-/** A batch of several facts gives up at once: its facts are then handed over one at a time. */
-const AT_ONCE: Bound = { attempts: 1, ms: 0 };
-
-function poisonBound(
-  options: Pick<FactConsumerOptions, "parkAfterAttempts" | "keepTurnMs">,
-): Bound {
-  return {
-    attempts: options.parkAfterAttempts ?? PARK_AFTER_ATTEMPTS,
-    ms: options.keepTurnMs ?? KEEP_TURN_MS,
-  };
-}
-
-/** Failures of a batch that were not transient: the last, how many, since when. */
-interface Failing {
-  error: unknown;
-  attempts: number;
-  since: number;
-}
-
-/**
- * Hands the batch over until `handle` succeeds, pausing longer after each failure. A transient
- * failure (`transientReason`: the database or the bus gone, a lock wait run out) is retried for
- * as long as it lasts: the facts are not parked for a fault of the world, nor given back, which
- * would let the facts behind them go first. Any other failure is retried until `bound`, then
- * reported (`failing`). Retried here, in place, the batch keeps its turn: batches are handled one
- * after another, so the facts behind it wait, and the facts in hand are kept from redelivery
- * (`InHand`). Naked at once instead, it came back after facts that followed it (found by a
- * review: an event's deletion, retried after the event's restore and a new Stripe link, removed
- * the link). A stopping consumer hands nothing over (GIVEN_BACK): the batches queued behind a
- * given-back one are given back too.
- */
-async function handOverInTurn<S extends string>(
-  ctx: BatchContext<S>,
-  batch: Delivered[],
-  bound: Bound,
-): Promise<{ result: void | HandleResult } | { failing: Failing } | typeof GIVEN_BACK> {
-  const failing: Failing = { error: undefined, attempts: 0, since: 0 };
-  const logRetry = retryLogger(ctx, batch);
-  for (let attempt = 0; !ctx.stopping.aborted; attempt++) {
-    try {
-      return { result: await handOver(ctx, batch) };
-    } catch (error) {
-      const transient = await transientReason(ctx, error);
-      if (transient === undefined && reachedBound(failing, error, bound)) return { failing };
-      if (attempt === 0) countRetried(ctx, batch);
-      const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
-      logRetry(error, { attempt: attempt + 1, pauseMs, transient });
-      if (!await pause(pauseMs, ctx.stopping)) return GIVEN_BACK;
-    }
-  }
-  return GIVEN_BACK;
-}
-
-/** Deliveries already counted as retried: a batch split after a retry counts its facts again. */
-const countedRetried = new WeakSet<JsMsg>();
-
-/**
- * Counts the batch's facts as retried, each once per delivery (the metric counts facts, not
- * attempts, nor the batches a split hands over again).
- */
-function countRetried<S extends string>(ctx: BatchContext<S>, batch: Delivered[]): void {
-  const fresh = batch.filter(({ msg }) => !countedRetried.has(msg));
-  for (const { msg } of fresh) countedRetried.add(msg);
-  if (fresh.length) ctx.handled.retried.add(fresh.length);
-}
-
-/** Counts a failure that is not transient; true once `bound` is reached. */
-function reachedBound(failing: Failing, error: unknown, bound: Bound): boolean {
-  failing.error = error;
-  failing.attempts++;
-  failing.since ||= Date.now();
-  return failing.attempts >= bound.attempts && Date.now() - failing.since >= bound.ms;
-}
-
-/**
- * Why a failure is transient, or undefined when it is not: an error that says so
- * (shared/transient.ts), else what the service's own check of its dependencies reports. A check
- * that fails itself counts as a problem: a fact is never parked on a doubt about the world.
- */
-async function transientReason<S extends string>(
-  ctx: BatchContext<S>,
-  error: unknown,
-): Promise<string | undefined> {
-  if (isTransientFailure(error)) {
-    return "a dependency is unavailable or not as deployed code expects";
-  }
-  const check = ctx.options.dependencyProblem;
-  if (!check) return undefined;
-  try {
-    return await check();
-  } catch {
-    return "the dependency check failed";
-  }
-}
-
-/** Logs a batch's failed attempts: the first, then one every RETRY_LOG_EVERY_MS at most. */
-function retryLogger<S extends string>(ctx: BatchContext<S>, batch: Delivered[]) {
-  let last = -Infinity;
-  return (error: unknown, fields: LogFields) => {
-    if (Date.now() - last < RETRY_LOG_EVERY_MS) return;
-    last = Date.now();
-    ctx.options.log.error("cannot handle facts; trying again", {
-      durable: ctx.name,
-      ...describeBatch(batch),
-      ...fields,
-      error,
-    });
-  };
-}
-
-/** A fact in a log line: never its data, which may name people. */
-function factFields({ msg, fact }: Delivered): LogFields {
-  return { id: fact.id, type: fact.type, subject: msg.subject, sequence: msg.info.streamSequence };
-}
-
-/** A batch in a log line: its fact when alone, else how many and their stream sequences. */
-function describeBatch(batch: Delivered[]): LogFields {
-  if (batch.length === 1) return factFields(batch[0]);
-  const sequences = `${batch[0].msg.info.streamSequence}-${batch.at(-1)!.msg.info.streamSequence}`;
-  return { count: batch.length, sequences };
-}
-
-/**
- * Parks a fact `handle` kept failing on while its dependencies worked, so the facts behind it go
- * on; logged at error level and counted (`oe_facts_poisoned`). It keeps its turn until the
- * parked stream takes it (given back to the server, a second later, the facts behind it would
- * overtake it); false, and given back, if the consumer stops first.
- */
-async function parkPoison<S extends string>(
-  ctx: BatchContext<S>,
-  item: Delivered,
-  failing: Failing,
-): Promise<boolean> {
-  const failingMs = Date.now() - failing.since;
-  const why = failing.error instanceof Error
-    ? `${failing.error.name}: ${failing.error.message}`
-    : String(failing.error);
-  const reason = `the handler kept failing on it (${failing.attempts} attempts in ` +
-    `${Math.round(failingMs / 1000)} s): ${why}`;
-  // The first failure is logged, then one line every RETRY_LOG_EVERY_MS, as for retries.
-  let loggedAt = 0;
-  const quiet = () => {
-    if (Date.now() - loggedAt < RETRY_LOG_EVERY_MS) return true;
-    loggedAt = Date.now();
-    return false;
-  };
-  for (
-    let attempt = 0;
-    !await tryPark(ctx, item.msg, { reason, then: "trying again", quiet: quiet() });
-    attempt++
-  ) {
-    const pauseMs = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
-    if (await pause(pauseMs, ctx.stopping)) continue;
-    giveBack([item]);
-    return false;
-  }
-  ctx.handled.poisoned.add(1);
-  ctx.options.log.error("parked a fact its handler kept failing on; the facts behind it go on", {
-    durable: ctx.name,
-    ...factFields(item),
-    attempts: failing.attempts,
-    failingMs,
-    deliveries: item.msg.info.deliveryCount,
-    error: failing.error,
-  });
-  return true;
-}
-
-/** Waits `ms`; false as soon as `signal` aborts (or if it already has). */
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (waited: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", aborted);
-      resolve(waited);
-    };
-    const aborted = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal.addEventListener("abort", aborted);
-  });
-}
-
 /**
  * `handleBatch`, which must not throw: the pull loop chains batches, and one rejected batch
  * would leave the chain rejected (every later batch skipped) and end the process unhandled.
@@ -1007,29 +476,6 @@ const lag = metrics.gauge(
     "and not acknowledged), per durable consumer; every instance reports the shared figure",
   ["durable"],
 );
-const handledTotal = metrics.counter(
-  "oe_facts_handled",
-  "Facts this instance handled, per consumer and outcome (acked, parked, retried, skipped: " +
-    "of a type it does not know)",
-  ["durable", "outcome"],
-);
-
-const poisonedTotal = metrics.counter(
-  "oe_facts_poisoned",
-  "Facts this instance parked because its handler kept failing on them while its dependencies " +
-    "worked (poison facts), per consumer; also counted as parked in oe_facts_handled",
-  ["durable"],
-);
-
-function handledFacts(durable: string) {
-  return {
-    acked: handledTotal.series(durable, "acked"),
-    parked: handledTotal.series(durable, "parked"),
-    retried: handledTotal.series(durable, "retried"),
-    skipped: handledTotal.series(durable, "skipped"),
-    poisoned: poisonedTotal.series(durable),
-  };
-}
 
 /**
  * How often a consumer reads its acknowledgement floor besides the scrapes. Read only at start
