@@ -133,12 +133,18 @@ function allowOf(methods: readonly string[]): string {
   return allowed.join(", ");
 }
 
-/** Answers 405 with an `Allow` header for a path that exists with other methods. */
+/**
+ * Answers 405 with an `Allow` header for a path that exists with other methods. A HEAD is answered
+ * as its GET, whose body it does not get (RFC 9110 §9.3.2): the document names GET, so that the
+ * `Content-Length` the HEAD gets is the GET body's (until 2026-12-05 it said `Cannot HEAD`, a
+ * byte longer).
+ */
 export function methodNotAllowed(methods: readonly string[]): Handler<GatewayEnv> {
   const allow = allowOf(methods);
   return function handleMethodNotAllowed(c) {
+    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     return errorResponse(
-      new MethodNotAllowedError(`Cannot ${c.req.method} ${c.req.path}: allowed are ${allow}`),
+      new MethodNotAllowedError(`Cannot ${method} ${c.req.path}: allowed are ${allow}`),
       { Allow: allow },
     );
   };

@@ -40,6 +40,23 @@ Deno.test("[gateway] a wrong method on a known path answers 405 with Allow", asy
   }
 });
 
+// A review: the 405 named the method it refused, so a HEAD's said `Cannot HEAD` and its
+// Content-Length was one more than the body of the GET it stands for (RFC 9110 §9.3.2).
+Deno.test("[gateway] HEAD on a path without GET says the length of the GET's 405", async (t) => {
+  await using gw = await testGateway();
+  for (const path of ["/v1/auth/login", "/v1/users-events-roles", "/v1/webhooks/stripe"]) {
+    await t.step(path, async () => {
+      const get = await gw.app.request(path);
+      const body = new Uint8Array(await get.arrayBuffer());
+      const head = await gw.app.request(path, { method: "HEAD" });
+      assert.equal(head.status, 405);
+      assert.equal(head.headers.get("Allow"), get.headers.get("Allow"));
+      assert.equal(head.headers.get("Content-Length"), String(body.byteLength));
+      assert.equal(await head.text(), "");
+    });
+  }
+});
+
 Deno.test("[gateway] OPTIONS that is no preflight answers 204 with the path's Allow (RFC 9110 §9.3.7)", async (t) => {
   await using gw = await testGateway();
   const cases: [string, string][] = [
