@@ -55,19 +55,22 @@ function responseCache(options: AppOptions, logger: Logger): ResponseCache | und
 
 /**
  * Registers, after all real routes, an answer to `OPTIONS` and a 405 fallback on every path that
- * has routes.
+ * has routes; returns every method of those routes (what `OPTIONS *` answers: errors.ts).
  */
-function addMethodFallbacks(app: Hono<GatewayEnv>): void {
+function addMethodFallbacks(app: Hono<GatewayEnv>): string[] {
   const methodsByPath = new Map<string, Set<string>>();
+  const allMethods = new Set<string>();
   for (const { path, method } of app.routes) {
     if (method === "ALL") continue;
     if (!methodsByPath.has(path)) methodsByPath.set(path, new Set());
     methodsByPath.get(path)!.add(method);
+    allMethods.add(method);
   }
   for (const [path, methods] of methodsByPath) {
     app.options(path, answerOptions([...methods]));
     app.all(path, methodNotAllowed([...methods]));
   }
+  return [...allMethods];
 }
 
 /** The gateway's app and the handler to serve it with (cache hits may take the short way). */
@@ -144,9 +147,9 @@ export function createGateway(options: AppOptions): Gateway {
     app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
   }
   mountContracts(app, forward, contracts);
-  addMethodFallbacks(app);
+  const serverMethods = addMethodFallbacks(app);
   app.onError(onError({ logger }));
-  app.notFound(notFound());
+  app.notFound(notFound(serverMethods));
   const fetch = (request: Request, info?: Deno.ServeHandlerInfo) =>
     hits?.answer(request) ?? signed.answer(request) ?? app.fetch(request, info);
   const answer = (head: RawHead) => head.signed ? signed.answerHead(head) : hits?.answerHead(head);

@@ -115,9 +115,17 @@ export function onError(options: { logger: Logger }): ErrorHandler<GatewayEnv> {
   };
 }
 
-/** The `app.notFound` handler. */
-export function notFound(): NotFoundHandler<GatewayEnv> {
+/**
+ * The `app.notFound` handler. It also answers `OPTIONS *`, which asks what the server allows
+ * (RFC 9110 §9.3.7): 204 with `Allow` of every method the server's routes have (`serverMethods`),
+ * as `OPTIONS` on a path answers for that path. `Deno.serve` gives the target `*` the URL of the
+ * path `/*` (an origin-form `/*` gets the same, and no route has that path), so no route could be
+ * registered for it: `/*` is Hono's wildcard. Until 2026-12-05 `OPTIONS *` was this 404.
+ */
+export function notFound(serverMethods: readonly string[]): NotFoundHandler<GatewayEnv> {
+  const serverAllow = allowOf(serverMethods);
   return function handleNotFound(c) {
+    if (c.req.method === "OPTIONS" && c.req.path === "/*") return optionsReply(serverAllow);
     return errorResponse(new NotFoundError(`Cannot find ${c.req.path}: no such route`));
   };
 }
@@ -158,9 +166,11 @@ export function methodNotAllowed(methods: readonly string[]): Handler<GatewayEnv
 export function answerOptions(methods: readonly string[]): Handler<GatewayEnv> {
   const allow = allowOf(methods);
   return function handleOptions() {
-    return new Response(null, {
-      status: 204,
-      headers: { Allow: allow, "Cache-Control": PRIVATE },
-    });
+    return optionsReply(allow);
   };
+}
+
+/** The answer to an `OPTIONS` that is no preflight: 204 and what is allowed. */
+function optionsReply(allow: string): Response {
+  return new Response(null, { status: 204, headers: { Allow: allow, "Cache-Control": PRIVATE } });
 }

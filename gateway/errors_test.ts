@@ -8,6 +8,7 @@ import {
 import { firstError, testGateway, Wire } from "./_test_utils.ts";
 import { errorBytes, errorResponse } from "./errors.ts";
 import { withCorsHeaders } from "./middleware/cors.ts";
+import { serveGuarded } from "./slow_clients.ts";
 
 Deno.test("[gateway] an unknown path answers 404 JSON:API", async () => {
   await using gw = await testGateway();
@@ -94,6 +95,40 @@ Deno.test("[gateway] OPTIONS that is no preflight answers 204 with the path's Al
     assert.equal(response.status, 404);
     await response.body?.cancel();
   });
+});
+
+/** The server-wide `Allow`: every method a route of the gateway has. */
+const SERVER_ALLOW = "GET, POST, PATCH, DELETE, HEAD, OPTIONS";
+
+// A review: `OPTIONS *` asks about the server itself (RFC 9110 §9.3.7), and got the 404 of no
+// route. Deno.serve hands the app `*` as the path `/*`; the relay passes it on untouched.
+Deno.test("[gateway] OPTIONS * answers 204 with what the server allows, relayed or not", async (t) => {
+  await using gw = await testGateway();
+  const guarded = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.app.fetch,
+  );
+  const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, gw.app.fetch);
+  try {
+    for (
+      const [name, port] of [["relay", guarded.port], ["Deno.serve", plain.addr.port]] as const
+    ) {
+      await t.step(name, async () => {
+        using wire = await Wire.open(port);
+        const answer = await wire.exchange("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        assert.match(answer, /^HTTP\/1\.1 204 /);
+        assert.match(answer, new RegExp(`\r\nAllow: ${SERVER_ALLOW}\r\n`));
+        assert.match(answer, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
+        assert.ok(answer.endsWith("\r\n\r\n"), "no body");
+        // The connection goes on: the next request on it is answered as ever.
+        const next = await wire.exchange("GET /v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        assert.match(next, /^HTTP\/1\.1 404 /);
+      });
+    }
+  } finally {
+    await guarded.shutdown();
+    await plain.shutdown();
+  }
 });
 
 Deno.test("[gateway] an unexpected error becomes a generic 500 without details", async () => {

@@ -233,6 +233,6 @@ export function serveMetrics(
   app.options("/metrics", answerOptions(["GET"]));
   app.all("/metrics", methodNotAllowed(["GET"]));
   app.onError(onError({ logger }));
-  app.notFound(notFound());
+  app.notFound(notFound(["GET"]));
   return Deno.serve({ ...config.metricsAddr, onListen: () => {} }, app.fetch);
 }

@@ -6,7 +6,7 @@ import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { gatherMetrics, serveMetrics } from "./metrics.ts";
 import { countInstances } from "./health.ts";
-import { testGateway } from "./_test_utils.ts";
+import { testGateway, Wire } from "./_test_utils.ts";
 
 const TOKEN = "metrics-test-token";
 
@@ -108,6 +108,10 @@ Deno.test("[gateway] METRICS_ADDR answers HEAD with the GET body's length, and o
     assert.equal(options.status, 204);
     assert.equal(options.headers.get("Allow"), "GET, HEAD, OPTIONS");
     await options.body?.cancel();
+    // `OPTIONS *` asks about the listener itself: what its one route allows (it was a 404).
+    using wire = await Wire.open(port);
+    const asterisk = await wire.exchange("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert.match(asterisk, /^HTTP\/1\.1 204 [^]*\r\nAllow: GET, HEAD, OPTIONS\r\n/);
   } finally {
     await server.shutdown();
   }
