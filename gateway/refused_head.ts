@@ -25,6 +25,9 @@ import {
  */
 const DENO_HEAD_LIMIT = 64 * 1024;
 const DENO_FIELDS_LIMIT = 128;
+/** The bytes kept of each head's start: its method and the start of its target. */
+const START_BYTES = 32;
+const decoder = new TextDecoder("ascii");
 
 /**
  * What the client sent since its last answer went out: enough to tell why `Deno.serve` refused a
@@ -44,8 +47,15 @@ export class SinceAnswer {
   #lastLf = -1;
   /** Line ends of the last head that ended. */
   #lastHeadLines = 0;
+  /** The first bytes of the head being read (`#startLength` of them). */
+  #start = new Uint8Array(START_BYTES);
+  #startLength = 0;
+  /** Those of the last head that ended (none: -1). */
+  #lastStart = new Uint8Array(START_BYTES);
+  #lastStartLength = -1;
 
   add(chunk: Uint8Array): void {
+    this.#keepStart(chunk, Math.max(0, this.#headStart - this.bytes));
     for (let from = 0;;) {
       const scannedTo = Math.min(chunk.length, this.#headStart + DENO_HEAD_LIMIT - this.bytes);
       const lf = from < scannedTo ? chunk.indexOf(10, from) : -1;
@@ -59,6 +69,10 @@ export class SinceAnswer {
         this.#headStart = at + 1;
         this.#lineEnd = -1;
         this.#lines = 0;
+        [this.#lastStart, this.#start] = [this.#start, this.#lastStart];
+        this.#lastStartLength = this.#startLength;
+        this.#startLength = 0;
+        this.#keepStart(chunk, lf + 1);
       }
       this.#lastLf = at;
       from = lf + 1;
@@ -73,6 +87,36 @@ export class SinceAnswer {
     this.#lines = 0;
     this.#lastLf = -1;
     this.#lastHeadLines = 0;
+    this.#startLength = 0;
+    this.#lastStartLength = -1;
+  }
+
+  /** Keeps the bytes of `chunk` from `from` that the start of the head being read still lacks. */
+  #keepStart(chunk: Uint8Array, from: number): void {
+    if (this.#startLength === START_BYTES || from >= chunk.length) return;
+    const kept = chunk.subarray(from, from + START_BYTES - this.#startLength);
+    this.#start.set(kept, this.#startLength);
+    this.#startLength += kept.length;
+  }
+
+  /**
+   * The method of the refused head, when its request line started with one (the relay sends no
+   * body with the refusal of a HEAD: RFC 9110 §9.3.2).
+   */
+  refusedMethod(): string | undefined {
+    return /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) /.exec(this.#refusedStart())?.[1];
+  }
+
+  /**
+   * The start of the head `Deno.serve` refused: the one being read when it is too large to end
+   * (as `refusedFor` tells), else the last that ended since the last answer (it reads a head
+   * whole before it refuses a field or the target).
+   */
+  #refusedStart(): string {
+    const current = this.bytes - this.#headStart > DENO_HEAD_LIMIT || this.#lastStartLength < 0;
+    return current
+      ? decoder.decode(this.#start.subarray(0, this.#startLength))
+      : decoder.decode(this.#lastStart.subarray(0, this.#lastStartLength));
   }
 
   /**
@@ -97,6 +141,10 @@ export class SinceAnswer {
           `or more than ${DENO_FIELDS_LIMIT}`,
       );
     }
+    // `Deno.serve` takes the asterisk-form target for OPTIONS only (RFC 9112 §3.2.4).
+    if (/^\S+ \*/.test(this.#refusedStart()) && this.refusedMethod() !== "OPTIONS") {
+      return new BadRequestError("Cannot read the request: the target `*` is for OPTIONS only");
+    }
     return new BadRequestError(
       "Cannot read the request: its head is not well-formed HTTP/1.1 (two Host fields, a byte " +
         "a field cannot hold, ...)",
@@ -112,7 +160,6 @@ export class SinceAnswer {
  */
 const BARE_REFUSAL =
   /HTTP\/1\.1 400 Bad Request\r\ncontent-length: 0\r\ndate: [^\r]*\r\nconnection: close\r\n\r\n$/;
-const decoder = new TextDecoder("ascii");
 
 /** The end of `chunk` without `Deno.serve`'s refusal when it ends with one; else undefined. */
 export function beforeRefusal(chunk: Uint8Array): Uint8Array | undefined {

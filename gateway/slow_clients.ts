@@ -33,7 +33,7 @@
 import { errorBytes } from "./errors.ts";
 import { Exchanges } from "./exchanges.ts";
 import { innerServer } from "./inner_socket.ts";
-import { type RawHead, readHeadAndMore } from "./raw_head.ts";
+import { headEnd, type RawHead, readHeadAndMore } from "./raw_head.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 import { beforeRefusal, SinceAnswer } from "./refused_head.ts";
 
@@ -328,6 +328,18 @@ const ANSWER_BUFFER_FIRST = 16 * 1024;
 const ANSWER_BUFFER_MAX = 64 * 1024;
 
 /**
+ * The JSON:API error written in place of `Deno.serve`'s refusal of the head `sent` ends with; for
+ * a HEAD, its head alone (RFC 9110 §9.3.2: its `Content-Length` still says the body's length).
+ */
+function refusalBytes(sent: SinceAnswer): Uint8Array[] {
+  const error = sent.refusedFor();
+  const { chunks } = errorBytes(error, pickRequestId(null), { Connection: "close" });
+  if (sent.refusedMethod() !== "HEAD") return chunks;
+  // The first chunk starts with the whole head (the body follows in it, or in the next).
+  return [chunks[0].subarray(0, headEnd(chunks[0]) + 4)];
+}
+
+/**
  * Relays `Deno.serve`'s answers on one connection to its client; a refusal of a head it cannot
  * read goes out as a JSON:API error instead, which closes the connection as the refusal does.
  */
@@ -349,11 +361,7 @@ async function relayAnswers(
     if (before === undefined) await writeAll(client, chunk);
     else {
       await writeAll(client, before);
-      const error = sent.refusedFor();
-      const id = pickRequestId(null);
-      for (const part of errorBytes(error, id, { Connection: "close" }).chunks) {
-        await writeAll(client, part);
-      }
+      for (const part of refusalBytes(sent)) await writeAll(client, part);
     }
     // Counted once written: an answer the relay makes must not go out beside these bytes.
     if (exchanges?.following) exchanges.received(chunk);

@@ -624,3 +624,61 @@ Deno.test("[gateway] a head refused behind a pipelined request is told by its ow
     await server.shutdown();
   }
 });
+
+// A review: `GET *` (the target `*` is for OPTIONS only, RFC 9112 §3.2.4) was refused with the
+// detail of a malformed head ("two Host fields, ..."), and a refused HEAD got the error's body,
+// which no answer to a HEAD may carry (RFC 9110 §9.3.2).
+Deno.test("[gateway] a refused head says why a target * is refused, and a HEAD's has no body", async (t) => {
+  await using gw = await testGateway();
+  const server = await serveGuarded(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    gw.app.fetch,
+  );
+  const split = (answer: string) => {
+    const end = answer.indexOf("\r\n\r\n") + 4;
+    return { head: answer.slice(0, end), body: answer.slice(end) };
+  };
+  try {
+    for (const method of ["GET", "POST", "DELETE", "PATCH"]) {
+      await t.step(`${method} *`, async () => {
+        const { head, body } = split(
+          await sendAll(server.port, `${method} * HTTP/1.1\r\nHost: x\r\n\r\n`),
+        );
+        assert.match(head, /^HTTP\/1\.1 400 /);
+        assert.match(JSON.parse(body).errors[0].detail, /target `\*` is for OPTIONS only/);
+      });
+    }
+    const cases: [string, string, string][] = [
+      ["*", "*", ""],
+      ["a 70 kB target", `/v1/events?sort=${"a".repeat(70_000)}`, ""],
+      ["200 header fields", "/v1/events", "X-A: a\r\n".repeat(200)],
+    ];
+    for (const [what, target, fields] of cases) {
+      await t.step(`HEAD with ${what}: the GET's head alone`, async () => {
+        const rest = `HTTP/1.1\r\nHost: x\r\n${fields}\r\n`;
+        const get = split(await sendAll(server.port, `GET ${target} ${rest}`));
+        const head = split(await sendAll(server.port, `HEAD ${target} ${rest}`));
+        assert.equal(head.body, "", "no body");
+        assert.equal(head.head.slice(0, 12), get.head.slice(0, 12), "the GET's status");
+        const length = (text: string) => /\r\ncontent-length: (\d+)\r\n/i.exec(text)?.[1];
+        assert.equal(length(head.head), String(new TextEncoder().encode(get.body).length));
+      });
+    }
+    await t.step(
+      "HEAD with a 70 kB target behind a GET: that answer, then its head alone",
+      async () => {
+        const answer = await sendAll(
+          server.port,
+          "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n" +
+            `HEAD /v1/events?sort=${"a".repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        );
+        assert.match(answer, /^HTTP\/1\.1 404 /);
+        const second = answer.slice(answer.indexOf("HTTP/1.1", 1));
+        assert.match(second, /^HTTP\/1\.1 414 /);
+        assert.ok(second.endsWith("\r\n\r\n"), "no body");
+      },
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
