@@ -24,6 +24,12 @@ import { GatewayTimeoutError } from "./errors.ts";
 export const DEADLINE_HEADER = "Oe-Deadline";
 
 /**
+ * How long a bus request waits for its answer unless told otherwise, and the deadline a served
+ * request that carries none gets (a requester other than ours).
+ */
+export const DEFAULT_BUS_TIMEOUT_MS = 5000;
+
+/**
  * Time kept back before a deadline for the COMMIT round trip and the answer's way back to the
  * gateway: a transaction with less than this left rolls back instead of committing.
  */

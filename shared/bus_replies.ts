@@ -1,0 +1,239 @@
+/**
+ * The requesting side's waiting: whether the connection to NATS is up (`Link`), the requests
+ * waiting for their answers on one inbox (`Replies`), and how a request that got none is told to
+ * its caller (`translateRequestError`: 503 no responders, 504 timeout or a connection lost).
+ */
+import { createInbox, errors as natsErrors } from "@nats-io/nats-core";
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/nats-core";
+import type { ConnectionMeter } from "./bus_metrics.ts";
+import { ApiError, GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+export function causeChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let current = error;
+  while (current && chain.length < 5) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** A request sent before the connection was lost, whose answer did not come within the grace. */
+class AnswerLostError extends Error {}
+
+/** Translates NATS request failures into the API's errors: 503 no responders, 504 timeout. */
+export function translateRequestError(error: unknown, subject: string): ApiError {
+  const chain = causeChain(error);
+  if (chain.some((e) => e instanceof AnswerLostError)) {
+    return new GatewayTimeoutError(
+      `Cannot reach ${subject}: the connection to NATS was lost while waiting for the answer ` +
+        `(a change asked for may have been made)`,
+      { cause: error },
+    );
+  }
+  if (chain.some((e) => e instanceof natsErrors.NoRespondersError)) {
+    return new ServiceUnavailableError(`Cannot reach ${subject}: no service instance is running`, {
+      cause: error,
+    });
+  }
+  if (chain.some((e) => e instanceof natsErrors.TimeoutError)) {
+    return new GatewayTimeoutError(`Cannot reach ${subject}: the service did not answer in time`, {
+      cause: error,
+    });
+  }
+  return new ServiceUnavailableError(`Cannot reach ${subject}: the bus is unavailable`, {
+    cause: error,
+  });
+}
+
+/**
+ * Whether the connection to NATS is up, as its status events tell (`follow`). While it is down a
+ * request does not wait in nats.js's reconnect buffer for its whole timeout: it waits at most
+ * RECONNECT_GRACE_MS for the connection to come back (a node lost in a cluster is replaced within
+ * a few hundred milliseconds), then fails with 503 (`Bus.#send`).
+ */
+export class Link {
+  /** Resolved when the connection is back; undefined while it is up. */
+  #back: PromiseWithResolvers<void> | undefined;
+
+  get down(): boolean {
+    return this.#back !== undefined;
+  }
+
+  /** Whether the connection is up now or comes back within `ms`. */
+  async upWithin(ms: number): Promise<boolean> {
+    const back = this.#back;
+    if (back === undefined) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ms, false));
+    const up = await Promise.race([back.promise.then(() => true), late]);
+    clearTimeout(timer);
+    return up;
+  }
+
+  /**
+   * Follows the connection's status, logging and counting (shared/bus_metrics.ts) losing and
+   * regaining NATS once per transition (nats.js reports every failed reconnect attempt too; those
+   * stay quiet). Ends when the connection closes.
+   */
+  async follow(
+    nc: NatsConnection,
+    log: Logger,
+    meter: ConnectionMeter,
+    on: { lost(): void; back(): void },
+  ): Promise<void> {
+    for await (const status of nc.status()) {
+      const server = (status as { server?: string }).server;
+      if (status.type === "disconnect" && !this.down) {
+        this.#back = Promise.withResolvers();
+        meter.lost();
+        on.lost();
+        log.warn("lost NATS; reconnecting", { server });
+      } else if (status.type === "reconnect" && this.down) {
+        this.#back!.resolve();
+        this.#back = undefined;
+        meter.back();
+        on.back();
+        log.info("NATS is back", { server });
+      }
+    }
+  }
+}
+
+interface Waiting {
+  subject: string;
+  resolve(msg: Msg): void;
+  reject(error: unknown): void;
+  /** When the request times out (`performance.now()` time). */
+  expires: number;
+  /** Its own timeout, kept while a lost connection brings `expires` forward (`Replies.lost`). */
+  due: number;
+  /** Sent before the connection was lost, which has not come back since. */
+  lost?: boolean;
+}
+
+/**
+ * Request/reply on one wildcard inbox per connection, as nats.js does, minus its per-request
+ * costs: its `request` makes a timer object, two deferreds and, even on success, an Error whose
+ * stack is captured (~10% of the gateway's CPU). Here a request is a map entry. One timer serves
+ * all of them, armed for the soonest expiry: requests mostly share one timeout, so under load a new
+ * request rarely moves it, and a timer per request (set, then cleared by nearly every answer) had
+ * cost about 10 % of the gateway's CPU per signed-in read. Failures are nats.js's own error classes,
+ * so translateRequestError reads them alike.
+ */
+export class Replies {
+  readonly #inbox: string;
+  readonly #waiting = new Map<string, Waiting>();
+  #next = 0;
+  #timer?: ReturnType<typeof setTimeout>;
+  /** When the timer fires (Infinity while it is not armed). */
+  #timerAt = Infinity;
+  /** Set when the inbox's subscription has ended: the next request makes a new inbox. */
+  closed = false;
+
+  constructor(readonly nc: NatsConnection) {
+    this.#inbox = `${createInbox()}.`;
+    const sub = nc.subscribe(`${this.#inbox}*`, {
+      // An error here (a permission violation) closes the subscription: #failAll answers.
+      callback: (error, msg) => {
+        if (!error) this.#settle(msg);
+      },
+    });
+    sub.closed.then(() => this.#failAll());
+  }
+
+  request(subject: string, data: Uint8Array, options: { timeout: number; headers: MsgHdrs }) {
+    const token = (this.#next++).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const expires = performance.now() + options.timeout;
+      this.#waiting.set(token, { subject, resolve, reject, expires, due: expires });
+      if (expires < this.#timerAt) this.#arm(expires);
+      try {
+        this.nc.publish(subject, data, { reply: this.#inbox + token, headers: options.headers });
+      } catch (error) {
+        this.#forget(token);
+        reject(error);
+      }
+    });
+  }
+
+  /**
+   * The connection is lost: an answer sent meanwhile goes to a server this client no longer
+   * uses, so each request already sent waits `graceMs` more at most (a lost node is replaced
+   * within that), then fails as lost. Until 2026-12-05 it waited out its whole timeout (5 s by
+   * default), for a write applied or not alike.
+   */
+  lost(graceMs: number): void {
+    const by = performance.now() + graceMs;
+    for (const waiting of this.#waiting.values()) {
+      waiting.expires = Math.min(waiting.due, by);
+      waiting.lost = true;
+    }
+    if (this.#waiting.size && by < this.#timerAt) this.#arm(by);
+  }
+
+  /** Back within the grace: each request waits for its answer as long as it was going to. */
+  regained(): void {
+    for (const waiting of this.#waiting.values()) {
+      waiting.expires = waiting.due;
+      waiting.lost = false;
+    }
+  }
+
+  #settle(msg: Msg): void {
+    const token = msg.subject.slice(this.#inbox.length);
+    const waiting = this.#waiting.get(token);
+    if (!waiting) return;
+    this.#forget(token);
+    // The server's answer when nobody listens on the subject (no_responders).
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      waiting.reject(new natsErrors.NoRespondersError(waiting.subject));
+    } else waiting.resolve(msg);
+  }
+
+  /** Drops an answered or failed request; the timer goes with the last one (nothing to time). */
+  #forget(token: string): void {
+    this.#waiting.delete(token);
+    if (this.#waiting.size === 0) this.#disarm();
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    // Rounded up: a timer may not fire before the soonest request has really expired.
+    this.#timer = setTimeout(() => this.#expire(), Math.ceil(at - performance.now()));
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  /** Fails every request past its time, then arms the timer for the soonest of the others. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let soonest = Infinity;
+    for (const [token, waiting] of this.#waiting) {
+      if (waiting.expires <= now) {
+        this.#waiting.delete(token);
+        waiting.reject(
+          waiting.lost ? new AnswerLostError("connection lost") : new natsErrors.TimeoutError(),
+        );
+      } else if (waiting.expires < soonest) soonest = waiting.expires;
+    }
+    if (soonest !== Infinity) this.#arm(soonest);
+  }
+
+  #failAll(): void {
+    this.closed = true;
+    this.#disarm();
+    for (const waiting of this.#waiting.values()) {
+      waiting.reject(new natsErrors.RequestError("connection closed"));
+    }
+    this.#waiting.clear();
+  }
+}
