@@ -72,6 +72,8 @@ Deno.test("[discounts] GET /v1/events/{id}/discount-codes/{code} is the public c
       const reply = await lookup(code);
       expectError(reply, 422, {}, code);
       assert.match(reply.body.errors[0].detail, detail);
+      // The code is a path segment; JSON:API's source.parameter names a query parameter.
+      assert.equal(reply.body.errors[0].source, undefined, `${code}: no source`);
     }
   });
   await t.step(

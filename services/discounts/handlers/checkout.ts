@@ -50,12 +50,11 @@ export async function lookupCode(ctx: DiscountsContext, req: HttpRequest): Promi
   if (!code) {
     throw new NotFoundError(`Cannot find discount code ${JSON.stringify(text)} for this event`);
   }
-  // Inactive or outside its window: 422 (contract §4); a used-up code is shown.
+  // Inactive or outside its window: 422 (contract §4); a used-up code is shown. No `source`: the
+  // code is a path segment, and JSON:API's `source.parameter` names a query parameter (the
+  // original's `{code}` named the route's; until 2026-12-05 ours said `code`, which
+  // open-event-frontend also sends as a query parameter this route ignores).
   const why = unusable(code);
-  if (why) {
-    throw new UnprocessableError(`Cannot use discount code ${code.code}: ${why}`, {
-      parameter: "code",
-    });
-  }
+  if (why) throw new UnprocessableError(`Cannot use discount code ${code.code}: ${why}`);
   return renderOne(codeDef, code, { req, fields: query.fields, include: query.include });
 }
