@@ -30,6 +30,11 @@ export const resolveRequestSchema = z.object({
    * routes (an unknown name is a 400 naming `fields[<type>]`) and applies to `data` and `included`.
    */
   fields: z.record(z.string(), z.array(z.string())).optional(),
+  /**
+   * The client asked `get_trashed=true`: soft-deleted resources are found too, for admins only
+   * (as the type's own routes show them to admins asking it); anyone else is answered as without.
+   */
+  trashed: z.boolean().optional(),
 });
 export const resolveReplySchema = z.object({
   data: z.array(resourceObjectSchema),

@@ -4,8 +4,10 @@
  * `include` (a related-resource route another service serves), what the type's own routes would
  * include comes too, under the same rules; an unknown path is a 400. `fields` is read as those
  * routes read it (an unknown type or name is a 400 naming `fields[<type>]`) and trims `data` and
- * `included`.
+ * `included`. With `trashed` (the client asked `get_trashed=true`) an admin gets soft-deleted
+ * resources too, as the type's own routes show them to admins asking it.
  */
+import { isAdmin } from "@shared/handlers/mod.ts";
 import { type ResourceDef, toResource } from "@shared/jsonapi.ts";
 import { ownerQueryText, parseSingleQuery } from "@shared/query.ts";
 import { type CatalogContext, loadCaller } from "../context.ts";
@@ -27,26 +29,30 @@ import { type CatalogHandlers, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
 export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] {
-  return async ({ actor, type, ids, include = [], fields = {} }) => {
+  return async ({ actor, type, ids, include = [], fields = {}, trashed }) => {
     // Checked first, with the rules of the type's own routes: a bad path or fieldset is a 400
     // whatever the ids find.
     const query = parseSingleQuery(ownerQueryText({ include, fields }), querySpecs[type] ?? {});
     const caller = await loadCaller(ctx.sql, actor);
+    const trash = { withTrashed: trashed === true && isAdmin(caller) };
     const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
-      "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller))],
-      "event-topic": async () => [eventTopicDef, await getTopics(ctx.sql, "event_topics", ids)],
+      "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller), trash)],
+      "event-topic": async () => [
+        eventTopicDef,
+        await getTopics(ctx.sql, "event_topics", ids, trash),
+      ],
       "event-sub-topic": async () => [
         eventSubTopicDef,
-        await getTopics(ctx.sql, "event_sub_topics", ids),
+        await getTopics(ctx.sql, "event_sub_topics", ids, trash),
       ],
-      "user": async () => [null, await getUsers(ctx.sql, ids)],
+      "user": async () => [null, await getUsers(ctx.sql, ids, trash)],
       "role": async () => [roleDef, await getRoles(ctx.sql, ids)],
       "ticket": async () => {
         // Tickets of events the actor may see (drafts stay with their organizers).
-        const tickets = await getTickets(ctx.sql, ids);
+        const tickets = await getTickets(ctx.sql, ids, trash);
         const eventIds = [...new Set(tickets.map((t) => String(t.event_id)))];
         const visible = new Set(
-          (await getEvents(ctx.sql, eventIds, viewer(caller))).map((e) => String(e.id)),
+          (await getEvents(ctx.sql, eventIds, viewer(caller), trash)).map((e) => String(e.id)),
         );
         return [ticketDef, tickets.filter((t) => visible.has(String(t.event_id)))];
       },

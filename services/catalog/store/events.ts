@@ -125,11 +125,12 @@ export async function getEvents(
   sql: Queryable,
   ids: string[],
   viewer: Viewer,
+  { withTrashed = false }: { withTrashed?: boolean } = {},
 ): Promise<EventRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
   return await sql<EventRow[]>`select * from events where id in ${sql(valid)}
-    and deleted_at is null and ${visibleEvents(sql, viewer)}`;
+    and ${liveRows(sql, "events", withTrashed)} and ${visibleEvents(sql, viewer)}`;
 }
 
 /** Live events of several topics or sub-topics at once, as `viewer` may see them (`include=events`). */

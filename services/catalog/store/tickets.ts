@@ -19,12 +19,16 @@ export async function getTicket(
   return row;
 }
 
-export async function getTickets(sql: Queryable, ids: string[]): Promise<TicketRow[]> {
+export async function getTickets(
+  sql: Queryable,
+  ids: string[],
+  { withTrashed = false }: { withTrashed?: boolean } = {},
+): Promise<TicketRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql<TicketRow[]>`select * from tickets where id in ${
-    sql(valid)
-  } and deleted_at is null`;
+  return await sql<TicketRow[]>`select * from tickets where id in ${sql(valid)} and ${
+    liveRows(sql, "tickets", withTrashed)
+  }`;
 }
 
 /** Live tickets of several events at once (for `include=tickets`). */

@@ -35,11 +35,13 @@ export async function getTopics<T extends TopicTable>(
   sql: Queryable,
   of: T,
   ids: string[],
+  { withTrashed = false }: { withTrashed?: boolean } = {},
 ): Promise<TopicRowOf<T>[]> {
   const table: TopicTable = of;
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql`select * from ${sql(table)} where id in ${sql(valid)} and deleted_at is null`;
+  return await sql`select * from ${sql(table)} where id in ${sql(valid)}
+    and ${liveRows(sql, table, withTrashed)}`;
 }
 
 export function listTopics<T extends TopicTable>(

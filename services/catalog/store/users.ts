@@ -102,10 +102,15 @@ export async function getUser(
   return row;
 }
 
-export async function getUsers(sql: Queryable, ids: string[]): Promise<UserRow[]> {
+export async function getUsers(
+  sql: Queryable,
+  ids: string[],
+  { withTrashed = false }: { withTrashed?: boolean } = {},
+): Promise<UserRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql<UserRow[]>`select * from users where id in ${sql(valid)} and deleted_at is null`;
+  return await sql<UserRow[]>`select * from users where id in ${sql(valid)}
+    and ${liveRows(sql, "users", withTrashed)}`;
 }
 
 export function listUsers(sql: Queryable, query: ListQuery, withTrashed: boolean) {

@@ -24,11 +24,11 @@ import {
 import { toResource } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { catalogInternal } from "@shared/subjects.ts";
+import { catalog, catalogInternal } from "@shared/subjects.ts";
 import { access, type Caller, type DiscountsContext, requireCoorganizer } from "../context.ts";
 import { codeDef, codeQuery } from "../resources.ts";
 import { type CodeRow, type CodeScope, eventCodeOf, listCodes } from "../store/codes.ts";
-import { readableEventsOf, resolveCatalog } from "./common.ts";
+import { readableEventsOf } from "./common.ts";
 
 /**
  * The codes a list route shows, or linkage to them when `linkage` is set. `?get_trashed=true`
@@ -105,6 +105,25 @@ async function inTrash(
   return document.data.length > 0;
 }
 
+/**
+ * Whether the user `params.id` is there for an admin: a live user, or a deleted one when they ask
+ * for the trash (`get_trashed=true`), as the catalog shows it to them
+ * (`/v1/users/{id}?get_trashed=true`, with links to these routes); the catalog grants the trash
+ * to admins only. Until 2026-12-05 a deleted user's routes were a 404 even then (found by a
+ * review), unlike a deleted event's or ticket's.
+ */
+async function userFound(ctx: DiscountsContext, req: HttpRequest): Promise<boolean> {
+  const id = req.params.id;
+  if (!isId(id)) return false;
+  const { data } = await ctx.bus.request(catalog.resolve, {
+    actor: req.actor,
+    type: "user",
+    ids: [id],
+    trashed: trashedAsked(req.query),
+  });
+  return data.length > 0;
+}
+
 async function eventCodes(
   ctx: DiscountsContext,
   req: HttpRequest,
@@ -149,9 +168,7 @@ async function userCodes(
     if (!isAdmin(known)) {
       throw new ForbiddenError("Cannot see these discount codes: only that user and admins may");
     }
-    if (!isId(userId) || !(await resolveCatalog(ctx, req, "user", [userId])).length) {
-      notFound("user", userId);
-    }
+    if (!(await userFound(ctx, req))) notFound("user", userId);
   }
   // A non-admin lists only codes of events they still co-organize, filtered in SQL (counts and
   // pages stay right).
