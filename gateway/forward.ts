@@ -22,6 +22,7 @@ import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http
 import { Coalescer, type SharedReply } from "./coalesce.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 import { numberPushedItems } from "@shared/query_filter.ts";
+import { trashedAsked } from "@shared/handlers/guards.ts";
 import {
   BadRequestError,
   failedPrecondition,
@@ -529,6 +530,8 @@ async function completed(
     logger,
     fields: sparseFieldsOf(request.query),
     linkage: RELATIONSHIP_ROUTE.test(request.path),
+    // As the owner of the primary data read it (admins only: each owner checks).
+    trashed: trashedAsked(request.query),
   });
   const more = tags && foreignTags(reply);
   return { body: encoder.encode(merged), tags: more && [...tags!, ...more] };

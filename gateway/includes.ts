@@ -51,6 +51,13 @@ export interface MergeOptions {
    * they name is still to be included (`/v1/discount-codes/1/relationships/event?include=event`).
    */
   linkage?: boolean;
+  /**
+   * The request asked for the trash (`get_trashed=true`): each owner then shows an admin what its
+   * own routes show them with it (the relationships of a soft-deleted parent, soft-deleted
+   * resources), and anyone else what it shows without. Until 2026-12-05 it was not passed on,
+   * and an admin's trashed event, shown by the catalog, included none of its codes.
+   */
+  trashed?: boolean;
 }
 
 /** The sparse fieldsets of a query: `fields[discount-code]=code,value` -> type -> names. */
@@ -138,7 +145,8 @@ function relatedRequest(
   const fields = options.fields && Object.keys(options.fields).length
     ? { fields: options.fields }
     : {};
-  const request = { actor: options.actor, ...relation, ...fields };
+  const trashed = options.trashed ? { trashed: true } : {};
+  const request = { actor: options.actor, ...relation, ...fields, ...trashed };
   return options.bus.request(relatedResolverOf(owner), request, {
     timeoutMs: options.timeoutMs,
   }).then(({ linkage, data }) => {
@@ -178,12 +186,13 @@ function resolveRequests(
   // The owner checks the type's fieldset as its own routes do (400) and trims what it returns.
   const names = options.fields?.[type];
   const fields = names && { fields: { [type]: names } };
+  const trashed = options.trashed && { trashed: true };
   for (let start = 0; start < wanted.length; start += IDS_PER_REQUEST) {
     const chunk = wanted.slice(start, start + IDS_PER_REQUEST);
     requests.push(
       options.bus.request(
         resolverOf(owner),
-        { actor: options.actor, type, ids: chunk, ...fields },
+        { actor: options.actor, type, ids: chunk, ...fields, ...trashed },
         {
           timeoutMs: options.timeoutMs,
         },

@@ -79,6 +79,12 @@ export const resolveRelatedRequestSchema = z.object({
   parentIds: z.array(z.string()).max(1000),
   /** The request's sparse fieldsets: the owner checks those of its types (400) as `resolve` does. */
   fields: z.record(z.string(), z.array(z.string())).optional(),
+  /**
+   * The client asked `get_trashed=true`: an admin gets the relationships of soft-deleted parents
+   * and the soft-deleted resources they link to, as the relationship's own route lists them with
+   * it; anyone else is answered as without.
+   */
+  trashed: z.boolean().optional(),
 });
 export const resolveRelatedReplySchema = z.object({
   linkage: z.record(

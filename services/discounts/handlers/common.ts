@@ -86,11 +86,13 @@ export async function resolveCatalog(
 async function resolveWithIncluded(
   ctx: DiscountsContext,
   req: HttpRequest,
-  { type, ids, include = [], fields = {} }: {
+  { type, ids, include = [], fields = {}, trashed = false }: {
     type: string;
     ids: string[];
     include?: string[];
     fields?: Record<string, string[]>;
+    /** Soft-deleted resources too, for an admin (reads only: a write links live ones). */
+    trashed?: boolean;
   },
 ): Promise<{ data: Record<string, unknown>[]; included?: Record<string, unknown>[] }> {
   // Asked even with no ids when the query has something to check: a bad one is a 400 anyway.
@@ -101,6 +103,7 @@ async function resolveWithIncluded(
     ids,
     ...(include.length ? { include } : {}),
     ...(Object.keys(fields).length ? { fields } : {}),
+    ...(trashed ? { trashed } : {}),
   });
   const byId = new Map(data.map((resource) => [resource.id, resource]));
   // Keep the code's own order.
@@ -129,7 +132,9 @@ export async function renderRelatedList(
 
 /**
  * `/v1/discount-codes/{id}/event` and `/marketer`: the related catalog resource, with the
- * `include` and `fields` of `owner` (the query's part the catalog reads, `ownerQueryOf`).
+ * `include` and `fields` of `owner` (the query's part the catalog reads, `ownerQueryOf`). An admin
+ * asking `get_trashed=true` gets it from the trash too, as `include=event` on the code and the
+ * code's `/events` and `/tickets` lists show it (until 2026-12-05: `data: null`).
  */
 export async function renderRelated(
   ctx: DiscountsContext,
@@ -142,6 +147,7 @@ export async function renderRelated(
     ids: idsOf(code, rel),
     include,
     fields,
+    trashed: trashedAsked(req.query),
   });
   return {
     status: 200,

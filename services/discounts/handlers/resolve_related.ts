@@ -5,7 +5,9 @@
  * (those they created, for admins and that user: theirs of events they still co-organize), for
  * `include` on events, tickets and users. Where the actor may not manage the codes, the linkage
  * is empty (`[]` or `null`), matching what is included for that parent (nothing): the document
- * stays fully linked.
+ * stays fully linked. With `trashed` (the client asked `get_trashed=true`) an admin gets them as
+ * the relationships' own routes list them with it: soft-deleted codes too, and those of parents in
+ * the trash (`codesWithTrash`).
  */
 import { type Identifier, type ResourceObject, toResource } from "@shared/jsonapi.ts";
 import type { resolveRelatedRequestSchema } from "@shared/schemas/bus.ts";
@@ -52,7 +54,7 @@ function addCodes(related: Related, parentId: string, codes: CodeRow[]): void {
 
 export async function resolveRelatedCodes(
   ctx: DiscountsContext,
-  { actor, parentType, relationship, parentIds, fields }: Request,
+  { actor, parentType, relationship, parentIds, fields, trashed }: Request,
 ): Promise<Related> {
   checkFieldset(fields, codeDef.type, codeQuery.sparse![codeDef.type]);
   // Until the actor proves allowed, each parent links to nothing (nothing is included for it).
@@ -62,6 +64,10 @@ export async function resolveRelatedCodes(
     data: [],
   };
   if (!actor) return related;
+  if (trashed && isAdmin((await access(ctx, actor)).caller)) {
+    await codesWithTrash(ctx, { parentType, relationship, parentIds }, related);
+    return related;
+  }
   if (parentType === "ticket" && relationship === "discount-codes") {
     await ticketsCodes(ctx, actor, parentIds, related);
   } else if (parentType === "event" && relationship === "discount-codes") {
@@ -72,6 +78,39 @@ export async function resolveRelatedCodes(
     await usersCodes(ctx, actor, parentIds, related);
   }
   return related;
+}
+
+/**
+ * An admin asking for the trash: each parent's codes, soft-deleted ones too, as
+ * `/v1/{events,tickets,users}/{id}/discount-codes?get_trashed=true` lists them, parents in the trash
+ * included (the catalog showed them to the admin, who may see every code: no role is asked). An
+ * event's event code stays the live one applied to it, as `/v1/events/{id}/discount-code` shows it
+ * (none on a deleted event: its deletion un-applied it). Until 2026-12-05 the include ignored
+ * `get_trashed` and a trashed parent linked nothing (found by a review).
+ */
+async function codesWithTrash(
+  ctx: DiscountsContext,
+  { parentType, relationship, parentIds }: Omit<Request, "actor">,
+  related: Related,
+) {
+  const ids = [...new Set(parentIds)];
+  const trash = { withTrashed: true };
+  const readers: Record<string, () => Promise<Map<string, CodeRow[]>>> = {
+    "ticket.discount-codes": () => codesOfTickets(ctx.sql, ids, trash),
+    "event.discount-codes": () => ticketCodesOfEvents(ctx.sql, ids, trash),
+    "user.discount-codes": () => codesOfMarketers(ctx.sql, ids, trash),
+  };
+  const read = readers[`${parentType}.${relationship}`];
+  if (read) {
+    const codes = await read();
+    for (const id of ids) addCodes(related, id, codes.get(id) ?? []);
+  } else if (parentType === "event" && relationship === "discount-code") {
+    const codes = await eventCodesOfEvents(ctx.sql, ids);
+    for (const [eventId, code] of codes) {
+      related.linkage[eventId] = link(code);
+      related.data.push(toResource(codeDef, code));
+    }
+  }
 }
 
 /** The events the catalog found, by the id they were asked by. */

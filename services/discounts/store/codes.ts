@@ -355,31 +355,42 @@ function byParent(rows: (CodeRow & { parent_id: string })[]): CodesByParent {
   return grouped;
 }
 
+/** Whether a read of codes by parent takes soft-deleted codes too (an admin's `get_trashed`). */
+export interface TrashOption {
+  withTrashed?: boolean;
+}
+
 /**
- * Live codes each of `ticketIds` is attached to, in id order, in one statement: an include on a
- * page of 1,000 tickets read them ticket by ticket, 1,000 statements.
+ * Live codes (all with `withTrashed`) each of `ticketIds` is attached to, in id order, in one
+ * statement: an include on a page of 1,000 tickets read them ticket by ticket, 1,000 statements.
  */
-export async function codesOfTickets(sql: Queryable, ticketIds: string[]): Promise<CodesByParent> {
+export async function codesOfTickets(
+  sql: Queryable,
+  ticketIds: string[],
+  { withTrashed = false }: TrashOption = {},
+): Promise<CodesByParent> {
   const valid = [...new Set(ticketIds.filter(isId))];
   if (!valid.length) return new Map();
+  // `live` names no table: the link table has no deleted_at.
   return byParent(
     await sql<(CodeRow & { parent_id: string })[]>`select t.ticket_id::text as parent_id, c.*
       from discount_code_tickets t join code_rows c on c.id = t.discount_code_id
-      where t.ticket_id in ${sql(valid)} and c.deleted_at is null order by c.id`,
+      where t.ticket_id in ${sql(valid)} and ${live(sql, withTrashed)} order by c.id`,
   );
 }
 
-/** The live ticket-kind codes of each of `eventIds`, in id order, in one statement. */
+/** The live ticket-kind codes (all with `withTrashed`) of each of `eventIds`, in one statement. */
 export async function ticketCodesOfEvents(
   sql: Queryable,
   eventIds: string[],
+  { withTrashed = false }: TrashOption = {},
 ): Promise<CodesByParent> {
   const valid = [...new Set(eventIds.filter(isId))];
   if (!valid.length) return new Map();
   return byParent(
     await sql<(CodeRow & { parent_id: string })[]>`select event_id::text as parent_id, *
       from code_rows where used_for = 'ticket' and event_id in ${sql(valid)}
-        and deleted_at is null order by id`,
+        and ${live(sql, withTrashed)} order by id`,
   );
 }
 
@@ -399,20 +410,21 @@ export async function eventCodesOfEvents(
 }
 
 /**
- * Live codes each of `marketerIds` created, as `/v1/users/{id}/discount-codes` lists them, in id
- * order, in one statement; only the ticket codes of `options.ofEvents` when given. An include on
- * a page of 200 users read them user by user, 200 statements.
+ * Live codes (all with `withTrashed`) each of `marketerIds` created, as
+ * `/v1/users/{id}/discount-codes` lists them, in id order, in one statement; only the ticket codes
+ * of `options.ofEvents` when given. An include on a page of 200 users read them user by user, 200
+ * statements.
  */
 export async function codesOfMarketers(
   sql: Queryable,
   marketerIds: string[],
-  options: { ofEvents?: string[] } = {},
+  options: { ofEvents?: string[] } & TrashOption = {},
 ): Promise<CodesByParent> {
   const valid = [...new Set(marketerIds.filter(isId))];
   if (!valid.length) return new Map();
   return byParent(
     await sql<(CodeRow & { parent_id: string })[]>`select marketer_id::text as parent_id, *
-      from code_rows where deleted_at is null and marketer_id in ${sql(valid)}
+      from code_rows where ${live(sql, !!options.withTrashed)} and marketer_id in ${sql(valid)}
         and ${ofEvents(sql, options.ofEvents)} order by id`,
   );
 }
