@@ -625,3 +625,16 @@ Deno.test("[discounts] POST /v1/discount-codes refuses a huge tickets-number wit
   assert.match(reply.body.errors[0].detail, /2147483647/);
   assert.doesNotMatch(reply.text, /9007199254740991/);
 });
+
+Deno.test("[discounts] POST /v1/orders/calculate-amount refuses a huge quantity with one 422 naming 100000", async () => {
+  await using system = await startDiscountsSystem();
+  // The body is checked before any ticket is looked up.
+  const reply = await system.call("POST", "/v1/orders/calculate-amount", {
+    body: `{"tickets":[{"id":"1","quantity":1e300}]}`,
+    headers: { "Content-Type": "application/json" },
+  });
+  expectError(reply, 422, { pointer: "/tickets/0/quantity" });
+  assert.equal(reply.body.errors.length, 1, reply.text);
+  assert.match(reply.body.errors[0].detail, /100000/);
+  assert.doesNotMatch(reply.text, /9007199254740991/);
+});

@@ -19,10 +19,18 @@ import { unusable } from "./checkout.ts";
 
 const idText = z.union([z.string().max(32), z.number().int()]).transform(String);
 
+/** Most tickets of one line a preview prices. */
+const MAX_LINE_QUANTITY = 100_000;
+// The bounds first, each stopping the checks: int() first answered a huge number (1e300) with its
+// own limit (2^53 - 1), a first error naming a maximum that is not ours (a review).
+const lineQuantity = lenientNumber(
+  z.number().min(0, { abort: true }).max(MAX_LINE_QUANTITY, { abort: true }).int(),
+);
+
 const previewSchema = z.object({
   tickets: z.array(z.object({
     id: idText,
-    quantity: lenientNumber(z.number().int().min(0).max(100_000)).default(1),
+    quantity: lineQuantity.default(1),
     /**
      * What the buyer gives for a donation ticket (text or number, at most two decimals): the
      * original priced a donation line at it. Ignored for other tickets, as there.
