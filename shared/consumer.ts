@@ -69,7 +69,7 @@ import {
 import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
-import { ensureFactStream, type Fact, parseFact } from "./facts.ts";
+import { type Fact, openFactStream, parseFact } from "./facts.ts";
 import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
@@ -321,10 +321,11 @@ async function openConsumer<S extends string>(
 ): Promise<
   { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
 > {
-  const stream = await ensureFactStream(bus);
+  // Its creation time from the answer that made or checked it: asked again right away, a cluster
+  // may still say "stream not found" (see openFactStream).
+  const { config: { name: stream }, created: streamCreated } = await openFactStream(bus);
   await ensureParkedStream(bus);
   const jsm = await jetstreamManager(bus.nc);
-  const streamCreated = (await jsm.streams.info(stream)).created;
   const config = consumerConfig(bus, options);
   // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
   // remove it before it has handled any (`remakeIfGone`).
@@ -386,9 +387,8 @@ async function remakeIfGone<S extends string>(
   // anew holds only facts published since, numbered from 1 again: the position in the old one
   // means nothing there (resumed at it, the new stream's first facts were skipped; and with the
   // stream gone, the consumer was never made again and stalled for good: a review).
-  await ensureFactStream(ctx.bus);
+  const { created } = await openFactStream(ctx.bus);
   await ensureParkedStream(ctx.bus);
-  const { created } = await jsm.streams.info(ctx.stream);
   if (created !== ctx.streamCreated) {
     ctx.options.log.warn("the fact stream was made anew; following it from its start", {
       durable: ctx.name,

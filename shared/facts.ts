@@ -32,6 +32,7 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   jetstreamManager,
+  type StreamInfo,
 } from "@nats-io/jetstream";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
@@ -292,18 +293,26 @@ export function factResource(fact: Fact): { type: string; id: string } {
   return { type: parseFactType(fact.type)!.resource, id: fact.data.id };
 }
 
-/** Creates (or updates) the stream that keeps every fact of this bus prefix. */
+/** Creates (or updates) the stream that keeps every fact of this bus prefix; returns its name. */
 export async function ensureFactStream(bus: Bus): Promise<string> {
-  const name = facts.stream(bus.prefix);
-  await ensureStream(bus, {
-    name,
+  return (await openFactStream(bus)).config.name;
+}
+
+/**
+ * Creates (or updates) the fact stream and returns its info as the server answered the change.
+ * Asked for again right away, a cluster may answer "stream not found": a member that has not made
+ * the stream yet (or a meta leader behind on the change) answers for it while the stream has no
+ * leader, and the first answer wins (a consumer start failed so once on a loaded CI).
+ */
+export async function openFactStream(bus: Bus): Promise<StreamInfo> {
+  return await ensureStream(bus, {
+    name: facts.stream(bus.prefix),
     subjects: [bus.subject(facts.all)],
     num_replicas: bus.factsReplicas,
     // An audit trail: keep a year, de-duplicate re-publishes for ten minutes.
     max_age: 365 * 24 * 3600 * 1e9,
     duplicate_window: 10 * 60 * 1e9,
   });
-  return name;
 }
 
 /** The stream settings we manage; everything else keeps the server's defaults. */
@@ -328,9 +337,10 @@ function differs(current: Record<string, unknown>, wanted: ManagedStream): boole
 /**
  * Creates a stream, or brings an existing one to `wanted` (replicas included: raising
  * FACTS_REPLICAS on a running cluster scales the stream at the next start). Instances starting
- * together may race; the loser finds the stream made.
+ * together may race; the loser finds the stream made. Returns the stream's info from the
+ * server's answer to the change (see `openFactStream` for why not from another request).
  */
-export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<void> {
+export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<StreamInfo> {
   // A cluster that is forming or electing answers late or not at all for a few seconds (an R3
   // stream needs a quorum): retry for a while instead of failing the process's start-up.
   const giveUpAt = Date.now() + ENSURE_STREAM_PATIENCE_MS;
@@ -364,24 +374,23 @@ function checkOwnStream(config: { subjects?: string[] }, wanted: ManagedStream, 
   );
 }
 
-async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<void> {
+async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<StreamInfo> {
   const jsm = await jetstreamManager(bus.nc);
-  const info = await jsm.streams.info(wanted.name).catch((error) => {
+  const found = await jsm.streams.info(wanted.name).catch((error) => {
     if (isStreamNotFound(error)) return null;
     throw error;
   });
-  if (!info) {
-    await jsm.streams.add(wanted).catch(async (error) => {
-      const made = await jsm.streams.info(wanted.name).catch(() => null);
-      if (!made) throw error;
-      checkOwnStream(made.config, wanted, bus);
-    });
-    return;
-  }
+  // "Not found" may come from a member that has not made the stream yet (see openFactStream):
+  // adding it then fails for other settings, and what is there is reconciled all the same (it was
+  // left as found, a FACTS_REPLICAS raised at such a start applied only at the next one).
+  const info = found ?? await jsm.streams.add(wanted).catch(async (error) => {
+    const made = await jsm.streams.info(wanted.name).catch(() => null);
+    if (!made) throw error;
+    return made;
+  });
   checkOwnStream(info.config, wanted, bus);
-  if (differs(info.config as unknown as Record<string, unknown>, wanted)) {
-    await jsm.streams.update(wanted.name, wanted);
-  }
+  if (!differs(info.config as unknown as Record<string, unknown>, wanted)) return info;
+  return await jsm.streams.update(wanted.name, wanted);
 }
 
 /** Removes this prefix's fact stream and parked stream (tests clean up with it). */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "@shared/net.ts";
 import { eventually } from "@testing/eventually.ts";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { makeFact, publishFacts } from "../services/audit/_test_utils.ts";
 import { z } from "zod";
 import { Bus, defineEndpoint } from "@shared/bus.ts";
@@ -11,6 +11,7 @@ import {
   ensureFactStream,
   FactRelay,
   installOutbox,
+  openFactStream,
   publishFailureCause,
   recordFact,
 } from "@shared/facts.ts";
@@ -223,9 +224,11 @@ Deno.test({
     Bus.connect({ url: cluster.natsUrl, prefix: "rec", factsReplicas: replicas });
   const one = await connect(1);
   await waitForJetStream(one);
-  const stream = await ensureFactStream(one);
-  const jsm = await jetstreamManager(one.nc);
-  assert.equal((await jsm.streams.info(stream)).config.num_replicas, 1);
+  // The answer that made it: asked again at once, a member still making a stream, or a meta
+  // leader behind on it, may answer "stream not found" first (seen once on a loaded CI).
+  const made = await openFactStream(one);
+  assert.equal(made.config.num_replicas, 1);
+  const stream = made.config.name;
   const three = await connect(3);
   // A consumer start reconciles both streams it uses.
   const consumer = await consumeFacts(three, {
@@ -235,10 +238,24 @@ Deno.test({
     handle: async () => {},
   });
   await consumer.stop();
-  const facts3 = await jsm.streams.info(stream);
+  const jsm = await jetstreamManager(one.nc);
+  /** The stream's info once it answers with a leader (it may say "not found" until then). */
+  const settled = async (name: string) => {
+    let info: StreamInfo | null = null;
+    await eventually(
+      async () => {
+        info = await jsm.streams.info(name).catch(() => null);
+        return info?.cluster?.leader !== undefined;
+      },
+      10_000,
+      `${name} to answer with a leader`,
+    );
+    return info!;
+  };
+  const facts3 = await settled(stream);
   assert.equal(facts3.config.num_replicas, 3);
   assert.equal(facts3.config.subjects[0], "rec.facts.>", "other settings kept");
-  const parked = await jsm.streams.info(facts.parkedStream("rec"));
+  const parked = await settled(facts.parkedStream("rec"));
   assert.equal(parked.config.num_replicas, 3);
   await one.close();
   await three.close();
