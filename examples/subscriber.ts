@@ -32,6 +32,8 @@ const consumer = await consumeFacts(bus, {
   // instance) to resume where you left off after a restart.
   subject: "facts.catalog.event.>",
   start: startFrom(Deno.env.get("START")),
+  // The services of this prefix own its streams: bind to theirs, make and change none.
+  bindStreams: true,
   log,
   // Each handler's `fact.data` is typed by the registry (shared/fact_catalog.ts). A fact can
   // arrive twice: real handlers are idempotent on `fact.id`.

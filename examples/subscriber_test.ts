@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
+import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { exampleFact, publishFacts } from "@testing/facts.ts";
 
@@ -83,6 +85,31 @@ Deno.test("[examples] the README's subscriber replays the stream and prints new 
     const status = await child.status;
     assert.equal(status.code, 0, "it stops cleanly on SIGTERM");
   } finally {
+    await deleteFactStream(b.bus);
+  }
+});
+
+Deno.test("[examples] the README's subscriber makes no stream for a prefix nobody publishes on", async () => {
+  await using b = await testBus();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./subscriber.ts", import.meta.url).pathname],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { NATS_URL: b.natsUrl, BUS_PREFIX: b.prefix, START: "all" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Killed after 15 s should it wait instead (the defect: it made both streams and listened).
+  const bound = setTimeout(() => child.kill("SIGTERM"), 15_000);
+  try {
+    const { code, stderr } = await child.output();
+    assert.notEqual(code, 0, "it fails to start");
+    assert.match(new TextDecoder().decode(stderr), /Cannot bind to stream .*: it does not exist/);
+    const jsm = await jetstreamManager(b.bus.nc);
+    const streams = await jsm.streams.names().next();
+    const ours = [facts.stream(b.prefix), facts.parkedStream(b.prefix)];
+    assert.deepEqual(streams.filter((name) => ours.includes(name)), [], "no stream made");
+  } finally {
+    clearTimeout(bound);
     await deleteFactStream(b.bus);
   }
 });

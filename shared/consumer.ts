@@ -65,12 +65,14 @@ import {
   type JetStreamManager,
   jetstreamManager,
   type JsMsg,
+  type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
 import { type Fact, openFactStream, parseFact } from "./facts.ts";
 import type { Logger } from "./log.ts";
+import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
@@ -150,6 +152,14 @@ export interface FactConsumerOptions<S extends string = string> {
    * checked. Either way one without a resource id, or with a malformed type, is parked.
    */
   unknownTypes?: boolean;
+  /**
+   * Bind to the fact stream its producers made instead of making (or reconciling) the fact and
+   * parked streams: for a subscriber outside the system, which must not make streams for a prefix
+   * nobody publishes on, nor set the stream's replicas to its own FACTS_REPLICAS (default 1: it
+   * scaled an R3 stream down to one copy). A missing fact stream fails the start. Default false:
+   * our services own the streams and make them at start, before or after their producers.
+   */
+  bindStreams?: boolean;
 }
 
 /** What `handle` may answer: facts that no retry can handle, parked instead of redelivered. */
@@ -163,6 +173,21 @@ export interface FactConsumer {
    * (and every batch behind it) is given back to the server for redelivery, in order.
    */
   stop(): Promise<void>;
+}
+
+/** The fact stream its producers made (`bindStreams`); a missing one fails with its name. */
+async function boundFactStream(bus: Bus, jsm: JetStreamManager): Promise<StreamInfo> {
+  const name = facts.stream(bus.prefix);
+  return await jsm.streams.info(name).catch((error) => {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) {
+      throw error;
+    }
+    throw new Error(
+      `Cannot bind to stream ${name}: it does not exist; the services of bus prefix ` +
+        `"${bus.prefix}" make it when they start`,
+      { cause: error },
+    );
+  });
 }
 
 const decoder = new TextDecoder();
@@ -321,11 +346,13 @@ async function openConsumer<S extends string>(
 ): Promise<
   { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
 > {
+  const jsm = await jetstreamManager(bus.nc);
   // Its creation time from the answer that made or checked it: asked again right away, a cluster
   // may still say "stream not found" (see openFactStream).
-  const { config: { name: stream }, created: streamCreated } = await openFactStream(bus);
-  await ensureParkedStream(bus);
-  const jsm = await jetstreamManager(bus.nc);
+  const { config: { name: stream }, created: streamCreated } = options.bindStreams
+    ? await boundFactStream(bus, jsm)
+    : await openFactStream(bus);
+  if (!options.bindStreams) await ensureParkedStream(bus);
   const config = consumerConfig(bus, options);
   // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
   // remove it before it has handled any (`remakeIfGone`).
@@ -387,8 +414,10 @@ async function remakeIfGone<S extends string>(
   // anew holds only facts published since, numbered from 1 again: the position in the old one
   // means nothing there (resumed at it, the new stream's first facts were skipped; and with the
   // stream gone, the consumer was never made again and stalled for good: a review).
-  const { created } = await openFactStream(ctx.bus);
-  await ensureParkedStream(ctx.bus);
+  const { created } = ctx.options.bindStreams
+    ? await boundFactStream(ctx.bus, jsm)
+    : await openFactStream(ctx.bus);
+  if (!ctx.options.bindStreams) await ensureParkedStream(ctx.bus);
   if (created !== ctx.streamCreated) {
     ctx.options.log.warn("the fact stream was made anew; following it from its start", {
       durable: ctx.name,
