@@ -8,6 +8,7 @@ import {
   changeWithFact,
   deleteFactStream,
   ensureFactStream,
+  ensureStream,
   FactRelay,
   installOutbox,
   migrateWithOutbox,
@@ -424,5 +425,31 @@ Deno.test("[facts] a prefix whose stream name another prefix has refuses to star
     assert.equal(ack.stream, stream);
   } finally {
     await deleteFactStream(first.bus);
+  }
+});
+
+Deno.test("[facts] ensureStream that loses the race to add the stream still brings it to its settings", async () => {
+  // Both ask on one connection, so the server meets both "is it there?" before either add: the
+  // second add fails (other settings), and its caller found the stream made and left it as the
+  // first made it. The same path serves a "stream not found" from a cluster member still making
+  // a stream that exists (see openFactStream).
+  await using b = await testBus();
+  const name = `${b.prefix.toUpperCase()}_RACE`;
+  const wanted = (days: number) => ({
+    name,
+    subjects: [b.bus.subject("race.>")],
+    num_replicas: 1,
+    max_age: days * 24 * 3600 * 1e9,
+  });
+  const jsm = await jetstreamManager(b.bus.nc);
+  try {
+    const [, second] = await Promise.all([
+      ensureStream(b.bus, wanted(1)),
+      ensureStream(b.bus, wanted(2)),
+    ]);
+    assert.equal(second.config.max_age, wanted(2).max_age, "its answer has its settings");
+    assert.equal((await jsm.streams.info(name)).config.max_age, wanted(2).max_age);
+  } finally {
+    await jsm.streams.delete(name).catch(() => {});
   }
 });
