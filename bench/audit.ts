@@ -20,14 +20,9 @@ import { jetstream } from "@nats-io/jetstream";
 import { openDatabase, type Sql, transaction, type Tx } from "@shared/db.ts";
 import { FACTS } from "@shared/fact_catalog.ts";
 import { factSubject } from "@shared/fact_names.ts";
-import {
-  buildFact,
-  changeWithFact,
-  deleteFactStream,
-  ensureFactStream,
-  type Fact,
-  FactRelay,
-} from "@shared/facts.ts";
+import { buildFact, changeWithFact, type Fact } from "@shared/facts.ts";
+import { deleteFactStream, ensureFactStream } from "@shared/fact_streams.ts";
+import { FactRelay } from "@shared/fact_relay.ts";
 import { createLogger } from "@shared/log.ts";
 import { testBus, testDatabase } from "@shared/testing.ts";
 import { migrateAudit, SCHEMA, startAudit } from "../services/audit/service.ts";

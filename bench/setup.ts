@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import { toErrorObjects } from "@shared/errors.ts";
 import postgres from "postgres";
 import { Bus } from "@shared/bus.ts";
-import { deleteFactStream } from "@shared/facts.ts";
+import { deleteFactStream } from "@shared/fact_streams.ts";
 import { denoRunArgs, launchEnv } from "../scripts/launch.ts";
 
 const JSONAPI = "application/vnd.api+json";

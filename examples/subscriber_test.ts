@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
+import { deleteFactStream, ensureFactStream } from "@shared/fact_streams.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { exampleFact, publishFacts } from "@testing/facts.ts";

@@ -8,7 +8,7 @@
  */
 import { freePort } from "@shared/net.ts";
 import { Bus } from "@shared/bus.ts";
-import { deleteFactStream } from "@shared/facts.ts";
+import { deleteFactStream } from "@shared/fact_streams.ts";
 import postgres from "postgres";
 import { DOCUMENTATION_ONLY } from "../hooks/error_examples.ts";
 import { startSystem } from "./start.ts";

@@ -70,7 +70,8 @@ import {
 import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
-import { type Fact, openFactStream, parseFact } from "./facts.ts";
+import { type Fact, parseFact } from "./facts.ts";
+import { openFactStream } from "./fact_streams.ts";
 import type { Logger } from "./log.ts";
 import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";

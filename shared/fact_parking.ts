@@ -7,7 +7,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import { type BatchContext, fromLostStream, positionOf } from "./fact_batch.ts";
-import { ensureStream } from "./facts.ts";
+import { ensureStream } from "./fact_streams.ts";
 import { scrub } from "./log.ts";
 import { facts } from "./subjects.ts";
 

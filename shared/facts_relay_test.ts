@@ -2,13 +2,9 @@ import assert from "node:assert/strict";
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { storedMessages } from "@testing/facts.ts";
 import { openDatabase } from "./db.ts";
-import {
-  deleteFactStream,
-  ensureFactStream,
-  FactRelay,
-  installOutbox,
-  takeOutboxBatch,
-} from "./facts.ts";
+import { installOutbox } from "./facts.ts";
+import { deleteFactStream, ensureFactStream } from "./fact_streams.ts";
+import { FactRelay, takeOutboxBatch } from "./fact_relay.ts";
 import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";

@@ -6,15 +6,13 @@ import { withDeadline } from "./deadline.ts";
 import { GatewayTimeoutError, PayloadTooLargeError } from "./errors.ts";
 import {
   changeWithFact,
-  deleteFactStream,
-  ensureFactStream,
-  ensureStream,
-  FactRelay,
   installOutbox,
   migrateWithOutbox,
   parseFact,
   recordFact,
 } from "./facts.ts";
+import { deleteFactStream, ensureFactStream, ensureStream } from "./fact_streams.ts";
+import { FactRelay } from "./fact_relay.ts";
 import { createLogger } from "./log.ts";
 import { type FamilySnapshot, metrics } from "./metrics.ts";
 import { testBus, testDatabase } from "./testing.ts";

@@ -19,7 +19,7 @@
 import postgres from "postgres";
 import { Bus } from "./bus.ts";
 import { createLogger } from "./log.ts";
-import { deleteFactStream } from "./facts.ts";
+import { deleteFactStream } from "./fact_streams.ts";
 
 interface Backends {
   databaseUrl: string;

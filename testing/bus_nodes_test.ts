@@ -7,14 +7,9 @@ import { z } from "zod";
 import { Bus, defineEndpoint } from "@shared/bus.ts";
 import { GatewayTimeoutError, ServiceUnavailableError } from "@shared/errors.ts";
 import { consumeFacts } from "@shared/consumer.ts";
-import {
-  ensureFactStream,
-  FactRelay,
-  installOutbox,
-  openFactStream,
-  publishFailureCause,
-  recordFact,
-} from "@shared/facts.ts";
+import { installOutbox, recordFact } from "@shared/facts.ts";
+import { ensureFactStream, openFactStream } from "@shared/fact_streams.ts";
+import { FactRelay, publishFailureCause } from "@shared/fact_relay.ts";
 import { openDatabase } from "@shared/db.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";

@@ -11,7 +11,7 @@
  * });
  * ```
  */
-import { deleteFactStream, ensureFactStream } from "@shared/facts.ts";
+import { deleteFactStream, ensureFactStream } from "@shared/fact_streams.ts";
 import { type TestBus, testBus } from "@shared/testing.ts";
 
 /**

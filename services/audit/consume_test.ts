@@ -3,7 +3,7 @@ import { eventually } from "@testing/eventually.ts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Bus } from "@shared/bus.ts";
 import { openDatabase } from "@shared/db.ts";
-import { ensureFactStream } from "@shared/facts.ts";
+import { ensureFactStream } from "@shared/fact_streams.ts";
 import { facts } from "@shared/subjects.ts";
 import { factSubject } from "@shared/fact_names.ts";
 import { testDatabase } from "@shared/testing.ts";

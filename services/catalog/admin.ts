@@ -7,7 +7,8 @@
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { ConflictError } from "@shared/errors.ts";
-import { changeWithFact, type FactRelay } from "@shared/facts.ts";
+import { changeWithFact } from "@shared/facts.ts";
+import { type FactRelay } from "@shared/fact_relay.ts";
 import { catalogFact, changedAttributes } from "./fact_payloads.ts";
 import type { Logger } from "@shared/log.ts";
 import {

@@ -5,7 +5,7 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
-import type { FactRelay } from "@shared/facts.ts";
+import type { FactRelay } from "@shared/fact_relay.ts";
 import type { FactActor } from "@shared/facts.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { deleteFactStream, type Fact } from "@shared/facts.ts";
+import { type Fact } from "@shared/facts.ts";
+import { deleteFactStream } from "@shared/fact_streams.ts";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "@testing/system.ts";
 import { catalogInternal, discounts } from "@shared/subjects.ts";

@@ -16,7 +16,7 @@ import {
 } from "@shared/access.ts";
 import { ForbiddenError } from "@shared/errors.ts";
 import { requireLogin } from "@shared/handlers/mod.ts";
-import type { FactRelay } from "@shared/facts.ts";
+import type { FactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import type { AccessSource } from "@shared/access_source.ts";

@@ -17,13 +17,8 @@ import type { Bus } from "@shared/bus.ts";
 import { addressTags } from "@shared/cache_tags.ts";
 import { announceTouched } from "@shared/cache_touched.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
-import {
-  changeWithFact,
-  type Fact,
-  factActor,
-  type FactRelay,
-  type NewFact,
-} from "@shared/facts.ts";
+import { changeWithFact, type Fact, factActor, type NewFact } from "@shared/facts.ts";
+import { type FactRelay } from "@shared/fact_relay.ts";
 import type { Queryable, Sql } from "@shared/db.ts";
 import { databaseProblem } from "@shared/db_health.ts";
 import type { Logger } from "@shared/log.ts";

@@ -6,7 +6,8 @@
 import type { Bus, RunningService } from "@shared/bus.ts";
 import { serveContract } from "@shared/serve_contract.ts";
 import type { Sql } from "@shared/db.ts";
-import { type FactRelay, migrateWithOutbox, startFactRelay } from "@shared/facts.ts";
+import { migrateWithOutbox } from "@shared/facts.ts";
+import { type FactRelay, startFactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";

@@ -10,7 +10,7 @@ import type { Sql } from "@shared/db.ts";
 import { withScope } from "@shared/deadline.ts";
 import { ForbiddenError, ServiceUnavailableError } from "@shared/errors.ts";
 import { requireActor, requireLogin } from "@shared/handlers/mod.ts";
-import type { FactRelay } from "@shared/facts.ts";
+import type { FactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
 import { type Caller, type EventAccess, isOrganizer } from "@shared/access.ts";
