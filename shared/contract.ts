@@ -28,7 +28,7 @@ import {
   httpEndpoint,
   type Route,
   route,
-} from "./bus.ts";
+} from "./bus_endpoints.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { declareTouches, type EndpointCache, type Touches } from "./cache_tags.ts";
 import type { z } from "zod";
