@@ -189,7 +189,8 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
   }
   const topic = await topicOf(ctx, call, sub);
   const parent = { def: eventSubTopicDef, row: sub };
-  const related = { def: eventTopicDef, rows: topic ?? null };
+  const trashed = withTrashed(call.caller, call.req.query);
+  const related = { def: eventTopicDef, rows: topic ?? null, trashed };
   return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 

@@ -3,7 +3,8 @@
  * the related rows of a page of parents in one query; a dotted path (`tickets.event`) loads one
  * level after another, each from the rows of the level above. Visibility rules apply at every
  * level (a draft event is never included for someone who may not see it; other people's emails
- * never appear).
+ * never appear). An admin asking `get_trashed=true` gets soft-deleted rows too, wherever the
+ * related route of the same relationship shows them (`/v1/events/{id}/tickets?get_trashed=true`).
  */
 import {
   type ResourceDef,
@@ -14,10 +15,10 @@ import {
 import { type ListQuery, parseSingleQuery, relationshipQuerySpec } from "@shared/query.ts";
 import {
   checkForeignFieldsets,
-  type IncludeQuery,
   isAdmin,
   renderLinkage,
   renderOne,
+  withTrashed,
 } from "@shared/handlers/mod.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
@@ -54,8 +55,16 @@ interface Loaded {
   backKey?: string;
 }
 
-/** Loads what one include path adds for `parents`, on `sql` (the pool or a write's transaction). */
-type Loader = (sql: Queryable, caller: Caller | null, parents: Row[]) => Promise<Loaded>;
+/**
+ * Loads what one include path adds for `parents`, on `sql` (the pool or a write's transaction);
+ * `trashed` rows too when the caller is an admin who asked for them.
+ */
+type Loader = (
+  sql: Queryable,
+  caller: Caller | null,
+  parents: Row[],
+  trashed: boolean,
+) => Promise<Loaded>;
 
 const ids = (rows: Row[], key: string) =>
   [...new Set(rows.map((row) => row[key]).filter((v) => v !== null && v !== undefined))].map(
@@ -80,21 +89,28 @@ const readableUsers = (caller: Caller | null, users: Row[]) =>
  * A user's events by role (`events`, `owner-events`, ...), as `/users/{id}/<list>`: for the user
  * themself and admins only; a list of a role this rebuild has not is empty.
  */
-const userEvents = (list: string): Loader => async (sql, caller, parents) => {
+const userEvents = (list: string): Loader => async (sql, caller, parents, trashed) => {
   const role = roleOfList(list);
   const users = ids(readableUsers(caller, parents), "id");
   return {
     def: eventDef,
-    rows: role === null ? [] : await eventsOfUsers(sql, users, viewer(caller), role),
+    rows: role === null
+      ? []
+      : await eventsOfUsers(sql, users, { viewer: viewer(caller), role, withTrashed: trashed }),
     backKey: "role_user_id",
   };
 };
 
 /** Events under topics or sub-topics, as the caller may see them. */
 const eventsBy =
-  (column: "event_topic_id" | "event_sub_topic_id"): Loader => async (sql, caller, parents) => ({
+  (column: "event_topic_id" | "event_sub_topic_id"): Loader =>
+  async (sql, caller, parents, trashed) => ({
     def: eventDef,
-    rows: await eventsUnder(sql, column, ids(parents, "id"), viewer(caller)),
+    rows: await eventsUnder(sql, ids(parents, "id"), {
+      column,
+      viewer: viewer(caller),
+      withTrashed: trashed,
+    }),
     backKey: column,
   });
 
@@ -104,11 +120,12 @@ const nothing: Loader = () => Promise.resolve({ def: eventDef, rows: [], backKey
 const loaders: Record<string, Record<string, Loader>> = {
   "user": {
     ...Object.fromEntries(Object.keys(USER_EVENT_LISTS).map((list) => [list, userEvents(list)])),
-    "users-events-roles": async (sql, caller, parents) => ({
+    // Those on trashed events too for an admin asking, as `/users/{id}/users-events-roles`.
+    "users-events-roles": async (sql, caller, parents, trashed) => ({
       def: usersEventsRoleDef,
       rows: await grantsOf(sql, { userIds: ids(readableUsers(caller, parents), "id") }, {
-        id: caller?.id ?? null,
-        admin: isAdmin(caller),
+        viewer: { id: caller?.id ?? null, admin: isAdmin(caller) },
+        withTrashed: trashed,
       }),
       backKey: "user_id",
     }),
@@ -117,9 +134,11 @@ const loaders: Record<string, Record<string, Loader>> = {
     // As `/events/{id}/users-events-roles`: for the event's co-organizers and admins.
     "users-events-roles": async (sql, caller, parents) => ({
       def: usersEventsRoleDef,
-      rows: await grantsOf(sql, { eventIds: ids(parents, "id") }, viewer(caller)),
+      rows: await grantsOf(sql, { eventIds: ids(parents, "id") }, { viewer: viewer(caller) }),
       backKey: "event_id",
     }),
+    // Live only, as `/events/{id}/event-topic` (`/owner`) answers: a topic's deletion unlinks its
+    // events, so none names a trashed one.
     "event-topic": async (sql, _c, parents) => ({
       def: eventTopicDef,
       rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id")),
@@ -128,9 +147,9 @@ const loaders: Record<string, Record<string, Loader>> = {
       def: eventSubTopicDef,
       rows: await getTopics(sql, "event_sub_topics", ids(parents, "event_sub_topic_id")),
     }),
-    "tickets": async (sql, _c, parents) => ({
+    "tickets": async (sql, _c, parents, trashed) => ({
       def: ticketDef,
-      rows: await ticketsOf(sql, ids(parents, "id")),
+      rows: await ticketsOf(sql, ids(parents, "id"), { withTrashed: trashed }),
       backKey: "event_id",
     }),
     "owner": usersBy("owner_id"),
@@ -138,30 +157,37 @@ const loaders: Record<string, Record<string, Loader>> = {
   },
   "event-topic": {
     "events": eventsBy("event_topic_id"),
-    "event-sub-topics": async (sql, _c, parents) => ({
+    "event-sub-topics": async (sql, _c, parents, trashed) => ({
       def: eventSubTopicDef,
-      rows: await subTopicsOf(sql, ids(parents, "id")),
+      rows: await subTopicsOf(sql, ids(parents, "id"), { withTrashed: trashed }),
       backKey: "event_topic_id",
     }),
   },
   "event-sub-topic": {
     "events": eventsBy("event_sub_topic_id"),
-    "event-topic": async (sql, _c, parents) => ({
+    // A sub-topic trashed with its topic links it: an admin asking sees it, as on `/event-topic`.
+    "event-topic": async (sql, _c, parents, trashed) => ({
       def: eventTopicDef,
-      rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id")),
+      rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id"), {
+        withTrashed: trashed,
+      }),
     }),
   },
   "ticket": {
-    "event": async (sql, caller, parents) => ({
+    "event": async (sql, caller, parents, trashed) => ({
       def: eventDef,
-      rows: await getEvents(sql, ids(parents, "event_id"), viewer(caller)),
+      rows: await getEvents(sql, ids(parents, "event_id"), {
+        viewer: viewer(caller),
+        withTrashed: trashed,
+      }),
     }),
   },
   "users-events-role": {
+    // Live ones only, as `/users-events-roles/{id}/user` and `/event` answer.
     "user": usersBy("user_id"),
     "event": async (sql, caller, parents) => ({
       def: eventDef,
-      rows: await getEvents(sql, ids(parents, "event_id"), viewer(caller)),
+      rows: await getEvents(sql, ids(parents, "event_id"), { viewer: viewer(caller) }),
     }),
     "role": async (sql, _c, parents) => ({
       def: roleDef,
@@ -183,6 +209,12 @@ function linkChildren(parents: Row[], name: string, loaded: Loaded): void {
 }
 
 /**
+ * What a route includes: `include` and `fields`, and `extra`, whose `get_trashed` (or
+ * `permanent`) brings an admin trashed rows too, read as the route's own rows are read.
+ */
+type IncludedQuery = Pick<ListQuery, "include" | "fields"> & Partial<Pick<ListQuery, "extra">>;
+
+/**
  * The `included` array for `query.include` on rows of `type`. Parents of a to-many include are
  * marked with the linkage of what was loaded for them (see `setIncludedLinkage`).
  */
@@ -191,7 +223,7 @@ export async function loadIncluded(
   caller: Caller | null,
   type: string,
   parents: Row[],
-  query: Pick<ListQuery, "include" | "fields">,
+  query: IncludedQuery,
 ): Promise<ResourceObject[] | undefined> {
   return await includedOn(ctx.sql, caller, type, parents, query);
 }
@@ -199,19 +231,22 @@ export async function loadIncluded(
 /**
  * `loadIncluded` on `sql`. With `parentsPrimary` false (a relationship route, whose primary data
  * is the linkage), a parent is included where a path leads back to it (`tickets.event`).
+ * `liveOnly`: no trash whatever the query asks (a linkage that shows none).
  */
 async function includedOn(
   sql: Queryable,
   caller: Caller | null,
   type: string,
   parents: Row[],
-  query: Pick<ListQuery, "include" | "fields">,
-  parentsPrimary = true,
+  query: IncludedQuery,
+  { parentsPrimary = true, liveOnly = false } = {},
 ): Promise<ResourceObject[] | undefined> {
   if (!query.include.length || !parents.length) return undefined;
   const primary = new Set(parentsPrimary ? parents.map((row) => `${type}:${row.id}`) : []);
   const shown: Shown = new Map(parents.map((row) => [`${type}:${row.id}`, { def: null, row }]));
-  await includeLevel(sql, caller, { type, parents, paths: pathTree(query.include), shown });
+  const trashed = !liveOnly && withTrashed(caller, query.extra ?? {});
+  const paths = pathTree(query.include);
+  await includeLevel(sql, { caller, trashed }, { type, parents, paths, shown });
   const out: ResourceObject[] = [];
   for (const [key, { def, row }] of shown) {
     if (primary.has(key) || !def) continue;
@@ -250,13 +285,13 @@ type Shown = Map<string, { def: ResourceDef<Row> | null; row: Row }>;
  */
 async function includeLevel(
   sql: Queryable,
-  caller: Caller | null,
+  reader: { caller: Caller | null; trashed: boolean },
   level: { type: string; parents: Row[]; paths: PathTree; shown: Shown },
 ): Promise<void> {
   const { type, parents, paths, shown } = level;
   const names = [...paths.keys()];
   const groups = await Promise.all(
-    names.map((name) => loaders[type]?.[name]?.(sql, caller, parents)),
+    names.map((name) => loaders[type]?.[name]?.(sql, reader.caller, parents, reader.trashed)),
   );
   await Promise.all(names.map(async (name, index) => {
     const group = groups[index];
@@ -265,7 +300,7 @@ async function includeLevel(
     const rows = new Set(group.rows.map((row) => shownRow(shown, group.def, row)));
     const below = paths.get(name)!;
     if (below.size && rows.size) {
-      await includeLevel(sql, caller, {
+      await includeLevel(sql, reader, {
         type: group.def.type,
         parents: [...rows],
         paths: below,
@@ -301,7 +336,7 @@ export async function writeQuery(
   ctx: CatalogContext,
   call: { req: HttpRequest },
   def: ResourceDef<Row>,
-): Promise<IncludeQuery> {
+): Promise<IncludedQuery> {
   const query = parseSingleQuery(call.req.query, querySpecs[def.type]);
   await checkForeignFieldsets(ctx.bus, def, query, call.req.actor);
   return query;
@@ -318,7 +353,7 @@ export async function renderShown(
   caller: Caller | null,
   def: ResourceDef<Row>,
   row: Row,
-  query: IncludeQuery,
+  query: IncludedQuery,
   options: { req: HttpRequest; status?: number },
 ): Promise<HttpReply> {
   // A keyed write's change is still uncommitted here: its answer must include its own rows.
@@ -338,18 +373,23 @@ export async function renderShown(
  * type, one, or null), with what `include` asks for from the relationship on (its paths start
  * with `rel`) and `fields`, checked as the parent's GET checks them (anything else is a 400). The
  * original read a relationship route's `include` with the parent's paths
- * (`/v1/events/1/relationships/tickets?include=tickets`).
+ * (`/v1/events/1/relationships/tickets?include=tickets`). `related.trashed`: the linkage shows an
+ * admin the trash they asked for, and so does what is included; otherwise it is live rows only, as
+ * the linkage (`/v1/events/{id}/relationships/tickets` lists live tickets only).
  */
 export async function renderLinkageShown(
   ctx: CatalogContext,
   caller: Caller | null,
   parent: { def: ResourceDef<Row>; row: Row },
-  related: { def: Pick<ResourceDef, "type">; rows: unknown },
+  related: { def: Pick<ResourceDef, "type">; rows: unknown; trashed?: boolean },
   req: HttpRequest,
 ): Promise<HttpReply> {
   const spec = relationshipQuerySpec(querySpecs[parent.def.type], req.params.rel);
   const query = parseSingleQuery(req.query, spec);
-  const included = await includedOn(ctx.sql, caller, parent.def.type, [parent.row], query, false);
+  const included = await includedOn(ctx.sql, caller, parent.def.type, [parent.row], query, {
+    parentsPrimary: false,
+    liveOnly: !related.trashed,
+  });
   return renderLinkage(related.def, related.rows, {
     req,
     parent: parent.def,

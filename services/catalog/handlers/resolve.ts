@@ -28,15 +28,21 @@ import { getUsers } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
 import { loadIncluded, userDefFor } from "./includes.ts";
 
+/** The query parameter of a client asking for the trash. */
+const TRASHED = { get_trashed: "true" };
+
 export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] {
   return async ({ actor, type, ids, include = [], fields = {}, trashed }) => {
     // Checked first, with the rules of the type's own routes: a bad path or fieldset is a 400
-    // whatever the ids find.
-    const query = parseSingleQuery(ownerQueryText({ include, fields }), querySpecs[type] ?? {});
+    // whatever the ids find. The client's get_trashed comes along: what the type's own routes
+    // include reads the trash as they would (`loadIncluded`).
+    const text = { ...ownerQueryText({ include, fields }), ...(trashed ? TRASHED : {}) };
+    const query = parseSingleQuery(text, querySpecs[type] ?? {});
     const caller = await loadCaller(ctx.sql, actor);
     const trash = { withTrashed: trashed === true && isAdmin(caller) };
+    const seen = { viewer: viewer(caller), ...trash };
     const found: Record<string, () => Promise<[ResourceDef<Row> | null, Row[]]>> = {
-      "event": async () => [eventDef, await getEvents(ctx.sql, ids, viewer(caller), trash)],
+      "event": async () => [eventDef, await getEvents(ctx.sql, ids, seen)],
       "event-topic": async () => [
         eventTopicDef,
         await getTopics(ctx.sql, "event_topics", ids, trash),
@@ -52,7 +58,7 @@ export function resolveHandler(ctx: CatalogContext): CatalogHandlers["resolve"] 
         const tickets = await getTickets(ctx.sql, ids, trash);
         const eventIds = [...new Set(tickets.map((t) => String(t.event_id)))];
         const visible = new Set(
-          (await getEvents(ctx.sql, eventIds, viewer(caller), trash)).map((e) => String(e.id)),
+          (await getEvents(ctx.sql, eventIds, seen)).map((e) => String(e.id)),
         );
         return [ticketDef, tickets.filter((t) => visible.has(String(t.event_id)))];
       },

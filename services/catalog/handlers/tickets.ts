@@ -237,13 +237,9 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { ticket, event } = await managedTicket(ctx, call);
   const parent = { def: ticketDef, row: ticket };
-  return await renderLinkageShown(
-    ctx,
-    call.caller,
-    parent,
-    { def: eventDef, rows: event },
-    call.req,
-  );
+  // Its event as `managedTicket` found it: in the trash too for an admin asking.
+  const related = { def: eventDef, rows: event, trashed: withTrashed(call.caller, call.req.query) };
+  return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 
 export function ticketHandlers(ctx: CatalogContext) {

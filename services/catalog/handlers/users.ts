@@ -121,26 +121,26 @@ function requestedFlags(
   return flags;
 }
 
+/** A user's related rows, and whether they show an admin the trash (`trashed`). */
 async function relatedOf(ctx: CatalogContext, call: Call, user: UserRow, linkageOnly: boolean) {
   const all = { "page[size]": "0" };
   const list = call.req.params.rel;
   if (list in USER_EVENT_LISTS) {
     const query = parseListQuery(linkageOnly ? all : call.req.query, eventQuery);
     const role = roleOfList(list);
+    const trashed = !linkageOnly && withTrashed(call.caller, query.extra);
     // A role this rebuild has not (`marketer-events`): checked as a list, and empty.
     const many = role === null ? { rows: [], count: 0 } : await listEvents(ctx.sql, query, {
       viewer: viewer(call.caller),
       scope: { userId: user.id, role },
-      withTrashed: !linkageOnly && withTrashed(call.caller, query.extra),
+      withTrashed: trashed,
     });
-    return { def: eventDef, query, many };
+    return { def: eventDef, query, many, trashed };
   }
   const query = parseListQuery(linkageOnly ? all : call.req.query, usersEventsRoleQuery);
-  const many = await listGrants(ctx.sql, query, {
-    userId: user.id,
-    withTrashed: withTrashed(call.caller, call.req.query),
-  });
-  return { def: usersEventsRoleDef, query, many };
+  const trashed = withTrashed(call.caller, call.req.query);
+  const many = await listGrants(ctx.sql, query, { userId: user.id, withTrashed: trashed });
+  return { def: usersEventsRoleDef, query, many, trashed };
 }
 
 async function list(ctx: CatalogContext, call: Call): Promise<HttpReply> {
@@ -314,7 +314,7 @@ async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply>
   const { user } = await ownUser(ctx, call);
   const found = await relatedOf(ctx, call, user, true);
   const parent = { def: userDefFor(call.caller, user), row: user };
-  const related = { def: found.def, rows: found.many.rows };
+  const related = { def: found.def, rows: found.many.rows, trashed: found.trashed };
   return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 

@@ -121,11 +121,11 @@ export async function getEventAs(
   return { caller, event: event.id === null ? undefined : event as EventRow };
 }
 
+/** `getEvent` for many ids (trashed ones too, `withTrashed`). */
 export async function getEvents(
   sql: Queryable,
   ids: string[],
-  viewer: Viewer,
-  { withTrashed = false }: { withTrashed?: boolean } = {},
+  { viewer, withTrashed = false }: { viewer: Viewer; withTrashed?: boolean },
 ): Promise<EventRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
@@ -133,17 +133,24 @@ export async function getEvents(
     and ${liveRows(sql, "events", withTrashed)} and ${visibleEvents(sql, viewer)}`;
 }
 
-/** Live events of several topics or sub-topics at once, as `viewer` may see them (`include=events`). */
+/**
+ * Live events (trashed ones too, `withTrashed`) of several topics or sub-topics at once, as
+ * `viewer` may see them (`include=events`).
+ */
 export async function eventsUnder(
   sql: Queryable,
-  column: "event_topic_id" | "event_sub_topic_id",
   ids: string[],
-  viewer: Viewer,
+  options: {
+    column: "event_topic_id" | "event_sub_topic_id";
+    viewer: Viewer;
+    withTrashed?: boolean;
+  },
 ): Promise<EventRow[]> {
   const valid = ids.filter(isId);
   if (!valid.length) return [];
-  return await sql<EventRow[]>`select * from events where ${sql(column)} in ${sql(valid)}
-    and deleted_at is null and ${visibleEvents(sql, viewer)} order by id`;
+  return await sql<EventRow[]>`select * from events where ${sql(options.column)} in ${sql(valid)}
+    and ${liveRows(sql, "events", !!options.withTrashed)}
+    and ${visibleEvents(sql, options.viewer)} order by id`;
 }
 
 /** A grant `held` of the role named `role`, or of any role when there is none. */
@@ -151,23 +158,23 @@ const ofRole = (sql: Queryable, role: string | undefined): Fragment =>
   role === undefined ? sql`true` : sql`held.role_name = ${role}`;
 
 /**
- * Live events on which each of `userIds` holds a role (`role`, or any), as `viewer` may see them:
- * one row per user and event, the user in `role_user_id` (an event shared by two users comes
- * twice).
+ * Live events (trashed ones too, `withTrashed`) on which each of `userIds` holds a role (`role`,
+ * or any), as `viewer` may see them: one row per user and event, the user in `role_user_id` (an
+ * event shared by two users comes twice).
  */
 export async function eventsOfUsers(
   sql: Queryable,
   userIds: string[],
-  viewer: Viewer,
-  role?: string,
+  options: { viewer: Viewer; role?: string; withTrashed?: boolean },
 ): Promise<(EventRow & { role_user_id: string })[]> {
   const valid = userIds.filter(isId);
   if (!valid.length) return [];
   return await sql<(EventRow & { role_user_id: string })[]>`select distinct
       held.user_id as role_user_id, events.*
     from events join users_events_roles held on held.event_id = events.id
-    where held.user_id in ${sql(valid)} and ${ofRole(sql, role)}
-      and events.deleted_at is null and ${visibleEvents(sql, viewer)} order by events.id`;
+    where held.user_id in ${sql(valid)} and ${ofRole(sql, options.role)}
+      and ${liveRows(sql, "events", !!options.withTrashed)}
+      and ${visibleEvents(sql, options.viewer)} order by events.id`;
 }
 
 export interface EventScope {

@@ -81,14 +81,16 @@ export function listGrants(
 export async function grantsOf(
   sql: Queryable,
   of: { eventIds: string[] } | { userIds: string[] },
-  viewer: { id: string | null; admin: boolean },
+  options: { viewer: { id: string | null; admin: boolean }; withTrashed?: boolean },
 ): Promise<GrantRow[]> {
+  const { viewer, withTrashed = false } = options;
   const byEvent = "eventIds" in of;
   const valid = (byEvent ? of.eventIds : of.userIds).filter(isId);
   if (!valid.length) return [];
-  // Of users: on live events only, as `/users/{id}/users-events-roles` lists them.
-  const seen = !byEvent ? onLiveEvent(sql, false) : viewer.admin ? sql`true` : sql`exists (select 1
+  // Of users: on live events only (any, `withTrashed`), as `/users/{id}/users-events-roles`.
+  const mine = sql`exists (select 1
     from users_events_roles mine where mine.event_id = g.event_id and mine.user_id = ${viewer.id})`;
+  const seen = !byEvent ? onLiveEvent(sql, withTrashed) : viewer.admin ? sql`true` : mine;
   return await sql<GrantRow[]>`select * from users_events_roles g
     where ${sql(byEvent ? "event_id" : "user_id")} in ${sql(valid)} and ${seen} order by id`;
 }

@@ -31,12 +31,16 @@ export async function getTickets(
   }`;
 }
 
-/** Live tickets of several events at once (for `include=tickets`). */
-export async function ticketsOf(sql: Queryable, eventIds: string[]): Promise<TicketRow[]> {
+/** Live tickets (trashed ones too, `withTrashed`) of several events at once (`include=tickets`). */
+export async function ticketsOf(
+  sql: Queryable,
+  eventIds: string[],
+  { withTrashed = false }: { withTrashed?: boolean } = {},
+): Promise<TicketRow[]> {
   const valid = eventIds.filter(isId);
   if (!valid.length) return [];
   return await sql<TicketRow[]>`select * from tickets
-    where event_id in ${sql(valid)} and deleted_at is null order by id`;
+    where event_id in ${sql(valid)} and ${liveRows(sql, "tickets", withTrashed)} order by id`;
 }
 
 /**

@@ -55,12 +55,17 @@ export function listTopics<T extends TopicTable>(
   return listRows<TopicRowOf<T>>(sql, table, where, query);
 }
 
-/** Sub-topics of several topics at once (for `include=event-sub-topics`). */
-export async function subTopicsOf(sql: Queryable, topicIds: string[]): Promise<SubTopicRow[]> {
+/** Live sub-topics (trashed ones too, `withTrashed`) of several topics (`include=event-sub-topics`). */
+export async function subTopicsOf(
+  sql: Queryable,
+  topicIds: string[],
+  { withTrashed = false }: { withTrashed?: boolean } = {},
+): Promise<SubTopicRow[]> {
   const valid = topicIds.filter(isId);
   if (!valid.length) return [];
   return await sql<SubTopicRow[]>`select * from event_sub_topics
-    where event_topic_id in ${sql(valid)} and deleted_at is null order by id`;
+    where event_topic_id in ${sql(valid)} and ${liveRows(sql, "event_sub_topics", withTrashed)}
+    order by id`;
 }
 
 export interface TopicValues {
