@@ -326,6 +326,8 @@ export const usersEventsRoleQuery: QuerySpec = {
   fields: { "id": id, "created-at": created },
   includes: ["user", "event", "role"],
   sparse: { ...sparse(usersEventsRoleDef), ...sparse(userDef), ...sparse(roleDef) },
+  // A grant on a trashed event is the trash's (its includes read it so too).
+  extra: trash,
 };
 
 // The filterable attributes of topics, sub-topics and tickets: their own lists', and what a

@@ -222,3 +222,54 @@ Deno.test("[catalog] catalog.resolve's include reads the trash when it is grante
     assert.deepEqual(includedIds(asOwner, "ticket"), [f.liveTicket]);
   });
 });
+
+Deno.test("[catalog] a deleted owner, and a role's deleted user or event, answer an admin who asks for the trash", async (t) => {
+  await using system = await startTestSystem();
+  const admin = system.admin.token;
+  const gone = await system.eventWithCast({ attributes: { state: "published" } });
+  const live = await system.eventWithCast({ attributes: { state: "published" } });
+  const event = gone.event.id;
+  // A trashed event whose only owner then deleted their account keeps them as its owner.
+  await remove(system, `/v1/events/${event}`, gone.owner.token);
+  await remove(system, `/v1/users/${gone.owner.id}`, gone.owner.token);
+  // A deleted co-organizer's role on a live event stays, as their history.
+  await remove(system, `/v1/users/${live.coorganizer.id}`, live.coorganizer.token);
+  const ownerGrant = `/v1/users-events-roles/${gone.grants.owner}`;
+  const coorganizerGrant = `/v1/users-events-roles/${live.grants.coorganizer}`;
+  const dataOf = async (path: string, token: string) =>
+    (await read(system, path, token) as unknown as { data: Identifier | null }).data?.id ?? null;
+
+  await t.step("the related and relationship routes", async () => {
+    for (const rel of ["owner", "relationships/owner"]) {
+      const path = `/v1/events/${event}/${rel}?${TRASHED}`;
+      assert.equal(await dataOf(path, admin), gone.owner.id, path);
+    }
+    for (const rel of ["user", "relationships/user"]) {
+      const path = `${ownerGrant}/${rel}?${TRASHED}`;
+      assert.equal(await dataOf(path, admin), gone.owner.id, path);
+    }
+    for (const rel of ["event", "relationships/event"]) {
+      const path = `${ownerGrant}/${rel}?${TRASHED}`;
+      assert.equal(await dataOf(path, admin), event, path);
+    }
+    assert.equal(await dataOf(`${coorganizerGrant}/user?${TRASHED}`, admin), live.coorganizer.id);
+  });
+
+  await t.step("what they include", async () => {
+    const owner = await read(system, `/v1/events/${event}?${TRASHED}&include=owner`, admin);
+    assert.deepEqual(includedIds(owner, "user"), [gone.owner.id]);
+    const grant = await read(system, `${ownerGrant}?${TRASHED}&include=user,event`, admin);
+    assert.deepEqual(includedIds(grant, "user"), [gone.owner.id]);
+    assert.deepEqual(includedIds(grant, "event"), [event]);
+    const linkage = `/v1/events/${event}/relationships/owner?${TRASHED}&include=owner`;
+    assert.deepEqual(includedIds(await read(system, linkage, admin), "user"), [gone.owner.id]);
+  });
+
+  await t.step("without get_trashed, or for anyone but an admin, live ones only", async () => {
+    const organizer = live.organizer.token;
+    assert.equal(await dataOf(`${coorganizerGrant}/user`, admin), null);
+    assert.equal(await dataOf(`${coorganizerGrant}/user?${TRASHED}`, organizer), null);
+    const body = await read(system, `${coorganizerGrant}?${TRASHED}&include=user`, organizer);
+    assert.deepEqual(includedIds(body, "user"), []);
+  });
+});

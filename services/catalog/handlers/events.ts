@@ -206,8 +206,9 @@ function checkDates(startsAt: Date, endsAt: Date) {
   }
 }
 
+/** An event's related rows; `trashed`: they show an admin the trash they asked for. */
 type Related =
-  | { def: ResourceDef<Row>; one: Row | null }
+  | { def: ResourceDef<Row>; one: Row | null; trashed?: boolean }
   | { def: ResourceDef<Row>; query: ListQuery; many: { rows: Row[]; count: number } };
 
 async function relatedRows(
@@ -235,8 +236,14 @@ async function relatedRows(
           : null,
       };
     case "owner": {
-      const owner = event.owner_id ? await getUser(ctx.sql, String(event.owner_id)) : undefined;
-      return { def: owner ? userDefFor(call.caller, owner) : publicUserDef, one: owner ?? null };
+      // A trashed event's only owner may have deleted their account since: an admin asking the
+      // trash (who reaches the event so) sees them, as `include=owner` shows them.
+      const trashed = withTrashed(call.caller, call.req.query);
+      const owner = event.owner_id
+        ? await getUser(ctx.sql, String(event.owner_id), trashed)
+        : undefined;
+      const def = owner ? userDefFor(call.caller, owner) : publicUserDef;
+      return { def, one: owner ?? null, trashed };
     }
     case "tickets": {
       const query = parseListQuery(linkageOnly ? all : call.req.query, ticketQuery);
@@ -428,12 +435,14 @@ async function related(ctx: CatalogContext, call: Call): Promise<HttpReply> {
 async function relationship(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const event = await eventOr404(ctx, call);
   const found = await relatedRows(ctx, call, event, true);
-  const rows = "many" in found ? found.many.rows : found.one;
+  const related = "many" in found
+    ? { def: found.def, rows: found.many.rows }
+    : { def: found.def, rows: found.one, trashed: found.trashed };
   return await renderLinkageShown(
     ctx,
     call.caller,
     { def: eventDef, row: event },
-    { def: found.def, rows },
+    related,
     call.req,
   );
 }

@@ -76,9 +76,10 @@ export function userDefFor(caller: Caller | null, row: Row): ResourceDef<Row> {
   return isAdmin(caller) || caller?.id === String(row.id) ? userDef : publicUserDef;
 }
 
-const usersBy = (key: string): Loader => async (sql, _caller, parents) => ({
+/** Users a column names: deleted ones too for an admin asking, as `/owner` and `/user` answer. */
+const usersBy = (key: string): Loader => async (sql, _caller, parents, trashed) => ({
   def: publicUserDef,
-  rows: await getUsers(sql, ids(parents, key)),
+  rows: await getUsers(sql, ids(parents, key), { withTrashed: trashed }),
 });
 
 /** Users whose own relationships the caller may read (self, or anyone for admins). */
@@ -137,8 +138,8 @@ const loaders: Record<string, Record<string, Loader>> = {
       rows: await grantsOf(sql, { eventIds: ids(parents, "id") }, { viewer: viewer(caller) }),
       backKey: "event_id",
     }),
-    // Live only, as `/events/{id}/event-topic` (`/owner`) answers: a topic's deletion unlinks its
-    // events, so none names a trashed one.
+    // Live only, as `/events/{id}/event-topic` answers: a topic's deletion unlinks its events, so
+    // none names a trashed one.
     "event-topic": async (sql, _c, parents) => ({
       def: eventTopicDef,
       rows: await getTopics(sql, "event_topics", ids(parents, "event_topic_id")),
@@ -183,11 +184,13 @@ const loaders: Record<string, Record<string, Loader>> = {
     }),
   },
   "users-events-role": {
-    // Live ones only, as `/users-events-roles/{id}/user` and `/event` answer.
     "user": usersBy("user_id"),
-    "event": async (sql, caller, parents) => ({
+    "event": async (sql, caller, parents, trashed) => ({
       def: eventDef,
-      rows: await getEvents(sql, ids(parents, "event_id"), { viewer: viewer(caller) }),
+      rows: await getEvents(sql, ids(parents, "event_id"), {
+        viewer: viewer(caller),
+        withTrashed: trashed,
+      }),
     }),
     "role": async (sql, _c, parents) => ({
       def: roleDef,

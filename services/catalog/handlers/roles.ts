@@ -109,17 +109,21 @@ async function grantOr404(ctx: CatalogContext, call: Call): Promise<GrantRow> {
   throw new ForbiddenError("Cannot continue: only the event's co-organizers may see its roles");
 }
 
+/**
+ * The grant's user, event or role. Its user or event in the trash too for an admin asking (who
+ * reaches a grant on a trashed event so; a deleted user's grants stay, as their history).
+ */
 async function relatedOf(ctx: CatalogContext, call: Call, grant: GrantRow) {
+  const trashed = withTrashed(call.caller, call.req.query);
   switch (call.req.params.rel) {
     case "user": {
-      const user = await getUser(ctx.sql, grant.user_id);
+      const user = await getUser(ctx.sql, grant.user_id, trashed);
       return { def: user ? userDefFor(call.caller, user) : publicUserDef, row: user ?? null };
     }
-    case "event":
-      return {
-        def: eventDef,
-        row: await getEvent(ctx.sql, grant.event_id, { viewer: viewer(call.caller) }) ?? null,
-      };
+    case "event": {
+      const seen = { viewer: viewer(call.caller), withTrashed: trashed };
+      return { def: eventDef, row: await getEvent(ctx.sql, grant.event_id, seen) ?? null };
+    }
     default:
       return { def: roleDef, row: await getRole(ctx.sql, grant.role_name) ?? null };
   }
@@ -297,7 +301,8 @@ async function grantRelationship(ctx: CatalogContext, call: Call): Promise<HttpR
   const grant = await grantOr404(ctx, call);
   const { def, row } = await relatedOf(ctx, call, grant);
   const parent = { def: usersEventsRoleDef, row: grant };
-  return await renderLinkageShown(ctx, call.caller, parent, { def, rows: row }, call.req);
+  const related = { def, rows: row, trashed: withTrashed(call.caller, call.req.query) };
+  return await renderLinkageShown(ctx, call.caller, parent, related, call.req);
 }
 
 export function roleHandlers(ctx: CatalogContext) {
