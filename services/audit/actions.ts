@@ -121,8 +121,10 @@ function userUpdated(fact: Fact<"catalog.user.updated">, users: KnownUsers): str
   const right = (assigned: boolean, what: string) =>
     `User ${user(fact)} ${assigned ? "Assigned" : "Unassigned"} ${what}`;
   const said = [emailChange(fact, users)];
+  // Each right on its own: an `else` here once dropped a super admin right given (or taken) in the
+  // same PATCH as the admin right, and the strongest grant was in no activity.
   if (changed.includes("is-admin")) said.push(right(fact.data["is-admin"], "system admin"));
-  else if (changed.includes("is-super-admin")) {
+  if (changed.includes("is-super-admin")) {
     said.push(right(fact.data["is-super-admin"], "super admin"));
   }
   const sentences = said.filter((sentence) => sentence !== null);

@@ -129,6 +129,18 @@ Deno.test("[audit] describeFact reads what an update changed (`changed`)", async
       changed(user, { ...ada, "is-super-admin": true }, "is-super-admin"),
       'User "ada@example.com" (4) Assigned super admin',
     );
+    // Found by a review: one PATCH that gave both rights read "Assigned system admin" only, and
+    // the super admin right, the one that can grant every other, was in no activity.
+    assert.equal(
+      changed(user, { ...made, "is-super-admin": true }, "is-admin,is-super-admin"),
+      'User "ada@example.com" (4) Assigned system admin; ' +
+        'User "ada@example.com" (4) Assigned super admin',
+    );
+    assert.equal(
+      changed(user, { ...unmade, "is-super-admin": false }, "is-super-admin,is-admin"),
+      'User "ada@example.com" (4) Unassigned system admin; ' +
+        'User "ada@example.com" (4) Unassigned super admin',
+    );
     assert.equal(
       changed(user, made, "first-name"),
       'Profile of user "ada@example.com" (4) updated',

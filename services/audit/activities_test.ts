@@ -189,6 +189,10 @@ Deno.test("[audit] admin rights and publishing read as the original's sentences"
   const state = (value: string) => ({ type: "event", id: event.id, attributes: { state: value } });
   await patch(system.admin.token, `/v1/users/${user.id}`, admin(true));
   await patch(system.admin.token, `/v1/users/${user.id}`, admin(false));
+  await patch(system.admin.token, `/v1/users/${user.id}`, {
+    ...admin(true),
+    attributes: { "is-admin": true, "is-super-admin": true },
+  });
   await patch(user.token, `/v1/events/${event.id}`, state("published"));
   await patch(user.token, `/v1/events/${event.id}`, state("draft"));
   await patch(user.token, `/v1/events/${event.id}`, {
@@ -205,6 +209,7 @@ Deno.test("[audit] admin rights and publishing read as the original's sentences"
   assert.deepEqual(await actionsOf(system, updated("user")), [
     `User ${who} Assigned system admin`,
     `User ${who} Unassigned system admin`,
+    `User ${who} Assigned system admin; User ${who} Assigned super admin`,
   ]);
   assert.deepEqual(await actionsOf(system, updated("event")), [
     `Event ${event.id} published`,
