@@ -14,6 +14,7 @@
  */
 import type { Fact } from "@shared/facts.ts";
 import { parseFactType } from "@shared/fact_names.ts";
+import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { KnownUsers } from "./actions.ts";
 import { loadUserEmails, type UserEmailRow } from "./store/user_emails.ts";
@@ -23,19 +24,25 @@ function addressIn(fact: Fact): UserEmailRow | undefined {
   const parsed = parseFactType(fact.type);
   if (parsed?.service !== "catalog" || parsed.resource !== "user") return undefined;
   const data = fact.data as { id: string; email?: unknown };
-  // A user type this build does not know keeps only the id (shared/facts.ts `unknownFact`).
-  if (typeof data.email !== "string") return undefined;
+  // A user type this build does not know keeps only the id (shared/facts.ts `unknownFact`); an id
+  // no user can have is never looked up (`usersNamedBy`), so it is not kept either.
+  if (typeof data.email !== "string" || !isId(data.id)) return undefined;
   const gone = fact.purged === true && parsed.verb === "deleted";
   return { user_id: data.id, email: gone ? null : data.email, as_of: new Date(fact.time) };
 }
 
-/** The users whose address a fact's sentence may show: its user, a role's user. */
+/**
+ * The users whose address a fact's sentence may show: its user, a role's user. Only ids a user
+ * can have: a user fact of a type this build does not know keeps any id, and one Postgres cannot
+ * take (a NUL) failed the lookup of its whole batch, parked as poison after a 30 s stall.
+ */
 function usersNamedBy(fact: Fact): string[] {
   const parsed = parseFactType(fact.type);
   if (parsed?.service !== "catalog") return [];
-  if (parsed.resource === "user") return [fact.data.id];
-  const user = parsed.resource === "users-events-role" && (fact.data as { user?: unknown }).user;
-  return typeof user === "string" ? [user] : [];
+  const user = parsed.resource === "user"
+    ? fact.data.id
+    : parsed.resource === "users-events-role" && (fact.data as { user?: unknown }).user;
+  return typeof user === "string" && isId(user) ? [user] : [];
 }
 
 /** The addresses a batch needs, as known before it, learning from its facts in order. */

@@ -136,3 +136,28 @@ Deno.test("[audit] what audit knows of a user follows their newest fact, and a p
     await sql.end();
   }
 });
+
+Deno.test("[audit] a user id Postgres cannot take costs its fact no activity, nor its batch", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: SCHEMA, max: 2 });
+  try {
+    await migrateAudit(sql);
+    // A user fact of a type this build does not know keeps any non-empty id (shared/facts.ts
+    // `unknownFact`); looking its address up by a NUL failed the whole batch (Postgres refuses
+    // NUL in text), which then stalled the log 30 s and parked the fact as poison, no activity.
+    const odd = {
+      ...at(1, "catalog.user.created", { id: "7" }),
+      type: "catalog.user.suspended",
+      data: { id: "7\u0000" },
+    } as unknown as Fact;
+    const good = at(2, "catalog.user.created", { id: "8", email: "ada@example.com" });
+    const result = await applyAllFacts(sql, [odd, good], quiet);
+    assert.deepEqual(result.reject, []);
+    assert.deepEqual(await actionsOf(sql, [odd, good]), [
+      "User 7  suspended",
+      'User "ada@example.com" (8) created',
+    ]);
+  } finally {
+    await sql.end();
+  }
+});
