@@ -4,7 +4,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { facts } from "@shared/subjects.ts";
 import type { TestUser } from "@testing/actions.ts";
 import { expectError, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
-import { type RunningAudit, startAuditOn } from "./_test_utils.ts";
+import { makeFact, publishFacts, type RunningAudit, startAuditOn } from "./_test_utils.ts";
 import { DURABLE } from "./service.ts";
 
 /** A system with audit running and every fact so far written. */
@@ -334,4 +334,38 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
     // Names outside the JSON:API families are ignored, as the original ignored them.
     expectStatus(await get({ color: "red" }), 200);
   });
+});
+
+Deno.test("[audit] sort=-time lists the activities of one instant as the default order does", async () => {
+  await using system = await startTestSystem();
+  await withAudit(system);
+  // One change's facts share its instant (a purge's cascade, a grant with its event): their ids
+  // keep the order they were published in.
+  const time = new Date("2030-01-01T00:00:00.000Z");
+  await publishFacts(
+    system.bus,
+    [makeFact(), makeFact(), makeFact()].map((f) => ({ ...f, time: time.toISOString() })),
+  );
+  await settle(system);
+  const ids = async (params: Record<string, string>) => {
+    const filter = JSON.stringify([{ name: "time", op: "eq", val: time.toISOString() }]);
+    const reply = await system.call("GET", list(q({ filter, ...params })), {
+      token: system.admin.token,
+    });
+    expectStatus(reply, 200);
+    return reply.body.data.map((d: { id: string }) => Number(d.id));
+  };
+  const newestFirst = await ids({});
+  assert.equal(newestFirst.length, 3);
+  assert.deepEqual(newestFirst, newestFirst.toSorted((a: number, b: number) => b - a));
+  // Found by a review: `-time` broke ties by ascending id, so asking for the documented default
+  // order by name listed one instant's activities the other way round.
+  assert.deepEqual(await ids({ sort: "-time" }), newestFirst);
+  assert.deepEqual(await ids({ sort: "time" }), newestFirst.toReversed());
+  // One page at a time, the same order.
+  const paged = [];
+  for (const number of ["1", "2", "3"]) {
+    paged.push(...await ids({ sort: "-time", "page[size]": "1", "page[number]": number }));
+  }
+  assert.deepEqual(paged, newestFirst);
 });

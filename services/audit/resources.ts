@@ -5,7 +5,7 @@
  * sentences.
  */
 import type { ResourceDef } from "@shared/jsonapi.ts";
-import type { QuerySpec } from "@shared/query.ts";
+import type { QuerySpec, SortKey } from "@shared/query.ts";
 import type { Row } from "./store/activities.ts";
 
 export const activityDef: ResourceDef<Row> = {
@@ -33,3 +33,15 @@ export const activityQuery: QuerySpec = {
   // Newest first: what an operator opening the log wants to see.
   defaultSort: [{ column: "occurred_at", desc: true }, { column: "id", desc: true }],
 };
+
+/**
+ * The sort asked for, its ties at one time broken by id in the direction asked of time. One
+ * change's facts share its instant and their ids keep the order they were published in, so
+ * `sort=-time` lists them as the default order does (newest first, `-id`); the shared rule,
+ * ascending id, listed them the other way round. Sorts naming `id`, or no `time`, stay as asked.
+ */
+export function activitySort(sort: SortKey[]): SortKey[] {
+  const time = sort.find((key) => key.column === "occurred_at");
+  if (!time || sort.some((key) => key.column === "id")) return sort;
+  return [...sort, { column: "id", desc: time.desc }];
+}

@@ -7,7 +7,7 @@ import { type ListQuery, parseListQuery, parseSingleQuery } from "@shared/query.
 import { BadRequestError } from "@shared/errors.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { adminCaller, type AuditContext } from "../context.ts";
-import { activityDef, activityQuery } from "../resources.ts";
+import { activityDef, activityQuery, activitySort } from "../resources.ts";
 import { getActivity, listActivities, listActivitiesUpTo } from "../store/activities.ts";
 
 type AuditHandlers = Handlers<typeof auditContract.operations>;
@@ -37,7 +37,8 @@ async function readList(ctx: AuditContext, query: ListQuery) {
 function list(ctx: AuditContext): Handler<HttpRequest, HttpReply> {
   return async (req) => {
     await adminCaller(ctx, req.actor);
-    const query = parseListQuery(req.query, activityQuery);
+    const parsed = parseListQuery(req.query, activityQuery);
+    const query = { ...parsed, sort: activitySort(parsed.sort) };
     const result = await readList(ctx, query);
     return renderList(activityDef, result, { req, query });
   };
