@@ -257,6 +257,40 @@ Deno.test("[audit] a fact of a type audit does not know yet becomes an activity 
   assert.equal((await jsm.streams.info(facts.parkedStream(b.prefix))).state.messages, 1);
 });
 
+Deno.test("[audit] a new version published beside its type is the same change: one activity", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  const publishRaw = (fact: { type: string }) =>
+    js.publish(b.bus.subject(factSubject(fact.type)), JSON.stringify(fact));
+  // The README's rule for a payload change: its `.v2` is published beside the old type until
+  // the old type's subscribers moved. Found by a review: audit wrote both, two activities for
+  // one change ("Event 5 updated" twice).
+  const old = makeFact("catalog.event.updated", { id: "5" });
+  const twin = { ...old, id: crypto.randomUUID(), type: "catalog.event.updated.v2" };
+  // A version of a type audit knows of in no form is a change of its own.
+  const widget = {
+    ...makeFact(),
+    id: crypto.randomUUID(),
+    type: "catalog.widget.created.v2",
+    subject: "/v1/widgets/7",
+    data: { id: "7" },
+  };
+  await publishFacts(b.bus, [old]);
+  await publishRaw(twin);
+  await publishRaw(widget);
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql`select fact_id::text, action from activities order by id`;
+  assert.deepEqual(rows.map((row) => ({ ...row })), [
+    { fact_id: old.id, action: "Event 5 updated" },
+    { fact_id: widget.id, action: "Widget 7 created" },
+  ]);
+  const jsm = await jetstreamManager(b.bus.nc);
+  const parked = await jsm.streams.info(facts.parkedStream(b.prefix)).catch(() => null);
+  assert.equal(parked?.state.messages ?? 0, 0, "the twin is not parked either");
+});
+
 Deno.test("[audit] an unknown type's data that a sentence would trip on holds nothing back", async () => {
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });

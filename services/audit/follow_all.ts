@@ -11,6 +11,7 @@ import type { Sql } from "@shared/db.ts";
 import { databaseProblem } from "@shared/db_health.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
 import { parseFactType } from "@shared/fact_names.ts";
+import { isFactType } from "@shared/fact_catalog.ts";
 import { facts as factSubjects } from "@shared/subjects.ts";
 import type { Logger } from "@shared/log.ts";
 import { clean, describeActor, describeFact, type KnownUsers } from "./actions.ts";
@@ -62,14 +63,35 @@ function refusedValue(error: unknown): boolean {
 }
 
 /**
+ * Whether a fact is a later version of a type audit knows (`catalog.event.updated.v2` beside
+ * `catalog.event.updated`): by the README's rule for a payload change, the old type is published
+ * beside it for the same change until its subscribers moved, and audit, which knows the old one,
+ * writes the change's activity from that. A version of a type it knows in no form is a change of
+ * its own. Once the old type leaves the registry, its newer version is recorded.
+ */
+function twinOfKnownType(type: string): boolean {
+  const parsed = parseFactType(type);
+  if (!parsed?.version) return false;
+  const base = `${parsed.service}.${parsed.resource}.${parsed.verb}`;
+  const version = Number(parsed.version.slice(1));
+  if (isFactType(base)) return true;
+  for (let older = 1; older < version; older++) {
+    if (isFactType(`${base}.v${older}`)) return true;
+  }
+  return false;
+}
+
+/**
  * Writes the activities of a batch; facts already written are skipped (idempotent on the fact
- * id), facts the database refuses come back in `reject`.
+ * id), and so are later versions of a type audit knows (`twinOfKnownType`: one change, one
+ * activity); facts the database refuses come back in `reject`.
  */
 export async function applyAllFacts(
   sql: Sql,
-  facts: Fact[],
+  batch: Fact[],
   log: Logger,
 ): Promise<HandleResult & { inserted: number }> {
+  const facts = batch.filter((fact) => !twinOfKnownType(fact.type));
   const reject: { id: string; reason: string }[] = [];
   const described = new Map<string, Described>();
   // In order: a user's fact counts for the facts behind it (a grant after the sign-up).
