@@ -1,3 +1,4 @@
+import { eventually } from "@testing/eventually.ts";
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
 import { type DiscountsTestSystem, startDiscountsSystem } from "./_test_utils.ts";
@@ -146,9 +147,11 @@ Deno.test("[discounts] a trashed code's event from the trash comes to admins who
   const eventId = cast.event.id;
   const owner = cast.owner.token;
   const code = await system.createCode(owner, { eventId });
-  // The event's deletion trashes its codes with it.
+  // The event's deletion trashes its codes with it, once discounts has its fact.
   expectStatus(await system.call("DELETE", `/v1/events/${eventId}`, { token: owner }), 200);
   const admin = system.admin.token;
+  const codeRead = () => system.call("GET", `/v1/discount-codes/${code}`, { token: admin });
+  await eventually(async () => (await codeRead()).status === 404, 10_000, "the code in the trash");
   const included = await system.call(
     "GET",
     `/v1/discount-codes/${code}?${TRASHED}&include=event`,
