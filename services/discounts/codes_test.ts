@@ -638,3 +638,27 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount refuses a huge quantity 
   assert.match(reply.body.errors[0].detail, /100000/);
   assert.doesNotMatch(reply.text, /9007199254740991/);
 });
+
+Deno.test("[discounts] POST /v1/orders/calculate-amount asks for a ticket id too large for a JSON number as text", async () => {
+  await using system = await startDiscountsSystem();
+  const preview = (body: string) =>
+    system.call("POST", "/v1/orders/calculate-amount", {
+      body,
+      headers: { "Content-Type": "application/json" },
+    });
+  // Ids are bigints of up to 18 digits (isId): 2^53 - 1 is no limit of theirs, but past it a JSON
+  // number is not read exactly (9007199254740993 arrives as ...992, another id).
+  for (const id of ["1e300", "9007199254740993"]) {
+    const reply = await preview(`{"tickets":[{"id":${id},"quantity":1}]}`);
+    expectError(reply, 422, { pointer: "/tickets/0/id" });
+    assert.equal(reply.body.errors.length, 1, reply.text);
+    assert.match(reply.body.errors[0].detail, /tickets\.0\.id .*as text/, id);
+    assert.doesNotMatch(reply.text, /9007199254740991/, id);
+  }
+  const code = await preview(`{"tickets":[{"id":"1"}],"discount-code":1e300}`);
+  expectError(code, 422, { pointer: "/discount-code" });
+  assert.match(code.body.errors[0].detail, /discount-code .*as text/);
+  const fraction = await preview(`{"tickets":[{"id":1.5}]}`);
+  expectError(fraction, 422, { pointer: "/tickets/0/id" });
+  assert.match(fraction.body.errors[0].detail, /tickets\.0\.id must be a whole number/);
+});

@@ -17,7 +17,22 @@ import { CODE_PATTERN, type TicketInfo } from "../rules.ts";
 import { type CodeRow, findByText, getCode } from "../store/codes.ts";
 import { unusable } from "./checkout.ts";
 
-const idText = z.union([z.string().max(32), z.number().int()]).transform(String);
+/**
+ * A row id as text or as a JSON number. Ids are bigints of up to 18 digits (`isId`): text that is
+ * none names no row (a 404 further on). A number past 2^53 - 1 is not read exactly (9007199254740993
+ * arrives as ...992, another id), so such a one is asked for as text: `int()` answered it (and
+ * 1e300) "must be at most 9007199254740991", a maximum ids do not have (a review).
+ */
+const idText = z.union([
+  z.string().max(32),
+  // One check, not two: a union reports an option's issues only when none of them aborts.
+  z.number().refine(Number.isSafeInteger, {
+    error: (issue) =>
+      Number.isInteger(issue.input)
+        ? "is too large to be read exactly as a JSON number: send it as text"
+        : "must be a whole number",
+  }),
+]).transform(String);
 
 /** Most tickets of one line a preview prices. */
 const MAX_LINE_QUANTITY = 100_000;
