@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { deleteFactStream, ensureFactStream } from "@shared/fact_streams.ts";
+import { ensureParkedStream } from "@shared/fact_parking.ts";
 import { facts } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
 import { exampleFact, publishFacts } from "@testing/facts.ts";
@@ -38,7 +39,9 @@ async function linesUntil(
 
 Deno.test("[examples] the README's subscriber replays the stream and prints new event facts", async () => {
   await using b = await testBus();
+  // The streams the services of a prefix make at start; the subscriber binds to both.
   await ensureFactStream(b.bus);
+  await ensureParkedStream(b.bus);
   try {
     await publishFacts(b.bus, [
       exampleFact("catalog.event.created", { id: "5", name: "Summit", state: "draft" }, {

@@ -157,7 +157,8 @@ export interface FactConsumerOptions<S extends string = string> {
    * Bind to the fact stream its producers made instead of making (or reconciling) the fact and
    * parked streams: for a subscriber outside the system, which must not make streams for a prefix
    * nobody publishes on, nor set the stream's replicas to its own FACTS_REPLICAS (default 1: it
-   * scaled an R3 stream down to one copy). A missing fact stream fails the start. Default false:
+   * scaled an R3 stream down to one copy). A missing fact or parked stream fails the start
+   * (without the parked one, a message to park came back every 5 s for good). Default false:
    * our services own the streams and make them at start, before or after their producers.
    */
   bindStreams?: boolean;
@@ -176,9 +177,8 @@ export interface FactConsumer {
   stop(): Promise<void>;
 }
 
-/** The fact stream its producers made (`bindStreams`); a missing one fails with its name. */
-async function boundFactStream(bus: Bus, jsm: JetStreamManager): Promise<StreamInfo> {
-  const name = facts.stream(bus.prefix);
+/** A stream its producers made (`bindStreams`); a missing one fails with its name. */
+async function boundStream(bus: Bus, jsm: JetStreamManager, name: string): Promise<StreamInfo> {
   return await jsm.streams.info(name).catch((error) => {
     if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) {
       throw error;
@@ -189,6 +189,29 @@ async function boundFactStream(bus: Bus, jsm: JetStreamManager): Promise<StreamI
       { cause: error },
     );
   });
+}
+
+/**
+ * The fact stream a consumer reads, as the answer that made or checked it said (asked again right
+ * away, a cluster may still say "stream not found": see openFactStream), and the parked stream
+ * beside it: made and reconciled as our services do, or, bound (`bindStreams`), the producers'
+ * own, both required. A bound subscriber started without the parked stream tried to park a
+ * message every 5 s for good, the message coming back each time: it fails at start instead, as
+ * without the fact stream (a review).
+ */
+async function openStreams<S extends string>(
+  bus: Bus,
+  jsm: JetStreamManager,
+  options: FactConsumerOptions<S>,
+): Promise<StreamInfo> {
+  if (!options.bindStreams) {
+    const info = await openFactStream(bus);
+    await ensureParkedStream(bus);
+    return info;
+  }
+  const info = await boundStream(bus, jsm, facts.stream(bus.prefix));
+  await boundStream(bus, jsm, facts.parkedStream(bus.prefix));
+  return info;
 }
 
 const decoder = new TextDecoder();
@@ -348,12 +371,7 @@ async function openConsumer<S extends string>(
   { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
 > {
   const jsm = await jetstreamManager(bus.nc);
-  // Its creation time from the answer that made or checked it: asked again right away, a cluster
-  // may still say "stream not found" (see openFactStream).
-  const { config: { name: stream }, created: streamCreated } = options.bindStreams
-    ? await boundFactStream(bus, jsm)
-    : await openFactStream(bus);
-  if (!options.bindStreams) await ensureParkedStream(bus);
+  const { config: { name: stream }, created: streamCreated } = await openStreams(bus, jsm, options);
   const config = consumerConfig(bus, options);
   // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
   // remove it before it has handled any (`remakeIfGone`).
@@ -415,10 +433,7 @@ async function remakeIfGone<S extends string>(
   // anew holds only facts published since, numbered from 1 again: the position in the old one
   // means nothing there (resumed at it, the new stream's first facts were skipped; and with the
   // stream gone, the consumer was never made again and stalled for good: a review).
-  const { created } = ctx.options.bindStreams
-    ? await boundFactStream(ctx.bus, jsm)
-    : await openFactStream(ctx.bus);
-  if (!ctx.options.bindStreams) await ensureParkedStream(ctx.bus);
+  const { created } = await openStreams(ctx.bus, jsm, ctx.options);
   if (created !== ctx.streamCreated) {
     ctx.options.log.warn("the fact stream was made anew; following it from its start", {
       durable: ctx.name,

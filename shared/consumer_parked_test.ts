@@ -91,3 +91,33 @@ Deno.test("[consumer] a parked fact published again as the README says reaches i
     await consumer.stop();
   }
 });
+
+Deno.test("[consumer] a bound subscriber fails at start when the parked stream does not exist", async () => {
+  // The fact stream made (a producer's relay), the parked one not: parking would have failed every
+  // 5 s for good, the message in question coming back each time.
+  await using b = await factBus({ ensureStream: true });
+  const jsm = await jetstreamManager(b.bus.nc);
+  await assert.rejects(
+    consumeFacts(b.bus, {
+      subject: "facts.catalog.>",
+      bindStreams: true,
+      log: quiet,
+      handle: () => Promise.resolve(),
+    }),
+    new RegExp(`^Error: Cannot bind to stream ${facts.parkedStream(b.prefix)}: it does not exist`),
+  );
+  const names: string[] = [];
+  for await (const name of jsm.streams.names()) names.push(name);
+  assert.ok(!names.includes(facts.parkedStream(b.prefix)), "the parked stream is not made");
+  assert.deepEqual(await consumersOf(jsm, facts.stream(b.prefix)), [], "no consumer is left");
+});
+
+/** The names of a stream's consumers. */
+async function consumersOf(
+  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
+  stream: string,
+): Promise<string[]> {
+  const names: string[] = [];
+  for await (const info of jsm.consumers.list(stream)) names.push(info.name);
+  return names;
+}
