@@ -71,7 +71,7 @@ import type { Bus } from "./bus.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { factSubject } from "./fact_names.ts";
 import { type Fact, parseFact } from "./facts.ts";
-import { openFactStream } from "./fact_streams.ts";
+import { isClusterSettling, openFactStream, whileSettling } from "./fact_streams.ts";
 import type { Logger } from "./log.ts";
 import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";
@@ -294,7 +294,8 @@ export async function consumeFacts<S extends string>(
   }
   const { jsm, stream, name, floor, streamCreated } = await openConsumer(bus, options);
   const js = jetstream(bus.nc);
-  const consumer = await js.consumers.get(stream, name);
+  // Its info, asked right after its creation, may meet the same settling (`openConsumer`).
+  const consumer = await whileSettling(() => js.consumers.get(stream, name), isClusterSettling);
   const stopping = new AbortController();
   const batches: BatchContext<S> = {
     bus,
@@ -370,18 +371,42 @@ async function openConsumer<S extends string>(
 ): Promise<
   { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
 > {
-  const jsm = await jetstreamManager(bus.nc);
+  // Its check of the account (a request the meta leader answers) is as patient as the rest.
+  const jsm = await whileSettling(() => jetstreamManager(bus.nc), isClusterSettling);
   const { config: { name: stream }, created: streamCreated } = await openStreams(bus, jsm, options);
-  const config = consumerConfig(bus, options);
-  // Where it starts (the last fact before it, for `start: "new"` or a time), should the server
-  // remove it before it has handled any (`remakeIfGone`).
-  const { name, floor } = await jsm.consumers.add(stream, config).then(
+  // Right after a stream is made or scaled, or while the cluster elects its meta leader, the
+  // consumer's creation may be answered "stream not found", "temporarily unavailable" or not at
+  // all: asked again for a while, as the streams were, rather than failing the service's start
+  // (`isClusterSettling`; a refusal fails it at once). A durable asked again after a timeout that
+  // made it is found as made; an ephemeral one made so is never pulled from and goes after its
+  // inactive threshold.
+  const { name, floor } = await whileSettling(
+    () => addConsumer(jsm, stream, consumerConfig(bus, options), options),
+    isClusterSettling,
+  );
+  return { jsm, stream, name, floor, streamCreated };
+}
+
+/**
+ * Creates the consumer, or gives a durable one that exists already the filter, ack wait and
+ * back-pressure of `config`; returns its name and where it starts (the last fact before it, for
+ * `start: "new"` or a time), should the server remove it before it has handled any
+ * (`remakeIfGone`).
+ */
+async function addConsumer<S extends string>(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig>,
+  options: FactConsumerOptions<S>,
+): Promise<{ name: string; floor: number }> {
+  return await jsm.consumers.add(stream, config).then(
     (info) => ({
       name: info.name,
       floor: options.durable ? sharedFloor(info) : info.delivered.stream_seq,
     }),
     async (error) => {
-      if (!options.durable) throw error;
+      // Not made because the cluster is settling: updating it would fail as "consumer not found".
+      if (!options.durable || isClusterSettling(error)) throw error;
       const info = await jsm.consumers.update(stream, options.durable, {
         filter_subject: config.filter_subject,
         ack_wait: config.ack_wait,
@@ -391,7 +416,6 @@ async function openConsumer<S extends string>(
       return { name: options.durable, floor: sharedFloor(info) };
     },
   );
-  return { jsm, stream, name, floor, streamCreated };
 }
 
 /**
@@ -441,19 +465,21 @@ async function remakeIfGone<S extends string>(
     followNewStream(ctx, created);
   }
   const from = ctx.position.resumeAt();
-  await jsm.consumers.add(ctx.stream, {
-    ...consumerConfig(ctx.bus, ctx.options),
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: from,
-    opt_start_time: undefined,
-    name: ctx.name,
-  });
+  // Patient as at start (`openConsumer`): the stream may have just been made again.
+  await whileSettling(() =>
+    jsm.consumers.add(ctx.stream, {
+      ...consumerConfig(ctx.bus, ctx.options),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+      opt_start_time: undefined,
+      name: ctx.name,
+    }), isClusterSettling);
   ctx.position.remade(from);
   ctx.options.log.warn("fact consumer was removed by the server; made again", {
     durable: ctx.name,
     fromSequence: from,
   });
-  return await ctx.js.consumers.get(ctx.stream, ctx.name);
+  return await whileSettling(() => ctx.js.consumers.get(ctx.stream, ctx.name), isClusterSettling);
 }
 
 /** Handles one batch: parks what is not a fact, hands the rest over in their turn. */

@@ -9,6 +9,7 @@ import {
   jetstreamManager,
   type StreamInfo,
 } from "@nats-io/jetstream";
+import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import { facts } from "./subjects.ts";
 
@@ -61,19 +62,63 @@ function differs(current: Record<string, unknown>, wanted: ManagedStream): boole
  */
 export async function ensureStream(bus: Bus, wanted: ManagedStream): Promise<StreamInfo> {
   // A cluster that is forming or electing answers late or not at all for a few seconds (an R3
-  // stream needs a quorum): retry for a while instead of failing the process's start-up.
-  const giveUpAt = Date.now() + ENSURE_STREAM_PATIENCE_MS;
+  // stream needs a quorum): retry for a while instead of failing the process's start-up. Any
+  // failure but a name taken, so not for long: a refusal (3 replicas on one node) is reported
+  // only once this is over.
+  return await whileSettling(
+    () => ensureStreamOnce(bus, wanted),
+    (error) => !(error instanceof StreamNameTakenError),
+    ENSURE_STREAM_PATIENCE_MS,
+  );
+}
+
+const ENSURE_STREAM_PATIENCE_MS = 15_000;
+
+/**
+ * How long a start waits out the answers `isClusterSettling` recognises (none of them a
+ * refusal). A cluster that regains a quorum elects its leader up to ~10 s later (a Raft election
+ * timeout of 4 to 9 s; 10 s seen in testing/bus_nodes_test.ts), so 15 s covered a loss of a few
+ * seconds at most.
+ */
+export const SETTLE_PATIENCE_MS = 30_000;
+
+/**
+ * `attempt`, tried again after growing pauses (0.1 s doubling to 1 s) while it fails in a way
+ * `settling` calls a cluster settling, for `patienceMs` at most; any other failure, or one past
+ * that, is thrown.
+ */
+export async function whileSettling<T>(
+  attempt: () => Promise<T>,
+  settling: (error: unknown) => boolean,
+  patienceMs = SETTLE_PATIENCE_MS,
+): Promise<T> {
+  const giveUpAt = Date.now() + patienceMs;
   for (let pause = 100;; pause = Math.min(pause * 2, 1000)) {
     try {
-      return await ensureStreamOnce(bus, wanted);
+      return await attempt();
     } catch (error) {
-      if (error instanceof StreamNameTakenError || Date.now() + pause > giveUpAt) throw error;
+      if (!settling(error) || Date.now() + pause > giveUpAt) throw error;
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 }
 
-const ENSURE_STREAM_PATIENCE_MS = 15_000;
+/**
+ * JetStream's answers while a cluster settles: no meta leader (10008 "JetStream system
+ * temporarily unavailable", or none at all: a timeout), a server that cannot take the request now
+ * (10009, 10007), a stream without a leader (10118 "stream is offline"), and "stream not found"
+ * from a meta leader that has not applied a stream's creation yet (its member answered it made).
+ */
+const SETTLING_CODES = new Set([10007, 10008, 10009, 10118, JetStreamApiCodes.StreamNotFound]);
+
+/**
+ * Whether a failed request about a stream that was just made or checked (a consumer's creation
+ * on it) is the cluster settling, worth asking again for a while, rather than a refusal.
+ */
+export function isClusterSettling(error: unknown): boolean {
+  if (error instanceof JetStreamApiError) return SETTLING_CODES.has(error.code);
+  return error instanceof natsErrors.TimeoutError;
+}
 
 /** Thrown when the stream of this prefix's name holds another prefix's subjects. */
 export class StreamNameTakenError extends Error {}
