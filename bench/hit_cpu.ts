@@ -11,7 +11,7 @@
  * answers). Needs `wrk` and Linux.
  */
 import { parseArgs } from "node:util";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
 import { createLogger } from "@shared/log.ts";
 import { catalog } from "@shared/subjects.ts";

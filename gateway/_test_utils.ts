@@ -4,7 +4,8 @@
  */
 import type { Hono } from "hono";
 import { sign } from "hono/jwt";
-import { type Route, route, type RunningService, type ServiceInfo } from "@shared/bus.ts";
+import { type RunningService, type ServiceInfo } from "@shared/bus.ts";
+import { type Route, route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
 import { errorDocumentOf } from "@shared/errors.ts";
 import { createLogger, type Logger } from "@shared/log.ts";

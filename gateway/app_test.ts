@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Route, route } from "@shared/bus.ts";
+import { type Route, route } from "@shared/bus_endpoints.ts";
 import { catalog } from "@shared/subjects.ts";
 import { JSONAPI, testGateway } from "./_test_utils.ts";
 import type { HttpEndpoint } from "./forward.ts";

@@ -8,7 +8,8 @@
  */
 import type { Context, Handler } from "hono";
 import { routePath } from "hono/route";
-import type { Bus, Endpoint, ForwardedReply } from "@shared/bus.ts";
+import type { Bus, ForwardedReply } from "@shared/bus.ts";
+import type { Endpoint } from "@shared/bus_endpoints.ts";
 import type { Config } from "@shared/config.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor, HttpReply, HttpRequest } from "@shared/schemas/http.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { ConflictError, NotFoundError } from "@shared/errors.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalog, resolveEndpoint } from "@shared/subjects.ts";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { errors as natsErrors } from "@nats-io/nats-core";
-import { Bus, route } from "@shared/bus.ts";
+import { Bus } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { createLogger } from "@shared/log.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";

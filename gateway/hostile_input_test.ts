@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { catalog, payments } from "@shared/subjects.ts";
 import { firstError, JSONAPI, testGateway, token } from "./_test_utils.ts";
 import { checkJsonBytes, MAX_JSON_DEPTH } from "./middleware/body.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
 import { freePort } from "@shared/net.ts";
 import { catalog } from "@shared/subjects.ts";

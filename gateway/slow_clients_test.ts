@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { catalog } from "@shared/subjects.ts";
 import { eventually } from "@testing/eventually.ts";
 import { JSONAPI, testGateway, token } from "./_test_utils.ts";

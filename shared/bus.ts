@@ -11,13 +11,14 @@
  * process's metrics (shared/metrics.ts), which the gateway's `/metrics` gathers. Every request is
  * counted on both sides and, with OTEL_DENO=true, traced (shared/bus_telemetry.ts).
  *
- * Endpoints and routes are declared with shared/bus_endpoints.ts (re-exported here); a request's
- * waiting and its failures are shared/bus_replies.ts; serving one request is shared/bus_serving.ts.
+ * Endpoints and routes are declared with shared/bus_endpoints.ts; a request's waiting and its
+ * failures are shared/bus_replies.ts; serving one request is shared/bus_serving.ts.
  *
  * @example
  * ```ts
  * import { z } from "zod";
- * import { Bus, defineEndpoint, route } from "@shared/bus.ts";
+ * import { Bus } from "@shared/bus.ts";
+ * import { defineEndpoint, route } from "@shared/bus_endpoints.ts";
  * const echo = defineEndpoint("demo.echo", {
  *   request: z.object({ text: z.string() }),
  *   response: z.string(),
@@ -60,18 +61,6 @@ import {
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
 import { answer, parseJson } from "./bus_serving.ts";
-
-export {
-  defineEndpoint,
-  type Endpoint,
-  type EndpointSchemas,
-  type Handler,
-  httpEndpoint,
-  type Route,
-  route,
-  type Schema,
-} from "./bus_endpoints.ts";
-export { loggedOnce } from "./bus_serving.ts";
 
 export interface ServiceInfo {
   name: string;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { Bus, defineEndpoint, httpEndpoint, route } from "./bus.ts";
+import { Bus } from "./bus.ts";
+import { defineEndpoint, httpEndpoint, route } from "./bus_endpoints.ts";
 import {
   ConflictError,
   GatewayTimeoutError,

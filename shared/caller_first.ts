@@ -13,7 +13,7 @@
  * const routes = callerFirst(bindOperations(contract, handlers), authenticateWith(access));
  * ```
  */
-import type { Handler, Route } from "./bus.ts";
+import type { Handler, Route } from "./bus_endpoints.ts";
 import { ApiError, UnauthorizedError } from "./errors.ts";
 import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { headers as natsHeaders } from "@nats-io/nats-core";
-import { defineEndpoint, route } from "./bus.ts";
+import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { currentDeadline, DEADLINE_HEADER, withDeadline } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
 import { GatewayTimeoutError } from "./errors.ts";

@@ -20,13 +20,9 @@
  * ```
  */
 import type { Msg } from "@nats-io/nats-core";
-import {
-  type Handler,
-  IDEMPOTENCY_HEADER,
-  loggedOnce,
-  PRECONDITION_FAILED_HEADER,
-  type Route,
-} from "./bus.ts";
+import { IDEMPOTENCY_HEADER, PRECONDITION_FAILED_HEADER } from "./bus.ts";
+import { type Handler, type Route } from "./bus_endpoints.ts";
+import { loggedOnce } from "./bus_serving.ts";
 import { currentDeadline, withScope } from "./deadline.ts";
 import {
   bounded,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { untilWaitingForLocks } from "@testing/table_lock.ts";
-import { httpEndpoint, route } from "./bus.ts";
+import { httpEndpoint, route } from "./bus_endpoints.ts";
 import { openDatabase, transaction } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";

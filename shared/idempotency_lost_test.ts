@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
+import { type Bus } from "./bus.ts";
+import { type Handler, httpEndpoint, route } from "./bus_endpoints.ts";
 import { openDatabase, readOwnWrites, type Sql, transaction, type TransactionHooks } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";

@@ -4,7 +4,7 @@
  * and never run.
  */
 import assert from "node:assert/strict";
-import { httpEndpoint, route } from "./bus.ts";
+import { httpEndpoint, route } from "./bus_endpoints.ts";
 import { openDatabase } from "./db.ts";
 import type { WritePrecondition } from "./errors.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";

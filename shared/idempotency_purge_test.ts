@@ -3,7 +3,7 @@
  * single DELETE outlasts the pool's statement timeout is purged too.
  */
 import assert from "node:assert/strict";
-import { httpEndpoint, route } from "./bus.ts";
+import { httpEndpoint, route } from "./bus_endpoints.ts";
 import { openDatabase, type Sql } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpRequest } from "./schemas/http.ts";

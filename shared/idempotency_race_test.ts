@@ -3,7 +3,8 @@
  * with the real Postgres and NATS: the change is made once, whatever the timing.
  */
 import assert from "node:assert/strict";
-import { type Bus, type Handler, httpEndpoint, route } from "./bus.ts";
+import { type Bus } from "./bus.ts";
+import { type Handler, httpEndpoint, route } from "./bus_endpoints.ts";
 import { openDatabase, type Sql, transaction } from "./db.ts";
 import { installIdempotency, withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";

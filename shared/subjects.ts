@@ -9,7 +9,7 @@
  * console.log(catalog.eventTopics.list.subject); // "catalog.event-topics.list"
  * ```
  */
-import type { Endpoint } from "./bus.ts";
+import type { Endpoint } from "./bus_endpoints.ts";
 import { endpointsOf, resolveOperation, resolveRelatedOperation } from "./contract.ts";
 import {
   auditContract,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { sign } from "hono/jwt";
 import type { JWTPayload } from "hono/utils/jwt/types";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { UnauthorizedError } from "@shared/errors.ts";
 import { catalog } from "@shared/subjects.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { route } from "@shared/bus.ts";
+import { route } from "@shared/bus_endpoints.ts";
 import { catalog } from "@shared/subjects.ts";
 import { firstError, JSONAPI, testGateway } from "../_test_utils.ts";
 import { acceptable, contentTypeProblem } from "./media_type.ts";

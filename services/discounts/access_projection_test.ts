@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Bus } from "@shared/bus.ts";
-import type { Endpoint } from "@shared/bus.ts";
+import type { Endpoint } from "@shared/bus_endpoints.ts";
 import { createLogger } from "@shared/log.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { catalog } from "@shared/subjects.ts";

@@ -10,7 +10,7 @@
  * bus.serve(info, bindOperations(contract, { "things.get": translatingDbErrors(getThing) }));
  * ```
  */
-import type { Handler } from "../bus.ts";
+import type { Handler } from "../bus_endpoints.ts";
 import { translateDbError } from "../db.ts";
 
 /** `handler`, with every error it throws passed through `translateDbError`. */

@@ -2,7 +2,7 @@
 import { notFound, renderList, renderOne } from "@shared/handlers/mod.ts";
 import type { Handlers } from "@shared/contract.ts";
 import type { auditContract } from "@shared/contracts/mod.ts";
-import type { Handler } from "@shared/bus.ts";
+import type { Handler } from "@shared/bus_endpoints.ts";
 import { type ListQuery, parseListQuery, parseSingleQuery } from "@shared/query.ts";
 import { BadRequestError } from "@shared/errors.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";

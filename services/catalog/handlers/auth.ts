@@ -4,7 +4,7 @@
  * them; failures are JSON:API error documents, as every error of this API (open-event-frontend
  * shows `errors[0].detail` of a refused password change).
  */
-import type { Handler } from "@shared/bus.ts";
+import type { Handler } from "@shared/bus_endpoints.ts";
 import { sign } from "hono/jwt";
 import {
   BadRequestError,

@@ -3,7 +3,7 @@
  * to their contract keys, who sees drafts, and writing a change with its fact. Replies and the
  * access checks come from the handler kit (@shared/handlers/mod.ts).
  */
-import type { Handler } from "@shared/bus.ts";
+import type { Handler } from "@shared/bus_endpoints.ts";
 import type { Handlers } from "@shared/contract.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
 import type { Queryable } from "@shared/db.ts";
