@@ -37,6 +37,21 @@ async function linesUntil(
   }
 }
 
+/** Runs examples/subscriber.ts on the test bus, replaying from the start; stdout piped. */
+function runSubscriber(
+  b: { natsUrl: string; prefix: string },
+  stderr: "inherit" | "piped",
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./subscriber.ts", import.meta.url).pathname],
+    // From the repository root, so deno.json's import map applies.
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { NATS_URL: b.natsUrl, BUS_PREFIX: b.prefix, START: "all" },
+    stdout: "piped",
+    stderr,
+  }).spawn();
+}
+
 Deno.test("[examples] the README's subscriber replays the stream and prints new event facts", async () => {
   await using b = await testBus();
   // The streams the services of a prefix make at start; the subscriber binds to both.
@@ -53,14 +68,7 @@ Deno.test("[examples] the README's subscriber replays the stream and prints new 
         actor: ada,
       }),
     ]);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./subscriber.ts", import.meta.url).pathname],
-      // From the repository root, so deno.json's import map applies.
-      cwd: new URL("..", import.meta.url).pathname,
-      env: { NATS_URL: b.natsUrl, BUS_PREFIX: b.prefix, START: "all" },
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
+    const child = runSubscriber(b, "inherit");
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     const seen: string[] = [];
     try {
@@ -94,13 +102,7 @@ Deno.test("[examples] the README's subscriber replays the stream and prints new 
 
 Deno.test("[examples] the README's subscriber makes no stream for a prefix nobody publishes on", async () => {
   await using b = await testBus();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./subscriber.ts", import.meta.url).pathname],
-    cwd: new URL("..", import.meta.url).pathname,
-    env: { NATS_URL: b.natsUrl, BUS_PREFIX: b.prefix, START: "all" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = runSubscriber(b, "piped");
   // Killed after 15 s should it wait instead (the defect: it made both streams and listened).
   const bound = setTimeout(() => child.kill("SIGTERM"), 15_000);
   try {
