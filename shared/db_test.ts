@@ -493,3 +493,40 @@ Deno.test("[db] a connection lost as a COPY's rows were done is still ended", as
     await sql.end({ timeout: 0 });
   }
 });
+
+Deno.test("[db] a client ended while it reads Postgres's array types fails its query, and nothing else", async () => {
+  await using db = await testDatabase();
+  const unhandled: unknown[] = [];
+  const note = (event: PromiseRejectionEvent) => {
+    unhandled.push(event.reason);
+    event.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", note);
+  // A lock on this database's pg_type holds a new connection's first query, which reads it
+  // (postgres.js's `fetch_types`), until the client is ended beneath it.
+  const locker = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await locker.begin(async (tx) => {
+      await tx`lock table pg_catalog.pg_type in access exclusive mode`;
+      const client = postgres(db.url, { max: 1, onnotice: () => {} });
+      const query = client`select 1`.then(() => "answered", (error) => error.code);
+      const waitingForTypes = async () => {
+        // Read once per transaction unless its snapshot is cleared.
+        await tx`select pg_stat_clear_snapshot()`;
+        const [{ waiting }] = await tx`select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        return waiting === 1;
+      };
+      await eventually(waitingForTypes, 5_000, "the new connection waiting for the types");
+      await client.end({ timeout: 0 });
+      assert.equal(await query, "CONNECTION_DESTROYED");
+    });
+    // An unhandled rejection surfaces on a later turn; in a service it ended the process (a
+    // /health probe's connection ended after its 500 ms, on a loaded CI).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(unhandled.map(String), []);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", note);
+    await locker.end();
+  }
+});

@@ -637,7 +637,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       if (needsTypes) {
         initial.reserve && (initial = null)
-        return fetchArrayTypes()
+        // Patched (vendor/postgres/README.md): a connection ended or lost while it reads the types
+        // fails this query and the caller's waiting one alike (`errored`); nothing awaited this
+        // promise, so its rejection went unhandled and ended the process.
+        return fetchArrayTypes().catch(() => {})
       }
 
       initial && !initial.reserve && execute(initial)
