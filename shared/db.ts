@@ -106,7 +106,15 @@ const urls = new WeakMap<Sql, string>();
 export function separateClient(sql: Sql): Sql | undefined {
   const url = urls.get(sql);
   if (url === undefined) return undefined;
-  return postgres(url, { max: 1, connect_timeout: 1, idle_timeout: 1, onnotice: () => {} });
+  // No array types to read first (`fetch_types`): its callers ask `select 1`, and a connection
+  // opened to answer quickly should not spend a round trip on what they never use.
+  return postgres(url, {
+    max: 1,
+    connect_timeout: 1,
+    idle_timeout: 1,
+    fetch_types: false,
+    onnotice: () => {},
+  });
 }
 
 /** How each pool opened here makes its companions: clients of their own beside it. */
