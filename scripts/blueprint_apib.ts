@@ -217,6 +217,18 @@ export function transactionName(action: Action, index: number, count: number): s
   return count > 1 ? `${base} > Example ${index + 1}` : base;
 }
 
+/**
+ * Whether an action documents the route `method path` (a Hono path, `/v1/events/:id`): the same
+ * method, and the action's path (with `{param}`s or example values) fills the route's segments.
+ */
+export function documentsRoute(action: Pick<Action, "method" | "path">, route: string): boolean {
+  const [method, path] = route.split(" ");
+  const want = path.split("/");
+  const have = action.path.split("/");
+  return action.method === method && want.length === have.length &&
+    want.every((segment, i) => segment.startsWith(":") || segment === have[i]);
+}
+
 export function section(payload: Payload, name: string): Section | undefined {
   return payload.sections.find((s) => s.name === name);
 }

@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { type Access, accessOf, sharedByCaches } from "@shared/contract.ts";
 import { contracts, relationOwners, serviceNames, typeOwners } from "@shared/contracts/mod.ts";
-import { examplesOf, parseBlueprint, type Payload, section } from "../../scripts/blueprint_apib.ts";
+import {
+  documentsRoute,
+  examplesOf,
+  parseBlueprint,
+  type Payload,
+  section,
+} from "../../scripts/blueprint_apib.ts";
 import { BLUEPRINT_FILES, generatedKind } from "../../hooks/error_examples.ts";
 
 interface ContractRoute {
@@ -27,15 +33,6 @@ const contractRoutes: ContractRoute[] = contracts.flatMap((contract) =>
     }))
   )
 );
-
-/** Whether a documented `METHOD /path` (with `{param}` or example values) is `route`. */
-function documents(method: string, path: string, route: string): boolean {
-  const [routeMethod, routePath] = route.split(" ");
-  const want = routePath.split("/");
-  const have = path.split("/");
-  return method === routeMethod && want.length === have.length &&
-    want.every((segment, i) => segment.startsWith(":") || segment === have[i]);
-}
 
 /** A documented 401 for a request without a token (hand-written or generated). */
 function refusesAnonymous(payload: Payload): boolean {
@@ -58,7 +55,7 @@ async function documentation(): Promise<Documentation> {
       // The gateway's own routes (health and its probes) are no service's contract.
       if (!("action" in chunk) || /^\/health(\/|$)/.test(chunk.action.path)) continue;
       const { method, path } = chunk.action;
-      const match = contractRoutes.find(({ route }) => documents(method, path, route));
+      const match = contractRoutes.find(({ route }) => documentsRoute(chunk.action, route));
       if (!match) {
         unrouted.push(`${method} ${path}`);
         continue;
