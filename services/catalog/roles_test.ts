@@ -260,6 +260,26 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
     assert.equal(user.attributes.email, undefined, "another user's email leaks");
   });
 
+  // As catalog.apib says: a grant's PATCH body sends only `role`.
+  await t.step("PATCH: a user or event in the body is a 422 pointing at it", async () => {
+    const path = `/v1/users-events-roles/${cast.grants.coorganizer}`;
+    const refs = { user: cast.stranger.id, event: eventId };
+    for (const [name, id] of Object.entries(refs)) {
+      const body = {
+        data: {
+          type: "users-events-role",
+          id: cast.grants.coorganizer,
+          relationships: { [name]: { data: { type: name, id } } },
+        },
+      };
+      const reply = await system.call("PATCH", path, { token: cast.owner.token, body });
+      expectError(reply, 422, { pointer: `/data/relationships/${name}` }, name);
+    }
+    const [row] = await system.sql`select user_id from users_events_roles
+      where id = ${cast.grants.coorganizer}`;
+    assert.equal(String(row.user_id), cast.coorganizer.id, "the grant is unchanged");
+  });
+
   await t.step("related and relationship routes resolve", async () => {
     const base = `/v1/users-events-roles/${cast.grants.coorganizer}`;
     const token = cast.owner.token;
