@@ -260,25 +260,39 @@ Deno.test("[catalog] /v1/users-events-roles/{id} reads, changes and revokes", as
     assert.equal(user.attributes.email, undefined, "another user's email leaks");
   });
 
-  // As catalog.apib says: a grant's PATCH body sends only `role`.
-  await t.step("PATCH: a user or event in the body is a 422 pointing at it", async () => {
-    const path = `/v1/users-events-roles/${cast.grants.coorganizer}`;
-    const refs = { user: cast.stranger.id, event: eventId };
-    for (const [name, id] of Object.entries(refs)) {
-      const body = {
-        data: {
-          type: "users-events-role",
-          id: cast.grants.coorganizer,
-          relationships: { [name]: { data: { type: name, id } } },
-        },
-      };
-      const reply = await system.call("PATCH", path, { token: cast.owner.token, body });
-      expectError(reply, 422, { pointer: `/data/relationships/${name}` }, name);
-    }
-    const [row] = await system.sql`select user_id from users_events_roles
+  // As catalog.apib says: a grant's PATCH may send back its own user and event, never others.
+  await t.step(
+    "PATCH: another user or event is a 422 pointing at it; its own are taken",
+    async () => {
+      const path = `/v1/users-events-roles/${cast.grants.coorganizer}`;
+      const patch = (relationships: Record<string, unknown>) =>
+        system.call("PATCH", path, {
+          token: cast.owner.token,
+          body: { data: { type: "users-events-role", id: cast.grants.coorganizer, relationships } },
+        });
+      const ref = (type: string, id: string) => ({ data: { type, id } });
+      const others = { user: cast.stranger.id, event: (await system.eventWithCast()).event.id };
+      for (const [name, id] of Object.entries(others)) {
+        const reply = await patch({ [name]: ref(name, id) });
+        expectError(reply, 422, { pointer: `/data/relationships/${name}` }, name);
+      }
+      // What ember-data sends on save: every relationship it read.
+      const [{ identifier }] = await system
+        .sql`select identifier from events where id = ${eventId}`;
+      for (const event of [eventId, identifier]) {
+        const reply = await patch({
+          user: ref("user", cast.coorganizer.id),
+          event: ref("event", event),
+          role: ref("role", "coorganizer"),
+        });
+        expectStatus(reply, 200, `event named ${event}`);
+      }
+      const [row] = await system.sql`select user_id, event_id from users_events_roles
       where id = ${cast.grants.coorganizer}`;
-    assert.equal(String(row.user_id), cast.coorganizer.id, "the grant is unchanged");
-  });
+      assert.equal(String(row.user_id), cast.coorganizer.id, "the grant's user is unchanged");
+      assert.equal(String(row.event_id), eventId, "the grant's event is unchanged");
+    },
+  );
 
   await t.step("related and relationship routes resolve", async () => {
     const base = `/v1/users-events-roles/${cast.grants.coorganizer}`;

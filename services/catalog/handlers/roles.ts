@@ -144,6 +144,30 @@ function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save event role: ${detail}`, { pointer });
 }
 
+/**
+ * A grant's PATCH may send back its own `user` and `event` (ember-data sends every relationship
+ * it read, as for a ticket's event); another user or event is a 422 pointing at it: a grant never
+ * moves. Until 2026-12-05 any of them was a 422, the grant's own too.
+ */
+async function requireSameParties(
+  ctx: CatalogContext,
+  call: Call,
+  grant: GrantRow,
+  doc: ParsedResource,
+): Promise<void> {
+  const user = toOne(doc, "user", false);
+  if (user !== undefined && user !== String(grant.user_id)) {
+    unprocessable("a grant's user never changes", "/data/relationships/user");
+  }
+  const event = toOne(doc, "event", false);
+  if (event === undefined || event === String(grant.event_id)) return;
+  // Named by its identifier, as on POST.
+  const named = await getEvent(ctx.sql, event, { viewer: viewer(call.caller) });
+  if (named?.id === undefined || String(named.id) !== String(grant.event_id)) {
+    unprocessable("a grant's event never changes", "/data/relationships/event");
+  }
+}
+
 /** The event and user a new grant names; 422 when either does not exist. */
 async function grantParties(
   ctx: CatalogContext,
@@ -200,9 +224,10 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   const doc = parseResourceDocument(call.req.body, {
     type: "users-events-role",
     id: call.req.params.id,
-    relationships: { role: { type: "role" } },
+    relationships: grantRelationships,
     known: usersEventsRoleDef.relationships,
   });
+  await requireSameParties(ctx, call, grant, doc);
   const roleName = toOne(doc, "role", false);
   const shown = (row: typeof grant) =>
     renderShown(ctx, call.caller, usersEventsRoleDef, row, query, { req: call.req });
