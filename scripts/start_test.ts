@@ -492,6 +492,82 @@ Deno.test({
   },
 });
 
+/**
+ * A port where each connection is answered as by a server of another kind (`reply`, then the
+ * end: an HTTP server given Postgres's startup message), or ended at once when `reply` is empty
+ * (a database proxy whose database is away).
+ */
+function endsEveryConnection(reply: string): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      // As such a server does: it reads the client's first bytes, answers them, and closes.
+      if (reply) {
+        await conn.read(new Uint8Array(1024)).catch(() => null);
+        await conn.write(new TextEncoder().encode(reply)).catch(() => {});
+      }
+      conn.close();
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+    },
+  };
+}
+
+// Found by an operator review (2026-12-05): DATABASE_URL on another server's port (NATS's 4222,
+// an HTTP port) left a service, and `deno task start`, waiting without a word for good; a server
+// that never answered took 30 s and was named by postgres.js's code only.
+Deno.test({
+  name:
+    "[start] a DATABASE_URL at a server of another kind, a proxy ending every connection or a silent server ends with one line in seconds",
+  sanitizeResources: false,
+  async fn(t) {
+    await using nats = await startNatsServer({ jetStream: true });
+    await using http = endsEveryConnection("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    await using proxy = endsEveryConnection("");
+    using silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const at = (port: number) => `postgres://postgres:pw-SECRET-1@127.0.0.1:${port}/open_event`;
+    const common = { NATS_URL: nats.url, BUS_PREFIX: `fail_${crypto.randomUUID()}` };
+    const closed =
+      /: it closed the connection without answering\. Check the host and port in DATABASE_URL, and that the server behind it runs\.$/;
+    const alone = async (port: number, cause: RegExp) => {
+      const began = Date.now();
+      const outcome = await run("services/audit/main.ts", { ...common, DATABASE_URL: at(port) });
+      assertOneLine(
+        outcome,
+        new RegExp(`^audit: Cannot open the database at 127\\.0\\.0\\.1:${port}${cause.source}`),
+      );
+      assert.ok(Date.now() - began < 20_000, `in seconds, not ${Date.now() - began} ms`);
+      assert.doesNotMatch(outcome.stderr, /SECRET/);
+    };
+    await t.step("a service alone, its database URL at an HTTP server", async () => {
+      await alone(http.port, closed);
+    });
+    await t.step(
+      "a service alone, its database URL at a proxy ending every connection",
+      async () => {
+        await alone(proxy.port, closed);
+      },
+    );
+    await t.step("a service alone, its database URL at a server that never answers", async () => {
+      await alone(
+        (silent.addr as Deno.NetAddr).port,
+        /: nothing there answered in time \(a server that is silent, or of another kind\)\. Check the host and port in DATABASE_URL\.$/,
+      );
+    });
+    await t.step("start, its DATABASE_URL at an HTTP server", async () => {
+      await startFails(
+        { ...common, PORT: String(freePort()), DATABASE_URL: at(http.port) },
+        closed,
+      );
+    });
+  },
+});
+
 Deno.test({
   name: "[start] the services and the gateway stop when start is killed (SIGKILL)",
   ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),

@@ -42,12 +42,23 @@ function ignoreIfCreatedMeanwhile(error: { code?: string }): void {
   if (!["42P04", "42P06", "23505"].includes(error?.code ?? "")) throw error;
 }
 
+/**
+ * How long the first contact at start-up may take to connect (seconds): longer than a pool's 1 s,
+ * for a database far away, but a start-up pointed at a server that never answers says so in this
+ * long rather than postgres.js's 30 s.
+ */
+const FIRST_CONNECT_TIMEOUT_S = 10;
+
 /** Creates the database named in `url` if it does not exist yet. */
 export async function ensureDatabase(url: string): Promise<void> {
   const name = databaseName(url);
   const admin = new URL(url);
   admin.pathname = "/postgres";
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  const sql = postgres(admin.toString(), {
+    max: 1,
+    connect_timeout: FIRST_CONNECT_TIMEOUT_S,
+    onnotice: () => {},
+  });
   try {
     const [found] = await sql`select 1 from pg_database where datname = ${name}`;
     if (!found) {

@@ -530,3 +530,52 @@ Deno.test("[db] a client ended while it reads Postgres's array types fails its q
     await locker.end();
   }
 });
+
+/**
+ * Listens on a free port and answers every connection as a server of another protocol would:
+ * reads the client's first bytes, answers with a line of its own, then the end (an HTTP server given Postgres's startup message, or NATS).
+ */
+function notPostgres() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      await conn.read(new Uint8Array(1024)).catch(() => null);
+      await conn.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")).catch(
+        () => {},
+      );
+      conn.close();
+    }
+  })().catch(() => {});
+  return {
+    url: `postgres://postgres@127.0.0.1:${(listener.addr as Deno.NetAddr).port}/none`,
+    get accepted() {
+      return accepted;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+    },
+  };
+}
+
+Deno.test("[db] a server that is not Postgres fails the query within connect_timeout, without a storm of connections", async () => {
+  await using server = notPostgres();
+  const sql = postgres(server.url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    const began = performance.now();
+    const failed = await Promise.race([
+      sql`select 1`.then(() => "answered", (error) => error),
+      new Promise((resolve) => setTimeout(() => resolve("still waiting"), 6_000)),
+    ]);
+    // It closed every connection before Postgres's first answer: postgres.js tried again at once,
+    // for good, and a start-up (DATABASE_URL on another server's port) hung without a word.
+    assert.equal(failed?.code, "CONNECTION_CLOSED", String(failed));
+    assert.ok(performance.now() - began < 4_000, "within connect_timeout and a pause");
+    assert.ok(isDatabaseOutage(failed));
+    assert.ok(server.accepted < 40, `${server.accepted} connections in 2 s: not a tight loop`);
+  } finally {
+    await sql.end({ timeout: 0 });
+  }
+});

@@ -51,6 +51,23 @@ function knownCause(error: unknown): KnownCause | undefined {
   if (code === "ENOTFOUND" || /lookup address|ENOTFOUND/i.test(text)) {
     return { cause: "its host name does not resolve", fix: (s) => `Correct the host in ${s}` };
   }
+  // A server that never answers, or one of another kind that waits for its own protocol:
+  // postgres.js gives up at its connect_timeout, nats.js says "timeout".
+  if (code === "CONNECT_TIMEOUT" || /^timeout$/i.test(text)) {
+    return {
+      cause: "nothing there answered in time (a server that is silent, or of another kind)",
+      fix: (s) => `Check the host and port in ${s}`,
+    };
+  }
+  // A server of another kind (HTTP, NATS's port), or a proxy whose database is away (a sidecar),
+  // ends each connection: until 2026-12-05 postgres.js tried again at once, for good, without a
+  // word (vendor/postgres/README.md).
+  if (code === "EPIPE" || code === "CONNECTION_CLOSED" || /ended by the other party/i.test(text)) {
+    return {
+      cause: "it closed the connection without answering",
+      fix: (s) => `Check the host and port in ${s}, and that the server behind it runs`,
+    };
+  }
   if (name === "TypeError" && /Invalid URL/i.test(text)) {
     return { cause: "the URL is malformed", fix: (s) => `Correct ${s}` };
   }

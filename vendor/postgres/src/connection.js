@@ -111,12 +111,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , awaitingAnswer = false
     , lastHeardAt = 0
     , answerTimer = null
+    , connectingSince = 0
 
   const connection = {
     queue: queues.closed,
     idleTimer,
     connect(query) {
       initial = query
+      connectingSince = performance.now() // Patched: connect_timeout bounds every try of a connect
       reconnect()
     },
     terminate,
@@ -510,6 +512,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     answerTimer !== null && (clearTimeout(answerTimer), answerTimer = null)
 
     socket.removeAllListeners()
+    const lastAt = { host: socket.host, port: socket.port } // Patched: connect_timeout
     socket = null
 
     // Patched (vendor/postgres/README.md): what was in flight on the closed socket is settled
@@ -523,8 +526,18 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       queryError(sent.shift(), lost)
     query = results = errorResponse = null
 
-    if (initial)
-      return reconnect()
+    // Patched (vendor/postgres/README.md): a server that ends the connection before Postgres's
+    // first answer (another protocol's server, a proxy whose database is away) was tried again at
+    // once, without a pause and without end: connect_timeout bounds the tries together.
+    if (initial) {
+      closedTime = performance.now()
+      delay = (typeof backoff === 'function' ? backoff(++options.shared.retries) : backoff) * 1000
+      const timeoutMs = (options.connect_timeout || 0) * 1000
+      if (!timeoutMs || closedTime + delay - connectingSince < timeoutMs)
+        return reconnect()
+      queryError(initial, Errors.connection('CONNECTION_CLOSED', options, lastAt))
+      initial = null
+    }
 
     !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
     closedTime = performance.now()
