@@ -568,6 +568,20 @@ Deno.test({
   },
 });
 
+// Found by an operator review (2026-12-05): payments alone ended with a JSON log line naming no
+// fix, where every other setting a process refuses is one plain line.
+Deno.test("[start] payments alone with a malformed PAYMENTS_ENCRYPTION_KEY ends with one line", async () => {
+  const outcome = await run("services/payments/main.ts", {
+    PAYMENTS_ENCRYPTION_KEY: "c2hvcnQtU0VDUkVULWtleQ",
+    DATABASE_URL: `postgres://postgres@127.0.0.1:${freePort()}/open_event`,
+  });
+  assertOneLine(
+    outcome,
+    /^payments: Cannot read PAYMENTS_ENCRYPTION_KEY: it holds 16 bytes, AES-256 needs 32\. Correct PAYMENTS_ENCRYPTION_KEY, or unset it for its default\.$/,
+  );
+  assert.doesNotMatch(outcome.stderr, /c2hvcnQtU0VDUkVULWtleQ/);
+});
+
 Deno.test({
   name: "[start] the services and the gateway stop when start is killed (SIGKILL)",
   ignore: Deno.build.os !== "linux" || !await answers("127.0.0.1", 5432),

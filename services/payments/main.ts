@@ -1,6 +1,6 @@
 /** Payments service process: check the Stripe settings, migrate, serve; drain on SIGTERM. */
 import { loadConfig } from "@shared/config.ts";
-import { runService } from "@shared/lifecycle.ts";
+import { exitWithError, runService, userCausedLine } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { parseEncryptionKey } from "./crypto.ts";
 import { migratePayments, SCHEMA, startPayments } from "./service.ts";
@@ -11,8 +11,9 @@ if (config.paymentsEncryptionKey) {
   try {
     parseEncryptionKey(config.paymentsEncryptionKey);
   } catch (error) {
-    log.error((error as Error).message);
-    Deno.exit(1);
+    // One plain line naming the fix, as for every setting a process refuses (it was a JSON log
+    // line that named none: an operator review, 2026-12-05).
+    exitWithError(`payments: ${userCausedLine(error) ?? (error as Error).message}`);
   }
 } else {
   log.warn("PAYMENTS_ENCRYPTION_KEY is not set: linking Stripe accounts answers 503");
