@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
+import type { LogFields, Logger } from "@shared/log.ts";
 import { freePort } from "@shared/net.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testBus } from "@shared/testing.ts";
@@ -94,6 +95,9 @@ Deno.test("[gateway] METRICS_ADDR answers HEAD with the GET body's length, and o
   const server = serveMetrics(bus.bus, config)!;
   try {
     const url = `http://127.0.0.1:${port}/metrics`;
+    // Each request is counted under its method, a new series the first time: once each first.
+    await (await fetch(url, { method: "HEAD" })).body?.cancel();
+    await (await fetch(url)).body?.cancel();
     const head = await fetch(url, { method: "HEAD" });
     assert.equal(head.status, 200);
     const length = Number(head.headers.get("Content-Length"));
@@ -112,6 +116,44 @@ Deno.test("[gateway] METRICS_ADDR answers HEAD with the GET body's length, and o
     using wire = await Wire.open(port);
     const asterisk = await wire.exchange("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert.match(asterisk, /^HTTP\/1\.1 204 [^]*\r\nAllow: GET, HEAD, OPTIONS\r\n/);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+// Found by an operator review (2026-12-05): a Prometheus with a wrong token was refused on
+// METRICS_ADDR without a trace in the gateway's log, and its scrapes went uncounted.
+Deno.test("[gateway] METRICS_ADDR writes an access line with a request id for every request", async () => {
+  await using bus = await testBus();
+  const port = freePort();
+  const config = loadConfig({
+    JWT_SECRET: "x",
+    METRICS_ADDR: `127.0.0.1:${port}`,
+    METRICS_TOKEN: TOKEN,
+  });
+  const lines: LogFields[] = [];
+  const quiet = () => {};
+  const logger: Logger = {
+    debug: quiet,
+    info: (message, fields) => message === "request" && lines.push(fields ?? {}),
+    warn: quiet,
+    error: quiet,
+  };
+  const server = serveMetrics(bus.bus, config, logger)!;
+  try {
+    const url = `http://127.0.0.1:${port}/metrics`;
+    const refused = await fetch(url, { headers: { Authorization: "Bearer wrong" } });
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+    const scraped = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(scraped.status, 200);
+    await scraped.body?.cancel();
+    assert.deepEqual(lines.map(({ method, path, status }) => [method, path, status]), [
+      ["GET", "/metrics", 401],
+      ["GET", "/metrics", 200],
+    ]);
+    assert.equal(lines[0].requestId, refused.headers.get("X-Request-Id"));
+    assert.equal(lines[1].requestId, scraped.headers.get("X-Request-Id"));
   } finally {
     await server.shutdown();
   }
