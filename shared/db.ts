@@ -49,6 +49,20 @@ function ignoreIfCreatedMeanwhile(error: { code?: string }): void {
  */
 const FIRST_CONNECT_TIMEOUT_S = 10;
 
+/**
+ * Refuses a URL of another scheme as malformed (the start-up line then says to correct the
+ * setting): postgres.js ignores the scheme, and `mysql://host:3306/db` was tried as Postgres there
+ * (an operator review). Only the scheme is quoted, never the login.
+ */
+function checkPostgresUrl(url: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === "postgres" || scheme === "postgresql") return;
+  throw new TypeError(
+    `Invalid URL: ${scheme ? `"${scheme}:"` : "no scheme"} where postgres:// or postgresql:// ` +
+      "belongs",
+  );
+}
+
 /** Creates the database named in `url` if it does not exist yet. */
 export async function ensureDatabase(url: string): Promise<void> {
   const name = databaseName(url);
@@ -232,6 +246,7 @@ function poolSettings(
 
 /** Opens a pool whose connections see only `schema` (plus `public` for extensions). */
 export async function openDatabase(url: string, options: OpenOptions): Promise<Sql> {
+  checkPostgresUrl(url);
   if (!identifier.test(options.schema)) {
     throw new Error(`Cannot open database: "${options.schema}" is not a valid schema name`);
   }

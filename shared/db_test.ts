@@ -579,3 +579,19 @@ Deno.test("[db] a server that is not Postgres fails the query within connect_tim
     await sql.end({ timeout: 0 });
   }
 });
+
+Deno.test("[db] a database URL of another scheme is refused as malformed, not tried as Postgres", async () => {
+  // postgres.js ignores the scheme: `mysql://...` was tried as Postgres at that host and port.
+  for (const url of ["mysql://app:secret@127.0.0.1:3306/events", "http://127.0.0.1:5432/x"]) {
+    await assert.rejects(
+      openDatabase(url, { schema: "demo" }),
+      (error: Error) => {
+        assert.equal(error.name, "TypeError");
+        assert.match(error.message, /Invalid URL: .*postgres:\/\//);
+        assert.doesNotMatch(error.message, /secret/);
+        return true;
+      },
+      url,
+    );
+  }
+});
