@@ -80,7 +80,7 @@ const ENSURE_STREAM_PATIENCE_MS = 15_000;
  * timeout of 4 to 9 s; 10 s seen in testing/bus_nodes_test.ts), so 15 s covered a loss of a few
  * seconds at most.
  */
-export const SETTLE_PATIENCE_MS = 30_000;
+const SETTLE_PATIENCE_MS = 30_000;
 
 /**
  * `attempt`, tried again after growing pauses (0.1 s doubling to 1 s) while it fails in a way
