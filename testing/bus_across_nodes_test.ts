@@ -127,8 +127,10 @@ async function loseTheStreamLeader(signal: Deno.Signal) {
     const storedIds = new Set(stored.map((f) => f.id));
     assert.ok(activities.every((row) => storedIds.has(row.fact_id)), "each activity has its fact");
 
-    // How long audit lagged behind the stream for facts stored after the kill, and for those
-    // stored once its durable consumer had a leader again (what audit itself controls).
+    // How long audit lagged behind the stream for facts stored after the kill (information: once
+    // the stream takes writes again the outbox publishes what it kept meanwhile, and on a loaded
+    // machine that backlog can take audit seconds to drain), and what audit itself controls: how
+    // long it stayed quiet while a fact waited for it, once it could take one.
     const recordedAt = new Map(activities.map((row) => [row.fact_id, row.recorded_at as Date]));
     const after = stored.filter(({ storedAt }) => storedAt > killedAt);
     assert.ok(after.length > 0, "facts were stored after the node went away");
@@ -139,40 +141,76 @@ async function loseTheStreamLeader(signal: Deno.Signal) {
     assert.ok(consumerBackAt, "audit's durable consumer had a leader again within 12 s");
     const afterConsumerBack = after.filter(({ storedAt }) => storedAt >= consumerBackAt);
     assert.ok(afterConsumerBack.length > 0, "facts were stored after the consumer was back");
+    const streamWritableAt = after[0].storedAt;
+    const readyAt = Math.max(consumerBackAt.getTime(), streamWritableAt.getTime());
+    const quiet = longestQuietWhileWaiting(
+      after.map((fact) => ({
+        storedAt: fact.storedAt.getTime(),
+        recordedAt: recordedAt.get(fact.id)!.getTime(),
+      })),
+      readyAt,
+    );
     const figures = {
       signal,
       committed: committed.length,
       statuses: Object.fromEntries(statuses),
       failedButApplied,
       factsBeforeKill: created.length - after.length,
-      streamWritableAfterMs: after[0].storedAt.getTime() - killedAt.getTime(),
+      streamWritableAfterMs: streamWritableAt.getTime() - killedAt.getTime(),
       firstActivityAfterKillMs: recordedAt.get(after[0].id)!.getTime() - killedAt.getTime(),
       maxLagAfterKillMs: Math.max(...lags),
       consumerLeaderAfterMs: consumerBackAt.getTime() - killedAt.getTime(),
       maxLagOnceConsumerBackMs: Math.max(...afterConsumerBack.map(lagOf)),
+      resumedAfterMs: quiet.firstMs,
+      longestQuietWhileWaitingMs: quiet.longestMs,
       auditLogged: system.processes.audit.logs
         .filter((line) => line.message.startsWith("fact consumer") || /NATS/.test(line.message))
         .map((line) => line.message),
     };
     console.log("[bus across nodes]", JSON.stringify(figures));
+    // A stall (a pull lost with the node, a consumer that never asks again) shows as audit quiet
+    // while facts wait; a slow drain of the outbox's backlog does not. Until 2026-12-05 the bound
+    // was put on the lag itself, which failed on a loaded machine while audit recorded a batch
+    // every ~250 ms (lag growing to 2.0 and 3.9 s as ~400 facts/s arrived).
     assert.ok(
-      figures.maxLagOnceConsumerBackMs <= RESUME_BOUND_MS,
-      `audit followed the stream within ${RESUME_BOUND_MS} ms once its consumer had a leader: ${
-        JSON.stringify(figures)
-      }`,
-    );
-    // Facts stored before that wait for NATS' election, never longer than the election itself
-    // plus the same bound.
-    assert.ok(
-      figures.maxLagAfterKillMs <= figures.consumerLeaderAfterMs + RESUME_BOUND_MS,
-      `no fact waited past the consumer's election plus ${RESUME_BOUND_MS} ms: ${
-        JSON.stringify(figures)
-      }`,
+      figures.longestQuietWhileWaitingMs <= RESUME_BOUND_MS,
+      `audit was never quiet for over ${RESUME_BOUND_MS} ms while a fact waited, once its ` +
+        `consumer had a leader and the stream took writes: ${JSON.stringify(figures)}`,
     );
     return figures;
   } finally {
     await sql.end();
   }
+}
+
+/**
+ * The longest time audit recorded nothing while a fact stored after `from` was waiting for it,
+ * counted from `from` (when it could first take one), and the first such time (how fast it
+ * resumed). `facts` are the stored facts with when their activities were recorded.
+ */
+function longestQuietWhileWaiting(
+  facts: { storedAt: number; recordedAt: number }[],
+  from: number,
+): { firstMs: number; longestMs: number } {
+  const byRecording = [...facts].sort((a, b) => a.recordedAt - b.recordedAt);
+  // The earliest storage time among the facts recorded at or after each position.
+  const waitingSince = byRecording.map((fact) => fact.storedAt);
+  for (let i = waitingSince.length - 2; i >= 0; i--) {
+    waitingSince[i] = Math.min(waitingSince[i], waitingSince[i + 1]);
+  }
+  let quietFrom = from;
+  let firstMs: number | undefined;
+  let longestMs = 0;
+  byRecording.forEach((fact, i) => {
+    if (fact.recordedAt <= quietFrom) return;
+    // Quiet since `quietFrom`; from the later of that and the storing of the earliest fact not
+    // yet recorded, a fact was waiting: audit's time.
+    const waited = Math.max(0, fact.recordedAt - Math.max(quietFrom, waitingSince[i]));
+    firstMs ??= waited;
+    longestMs = Math.max(longestMs, waited);
+    quietFrom = fact.recordedAt;
+  });
+  return { firstMs: firstMs ?? 0, longestMs };
 }
 
 function isTopicCreated(fact: StoredFact): boolean {
