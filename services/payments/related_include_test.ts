@@ -88,6 +88,21 @@ Deno.test("[payments] relationship routes answer what include asks for", async (
     assert.deepEqual(await p.leaks(), []);
   });
 
+  // A client that sends one set of fieldsets with every request of an event's page: the catalog's
+  // sibling routes (`relationships/tickets`) take the event's own fieldset, as the original did.
+  await t.step("a fieldset of the event, the parent, is taken as on its other routes", async () => {
+    for (const rel of ["tickets", "stripe-authorization"]) {
+      const path = `/v1/events/${eventId}/relationships/${rel}?fields[event]=name`;
+      expectStatus(await p.call("GET", path, { token }), 200, path);
+    }
+    const path = `/v1/events/${eventId}/relationships/stripe-authorization` +
+      `?include=stripe-authorization&fields[event]=name&fields[stripe-authorization]=event`;
+    const reply = await p.call("GET", path, { token });
+    expectStatus(reply, 200);
+    assert.deepEqual(reply.body.data, { type: "stripe-authorization", id });
+    assert.deepEqual(reply.body.included[0].attributes, {});
+  });
+
   await t.step("another path is a 400", async () => {
     const path = `/v1/events/${eventId}/relationships/stripe-authorization?include=owner`;
     expectError(await p.call("GET", path, { token }), 400, { parameter: "include" });
