@@ -106,7 +106,7 @@ export async function discountsFixture(
 }
 
 export async function startDiscountsSystem(
-  options: TestSystemOptions & { instances?: number; accessTtlMs?: number } = {},
+  options: TestSystemOptions & { instances?: number; accessTtlMs?: number; poolSize?: number } = {},
 ): Promise<DiscountsTestSystem> {
   const system = await startTestSystem(options);
   try {
@@ -114,7 +114,7 @@ export async function startDiscountsSystem(
     const logLevel = options.logLevel ?? "error";
     const discounts = await discountsFixture({ databaseUrl, bus, config, logLevel }, {
       instances: options.instances,
-      poolSize: 10,
+      poolSize: options.poolSize ?? 10,
       accessTtlMs: options.accessTtlMs,
     });
     system.defer(() => discounts[Symbol.asyncDispose]());

@@ -662,3 +662,66 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount asks for a ticket id too
   expectError(fraction, 422, { pointer: "/tickets/0/id" });
   assert.match(fraction.body.errors[0].detail, /tickets\.0\.id must be a whole number/);
 });
+
+// A write naming events checks, inside its transaction, that no other event code holds them. It
+// asked through the pool rather than its transaction: a second connection while holding one. As
+// many such writes at once as the pool has connections each waited for a connection none would
+// give back: every one a 504 after the request's 5 s, and every other request of the service
+// stalled meanwhile (until 2026-12-05, found by a review). A pool of one connection shows it with
+// one write.
+Deno.test("[discounts] a write of an event code holds one connection of the pool, not two", async (t) => {
+  await using system = await startDiscountsSystem({ poolSize: 1 });
+  const token = system.admin.token;
+  const first = await system.createEvent(token);
+  const second = await system.createEvent(token);
+  const ticketCode = await system.postCode(token, { eventId: first.id });
+  expectStatus(ticketCode, 201, "a ticket code's write, which never needed two");
+  let codeId = "";
+  await t.step("POST applying it to an event", async () => {
+    const reply = await system.postCode(token, { usedFor: "event", eventIds: [first.id] });
+    expectStatus(reply, 201);
+    codeId = reply.body.data.id;
+  });
+  await t.step("PATCH applying it to another event", async () => {
+    const reply = await system.call("PATCH", `/v1/discount-codes/${codeId}`, {
+      token,
+      body: {
+        data: {
+          type: "discount-code",
+          id: codeId,
+          relationships: { events: { data: [{ type: "event", id: second.id }] } },
+        },
+      },
+    });
+    expectStatus(reply, 200);
+  });
+  await t.step("POST to its events relationship", async () => {
+    const reply = await system.call("POST", `/v1/discount-codes/${codeId}/relationships/events`, {
+      token,
+      body: { data: [{ type: "event", id: first.id }] },
+    });
+    expectStatus(reply, 200);
+    assert.deepEqual(
+      reply.body.data.map((e: { id: string }) => e.id).sort(),
+      [
+        first.id,
+        second.id,
+      ].sort(),
+    );
+  });
+});
+
+Deno.test("[discounts] as many event codes written at once as the pool has connections: one 201, the rest 409", async () => {
+  const poolSize = 4;
+  await using system = await startDiscountsSystem({ poolSize });
+  const token = system.admin.token;
+  const events = [await system.createEvent(token), await system.createEvent(token)];
+  const replies = await Promise.all(
+    Array.from(
+      { length: poolSize + 2 },
+      () => system.postCode(token, { usedFor: "event", eventIds: events.map((e) => e.id) }),
+    ),
+  );
+  const statuses = replies.map((reply) => reply.status).sort();
+  assert.deepEqual(statuses, [201, ...Array(poolSize + 1).fill(409)], JSON.stringify(statuses));
+});

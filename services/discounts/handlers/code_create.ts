@@ -78,7 +78,7 @@ export async function newCode(
   const eventIds = usedFor === "event" ? await eventIdsOf(ctx, req, many(doc, "events") ?? []) : [];
   const state = newState(attrs, owner.event?.id ?? null);
   checkCode(state, { requested: ticketIds, tickets: await ticketsOf(ctx, ticketIds) });
-  if (eventIds.length) await checkEvents(ctx, req, eventIds);
+  if (eventIds.length) await checkEvents(ctx, req, { db: ctx.sql, eventIds });
   return { values: newValues(attrs, state, owner.caller.id), links: { ticketIds, eventIds } };
 }
 

@@ -95,12 +95,17 @@ export async function ticketsOf(ctx: DiscountsContext, ids: string[]): Promise<T
   return tickets;
 }
 
-/** The events an event code is applied to: each must exist and hold no other event code. */
+/**
+ * The events an event code is applied to: each must exist and hold no other event code (`codeId`,
+ * the code being changed, may hold them). Their codes are read through `db`: a write's own
+ * transaction when it checks inside one. Read through the pool there, each check took a second
+ * connection while holding one, and as many writes at once as the pool has connections waited
+ * for each other until their requests timed out (a review, 2026-12-05).
+ */
 export async function checkEvents(
   ctx: DiscountsContext,
   req: HttpRequest,
-  eventIds: string[],
-  codeId?: string,
+  { db, eventIds, codeId }: { db: Queryable; eventIds: string[]; codeId?: string },
 ): Promise<void> {
   const pointer = "/data/relationships/events";
   const found = new Set(
@@ -108,7 +113,7 @@ export async function checkEvents(
   );
   for (const id of eventIds) {
     if (!found.has(id)) unprocessable(`event ${id} does not exist`, pointer);
-    const current = await eventCodeOf(ctx.sql, id);
+    const current = await eventCodeOf(db, id);
     if (current && String(current.id) !== codeId) {
       throw new ConflictError(
         `Cannot save discount code: event ${id} already has event discount code ${current.id}`,
@@ -141,7 +146,9 @@ export async function checkStillNamed(
     const { event } = await askAccess(ctx.bus, req.actor, names.event);
     if (!event) unprocessable("the event does not exist", "/data/relationships/event");
   }
-  if (names.events?.length) await checkEvents(ctx, req, names.events, names.codeId);
+  if (names.events?.length) {
+    await checkEvents(ctx, req, { db: tx, eventIds: names.events, codeId: names.codeId });
+  }
   if (names.tickets?.length) {
     const live = new Set((await ticketsOf(ctx, names.tickets)).map((ticket) => ticket.id));
     const gone = names.tickets.find((id) => !live.has(id));

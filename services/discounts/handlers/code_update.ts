@@ -181,8 +181,11 @@ async function plannedEvents(
   const eventChange = change?.name === "events"
     ? { ...change, ids: await eventIdsOf(ctx, req, change.ids) }
     : undefined;
-  if (eventIds?.length) await checkEvents(ctx, req, eventIds, code.id);
-  if (eventChange?.op === "add") await checkEvents(ctx, req, eventChange.ids, code.id);
+  const codeId = code.id;
+  if (eventIds?.length) await checkEvents(ctx, req, { db: ctx.sql, eventIds, codeId });
+  if (eventChange?.op === "add") {
+    await checkEvents(ctx, req, { db: ctx.sql, eventIds: eventChange.ids, codeId });
+  }
   return { eventIds, eventChange };
 }
 
