@@ -305,8 +305,10 @@ function conflictOf(error: unknown): ConflictError {
   return new ConflictError(conflict, { pointer: "/data/attributes/code", cause: error });
 }
 
-/** Soft delete (the code stops applying anywhere) or, for admins, for good. */
-/** Deletes code `id`; false when there was nothing left to delete (a concurrent delete won). */
+/**
+ * Deletes code `id`: soft (the code stops applying anywhere) or, for admins, for good. False when
+ * there was nothing left to delete (a concurrent delete won).
+ */
 export async function deleteCode(tx: Queryable, id: string, permanent: boolean): Promise<boolean> {
   if (permanent) {
     return (await tx`delete from discount_codes where id = ${id}`).count > 0;

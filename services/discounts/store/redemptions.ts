@@ -45,7 +45,6 @@ function reservationOf(row: RedemptionRow): Reservation {
   };
 }
 
-/** Locks the code's row; answers what reserve checks before taking uses. */
 /**
  * The code's row lock for a step of a reservation that exists already (confirm, release): trashed
  * codes too. An unknown code is the reservation's 404; anything else (a deadline cancelling the
@@ -57,6 +56,7 @@ async function lockReservedCode(tx: Queryable, codeId: string, orderId: string):
   });
 }
 
+/** Locks the code's row (a live one only, when `live`); answers what reserve checks. */
 async function lockCode(tx: Queryable, codeId: string, live: boolean): Promise<OrderLimits> {
   const [row] = live
     ? await tx<OrderLimits[]>`select id, used_for, min_quantity, max_quantity from discount_codes
