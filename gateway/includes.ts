@@ -8,6 +8,7 @@ import type { Bus } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor, ForeignRelation } from "@shared/schemas/http.ts";
 import { relationOwners, typeOwners } from "@shared/contracts/mod.ts";
+import { fieldsetNames } from "@shared/query.ts";
 import { resolveEndpoint, resolveRelatedEndpoint } from "@shared/subjects.ts";
 
 const decoder = new TextDecoder();
@@ -65,7 +66,8 @@ export function sparseFieldsOf(query: Record<string, string>): Record<string, st
   const fields: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(query)) {
     const type = /^fields\[([^\]]+)\]$/.exec(key)?.[1];
-    if (type) fields[type] = value === "" ? [] : value.split(",").map((name) => name.trim());
+    // Read as the services read them (`valid_from` is `valid-from`).
+    if (type) fields[type] = fieldsetNames(value);
   }
   return fields;
 }

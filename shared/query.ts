@@ -525,18 +525,34 @@ export function checkFieldset(
   return parseFields(`fields[${type}]`, names.join(","), { [type]: allowed });
 }
 
+/**
+ * The names a `fields[<type>]` value lists, dashed: the original checked them against its
+ * schemas' Python names (`valid_from`), so its clients wrote them so, while JSON:API's are
+ * dashed (`valid-from`); no attribute or relationship name here has an underscore of its own.
+ * An empty value names none (valid JSON:API: just type and id).
+ *
+ * @example
+ * ```ts
+ * import { fieldsetNames } from "@shared/query.ts";
+ * fieldsetNames("code, valid_from"); // ["code", "valid-from"]
+ * ```
+ */
+export function fieldsetNames(text: string): string[] {
+  return text === "" ? [] : text.split(",").map((name) => name.trim().replaceAll("_", "-"));
+}
+
 function parseFields(key: string, text: string, sparse: Record<string, string[]>): string[] {
   const type = fieldsKey.exec(key)![1];
   const allowed = Object.hasOwn(sparse, type) ? sparse[type] : undefined;
   if (!allowed) {
     throw new BadRequestError(`Cannot select fields: unknown type "${type}"`, { parameter: key });
   }
-  // An empty value is valid JSON:API: no attributes or relationships, just type and id.
-  const names = text === "" ? [] : text.split(",").map((n) => n.trim());
-  for (const name of names) {
+  const sent = text === "" ? [] : text.split(",").map((n) => n.trim());
+  const names = fieldsetNames(text);
+  for (const [i, name] of names.entries()) {
     const foreign = allowed.includes("*") && /^[a-z][a-z0-9-]{0,63}$/.test(name);
     if (!foreign && !allowed.includes(name)) {
-      throw new BadRequestError(`Cannot select fields: "${name}" is not a field of ${type}`, {
+      throw new BadRequestError(`Cannot select fields: "${sent[i]}" is not a field of ${type}`, {
         parameter: key,
       });
     }

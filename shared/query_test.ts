@@ -891,3 +891,14 @@ Deno.test("[query] a sort key named again, in either spelling, counts once where
   // Each key is still checked: an unknown one after a repeat is refused.
   assertBadParameter(() => parseListQuery({ sort: "code,code,secret" }, spec), "sort");
 });
+
+Deno.test("[query] a fieldset's names in underscores are read dashed, as the original took them", () => {
+  // flask-rest-jsonapi checked each name of a fieldset against its schema's Python names
+  // (`valid_from`), so its clients wrote them so; `valid-from` is the JSON:API name.
+  const withDashes: QuerySpec = { ...spec, sparse: { "discount-code": ["code", "valid-from"] } };
+  const fields = (value: string) =>
+    parseListQuery({ "fields[discount-code]": value }, withDashes).fields;
+  assert.deepEqual(fields("code,valid_from"), { "discount-code": ["code", "valid-from"] });
+  assert.deepEqual(fields("valid-from"), { "discount-code": ["valid-from"] });
+  assertBadParameter(() => fields("code,valid_till"), "fields[discount-code]", /valid_till/);
+});

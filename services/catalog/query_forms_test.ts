@@ -221,3 +221,14 @@ Deno.test("[catalog] GET /v1/users/{id}/events reads a bracketed empty val as nu
     }
   });
 });
+
+Deno.test("[catalog] GET /v1/events takes a fieldset's names in underscores, as the original did", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  await system.createEvent(owner.token, { attributes: { state: "published" } });
+  const reply = await system.call("GET", "/v1/events?fields[event]=location_name,starts_at");
+  expectStatus(reply, 200);
+  assert.deepEqual(Object.keys(reply.body.data[0].attributes), ["location-name", "starts-at"]);
+  const unknown = await system.call("GET", "/v1/events?fields[event]=name,secret_field");
+  expectError(unknown, 400, { parameter: "fields[event]" });
+});

@@ -77,6 +77,17 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     assert.ok(reply.body.data.attributes.name);
   });
 
+  await t.step("a fieldset in underscores trims them alike, as the original took it", async () => {
+    const reply = await system.call(
+      "GET",
+      `/v1/events/${eventId}?include=discount-codes&fields[discount-code]=code,tickets_number`,
+      { token: system.admin.token },
+    );
+    expectStatus(reply, 200);
+    const [code] = reply.body.included;
+    assert.deepEqual(Object.keys(code.attributes).sort(), ["code", "tickets-number"]);
+  });
+
   await t.step(
     "fields[event] without them leaves the relationships out, as the catalog's do",
     async () => {
