@@ -103,6 +103,23 @@ Deno.test("[discounts] POST /v1/discount-codes validates every rule with a point
     expectError(reply, 422);
     assert.equal(reply.body.errors.length, 2);
   });
+  // Found by a review: a 422 cited a max-quantity of 100 (or tickets-number) the client never sent.
+  await t.step("a max-quantity not sent is named as the default it is", async () => {
+    const above = await post({ "min-quantity": 150 });
+    expectError(above, 422, { pointer: pointer("min-quantity") });
+    assert.match(
+      above.body.errors[0].detail,
+      /max-quantity \(100: the default when none is sent\)/,
+    );
+    const scarce = await post({ "min-quantity": 5, "tickets-number": 3 });
+    expectError(scarce, 422, { pointer: pointer("min-quantity") });
+    assert.match(
+      scarce.body.errors[0].detail,
+      /max-quantity \(3: the default when none is sent, tickets-number when under 100\)/,
+    );
+    const sent = await post({ "min-quantity": 5, "max-quantity": 4 });
+    assert.match(sent.body.errors[0].detail, /must not exceed max-quantity \(4\)$/);
+  });
   await t.step("a value sent as a string is coerced and kept exact", async () => {
     const reply = await post({ value: "100", type: "percent", code: " TRIMMED " });
     expectStatus(reply, 201);

@@ -90,6 +90,8 @@ export interface CodeState {
   ticketsNumber: number | null;
   minQuantity: number;
   maxQuantity: number;
+  /** The max-quantity is the default of a POST that sent none (`defaultMaxQuantity`). */
+  maxQuantityDefaulted?: boolean;
   validFrom: Date | null;
   validTill: Date | null;
   usedCount: number;
@@ -156,6 +158,17 @@ function ticketProblem(
   }
 }
 
+/**
+ * The max-quantity as a problem cites it: a default the client never sent is named as one
+ * (until 2026-12-05 a POST of `min-quantity` 150 alone was told of a max-quantity of 100 as if
+ * it had sent it; found by a review).
+ */
+function maxQuantityNamed(state: CodeState): string {
+  if (!state.maxQuantityDefaulted) return String(state.maxQuantity);
+  const lower = state.maxQuantity < 100 ? ", tickets-number when under 100" : "";
+  return `${state.maxQuantity}: the default when none is sent${lower}`;
+}
+
 /** Checks the whole code against its rules and the tickets it holds. */
 export function checkCode(
   state: CodeState,
@@ -167,7 +180,9 @@ export function checkCode(
   }
   if (state.minQuantity > state.maxQuantity) {
     problems.push(problem(
-      `min-quantity (${state.minQuantity}) must not exceed max-quantity (${state.maxQuantity})`,
+      `min-quantity (${state.minQuantity}) must not exceed max-quantity (${
+        maxQuantityNamed(state)
+      })`,
       at("min-quantity"),
     ));
   }

@@ -92,6 +92,7 @@ function newState(attrs: CodeCreateAttributes, eventId: string | null): CodeStat
     ticketsNumber,
     minQuantity: attrs["min-quantity"] ?? defaultMinQuantity(maxQuantity),
     maxQuantity,
+    maxQuantityDefaulted: attrs["max-quantity"] == null,
     validFrom: attrs["valid-from"] ?? null,
     validTill: attrs["valid-till"] ?? null,
     usedCount: 0,
