@@ -234,6 +234,11 @@ export class ResponseCache {
     return this.#entries.begin();
   }
 
+  /** The clock entries are aged by: read it when a fetch is asked for, for `store`. */
+  now(): number {
+    return this.#entries.now();
+  }
+
   /** What the cache has done so far (a copy; read at scrape time). */
   get counts(): CacheCounts {
     return {
@@ -294,17 +299,28 @@ export class ResponseCache {
     return this.#entries.fresh(tags, began);
   }
 
-  /** Keeps a reply fetched since `began`, unless a change or an outage may have made it stale. */
-  store(key: string, reply: CachedReply, began: number): boolean {
+  /**
+   * Keeps a reply fetched since `began`, unless a change or an outage may have made it stale.
+   * `askedAt` (`now()` when the service was asked; default: now) is where its settle windows
+   * and its age start: what it shows was read at some moment since then. Until 2026-12-05 both
+   * started when it was stored, and a reply asked for within a change's settle window but
+   * answered after it (a slow service) was kept the whole CACHE_TTL_MS (a review).
+   */
+  store(key: string, reply: CachedReply, began: number, askedAt?: number): boolean {
     if (!this.#entries.fresh(reply.tags, began)) {
       this.#stale++;
       return false;
     }
     const now = this.#entries.now();
+    const asked = Math.min(askedAt ?? now, now);
     // The reply's own expiry is a wall time (a code's end): how far off it is now, on the clock
     // entries age by, which a step of the wall clock does not move.
     const ownUntil = reply.expires === undefined ? Infinity : now + reply.expires - this.#wallNow();
-    const until = this.#entries.settled(reply.tags, Math.min(now + this.ttlMs, ownUntil));
+    const until = this.#entries.settled(
+      reply.tags,
+      Math.min(asked + this.ttlMs, ownUntil),
+      asked,
+    );
     let size = ENTRY_OVERHEAD + key.length * 2 + reply.body.byteLength;
     for (const tag of reply.tags) size += TAG_OVERHEAD + tag.length * 2;
     if (size > this.maxBytes) {

@@ -10,6 +10,8 @@ import { catalog, discounts, gatewayTouched } from "@shared/subjects.ts";
 import type { Bus } from "@shared/bus.ts";
 import type { Msg, MsgHdrs } from "@nats-io/nats-core";
 import { secondGateway } from "./_test_utils.ts";
+import { untilWaitingForLocks } from "@testing/table_lock.ts";
+import postgres from "postgres";
 
 const decoder = new TextDecoder();
 
@@ -579,4 +581,64 @@ Deno.test("[gateway] a write with a sparse fieldset drops every address of what 
   assert.equal(page.body.data.id, second);
   await system.bus.nc.flush();
   assert.ok(announcements[0]?.split(" ").includes(`event:${event.identifier}`), "told to peers");
+});
+
+/** Holds `table` so that even reads of it wait (ACCESS EXCLUSIVE); `release` ends the hold. */
+async function holdReads(system: TestSystem, table: string) {
+  const session = postgres(system.databaseUrl, { max: 1, onnotice: () => {} });
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const transaction = session.begin(async (tx) => {
+    await tx`lock table ${tx(table)} in access exclusive mode`;
+    held.resolve();
+    await release.promise;
+  });
+  transaction.catch((error) => held.reject(error));
+  await held.promise;
+  return {
+    async [Symbol.asyncDispose]() {
+      release.resolve();
+      await transaction.catch(() => {});
+      await session.end();
+    },
+    release: async () => {
+      release.resolve();
+      await transaction;
+    },
+  };
+}
+
+// Found by a review: the settle window was checked when the reply was stored, not when it was
+// asked for. A read asked for just after a change, whose answer took longer than the window,
+// was kept the whole CACHE_TTL_MS: the backstop for a follower's lost word (the state it read may
+// be what the follower changed a moment later) did not hold for slow answers.
+Deno.test("[gateway] a reply asked for within a change's settle window lives no longer, however slow", async () => {
+  // Long enough to hold a read within it, however slow the machine.
+  const windowMs = 2_000;
+  await using system = await startTestSystem({ env: { CACHE_SETTLE_MS: String(windowMs) } });
+  const { owner, event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}`;
+  const renamed = await system.call("PATCH", path, {
+    token: owner.token,
+    ...patchEvent(event.id, { name: "Changed" }),
+  });
+  assert.equal(renamed.status, 200);
+  await system.readFacts();
+  const changedAt = Date.now();
+
+  // Asked for within the window, answered after it: the database holds its read.
+  const hold = await holdReads(system, "catalog.events");
+  const slow = system.call("GET", path);
+  await untilWaitingForLocks(system.sql, { count: 1, what: "the read" });
+  assert.ok(Date.now() - changedAt < windowMs, "the read was asked for within the window");
+  await new Promise((resolve) => setTimeout(resolve, changedAt + windowMs + 200 - Date.now()));
+  await hold.release();
+  const answered = await slow;
+  assert.equal(answered.body.data.attributes.name, "Changed");
+  assert.equal(answered.headers.get("X-Cache"), "MISS");
+
+  await renameSilently(system, event.id, "Applied without a word");
+  const again = await system.call("GET", path);
+  assert.equal(again.headers.get("X-Cache"), "MISS", "its window is over: it was not kept");
+  assert.equal(again.body.data.attributes.name, "Applied without a word");
 });

@@ -103,6 +103,28 @@ Deno.test("[gateway] ResponseCache expires entries: TTL, their own expiry, settl
   assert.equal(cache.lookup("ttl"), undefined);
 });
 
+// Found by a review: windows and age started when a reply was stored, so a slow answer to a read
+// asked for within a change's settle window was kept the whole TTL.
+Deno.test("[gateway] ResponseCache starts a reply's windows and age when it was asked for", () => {
+  const { time, cache } = settlingCache();
+  cache.invalidate(["z"]);
+  time.advance(100);
+  const began = cache.begin();
+  const askedAt = cache.now();
+  time.advance(600); // answered after the window ended
+  assert.equal(cache.store("slow", reply("c", ["z"]), began, askedAt), false, "its window is over");
+  assert.equal(cache.counts.stale, 1);
+
+  const later = cache.begin();
+  const laterAsked = cache.now();
+  time.advance(4_000);
+  assert.ok(cache.store("old", reply("c", ["z"]), later, laterAsked), "asked for after the window");
+  time.advance(5_999);
+  assert.ok(cache.lookup("old"));
+  time.advance(1);
+  assert.equal(cache.lookup("old"), undefined, "gone a TTL after it was asked for");
+});
+
 // Found by a review: entries were aged by the wall clock, which NTP or an operator steps. Set back
 // an hour, every entry outlived its hard age limit (the bound on what a missed fact can leave
 // stale) by that hour.

@@ -405,6 +405,8 @@ async function fetchShared(
   { request, key, began }: SharedFetch,
 ): Promise<SharedReply> {
   const deadline = Date.now() + forwarder.timeoutMs;
+  // What the reply shows is read from now on: its settle windows and its age start here.
+  const askedAt = forwarder.cache!.now();
   const reply = await forwarder.bus.forward(route.endpoint, request, forwarder.requestOptions);
   const contentType = reply.status >= 400 ? JSONAPI : route.successType;
   const { body, tags } = await completed(forwarder, reply, { request, deadline }, reply.cacheTags);
@@ -412,7 +414,7 @@ async function fetchShared(
   if (tags !== undefined) {
     // A copy: the payload may be a view into a larger buffer the cache must not pin.
     const entry = { status: reply.status, contentType, body: body.slice(), etag: etag ?? "" };
-    forwarder.cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began);
+    forwarder.cache!.store(key, { ...entry, tags, expires: reply.cacheExpires }, began, askedAt);
   }
   return {
     status: reply.status,

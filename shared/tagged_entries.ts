@@ -116,13 +116,16 @@ export class TaggedEntries<E extends TaggedEntry> {
     return true;
   }
 
-  /** `until`, cut short by the settle time of a recent change of one of `tags`. */
-  settled(tags: readonly string[], until: number): number {
-    const now = this.now();
-    if (this.#settleAllUntil > now) until = Math.min(until, this.#settleAllUntil);
+  /**
+   * `until`, cut short by the settle time of each change of one of `tags` (or emptying) whose
+   * settle time had not ended when the fetch was asked for (`askedAt`, default now): what it read
+   * may predate what a follower derives from that change, however late its answer came.
+   */
+  settled(tags: readonly string[], until: number, askedAt = this.now()): number {
+    if (this.#settleAllUntil > askedAt) until = Math.min(until, this.#settleAllUntil);
     for (const tag of tags) {
       const settleUntil = this.#changes.get(tag)?.settleUntil ?? 0;
-      if (settleUntil > now) until = Math.min(until, settleUntil);
+      if (settleUntil > askedAt) until = Math.min(until, settleUntil);
     }
     return until;
   }
