@@ -9,6 +9,7 @@ import { startPaymentsSystem } from "../services/payments/_test_utils.ts";
 import { secondGateway } from "./_test_utils.ts";
 import { createApp } from "./app.ts";
 import { testBus } from "@shared/testing.ts";
+import { gatewayTouched } from "@shared/subjects.ts";
 
 Deno.test("[gateway] anonymous pages of an event show is-stripe-linked as uncached ones do after a link and an unlink", async () => {
   await using p = await startPaymentsSystem({ env: shortSettle });
@@ -53,4 +54,62 @@ Deno.test("[gateway] anonymous pages of an event show is-stripe-linked as uncach
   );
   await compare("after the unlink");
   assert.match((await uncached("GET", pages[1])).text, /"is-stripe-linked":false/);
+});
+
+// Found by a review: a link or unlink waits until the catalog shows the new flag before it
+// answers (services/payments/handlers/linked_flag.ts), yet its reply named the event by id only
+// (a link) or not at all (an unlink): the writer's gateway kept the event's pages under its
+// identifier (and, after an unlink, under its id) with the old flag until the catalog's fact
+// came, and told its peers nothing of them.
+Deno.test("[gateway] a link and an unlink drop every address of their event with their reply", async () => {
+  await using p = await startPaymentsSystem({ env: shortSettle });
+  const { system } = p;
+  const { event, owner } = await p.stripeEvent();
+  await p.readFacts();
+  const announced: string[][] = [];
+  const heard = system.bus.nc.subscribe(system.bus.subject(gatewayTouched), {
+    callback: (_error, msg) => {
+      announced.push(new TextDecoder().decode(msg.data).split(" "));
+    },
+  });
+  system.defer(() => heard.unsubscribe());
+  const addresses = [`event:${event.id}`, `event:${event.identifier}`];
+  const pages = [`/v1/events/${event.id}`, `/v1/events/${event.identifier}`];
+  /** Each page cached on the writer's gateway, then read once more right after a write. */
+  const cache = async () => {
+    await p.readFacts();
+    await new Promise((resolve) => setTimeout(resolve, SHORT_SETTLE_MS + 50));
+    for (const page of pages) await system.call("GET", page);
+    for (const page of pages) {
+      assert.equal((await system.call("GET", page)).headers.get("X-Cache"), "HIT");
+    }
+  };
+  const shown = async (linked: boolean) => {
+    for (const page of pages) {
+      const seen = await system.call("GET", page);
+      assert.equal(seen.headers.get("X-Cache"), "MISS", `${page} dropped by the write's reply`);
+      assert.equal(seen.body.data.attributes["is-stripe-linked"], linked, page);
+    }
+  };
+
+  await cache();
+  const reply = await p.link(owner.token, event.id, p.grant().code);
+  expectStatus(reply, 201);
+  await shown(true);
+  await system.bus.nc.flush();
+  const link = announced.at(-1) ?? [];
+  for (const tag of addresses) assert.ok(link.includes(tag), `the link names ${tag}: ${link}`);
+
+  const id = reply.body.data.id;
+  await cache();
+  expectStatus(
+    await p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token: owner.token }),
+    200,
+  );
+  await shown(false);
+  await system.bus.nc.flush();
+  const unlink = announced.at(-1) ?? [];
+  for (const tag of addresses) {
+    assert.ok(unlink.includes(tag), `the unlink names ${tag}: ${unlink}`);
+  }
 });

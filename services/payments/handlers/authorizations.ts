@@ -49,7 +49,7 @@ import {
   sameLink,
 } from "../store/authorizations.ts";
 import { exchangeCode } from "../stripe.ts";
-import { awaitLinkedFlag } from "./linked_flag.ts";
+import { awaitLinkedFlag, withLinkedEvent } from "./linked_flag.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
@@ -205,8 +205,8 @@ export async function createStripeAuthorization(
     (row) => authorizationFact(factActor(caller), "created", row),
     { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
-  await awaitLinkedFlag(ctx, req.actor, row.event_id, true);
-  return renderAuthorization(row, { req, status: 201, fields, include });
+  const linked = await awaitLinkedFlag(ctx, req.actor, row.event_id, true);
+  return withLinkedEvent(renderAuthorization(row, { req, status: 201, fields, include }), linked);
 }
 
 export async function showStripeAuthorization(
@@ -388,8 +388,8 @@ export async function deleteStripeAuthorization(
     (deleted) => deleted && authorizationFact(factActor(access.caller), "deleted", deleted),
   );
   if (!deleted) missing(req.params.id);
-  await awaitLinkedFlag(ctx, req.actor, deleted.event_id, false);
-  return deletedReply;
+  const unlinked = await awaitLinkedFlag(ctx, req.actor, deleted.event_id, false);
+  return withLinkedEvent(deletedReply, unlinked);
 }
 
 /** `managed`, for a route of its `event` relationship (the only one it has). */
