@@ -7,10 +7,10 @@
  *
  * Four rules keep it from answering with a revoked role or admin flag (kept by
  * shared/tagged_entries.ts, which the gateway's response cache shares):
- * - every entry dies `ttlMs` after it was fetched, whatever else happens (the hard age limit);
+ * - every entry dies `ttlMs` after it was asked for, whatever else happens (the hard age limit);
  * - an answer is not stored when one of its tags was dropped, or the projection emptied, while
  *   it was being fetched (it may have been read before the change);
- * - an answer fetched within `settleMs` of a `settle` of one of its tags lives only until
+ * - an answer asked for within `settleMs` of a `settle` of one of its tags lives only until
  *   `settleMs` after it: the catalog applies payments' facts (`isStripeLinked`) a moment later
  *   (its own `catalog.event.updated` follows, but an answer read in between must not outlive it);
  * - while suspended (the fact subscription is interrupted) nothing is served or stored, and
@@ -50,6 +50,14 @@ interface Entry extends TaggedEntry {
   answer: Access;
 }
 
+/** Where a fetch began: for `store`, which must know what changed since and when it was asked. */
+export interface FetchMark {
+  /** The entries' change count when it was asked for (TaggedEntries' `begin`). */
+  readonly began: number;
+  /** The entries' clock then: the answer's age and settle windows start here. */
+  readonly askedAt: number;
+}
+
 export class AccessProjection {
   readonly ttlMs: number;
   readonly maxEntries: number;
@@ -77,8 +85,8 @@ export class AccessProjection {
   }
 
   /** Marks the start of a fetch; pass the mark to `store`. */
-  begin(): number {
-    return this.#entries.begin();
+  begin(): FetchMark {
+    return { began: this.#entries.begin(), askedAt: this.#entries.now() };
   }
 
   /** The live answer for `key`, if any. */
@@ -89,12 +97,17 @@ export class AccessProjection {
     return entry.answer;
   }
 
-  /** Keeps an answer fetched since `began`, unless a drop or an outage may have made it stale. */
-  store(key: string, answer: Access, tags: readonly string[], began: number): boolean {
-    if (this.ttlMs <= 0 || this.maxEntries <= 0 || !this.#entries.fresh(tags, began)) {
+  /**
+   * Keeps an answer fetched since `mark`, unless a drop or an outage may have made it stale. Its
+   * age and settle windows start when it was asked for: what it says was read at some moment
+   * since. Until 2026-12-05 they started when it was stored, and an answer asked for within a
+   * settle but answered after it (a slow catalog) was kept the whole age limit (a review).
+   */
+  store(key: string, answer: Access, tags: readonly string[], mark: FetchMark): boolean {
+    if (this.ttlMs <= 0 || this.maxEntries <= 0 || !this.#entries.fresh(tags, mark.began)) {
       return false;
     }
-    const until = this.#entries.settled(tags, this.#entries.now() + this.ttlMs);
+    const until = this.#entries.settled(tags, mark.askedAt + this.ttlMs, mark.askedAt);
     this.#entries.add({ key, answer: deepFreeze(answer), tags, until });
     while (this.#entries.size > this.maxEntries) this.#entries.remove(this.#entries.first()!);
     return true;

@@ -77,6 +77,29 @@ Deno.test("[access] AccessProjection keeps entries fetched just after a settle o
   assert.equal(projection.lookup("4/5"), undefined);
 });
 
+// Found by a review (the response cache had the same flaw): an answer asked for within a settle
+// window and answered after it (a slow catalog) was kept the whole age limit.
+Deno.test("[access] AccessProjection ends an answer asked for within a settle at its end, however slow", () => {
+  const { clock, projection } = clocked({ ttlMs: 10_000, settleMs: 200 });
+  projection.settle(["e:5"]);
+  clock.now += 150;
+  const began = projection.begin();
+  clock.now += 100; // answered after the settle ended
+  assert.ok(projection.store("4/5", answer(true), ["u:4", "e:5"], began));
+  assert.equal(projection.lookup("4/5"), undefined);
+});
+
+Deno.test("[access] AccessProjection ages an answer from when it was asked for", () => {
+  const { clock, projection } = clocked({ ttlMs: 1_000 });
+  const began = projection.begin();
+  clock.now += 400;
+  projection.store("4/", answer(true), ["u:4"], began);
+  clock.now += 599;
+  assert.ok(projection.lookup("4/"));
+  clock.now += 1;
+  assert.equal(projection.lookup("4/"), undefined);
+});
+
 Deno.test("[access] AccessProjection serves and stores nothing while suspended, and resumes empty", () => {
   const { projection } = clocked({ ttlMs: 10_000 });
   projection.store("4/", answer(true), ["u:4"], projection.begin());

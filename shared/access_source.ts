@@ -27,7 +27,7 @@ import type { Bus } from "./bus.ts";
 import { UnauthorizedError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Actor } from "./schemas/http.ts";
-import { AccessProjection } from "./access_projection.ts";
+import { AccessProjection, type FetchMark } from "./access_projection.ts";
 import { followAccessFacts } from "./access_facts.ts";
 
 /** ACCESS_CACHE_TTL_MS unless set: the hard age limit of a kept answer. */
@@ -128,7 +128,7 @@ function entryKey(actor: Actor | null, key: string | undefined): string {
 
 /** Stores an answer fetched since `began` (about `key`, or the caller alone) in `projection`. */
 function keeper(projection: AccessProjection) {
-  return (actor: Actor | null, key: string | undefined, answer: Access, began: number) => {
+  return (actor: Actor | null, key: string | undefined, answer: Access, began: FetchMark) => {
     projection.store(entryKey(actor, key), answer, tagsOf(actor, key, answer), began);
   };
 }
