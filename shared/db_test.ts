@@ -223,6 +223,40 @@ Deno.test("[db] a connection lost inside a transaction fails the transaction, no
   }
 });
 
+// A transaction's work may go on after its connection was lost (a Stripe call in flight when the
+// backend was killed): its next statements went to the same postgres.js connection, which the
+// pool had meanwhile connected anew for other queries, so they ran there outside any transaction
+// and committed at once (or inside another request's transaction), for a change whose request was
+// answered 503. Found with a pool of three connections: a keyed DELETE of a stripe-authorization
+// cut off at Stripe deleted the row all the same (services/payments/delete_retry_test.ts).
+Deno.test("[db] a statement of a transaction whose connection was lost never runs on the reconnected one", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "demo", max: 1 });
+  const killer = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`create table marks (n int)`;
+    const resume = Promise.withResolvers<void>();
+    const late = Promise.withResolvers<unknown>();
+    const lost = transaction(sql, async (tx) => {
+      const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+      await killer`select pg_terminate_backend(${pid})`;
+      await resume.promise; // an outside call, answered once the connection is gone
+      await tx`insert into marks values (1)`.then(() => late.resolve("ran"), late.resolve);
+    });
+    await assert.rejects(within(5000, "the transaction", lost), (error) => isDatabaseOutage(error));
+    // The pool's one connection, connected anew, serves others.
+    await within(5000, "the pool after the loss", sql`select 1`);
+    resume.resolve();
+    const outcome = await within(5000, "the late statement", late.promise);
+    assert.ok(isDatabaseOutage(outcome), `the late statement: ${String(outcome)}`);
+    const [{ count }] = await sql`select count(*)::int as count from marks`;
+    assert.equal(count, 0, "nothing of the lost transaction committed");
+  } finally {
+    await killer.end();
+    await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
+  }
+});
+
 Deno.test("[db] a transaction hook that throws neither replaces the error nor stops the answer", async () => {
   await using db = await testDatabase();
   const sql = await openDatabase(db.url, { schema: "hooks" });

@@ -238,12 +238,13 @@ function Postgres(a, b) {
     let savepoints = 0
       , connection
       , prepare = null
+      , lost = null // Patched (vendor/postgres/README.md): the error the connection closed with
 
     try {
       await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
       return await Promise.race([
         scope(connection, fn),
-        new Promise((_, reject) => connection.onclose = reject)
+        new Promise((_, reject) => connection.onclose = e => reject(lost = e))
       ])
     } catch (error) {
       throw error
@@ -291,6 +292,9 @@ function Postgres(a, b) {
 
       function handler(q) {
         q.catch(e => uncaughtError || (uncaughtError = e))
+        // Patched: the connection was lost, and may serve others since: never sent there.
+        if (lost)
+          return q.reject(lost)
         c.queue === full
           ? queries.push(q)
           : c.execute(q) || move(c, full)
