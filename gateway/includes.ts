@@ -8,7 +8,7 @@ import type { Bus } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor, ForeignRelation } from "@shared/schemas/http.ts";
 import { relationOwners, typeOwners } from "@shared/contracts/mod.ts";
-import { fieldsetNames } from "@shared/query.ts";
+import { fieldsetNames } from "@shared/fieldset_names.ts";
 import { resolveEndpoint, resolveRelatedEndpoint } from "@shared/subjects.ts";
 
 const decoder = new TextDecoder();

@@ -18,6 +18,7 @@
  * ```
  */
 import { BadRequestError } from "./errors.ts";
+import { fieldsetNames } from "./fieldset_names.ts";
 import { booleanFromText } from "./schemas/lenient.ts";
 import { inStoredYears, readDateTime } from "./date_time.ts";
 import {
@@ -523,22 +524,6 @@ export function checkFieldset(
   const names = fields?.[type];
   if (names === undefined) return undefined;
   return parseFields(`fields[${type}]`, names.join(","), { [type]: allowed });
-}
-
-/**
- * The names a `fields[<type>]` value lists, dashed: the original checked them against its
- * schemas' Python names (`valid_from`), so its clients wrote them so, while JSON:API's are
- * dashed (`valid-from`); no attribute or relationship name here has an underscore of its own.
- * An empty value names none (valid JSON:API: just type and id).
- *
- * @example
- * ```ts
- * import { fieldsetNames } from "@shared/query.ts";
- * fieldsetNames("code, valid_from"); // ["code", "valid-from"]
- * ```
- */
-export function fieldsetNames(text: string): string[] {
-  return text === "" ? [] : text.split(",").map((name) => name.trim().replaceAll("_", "-"));
 }
 
 function parseFields(key: string, text: string, sparse: Record<string, string[]>): string[] {
