@@ -257,6 +257,32 @@ Deno.test("[db] a statement of a transaction whose connection was lost never run
   }
 });
 
+// Found by the pool audit: statements a transaction had queued behind a full pipeline when its
+// connection closed were neither sent nor failed, and the work awaiting them hung for good.
+Deno.test("[db] statements a transaction had queued when its connection was lost fail, none hangs", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "queued", max: 1 });
+  const killer = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const statements: Promise<unknown>[] = [];
+    const lost = transaction(sql, async (tx) => {
+      const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+      // One slow statement, then more than postgres.js pipelines on a connection (100): the
+      // rest wait in the transaction's own queue.
+      statements.push(tx`select pg_sleep(2)`);
+      for (let i = 0; i < 150; i++) statements.push(tx`select ${i}::int as i`);
+      await killer`select pg_terminate_backend(${pid})`;
+      await Promise.allSettled(statements);
+    });
+    await assert.rejects(within(5000, "the transaction", lost), (error) => isDatabaseOutage(error));
+    const outcomes = await within(5000, "every statement", Promise.allSettled(statements));
+    assert.ok(outcomes.every((outcome) => outcome.status === "rejected"), "none ran");
+  } finally {
+    await killer.end();
+    await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
+  }
+});
+
 Deno.test("[db] a transaction hook that throws neither replaces the error nor stops the answer", async () => {
   await using db = await testDatabase();
   const sql = await openDatabase(db.url, { schema: "hooks" });

@@ -244,7 +244,14 @@ function Postgres(a, b) {
       await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
       return await Promise.race([
         scope(connection, fn),
-        new Promise((_, reject) => connection.onclose = e => reject(lost = e))
+        new Promise((_, reject) => connection.onclose = e => {
+          lost = e
+          // Patched (vendor/postgres/README.md): statements queued behind a full pipeline would
+          // never be sent (the connection is no longer this transaction's), nor answered.
+          while (queries.length)
+            queries.shift().reject(e)
+          reject(e)
+        })
       ])
     } catch (error) {
       throw error
