@@ -108,6 +108,8 @@ export class AccessProjection {
       return false;
     }
     const until = this.#entries.settled(tags, mark.askedAt + this.ttlMs, mark.askedAt);
+    // Dead already (its settle window ended while it was fetched): not kept, as in the gateway.
+    if (until <= this.#entries.now()) return false;
     this.#entries.add({ key, answer: deepFreeze(answer), tags, until });
     while (this.#entries.size > this.maxEntries) this.#entries.remove(this.#entries.first()!);
     return true;

@@ -85,7 +85,8 @@ Deno.test("[access] AccessProjection ends an answer asked for within a settle at
   clock.now += 150;
   const began = projection.begin();
   clock.now += 100; // answered after the settle ended
-  assert.ok(projection.store("4/5", answer(true), ["u:4", "e:5"], began));
+  assert.equal(projection.store("4/5", answer(true), ["u:4", "e:5"], began), false);
+  assert.equal(projection.size, 0, "not kept dead either");
   assert.equal(projection.lookup("4/5"), undefined);
 });
 
