@@ -75,8 +75,12 @@ export type CodeUpdateAttributes = z.infer<typeof codeUpdateAttributes>;
  * than its total uses, so a code with `tickets-number` alone is valid.
  */
 export function defaultMaxQuantity(ticketsNumber: number | null): number {
-  return ticketsNumber === null ? 100 : Math.min(100, ticketsNumber);
+  return ticketsNumber === null
+    ? DEFAULT_MAX_QUANTITY
+    : Math.min(DEFAULT_MAX_QUANTITY, ticketsNumber);
 }
+
+const DEFAULT_MAX_QUANTITY = 100;
 
 /** The min-quantity of a code that names none: 1, never more than its max-quantity. */
 export function defaultMinQuantity(maxQuantity: number): number {
@@ -165,7 +169,9 @@ function ticketProblem(
  */
 function maxQuantityNamed(state: CodeState): string {
   if (!state.maxQuantityDefaulted) return String(state.maxQuantity);
-  const lower = state.maxQuantity < 100 ? ", tickets-number when under 100" : "";
+  const lower = state.maxQuantity < DEFAULT_MAX_QUANTITY
+    ? `, tickets-number when under ${DEFAULT_MAX_QUANTITY}`
+    : "";
   return `${state.maxQuantity}: the default when none is sent${lower}`;
 }
 
