@@ -3,7 +3,7 @@
  * environment beside its configuration. Only the gateway has settings of its own: V8's
  * `--optimize-for-size`, so that its response cache (CACHE_MAX_BYTES) is most of what it holds
  * (issue 11: RSS under CACHE_MAX_BYTES + 64 MiB), `--single-threaded-gc`,
- * `--initial-old-space-size=32`, and glibc's malloc held to two arenas and a fixed mmap threshold
+ * `--initial-old-space-size=24`, and glibc's malloc held to two arenas and a fixed mmap threshold
  * (`launchEnv`; each: below). Without the flag, V8 grows the young generation to ~50 MiB under
  * load and leaves the old generation a third empty.
  * bench/memory_probe.ts, 200,000 distinct URLs, all configs in one run (2 cores, load average 3-5
@@ -44,16 +44,18 @@
  * memory pool) held 134–152 MiB after 200k URLs against its 124–127 (bench/FINDINGS.md, "The
  * gateway's collector on this machine").
  *
- * `--initial-old-space-size=32` (2026-12-05): under `--optimize-for-size` the old generation
+ * `--initial-old-space-size=24` (2026-12-05): under `--optimize-for-size` the old generation
  * starts with a limit of a few MiB above what lives in it, so the ~40 kB that each scavenge
  * promotes under load (reads in flight) set off a memory-reducing mark-compact about every half
  * second (`--trace-gc`: 40 in ~20 s of signed-in load, 3.5–3.7 ms pauses each, beside ~14 ms of
- * incremental steps), and with them the tail of never-cached reads. Starting the old generation at
- * 32 MiB lets it collect from ~32 MiB down to ~11 (every ~1.6 s, same pauses); once the cache holds
- * more, V8 sizes the limit from what lives as before. `bench/cache.ts --only signed-in`, three
- * pairs alternating with the flag and without: p99 2.25×, 2.09×, 1.76× against 2.59×, 2.45×,
- * 2.09× (the split's p99 11.3–15.4 ms against 13.2–15.3); RSS after 200k URLs 121 MiB either way
- * (`--only memory`); with 64 MiB instead, 148 MiB: over the target (bench/FINDINGS.md).
+ * incremental steps), and with them the tail of never-cached reads. A larger first limit lets the
+ * old generation collect from there down to ~11 MiB, less often, with the same pauses; once the
+ * cache holds more, V8 sizes the limit from what lives as before. `bench/cache.ts --only
+ * signed-in`, three pairs alternating with 24 and without: p99 1.92–2.19× against 2.24–2.64× (the
+ * split's p99 12.7–13.2 ms against 14.6–15.2); with 32, 1.76–2.25× against 2.09–2.59×. RSS after
+ * 200k URLs (`--only memory`, each run): without 121, 122, 125, 125 MiB; 24: 122, 122, 125; 32: 121,
+ * 121, 123, 127, 127, 129 (once over the 128 target); 64: 148. 24 keeps the memory and most of the
+ * tail (bench/FINDINGS.md, "The gateway's old generation and the split's tail").
  *
  * The gateway's malloc settings (`launchEnv`), glibc's, read when the process starts: at most two
  * arenas (the gateway's threads each got one, each holding freed memory of its own) and a fixed
@@ -75,7 +77,7 @@
 
 /** The gateway's V8 flags, as one `--v8-flags=` argument. */
 export const GATEWAY_V8_FLAGS =
-  "--v8-flags=--optimize-for-size,--single-threaded-gc,--initial-old-space-size=32";
+  "--v8-flags=--optimize-for-size,--single-threaded-gc,--initial-old-space-size=24";
 
 /** The gateway's malloc settings (glibc's environment variables; why: above). */
 export const GATEWAY_MALLOC_ENV: Readonly<Record<string, string>> = {
