@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectStatus } from "@testing/system.ts";
+import { expectError, expectStatus } from "@testing/system.ts";
 import { startDiscountsSystem } from "./_test_utils.ts";
 
 Deno.test("[discounts] PATCH resets a null min-quantity or max-quantity to the defaults POST gives", async (t) => {
@@ -45,6 +45,17 @@ Deno.test("[discounts] PATCH resets a null min-quantity or max-quantity to the d
     const unlimited = await patch(id, { "tickets-number": null, "max-quantity": null });
     expectStatus(unlimited, 200);
     assert.deepEqual(quantities(unlimited), [1, 100]);
+  });
+  // Found by the last look: POST named a defaulted max-quantity as the default in its 422, but
+  // PATCH cited the default a null reset to as if the client had sent that number.
+  await t.step("a 422 names a max-quantity reset by null as the default it is", async () => {
+    const id = await system.createCode(token, { eventId, attributes: { "tickets-number": 30 } });
+    const reply = await patch(id, { "min-quantity": 40, "max-quantity": null });
+    expectError(reply, 422, { pointer: "/data/attributes/min-quantity" });
+    assert.match(
+      reply.body.errors[0].detail,
+      /max-quantity \(30: the default when none is sent, tickets-number when under 100\)/,
+    );
   });
   await t.step("min-quantity null never exceeds max-quantity", async () => {
     const id = await system.createCode(token, { eventId, attributes: { "tickets-number": 0 } });

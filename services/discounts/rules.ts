@@ -70,6 +70,9 @@ export const codeUpdateAttributes = codeCreateAttributes.extend({
 });
 export type CodeUpdateAttributes = z.infer<typeof codeUpdateAttributes>;
 
+/** The max-quantity of a code that names none, when its tickets-number does not lower it. */
+const DEFAULT_MAX_QUANTITY = 100;
+
 /**
  * The max-quantity of a code that names none (not sent on POST, null on PATCH): 100, never more
  * than its total uses, so a code with `tickets-number` alone is valid.
@@ -79,8 +82,6 @@ export function defaultMaxQuantity(ticketsNumber: number | null): number {
     ? DEFAULT_MAX_QUANTITY
     : Math.min(DEFAULT_MAX_QUANTITY, ticketsNumber);
 }
-
-const DEFAULT_MAX_QUANTITY = 100;
 
 /** The min-quantity of a code that names none: 1, never more than its max-quantity. */
 export function defaultMinQuantity(maxQuantity: number): number {
@@ -94,7 +95,7 @@ export interface CodeState {
   ticketsNumber: number | null;
   minQuantity: number;
   maxQuantity: number;
-  /** The max-quantity is the default of a POST that sent none (`defaultMaxQuantity`). */
+  /** The max-quantity is the default: a POST sent none, or a PATCH null (`defaultMaxQuantity`). */
   maxQuantityDefaulted?: boolean;
   validFrom: Date | null;
   validTill: Date | null;

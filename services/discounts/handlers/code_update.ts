@@ -205,7 +205,11 @@ async function writeUpdate(
   }
   const current = stateOf(locked);
   const values = withDefaults(current, plan.values, plan.resets);
-  const merged = mergeState(current, values, plan.valueCents);
+  // A max-quantity reset by null is the default, and a 422 names it so, as on POST.
+  const merged = {
+    ...mergeState(current, values, plan.valueCents),
+    maxQuantityDefaulted: plan.resets.max,
+  };
   const termsChanged = merged.valueCents !== current.valueCents || merged.type !== current.type;
   checkCode(merged, { requested, tickets, kept: locked.ticket_ids, termsChanged });
   return await updateCode(tx, plan.id, values, {
