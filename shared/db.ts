@@ -21,7 +21,13 @@ import {
   ServiceUnavailableError,
   UnprocessableError,
 } from "./errors.ts";
-import { COMMIT_MARGIN_MS, currentDeadline, currentScope, requireTimeLeft } from "./deadline.ts";
+import {
+  COMMIT_MARGIN_MS,
+  currentDeadline,
+  currentScope,
+  deadlineError,
+  requireTimeLeft,
+} from "./deadline.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { parseTimestamptz } from "./pg_time.ts";
 import { inSpan, SpanKind, tracing } from "./telemetry.ts";
@@ -568,6 +574,43 @@ export function settling<T>(work: (tx: Tx) => Promise<T>): {
 export async function readOwnWrites<T>(sql: Sql, read: (sql: Queryable) => Promise<T>): Promise<T> {
   const held = currentScope()?.held as HeldTransaction | undefined;
   return held ? await held.join(sql, read, {}) : await read(sql);
+}
+
+/**
+ * `readOwnWrites`, for what a change's answer reads once it is made, so that the answer can still
+ * leave before the request's deadline. A keyed write's read joins its transaction, which the
+ * deadline bounds already (too late: rolled back, 504, nothing changed). Any other change has
+ * committed: its read fails with a 504 error once only COMMIT_MARGIN_MS are left (the answer's way
+ * back to the gateway), and Postgres ends its statements by then too, so one held by a lock gives
+ * its connection back. The caller answers the change as done without what it read
+ * (services/catalog/handlers/includes.ts `renderWritten`): until 2026-12-05 such a read, held by a
+ * lock, took a committed write's answer past the gateway's 504.
+ */
+export async function readAfterChange<T>(
+  sql: Sql,
+  read: (sql: Queryable) => Promise<T>,
+): Promise<T> {
+  if (currentScope()?.held || currentDeadline() === undefined) {
+    return await readOwnWrites(sql, read);
+  }
+  const what = "read what the answer adds to the change";
+  const left = Math.floor(requireTimeLeft(what, 2 * COMMIT_MARGIN_MS) - COMMIT_MARGIN_MS);
+  const pool = statementTimeoutOf(sql);
+  const limit = String(pool > 0 ? Math.min(left, pool) : left);
+  const reading = sql.begin(async (tx) => {
+    await tx`select set_config('statement_timeout', ${limit}, true)`;
+    return await read(tx);
+  }) as Promise<T>;
+  reading.catch(() => {}); // lost the race below: its statement ends by itself
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(deadlineError(what)), left);
+  });
+  try {
+    return await Promise.race([reading, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -1,8 +1,20 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { isDatabaseOutage, migrate, openDatabase, transaction, translateDbError } from "./db.ts";
+import {
+  isDatabaseOutage,
+  migrate,
+  openDatabase,
+  readAfterChange,
+  transaction,
+  translateDbError,
+} from "./db.ts";
 import { withDeadline } from "./deadline.ts";
-import { BadRequestError, ConflictError, ServiceUnavailableError } from "./errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  GatewayTimeoutError,
+  ServiceUnavailableError,
+} from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 import { isTransientFailure } from "./transient.ts";
 import { eventually } from "@testing/eventually.ts";
@@ -653,5 +665,48 @@ Deno.test("[db] a database URL of another scheme is refused as malformed, not tr
       },
       url,
     );
+  }
+});
+
+Deno.test("[db] a read after a committed change gives up in time for the answer, and Postgres ends it", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "after_change" });
+  const holder = postgres(db.url, { max: 1, onnotice: () => {} });
+  const release = Promise.withResolvers<void>();
+  try {
+    await sql`create table things (id int)`;
+    const locked = Promise.withResolvers<void>();
+    const holding = holder.begin(async (tx) => {
+      await tx`lock table after_change.things in access exclusive mode`;
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
+    const began = Date.now();
+    const deadline = began + 600;
+    const read = withDeadline(deadline, () => readAfterChange(sql, (q) => q`select * from things`));
+    await assert.rejects(read, GatewayTimeoutError);
+    const gaveUp = Date.now();
+    assert.ok(gaveUp <= deadline - 100 + 50, `gave up ${gaveUp - deadline} ms from the deadline`);
+    // Its statement does not wait on after the answer: Postgres ends it (statement_timeout).
+    await eventually(
+      async () => {
+        const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        return waiting === 0;
+      },
+      1000,
+      "the read's statement ended",
+    );
+    release.resolve();
+    await holding;
+    // Without a deadline (start-up, consumers) it is a plain read.
+    assert.deepEqual([
+      ...await readAfterChange(sql, (q) => q`select count(*)::int as n from things`),
+    ], [{ n: 0 }]);
+  } finally {
+    release.resolve();
+    await holder.end();
+    await sql.end();
   }
 });

@@ -20,13 +20,21 @@ export interface TableLock extends AsyncDisposable {
   release(): Promise<void>;
 }
 
-/** Takes `table` (schema-qualified) in exclusive mode; resolves once the lock is held. */
-export async function holdTableLock(databaseUrl: string, table: string): Promise<TableLock> {
+/**
+ * Takes `table` (schema-qualified) in exclusive mode (writes wait, reads go on), or in access
+ * exclusive mode (reads wait too); resolves once the lock is held.
+ */
+export async function holdTableLock(
+  databaseUrl: string,
+  table: string,
+  options: { reads?: "go on" | "wait" } = {},
+): Promise<TableLock> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   const held = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
   const transaction = sql.begin(async (tx) => {
-    await tx`lock table ${tx(table)} in exclusive mode`;
+    if (options.reads === "wait") await tx`lock table ${tx(table)} in access exclusive mode`;
+    else await tx`lock table ${tx(table)} in exclusive mode`;
     held.resolve();
     await release.promise;
   });

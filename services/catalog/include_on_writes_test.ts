@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { holdTableLock } from "@testing/table_lock.ts";
 
 type Resource = { type: string; id: string; attributes?: Record<string, unknown> };
 const includedOf = (body: { included?: Resource[] }) =>
@@ -175,5 +176,72 @@ Deno.test("[catalog] POST and PATCH answer with what include and fields ask for"
     expectStatus(signUp, 201);
     assert.deepEqual(signUp.body.data.relationships.events.data, []);
     assert.deepEqual(includedOf(signUp.body), []);
+  });
+});
+
+// A write without an Idempotency-Key has committed (and announced its facts) before its answer
+// reads what `include` asks for. Held by a lock until the deadline, that read made the gateway
+// answer 504 for a change that was made: a client retrying a POST made it twice (a review,
+// 2026-12-05). Now the answer leaves before the deadline, without the includes, and says why.
+Deno.test("[catalog] a done write whose includes cannot be read in time is answered as done", async (t) => {
+  await using system = await startTestSystem({ env: { REQUEST_TIMEOUT_MS: "1500" } });
+  const owner = await system.signUp();
+  const event = await system.createEvent(owner.token);
+  await system.createTicket(owner.token, event.id);
+  const storedName = async () =>
+    (await system.sql`select name from events where id = ${event.id}`)[0].name;
+  const eventCount = async () =>
+    (await system.sql`select count(*)::int as n from events where name = 'Locked out'`)[0].n;
+  const unavailable = (body: { meta?: Record<string, string> }) =>
+    body.meta?.["include-unavailable"] ?? "";
+  // Reads of tickets wait: what `include=tickets` reads, and nothing the writes themselves touch.
+  await using lock = await holdTableLock(system.databaseUrl, "catalog.tickets", { reads: "wait" });
+
+  await t.step("PATCH ?include=tickets: 200, renamed, without the tickets", async () => {
+    const began = Date.now();
+    const reply = await system.call("PATCH", `/v1/events/${event.id}?include=tickets`, {
+      token: owner.token,
+      body: { data: { type: "event", id: event.id, attributes: { name: "Renamed" } } },
+    });
+    expectStatus(reply, 200);
+    assert.ok(Date.now() - began < 1500, "answered before the gateway's timeout");
+    assert.equal(reply.body.data.attributes.name, "Renamed");
+    assert.equal(reply.body.included, undefined);
+    assert.match(unavailable(reply.body), /^The change is done; what it included is not/);
+    assert.equal(await storedName(), "Renamed", "what the client was told is what is stored");
+  });
+
+  await t.step("POST ?include=tickets: 201 once, and the event is there once", async () => {
+    const reply = await system.call("POST", "/v1/events?include=tickets", {
+      token: owner.token,
+      body: eventBody({ attributes: { ...eventBody().data.attributes, name: "Locked out" } }),
+    });
+    expectStatus(reply, 201);
+    assert.match(unavailable(reply.body), /^The change is done/);
+    assert.equal(await eventCount(), 1);
+  });
+
+  await t.step("with an Idempotency-Key: what the client is told is what is stored", async () => {
+    // A keyed write reads its includes inside its own transaction, which the deadline bounds:
+    // answered 504, it changed nothing; answered 200, it is done.
+    const reply = await system.call("PATCH", `/v1/events/${event.id}?include=tickets`, {
+      token: owner.token,
+      headers: { "Idempotency-Key": crypto.randomUUID() },
+      body: { data: { type: "event", id: event.id, attributes: { name: "Keyed" } } },
+    });
+    await lock.release();
+    assert.ok([200, 504].includes(reply.status), `status ${reply.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // a late COMMIT would land by now
+    assert.equal(await storedName(), reply.status === 200 ? "Keyed" : "Renamed");
+  });
+
+  await t.step("the lock gone, the same PATCH includes the tickets again", async () => {
+    const reply = await system.call("PATCH", `/v1/events/${event.id}?include=tickets`, {
+      token: owner.token,
+      body: { data: { type: "event", id: event.id, attributes: { name: "Free again" } } },
+    });
+    expectStatus(reply, 200);
+    assert.equal(reply.body.included?.length, 1);
+    assert.equal(unavailable(reply.body), "");
   });
 });

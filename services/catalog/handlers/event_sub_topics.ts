@@ -9,7 +9,7 @@ import type { SubTopicRow } from "../store/rows.ts";
 import type { CatalogContext } from "../context.ts";
 import { eventSubTopicDef, eventSubTopicQuery, eventTopicDef } from "../resources.ts";
 import { parseSingleQuery } from "@shared/query.ts";
-import { renderLinkageShown, renderShown } from "./includes.ts";
+import { renderLinkageShown, renderWritten } from "./includes.ts";
 import {
   getTopic,
   insertTopic,
@@ -81,7 +81,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     async (tx) =>
       insertTopic(tx, TABLE, { name: attrs.name, slug, event_topic_id: await topicIdOf(tx, doc) }),
   );
-  return await renderShown(ctx, call.caller, eventSubTopicDef, row, query, {
+  return await renderWritten(ctx, call.caller, eventSubTopicDef, row, query, {
     req: call.req,
     status: 201,
   });
@@ -154,7 +154,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return { row, cascaded: cascade("event", "updated", events) };
     },
   );
-  const shown = await renderShown(ctx, call.caller, eventSubTopicDef, row, query, {
+  const shown = await renderWritten(ctx, call.caller, eventSubTopicDef, row, query, {
     req: call.req,
   });
   return { ...shown, cascaded };

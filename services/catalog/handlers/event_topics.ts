@@ -15,7 +15,7 @@ import {
   eventTopicDef,
   eventTopicQuery,
 } from "../resources.ts";
-import { renderLinkageShown, renderShown } from "./includes.ts";
+import { renderLinkageShown, renderWritten } from "./includes.ts";
 import {
   insertTopic,
   listTopics,
@@ -56,7 +56,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
         system_image_url: attrs["system-image-url"] ?? null,
       }),
   );
-  return await renderShown(ctx, call.caller, eventTopicDef, row, query, {
+  return await renderWritten(ctx, call.caller, eventTopicDef, row, query, {
     req: call.req,
     status: 201,
   });
@@ -95,7 +95,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return { row, cascaded: cascade("event-sub-topic", "updated", back, { follows: true }) };
     },
   );
-  const shown = await renderShown(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
+  const shown = await renderWritten(ctx, call.caller, eventTopicDef, row, query, { req: call.req });
   return { ...shown, cascaded };
 }
 

@@ -63,6 +63,7 @@ import {
   loadIncluded,
   renderLinkageShown,
   renderShown,
+  renderWritten,
   userDefFor,
   writeQuery,
 } from "./includes.ts";
@@ -326,7 +327,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       fact(call, "users-events-role", "created", owner_role),
     ],
   );
-  return await renderShown(ctx, caller, eventDef, event, query, { req: call.req, status: 201 });
+  return await renderWritten(ctx, caller, eventDef, event, query, { req: call.req, status: 201 });
 }
 
 /**
@@ -394,7 +395,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       });
     },
   );
-  return await renderShown(ctx, call.caller, eventDef, row, query, { req: call.req });
+  return await renderWritten(ctx, call.caller, eventDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -23,7 +23,7 @@ import {
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
-import { type Queryable, readOwnWrites } from "@shared/db.ts";
+import { type Queryable, readAfterChange } from "@shared/db.ts";
 import { eventsOfUsers, eventsUnder, getEvents } from "../store/events.ts";
 import { getRoles, grantsOf } from "../store/roles.ts";
 import { ticketsOf } from "../store/tickets.ts";
@@ -348,8 +348,9 @@ export async function writeQuery(
 /**
  * `row` as its GET shows it: with what `query.include` asks for (loaded as `caller` may see it)
  * and the fieldsets of `query.fields`. A POST or PATCH answers so too, as the original's did
- * (flask-rest-jsonapi dumped what it wrote with the request's include and fields); the write
- * parses its query before it writes, so a bad `include` is a 400 that changed nothing.
+ * (flask-rest-jsonapi dumped what it wrote with the request's include and fields), through
+ * `renderWritten`; the write parses its query before it writes, so a bad `include` is a 400 that
+ * changed nothing.
  */
 export async function renderShown(
   ctx: CatalogContext,
@@ -359,10 +360,52 @@ export async function renderShown(
   query: IncludedQuery,
   options: { req: HttpRequest; status?: number },
 ): Promise<HttpReply> {
-  // A keyed write's change is still uncommitted here: its answer must include its own rows.
-  const included = query.include.length
-    ? await readOwnWrites(ctx.sql, (sql) => includedOn(sql, caller, def.type, [row], query))
-    : undefined;
+  const included = await includedOn(ctx.sql, caller, def.type, [row], query);
+  return renderOne(def, row, {
+    ...options,
+    included,
+    fields: query.fields,
+    include: query.include,
+  });
+}
+
+/**
+ * A POST's or PATCH's answer: `row` as `renderShown` shows it, once the change is made. What
+ * `include` asks for is read in time for the answer to leave before the deadline
+ * (`readAfterChange`); when that read fails or would be late, the change is answered as done
+ * without it, and `meta.include-unavailable` says why, as the gateway answers a write whose other
+ * services' resources it cannot include. Never an error: a 504 or 503 here told a client that a
+ * change made (and announced) had failed, and its retry made it twice.
+ */
+export async function renderWritten(
+  ctx: CatalogContext,
+  caller: Caller | null,
+  def: ResourceDef<Row>,
+  row: Row,
+  query: IncludedQuery,
+  options: { req: HttpRequest; status?: number },
+): Promise<HttpReply> {
+  if (!query.include.length) return renderOne(def, row, { ...options, fields: query.fields });
+  let included: ResourceObject[] | undefined;
+  try {
+    included = await readAfterChange(
+      ctx.sql,
+      (sql) => includedOn(sql, caller, def.type, [row], query),
+    );
+  } catch (error) {
+    ctx.log.warn("answering a change without what it includes", {
+      requestId: options.req.requestId,
+      error,
+    });
+    const reply = renderOne(def, row, { ...options, fields: query.fields });
+    const body = reply.body as { meta?: Record<string, unknown> };
+    body.meta = {
+      ...body.meta,
+      "include-unavailable": "The change is done; what it included is not (it could not be " +
+        "read in the time the request had): read the resource again with include.",
+    };
+    return reply;
+  }
   return renderOne(def, row, {
     ...options,
     included,

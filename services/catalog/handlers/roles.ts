@@ -53,7 +53,7 @@ import {
   viewer,
 } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { renderLinkageShown, renderShown, userDefFor } from "./includes.ts";
+import { renderLinkageShown, renderShown, renderWritten, userDefFor } from "./includes.ts";
 
 const grantRelationships = {
   user: { type: "user" },
@@ -204,7 +204,7 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
       return { row, cascaded: role === "owner" ? await ownerFollowed(tx, event.id) : [] };
     },
   );
-  const shown = await renderShown(ctx, call.caller, usersEventsRoleDef, row, query, {
+  const shown = await renderWritten(ctx, call.caller, usersEventsRoleDef, row, query, {
     req: call.req,
     status: 201,
   });
@@ -230,7 +230,7 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
   await requireSameParties(ctx, call, grant, doc);
   const roleName = toOne(doc, "role", false);
   const shown = (row: typeof grant) =>
-    renderShown(ctx, call.caller, usersEventsRoleDef, row, query, { req: call.req });
+    renderWritten(ctx, call.caller, usersEventsRoleDef, row, query, { req: call.req });
   if (roleName === undefined) return await shown(grant);
   const role = await roleOr422(ctx, roleName);
   await requireGrantor(ctx, call, grant.event_id, role === "owner" ? role : grant.role_name);

@@ -29,7 +29,13 @@ import {
 } from "../store/tickets.ts";
 import { type Call, commit, handleAll, viewer } from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
-import { loadIncluded, renderLinkageShown, renderShown, writeQuery } from "./includes.ts";
+import {
+  loadIncluded,
+  renderLinkageShown,
+  renderShown,
+  renderWritten,
+  writeQuery,
+} from "./includes.ts";
 
 function unprocessable(detail: string, pointer: string): never {
   throw new UnprocessableError(`Cannot save ticket: ${detail}`, { pointer });
@@ -161,7 +167,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return await insertTicket(tx, values);
     },
   );
-  return await renderShown(ctx, call.caller, ticketDef, row, query, {
+  return await renderWritten(ctx, call.caller, ticketDef, row, query, {
     req: call.req,
     status: 201,
   });
@@ -214,7 +220,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return await updateTicket(tx, ticket.id, values);
     },
   );
-  return await renderShown(ctx, call.caller, ticketDef, row, query, { req: call.req });
+  return await renderWritten(ctx, call.caller, ticketDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {

@@ -57,6 +57,7 @@ import {
   loadIncluded,
   renderLinkageShown,
   renderShown,
+  renderWritten,
   userDefFor,
   writeQuery,
 } from "./includes.ts";
@@ -181,7 +182,7 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     (tx) => insertUser(tx, values),
   );
   // A sign-up sees its own account in full, as it will once signed in.
-  return await renderShown(ctx, signedUp(row), userDef, row, query, {
+  return await renderWritten(ctx, signedUp(row), userDef, row, query, {
     req: call.req,
     status: 201,
   });
@@ -250,7 +251,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       return await updateUser(tx, user.id, { ...values, ...restored(restoring, locked) });
     },
   );
-  return await renderShown(ctx, caller, userDef, row, query, { req: call.req });
+  return await renderWritten(ctx, caller, userDef, row, query, { req: call.req });
 }
 
 async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
