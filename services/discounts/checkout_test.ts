@@ -521,6 +521,21 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount never reveals codes to p
     expectStatus(own, 200);
     assert.equal(own.body.total, "35.00");
   });
+  await t.step("beside a public ticket, a draft's ticket is as unknown as no ticket", async () => {
+    // The one-event rule came first and answered a 422 "different events" for a draft's ticket
+    // where an unknown id got the 404: a prober learned which ids sit in unpublished events.
+    for (const callerToken of [undefined, cast.stranger.token]) {
+      const unknown = await preview({ tickets: [{ id: ticket }, { id: "999999" }] }, callerToken);
+      const drafted = await preview(
+        { tickets: [{ id: ticket }, { id: draftTicket }] },
+        callerToken,
+      );
+      expectError(unknown, 404, { pointer: "/tickets/1/id" });
+      expectError(drafted, 404, { pointer: "/tickets/1/id" });
+    }
+    const own = await preview({ tickets: [{ id: ticket }, { id: draftTicket }] }, token);
+    expectError(own, 422, { pointer: "/tickets" }, "its own people see two events");
+  });
   await t.step("by id, the discount does not name the code", async () => {
     const reply = await preview({
       tickets: [{ id: ticket, quantity: 2 }],

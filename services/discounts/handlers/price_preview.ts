@@ -11,7 +11,7 @@ import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import { lenientNumber } from "@shared/schemas/lenient.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import { z } from "zod";
-import { access, type DiscountsContext, type EventAccess } from "../context.ts";
+import { access, accessMany, type DiscountsContext, type EventAccess } from "../context.ts";
 import { formatCents, toCents, unitDiscount } from "../money.ts";
 import { CODE_PATTERN, type TicketInfo } from "../rules.ts";
 import { type CodeRow, findByText, getCode } from "../store/codes.ts";
@@ -156,22 +156,34 @@ async function previewTickets(
       pointer: `/tickets/${missing}/id`,
     });
   }
-  const events = new Set(tickets.map((t) => t.eventId));
-  if (events.size > 1) {
+  const eventIds = [...new Set(tickets.map((t) => t.eventId))];
+  const events = await visibleEvents(ctx, req, eventIds);
+  // Tickets of an event the caller may not see (a draft of someone else) do not exist for them,
+  // before any other rule: the one-event rule's 422 told them apart from unknown ids (a review).
+  const hidden = ids.findIndex((id) => !events.get(byId.get(id)!.eventId));
+  if (hidden >= 0) {
+    throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[hidden]} does not exist`, {
+      pointer: `/tickets/${hidden}/id`,
+    });
+  }
+  if (eventIds.length > 1) {
     throw new UnprocessableError(
       "Cannot calculate the amount: the tickets belong to different events",
       { pointer: "/tickets" },
     );
   }
-  const [eventId] = events;
-  // Tickets of an event the caller may not see (a draft of someone else) do not exist for them.
-  const { event } = await access(ctx, req.actor, eventId);
-  if (!event) {
-    throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[0]} does not exist`, {
-      pointer: "/tickets/0/id",
-    });
-  }
-  return { tickets: byId, event };
+  return { tickets: byId, event: events.get(eventIds[0])! };
+}
+
+/** Each of these events as the caller may see it (null: not at all), asked of the catalog once. */
+async function visibleEvents(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+  eventIds: string[],
+): Promise<Map<string, EventAccess | null>> {
+  if (eventIds.length > 1) return (await accessMany(ctx, req.actor, eventIds)).events;
+  const { event } = await access(ctx, req.actor, eventIds[0]);
+  return new Map([[eventIds[0], event]]);
 }
 
 /**
