@@ -580,31 +580,51 @@ export async function readOwnWrites<T>(sql: Sql, read: (sql: Queryable) => Promi
  * `readOwnWrites`, for what a change's answer reads once it is made, so that the answer can still
  * leave before the request's deadline. A keyed write's read joins its transaction, which the
  * deadline bounds already (too late: rolled back, 504, nothing changed). Any other change has
- * committed: its read fails with a 504 error once only COMMIT_MARGIN_MS are left (the answer's way
- * back to the gateway), and Postgres ends its statements by then too, so one held by a lock gives
- * its connection back. The caller answers the change as done without what it read
- * (services/catalog/handlers/includes.ts `renderWritten`): until 2026-12-05 such a read, held by a
- * lock, took a committed write's answer past the gateway's 504.
+ * committed: its read must be done COMMIT_MARGIN_MS before the deadline (the answer's way back to
+ * the gateway), else it fails with a 504 error and the caller answers the change as done without
+ * it (services/catalog/handlers/includes.ts `renderWritten`). With less than twice that margin
+ * left it does not start. Its statements run in a transaction of their own whose
+ * `statement_timeout` is what is left once it has a connection (one that waited behind a busy
+ * pool gets less, and none once its answer has gone without it), so a statement held by a lock
+ * gives its connection back about when the answer leaves; a nested include's later statements
+ * get the same limit again. Until 2026-12-05 such a read, held by a lock, took a committed write's
+ * answer past the gateway's 504.
+ *
+ * @example
+ * ```ts ignore
+ * const row = await transaction(sql, (tx) => insertThing(tx, values));
+ * try {
+ *   included = await readAfterChange(sql, (q) => q`select * from parts where thing_id = ${row.id}`);
+ * } catch {
+ *   // answer the change as done, without what it would have included
+ * }
+ * ```
  */
 export async function readAfterChange<T>(
   sql: Sql,
   read: (sql: Queryable) => Promise<T>,
 ): Promise<T> {
-  if (currentScope()?.held || currentDeadline() === undefined) {
-    return await readOwnWrites(sql, read);
-  }
+  const deadline = currentDeadline();
+  if (currentScope()?.held || deadline === undefined) return await readOwnWrites(sql, read);
   const what = "read what the answer adds to the change";
-  const left = Math.floor(requireTimeLeft(what, 2 * COMMIT_MARGIN_MS) - COMMIT_MARGIN_MS);
-  const pool = statementTimeoutOf(sql);
-  const limit = String(pool > 0 ? Math.min(left, pool) : left);
+  requireTimeLeft(what, 2 * COMMIT_MARGIN_MS);
+  const answerBy = deadline - COMMIT_MARGIN_MS;
+  let gaveUp = false;
   const reading = sql.begin(async (tx) => {
+    const left = Math.floor(answerBy - Date.now());
+    if (gaveUp || left <= 0) throw deadlineError(what);
+    const pool = statementTimeoutOf(sql);
+    const limit = String(pool > 0 ? Math.min(left, pool) : left);
     await tx`select set_config('statement_timeout', ${limit}, true)`;
     return await read(tx);
   }) as Promise<T>;
-  reading.catch(() => {}); // lost the race below: its statement ends by itself
+  reading.catch(() => {}); // lost the race below: its statements end by themselves
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadlineError(what)), left);
+    timer = setTimeout(() => {
+      gaveUp = true;
+      reject(deadlineError(what));
+    }, answerBy - Date.now());
   });
   try {
     return await Promise.race([reading, late]);

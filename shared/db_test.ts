@@ -698,6 +698,23 @@ Deno.test("[db] a read after a committed change gives up in time for the answer,
       1000,
       "the read's statement ended",
     );
+    // One that waited for a connection behind a busy pool does not run once it has given up.
+    const one = await openDatabase(db.url, { schema: "after_change", max: 1 });
+    try {
+      const busy = one`select pg_sleep(0.8)`.execute();
+      const queued = withDeadline(
+        Date.now() + 500,
+        () => readAfterChange(one, (q) => q`select * from things`),
+      );
+      await assert.rejects(queued, GatewayTimeoutError);
+      await busy;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      assert.equal(waiting, 0, "the queued read ran after its answer had gone");
+    } finally {
+      await one.end();
+    }
     release.resolve();
     await holding;
     // Without a deadline (start-up, consumers) it is a plain read.

@@ -223,16 +223,34 @@ Deno.test("[catalog] a done write whose includes cannot be read in time is answe
 
   await t.step("with an Idempotency-Key: what the client is told is what is stored", async () => {
     // A keyed write reads its includes inside its own transaction, which the deadline bounds:
-    // answered 504, it changed nothing; answered 200, it is done.
+    // held there past it, it is rolled back whole and answered 504.
     const reply = await system.call("PATCH", `/v1/events/${event.id}?include=tickets`, {
       token: owner.token,
       headers: { "Idempotency-Key": crypto.randomUUID() },
       body: { data: { type: "event", id: event.id, attributes: { name: "Keyed" } } },
     });
     await lock.release();
-    assert.ok([200, 504].includes(reply.status), `status ${reply.status}`);
+    expectStatus(reply, 504);
     await new Promise((resolve) => setTimeout(resolve, 500)); // a late COMMIT would land by now
-    assert.equal(await storedName(), reply.status === 200 ? "Keyed" : "Renamed");
+    assert.equal(await storedName(), "Renamed");
+  });
+
+  await t.step("a read cut short after its first level: no linkage from it either", async () => {
+    // Tickets load, then the grants' roles wait: the answer must not name the tickets it loaded
+    // in relationships while `included` is gone.
+    await using roles = await holdTableLock(system.databaseUrl, "catalog.roles", { reads: "wait" });
+    const path = `/v1/events/${event.id}?include=tickets,users-events-roles.role`;
+    const reply = await system.call("PATCH", path, {
+      token: owner.token,
+      body: { data: { type: "event", id: event.id, attributes: { name: "Half read" } } },
+    });
+    await roles.release();
+    expectStatus(reply, 200);
+    assert.match(unavailable(reply.body), /^The change is done/);
+    assert.equal(reply.body.included, undefined);
+    assert.equal(reply.body.data.relationships.tickets.data, undefined);
+    assert.equal(reply.body.data.relationships["users-events-roles"].data, undefined);
+    assert.equal(await storedName(), "Half read");
   });
 
   await t.step("the lock gone, the same PATCH includes the tickets again", async () => {

@@ -533,8 +533,23 @@ Deno.test("[discounts] POST /v1/orders/calculate-amount never reveals codes to p
       expectError(unknown, 404, { pointer: "/tickets/1/id" });
       expectError(drafted, 404, { pointer: "/tickets/1/id" });
     }
+    // Nor does a known-bad id after it: the unknown one was named first where the draft's was not.
+    for (const callerToken of [undefined, cast.stranger.token]) {
+      const unknown = await preview({ tickets: [{ id: "999998" }, { id: "999999" }] }, callerToken);
+      const drafted = await preview(
+        { tickets: [{ id: draftTicket }, { id: "999999" }] },
+        callerToken,
+      );
+      expectError(unknown, 404, { pointer: "/tickets/0/id" });
+      expectError(drafted, 404, { pointer: "/tickets/0/id" });
+    }
     const own = await preview({ tickets: [{ id: ticket }, { id: draftTicket }] }, token);
     expectError(own, 422, { pointer: "/tickets" }, "its own people see two events");
+    const twoPublic = await preview(
+      { tickets: [{ id: ticket }, { id: foreignTicket }] },
+      cast.stranger.token,
+    );
+    expectError(twoPublic, 422, { pointer: "/tickets" }, "two public events: the one-event rule");
   });
   await t.step("by id, the discount does not name the code", async () => {
     const reply = await preview({

@@ -20,6 +20,7 @@ import {
   renderOne,
   withTrashed,
 } from "@shared/handlers/mod.ts";
+import { GatewayTimeoutError } from "@shared/errors.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
 import type { Caller, CatalogContext } from "../context.ts";
 import type { Row } from "../store/common.ts";
@@ -386,27 +387,31 @@ export async function renderWritten(
   options: { req: HttpRequest; status?: number },
 ): Promise<HttpReply> {
   if (!query.include.length) return renderOne(def, row, { ...options, fields: query.fields });
+  // The read links what it loads into the row it is given, level by level: cut short, the
+  // change's own row must show none of it (linkage without the resources it names).
+  const shown = { ...row };
   let included: ResourceObject[] | undefined;
   try {
     included = await readAfterChange(
       ctx.sql,
-      (sql) => includedOn(sql, caller, def.type, [row], query),
+      (sql) => includedOn(sql, caller, def.type, [shown], query),
     );
   } catch (error) {
-    ctx.log.warn("answering a change without what it includes", {
-      requestId: options.req.requestId,
-      error,
-    });
+    const late = error instanceof GatewayTimeoutError;
+    const fields = { requestId: options.req.requestId, error };
+    if (late) ctx.log.warn("answering a change without what it includes: too late", fields);
+    else ctx.log.error("answering a change without what it includes: the read failed", fields);
     const reply = renderOne(def, row, { ...options, fields: query.fields });
     const body = reply.body as { meta?: Record<string, unknown> };
+    const why = late ? "it could not be read in the time the request had" : "it could not be read";
     body.meta = {
       ...body.meta,
-      "include-unavailable": "The change is done; what it included is not (it could not be " +
-        "read in the time the request had): read the resource again with include.",
+      "include-unavailable": `The change is done; what it included is not (${why}): read the ` +
+        "resource again with include.",
     };
     return reply;
   }
-  return renderOne(def, row, {
+  return renderOne(def, shown, {
     ...options,
     included,
     fields: query.fields,
