@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { expectStatus } from "@testing/system.ts";
+import { holdTableLock } from "@testing/table_lock.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 
 /** Ends the payments sessions that sit in a transaction (the unlink waiting on Stripe). */
@@ -52,4 +53,30 @@ Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} cut off by a lost Po
     });
   }
   assert.ok(p.logs.some((line) => line.includes("Stripe refused to deauthorize")));
+});
+
+// Deletes of the table wait (a migration building an index, say) while reads go on: the unlink
+// read the row, disconnected the account at Stripe, then waited at its DELETE until the deadline
+// and was answered 504, the account gone at Stripe and the event still linked (a review,
+// 2026-12-05). The row is deleted before Stripe is asked now, so a 5xx leaves Stripe untouched.
+Deno.test("[payments] DELETE /v1/stripe-authorizations/{id} held at its delete: a 5xx changed nothing at Stripe", async () => {
+  await using p = await startPaymentsSystem({ env: { REQUEST_TIMEOUT_MS: "2000" } });
+  const { cast, grant, id } = await linked(p);
+  const lock = await holdTableLock(p.system.databaseUrl, "payments.stripe_authorizations");
+  let reply;
+  try {
+    reply = await p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token: cast.owner.token });
+  } finally {
+    await lock.release();
+  }
+  assert.ok(reply.status >= 500, `status ${reply.status}: the delete was held until the deadline`);
+  assert.ok(p.stripe.connected.has(grant.accountId), "told it failed, the account stays connected");
+  const [row] = await p.sql`select id from stripe_authorizations where id = ${id}`;
+  assert.ok(row, "and the authorization stays");
+  // The retry, unheld, unlinks at Stripe and here.
+  expectStatus(
+    await p.call("DELETE", `/v1/stripe-authorizations/${id}`, { token: cast.owner.token }),
+    200,
+  );
+  assert.ok(!p.stripe.connected.has(grant.accountId));
 });

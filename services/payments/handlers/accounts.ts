@@ -285,8 +285,12 @@ export interface StripeAccess {
 /**
  * Unlinks an authorization inside `tx` (with its fact, `changeWithFact`): takes the accounts lock,
  * reads the row through `find` (under the lock: a PATCH may have moved it to another account
- * since it was last read), deauthorizes its account unless another row uses it, and deletes the
- * row as read. Null when there is none. A failed Stripe call throws: the row stays, to retry.
+ * since it was last read), deletes the row as read, then deauthorizes its account unless another
+ * row uses it. Null when there is none. A failed Stripe call throws: the delete is rolled back and
+ * the row stays, to retry. The delete comes first so that whatever it waits for (a lock a
+ * migration holds) is met before Stripe is asked: deauthorized first, an unlink held at its
+ * DELETE until the deadline was answered 504 with the account gone at Stripe (a review,
+ * 2026-12-05). Only the COMMIT follows the call now.
  */
 export async function unlinkAuthorization(
   ctx: PaymentsContext,
@@ -296,6 +300,8 @@ export async function unlinkAuthorization(
   await holdAccountsLock(ctx, tx);
   const row = await options.find(tx);
   if (!row) return null;
-  await deauthorizeUnlessShared(ctx, tx, { row, stripe: options.stripe });
-  return await deleteAuthorization(tx, row);
+  const deleted = await deleteAuthorization(tx, row);
+  if (!deleted) return null;
+  await deauthorizeUnlessShared(ctx, tx, { row: deleted, stripe: options.stripe });
+  return deleted;
 }
