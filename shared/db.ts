@@ -408,8 +408,7 @@ export async function bounded<T>(
   if (currentDeadline() === undefined) return await work(tx);
   const armedAt = Date.now();
   const left = Math.floor(requireTimeLeft("start the transaction", COMMIT_MARGIN_MS));
-  const pool = statementTimeoutOf(sql);
-  const limit = pool > 0 ? Math.min(left, pool) : left;
+  const limit = statementLimit(sql, left);
   await tx`select set_config('statement_timeout', ${String(limit)}, true),
     set_config('idle_in_transaction_session_timeout', ${String(left)}, true)`;
   const value = await work(tx);
@@ -443,6 +442,12 @@ async function awaitCommitUntilDeadline(tx: Tx, armedAt: number): Promise<void> 
 function statementTimeoutOf(sql: Sql): number {
   const connection = sql.options.connection as { statement_timeout?: number | string };
   return Number(connection.statement_timeout ?? 0) || 0;
+}
+
+/** A request's statement timeout: the `leftMs` it has, never past the pool's (see `bounded`). */
+function statementLimit(sql: Sql, leftMs: number): number {
+  const pool = statementTimeoutOf(sql);
+  return pool > 0 ? Math.min(leftMs, pool) : leftMs;
 }
 
 /** What runs once a change's transaction has ended (see `transaction`). */
@@ -568,8 +573,8 @@ export function settling<T>(work: (tx: Tx) => Promise<T>): {
  * Runs `read` where this request's own writes are visible: in the transaction a keyed write holds
  * open until its answer is recorded (shared/idempotency.ts), else on the pool, where they are
  * committed already. What a write's answer reads after the change (the resources it includes)
- * goes through here: on the pool, a keyed write's answer missed its own uncommitted rows, and its
- * replays repeated that.
+ * goes through here, by way of `readAfterChange`, which also bounds it by the deadline: on the
+ * pool, a keyed write's answer missed its own uncommitted rows, and its replays repeated that.
  */
 export async function readOwnWrites<T>(sql: Sql, read: (sql: Queryable) => Promise<T>): Promise<T> {
   const held = currentScope()?.held as HeldTransaction | undefined;
@@ -613,9 +618,7 @@ export async function readAfterChange<T>(
   const reading = sql.begin(async (tx) => {
     const left = Math.floor(answerBy - Date.now());
     if (gaveUp || left <= 0) throw deadlineError(what);
-    const pool = statementTimeoutOf(sql);
-    const limit = String(pool > 0 ? Math.min(left, pool) : left);
-    await tx`select set_config('statement_timeout', ${limit}, true)`;
+    await tx`select set_config('statement_timeout', ${String(statementLimit(sql, left))}, true)`;
     return await read(tx);
   }) as Promise<T>;
   reading.catch(() => {}); // lost the race below: its statements end by themselves

@@ -155,7 +155,10 @@ async function previewTickets(
   // A ticket of an event the caller may not see (a draft of someone else) does not exist for
   // them: one pass over both, before any other rule, so that nothing tells the two apart (a
   // review: the one-event rule's 422, and a known-bad id after a draft's, did).
-  const unknown = ids.findIndex((id) => !events.get(byId.get(id)?.eventId ?? ""));
+  const unknown = ids.findIndex((id) => {
+    const ticket = byId.get(id);
+    return !ticket || !events.get(ticket.eventId);
+  });
   if (unknown >= 0) {
     throw new NotFoundError(`Cannot calculate the amount: ticket ${ids[unknown]} does not exist`, {
       pointer: `/tickets/${unknown}/id`,
