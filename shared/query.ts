@@ -536,13 +536,15 @@ function parseFields(key: string, text: string, sparse: Record<string, string[]>
   const names = fieldsetNames(text);
   for (const [i, name] of names.entries()) {
     const foreign = allowed.includes("*") && /^[a-z][a-z0-9-]{0,63}$/.test(name);
-    if (!foreign && !allowed.includes(name)) {
+    if (!foreign && !allowed.includes(name) && name !== "id") {
       throw new BadRequestError(`Cannot select fields: "${sent[i]}" is not a field of ${type}`, {
         parameter: key,
       });
     }
   }
-  return names;
+  // `id` is always sent (JSON:API: a fieldset names attributes and relationships), but the
+  // original's schemas declared it, so its clients may list it (`fields[event]=id,name`).
+  return names.filter((name) => name !== "id");
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BadRequestError } from "./errors.ts";
 import {
+  checkFieldset,
   FILTER_OP_NAMES,
   type FilterNode,
   ownerQueryOf,
@@ -320,6 +321,21 @@ Deno.test("[query] parseSingleQuery reads include, fields and extra, and ignores
     () => parseSingleQuery({ "fields[event]": "secret" }, spec),
     "fields[event]",
   );
+});
+
+Deno.test("[query] a fieldset may list id, as the original's schemas declared it", () => {
+  assert.deepEqual(parseSingleQuery({ "fields[event]": "id,name" }, spec).fields, {
+    event: ["name"],
+  });
+  assert.deepEqual(parseListQuery({ "fields[event]": "id" }, spec).fields, { event: [] });
+  assert.deepEqual(checkFieldset({ event: ["id", "starts_at"] }, "event", ["starts-at"]), [
+    "starts-at",
+  ]);
+  assert.deepEqual(parseListQuery({ "fields[discount-code]": "code,id" }, spec).fields, {
+    "discount-code": ["code"],
+  });
+  // Only `id`: other names outside the type stay a 400.
+  assertBadParameter(() => parseListQuery({ "fields[event]": "id,type" }, spec), "fields[event]");
 });
 
 Deno.test("[query] parseListQuery keeps escaped backslashes in like patterns", () => {

@@ -222,13 +222,21 @@ Deno.test("[catalog] GET /v1/users/{id}/events reads a bracketed empty val as nu
   });
 });
 
-Deno.test("[catalog] GET /v1/events takes a fieldset's names in underscores, as the original did", async () => {
+Deno.test("[catalog] GET /v1/events takes a fieldset's names in underscores, and id, as the original did", async () => {
   await using system = await startTestSystem();
   const owner = await system.signUp();
   await system.createEvent(owner.token, { attributes: { state: "published" } });
   const reply = await system.call("GET", "/v1/events?fields[event]=location_name,starts_at");
   expectStatus(reply, 200);
   assert.deepEqual(Object.keys(reply.body.data[0].attributes), ["location-name", "starts-at"]);
+  // Its schemas declared `id`, so its clients may list it: always sent, nothing more.
+  const withId = await system.call("GET", "/v1/events?fields[event]=id,name");
+  expectStatus(withId, 200);
+  assert.deepEqual(Object.keys(withId.body.data[0].attributes), ["name"]);
+  assert.equal(withId.body.data[0].id, reply.body.data[0].id);
+  const idOnly = await system.call("GET", `/v1/events/${reply.body.data[0].id}?fields[event]=id`);
+  expectStatus(idOnly, 200);
+  assert.deepEqual(idOnly.body.data.attributes, {});
   const unknown = await system.call("GET", "/v1/events?fields[event]=name,secret_field");
   expectError(unknown, 400, { parameter: "fields[event]" });
 });
