@@ -242,8 +242,15 @@ export function describeFact(fact: Fact, users: KnownUsers = NOBODY): string {
   return clean(fact.purged ? text.replace(" deleted", " deleted permanently") : text);
 }
 
-/** "email (id)" of the acting user, or "system" for changes nobody made by hand. */
-export function describeActor(fact: Fact): string {
+/**
+ * "email (id)" of the acting user, or "system" for changes nobody made by hand. An actor id that
+ * comes without an address (the envelope allows it; our producers send both) takes the address
+ * `users` knows at the fact's time, else reads as sentences name an unknown user ("user 5"),
+ * where it read " (5)".
+ */
+export function describeActor(fact: Fact, users: KnownUsers = NOBODY): string {
   const actor = factActor(fact);
-  return actor ? clean(`${actor.email} (${actor.id})`) : "system";
+  if (!actor) return "system";
+  const email = actor.email || users.email(actor.id, fact.time);
+  return clean(email ? `${email} (${actor.id})` : `user ${actor.id}`);
 }

@@ -257,6 +257,47 @@ Deno.test("[audit] a fact of a type audit does not know yet becomes an activity 
   assert.equal((await jsm.streams.info(facts.parkedStream(b.prefix))).state.messages, 1);
 });
 
+Deno.test("[audit] a fact id that is not a UUID, and an actor without an address, still make one activity each", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  await using audit = await startAuditOn(b.bus, db.url);
+  const js = jetstream(b.bus.nc);
+  const publishRaw = (fact: { id: string; type: string }, msgID = fact.id) =>
+    js.publish(b.bus.subject(factSubject(fact.type)), JSON.stringify(fact), { msgID });
+  // The envelope takes any id, as CloudEvents does: the uuid column refused these, and the facts
+  // were parked without an activity (a review). The second comes again under another message id.
+  const named = { ...makeFact(), id: "evt-1796482992435" };
+  const ulid = { ...makeFact(), id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" };
+  await publishRaw(named);
+  await publishRaw(ulid);
+  await publishRaw(ulid, "again");
+  // An actor id without an address: named by the address audit learnt from the user's own fact,
+  // else as an unknown user is named, where it read " (5)".
+  const signUp = makeFact("catalog.user.created", { id: "5", email: "five@example.com" });
+  const { actoremail: _known, ...byKnown } = makeFact("catalog.event-topic.created", {}, {
+    actor: { id: "5", email: "" },
+  });
+  const { actoremail: _unknown, ...byUnknown } = makeFact("catalog.event-topic.created", {}, {
+    actor: { id: "6", email: "" },
+  });
+  await publishFacts(b.bus, [signUp]);
+  await publishRaw(byKnown);
+  await publishRaw(byUnknown);
+  await eventually(async () => await activityCount(audit.sql) === 5, 10_000, "five activities");
+  await eventually(() => drained(b.bus), 10_000, "the consumer drained");
+  const rows = await audit.sql<{ resource_id: string; actor: string }[]>`
+    select resource_id, actor from activities order by id`;
+  assert.deepEqual(rows.map((row) => ({ ...row })), [
+    { resource_id: named.data.id, actor: "admin@example.com (1)" },
+    { resource_id: ulid.data.id, actor: "admin@example.com (1)" },
+    { resource_id: "5", actor: "admin@example.com (1)" },
+    { resource_id: byKnown.data.id, actor: "five@example.com (5)" },
+    { resource_id: byUnknown.data.id, actor: "user 6" },
+  ]);
+  const jsm = await jetstreamManager(b.bus.nc);
+  assert.equal((await jsm.streams.info(facts.parkedStream(b.prefix))).state.messages, 0);
+});
+
 Deno.test("[audit] a new version published beside its type is the same change: one activity", async () => {
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });

@@ -28,7 +28,7 @@ function toActivity(fact: Fact, users?: KnownUsers): NewActivity {
   const actor = factActor(fact);
   return {
     fact_id: fact.id,
-    actor: describeActor(fact),
+    actor: describeActor(fact, users),
     actor_id: actor ? clean(actor.id, 200) : null,
     occurred_at: fact.time,
     action: describeFact(fact, users),

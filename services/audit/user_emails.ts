@@ -32,17 +32,22 @@ function addressIn(fact: Fact): UserEmailRow | undefined {
 }
 
 /**
- * The users whose address a fact's sentence may show: its user, a role's user. Only ids a user
+ * The users whose address a fact's activity may show: its user, a role's user, an actor sent
+ * without an address. Only ids a user
  * can have: a user fact of a type this build does not know keeps any id, and one Postgres cannot
  * take (a NUL) failed the lookup of its whole batch, parked as poison after a 30 s stall.
  */
 function usersNamedBy(fact: Fact): string[] {
+  // An actor sent without an address is named by the one known (actions.ts `describeActor`).
+  const actor = fact.actorid !== undefined && !fact.actoremail && isId(fact.actorid)
+    ? [fact.actorid]
+    : [];
   const parsed = parseFactType(fact.type);
-  if (parsed?.service !== "catalog") return [];
+  if (parsed?.service !== "catalog") return actor;
   const user = parsed.resource === "user"
     ? fact.data.id
     : parsed.resource === "users-events-role" && (fact.data as { user?: unknown }).user;
-  return typeof user === "string" && isId(user) ? [user] : [];
+  return typeof user === "string" && isId(user) ? [user, ...actor] : actor;
 }
 
 /** The addresses a batch needs, as known before it, learning from its facts in order. */

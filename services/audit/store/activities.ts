@@ -1,4 +1,5 @@
 /** All SQL about activities: the idempotent batch insert and the admin reads. */
+import { createHash } from "node:crypto";
 import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable, Row } from "@shared/db.ts";
 import type { ListQuery } from "@shared/query.ts";
@@ -46,11 +47,35 @@ export async function insertActivities(sql: Queryable, rows: NewActivity[]): Pro
   // Their ids still follow the batch's order: the log lists activities of one millisecond (the
   // facts of one change) by id.
   const ids = await batchIds(sql, rows.length);
-  const numbered = rows.map((row, i) => ({ ...row, id: ids[i] }));
+  const numbered = rows.map((row, i) => ({ ...row, id: ids[i], fact_id: factKey(row.fact_id) }));
   const sorted = numbered.toSorted((a, b) => a.fact_id < b.fact_id ? -1 : 1);
   const result = await sql`insert into activities ${sql(sorted, "id", ...ACTIVITY_COLUMNS)}
     on conflict (fact_id) do nothing`;
   return result.count;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** RFC 9562's namespace for URLs, the one name-based keys of fact ids are made in. */
+const NAMESPACE = Uint8Array.from(
+  "6ba7b8119dad11d180b400c04fd430c8".match(/../g)!.map((byte) => parseInt(byte, 16)),
+);
+
+/**
+ * What a fact's activity is keyed by (`fact_id`, a uuid column, unique: a redelivered fact is
+ * skipped). Our producers' fact ids are UUIDs, kept as they are; the envelope takes any text, as
+ * CloudEvents does, so another id is keyed by the name-based UUID (version 5) of it: always the
+ * same one for the same id, where the column refused it and the fact was parked without an
+ * activity (a review).
+ */
+export function factKey(factId: string): string {
+  if (UUID.test(factId)) return factId;
+  const hash = createHash("sha1").update(NAMESPACE).update(factId).digest();
+  hash[6] = (hash[6] & 0x0f) | 0x50;
+  hash[8] = (hash[8] & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString("hex");
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)]
+    .join("-");
 }
 
 /** `count` new activity ids, ascending (those of facts written already are never used). */
