@@ -341,9 +341,13 @@ export async function startEmbeddedNats(env: Record<string, string | undefined>)
       stop: container.stop,
     };
   }
+  // With NATS_URL=embedded nothing asked port 4222 (a NATS may well answer there).
+  const asked = env.NATS_URL === "embedded"
+    ? "NATS_URL=embedded asks for a NATS of our own, but"
+    : "nothing answers on 127.0.0.1:4222,";
   throw new StartError(
-    "Cannot start NATS: nothing answers on 127.0.0.1:4222, nats-server is not installed and no " +
-      "Docker engine answers. Install nats-server (https://docs.nats.io/running-a-nats-service/" +
-      "introduction/installation), or start Docker; or set NATS_URL to a NATS with JetStream.",
+    `Cannot start NATS: ${asked} nats-server is not installed and no Docker engine answers. ` +
+      "Install nats-server (https://docs.nats.io/running-a-nats-service/introduction/" +
+      "installation), or start Docker; or set NATS_URL to a NATS with JetStream.",
   );
 }
