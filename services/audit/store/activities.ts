@@ -1,4 +1,5 @@
 /** All SQL about activities: the idempotent batch insert and the admin reads. */
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { isId } from "@shared/schemas/ids.ts";
 import type { Queryable, Row } from "@shared/db.ts";
@@ -56,10 +57,16 @@ export async function insertActivities(sql: Queryable, rows: NewActivity[]): Pro
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+const bytesOf = (hex: string) => Uint8Array.from(hex.match(/../g)!.map((b) => parseInt(b, 16)));
+
 /** RFC 9562's namespace for URLs, the one name-based keys of fact ids are made in. */
-const NAMESPACE = Uint8Array.from(
-  "6ba7b8119dad11d180b400c04fd430c8".match(/../g)!.map((byte) => parseInt(byte, 16)),
-);
+const NAMESPACE = bytesOf("6ba7b8119dad11d180b400c04fd430c8");
+
+/**
+ * Ours for ids that are not well-formed Unicode (a lone surrogate, sent as `\ud800` in JSON):
+ * UTF-8 makes every one U+FFFD, so they are hashed as UTF-16 code units, apart from the rest.
+ */
+const MALFORMED_NAMESPACE = bytesOf("4f45a7b1c2d34e5f8a6b7c8d9e0f1a2b");
 
 /**
  * What a fact's activity is keyed by (`fact_id`, a uuid column, unique: a redelivered fact is
@@ -70,7 +77,10 @@ const NAMESPACE = Uint8Array.from(
  */
 export function factKey(factId: string): string {
   if (UUID.test(factId)) return factId;
-  const hash = createHash("sha1").update(NAMESPACE).update(factId).digest();
+  const hash = factId.isWellFormed()
+    ? createHash("sha1").update(NAMESPACE).update(factId).digest()
+    : createHash("sha1").update(MALFORMED_NAMESPACE).update(Buffer.from(factId, "utf16le"))
+      .digest();
   hash[6] = (hash[6] & 0x0f) | 0x50;
   hash[8] = (hash[8] & 0x3f) | 0x80;
   const hex = hash.subarray(0, 16).toString("hex");
