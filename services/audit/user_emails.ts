@@ -33,9 +33,9 @@ function addressIn(fact: Fact): UserEmailRow | undefined {
 
 /**
  * The users whose address a fact's activity may show: its user, a role's user, an actor sent
- * without an address. Only ids a user
- * can have: a user fact of a type this build does not know keeps any id, and one Postgres cannot
- * take (a NUL) failed the lookup of its whole batch, parked as poison after a 30 s stall.
+ * without an address. Only ids a user can have: a user fact of a type this build does not know
+ * keeps any id, and one Postgres cannot take (a NUL) failed the lookup of its whole batch, parked
+ * as poison after a 30 s stall.
  */
 function usersNamedBy(fact: Fact): string[] {
   // An actor sent without an address is named by the one known (actions.ts `describeActor`).

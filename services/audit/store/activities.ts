@@ -63,8 +63,9 @@ const bytesOf = (hex: string) => Uint8Array.from(hex.match(/../g)!.map((b) => pa
 const NAMESPACE = bytesOf("6ba7b8119dad11d180b400c04fd430c8");
 
 /**
- * Ours for ids that are not well-formed Unicode (a lone surrogate, sent as `\ud800` in JSON):
- * UTF-8 makes every one U+FFFD, so they are hashed as UTF-16 code units, apart from the rest.
+ * A namespace of our own for ids that are not well-formed Unicode (a lone surrogate, sent as
+ * `\ud800` in JSON): UTF-8 makes every one U+FFFD, so such ids are hashed as UTF-16 code units,
+ * apart from the rest.
  */
 const MALFORMED_NAMESPACE = bytesOf("4f45a7b1c2d34e5f8a6b7c8d9e0f1a2b");
 
