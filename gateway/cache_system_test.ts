@@ -120,6 +120,25 @@ Deno.test("[gateway] a list is dropped when a resource joins it", async () => {
   );
 });
 
+Deno.test("[gateway] an included list named with underscores is dropped when a resource joins it", async () => {
+  // The original took `include=event_sub_topics`; the page carries the included list's tag
+  // under its dashed name, empty too, so the sub-topic's fact reaches it.
+  await using system = await startTestSystem({ env });
+  const topic = await system.createTopic("Chemistry");
+  await settled(system);
+  const other = await secondGateway(system);
+  const path = `/v1/event-topics/${topic}?include=event_sub_topics`;
+  const before = await other.call("GET", path);
+  assert.equal(before.status, 200);
+  assert.deepEqual(before.body.included ?? [], []);
+  await system.createSubTopic(topic, "Organic");
+  await eventually(
+    async () => ((await other.call("GET", path)).body.included ?? []).length === 1,
+    2_000,
+    "the topic's page to include the new sub-topic",
+  );
+});
+
 Deno.test("[gateway] a list filtered through a relationship is dropped when a related row changes", async () => {
   await using system = await startTestSystem({ env });
   const topic = await system.createTopic("Physics");

@@ -169,7 +169,7 @@ export function readTags(
     tags.add(collectionTag(resource.type) ?? resource.type);
   }
   for (const name of (request.query.include ?? "").split(/[,.]/)) {
-    const collection = collectionTag(name.trim());
+    const collection = collectionTag(name.trim().replaceAll("_", "-"));
     if (collection) tags.add(collection);
   }
   for (const name of relationshipsFiltered(request.query)) {

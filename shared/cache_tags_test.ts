@@ -37,6 +37,13 @@ Deno.test("[cache_tags] readTags tags what a reply shows and the lists it belong
       ["event-topic:2", "event-topics", "event:5", "ticket:9", "tickets"],
     );
   });
+  await t.step("an included list named with underscores, as the original took it", () => {
+    const body = { data: { type: "event-topic", id: "3" }, included: [] };
+    const asked = (include: string) =>
+      sorted(readTags(request("/v1/event-topics/3", { include }), 200, body));
+    assert.deepEqual(asked("event_sub_topics"), ["event-sub-topics", "event-topic:3"]);
+    assert.deepEqual(asked("event_sub_topics"), asked("event-sub-topics"));
+  });
   await t.step("what a resource links to one-to-one, which a cascading delete changes", () => {
     const body = {
       data: {

@@ -1,7 +1,8 @@
 /**
- * How a `fields[<type>]` value is read, in a module of its own: the gateway reads fieldsets too
- * (to trim other services' included resources), and must not load shared/query.ts, whose
- * lenient parsers bring zod (gateway/footprint_test.ts).
+ * How the names in a `fields[<type>]` or `include` value are read, in a module of its own: the
+ * gateway reads fieldsets too (to trim other services' included resources) and include paths (to
+ * tag cached lists), and must not load shared/query.ts, whose lenient parsers bring zod
+ * (gateway/footprint_test.ts).
  */
 
 /**
@@ -18,4 +19,20 @@
  */
 export function fieldsetNames(text: string): string[] {
   return text === "" ? [] : text.split(",").map((name) => name.trim().replaceAll("_", "-"));
+}
+
+/**
+ * The paths an `include` value lists, trimmed and dashed: the original's flask-rest-jsonapi
+ * turned dashes into underscores before it looked a path up among its schemas' Python names
+ * (`event_sub_topic`), so it took either spelling, and its clients may send either. An empty
+ * value lists none.
+ *
+ * @example
+ * ```ts
+ * import { includePaths } from "@shared/fieldset_names.ts";
+ * includePaths("event_topic, tickets.event_sub-topic"); // ["event-topic", "tickets.event-sub-topic"]
+ * ```
+ */
+export function includePaths(text: string): string[] {
+  return text.trim() === "" ? [] : text.split(",").map((path) => path.trim().replaceAll("_", "-"));
 }

@@ -15,6 +15,7 @@
  * //  "included ticket 7 is not reachable from the primary data"]
  * ```
  */
+import { includePaths } from "./fieldset_names.ts";
 
 interface Resource {
   type: string;
@@ -163,7 +164,7 @@ export function linkageOptionsOf(url: string): LinkageCheckOptions {
   const include = params.get("include");
   const relationship = /\/relationships\/([^/]+)$/.exec(pathname)?.[1];
   return {
-    include: include ? include.split(",").map((path) => path.trim()).filter(Boolean) : [],
+    include: include ? includePaths(include).filter(Boolean) : [],
     sparse: [...params.keys()].some((key) => key.startsWith("fields[")),
     ...(relationship === undefined ? {} : { relationship: decodeURIComponent(relationship) }),
   };

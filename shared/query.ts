@@ -18,7 +18,7 @@
  * ```
  */
 import { BadRequestError } from "./errors.ts";
-import { fieldsetNames } from "./fieldset_names.ts";
+import { fieldsetNames, includePaths } from "./fieldset_names.ts";
 import { booleanFromText } from "./schemas/lenient.ts";
 import { inStoredYears, readDateTime } from "./date_time.ts";
 import {
@@ -482,10 +482,11 @@ function parsePage(query: Record<string, string>) {
 export const MAX_INCLUDED_RELATIONSHIPS = 40;
 
 function parseInclude(text: string, allowed: string[] = []): string[] {
-  const paths = text.split(",").map((p) => p.trim());
-  for (const path of paths) {
+  const sent = text.split(",").map((p) => p.trim());
+  const paths = includePaths(text);
+  for (const [i, path] of paths.entries()) {
     if (!allowed.includes(path)) {
-      throw new BadRequestError(`Cannot include: "${path}" is not an include path here`, {
+      throw new BadRequestError(`Cannot include: "${sent[i]}" is not an include path here`, {
         parameter: "include",
       });
     }

@@ -918,3 +918,16 @@ Deno.test("[query] a fieldset's names in underscores are read dashed, as the ori
   assert.deepEqual(fields("valid-from"), { "discount-code": ["valid-from"] });
   assertBadParameter(() => fields("code,valid_till"), "fields[discount-code]", /valid_till/);
 });
+
+Deno.test("[query] include paths in underscores are read dashed, as the original took them", () => {
+  // flask-rest-jsonapi turned a path's dashes into underscores before looking it up among its
+  // schemas' Python names, so either spelling reached the same relationship.
+  const withPaths: QuerySpec = { ...spec, includes: ["event-topic", "tickets", "tickets.event"] };
+  const include = (value: string) => parseListQuery({ include: value }, withPaths).include;
+  assert.deepEqual(include("event_topic"), ["event-topic"]);
+  assert.deepEqual(include("event_topic,event-topic, tickets.event"), [
+    "event-topic",
+    "tickets.event",
+  ]);
+  assertBadParameter(() => include("event_topic,sub_topic"), "include", /"sub_topic"/);
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectError, expectStatus, startTestSystem } from "@testing/system.ts";
+import { expectError, expectStatus, inTopic, startTestSystem } from "@testing/system.ts";
 
 function names(body: { data: { attributes: { name: string } }[] }): string[] {
   return body.data.map((item) => item.attributes.name);
@@ -239,4 +239,31 @@ Deno.test("[catalog] GET /v1/events takes a fieldset's names in underscores, and
   assert.deepEqual(idOnly.body.data.attributes, {});
   const unknown = await system.call("GET", "/v1/events?fields[event]=name,secret_field");
   expectError(unknown, 400, { parameter: "fields[event]" });
+});
+
+Deno.test("[catalog] GET /v1/events/{id} takes include paths in underscores, as the original did", async () => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const topic = await system.createTopic("Music");
+  const subTopic = await system.createSubTopic(topic, "Jazz");
+  const event = await system.createEvent(owner.token, {
+    attributes: { state: "published" },
+    relationships: inTopic(topic, subTopic),
+  });
+  const path = `/v1/events/${event.id}`;
+  const dashed = await system.call("GET", `${path}?include=event-topic,event-sub-topic`, {
+    token: owner.token,
+  });
+  const underscored = await system.call("GET", `${path}?include=event_topic,event_sub-topic`, {
+    token: owner.token,
+  });
+  expectStatus(underscored, 200);
+  assert.deepEqual(underscored.body.included.map((r: { type: string }) => r.type).sort(), [
+    "event-sub-topic",
+    "event-topic",
+  ]);
+  assert.deepEqual(underscored.body, dashed.body);
+  const unknown = await system.call("GET", `${path}?include=event_topic,sub_topic`);
+  expectError(unknown, 400, { parameter: "include" });
+  assert.match(unknown.body.errors[0].detail, /"sub_topic"/);
 });
