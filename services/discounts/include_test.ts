@@ -24,7 +24,8 @@ Deno.test("[discounts] GET /v1/events?include=discount-codes,discount-code bring
     usedFor: "event",
     eventIds: [eventId],
   });
-  const path = `/v1/events/${eventId}?include=discount-codes,discount-code`;
+  // Either spelling of a path, as the original took them: another service's resources too.
+  const path = `/v1/events/${eventId}?include=discount_codes,discount-code`;
 
   await t.step("an admin gets both relationships with linkage and included codes", async () => {
     const reply = await system.call("GET", path, { token: system.admin.token });
