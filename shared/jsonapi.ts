@@ -516,6 +516,16 @@ function isOurs(known: Record<string, unknown>, name: string): boolean {
   return Object.hasOwn(known, name) && !(known[name] as RelationshipDef).placeholder;
 }
 
+/**
+ * Whether a relationship sent in a body has `links` and no `data`: it sets nothing, and is
+ * skipped. Reads show most relationships so (every to-many, and what was not included), so a
+ * client that sends a resource back as it read it sends them; the original's marshmallow-jsonapi
+ * skipped them too ("a relationships object does not need data if links is present").
+ */
+function onlyLinks(value: unknown): boolean {
+  return isObject(value) && !("data" in value) && "links" in value;
+}
+
 /** A body's `relationships`, as `parseResourceDocument` reads them. */
 function readRelationships(
   relationships: unknown,
@@ -529,6 +539,7 @@ function readRelationships(
   const allowed = options.relationships ?? {};
   const read: ParsedResource["relationships"] = {};
   for (const [name, value] of Object.entries(relationships)) {
+    if (onlyLinks(value)) continue;
     if (!Object.hasOwn(allowed, name)) {
       if (options.known && !isOurs(options.known, name)) continue;
       throw new UnprocessableError(`Cannot save: relationship ${name} cannot be set here`, {

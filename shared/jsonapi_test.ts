@@ -426,6 +426,36 @@ Deno.test("[jsonapi] parseResourceDocument rejects bad bodies with status and po
   }
 });
 
+Deno.test("[jsonapi] parseResourceDocument skips relationships sent with links and no data", () => {
+  // What a read shows (links only on every to-many and on what was not included) is sent back
+  // by clients that save a resource as they read it; the original's marshmallow-jsonapi skipped
+  // such relationships, allowed or not.
+  const links = { self: "/v1/tickets/7/relationships/x", related: "/v1/tickets/7/x" };
+  const parsed = parseResourceDocument({
+    data: {
+      type: "ticket",
+      id: "7",
+      relationships: {
+        event: { links },
+        "discount-codes": { links, data: [{ type: "discount-code", id: "1" }] },
+        owner: { links, meta: {} },
+      },
+    },
+  }, { type: "ticket", id: "7", relationships: rels });
+  assert.deepEqual(parsed.relationships, {
+    "discount-codes": [{ type: "discount-code", id: "1" }],
+  });
+  // Neither data nor links: still a 400.
+  assert.throws(
+    () =>
+      parseResourceDocument(
+        { data: { type: "ticket", relationships: { event: { meta: {} } } } },
+        { type: "ticket", relationships: rels },
+      ),
+    BadRequestError,
+  );
+});
+
 const schema = z.object({
   code: z.string().min(1),
   value: z.number().min(0),
