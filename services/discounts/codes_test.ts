@@ -63,6 +63,7 @@ Deno.test("[discounts] POST /v1/discount-codes validates every rule with a point
     ["valid-from without a zone", { "valid-from": "2030-01-01T00:00:00" }, pointer("valid-from")],
     ["valid-from not a date", { "valid-from": 12 }, pointer("valid-from")],
     ["is-active a string", { "is-active": "yes" }, pointer("is-active")],
+    ["is-active null", { "is-active": null }, pointer("is-active")],
     ["discount-url relative", { "discount-url": "/sale" }, pointer("discount-url")],
     ["amount above a ticket's price", { value: "7.51" }, pointer("value"), [paid, cheap]],
     ["a free ticket attached", {}, "/data/relationships/tickets", [free]],
@@ -265,18 +266,21 @@ Deno.test("[discounts] PATCH /v1/discount-codes/{id} checks the merged state", a
     expectError(await patch({ code: null }), 422, { pointer: "/data/attributes/code" });
     expectError(await patch({ type: null }), 422, { pointer: "/data/attributes/type" });
     expectError(await patch({ "used-for": null }), 422, { pointer: "/data/attributes/used-for" });
+    // The original refused a null is-active too; as a reset to the default it would switch a
+    // deactivated code back on.
+    expectStatus(await patch({ "is-active": false }), 200);
+    expectError(await patch({ "is-active": null }), 422, { pointer: "/data/attributes/is-active" });
     const reply = await patch({
       "tickets-number": null,
       "valid-from": null,
       "valid-till": null,
       "discount-url": null,
-      "is-active": null,
       "min-quantity": null,
       "max-quantity": null,
     });
     expectStatus(reply, 200);
     assert.equal(reply.body.data.attributes["max-quantity"], 100);
-    assert.equal(reply.body.data.attributes["is-active"], true);
+    assert.equal(reply.body.data.attributes["is-active"], false);
   });
   await t.step("used-for never changes: 409", async () => {
     expectError(await patch({ "used-for": "event" }), 409, {

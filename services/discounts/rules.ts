@@ -52,7 +52,9 @@ export const codeCreateAttributes = z.object({
   "discount-url": url.nullish(),
   "value": valueCents,
   "type": z.enum(["amount", "percent"]),
-  "is-active": lenientBoolean().nullish(),
+  // Not nullable, as the original's schema (no allow_none: a 422): a null that reset a PATCH to
+  // the default would switch a deactivated code back on.
+  "is-active": lenientBoolean().optional(),
   "tickets-number": count.nullish(),
   "min-quantity": count.nullish(),
   "max-quantity": count.nullish(),

@@ -305,7 +305,7 @@ function updateValues(attrs: CodeUpdateAttributes): CodeValues {
   if (attrs["discount-url"] !== undefined) values.discount_url = attrs["discount-url"];
   if (attrs.value !== undefined) values.value = formatCents(attrs.value);
   if (attrs.type !== undefined) values.type = attrs.type;
-  if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"] ?? true;
+  if (attrs["is-active"] !== undefined) values.is_active = attrs["is-active"];
   if (attrs["tickets-number"] !== undefined) values.tickets_number = attrs["tickets-number"];
   if (typeof attrs["min-quantity"] === "number") values.min_quantity = attrs["min-quantity"];
   if (typeof attrs["max-quantity"] === "number") values.max_quantity = attrs["max-quantity"];
