@@ -32,9 +32,20 @@ import {
 /** `integer` is a Postgres `integer` (32 bits), `bigint` a `bigint` (ids of bigserial tables). */
 export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" | "datetime";
 
+/**
+ * A filterable and sortable attribute. `caseless` compares and sorts a text column without
+ * regard to case, as Postgres's citext does: the original's discount codes were citext, so its
+ * filters (`eq`, `like`, `in_`, `gt`, ...) and sorts on `code` ignored case.
+ */
+export interface QueryField {
+  column: string;
+  type: FieldType;
+  caseless?: true;
+}
+
 export interface QuerySpec {
   /** Filterable and sortable attributes: dasherized name -> column. */
-  fields: Record<string, { column: string; type: FieldType }>;
+  fields: Record<string, QueryField>;
   /** Relationships a filter may go through (`has`, `any`): dasherized name -> how. */
   relationships?: Record<string, RelatedFilter | AbsentRelated>;
   /** Allowed include paths, e.g. ["event", "event.event-topic"]. */
@@ -107,6 +118,8 @@ export interface AbsentRelated {
 export interface SortKey {
   column: string;
   desc: boolean;
+  /** Sorted without regard to case (`QueryField.caseless`). */
+  caseless?: true;
 }
 
 export type FilterOp =
@@ -128,7 +141,7 @@ export type FilterNode =
   | { or: FilterNode[] }
   | { not: FilterNode }
   | { related: RelatedFilter | AbsentRelated; filter: FilterNode }
-  | { column: string; op: FilterOp; value: unknown; type: FieldType };
+  | { column: string; op: FilterOp; value: unknown; type: FieldType; caseless?: true };
 
 export interface ListQuery {
   filter?: FilterNode;
@@ -317,11 +330,11 @@ type Leaf = Extract<FilterNode, { op: FilterOp }>;
 /** One condition in our spelling of its op, its value checked and coerced. */
 function opCondition(
   name: string,
-  field: { column: string; type: FieldType },
+  field: QueryField,
   op: FilterOp,
   val: unknown,
 ): Leaf {
-  const node = { column: field.column, op, type: field.type };
+  const node = { column: field.column, op, type: field.type, ...caselessOf(field) };
   switch (op) {
     case "is_":
     case "isnot":
@@ -429,9 +442,16 @@ function parseSort(text: string, spec: QuerySpec): SortKey[] {
     if (!field) {
       throw new BadRequestError(`Cannot sort: unknown sort key "${key}"`, { parameter: "sort" });
     }
-    if (!keys.has(field.column)) keys.set(field.column, { column: field.column, desc });
+    if (!keys.has(field.column)) {
+      keys.set(field.column, { column: field.column, desc, ...caselessOf(field) });
+    }
   }
   return [...keys.values()];
+}
+
+/** `{ caseless: true }` for a caseless field, else nothing: other keys stay as they were. */
+function caselessOf(field: QueryField): { caseless?: true } {
+  return field.caseless ? { caseless: true } : {};
 }
 
 /**

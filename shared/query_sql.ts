@@ -68,9 +68,20 @@ function join(sql: Queryable, parts: Fragment[], separator: "and" | "or" | ","):
   );
 }
 
-function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): Fragment {
-  const column = sql(node.column);
-  const value = node.value as Scalar;
+type Condition = Extract<FilterNode, { op: string }>;
+
+/**
+ * A caseless column's condition (`QueryField.caseless`) compares lowered text on both sides, as
+ * Postgres's citext compares; lowered by Postgres, so that both sides fold case alike.
+ */
+function caselessSides(sql: Queryable, node: Condition): { column: Fragment; value: Fragment } {
+  return { column: sql`lower(${sql(node.column)})`, value: sql`lower(${node.value as string})` };
+}
+
+function condition(sql: Queryable, node: Condition): Fragment {
+  const { column, value } = node.caseless
+    ? caselessSides(sql, node)
+    : { column: sql(node.column), value: node.value as Scalar };
   switch (node.op) {
     case "eq":
       return node.value === null ? sql`${column} is null` : sql`${column} = ${value}`;
@@ -93,9 +104,10 @@ function condition(sql: Queryable, node: Extract<FilterNode, { op: string }>): F
       const values = node.value as Scalar[];
       // `in ()` is a syntax error: an empty list matches nothing (in_) or everything (notin_).
       if (values.length === 0) return node.op === "in_" ? sql`false` : sql`true`;
-      return node.op === "in_"
-        ? sql`${column} in ${sql(values)}`
-        : sql`${column} not in ${sql(values)}`;
+      const list = node.caseless
+        ? sql`(${join(sql, values.map((v) => sql`lower(${v as string})`), ",")})`
+        : sql(values);
+      return node.op === "in_" ? sql`${column} in ${list}` : sql`${column} not in ${list}`;
     }
     case "is_":
       return sql`${column} is null`;
@@ -181,14 +193,17 @@ export function whereSql(
  * ```
  */
 export function orderSql(sql: Queryable, sort: SortKey[], tiebreak = "id"): Fragment {
-  const key = `order:${sort.map((k) => `${k.column}${k.desc ? "-" : "+"}`).join(",")}:${tiebreak}`;
+  const key = `order:${
+    sort.map((k) => `${k.caseless ? "~" : ""}${k.column}${k.desc ? "-" : "+"}`).join(",")
+  }:${tiebreak}`;
   return fixedFragment(sql, key, () => makeOrder(sql, sort, tiebreak));
 }
 
 function makeOrder(sql: Queryable, sort: SortKey[], tiebreak: string): Fragment {
-  const keys = sort.map((key) =>
-    key.desc ? sql`${sql(key.column)} desc` : sql`${sql(key.column)} asc`
-  );
+  const keys = sort.map((key) => {
+    const column = key.caseless ? sql`lower(${sql(key.column)})` : sql(key.column);
+    return key.desc ? sql`${column} desc` : sql`${column} asc`;
+  });
   if (!sort.some((key) => key.column === tiebreak)) keys.push(sql`${sql(tiebreak)} asc`);
   return sql`order by ${join(sql, keys, ",")}`;
 }

@@ -154,6 +154,35 @@ Deno.test("[query_sql] orderSql sorts with a stable tiebreak", async () => {
   });
 });
 
+Deno.test("[query_sql] a caseless field filters and sorts as citext does, whatever the case", async () => {
+  // The original's discount codes were citext: its filters and sorts on `code` ignored case.
+  const caseless: QuerySpec = {
+    fields: { ...spec.fields, code: { column: "code", type: "string", caseless: true } },
+  };
+  const found = async (sql: Sql, query: Record<string, string>) => {
+    const q = parseListQuery(query, caseless);
+    const rows = await sql`select id from codes where ${whereSql(sql, q.filter)}
+      ${orderSql(sql, q.sort)}`;
+    return rows.map((r) => r.id);
+  };
+  const code = (op: string, val: unknown) => f({ name: "code", op, val });
+  await withTable(async (sql) => {
+    assert.deepEqual(await found(sql, code("eq", "summer")), [1]);
+    assert.deepEqual(await found(sql, code("ne", "Summer")), [2, 3, 4, 5]);
+    assert.deepEqual(await found(sql, code("like", "sum%")), [1, 2]);
+    assert.deepEqual(await found(sql, code("startswith", "SUMMER-")), [2]);
+    assert.deepEqual(await found(sql, code("in_", ["winter", "Spring"])), [3, 4]);
+    assert.deepEqual(await found(sql, code("notin_", ["winter", "SUMMER"])), [2, 4, 5]);
+    assert.deepEqual(await found(sql, code("gt", "spring")), [1, 2, 3]);
+    assert.deepEqual(await found(sql, code("eq", null)), []);
+    // Byte order would put every capital first: 5, 4, 1, 3, 2.
+    assert.deepEqual(await found(sql, { sort: "code" }), [5, 4, 1, 2, 3]);
+    assert.deepEqual(await found(sql, { sort: "-code" }), [3, 2, 1, 4, 5]);
+    // The same sort of a plain field keeps byte order (a shared fragment of its own).
+    assert.deepEqual(await listIds(sql, { sort: "code" }), [5, 4, 1, 3, 2]);
+  });
+});
+
 // Found by a hostile-input hunt: each key nested the ORDER BY one level deeper, and a 15 KB
 // `sort=id,id,...` overflowed the stack building it: a 500 on every list, for anyone.
 Deno.test("[query_sql] a sort naming its keys thousands of times orders by each once", async () => {

@@ -443,6 +443,34 @@ Deno.test("[discounts] bad bodies are 4xx, never 5xx", async (t) => {
   });
 });
 
+Deno.test("[discounts] filters and sorts on code ignore case, as the original's citext column did", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id);
+  for (const code of ["SUMMER", "alpha", "Beta", "Zed"]) {
+    await system.createCode(cast.owner.token, {
+      eventId: cast.event.id,
+      ticketIds: [ticket],
+      attributes: { code },
+    });
+  }
+  const codes = async (query: string) => {
+    const reply = await system.call("GET", `/v1/events/${cast.event.id}/discount-codes?${query}`, {
+      token: cast.owner.token,
+    });
+    expectStatus(reply, 200);
+    return reply.body.data.map((d: { attributes: { code: string } }) => d.attributes.code);
+  };
+  const filter = (op: string, val: unknown) =>
+    `filter=${encodeURIComponent(JSON.stringify([{ name: "code", op, val }]))}&sort=code`;
+  assert.deepEqual(await codes(filter("eq", "summer")), ["SUMMER"]);
+  assert.deepEqual(await codes(filter("like", "sum%")), ["SUMMER"]);
+  assert.deepEqual(await codes(filter("in_", ["zed", "ALPHA"])), ["alpha", "Zed"]);
+  assert.deepEqual(await codes(filter("gt", "b")), ["Beta", "SUMMER", "Zed"]);
+  assert.deepEqual(await codes("sort=code"), ["alpha", "Beta", "SUMMER", "Zed"]);
+  assert.deepEqual(await codes("sort=-code"), ["Zed", "SUMMER", "Beta", "alpha"]);
+});
+
 Deno.test("[discounts] GET /v1/discount-codes lists with filters, sorts, paging and includes", async (t) => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast();

@@ -51,7 +51,7 @@ export const codeRelations: Record<string, CodeRelation> = {
 export const codeQuery: QuerySpec = {
   fields: {
     "id": { column: "id", type: "bigint" },
-    "code": { column: "code", type: "string" },
+    "code": { column: "code", type: "string", caseless: true },
     "discount-url": { column: "discount_url", type: "string" },
     "value": { column: "value", type: "number" },
     "type": { column: "type", type: "string" },
