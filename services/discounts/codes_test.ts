@@ -189,6 +189,16 @@ Deno.test("[discounts] POST /v1/discount-codes rejects a duplicate code with 409
     );
     expectStatus(await post("SUMMER"), 201);
   });
+  await t.step("event codes may share a text, as the original's did", async () => {
+    // Its one rule was unique (event_id, code), and an event code has no event_id.
+    for (const code of ["PLATFORM10", "platform10"]) {
+      const reply = await system.call("POST", "/v1/discount-codes", {
+        token: system.admin.token,
+        body: codeBody({ usedFor: "event", attributes: { code } }),
+      });
+      expectStatus(reply, 201);
+    }
+  });
   await t.step("409 on PATCH to another live code's text", async () => {
     const id = (await post("Winter")).body.data.id;
     const reply = await system.call("PATCH", `/v1/discount-codes/${id}`, {

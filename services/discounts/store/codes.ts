@@ -296,12 +296,6 @@ function conflictOf(error: unknown): ConflictError {
       },
     );
   }
-  if (constraint === "discount_codes_event_kind_code_live") {
-    return new ConflictError(
-      "Cannot save discount code: a live event discount code already has this text",
-      { pointer: "/data/attributes/code", cause: error },
-    );
-  }
   return new ConflictError(conflict, { pointer: "/data/attributes/code", cause: error });
 }
 
