@@ -217,6 +217,30 @@ Deno.test("[catalog] POST and PATCH /v1/tickets check the ticket rules", async (
   );
 
   await t.step(
+    "a ticket without a quantity (null, as the frontend sends an empty field): the default 100",
+    async () => {
+      // The original's schema allowed null (allow_none); here it is the quantity a ticket gets
+      // when none is sent, on POST and PATCH, as a null price is 0.
+      const reply = await system.call("POST", "/v1/tickets", {
+        token,
+        body: ticketBody(event.id, { name: "No quantity", type: "free", quantity: null }),
+      });
+      expectStatus(reply, 201);
+      assert.equal(reply.body.data.attributes.quantity, 100);
+      const id = reply.body.data.id;
+      const set = (quantity: number | null) =>
+        system.call("PATCH", `/v1/tickets/${id}`, {
+          token,
+          body: { data: { type: "ticket", id, attributes: { quantity } } },
+        });
+      assert.equal((await set(7)).body.data.attributes.quantity, 7);
+      const patched = await set(null);
+      expectStatus(patched, 200);
+      assert.equal(patched.body.data.attributes.quantity, 100);
+    },
+  );
+
+  await t.step(
     "a hidden ticket is refused (422), never listed publicly: tickets here are never hidden",
     async () => {
       const before = await ticketCount(system);

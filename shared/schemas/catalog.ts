@@ -211,6 +211,13 @@ export const money = lenientNumber(
 
 const ticketQuantity = lenientNumber(z.number().int().min(0).max(10_000_000));
 
+/**
+ * A ticket's quantity when none is given: not sent, or `null` (the original's schema allowed
+ * none, and open-event-frontend's ticket model sends `null` for an empty field), on POST and
+ * PATCH alike, as a price of `null` is 0.
+ */
+export const DEFAULT_TICKET_QUANTITY = 100;
+
 export const ticketAttributes = z.object({
   "name": text(255),
   "description": optionalText(20_000),
@@ -218,7 +225,7 @@ export const ticketAttributes = z.object({
   // No price, as open-event-frontend's wizard sends a free ticket (`null`): 0, as the original
   // allowed none; a paid or donation ticket then fails its own rule (price above 0).
   "price": money.nullish().transform((price) => price ?? 0),
-  "quantity": ticketQuantity.default(100),
+  "quantity": ticketQuantity.nullish().transform((quantity) => quantity ?? DEFAULT_TICKET_QUANTITY),
   "sales-starts-at": dateTime.nullish(),
   "sales-ends-at": dateTime.nullish(),
   // Every ticket of a published event is listed here (`is-hidden` is always false): a ticket
@@ -231,5 +238,5 @@ export const ticketAttributes = z.object({
 
 export const ticketUpdateAttributes = ticketAttributes.partial().extend({
   "price": money.nullish(),
-  "quantity": ticketQuantity.optional(),
+  "quantity": ticketQuantity.nullish(),
 });

@@ -11,7 +11,11 @@ import {
 } from "@shared/handlers/mod.ts";
 import { type ParsedResource, parseResourceDocument, validateAttributes } from "@shared/jsonapi.ts";
 import { parseListQuery, parseSingleQuery } from "@shared/query.ts";
-import { ticketAttributes, ticketUpdateAttributes } from "@shared/schemas/catalog.ts";
+import {
+  DEFAULT_TICKET_QUANTITY,
+  ticketAttributes,
+  ticketUpdateAttributes,
+} from "@shared/schemas/catalog.ts";
 import type { Queryable } from "@shared/db.ts";
 import type { HttpReply } from "@shared/schemas/http.ts";
 import { type CatalogContext, requireEventLevel } from "../context.ts";
@@ -97,7 +101,6 @@ function ticketValues(attrs: Record<string, unknown>): TicketValues {
     ["name", "name"],
     ["description", "description"],
     ["type", "type"],
-    ["quantity", "quantity"],
     ["sales-starts-at", "sales_starts_at"],
     ["sales-ends-at", "sales_ends_at"],
   ];
@@ -105,6 +108,9 @@ function ticketValues(attrs: Record<string, unknown>): TicketValues {
     if (attrs[from] !== undefined) (values as Record<string, unknown>)[to] = attrs[from];
   }
   if (attrs.price !== undefined) values.price = Number(attrs.price ?? 0).toFixed(2);
+  if (attrs.quantity !== undefined) {
+    values.quantity = (attrs.quantity as number | null) ?? DEFAULT_TICKET_QUANTITY;
+  }
   return values;
 }
 
