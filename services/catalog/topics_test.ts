@@ -43,6 +43,23 @@ Deno.test("[catalog] /v1/event-topics: public reads, admin writes, slugs", async
     assert.equal(reply.body.data.attributes["system-image-url"], "https://example.test/a.png");
   });
 
+  await t.step("system-image-url takes the schemes the original's fields.Url took", async () => {
+    for (const [i, url] of ["ftp://example.test/b.png", "FTPS://example.test/c.png"].entries()) {
+      const reply = await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: `Archive ${i}`, "system-image-url": url }),
+      });
+      expectStatus(reply, 201);
+    }
+    for (const url of ["javascript:alert(1)", "file:///etc/passwd", "/relative.png"]) {
+      const reply = await system.call("POST", "/v1/event-topics", {
+        token: admin,
+        body: topicBody({ name: "Refused", "system-image-url": url }),
+      });
+      expectError(reply, 422, { pointer: "/data/attributes/system-image-url" }, url);
+    }
+  });
+
   await t.step("the slug is read-only", async () => {
     const reply = await system.call("POST", "/v1/event-topics", {
       token: admin,

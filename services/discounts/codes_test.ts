@@ -65,6 +65,11 @@ Deno.test("[discounts] POST /v1/discount-codes validates every rule with a point
     ["is-active a string", { "is-active": "yes" }, pointer("is-active")],
     ["is-active null", { "is-active": null }, pointer("is-active")],
     ["discount-url relative", { "discount-url": "/sale" }, pointer("discount-url")],
+    [
+      "discount-url javascript:",
+      { "discount-url": "javascript:alert(1)" },
+      pointer("discount-url"),
+    ],
     ["amount above a ticket's price", { value: "7.51" }, pointer("value"), [paid, cheap]],
     ["a free ticket attached", {}, "/data/relationships/tickets", [free]],
     ["a ticket of another event", {}, "/data/relationships/tickets", [foreign]],
@@ -148,6 +153,14 @@ Deno.test("[discounts] POST /v1/discount-codes validates every rule with a point
       assert.deepEqual(relationships.event.data, { type: "event", id: cast.event.id });
     },
   );
+  await t.step("discount-url takes ftp(s) too, as the original's fields.Url did", async () => {
+    const reply = await system.postCode(token, {
+      eventId: cast.event.id,
+      attributes: { "discount-url": "ftps://example.com/promo" },
+    });
+    expectStatus(reply, 201);
+    assert.equal(reply.body.data.attributes["discount-url"], "ftps://example.com/promo");
+  });
   await t.step("a marketer sent by the client is ignored", async () => {
     const reply = await system.postCode(token, {
       eventId: cast.event.id,

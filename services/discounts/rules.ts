@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { type ErrorObject, UnprocessableError } from "@shared/errors.ts";
-import { dateTime } from "@shared/schemas/catalog.ts";
+import { dateTime, URL_SCHEMES } from "@shared/schemas/catalog.ts";
 import { lenientBoolean, lenientNumber } from "@shared/schemas/lenient.ts";
 import type { ticketInfoSchema } from "@shared/schemas/bus.ts";
 import { formatCents, toCents } from "./money.ts";
@@ -43,8 +43,8 @@ const count = lenientNumber(
   z.number().min(0, { abort: true }).max(MAX_INT, { abort: true }).int(),
 );
 const url = z.url({
-  protocol: /^https?$/,
-  message: "Cannot save discount code: discount-url must be an absolute http(s) URL",
+  protocol: URL_SCHEMES,
+  message: "Cannot save discount code: discount-url must be an absolute http(s) or ftp(s) URL",
 }).max(2000);
 
 export const codeCreateAttributes = z.object({

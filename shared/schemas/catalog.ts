@@ -192,9 +192,15 @@ export const eventUpdateAttributes = z.object({
   "payment-currency": currencyCode.nullish(),
 });
 
+/**
+ * The schemes a URL attribute takes: those of marshmallow's `fields.Url`, which the original's
+ * schemas used (http, https, ftp, ftps).
+ */
+export const URL_SCHEMES = /^(?:https?|ftps?)$/;
+
 export const eventTopicAttributes = z.object({
   "name": text(255),
-  "system-image-url": z.url({ protocol: /^https?$/, message: "must be an http(s) URL" })
+  "system-image-url": z.url({ protocol: URL_SCHEMES, message: "must be an http(s) or ftp(s) URL" })
     .max(2000).nullish(),
 });
 
