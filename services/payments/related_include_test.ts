@@ -103,6 +103,26 @@ Deno.test("[payments] relationship routes answer what include asks for", async (
     assert.deepEqual(reply.body.included[0].attributes, {});
   });
 
+  await t.step(
+    "a fieldset may name the write-only stripe-auth-code: it shows nothing",
+    async () => {
+      // The original's schema declared it (load-only), so its fieldsets took it.
+      for (
+        const path of [
+          `/v1/stripe-authorizations/${id}?fields[stripe-authorization]=stripe-auth-code`,
+          `/v1/events/${eventId}?include=stripe-authorization` +
+          `&fields[stripe-authorization]=stripe_auth_code`,
+        ]
+      ) {
+        const reply = await p.call("GET", path, { token });
+        expectStatus(reply, 200, path);
+        const resource = reply.body.included?.[0] ?? reply.body.data;
+        assert.equal(resource.type, "stripe-authorization");
+        assert.deepEqual(resource.attributes ?? {}, {}, path);
+      }
+    },
+  );
+
   await t.step("another path is a 400", async () => {
     const path = `/v1/events/${eventId}/relationships/stripe-authorization?include=owner`;
     expectError(await p.call("GET", path, { token }), 400, { parameter: "include" });

@@ -19,7 +19,9 @@ export const stripeAuthorizationDef: ResourceDef<AuthorizationRow> = {
 export const stripeAuthorizationQuery: Pick<QuerySpec, "includes" | "sparse"> = {
   includes: ["event"],
   sparse: {
-    "stripe-authorization": ["stripe-publishable-key", "deleted-at", "event"],
+    // `stripe-auth-code` is write-only: never shown, but the original's schema declared it, so a
+    // fieldset may name it (selecting nothing), as it may name `id`.
+    "stripe-authorization": ["stripe-publishable-key", "deleted-at", "event", "stripe-auth-code"],
     // What `include=event` adds from the catalog: the gateway hands it to catalog.resolve, which
     // checks it as the catalog's own routes do (as discount codes' `fields[event]`).
     "event": ["*"],
