@@ -679,7 +679,7 @@ export function parseListQuery(query: Record<string, string>, spec: QuerySpec): 
 
 /** What a related route hands to the owner of the resources it returns, and the rest. */
 export interface OwnerQuery {
-  /** `include` paths as sent (the owner checks them). */
+  /** `include` paths, dashed and each once (the owner checks them). */
   include: string[];
   /** `fields[<type>]` as sent, type -> names (the owner checks them). */
   fields: Record<string, string[]>;
@@ -703,14 +703,30 @@ export function ownerQueryOf(query: Record<string, string>): OwnerQuery {
   const out: OwnerQuery = { include: [], fields: {}, rest: {} };
   for (const [key, value] of Object.entries(query)) {
     const type = fieldsKey.exec(key)?.[1];
-    if (key === "include") {
-      const paths = value.trim() ? value.split(",").map((path) => path.trim()) : [];
-      out.include = [...new Set(paths)];
-    } else if (type !== undefined) {
+    if (key === "include") out.include = ownerIncludePaths(value);
+    else if (type !== undefined) {
       out.fields[type] = value === "" ? [] : value.split(",").map((name) => name.trim());
     } else out.rest[key] = value;
   }
   return out;
+}
+
+/**
+ * A related route's `include` as its owner will read it: dashed (`discount_codes`, as the original
+ * took it), each path once. The owner checks the paths; more distinct paths than it allows
+ * relationships (each path is at least one) is its 400 already, said here before the bus request,
+ * which carries at most that many.
+ */
+function ownerIncludePaths(value: string): string[] {
+  const paths = [...new Set(includePaths(value))];
+  if (paths.length > MAX_INCLUDED_RELATIONSHIPS) {
+    throw new BadRequestError(
+      `Cannot include: ${paths.length} paths asked, at most ${MAX_INCLUDED_RELATIONSHIPS} ` +
+        `relationships at once`,
+      { parameter: "include" },
+    );
+  }
+  return paths;
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   checkFieldset,
   FILTER_OP_NAMES,
   type FilterNode,
+  MAX_INCLUDED_RELATIONSHIPS,
   ownerQueryOf,
   ownerQueryText,
   parseListQuery,
@@ -575,6 +576,19 @@ Deno.test("[query] ownerQueryOf splits off include and fields, and ownerQueryTex
     "fields[ticket]": "",
   });
   assert.deepEqual(ownerQueryOf({ include: " " }).include, []);
+  // Dashed, as the owner reads them, and each once in either spelling.
+  assert.deepEqual(ownerQueryOf({ include: "event_topic,event-topic,discount_codes" }).include, [
+    "event-topic",
+    "discount-codes",
+  ]);
+  // More paths than one include may go through is the owner's 400, said before asking it (the
+  // bus request carries at most that many).
+  const many = Array.from({ length: MAX_INCLUDED_RELATIONSHIPS + 1 }, (_, i) => `p${i}`).join();
+  assertBadParameter(() => ownerQueryOf({ include: many }), "include");
+  assert.equal(
+    ownerQueryOf({ include: many.split(",").slice(1).join() }).include.length,
+    MAX_INCLUDED_RELATIONSHIPS,
+  );
 });
 
 /** A to-many relationship filter of the test resource: its codes' tickets, by type. */

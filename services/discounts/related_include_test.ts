@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus } from "@testing/system.ts";
+import { MAX_INCLUDED_RELATIONSHIPS } from "@shared/query.ts";
+// The catalog's names of an event's relationships it keeps no data for (includable, empty).
+import { EVENT_RELATIONSHIPS_LEFT_OUT } from "../catalog/resources.ts";
 import { codeWithTicket, startDiscountsSystem } from "./_test_utils.ts";
 
 type Resource = { type: string; id: string };
@@ -81,10 +84,43 @@ Deno.test("[discounts] a code's related catalog resources honour include", async
     ]);
   });
 
+  await t.step(
+    "/event?include=discount_codes: a path in underscores, as the original took it",
+    async () => {
+      const path = `/v1/discount-codes/${code}/event?include=discount_codes,event_topic`;
+      const reply = await system.call("GET", path, { token });
+      expectStatus(reply, 200);
+      assert.deepEqual(includedOf(reply.body, "discount-code"), [code]);
+      assert.deepEqual(includedOf(reply.body, "event-topic"), [topicId]);
+    },
+  );
+
   await t.step("an unknown include path is a 400 naming the parameter", async () => {
     const path = `/v1/discount-codes/${code}/tickets?include=nope`;
     expectError(await system.call("GET", path, { token }), 400, { parameter: "include" });
   });
+
+  await t.step(
+    "as many paths as an include may go through; more is a 400, never a 500",
+    async () => {
+      // Until 2026-12-05 the bus request to the catalog took 20 paths: 21 to 40 valid ones failed.
+      const names = [
+        "event-topic",
+        "event-sub-topic",
+        "tickets",
+        "owner",
+        ...EVENT_RELATIONSHIPS_LEFT_OUT,
+      ];
+      const paths = names.slice(0, MAX_INCLUDED_RELATIONSHIPS);
+      assert.ok(paths.length > 20, `${paths.length} paths`);
+      const path = `/v1/discount-codes/${code}/event?include=`;
+      expectStatus(await system.call("GET", path + paths.join(), { token }), 200);
+      const tooMany = Array.from({ length: MAX_INCLUDED_RELATIONSHIPS + 1 }, (_, i) => `p${i}`);
+      expectError(await system.call("GET", path + tooMany.join(), { token }), 400, {
+        parameter: "include",
+      });
+    },
+  );
 });
 
 const attributeNames = (resource: { attributes: Record<string, unknown> }) =>

@@ -26,6 +26,17 @@ Deno.test("[payments] GET /v1/stripe-authorizations/{id}/event honours include",
     });
   });
 
+  await t.step(
+    "include=stripe_authorization: a path in underscores, as the original took it",
+    async () => {
+      const reply = await p.call("GET", `${path}?include=stripe_authorization`, { token });
+      expectStatus(reply, 200);
+      assert.deepEqual(reply.body.included.map((r: { type: string }) => r.type), [
+        "stripe-authorization",
+      ]);
+    },
+  );
+
   await t.step("an unknown include path is a 400 naming the parameter", async () => {
     expectError(await p.call("GET", `${path}?include=nope`, { token }), 400, {
       parameter: "include",

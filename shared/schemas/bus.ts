@@ -24,7 +24,9 @@ export const resolveRequestSchema = z.object({
    * `include` paths of the owner's own relationships, for related-resource routes another service
    * serves (`/v1/discount-codes/{id}/event?include=event-topic`): an unknown one is a 400.
    */
-  include: z.array(z.string()).max(20).optional(),
+  // As many as one `include` may go through (MAX_INCLUDED_RELATIONSHIPS, shared/query.ts, which
+  // refuses more with a 400 before asking): below it, a valid query failed here, a 500.
+  include: z.array(z.string()).max(40).optional(),
   /**
    * Sparse fieldsets (`fields[<type>]` -> names) the owner checks with the rules of the type's own
    * routes (an unknown name is a 400 naming `fields[<type>]`) and applies to `data` and `included`.
