@@ -33,15 +33,13 @@ import {
 export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" | "datetime";
 
 /**
- * A filterable and sortable attribute. `caseless` compares and sorts a text column without
- * regard to case, as Postgres's citext does: the original's discount codes were citext, so its
- * filters (`eq`, `like`, `in_`, `gt`, ...) and sorts on `code` ignored case.
+ * A filterable and sortable attribute. `caseless` (text only) compares and sorts a column without
+ * regard to case, as Postgres's citext does: the original's discount codes and users' emails were
+ * citext, so its filters (`eq`, `like`, `in_`, `gt`, ...) and sorts on them ignored case.
  */
-export interface QueryField {
-  column: string;
-  type: FieldType;
-  caseless?: true;
-}
+export type QueryField =
+  | { column: string; type: "string"; caseless?: true }
+  | { column: string; type: Exclude<FieldType, "string">; caseless?: never };
 
 export interface QuerySpec {
   /** Filterable and sortable attributes: dasherized name -> column. */

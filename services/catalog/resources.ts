@@ -270,8 +270,18 @@ export const ticketDef: ResourceDef<Row> = {
 
 const created = { column: "created_at", type: "datetime" } as const;
 const deleted = { column: "deleted_at", type: "datetime" } as const;
+/**
+ * Attributes the original's schemas declared write-only (load_only): taken by writes, never shown.
+ * Its fieldsets were checked against declared names, so a fieldset may name them; they select
+ * nothing.
+ */
+const WRITE_ONLY: Record<string, string[]> = { user: ["password"] };
 const sparse = (def: ResourceDef<Row>) => ({
-  [def.type]: [...Object.keys(def.attributes), ...Object.keys(def.relationships ?? {})],
+  [def.type]: [
+    ...Object.keys(def.attributes),
+    ...Object.keys(def.relationships ?? {}),
+    ...(WRITE_ONLY[def.type] ?? []),
+  ],
 });
 const trash = ["get_trashed"];
 
@@ -280,7 +290,7 @@ const id = { column: "id", type: "bigint" } as const;
 export const userQuery: QuerySpec = {
   fields: {
     "id": id,
-    "email": { column: "email", type: "string" },
+    "email": { column: "email", type: "string", caseless: true },
     "first-name": { column: "first_name", type: "string" },
     "last-name": { column: "last_name", type: "string" },
     "is-admin": { column: "is_admin", type: "boolean" },

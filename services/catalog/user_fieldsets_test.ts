@@ -55,3 +55,35 @@ Deno.test("[catalog] fields[user] names any user attribute where users are inclu
     assert.deepEqual(reply.body.errors[0].source, { parameter: "fields[user]" });
   });
 });
+
+Deno.test("[catalog] users: password may be named in a fieldset, and email filters and sorts ignore case", async (t) => {
+  await using system = await startTestSystem();
+  const mixed = await system.signUp("Bob.Mixed@Example.com");
+  const lower = await system.signUp("aaron@example.com");
+  const admin = system.admin.token;
+
+  await t.step(
+    "fields[user]=password selects nothing (the original's write-only field)",
+    async () => {
+      const reply = await system.call("GET", `/v1/users/${mixed.id}?fields[user]=password`, {
+        token: mixed.token,
+      });
+      expectStatus(reply, 200);
+      assert.deepEqual(reply.body.data.attributes, {});
+    },
+  );
+
+  // The original's users._email was citext (migration 7bb5891a9f2e).
+  await t.step("email eq and sort ignore case, as the original's citext column", async () => {
+    const filter = encodeURIComponent(
+      JSON.stringify([{ name: "email", op: "eq", val: "bob.mixed@example.com" }]),
+    );
+    const found = await system.call("GET", `/v1/users?filter=${filter}`, { token: admin });
+    expectStatus(found, 200);
+    assert.deepEqual(found.body.data.map((u: { id: string }) => u.id), [mixed.id]);
+    const sorted = await system.call("GET", "/v1/users?sort=email&page[size]=0", { token: admin });
+    const ids = sorted.body.data.map((u: { id: string }) => u.id);
+    // Byte order would put every capital first: Bob before aaron.
+    assert.ok(ids.indexOf(lower.id) < ids.indexOf(mixed.id), "aaron before Bob");
+  });
+});
