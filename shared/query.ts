@@ -36,6 +36,14 @@ export type FieldType = "string" | "integer" | "bigint" | "number" | "boolean" |
  * A filterable and sortable attribute. `caseless` (text only) compares and sorts a column without
  * regard to case, as Postgres's citext does: the original's discount codes and users' emails were
  * citext, so its filters (`eq`, `like`, `in_`, `gt`, ...) and sorts on them ignored case.
+ *
+ * @example
+ * ```ts
+ * import { parseListQuery, type QueryField } from "@shared/query.ts";
+ * const code: QueryField = { column: "code", type: "string", caseless: true };
+ * parseListQuery({ sort: "code" }, { fields: { code } }).sort;
+ * // [{ column: "code", desc: false, caseless: true }]: ordered by lower("code")
+ * ```
  */
 export type QueryField =
   | { column: string; type: "string"; caseless?: true }

@@ -195,6 +195,13 @@ export const eventUpdateAttributes = z.object({
 /**
  * The schemes a URL attribute takes: those of marshmallow's `fields.Url`, which the original's
  * schemas used (http, https, ftp, ftps).
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { URL_SCHEMES } from "@shared/schemas/catalog.ts";
+ * z.url({ protocol: URL_SCHEMES }).safeParse("ftps://example.com/a.png").success; // true
+ * ```
  */
 export const URL_SCHEMES = /^(?:https?|ftps?)$/;
 
@@ -221,6 +228,13 @@ const ticketQuantity = lenientNumber(z.number().int().min(0).max(10_000_000));
  * A ticket's quantity when none is given: not sent, or `null` (the original's schema allowed
  * none, and open-event-frontend's ticket model sends `null` for an empty field), on POST and
  * PATCH alike, as a price of `null` is 0.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TICKET_QUANTITY, ticketAttributes } from "@shared/schemas/catalog.ts";
+ * ticketAttributes.parse({ name: "VIP", type: "free", quantity: null }).quantity ===
+ *   DEFAULT_TICKET_QUANTITY; // true
+ * ```
  */
 export const DEFAULT_TICKET_QUANTITY = 100;
 
