@@ -22,6 +22,7 @@
  * ```
  */
 import { FACT_COLLECTIONS } from "./fact_names.ts";
+import { includePaths } from "./fieldset_names.ts";
 import { rawFilterOf } from "./query_filter.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 
@@ -168,9 +169,11 @@ export function readTags(
     // An included list (an event's tickets) changes when one of them is added.
     tags.add(collectionTag(resource.type) ?? resource.type);
   }
-  for (const name of (request.query.include ?? "").split(/[,.]/)) {
-    const collection = collectionTag(name.trim().replaceAll("_", "-"));
-    if (collection) tags.add(collection);
+  for (const path of includePaths(request.query.include ?? "")) {
+    for (const name of path.split(".")) {
+      const collection = collectionTag(name);
+      if (collection) tags.add(collection);
+    }
   }
   for (const name of relationshipsFiltered(request.query)) {
     const collection = collectionTag(name.replaceAll("_", "-"));
