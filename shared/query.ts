@@ -719,12 +719,18 @@ export function ownerQueryOf(query: Record<string, string>): OwnerQuery {
 
 /**
  * A related route's `include` as its owner will read it: dashed (`discount_codes`, as the original
- * took it), each path once. The owner checks the paths; more distinct paths than it allows
- * relationships (each path is at least one) is its 400 already, said here before the bus request,
- * which carries at most that many.
+ * took it), each path once. The owner checks the paths; an empty one (lost in the query text it
+ * reads: `include=,` would be none) and more distinct paths than it allows relationships (each path
+ * is at least one; the bus request carries at most that many) are its 400s, said here before.
  */
 function ownerIncludePaths(value: string): string[] {
   const paths = [...new Set(includePaths(value))];
+  // Said here: `include=,` would reach the owner as no include at all.
+  if (paths.includes("")) {
+    throw new BadRequestError(`Cannot include: "" is not an include path here`, {
+      parameter: "include",
+    });
+  }
   if (paths.length > MAX_INCLUDED_RELATIONSHIPS) {
     throw new BadRequestError(
       `Cannot include: ${paths.length} paths asked, at most ${MAX_INCLUDED_RELATIONSHIPS} ` +

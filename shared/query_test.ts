@@ -576,6 +576,10 @@ Deno.test("[query] ownerQueryOf splits off include and fields, and ownerQueryTex
     "fields[ticket]": "",
   });
   assert.deepEqual(ownerQueryOf({ include: " " }).include, []);
+  // An empty path is the owner's 400 too, and would be lost in the text it reads.
+  for (const include of [",", "event-topic,", " , "]) {
+    assertBadParameter(() => ownerQueryOf({ include }), "include");
+  }
   // Dashed, as the owner reads them, and each once in either spelling.
   assert.deepEqual(ownerQueryOf({ include: "event_topic,event-topic,discount_codes" }).include, [
     "event-topic",

@@ -100,6 +100,17 @@ Deno.test("[discounts] a code's related catalog resources honour include", async
     expectError(await system.call("GET", path, { token }), 400, { parameter: "include" });
   });
 
+  await t.step("an empty include path is a 400, as on the catalog's own routes", async () => {
+    // Until 2026-12-05 an empty path was lost on the way to the catalog (`include=,` a 200).
+    for (const route of ["event", "marketer", "tickets"]) {
+      for (const include of [",", "event-topic,", ",event-topic"]) {
+        const path = `/v1/discount-codes/${code}/${route}?include=${include}`;
+        const refused = await system.call("GET", path, { token });
+        expectError(refused, 400, { parameter: "include" }, path);
+      }
+    }
+  });
+
   await t.step(
     "as many paths as an include may go through; more is a 400, never a 500",
     async () => {
