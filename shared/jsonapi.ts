@@ -442,6 +442,13 @@ function relationship(
   return identifier(data, def.type, pointer);
 }
 
+/** What is wrong with `data.type` or `data.id`: absent, or sent as another kind than a string. */
+function memberProblem(member: "type" | "id", value: unknown): string {
+  return `Cannot read body: data.${member} ${
+    value === undefined ? "is missing" : "must be a string"
+  }`;
+}
+
 /**
  * Checks a POST/PATCH body and unwraps it. `id` is the URL id on PATCH (the body must repeat it);
  * `relationships` are the ones the client may send. Of the others, those in `known` (every
@@ -477,7 +484,7 @@ export function parseResourceDocument(
     });
   }
   if (typeof data.type !== "string") {
-    throw new BadRequestError("Cannot read body: data.type is missing", { pointer: "/data/type" });
+    throw new BadRequestError(memberProblem("type", data.type), { pointer: "/data/type" });
   }
   if (data.type !== options.type) {
     throw new ConflictError(
@@ -488,7 +495,7 @@ export function parseResourceDocument(
   const parsed: ParsedResource = { attributes: {}, relationships: {} };
   if (options.id !== undefined) {
     if (typeof data.id !== "string" && typeof data.id !== "number") {
-      throw new BadRequestError("Cannot read body: data.id is missing", { pointer: "/data/id" });
+      throw new BadRequestError(memberProblem("id", data.id), { pointer: "/data/id" });
     }
     if (String(data.id) !== options.id) {
       throw new ConflictError("Cannot save: data.id does not match the id in the URL", {

@@ -426,6 +426,28 @@ Deno.test("[jsonapi] parseResourceDocument rejects bad bodies with status and po
   }
 });
 
+Deno.test("[jsonapi] a type or id of the wrong kind is told apart from a missing one", () => {
+  const detailOf = (body: unknown, id?: string) => {
+    try {
+      parseResourceDocument(body, { type: "ticket", id });
+    } catch (error) {
+      return (error as ApiError).message;
+    }
+    throw new Error("not refused");
+  };
+  assert.equal(detailOf({ data: {} }), "Cannot read body: data.type is missing");
+  for (const type of [1, null, true, ["ticket"]]) {
+    assert.equal(detailOf({ data: { type } }), "Cannot read body: data.type must be a string");
+  }
+  assert.equal(detailOf({ data: { type: "ticket" } }, "7"), "Cannot read body: data.id is missing");
+  for (const id of [null, true, {}]) {
+    assert.equal(
+      detailOf({ data: { type: "ticket", id } }, "7"),
+      "Cannot read body: data.id must be a string",
+    );
+  }
+});
+
 Deno.test("[jsonapi] parseResourceDocument skips relationships sent with links and no data", () => {
   // What a read shows (links only on every to-many and on what was not included) is sent back
   // by clients that save a resource as they read it; the original's marshmallow-jsonapi skipped
