@@ -23,6 +23,27 @@ import { type ResourceDef, toResource } from "./jsonapi.ts";
 
 type Linkage = { id: string } | { id: string }[] | null;
 
+/**
+ * The names whose values differ between two payloads of one resource (`resourceData` before and
+ * after a change), in `after`'s order: an update fact's `changed` (shared/facts.ts keeps the
+ * names its schema carries).
+ *
+ * @example
+ * ```ts
+ * import { changedNames } from "@shared/fact_data.ts";
+ * changedNames({ id: "9", name: "Early", event: "5" }, { id: "9", name: "Late", event: "5" });
+ * // ["name"]
+ * ```
+ */
+export function changedNames(
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+): string[] {
+  return Object.keys(after).filter((name) =>
+    JSON.stringify(before[name]) !== JSON.stringify(after[name])
+  );
+}
+
 export function resourceData<Row>(def: ResourceDef<Row>, row: Row): Record<string, unknown> {
   const resource = toResource(def, row);
   const related: Record<string, unknown> = {};

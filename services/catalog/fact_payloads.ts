@@ -3,7 +3,7 @@
  * it (its definition in resources.ts), flattened (shared/fact_data.ts). The one place a catalog
  * row becomes fact data; the registry's schema (shared/fact_catalog.ts) checks the result.
  */
-import { resourceData } from "@shared/fact_data.ts";
+import { changedNames, resourceData } from "@shared/fact_data.ts";
 import type { FactType } from "@shared/fact_catalog.ts";
 import type { FactActor, NewFact } from "@shared/facts.ts";
 import type { ResourceDef } from "@shared/jsonapi.ts";
@@ -47,7 +47,5 @@ export function catalogFact(actor: FactActor, type: string, verb: string, row: R
  * `after` (rows of the same resource), in the payload's order: an update fact's `changed`.
  */
 export function changedAttributes(type: string, before: Row, after: Row): string[] {
-  const old = catalogFactData(type, before);
-  const now = catalogFactData(type, after);
-  return Object.keys(now).filter((name) => JSON.stringify(old[name]) !== JSON.stringify(now[name]));
+  return changedNames(catalogFactData(type, before), catalogFactData(type, after));
 }

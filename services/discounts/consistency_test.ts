@@ -162,6 +162,8 @@ Deno.test("[discounts] every create, update and delete publishes a discount-code
   }
   // The public payload: a number, as clients read it (the column is an exact numeric).
   assert.equal(facts[1].data.value, 7);
+  // An update names what it changed (until 2026-12-05 the discounts service said it nowhere).
+  assert.deepEqual(facts.map((f) => f.changed), [undefined, "value", undefined]);
   assert.ok(facts[2].data["deleted-at"]);
 });
 
@@ -217,6 +219,7 @@ Deno.test("[discounts] deleting a ticket publishes no fact for soft-deleted code
     "the live code's updated fact",
   );
   assert.deepEqual(updated.map((f) => f.data.id), [live]);
+  assert.equal(updated[0].changed, "tickets");
   // Nor is it changed silently: it keeps the ticket its deletion fact showed.
   const [kept] = await system.dsql`select count(*)::int as n from discount_code_tickets
     where discount_code_id = ${gone} and ticket_id = ${ticket}`;

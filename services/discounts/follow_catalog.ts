@@ -44,10 +44,19 @@ function codeFact(fact: Fact, verb: CodeVerb, row: CodeRow, purged = false): New
   return { ...codeFactOf(factActor(fact), verb, row), ...(purged ? { purged: true } : {}) };
 }
 
+/** A code that lost what `fact` took away (`changed`: that relationship), as it is now. */
+async function lostCode(tx: Queryable, fact: Fact, id: string, changed: string): Promise<NewFact> {
+  return codeFactOf(factActor(fact), "updated", (await getCode(tx, id, true))!, [changed]);
+}
+
 /** Codes `ids` as they are now (trashed included), each with its `updated` fact. */
-async function updatedCodes(tx: Queryable, fact: Fact, ids: string[]): Promise<NewFact[]> {
+async function updatedCodes(
+  tx: Queryable,
+  fact: Fact,
+  { ids, changed }: { ids: string[]; changed: string },
+): Promise<NewFact[]> {
   const facts: NewFact[] = [];
-  for (const id of ids) facts.push(codeFact(fact, "updated", (await getCode(tx, id, true))!));
+  for (const id of ids) facts.push(await lostCode(tx, fact, id, changed));
   return facts;
 }
 
@@ -100,7 +109,7 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
         await deleteCode(tx, codeId, false);
         changed.push(codeFact(fact, "deleted", (await getCode(tx, codeId, true))!));
       } else if (await unapplyEvent(tx, eventId, latestBefore(fact))) {
-        changed.push(codeFact(fact, "updated", (await getCode(tx, codeId, true))!));
+        changed.push(await lostCode(tx, fact, codeId, "events"));
       }
     }
     return changed;
@@ -117,7 +126,7 @@ async function ticketDeleted(
   await changeWithFact(sql, relay, async (tx) => {
     await holdCatalogName(tx, "ticket", ticketId);
     const detached = await detachTicket(tx, ticketId, { purged: fact.purged === true });
-    return await updatedCodes(tx, fact, detached);
+    return await updatedCodes(tx, fact, { ids: detached, changed: "tickets" });
   }, (facts) => facts);
 }
 
@@ -133,7 +142,10 @@ async function userDeleted(
   const userId = fact.data.id;
   if (!fact.purged || !isId(userId)) return;
   await changeWithFact(sql, relay, async (tx) => {
-    return await updatedCodes(tx, fact, await forgetMarketer(tx, userId));
+    return await updatedCodes(tx, fact, {
+      ids: await forgetMarketer(tx, userId),
+      changed: "marketer",
+    });
   }, (facts) => facts);
 }
 

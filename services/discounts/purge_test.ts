@@ -55,6 +55,7 @@ Deno.test("[discounts] a purged ticket is detached from every code, trashed ones
   const facts = await factsOfCode(system, code, (f) => f.at(-1)!.type.endsWith(".updated"));
   const last = facts.at(-1)!;
   assert.deepEqual(last.data.tickets, []);
+  assert.equal(last.changed, "tickets");
   assert.ok(last.data["deleted-at"], "it stays deleted in a mirror that applies the data");
   assert.equal(last.actorid, system.admin.id);
   const reply = await system.call("GET", `/v1/discount-codes/${code}?get_trashed=true`, {
@@ -92,6 +93,7 @@ Deno.test("[discounts] a purged event takes its ticket codes, live and trashed, 
   const applied = await factsOfCode(system, eventCode, (f) => f.length === 2);
   assert.equal(applied[1].type, "discounts.discount-code.updated");
   assert.deepEqual(applied[1].data.events, []);
+  assert.equal(applied[1].changed, "events");
   await redeliver(system, "catalog.event.deleted", cast.event.id);
 });
 
@@ -107,6 +109,7 @@ Deno.test("[discounts] a purged user is no code's marketer any more, each code a
     const facts = await factsOfCode(system, id, (f) => f.at(-1)!.data.marketer === null);
     const last = facts.at(-1)!;
     assert.equal(last.type, "discounts.discount-code.updated");
+    assert.equal(last.changed, "marketer");
     assert.equal(last.actorid, system.admin.id);
     assert.equal(!!last.data["deleted-at"], id === trashed);
   }

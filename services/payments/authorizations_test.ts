@@ -424,6 +424,7 @@ Deno.test("[payments] PATCH /v1/stripe-authorizations/{id} re-exchanges the code
     );
     assert.equal(fact?.data.event, cast.event.id);
     assert.equal(fact?.data["stripe-publishable-key"], second.publishableKey);
+    assert.equal(fact?.changed, "stripe-publishable-key");
     assert.equal(await linkedFlag(p, cast.event.id, true), true);
     current = second.accountId;
   });

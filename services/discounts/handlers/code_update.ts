@@ -34,6 +34,7 @@ import {
   unprocessable,
 } from "./code_input.ts";
 import { codeFact } from "./common.ts";
+import { changedCodeNames } from "../fact_payloads.ts";
 
 /** A change of one to-many relationship relative to the stored linkage (POST/DELETE). */
 export interface LinkChange {
@@ -105,7 +106,10 @@ export async function saveCodeUpdate(
       before = locked;
       return await writeUpdate(ctx, tx, locked, plan);
     },
-    (row) => unchanged(before, row) ? null : codeFact(options.caller, "updated", row),
+    (row) =>
+      unchanged(before, row)
+        ? null
+        : codeFact(options.caller, "updated", row, changedCodeNames(before!, row)),
   );
 }
 

@@ -162,9 +162,17 @@ export async function renderRelated(
   };
 }
 
-/** The fact a change of a code announces: its public payload (fact_payloads.ts). */
-export function codeFact(caller: Caller | null, verb: CodeVerb, row: CodeRow): NewFact {
-  return codeFactOf(factActor(caller), verb, row);
+/**
+ * The fact a change of a code announces: its public payload (fact_payloads.ts), and on an update
+ * the names it `changed`.
+ */
+export function codeFact(
+  caller: Caller | null,
+  verb: CodeVerb,
+  row: CodeRow,
+  changed?: readonly string[],
+): NewFact {
+  return codeFactOf(factActor(caller), verb, row, changed);
 }
 
 /**

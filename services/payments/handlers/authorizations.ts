@@ -361,7 +361,7 @@ async function relink(
       if (oldAccount.lookup !== sealed.account_lookup) await queueRelease(ctx, tx, oldAccount);
       return updated;
     },
-    (updated) => authorizationFact(factActor(caller), "updated", updated),
+    (updated) => authorizationFact(factActor(caller), "updated", updated, row),
     // The old row stands, the new account goes.
     { afterRollback: () => releaseUnstored(ctx, exchanged) },
   );
