@@ -1,14 +1,14 @@
 /**
  * A complete small subscriber: it follows the catalog's event facts and prints one line per
- * event created, changed or deleted. The README quotes this file; examples/subscriber_test.ts
- * runs it against a live stream.
+ * event created, changed, restored from the trash, trashed or purged. The README quotes this
+ * file; examples/subscriber_test.ts runs it against a live stream.
  *
  * Run: `NATS_URL=nats://127.0.0.1:4222 BUS_PREFIX=oe START=all deno run -A examples/subscriber.ts`
  * (START: `all` replays the whole stream, `new` waits for new facts, an ISO time starts there).
  */
 import { Bus } from "@shared/bus.ts";
 import { byType, consumeFacts, type FactStart } from "@shared/consumer.ts";
-import { type Fact, factActor } from "@shared/facts.ts";
+import { type Fact, factActor, factChanged } from "@shared/facts.ts";
 import { createLogger } from "@shared/log.ts";
 
 /** "by ada@example.com" or "by the system". */
@@ -42,10 +42,19 @@ const consumer = await consumeFacts(bus, {
       console.log(`created ${fact.data.id} "${fact.data.name}" (${fact.data.state}) ${by(fact)}`);
     },
     "catalog.event.updated": (fact) => {
-      console.log(`updated ${fact.data.id} "${fact.data.name}" (${fact.data.state}) ${by(fact)}`);
+      // `changed` names what the update altered; absent, compare with your copy of the row.
+      const changed = factChanged(fact);
+      const restored = changed.includes("deleted-at") && fact.data["deleted-at"] === null;
+      const what = restored ? "restored" : "updated";
+      const names = changed.length ? ` [${changed.join(", ")}]` : "";
+      console.log(
+        `${what} ${fact.data.id} "${fact.data.name}" (${fact.data.state})${names} ${by(fact)}`,
+      );
     },
     "catalog.event.deleted": (fact) => {
-      console.log(`deleted ${fact.data.id} at ${fact.data["deleted-at"] ?? fact.time} ${by(fact)}`);
+      // A soft delete keeps the row in the trash (an admin may restore it); a purge is final.
+      if (fact.purged) console.log(`purged ${fact.data.id} ${by(fact)}`);
+      else console.log(`trashed ${fact.data.id} at ${fact.data["deleted-at"]} ${by(fact)}`);
     },
   }),
 });

@@ -66,27 +66,35 @@ Deno.test("[examples] the README's subscriber replays the stream and prints new 
       exampleFact("catalog.event-topic.created", { id: "2" }),
       exampleFact("catalog.event.updated", { id: "5", name: "Summit", state: "published" }, {
         actor: ada,
+        changed: ["state"],
+      }),
+      exampleFact("catalog.event.deleted", {
+        id: "5",
+        "deleted-at": "2030-05-02T10:00:00.000Z",
+      }),
+      exampleFact("catalog.event.updated", { id: "5", name: "Summit", "deleted-at": null }, {
+        actor: ada,
+        changed: ["deleted-at"],
       }),
     ]);
     const child = runSubscriber(b, "inherit");
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     const seen: string[] = [];
     try {
-      await linesUntil(reader, seen, () => seen.length >= 3, 20_000);
+      await linesUntil(reader, seen, () => seen.length >= 5, 20_000);
       // Published while it runs: delivered too.
       await publishFacts(b.bus, [
-        exampleFact("catalog.event.deleted", {
-          id: "5",
-          "deleted-at": "2030-05-02T10:00:00.000Z",
-        }),
+        exampleFact("catalog.event.deleted", { id: "5", "deleted-at": null }, { purged: true }),
       ]);
-      await linesUntil(reader, seen, () => seen.length >= 4);
+      await linesUntil(reader, seen, () => seen.length >= 6);
       assert.ok(seen.includes("listening"));
       // In stream order; "listening" may come before or after the replay starts.
       assert.deepEqual(seen.filter((line) => line !== "listening"), [
         'created 5 "Summit" (draft) by ada@example.com',
-        'updated 5 "Summit" (published) by ada@example.com',
-        "deleted 5 at 2030-05-02T10:00:00.000Z by the system",
+        'updated 5 "Summit" (published) [state] by ada@example.com',
+        "trashed 5 at 2030-05-02T10:00:00.000Z by the system",
+        'restored 5 "Summit" (published) [deleted-at] by ada@example.com',
+        "purged 5 by the system",
       ]);
     } finally {
       child.kill("SIGTERM");

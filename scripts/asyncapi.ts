@@ -149,7 +149,9 @@ function message(kind: FactKind, name: string): Json {
 const description = [
   "Every change a service makes is published after its commit as a fact on NATS JetStream, in",
   "the stream `<PREFIX>_FACTS` (subjects `<prefix>.facts.>`, kept a year, de-duplicated on the",
-  "fact id for ten minutes). A fact is a CloudEvents 1.0 event in structured JSON mode: `type`",
+  "fact id for ten minutes; `<PREFIX>` is the prefix upper-cased with every character but",
+  "letters, digits, `_` and `-` made `_`: `oe.eu` gives `OE_EU_FACTS`). A fact is a CloudEvents",
+  "1.0 event in structured JSON mode: `type`",
   "is `<service>.<resource type>.<verb>` (the subject without `<prefix>.facts.`), `source` the",
   "service, `subject` the resource's path (`/v1/events/5`), `data` the resource as the HTTP API",
   "shows it (dasherized attribute names, relationship ids as strings; never a column name or a",

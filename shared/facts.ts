@@ -65,7 +65,9 @@ export const factEnvelopeSchema = z.object({
   actoremail: z.string().optional().meta({ description: "Email of that user." }),
   purged: z.literal(true).optional().meta({
     description: "On a `deleted` fact: the row is gone for good (purged, or a resource without " +
-      "trash) and cannot come back. Absent on a soft delete, which an admin may undo.",
+      "trash) and cannot come back. Absent on a soft delete: the row is in the trash, from which " +
+      "an admin may restore an event, a user, a topic or a sub-topic (a trashed ticket or " +
+      "discount code stays there).",
   }),
   changed: z.string().optional().meta({
     description: "On an `updated` fact: the attributes and relationships of `data` the change " +

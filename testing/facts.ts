@@ -18,10 +18,11 @@ export type TestFact = Fact & { data: Record<string, JsonBody> };
 export function exampleFact<K extends FactType>(
   type: K,
   data: Partial<FactData<K>> = {},
-  options: { actor?: FactActor; time?: Date } = {},
+  options: { actor?: FactActor; time?: Date; changed?: string[]; purged?: boolean } = {},
 ): Fact<K> {
+  const { actor = null, time, changed, purged } = options;
   const payload = { ...FACTS[type].example, ...data } as Record<string, unknown>;
-  return buildFact({ type, actor: options.actor ?? null, data: payload }, options.time);
+  return buildFact({ type, actor, data: payload, changed, purged }, time);
 }
 
 /** Publishes facts (or any bodies with a `type`) on their subjects, with their ids as msgID. */
