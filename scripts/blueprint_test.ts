@@ -52,7 +52,8 @@ Deno.test("[blueprint] schemas state types, not the example's values", () => {
     properties: Record<string, unknown>;
     additionalProperties?: unknown;
   };
-  assert.deepEqual(attributes.properties.price, { type: ["number", "null"] });
+  assert.deepEqual(attributes.properties.price, { type: "number" });
+  assert.deepEqual(attributes.properties.description, { type: ["string", "null"] });
   assert.deepEqual(attributes.properties.name, { type: "string" });
   assert.deepEqual(attributes.required, ["name", "price", "description"]);
   assert.equal(attributes.additionalProperties, undefined);

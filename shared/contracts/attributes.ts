@@ -14,7 +14,6 @@ const boolean = { type: "boolean" };
 const integer = { type: "integer" };
 const nullableInteger = { type: ["integer", "null"] };
 const number = { type: "number" };
-const nullableNumber = { type: ["number", "null"] };
 /** Image URLs the original's clients read; we store no images, so they are always null. */
 const images = (...names: string[]) =>
   Object.fromEntries(names.map((name) => [name, nullableString]));
@@ -48,11 +47,11 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "name": string,
     "description": nullableString,
     "location-name": nullableString,
-    "starts-at": nullableDateTime,
-    "ends-at": nullableDateTime,
+    "starts-at": dateTime,
+    "ends-at": dateTime,
     "timezone": string,
     "state": { type: "string", enum: ["draft", "published"] },
-    "privacy": string,
+    "privacy": { type: "string", enum: ["public", "private"] },
     "can-pay-by-stripe": boolean,
     "is-stripe-linked": boolean,
     "payment-currency": { type: ["string", "null"], pattern: "^[A-Z]{3}$" },
@@ -89,8 +88,9 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "name": string,
     "description": nullableString,
     "type": { type: "string", enum: ["free", "paid", "donation"] },
-    "price": nullableNumber,
-    "quantity": nullableInteger,
+    // Sent as null, they are stored as 0 and 100: never shown so.
+    "price": number,
+    "quantity": integer,
     "sales-starts-at": nullableDateTime,
     "sales-ends-at": nullableDateTime,
     "created-at": dateTime,
@@ -107,7 +107,7 @@ export const ATTRIBUTES: Record<string, Record<string, Schema>> = {
     "is-active": boolean,
     "tickets-number": nullableInteger,
     "min-quantity": integer,
-    "max-quantity": nullableInteger,
+    "max-quantity": integer,
     "valid-from": nullableDateTime,
     "valid-till": nullableDateTime,
     "used-for": { type: "string", enum: ["event", "ticket"] },
