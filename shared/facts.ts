@@ -71,13 +71,12 @@ export const factEnvelopeSchema = z.object({
   }),
   changed: z.string().optional().meta({
     description: "On an `updated` fact: the attributes and relationships of `data` the change " +
-      "altered, comma-separated (`first-name,is-admin`). Absent when nothing public changed (a " +
-      "password; a Stripe account linked again with the same publishable key) and when not said: " +
-      "the catalog's updates of a row changed alongside another (events unlinked from a deleted " +
-      "or moved topic or sub-topic, an event's owner moved by a role change or a user's " +
-      "deletion, sub-topics restored with their topic; compare with the row's last fact) and " +
-      "facts published before it was added (the catalog's before 2026-12-04, the discounts' and " +
-      "payments' before 2026-12-05). Added without a new version.",
+      "altered, comma-separated (`first-name,is-admin`), also for a row changed alongside " +
+      "another (an event unlinked from a deleted topic: `event-topic`). Absent when nothing " +
+      "public changed (a password; a Stripe account linked again with the same publishable key), " +
+      "and on facts published before every update said it (the catalog's before 2026-12-04, and " +
+      "its rows changed alongside another, the discounts' and the payments' before 2026-12-05): " +
+      "compare those with the row's last fact. Added without a new version.",
   }),
 });
 type Envelope = Omit<z.output<typeof factEnvelopeSchema>, "type" | "data">;

@@ -468,3 +468,83 @@ Deno.test("[catalog] an update's fact names the public attributes it changed", a
     assert.equal((facts[0] as unknown as Record<string, unknown>).changed, undefined);
   });
 });
+
+// Found by a review as a subscriber: rows a write changed beyond its own said nothing of what
+// changed, so `changed` absent meant either "nothing public" or "not said".
+Deno.test("[catalog] a cascaded update's fact names what the write changed of it", async (t) => {
+  await using system = await startTestSystem();
+  const owner = await system.signUp();
+  const topic = await system.createTopic();
+  const subTopic = await system.createSubTopic(topic);
+  const link = (type: string, id: string) => ({ data: { type, id } });
+  const both = await system.createEvent(owner.token, {
+    relationships: {
+      "event-topic": link("event-topic", topic),
+      "event-sub-topic": link("event-sub-topic", subTopic),
+    },
+  });
+  const topicOnly = await system.createEvent(owner.token, {
+    relationships: { "event-topic": link("event-topic", topic) },
+  });
+  const changedOf = (facts: TestFact[], type: string, id: string) => {
+    const found = facts.filter((f) => f.type === type && f.data.id === id);
+    assert.equal(found.length, 1, `one ${type} for ${id}`);
+    return (found[0] as unknown as Record<string, unknown>).changed;
+  };
+  const admin = system.admin.token;
+
+  await t.step("a topic's soft delete: each event names the links it lost", async () => {
+    const facts = await factsOf(system, async () => {
+      expectStatus(await system.call("DELETE", `/v1/event-topics/${topic}`, { token: admin }), 200);
+    });
+    const updated = "catalog.event.updated";
+    assert.equal(changedOf(facts, updated, both.id), "event-topic,event-sub-topic");
+    assert.equal(changedOf(facts, updated, topicOnly.id), "event-topic");
+  });
+
+  await t.step("its restore: the sub-topic trashed with it names deleted-at", async () => {
+    const facts = await factsOf(system, async () => {
+      const data = { type: "event-topic", id: topic, attributes: { "deleted-at": null } };
+      const path = `/v1/event-topics/${topic}?get_trashed=true`;
+      expectStatus(await system.call("PATCH", path, { token: admin, body: { data } }), 200);
+    });
+    assert.equal(changedOf(facts, "catalog.event-sub-topic.updated", subTopic), "deleted-at");
+  });
+
+  await t.step("a sub-topic's delete: its event names event-sub-topic", async () => {
+    const relink = {
+      type: "event",
+      id: both.id,
+      relationships: {
+        "event-topic": link("event-topic", topic),
+        "event-sub-topic": link("event-sub-topic", subTopic),
+      },
+    };
+    const path = `/v1/events/${both.id}`;
+    expectStatus(
+      await system.call("PATCH", path, { token: owner.token, body: { data: relink } }),
+      200,
+    );
+    const facts = await factsOf(system, async () => {
+      const sub = `/v1/event-sub-topics/${subTopic}`;
+      expectStatus(await system.call("DELETE", sub, { token: admin }), 200);
+    });
+    assert.equal(changedOf(facts, "catalog.event.updated", both.id), "event-sub-topic");
+  });
+
+  await t.step("an owner's account deleted: the event names owner", async () => {
+    const next = await system.signUp();
+    for (const event of [both, topicOnly]) {
+      await system.grantRole(owner.token, { userId: next.id, eventId: event.id, role: "owner" });
+    }
+    const facts = await factsOf(system, async () => {
+      expectStatus(
+        await system.call("DELETE", `/v1/users/${owner.id}`, { token: owner.token }),
+        200,
+      );
+    });
+    for (const event of [both, topicOnly]) {
+      assert.equal(changedOf(facts, "catalog.event.updated", event.id), "owner");
+    }
+  });
+});

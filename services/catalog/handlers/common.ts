@@ -173,16 +173,31 @@ export interface Cascaded {
    * deletion or move changed comes first, so that none is seen pointing at a row already gone.
    */
   follows?: true;
+  /** An update's altered names (its fact's `changed`). */
+  changed?: string[];
 }
 
-/** `rows` of `type`, each `verb` by a write of another row (`follows`: announced after it). */
+/**
+ * `rows` of `type`, each `verb` by a write of another row (`follows`: announced after it;
+ * `changed`: what the write altered of each, the same for all).
+ */
 export function cascade(
   type: string,
   verb: Cascaded["verb"],
   rows: readonly Row[],
-  order: { follows?: true } = {},
+  options: { follows?: true; changed?: string[] } = {},
 ): Cascaded[] {
-  return rows.map((row) => ({ type, verb, row, ...order }));
+  return rows.map((row) => ({ type, verb, row, ...options }));
+}
+
+/** Events a write unlinked from a topic or sub-topic, each naming the links it lost. */
+export function cascadeUnlinked(events: readonly { before: Row; row: Row }[]): Cascaded[] {
+  return events.map(({ before, row }) => ({
+    type: "event",
+    verb: "updated",
+    row,
+    changed: changedAttributes("event", before, row),
+  }));
 }
 
 /** What a write changed beyond its own row, as the gateways' caches read it (`HttpReply`). */
@@ -229,7 +244,8 @@ export async function commitWithCascade(
     purged: about.purged === true && verb === "deleted",
     changed,
   });
-  const announceAll = (list: Cascaded[]) => list.map((c) => announce(c.type, c.verb, c.row));
+  const announceAll = (list: Cascaded[]) =>
+    list.map((c) => announce(c.type, c.verb, c.row, c.changed));
   const { row, cascaded } = await changeWithFact(ctx.sql, ctx.relay, checked, (result) => [
     ...announceAll(result.cascaded.filter((c) => !c.follows)),
     ...(result.before && unchanged(result.before, result.row) ? [] : [

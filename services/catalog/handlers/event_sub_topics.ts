@@ -18,7 +18,14 @@ import {
   unlinkMovedSubTopic,
   updateTopic,
 } from "../store/topics.ts";
-import { type Call, cascade, commit, commitWithCascade, handleAll, restores } from "./common.ts";
+import {
+  type Call,
+  cascadeUnlinked,
+  commit,
+  commitWithCascade,
+  handleAll,
+  restores,
+} from "./common.ts";
 import { renderRelatedOne } from "./related.ts";
 import {
   deleteAction,
@@ -151,7 +158,7 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
         );
       }
       const events = row ? await unlinkMovedSubTopic(tx, row.id, row.event_topic_id) : [];
-      return { row, cascaded: cascade("event", "updated", events) };
+      return { row, cascaded: cascadeUnlinked(events) };
     },
   );
   const shown = await renderWritten(ctx, call.caller, eventSubTopicDef, row, query, {

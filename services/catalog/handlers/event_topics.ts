@@ -92,7 +92,8 @@ async function update(ctx: CatalogContext, call: Call): Promise<HttpReply> {
       const restored: TopicValues = restoring ? { deleted_at: null } : {};
       const row = await updateTopic(tx, TABLE, existing.id, { ...values, ...restored });
       // Announced after the topic's: never live under a topic still trashed.
-      return { row, cascaded: cascade("event-sub-topic", "updated", back, { follows: true }) };
+      const restoredAlong = { follows: true as const, changed: ["deleted-at"] };
+      return { row, cascaded: cascade("event-sub-topic", "updated", back, restoredAlong) };
     },
   );
   const shown = await renderWritten(ctx, call.caller, eventTopicDef, row, query, { req: call.req });

@@ -267,7 +267,7 @@ async function updateGrantAction(ctx: CatalogContext, call: Call): Promise<HttpR
  */
 async function ownerFollowed(tx: Queryable, eventId: string): Promise<Cascaded[]> {
   const moved = await followOwners(tx, eventId);
-  return moved ? cascade("event", "updated", [moved]) : [];
+  return moved ? cascade("event", "updated", [moved], { changed: ["owner"] }) : [];
 }
 
 /**

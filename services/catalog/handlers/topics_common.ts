@@ -30,7 +30,14 @@ import {
   type TopicTable,
   trashTopicDependents,
 } from "../store/topics.ts";
-import { type Action, type Call, cascade, deleteWithFacts, viewer } from "./common.ts";
+import {
+  type Action,
+  type Call,
+  cascade,
+  cascadeUnlinked,
+  deleteWithFacts,
+  viewer,
+} from "./common.ts";
 import { loadIncluded, renderLinkageShown, renderShown } from "./includes.ts";
 
 /**
@@ -151,7 +158,7 @@ export function deleteAction(table: TopicTable): Action {
       const { subTopics, events } = await dependents(tx, table, id);
       const row = await deleteTopic(tx, table, id, permanent);
       const cascaded = [
-        ...cascade("event", "updated", events),
+        ...cascadeUnlinked(events),
         ...cascade("event-sub-topic", "deleted", subTopics),
       ];
       return { row, cascaded };

@@ -270,7 +270,7 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
         const row = await deleteUser(tx, user.id, true);
         const cascaded = [
           ...cascade("users-events-role", "deleted", grants),
-          ...cascade("event", "updated", events),
+          ...cascade("event", "updated", events, { changed: ["owner"] }),
         ];
         return { row, cascaded };
       },
@@ -285,7 +285,8 @@ async function remove(ctx: CatalogContext, call: Call): Promise<HttpReply> {
     async (tx) => {
       await mayBeDeleted(tx, user);
       const row = await deleteUser(tx, user.id, false);
-      return { row, cascaded: cascade("event", "updated", await ownersFollowed(tx, user.id)) };
+      const events = await ownersFollowed(tx, user.id);
+      return { row, cascaded: cascade("event", "updated", events, { changed: ["owner"] }) };
     },
   );
 }

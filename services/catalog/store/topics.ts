@@ -136,37 +136,59 @@ export async function lockLiveTopic<T extends TopicTable>(
   return row as TopicRowOf<T> | undefined;
 }
 
+/** An event a write unlinked: as it was (locked) and as it is now. */
+export interface UnlinkedEvent {
+  before: EventRow;
+  row: EventRow;
+}
+
 /** What deleting a topic or sub-topic changed beyond its own row. */
 export interface Dependents {
   /** A topic's sub-topics, deleted with it (soft-deleted with a soft delete). */
   subTopics: SubTopicRow[];
-  /** Events that linked to it (or to one of those sub-topics), as they are now: unlinked. */
-  events: EventRow[];
+  /** Events that linked to it (or to one of those sub-topics): unlinked. */
+  events: UnlinkedEvent[];
+}
+
+/** `after` (an update's returned rows) each beside its row in `before` (the locked rows). */
+function unlinked(before: EventRow[], after: EventRow[]): UnlinkedEvent[] {
+  const locked = new Map(before.map((row) => [String(row.id), row]));
+  return after.map((row) => ({ before: locked.get(String(row.id)) ?? row, row }));
 }
 
 /**
  * Unlinks every event (trashed ones too: a restored event must not point at a deleted topic)
- * from topic or sub-topic `id`, and from a topic's sub-topics; the events as they are now. The
+ * from topic or sub-topic `id`, and from a topic's sub-topics; the events, as they were and are. The
  * row is locked first: an event linked to it meanwhile waits, then fails or sees it deleted,
  * instead of keeping a link nobody announced the end of.
  */
-async function unlinkEvents(tx: Queryable, table: TopicTable, id: string): Promise<EventRow[]> {
+async function unlinkEvents(
+  tx: Queryable,
+  table: TopicTable,
+  id: string,
+): Promise<UnlinkedEvent[]> {
   await tx`select id from ${tx(table)} where id = ${id} for update`;
   if (table === "event_sub_topics") {
-    await lockEventsInOrder(tx, tx`event_sub_topic_id = ${id}`);
-    return await tx<EventRow[]>`update events set event_sub_topic_id = null
-      where event_sub_topic_id = ${id} returning *`;
+    const before = await lockEventsInOrder(tx, tx`event_sub_topic_id = ${id}`);
+    return unlinked(
+      before,
+      await tx<EventRow[]>`update events set event_sub_topic_id = null
+        where event_sub_topic_id = ${id} returning *`,
+    );
   }
   const linked = tx`event_topic_id = ${id} or event_sub_topic_id in (
     select id from event_sub_topics where event_topic_id = ${id})`;
-  await lockEventsInOrder(tx, linked);
-  return await tx<EventRow[]>`update events set
-      event_topic_id = nullif(event_topic_id, ${id}),
-      event_sub_topic_id = case when event_sub_topic_id in (
-        select id from event_sub_topics where event_topic_id = ${id}
-      ) then null else event_sub_topic_id end
-    where ${linked}
-    returning *`;
+  const before = await lockEventsInOrder(tx, linked);
+  return unlinked(
+    before,
+    await tx<EventRow[]>`update events set
+        event_topic_id = nullif(event_topic_id, ${id}),
+        event_sub_topic_id = case when event_sub_topic_id in (
+          select id from event_sub_topics where event_topic_id = ${id}
+        ) then null else event_sub_topic_id end
+      where ${linked}
+      returning *`,
+  );
 }
 
 /**
@@ -174,8 +196,8 @@ async function unlinkEvents(tx: Queryable, table: TopicTable, id: string): Promi
  * (`lockForUserDelete`): an update taking them in the order it meets them (an event updated since
  * sits after newer ones) deadlocked with such a deletion, and one of the two answered 503.
  */
-async function lockEventsInOrder(tx: Queryable, where: Fragment): Promise<void> {
-  await tx`select id from events where ${where} order by id for update`;
+async function lockEventsInOrder(tx: Queryable, where: Fragment): Promise<EventRow[]> {
+  return await tx<EventRow[]>`select * from events where ${where} order by id for update`;
 }
 
 /**
@@ -238,15 +260,18 @@ export async function restoreTrashedAlong(tx: Queryable, id: string): Promise<Su
 
 /**
  * After sub-topic `id` moved to topic `topicId`: unlinks it from the events of another topic
- * (the pair no longer fits); those events as they are now.
+ * (the pair no longer fits); those events, as they were and are.
  */
 export async function unlinkMovedSubTopic(
   tx: Queryable,
   id: string,
   topicId: string,
-): Promise<EventRow[]> {
+): Promise<UnlinkedEvent[]> {
   const unfit = tx`event_sub_topic_id = ${id} and event_topic_id is distinct from ${topicId}`;
-  await lockEventsInOrder(tx, unfit);
-  return await tx<EventRow[]>`update events set event_sub_topic_id = null where ${unfit}
-    returning *`;
+  const before = await lockEventsInOrder(tx, unfit);
+  return unlinked(
+    before,
+    await tx<EventRow[]>`update events set event_sub_topic_id = null where ${unfit}
+      returning *`,
+  );
 }
