@@ -158,8 +158,8 @@ function unlinked(before: EventRow[], after: EventRow[]): UnlinkedEvent[] {
 
 /**
  * Unlinks every event (trashed ones too: a restored event must not point at a deleted topic)
- * from topic or sub-topic `id`, and from a topic's sub-topics; the events, as they were and are. The
- * row is locked first: an event linked to it meanwhile waits, then fails or sees it deleted,
+ * from topic or sub-topic `id`, and from a topic's sub-topics; the events, as they were and are.
+ * The row is locked first: an event linked to it meanwhile waits, then fails or sees it deleted,
  * instead of keeping a link nobody announced the end of.
  */
 async function unlinkEvents(
@@ -194,7 +194,8 @@ async function unlinkEvents(
 /**
  * Locks the events `where` matches in id order, as a user's deletion locks theirs
  * (`lockForUserDelete`): an update taking them in the order it meets them (an event updated since
- * sits after newer ones) deadlocked with such a deletion, and one of the two answered 503.
+ * sits after newer ones) deadlocked with such a deletion, and one of the two answered 503. Returns
+ * them as they were, for the facts to name what the update then changed.
  */
 async function lockEventsInOrder(tx: Queryable, where: Fragment): Promise<EventRow[]> {
   return await tx<EventRow[]>`select * from events where ${where} order by id for update`;
