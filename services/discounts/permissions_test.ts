@@ -370,6 +370,29 @@ Deno.test("[discounts] a deleted event's ticket codes are found by admins only w
   expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
 });
 
+Deno.test("[discounts] a trashed code is not found by anyone but admins, asking for the trash or not", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const ticket = await system.createTicket(cast.owner.token, cast.event.id, { price: 10 });
+  const code = await system.createCode(cast.owner.token, {
+    eventId: cast.event.id,
+    ticketIds: [ticket],
+  });
+  const path = `/v1/discount-codes/${code}`;
+  expectStatus(await system.call("DELETE", path, { token: cast.owner.token }), 200);
+  // A 403 to a stranger asking for the trash told them the id was a code (a review).
+  for (const who of ["stranger", "coorganizer", "owner"] as const) {
+    for (const query of ["", "?get_trashed=true"]) {
+      const reply = await system.call("GET", `${path}${query}`, { token: cast[who].token });
+      expectError(reply, 404, {}, `${who} ${query}`);
+    }
+  }
+  const purge = `${path}?permanent=true`;
+  expectError(await system.call("DELETE", purge, { token: cast.stranger.token }), 404, {}, "purge");
+  const admin = system.admin.token;
+  expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
+});
+
 Deno.test("[discounts] a deleted event's code routes answer admins who ask for the trash, as the event does", async () => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast({ attributes: { state: "published" } });

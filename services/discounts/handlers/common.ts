@@ -51,15 +51,21 @@ export async function guardCode(
     notFound("discount code", id);
   if (code.used_for === "event") {
     const { caller } = await access(ctx, req.actor);
+    hideFromNonAdmins(code.deleted_at !== null, caller, id);
     return { code, caller: requireAdmin(caller, what) };
   }
   const { caller, event } = await access(ctx, req.actor, code.event_id);
-  // A code of an event the caller may not see (a draft) is not found, as the event is not: a
-  // 403 would tell a probe that the id exists.
-  if (event === null && !isAdmin(requireLogin(caller))) notFound("discount code", id);
-  const allowed = requireCoorganizer(caller, event, what);
-  if (code.deleted_at && !isAdmin(allowed)) notFound("discount code", id);
-  return { code, caller: allowed };
+  // A code of an event the caller may not see (a draft) is not found, as the event is not.
+  hideFromNonAdmins(event === null || code.deleted_at !== null, caller, id);
+  return { code, caller: requireCoorganizer(caller, event, what) };
+}
+
+/**
+ * A code only admins may see (trashed, or of a hidden event) is not found for anyone else, before
+ * any role check: a 403 would tell a probe that the id exists (`get_trashed=true` did, a review).
+ */
+function hideFromNonAdmins(hidden: boolean, caller: Caller | null, id: string): void {
+  if (hidden && !isAdmin(requireLogin(caller))) notFound("discount code", id);
 }
 
 /** The ids `rel` of `code` links to (none, one or many). */
