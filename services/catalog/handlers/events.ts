@@ -48,7 +48,7 @@ import {
 import { listGrants } from "../store/roles.ts";
 import { listTickets } from "../store/tickets.ts";
 import { getTopic, lockLiveTopic } from "../store/topics.ts";
-import { getUser } from "../store/users.ts";
+import { getUser, lockLiveUser } from "../store/users.ts";
 import {
   type Call,
   cascade,
@@ -321,7 +321,11 @@ async function create(ctx: CatalogContext, call: Call): Promise<HttpReply> {
   const { owner_role: _, ...event } = await changeWithFact(
     ctx.sql,
     ctx.relay,
-    async (tx) => insertEvent(tx, { ...values, ...await topicValues(tx, doc, {}) }, caller.id),
+    async (tx) => {
+      // A token's user deleted meanwhile owns nothing: the 401 their token now gets.
+      if (!await lockLiveUser(tx, caller.id)) knownCaller(null);
+      return insertEvent(tx, { ...values, ...await topicValues(tx, doc, {}) }, caller.id);
+    },
     ({ owner_role, ...event }) => [
       fact(call, "event", "created", event),
       fact(call, "users-events-role", "created", owner_role),

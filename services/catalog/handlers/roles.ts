@@ -42,7 +42,7 @@ import {
   ownerCount,
   updateGrant,
 } from "../store/roles.ts";
-import { getUser } from "../store/users.ts";
+import { getUser, lockLiveUser } from "../store/users.ts";
 import {
   type Call,
   cascade,
@@ -181,8 +181,12 @@ async function grantParties(
   const role = await roleOr422(ctx, toOne(doc, "role", true)!);
   await requireGrantor(ctx, call, event.id, role);
   const user = await getUser(ctx.sql, toOne(doc, "user", true)!);
-  if (!user) unprocessable("the user does not exist", "/data/relationships/user");
+  if (!user) userUnknown();
   return { event, role, user };
+}
+
+function userUnknown(): never {
+  unprocessable("the user does not exist", "/data/relationships/user");
 }
 
 async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> {
@@ -200,6 +204,9 @@ async function createGrant(ctx: CatalogContext, call: Call): Promise<HttpReply> 
     call,
     { type: "users-events-role", verb: "created" },
     async (tx) => {
+      // The event first, as a deletion of the user locks it (they may hold a role on it already).
+      await lockEventOwners(tx, event.id);
+      if (!await lockLiveUser(tx, user.id)) userUnknown();
       const row = await insertGrant(tx, { user_id: user.id, event_id: event.id, role_name: role });
       return { row, cascaded: role === "owner" ? await ownerFollowed(tx, event.id) : [] };
     },

@@ -173,9 +173,21 @@ export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
  * Locks what deleting user `id` changes, in the order changes of owners' grants lock it: the
  * events they hold a role on or own (by id), then the user. The last-owner check and the deletes
  * that follow then neither race a role's change (a purge and a revocation at once left an event
- * with no owner) nor deadlock with one (grant, then event, against event, then grant: a 500); a
- * role granted meanwhile waits, then fails (the user is gone).
+ * with no owner) nor deadlock with one (grant, then event, against event, then grant: a 500); an
+ * event created by them or a role granted to them meanwhile waits, then fails (`lockLiveUser`).
  */
+/**
+ * Holds user `id`'s row for the transaction if the account is live; false if it is deleted or
+ * unknown. A write that makes them an event's owner or gives them a role takes it, so that their
+ * account's deletion waits for the write (and then counts what it made), or came first and the
+ * write sees it. The row's foreign keys did not do this: a soft delete leaves the row, and an
+ * event created or a role granted while its user's deletion committed outlived them (a review).
+ */
+export async function lockLiveUser(tx: Queryable, id: string): Promise<boolean> {
+  const rows = await tx`select id from users where id = ${id} and deleted_at is null for share`;
+  return rows.length > 0;
+}
+
 export async function lockForUserDelete(tx: Queryable, id: string): Promise<void> {
   await tx`select id from events
     where owner_id = ${id} or id in (select event_id from users_events_roles where user_id = ${id})
