@@ -370,6 +370,24 @@ Deno.test("[discounts] a deleted event's ticket codes are found by admins only w
   expectStatus(await system.call("GET", `${path}?get_trashed=true`, { token: admin }), 200);
 });
 
+Deno.test("[discounts] a code's creation asks the caller's role again, live, inside its transaction", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const eventId = cast.event.id;
+  const ticketIds = [await system.createTicket(cast.owner.token, eventId, { price: 10 })];
+  const coorganizer = cast.coorganizer.token;
+  // The first creation leaves discounts a kept answer: a co-organizer of the event.
+  await system.createCode(coorganizer, { eventId, ticketIds });
+  // Revoked behind discounts' back (no fact, no announcement): the kept answer still allows, as
+  // it did for the requests in flight while a revocation committed (a race review: 20 of 24
+  // created, the last 57 ms after it).
+  await system.sql`delete from users_events_roles where id = ${cast.grants.coorganizer}`;
+  const refused = await system.postCode(coorganizer, { eventId, ticketIds });
+  expectError(refused, 403);
+  const [{ count }] = await system.dsql`select count(*)::int as count from discount_codes`;
+  assert.equal(count, 1, "only the first code was stored");
+});
+
 Deno.test("[discounts] a trashed code is not found by anyone but admins, asking for the trash or not", async () => {
   await using system = await startDiscountsSystem();
   const cast = await system.eventWithCast({ attributes: { state: "published" } });

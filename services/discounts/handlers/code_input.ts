@@ -8,7 +8,7 @@ import { isId } from "@shared/handlers/mod.ts";
 import type { Identifier, ParsedResource, RelationshipDef } from "@shared/jsonapi.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalogInternal } from "@shared/subjects.ts";
-import { access, type DiscountsContext } from "../context.ts";
+import { access, type DiscountsContext, requireCoorganizer } from "../context.ts";
 import type { TicketInfo } from "../rules.ts";
 import { type CodeKind, eventCodeOf } from "../store/codes.ts";
 import { resolveCatalog } from "./common.ts";
@@ -135,6 +135,7 @@ export async function checkStillNamed(
   tx: Queryable,
   names: {
     locks: { events: string[]; tickets: string[] };
+    /** The event a new ticket code is for: asked again with the caller's role on it. */
     event?: string;
     events?: string[];
     tickets?: string[];
@@ -143,8 +144,11 @@ export async function checkStillNamed(
 ): Promise<void> {
   await shareCatalogNames(tx, names.locks);
   if (names.event !== undefined) {
-    const { event } = await askAccess(ctx.bus, req.actor, names.event);
+    const { caller, event } = await askAccess(ctx.bus, req.actor, names.event);
     if (!event) unprocessable("the event does not exist", "/data/relationships/event");
+    // The caller's role too, from this live answer: the kept one that let the write begin may
+    // predate a revocation committed since (a race review saw a code created 57 ms after one).
+    requireCoorganizer(caller, event, "create a discount code for this event");
   }
   if (names.events?.length) {
     await checkEvents(ctx, req, { db: tx, eventIds: names.events, codeId: names.codeId });
