@@ -142,8 +142,9 @@ export function createGateway(options: AppOptions): Gateway {
   app.get("/health/live", live());
   let draining = false;
   app.get("/health/ready", ready({ bus, draining: () => draining }));
-  // Not public: only with a token here (METRICS_TOKEN); METRICS_ADDR serves it apart (main.ts).
-  if (config.metricsToken) {
+  // Not public: only with a token here (METRICS_TOKEN), and not at all where METRICS_ADDR serves
+  // it apart (main.ts; the token then guards that listener, not this one).
+  if (config.metricsToken && !config.metricsAddr) {
     app.get("/metrics", metricsEndpoint({ bus, token: config.metricsToken }));
   }
   mountContracts(app, forward, contracts);

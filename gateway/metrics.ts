@@ -8,7 +8,7 @@
  *
  * `/metrics` is not public: on the gateway's own address it needs `METRICS_TOKEN` (as a bearer
  * token) and is absent without it; `METRICS_ADDR` serves it alone on a separate address (an
- * internal network), where the token is asked for too when set.
+ * internal network), where the token is asked for too when set, and then only there.
  *
  * @example
  * ```ts ignore

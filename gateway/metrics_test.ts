@@ -88,6 +88,21 @@ Deno.test("[gateway] METRICS_ADDR serves /metrics apart from the public address"
   }
 });
 
+Deno.test("[gateway] with METRICS_ADDR, /metrics is not on the public address, token or not", async () => {
+  // With both set, the public address served it too (an operator review): a token meant to
+  // guard the internal listener exposed the figures on the API's address.
+  const port = freePort();
+  await using gw = await testGateway({
+    services: [],
+    env: { METRICS_TOKEN: TOKEN, METRICS_ADDR: `127.0.0.1:${port}` },
+  });
+  const response = await gw.app.request("/metrics", {
+    headers: { Authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(response.status, 404);
+  await response.body?.cancel();
+});
+
 Deno.test("[gateway] METRICS_ADDR answers HEAD with the GET body's length, and other methods 405", async () => {
   await using bus = await testBus();
   const port = freePort();

@@ -121,7 +121,7 @@ export function ensurePortFree(hostname: string, port: number, setting: string):
 function port(env: Record<string, string | undefined>, name: string): number {
   const raw = env[name];
   if (!raw) return freePort();
-  const value = Number(raw);
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN; // digits only, as shared/config.ts reads
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new StartError(`Cannot read ${name}: "${raw}" is not a port (1-65535). Correct it.`);
   }

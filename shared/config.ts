@@ -92,8 +92,8 @@ export interface Config {
   /** OE_ENV=production: the secrets must be set; nothing random or embedded stands in for them. */
   production: boolean;
   /**
-   * METRICS_TOKEN: the bearer token `GET /metrics` on the gateway's address asks for. Without it
-   * (and without METRICS_ADDR) the gateway serves no metrics: they are not public.
+   * METRICS_TOKEN: the bearer token `GET /metrics` asks for, on the gateway's address, or on
+   * METRICS_ADDR alone when that is set. Without either the gateway serves no metrics.
    */
   metricsToken?: string;
   /** METRICS_ADDR (`host:port`): a separate listen address for `GET /metrics` alone. */
@@ -106,11 +106,15 @@ function envObject(): Env {
   return Deno.env.toObject();
 }
 
+/**
+ * A non-negative integer setting, in decimal digits only: Number() also took `0x4940`, `1e4` and
+ * `" 18711"` (an operator review), which no operator means as written.
+ */
 function integer(env: Env, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 0) {
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value)) {
     throw new Error(`Cannot read ${name}: "${raw}" is not a non-negative integer`);
   }
   return value;
@@ -278,15 +282,18 @@ function listenAddress(env: Env, name: string): { hostname: string; port: number
 
 /** Reads the configuration; `env` is injectable for tests. */
 export function loadConfig(env: Env = envObject()): Config {
-  const logLevel = env.LOG_LEVEL ?? "info";
+  const logLevel = env.LOG_LEVEL || "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new Error(`Cannot read LOG_LEVEL: "${logLevel}" is not debug, info, warn or error`);
   }
-  const requestTimeoutMs = bounded(env, "REQUEST_TIMEOUT_MS", 5000, 1);
-  const stripeTimeoutMs = integer(
+  // At least 2: payments' Stripe timeout must fit below it and be 1 ms or more (0 made every
+  // Stripe call a 504).
+  const requestTimeoutMs = bounded(env, "REQUEST_TIMEOUT_MS", 5000, 2);
+  const stripeTimeoutMs = bounded(
     env,
     "STRIPE_TIMEOUT_MS",
     requestTimeoutMs > 3000 ? 3000 : Math.floor(requestTimeoutMs / 2),
+    1,
   );
   if (stripeTimeoutMs >= requestTimeoutMs) {
     throw new Error(

@@ -29,6 +29,16 @@ Deno.test("[config] loadConfig refuses at start a value that would only fail lat
     ["PORT", "0"],
     ["PASSWORD_ITERATIONS", "0"],
     ["REQUEST_TIMEOUT_MS", "0"],
+    // Taken by Number() until 2026-12-05 (an operator review): a port in hex or with an exponent,
+    // a value with a space; and a Stripe timeout of 0, every Stripe call then a 504, as with a
+    // request timeout of 1 (half of it the Stripe default).
+    ["PORT", "0x4940"],
+    ["PORT", "1e4"],
+    ["PORT", " 18711"],
+    ["BODY_LIMIT_BYTES", "1e6"],
+    ["CACHE_MAX_BYTES", "-0"],
+    ["STRIPE_TIMEOUT_MS", "0"],
+    ["REQUEST_TIMEOUT_MS", "1"],
     ["BUS_PREFIX", "a b"],
     ["BUS_PREFIX", "oe.*"],
     ["BUS_PREFIX", "oe.>"],
@@ -47,7 +57,11 @@ Deno.test("[config] loadConfig refuses at start a value that would only fail lat
   await t.step("the edges that work are taken", () => {
     assert.equal(loadConfig({ PORT: "65535" }).port, 65535);
     assert.equal(loadConfig({ PASSWORD_ITERATIONS: "1" }).passwordIterations, 1);
-    assert.equal(loadConfig({ REQUEST_TIMEOUT_MS: "1" }).requestTimeoutMs, 1);
+    const shortest = loadConfig({ REQUEST_TIMEOUT_MS: "2" });
+    assert.deepEqual([shortest.requestTimeoutMs, shortest.stripeTimeoutMs], [2, 1]);
+    assert.equal(loadConfig({ STRIPE_TIMEOUT_MS: "1" }).stripeTimeoutMs, 1);
+    // An empty value is the default, as for every other setting (it stopped the process).
+    assert.equal(loadConfig({ LOG_LEVEL: "" }).logLevel, "info");
     for (const prefix of ["oe", "oe.eu", "oe_eu", "fail_0b1c-2d", "OE$x"]) {
       assert.equal(loadConfig({ BUS_PREFIX: prefix }).busPrefix, prefix);
     }
