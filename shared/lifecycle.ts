@@ -68,6 +68,12 @@ function knownCause(error: unknown): KnownCause | undefined {
       fix: (s) => `Check the host and port in ${s}, and that the server behind it runs`,
     };
   }
+  if (name === "TlsNotOfferedError") {
+    return {
+      cause: (error as { reason: string }).reason,
+      fix: (s) => `Turn TLS on in that server, or set ${s} to one that offers it`,
+    };
+  }
   if (name === "TypeError" && /Invalid URL/i.test(text)) {
     return { cause: "the URL is malformed", fix: (s) => `Correct ${s}` };
   }

@@ -46,6 +46,19 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A `tls://` URL met a server that offers no TLS: refused, never spoken to in plaintext. */
+export class TlsNotOfferedError extends errors.ConnectionError {
+  override name = "TlsNotOfferedError";
+  /** The cause alone, for a start-up line that names the server itself (shared/lifecycle.ts). */
+  readonly reason =
+    "a tls:// URL asks for TLS and the server offers none (bus requests carry passwords: no plaintext)";
+
+  constructor(server: string) {
+    super("");
+    this.message = `Cannot connect to NATS at ${server}: ${this.reason}`;
+  }
+}
+
 export class DenoTransport implements Transport {
   readonly lang = "nats.js";
   readonly version = "deno-native";
@@ -84,10 +97,7 @@ export class DenoTransport implements Transport {
       // The INFO stays in the frames: the protocol parser answers it with CONNECT.
       const { info, received } = await this.#readInfoWithin(conn, options.timeout ?? 20_000);
       if (options.tls && !info.tls_required && !info.tls_available) {
-        throw new errors.ConnectionError(
-          `Cannot connect to NATS at ${server.hostname}:${server.port}: a tls:// URL asks for ` +
-            "TLS and the server offers none (bus requests carry passwords: no plaintext)",
-        );
+        throw new TlsNotOfferedError(`${server.hostname}:${server.port}`);
       }
       checkOptions(info, options);
       const wantsTls = info.tls_required === true ||

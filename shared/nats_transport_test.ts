@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { describeStartFailure } from "./lifecycle.ts";
 import { connectNats, DenoTransport } from "./nats_transport.ts";
 import { testBus } from "./testing.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
@@ -80,6 +81,18 @@ Deno.test("[nats transport] a tls:// URL is refused by a server without TLS, nev
       await assert.rejects(connectNats({ servers }), /offers none/);
     });
   }
+  await t.step("the start-up line names the cause once, and what to do", async () => {
+    const url = `tls://${plain}`;
+    const error = await connectNats({ servers: url }).catch((e) => e);
+    // It said "Cannot connect to NATS: Cannot connect to NATS at ..." with no fix (an operator
+    // review found the README's quote of it wrong).
+    assert.equal(
+      describeStartFailure("connect to NATS", error, { url }),
+      `Cannot connect to NATS at ${plain}: a tls:// URL asks for TLS and the server offers none ` +
+        "(bus requests carry passwords: no plaintext). Turn TLS on in that server, or set " +
+        "NATS_URL to one that offers it.",
+    );
+  });
   await t.step("nats:// still connects in plaintext", async () => {
     const nc = await connectNats({ servers: `nats://${plain}` });
     try {
