@@ -29,12 +29,32 @@ export async function holdTableLock(
   table: string,
   options: { reads?: "go on" | "wait" } = {},
 ): Promise<TableLock> {
+  return await holdTransaction(databaseUrl, async (tx) => {
+    if (options.reads === "wait") await tx`lock table ${tx(table)} in access exclusive mode`;
+    else await tx`lock table ${tx(table)} in exclusive mode`;
+  });
+}
+
+/**
+ * A transaction of the test's own that runs `begin` (rows locked, a change made but not
+ * committed), then stays open until `release()`, which commits it: what a request racing it
+ * waits for, or meets once it is committed.
+ *
+ * @example
+ * ```ts ignore
+ * await using held = await holdTransaction(system.databaseUrl, (tx) =>
+ *   tx`select id from catalog.users where id = ${id} for update`);
+ * ```
+ */
+export async function holdTransaction(
+  databaseUrl: string,
+  begin: (tx: postgres.TransactionSql) => Promise<unknown>,
+): Promise<TableLock> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   const held = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
   const transaction = sql.begin(async (tx) => {
-    if (options.reads === "wait") await tx`lock table ${tx(table)} in access exclusive mode`;
-    else await tx`lock table ${tx(table)} in exclusive mode`;
+    await begin(tx);
     held.resolve();
     await release.promise;
   });

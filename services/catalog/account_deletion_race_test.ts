@@ -6,34 +6,15 @@
  * `DELETE /v1/users/{id}` holds it: the user's row locked, `deleted_at` set, not yet committed.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { expectError, startTestSystem } from "@testing/system.ts";
-import { untilWaitingForLocks } from "@testing/table_lock.ts";
+import { holdTransaction, untilWaitingForLocks } from "@testing/table_lock.ts";
 
-/** User `userId`'s deletion, begun and held until `commit()`. */
-async function holdAccountDeletion(databaseUrl: string, userId: string) {
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  const held = Promise.withResolvers<void>();
-  const commit = Promise.withResolvers<void>();
-  const transaction = sql.begin(async (tx) => {
+/** User `userId`'s deletion, begun and held until `release()` commits it. */
+function holdAccountDeletion(databaseUrl: string, userId: string) {
+  return holdTransaction(databaseUrl, async (tx) => {
     await tx`select id from catalog.users where id = ${userId} for update`;
     await tx`update catalog.users set deleted_at = now() where id = ${userId}`;
-    held.resolve();
-    await commit.promise;
   });
-  transaction.catch((error) => held.reject(error));
-  await held.promise;
-  return {
-    async commit() {
-      commit.resolve();
-      await transaction;
-    },
-    async [Symbol.asyncDispose]() {
-      commit.resolve();
-      await transaction.catch(() => {});
-      await sql.end();
-    },
-  };
 }
 
 function eventBody() {
@@ -53,7 +34,7 @@ Deno.test("[catalog] an event created while its creator's account is deleted is 
   await using deletion = await holdAccountDeletion(system.databaseUrl, user.id);
   const created = system.call("POST", "/v1/events", { token: user.token, body: eventBody() });
   await untilWaitingForLocks(system.sql, { count: 1, what: "the event's creation" });
-  await deletion.commit();
+  await deletion.release();
   expectError(await created, 401);
   const owned = await system.sql`select id from events where owner_id = ${user.id}`;
   assert.deepEqual([...owned], [], "no event names the deleted user as its owner");
@@ -79,7 +60,7 @@ Deno.test("[catalog] a role granted while its user's account is deleted is a 422
   };
   const granted = system.call("POST", "/v1/users-events-roles", { token: owner.token, body });
   await untilWaitingForLocks(system.sql, { count: 1, what: "the grant" });
-  await deletion.commit();
+  await deletion.release();
   expectError(await granted, 422, { pointer: "/data/relationships/user" });
   const grants = await system.sql`select id from users_events_roles where user_id = ${user.id}`;
   assert.deepEqual([...grants], [], "no grant names the deleted user");

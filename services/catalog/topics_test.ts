@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { expectError, expectStatus, inTopic, startTestSystem } from "@testing/system.ts";
-import postgres from "postgres";
-import { untilWaitingForLocks } from "@testing/table_lock.ts";
+import { holdTransaction, untilWaitingForLocks } from "@testing/table_lock.ts";
 
 function topicBody(attributes: Record<string, unknown>, id?: string) {
   return { data: { type: "event-topic", ...(id && { id }), attributes } };
@@ -718,26 +717,9 @@ Deno.test("[catalog] a sub-topic's restore that finds it moved meanwhile is a 40
  * A topic's row held `for update` by a session of the test's own, until `release` (or disposal):
  * what a write that locks the topic first waits for.
  */
-async function holdTopicRow(url: string, topicId: string) {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  const held = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const holder = sql.begin(async (tx) => {
-    await tx`select id from catalog.event_topics where id = ${topicId} for update`;
-    held.resolve();
-    await release.promise;
-  });
-  holder.catch(held.reject);
-  await held.promise;
-  const letGo = async () => {
-    release.resolve();
-    await holder;
-  };
-  return {
-    release: letGo,
-    [Symbol.asyncDispose]: async () => {
-      await letGo().catch(() => {});
-      await sql.end();
-    },
-  };
+function holdTopicRow(url: string, topicId: string) {
+  return holdTransaction(
+    url,
+    (tx) => tx`select id from catalog.event_topics where id = ${topicId} for update`,
+  );
 }

@@ -4,11 +4,10 @@
  * (testing/table_lock.ts), so each order is met on every run, not by luck.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { eventually } from "@testing/eventually.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectError, expectStatus } from "@testing/system.ts";
-import { holdTableLock } from "@testing/table_lock.ts";
+import { holdTableLock, holdTransaction } from "@testing/table_lock.ts";
 import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import { releaseQueued } from "./handlers/accounts.ts";
@@ -135,28 +134,11 @@ Deno.test("[payments] an event deleted while a DELETE of another event on its ac
 });
 
 /** The accounts lock, held by a session of the test's own until `release`. */
-async function holdAccountsLock(databaseUrl: string) {
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  const held = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const transaction = sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`;
-    held.resolve();
-    await release.promise;
-  });
-  transaction.catch((error) => held.reject(error));
-  await held.promise;
-  return {
-    async release() {
-      release.resolve();
-      await transaction;
-    },
-    async [Symbol.asyncDispose]() {
-      release.resolve();
-      await transaction.catch(() => {});
-      await sql.end();
-    },
-  };
+function holdAccountsLock(databaseUrl: string) {
+  return holdTransaction(
+    databaseUrl,
+    (tx) => tx`select pg_advisory_xact_lock(hashtext(${ACCOUNTS_LOCK}))`,
+  );
 }
 
 function deauthorizedWebhook(p: PaymentsSystem, account: string, id: string) {
