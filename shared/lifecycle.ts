@@ -12,6 +12,8 @@
  * ```
  */
 import { Bus, type RunningService } from "./bus.ts";
+import { EVERY_TAG } from "./cache_tags.ts";
+import { announceTouched } from "./cache_touched.ts";
 import { type Config, databaseSetting, serviceDatabaseUrl } from "./config.ts";
 // db.ts (and postgres.js with it) is imported when a service starts, in runService: the gateway
 // uses this module too and opens no database (postgres.js is ~3.6 MiB of its resident memory).
@@ -259,6 +261,17 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   stopAtStdinEnd(() => void shutdown("end of stdin (the start that ran this process is gone)"));
 }
 
+/**
+ * Tells every gateway to empty its cache (and every service its kept access answers): an instance
+ * that starts, or stops, may render pages otherwise than the instances whose pages are kept (another
+ * build, other settings). Once when it is ready, and once when it no longer answers, so that a swap
+ * that overlaps the old instance and the new one ends with neither's pages kept. A rolling-upgrade
+ * review saw the old build's pages served for up to CACHE_TTL_MS after a replacement.
+ */
+function dropEveryCachedPage(bus: Bus): void {
+  announceTouched(bus, [EVERY_TAG]);
+}
+
 /** What a service process needs to start: its name, schema, migrations and start function. */
 export interface ServiceProcess<S extends { stop(): Promise<void>; running: RunningService }> {
   name: string;
@@ -316,10 +329,12 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
     return service;
   });
   log.info(`${process.name} ready`, { instance: service.running.id });
+  dropEveryCachedPage(bus);
   const unwatchPool = watchPool(sql);
   onShutdown(log, async () => {
     unwatchPool();
     await service.stop();
+    dropEveryCachedPage(bus);
     await bus.close();
     await sql.end({ timeout: 5 });
   });
