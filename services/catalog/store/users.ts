@@ -184,7 +184,10 @@ export function deleteUser(tx: Queryable, id: string, permanent: boolean) {
  * event created or a role granted while its user's deletion committed outlived them (a review).
  */
 export async function lockLiveUser(tx: Queryable, id: string): Promise<boolean> {
-  const rows = await tx`select id from users where id = ${id} and deleted_at is null for share`;
+  // `key share` is enough against a deletion, which locks the row `for update` first
+  // (`lockForUserDelete`), and waits for none of the user's other changes (a login's stamp).
+  const rows = await tx`select id from users where id = ${id} and deleted_at is null
+    for key share`;
   return rows.length > 0;
 }
 
