@@ -1,7 +1,8 @@
 /**
- * A table lock held from a session of the test's own: requests that write to the table wait
- * inside their statement until the test releases it, so a test can hold a request mid-write
- * (a retry meets the first still running; a deadline runs out under the lock).
+ * A table lock, or any transaction (`holdTransaction`: rows locked, a change not yet committed),
+ * held from a session of the test's own: requests that meet it wait inside their statement until
+ * the test releases it, so a test can hold a request mid-write (a retry meets the first still
+ * running; a deadline runs out under the lock; an account's deletion commits under a write).
  *
  * @example
  * ```ts ignore
@@ -14,7 +15,7 @@ import postgres from "postgres";
 import { eventually } from "./eventually.ts";
 
 export interface TableLock extends AsyncDisposable {
-  /** The locking session's connection (usable again once the lock is released). */
+  /** The holding session's connection (usable again once the transaction has ended). */
   sql: postgres.Sql;
   /** Ends the locking transaction; resolves when it has ended. */
   release(): Promise<void>;
