@@ -20,6 +20,11 @@ import type { StripeSettings } from "./stripe.ts";
 
 export interface PaymentsContext {
   sql: Sql;
+  /**
+   * One connection beside the pool, whose statements commit at once while a request's transaction
+   * is open: the release of an account a link has just exchanged (handlers/accounts.ts).
+   */
+  ownConnection: Sql;
   bus: Bus;
   relay: FactRelay;
   config: Config;

@@ -5,7 +5,7 @@
 import type { Bus, RunningService } from "@shared/bus.ts";
 import { serveContract } from "@shared/serve_contract.ts";
 import type { Config } from "@shared/config.ts";
-import type { Sql } from "@shared/db.ts";
+import { companionClient, type Sql } from "@shared/db.ts";
 import { migrateWithOutbox } from "@shared/facts.ts";
 import { type FactRelay, startFactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
@@ -45,6 +45,24 @@ export interface PaymentsService {
 }
 
 /**
+ * Runs release passes at start and every RELEASE_RETRY_MS: releases queued before a restart (or by
+ * an instance that died), and those that failed, are tried again from here.
+ */
+function startReleasing(ctx: PaymentsContext): { stop(): void } {
+  const timer = setInterval(
+    () => ctx.background.run(() => releaseQueued(ctx)),
+    RELEASE_RETRY_MS,
+  );
+  ctx.background.run(() => releaseQueued(ctx));
+  return {
+    stop() {
+      clearInterval(timer);
+      stopReleaseRetries(ctx);
+    },
+  };
+}
+
+/**
  * Serves payments on `bus`; the database must be migrated (see `migratePayments`). Throws when
  * PAYMENTS_ENCRYPTION_KEY is set but malformed; unset Stripe settings only make the routes that
  * need them answer 503, so the rest of the system still starts without Stripe.
@@ -59,7 +77,18 @@ export async function startPayments(
   const relay = await startFactRelay(sql, bus, log);
   const background = createBackground(log);
   const access = await startAccessSource(bus, { ttlMs: config.accessCacheTtlMs, log });
-  const ctx: PaymentsContext = { sql, bus, relay, config, log, box, background, access };
+  const ownConnection = companionClient(sql, "releases", { idleTimeout: 60 }) ?? sql;
+  const ctx: PaymentsContext = {
+    sql,
+    ownConnection,
+    bus,
+    relay,
+    config,
+    log,
+    box,
+    background,
+    access,
+  };
   const running = serveContract({
     bus,
     sql,
@@ -76,12 +105,7 @@ export async function startPayments(
     await relay.stop();
     throw error;
   });
-  // Releases queued before a restart, and those that failed, are tried again from here.
-  const releasing = setInterval(
-    () => background.run(() => releaseQueued(ctx)),
-    RELEASE_RETRY_MS,
-  );
-  background.run(() => releaseQueued(ctx));
+  const releasing = startReleasing(ctx);
   return {
     relay,
     running,
@@ -91,10 +115,10 @@ export async function startPayments(
       await running.stop();
       access.stop();
       await catalogFacts.stop();
-      clearInterval(releasing);
-      stopReleaseRetries(ctx);
+      releasing.stop();
       await background.idle();
       await relay.stop();
+      if (ownConnection !== sql) await ownConnection.end({ timeout: 5 });
     },
   };
 }

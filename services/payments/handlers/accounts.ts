@@ -22,6 +22,7 @@ import {
   dueReleases,
   insertRelease,
   postponeRelease,
+  releaseNow,
 } from "../store/releases.ts";
 import {
   deauthorize,
@@ -135,6 +136,51 @@ export async function queueRelease(
 ): Promise<void> {
   const stripe_user_id = await secretBox(ctx).seal(account.id, RELEASE_CONTEXT);
   await insertRelease(sql, { account_lookup: account.lookup, stripe_user_id });
+}
+
+/**
+ * How long past a link's deadline its provisional release waits before it is due: by then the
+ * link's transaction has ended (its COMMIT is refused with less than COMMIT_MARGIN_MS left), so a
+ * release pass never takes one whose link may still commit.
+ */
+const PROVISIONAL_MARGIN_MS = 2_000;
+
+/**
+ * Queues the release of `accountId`, just exchanged for a link whose row is not stored yet, on
+ * `ctx.ownConnection`, where it commits at once: a process that dies (SIGKILL, out of memory, its
+ * machine gone) between Stripe's answer and the link's COMMIT leaves it queued, and the next pass
+ * of any instance disconnects the account (a fault review, 2026-12-05: killed there, the account
+ * stayed connected with no row and nothing left to release it). Due only after the link's
+ * deadline: the link's transaction withdraws it as it stores the row (`withdrawRelease`), and a
+ * link rolled back makes it due at once (`releaseAfterRollback`). Its id.
+ */
+export async function queueProvisionalRelease(
+  ctx: PaymentsContext,
+  accountId: string,
+): Promise<string> {
+  const box = secretBox(ctx);
+  const left = remainingMs();
+  const linkMs = Number.isFinite(left)
+    ? Math.max(left, 0)
+    : LOCK_WAIT_WITHOUT_DEADLINE_MS + ctx.config.stripeTimeoutMs + HOLD_MARGIN_MS;
+  return await insertRelease(ctx.ownConnection, {
+    account_lookup: await box.digest(accountId),
+    stripe_user_id: await box.seal(accountId, RELEASE_CONTEXT),
+  }, linkMs + PROVISIONAL_MARGIN_MS);
+}
+
+/** The link stores its row in `tx`: its provisional release goes with the same COMMIT. */
+export async function withdrawRelease(tx: Tx, id: string): Promise<void> {
+  await deleteRelease(tx, id);
+}
+
+/**
+ * A link rolled back: its provisional release is made due and a pass run after the reply. Should
+ * Postgres be away, the release falls due by itself a little later and a later pass takes it.
+ */
+export async function releaseAfterRollback(ctx: PaymentsContext, id: string): Promise<void> {
+  await releaseNow(ctx.sql, id).catch(() => {});
+  await releaseQueued(ctx);
 }
 
 /**

@@ -48,17 +48,20 @@ import {
   replaceAuthorization,
   sameLink,
 } from "../store/authorizations.ts";
-import { exchangeCode } from "../stripe.ts";
+import { exchangeCode, type StripeSettings, type StripeTokens } from "../stripe.ts";
 import { awaitLinkedFlag, withLinkedEvent } from "./linked_flag.ts";
 import { authorizationFact } from "../fact_payloads.ts";
 import {
   accountIdOf,
   codeDigest,
   holdAccountsLock,
+  queueProvisionalRelease,
   queueRelease,
+  releaseAfterRollback,
   releaseQueued,
   sealTokens,
   unlinkAuthorization,
+  withdrawRelease,
 } from "./accounts.ts";
 
 const code = z.string().trim().min(1, "must not be empty").max(1024);
@@ -187,7 +190,7 @@ export async function createStripeAuthorization(
   const { caller, event, code } = await linkTarget(ctx, req);
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
-  let exchanged: string | undefined;
+  const exchange: Exchange = {};
   const row = await changeWithFact(
     ctx.sql,
     ctx.relay,
@@ -197,13 +200,15 @@ export async function createStripeAuthorization(
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
       await requireEventStillLive(ctx, tx, req, event.id);
-      const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchanged = id });
+      const tokens = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, event.id, tokens);
       const digest = await codeDigest(box, event.id, code);
-      return await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
+      const row = await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
+      await withdrawRelease(tx, exchange.provisional!);
+      return row;
     },
     (row) => authorizationFact(factActor(caller), "created", row),
-    { afterRollback: () => releaseUnstored(ctx, exchanged) },
+    { afterRollback: () => releaseUnstored(ctx, exchange) },
   );
   const linked = await awaitLinkedFlag(ctx, req.actor, row.event_id, true);
   return withLinkedEvent(renderAuthorization(row, { req, status: 201, fields, include }), linked);
@@ -285,15 +290,42 @@ async function requireUnchanged(tx: Tx, row: AuthorizationRow): Promise<void> {
 
 type Account = { id: string; lookup: string };
 
+/** What a link's exchange has made so far: the account Stripe named, its provisional release. */
+interface Exchange {
+  accountId?: string;
+  provisional?: string;
+}
+
+/**
+ * Exchanges `code` at Stripe, noting in `exchange` the account it connects as soon as Stripe names
+ * it and then its provisional release (`queueProvisionalRelease`), which the link withdraws as it
+ * stores its row.
+ */
+async function exchanged(
+  ctx: PaymentsContext,
+  settings: StripeSettings,
+  code: string,
+  exchange: Exchange,
+): Promise<StripeTokens> {
+  const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchange.accountId = id });
+  exchange.provisional = await queueProvisionalRelease(ctx, tokens.accountId);
+  return tokens;
+}
+
 /**
  * An account exchanged for a change that did not commit (a deadline, a lost race, Postgres lost
  * mid-change, an answer from Stripe that cannot be stored, or, with an Idempotency-Key, the held
  * transaction refused at commit after the handler returned): it must not stay connected without a
- * row. Queued on its own (the change's transaction is gone) and released after the reply: the
- * exchange already took up to STRIPE_TIMEOUT_MS. The release keeps it if a row uses it (a COMMIT
- * whose outcome was lost).
+ * row. Its provisional release is made due; an account whose release could not be queued (an
+ * unusable answer, Postgres lost) is queued on its own (the change's transaction is gone). Either
+ * is released after the reply: the exchange already took up to STRIPE_TIMEOUT_MS. The release
+ * keeps the account if a row uses it (a COMMIT whose outcome was lost).
  */
-function releaseUnstored(ctx: PaymentsContext, accountId: string | undefined): void {
+function releaseUnstored(ctx: PaymentsContext, exchange: Exchange): void {
+  const { accountId, provisional } = exchange;
+  if (provisional !== undefined) {
+    return ctx.background.run(() => releaseAfterRollback(ctx, provisional));
+  }
   if (accountId === undefined) return;
   ctx.background.run(async () => {
     const lookup = await secretBox(ctx).digest(accountId);
@@ -344,7 +376,7 @@ async function relink(
   const box = secretBox(ctx);
   const settings = stripeSettings(ctx);
   const oldAccount = { id: await accountIdOf(box, row), lookup: row.account_lookup };
-  let exchanged: string | undefined;
+  const exchange: Exchange = {};
   const updated = await changeWithFact(
     ctx.sql,
     ctx.relay,
@@ -352,18 +384,19 @@ async function relink(
       await holdAccountsLock(ctx, tx);
       // Unlinked or re-linked while this waited: 404/409 before the code is spent.
       await requireUnchanged(tx, row);
-      const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchanged = id });
+      const tokens = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, row.event_id, tokens);
       const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
       // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
       const updated = await replaceAuthorization(tx, row, values) ?? changedMeanwhile();
+      await withdrawRelease(tx, exchange.provisional!);
       // The old account's release, as durable as the change that frees it.
       if (oldAccount.lookup !== sealed.account_lookup) await queueRelease(ctx, tx, oldAccount);
       return updated;
     },
     (updated) => authorizationFact(factActor(caller), "updated", updated, row),
     // The old row stands, the new account goes.
-    { afterRollback: () => releaseUnstored(ctx, exchanged) },
+    { afterRollback: () => releaseUnstored(ctx, exchange) },
   );
   // With an Idempotency-Key the change (and the queued release) commits after the reply.
   afterCommitted(() => ctx.background.run(() => releaseQueued(ctx)));

@@ -15,11 +15,18 @@ export interface ReleaseRow {
 /** The longest wait between two tries of one release. */
 const MAX_BACKOFF_S = 3600;
 
+/** Queues a release, due now or `delayMs` from now; its id. */
 export async function insertRelease(
   sql: Queryable,
   values: { account_lookup: string; stripe_user_id: Uint8Array },
-): Promise<void> {
-  await sql`insert into stripe_account_releases ${sql(values, "account_lookup", "stripe_user_id")}`;
+  delayMs = 0,
+): Promise<string> {
+  const [row] = await sql`insert into stripe_account_releases
+    (account_lookup, stripe_user_id, not_before)
+    values (${values.account_lookup}, ${values.stripe_user_id},
+      now() + make_interval(secs => ${delayMs / 1000}))
+    returning id`;
+  return String(row.id);
 }
 
 /** The ids of releases due now, oldest first. */
@@ -38,6 +45,11 @@ export async function claimRelease(tx: Queryable, id: string): Promise<ReleaseRo
 
 export async function deleteRelease(tx: Queryable, id: string): Promise<void> {
   await tx`delete from stripe_account_releases where id = ${id}`;
+}
+
+/** Makes release `id` due now (its link was rolled back: nothing keeps it waiting). */
+export async function releaseNow(sql: Queryable, id: string): Promise<void> {
+  await sql`update stripe_account_releases set not_before = now() where id = ${id}`;
 }
 
 /** One more failed try: the next waits twice as long as the last (at most an hour). */
