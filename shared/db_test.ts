@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
   isDatabaseOutage,
+  MAX_PREPARED_STATEMENTS,
   migrate,
   openDatabase,
   readAfterChange,
@@ -725,5 +726,47 @@ Deno.test("[db] a read after a committed change gives up in time for the answer,
     release.resolve();
     await holder.end();
     await sql.end();
+  }
+});
+
+Deno.test("[db] a connection keeps at most MAX_PREPARED_STATEMENTS prepared statements, and an evicted one is prepared anew", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: "demo", max: 1 });
+  try {
+    const prepared = async () => {
+      const [{ count }] = await sql`select count(*)::int as count from pg_prepared_statements`;
+      return count;
+    };
+    // Statements of distinct texts (and one parameter each), as filters of every shape make them.
+    const distinct = (n: number) =>
+      sql.unsafe(`select $1::int + ${n} as value`, [1], { prepare: true });
+    const total = MAX_PREPARED_STATEMENTS + 50;
+    for (let n = 0; n < total; n++) {
+      const [{ value }] = await distinct(n);
+      assert.equal(value, n + 1);
+    }
+    assert.ok(
+      await prepared() <= MAX_PREPARED_STATEMENTS,
+      `${await prepared()} prepared statements`,
+    );
+    // The first ones were closed; asked again, inside a transaction too, they are prepared anew.
+    await transaction(sql, async (tx) => {
+      for (let n = 0; n < 3; n++) {
+        const [{ value }] = await tx.unsafe(`select $1::int + ${n} as value`, [2], {
+          prepare: true,
+        });
+        assert.equal(value, n + 2);
+      }
+    });
+    const [{ value }] = await distinct(total - 1);
+    assert.equal(value, total);
+    // Sent at once, they share the connection's pipeline: each Close goes before its statement.
+    const values = await Promise.all(
+      Array.from({ length: total }, (_, n) => distinct(total + n).then(([row]) => row.value)),
+    );
+    assert.deepEqual(values, Array.from({ length: total }, (_, n) => total + n + 1));
+    assert.ok(await prepared() <= MAX_PREPARED_STATEMENTS);
+  } finally {
+    await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
   }
 });

@@ -85,7 +85,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , incoming = Buffer.alloc(0)
     , needsTypes = options.fetch_types
     , backendParameters = {}
-    , statements = {}
+    , statements = new Map() // Patched: max_prepared (least recently used first)
     , statementId = Math.random().toString(36).slice(2)
     , statementCount = 1
     , closedTime = 0
@@ -200,6 +200,31 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (q.parameters.length >= 65534)
       throw Errors.generic('MAX_PARAMETERS_EXCEEDED', 'Max number of parameters (65534) exceeded')
 
+    return q.closeFirst
+      ? Buffer.concat([CloseStatement(q.closeFirst), toStatementBuffer(q)])
+      : toStatementBuffer(q)
+  }
+
+  // Patched (vendor/postgres/README.md): max_prepared. The statement `signature` names, now the
+  // most recently used.
+  function used(signature) {
+    const statement = statements.get(signature)
+    statements.delete(signature)
+    statements.set(signature, statement)
+    return statement
+  }
+
+  // Patched: max_prepared. With the connection's statements at `max_prepared`, forgets the least
+  // recently used one and returns its name, for the next statement to close on the server first.
+  function evicted() {
+    if (!options.max_prepared || statements.size < options.max_prepared)
+      return null
+    const [signature, statement] = statements.entries().next().value
+    statements.delete(signature)
+    return statement.name
+  }
+
+  function toStatementBuffer(q) {
     return q.options.simple
       ? b().Q().str(q.statement.string + b.N).end()
       : q.describeFirst
@@ -246,13 +271,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     q.prepare = options.prepare && ('prepare' in q.options ? q.options.prepare : true)
     q.string = string
     q.signature = q.prepare && types + string
-    q.onlyDescribe && (delete statements[q.signature])
+    q.onlyDescribe && statements.delete(q.signature)
     q.parameters = q.parameters || parameters
-    q.prepared = q.prepare && q.signature in statements
+    q.prepared = q.prepare && statements.has(q.signature)
     q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared)
     q.statement = q.prepared
-      ? statements[q.signature]
+      ? used(q.signature)
       : { string, types, name: q.prepare ? statementId + statementCount++ : '' }
+    q.closeFirst = q.prepare && !q.prepared ? evicted() : null
 
     typeof options.debug === 'function' && options.debug(id, string, parameters, types)
   }
@@ -421,7 +447,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function connected() {
     try {
-      statements = {}
+      statements = new Map()
       needsTypes = options.fetch_types
       statementId = Math.random().toString(36).slice(2)
       statementCount = 1
@@ -721,7 +747,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     for (let i = 0; i < length; ++i)
       !query.statement.types[i] && (query.statement.types[i] = x.readUInt32BE(7 + i * 4))
 
-    query.prepare && (statements[query.signature] = query.statement)
+    query.prepare && statements.set(query.signature, query.statement)
     query.describeFirst && !query.onlyDescribe && (write(prepared(query)), query.describeFirst = false)
   }
 
@@ -911,7 +937,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function retry(q, error) {
-    delete statements[q.signature]
+    statements.delete(q.signature)
     q.retried = error
     execute(q)
   }
@@ -945,6 +971,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function CloseComplete() {
+    // Patched: max_prepared. The answer to the Close of an evicted statement sent before `query`.
+    if (query.closeFirst)
+      return query.closeFirst = null
     result.count && query.cursorFn(result)
     query.resolve(result)
   }
@@ -1091,6 +1120,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       b().E().str(portal + b.N).i32(rows).end(),
       Flush
     ])
+  }
+
+  // Patched: max_prepared. Closes prepared statement `name` (no Sync: the statement after it has one).
+  function CloseStatement(name) {
+    return b().C().str('S').str(name + b.N).end()
   }
 
   function Close(portal = '') {

@@ -65,6 +65,11 @@ interface BaseOptions<T extends Record<string, postgres.PostgresType>> {
    * a byte before it is destroyed (`ANSWER_TIMEOUT`); off when unset
    */
   answer_timeout: number | undefined;
+  /**
+   * Patched (vendor/postgres/README.md): prepared statements each connection keeps at most; the
+   * least recently used is closed on the server when a new one would exceed it. Unbounded when unset
+   */
+  max_prepared: number | undefined;
   /** Array of custom types; see more in the README */
   types: T;
   /**
