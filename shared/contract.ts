@@ -96,6 +96,11 @@ export interface Operation<Req = any, Res = any> {
    */
   readonly carriesSecrets?: boolean;
   /**
+   * A POST that computes an answer and changes nothing (a price preview): safe to repeat by
+   * nature, so its `Idempotency-Key` is ignored rather than stored (shared/idempotency.ts).
+   */
+  readonly changesNothing?: boolean;
+  /**
    * The operation reads no token: it authenticates by other means (login: the credentials in
    * its body) or needs none (logout), as in the original. The gateway then does not verify an
    * `Authorization` sent with it, so a stale token a client still sends cannot stop a user from
@@ -152,6 +157,7 @@ export function httpOperation(
     expires?: EndpointCache["expires"];
     rawHeaders?: readonly string[];
     carriesSecrets?: boolean;
+    changesNothing?: boolean;
     ignoresToken?: boolean;
   } = {},
 ): HttpOperation {
@@ -169,6 +175,7 @@ export function httpOperation(
     rawHeaders: options.rawHeaders,
     cache: options.cache ?? "none",
     carriesSecrets: options.carriesSecrets,
+    changesNothing: options.changesNothing,
     ignoresToken: options.ignoresToken,
   };
 }

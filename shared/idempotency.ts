@@ -81,7 +81,7 @@ export function withIdempotency(
   routes: Route[],
   options: IdempotencyOptions = {},
 ): Route[] {
-  const exempt = new Set(options.carrySecrets?.map((endpoint) => endpoint.subject));
+  const exempt = new Set(options.unkeyed?.map((endpoint) => endpoint.subject));
   const { authenticate, requestDigest = sha256Hex } = options;
   return routes.map(({ endpoint, handler }) => {
     const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
@@ -93,12 +93,13 @@ export function withIdempotency(
 
 export interface IdempotencyOptions {
   /**
-   * Endpoints whose request or answer carries a secret (a password, a token). Their key is
-   * ignored: storing a hash of a password (fast to guess, unlike its PBKDF2 hash) or a token for
-   * 24 hours would leak them to whoever reads the table. They are safe to repeat by nature: a
-   * second login is a login, a second sign-up a 409, a second PATCH changes nothing.
+   * Endpoints whose key is ignored. Those whose request or answer carries a secret (a password, a
+   * token): storing a hash of a password (fast to guess, unlike its PBKDF2 hash) or a token for
+   * 24 hours would leak them to whoever reads the table; they are safe to repeat by nature (a
+   * second login is a login, a second sign-up a 409, a second PATCH changes nothing). And those
+   * that change nothing (a price preview), where a stored key would only be a row for a day.
    */
-  carrySecrets?: { subject: string }[];
+  unkeyed?: { subject: string }[];
   /**
    * Refuses (401) a caller whose token no longer counts (its user deleted, its password changed
    * since: a newer token version), before a stored answer is replayed: the answer was stored for

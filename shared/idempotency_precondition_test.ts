@@ -21,7 +21,7 @@ Deno.test("[idempotency] a write marked precondition-failed replays its key's an
   const handler = () => ({ status: 200, body: { data: { run: ++runs } } });
   await installIdempotency(sql);
   const routes = withIdempotency(sql, [route(keyed, handler), route(secret, handler)], {
-    carrySecrets: [secret],
+    unkeyed: [secret],
   });
   const service = b.bus.serve({ name: "stale-test", version: "0.0.0" }, routes);
   const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };

@@ -30,14 +30,14 @@ export function serveContract<Ops extends Record<string, Operation>>(
   },
 ): RunningService {
   const { bus, sql, contract, version, authenticate, requestDigest } = options;
-  const carrySecrets = Object.values(contract.operations)
-    .filter((operation) => operation.carriesSecrets)
+  const unkeyed = Object.values(contract.operations)
+    .filter((operation) => operation.carriesSecrets || operation.changesNothing)
     .map((operation) => operation.endpoint);
   const problems = async () => [await databaseProblem(sql)].filter((p) => p !== undefined);
   const bound = bindOperations(contract, options.handlers);
   const routes = authenticate ? callerFirst(bound, authenticate) : bound;
   return bus.serve(
     { name: contract.service, version, description: contract.description, problems },
-    withIdempotency(sql, routes, { carrySecrets, authenticate, requestDigest }),
+    withIdempotency(sql, routes, { unkeyed, authenticate, requestDigest }),
   );
 }

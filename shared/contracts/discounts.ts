@@ -69,10 +69,13 @@ export const discountsContract = defineContract({
     "checkout.lookup": httpOperation("discounts.checkout.lookup", "anyone", [
       { method: "GET", path: "/v1/events/:id/discount-codes/:code" },
     ], { cache: "public", expires: validTill }),
-    /** The original takes and answers plain JSON here. */
+    /**
+     * The original takes and answers plain JSON here. A price preview: nothing to keep a key for
+     * (stored, each anonymous preview with a key of its own was a row for 24 hours: a review).
+     */
     "orders.calculate-amount": httpOperation("discounts.orders.calculate-amount", "anyone", [
       { method: "POST", path: "/v1/orders/calculate-amount" },
-    ], { media: "json" }),
+    ], { media: "json", changesNothing: true }),
     resolve: resolveOperation(S),
     "resolve-related": resolveRelatedOperation(S),
     /**
