@@ -54,6 +54,10 @@ export const discountsContract = defineContract({
     ...collection(S, "discount-codes", {
       access: { list: "admin", ...SIGNED_IN_READS, ...SIGNED_IN_WRITES },
       related: CODE_RELATIONSHIPS,
+      // What a buyer's client follows from the checkout lookup's code (open-event-frontend's
+      // promo field: the code's event, then its tickets), as the original served them to anyone:
+      // for a code the lookup shows, anyone; otherwise the code's own rule (handlers/codes.ts).
+      relatedAccess: { event: "anyone", tickets: "anyone" },
     }),
     /** PATCH replaces the linkage, POST adds members, DELETE removes them (`params.rel`). */
     "discount-codes.relationship-replace": relationshipWrite("PATCH", "replace"),

@@ -36,6 +36,7 @@ import {
   listCodes,
   lockCodeForDelete,
 } from "../store/codes.ts";
+import { unusable } from "./checkout.ts";
 import { checkStillNamed, codeRelationships } from "./code_input.ts";
 import { createAccess, newCode } from "./code_create.ts";
 import { saveCodeUpdate } from "./code_update.ts";
@@ -148,11 +149,40 @@ export async function deleteDiscountCode(
   return deletedReply;
 }
 
-/** The relationship `params.rel` of a code the caller may see. */
+/**
+ * The relationships a buyer's client follows from the checkout lookup's answer: open-event-frontend
+ * reads the code's `event` through its related link (its store keys events by identifier, so the
+ * linkage's id is never there) and then its `tickets`; the original served both to anyone, and
+ * until 2026-12-05 a buyer's promo code was "not valid" here (a client review: 401 and 403).
+ */
+const FOLLOWED_FROM_THE_LOOKUP = new Set(["event", "tickets"]);
+
+/**
+ * The code `{id}` if the checkout lookup would show it to this caller: a live ticket code, usable
+ * now, of an event the caller may see. Its event and tickets are then no secret: the lookup's
+ * answer names them.
+ */
+async function shownByTheLookup(
+  ctx: DiscountsContext,
+  req: HttpRequest,
+): Promise<CodeRow | undefined> {
+  const code = await getCode(ctx.sql, req.params.id, false);
+  if (!code || code.used_for !== "ticket" || unusable(code)) return undefined;
+  const { event } = await access(ctx, req.actor, code.event_id);
+  return event ? code : undefined;
+}
+
+/**
+ * The relationship `params.rel` of a code the caller may see: one they manage, or for the
+ * relationships a buyer follows, one the checkout lookup shows them.
+ */
 async function guardRelation(ctx: DiscountsContext, req: HttpRequest) {
   const rel: CodeRelation = codeRelations[req.params.rel] ??
     notFound("relationship", req.params.rel);
-  const { code } = await guardCode(ctx, req, "see this discount code");
+  const shown = FOLLOWED_FROM_THE_LOOKUP.has(req.params.rel)
+    ? await shownByTheLookup(ctx, req)
+    : undefined;
+  const code = shown ?? (await guardCode(ctx, req, "see this discount code")).code;
   return { code, rel };
 }
 
