@@ -6,6 +6,7 @@ import type { Context, ErrorHandler, Handler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   ApiError,
+  BadRequestError,
   errorDocumentOf,
   errorFromObjects,
   InternalError,
@@ -97,6 +98,28 @@ export function apiErrorOf(
     errorMessage: (error as Error | undefined)?.message,
   });
   return new InternalError("The server could not complete the request");
+}
+
+/**
+ * `Deno.serve`'s `onError`: a failure before the app's handler runs, which no middleware sees.
+ * With OTEL_DENO, Deno's telemetry builds the request's URL from its Host before the handler, and
+ * a Host no URL can hold (`[`, `a:b:c`, `x:99999`) threw there: Deno's default printed its stack to
+ * stderr and answered a plain-text 500, with no access line (an observability review, 2026-12-05).
+ * Such a request gets the 400 the app gives it without telemetry (middleware/host.ts) and the
+ * access line, as far as it can be known; anything else a JSON:API 500, logged as one line.
+ */
+export function serveErrors(log: Logger): (error: unknown) => Response {
+  return (error) => {
+    const requestId = crypto.randomUUID();
+    const unreadableUrl = error instanceof TypeError && error.message.startsWith("Invalid URL");
+    const apiError = unreadableUrl
+      ? new BadRequestError("Cannot read the Host header: it is not a host name or address", {
+        header: "Host",
+      })
+      : apiErrorOf(error, log, { requestId, method: "", path: "" });
+    log.info("request", { status: apiError.status, requestId, beforeTheApp: true });
+    return errorResponse(apiError, { ...CORS_HEADERS, "X-Request-Id": requestId });
+  };
 }
 
 /**

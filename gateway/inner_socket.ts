@@ -18,7 +18,10 @@ function socketBase(): string {
 }
 
 /** `Deno.serve` on a Unix socket in a directory of its own, which `shutdown` removes. */
-export async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
+export async function innerServer(
+  handler: Deno.ServeHandler<Deno.UnixAddr>,
+  onError?: (error: unknown) => Response,
+) {
   const base = socketBase();
   // Not awaited: a start never waits for the sweep, which only reads and removes dead ones.
   removeDeadSocketDirs(base).catch(() => {});
@@ -26,7 +29,7 @@ export async function innerServer(handler: Deno.ServeHandler<Deno.UnixAddr>) {
   const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
   const socketPath = `${dir}/${SOCKET}`;
   try {
-    const server = Deno.serve({ path: socketPath, onListen: () => {} }, handler);
+    const server = Deno.serve({ path: socketPath, onListen: () => {}, onError }, handler);
     return {
       socketPath,
       async shutdown() {

@@ -4,6 +4,7 @@ import { loadConfig } from "@shared/config.ts";
 import { listenAt, onShutdown, startOrExit } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
 import { createGateway } from "./app.ts";
+import { serveErrors } from "./errors.ts";
 import { announceGateway, serveMetrics } from "./metrics.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
@@ -49,10 +50,11 @@ const server = await listenAt<{ shutdown(): Promise<void> }>(
           answerWithinMs: config.bodyTimeoutMs + 2 * config.requestTimeoutMs +
             config.headerTimeoutMs,
           answer: gateway.answer,
+          onError: serveErrors(logger),
         },
         gateway.fetch,
       )
-      : Deno.serve(listen, gateway.fetch),
+      : Deno.serve({ ...listen, onError: serveErrors(logger) }, gateway.fetch),
 );
 
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).

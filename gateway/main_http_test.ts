@@ -39,3 +39,53 @@ Deno.test("[gateway] the gateway process answers OPTIONS and HEAD as HTTP says",
     await missing.body?.cancel();
   });
 });
+
+/** Sends `head` on a new connection and reads the answer until the gateway closes it. */
+async function rawExchange(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(head));
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(16 * 1024);
+  for (;;) {
+    const read = await conn.read(buffer);
+    if (read === null) break;
+    chunks.push(buffer.slice(0, read));
+  }
+  conn.close();
+  return new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
+}
+
+// An observability review: with OTEL_DENO, Deno's telemetry builds the URL from Host before the
+// handler; a Host no URL can hold threw there, and Deno answered a plain-text 500 and printed a
+// stack trace to stderr, with no access line.
+Deno.test("[gateway] with tracing on, a Host no URL can hold is the JSON:API 400, logged", async (t) => {
+  const { natsUrl } = await testBackends();
+  for (const headerTimeout of ["10000", "0"]) {
+    await t.step(`HEADER_TIMEOUT_MS=${headerTimeout}`, async () => {
+      const port = freePort();
+      await using gateway = spawnProcess("gateway", "gateway/main.ts", {
+        NATS_URL: natsUrl,
+        BUS_PREFIX: `http${crypto.randomUUID().slice(0, 8)}`,
+        JWT_SECRET: crypto.randomUUID(),
+        PORT: String(port),
+        HEADER_TIMEOUT_MS: headerTimeout,
+        LOG_LEVEL: "info",
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${freePort()}`,
+      });
+      await gateway.waitForLog((line) => line.message === "gateway listening", 30_000);
+      for (const host of ["[", "a:b:c", "x:99999"]) {
+        const answer = await rawExchange(
+          port,
+          `GET /v1/event-topics HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+        );
+        assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+        assert.match(answer, /content-type: application\/vnd\.api\+json/i);
+        assert.match(answer, /"header":"Host"/);
+      }
+      await gateway.waitForLog((line) => line.message === "request" && line.status === 400, 5_000);
+      assert.ok(!gateway.lines.some((line) => line.includes("TypeError")), "no stack trace");
+    });
+  }
+});

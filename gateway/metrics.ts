@@ -27,7 +27,14 @@ import { type FamilySnapshot, metrics, renderPrometheus, type Source } from "@sh
 import { serviceNames } from "@shared/contracts/mod.ts";
 import { nameServerSpan, tracing } from "@shared/telemetry.ts";
 import type { GatewayEnv } from "./env.ts";
-import { answerOptions, errorResponse, methodNotAllowed, notFound, onError } from "./errors.ts";
+import {
+  answerOptions,
+  errorResponse,
+  methodNotAllowed,
+  notFound,
+  onError,
+  serveErrors,
+} from "./errors.ts";
 import { askInstances, type AskOptions } from "./health.ts";
 import { PRIVATE } from "./http_cache.ts";
 import { headLength } from "./middleware/head_length.ts";
@@ -239,5 +246,8 @@ export function serveMetrics(
   app.all("/metrics", methodNotAllowed(["GET"]));
   app.onError(onError({ logger }));
   app.notFound(notFound(["GET"]));
-  return Deno.serve({ ...config.metricsAddr, onListen: () => {} }, app.fetch);
+  return Deno.serve(
+    { ...config.metricsAddr, onListen: () => {}, onError: serveErrors(logger) },
+    app.fetch,
+  );
 }

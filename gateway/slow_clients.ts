@@ -50,6 +50,8 @@ export interface GuardOptions {
    */
   answerWithinMs?: number;
   onListen?: (addr: { hostname: string; port: number }) => void;
+  /** `Deno.serve`'s answer to a failure before `handler` runs (gateway/errors.ts: `serveErrors`). */
+  onError?: (error: unknown) => Response;
   /**
    * The whole answer to a request head (written in order), when the relay may send it itself;
    * a promise of it when it must be fetched first.
@@ -486,7 +488,7 @@ export async function serveGuarded(
 ): Promise<GuardedServer> {
   // The port first: a port in use (a start-up failure users cause) then leaves nothing behind.
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
-  const inner = await innerServer(handler).catch((error) => {
+  const inner = await innerServer(handler, options.onError).catch((error) => {
     listener.close();
     throw error;
   });
