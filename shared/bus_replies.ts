@@ -37,10 +37,15 @@ export function translateRequestError(error: unknown, subject: string): ApiError
       cause: error,
     });
   }
+  // A service may have committed a change and then died or stalled before its answer left (a
+  // fault review, 2026-12-05: 3 of 6 writes answered 504 around a killed catalog were applied,
+  // each before the 504): the client is told, as for a lost connection.
   if (chain.some((e) => e instanceof natsErrors.TimeoutError)) {
-    return new GatewayTimeoutError(`Cannot reach ${subject}: the service did not answer in time`, {
-      cause: error,
-    });
+    return new GatewayTimeoutError(
+      `Cannot reach ${subject}: the service did not answer in time ` +
+        `(a change asked for may have been made)`,
+      { cause: error },
+    );
   }
   return new ServiceUnavailableError(`Cannot reach ${subject}: the bus is unavailable`, {
     cause: error,
