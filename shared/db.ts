@@ -511,8 +511,11 @@ export async function transaction<T>(
   hooks: TransactionHooks = {},
 ): Promise<T> {
   if (!tracing) return await runTransaction(sql, work, hooks);
+  // INTERNAL: the span covers what the transaction's work does between its statements (a bus
+  // request, a Stripe call), which a CLIENT span with a database system would charge to Postgres
+  // in service graphs (an observability review, 2026-12-05).
   return await inSpan("transaction", {
-    kind: SpanKind.CLIENT,
+    kind: SpanKind.INTERNAL,
     attributes: { "db.system.name": "postgresql", "db.namespace": schemaOf(sql) },
   }, () => runTransaction(sql, work, hooks));
 }

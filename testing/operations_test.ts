@@ -299,7 +299,7 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
       assert.ok(ancestors(spans, asks).includes(served));
       const answers = findSpan(spans, "catalog", "catalog.internal.access", SPAN_KIND.server);
       assert.equal(answers.parentSpanId, asks.spanId);
-      const tx = findSpan(spans, "discounts", "transaction", SPAN_KIND.client);
+      const tx = findSpan(spans, "discounts", "transaction", SPAN_KIND.internal);
       assert.ok(ancestors(spans, tx).includes(served));
       // The fact: published in the trace of the transaction that recorded it...
       const published = findSpan(spans, "discounts", `publish ${fact}`, SPAN_KIND.producer);
