@@ -32,7 +32,7 @@ import type { ReadShared, SharedRead } from "./forward.ts";
 import { cachedReply, cachedReplyBytes, replyBytes } from "./http_cache.ts";
 import type { RawHead } from "./raw_head.ts";
 import { countAnswer, countInFlight } from "./metrics.ts";
-import { pickRequestId } from "./middleware/request_id.ts";
+import { accessLine, pickRequestId } from "./middleware/request_id.ts";
 import { memoKey, plainTarget, RawMemo } from "./raw_memo.ts";
 
 /**
@@ -154,12 +154,6 @@ export class HitPath {
   /** The metrics and access log line of an answer, as the full path's middlewares make them. */
   #counted(method: string, read: SharedRead, status: number, began: number, requestId: string) {
     countAnswer(method, read.route, status, began);
-    this.#logger.info("request", {
-      method,
-      path: read.path,
-      status,
-      ms: Math.round((performance.now() - began) * 10) / 10,
-      requestId,
-    });
+    this.#logger.info("request", accessLine(method, read.path, status, began, requestId));
   }
 }

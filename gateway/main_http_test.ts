@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { freePort } from "@shared/net.ts";
 import { testBackends } from "@shared/testing.ts";
 import { spawnProcess } from "@testing/processes.ts";
+import { LOGGED_PATH_MAX } from "./middleware/request_id.ts";
 
 Deno.test("[gateway] the gateway process answers OPTIONS and HEAD as HTTP says", async (t) => {
   const { natsUrl } = await testBackends();
@@ -26,6 +27,21 @@ Deno.test("[gateway] the gateway process answers OPTIONS and HEAD as HTTP says",
     assert.equal(reply.status, 204);
     assert.equal(reply.headers.get("Allow"), "GET, POST, HEAD, OPTIONS");
     await reply.body?.cancel();
+  });
+
+  // A growth review: a 60 kB path was a 60 kB access line.
+  await t.step("a long path's access line holds its first LOGGED_PATH_MAX characters", async () => {
+    const path = `/v1/${"a".repeat(20_000)}`;
+    const reply = await fetch(`http://127.0.0.1:${port}${path}`);
+    assert.equal(reply.status, 404);
+    const id = reply.headers.get("X-Request-Id");
+    await reply.body?.cancel();
+    const line = await gateway.waitForLog(
+      (l) => l.message === "request" && l.requestId === id,
+      5_000,
+    );
+    assert.equal(line.path, path.slice(0, LOGGED_PATH_MAX));
+    assert.equal(line.pathLength, path.length);
   });
 
   await t.step("HEAD on METRICS_ADDR says the GET body's length", async () => {

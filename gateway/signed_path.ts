@@ -34,7 +34,7 @@ import { httpReply, replyBytes, type WireParts } from "./http_cache.ts";
 import { countAnswer, countInFlight } from "./metrics.ts";
 import type { TokenVerifier } from "./middleware/auth.ts";
 import { withCorsHeaders } from "./middleware/cors.ts";
-import { pickRequestId } from "./middleware/request_id.ts";
+import { accessLine, pickRequestId } from "./middleware/request_id.ts";
 import { memoKey, plainTarget, RawMemo } from "./raw_memo.ts";
 import { MAX_HEAD_BYTES, type RawHead } from "./raw_head.ts";
 
@@ -160,13 +160,7 @@ export class SignedPath {
       countInFlight(-1);
     }
     countAnswer("GET", read.route, answer.status, began);
-    this.#logger.info("request", {
-      method: "GET",
-      path: read.path,
-      status: answer.status,
-      ms: Math.round((performance.now() - began) * 10) / 10,
-      requestId,
-    });
+    this.#logger.info("request", accessLine("GET", read.path, answer.status, began, requestId));
     return answer;
   }
 }
