@@ -355,10 +355,11 @@ export class FactRelay {
       if (skipped.has(row)) continue;
       if (Date.now() > until) return;
       const headers = cloudEventHeaders();
-      const publish = () =>
-        js.publish(this.#bus.subject(row.subject), bodies[i], { msgID: row.id, headers });
+      const subject = this.#bus.subject(row.subject);
+      const publish = () => js.publish(subject, bodies[i], { msgID: row.id, headers });
       try {
-        await (tracing ? tracePublish(row as unknown as OutboxEntry, headers, publish) : publish());
+        const entry = row as unknown as OutboxEntry;
+        await (tracing ? tracePublish(entry, subject, headers, publish) : publish());
       } catch (error) {
         return { error };
       }

@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts ignore
- * await tracePublish(row, headers, () => js.publish(subject, data, { headers }));
+ * await tracePublish(row, subject, headers, () => js.publish(subject, data, { headers }));
  * ```
  */
 import type { MsgHdrs } from "@nats-io/nats-core";
@@ -33,9 +33,15 @@ export interface OutboxEntry {
   trace_context: TraceCarrier | null;
 }
 
-/** Publishes in a producer span whose parent is the context stored with the outbox row. */
+/**
+ * Publishes in a producer span whose parent is the context stored with the outbox row. The span is
+ * named by the row's subject; `messaging.destination.name` is the subject published on, its bus
+ * prefix included, as bus requests' spans say theirs (it said the row's until 2026-12-05: an
+ * observability review).
+ */
 export async function tracePublish<T>(
   entry: OutboxEntry,
+  destination: string,
   headers: MsgHdrs,
   publish: () => Promise<T>,
 ): Promise<T> {
@@ -45,7 +51,7 @@ export async function tracePublish<T>(
     attributes: {
       "messaging.system": "nats",
       "messaging.operation.type": "send",
-      "messaging.destination.name": entry.subject,
+      "messaging.destination.name": destination,
       "messaging.message.id": entry.id,
     },
   });

@@ -304,6 +304,8 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
       // The fact: published in the trace of the transaction that recorded it...
       const published = findSpan(spans, "discounts", `publish ${fact}`, SPAN_KIND.producer);
       assert.equal(published.parentSpanId, tx.spanId);
+      // Where it went, as bus requests say theirs: the subject with its prefix.
+      assert.equal(published.attributes["messaging.destination.name"], `${prefix}.${fact}`);
       // ...and handled by audit as its child, linked to the batch that did the work.
       const handled = findSpan(
         spans,
