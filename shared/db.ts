@@ -221,14 +221,14 @@ function attachMetricsClient(sql: Sql): void {
  */
 export const ANSWER_MARGIN_S = 2;
 
+/** Prepared statements each connection keeps (see poolSettings). */
+export const MAX_PREPARED_STATEMENTS = 256;
+
 /**
  * The settings of a pool pinned to `schema`, named `name` in pg_stat_activity. A statement
  * timeout of 0 (none) also turns the answer timeout off: a statement may then run for long
  * without a word.
  */
-/** Prepared statements each connection keeps (see poolSettings). */
-export const MAX_PREPARED_STATEMENTS = 256;
-
 function poolSettings(
   schema: string,
   name: string,
@@ -402,8 +402,9 @@ export type Queryable = Sql | Tx;
  * Inside a transaction: bounds every statement by the time left before the request's deadline,
  * and never past the pool's statement timeout (one `set_config` round trip, also ending a
  * transaction left idle), and refuses to commit with less than COMMIT_MARGIN_MS left, or once
- * Postgres gets the COMMIT after the deadline (see `awaitCommitUntilDeadline`), so a request
- * answered 504 has changed nothing. Without a deadline (start-up, consumers) the pool's
+ * Postgres gets the COMMIT after the deadline (see `awaitCommitUntilDeadline`), so nothing is
+ * applied after a request's 504 (a change may still be applied just before it, by a service that
+ * then dies or stalls before its answer leaves). Without a deadline (start-up, consumers) the pool's
  * statement timeout applies.
  *
  * Never past the pool's: its answer clock (ANSWER_MARGIN_S) takes a connection silent that long

@@ -766,6 +766,29 @@ Deno.test("[db] a connection keeps at most MAX_PREPARED_STATEMENTS prepared stat
     );
     assert.deepEqual(values, Array.from({ length: total }, (_, n) => total + n + 1));
     assert.ok(await prepared() <= MAX_PREPARED_STATEMENTS);
+    // Statements without parameters go out together: copies of one text sent before the first was
+    // described each prepared a statement, and all but the last stayed on the server for good; and
+    // distinct ones in flight were not counted (a review of this patch: 49 more a round, 102 of 3).
+    for (let round = 0; round < 3; round++) {
+      const copies = await Promise.all(
+        Array.from(
+          { length: 50 },
+          () => sql.unsafe("select 41 + 1 as value", [], { prepare: true }),
+        ),
+      );
+      assert.ok(copies.every(([row]) => row.value === 42));
+      const texts = await Promise.all(
+        Array.from(
+          { length: total },
+          (_, n) => sql.unsafe(`select ${round * total + n} as value`, [], { prepare: true }),
+        ),
+      );
+      assert.deepEqual(texts.map(([row]) => row.value), texts.map((_, n) => round * total + n));
+      assert.ok(await prepared() <= MAX_PREPARED_STATEMENTS, `${await prepared()} prepared`);
+    }
+    // A statement described again is prepared anew: the old one is closed.
+    for (let n = 0; n < 20; n++) await sql`select ${n}::int as described`.describe();
+    assert.ok(await prepared() <= MAX_PREPARED_STATEMENTS);
   } finally {
     await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
   }

@@ -86,6 +86,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , needsTypes = options.fetch_types
     , backendParameters = {}
     , statements = new Map() // Patched: max_prepared (least recently used first)
+    , toClose = [] // Patched: max_prepared (names of statements forgotten here, still on the server)
+    , preparing = 0 // Patched: max_prepared (new statements sent, not yet described)
     , statementId = Math.random().toString(36).slice(2)
     , statementCount = 1
     , closedTime = 0
@@ -197,11 +199,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function toBuffer(q) {
-    if (q.parameters.length >= 65534)
-      throw Errors.generic('MAX_PARAMETERS_EXCEEDED', 'Max number of parameters (65534) exceeded')
-
-    return q.closeFirst
-      ? Buffer.concat([CloseStatement(q.closeFirst), toStatementBuffer(q)])
+    return q.closing
+      ? Buffer.concat([...q.closeFirst.map(CloseStatement), toStatementBuffer(q)])
       : toStatementBuffer(q)
   }
 
@@ -214,14 +213,31 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     return statement
   }
 
-  // Patched: max_prepared. With the connection's statements at `max_prepared`, forgets the least
-  // recently used one and returns its name, for the next statement to close on the server first.
-  function evicted() {
-    if (!options.max_prepared || statements.size < options.max_prepared)
-      return null
-    const [signature, statement] = statements.entries().next().value
+  // Patched: max_prepared. Forgets the statement `signature` names; the next statement sent in the
+  // extended protocol closes it on the server first (`closeStatements`).
+  function forget(signature) {
+    const statement = statements.get(signature)
     statements.delete(signature)
-    return statement.name
+    statement && statement.name && toClose.push(statement.name)
+  }
+
+  // Patched: max_prepared. Makes room for a new statement: while the connection's statements, with
+  // those sent and not yet described, are at `max_prepared`, forgets the least recently used one.
+  function makeRoom() {
+    while (options.max_prepared && statements.size && statements.size + preparing >= options.max_prepared)
+      forget(statements.keys().next().value)
+  }
+
+  // Patched: max_prepared. The Close messages `q` sends before itself: every name forgotten so far
+  // (none before a simple query, whose protocol takes none; the next statement sends them).
+  function closeStatements(q) {
+    q.closeFirst = q.options.simple || !toClose.length ? null : toClose.splice(0)
+    q.closing = q.closeFirst ? q.closeFirst.length : 0
+  }
+
+  // Patched: max_prepared. `q`, sent as a new named statement, is described or done.
+  function prepared_(q) {
+    q.preparing && (q.preparing = false, preparing--)
   }
 
   function toStatementBuffer(q) {
@@ -268,17 +284,25 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     !q.tagged && q.args.forEach(x => handleValue(x, parameters, types, options))
 
+    if ((q.parameters || parameters).length >= 65534)
+      throw Errors.generic('MAX_PARAMETERS_EXCEEDED', 'Max number of parameters (65534) exceeded')
+
     q.prepare = options.prepare && ('prepare' in q.options ? q.options.prepare : true)
     q.string = string
     q.signature = q.prepare && types + string
-    q.onlyDescribe && statements.delete(q.signature)
+    q.onlyDescribe && forget(q.signature)
     q.parameters = q.parameters || parameters
     q.prepared = q.prepare && statements.has(q.signature)
     q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared)
     q.statement = q.prepared
       ? used(q.signature)
       : { string, types, name: q.prepare ? statementId + statementCount++ : '' }
-    q.closeFirst = q.prepare && !q.prepared ? evicted() : null
+    if (q.prepare && !q.prepared) {
+      makeRoom()
+      q.preparing = true
+      preparing++
+    }
+    closeStatements(q)
 
     typeof options.debug === 'function' && options.debug(id, string, parameters, types)
   }
@@ -448,6 +472,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   function connected() {
     try {
       statements = new Map()
+      toClose = []
+      preparing = 0
       needsTypes = options.fetch_types
       statementId = Math.random().toString(36).slice(2)
       statementCount = 1
@@ -648,6 +674,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ReadyForQuery(x) {
+    query && prepared_(query) // Patched: max_prepared (a statement whose Parse failed is done too)
     if (query) {
       if (errorResponse) {
         query.retried
@@ -747,7 +774,16 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     for (let i = 0; i < length; ++i)
       !query.statement.types[i] && (query.statement.types[i] = x.readUInt32BE(7 + i * 4))
 
-    query.prepare && statements.set(query.signature, query.statement)
+    // Patched: max_prepared. A copy of the same text sent before the first was described prepared
+    // a statement of its own: the first stays, the copy's is closed (upstream kept the last and
+    // left the others on the server, for good).
+    if (query.prepare) {
+      const kept = statements.get(query.signature)
+      kept && kept !== query.statement
+        ? toClose.push(query.statement.name)
+        : statements.set(query.signature, query.statement)
+      prepared_(query)
+    }
     query.describeFirst && !query.onlyDescribe && (write(prepared(query)), query.describeFirst = false)
   }
 
@@ -937,7 +973,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function retry(q, error) {
-    statements.delete(q.signature)
+    prepared_(q)
+    forget(q.signature)
     q.retried = error
     execute(q)
   }
@@ -971,9 +1008,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function CloseComplete() {
-    // Patched: max_prepared. The answer to the Close of an evicted statement sent before `query`.
-    if (query.closeFirst)
-      return query.closeFirst = null
+    // Patched: max_prepared. The answer to a Close of a forgotten statement sent before `query`.
+    if (query.closing)
+      return query.closing--
     result.count && query.cursorFn(result)
     query.resolve(result)
   }
