@@ -131,6 +131,8 @@ Deno.test("[discounts] a code's tickets are paged, sorted and filtered as an eve
   });
 
   await t.step("who may not see the code gets its 403, whatever the query", async () => {
+    // Inactive, so not one the checkout lookup shows: its tickets keep the code's rule.
+    await system.dsql`update discount_codes set is_active = false where id = ${code}`;
     const stranger = await system.signUp();
     const reply = await system.call("GET", `${base}?sort=nope`, { token: stranger.token });
     expectError(reply, 403);

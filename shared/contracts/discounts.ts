@@ -54,10 +54,9 @@ export const discountsContract = defineContract({
     ...collection(S, "discount-codes", {
       access: { list: "admin", ...SIGNED_IN_READS, ...SIGNED_IN_WRITES },
       related: CODE_RELATIONSHIPS,
-      // What a buyer's client follows from the checkout lookup's code (open-event-frontend's
-      // promo field: the code's event, then its tickets), as the original served them to anyone:
-      // for a code the lookup shows, anyone; otherwise the code's own rule (handlers/codes.ts).
-      relatedAccess: { event: "anyone", tickets: "anyone" },
+      // Signed-in, as documented: a code's routes refuse anonymous callers (401). Except that the
+      // service answers a code's `event` and `tickets` to anyone when the checkout lookup shows
+      // that code (handlers/codes.ts): a buyer's client follows them from the lookup.
     }),
     /** PATCH replaces the linkage, POST adds members, DELETE removes them (`params.rel`). */
     "discount-codes.relationship-replace": relationshipWrite("PATCH", "replace"),
