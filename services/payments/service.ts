@@ -45,6 +45,19 @@ export interface PaymentsService {
 }
 
 /**
+ * The connection a link queues its exchanged account's release on (handlers/accounts.ts), opened
+ * now and kept: opened by the first link after a quiet minute, it was a connection to make after
+ * Stripe had spent the code, outside the lock's time budget, and one Postgres at its
+ * `max_connections` could refuse (a review, 2026-12-05).
+ */
+async function openOwnConnection(sql: Sql): Promise<Sql> {
+  const own = companionClient(sql, "releases", { idleTimeout: 0 });
+  if (!own) return sql;
+  await own`select 1`;
+  return own;
+}
+
+/**
  * Runs release passes at start and every RELEASE_RETRY_MS: releases queued before a restart (or by
  * an instance that died), and those that failed, are tried again from here.
  */
@@ -77,7 +90,7 @@ export async function startPayments(
   const relay = await startFactRelay(sql, bus, log);
   const background = createBackground(log);
   const access = await startAccessSource(bus, { ttlMs: config.accessCacheTtlMs, log });
-  const ownConnection = companionClient(sql, "releases", { idleTimeout: 60 }) ?? sql;
+  const ownConnection = await openOwnConnection(sql);
   const ctx: PaymentsContext = {
     sql,
     ownConnection,
@@ -103,6 +116,7 @@ export async function startPayments(
     await running.stop();
     access.stop();
     await relay.stop();
+    if (ownConnection !== sql) await ownConnection.end({ timeout: 5 });
     throw error;
   });
   const releasing = startReleasing(ctx);

@@ -175,12 +175,47 @@ export async function withdrawRelease(tx: Tx, id: string): Promise<void> {
 }
 
 /**
- * A link rolled back: its provisional release is made due and a pass run after the reply. Should
- * Postgres be away, the release falls due by itself a little later and a later pass takes it.
+ * A link rolled back: its provisional release is made due and a pass run after the reply (made due
+ * once Postgres is back, when it was lost: the rollback's usual cause; past QUEUE_PATIENCE_MS the
+ * release falls due by itself and a later pass takes it).
  */
 export async function releaseAfterRollback(ctx: PaymentsContext, id: string): Promise<void> {
-  await releaseNow(ctx.sql, id).catch(() => {});
+  await whileUnreachable(ctx, () => releaseNow(ctx.sql, id));
   await releaseQueued(ctx);
+}
+
+/** How long the release of an account a rolled-back link exchanged waits for a lost Postgres. */
+const QUEUE_PATIENCE_MS = 30_000;
+/** The first pause between its tries (doubled up to 2 s): only the first failure is logged. */
+const FIRST_PAUSE_MS = 250;
+
+/**
+ * Runs `attempt` (the statement that queues, or makes due, the release of an account a link
+ * exchanged and did not store), again while Postgres is unreachable: a change cut off by a lost
+ * Postgres is rolled back for that very reason, and until 2026-12-03 its release was lost with it
+ * (the account stayed connected with no row). An outage longer than QUEUE_PATIENCE_MS is thrown
+ * (the background task logs it). The first failure is logged, as a release that fails is: an
+ * account connected without a row meanwhile is an operator's matter, and the fault tests wait for
+ * this line to bring Postgres back (nothing else shows the attempt).
+ */
+export async function whileUnreachable(
+  ctx: PaymentsContext,
+  attempt: () => Promise<unknown>,
+): Promise<void> {
+  const giveUpAt = Date.now() + QUEUE_PATIENCE_MS;
+  for (let pause = FIRST_PAUSE_MS;; pause = Math.min(pause * 2, 2_000)) {
+    try {
+      return void await attempt();
+    } catch (error) {
+      if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
+      if (pause === FIRST_PAUSE_MS) {
+        ctx.log.warn("cannot queue an unstored Stripe account's release yet; trying again", {
+          reason: (error as Error).message,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import { afterCommitted, isDatabaseOutage, type Tx } from "@shared/db.ts";
+import { afterCommitted, type Tx } from "@shared/db.ts";
 import { askAccess } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
@@ -61,6 +61,7 @@ import {
   releaseQueued,
   sealTokens,
   unlinkAuthorization,
+  whileUnreachable,
   withdrawRelease,
 } from "./accounts.ts";
 
@@ -329,39 +330,9 @@ function releaseUnstored(ctx: PaymentsContext, exchange: Exchange): void {
   if (accountId === undefined) return;
   ctx.background.run(async () => {
     const lookup = await secretBox(ctx).digest(accountId);
-    await queueWhileUnreachable(ctx, { id: accountId, lookup });
+    await whileUnreachable(ctx, () => queueRelease(ctx, ctx.sql, { id: accountId, lookup }));
     await releaseQueued(ctx);
   });
-}
-
-/** How long an unstored account's release waits for an unreachable Postgres to come back. */
-const QUEUE_PATIENCE_MS = 30_000;
-/** The first pause between its tries (doubled up to 2 s): only the first failure is logged. */
-const FIRST_PAUSE_MS = 250;
-
-/**
- * Queues `account`'s release, trying again while Postgres is unreachable: a change cut off by a
- * lost Postgres is rolled back for that very reason, and its release was lost with it (the
- * account stayed connected with no row). Only an outage longer than QUEUE_PATIENCE_MS loses it
- * (the background task logs it). The first failure is logged, as a release that fails is
- * (accounts.ts): an account connected without a row meanwhile is an operator's matter, and the
- * fault tests wait for this line to bring Postgres back (nothing else shows the attempt).
- */
-async function queueWhileUnreachable(ctx: PaymentsContext, account: Account): Promise<void> {
-  const giveUpAt = Date.now() + QUEUE_PATIENCE_MS;
-  for (let pause = FIRST_PAUSE_MS;; pause = Math.min(pause * 2, 2_000)) {
-    try {
-      return await queueRelease(ctx, ctx.sql, account);
-    } catch (error) {
-      if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
-      if (pause === FIRST_PAUSE_MS) {
-        ctx.log.warn("cannot queue an unstored Stripe account's release yet; trying again", {
-          reason: (error as Error).message,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
-  }
 }
 
 /**
