@@ -164,8 +164,10 @@ interface Forwarder {
   timeoutMs: number;
   limitBytes: number;
   bodyTimeoutMs: number;
-  /** The bus request options of every request without an idempotency key (one shared object). */
+  /** The bus request options of every read (one shared object). */
   requestOptions: { timeoutMs: number };
+  /** Those of every write without an idempotency key (one shared object). */
+  writeOptions: { timeoutMs: number; change: true };
   onSignedRead?: ForwarderOptions["onSignedRead"];
   onSharedRead?: ForwarderOptions["onSharedRead"];
 }
@@ -207,6 +209,7 @@ export function createForwarding(
     limitBytes: bodyLimitBytes,
     bodyTimeoutMs,
     requestOptions: { timeoutMs },
+    writeOptions: { timeoutMs, change: true },
     onSignedRead: options.onSignedRead,
     onSharedRead: options.onSharedRead,
   };
@@ -345,7 +348,7 @@ async function writeParts(
   request: HttpRequest,
   preconditionFailed: WritePrecondition | undefined,
 ): Promise<WireParts> {
-  const { bus, cache, timeoutMs, requestOptions } = forwarder;
+  const { bus, cache, timeoutMs, writeOptions } = forwarder;
   // A retry-safe write: the owning service keeps the key (shared/idempotency.ts).
   const idempotencyKey = writes.has(raw.method) ? raw.headers.get("idempotency-key") : null;
   // An empty key is a client's mistake, not "no key": the write would run unprotected. The
@@ -364,7 +367,9 @@ async function writeParts(
   const reply = await bus.forward(
     route.endpoint,
     request,
-    idempotencyKey === null ? requestOptions : { timeoutMs, idempotencyKey, preconditionFailed },
+    idempotencyKey === null
+      ? writeOptions
+      : { timeoutMs, idempotencyKey, preconditionFailed, change: true },
   );
   // A client reads its own writes: what the write touched goes before its reply does.
   if (reply.cacheTags && reply.status < 300) {

@@ -231,7 +231,36 @@ Deno.test("[gateway] GET /v1/events answers 504 when the service answers too lat
   ]);
   const response = await gw.app.request("/v1/events");
   assert.equal(response.status, 504);
-  assert.equal((await firstError(response)).code, "gateway_timeout");
+  const error = await firstError(response);
+  assert.equal(error.code, "gateway_timeout");
+  assert.ok(!String(error.detail).includes("may have been made"), "a read changes nothing");
+});
+
+// A fault review: a service may commit a write and then die or stall before its answer leaves.
+Deno.test("[gateway] a write's 504 says its change may have been made", async () => {
+  await using gw = await testGateway({ env: { REQUEST_TIMEOUT_MS: "100" } });
+  await gw.serve("catalog", [
+    route(catalog.events.create, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return { status: 201, body: { data: { type: "event", id: "1" } } };
+    }),
+  ]);
+  for (const key of [undefined, "key-1"]) {
+    const response = await gw.app.request("/v1/events", {
+      method: "POST",
+      headers: {
+        "Content-Type": JSONAPI,
+        Authorization: `JWT ${await token("1")}`,
+        ...(key ? { "Idempotency-Key": key } : {}),
+      },
+      body: JSON.stringify({ data: { type: "event", attributes: { name: "x" } } }),
+    });
+    assert.equal(response.status, 504);
+    assert.match(
+      String((await firstError(response)).detail),
+      /\(a change asked for may have been made\)$/,
+    );
+  }
 });
 
 Deno.test("[gateway] GET /v1/events?include= merges foreign includes from their owner", async () => {

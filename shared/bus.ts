@@ -141,6 +141,11 @@ export interface RequestOptions {
    * stored answer (a retry of a change already made) or with 412, never by running it.
    */
   preconditionFailed?: WritePrecondition;
+  /**
+   * The request asks for a change: its timeout's 504 says the change may have been made (a
+   * service may commit and then die or stall before its answer leaves).
+   */
+  change?: boolean;
 }
 
 /** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
@@ -330,7 +335,7 @@ export class Bus {
       if (span) endBusSpan(span, "client", read.status);
       return { ...read, reply };
     } catch (error) {
-      const failure = translateRequestError(error, subject);
+      const failure = translateRequestError(error, subject, options.change === true);
       meter.finish(began, failure.status);
       if (span) endBusSpan(span, "client", failure.status, failure);
       throw failure;

@@ -23,7 +23,11 @@ export function causeChain(error: unknown): unknown[] {
 class AnswerLostError extends Error {}
 
 /** Translates NATS request failures into the API's errors: 503 no responders, 504 timeout. */
-export function translateRequestError(error: unknown, subject: string): ApiError {
+export function translateRequestError(
+  error: unknown,
+  subject: string,
+  change = false,
+): ApiError {
   const chain = causeChain(error);
   if (chain.some((e) => e instanceof AnswerLostError)) {
     return new GatewayTimeoutError(
@@ -39,11 +43,11 @@ export function translateRequestError(error: unknown, subject: string): ApiError
   }
   // A service may have committed a change and then died or stalled before its answer left (a
   // fault review, 2026-12-05: 3 of 6 writes answered 504 around a killed catalog were applied,
-  // each before the 504): the client is told, as for a lost connection.
+  // each before the 504): a write's client is told, as for a lost connection.
   if (chain.some((e) => e instanceof natsErrors.TimeoutError)) {
+    const applied = change ? " (a change asked for may have been made)" : "";
     return new GatewayTimeoutError(
-      `Cannot reach ${subject}: the service did not answer in time ` +
-        `(a change asked for may have been made)`,
+      `Cannot reach ${subject}: the service did not answer in time${applied}`,
       { cause: error },
     );
   }

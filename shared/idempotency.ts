@@ -84,9 +84,12 @@ export function withIdempotency(
   const exempt = new Set(options.unkeyed?.map((endpoint) => endpoint.subject));
   const { authenticate, requestDigest = sha256Hex } = options;
   return routes.map(({ endpoint, handler }) => {
-    const keyed = endpoint.kind === "http" && !exempt.has(endpoint.subject);
+    const http = endpoint.kind === "http";
+    const keyed = http && !exempt.has(endpoint.subject);
     const route = { subject: endpoint.subject, authenticate, requestDigest };
-    const inner = keyed ? idempotent(sql, route, handler) : refusingStale(handler);
+    const inner = keyed
+      ? idempotent(sql, route, handler)
+      : refusingStale(http ? checkingKeyForm(handler) : handler);
     return { endpoint, handler: translatingOutages(sql, inner) };
   });
 }
@@ -119,6 +122,25 @@ export interface IdempotencyOptions {
 function preconditionFailed(msg: Msg): WritePrecondition | undefined {
   const header = msg.headers?.get(PRECONDITION_FAILED_HEADER);
   return header === "If-Match" || header === "If-None-Match" ? header : undefined;
+}
+
+/** The 400 of a malformed `Idempotency-Key`. */
+function malformedKey(): BadRequestError {
+  return new BadRequestError("Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters", {
+    header: "Idempotency-Key",
+  });
+}
+
+/**
+ * A route that ignores keys still refuses a malformed one, as every write does (a review: a
+ * 300-character key was a 400 on every write but these, silently taken there).
+ */
+function checkingKeyForm<Req, Res>(handler: Handler<Req, Res>): Handler<Req, Res> {
+  return async (payload, msg) => {
+    const key = msg.headers?.get(IDEMPOTENCY_HEADER);
+    if (key && !validKey.test(key)) throw malformedKey();
+    return await handler(payload, msg);
+  };
 }
 
 /** A route without keys has no stored answer to give a write whose `If-Match` failed: 412. */
@@ -165,14 +187,7 @@ function idempotent(
     const failed = preconditionFailed(msg);
     if (!key && failed) throw failedPrecondition(failed);
     if (!key) return await handler(req, msg);
-    if (!validKey.test(key)) {
-      throw new BadRequestError(
-        "Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters",
-        {
-          header: "Idempotency-Key",
-        },
-      );
-    }
+    if (!validKey.test(key)) throw malformedKey();
     if (req.actor && authenticate) await authenticate(req.actor);
     const hash = await requestDigest(requestText(subject, req));
     const request: KeyedRequest = {
