@@ -12,6 +12,7 @@
 import type { Fact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import type { TestBus } from "@shared/testing.ts";
+import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { storedMessages } from "./facts.ts";
 import { spawnProcess, type TestProcess } from "./processes.ts";
 
@@ -75,4 +76,29 @@ export async function spawnFaultSystem(
 export async function storedFacts(testbus: TestBus): Promise<Fact[]> {
   const messages = await storedMessages(testbus.bus, facts.stream(testbus.prefix));
   return messages.map((message) => message.json<Fact>());
+}
+
+/**
+ * A fake Stripe on `stack`, and what payments' processes need to talk to it: its keys, its URL, a
+ * webhook secret, an encryption key and `stripeTimeoutMs`.
+ */
+export async function fakeStripeEnv(
+  stack: AsyncDisposableStack,
+  stripeTimeoutMs: number,
+): Promise<{ stripe: FakeStripe; env: Record<string, string> }> {
+  const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
+  const clientId = `ca_${crypto.randomUUID().slice(0, 12)}`;
+  const stripe = stack.use(await startFakeStripe({ secretKey, clientId }));
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  return {
+    stripe,
+    env: {
+      STRIPE_SECRET_KEY: secretKey,
+      STRIPE_CLIENT_ID: clientId,
+      STRIPE_CONNECT_URL: stripe.url,
+      STRIPE_WEBHOOK_SECRET: `whsec_${crypto.randomUUID()}`,
+      PAYMENTS_ENCRYPTION_KEY: key,
+      STRIPE_TIMEOUT_MS: String(stripeTimeoutMs),
+    },
+  };
 }

@@ -10,26 +10,19 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort } from "@shared/net.ts";
 import { testDatabase } from "@shared/testing.ts";
-import { startFakeStripe } from "../services/payments/fake_stripe.ts";
 import { eventually } from "./eventually.ts";
 import { factBus } from "./fact_bus.ts";
-import { adminToken, faultEnv, spawnFaultSystem } from "./fault_env.ts";
+import { adminToken, fakeStripeEnv, faultEnv, spawnFaultSystem } from "./fault_env.ts";
 import { spawnProcess } from "./processes.ts";
 import { holdTableLock, untilWaitingForLocks } from "./table_lock.ts";
 
 const JSONAPI = "application/vnd.api+json";
 
-function randomKey(): string {
-  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
-}
-
 Deno.test("[faults] a payments process killed before a link's commit leaves its account to be released", async () => {
   await using stack = new AsyncDisposableStack();
   const database = stack.use(await testDatabase());
   const testbus = stack.use(await factBus());
-  const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
-  const clientId = `ca_${crypto.randomUUID().slice(0, 12)}`;
-  const stripe = stack.use(await startFakeStripe({ secretKey, clientId }));
+  const { stripe, env: stripeEnv } = await fakeStripeEnv(stack, 1000);
   const port = freePort();
   const env = {
     ...faultEnv({
@@ -39,12 +32,7 @@ Deno.test("[faults] a payments process killed before a link's commit leaves its 
       port,
       requestTimeoutMs: 3000,
     }),
-    STRIPE_SECRET_KEY: secretKey,
-    STRIPE_CLIENT_ID: clientId,
-    STRIPE_CONNECT_URL: stripe.url,
-    STRIPE_WEBHOOK_SECRET: `whsec_${crypto.randomUUID()}`,
-    PAYMENTS_ENCRYPTION_KEY: randomKey(),
-    STRIPE_TIMEOUT_MS: "1000",
+    ...stripeEnv,
   };
   const processes = await spawnFaultSystem(stack, env, [
     ["catalog", "catalog"],

@@ -9,10 +9,10 @@ import { freePort } from "@shared/net.ts";
 import postgres from "postgres";
 import assert from "node:assert/strict";
 import type { Fact } from "@shared/facts.ts";
-import { type FakeStripe, startFakeStripe } from "../services/payments/fake_stripe.ts";
+import type { FakeStripe } from "../services/payments/fake_stripe.ts";
 import { factBus } from "./fact_bus.ts";
 import { type PostgresServer, startPostgresServer } from "./postgres_server.ts";
-import { adminToken, faultEnv, spawnFaultSystem, storedFacts } from "./fault_env.ts";
+import { adminToken, fakeStripeEnv, faultEnv, spawnFaultSystem, storedFacts } from "./fault_env.ts";
 import type { TestProcess } from "./processes.ts";
 import { holdTableLock } from "./table_lock.ts";
 
@@ -44,10 +44,6 @@ interface Answer {
   tries?: number;
 }
 
-function randomKey(): string {
-  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
-}
-
 /** The deadlines a write system runs with (milliseconds). */
 interface Deadlines {
   requestTimeoutMs: number;
@@ -64,9 +60,7 @@ async function startWriteSystem(
 ): Promise<WriteSystem> {
   await using stack = new AsyncDisposableStack();
   const testbus = stack.use(await factBus());
-  const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
-  const clientId = `ca_${crypto.randomUUID().slice(0, 12)}`;
-  const stripe = stack.use(await startFakeStripe({ secretKey, clientId }));
+  const { stripe, env: stripeEnv } = await fakeStripeEnv(stack, deadlines.stripeTimeoutMs);
   const port = freePort();
   const env = {
     ...faultEnv({
@@ -76,12 +70,7 @@ async function startWriteSystem(
       port,
       requestTimeoutMs: deadlines.requestTimeoutMs,
     }),
-    STRIPE_SECRET_KEY: secretKey,
-    STRIPE_CLIENT_ID: clientId,
-    STRIPE_CONNECT_URL: stripe.url,
-    STRIPE_WEBHOOK_SECRET: `whsec_${crypto.randomUUID()}`,
-    PAYMENTS_ENCRYPTION_KEY: randomKey(),
-    STRIPE_TIMEOUT_MS: String(deadlines.stripeTimeoutMs),
+    ...stripeEnv,
   };
   const names = ["catalog", "discounts", "payments", "audit"];
   const processes = await spawnFaultSystem(stack, env, names.map((name) => [name, name] as const));
