@@ -25,9 +25,9 @@ import { collectionTag } from "@shared/cache_tags.ts";
 import { numberPushedItems } from "@shared/query_filter.ts";
 import { trashedAsked } from "@shared/handlers/guards.ts";
 import {
-  BadRequestError,
   failedPrecondition,
   GatewayTimeoutError,
+  malformedIdempotencyKey,
   type WritePrecondition,
 } from "@shared/errors.ts";
 
@@ -353,14 +353,7 @@ async function writeParts(
   const idempotencyKey = writes.has(raw.method) ? raw.headers.get("idempotency-key") : null;
   // An empty key is a client's mistake, not "no key": the write would run unprotected. The
   // owning service checks the rest of a key's form.
-  if (idempotencyKey === "") {
-    throw new BadRequestError(
-      "Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters",
-      {
-        header: "Idempotency-Key",
-      },
-    );
-  }
+  if (idempotencyKey === "") throw malformedIdempotencyKey();
   // Only the key's owner can tell a retry from a stale write; without a key it is stale.
   if (preconditionFailed && idempotencyKey === null) throw failedPrecondition(preconditionFailed);
   const deadline = Date.now() + timeoutMs;

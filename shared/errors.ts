@@ -104,6 +104,13 @@ export class PreconditionFailedError
 /** A write's precondition header (RFC 9110 §13.1), as named in its 412's `source.header`. */
 export type WritePrecondition = "If-Match" | "If-None-Match";
 
+/** The 400 of a malformed `Idempotency-Key` (an empty one included), at the gateway or a service. */
+export function malformedIdempotencyKey(): BadRequestError {
+  return new BadRequestError("Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters", {
+    header: "Idempotency-Key",
+  });
+}
+
 /**
  * The 412 of a write whose precondition failed: its `If-Match` names no tag the target has now,
  * or its `If-None-Match` names the one it has (or `*`, for any).

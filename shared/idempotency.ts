@@ -39,9 +39,9 @@ import {
   type Tx,
 } from "./db.ts";
 import {
-  BadRequestError,
   ConflictError,
   failedPrecondition,
+  malformedIdempotencyKey,
   UnprocessableError,
   type WritePrecondition,
 } from "./errors.ts";
@@ -124,13 +124,6 @@ function preconditionFailed(msg: Msg): WritePrecondition | undefined {
   return header === "If-Match" || header === "If-None-Match" ? header : undefined;
 }
 
-/** The 400 of a malformed `Idempotency-Key`. */
-function malformedKey(): BadRequestError {
-  return new BadRequestError("Cannot read Idempotency-Key: use 1 to 255 visible ASCII characters", {
-    header: "Idempotency-Key",
-  });
-}
-
 /**
  * A route that ignores keys still refuses a malformed one, as every write does (a review: a
  * 300-character key was a 400 on every write but these, silently taken there).
@@ -138,7 +131,7 @@ function malformedKey(): BadRequestError {
 function checkingKeyForm<Req, Res>(handler: Handler<Req, Res>): Handler<Req, Res> {
   return async (payload, msg) => {
     const key = msg.headers?.get(IDEMPOTENCY_HEADER);
-    if (key && !validKey.test(key)) throw malformedKey();
+    if (key && !validKey.test(key)) throw malformedIdempotencyKey();
     return await handler(payload, msg);
   };
 }
@@ -187,7 +180,7 @@ function idempotent(
     const failed = preconditionFailed(msg);
     if (!key && failed) throw failedPrecondition(failed);
     if (!key) return await handler(req, msg);
-    if (!validKey.test(key)) throw malformedKey();
+    if (!validKey.test(key)) throw malformedIdempotencyKey();
     if (req.actor && authenticate) await authenticate(req.actor);
     const hash = await requestDigest(requestText(subject, req));
     const request: KeyedRequest = {
