@@ -236,7 +236,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   // Patched: max_prepared. `q`, sent as a new named statement, is described or done.
-  function prepared_(q) {
+  function described(q) {
     q.preparing && (q.preparing = false, preparing--)
   }
 
@@ -674,7 +674,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ReadyForQuery(x) {
-    query && prepared_(query) // Patched: max_prepared (a statement whose Parse failed is done too)
+    query && described(query) // Patched: max_prepared (a statement whose Parse failed is done too)
     if (query) {
       if (errorResponse) {
         query.retried
@@ -782,7 +782,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       kept && kept !== query.statement
         ? toClose.push(query.statement.name)
         : statements.set(query.signature, query.statement)
-      prepared_(query)
+      described(query)
     }
     query.describeFirst && !query.onlyDescribe && (write(prepared(query)), query.describeFirst = false)
   }
@@ -973,7 +973,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function retry(q, error) {
-    prepared_(q)
+    described(q)
     forget(q.signature)
     q.retried = error
     execute(q)
