@@ -201,11 +201,11 @@ export async function createStripeAuthorization(
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
       await requireEventStillLive(ctx, tx, req, event.id);
-      const tokens = await exchanged(ctx, settings, code, exchange);
+      const { tokens, provisional } = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, event.id, tokens);
       const digest = await codeDigest(box, event.id, code);
       const row = await insertAuthorization(tx, event.id, { ...sealed, code_digest: digest });
-      await withdrawRelease(tx, exchange.provisional!);
+      await withdrawRelease(tx, provisional);
       return row;
     },
     (row) => authorizationFact(factActor(caller), "created", row),
@@ -299,18 +299,19 @@ interface Exchange {
 
 /**
  * Exchanges `code` at Stripe, noting in `exchange` the account it connects as soon as Stripe names
- * it and then its provisional release (`queueProvisionalRelease`), which the link withdraws as it
- * stores its row.
+ * it and then its provisional release (`queueProvisionalRelease`); returns the tokens and that
+ * release's id, which the link withdraws as it stores its row.
  */
 async function exchanged(
   ctx: PaymentsContext,
   settings: StripeSettings,
   code: string,
   exchange: Exchange,
-): Promise<StripeTokens> {
+): Promise<{ tokens: StripeTokens; provisional: string }> {
   const tokens = await exchangeCode(settings, code, { onAccount: (id) => exchange.accountId = id });
-  exchange.provisional = await queueProvisionalRelease(ctx, tokens.accountId);
-  return tokens;
+  const provisional = await queueProvisionalRelease(ctx, tokens.accountId);
+  exchange.provisional = provisional;
+  return { tokens, provisional };
 }
 
 /**
@@ -355,12 +356,12 @@ async function relink(
       await holdAccountsLock(ctx, tx);
       // Unlinked or re-linked while this waited: 404/409 before the code is spent.
       await requireUnchanged(tx, row);
-      const tokens = await exchanged(ctx, settings, code, exchange);
+      const { tokens, provisional } = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, row.event_id, tokens);
       const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
       // Under the lock nothing else writes the row: null would be a bug, kept safe anyway.
       const updated = await replaceAuthorization(tx, row, values) ?? changedMeanwhile();
-      await withdrawRelease(tx, exchange.provisional!);
+      await withdrawRelease(tx, provisional);
       // The old account's release, as durable as the change that frees it.
       if (oldAccount.lookup !== sealed.account_lookup) await queueRelease(ctx, tx, oldAccount);
       return updated;
