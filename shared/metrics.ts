@@ -370,6 +370,32 @@ function watchProcess(registry: Registry): void {
   });
 }
 
+/** How often the event loop's delay is sampled: ten timers a second cost nothing measurable. */
+export const EVENT_LOOP_SAMPLE_MS = 100;
+
+/**
+ * How late this process's timers fire: a timer due every 100 ms records how far past due it ran.
+ * Everything a process does waits for its one JavaScript thread, so a busy loop (CPU-bound, or one
+ * long synchronous task such as rendering a large page) makes every answer that much later; this
+ * says so on its own, where request durations mix it with Postgres and the bus. Node's
+ * `monitorEventLoopDelay` does the same in libuv; Deno's (2.9.6) reported 15.5 ms for a measured
+ * 50 ms block, hence a timer of our own.
+ */
+function watchEventLoop(registry: Registry): void {
+  const delays = registry.histogram(
+    "oe_event_loop_delay_seconds",
+    "How late a timer due every 100 ms fired: the time anything waits for this process's one thread",
+  ).series();
+  let due = performance.now() + EVENT_LOOP_SAMPLE_MS;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    delays.observe(Math.max(0, now - due) / 1000);
+    due = now + EVENT_LOOP_SAMPLE_MS;
+  }, EVENT_LOOP_SAMPLE_MS);
+  // A sampler must not keep a process (a test, a script) alive.
+  Deno.unrefTimer(timer);
+}
+
 /** `OTEL_RESOURCE_ATTRIBUTES`, or undefined where the process may not read the environment. */
 function resourceAttributes(): string | undefined {
   try {
@@ -414,4 +440,5 @@ function announceInstanceId(registry: Registry): void {
 }
 
 watchProcess(metrics);
+watchEventLoop(metrics);
 announceInstanceId(metrics);

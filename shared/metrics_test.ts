@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { COLLECT_TIMEOUT_MS, Registry, renderPrometheus, serviceInstanceId } from "./metrics.ts";
+import {
+  COLLECT_TIMEOUT_MS,
+  EVENT_LOOP_SAMPLE_MS,
+  metrics,
+  Registry,
+  renderPrometheus,
+  serviceInstanceId,
+} from "./metrics.ts";
 
 Deno.test("[metrics] a histogram counts each observation in its bucket, cumulatively", async () => {
   const registry = new Registry();
@@ -116,4 +123,27 @@ Deno.test("[metrics] serviceInstanceId reads service.instance.id from OTEL_RESOU
   assert.equal(serviceInstanceId("service.instance.id="), undefined);
   assert.equal(serviceInstanceId(""), undefined);
   assert.equal(serviceInstanceId(undefined), undefined);
+});
+
+Deno.test("[metrics] a blocked event loop shows in oe_event_loop_delay_seconds", async () => {
+  const samples = async () => {
+    const family = (await metrics.snapshot()).find((f) => f.name === "oe_event_loop_delay_seconds");
+    const series = family!.series[0];
+    const quarterSecond = family!.bounds!.indexOf(0.25);
+    return {
+      count: series.count!,
+      overQuarterSecond: series.count! - series.buckets![quarterSecond],
+    };
+  };
+  const before = await samples();
+  // The one thread busy for 400 ms: the timer due within its first 100 ms fires 300 ms late or more.
+  const blockedUntil = performance.now() + 400;
+  while (performance.now() < blockedUntil) { /* busy */ }
+  await new Promise((resolve) => setTimeout(resolve, 3 * EVENT_LOOP_SAMPLE_MS));
+  const after = await samples();
+  assert.ok(after.count >= before.count + 2, `sampled on: ${before.count} then ${after.count}`);
+  assert.ok(
+    after.overQuarterSecond > before.overQuarterSecond,
+    "the blocked sample is over 0.25 s",
+  );
 });
