@@ -307,7 +307,12 @@ export async function changeWithFact<T>(
   // Bounded by the request's deadline and joined to its Idempotency-Key (see db.ts).
   return await transaction(sql, async (tx) => {
     const value = await change(tx);
-    const facts = [describe(value) ?? []].flat().map((fact) => relay.carried(buildFact(fact)));
+    // One change happens at one instant: its facts carry the same time (a subscriber may group
+    // them by it; audit lists them under it, in the order they were recorded).
+    const time = new Date();
+    const facts = [describe(value) ?? []].flat().map((fact) =>
+      relay.carried(buildFact(fact, time))
+    );
     await Promise.all(facts.map((fact) => insertFact(tx, fact)));
     return value;
   }, { afterCommit: () => relay.kick(), afterRollback: options.afterRollback });

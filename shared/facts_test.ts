@@ -92,6 +92,24 @@ Deno.test("[facts] a committed change publishes exactly one valid fact", async (
   assert.equal((await t.sql`select count(*)::int as n from outbox`)[0].n, 0);
 });
 
+Deno.test("[facts] the facts of one change share its instant", async () => {
+  await using t = await setUp();
+  // Enough facts that building them spans several milliseconds.
+  const count = 400;
+  await changeWithFact(
+    t.sql,
+    t.relay,
+    async (tx) => (await tx`insert into things (name) values ('a') returning *`)[0],
+    (row) => Array.from({ length: count }, (_, i) => thingFact(`${row.name}${i}`, String(i + 1))),
+  );
+  await t.relay.flush();
+  assert.equal(await streamMessages(t), count);
+  const jsm = await jetstreamManager(t.bus.nc);
+  const timeOf = async (seq: number) =>
+    (await jsm.streams.getMessage(t.stream, { seq }))!.json<{ time: string }>().time;
+  assert.equal(await timeOf(count), await timeOf(1));
+});
+
 Deno.test("[facts] a failed change leaves neither the row nor its fact", async () => {
   await using t = await setUp();
   await t.sql`insert into things (name) values ('taken')`;
