@@ -146,8 +146,9 @@ const ROLE_TITLES: Record<GrantFact["data"]["role"], string> = {
 
 /**
  * A grant's sentence from its quoted role title, its user and its event. The grant's fact names
- * the user by id only: `"email" (id)` as the original showed them when audit knows their address
- * (`users`), their id otherwise.
+ * the user by id only: `"email" (id)` as the original showed them when audit knows the address
+ * they had then (`users`, as of the fact's time: a batch handled after a later one must not name
+ * an address the user took since), their id otherwise.
  */
 function grant(
   fact: GrantFact,
@@ -156,7 +157,7 @@ function grant(
 ) {
   const title = ROLE_TITLES[fact.data.role] ?? fact.data.role;
   const id = fact.data.user;
-  const email = users.email(id);
+  const email = users.email(id, fact.time);
   return sentence(`"${title}"`, email === undefined ? id : `"${email}" (${id})`, fact.data.event);
 }
 

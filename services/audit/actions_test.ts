@@ -168,8 +168,11 @@ function known(users: Record<string, [string, string]>): KnownUsers {
 
 Deno.test('[audit] describeFact names a role\'s user as "email" (id) when audit knows them', async (t) => {
   const users = known({ "7": ["grace@example.com", "2030-01-01T00:00:00.000Z"] });
-  const grant = (type: FactType, role: string, user: string, who?: KnownUsers) =>
-    describeFact(makeFact(type, { id: "11", role, user, event: "3" } as never), who);
+  const grant = (type: FactType, role: string, user: string, who?: KnownUsers, at = "2030-02-01") =>
+    describeFact(
+      makeFact(type, { id: "11", role, user, event: "3" } as never, { time: new Date(at) }),
+      who,
+    );
   await t.step("known: the original's create_role, update_role and delete_role filled in", () => {
     assert.equal(
       grant("catalog.users-events-role.created", "organizer", "7", users),
@@ -194,6 +197,16 @@ Deno.test('[audit] describeFact names a role\'s user as "email" (id) when audit 
       'User 7 removed from role "Owner" in event 3',
     );
   });
+  await t.step(
+    "known only as of after the fact (batches out of order): by id, as the actor",
+    () => {
+      // Grace's address dates from 2030-01-01; a grant of 2029 did not name it.
+      assert.equal(
+        grant("catalog.users-events-role.created", "organizer", "7", users, "2029-12-31"),
+        'Role "Organizer" created for user 7 in event 3',
+      );
+    },
+  );
 });
 
 Deno.test("[audit] describeFact reads an email change as the original's update_user_email", async (t) => {
