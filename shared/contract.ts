@@ -130,14 +130,27 @@ export interface ServiceContract<
   readonly operations: Ops;
 }
 
-/** Checks a contract's shape once, at load: subjects start with the service, keys are unique. */
+/**
+ * Checks a contract's shape once, at load: subjects start with the service, keys are unique, and
+ * a service serving relationships of others' resources answers `resolve-related` (the gateway
+ * asks it for every `include` of them: without it, such an include was a 503 naming a service
+ * that was running).
+ */
 export function defineContract<Ops extends Record<string, Operation>>(
   contract: ServiceContract<Ops>,
 ): ServiceContract<Ops> {
+  const subjects = new Set<string>();
   for (const [key, operation] of Object.entries(contract.operations)) {
     if (!operation.endpoint.subject.startsWith(`${contract.service}.`)) {
       throw new Error(`${contract.service} contract: ${key} is outside the service's subjects`);
     }
+    subjects.add(operation.endpoint.subject);
+  }
+  if (contract.relations?.length && !subjects.has(`${contract.service}.resolve-related`)) {
+    throw new Error(
+      `${contract.service} contract: it serves ${contract.relations.join(", ")} but has no ` +
+        `resolve-related operation (resolveRelatedOperation)`,
+    );
   }
   for (const [type, touches] of Object.entries(contract.touches ?? {})) {
     declareTouches(type, touches);

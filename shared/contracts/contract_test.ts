@@ -6,7 +6,14 @@
  * token). So a contract that says the wrong thing fails here or in Dredd.
  */
 import assert from "node:assert/strict";
-import { type Access, accessOf, sharedByCaches } from "@shared/contract.ts";
+import {
+  type Access,
+  accessOf,
+  busOperation,
+  defineContract,
+  resolveRelatedOperation,
+  sharedByCaches,
+} from "@shared/contract.ts";
 import { contracts, relationOwners, serviceNames, typeOwners } from "@shared/contracts/mod.ts";
 import {
   documentsRoute,
@@ -16,6 +23,7 @@ import {
   section,
 } from "../../scripts/blueprint_apib.ts";
 import { BLUEPRINT_FILES, generatedKind } from "../../hooks/error_examples.ts";
+import { EVENT_RELATIONSHIPS_LEFT_OUT } from "../../services/catalog/resources.ts";
 
 interface ContractRoute {
   /** `GET /v1/events/:id`. */
@@ -128,4 +136,29 @@ Deno.test("the ownership tables and the service list derive from the contracts",
     const parentOwner = typeOwners[relation.split(".")[0]];
     assert.ok(parentOwner && parentOwner !== owner, `${relation}: parent owned by ${parentOwner}`);
   }
+});
+
+Deno.test("a contract serving others' relationships must answer resolve-related", () => {
+  const serving = (operations: Record<string, ReturnType<typeof busOperation>>) =>
+    defineContract({
+      service: "speakers",
+      description: "a fifth service",
+      types: ["speaker"],
+      relations: ["event.speakers"],
+      operations,
+    });
+  assert.throws(
+    () => serving({ ping: busOperation("speakers.ping", "resolve") }),
+    /speakers contract: it serves event\.speakers but has no resolve-related operation/,
+  );
+  assert.doesNotThrow(() => serving({ "resolve-related": resolveRelatedOperation("speakers") }));
+});
+
+Deno.test("no relationship the catalog leaves out is one another service serves", () => {
+  // A left-out relationship is a placeholder the catalog renders itself, always empty: a service
+  // that serves it (`relations`) must have the catalog's placeholder removed, or an event's
+  // `include` of it would read as empty where its owner has resources.
+  const claimed = EVENT_RELATIONSHIPS_LEFT_OUT.filter((name) => relationOwners[`event.${name}`]);
+  assert.deepEqual(claimed, []);
+  assert.ok(EVENT_RELATIONSHIPS_LEFT_OUT.length > 10, "the placeholders are listed");
 });
