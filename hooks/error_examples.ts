@@ -17,6 +17,7 @@ import {
   section,
   transactionName,
 } from "../scripts/blueprint_apib.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 
 export type ErrorKind =
   | "anonymous"
@@ -359,10 +360,8 @@ export function generatedExamples(text: string): GeneratedExample[] {
   return found;
 }
 
-/** The blueprints with generated examples, relative to the repository root. */
-export const BLUEPRINT_FILES = ["audit", "catalog", "discounts", "payments"].map((name) =>
-  `blueprint/${name}.apib`
-);
+/** The blueprints with generated examples, relative to the repository root: one per service. */
+export const BLUEPRINT_FILES = [...serviceNames].sort().map((name) => `blueprint/${name}.apib`);
 
 const root = new URL("../", import.meta.url);
 

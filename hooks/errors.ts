@@ -66,7 +66,12 @@ async function apply(kind: ErrorKind, file: string, transaction: Transaction): P
       delete request.headers.Authorization;
       break;
     case "forbidden": {
-      const token = await tokenFor(UNPRIVILEGED[file], hookEnv("JWT_SECRET"));
+      const user = UNPRIVILEGED[file];
+      // A blueprint without its entry would sign the 403 examples as no user: a 401, not a 403.
+      if (user === undefined) {
+        throw new Error(`hooks/errors.ts: UNPRIVILEGED has no user for ${file}`);
+      }
+      const token = await tokenFor(user, hookEnv("JWT_SECRET"));
       request.headers.Authorization = `JWT ${token}`;
       break;
     }

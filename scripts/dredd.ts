@@ -12,14 +12,12 @@ import { deleteFactStream } from "@shared/fact_streams.ts";
 import postgres from "postgres";
 import { DOCUMENTATION_ONLY } from "../hooks/error_examples.ts";
 import { startSystem } from "./start.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 
 const BLUEPRINTS = ["blueprint/*.apib"];
-/** Other services' hook files join this list. */
+/** Each service's fixtures (`hooks/<service>.ts`), then the checks every transaction gets. */
 const HOOK_FILES = [
-  "hooks/catalog.ts",
-  "hooks/audit.ts",
-  "hooks/payments.ts",
-  "hooks/discounts.ts",
+  ...serviceNames.map((name) => `hooks/${name}.ts`),
   "hooks/jsonapi_validity.ts",
   // The generated error examples (Dredd loads hook files in alphabetical order anyway).
   "hooks/errors.ts",
@@ -182,11 +180,10 @@ function newRun(): DreddRun {
   const port = freePort();
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
-    // A per-service URL in the caller's environment would send the catalog elsewhere.
-    CATALOG_DATABASE_URL: databaseUrl,
-    DISCOUNTS_DATABASE_URL: databaseUrl,
-    AUDIT_DATABASE_URL: databaseUrl,
-    PAYMENTS_DATABASE_URL: databaseUrl,
+    // A per-service URL in the caller's environment would send that service elsewhere.
+    ...Object.fromEntries(
+      serviceNames.map((name) => [`${name.toUpperCase()}_DATABASE_URL`, databaseUrl]),
+    ),
     NATS_URL: natsUrl,
     BUS_PREFIX: busPrefix,
     HOST: "127.0.0.1",

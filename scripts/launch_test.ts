@@ -7,6 +7,7 @@ import {
   launchEnv,
   withInstanceId,
 } from "./launch.ts";
+import { serviceNames } from "@shared/contracts/mod.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
 
@@ -98,7 +99,7 @@ Deno.test("[launch] every start:<name> task gives its process a service.instance
   // Before, only `deno task start` did: two instances started by hand (the README's way to scale)
   // exported OTLP metrics under one identity, one series jumping between them.
   const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
-  for (const name of ["catalog", "discounts", "payments", "audit", "gateway"]) {
+  for (const name of [...serviceNames, "gateway"]) {
     assert.ok(
       tasks[`start:${name}`].startsWith(`OTEL_SERVICE_NAME=${name} ${INSTANCE_ID_ENV} `),
       `start:${name} does not set OTEL_RESOURCE_ATTRIBUTES through scripts/instance_id.ts`,
