@@ -1,8 +1,14 @@
 /**
- * Who is asking, and what they are to an event, as services other than the catalog learn it:
- * from `catalog.internal.access` on every request (no cache, so a revoked role or admin flag
- * counts on the very next request), about one event or many at once. The level rules are
- * api-surface §2's.
+ * Who is asking, and what they are to an event, as services other than the catalog learn it: a
+ * live question to `catalog.internal.access`, about one event or many at once. The level rules
+ * are api-surface §2's.
+ *
+ * A handler reads the kept answers of its service's `AccessSource` (`ctx.access`,
+ * shared/access_source.ts: a few seconds old at most, dropped by the catalog's facts), which is
+ * right for deciding whether a request may begin. A write that must not outlive a revocation or
+ * a deletion committed meanwhile asks again here, live, inside its transaction, after locking
+ * what it depends on (discounts' `checkStillNamed`, payments' `requireEventStillLive`): a kept
+ * answer may predate a revocation by its age.
  *
  * @example
  * ```ts ignore
