@@ -240,7 +240,16 @@ export function describeFact(fact: Fact, users: KnownUsers = NOBODY): string {
   // A purge reads apart from the soft delete before it ("Event 2 deleted", then "Event 2 deleted
   // permanently"); a revoked role or a removed Stripe authorization, which have no trash, read
   // as they did.
-  return clean(fact.purged ? text.replace(" deleted", " deleted permanently") : text);
+  if (fact.purged) return clean(text.replace(" deleted", " deleted permanently"));
+  // Taken out of the trash (`deleted-at` set back to null): "Event topic 2 restored", where it
+  // read as any other update and an admin could not tell the deletion was undone.
+  return clean(restored(fact) ? text.replace(" updated", " restored") : text);
+}
+
+/** An update that set `deleted-at` back to null. */
+function restored(fact: Fact): boolean {
+  if (!fact.type.endsWith(".updated") || !factChanged(fact).includes("deleted-at")) return false;
+  return (fact.data as { "deleted-at"?: unknown })["deleted-at"] === null;
 }
 
 /**

@@ -295,6 +295,39 @@ Deno.test("[audit] a purge reads apart from a soft delete; a revoked role reads 
   );
 });
 
+Deno.test("[audit] a restore from the trash reads as one, not as an update", () => {
+  const updated = <K extends FactType>(type: K, data: Partial<FactData<K>>, changed: string) =>
+    ({ ...makeFact(type, data), changed }) as Fact;
+  assert.equal(
+    describeFact(
+      updated("catalog.event-topic.updated", { id: "2", "deleted-at": null }, "deleted-at"),
+    ),
+    "Event topic 2 restored",
+  );
+  assert.equal(
+    describeFact(
+      updated(
+        "catalog.ticket.updated",
+        { id: "7", event: "3", "deleted-at": null },
+        "name,deleted-at",
+      ),
+    ),
+    "Ticket 7 restored for event 3",
+  );
+  // Moved to the trash by an update, or an update of something else: as before.
+  const trashed = "2030-01-01T00:00:00.000Z";
+  assert.equal(
+    describeFact(
+      updated("catalog.event-topic.updated", { id: "2", "deleted-at": trashed }, "deleted-at"),
+    ),
+    "Event topic 2 updated",
+  );
+  assert.equal(
+    describeFact(updated("catalog.event-topic.updated", { id: "2", "deleted-at": null }, "name")),
+    "Event topic 2 updated",
+  );
+});
+
 Deno.test("[audit] describeFact drops control characters and bounds the length", () => {
   const text = sentence("discounts.discount-code.created", "1", {
     code: `A\u0000B${"x".repeat(900)}`,
