@@ -19,7 +19,8 @@
 import { isId } from "./schemas/ids.ts";
 import type { z } from "zod";
 import type { Bus } from "./bus.ts";
-import { isAdmin } from "./handlers/guards.ts";
+import { isAdmin, requireLogin } from "./handlers/guards.ts";
+import { ForbiddenError } from "./errors.ts";
 import type { FactActor } from "./facts.ts";
 import type { Actor } from "./schemas/http.ts";
 import { ACCESS_EVENTS_MAX, type callerSchema, type eventAccessSchema } from "./schemas/bus.ts";
@@ -98,6 +99,28 @@ export function isOrganizer(caller: Caller | null, event: EventAccess | null): b
 export function isCoorganizer(caller: Caller | null, event: EventAccess | null): boolean {
   if (isAdmin(caller)) return true;
   return !!caller && !!event && event.roles.length > 0;
+}
+
+/** The caller, when an admin or an owner or organizer of the event; 401 or 403 otherwise. */
+export function requireOrganizer(
+  caller: Caller | null,
+  event: EventAccess | null,
+  what = "do this",
+): Caller {
+  const known = requireLogin(caller);
+  if (isOrganizer(known, event)) return known;
+  throw new ForbiddenError(`Cannot ${what}: only the event's organizers and admins may`);
+}
+
+/** The caller, when an admin or one of the event's co-organizers; 401 or 403 otherwise. */
+export function requireCoorganizer(
+  caller: Caller | null,
+  event: EventAccess | null,
+  what = "do this",
+): Caller {
+  const known = requireLogin(caller);
+  if (isCoorganizer(known, event)) return known;
+  throw new ForbiddenError(`Cannot ${what}: only the event's co-organizers and admins may`);
 }
 
 export function factActor(caller: Caller | null): FactActor {

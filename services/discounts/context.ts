@@ -7,15 +7,7 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import type { Sql } from "@shared/db.ts";
-import {
-  type Access,
-  type Caller,
-  type EventAccess,
-  isCoorganizer,
-  type ManyAccess,
-} from "@shared/access.ts";
-import { ForbiddenError } from "@shared/errors.ts";
-import { requireLogin } from "@shared/handlers/mod.ts";
+import type { Access, ManyAccess } from "@shared/access.ts";
 import type { FactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
@@ -31,7 +23,7 @@ export interface DiscountsContext {
 }
 
 export type { Access, Caller, EventAccess } from "@shared/access.ts";
-export { factActor, isCoorganizer } from "@shared/access.ts";
+export { factActor, isCoorganizer, requireCoorganizer } from "@shared/access.ts";
 
 /** The caller and, when `event` is given, that event with the caller's roles. */
 export function access(
@@ -49,16 +41,4 @@ export function accessMany(
   events: readonly string[],
 ): Promise<ManyAccess> {
   return ctx.access.askMany(actor, events);
-}
-
-export function requireCoorganizer(
-  caller: Caller | null,
-  event: EventAccess | null,
-  what = "do this",
-): Caller {
-  const known = requireLogin(caller);
-  if (!isCoorganizer(known, event)) {
-    throw new ForbiddenError(`Cannot ${what}: only the event's co-organizers and admins may`);
-  }
-  return known;
 }

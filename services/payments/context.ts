@@ -8,12 +8,12 @@ import type { Bus } from "@shared/bus.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { withScope } from "@shared/deadline.ts";
-import { ForbiddenError, ServiceUnavailableError } from "@shared/errors.ts";
+import { ServiceUnavailableError } from "@shared/errors.ts";
 import { requireActor, requireLogin } from "@shared/handlers/mod.ts";
 import type { FactRelay } from "@shared/fact_relay.ts";
 import type { Logger } from "@shared/log.ts";
 import type { Actor } from "@shared/schemas/http.ts";
-import { type Caller, type EventAccess, isOrganizer } from "@shared/access.ts";
+import type { Caller, EventAccess } from "@shared/access.ts";
 import type { AccessSource } from "@shared/access_source.ts";
 import type { SecretBox } from "./crypto.ts";
 import type { StripeSettings } from "./stripe.ts";
@@ -94,14 +94,6 @@ export async function loadAccess(
 ): Promise<Access> {
   const answer = await ctx.access.ask(requireActor(actor), eventKey);
   return { caller: requireLogin(answer.caller), event: answer.event };
-}
-
-/** Throws 403 unless the caller is an admin or an owner/organizer of the event. */
-export function requireOrganizer(caller: Caller, event: EventAccess): void {
-  if (isOrganizer(caller, event)) return;
-  throw new ForbiddenError(
-    "Cannot continue: only the event's organizers may manage its Stripe authorization",
-  );
 }
 
 /** The Stripe settings, or 503 when the platform is not configured for Stripe. */

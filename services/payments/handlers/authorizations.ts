@@ -12,7 +12,7 @@ import {
   UnprocessableError,
 } from "@shared/errors.ts";
 import { afterCommitted, type Tx } from "@shared/db.ts";
-import { askAccess } from "@shared/access.ts";
+import { askAccess, requireOrganizer } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
   checkForeignFieldsets,
@@ -35,7 +35,6 @@ import {
   factActor,
   loadAccess,
   type PaymentsContext,
-  requireOrganizer,
   secretBox,
   stripeSettings,
 } from "../context.ts";
@@ -95,7 +94,7 @@ async function managed(
   const access = await loadAccess(ctx, req.actor, row?.event_id);
   // An authorization of a deleted (or invisible) event is as good as gone.
   if (!row || !access.event) missing(req.params.id);
-  requireOrganizer(access.caller, access.event);
+  requireOrganizer(access.caller, access.event, "manage this event's Stripe authorization");
   return { row, access: { caller: access.caller, event: access.event } };
 }
 
@@ -171,7 +170,7 @@ async function linkTarget(
   if (!event) {
     throw eventGone();
   }
-  requireOrganizer(caller, event);
+  requireOrganizer(caller, event, "manage this event's Stripe authorization");
   requireStripeEvent(event);
   // Exchanging spends the code: refuse a duplicate before asking Stripe.
   if (await getAuthorizationOfEvent(ctx.sql, event.id)) throw duplicateLink();

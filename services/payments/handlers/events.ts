@@ -4,7 +4,8 @@ import { notFound, renderLinkage } from "@shared/handlers/mod.ts";
 import { toResource } from "@shared/jsonapi.ts";
 import { parseSingleQuery } from "@shared/query.ts";
 import type { HttpReply, HttpRequest } from "@shared/schemas/http.ts";
-import { loadAccess, type PaymentsContext, requireOrganizer } from "../context.ts";
+import { requireOrganizer } from "@shared/access.ts";
+import { loadAccess, type PaymentsContext } from "../context.ts";
 import { stripeAuthorizationDef, stripeAuthorizationQuery } from "../resources.ts";
 import { type AuthorizationRow, getAuthorizationOfEvent } from "../store/authorizations.ts";
 import { renderAuthorization } from "./authorizations.ts";
@@ -24,7 +25,7 @@ async function ofEvent(
   if (req.params.rel !== REL) throw new NotFoundError(`Cannot find ${req.path}`);
   const { caller, event } = await loadAccess(ctx, req.actor, key);
   if (!event) notFound("event", key);
-  requireOrganizer(caller, event);
+  requireOrganizer(caller, event, "manage this event's Stripe authorization");
   return { eventId: event.id, row: await getAuthorizationOfEvent(ctx.sql, event.id) };
 }
 
