@@ -60,7 +60,8 @@ import {
 } from "./deadline.ts";
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
-import { answer, parseJson } from "./bus_serving.ts";
+import { answer, loggedOnce, parseJson } from "./bus_serving.ts";
+import { Admission } from "./bus_admission.ts";
 
 export interface ServiceInfo {
   name: string;
@@ -102,6 +103,9 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
+/** How often, at most, an instance refusing requests says so in its log. */
+const BUSY_LOG_INTERVAL_MS = 10_000;
+
 /** The raw answer to a forwarded HTTP request: status, location and the body's bytes. */
 export interface ForwardedReply {
   status: number;
@@ -129,6 +133,10 @@ export interface BusOptions {
   /** Connection name shown by the NATS server. */
   name?: string;
   logger?: Logger;
+  /** Requests `serve` runs at once (SERVE_CONCURRENCY; shared/bus_admission.ts). */
+  serveConcurrency?: number;
+  /** Bytes of requests that may wait for a turn before one is refused (MAX_WAITING_BYTES). */
+  serveWaitingBytes?: number;
 }
 
 export interface RequestOptions {
@@ -213,15 +221,21 @@ export class Bus {
   readonly factsReplicas: number;
   readonly #log: Logger;
   readonly #link = new Link();
+  readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
+  #busyLoggedAt = 0;
   #replies?: Replies;
 
   constructor(
     nc: NatsConnection,
-    options: { prefix: string; logger?: Logger; factsReplicas?: number },
+    options: Omit<BusOptions, "url" | "name">,
   ) {
     this.nc = nc;
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
+    this.#serveLimits = {
+      concurrency: options.serveConcurrency,
+      waitingBytes: options.serveWaitingBytes,
+    };
     this.#log = options.logger ?? createLogger("bus");
     this.#link.follow(nc, this.#log, meterConnection(nc), {
       lost: () => this.#replies?.lost(RECONNECT_GRACE_MS),
@@ -373,7 +387,11 @@ export class Bus {
     const identity = { name: info.name, id, version: info.version, metadata };
     const inFlight = new Set<Promise<void>>();
     const stats = new Map<string, EndpointStats>();
-    const subscriptions = routes.map((route) => this.#serveRoute(route, stats, inFlight));
+    // One for all the routes: what bounds the process is its thread and its pool, not a route.
+    const admission = new Admission(this.#serveLimits.concurrency, this.#serveLimits.waitingBytes);
+    const subscriptions = routes.map((route) =>
+      this.#serveRoute(route, { stats, inFlight, admission, service: info.name })
+    );
 
     const discovery = (verb: string, body: () => unknown) =>
       subscriptions.push(...this.#answerDiscovery(verb, info.name, id, body));
@@ -413,13 +431,36 @@ export class Bus {
   }
 
   /**
-   * Subscribes one route in the queue group, registering its figures in `stats`; each answer
-   * stays in `inFlight` until it is sent, so stopping can wait for it.
+   * The 503 of a request refused because too many wait for a turn in this instance
+   * (shared/bus_admission.ts): logged once in a while, not once per request of a flood.
+   */
+  #busy(service: string, waiting: number): ServiceUnavailableError {
+    const now = Date.now();
+    if (now - this.#busyLoggedAt >= BUSY_LOG_INTERVAL_MS) {
+      this.#busyLoggedAt = now;
+      this.#log.warn("too busy: refusing requests", { service, waiting });
+    }
+    return loggedOnce(
+      new ServiceUnavailableError(
+        `Cannot serve the request now: this ${service} instance has ${waiting} requests waiting; ` +
+          "try again shortly",
+      ),
+    );
+  }
+
+  /**
+   * Subscribes one route in the queue group, registering its figures in `stats`; each request
+   * takes its turn through `admission`, and stays in `inFlight` until it is answered, so stopping
+   * can wait for it.
    */
   #serveRoute(
     { endpoint, handler }: Route,
-    stats: Map<string, EndpointStats>,
-    inFlight: Set<Promise<void>>,
+    { stats, inFlight, admission, service }: {
+      stats: Map<string, EndpointStats>;
+      inFlight: Set<Promise<void>>;
+      admission: Admission;
+      service: string;
+    },
   ): Subscription {
     const subject = this.subject(endpoint.subject);
     const stat: EndpointStats = {
@@ -444,7 +485,11 @@ export class Bus {
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
         const served = { endpoint, schemas, handler, stat, meter, log, maxPayload };
-        const work = answer(served, msg);
+        const work = admission.admit(
+          msg.data.length,
+          () => answer(served, msg),
+          () => answer(served, msg, this.#busy(service, admission.waiting)),
+        );
         inFlight.add(work);
         work.finally(() => inFlight.delete(work));
       },

@@ -89,18 +89,21 @@ interface Outcome {
   error?: unknown;
 }
 
-/** Serves one request: counts it, traces it (OTEL_DENO=true), answers it. */
-export async function answer(served: Served, msg: Msg): Promise<void> {
+/**
+ * Serves one request: counts it, traces it (OTEL_DENO=true), answers it; or, with `refused`,
+ * answers that error without looking at the request (an instance too busy to take it).
+ */
+export async function answer(served: Served, msg: Msg, refused?: ApiError): Promise<void> {
   const { endpoint, stat, meter } = served;
   const began = meter.start();
   stat.num_requests++;
   let outcome: Outcome;
   if (tracing) {
     const { span, ctx } = startServerSpan(endpoint.subject, msg.subject, msg.headers);
-    outcome = await withContext(ctx, () => outcomeOf(served, msg));
+    outcome = await withContext(ctx, () => outcomeOf(served, msg, refused));
     endBusSpan(span, "server", outcome.status, outcome.error);
   } else {
-    outcome = await outcomeOf(served, msg);
+    outcome = await outcomeOf(served, msg, refused);
   }
   const elapsedNs = Math.round(meter.finish(began, outcome.status) * 1e6);
   stat.processing_time += elapsedNs;
@@ -115,11 +118,12 @@ export async function answer(served: Served, msg: Msg): Promise<void> {
 }
 
 /** Runs the handler within the request's deadline and turns its result or error into an answer. */
-async function outcomeOf(served: Served, msg: Msg): Promise<Outcome> {
+async function outcomeOf(served: Served, msg: Msg, refused?: ApiError): Promise<Outcome> {
   const { endpoint, handler, stat, log } = served;
   const reply = natsHeaders();
   let request: unknown;
   try {
+    if (refused) throw refused;
     const schemas = await served.schemas;
     // A requester that sends no deadline (a client of the bus API other than ours) gets the
     // bus's default timeout as one: without any, a change could be made long after it gave up

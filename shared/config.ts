@@ -38,6 +38,11 @@ export interface Config {
   busPrefix: string;
   /** Milliseconds the gateway waits for a service before answering 504. */
   requestTimeoutMs: number;
+  /**
+   * Requests a service process serves at once (SERVE_CONCURRENCY, default 64); the next ones wait
+   * their turn, and past 32 MiB of them a request is refused with a 503 (shared/bus_admission.ts).
+   */
+  serveConcurrency: number;
   /** Undefined when JWT_SECRET is unset; `scripts/start.ts` then makes one for all processes. */
   jwtSecret?: string;
   adminEmail?: string;
@@ -227,6 +232,9 @@ function withoutLogin(server: string): string {
 }
 
 /** An integer setting of at least `min` (and at most `max`), named in the error otherwise. */
+/** SERVE_CONCURRENCY unless set: over 6 times the default pool, so that reads keep it busy. */
+export const DEFAULT_SERVE_CONCURRENCY = 64;
+
 function bounded(env: Env, name: string, fallback: number, min: number, max?: number): number {
   const value = integer(env, name, fallback);
   if (value < min || (max !== undefined && value > max)) {
@@ -311,6 +319,7 @@ export function loadConfig(env: Env = envObject()): Config {
     // JetStream allows 1 to 5 replicas of a stream.
     factsReplicas: bounded(env, "FACTS_REPLICAS", 1, 1, 5),
     databasePoolMax: bounded(env, "DATABASE_POOL_MAX", 10, 1),
+    serveConcurrency: bounded(env, "SERVE_CONCURRENCY", DEFAULT_SERVE_CONCURRENCY, 1),
     busPrefix: busPrefix(env),
     requestTimeoutMs,
     jwtSecret: env.JWT_SECRET || undefined,

@@ -318,6 +318,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
         url: config.natsUrl,
         prefix: config.busPrefix,
         factsReplicas: config.factsReplicas,
+        serveConcurrency: config.serveConcurrency,
         name: process.name,
         logger: log,
       }),

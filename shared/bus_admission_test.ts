@@ -1,0 +1,118 @@
+/**
+ * An instance beyond its capacity (shared/bus_admission.ts), on the real NATS: it runs at most
+ * `serveConcurrency` handlers, answers a request whose deadline passed while it waited without
+ * running it, and refuses at once what would wait past its bytes.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { Bus } from "./bus.ts";
+import { defineEndpoint, route } from "./bus_endpoints.ts";
+import { GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { metrics } from "./metrics.ts";
+import { testBus } from "./testing.ts";
+import { eventually } from "@testing/eventually.ts";
+
+const held = defineEndpoint("demo.held", {
+  request: z.object({ id: z.string(), pad: z.string().optional() }),
+  response: z.literal("done"),
+});
+
+/** A served instance whose handler holds every request until `release`, recording what ran. */
+async function heldInstance(
+  client: { prefix: string; natsUrl: string },
+  limits: { serveConcurrency: number; serveWaitingBytes?: number },
+) {
+  const bus = await Bus.connect({
+    url: client.natsUrl,
+    prefix: client.prefix,
+    logger: createLogger("test", "error"),
+    ...limits,
+  });
+  const started: string[] = [];
+  let running = 0;
+  let mostAtOnce = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  const service = bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(held, async ({ id }) => {
+      started.push(id);
+      mostAtOnce = Math.max(mostAtOnce, ++running);
+      await released;
+      running--;
+      return "done" as const;
+    }),
+  ]);
+  // Served on a connection of its own: its subscription must reach NATS before the requests.
+  await bus.nc.flush();
+  return {
+    started,
+    mostAtOnce: () => mostAtOnce,
+    release,
+    async [Symbol.asyncDispose]() {
+      release();
+      await service.stop();
+      await bus.close();
+    },
+  };
+}
+
+async function waiting(): Promise<number> {
+  const family = (await metrics.snapshot()).find((f) => f.name === "oe_bus_requests_waiting");
+  return family?.series[0]?.value ?? 0;
+}
+
+Deno.test("[bus] an instance runs SERVE_CONCURRENCY requests at once; the others wait their turn", async () => {
+  await using client = await testBus();
+  await using instance = await heldInstance(client, { serveConcurrency: 2 });
+  const answers = ["a", "b", "c", "d", "e"].map((id) =>
+    client.bus.request(held, { id }, { timeoutMs: 5_000 })
+  );
+  await eventually(() => instance.started.length === 2);
+  await eventually(async () => await waiting() === 3);
+  instance.release();
+  assert.deepEqual(await Promise.all(answers), ["done", "done", "done", "done", "done"]);
+  assert.deepEqual(instance.started.toSorted(), ["a", "b", "c", "d", "e"]);
+  assert.equal(instance.mostAtOnce(), 2);
+  assert.equal(await waiting(), 0);
+});
+
+Deno.test("[bus] a request whose deadline passed while it waited is answered without running", async () => {
+  await using client = await testBus();
+  await using instance = await heldInstance(client, { serveConcurrency: 1 });
+  const first = client.bus.request(held, { id: "first" }, { timeoutMs: 5_000 });
+  await eventually(() => instance.started.length === 1);
+  // Its requester gives up after 300 ms while it waits behind the first.
+  await assert.rejects(
+    client.bus.request(held, { id: "late" }, { timeoutMs: 300 }),
+    GatewayTimeoutError,
+  );
+  instance.release();
+  assert.equal(await first, "done");
+  // Its turn came after its deadline: nothing ran for it, and nothing waits any more.
+  await eventually(async () => await waiting() === 0);
+  assert.deepEqual(instance.started, ["first"]);
+});
+
+Deno.test("[bus] past the bytes that may wait, a request is refused at once with a 503", async () => {
+  await using client = await testBus();
+  await using instance = await heldInstance(client, {
+    serveConcurrency: 1,
+    serveWaitingBytes: 200,
+  });
+  const first = client.bus.request(held, { id: "first" }, { timeoutMs: 5_000 });
+  await eventually(() => instance.started.length === 1);
+  const second = client.bus.request(held, { id: "second", pad: "x".repeat(100) }, {
+    timeoutMs: 5_000,
+  });
+  await eventually(async () => await waiting() === 1);
+  const began = performance.now();
+  await assert.rejects(
+    client.bus.request(held, { id: "third", pad: "x".repeat(100) }, { timeoutMs: 5_000 }),
+    (error) => error instanceof ServiceUnavailableError && /1 requests waiting/.test(error.message),
+  );
+  assert.ok(performance.now() - began < 2_000, "refused at once, not at its deadline");
+  instance.release();
+  assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
+  assert.deepEqual(instance.started, ["first", "second"]);
+});
