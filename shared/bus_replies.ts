@@ -210,8 +210,10 @@ export class Replies {
   #arm(at: number): void {
     clearTimeout(this.#timer);
     this.#timerAt = at;
-    // Rounded up: a timer may not fire before the soonest request has really expired.
-    this.#timer = setTimeout(() => this.#expire(), Math.ceil(at - performance.now()));
+    // Rounded up: a timer may not fire before the soonest request has really expired. At least
+    // 0: a time already past (armed late, around a reconnect) printed a TimeoutNegativeWarning.
+    const delay = Math.max(0, Math.ceil(at - performance.now()));
+    this.#timer = setTimeout(() => this.#expire(), delay);
   }
 
   #disarm(): void {
