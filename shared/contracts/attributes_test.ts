@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { ResourceDef } from "@shared/jsonapi.ts";
 import { ATTRIBUTES } from "@shared/contracts/attributes.ts";
-import { typeOwners } from "@shared/contracts/mod.ts";
+import { contracts, typeOwners } from "@shared/contracts/mod.ts";
 import * as audit from "../../services/audit/resources.ts";
 import * as catalog from "../../services/catalog/resources.ts";
 import * as discounts from "../../services/discounts/resources.ts";
@@ -39,4 +39,34 @@ Deno.test("each resource definition maps the declared attributes (a public view 
     );
     assert.equal(widest, Object.keys(ATTRIBUTES[type]).length, `${type}: a full view is missing`);
   }
+});
+
+Deno.test("every relationship a resource renders has its related and relationship routes", () => {
+  // api-surface §1: every relationship's links resolve. A route missing from every contract left
+  // a new service's links answering 404 "no such route" (a shape review, 2026-12-05).
+  const routes = new Set(
+    contracts.flatMap((contract) =>
+      Object.values(contract.operations).flatMap((operation) =>
+        operation.routes.filter((route) => route.method === "GET").map((route) => route.path)
+      )
+    ),
+  );
+  const missing: string[] = [];
+  let checked = 0;
+  for (const def of all) {
+    for (const [name, relationship] of Object.entries(def.relationships ?? {})) {
+      if (relationship.placeholder) continue;
+      for (
+        const path of [
+          `/v1/${def.collection}/:id/${name}`,
+          `/v1/${def.collection}/:id/relationships/${name}`,
+        ]
+      ) {
+        if (!routes.has(path)) missing.push(path);
+        checked++;
+      }
+    }
+  }
+  assert.deepEqual([...new Set(missing)], []);
+  assert.ok(checked > 20, `only ${checked} links checked`);
 });
