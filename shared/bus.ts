@@ -57,6 +57,7 @@ import {
   DEADLINE_HEADER,
   deadlineError,
   DEFAULT_BUS_TIMEOUT_MS,
+  parseDeadline,
 } from "./deadline.ts";
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
@@ -431,8 +432,8 @@ export class Bus {
   }
 
   /**
-   * The 503 of a request refused because too many wait for a turn in this instance
-   * (shared/bus_admission.ts): logged once in a while, not once per request of a flood.
+   * The 503 of a request refused because it would not get its turn in this instance before its
+   * deadline (shared/bus_admission.ts): logged once in a while, not once per request of a flood.
    */
   #busy(service: string, waiting: number): ServiceUnavailableError {
     const now = Date.now();
@@ -442,8 +443,8 @@ export class Bus {
     }
     return loggedOnce(
       new ServiceUnavailableError(
-        `Cannot serve the request now: this ${service} instance has ${waiting} requests waiting; ` +
-          "try again shortly",
+        `Cannot serve the request now: this ${service} instance is too busy to answer it in time ` +
+          `(${waiting} requests waiting); try again shortly`,
       ),
     );
   }
@@ -485,11 +486,20 @@ export class Bus {
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
         const served = { endpoint, schemas, handler, stat, meter, log, maxPayload };
-        const work = admission.admit(
-          msg.data.length,
-          () => answer(served, msg),
-          () => answer(served, msg, this.#busy(service, admission.waiting)),
-        );
+        // As the serving side reads it (shared/bus_serving.ts): the bus's default without one.
+        const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER)) ??
+          Date.now() + DEFAULT_BUS_TIMEOUT_MS;
+        const work = admission.admit({ bytes: msg.data.length, deadline }, {
+          serve: () => answer(served, msg),
+          refuse: (why) =>
+            answer(
+              served,
+              msg,
+              why === "busy"
+                ? this.#busy(service, admission.waiting)
+                : deadlineError("start the work"),
+            ),
+        });
         inFlight.add(work);
         work.finally(() => inFlight.delete(work));
       },

@@ -10,16 +10,22 @@
  * and NATS dropped its connection for unanswered pings.
  *
  * So a process serves at most `concurrency` requests at a time (SERVE_CONCURRENCY); the next ones
- * wait their turn, first come first served, and a request whose deadline passed while it waited
- * is answered 504 without running (shared/bus_serving.ts checks the deadline before any work).
- * What waits is bounded by its bytes: past `maxWaitingBytes`, a request is refused at once with a
- * 503, so that its client hears of the overload now rather than at its deadline. Discovery
+ * wait their turn, first come first served. A request is refused at once (`refuse("busy")`, a
+ * 503) when it would not be served before its deadline: the wait ahead of it, from the requests
+ * waiting and the time a turn has taken lately, plus a turn of its own, would pass it. A first
+ * come first served list that took everyone served nobody in time once it held more than a
+ * deadline's worth (a second review, 2,900 waiting at 3,000 clients: 205 answers a second where
+ * the catalog serves 550). One whose deadline passes while it waits anyway is answered without
+ * running (`refuse("late")`, a 504). The bytes waiting are bounded too, for memory. Discovery
  * (`$SRV.PING`, `STATS`) does not wait here: it tells the gateway the instance is alive and busy.
  */
 import { DEFAULT_SERVE_CONCURRENCY } from "./config.ts";
 import { metrics } from "./metrics.ts";
+
 /** The bytes of requests that may wait for a turn before the next is refused with a 503. */
 export const MAX_WAITING_BYTES = 32 * 1024 * 1024;
+/** How much each finished turn moves the estimate of a turn's time: about the last 20 count. */
+const TURN_TIME_WEIGHT = 0.05;
 
 const waitingGauge = metrics.gauge(
   "oe_bus_requests_waiting",
@@ -27,12 +33,23 @@ const waitingGauge = metrics.gauge(
 ).series();
 const refusedCounter = metrics.counter(
   "oe_bus_requests_refused",
-  "Requests refused at once (503) because too many were waiting for a turn",
+  "Requests refused at once (503): they would not have been served before their deadline",
 ).series();
+
+/** Why a request was answered without running. */
+export type Refusal = "busy" | "late";
+
+export interface Turn {
+  /** Runs the request and answers it. */
+  serve: () => Promise<void>;
+  /** Answers it without running it: `busy` (503) at arrival, `late` (504) when its turn came. */
+  refuse: (why: Refusal) => Promise<void>;
+}
 
 interface Waiting {
   bytes: number;
-  run: () => Promise<void>;
+  deadline: number;
+  turn: Turn;
   done: () => void;
 }
 
@@ -43,6 +60,8 @@ export class Admission {
   #waiting: Waiting[] = [];
   #next = 0;
   #waitingBytes = 0;
+  /** Milliseconds a turn has taken lately (undefined until one has finished). */
+  #turnMs: number | undefined;
 
   constructor(concurrency = DEFAULT_SERVE_CONCURRENCY, maxWaitingBytes = MAX_WAITING_BYTES) {
     this.#concurrency = Math.max(1, Math.floor(concurrency));
@@ -55,42 +74,71 @@ export class Admission {
   }
 
   /**
-   * Runs `serve` now or when a turn frees; runs `refuse` instead when too much waits already.
-   * Resolves once whichever ran has answered.
+   * Serves the request now or when a turn frees, or refuses it at once when it would not be
+   * served before its `deadline` (ms since epoch) or too many bytes wait. Resolves once it has
+   * been answered.
    */
-  admit(bytes: number, serve: () => Promise<void>, refuse: () => Promise<void>): Promise<void> {
-    if (this.#running < this.#concurrency) return this.#run(serve);
-    if (this.#waitingBytes + bytes > this.#maxWaitingBytes) {
+  admit(request: { bytes: number; deadline: number }, turn: Turn): Promise<void> {
+    if (this.#running < this.#concurrency) return this.#run(turn);
+    if (!this.#inTime(request.deadline) || !this.#roomFor(request.bytes)) {
       refusedCounter.add();
-      return refuse();
+      return turn.refuse("busy");
     }
     return new Promise<void>((done) => {
-      this.#waiting.push({ bytes, run: serve, done });
-      this.#waitingBytes += bytes;
+      this.#waiting.push({ ...request, turn, done });
+      this.#waitingBytes += request.bytes;
       waitingGauge.add(1);
     });
   }
 
-  async #run(serve: () => Promise<void>): Promise<void> {
+  /** Whether a request arriving now would be served before `deadline`, as far as is known. */
+  #inTime(deadline: number): boolean {
+    if (this.#turnMs === undefined) return true;
+    // Every turn is taken: one frees every turnMs / concurrency on average.
+    const wait = (this.waiting + 1) * this.#turnMs / this.#concurrency;
+    return Date.now() + wait + this.#turnMs < deadline;
+  }
+
+  #roomFor(bytes: number): boolean {
+    return this.#waitingBytes + bytes <= this.#maxWaitingBytes;
+  }
+
+  async #run(turn: Turn): Promise<void> {
     this.#running++;
+    const began = performance.now();
     try {
-      await serve();
+      await turn.serve();
     } finally {
       this.#running--;
+      const took = performance.now() - began;
+      this.#turnMs = this.#turnMs === undefined
+        ? took
+        : this.#turnMs + TURN_TIME_WEIGHT * (took - this.#turnMs);
       this.#startNext();
     }
   }
 
   #startNext(): void {
-    if (this.#next === this.#waiting.length) return;
-    const turn = this.#waiting[this.#next++];
-    // Compacted now and then rather than shifted: shift() copies the whole list each time.
+    while (this.#next < this.#waiting.length) {
+      const waiting = this.#waiting[this.#next++];
+      this.#compact();
+      this.#waitingBytes -= waiting.bytes;
+      waitingGauge.add(-1);
+      if (Date.now() < waiting.deadline) {
+        this.#run(waiting.turn).finally(waiting.done);
+        return;
+      }
+      // Its requester has given up: answered at once, and the turn goes to the next one. Not a
+      // turn's time: counting these would make the wait look shorter than it is.
+      waiting.turn.refuse("late").finally(waiting.done);
+    }
+  }
+
+  /** Drops what was taken from the front now and then: shift() copies the whole list each time. */
+  #compact(): void {
     if (this.#next > 1024 && this.#next * 2 > this.#waiting.length) {
       this.#waiting = this.#waiting.slice(this.#next);
       this.#next = 0;
     }
-    this.#waitingBytes -= turn.bytes;
-    waitingGauge.add(-1);
-    this.#run(turn.run).finally(turn.done);
   }
 }

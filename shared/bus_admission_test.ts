@@ -116,3 +116,44 @@ Deno.test("[bus] past the bytes that may wait, a request is refused at once with
   assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
   assert.deepEqual(instance.started, ["first", "second"]);
 });
+
+const timed = defineEndpoint("demo.timed", {
+  request: z.object({ ms: z.number() }),
+  response: z.literal("done"),
+});
+
+Deno.test("[bus] a request that would not be served before its deadline is refused at once", async () => {
+  await using client = await testBus();
+  const bus = await Bus.connect({
+    url: client.natsUrl,
+    prefix: client.prefix,
+    logger: createLogger("test", "error"),
+    serveConcurrency: 1,
+  });
+  const service = bus.serve({ name: "demo", version: "1.0.0" }, [
+    route(timed, async ({ ms }) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return "done" as const;
+    }),
+  ]);
+  await bus.nc.flush();
+  try {
+    // The instance learns that a turn takes ~400 ms.
+    for (let i = 0; i < 3; i++) await client.bus.request(timed, { ms: 400 });
+    const first = client.bus.request(timed, { ms: 400 }, { timeoutMs: 5_000 });
+    // Sent in order on one connection: the instance takes them in that order.
+    // Behind the running one, a turn of its own: ~800 ms, within 1,100.
+    const second = client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 });
+    // Behind that one too: ~1,200 ms, past its 1,100: refused now, not after waiting.
+    const began = performance.now();
+    await assert.rejects(
+      client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 }),
+      (error) => error instanceof ServiceUnavailableError && /too busy/.test(error.message),
+    );
+    assert.ok(performance.now() - began < 300, "refused at once");
+    assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
+  } finally {
+    await service.stop();
+    await bus.close();
+  }
+});

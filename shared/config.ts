@@ -40,7 +40,8 @@ export interface Config {
   requestTimeoutMs: number;
   /**
    * Requests a service process serves at once (SERVE_CONCURRENCY, default 64); the next ones wait
-   * their turn, and past 32 MiB of them a request is refused with a 503 (shared/bus_admission.ts).
+   * their turn, or get a 503 at once when they would not be served in time
+   * (shared/bus_admission.ts).
    */
   serveConcurrency: number;
   /** Undefined when JWT_SECRET is unset; `scripts/start.ts` then makes one for all processes. */
