@@ -118,42 +118,82 @@ Deno.test("[bus] past the bytes that may wait, a request is refused at once with
 });
 
 const timed = defineEndpoint("demo.timed", {
-  request: z.object({ ms: z.number() }),
+  request: z.object({ ms: z.number(), id: z.string().optional() }),
   response: z.literal("done"),
 });
 
-Deno.test("[bus] a request that would not be served before its deadline is refused at once", async () => {
-  await using client = await testBus();
+/** An instance serving one request at a time, each for the milliseconds it asks; `ran` lists ids. */
+async function timedInstance(client: { prefix: string; natsUrl: string }) {
   const bus = await Bus.connect({
     url: client.natsUrl,
     prefix: client.prefix,
     logger: createLogger("test", "error"),
     serveConcurrency: 1,
   });
+  const ran: string[] = [];
   const service = bus.serve({ name: "demo", version: "1.0.0" }, [
-    route(timed, async ({ ms }) => {
+    route(timed, async ({ ms, id }) => {
+      if (id) ran.push(id);
       await new Promise((resolve) => setTimeout(resolve, ms));
       return "done" as const;
     }),
   ]);
   await bus.nc.flush();
-  try {
-    // The instance learns that a turn takes ~400 ms.
-    for (let i = 0; i < 3; i++) await client.bus.request(timed, { ms: 400 });
-    const first = client.bus.request(timed, { ms: 400 }, { timeoutMs: 5_000 });
-    // Sent in order on one connection: the instance takes them in that order.
-    // Behind the running one, a turn of its own: ~800 ms, within 1,100.
-    const second = client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 });
-    // Behind that one too: ~1,200 ms, past its 1,100: refused now, not after waiting.
-    const began = performance.now();
-    await assert.rejects(
-      client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 }),
-      (error) => error instanceof ServiceUnavailableError && /too busy/.test(error.message),
-    );
-    assert.ok(performance.now() - began < 300, "refused at once");
-    assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
-  } finally {
-    await service.stop();
-    await bus.close();
-  }
+  return {
+    ran,
+    async [Symbol.asyncDispose]() {
+      await service.stop();
+      await bus.close();
+    },
+  };
+}
+
+/** Three turns of 400 ms, so that the instance knows what a turn takes. */
+async function learnTurns(client: Bus) {
+  for (let i = 0; i < 3; i++) await client.request(timed, { ms: 400 });
+}
+
+const busy = (error: unknown) =>
+  error instanceof ServiceUnavailableError && /too busy/.test(error.message);
+
+Deno.test("[bus] a request that would not be served before its deadline is refused at once", async () => {
+  await using client = await testBus();
+  await using _instance = await timedInstance(client);
+  await learnTurns(client.bus);
+  // Sent in order on one connection: the instance takes them in that order.
+  const first = client.bus.request(timed, { ms: 400 }, { timeoutMs: 5_000 });
+  // Behind the running one, a turn of its own: ~800 ms, within 1,100.
+  const second = client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 });
+  // Behind that one too: ~1,200 ms, past its 1,100: refused now, not after waiting.
+  const began = performance.now();
+  await assert.rejects(client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 }), busy);
+  assert.ok(performance.now() - began < 300, "refused at once");
+  assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
+});
+
+Deno.test("[bus] a request is not let wait longer than MAX_WAIT_MS, however far its deadline", async () => {
+  await using client = await testBus();
+  await using _instance = await timedInstance(client);
+  await learnTurns(client.bus);
+  const served = [0, 1, 2].map(() => client.bus.request(timed, { ms: 400 }, { timeoutMs: 10_000 }));
+  // Two wait behind the running one (400 and 800 ms); a third would wait ~1,200 ms.
+  const began = performance.now();
+  await assert.rejects(client.bus.request(timed, { ms: 400 }, { timeoutMs: 10_000 }), busy);
+  assert.ok(performance.now() - began < 300, "refused at once");
+  assert.deepEqual(await Promise.all(served), ["done", "done", "done"]);
+});
+
+Deno.test("[bus] a request whose turn comes with less than a turn's time left does not run", async () => {
+  await using client = await testBus();
+  await using instance = await timedInstance(client);
+  await learnTurns(client.bus);
+  // The running one takes 900 ms where turns took 400: the next one's turn comes ~200 ms before
+  // its deadline, less than a turn.
+  const first = client.bus.request(timed, { ms: 900, id: "first" }, { timeoutMs: 5_000 });
+  await assert.rejects(
+    client.bus.request(timed, { ms: 400, id: "second" }, { timeoutMs: 1_100 }),
+    GatewayTimeoutError,
+  );
+  assert.equal(await first, "done");
+  assert.deepEqual(instance.ran, ["first"]);
 });
