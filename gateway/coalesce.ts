@@ -37,6 +37,8 @@ export interface SharedReply {
   contentType: string;
   location?: string;
   etag?: string;
+  /** `Retry-After` of a refusal (see ReplyParts). */
+  retryAfter?: string;
   /** Its cache tags; undefined when it may not be cached (then it is not shared across a change). */
   tags?: readonly string[];
   /** Whether caches may share it (`public, no-cache`). */

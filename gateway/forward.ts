@@ -336,6 +336,7 @@ async function readParts(
     contentType: reply.status >= 400 ? JSONAPI : successType,
     location: reply.location,
     etag: reply.status === 200 ? etagOf(body) : undefined,
+    retryAfter: reply.retryAfter,
     shared: shared && reply.cacheTags !== undefined,
   };
 }
@@ -375,6 +376,7 @@ async function writeParts(
     body,
     contentType: reply.status >= 400 ? JSONAPI : route.successType,
     location: reply.location,
+    retryAfter: reply.retryAfter,
     shared: false,
   };
 }
@@ -421,6 +423,7 @@ async function fetchShared(
     location: reply.location,
     etag,
     tags,
+    retryAfter: reply.retryAfter,
     shared: reply.cacheTags !== undefined,
   };
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus_endpoints.ts";
-import { ConflictError, NotFoundError } from "@shared/errors.ts";
+import { ConflictError, NotFoundError, ServiceUnavailableError } from "@shared/errors.ts";
+import { retryAfter } from "@shared/bus_serving.ts";
 import type { HttpRequest } from "@shared/schemas/http.ts";
 import { catalog, resolveEndpoint } from "@shared/subjects.ts";
 import { firstError, JSONAPI, testGateway, token } from "./_test_utils.ts";
@@ -331,4 +332,40 @@ Deno.test("[gateway] includes from other services get what is left of the reques
   assert.equal(response.status, 504);
   assert.equal((await firstError(response)).code, "gateway_timeout");
   assert.ok(took < 1300, `answered after ${took} ms, the timeout being 1000`);
+});
+
+Deno.test("[gateway] a service's refusal when too busy keeps its Retry-After; other 503s have none", async () => {
+  await using gw = await testGateway();
+  const busy = () => retryAfter(new ServiceUnavailableError("Cannot serve the request now"), 1);
+  await gw.serve("catalog", [
+    route(catalog.events.create, () => {
+      throw busy();
+    }),
+    route(catalog.events.get, (request: HttpRequest) => {
+      if (request.params.id === "1") throw busy();
+      throw new ServiceUnavailableError("Cannot reach the database");
+    }),
+  ]);
+  const auth = { Authorization: `JWT ${await token("1")}` };
+  const read = await gw.app.request("/v1/events/1", { headers: auth });
+  assert.equal(read.status, 503);
+  assert.equal(read.headers.get("Retry-After"), "1");
+  await read.body?.cancel();
+  const write = await gw.app.request("/v1/events", {
+    method: "POST",
+    headers: { ...auth, "Content-Type": JSONAPI },
+    body: JSON.stringify({ data: { type: "event", attributes: { name: "Busy" } } }),
+  });
+  assert.equal(write.status, 503);
+  assert.equal(write.headers.get("Retry-After"), "1");
+  await write.body?.cancel();
+  const other = await gw.app.request("/v1/events/2", { headers: auth });
+  assert.equal(other.status, 503);
+  assert.equal(other.headers.get("Retry-After"), null);
+  await other.body?.cancel();
+  // An anonymous read of a cached route takes the shared fetch: the header goes along.
+  const anonymous = await gw.app.request("/v1/events/1");
+  assert.equal(anonymous.status, 503);
+  assert.equal(anonymous.headers.get("Retry-After"), "1");
+  await anonymous.body?.cancel();
 });

@@ -58,6 +58,8 @@ export interface ReplyParts {
   contentType: string;
   location?: string;
   etag?: string;
+  /** `Retry-After` (seconds) of a service's refusal when it was too busy. */
+  retryAfter?: string;
   /** Whether the reply may be shared by caches (`public, no-cache`). */
   shared: boolean;
   /** Whether the gateway's cache answered (`X-Cache`), when it was asked. */
@@ -80,6 +82,7 @@ function replyHead(parts: ReplyParts, ifNoneMatch: string | null) {
   }
   if (parts.status !== 204) headers["Content-Type"] = parts.contentType;
   if (parts.location) headers["Location"] = parts.location;
+  if (parts.retryAfter) headers["Retry-After"] = parts.retryAfter;
   return { status: parts.status, headers, notModified: false };
 }
 

@@ -61,7 +61,7 @@ import {
 } from "./deadline.ts";
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
-import { answer, loggedOnce, parseJson } from "./bus_serving.ts";
+import { answer, loggedOnce, parseJson, RETRY_AFTER_HEADER, retryAfter } from "./bus_serving.ts";
 import { Admission } from "./bus_admission.ts";
 
 export interface ServiceInfo {
@@ -122,6 +122,8 @@ export interface ForwardedReply {
   cacheTags?: string[];
   /** When a cacheable reply stops being true on its own (ms since epoch). */
   cacheExpires?: number;
+  /** An error's `Retry-After` in seconds (an instance too busy to serve the request in time). */
+  retryAfter?: string;
   body: Uint8Array;
 }
 
@@ -209,6 +211,9 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
         break;
       case CACHE_EXPIRES_HEADER:
         if (value) read.cacheExpires = Number(value);
+        break;
+      case RETRY_AFTER_HEADER:
+        if (/^\d{1,6}$/.test(value)) read.retryAfter = value;
         break;
     }
   }
@@ -441,12 +446,12 @@ export class Bus {
       this.#busyLoggedAt = now;
       this.#log.warn("too busy: refusing requests", { service, waiting });
     }
-    return loggedOnce(
-      new ServiceUnavailableError(
-        `Cannot serve the request now: this ${service} instance is too busy to answer it in time ` +
-          `(${waiting} requests waiting); try again shortly`,
-      ),
+    const error = new ServiceUnavailableError(
+      `Cannot serve the request now: this ${service} instance is too busy to answer it in time ` +
+        `(${waiting} requests waiting); try again shortly`,
     );
+    // A second: about what a wait may last here (half a deadline, at most a few seconds).
+    return retryAfter(loggedOnce(error), 1);
   }
 
   /**

@@ -12,7 +12,7 @@
  * So a process serves at most `concurrency` requests at a time (SERVE_CONCURRENCY); the next ones
  * wait their turn, first come first served. A request is refused at once (`refuse("busy")`, a
  * 503) when its wait, estimated from the requests waiting ahead and the time a turn has taken
- * lately, would be longer than `MAX_WAIT_MS` or half its time left, or would not leave a turn's
+ * lately, would be longer than half its time left (`WAIT_SHARE`), or would not leave a turn's
  * time before its deadline. A first come first served list that took everyone served nobody in
  * time once it held more than a deadline's worth (a second review, 2,900 waiting at 3,000
  * clients: 205 answers a second where the catalog serves 550). One whose turn comes with less
@@ -29,12 +29,14 @@ export const MAX_WAITING_BYTES = 32 * 1024 * 1024;
 /** How much each finished turn moves the estimate of a turn's time: about the last 20 count. */
 const TURN_TIME_WEIGHT = 0.05;
 /**
- * The longest a request is let wait for its turn, and at most half its time left: past that it
- * is refused at once. A list sized to the whole deadline served its reads after 4.4 s (p50), and
- * a dip in throughput then made them miss it together (a third review: 390–413 answers a second
- * where the catalog serves 570, recovery 4.2–4.7 s after the load stopped).
+ * The share of its time left a request may spend waiting for its turn; past it, it is refused at
+ * once. A list sized to the whole deadline served its reads after 4.4 s (p50) and a dip in
+ * throughput made them miss it together (a third review: 390–413 answers a second where the
+ * catalog serves 570, 504s, recovery 4.2–4.7 s); a fixed 1 s refused four in five of a load the
+ * catalog served in time within 2 s (a fourth: 30,000–40,000 503s in 20 s, 10–36 % fewer reads).
+ * Half keeps a margin for the estimate.
  */
-export const MAX_WAIT_MS = 1_000;
+export const WAIT_SHARE = 0.5;
 
 const waitingGauge = metrics.gauge(
   "oe_bus_requests_waiting",
@@ -106,7 +108,7 @@ export class Admission {
     // Every turn is taken: one frees every turnMs / concurrency on average.
     const wait = (this.waiting + 1) * this.#turnMs / this.#concurrency;
     const left = deadline - Date.now();
-    return wait <= Math.min(MAX_WAIT_MS, left / 2) && wait + this.#turnMs < left;
+    return wait <= left * WAIT_SHARE && wait + this.#turnMs < left;
   }
 
   /** Whether a request whose turn has come can still be answered before `deadline`. */

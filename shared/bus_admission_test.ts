@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
+import { headers as natsHeaders } from "@nats-io/nats-core";
+import { DEADLINE_HEADER } from "./deadline.ts";
 import { Bus } from "./bus.ts";
 import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
@@ -153,6 +155,13 @@ async function learnTurns(client: Bus) {
   for (let i = 0; i < 3; i++) await client.request(timed, { ms: 400 });
 }
 
+/** NATS headers carrying a deadline `ms` from now, as the bus sends them. */
+function deadlineIn(ms: number) {
+  const headers = natsHeaders();
+  headers.set(DEADLINE_HEADER, String(Date.now() + ms));
+  return headers;
+}
+
 const busy = (error: unknown) =>
   error instanceof ServiceUnavailableError && /too busy/.test(error.message);
 
@@ -164,21 +173,30 @@ Deno.test("[bus] a request that would not be served before its deadline is refus
   const first = client.bus.request(timed, { ms: 400 }, { timeoutMs: 5_000 });
   // Behind the running one, a turn of its own: ~800 ms, within 1,100.
   const second = client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 });
-  // Behind that one too: ~1,200 ms, past its 1,100: refused now, not after waiting.
+  // Behind that one too: ~1,200 ms, past its 1,100: refused now, not after waiting, with the
+  // time to try again (read off the raw reply, as the gateway reads it).
   const began = performance.now();
-  await assert.rejects(client.bus.request(timed, { ms: 400 }, { timeoutMs: 1_100 }), busy);
+  const refused = await client.bus.nc.request(
+    client.bus.subject("demo.timed"),
+    JSON.stringify({ ms: 400 }),
+    { timeout: 1_100, headers: deadlineIn(1_100) },
+  );
   assert.ok(performance.now() - began < 300, "refused at once");
+  assert.equal(refused.headers?.get("Status"), "503");
+  assert.equal(refused.headers?.get("Retry-After"), "1");
+  assert.match(new TextDecoder().decode(refused.data), /too busy to answer it in time/);
   assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
 });
 
-Deno.test("[bus] a request is not let wait longer than MAX_WAIT_MS, however far its deadline", async () => {
+Deno.test("[bus] a request is not let wait more than half its time left", async () => {
   await using client = await testBus();
   await using _instance = await timedInstance(client);
   await learnTurns(client.bus);
-  const served = [0, 1, 2].map(() => client.bus.request(timed, { ms: 400 }, { timeoutMs: 10_000 }));
-  // Two wait behind the running one (400 and 800 ms); a third would wait ~1,200 ms.
+  const served = [0, 1, 2].map(() => client.bus.request(timed, { ms: 400 }, { timeoutMs: 2_000 }));
+  // Two wait behind the running one (400 and 800 ms); a third would wait ~1,200 ms, more than
+  // half its 2,000, though it would be answered (~1,600 ms) in time.
   const began = performance.now();
-  await assert.rejects(client.bus.request(timed, { ms: 400 }, { timeoutMs: 10_000 }), busy);
+  await assert.rejects(client.bus.request(timed, { ms: 400 }, { timeoutMs: 2_000 }), busy);
   assert.ok(performance.now() - began < 300, "refused at once");
   assert.deepEqual(await Promise.all(served), ["done", "done", "done"]);
 });

@@ -31,6 +31,8 @@ import type { HttpReply, HttpRequest } from "./schemas/http.ts";
 import { tracing, withContext } from "./telemetry.ts";
 
 const encoder = new TextEncoder();
+/** The bus header carrying an error's `Retry-After` (seconds) to the gateway. */
+export const RETRY_AFTER_HEADER = "Retry-After";
 const decoder = new TextDecoder();
 
 const loggedElsewhere = new WeakSet<object>();
@@ -41,6 +43,18 @@ const loggedElsewhere = new WeakSet<object>();
  */
 export function loggedOnce<E extends object>(error: E): E {
   loggedElsewhere.add(error);
+  return error;
+}
+
+const retryAfterSeconds = new WeakMap<object, number>();
+
+/**
+ * Marks an error whose answer tells the requester when to try again (`Retry-After`, seconds): a
+ * refusal of an instance too busy to serve it in time (shared/bus_admission.ts). The gateway
+ * relays the header with the 503.
+ */
+export function retryAfter<E extends object>(error: E, seconds: number): E {
+  retryAfterSeconds.set(error, seconds);
   return error;
 }
 
@@ -160,6 +174,8 @@ async function outcomeOf(served: Served, msg: Msg, refused?: ApiError): Promise<
     reply.set("Status", status);
     reply.set("Nats-Service-Error-Code", status);
     reply.set("Nats-Service-Error", objects[0].title);
+    const seconds = retryAfterSeconds.get(error as object);
+    if (seconds !== undefined) reply.set(RETRY_AFTER_HEADER, String(seconds));
     const body = errorDocument(objects);
     // A public read's 404 is cacheable too: what it lacks is named by its path.
     if (status === "404" && endpoint.cache && request) {
