@@ -4,8 +4,8 @@
  * Without a limit, a service beyond its capacity started a handler for every message as it came:
  * thousands at once, each holding its rows and its rendered document while it waited for a pool
  * connection and for the one thread. An overload review (2026-12-05) drove the catalog with 3,000
- * clients: 15–20 of ~12,000 reads a second were answered in time, every other one was still run
- * to its end after the gateway had answered 504, its memory grew to 3.7 GB (V8's limit is 4.2),
+ * clients: 15–20 reads a second were answered in time, where it serves ~400–550, and every other
+ * one was still run to its end after the gateway had answered 504, its memory grew to 3.7 GB (V8's limit is 4.2),
  * its `$SRV.PING` went unanswered (`/health` and `/metrics` reported it missing while it served)
  * and NATS dropped its connection for unanswered pings.
  *
