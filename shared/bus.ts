@@ -161,6 +161,12 @@ export interface RequestOptions {
 
 /** The bus header carrying a client's `Idempotency-Key` to the service that owns the change. */
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
+/**
+ * Set on a request a handler sends while serving one (another service asked back, such as the
+ * catalog's include check asking discounts, which asks the catalog who the caller is): the
+ * serving side runs it without waiting for a turn (shared/bus_admission.ts).
+ */
+export const NESTED_HEADER = "Oe-Nested";
 /** The bus header naming a write's failed precondition (`RequestOptions.preconditionFailed`). */
 export const PRECONDITION_FAILED_HEADER = "Precondition-Failed";
 
@@ -339,6 +345,7 @@ export class Bus {
     if (deadline <= now) throw deadlineError(`request ${subject}`);
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
+    if (inherited !== Infinity) headers.set(NESTED_HEADER, "1");
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
     if (options.preconditionFailed) {
       headers.set(PRECONDITION_FAILED_HEADER, options.preconditionFailed);
@@ -494,7 +501,8 @@ export class Bus {
         // As the serving side reads it (shared/bus_serving.ts): the bus's default without one.
         const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER)) ??
           Date.now() + DEFAULT_BUS_TIMEOUT_MS;
-        const work = admission.admit({ bytes: msg.data.length, deadline }, {
+        const nested = msg.headers?.has(NESTED_HEADER) ?? false;
+        const work = admission.admit({ bytes: msg.data.length, deadline, nested }, {
           serve: () => answer(served, msg),
           refuse: (why) =>
             answer(

@@ -19,7 +19,10 @@
  * than a turn's time left is answered without running (`refuse("late")`, a 504): run, it would
  * most likely answer after its requester gave up. The bytes waiting are bounded too, for memory.
  * Discovery (`$SRV.PING`, `STATS`) does not wait here: it tells the gateway the instance is
- * alive and busy.
+ * alive and busy. Nor does a request a handler sent while serving one (`nested`): it is part of
+ * work already admitted somewhere, often here (the catalog's include check asks discounts, which
+ * asks the catalog who the caller is), and waiting behind its own cause never ends (a code
+ * review: every such write a 504 at SERVE_CONCURRENCY=1).
  */
 import { DEFAULT_SERVE_CONCURRENCY } from "./config.ts";
 import { metrics } from "./metrics.ts";
@@ -86,17 +89,19 @@ export class Admission {
 
   /**
    * Serves the request now or when a turn frees, or refuses it at once when it would not be
-   * served before its `deadline` (ms since epoch) or too many bytes wait. Resolves once it has
-   * been answered.
+   * served before its `deadline` (ms since epoch) or too many bytes wait; a `nested` one at once.
+   * Resolves once it has been answered.
    */
-  admit(request: { bytes: number; deadline: number }, turn: Turn): Promise<void> {
+  admit(request: { bytes: number; deadline: number; nested?: boolean }, turn: Turn): Promise<void> {
+    // Outside the count: it neither takes a turn nor frees one.
+    if (request.nested) return turn.serve();
     if (this.#running < this.#concurrency) return this.#run(turn);
     if (!this.#inTime(request.deadline) || !this.#roomFor(request.bytes)) {
       refusedCounter.add();
       return turn.refuse("busy");
     }
     return new Promise<void>((done) => {
-      this.#waiting.push({ ...request, turn, done });
+      this.#waiting.push({ bytes: request.bytes, deadline: request.deadline, turn, done });
       this.#waitingBytes += request.bytes;
       waitingGauge.add(1);
     });

@@ -215,3 +215,39 @@ Deno.test("[bus] a request whose turn comes with less than a turn's time left do
   assert.equal(await first, "done");
   assert.deepEqual(instance.ran, ["first"]);
 });
+
+const outer = defineEndpoint("demo.outer", { request: z.object({}), response: z.literal("done") });
+const middle = defineEndpoint("other.middle", {
+  request: z.object({}),
+  response: z.literal("done"),
+});
+const inner = defineEndpoint("demo.inner", { request: z.object({}), response: z.literal("done") });
+
+Deno.test("[bus] a request a handler sends while serving one does not wait behind it", async () => {
+  // demo (one turn) asks other, which asks demo back while demo's only turn waits for it: the
+  // catalog's include check asks discounts, which asks the catalog who the caller is.
+  await using client = await testBus();
+  const connect = () =>
+    Bus.connect({
+      url: client.natsUrl,
+      prefix: client.prefix,
+      logger: createLogger("test", "error"),
+      serveConcurrency: 1,
+    });
+  const demoBus = await connect();
+  const otherBus = await connect();
+  const demo = demoBus.serve({ name: "demo", version: "1.0.0" }, [
+    route(outer, async () => await demoBus.request(middle, {})),
+    route(inner, () => "done" as const),
+  ]);
+  const other = otherBus.serve({ name: "other", version: "1.0.0" }, [
+    route(middle, async () => await otherBus.request(inner, {})),
+  ]);
+  await Promise.all([demoBus.nc.flush(), otherBus.nc.flush()]);
+  try {
+    assert.equal(await client.bus.request(outer, {}, { timeoutMs: 2_000 }), "done");
+  } finally {
+    await Promise.all([demo.stop(), other.stop()]);
+    await Promise.all([demoBus.close(), otherBus.close()]);
+  }
+});
