@@ -36,7 +36,7 @@ const errors = metrics.counter(
 );
 const durations = metrics.histogram(
   "oe_bus_request_duration_seconds",
-  "Time from sending a bus request to its answer (client) or from receiving it to answering (server)",
+  "Time from sending a bus request to its answer (client) or from its turn to answering (server)",
   ["side", "endpoint"],
 );
 const inFlight = metrics.gauge(

@@ -232,10 +232,10 @@ function withoutLogin(server: string): string {
   return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1[redacted]@");
 }
 
-/** An integer setting of at least `min` (and at most `max`), named in the error otherwise. */
 /** SERVE_CONCURRENCY unless set: over 6 times the default pool, so that reads keep it busy. */
 export const DEFAULT_SERVE_CONCURRENCY = 64;
 
+/** An integer setting of at least `min` (and at most `max`), named in the error otherwise. */
 function bounded(env: Env, name: string, fallback: number, min: number, max?: number): number {
   const value = integer(env, name, fallback);
   if (value < min || (max !== undefined && value > max)) {
