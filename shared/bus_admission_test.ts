@@ -20,17 +20,21 @@ const held = defineEndpoint("demo.held", {
   response: z.literal("done"),
 });
 
-/** A served instance whose handler holds every request until `release`, recording what ran. */
-async function heldInstance(
-  client: { prefix: string; natsUrl: string },
-  limits: { serveConcurrency: number; serveWaitingBytes?: number },
-) {
-  const bus = await Bus.connect({
+type Limits = { serveConcurrency: number; serveWaitingBytes?: number };
+
+/** A connection of its own on the client's bus prefix, serving with `limits`. */
+function servingBus(client: { prefix: string; natsUrl: string }, limits: Limits): Promise<Bus> {
+  return Bus.connect({
     url: client.natsUrl,
     prefix: client.prefix,
     logger: createLogger("test", "error"),
     ...limits,
   });
+}
+
+/** A served instance whose handler holds every request until `release`, recording what ran. */
+async function heldInstance(client: { prefix: string; natsUrl: string }, limits: Limits) {
+  const bus = await servingBus(client, limits);
   const started: string[] = [];
   let running = 0;
   let mostAtOnce = 0;
@@ -126,12 +130,7 @@ const timed = defineEndpoint("demo.timed", {
 
 /** An instance serving one request at a time, each for the milliseconds it asks; `ran` lists ids. */
 async function timedInstance(client: { prefix: string; natsUrl: string }) {
-  const bus = await Bus.connect({
-    url: client.natsUrl,
-    prefix: client.prefix,
-    logger: createLogger("test", "error"),
-    serveConcurrency: 1,
-  });
+  const bus = await servingBus(client, { serveConcurrency: 1 });
   const ran: string[] = [];
   const service = bus.serve({ name: "demo", version: "1.0.0" }, [
     route(timed, async ({ ms, id }) => {
@@ -227,15 +226,8 @@ Deno.test("[bus] a request a handler sends while serving one does not wait behin
   // demo (one turn) asks other, which asks demo back while demo's only turn waits for it: the
   // catalog's include check asks discounts, which asks the catalog who the caller is.
   await using client = await testBus();
-  const connect = () =>
-    Bus.connect({
-      url: client.natsUrl,
-      prefix: client.prefix,
-      logger: createLogger("test", "error"),
-      serveConcurrency: 1,
-    });
-  const demoBus = await connect();
-  const otherBus = await connect();
+  const demoBus = await servingBus(client, { serveConcurrency: 1 });
+  const otherBus = await servingBus(client, { serveConcurrency: 1 });
   const demo = demoBus.serve({ name: "demo", version: "1.0.0" }, [
     route(outer, async () => await demoBus.request(middle, {})),
     route(inner, () => "done" as const),
