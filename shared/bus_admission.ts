@@ -39,7 +39,7 @@ const TURN_TIME_WEIGHT = 0.05;
  * catalog served in time within 2 s (a fourth: 30,000–40,000 503s in 20 s, 10–36 % fewer reads).
  * Half keeps a margin for the estimate.
  */
-export const WAIT_SHARE = 0.5;
+const WAIT_SHARE = 0.5;
 
 const waitingGauge = metrics.gauge(
   "oe_bus_requests_waiting",
@@ -47,7 +47,7 @@ const waitingGauge = metrics.gauge(
 ).series();
 const refusedCounter = metrics.counter(
   "oe_bus_requests_refused",
-  "Requests refused at once (503): they would not have been served before their deadline",
+  "Requests refused at once (503): they would not have been served in time, or too many bytes waited",
 ).series();
 
 /** Why a request was answered without running. */
