@@ -74,10 +74,15 @@ const EVENTS_NAMED = 5;
 
 /**
  * " for event 3" for a ticket code; " for events 3, 4" for an event code, which applies to the
- * events it lists (`events`; its `event` is null: its sentences named none, found by a review).
+ * events it lists (`events`; its `event` is null: its sentences named none, found by a review);
+ * ": applies to no event now" for an event code whose last event was taken away (a deleted event
+ * detaches it: the sentence named nothing, as if nothing had changed, found by a review).
  */
 function forCodeEvents(fact: CodeFact): string {
   const events = "events" in fact.data && Array.isArray(fact.data.events) ? fact.data.events : [];
+  if (!eventOf(fact) && "events" in fact.data && !events.length) {
+    if (factChanged(fact).includes("events")) return ": applies to no event now";
+  }
   if (eventOf(fact) || !events.length) return forEvent(fact);
   const named = events.slice(0, EVENTS_NAMED).join(", ");
   const more = events.length > EVENTS_NAMED ? ` and ${events.length - EVENTS_NAMED} more` : "";

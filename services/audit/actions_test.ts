@@ -154,6 +154,19 @@ Deno.test("[audit] describeFact reads what an update changed (`changed`)", async
     assert.equal(changed(event, { id: "5", state: "draft" }, "name"), "Event 5 updated");
     assert.equal(changed(event, { id: "5", state: "draft" }), "Event 5 updated");
   });
+  await t.step("an event code that lost its last event says so", () => {
+    const code = "discounts.discount-code.updated";
+    const lost = { id: "9", code: "EVT", event: null, events: [] };
+    assert.equal(
+      changed(code, lost, "events"),
+      "Discount code EVT updated: applies to no event now",
+    );
+    assert.equal(changed(code, lost, "value"), "Discount code EVT updated");
+    assert.equal(
+      changed(code, { ...lost, events: ["4"] }, "events"),
+      "Discount code EVT updated for event 4",
+    );
+  });
 });
 
 /** Users audit knows: id -> [email, as of]. */
