@@ -334,6 +334,36 @@ Deno.test("[audit] GET /v1/activities filters, sorts and pages", async (t) => {
     // Names outside the JSON:API families are ignored, as the original ignored them.
     expectStatus(await get({ color: "red" }), 200);
   });
+  // Last: it adds activities the steps above count.
+  await t.step("by the changed resource: one event's history", async () => {
+    const other = await system.createEvent(user.token);
+    await system.call("PATCH", `/v1/events/${event.id}`, {
+      token: user.token,
+      body: { data: { type: "event", id: event.id, attributes: { name: "Renamed" } } },
+    });
+    await settle(system);
+    const filter = JSON.stringify([
+      { name: "type", op: "eq", val: "event" },
+      { name: "resource-id", op: "eq", val: event.id },
+    ]);
+    const reply = await get({ filter, sort: "time" });
+    expectStatus(reply, 200);
+    const actions = reply.body.data.map((d: { attributes: { action: string } }) =>
+      d.attributes.action
+    );
+    assert.deepEqual(actions, [`Event ${event.id} created`, `Event ${event.id} updated`]);
+    const others = await get({
+      filter: JSON.stringify([
+        { name: "type", op: "eq", val: "event" },
+        { name: "resource-id", op: "in_", val: [other.id] },
+      ]),
+    });
+    expectStatus(others, 200);
+    assert.deepEqual(
+      others.body.data.map((d: { attributes: { action: string } }) => d.attributes.action),
+      [`Event ${other.id} created`],
+    );
+  });
 });
 
 Deno.test("[audit] sort=-time lists the activities of one instant as the default order does", async () => {

@@ -1,8 +1,8 @@
 /**
  * How activities look on the wire and which list parameters they take. The three attributes of
- * the original (`actor`, `time`, `action`) are shown; `id`, `service`, `type` and `verb` can also
- * be filtered and sorted on, so an operator can ask for "every discount change" without matching
- * sentences.
+ * the original (`actor`, `time`, `action`) are shown; `id`, `service`, `type`, `verb` and
+ * `resource-id` can also be filtered and sorted on, so an operator can ask for "every discount
+ * change" or "everything that happened to event 5" without matching sentences.
  */
 import type { ResourceDef } from "@shared/jsonapi.ts";
 import type { QuerySpec, SortKey } from "@shared/query.ts";
@@ -28,6 +28,8 @@ export const activityQuery: QuerySpec = {
     "service": { column: "service", type: "string" },
     "type": { column: "type", type: "string" },
     "verb": { column: "verb", type: "string" },
+    // The changed resource's id: with `type`, one resource's history ("event 5").
+    "resource-id": { column: "resource_id", type: "string" },
   },
   sparse: { activity: ["actor", "time", "action"] },
   // Newest first: what an operator opening the log wants to see.
