@@ -130,3 +130,37 @@ Deno.test("[discounts] POST and PATCH /v1/discount-codes take date-times in ever
     });
   }
 });
+
+Deno.test("[discounts] POST and PATCH /v1/discount-codes ignore the read-only attributes a body carries", async () => {
+  await using system = await startDiscountsSystem();
+  const cast = await system.eventWithCast();
+  // What ember-data sends back on save: every attribute it read, the read-only ones too.
+  const readOnly = {
+    "created-at": "2001-01-01T00:00:00.000Z",
+    "deleted-at": "2001-01-01T00:00:00.000Z",
+    "used-count": 5,
+  };
+  const created = await system.postCode(cast.owner.token, {
+    eventId: cast.event.id,
+    attributes: readOnly,
+  });
+  expectStatus(created, 201);
+  const { id, attributes } = created.body.data;
+  assert.equal(attributes["deleted-at"], null, "created live, not in the trash");
+  assert.equal(attributes["used-count"], 0);
+  assert.notEqual(attributes["created-at"], readOnly["created-at"]);
+  const patched = await system.call("PATCH", `/v1/discount-codes/${id}`, {
+    token: cast.owner.token,
+    body: { data: { type: "discount-code", id, attributes: { ...readOnly, value: 3 } } },
+  });
+  expectStatus(patched, 200);
+  assert.deepEqual(
+    {
+      ...patched.body.data.attributes,
+      value: attributes.value,
+    },
+    attributes,
+    "only value changed",
+  );
+  assert.equal(patched.body.data.attributes.value, 3);
+});
