@@ -133,18 +133,48 @@ Deno.test("[catalog] POST /v1/auth/logout answers success and revokes nothing", 
 Deno.test("[catalog] POST /v1/auth/login without an email or a password is a 400, a wrong type a 422", async (t) => {
   await using system = await startTestSystem();
   const user = await system.signUp();
-  const cases: [string, Record<string, unknown>, number, string][] = [
-    ["no email", { password: user.password }, 400, "/email"],
-    ["an empty email", { email: "", password: user.password }, 400, "/email"],
-    ["an empty username", { username: "", password: user.password }, 400, "/username"],
-    ["no password", { email: user.email }, 400, "/password"],
-    ["an empty password", { email: user.email, password: "" }, 400, "/password"],
-    ["an email that is a number", { email: 12345, password: user.password }, 422, "/email"],
-    ["a username that is a number", { username: 12345, password: user.password }, 422, "/username"],
+  const required = "Cannot log in: email and password are required";
+  const cases: [string, Record<string, unknown>, number, string, string][] = [
+    ["no email", { password: user.password }, 400, "/email", required],
+    ["an empty email", { email: "", password: user.password }, 400, "/email", required],
+    ["an empty username", { username: "", password: user.password }, 400, "/username", required],
+    ["no password", { email: user.email }, 400, "/password", required],
+    ["an empty password", { email: user.email, password: "" }, 400, "/password", required],
+    // Both there: the detail says what is wrong with the one pointed at, not that it is missing.
+    [
+      "an email that is a number",
+      { email: 12345, password: user.password },
+      422,
+      "/email",
+      "Cannot log in: email must be text",
+    ],
+    [
+      "a username that is a number",
+      { username: 12345, password: user.password },
+      422,
+      "/username",
+      "Cannot log in: username must be text",
+    ],
+    [
+      "a password that is a number",
+      { email: user.email, password: 12345678 },
+      422,
+      "/password",
+      "Cannot log in: password must be text",
+    ],
+    [
+      "an email no account can have",
+      { email: `${"a".repeat(321)}@example.com`, password: user.password },
+      422,
+      "/email",
+      "Cannot log in: email is not valid",
+    ],
   ];
-  for (const [what, body, status, pointer] of cases) {
+  for (const [what, body, status, pointer, detail] of cases) {
     await t.step(`${what}: ${status} at ${pointer}`, async () => {
-      expectError(await post(system, "/v1/auth/login", body), status, { pointer });
+      const reply = await post(system, "/v1/auth/login", body);
+      expectError(reply, status, { pointer });
+      assert.equal(reply.body.errors[0].detail, detail);
     });
   }
 });

@@ -82,6 +82,19 @@ function missingCredential(body: unknown): "email" | "username" | "password" | u
 }
 
 /**
+ * Why a login body's `member`, present and not empty, was refused: not text, or text no account
+ * has (too long, a NUL); a body that is no object has neither member. Until 2026-12-06 each read
+ * "email and password are required", though both were there (a documentation review).
+ */
+function invalidCredential(body: unknown, member: string): string {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return "email and password are required";
+  }
+  const value = (body as Record<string, unknown>)[member];
+  return typeof value === "string" ? `${member} is not valid` : `${member} must be text`;
+}
+
+/**
  * The live user whose email and password `body` holds (`{"email","password"}`, or `username`):
  * 400 pointing at the member missing or empty (as the original answered; a 422 until 2026-12-04),
  * 422 at one that is not text, 401 when they do not match. An unknown
@@ -100,7 +113,7 @@ async function authenticate(ctx: CatalogContext, body: unknown, action: string) 
   const parsed = loginSchema.safeParse(body);
   if (!parsed.success) {
     const member = parsed.error.issues[0]?.path[0] === "password" ? "password" : emailMember(body);
-    throw new UnprocessableError(`Cannot ${action}: email and password are required`, {
+    throw new UnprocessableError(`Cannot ${action}: ${invalidCredential(body, member)}`, {
       pointer: `/${member}`,
     });
   }
