@@ -1,6 +1,8 @@
 /**
  * Configuration from the environment, with the defaults api-surface.md §0 names. Read once in a
- * `main.ts` and passed down; nothing else reads `Deno.env`.
+ * `main.ts` and passed down. Every setting of ours is read here; besides it only OpenTelemetry's
+ * variables (`OTEL_*`, where Deno reads them too), `TMPDIR`, the supervisor's
+ * `OE_STOP_AT_STDIN_END` and the scripts read `Deno.env`.
  *
  * @example
  * ```ts
