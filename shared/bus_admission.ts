@@ -45,13 +45,19 @@ const waitingGauge = metrics.gauge(
   "oe_bus_requests_waiting",
   "Requests received and waiting for a turn: the process serves SERVE_CONCURRENCY at a time",
 ).series();
-const refusedCounter = metrics.counter(
-  "oe_bus_requests_refused",
-  "Requests refused at once (503): they would not have been served in time, or too many bytes waited",
-).series();
-
 /** Why a request was answered without running. */
 export type Refusal = "busy" | "late";
+
+const refusedCounter = metrics.counter(
+  "oe_bus_requests_refused",
+  "Requests answered without running, by reason: busy (503 at arrival: not servable in time, " +
+    "or too many bytes waited), late (504: its turn came too near its deadline)",
+  ["reason"],
+);
+const refused: Record<Refusal, { add(): void }> = {
+  busy: refusedCounter.series("busy"),
+  late: refusedCounter.series("late"),
+};
 
 export interface Turn {
   /** Runs the request and answers it. */
@@ -97,7 +103,7 @@ export class Admission {
     if (request.nested) return turn.serve();
     if (this.#running < this.#concurrency) return this.#run(turn);
     if (!this.#inTime(request.deadline) || !this.#roomFor(request.bytes)) {
-      refusedCounter.add();
+      refused.busy.add();
       return turn.refuse("busy");
     }
     return new Promise<void>((done) => {
@@ -152,6 +158,7 @@ export class Admission {
       }
       // Its requester has given up, or will before a turn's time: answered at once, and the turn
       // goes to the next one. Not a turn's time: counting these would make turns look shorter.
+      refused.late.add();
       waiting.turn.refuse("late").finally(waiting.done);
     }
   }

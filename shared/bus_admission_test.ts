@@ -68,6 +68,12 @@ async function waiting(): Promise<number> {
   return family?.series[0]?.value ?? 0;
 }
 
+/** Requests this process refused so far for `reason` (tests share the process: compare counts). */
+async function refusedFor(reason: "busy" | "late"): Promise<number> {
+  const family = (await metrics.snapshot()).find((f) => f.name === "oe_bus_requests_refused");
+  return family?.series.find((s) => s.labels.reason === reason)?.value ?? 0;
+}
+
 Deno.test("[bus] an instance runs SERVE_CONCURRENCY requests at once; the others wait their turn", async () => {
   await using client = await testBus();
   await using instance = await heldInstance(client, { serveConcurrency: 2 });
@@ -86,6 +92,7 @@ Deno.test("[bus] an instance runs SERVE_CONCURRENCY requests at once; the others
 Deno.test("[bus] a request whose deadline passed while it waited is answered without running", async () => {
   await using client = await testBus();
   await using instance = await heldInstance(client, { serveConcurrency: 1 });
+  const [lateBefore, busyBefore] = [await refusedFor("late"), await refusedFor("busy")];
   const first = client.bus.request(held, { id: "first" }, { timeoutMs: 5_000 });
   await eventually(() => instance.started.length === 1);
   // Its requester gives up after 300 ms while it waits behind the first.
@@ -98,6 +105,9 @@ Deno.test("[bus] a request whose deadline passed while it waited is answered wit
   // Its turn came after its deadline: nothing ran for it, and nothing waits any more.
   await eventually(async () => await waiting() === 0);
   assert.deepEqual(instance.started, ["first"]);
+  // Counted as late, apart from the refusals at arrival.
+  assert.equal(await refusedFor("late"), lateBefore + 1);
+  assert.equal(await refusedFor("busy"), busyBefore);
 });
 
 Deno.test("[bus] past the bytes that may wait, a request is refused at once with a 503", async () => {
@@ -112,12 +122,14 @@ Deno.test("[bus] past the bytes that may wait, a request is refused at once with
     timeoutMs: 5_000,
   });
   await eventually(async () => await waiting() === 1);
+  const busyBefore = await refusedFor("busy");
   const began = performance.now();
   await assert.rejects(
     client.bus.request(held, { id: "third", pad: "x".repeat(100) }, { timeoutMs: 5_000 }),
     (error) => error instanceof ServiceUnavailableError && /1 requests waiting/.test(error.message),
   );
   assert.ok(performance.now() - began < 2_000, "refused at once, not at its deadline");
+  assert.equal(await refusedFor("busy"), busyBefore + 1);
   instance.release();
   assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
   assert.deepEqual(instance.started, ["first", "second"]);
