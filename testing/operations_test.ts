@@ -141,6 +141,25 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/**
+ * The README's metrics table: each metric it names, with the labels its row names (`oe_bus_errors_total`
+ * also takes `status`, in parentheses there; every series also carries `service` and `instance`).
+ */
+async function documentedMetrics(): Promise<Map<string, Set<string>>> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const start = readme.indexOf("| Metric ");
+  const rows = readme.slice(start, readme.indexOf("\n\n", start)).split("\n").slice(2);
+  const documented = new Map<string, Set<string>>();
+  for (const row of rows) {
+    const [, names, labels] = row.split("|");
+    const ticked = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+    for (const name of ticked(names)) {
+      documented.set(name, new Set([...ticked(labels), "service", "instance"]));
+    }
+  }
+  return documented;
+}
+
 interface PrometheusSample {
   labels?: Record<string, string>;
   value?: string;
@@ -411,6 +430,23 @@ Deno.test("[operations] one request is one trace across every hop; /metrics show
       }
       assert.equal(total(after, "oe_db_pool_max", { service: "discounts" }), 7);
       assert.equal(total(after, "oe_db_pool_max", { service: "catalog" }), 10);
+    },
+  );
+
+  await t.step(
+    "every family /metrics shows is in the README's table, with its labels",
+    async () => {
+      const documented = await documentedMetrics();
+      assert.ok(documented.size > 30, "the README's metrics table was found");
+      for (const family of await scrape(system)) {
+        const labels = documented.get(family.name);
+        assert.ok(labels, `${family.name} is not in the README's metrics table`);
+        for (const sample of family.metrics) {
+          for (const label of Object.keys(sample.labels ?? {})) {
+            assert.ok(labels.has(label), `${family.name}'s label ${label} is not in the README`);
+          }
+        }
+      }
     },
   );
 
