@@ -8,6 +8,7 @@ import { z } from "zod";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { DEADLINE_HEADER } from "./deadline.ts";
 import { Bus } from "./bus.ts";
+import { Admission } from "./bus_admission.ts";
 import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
 import { createLogger } from "./log.ts";
@@ -254,4 +255,120 @@ Deno.test("[bus] a request a handler sends while serving one does not wait behin
     await Promise.all([demo.stop(), other.stop()]);
     await Promise.all([demoBus.close(), otherBus.close()]);
   }
+});
+
+// The admission itself, without a bus: turns that record what they were asked to do. Each test
+// below was added after a mutation review found the rule it checks could break with every test
+// above still passing.
+
+type Outcome = "served" | "busy" | "late";
+
+/** A turn that records its outcome; its serving ends when `finish` is called (or at once). */
+function recordedTurn(outcomes: Outcome[], held = false) {
+  let finish!: () => void;
+  const finished = held ? new Promise<void>((resolve) => finish = resolve) : Promise.resolve();
+  const turn = {
+    serve: async () => {
+      outcomes.push("served");
+      await finished;
+    },
+    refuse: (why: "busy" | "late") => {
+      outcomes.push(why);
+      return Promise.resolve();
+    },
+  };
+  return { turn, finish: () => finish?.() };
+}
+
+const farAhead = () => Date.now() + 60_000;
+
+/** Settles within `ms` or fails naming `what`: a request never answered must not hang the test. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("[bus] Admission gives back a request's bytes when its turn comes", async () => {
+  const admission = new Admission(1, 200);
+  const outcomes: Outcome[] = [];
+  const first = recordedTurn(outcomes, true);
+  const running = admission.admit({ bytes: 10, deadline: farAhead() }, first.turn);
+  const second = recordedTurn(outcomes, true);
+  const waited = admission.admit({ bytes: 150, deadline: farAhead() }, second.turn);
+  first.finish();
+  await running;
+  // The second runs now: its 150 bytes no longer wait, so another 150 may.
+  const third = recordedTurn(outcomes);
+  const alsoWaited = admission.admit({ bytes: 150, deadline: farAhead() }, third.turn);
+  second.finish();
+  await within(2_000, "the second and third", Promise.all([waited, alsoWaited]));
+  assert.deepEqual(outcomes, ["served", "served", "served"]);
+});
+
+Deno.test("[bus] Admission answers every one of thousands of waiting requests exactly once", async () => {
+  // Past 1,024 taken from the front the list is compacted: each request must still get its turn.
+  const admission = new Admission(1);
+  const outcomes: Outcome[] = [];
+  const first = recordedTurn(outcomes, true);
+  const all = [admission.admit({ bytes: 1, deadline: farAhead() }, first.turn)];
+  for (let i = 0; i < 3_000; i++) {
+    all.push(admission.admit({ bytes: 1, deadline: farAhead() }, recordedTurn(outcomes).turn));
+  }
+  assert.equal(admission.waiting, 3_000);
+  first.finish();
+  await within(10_000, "3,001 requests", Promise.all(all));
+  assert.equal(outcomes.length, 3_001);
+  assert.ok(outcomes.every((outcome) => outcome === "served"));
+  assert.equal(admission.waiting, 0);
+});
+
+/** Runs `count` turns of about `ms` each, one after the other, so the admission learns them. */
+async function turnsOf(admission: Admission, count: number, ms: number) {
+  for (let i = 0; i < count; i++) {
+    await admission.admit({ bytes: 1, deadline: farAhead() }, {
+      serve: () => new Promise((resolve) => setTimeout(resolve, ms)),
+      refuse: () => Promise.reject(new Error("refused while idle")),
+    });
+  }
+}
+
+Deno.test("[bus] Admission's estimate of a turn follows the turns it serves", async () => {
+  const admission = new Admission(1);
+  // First turns that take nothing, then turns of 50 ms: the estimate moves to them (~40 ms).
+  await turnsOf(admission, 1, 0);
+  await turnsOf(admission, 30, 50);
+  const outcomes: Outcome[] = [];
+  const running = recordedTurn(outcomes, true);
+  const served = admission.admit({ bytes: 1, deadline: farAhead() }, running.turn);
+  // Its wait (a turn, ~40 ms) is more than half of its 60 ms: refused at once. Stuck at the first
+  // turn's ~0 ms, the estimate would have let it wait and miss.
+  await admission.admit(
+    { bytes: 1, deadline: Date.now() + 60 },
+    recordedTurn(outcomes).turn,
+  );
+  assert.deepEqual(outcomes, ["served", "busy"]);
+  running.finish();
+  await served;
+});
+
+Deno.test("[bus] Admission refuses a request whose wait leaves less than a turn before its deadline", async () => {
+  // Four turns at once, each ~100 ms: one frees every ~25 ms. A request with 115 ms left would
+  // wait ~25 ms (within half its time) but then need ~100 ms more: it would miss, so it is
+  // refused now.
+  const admission = new Admission(4);
+  await turnsOf(admission, 1, 100);
+  const outcomes: Outcome[] = [];
+  const running = [0, 1, 2, 3].map(() => recordedTurn(outcomes, true));
+  const served = running.map((r) => admission.admit({ bytes: 1, deadline: farAhead() }, r.turn));
+  await admission.admit({ bytes: 1, deadline: Date.now() + 115 }, recordedTurn(outcomes).turn);
+  assert.deepEqual(outcomes, ["served", "served", "served", "served", "busy"]);
+  for (const r of running) r.finish();
+  await Promise.all(served);
 });
