@@ -340,6 +340,24 @@ Deno.test("[gateway] the cache is emptied when the NATS connection comes back", 
   assert.equal((await other.call("GET", path)).body.data.attributes.name, "Missed while away");
 });
 
+Deno.test("[gateway] a message on the fact subjects that is no fact empties the cache", async () => {
+  // A fact it cannot read (a newer service's, a broken producer's) may touch any page: a mutation
+  // review found that without the flush every test still passed, and stale pages stayed served.
+  await using system = await startTestSystem({ env });
+  const { event } = await publishedEvent(system);
+  const path = `/v1/events/${event.id}`;
+  assert.equal((await system.call("GET", path)).status, 200);
+  await renameSilently(system, event.id, "Renamed behind its back");
+  assert.notEqual(
+    (await system.call("GET", path)).body.data.attributes.name,
+    "Renamed behind its back",
+  );
+  system.bus.nc.publish(system.bus.subject("facts.catalog.event.updated"), '{"x":1}');
+  await eventually(async () =>
+    (await system.call("GET", path)).body.data.attributes.name === "Renamed behind its back"
+  );
+});
+
 Deno.test("[gateway] conditional requests and HEAD", async (t) => {
   await using system = await startTestSystem({ env });
   const { owner, event } = await publishedEvent(system);
