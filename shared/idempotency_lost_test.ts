@@ -417,3 +417,35 @@ Deno.test(
     }
   },
 );
+
+// Found by a mutation review: with the claim's token (`locked_until`) left out of the update that
+// records the answer no test failed, yet a slow first request whose claim a retry had taken over
+// (its deadline passed) would still commit its change, beside the retry's own: done twice under
+// one key. Refused, it is the 409 of `recordAnswer`, and rolls back.
+Deno.test(
+  "[idempotency] a keyed request whose claim was taken over meanwhile commits nothing",
+  async () => {
+    await using db = await testDatabase();
+    await using b = await testBus();
+    const sql = await openDatabase(db.url, { schema: "taken_over" });
+    try {
+      await installIdempotency(sql);
+      await sql`create table things (id serial primary key, key text not null)`;
+      const key = crypto.randomUUID();
+      await using _service = serveKeyed(b.bus, sql, async () => {
+        await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+        // While the change is held, a retry takes the claim over, as `claimRow` does: a new
+        // token (its own deadline) in the row, no answer.
+        await sql`update idempotency_keys set locked_until = now() + interval '1 minute',
+          reply = null where key = ${key}`;
+        return { status: 201, body: null };
+      });
+      const status = await send(b.bus, key);
+      const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
+      const [{ reply }] = await sql`select reply from idempotency_keys where key = ${key}`;
+      assert.deepEqual({ status, count, reply }, { status: 409, count: 0, reply: null });
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  },
+);

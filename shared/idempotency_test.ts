@@ -59,6 +59,38 @@ Deno.test("[catalog] POST/PATCH/DELETE with Idempotency-Key are done once", asyn
     assert.equal(await topicCount("Other body"), 0);
   });
 
+  // Found by a mutation review: with the query left out of the request's hash no test failed,
+  // yet the permanent delete would get the soft delete's stored 200 and never purge the topic.
+  await t.step("the same key with another query is 422 and changes nothing", async () => {
+    const id = await system.createTopic("Query differs");
+    const key = crypto.randomUUID();
+    const path = `/v1/event-topics/${id}`;
+    const trashed = await system.call("DELETE", path, keyed(key, { token }));
+    const purged = await system.call("DELETE", `${path}?permanent=true`, keyed(key, { token }));
+    assert.equal(trashed.status, 200, trashed.text);
+    assert.equal(purged.status, 422, purged.text);
+    assert.equal(purged.body.errors[0].source.header, "Idempotency-Key");
+    const [{ count }] = await system.sql`select count(*)::int as count from event_topics
+      where id = ${id}`;
+    assert.equal(count, 1, "the trashed topic is still there, not purged");
+  });
+
+  // Found by a mutation review: with the expiry left out of the claim no test failed, yet a key
+  // kept past its 24 hours (until the purge drops it) would stay 422 for a new request. The purge
+  // cannot have dropped this row first: this pool's purge ran at the first keyed request of this
+  // test and runs at most once a minute.
+  await t.step("an expired key is a new request: another body is served, not 422", async () => {
+    const key = crypto.randomUUID();
+    const first = await postTopic("Before expiry", key);
+    assert.equal(first.status, 201, first.text);
+    await system.sql`update idempotency_keys set expires_at = now() - interval '1 second'
+      where key = ${key}`;
+    const later = await postTopic("After expiry", key);
+    assert.equal(later.status, 201, later.text);
+    assert.notEqual(later.body.data.id, first.body.data.id);
+    assert.equal(await topicCount("After expiry"), 1);
+  });
+
   await t.step("a retry while the first still runs is 409; the first then succeeds", async () => {
     const key = crypto.randomUUID();
     // Hold the first request inside its insert with a table lock from another session.
