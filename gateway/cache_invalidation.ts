@@ -49,16 +49,18 @@ function factTags(raw: unknown): string[] | undefined {
 }
 
 /**
- * Subscribes `cache` to the facts of `bus`, and reports it in the metrics meanwhile
- * (gateway/cache_metrics.ts); returns a function that unsubscribes.
+ * Subscribes `cache` to the facts of `bus` for as long as its connection lasts, and reports it in
+ * the metrics meanwhile (gateway/cache_metrics.ts). There is no unsubscribing: a cache that no
+ * longer hears the facts must not serve, so it goes with its connection (until 2026-12-06 this
+ * returned a stop function nothing called, found by a mutation review).
  *
  * @example
  * ```ts ignore
- * const stop = invalidateOnFacts(bus, cache, logger);
+ * invalidateOnFacts(bus, cache, logger);
  * ```
  */
-export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger): () => void {
-  const subscription = bus.nc.subscribe(bus.subject(facts.all), {
+export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger): void {
+  bus.nc.subscribe(bus.subject(facts.all), {
     callback: (error, msg) => {
       if (error) {
         logger.warn("cache emptied: the fact subscription failed", { error });
@@ -78,24 +80,15 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
     },
   });
   const origin = originOf(cache);
-  const peers = bus.nc.subscribe(bus.subject(gatewayTouched), {
+  bus.nc.subscribe(bus.subject(gatewayTouched), {
     callback: (error, msg) => {
       if (error) return cache.clear();
       if (msg.headers?.get(ORIGIN_HEADER) === origin) return;
       cache.invalidate(touchedTags(msg.data));
     },
   });
-  const stopped = new AbortController();
-  emptyOnMissedFacts(bus, cache, logger, "cache", stopped.signal).catch(() => cache.suspend(true));
+  emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
   // The cache is in the metrics while it follows the facts: as long as the bus connection.
   const unwatch = watchCache(cache);
   bus.nc.closed().then(unwatch);
-  return () => {
-    // Suspended for good: no longer hearing the facts, it must not serve what it keeps.
-    stopped.abort();
-    cache.suspend(true);
-    subscription.unsubscribe();
-    peers.unsubscribe();
-    unwatch();
-  };
 }
