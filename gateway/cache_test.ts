@@ -264,6 +264,21 @@ Deno.test("[gateway] ResponseCache counts a slab in full while an entry lies in 
   assert.ok(cache.bytes > cache.size * 1_280);
 });
 
+Deno.test("[gateway] ResponseCache holds as many small pages as its budget pays for", () => {
+  // Found by a mutation review: with a slab's bodies counted again in their entries every
+  // assertion (all upper bounds) still held, and the cache kept a fifth fewer pages than it
+  // could, silently. An entry whose body has a buffer of its own (a small cache) costs what it
+  // stores; in slabs, pages of that size must fit about as many.
+  const page = (i: number) => reply("x".repeat(400), [`event:${i}`]);
+  const own = new ResponseCache({ maxBytes: 1 << 16 });
+  own.store("/v1/events/0", page(0), 0);
+  const perPage = own.bytes;
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  for (let i = 0; i < 10_000; i++) cache.store(`/v1/events/${i}`, page(i), 0);
+  const fits = cache.maxBytes / perPage;
+  assert.ok(cache.size >= 0.9 * fits, `${cache.size} pages kept where ${Math.floor(fits)} fit`);
+});
+
 Deno.test("[gateway] ResponseCache counts lookups, stores, evictions, invalidations and flushes", async (t) => {
   await t.step("a short way's miss is left to the full path's lookup", () => {
     const cache = new ResponseCache({ maxBytes: 1 << 20 });
