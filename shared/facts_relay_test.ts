@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { storedMessages } from "@testing/facts.ts";
-import { openDatabase } from "./db.ts";
-import { installOutbox } from "./facts.ts";
+import postgres from "postgres";
+import { openDatabase, type Sql } from "./db.ts";
+import { changeWithFact, installOutbox } from "./facts.ts";
 import { deleteFactStream, ensureFactStream } from "./fact_streams.ts";
 import { FactRelay, takeOutboxBatch } from "./fact_relay.ts";
 import type { Logger } from "./log.ts";
@@ -467,5 +468,168 @@ Deno.test("[facts] FactRelay stop ends in time when Postgres goes away during it
     await deleteFactStream(tb.bus);
     await sql.end();
     await relaySql.end({ timeout: 0.1 });
+  }
+});
+
+/** Records a fact straight into the outbox, as the relay reads it (no kick); returns its id. */
+async function recordRaw(sql: Sql): Promise<string> {
+  const id = crypto.randomUUID();
+  await sql`insert into outbox (id, subject, payload)
+    values (${id}, 'facts.catalog.event-topic.created', ${sql.json({ id })})`;
+  return id;
+}
+
+/** A registered fact (changeWithFact checks it against its schema): an event topic. */
+const topicFact = (id: string) => ({
+  type: "catalog.event-topic.created" as const,
+  actor: { id: "1", email: "a@example.com" },
+  data: {
+    id,
+    name: `topic ${id}`,
+    slug: `topic-${id}`,
+    "system-image-url": null,
+    "created-at": new Date(),
+    "deleted-at": null,
+  },
+});
+
+/** The ids of the facts the stream holds, oldest first. */
+async function storedIds(bus: Bus): Promise<string[]> {
+  const messages = await storedMessages(bus, facts.stream(bus.prefix));
+  return messages.map((m) => m.json<{ id: string }>().id);
+}
+
+// Found by a mutation review: `more` reduced to `rows.length < locked` (a batch cut short by the
+// byte bound) failed no test, yet a drain then ended after one batch of 200 however many facts
+// waited, and flush() and stop() returned with facts still in the outbox. Every test flushed
+// fewer than 200 facts, or flushed several times.
+Deno.test("[facts] one flush publishes more facts than a batch takes, all of them, in order", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    // Small facts (the byte bound plays no part), recorded without a kick: the flush alone
+    // publishes them, in batches of 200.
+    const ids = [];
+    for (let i = 0; i < 450; i++) ids.push(await recordRaw(sql));
+    await relay.flush();
+    const [{ count: left }] = await sql`select count(*)::int from outbox`;
+    assert.equal(left, 0, "no fact stays in the outbox after one flush");
+    assert.deepEqual(await storedIds(tb.bus), ids, "each once, in the outbox order");
+  } finally {
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+  }
+});
+
+// Found by a mutation review: with changeWithFact's kick after the commit made a no-op, no test
+// failed (each flushed, or ticked every 100 ms), yet facts then reached the stream only at the
+// relay's next tick, not right after their change. The tick here is a minute away.
+Deno.test("[facts] a fact committed through changeWithFact is published at once, before the relay's tick", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    relay.start(60_000);
+    await changeWithFact(sql, relay, () => Promise.resolve("1"), topicFact);
+    // A bound, generous for CI; without the kick the fact waits a minute.
+    await eventually(async () => (await storedIds(tb.bus)).length === 1, 1_000, "the fact");
+  } finally {
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+  }
+});
+
+// Found by a mutation review: without the re-kick (a kick that comes while a drain runs is kept,
+// and runs once that drain ends) no test failed, yet a fact committed while a drain ran, after
+// that drain had read the outbox, waited for the relay's next tick. Here the drain waits on a row
+// lock the test holds while the fact commits: its read of the outbox cannot see that fact.
+Deno.test("[facts] a fact committed while a drain runs is published once that drain ends", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  const locker = await sql.reserve();
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    relay.start(60_000); // the tick is a minute away: only a kick publishes in time
+    const first = await recordRaw(sql);
+    await locker`begin`;
+    await locker`select seq from outbox for update`;
+    relay.kick();
+    await eventually(
+      async () => {
+        const [{ waiting }] = await sql`select count(*)::int as waiting from pg_stat_activity
+          where wait_event_type = 'Lock' and datname = current_database()`;
+        return waiting === 1;
+      },
+      1_000, // well within the drain's lock wait (2 s)
+      "the drain waiting on the row lock",
+    );
+    // Its kick comes while the drain runs.
+    await changeWithFact(sql, relay, () => Promise.resolve("2"), topicFact);
+    await locker`rollback`;
+    await eventually(async () => (await storedIds(tb.bus)).length === 2, 1_000, "both facts");
+    const [, second] = await storedIds(tb.bus);
+    assert.deepEqual(await storedIds(tb.bus), [first, second]);
+    const [{ count: left }] = await sql`select count(*)::int from outbox`;
+    assert.equal(left, 0);
+  } finally {
+    await locker`rollback`.catch(() => {});
+    locker.release();
+    await relay.stop();
+    await deleteFactStream(tb.bus);
+    await sql.end();
+  }
+});
+
+// Found by a mutation review: flush() without waiting for the drain under way failed no test. On
+// the relay's own connection (one, see `#connection`) its drain queues behind that one anyway; a
+// relay on a pool not opened by openDatabase runs them side by side, and flush's drain, waiting on
+// the rows the other holds while JetStream acks come late, gave up at its lock wait (2 s) and
+// flush() resolved with those facts still in the outbox. Acks here take 100 ms each: the kicked
+// drain holds its 40 rows 4 s.
+Deno.test("[facts] a flush while a drain holds the outbox's rows resolves once they are published", async () => {
+  await using db = await testDatabase();
+  await using tb = await testBus();
+  await using proxy = laggingProxy(Number(new URL(tb.natsUrl).port), 100);
+  const bus = await Bus.connect({
+    url: `nats://127.0.0.1:${proxy.port}`,
+    prefix: tb.prefix,
+    logger: createLogger("test", "error"),
+  });
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const pool = postgres(db.url, { connection: { search_path: "relay" }, onnotice: () => {} });
+  const relay = new FactRelay(pool, bus, recording());
+  try {
+    await installOutbox(sql);
+    await ensureFactStream(tb.bus);
+    for (let i = 0; i < 40; i++) await recordRaw(sql);
+    relay.kick();
+    await eventually(
+      async () => (await storedIds(tb.bus)).length > 0,
+      5_000,
+      "the drain under way",
+    );
+    const left = await relay.flush().then(async () =>
+      (await sql`select count(*)::int from outbox`)[0].count
+    );
+    assert.equal(left, 0, "no fact stays in the outbox when flush resolves");
+  } finally {
+    proxy.lagMs = 0;
+    await relay.stop();
+    await bus.close();
+    await deleteFactStream(tb.bus);
+    await pool.end();
+    await sql.end();
   }
 });
