@@ -499,53 +499,58 @@ async function storedIds(bus: Bus): Promise<string[]> {
   return messages.map((m) => m.json<{ id: string }>().id);
 }
 
+/**
+ * A relay on a test database (with its outbox) and a test bus (with its fact stream), all removed
+ * on disposal: the relay stopped first.
+ */
+async function outboxRelay() {
+  const db = await testDatabase();
+  const tb = await testBus();
+  const sql = await openDatabase(db.url, { schema: "relay" });
+  const relay = new FactRelay(sql, tb.bus, recording());
+  await installOutbox(sql);
+  await ensureFactStream(tb.bus);
+  return {
+    sql,
+    bus: tb.bus,
+    relay,
+    async [Symbol.asyncDispose]() {
+      await relay.stop();
+      await deleteFactStream(tb.bus);
+      await sql.end();
+      await tb[Symbol.asyncDispose]();
+      await db[Symbol.asyncDispose]();
+    },
+  };
+}
+
 // Found by a mutation review: `more` reduced to `rows.length < locked` (a batch cut short by the
 // byte bound) failed no test, yet a drain then ended after one batch of 200 however many facts
 // waited, and flush() and stop() returned with facts still in the outbox. Every test flushed
 // fewer than 200 facts, or flushed several times.
 Deno.test("[facts] one flush publishes more facts than a batch takes, all of them, in order", async () => {
-  await using db = await testDatabase();
-  await using tb = await testBus();
-  const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
-  try {
-    await installOutbox(sql);
-    await ensureFactStream(tb.bus);
-    // Small facts (the byte bound plays no part), recorded without a kick: the flush alone
-    // publishes them, in batches of 200.
-    const ids = [];
-    for (let i = 0; i < 450; i++) ids.push(await recordRaw(sql));
-    await relay.flush();
-    const [{ count: left }] = await sql`select count(*)::int from outbox`;
-    assert.equal(left, 0, "no fact stays in the outbox after one flush");
-    assert.deepEqual(await storedIds(tb.bus), ids, "each once, in the outbox order");
-  } finally {
-    await relay.stop();
-    await deleteFactStream(tb.bus);
-    await sql.end();
-  }
+  await using system = await outboxRelay();
+  const { sql, bus, relay } = system;
+  // Small facts (the byte bound plays no part), recorded without a kick: the flush alone
+  // publishes them, in batches of 200.
+  const ids = [];
+  for (let i = 0; i < 450; i++) ids.push(await recordRaw(sql));
+  await relay.flush();
+  const [{ count: left }] = await sql`select count(*)::int from outbox`;
+  assert.equal(left, 0, "no fact stays in the outbox after one flush");
+  assert.deepEqual(await storedIds(bus), ids, "each once, in the outbox order");
 });
 
 // Found by a mutation review: with changeWithFact's kick after the commit made a no-op, no test
 // failed (each flushed, or ticked every 100 ms), yet facts then reached the stream only at the
 // relay's next tick, not right after their change. The tick here is a minute away.
 Deno.test("[facts] a fact committed through changeWithFact is published at once, before the relay's tick", async () => {
-  await using db = await testDatabase();
-  await using tb = await testBus();
-  const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
-  try {
-    await installOutbox(sql);
-    await ensureFactStream(tb.bus);
-    relay.start(60_000);
-    await changeWithFact(sql, relay, () => Promise.resolve("1"), topicFact);
-    // A bound, generous for CI; without the kick the fact waits a minute.
-    await eventually(async () => (await storedIds(tb.bus)).length === 1, 1_000, "the fact");
-  } finally {
-    await relay.stop();
-    await deleteFactStream(tb.bus);
-    await sql.end();
-  }
+  await using system = await outboxRelay();
+  const { sql, bus, relay } = system;
+  relay.start(60_000);
+  await changeWithFact(sql, relay, () => Promise.resolve("1"), topicFact);
+  // A bound, generous for CI; without the kick the fact waits a minute.
+  await eventually(async () => (await storedIds(bus)).length === 1, 1_000, "the fact");
 });
 
 // Found by a mutation review: without the re-kick (a kick that comes while a drain runs is kept,
@@ -553,14 +558,10 @@ Deno.test("[facts] a fact committed through changeWithFact is published at once,
 // that drain had read the outbox, waited for the relay's next tick. Here the drain waits on a row
 // lock the test holds while the fact commits: its read of the outbox cannot see that fact.
 Deno.test("[facts] a fact committed while a drain runs is published once that drain ends", async () => {
-  await using db = await testDatabase();
-  await using tb = await testBus();
-  const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
+  await using system = await outboxRelay();
+  const { sql, bus, relay } = system;
   const locker = await sql.reserve();
   try {
-    await installOutbox(sql);
-    await ensureFactStream(tb.bus);
     relay.start(60_000); // the tick is a minute away: only a kick publishes in time
     const first = await recordRaw(sql);
     await locker`begin`;
@@ -578,17 +579,14 @@ Deno.test("[facts] a fact committed while a drain runs is published once that dr
     // Its kick comes while the drain runs.
     await changeWithFact(sql, relay, () => Promise.resolve("2"), topicFact);
     await locker`rollback`;
-    await eventually(async () => (await storedIds(tb.bus)).length === 2, 1_000, "both facts");
-    const [, second] = await storedIds(tb.bus);
-    assert.deepEqual(await storedIds(tb.bus), [first, second]);
+    await eventually(async () => (await storedIds(bus)).length === 2, 1_000, "both facts");
+    const [, second] = await storedIds(bus);
+    assert.deepEqual(await storedIds(bus), [first, second]);
     const [{ count: left }] = await sql`select count(*)::int from outbox`;
     assert.equal(left, 0);
   } finally {
     await locker`rollback`.catch(() => {});
     locker.release();
-    await relay.stop();
-    await deleteFactStream(tb.bus);
-    await sql.end();
   }
 });
 
