@@ -14,7 +14,7 @@ import { GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { testBus } from "./testing.ts";
-import { eventually } from "@testing/eventually.ts";
+import { eventually, within } from "@testing/eventually.ts";
 
 const held = defineEndpoint("demo.held", {
   request: z.object({ id: z.string(), pad: z.string().optional() }),
@@ -281,19 +281,6 @@ function recordedTurn(outcomes: Outcome[], held = false) {
 }
 
 const farAhead = () => Date.now() + 60_000;
-
-/** Settles within `ms` or fails naming `what`: a request never answered must not hang the test. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test("[bus] Admission gives back a request's bytes when its turn comes", async () => {
   const admission = new Admission(1, 200);

@@ -18,7 +18,7 @@ import {
 } from "./errors.ts";
 import { testDatabase } from "./testing.ts";
 import { isTransientFailure } from "./transient.ts";
-import { eventually } from "@testing/eventually.ts";
+import { eventually, within } from "@testing/eventually.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
 import { silentProxyTo } from "@testing/silent_proxy.ts";
 
@@ -197,19 +197,6 @@ async function orLate<T>(ms: number, promise: Promise<T>): Promise<T | "late"> {
 /** Whether a new statement is answered, tried twice: one queued behind a lost connection fails. */
 function nextStatement(sql: postgres.Sql): Promise<"answered" | "failed"> {
   return sql`select 1`.catch(() => sql`select 1`).then(() => "answered", () => "failed");
-}
-
-/** `promise`, or a rejection after `ms`: a pool that never answers must fail the test, not hang it. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 Deno.test("[db] a connection lost inside a transaction fails the transaction, not the process", async () => {
