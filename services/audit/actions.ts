@@ -80,9 +80,8 @@ const EVENTS_NAMED = 5;
  */
 function forCodeEvents(fact: CodeFact): string {
   const events = "events" in fact.data && Array.isArray(fact.data.events) ? fact.data.events : [];
-  if (!eventOf(fact) && "events" in fact.data && !events.length) {
-    if (factChanged(fact).includes("events")) return ": applies to no event now";
-  }
+  const detached = "events" in fact.data && !events.length && factChanged(fact).includes("events");
+  if (!eventOf(fact) && detached) return ": applies to no event now";
   if (eventOf(fact) || !events.length) return forEvent(fact);
   const named = events.slice(0, EVENTS_NAMED).join(", ");
   const more = events.length > EVENTS_NAMED ? ` and ${events.length - EVENTS_NAMED} more` : "";
