@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { storedMessages } from "@testing/facts.ts";
+import { outboxRelay } from "@testing/outbox_relay.ts";
 import postgres from "postgres";
 import { openDatabase, type Sql } from "./db.ts";
 import { changeWithFact, installOutbox } from "./facts.ts";
@@ -497,31 +498,6 @@ const topicFact = (id: string) => ({
 async function storedIds(bus: Bus): Promise<string[]> {
   const messages = await storedMessages(bus, facts.stream(bus.prefix));
   return messages.map((m) => m.json<{ id: string }>().id);
-}
-
-/**
- * A relay on a test database (with its outbox) and a test bus (with its fact stream), all removed
- * on disposal: the relay stopped first.
- */
-async function outboxRelay() {
-  const db = await testDatabase();
-  const tb = await testBus();
-  const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
-  await installOutbox(sql);
-  await ensureFactStream(tb.bus);
-  return {
-    sql,
-    bus: tb.bus,
-    relay,
-    async [Symbol.asyncDispose]() {
-      await relay.stop();
-      await deleteFactStream(tb.bus);
-      await sql.end();
-      await tb[Symbol.asyncDispose]();
-      await db[Symbol.asyncDispose]();
-    },
-  };
 }
 
 // Found by a mutation review: `more` reduced to `rows.length < locked` (a batch cut short by the

@@ -4,44 +4,22 @@ import postgres from "postgres";
 import { openDatabase, type Sql } from "./db.ts";
 import { withDeadline } from "./deadline.ts";
 import { GatewayTimeoutError, PayloadTooLargeError } from "./errors.ts";
-import {
-  changeWithFact,
-  installOutbox,
-  migrateWithOutbox,
-  parseFact,
-  recordFact,
-} from "./facts.ts";
+import { changeWithFact, migrateWithOutbox, parseFact, recordFact } from "./facts.ts";
 import { deleteFactStream, ensureFactStream, ensureStream } from "./fact_streams.ts";
 import { FactRelay } from "./fact_relay.ts";
 import { createLogger } from "./log.ts";
 import { type FamilySnapshot, metrics } from "./metrics.ts";
 import { testBus, testDatabase } from "./testing.ts";
 import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
+import { outboxRelay } from "@testing/outbox_relay.ts";
 
 const quiet = createLogger("test", "error");
 
+/** The outbox and its relay, with a table of things to change beside the facts. */
 async function setUp(max = 10) {
-  const db = await testDatabase();
-  const b = await testBus();
-  const sql = await openDatabase(db.url, { schema: "demo", max });
-  await installOutbox(sql);
-  await sql`create table things (id serial primary key, name text not null unique)`;
-  const stream = await ensureFactStream(b.bus);
-  const relay = new FactRelay(sql, b.bus, quiet);
-  return {
-    sql,
-    databaseUrl: db.url,
-    bus: b.bus,
-    stream,
-    relay,
-    async [Symbol.asyncDispose]() {
-      await relay.stop();
-      await deleteFactStream(b.bus);
-      await sql.end();
-      await b[Symbol.asyncDispose]();
-      await db[Symbol.asyncDispose]();
-    },
-  };
+  const system = await outboxRelay({ schema: "demo", max, logger: quiet });
+  await system.sql`create table things (id serial primary key, name text not null unique)`;
+  return system;
 }
 
 async function streamMessages(t: Awaited<ReturnType<typeof setUp>>) {
