@@ -7,22 +7,20 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { untilWaitingForLocks } from "@testing/table_lock.ts";
 import { httpEndpoint, route } from "./bus_endpoints.ts";
-import { openDatabase, transaction } from "./db.ts";
-import { installIdempotency, withIdempotency } from "./idempotency.ts";
+import { transaction } from "./db.ts";
+import { withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { keyedStore } from "@testing/keyed_store.ts";
 
 const decoder = new TextDecoder();
 
 Deno.test("[idempotency] a keyed write ended by a deadlock is a 503, and its key is free for the retry", async () => {
-  await using db = await testDatabase();
-  await using b = await testBus();
-  const sql = await openDatabase(db.url, { schema: "deadlock" });
+  await using store = await keyedStore("deadlock");
+  const { bus, sql } = store;
   // Another writer, in its own session: it waits long before it looks for a deadlock, so
   // Postgres ends the handler's transaction, which looks first (deadlock_timeout 1 s).
-  const other = postgres(db.url, { max: 1, onnotice: () => {} });
+  const other = postgres(store.url, { max: 1, onnotice: () => {} });
   try {
-    await installIdempotency(sql);
     await sql`create table rows (id int primary key, n int not null)`;
     await sql`insert into rows values (1, 0), (2, 0)`;
     let runs = 0;
@@ -35,7 +33,7 @@ Deno.test("[idempotency] a keyed write ended by a deadlock is a 503, and its key
       return { status: 200, body: { done: true } };
     };
     const endpoint = httpEndpoint("test.deadlock");
-    const service = b.bus.serve(
+    const service = bus.serve(
       { name: "deadlock-test", version: "0.0.0" },
       withIdempotency(sql, [route(endpoint, handler)]),
     );
@@ -48,7 +46,7 @@ Deno.test("[idempotency] a keyed write ended by a deadlock is a 503, and its key
         query: {},
         requestId: "r",
       };
-      const send = () => b.bus.forward(endpoint, req, { timeoutMs: 8_000, idempotencyKey: key });
+      const send = () => bus.forward(endpoint, req, { timeoutMs: 8_000, idempotencyKey: key });
 
       const row2Held = Promise.withResolvers<void>();
       const handlerWaits = Promise.withResolvers<void>();
@@ -87,6 +85,5 @@ Deno.test("[idempotency] a keyed write ended by a deadlock is a 503, and its key
     }
   } finally {
     await other.end();
-    await sql.end();
   }
 });

@@ -6,32 +6,11 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { type Bus } from "./bus.ts";
-import { type Handler, httpEndpoint, route } from "./bus_endpoints.ts";
-import { openDatabase, readOwnWrites, type Sql, transaction, type TransactionHooks } from "./db.ts";
-import { installIdempotency, withIdempotency } from "./idempotency.ts";
-import type { HttpReply, HttpRequest } from "./schemas/http.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { httpEndpoint } from "./bus_endpoints.ts";
+import { readOwnWrites, type Sql, transaction, type TransactionHooks } from "./db.ts";
+import { keyedStore, sendKeyed, serveKeyed } from "@testing/keyed_store.ts";
 
 const endpoint = httpEndpoint("test.lost");
-
-/** Serves `handler`, wrapped by `withIdempotency`, on `bus` until disposed. */
-function serveKeyed(bus: Bus, sql: Sql, handler: Handler<HttpRequest, HttpReply>) {
-  const [wrapped] = withIdempotency(sql, [route(endpoint, handler)]);
-  const service = bus.serve({ name: "idempotency-lost-test", version: "0.0.0" }, [wrapped]);
-  return { [Symbol.asyncDispose]: () => service.stop() };
-}
-
-/** Sends the one request of these tests with `key`; resolves to its status (an error's too). */
-async function send(bus: Bus, key: string): Promise<number> {
-  const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };
-  try {
-    const reply = await bus.forward(endpoint, req, { timeoutMs: 5_000, idempotencyKey: key });
-    return reply.status;
-  } catch (error) {
-    return (error as { status?: number }).status ?? 500;
-  }
-}
 
 /** Terminates the backends of `url`'s database that sit idle inside a transaction. */
 async function terminateIdleInTransaction(url: string): Promise<number> {
@@ -53,54 +32,47 @@ async function terminateIdleInTransaction(url: string): Promise<number> {
 Deno.test(
   "[idempotency] a held change lost before its answer fails the request and stores nothing",
   async (t) => {
-    await using db = await testDatabase();
-    await using b = await testBus();
-    const sql = await openDatabase(db.url, { schema: "lost" });
-    try {
-      await installIdempotency(sql);
-      await sql`create table things (id serial primary key, key text not null)`;
-      const rows = async (key: string) =>
-        Number((await sql`select count(*) from things where key = ${key}`)[0].count);
-      const stored = async (key: string) =>
-        (await sql`select reply from idempotency_keys where key = ${key}`)[0]?.reply ?? null;
+    await using store = await keyedStore("lost");
+    const { bus, sql } = store;
+    await sql`create table things (id serial primary key, key text not null)`;
+    const rows = async (key: string) =>
+      Number((await sql`select count(*) from things where key = ${key}`)[0].count);
+    const stored = async (key: string) =>
+      (await sql`select reply from idempotency_keys where key = ${key}`)[0]?.reply ?? null;
 
-      for (const rereads of [false, true]) {
-        const variant = rereads
-          ? "the answer then reads its own writes (includes)"
-          : "the answer then waits on something else (another service)";
-        await t.step(variant, async () => {
-          const key = crypto.randomUUID();
-          let kill: Promise<number> | undefined;
-          let lose = true;
-          await using _service = serveKeyed(b.bus, sql, async () => {
-            await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
-            if (lose) {
-              lose = false;
-              // While the answer is being rendered, the held transaction's backend dies.
-              kill = terminateIdleInTransaction(db.url);
-              assert.equal(await kill, 1);
-              // For the pool to see the connection end, which nothing shows: too short, the
-              // commit is sent and lost, and the retry's 409 fails the test; never a wrong pass.
-              // 100 ms was too short once on a loaded machine (2026-12-05, beside other tests).
-              await new Promise((resolve) => setTimeout(resolve, 400));
-            }
-            if (rereads) await readOwnWrites(sql, (q) => q`select count(*) from things`);
-            return { status: 201, body: { data: { type: "thing", id: key } } };
-          });
-          const first = await send(b.bus, key);
-          assert.equal(await rows(key), 0, "the change was lost with its transaction");
-          assert.equal(first, 503, `told ${first} for a change that did not happen`);
-          assert.equal(await stored(key), null, "no answer kept for a change that was lost");
-          const retry = await send(b.bus, key);
-          assert.equal(retry, 201, "the retry makes the change");
-          assert.equal(await rows(key), 1);
-          assert.equal(await send(b.bus, key), 201, "and a further retry replays it");
-          assert.equal(await rows(key), 1);
+    for (const rereads of [false, true]) {
+      const variant = rereads
+        ? "the answer then reads its own writes (includes)"
+        : "the answer then waits on something else (another service)";
+      await t.step(variant, async () => {
+        const key = crypto.randomUUID();
+        let kill: Promise<number> | undefined;
+        let lose = true;
+        await using _service = serveKeyed(bus, sql, endpoint, async () => {
+          await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+          if (lose) {
+            lose = false;
+            // While the answer is being rendered, the held transaction's backend dies.
+            kill = terminateIdleInTransaction(store.url);
+            assert.equal(await kill, 1);
+            // For the pool to see the connection end, which nothing shows: too short, the
+            // commit is sent and lost, and the retry's 409 fails the test; never a wrong pass.
+            // 100 ms was too short once on a loaded machine (2026-12-05, beside other tests).
+            await new Promise((resolve) => setTimeout(resolve, 400));
+          }
+          if (rereads) await readOwnWrites(sql, (q) => q`select count(*) from things`);
+          return { status: 201, body: { data: { type: "thing", id: key } } };
         });
-      }
-    } finally {
-      // A pool that lost a connection inside a transaction may not close by itself (db_test.ts).
-      await sql.end({ timeout: 1 });
+        const first = await sendKeyed(bus, endpoint, key);
+        assert.equal(await rows(key), 0, "the change was lost with its transaction");
+        assert.equal(first, 503, `told ${first} for a change that did not happen`);
+        assert.equal(await stored(key), null, "no answer kept for a change that was lost");
+        const retry = await sendKeyed(bus, endpoint, key);
+        assert.equal(retry, 201, "the retry makes the change");
+        assert.equal(await rows(key), 1);
+        assert.equal(await sendKeyed(bus, endpoint, key), 201, "and a further retry replays it");
+        assert.equal(await rows(key), 1);
+      });
     }
   },
 );
@@ -108,24 +80,18 @@ Deno.test(
 Deno.test(
   "[idempotency] two changes a keyed handler starts at once commit together with its answer",
   async () => {
-    await using db = await testDatabase();
-    await using b = await testBus();
-    const sql = await openDatabase(db.url, { schema: "together" });
-    try {
-      await installIdempotency(sql);
-      await sql`create table things (id serial primary key, key text not null)`;
-      const key = crypto.randomUUID();
-      const insert = () => transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
-      await using _service = serveKeyed(b.bus, sql, async () => {
-        await Promise.all([insert(), insert()]);
-        return { status: 201, body: null };
-      });
-      const statuses = [await send(b.bus, key), await send(b.bus, key)];
-      const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
-      assert.deepEqual({ statuses, count }, { statuses: [201, 201], count: 2 });
-    } finally {
-      await sql.end({ timeout: 1 });
-    }
+    await using store = await keyedStore("together");
+    const { bus, sql } = store;
+    await sql`create table things (id serial primary key, key text not null)`;
+    const key = crypto.randomUUID();
+    const insert = () => transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+    await using _service = serveKeyed(bus, sql, endpoint, async () => {
+      await Promise.all([insert(), insert()]);
+      return { status: 201, body: null };
+    });
+    const statuses = [await sendKeyed(bus, endpoint, key), await sendKeyed(bus, endpoint, key)];
+    const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
+    assert.deepEqual({ statuses, count }, { statuses: [201, 201], count: 2 });
   },
 );
 
@@ -147,30 +113,24 @@ async function keyedThings(
   taken: string[] = [],
   answered?: () => Promise<unknown>,
 ): Promise<{ status: number; stored: string[] }> {
-  await using db = await testDatabase();
-  await using b = await testBus();
-  const sql = await openDatabase(db.url, { schema });
-  try {
-    await installIdempotency(sql);
-    await sql`create table things (id serial primary key, what text not null unique)`;
-    for (const what of taken) await sql`insert into things (what) values (${what})`;
-    const insert: Insert = (what, { before, within, hooks } = {}) =>
-      transaction(sql, async (tx) => {
-        await before;
-        await tx`insert into things (what) values (${what})`;
-        await within?.();
-      }, hooks);
-    await using _service = serveKeyed(b.bus, sql, async () => {
-      await handler(insert, sql);
-      return { status: 201, body: null };
-    });
-    const status = await send(b.bus, crypto.randomUUID());
-    await answered?.();
-    const rows = await sql`select what from things order by id`;
-    return { status, stored: rows.map((row) => row.what) };
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
+  await using store = await keyedStore(schema);
+  const { bus, sql } = store;
+  await sql`create table things (id serial primary key, what text not null unique)`;
+  for (const what of taken) await sql`insert into things (what) values (${what})`;
+  const insert: Insert = (what, { before, within, hooks } = {}) =>
+    transaction(sql, async (tx) => {
+      await before;
+      await tx`insert into things (what) values (${what})`;
+      await within?.();
+    }, hooks);
+  await using _service = serveKeyed(bus, sql, endpoint, async () => {
+    await handler(insert, sql);
+    return { status: 201, body: null };
+  });
+  const status = await sendKeyed(bus, endpoint, crypto.randomUUID());
+  await answered?.();
+  const rows = await sql`select what from things order by id`;
+  return { status, stored: rows.map((row) => row.what) };
 }
 
 /**
@@ -388,33 +348,27 @@ Deno.test(
 Deno.test(
   "[idempotency] a change left running within a keyed handler's change commits with its answer",
   async () => {
-    await using db = await testDatabase();
-    await using b = await testBus();
-    const sql = await openDatabase(db.url, { schema: "nested_left" });
-    try {
-      await installIdempotency(sql);
-      await sql`create table things (id serial primary key, what text not null, xid text not null)`;
-      let left: Promise<string> | undefined;
-      await using _service = serveKeyed(b.bus, sql, async () => {
-        await transaction(sql, async (tx) => {
-          await tx`insert into things (what, xid) values ('outer', txid_current()::text)`;
-          const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
-          // Not awaited by the change it is started within.
-          left = outcome(transaction(sql, async (inner) => {
-            await slow;
-            await inner`insert into things (what, xid) values ('inner', txid_current()::text)`;
-          }));
-        });
-        return { status: 201, body: null };
+    await using store = await keyedStore("nested_left");
+    const { bus, sql } = store;
+    await sql`create table things (id serial primary key, what text not null, xid text not null)`;
+    let left: Promise<string> | undefined;
+    await using _service = serveKeyed(bus, sql, endpoint, async () => {
+      await transaction(sql, async (tx) => {
+        await tx`insert into things (what, xid) values ('outer', txid_current()::text)`;
+        const slow = new Promise<void>((resolve) => setTimeout(resolve, 150));
+        // Not awaited by the change it is started within.
+        left = outcome(transaction(sql, async (inner) => {
+          await slow;
+          await inner`insert into things (what, xid) values ('inner', txid_current()::text)`;
+        }));
       });
-      assert.equal(await send(b.bus, crypto.randomUUID()), 201);
-      assert.equal(await left, "done");
-      const rows = await sql`select what, xid from things order by id`;
-      assert.deepEqual(rows.map((row) => row.what), ["outer", "inner"]);
-      assert.equal(rows[1].xid, rows[0].xid, "both in the request's transaction");
-    } finally {
-      await sql.end({ timeout: 1 });
-    }
+      return { status: 201, body: null };
+    });
+    assert.equal(await sendKeyed(bus, endpoint, crypto.randomUUID()), 201);
+    assert.equal(await left, "done");
+    const rows = await sql`select what, xid from things order by id`;
+    assert.deepEqual(rows.map((row) => row.what), ["outer", "inner"]);
+    assert.equal(rows[1].xid, rows[0].xid, "both in the request's transaction");
   },
 );
 
@@ -425,27 +379,21 @@ Deno.test(
 Deno.test(
   "[idempotency] a keyed request whose claim was taken over meanwhile commits nothing",
   async () => {
-    await using db = await testDatabase();
-    await using b = await testBus();
-    const sql = await openDatabase(db.url, { schema: "taken_over" });
-    try {
-      await installIdempotency(sql);
-      await sql`create table things (id serial primary key, key text not null)`;
-      const key = crypto.randomUUID();
-      await using _service = serveKeyed(b.bus, sql, async () => {
-        await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
-        // While the change is held, a retry takes the claim over, as `claimRow` does: a new
-        // token (its own deadline) in the row, no answer.
-        await sql`update idempotency_keys set locked_until = now() + interval '1 minute',
-          reply = null where key = ${key}`;
-        return { status: 201, body: null };
-      });
-      const status = await send(b.bus, key);
-      const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
-      const [{ reply }] = await sql`select reply from idempotency_keys where key = ${key}`;
-      assert.deepEqual({ status, count, reply }, { status: 409, count: 0, reply: null });
-    } finally {
-      await sql.end({ timeout: 1 });
-    }
+    await using store = await keyedStore("taken_over");
+    const { bus, sql } = store;
+    await sql`create table things (id serial primary key, key text not null)`;
+    const key = crypto.randomUUID();
+    await using _service = serveKeyed(bus, sql, endpoint, async () => {
+      await transaction(sql, (tx) => tx`insert into things (key) values (${key})`);
+      // While the change is held, a retry takes the claim over, as `claimRow` does: a new
+      // token (its own deadline) in the row, no answer.
+      await sql`update idempotency_keys set locked_until = now() + interval '1 minute',
+        reply = null where key = ${key}`;
+      return { status: 201, body: null };
+    });
+    const status = await sendKeyed(bus, endpoint, key);
+    const [{ count }] = await sql`select count(*)::int from things where key = ${key}`;
+    const [{ reply }] = await sql`select reply from idempotency_keys where key = ${key}`;
+    assert.deepEqual({ status, count, reply }, { status: 409, count: 0, reply: null });
   },
 );

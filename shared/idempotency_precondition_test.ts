@@ -5,31 +5,28 @@
  */
 import assert from "node:assert/strict";
 import { httpEndpoint, route } from "./bus_endpoints.ts";
-import { openDatabase } from "./db.ts";
 import type { WritePrecondition } from "./errors.ts";
-import { installIdempotency, withIdempotency } from "./idempotency.ts";
+import { withIdempotency } from "./idempotency.ts";
 import type { HttpRequest } from "./schemas/http.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { keyedStore } from "@testing/keyed_store.ts";
 
 Deno.test("[idempotency] a write marked precondition-failed replays its key's answer or is 412", async (t) => {
-  await using db = await testDatabase();
-  await using b = await testBus();
-  const sql = await openDatabase(db.url, { schema: "stale" });
+  await using store = await keyedStore("stale");
+  const { bus, sql } = store;
   const keyed = httpEndpoint("test.keyed");
   const secret = httpEndpoint("test.secret");
   let runs = 0;
   const handler = () => ({ status: 200, body: { data: { run: ++runs } } });
-  await installIdempotency(sql);
   const routes = withIdempotency(sql, [route(keyed, handler), route(secret, handler)], {
     unkeyed: [secret],
   });
-  const service = b.bus.serve({ name: "stale-test", version: "0.0.0" }, routes);
+  const service = bus.serve({ name: "stale-test", version: "0.0.0" }, routes);
   const req: HttpRequest = { actor: null, params: {}, path: "/t", query: {}, requestId: "r" };
   const send = (
     endpoint = keyed,
     idempotencyKey?: string,
     preconditionFailed: WritePrecondition = "If-Match",
-  ) => b.bus.forward(endpoint, req, { idempotencyKey, preconditionFailed });
+  ) => bus.forward(endpoint, req, { idempotencyKey, preconditionFailed });
   try {
     await t.step("without a key, or on a route that keeps no keys: 412, not run", async () => {
       assert.equal((await send(keyed)).status, 412);
@@ -43,7 +40,7 @@ Deno.test("[idempotency] a write marked precondition-failed replays its key's an
     await t.step("a key with no stored answer: 412, not run, the key left free", async () => {
       assert.equal((await send(keyed, "fresh")).status, 412);
       assert.equal(runs, 0);
-      const applied = await b.bus.forward(keyed, req, { idempotencyKey: "fresh" });
+      const applied = await bus.forward(keyed, req, { idempotencyKey: "fresh" });
       assert.equal(applied.status, 200);
       assert.equal(runs, 1);
     });
@@ -55,6 +52,5 @@ Deno.test("[idempotency] a write marked precondition-failed replays its key's an
     });
   } finally {
     await service.stop();
-    await sql.end();
   }
 });

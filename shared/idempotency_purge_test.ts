@@ -3,11 +3,9 @@
  * single DELETE outlasts the pool's statement timeout is purged too.
  */
 import assert from "node:assert/strict";
-import { httpEndpoint, route } from "./bus_endpoints.ts";
-import { openDatabase, type Sql } from "./db.ts";
-import { installIdempotency, withIdempotency } from "./idempotency.ts";
-import type { HttpRequest } from "./schemas/http.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { httpEndpoint } from "./bus_endpoints.ts";
+import { type Sql } from "./db.ts";
+import { keyedStore, sendKeyed, serveKeyed } from "@testing/keyed_store.ts";
 import { eventually } from "@testing/eventually.ts";
 
 const endpoint = httpEndpoint("test.purge");
@@ -37,46 +35,24 @@ async function expiredKeys(sql: Sql): Promise<number> {
 Deno.test(
   "[idempotency] expired keys are purged even when one DELETE of them all would time out",
   async () => {
-    await using db = await testDatabase();
-    await using b = await testBus();
     // Seeding and counting need no timeout; the served pool has a short one.
-    const admin = await openDatabase(db.url, { schema: "purge", statementTimeoutMs: 0 });
-    const sql = await openDatabase(db.url, {
-      schema: "purge",
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+    await using store = await keyedStore("purge", { statementTimeoutMs: 0 });
+    const { bus, sql: admin } = store;
+    const sql = await store.pool({ statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+    await seedKeys(admin, BACKLOG);
+    const answer = () => Promise.resolve({ status: 200, body: null });
+    await using _service = serveKeyed(bus, sql, endpoint, answer);
+    // The keyed request starts the purge (its first for this pool) and does not wait for it.
+    assert.equal(await sendKeyed(bus, endpoint, crypto.randomUUID()), 200);
+    let left = BACKLOG;
+    await eventually(
+      async () => (left = await expiredKeys(admin)) === 0,
+      30_000,
+      "no expired key left",
+    ).catch((error) => {
+      throw new Error(`${error.message}: ${left} of ${BACKLOG} still there`);
     });
-    try {
-      await installIdempotency(admin);
-      await seedKeys(admin, BACKLOG);
-      const [wrapped] = withIdempotency(sql, [
-        route(endpoint, () => Promise.resolve({ status: 200, body: null })),
-      ]);
-      const service = b.bus.serve({ name: "idempotency-purge-test", version: "0.0.0" }, [
-        wrapped,
-      ]);
-      try {
-        const req: HttpRequest = { actor: null, params: {}, path: "/p", query: {}, requestId: "r" };
-        // The keyed request starts the purge (its first for this pool) and does not wait for it.
-        const reply = await b.bus.forward(endpoint, req, {
-          timeoutMs: 5_000,
-          idempotencyKey: crypto.randomUUID(),
-        });
-        assert.equal(reply.status, 200);
-        let left = BACKLOG;
-        await eventually(
-          async () => (left = await expiredKeys(admin)) === 0,
-          30_000,
-          "no expired key left",
-        ).catch((error) => {
-          throw new Error(`${error.message}: ${left} of ${BACKLOG} still there`);
-        });
-        const [live] = await admin`select 1 from idempotency_keys where key = 'live'`;
-        assert.ok(live, "a key that has not expired stays");
-      } finally {
-        await service.stop();
-      }
-    } finally {
-      await Promise.all([sql.end({ timeout: 1 }), admin.end({ timeout: 1 })]);
-    }
+    const [live] = await admin`select 1 from idempotency_keys where key = 'live'`;
+    assert.ok(live, "a key that has not expired stays");
   },
 );

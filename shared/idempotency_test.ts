@@ -8,11 +8,11 @@ import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
 import { startDiscountsSystem } from "../services/discounts/_test_utils.ts";
 import { type Bus } from "./bus.ts";
 import { type Handler, httpEndpoint, route } from "./bus_endpoints.ts";
-import { openDatabase, type Sql, transaction } from "./db.ts";
+import { type Sql, transaction } from "./db.ts";
 import { COMMIT_MARGIN_MS } from "./deadline.ts";
-import { installIdempotency, withIdempotency } from "./idempotency.ts";
+import { withIdempotency } from "./idempotency.ts";
 import type { HttpReply, HttpRequest } from "./schemas/http.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { keyedStore, serveKeyed } from "@testing/keyed_store.ts";
 
 function topicBody(name: string) {
   return { data: { type: "event-topic", attributes: { name } } };
@@ -303,120 +303,104 @@ async function keyedCall(
 }
 
 Deno.test("[idempotency] a held change that does not commit runs its afterRollback hook", async (t) => {
-  await using db = await testDatabase();
-  await using b = await testBus();
-  const sql = await openDatabase(db.url, { schema: "held" });
-  try {
-    await installIdempotency(sql);
-    const change = (ran: string[]) => () =>
-      transaction(sql, (tx) => tx`select 1`, {
-        afterCommit: () => ran.push("commit"),
-        afterRollback: () => ran.push("rollback"),
-      });
-    await t.step("refused at commit after the handler returned: rollback", async () => {
-      const ran: string[] = [];
-      // Room for the change on a loaded machine (a 350 ms deadline ran out before it began,
-      // once, in a full parallel run); the answer then waits until less than
-      // COMMIT_MARGIN_MS is left.
-      const deadline = Date.now() + 2_000;
-      const handler = async () => {
-        await change(ran)();
-        const answerAt = deadline - COMMIT_MARGIN_MS / 2;
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, answerAt - Date.now())));
-        return { status: 200, body: null };
-      };
-      await assert.rejects(keyedCall(b.bus, sql, handler, deadline), /Cannot commit/);
-      assert.deepEqual(ran, ["rollback"]);
+  await using store = await keyedStore("held");
+  const { bus, sql } = store;
+  const change = (ran: string[]) => () =>
+    transaction(sql, (tx) => tx`select 1`, {
+      afterCommit: () => ran.push("commit"),
+      afterRollback: () => ran.push("rollback"),
     });
-    await t.step("the handler fails after its change: rollback", async () => {
-      const ran: string[] = [];
+  await t.step("refused at commit after the handler returned: rollback", async () => {
+    const ran: string[] = [];
+    // Room for the change on a loaded machine (a 350 ms deadline ran out before it began,
+    // once, in a full parallel run); the answer then waits until less than
+    // COMMIT_MARGIN_MS is left.
+    const deadline = Date.now() + 2_000;
+    const handler = async () => {
+      await change(ran)();
+      const answerAt = deadline - COMMIT_MARGIN_MS / 2;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, answerAt - Date.now())));
+      return { status: 200, body: null };
+    };
+    await assert.rejects(keyedCall(bus, sql, handler, deadline), /Cannot commit/);
+    assert.deepEqual(ran, ["rollback"]);
+  });
+  await t.step("the handler fails after its change: rollback", async () => {
+    const ran: string[] = [];
+    const handler = async (): Promise<HttpReply> => {
+      await change(ran)();
+      throw new Error("after the change");
+    };
+    await assert.rejects(keyedCall(bus, sql, handler, Date.now() + 5000), /after the change/);
+    assert.deepEqual(ran, ["rollback"]);
+  });
+  await t.step(
+    "a hook that throws: the caller still gets the change's own error, at once",
+    async () => {
       const handler = async (): Promise<HttpReply> => {
-        await change(ran)();
-        throw new Error("after the change");
-      };
-      await assert.rejects(keyedCall(b.bus, sql, handler, Date.now() + 5000), /after the change/);
-      assert.deepEqual(ran, ["rollback"]);
-    });
-    await t.step(
-      "a hook that throws: the caller still gets the change's own error, at once",
-      async () => {
-        const handler = async (): Promise<HttpReply> => {
-          await transaction(sql, () => Promise.reject(new Error("the change failed")), {
-            afterRollback: () => {
-              throw new Error("the hook failed");
-            },
-          });
-          return { status: 200, body: null };
-        };
-        const began = Date.now();
-        await assert.rejects(
-          keyedCall(b.bus, sql, handler, Date.now() + 3000),
-          /the change failed/,
-        );
-        assert.ok(Date.now() - began < 1000, `${Date.now() - began} ms`);
-      },
-    );
-    await t.step("committed: afterCommit only", async () => {
-      const ran: string[] = [];
-      const handler = async () => {
-        await change(ran)();
+        await transaction(sql, () => Promise.reject(new Error("the change failed")), {
+          afterRollback: () => {
+            throw new Error("the hook failed");
+          },
+        });
         return { status: 200, body: null };
       };
-      const { reply, key } = await keyedCall(b.bus, sql, handler, Date.now() + 5000);
-      assert.equal(reply.status, 200);
-      assert.deepEqual(ran, ["commit"]);
-      // The key came with the request: its answer is stored under it.
-      const stored = await sql`select key from idempotency_keys where reply is not null`;
-      assert.deepEqual(stored.map((row) => row.key), [key]);
-    });
-  } finally {
-    await sql.end();
-  }
+      const began = Date.now();
+      await assert.rejects(
+        keyedCall(bus, sql, handler, Date.now() + 3000),
+        /the change failed/,
+      );
+      assert.ok(Date.now() - began < 1000, `${Date.now() - began} ms`);
+    },
+  );
+  await t.step("committed: afterCommit only", async () => {
+    const ran: string[] = [];
+    const handler = async () => {
+      await change(ran)();
+      return { status: 200, body: null };
+    };
+    const { reply, key } = await keyedCall(bus, sql, handler, Date.now() + 5000);
+    assert.equal(reply.status, 200);
+    assert.deepEqual(ran, ["commit"]);
+    // The key came with the request: its answer is stored under it.
+    const stored = await sql`select key from idempotency_keys where reply is not null`;
+    assert.deepEqual(stored.map((row) => row.key), [key]);
+  });
 });
 
 // A security review: anonymous callers shared one namespace, so a second client reusing a fixed
 // key for another request got 422. Their keys are scoped to the request (a Stripe webhook is such
 // a caller).
 Deno.test("[idempotency] anonymous callers' keys are their request's", async () => {
-  await using bus = await testBus();
-  await using db = await testDatabase();
-  const sql = await openDatabase(db.url, { schema: "keys", max: 2 });
-  await installIdempotency(sql);
+  await using store = await keyedStore("keys", { max: 2 });
+  const { bus, sql } = store;
   let runs = 0;
   const endpoint = httpEndpoint("test.anonymous");
-  const [wrapped] = withIdempotency(sql, [
-    route(endpoint, (req: HttpRequest) => {
-      runs++;
-      return Promise.resolve({ status: 200, body: { echo: req.body, run: runs } });
-    }),
-  ]);
-  const service = bus.bus.serve({ name: "idempotency-test", version: "0.0.0" }, [wrapped]);
-  try {
-    const send = (body: unknown) =>
-      bus.bus.forward(endpoint, {
-        actor: null,
-        params: {},
-        path: "/t",
-        query: {},
-        requestId: "r",
-        body,
-      }, { timeoutMs: 5000, idempotencyKey: "fixed-client-key" });
-    const answer = async (body: unknown) => {
-      const reply = await send(body);
-      assert.equal(reply.status, 200);
-      return JSON.parse(new TextDecoder().decode(reply.body));
-    };
-    assert.deepEqual(await answer({ n: 1 }), { echo: { n: 1 }, run: 1 });
-    const other = await answer({ n: 2 });
-    assert.deepEqual(other, { echo: { n: 2 }, run: 2 }, "another request with the key is its own");
-    assert.deepEqual(
-      await answer({ n: 1 }),
-      { echo: { n: 1 }, run: 1 },
-      "a retry finds its answer",
-    );
-    assert.equal(runs, 2);
-  } finally {
-    await service.stop();
-    await sql.end();
-  }
+  await using _service = serveKeyed(bus, sql, endpoint, (req: HttpRequest) => {
+    runs++;
+    return Promise.resolve({ status: 200, body: { echo: req.body, run: runs } });
+  });
+  const send = (body: unknown) =>
+    bus.forward(endpoint, {
+      actor: null,
+      params: {},
+      path: "/t",
+      query: {},
+      requestId: "r",
+      body,
+    }, { timeoutMs: 5000, idempotencyKey: "fixed-client-key" });
+  const answer = async (body: unknown) => {
+    const reply = await send(body);
+    assert.equal(reply.status, 200);
+    return JSON.parse(new TextDecoder().decode(reply.body));
+  };
+  assert.deepEqual(await answer({ n: 1 }), { echo: { n: 1 }, run: 1 });
+  const other = await answer({ n: 2 });
+  assert.deepEqual(other, { echo: { n: 2 }, run: 2 }, "another request with the key is its own");
+  assert.deepEqual(
+    await answer({ n: 1 }),
+    { echo: { n: 1 }, run: 1 },
+    "a retry finds its answer",
+  );
+  assert.equal(runs, 2);
 });
