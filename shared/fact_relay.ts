@@ -26,6 +26,7 @@ import { tracing } from "./telemetry.ts";
 import { type OutboxEntry, tracePublish } from "./fact_telemetry.ts";
 import { CLOUDEVENTS_JSON, type Fact } from "./facts.ts";
 import { ensureFactStream, isStreamNotFound } from "./fact_streams.ts";
+import { type AnnouncedIds, keepIdsPastFacts } from "./announced_ids.ts";
 /** Structured mode: the whole CloudEvent is the body, the header says so. */
 function cloudEventHeaders() {
   const h = headers();
@@ -470,9 +471,18 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
   }
 }
 
-/** Makes sure the fact stream exists, then starts publishing the service's outbox. */
-export async function startFactRelay(sql: Sql, bus: Bus, log: Logger): Promise<FactRelay> {
+/**
+ * Makes sure the fact stream exists and that no id it announced for `ids`' tables is handed out
+ * again (shared/announced_ids.ts), then starts publishing the service's outbox.
+ */
+export async function startFactRelay(
+  sql: Sql,
+  bus: Bus,
+  log: Logger,
+  ids: AnnouncedIds[],
+): Promise<FactRelay> {
   await ensureFactStream(bus);
+  await keepIdsPastFacts(sql, bus, ids, log);
   const relay = new FactRelay(sql, bus, log);
   relay.start();
   // Facts a crash left behind go out now, not at the first tick.

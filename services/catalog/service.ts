@@ -8,6 +8,7 @@ import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
 import { migrateWithOutbox } from "@shared/facts.ts";
 import { type FactRelay, startFactRelay } from "@shared/fact_relay.ts";
+import type { AnnouncedIds } from "@shared/announced_ids.ts";
 import type { Logger } from "@shared/log.ts";
 import { type CatalogContext, loadCaller } from "./context.ts";
 import { catalogContract } from "@shared/contracts/mod.ts";
@@ -25,6 +26,16 @@ import { followPaymentsFacts } from "./follow_payments.ts";
 
 export const SCHEMA = "catalog";
 const VERSION = "1.0.0";
+
+/** The catalog's tables whose ids its `created` facts announce: never handed out again. */
+const ANNOUNCED_IDS: AnnouncedIds[] = [
+  { table: "users", created: "catalog.user.created" },
+  { table: "users_events_roles", created: "catalog.users-events-role.created" },
+  { table: "events", created: "catalog.event.created" },
+  { table: "event_topics", created: "catalog.event-topic.created" },
+  { table: "event_sub_topics", created: "catalog.event-sub-topic.created" },
+  { table: "tickets", created: "catalog.ticket.created" },
+];
 
 export async function migrateCatalog(sql: Sql): Promise<string[]> {
   return await migrateWithOutbox(sql, {
@@ -45,7 +56,7 @@ export async function startCatalog(
   options: { sql: Sql; bus: Bus; config: Config & { jwtSecret: string }; log: Logger },
 ): Promise<CatalogService> {
   const { sql, bus, config, log } = options;
-  const relay = await startFactRelay(sql, bus, log);
+  const relay = await startFactRelay(sql, bus, log, ANNOUNCED_IDS);
   const ctx: CatalogContext = { sql, bus, relay, config, log };
   const stripeLinks = await followPaymentsFacts(sql, relay, bus, log);
   const handlers = {

@@ -8,6 +8,7 @@ import { serveContract } from "@shared/serve_contract.ts";
 import type { Sql } from "@shared/db.ts";
 import { migrateWithOutbox } from "@shared/facts.ts";
 import { type FactRelay, startFactRelay } from "@shared/fact_relay.ts";
+import type { AnnouncedIds } from "@shared/announced_ids.ts";
 import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import type { DiscountsContext } from "./context.ts";
@@ -17,6 +18,11 @@ import { type AccessSource, authenticateWith, startAccessSource } from "@shared/
 
 export const SCHEMA = "discounts";
 const VERSION = "1.0.0";
+
+/** The tables whose ids discounts' `created` facts announce: never handed out again. */
+const ANNOUNCED_IDS: AnnouncedIds[] = [
+  { table: "discount_codes", created: "discounts.discount-code.created" },
+];
 
 export async function migrateDiscounts(sql: Sql): Promise<string[]> {
   return await migrateWithOutbox(sql, {
@@ -42,7 +48,7 @@ export async function startDiscounts(
   options: { sql: Sql; bus: Bus; log: Logger; accessTtlMs?: number },
 ): Promise<DiscountsService> {
   const { sql, bus, log } = options;
-  const relay = await startFactRelay(sql, bus, log);
+  const relay = await startFactRelay(sql, bus, log, ANNOUNCED_IDS);
   const catalogFacts = await followCatalogFacts({ sql, bus, relay, log });
   const access = await startAccessSource(bus, { ttlMs: options.accessTtlMs, log });
   const ctx: DiscountsContext = { sql, bus, relay, log, access };

@@ -8,6 +8,7 @@ import type { Config } from "@shared/config.ts";
 import { companionClient, type Sql } from "@shared/db.ts";
 import { migrateWithOutbox } from "@shared/facts.ts";
 import { type FactRelay, startFactRelay } from "@shared/fact_relay.ts";
+import type { AnnouncedIds } from "@shared/announced_ids.ts";
 import type { Logger } from "@shared/log.ts";
 import { followCatalogFacts } from "./follow_catalog.ts";
 import { createBackground, type PaymentsContext } from "./context.ts";
@@ -19,6 +20,11 @@ import { authenticateWith, startAccessSource } from "@shared/access_source.ts";
 
 export const SCHEMA = "payments";
 const VERSION = "1.0.0";
+
+/** The tables whose ids payments' `created` facts announce: never handed out again. */
+const ANNOUNCED_IDS: AnnouncedIds[] = [
+  { table: "stripe_authorizations", created: "payments.stripe-authorization.created" },
+];
 
 /** How often the queued Stripe account releases that are due are tried (handlers/accounts.ts). */
 const RELEASE_RETRY_MS = 30_000;
@@ -87,7 +93,7 @@ export async function startPayments(
   const box = config.paymentsEncryptionKey
     ? await createSecretBox(config.paymentsEncryptionKey)
     : null;
-  const relay = await startFactRelay(sql, bus, log);
+  const relay = await startFactRelay(sql, bus, log, ANNOUNCED_IDS);
   const background = createBackground(log);
   const access = await startAccessSource(bus, { ttlMs: config.accessCacheTtlMs, log });
   const ownConnection = await openOwnConnection(sql);
