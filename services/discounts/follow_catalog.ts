@@ -33,7 +33,7 @@ import {
   purgeCodesOfEvent,
   unapplyEvent,
 } from "./store/codes.ts";
-import { projectEvent } from "./store/events.ts";
+import { liveSince, projectEvent } from "./store/events.ts";
 import { holdCatalogName } from "./store/catalog_names.ts";
 import { codeFact as codeFactOf, type CodeVerb } from "./fact_payloads.ts";
 
@@ -95,6 +95,8 @@ async function eventDeleted(sql: Sql, relay: FactRelay, fact: EventFact): Promis
   await changeWithFact(sql, relay, async (tx) => {
     // Codes written while the event was being deleted are waited for (store/catalog_names.ts).
     await holdCatalogName(tx, "event", eventId);
+    // Restored since (a later fact said so): a replay of the deletion, nothing of it is left.
+    if (!fact.purged && await liveSince(tx, eventId, new Date(fact.time))) return [];
     await lockCodesOfEvent(tx, eventId);
     const changed: NewFact[] = [];
     if (fact.purged) {

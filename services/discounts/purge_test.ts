@@ -173,9 +173,12 @@ Deno.test("[discounts] an application kept by a change of the code's events stil
     usedFor: "event",
     eventIds: [eventId],
   });
-  // Applied an hour ago; the event deleted half an hour ago, its fact not handled yet.
+  // Applied an hour ago; the event deleted half an hour ago, its fact not handled yet (its last
+  // fact handled, its creation, as old: a later one would say it was restored since).
   await system.dsql`update discount_code_events set applied_at = now() - interval '1 hour'
     where event_id = ${eventId}`;
+  await system.dsql`update catalog_events set changed_at = now() - interval '1 hour'
+    where id = ${eventId}`;
   const added = await system.call("POST", `/v1/discount-codes/${code}/relationships/events`, {
     token: system.admin.token,
     body: { data: [{ type: "event", id: other.id }] },

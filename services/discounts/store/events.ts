@@ -86,3 +86,14 @@ export async function lookupProjected(
   const { projected_event_id: eventId, ...rest } = row;
   return { eventId: String(eventId), code: rest.id === null ? undefined : rest };
 }
+
+/**
+ * Whether the projection holds the event live as of a fact later than `at`: an event deleted at
+ * `at` and restored since. A replayed deletion (a follower rebuilt from the stream, a consumer
+ * made anew from a backup's time) must then leave what was made after the restore.
+ */
+export async function liveSince(sql: Queryable, eventId: string, at: Date): Promise<boolean> {
+  const [row] = await sql`select 1 from catalog_events
+    where id = ${eventId} and not deleted and changed_at > ${at}`;
+  return row !== undefined;
+}
