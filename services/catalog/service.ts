@@ -28,7 +28,7 @@ export const SCHEMA = "catalog";
 const VERSION = "1.0.0";
 
 /** The catalog's tables whose ids its `created` facts announce: never handed out again. */
-const ANNOUNCED_IDS: AnnouncedIds[] = [
+export const ANNOUNCED_IDS: AnnouncedIds[] = [
   { table: "users", created: "catalog.user.created" },
   { table: "users_events_roles", created: "catalog.users-events-role.created" },
   { table: "events", created: "catalog.event.created" },

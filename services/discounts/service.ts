@@ -20,7 +20,7 @@ export const SCHEMA = "discounts";
 const VERSION = "1.0.0";
 
 /** The tables whose ids discounts' `created` facts announce: never handed out again. */
-const ANNOUNCED_IDS: AnnouncedIds[] = [
+export const ANNOUNCED_IDS: AnnouncedIds[] = [
   { table: "discount_codes", created: "discounts.discount-code.created" },
 ];
 

@@ -22,7 +22,7 @@ export const SCHEMA = "payments";
 const VERSION = "1.0.0";
 
 /** The tables whose ids payments' `created` facts announce: never handed out again. */
-const ANNOUNCED_IDS: AnnouncedIds[] = [
+export const ANNOUNCED_IDS: AnnouncedIds[] = [
   { table: "stripe_authorizations", created: "payments.stripe-authorization.created" },
 ];
 
