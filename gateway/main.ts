@@ -51,6 +51,14 @@ const server = await listenAt<{ shutdown(): Promise<void> }>(
             config.headerTimeoutMs,
           answer: gateway.answer,
           onError: serveErrors(logger),
+          onFull: (full, figures) =>
+            full
+              ? logger.warn(
+                "at the open-file limit (ulimit -n): new connections are answered 503 until " +
+                  "some close",
+                figures,
+              )
+              : logger.info("taking new connections again", figures),
         },
         gateway.fetch,
       )

@@ -36,6 +36,8 @@ import { innerServer } from "./inner_socket.ts";
 import { headEnd, type RawHead, readHeadAndMore } from "./raw_head.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 import { beforeRefusal, SinceAnswer } from "./refused_head.ts";
+import { OpenFileRoom } from "./open_files.ts";
+import { ServiceUnavailableError } from "@shared/errors.ts";
 
 export interface GuardOptions {
   hostname: string;
@@ -64,6 +66,11 @@ export interface GuardOptions {
    * has taken bytes, so a test that needs two writes read apart waits on this instead of pausing.
    */
   onClientRead?: (bytes: number) => void;
+  /**
+   * Told when the relay starts refusing new connections for want of descriptors (`full` true:
+   * the open-file limit leaves room for no more) and when it takes them again, once each time.
+   */
+  onFull?: (full: boolean, figures: { connections: number; most?: number }) => void;
 }
 
 export interface GuardedServer {
@@ -456,7 +463,7 @@ async function relay(
  */
 async function acceptEach(
   listener: Deno.TcpListener,
-  serve: (client: Deno.TcpConn) => void,
+  serve: (client: Deno.TcpConn) => void | Promise<void>,
 ) {
   for (;;) {
     let client: Deno.TcpConn;
@@ -478,6 +485,35 @@ async function acceptEach(
       // Reset already: the relay's first read ends it.
     }
     serve(client);
+  }
+}
+
+const NO_ROOM = errorBytes(
+  new ServiceUnavailableError(
+    "Cannot take the connection now: the gateway is at its limit of open files; try again shortly",
+  ),
+  pickRequestId(null),
+  { Connection: "close", "Retry-After": "1" },
+).chunks;
+
+/**
+ * Answers a connection there is no room for with 503 and closes it; its request is read (for
+ * 1 s at most) and dropped, since closing with unread bytes resets the connection and the client
+ * may never read the answer. One descriptor for that second, where relaying it would take three.
+ */
+async function refuseForRoom(client: Deno.TcpConn): Promise<void> {
+  const drained = setTimeout(() => client.close(), 1_000);
+  try {
+    for (const chunk of NO_ROOM) await writeAll(client, chunk);
+    await client.closeWrite();
+    const buffer = new Uint8Array(4096);
+    while (await client.read(buffer) !== null) {
+      // Dropped.
+    }
+    clearTimeout(drained);
+    client.close();
+  } catch {
+    // Closed by the timer, or by the client.
   }
 }
 
@@ -505,10 +541,19 @@ export async function serveGuarded(
   let closing = false;
   const ownAnswers = options.answer;
   const answer = ownAnswers && ((head: RawHead) => closing ? undefined : ownAnswers(head));
+  const room = new OpenFileRoom();
+  let open = 0;
+  let full = false;
   const accepting = acceptEach(listener, (client) => {
+    if (room.full(open)) {
+      if (!full) options.onFull?.(full = true, { connections: open, most: room.connections() });
+      return refuseForRoom(client);
+    }
+    if (full) options.onFull?.(full = false, { connections: open, most: room.connections() });
+    open++;
     relay(client, socketPath, sweeper, answer, owed, options.onClientRead).catch(() =>
       client.close()
-    );
+    ).finally(() => open--);
   });
   return {
     port: addr.port,

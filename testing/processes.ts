@@ -21,6 +21,8 @@ export interface LogLine {
 
 export interface TestProcess extends AsyncDisposable {
   name: string;
+  /** The process id (to change its limits: `prlimit --pid`). */
+  pid: number;
   /** Every line the process wrote to stderr so far. */
   lines: string[];
   /** The lines of `lines` that are JSON log lines, parsed. */
@@ -132,6 +134,7 @@ export function spawnProcess(
   };
   return {
     name,
+    pid: child.pid,
     lines,
     logs,
     exited,
