@@ -333,6 +333,9 @@ export function isDatabaseOutage(error: unknown): boolean {
 
 const watches = new WeakMap<Sql, DatabaseWatch>();
 
+/** How often a database that stays full is logged again (see `DatabaseWatch`). */
+const FULL_LOG_EVERY_MS = 60_000;
+
 /**
  * Logs losing and regaining Postgres once per transition: a failed query makes it check at once
  * (a pooled connection found closed after a restart is no outage if a new one works), then a probe
@@ -340,12 +343,36 @@ const watches = new WeakMap<Sql, DatabaseWatch>();
  */
 class DatabaseWatch {
   #checking = false;
+  /** When "full" was last logged, and the refusals since (see `#full`). */
+  #fullLoggedAt: number | undefined;
+  #refusedSince = 0;
   constructor(readonly sql: Sql, readonly log: Logger) {}
 
   noticed(error: unknown): void {
+    if (errorCodes(error).includes(TOO_MANY_CONNECTIONS)) return this.#full();
     if (this.#checking || !isDatabaseOutage(error)) return;
     this.#checking = true;
     this.#watch(errorCodes(error)[0]).finally(() => this.#checking = false);
+  }
+
+  /**
+   * Postgres refused a new connection for being full (53300): reachable, and the pool's open
+   * connections still serve, so no outage to watch. Watched as one, each refusal made the watch's
+   * own `select 1` need a new connection too: "lost the connection" and "reachable again" were
+   * logged once or twice a second for as long as it stayed full (a resource review, 2026-12-06).
+   * Logged at most once a minute, with the refusals since.
+   */
+  #full(): void {
+    this.#refusedSince++;
+    const now = Date.now();
+    if (this.#fullLoggedAt !== undefined && now - this.#fullLoggedAt < FULL_LOG_EVERY_MS) return;
+    this.log.warn(
+      "Postgres refuses new connections (max_connections reached); requests that need one " +
+        "are answered 503 until it has room",
+      { refused: this.#refusedSince, at: addressOf(this.sql) },
+    );
+    this.#fullLoggedAt = now;
+    this.#refusedSince = 0;
   }
 
   async #watch(reason: string | undefined): Promise<void> {
@@ -782,6 +809,32 @@ function rolledBackError(code: string | undefined, error: unknown): ApiError | u
   }
 }
 
+/** A database that cannot serve now but will: full, gone, or out of disk space or memory. */
+function unavailableError(code: string | undefined, error: unknown) {
+  // Full, not gone: it answered, and says to come back (still an outage for every retry).
+  if (errorCodes(error).includes(TOO_MANY_CONNECTIONS)) {
+    return new ServiceUnavailableError(
+      "Cannot use the database now: it is at capacity (too many connections); try again shortly",
+      { cause: error },
+    );
+  }
+  if (isDatabaseOutage(error)) {
+    return new ServiceUnavailableError("Cannot reach the database: try again shortly", {
+      cause: error,
+    });
+  }
+  // Class 53 but 53300 (above): out of disk space (53100), of memory (53200). The host's trouble,
+  // not the request's, and it heals (consumers retry it: shared/transient.ts); a resource review
+  // (2026-12-06) saw a Postgres whose disk filled answer every write 500.
+  if (code?.startsWith("53")) {
+    return new ServiceUnavailableError(
+      "Cannot save now: the database is out of resources (disk space or memory); try again later",
+      { cause: error },
+    );
+  }
+  return undefined;
+}
+
 /**
  * The one place database errors become API errors: unique violations are conflicts (pointing at
  * `messages.pointer`, the member whose value is taken, when the caller names it), bad values are
@@ -826,18 +879,6 @@ export function translateDbError(
         cause: error,
       });
     default:
-      // Full, not gone: it answered, and says to come back (still an outage for every retry).
-      if (errorCodes(error).includes(TOO_MANY_CONNECTIONS)) {
-        return new ServiceUnavailableError(
-          "Cannot use the database now: it is at capacity (too many connections); try again shortly",
-          { cause: error },
-        );
-      }
-      if (isDatabaseOutage(error)) {
-        return new ServiceUnavailableError("Cannot reach the database: try again shortly", {
-          cause: error,
-        });
-      }
-      return error;
+      return unavailableError(code, error) ?? error;
   }
 }

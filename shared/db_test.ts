@@ -107,6 +107,17 @@ Deno.test("[db] database errors become API errors", async () => {
   }
 });
 
+// A resource review (2026-12-06): a Postgres whose disk filled ("could not extend file ...",
+// 53100) answered every write 500, where consumers retry the same error as transient.
+Deno.test("[db] a database out of disk space or memory is a 503, not a 500", () => {
+  for (const code of ["53100", "53200"]) {
+    const error = Object.assign(new Error("could not extend file"), { code });
+    const translated = translateDbError(error);
+    assert.ok(translated instanceof ServiceUnavailableError, `${code}: ${translated}`);
+    assert.ok(isTransientFailure(translated));
+  }
+});
+
 Deno.test("[db] a database host whose name does not resolve is an outage (503), not a 500", async () => {
   // `.invalid` never resolves (RFC 2606): what a stopped container's name gives, or DNS away.
   const sql = postgres("postgres://postgres@db.invalid:5432/none", { max: 1, connect_timeout: 5 });
@@ -779,4 +790,50 @@ Deno.test("[db] a connection keeps at most MAX_PREPARED_STATEMENTS prepared stat
   } finally {
     await within(5000, "closing the pool", sql.end({ timeout: 1 })).catch(() => {});
   }
+});
+
+// A resource review (2026-12-06): with Postgres at max_connections and a pool that had not yet
+// opened all its connections, each query that needed a new one failed (53300) and the pool's
+// watch logged "lost the connection to Postgres" (reason `service_unavailable`) and "reachable
+// again" once or twice a second, for as long as the database stayed full: 18 lines in 8 s.
+Deno.test({
+  name: "[db] a database at max_connections is logged once as full, not as lost again and again",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using pg = await startPostgresServer({
+      max_connections: "4",
+      superuser_reserved_connections: "0",
+    });
+    const lines: { level: string; message: string }[] = [];
+    const keep = (level: string) => (message: string) => void lines.push({ level, message });
+    const log = {
+      debug: keep("debug"),
+      info: keep("info"),
+      warn: keep("warn"),
+      error: keep("error"),
+    };
+    const sql = await openDatabase(pg.url, { schema: "full", max: 4, log });
+    // Other clients take every connection the pool has not opened yet.
+    const hog = postgres(pg.url, { max: 3, onnotice: () => {} });
+    try {
+      await Promise.all([1, 2, 3].map(() => hog`select pg_sleep(0.05)`));
+      let refused = 0;
+      for (let round = 0; round < 8; round++) {
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 4 }, () => transaction(sql, (tx) => tx`select pg_sleep(0.02)`)),
+        );
+        refused += outcomes.filter((outcome) => outcome.status === "rejected").length;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.ok(refused > 0, "some queries needed a connection Postgres refused");
+      const warnings = lines.filter((line) => line.level !== "debug" && line.level !== "info");
+      assert.equal(warnings.length, 1, JSON.stringify(lines));
+      assert.match(warnings[0].message, /max_connections/);
+      assert.equal(lines.filter((line) => /lost the connection/.test(line.message)).length, 0);
+    } finally {
+      await hog.end({ timeout: 0 });
+      await sql.end({ timeout: 0 });
+    }
+  },
 });
