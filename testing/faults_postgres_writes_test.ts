@@ -419,18 +419,27 @@ function statusCounts(answers: Answer[]) {
   return out;
 }
 
-/** Pids of the private server: the postmaster and its children. */
+/**
+ * Pids of the private server: the postmaster and its children. Read from /proc, not with pgrep:
+ * a bare Debian (a container, debootstrap's minbase) has no procps.
+ */
 async function serverPids(pg: PostgresServer): Promise<number[]> {
-  const out = await new Deno.Command("pgrep", { args: ["-f", "--", `-p ${pg.port} `] }).output();
-  const main = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map(Number);
-  const pids = [...main];
-  for (const pid of main) {
-    const kids = await new Deno.Command("pgrep", { args: ["-P", String(pid)] }).output();
-    pids.push(
-      ...new TextDecoder().decode(kids.stdout).trim().split("\n").filter(Boolean).map(Number),
-    );
+  const processes: { pid: number; ppid: number; command: string }[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      const command = cmdline.replaceAll("\0", " ");
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, the last ")" ends it.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      processes.push({ pid: Number(entry.name), ppid, command });
+    } catch {
+      // It ended meanwhile.
+    }
   }
-  return pids;
+  const main = processes.filter((p) => p.command.includes(`-p ${pg.port} `)).map((p) => p.pid);
+  return [...main, ...processes.filter((p) => main.includes(p.ppid)).map((p) => p.pid)];
 }
 
 function signalAll(pids: number[], signal: Deno.Signal) {
