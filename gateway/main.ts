@@ -67,6 +67,7 @@ const server = await listenAt<{ shutdown(): Promise<void> }>(
 
 // Metrics: this gateway's figures reach every gateway's /metrics over the bus (gateway/metrics.ts).
 const announced = announceGateway(bus);
+await startOrExit(logger, "subscribe on NATS", () => bus.confirmSubscriptions());
 const metricsServer = await listenAt(
   {
     hostname: config.metricsAddr?.hostname ?? "",

@@ -260,6 +260,32 @@ export class Bus {
     return this.#link.down;
   }
 
+  /**
+   * What keeps this connection from serving all it subscribed to: subscriptions the server refused
+   * since it last connected (shared/bus_replies.ts `Link.refusedSubscriptions`). A discovery ping
+   * reports it with the instance's own problems, so `/health` shows the instance impaired.
+   */
+  problems(): string[] {
+    const refused = this.#link.refusedSubscriptions;
+    return refused === 0 ? [] : [
+      `NATS refused ${refused} of its subscriptions (maximum subscriptions exceeded): ` +
+      "raise max_subscriptions (the server's, or its account's or user's)",
+    ];
+  }
+
+  /**
+   * Waits until the server has seen every subscription made so far, and fails when it refused
+   * any: at start, a process past its account's `max_subscriptions` would otherwise say it is
+   * ready and answer 503 on some routes (a resource review, 2026-12-06: the catalog needs 63).
+   */
+  async confirmSubscriptions(): Promise<void> {
+    await this.nc.flush();
+    // The server's -ERRs come before its PONG; its status events reach `Link` a turn later.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const [problem] = this.problems();
+    if (problem !== undefined) throw new Error(problem);
+  }
+
   static async connect(options: BusOptions): Promise<Bus> {
     const nc = await connectNats({
       // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
@@ -402,14 +428,13 @@ export class Bus {
     const stats = new Map<string, EndpointStats>();
     // One for all the routes: what bounds the process is its thread and its pool, not a route.
     const admission = new Admission(this.#serveLimits.concurrency, this.#serveLimits.waitingBytes);
-    const subscriptions = routes.map((route) =>
-      this.#serveRoute(route, { stats, inFlight, admission, service: info.name })
-    );
-
+    // Discovery first: where the server refuses some subscriptions (its max_subscriptions), those
+    // it took first still answer /health, which then names the refusal (`problems`).
+    const subscriptions: Subscription[] = [];
     const discovery = (verb: string, body: () => unknown) =>
       subscriptions.push(...this.#answerDiscovery(verb, info.name, id, body));
     discovery("PING", async () => {
-      const problems = await info.problems?.() ?? [];
+      const problems = [...await info.problems?.() ?? [], ...this.problems()];
       const ping = { type: "io.nats.micro.v1.ping_response", ...identity };
       return problems.length ? { ...ping, problems } : ping;
     });
@@ -432,6 +457,11 @@ export class Bus {
       endpoints: [...stats.values()],
       metrics: await metrics.snapshot(),
     }));
+    subscriptions.push(
+      ...routes.map((route) =>
+        this.#serveRoute(route, { stats, inFlight, admission, service: info.name })
+      ),
+    );
 
     return {
       id,

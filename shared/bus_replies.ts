@@ -65,6 +65,10 @@ export function translateRequestError(
 export class Link {
   /** Resolved when the connection is back; undefined while it is up. */
   #back: PromiseWithResolvers<void> | undefined;
+  /** Subscriptions the server refused since the connection was (re)made (`refusedSubscriptions`). */
+  #refused = 0;
+  /** When each error the server sent was last logged (`#logServerError`). */
+  readonly #errorLoggedAt = new Map<string, number>();
 
   get down(): boolean {
     return this.#back !== undefined;
@@ -82,9 +86,21 @@ export class Link {
   }
 
   /**
+   * How many subscriptions the server refused since the connection was last made, for want of room
+   * (its `max_subscriptions`, per connection or per account): it answers `-ERR 'maximum
+   * subscriptions exceeded'` and drops the subscription, while nats.js keeps it as if it were there,
+   * so the routes it served answer 503 "no service instance is running" and nothing else says so.
+   * A reconnection subscribes everything again, and counts from 0.
+   */
+  get refusedSubscriptions(): number {
+    return this.#refused;
+  }
+
+  /**
    * Follows the connection's status, logging and counting (shared/bus_metrics.ts) losing and
    * regaining NATS once per transition (nats.js reports every failed reconnect attempt too; those
-   * stay quiet). Ends when the connection closes.
+   * stay quiet), and logging what the server refused (`-ERR`: a subscription past its limit, a
+   * subject a permission denies), each kind at most once a minute. Ends when the connection closes.
    */
   async follow(
     nc: NatsConnection,
@@ -100,15 +116,41 @@ export class Link {
         on.lost();
         log.warn("lost NATS; reconnecting", { server });
       } else if (status.type === "reconnect" && this.down) {
+        this.#refused = 0;
         this.#back!.resolve();
         this.#back = undefined;
         meter.back();
         on.back();
         log.info("NATS is back", { server });
+      } else if (status.type === "error") {
+        this.#serverError((status as { error?: unknown }).error, log);
       }
     }
   }
+
+  #serverError(error: unknown, log: Logger): void {
+    const text = error instanceof Error ? error.message : String(error);
+    const refusal = MAX_SUBSCRIPTIONS.test(text);
+    if (refusal) this.#refused++;
+    const now = Date.now();
+    if (now - (this.#errorLoggedAt.get(text) ?? -Infinity) < SERVER_ERROR_LOG_INTERVAL_MS) return;
+    this.#errorLoggedAt.set(text, now);
+    if (refusal) {
+      log.error(
+        "NATS refused a subscription (maximum subscriptions exceeded): what it served answers " +
+          "503 here; raise max_subscriptions (the server's, or this process's account's or user's)",
+        { refused: this.#refused },
+      );
+    } else {
+      log.error("NATS refused an operation", { error: text });
+    }
+  }
 }
+
+/** The server's words for a subscription past its `max_subscriptions`. */
+const MAX_SUBSCRIPTIONS = /maximum subscriptions exceeded/i;
+/** How often, at most, one kind of error the server sent is logged. */
+const SERVER_ERROR_LOG_INTERVAL_MS = 60_000;
 
 interface Waiting {
   subject: string;

@@ -329,6 +329,7 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
     await process.ready?.(service, { sql, config, log });
     return service;
   });
+  await startOrExit(log, "subscribe on NATS", () => bus.confirmSubscriptions());
   log.info(`${process.name} ready`, { instance: service.running.id });
   dropEveryCachedPage(bus);
   const unwatchPool = watchPool(sql);

@@ -18,6 +18,8 @@ export interface NatsServerOptions {
   jetStream?: boolean;
   /** A login every client must give: a user and password, or a token. */
   login?: { user: string; password: string } | { token: string };
+  /** The most subscriptions one connection may hold (`max_subscriptions`; no limit by default). */
+  maxSubscriptions?: number;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -131,6 +133,14 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     ...(options.jetStream ? ["-js"] : []),
     ...loginArgs(options.login),
   ];
+  if (options.maxSubscriptions !== undefined) {
+    // No flag for it: a config file, which the flags above complete.
+    await Deno.writeTextFile(
+      `${dir}/server.conf`,
+      `max_subscriptions: ${options.maxSubscriptions}\n`,
+    );
+    args.push("-c", `${dir}/server.conf`);
+  }
   let process: Deno.ChildProcess | undefined;
   const running = () => {
     if (!process) throw new Error(`Cannot signal nats-server on 127.0.0.1:${port}: it is stopped`);
