@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
-import { inTopic, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { actorOf, inTopic, startTestSystem, type TestSystem } from "@testing/system.ts";
 import { catalog, discounts, gatewayTouched } from "@shared/subjects.ts";
 import type { Bus } from "@shared/bus.ts";
 import type { Msg, MsgHdrs } from "@nats-io/nats-core";
@@ -81,7 +81,7 @@ Deno.test("[gateway] anonymous reads come from the cache until a fact or a write
 
   // A change no gateway relayed reaches both through its fact alone.
   const direct = await system.bus.forward(catalog.events.update, {
-    actor: { id: owner.id },
+    actor: actorOf(owner),
     params: { id: event.id },
     path,
     query: {},
@@ -566,7 +566,7 @@ Deno.test("[gateway] a login drops no cached page; a change of a user shown ther
 
   // The owner's new name, written where no gateway relays it, reaches the page by its fact.
   const renamed = await system.bus.forward(catalog.users.update, {
-    actor: { id: owner.id },
+    actor: actorOf(owner),
     params: { id: owner.id },
     path: `/v1/users/${owner.id}`,
     query: {},

@@ -9,7 +9,9 @@
  * const event = await createEvent(system.call, alice.token);
  * ```
  */
+import { decode } from "hono/jwt";
 import type { Sql } from "@shared/db.ts";
+import type { Actor } from "@shared/schemas/http.ts";
 import type { Call } from "./call.ts";
 import type { JsonBody } from "./json.ts";
 
@@ -75,6 +77,16 @@ async function create(
   const reply = await call("POST", path, { token, body });
   if (reply.status !== 201) throw new Error(`Cannot ${what}: ${reply.status} ${reply.text}`);
   return reply.body.data;
+}
+
+/**
+ * The actor the gateway makes of `user`'s token (its id and token version), for a test that asks a
+ * service on the bus directly: a new account's version is random (services/catalog/store/users.ts
+ * `firstTokenVersion`), so an actor with the id alone is refused.
+ */
+export function actorOf(user: { token: string }): Actor {
+  const { payload } = decode(user.token);
+  return { id: String(payload.sub), tokenVersion: Number(payload.ver) };
 }
 
 /** Logs in through the API; returns the token. */

@@ -46,7 +46,7 @@ import { catalogFixture, gatewayFixture, randomSecret, testConfig } from "./fixt
 
 // What tests used to import from here before the kit was split: still one import away.
 export { caller, expectError, expectStatus, JSONAPI } from "./call.ts";
-export { inTopic } from "./actions.ts";
+export { actorOf, inTopic } from "./actions.ts";
 export type { CallOptions, CallResult } from "./call.ts";
 export type { CreatedEvent, EventCast, EventRoleName, NewEventOptions, TestFact, TestUser };
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { catalog } from "@shared/subjects.ts";
 import { eventually } from "@testing/eventually.ts";
-import { startTestSystem } from "@testing/system.ts";
+import { actorOf, startTestSystem } from "@testing/system.ts";
 import { startAuditOn } from "./_test_utils.ts";
 
 Deno.test("[audit] an admin flag removed is refused on the next request, and behind the gateway once its fact arrives", async (t) => {
@@ -30,7 +30,7 @@ Deno.test("[audit] an admin flag removed is refused on the next request, and beh
     assert.equal((await patch(true)).status, 200);
     assert.equal(await read(), 200);
     const reply = await system.bus.forward(catalog.users.update, {
-      actor: { id: system.admin.id },
+      actor: actorOf(system.admin),
       params: { id: user.id },
       path: `/v1/users/${user.id}`,
       query: {},

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { catalogInternal } from "@shared/subjects.ts";
-import { expectStatus, startTestSystem } from "@testing/system.ts";
+import { actorOf, expectStatus, startTestSystem } from "@testing/system.ts";
 
 // `events` lets a service ask about the parents of an include in one round trip (a review,
 // 2026-12-05: one each cost 1.3 s for 1,000 events). Each answer must be what the single form
@@ -30,7 +30,7 @@ Deno.test("[catalog] internal.access about many events answers each as it answer
     "not a key",
   ];
   const callers = [system.admin, cast.owner, cast.organizer, cast.coorganizer, cast.stranger];
-  for (const actor of [null, ...callers.map((user) => ({ id: user.id }))]) {
+  for (const actor of [null, ...callers.map(actorOf)]) {
     const many = await system.bus.request(catalogInternal.access, { actor, events: keys });
     assert.deepEqual(Object.keys(many.events!).sort(), [...keys].sort());
     for (const key of keys) {
@@ -43,13 +43,13 @@ Deno.test("[catalog] internal.access about many events answers each as it answer
   }
   // Seen at all: the organizer's roles on the published event, and the draft hidden from a stranger.
   const seen = await system.bus.request(catalogInternal.access, {
-    actor: { id: cast.stranger.id },
+    actor: actorOf(cast.stranger),
     events: [cast.event.id, draft.id],
   });
   assert.deepEqual(seen.events![cast.event.id]?.roles, []);
   assert.equal(seen.events![draft.id], null);
   const organizer = await system.bus.request(catalogInternal.access, {
-    actor: { id: cast.organizer.id },
+    actor: actorOf(cast.organizer),
     events: [cast.event.identifier],
   });
   assert.deepEqual(organizer.events![cast.event.identifier]?.roles, ["organizer"]);

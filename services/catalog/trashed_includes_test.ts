@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { resolveEndpoint } from "@shared/subjects.ts";
-import { expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
+import { actorOf, expectStatus, startTestSystem, type TestSystem } from "@testing/system.ts";
 
 const TRASHED = "get_trashed=true";
 
@@ -212,7 +212,7 @@ Deno.test("[catalog] catalog.resolve's include reads the trash when it is grante
     assert.deepEqual(events.data.map((r) => r.id), [f.live]);
     assert.deepEqual(includedIds(events, "ticket"), [f.liveTicket]);
     const asOwner = await system.bus.request(resolveEndpoint("catalog"), {
-      actor: { id: f.cast.owner.id, tokenVersion: 0 },
+      actor: actorOf(f.cast.owner),
       type: "event",
       ids: [f.deleted, f.live],
       include: ["tickets"],

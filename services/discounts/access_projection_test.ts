@@ -15,7 +15,7 @@ import * as actions from "@testing/actions.ts";
 import { eventually } from "@testing/eventually.ts";
 import { catalogFixture, gatewayFixture, randomSecret, testConfig } from "@testing/fixtures.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
-import { expectStatus, type TestSystem } from "@testing/system.ts";
+import { actorOf, expectStatus, type TestSystem } from "@testing/system.ts";
 import { codeBody, discountsFixture, startDiscountsSystem } from "./_test_utils.ts";
 
 /** A write straight to the catalog, as a gateway that announces nothing would relay it. */
@@ -26,7 +26,7 @@ async function writeBehindGateway(
 ): Promise<void> {
   const reply = await system.bus.forward(endpoint, {
     ...request,
-    actor: { id: system.admin.id },
+    actor: actorOf(system.admin),
     query: {},
     requestId: crypto.randomUUID(),
   });
