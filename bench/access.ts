@@ -132,16 +132,26 @@ function stats(samples: number[]): Stats {
  * when the last request that did not answer `want` was sent (undefined when the first did) and
  * when the first that did was answered (performance.now()).
  */
-async function until(status: () => Promise<number>, want: number, boundMs = 5_000) {
+async function until(status: () => Promise<number>, want: readonly number[], boundMs = 5_000) {
   const deadline = performance.now() + boundMs;
   let lastOther: number | undefined;
   for (;;) {
     const sent = performance.now();
-    if (await status() === want) return { lastOther, answered: performance.now() };
+    if (want.includes(await status())) return { lastOther, answered: performance.now() };
     lastOther = sent;
-    if (performance.now() > deadline) throw new Error(`Cannot measure: no ${want} in time`);
+    if (performance.now() > deadline) {
+      throw new Error(`Cannot measure: no ${want.join(" or ")} in time (${await status()})`);
+    }
   }
 }
+
+const ALLOWED = [200];
+/**
+ * A refusal: a 404 now for a code of an event the caller has no role on (the code's existence is
+ * not told), a 403 when this benchmark was written; it stopped at "no 403 in time" until
+ * 2026-12-06.
+ */
+const REFUSED = [403, 404];
 
 /** Writes to the catalog: returns when (performance.now()) the reply came. */
 type Write = (path: string, method: "PATCH" | "DELETE", body?: unknown) => Promise<number>;
@@ -196,7 +206,7 @@ interface Revocations {
   factAfterReply: number[];
 }
 
-/** One admin flag removed and one role deleted by `revoke`; ms from its reply to a 403. */
+/** One admin flag removed and one role deleted by `revoke`; ms from its reply to a refusal. */
 async function revokeOnce(url: string, bus: Bus, seeded: Seeded, revoke: Write, into: Revocations) {
   const { user } = seeded;
   const get = () =>
@@ -208,10 +218,10 @@ async function revokeOnce(url: string, bus: Bus, seeded: Seeded, revoke: Write, 
   });
   const grantor = throughGateway(url, seeded.token);
   await grantor(`/v1/users/${user.id}`, "PATCH", flag(true));
-  await until(get, 200);
+  await until(get, ALLOWED);
   let fact = nextFact(bus, "catalog.user.updated");
   let replied = await revoke(`/v1/users/${user.id}`, "PATCH", flag(false));
-  let refused = await until(get, 403);
+  let refused = await until(get, REFUSED);
   into.adminFlagRemoved.push(Math.max(0, (refused.lastOther ?? replied) - replied));
   into.refusalAnswered.push(refused.answered - replied);
   into.factAfterReply.push(await fact - replied);
@@ -220,11 +230,11 @@ async function revokeOnce(url: string, bus: Bus, seeded: Seeded, revoke: Write, 
     token: seeded.token,
     body: { data: grantData(user.id, seeded.eventId) },
   });
-  await until(get, 200);
+  await until(get, ALLOWED);
   fact = nextFact(bus, "catalog.users-events-role.deleted");
   const id = (grant.data as { id: string }).id;
   replied = await revoke(`/v1/users-events-roles/${id}`, "DELETE");
-  refused = await until(get, 403);
+  refused = await until(get, REFUSED);
   into.roleDeleted.push(Math.max(0, (refused.lastOther ?? replied) - replied));
   into.refusalAnswered.push(refused.answered - replied);
   into.factAfterReply.push(await fact - replied);
