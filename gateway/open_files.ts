@@ -16,6 +16,13 @@
 
 /** Descriptors kept beside the clients' connections. */
 const SPARE = 32;
+/**
+ * Connections answered 503 at once, at most: each holds its descriptor while its request drains
+ * (up to a second). Unbounded, a flood of refused connections ate the spare, and the next relayed
+ * connection's inner accept failed with EMFILE and the gateway exited (a review, 2026-12-06: 80
+ * idle connections, then a few relayed ones closing). Past it a connection is closed unanswered.
+ */
+export const REFUSING_AT_ONCE = SPARE / 2;
 /** Descriptors a client connection holds: its socket, and both ends of the relay's. */
 const PER_CONNECTION = 3;
 /** How often the limit is read again (`prlimit` can change it while the process runs). */

@@ -36,7 +36,7 @@ import { innerServer } from "./inner_socket.ts";
 import { headEnd, type RawHead, readHeadAndMore } from "./raw_head.ts";
 import { pickRequestId } from "./middleware/request_id.ts";
 import { beforeRefusal, SinceAnswer } from "./refused_head.ts";
-import { OpenFileRoom } from "./open_files.ts";
+import { OpenFileRoom, REFUSING_AT_ONCE } from "./open_files.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 
 export interface GuardOptions {
@@ -543,11 +543,15 @@ export async function serveGuarded(
   const answer = ownAnswers && ((head: RawHead) => closing ? undefined : ownAnswers(head));
   const room = new OpenFileRoom();
   let open = 0;
+  let refusing = 0;
   let full = false;
   const accepting = acceptEach(listener, (client) => {
     if (room.full(open)) {
       if (!full) options.onFull?.(full = true, { connections: open, most: room.connections() });
-      return refuseForRoom(client);
+      // Not even room to answer (gateway/open_files.ts): the client sees the connection closed.
+      if (refusing >= REFUSING_AT_ONCE) return client.close();
+      refusing++;
+      return refuseForRoom(client).finally(() => refusing--);
     }
     if (full) options.onFull?.(full = false, { connections: open, most: room.connections() });
     open++;
