@@ -5,11 +5,15 @@
  * 5432 is only read (a login that is refused, the `postgres` database that exists); NATS is
  * always a private nats-server on a free port.
  */
+import { openDatabase } from "@shared/db.ts";
 import { STOP_AT_STDIN_END } from "@shared/lifecycle.ts";
 import { freePort } from "@shared/net.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
+import { spawnProcess } from "@testing/processes.ts";
+import { createSecretBox } from "../services/payments/crypto.ts";
+import { migratePayments, SCHEMA as PAYMENTS_SCHEMA } from "../services/payments/service.ts";
 import assert from "node:assert/strict";
 import { answers } from "./embedded.ts";
 
@@ -580,6 +584,92 @@ Deno.test("[start] payments alone with a malformed PAYMENTS_ENCRYPTION_KEY ends 
     /^payments: Cannot read PAYMENTS_ENCRYPTION_KEY: it holds 16 bytes, AES-256 needs 32\. Correct PAYMENTS_ENCRYPTION_KEY, or unset it for its default\.$/,
   );
   assert.doesNotMatch(outcome.stderr, /c2hvcnQtU0VDUkVULWtleQ/);
+});
+
+// Found by an operator review (2026-12-06): payments given another PAYMENTS_ENCRYPTION_KEY than
+// the one its stored links were sealed with started, `/health` counted it, and only each change
+// of a link that reached it answered 503.
+Deno.test({
+  name: "[start] payments alone with a key that does not open its stored keys ends with one line",
+  ignore: !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    await using nats = await startNatsServer({ jetStream: true });
+    await using db = await testDatabase();
+    const sealedWith = btoa("1".repeat(32));
+    const sql = await openDatabase(db.url, { schema: PAYMENTS_SCHEMA, max: 1 });
+    try {
+      await migratePayments(sql);
+      const box = await createSecretBox(sealedWith);
+      await sql`insert into stripe_authorizations
+        (event_id, stripe_publishable_key, access_token, stripe_user_id, account_lookup)
+        values (1, 'pk_test_x', ${await box.seal("sk_x", "access_token:event:1")},
+          ${await box.seal("acct_x", "stripe_user_id:event:1")}, ${await box.digest("acct_x")})`;
+    } finally {
+      await sql.end();
+    }
+    const env = {
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      BUS_PREFIX: `key_${crypto.randomUUID().slice(0, 8)}`,
+      LOG_LEVEL: "error",
+    };
+    const other = await run("services/payments/main.ts", {
+      ...env,
+      PAYMENTS_ENCRYPTION_KEY: btoa("2".repeat(32)),
+    });
+    assertOneLine(
+      other,
+      /^payments: Cannot start payments: PAYMENTS_ENCRYPTION_KEY does not open the Stripe keys stored in the database .*Set the key they were sealed with\.$/,
+    );
+    // The key they were sealed with starts it.
+    await using payments = spawnProcess("payments", "services/payments/main.ts", {
+      ...env,
+      PAYMENTS_ENCRYPTION_KEY: sealedWith,
+      LOG_LEVEL: "info",
+    });
+    await payments.waitForLine("payments ready", 60_000);
+  },
+});
+
+// Found by an operator review (2026-12-06): a service alone on a NATS without JetStream said
+// "Cannot start audit: jetstream is not enabled", naming neither the server nor NATS_URL.
+Deno.test({
+  name: "[start] a service alone on a NATS without JetStream names NATS_URL",
+  ignore: !await answers("127.0.0.1", 5432),
+  sanitizeResources: false,
+  async fn() {
+    await using plain = await startNatsServer();
+    await using db = await testDatabase();
+    const outcome = await run("services/audit/main.ts", {
+      DATABASE_URL: db.url,
+      NATS_URL: plain.url,
+    });
+    assertOneLine(
+      outcome,
+      /^audit: Cannot connect to NATS at 127\.0\.0\.1:\d+: JetStream is not enabled there\. Start nats-server with -js, or set NATS_URL to one that has JetStream\.$/,
+    );
+  },
+});
+
+// Found by an operator review (2026-12-06): a HOST with a space after it (an env file's) ended
+// with Deno.listen's stack trace ("invalid host '0.0.0.0 '"), naming no setting.
+Deno.test({
+  name: "[start] the gateway alone with a HOST that is no host name names HOST",
+  sanitizeResources: false,
+  async fn() {
+    await using nats = await startNatsServer();
+    const outcome = await run("gateway/main.ts", {
+      HOST: "0.0.0.0 ",
+      PORT: String(freePort()),
+      NATS_URL: nats.url,
+      JWT_SECRET: "set",
+    });
+    assertOneLine(
+      outcome,
+      /^gateway: Cannot read HOST: "0\.0\.0\.0 " is not a host name or address\. Correct HOST, or unset it for its default\.$/,
+    );
+  },
 });
 
 Deno.test({

@@ -255,6 +255,11 @@ export class Bus {
     }).catch(() => {});
   }
 
+  /** The logger this connection reports to (its process's): what it changes on the server. */
+  get log(): Logger {
+    return this.#log;
+  }
+
   /** Whether the connection to NATS is lost right now (nats.js is reconnecting). */
   get reconnecting(): boolean {
     return this.#link.down;

@@ -263,6 +263,13 @@ function busPrefix(env: Env): string {
   return prefix;
 }
 
+/**
+ * The shortest JWT_SECRET production takes: RFC 7518 §3.2 asks an HS256 key of 256 bits at least.
+ * A short one (`x` started a system, an operator review) is guessed offline from any token the
+ * catalog issued, and a guessed secret signs a token for any user, admins included.
+ */
+const MIN_JWT_SECRET_LENGTH = 32;
+
 /** OE_ENV: "production" requires the secrets a development start may leave out. */
 function productionMode(env: Env): boolean {
   const mode = env.OE_ENV || "development";
@@ -274,6 +281,13 @@ function productionMode(env: Env): boolean {
     throw new Error(
       `Cannot start in production mode (OE_ENV=production): ${missing.join(" and ")} not set. ` +
         "Set them (keep them out of the repository), or unset OE_ENV for a development start.",
+    );
+  }
+  if (mode === "production" && env.JWT_SECRET!.length < MIN_JWT_SECRET_LENGTH) {
+    // The length only: the secret itself is never part of a line.
+    throw new Error(
+      `Cannot read JWT_SECRET: it has ${env.JWT_SECRET!.length} characters, and production mode ` +
+        `takes ${MIN_JWT_SECRET_LENGTH} at least (e.g. \`openssl rand -base64 32\`)`,
     );
   }
   return mode === "production";
@@ -289,6 +303,18 @@ function listenAddress(env: Env, name: string): { hostname: string; port: number
     throw new Error(`Cannot read ${name}: "${raw}" is not host:port (e.g. 127.0.0.1:9464)`);
   }
   return { hostname: match[1], port };
+}
+
+/**
+ * BODY_LIMIT_BYTES and BODY_TIMEOUT_MS, at least 1 each: 0 is no "off" here, as it is for
+ * HEADER_TIMEOUT_MS and CACHE_MAX_BYTES, but a gateway that started and answered every login and
+ * write 413, or every body that did not come in one packet 408 (an operator review, 2026-12-06).
+ */
+function bodyLimits(env: Env): Pick<Config, "bodyLimitBytes" | "bodyTimeoutMs"> {
+  return {
+    bodyLimitBytes: bounded(env, "BODY_LIMIT_BYTES", 1_000_000, 1),
+    bodyTimeoutMs: bounded(env, "BODY_TIMEOUT_MS", 10_000, 1),
+  };
 }
 
 /** Reads the configuration; `env` is injectable for tests. */
@@ -330,8 +356,7 @@ export function loadConfig(env: Env = envObject()): Config {
     adminPassword: env.ADMIN_PASSWORD || undefined,
     // PBKDF2 refuses 0 rounds: every login and sign-up would answer 500.
     passwordIterations: bounded(env, "PASSWORD_ITERATIONS", 210_000, 1),
-    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_000_000),
-    bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000),
+    ...bodyLimits(env),
     headerTimeoutMs: integer(env, "HEADER_TIMEOUT_MS", 10_000),
     shutdownDelayMs: integer(env, "SHUTDOWN_DELAY_MS", 0),
     cache: {

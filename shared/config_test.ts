@@ -45,6 +45,9 @@ Deno.test("[config] loadConfig refuses at start a value that would only fail lat
     ["BUS_PREFIX", ".oe"],
     ["BUS_PREFIX", "oe..eu"],
     ["BUS_PREFIX", "oe."],
+    // Not "off", as 0 is for HEADER_TIMEOUT_MS: every body a 413, or a 408 (an operator review).
+    ["BODY_LIMIT_BYTES", "0"],
+    ["BODY_TIMEOUT_MS", "0"],
   ];
   for (const [name, value] of refused) {
     await t.step(`${name}=${value}`, () => {
@@ -198,6 +201,21 @@ Deno.test("[config] loadConfig reads FACTS_REPLICAS, 1 to 5, default 1", async (
       assert.throws(() => loadConfig({ FACTS_REPLICAS: bad }), /Cannot read FACTS_REPLICAS/);
     });
   }
+});
+
+Deno.test("[config] production mode refuses a JWT_SECRET shorter than 32 characters", () => {
+  const production = { OE_ENV: "production", PAYMENTS_ENCRYPTION_KEY: btoa("k".repeat(32)) };
+  // Taken until 2026-12-06, `x` included (an operator review): a secret guessed from any token.
+  assert.throws(
+    () => loadConfig({ ...production, JWT_SECRET: "short-secret" }),
+    (error: Error) =>
+      /^Cannot read JWT_SECRET: it has 12 characters, .* 32 at least/.test(error.message) &&
+      !error.message.includes("short-secret"),
+  );
+  const secret = "s".repeat(32);
+  assert.equal(loadConfig({ ...production, JWT_SECRET: secret }).jwtSecret, secret);
+  // A development start takes any secret (the tests' own among them).
+  assert.equal(loadConfig({ JWT_SECRET: "x" }).jwtSecret, "x");
 });
 
 Deno.test("[config] loadConfig reads the gateway's body and header time limits", () => {

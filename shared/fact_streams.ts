@@ -153,8 +153,30 @@ async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<Stream
     return made;
   });
   checkOwnStream(info.config, wanted, bus);
-  if (!differs(info.config as unknown as Record<string, unknown>, wanted)) return info;
+  const current = info.config as unknown as Record<string, unknown>;
+  if (!differs(current, wanted)) return info;
+  // Said, since processes of one system with different FACTS_REPLICAS turn a shared stream back
+  // and forth at each start: until 2026-12-06 an instance started without it took a stream of 3
+  // replicas down to 1 without a word, at any level (an operator review).
+  bus.log.warn("changing a stream's settings to this process's", {
+    stream: wanted.name,
+    changes: changesOf(current, wanted),
+    hint: "every process of a system should have the same FACTS_REPLICAS",
+  });
   return await jsm.streams.update(wanted.name, wanted);
+}
+
+/** The settings of `wanted` that `current` has otherwise: `{ num_replicas: "3 -> 1" }`. */
+function changesOf(
+  current: Record<string, unknown>,
+  wanted: ManagedStream,
+): Record<string, string> {
+  const changes: Record<string, string> = {};
+  for (const [key, value] of Object.entries(wanted)) {
+    const before = JSON.stringify(current[key]);
+    if (before !== JSON.stringify(value)) changes[key] = `${before} -> ${JSON.stringify(value)}`;
+  }
+  return changes;
 }
 
 /** Removes this prefix's fact stream and parked stream (tests clean up with it). */

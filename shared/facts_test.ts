@@ -9,7 +9,8 @@ import { deleteFactStream, ensureFactStream, ensureStream } from "./fact_streams
 import { FactRelay } from "./fact_relay.ts";
 import { createLogger } from "./log.ts";
 import { type FamilySnapshot, metrics } from "./metrics.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { testBackends, testBus, testDatabase } from "./testing.ts";
+import { Bus } from "./bus.ts";
 import { holdTableLock, untilWaitingForLocks } from "@testing/table_lock.ts";
 import { outboxRelay } from "@testing/outbox_relay.ts";
 
@@ -419,6 +420,44 @@ Deno.test("[facts] a prefix whose stream name another prefix has refuses to star
     assert.equal(ack.stream, stream);
   } finally {
     await deleteFactStream(first.bus);
+  }
+});
+
+// Found by an operator review (2026-12-06): a process started without the FACTS_REPLICAS of the
+// others took the shared stream from 3 replicas down to 1 without a word.
+Deno.test("[facts] ensureStream says when it changes an existing stream's settings", async () => {
+  await using b = await testBus();
+  const warnings: [string, Record<string, unknown> | undefined][] = [];
+  const quiet = createLogger("test", "error");
+  const logger = {
+    ...quiet,
+    warn: (message: string, fields?: Record<string, unknown>) => {
+      warnings.push([message, fields]);
+    },
+  };
+  const { natsUrl } = await testBackends();
+  const other = await Bus.connect({ url: natsUrl, prefix: b.prefix, logger });
+  const name = `${b.prefix.toUpperCase()}_CHANGED`;
+  const wanted = (replicas: number, days: number) => ({
+    name,
+    subjects: [b.bus.subject("changed.>")],
+    num_replicas: replicas,
+    max_age: days * 24 * 3600 * 1e9,
+  });
+  const jsm = await jetstreamManager(b.bus.nc);
+  try {
+    await ensureStream(b.bus, wanted(1, 1));
+    await ensureStream(other, wanted(1, 1));
+    assert.equal(warnings.length, 0, "the same settings change nothing and say nothing");
+    await ensureStream(other, wanted(1, 2));
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0][1]?.stream, name);
+    assert.deepEqual(warnings[0][1]?.changes, {
+      max_age: `${wanted(1, 1).max_age} -> ${wanted(1, 2).max_age}`,
+    });
+  } finally {
+    await jsm.streams.delete(name).catch(() => {});
+    await other.close();
   }
 });
 

@@ -41,6 +41,15 @@ function knownCause(error: unknown): KnownCause | undefined {
     message?: string;
   };
   const text = String(message ?? error);
+  return connectionCause(code, name, text) ?? serverOrUrlCause(error, name, text);
+}
+
+/** Why a connection failed: nothing there, no route, a refused login, silence, a hang-up. */
+function connectionCause(
+  code: string | undefined,
+  name: string | undefined,
+  text: string,
+): KnownCause | undefined {
   if (code === "ECONNREFUSED" || /connection refused|ECONNREFUSED/i.test(text)) {
     return { cause: "nothing answers there", fix: (s) => `Start it, or set ${s} to one that does` };
   }
@@ -48,6 +57,17 @@ function knownCause(error: unknown): KnownCause | undefined {
     return {
       cause: `it refused the login (${text})`,
       fix: (s) => `Put a user and password it accepts in ${s}`,
+    };
+  }
+  // A host no route leads to (a wrong address, a firewall answering so): until 2026-12-06 the
+  // bare "connect EHOSTUNREACH 192.0.2.77:5432" named no setting (an operator review).
+  if (
+    code === "EHOSTUNREACH" || code === "ENETUNREACH" ||
+    /EHOSTUNREACH|ENETUNREACH|no route to host|network is unreachable/i.test(text)
+  ) {
+    return {
+      cause: "no route leads there from this machine",
+      fix: (s) => `Check the host in ${s}, and the network to it`,
     };
   }
   if (code === "ENOTFOUND" || /lookup address|ENOTFOUND/i.test(text)) {
@@ -70,14 +90,39 @@ function knownCause(error: unknown): KnownCause | undefined {
       fix: (s) => `Check the host and port in ${s}, and that the server behind it runs`,
     };
   }
+  return undefined;
+}
+
+/** What a server that answered lacks (TLS, JetStream), or what is wrong with its URL. */
+function serverOrUrlCause(
+  error: unknown,
+  name: string | undefined,
+  text: string,
+): KnownCause | undefined {
   if (name === "TlsNotOfferedError") {
     return {
       cause: (error as { reason: string }).reason,
       fix: (s) => `Turn TLS on in that server, or set ${s} to one that offers it`,
     };
   }
+  // A service's NATS without JetStream (Debian's nats-server unit starts one so): said as
+  // "Cannot start catalog: jetstream is not enabled", naming neither the server nor the setting.
+  if (name === "JetStreamNotEnabled") {
+    return {
+      cause: "JetStream is not enabled there",
+      fix: (s) => `Start nats-server with -js, or set ${s} to one that has JetStream`,
+    };
+  }
   if (name === "TypeError" && /Invalid URL/i.test(text)) {
     return { cause: "the URL is malformed", fix: (s) => `Correct ${s}` };
+  }
+  // postgres.js decodes the user and password: a bare `%` in one ("URI malformed", naming no
+  // setting until 2026-12-06, an operator review).
+  if (name === "URIError") {
+    return {
+      cause: "the URL is malformed (a % in its user or password not written %25?)",
+      fix: (s) => `Correct ${s}`,
+    };
   }
   return undefined;
 }
@@ -172,9 +217,9 @@ export interface ListenTarget {
 
 /**
  * Runs `listen` (Deno.listen, Deno.serve, ...) and fails naming the setting to change: when the
- * host does not resolve (the bare lookup error left a stack trace), when the address is in use,
- * and when it is not one of this machine's (a generic line told an operator whose METRICS_ADDR
- * was at fault to set PORT or HOST, found following the README, 2026-12-04).
+ * host does not resolve or is no host name (the bare errors left a stack trace), when the address
+ * is in use, and when it is not one of this machine's (a generic line told an operator whose
+ * METRICS_ADDR was at fault to set PORT or HOST, found following the README, 2026-12-04).
  */
 export async function listenAt<T>(
   target: ListenTarget,
@@ -195,6 +240,11 @@ export async function listenAt<T>(
         `Cannot listen on ${hostname}:${port}: ${error.message}. ` +
           `Set ${hostSetting} to an address of this machine.`,
       );
+    }
+    // Deno.listen refuses a name it cannot look up at all (`0.0.0.0 ` with a space from an env
+    // file) with a URIError, which left a stack trace naming no setting (an operator review).
+    if (error instanceof URIError) {
+      throw new Error(`Cannot read ${hostSetting}: "${hostname}" is not a host name or address`);
     }
     if (!isLookupFailure(error)) throw error;
     throw new Error(
@@ -300,6 +350,8 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   const databaseUrl = serviceDatabaseUrl(process.name, config);
   const { openDatabase } = await import("./db.ts");
   const { watchPool } = await import("./db_metrics.ts");
+  // Imported here, as db.ts is: the gateway, which uses this module too, needs no JetStream.
+  const { jetstreamManager } = await import("@nats-io/jetstream");
   const sql = await startOrExit(log, "open the database", async () => {
     const sql = await openDatabase(databaseUrl, {
       schema: process.schema,
@@ -313,15 +365,22 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   const bus = await startOrExit(
     log,
     "connect to NATS",
-    () =>
-      Bus.connect({
+    async () => {
+      const bus = await Bus.connect({
         url: config.natsUrl,
         prefix: config.busPrefix,
         factsReplicas: config.factsReplicas,
         serveConcurrency: config.serveConcurrency,
         name: process.name,
         logger: log,
-      }),
+      });
+      // Every service keeps facts on JetStream: asked here, its absence is named with NATS_URL.
+      await jetstreamManager(bus.nc, { timeout: 2000 }).catch(async (error) => {
+        await bus.close();
+        throw error;
+      });
+      return bus;
+    },
     { url: config.natsUrl },
   );
   const service = await startOrExit(log, `start ${process.name}`, async () => {

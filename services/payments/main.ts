@@ -2,7 +2,8 @@
 import { loadConfig } from "@shared/config.ts";
 import { exitWithError, runService, userCausedLine } from "@shared/lifecycle.ts";
 import { createLogger } from "@shared/log.ts";
-import { parseEncryptionKey } from "./crypto.ts";
+import { createSecretBox, parseEncryptionKey } from "./crypto.ts";
+import { checkKeyOpensStoredKeys } from "./handlers/accounts.ts";
 import { migratePayments, SCHEMA, startPayments } from "./service.ts";
 
 const config = loadConfig();
@@ -28,5 +29,12 @@ await runService(config, {
   name: "payments",
   schema: SCHEMA,
   migrate: migratePayments,
-  start: ({ sql, bus }) => startPayments({ sql, bus, config, log }),
+  start: async ({ sql, bus }) => {
+    // Before serving: an instance with another key would answer each change of a stored link
+    // 503 (startPayments keeps that answer for keys that differ between running instances).
+    if (config.paymentsEncryptionKey) {
+      await checkKeyOpensStoredKeys(sql, await createSecretBox(config.paymentsEncryptionKey));
+    }
+    return await startPayments({ sql, bus, config, log });
+  },
 }, log);

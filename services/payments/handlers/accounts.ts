@@ -13,6 +13,7 @@ import {
   accountInUse,
   type AuthorizationRow,
   deleteAuthorization,
+  getNewestAuthorization,
   lockAccounts,
   type SealedValues,
 } from "../store/authorizations.ts";
@@ -80,6 +81,26 @@ export async function accountIdOf(box: SecretBox, row: AuthorizationRow): Promis
     return await box.open(row.stripe_user_id, sealContext("stripe_user_id", row.event_id));
   } catch {
     throw new StoredKeysUnreadableError();
+  }
+}
+
+/**
+ * Throws when `box` does not open the stored keys (the newest row's account id), for a process
+ * to refuse to start with it: keys do not rotate (crypto.ts), so such an instance could change no
+ * stored link and find no account for a webhook. Found by an operator review (2026-12-06): an
+ * instance given another key started and `/health` counted it well; only each PATCH or DELETE
+ * that reached it said so (503), and beside an instance with the right key, about half of them.
+ */
+export async function checkKeyOpensStoredKeys(sql: Queryable, box: SecretBox): Promise<void> {
+  const row = await getNewestAuthorization(sql);
+  if (!row) return;
+  try {
+    await accountIdOf(box, row);
+  } catch {
+    throw new Error(
+      "PAYMENTS_ENCRYPTION_KEY does not open the Stripe keys stored in the database (sealed " +
+        "with another key, and keys do not rotate). Set the key they were sealed with.",
+    );
   }
 }
 

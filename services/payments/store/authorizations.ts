@@ -62,6 +62,12 @@ export async function getAuthorization(
   return row ? normalize(row) : null;
 }
 
+/** The newest authorization, or null when none is stored (the start's key check). */
+export async function getNewestAuthorization(sql: Queryable): Promise<AuthorizationRow | null> {
+  const [row] = await sql`select * from stripe_authorizations order by id desc limit 1`;
+  return row ? normalize(row) : null;
+}
+
 export async function getAuthorizationOfEvent(
   sql: Queryable,
   eventId: string,

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { describeStartFailure } from "./lifecycle.ts";
+
+// Found by an operator review (2026-12-06): both ended with the bare error, naming no setting.
+Deno.test("[lifecycle] a start-up failure a user can cause names the setting to fix", async (t) => {
+  await t.step("a database host no route leads to", () => {
+    // As postgres.js rejects it (Node's net error, with its code).
+    const error = Object.assign(new Error("connect EHOSTUNREACH 192.0.2.77:5432"), {
+      code: "EHOSTUNREACH",
+    });
+    assert.equal(
+      describeStartFailure("open the database", error, {
+        url: "postgres://app:pw-SECRET@192.0.2.77:5432/open_event",
+        setting: "AUDIT_DATABASE_URL",
+      }),
+      "Cannot open the database at 192.0.2.77:5432: no route leads there from this machine. " +
+        "Check the host in AUDIT_DATABASE_URL, and the network to it.",
+    );
+  });
+  await t.step("a password with a bare %", () => {
+    // What postgres.js throws decoding the password `50%off`.
+    const error = (() => {
+      try {
+        decodeURIComponent("50%off");
+      } catch (error) {
+        return error;
+      }
+    })();
+    const line = describeStartFailure("open the database", error, {
+      url: "postgres://app:50%off@127.0.0.1:5432/open_event",
+    });
+    assert.match(line, /^Cannot open the database at 127\.0\.0\.1:5432: the URL is malformed/);
+    assert.match(line, /Correct DATABASE_URL\.$/);
+    assert.doesNotMatch(line, /50%off/);
+  });
+});
