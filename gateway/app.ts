@@ -137,7 +137,15 @@ export function createGateway(options: AppOptions): Gateway {
   // A write's If-Match and If-None-Match are checked against what the same GET through this app
   // answers now.
   app.use("/v1/*", writePreconditions((request) => app.fetch(request)));
-  app.get("/health", health({ bus, services: options.services ?? serviceNames }));
+  app.get(
+    "/health",
+    health({
+      bus,
+      services: options.services ?? serviceNames,
+      jwtSecret: config.jwtSecret,
+      log: logger,
+    }),
+  );
   // For probes on this gateway alone (gateway/health.ts): not pulled when one service is down.
   app.get("/health/live", live());
   let draining = false;

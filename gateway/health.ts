@@ -22,6 +22,8 @@
 import type { Handler } from "hono";
 import { createInbox, type Msg } from "@nats-io/nats-core";
 import type { Bus, ServiceIdentity } from "@shared/bus.ts";
+import type { Logger } from "@shared/log.ts";
+import { JWT_SECRET_METADATA, secretFingerprint } from "@shared/secret_fingerprint.ts";
 import type { GatewayEnv } from "./env.ts";
 import { PRIVATE } from "./http_cache.ts";
 
@@ -283,7 +285,10 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         // 503: nobody listens on the subject at all.
         if (msg.headers?.code === 503) return end(true);
         const identity = identityOf(msg) as T | undefined;
-        if (identity?.metadata?.prefix !== bus.prefix) return;
+        if (identity?.metadata?.prefix !== bus.prefix) {
+          heardUnderAnotherPrefix(name, identity?.metadata?.prefix);
+          return;
+        }
         answers.set(identity.id, identity);
         sighted(known.all, identity.id, now());
         if (delivered) return;
@@ -300,17 +305,86 @@ export function askInstances<T extends Answer = ServiceIdentity>(
 }
 
 /**
+ * The other bus prefixes instances of each service answered under, remembered for a while: where a
+ * service is missing under this gateway's prefix, they hint that the gateway or the services were
+ * given another BUS_PREFIX (an operator review, 2026-12-06: `/health` named every service missing,
+ * and nothing said that they all answered under another prefix). Said in the log only: `/health`
+ * is public, and the prefixes are other systems' business.
+ */
+const otherPrefixes = new Map<string, Map<string, number>>();
+/** At most this many other prefixes are remembered per service. */
+const OTHER_PREFIXES_KEPT = 8;
+
+function heardUnderAnotherPrefix(name: string, prefix: unknown): void {
+  if (typeof prefix !== "string") return;
+  const heard = otherPrefixes.get(name) ?? new Map<string, number>();
+  otherPrefixes.set(name, heard);
+  if (heard.size < OTHER_PREFIXES_KEPT || heard.has(prefix)) heard.set(prefix, Date.now());
+}
+
+/** The other prefixes `name` answered under in the last RECENT_MS. */
+function prefixesHeard(name: string): string[] {
+  const heard = otherPrefixes.get(name) ?? new Map<string, number>();
+  for (const [prefix, at] of heard) if (Date.now() - at > RECENT_MS) heard.delete(prefix);
+  return [...heard.keys()];
+}
+
+/** How often, at most, a missing service answering under another prefix is logged. */
+const PREFIX_HINT_INTERVAL_MS = 60_000;
+
+/** Logs, once a minute at most, which missing services answer under another bus prefix. */
+export class PrefixHint {
+  readonly #log: Logger;
+  #saidAt = -Infinity;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  say(bus: Bus, missing: string[]): void {
+    const elsewhere = Object.fromEntries(
+      missing.map((name) => [name, prefixesHeard(name)]).filter(([, heard]) => heard.length),
+    );
+    if (!Object.keys(elsewhere).length) return;
+    if (Date.now() - this.#saidAt < PREFIX_HINT_INTERVAL_MS) return;
+    this.#saidAt = Date.now();
+    this.#log.warn(
+      "services missing under this gateway's BUS_PREFIX answer under another: check BUS_PREFIX",
+      { prefix: bus.prefix, elsewhere },
+    );
+  }
+}
+
+/**
  * Pings `$SRV.PING.<name>` and counts the distinct instances on this prefix that answer (`now`:
  * see AskOptions).
  */
 export async function countInstances(
   bus: Bus,
   name: string,
-  options: Pick<AskOptions, "now"> = {},
+  options: Pick<AskOptions, "now"> & { signing?: string } = {},
 ): Promise<InstanceCount> {
   const answers = await askInstances(bus, "PING", name, options);
-  const problems = new Map([...answers].map(([id, answer]) => [id, answer.problems ?? []]));
+  const problems = new Map(
+    [...answers].map(([id, answer]) => [id, [
+      ...answer.problems ?? [],
+      ...signsOtherwise(answer, options.signing) ? [OTHER_SECRET] : [],
+    ]]),
+  );
   return countOf(problems);
+}
+
+/** The problem of a catalog instance that signs tokens with another secret than this gateway's. */
+const OTHER_SECRET = "it signs tokens with another JWT_SECRET than this gateway verifies with: " +
+  "every signed-in request answers 401; give the gateway and the catalog the same JWT_SECRET";
+
+/**
+ * Whether `answer` tells a JWT_SECRET fingerprint (the catalog's instances do) other than
+ * `signing`, this gateway's (shared/secret_fingerprint.ts).
+ */
+function signsOtherwise(answer: ServiceIdentity, signing: string | undefined): boolean {
+  const theirs = answer.metadata?.[JWT_SECRET_METADATA];
+  return signing !== undefined && theirs !== undefined && theirs !== signing;
 }
 
 export interface HealthReport {
@@ -330,14 +404,18 @@ const none: InstanceCount = { instances: 0, healthy: 0, problems: [] };
 const NATS_LOST = "NATS unreachable: the gateway is reconnecting";
 
 /** Counts the running instances of each service on this bus prefix, and what ails them. */
-export async function checkHealth(bus: Bus, services: readonly string[]): Promise<HealthReport> {
+export async function checkHealth(
+  bus: Bus,
+  services: readonly string[],
+  options: { signing?: string; hint?: PrefixHint } = {},
+): Promise<HealthReport> {
   // Without NATS no instance can answer: the pings would name every service missing after a
   // second's wait, and the operator would look for four outages instead of one.
   if (bus.reconnecting) {
     return { status: "unavailable", services: {}, problems: [NATS_LOST] };
   }
   const counts = await Promise.all(
-    services.map((name) => countInstances(bus, name).catch(() => none)),
+    services.map((name) => countInstances(bus, name, options).catch(() => none)),
   );
   const report: HealthReport = { status: "ok", services: {} };
   const missing: string[] = [];
@@ -348,7 +426,10 @@ export async function checkHealth(bus: Bus, services: readonly string[]): Promis
     if (instances === 0) missing.push(name);
     else if (healthy === 0) impaired.push(name);
   });
-  if (missing.length) report.missing = missing;
+  if (missing.length) {
+    report.missing = missing;
+    options.hint?.say(bus, missing);
+  }
   if (impaired.length) report.impaired = impaired;
   if (missing.length || impaired.length) report.status = "unavailable";
   return report;
@@ -362,10 +443,14 @@ export async function checkHealth(bus: Bus, services: readonly string[]): Promis
  * app.get("/health", health({ bus, services: ["catalog"] }));
  * ```
  */
-export function health(options: { bus: Bus; services: readonly string[] }): Handler<GatewayEnv> {
-  const { bus, services } = options;
+export function health(
+  options: { bus: Bus; services: readonly string[]; jwtSecret?: string; log?: Logger },
+): Handler<GatewayEnv> {
+  const { bus, services, jwtSecret, log } = options;
+  const signing = jwtSecret === undefined ? undefined : secretFingerprint(jwtSecret);
+  const hint = log && new PrefixHint(log);
   return async function healthHandler(c) {
-    const report = await checkHealth(bus, services);
+    const report = await checkHealth(bus, services, { signing: await signing, hint });
     // Now's state, for whoever asks now: no cache may keep it (the README's rule for every
     // answer the gateway's cache does not hold).
     return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });

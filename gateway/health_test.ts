@@ -3,11 +3,11 @@ import { Hono } from "hono";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import { Bus } from "@shared/bus.ts";
 import { route } from "@shared/bus_endpoints.ts";
-import { createLogger } from "@shared/log.ts";
+import { createLogger, type LogFields } from "@shared/log.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
 import type { GatewayEnv } from "./env.ts";
-import { askInstances, health, live, ready } from "./health.ts";
+import { askInstances, checkHealth, health, live, PrefixHint, ready } from "./health.ts";
 import { testBus } from "@shared/testing.ts";
 import { catalog } from "@shared/subjects.ts";
 import { testGateway } from "./_test_utils.ts";
@@ -50,6 +50,31 @@ Deno.test("[gateway] GET /health ignores instances of another bus prefix", async
   const response = await gw.app.request("/health");
   assert.equal(response.status, 503);
   assert.deepEqual((await response.json()).missing, ["catalog"]);
+});
+
+// A gateway given another BUS_PREFIX than the services saw them all missing, and nothing said they
+// answered under another (an operator review, 2026-12-06). The log says so, once a minute.
+Deno.test("[gateway] a service missing under this prefix and answering under another is logged", async () => {
+  await using other = await testGateway({ services: ["catalog"] });
+  await using gw = await testBus();
+  await other.serve("catalog", []);
+  const warnings: LogFields[] = [];
+  const log = {
+    ...createLogger("test", "error"),
+    warn: (_: string, f?: LogFields) => warnings.push(f ?? {}),
+  };
+  const hint = new PrefixHint(log);
+  const report = await checkHealth(gw.bus, ["catalog"], { hint });
+  assert.deepEqual(report.missing, ["catalog"]);
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0].prefix, gw.prefix);
+  assert.ok(
+    (warnings[0].elsewhere as Record<string, string[]>).catalog.includes(other.prefix),
+    JSON.stringify(warnings[0]),
+  );
+  assert.ok(!JSON.stringify(report).includes(other.prefix), "/health itself tells no prefix");
+  await checkHealth(gw.bus, ["catalog"], { hint });
+  assert.equal(warnings.length, 1, "once a minute, not once a check");
 });
 
 Deno.test("[gateway] GET /health counts every instance while they are busy", async () => {

@@ -74,6 +74,11 @@ export interface ServiceInfo {
    * problems as impaired, since it answers pings while every request it gets fails.
    */
   problems?: () => Promise<string[]>;
+  /**
+   * What discovery tells of this instance besides its bus prefix (which it always tells): the
+   * catalog its JWT_SECRET's fingerprint (shared/secret_fingerprint.ts).
+   */
+  metadata?: Record<string, string>;
 }
 
 /** One instance as discovery reports it. */
@@ -427,7 +432,7 @@ export class Bus {
   serve(info: ServiceInfo, routes: Route[]): RunningService {
     const id = nuid.next();
     const started = new Date().toISOString();
-    const metadata = { prefix: this.prefix };
+    const metadata = { ...info.metadata, prefix: this.prefix };
     const identity = { name: info.name, id, version: info.version, metadata };
     const inFlight = new Set<Promise<void>>();
     const stats = new Map<string, EndpointStats>();

@@ -27,9 +27,11 @@ export function serveContract<Ops extends Record<string, Operation>>(
     authenticate?: Authenticate;
     /** A keyed digest for `Idempotency-Key` rows (shared/idempotency.ts says when). */
     requestDigest?: (text: string) => Promise<string>;
+    /** What discovery tells of each instance (shared/bus.ts `ServiceInfo.metadata`). */
+    metadata?: Record<string, string>;
   },
 ): RunningService {
-  const { bus, sql, contract, version, authenticate, requestDigest } = options;
+  const { bus, sql, contract, version, authenticate, requestDigest, metadata } = options;
   const unkeyed = Object.values(contract.operations)
     .filter((operation) => operation.carriesSecrets || operation.changesNothing)
     .map((operation) => operation.endpoint);
@@ -37,7 +39,7 @@ export function serveContract<Ops extends Record<string, Operation>>(
   const bound = bindOperations(contract, options.handlers);
   const routes = authenticate ? callerFirst(bound, authenticate) : bound;
   return bus.serve(
-    { name: contract.service, version, description: contract.description, problems },
+    { name: contract.service, version, description: contract.description, problems, metadata },
     withIdempotency(sql, routes, { unkeyed, authenticate, requestDigest }),
   );
 }

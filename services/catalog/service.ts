@@ -3,6 +3,7 @@
  * `main.ts` calls it with real configuration; tests and benchmarks call it with their own.
  */
 import type { Bus, RunningService } from "@shared/bus.ts";
+import { JWT_SECRET_METADATA, secretFingerprint } from "@shared/secret_fingerprint.ts";
 import { serveContract } from "@shared/serve_contract.ts";
 import type { Config } from "@shared/config.ts";
 import type { Sql } from "@shared/db.ts";
@@ -77,6 +78,8 @@ export async function startCatalog(
     contract: catalogContract,
     handlers,
     version: VERSION,
+    // So that a gateway verifying with another secret says so on /health.
+    metadata: { [JWT_SECRET_METADATA]: await secretFingerprint(config.jwtSecret) },
     // A deleted user's or outdated token: 401 before a stored answer is replayed.
     authenticate: async (actor) => {
       await loadCaller(sql, actor);

@@ -1,0 +1,34 @@
+/**
+ * Which `JWT_SECRET` a process holds, told without telling it: the catalog signs tokens and the
+ * gateway verifies them, and with different secrets every login answered 200 and every signed-in
+ * request 401 "the token is invalid or expired", logged as nothing more (an operator review,
+ * 2026-12-06). The catalog's instances put this in their discovery answers, and the gateway's
+ * `/health` names a catalog whose secret is not its own.
+ *
+ * An HMAC of a fixed text under the secret, shortened: it tells no more about the secret than any
+ * token the catalog issues (an HMAC under it too), and it is never the same for two secrets but by
+ * chance (one in 2^72).
+ *
+ * @example
+ * ```ts
+ * import { secretFingerprint } from "@shared/secret_fingerprint.ts";
+ * const mine = await secretFingerprint("a secret of 32 characters or more");
+ * console.log(mine.length); // 12
+ * ```
+ */
+const TEXT = new TextEncoder().encode("open-event: which JWT_SECRET signs");
+
+export async function secretFingerprint(secret: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, TEXT));
+  return btoa(String.fromCharCode(...mac.subarray(0, 9))).replaceAll("+", "-").replaceAll("/", "_");
+}
+
+/** The discovery metadata key the catalog tells its fingerprint under. */
+export const JWT_SECRET_METADATA = "jwt-secret";
