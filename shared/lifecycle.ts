@@ -59,6 +59,18 @@ function connectionCause(
       fix: (s) => `Put a user and password it accepts in ${s}`,
     };
   }
+  // A NATS server that greets and refuses (shared/nats_transport.ts `refusalOf`): at its
+  // max_connections the start line said that nothing answered there (a resource review).
+  const refusal = /the server refused it: (.+)$/.exec(text)?.[1];
+  if (refusal !== undefined) {
+    return {
+      cause: `it refused the connection (${refusal})`,
+      fix: (s) =>
+        /maximum connections/i.test(refusal)
+          ? `Raise its max_connections, or set ${s} to a server with room`
+          : `Check that server's log, or set ${s} to another`,
+    };
+  }
   // A host no route leads to (a wrong address, a firewall answering so): until 2026-12-06 the
   // bare "connect EHOSTUNREACH 192.0.2.77:5432" named no setting (an operator review).
   if (

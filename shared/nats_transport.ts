@@ -34,6 +34,8 @@ import type {
 } from "@nats-io/nats-core/internal";
 
 const decoder = new TextDecoder();
+/** A refusal sent with the greeting (`max_connections` reached): `-ERR '<the server's words>'`. */
+const REFUSED_AT_ONCE = /\r\n-ERR '([^'\r\n]*)'/;
 
 function concat(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0];
@@ -161,6 +163,11 @@ export class DenoTransport implements Transport {
       if (line === "") continue;
       const match = INFO.exec(line);
       if (!match) throw new errors.ConnectionError("unexpected response from server");
+      // A server with no room for this client greets, refuses and closes at once; left to
+      // nats.js, the refusal went unheard and the connect ended in "timeout" (NATS_URL's start
+      // line said nothing there answered: a resource review, 2026-12-06).
+      const refused = REFUSED_AT_ONCE.exec(decoder.decode(all));
+      if (refused) throw new errors.ConnectionError(`the server refused it: ${refused[1]}`);
       return { info: JSON.parse(match[1]), received: all };
     }
   }
@@ -278,17 +285,53 @@ export class DenoTransport implements Transport {
  * URL means TLS or no connection: nats.js reads the scheme as any other and talks plaintext to a
  * server that does not require TLS, so such a URL turns `tls` on (a server without TLS refused).
  */
-export function connectNats(options: ConnectionOptions): Promise<NatsConnection> {
+export async function connectNats(options: ConnectionOptions): Promise<NatsConnection> {
   setTransportFactory({ factory: () => new DenoTransport(), defaultPort: 4222 });
   const { servers, ...login } = withUrlCredentials([options.servers ?? []].flat());
   const asksTls = servers.some((server) => /^tls:\/\//i.test(server.trim()));
   const given = options.user || options.pass || options.token || options.authenticator;
-  return NatsConnectionImpl.connect({
-    ...options,
-    ...(given ? {} : login),
-    servers,
-    ...(asksTls && !options.tls ? { tls: {} } : {}),
-  });
+  try {
+    return await NatsConnectionImpl.connect({
+      ...options,
+      ...(given ? {} : login),
+      servers,
+      ...(asksTls && !options.tls ? { tls: {} } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof errors.TimeoutError)) throw error;
+    const refusal = await refusalOf(servers[0]);
+    if (refusal === undefined) throw error;
+    throw new errors.ConnectionError(`the server refused it: ${refusal}`, { cause: error });
+  }
+}
+
+/**
+ * What the server at `url` refuses every connection with as it greets it (`maximum connections
+ * exceeded`), or undefined. Asked only after a connect timed out: when the refusal comes in its
+ * own packet, nats.js hears it as a protocol error, reconnects, and times out, and the start
+ * line said nothing answered there (a resource review, 2026-12-06).
+ */
+async function refusalOf(url: string | undefined): Promise<string | undefined> {
+  const match = /^(?:[a-z]+:\/\/)?([^:/]+)(?::(\d+))?/i.exec(url?.trim() ?? "");
+  if (!match) return undefined;
+  let conn: Deno.Conn | undefined;
+  const giveUp = setTimeout(() => conn && closeQuietly(conn), 500);
+  try {
+    conn = await Deno.connect({ hostname: match[1], port: Number(match[2] ?? 4222) });
+    let text = "";
+    const buffer = new Uint8Array(4096);
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      text += decoder.decode(buffer.subarray(0, n));
+      const refused = REFUSED_AT_ONCE.exec(text);
+      if (refused) return refused[1];
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(giveUp);
+    if (conn) closeQuietly(conn);
+  }
 }
 
 /**

@@ -3,6 +3,8 @@ import { describeStartFailure } from "./lifecycle.ts";
 import { connectNats, DenoTransport } from "./nats_transport.ts";
 import { testBus } from "./testing.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
+import { eventually } from "@testing/eventually.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
 
 /** Resolves once `sub` has seen `count` messages (bounded: a lost frame fails, not hangs). */
 async function receive(
@@ -165,5 +167,37 @@ Deno.test("[nats transport] a node that accepts and never speaks: the connect gi
     assert.ok(closed, "the client closed the socket it opened");
   } finally {
     listener.close();
+  }
+});
+
+// A server at its max_connections greets a new client and refuses it at once. Until 2026-12-06
+// nats.js, hearing the refusal in its own packet, reconnected until its timeout, and the start
+// line said nothing answered there (a resource review). Several connects: the refusal arrives
+// with the greeting or after it, as the server's writes fall.
+Deno.test("[nats transport] a server at its max_connections: the connect says so, and the start line names it", async () => {
+  await using nats = await startNatsServer({ maxConnections: 1 });
+  // The start's own check (a connection that read the greeting and closed) may still count for
+  // a moment: the first connection tries again until the server has let go of it (a CI run).
+  let first: NatsConnection | undefined;
+  await eventually(
+    async () =>
+      (first = await connectNats({ servers: nats.url }).catch(() => undefined)) !== undefined,
+    5_000,
+    "the first connection",
+  );
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const error = await connectNats({ servers: nats.url, timeout: 1_000 }).then(
+        () => assert.fail("a second connection was taken"),
+        (error) => error,
+      );
+      assert.equal(
+        describeStartFailure("connect to NATS", error, { url: nats.url, setting: "NATS_URL" }),
+        `Cannot connect to NATS at 127.0.0.1:${nats.port}: it refused the connection (maximum ` +
+          "connections exceeded). Raise its max_connections, or set NATS_URL to a server with room.",
+      );
+    }
+  } finally {
+    await first?.close();
   }
 });

@@ -20,6 +20,8 @@ export interface NatsServerOptions {
   login?: { user: string; password: string } | { token: string };
   /** The most subscriptions one connection may hold (`max_subscriptions`; no limit by default). */
   maxSubscriptions?: number;
+  /** The most client connections it takes (`max_connections`; 64K by default). */
+  maxConnections?: number;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -133,12 +135,15 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     ...(options.jetStream ? ["-js"] : []),
     ...loginArgs(options.login),
   ];
-  if (options.maxSubscriptions !== undefined) {
-    // No flag for it: a config file, which the flags above complete.
-    await Deno.writeTextFile(
-      `${dir}/server.conf`,
-      `max_subscriptions: ${options.maxSubscriptions}\n`,
-    );
+  const limits = [
+    options.maxSubscriptions === undefined
+      ? ""
+      : `max_subscriptions: ${options.maxSubscriptions}\n`,
+    options.maxConnections === undefined ? "" : `max_connections: ${options.maxConnections}\n`,
+  ].join("");
+  if (limits) {
+    // No flags for them: a config file, which the flags above complete.
+    await Deno.writeTextFile(`${dir}/server.conf`, limits);
     args.push("-c", `${dir}/server.conf`);
   }
   let process: Deno.ChildProcess | undefined;
