@@ -118,12 +118,25 @@ function envObject(): Env {
  * A non-negative integer setting, in decimal digits only: Number() also took `0x4940`, `1e4` and
  * `" 18711"` (an operator review), which no operator means as written.
  */
+/**
+ * The longest wait a timer takes (2^31 - 1 ms, about 24.8 days): past it `setTimeout` fires at
+ * once, so a SHUTDOWN_DELAY_MS of 30 days meant no delay at all (an operator review, 2026-12-06).
+ * Every setting named `*_MS` is a timer's wait, and is refused beyond it.
+ */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 function integer(env: Env, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(value)) {
     throw new Error(`Cannot read ${name}: "${raw}" is not a non-negative integer`);
+  }
+  if (name.endsWith("_MS") && value > LONGEST_TIMER_MS) {
+    throw new Error(
+      `Cannot read ${name}: ${value} ms is longer than a timer waits ` +
+        `(${LONGEST_TIMER_MS} ms, about 24.8 days)`,
+    );
   }
   return value;
 }

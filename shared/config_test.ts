@@ -48,6 +48,9 @@ Deno.test("[config] loadConfig refuses at start a value that would only fail lat
     // Not "off", as 0 is for HEADER_TIMEOUT_MS: every body a 413, or a 408 (an operator review).
     ["BODY_LIMIT_BYTES", "0"],
     ["BODY_TIMEOUT_MS", "0"],
+    // Past a timer's longest wait setTimeout fires at once: 30 days meant no delay at all.
+    ["SHUTDOWN_DELAY_MS", String(30 * 24 * 3600_000)],
+    ["REQUEST_TIMEOUT_MS", String(2 ** 31)],
   ];
   for (const [name, value] of refused) {
     await t.step(`${name}=${value}`, () => {

@@ -59,6 +59,14 @@ function connectionCause(
       fix: (s) => `Put a user and password it accepts in ${s}`,
     };
   }
+  // A database user without a right the start needs (to create the database, or its schema):
+  // until 2026-12-06 the bare "permission denied to create database" (an operator review).
+  if (code === "42501") {
+    return {
+      cause: `its user lacks a right (${text})`,
+      fix: (s) => `Grant it, or create what it names first, or put a user that has it in ${s}`,
+    };
+  }
   // A NATS server that greets and refuses (shared/nats_transport.ts `refusalOf`): at its
   // max_connections the start line said that nothing answered there (a resource review).
   const refusal = /the server refused it: (.+)$/.exec(text)?.[1];

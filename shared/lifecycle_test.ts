@@ -17,6 +17,20 @@ Deno.test("[lifecycle] a start-up failure a user can cause names the setting to 
         "Check the host in AUDIT_DATABASE_URL, and the network to it.",
     );
   });
+  await t.step("a database user without a right the start needs", () => {
+    // As postgres.js rejects it (the server's error, with its SQLSTATE).
+    const error = Object.assign(new Error("permission denied to create database"), {
+      code: "42501",
+    });
+    assert.equal(
+      describeStartFailure("open the database", error, {
+        url: "postgres://app:pw-SECRET@127.0.0.1:5432/open_event",
+      }),
+      "Cannot open the database at 127.0.0.1:5432: its user lacks a right (permission denied " +
+        "to create database). Grant it, or create what it names first, or put a user that has " +
+        "it in DATABASE_URL.",
+    );
+  });
   await t.step("a password with a bare %", () => {
     // What postgres.js throws decoding the password `50%off`.
     const error = (() => {
