@@ -284,11 +284,8 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       callback: (_error, msg) => {
         // 503: nobody listens on the subject at all.
         if (msg.headers?.code === 503) return end(true);
-        const identity = identityOf(msg) as T | undefined;
-        if (identity?.metadata?.prefix !== bus.prefix) {
-          heardUnderAnotherPrefix(name, identity?.metadata?.prefix);
-          return;
-        }
+        const identity = answerOnPrefix<T>(msg, bus, name);
+        if (!identity) return;
         answers.set(identity.id, identity);
         sighted(known.all, identity.id, now());
         if (delivered) return;
@@ -314,6 +311,17 @@ export function askInstances<T extends Answer = ServiceIdentity>(
 const otherPrefixes = new Map<string, Map<string, number>>();
 /** At most this many other prefixes are remembered per service. */
 const OTHER_PREFIXES_KEPT = 8;
+
+/**
+ * The answer `msg` carries when it is from this bus prefix; one from another is remembered
+ * (`heardUnderAnotherPrefix`), and undefined.
+ */
+function answerOnPrefix<T extends Answer>(msg: Msg, bus: Bus, name: string): T | undefined {
+  const identity = identityOf(msg) as T | undefined;
+  if (identity?.metadata?.prefix === bus.prefix) return identity;
+  heardUnderAnotherPrefix(name, identity?.metadata?.prefix);
+  return undefined;
+}
 
 function heardUnderAnotherPrefix(name: string, prefix: unknown): void {
   if (typeof prefix !== "string") return;

@@ -41,7 +41,7 @@ function knownCause(error: unknown): KnownCause | undefined {
     message?: string;
   };
   const text = String(message ?? error);
-  return connectionCause(code, name, text) ?? serverOrUrlCause(error, name, text);
+  return connectionCause(code, name, text) ?? serverOrUrlCause(error, { code, name }, text);
 }
 
 /** Why a connection failed: nothing there, no route, a refused login, silence, a hang-up. */
@@ -57,26 +57,6 @@ function connectionCause(
     return {
       cause: `it refused the login (${text})`,
       fix: (s) => `Put a user and password it accepts in ${s}`,
-    };
-  }
-  // A database user without a right the start needs (to create the database, or its schema):
-  // until 2026-12-06 the bare "permission denied to create database" (an operator review).
-  if (code === "42501") {
-    return {
-      cause: `its user lacks a right (${text})`,
-      fix: (s) => `Grant it, or create what it names first, or put a user that has it in ${s}`,
-    };
-  }
-  // A NATS server that greets and refuses (shared/nats_transport.ts `refusalOf`): at its
-  // max_connections the start line said that nothing answered there (a resource review).
-  const refusal = /the server refused it: (.+)$/.exec(text)?.[1];
-  if (refusal !== undefined) {
-    return {
-      cause: `it refused the connection (${refusal})`,
-      fix: (s) =>
-        /maximum connections/i.test(refusal)
-          ? `Raise its max_connections, or set ${s} to a server with room`
-          : `Check that server's log, or set ${s} to another`,
     };
   }
   // A host no route leads to (a wrong address, a firewall answering so): until 2026-12-06 the
@@ -113,12 +93,35 @@ function connectionCause(
   return undefined;
 }
 
-/** What a server that answered lacks (TLS, JetStream), or what is wrong with its URL. */
+/**
+ * What a server that answered refused or lacks (a right, room for a connection, TLS, JetStream),
+ * or what is wrong with its URL.
+ */
 function serverOrUrlCause(
   error: unknown,
-  name: string | undefined,
+  { code, name }: { code?: string; name?: string },
   text: string,
 ): KnownCause | undefined {
+  // A database user without a right the start needs (to create the database, or its schema):
+  // until 2026-12-06 the bare "permission denied to create database" (an operator review).
+  if (code === "42501") {
+    return {
+      cause: `its user lacks a right (${text})`,
+      fix: (s) => `Grant it, or create what it names first, or put a user that has it in ${s}`,
+    };
+  }
+  // A NATS server that greets and refuses (shared/nats_transport.ts `refusalOf`): at its
+  // max_connections the start line said that nothing answered there (a resource review).
+  const refusal = /the server refused it: (.+)$/.exec(text)?.[1];
+  if (refusal !== undefined) {
+    return {
+      cause: `it refused the connection (${refusal})`,
+      fix: (s) =>
+        /maximum connections/i.test(refusal)
+          ? `Raise its max_connections, or set ${s} to a server with room`
+          : `Check that server's log, or set ${s} to another`,
+    };
+  }
   if (name === "TlsNotOfferedError") {
     return {
       cause: (error as { reason: string }).reason,
