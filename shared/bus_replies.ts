@@ -67,7 +67,7 @@ export class Link {
   #back: PromiseWithResolvers<void> | undefined;
   /** Subscriptions the server refused since the connection was (re)made (`refusedSubscriptions`). */
   #refused = 0;
-  /** When each error the server sent was last logged (`#logServerError`). */
+  /** When each error the server sent was last logged (`#serverError`), for at most 100 texts. */
   readonly #errorLoggedAt = new Map<string, number>();
 
   get down(): boolean {
@@ -134,6 +134,8 @@ export class Link {
     if (refusal) this.#refused++;
     const now = Date.now();
     if (now - (this.#errorLoggedAt.get(text) ?? -Infinity) < SERVER_ERROR_LOG_INTERVAL_MS) return;
+    // A permission's refusal names its subject: texts vary, and the map must not grow for good.
+    if (this.#errorLoggedAt.size >= 100) this.#errorLoggedAt.clear();
     this.#errorLoggedAt.set(text, now);
     if (refusal) {
       log.error(
