@@ -458,7 +458,7 @@ export function health(
   const signing = jwtSecret === undefined ? undefined : secretFingerprint(jwtSecret);
   const hint = log && new PrefixHint(log);
   return async function healthHandler(c) {
-    const report = await checkHealth(bus, services, { signing: await signing, hint });
+    const report = await checkHealth(bus, services, { signing, hint });
     // Now's state, for whoever asks now: no cache may keep it (the README's rule for every
     // answer the gateway's cache does not hold).
     return c.json(report, report.status === "ok" ? 200 : 503, { "Cache-Control": PRIVATE });

@@ -79,7 +79,7 @@ export async function startCatalog(
     handlers,
     version: VERSION,
     // So that a gateway verifying with another secret says so on /health.
-    metadata: { [JWT_SECRET_METADATA]: await secretFingerprint(config.jwtSecret) },
+    metadata: { [JWT_SECRET_METADATA]: secretFingerprint(config.jwtSecret) },
     // A deleted user's or outdated token: 401 before a stored answer is replayed.
     authenticate: async (actor) => {
       await loadCaller(sql, actor);
