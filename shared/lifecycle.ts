@@ -356,6 +356,31 @@ export interface ServiceProcess<S extends { stop(): Promise<void>; running: Runn
 }
 
 /**
+ * A service process's database: opened, its schema migrated and claimed for this system
+ * (shared/system_mark.ts), or the process ends with one line saying why.
+ */
+async function openOwnSchema(
+  config: Config,
+  process: Pick<ServiceProcess<never>, "name" | "schema" | "migrate">,
+  log: Logger,
+): Promise<Sql> {
+  const databaseUrl = serviceDatabaseUrl(process.name, config);
+  const { openDatabase } = await import("./db.ts");
+  const { claimSchema } = await import("./system_mark.ts");
+  return await startOrExit(log, "open the database", async () => {
+    const sql = await openDatabase(databaseUrl, {
+      schema: process.schema,
+      max: config.databasePoolMax,
+      log,
+    });
+    const applied = await process.migrate(sql);
+    if (applied.length) log.info("migrations applied", { applied });
+    await claimSchema(sql, process.schema, config.busPrefix);
+    return sql;
+  }, { url: databaseUrl, setting: databaseSetting(process.name, config) });
+}
+
+/**
  * The whole life of a service process, the same for every service: read the config, open and
  * migrate its schema, connect to NATS, start, and drain on SIGINT/SIGTERM.
  *
@@ -370,21 +395,10 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
   process: ServiceProcess<S>,
   log: Logger = createLogger(process.name, config.logLevel),
 ): Promise<S> {
-  const databaseUrl = serviceDatabaseUrl(process.name, config);
-  const { openDatabase } = await import("./db.ts");
   const { watchPool } = await import("./db_metrics.ts");
   // Imported here, as db.ts is: the gateway, which uses this module too, needs no JetStream.
   const { jetstreamManager } = await import("@nats-io/jetstream");
-  const sql = await startOrExit(log, "open the database", async () => {
-    const sql = await openDatabase(databaseUrl, {
-      schema: process.schema,
-      max: config.databasePoolMax,
-      log,
-    });
-    const applied = await process.migrate(sql);
-    if (applied.length) log.info("migrations applied", { applied });
-    return sql;
-  }, { url: databaseUrl, setting: databaseSetting(process.name, config) });
+  const sql = await openOwnSchema(config, process, log);
   const bus = await startOrExit(
     log,
     "connect to NATS",
