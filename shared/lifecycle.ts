@@ -94,6 +94,28 @@ function connectionCause(
 }
 
 /**
+ * A server without TLS where the URL asks for it: NATS's `tls://` (shared/nats_transport.ts), and
+ * Postgres's `sslmode=require`, where postgres.js starts the handshake after the server said no
+ * and the socket closes under it (until 2026-12-06 the bare "Client network socket disconnected
+ * before secure TLS connection was established", naming no setting: an operator review).
+ */
+function tlsCause(error: unknown, name: string | undefined, text: string): KnownCause | undefined {
+  if (name === "TlsNotOfferedError") {
+    return {
+      cause: (error as { reason: string }).reason,
+      fix: (s) => `Turn TLS on in that server, or set ${s} to one that offers it`,
+    };
+  }
+  if (/disconnected before secure TLS connection was established/i.test(text)) {
+    return {
+      cause: "it closed the connection where TLS was to begin (a server without TLS?)",
+      fix: (s) => `Turn TLS on in that server, or drop sslmode=require (or ssl=true) from ${s}`,
+    };
+  }
+  return undefined;
+}
+
+/**
  * What a server that answered refused or lacks (a right, room for a connection, TLS, JetStream),
  * or what is wrong with its URL.
  */
@@ -122,12 +144,8 @@ function serverOrUrlCause(
           : `Check that server's log, or set ${s} to another`,
     };
   }
-  if (name === "TlsNotOfferedError") {
-    return {
-      cause: (error as { reason: string }).reason,
-      fix: (s) => `Turn TLS on in that server, or set ${s} to one that offers it`,
-    };
-  }
+  const tls = tlsCause(error, name, text);
+  if (tls) return tls;
   // A service's NATS without JetStream (Debian's nats-server unit starts one so): said as
   // "Cannot start catalog: jetstream is not enabled", naming neither the server nor the setting.
   if (name === "JetStreamNotEnabled") {
