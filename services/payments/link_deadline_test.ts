@@ -83,3 +83,27 @@ Deno.test("[payments] a link refused at commit by its deadline leaves no account
     );
   }
 });
+
+// A gateway given a REQUEST_TIMEOUT_MS below payments' STRIPE_TIMEOUT_MS skips the check loadConfig
+// makes within one process, and nothing said so (an operator review, 2026-12-06).
+Deno.test("[payments] a Stripe change with less time left than a Stripe call warns, once", async () => {
+  const warnings = (p: PaymentsSystem) => p.logs.filter((line) => line.includes("less time left"));
+  {
+    await using tight = await startPaymentsSystem({
+      env: { REQUEST_TIMEOUT_MS: "2000", STRIPE_TIMEOUT_MS: "1990" },
+    });
+    for (let i = 0; i < 2; i++) {
+      const cast = await tight.stripeEvent();
+      expectStatus(await tight.link(cast.owner.token, cast.event.id, tight.grant().code), 201);
+    }
+    assert.equal(warnings(tight).length, 1, tight.logs.join("\n"));
+    assert.match(
+      warnings(tight)[0],
+      /raise the gateway's REQUEST_TIMEOUT_MS above STRIPE_TIMEOUT_MS \(1990 ms here\)/,
+    );
+  }
+  await using roomy = await startPaymentsSystem();
+  const cast = await roomy.stripeEvent();
+  expectStatus(await roomy.link(cast.owner.token, cast.event.id, roomy.grant().code), 201);
+  assert.deepEqual(warnings(roomy), []);
+});

@@ -120,6 +120,28 @@ const HOLD_MARGIN_MS = 1_000;
  */
 const AFTER_STRIPE_MS = 100;
 
+/** When each payments instance (by its logger) last warned of too little time for Stripe. */
+const lastShortDeadlineWarning = new WeakMap<object, number>();
+
+/**
+ * Warns, once a minute, of a Stripe change that came with less time left than a whole Stripe call
+ * and what follows it take. It goes ahead (a slow answer then meets the deadline at commit, a 504,
+ * and an account Stripe connected meanwhile is released), but when every one comes so, the gateway's
+ * REQUEST_TIMEOUT_MS is below this STRIPE_TIMEOUT_MS: `loadConfig` checks the two only within one
+ * process, and a gateway given its own skipped it without a word (an operator review, 2026-12-06).
+ */
+function warnOfShortDeadline(ctx: PaymentsContext, left: number): void {
+  const now = performance.now();
+  if (now - (lastShortDeadlineWarning.get(ctx.log) ?? -Infinity) < 60_000) return;
+  lastShortDeadlineWarning.set(ctx.log, now);
+  ctx.log.warn(
+    "a Stripe change came with less time left than a Stripe call may take: a slow answer will be " +
+      "a 504; if every one comes so, raise the gateway's REQUEST_TIMEOUT_MS above STRIPE_TIMEOUT_MS " +
+      `(${ctx.config.stripeTimeoutMs} ms here) by ${AFTER_STRIPE_MS + COMMIT_MARGIN_MS} ms or more`,
+    { leftMs: Math.floor(left) },
+  );
+}
+
 /**
  * Takes the accounts lock in `tx` (store: `lockAccounts`), waiting no longer than leaves the Stripe
  * call that follows its whole STRIPE_TIMEOUT_MS, the statements after it and the commit before the
@@ -135,6 +157,7 @@ export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<vo
   const waitMs = Number.isFinite(left)
     ? left - stripeMs - AFTER_STRIPE_MS - COMMIT_MARGIN_MS
     : LOCK_WAIT_WITHOUT_DEADLINE_MS;
+  if (waitMs <= 0) warnOfShortDeadline(ctx, left);
   // Never longer than the deadline's own bound (set by `bounded`).
   const holdMs = Math.min(stripeMs + HOLD_MARGIN_MS, left);
   await lockAccounts(tx, { waitMs, holdMs });
