@@ -53,11 +53,13 @@ import { metrics } from "./metrics.ts";
 import { tracing } from "./telemetry.ts";
 import { CACHE_EXPIRES_HEADER, CACHE_TAGS_HEADER } from "./cache_tags.ts";
 import {
+  BUDGET_HEADER,
+  CLOCK_SKEW_WARN_MS,
   currentDeadline,
   DEADLINE_HEADER,
   deadlineError,
   DEFAULT_BUS_TIMEOUT_MS,
-  parseDeadline,
+  receivedDeadline,
 } from "./deadline.ts";
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
@@ -240,6 +242,7 @@ export class Bus {
   readonly #link = new Link();
   readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
   #busyLoggedAt = 0;
+  #clockSkewLoggedAt = 0;
   #replies?: Replies;
 
   constructor(
@@ -381,6 +384,7 @@ export class Bus {
     if (deadline <= now) throw deadlineError(`request ${subject}`);
     const headers = natsHeaders();
     headers.set(DEADLINE_HEADER, String(deadline));
+    headers.set(BUDGET_HEADER, String(deadline - now));
     if (inherited !== Infinity) headers.set(NESTED_HEADER, "1");
     if (options.idempotencyKey) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
     if (options.preconditionFailed) {
@@ -502,6 +506,22 @@ export class Bus {
   }
 
   /**
+   * Logs, once in BUSY_LOG_INTERVAL_MS, a request whose deadline lay further ahead than its budget allows: its
+   * sender's clock runs ahead of this process's (the budget bounds the request; the clocks want
+   * NTP, as README "Operations" says).
+   */
+  #noteClockSkew(subject: string, aheadMs: number): void {
+    const now = Date.now();
+    if (now - this.#clockSkewLoggedAt < BUSY_LOG_INTERVAL_MS) return;
+    this.#clockSkewLoggedAt = now;
+    this.#log.warn(
+      "a requester's clock runs ahead of this process's: each request is held to the time it was " +
+        "sent with, but keep every machine's clock in sync (NTP)",
+      { subject, aheadMs: Math.round(aheadMs) },
+    );
+  }
+
+  /**
    * Subscribes one route in the queue group, registering its figures in `stats`; each request
    * takes its turn through `admission`, and stays in `inFlight` until it is answered, so stopping
    * can wait for it.
@@ -537,10 +557,10 @@ export class Bus {
       queue: QUEUE_GROUP,
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
-        const served = { endpoint, schemas, handler, stat, meter, log, maxPayload };
-        // As the serving side reads it (shared/bus_serving.ts): the bus's default without one.
-        const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER)) ??
-          Date.now() + DEFAULT_BUS_TIMEOUT_MS;
+        // Read once, at arrival: a budget counts from then, however long admission holds it.
+        const { deadline, senderAheadMs } = receivedDeadline(msg.headers);
+        if (senderAheadMs > CLOCK_SKEW_WARN_MS) this.#noteClockSkew(subject, senderAheadMs);
+        const served = { endpoint, schemas, handler, stat, meter, log, maxPayload, deadline };
         const nested = msg.headers?.has(NESTED_HEADER) ?? false;
         const work = admission.admit({ bytes: msg.data.length, deadline, nested }, {
           serve: () => answer(served, msg),

@@ -10,13 +10,7 @@ import type { EndpointStats } from "./bus.ts";
 import type { Endpoint, EndpointSchemas, Handler } from "./bus_endpoints.ts";
 import { endBusSpan, type EndpointMeter, startServerSpan } from "./bus_telemetry.ts";
 import { cacheHeaders } from "./cache_tags.ts";
-import {
-  DEADLINE_HEADER,
-  deadlineError,
-  DEFAULT_BUS_TIMEOUT_MS,
-  parseDeadline,
-  withDeadline,
-} from "./deadline.ts";
+import { deadlineError, withDeadline } from "./deadline.ts";
 import {
   ApiError,
   errorDocumentOf,
@@ -93,6 +87,8 @@ export interface Served {
   log: Logger;
   /** The largest message the NATS server takes (`max_payload`), headers included. */
   maxPayload: () => number;
+  /** This request's deadline, read when it arrived (`receivedDeadline`). */
+  deadline: number;
 }
 
 /** An answer ready to send: its status, headers and body. */
@@ -139,11 +135,10 @@ async function outcomeOf(served: Served, msg: Msg, refused?: ApiError): Promise<
   try {
     if (refused) throw refused;
     const schemas = await served.schemas;
-    // A requester that sends no deadline (a client of the bus API other than ours) gets the
-    // bus's default timeout as one: without any, a change could be made long after it gave up
-    // (a reservation behind a lock, applied after its 1 s timeout, in a review).
-    const deadline = parseDeadline(msg.headers?.get(DEADLINE_HEADER)) ??
-      Date.now() + DEFAULT_BUS_TIMEOUT_MS;
+    // A requester that sends no deadline (a client of the bus API other than ours) got the
+    // bus's default timeout as one (`receivedDeadline`): without any, a change could be made long
+    // after it gave up (a reservation behind a lock, applied after its 1 s timeout, in a review).
+    const { deadline } = served;
     // The requester has given up (a backlog, a stalled process): the work would be wasted, and a
     // change made now would contradict the 504 the client already has.
     if (Date.now() >= deadline) throw deadlineError("start the work");

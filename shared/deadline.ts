@@ -6,8 +6,10 @@
  * (shared/db.ts), and requests to other services carry the same deadline on (shared/bus.ts).
  * So a request the gateway has answered 504 never changes anything afterwards.
  *
- * Deadlines are wall-clock times: the processes' clocks must agree (NTP) to well under the
- * request timeout.
+ * Deadlines are wall-clock times, so each bus request also carries the time it had left when sent
+ * (`Oe-Budget-Ms`), and the serving side takes the sooner of the two (`receivedDeadline`): a clock
+ * running behind the requester's cannot stretch a deadline. One running ahead still refuses work as
+ * late: keep the clocks in sync (NTP).
  *
  * @example
  * ```ts
@@ -22,6 +24,19 @@ import { GatewayTimeoutError } from "./errors.ts";
 
 /** The bus header that carries the deadline (epoch milliseconds). */
 export const DEADLINE_HEADER = "Oe-Deadline";
+
+/**
+ * The bus header that carries the time the request had left when it was sent (milliseconds): a
+ * duration, which no clock skews (as gRPC sends `grpc-timeout`). The serving side bounds the
+ * deadline by it from the request's arrival (`receivedDeadline`).
+ */
+export const BUDGET_HEADER = "Oe-Budget-Ms";
+
+/**
+ * How much later a request's deadline may lie than its budget counted from arrival before the
+ * serving side logs that the clocks differ (transit only ever makes the difference smaller).
+ */
+export const CLOCK_SKEW_WARN_MS = 250;
 
 /**
  * How long a bus request waits for its answer unless told otherwise, and the deadline a served
@@ -75,10 +90,49 @@ export function remainingMs(): number {
 }
 
 /** Reads a deadline header value; anything unreadable counts as no deadline. */
-export function parseDeadline(value: string | undefined | null): number | undefined {
+function parseDeadline(value: string | undefined | null): number | undefined {
   if (!value) return undefined;
   const deadline = Number(value);
   return Number.isFinite(deadline) && deadline > 0 ? deadline : undefined;
+}
+
+/** A bus request's deadline by this process's clock, and how far its sender's clock runs ahead. */
+export interface ReceivedDeadline {
+  deadline: number;
+  /**
+   * How much later the sender's deadline lies than its budget counted from arrival: its clock's
+   * lead over this process's, less the request's transit (0 where it sent no budget).
+   */
+  senderAheadMs: number;
+}
+
+/**
+ * The deadline of a bus request as it arrives (`headers` its NATS headers, `receivedAt` now): its
+ * sender's absolute deadline, never later than its budget counted from arrival; the bus's default
+ * where it sent neither. Until 2026-12-06 the absolute one alone: a process whose clock ran behind
+ * the gateway's by more than `COMMIT_MARGIN_MS` took that much more time than the gateway waited,
+ * and could commit a change the client had been answered 504 for (a review of clock skew). The
+ * budget alone would not do either: it leaves out the time the request waited to be read.
+ */
+export function receivedDeadline(
+  headers: { get(name: string): string | undefined | null } | undefined,
+  receivedAt = Date.now(),
+): ReceivedDeadline {
+  const absolute = parseDeadline(headers?.get(DEADLINE_HEADER));
+  const budget = parseBudget(headers?.get(BUDGET_HEADER));
+  if (absolute === undefined) {
+    return { deadline: receivedAt + (budget ?? DEFAULT_BUS_TIMEOUT_MS), senderAheadMs: 0 };
+  }
+  if (budget === undefined) return { deadline: absolute, senderAheadMs: 0 };
+  const byBudget = receivedAt + budget;
+  return { deadline: Math.min(absolute, byBudget), senderAheadMs: absolute - byBudget };
+}
+
+/** Reads a budget header value: a whole number of milliseconds, else none. */
+function parseBudget(value: string | undefined | null): number | undefined {
+  if (!value) return undefined;
+  const budget = Number(value);
+  return Number.isSafeInteger(budget) && budget >= 0 ? budget : undefined;
 }
 
 /** The error of work refused or abandoned because its deadline passed. */
