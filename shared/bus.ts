@@ -506,9 +506,9 @@ export class Bus {
   }
 
   /**
-   * Logs, once in BUSY_LOG_INTERVAL_MS, a request whose deadline lay further ahead than its budget allows: its
-   * sender's clock runs ahead of this process's (the budget bounds the request; the clocks want
-   * NTP, as README "Operations" says).
+   * Logs, at most once in BUSY_LOG_INTERVAL_MS, a request whose deadline lay further ahead than its
+   * budget allows: its sender's clock runs ahead of this process's (the budget bounds the request;
+   * the clocks want NTP, as README "Operations" says).
    */
   #noteClockSkew(subject: string, aheadMs: number): void {
     const now = Date.now();

@@ -1,9 +1,9 @@
 /**
- * Deadlines across clocks that disagree (a review of clock skew, 2026-12-06). The gateway sends each
- * bus request's absolute deadline (`Oe-Deadline`, its own clock) and, since then, the time it had
- * left (`Oe-Budget-Ms`). A serving process whose clock runs behind the requester's read the absolute
- * deadline as later than it was, and could commit a change after the requester had answered 504.
- * Real NATS and Postgres; the skew is the headers' (a deadline 10 s ahead of this clock).
+ * Deadlines across clocks that disagree (a review of clock skew, 2026-12-06). The gateway sends
+ * each bus request's absolute deadline (`Oe-Deadline`, its own clock) and, since then, the time it
+ * had left (`Oe-Budget-Ms`). A serving process whose clock runs behind the requester's read the
+ * absolute deadline as later than it was, and could commit a change after the requester had
+ * answered 504. Real NATS and Postgres; the skew is the headers' (a deadline 10 s ahead).
  */
 import assert from "node:assert/strict";
 import { z } from "zod";

@@ -36,7 +36,7 @@ Deno.test("[mark] the first system marks a schema; another is refused until it i
   }
 });
 
-/** Starts an audit process of system `prefix` on `databaseUrl`; its outcome once it is ready or gone. */
+/** Starts an audit process of system `prefix` on `databaseUrl`: its outcome, ready or gone. */
 async function auditOf(databaseUrl: string, natsUrl: string, prefix: string) {
   const env = faultEnv({ databaseUrl, natsUrl, prefix, port: freePort(), requestTimeoutMs: 3000 });
   await using audit = spawnProcess("audit", "services/audit/main.ts", env);

@@ -126,18 +126,20 @@ const lastShortDeadlineWarning = new WeakMap<object, number>();
 /**
  * Warns, once a minute, of a Stripe change that came with less time left than a whole Stripe call
  * and what follows it take. It goes ahead (a slow answer then meets the deadline at commit, a 504,
- * and an account Stripe connected meanwhile is released), but when every one comes so, the gateway's
- * REQUEST_TIMEOUT_MS is below this STRIPE_TIMEOUT_MS: `loadConfig` checks the two only within one
- * process, and a gateway given its own skipped it without a word (an operator review, 2026-12-06).
+ * and an account Stripe connected meanwhile is released), but when every one comes so, the
+ * gateway's REQUEST_TIMEOUT_MS is below this STRIPE_TIMEOUT_MS: `loadConfig` checks the two only
+ * within one process, and a gateway given its own skipped it without a word (an operator review,
+ * 2026-12-06).
  */
 function warnOfShortDeadline(ctx: PaymentsContext, left: number): void {
   const now = performance.now();
   if (now - (lastShortDeadlineWarning.get(ctx.log) ?? -Infinity) < 60_000) return;
   lastShortDeadlineWarning.set(ctx.log, now);
   ctx.log.warn(
-    "a Stripe change came with less time left than a Stripe call may take: a slow answer will be " +
-      "a 504; if every one comes so, raise the gateway's REQUEST_TIMEOUT_MS above STRIPE_TIMEOUT_MS " +
-      `(${ctx.config.stripeTimeoutMs} ms here) by ${AFTER_STRIPE_MS + COMMIT_MARGIN_MS} ms or more`,
+    "a Stripe change came with less time left than a Stripe call may take: a slow answer will " +
+      "be a 504; if every one comes so, raise the gateway's REQUEST_TIMEOUT_MS above " +
+      `STRIPE_TIMEOUT_MS (${ctx.config.stripeTimeoutMs} ms here) by ` +
+      `${AFTER_STRIPE_MS + COMMIT_MARGIN_MS} ms or more`,
     { leftMs: Math.floor(left) },
   );
 }
