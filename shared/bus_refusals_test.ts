@@ -10,7 +10,8 @@ import { startNatsServer } from "@testing/nats_server.ts";
 import { Bus } from "./bus.ts";
 import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { ServiceUnavailableError } from "./errors.ts";
-import { createLogger, type LogFields, type Logger } from "./log.ts";
+import { createLogger } from "./log.ts";
+import { recordingLogger } from "./testing.ts";
 
 const quiet = createLogger("test", "error");
 
@@ -21,14 +22,14 @@ const numbered = Array.from({ length: 5 }, (_, n) => ({
 }));
 const routes = numbered.map(({ n, endpoint }) => route(endpoint, () => n));
 
-function errorsLogger(): Logger & { errors: LogFields[] } {
-  const errors: LogFields[] = [];
-  return { ...quiet, errors, error: (message, fields) => errors.push({ message, ...fields }) };
+/** The error lines `logger` kept. */
+function errorsOf(logger: ReturnType<typeof recordingLogger>) {
+  return logger.lines.filter((line) => line.level === "error");
 }
 
 async function servedOn(maxSubscriptions: number) {
   const nats = await startNatsServer({ maxSubscriptions });
-  const logger = errorsLogger();
+  const logger = recordingLogger();
   const serving = await Bus.connect({ url: nats.url, prefix: "limits", logger });
   const asking = await Bus.connect({ url: nats.url, prefix: "limits", logger: quiet });
   const service = serving.serve({ name: "demo", version: "1.0.0" }, routes);
@@ -60,8 +61,8 @@ Deno.test("[bus] subscriptions the server refuses fail the start check, show in 
   for (const { endpoint } of numbered.slice(3)) {
     await assert.rejects(system.asking.request(endpoint, {}), ServiceUnavailableError);
   }
-  assert.deepEqual(system.logger.errors.map((line) => line.refused), [1], "one line, not two");
-  assert.match(String(system.logger.errors[0].message), /raise max_subscriptions/);
+  assert.deepEqual(errorsOf(system.logger).map((line) => line.refused), [1], "one line, not two");
+  assert.match(errorsOf(system.logger)[0].message, /raise max_subscriptions/);
 });
 
 Deno.test("[bus] a server with room for every subscription passes the start check", async () => {
@@ -73,5 +74,5 @@ Deno.test("[bus] a server with room for every subscription passes the start chec
   for (const { n, endpoint } of numbered) {
     assert.equal(await system.asking.request(endpoint, {}), n);
   }
-  assert.deepEqual(system.logger.errors, []);
+  assert.deepEqual(errorsOf(system.logger), []);
 });

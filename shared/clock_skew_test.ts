@@ -12,28 +12,14 @@ import { Bus } from "./bus.ts";
 import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { BUDGET_HEADER, DEADLINE_HEADER, remainingMs } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
-import type { LogFields, Logger } from "./log.ts";
-import { testBackends, testDatabase } from "./testing.ts";
-
-/** A logger that keeps its warnings. */
-function warningsLogger(): Logger & { warnings: LogFields[] } {
-  const warnings: LogFields[] = [];
-  const ignore = () => {};
-  return {
-    warnings,
-    debug: ignore,
-    info: ignore,
-    error: ignore,
-    warn: (message, fields) => warnings.push({ message, ...fields }),
-  };
-}
+import { recordingLogger, testBackends, testDatabase } from "./testing.ts";
 
 Deno.test("[bus] a requester's clock ahead: its request is held to its budget, and the skew is logged", async () => {
   await using database = await testDatabase();
   const sql = await openDatabase(database.url, { schema: "skew" });
   await sql`create table skew.changes (id serial primary key)`;
   const { natsUrl } = await testBackends();
-  const logger = warningsLogger();
+  const logger = recordingLogger();
   const bus = await Bus.connect({
     url: natsUrl,
     prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
@@ -68,8 +54,9 @@ Deno.test("[bus] a requester's clock ahead: its request is held to its budget, a
     for (let i = 0; i < 2; i++) assert.equal(await ask(300), "504");
     assert.ok(left.every((ms) => ms <= 300), `the handler saw ${left.join(", ")} ms left`);
     assert.equal((await sql`select count(*)::int as n from skew.changes`)[0].n, 0);
-    const skews = logger.warnings.filter((line) => /clock runs ahead/.test(String(line.message)));
-    assert.equal(skews.length, 1, JSON.stringify(logger.warnings));
+    const skews = logger.lines.filter((line) => /clock runs ahead/.test(line.message));
+    assert.equal(skews.length, 1, JSON.stringify(logger.lines));
+    assert.equal(skews[0].level, "warn");
     assert.ok(Number(skews[0].aheadMs) > 9_000, JSON.stringify(skews[0]));
     // A requester of an older build sends no budget: its absolute deadline holds, as before.
     assert.equal(await ask(), "200");
@@ -86,7 +73,7 @@ Deno.test("[bus] our requests carry their budget beside their deadline", async (
   const bus = await Bus.connect({
     url: natsUrl,
     prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
-    logger: warningsLogger(),
+    logger: recordingLogger(),
   });
   const echo = defineEndpoint("demo.echo", {
     request: z.object({}),

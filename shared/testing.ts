@@ -18,7 +18,7 @@
  */
 import postgres from "postgres";
 import { Bus } from "./bus.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { deleteFactStream } from "./fact_streams.ts";
 
 interface Backends {
@@ -185,5 +185,26 @@ export function factStreamRemoval(natsUrl: string, prefix: string): AsyncDisposa
         await bus.close();
       }
     },
+  };
+}
+
+/** A line a `recordingLogger` kept: its level, its message and its fields. */
+export type RecordedLine = LogFields & { level: string; message: string };
+
+/**
+ * A logger that keeps every line it is given, for tests that assert what a component logged (one
+ * place instead of a logger per test file).
+ */
+export function recordingLogger(): Logger & { lines: RecordedLine[] } {
+  const lines: RecordedLine[] = [];
+  const keep = (level: string) => (message: string, fields?: LogFields) => {
+    lines.push({ ...fields, level, message });
+  };
+  return {
+    lines,
+    debug: keep("debug"),
+    info: keep("info"),
+    warn: keep("warn"),
+    error: keep("error"),
   };
 }

@@ -161,3 +161,18 @@ export function spawnProcess(
     },
   };
 }
+
+/**
+ * Whichever comes first: `process` logs `readyLine` ("running"), or it exits (its status): for tests
+ * of a start that must fail with one line, or must not. Waits at most `timeoutMs` for the line.
+ */
+export async function readyOrExited(
+  process: TestProcess,
+  readyLine: string,
+  timeoutMs = 30_000,
+): Promise<"running" | Deno.CommandStatus> {
+  const running = new Promise<"running">((resolve) => {
+    process.waitForLine(readyLine, timeoutMs).then(() => resolve("running"), () => {});
+  });
+  return await Promise.race([process.exited, running]);
+}

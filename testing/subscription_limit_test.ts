@@ -9,7 +9,7 @@ import { freePort } from "@shared/net.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { faultEnv } from "./fault_env.ts";
 import { startNatsServer } from "./nats_server.ts";
-import { spawnProcess } from "./processes.ts";
+import { readyOrExited, spawnProcess } from "./processes.ts";
 
 async function catalogOn(maxSubscriptions: number) {
   await using stack = new AsyncDisposableStack();
@@ -23,10 +23,7 @@ async function catalogOn(maxSubscriptions: number) {
     requestTimeoutMs: 3000,
   });
   const catalog = stack.use(spawnProcess("catalog", "services/catalog/main.ts", env));
-  const running = new Promise<"running">((resolve) => {
-    catalog.waitForLine("catalog ready", 30_000).then(() => resolve("running"), () => {});
-  });
-  const outcome = await Promise.race([catalog.exited, running]);
+  const outcome = await readyOrExited(catalog, "catalog ready");
   return { outcome, lines: [...catalog.lines] };
 }
 

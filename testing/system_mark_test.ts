@@ -11,7 +11,7 @@ import { claimSchema, handOverStatement } from "@shared/system_mark.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { faultEnv } from "./fault_env.ts";
 import { startNatsServer } from "./nats_server.ts";
-import { spawnProcess } from "./processes.ts";
+import { readyOrExited, spawnProcess } from "./processes.ts";
 
 Deno.test("[mark] the first system marks a schema; another is refused until it is handed over", async () => {
   await using database = await testDatabase();
@@ -40,10 +40,7 @@ Deno.test("[mark] the first system marks a schema; another is refused until it i
 async function auditOf(databaseUrl: string, natsUrl: string, prefix: string) {
   const env = faultEnv({ databaseUrl, natsUrl, prefix, port: freePort(), requestTimeoutMs: 3000 });
   await using audit = spawnProcess("audit", "services/audit/main.ts", env);
-  const running = new Promise<"running">((resolve) => {
-    audit.waitForLine("audit ready", 30_000).then(() => resolve("running"), () => {});
-  });
-  const outcome = await Promise.race([audit.exited, running]);
+  const outcome = await readyOrExited(audit, "audit ready");
   return { outcome, lines: [...audit.lines] };
 }
 
