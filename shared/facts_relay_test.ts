@@ -7,10 +7,9 @@ import { openDatabase, type Sql } from "./db.ts";
 import { changeWithFact, installOutbox } from "./facts.ts";
 import { deleteFactStream, ensureFactStream } from "./fact_streams.ts";
 import { FactRelay, takeOutboxBatch } from "./fact_relay.ts";
-import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
-import { testBus, testDatabase } from "./testing.ts";
+import { recordingLogger, testBus, testDatabase } from "./testing.ts";
 import { silentProxyTo } from "@testing/silent_proxy.ts";
 import { laggingProxy } from "@testing/lagging_proxy.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
@@ -18,16 +17,9 @@ import { eventually } from "@testing/eventually.ts";
 import { Bus } from "./bus.ts";
 import { createLogger } from "./log.ts";
 
-function recording(): Logger & { lines: { level: string; message: string }[] } {
-  const lines: { level: string; message: string }[] = [];
-  const keep = (level: string) => (message: string) => void lines.push({ level, message });
-  return {
-    lines,
-    debug: keep("debug"),
-    info: keep("info"),
-    warn: keep("warn"),
-    error: keep("error"),
-  };
+/** What `log` said: each line's level and message. */
+function said(log: ReturnType<typeof recordingLogger>) {
+  return log.lines.map(({ level, message }) => ({ level, message }));
 }
 
 // Found by a review: with the stream gone (NATS started again on an empty volume, its JetStream
@@ -36,7 +28,7 @@ Deno.test("[facts] FactRelay logs a missing stream once, makes it again and publ
   await using db = await testDatabase();
   await using tb = await testBus();
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const log = recording();
+  const log = recordingLogger();
   const relay = new FactRelay(sql, tb.bus, log);
   try {
     await installOutbox(sql);
@@ -49,7 +41,7 @@ Deno.test("[facts] FactRelay logs a missing stream once, makes it again and publ
     // relay makes the stream as a start would.
     await relay.flush();
     const stream = facts.stream(tb.prefix);
-    assert.deepEqual(log.lines, [{
+    assert.deepEqual(said(log), [{
       level: "warn",
       message: `cannot publish facts yet (stream ${stream} does not exist); will retry`,
     }]);
@@ -57,7 +49,7 @@ Deno.test("[facts] FactRelay logs a missing stream once, makes it again and publ
     assert.equal(waiting, 1, "the fact stays in the outbox meanwhile");
 
     await relay.flush();
-    assert.deepEqual(log.lines.at(-1), { level: "info", message: "publishing facts again" });
+    assert.deepEqual(said(log).at(-1), { level: "info", message: "publishing facts again" });
     assert.equal(log.lines.length, 2);
     const jsm = await jetstreamManager(tb.bus.nc);
     assert.equal((await jsm.streams.info(stream)).state.messages, 1);
@@ -76,7 +68,7 @@ Deno.test("[facts] FactRelay publishes again once a lost fact stream is made aga
   await using db = await testDatabase();
   await using tb = await testBus();
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
+  const relay = new FactRelay(sql, tb.bus, recordingLogger());
   const record = async () => {
     const id = crypto.randomUUID();
     await sql`insert into outbox (id, subject, payload)
@@ -110,7 +102,7 @@ Deno.test("[facts] FactRelay sets aside a fact larger than NATS carries and publ
   await using db = await testDatabase();
   await using tb = await testBus();
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const log = recording();
+  const log = recordingLogger();
   const relay = new FactRelay(sql, tb.bus, log);
   const record = async (name: string, filler = "") => {
     const id = crypto.randomUUID();
@@ -160,7 +152,7 @@ Deno.test("[facts] FactRelay gives up on a batch Postgres does not answer and go
   await using proxy = silentProxyTo(db.url);
   const sql = await openDatabase(db.url, { schema: "relay" });
   const relaySql = await openDatabase(proxy.url, { schema: "relay", max: 3 });
-  const relay = new FactRelay(relaySql, tb.bus, recording());
+  const relay = new FactRelay(relaySql, tb.bus, recordingLogger());
   const record = async () => {
     const id = crypto.randomUUID();
     await sql`insert into outbox (id, subject, payload)
@@ -203,7 +195,7 @@ Deno.test("[facts] a drain takes facts up to a byte bound, the first always, and
   await using db = await testDatabase();
   await using tb = await testBus();
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
+  const relay = new FactRelay(sql, tb.bus, recordingLogger());
   const record = async (name: string, filler: string) => {
     const id = crypto.randomUUID();
     await sql`insert into outbox (id, subject, payload)
@@ -262,7 +254,7 @@ Deno.test("[facts] FactRelay keeps the outbox order when JetStream refuses a fac
   await using db = await testDatabase();
   await using tb = await testBus();
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, tb.bus, recording());
+  const relay = new FactRelay(sql, tb.bus, recordingLogger());
   const stream = await ensureFactStream(tb.bus);
   const jsm = await jetstreamManager(tb.bus.nc);
   const record = async (subject: string) => {
@@ -319,7 +311,7 @@ async function relayWithLateAcks() {
   const url = `nats://127.0.0.1:${proxy.port}`;
   const bus = await Bus.connect({ url, prefix, logger: createLogger("test", "error") });
   const sql = await openDatabase(db.url, { schema: "relay" });
-  const relay = new FactRelay(sql, bus, recording());
+  const relay = new FactRelay(sql, bus, recordingLogger());
   stack.defer(async () => {
     try {
       nats.freeze(false); // a test that failed while it was frozen
@@ -427,7 +419,7 @@ Deno.test("[facts] FactRelay stop ends in time when Postgres goes away during it
   const proxy = silentProxyTo(db.url);
   const sql = await openDatabase(db.url, { schema: "relay" });
   const relaySql = await openDatabase(proxy.url, { schema: "relay", max: 2 });
-  const relay = new FactRelay(relaySql, tb.bus, recording());
+  const relay = new FactRelay(relaySql, tb.bus, recordingLogger());
   const record = async () => {
     const id = crypto.randomUUID();
     await sql`insert into outbox (id, subject, payload)
@@ -583,7 +575,7 @@ Deno.test("[facts] a flush while a drain holds the outbox's rows resolves once t
   });
   const sql = await openDatabase(db.url, { schema: "relay" });
   const pool = postgres(db.url, { connection: { search_path: "relay" }, onnotice: () => {} });
-  const relay = new FactRelay(pool, bus, recording());
+  const relay = new FactRelay(pool, bus, recordingLogger());
   try {
     await installOutbox(sql);
     await ensureFactStream(tb.bus);
