@@ -1,6 +1,7 @@
 /** What the gateway's middleware hands to the handlers after it (Hono's `c.var`). */
 import type { WritePrecondition } from "@shared/errors.ts";
 import type { Actor } from "@shared/schemas/http.ts";
+import type { ReadSnapshot } from "./read_snapshots.ts";
 
 export interface GatewayEnv {
   Variables: {
@@ -12,5 +13,10 @@ export interface GatewayEnv {
      * answers it from the key (gateway/middleware/write_preconditions.ts).
      */
     preconditionFailed?: WritePrecondition;
+    /**
+     * The write's preconditions held on a read answered under this snapshot: the write goes to
+     * its service with it, which refuses it (412) if what it changes changed since.
+     */
+    unchangedSince?: ReadSnapshot & { header: WritePrecondition };
   };
 }

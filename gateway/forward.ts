@@ -21,6 +21,7 @@ import type { ResponseCache } from "./cache.ts";
 import { announceTouched } from "./cache_invalidation.ts";
 import { cachedReply, cacheKey, etagOf, httpReply, type WireParts } from "./http_cache.ts";
 import { Coalescer, type SharedReply } from "./coalesce.ts";
+import { asksSnapshot, noteSnapshot, serviceOf } from "./read_snapshots.ts";
 import { collectionTag } from "@shared/cache_tags.ts";
 import { numberPushedItems } from "@shared/query_filter.ts";
 import { trashedAsked } from "@shared/handlers/guards.ts";
@@ -252,7 +253,9 @@ function routeHandler(forwarder: Forwarder, route: Route): Handler<GatewayEnv> {
     const raw = c.req.raw;
     const method = raw.method;
     const query = queryOf(raw.url);
-    const shareable = sharedRoute && (method === "GET" || method === "HEAD") && anonymous(raw);
+    // A read checking a write's preconditions needs its service's snapshot: never the cache.
+    const shareable = sharedRoute && (method === "GET" || method === "HEAD") && anonymous(raw) &&
+      !asksSnapshot(raw);
     if (!shareable || cache === undefined || coalescer === undefined) {
       return await forwarded(forwarder, route, c, query);
     }
@@ -306,10 +309,17 @@ async function forwarded(
       });
     }
     const shared = route.options.shared === true && anonymous(raw);
-    const parts = await readParts(forwarder, route.endpoint, route.successType, request, shared);
+    const parts = await readParts(forwarder, route.endpoint, route.successType, request, shared, {
+      snapshotFor: request.snapshotAsked ? raw : undefined,
+    });
     return httpReply(parts, ifNoneMatch);
   }
   const preconditionFailed = c.get("preconditionFailed");
+  const since = c.get("unchangedSince");
+  // Only the service that answered the read can compare its snapshot (its own database's).
+  if (since && since.service === serviceOf(route.endpoint.subject)) {
+    request.unchangedSince = { snapshot: since.snapshot, header: since.header };
+  }
   return httpReply(
     await writeParts(forwarder, route, raw, request, preconditionFailed),
     ifNoneMatch,
@@ -326,9 +336,13 @@ async function readParts(
   successType: string,
   request: HttpRequest,
   shared: boolean,
+  options: { snapshotFor?: Request } = {},
 ): Promise<WireParts> {
   const deadline = Date.now() + forwarder.timeoutMs;
   const reply = await forwarder.bus.forward(endpoint, request, forwarder.requestOptions);
+  if (options.snapshotFor) {
+    noteSnapshot(options.snapshotFor, serviceOf(endpoint.subject), reply.snapshot);
+  }
   const { body } = await completed(forwarder, reply, { request, deadline }, undefined);
   return {
     status: reply.status,
@@ -453,6 +467,7 @@ async function requestOf(
     requestId: c.get("requestId"),
     method: c.req.raw.method,
   };
+  if (asksSnapshot(c.req.raw)) request.snapshotAsked = true;
   const method = request.method;
   if (raw) {
     request.rawBody = await readTextBody(c.req.raw, limitBytes, bodyTimeoutMs);

@@ -63,7 +63,14 @@ import {
 } from "./deadline.ts";
 import type { Endpoint, Route } from "./bus_endpoints.ts";
 import { causeChain, Link, Replies, translateRequestError } from "./bus_replies.ts";
-import { answer, loggedOnce, parseJson, RETRY_AFTER_HEADER, retryAfter } from "./bus_serving.ts";
+import {
+  answer,
+  loggedOnce,
+  parseJson,
+  READ_SNAPSHOT_HEADER,
+  RETRY_AFTER_HEADER,
+  retryAfter,
+} from "./bus_serving.ts";
 import { Admission } from "./bus_admission.ts";
 
 export interface ServiceInfo {
@@ -131,6 +138,8 @@ export interface ForwardedReply {
   cacheExpires?: number;
   /** An error's `Retry-After` in seconds (an instance too busy to serve the request in time). */
   retryAfter?: string;
+  /** The database snapshot a read was answered under, when it was asked for (see HttpReply). */
+  snapshot?: string;
   body: Uint8Array;
 }
 
@@ -224,6 +233,9 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
         break;
       case CACHE_EXPIRES_HEADER:
         if (value) read.cacheExpires = Number(value);
+        break;
+      case READ_SNAPSHOT_HEADER:
+        if (value) read.snapshot = value;
         break;
       case RETRY_AFTER_HEADER:
         if (/^\d{1,6}$/.test(value)) read.retryAfter = value;

@@ -27,6 +27,8 @@ import { tracing, withContext } from "./telemetry.ts";
 const encoder = new TextEncoder();
 /** The bus header carrying an error's `Retry-After` (seconds) to the gateway. */
 export const RETRY_AFTER_HEADER = "Retry-After";
+/** The bus header carrying the snapshot a read was answered under (`HttpReply.snapshot`). */
+export const READ_SNAPSHOT_HEADER = "Read-Snapshot";
 const decoder = new TextDecoder();
 
 const loggedElsewhere = new WeakSet<object>();
@@ -64,6 +66,7 @@ export function parseJson(data: Uint8Array): unknown {
 function setHttpHeaders(headers: MsgHdrs, http: HttpReply): void {
   headers.set("Status", String(http.status));
   if (http.location) headers.set("Location", http.location);
+  if (http.snapshot) headers.set(READ_SNAPSHOT_HEADER, http.snapshot);
   if (http.foreignIncludes && Object.keys(http.foreignIncludes).length) {
     headers.set("Foreign-Includes", JSON.stringify(http.foreignIncludes));
   }

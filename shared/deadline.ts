@@ -21,6 +21,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { GatewayTimeoutError } from "./errors.ts";
+import type { UnchangedSince } from "./schemas/http.ts";
 
 /** The bus header that carries the deadline (epoch milliseconds). */
 export const DEADLINE_HEADER = "Oe-Deadline";
@@ -59,6 +60,11 @@ export interface RequestScope {
    * `unknown` so this module needs no database types; shared/db.ts reads it as HeldTransaction.
    */
   held?: unknown;
+  /**
+   * A conditional write's read snapshot, and the path it was sent to (shared/read_snapshot.ts):
+   * `changeWithFact` refuses it when its resource changed since.
+   */
+  unchangedSince?: UnchangedSince & { path: string };
 }
 
 const storage = new AsyncLocalStorage<RequestScope>();

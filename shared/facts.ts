@@ -41,6 +41,14 @@ import { type FactData, FACTS, type FactType, isFactType } from "./fact_catalog.
 import { factSubject, parseFactType } from "./fact_names.ts";
 import { currentCarrier, tracing } from "./telemetry.ts";
 import type { FactRelay } from "./fact_relay.ts";
+import { currentScope } from "./deadline.ts";
+import {
+  type ChangedResource,
+  installResourceChanges,
+  noteChanged,
+  refuseChangedSince,
+  targetsOf,
+} from "./read_snapshot.ts";
 
 export const factActorSchema = z.object({ id: z.string(), email: z.string() }).nullable();
 export type FactActor = z.infer<typeof factActorSchema>;
@@ -99,7 +107,7 @@ export interface NewFact<K extends FactType = FactType> {
 }
 
 /**
- * Creates the outbox table in the service's schema (idempotent). Instances starting together
+ * Creates the outbox table in the service's schema, and `resource_changes` (idempotent). Instances starting together
  * may race on it: the loser sees "already exists" (42P07) or a catalog unique violation (23505).
  */
 export async function installOutbox(sql: Queryable): Promise<void> {
@@ -139,6 +147,9 @@ export async function installOutbox(sql: Queryable): Promise<void> {
     bytes integer not null,
     set_aside_at timestamptz not null default now()
   )`.catch(raced);
+  // Which transaction last changed each resource a fact announced: conditional writes compare it
+  // with the snapshot of the read they were checked on (shared/read_snapshot.ts).
+  await installResourceChanges(sql);
 }
 
 /** A fact whose type is not registered, or whose data does not match its schema. */
@@ -206,8 +217,13 @@ export async function recordFact<K extends FactType>(
   fact: NewFact<K>,
 ): Promise<Fact<K>> {
   const full = buildFact(fact);
-  await insertFact(tx, full);
+  await Promise.all([insertFact(tx, full), noteChanged(tx, [changedResource(full as Fact)])]);
   return full;
+}
+
+/** The resource a fact announces, as `resource_changes` records it. */
+function changedResource(fact: Fact): ChangedResource {
+  return { ...factResource(fact), purged: fact.purged === true };
 }
 
 /** The outbox insert of a built fact (a postgres.js query: sent once awaited). */
@@ -313,7 +329,11 @@ export async function changeWithFact<T>(
     const facts = [describe(value) ?? []].flat().map((fact) =>
       relay.carried(buildFact(fact, time))
     );
-    await Promise.all(facts.map((fact) => insertFact(tx, fact)));
+    const resources = facts.map(changedResource);
+    // A conditional write whose resource changed since the read it was checked on: 412.
+    const since = currentScope()?.unchangedSince;
+    if (since) await refuseChangedSince(tx, since, targetsOf(since.path, resources));
+    await Promise.all([...facts.map((fact) => insertFact(tx, fact)), noteChanged(tx, resources)]);
     return value;
   }, { afterCommit: () => relay.kick(), afterRollback: options.afterRollback });
 }

@@ -46,6 +46,7 @@ import {
   type WritePrecondition,
 } from "./errors.ts";
 import type { Actor, HttpReply, HttpRequest } from "./schemas/http.ts";
+import { withReadSnapshots } from "./read_snapshot.ts";
 
 /** How long an answer is kept for retries. */
 const KEY_LIFETIME = "24 hours";
@@ -90,7 +91,9 @@ export function withIdempotency(
     const inner = keyed
       ? idempotent(sql, route, handler)
       : refusingStale(http ? checkingKeyForm(handler) : handler);
-    return { endpoint, handler: translatingOutages(sql, inner) };
+    // Outside the key's claim, so that a conditional write's check runs in its held transaction.
+    const conditional = http ? withReadSnapshots(sql, inner) : inner;
+    return { endpoint, handler: translatingOutages(sql, conditional) };
   });
 }
 

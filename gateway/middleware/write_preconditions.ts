@@ -15,8 +15,10 @@
  * to read) the conditions are ignored, as §13.2.1 asks: the write answers for itself. A read that
  * fails (503, 504) is the write's answer: nothing was forwarded, try again.
  *
- * Not atomic: a write that lands between this read and the forwarded write goes unnoticed (a few
- * milliseconds; README "The response cache").
+ * Atomic for what the write changes: the read tells the database snapshot its service answered
+ * under, and the write carries it to the same service, which refuses it (412) when a resource it
+ * changes was changed by a transaction that snapshot did not see (shared/read_snapshot.ts). A
+ * change of another service's resource that the document includes is not covered.
  *
  * @example
  * ```ts ignore
@@ -27,6 +29,7 @@ import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { failedPrecondition, type WritePrecondition } from "@shared/errors.ts";
 import { matchesEtag } from "../http_cache.ts";
+import { askSnapshot, snapshotOf } from "../read_snapshots.ts";
 import type { GatewayEnv } from "../env.ts";
 
 /** What a write carries that its read must not: its body, and the conditions themselves. */
@@ -91,18 +94,25 @@ export function writePreconditions(
     // is the path's 405, which preconditions must not turn into a 412 or a failed read's 503
     // (RFC 9110 §13.2.1).
     if (!matchedRoutes(c).some((route) => route.method === method)) return await next();
-    const current = await read(readOf(c.req.raw, c.get("requestId")));
+    const readRequest = askSnapshot(readOf(c.req.raw, c.get("requestId")));
+    const current = await read(readRequest);
     if (current.status >= 500) return current;
     const etag = current.headers.get("ETag");
     await current.body?.cancel();
-    const failed = current.status === 200 && etag !== null
-      ? failing(ifMatch, ifNoneMatch, etag)
-      : undefined;
+    const evaluated = current.status === 200 && etag !== null;
+    const failed = evaluated ? failing(ifMatch, ifNoneMatch, etag) : undefined;
     if (failed) {
       // A keyed write may be the retry of one already applied (its own change made the tag
       // stale): only its service knows, and answers it from the key or with the same 412.
       if (!c.req.header("Idempotency-Key")) throw failedPrecondition(failed);
       c.set("preconditionFailed", failed);
+    }
+    const snapshot = snapshotOf(readRequest);
+    if (evaluated && !failed && snapshot) {
+      c.set("unchangedSince", {
+        ...snapshot,
+        header: ifMatch !== undefined ? "If-Match" : "If-None-Match",
+      });
     }
     await next();
   };

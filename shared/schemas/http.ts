@@ -23,6 +23,18 @@ export const actorSchema = z.object({
 });
 export type Actor = z.infer<typeof actorSchema>;
 
+/**
+ * What a conditional write carries from the read its preconditions held on (the gateway's;
+ * shared/read_snapshot.ts): that read's database snapshot, `pg_current_snapshot()` as text
+ * (`xmin:xmax:xip,...`), and the header a 412 names (the one the client sent; `If-Match` when
+ * both).
+ */
+export const unchangedSinceSchema = z.object({
+  snapshot: z.string().max(8192).regex(/^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?$/),
+  header: z.enum(["If-Match", "If-None-Match"]),
+});
+export type UnchangedSince = z.infer<typeof unchangedSinceSchema>;
+
 export const httpRequestSchema = z.object({
   actor: actorSchema.nullable(),
   /** Path parameters, plus fixed ones a route adds (for example `rel`). */
@@ -40,6 +52,10 @@ export const httpRequestSchema = z.object({
   requestId: z.string(),
   /** The HTTP method (the gateway sends it): a done write is answered as done whatever happens. */
   method: z.string().optional(),
+  /** A read the gateway makes to check a write's preconditions: answer with its `snapshot`. */
+  snapshotAsked: z.boolean().optional(),
+  /** A conditional write: refused (412) if what it changes changed since that snapshot. */
+  unchangedSince: unchangedSinceSchema.optional(),
 });
 export type HttpRequest = z.infer<typeof httpRequestSchema>;
 
@@ -78,6 +94,11 @@ export interface HttpReply {
    * pages cached and a sparse lookup stayed 200 after its code expired.
    */
   unsparse?: unknown;
+  /**
+   * The database snapshot a read was answered under, when the request asked (`snapshotAsked`;
+   * never sent to the client).
+   */
+  snapshot?: string;
   /** Absolute path of a created resource (the gateway makes it a `Location` header). */
   location?: string;
   /**
