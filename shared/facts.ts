@@ -107,8 +107,9 @@ export interface NewFact<K extends FactType = FactType> {
 }
 
 /**
- * Creates the outbox table in the service's schema, and `resource_changes` (idempotent). Instances starting together
- * may race on it: the loser sees "already exists" (42P07) or a catalog unique violation (23505).
+ * Creates the outbox table in the service's schema, and `resource_changes` (idempotent).
+ * Instances starting together may race on it: the loser sees "already exists" (42P07) or a
+ * catalog unique violation (23505).
  */
 export async function installOutbox(sql: Queryable): Promise<void> {
   const raced = (error: { code?: string }) => {
