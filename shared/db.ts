@@ -734,6 +734,15 @@ export interface MigrateOptions {
   alsoInstall?: (tx: Tx) => Promise<void>;
 }
 
+/**
+ * For the `.catch` of an idempotent `create table if not exists` (or `add column if not
+ * exists`) that instances starting together may race on: the loser's "already exists" (42P07,
+ * 42701) or catalog unique violation (23505) is no error; anything else is thrown again.
+ */
+export function ignoringCreateRace(error: { code?: string }): void {
+  if (!["42P07", "42701", "23505"].includes(error?.code ?? "")) throw error;
+}
+
 /** Applies pending migrations; safe when several instances start at once (advisory lock). */
 export async function migrate(sql: Sql, options: MigrateOptions): Promise<string[]> {
   const files: string[] = [];

@@ -29,6 +29,7 @@
  */
 import { z } from "zod";
 import {
+  ignoringCreateRace,
   migrate,
   type Queryable,
   type Sql,
@@ -112,15 +113,12 @@ export interface NewFact<K extends FactType = FactType> {
  * catalog unique violation (23505).
  */
 export async function installOutbox(sql: Queryable): Promise<void> {
-  const raced = (error: { code?: string }) => {
-    if (!["42P07", "42701", "23505"].includes(error?.code ?? "")) throw error;
-  };
   await sql`create table if not exists outbox (
     seq bigserial primary key,
     id uuid not null unique,
     subject text not null,
     payload jsonb not null
-  )`.catch(raced);
+  )`.catch(ignoringCreateRace);
   // Added later (every service gets them here, at its next start): the trace context of the
   // request that recorded the fact (shared/fact_telemetry.ts), and when it was recorded (the
   // age of the oldest unpublished fact is a metric). Checked first, so a start where they exist
@@ -130,11 +128,15 @@ export async function installOutbox(sql: Queryable): Promise<void> {
       where table_schema = current_schema() and table_name = 'outbox'`).map((r) => r.column_name),
   );
   if (!columns.has("trace_context")) {
-    await sql`alter table outbox add column if not exists trace_context jsonb`.catch(raced);
+    await sql`alter table outbox add column if not exists trace_context jsonb`.catch(
+      ignoringCreateRace,
+    );
   }
   if (!columns.has("recorded_at")) {
     await sql`alter table outbox
-      add column if not exists recorded_at timestamptz not null default now()`.catch(raced);
+      add column if not exists recorded_at timestamptz not null default now()`.catch(
+      ignoringCreateRace,
+    );
   }
   // Facts NATS cannot carry (larger than its max_payload), set aside by the relay (see
   // `FactRelay`) so that they do not hold up the facts behind them; kept for the operator.
@@ -147,7 +149,7 @@ export async function installOutbox(sql: Queryable): Promise<void> {
     recorded_at timestamptz not null,
     bytes integer not null,
     set_aside_at timestamptz not null default now()
-  )`.catch(raced);
+  )`.catch(ignoringCreateRace);
   // Which transaction last changed each resource a fact announced: conditional writes compare it
   // with the snapshot of the read they were checked on (shared/read_snapshot.ts).
   await installResourceChanges(sql);

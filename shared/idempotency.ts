@@ -27,6 +27,7 @@ import { currentDeadline, withScope } from "./deadline.ts";
 import {
   bounded,
   type HeldTransaction,
+  ignoringCreateRace,
   isDatabaseOutage,
   noteDatabaseError,
   type Queryable,
@@ -57,9 +58,6 @@ const validKey = /^[\x21-\x7e]{1,255}$/;
 
 /** Creates the key table in the service's schema (idempotent; instances may race on it). */
 export async function installIdempotency(sql: Queryable): Promise<void> {
-  const ignoreRace = (error: { code?: string }) => {
-    if (!["42P07", "23505"].includes(error?.code ?? "")) throw error;
-  };
   await sql`create table if not exists idempotency_keys (
     caller text not null,
     key text not null,
@@ -68,9 +66,9 @@ export async function installIdempotency(sql: Queryable): Promise<void> {
     reply text,
     expires_at timestamptz not null,
     primary key (caller, key)
-  )`.catch(ignoreRace);
+  )`.catch(ignoringCreateRace);
   await sql`create index if not exists idempotency_keys_expiry on idempotency_keys (expires_at)`
-    .catch(ignoreRace);
+    .catch(ignoringCreateRace);
 }
 
 /**

@@ -24,7 +24,8 @@
  * changedSince(snapshot, 104n); // true: began after it
  * ```
  */
-import type { Queryable, Sql } from "./db.ts";
+import { ignoringCreateRace, type Queryable, type Sql } from "./db.ts";
+import { FACT_COLLECTIONS } from "./fact_names.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { Handler } from "./bus_endpoints.ts";
 import { withScope } from "./deadline.ts";
@@ -73,10 +74,7 @@ export async function installResourceChanges(sql: Queryable): Promise<void> {
     type text not null,
     id text not null,
     primary key (type, id)
-  )`.catch((error: { code?: string }) => {
-    // Instances starting together race on it.
-    if (!["42P07", "23505"].includes(error?.code ?? "")) throw error;
-  });
+  )`.catch(ignoringCreateRace);
 }
 
 /** A resource a change announces, and whether it is gone for good. */
@@ -112,7 +110,7 @@ export async function noteChanged(tx: Queryable, resources: ChangedResource[]): 
  */
 export function targetsOf(path: string, resources: ChangedResource[]): ChangedResource[] {
   const collection = /^\/v1\/([a-z-]+)/.exec(path)?.[1];
-  const type = collection?.endsWith("s") ? collection.slice(0, -1) : collection;
+  const type = Object.entries(FACT_COLLECTIONS).find(([, name]) => name === collection)?.[0];
   const targets = resources.filter((r) => r.type === type);
   return targets.length ? targets : resources;
 }

@@ -1,10 +1,12 @@
 /**
  * How every service puts its contract on the bus: one handler per operation key
  * (`bindOperations`), `Idempotency-Key` honoured on HTTP writes except where the contract says a
- * secret travels, database outages answered 503 (shared/idempotency.ts), a token that no longer
- * counts refused 401 before anything else (shared/caller_first.ts), and the service's name
- * and description as the contract gives them (NATS service discovery shows them), with its
- * database's state in each ping answer (shared/db_health.ts), for `/health`.
+ * secret travels, database outages answered 503 (shared/idempotency.ts), a conditional write
+ * refused (412) when its resource changed since the read its preconditions held on
+ * (shared/read_snapshot.ts, applied there too), a token that no longer counts refused 401
+ * before anything else (shared/caller_first.ts), and the service's name and description as the
+ * contract gives them (NATS service discovery shows them), with its database's state in each
+ * ping answer (shared/db_health.ts), for `/health`.
  */
 import type { Bus, RunningService } from "./bus.ts";
 import { type Authenticate, callerFirst } from "./caller_first.ts";
