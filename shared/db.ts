@@ -270,9 +270,12 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
   // One name per pool, so its connections can be counted (db_metrics.ts); the schema first.
   const name = `${options.schema} ${crypto.randomUUID().slice(0, 8)}`;
   const statementTimeoutMs = options.statementTimeoutMs ?? 5000;
-  const sql = postgres(url, {
+  const sql: Sql = postgres(url, {
     ...poolSettings(options.schema, name, statementTimeoutMs),
     max: options.max ?? 10,
+    // Postgres full while the pool has connections: the query waits for them (the vendored
+    // driver's `refused_pause`), and the operator hears of it as of a refusal.
+    onrefused: (error) => watches.get(sql)?.noticed(error),
   });
   watches.set(sql, new DatabaseWatch(sql, options.log ?? createLogger(options.schema)));
   urls.set(sql, url);
@@ -367,8 +370,8 @@ class DatabaseWatch {
     const now = Date.now();
     if (this.#fullLoggedAt !== undefined && now - this.#fullLoggedAt < FULL_LOG_EVERY_MS) return;
     this.log.warn(
-      "Postgres refuses new connections (max_connections reached); requests that need one " +
-        "are answered 503 until it has room",
+      "Postgres refuses new connections (max_connections reached); until it has room, requests " +
+        "wait for the pool's open connections, or are answered 503 when it has none",
       { refused: this.#refusedSince, at: addressOf(this.sql) },
     );
     this.#fullLoggedAt = now;

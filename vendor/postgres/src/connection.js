@@ -49,7 +49,7 @@ const errorFields = {
   82  : 'routine'            // R
 }
 
-function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose = noop } = {}) {
+function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose = noop, onrefused = () => false } = {}) {
   const {
     sslnegotiation,
     ssl,
@@ -968,7 +968,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       (query.cursorFn || query.describeFirst) && write(Sync)
       errorResponse = Errors.postgres(parseError(x))
     } else {
-      errored(Errors.postgres(parseError(x)))
+      const error = Errors.postgres(parseError(x))
+      // Patched (vendor/postgres/README.md): refused for capacity. The pool may give the query
+      // that was to open this connection to one it has.
+      initial && error.code === '53300' && onrefused(initial, error) && (initial = null)
+      errored(error)
     }
   }
 

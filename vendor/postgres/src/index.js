@@ -63,7 +63,10 @@ function Postgres(a, b) {
       , full = Queue()
       , queues = { connecting, reserved, closed, ended, open, busy, full }
 
-  const connections = [...Array(options.max)].map(() => Connection(options, queues, { onopen, onend, onclose }))
+  const connections = [...Array(options.max)].map(() => Connection(options, queues, { onopen, onend, onclose, onrefused }))
+  // Patched (vendor/postgres/README.md): refused for capacity. Until then, while it has
+  // connections, the pool opens no new one: its queries wait for those it has.
+  let refusedUntil = 0
 
   const sql = Sql(handler)
 
@@ -208,7 +211,7 @@ function Postgres(a, b) {
       : await new Promise((resolve, reject) => {
         const query = { reserve: resolve, reject }
         queries.push(query)
-        closed.length && connect(closed.shift(), query)
+        closed.length && mayOpen() && connect(closed.shift(), query)
       })
 
     move(c, reserved)
@@ -345,12 +348,38 @@ function Postgres(a, b) {
     if (open.length)
       return go(open.shift(), query)
 
-    if (closed.length)
+    if (closed.length && mayOpen())
       return connect(closed.shift(), query)
 
     busy.length
       ? go(busy.shift(), query)
       : queries.push(query)
+  }
+
+  // Patched (vendor/postgres/README.md): refused for capacity.
+  function connected() {
+    return open.length + busy.length + full.length + reserved.length > 0
+  }
+
+  // Patched (vendor/postgres/README.md): refused for capacity.
+  function mayOpen() {
+    return refusedUntil <= performance.now() || !connected()
+  }
+
+  // Patched (vendor/postgres/README.md): refused for capacity. Postgres refused the connection
+  // `query` was to open (max_connections): while the pool has others, the query waits for them
+  // instead of failing, and no new one is tried for a while. Returns whether it took the query.
+  function onrefused(query, error) {
+    if (ending || !connected())
+      return false
+
+    refusedUntil = performance.now() + options.refused_pause * 1000
+    options.onrefused && options.onrefused(error)
+    if (query.reserve) // still among `queries` (reserve() put it there), unless one took it
+      open.length && queries.remove(query) && query.reserve(open.shift())
+    else
+      open.length ? go(open.shift(), query) : busy.length ? go(busy.shift(), query) : queries.push(query)
+    return true
   }
 
   function go(c, query) {
@@ -435,7 +464,7 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
-    queries.length && connect(c, queries.shift())
+    queries.length && mayOpen() && connect(c, queries.shift())
   }
 }
 
@@ -456,7 +485,7 @@ function parseOptions(a, b) {
   'timeout' in o && (console.log('The timeout option is deprecated, use idle_timeout instead'), o.idle_timeout = o.timeout) // eslint-disable-line
   query.sslrootcert === 'system' && (query.ssl = 'verify-full')
 
-  const ints = ['idle_timeout', 'connect_timeout', 'answer_timeout', 'max_prepared', 'max_lifetime', 'max_pipeline', 'backoff', 'keep_alive']
+  const ints = ['idle_timeout', 'connect_timeout', 'answer_timeout', 'max_prepared', 'refused_pause', 'max_lifetime', 'max_pipeline', 'backoff', 'keep_alive']
   const defaults = {
     max             : globalThis.Cloudflare ? 3 : 10,
     ssl             : false,
@@ -465,6 +494,7 @@ function parseOptions(a, b) {
     connect_timeout : 30,
     answer_timeout  : null, // Patched (vendor/postgres/README.md)
     max_prepared    : null, // Patched (vendor/postgres/README.md)
+    refused_pause   : 1, // Patched (vendor/postgres/README.md): refused for capacity
     max_lifetime    : max_lifetime,
     max_pipeline    : 100,
     backoff         : backoff,
@@ -505,6 +535,7 @@ function parseOptions(a, b) {
     onnotice        : o.onnotice,
     onnotify        : o.onnotify,
     onclose         : o.onclose,
+    onrefused       : o.onrefused, // Patched (vendor/postgres/README.md): refused for capacity
     onparameter     : o.onparameter,
     socket          : o.socket,
     transform       : parseTransform(o.transform || { undefined: undefined }),

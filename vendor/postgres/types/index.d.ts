@@ -70,6 +70,12 @@ interface BaseOptions<T extends Record<string, postgres.PostgresType>> {
    * least recently used is closed on the server when a new one would exceed it. Unbounded when unset
    */
   max_prepared: number | undefined;
+  /**
+   * Patched (vendor/postgres/README.md): seconds a pool that Postgres refused a new connection for
+   * capacity (53300) opens no other while it has connections; its queries wait for those
+   * @default 1
+   */
+  refused_pause: number;
   /** Array of custom types; see more in the README */
   types: T;
   /**
@@ -129,6 +135,11 @@ interface BaseOptions<T extends Record<string, postgres.PostgresType>> {
    */
   publications: string
   onclose: (connId: number) => void;
+  /**
+   * Patched (vendor/postgres/README.md): Postgres refused a new connection for capacity and the
+   * query that was to open it waits for the pool's other connections instead of failing
+   */
+  onrefused: (error: Error) => void;
   backoff: boolean | ((attemptNum: number) => number);
   max_lifetime: number | null;
   keep_alive: number | null;
