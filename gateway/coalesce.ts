@@ -17,10 +17,18 @@
  *   `cache.fresh(tags, B)` (none of the reply's tags changed, nor was the cache emptied, since
  *   `B`: exactly what `store` asks), or when it is a server error (nothing stale to see there).
  *   Otherwise it fetches again.
- * - A fetch leaves the table before its reply is handed out, so any fetch a refused request
- *   then finds began after that reply arrived, hence after the request did: it is taken as is.
+ * - A fetch leaves the table before its reply is handed out, or another took its place there
+ *   (below) after the request joined it: any fetch a refused request then finds began after the
+ *   request arrived, and is taken as is.
  *   A request fetches at most twice.
  * - While the cache is suspended (it may be missing changes) nothing is shared.
+ * - A fetch in flight for longer than JOIN_WAIT_MS takes no one more: the next request starts
+ *   another in its place, which later ones join (nginx's `proxy_cache_lock_age`). A fetch whose
+ *   bus request was lost (its instance killed while it read) answers only at the request timeout,
+ *   a 504, and until 2026-12-06 every anonymous reader of that page shared it for all of that
+ *   time, with healthy instances beside it: 76 of 76 readers of a topic list in 5 s (a scale-in
+ *   review). Now only those who joined in its first JOIN_WAIT_MS do; a slow fetch costs at most
+ *   one more per JOIN_WAIT_MS, each answering the requests that joined it.
  *
  * @example
  * ```ts ignore
@@ -29,6 +37,13 @@
  * ```
  */
 import type { ResponseCache } from "./cache.ts";
+
+/**
+ * How long a fetch in flight is joined: far beyond a miss's usual time (milliseconds), far below
+ * the request timeout a lost fetch runs to (5 s). Under overload, when admission may keep a miss
+ * waiting up to half its deadline, a hot page gets a few more fetches, one per JOIN_WAIT_MS.
+ */
+export const JOIN_WAIT_MS = 500;
 
 /** A reply as every request that shares it sends it. */
 export interface SharedReply {
@@ -48,15 +63,19 @@ export interface SharedReply {
 interface Flight {
   /** The cache's mark when the fetch began. */
   began: number;
+  /** `performance.now()` when it began. */
+  startedAt: number;
   reply: Promise<SharedReply>;
 }
 
 export class Coalescer {
   readonly #cache: ResponseCache;
   readonly #flights = new Map<string, Flight>();
+  readonly #joinWaitMs: number;
 
-  constructor(cache: ResponseCache) {
+  constructor(cache: ResponseCache, options: { joinWaitMs?: number } = {}) {
     this.#cache = cache;
+    this.#joinWaitMs = options.joinWaitMs ?? JOIN_WAIT_MS;
   }
 
   /** Fetches in flight (for tests and metrics). */
@@ -72,16 +91,23 @@ export class Coalescer {
     const cache = this.#cache;
     if (cache.suspended) return await run(cache.begin());
     const arrived = cache.begin();
-    const flight = this.#flights.get(key);
+    const flight = this.#joinable(key);
     if (flight === undefined) return await this.#start(key, run).reply;
     const reply = await flight.reply;
     if (arrived === flight.began || reply.status >= 500) return reply;
     if (reply.tags !== undefined && cache.fresh(reply.tags, flight.began)) return reply;
-    return await (this.#flights.get(key) ?? this.#start(key, run)).reply;
+    return await (this.#joinable(key) ?? this.#start(key, run)).reply;
+  }
+
+  /** The fetch of `key` in flight that a request may join: one begun JOIN_WAIT_MS ago at most. */
+  #joinable(key: string): Flight | undefined {
+    const flight = this.#flights.get(key);
+    if (flight && performance.now() - flight.startedAt <= this.#joinWaitMs) return flight;
+    return undefined;
   }
 
   #start(key: string, run: (began: number) => Promise<SharedReply>): Flight {
-    const flight = { began: this.#cache.begin() } as Flight;
+    const flight = { began: this.#cache.begin(), startedAt: performance.now() } as Flight;
     flight.reply = (async () => {
       try {
         return await run(flight.began);

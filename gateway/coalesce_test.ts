@@ -133,3 +133,28 @@ Deno.test("[gateway] Coalescer fails every request sharing a failed fetch with i
   assert.deepEqual([(await a).status, (await b).status], [503, 503]);
   assert.equal(fetches.pending.length, 2);
 });
+
+// A scale-in review (2026-12-06): a fetch whose bus request was lost with its instance answered
+// only at the request timeout, and every anonymous reader of that page shared it until then.
+Deno.test("[gateway] Coalescer lets no one join a fetch in flight past the join wait", async () => {
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  const coalescer = new Coalescer(cache, { joinWaitMs: 50 });
+  const fetches = manualFetches();
+  const lost = coalescer.fetch("k", fetches.run);
+  const joined = coalescer.fetch("k", fetches.run);
+  assert.equal(fetches.pending.length, 1, "joined within the wait");
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  const late = coalescer.fetch("k", fetches.run);
+  const later = coalescer.fetch("k", fetches.run);
+  assert.equal(fetches.pending.length, 2, "one more fetch, which the next request joins");
+  fetches.pending[1].answer(reply("fresh", ["event:1"]));
+  assert.deepEqual([text(await late), text(await later)], ["fresh", "fresh"]);
+  // The lost fetch answers its own requests, and leaves the table as it found it.
+  const third = coalescer.fetch("k", fetches.run);
+  fetches.pending[0].answer(reply('{"errors":[]}', undefined, 504));
+  assert.deepEqual([(await lost).status, (await joined).status], [504, 504]);
+  assert.equal(fetches.pending.length, 3);
+  fetches.pending[2].answer(reply("third", ["event:1"]));
+  assert.equal(text(await third), "third");
+  assert.equal(coalescer.size, 0);
+});
