@@ -13,7 +13,7 @@ import { answerOptions, methodNotAllowed, notFound, onError } from "./errors.ts"
 import { createForwarding } from "./forward.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
-import { health, live, ready } from "./health.ts";
+import { forgetLeavers, health, live, ready } from "./health.ts";
 import { HitPath } from "./hit_path.ts";
 import { metricsEndpoint, observeHttp } from "./metrics.ts";
 import { auth, TokenVerifier } from "./middleware/auth.ts";
@@ -137,6 +137,8 @@ export function createGateway(options: AppOptions): Gateway {
   // A write's If-Match and If-None-Match are checked against what the same GET through this app
   // answers now.
   app.use("/v1/*", writePreconditions((request) => app.fetch(request)));
+  // /health and /metrics wait for no instance that said it stopped.
+  forgetLeavers(bus);
   app.get(
     "/health",
     health({

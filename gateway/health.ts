@@ -21,7 +21,7 @@
  */
 import type { Handler } from "hono";
 import { createInbox, type Msg } from "@nats-io/nats-core";
-import type { Bus, ServiceIdentity } from "@shared/bus.ts";
+import { type Bus, INSTANCE_LEFT, type ServiceIdentity } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
 import { JWT_SECRET_METADATA, secretFingerprint } from "@shared/secret_fingerprint.ts";
 import type { GatewayEnv } from "./env.ts";
@@ -63,6 +63,41 @@ interface Sighting {
 
 /** What is known of each instance, per bus prefix and service: what checks wait for. */
 const seen = new Map<string, Map<string, Sighting>>();
+
+/** Asks waiting now, per bus prefix and service: each is told the id of an instance that left. */
+const asking = new Map<string, Set<(id: string) => void>>();
+
+/** Buses whose instances' leaving is followed already (`forgetLeavers`). */
+const following = new WeakSet<Bus>();
+
+/**
+ * Forgets each instance that says it stopped (shared/bus.ts's `INSTANCE_LEFT`), and asks waiting
+ * for its answer wait for it no more: silent, it cost the next two /health checks their whole
+ * second and the next two scrapes two (a scale-in review, 2026-12-06). An instance killed says
+ * nothing and is given up on as before. For as long as the connection lasts; once per bus.
+ */
+export function forgetLeavers(bus: Bus): void {
+  if (following.has(bus)) return;
+  following.add(bus);
+  bus.nc.subscribe(bus.subject(INSTANCE_LEFT), {
+    callback: (_error, msg) => {
+      const left = leaverOf(msg);
+      if (!left) return;
+      const key = `${bus.prefix}/${left.name}`;
+      seen.get(key)?.delete(left.id);
+      for (const told of asking.get(key) ?? []) told(left.id);
+    },
+  });
+}
+
+function leaverOf(msg: Msg): { name: string; id: string } | undefined {
+  try {
+    const { name, id } = JSON.parse(new TextDecoder().decode(msg.data));
+    return typeof name === "string" && typeof id === "string" ? { name, id } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The longest window any caller asks for: entries older than this are forgotten. */
 const LONGEST_RECENT_MS = 600_000;
@@ -251,7 +286,28 @@ export function askInstances<T extends Answer = ServiceIdentity>(
   // performance.now(): an ask begun in the millisecond the one before it charged its misses is
   // not one that overlapped it.
   const askedAt = performance.now();
-  const known = recentlySeen(`${bus.prefix}/${name}`, verb, { recentMs, now: now() });
+  const key = `${bus.prefix}/${name}`;
+  const known = recentlySeen(key, verb, { recentMs, now: now() });
+  return collectAnswers<T>(bus, { verb, name, key, known, askedAt }, { maxWaitMs, tailMs, now });
+}
+
+/** One ask of `askInstances`: what it asks, and what it knew of the instances when it began. */
+interface Ask {
+  verb: Verb;
+  name: string;
+  /** The key of what is known of the instances (`recentlySeen`). */
+  key: string;
+  known: ReturnType<typeof recentlySeen>;
+  /** `performance.now()` when it began. */
+  askedAt: number;
+}
+
+/** Sends `ask` and gives the answers heard, as `askInstances` says. */
+function collectAnswers<T extends Answer>(
+  bus: Bus,
+  { verb, name, key, known, askedAt }: Ask,
+  { maxWaitMs, tailMs, now }: Required<Pick<AskOptions, "maxWaitMs" | "tailMs" | "now">>,
+): Promise<Map<string, T>> {
   const answers = new Map<string, T>();
   const inbox = createInbox();
   return new Promise((resolve) => {
@@ -261,8 +317,20 @@ export function askInstances<T extends Answer = ServiceIdentity>(
       if (delivered) return;
       delivered = true;
       clearTimeout(tail);
+      stopHearingLeavers();
       resolve(new Map(answers));
     };
+    // Every instance waited for answered (by id: a new one does not stand in for one still
+    // waited for): new ones have the tail to answer too.
+    const tailOnceAllAnswered = () => {
+      if (delivered || ![...known.expected].every((id) => answers.has(id))) return;
+      clearTimeout(tail);
+      tail = setTimeout(deliver, tailMs);
+    };
+    // One that left while waited for is waited for no more (`forgetLeavers`).
+    const stopHearingLeavers = onLeaving(key, (id) => {
+      if (known.expected.delete(id) && !answers.has(id)) tailOnceAllAnswered();
+    });
     // Listens until its cap even after it delivered (see above); only then heard a silence.
     const end = (nobodyListens: boolean) => {
       clearTimeout(cap);
@@ -288,17 +356,20 @@ export function askInstances<T extends Answer = ServiceIdentity>(
         if (!identity) return;
         answers.set(identity.id, identity);
         sighted(known.all, identity.id, now());
-        if (delivered) return;
-        // Every instance waited for answered (by id: a new one does not stand in for one still
-        // waited for); new ones have the tail to answer too.
-        if ([...known.expected].every((id) => answers.has(id))) {
-          clearTimeout(tail);
-          tail = setTimeout(deliver, tailMs);
-        }
+        tailOnceAllAnswered();
       },
     });
     bus.nc.publish(`$SRV.${verb}.${name}`, undefined, { reply: inbox });
   });
+}
+
+/** Tells `told` the id of each instance of `key` that leaves, until the function returned is run. */
+function onLeaving(key: string, told: (id: string) => void): () => void {
+  const waiting = asking.get(key) ?? new Set();
+  asking.set(key, waiting.add(told));
+  return () => {
+    if (waiting.delete(told) && !waiting.size) asking.delete(key);
+  };
 }
 
 /**

@@ -73,6 +73,14 @@ import {
 } from "./bus_serving.ts";
 import { Admission } from "./bus_admission.ts";
 
+/**
+ * Where a service instance that stops says so (core NATS, under the bus prefix; a JSON
+ * `{ name, id }`), once it no longer answers discovery: gateways' `/health` and `/metrics` stop
+ * waiting for its answer at once (gateway/health.ts), where a silent one costs two checks their
+ * whole wait (a scale-in review, 2026-12-06).
+ */
+export const INSTANCE_LEFT = "discovery.instance.left";
+
 export interface ServiceInfo {
   name: string;
   version: string;
@@ -457,8 +465,10 @@ export class Bus {
     // Discovery first: where the server refuses some subscriptions (its max_subscriptions), those
     // it took first still answer /health, which then names the refusal (`problems`).
     const subscriptions: Subscription[] = [];
+    // Answers begun and not yet sent: stopping says it left only after them.
+    const answering = new Set<Promise<void>>();
     const discovery = (verb: string, body: () => unknown) =>
-      subscriptions.push(...this.#answerDiscovery(verb, info.name, id, body));
+      subscriptions.push(...this.#answerDiscovery(verb, { name: info.name, id, answering }, body));
     discovery("PING", async () => {
       const problems = [...await info.problems?.() ?? [], ...this.problems()];
       const ping = { type: "io.nats.micro.v1.ping_response", ...identity };
@@ -494,9 +504,22 @@ export class Bus {
       stats: () => [...stats.values()],
       stop: async () => {
         await Promise.all(subscriptions.map((sub) => sub.drain().catch(() => {})));
+        await Promise.all([...answering]);
+        this.#left(info.name, id);
         await Promise.all([...inFlight]);
       },
     };
+  }
+
+  /**
+   * Tells the gateways that instance `id` of `name` answers discovery no more (`INSTANCE_LEFT`):
+   * after its last discovery answer, which NATS delivers before this, so no late answer makes it
+   * seen again. Not while NATS is away: there is nobody to tell, and the checks' misses
+   * find it gone as before.
+   */
+  #left(name: string, id: string): void {
+    if (this.nc.isClosed() || this.reconnecting) return;
+    this.nc.publish(this.subject(INSTANCE_LEFT), encoder.encode(JSON.stringify({ name, id })));
   }
 
   /**
@@ -596,13 +619,19 @@ export class Bus {
    * instance by id (as the NATS services API does: the gateway's /health asks an instance it gave
    * up on so, and a "no responders" tells it the instance is gone, not frozen).
    */
-  #answerDiscovery(verb: string, name: string, id: string, body: () => unknown): Subscription[] {
+  #answerDiscovery(
+    verb: string,
+    { name, id, answering }: { name: string; id: string; answering: Set<Promise<void>> },
+    body: () => unknown,
+  ): Subscription[] {
     return [`$SRV.${verb}`, `$SRV.${verb}.${name}`, `$SRV.${verb}.${name}.${id}`].map((subject) =>
       this.nc.subscribe(subject, {
         callback: (_error, msg) => {
-          Promise.resolve(body()).then((answer) =>
-            msg.respond(encoder.encode(JSON.stringify(answer)))
+          const answer = Promise.resolve(body()).then((answer) =>
+            void msg.respond(encoder.encode(JSON.stringify(answer)))
           ).catch((error) => this.#log.warn("cannot answer discovery", { verb, error }));
+          answering.add(answer);
+          answer.finally(() => answering.delete(answer));
         },
       })
     );
