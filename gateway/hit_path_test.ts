@@ -1,24 +1,19 @@
 import assert from "node:assert/strict";
-import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
 import { catalog } from "@shared/subjects.ts";
 import { eventually } from "@testing/eventually.ts";
+import { type RecordedLine, recordingLogger } from "@shared/testing.ts";
 import { JSONAPI, token, topicsGateway, Wire } from "./_test_utils.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
 const URL = "http://gateway.test/v1/event-topics?page%5Bsize%5D=5&sort=name";
 
-/** A logger that keeps the access log lines. */
-function recordingLogger(): Logger & { lines: LogFields[] } {
-  const lines: LogFields[] = [];
-  const info = (message: string, fields?: LogFields) => {
-    if (message === "request") lines.push(fields ?? {});
-  };
-  const none = () => {};
-  return { lines, debug: none, info, warn: none, error: none };
+/** The access log lines among those `logger` kept. */
+function accessLines(logger: { lines: RecordedLine[] }): RecordedLine[] {
+  return logger.lines.filter((line) => line.message === "request");
 }
 
-/** `topicsGateway` with a logger that keeps its access log lines. */
+/** `topicsGateway` with a logger that keeps its lines. */
 async function hitGateway() {
   const logger = recordingLogger();
   return { ...await topicsGateway({ logger }), logger };
@@ -71,12 +66,12 @@ Deno.test("[gateway] HitPath answers a repeated hit exactly as the full path doe
     await t.step(`${what}: same status, headers and bytes`, async () => {
       await (await gateway.fetch(get(headers, method))).body?.cancel(); // learns HEAD too
       const slow = await gateway.app.fetch(get(headers, method));
-      const lines = logger.lines.length;
+      const lines = accessLines(logger).length;
       const fast = hits.answer(get(headers, method));
       assert.ok(fast, "the short way answers");
       assert.equal(fast.headers.get("Access-Control-Allow-Origin"), "*", "readable by browsers");
       assert.deepEqual(await whole(fast), await whole(slow));
-      const [slowLine, fastLine] = logger.lines.slice(lines - 1);
+      const [slowLine, fastLine] = accessLines(logger).slice(lines - 1);
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 }, "the same access log line");
     });
   }
@@ -239,12 +234,12 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
       await reference.send(head);
       const expected = await reference.answer();
       assert.match(expected, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
-      const lines = gw.logger.lines.length;
+      const lines = accessLines(gw.logger).length;
       const before = calls.relaying;
       await wire.send(head);
       assert.equal(await wire.answer(), expected);
       assert.equal(calls.relaying, before, "answered by the relay");
-      const [slowLine, fastLine] = gw.logger.lines.slice(lines - 1);
+      const [slowLine, fastLine] = accessLines(gw.logger).slice(lines - 1);
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
     });
   }
@@ -257,7 +252,7 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
     for (const variant of [fixed, `${HEAD}X-Request-Id: wire\r\nIf-None-Match: "old"\r\n\r\n`]) {
       await reference.send(write);
       assert.match(await reference.answer(), /^HTTP\/1\.1 201/);
-      const slowAt = gw.logger.lines.length;
+      const slowAt = accessLines(gw.logger).length;
       await reference.send(variant);
       const expected = await reference.answer();
       assert.match(expected, /X-Cache: MISS[^]*"name":"Second"/);
@@ -267,7 +262,7 @@ Deno.test("[gateway] the relay answers a repeated hit itself, with Deno.serve's 
       await wire.send(variant);
       assert.equal(await wire.answer(), expected);
       assert.equal(calls.relaying, before, "answered by the relay");
-      const [slowLine, fastLine] = [gw.logger.lines[slowAt], gw.logger.lines.at(-1)];
+      const [slowLine, fastLine] = [accessLines(gw.logger)[slowAt], accessLines(gw.logger).at(-1)];
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
       await wire.send(variant);
       assert.match(await wire.answer(), /X-Cache: HIT/, "the relay's fetch was stored");

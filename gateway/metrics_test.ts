@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
-import type { LogFields, Logger } from "@shared/log.ts";
 import { freePort } from "@shared/net.ts";
 import { catalog } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
+import { recordingLogger, testBus } from "@shared/testing.ts";
 import { gatherMetrics, serveMetrics } from "./metrics.ts";
 import { countInstances } from "./health.ts";
 import { testGateway, Wire } from "./_test_utils.ts";
@@ -146,14 +145,8 @@ Deno.test("[gateway] METRICS_ADDR writes an access line with a request id for ev
     METRICS_ADDR: `127.0.0.1:${port}`,
     METRICS_TOKEN: TOKEN,
   });
-  const lines: LogFields[] = [];
-  const quiet = () => {};
-  const logger: Logger = {
-    debug: quiet,
-    info: (message, fields) => message === "request" && lines.push(fields ?? {}),
-    warn: quiet,
-    error: quiet,
-  };
+  const logger = recordingLogger();
+  const requestLines = () => logger.lines.filter((line) => line.message === "request");
   const server = serveMetrics(bus.bus, config, logger)!;
   try {
     const url = `http://127.0.0.1:${port}/metrics`;
@@ -163,6 +156,7 @@ Deno.test("[gateway] METRICS_ADDR writes an access line with a request id for ev
     const scraped = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
     assert.equal(scraped.status, 200);
     await scraped.body?.cancel();
+    const lines = requestLines();
     assert.deepEqual(lines.map(({ method, path, status }) => [method, path, status]), [
       ["GET", "/metrics", 401],
       ["GET", "/metrics", 200],

@@ -1,28 +1,19 @@
 import assert from "node:assert/strict";
 import { route } from "@shared/bus_endpoints.ts";
 import { loadConfig } from "@shared/config.ts";
-import type { LogFields, Logger } from "@shared/log.ts";
 import { metrics } from "@shared/metrics.ts";
 import { catalog } from "@shared/subjects.ts";
-import { testBus } from "@shared/testing.ts";
+import { type RecordedLine, recordingLogger, testBus } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { JSONAPI, SECRET, token, Wire } from "./_test_utils.ts";
 import { createGateway } from "./app.ts";
 import { serveGuarded } from "./slow_clients.ts";
 
-/** A logger that keeps the access log lines and the warnings. */
-function recordingLogger(): Logger & { lines: LogFields[]; warnings: string[] } {
-  const lines: LogFields[] = [];
-  const warnings: string[] = [];
-  const none = () => {};
-  return {
-    lines,
-    warnings,
-    debug: none,
-    info: (message, fields) => message === "request" && lines.push(fields ?? {}),
-    warn: (message) => warnings.push(message),
-    error: none,
-  };
+/** The lines `logger` kept of one kind: the access log's ("request"), or warnings. */
+function linesOf(logger: { lines: RecordedLine[] }, kind: "request" | "warn"): RecordedLine[] {
+  return logger.lines.filter((line) =>
+    kind === "warn" ? line.level === "warn" : line.message === kind
+  );
 }
 
 /**
@@ -141,11 +132,11 @@ Deno.test("[gateway] the relay answers a repeated signed-in read itself, with De
       if (expected.startsWith("HTTP/1.1 401 ")) {
         assert.match(expected, /\r\nWWW-Authenticate: JWT realm="Open Event"\r\n/);
       }
-      const lines = logger.lines.length;
+      const lines = linesOf(logger, "request").length;
       const before = calls.relaying;
       assert.equal(await wire.exchange(head), expected);
       assert.equal(calls.relaying, before, "answered by the relay");
-      const [slowLine, fastLine] = logger.lines.slice(lines - 1);
+      const [slowLine, fastLine] = linesOf(logger, "request").slice(lines - 1);
       assert.deepEqual({ ...fastLine, ms: 0 }, { ...slowLine, ms: 0 });
     });
   }
@@ -231,10 +222,10 @@ Deno.test("[gateway] a signed-in read the relay forwards fails as the full path 
     const expected = await reference.exchange(slow);
     assert.match(expected, /^HTTP\/1\.1 504 Gateway Timeout/);
     const before = calls.relaying;
-    const warnings = logger.warnings.length;
+    const warnings = linesOf(logger, "warn").length;
     assert.equal(await wire.exchange(slow), expected);
     assert.equal(calls.relaying, before, "answered by the relay");
-    assert.equal(logger.warnings.length, warnings + 1, "logged as the full path logs it");
+    assert.equal(linesOf(logger, "warn").length, warnings + 1, "logged as the full path logs it");
   });
 
   await t.step("no service at all: the same 503, and healed when it is back", async () => {

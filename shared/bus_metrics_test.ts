@@ -1,15 +1,8 @@
 import assert from "node:assert/strict";
 import { Bus } from "./bus.ts";
-import type { Logger } from "./log.ts";
 import { metrics, renderPrometheus } from "./metrics.ts";
 import { startNatsServer } from "@testing/nats_server.ts";
-
-/** A logger that keeps its lines' messages. */
-function recording(): Logger & { messages: string[] } {
-  const messages: string[] = [];
-  const keep = (message: string) => void messages.push(message);
-  return { messages, debug: keep, info: keep, warn: keep, error: keep };
-}
+import { recordingLogger } from "./testing.ts";
 
 /** The value of a series with these labels, as the registry's snapshot gives it. */
 async function figure(name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -35,7 +28,7 @@ async function until(name: string, want: number, ms = 10_000): Promise<void> {
 
 Deno.test("[bus] metrics count one loss and one return of NATS, not each reconnect attempt", async () => {
   await using nats = await startNatsServer();
-  const log = recording();
+  const log = recordingLogger();
   const bus = await Bus.connect({ url: nats.url, prefix: "t", logger: log });
   let attempts = 0;
   const watching = (async () => {
@@ -62,8 +55,8 @@ Deno.test("[bus] metrics count one loss and one return of NATS, not each reconne
     assert.equal(await figure("oe_bus_reconnects"), reconnects + 1);
     assert.equal(await figure("oe_bus_disconnects"), disconnects + 1);
     // The same once-per-transition as the log lines.
-    assert.equal(log.messages.filter((m) => m === "lost NATS; reconnecting").length, 1);
-    assert.equal(log.messages.filter((m) => m === "NATS is back").length, 1);
+    assert.equal(log.lines.filter((l) => l.message === "lost NATS; reconnecting").length, 1);
+    assert.equal(log.lines.filter((l) => l.message === "NATS is back").length, 1);
   } finally {
     await bus.close();
     await watching;
@@ -75,7 +68,7 @@ Deno.test("[bus] metrics count one loss and one return of NATS, not each reconne
 
 Deno.test("[bus] metrics show what the connection carried, read by the bus collector", async () => {
   await using nats = await startNatsServer();
-  const bus = await Bus.connect({ url: nats.url, prefix: "t", logger: recording() });
+  const bus = await Bus.connect({ url: nats.url, prefix: "t", logger: recordingLogger() });
   try {
     const sent = await figure("oe_bus_messages", { direction: "out" });
     const sentBytes = await figure("oe_bus_bytes", { direction: "out" });

@@ -11,7 +11,7 @@ import {
   UnprocessableError,
 } from "./errors.ts";
 import { createLogger } from "./log.ts";
-import { testBus } from "./testing.ts";
+import { recordingLogger, testBus } from "./testing.ts";
 import { startNatsCluster } from "@testing/nats_cluster.ts";
 import { eventually } from "@testing/eventually.ts";
 
@@ -313,15 +313,8 @@ Deno.test("[bus] stats count requests and errors per endpoint", async () => {
 
 Deno.test("[bus] a failed request is logged at its level with the HTTP request's requestId", async (t) => {
   await using b = await testBus();
-  const lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
-  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    void lines.push({ level, message, fields });
-  const logger = {
-    debug: keep("debug"),
-    info: keep("info"),
-    warn: keep("warn"),
-    error: keep("error"),
-  };
+  const logger = recordingLogger();
+  const { lines } = logger;
   const server = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger });
   const service = server.serve({ name: "demo", version: "1.0.0" }, [
     route(http, (req) => {
@@ -339,7 +332,7 @@ Deno.test("[bus] a failed request is logged at its level with the HTTP request's
       await forward("404", "req-404");
       await forward("409", "req-409");
       assert.deepEqual(
-        lines.map((l) => [l.level, l.fields?.status, l.fields?.requestId]),
+        lines.map((l) => [l.level, l.status, l.requestId]),
         [["debug", 404, "req-404"], ["debug", 409, "req-409"]],
       );
     });
@@ -349,8 +342,8 @@ Deno.test("[bus] a failed request is logged at its level with the HTTP request's
       assert.equal(lines.length, 1);
       assert.equal(lines[0].level, "error");
       assert.equal(lines[0].message, "request failed");
-      assert.equal(lines[0].fields?.requestId, "req-500");
-      assert.equal(lines[0].fields?.subject, "demo.http");
+      assert.equal(lines[0].requestId, "req-500");
+      assert.equal(lines[0].subject, "demo.http");
     });
   } finally {
     await service.stop();

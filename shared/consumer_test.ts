@@ -8,7 +8,7 @@ import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { ServiceUnavailableError } from "./errors.ts";
 import { openDatabase, type Sql } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
-import { testDatabase } from "./testing.ts";
+import { recordingLogger, testDatabase } from "./testing.ts";
 import { metrics } from "./metrics.ts";
 import { facts } from "./subjects.ts";
 import type { TestBus } from "./testing.ts";
@@ -201,17 +201,6 @@ Deno.test("[consumer] stopping during a retry gives back that batch and those be
   assert.deepEqual(handled, ["1", "2", "3"]);
 });
 
-/** A logger that keeps its error lines, to check what an operator would read. */
-function keepingErrors(into: { message: string; fields?: LogFields }[]): Logger {
-  const none = () => {};
-  return {
-    debug: none,
-    info: none,
-    warn: none,
-    error: (message, fields) => into.push({ message, fields }),
-  };
-}
-
 /** This process's count of poison facts for `durable`. */
 async function poisonedCount(durable: string): Promise<number> {
   const family = (await metrics.snapshot()).find((f) => f.name === "oe_facts_poisoned");
@@ -267,13 +256,13 @@ Deno.test("[consumer] a fact is counted retried once per delivery, however its b
 Deno.test("[consumer] a fact the handler keeps failing on is parked after its turn; the rest follow in order", async () => {
   await using b = await factBus({ ensureStream: true });
   const handled: string[] = [];
-  const errors: { message: string; fields?: LogFields }[] = [];
+  const log = recordingLogger();
   const poison = fact(2);
   let poisonInHand = false;
   const consumer = await consumeFacts(b.bus, {
     durable: "poison",
     subject: "facts.catalog.>",
-    log: keepingErrors(errors),
+    log,
     keepTurnMs: 300,
     parkAfterAttempts: 3,
     handle: async (batch) => {
@@ -304,13 +293,13 @@ Deno.test("[consumer] a fact the handler keeps failing on is parked after its tu
   assert.equal(parked.json<Fact>().id, poison.id);
   assert.equal(parked.header.get("Oe-Parked-By"), "poison");
   assert.match(parked.header.get("Oe-Parked-Reason"), /3 attempts.*cannot read properties/);
-  const line = errors.find((e) => e.message.startsWith("parked a fact"));
+  const line = log.lines.find((l) => l.level === "error" && l.message.startsWith("parked a fact"));
   assert.ok(line, "an error line names the parked fact");
-  assert.equal(line.fields?.id, poison.id);
-  assert.equal(line.fields?.type, poison.type);
-  assert.equal(line.fields?.subject, b.bus.subject(CREATED));
-  assert.equal(line.fields?.sequence, 2);
-  assert.equal(line.fields?.attempts, 3);
+  assert.equal(line.id, poison.id);
+  assert.equal(line.type, poison.type);
+  assert.equal(line.subject, b.bus.subject(CREATED));
+  assert.equal(line.sequence, 2);
+  assert.equal(line.attempts, 3);
   assert.equal(await poisonedCount("poison"), 1);
 });
 
@@ -587,12 +576,12 @@ Deno.test("[consumer] misrouted facts and facts the handler rejects are parked, 
 // each, while its old type brought the same change (a review).
 Deno.test("[consumer] facts of types published by a newer producer are skipped; broken ones are parked", async () => {
   await using b = await factBus({ ensureStream: true });
-  const logged: { message: string; fields?: LogFields }[] = [];
+  const log = recordingLogger();
   const handled: string[] = [];
   const consumer = await consumeFacts(b.bus, {
     durable: "newer",
     subject: "facts.catalog.>",
-    log: { ...quiet, info: (message, fields) => void logged.push({ message, fields }) },
+    log,
     handle: collectIds(handled),
   });
   const skippedBefore = await handledCount("newer", "skipped");
@@ -620,9 +609,9 @@ Deno.test("[consumer] facts of types published by a newer producer are skipped; 
   assert.equal(info.num_ack_pending, 0, "the skipped facts are acknowledged");
   assert.equal(info.num_pending, 0);
   assert.equal(await handledCount("newer", "skipped") - skippedBefore, 2);
-  const skips = logged.filter((l) => l.message.startsWith("skipping facts of a type"));
+  const skips = log.lines.filter((l) => l.message.startsWith("skipping facts of a type"));
   assert.equal(skips.length, 1, "said once per type");
-  assert.equal(skips[0].fields?.type, v2);
+  assert.equal(skips[0].type, v2);
 });
 
 Deno.test("[consumer] start picks the beginning, a time, or new facts only", async (t) => {

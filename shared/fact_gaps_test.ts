@@ -2,17 +2,10 @@ import assert from "node:assert/strict";
 import type { Status } from "@nats-io/nats-core";
 import { Bus } from "./bus.ts";
 import { emptyOnMissedFacts } from "./fact_gaps.ts";
-import type { Logger } from "./log.ts";
 import { TaggedEntries } from "./tagged_entries.ts";
 import { eventually } from "@testing/eventually.ts";
 import { startNatsCluster } from "@testing/nats_cluster.ts";
-
-/** A logger that keeps its lines' messages. */
-function recording(): Logger & { messages: string[] } {
-  const messages: string[] = [];
-  const keep = (message: string) => void messages.push(message);
-  return { messages, debug: keep, info: keep, warn: keep, error: keep };
-}
+import { recordingLogger } from "./testing.ts";
 
 /**
  * A bus on a one-node cluster of its own, a keeper for it, and how many of each status its
@@ -21,7 +14,7 @@ function recording(): Logger & { messages: string[] } {
 async function keeperOnOwnNode() {
   const cluster = await startNatsCluster(1);
   const [node] = cluster.nodes;
-  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recording() });
+  const bus = await Bus.connect({ url: node.url, prefix: "t", logger: recordingLogger() });
   const kept = new TaggedEntries({ memoryMs: 1_000, onRemove: () => {} });
   const seen: Record<string, number> = {};
   (async () => {
@@ -39,19 +32,19 @@ Deno.test({
 }, async () => {
   const { cluster: own, node, bus, kept, seen } = await keeperOnOwnNode();
   await using cluster = own;
-  const log = recording();
+  const log = recordingLogger();
   const following = emptyOnMissedFacts(bus, kept, log, "cache");
   try {
     await cluster.kill(node.name);
     // nats.js reports each attempt, one every 250 ms: several while the server is away.
     await eventually(() => (seen.reconnecting ?? 0) >= 4, 10_000, "reconnect attempts");
     assert.ok(kept.suspended, "suspended while NATS is away");
-    assert.deepEqual(log.messages, [
+    assert.deepEqual(log.lines.map((l) => l.message), [
       "cache emptied and suspended: the fact subscription may miss facts",
     ]);
     await cluster.revive(node.name);
     await eventually(() => !kept.suspended, 10_000, "the resume");
-    assert.deepEqual(log.messages, [
+    assert.deepEqual(log.lines.map((l) => l.message), [
       "cache emptied and suspended: the fact subscription may miss facts",
       "cache resumed, empty: the fact subscription is back",
     ]);
@@ -72,7 +65,7 @@ Deno.test({
   const { cluster: own, node, bus, kept, seen } = await keeperOnOwnNode();
   await using cluster = own;
   const stopped = new AbortController();
-  const following = emptyOnMissedFacts(bus, kept, recording(), "cache", stopped.signal);
+  const following = emptyOnMissedFacts(bus, kept, recordingLogger(), "cache", stopped.signal);
   let ended = false;
   following.then(() => ended = true, () => ended = true);
   try {

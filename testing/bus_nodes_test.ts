@@ -13,18 +13,16 @@ import { ensureFactStream, openFactStream } from "@shared/fact_streams.ts";
 import { FactRelay, publishFailureCause } from "@shared/fact_relay.ts";
 import { ensureParkedStream } from "@shared/fact_parking.ts";
 import { openDatabase } from "@shared/db.ts";
-import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
-import { testBus, testDatabase } from "@shared/testing.ts";
+import { recordingLogger, testBus, testDatabase } from "@shared/testing.ts";
 import { startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 import { startNatsServer } from "./nats_server.ts";
 import { laggingProxy } from "./lagging_proxy.ts";
 
-/** A logger that keeps its lines' messages. */
-function recording(): Logger & { messages: string[] } {
-  const messages: string[] = [];
-  const keep = (message: string) => void messages.push(message);
-  return { messages, debug: keep, info: keep, warn: keep, error: keep };
+/** A logger that keeps its lines, and what they said. */
+function recording() {
+  const logger = recordingLogger();
+  return Object.assign(logger, { messages: () => logger.lines.map((line) => line.message) });
 }
 
 const unsanitized = { sanitizeResources: false, sanitizeOps: false };
@@ -54,10 +52,10 @@ Deno.test({
     const inUse = cluster.nodes.find((node) => bus.nc.getServer() === `127.0.0.1:${node.port}`)!;
     const lostAt = Date.now();
     await cluster.kill(inUse.name);
-    await eventually(() => log.messages.includes("NATS is back"), 5_000, "the reconnect");
+    await eventually(() => log.messages().includes("NATS is back"), 5_000, "the reconnect");
     const tookMs = Date.now() - lostAt;
     assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
-    assert.deepEqual(log.messages, ["lost NATS; reconnecting", "NATS is back"]);
+    assert.deepEqual(log.messages(), ["lost NATS; reconnecting", "NATS is back"]);
     assert.ok(tookMs < 2_000, `reconnected in ${tookMs} ms`);
     // Requests work again on the new server.
     await bus.nc.flush();
@@ -77,7 +75,7 @@ Deno.test({
     cluster.freeze(inUse.name, true);
     try {
       // Its connection stays open and says nothing: only the unanswered pings tell.
-      await eventually(() => log.messages.includes("NATS is back"), 15_000, "leaving the node");
+      await eventually(() => log.messages().includes("NATS is back"), 15_000, "leaving the node");
       const tookMs = Date.now() - hungAt;
       assert.notEqual(bus.nc.getServer(), `127.0.0.1:${inUse.port}`);
       // Three unanswered pings a second apart, perhaps 2 s on the hung node again, then another:
@@ -104,7 +102,7 @@ Deno.test({
   const echo = defineEndpoint("demo.echo", { request: z.object({}), response: z.null() });
   try {
     await cluster.kill(node.name);
-    await eventually(() => log.messages.includes("lost NATS; reconnecting"), 5_000, "the loss");
+    await eventually(() => log.messages().includes("lost NATS; reconnecting"), 5_000, "the loss");
     const started = performance.now();
     await assert.rejects(bus.request(echo, {}, { timeoutMs: 5_000 }), (error) => {
       assert.ok(error instanceof ServiceUnavailableError, String(error));
@@ -201,8 +199,8 @@ Deno.test({
     assert.ok(
       tookMs >= 1_900 && tookMs < 2_600,
       `stopped after ${Math.round(tookMs)} ms, ${n} fact(s) left in the outbox; relay said ${
-        JSON.stringify(relayLog.messages)
-      }, bus said ${JSON.stringify(busLog.messages)}`,
+        JSON.stringify(relayLog.messages())
+      }, bus said ${JSON.stringify(busLog.messages())}`,
     );
     assert.equal(n, 1, "the fact waits in the outbox for the next start");
   } finally {
@@ -340,7 +338,7 @@ Deno.test({
   );
   assert.ok(resumedAfterMs <= 2_000, `resumed ${resumedAfterMs} ms after the new leader`);
   for (const id of sent) assert.ok(received.has(id), `fact ${id} handled`);
-  const told = log.messages.filter((m) => m.startsWith("fact consumer"));
+  const told = log.messages().filter((m) => m.startsWith("fact consumer"));
   assert.deepEqual(told, ["fact consumer stalled; pulling again", "fact consumer resumed"]);
   await consumer.stop();
   await bus.close();
