@@ -77,6 +77,7 @@ import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
+import { warnOfSkippedRedeliveries } from "./server_defects.ts";
 import {
   type BatchContext,
   type Delivered,
@@ -373,7 +374,9 @@ async function openConsumer<S extends string>(
 > {
   // Its check of the account (a request the meta leader answers) is as patient as the rest.
   const jsm = await whileSettling(() => jetstreamManager(bus.nc), isClusterSettling);
-  const { config: { name: stream }, created: streamCreated } = await openStreams(bus, jsm, options);
+  const { config, created: streamCreated } = await openStreams(bus, jsm, options);
+  const stream = config.name;
+  warnOfSkippedRedeliveries(bus, config.num_replicas, options.log);
   // Right after a stream is made or scaled, or while the cluster elects its meta leader, the
   // consumer's creation may be answered "stream not found", "temporarily unavailable" or not at
   // all: asked again for a while, as the streams were, rather than failing the service's start
