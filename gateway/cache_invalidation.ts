@@ -3,7 +3,9 @@
  * subscription on `<prefix>.facts.>`, no queue group) and drops the entries it touches. Facts
  * heard over core NATS are at most once, so whenever the subscription may have missed one (the
  * connection dropped, went stale, or the server or client called us a slow consumer) the cache
- * is emptied, and while disconnected it serves and stores nothing (shared/fact_gaps.ts).
+ * is emptied, and while disconnected it serves and stores nothing (shared/fact_gaps.ts); facts
+ * lost between NATS nodes, which leave the connection untouched, are found by comparing the fact
+ * stream with what was heard (gateway/unheard_facts.ts).
  *
  * A gateway that relays a write also tells its peers at once what the write touched (on
  * `<prefix>.gateway.cache.touched`, outside the fact stream): the fact follows only after the
@@ -20,6 +22,7 @@ import { facts, gatewayTouched } from "@shared/subjects.ts";
 import { announceTouched as announce, ORIGIN_HEADER, touchedTags } from "@shared/cache_touched.ts";
 import type { ResponseCache } from "./cache.ts";
 import { watchCache } from "./cache_metrics.ts";
+import { emptyOnUnheardFacts, FactHearing } from "./unheard_facts.ts";
 
 /** Each cache's name on the bus: one per gateway instance, even when two share a process. */
 const origins = new WeakMap<ResponseCache, string>();
@@ -59,13 +62,20 @@ function factTags(raw: unknown): string[] | undefined {
  * invalidateOnFacts(bus, cache, logger);
  * ```
  */
-export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger): void {
+export function invalidateOnFacts(
+  bus: Bus,
+  cache: ResponseCache,
+  logger: Logger,
+  options: { unheardCheckMs?: number } = {},
+): void {
+  const hearing = new FactHearing();
   bus.nc.subscribe(bus.subject(facts.all), {
     callback: (error, msg) => {
       if (error) {
         logger.warn("cache emptied: the fact subscription failed", { error });
         return cache.clear();
       }
+      hearing.heard(msg);
       let tags: string[] | undefined;
       try {
         tags = factTags(msg.json());
@@ -88,6 +98,8 @@ export function invalidateOnFacts(bus: Bus, cache: ResponseCache, logger: Logger
     },
   });
   emptyOnMissedFacts(bus, cache, logger, "cache").catch(() => cache.suspend(true));
+  // Facts lost between NATS nodes leave this connection untouched (gateway/unheard_facts.ts).
+  emptyOnUnheardFacts(bus, cache, { hearing, log: logger, intervalMs: options.unheardCheckMs });
   // The cache is in the metrics while it follows the facts: as long as the bus connection.
   const unwatch = watchCache(cache);
   bus.nc.closed().then(unwatch);

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { facts } from "@shared/subjects.ts";
+import { recordingLogger } from "@shared/testing.ts";
+import { eventually } from "@testing/eventually.ts";
+import { factBus } from "@testing/fact_bus.ts";
+import { exampleFact } from "@testing/facts.ts";
+import { ResponseCache } from "./cache.ts";
+import { invalidateOnFacts } from "./cache_invalidation.ts";
+
+const UNHEARD = "cache emptied: the fact stream holds facts this gateway did not hear";
+
+// A partition between NATS nodes loses facts on their way to a gateway whose own connection stays
+// up: the stream stores them, the gateway never hears them. Here the stream takes a message from
+// another stream it sources (stored, never published on the fact subjects), which leaves the
+// gateway in the same state.
+Deno.test("[gateway] facts the stream stored and the gateway never heard empty its cache", async () => {
+  await using b = await factBus({ ensureStream: true });
+  const log = recordingLogger();
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  invalidateOnFacts(b.bus, cache, log, { unheardCheckMs: 100 });
+  await b.bus.nc.flush();
+  const js = jetstream(b.bus.nc);
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  const source = `${stream}_SOURCE`;
+  const missed = () => cache.counts.flushes.missed_facts;
+  try {
+    // Heard as stored: three facts, one of them published twice (stored once, heard twice).
+    const subject = b.bus.subject("facts.catalog.event-topic.created");
+    const topics = [1, 2, 3].map((n) =>
+      exampleFact("catalog.event-topic.created", { id: String(n) })
+    );
+    for (const fact of [...topics, topics[2]]) {
+      await js.publish(subject, JSON.stringify(fact), { msgID: fact.id });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(missed(), 0, "every fact stored was heard");
+    assert.deepEqual(log.lines.filter((line) => line.message === UNHEARD), []);
+
+    await jsm.streams.add({ name: source, subjects: [`${b.prefix}-source.>`] });
+    await js.publish(`${b.prefix}-source.x`, "{}");
+    const { config } = await jsm.streams.info(stream);
+    await jsm.streams.update(stream, { ...config, sources: [{ name: source }] });
+    await eventually(() => missed() === 1, 5_000, "the cache emptied");
+    const said = log.lines.filter((line) => line.message === UNHEARD);
+    assert.equal(said.length, 1);
+    assert.equal(said[0].unheard, 1);
+    // The count begins again: the next rounds find nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(missed(), 1);
+  } finally {
+    await jsm.streams.delete(stream).catch(() => {});
+    await jsm.streams.delete(source).catch(() => {});
+  }
+});
