@@ -366,7 +366,10 @@ export class Bus {
       if (objects[0]?.code === UnreadableBusRequestError.CODE) {
         throw new InternalError(`Cannot request ${endpoint.subject}: ${objects[0].detail}`);
       }
-      throw errorFromObjects(objects);
+      // The service that answered logged it (a lost database once, not per request): a caller
+      // that logged it again wrote an error line per request while the catalog's Postgres was
+      // away (a chaos review, 2026-12-06).
+      throw loggedOnce(errorFromObjects(objects));
     }
     return body as Res;
   }

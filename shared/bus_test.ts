@@ -316,10 +316,17 @@ Deno.test("[bus] a failed request is logged at its level with the HTTP request's
   const logger = recordingLogger();
   const { lines } = logger;
   const server = await Bus.connect({ url: b.natsUrl, prefix: b.prefix, logger });
+  // `demo.fail` stands for another service, which lost its database: its 503 is its own to log.
+  const other = b.bus.serve({ name: "other", version: "1.0.0" }, [
+    route(failing, () => {
+      throw new ServiceUnavailableError("Cannot reach the database: try again shortly");
+    }),
+  ]);
   const service = server.serve({ name: "demo", version: "1.0.0" }, [
-    route(http, (req) => {
+    route(http, async (req) => {
       if (req.params.id === "404") throw new NotFoundError("Cannot find thing 404");
       if (req.params.id === "409") throw new ConflictError("Cannot save: taken");
+      if (req.params.id === "asks") await server.request(failing, { kind: "x" });
       throw new Error("database on fire");
     }),
   ]);
@@ -345,8 +352,17 @@ Deno.test("[bus] a failed request is logged at its level with the HTTP request's
       assert.equal(lines[0].requestId, "req-500");
       assert.equal(lines[0].subject, "demo.http");
     });
+    // A chaos review (2026-12-06): with Postgres stopped, discounts logged an error line for each
+    // request whose check at the catalog answered 503, which the catalog had logged once.
+    await t.step("an error another service answered is that service's to log", async () => {
+      lines.length = 0;
+      const reply = await forward("asks", "req-asks");
+      assert.equal(reply.status, 503);
+      assert.deepEqual(lines.filter((l) => l.level === "error" || l.level === "warn"), []);
+    });
   } finally {
     await service.stop();
+    await other.stop();
     await server.close();
   }
 });
