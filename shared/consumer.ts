@@ -78,8 +78,6 @@ import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
 import { warnOfSkippedRedeliveries } from "./server_defects.ts";
-import { FactLedger } from "./fact_ledger.ts";
-import type { Sql } from "./db.ts";
 import {
   type BatchContext,
   type Delivered,
@@ -87,7 +85,7 @@ import {
   fromLostStream,
   handledFacts,
   noteDelivery,
-  settledMessage,
+  positionOf,
 } from "./fact_batch.ts";
 import { ensureParkedStream, park, PARK_RETRY_MS } from "./fact_parking.ts";
 import { handleInTurn } from "./fact_turns.ts";
@@ -141,15 +139,6 @@ export interface FactConsumerOptions<S extends string = string> {
   floorReadMs?: number;
   /** How many failed attempts a fact must also have had before it is parked (default 5). */
   parkAfterAttempts?: number;
-  /**
-   * The consuming service's database, for a durable consumer: its instances write what they
-   * settle there (the ledger, `installFactLedger` makes its tables), and one at a time hands over
-   * the facts the server counts as settled that none settled (shared/fact_ledger.ts: nats-server
-   * before 2.11 skips some after a leader change). Without it nothing checks for them.
-   */
-  ledger?: Sql;
-  /** How often the ledger is compared with the stream (default RECONCILE_MS, 10 s). */
-  reconcileMs?: number;
   /**
    * The service's own check of what `handle` needs, asked when `handle` fails with an error
    * `isTransientFailure` (shared/transient.ts) does not recognise: a problem it names (say,
@@ -246,7 +235,7 @@ const ACK_WAIT_MS = 1_000;
  */
 function readFact(
   bus: Bus,
-  msg: Pick<JsMsg, "data" | "subject">,
+  msg: JsMsg,
   options: { unknownTypes?: boolean },
 ): { fact: Fact } | { reason: string } | { newerType: string } {
   let raw: unknown;
@@ -328,7 +317,6 @@ export async function consumeFacts<S extends string>(
     skippedTypes: new Set(),
     streamCheckedUpTo: 0,
   };
-  const stopReconciling = followLedger(batches, options);
   const health = new PullHealth(options.log, name);
   const unwatch = watchLag(jsm, batches);
   const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
@@ -350,54 +338,8 @@ export async function consumeFacts<S extends string>(
       stopping.abort();
       await pulling.stop();
       inHand.stop();
-      await stopReconciling();
     },
   };
-}
-
-/**
- * A durable consumer given the service's database (`ledger`) writes what it settles there and
- * compares it with the stream (shared/fact_ledger.ts); returns how to stop.
- */
-function followLedger<S extends string>(
-  ctx: BatchContext<S>,
-  options: FactConsumerOptions<S>,
-): () => Promise<void> {
-  if (!options.ledger || !options.durable) return () => Promise.resolve();
-  const ledger = ctx.ledger = new FactLedger(options.ledger, ctx.name, options.log);
-  return ledger.reconcileEvery({
-    bus: ctx.bus,
-    jsm: ctx.jsm,
-    stream: ctx.stream,
-    durable: ctx.name,
-    subject: ctx.bus.subject(options.subject),
-    streamCreated: () => ctx.streamCreated,
-    handOver: (msg) => handOverLate(ctx, msg),
-    log: options.log,
-  }, options.reconcileMs);
-}
-
-/**
- * Hands over a fact no instance settled (shared/fact_ledger.ts) as a delivery would be; the fact,
- * or undefined for a message that is no fact this process handles (parked or skipped when it was
- * delivered, it would have been settled). A fact the handler rejects is logged, not parked: it is
- * no delivery to park.
- */
-async function handOverLate<S extends string>(
-  ctx: BatchContext<S>,
-  msg: { data: Uint8Array; subject: string },
-): Promise<Fact | undefined> {
-  const read = readFact(ctx.bus, msg, ctx.options);
-  if (!("fact" in read)) return undefined;
-  const result = await ctx.options.handle([read.fact as Fact<FactsOn<S>>]);
-  for (const { id, reason } of result?.reject ?? []) {
-    ctx.options.log.error("the handler rejected a fact handed over late", {
-      durable: ctx.name,
-      id,
-      reason,
-    });
-  }
-  return read.fact;
 }
 
 /** The JetStream configuration of the consumer `options` describe. */
@@ -578,7 +520,7 @@ async function skipNewerType<S extends string>(
   }
   // A fact of a lost stream is gone with it: acknowledged, it would settle the new one's.
   if (!(await fromLostStream(ctx, [msg])).has(msg)) msg.ack();
-  settledMessage(ctx, msg);
+  positionOf(ctx, msg).settled(msg.info.streamSequence);
   ctx.handled.skipped.add(1);
 }
 /**

@@ -4,7 +4,6 @@
  * never be settled (`fromLostStream`). Used by the consumer (shared/consumer.ts), its parking
  * (shared/fact_parking.ts) and its turns (shared/fact_turns.ts).
  */
-import type { FactLedger } from "./fact_ledger.ts";
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Bus } from "./bus.ts";
 import type { FactConsumerOptions } from "./consumer.ts";
@@ -42,8 +41,6 @@ export interface BatchContext<S extends string> {
   streamCheckedUpTo: number;
   /** Types of facts skipped as unknown so far (each is logged once). */
   skippedTypes: Set<string>;
-  /** Where a durable consumer writes what it settled (shared/fact_ledger.ts), when it does. */
-  ledger?: FactLedger;
 }
 
 /**
@@ -72,15 +69,6 @@ export function noteDelivery<S extends string>(ctx: BatchContext<S>, msg: JsMsg)
 
 export function positionOf<S extends string>(ctx: BatchContext<S>, msg: JsMsg): StreamPosition {
   return deliveries.get(msg)?.position ?? ctx.position;
-}
-
-/**
- * `msg` was acknowledged or parked: the server will not send it again. Counted in its position,
- * and written to the consumer's ledger (shared/fact_ledger.ts).
- */
-export function settledMessage<S extends string>(ctx: BatchContext<S>, msg: JsMsg): void {
-  positionOf(ctx, msg).settled(msg.info.streamSequence);
-  ctx.ledger?.settled(msg.info.streamSequence);
 }
 
 /**

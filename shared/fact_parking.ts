@@ -6,7 +6,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
-import { type BatchContext, fromLostStream, settledMessage } from "./fact_batch.ts";
+import { type BatchContext, fromLostStream, positionOf } from "./fact_batch.ts";
 import { ensureStream } from "./fact_streams.ts";
 import { scrub } from "./log.ts";
 import { facts } from "./subjects.ts";
@@ -87,7 +87,7 @@ export async function tryPark<S extends string>(
   }
   // A fact of a lost stream is gone with it: terminated, it would settle the new one's.
   if (!(await fromLostStream(ctx, [msg])).has(msg)) msg.term();
-  settledMessage(ctx, msg);
+  positionOf(ctx, msg).settled(msg.info.streamSequence);
   ctx.handled.parked.add(1);
   return true;
 }

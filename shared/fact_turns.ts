@@ -7,7 +7,7 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { FactConsumerOptions, FactsOn, HandleResult } from "./consumer.ts";
-import { type BatchContext, type Delivered, fromLostStream, settledMessage } from "./fact_batch.ts";
+import { type BatchContext, type Delivered, fromLostStream, positionOf } from "./fact_batch.ts";
 import { headersOf, park, tryPark } from "./fact_parking.ts";
 import { startBatchSpans } from "./fact_telemetry.ts";
 import type { Fact } from "./facts.ts";
@@ -91,7 +91,7 @@ async function settle<S extends string>(
     const reason = rejected.get(fact.id);
     if (reason === undefined) {
       if (!lost.has(msg)) msg.ack();
-      settledMessage(ctx, msg);
+      positionOf(ctx, msg).settled(msg.info.streamSequence);
     } else await park(ctx, msg, `rejected by the handler: ${reason}`);
   }
   ctx.handled.acked.add(batch.length - rejected.size);

@@ -27,7 +27,6 @@
  * // after commit: relay.kick();
  * ```
  */
-import { installFactLedger } from "./fact_ledger.ts";
 import { z } from "zod";
 import {
   ignoringCreateRace,
@@ -343,8 +342,8 @@ export async function changeWithFact<T>(
 }
 
 /**
- * Applies a service's migrations and makes its outbox (and its consumers' ledger,
- * shared/fact_ledger.ts): every service that publishes facts starts with this.
+ * Applies a service's migrations and makes its outbox: every service that publishes facts
+ * starts with this.
  */
 export async function migrateWithOutbox(
   sql: Sql,
@@ -355,7 +354,6 @@ export async function migrateWithOutbox(
     alsoInstall: async (tx) => {
       await installOutbox(tx);
       await installIdempotency(tx);
-      await installFactLedger(tx);
     },
   });
 }

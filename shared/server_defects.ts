@@ -20,7 +20,10 @@ const REDELIVERIES_FIXED_IN = [2, 11, 0];
  * is counted as delivered by no replica, and acknowledgements of later facts move the new
  * leader's floor past it (nats-io/nats-server#6566, fixed in 2.11). A chaos and a partition review
  * (2026-12-06, nats-server 2.9.10, FACTS_REPLICAS=3) saw audit's activity log and the discounts'
- * projection of events miss facts so, silently: nothing pending, nothing parked.
+ * projection of events miss facts, silently: nothing pending, nothing parked; a verification run
+ * then found the stream's copies themselves drifting apart under repeated freezes (one sequence,
+ * different facts on different nodes; a fact acknowledged to the relay gone from the leader's
+ * copy), which no consumer can mend (README, "Facts lost or skipped").
  */
 export function skipsReplicatedRedeliveries(version: string): boolean {
   const parts = version.replace(/^v/, "").split(/[.-]/).slice(0, 3).map(Number);
@@ -45,7 +48,8 @@ export function warnOfSkippedRedeliveries(bus: Bus, replicas: number, log: Logge
   toldOfSkippedRedeliveries.add(bus);
   log.warn(
     `nats-server ${version} may skip a fact for good after a consumer's leader changes (its node ` +
-      "frozen, cut off or stopping: nats-io/nats-server#6566); run nats-server 2.11 or later",
+      "frozen, cut off or stopping: nats-io/nats-server#6566), and its stream's copies may drift " +
+      "apart and lose facts; run nats-server 2.11 or later",
     { version, replicas },
   );
 }

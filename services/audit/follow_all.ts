@@ -149,7 +149,6 @@ export function followAllFacts(options: {
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
-    ledger: sql,
     handle: async (batch) => {
       const { inserted, reject } = await applyAllFacts(sql, batch, log);
       log.debug("facts recorded", { count: batch.length, inserted });

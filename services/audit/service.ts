@@ -2,7 +2,6 @@
  * The audit service as a unit: migrate, consume every fact into activities, serve the log, stop
  * cleanly. `main.ts` calls it with real configuration; tests and benchmarks with their own.
  */
-import { installFactLedger } from "@shared/fact_ledger.ts";
 import type { Bus, RunningService } from "@shared/bus.ts";
 import { serveContract } from "@shared/serve_contract.ts";
 import { auditContract } from "@shared/contracts/mod.ts";
@@ -20,12 +19,7 @@ export const SCHEMA = "audit";
 const VERSION = "1.0.0";
 
 export function migrateAudit(sql: Sql): Promise<string[]> {
-  return migrate(sql, {
-    schema: SCHEMA,
-    dir: new URL("./migrations/", import.meta.url),
-    // Its consumer's ledger (shared/fact_ledger.ts).
-    alsoInstall: installFactLedger,
-  });
+  return migrate(sql, { schema: SCHEMA, dir: new URL("./migrations/", import.meta.url) });
 }
 
 export interface AuditOptions {

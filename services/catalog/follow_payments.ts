@@ -61,7 +61,6 @@ export function followPaymentsFacts(
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
-    ledger: sql,
     handle: (batch) => applyPaymentsFacts(sql, relay, batch),
   });
 }

@@ -201,7 +201,6 @@ export function followCatalogFacts(
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
-    ledger: sql,
     handle: async (batch) => {
       await applyCatalogFacts(sql, relay, batch);
       announceProjected(bus, batch);

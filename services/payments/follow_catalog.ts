@@ -119,7 +119,6 @@ export function followCatalogFacts(ctx: PaymentsContext, bus: Bus): Promise<Fact
     log: ctx.log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(ctx.sql),
-    ledger: ctx.sql,
     handle: (batch) => applyCatalogFacts(ctx, batch),
   });
 }
