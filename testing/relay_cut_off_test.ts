@@ -14,6 +14,7 @@ import { installOutbox, recordFact } from "@shared/facts.ts";
 import { facts } from "@shared/subjects.ts";
 import { recordingLogger, testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
+import { exampleFact } from "./facts.ts";
 import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 
 /** How long a healthy instance's drain waits for rows another holds (fact_relay.ts). */
@@ -106,16 +107,6 @@ async function lockWaits(sql: Sql, forMs: number): Promise<number[]> {
 
 /** A fact to record: a topic created. */
 function topicCreated() {
-  return {
-    type: "catalog.event-topic.created" as const,
-    actor: null,
-    data: {
-      id: "1",
-      name: "T",
-      slug: "t",
-      "system-image-url": null,
-      "created-at": new Date(),
-      "deleted-at": null,
-    },
-  };
+  const { type, data } = exampleFact("catalog.event-topic.created", { id: "1" });
+  return { type, actor: null, data };
 }
