@@ -8,12 +8,15 @@
  *
  * So the gateway counts the distinct facts it hears (by their message id: a fact published again
  * is stored once), and every CHECK_MS reads the stream's last sequence: once the stream holds more
- * facts than were heard since the count began, as of the read before (a fact is heard when it is
- * published, before the stream's answer; the round between is the grace), the cache is emptied
- * and the count begins again. A stream made anew (its sequence lower) empties it too. A read that
- * fails (NATS away: the cache is suspended meanwhile; JetStream without a leader) waits for the
- * next. A fact heard but never stored would hide one lost later; none is: the relay publishes
- * each until the stream has it.
+ * facts than were heard since the count began, at two reads in a row (a fact is heard when it is
+ * published, before the stream stores it, but a hop may be late), the cache is emptied and the
+ * count begins again. Compared at the same read, not with the read before: facts stored between
+ * two reads hid a gap as large under steady writes (a verification run). A stream made anew (its
+ * creation time other) empties it too; a read lower than one before is a replica behind the leader
+ * answering, and is passed over (taken as a new stream, it emptied the cache after each healed
+ * partition). A read that fails (NATS away: the cache is suspended meanwhile; JetStream without a
+ * leader) waits for the next. A fact heard but not yet stored (JetStream electing a leader) hides
+ * a gap until the relay's retry has it stored.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/nats-core";
@@ -51,12 +54,17 @@ export class FactHearing {
   }
 }
 
-/** Where the count stands: the stream's last sequence and the facts heard when it began. */
+/** Where the count stands. */
 interface Count {
+  /** When the stream counted was made: another time is another stream. */
+  created: string;
+  /** The stream's last sequence and the facts heard when the count began. */
   baseSeq: number;
   baseHeard: number;
-  /** The stream's last sequence at the read before. */
-  previousSeq: number;
+  /** The highest last sequence read since: a lower one is a lagging answer. */
+  highestSeq: number;
+  /** Facts stored and not heard at the read before (0 or less: none). */
+  unheard: number;
 }
 
 /**
@@ -71,24 +79,40 @@ export function emptyOnUnheardFacts(
   const { hearing, log } = options;
   const stream = facts.stream(bus.prefix);
   let count: Count | undefined;
-  const restart = (seq: number) =>
-    count = { baseSeq: seq, baseHeard: hearing.count, previousSeq: seq };
+  const begin = (read: StreamRead, heard: number) =>
+    count = {
+      created: read.created,
+      baseSeq: read.seq,
+      baseHeard: heard,
+      highestSeq: read.seq,
+      unheard: 0,
+    };
+  const flush = (unheard: number | string, read: StreamRead, heard: number) => {
+    cache.clear("missed_facts");
+    log.warn("cache emptied: the fact stream holds facts this gateway did not hear", {
+      stream,
+      unheard,
+    });
+    begin(read, heard);
+  };
   const round = async () => {
     if (bus.reconnecting) return;
-    const seq = await lastSequence(bus, stream);
-    if (seq === undefined) return;
-    if (count === undefined) return void restart(seq);
-    const stored = count.previousSeq - count.baseSeq;
-    const heard = hearing.count - count.baseHeard;
-    if (seq < count.baseSeq || heard < stored) {
-      cache.clear("missed_facts");
-      log.warn("cache emptied: the fact stream holds facts this gateway did not hear", {
-        stream,
-        unheard: seq < count.baseSeq ? "the stream was made anew" : stored - heard,
-      });
-      return void restart(seq);
+    const read = await readStream(bus, stream);
+    // Counted after the answer: every fact stored when it was read was heard by now, but for a
+    // hop's delay (hence two reads in a row).
+    const heard = hearing.count;
+    if (read === undefined) return;
+    if (count === undefined) return void begin(read, heard);
+    if (read.created !== count.created) return flush("the stream was made anew", read, heard);
+    // A replica behind the leader answered (a leader moving after a partition healed): its
+    // figures say nothing; the next read asks again.
+    if (read.seq < count.highestSeq) return;
+    count.highestSeq = read.seq;
+    const unheard = (read.seq - count.baseSeq) - (heard - count.baseHeard);
+    if (unheard > 0 && count.unheard > 0) {
+      return flush(Math.min(unheard, count.unheard), read, heard);
     }
-    count.previousSeq = seq;
+    count.unheard = unheard;
   };
   let running = false;
   const timer = setInterval(() => {
@@ -100,12 +124,22 @@ export function emptyOnUnheardFacts(
   bus.nc.closed().then(() => clearInterval(timer));
 }
 
-/** The stream's last sequence (0 while it does not exist); undefined when it cannot be read. */
-async function lastSequence(bus: Bus, stream: string): Promise<number | undefined> {
+/** What a read of the stream said: its last sequence and when it was made. */
+interface StreamRead {
+  seq: number;
+  created: string;
+}
+
+/**
+ * The stream's last sequence and creation time (0 and "" while it does not exist); undefined
+ * when it cannot be read.
+ */
+async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
   try {
     const jsm = await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false });
-    return (await jsm.streams.info(stream)).state.last_seq;
+    const info = await jsm.streams.info(stream);
+    return { seq: info.state.last_seq, created: info.created };
   } catch (error) {
-    return isStreamNotFound(error) ? 0 : undefined;
+    return isStreamNotFound(error) ? { seq: 0, created: "" } : undefined;
   }
 }
