@@ -102,7 +102,9 @@ export function emptyOnUnheardFacts(
     // hop's delay (hence two reads in a row).
     const heard = hearing.count;
     if (read === undefined) return;
-    if (count === undefined) return void begin(read, heard);
+    // The first read, or the first since the stream was made (a gateway started before the
+    // services that make it): nothing was counted yet.
+    if (count === undefined || count.created === "") return void begin(read, heard);
     if (read.created !== count.created) return flush("the stream was made anew", read, heard);
     // A replica behind the leader answered (a leader moving after a partition healed): its
     // figures say nothing; the next read asks again.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { ensureFactStream } from "@shared/fact_streams.ts";
 import { facts } from "@shared/subjects.ts";
 import { recordingLogger } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
@@ -72,4 +73,22 @@ Deno.test("[gateway] facts the stream stored and the gateway never heard empty i
     await jsm.streams.delete(stream).catch(() => {});
     await jsm.streams.delete(source).catch(() => {});
   }
+});
+
+Deno.test("[gateway] a fact stream made after the gateway started is no stream made anew", async () => {
+  await using b = await factBus();
+  const log = recordingLogger();
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  invalidateOnFacts(b.bus, cache, log, { unheardCheckMs: 100 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await ensureFactStream(b.bus);
+  const fact = exampleFact("catalog.event-topic.created", { id: "1" });
+  await jetstream(b.bus.nc).publish(
+    b.bus.subject("facts.catalog.event-topic.created"),
+    JSON.stringify(fact),
+    { msgID: fact.id },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.equal(cache.counts.flushes.missed_facts, 0);
+  assert.deepEqual(log.lines.filter((line) => line.message === UNHEARD), []);
 });
