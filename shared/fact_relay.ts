@@ -193,7 +193,7 @@ export class FactRelay {
   #stopped = false;
   /** No drain before this (`performance.now()`): JetStream left a publish unanswered. */
   #pausedUntil = 0;
-  /** A publish went unanswered and no batch has gone out whole since. */
+  /** A publish went unanswered, and JetStream has taken no fact from this relay since. */
   #doubtful = false;
 
   constructor(sql: Sql, bus: Bus, log: Logger) {
@@ -398,7 +398,7 @@ export class FactRelay {
   ): Promise<{ error: unknown } | undefined> {
     const js = jetstream(this.#bus.nc);
     const until = Date.now() + PUBLISH_BUDGET_MS;
-    // Until a batch goes out whole again, a publish waits less (see UNANSWERED_PAUSE_MS).
+    // Until JetStream takes a fact again, a publish waits less (see UNANSWERED_PAUSE_MS).
     const timeout = this.#doubtful ? DOUBTFUL_PUBLISH_TIMEOUT_MS : undefined;
     for (const [i, row] of rows.entries()) {
       if (skipped.has(row)) continue;

@@ -38,8 +38,9 @@ export function skipsReplicatedRedeliveries(version: string): boolean {
 const toldOfSkippedRedeliveries = new WeakSet<Bus>();
 
 /**
- * Warns, once per connection (a service process has one), when facts are consumed from a replicated stream (`replicas` > 1) on
- * a nats-server that may skip their redelivery (`skipsReplicatedRedeliveries`).
+ * Warns, once per connection (a service process has one), when facts are consumed from a
+ * replicated stream (`replicas` > 1) on a nats-server that may skip their redelivery
+ * (`skipsReplicatedRedeliveries`).
  */
 export function warnOfSkippedRedeliveries(bus: Bus, replicas: number, log: Logger): void {
   const version = bus.nc.info?.version;
