@@ -90,13 +90,10 @@ export function forgetLeavers(bus: Bus): void {
   });
 }
 
+/** The instance a leaving notice names, if it names one (read as discovery answers are). */
 function leaverOf(msg: Msg): { name: string; id: string } | undefined {
-  try {
-    const { name, id } = JSON.parse(new TextDecoder().decode(msg.data));
-    return typeof name === "string" && typeof id === "string" ? { name, id } : undefined;
-  } catch {
-    return undefined;
-  }
+  const { name, id } = identityOf(msg) ?? {};
+  return typeof name === "string" && typeof id === "string" ? { name, id } : undefined;
 }
 
 /** The longest window any caller asks for: entries older than this are forgotten. */

@@ -27,7 +27,7 @@ import { facts } from "@shared/subjects.ts";
 import type { ResponseCache } from "./cache.ts";
 
 /** How often the stream's last sequence is compared with the facts heard. */
-export const CHECK_MS = 2_000;
+const CHECK_MS = 2_000;
 /** How many fact ids are remembered to count one heard twice once. */
 const IDS_KEPT = 10_000;
 
