@@ -52,13 +52,24 @@ interface Entry extends CachedReply {
   newer: Entry | undefined;
 }
 
-/** Why the cache was emptied whole (see `ResponseCache.counts`). */
 /**
  * Why the cache was emptied whole: its fact feed went away (`suspend`) or came back
- * (`reconnect`), facts were missed (`missed_facts`), or a change touched more than it could name
+ * (`reconnect`), the fact stream could not be read to tell whether facts were missed
+ * (`unverified`), facts were missed (`missed_facts`), or a change touched more than it could name
  * (`everything_touched`: shared/cache_tags.ts's `EVERY_TAG`).
  */
-export type FlushReason = "suspend" | "reconnect" | "missed_facts" | "everything_touched";
+export type FlushReason =
+  | "suspend"
+  | "reconnect"
+  | "unverified"
+  | "missed_facts"
+  | "everything_touched";
+
+/**
+ * Why the cache is suspended: its connection's status (shared/fact_gaps.ts), or a fact stream it
+ * cannot read (gateway/unheard_facts.ts). It serves again once no cause holds.
+ */
+export type SuspendCause = "connection" | "unverified";
 
 /**
  * What the cache has done since it was made, for the metrics (gateway/cache_metrics.ts): plain
@@ -203,9 +214,11 @@ export class ResponseCache {
   readonly #flushes: Record<FlushReason, number> = {
     suspend: 0,
     reconnect: 0,
+    unverified: 0,
     missed_facts: 0,
     everything_touched: 0,
   };
+  readonly #suspendedFor = new Set<SuspendCause>();
 
   constructor(options: CacheOptions) {
     this.maxBytes = options.maxBytes;
@@ -380,14 +393,20 @@ export class ResponseCache {
   }
 
   /**
-   * While suspended (the fact subscription is interrupted) nothing is served or stored; the
-   * cache is emptied both when it is suspended and when it resumes.
+   * While suspended for any `cause` (the fact subscription is interrupted, or the fact stream
+   * cannot be read) nothing is served or stored; the cache is emptied both when it is suspended
+   * and when a cause ends. One cause ending leaves it suspended while another holds (a
+   * reconnect while the stream is still out of reach).
    */
-  suspend(suspended: boolean): void {
+  suspend(suspended: boolean, cause: SuspendCause = "connection"): void {
     // Counted once per outage: a suspended cache told again that it is suspended held nothing.
-    if (!suspended) this.#flushes.reconnect++;
-    else if (!this.suspended) this.#flushes.suspend++;
-    this.#entries.suspend(suspended, this.settleMs);
+    if (!suspended && cause === "connection") this.#flushes.reconnect++;
+    else if (suspended && !this.suspended) {
+      this.#flushes[cause === "connection" ? "suspend" : "unverified"]++;
+    }
+    if (suspended) this.#suspendedFor.add(cause);
+    else this.#suspendedFor.delete(cause);
+    this.#entries.suspend(this.#suspendedFor.size > 0, this.settleMs);
     this.#emptied();
   }
 

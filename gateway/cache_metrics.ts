@@ -36,7 +36,7 @@ const invalidated = metrics.counter(
 );
 const flushes = metrics.counter(
   "oe_cache_flushes",
-  "Times the response cache was emptied whole: suspend (connection lost), reconnect, missed_facts, everything_touched",
+  "Times the response cache was emptied whole: suspend (connection lost), reconnect, unverified (fact stream unreadable), missed_facts, everything_touched",
   ["reason"],
 );
 const bytes = metrics.gauge("oe_cache_bytes", "Bytes the response cache holds (entries and slabs)");
@@ -49,6 +49,7 @@ const maxBytes = metrics.gauge(
 const FLUSH_REASONS: readonly FlushReason[] = [
   "suspend",
   "reconnect",
+  "unverified",
   "missed_facts",
   "everything_touched",
 ];
@@ -73,7 +74,7 @@ function none(): CacheCounts {
     tooLarge: 0,
     evicted: 0,
     invalidated: 0,
-    flushes: { suspend: 0, reconnect: 0, missed_facts: 0, everything_touched: 0 },
+    flushes: { suspend: 0, reconnect: 0, unverified: 0, missed_facts: 0, everything_touched: 0 },
   };
 }
 

@@ -316,8 +316,29 @@ Deno.test("[gateway] ResponseCache counts lookups, stores, evictions, invalidati
     assert.deepEqual(cache.counts.flushes, {
       suspend: 1,
       reconnect: 1,
+      unverified: 0,
       missed_facts: 1,
       everything_touched: 0,
+    });
+  });
+  await t.step("it serves again only once no cause of its suspension holds", () => {
+    const cache = new ResponseCache({ maxBytes: 1 << 20 });
+    assert.ok(cache.store("a", reply("A", ["event:1"]), cache.begin()));
+    cache.suspend(true, "unverified");
+    assert.equal(cache.lookup("a"), undefined, "emptied");
+    cache.suspend(true); // the connection drops too
+    cache.suspend(false); // and comes back, the fact stream still out of reach
+    assert.ok(cache.suspended);
+    assert.equal(cache.store("b", reply("B", ["event:2"]), cache.begin()), false);
+    cache.suspend(false, "unverified");
+    assert.ok(!cache.suspended);
+    assert.ok(cache.store("b", reply("B", ["event:2"]), cache.begin()));
+    assert.ok(cache.lookup("b"));
+    const { suspend, reconnect, unverified } = cache.counts.flushes;
+    assert.deepEqual({ suspend, reconnect, unverified }, {
+      suspend: 0,
+      reconnect: 1,
+      unverified: 1,
     });
   });
   await t.step(

@@ -14,9 +14,15 @@
  * two reads hid a gap as large under steady writes (a verification run). A stream made anew (its
  * creation time other) empties it too; a read lower than one before is a replica behind the leader
  * answering, and is passed over (taken as a new stream, it emptied the cache after each healed
- * partition). A read that fails (NATS away: the cache is suspended meanwhile; JetStream without a
- * leader) waits for the next. A fact heard but not yet stored (JetStream electing a leader) hides
- * a gap until the relay's retry has it stored.
+ * partition). A fact heard but not yet stored (JetStream electing a leader) hides a gap until the
+ * relay's retry has it stored.
+ *
+ * A gateway whose node is cut off cannot read the stream (no leader answers on its side) and
+ * cannot hear what the far side stores: until 2026-12-06 it served the pages changed there for the
+ * whole partition, up to CACHE_TTL_MS. So reads that fail UNREADABLE_AFTER times in a row suspend
+ * the cache (`unverified`: nothing served or stored, every read goes to its service) until a read
+ * succeeds again; the count then begins anew. A read skipped while NATS is away (the connection's
+ * own suspension, shared/fact_gaps.ts) counts for nothing either way.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/nats-core";
@@ -28,6 +34,12 @@ import type { ResponseCache } from "./cache.ts";
 
 /** How often the stream's last sequence is compared with the facts heard. */
 const CHECK_MS = 2_000;
+/**
+ * Failed reads in a row that suspend the cache: one may be a leader election or a slow answer;
+ * two (3-5 s after the stream went out of reach, at CHECK_MS and the read's 1 s timeout) are not
+ * taken as chance.
+ */
+const UNREADABLE_AFTER = 2;
 /** How many fact ids are remembered to count one heard twice once. */
 const IDS_KEPT = 10_000;
 
@@ -95,13 +107,17 @@ export function emptyOnUnheardFacts(
     });
     begin(read, heard);
   };
+  const unreadable = new Unreadable(cache, log, stream);
   const round = async () => {
     if (bus.reconnecting) return;
     const read = await readStream(bus, stream);
     // Counted after the answer: every fact stored when it was read was heard by now, but for a
     // hop's delay (hence two reads in a row).
     const heard = hearing.count;
-    if (read === undefined) return;
+    // A read lost with the connection is the connection's suspension (shared/fact_gaps.ts).
+    if (read === undefined) return void (bus.reconnecting || unreadable.failed());
+    // Back from a time the stream was out of reach: the cache served nothing meanwhile.
+    if (unreadable.read()) return void begin(read, heard);
     // The first read, or the first since the stream was made (a gateway started before the
     // services that make it): nothing was counted yet.
     if (count === undefined || count.created === "") return void begin(read, heard);
@@ -124,6 +140,42 @@ export function emptyOnUnheardFacts(
   }, options.intervalMs ?? CHECK_MS);
   Deno.unrefTimer(timer);
   bus.nc.closed().then(() => clearInterval(timer));
+}
+
+/** Suspends the cache while the stream cannot be read (see the module doc). */
+class Unreadable {
+  readonly #cache: ResponseCache;
+  readonly #log: Logger;
+  readonly #stream: string;
+  #failures = 0;
+
+  constructor(cache: ResponseCache, log: Logger, stream: string) {
+    this.#cache = cache;
+    this.#log = log;
+    this.#stream = stream;
+  }
+
+  /** A read failed. */
+  failed(): void {
+    if (++this.#failures !== UNREADABLE_AFTER) return;
+    this.#cache.suspend(true, "unverified");
+    this.#log.warn(
+      "cache suspended: the fact stream cannot be read to tell whether facts were missed",
+      { stream: this.#stream, failedReads: this.#failures },
+    );
+  }
+
+  /** A read succeeded; whether it ends a suspension (then the count of facts begins anew). */
+  read(): boolean {
+    const suspended = this.#failures >= UNREADABLE_AFTER;
+    this.#failures = 0;
+    if (!suspended) return false;
+    this.#cache.suspend(false, "unverified");
+    this.#log.info("cache resumed, empty: the fact stream can be read again", {
+      stream: this.#stream,
+    });
+    return true;
+  }
 }
 
 /** What a read of the stream said: its last sequence and when it was made. */

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Bus } from "@shared/bus.ts";
 import { ensureFactStream } from "@shared/fact_streams.ts";
 import { facts } from "@shared/subjects.ts";
 import { recordingLogger } from "@shared/testing.ts";
 import { eventually } from "@testing/eventually.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { exampleFact } from "@testing/facts.ts";
+import { leadStreamOn, startNatsCluster, waitForJetStream } from "@testing/nats_cluster.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
 
 const UNHEARD = "cache emptied: the fact stream holds facts this gateway did not hear";
+const SUSPENDED =
+  "cache suspended: the fact stream cannot be read to tell whether facts were missed";
+const RESUMED = "cache resumed, empty: the fact stream can be read again";
 
 // A partition between NATS nodes loses facts on their way to a gateway whose own connection stays
 // up: the stream stores them, the gateway never hears them. Here the stream takes a message from
@@ -91,4 +96,55 @@ Deno.test("[gateway] a fact stream made after the gateway started is no stream m
   await new Promise((resolve) => setTimeout(resolve, 600));
   assert.equal(cache.counts.flushes.missed_facts, 0);
   assert.deepEqual(log.lines.filter((line) => line.message === UNHEARD), []);
+});
+
+// A gateway whose node is cut off from the rest of the cluster cannot hear what the far side
+// stores, nor read the stream to find out: here the two other nodes are killed, with the stream's
+// leader among them. Until 2026-12-06 it served its pages for as long as that lasted.
+Deno.test({
+  name: "[gateway] a gateway that cannot read the fact stream serves nothing cached until it can",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using cluster = await startNatsCluster(3);
+  const [own, far, ...rest] = cluster.nodes;
+  const log = recordingLogger();
+  const prefix = `unread${crypto.randomUUID().slice(0, 6)}`;
+  const bus = await Bus.connect({ url: own.url, prefix, logger: log, factsReplicas: 3 });
+  const cache = new ResponseCache({ maxBytes: 1 << 20 });
+  const page = () => ({
+    status: 200,
+    contentType: "application/vnd.api+json",
+    body: new TextEncoder().encode("{}"),
+    etag: '"e"',
+    tags: ["event:1"],
+  });
+  try {
+    await waitForJetStream(bus);
+    await ensureFactStream(bus);
+    await leadStreamOn(cluster, bus, facts.stream(prefix), far.name);
+    invalidateOnFacts(bus, cache, log, { unheardCheckMs: 200 });
+    // Readable: a read now and then fails or is slow and changes nothing.
+    assert.ok(cache.store("/v1/events/1", page(), cache.begin()));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.ok(cache.lookup("/v1/events/1"), "served while the stream can be read");
+
+    for (const node of [far, ...rest]) await cluster.kill(node.name);
+    await eventually(() => cache.suspended, 10_000, "the cache suspended");
+    assert.equal(bus.reconnecting, false, "its own connection stayed up");
+    assert.equal(cache.lookup("/v1/events/1"), undefined);
+    assert.equal(cache.store("/v1/events/1", page(), cache.begin()), false, "nothing stored");
+    assert.equal(cache.counts.flushes.unverified, 1);
+    const said = (message: string) => log.lines.filter((line) => line.message === message);
+    assert.equal(said(SUSPENDED).length, 1, "said once");
+
+    for (const node of [far, ...rest]) await cluster.revive(node.name);
+    await eventually(() => !cache.suspended, 30_000, "the cache serving again");
+    assert.equal(said(RESUMED).length, 1);
+    assert.ok(cache.store("/v1/events/1", page(), cache.begin()));
+    assert.ok(cache.lookup("/v1/events/1"));
+    assert.equal(cache.counts.flushes.unverified, 1, "one suspension for the whole partition");
+  } finally {
+    await bus.nc.close();
+  }
 });

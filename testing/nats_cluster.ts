@@ -13,6 +13,7 @@
 import { freePort } from "@shared/net.ts";
 import type { Bus } from "@shared/bus.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { eventually } from "./eventually.ts";
 import { waitForNatsServer } from "./nats_server.ts";
 
 export interface NatsNode {
@@ -154,4 +155,24 @@ export async function waitForJetStream(bus: Bus): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
+}
+
+/** Steps `stream`'s leader down until `node` leads it (up to 30 s). */
+export async function leadStreamOn(
+  cluster: NatsCluster,
+  bus: Bus,
+  stream: string,
+  node: string,
+): Promise<void> {
+  await eventually(
+    async () => {
+      if (await cluster.streamLeader(bus, stream) === node) return true;
+      await bus.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2000 })
+        .catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return false;
+    },
+    30_000,
+    `${stream} led by ${node}`,
+  );
 }

@@ -15,7 +15,7 @@ import { facts } from "@shared/subjects.ts";
 import { recordingLogger, testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
 import { exampleFact } from "./facts.ts";
-import { type NatsCluster, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
+import { leadStreamOn, startNatsCluster, waitForJetStream } from "./nats_cluster.ts";
 
 /** How long a healthy instance's drain waits for rows another holds (fact_relay.ts). */
 const HEALTHY_LOCK_WAIT_MS = 2_000;
@@ -36,7 +36,7 @@ Deno.test({
   try {
     await waitForJetStream(bus);
     await ensureFactStream(bus);
-    await leadOn(cluster, bus, own.name);
+    await leadStreamOn(cluster, bus, facts.stream(prefix), own.name);
     await installOutbox(sql);
     await sql.begin((tx) => recordFact(tx, topicCreated()));
     for (const node of others) await cluster.kill(node.name);
@@ -73,26 +73,6 @@ Deno.test({
     await bus.nc.close();
   }
 });
-
-/** Steps the fact stream's leader down until `node` leads it. */
-async function leadOn(
-  cluster: NatsCluster,
-  bus: Bus,
-  node: string,
-): Promise<void> {
-  const stream = facts.stream(bus.prefix);
-  await eventually(
-    async () => {
-      if (await cluster.streamLeader(bus, stream) === node) return true;
-      await bus.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2000 })
-        .catch(() => {});
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      return false;
-    },
-    30_000,
-    `the fact stream led by ${node}`,
-  );
-}
 
 /**
  * Takes the outbox's rows as a healthy instance's drain does (waiting HEALTHY_LOCK_WAIT_MS at
