@@ -49,6 +49,7 @@ export const catalog = {
 export const catalogInternal = {
   access: catalogOps["internal.access"].endpoint,
   tickets: catalogOps["internal.tickets"].endpoint,
+  liveEvents: catalogOps["internal.live-events"].endpoint,
   list: catalogOps["internal.list"].endpoint,
 };
 

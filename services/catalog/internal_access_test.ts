@@ -55,3 +55,27 @@ Deno.test("[catalog] internal.access about many events answers each as it answer
   assert.deepEqual(organizer.events![cast.event.identifier]?.roles, ["organizer"]);
   assert.equal(organizer.event, null, "no single event asked");
 });
+
+// Payments asks it before acting on an old deletion (services/payments/follow_catalog.ts): a
+// draft is live, whoever asks; a trashed or unknown event is not.
+Deno.test("[catalog] internal.live-events names the live events among the ids, drafts too", async () => {
+  await using system = await startTestSystem();
+  const cast = await system.eventWithCast({ attributes: { state: "published" } });
+  const draft = await system.createEvent(cast.owner.token);
+  const gone = await system.createEvent(cast.owner.token, { attributes: { state: "published" } });
+  expectStatus(
+    await system.call("DELETE", `/v1/events/${gone.id}`, { token: cast.owner.token }),
+    200,
+  );
+  const { live } = await system.bus.request(catalogInternal.liveEvents, {
+    ids: [cast.event.id, draft.id, gone.id, "999999999", draft.identifier, "not an id"],
+  });
+  assert.deepEqual(live.sort(), [cast.event.id, draft.id].sort());
+  const restored = await system.call("PATCH", `/v1/events/${gone.id}?get_trashed=true`, {
+    token: system.admin.token,
+    body: { data: { type: "event", id: gone.id, attributes: { "deleted-at": null } } },
+  });
+  expectStatus(restored, 200);
+  const after = await system.bus.request(catalogInternal.liveEvents, { ids: [gone.id] });
+  assert.deepEqual(after.live, [gone.id], "restored: live again");
+});

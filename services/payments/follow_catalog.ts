@@ -20,6 +20,7 @@ import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
+import { catalogInternal } from "@shared/subjects.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
 import { unlinkAuthorization } from "./handlers/accounts.ts";
 import { authorizationFact } from "./fact_payloads.ts";
@@ -29,23 +30,37 @@ import { DeauthorizeRejectedError } from "./stripe.ts";
 /** Durable consumer name: shared by every payments instance. */
 const CATALOG_CONSUMER = "payments-catalog";
 
-/**
- * Longer than a deletion's transaction can last (its request deadline bounds it): the fact's
- * `time` is taken inside that transaction, before its commit, and a link that checked the event
- * live just before the commit began after that `time`, and must still be released.
- */
-export const LATER_LINK_MARGIN_MS = 60_000;
+/** How long payments waits for the catalog to say whether an event is live. */
+const LIVE_QUESTION_TIMEOUT_MS = 2_000;
 
 /**
- * The event's authorization, unless it was linked (or re-linked) well after the deletion was
- * announced: such a link can only belong to the event restored meanwhile (a link checks that its
- * event is live, under the lock). A deletion handled late, after a restore and a new link,
- * removed that link and deauthorized its account (found by a review).
+ * The event's authorization, unless it was linked (or re-linked) after the deletion was
+ * announced and the event is live again. Such a link belongs to the event restored meanwhile; or
+ * it checked the event live just before the deletion committed (the fact's `time` is taken inside
+ * that transaction), and then the event is still deleted and the link is released. A deletion
+ * handled late (payments down, a follower rebuilt, a batch retried) after a restore and a new link
+ * removed that link and deauthorized its account: until 2026-12-06 only a link made over a minute
+ * after the deletion was kept (found by reviews).
  */
-async function linkedBefore(tx: Tx, eventId: string, deletedAt: Date) {
+async function linkedBefore(ctx: PaymentsContext, tx: Tx, eventId: string, deletedAt: Date) {
   const row = await getAuthorizationOfEvent(tx, eventId);
-  const later = row && row.updated_at.getTime() > deletedAt.getTime() + LATER_LINK_MARGIN_MS;
-  return later ? null : row;
+  if (!row || row.updated_at.getTime() <= deletedAt.getTime()) return row;
+  return await eventLive(ctx, eventId) ? null : row;
+}
+
+/**
+ * Whether the catalog holds `eventId` live now, whoever looks. A catalog that cannot answer
+ * throws an error that is no ServiceUnavailableError: the batch comes back (a 503 parks a fact).
+ */
+async function eventLive(ctx: PaymentsContext, eventId: string): Promise<boolean> {
+  try {
+    const { live } = await ctx.bus.request(catalogInternal.liveEvents, { ids: [eventId] }, {
+      timeoutMs: LIVE_QUESTION_TIMEOUT_MS,
+    });
+    return live.includes(eventId);
+  } catch (error) {
+    throw new Error(`Cannot ask the catalog whether event ${eventId} is live`, { cause: error });
+  }
 }
 
 /** Why the fact can never be handled (it is parked), or null when it was. */
@@ -75,7 +90,7 @@ async function eventDeleted(
       ctx.relay,
       (tx) =>
         unlinkAuthorization(ctx, tx, {
-          find: (tx) => linkedBefore(tx, eventId, new Date(fact.time)),
+          find: (tx) => linkedBefore(ctx, tx, eventId, new Date(fact.time)),
           stripe,
         }),
       (deleted) => deleted && authorizationFact(factActor(fact), "deleted", deleted),

@@ -111,6 +111,12 @@ export const catalogContract = defineContract({
      * for the parents of an include.
      */
     "internal.access": busOperation("catalog.internal.access", "access"),
+    /**
+     * Which of the given event ids are live (they exist and are not in the trash), drafts
+     * included, whoever asks: for a service deciding whether an old deletion still holds
+     * (payments' replayed deletions).
+     */
+    "internal.live-events": busOperation("catalog.internal.live-events", "liveEvents"),
     /** Live tickets by id (unknown or deleted ones are left out). */
     "internal.tickets": busOperation("catalog.internal.tickets", "tickets"),
     /**

@@ -142,6 +142,10 @@ export const ticketInfoSchema = z.object({
   price: z.string(),
 });
 
+/** Event ids: which of them are live (exist, not in the trash), whoever asks. */
+export const liveEventsRequestSchema = z.object({ ids: z.array(z.string().max(32)).max(1000) });
+export const liveEventsReplySchema = z.object({ live: z.array(z.string()) });
+
 export const ticketsRequestSchema = z.object({ ids: z.array(z.string().max(32)).max(1000) });
 export const ticketsReplySchema = z.object({ tickets: z.array(ticketInfoSchema) });
 
@@ -192,6 +196,7 @@ export const BUS_OPERATION_SCHEMAS = {
   resolveRelated: { request: resolveRelatedRequestSchema, response: resolveRelatedReplySchema },
   access: { request: accessRequestSchema, response: accessReplySchema },
   tickets: { request: ticketsRequestSchema, response: ticketsReplySchema },
+  liveEvents: { request: liveEventsRequestSchema, response: liveEventsReplySchema },
   listAmong: { request: listAmongRequestSchema, response: listAmongReplySchema },
   reserve: { request: reserveRequestSchema, response: redemptionAnswerSchema },
   confirm: { request: reservationRequestSchema, response: redemptionAnswerSchema },

@@ -1,7 +1,7 @@
 /**
  * Capabilities other services ask the catalog for over the bus: who a caller is, their roles on
- * an event (or on many at once), ticket prices, and lists of tickets or events among given ids. Other services never
- * read the catalog's tables.
+ * an event (or on many at once), which events are live, ticket prices, and lists of tickets or
+ * events among given ids. Other services never read the catalog's tables.
  */
 import { BadRequestError } from "@shared/errors.ts";
 import { renderList, withTrashed } from "@shared/handlers/mod.ts";
@@ -10,7 +10,7 @@ import { type ListQuery, parseListQuery, type QuerySpec } from "@shared/query.ts
 import { type Caller, type CatalogContext, loadCaller } from "../context.ts";
 import { eventDef, eventQuery, ticketDef, ticketQuery } from "../resources.ts";
 import type { Row } from "../store/common.ts";
-import { getEvent, getEventsWithRoles, listEvents } from "../store/events.ts";
+import { getEvent, getEventsWithRoles, listEvents, liveEventIds } from "../store/events.ts";
 import { getTickets, listTickets } from "../store/tickets.ts";
 import { rolesOnEvent } from "../store/users.ts";
 import { type CatalogHandlers, viewer } from "./common.ts";
@@ -20,7 +20,10 @@ type Role = "owner" | "organizer" | "coorganizer";
 
 export function internalHandlers(
   ctx: CatalogContext,
-): Pick<CatalogHandlers, "internal.access" | "internal.tickets" | "internal.list"> {
+): Pick<
+  CatalogHandlers,
+  "internal.access" | "internal.live-events" | "internal.tickets" | "internal.list"
+> {
   return {
     "internal.access": async ({ actor, event: key, events: keys }) => {
       // A token of a deleted user is refused here too (UnauthorizedError crosses the bus).
@@ -34,6 +37,7 @@ export function internalHandlers(
       }));
       return { caller, event, events };
     },
+    "internal.live-events": async ({ ids }) => ({ live: await liveEventIds(ctx.sql, ids) }),
     "internal.tickets": async ({ ids }) => {
       const rows = await getTickets(ctx.sql, ids);
       return {

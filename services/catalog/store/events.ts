@@ -43,6 +43,18 @@ export async function getEvent(
 }
 
 /**
+ * Which of `ids` name events that exist and are not in the trash, whoever looks (drafts too): what
+ * another service must know before it acts on an old deletion.
+ */
+export async function liveEventIds(sql: Queryable, ids: string[]): Promise<string[]> {
+  const valid = ids.filter(isId);
+  if (!valid.length) return [];
+  const rows = await sql<{ id: string }[]>`select id::text as id from events
+    where id in ${sql(valid)} and ${liveRows(sql, "events", false)}`;
+  return rows.map((row) => row.id);
+}
+
+/**
  * `getEvent` for many keys (ids or identifiers) in one statement, each found event with the
  * viewer's roles on it (as `rolesOnEvent` reads them): by the key it was asked for.
  */
