@@ -296,6 +296,11 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
 
 /** Postgres is full and refuses new connections: an outage for retries, worded as "busy". */
 const TOO_MANY_CONNECTIONS = "53300";
+/**
+ * A write refused because the session is read-only: a standby reached after a failover (a DNS
+ * name or virtual IP that moved late), or a database set read-only for maintenance.
+ */
+const READ_ONLY = "25006";
 
 /** Error codes that mean "Postgres cannot be reached now", not "this query is wrong". */
 const outageCodes = new Set([
@@ -334,10 +339,18 @@ export function isDatabaseOutage(error: unknown): boolean {
   return errorCodes(error).some((code) => outageCodes.has(code) || code.startsWith("08"));
 }
 
+/**
+ * True when the pool's watch logs `error`'s cause once for every request it fails (an outage, a
+ * full or read-only database: see `DatabaseWatch`), so serving need not log it per request.
+ */
+export function loggedByDatabaseWatch(error: unknown): boolean {
+  return isDatabaseOutage(error) || errorCodes(error).includes(READ_ONLY);
+}
+
 const watches = new WeakMap<Sql, DatabaseWatch>();
 
-/** How often a database that stays full is logged again (see `DatabaseWatch`). */
-const FULL_LOG_EVERY_MS = 60_000;
+/** How often a database that stays full, or read-only, is logged again (see `Refusals`). */
+const REFUSALS_LOG_EVERY_MS = 60_000;
 
 /**
  * Logs losing and regaining Postgres once per transition: a failed query makes it check at once
@@ -346,36 +359,42 @@ const FULL_LOG_EVERY_MS = 60_000;
  */
 class DatabaseWatch {
   #checking = false;
-  /** When "full" was last logged, and the refusals since (see `#full`). */
-  #fullLoggedAt: number | undefined;
-  #refusedSince = 0;
-  constructor(readonly sql: Sql, readonly log: Logger) {}
-
-  noticed(error: unknown): void {
-    if (errorCodes(error).includes(TOO_MANY_CONNECTIONS)) return this.#full();
-    if (this.#checking || !isDatabaseOutage(error)) return;
-    this.#checking = true;
-    this.#watch(errorCodes(error)[0]).finally(() => this.#checking = false);
-  }
-
   /**
    * Postgres refused a new connection for being full (53300): reachable, and the pool's open
    * connections still serve, so no outage to watch. Watched as one, each refusal made the watch's
    * own `select 1` need a new connection too: "lost the connection" and "reachable again" were
    * logged once or twice a second for as long as it stayed full (a resource review, 2026-12-06).
-   * Logged at most once a minute, with the refusals since.
    */
-  #full(): void {
-    this.#refusedSince++;
-    const now = Date.now();
-    if (this.#fullLoggedAt !== undefined && now - this.#fullLoggedAt < FULL_LOG_EVERY_MS) return;
-    this.log.warn(
-      "Postgres refuses new connections (max_connections reached); until it has room, requests " +
-        "wait for the pool's open connections, or are answered 503 when it has none",
-      { refused: this.#refusedSince, at: addressOf(this.sql) },
+  readonly #full: Refusals;
+  /**
+   * Postgres refused a write as read-only (25006): it answers, reads work, so no outage either;
+   * each refused write is a 503 (`unavailableError`), and the operator must learn why.
+   */
+  readonly #readOnly: Refusals;
+  constructor(readonly sql: Sql, readonly log: Logger) {
+    this.#full = new Refusals((refused) =>
+      log.warn(
+        "Postgres refuses new connections (max_connections reached); until it has room, " +
+          "requests wait for the pool's open connections, or are answered 503 when it has none",
+        { refused, at: addressOf(sql) },
+      )
     );
-    this.#fullLoggedAt = now;
-    this.#refusedSince = 0;
+    this.#readOnly = new Refusals((refused) =>
+      log.warn(
+        "Postgres refuses writes: the session is read-only (a standby, or a database set " +
+          "read-only); writes are answered 503 until it takes them",
+        { refused, at: addressOf(sql) },
+      )
+    );
+  }
+
+  noticed(error: unknown): void {
+    const codes = errorCodes(error);
+    if (codes.includes(TOO_MANY_CONNECTIONS)) return this.#full.noted();
+    if (codes.includes(READ_ONLY)) return this.#readOnly.noted();
+    if (this.#checking || !isDatabaseOutage(error)) return;
+    this.#checking = true;
+    this.#watch(codes[0]).finally(() => this.#checking = false);
   }
 
   async #watch(reason: string | undefined): Promise<void> {
@@ -404,6 +423,25 @@ class DatabaseWatch {
     } catch (error) {
       return errorCodes(error).includes("CONNECTION_ENDED") ? undefined : false;
     }
+  }
+}
+
+/** Refusals of one kind, logged at most once per REFUSALS_LOG_EVERY_MS with how many there were. */
+class Refusals {
+  #loggedAt: number | undefined;
+  #since = 0;
+  readonly #log: (refused: number) => void;
+  constructor(log: (refused: number) => void) {
+    this.#log = log;
+  }
+
+  noted(): void {
+    this.#since++;
+    const now = Date.now();
+    if (this.#loggedAt !== undefined && now - this.#loggedAt < REFUSALS_LOG_EVERY_MS) return;
+    this.#log(this.#since);
+    this.#loggedAt = now;
+    this.#since = 0;
   }
 }
 
@@ -834,6 +872,14 @@ function unavailableError(code: string | undefined, error: unknown) {
     return new ServiceUnavailableError("Cannot reach the database: try again shortly", {
       cause: error,
     });
+  }
+  // Until 2026-12-06 a write to a read-only session was a 500, an error logged for each.
+  if (errorCodes(error).includes(READ_ONLY)) {
+    return new ServiceUnavailableError(
+      "Cannot save now: the database takes no writes (read-only: a standby after a failover, or " +
+        "maintenance); try again shortly",
+      { cause: error },
+    );
   }
   // Class 53 but 53300 (above): out of disk space (53100), of memory (53200). The host's trouble,
   // not the request's, and it heals (consumers retry it: shared/transient.ts); a resource review

@@ -28,7 +28,7 @@ import {
   bounded,
   type HeldTransaction,
   ignoringCreateRace,
-  isDatabaseOutage,
+  loggedByDatabaseWatch,
   noteDatabaseError,
   type Queryable,
   runHooks,
@@ -153,7 +153,7 @@ function translatingOutages<Req, Res>(sql: Sql, handler: Handler<Req, Res>): Han
     } catch (error) {
       noteDatabaseError(sql, error);
       const translated = translateDbError(error);
-      throw isDatabaseOutage(error) ? loggedOnce(translated as object) : translated;
+      throw loggedByDatabaseWatch(error) ? loggedOnce(translated as object) : translated;
     }
   };
 }
