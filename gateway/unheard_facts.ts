@@ -17,14 +17,16 @@
  * partition). A fact heard but not yet stored (JetStream electing a leader) hides a gap until the
  * relay's retry has it stored.
  *
- * A gateway whose node is cut off cannot read the stream (no leader answers on its side) and
- * cannot hear what the far side stores: until 2026-12-06 it served the pages changed there for the
- * whole partition, up to CACHE_TTL_MS. So reads that fail UNREADABLE_AFTER times in a row suspend
- * the cache (`unverified`: nothing served or stored, every read goes to its service) until a read
- * succeeds again; the count then begins anew. A read skipped while NATS is away (the connection's
- * own suspension, shared/fact_gaps.ts) counts for nothing either way.
+ * A gateway whose node is cut off cannot read the stream (no leader in touch with a quorum answers
+ * on its side; see `speaksForStream`) and cannot hear what the far side stores: until 2026-12-06
+ * it served the pages changed there for the whole partition, up to CACHE_TTL_MS. So reads that
+ * fail UNREADABLE_AFTER times in a row suspend the cache (`unverified`: nothing served or stored,
+ * every read goes to its service) until a read succeeds again; the count then begins anew. A read
+ * skipped while NATS is away (the connection's own suspension, shared/fact_gaps.ts) counts for
+ * nothing either way. A fact heard while the stream could not store it (no leader yet) and stored
+ * after the count began anew shows as unheard: one spurious flush, never a stale page.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
+import { type ClusterInfo, jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { isStreamNotFound } from "@shared/fact_streams.ts";
@@ -186,14 +188,34 @@ interface StreamRead {
 
 /**
  * The stream's last sequence and creation time (0 and "" while it does not exist); undefined
- * when it cannot be read.
+ * when it cannot be read, or the answer does not speak for the stream (`speaksForStream`).
  */
 async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
   try {
     const jsm = await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false });
     const info = await jsm.streams.info(stream);
+    if (!speaksForStream(info.cluster)) return undefined;
     return { seq: info.state.last_seq, created: info.created };
   } catch (error) {
     return isStreamNotFound(error) ? { seq: 0, created: "" } : undefined;
   }
+}
+
+/** How recently a replica must have been heard from to count as in touch with the leader. */
+const IN_TOUCH_NS = 3_000_000_000;
+
+/**
+ * Whether a stream info answer speaks for the stream: from a server of its own (no cluster), or
+ * from a leader in touch with a quorum of the stream's copies. A node cut off from the rest
+ * answers within seconds from its own copy, with no leader and a last sequence that no longer
+ * moves; a leader cut off keeps naming itself (nats-server 2.9.10 did for over 40 s) while its
+ * replicas fall silent. Taken as reads, both resumed a suspended cache 1-5 s into a partition,
+ * which then served the far side's changes stale until the heal (a verification run, 2026-12-06).
+ */
+function speaksForStream(cluster: ClusterInfo | undefined): boolean {
+  if (!cluster) return true;
+  if (!cluster.leader) return false;
+  const replicas = cluster.replicas ?? [];
+  const inTouch = replicas.filter((peer) => !peer.offline && peer.active < IN_TOUCH_NS).length;
+  return (1 + inTouch) * 2 > 1 + replicas.length;
 }

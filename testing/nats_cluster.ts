@@ -120,8 +120,9 @@ function clusterOf(
       return node;
     },
     async streamLeader(bus, stream) {
-      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
-      const info = await jsm.streams.info(stream).catch(() => undefined);
+      // JetStream may not answer at all while it elects its leaders: no leader then either.
+      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 }).catch(() => undefined);
+      const info = await jsm?.streams.info(stream).catch(() => undefined);
       return info?.cluster?.leader || undefined;
     },
     async [Symbol.asyncDispose]() {
