@@ -3,6 +3,7 @@
  * created through the API, a process of our own, and clean-up of the database and the fact
  * stream afterwards.
  */
+import { withDatabase } from "@shared/postgres_url.ts";
 import { freePort } from "@shared/net.ts";
 import { Hono } from "hono";
 import { toErrorObjects } from "@shared/errors.ts";
@@ -211,9 +212,10 @@ export interface BenchSettings {
 
 export function benchSettings(label: string): BenchSettings {
   const suffix = uniqueSuffix();
-  const pg = new URL(Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres");
-  pg.pathname = `/oe_bench_${label}${suffix}`;
-  const databaseUrl = pg.toString();
+  const databaseUrl = withDatabase(
+    Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
+    `oe_bench_${label}${suffix}`,
+  );
   const natsUrl = Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
   const prefix = `bench_${label}${suffix}`;
   const admin = { email: "bench-admin@example.com", password: `bench-${suffix}-password` };

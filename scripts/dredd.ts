@@ -6,6 +6,7 @@
  * Run: `deno task dredd` (extra arguments go to Dredd, e.g. `deno task dredd --names`).
  * Exits with Dredd's exit code.
  */
+import { withDatabase } from "@shared/postgres_url.ts";
 import { freePort } from "@shared/net.ts";
 import { Bus } from "@shared/bus.ts";
 import { deleteFactStream } from "@shared/fact_streams.ts";
@@ -35,12 +36,6 @@ function uniqueSuffix(): string {
 function randomSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function withDatabase(url: string, name: string): string {
-  const next = new URL(url);
-  next.pathname = `/${name}`;
-  return next.toString();
 }
 
 /**

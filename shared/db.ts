@@ -30,15 +30,12 @@ import {
 } from "./deadline.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { parseTimestamptz } from "./pg_time.ts";
+import { databaseOf, hostCount, parameterOf, withDatabase } from "./postgres_url.ts";
 import { inSpan, SpanKind, tracing } from "./telemetry.ts";
 
 export type Sql = postgres.Sql;
 
 const identifier = /^[a-z_][a-z0-9_]*$/;
-
-function databaseName(url: string): string {
-  return decodeURIComponent(new URL(url).pathname.replace(/^\//, "")) || "postgres";
-}
 
 /**
  * Services start together: when two create the same database or schema at once, the loser
@@ -69,15 +66,25 @@ function checkPostgresUrl(url: string): void {
   );
 }
 
+/**
+ * Which server of a URL's hosts a connection settles on (postgres.js's `target_session_attrs`):
+ * the URL's own choice, else the primary when it lists several (the way to follow a failover
+ * without a virtual IP: the pool connects to whichever host takes writes). One host is used as it
+ * is.
+ */
+function targetSessionAttrs(url: string): postgres.Options<never>["target_session_attrs"] {
+  if (parameterOf(url, "target_session_attrs") !== undefined) return undefined;
+  return hostCount(url) > 1 ? "primary" : undefined;
+}
+
 /** Creates the database named in `url` if it does not exist yet. */
 export async function ensureDatabase(url: string): Promise<void> {
-  const name = databaseName(url);
-  const admin = new URL(url);
-  admin.pathname = "/postgres";
-  const sql = postgres(admin.toString(), {
+  const name = databaseOf(url);
+  const sql = postgres(withDatabase(url, "postgres"), {
     max: 1,
     connect_timeout: FIRST_CONNECT_TIMEOUT_S,
     onnotice: () => {},
+    target_session_attrs: targetSessionAttrs(url),
   });
   try {
     const [found] = await sql`select 1 from pg_database where datname = ${name}`;
@@ -145,6 +152,7 @@ export function separateClient(sql: Sql): Sql | undefined {
     idle_timeout: 1,
     fetch_types: false,
     onnotice: () => {},
+    target_session_attrs: targetSessionAttrs(url),
   });
 }
 
@@ -272,6 +280,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
   const statementTimeoutMs = options.statementTimeoutMs ?? 5000;
   const sql: Sql = postgres(url, {
     ...poolSettings(options.schema, name, statementTimeoutMs),
+    target_session_attrs: targetSessionAttrs(url),
     max: options.max ?? 10,
     // Postgres full while the pool has connections: the query waits for them (the vendored
     // driver's `refused_pause`), and the operator hears of it as of a refusal.
@@ -286,6 +295,7 @@ export async function openDatabase(url: string, options: OpenOptions): Promise<S
         `${name} ${role}`,
         settings.statementTimeoutMs ?? statementTimeoutMs,
       ),
+      target_session_attrs: targetSessionAttrs(url),
       max: 1,
       idle_timeout: settings.idleTimeout,
     }));

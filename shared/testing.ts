@@ -17,6 +17,7 @@
  * ```
  */
 import postgres from "postgres";
+import { withDatabase } from "./postgres_url.ts";
 import { Bus } from "./bus.ts";
 import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { deleteFactStream } from "./fact_streams.ts";
@@ -134,10 +135,8 @@ export async function testDatabase(): Promise<TestDatabase> {
   const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   await admin`create database ${admin(name)}`;
   await admin.end();
-  const url = new URL(databaseUrl);
-  url.pathname = `/${name}`;
   return {
-    url: url.toString(),
+    url: withDatabase(databaseUrl, name),
     name,
     async [Symbol.asyncDispose]() {
       const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
