@@ -399,6 +399,8 @@ class DatabaseWatch {
   }
 
   noticed(error: unknown): void {
+    // A failure is noted where it happened and again where it is translated (as a cause): once.
+    if (noted(error)) return;
     const codes = errorCodes(error);
     if (codes.includes(TOO_MANY_CONNECTIONS)) return this.#full.noted();
     if (codes.includes(READ_ONLY)) return this.#readOnly.noted();
@@ -434,6 +436,20 @@ class DatabaseWatch {
       return errorCodes(error).includes("CONNECTION_ENDED") ? undefined : false;
     }
   }
+}
+
+/** Errors a pool's watch was told of (see `DatabaseWatch.noticed`). */
+const notedErrors = new WeakSet<object>();
+
+/** Whether `error` or one of its causes was noted before; notes them all. */
+function noted(error: unknown): boolean {
+  let seen = false;
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    if (notedErrors.has(e)) seen = true;
+    notedErrors.add(e);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return seen;
 }
 
 /** Refusals of one kind, logged at most once per REFUSALS_LOG_EVERY_MS with how many there were. */
@@ -869,6 +885,30 @@ function rolledBackError(code: string | undefined, error: unknown): ApiError | u
   }
 }
 
+/** A write refused by a read-only session (`cause` carries code 25006). */
+function readOnlyError(cause: unknown): ServiceUnavailableError {
+  return new ServiceUnavailableError(
+    "Cannot save now: the database takes no writes (read-only: a standby after a failover, or " +
+      "maintenance); try again shortly",
+    { cause },
+  );
+}
+
+/**
+ * Throws the read-only 503 unless `sql`'s session takes writes: for a change that acts outside
+ * the database before its first write (payments exchanges a Stripe code, which connects an
+ * account), where finding out at that write is too late. Noted by the pool's watch as a refused
+ * write is.
+ */
+export async function requireWritable(pool: Sql, sql: Queryable = pool): Promise<void> {
+  const [{ readOnly }] = await sql<{ readOnly: string }[]>`
+    select current_setting('transaction_read_only') as "readOnly"`;
+  if (readOnly !== "on") return;
+  const refused = Object.assign(new Error("the session is read-only"), { code: READ_ONLY });
+  noteDatabaseError(pool, refused);
+  throw readOnlyError(refused);
+}
+
 /** A database that cannot serve now but will: full, gone, or out of disk space or memory. */
 function unavailableError(code: string | undefined, error: unknown) {
   // Full, not gone: it answered, and says to come back (still an outage for every retry).
@@ -884,13 +924,7 @@ function unavailableError(code: string | undefined, error: unknown) {
     });
   }
   // Until 2026-12-06 a write to a read-only session was a 500, an error logged for each.
-  if (errorCodes(error).includes(READ_ONLY)) {
-    return new ServiceUnavailableError(
-      "Cannot save now: the database takes no writes (read-only: a standby after a failover, or " +
-        "maintenance); try again shortly",
-      { cause: error },
-    );
-  }
+  if (errorCodes(error).includes(READ_ONLY)) return readOnlyError(error);
   // Class 53 but 53300 (above): out of disk space (53100), of memory (53200). The host's trouble,
   // not the request's, and it heals (consumers retry it: shared/transient.ts); a resource review
   // (2026-12-06) saw a Postgres whose disk filled answer every write 500.

@@ -6,33 +6,14 @@
  * ones start read-only (the shared server's settings are never touched).
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { openDatabase, transaction, translateDbError } from "@shared/db.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { recordingLogger, testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
+import { setDatabaseReadOnly } from "./read_only.ts";
 import { expectStatus, startTestSystem } from "./system.ts";
 
 const READ_ONLY_DETAIL = /Cannot save now: the database takes no writes/;
-
-/**
- * Sets the database at `url` read-only (or back) and ends its sessions; asked from the server's
- * `postgres` database, whose sessions are not read-only.
- */
-async function setReadOnly(url: string, readOnly: boolean): Promise<void> {
-  const name = new URL(url).pathname.slice(1);
-  const server = new URL(url);
-  server.pathname = "/postgres";
-  const admin = postgres(server.toString(), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(
-      `alter database "${name}" set default_transaction_read_only = ${readOnly ? "on" : "off"}`,
-    );
-    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
-  } finally {
-    await admin.end();
-  }
-}
 
 Deno.test("[faults] a read-only database answers writes 503, serves reads, and heals", async () => {
   await using system = await startTestSystem();
@@ -45,7 +26,7 @@ Deno.test("[faults] a read-only database answers writes 503, serves reads, and h
       ...admin,
       body: { data: { type: "event-topic", attributes: { name: "During" } } },
     });
-  await setReadOnly(system.databaseUrl, true);
+  await setDatabaseReadOnly(system.databaseUrl, true);
   // The first write after the sessions ended may find a closed connection (503 too).
   let refused = await write();
   await eventually(
@@ -58,7 +39,7 @@ Deno.test("[faults] a read-only database answers writes 503, serves reads, and h
   expectStatus(signedIn, 200, "reads work");
   assert.equal(await topics(), count, "nothing written");
 
-  await setReadOnly(system.databaseUrl, false);
+  await setDatabaseReadOnly(system.databaseUrl, false);
   await eventually(async () => (await write()).status === 201, 5_000, "writes taken again");
 });
 
@@ -68,7 +49,7 @@ Deno.test("[faults] a read-only database is a 503 and a warning once a minute, n
   const sql = await openDatabase(db.url, { schema: "demo", log });
   try {
     await sql`create table things (id int)`;
-    await setReadOnly(db.url, true);
+    await setDatabaseReadOnly(db.url, true);
     const refusals: unknown[] = [];
     for (let i = 0; i < 4; i++) {
       // As a store's change runs: the refusal is noted by the pool's watch, then translated.

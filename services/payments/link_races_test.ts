@@ -6,13 +6,15 @@
 import assert from "node:assert/strict";
 import { eventually } from "@testing/eventually.ts";
 import { exampleFact } from "@testing/facts.ts";
-import { expectError, expectStatus } from "@testing/system.ts";
+import { type CallResult, expectError, expectStatus } from "@testing/system.ts";
+import { setDatabaseReadOnly } from "@testing/read_only.ts";
 import { holdTableLock, holdTransaction } from "@testing/table_lock.ts";
-import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { linked, type PaymentsSystem, startPaymentsSystem, trashEvent } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import { releaseQueued } from "./handlers/accounts.ts";
 import { pendingReleases } from "./store/releases.ts";
 import { ACCOUNTS_LOCK } from "./store/authorizations.ts";
+import type { FakeGrant } from "./fake_stripe.ts";
 import { signStripePayload } from "./webhook_signature.ts";
 
 function unlink(p: PaymentsSystem, id: string) {
@@ -117,6 +119,7 @@ Deno.test("[payments] an event deleted while a DELETE of another event on its ac
   const first = await linked(p);
   const second = await linked(p, first.grant.accountId);
   await using lock = await holdTableLock(p.system.databaseUrl, "payments.stripe_authorizations");
+  await trashEvent(p, first.cast.event.id);
   const deleted = exampleFact("catalog.event.deleted", { id: first.cast.event.id }, {
     actor: { id: "1", email: "admin@example.org" },
   });
@@ -260,4 +263,33 @@ Deno.test("[payments] a replaced account's release waits out a failing Stripe or
     assert.equal(await pending(), 0);
     await assertNoOrphan(p);
   });
+});
+
+// A review (2026-12-06): a read-only database (a standby after a failover) answers the lock and
+// the reads, so a link reached Stripe's exchange, which connected the account, before its first
+// write failed; the release could not be queued either, and the account stayed connected.
+Deno.test("[payments] a link on a read-only database is refused before Stripe connects anything", async () => {
+  await using p = await startPaymentsSystem();
+  const cast = await p.stripeEvent();
+  await setDatabaseReadOnly(p.system.databaseUrl, true);
+  try {
+    const grants: FakeGrant[] = [];
+    let reply: CallResult | undefined;
+    await eventually(
+      async () => {
+        const grant = p.grant();
+        grants.push(grant);
+        reply = await p.link(cast.owner.token, cast.event.id, grant.code);
+        return /takes no writes/.test(JSON.stringify(reply.body));
+      },
+      8_000,
+      "a link refused as read-only",
+    );
+    expectStatus(reply!, 503);
+    const exchanges = p.stripe.calls.filter((call) => call.path === "/oauth/token");
+    assert.equal(exchanges.length, 0, "no code exchanged");
+    assert.ok(grants.every((grant) => !p.stripe.connected.has(grant.accountId)));
+  } finally {
+    await setDatabaseReadOnly(p.system.databaseUrl, false);
+  }
 });

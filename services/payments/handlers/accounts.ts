@@ -4,7 +4,13 @@
  * disconnecting an account no authorization uses.
  * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
  */
-import { isDatabaseOutage, type Queryable, transaction, type Tx } from "@shared/db.ts";
+import {
+  isDatabaseOutage,
+  loggedByDatabaseWatch,
+  type Queryable,
+  transaction,
+  type Tx,
+} from "@shared/db.ts";
 import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "../context.ts";
@@ -120,6 +126,15 @@ const HOLD_MARGIN_MS = 1_000;
  */
 const AFTER_STRIPE_MS = 100;
 
+/**
+ * How long the accounts lock's transaction may sit idle without a word to Postgres outside a
+ * request (`holdAccountsLock`): what a wait under the lock for anything but Stripe (payments'
+ * follower asking the catalog) must stay well within.
+ */
+export function lockIdleMs(ctx: PaymentsContext): number {
+  return ctx.config.stripeTimeoutMs + HOLD_MARGIN_MS;
+}
+
 /** When each payments instance (by its logger) last warned of too little time for Stripe. */
 const lastShortDeadlineWarning = new WeakMap<object, number>();
 
@@ -161,7 +176,7 @@ export async function holdAccountsLock(ctx: PaymentsContext, tx: Tx): Promise<vo
     : LOCK_WAIT_WITHOUT_DEADLINE_MS;
   if (waitMs <= 0) warnOfShortDeadline(ctx, left);
   // Never longer than the deadline's own bound (set by `bounded`).
-  const holdMs = Math.min(stripeMs + HOLD_MARGIN_MS, left);
+  const holdMs = Math.min(lockIdleMs(ctx), left);
   await lockAccounts(tx, { waitMs, holdMs });
 }
 
@@ -253,7 +268,8 @@ export async function whileUnreachable(
     try {
       return void await attempt();
     } catch (error) {
-      if (!isDatabaseOutage(error) || Date.now() + pause > giveUpAt) throw error;
+      // A read-only database (a failover under way) heals as an outage does.
+      if (!loggedByDatabaseWatch(error) || Date.now() + pause > giveUpAt) throw error;
       if (pause === FIRST_PAUSE_MS) {
         ctx.log.warn("cannot queue an unstored Stripe account's release yet; trying again", {
           reason: (error as Error).message,

@@ -11,7 +11,7 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "@shared/errors.ts";
-import { afterCommitted, type Tx } from "@shared/db.ts";
+import { afterCommitted, requireWritable, type Tx } from "@shared/db.ts";
 import { askAccess, requireOrganizer } from "@shared/access.ts";
 import { changeWithFact } from "@shared/facts.ts";
 import {
@@ -200,6 +200,7 @@ export async function createStripeAuthorization(
       // A link of this event that won the lock first: 409 before the code is spent.
       if (await getAuthorizationOfEvent(tx, event.id)) throw duplicateLink();
       await requireEventStillLive(ctx, tx, req, event.id);
+      await requireWritableBothWays(ctx, tx);
       const { tokens, provisional } = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, event.id, tokens);
       const digest = await codeDigest(box, event.id, code);
@@ -288,6 +289,18 @@ async function requireUnchanged(tx: Tx, row: AuthorizationRow): Promise<void> {
   if (!sameLink(current, row)) changedMeanwhile();
 }
 
+/**
+ * A read-only database (a standby after a failover, maintenance) answers reads and locks, so a
+ * link got as far as Stripe's exchange, which spends the code and connects the account, before its
+ * first write failed: the release could not be queued either, and the account stayed connected
+ * with no row (a review, 2026-12-06). Both sessions that write for a link (its transaction, and
+ * `ownConnection`, where the provisional release goes) are asked first.
+ */
+async function requireWritableBothWays(ctx: PaymentsContext, tx: Tx): Promise<void> {
+  await requireWritable(ctx.sql, tx);
+  await requireWritable(ctx.sql, ctx.ownConnection);
+}
+
 type Account = { id: string; lookup: string };
 
 /** What a link's exchange has made so far: the account Stripe named, its provisional release. */
@@ -355,6 +368,7 @@ async function relink(
       await holdAccountsLock(ctx, tx);
       // Unlinked or re-linked while this waited: 404/409 before the code is spent.
       await requireUnchanged(tx, row);
+      await requireWritableBothWays(ctx, tx);
       const { tokens, provisional } = await exchanged(ctx, settings, code, exchange);
       const sealed = await sealTokens(box, row.event_id, tokens);
       const values = { ...sealed, code_digest: await codeDigest(box, row.event_id, code) };
