@@ -341,6 +341,15 @@ function stripeEvent(system: TestSystem, attributes: Record<string, unknown>) {
   });
 }
 
+/**
+ * Trashes `eventId` in the catalog's table, without a fact: a deletion as its commit leaves the
+ * catalog, for tests that hand payments the fact themselves (payments asks the catalog whether a
+ * link newer than the deletion belongs to an event live again).
+ */
+export async function trashEvent(p: PaymentsSystem, eventId: string): Promise<void> {
+  await p.system.sql`update events set deleted_at = now() where id = ${eventId}`;
+}
+
 /** An event of its own, linked to Stripe (to `accountId` when given): the event, grant and row id. */
 export async function linked(p: PaymentsSystem, accountId?: string) {
   const cast = await p.stripeEvent();

@@ -22,7 +22,7 @@ import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { catalogInternal } from "@shared/subjects.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "./context.ts";
-import { unlinkAuthorization } from "./handlers/accounts.ts";
+import { lockIdleMs, unlinkAuthorization } from "./handlers/accounts.ts";
 import { authorizationFact } from "./fact_payloads.ts";
 import { AccountsBusyError, getAuthorizationOfEvent } from "./store/authorizations.ts";
 import { DeauthorizeRejectedError } from "./stripe.ts";
@@ -30,32 +30,47 @@ import { DeauthorizeRejectedError } from "./stripe.ts";
 /** Durable consumer name: shared by every payments instance. */
 const CATALOG_CONSUMER = "payments-catalog";
 
-/** How long payments waits for the catalog to say whether an event is live. */
+/** How long payments waits for the catalog to say whether an event is live, at most. */
 const LIVE_QUESTION_TIMEOUT_MS = 2_000;
+/** What is left of the lock's idle limit (`lockIdleMs`) once the catalog has answered. */
+const LIVE_QUESTION_MARGIN_MS = 250;
 
 /**
- * The event's authorization, unless it was linked (or re-linked) after the deletion was
+ * How far the clock of the deletion's fact (the catalog process's) and the clock of a link's row
+ * (payments' database) may disagree: keep the hosts in sync (NTP).
+ */
+const CLOCK_SKEW_MARGIN_MS = 60_000;
+
+/**
+ * The event's authorization, unless it may have been linked (or re-linked) after the deletion was
  * announced and the event is live again. Such a link belongs to the event restored meanwhile; or
  * it checked the event live just before the deletion committed (the fact's `time` is taken inside
  * that transaction), and then the event is still deleted and the link is released. A deletion
  * handled late (payments down, a follower rebuilt, a batch retried) after a restore and a new link
  * removed that link and deauthorized its account: until 2026-12-06 only a link made over a minute
- * after the deletion was kept (found by reviews).
+ * after the deletion was kept (found by reviews). The two times come from two clocks, so a link
+ * within CLOCK_SKEW_MARGIN_MS before the deletion is asked about too: one made just before it, of
+ * an event restored since, is kept.
  */
 async function linkedBefore(ctx: PaymentsContext, tx: Tx, eventId: string, deletedAt: Date) {
   const row = await getAuthorizationOfEvent(tx, eventId);
-  if (!row || row.updated_at.getTime() <= deletedAt.getTime()) return row;
-  return await eventLive(ctx, eventId) ? null : row;
+  if (!row || row.updated_at.getTime() <= deletedAt.getTime() - CLOCK_SKEW_MARGIN_MS) return row;
+  const live = await eventLive(ctx, eventId);
+  // A word to Postgres: the lock's idle limit is sized for the Stripe call, which may come next.
+  await tx`select 1`;
+  return live ? null : row;
 }
 
 /**
- * Whether the catalog holds `eventId` live now, whoever looks. A catalog that cannot answer
- * throws an error that is no ServiceUnavailableError: the batch comes back (a 503 parks a fact).
+ * Whether the catalog holds `eventId` live now, whoever looks; asked under the accounts lock, so
+ * within its idle limit. A catalog that cannot answer throws an error that is no
+ * ServiceUnavailableError: the batch comes back (a 503 parks a fact).
  */
 async function eventLive(ctx: PaymentsContext, eventId: string): Promise<boolean> {
+  const timeoutMs = Math.min(LIVE_QUESTION_TIMEOUT_MS, lockIdleMs(ctx) - LIVE_QUESTION_MARGIN_MS);
   try {
     const { live } = await ctx.bus.request(catalogInternal.liveEvents, { ids: [eventId] }, {
-      timeoutMs: LIVE_QUESTION_TIMEOUT_MS,
+      timeoutMs: Math.max(timeoutMs, 1),
     });
     return live.includes(eventId);
   } catch (error) {

@@ -5,7 +5,7 @@ import { testBus } from "@shared/testing.ts";
 import type { Fact } from "@shared/facts.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { expectStatus } from "@testing/system.ts";
-import { linked, type PaymentsSystem, startPaymentsSystem } from "./_test_utils.ts";
+import { linked, type PaymentsSystem, startPaymentsSystem, trashEvent } from "./_test_utils.ts";
 import { applyCatalogFacts } from "./follow_catalog.ts";
 import type { PaymentsContext } from "./context.ts";
 
@@ -17,7 +17,12 @@ async function exists(p: PaymentsSystem, id: string): Promise<boolean> {
 
 /** Waits for the consumer to delete (or keep) the authorization. */
 
-function deletedEventFact(eventId: string): Fact {
+/**
+ * An event deleted in the catalog, and its fact for the test to hand over: the row is trashed
+ * without a fact (payments' running consumer does not act), as the deletion's commit leaves it.
+ */
+async function deletedEvent(p: PaymentsSystem, eventId: string): Promise<Fact> {
+  await trashEvent(p, eventId);
   return exampleFact("catalog.event.deleted", { id: eventId }, {
     actor: { id: "1", email: "admin@example.org" },
   });
@@ -95,13 +100,13 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   await t.step("Stripe unreachable: throws (the batch is redelivered), the row kept", async () => {
     const { cast, id } = await linked(p);
     const down = withConfig({ stripeConnectUrl: "http://127.0.0.1:1" });
+    const fact = await deletedEvent(p, cast.event.id);
     await assert.rejects(
-      () => applyCatalogFacts(down, [deletedEventFact(cast.event.id)]),
+      () => applyCatalogFacts(down, [fact]),
       /Cannot unlink Stripe: Stripe cannot be reached/,
     );
     assert.ok(await exists(p, id));
     // Redelivered once Stripe is back: done, then a second delivery changes nothing.
-    const fact = deletedEventFact(cast.event.id);
     assert.deepEqual(await applyCatalogFacts(ctx, [fact]), { reject: [] });
     assert.ok(!await exists(p, id));
     const calls = p.stripe.calls.length;
@@ -112,7 +117,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   await t.step("an account Stripe no longer knows: deleted anyway", async () => {
     const { cast, grant, id } = await linked(p);
     p.stripe.connected.delete(grant.accountId);
-    assert.deepEqual(await applyCatalogFacts(ctx, [deletedEventFact(cast.event.id)]), {
+    assert.deepEqual(await applyCatalogFacts(ctx, [await deletedEvent(p, cast.event.id)]), {
       reject: [],
     });
     assert.ok(!await exists(p, id));
@@ -120,7 +125,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   });
   await t.step("Stripe turning the platform away (401): parked, not retried", async () => {
     const { cast, grant, id } = await linked(p);
-    const fact = deletedEventFact(cast.event.id);
+    const fact = await deletedEvent(p, cast.event.id);
     const wrongKey = withConfig({ stripeSecretKey: "sk_test_not_the_platform_key" });
     const result = await applyCatalogFacts(wrongKey, [fact]);
     assert.equal(result.reject?.length, 1);
@@ -132,7 +137,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   await t.step("Stripe not configured: parked, not retried", async () => {
     const { cast, id } = await linked(p);
     const unset = withConfig({ stripeSecretKey: undefined });
-    const result = await applyCatalogFacts(unset, [deletedEventFact(cast.event.id)]);
+    const result = await applyCatalogFacts(unset, [await deletedEvent(p, cast.event.id)]);
     assert.match(result.reject![0].reason, /STRIPE_SECRET_KEY/);
     assert.ok(await exists(p, id));
   });
@@ -141,7 +146,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
     const calls = p.stripe.calls.length;
     const other = exampleFact("catalog.ticket.deleted", { id: bare.event.id });
     assert.deepEqual(
-      await applyCatalogFacts(ctx, [deletedEventFact(bare.event.id), other]),
+      await applyCatalogFacts(ctx, [await deletedEvent(p, bare.event.id), other]),
       { reject: [] },
     );
     assert.equal(p.stripe.calls.length, calls);
@@ -151,7 +156,7 @@ Deno.test("[payments] the catalog consumer retries an unreachable Stripe and nev
   await t.step("an event without an authorization, Stripe not configured: done", async () => {
     const bare = await p.stripeEvent();
     const unset = withConfig({ stripeSecretKey: undefined, stripeClientId: undefined });
-    const fact = deletedEventFact(bare.event.id);
+    const fact = await deletedEvent(p, bare.event.id);
     assert.deepEqual(await applyCatalogFacts(unset, [fact]), { reject: [] });
     assert.deepEqual(await applyCatalogFacts({ ...unset, box: null }, [fact]), {
       reject: [],
@@ -164,7 +169,7 @@ Deno.test("[payments] the catalog consumer parks an event whose stored keys the 
   const { cast, grant, id } = await linked(p);
   const otherKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
   await p.restartPayments({ paymentsEncryptionKey: otherKey });
-  const fact = deletedEventFact(cast.event.id);
+  const fact = await deletedEvent(p, cast.event.id);
   const result = await applyCatalogFacts(p.payments.context, [fact]);
   assert.deepEqual(result.reject, [{
     id: fact.id,
@@ -196,9 +201,25 @@ Deno.test("[payments] a deletion handled late releases a link only if its event 
       assert.equal(deauthorizeCalls(p, grant.accountId), 0);
     }
   });
+  // The fact's time is the catalog's clock, the link's the database's: within a minute of each
+  // other the catalog is asked; beyond, the link predates the deletion.
+  await t.step(
+    "a link just before the deletion, the event restored since: asked, kept",
+    async () => {
+      const { cast, id } = await linked(p);
+      const later = (ms: number) =>
+        exampleFact("catalog.event.deleted", { id: cast.event.id }, {
+          time: new Date(Date.now() + ms),
+        });
+      assert.deepEqual(await applyCatalogFacts(ctx, [later(30_000)]), { reject: [] });
+      assert.ok(await exists(p, id), "within the clocks' margin: the catalog says live");
+      assert.deepEqual(await applyCatalogFacts(ctx, [later(120_000)]), { reject: [] });
+      assert.ok(!await exists(p, id), "well before the deletion: released without asking");
+    },
+  );
   await t.step("a deletion after the link: released", async () => {
     const { cast, id } = await linked(p);
-    assert.deepEqual(await applyCatalogFacts(ctx, [deletedEventFact(cast.event.id)]), {
+    assert.deepEqual(await applyCatalogFacts(ctx, [await deletedEvent(p, cast.event.id)]), {
       reject: [],
     });
     assert.ok(!await exists(p, id));
