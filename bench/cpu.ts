@@ -4,6 +4,7 @@
  * busy this explains the throughput ratio better than the ratio itself, and it is steadier when
  * other work shares the machine. Elsewhere than Linux it reports nothing.
  */
+import { databaseOf, withDatabase } from "@shared/postgres_url.ts";
 import postgres from "postgres";
 
 /** Role name -> CPU seconds used so far. */
@@ -63,10 +64,11 @@ export async function findProcesses(
       if (cmdline.includes(script)) add(role, entry.name);
     }
   }
-  const admin = new URL(options.databaseUrl);
-  const name = decodeURIComponent(admin.pathname.slice(1));
-  admin.pathname = "/postgres";
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  const name = databaseOf(options.databaseUrl);
+  const sql = postgres(withDatabase(options.databaseUrl, "postgres"), {
+    max: 1,
+    onnotice: () => {},
+  });
   try {
     const rows = await sql`select pid from pg_stat_activity where datname = ${name}`;
     for (const row of rows) add("postgres", String(row.pid));

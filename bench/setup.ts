@@ -3,7 +3,7 @@
  * created through the API, a process of our own, and clean-up of the database and the fact
  * stream afterwards.
  */
-import { withDatabase } from "@shared/postgres_url.ts";
+import { databaseOf, withDatabase } from "@shared/postgres_url.ts";
 import { freePort } from "@shared/net.ts";
 import { Hono } from "hono";
 import { toErrorObjects } from "@shared/errors.ts";
@@ -176,10 +176,8 @@ export async function stopChild(child: Deno.ChildProcess, graceMs = 10_000): Pro
 
 /** Drops the database named in `url`, closing whatever connections are left on it. */
 export async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  target.pathname = "/postgres";
-  const sql = postgres(target.toString(), { max: 1, onnotice: () => {} });
+  const name = databaseOf(url);
+  const sql = postgres(withDatabase(url, "postgres"), { max: 1, onnotice: () => {} });
   try {
     await sql`drop database if exists ${sql(name)} with (force)`;
   } finally {

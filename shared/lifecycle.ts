@@ -11,6 +11,7 @@
  * onShutdown(log, async () => { await bus.close(); });
  * ```
  */
+import { hostsOf, isPostgresUrl } from "./postgres_url.ts";
 import { Bus, type RunningService } from "./bus.ts";
 import { EVERY_TAG } from "./cache_tags.ts";
 import { announceTouched } from "./cache_touched.ts";
@@ -168,10 +169,15 @@ function serverOrUrlCause(
   return undefined;
 }
 
-/** Where a step went, without its password: `host:port` of the URL, when there is one. */
+/**
+ * Where a step went, without its login: `host:port` of the URL, when there is one (every host of
+ * a Postgres URL; the first server of a NATS_URL list). A Postgres password holding a `,` once
+ * ended up here: the list was cut at its first comma, inside the login.
+ */
 export function atHost(url: string | undefined): string {
   if (!url) return "";
   try {
+    if (isPostgresUrl(url)) return ` at ${hostsOf(url).join(",")}`;
     return ` at ${new URL(url.split(",")[0]).host}`;
   } catch {
     return "";

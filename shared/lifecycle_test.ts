@@ -47,4 +47,15 @@ Deno.test("[lifecycle] a start-up failure a user can cause names the setting to 
     assert.match(line, /Correct DATABASE_URL\.$/);
     assert.doesNotMatch(line, /50%off/);
   });
+  // A review (2026-12-06): the list was cut at its first comma, which lay inside the password.
+  await t.step("a database URL of several hosts, a password with a comma", () => {
+    const error = Object.assign(new Error("connect ECONNREFUSED 10.0.0.2:5432"), {
+      code: "ECONNREFUSED",
+    });
+    const line = describeStartFailure("open the database", error, {
+      url: "postgres://app:12,34-SECRET@10.0.0.1:5432,10.0.0.2:5432/open_event",
+    });
+    assert.match(line, /^Cannot open the database at 10\.0\.0\.1:5432,10\.0\.0\.2:5432: /);
+    assert.doesNotMatch(line, /SECRET|12,34/);
+  });
 });

@@ -43,11 +43,32 @@ export function withDatabase(url: string, name: string): string {
   return `${scheme}${authority}/${encodeURIComponent(name)}${query}${fragment}`;
 }
 
+/** Whether `url` is a postgres:// or postgresql:// URL (its scheme only). */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/**
+ * The hosts a URL lists, as written (`host:port`, `[::1]:5432`), never its login: what a log line
+ * may name. The login ends at the last `@`, so a password holding `,` or `:` stays out.
+ */
+export function hostsOf(url: string): string[] {
+  const { authority } = partsOf(url);
+  return authority.slice(authority.lastIndexOf("@") + 1).split(",").filter((host) => host !== "");
+}
+
 /** How many hosts a URL lists (`a:5432,b:5432` is two). */
 export function hostCount(url: string): number {
-  const { authority } = partsOf(url);
-  const hosts = authority.slice(authority.lastIndexOf("@") + 1);
-  return hosts.split(",").filter((host) => host !== "").length;
+  return hostsOf(url).length;
+}
+
+/** A `host:port` as written in a URL, apart (the port 5432 unless given). */
+export function hostAndPort(written: string): { hostname: string; port: number } {
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(written);
+  return {
+    hostname: (match?.[1] ?? written).replace(/^\[|\]$/g, ""),
+    port: Number(match?.[2] ?? 5432),
+  };
 }
 
 /** The value of query parameter `name` in `url`, if it has one. */

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { databaseOf, hostCount, parameterOf, withDatabase } from "./postgres_url.ts";
+import {
+  databaseOf,
+  hostAndPort,
+  hostCount,
+  hostsOf,
+  isPostgresUrl,
+  parameterOf,
+  withDatabase,
+} from "./postgres_url.ts";
 
 Deno.test("[shared] postgres URLs with several hosts are read and changed as written", () => {
   const many = "postgres://app:p%40ss@db1:5432,db2:5433/shop%20one?target_session_attrs=primary";
@@ -22,4 +30,14 @@ Deno.test("[shared] postgres URLs with one host, or without a database", () => {
   assert.equal(parameterOf("postgres://localhost/db", "sslmode"), undefined);
   assert.equal(withDatabase("postgres://localhost", "x y"), "postgres://localhost/x%20y");
   assert.throws(() => databaseOf("not a url"), /Invalid URL/);
+});
+
+Deno.test("[shared] postgres URL hosts are named without the login", () => {
+  assert.deepEqual(hostsOf("postgres://app:a,b@c@db1:5432,[::1]:6543/x"), [
+    "db1:5432",
+    "[::1]:6543",
+  ]);
+  assert.deepEqual(hostAndPort("[::1]:6543"), { hostname: "::1", port: 6543 });
+  assert.deepEqual(hostAndPort("db1"), { hostname: "db1", port: 5432 });
+  assert.ok(isPostgresUrl("postgresql://db/x") && !isPostgresUrl("nats://db:4222"));
 });

@@ -17,7 +17,7 @@
  * ```
  */
 import postgres from "postgres";
-import { withDatabase } from "./postgres_url.ts";
+import { hostAndPort, hostsOf, withDatabase } from "./postgres_url.ts";
 import { Bus } from "./bus.ts";
 import { createLogger, type LogFields, type Logger } from "./log.ts";
 import { deleteFactStream } from "./fact_streams.ts";
@@ -97,11 +97,12 @@ async function findBackends(): Promise<Backends> {
   }
   const databaseUrl = env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
   const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
-  const db = new URL(databaseUrl);
+  const db = hostsOf(databaseUrl)[0] ?? "127.0.0.1";
   const nats = new URL(natsUrl.replace(/^nats:/, "http:"));
   const missing: string[] = [];
-  if (!await reachable(db.hostname, Number(db.port || 5432))) {
-    missing.push(`Postgres at ${db.host}`);
+  const { hostname, port } = hostAndPort(db);
+  if (!await reachable(hostname, port)) {
+    missing.push(`Postgres at ${db}`);
   }
   if (!await reachable(nats.hostname, Number(nats.port || 4222))) {
     missing.push(`NATS at ${nats.host}`);

@@ -87,3 +87,22 @@ async function caughtUp(port: number, statement: string): Promise<void> {
     await standby.end({ timeout: 1 });
   }
 }
+
+// The driver passed over every Postgres 14+ hot standby for `read-only` (vendor/postgres/README.md).
+Deno.test({
+  name: "[faults] a URL of several hosts asking for read-only lands on the standby",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using primary = await startPostgresServer();
+  await using standby = await startStandby(primary);
+  const url = `postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres` +
+    "?target_session_attrs=read-only";
+  const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    const [{ standby: onStandby }] = await sql`select pg_is_in_recovery() as standby`;
+    assert.equal(onStandby, true);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});

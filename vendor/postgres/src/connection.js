@@ -944,9 +944,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   function tryNext(x, xs) {
     return (
       // Patched (vendor/postgres/README.md): a hot standby of Postgres 14+ reports
-      // default_transaction_read_only off (only in_hot_standby on), so it passed for writable.
+      // default_transaction_read_only off (only in_hot_standby on), so it passed for writable,
+      // and was passed over as not read-only.
       (x === 'read-write' && (xs.default_transaction_read_only === 'on' || xs.in_hot_standby === 'on')) ||
-      (x === 'read-only' && xs.default_transaction_read_only === 'off') ||
+      (x === 'read-only' && xs.default_transaction_read_only === 'off' && xs.in_hot_standby !== 'on') ||
       (x === 'primary' && xs.in_hot_standby === 'on') ||
       (x === 'standby' && xs.in_hot_standby === 'off') ||
       (x === 'prefer-standby' && xs.in_hot_standby === 'off' && options.host[retries])
