@@ -30,7 +30,7 @@ import {
 } from "./deadline.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { parseTimestamptz } from "./pg_time.ts";
-import { databaseOf, hostCount, parameterOf, withDatabase } from "./postgres_url.ts";
+import { databaseOf, hostCount, hostsOf, parameterOf, withDatabase } from "./postgres_url.ts";
 import { inSpan, SpanKind, tracing } from "./telemetry.ts";
 
 export type Sql = postgres.Sql;
@@ -59,7 +59,8 @@ const FIRST_CONNECT_TIMEOUT_S = 10;
  */
 function checkPostgresUrl(url: string): void {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-  if (scheme === "postgres" || scheme === "postgresql") return;
+  // Its hosts read as hosts (a port that is no number is an "Invalid URL" TypeError).
+  if (scheme === "postgres" || scheme === "postgresql") return void hostsOf(url);
   throw new TypeError(
     `Invalid URL: ${scheme ? `"${scheme}:"` : "no scheme"} where postgres:// or postgresql:// ` +
       "belongs",

@@ -54,8 +54,14 @@ export function isPostgresUrl(url: string): boolean {
  */
 export function hostsOf(url: string): string[] {
   const { authority } = partsOf(url);
-  return authority.slice(authority.lastIndexOf("@") + 1).split(",").filter((host) => host !== "");
+  const hosts = authority.slice(authority.lastIndexOf("@") + 1).split(",").filter((h) => h !== "");
+  // A port that is no number is a malformed URL, as WHATWG's URL says of one host.
+  if (!hosts.every((host) => HOST.test(host))) throw new TypeError("Invalid URL: a host's port");
+  return hosts;
 }
+
+/** `host`, `host:port` or `[v6]:port`, the port digits only. */
+const HOST = /^(\[[^\]]*\]|[^:\[\]]*)(:\d*)?$/;
 
 /** How many hosts a URL lists (`a:5432,b:5432` is two). */
 export function hostCount(url: string): number {

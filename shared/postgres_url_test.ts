@@ -40,4 +40,6 @@ Deno.test("[shared] postgres URL hosts are named without the login", () => {
   assert.deepEqual(hostAndPort("[::1]:6543"), { hostname: "::1", port: 6543 });
   assert.deepEqual(hostAndPort("db1"), { hostname: "db1", port: 5432 });
   assert.ok(isPostgresUrl("postgresql://db/x") && !isPostgresUrl("nats://db:4222"));
+  assert.throws(() => hostsOf("postgres://u@127.0.0.1:notaport/x"), TypeError);
+  assert.throws(() => hostsOf("postgres://u@a:5432,b:x/x"), /Invalid URL/);
 });
