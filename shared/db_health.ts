@@ -20,8 +20,9 @@ const PROBE_EVERY_MS = 1_000;
 const probes = new WeakMap<Sql, { at: number; problem: Promise<string | undefined> }>();
 
 /**
- * What keeps `sql` from serving ("database unreachable", or "database full" when Postgres refuses
- * new connections and the pool has none that works), or undefined when it answers.
+ * What keeps `sql` from serving ("database unreachable", "database full" when Postgres refuses
+ * new connections and the pool has none that works, or "database read-only"), or undefined when
+ * it answers and takes writes.
  */
 export function databaseProblem(sql: Sql): Promise<string | undefined> {
   const now = Date.now();
@@ -44,17 +45,26 @@ function full(error: unknown): boolean {
  */
 async function ask(sql: Sql, client: Sql): Promise<string | undefined> {
   try {
-    await client`select 1`;
-    return undefined;
+    return await readOnlyProblem(client);
   } catch (error) {
     if (client === sql || !full(error)) return "database unreachable";
   }
   try {
-    await sql`select 1`;
-    return undefined;
+    return await readOnlyProblem(sql);
   } catch {
     return "database full";
   }
+}
+
+/**
+ * The probe's one statement: "database read-only" when the session takes no writes (a standby
+ * reached after a failover, a database set read-only: reads work, every write is a 503), else
+ * nothing. Until 2026-12-06 it was a `select 1`, and such a service looked healthy.
+ */
+async function readOnlyProblem(client: Sql): Promise<string | undefined> {
+  const [{ readOnly }] = await client<{ readOnly: string }[]>`
+    select current_setting('transaction_read_only') as "readOnly"`;
+  return readOnly === "on" ? "database read-only" : undefined;
 }
 
 async function probe(sql: Sql): Promise<string | undefined> {

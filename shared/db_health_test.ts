@@ -6,6 +6,7 @@ import { freePort } from "./net.ts";
 import { testDatabase } from "./testing.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
 import { eventually } from "@testing/eventually.ts";
+import { setDatabaseReadOnly } from "@testing/read_only.ts";
 
 /** Clients holding every connection the server at `url` still gives, as other programs would. */
 async function takeEveryConnection(url: string): Promise<postgres.Sql[]> {
@@ -29,6 +30,22 @@ Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t)
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
       assert.equal(await databaseProblem(sql), undefined);
+    } finally {
+      await sql.end();
+    }
+  });
+  await t.step("a database that takes no writes is read-only, until it takes them", async () => {
+    await using db = await testDatabase();
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      await setDatabaseReadOnly(db.url, true);
+      await eventually(
+        async () => await databaseProblem(sql) === "database read-only",
+        5_000,
+        "read-only reported",
+      );
+      await setDatabaseReadOnly(db.url, false);
+      await eventually(async () => await databaseProblem(sql) === undefined, 5_000, "healthy");
     } finally {
       await sql.end();
     }
