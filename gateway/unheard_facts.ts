@@ -91,11 +91,16 @@ export function emptyOnUnheardFacts(
   options: { hearing: FactHearing; log: Logger; intervalMs?: number },
 ): void {
   const check = new UnheardCheck(bus, cache, options.hearing, options.log);
+  // A count that declined to begin reads again at once (BEGIN_TRIES): a read takes a
+  // millisecond or two, and nothing is compared until the count has begun.
+  const rounds = async () => {
+    for (let tries = 0; tries < BEGIN_TRIES && await check.round() === "declined"; tries++);
+  };
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    check.round().catch(() => {}).finally(() => running = false);
+    rounds().catch(() => {}).finally(() => running = false);
   }, options.intervalMs ?? CHECK_MS);
   Deno.unrefTimer(timer);
   bus.nc.closed().then(() => clearInterval(timer));
@@ -111,8 +116,8 @@ interface Heard {
  * Reads in a row a count may decline to begin on while facts keep being heard during the read:
  * a fact heard before the stream stored it, in a count begun on a read taken in between, showed
  * later as stored and never heard (a needless flush, 2 of 10 test runs under load). Past them it
- * begins anyway, as it always did: a needless flush, never a gap hidden. While it declines, nothing
- * is compared (two rounds at most).
+ * begins anyway, as it always did: a needless flush, never a gap hidden. A declined count reads
+ * again at once (declining until the next round left 4 s uncompared, a review).
  */
 const BEGIN_TRIES = 3;
 
@@ -133,15 +138,20 @@ class UnheardCheck {
     this.#unreadable = new Unreadable(cache, log, this.#stream);
   }
 
-  async round(): Promise<void> {
+  /** One comparison; "declined" when the count was to begin and did not (see BEGIN_TRIES). */
+  async round(): Promise<"declined" | void> {
     if (this.bus.reconnecting) return;
     const before = this.hearing.count;
     const read = await readStream(this.bus, this.#stream);
     // Counted after the answer too: every fact stored when it was read was heard by now, but for
     // a hop's delay (hence two reads in a row).
     const heard = { before, after: this.hearing.count };
-    // A read lost with the connection is the connection's suspension (shared/fact_gaps.ts).
-    if (read === undefined) return void (this.bus.reconnecting || this.#unreadable.failed());
+    // A read lost with the connection is the connection's suspension (shared/fact_gaps.ts). "No
+    // such stream" may come from a node that never had it (shared/fact_streams.ts): it does not
+    // end a suspension.
+    if (read === undefined || (read.created === "" && this.#unreadable.suspended)) {
+      return void (this.bus.reconnecting || this.#unreadable.failed());
+    }
     // Back from a time the stream was out of reach: the cache served nothing meanwhile.
     if (this.#unreadable.read()) return this.#begin(read, heard);
     const count = this.#count;
@@ -161,9 +171,10 @@ class UnheardCheck {
   }
 
   /** Begins the count at `read`, unless facts were heard while it was asked (BEGIN_TRIES). */
-  #begin(read: StreamRead, heard: Heard): void {
+  #begin(read: StreamRead, heard: Heard): "declined" | void {
     if (heard.before !== heard.after && ++this.#declined < BEGIN_TRIES) {
-      return void (this.#count = undefined);
+      this.#count = undefined;
+      return "declined";
     }
     this.#declined = 0;
     this.#count = {
@@ -175,13 +186,13 @@ class UnheardCheck {
     };
   }
 
-  #flush(unheard: number | string, read: StreamRead, heard: Heard): void {
+  #flush(unheard: number | string, read: StreamRead, heard: Heard): "declined" | void {
     this.cache.clear("missed_facts");
     this.log.warn("cache emptied: the fact stream holds facts this gateway did not hear", {
       stream: this.#stream,
       unheard,
     });
-    this.#begin(read, heard);
+    return this.#begin(read, heard);
   }
 }
 
@@ -196,6 +207,11 @@ class Unreadable {
     this.#cache = cache;
     this.#log = log;
     this.#stream = stream;
+  }
+
+  /** Whether the cache is suspended for want of a read. */
+  get suspended(): boolean {
+    return this.#failures >= UNREADABLE_AFTER;
   }
 
   /** A read failed. */
