@@ -382,6 +382,8 @@ class DatabaseWatch {
    * each refused write is a 503 (`unavailableError`), and the operator must learn why.
    */
   readonly #readOnly: Refusals;
+  /** When a write through the pool was last refused as read-only. */
+  readOnlyAt: number | undefined;
   constructor(readonly sql: Sql, readonly log: Logger) {
     this.#full = new Refusals((refused) =>
       log.warn(
@@ -404,7 +406,10 @@ class DatabaseWatch {
     if (noted(error)) return;
     const codes = errorCodes(error);
     if (codes.includes(TOO_MANY_CONNECTIONS)) return this.#full.noted();
-    if (codes.includes(READ_ONLY)) return this.#readOnly.noted();
+    if (codes.includes(READ_ONLY)) {
+      this.readOnlyAt = Date.now();
+      return this.#readOnly.noted();
+    }
     if (this.#checking || !isDatabaseOutage(error)) return;
     this.#checking = true;
     this.#watch(codes[0]).finally(() => this.#checking = false);
@@ -479,6 +484,19 @@ function addressOf(sql: Sql): string {
 }
 
 /** Reports a failed query: an outage is logged once and watched until Postgres is back. */
+/** How recently a write refused as read-only still says the pool's database is read-only. */
+const READ_ONLY_RECENTLY_MS = 30_000;
+
+/**
+ * Whether a write through `sql` was refused as read-only within READ_ONLY_RECENTLY_MS: what the
+ * pool's own sessions say, where a new connection may say otherwise (a session keeps the
+ * `default_transaction_read_only` it started with; shared/db_health.ts).
+ */
+export function refusedWritesLately(sql: Sql): boolean {
+  const at = watches.get(sql)?.readOnlyAt;
+  return at !== undefined && Date.now() - at < READ_ONLY_RECENTLY_MS;
+}
+
 export function noteDatabaseError(sql: Sql, error: unknown): void {
   watches.get(sql)?.noticed(error);
 }

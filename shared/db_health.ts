@@ -12,7 +12,7 @@
  * const problem = await databaseProblem(sql); // undefined, or "database unreachable"
  * ```
  */
-import { separateClient, type Sql } from "./db.ts";
+import { refusedWritesLately, separateClient, type Sql } from "./db.ts";
 
 const PROBE_TIMEOUT_MS = 500;
 const PROBE_EVERY_MS = 1_000;
@@ -45,7 +45,9 @@ function full(error: unknown): boolean {
  */
 async function ask(sql: Sql, client: Sql): Promise<string | undefined> {
   try {
-    return await readOnlyProblem(client);
+    const problem = await readOnlyProblem(client);
+    // The pool's sessions may still be read-only where a new one is not (or the other way).
+    return problem ?? (refusedWritesLately(sql) ? "database read-only" : undefined);
   } catch (error) {
     if (client === sql || !full(error)) return "database unreachable";
   }

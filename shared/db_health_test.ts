@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { openDatabase } from "./db.ts";
+import { openDatabase, transaction } from "./db.ts";
 import { databaseProblem } from "./db_health.ts";
 import { freePort } from "./net.ts";
-import { testDatabase } from "./testing.ts";
+import { recordingLogger, testDatabase } from "./testing.ts";
 import { startPostgresServer } from "@testing/postgres_server.ts";
 import { eventually } from "@testing/eventually.ts";
 import { setDatabaseReadOnly } from "@testing/read_only.ts";
@@ -50,6 +50,26 @@ Deno.test("[db_health] databaseProblem says whether Postgres answers", async (t)
       await sql.end();
     }
   });
+  // A review: a session keeps the read-only setting it started with, so the pool's may refuse
+  // writes while a new connection, the probe's, takes them.
+  await t.step(
+    "a pool whose sessions refuse writes is read-only, whatever a new one says",
+    async () => {
+      await using db = await testDatabase();
+      const sql = await openDatabase(db.url, { schema: "demo", max: 1, log: recordingLogger() });
+      try {
+        await sql`create table things (id int)`;
+        await setDatabaseReadOnly(db.url, true);
+        await eventually(() => sql`select 1`.then(() => true, () => false), 5_000, "reconnected");
+        await setDatabaseReadOnly(db.url, false, { endSessions: false });
+        await assert.rejects(transaction(sql, (tx) => tx`insert into things values (1)`));
+        await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the probe's last answer
+        assert.equal(await databaseProblem(sql), "database read-only");
+      } finally {
+        await sql.end();
+      }
+    },
+  );
   await t.step("nothing listening: unreachable, within the probe's half second", async () => {
     const sql = postgres(`postgres://postgres@127.0.0.1:${freePort()}/none`, {
       max: 1,
