@@ -26,7 +26,9 @@ interface Parts {
 }
 
 function partsOf(url: string): Parts {
-  const match = PARTS.exec(url);
+  // As WHATWG's URL (and so postgres.js) reads one: spaces around it and tabs or line breaks in it
+  // are dropped (a setting read from a file often ends in a newline).
+  const match = PARTS.exec(url.trim().replace(/[\t\n\r]/g, ""));
   if (!match) throw new TypeError("Invalid URL: not scheme://host/database");
   const [, scheme, authority, path = "", query = "", fragment = ""] = match;
   return { scheme, authority, path, query, fragment };

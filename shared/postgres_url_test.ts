@@ -41,5 +41,7 @@ Deno.test("[shared] postgres URL hosts are named without the login", () => {
   assert.deepEqual(hostAndPort("db1"), { hostname: "db1", port: 5432 });
   assert.ok(isPostgresUrl("postgresql://db/x") && !isPostgresUrl("nats://db:4222"));
   assert.throws(() => hostsOf("postgres://u@127.0.0.1:notaport/x"), TypeError);
+  assert.deepEqual(hostsOf("postgres://u@h:5432\n"), ["h:5432"], "a file's last newline");
+  assert.equal(databaseOf(" postgres://u@h:5432/db \n"), "db");
   assert.throws(() => hostsOf("postgres://u@a:5432,b:x/x"), /Invalid URL/);
 });
