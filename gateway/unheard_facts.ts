@@ -123,34 +123,37 @@ const BEGIN_TRIES = 3;
 
 /** One gateway's comparison of the fact stream with the facts it heard (see the module doc). */
 class UnheardCheck {
+  readonly #bus: Bus;
+  readonly #cache: ResponseCache;
+  readonly #hearing: FactHearing;
+  readonly #log: Logger;
   readonly #stream: string;
   readonly #unreadable: Unreadable;
   #count: Count | undefined;
   #declined = 0;
 
-  constructor(
-    readonly bus: Bus,
-    readonly cache: ResponseCache,
-    readonly hearing: FactHearing,
-    readonly log: Logger,
-  ) {
+  constructor(bus: Bus, cache: ResponseCache, hearing: FactHearing, log: Logger) {
+    this.#bus = bus;
+    this.#cache = cache;
+    this.#hearing = hearing;
+    this.#log = log;
     this.#stream = facts.stream(bus.prefix);
     this.#unreadable = new Unreadable(cache, log, this.#stream);
   }
 
   /** One comparison; "declined" when the count was to begin and did not (see BEGIN_TRIES). */
   async round(): Promise<"declined" | void> {
-    if (this.bus.reconnecting) return;
-    const before = this.hearing.count;
-    const read = await readStream(this.bus, this.#stream);
+    if (this.#bus.reconnecting) return;
+    const before = this.#hearing.count;
+    const read = await readStream(this.#bus, this.#stream);
     // Counted after the answer too: every fact stored when it was read was heard by now, but for
     // a hop's delay (hence two reads in a row).
-    const heard = { before, after: this.hearing.count };
+    const heard = { before, after: this.#hearing.count };
     // A read lost with the connection is the connection's suspension (shared/fact_gaps.ts). "No
     // such stream" may come from a node that never had it (shared/fact_streams.ts): it does not
     // end a suspension.
     if (read === undefined || (read.created === "" && this.#unreadable.suspended)) {
-      return void (this.bus.reconnecting || this.#unreadable.failed());
+      return void (this.#bus.reconnecting || this.#unreadable.failed());
     }
     // Back from a time the stream was out of reach: the cache served nothing meanwhile.
     if (this.#unreadable.read()) return this.#begin(read, heard);
@@ -187,8 +190,8 @@ class UnheardCheck {
   }
 
   #flush(unheard: number | string, read: StreamRead, heard: Heard): "declined" | void {
-    this.cache.clear("missed_facts");
-    this.log.warn("cache emptied: the fact stream holds facts this gateway did not hear", {
+    this.#cache.clear("missed_facts");
+    this.#log.warn("cache emptied: the fact stream holds facts this gateway did not hear", {
       stream: this.#stream,
       unheard,
     });
@@ -226,7 +229,7 @@ class Unreadable {
 
   /** A read succeeded; whether it ends a suspension (then the count of facts begins anew). */
   read(): boolean {
-    const suspended = this.#failures >= UNREADABLE_AFTER;
+    const suspended = this.suspended;
     this.#failures = 0;
     if (!suspended) return false;
     this.#cache.suspend(false, "unverified");
