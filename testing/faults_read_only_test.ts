@@ -11,7 +11,7 @@ import { ServiceUnavailableError } from "@shared/errors.ts";
 import { recordingLogger, testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
 import { setDatabaseReadOnly } from "./read_only.ts";
-import { expectStatus, startTestSystem } from "./system.ts";
+import { type CallResult, expectStatus, startTestSystem } from "./system.ts";
 
 const READ_ONLY_DETAIL = /Cannot save now: the database takes no writes/;
 
@@ -28,13 +28,13 @@ Deno.test("[faults] a read-only database answers writes 503, serves reads, and h
     });
   await setDatabaseReadOnly(system.databaseUrl, true);
   // The first write after the sessions ended may find a closed connection (503 too).
-  let refused = await write();
+  let refused: CallResult | undefined;
   await eventually(
     async () => READ_ONLY_DETAIL.test(JSON.stringify((refused = await write()).body)),
     5_000,
     "a write refused as read-only",
   );
-  expectStatus(refused, 503);
+  expectStatus(refused!, 503);
   const signedIn = await system.call("GET", `/v1/event-topics/${before}`, admin);
   expectStatus(signedIn, 200, "reads work");
   assert.equal(await topics(), count, "nothing written");
