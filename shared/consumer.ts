@@ -36,7 +36,9 @@
  * checked against the registry's schema (shared/fact_catalog.ts); `byType` dispatches by fact
  * type with each handler's `data` typed. `start` chooses where a new consumer begins: the whole
  * stream (default, a replay), a point in time, or new facts only. The pull loop under it (renewing
- * a silent pull, batching, keeping facts in hand from redelivery) is shared/fact_pull.ts.
+ * a silent pull, batching, keeping facts in hand from redelivery) is shared/fact_pull.ts. A
+ * durable consumer whose service keeps its position in its own database (`keptIn`) replays, at
+ * start, what a database restored older than the consumer lacks (`catchUpFirst`).
  *
  * @example
  * ```ts ignore
@@ -77,6 +79,7 @@ import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
+import type { KeptPosition, PositionStore } from "./fact_kept_position.ts";
 import { warnOfSkippedRedeliveries } from "./server_defects.ts";
 import {
   type BatchContext,
@@ -103,10 +106,10 @@ export type FactsOn<S extends string> = string extends S ? FactType
 
 /**
  * Where a new consumer starts: `"all"` (the beginning of the stream, a full replay), `"new"`
- * (facts published from now on), or a `Date` (facts published since then). A durable consumer
- * that exists already resumes where it stopped, whatever this says.
+ * (facts published from now on), a `Date` (facts published since then) or a stream sequence.
+ * A durable consumer that exists already resumes where it stopped, whatever this says.
  */
-export type FactStart = "all" | "new" | Date;
+export type FactStart = "all" | "new" | Date | { sequence: number };
 
 export interface FactConsumerOptions<S extends string = string> {
   /**
@@ -163,6 +166,13 @@ export interface FactConsumerOptions<S extends string = string> {
    * our services own the streams and make them at start, before or after their producers.
    */
   bindStreams?: boolean;
+  /**
+   * Where a durable consumer keeps its position beside what its facts change: the service's own
+   * database (`keptPositions`, shared/fact_kept_position.ts). A database found behind the
+   * consumer at start (restored from a backup, a failover that lost commits) gets the facts it
+   * lacks handed over again before the consumer goes on (`catchUpFirst`).
+   */
+  keptIn?: PositionStore;
 }
 
 /** What `handle` may answer: facts that no retry can handle, parked instead of redelivered. */
@@ -282,6 +292,9 @@ function deliverFrom(start: FactStart = "all"): Partial<ConsumerConfig> {
   if (start instanceof Date) {
     return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() };
   }
+  if (typeof start === "object") {
+    return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.sequence };
+  }
   return { deliver_policy: start === "new" ? DeliverPolicy.New : DeliverPolicy.All };
 }
 
@@ -293,7 +306,35 @@ export async function consumeFacts<S extends string>(
   if (options.start instanceof Date && Number.isNaN(options.start.getTime())) {
     throw new Error("Cannot consume facts: start is not a valid time");
   }
-  const { jsm, stream, name, floor, streamCreated } = await openConsumer(bus, options);
+  const opened = await openConsumer(bus, options);
+  const behind = await keptBehind(opened, options);
+  if (behind) return catchUpFirst(bus, options, opened, behind);
+  return (await pullFrom(bus, options, opened)).consumer;
+}
+
+/** A consumer that exists, as `openConsumer` made or found it. */
+interface OpenedConsumer {
+  jsm: JetStreamManager;
+  stream: string;
+  name: string;
+  floor: number;
+  streamCreated: string;
+}
+
+/** A consumer pulling, and what it settled (`position`). */
+interface Pulling {
+  consumer: FactConsumer;
+  settled: () => StreamPosition;
+}
+
+/** Pulls from `opened` and hands its facts over until stopped. */
+async function pullFrom<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+  opened: OpenedConsumer,
+  keptAs: string | undefined = options.durable,
+): Promise<Pulling> {
+  const { jsm, stream, name, floor, streamCreated } = opened;
   const js = jetstream(bus.nc);
   // Its info, asked right after its creation, may meet the same settling (`openConsumer`).
   const consumer = await whileSettling(() => js.consumers.get(stream, name), isClusterSettling);
@@ -318,7 +359,9 @@ export async function consumeFacts<S extends string>(
     streamCheckedUpTo: 0,
   };
   const health = new PullHealth(options.log, name);
-  const unwatch = watchLag(jsm, batches);
+  const keep = keptAs && options.keptIn ? keeper(batches, options.keptIn, keptAs) : () => {};
+  // Kept after each batch, and as each floor read moves where a replay would start.
+  const unwatch = watchLag(jsm, batches, keep);
   const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
   const pulling = pullForever(bus, {
     consumer,
@@ -326,20 +369,161 @@ export async function consumeFacts<S extends string>(
     inHand,
     batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
     received: (msg) => noteDelivery(batches, msg),
-    handleBatch: (messages) => handleBatchSafely(batches, messages),
+    handleBatch: async (messages) => {
+      await handleBatchSafely(batches, messages);
+      keep();
+    },
     // An ephemeral consumer goes after 30 s without this process (a NATS outage, a network
     // cut); a durable one when someone deletes it. Either way it is made again: a durable one
     // left deleted stalled its service's facts for good.
     remake: () => remakeIfGone(jsm, batches),
   });
+  const stop = async () => {
+    unwatch();
+    stopping.abort();
+    await pulling.stop();
+    inHand.stop();
+    await options.keptIn?.flush();
+  };
+  return { consumer: { stop }, settled: () => batches.position };
+}
+
+/**
+ * Notes where the consumer stands in the service's database (`keptIn`), under `consumer`, when
+ * it moved since it was last noted.
+ */
+function keeper<S extends string>(
+  ctx: BatchContext<S>,
+  store: PositionStore,
+  consumer: string,
+): () => void {
+  let noted = "";
+  return () => {
+    const { position, streamCreated: stream } = ctx;
+    const kept = { stream, highest: position.highestSettled, resumeAt: position.resumeAt() };
+    const key = JSON.stringify(kept);
+    if (key === noted) return;
+    noted = key;
+    store.note(consumer, kept);
+  };
+}
+
+/**
+ * The position the service's database keeps when it is behind the durable consumer `opened` (below
+ * its acknowledgement floor in the same stream): its facts since were settled and are not in
+ * the database. Undefined when it is not, or keeps none (a database new, or older than the
+ * positions kept in it: the consumer then goes on as it stands). A running instance writes its
+ * position just after it acknowledges a batch: a position found behind is read again a moment
+ * later, and one that reached the floor meanwhile was such a write, not a restored database.
+ */
+async function keptBehind<S extends string>(
+  opened: OpenedConsumer,
+  options: FactConsumerOptions<S>,
+): Promise<KeptPosition | undefined> {
+  const store = options.keptIn;
+  if (!store || !options.durable) return undefined;
+  const behind = (kept: KeptPosition | undefined) =>
+    kept && kept.stream === opened.streamCreated && kept.highest < opened.floor ? kept : undefined;
+  if (!behind(await store.read(opened.name))) return undefined;
+  await new Promise((resolve) => setTimeout(resolve, KEPT_WRITE_MS));
+  return behind(await store.read(opened.name));
+}
+
+/** Longer than a running instance takes to write its position after an acknowledgement. */
+const KEPT_WRITE_MS = 1_000;
+
+/**
+ * Hands over again, with a consumer of its own, the facts from the database's kept position
+ * through the durable's floor, then follows the durable. The replay keeps its progress under the
+ * durable's name, so a start cut short goes on where it stood. In the background, as a follower
+ * catches up on a backlog: the service serves meanwhile. `handle` is idempotent, so the facts the
+ * database did hold are handed over again harmlessly.
+ */
+async function catchUpFirst<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+): Promise<FactConsumer> {
+  const through = durable.floor;
+  options.log.warn(
+    "the database is behind its fact consumer (restored from a backup, or a failover lost its " +
+      "last commits): handing over again the facts it lacks",
+    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
+  );
+  const replayOptions = { ...options, durable: undefined, start: { sequence: kept.resumeAt } };
+  const replaying = await openConsumer(bus, replayOptions);
+  const replay = await pullFrom(bus, replayOptions, replaying, durable.name);
+  const stopping = new AbortController();
+  let following: FactConsumer | undefined;
+  const switched = (async () => {
+    await replayedThrough(replaying, replay, through, stopping.signal);
+    await replay.consumer.stop();
+    if (stopping.signal.aborted) return;
+    options.log.info("caught up with the fact consumer", { durable: durable.name, through });
+    following = await followWhenReachable(bus, options, durable, stopping.signal);
+  })();
   return {
     async stop() {
-      unwatch();
       stopping.abort();
-      await pulling.stop();
-      inHand.stop();
+      await switched;
+      await following?.stop();
     },
   };
+}
+
+/** How often a replay's progress is looked at. */
+const REPLAY_CHECK_MS = 250;
+
+/**
+ * Waits until the replay settled every fact through `through`, or has nothing left to hand over
+ * (the facts at the floor gone from the stream meanwhile, by its age limit), or is stopped.
+ */
+async function replayedThrough(
+  opened: OpenedConsumer,
+  replay: Pulling,
+  through: number,
+  stopping: AbortSignal,
+): Promise<void> {
+  while (!stopping.aborted && replay.settled().resumeAt() <= through) {
+    await delay(REPLAY_CHECK_MS, stopping);
+    const info = await opened.jsm.consumers.info(opened.stream, opened.name).catch(() => undefined);
+    if (info && info.num_pending + info.num_ack_pending === 0) return;
+  }
+}
+
+/** Follows the durable once the bus answers (a moment without NATS must not end the consumer). */
+async function followWhenReachable<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  stopping: AbortSignal,
+): Promise<FactConsumer | undefined> {
+  while (!stopping.aborted) {
+    try {
+      return (await pullFrom(bus, options, durable)).consumer;
+    } catch (error) {
+      options.log.warn("cannot follow the fact consumer yet; trying again", {
+        durable: durable.name,
+        error,
+      });
+      await delay(1_000, stopping);
+    }
+  }
+  return undefined;
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** The JetStream configuration of the consumer `options` describe. */
@@ -369,9 +553,7 @@ function consumerConfig<S extends string>(
 async function openConsumer<S extends string>(
   bus: Bus,
   options: FactConsumerOptions<S>,
-): Promise<
-  { jsm: JetStreamManager; stream: string; name: string; floor: number; streamCreated: string }
-> {
+): Promise<OpenedConsumer> {
   // Its check of the account (a request the meta leader answers) is as patient as the rest.
   const jsm = await whileSettling(() => jetstreamManager(bus.nc), isClusterSettling);
   const { config, created: streamCreated } = await openStreams(bus, jsm, options);
@@ -563,7 +745,11 @@ const FLOOR_READ_MS = 30_000;
  * `floorReadMs`, and with it the acknowledgement floor a durable consumer made again resumes
  * from; returns how to stop.
  */
-function watchLag<S extends string>(jsm: JetStreamManager, ctx: BatchContext<S>): () => void {
+function watchLag<S extends string>(
+  jsm: JetStreamManager,
+  ctx: BatchContext<S>,
+  floorRead: () => void,
+): () => void {
   const series = lag.series(ctx.name);
   const read = async () => {
     // The position the floor belongs to: a stream made anew meanwhile has a position of its own.
@@ -571,6 +757,7 @@ function watchLag<S extends string>(jsm: JetStreamManager, ctx: BatchContext<S>)
     const info = await jsm.consumers.info(ctx.stream, ctx.name);
     series.set(info.num_pending + info.num_ack_pending);
     position.acknowledgedUpTo(info.ack_floor.stream_seq);
+    floorRead();
   };
   const timer = setInterval(
     () => read().catch(() => {}), // gone or NATS away: the stalled pull deals with it

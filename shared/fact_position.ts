@@ -93,6 +93,11 @@ export class StreamPosition {
     this.#highestSettled = Math.max(this.#highestSettled, sequence);
   }
 
+  /** The highest sequence settled, here or (shared) by any instance as far as the floor says. */
+  get highestSettled(): number {
+    return Math.max(this.#highestSettled, this.#acknowledged);
+  }
+
   /**
    * The first sequence a consumer made again must deliver. Always a sequence, never the
    * consumer's own start: made again with `start: "new"`, it skipped what was published while it

@@ -7,6 +7,7 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
+import { keptPositions } from "@shared/fact_kept_position.ts";
 import type { Sql } from "@shared/db.ts";
 import { databaseProblem } from "@shared/db_health.ts";
 import { type Fact, factActor, factResource } from "@shared/facts.ts";
@@ -149,6 +150,8 @@ export function followAllFacts(options: {
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
+    // A restored log gets what it lacks again (shared/fact_kept_position.ts).
+    keptIn: keptPositions(sql, log),
     handle: async (batch) => {
       const { inserted, reject } = await applyAllFacts(sql, batch, log);
       log.debug("facts recorded", { count: batch.length, inserted });

@@ -6,6 +6,7 @@
  */
 import type { Bus } from "@shared/bus.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { keptPositions } from "@shared/fact_kept_position.ts";
 import type { Sql } from "@shared/db.ts";
 import { databaseProblem } from "@shared/db_health.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
@@ -61,6 +62,8 @@ export function followPaymentsFacts(
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
+    // A restored catalog gets the links it lacks again (shared/fact_kept_position.ts).
+    keptIn: keptPositions(sql, log),
     handle: (batch) => applyPaymentsFacts(sql, relay, batch),
   });
 }

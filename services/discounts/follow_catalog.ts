@@ -17,6 +17,7 @@ import type { Bus } from "@shared/bus.ts";
 import { addressTags } from "@shared/cache_tags.ts";
 import { announceTouched } from "@shared/cache_touched.ts";
 import { byType, consumeFacts, type FactConsumer } from "@shared/consumer.ts";
+import { keptPositions } from "@shared/fact_kept_position.ts";
 import { changeWithFact, type Fact, factActor, type NewFact } from "@shared/facts.ts";
 import { type FactRelay } from "@shared/fact_relay.ts";
 import type { Queryable, Sql } from "@shared/db.ts";
@@ -201,6 +202,8 @@ export function followCatalogFacts(
     log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(sql),
+    // A restored database gets the deletions it lacks again (shared/fact_kept_position.ts).
+    keptIn: keptPositions(sql, log),
     handle: async (batch) => {
       await applyCatalogFacts(sql, relay, batch);
       announceProjected(bus, batch);

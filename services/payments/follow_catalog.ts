@@ -18,6 +18,7 @@ import { databaseProblem } from "@shared/db_health.ts";
 import { isId } from "@shared/schemas/ids.ts";
 import type { Bus } from "@shared/bus.ts";
 import { consumeFacts, type FactConsumer, type HandleResult } from "@shared/consumer.ts";
+import { keptPositions } from "@shared/fact_kept_position.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { changeWithFact, type Fact, factActor } from "@shared/facts.ts";
 import { catalogInternal } from "@shared/subjects.ts";
@@ -149,6 +150,8 @@ export function followCatalogFacts(ctx: PaymentsContext, bus: Bus): Promise<Fact
     log: ctx.log,
     // A failure while the database is away is retried, never parked (shared/consumer.ts).
     dependencyProblem: () => databaseProblem(ctx.sql),
+    // A restored database gets the deletions it lacks again (shared/fact_kept_position.ts).
+    keptIn: keptPositions(ctx.sql, ctx.log),
     handle: (batch) => applyCatalogFacts(ctx, batch),
   });
 }
