@@ -306,10 +306,46 @@ export async function consumeFacts<S extends string>(
   if (options.start instanceof Date && Number.isNaN(options.start.getTime())) {
     throw new Error("Cannot consume facts: start is not a valid time");
   }
+  const consumer = await startFollowing(bus, options);
+  if (!options.keptIn || !options.durable) return consumer;
+  return healingLosses(bus, options, consumer);
+}
+
+/** Opens the consumer and follows it; a database behind it catches up first. */
+async function startFollowing<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+): Promise<FactConsumer> {
   const opened = await openConsumer(bus, options);
   const behind = await keptBehind(opened, options);
   if (behind) return catchUpFirst(bus, options, opened, behind);
   return (await pullFrom(bus, options, opened)).consumer;
+}
+
+/**
+ * A consumer that starts again when its kept position says the database lost commits under it
+ * (`PositionStore.onLost`): the start finds the loss kept and replays from it (`keptBehind`).
+ */
+function healingLosses<S extends string>(
+  bus: Bus,
+  options: FactConsumerOptions<S>,
+  first: FactConsumer,
+): FactConsumer {
+  const stopping = new AbortController();
+  let current: Promise<FactConsumer | undefined> = Promise.resolve(first);
+  options.keptIn!.onLost(options.durable!, () => {
+    current = current.then(async (consumer) => {
+      if (stopping.signal.aborted) return consumer;
+      await consumer?.stop();
+      return await whenReachable(() => startFollowing(bus, options), options, stopping.signal);
+    });
+  });
+  return {
+    async stop() {
+      stopping.abort();
+      await (await current)?.stop();
+    },
+  };
 }
 
 /** A consumer that exists, as `openConsumer` made or found it. */
@@ -334,7 +370,9 @@ async function pullFrom<S extends string>(
   opened: OpenedConsumer,
   keptAs: string | undefined = options.durable,
 ): Promise<Pulling> {
-  const { jsm, stream, name, floor, streamCreated } = opened;
+  const { jsm, stream, name } = opened;
+  // A replay counts, and reports its lag, as the durable it catches up for.
+  const label = keptAs ?? name;
   const js = jetstream(bus.nc);
   // Its info, asked right after its creation, may meet the same settling (`openConsumer`).
   const consumer = await whileSettling(() => js.consumers.get(stream, name), isClusterSettling);
@@ -346,22 +384,15 @@ async function pullFrom<S extends string>(
     // No account check when made: with this short timeout, a slow one (a cluster electing its
     // leader) would fail the start (a review).
     jsm: await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false }),
-    stream,
-    name,
+    ...startingAt(opened, options),
     options,
-    handled: handledFacts(name),
+    handled: handledFacts(label),
     stopping: stopping.signal,
-    position: new StreamPosition(floor, { shared: options.durable !== undefined }),
-    streamCreated,
-    streamCheckedAt: 0,
-    arrivals: 0,
-    skippedTypes: new Set(),
-    streamCheckedUpTo: 0,
   };
-  const health = new PullHealth(options.log, name);
+  const health = new PullHealth(options.log, label);
   const keep = keptAs && options.keptIn ? keeper(batches, options.keptIn, keptAs) : () => {};
   // Kept after each batch, and as each floor read moves where a replay would start.
-  const unwatch = watchLag(jsm, batches, keep);
+  const unwatch = watchLag(jsm, batches, { label, floorRead: keep });
   const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
   const pulling = pullForever(bus, {
     consumer,
@@ -383,38 +414,57 @@ async function pullFrom<S extends string>(
     stopping.abort();
     await pulling.stop();
     inHand.stop();
-    await options.keptIn?.flush();
+    if (keptAs && options.keptIn) {
+      // The floor as it stands now: a restart then finds the database up to date (not behind).
+      await readFloor(batches).catch(() => {});
+      keep();
+      await options.keptIn.flush();
+    }
   };
   return { consumer: { stop }, settled: () => batches.position };
 }
 
-/**
- * Notes where the consumer stands in the service's database (`keptIn`), under `consumer`, when
- * it moved since it was last noted.
- */
+/** What a batch context of `opened` starts with: where it stands, nothing arrived yet. */
+function startingAt<S extends string>(opened: OpenedConsumer, options: FactConsumerOptions<S>) {
+  const { stream, name, floor, streamCreated } = opened;
+  return {
+    stream,
+    name,
+    position: new StreamPosition(floor, { shared: options.durable !== undefined }),
+    streamCreated,
+    streamCheckedAt: 0,
+    arrivals: 0,
+    skippedTypes: new Set<string>(),
+    streamCheckedUpTo: 0,
+  };
+}
+
+/** Notes where the consumer stands in the service's database (`keptIn`), under `consumer`. */
 function keeper<S extends string>(
   ctx: BatchContext<S>,
   store: PositionStore,
   consumer: string,
 ): () => void {
-  let noted = "";
   return () => {
     const { position, streamCreated: stream } = ctx;
-    const kept = { stream, highest: position.highestSettled, resumeAt: position.resumeAt() };
-    const key = JSON.stringify(kept);
-    if (key === noted) return;
-    noted = key;
-    store.note(consumer, kept);
+    store.note(consumer, {
+      stream,
+      highest: position.highestSettled,
+      resumeAt: position.resumeAt(),
+    });
   };
 }
 
 /**
- * The position the service's database keeps when it is behind the durable consumer `opened` (below
- * its acknowledgement floor in the same stream): its facts since were settled and are not in
- * the database. Undefined when it is not, or keeps none (a database new, or older than the
- * positions kept in it: the consumer then goes on as it stands). A running instance writes its
- * position just after it acknowledges a batch: a position found behind is read again a moment
- * later, and one that reached the floor meanwhile was such a write, not a restored database.
+ * The position the service's database keeps when it is behind the durable consumer `opened`: in
+ * the same stream, where a replay would start (`resumeAt`, every fact before it in the database)
+ * is at or below the consumer's acknowledgement floor, so facts up to the floor were settled that
+ * the database may lack. Undefined when it is not, or keeps none (a database new, or older than
+ * the positions kept in it: the consumer then goes on as it stands). Not `highest`: with several
+ * instances the highest fact settled can be above facts another instance held then (a review
+ * lost three facts so). Running instances write their position after each floor read
+ * (KEPT_FLOOR_READ_MS) and a stopping one at its stop: a position found behind is read again
+ * after longer than that, and one that reached the floor meanwhile was not behind.
  */
 async function keptBehind<S extends string>(
   opened: OpenedConsumer,
@@ -423,14 +473,21 @@ async function keptBehind<S extends string>(
   const store = options.keptIn;
   if (!store || !options.durable) return undefined;
   const behind = (kept: KeptPosition | undefined) =>
-    kept && kept.stream === opened.streamCreated && kept.highest < opened.floor ? kept : undefined;
+    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.floor
+      ? kept
+      : undefined;
   if (!behind(await store.read(opened.name))) return undefined;
-  await new Promise((resolve) => setTimeout(resolve, KEPT_WRITE_MS));
+  await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
   return behind(await store.read(opened.name));
 }
 
-/** Longer than a running instance takes to write its position after an acknowledgement. */
-const KEPT_WRITE_MS = 1_000;
+/**
+ * How often a consumer that keeps its position reads its floor (and writes where it stands), and
+ * how long a start waits before it reads a position found behind again: running instances move it
+ * past the floor within one read and a write.
+ */
+const KEPT_FLOOR_READ_MS = 1_000;
+const KEPT_SETTLE_MS = 2_500;
 
 /**
  * Hands over again, with a consumer of its own, the facts from the database's kept position
@@ -447,8 +504,9 @@ async function catchUpFirst<S extends string>(
 ): Promise<FactConsumer> {
   const through = durable.floor;
   options.log.warn(
-    "the database is behind its fact consumer (restored from a backup, or a failover lost its " +
-      "last commits): handing over again the facts it lacks",
+    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
+      "commits, or an instance that stopped without writing where it stood): handing over " +
+      "again the facts from its kept position",
     { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
   );
   const replayOptions = { ...options, durable: undefined, start: { sequence: kept.resumeAt } };
@@ -460,8 +518,18 @@ async function catchUpFirst<S extends string>(
     await replayedThrough(replaying, replay, through, stopping.signal);
     await replay.consumer.stop();
     if (stopping.signal.aborted) return;
+    await options.keptIn?.caughtUp(durable.name, through).catch((error) => {
+      options.log.warn("cannot note the catch-up; a start will replay again", { error });
+    });
     options.log.info("caught up with the fact consumer", { durable: durable.name, through });
-    following = await followWhenReachable(bus, options, durable, stopping.signal);
+    // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
+    // floor and stream are read as they are now (a review: followed as found at start, a durable
+    // removed during the replay was never made again, and the service's facts stopped for good).
+    following = await whenReachable(
+      async () => (await pullFrom(bus, options, await openConsumer(bus, options))).consumer,
+      options,
+      stopping.signal,
+    );
   })();
   return {
     async stop() {
@@ -492,19 +560,18 @@ async function replayedThrough(
   }
 }
 
-/** Follows the durable once the bus answers (a moment without NATS must not end the consumer). */
-async function followWhenReachable<S extends string>(
-  bus: Bus,
+/** Starts following once the bus answers (a moment without NATS must not end the consumer). */
+async function whenReachable<S extends string>(
+  start: () => Promise<FactConsumer>,
   options: FactConsumerOptions<S>,
-  durable: OpenedConsumer,
   stopping: AbortSignal,
 ): Promise<FactConsumer | undefined> {
   while (!stopping.aborted) {
     try {
-      return (await pullFrom(bus, options, durable)).consumer;
+      return await start();
     } catch (error) {
       options.log.warn("cannot follow the fact consumer yet; trying again", {
-        durable: durable.name,
+        durable: options.durable,
         error,
       });
       await delay(1_000, stopping);
@@ -748,20 +815,18 @@ const FLOOR_READ_MS = 30_000;
 function watchLag<S extends string>(
   jsm: JetStreamManager,
   ctx: BatchContext<S>,
-  floorRead: () => void,
+  { label, floorRead }: { label: string; floorRead: () => void },
 ): () => void {
-  const series = lag.series(ctx.name);
+  const series = lag.series(label);
   const read = async () => {
-    // The position the floor belongs to: a stream made anew meanwhile has a position of its own.
-    const position = ctx.position;
-    const info = await jsm.consumers.info(ctx.stream, ctx.name);
-    series.set(info.num_pending + info.num_ack_pending);
-    position.acknowledgedUpTo(info.ack_floor.stream_seq);
+    series.set(await readFloor(ctx, jsm));
     floorRead();
   };
+  const every = ctx.options.floorReadMs ??
+    (ctx.options.keptIn ? KEPT_FLOOR_READ_MS : FLOOR_READ_MS);
   const timer = setInterval(
     () => read().catch(() => {}), // gone or NATS away: the stalled pull deals with it
-    ctx.options.floorReadMs ?? FLOOR_READ_MS,
+    every,
   );
   Deno.unrefTimer(timer);
   const uncollect = metrics.collect("fact_consumer_lag", read);
@@ -769,4 +834,19 @@ function watchLag<S extends string>(
     clearInterval(timer);
     uncollect();
   };
+}
+
+/**
+ * Reads the consumer's acknowledgement floor into its position (where a durable made again
+ * resumes, and a kept position's replay starts); returns its lag.
+ */
+async function readFloor<S extends string>(
+  ctx: BatchContext<S>,
+  jsm: JetStreamManager = ctx.jsm,
+): Promise<number> {
+  // The position the floor belongs to: a stream made anew meanwhile has a position of its own.
+  const position = ctx.position;
+  const info = await jsm.consumers.info(ctx.stream, ctx.name);
+  position.acknowledgedUpTo(info.ack_floor.stream_seq);
+  return info.num_pending + info.num_ack_pending;
 }

@@ -32,11 +32,24 @@ export interface KeptPosition {
 
 /** Where consumers keep their positions: read at start, noted after each batch. */
 export interface PositionStore {
+  /** The kept position; its `resumeAt` the lower of the row's and of a loss found (`lost`). */
   read(consumer: string): Promise<KeptPosition | undefined>;
   /** Notes a newer position; written soon, in the background (the latest one only). */
   note(consumer: string, position: KeptPosition): void;
   /** Writes what was noted and not yet written (at stop). */
   flush(): Promise<void>;
+  /**
+   * Calls `lost` when a write finds the kept position below the one this process wrote before:
+   * the database lost commits under a running instance (a failover to a standby that was behind,
+   * a restore while it ran). The loss is kept (`lost_from`) until a replay passes it (`caughtUp`).
+   */
+  onLost(consumer: string, lost: () => void): void;
+  /** A replay handed over every fact through `through` again: a loss up to it is made good. */
+  caughtUp(consumer: string, through: number): Promise<void>;
+}
+
+function same(a: KeptPosition | undefined, b: KeptPosition): boolean {
+  return a?.stream === b.stream && a.highest === b.highest && a.resumeAt === b.resumeAt;
 }
 
 /** The positions of the consumers of a service, in table `fact_positions` of its schema. */
@@ -48,6 +61,9 @@ class TablePositions implements PositionStore {
   readonly #sql: Sql;
   readonly #log: Logger;
   readonly #pending = new Map<string, KeptPosition>();
+  /** What this process last wrote, per consumer: the same position is not written again. */
+  readonly #written = new Map<string, KeptPosition>();
+  readonly #lost = new Map<string, () => void>();
   #writing: Promise<void> | undefined;
   #installed: Promise<void> | undefined;
 
@@ -59,40 +75,94 @@ class TablePositions implements PositionStore {
   async read(consumer: string): Promise<KeptPosition | undefined> {
     await this.#install();
     const [row] = await this.#sql<{ stream: string; highest: string; resumeAt: string }[]>`
-      select stream_created as stream, highest, resume_at as "resumeAt"
+      select stream_created as stream, highest,
+        least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt"
       from fact_positions where consumer = ${consumer}`;
     if (!row) return undefined;
     return { stream: row.stream, highest: Number(row.highest), resumeAt: Number(row.resumeAt) };
   }
 
   note(consumer: string, position: KeptPosition): void {
-    this.#pending.set(consumer, position);
-    this.#writing ??= this.#writeAll().finally(() => this.#writing = undefined);
+    if (same(this.#written.get(consumer), position)) this.#pending.delete(consumer);
+    else this.#pending.set(consumer, position);
+    this.#writeInTurn();
   }
 
   async flush(): Promise<void> {
     while (this.#writing) await this.#writing;
   }
 
-  /** Writes the noted positions until none is left; a failure waits for the next batch's. */
+  /** Writes what is noted, one write at a time; a note made as the last write ends is not left. */
+  #writeInTurn(): void {
+    if (this.#writing || !this.#pending.size) return;
+    this.#writing = this.#writeAll().finally(() => {
+      this.#writing = undefined;
+      this.#writeInTurn();
+    });
+  }
+
+  /**
+   * Writes the noted positions until none is left. A failed write is not taken for written: the
+   * next note of the same position writes it again (each floor read notes one).
+   */
   async #writeAll(): Promise<void> {
     while (this.#pending.size) {
       const [consumer, position] = this.#pending.entries().next().value!;
       this.#pending.delete(consumer);
-      await this.#write(consumer, position).catch((error) => {
-        // The database away: the batches fail as well, and the next one settled writes again.
+      try {
+        const before = await this.#write(consumer, position);
+        await this.#checkNotLost(consumer, before);
+        this.#written.set(consumer, position);
+      } catch (error) {
+        // The database away: the batches fail as well. Dropped, not retried at once (a loop
+        // while it is away); the next note (a batch, a floor read) writes again.
         this.#log.debug("cannot keep the fact consumer's position", { consumer, error });
-      });
+        this.#pending.clear();
+        return;
+      }
     }
+  }
+
+  onLost(consumer: string, lost: () => void): void {
+    this.#lost.set(consumer, lost);
+  }
+
+  async caughtUp(consumer: string, through: number): Promise<void> {
+    await this.#sql`update fact_positions set lost_from = null
+      where consumer = ${consumer} and lost_from <= ${through}`;
+  }
+
+  /**
+   * The row only moves forward, and this process's last write is in it: found below that write,
+   * the database lost commits (since that write at least). Kept as `lost_from` (the row's own
+   * replay start then), which later writes of any instance leave as it is, so that a start
+   * replays from it even if this process does not live to.
+   */
+  async #checkNotLost(consumer: string, before: KeptPosition | undefined): Promise<void> {
+    const last = this.#written.get(consumer);
+    if (!before || !last || before.stream !== last.stream || before.resumeAt >= last.resumeAt) {
+      return;
+    }
+    await this.#sql`update fact_positions
+      set lost_from = least(coalesce(lost_from, ${before.resumeAt}), ${before.resumeAt})
+      where consumer = ${consumer} and stream_created = ${before.stream}`;
+    this.#log.error(
+      "the database lost facts its fact consumer had settled (a failover to a standby that was " +
+        "behind, or a restore while the service ran): handing them over again",
+      { consumer, fromSequence: before.resumeAt, wroteBefore: last.resumeAt },
+    );
+    this.#lost.get(consumer)?.();
   }
 
   /**
    * Moves the row forward (a stream made anew starts it over): instances write in any order, and
-   * every position any of them noted is a safe place to replay from.
+   * every position any of them noted is a safe place to replay from. Returns the row as it was.
    */
-  async #write(consumer: string, position: KeptPosition): Promise<void> {
+  async #write(consumer: string, position: KeptPosition): Promise<KeptPosition | undefined> {
     await this.#install();
-    await this.#sql`
+    const [row] = await this.#sql<{ stream: string | null; resumeAt: string | null }[]>`
+      with before as (select stream_created, resume_at from fact_positions
+        where consumer = ${consumer})
       insert into fact_positions (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
       on conflict (consumer) do update set
@@ -101,7 +171,13 @@ class TablePositions implements PositionStore {
           then greatest(fact_positions.highest, excluded.highest) else excluded.highest end,
         resume_at = case when fact_positions.stream_created = excluded.stream_created
           then greatest(fact_positions.resume_at, excluded.resume_at) else excluded.resume_at end,
-        kept_at = now()`;
+        lost_from = case when fact_positions.stream_created = excluded.stream_created
+          then fact_positions.lost_from end,
+        kept_at = now()
+      returning (select stream_created from before) as stream,
+        (select resume_at from before) as "resumeAt"`;
+    if (!row?.stream) return undefined;
+    return { stream: row.stream, highest: 0, resumeAt: Number(row.resumeAt) };
   }
 
   /** Makes the table once per process (instances starting at once may race on it). */
@@ -111,6 +187,8 @@ class TablePositions implements PositionStore {
         stream_created text not null,
         highest bigint not null,
         resume_at bigint not null,
+        -- Where a replay must start because the database lost commits under a running instance.
+        lost_from bigint,
         kept_at timestamptz not null default now())`
       .then(() => {}, ignoringCreateRace)
       .catch((error) => {
