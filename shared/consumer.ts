@@ -354,6 +354,8 @@ interface OpenedConsumer {
   stream: string;
   name: string;
   floor: number;
+  /** The highest sequence it had handed to any instance when opened. */
+  delivered: number;
   streamCreated: string;
 }
 
@@ -450,7 +452,7 @@ function keeper<S extends string>(
     store.note(consumer, {
       stream,
       highest: position.highestSettled,
-      resumeAt: position.resumeAt(),
+      resumeAt: position.settledBefore(),
     });
   };
 }
@@ -458,13 +460,14 @@ function keeper<S extends string>(
 /**
  * The position the service's database keeps when it is behind the durable consumer `opened`: in
  * the same stream, where a replay would start (`resumeAt`, every fact before it in the database)
- * is at or below the consumer's acknowledgement floor, so facts up to the floor were settled that
- * the database may lack. Undefined when it is not, or keeps none (a database new, or older than
- * the positions kept in it: the consumer then goes on as it stands). Not `highest`: with several
- * instances the highest fact settled can be above facts another instance held then (a review
- * lost three facts so). Running instances write their position after each floor read
- * (KEPT_FLOOR_READ_MS) and a stopping one at its stop: a position found behind is read again
- * after longer than that, and one that reached the floor meanwhile was not behind.
+ * is at or below the last fact the consumer handed over, so facts since may have been settled
+ * that the database lacks (up to its floor, and above it out of order, by other instances). Not
+ * `highest`: with several instances the highest fact settled can be above facts another instance
+ * held then (a review lost three facts so). Undefined when it is not, or keeps none (a database
+ * new, or older than the positions kept in it: the consumer then goes on as it stands). Running
+ * instances write their position after each floor read (KEPT_FLOOR_READ_MS), and a stopping one
+ * at its stop: a position found behind is read again after longer than that, and one that moved
+ * past meanwhile was not behind. A loss marked (`lost`) is behind for good: not read again.
  */
 async function keptBehind<S extends string>(
   opened: OpenedConsumer,
@@ -473,10 +476,11 @@ async function keptBehind<S extends string>(
   const store = options.keptIn;
   if (!store || !options.durable) return undefined;
   const behind = (kept: KeptPosition | undefined) =>
-    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.floor
+    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.delivered
       ? kept
       : undefined;
-  if (!behind(await store.read(opened.name))) return undefined;
+  const kept = behind(await store.read(opened.name));
+  if (!kept || kept.lost) return kept;
   await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
   return behind(await store.read(opened.name));
 }
@@ -491,10 +495,11 @@ const KEPT_SETTLE_MS = 2_500;
 
 /**
  * Hands over again, with a consumer of its own, the facts from the database's kept position
- * through the durable's floor, then follows the durable. The replay keeps its progress under the
- * durable's name, so a start cut short goes on where it stood. In the background, as a follower
- * catches up on a backlog: the service serves meanwhile. `handle` is idempotent, so the facts the
- * database did hold are handed over again harmlessly.
+ * through the last the durable handed over, then follows the durable. The replay keeps its
+ * progress under the durable's name, so a start cut short goes on where it stood (from a loss
+ * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
+ * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
+ * hold are handed over again harmlessly.
  */
 async function catchUpFirst<S extends string>(
   bus: Bus,
@@ -502,7 +507,7 @@ async function catchUpFirst<S extends string>(
   durable: OpenedConsumer,
   kept: KeptPosition,
 ): Promise<FactConsumer> {
-  const through = durable.floor;
+  const through = durable.delivered;
   options.log.warn(
     "the database is behind its fact consumer (restored from a backup, a failover that lost " +
       "commits, or an instance that stopped without writing where it stood): handing over " +
@@ -518,7 +523,7 @@ async function catchUpFirst<S extends string>(
     await replayedThrough(replaying, replay, through, stopping.signal);
     await replay.consumer.stop();
     if (stopping.signal.aborted) return;
-    await options.keptIn?.caughtUp(durable.name, through).catch((error) => {
+    await options.keptIn?.caughtUp(durable.name, kept.resumeAt, through).catch((error) => {
       options.log.warn("cannot note the catch-up; a start will replay again", { error });
     });
     options.log.info("caught up with the fact consumer", { durable: durable.name, through });
@@ -632,11 +637,11 @@ async function openConsumer<S extends string>(
   // (`isClusterSettling`; a refusal fails it at once). A durable asked again after a timeout that
   // made it is found as made; an ephemeral one made so is never pulled from and goes after its
   // inactive threshold.
-  const { name, floor } = await whileSettling(
+  const { name, floor, delivered } = await whileSettling(
     () => addConsumer(jsm, stream, consumerConfig(bus, options), options),
     isClusterSettling,
   );
-  return { jsm, stream, name, floor, streamCreated };
+  return { jsm, stream, name, floor, delivered, streamCreated };
 }
 
 /**
@@ -650,11 +655,12 @@ async function addConsumer<S extends string>(
   stream: string,
   config: Partial<ConsumerConfig>,
   options: FactConsumerOptions<S>,
-): Promise<{ name: string; floor: number }> {
+): Promise<{ name: string; floor: number; delivered: number }> {
   return await jsm.consumers.add(stream, config).then(
     (info) => ({
       name: info.name,
       floor: options.durable ? sharedFloor(info) : info.delivered.stream_seq,
+      delivered: info.delivered.stream_seq,
     }),
     async (error) => {
       // Not made because the cluster is settling: updating it would fail as "consumer not found".
@@ -665,7 +671,11 @@ async function addConsumer<S extends string>(
         max_ack_pending: config.max_ack_pending,
       });
       // An existing durable resumes where it stood; made again, past what every instance settled.
-      return { name: options.durable, floor: sharedFloor(info) };
+      return {
+        name: options.durable,
+        floor: sharedFloor(info),
+        delivered: info.delivered.stream_seq,
+      };
     },
   );
 }
@@ -847,6 +857,9 @@ async function readFloor<S extends string>(
   // The position the floor belongs to: a stream made anew meanwhile has a position of its own.
   const position = ctx.position;
   const info = await jsm.consumers.info(ctx.stream, ctx.name);
-  position.acknowledgedUpTo(info.ack_floor.stream_seq);
+  // nats-server 2.9 reports a floor of 0 until the first acknowledgement: a durable that never
+  // handed a fact over stands where it started (a review: its kept position stayed at 1, and
+  // every start took the database for behind).
+  position.acknowledgedUpTo(ctx.options.durable ? sharedFloor(info) : info.ack_floor.stream_seq);
   return info.num_pending + info.num_ack_pending;
 }

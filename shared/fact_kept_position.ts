@@ -28,6 +28,8 @@ export interface KeptPosition {
   highest: number;
   /** The first sequence that may not be settled: a replay starts here. */
   resumeAt: number;
+  /** Read only: a loss is marked (`lost_from`), and `resumeAt` is where it starts. */
+  lost?: boolean;
 }
 
 /** Where consumers keep their positions: read at start, noted after each batch. */
@@ -44,8 +46,11 @@ export interface PositionStore {
    * a restore while it ran). The loss is kept (`lost_from`) until a replay passes it (`caughtUp`).
    */
   onLost(consumer: string, lost: () => void): void;
-  /** A replay handed over every fact through `through` again: a loss up to it is made good. */
-  caughtUp(consumer: string, through: number): Promise<void>;
+  /**
+   * A replay handed over every fact from `from` through `through` again: a loss marked between
+   * them is made good (one marked below `from` meanwhile, by another instance, is not).
+   */
+  caughtUp(consumer: string, from: number, through: number): Promise<void>;
 }
 
 function same(a: KeptPosition | undefined, b: KeptPosition): boolean {
@@ -74,12 +79,16 @@ class TablePositions implements PositionStore {
 
   async read(consumer: string): Promise<KeptPosition | undefined> {
     await this.#install();
-    const [row] = await this.#sql<{ stream: string; highest: string; resumeAt: string }[]>`
+    const [row] = await this.#sql<
+      { stream: string; highest: string; resumeAt: string; lost: boolean }[]
+    >`
       select stream_created as stream, highest,
-        least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt"
+        least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt",
+        lost_from is not null as lost
       from fact_positions where consumer = ${consumer}`;
     if (!row) return undefined;
-    return { stream: row.stream, highest: Number(row.highest), resumeAt: Number(row.resumeAt) };
+    const { stream, lost } = row;
+    return { stream, highest: Number(row.highest), resumeAt: Number(row.resumeAt), lost };
   }
 
   note(consumer: string, position: KeptPosition): void {
@@ -110,9 +119,9 @@ class TablePositions implements PositionStore {
       const [consumer, position] = this.#pending.entries().next().value!;
       this.#pending.delete(consumer);
       try {
-        const before = await this.#write(consumer, position);
-        await this.#checkNotLost(consumer, before);
+        const lostFrom = await this.#write(consumer, position, this.#written.get(consumer));
         this.#written.set(consumer, position);
+        if (lostFrom !== undefined) this.#reportLoss(consumer, lostFrom);
       } catch (error) {
         // The database away: the batches fail as well. Dropped, not retried at once (a loop
         // while it is away); the next note (a batch, a floor read) writes again.
@@ -127,57 +136,57 @@ class TablePositions implements PositionStore {
     this.#lost.set(consumer, lost);
   }
 
-  async caughtUp(consumer: string, through: number): Promise<void> {
+  async caughtUp(consumer: string, from: number, through: number): Promise<void> {
     await this.#sql`update fact_positions set lost_from = null
-      where consumer = ${consumer} and lost_from <= ${through}`;
+      where consumer = ${consumer} and lost_from between ${from} and ${through}`;
   }
 
-  /**
-   * The row only moves forward, and this process's last write is in it: found below that write,
-   * the database lost commits (since that write at least). Kept as `lost_from` (the row's own
-   * replay start then), which later writes of any instance leave as it is, so that a start
-   * replays from it even if this process does not live to.
-   */
-  async #checkNotLost(consumer: string, before: KeptPosition | undefined): Promise<void> {
-    const last = this.#written.get(consumer);
-    if (!before || !last || before.stream !== last.stream || before.resumeAt >= last.resumeAt) {
-      return;
-    }
-    await this.#sql`update fact_positions
-      set lost_from = least(coalesce(lost_from, ${before.resumeAt}), ${before.resumeAt})
-      where consumer = ${consumer} and stream_created = ${before.stream}`;
+  #reportLoss(consumer: string, lostFrom: number): void {
     this.#log.error(
       "the database lost facts its fact consumer had settled (a failover to a standby that was " +
         "behind, or a restore while the service ran): handing them over again",
-      { consumer, fromSequence: before.resumeAt, wroteBefore: last.resumeAt },
+      { consumer, fromSequence: lostFrom },
     );
     this.#lost.get(consumer)?.();
   }
 
   /**
-   * Moves the row forward (a stream made anew starts it over): instances write in any order, and
-   * every position any of them noted is a safe place to replay from. Returns the row as it was.
+   * Moves the row forward; returns where a loss starts when this write found one. Instances write
+   * in any order, and every position any of them noted is a safe place to replay from. The row
+   * holds this process's `last` write: found below it (its `highest` or `resume_at`), the database
+   * lost commits since, and the loss is marked in the same statement (`lost_from`, the row's own
+   * replay start then), which later writes leave as it is, so that a start replays from it even if
+   * this process does not live to. A stream made anew starts the row over; a write of an older
+   * stream than the row's (an instance still settling a fact of the lost one) changes nothing.
    */
-  async #write(consumer: string, position: KeptPosition): Promise<KeptPosition | undefined> {
+  async #write(
+    consumer: string,
+    position: KeptPosition,
+    last: KeptPosition | undefined,
+  ): Promise<number | undefined> {
     await this.#install();
-    const [row] = await this.#sql<{ stream: string | null; resumeAt: string | null }[]>`
-      with before as (select stream_created, resume_at from fact_positions
-        where consumer = ${consumer})
-      insert into fact_positions (consumer, stream_created, highest, resume_at)
+    const [row] = await this.#sql<{ lostFrom: string | null; marked: boolean }[]>`
+      with before as (select lost_from from fact_positions where consumer = ${consumer})
+      insert into fact_positions as kept (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
       on conflict (consumer) do update set
         stream_created = excluded.stream_created,
-        highest = case when fact_positions.stream_created = excluded.stream_created
-          then greatest(fact_positions.highest, excluded.highest) else excluded.highest end,
-        resume_at = case when fact_positions.stream_created = excluded.stream_created
-          then greatest(fact_positions.resume_at, excluded.resume_at) else excluded.resume_at end,
-        lost_from = case when fact_positions.stream_created = excluded.stream_created
-          then fact_positions.lost_from end,
+        highest = case when kept.stream_created = excluded.stream_created
+          then greatest(kept.highest, excluded.highest) else excluded.highest end,
+        resume_at = case when kept.stream_created = excluded.stream_created
+          then greatest(kept.resume_at, excluded.resume_at) else excluded.resume_at end,
+        lost_from = case
+          when kept.stream_created <> excluded.stream_created then null
+          when kept.stream_created = ${last?.stream ?? null}
+            and (kept.highest < ${last?.highest ?? 0} or kept.resume_at < ${last?.resumeAt ?? 0})
+            then least(coalesce(kept.lost_from, kept.resume_at), kept.resume_at)
+          else kept.lost_from end,
         kept_at = now()
-      returning (select stream_created from before) as stream,
-        (select resume_at from before) as "resumeAt"`;
-    if (!row?.stream) return undefined;
-    return { stream: row.stream, highest: 0, resumeAt: Number(row.resumeAt) };
+      where kept.stream_created = excluded.stream_created
+        or excluded.stream_created::timestamptz > kept.stream_created::timestamptz
+      returning lost_from as "lostFrom",
+        lost_from is distinct from (select lost_from from before) as marked`;
+    return row?.marked && row.lostFrom !== null ? Number(row.lostFrom) : undefined;
   }
 
   /** Makes the table once per process (instances starting at once may race on it). */

@@ -31,14 +31,19 @@ async function follow(
   b: TestBus,
   sql: Sql,
   handed: number[],
-  options: { log?: Logger; batchSize?: number; pause?: () => Promise<void> } = {},
+  options: {
+    log?: Logger;
+    batchSize?: number;
+    floorReadMs?: number;
+    pause?: () => Promise<void>;
+  } = {},
 ): Promise<FactConsumer> {
   return await consumeFacts(b.bus, {
     durable: "follower",
     subject: "facts.catalog.>",
     log: options.log ?? quiet,
     // Read often, so that the kept position leaves the facts settled behind it (a replay's start).
-    floorReadMs: 50,
+    floorReadMs: options.floorReadMs ?? 50,
     batchSize: options.batchSize,
     keptIn: keptPositions(sql, options.log ?? quiet),
     handle: async (batch) => {
@@ -203,20 +208,89 @@ Deno.test("[kept position] a running follower whose database lost commits hands 
     await sql`create table seen (n int primary key)`;
     const handed: number[] = [];
     const log = recordingLogger();
-    const consumer = await follow(b, sql, handed, { log });
+    // No floor read within the test: the replay start stays where it began, only `highest` moves
+    // (a loss of the last second's commits, which the second review saw go unnoticed).
+    const consumer = await follow(b, sql, handed, { log, floorReadMs: 60_000 });
     await publishTopics(b, [1, 2, 3, 4, 5]);
-    await eventually(async () => await keptResumeAt(sql) === 6, 10_000, "position kept past 5");
+    const kept = async () =>
+      (await sql`select highest, resume_at, lost_from from fact_positions`)[0];
+    await eventually(async () => Number((await kept())?.highest) === 5, 10_000, "5 kept");
+    const { resume_at: resumeAt } = await kept();
     // As a standby promoted without the commits that applied 4 and 5 and kept them.
     await sql`delete from seen where n >= 4`;
-    await sql`update fact_positions set highest = 3, resume_at = 4`;
+    await sql`update fact_positions set highest = 3`;
 
     await publishTopics(b, [6]);
     await eventually(async () => (await seen(sql)).length === 6, 10_000, "4 and 5 again");
-    const lostFrom = async () => (await sql`select lost_from from fact_positions`)[0].lost_from;
-    await eventually(async () => await lostFrom() === null, 10_000, "the loss made good");
+    await eventually(async () => (await kept()).lost_from === null, 10_000, "the loss made good");
     await consumer.stop();
-    assert.ok(log.lines.some((l) => l.message.startsWith("the database lost facts")));
-    assert.deepEqual(handed.slice(6).sort(), [4, 5, 6], "handed over again from the loss");
+    const lost = log.lines.find((l) => l.message.startsWith("the database lost facts"));
+    assert.equal(lost?.fromSequence, Number(resumeAt), "replayed from the kept replay start");
+    assert.ok(handed.slice(6).includes(4) && handed.slice(6).includes(5), "4 and 5 again");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the second review: nats-server 2.9 reports an acknowledgement floor of 0 until a
+// consumer's first acknowledgement, so a durable that never handed a fact over (no fact of its
+// subjects yet) kept a replay start of 1, and every start took the database for behind (2.5 s more).
+Deno.test("[kept position] a follower that has had no fact yet is not behind at its next start", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    let consumer = await follow(b, sql, []);
+    // Facts of other subjects only: the follower's filter hands none of them over.
+    const js = jetstream(b.bus.nc);
+    for (let i = 0; i < 3; i++) {
+      const fact = exampleFact("payments.stripe-authorization.created", { id: String(i + 1) });
+      await js.publish(
+        b.bus.subject("facts.payments.stripe-authorization.created"),
+        JSON.stringify(fact),
+      );
+    }
+    await consumer.stop();
+
+    const log = recordingLogger();
+    consumer = await follow(b, sql, [], { log });
+    await consumer.stop();
+    assert.deepEqual(log.lines.map((l) => l.message), [], "nothing to catch up");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the second review: an instance still settling a fact of a lost stream wrote the row back
+// to that stream (and cleared a loss marked), its next write of the new stream started the row over
+// from 1, and the next write of another instance took its own position for lost.
+Deno.test("[kept position] a write of an older stream than the row's changes nothing", async () => {
+  await using db = await testDatabase();
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    const lost: string[] = [];
+    const store = keptPositions(sql, quiet);
+    store.onLost("follower", () => lost.push("follower"));
+    const older = "2026-12-06T09:00:00.000000001Z";
+    const newer = "2026-12-06T10:00:00.000000001Z";
+    store.note("follower", { stream: newer, highest: 5, resumeAt: 6 });
+    await store.flush();
+    // Another instance: a fact of the lost stream settled late, then its first of the new one.
+    const other = keptPositions(sql, quiet);
+    other.note("follower", { stream: older, highest: 90, resumeAt: 91 });
+    await other.flush();
+    other.note("follower", { stream: newer, highest: 0, resumeAt: 1 });
+    await other.flush();
+    store.note("follower", { stream: newer, highest: 7, resumeAt: 8 });
+    await store.flush();
+    assert.deepEqual(await store.read("follower"), {
+      stream: newer,
+      highest: 7,
+      resumeAt: 8,
+      lost: false,
+    });
+    assert.deepEqual(lost, []);
   } finally {
     await sql.end();
   }

@@ -99,6 +99,19 @@ export class StreamPosition {
   }
 
   /**
+   * The first sequence not known to be settled: where a replay of a database written by this
+   * consumer's handler must start. For a shared consumer, the floor as last read decides (every
+   * fact up to it was settled by some instance, so written) unless this instance holds a fact
+   * below it; `resumeAt` stays at this instance's own place instead, which for a durable that
+   * never handed a fact over is its start, below a floor that moved on (a review).
+   */
+  settledBefore(): number {
+    if (!this.#shared) return this.resumeAt();
+    const held = this.#unsettled.size ? Math.min(...this.#unsettled) : Infinity;
+    return Math.min(held, this.#acknowledged + 1);
+  }
+
+  /**
    * The first sequence a consumer made again must deliver. Always a sequence, never the
    * consumer's own start: made again with `start: "new"`, it skipped what was published while it
    * was gone (a floor of 0 is an empty stream, not the start of a replay).
