@@ -467,7 +467,8 @@ function keeper<S extends string>(
  * new, or older than the positions kept in it: the consumer then goes on as it stands). Running
  * instances write their position after each floor read (KEPT_FLOOR_READ_MS), and a stopping one
  * at its stop: a position found behind is read again after longer than that, and one that moved
- * past meanwhile was not behind. A loss marked (`lost`) is behind for good: not read again.
+ * past meanwhile, or that any instance wrote meanwhile (it watches for losses itself), was not
+ * behind. A loss marked (`lostFrom`) is behind for good: not read again.
  */
 async function keptBehind<S extends string>(
   opened: OpenedConsumer,
@@ -479,10 +480,20 @@ async function keptBehind<S extends string>(
     kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.delivered
       ? kept
       : undefined;
-  const kept = behind(await store.read(opened.name));
-  if (!kept || kept.lost) return kept;
+  const first = await store.read(opened.name);
+  const kept = behind(first);
+  if (!kept) {
+    // A loss marked past everything handed over: the durable hands those facts over anyway.
+    if (first?.lostFrom !== undefined) await store.caughtUp(opened.name, first.lostFrom);
+    return undefined;
+  }
+  if (kept.lostFrom !== undefined) return kept;
   await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
-  return behind(await store.read(opened.name));
+  const again = await store.read(opened.name);
+  // Written meanwhile: instances run, and one that finds a loss under it marks it (a review: an
+  // instance started beside one holding a fact for long replayed it, the position unmoved).
+  if (again?.keptAt !== kept.keptAt && again?.lostFrom === undefined) return undefined;
+  return behind(again);
 }
 
 /**
@@ -523,9 +534,11 @@ async function catchUpFirst<S extends string>(
     await replayedThrough(replaying, replay, through, stopping.signal);
     await replay.consumer.stop();
     if (stopping.signal.aborted) return;
-    await options.keptIn?.caughtUp(durable.name, kept.resumeAt, through).catch((error) => {
-      options.log.warn("cannot note the catch-up; a start will replay again", { error });
-    });
+    if (kept.lostFrom !== undefined) {
+      await options.keptIn?.caughtUp(durable.name, kept.lostFrom).catch((error) => {
+        options.log.warn("cannot note the catch-up; a start will replay again", { error });
+      });
+    }
     options.log.info("caught up with the fact consumer", { durable: durable.name, through });
     // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
     // floor and stream are read as they are now (a review: followed as found at start, a durable

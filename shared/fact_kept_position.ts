@@ -28,33 +28,29 @@ export interface KeptPosition {
   highest: number;
   /** The first sequence that may not be settled: a replay starts here. */
   resumeAt: number;
-  /** Read only: a loss is marked (`lost_from`), and `resumeAt` is where it starts. */
-  lost?: boolean;
+  /** Read only: where a loss marked starts (`lost_from`; `resumeAt` is then no later). */
+  lostFrom?: number;
+  /** Read only: when the row was last written (any instance writes it every second). */
+  keptAt?: string;
 }
 
 /** Where consumers keep their positions: read at start, noted after each batch. */
 export interface PositionStore {
-  /** The kept position; its `resumeAt` the lower of the row's and of a loss found (`lost`). */
+  /** The kept position; its `resumeAt` the lower of the row's and of a loss marked. */
   read(consumer: string): Promise<KeptPosition | undefined>;
   /** Notes a newer position; written soon, in the background (the latest one only). */
   note(consumer: string, position: KeptPosition): void;
   /** Writes what was noted and not yet written (at stop). */
   flush(): Promise<void>;
   /**
-   * Calls `lost` when a write finds the kept position below the one this process wrote before:
-   * the database lost commits under a running instance (a failover to a standby that was behind,
-   * a restore while it ran). The loss is kept (`lost_from`) until a replay passes it (`caughtUp`).
+   * Calls `lost` when a write finds the kept position below the one this process wrote before (the
+   * database lost commits under a running instance: a failover to a standby that was behind, a
+   * restore while it ran), or finds a loss marked that this process has not acted on. The loss
+   * is kept (`lost_from`) until a replay from it is done (`caughtUp`).
    */
   onLost(consumer: string, lost: () => void): void;
-  /**
-   * A replay handed over every fact from `from` through `through` again: a loss marked between
-   * them is made good (one marked below `from` meanwhile, by another instance, is not).
-   */
-  caughtUp(consumer: string, from: number, through: number): Promise<void>;
-}
-
-function same(a: KeptPosition | undefined, b: KeptPosition): boolean {
-  return a?.stream === b.stream && a.highest === b.highest && a.resumeAt === b.resumeAt;
+  /** A replay from the loss marked at `lostFrom` is done: the mark goes (a later one stays). */
+  caughtUp(consumer: string, lostFrom: number): Promise<void>;
 }
 
 /** The positions of the consumers of a service, in table `fact_positions` of its schema. */
@@ -66,9 +62,11 @@ class TablePositions implements PositionStore {
   readonly #sql: Sql;
   readonly #log: Logger;
   readonly #pending = new Map<string, KeptPosition>();
-  /** What this process last wrote, per consumer: the same position is not written again. */
+  /** What this process last wrote, per consumer: the row holds it, unless commits were lost. */
   readonly #written = new Map<string, KeptPosition>();
   readonly #lost = new Map<string, () => void>();
+  /** The loss marked that this process acts on, per consumer (reported, or read to replay). */
+  readonly #actedOn = new Map<string, number>();
   #writing: Promise<void> | undefined;
   #installed: Promise<void> | undefined;
 
@@ -80,20 +78,28 @@ class TablePositions implements PositionStore {
   async read(consumer: string): Promise<KeptPosition | undefined> {
     await this.#install();
     const [row] = await this.#sql<
-      { stream: string; highest: string; resumeAt: string; lost: boolean }[]
+      { stream: string; highest: string; resumeAt: string; lostFrom: string | null; at: string }[]
     >`
       select stream_created as stream, highest,
         least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt",
-        lost_from is not null as lost
+        lost_from as "lostFrom", kept_at::text as at
       from fact_positions where consumer = ${consumer}`;
     if (!row) return undefined;
-    const { stream, lost } = row;
-    return { stream, highest: Number(row.highest), resumeAt: Number(row.resumeAt), lost };
+    const kept = { stream: row.stream, highest: Number(row.highest), keptAt: row.at };
+    if (row.lostFrom === null) return { ...kept, resumeAt: Number(row.resumeAt) };
+    // Read at a start, which replays it: its own writes meanwhile do not report it again.
+    this.#actedOn.set(consumer, Number(row.lostFrom));
+    return { ...kept, resumeAt: Number(row.resumeAt), lostFrom: Number(row.lostFrom) };
   }
 
+  /**
+   * Written even when it did not move (a floor read every second): each write compares the row
+   * with this process's last one, so a loss under an idle consumer is seen within a second (a
+   * review: seen only at the next fact, which may be hours away), and `kept_at` tells a start
+   * that instances run (`keptBehind`).
+   */
   note(consumer: string, position: KeptPosition): void {
-    if (same(this.#written.get(consumer), position)) this.#pending.delete(consumer);
-    else this.#pending.set(consumer, position);
+    this.#pending.set(consumer, position);
     this.#writeInTurn();
   }
 
@@ -121,7 +127,7 @@ class TablePositions implements PositionStore {
       try {
         const lostFrom = await this.#write(consumer, position, this.#written.get(consumer));
         this.#written.set(consumer, position);
-        if (lostFrom !== undefined) this.#reportLoss(consumer, lostFrom);
+        this.#actOnLoss(consumer, lostFrom);
       } catch (error) {
         // The database away: the batches fail as well. Dropped, not retried at once (a loop
         // while it is away); the next note (a batch, a floor read) writes again.
@@ -136,12 +142,23 @@ class TablePositions implements PositionStore {
     this.#lost.set(consumer, lost);
   }
 
-  async caughtUp(consumer: string, from: number, through: number): Promise<void> {
+  async caughtUp(consumer: string, lostFrom: number): Promise<void> {
     await this.#sql`update fact_positions set lost_from = null
-      where consumer = ${consumer} and lost_from between ${from} and ${through}`;
+      where consumer = ${consumer} and lost_from = ${lostFrom}`;
   }
 
-  #reportLoss(consumer: string, lostFrom: number): void {
+  /**
+   * Reports a loss marked that this process has not acted on: marked by this write, by a write of
+   * this process whose answer was lost (a review: such a mark stood and no instance acted), or by
+   * another instance (which may not live to replay it). Each instance that sees it replays it.
+   */
+  #actOnLoss(consumer: string, lostFrom: number | undefined): void {
+    if (lostFrom === undefined) {
+      this.#actedOn.delete(consumer);
+      return;
+    }
+    if (this.#actedOn.get(consumer) === lostFrom) return;
+    this.#actedOn.set(consumer, lostFrom);
     this.#log.error(
       "the database lost facts its fact consumer had settled (a failover to a standby that was " +
         "behind, or a restore while the service ran): handing them over again",
@@ -151,13 +168,13 @@ class TablePositions implements PositionStore {
   }
 
   /**
-   * Moves the row forward; returns where a loss starts when this write found one. Instances write
-   * in any order, and every position any of them noted is a safe place to replay from. The row
-   * holds this process's `last` write: found below it (its `highest` or `resume_at`), the database
-   * lost commits since, and the loss is marked in the same statement (`lost_from`, the row's own
-   * replay start then), which later writes leave as it is, so that a start replays from it even if
-   * this process does not live to. A stream made anew starts the row over; a write of an older
-   * stream than the row's (an instance still settling a fact of the lost one) changes nothing.
+   * Moves the row forward; returns where a loss marked starts, if one is. Instances write in any
+   * order, and every position any of them noted is a safe place to replay from. The row holds
+   * this process's `last` write: found below it (its `highest` or `resume_at`), the database lost
+   * commits since, and the loss is marked in the same statement (`lost_from`, the row's own replay
+   * start then), which later writes leave as it is, so that a start replays from it even if this
+   * process does not live to. A stream made anew starts the row over; a write of an older stream
+   * than the row's (an instance still settling a fact of the lost one) changes nothing.
    */
   async #write(
     consumer: string,
@@ -165,8 +182,7 @@ class TablePositions implements PositionStore {
     last: KeptPosition | undefined,
   ): Promise<number | undefined> {
     await this.#install();
-    const [row] = await this.#sql<{ lostFrom: string | null; marked: boolean }[]>`
-      with before as (select lost_from from fact_positions where consumer = ${consumer})
+    const [row] = await this.#sql<{ lostFrom: string | null }[]>`
       insert into fact_positions as kept (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
       on conflict (consumer) do update set
@@ -181,12 +197,11 @@ class TablePositions implements PositionStore {
             and (kept.highest < ${last?.highest ?? 0} or kept.resume_at < ${last?.resumeAt ?? 0})
             then least(coalesce(kept.lost_from, kept.resume_at), kept.resume_at)
           else kept.lost_from end,
-        kept_at = now()
+        kept_at = clock_timestamp()
       where kept.stream_created = excluded.stream_created
         or excluded.stream_created::timestamptz > kept.stream_created::timestamptz
-      returning lost_from as "lostFrom",
-        lost_from is distinct from (select lost_from from before) as marked`;
-    return row?.marked && row.lostFrom !== null ? Number(row.lostFrom) : undefined;
+      returning lost_from as "lostFrom"`;
+    return row?.lostFrom != null ? Number(row.lostFrom) : undefined;
   }
 
   /** Makes the table once per process (instances starting at once may race on it). */

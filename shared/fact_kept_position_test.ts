@@ -284,13 +284,72 @@ Deno.test("[kept position] a write of an older stream than the row's changes not
     await other.flush();
     store.note("follower", { stream: newer, highest: 7, resumeAt: 8 });
     await store.flush();
-    assert.deepEqual(await store.read("follower"), {
-      stream: newer,
-      highest: 7,
-      resumeAt: 8,
-      lost: false,
-    });
+    const { keptAt: _, ...kept } = (await store.read("follower"))!;
+    assert.deepEqual(kept, { stream: newer, highest: 7, resumeAt: 8 });
     assert.deepEqual(lost, []);
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the third review: a loss under an idle consumer was seen only at its next fact (hours
+// away, perhaps), and a mark whose write's answer was lost was never acted on.
+Deno.test("[kept position] an idle follower sees a loss, or a loss marked, within a second", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    const log = recordingLogger();
+    const consumer = await follow(b, sql, [], { log });
+    await publishTopics(b, [1, 2, 3, 4, 5, 6]);
+    await eventually(async () => await keptResumeAt(sql) === 7, 10_000, "position kept past 6");
+    const lostFrom = async () => (await sql`select lost_from from fact_positions`)[0].lost_from;
+
+    // Commits lost: 5 and 6 with the position that covered them.
+    await sql`delete from seen where n >= 5`;
+    await sql`update fact_positions set highest = 4, resume_at = 5`;
+    await eventually(async () => (await seen(sql)).length === 6, 10_000, "5 and 6 again");
+    await eventually(async () => await lostFrom() === null, 10_000, "that loss made good");
+
+    // A loss marked by a write whose answer never came back: 3 to 6 gone, the mark standing.
+    await sql`delete from seen where n >= 3`;
+    await sql`update fact_positions set lost_from = 3`;
+    await eventually(async () => (await seen(sql)).length === 6, 10_000, "3 to 6 again");
+    await eventually(async () => await lostFrom() === null, 10_000, "the mark made good");
+    await consumer.stop();
+    const losses = log.lines.filter((l) => l.message.startsWith("the database lost facts"));
+    assert.deepEqual(losses.map((l) => l.fromSequence), [5, 3]);
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the third review: an instance started beside one that held a fact for long (a slow
+// handler, a transient failure retried in place) took the database for behind and replayed it.
+Deno.test("[kept position] an instance started beside a running one holding a fact does not replay", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    const first: number[] = [];
+    const running = await follow(b, sql, first, {
+      batchSize: 1,
+      pause: () => first.length === 2 ? released : Promise.resolve(),
+    });
+    await publishTopics(b, [1, 2, 3]);
+    await eventually(async () => (await seen(sql)).length === 2, 10_000, "1 and 2, 3 held");
+
+    const log = recordingLogger();
+    const second = await follow(b, sql, [], { log });
+    release();
+    await eventually(async () => (await seen(sql)).length === 3, 10_000, "3 settled");
+    await second.stop();
+    await running.stop();
+    assert.deepEqual(log.lines.map((l) => l.message), [], "nothing handed over again");
   } finally {
     await sql.end();
   }
