@@ -38,7 +38,8 @@
  * stream (default, a replay), a point in time, or new facts only. The pull loop under it (renewing
  * a silent pull, batching, keeping facts in hand from redelivery) is shared/fact_pull.ts. A
  * durable consumer whose service keeps its position in its own database (`keptIn`) replays, at
- * start, what a database restored older than the consumer lacks (`catchUpFirst`).
+ * start, what a database restored older than the consumer lacks (`catchUpFirst`), and starts
+ * again to replay what one lost under it (`healingLosses`).
  *
  * @example
  * ```ts ignore
@@ -393,7 +394,7 @@ async function pullFrom<S extends string>(
   };
   const health = new PullHealth(options.log, label);
   const keep = keptAs && options.keptIn ? keeper(batches, options.keptIn, keptAs) : () => {};
-  // Kept after each batch, and as each floor read moves where a replay would start.
+  // Kept after each batch and at each floor read (moved or not: shared/fact_kept_position.ts).
   const unwatch = watchLag(jsm, batches, { label, floorRead: keep });
   const inHand = new InHand(options.ackWaitMs ?? ACK_WAIT_MS);
   const pulling = pullForever(bus, {
@@ -468,7 +469,7 @@ function keeper<S extends string>(
  * instances write their position after each floor read (KEPT_FLOOR_READ_MS), and a stopping one
  * at its stop: a position found behind is read again after longer than that, and one that moved
  * past meanwhile, or that any instance wrote meanwhile (it watches for losses itself), was not
- * behind. A loss marked (`lostFrom`) is behind for good: not read again.
+ * behind. A loss marked (`lost`) is behind for good: not read again.
  */
 async function keptBehind<S extends string>(
   opened: OpenedConsumer,
@@ -484,22 +485,22 @@ async function keptBehind<S extends string>(
   const kept = behind(first);
   if (!kept) {
     // A loss marked past everything handed over: the durable hands those facts over anyway.
-    if (first?.lostFrom !== undefined) await store.caughtUp(opened.name, first.lostFrom);
+    if (first?.lost) await store.caughtUp(opened.name, first.lost);
     return undefined;
   }
-  if (kept.lostFrom !== undefined) return kept;
+  if (kept.lost) return kept;
   await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
   const again = await store.read(opened.name);
   // Written meanwhile: instances run, and one that finds a loss under it marks it (a review: an
   // instance started beside one holding a fact for long replayed it, the position unmoved).
-  if (again?.keptAt !== kept.keptAt && again?.lostFrom === undefined) return undefined;
+  if (again?.keptAt !== kept.keptAt && !again?.lost) return undefined;
   return behind(again);
 }
 
 /**
  * How often a consumer that keeps its position reads its floor (and writes where it stands), and
- * how long a start waits before it reads a position found behind again: running instances move it
- * past the floor within one read and a write.
+ * how long a start waits before it reads a position found behind again: running instances write
+ * it within one read and a write.
  */
 const KEPT_FLOOR_READ_MS = 1_000;
 const KEPT_SETTLE_MS = 2_500;
@@ -534,8 +535,8 @@ async function catchUpFirst<S extends string>(
     await replayedThrough(replaying, replay, through, stopping.signal);
     await replay.consumer.stop();
     if (stopping.signal.aborted) return;
-    if (kept.lostFrom !== undefined) {
-      await options.keptIn?.caughtUp(durable.name, kept.lostFrom).catch((error) => {
+    if (kept.lost) {
+      await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
         options.log.warn("cannot note the catch-up; a start will replay again", { error });
       });
     }

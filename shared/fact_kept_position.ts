@@ -5,13 +5,16 @@
  * keeps the durable's position past everything the database held then, and it would never hand
  * those facts over again (a deleted event's codes stayed live for good after a restore: the
  * backup-and-restore review of 2026-12-06). With the position kept here, the consumer replays what
- * the database lacks at its next start (shared/consumer.ts, `catchUp`).
+ * the database lacks at its next start (shared/consumer.ts, `keptBehind`, `catchUpFirst`).
  *
  * Each row holds two sequences of the stream (told apart by its `created`): the highest fact
  * settled (handled, parked or skipped) and where a replay must start (`resumeAt`: every fact
  * before it was settled, so committed, when the row was written). A backup holds a row written
  * before it was taken, so everything before that row's `resumeAt` too. Rows only move forward:
- * several instances of a service share one durable consumer and write one row.
+ * several instances of a service share one durable consumer and write one row, each every second
+ * at least. So a write that finds the row below this process's last write has met a database that
+ * lost commits under it: it marks the loss (`lost_from`) and the consumer starts again to replay it
+ * (`healingLosses`). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
  *
  * @example
  * ```ts ignore
@@ -28,10 +31,20 @@ export interface KeptPosition {
   highest: number;
   /** The first sequence that may not be settled: a replay starts here. */
   resumeAt: number;
-  /** Read only: where a loss marked starts (`lost_from`; `resumeAt` is then no later). */
-  lostFrom?: number;
+  /** Read only: a loss marked (`lost_from`; `resumeAt` is then no later). */
+  lost?: LossMark;
   /** Read only: when the row was last written (any instance writes it every second). */
   keptAt?: string;
+}
+
+/**
+ * A loss marked: where it starts, and when it was marked last (a second loss merged into it marks
+ * it anew, so the instances replaying the first act again, and their catch-up clears only the mark
+ * they replayed).
+ */
+export interface LossMark {
+  from: number;
+  at: string;
 }
 
 /** Where consumers keep their positions: read at start, noted after each batch. */
@@ -49,8 +62,13 @@ export interface PositionStore {
    * is kept (`lost_from`) until a replay from it is done (`caughtUp`).
    */
   onLost(consumer: string, lost: () => void): void;
-  /** A replay from the loss marked at `lostFrom` is done: the mark goes (a later one stays). */
-  caughtUp(consumer: string, lostFrom: number): Promise<void>;
+  /** A replay from the loss `mark` is done: the mark goes (marked again since, it stays). */
+  caughtUp(consumer: string, mark: LossMark): Promise<void>;
+}
+
+function lossMark(row: { lostFrom: string | null; lostAt: string | null }): LossMark | undefined {
+  if (row.lostFrom === null || row.lostAt === null) return undefined;
+  return { from: Number(row.lostFrom), at: row.lostAt };
 }
 
 /** The positions of the consumers of a service, in table `fact_positions` of its schema. */
@@ -66,7 +84,7 @@ class TablePositions implements PositionStore {
   readonly #written = new Map<string, KeptPosition>();
   readonly #lost = new Map<string, () => void>();
   /** The loss marked that this process acts on, per consumer (reported, or read to replay). */
-  readonly #actedOn = new Map<string, number>();
+  readonly #actedOn = new Map<string, string>();
   #writing: Promise<void> | undefined;
   #installed: Promise<void> | undefined;
 
@@ -78,18 +96,26 @@ class TablePositions implements PositionStore {
   async read(consumer: string): Promise<KeptPosition | undefined> {
     await this.#install();
     const [row] = await this.#sql<
-      { stream: string; highest: string; resumeAt: string; lostFrom: string | null; at: string }[]
+      {
+        stream: string;
+        highest: string;
+        resumeAt: string;
+        lostFrom: string | null;
+        lostAt: string | null;
+        at: string;
+      }[]
     >`
       select stream_created as stream, highest,
         least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt",
-        lost_from as "lostFrom", kept_at::text as at
+        lost_from as "lostFrom", lost_at::text as "lostAt", kept_at::text as at
       from fact_positions where consumer = ${consumer}`;
     if (!row) return undefined;
     const kept = { stream: row.stream, highest: Number(row.highest), keptAt: row.at };
-    if (row.lostFrom === null) return { ...kept, resumeAt: Number(row.resumeAt) };
+    const lost = lossMark(row);
+    if (!lost) return { ...kept, resumeAt: Number(row.resumeAt) };
     // Read at a start, which replays it: its own writes meanwhile do not report it again.
-    this.#actedOn.set(consumer, Number(row.lostFrom));
-    return { ...kept, resumeAt: Number(row.resumeAt), lostFrom: Number(row.lostFrom) };
+    this.#actedOn.set(consumer, lost.at);
+    return { ...kept, resumeAt: Number(row.resumeAt), lost };
   }
 
   /**
@@ -125,9 +151,9 @@ class TablePositions implements PositionStore {
       const [consumer, position] = this.#pending.entries().next().value!;
       this.#pending.delete(consumer);
       try {
-        const lostFrom = await this.#write(consumer, position, this.#written.get(consumer));
+        const lost = await this.#write(consumer, position, this.#written.get(consumer));
         this.#written.set(consumer, position);
-        this.#actOnLoss(consumer, lostFrom);
+        this.#actOnLoss(consumer, lost);
       } catch (error) {
         // The database away: the batches fail as well. Dropped, not retried at once (a loop
         // while it is away); the next note (a batch, a floor read) writes again.
@@ -142,9 +168,9 @@ class TablePositions implements PositionStore {
     this.#lost.set(consumer, lost);
   }
 
-  async caughtUp(consumer: string, lostFrom: number): Promise<void> {
-    await this.#sql`update fact_positions set lost_from = null
-      where consumer = ${consumer} and lost_from = ${lostFrom}`;
+  async caughtUp(consumer: string, mark: LossMark): Promise<void> {
+    await this.#sql`update fact_positions set lost_from = null, lost_at = null
+      where consumer = ${consumer} and lost_at::text = ${mark.at}`;
   }
 
   /**
@@ -152,17 +178,17 @@ class TablePositions implements PositionStore {
    * this process whose answer was lost (a review: such a mark stood and no instance acted), or by
    * another instance (which may not live to replay it). Each instance that sees it replays it.
    */
-  #actOnLoss(consumer: string, lostFrom: number | undefined): void {
-    if (lostFrom === undefined) {
+  #actOnLoss(consumer: string, lost: LossMark | undefined): void {
+    if (!lost) {
       this.#actedOn.delete(consumer);
       return;
     }
-    if (this.#actedOn.get(consumer) === lostFrom) return;
-    this.#actedOn.set(consumer, lostFrom);
+    if (this.#actedOn.get(consumer) === lost.at) return;
+    this.#actedOn.set(consumer, lost.at);
     this.#log.error(
       "the database lost facts its fact consumer had settled (a failover to a standby that was " +
         "behind, or a restore while the service ran): handing them over again",
-      { consumer, fromSequence: lostFrom },
+      { consumer, fromSequence: lost.from },
     );
     this.#lost.get(consumer)?.();
   }
@@ -180,9 +206,13 @@ class TablePositions implements PositionStore {
     consumer: string,
     position: KeptPosition,
     last: KeptPosition | undefined,
-  ): Promise<number | undefined> {
+  ): Promise<LossMark | undefined> {
     await this.#install();
-    const [row] = await this.#sql<{ lostFrom: string | null }[]>`
+    const below = last
+      ? this.#sql`kept.stream_created = ${last.stream}
+          and (kept.highest < ${last.highest} or kept.resume_at < ${last.resumeAt})`
+      : this.#sql`false`;
+    const [row] = await this.#sql<{ lostFrom: string | null; lostAt: string | null }[]>`
       insert into fact_positions as kept (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
       on conflict (consumer) do update set
@@ -193,15 +223,17 @@ class TablePositions implements PositionStore {
           then greatest(kept.resume_at, excluded.resume_at) else excluded.resume_at end,
         lost_from = case
           when kept.stream_created <> excluded.stream_created then null
-          when kept.stream_created = ${last?.stream ?? null}
-            and (kept.highest < ${last?.highest ?? 0} or kept.resume_at < ${last?.resumeAt ?? 0})
-            then least(coalesce(kept.lost_from, kept.resume_at), kept.resume_at)
+          when ${below} then least(coalesce(kept.lost_from, kept.resume_at), kept.resume_at)
           else kept.lost_from end,
+        lost_at = case
+          when kept.stream_created <> excluded.stream_created then null
+          when ${below} then clock_timestamp()
+          else kept.lost_at end,
         kept_at = clock_timestamp()
       where kept.stream_created = excluded.stream_created
         or excluded.stream_created::timestamptz > kept.stream_created::timestamptz
-      returning lost_from as "lostFrom"`;
-    return row?.lostFrom != null ? Number(row.lostFrom) : undefined;
+      returning lost_from as "lostFrom", lost_at::text as "lostAt"`;
+    return row ? lossMark(row) : undefined;
   }
 
   /** Makes the table once per process (instances starting at once may race on it). */
@@ -211,8 +243,10 @@ class TablePositions implements PositionStore {
         stream_created text not null,
         highest bigint not null,
         resume_at bigint not null,
-        -- Where a replay must start because the database lost commits under a running instance.
+        -- Where a replay must start because the database lost commits under a running instance,
+        -- and when that was marked last.
         lost_from bigint,
+        lost_at timestamptz,
         kept_at timestamptz not null default now())`
       .then(() => {}, ignoringCreateRace)
       .catch((error) => {

@@ -314,7 +314,7 @@ Deno.test("[kept position] an idle follower sees a loss, or a loss marked, withi
 
     // A loss marked by a write whose answer never came back: 3 to 6 gone, the mark standing.
     await sql`delete from seen where n >= 3`;
-    await sql`update fact_positions set lost_from = 3`;
+    await sql`update fact_positions set lost_from = 3, lost_at = now()`;
     await eventually(async () => (await seen(sql)).length === 6, 10_000, "3 to 6 again");
     await eventually(async () => await lostFrom() === null, 10_000, "the mark made good");
     await consumer.stop();
