@@ -38,8 +38,8 @@
  * stream (default, a replay), a point in time, or new facts only. The pull loop under it (renewing
  * a silent pull, batching, keeping facts in hand from redelivery) is shared/fact_pull.ts. A
  * durable consumer whose service keeps its position in its own database (`keptIn`) replays, at
- * start, what a database restored older than the consumer lacks (`catchUpFirst`), and starts
- * again to replay what one lost under it (`healingLosses`).
+ * start, what a database restored older than the consumer lacks, and starts again to replay what
+ * one lost under it (shared/fact_catch_up.ts).
  *
  * @example
  * ```ts ignore
@@ -80,7 +80,8 @@ import { facts } from "./subjects.ts";
 import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
-import type { KeptPosition, PositionStore } from "./fact_kept_position.ts";
+import { KEPT_EVERY_MS, type PositionStore } from "./fact_kept_position.ts";
+import { catchUpFirst, type Consuming, healingLosses, keptBehind } from "./fact_catch_up.ts";
 import { warnOfSkippedRedeliveries } from "./server_defects.ts";
 import {
   type BatchContext,
@@ -171,7 +172,7 @@ export interface FactConsumerOptions<S extends string = string> {
    * Where a durable consumer keeps its position beside what its facts change: the service's own
    * database (`keptPositions`, shared/fact_kept_position.ts). A database found behind the
    * consumer at start (restored from a backup, a failover that lost commits) gets the facts it
-   * lacks handed over again before the consumer goes on (`catchUpFirst`).
+   * lacks handed over again before the consumer goes on (shared/fact_catch_up.ts).
    */
   keptIn?: PositionStore;
 }
@@ -309,7 +310,7 @@ export async function consumeFacts<S extends string>(
   }
   const consumer = await startFollowing(bus, options);
   if (!options.keptIn || !options.durable) return consumer;
-  return healingLosses(bus, options, consumer);
+  return healingLosses(options, consumer, () => startFollowing(bus, options));
 }
 
 /** Opens the consumer and follows it; a database behind it catches up first. */
@@ -319,38 +320,20 @@ async function startFollowing<S extends string>(
 ): Promise<FactConsumer> {
   const opened = await openConsumer(bus, options);
   const behind = await keptBehind(opened, options);
-  if (behind) return catchUpFirst(bus, options, opened, behind);
+  if (behind) return catchUpFirst(consumingOn<S>(bus), options, opened, behind);
   return (await pullFrom(bus, options, opened)).consumer;
 }
 
-/**
- * A consumer that starts again when its kept position says the database lost commits under it
- * (`PositionStore.onLost`): the start finds the loss kept and replays from it (`keptBehind`).
- */
-function healingLosses<S extends string>(
-  bus: Bus,
-  options: FactConsumerOptions<S>,
-  first: FactConsumer,
-): FactConsumer {
-  const stopping = new AbortController();
-  let current: Promise<FactConsumer | undefined> = Promise.resolve(first);
-  options.keptIn!.onLost(options.durable!, () => {
-    current = current.then(async (consumer) => {
-      if (stopping.signal.aborted) return consumer;
-      await consumer?.stop();
-      return await whenReachable(() => startFollowing(bus, options), options, stopping.signal);
-    });
-  });
+/** This module's parts a catch-up uses (shared/fact_catch_up.ts). */
+function consumingOn<S extends string>(bus: Bus): Consuming<S> {
   return {
-    async stop() {
-      stopping.abort();
-      await (await current)?.stop();
-    },
+    open: (options) => openConsumer(bus, options),
+    pull: (options, opened, keptAs) => pullFrom(bus, options, opened, keptAs),
   };
 }
 
 /** A consumer that exists, as `openConsumer` made or found it. */
-interface OpenedConsumer {
+export interface OpenedConsumer {
   jsm: JetStreamManager;
   stream: string;
   name: string;
@@ -361,7 +344,7 @@ interface OpenedConsumer {
 }
 
 /** A consumer pulling, and what it settled (`position`). */
-interface Pulling {
+export interface Pulling {
   consumer: FactConsumer;
   settled: () => StreamPosition;
 }
@@ -456,160 +439,6 @@ function keeper<S extends string>(
       resumeAt: position.settledBefore(),
     });
   };
-}
-
-/**
- * The position the service's database keeps when it is behind the durable consumer `opened`: in
- * the same stream, where a replay would start (`resumeAt`, every fact before it in the database)
- * is at or below the last fact the consumer handed over, so facts since may have been settled
- * that the database lacks (up to its floor, and above it out of order, by other instances). Not
- * `highest`: with several instances the highest fact settled can be above facts another instance
- * held then (a review lost three facts so). Undefined when it is not, or keeps none (a database
- * new, or older than the positions kept in it: the consumer then goes on as it stands). Running
- * instances write their position after each floor read (KEPT_FLOOR_READ_MS), and a stopping one
- * at its stop: a position found behind is read again after longer than that, and one that moved
- * past meanwhile, or that any instance wrote meanwhile (it watches for losses itself), was not
- * behind. A loss marked (`lost`) is behind for good: not read again.
- */
-async function keptBehind<S extends string>(
-  opened: OpenedConsumer,
-  options: FactConsumerOptions<S>,
-): Promise<KeptPosition | undefined> {
-  const store = options.keptIn;
-  if (!store || !options.durable) return undefined;
-  const behind = (kept: KeptPosition | undefined) =>
-    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.delivered
-      ? kept
-      : undefined;
-  const first = await store.read(opened.name);
-  const kept = behind(first);
-  if (!kept) {
-    // A loss marked past everything handed over: the durable hands those facts over anyway.
-    if (first?.lost) await store.caughtUp(opened.name, first.lost);
-    return undefined;
-  }
-  if (kept.lost) return kept;
-  await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
-  const again = await store.read(opened.name);
-  // Written meanwhile: instances run, and one that finds a loss under it marks it (a review: an
-  // instance started beside one holding a fact for long replayed it, the position unmoved).
-  if (again?.keptAt !== kept.keptAt && !again?.lost) return undefined;
-  return behind(again);
-}
-
-/**
- * How often a consumer that keeps its position reads its floor (and writes where it stands), and
- * how long a start waits before it reads a position found behind again: running instances write
- * it within one read and a write.
- */
-const KEPT_FLOOR_READ_MS = 1_000;
-const KEPT_SETTLE_MS = 2_500;
-
-/**
- * Hands over again, with a consumer of its own, the facts from the database's kept position
- * through the last the durable handed over, then follows the durable. The replay keeps its
- * progress under the durable's name, so a start cut short goes on where it stood (from a loss
- * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
- * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
- * hold are handed over again harmlessly.
- */
-async function catchUpFirst<S extends string>(
-  bus: Bus,
-  options: FactConsumerOptions<S>,
-  durable: OpenedConsumer,
-  kept: KeptPosition,
-): Promise<FactConsumer> {
-  const through = durable.delivered;
-  options.log.warn(
-    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
-      "commits, or an instance that stopped without writing where it stood): handing over " +
-      "again the facts from its kept position",
-    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
-  );
-  const replayOptions = { ...options, durable: undefined, start: { sequence: kept.resumeAt } };
-  const replaying = await openConsumer(bus, replayOptions);
-  const replay = await pullFrom(bus, replayOptions, replaying, durable.name);
-  const stopping = new AbortController();
-  let following: FactConsumer | undefined;
-  const switched = (async () => {
-    await replayedThrough(replaying, replay, through, stopping.signal);
-    await replay.consumer.stop();
-    if (stopping.signal.aborted) return;
-    if (kept.lost) {
-      await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
-        options.log.warn("cannot note the catch-up; a start will replay again", { error });
-      });
-    }
-    options.log.info("caught up with the fact consumer", { durable: durable.name, through });
-    // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
-    // floor and stream are read as they are now (a review: followed as found at start, a durable
-    // removed during the replay was never made again, and the service's facts stopped for good).
-    following = await whenReachable(
-      async () => (await pullFrom(bus, options, await openConsumer(bus, options))).consumer,
-      options,
-      stopping.signal,
-    );
-  })();
-  return {
-    async stop() {
-      stopping.abort();
-      await switched;
-      await following?.stop();
-    },
-  };
-}
-
-/** How often a replay's progress is looked at. */
-const REPLAY_CHECK_MS = 250;
-
-/**
- * Waits until the replay settled every fact through `through`, or has nothing left to hand over
- * (the facts at the floor gone from the stream meanwhile, by its age limit), or is stopped.
- */
-async function replayedThrough(
-  opened: OpenedConsumer,
-  replay: Pulling,
-  through: number,
-  stopping: AbortSignal,
-): Promise<void> {
-  while (!stopping.aborted && replay.settled().resumeAt() <= through) {
-    await delay(REPLAY_CHECK_MS, stopping);
-    const info = await opened.jsm.consumers.info(opened.stream, opened.name).catch(() => undefined);
-    if (info && info.num_pending + info.num_ack_pending === 0) return;
-  }
-}
-
-/** Starts following once the bus answers (a moment without NATS must not end the consumer). */
-async function whenReachable<S extends string>(
-  start: () => Promise<FactConsumer>,
-  options: FactConsumerOptions<S>,
-  stopping: AbortSignal,
-): Promise<FactConsumer | undefined> {
-  while (!stopping.aborted) {
-    try {
-      return await start();
-    } catch (error) {
-      options.log.warn("cannot follow the fact consumer yet; trying again", {
-        durable: options.durable,
-        error,
-      });
-      await delay(1_000, stopping);
-    }
-  }
-  return undefined;
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** The JetStream configuration of the consumer `options` describe. */
@@ -847,7 +676,7 @@ function watchLag<S extends string>(
     floorRead();
   };
   const every = ctx.options.floorReadMs ??
-    (ctx.options.keptIn ? KEPT_FLOOR_READ_MS : FLOOR_READ_MS);
+    (ctx.options.keptIn ? KEPT_EVERY_MS : FLOOR_READ_MS);
   const timer = setInterval(
     () => read().catch(() => {}), // gone or NATS away: the stalled pull deals with it
     every,

@@ -5,7 +5,7 @@
  * keeps the durable's position past everything the database held then, and it would never hand
  * those facts over again (a deleted event's codes stayed live for good after a restore: the
  * backup-and-restore review of 2026-12-06). With the position kept here, the consumer replays what
- * the database lacks at its next start (shared/consumer.ts, `keptBehind`, `catchUpFirst`).
+ * the database lacks at its next start (shared/fact_catch_up.ts).
  *
  * Each row holds two sequences of the stream (told apart by its `created`): the highest fact
  * settled (handled, parked or skipped) and where a replay must start (`resumeAt`: every fact
@@ -14,7 +14,7 @@
  * several instances of a service share one durable consumer and write one row, each every second
  * at least. So a write that finds the row below this process's last write has met a database that
  * lost commits under it: it marks the loss (`lost_from`) and the consumer starts again to replay it
- * (`healingLosses`). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
+ * (shared/fact_catch_up.ts). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
  *
  * @example
  * ```ts ignore
@@ -23,6 +23,12 @@
  */
 import { ignoringCreateRace, type Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+
+/**
+ * How often a consumer that keeps its position reads its floor and writes where it stands, moved
+ * or not: each write is also its look for a loss under it.
+ */
+export const KEPT_EVERY_MS = 1_000;
 
 /** Where a consumer stands in the stream made at `stream` (its `created`). */
 export interface KeptPosition {
@@ -122,7 +128,7 @@ class TablePositions implements PositionStore {
    * Written even when it did not move (a floor read every second): each write compares the row
    * with this process's last one, so a loss under an idle consumer is seen within a second (a
    * review: seen only at the next fact, which may be hours away), and `kept_at` tells a start
-   * that instances run (`keptBehind`).
+   * that instances run (shared/fact_catch_up.ts).
    */
   note(consumer: string, position: KeptPosition): void {
     this.#pending.set(consumer, position);

@@ -1,0 +1,195 @@
+/**
+ * What a durable consumer does when its service keeps its position in its own database
+ * (`keptIn`, shared/fact_kept_position.ts): at start, a database found behind the consumer
+ * (restored from a backup, a failover that lost commits) gets the facts it lacks handed over again
+ * by a consumer of its own before the durable goes on (`keptBehind`, `catchUpFirst`); while it
+ * runs, a loss found under it starts it again to do the same (`healingLosses`). The consumer
+ * itself (opening, pulling) is shared/consumer.ts, which hands its parts over as `Consuming`.
+ */
+import type { FactConsumer, FactConsumerOptions, OpenedConsumer, Pulling } from "./consumer.ts";
+import type { KeptPosition } from "./fact_kept_position.ts";
+
+/** The consumer's own parts a catch-up uses: open a consumer, pull from it. */
+export interface Consuming<S extends string> {
+  open(options: FactConsumerOptions<S>): Promise<OpenedConsumer>;
+  /** Pulls from `opened`; `keptAs` names the position it keeps (a replay: the durable's). */
+  pull(options: FactConsumerOptions<S>, opened: OpenedConsumer, keptAs?: string): Promise<Pulling>;
+}
+
+/**
+ * A consumer that starts again when its kept position says the database lost commits under it
+ * (`PositionStore.onLost`): the start finds the loss kept and replays from it (`keptBehind`).
+ */
+export function healingLosses<S extends string>(
+  options: FactConsumerOptions<S>,
+  first: FactConsumer,
+  startAgain: () => Promise<FactConsumer>,
+): FactConsumer {
+  const stopping = new AbortController();
+  let current: Promise<FactConsumer | undefined> = Promise.resolve(first);
+  options.keptIn!.onLost(options.durable!, () => {
+    current = current.then(async (consumer) => {
+      if (stopping.signal.aborted) return consumer;
+      await consumer?.stop();
+      return await whenReachable(startAgain, options, stopping.signal);
+    });
+  });
+  return {
+    async stop() {
+      stopping.abort();
+      await (await current)?.stop();
+    },
+  };
+}
+
+/**
+ * The position the service's database keeps when it is behind the durable consumer `opened`: in
+ * the same stream, where a replay would start (`resumeAt`, every fact before it in the database)
+ * is at or below the last fact the consumer handed over, so facts since may have been settled
+ * that the database lacks (up to its floor, and above it out of order, by other instances). Not
+ * `highest`: with several instances the highest fact settled can be above facts another instance
+ * held then (a review lost three facts so). Undefined when it is not, or keeps none (a database
+ * new, or older than the positions kept in it: the consumer then goes on as it stands). Running
+ * instances write their position after each floor read (KEPT_EVERY_MS), and a stopping one
+ * at its stop: a position found behind is read again after longer than that, and one that moved
+ * past meanwhile, or that any instance wrote meanwhile (it watches for losses itself), was not
+ * behind. A loss marked (`lost`) is behind for good: not read again.
+ */
+export async function keptBehind<S extends string>(
+  opened: OpenedConsumer,
+  options: FactConsumerOptions<S>,
+): Promise<KeptPosition | undefined> {
+  const store = options.keptIn;
+  if (!store || !options.durable) return undefined;
+  const behind = (kept: KeptPosition | undefined) =>
+    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.delivered
+      ? kept
+      : undefined;
+  const first = await store.read(opened.name);
+  const kept = behind(first);
+  if (!kept) {
+    // A loss marked past everything handed over: the durable hands those facts over anyway.
+    if (first?.lost) await store.caughtUp(opened.name, first.lost);
+    return undefined;
+  }
+  if (kept.lost) return kept;
+  await new Promise((resolve) => setTimeout(resolve, KEPT_SETTLE_MS));
+  const again = await store.read(opened.name);
+  // Written meanwhile: instances run, and one that finds a loss under it marks it (a review: an
+  // instance started beside one holding a fact for long replayed it, the position unmoved).
+  if (again?.keptAt !== kept.keptAt && !again?.lost) return undefined;
+  return behind(again);
+}
+
+/**
+ * How long a start waits before it reads a position found behind again: running instances write
+ * it every KEPT_EVERY_MS, within one floor read and a write.
+ */
+const KEPT_SETTLE_MS = 2_500;
+
+/**
+ * Hands over again, with a consumer of its own, the facts from the database's kept position
+ * through the last the durable handed over, then follows the durable. The replay keeps its
+ * progress under the durable's name, so a start cut short goes on where it stood (from a loss
+ * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
+ * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
+ * hold are handed over again harmlessly.
+ */
+export async function catchUpFirst<S extends string>(
+  consuming: Consuming<S>,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+): Promise<FactConsumer> {
+  const through = durable.delivered;
+  options.log.warn(
+    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
+      "commits, or an instance that stopped without writing where it stood): handing over " +
+      "again the facts from its kept position",
+    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
+  );
+  const replayOptions = { ...options, durable: undefined, start: { sequence: kept.resumeAt } };
+  const replaying = await consuming.open(replayOptions);
+  const replay = await consuming.pull(replayOptions, replaying, durable.name);
+  const stopping = new AbortController();
+  let following: FactConsumer | undefined;
+  const switched = (async () => {
+    await replayedThrough(replaying, replay, through, stopping.signal);
+    await replay.consumer.stop();
+    if (stopping.signal.aborted) return;
+    if (kept.lost) {
+      await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
+        options.log.warn("cannot note the catch-up; a start will replay again", { error });
+      });
+    }
+    options.log.info("caught up with the fact consumer", { durable: durable.name, through });
+    // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
+    // floor and stream are read as they are now (a review: followed as found at start, a durable
+    // removed during the replay was never made again, and the service's facts stopped for good).
+    following = await whenReachable(
+      async () => (await consuming.pull(options, await consuming.open(options))).consumer,
+      options,
+      stopping.signal,
+    );
+  })();
+  return {
+    async stop() {
+      stopping.abort();
+      await switched;
+      await following?.stop();
+    },
+  };
+}
+
+/** How often a replay's progress is looked at. */
+const REPLAY_CHECK_MS = 250;
+
+/**
+ * Waits until the replay settled every fact through `through`, or has nothing left to hand over
+ * (the facts at the floor gone from the stream meanwhile, by its age limit), or is stopped.
+ */
+async function replayedThrough(
+  opened: OpenedConsumer,
+  replay: Pulling,
+  through: number,
+  stopping: AbortSignal,
+): Promise<void> {
+  while (!stopping.aborted && replay.settled().resumeAt() <= through) {
+    await delay(REPLAY_CHECK_MS, stopping);
+    const info = await opened.jsm.consumers.info(opened.stream, opened.name).catch(() => undefined);
+    if (info && info.num_pending + info.num_ack_pending === 0) return;
+  }
+}
+
+/** Starts following once the bus answers (a moment without NATS must not end the consumer). */
+async function whenReachable<S extends string>(
+  start: () => Promise<FactConsumer>,
+  options: FactConsumerOptions<S>,
+  stopping: AbortSignal,
+): Promise<FactConsumer | undefined> {
+  while (!stopping.aborted) {
+    try {
+      return await start();
+    } catch (error) {
+      options.log.warn("cannot follow the fact consumer yet; trying again", {
+        durable: options.durable,
+        error,
+      });
+      await delay(1_000, stopping);
+    }
+  }
+  return undefined;
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
