@@ -338,8 +338,14 @@ export interface OpenedConsumer {
   stream: string;
   name: string;
   floor: number;
-  /** The highest sequence it had handed to any instance when opened. */
-  delivered: number;
+  /**
+   * The highest sequence a fact may have been settled at when it was opened: the floor when every
+   * fact handed over was acknowledged, else the last handed over (others may be settled above the
+   * floor, out of order). Not the last handed over always: a subject filter moves that past facts of
+   * other subjects it never hands over, and a follower's kept position then looked behind at every
+   * start (found by the last look: a warning and a 2.5 s wait each time).
+   */
+  reached: number;
   streamCreated: string;
 }
 
@@ -480,11 +486,11 @@ async function openConsumer<S extends string>(
   // (`isClusterSettling`; a refusal fails it at once). A durable asked again after a timeout that
   // made it is found as made; an ephemeral one made so is never pulled from and goes after its
   // inactive threshold.
-  const { name, floor, delivered } = await whileSettling(
+  const { name, floor, reached } = await whileSettling(
     () => addConsumer(jsm, stream, consumerConfig(bus, options), options),
     isClusterSettling,
   );
-  return { jsm, stream, name, floor, delivered, streamCreated };
+  return { jsm, stream, name, floor, reached, streamCreated };
 }
 
 /**
@@ -498,12 +504,12 @@ async function addConsumer<S extends string>(
   stream: string,
   config: Partial<ConsumerConfig>,
   options: FactConsumerOptions<S>,
-): Promise<{ name: string; floor: number; delivered: number }> {
+): Promise<{ name: string; floor: number; reached: number }> {
   return await jsm.consumers.add(stream, config).then(
     (info) => ({
       name: info.name,
       floor: options.durable ? sharedFloor(info) : info.delivered.stream_seq,
-      delivered: info.delivered.stream_seq,
+      reached: reachedBy(info),
     }),
     async (error) => {
       // Not made because the cluster is settling: updating it would fail as "consumer not found".
@@ -517,10 +523,15 @@ async function addConsumer<S extends string>(
       return {
         name: options.durable,
         floor: sharedFloor(info),
-        delivered: info.delivered.stream_seq,
+        reached: reachedBy(info),
       };
     },
   );
+}
+
+/** Where a consumer's settled facts may reach (`OpenedConsumer.reached`). */
+function reachedBy(info: ConsumerInfo): number {
+  return info.num_ack_pending === 0 ? sharedFloor(info) : info.delivered.stream_seq;
 }
 
 /**

@@ -45,8 +45,9 @@ export function healingLosses<S extends string>(
 /**
  * The position the service's database keeps when it is behind the durable consumer `opened`: in
  * the same stream, where a replay would start (`resumeAt`, every fact before it in the database)
- * is at or below the last fact the consumer handed over, so facts since may have been settled
- * that the database lacks (up to its floor, and above it out of order, by other instances). Not
+ * is at or below where the consumer's settled facts may reach (`OpenedConsumer.reached`), so facts
+ * since may have been settled that the database lacks (up to its floor, and above it out of order,
+ * by other instances). Not
  * `highest`: with several instances the highest fact settled can be above facts another instance
  * held then (a review lost three facts so). Undefined when it is not, or keeps none (a database
  * new, or older than the positions kept in it: the consumer then goes on as it stands). Running
@@ -62,7 +63,7 @@ export async function keptBehind<S extends string>(
   const store = options.keptIn;
   if (!store || !options.durable) return undefined;
   const behind = (kept: KeptPosition | undefined) =>
-    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.delivered
+    kept && kept.stream === opened.streamCreated && kept.resumeAt <= opened.reached
       ? kept
       : undefined;
   const first = await store.read(opened.name);
@@ -89,7 +90,7 @@ const KEPT_SETTLE_MS = 2_500;
 
 /**
  * Hands over again, with a consumer of its own, the facts from the database's kept position
- * through the last the durable handed over, then follows the durable. The replay keeps its
+ * through where the durable's settled facts may reach, then follows the durable. The replay keeps its
  * progress under the durable's name, so a start cut short goes on where it stood (from a loss
  * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
  * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
@@ -101,7 +102,7 @@ export async function catchUpFirst<S extends string>(
   durable: OpenedConsumer,
   kept: KeptPosition,
 ): Promise<FactConsumer> {
-  const through = durable.delivered;
+  const through = durable.reached;
   options.log.warn(
     "the database is behind its fact consumer (restored from a backup, a failover that lost " +
       "commits, or an instance that stopped without writing where it stood): handing over " +

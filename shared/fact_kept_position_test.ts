@@ -120,14 +120,29 @@ Deno.test("[kept position] a follower whose database is not behind hands nothing
     let consumer = await follow(b, sql, first);
     await publishTopics(b, [1, 2, 3]);
     await eventually(async () => (await seen(sql)).length === 3, 10_000, "topics 1-3 followed");
+    // The stream's last fact of another subject: the filter moves the consumer past it unhanded
+    // (found by the last look: such a follower took itself for behind at every start).
+    await jetstream(b.bus.nc).publish(
+      b.bus.subject("facts.payments.stripe-authorization.created"),
+      JSON.stringify(exampleFact("payments.stripe-authorization.created", { id: "1" })),
+    );
+    const jsm = await jetstreamManager(b.bus.nc);
+    await eventually(
+      async () =>
+        (await jsm.consumers.info(facts.stream(b.prefix), "follower")).delivered.stream_seq === 4,
+      10_000,
+      "the consumer moved past fact 4, of another subject",
+    );
     await consumer.stop();
 
     const second: number[] = [];
-    consumer = await follow(b, sql, second);
+    const log = recordingLogger();
+    consumer = await follow(b, sql, second, { log });
     await publishTopics(b, [4]);
     await eventually(async () => (await seen(sql)).length === 4, 10_000, "topic 4 followed");
     await consumer.stop();
     assert.deepEqual(second, [4]);
+    assert.deepEqual(log.lines.map((l) => l.message), [], "not taken for behind");
   } finally {
     await sql.end();
   }

@@ -22,9 +22,11 @@ Deno.test("[audit] a log restored from a backup records again the facts it lacks
     await eventually(async () => await activityCount(audit.sql) === 5, 10_000, "5 activities");
     await eventually(
       async () => {
-        const { ack_floor } = await jsm.consumers.info(facts.stream(b.prefix), DURABLE);
-        const [kept] = await audit.sql`select highest from fact_positions`;
-        return kept !== undefined && Number(kept.highest) >= ack_floor.stream_seq;
+        const info = await jsm.consumers.info(facts.stream(b.prefix), DURABLE);
+        const [kept] = await audit.sql`select resume_at from fact_positions`;
+        // Not behind: every fact handed over acknowledged, and the replay start past them.
+        return kept !== undefined && info.num_ack_pending === 0 &&
+          Number(kept.resume_at) > info.ack_floor.stream_seq;
       },
       10_000,
       "audit's position kept",
