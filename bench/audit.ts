@@ -92,7 +92,7 @@ async function drain(backlog: number): Promise<AuditBenchResult["drain"]> {
   const sql = await openDatabase(db.url, { schema: SCHEMA, max: 4 });
   try {
     await migrateAudit(sql);
-    const js = jetstream(b.bus.nc);
+    const js = jetstream(await b.bus.jetStreamConnection());
     const publishStart = performance.now();
     for (let i = 0; i < backlog; i += 1000) {
       await Promise.all(
@@ -213,9 +213,9 @@ async function outboxCost(
 }
 
 /** JetStream publishes, each awaited for its acknowledgement: what publishing in-line would add. */
-function jetstreamAcks(system: TestSystem, count: number): Promise<number[]> {
-  const js = jetstream(system.bus.nc);
-  return timed(count, (i) => {
+async function jetstreamAcks(system: TestSystem, count: number): Promise<number[]> {
+  const js = jetstream(await system.bus.jetStreamConnection());
+  return await timed(count, (i) => {
     const fact = benchFact(i);
     const subject = system.bus.subject("facts.bench.event.updated");
     return js.publish(subject, JSON.stringify(fact), { msgID: fact.id });

@@ -252,7 +252,10 @@ interface StreamRead {
  */
 async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
   try {
-    const jsm = await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false });
+    const jsm = await jetstreamManager(await bus.jetStreamConnection(), {
+      timeout: 1_000,
+      checkAPI: false,
+    });
     const info = await jsm.streams.info(stream);
     if (!speaksForStream(info.cluster)) return undefined;
     return { seq: info.state.last_seq, created: info.created };

@@ -239,7 +239,7 @@ async function checkBackends(
   }
   try {
     // Facts live on JetStream: without it every service would fail its start one by one.
-    await jetstreamManager(bus.nc, { timeout: 2000 });
+    await jetstreamManager(await bus.jetStreamConnection(), { timeout: 2000 });
   } catch {
     throw new StartError(
       `Cannot use NATS${atHost(config.natsUrl)}: JetStream is not enabled there. ` +

@@ -38,7 +38,7 @@ export async function keepIdsPastFacts(
   tables: AnnouncedIds[],
   log: Logger,
 ): Promise<void> {
-  const jsm = await jetstreamManager(bus.nc);
+  const jsm = await jetstreamManager(await bus.jetStreamConnection());
   for (const { table, created } of tables) {
     const newest = await newestAnnouncedId(jsm, bus, created);
     if (newest === null || !await raiseIdSequence(sql, table, newest)) continue;

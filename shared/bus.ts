@@ -33,7 +33,13 @@
  * ```
  */
 import { errors as natsErrors, headers as natsHeaders, nuid } from "@nats-io/nats-core";
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type {
+  ConnectionOptions,
+  Msg,
+  MsgHdrs,
+  NatsConnection,
+  Subscription,
+} from "@nats-io/nats-core";
 import { connectNats } from "./nats_transport.ts";
 import { parseNatsServers } from "./config.ts";
 import {
@@ -253,6 +259,30 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
   return read;
 }
 
+/** How every connection of the bus is made: the same servers and name, patient and watchful. */
+function connectionOptions(url: string, name: string | undefined): ConnectionOptions {
+  return {
+    // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
+    servers: parseNatsServers(url),
+    name,
+    maxReconnectAttempts: -1,
+    // After losing a node, try the next server soon (the default waits 2 s per server).
+    reconnectTimeWait: 250,
+    // A node that hangs (paused, swapping, a network that drops packets without a reset)
+    // keeps the connection open: only unanswered pings tell. With nats.js's defaults (a ping
+    // every 2 minutes, 2 may go unanswered) every request failed for over five minutes before
+    // the client moved to a healthy node; now it leaves within ~3 s, and a hung node it tries
+    // again on the way (it still accepts connections, but sends no INFO) costs it 2 s, not the
+    // default 20: within 3–5 s in all (testing/bus_nodes_test.ts).
+    pingInterval: PING_INTERVAL_MS,
+    maxPingOut: MAX_PINGS_OUT,
+    timeout: CONNECT_TIMEOUT_MS,
+    // Capturing a stack per request (in case it times out) cost ~15% of the gateway's CPU;
+    // our timeouts become 504s whose stack nobody reads.
+    noAsyncTraces: true,
+  };
+}
+
 export class Bus {
   readonly nc: NatsConnection;
   readonly prefix: string;
@@ -261,15 +291,16 @@ export class Bus {
   readonly #log: Logger;
   readonly #link = new Link();
   readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
+  /** Where and as whom the JetStream connection is made (`jetStreamConnection`). */
+  readonly #connectAs: { url: string; name: string | undefined };
+  #jetStream?: Promise<NatsConnection>;
   #busyLoggedAt = 0;
   #clockSkewLoggedAt = 0;
   #replies?: Replies;
 
-  constructor(
-    nc: NatsConnection,
-    options: Omit<BusOptions, "url" | "name">,
-  ) {
+  constructor(nc: NatsConnection, options: BusOptions) {
     this.nc = nc;
+    this.#connectAs = { url: options.url, name: options.name };
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#serveLimits = {
@@ -281,6 +312,46 @@ export class Bus {
       lost: () => this.#replies?.lost(RECONNECT_GRACE_MS),
       back: () => this.#replies?.regained(),
     }).catch(() => {});
+    // A test may close `nc` itself: the JetStream connection goes with it.
+    nc.closed().then(() => this.#closeJetStream());
+  }
+
+  /**
+   * The connection every JetStream request of this process goes on: fact publishes, consumers'
+   * pulls and acks, stream and consumer management. Opened at its first use, closed with the bus.
+   * Not `nc`: nats-server handles a client's JetStream publish, ack or API request within that
+   * client's read loop, so a store that stalls (a full disk) stalls everything the connection
+   * carries; the client found it stale every 3 s, and every request it served or sent failed for
+   * as long as the stall lasted (a resource review, 2026-12-06; measured again here: with the
+   * JetStream traffic on a connection of its own, requests went on unhurt beside it). Now a stall
+   * holds back only the facts, which wait in the outboxes (testing/faults_jetstream_stall_test.ts).
+   */
+  jetStreamConnection(): Promise<NatsConnection> {
+    if (this.nc.isClosed()) return Promise.reject(new natsErrors.ClosedConnectionError());
+    this.#jetStream ??= this.#openJetStream();
+    return this.#jetStream;
+  }
+
+  async #openJetStream(): Promise<NatsConnection> {
+    const { url, name } = this.#connectAs;
+    try {
+      const nc = await connectNats(connectionOptions(url, name && `${name} (JetStream)`));
+      // Its losses and returns are logged and counted as the main connection's are.
+      new Link(" (JetStream connection)").follow(nc, this.#log, meterConnection(nc), {
+        lost: () => {},
+        back: () => {},
+      }).catch(() => {});
+      if (this.nc.isClosed()) await nc.close();
+      return nc;
+    } catch (error) {
+      this.#jetStream = undefined;
+      throw error;
+    }
+  }
+
+  async #closeJetStream(): Promise<void> {
+    const nc = await this.#jetStream?.catch(() => undefined);
+    if (nc) await closeConnection(nc, this.#log);
   }
 
   /** The logger this connection reports to (its process's): what it changes on the server. */
@@ -320,27 +391,7 @@ export class Bus {
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
-    const nc = await connectNats({
-      // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
-      servers: parseNatsServers(options.url),
-      name: options.name,
-      maxReconnectAttempts: -1,
-      // After losing a node, try the next server soon (the default waits 2 s per server).
-      reconnectTimeWait: 250,
-      // A node that hangs (paused, swapping, a network that drops packets without a reset)
-      // keeps the connection open: only unanswered pings tell. With nats.js's defaults (a ping
-      // every 2 minutes, 2 may go unanswered) every request failed for over five minutes before
-      // the client moved to a healthy node; now it leaves within ~3 s, and a hung node it tries
-      // again on the way (it still accepts connections, but sends no INFO) costs it 2 s, not the
-      // default 20: within 3–5 s in all (testing/bus_nodes_test.ts).
-      pingInterval: PING_INTERVAL_MS,
-      maxPingOut: MAX_PINGS_OUT,
-      timeout: CONNECT_TIMEOUT_MS,
-      // Capturing a stack per request (in case it times out) cost ~15% of the gateway's CPU;
-      // our timeouts become 504s whose stack nobody reads.
-      noAsyncTraces: true,
-    });
-    return new Bus(nc, options);
+    return new Bus(await connectNats(connectionOptions(options.url, options.name)), options);
   }
 
   /** The full subject of an endpoint or fact on this bus. */
@@ -660,18 +711,24 @@ export class Bus {
   }
 
   /**
-   * Drains the connection: pending messages are delivered, then it closes. While NATS is away
-   * there is nothing to drain to (nats.js rejects the drain), so the connection is closed as it
-   * stands: what was not sent is lost as it would be anyway, and a process stopping during an
-   * outage still exits cleanly, closing what it holds after the bus.
+   * Drains the connections (the JetStream one first): pending messages are delivered, then they
+   * close. While NATS is away there is nothing to drain to (nats.js rejects the drain), so a
+   * connection is closed as it stands: what was not sent is lost as it would be anyway, and a
+   * process stopping during an outage still exits cleanly, closing what it holds after the bus.
    */
   async close(): Promise<void> {
-    if (this.nc.isClosed()) return;
-    try {
-      await this.nc.drain();
-    } catch (error) {
-      this.#log.warn("cannot drain the NATS connection; closing it without", { error });
-      if (!this.nc.isClosed()) await this.nc.close();
-    }
+    await this.#closeJetStream();
+    await closeConnection(this.nc, this.#log);
+  }
+}
+
+/** Drains `nc`, or closes it when NATS is away (see `Bus.close`); closed already, nothing. */
+async function closeConnection(nc: NatsConnection, log: Logger): Promise<void> {
+  if (nc.isClosed()) return;
+  try {
+    await nc.drain();
+  } catch (error) {
+    log.warn("cannot drain the NATS connection; closing it without", { error });
+    if (!nc.isClosed()) await nc.close();
   }
 }

@@ -69,6 +69,12 @@ export class Link {
   #refused = 0;
   /** When each error the server sent was last logged (`#serverError`), for at most 100 texts. */
   readonly #errorLoggedAt = new Map<string, number>();
+  /** Which of a process's connections its log lines are about (" (JetStream connection)"). */
+  readonly #which: string;
+
+  constructor(which = "") {
+    this.#which = which;
+  }
 
   get down(): boolean {
     return this.#back !== undefined;
@@ -114,14 +120,14 @@ export class Link {
         this.#back = Promise.withResolvers();
         meter.lost();
         on.lost();
-        log.warn("lost NATS; reconnecting", { server });
+        log.warn(`lost NATS${this.#which}; reconnecting`, { server });
       } else if (status.type === "reconnect" && this.down) {
         this.#refused = 0;
         this.#back!.resolve();
         this.#back = undefined;
         meter.back();
         on.back();
-        log.info("NATS is back", { server });
+        log.info(`NATS is back${this.#which}`, { server });
       } else if (status.type === "error") {
         this.#serverError((status as { error?: unknown }).error, log);
       }

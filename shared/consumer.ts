@@ -365,7 +365,8 @@ async function pullFrom<S extends string>(
   const { jsm, stream, name } = opened;
   // A replay counts, and reports its lag, as the durable it catches up for.
   const label = keptAs ?? name;
-  const js = jetstream(bus.nc);
+  const connection = await bus.jetStreamConnection();
+  const js = jetstream(connection);
   // Its info, asked right after its creation, may meet the same settling (`openConsumer`).
   const consumer = await whileSettling(() => js.consumers.get(stream, name), isClusterSettling);
   const stopping = new AbortController();
@@ -375,7 +376,7 @@ async function pullFrom<S extends string>(
     // Asked before settling facts held for long (`fromLostStream`): not for long during an outage.
     // No account check when made: with this short timeout, a slow one (a cluster electing its
     // leader) would fail the start (a review).
-    jsm: await jetstreamManager(bus.nc, { timeout: 1_000, checkAPI: false }),
+    jsm: await jetstreamManager(connection, { timeout: 1_000, checkAPI: false }),
     ...startingAt(opened, options),
     options,
     handled: handledFacts(label),
@@ -476,7 +477,10 @@ async function openConsumer<S extends string>(
   options: FactConsumerOptions<S>,
 ): Promise<OpenedConsumer> {
   // Its check of the account (a request the meta leader answers) is as patient as the rest.
-  const jsm = await whileSettling(() => jetstreamManager(bus.nc), isClusterSettling);
+  const jsm = await whileSettling(
+    async () => jetstreamManager(await bus.jetStreamConnection()),
+    isClusterSettling,
+  );
   const { config, created: streamCreated } = await openStreams(bus, jsm, options);
   const stream = config.name;
   warnOfSkippedRedeliveries(bus, config.num_replicas, options.log);

@@ -396,7 +396,7 @@ export class FactRelay {
     skipped: Set<OutboxRow>,
     done: OutboxRow[],
   ): Promise<{ error: unknown } | undefined> {
-    const js = jetstream(this.#bus.nc);
+    const js = jetstream(await this.#bus.jetStreamConnection());
     const until = Date.now() + PUBLISH_BUDGET_MS;
     // Until JetStream takes a fact again, a publish waits less (see UNANSWERED_PAUSE_MS).
     const timeout = this.#doubtful ? DOUBTFUL_PUBLISH_TIMEOUT_MS : undefined;
@@ -499,7 +499,7 @@ export async function publishFailureCause(bus: Bus, error: unknown): Promise<str
   const late = inChain(error, (e) => e instanceof natsErrors.TimeoutError);
   const stream = facts.stream(bus.prefix);
   try {
-    const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+    const jsm = await jetstreamManager(await bus.jetStreamConnection(), { timeout: 1000 });
     const info = await jsm.streams.info(stream);
     const replicas = info.config.num_replicas ?? 1;
     if (!info.cluster?.leader) {

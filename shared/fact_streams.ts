@@ -139,7 +139,7 @@ function checkOwnStream(config: { subjects?: string[] }, wanted: ManagedStream, 
 }
 
 async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<StreamInfo> {
-  const jsm = await jetstreamManager(bus.nc);
+  const jsm = await jetstreamManager(await bus.jetStreamConnection());
   const found = await jsm.streams.info(wanted.name).catch((error) => {
     if (isStreamNotFound(error)) return null;
     throw error;
@@ -181,7 +181,7 @@ function changesOf(
 
 /** Removes this prefix's fact stream and parked stream (tests clean up with it). */
 export async function deleteFactStream(bus: Bus): Promise<void> {
-  const jsm = await jetstreamManager(bus.nc);
+  const jsm = await jetstreamManager(await bus.jetStreamConnection());
   await jsm.streams.delete(facts.stream(bus.prefix)).catch(() => {});
   await jsm.streams.delete(facts.parkedStream(bus.prefix)).catch(() => {});
 }

@@ -436,10 +436,12 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
         logger: log,
       });
       // Every service keeps facts on JetStream: asked here, its absence is named with NATS_URL.
-      await jetstreamManager(bus.nc, { timeout: 2000 }).catch(async (error) => {
-        await bus.close();
-        throw error;
-      });
+      await jetstreamManager(await bus.jetStreamConnection(), { timeout: 2000 }).catch(
+        async (error) => {
+          await bus.close();
+          throw error;
+        },
+      );
       return bus;
     },
     { url: config.natsUrl },

@@ -30,7 +30,7 @@ export async function publishFacts(
   bus: Bus,
   list: { id: string; type: string }[],
 ): Promise<void> {
-  const js = jetstream(bus.nc);
+  const js = jetstream(await bus.jetStreamConnection());
   for (let i = 0; i < list.length; i += 1000) {
     await Promise.all(
       list.slice(i, i + 1000).map((fact) =>
@@ -46,7 +46,7 @@ export async function publishFacts(
 
 /** Every message `stream` holds, oldest first (deleted ones skipped), read one by one. */
 export async function storedMessages(bus: Bus, stream: string): Promise<StoredMsg[]> {
-  const jsm = await jetstreamManager(bus.nc);
+  const jsm = await jetstreamManager(await bus.jetStreamConnection());
   const { state } = await jsm.streams.info(stream);
   const out: StoredMsg[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {

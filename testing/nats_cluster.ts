@@ -121,7 +121,9 @@ function clusterOf(
     },
     async streamLeader(bus, stream) {
       // JetStream may not answer at all while it elects its leaders: no leader then either.
-      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 }).catch(() => undefined);
+      const jsm = await jetstreamManager(await bus.jetStreamConnection(), { timeout: 1000 }).catch(
+        () => undefined,
+      );
       const info = await jsm?.streams.info(stream).catch(() => undefined);
       return info?.cluster?.leader || undefined;
     },
@@ -147,7 +149,7 @@ export async function waitForJetStream(bus: Bus): Promise<void> {
   const name = `READY_${crypto.randomUUID().slice(0, 8)}`;
   for (;;) {
     try {
-      const jsm = await jetstreamManager(bus.nc, { timeout: 1000 });
+      const jsm = await jetstreamManager(await bus.jetStreamConnection(), { timeout: 1000 });
       await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: 3 });
       await jsm.streams.delete(name);
       return;

@@ -22,6 +22,12 @@ export interface NatsServerOptions {
   maxSubscriptions?: number;
   /** The most client connections it takes (`max_connections`; 64K by default). */
   maxConnections?: number;
+  /**
+   * Where JetStream keeps its store, instead of the data folder (a small disk of the test's own:
+   * testing/small_disk.ts), and how much it may think it has there (`max_file_store`, bytes): more
+   * than the disk holds lets the disk fill before JetStream's own limit refuses anything.
+   */
+  store?: { dir: string; maxFileStore: number };
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -131,7 +137,7 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
   const name = `oe-test-${crypto.randomUUID().slice(0, 8)}`;
   const args = [
     ...["-a", "127.0.0.1", "-p", String(port), "-n", name],
-    ...["-sd", dir, "-l", `${dir}/server.log`],
+    ...["-sd", options.store?.dir ?? dir, "-l", `${dir}/server.log`],
     ...(options.jetStream ? ["-js"] : []),
     ...loginArgs(options.login),
   ];
@@ -140,6 +146,7 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
       ? ""
       : `max_subscriptions: ${options.maxSubscriptions}\n`,
     options.maxConnections === undefined ? "" : `max_connections: ${options.maxConnections}\n`,
+    options.store ? `jetstream { max_file_store: ${options.store.maxFileStore} }\n` : "",
   ].join("");
   if (limits) {
     // No flags for them: a config file, which the flags above complete.
