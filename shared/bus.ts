@@ -60,7 +60,6 @@ import { tracing } from "./telemetry.ts";
 import { CACHE_EXPIRES_HEADER, CACHE_TAGS_HEADER } from "./cache_tags.ts";
 import {
   BUDGET_HEADER,
-  CLOCK_SKEW_WARN_MS,
   currentDeadline,
   DEADLINE_HEADER,
   deadlineError,
@@ -78,6 +77,7 @@ import {
   retryAfter,
 } from "./bus_serving.ts";
 import { Admission } from "./bus_admission.ts";
+import { ClockSkewWatch } from "./clock_skew.ts";
 
 /**
  * Where a service instance that stops says so (core NATS, under the bus prefix; a JSON
@@ -294,8 +294,8 @@ export class Bus {
   /** Where and as whom the JetStream connection is made (`jetStreamConnection`). */
   readonly #connectAs: { url: string; name: string | undefined };
   #jetStream?: Promise<NatsConnection>;
+  readonly #clocks: ClockSkewWatch;
   #busyLoggedAt = 0;
-  #clockSkewLoggedAt = 0;
   #replies?: Replies;
 
   constructor(nc: NatsConnection, options: BusOptions) {
@@ -308,6 +308,7 @@ export class Bus {
       waitingBytes: options.serveWaitingBytes,
     };
     this.#log = options.logger ?? createLogger("bus");
+    this.#clocks = new ClockSkewWatch(this.#log);
     this.#link.follow(nc, this.#log, meterConnection(nc), {
       lost: () => this.#replies?.lost(RECONNECT_GRACE_MS),
       back: () => this.#replies?.regained(),
@@ -595,22 +596,6 @@ export class Bus {
   }
 
   /**
-   * Logs, at most once in BUSY_LOG_INTERVAL_MS, a request whose deadline lay further ahead than its
-   * budget allows: its sender's clock runs ahead of this process's (the budget bounds the request;
-   * the clocks want NTP, as README "Operations" says).
-   */
-  #noteClockSkew(subject: string, aheadMs: number): void {
-    const now = Date.now();
-    if (now - this.#clockSkewLoggedAt < BUSY_LOG_INTERVAL_MS) return;
-    this.#clockSkewLoggedAt = now;
-    this.#log.warn(
-      "a requester's clock runs ahead of this process's: each request is held to the time it was " +
-        "sent with, but keep every machine's clock in sync (NTP)",
-      { subject, aheadMs: Math.round(aheadMs) },
-    );
-  }
-
-  /**
    * Subscribes one route in the queue group, registering its figures in `stats`; each request
    * takes its turn through `admission`, and stays in `inFlight` until it is answered, so stopping
    * can wait for it.
@@ -648,7 +633,7 @@ export class Bus {
         if (error) return log.error("subscription failed", { subject, error });
         // Read once, at arrival: a budget counts from then, however long admission holds it.
         const { deadline, senderAheadMs } = receivedDeadline(msg.headers);
-        if (senderAheadMs > CLOCK_SKEW_WARN_MS) this.#noteClockSkew(subject, senderAheadMs);
+        this.#clocks.note(subject, senderAheadMs);
         const served = { endpoint, schemas, handler, stat, meter, log, maxPayload, deadline };
         const nested = msg.headers?.has(NESTED_HEADER) ?? false;
         const work = admission.admit({ bytes: msg.data.length, deadline, nested }, {

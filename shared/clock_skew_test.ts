@@ -10,6 +10,7 @@ import { z } from "zod";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { Bus } from "./bus.ts";
 import { defineEndpoint, route } from "./bus_endpoints.ts";
+import { CLOCK_AHEAD_STREAK } from "./clock_skew.ts";
 import { BUDGET_HEADER, DEADLINE_HEADER, remainingMs } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
 import { recordingLogger, testBackends, testDatabase } from "./testing.ts";
@@ -90,6 +91,46 @@ Deno.test("[bus] our requests carry their budget beside their deadline", async (
     const [deadline, budget] = await bus.request(echo, {}, { timeoutMs: 1500 });
     assert.ok(budget > 1000 && budget <= 1500, `budget ${budget}`);
     assert.ok(deadline >= before + budget && deadline <= Date.now() + 1500, `${deadline - before}`);
+  } finally {
+    await service.stop();
+    await bus.close();
+  }
+});
+
+Deno.test("[bus] this process's clock ahead of its requesters': logged after a streak of late arrivals, not one", async () => {
+  const { natsUrl } = await testBackends();
+  const logger = recordingLogger();
+  const bus = await Bus.connect({
+    url: natsUrl,
+    prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
+    logger,
+  });
+  const echo = defineEndpoint("demo.echo", { request: z.object({}), response: z.number() });
+  const service = bus.serve({ name: "demo", version: "1.0.0" }, [route(echo, () => remainingMs())]);
+  // Sent with 3 s, by a clock 2 s behind this one: it arrives with about 1 s left.
+  const ask = async (behindMs: number) => {
+    const headers = natsHeaders();
+    headers.set(DEADLINE_HEADER, String(Date.now() - behindMs + 3_000));
+    headers.set(BUDGET_HEADER, "3000");
+    const reply = await bus.nc.request(bus.subject("demo.echo"), "{}", { timeout: 5000, headers });
+    return reply.headers?.get("Status") ?? "200";
+  };
+  const warnings = () =>
+    logger.lines.filter((line) => /clock runs ahead of its/.test(line.message));
+  try {
+    for (let i = 1; i < CLOCK_AHEAD_STREAK; i++) assert.equal(await ask(2_000), "200");
+    // One on time ends the streak: a request that waited proves nothing of the clock.
+    assert.equal(await ask(0), "200");
+    for (let i = 1; i < CLOCK_AHEAD_STREAK; i++) assert.equal(await ask(2_000), "200");
+    assert.deepEqual(warnings(), [], "not before a whole streak");
+    assert.equal(await ask(2_000), "200");
+    const [warning, ...more] = warnings();
+    assert.equal(more.length, 0);
+    assert.equal(warning.level, "warn");
+    assert.ok(Math.abs(Number(warning.aheadMs) - 2_000) < 200, JSON.stringify(warning));
+    assert.equal(warning.requests, CLOCK_AHEAD_STREAK);
+    // The requester-ahead warning is another's: none here.
+    assert.ok(!logger.lines.some((line) => /requester's clock runs ahead/.test(line.message)));
   } finally {
     await service.stop();
     await bus.close();

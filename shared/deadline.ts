@@ -9,7 +9,7 @@
  * Deadlines are wall-clock times, so each bus request also carries the time it had left when sent
  * (`Oe-Budget-Ms`), and the serving side takes the sooner of the two (`receivedDeadline`): a clock
  * running behind the requester's cannot stretch a deadline. One running ahead still refuses work as
- * late: keep the clocks in sync (NTP).
+ * late: keep the clocks in sync (NTP); shared/clock_skew.ts logs either.
  *
  * @example
  * ```ts
@@ -32,12 +32,6 @@ export const DEADLINE_HEADER = "Oe-Deadline";
  * deadline by it from the request's arrival (`receivedDeadline`).
  */
 export const BUDGET_HEADER = "Oe-Budget-Ms";
-
-/**
- * How much later a request's deadline may lie than its budget counted from arrival before the
- * serving side logs that the clocks differ (transit only ever makes the difference smaller).
- */
-export const CLOCK_SKEW_WARN_MS = 250;
 
 /**
  * How long a bus request waits for its answer unless told otherwise, and the deadline a served

@@ -1,0 +1,73 @@
+/**
+ * What the requests a process serves tell of clocks that disagree. Each bus request carries its
+ * sender's absolute deadline and the time it had left when sent (shared/deadline.ts); on arrival
+ * the difference between the two (`senderAheadMs`) is the sender's clock's lead over this one's,
+ * less the request's transit and its wait to be read.
+ *
+ * - A sender ahead shows on any one request (transit only makes the lead look smaller): logged.
+ * - This process ahead looks like a request that waited: one request cannot tell. When every one
+ *   of CLOCK_AHEAD_STREAK requests in a row arrived with over CLOCK_AHEAD_WARN_MS less than its
+ *   budget, it is logged, naming both causes. Such a process refuses as too late every request
+ *   whose budget its lead exceeds (504s with nothing else said: an operator review found no word
+ *   of it until 2026-12-06), and cuts every other request's time by as much.
+ *
+ * Each kind is logged at most once in LOG_INTERVAL_MS.
+ */
+import type { Logger } from "./log.ts";
+
+/** How much later a deadline may lie than its budget allows before a sender's lead is logged. */
+export const CLOCK_SKEW_WARN_MS = 250;
+/** How much less time than its budget every request of a streak arrived with (this clock ahead). */
+export const CLOCK_AHEAD_WARN_MS = 1_000;
+/** How many requests in a row must have arrived that late. */
+export const CLOCK_AHEAD_STREAK = 20;
+const LOG_INTERVAL_MS = 10_000;
+
+export class ClockSkewWatch {
+  readonly #log: Logger;
+  #senderAheadLoggedAt = -Infinity;
+  #selfAheadLoggedAt = -Infinity;
+  /** Requests in a row that arrived over CLOCK_AHEAD_WARN_MS late, and the least late of them. */
+  #lateStreak = 0;
+  #leastLateMs = Infinity;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Notes a request on `subject` as it arrives (`senderAheadMs` from `receivedDeadline`). */
+  note(subject: string, senderAheadMs: number): void {
+    if (senderAheadMs > CLOCK_SKEW_WARN_MS) this.#senderAhead(subject, senderAheadMs);
+    const lateMs = -senderAheadMs;
+    if (lateMs <= CLOCK_AHEAD_WARN_MS) {
+      this.#lateStreak = 0;
+      this.#leastLateMs = Infinity;
+      return;
+    }
+    this.#leastLateMs = Math.min(this.#leastLateMs, lateMs);
+    if (++this.#lateStreak >= CLOCK_AHEAD_STREAK) this.#selfAhead(subject);
+  }
+
+  #senderAhead(subject: string, aheadMs: number): void {
+    const now = Date.now();
+    if (now - this.#senderAheadLoggedAt < LOG_INTERVAL_MS) return;
+    this.#senderAheadLoggedAt = now;
+    this.#log.warn(
+      "a requester's clock runs ahead of this process's: each request is held to the time it was " +
+        "sent with, but keep every machine's clock in sync (NTP)",
+      { subject, aheadMs: Math.round(aheadMs) },
+    );
+  }
+
+  #selfAhead(subject: string): void {
+    const now = Date.now();
+    if (now - this.#selfAheadLoggedAt < LOG_INTERVAL_MS) return;
+    this.#selfAheadLoggedAt = now;
+    this.#log.warn(
+      "requests arrive with less time than they were sent with: this process's clock runs ahead " +
+        "of its requesters' (it refuses as too late every request whose budget is shorter; keep " +
+        "every machine's clock in sync, NTP), or each request waited that long to be read (overload)",
+      { subject, aheadMs: Math.round(this.#leastLateMs), requests: this.#lateStreak },
+    );
+  }
+}
