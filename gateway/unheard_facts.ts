@@ -25,6 +25,13 @@
  * skipped while NATS is away (the connection's own suspension, shared/fact_gaps.ts) counts for
  * nothing either way. A fact heard while the stream could not store it (no leader yet) and stored
  * after the count began anew shows as unheard: one spurious flush, never a stale page.
+ *
+ * The stream is read on the gateway's JetStream connection (a stalled store stalls the connection
+ * that asked: shared/bus_jetstream.ts), and only while that connection is on the node the fact
+ * subscription hears on (`Bus.jetStreamOnMainNode`): a read through a node on the far side of a
+ * partition succeeds while this node hears nothing, and the cache served pages 2-4 s stale again
+ * and again for the whole partition (a review of the second connection, 2026-12-06). A read that
+ * finds them on two nodes fails, and the connection is made again on the fact subscription's node.
  */
 import { type ClusterInfo, jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/nats-core";
@@ -149,9 +156,9 @@ class UnheardCheck {
     // Counted after the answer too: every fact stored when it was read was heard by now, but for
     // a hop's delay (hence two reads in a row).
     const heard = { before, after: this.#hearing.count };
-    // A read lost with the connection is the connection's suspension (shared/fact_gaps.ts). "No
-    // such stream" may come from a node that never had it (shared/fact_streams.ts): it does not
-    // end a suspension.
+    // A read lost with the main connection is that connection's suspension (shared/fact_gaps.ts);
+    // one lost with the JetStream connection alone is a failed read. "No such stream" may come
+    // from a node that never had it (shared/fact_streams.ts): it does not end a suspension.
     if (read === undefined || (read.created === "" && this.#unreadable.suspended)) {
       return void (this.#bus.reconnecting || this.#unreadable.failed());
     }
@@ -252,10 +259,9 @@ interface StreamRead {
  */
 async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
   try {
-    const jsm = await jetstreamManager(await bus.jetStreamConnection(), {
-      timeout: 1_000,
-      checkAPI: false,
-    });
+    const connection = await bus.jetStreamOnMainNode();
+    if (!connection) return undefined;
+    const jsm = await jetstreamManager(connection, { timeout: 1_000, checkAPI: false });
     const info = await jsm.streams.info(stream);
     if (!speaksForStream(info.cluster)) return undefined;
     return { seq: info.state.last_seq, created: info.created };

@@ -238,13 +238,18 @@ async function checkBackends(
     throw new StartError(describeStartFailure("connect to NATS", error, { url: config.natsUrl }));
   }
   try {
+    // Each process opens a second connection for its JetStream traffic: one refused (a server at
+    // its max_connections) is named as the first would be, not as JetStream missing (a review).
+    const connection = await bus.jetStreamConnection().catch((error) => {
+      throw new StartError(describeStartFailure("connect to NATS", error, { url: config.natsUrl }));
+    });
     // Facts live on JetStream: without it every service would fail its start one by one.
-    await jetstreamManager(await bus.jetStreamConnection(), { timeout: 2000 });
-  } catch {
-    throw new StartError(
-      `Cannot use NATS${atHost(config.natsUrl)}: JetStream is not enabled there. ` +
-        "Start nats-server with -js, or set NATS_URL to one that has JetStream.",
-    );
+    await jetstreamManager(connection, { timeout: 2000 }).catch(() => {
+      throw new StartError(
+        `Cannot use NATS${atHost(config.natsUrl)}: JetStream is not enabled there. ` +
+          "Start nats-server with -js, or set NATS_URL to one that has JetStream.",
+      );
+    });
   } finally {
     await bus.close();
   }

@@ -78,6 +78,7 @@ import {
 } from "./bus_serving.ts";
 import { Admission } from "./bus_admission.ts";
 import { ClockSkewWatch } from "./clock_skew.ts";
+import { closeConnection, JetStreamConnection } from "./bus_jetstream.ts";
 
 /**
  * Where a service instance that stops says so (core NATS, under the bus prefix; a JSON
@@ -259,11 +260,24 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
   return read;
 }
 
-/** How every connection of the bus is made: the same servers and name, patient and watchful. */
-function connectionOptions(url: string, name: string | undefined): ConnectionOptions {
+/** A copy of `list` in random order. */
+function shuffled<T>(list: T[]): T[] {
+  const copy = [...list];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
+
+/** How every connection of the bus is made: patient and watchful. */
+function connectionOptions(servers: string[], name: string | undefined): ConnectionOptions {
   return {
     // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
-    servers: parseNatsServers(url),
+    servers,
+    // In the order given: a process's two connections try the same node first and, after
+    // losing it, the same next one (shared/bus_jetstream.ts).
+    noRandomize: true,
     name,
     maxReconnectAttempts: -1,
     // After losing a node, try the next server soon (the default waits 2 s per server).
@@ -291,16 +305,14 @@ export class Bus {
   readonly #log: Logger;
   readonly #link = new Link();
   readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
-  /** Where and as whom the JetStream connection is made (`jetStreamConnection`). */
-  readonly #connectAs: { url: string; name: string | undefined };
-  #jetStream?: Promise<NatsConnection>;
+  readonly #jetStream: JetStreamConnection;
   readonly #clocks: ClockSkewWatch;
   #busyLoggedAt = 0;
   #replies?: Replies;
 
-  constructor(nc: NatsConnection, options: BusOptions) {
+  /** `servers`: the list `nc` was made with, in the order it tries them (see `connect`). */
+  constructor(nc: NatsConnection, options: BusOptions, servers: string[]) {
     this.nc = nc;
-    this.#connectAs = { url: options.url, name: options.name };
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#serveLimits = {
@@ -309,50 +321,35 @@ export class Bus {
     };
     this.#log = options.logger ?? createLogger("bus");
     this.#clocks = new ClockSkewWatch(this.#log);
+    this.#jetStream = new JetStreamConnection(nc, {
+      connect: (servers, name) => connectNats(connectionOptions(servers, name)),
+      servers,
+      name: options.name,
+      log: this.#log,
+    });
     this.#link.follow(nc, this.#log, meterConnection(nc), {
       lost: () => this.#replies?.lost(RECONNECT_GRACE_MS),
       back: () => this.#replies?.regained(),
     }).catch(() => {});
     // A test may close `nc` itself: the JetStream connection goes with it.
-    nc.closed().then(() => this.#closeJetStream());
+    nc.closed().then(() => this.#jetStream.close());
   }
 
   /**
-   * The connection every JetStream request of this process goes on: fact publishes, consumers'
-   * pulls and acks, stream and consumer management. Opened at its first use, closed with the bus.
-   * Not `nc`: nats-server handles a client's JetStream publish, ack or API request within that
-   * client's read loop, so a store that stalls (a full disk) stalls everything the connection
-   * carries; the client found it stale every 3 s, and every request it served or sent failed for
-   * as long as the stall lasted (a resource review, 2026-12-06; measured again here: with the
-   * JetStream traffic on a connection of its own, requests went on unhurt beside it). Now a stall
-   * holds back only the facts, which wait in the outboxes (testing/faults_jetstream_stall_test.ts).
+   * The connection every JetStream request of this process goes on (fact publishes, consumers'
+   * pulls and acks, stream and consumer management), not `nc`: a stalled store stalls whatever
+   * connection sent it JetStream traffic (shared/bus_jetstream.ts).
    */
   jetStreamConnection(): Promise<NatsConnection> {
-    if (this.nc.isClosed()) return Promise.reject(new natsErrors.ClosedConnectionError());
-    this.#jetStream ??= this.#openJetStream();
-    return this.#jetStream;
+    return this.#jetStream.get();
   }
 
-  async #openJetStream(): Promise<NatsConnection> {
-    const { url, name } = this.#connectAs;
-    try {
-      const nc = await connectNats(connectionOptions(url, name && `${name} (JetStream)`));
-      // Its losses and returns are logged and counted as the main connection's are.
-      new Link(" (JetStream connection)").follow(nc, this.#log, meterConnection(nc), {
-        lost: () => {},
-        back: () => {},
-      }).catch(() => {});
-      if (this.nc.isClosed()) await nc.close();
-      return nc;
-    } catch (error) {
-      this.#jetStream = undefined;
-      throw error;
-    }
-  }
-
-  async #closeJetStream(): Promise<void> {
-    const nc = await this.#jetStream?.catch(() => undefined);
-    if (nc) await closeConnection(nc, this.#log);
+  /**
+   * The JetStream connection when it is on the node `nc` is on, else undefined (it is then made
+   * again there): for a read that must speak for what `nc` hears (gateway/unheard_facts.ts).
+   */
+  jetStreamOnMainNode(): Promise<NatsConnection | undefined> {
+    return this.#jetStream.onMainNode();
   }
 
   /** The logger this connection reports to (its process's): what it changes on the server. */
@@ -366,25 +363,36 @@ export class Bus {
   }
 
   /**
-   * What keeps this connection from serving all it subscribed to: subscriptions the server refused
-   * since it last connected (shared/bus_replies.ts `Link.refusedSubscriptions`). A discovery ping
-   * reports it with the instance's own problems, so `/health` shows the instance impaired.
+   * What keeps this process from serving or following all it subscribed to: subscriptions the
+   * server refused since a connection was last made (shared/bus_replies.ts
+   * `Link.refusedSubscriptions`), on the main connection (routes answer 503) or the JetStream one
+   * (fact consumers receive nothing). A discovery ping reports it with the instance's own problems,
+   * so `/health` shows the instance impaired.
    */
   problems(): string[] {
+    const raise = "raise max_subscriptions (the server's, or its account's or user's)";
     const refused = this.#link.refusedSubscriptions;
-    return refused === 0 ? [] : [
-      `NATS refused ${refused} of its subscriptions (maximum subscriptions exceeded): ` +
-      "raise max_subscriptions (the server's, or its account's or user's)",
+    const refusedForFacts = this.#jetStream.refusedSubscriptions;
+    return [
+      ...(refused === 0 ? [] : [
+        `NATS refused ${refused} of its subscriptions (maximum subscriptions exceeded): ${raise}`,
+      ]),
+      ...(refusedForFacts === 0 ? [] : [
+        `NATS refused ${refusedForFacts} of its fact consumers' subscriptions (maximum ` +
+        `subscriptions exceeded): they receive nothing; ${raise}`,
+      ]),
     ];
   }
 
   /**
    * Waits until the server has seen every subscription made so far, and fails when it refused
    * any: at start, a process past its account's `max_subscriptions` would otherwise say it is
-   * ready and answer 503 on some routes (a resource review, 2026-12-06: the catalog needs 63).
+   * ready and answer 503 on some routes (a resource review, 2026-12-06: the catalog needs 63), or
+   * follow no facts.
    */
   async confirmSubscriptions(): Promise<void> {
     await this.nc.flush();
+    await this.#jetStream.flush();
     // The server's -ERRs come before its PONG; its status events reach `Link` a turn later.
     await new Promise((resolve) => setTimeout(resolve, 0));
     const [problem] = this.problems();
@@ -392,7 +400,10 @@ export class Bus {
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
-    return new Bus(await connectNats(connectionOptions(options.url, options.name)), options);
+    // Shuffled once per process, so that processes spread over a cluster's nodes (nats.js
+    // would shuffle per connection, and a process's two connections would part).
+    const servers = shuffled(parseNatsServers(options.url));
+    return new Bus(await connectNats(connectionOptions(servers, options.name)), options, servers);
   }
 
   /** The full subject of an endpoint or fact on this bus. */
@@ -702,18 +713,7 @@ export class Bus {
    * process stopping during an outage still exits cleanly, closing what it holds after the bus.
    */
   async close(): Promise<void> {
-    await this.#closeJetStream();
+    await this.#jetStream.close();
     await closeConnection(this.nc, this.#log);
-  }
-}
-
-/** Drains `nc`, or closes it when NATS is away (see `Bus.close`); closed already, nothing. */
-async function closeConnection(nc: NatsConnection, log: Logger): Promise<void> {
-  if (nc.isClosed()) return;
-  try {
-    await nc.drain();
-  } catch (error) {
-    log.warn("cannot drain the NATS connection; closing it without", { error });
-    if (!nc.isClosed()) await nc.close();
   }
 }

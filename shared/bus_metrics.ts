@@ -19,15 +19,15 @@ import { metrics } from "./metrics.ts";
 
 const connected = metrics.gauge(
   "oe_bus_connected",
-  "Whether this process's connection to NATS is up (1) or lost and reconnecting (0)",
+  "Whether this process's connections to NATS (requests, JetStream) are up (1) or one is lost (0)",
 );
 const disconnects = metrics.counter(
   "oe_bus_disconnects",
-  "Times this process lost its connection to NATS (once per loss, not per reconnect attempt)",
+  "Times this process lost a connection to NATS (once per loss, not per reconnect attempt)",
 ).series();
 const reconnects = metrics.counter(
   "oe_bus_reconnects",
-  "Times this process's connection to NATS came back after a loss",
+  "Times a connection of this process to NATS came back after a loss",
 ).series();
 const messages = metrics.counter(
   "oe_bus_messages",
@@ -52,7 +52,8 @@ const open = new Map<NatsConnection, { up: boolean; counted: Stats }>();
 let collecting = false;
 
 /**
- * 1 while every open connection is up (a process has one; some tests hold several), 0 while one
+ * 1 while every open connection is up (a process has two: its requests' and its JetStream
+ * traffic's, shared/bus_jetstream.ts; some tests hold more), 0 while one
  * is lost; no value at all while none is open: a process that connected once only to check
  * something (`deno task start` asking whether NATS has JetStream) exported 0 for the rest of its
  * life, and an alert on `oe_bus_connected == 0` fired for good (a review).

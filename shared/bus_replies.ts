@@ -71,9 +71,12 @@ export class Link {
   readonly #errorLoggedAt = new Map<string, number>();
   /** Which of a process's connections its log lines are about (" (JetStream connection)"). */
   readonly #which: string;
+  /** What a subscription the server refused costs on this connection, for its log line. */
+  readonly #refusal: string;
 
-  constructor(which = "") {
-    this.#which = which;
+  constructor(options: { which?: string; refusal?: string } = {}) {
+    this.#which = options.which ?? "";
+    this.#refusal = options.refusal ?? "what it served answers 503 here";
   }
 
   get down(): boolean {
@@ -145,8 +148,9 @@ export class Link {
     this.#errorLoggedAt.set(text, now);
     if (refusal) {
       log.error(
-        "NATS refused a subscription (maximum subscriptions exceeded): what it served answers " +
-          "503 here; raise max_subscriptions (the server's, or this process's account's or user's)",
+        `NATS refused a subscription${this.#which} (maximum subscriptions exceeded): ` +
+          `${this.#refusal}; raise max_subscriptions (the server's, or this process's account's ` +
+          "or user's)",
         { refused: this.#refused },
       );
     } else {

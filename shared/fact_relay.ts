@@ -7,7 +7,7 @@
  */
 import { headers } from "@nats-io/nats-core";
 import { jetstream, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
-import { errors as natsErrors } from "@nats-io/nats-core";
+import { errors as natsErrors, type NatsConnection } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
 import {
   companionClient,
@@ -165,12 +165,12 @@ interface OversizedFact {
 }
 
 /**
- * The largest fact body the bus carries (its server's max_payload, less room for headers), or
+ * The largest fact body `nc` carries (its server's max_payload, less room for headers), or
  * undefined while no server has said (reconnecting): a guess, such as NATS's default, would
  * refuse or set aside facts that a server with a raised max_payload takes.
  */
-function factBodyLimit(bus: Bus): number | undefined {
-  const max = bus.nc.info?.max_payload;
+function factBodyLimit(nc: NatsConnection): number | undefined {
+  const max = nc.info?.max_payload;
   return max === undefined ? undefined : max - FACT_HEADER_ALLOWANCE;
 }
 
@@ -208,8 +208,10 @@ export class FactRelay {
    * of it).
    */
   carried<K extends FactType>(fact: Fact<K>): Fact<K> {
-    const limit = factBodyLimit(this.#bus);
-    // Unknown while reconnecting: the relay sets such a fact aside if it does not fit.
+    // The main connection's server says it at once (the facts go on the JetStream connection, to
+    // a server of the same cluster). Unknown while reconnecting: the relay sets such a fact aside
+    // if it does not fit.
+    const limit = factBodyLimit(this.#bus.nc);
     if (limit !== undefined && encoder.encode(JSON.stringify(fact)).length > limit) {
       throw new PayloadTooLargeError(
         `Cannot record fact ${fact.type}: it is larger than the bus carries (${limit} bytes)`,
@@ -303,7 +305,7 @@ export class FactRelay {
     let published = 0;
     try {
       for (;;) {
-        const limit = factBodyLimit(this.#bus);
+        const limit = factBodyLimit(await this.#bus.jetStreamConnection());
         if (limit === undefined) throw new Error("Cannot publish facts: not connected to NATS");
         const batch = await answeredWithin(
           this.#connection().begin((tx) => this.#drainBatch(tx, limit)),

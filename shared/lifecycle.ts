@@ -435,13 +435,14 @@ export async function runService<S extends { stop(): Promise<void>; running: Run
         name: process.name,
         logger: log,
       });
-      // Every service keeps facts on JetStream: asked here, its absence is named with NATS_URL.
-      await jetstreamManager(await bus.jetStreamConnection(), { timeout: 2000 }).catch(
-        async (error) => {
-          await bus.close();
-          throw error;
-        },
-      );
+      // Every service keeps facts on JetStream, on a second connection: asked here, its absence
+      // (or that connection refused) is named with NATS_URL.
+      try {
+        await jetstreamManager(await bus.jetStreamConnection(), { timeout: 2000 });
+      } catch (error) {
+        await bus.close();
+        throw error;
+      }
       return bus;
     },
     { url: config.natsUrl },

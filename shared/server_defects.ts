@@ -34,11 +34,12 @@ export function skipsReplicatedRedeliveries(version: string): boolean {
   return false;
 }
 
-/** The connections told of it already: a process's consumers share one. */
+/** The buses told of it already: a process's consumers share one. */
 const toldOfSkippedRedeliveries = new WeakSet<Bus>();
 
 /**
- * Warns, once per connection (a service process has one), when facts are consumed from a
+ * Warns, once per bus (a service process has one; its JetStream connection is on the same node,
+ * shared/bus_jetstream.ts), when facts are consumed from a
  * replicated stream (`replicas` > 1) on a nats-server that may skip their redelivery
  * (`skipsReplicatedRedeliveries`).
  */

@@ -170,7 +170,8 @@ export async function leadStreamOn(
   await eventually(
     async () => {
       if (await cluster.streamLeader(bus, stream) === node) return true;
-      await bus.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2000 })
+      await (await bus.jetStreamConnection())
+        .request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2000 })
         .catch(() => {});
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       return false;

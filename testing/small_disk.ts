@@ -11,8 +11,15 @@
  * ```
  */
 
-/** Mounting a tmpfs needs root (CAP_SYS_ADMIN): tests that need one are ignored elsewhere. */
-export const canMountSmallDisk = Deno.build.os === "linux" && Deno.uid() === 0;
+/**
+ * Whether a tmpfs can be mounted here: it needs CAP_SYS_ADMIN (root on a machine, not root in a
+ * container by default), so it is tried once; tests that need one are ignored elsewhere.
+ */
+export const canMountSmallDisk = Deno.build.os === "linux" && Deno.uid() === 0 &&
+  await mountSmallDisk(1024 * 1024).then(async (disk) => {
+    await disk[Symbol.asyncDispose]();
+    return true;
+  }, () => false);
 
 export interface SmallDisk extends AsyncDisposable {
   /** The folder it is mounted on. */
