@@ -27,14 +27,15 @@
  * after the count began anew shows as unheard: one spurious flush, never a stale page.
  *
  * The stream is read on the gateway's JetStream connection (a stalled store stalls the connection
- * that asked: shared/bus_jetstream.ts), and only while that connection is on the node the fact
- * subscription hears on (`Bus.jetStreamOnMainNode`): a read through a node on the far side of a
- * partition succeeds while this node hears nothing, and the cache served pages 2-4 s stale again
- * and again for the whole partition (a review of the second connection, 2026-12-06). A read that
- * finds them on two nodes fails, and the connection is made again on the fact subscription's node.
+ * that asked: shared/bus_jetstream.ts), which may sit on another node than the one its fact
+ * subscription hears on (each connection picks one). A read through a node on the far side of a
+ * partition succeeds while this gateway's node hears nothing: the cache served pages 2-4 s stale
+ * again and again for the whole partition (a review of the second connection, 2026-12-06). So a
+ * read counts only when a core message sent on the JetStream connection reaches the subscription's
+ * node too (`RouteProbe`); one that does not is a failed read.
  */
 import { type ClusterInfo, jetstreamManager } from "@nats-io/jetstream";
-import type { Msg } from "@nats-io/nats-core";
+import { type Msg, type NatsConnection, nuid } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
 import { isStreamNotFound } from "@shared/fact_streams.ts";
 import type { Logger } from "@shared/log.ts";
@@ -136,6 +137,7 @@ class UnheardCheck {
   readonly #log: Logger;
   readonly #stream: string;
   readonly #unreadable: Unreadable;
+  readonly #probe: RouteProbe;
   #count: Count | undefined;
   #declined = 0;
 
@@ -146,13 +148,14 @@ class UnheardCheck {
     this.#log = log;
     this.#stream = facts.stream(bus.prefix);
     this.#unreadable = new Unreadable(cache, log, this.#stream);
+    this.#probe = new RouteProbe(bus);
   }
 
   /** One comparison; "declined" when the count was to begin and did not (see BEGIN_TRIES). */
   async round(): Promise<"declined" | void> {
     if (this.#bus.reconnecting) return;
     const before = this.#hearing.count;
-    const read = await readStream(this.#bus, this.#stream);
+    const read = await readStream(this.#bus, this.#stream, this.#probe);
     // Counted after the answer too: every fact stored when it was read was heard by now, but for
     // a hop's delay (hence two reads in a row).
     const heard = { before, after: this.#hearing.count };
@@ -255,18 +258,66 @@ interface StreamRead {
 
 /**
  * The stream's last sequence and creation time (0 and "" while it does not exist); undefined
- * when it cannot be read, or the answer does not speak for the stream (`speaksForStream`).
+ * when it cannot be read, the answer does not speak for the stream (`speaksForStream`), or the
+ * node that answered does not reach the fact subscription's (`RouteProbe`).
  */
-async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
+async function readStream(
+  bus: Bus,
+  stream: string,
+  probe: RouteProbe,
+): Promise<StreamRead | undefined> {
   try {
-    const connection = await bus.jetStreamOnMainNode();
-    if (!connection) return undefined;
+    const connection = await bus.jetStreamConnection();
     const jsm = await jetstreamManager(connection, { timeout: 1_000, checkAPI: false });
     const info = await jsm.streams.info(stream);
-    if (!speaksForStream(info.cluster)) return undefined;
+    if (!speaksForStream(info.cluster) || !await probe.reaches(connection)) return undefined;
     return { seq: info.state.last_seq, created: info.created };
   } catch (error) {
-    return isStreamNotFound(error) ? { seq: 0, created: "" } : undefined;
+    if (!isStreamNotFound(error)) return undefined;
+    return await probe.reaches(await bus.jetStreamConnection())
+      ? { seq: 0, created: "" }
+      : undefined;
+  }
+}
+
+/** How long a probe may take to cross from the JetStream connection's node to the main one's. */
+const PROBE_MS = 1_000;
+
+/**
+ * Whether the JetStream connection's node reaches the node the main connection (and its fact
+ * subscription) is on: a core message sent on the one arrives on the other within PROBE_MS. On one
+ * node there is nothing to ask.
+ */
+class RouteProbe {
+  readonly #bus: Bus;
+  readonly #subject: string;
+  readonly #waiting = new Map<string, () => void>();
+
+  constructor(bus: Bus) {
+    this.#bus = bus;
+    this.#subject = bus.subject(`gateway.probe.${nuid.next()}`);
+    bus.nc.subscribe(this.#subject, {
+      callback: (_error, msg) => this.#waiting.get(msg.string())?.(),
+    });
+  }
+
+  async reaches(from: NatsConnection): Promise<boolean> {
+    const here = this.#bus.nc.info?.server_name;
+    if (here !== undefined && from.info?.server_name === here) return true;
+    const token = nuid.next();
+    const arrived = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(resolve, PROBE_MS, false);
+      this.#waiting.set(token, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    from.publish(this.#subject, token);
+    try {
+      return await arrived;
+    } finally {
+      this.#waiting.delete(token);
+    }
   }
 }
 

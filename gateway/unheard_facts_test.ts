@@ -8,6 +8,8 @@ import { eventually } from "@testing/eventually.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { exampleFact } from "@testing/facts.ts";
 import { leadStreamOn, startNatsCluster, waitForJetStream } from "@testing/nats_cluster.ts";
+import { startRoutedNodes } from "@testing/nats_partition.ts";
+import { connectNats } from "@shared/nats_transport.ts";
 import { ResponseCache } from "./cache.ts";
 import { invalidateOnFacts } from "./cache_invalidation.ts";
 
@@ -170,3 +172,49 @@ function page() {
     tags: ["event:1"],
   };
 }
+
+// The gateway reads the stream on its JetStream connection, which may sit on another node than
+// its fact subscription (each connection picks one). A review (2026-12-06): with the
+// subscription's node cut off and the JetStream connection on the far side, every read succeeded,
+// the cache was never suspended, and pages were served 2-4 s stale again and again. The cut here
+// takes the routes away from one node (a configuration reload), every node still running.
+Deno.test({
+  name: "[gateway] a gateway whose fact subscription's node is cut off suspends its cache, " +
+    "wherever its JetStream connection is",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using cluster = await startRoutedNodes(["a", "b", "c"]);
+  const [a, b] = cluster.nodes;
+  const log = recordingLogger();
+  const prefix = `split${crypto.randomUUID().slice(0, 6)}`;
+  // Requests and the fact subscription on a, JetStream traffic on b.
+  const main = await connectNats({ servers: [a.url], pingInterval: 1_000, maxPingOut: 2 });
+  const gateway = new Bus(main, { url: b.url, prefix, logger: log, factsReplicas: 3 }, [b.url]);
+  const cache = new ResponseCache({ maxBytes: 1 << 20, settleMs: 100 });
+  try {
+    await waitForJetStream(gateway);
+    await ensureFactStream(gateway);
+    invalidateOnFacts(gateway, cache, log, { unheardCheckMs: 200 });
+    assert.notEqual(
+      gateway.nc.info?.server_name,
+      (await gateway.jetStreamConnection()).info?.server_name,
+    );
+    // Two nodes that reach each other: the reads count.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal(cache.suspended, false, JSON.stringify(log.lines));
+
+    await cluster.cutOff(a.name);
+    await eventually(() => cache.suspended, 15_000, "the cache suspended");
+    assert.equal(gateway.reconnecting, false, "its own connection stayed up");
+    for (let waited = 0; waited < 5_000; waited += 200) {
+      assert.ok(cache.suspended, `suspended ${waited} ms after it began`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await cluster.reconnect();
+    // A stream whose leader was cut off may stay leaderless for a while after the heal.
+    await eventually(() => !cache.suspended, 60_000, "the cache serving again");
+  } finally {
+    await gateway.close();
+  }
+});

@@ -340,6 +340,23 @@ Deno.test({
       },
     });
     await t.step({
+      // The first connection gets in, the second (its JetStream traffic's) is refused: named as
+      // such, not as JetStream missing (a review, 2026-12-06).
+      name: "a NATS with room for one connection, where each process needs two",
+      ignore: !sharedThere,
+      fn: async () => {
+        await using full = await startNatsServer({ jetStream: true, maxConnections: 1 });
+        await startFails(
+          {
+            ...common,
+            DATABASE_URL: shared,
+            NATS_URL: full.url,
+          },
+          /Cannot connect to NATS at .*: it refused the connection \(maximum connections exceeded\)/,
+        );
+      },
+    });
+    await t.step({
       name: "a NATS without JetStream",
       ignore: !sharedThere,
       fn: async () => {

@@ -260,24 +260,11 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
   return read;
 }
 
-/** A copy of `list` in random order. */
-function shuffled<T>(list: T[]): T[] {
-  const copy = [...list];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
-}
-
 /** How every connection of the bus is made: patient and watchful. */
 function connectionOptions(servers: string[], name: string | undefined): ConnectionOptions {
   return {
     // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
     servers,
-    // In the order given: a process's two connections try the same node first and, after
-    // losing it, the same next one (shared/bus_jetstream.ts).
-    noRandomize: true,
     name,
     maxReconnectAttempts: -1,
     // After losing a node, try the next server soon (the default waits 2 s per server).
@@ -310,7 +297,7 @@ export class Bus {
   #busyLoggedAt = 0;
   #replies?: Replies;
 
-  /** `servers`: the list `nc` was made with, in the order it tries them (see `connect`). */
+  /** `servers`: the list `nc` was made with (the JetStream connection's too). */
   constructor(nc: NatsConnection, options: BusOptions, servers: string[]) {
     this.nc = nc;
     this.prefix = options.prefix;
@@ -344,14 +331,6 @@ export class Bus {
     return this.#jetStream.get();
   }
 
-  /**
-   * The JetStream connection when it is on the node `nc` is on, else undefined (it is then made
-   * again there): for a read that must speak for what `nc` hears (gateway/unheard_facts.ts).
-   */
-  jetStreamOnMainNode(): Promise<NatsConnection | undefined> {
-    return this.#jetStream.onMainNode();
-  }
-
   /** The logger this connection reports to (its process's): what it changes on the server. */
   get log(): Logger {
     return this.#log;
@@ -363,32 +342,25 @@ export class Bus {
   }
 
   /**
-   * What keeps this process from serving or following all it subscribed to: subscriptions the
-   * server refused since a connection was last made (shared/bus_replies.ts
-   * `Link.refusedSubscriptions`), on the main connection (routes answer 503) or the JetStream one
-   * (fact consumers receive nothing). A discovery ping reports it with the instance's own problems,
-   * so `/health` shows the instance impaired.
+   * What keeps this connection from serving all it subscribed to: subscriptions the server refused
+   * since it last connected (shared/bus_replies.ts `Link.refusedSubscriptions`). A discovery ping
+   * reports it with the instance's own problems, so `/health` shows the instance impaired.
    */
   problems(): string[] {
-    const raise = "raise max_subscriptions (the server's, or its account's or user's)";
     const refused = this.#link.refusedSubscriptions;
-    const refusedForFacts = this.#jetStream.refusedSubscriptions;
-    return [
-      ...(refused === 0 ? [] : [
-        `NATS refused ${refused} of its subscriptions (maximum subscriptions exceeded): ${raise}`,
-      ]),
-      ...(refusedForFacts === 0 ? [] : [
-        `NATS refused ${refusedForFacts} of its fact consumers' subscriptions (maximum ` +
-        `subscriptions exceeded): they receive nothing; ${raise}`,
-      ]),
+    return refused === 0 ? [] : [
+      `NATS refused ${refused} of its subscriptions (maximum subscriptions exceeded): ` +
+      "raise max_subscriptions (the server's, or its account's or user's)",
     ];
   }
 
   /**
-   * Waits until the server has seen every subscription made so far, and fails when it refused
-   * any: at start, a process past its account's `max_subscriptions` would otherwise say it is
-   * ready and answer 503 on some routes (a resource review, 2026-12-06: the catalog needs 63), or
-   * follow no facts.
+   * Waits until the server has seen every subscription made so far, on both connections, and fails
+   * when it refused any: at start, a process past its account's `max_subscriptions` would otherwise
+   * say it is ready and answer 503 on some routes (a resource review, 2026-12-06: the catalog needs
+   * 63), or take no facts. (Later refusals on the JetStream connection are logged, not reported as
+   * the instance's problem: its consumers' subscriptions come and go, and one refused for a moment
+   * would mark it impaired until that connection is made again.)
    */
   async confirmSubscriptions(): Promise<void> {
     await this.nc.flush();
@@ -397,12 +369,17 @@ export class Bus {
     await new Promise((resolve) => setTimeout(resolve, 0));
     const [problem] = this.problems();
     if (problem !== undefined) throw new Error(problem);
+    const refused = this.#jetStream.refusedSubscriptions;
+    if (refused > 0) {
+      throw new Error(
+        `NATS refused ${refused} of its JetStream connection's subscriptions (maximum ` +
+          "subscriptions exceeded): raise max_subscriptions (the server's, or its account's or user's)",
+      );
+    }
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
-    // Shuffled once per process, so that processes spread over a cluster's nodes (nats.js
-    // would shuffle per connection, and a process's two connections would part).
-    const servers = shuffled(parseNatsServers(options.url));
+    const servers = parseNatsServers(options.url);
     return new Bus(await connectNats(connectionOptions(servers, options.name)), options, servers);
   }
 

@@ -9,20 +9,17 @@
  * Now a stall holds back only the facts, which wait in the outboxes
  * (testing/faults_jetstream_stall_test.ts).
  *
- * It is made on the node the main connection is on, and both walk the same list of servers after a
- * loss (shared/bus.ts `connectionOptions`): the gateway's check of the fact stream reads it here
- * for the node its fact subscription hears on (`onMainNode`). Opened at its first use, made again
- * when it closed by itself, closed with the bus.
+ * Opened at its first use, made again when it closed by itself, closed with the bus. It may sit on
+ * another node of a cluster than the main connection (each picks one at random): the gateway's
+ * check of the fact stream, which reads the stream here for the node its fact subscription hears
+ * on, makes sure the two nodes reach each other (gateway/unheard_facts.ts).
  */
 import { errors, type NatsConnection } from "@nats-io/nats-core";
 import { meterConnection } from "./bus_metrics.ts";
 import { Link } from "./bus_replies.ts";
 import type { Logger } from "./log.ts";
 
-/** How often, at most, a connection found on another node than the main one is made again. */
-const REJOIN_MS = 10_000;
-
-/** Opens a connection to `servers`, tried in that order, named `name`. */
+/** Opens a connection to one of `servers`, named `name`. */
 export type Connect = (servers: string[], name: string | undefined) => Promise<NatsConnection>;
 
 export class JetStreamConnection {
@@ -33,7 +30,6 @@ export class JetStreamConnection {
   readonly #log: Logger;
   #opening: Promise<NatsConnection> | undefined;
   #link: Link | undefined;
-  #rejoinedAt = -Infinity;
 
   constructor(
     main: NatsConnection,
@@ -59,30 +55,6 @@ export class JetStreamConnection {
     return opening;
   }
 
-  /**
-   * The connection when it is on the main connection's node; otherwise undefined, and (at most once
-   * in REJOIN_MS) it is closed, to be made there at the next `get`. Their reconnects may part them
-   * (a node refusing one of the two for a moment); a read of the fact stream on another node says
-   * nothing of what the main connection's node hears (a review: with the gateway's node cut off
-   * and its JetStream connection on the far side, its cache served pages 2-4 s stale again and
-   * again for the whole partition).
-   */
-  async onMainNode(): Promise<NatsConnection | undefined> {
-    const nc = await this.get();
-    const here = this.#main.info?.server_name;
-    if (here !== undefined && nc.info?.server_name === here) return nc;
-    if (Date.now() - this.#rejoinedAt >= REJOIN_MS && !this.#main.isClosed()) {
-      this.#rejoinedAt = Date.now();
-      this.#log.info("JetStream connection on another node than the main one: made again there", {
-        main: here,
-        jetStream: nc.info?.server_name,
-      });
-      this.#opening = undefined;
-      await closeConnection(nc, this.#log);
-    }
-    return undefined;
-  }
-
   /** Subscriptions the server refused on it since it last connected (0 while it is not open). */
   get refusedSubscriptions(): number {
     return this.#link?.refusedSubscriptions ?? 0;
@@ -100,11 +72,11 @@ export class JetStreamConnection {
   }
 
   async #open(): Promise<NatsConnection> {
-    const nc = await this.#connect(this.#startingHere(), this.#name);
+    const nc = await this.#connect(this.#servers, this.#name);
     // Its losses and returns are logged and counted as the main connection's are.
     const link = new Link({
       which: " (JetStream connection)",
-      refusal: "fact consumers on it receive nothing",
+      refusal: "facts stop on it (consumers receive none, or the relay's publishes go unanswered)",
     });
     this.#link = link;
     link.follow(nc, this.#log, meterConnection(nc), { lost: () => {}, back: () => {} })
@@ -112,22 +84,6 @@ export class JetStreamConnection {
     if (this.#main.isClosed()) await nc.close();
     return nc;
   }
-
-  /** The servers, the main connection's first (when it is one of them). */
-  #startingHere(): string[] {
-    const here = this.#main.getServer();
-    const first = this.#servers.find((server) => hostAndPort(server) === here);
-    return first === undefined
-      ? this.#servers
-      : [first, ...this.#servers.filter((s) => s !== first)];
-  }
-}
-
-/** `host:port` of a server URL, as nats.js names the server it is connected to. */
-function hostAndPort(server: string): string {
-  const bare = server.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/^[^@/]*@/, "");
-  const hostPort = bare.split("/")[0];
-  return /:\d+$/.test(hostPort) ? hostPort : `${hostPort}:4222`;
 }
 
 /**

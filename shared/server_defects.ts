@@ -38,8 +38,8 @@ export function skipsReplicatedRedeliveries(version: string): boolean {
 const toldOfSkippedRedeliveries = new WeakSet<Bus>();
 
 /**
- * Warns, once per bus (a service process has one; its JetStream connection is on the same node,
- * shared/bus_jetstream.ts), when facts are consumed from a
+ * Warns, once per bus (a service process has one; the version is its main connection's node's),
+ * when facts are consumed from a
  * replicated stream (`replicas` > 1) on a nats-server that may skip their redelivery
  * (`skipsReplicatedRedeliveries`).
  */
