@@ -13,19 +13,25 @@ import { defineEndpoint, route } from "./bus_endpoints.ts";
 import { CLOCK_AHEAD_COUNT } from "./clock_skew.ts";
 import { BUDGET_HEADER, DEADLINE_HEADER, remainingMs } from "./deadline.ts";
 import { openDatabase, transaction, translateDbError } from "./db.ts";
+import type { Logger } from "./log.ts";
 import { recordingLogger, testBackends, testDatabase } from "./testing.ts";
+
+/** A bus on the shared NATS, on a prefix of its own, logging to `logger`. */
+async function skewBus(logger: Logger): Promise<Bus> {
+  const { natsUrl } = await testBackends();
+  return await Bus.connect({
+    url: natsUrl,
+    prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
+    logger,
+  });
+}
 
 Deno.test("[bus] a requester's clock ahead: its request is held to its budget, and the skew is logged", async () => {
   await using database = await testDatabase();
   const sql = await openDatabase(database.url, { schema: "skew" });
   await sql`create table skew.changes (id serial primary key)`;
-  const { natsUrl } = await testBackends();
   const logger = recordingLogger();
-  const bus = await Bus.connect({
-    url: natsUrl,
-    prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
-    logger,
-  });
+  const bus = await skewBus(logger);
   // A change that takes 600 ms before it commits: longer than the 300 ms its requester waits.
   const slow = defineEndpoint("demo.slow", { request: z.object({}), response: z.number() });
   const left: number[] = [];
@@ -70,12 +76,7 @@ Deno.test("[bus] a requester's clock ahead: its request is held to its budget, a
 });
 
 Deno.test("[bus] our requests carry their budget beside their deadline", async () => {
-  const { natsUrl } = await testBackends();
-  const bus = await Bus.connect({
-    url: natsUrl,
-    prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
-    logger: recordingLogger(),
-  });
+  const bus = await skewBus(recordingLogger());
   const echo = defineEndpoint("demo.echo", {
     request: z.object({}),
     response: z.array(z.number()),
@@ -98,13 +99,8 @@ Deno.test("[bus] our requests carry their budget beside their deadline", async (
 });
 
 Deno.test("[bus] this process's clock ahead of one requester's: logged once enough requests arrived late, others on time between", async () => {
-  const { natsUrl } = await testBackends();
   const logger = recordingLogger();
-  const bus = await Bus.connect({
-    url: natsUrl,
-    prefix: `skew${crypto.randomUUID().slice(0, 8)}`,
-    logger,
-  });
+  const bus = await skewBus(logger);
   const echo = defineEndpoint("demo.echo", { request: z.object({}), response: z.number() });
   const service = bus.serve({ name: "demo", version: "1.0.0" }, [route(echo, () => remainingMs())]);
   // Sent with 3 s, by a clock `behindMs` behind this one: it arrives with that much less.
