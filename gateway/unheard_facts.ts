@@ -26,17 +26,22 @@
  * nothing either way. A fact heard while the stream could not store it (no leader yet) and stored
  * after the count began anew shows as unheard: one spurious flush, never a stale page.
  *
- * The stream is read on the gateway's JetStream connection (a stalled store stalls the connection
- * that asked: shared/bus_jetstream.ts), which may sit on another node than the one its fact
- * subscription hears on (each connection picks one). A read through a node on the far side of a
- * partition succeeds while this gateway's node hears nothing: the cache served pages 2-4 s stale
- * again and again for the whole partition (a review of the second connection, 2026-12-06). So a
- * read counts only when a core message sent on the JetStream connection reaches the subscription's
- * node too (`RouteProbe`); one that does not is a failed read.
+ * The read that counts goes through the node the fact subscription hears on: on the main
+ * connection, as a request whose answer proves that node reaches the stream's leader. But a
+ * JetStream request on a connection whose node holds a stalled store (a full disk) stalls that
+ * whole connection (shared/bus_jetstream.ts), and the gateway's main connection carries every
+ * request. So each round first reads the stream on the JetStream connection: only when that got an
+ * answer in time (any answer: the store is not stalled) is it read on the main connection; when it
+ * did not, the round is a failed read. (A read through the JetStream connection alone, on another
+ * node, proved nothing of the main one's: through a partition between the two, or between the main
+ * node and the leader's, the cache served pages 2-4 s stale again and again; two reviews of the
+ * second connection, 2026-12-06.) A store that stalls between the two reads still holds the main
+ * connection until it goes stale (3 s); the next rounds stay off it.
  */
 import { type ClusterInfo, jetstreamManager } from "@nats-io/jetstream";
-import { type Msg, type NatsConnection, nuid } from "@nats-io/nats-core";
+import { errors as natsErrors, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import type { Bus } from "@shared/bus.ts";
+import { causeChain } from "@shared/bus_replies.ts";
 import { isStreamNotFound } from "@shared/fact_streams.ts";
 import type { Logger } from "@shared/log.ts";
 import { facts } from "@shared/subjects.ts";
@@ -137,7 +142,6 @@ class UnheardCheck {
   readonly #log: Logger;
   readonly #stream: string;
   readonly #unreadable: Unreadable;
-  readonly #probe: RouteProbe;
   #count: Count | undefined;
   #declined = 0;
 
@@ -148,14 +152,13 @@ class UnheardCheck {
     this.#log = log;
     this.#stream = facts.stream(bus.prefix);
     this.#unreadable = new Unreadable(cache, log, this.#stream);
-    this.#probe = new RouteProbe(bus);
   }
 
   /** One comparison; "declined" when the count was to begin and did not (see BEGIN_TRIES). */
   async round(): Promise<"declined" | void> {
     if (this.#bus.reconnecting) return;
     const before = this.#hearing.count;
-    const read = await readStream(this.#bus, this.#stream, this.#probe);
+    const read = await readStream(this.#bus, this.#stream);
     // Counted after the answer too: every fact stored when it was read was heard by now, but for
     // a hop's delay (hence two reads in a row).
     const heard = { before, after: this.#hearing.count };
@@ -257,67 +260,36 @@ interface StreamRead {
 }
 
 /**
- * The stream's last sequence and creation time (0 and "" while it does not exist); undefined
- * when it cannot be read, the answer does not speak for the stream (`speaksForStream`), or the
- * node that answered does not reach the fact subscription's (`RouteProbe`).
+ * The stream's last sequence and creation time (0 and "" while it does not exist), as the main
+ * connection's node reads it; undefined when it cannot be read, or the answer does not speak for
+ * the stream (`speaksForStream`), or the JetStream connection's read got no answer in time (a
+ * stalled store: the main connection is not risked; see the module doc).
  */
-async function readStream(
-  bus: Bus,
-  stream: string,
-  probe: RouteProbe,
-): Promise<StreamRead | undefined> {
-  try {
-    const connection = await bus.jetStreamConnection();
-    const jsm = await jetstreamManager(connection, { timeout: 1_000, checkAPI: false });
-    const info = await jsm.streams.info(stream);
-    if (!speaksForStream(info.cluster) || !await probe.reaches(connection)) return undefined;
-    return { seq: info.state.last_seq, created: info.created };
-  } catch (error) {
-    if (!isStreamNotFound(error)) return undefined;
-    return await probe.reaches(await bus.jetStreamConnection())
-      ? { seq: 0, created: "" }
-      : undefined;
-  }
+async function readStream(bus: Bus, stream: string): Promise<StreamRead | undefined> {
+  const gate = await readOn(await bus.jetStreamConnection().catch(() => undefined), stream);
+  if (gate === "unanswered") return undefined;
+  const read = await readOn(bus.nc, stream);
+  return read === "unanswered" ? undefined : read;
 }
 
-/** How long a probe may take to cross from the JetStream connection's node to the main one's. */
-const PROBE_MS = 1_000;
-
 /**
- * Whether the JetStream connection's node reaches the node the main connection (and its fact
- * subscription) is on: a core message sent on the one arrives on the other within PROBE_MS. On one
- * node there is nothing to ask.
+ * One read of `stream` on `nc`: its figures, undefined for an answer that does not speak for it
+ * or an error, "unanswered" when no answer came within a second (or there is no connection).
  */
-class RouteProbe {
-  readonly #bus: Bus;
-  readonly #subject: string;
-  readonly #waiting = new Map<string, () => void>();
-
-  constructor(bus: Bus) {
-    this.#bus = bus;
-    this.#subject = bus.subject(`gateway.probe.${nuid.next()}`);
-    bus.nc.subscribe(this.#subject, {
-      callback: (_error, msg) => this.#waiting.get(msg.string())?.(),
-    });
-  }
-
-  async reaches(from: NatsConnection): Promise<boolean> {
-    const here = this.#bus.nc.info?.server_name;
-    if (here !== undefined && from.info?.server_name === here) return true;
-    const token = nuid.next();
-    const arrived = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(resolve, PROBE_MS, false);
-      this.#waiting.set(token, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    from.publish(this.#subject, token);
-    try {
-      return await arrived;
-    } finally {
-      this.#waiting.delete(token);
-    }
+async function readOn(
+  nc: NatsConnection | undefined,
+  stream: string,
+): Promise<StreamRead | undefined | "unanswered"> {
+  if (!nc) return "unanswered";
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
+    const info = await jsm.streams.info(stream);
+    if (!speaksForStream(info.cluster)) return undefined;
+    return { seq: info.state.last_seq, created: info.created };
+  } catch (error) {
+    if (isStreamNotFound(error)) return { seq: 0, created: "" };
+    const late = causeChain(error).some((e) => e instanceof natsErrors.TimeoutError);
+    return late ? "unanswered" : undefined;
   }
 }
 

@@ -1,18 +1,18 @@
 /**
  * The connection a process's JetStream traffic goes on (`Bus.jetStreamConnection`): fact
- * publishes, consumers' pulls and acks, stream and consumer management, the gateway's reads of the
- * fact stream. Not the bus's main connection: nats-server handles a client's JetStream publish, ack
- * or API request within that client's read loop, so a store that stalls (a full disk) stalls
- * everything the connection carries; the client found it stale every 3 s, and every request it
- * served or sent failed for as long as the stall lasted (a resource review, 2026-12-06; measured
- * again: with the JetStream traffic on a connection of its own, requests went on unhurt beside it).
- * Now a stall holds back only the facts, which wait in the outboxes
+ * publishes, consumers' pulls and acks, stream and consumer management, the gateway's first read of
+ * the fact stream each round. Not the bus's main connection: nats-server handles a client's
+ * JetStream publish, ack or API request within that client's read loop, so a store that stalls (a
+ * full disk) stalls everything the connection carries; the client found it stale every 3 s, and
+ * every request it served or sent failed for as long as the stall lasted (a resource review,
+ * 2026-12-06; measured again: with the JetStream traffic on a connection of its own, requests went
+ * on unhurt beside it). Now a stall holds back only the facts, which wait in the outboxes
  * (testing/faults_jetstream_stall_test.ts).
  *
  * Opened at its first use, made again when it closed by itself, closed with the bus. It may sit on
  * another node of a cluster than the main connection (each picks one at random): the gateway's
- * check of the fact stream, which reads the stream here for the node its fact subscription hears
- * on, makes sure the two nodes reach each other (gateway/unheard_facts.ts).
+ * check of the fact stream reads the stream here first, and then, when that was answered, on the
+ * main connection, for the node its fact subscription hears on (gateway/unheard_facts.ts).
  */
 import { errors, type NatsConnection } from "@nats-io/nats-core";
 import { meterConnection } from "./bus_metrics.ts";

@@ -20,7 +20,7 @@ import type { Logger } from "./log.ts";
 
 /** How much later a deadline may lie than its budget allows before a sender's lead is logged. */
 export const CLOCK_SKEW_WARN_MS = 250;
-/** How much less time than its budget a request arrived with to count as late (this clock ahead). */
+/** Less time than its budget a request arrives with to count as late (this clock ahead). */
 export const CLOCK_AHEAD_WARN_MS = 1_000;
 /** How many late requests within CLOCK_AHEAD_WINDOW_MS are logged. */
 export const CLOCK_AHEAD_COUNT = 20;
@@ -72,6 +72,8 @@ export class ClockSkewWatch {
         subject,
         aheadMs: Math.round(Math.min(...this.#late.map((late) => late.ms))),
         requests: this.#late.length,
+        // Over a few seconds: a stall of this process looks so too; over the minute: the clock.
+        withinMs: now - this.#late[0].at,
       },
     );
   }

@@ -28,8 +28,21 @@ interface Node extends NatsNode {
   conf: string;
 }
 
-/** Starts one routed node per label and waits until each accepts connections. */
+/**
+ * Starts one routed node per label and waits until each accepts connections; again on other ports
+ * when one was taken meanwhile (ports are picked free and released before the servers bind them).
+ */
 export async function startRoutedNodes(labels: string[]): Promise<RoutedNodes> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await tryStartRoutedNodes(labels);
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function tryStartRoutedNodes(labels: string[]): Promise<RoutedNodes> {
   const dir = await Deno.makeTempDir({ prefix: "nats-partition-" });
   const suffix = crypto.randomUUID().slice(0, 8);
   const nodes: Node[] = labels.map((label) => {
