@@ -173,11 +173,12 @@ function page() {
   };
 }
 
-// The gateway reads the stream on its JetStream connection, which may sit on another node than
-// its fact subscription (each connection picks one). A review (2026-12-06): with the
-// subscription's node cut off and the JetStream connection on the far side, every read succeeded,
-// the cache was never suspended, and pages were served 2-4 s stale again and again. The cut here
-// takes the routes away from one node (a configuration reload), every node still running.
+// The gateway's JetStream connection may sit on another node than its fact subscription (each
+// connection picks one). A review (2026-12-06): while the stream was read on the JetStream
+// connection alone, with the subscription's node cut off and that connection on the far side,
+// every read succeeded, the cache was never suspended, and pages were served 2-4 s stale again and
+// again; the read that counts is now the main connection's. The cut here takes the routes away
+// from one node (a configuration reload), every node still running.
 Deno.test({
   name: "[gateway] a gateway whose fact subscription's node is cut off suspends its cache, " +
     "wherever its JetStream connection is",
