@@ -132,6 +132,7 @@ Deno.test({
           // Past the settling of the last emptying (settleMs): what is stored lives on.
           await new Promise((resolve) => setTimeout(resolve, 300));
           const suspensions = cache.counts.flushes.unverified;
+          const saidBefore = said(SUSPENDED).length;
           assert.ok(cache.store("/v1/events/1", page(), cache.begin()));
           await new Promise((resolve) => setTimeout(resolve, 1_000));
           assert.ok(cache.lookup("/v1/events/1"), "served while the stream can be read");
@@ -147,16 +148,19 @@ Deno.test({
           assert.equal(cache.lookup("/v1/events/1"), undefined);
           assert.equal(cache.store("/v1/events/1", page(), cache.begin()), false, "nothing stored");
           assert.equal(cache.counts.flushes.unverified, suspensions + 1, "one suspension");
+          assert.equal(said(SUSPENDED).length, saidBefore + 1, "said once for the cut");
 
           for (const node of others) await cluster.revive(node.name);
           await eventually(() => !cache.suspended, 30_000, "the cache serving again");
           assert.ok(cache.store("/v1/events/1", page(), cache.begin()));
           assert.ok(cache.lookup("/v1/events/1"));
+          // Moving the leader or a node coming back may suspend it for a moment too (no leader
+          // for two reads: a clean-clone CI run, 2026-12-06); each suspension said ends in a
+          // resumption said.
+          assert.equal(said(RESUMED).length, said(SUSPENDED).length, "every suspension ended");
         },
       );
     }
-    assert.equal(said(SUSPENDED).length, 2, "said once per cut");
-    assert.equal(said(RESUMED).length, 2);
   } finally {
     await bus.nc.close();
   }
