@@ -260,15 +260,24 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
   return read;
 }
 
-/** How every connection of the bus is made: patient and watchful. */
-function connectionOptions(servers: string[], name: string | undefined): ConnectionOptions {
+/**
+ * How every connection of the bus is made: patient and watchful. `link` follows it once made, and
+ * paces its reconnects meanwhile (`Link.reconnectDelay`).
+ */
+function connectionOptions(
+  servers: string[],
+  name: string | undefined,
+  link: Link,
+): ConnectionOptions {
   return {
     // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
     servers,
     name,
     maxReconnectAttempts: -1,
-    // After losing a node, try the next server soon (the default waits 2 s per server).
-    reconnectTimeWait: 250,
+    // Credentials refused while reconnecting do not end the connection for good either: the
+    // server may take them again (Link.reconnectDelay). At start they still fail at once.
+    ignoreAuthErrorAbort: true,
+    reconnectDelayHandler: () => link.reconnectDelay(),
     // A node that hangs (paused, swapping, a network that drops packets without a reset)
     // keeps the connection open: only unanswered pings tell. With nats.js's defaults (a ping
     // every 2 minutes, 2 may go unanswered) every request failed for over five minutes before
@@ -290,16 +299,20 @@ export class Bus {
   /** Replicas of the facts and parked streams (see BusOptions). */
   readonly factsReplicas: number;
   readonly #log: Logger;
-  readonly #link = new Link();
+  readonly #link: Link;
   readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
   readonly #jetStream: JetStreamConnection;
   readonly #clocks: ClockSkewWatch;
   #busyLoggedAt = 0;
   #replies?: Replies;
 
-  /** `servers`: the list `nc` was made with (the JetStream connection's too). */
-  constructor(nc: NatsConnection, options: BusOptions, servers: string[]) {
+  /**
+   * `servers`: the list `nc` was made with (the JetStream connection's too); `link`: the one its
+   * options were made with (`connectionOptions`), if they were.
+   */
+  constructor(nc: NatsConnection, options: BusOptions, servers: string[], link = new Link()) {
     this.nc = nc;
+    this.#link = link;
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#serveLimits = {
@@ -309,7 +322,7 @@ export class Bus {
     this.#log = options.logger ?? createLogger("bus");
     this.#clocks = new ClockSkewWatch(this.#log);
     this.#jetStream = new JetStreamConnection(nc, {
-      connect: (servers, name) => connectNats(connectionOptions(servers, name)),
+      connect: (servers, name, link) => connectNats(connectionOptions(servers, name, link)),
       servers,
       name: options.name,
       log: this.#log,
@@ -380,7 +393,9 @@ export class Bus {
 
   static async connect(options: BusOptions): Promise<Bus> {
     const servers = parseNatsServers(options.url);
-    return new Bus(await connectNats(connectionOptions(servers, options.name)), options, servers);
+    const link = new Link();
+    const nc = await connectNats(connectionOptions(servers, options.name, link));
+    return new Bus(nc, options, servers, link);
   }
 
   /** The full subject of an endpoint or fact on this bus. */

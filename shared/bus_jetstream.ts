@@ -19,8 +19,12 @@ import { meterConnection } from "./bus_metrics.ts";
 import { Link } from "./bus_replies.ts";
 import type { Logger } from "./log.ts";
 
-/** Opens a connection to one of `servers`, named `name`. */
-export type Connect = (servers: string[], name: string | undefined) => Promise<NatsConnection>;
+/** Opens a connection to one of `servers`, named `name`, whose reconnects `link` paces. */
+export type Connect = (
+  servers: string[],
+  name: string | undefined,
+  link: Link,
+) => Promise<NatsConnection>;
 
 export class JetStreamConnection {
   readonly #main: NatsConnection;
@@ -72,12 +76,12 @@ export class JetStreamConnection {
   }
 
   async #open(): Promise<NatsConnection> {
-    const nc = await this.#connect(this.#servers, this.#name);
     // Its losses and returns are logged and counted as the main connection's are.
     const link = new Link({
       which: " (JetStream connection)",
       refusal: "facts stop on it (consumers receive none, or the relay's publishes go unanswered)",
     });
+    const nc = await this.#connect(this.#servers, this.#name, link);
     this.#link = link;
     link.follow(nc, this.#log, meterConnection(nc), { lost: () => {}, back: () => {} })
       .catch(() => {});

@@ -73,6 +73,8 @@ export class Link {
   readonly #which: string;
   /** What a subscription the server refused costs on this connection, for its log line. */
   readonly #refusal: string;
+  /** The server refused the connection's credentials since it was last up (`reconnectDelay`). */
+  #credentialsRefused = false;
 
   constructor(options: { which?: string; refusal?: string } = {}) {
     this.#which = options.which ?? "";
@@ -92,6 +94,23 @@ export class Link {
     const up = await Promise.race([back.promise.then(() => true), late]);
     clearTimeout(timer);
     return up;
+  }
+
+  /**
+   * How long nats.js waits before trying a server again (its `reconnectDelayHandler`). A server
+   * that refuses the credentials is asked again every CREDENTIALS_RETRY_MS, not every
+   * RECONNECT_WAIT_MS: by default nats.js closed the connection for good at the second refusal,
+   * and the process lived on without NATS (its routes 503, its facts held, missing from `/health`)
+   * until someone restarted it, though the server took the credentials again a moment later (a
+   * password rotated on the server before the clients, rolled back; a fault review, 2026-12-06).
+   * Now it heals by itself, within CREDENTIALS_RETRY_MS of the server taking them, and asks a
+   * refusing server twice a second less than it would at the usual pace.
+   */
+  reconnectDelay(): number {
+    if (this.#credentialsRefused) return CREDENTIALS_RETRY_MS;
+    // nats.js's own handler adds as much jitter: processes that lost one node do not all knock
+    // on the next at the same instant.
+    return RECONNECT_WAIT_MS + Math.floor(Math.random() * (RECONNECT_JITTER_MS + 1));
   }
 
   /**
@@ -126,6 +145,7 @@ export class Link {
         log.warn(`lost NATS${this.#which}; reconnecting`, { server });
       } else if (status.type === "reconnect" && this.down) {
         this.#refused = 0;
+        this.#credentialsRefused = false;
         this.#back!.resolve();
         this.#back = undefined;
         meter.back();
@@ -139,6 +159,9 @@ export class Link {
 
   #serverError(error: unknown, log: Logger): void {
     const text = error instanceof Error ? error.message : String(error);
+    const credentials = error instanceof natsErrors.AuthorizationError ||
+      error instanceof natsErrors.UserAuthenticationExpiredError;
+    if (credentials) this.#credentialsRefused = true;
     const refusal = MAX_SUBSCRIPTIONS.test(text);
     if (refusal) this.#refused++;
     const now = Date.now();
@@ -153,6 +176,13 @@ export class Link {
           "or user's)",
         { refused: this.#refused },
       );
+    } else if (credentials) {
+      log.error(
+        `NATS refuses this process's credentials${this.#which}: asking again every ` +
+          `${CREDENTIALS_RETRY_MS / 1000} s; correct the user and password or token in NATS_URL, ` +
+          "or the server's authorization",
+        { error: text },
+      );
     } else {
       log.error("NATS refused an operation", { error: text });
     }
@@ -163,6 +193,12 @@ export class Link {
 const MAX_SUBSCRIPTIONS = /maximum subscriptions exceeded/i;
 /** How often, at most, one kind of error the server sent is logged. */
 const SERVER_ERROR_LOG_INTERVAL_MS = 60_000;
+/** After losing a node, how soon the next server is tried (nats.js's default waits 2 s). */
+const RECONNECT_WAIT_MS = 250;
+/** At most this much more, at random (nats.js's default jitter). */
+const RECONNECT_JITTER_MS = 100;
+/** How often a server that refused the connection's credentials is asked again. */
+export const CREDENTIALS_RETRY_MS = 2_000;
 
 interface Waiting {
   subject: string;

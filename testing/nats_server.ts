@@ -36,8 +36,11 @@ export interface NatsServer extends AsyncDisposable {
   port: number;
   /** Stops it the hard way (SIGKILL: connections cut, nothing said to clients): a crash. */
   stop(): Promise<void>;
-  /** Starts it again on its port and data folder and waits until it accepts connections. */
-  start(): Promise<void>;
+  /**
+   * Starts it again on its port and data folder and waits until it accepts connections; with
+   * `login`, taking that one from now on instead (credentials rotated on the server).
+   */
+  start(options?: { login?: NatsServerOptions["login"] }): Promise<void>;
   /**
    * Freezes it (SIGSTOP) or thaws it (SIGCONT): a hung server, whose connections stay open but
    * answer nothing, unlike a stopped one's, which are reset at once.
@@ -139,8 +142,8 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     ...["-a", "127.0.0.1", "-p", String(port), "-n", name],
     ...["-sd", options.store?.dir ?? dir, "-l", `${dir}/server.log`],
     ...(options.jetStream ? ["-js"] : []),
-    ...loginArgs(options.login),
   ];
+  let login = options.login;
   const limits = [
     options.maxSubscriptions === undefined
       ? ""
@@ -167,9 +170,14 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     await process?.status;
     process = undefined;
   };
-  const start = async () => {
+  const start = async (change: { login?: NatsServerOptions["login"] } = {}) => {
     if (process) throw new Error(`Cannot start nats-server on 127.0.0.1:${port}: it is running`);
-    process = new Deno.Command("nats-server", { args, stdout: "null", stderr: "null" }).spawn();
+    if (change.login) login = change.login;
+    process = new Deno.Command("nats-server", {
+      args: [...args, ...loginArgs(login)],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
     await waitForNatsServer(process, port, name).catch(async (error) => {
       await stop();
       // Why it exited (the port taken meanwhile) is only in its log.
