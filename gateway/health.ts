@@ -20,7 +20,7 @@
  * that was every scrape for 3 minutes, each 2 s long).
  */
 import type { Handler } from "hono";
-import { createInbox, type Msg } from "@nats-io/nats-core";
+import type { Msg } from "@nats-io/nats-core";
 import { type Bus, INSTANCE_LEFT, type ServiceIdentity } from "@shared/bus.ts";
 import type { Logger } from "@shared/log.ts";
 import { JWT_SECRET_METADATA, secretFingerprint } from "@shared/secret_fingerprint.ts";
@@ -176,7 +176,7 @@ function askGivenUp(
   // An id is a token of the instance's own choosing: one that is no plain subject token
   // (`.`, `*`, `>`, space) is not asked, and stays given up on.
   for (const id of ids.filter((id) => PLAIN_TOKEN.test(id))) {
-    const inbox = createInbox();
+    const inbox = bus.newInbox();
     const sub = bus.nc.subscribe(inbox, {
       max: 1,
       callback: (_error, msg) => {
@@ -306,7 +306,7 @@ function collectAnswers<T extends Answer>(
   { maxWaitMs, tailMs, now }: Required<Pick<AskOptions, "maxWaitMs" | "tailMs" | "now">>,
 ): Promise<Map<string, T>> {
   const answers = new Map<string, T>();
-  const inbox = createInbox();
+  const inbox = bus.newInbox();
   return new Promise((resolve) => {
     let tail: ReturnType<typeof setTimeout> | undefined;
     let delivered = false;

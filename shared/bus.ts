@@ -32,7 +32,12 @@
  * await bus.close();
  * ```
  */
-import { errors as natsErrors, headers as natsHeaders, nuid } from "@nats-io/nats-core";
+import {
+  createInbox,
+  errors as natsErrors,
+  headers as natsHeaders,
+  nuid,
+} from "@nats-io/nats-core";
 import type {
   ConnectionOptions,
   Msg,
@@ -261,18 +266,33 @@ function readReplyHeaders(headers: MsgHdrs | undefined): ReplyHeaders {
 }
 
 /**
+ * Where a process's replies come: `_INBOX.<process>` (`_INBOX.catalog.<nuid>`...), so a NATS
+ * user per process may be let subscribe to its own replies only (shared/nats_permissions.ts):
+ * under one `_INBOX.>` any of them could read every answer on the bus, tokens included. Names
+ * that are no plain subject token keep nats.js's `_INBOX`.
+ */
+export function inboxPrefixOf(name: string | undefined): string {
+  return name !== undefined && /^[A-Za-z0-9_-]+$/.test(name) ? `_INBOX.${name}` : "_INBOX";
+}
+
+/**
  * How every connection of the bus is made: patient and watchful. `link` follows it once made, and
  * paces its reconnects meanwhile (`Link.reconnectDelay`).
  */
 function connectionOptions(
-  servers: string[],
-  name: string | undefined,
-  link: Link,
+  { servers, name, inboxPrefix, link }: {
+    servers: string[];
+    name: string | undefined;
+    /** The process's (`inboxPrefixOf`), on both of its connections. */
+    inboxPrefix: string;
+    link: Link;
+  },
 ): ConnectionOptions {
   return {
     // A list, not the raw string: nats.js would read "a,b" as one URL and keep only "b".
     servers,
     name,
+    inboxPrefix,
     maxReconnectAttempts: -1,
     // Credentials refused while reconnecting do not end the connection for good either: the
     // server may take them again (Link.reconnectDelay). At start they still fail at once.
@@ -296,6 +316,8 @@ function connectionOptions(
 export class Bus {
   readonly nc: NatsConnection;
   readonly prefix: string;
+  /** Where this process's replies come (`inboxPrefixOf`). */
+  readonly inboxPrefix: string;
   /** Replicas of the facts and parked streams (see BusOptions). */
   readonly factsReplicas: number;
   readonly #log: Logger;
@@ -313,6 +335,7 @@ export class Bus {
   constructor(nc: NatsConnection, options: BusOptions, servers: string[], link = new Link()) {
     this.nc = nc;
     this.#link = link;
+    this.inboxPrefix = inboxPrefixOf(options.name);
     this.prefix = options.prefix;
     this.factsReplicas = options.factsReplicas ?? 1;
     this.#serveLimits = {
@@ -322,7 +345,8 @@ export class Bus {
     this.#log = options.logger ?? createLogger("bus");
     this.#clocks = new ClockSkewWatch(this.#log);
     this.#jetStream = new JetStreamConnection(nc, {
-      connect: (servers, name, link) => connectNats(connectionOptions(servers, name, link)),
+      connect: (servers, name, link) =>
+        connectNats(connectionOptions({ servers, name, inboxPrefix: this.inboxPrefix, link })),
       servers,
       name: options.name,
       log: this.#log,
@@ -342,6 +366,11 @@ export class Bus {
    */
   jetStreamConnection(): Promise<NatsConnection> {
     return this.#jetStream.get();
+  }
+
+  /** A new subject for answers to this process (under its `inboxPrefix`). */
+  newInbox(): string {
+    return createInbox(this.inboxPrefix);
   }
 
   /** The logger this connection reports to (its process's): what it changes on the server. */
@@ -394,7 +423,14 @@ export class Bus {
   static async connect(options: BusOptions): Promise<Bus> {
     const servers = parseNatsServers(options.url);
     const link = new Link();
-    const nc = await connectNats(connectionOptions(servers, options.name, link));
+    const nc = await connectNats(
+      connectionOptions({
+        servers,
+        name: options.name,
+        inboxPrefix: inboxPrefixOf(options.name),
+        link,
+      }),
+    );
     return new Bus(nc, options, servers, link);
   }
 
@@ -473,7 +509,9 @@ export class Bus {
     const began = meter.start();
     const span = tracing ? startClientSpan(subject, full, headers) : undefined;
     try {
-      if (!this.#replies || this.#replies.closed) this.#replies = new Replies(this.nc);
+      if (!this.#replies || this.#replies.closed) {
+        this.#replies = new Replies(this.nc, this.inboxPrefix);
+      }
       const reply = await this.#replies.request(full, data, { timeout: deadline - now, headers });
       const read = readReplyHeaders(reply.headers);
       meter.finish(began, read.status);

@@ -231,8 +231,9 @@ export class Replies {
   /** Set when the inbox's subscription has ended: the next request makes a new inbox. */
   closed = false;
 
-  constructor(readonly nc: NatsConnection) {
-    this.#inbox = `${createInbox()}.`;
+  /** `inboxPrefix`: where this process's replies come (`inboxPrefixOf` in shared/bus.ts). */
+  constructor(readonly nc: NatsConnection, inboxPrefix: string) {
+    this.#inbox = `${createInbox(inboxPrefix)}.`;
     const sub = nc.subscribe(`${this.#inbox}*`, {
       // An error here (a permission violation) closes the subscription: #failAll answers.
       callback: (error, msg) => {
