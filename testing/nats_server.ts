@@ -28,6 +28,8 @@ export interface NatsServerOptions {
    * than the disk holds lets the disk fill before JetStream's own limit refuses anything.
    */
   store?: { dir: string; maxFileStore: number };
+  /** More configuration, as nats-server reads it (an `authorization` block of users, say). */
+  config?: string;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -150,6 +152,7 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
       : `max_subscriptions: ${options.maxSubscriptions}\n`,
     options.maxConnections === undefined ? "" : `max_connections: ${options.maxConnections}\n`,
     options.store ? `jetstream { max_file_store: ${options.store.maxFileStore} }\n` : "",
+    options.config ?? "",
   ].join("");
   if (limits) {
     // No flags for them: a config file, which the flags above complete.
