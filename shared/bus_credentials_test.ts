@@ -2,7 +2,7 @@
  * A NATS server that refuses a process's credentials for a while (a password rotated on the
  * server before the clients, then rolled back). nats.js by default closes a connection for good at
  * the second refusal while reconnecting: until 2026-12-06 the process lived on without NATS, its
- * routes answering 503, until someone restarted it (a fault review). A private server with a login,
+ * routes answering 503, until someone restarted it (measured on a private server). A private server with a login,
  * since the shared one has none.
  */
 import assert from "node:assert/strict";

@@ -3,7 +3,7 @@
  * processes, then rolled back): the processes keep asking, the gateway answers 503 at once
  * meanwhile, and everything serves again by itself once the server takes the credentials. Until
  * 2026-12-06 nats.js gave each connection up at the second refusal: the catalog and the gateway
- * lived on without NATS, every route answered 503 until someone restarted them (a fault review;
+ * lived on without NATS, every route answered 503 until someone restarted them (measured on a private server;
  * shared/bus_credentials_test.ts has the pace). The catalog and the gateway run as subprocesses on
  * a private nats-server with a login.
  */
