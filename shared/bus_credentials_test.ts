@@ -34,7 +34,16 @@ Deno.test("[bus] credentials the server refuses for a while: 503s, a slower pace
   const service = serving.serve({ name: "demo", version: "1.0.0" }, [route(echo, ({ n }) => n)]);
   try {
     assert.equal(await asking.request(echo, { n: 1 }), 1);
-    await jetstreamManager(await serving.jetStreamConnection());
+    // JetStream, just started with the server, may take a moment to answer (a loaded CI run).
+    const jetStreamAnswers = async () => {
+      try {
+        const jsm = await jetstreamManager(await serving.jetStreamConnection(), { timeout: 1000 });
+        return (await jsm.getAccountInfo()).limits !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    await eventually(jetStreamAnswers, 15_000, "the JetStream connection answering");
     let attempts = 0;
     (async () => {
       for await (const status of serving.nc.status()) {
@@ -65,9 +74,7 @@ Deno.test("[bus] credentials the server refuses for a while: 503s, a slower pace
       "both back",
     );
     assert.equal(await asking.request(echo, { n: 3 }), 3);
-    const info = await (await jetstreamManager(await serving.jetStreamConnection()))
-      .getAccountInfo();
-    assert.ok(info.limits !== undefined, "the JetStream connection answers again");
+    await eventually(jetStreamAnswers, 15_000, "the JetStream connection answering again");
   } finally {
     await service.stop();
     await serving.close();
