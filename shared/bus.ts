@@ -48,6 +48,7 @@ import type {
 import { connectNats } from "./nats_transport.ts";
 import { parseNatsServers } from "./config.ts";
 import {
+  ApiError,
   errorFromObjects,
   type ErrorObject,
   InternalError,
@@ -219,7 +220,7 @@ const RECONNECT_GRACE_MS = 1000;
  * How long a request the server found nobody listening for is sent again. A service's only
  * instance moving to another node (its node in lame duck mode for an upgrade, or lost) is known to
  * no server for a few milliseconds: the requests of that moment answered 503 "no service instance
- * is running" at once (a lame-duck experiment, 2026-12-06: 24–88 per 30 moves of the only
+ * is running" at once (a lame-duck experiment, 2026-12-06: 12–88 per 30 moves of the only
  * responder under ~700 requests/s; 2 in 6,685 requests through the gateway over 10 lame-duck
  * drains). A service that is really absent answers 503 this much later.
  */
@@ -526,7 +527,10 @@ export class Bus {
       if (span) endBusSpan(span, "client", read.status);
       return { ...read, reply };
     } catch (error) {
-      const failure = translateRequestError(error, subject, options.change === true);
+      // A resend's own refusal (no link back, the deadline passed) is already the client's error.
+      const failure = error instanceof ApiError
+        ? error
+        : translateRequestError(error, subject, options.change === true);
       meter.finish(began, failure.status);
       if (span) endBusSpan(span, "client", failure.status, failure);
       throw failure;
@@ -559,6 +563,9 @@ export class Bus {
       }
       await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_PAUSE_MS));
       if (this.#link.down) await this.#awaitLink(subject, deadline);
+      // Past its deadline (the grace above may take it there), it is not sent: sent, it would be
+      // a 504 that "may have been made" for a request nobody got.
+      if (deadline <= Date.now()) throw deadlineError(`request ${subject}`);
       headers.set(BUDGET_HEADER, String(deadline - Date.now()));
     }
   }

@@ -402,7 +402,7 @@ Deno.test({
 });
 
 // A lame-duck experiment (2026-12-06): while a service's only instance moved between nodes (its
-// node drained for an upgrade, or lost), requests from another node answered 503 at once, 24-88
+// node drained for an upgrade, or lost), requests from another node answered 503 at once, 12-88
 // per 30 moves under ~700 requests/s. Here it moves 30 times under steady requests: none is a 503.
 Deno.test({
   name: "[bus] a service's only instance moving between nodes costs its callers no 503",

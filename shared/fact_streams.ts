@@ -11,6 +11,7 @@ import {
 } from "@nats-io/jetstream";
 import { errors as natsErrors } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
+import { causeChain } from "./bus_replies.ts";
 import { facts } from "./subjects.ts";
 
 /** Creates (or updates) the stream that keeps every fact of this bus prefix; returns its name. */
@@ -163,7 +164,18 @@ async function ensureStreamOnce(bus: Bus, wanted: ManagedStream): Promise<Stream
     changes: changesOf(current, wanted),
     hint: "every process of a system should have the same FACTS_REPLICAS",
   });
-  return await jsm.streams.update(wanted.name, wanted);
+  return await jsm.streams.update(wanted.name, wanted).catch((error) => {
+    if (!causeChain(error).some((e) => e instanceof natsErrors.PermissionViolationError)) {
+      throw error;
+    }
+    // A NATS user per process may make streams, never change them (shared/nats_permissions.ts):
+    // the stream stays as it is until an operator changes it.
+    bus.log.warn("cannot change a stream's settings: this process's NATS user may not", {
+      stream: wanted.name,
+      hint: `an operator changes them (nats stream edit ${wanted.name})`,
+    });
+    return info;
+  });
 }
 
 /** The settings of `wanted` that `current` has otherwise: `{ num_replicas: "3 -> 1" }`. */

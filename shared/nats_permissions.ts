@@ -6,11 +6,19 @@
  *
  * - only the gateway asks the services' HTTP operations, and it may not ask their internal ones
  *   (`catalog.internal.access`...), publish facts, or listen on any service's subjects;
- * - a service listens on its own subjects only (no other process hears a login's password), and
- *   publishes only its own facts (audit cannot announce an event deleted);
- * - each process hears only its own replies (`_INBOX.<process>.>`, shared/bus.ts `inboxPrefixOf`);
- * - JetStream: the prefix's fact and parked streams only, by name; the gateway only reads the fact
+ * - a service asks other services only their operations for services (`internal.*`, `resolve`,
+ *   `resolve-related`...), never an HTTP one (which would let it act as an admin); it listens on
+ *   its own subjects only (no other process hears a login's password), and publishes only its own
+ *   facts (audit cannot announce an event deleted);
+ * - each process hears only its own replies (`_INBOX.<process>.>`, shared/bus.ts `inboxPrefix`);
+ * - JetStream: the prefix's fact and parked streams only, by name, made and read but never
+ *   changed, purged or removed; a service makes, reads, pulls and acknowledges its own durable
+ *   consumer only (audit cannot drain discounts' deliveries); the gateway only reads the fact
  *   stream's state.
+ *
+ * Found by a review (2026-12-06) in the first version: every service could ask any HTTP operation
+ * naming an admin, purge the fact stream through a settings update, and pull and acknowledge
+ * another service's deliveries.
  *
  * `deno task nats-permissions` prints them as a nats-server `authorization` block.
  */
@@ -19,6 +27,18 @@ import { facts, gatewayTouched } from "./subjects.ts";
 
 /** The processes that connect to the bus, each as its own NATS user. */
 export const BUS_PROCESSES = ["gateway", ...serviceNames] as const;
+
+/**
+ * The durable consumer each service follows facts with (`durable` in its follow_*.ts): only its
+ * own may it pull. testing/nats_permissions_test.ts runs all four, and a name out of step with the
+ * service's is refused there.
+ */
+export const DURABLES: Readonly<Record<string, string>> = {
+  catalog: "catalog-stripe-links",
+  discounts: "discounts-catalog",
+  payments: "payments-catalog",
+  audit: "audit",
+};
 
 export interface ProcessPermissions {
   publish: string[];
@@ -31,7 +51,6 @@ export interface ProcessPermissions {
 export function natsPermissions(prefix: string): Record<string, ProcessPermissions> {
   const p = (subject: string) => `${prefix}.${subject}`;
   const factStream = facts.stream(prefix);
-  const parkedStream = facts.parkedStream(prefix);
   const shared = {
     publish: [p(gatewayTouched), p("discovery.>"), "$JS.API.INFO"],
     subscribe: [p(gatewayTouched), p("discovery.>")],
@@ -40,7 +59,9 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
     gateway: {
       publish: [
         ...shared.publish,
-        ...gatewayAsks().map(p),
+        ...operations((access) => access !== "services").map(p),
+        ...["resolve", "resolve-related"].flatMap((verb) => serviceNames.map((s) => `${s}.${verb}`))
+          .map(p),
         // /health and /metrics ask every instance (NATS's service discovery verbs).
         "$SRV.>",
         // The fact stream's state, to tell whether facts were missed (gateway/unheard_facts.ts).
@@ -55,12 +76,12 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
     permissions[service] = {
       publish: [
         ...shared.publish,
-        // Asking each other (internal operations, includes), answering discovery.
-        ...serviceNames.map((name) => p(`${name}.>`)),
+        // Asking each other; answers go by `allowResponses`.
+        ...operations((access) => access === "services").map(p),
         p(`facts.${service}.>`),
         p(facts.parked),
-        ...jetStreamApi([factStream, parkedStream]),
-        `$JS.ACK.${factStream}.>`,
+        ...streamApi([factStream, facts.parkedStream(prefix)]),
+        ...consumerApi(factStream, DURABLES[service]),
       ],
       // Facts as they are published too (access projections, shared/access_projection.ts).
       subscribe: [
@@ -76,34 +97,42 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
   return permissions;
 }
 
-/** What the gateway asks: every operation it routes HTTP to, and the services' includes. */
-function gatewayAsks(): string[] {
+/** The subjects of every service's operations whose access `which` accepts. */
+function operations(which: (access: string) => boolean): string[] {
   const subjects = new Set<string>();
   for (const contract of contracts) {
     for (const operation of Object.values(contract.operations)) {
-      if (operation.access !== "services") subjects.add(operation.endpoint.subject);
+      if (which(operation.access)) subjects.add(operation.endpoint.subject);
     }
-    for (const verb of ["resolve", "resolve-related"]) subjects.add(`${contract.service}.${verb}`);
   }
   return [...subjects].sort();
 }
 
 /**
- * JetStream's API on `streams` only, and only what the services do there: make and update the
- * streams, read their state and messages, make, read and pull their consumers (never remove a
- * stream or a consumer, or purge one).
+ * JetStream's API on `streams`: make them and read their state and messages. Not an update
+ * (`max_msgs: 1` purges a stream as surely as a purge: a review), so a process whose settings
+ * differ from the stream's (FACTS_REPLICAS) says so and goes on with the stream as it is
+ * (shared/fact_streams.ts); an operator changes it.
  */
-function jetStreamApi(streams: string[]): string[] {
+function streamApi(streams: string[]): string[] {
   return streams.flatMap((stream) => [
-    ...["INFO", "CREATE", "UPDATE", "MSG.GET"].map((verb) => `$JS.API.STREAM.${verb}.${stream}`),
+    ...["INFO", "CREATE", "MSG.GET"].map((verb) => `$JS.API.STREAM.${verb}.${stream}`),
     `$JS.API.DIRECT.GET.${stream}`,
     `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.CONSUMER.CREATE.${stream}`,
-    `$JS.API.CONSUMER.CREATE.${stream}.>`,
-    `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.*`,
-    `$JS.API.CONSUMER.INFO.${stream}.*`,
-    `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
   ]);
+}
+
+/** JetStream's API on the durable consumer `name` of `stream` only: make, read, pull, ack. */
+function consumerApi(stream: string, name: string | undefined): string[] {
+  if (name === undefined) return [];
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}.${name}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.${name}.>`,
+    `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${name}`,
+    `$JS.API.CONSUMER.INFO.${stream}.${name}`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
+    `$JS.ACK.${stream}.${name}.>`,
+  ];
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
  * NATS refusing the system's credentials for a while (a password rotated on the server before the
- * processes, then rolled back): the processes keep asking, the gateway answers 503 at once
- * meanwhile, and everything serves again by itself once the server takes the credentials. Until
- * 2026-12-06 nats.js gave each connection up at the second refusal: the catalog and the gateway
- * lived on without NATS, every route answered 503 until someone restarted them (measured on a private server;
- * shared/bus_credentials_test.ts has the pace). The catalog and the gateway run as subprocesses on
- * a private nats-server with a login.
+ * processes, then rolled back): the processes keep asking, the gateway answers 503 meanwhile
+ * (within the 1 s a lost connection is waited for), and everything serves again by itself once the
+ * server takes the credentials. Until 2026-12-06 nats.js gave each connection up at the second
+ * refusal: the catalog and the gateway lived on without NATS, every route answered 503 until
+ * someone restarted them (measured on a private server; shared/bus_credentials_test.ts has the
+ * pace). The catalog and the gateway run as subprocesses on a private nats-server with a login.
  */
 import assert from "node:assert/strict";
 import { freePort } from "@shared/net.ts";
@@ -56,7 +56,7 @@ Deno.test("[faults] NATS refusing the credentials for a while: 503s at once, the
   for (const process of [catalog, gateway]) {
     await process.waitForLine("NATS refuses this process's credentials", 10_000);
   }
-  // Refused for 4 s: each read a 503 at once, not a hang to the deadline.
+  // Refused for 4 s: each read a 503 within the reconnect grace, not a hang to the deadline.
   for (const until = Date.now() + 4_000; Date.now() < until;) {
     const sent = performance.now();
     assert.equal(await read(before.id!), 503);

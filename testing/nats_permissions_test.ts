@@ -7,16 +7,19 @@
  * gateway.
  */
 import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection } from "@nats-io/nats-core";
 import { inboxPrefixOf } from "@shared/bus.ts";
 import { connectNats } from "@shared/nats_transport.ts";
 import {
   authorizationBlock,
   BUS_PROCESSES,
+  DURABLES,
   natsPermissions,
   passwordVariable,
 } from "@shared/nats_permissions.ts";
 import { freePort } from "@shared/net.ts";
+import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
 import { eventually } from "./eventually.ts";
 import { adminToken, fakeStripeEnv, faultEnv } from "./fault_env.ts";
@@ -45,6 +48,15 @@ Deno.test("[nats] a NATS user per process, each with only its subjects: the syst
     ...faultEnv({ databaseUrl: database.url, natsUrl: "", prefix, port, requestTimeoutMs: 3000 }),
     ...stripeEnv,
   };
+  // The fact stream made beforehand with other settings (as an earlier FACTS_REPLICAS would
+  // leave it): no process may change it, each says so and goes on with it as it is.
+  const maker = await connectNats({ servers: [urlFor("catalog")], inboxPrefix: "_INBOX.catalog" });
+  await (await jetstreamManager(maker)).streams.add({
+    name: facts.stream(prefix),
+    subjects: [`${prefix}.${facts.all}`],
+    duplicate_window: 5 * 60 * 1e9,
+  });
+  await maker.close();
   const processes: TestProcess[] = [];
   for (const name of BUS_PROCESSES.filter((name) => name !== "gateway")) {
     const process = stack.use(
@@ -151,49 +163,61 @@ Deno.test("[nats] a NATS user per process, each with only its subjects: the syst
   for (const name of ["discounts", "payments", "audit"]) {
     await processes.find((process) => process.name === name)!.waitForLine("parked a message");
   }
+  for (const process of processes.filter((process) => process.name !== "gateway")) {
+    assert.ok(
+      process.lines.some((line) => line.includes("cannot change a stream's settings")),
+      `${process.name} said it could not change the stream`,
+    );
+  }
   // Stopped as an operator stops them (each says it left: discovery's subject).
   for (const process of processes.toReversed()) await process.kill("SIGTERM");
   for (const process of processes) {
+    // But the stream's update (above), meant to be refused, and said as such too.
     const refused = process.lines.filter((line) =>
-      /NATS refused|[Pp]ermissions? [Vv]iolation/.test(line)
+      /NATS refused|[Pp]ermissions? [Vv]iolation/.test(line) &&
+      !line.includes(`$JS.API.STREAM.UPDATE.${facts.stream(prefix)}`)
     );
-    assert.deepEqual(refused, [], `${process.name} was refused nothing`);
+    assert.deepEqual(refused, [], `${process.name} was refused nothing else`);
   }
 
-  // The walls.
+  // The walls: what each process could do to the others without them (a review found the first
+  // three open in the first version).
   const audit = await as("audit");
   const gatewayUser = await as("gateway");
-  await assertRefused(audit, "subscription", () => audit.subscribe(`${prefix}.catalog.>`));
-  await assertRefused(audit, "subscription", () => audit.subscribe("_INBOX.gateway.>"));
-  await assertRefused(
-    gatewayUser,
-    "subscription",
-    () => gatewayUser.subscribe(`${prefix}.catalog.auth.login`),
-  );
-  await assertRefused(
-    audit,
-    "publish",
-    () => audit.publish(`${prefix}.facts.catalog.event.deleted`, "{}"),
-  );
-  await assertRefused(
-    gatewayUser,
-    "publish",
-    () => gatewayUser.publish(`${prefix}.catalog.internal.access`, "{}"),
-  );
-  await assertRefused(
-    audit,
-    "publish",
-    () => audit.publish(`$JS.API.STREAM.DELETE.${prefix.toUpperCase()}_FACTS`, ""),
-  );
+  const stream = facts.stream(prefix);
+  const publishes: [NatsConnection, string][] = [
+    [audit, `${prefix}.catalog.users.update`],
+    [audit, `$JS.API.STREAM.UPDATE.${stream}`],
+    [audit, `$JS.API.CONSUMER.MSG.NEXT.${stream}.${DURABLES.discounts}`],
+    [audit, `$JS.ACK.${stream}.${DURABLES.discounts}.1.1.1.1.1`],
+    [audit, `$JS.API.STREAM.DELETE.${stream}`],
+    [audit, `${prefix}.facts.catalog.event.deleted`],
+    [gatewayUser, `${prefix}.catalog.internal.access`],
+  ];
+  for (const [nc, subject] of publishes) {
+    await assertRefused(nc, "Publish", subject, () => nc.publish(subject, "{}"));
+  }
+  const subscriptions: [NatsConnection, string][] = [
+    [audit, `${prefix}.catalog.>`],
+    [audit, "_INBOX.gateway.>"],
+    [gatewayUser, `${prefix}.catalog.auth.login`],
+  ];
+  for (const [nc, subject] of subscriptions) {
+    await assertRefused(nc, "Subscription", subject, () => nc.subscribe(subject));
+  }
 });
 
-/** Whether `act` on `nc` is refused by the server as a permission violation. */
-async function assertRefused(nc: NatsConnection, kind: string, act: () => unknown) {
+/** Whether the server refuses `act` on `nc`: a permissions violation naming `subject`. */
+async function assertRefused(
+  nc: NatsConnection,
+  operation: "Publish" | "Subscription",
+  subject: string,
+  act: () => unknown,
+) {
   const refused = (async () => {
     for await (const status of nc.status()) {
-      if (status.type === "error" && /permissions violation/i.test(String(status.error))) {
-        return true;
-      }
+      const text = String((status as { error?: unknown }).error);
+      if (status.type === "error" && text.includes(`for ${operation} to "${subject}"`)) return true;
     }
     return false;
   })();
@@ -203,7 +227,7 @@ async function assertRefused(nc: NatsConnection, kind: string, act: () => unknow
     refused,
     new Promise<boolean>((resolve) => setTimeout(resolve, 2_000, false)),
   ]);
-  assert.ok(answer, `a ${kind} refused`);
+  assert.ok(answer, `${operation} to ${subject} refused`);
 }
 
 Deno.test("[nats] `deno task nats-permissions` prints a configuration nats-server takes, passwords from its environment", async () => {
