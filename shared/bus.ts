@@ -225,6 +225,8 @@ const RECONNECT_GRACE_MS = 1000;
  * drains). A service that is really absent answers 503 this much later.
  */
 const NO_RESPONDERS_RETRY_MS = 250;
+/** Where every requester's answers come (nats.js's default inbox and `inboxPrefixOf`'s). */
+const REQUESTER_INBOX = "_INBOX.";
 /** Between two tries of a request nobody listened for. */
 const NO_RESPONDERS_PAUSE_MS = 50;
 /** How long connecting to one server (TCP, INFO, CONNECT) may take before the next is tried. */
@@ -338,6 +340,7 @@ export class Bus {
   readonly #jetStream: JetStreamConnection;
   readonly #clocks: ClockSkewWatch;
   #busyLoggedAt = 0;
+  #unaskedLoggedAt = 0;
   #replies?: Replies;
 
   /**
@@ -570,6 +573,25 @@ export class Bus {
     }
   }
 
+  /**
+   * A message on a served subject whose reply goes to no requester's inbox: not run. A service
+   * whose NATS user may pull its own JetStream consumer can have the server deliver a stored
+   * message of its making to any subject (a pull's reply subject is not checked against its
+   * permissions): a request naming any actor, run by the service it reached though that NATS user
+   * may not publish there (a review of shared/nats_permissions.ts, 2026-12-06: audit's message
+   * reached the catalog's `users.update`). Such a message carries JetStream's ack subject as its
+   * reply, or none. Logged at most once a minute.
+   */
+  #unasked(subject: string, reply: string | undefined): void {
+    const now = Date.now();
+    if (now - this.#unaskedLoggedAt < 60_000) return;
+    this.#unaskedLoggedAt = now;
+    this.#log.warn("a message no requester sent was not run (its reply is no inbox)", {
+      subject,
+      reply: reply ?? null,
+    });
+  }
+
   /** Waits a moment for a lost connection to come back; a 503 when it does not. */
   async #awaitLink(subject: string, deadline: number): Promise<void> {
     const graceMs = Math.min(RECONNECT_GRACE_MS, deadline - Date.now());
@@ -717,6 +739,7 @@ export class Bus {
       queue: QUEUE_GROUP,
       callback: (error, msg) => {
         if (error) return log.error("subscription failed", { subject, error });
+        if (!msg.reply?.startsWith(REQUESTER_INBOX)) return this.#unasked(subject, msg.reply);
         // Read once, at arrival: a budget counts from then, however long admission holds it.
         const { deadline, senderAheadMs } = receivedDeadline(msg.headers);
         this.#clocks.note(subject, senderAheadMs);

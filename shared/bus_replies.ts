@@ -198,6 +198,8 @@ const SERVER_ERROR_LOG_INTERVAL_MS = 60_000;
 const RECONNECT_WAIT_MS = 250;
 /** At most this much more, at random (nats.js's default jitter). */
 const RECONNECT_JITTER_MS = 100;
+/** Random words drawn at once for request tokens. */
+const RANDOM_BATCH = 256;
 /** How often a server that refused the connection's credentials is asked again. */
 export const CREDENTIALS_RETRY_MS = 2_000;
 
@@ -226,6 +228,9 @@ export class Replies {
   readonly #inbox: string;
   readonly #waiting = new Map<string, Waiting>();
   #next = 0;
+  /** Random words for the tokens, drawn a batch at a time (`#token`). */
+  readonly #random = new Uint32Array(RANDOM_BATCH);
+  #randomAt = RANDOM_BATCH;
   #timer?: ReturnType<typeof setTimeout>;
   /** When the timer fires (Infinity while it is not armed). */
   #timerAt = Infinity;
@@ -237,15 +242,17 @@ export class Replies {
     this.#inbox = `${createInbox(inboxPrefix)}.`;
     const sub = nc.subscribe(`${this.#inbox}*`, {
       // An error here (a permission violation) closes the subscription: #failAll answers.
+      // An answer comes with no reply subject of its own; a message that has one is a JetStream
+      // delivery someone pointed here (see `#token`), never an answer.
       callback: (error, msg) => {
-        if (!error) this.#settle(msg);
+        if (!error && !msg.reply) this.#settle(msg);
       },
     });
     sub.closed.then(() => this.#failAll());
   }
 
   request(subject: string, data: Uint8Array, options: { timeout: number; headers: MsgHdrs }) {
-    const token = (this.#next++).toString(36);
+    const token = this.#token();
     return new Promise<Msg>((resolve, reject) => {
       const expires = performance.now() + options.timeout;
       this.#waiting.set(token, { subject, resolve, reject, expires, due: expires });
@@ -257,6 +264,22 @@ export class Replies {
         reject(error);
       }
     });
+  }
+
+  /**
+   * A request's token: a count, unique, and a random word, so no one can guess it. A process
+   * whose NATS user may pull its own JetStream consumer can have the server deliver a stored
+   * message of its making to any subject (a pull's reply subject is not checked against its
+   * permissions), an inbox included: with a count alone, the next requests' tokens were known to
+   * any service that had seen one of this process's requests, and a forged answer would have been
+   * taken (a review of shared/nats_permissions.ts, 2026-12-06).
+   */
+  #token(): string {
+    if (this.#randomAt === RANDOM_BATCH) {
+      crypto.getRandomValues(this.#random);
+      this.#randomAt = 0;
+    }
+    return `${(this.#next++).toString(36)}r${this.#random[this.#randomAt++].toString(36)}`;
   }
 
   /**

@@ -455,3 +455,26 @@ Deno.test({
     await responder.close();
   }
 });
+
+// A process whose NATS user may pull its own JetStream consumer can have the server deliver a
+// stored message of its making to any subject, a requester's inbox included (a review of the
+// NATS permissions, 2026-12-06). Such a delivery carries a reply subject of its own (JetStream's
+// ack; a client may not send one itself, so another stands for it here), which no answer does: it
+// is not taken as the answer.
+Deno.test("[bus] a message with a reply subject of its own is not taken as an answer", async () => {
+  await using b = await testBus();
+  const subject = b.bus.subject(double.subject);
+  const sub = b.bus.nc.subscribe(subject, {
+    callback: (_error, msg) => {
+      b.bus.nc.publish(msg.reply!, JSON.stringify({ doubled: 666, instance: "forged" }), {
+        reply: "elsewhere.not-an-answer",
+      });
+      setTimeout(() => msg.respond(JSON.stringify({ doubled: 4, instance: "a" })), 50);
+    },
+  });
+  try {
+    assert.deepEqual(await b.bus.request(double, { n: 2 }), { doubled: 4, instance: "a" });
+  } finally {
+    sub.unsubscribe();
+  }
+});

@@ -18,7 +18,12 @@
  *
  * Found by a review (2026-12-06) in the first version: every service could ask any HTTP operation
  * naming an admin, purge the fact stream through a settings update, and pull and acknowledge
- * another service's deliveries.
+ * another service's deliveries. What permissions cannot stop, a pull's reply subject (the server
+ * delivers a stored message of the puller's making anywhere), the processes stop themselves: a
+ * service runs only requests answered to an inbox (shared/bus.ts `#unasked`), a requester takes no
+ * message with a reply of its own as an answer and its tokens cannot be guessed (`Replies`).
+ * Limits (README): a service's catch-up replay makes an unnamed consumer, refused here; the first
+ * to make a stream chooses its settings.
  *
  * `deno task nats-permissions` prints them as a nats-server `authorization` block.
  */
@@ -77,7 +82,8 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
       publish: [
         ...shared.publish,
         // Asking each other; answers go by `allowResponses`.
-        ...operations((access) => access === "services").map(p),
+        ...operations((access, subject) => access === "services" && ASKED_BY_SERVICES.test(subject))
+          .map(p),
         p(`facts.${service}.>`),
         p(facts.parked),
         ...streamApi([factStream, facts.parkedStream(prefix)]),
@@ -97,12 +103,19 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
   return permissions;
 }
 
-/** The subjects of every service's operations whose access `which` accepts. */
-function operations(which: (access: string) => boolean): string[] {
+/**
+ * What services ask each other: internal operations and includes. Not the other operations for
+ * services (`discounts.redemptions.*`, an order flow's, asked by no process here).
+ */
+const ASKED_BY_SERVICES = /\.(internal\.[a-z-]+|resolve|resolve-related)$/;
+
+/** The subjects of every service's operations `which` accepts. */
+function operations(which: (access: string, subject: string) => boolean): string[] {
   const subjects = new Set<string>();
   for (const contract of contracts) {
     for (const operation of Object.values(contract.operations)) {
-      if (which(operation.access)) subjects.add(operation.endpoint.subject);
+      const subject = operation.endpoint.subject;
+      if (which(operation.access, subject)) subjects.add(subject);
     }
   }
   return [...subjects].sort();
@@ -117,8 +130,6 @@ function operations(which: (access: string) => boolean): string[] {
 function streamApi(streams: string[]): string[] {
   return streams.flatMap((stream) => [
     ...["INFO", "CREATE", "MSG.GET"].map((verb) => `$JS.API.STREAM.${verb}.${stream}`),
-    `$JS.API.DIRECT.GET.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}.>`,
   ]);
 }
 

@@ -169,6 +169,21 @@ Deno.test("[nats] a NATS user per process, each with only its subjects: the syst
       `${process.name} said it could not change the stream`,
     );
   }
+  // A pull's reply subject is not checked against the puller's permissions: audit (stopped, so
+  // its consumer is idle) has a message of its making delivered to the catalog's `users.update`
+  // (a review reproduced it: the catalog ran it). Not run: its reply is JetStream's, no inbox.
+  const auditProcess = processes.find((process) => process.name === "audit")!;
+  await auditProcess.kill("SIGTERM");
+  const forger = await as("audit");
+  forger.publish(`${prefix}.facts.audit.forged.x`, JSON.stringify({ actor: { admin: true } }));
+  await forger.flush();
+  forger.publish(
+    `$JS.API.CONSUMER.MSG.NEXT.${facts.stream(prefix)}.${DURABLES.audit}`,
+    JSON.stringify({ batch: 1, expires: 1e9 }),
+    { reply: `${prefix}.catalog.users.update` },
+  );
+  const catalogProcess = processes.find((process) => process.name === "catalog")!;
+  await catalogProcess.waitForLine("a message no requester sent was not run", 5_000);
   // Stopped as an operator stops them (each says it left: discovery's subject).
   for (const process of processes.toReversed()) await process.kill("SIGTERM");
   for (const process of processes) {
