@@ -64,9 +64,8 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
     gateway: {
       publish: [
         ...shared.publish,
-        ...operations((access) => access !== "services").map(p),
-        ...["resolve", "resolve-related"].flatMap((verb) => serviceNames.map((s) => `${s}.${verb}`))
-          .map(p),
+        // What it routes HTTP to, and the services' includes.
+        ...operations((access, subject) => access !== "services" || INCLUDES.test(subject)).map(p),
         // /health and /metrics ask every instance (NATS's service discovery verbs).
         "$SRV.>",
         // The fact stream's state, to tell whether facts were missed (gateway/unheard_facts.ts).
@@ -103,6 +102,9 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
   return permissions;
 }
 
+/** The operations that merge other services' resources into a document (`include`). */
+const INCLUDES = /\.(resolve|resolve-related)$/;
+
 /**
  * What services ask each other: internal operations and includes. Not the other operations for
  * services (`discounts.redemptions.*`, an order flow's, asked by no process here).
@@ -128,9 +130,9 @@ function operations(which: (access: string, subject: string) => boolean): string
  * (shared/fact_streams.ts); an operator changes it.
  */
 function streamApi(streams: string[]): string[] {
-  return streams.flatMap((stream) => [
-    ...["INFO", "CREATE", "MSG.GET"].map((verb) => `$JS.API.STREAM.${verb}.${stream}`),
-  ]);
+  return streams.flatMap((stream) =>
+    ["INFO", "CREATE", "MSG.GET"].map((verb) => `$JS.API.STREAM.${verb}.${stream}`)
+  );
 }
 
 /** JetStream's API on the durable consumer `name` of `stream` only: make, read, pull, ack. */
