@@ -304,7 +304,7 @@ const IN_TOUCH_NS = 3_000_000_000;
  * replicas fall silent. Taken as reads, both resumed a suspended cache 1-5 s into a partition,
  * which then served the far side's changes stale until the heal (a verification run, 2026-12-06).
  */
-function speaksForStream(cluster: ClusterInfo | undefined): boolean {
+export function speaksForStream(cluster: ClusterInfo | undefined): boolean {
   if (!cluster) return true;
   if (!cluster.leader) return false;
   const replicas = cluster.replicas ?? [];
