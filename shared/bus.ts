@@ -227,6 +227,8 @@ const RECONNECT_GRACE_MS = 1000;
 const NO_RESPONDERS_RETRY_MS = 250;
 /** Where every requester's answers come (nats.js's default inbox and `inboxPrefixOf`'s). */
 const REQUESTER_INBOX = "_INBOX.";
+/** How often, at most, a message no requester sent is said to have been dropped (`#unasked`). */
+const UNASKED_LOG_INTERVAL_MS = 60_000;
 /** Between two tries of a request nobody listened for. */
 const NO_RESPONDERS_PAUSE_MS = 50;
 /** How long connecting to one server (TCP, INFO, CONNECT) may take before the next is tried. */
@@ -584,7 +586,7 @@ export class Bus {
    */
   #unasked(subject: string, reply: string | undefined): void {
     const now = Date.now();
-    if (now - this.#unaskedLoggedAt < 60_000) return;
+    if (now - this.#unaskedLoggedAt < UNASKED_LOG_INTERVAL_MS) return;
     this.#unaskedLoggedAt = now;
     this.#log.warn("a message no requester sent was not run (its reply is no inbox)", {
       subject,

@@ -146,7 +146,7 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     ...(options.jetStream ? ["-js"] : []),
   ];
   let login = options.login;
-  const limits = [
+  const config = [
     options.maxSubscriptions === undefined
       ? ""
       : `max_subscriptions: ${options.maxSubscriptions}\n`,
@@ -154,9 +154,9 @@ async function tryStartNatsServer(options: NatsServerOptions): Promise<NatsServe
     options.store ? `jetstream { max_file_store: ${options.store.maxFileStore} }\n` : "",
     options.config ?? "",
   ].join("");
-  if (limits) {
-    // No flags for them: a config file, which the flags above complete.
-    await Deno.writeTextFile(`${dir}/server.conf`, limits);
+  if (config) {
+    // Limits and the rest have no flags: a config file, which the flags above complete.
+    await Deno.writeTextFile(`${dir}/server.conf`, config);
     args.push("-c", `${dir}/server.conf`);
   }
   let process: Deno.ChildProcess | undefined;
