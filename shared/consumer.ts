@@ -120,6 +120,11 @@ export interface FactConsumerOptions<S extends string = string> {
    */
   durable?: string;
   /**
+   * An ephemeral consumer's name (ignored with `durable`): one a NATS user limited to that name
+   * may make and pull (a catch-up's replay, shared/fact_catch_up.ts). Default: the server names it.
+   */
+  name?: string;
+  /**
    * Fact subject filter without the bus prefix, e.g. `facts.payments.>`. One filter only:
    * NATS 2.9 (our machines) does not know `filter_subjects`; use wildcards.
    */
@@ -329,6 +334,7 @@ function consumingOn<S extends string>(bus: Bus): Consuming<S> {
   return {
     open: (options) => openConsumer(bus, options),
     pull: (options, opened, keptAs) => pullFrom(bus, options, opened, keptAs),
+    startAgain: (options) => startFollowing(bus, options),
   };
 }
 
@@ -463,7 +469,7 @@ function consumerConfig<S extends string>(
     // fact delivered is in hand (`InHand`: kept alive), never waiting unseen in a buffer.
     max_ack_pending: 2 * (options.batchSize ?? DEFAULT_BATCH_SIZE),
     // An ephemeral consumer is removed by the server soon after its subscriber goes.
-    ...(options.durable ? {} : { inactive_threshold: 30 * 1e9 }),
+    ...(options.durable ? {} : { name: options.name, inactive_threshold: 30 * 1e9 }),
   };
 }
 

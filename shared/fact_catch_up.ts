@@ -6,14 +6,26 @@
  * runs, a loss found under it starts it again to do the same (`healingLosses`). The consumer
  * itself (opening, pulling) is shared/consumer.ts, which hands its parts over as `Consuming`.
  */
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { FactConsumer, FactConsumerOptions, OpenedConsumer, Pulling } from "./consumer.ts";
 import type { KeptPosition } from "./fact_kept_position.ts";
 
-/** The consumer's own parts a catch-up uses: open a consumer, pull from it. */
+/** The consumer's own parts a catch-up uses: open a consumer, pull from it, start over. */
 export interface Consuming<S extends string> {
   open(options: FactConsumerOptions<S>): Promise<OpenedConsumer>;
   /** Pulls from `opened`; `keptAs` names the position it keeps (a replay: the durable's). */
   pull(options: FactConsumerOptions<S>, opened: OpenedConsumer, keptAs?: string): Promise<Pulling>;
+  /** Opens the durable and follows it as at start (a database behind it catches up first). */
+  startAgain(options: FactConsumerOptions<S>): Promise<FactConsumer>;
+}
+
+/**
+ * The consumer a catch-up replays with: named after its durable, so that a NATS user limited to
+ * its own consumers may be granted it (shared/nats_permissions.ts; a name the server chose was
+ * refused there, and the service's start failed), and so that one instance replays at a time.
+ */
+export function replayConsumerName(durable: string): string {
+  return `${durable}-replay`;
 }
 
 /**
@@ -103,20 +115,27 @@ export async function catchUpFirst<S extends string>(
   kept: KeptPosition,
 ): Promise<FactConsumer> {
   const through = durable.reached;
-  options.log.warn(
-    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
-      "commits, or an instance that stopped without writing where it stood): handing over " +
-      "again the facts from its kept position",
-    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
-  );
-  const replayOptions = { ...options, durable: undefined, start: { sequence: kept.resumeAt } };
-  const replaying = await consuming.open(replayOptions);
+  const name = replayConsumerName(durable.name);
+  const replayOptions = {
+    ...options,
+    durable: undefined,
+    name,
+    start: { sequence: kept.resumeAt },
+  };
+  const replaying = await openReplay(consuming, replayOptions, durable, kept);
+  if (replaying === undefined) return afterOtherReplay(consuming, options, durable);
   const replay = await consuming.pull(replayOptions, replaying, durable.name);
   const stopping = new AbortController();
   let following: FactConsumer | undefined;
   const switched = (async () => {
-    await replayedThrough(replaying, replay, through, stopping.signal);
-    await replay.consumer.stop();
+    try {
+      await replayedThrough(replaying, replay, through, stopping.signal);
+      await replay.consumer.stop();
+    } finally {
+      // At once rather than after its inactive threshold: an instance waiting for it goes on now,
+      // and so does this one's next catch-up (the progress is kept in the database).
+      await replaying.jsm.consumers.delete(replaying.stream, name).catch(() => {});
+    }
     if (stopping.signal.aborted) return;
     if (kept.lost) {
       await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
@@ -141,6 +160,79 @@ export async function catchUpFirst<S extends string>(
     },
   };
 }
+
+/**
+ * Makes the replay consumer `replayOptions` describe and says so; undefined when another instance
+ * has it (`afterOtherReplay`).
+ */
+async function openReplay<S extends string>(
+  consuming: Consuming<S>,
+  replayOptions: FactConsumerOptions<S> & { name: string },
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+): Promise<OpenedConsumer | undefined> {
+  if (await replayExists(durable, replayOptions.name)) return undefined;
+  replayOptions.log.warn(
+    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
+      "commits, or an instance that stopped without writing where it stood): handing over " +
+      "again the facts from its kept position",
+    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: durable.reached },
+  );
+  try {
+    return await consuming.open(replayOptions);
+  } catch (error) {
+    // Made by another instance since it was looked for: nats-server 2.9 refuses to change an
+    // existing consumer's start. With the same start this one shares it instead, each fact handed
+    // to one of them; the one that finishes last makes it again for what it still lacks.
+    if (await replayExists(durable, replayOptions.name)) return undefined;
+    throw error;
+  }
+}
+
+/** Whether the replay consumer `name` of `durable`'s stream exists (unknown: it does). */
+async function replayExists(durable: OpenedConsumer, name: string): Promise<boolean> {
+  return await durable.jsm.consumers.info(durable.stream, name).then(
+    () => true,
+    (error) =>
+      !(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound),
+  );
+}
+
+/**
+ * While another instance replays for the same database (every running instance sees a loss
+ * marked, instances start together, or one that died left its replay for its inactive
+ * threshold), this one hands nothing over: it waits until that replay is gone, then starts
+ * again, and finds the database caught up (or behind still, and replays itself).
+ */
+function afterOtherReplay<S extends string>(
+  consuming: Consuming<S>,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+): FactConsumer {
+  const name = replayConsumerName(durable.name);
+  options.log.info("another instance is handing the facts over again; following once it is done", {
+    durable: durable.name,
+    replay: name,
+  });
+  const stopping = new AbortController();
+  let following: FactConsumer | undefined;
+  const waited = (async () => {
+    while (!stopping.signal.aborted && await replayExists(durable, name)) {
+      await delay(OTHER_REPLAY_CHECK_MS, stopping.signal);
+    }
+    following = await whenReachable(() => consuming.startAgain(options), options, stopping.signal);
+  })();
+  return {
+    async stop() {
+      stopping.abort();
+      await waited;
+      await following?.stop();
+    },
+  };
+}
+
+/** How often an instance waiting for another's replay looks whether it is done. */
+const OTHER_REPLAY_CHECK_MS = 1_000;
 
 /** How often a replay's progress is looked at. */
 const REPLAY_CHECK_MS = 250;

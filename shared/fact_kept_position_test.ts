@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { eventually } from "@testing/eventually.ts";
 import { factBus } from "@testing/fact_bus.ts";
 import { exampleFact } from "@testing/facts.ts";
@@ -365,6 +365,148 @@ Deno.test("[kept position] an instance started beside a running one holding a fa
     await second.stop();
     await running.stop();
     assert.deepEqual(log.lines.map((l) => l.message), [], "nothing handed over again");
+  } finally {
+    await sql.end();
+  }
+});
+
+/** The names of the consumers on the test's fact stream. */
+async function consumerNames(b: TestBus): Promise<string[]> {
+  const jsm = await jetstreamManager(b.bus.nc);
+  const names: string[] = [];
+  for await (const info of jsm.consumers.list(facts.stream(b.prefix))) names.push(info.name);
+  return names.sort();
+}
+
+// Found by the second review of NATS users (2026-12-06): the catch-up replayed with a consumer the
+// server named, which a NATS user limited to its own consumers may not make, and the service's
+// start failed. The replay is now named after its durable, and one instance replays at a time.
+Deno.test("[kept position] a catch-up waits for a replay another instance left, then replays under the durable's name", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  const jsm = await jetstreamManager(b.bus.nc);
+  const stream = facts.stream(b.prefix);
+  try {
+    await followed(b, sql, 5);
+    await sql`delete from seen where n > 2`;
+    await sql`update fact_positions set highest = 2, resume_at = 3`;
+    // As an instance that died while replaying leaves it, until its inactive threshold.
+    await jsm.consumers.add(stream, {
+      name: "follower-replay",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: 1,
+      inactive_threshold: 30e9,
+    });
+
+    const after: number[] = [];
+    const log = recordingLogger();
+    const consumer = await follow(b, sql, after, { log });
+    await eventually(
+      () => log.lines.some((l) => l.message.startsWith("another instance is handing")),
+      10_000,
+      "waiting for the other replay",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(after.length, 0, "nothing handed over while the other replay stands");
+    await jsm.consumers.delete(stream, "follower-replay");
+    await eventually(async () => (await seen(sql)).length === 5, 15_000, "3-5 handed over again");
+    await eventually(
+      () => log.lines.some((l) => l.message === "caught up with the fact consumer"),
+      10_000,
+      "caught up",
+    );
+    assert.deepEqual(await consumerNames(b), ["follower"], "the replay removed once done");
+    await publishTopics(b, [6]);
+    await eventually(() => after.includes(6), 10_000, "a new fact followed after the catch-up");
+    await consumer.stop();
+    assert.deepEqual(after.slice(0, 3), [3, 4, 5]);
+    assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6]);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("[kept position] two running instances that see one loss hand it over again, under one replay name", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    const logs = [recordingLogger(), recordingLogger()];
+    const consumers = await Promise.all(
+      // Each writes its position at every floor read, so both see the loss.
+      logs.map((log) => follow(b, sql, [], { log, floorReadMs: 200 })),
+    );
+    await publishTopics(b, [1, 2, 3, 4, 5, 6]);
+    await eventually(async () => (await seen(sql)).length === 6, 10_000, "1-6 followed");
+    await eventually(
+      async () => Number((await sql`select highest from fact_positions`)[0]?.highest) === 6,
+      10_000,
+      "6 kept",
+    );
+    // As a standby promoted without the commits that applied 5 and 6 and kept them.
+    await sql`delete from seen where n >= 5`;
+    await sql`update fact_positions set highest = 4, resume_at = 5`;
+
+    await eventually(async () => (await seen(sql)).length === 6, 15_000, "5 and 6 again");
+    await eventually(
+      async () => (await sql`select lost_from from fact_positions`)[0]?.lost_from === null,
+      15_000,
+      "the loss made good",
+    );
+    await eventually(
+      async () => (await consumerNames(b)).join() === "follower",
+      15_000,
+      "the replay removed once done",
+    );
+    await publishTopics(b, [7]);
+    await eventually(async () => (await seen(sql)).length === 7, 10_000, "7 followed after");
+    await Promise.all(consumers.map((consumer) => consumer.stop()));
+    const lines = logs.flatMap((log) => log.lines);
+    assert.equal(
+      lines.filter((l) => l.message.startsWith("the database lost facts")).length,
+      2,
+      "each instance saw the loss",
+    );
+    assert.ok(lines.some((l) => l.message === "caught up with the fact consumer"), "caught up");
+    assert.deepEqual(
+      lines.filter((l) => l.level === "error" && !l.message.startsWith("the database lost facts")),
+      [],
+    );
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("[kept position] two instances started together on a restored database both end up following", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await followed(b, sql, 8);
+    await sql`delete from seen where n > 2`;
+    await sql`update fact_positions set highest = 2, resume_at = 3`;
+
+    const logs = [recordingLogger(), recordingLogger()];
+    const handed: number[][] = [[], []];
+    // Both look at the database in the same moment: both may replay, on one consumer.
+    const consumers = await Promise.all(
+      logs.map((log, i) => follow(b, sql, handed[i], { log, batchSize: 2 })),
+    );
+    await eventually(async () => (await seen(sql)).length === 8, 15_000, "3-8 handed over again");
+    await eventually(
+      async () => (await consumerNames(b)).join() === "follower",
+      15_000,
+      "the replay removed once done",
+    );
+    await publishTopics(b, [9, 10, 11, 12]);
+    await eventually(async () => (await seen(sql)).length === 12, 15_000, "9-12 followed after");
+    await Promise.all(consumers.map((consumer) => consumer.stop()));
+    for (let n = 3; n <= 8; n++) assert.ok(handed.flat().includes(n), `${n} handed over again`);
+    const lines = logs.flatMap((log) => log.lines);
+    assert.deepEqual(lines.filter((l) => l.level === "error"), []);
   } finally {
     await sql.end();
   }

@@ -13,8 +13,8 @@
  * - each process hears only its own replies (`_INBOX.<process>.>`, shared/bus.ts `inboxPrefix`);
  * - JetStream: the prefix's fact and parked streams only, by name, made and read but never
  *   changed, purged or removed; a service makes, reads, pulls and acknowledges its own durable
- *   consumer only (audit cannot drain discounts' deliveries); the gateway only reads the fact
- *   stream's state.
+ *   consumer only (audit cannot drain discounts' deliveries), and the one its catch-up replays
+ *   with, which it also removes; the gateway only reads the fact stream's state.
  *
  * Found by a review (2026-12-06) in the first version: every service could ask any HTTP operation
  * naming an admin, purge the fact stream through a settings update, and pull and acknowledge
@@ -22,12 +22,13 @@
  * delivers a stored message of the puller's making anywhere), the processes stop themselves: a
  * service runs only requests answered to an inbox (shared/bus.ts `#unasked`), a requester takes no
  * message with a reply of its own as an answer and its tokens cannot be guessed (`Replies`).
- * Limits (README): a service's catch-up replay makes an unnamed consumer, refused here; the first
- * to make a stream chooses its settings.
+ * Limits (README): the first to make a stream chooses its settings. Until 2026-12-06 a service's
+ * catch-up replayed with a consumer the server named, refused here: its start failed.
  *
  * `deno task nats-permissions` prints them as a nats-server `authorization` block.
  */
 import { contracts, serviceNames } from "./contracts/mod.ts";
+import { replayConsumerName } from "./fact_catch_up.ts";
 import { facts, gatewayTouched } from "./subjects.ts";
 
 /** The processes that connect to the bus, each as its own NATS user. */
@@ -87,6 +88,7 @@ export function natsPermissions(prefix: string): Record<string, ProcessPermissio
         p(facts.parked),
         ...streamApi([factStream, facts.parkedStream(prefix)]),
         ...consumerApi(factStream, DURABLES[service]),
+        ...replayApi(factStream, DURABLES[service]),
       ],
       // Facts as they are published too (access projections, shared/access_projection.ts).
       subscribe: [
@@ -146,6 +148,16 @@ function consumerApi(stream: string, name: string | undefined): string[] {
     `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
     `$JS.ACK.${stream}.${name}.>`,
   ];
+}
+
+/**
+ * JetStream's API on the consumer a catch-up replays with for the durable `name`
+ * (shared/fact_catch_up.ts): as on the durable, and its removal once the replay is done.
+ */
+function replayApi(stream: string, durable: string | undefined): string[] {
+  if (durable === undefined) return [];
+  const replay = replayConsumerName(durable);
+  return [...consumerApi(stream, replay), `$JS.API.CONSUMER.DELETE.${stream}.${replay}`];
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 import { freePort } from "@shared/net.ts";
 import { facts } from "@shared/subjects.ts";
 import { testDatabase } from "@shared/testing.ts";
+import postgres from "postgres";
 import { eventually } from "./eventually.ts";
 import { adminToken, fakeStripeEnv, faultEnv } from "./fault_env.ts";
 import { startNatsServer } from "./nats_server.ts";
@@ -184,6 +185,21 @@ Deno.test("[nats] a NATS user per process, each with only its subjects: the syst
   );
   const catalogProcess = processes.find((process) => process.name === "catalog")!;
   await catalogProcess.waitForLine("a message no requester sent was not run", 5_000);
+  // Audit's database restored from an older backup: it lacks activities its durable consumer
+  // handed over. It catches up with the replay its user may make (the second review found the one
+  // the server named refused: the start failed).
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+  stack.defer(() => sql.end());
+  const [{ count: logged }] = await sql`select count(*)::int from audit.activities`;
+  await sql`delete from audit.activities`;
+  await sql`update audit.fact_positions set highest = 0, resume_at = 1`;
+  const restored = stack.use(
+    spawnProcess("audit", "services/audit/main.ts", { ...env, NATS_URL: urlFor("audit") }),
+  );
+  processes.splice(processes.indexOf(auditProcess), 0, restored);
+  await restored.waitForLine("caught up with the fact consumer", 20_000);
+  const [{ count: again }] = await sql`select count(*)::int from audit.activities`;
+  assert.ok(again >= logged, `the activities handed over again: ${again} of ${logged}`);
   // Stopped as an operator stops them (each says it left: discovery's subject).
   for (const process of processes.toReversed()) await process.kill("SIGTERM");
   for (const process of processes) {
