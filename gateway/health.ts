@@ -22,7 +22,7 @@
 import type { Handler } from "hono";
 import type { Msg } from "@nats-io/nats-core";
 import { type Bus, INSTANCE_LEFT, type ServiceIdentity } from "@shared/bus.ts";
-import type { Logger } from "@shared/log.ts";
+import { LinePace, type Logger } from "@shared/log.ts";
 import { JWT_SECRET_METADATA, secretFingerprint } from "@shared/secret_fingerprint.ts";
 import type { GatewayEnv } from "./env.ts";
 import { PRIVATE } from "./http_cache.ts";
@@ -411,7 +411,7 @@ const PREFIX_HINT_INTERVAL_MS = 60_000;
 /** Logs, once a minute at most, which missing services answer under another bus prefix. */
 export class PrefixHint {
   readonly #log: Logger;
-  #saidAt = -Infinity;
+  readonly #said = new LinePace(PREFIX_HINT_INTERVAL_MS);
 
   constructor(log: Logger) {
     this.#log = log;
@@ -422,8 +422,7 @@ export class PrefixHint {
       missing.map((name) => [name, prefixesHeard(name)]).filter(([, heard]) => heard.length),
     );
     if (!Object.keys(elsewhere).length) return;
-    if (Date.now() - this.#saidAt < PREFIX_HINT_INTERVAL_MS) return;
-    this.#saidAt = Date.now();
+    if (!this.#said.due()) return;
     this.#log.warn(
       "services missing under this gateway's BUS_PREFIX answer under another: check BUS_PREFIX",
       { prefix: bus.prefix, elsewhere },

@@ -58,7 +58,7 @@ import {
   type WritePrecondition,
 } from "./errors.ts";
 import type { ForeignRelation, HttpReply, HttpRequest } from "./schemas/http.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, LinePace, type Logger } from "./log.ts";
 import { clientMeter, endBusSpan, EndpointMeter, startClientSpan } from "./bus_telemetry.ts";
 import { meterConnection } from "./bus_metrics.ts";
 import { metrics } from "./metrics.ts";
@@ -341,8 +341,8 @@ export class Bus {
   readonly #serveLimits: { concurrency?: number; waitingBytes?: number };
   readonly #jetStream: JetStreamConnection;
   readonly #clocks: ClockSkewWatch;
-  #busyLoggedAt = 0;
-  #unaskedLoggedAt = 0;
+  readonly #busySaid = new LinePace(BUSY_LOG_INTERVAL_MS);
+  readonly #unaskedSaid = new LinePace(UNASKED_LOG_INTERVAL_MS);
   #replies?: Replies;
 
   /**
@@ -585,9 +585,7 @@ export class Bus {
    * reply, or none. Logged at most once a minute.
    */
   #unasked(subject: string, reply: string | undefined): void {
-    const now = Date.now();
-    if (now - this.#unaskedLoggedAt < UNASKED_LOG_INTERVAL_MS) return;
-    this.#unaskedLoggedAt = now;
+    if (!this.#unaskedSaid.due()) return;
     this.#log.warn("a message no requester sent was not run (its reply is no inbox)", {
       subject,
       reply: reply ?? null,
@@ -692,11 +690,7 @@ export class Bus {
    * deadline (shared/bus_admission.ts): logged once in a while, not once per request of a flood.
    */
   #busy(service: string, waiting: number): ServiceUnavailableError {
-    const now = Date.now();
-    if (now - this.#busyLoggedAt >= BUSY_LOG_INTERVAL_MS) {
-      this.#busyLoggedAt = now;
-      this.#log.warn("too busy: refusing requests", { service, waiting });
-    }
+    if (this.#busySaid.due()) this.#log.warn("too busy: refusing requests", { service, waiting });
     const error = new ServiceUnavailableError(
       `Cannot serve the request now: this ${service} instance is too busy to answer it in time ` +
         `(${waiting} requests waiting); try again shortly`,

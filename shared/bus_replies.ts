@@ -7,7 +7,7 @@ import { createInbox, errors as natsErrors } from "@nats-io/nats-core";
 import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/nats-core";
 import type { ConnectionMeter } from "./bus_metrics.ts";
 import { ApiError, GatewayTimeoutError, ServiceUnavailableError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { LinePace, type Logger } from "./log.ts";
 
 export function causeChain(error: unknown): unknown[] {
   const chain: unknown[] = [];
@@ -68,7 +68,8 @@ export class Link {
   /** Subscriptions the server refused since the connection was (re)made (`refusedSubscriptions`). */
   #refused = 0;
   /** When each error the server sent was last logged (`#serverError`), for at most 100 texts. */
-  readonly #errorLoggedAt = new Map<string, number>();
+  /** Each kind of error the server sent, by its text (a permission's refusal names its subject). */
+  readonly #errorSaid = new LinePace(SERVER_ERROR_LOG_INTERVAL_MS);
   /** Which of a process's connections its log lines are about (" (JetStream connection)"). */
   readonly #which: string;
   /** What a subscription the server refused costs on this connection, for its log line. */
@@ -165,11 +166,7 @@ export class Link {
     if (credentials) this.#credentialsRefused = true;
     const refusal = MAX_SUBSCRIPTIONS.test(text);
     if (refusal) this.#refused++;
-    const now = Date.now();
-    if (now - (this.#errorLoggedAt.get(text) ?? -Infinity) < SERVER_ERROR_LOG_INTERVAL_MS) return;
-    // A permission's refusal names its subject: texts vary, and the map must not grow for good.
-    if (this.#errorLoggedAt.size >= 100) this.#errorLoggedAt.clear();
-    this.#errorLoggedAt.set(text, now);
+    if (!this.#errorSaid.due(text)) return;
     if (refusal) {
       log.error(
         `NATS refused a subscription${this.#which} (maximum subscriptions exceeded): ` +

@@ -16,7 +16,7 @@
  *
  * Each kind is logged at most once in LOG_INTERVAL_MS.
  */
-import type { Logger } from "./log.ts";
+import { LinePace, type Logger } from "./log.ts";
 
 /** How much later a deadline may lie than its budget allows before a sender's lead is logged. */
 export const CLOCK_SKEW_WARN_MS = 250;
@@ -29,8 +29,8 @@ const LOG_INTERVAL_MS = 10_000;
 
 export class ClockSkewWatch {
   readonly #log: Logger;
-  #senderAheadLoggedAt = -Infinity;
-  #selfAheadLoggedAt = -Infinity;
+  readonly #senderAheadSaid = new LinePace(LOG_INTERVAL_MS);
+  readonly #selfAheadSaid = new LinePace(LOG_INTERVAL_MS);
   /** The last CLOCK_AHEAD_COUNT late requests: when each arrived, and how late. */
   #late: { at: number; ms: number }[] = [];
 
@@ -51,9 +51,7 @@ export class ClockSkewWatch {
   }
 
   #senderAhead(subject: string, aheadMs: number): void {
-    const now = Date.now();
-    if (now - this.#senderAheadLoggedAt < LOG_INTERVAL_MS) return;
-    this.#senderAheadLoggedAt = now;
+    if (!this.#senderAheadSaid.due()) return;
     this.#log.warn(
       "a requester's clock runs ahead of this process's: each request is held to the time it was " +
         "sent with, but keep every machine's clock in sync (NTP)",
@@ -62,8 +60,7 @@ export class ClockSkewWatch {
   }
 
   #selfAhead(subject: string, now: number): void {
-    if (now - this.#selfAheadLoggedAt < LOG_INTERVAL_MS) return;
-    this.#selfAheadLoggedAt = now;
+    if (!this.#selfAheadSaid.due()) return;
     this.#log.warn(
       "requests arrive with less time than they were sent with: this process's clock runs ahead " +
         "of its requesters' (it refuses as too late every request whose budget is shorter; keep " +

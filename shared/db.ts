@@ -28,7 +28,7 @@ import {
   deadlineError,
   requireTimeLeft,
 } from "./deadline.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, LinePace, type Logger } from "./log.ts";
 import { parseTimestamptz } from "./pg_time.ts";
 import { databaseOf, hostCount, hostsOf, parameterOf, withDatabase } from "./postgres_url.ts";
 import { inSpan, SpanKind, tracing } from "./telemetry.ts";
@@ -460,7 +460,7 @@ function noted(error: unknown): boolean {
 
 /** Refusals of one kind, logged at most once per REFUSALS_LOG_EVERY_MS with how many there were. */
 class Refusals {
-  #loggedAt: number | undefined;
+  readonly #pace = new LinePace(REFUSALS_LOG_EVERY_MS);
   #since = 0;
   readonly #log: (refused: number) => void;
   constructor(log: (refused: number) => void) {
@@ -469,10 +469,8 @@ class Refusals {
 
   noted(): void {
     this.#since++;
-    const now = Date.now();
-    if (this.#loggedAt !== undefined && now - this.#loggedAt < REFUSALS_LOG_EVERY_MS) return;
+    if (!this.#pace.due()) return;
     this.#log(this.#since);
-    this.#loggedAt = now;
     this.#since = 0;
   }
 }

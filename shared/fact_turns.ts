@@ -11,7 +11,7 @@ import { type BatchContext, type Delivered, fromLostStream, positionOf } from ".
 import { headersOf, park, tryPark } from "./fact_parking.ts";
 import { startBatchSpans } from "./fact_telemetry.ts";
 import type { Fact } from "./facts.ts";
-import type { LogFields } from "./log.ts";
+import { LinePace, type LogFields } from "./log.ts";
 import { tracing, withContext } from "./telemetry.ts";
 import { isTransientFailure } from "./transient.ts";
 
@@ -224,10 +224,9 @@ async function transientReason<S extends string>(
 
 /** Logs a batch's failed attempts: the first, then one every RETRY_LOG_EVERY_MS at most. */
 function retryLogger<S extends string>(ctx: BatchContext<S>, batch: Delivered[]) {
-  let last = -Infinity;
+  const pace = new LinePace(RETRY_LOG_EVERY_MS);
   return (error: unknown, fields: LogFields) => {
-    if (Date.now() - last < RETRY_LOG_EVERY_MS) return;
-    last = Date.now();
+    if (!pace.due()) return;
     ctx.options.log.error("cannot handle facts; trying again", {
       durable: ctx.name,
       ...describeBatch(batch),
@@ -267,12 +266,8 @@ async function parkPoison<S extends string>(
   const reason = `the handler kept failing on it (${failing.attempts} attempts in ` +
     `${Math.round(failingMs / 1000)} s): ${why}`;
   // The first failure is logged, then one line every RETRY_LOG_EVERY_MS, as for retries.
-  let loggedAt = 0;
-  const quiet = () => {
-    if (Date.now() - loggedAt < RETRY_LOG_EVERY_MS) return true;
-    loggedAt = Date.now();
-    return false;
-  };
+  const pace = new LinePace(RETRY_LOG_EVERY_MS);
+  const quiet = () => !pace.due();
   for (
     let attempt = 0;
     !await tryPark(ctx, item.msg, { reason, then: "trying again", quiet: quiet() });

@@ -29,6 +29,42 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
 }
 
+/**
+ * How often a recurring line is said: at most once per `everyMs`, per kind when lines of several
+ * kinds share one pace, so that a flood of one event says so once in a while, not once each time.
+ * In elapsed time: until 2026-12-06 nine places wrote this out, most by the wall clock, which set
+ * back an hour silenced their lines for that hour.
+ *
+ * @example
+ * ```ts
+ * import { LinePace } from "@shared/log.ts";
+ * const pace = new LinePace(60_000);
+ * if (pace.due()) console.warn("too busy: refusing requests");
+ * ```
+ */
+export class LinePace {
+  readonly everyMs: number;
+  readonly #saidAt = new Map<string, number>();
+
+  constructor(everyMs: number) {
+    this.everyMs = everyMs;
+  }
+
+  /** Whether a line of `kind` may be said now; if so, it counts as said. */
+  due(kind = ""): boolean {
+    const now = performance.now();
+    const last = this.#saidAt.get(kind);
+    if (last !== undefined && now - last < this.everyMs) return false;
+    // Kinds may vary without end (a refusal names its subject): the map must not grow for good.
+    if (this.#saidAt.size >= MAX_PACED_KINDS) this.#saidAt.clear();
+    this.#saidAt.set(kind, now);
+    return true;
+  }
+}
+
+/** Kinds a `LinePace` remembers at most (past it, it starts over: a line said again early). */
+const MAX_PACED_KINDS = 100;
+
 /** Replaces the values of secret-looking keys, at any depth, with "[redacted]". */
 export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return scrub(value);

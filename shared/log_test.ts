@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { redact, scrub } from "./log.ts";
+import { LinePace, redact, scrub } from "./log.ts";
 
 Deno.test("[log] redact hides secret-looking fields at any depth", () => {
   const out = redact({
@@ -154,4 +154,15 @@ Deno.test("[log] scrub hides a JWT whose header ends in -eyJ from there on", () 
     assert.ok(!out.includes("eyJzdWIiOiIx"), `${text} -> ${out}`);
     assert.ok(out.endsWith("-[redacted]"), out);
   }
+});
+
+Deno.test("[log] LinePace: a line once per interval, per kind, again once the interval passed", async () => {
+  const pace = new LinePace(80);
+  assert.equal(pace.due(), true, "the first line goes");
+  assert.equal(pace.due(), false, "not again at once");
+  assert.equal(pace.due("subject a"), true, "another kind has its own pace");
+  assert.equal(pace.due("subject a"), false);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(pace.due(), true, "again after the interval");
+  assert.equal(pace.due("subject a"), true);
 });

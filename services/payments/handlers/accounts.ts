@@ -13,6 +13,7 @@ import {
 } from "@shared/db.ts";
 import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
+import { LinePace } from "@shared/log.ts";
 import { type PaymentsContext, secretBox, stripeSettings } from "../context.ts";
 import type { SecretBox } from "../crypto.ts";
 import {
@@ -135,8 +136,8 @@ export function lockIdleMs(ctx: PaymentsContext): number {
   return ctx.config.stripeTimeoutMs + HOLD_MARGIN_MS;
 }
 
-/** When each payments instance (by its logger) last warned of too little time for Stripe. */
-const lastShortDeadlineWarning = new WeakMap<object, number>();
+/** Each payments instance's (by its logger) warnings of too little time for Stripe. */
+const shortDeadlineWarnings = new WeakMap<object, LinePace>();
 
 /**
  * Warns, once a minute, of a Stripe change that came with less time left than a whole Stripe call
@@ -147,9 +148,9 @@ const lastShortDeadlineWarning = new WeakMap<object, number>();
  * 2026-12-06).
  */
 function warnOfShortDeadline(ctx: PaymentsContext, left: number): void {
-  const now = performance.now();
-  if (now - (lastShortDeadlineWarning.get(ctx.log) ?? -Infinity) < 60_000) return;
-  lastShortDeadlineWarning.set(ctx.log, now);
+  let pace = shortDeadlineWarnings.get(ctx.log);
+  if (pace === undefined) shortDeadlineWarnings.set(ctx.log, pace = new LinePace(60_000));
+  if (!pace.due()) return;
   ctx.log.warn(
     "a Stripe change came with less time left than a Stripe call may take: a slow answer will " +
       "be a 504; if every one comes so, raise the gateway's REQUEST_TIMEOUT_MS above " +
