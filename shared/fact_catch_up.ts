@@ -9,6 +9,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { FactConsumer, FactConsumerOptions, OpenedConsumer, Pulling } from "./consumer.ts";
 import type { KeptPosition } from "./fact_kept_position.ts";
+import { ReplayClaim } from "./fact_replay_claim.ts";
 
 /** The consumer's own parts a catch-up uses: open a consumer, pull from it, start over. */
 export interface Consuming<S extends string> {
@@ -22,7 +23,7 @@ export interface Consuming<S extends string> {
 /**
  * The consumer a catch-up replays with: named after its durable, so that a NATS user limited to
  * its own consumers may be granted it (shared/nats_permissions.ts; a name the server chose was
- * refused there, and the service's start failed), and so that one instance replays at a time.
+ * refused there, and the service's start failed).
  */
 export function replayConsumerName(durable: string): string {
   return `${durable}-replay`;
@@ -106,13 +107,38 @@ const KEPT_SETTLE_MS = 2_500;
  * progress under the durable's name, so a start cut short goes on where it stood (from a loss
  * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
  * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
- * hold are handed over again harmlessly.
+ * hold are handed over again harmlessly. One instance replays at a time (`ReplayClaim`); another
+ * waits for it (`afterOtherReplay`).
  */
 export async function catchUpFirst<S extends string>(
   consuming: Consuming<S>,
   options: FactConsumerOptions<S>,
   durable: OpenedConsumer,
   kept: KeptPosition,
+): Promise<FactConsumer> {
+  const claim = await ReplayClaim.take(options.keptIn!, durable.name);
+  if (!claim) return afterOtherReplay(consuming, options, durable);
+  try {
+    // Read again now that it is this instance's: another may have caught up since it was read.
+    const now = await options.keptIn!.read(durable.name) ?? kept;
+    if (now.stream === kept.stream && !now.lost && now.resumeAt > durable.reached) {
+      await claim.release();
+      return (await consuming.pull(options, durable)).consumer;
+    }
+    return await replayClaimed(consuming, options, durable, now, claim);
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+}
+
+/** `catchUpFirst` with the catch-up claimed: the replay, then the durable. */
+async function replayClaimed<S extends string>(
+  consuming: Consuming<S>,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+  claim: ReplayClaim,
 ): Promise<FactConsumer> {
   const through = durable.reached;
   const name = replayConsumerName(durable.name);
@@ -122,35 +148,44 @@ export async function catchUpFirst<S extends string>(
     name,
     start: { sequence: kept.resumeAt },
   };
-  const replaying = await openReplay(consuming, replayOptions, durable, kept);
-  if (replaying === undefined) return afterOtherReplay(consuming, options, durable);
+  options.log.warn(
+    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
+      "commits, or an instance that stopped without writing where it stood): handing over " +
+      "again the facts from its kept position",
+    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
+  );
+  const claimLost = new AbortController();
+  claim.hold(() => {
+    options.log.warn(
+      "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
+        "database slow or away); another instance goes on with it, or this one once it can",
+      { durable: durable.name },
+    );
+    claimLost.abort();
+  });
+  // One of this name now was left by an instance that lost its claim (it died, or stopped pulling
+  // as the claim lapsed): made anew from this start, never shared.
+  await removeReplay(durable, name, { left: true });
+  const replaying = await consuming.open(replayOptions);
   const replay = await consuming.pull(replayOptions, replaying, durable.name);
   const stopping = new AbortController();
   let following: FactConsumer | undefined;
   const switched = (async () => {
     try {
-      await replayedThrough(replaying, replay, through, stopping.signal);
+      await replayedThrough(replaying, replay, through, anyOf(stopping, claimLost));
       await replay.consumer.stop();
     } finally {
-      // At once rather than after its inactive threshold: an instance waiting for it goes on now,
-      // and so does this one's next catch-up (the progress is kept in the database).
-      await replaying.jsm.consumers.delete(replaying.stream, name).catch(() => {});
+      // At once rather than after its inactive threshold (the progress is kept in the database),
+      // unless another instance may have made its own under the name since.
+      if (!claimLost.signal.aborted) await removeReplay(replaying, name, { left: false });
+      await claim.release();
     }
     if (stopping.signal.aborted) return;
-    if (kept.lost) {
-      await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
-        options.log.warn("cannot note the catch-up; a start will replay again", { error });
-      });
+    if (claimLost.signal.aborted) {
+      following = afterOtherReplay(consuming, options, durable);
+      return;
     }
-    options.log.info("caught up with the fact consumer", { durable: durable.name, through });
-    // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
-    // floor and stream are read as they are now (a review: followed as found at start, a durable
-    // removed during the replay was never made again, and the service's facts stopped for good).
-    following = await whenReachable(
-      async () => (await consuming.pull(options, await consuming.open(options))).consumer,
-      options,
-      stopping.signal,
-    );
+    following = await caughtUp(consuming, options, durable, kept, through, stopping.signal);
   })();
   return {
     async stop() {
@@ -161,63 +196,72 @@ export async function catchUpFirst<S extends string>(
   };
 }
 
-/**
- * Makes the replay consumer `replayOptions` describe and says so; undefined when another instance
- * has it (`afterOtherReplay`).
- */
-async function openReplay<S extends string>(
+/** Notes the catch-up done, then follows the durable. */
+async function caughtUp<S extends string>(
   consuming: Consuming<S>,
-  replayOptions: FactConsumerOptions<S> & { name: string },
+  options: FactConsumerOptions<S>,
   durable: OpenedConsumer,
   kept: KeptPosition,
-): Promise<OpenedConsumer | undefined> {
-  if (await replayExists(durable, replayOptions.name)) return undefined;
-  replayOptions.log.warn(
-    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
-      "commits, or an instance that stopped without writing where it stood): handing over " +
-      "again the facts from its kept position",
-    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: durable.reached },
-  );
-  try {
-    return await consuming.open(replayOptions);
-  } catch (error) {
-    // Made by another instance since it was looked for: nats-server 2.9 refuses to change an
-    // existing consumer's start. With the same start this one shares it instead, each fact handed
-    // to one of them; the one that finishes last makes it again for what it still lacks.
-    if (await replayExists(durable, replayOptions.name)) return undefined;
-    throw error;
+  through: number,
+  stopping: AbortSignal,
+): Promise<FactConsumer | undefined> {
+  if (kept.lost) {
+    await options.keptIn?.caughtUp(durable.name, kept.lost).catch((error) => {
+      options.log.warn("cannot note the catch-up; a start will replay again", { error });
+    });
   }
+  options.log.info("caught up with the fact consumer", { durable: durable.name, through });
+  // Opened again: removed meanwhile (by hand, with a lost store), it is made again, and its
+  // floor and stream are read as they are now (a review: followed as found at start, a durable
+  // removed during the replay was never made again, and the service's facts stopped for good).
+  return await whenReachable(
+    async () => (await consuming.pull(options, await consuming.open(options))).consumer,
+    options,
+    stopping,
+  );
 }
 
-/** Whether the replay consumer `name` of `durable`'s stream exists (unknown: it does). */
-async function replayExists(durable: OpenedConsumer, name: string): Promise<boolean> {
-  return await durable.jsm.consumers.info(durable.stream, name).then(
-    () => true,
-    (error) =>
-      !(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound),
-  );
+/**
+ * Removes the replay consumer `name`: one `left` by an instance that lost its claim must go before
+ * a replay starts (a failure fails the start); this instance's own, once done, may outlive a
+ * failure by its inactive threshold.
+ */
+async function removeReplay(
+  on: Pick<OpenedConsumer, "jsm" | "stream">,
+  name: string,
+  { left }: { left: boolean },
+): Promise<void> {
+  await on.jsm.consumers.delete(on.stream, name).catch((error) => {
+    const gone = error instanceof JetStreamApiError &&
+      error.code === JetStreamApiCodes.ConsumerNotFound;
+    if (left && !gone) throw error;
+  });
+}
+
+/** A signal that aborts when either controller does. */
+function anyOf(...controllers: AbortController[]): AbortSignal {
+  return AbortSignal.any(controllers.map((controller) => controller.signal));
 }
 
 /**
  * While another instance replays for the same database (every running instance sees a loss
- * marked, instances start together, or one that died left its replay for its inactive
- * threshold), this one hands nothing over: it waits until that replay is gone, then starts
- * again, and finds the database caught up (or behind still, and replays itself).
+ * marked, instances start together), this one hands nothing over: it waits until that instance's
+ * claim is gone (released, or lapsed if it died), then starts again, and finds the database caught
+ * up (or behind still, and replays itself).
  */
 function afterOtherReplay<S extends string>(
   consuming: Consuming<S>,
   options: FactConsumerOptions<S>,
   durable: OpenedConsumer,
 ): FactConsumer {
-  const name = replayConsumerName(durable.name);
   options.log.info("another instance is handing the facts over again; following once it is done", {
     durable: durable.name,
-    replay: name,
   });
   const stopping = new AbortController();
   let following: FactConsumer | undefined;
+  const claimed = () => options.keptIn!.replayClaimed(durable.name).catch(() => true);
   const waited = (async () => {
-    while (!stopping.signal.aborted && await replayExists(durable, name)) {
+    while (!stopping.signal.aborted && await claimed()) {
       await delay(OTHER_REPLAY_CHECK_MS, stopping.signal);
     }
     following = await whenReachable(() => consuming.startAgain(options), options, stopping.signal);
@@ -274,8 +318,9 @@ async function whenReachable<S extends string>(
   return undefined;
 }
 
-/** Waits `ms`, or less when `signal` aborts. */
+/** Waits `ms`, or less when `signal` aborts (not at all once it has). */
 function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     function done() {

@@ -70,6 +70,15 @@ export interface PositionStore {
   onLost(consumer: string, lost: () => void): void;
   /** A replay from the loss `mark` is done: the mark goes (marked again since, it stays). */
   caughtUp(consumer: string, mark: LossMark): Promise<void>;
+  /**
+   * Claims the catch-up of `consumer` for `claimant` for `forMs`, or renews its claim: false while
+   * another claimant's stands. One instance replays at a time (shared/fact_catch_up.ts).
+   */
+  claimReplay(consumer: string, claimant: string, forMs: number): Promise<boolean>;
+  /** Whether any claim on the catch-up of `consumer` stands. */
+  replayClaimed(consumer: string): Promise<boolean>;
+  /** Gives up `claimant`'s claim, if it still holds it. */
+  releaseReplay(consumer: string, claimant: string): Promise<void>;
 }
 
 function lossMark(row: { lostFrom: string | null; lostAt: string | null }): LossMark | undefined {
@@ -179,6 +188,29 @@ class TablePositions implements PositionStore {
       where consumer = ${consumer} and lost_at::text = ${mark.at}`;
   }
 
+  async claimReplay(consumer: string, claimant: string, forMs: number): Promise<boolean> {
+    await this.#install();
+    const rows = await this.#sql`
+      insert into fact_replays as claim (consumer, claimant, until)
+      values (${consumer}, ${claimant}, clock_timestamp() + ${forMs} * interval '1 millisecond')
+      on conflict (consumer) do update set claimant = excluded.claimant, until = excluded.until
+      where claim.claimant = excluded.claimant or claim.until < clock_timestamp()
+      returning 1`;
+    return rows.length === 1;
+  }
+
+  async replayClaimed(consumer: string): Promise<boolean> {
+    await this.#install();
+    const rows = await this.#sql`select 1 from fact_replays
+      where consumer = ${consumer} and until >= clock_timestamp()`;
+    return rows.length > 0;
+  }
+
+  async releaseReplay(consumer: string, claimant: string): Promise<void> {
+    await this.#sql`delete from fact_replays
+      where consumer = ${consumer} and claimant = ${claimant}`;
+  }
+
   /**
    * Reports a loss marked that this process has not acted on: marked by this write, by a write of
    * this process whose answer was lost (a review: such a mark stood and no instance acted), or by
@@ -242,19 +274,25 @@ class TablePositions implements PositionStore {
     return row ? lossMark(row) : undefined;
   }
 
-  /** Makes the table once per process (instances starting at once may race on it). */
+  /** Makes the tables once per process (instances starting at once may race on them). */
   #install(): Promise<void> {
-    this.#installed ??= this.#sql`create table if not exists fact_positions (
-        consumer text primary key,
-        stream_created text not null,
-        highest bigint not null,
-        resume_at bigint not null,
-        -- Where a replay must start because the database lost commits under a running instance,
-        -- and when that was marked last.
-        lost_from bigint,
-        lost_at timestamptz,
-        kept_at timestamptz not null default now())`
-      .then(() => {}, ignoringCreateRace)
+    this.#installed ??= (async () => {
+      await this.#sql`create table if not exists fact_positions (
+          consumer text primary key,
+          stream_created text not null,
+          highest bigint not null,
+          resume_at bigint not null,
+          -- Where a replay must start because the database lost commits under a running
+          -- instance, and when that was marked last.
+          lost_from bigint,
+          lost_at timestamptz,
+          kept_at timestamptz not null default now())`.catch(ignoringCreateRace);
+      // Who replays for a consumer (a catch-up), until when unless renewed: one at a time.
+      await this.#sql`create table if not exists fact_replays (
+          consumer text primary key,
+          claimant text not null,
+          until timestamptz not null)`.catch(ignoringCreateRace);
+    })()
       .catch((error) => {
         this.#installed = undefined;
         throw error;

@@ -152,12 +152,16 @@ function consumerApi(stream: string, name: string | undefined): string[] {
 
 /**
  * JetStream's API on the consumer a catch-up replays with for the durable `name`
- * (shared/fact_catch_up.ts): as on the durable, and its removal once the replay is done.
+ * (shared/fact_catch_up.ts): as on the durable (but made as no durable), and its removal, before a
+ * replay (one left behind) and after.
  */
 function replayApi(stream: string, durable: string | undefined): string[] {
   if (durable === undefined) return [];
   const replay = replayConsumerName(durable);
-  return [...consumerApi(stream, replay), `$JS.API.CONSUMER.DELETE.${stream}.${replay}`];
+  return [
+    ...consumerApi(stream, replay).filter((subject) => !subject.includes(".DURABLE.")),
+    `$JS.API.CONSUMER.DELETE.${stream}.${replay}`,
+  ];
 }
 
 /**
