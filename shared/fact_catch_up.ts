@@ -185,7 +185,14 @@ async function replayClaimed<S extends string>(
       following = afterOtherReplay(consuming, options, durable);
       return;
     }
-    following = await caughtUp(consuming, options, durable, kept, through, stopping.signal);
+    following = await followAfterCatchUp(
+      consuming,
+      options,
+      durable,
+      kept,
+      through,
+      stopping.signal,
+    );
   })();
   return {
     async stop() {
@@ -197,7 +204,7 @@ async function replayClaimed<S extends string>(
 }
 
 /** Notes the catch-up done, then follows the durable. */
-async function caughtUp<S extends string>(
+async function followAfterCatchUp<S extends string>(
   consuming: Consuming<S>,
   options: FactConsumerOptions<S>,
   durable: OpenedConsumer,
