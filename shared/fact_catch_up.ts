@@ -10,6 +10,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { FactConsumer, FactConsumerOptions, OpenedConsumer, Pulling } from "./consumer.ts";
 import type { KeptPosition } from "./fact_kept_position.ts";
 import { ReplayClaim } from "./fact_replay_claim.ts";
+import { LinePace } from "./log.ts";
 
 /** The consumer's own parts a catch-up uses: open a consumer, pull from it, start over. */
 export interface Consuming<S extends string> {
@@ -142,31 +143,23 @@ async function replayClaimed<S extends string>(
 ): Promise<FactConsumer> {
   const through = durable.reached;
   const name = replayConsumerName(durable.name);
+  kept = await markedBehind(options, durable, kept);
   const replayOptions = {
     ...options,
     durable: undefined,
     name,
     start: { sequence: kept.resumeAt },
   };
-  options.log.warn(
-    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
-      "commits, or an instance that stopped without writing where it stood): handing over " +
-      "again the facts from its kept position",
-    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: through },
-  );
-  const claimLost = new AbortController();
-  claim.hold(() => {
-    options.log.warn(
-      "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
-        "database slow or away); another instance goes on with it, or this one once it can",
-      { durable: durable.name },
-    );
-    claimLost.abort();
-  });
+  const claimLost = heldUntilLost(options, durable, claim);
   // One of this name now was left by an instance that lost its claim (it died, or stopped pulling
   // as the claim lapsed): made anew from this start, never shared.
   await removeReplay(durable, name, { left: true });
   const replaying = await consuming.open(replayOptions);
+  // Lapsed meanwhile, another instance may have made its own under the name: never pulled.
+  if (claim.lapsing) {
+    await claim.release();
+    return afterOtherReplay(consuming, options, durable, { quiet: true });
+  }
   const replay = await consuming.pull(replayOptions, replaying, durable.name);
   const stopping = new AbortController();
   let following: FactConsumer | undefined;
@@ -180,9 +173,15 @@ async function replayClaimed<S extends string>(
       if (!claimLost.signal.aborted) await removeReplay(replaying, name, { left: false });
       await claim.release();
     }
-    if (stopping.signal.aborted) return;
+    if (stopping.signal.aborted) {
+      // The mark stands: the next start (this instance's or another's) replays from it again.
+      options.log.info("stopped before catching up with the fact consumer; a start goes on", {
+        durable: durable.name,
+      });
+      return;
+    }
     if (claimLost.signal.aborted) {
-      following = afterOtherReplay(consuming, options, durable);
+      following = afterOtherReplay(consuming, options, durable, { quiet: true });
       return;
     }
     following = await followAfterCatchUp(
@@ -201,6 +200,47 @@ async function replayClaimed<S extends string>(
       await following?.stop();
     },
   };
+}
+
+/**
+ * `kept` marked behind as a loss is, and said: an instance starting meanwhile takes the database
+ * for behind and waits for this claim, instead of following the durable and moving the kept
+ * position past what this replay has yet to hand over (a review lost facts so, once the replayer
+ * stopped early).
+ */
+async function markedBehind<S extends string>(
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+): Promise<KeptPosition> {
+  options.log.warn(
+    "the database is behind its fact consumer (restored from a backup, a failover that lost " +
+      "commits, or an instance that stopped without writing where it stood): handing over " +
+      "again the facts from its kept position",
+    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: durable.reached },
+  );
+  return {
+    ...kept,
+    lost: kept.lost ?? await options.keptIn!.markBehind(durable.name, kept.resumeAt),
+  };
+}
+
+/** Renews `claim` while the replay runs; the controller aborts, said, once it lapses. */
+function heldUntilLost<S extends string>(
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  claim: ReplayClaim,
+): AbortController {
+  const lost = new AbortController();
+  claim.hold(() => {
+    options.log.warn(
+      "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
+        "database slow or away); another instance goes on with it, or this one once it can",
+      { durable: durable.name },
+    );
+    lost.abort();
+  });
+  return lost;
 }
 
 /** Notes the catch-up done, then follows the durable. */
@@ -252,21 +292,36 @@ function anyOf(...controllers: AbortController[]): AbortSignal {
 
 /**
  * While another instance replays for the same database (every running instance sees a loss
- * marked, instances start together), this one hands nothing over: it waits until that instance's
- * claim is gone (released, or lapsed if it died), then starts again, and finds the database caught
- * up (or behind still, and replays itself).
+ * marked, instances start together or during a catch-up), this one hands nothing over: it waits
+ * until that instance's claim is gone (released, or lapsed if it died), then starts again, and
+ * finds the database caught up (or behind still, and replays itself). `quiet`: after this
+ * instance's own claim lapsed, which it said.
  */
 function afterOtherReplay<S extends string>(
   consuming: Consuming<S>,
   options: FactConsumerOptions<S>,
   durable: OpenedConsumer,
+  { quiet = false } = {},
 ): FactConsumer {
-  options.log.info("another instance is handing the facts over again; following once it is done", {
-    durable: durable.name,
-  });
+  if (!quiet) {
+    options.log.info(
+      "another instance is handing the facts over again; following once it is done",
+      { durable: durable.name },
+    );
+  }
   const stopping = new AbortController();
   let following: FactConsumer | undefined;
-  const claimed = () => options.keptIn!.replayClaimed(durable.name).catch(() => true);
+  const unknown = new LinePace(UNKNOWN_CLAIM_LOG_MS);
+  const claimed = () =>
+    options.keptIn!.replayClaimed(durable.name).catch((error) => {
+      if (unknown.due()) {
+        options.log.warn(
+          "cannot tell whether another instance still hands the facts over again; waiting",
+          { durable: durable.name, error },
+        );
+      }
+      return true;
+    });
   const waited = (async () => {
     while (!stopping.signal.aborted && await claimed()) {
       await delay(OTHER_REPLAY_CHECK_MS, stopping.signal);
@@ -284,6 +339,8 @@ function afterOtherReplay<S extends string>(
 
 /** How often an instance waiting for another's replay looks whether it is done. */
 const OTHER_REPLAY_CHECK_MS = 1_000;
+/** How often, at most, a waiting instance says it cannot read the claim. */
+const UNKNOWN_CLAIM_LOG_MS = 30_000;
 
 /** How often a replay's progress is looked at. */
 const REPLAY_CHECK_MS = 250;

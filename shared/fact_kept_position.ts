@@ -71,6 +71,11 @@ export interface PositionStore {
   /** A replay from the loss `mark` is done: the mark goes (marked again since, it stays). */
   caughtUp(consumer: string, mark: LossMark): Promise<void>;
   /**
+   * Marks the database behind from `from` (a catch-up about to replay), as a loss is marked: until
+   * the replay is done every instance takes it for behind, however the row moves meanwhile.
+   */
+  markBehind(consumer: string, from: number): Promise<LossMark>;
+  /**
    * Claims the catch-up of `consumer` for `claimant` for `forMs`, or renews its claim: false while
    * another claimant's stands. One instance replays at a time (shared/fact_catch_up.ts).
    */
@@ -80,6 +85,9 @@ export interface PositionStore {
   /** Gives up `claimant`'s claim, if it still holds it. */
   releaseReplay(consumer: string, claimant: string): Promise<void>;
 }
+
+/** Postgres's code for a table that does not exist. */
+const UNDEFINED_TABLE = "42P01";
 
 function lossMark(row: { lostFrom: string | null; lostAt: string | null }): LossMark | undefined {
   if (row.lostFrom === null || row.lostAt === null) return undefined;
@@ -188,22 +196,54 @@ class TablePositions implements PositionStore {
       where consumer = ${consumer} and lost_at::text = ${mark.at}`;
   }
 
+  async markBehind(consumer: string, from: number): Promise<LossMark> {
+    const [row] = await this.#sql<{ lostFrom: string; lostAt: string }[]>`
+      update fact_positions set lost_from = least(coalesce(lost_from, ${from}), ${from}),
+        lost_at = clock_timestamp()
+      where consumer = ${consumer}
+      returning lost_from as "lostFrom", lost_at::text as "lostAt"`;
+    if (!row) throw new Error(`no kept position of ${consumer} to mark behind`);
+    const mark = lossMark(row)!;
+    // Its own mark: this process's next write finds it and must not start the consumer again.
+    this.#actedOn.set(consumer, mark.at);
+    return mark;
+  }
+
   async claimReplay(consumer: string, claimant: string, forMs: number): Promise<boolean> {
-    await this.#install();
-    const rows = await this.#sql`
+    const rows = await this.#again(() =>
+      this.#sql`
       insert into fact_replays as claim (consumer, claimant, until)
       values (${consumer}, ${claimant}, clock_timestamp() + ${forMs} * interval '1 millisecond')
       on conflict (consumer) do update set claimant = excluded.claimant, until = excluded.until
       where claim.claimant = excluded.claimant or claim.until < clock_timestamp()
-      returning 1`;
+      returning 1`
+    );
     return rows.length === 1;
   }
 
   async replayClaimed(consumer: string): Promise<boolean> {
-    await this.#install();
-    const rows = await this.#sql`select 1 from fact_replays
-      where consumer = ${consumer} and until >= clock_timestamp()`;
+    const rows = await this.#again(() =>
+      this.#sql`select 1 from fact_replays
+        where consumer = ${consumer} and until >= clock_timestamp()`
+    );
     return rows.length > 0;
+  }
+
+  /**
+   * Runs `statements` once the tables are made; made again and run again once if one is missing
+   * (a database made anew from a dump older than them, under a running process: a review found an
+   * instance waiting for a claim in a table gone for good).
+   */
+  async #again<T>(statements: () => Promise<T>): Promise<T> {
+    await this.#install();
+    try {
+      return await statements();
+    } catch (error) {
+      if ((error as { code?: string })?.code !== UNDEFINED_TABLE) throw error;
+      this.#installed = undefined;
+      await this.#install();
+      return await statements();
+    }
   }
 
   async releaseReplay(consumer: string, claimant: string): Promise<void> {
@@ -274,7 +314,10 @@ class TablePositions implements PositionStore {
     return row ? lossMark(row) : undefined;
   }
 
-  /** Makes the tables once per process (instances starting at once may race on them). */
+  /**
+   * Makes the tables once per process (instances starting at once may race on them), and again
+   * after a statement found one missing (`#again`).
+   */
   #install(): Promise<void> {
     this.#installed ??= (async () => {
       await this.#sql`create table if not exists fact_positions (

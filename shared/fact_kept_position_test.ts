@@ -392,7 +392,8 @@ function assertOneReplayAtATime(said: { who: string; message: string }[]): void 
       assert.equal(replaying, undefined, `${who} replayed while ${replaying} did`);
       replaying = who;
     } else if (
-      message === "caught up with the fact consumer" || message.startsWith("stopping handing")
+      message === "caught up with the fact consumer" || message.startsWith("stopping handing") ||
+      message.startsWith("stopped before catching up")
     ) replaying = undefined;
   }
 }
@@ -469,7 +470,8 @@ Deno.test("[kept position] a catch-up waits while another instance's claim on it
     );
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     assert.equal(after.length, 0, "nothing handed over while the other's claim stands");
-    await sql`delete from fact_replays`;
+    // Gone with its table (a database made anew from an older dump): made again, not waited on.
+    await sql`drop table fact_replays`;
     await eventually(async () => (await seen(sql)).length === 5, 15_000, "3-5 handed over again");
     await consumer.stop();
     assert.deepEqual(after, [3, 4, 5]);
@@ -507,11 +509,10 @@ Deno.test("[kept position] an instance whose claim on a catch-up lapses stops re
       "the replay stopping",
     );
     release();
-    await eventually(
-      () => log.lines.some((l) => l.message.startsWith("another instance is handing")),
-      10_000,
-      "waiting for the other instance",
-    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const handed = after.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(after.length, handed, "nothing handed over while the other's claim stands");
     await sql`delete from fact_replays`;
     await eventually(async () => (await seen(sql)).length === 5, 15_000, "3-5 handed over again");
     await consumer.stop();
@@ -595,6 +596,46 @@ Deno.test("[kept position] two instances started together on a restored database
     assertOneReplayAtATime(said);
     const replays = said.filter((l) => l.message.startsWith("the database is behind"));
     assert.equal(replays.length, 1, "the other found it caught up");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by a review of the claim: an instance started while a catch-up ran saw the kept position
+// written meanwhile, took the database for caught up and followed the durable, moving the position
+// past what the replay had yet to hand over; once the replayer stopped early, no start replayed
+// the rest (6-8 lost for good). The catch-up now marks the database behind until it is done.
+Deno.test("[kept position] an instance started during a catch-up waits for it, and finishes it if the replayer stops early", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await followed(b, sql, 8);
+    await restoreBefore(sql, 3);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    const first: number[] = [];
+    const said: { who: string; message: string }[] = [];
+    const replayer = await follow(b, sql, first, {
+      log: taggedLogger("a", said),
+      batchSize: 1,
+      pause: () => first.length >= 2 ? released : Promise.resolve(),
+    });
+    await eventually(async () => (await seen(sql)).length === 4, 10_000, "3 and 4 again, 5 held");
+    const started = await follow(b, sql, [], { log: taggedLogger("c", said) });
+    await eventually(
+      () => said.some((l) => l.who === "c" && l.message.startsWith("another instance is handing")),
+      10_000,
+      "the instance started meanwhile waits",
+    );
+    const stopped = replayer.stop();
+    release();
+    await stopped;
+    await publishTopics(b, [9]);
+    await eventually(async () => (await seen(sql)).length === 9, 20_000, "5-9 by the other");
+    await started.stop();
+    assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assertOneReplayAtATime(said);
   } finally {
     await sql.end();
   }

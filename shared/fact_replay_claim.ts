@@ -22,7 +22,7 @@ import type { PositionStore } from "./fact_kept_position.ts";
 /** How long a claim stands unless renewed: an instance that died holds a catch-up up this long. */
 export const CLAIM_MS = 15_000;
 /** How often an instance that replays renews its claim. */
-const RENEW_EVERY_MS = 2_000;
+const RENEW_EVERY_MS = 1_000;
 /**
  * How long an instance replays without a renewal answered (the database away, or slow) before it
  * stops pulling: well before its claim may lapse and another instance make the replay consumer
@@ -34,6 +34,8 @@ export class ReplayClaim {
   readonly #store: PositionStore;
   readonly #consumer: string;
   readonly #claimant = crypto.randomUUID();
+  /** When the claim was last asked for and given: it stands CLAIM_MS from about then. */
+  #heldSince = performance.now();
   #renewing: ReturnType<typeof setInterval> | undefined;
   #ended = false;
 
@@ -53,7 +55,6 @@ export class ReplayClaim {
    * claimant took it or no renewal was answered for GIVE_UP_AFTER_MS.
    */
   hold(lost: () => void): void {
-    let renewedAt = performance.now();
     let asking = false;
     const lose = () => {
       if (this.#ended) return;
@@ -61,15 +62,23 @@ export class ReplayClaim {
       lost();
     };
     this.#renewing = setInterval(() => {
-      if (performance.now() - renewedAt > GIVE_UP_AFTER_MS) return lose();
+      if (this.lapsing) return lose();
       if (asking) return;
       asking = true;
       const askedAt = performance.now();
       this.#store.claimReplay(this.#consumer, this.#claimant, CLAIM_MS).then(
-        (held) => held ? renewedAt = askedAt : lose(),
+        (held) => held ? this.#heldSince = askedAt : lose(),
         () => {}, // the database away: the time without a renewal runs on
       ).finally(() => asking = false);
     }, RENEW_EVERY_MS);
+  }
+
+  /**
+   * Whether this instance must stop replaying: its claim lost, or not renewed for GIVE_UP_AFTER_MS
+   * (counted from when it was asked for: the take's own wait counts too, a review found).
+   */
+  get lapsing(): boolean {
+    return this.#ended || performance.now() - this.#heldSince > GIVE_UP_AFTER_MS;
   }
 
   /** Gives the claim up (the replay done or stopped); it lapses by itself if this cannot. */
