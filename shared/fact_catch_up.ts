@@ -173,25 +173,10 @@ async function replayClaimed<S extends string>(
       if (!claimLost.signal.aborted) await removeReplay(replaying, name, { left: false });
       await claim.release();
     }
-    if (stopping.signal.aborted) {
-      // The mark stands: the next start (this instance's or another's) replays from it again.
-      options.log.info("stopped before catching up with the fact consumer; a start goes on", {
-        durable: durable.name,
-      });
-      return;
-    }
-    if (claimLost.signal.aborted) {
-      following = afterOtherReplay(consuming, options, durable, { quiet: true });
-      return;
-    }
-    following = await followAfterCatchUp(
-      consuming,
-      options,
-      durable,
-      kept,
-      through,
-      stopping.signal,
-    );
+    following = await afterReplay(consuming, options, durable, kept, through, {
+      stopping: stopping.signal,
+      claimLost: claimLost.signal,
+    });
   })();
   return {
     async stop() {
@@ -213,16 +198,17 @@ async function markedBehind<S extends string>(
   durable: OpenedConsumer,
   kept: KeptPosition,
 ): Promise<KeptPosition> {
+  const lost = kept.lost ?? await options.keptIn!.markBehind(durable.name, kept.resumeAt);
+  // A loss marked by another instance since it was read is merged into the mark, lower perhaps:
+  // replayed too, as clearing the mark at the end says.
+  const resumeAt = Math.min(kept.resumeAt, lost.from);
   options.log.warn(
     "the database is behind its fact consumer (restored from a backup, a failover that lost " +
       "commits, or an instance that stopped without writing where it stood): handing over " +
       "again the facts from its kept position",
-    { durable: durable.name, fromSequence: kept.resumeAt, throughSequence: durable.reached },
+    { durable: durable.name, fromSequence: resumeAt, throughSequence: durable.reached },
   );
-  return {
-    ...kept,
-    lost: kept.lost ?? await options.keptIn!.markBehind(durable.name, kept.resumeAt),
-  };
+  return { ...kept, resumeAt, lost };
 }
 
 /** Renews `claim` while the replay runs; the controller aborts, said, once it lapses. */
@@ -241,6 +227,28 @@ function heldUntilLost<S extends string>(
     lost.abort();
   });
   return lost;
+}
+
+/** What follows a replay that ended: nothing (stopped), a wait (its claim lapsed), the durable. */
+async function afterReplay<S extends string>(
+  consuming: Consuming<S>,
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+  kept: KeptPosition,
+  through: number,
+  ended: { stopping: AbortSignal; claimLost: AbortSignal },
+): Promise<FactConsumer | undefined> {
+  if (ended.stopping.aborted) {
+    // The mark stands: the next start (this instance's or another's) replays from it again.
+    options.log.info("stopped before catching up with the fact consumer; a start goes on", {
+      durable: durable.name,
+    });
+    return undefined;
+  }
+  if (ended.claimLost.aborted) {
+    return afterOtherReplay(consuming, options, durable, { quiet: true });
+  }
+  return await followAfterCatchUp(consuming, options, durable, kept, through, ended.stopping);
 }
 
 /** Notes the catch-up done, then follows the durable. */
