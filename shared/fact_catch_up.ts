@@ -104,9 +104,10 @@ const KEPT_SETTLE_MS = 2_500;
 
 /**
  * Hands over again, with a consumer of its own, the facts from the database's kept position
- * through where the durable's settled facts may reach, then follows the durable. The replay keeps its
- * progress under the durable's name, so a start cut short goes on where it stood (from a loss
- * marked, `lost_from`, while the mark stands). In the background, as a follower catches up on a
+ * through where the durable's settled facts may reach, then follows the durable. The database is
+ * marked behind first (`lost_from`, cleared once caught up), so a start cut short replays from the
+ * mark again, whatever the replay's own progress wrote meanwhile. In the background, as a follower
+ * catches up on a
  * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
  * hold are handed over again harmlessly. One instance replays at a time (`ReplayClaim`); another
  * waits for it (`afterOtherReplay`).
@@ -121,8 +122,9 @@ export async function catchUpFirst<S extends string>(
   if (!claim) return afterOtherReplay(consuming, options, durable);
   try {
     // Read again now that it is this instance's: another may have caught up since it was read.
-    const now = await options.keptIn!.read(durable.name) ?? kept;
-    if (now.stream === kept.stream && !now.lost && now.resumeAt > durable.reached) {
+    // None now (its table made anew, empty): a new database, not behind (as `keptBehind` says).
+    const now = await options.keptIn!.read(durable.name);
+    if (!now || (now.stream === kept.stream && !now.lost && now.resumeAt > durable.reached)) {
       await claim.release();
       return (await consuming.pull(options, durable)).consumer;
     }
@@ -157,6 +159,7 @@ async function replayClaimed<S extends string>(
   const replaying = await consuming.open(replayOptions);
   // Lapsed meanwhile, another instance may have made its own under the name: never pulled.
   if (claim.lapsing) {
+    if (!claimLost.signal.aborted) sayStopping(options, durable);
     await claim.release();
     return afterOtherReplay(consuming, options, durable, { quiet: true });
   }
@@ -219,14 +222,18 @@ function heldUntilLost<S extends string>(
 ): AbortController {
   const lost = new AbortController();
   claim.hold(() => {
-    options.log.warn(
-      "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
-        "database slow or away); another instance goes on with it, or this one once it can",
-      { durable: durable.name },
-    );
+    sayStopping(options, durable);
     lost.abort();
   });
   return lost;
+}
+
+function sayStopping<S extends string>(options: FactConsumerOptions<S>, durable: OpenedConsumer) {
+  options.log.warn(
+    "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
+      "database slow or away); another instance goes on with it, or this one once it can",
+    { durable: durable.name },
+  );
 }
 
 /** What follows a replay that ended: nothing (stopped), a wait (its claim lapsed), the durable. */

@@ -51,6 +51,11 @@ export interface KeptPosition {
 export interface LossMark {
   from: number;
   at: string;
+  /**
+   * Marked by a catch-up about to replay (`markBehind`), not by a loss found under a running
+   * instance: running instances leave it to the catch-up (their positions are safe under it).
+   */
+  byCatchUp?: boolean;
 }
 
 /** Where consumers keep their positions: read at start, noted after each batch. */
@@ -89,9 +94,11 @@ export interface PositionStore {
 /** Postgres's code for a table that does not exist. */
 const UNDEFINED_TABLE = "42P01";
 
-function lossMark(row: { lostFrom: string | null; lostAt: string | null }): LossMark | undefined {
+function lossMark(
+  row: { lostFrom: string | null; lostAt: string | null; byCatchUp?: boolean | null },
+): LossMark | undefined {
   if (row.lostFrom === null || row.lostAt === null) return undefined;
-  return { from: Number(row.lostFrom), at: row.lostAt };
+  return { from: Number(row.lostFrom), at: row.lostAt, byCatchUp: row.byCatchUp === true };
 }
 
 /** The positions of the consumers of a service, in table `fact_positions` of its schema. */
@@ -117,21 +124,24 @@ class TablePositions implements PositionStore {
   }
 
   async read(consumer: string): Promise<KeptPosition | undefined> {
-    await this.#install();
-    const [row] = await this.#sql<
-      {
-        stream: string;
-        highest: string;
-        resumeAt: string;
-        lostFrom: string | null;
-        lostAt: string | null;
-        at: string;
-      }[]
-    >`
-      select stream_created as stream, highest,
-        least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt",
-        lost_from as "lostFrom", lost_at::text as "lostAt", kept_at::text as at
-      from fact_positions where consumer = ${consumer}`;
+    const [row] = await this.#again(() =>
+      this.#sql<
+        {
+          stream: string;
+          highest: string;
+          resumeAt: string;
+          lostFrom: string | null;
+          lostAt: string | null;
+          byCatchUp: boolean;
+          at: string;
+        }[]
+      >`
+        select stream_created as stream, highest,
+          least(resume_at, coalesce(lost_from, resume_at)) as "resumeAt",
+          lost_from as "lostFrom", lost_at::text as "lostAt", lost_by_catch_up as "byCatchUp",
+          kept_at::text as at
+        from fact_positions where consumer = ${consumer}`
+    );
     if (!row) return undefined;
     const kept = { stream: row.stream, highest: Number(row.highest), keptAt: row.at };
     const lost = lossMark(row);
@@ -192,16 +202,24 @@ class TablePositions implements PositionStore {
   }
 
   async caughtUp(consumer: string, mark: LossMark): Promise<void> {
-    await this.#sql`update fact_positions set lost_from = null, lost_at = null
-      where consumer = ${consumer} and lost_at::text = ${mark.at}`;
+    await this.#again(() =>
+      this.#sql`update fact_positions set lost_from = null, lost_at = null,
+          lost_by_catch_up = false
+        where consumer = ${consumer} and lost_at::text = ${mark.at}`
+    );
   }
 
   async markBehind(consumer: string, from: number): Promise<LossMark> {
-    const [row] = await this.#sql<{ lostFrom: string; lostAt: string }[]>`
-      update fact_positions set lost_from = least(coalesce(lost_from, ${from}), ${from}),
-        lost_at = clock_timestamp()
-      where consumer = ${consumer}
-      returning lost_from as "lostFrom", lost_at::text as "lostAt"`;
+    // A loss marked already is merged (its start may be lower), and stays one that running
+    // instances act on.
+    const [row] = await this.#again(() =>
+      this.#sql<{ lostFrom: string; lostAt: string; byCatchUp: boolean }[]>`
+        update fact_positions set lost_from = least(coalesce(lost_from, ${from}), ${from}),
+          lost_at = clock_timestamp(), lost_by_catch_up = lost_from is null
+        where consumer = ${consumer}
+        returning lost_from as "lostFrom", lost_at::text as "lostAt",
+          lost_by_catch_up as "byCatchUp"`
+    );
     if (!row) throw new Error(`no kept position of ${consumer} to mark behind`);
     const mark = lossMark(row)!;
     // Its own mark: this process's next write finds it and must not start the consumer again.
@@ -263,6 +281,9 @@ class TablePositions implements PositionStore {
     }
     if (this.#actedOn.get(consumer) === lost.at) return;
     this.#actedOn.set(consumer, lost.at);
+    // A catch-up's: it replays, and this instance's position is safe under the mark meanwhile (a
+    // review: every running instance logged a loss and stopped following until it was done).
+    if (lost.byCatchUp) return;
     this.#log.error(
       "the database lost facts its fact consumer had settled (a failover to a standby that was " +
         "behind, or a restore while the service ran): handing them over again",
@@ -285,12 +306,12 @@ class TablePositions implements PositionStore {
     position: KeptPosition,
     last: KeptPosition | undefined,
   ): Promise<LossMark | undefined> {
-    await this.#install();
     const below = last
       ? this.#sql`kept.stream_created = ${last.stream}
           and (kept.highest < ${last.highest} or kept.resume_at < ${last.resumeAt})`
       : this.#sql`false`;
-    const [row] = await this.#sql<{ lostFrom: string | null; lostAt: string | null }[]>`
+    const [row] = await this.#again(() =>
+      this.#sql<{ lostFrom: string | null; lostAt: string | null; byCatchUp: boolean }[]>`
       insert into fact_positions as kept (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
       on conflict (consumer) do update set
@@ -307,10 +328,15 @@ class TablePositions implements PositionStore {
           when kept.stream_created <> excluded.stream_created then null
           when ${below} then clock_timestamp()
           else kept.lost_at end,
+        lost_by_catch_up = case
+          when kept.stream_created <> excluded.stream_created or ${below} then false
+          else kept.lost_by_catch_up end,
         kept_at = clock_timestamp()
       where kept.stream_created = excluded.stream_created
         or excluded.stream_created::timestamptz > kept.stream_created::timestamptz
-      returning lost_from as "lostFrom", lost_at::text as "lostAt"`;
+      returning lost_from as "lostFrom", lost_at::text as "lostAt",
+        lost_by_catch_up as "byCatchUp"`
+    );
     return row ? lossMark(row) : undefined;
   }
 
@@ -330,6 +356,10 @@ class TablePositions implements PositionStore {
           lost_from bigint,
           lost_at timestamptz,
           kept_at timestamptz not null default now())`.catch(ignoringCreateRace);
+      // Since 2026-12-06: whether the mark is a catch-up's (`markBehind`) rather than a loss's.
+      await this.#sql`alter table fact_positions
+          add column if not exists lost_by_catch_up boolean not null default false`
+        .catch(ignoringCreateRace);
       // Who replays for a consumer (a catch-up), until when unless renewed: one at a time.
       await this.#sql`create table if not exists fact_replays (
           consumer text primary key,

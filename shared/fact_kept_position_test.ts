@@ -640,3 +640,45 @@ Deno.test("[kept position] an instance started during a catch-up waits for it, a
     await sql.end();
   }
 });
+
+// Found by the third review: a start took a running instance's database for behind (its writes
+// stalled: a fact held, no floor read) and marked it, and the running instance, finding a mark it
+// had not acted on, logged a loss and stopped following until the catch-up was done.
+Deno.test("[kept position] a catch-up's mark leaves running instances following, without a word", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await followed(b, sql, 8);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    const said: { who: string; message: string }[] = [];
+    const running: number[] = [];
+    const first = await follow(b, sql, running, {
+      log: taggedLogger("running", said),
+      floorReadMs: 60_000,
+      pause: () => running.length === 0 ? released : Promise.resolve(),
+    });
+    await publishTopics(b, [9]);
+    const started = await follow(b, sql, [], { log: taggedLogger("started", said) });
+    await eventually(
+      () => said.some((l) => l.message.startsWith("the database is behind")),
+      10_000,
+      "the start takes it for behind",
+    );
+    release();
+    await eventually(
+      () => said.some((l) => l.message === "caught up with the fact consumer"),
+      10_000,
+      "caught up",
+    );
+    await publishTopics(b, [10, 11, 12]);
+    await eventually(async () => (await seen(sql)).length === 12, 15_000, "10-12 followed");
+    await started.stop();
+    await first.stop();
+    const runningSaid = said.filter((l) => l.who === "running").map((l) => l.message);
+    assert.deepEqual(runningSaid, [], "the running instance went on without a word");
+  } finally {
+    await sql.end();
+  }
+});

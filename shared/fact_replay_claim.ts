@@ -37,6 +37,8 @@ export class ReplayClaim {
   /** When the claim was last asked for and given: it stands CLAIM_MS from about then. */
   #heldSince = performance.now();
   #renewing: ReturnType<typeof setInterval> | undefined;
+  /** A renewal asked for and not answered yet. */
+  #asking: Promise<unknown> | undefined;
   #ended = false;
 
   private constructor(store: PositionStore, consumer: string) {
@@ -55,7 +57,6 @@ export class ReplayClaim {
    * claimant took it or no renewal was answered for GIVE_UP_AFTER_MS.
    */
   hold(lost: () => void): void {
-    let asking = false;
     const lose = () => {
       if (this.#ended) return;
       this.#end();
@@ -63,13 +64,12 @@ export class ReplayClaim {
     };
     this.#renewing = setInterval(() => {
       if (this.lapsing) return lose();
-      if (asking) return;
-      asking = true;
+      if (this.#asking) return;
       const askedAt = performance.now();
-      this.#store.claimReplay(this.#consumer, this.#claimant, CLAIM_MS).then(
+      this.#asking = this.#store.claimReplay(this.#consumer, this.#claimant, CLAIM_MS).then(
         (held) => held ? this.#heldSince = askedAt : lose(),
         () => {}, // the database away: the time without a renewal runs on
-      ).finally(() => asking = false);
+      ).finally(() => this.#asking = undefined);
     }, RENEW_EVERY_MS);
   }
 
@@ -84,6 +84,8 @@ export class ReplayClaim {
   /** Gives the claim up (the replay done or stopped); it lapses by itself if this cannot. */
   async release(): Promise<void> {
     this.#end();
+    // A renewal answered after the release would stand the claim again for CLAIM_MS (a review).
+    await this.#asking;
     await this.#store.releaseReplay(this.#consumer, this.#claimant).catch(() => {});
   }
 
