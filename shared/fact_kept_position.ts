@@ -69,8 +69,9 @@ export interface PositionStore {
   /**
    * Calls `lost` when a write finds the kept position below the one this process wrote before (the
    * database lost commits under a running instance: a failover to a standby that was behind, a
-   * restore while it ran), or finds a loss marked that this process has not acted on. The loss
-   * is kept (`lost_from`) until a replay from it is done (`caughtUp`).
+   * restore while it ran), or finds a loss marked that this process has not acted on (not a
+   * catch-up's own mark, `markBehind`: that catch-up replays it). The loss is kept (`lost_from`)
+   * until a replay from it is done (`caughtUp`).
    */
   onLost(consumer: string, lost: () => void): void;
   /** A replay from the loss `mark` is done: the mark goes (marked again since, it stays). */
@@ -91,8 +92,9 @@ export interface PositionStore {
   releaseReplay(consumer: string, claimant: string): Promise<void>;
 }
 
-/** Postgres's code for a table that does not exist. */
+/** Postgres's codes for a table, and a column, that does not exist. */
 const UNDEFINED_TABLE = "42P01";
+const UNDEFINED_COLUMN = "42703";
 
 function lossMark(
   row: { lostFrom: string | null; lostAt: string | null; byCatchUp?: boolean | null },
@@ -117,6 +119,7 @@ class TablePositions implements PositionStore {
   readonly #actedOn = new Map<string, string>();
   #writing: Promise<void> | undefined;
   #installed: Promise<void> | undefined;
+  #columns: Promise<void> | undefined;
 
   constructor(sql: Sql, log: Logger) {
     this.#sql = sql;
@@ -124,7 +127,7 @@ class TablePositions implements PositionStore {
   }
 
   async read(consumer: string): Promise<KeptPosition | undefined> {
-    const [row] = await this.#again(() =>
+    const [row] = await this.#positions(() =>
       this.#sql<
         {
           stream: string;
@@ -202,7 +205,7 @@ class TablePositions implements PositionStore {
   }
 
   async caughtUp(consumer: string, mark: LossMark): Promise<void> {
-    await this.#again(() =>
+    await this.#positions(() =>
       this.#sql`update fact_positions set lost_from = null, lost_at = null,
           lost_by_catch_up = false
         where consumer = ${consumer} and lost_at::text = ${mark.at}`
@@ -212,10 +215,11 @@ class TablePositions implements PositionStore {
   async markBehind(consumer: string, from: number): Promise<LossMark> {
     // A loss marked already is merged (its start may be lower), and stays one that running
     // instances act on.
-    const [row] = await this.#again(() =>
+    const [row] = await this.#positions(() =>
       this.#sql<{ lostFrom: string; lostAt: string; byCatchUp: boolean }[]>`
         update fact_positions set lost_from = least(coalesce(lost_from, ${from}), ${from}),
-          lost_at = clock_timestamp(), lost_by_catch_up = lost_from is null
+          lost_at = clock_timestamp(),
+          lost_by_catch_up = case when lost_from is null then true else lost_by_catch_up end
         where consumer = ${consumer}
         returning lost_from as "lostFrom", lost_at::text as "lostAt",
           lost_by_catch_up as "byCatchUp"`
@@ -228,7 +232,7 @@ class TablePositions implements PositionStore {
   }
 
   async claimReplay(consumer: string, claimant: string, forMs: number): Promise<boolean> {
-    const rows = await this.#again(() =>
+    const rows = await this.#claims(() =>
       this.#sql`
       insert into fact_replays as claim (consumer, claimant, until)
       values (${consumer}, ${claimant}, clock_timestamp() + ${forMs} * interval '1 millisecond')
@@ -240,7 +244,7 @@ class TablePositions implements PositionStore {
   }
 
   async replayClaimed(consumer: string): Promise<boolean> {
-    const rows = await this.#again(() =>
+    const rows = await this.#claims(() =>
       this.#sql`select 1 from fact_replays
         where consumer = ${consumer} and until >= clock_timestamp()`
     );
@@ -248,25 +252,46 @@ class TablePositions implements PositionStore {
   }
 
   /**
-   * Runs `statements` once the tables are made; made again and run again once if one is missing
-   * (a database made anew from a dump older than them, under a running process: a review found an
-   * instance waiting for a claim in a table gone for good).
+   * Runs statements on `fact_positions` once it is made, its columns added once per process and
+   * again if one is missing (a database restored from a dump older than `lost_by_catch_up`: every
+   * write failed, and no loss was seen: a review). Never made again while the process runs: made
+   * by a write in the moment `pg_restore --clean` had dropped it, it held that write's position
+   * and the restore's row was refused, and the loss went unseen (a review).
    */
-  async #again<T>(statements: () => Promise<T>): Promise<T> {
+  async #positions<T>(statements: () => Promise<T>): Promise<T> {
+    await this.#install();
+    try {
+      return await statements();
+    } catch (error) {
+      if ((error as { code?: string })?.code !== UNDEFINED_COLUMN) throw error;
+      this.#columns = undefined;
+      await this.#addColumns();
+      return await statements();
+    }
+  }
+
+  /**
+   * Runs statements on `fact_replays`, made again and run again once if it is missing (a
+   * database made anew from an older dump under a running process: a review found an instance
+   * waiting for a claim in a table gone for good). Claims are short-lived: nothing restored there
+   * matters.
+   */
+  async #claims<T>(statements: () => Promise<T>): Promise<T> {
     await this.#install();
     try {
       return await statements();
     } catch (error) {
       if ((error as { code?: string })?.code !== UNDEFINED_TABLE) throw error;
-      this.#installed = undefined;
-      await this.#install();
+      await this.#makeClaims();
       return await statements();
     }
   }
 
   async releaseReplay(consumer: string, claimant: string): Promise<void> {
-    await this.#sql`delete from fact_replays
-      where consumer = ${consumer} and claimant = ${claimant}`;
+    await this.#claims(() =>
+      this.#sql`delete from fact_replays
+        where consumer = ${consumer} and claimant = ${claimant}`
+    );
   }
 
   /**
@@ -310,7 +335,7 @@ class TablePositions implements PositionStore {
       ? this.#sql`kept.stream_created = ${last.stream}
           and (kept.highest < ${last.highest} or kept.resume_at < ${last.resumeAt})`
       : this.#sql`false`;
-    const [row] = await this.#again(() =>
+    const [row] = await this.#positions(() =>
       this.#sql<{ lostFrom: string | null; lostAt: string | null; byCatchUp: boolean }[]>`
       insert into fact_positions as kept (consumer, stream_created, highest, resume_at)
       values (${consumer}, ${position.stream}, ${position.highest}, ${position.resumeAt})
@@ -340,10 +365,7 @@ class TablePositions implements PositionStore {
     return row ? lossMark(row) : undefined;
   }
 
-  /**
-   * Makes the tables once per process (instances starting at once may race on them), and again
-   * after a statement found one missing (`#again`).
-   */
+  /** Makes the tables once per process (instances starting at once may race on them). */
   #install(): Promise<void> {
     this.#installed ??= (async () => {
       await this.#sql`create table if not exists fact_positions (
@@ -356,20 +378,43 @@ class TablePositions implements PositionStore {
           lost_from bigint,
           lost_at timestamptz,
           kept_at timestamptz not null default now())`.catch(ignoringCreateRace);
-      // Since 2026-12-06: whether the mark is a catch-up's (`markBehind`) rather than a loss's.
-      await this.#sql`alter table fact_positions
-          add column if not exists lost_by_catch_up boolean not null default false`
-        .catch(ignoringCreateRace);
-      // Who replays for a consumer (a catch-up), until when unless renewed: one at a time.
-      await this.#sql`create table if not exists fact_replays (
-          consumer text primary key,
-          claimant text not null,
-          until timestamptz not null)`.catch(ignoringCreateRace);
+      await this.#addColumns();
+      await this.#makeClaims();
     })()
       .catch((error) => {
         this.#installed = undefined;
         throw error;
       });
     return this.#installed;
+  }
+
+  /**
+   * Adds the columns of `fact_positions` added since it was first made, once per process. Looked
+   * for first: an ALTER locks the table even when it adds nothing, and waited behind a `pg_dump`,
+   * holding every instance's position writes behind it (a review: 5 s each start during a dump).
+   */
+  #addColumns(): Promise<void> {
+    this.#columns ??= (async () => {
+      const [found] = await this.#sql`select 1 from information_schema.columns
+        where table_schema = current_schema() and table_name = 'fact_positions'
+          and column_name = 'lost_by_catch_up'`;
+      if (found) return;
+      // Since 2026-12-06: whether the mark is a catch-up's (`markBehind`) rather than a loss's.
+      await this.#sql`alter table fact_positions
+          add column if not exists lost_by_catch_up boolean not null default false`
+        .catch(ignoringCreateRace);
+    })().catch((error) => {
+      this.#columns = undefined;
+      throw error;
+    });
+    return this.#columns;
+  }
+
+  /** Who replays for a consumer (a catch-up), until when unless renewed: one at a time. */
+  async #makeClaims(): Promise<void> {
+    await this.#sql`create table if not exists fact_replays (
+        consumer text primary key,
+        claimant text not null,
+        until timestamptz not null)`.catch(ignoringCreateRace);
   }
 }

@@ -384,8 +384,18 @@ function taggedLogger(who: string, said: { who: string; message: string }[]): Lo
   return { debug: () => {}, info: keep, warn: keep, error: keep };
 }
 
-/** Asserts that no instance began a catch-up while another's was running. */
-function assertOneReplayAtATime(said: { who: string; message: string }[]): void {
+/**
+ * Asserts that no instance began a catch-up while another's was running, and that `replays` began
+ * in all if given (the others found the database caught up).
+ */
+function assertOneReplayAtATime(
+  said: { who: string; message: string }[],
+  { replays }: { replays?: number } = {},
+): void {
+  if (replays !== undefined) {
+    const began = said.filter((l) => l.message.startsWith("the database is behind"));
+    assert.equal(began.length, replays, "catch-ups begun");
+  }
   let replaying: string | undefined;
   for (const { who, message } of said) {
     if (message.startsWith("the database is behind")) {
@@ -563,9 +573,7 @@ Deno.test("[kept position] two running instances that see one loss hand it over 
     const lost = said.filter((l) => l.message.startsWith("the database lost facts"));
     assert.deepEqual(lost.map((l) => l.who).sort(), ["a", "b"], "each instance saw the loss");
     assert.ok(said.some((l) => l.message === "caught up with the fact consumer"), "caught up");
-    assertOneReplayAtATime(said);
-    const replays = said.filter((l) => l.message.startsWith("the database is behind"));
-    assert.equal(replays.length, 1, "the other found it caught up");
+    assertOneReplayAtATime(said, { replays: 1 });
   } finally {
     await sql.end();
   }
@@ -593,9 +601,7 @@ Deno.test("[kept position] two instances started together on a restored database
     await publishTopics(b, [9, 10, 11, 12]);
     await eventually(async () => (await seen(sql)).length === 12, 15_000, "9-12 followed after");
     await Promise.all(consumers.map((consumer) => consumer.stop()));
-    assertOneReplayAtATime(said);
-    const replays = said.filter((l) => l.message.startsWith("the database is behind"));
-    assert.equal(replays.length, 1, "the other found it caught up");
+    assertOneReplayAtATime(said, { replays: 1 });
   } finally {
     await sql.end();
   }
@@ -678,6 +684,35 @@ Deno.test("[kept position] a catch-up's mark leaves running instances following,
     await first.stop();
     const runningSaid = said.filter((l) => l.who === "running").map((l) => l.message);
     assert.deepEqual(runningSaid, [], "the running instance went on without a word");
+  } finally {
+    await sql.end();
+  }
+});
+
+// Found by the fourth review: a database restored from a dump older than the column
+// `lost_by_catch_up` failed every write of a running instance (at debug), so the loss went unseen.
+Deno.test("[kept position] a running follower sees a loss restored from a dump older than a column", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    const log = recordingLogger();
+    const consumer = await follow(b, sql, [], { log, floorReadMs: 60_000 });
+    await publishTopics(b, [1, 2, 3, 4, 5]);
+    await eventually(
+      async () => Number((await sql`select highest from fact_positions`)[0]?.highest) === 5,
+      10_000,
+      "5 kept",
+    );
+    // As such a dump restored: the table without the column, the commits that applied 4 and 5 gone.
+    await sql`alter table fact_positions drop column lost_by_catch_up`;
+    await sql`delete from seen where n >= 4`;
+    await sql`update fact_positions set highest = 3`;
+    await publishTopics(b, [6]);
+    await eventually(async () => (await seen(sql)).length === 6, 10_000, "4 and 5 again");
+    await consumer.stop();
+    assert.ok(log.lines.some((l) => l.message.startsWith("the database lost facts")), "seen");
   } finally {
     await sql.end();
   }
