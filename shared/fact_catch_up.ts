@@ -107,10 +107,9 @@ const KEPT_SETTLE_MS = 2_500;
  * through where the durable's settled facts may reach, then follows the durable. The database is
  * marked behind first (`lost_from`, cleared once caught up), so a start cut short replays from the
  * mark again, whatever the replay's own progress wrote meanwhile. In the background, as a follower
- * catches up on a
- * backlog: the service serves meanwhile. `handle` is idempotent, so the facts the database did
- * hold are handed over again harmlessly. One instance replays at a time (`ReplayClaim`); another
- * waits for it (`afterOtherReplay`).
+ * catches up on a backlog: the service serves meanwhile. `handle` is idempotent, so the facts the
+ * database did hold are handed over again harmlessly. One instance replays at a time
+ * (`ReplayClaim`); another waits for it (`afterOtherReplay`).
  */
 export async function catchUpFirst<S extends string>(
   consuming: Consuming<S>,

@@ -258,16 +258,11 @@ class TablePositions implements PositionStore {
    * by a write in the moment `pg_restore --clean` had dropped it, it held that write's position
    * and the restore's row was refused, and the loss went unseen (a review).
    */
-  async #positions<T>(statements: () => Promise<T>): Promise<T> {
-    await this.#install();
-    try {
-      return await statements();
-    } catch (error) {
-      if ((error as { code?: string })?.code !== UNDEFINED_COLUMN) throw error;
+  #positions<T>(statements: () => Promise<T>): Promise<T> {
+    return this.#repairing(UNDEFINED_COLUMN, () => {
       this.#columns = undefined;
-      await this.#addColumns();
-      return await statements();
-    }
+      return this.#addColumns();
+    }, statements);
   }
 
   /**
@@ -276,13 +271,22 @@ class TablePositions implements PositionStore {
    * waiting for a claim in a table gone for good). Claims are short-lived: nothing restored there
    * matters.
    */
-  async #claims<T>(statements: () => Promise<T>): Promise<T> {
+  #claims<T>(statements: () => Promise<T>): Promise<T> {
+    return this.#repairing(UNDEFINED_TABLE, () => this.#makeClaims(), statements);
+  }
+
+  /** Runs `statements` once the tables are made; failing with `code`, `repair`s and runs again. */
+  async #repairing<T>(
+    code: string,
+    repair: () => Promise<void>,
+    statements: () => Promise<T>,
+  ): Promise<T> {
     await this.#install();
     try {
       return await statements();
     } catch (error) {
-      if ((error as { code?: string })?.code !== UNDEFINED_TABLE) throw error;
-      await this.#makeClaims();
+      if ((error as { code?: string })?.code !== code) throw error;
+      await repair();
       return await statements();
     }
   }
