@@ -227,7 +227,11 @@ function heldUntilLost<S extends string>(
   return lost;
 }
 
-function sayStopping<S extends string>(options: FactConsumerOptions<S>, durable: OpenedConsumer) {
+/** Says that this instance stops replaying because its claim lapsed (once per lapse). */
+function sayStopping<S extends string>(
+  options: FactConsumerOptions<S>,
+  durable: OpenedConsumer,
+): void {
   options.log.warn(
     "stopping handing facts over again: this instance's claim on the catch-up lapsed (its " +
       "database slow or away); another instance goes on with it, or this one once it can",

@@ -490,7 +490,7 @@ Deno.test("[kept position] a catch-up waits while another instance's claim on it
   }
 });
 
-Deno.test("[kept position] an instance whose claim on a catch-up lapses stops replaying, and finishes it later", async () => {
+Deno.test("[kept position] an instance whose claim on a catch-up is taken over stops replaying, and finishes it later", async () => {
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });
   const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
