@@ -81,7 +81,8 @@ import { metrics } from "./metrics.ts";
 import { InHand, pullForever, PullHealth } from "./fact_pull.ts";
 import { StreamPosition } from "./fact_position.ts";
 import { KEPT_EVERY_MS, type PositionStore } from "./fact_kept_position.ts";
-import { catchUpFirst, type Consuming, healingLosses, keptBehind } from "./fact_catch_up.ts";
+import { catchUpFirst, type Consuming, keptBehind } from "./fact_catch_up.ts";
+import { healingLosses } from "./fact_start_again.ts";
 import { warnOfSkippedRedeliveries } from "./server_defects.ts";
 import {
   type BatchContext,
