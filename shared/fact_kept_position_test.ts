@@ -374,7 +374,11 @@ Deno.test("[kept position] an instance started beside a running one holding a fa
 async function consumerNames(b: TestBus): Promise<string[]> {
   const jsm = await jetstreamManager(b.bus.nc);
   const names: string[] = [];
-  for await (const info of jsm.consumers.list(facts.stream(b.prefix))) names.push(info.name);
+  for await (const info of jsm.consumers.list(facts.stream(b.prefix))) {
+    // nats-server 2.9 lists a consumer being removed as null (the replay's, once done: this
+    // helper failed so in one run of 2026-12-06).
+    if (info) names.push(info.name);
+  }
   return names.sort();
 }
 
@@ -528,6 +532,59 @@ Deno.test("[kept position] an instance whose claim on a catch-up is taken over s
     await consumer.stop();
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5]);
   } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("[kept position] an instance whose claim cannot be renewed stops replaying before it lapses, and finishes later", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  const locker = await openDatabase(db.url, { schema: SCHEMA, log: quiet, max: 1 });
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  let unlock = () => {};
+  const unlocked = new Promise<void>((resolve) => unlock = resolve);
+  let consumer: FactConsumer | undefined;
+  try {
+    await followed(b, sql, 5);
+    await restoreBefore(sql, 3);
+    const after: number[] = [];
+    const log = recordingLogger();
+    consumer = await follow(b, sql, after, {
+      log,
+      batchSize: 1,
+      pause: () => after.length === 0 ? released : Promise.resolve(),
+    });
+    await eventually(
+      () => log.lines.some((l) => l.message.startsWith("the database is behind")),
+      10_000,
+      "the catch-up begun",
+    );
+    // Its database cannot answer the renewals (the claims' table locked, as by a slow or stalled
+    // database): the instance gives up before the claim may lapse and another make the replay anew.
+    const began = performance.now();
+    const locked = locker.begin(async (tx) => {
+      await tx`lock table fact_replays in access exclusive mode`;
+      await unlocked;
+    });
+    await eventually(
+      () => log.lines.some((l) => l.message.startsWith("stopping handing facts over again")),
+      12_000,
+      "the replay stopping",
+    );
+    const gaveUpMs = performance.now() - began;
+    assert.ok(gaveUpMs < 9_000, `gave up ${Math.round(gaveUpMs)} ms after the renewals stopped`);
+    unlock();
+    await locked;
+    release();
+    await eventually(async () => (await seen(sql)).length === 5, 20_000, "3-5 handed over again");
+    assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5]);
+  } finally {
+    unlock();
+    release();
+    await consumer?.stop();
+    await locker.end();
     await sql.end();
   }
 });
