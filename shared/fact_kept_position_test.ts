@@ -494,27 +494,36 @@ Deno.test("[kept position] a catch-up waits while another instance's claim on it
   }
 });
 
+/**
+ * A follower of topics 1-5 whose database is then restored to before 3, started again: its
+ * catch-up has begun and its first fact handed over waits for `released`.
+ */
+async function catchingUpHeld(b: TestBus, sql: Sql, released: Promise<void>) {
+  await followed(b, sql, 5);
+  await restoreBefore(sql, 3);
+  const after: number[] = [];
+  const log = recordingLogger();
+  const consumer = await follow(b, sql, after, {
+    log,
+    batchSize: 1,
+    pause: () => after.length === 0 ? released : Promise.resolve(),
+  });
+  await eventually(
+    () => log.lines.some((l) => l.message.startsWith("the database is behind")),
+    10_000,
+    "the catch-up begun",
+  );
+  return { consumer, after, log };
+}
+
 Deno.test("[kept position] an instance whose claim on a catch-up is taken over stops replaying, and finishes it later", async () => {
   await using db = await testDatabase();
   await using b = await factBus({ ensureStream: true });
   const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
   try {
-    await followed(b, sql, 5);
-    await restoreBefore(sql, 3);
     let release!: () => void;
     const released = new Promise<void>((resolve) => release = resolve);
-    const after: number[] = [];
-    const log = recordingLogger();
-    const consumer = await follow(b, sql, after, {
-      log,
-      batchSize: 1,
-      pause: () => after.length === 0 ? released : Promise.resolve(),
-    });
-    await eventually(
-      () => log.lines.some((l) => l.message.startsWith("the database is behind")),
-      10_000,
-      "the catch-up begun",
-    );
+    const { consumer, after, log } = await catchingUpHeld(b, sql, released);
     // As another instance that took the claim over once this one's lapsed.
     await sql`update fact_replays set claimant = 'another instance', until = now() + interval '1 hour'`;
     await eventually(
@@ -547,20 +556,9 @@ Deno.test("[kept position] an instance whose claim cannot be renewed stops repla
   const unlocked = new Promise<void>((resolve) => unlock = resolve);
   let consumer: FactConsumer | undefined;
   try {
-    await followed(b, sql, 5);
-    await restoreBefore(sql, 3);
-    const after: number[] = [];
-    const log = recordingLogger();
-    consumer = await follow(b, sql, after, {
-      log,
-      batchSize: 1,
-      pause: () => after.length === 0 ? released : Promise.resolve(),
-    });
-    await eventually(
-      () => log.lines.some((l) => l.message.startsWith("the database is behind")),
-      10_000,
-      "the catch-up begun",
-    );
+    const catchingUp = await catchingUpHeld(b, sql, released);
+    ({ consumer } = catchingUp);
+    const { log } = catchingUp;
     // Its database cannot answer the renewals (the claims' table locked, as by a slow or stalled
     // database): the instance gives up before the claim may lapse and another make the replay anew.
     const began = performance.now();
