@@ -22,7 +22,7 @@
  * ```
  */
 import { ignoringCreateRace, type Sql } from "./db.ts";
-import type { Logger } from "./log.ts";
+import { LinePace, type Logger } from "./log.ts";
 
 /**
  * How often a consumer that keeps its position reads its floor and writes where it stands, moved
@@ -92,6 +92,9 @@ export interface PositionStore {
   releaseReplay(consumer: string, claimant: string): Promise<void>;
 }
 
+/** How often, at most, a consumer's position refused by the database is said again. */
+const REFUSED_LOG_EVERY_MS = 60_000;
+
 /** Postgres's codes for a table, and a column, that does not exist. */
 const UNDEFINED_TABLE = "42P01";
 const UNDEFINED_COLUMN = "42703";
@@ -118,6 +121,7 @@ class TablePositions implements PositionStore {
   /** The loss marked that this process acts on, per consumer (reported, or read to replay). */
   readonly #actedOn = new Map<string, string>();
   #writing: Promise<void> | undefined;
+  readonly #refusedSaid = new LinePace(REFUSED_LOG_EVERY_MS);
   #installed: Promise<void> | undefined;
   #columns: Promise<void> | undefined;
 
@@ -193,11 +197,32 @@ class TablePositions implements PositionStore {
       } catch (error) {
         // The database away: the batches fail as well. Dropped, not retried at once (a loop
         // while it is away); the next note (a batch, a floor read) writes again.
-        this.#log.debug("cannot keep the fact consumer's position", { consumer, error });
+        this.#sayNotKept(consumer, error);
         this.#pending.clear();
         return;
       }
     }
+  }
+
+  /**
+   * Says that a position write failed: at debug while the database is away (the pool's watch says
+   * that), as a warning once a minute when the database refuses it (its table gone, as in a
+   * database made anew under a running instance, which never makes it again; a privilege revoked):
+   * until then every write failed at debug only, and a later restore could not catch up unseen.
+   */
+  #sayNotKept(consumer: string, error: unknown): void {
+    const code = (error as { code?: unknown })?.code;
+    const refused = typeof code === "string" && (code.startsWith("42") || code.startsWith("3F"));
+    if (!refused) {
+      return this.#log.debug("cannot keep the fact consumer's position", { consumer, error });
+    }
+    if (!this.#refusedSaid.due(consumer)) return;
+    this.#log.warn(
+      "cannot keep the fact consumer's position: the database refuses the write (its table " +
+        "missing in a database made anew under this instance, or a privilege revoked); restart " +
+        "the instance once the database is in place, or a restore cannot catch up with its facts",
+      { consumer, error },
+    );
   }
 
   onLost(consumer: string, lost: () => void): void {

@@ -772,3 +772,32 @@ Deno.test("[kept position] a running follower sees a loss restored from a dump o
     await sql.end();
   }
 });
+
+// Found by reading the last session's leftovers: a database made anew under a running instance
+// (its table `fact_positions` gone, never made again by a running instance on purpose) failed
+// every position write at debug only, so nobody learnt that a later restore could not catch up.
+Deno.test("[kept position] a running follower whose positions table is gone says so, once", async () => {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await sql`create table seen (n int primary key)`;
+    const log = recordingLogger();
+    const consumer = await follow(b, sql, [], { log });
+    await publishTopics(b, [1, 2]);
+    await eventually(async () => (await seen(sql)).length === 2, 10_000, "1-2 followed");
+    const refused = () =>
+      log.lines.filter((l) => l.message.startsWith("cannot keep the fact consumer's position"));
+    assert.equal(refused().length, 0);
+    await sql`drop table fact_positions`;
+    await eventually(() => refused().length > 0, 5_000, "the refusal said");
+    // Writes every 50 ms go on failing: said once a minute, not per write.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await consumer.stop();
+    assert.equal(refused().length, 1);
+    assert.equal(refused()[0].level, "warn");
+    assert.equal(refused()[0].consumer, "follower");
+  } finally {
+    await sql.end();
+  }
+});
