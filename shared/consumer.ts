@@ -39,7 +39,7 @@
  * a silent pull, batching, keeping facts in hand from redelivery) is shared/fact_pull.ts. A
  * durable consumer whose service keeps its position in its own database (`keptIn`) replays, at
  * start, what a database restored older than the consumer lacks, and starts again to replay what
- * one lost under it (shared/fact_catch_up.ts).
+ * one lost under it (shared/fact_catch_up.ts, shared/fact_start_again.ts).
  *
  * @example
  * ```ts ignore

@@ -118,6 +118,8 @@ async function consumersOf(
   stream: string,
 ): Promise<string[]> {
   const names: string[] = [];
-  for await (const info of jsm.consumers.list(stream)) names.push(info.name);
+  for await (const info of jsm.consumers.list(stream)) {
+    if (info) names.push(info.name); // nats-server 2.9 lists one being removed as null
+  }
   return names;
 }

@@ -14,7 +14,7 @@
  * several instances of a service share one durable consumer and write one row, each every second
  * at least. So a write that finds the row below this process's last write has met a database that
  * lost commits under it: it marks the loss (`lost_from`) and the consumer starts again to replay it
- * (shared/fact_catch_up.ts). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
+ * (shared/fact_start_again.ts, shared/fact_catch_up.ts). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
  *
  * @example
  * ```ts ignore
@@ -92,8 +92,14 @@ export interface PositionStore {
   releaseReplay(consumer: string, claimant: string): Promise<void>;
 }
 
-/** How often, at most, a consumer's position refused by the database is said again. */
-const REFUSED_LOG_EVERY_MS = 60_000;
+/**
+ * How long the database refuses every write of a consumer's position before it is said, and how
+ * often at most it is said again. Shorter refusals heal by themselves: `pg_restore --clean` under
+ * a running instance drops the table (42P01), then makes it without its key until its data is in
+ * (42P10), and the instance then sees the loss and replays it (a review saw the warning, and its
+ * advice to restart, in every such restore).
+ */
+const SAY_REFUSED_AFTER_MS = 60_000;
 
 /** Postgres's codes for a table, and a column, that does not exist. */
 const UNDEFINED_TABLE = "42P01";
@@ -106,9 +112,16 @@ function lossMark(
   return { from: Number(row.lostFrom), at: row.lostAt, byCatchUp: row.byCatchUp === true };
 }
 
-/** The positions of the consumers of a service, in table `fact_positions` of its schema. */
-export function keptPositions(sql: Sql, log: Logger): PositionStore {
-  return new TablePositions(sql, log);
+/**
+ * The positions of the consumers of a service, in table `fact_positions` of its schema.
+ * `sayRefusedAfterMs`: how long the database must refuse every write before it is said (tests).
+ */
+export function keptPositions(
+  sql: Sql,
+  log: Logger,
+  options: { sayRefusedAfterMs?: number } = {},
+): PositionStore {
+  return new TablePositions(sql, log, options.sayRefusedAfterMs ?? SAY_REFUSED_AFTER_MS);
 }
 
 class TablePositions implements PositionStore {
@@ -121,13 +134,18 @@ class TablePositions implements PositionStore {
   /** The loss marked that this process acts on, per consumer (reported, or read to replay). */
   readonly #actedOn = new Map<string, string>();
   #writing: Promise<void> | undefined;
-  readonly #refusedSaid = new LinePace(REFUSED_LOG_EVERY_MS);
+  readonly #sayRefusedAfterMs: number;
+  readonly #refusedSaid: LinePace;
+  /** Since when every write of a consumer's position was refused (none written since). */
+  readonly #refusedSince = new Map<string, number>();
   #installed: Promise<void> | undefined;
   #columns: Promise<void> | undefined;
 
-  constructor(sql: Sql, log: Logger) {
+  constructor(sql: Sql, log: Logger, sayRefusedAfterMs: number) {
     this.#sql = sql;
     this.#log = log;
+    this.#sayRefusedAfterMs = sayRefusedAfterMs;
+    this.#refusedSaid = new LinePace(sayRefusedAfterMs);
   }
 
   async read(consumer: string): Promise<KeptPosition | undefined> {
@@ -193,6 +211,7 @@ class TablePositions implements PositionStore {
       try {
         const lost = await this.#write(consumer, position, this.#written.get(consumer));
         this.#written.set(consumer, position);
+        this.#refusedSince.delete(consumer);
         this.#actOnLoss(consumer, lost);
       } catch (error) {
         // The database away: the batches fail as well. Dropped, not retried at once (a loop
@@ -206,9 +225,11 @@ class TablePositions implements PositionStore {
 
   /**
    * Says that a position write failed: at debug while the database is away (the pool's watch says
-   * that), as a warning once a minute when the database refuses it (its table gone, as in a
-   * database made anew under a running instance, which never makes it again; a privilege revoked):
-   * until then every write failed at debug only, and a later restore could not catch up unseen.
+   * that), or while it has refused the writes for less than `sayRefusedAfterMs`; as a warning once
+   * it has refused them that long (its table gone, as in a database made anew under a running
+   * instance, which never makes it again; a privilege revoked), and again each such interval: until
+   * 2026-12-07 every write failed at debug only, and nobody learnt that a later restore could not
+   * catch up.
    */
   #sayNotKept(consumer: string, error: unknown): void {
     const code = (error as { code?: unknown })?.code;
@@ -216,12 +237,18 @@ class TablePositions implements PositionStore {
     if (!refused) {
       return this.#log.debug("cannot keep the fact consumer's position", { consumer, error });
     }
-    if (!this.#refusedSaid.due(consumer)) return;
+    const since = this.#refusedSince.get(consumer) ?? performance.now();
+    this.#refusedSince.set(consumer, since);
+    const forMs = performance.now() - since;
+    if (forMs < this.#sayRefusedAfterMs || !this.#refusedSaid.due(consumer)) {
+      return this.#log.debug("cannot keep the fact consumer's position", { consumer, code, error });
+    }
     this.#log.warn(
-      "cannot keep the fact consumer's position: the database refuses the write (its table " +
-        "missing in a database made anew under this instance, or a privilege revoked); restart " +
-        "the instance once the database is in place, or a restore cannot catch up with its facts",
-      { consumer, error },
+      "cannot keep the fact consumer's position: the database has refused every write of it " +
+        "for a while (its table missing in a database made anew under this instance, or a " +
+        "privilege revoked); restart the instance once the database is in place, or a restore " +
+        "cannot catch up with its facts",
+      { consumer, code, refusedForMs: Math.round(forMs), error },
     );
   }
 
