@@ -14,7 +14,8 @@
  * several instances of a service share one durable consumer and write one row, each every second
  * at least. So a write that finds the row below this process's last write has met a database that
  * lost commits under it: it marks the loss (`lost_from`) and the consumer starts again to replay it
- * (shared/fact_start_again.ts, shared/fact_catch_up.ts). Three reviews on 2026-12-06 shaped this; their cases are in the tests.
+ * (shared/fact_start_again.ts, shared/fact_catch_up.ts). Three reviews on 2026-12-06 shaped this;
+ * their cases are in the tests.
  *
  * @example
  * ```ts ignore
