@@ -12,7 +12,8 @@
  * const problem = await databaseProblem(sql); // undefined, or "database unreachable"
  * ```
  */
-import { refusedWritesLately, separateClient, type Sql } from "./db.ts";
+import { separateClient, type Sql } from "./db.ts";
+import { refusedWritesLately } from "./db_watch.ts";
 
 const PROBE_TIMEOUT_MS = 500;
 const PROBE_EVERY_MS = 1_000;

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
-  isDatabaseOutage,
   MAX_PREPARED_STATEMENTS,
   migrate,
   openDatabase,
@@ -9,6 +8,7 @@ import {
   transaction,
   translateDbError,
 } from "./db.ts";
+import { isDatabaseOutage } from "./db_watch.ts";
 import { withDeadline } from "./deadline.ts";
 import {
   BadRequestError,

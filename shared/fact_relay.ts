@@ -9,14 +9,8 @@ import { headers } from "@nats-io/nats-core";
 import { jetstream, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { errors as natsErrors, type NatsConnection } from "@nats-io/nats-core";
 import type { Bus } from "./bus.ts";
-import {
-  companionClient,
-  metricsClient,
-  noteDatabaseError,
-  type Queryable,
-  type Sql,
-  type Tx,
-} from "./db.ts";
+import { companionClient, metricsClient, type Queryable, type Sql, type Tx } from "./db.ts";
+import { noteDatabaseError } from "./db_watch.ts";
 import { PayloadTooLargeError } from "./errors.ts";
 import type { FactType } from "./fact_catalog.ts";
 import { facts } from "./subjects.ts";

@@ -28,8 +28,6 @@ import {
   bounded,
   type HeldTransaction,
   ignoringCreateRace,
-  loggedByDatabaseWatch,
-  noteDatabaseError,
   type Queryable,
   runHooks,
   settling,
@@ -39,6 +37,7 @@ import {
   translateDbError,
   type Tx,
 } from "./db.ts";
+import { loggedByDatabaseWatch, noteDatabaseError } from "./db_watch.ts";
 import {
   ConflictError,
   failedPrecondition,

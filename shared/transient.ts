@@ -17,7 +17,7 @@
  * ```
  */
 import { errors as natsErrors } from "@nats-io/nats-core";
-import { isDatabaseOutage } from "./db.ts";
+import { isDatabaseOutage } from "./db_watch.ts";
 import { ApiError } from "./errors.ts";
 
 /**

@@ -4,13 +4,8 @@
  * disconnecting an account no authorization uses.
  * (Replies, checks and the 404 are the handler kit's: @shared/handlers/mod.ts.)
  */
-import {
-  isDatabaseOutage,
-  loggedByDatabaseWatch,
-  type Queryable,
-  transaction,
-  type Tx,
-} from "@shared/db.ts";
+import { type Queryable, transaction, type Tx } from "@shared/db.ts";
+import { isDatabaseOutage, loggedByDatabaseWatch } from "@shared/db_watch.ts";
 import { COMMIT_MARGIN_MS, remainingMs } from "@shared/deadline.ts";
 import { ServiceUnavailableError } from "@shared/errors.ts";
 import { LinePace } from "@shared/log.ts";
