@@ -1,9 +1,9 @@
 /**
  * What a service's pool says of its Postgres, to its operator: losing and regaining it (logged once
- * per transition, a probe every 250 ms meanwhile), and refusals that are no outage (full, or
- * read-only) logged at most once a minute with their count; and which errors are an outage. Every
- * pool `openDatabase` opens (shared/db.ts) is watched; a failed query is reported with
- * `noteDatabaseError`.
+ * per transition, a probe every 250 ms meanwhile), and refusals it does not watch as outages (full:
+ * retried as one all the same; read-only) logged at most once a minute with their count; and which
+ * errors are an outage. Every pool `openDatabase` opens (shared/db.ts) is watched; a failed query
+ * is reported with `noteDatabaseError`.
  *
  * @example
  * ```ts ignore

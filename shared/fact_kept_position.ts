@@ -23,6 +23,7 @@
  * ```
  */
 import { ignoringCreateRace, type Sql } from "./db.ts";
+import { errorCodes, noteDatabaseError } from "./db_watch.ts";
 import { LinePace, type Logger } from "./log.ts";
 
 /**
@@ -105,6 +106,8 @@ const SAY_REFUSED_AFTER_MS = 60_000;
 /** Postgres's codes for a table, and a column, that does not exist. */
 const UNDEFINED_TABLE = "42P01";
 const UNDEFINED_COLUMN = "42703";
+/** Postgres's code for an ON CONFLICT without a key to match (a table restored before its key). */
+const NO_UNIQUE_KEY = "42P10";
 
 function lossMark(
   row: { lostFrom: string | null; lostAt: string | null; byCatchUp?: boolean | null },
@@ -225,18 +228,22 @@ class TablePositions implements PositionStore {
   }
 
   /**
-   * Says that a position write failed: at debug while the database is away (the pool's watch says
-   * that), or while it has refused the writes for less than `sayRefusedAfterMs`; as a warning once
-   * it has refused them that long (its table gone, as in a database made anew under a running
-   * instance, which never makes it again; a privilege revoked), and again each such interval: until
-   * 2026-12-07 every write failed at debug only, and nobody learnt that a later restore could not
-   * catch up.
+   * Says that a position write failed. Not refused (the database away, busy): told to the pool's
+   * watch, which says an outage once, and at debug here. Refused (its table gone, as in a database
+   * made anew under a running instance, which never makes it again; a privilege revoked): at debug
+   * while every write has been refused for less than `sayRefusedAfterMs`, then as a warning, again
+   * each such interval. Until 2026-12-07 every failure was at debug only, and nobody learnt that a
+   * later restore could not catch up. A missing key (42P10) is never said: `pg_restore` adds keys
+   * after loading every table's rows, which takes long on a large database, and heals by itself.
    */
   #sayNotKept(consumer: string, error: unknown): void {
-    const code = (error as { code?: unknown })?.code;
-    const refused = typeof code === "string" && (code.startsWith("42") || code.startsWith("3F"));
+    const [code] = errorCodes(error);
+    const refused = code !== undefined && code !== NO_UNIQUE_KEY &&
+      (code.startsWith("42") || code.startsWith("3F"));
     if (!refused) {
-      return this.#log.debug("cannot keep the fact consumer's position", { consumer, error });
+      this.#refusedSince.delete(consumer);
+      noteDatabaseError(this.#sql, error);
+      return this.#log.debug("cannot keep the fact consumer's position", { consumer, code, error });
     }
     const since = this.#refusedSince.get(consumer) ?? performance.now();
     this.#refusedSince.set(consumer, since);
@@ -246,9 +253,9 @@ class TablePositions implements PositionStore {
     }
     this.#log.warn(
       "cannot keep the fact consumer's position: the database has refused every write of it " +
-        "for a while (its table missing in a database made anew under this instance, or a " +
-        "privilege revoked); restart the instance once the database is in place, or a restore " +
-        "cannot catch up with its facts",
+        "for a while: its table missing (a database made anew under this instance: restart it " +
+        "once the database is in place) or its privileges revoked (grant them again); until " +
+        "then a restore cannot catch up with its facts",
       { consumer, code, refusedForMs: Math.round(forMs), error },
     );
   }
