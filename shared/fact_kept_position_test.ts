@@ -23,6 +23,23 @@ async function publishTopics(b: TestBus, numbers: number[]): Promise<void> {
 }
 
 /**
+ * Runs `test` with a fact bus of its own and a pool on the follower's schema of a database of its
+ * own (`url`), all removed after: what every test here starts from.
+ */
+async function onFollowerDatabase(
+  test: (b: TestBus, sql: Sql, url: string) => Promise<void>,
+): Promise<void> {
+  await using db = await testDatabase();
+  await using b = await factBus({ ensureStream: true });
+  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
+  try {
+    await test(b, sql, db.url);
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
  * A follower as our services have them: a durable consumer that records each topic it is handed
  * in table `seen` of its schema, and keeps its position there. `handed` lists every topic handed
  * over, in order, replays included.
@@ -82,18 +99,15 @@ async function keptResumeAt(sql: Sql): Promise<number> {
 // lacked the facts its durable consumer had settled since, and JetStream never handed them over
 // again (a deleted event's discount codes stayed live for good) unless an operator removed the
 // durable by hand. The position kept in the database now tells, and the consumer replays them.
-Deno.test("[kept position] a follower whose database was restored from a backup gets the facts it lacks again", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a follower whose database was restored from a backup gets the facts it lacks again", () =>
+  onFollowerDatabase(async (b, sql, url) => {
     await sql`create table seen (n int primary key)`;
     const before: number[] = [];
     let consumer = await follow(b, sql, before);
     await publishTopics(b, [1, 2, 3, 4, 5]);
     await eventually(async () => (await seen(sql)).length === 5, 10_000, "topics 1-5 followed");
     await eventually(async () => await keptResumeAt(sql) === 6, 10_000, "position kept past 5");
-    await using backup = await backUpSchema(db.url, SCHEMA);
+    await using backup = await backUpSchema(url, SCHEMA);
 
     await publishTopics(b, [6, 7, 8]);
     await eventually(async () => (await seen(sql)).length === 8, 10_000, "topics 6-8 followed");
@@ -108,16 +122,10 @@ Deno.test("[kept position] a follower whose database was restored from a backup 
     await consumer.stop();
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual(after, [6, 7, 8, 9], "from the kept position, in order, 9 after the replay");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
-Deno.test("[kept position] a follower whose database is not behind hands nothing over again", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a follower whose database is not behind hands nothing over again", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     const first: number[] = [];
     let consumer = await follow(b, sql, first);
@@ -146,20 +154,14 @@ Deno.test("[kept position] a follower whose database is not behind hands nothing
     await consumer.stop();
     assert.deepEqual(second, [4]);
     assert.deepEqual(log.lines.map((l) => l.message), [], "not taken for behind");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by a review: the database was taken as up to date when the highest fact settled reached
 // the floor, but with several instances that fact can be above facts another instance still held:
 // a backup then (instance A holding 1, 2 and 4, B done with 3 and 5) kept highest 5 and
 // resume_at 1, and after its restore 1, 2 and 4 were never handed over again.
-Deno.test("[kept position] a restored database missing facts below its highest one gets them again", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a restored database missing facts below its highest one gets them again", () =>
+  onFollowerDatabase(async (b, sql) => {
     await followed(b, sql, 5);
     // As that backup restored: 3 and 5 in the database, the row such an instance pair writes.
     await sql`delete from seen where n in (1, 2, 4)`;
@@ -170,10 +172,7 @@ Deno.test("[kept position] a restored database missing facts below its highest o
     await eventually(async () => (await seen(sql)).length === 5, 10_000, "1, 2 and 4 again");
     await consumer.stop();
     assert.deepEqual(after, [1, 2, 3, 4, 5]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by a review: after its replay the consumer followed the durable as found at start, and a
 // durable removed meanwhile (by hand, as the README's older procedure says) was never made again:
@@ -218,11 +217,8 @@ Deno.test("[kept position] a durable removed while a restored database catches u
 // Found by a review: a database that lost its last commits under a running instance (a failover to
 // a standby that was behind) had its kept position written forward again by that instance's next
 // batch, and facts the lost commits had applied were never handed over again.
-Deno.test("[kept position] a running follower whose database lost commits hands them over again", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a running follower whose database lost commits hands them over again", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     const handed: number[] = [];
     const log = recordingLogger();
@@ -245,19 +241,13 @@ Deno.test("[kept position] a running follower whose database lost commits hands 
     const lost = log.lines.find((l) => l.message.startsWith("the database lost facts"));
     assert.equal(lost?.fromSequence, Number(resumeAt), "replayed from the kept replay start");
     assert.ok(handed.slice(6).includes(4) && handed.slice(6).includes(5), "4 and 5 again");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by the second review: nats-server 2.9 reports an acknowledgement floor of 0 until a
 // consumer's first acknowledgement, so a durable that never handed a fact over (no fact of its
 // subjects yet) kept a replay start of 1, and every start took the database for behind (2.5 s more).
-Deno.test("[kept position] a follower that has had no fact yet is not behind at its next start", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a follower that has had no fact yet is not behind at its next start", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     let consumer = await follow(b, sql, []);
     // Facts of other subjects only: the follower's filter hands none of them over.
@@ -275,10 +265,7 @@ Deno.test("[kept position] a follower that has had no fact yet is not behind at 
     consumer = await follow(b, sql, [], { log });
     await consumer.stop();
     assert.deepEqual(log.lines.map((l) => l.message), [], "nothing to catch up");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by the second review: an instance still settling a fact of a lost stream wrote the row back
 // to that stream (and cleared a loss marked), its next write of the new stream started the row over
@@ -312,11 +299,8 @@ Deno.test("[kept position] a write of an older stream than the row's changes not
 
 // Found by the third review: a loss under an idle consumer was seen only at its next fact (hours
 // away, perhaps), and a mark whose write's answer was lost was never acted on.
-Deno.test("[kept position] an idle follower sees a loss, or a loss marked, within a second", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] an idle follower sees a loss, or a loss marked, within a second", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     const log = recordingLogger();
     const consumer = await follow(b, sql, [], { log });
@@ -338,18 +322,12 @@ Deno.test("[kept position] an idle follower sees a loss, or a loss marked, withi
     await consumer.stop();
     const losses = log.lines.filter((l) => l.message.startsWith("the database lost facts"));
     assert.deepEqual(losses.map((l) => l.fromSequence), [5, 3]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by the third review: an instance started beside one that held a fact for long (a slow
 // handler, a transient failure retried in place) took the database for behind and replayed it.
-Deno.test("[kept position] an instance started beside a running one holding a fact does not replay", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] an instance started beside a running one holding a fact does not replay", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     let release!: () => void;
     const released = new Promise<void>((resolve) => release = resolve);
@@ -368,10 +346,7 @@ Deno.test("[kept position] an instance started beside a running one holding a fa
     await second.stop();
     await running.stop();
     assert.deepEqual(log.lines.map((l) => l.message), [], "nothing handed over again");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 /** The names of the consumers on the test's fact stream. */
 async function consumerNames(b: TestBus): Promise<string[]> {
@@ -467,11 +442,8 @@ Deno.test("[kept position] a catch-up replays under the durable's name, a replay
 // Found by a review of the named replay: two instances replaying at once shared its consumer, one
 // took the facts the other held for settled and moved the kept position past them (facts lost for
 // good). A claim in the database lets one replay at a time.
-Deno.test("[kept position] a catch-up waits while another instance's claim on it stands", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a catch-up waits while another instance's claim on it stands", () =>
+  onFollowerDatabase(async (b, sql) => {
     await followed(b, sql, 5);
     await restoreBefore(sql, 3);
     await sql`insert into fact_replays (consumer, claimant, until)
@@ -492,10 +464,7 @@ Deno.test("[kept position] a catch-up waits while another instance's claim on it
     await eventually(async () => (await seen(sql)).length === 5, 15_000, "3-5 handed over again");
     await consumer.stop();
     assert.deepEqual(after, [3, 4, 5]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 /**
  * A follower of topics 1-5 whose database is then restored to before 3, started again: its
@@ -524,11 +493,8 @@ async function catchingUpHeld(b: TestBus, sql: Sql, released: Promise<void>) {
   return { consumer, after, log };
 }
 
-Deno.test("[kept position] an instance whose claim on a catch-up is taken over stops replaying, and finishes it later", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] an instance whose claim on a catch-up is taken over stops replaying, and finishes it later", () =>
+  onFollowerDatabase(async (b, sql) => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => release = resolve);
     const { consumer, after, log } = await catchingUpHeld(b, sql, released);
@@ -548,10 +514,7 @@ Deno.test("[kept position] an instance whose claim on a catch-up is taken over s
     await eventually(async () => (await seen(sql)).length === 5, 15_000, "3-5 handed over again");
     await consumer.stop();
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 Deno.test("[kept position] an instance whose claim cannot be renewed stops replaying before it lapses, and finishes later", async () => {
   await using db = await testDatabase();
@@ -597,11 +560,8 @@ Deno.test("[kept position] an instance whose claim cannot be renewed stops repla
   }
 });
 
-Deno.test("[kept position] two running instances that see one loss hand it over again, one at a time", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] two running instances that see one loss hand it over again, one at a time", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     const said: { who: string; message: string }[] = [];
     const consumers = await Promise.all(
@@ -639,16 +599,10 @@ Deno.test("[kept position] two running instances that see one loss hand it over 
     assert.deepEqual(lost.map((l) => l.who).sort(), ["a", "b"], "each instance saw the loss");
     assert.ok(said.some((l) => l.message === "caught up with the fact consumer"), "caught up");
     assertOneReplayAtATime(said, { replays: 1 });
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
-Deno.test("[kept position] two instances started together on a restored database replay one at a time", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] two instances started together on a restored database replay one at a time", () =>
+  onFollowerDatabase(async (b, sql) => {
     await followed(b, sql, 8);
     await restoreBefore(sql, 3);
 
@@ -667,20 +621,14 @@ Deno.test("[kept position] two instances started together on a restored database
     await eventually(async () => (await seen(sql)).length === 12, 15_000, "9-12 followed after");
     await Promise.all(consumers.map((consumer) => consumer.stop()));
     assertOneReplayAtATime(said, { replays: 1 });
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by a review of the claim: an instance started while a catch-up ran saw the kept position
 // written meanwhile, took the database for caught up and followed the durable, moving the position
 // past what the replay had yet to hand over; once the replayer stopped early, no start replayed
 // the rest (6-8 lost for good). The catch-up now marks the database behind until it is done.
-Deno.test("[kept position] an instance started during a catch-up waits for it, and finishes it if the replayer stops early", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] an instance started during a catch-up waits for it, and finishes it if the replayer stops early", () =>
+  onFollowerDatabase(async (b, sql) => {
     await followed(b, sql, 8);
     await restoreBefore(sql, 3);
     let release!: () => void;
@@ -707,19 +655,13 @@ Deno.test("[kept position] an instance started during a catch-up waits for it, a
     await started.stop();
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assertOneReplayAtATime(said);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by the third review: a start took a running instance's database for behind (its writes
 // stalled: a fact held, no floor read) and marked it, and the running instance, finding a mark it
 // had not acted on, logged a loss and stopped following until the catch-up was done.
-Deno.test("[kept position] a catch-up's mark leaves running instances following, without a word", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a catch-up's mark leaves running instances following, without a word", () =>
+  onFollowerDatabase(async (b, sql) => {
     await followed(b, sql, 8);
     let release!: () => void;
     const released = new Promise<void>((resolve) => release = resolve);
@@ -749,18 +691,12 @@ Deno.test("[kept position] a catch-up's mark leaves running instances following,
     await first.stop();
     const runningSaid = said.filter((l) => l.who === "running").map((l) => l.message);
     assert.deepEqual(runningSaid, [], "the running instance went on without a word");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by the fourth review: a database restored from a dump older than the column
 // `lost_by_catch_up` failed every write of a running instance (at debug), so the loss went unseen.
-Deno.test("[kept position] a running follower sees a loss restored from a dump older than a column", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  try {
+Deno.test("[kept position] a running follower sees a loss restored from a dump older than a column", () =>
+  onFollowerDatabase(async (b, sql) => {
     await sql`create table seen (n int primary key)`;
     const log = recordingLogger();
     const consumer = await follow(b, sql, [], { log, floorReadMs: 60_000 });
@@ -778,10 +714,7 @@ Deno.test("[kept position] a running follower sees a loss restored from a dump o
     await eventually(async () => (await seen(sql)).length === 6, 10_000, "4 and 5 again");
     await consumer.stop();
     assert.ok(log.lines.some((l) => l.message.startsWith("the database lost facts")), "seen");
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by reading the last session's leftovers: a database made anew under a running instance
 // (its table `fact_positions` gone, never made again by a running instance on purpose) failed
