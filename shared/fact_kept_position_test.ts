@@ -177,12 +177,9 @@ Deno.test("[kept position] a restored database missing facts below its highest o
 // Found by a review: after its replay the consumer followed the durable as found at start, and a
 // durable removed meanwhile (by hand, as the README's older procedure says) was never made again:
 // the facts behind stopped for good, a warning every second.
-Deno.test("[kept position] a durable removed while a restored database catches up is made again", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  const jsm = await jetstreamManager(b.bus.nc);
-  try {
+Deno.test("[kept position] a durable removed while a restored database catches up is made again", () =>
+  onFollowerDatabase(async (b, sql) => {
+    const jsm = await jetstreamManager(b.bus.nc);
     await followed(b, sql, 6);
     await sql`delete from seen where n > 2`;
     await sql`update fact_positions set highest = 2, resume_at = 3`;
@@ -209,10 +206,7 @@ Deno.test("[kept position] a durable removed while a restored database catches u
     await eventually(() => after.includes(7), 10_000, "a new fact followed after the catch-up");
     await consumer.stop();
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6, 7]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by a review: a database that lost its last commits under a running instance (a failover to
 // a standby that was behind) had its kept position written forward again by that instance's next
@@ -400,12 +394,9 @@ async function restoreBefore(sql: Sql, from: number): Promise<void> {
 // server named, which a NATS user limited to its own consumers may not make, and the service's
 // start failed. It replays now under the durable's name; one left by an instance that died (the
 // server removes it 30 s later) is made anew from this start, never pulled as it stands.
-Deno.test("[kept position] a catch-up replays under the durable's name, a replay left behind made anew", async () => {
-  await using db = await testDatabase();
-  await using b = await factBus({ ensureStream: true });
-  const sql = await openDatabase(db.url, { schema: SCHEMA, log: quiet });
-  const jsm = await jetstreamManager(b.bus.nc);
-  try {
+Deno.test("[kept position] a catch-up replays under the durable's name, a replay left behind made anew", () =>
+  onFollowerDatabase(async (b, sql) => {
+    const jsm = await jetstreamManager(b.bus.nc);
     await followed(b, sql, 5);
     await restoreBefore(sql, 3);
     // As an instance that died while replaying leaves it: delivered 1 and 2, unacknowledged.
@@ -434,10 +425,7 @@ Deno.test("[kept position] a catch-up replays under the durable's name, a replay
     await consumer.stop();
     assert.deepEqual(after, [3, 4, 5, 6], "from the kept position, in order");
     assert.deepEqual(await seen(sql), [1, 2, 3, 4, 5, 6]);
-  } finally {
-    await sql.end();
-  }
-});
+  }));
 
 // Found by a review of the named replay: two instances replaying at once shared its consumer, one
 // took the facts the other held for settled and moved the kept position past them (facts lost for
