@@ -97,9 +97,9 @@ export interface PositionStore {
 /**
  * How long the database refuses every write of a consumer's position before it is said, and how
  * often at most it is said again. Shorter refusals heal by themselves: `pg_restore --clean` under
- * a running instance drops the table (42P01), then makes it without its key until its data is in
- * (42P10), and the instance then sees the loss and replays it (a review saw the warning, and its
- * advice to restart, in every such restore).
+ * a running instance drops the table (42P01) for a moment, and the instance then sees the loss and
+ * replays it (a review saw a first warning, and its advice to restart, in every such restore). The
+ * time it then leaves the table without its key (42P10) is never said (`#sayNotKept`).
  */
 const SAY_REFUSED_AFTER_MS = 60_000;
 
@@ -345,7 +345,7 @@ class TablePositions implements PositionStore {
     try {
       return await statements();
     } catch (error) {
-      if ((error as { code?: string })?.code !== code) throw error;
+      if (errorCodes(error)[0] !== code) throw error;
       await repair();
       return await statements();
     }
