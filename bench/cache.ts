@@ -118,6 +118,11 @@ export interface CacheBenchResult {
   signedIn?: ScenarioResult;
   /** Not judged: both sides at one fixed rate, half the gateway path's closed-loop throughput. */
   signedInAtRate?: ScenarioResult & { ratePerSecond: number };
+  /**
+   * Not judged: the gateway against the bus floor (bench/bus_floor.ts), a gateway that does nothing
+   * but the one bus round trip: how much of the split's cost any work on the gateway could save.
+   */
+  signedInBusFloor?: ScenarioResult;
   staleness?: StalenessResult;
   memory?: MemoryResult;
   /** Whether every target of the parts that ran was met. */
@@ -214,6 +219,7 @@ interface SideUrls {
   gateway: string;
   baseline: string;
   floor?: string;
+  busFloor?: string;
 }
 
 /** The share of 100 sequential reads of `url` that the gateway's cache answered. */
@@ -440,8 +446,10 @@ async function signedInReads(
     durationMs: 500,
     headers: auth,
   });
-  const { floor: floorPids = [], ...sides } = Object.fromEntries(await findProcesses(where));
-  // The floor is loaded on its own afterwards: its idle CPU is no part of either side.
+  const { floor: floorPids = [], "bus floor": busFloorPids = [], ...sides } = Object.fromEntries(
+    await findProcesses(where),
+  );
+  // The floors are loaded on their own afterwards: their idle CPU is no part of either side.
   const processes = new Map(Object.entries(sides));
   const signedIn = await alternate(
     "GET /v1/events/{id} signed in (never cached)",
@@ -465,7 +473,36 @@ async function signedInReads(
     ),
     ratePerSecond,
   };
-  return { signedIn, signedInAtRate };
+  const signedInBusFloor = urls.busFloor
+    ? await againstBusFloor(
+      { gateway: targets.gateway, busFloor: `${urls.busFloor}${path}` },
+      options,
+      auth,
+      new Map([...processes, ["bus floor", busFloorPids]]),
+    )
+    : undefined;
+  return { signedIn, signedInAtRate, signedInBusFloor };
+}
+
+/**
+ * The gateway against the bus floor (bench/bus_floor.ts) in alternating slices, as every
+ * comparison: loaded one after the other, the later of two found the catalog cheaper per read (it
+ * warms for longer than the warm-up), and a floor loaded last looked better than it is.
+ */
+async function againstBusFloor(
+  targets: { gateway: string; busFloor: string },
+  options: Required<Pick<CacheBenchOptions, "concurrency" | "warmupMs" | "durationMs" | "rounds">>,
+  auth: Record<string, string>,
+  processes: Map<string, string[]>,
+): Promise<ScenarioResult> {
+  await sameAnswer(targets.busFloor, targets.gateway, auth);
+  return await alternate(
+    "GET /v1/events/{id} signed in, the gateway against the bus floor (bench/bus_floor.ts)",
+    { gateway: targets.gateway, baseline: targets.busFloor },
+    options,
+    auth,
+    { processes },
+  );
 }
 
 /**
@@ -541,6 +578,14 @@ async function twoGatewayParts(
   return { staleness: stale, memory: mem };
 }
 
+/** The signed-in part's floors (bench/hono_floor.ts, bench/bus_floor.ts), each on a port of its own. */
+function startFloors(spawn: (script: string, port: number) => void) {
+  const [floorPort, busFloorPort] = [freePort(), freePort()];
+  spawn("bench/hono_floor.ts", floorPort);
+  spawn("bench/bus_floor.ts", busFloorPort);
+  return { floor: `http://127.0.0.1:${floorPort}`, busFloor: `http://127.0.0.1:${busFloorPort}` };
+}
+
 /** Runs the cache benchmark (its `parts`) on a system of its own, which it removes afterwards. */
 export async function runCacheBench(options: CacheBenchOptions = {}): Promise<CacheBenchResult> {
   const parts = new Set(options.parts ?? CACHE_PARTS);
@@ -565,14 +610,12 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
       }));
     spawn("bench/cache_baseline.ts", settings.baselinePort);
     if (needsSecond) spawn("gateway/main.ts", secondPort);
-    const floorPort = parts.has("signed-in") ? freePort() : undefined;
-    if (floorPort) spawn("bench/hono_floor.ts", floorPort);
+    const floors = parts.has("signed-in") ? startFloors(spawn) : {};
     const baseline = `http://127.0.0.1:${settings.baselinePort}`;
     const second = `http://127.0.0.1:${secondPort}`;
     await waitForOk(`${baseline}${seeded.reads[1].path}`, 60_000);
     if (needsSecond) await waitForOk(`${second}/health`, 60_000);
-    const floor = floorPort && `http://127.0.0.1:${floorPort}`;
-    if (floor) await waitForOk(`${floor}/`, 60_000);
+    for (const url of Object.values(floors)) await waitForOk(`${url}/health`, 60_000);
     const loadOptions = {
       concurrency: options.concurrency ?? 32,
       warmupMs: options.warmupMs ?? 2_000,
@@ -580,7 +623,7 @@ export async function runCacheBench(options: CacheBenchOptions = {}): Promise<Ca
       rounds: options.rounds ?? 2,
     };
     const where = { prefix: settings.prefix, databaseUrl: settings.databaseUrl };
-    const urls = { gateway: system.url, baseline, floor: floor || undefined };
+    const urls = { gateway: system.url, baseline, ...floors };
     const compared = await comparisons(urls, seeded, loadOptions, where, parts);
     const acrossTwo = await twoGatewayParts(
       system.url,
@@ -611,7 +654,7 @@ export function formatCacheResult(result: CacheBenchResult): string {
       Math.round(result.hitShare[i] * 100)
     } %`
   );
-  const { mixed, signedIn, signedInAtRate, staleness: s, memory: m } = result;
+  const { mixed, signedIn, signedInAtRate, signedInBusFloor, staleness: s, memory: m } = result;
   if (mixed) {
     lines.push(formatResult(mixed, TARGETS.mixed));
   }
@@ -628,6 +671,7 @@ export function formatCacheResult(result: CacheBenchResult): string {
       }x at a load neither side is saturated by (information: the target is judged above)`,
     );
   }
+  if (signedInBusFloor) lines.push(formatAgainstBusFloor(signedInBusFloor));
   if (s) {
     lines.push(
       `Staleness across two gateways (${s.writes} writes): p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, ` +
@@ -645,6 +689,17 @@ export function formatCacheResult(result: CacheBenchResult): string {
     lines.push(`Parts run: ${result.parts.join(", ")} (the other targets were not measured)`);
   }
   return lines.join("\n\n");
+}
+
+/** The gateway against the bus floor: what any work on the gateway could still save. */
+function formatAgainstBusFloor(result: ScenarioResult): string {
+  const names = { gateway: "gateway", baseline: "bus floor" };
+  return [
+    formatTable(result, names),
+    `  throughput gateway/bus floor ${result.throughputRatio.toFixed(2)}x`,
+    `  p99        gateway/bus floor ${result.p99Ratio.toFixed(2)}x (information: the floor is a ` +
+    "gateway that does nothing but the bus round trip)",
+  ].join("\n") + formatCpu(result, names);
 }
 
 /** The parts named by `--only` (comma-separated), or every part. */

@@ -40,6 +40,7 @@ const scripts = [
   ["bench/discounts_baseline.ts", "baseline"],
   ["bench/bare.ts", "bare"],
   ["bench/hono_floor.ts", "floor"],
+  ["bench/bus_floor.ts", "bus floor"],
 ] as const;
 
 /** Finds this run's processes: the children by their bus prefix, NATS, Postgres backends. */

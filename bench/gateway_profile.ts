@@ -178,6 +178,7 @@ if (import.meta.main) {
     options: {
       catalog: { type: "boolean" },
       baseline: { type: "boolean" },
+      "bus-floor": { type: "boolean" },
       heap: { type: "boolean" },
       promoted: { type: "boolean" },
       "v8-flags": { type: "string" },
@@ -199,6 +200,8 @@ if (import.meta.main) {
       ? "services/catalog/main.ts"
       : args.baseline
       ? "bench/cache_baseline.ts"
+      : args["bus-floor"]
+      ? "bench/bus_floor.ts"
       : "gateway/main.ts";
     inspected = spawnInspected(script, system.env, port, inspectPort, v8Flags);
     // A service listens on no port: give it the time to connect, then it takes its share.

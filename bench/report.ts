@@ -70,8 +70,16 @@ function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
 }
 
+/** What a table and the CPU lines call the two sides of a comparison. */
+export interface SideNames {
+  gateway: string;
+  baseline: string;
+}
+
+const SIDE_NAMES: SideNames = { gateway: "gateway", baseline: "baseline" };
+
 /** The scenario's name and its sides' figures as a small fixed-width table. */
-export function formatTable(result: ScenarioResult): string {
+export function formatTable(result: ScenarioResult, names: SideNames = SIDE_NAMES): string {
   const row = (name: string, s: LoadSummary) =>
     `  ${name.padEnd(9)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${pad(s.p90Ms.toFixed(2), 9)}${
       pad(s.p99Ms.toFixed(2), 9)
@@ -81,8 +89,8 @@ export function formatTable(result: ScenarioResult): string {
     `  ${"".padEnd(9)}${pad("req/s", 9)}${pad("p50 ms", 9)}${pad("p90 ms", 9)}${pad("p99 ms", 9)}${
       pad("requests", 10)
     }${pad("errors", 8)}`,
-    row("gateway", result.gateway),
-    row("baseline", result.baseline),
+    row(names.gateway, result.gateway),
+    row(names.baseline, result.baseline),
     ...(result.bare ? [row("bare", result.bare)] : []),
   ].join("\n");
 }
@@ -132,7 +140,7 @@ export function formatResult(result: ScenarioResult, targets: Targets = CATALOG_
 }
 
 /** The CPU lines of a result (empty without --cpu): each process's share, and the sum. */
-export function formatCpu(result: ScenarioResult): string {
+export function formatCpu(result: ScenarioResult, names: SideNames = SIDE_NAMES): string {
   if (!result.cpuMsPerRequest) return "";
   const line = (name: string, used: Record<string, number>) => {
     const total = Object.values(used).reduce((a, b) => a + b, 0);
@@ -142,8 +150,8 @@ export function formatCpu(result: ScenarioResult): string {
   return [
     "",
     "  CPU ms per request (nats-server counts whatever else uses it too):",
-    line("gateway", result.cpuMsPerRequest.gateway),
-    line("baseline", result.cpuMsPerRequest.baseline),
+    line(names.gateway, result.cpuMsPerRequest.gateway),
+    line(names.baseline, result.cpuMsPerRequest.baseline),
     ...(result.cpuMsPerRequest.bare ? [line("bare", result.cpuMsPerRequest.bare)] : []),
     ...(result.cpuMsPerRequest.floor ? [line("floor", result.cpuMsPerRequest.floor)] : []),
   ].join("\n");
