@@ -635,11 +635,12 @@ export interface MigrateOptions {
 
 /**
  * For the `.catch` of an idempotent `create table if not exists` (or `add column if not
- * exists`) that instances starting together may race on: the loser's "already exists" (42P07,
- * 42701) or catalog unique violation (23505) is no error; anything else is thrown again.
+ * exists`) that instances starting together may race on: the loser's "already exists" (42P07 the
+ * table, 42710 its row type, 42701 a column) or catalog unique violation (23505) is no error;
+ * anything else is thrown again. (42710 was missed until 2026-12-07: an instance failed its start.)
  */
 export function ignoringCreateRace(error: { code?: string }): void {
-  if (!["42P07", "42701", "23505"].includes(error?.code ?? "")) throw error;
+  if (!["42P07", "42710", "42701", "23505"].includes(error?.code ?? "")) throw error;
 }
 
 /** Applies pending migrations; safe when several instances start at once (advisory lock). */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
+  ignoringCreateRace,
   MAX_PREPARED_STATEMENTS,
   migrate,
   openDatabase,
@@ -69,6 +70,28 @@ Deno.test("[db] migrations apply once, in order, even when instances start toget
     const cols = await pools[0]`select column_name from information_schema.columns
       where table_schema = 'demo' and table_name = 'things' order by ordinal_position`;
     assert.deepEqual(cols.map((c) => c.column_name), ["id", "name", "size"]);
+  } finally {
+    await Promise.all(pools.map((sql) => sql.end()));
+  }
+});
+
+// Seen in a clean-clone CI (2026-12-07): two instances making `fact_replays` at once, one failed
+// its start with 'type "fact_replays" already exists' (42710), a race code the helper missed.
+Deno.test("[db] instances making one table at once all take it for made", async () => {
+  await using db = await testDatabase();
+  const pools = await Promise.all(
+    [1, 2, 3, 4].map(() => openDatabase(db.url, { schema: "demo", max: 1 })),
+  );
+  try {
+    for (let round = 0; round < 100; round++) {
+      await pools[0]`drop table if exists raced`;
+      await Promise.all(
+        pools.map((sql) =>
+          sql`create table if not exists raced (id int primary key)`.catch(ignoringCreateRace)
+        ),
+      );
+    }
+    assert.equal((await pools[0]`select to_regclass('raced') as found`)[0].found, "raced");
   } finally {
     await Promise.all(pools.map((sql) => sql.end()));
   }

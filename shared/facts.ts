@@ -109,8 +109,7 @@ export interface NewFact<K extends FactType = FactType> {
 
 /**
  * Creates the outbox table in the service's schema, and `resource_changes` (idempotent).
- * Instances starting together may race on it: the loser sees "already exists" (42P07) or a
- * catalog unique violation (23505).
+ * Instances starting together may race on it (`ignoringCreateRace` says what the loser sees).
  */
 export async function installOutbox(sql: Queryable): Promise<void> {
   await sql`create table if not exists outbox (
