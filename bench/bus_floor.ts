@@ -8,7 +8,8 @@
  * benchmark's signed-in part loads it against the gateway in alternating slices, to show how much
  * of issue 11's signed-in gap any work on the gateway could close (bench/FINDINGS.md).
  * `BUS_FLOOR_RAW=1` sends the request with nats.js alone (no deadline headers, no resend when
- * nobody listens, no metering): what our bus helper adds to nats.js.
+ * nobody listens, no metering): what our bus helper adds to nats.js. It runs on V8's defaults, not
+ * the gateway's flags (`--optimize-for-size` for the memory target), which if anything favours it.
  *
  * Run as its own process: `PORT=8094 DATABASE_URL=... NATS_URL=... BUS_PREFIX=... JWT_SECRET=...
  * deno run -A bench/bus_floor.ts` (DATABASE_URL is required of every side, and not used here).
@@ -25,8 +26,8 @@ const JSONAPI_HEADERS = { "Content-Type": "application/vnd.api+json" };
 
 /**
  * The side: answers signed-in reads of one event through the catalog (401 without a token it can
- * verify), `/health`, and anything else 404. `env` as the process's (NATS_URL, BUS_PREFIX,
- * JWT_SECRET; BUS_FLOOR_RAW).
+ * verify), `/health`, and anything else (a query too) 404. `env` as the process's (NATS_URL,
+ * BUS_PREFIX, JWT_SECRET; BUS_FLOOR_RAW).
  */
 export async function openBusFloor(env: Record<string, string> = Deno.env.toObject()): Promise<{
   fetch: (request: Request) => Promise<Response>;
@@ -39,9 +40,11 @@ export async function openBusFloor(env: Record<string, string> = Deno.env.toObje
   const read = env.BUS_FLOOR_RAW === "1" ? rawRead(bus) : helperRead(bus);
   return {
     async fetch(request) {
-      const path = new URL(request.url).pathname;
+      const url = new URL(request.url);
+      const path = url.pathname;
       if (path === "/health") return new Response("ok");
-      const id = EVENT_PATH.exec(path)?.[1];
+      // A query (`include`...) would be dropped: never answer what the gateway would not.
+      const id = url.search === "" ? EVENT_PATH.exec(path)?.[1] : undefined;
       const header = request.headers.get("authorization");
       if (id === undefined || header === null) return new Response(null, { status: 404 });
       const actor = await verifier.actorOf(header).catch(() => undefined);

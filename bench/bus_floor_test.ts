@@ -10,10 +10,13 @@ const SECRET = "a bus floor test secret of at least thirty-two characters";
 /** A catalog stand-in on the real NATS: answers each event read with what it was asked. */
 async function echoingCatalog() {
   const stand = await testBus();
-  const echo = (request: HttpRequest): HttpReply => ({
-    status: 200,
-    body: { data: { id: request.params.id, caller: request.actor?.id, path: request.path } },
-  });
+  const echo = (request: HttpRequest): HttpReply =>
+    request.params.id === "404"
+      ? { status: 404, body: { errors: [{ status: "404", title: "Not found" }] } }
+      : {
+        status: 200,
+        body: { data: { id: request.params.id, caller: request.actor?.id, path: request.path } },
+      };
   const service = stand.bus.serve({ name: "catalog", version: "0.0.1" }, [
     route(httpEndpoint("catalog.events.get"), echo),
   ]);
@@ -29,7 +32,8 @@ async function echoingCatalog() {
 }
 
 for (const raw of [false, true]) {
-  Deno.test(`[bench] the bus floor forwards a signed-in event read${raw ? " with nats.js alone" : ""}`, async () => {
+  const how = raw ? " with nats.js alone" : "";
+  Deno.test(`[bench] the bus floor forwards a signed-in event read${how}`, async () => {
     await using catalog = await echoingCatalog();
     const floor = await openBusFloor({
       NATS_URL: catalog.natsUrl,
@@ -50,8 +54,18 @@ for (const raw of [false, true]) {
         new Request("http://floor/v1/events/42", { headers: forged }),
       );
       assert.equal(refused.status, 401);
-      const other = await floor.fetch(new Request("http://floor/v1/events", { headers: signed }));
-      assert.equal(other.status, 404);
+      for (const other of ["/v1/events", "/v1/events/42?include=tickets"]) {
+        const answer = await floor.fetch(new Request(`http://floor${other}`, { headers: signed }));
+        assert.equal(answer.status, 404, other);
+      }
+      if (!raw) {
+        // The service's own status comes through (nats.js alone reads none).
+        const missing = await floor.fetch(
+          new Request("http://floor/v1/events/404", { headers: signed }),
+        );
+        assert.equal(missing.status, 404);
+        assert.equal((await missing.json()).errors[0].title, "Not found");
+      }
       assert.equal((await floor.fetch(new Request("http://floor/health"))).status, 200);
     } finally {
       await floor.close();

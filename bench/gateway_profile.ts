@@ -6,12 +6,12 @@
  * catalog: the two catalogs share the reads), profiles 10 s through the DevTools protocol and
  * prints the functions that took most samples (or allocated most bytes, per request). What
  * bench/FINDINGS.md's profiles of the gateway were made with; `--baseline` puts the single
- * process's profile beside the catalog's.
+ * process's profile beside the catalog's, `--bus-floor` bench/bus_floor.ts's beside the gateway's.
  *
- * Run: `deno run -A bench/gateway_profile.ts [--catalog | --baseline] [--heap | --promoted]
- * [--v8-flags=...] [--out file]` (`--promoted` counts only what outlived a young-generation
- * collection, what the collector had to copy; `--v8-flags=...` replaces the gateway's own or gives
- * the others some; `--out` keeps the raw profile for DevTools).
+ * Run: `deno run -A bench/gateway_profile.ts [--catalog | --baseline | --bus-floor]
+ * [--heap | --promoted] [--v8-flags=...] [--out file]` (`--promoted` counts only what outlived a
+ * young-generation collection, what the collector had to copy; `--v8-flags=...` replaces the
+ * gateway's own or gives the others some; `--out` keeps the raw profile for DevTools).
  */
 import { parseArgs } from "node:util";
 import { startSystem } from "../scripts/start.ts";

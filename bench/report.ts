@@ -81,9 +81,9 @@ const SIDE_NAMES: SideNames = { gateway: "gateway", baseline: "baseline" };
 /** The scenario's name and its sides' figures as a small fixed-width table. */
 export function formatTable(result: ScenarioResult, names: SideNames = SIDE_NAMES): string {
   const row = (name: string, s: LoadSummary) =>
-    `  ${name.padEnd(9)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${pad(s.p90Ms.toFixed(2), 9)}${
-      pad(s.p99Ms.toFixed(2), 9)
-    }${pad(s.requests, 10)}${pad(s.errors, 8)}`;
+    `  ${`${name} `.padEnd(9)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${
+      pad(s.p90Ms.toFixed(2), 9)
+    }${pad(s.p99Ms.toFixed(2), 9)}${pad(s.requests, 10)}${pad(s.errors, 8)}`;
   return [
     result.scenario,
     `  ${"".padEnd(9)}${pad("req/s", 9)}${pad("p50 ms", 9)}${pad("p90 ms", 9)}${pad("p99 ms", 9)}${
@@ -145,7 +145,7 @@ export function formatCpu(result: ScenarioResult, names: SideNames = SIDE_NAMES)
   const line = (name: string, used: Record<string, number>) => {
     const total = Object.values(used).reduce((a, b) => a + b, 0);
     const parts = Object.entries(used).map(([role, ms]) => `${role} ${ms.toFixed(3)}`);
-    return `  ${name.padEnd(9)}${total.toFixed(3)} = ${parts.join(" + ")}`;
+    return `  ${`${name} `.padEnd(9)}${total.toFixed(3)} = ${parts.join(" + ")}`;
   };
   return [
     "",
