@@ -78,17 +78,23 @@ export interface SideNames {
 
 const SIDE_NAMES: SideNames = { gateway: "gateway", baseline: "baseline" };
 
+/** The width of a table's first column: the longer side's name and a space, at least 9. */
+function labelWidth(names: SideNames): number {
+  return Math.max(9, names.gateway.length + 1, names.baseline.length + 1);
+}
+
 /** The scenario's name and its sides' figures as a small fixed-width table. */
 export function formatTable(result: ScenarioResult, names: SideNames = SIDE_NAMES): string {
+  const width = labelWidth(names);
   const row = (name: string, s: LoadSummary) =>
-    `  ${`${name} `.padEnd(9)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${
+    `  ${name.padEnd(width)}${pad(s.rps, 9)}${pad(s.p50Ms.toFixed(2), 9)}${
       pad(s.p90Ms.toFixed(2), 9)
     }${pad(s.p99Ms.toFixed(2), 9)}${pad(s.requests, 10)}${pad(s.errors, 8)}`;
   return [
     result.scenario,
-    `  ${"".padEnd(9)}${pad("req/s", 9)}${pad("p50 ms", 9)}${pad("p90 ms", 9)}${pad("p99 ms", 9)}${
-      pad("requests", 10)
-    }${pad("errors", 8)}`,
+    `  ${"".padEnd(width)}${pad("req/s", 9)}${pad("p50 ms", 9)}${pad("p90 ms", 9)}${
+      pad("p99 ms", 9)
+    }${pad("requests", 10)}${pad("errors", 8)}`,
     row(names.gateway, result.gateway),
     row(names.baseline, result.baseline),
     ...(result.bare ? [row("bare", result.bare)] : []),
@@ -142,10 +148,11 @@ export function formatResult(result: ScenarioResult, targets: Targets = CATALOG_
 /** The CPU lines of a result (empty without --cpu): each process's share, and the sum. */
 export function formatCpu(result: ScenarioResult, names: SideNames = SIDE_NAMES): string {
   if (!result.cpuMsPerRequest) return "";
+  const width = labelWidth(names);
   const line = (name: string, used: Record<string, number>) => {
     const total = Object.values(used).reduce((a, b) => a + b, 0);
     const parts = Object.entries(used).map(([role, ms]) => `${role} ${ms.toFixed(3)}`);
-    return `  ${`${name} `.padEnd(9)}${total.toFixed(3)} = ${parts.join(" + ")}`;
+    return `  ${name.padEnd(width)}${total.toFixed(3)} = ${parts.join(" + ")}`;
   };
   return [
     "",
