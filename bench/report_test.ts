@@ -3,8 +3,10 @@ import type { LoadSummary } from "./load.ts";
 import {
   CATALOG_TARGETS,
   compare,
+  formatCpu,
   formatGatewayBudget,
   formatResult,
+  formatTable,
   gatewayBudget,
   meets,
   withBare,
@@ -84,4 +86,25 @@ Deno.test("[bench] gatewayBudget leaves the gateway what the rest of the split d
   const text = formatGatewayBudget(result, 2);
   assert.match(text, /may spend 0\.420 ms; without the gateway it spent 0\.350/);
   assert.match(text, /leaving the gateway 0\.070 ms: it spent 0\.300; .* spent 0\.020$/);
+});
+
+Deno.test("[bench] a table and its CPU lines name the sides given, their figures in line", () => {
+  const result = {
+    ...compare("GET /x", summary(4501, 20), summary(5041, 22)),
+    cpuMsPerRequest: { gateway: { gateway: 0.1 }, baseline: { "bus floor": 0.085 } },
+  };
+  const names = { gateway: "gateway", baseline: "bus floor" };
+  const rows = formatTable(result, names).split("\n").slice(1);
+  assert.match(rows[1], /^ {2}gateway +4501 /);
+  assert.match(rows[2], /^ {2}bus floor +5041 /);
+  // Each column ends where its heading does, whatever the longer name.
+  const end = (line: string, word: string) => line.indexOf(word) + word.length;
+  assert.equal(end(rows[1], "4501"), end(rows[0], "req/s"));
+  assert.equal(end(rows[2], "5041"), end(rows[0], "req/s"));
+  const cpu = formatCpu(result, names).split("\n");
+  assert.match(cpu[2], /^ {2}gateway +0\.100 = gateway 0\.100$/);
+  assert.match(cpu[3], /^ {2}bus floor 0\.085 = bus floor 0\.085$/);
+  assert.equal(cpu[2].indexOf("0.100"), cpu[3].indexOf("0.085"));
+  // Without names, as every other comparison prints.
+  assert.match(formatTable(result).split("\n")[3], /^ {2}baseline +5041 /);
 });
